@@ -1,0 +1,55 @@
+// build.mjs: write exactly what a page downloads into web/dist/.
+//
+//   node web/build.mjs            (run by src/scripts/build.sh after the WASM build)
+//
+//   web/dist/loopwise.js     web/src/loopwise.js bundled by esbuild: one IIFE, minified, no source map
+//   web/dist/loopwise.wasm   build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
+//   web/dist/referral.json   models/referral.json
+//
+// web/dist is emptied first so nothing stale (an old source map, a renamed file) ships.
+import { build } from 'esbuild';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'web/dist');
+const wasm = process.env.LW_WASM ? resolve(process.env.LW_WASM) : join(root, 'build/wasm/src/wasm/loopwise.wasm');
+const config = join(root, 'models/referral.json');
+
+for (const [what, file] of [['wasm', wasm], ['config', config]]) {
+  if (!existsSync(file)) {
+    console.error(`web/build.mjs: ${what} not found: ${file}` +
+      (what === 'wasm' ? ' (build it with: bash src/scripts/build.sh, or set LW_WASM)' : ''));
+    process.exit(1);
+  }
+}
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+
+await build({
+  entryPoints: [join(root, 'web/src/loopwise.js')],
+  outfile: join(dist, 'loopwise.js'),
+  bundle: true,
+  format: 'iife',
+  minify: true,
+  sourcemap: false,
+  legalComments: 'none',
+  target: ['es2020'],
+  logLevel: 'warning',
+});
+copyFileSync(wasm, join(dist, 'loopwise.wasm'));
+copyFileSync(config, join(dist, 'referral.json'));
+
+let raw = 0, gz = 0;
+for (const f of ['loopwise.js', 'loopwise.wasm', 'referral.json']) {
+  const p = join(dist, f), n = statSync(p).size, z = gzipSync(readFileSync(p), { level: 9 }).length;
+  raw += n; gz += z;
+  console.log(`web/dist/${f.padEnd(14)} ${String(n).padStart(7)} B  ${String(z).padStart(6)} B gzip -9`);
+}
+console.log(`web/dist total          ${String(raw).padStart(7)} B  ${String(gz).padStart(6)} B gzip -9 (budget 20480)`);
+// Over budget is a warning here (the build must not block the other components);
+// tests/web/size.test.mjs is what fails on it.
+if (gz > 20480) console.warn(`web/build.mjs: warning: download budget exceeded: ${gz} B gzip > 20480 B`);

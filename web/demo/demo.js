@@ -1,0 +1,58 @@
+// demo.js: the fake SaaS page's own script. It inserts the Loopwise tag and talks to
+// window.Loopwise only through its public API (the queue before load, methods after).
+(() => {
+  const qs = new URLSearchParams(location.search);
+  const $ = (id) => document.getElementById(id);
+  const counts = {};
+
+  // The snippet: calls made before loopwise.js arrives go into Loopwise.q and are replayed.
+  window.Loopwise = window.Loopwise || { q: [] };
+  const lw = (method, ...args) => {
+    const L = window.Loopwise;
+    if (L.ready) return L[method](...args);
+    L.q.push([method, ...args]);
+    return Promise.resolve(null);
+  };
+
+  const tag = document.createElement('script');
+  tag.src = '/dist/loopwise.js';
+  tag.async = true;
+  tag.dataset.config = qs.get('config') || '/dist/referral.json';
+  tag.dataset.endpoint = qs.get('endpoint') || 'http://127.0.0.1:8080';
+  tag.dataset.writeKey = qs.get('key') || 'demo-site-key';
+  if (qs.get('wasm')) tag.dataset.wasm = qs.get('wasm');
+  document.head.append(tag);
+
+  function log(text) {
+    const li = document.createElement('li');
+    li.textContent = new Date().toLocaleTimeString() + ' ' + text;
+    $('log').prepend(li);
+  }
+  function explain() {
+    const d = window.Loopwise.explain ? window.Loopwise.explain() : null;
+    $('explain').textContent = d ? JSON.stringify(d, null, 2) : '(no decision yet)';
+  }
+
+  lw('on', 'ready', () => { $('status').textContent = 'Loopwise ready'; document.body.dataset.lw = 'ready'; });
+  lw('on', 'error', () => { $('status').textContent = 'Loopwise unavailable (the app works anyway)'; document.body.dataset.lw = 'failed'; });
+  lw('on', 'decision', (d) => log(`decision ${d.code}: ${d.reason}`));
+  lw('on', 'prompt', (d) => log(`prompt shown (variant ${d.variant})`));
+  lw('on', 'outcome', (o) => log(`outcome ${o.kind}`));
+
+  document.addEventListener('DOMContentLoaded', () => {
+    for (const b of document.querySelectorAll('[data-event]')) {
+      b.addEventListener('click', () => {
+        const ev = b.dataset.event;
+        counts[ev] = (counts[ev] || 0) + 1;
+        $('counts').textContent = Object.entries(counts).map(([k, n]) => `${k}: ${n}`).join(' · ');
+        lw('track', ev).then(explain);
+      });
+    }
+    $('consent').addEventListener('change', (e) => lw('consent', e.target.checked).then(explain));
+    $('busy').addEventListener('change', (e) => lw('busy', e.target.checked));
+    $('reset').addEventListener('click', () => {
+      for (const k of Object.keys(localStorage)) if (k.startsWith('loopwise:')) localStorage.removeItem(k);
+      location.reload();
+    });
+  });
+})();

@@ -1,0 +1,173 @@
+// loopwise.js: the loader behind the one script tag (bundled into web/dist/loopwise.js).
+//
+//   <script src="https://cdn.example/loopwise.js" data-config="/referral.json"
+//           data-endpoint="https://ingest.example" data-write-key="site-key" async></script>
+//
+// It reads its settings from the tag's data-* attributes, defines the one global window.Loopwise,
+// replays calls queued before it arrived (window.Loopwise = {q: [['track', 'x'], ...]}), fetches
+// the config and the WASM next to itself (data-wasm overrides), and from then on turns track()
+// calls into decisions, prompts and outcome batches. If anything fails to load the host page
+// keeps working: the error is reported once on the console and later calls do nothing.
+import { loadEngine } from './engine.js';
+import { createStore, get, set, locked } from './store.js';
+import { createTransport } from './transport.js';
+import { open } from './ui.js';
+
+(() => {
+  const w = window, prev = w.Loopwise;
+  if (prev && prev.ready) return; // a second copy of the tag
+  const script = document.currentScript, ds = (script && script.dataset) || {};
+  const page = document.baseURI, self = (script && script.src) || page;
+  const endpoint = (ds.endpoint || '').replace(/\/+$/, '');
+  const writeKey = ds.writeKey || '';
+  const prefix = 'loopwise:' + writeKey + ':';
+  const C = prefix + 'c'; // consent mirror, so other tabs can close an open prompt at once
+  const listeners = {};
+  const warned = new Set();
+  const warn = (m) => { if (!warned.has(m)) { warned.add(m); console.warn(m); } };
+  const now = () => Date.now();
+  let engine, cfg, store, net, closeUi, isBusy = false;
+
+  const emit = (type, x) => (listeners[type] || []).forEach((f) => {
+    try { f(x); } catch (e) { (w.reportError || console.error)(e); }
+  });
+  // Run fn(engine) with the shared state loaded and save it afterwards, one tab at a time.
+  const run = (fn) => locked(() => {
+    const t = now();
+    store.sync(t);
+    const r = fn(t);
+    store.save();
+    return r;
+  });
+  const kick = () => net && net.soon();
+
+  const ready = (async () => {
+    const fetchOk = async (url) => {
+      const r = await fetch(url, { credentials: 'same-origin' });
+      if (!r.ok) throw Error(url + ': HTTP ' + r.status);
+      return r;
+    };
+    const [text, wasm] = await Promise.all([
+      fetchOk(new URL(ds.config || 'referral.json', ds.config ? page : self)).then((r) => r.text()),
+      fetchOk(new URL(ds.wasm || 'loopwise.wasm', ds.wasm ? page : self)),
+    ]);
+    const e = await loadEngine({ wasm, config: text, seed: crypto.getRandomValues(new Uint8Array(16)) });
+    cfg = JSON.parse(text);
+    store = createStore(e, prefix, warn);
+    await locked(() => { store.sync(now()); if (!get(store.G)) store.save(); });
+    engine = e;
+    if (endpoint) {
+      net = createTransport({ engine, store, endpoint, writeKey, prefix, warn });
+      net.soon(0);
+      const hide = () => net.beacon();
+      addEventListener('pagehide', () => { if (closeUi) endNow(); hide(); });
+      document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && hide());
+    } else {
+      addEventListener('pagehide', () => closeUi && endNow());
+    }
+    addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) hideUi(); });
+    emit('ready', true);
+    return true;
+  })().catch((e) => {
+    console.error('Loopwise: not started: ' + ((e && e.message) || e));
+    emit('error', e);
+    return false;
+  });
+
+  // Call fn once started; resolve to `none` if the runtime failed or fn threw. Never rejects.
+  const when = (fn, none = null) => ready.then((ok) => (ok ? fn() : none)).catch((e) => {
+    warn('Loopwise: ' + ((e && e.message) || e));
+    return none;
+  });
+
+  const hideUi = () => { const c = closeUi; closeUi = null; if (c) c(); };
+  // The page is going away with the prompt open: log 'close' now, there is no time for a lock.
+  function endNow() {
+    const id = closeUi.id;
+    hideUi();
+    try { store.sync(now()); engine.outcome(id, 'close', now()); store.save(); } catch { /* page is leaving */ }
+  }
+
+  function outcome(id, kind) {
+    return run((t) => engine.outcome(id, kind, t)).then(() => {
+      emit('outcome', { decision: id, kind });
+      kick();
+    });
+  }
+
+  function show(d) {
+    const v = cfg.variants && cfg.variants[d.variant];
+    if (!v || closeUi) return outcome(d.id, 'close');
+    const s = cfg.share || {};
+    const url = String(s.url || '').split('{code}').join(engine.referralCode());
+    const close = open({
+      variant: v,
+      share: { url, title: s.title || v.title, text: s.text || v.message },
+      outcome: (kind) => {
+        if (closeUi === close) closeUi = null;
+        when(() => outcome(d.id, kind));
+      },
+    });
+    close.id = d.id;
+    closeUi = close;
+    emit('prompt', d);
+    return outcome(d.id, 'impression');
+  }
+
+  const api = {
+    ready,
+    loadEngine, // for tests that run the shared decision cases on the shipped bundle
+    q: { push: (...calls) => calls.forEach(call) },
+    on(type, fn) {
+      (listeners[type] = listeners[type] || []).push(fn);
+      if (type === 'ready' && engine) fn(true);
+    },
+    track: (name) => when(() => run((t) => {
+      try {
+        return engine.track(String(name), t, -new Date().getTimezoneOffset());
+      } catch (e) {
+        warn('Loopwise: track("' + name + '") ignored: ' + e.message);
+        return null;
+      }
+    }).then(async (d) => {
+      if (d) {
+        emit('decision', d);
+        if (d.prompt) await show(d);
+      }
+      kick();
+      return d;
+    })),
+    consent: (yes) => when(async () => {
+      yes = !!yes;
+      if (!yes && closeUi) { const id = closeUi.id; hideUi(); await outcome(id, 'close'); }
+      await run((t) => engine.consent(yes, t));
+      set(C, yes ? '1' : '0');
+      kick();
+      return yes;
+    }),
+    // busy(true) while the user is in the middle of something; stored (and handed to the engine
+    // once it takes it) so prompts can wait for a calmer moment.
+    busy(b) {
+      if (b !== undefined) {
+        isBusy = !!b;
+        if (engine && engine.busy) when(() => run((t) => engine.busy(isBusy, t)));
+      }
+      return isBusy;
+    },
+    explain() {
+      try { return (engine && engine.lastDecision()) || null; } catch { return null; }
+    },
+  };
+
+  function call(c) {
+    try {
+      if (typeof c === 'function') c(api);
+      else if (c && typeof api[c[0]] === 'function') api[c[0]](...c.slice(1));
+    } catch (e) {
+      warn('Loopwise: queued call failed: ' + e.message);
+    }
+  }
+
+  w.Loopwise = api;
+  if (prev && prev.q) [].forEach.call(prev.q, call);
+})();
