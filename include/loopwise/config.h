@@ -1,0 +1,81 @@
+/* loopwise/config.h: the referral program's configuration.
+ *
+ * Product managers write one JSON file (models/referral.json documents every field).
+ * lw_config_parse checks it against the schema and fills a fixed-size struct; on any
+ * problem it names the JSON path and the problem, e.g.
+ *   "milestones[2].after: expected a positive integer, got -3". */
+#ifndef LOOPWISE_CONFIG_H
+#define LOOPWISE_CONFIG_H
+
+#include "loopwise/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LW_MAX_EVENTS 32
+#define LW_MAX_MILESTONES 16
+#define LW_MAX_VARIANTS 8
+#define LW_NAME_MAX 33   /* 32 characters of [A-Za-z0-9_-] + NUL */
+#define LW_TEXT_MAX 241  /* 240 bytes of UTF-8 + NUL */
+#define LW_URL_MAX 201
+
+typedef struct {
+  int event;      /* index into lw_config.events */
+  uint32_t after; /* fires when the event's count reaches this */
+  uint32_t every; /* then again every `every` occurrences; 0 = only once */
+} lw_milestone;
+
+typedef struct {
+  char id[LW_NAME_MAX];
+  char title[LW_TEXT_MAX];
+  char message[LW_TEXT_MAX];
+  char referrer_reward[LW_TEXT_MAX];
+  char referee_reward[LW_TEXT_MAX];
+  double cost;     /* incentive cost of one referred customer, in the program's currency */
+  uint32_t weight; /* relative share among variants in rules mode (0 = never chosen) */
+} lw_variant;
+
+typedef struct {
+  uint32_t version;
+  char program[LW_TEXT_MAX];
+  char share_url[LW_URL_MAX]; /* contains "{code}" */
+  char share_title[LW_TEXT_MAX];
+  char share_text[LW_TEXT_MAX];
+
+  int n_events;
+  char events[LW_MAX_EVENTS][LW_NAME_MAX];
+  int n_milestones;
+  lw_milestone milestones[LW_MAX_MILESTONES];
+  int n_variants;
+  lw_variant variants[LW_MAX_VARIANTS];
+  uint32_t not_now_weight; /* weight of the explicit "not now" action beside the variants */
+
+  int consent_required; /* a prompt needs consent; unknown consent then counts as "no" */
+  int consent_default;  /* consent assumed for a new user until the host says otherwise */
+
+  uint32_t cap_max_prompts;  /* at most this many prompts ... */
+  uint32_t cap_window_days;  /* ... in any rolling window of this many days */
+  uint32_t cap_min_gap_hours; /* and at least this long between two prompts */
+
+  uint32_t cooldown_days;     /* no prompt this long after a dismissal ... */
+  uint32_t cooldown_growth;   /* ... multiplied by this for every earlier dismissal ... */
+  uint32_t cooldown_max_days; /* ... up to this */
+
+  int quiet_start_hour; /* local hours [start, end) with no prompt; -1 = none */
+  int quiet_end_hour;
+} lw_config;
+
+/* Parse and check a program config. On success fills *out and returns LW_OK; otherwise
+ * returns LW_ERR_INVALID and writes "path: problem" into err (errlen bytes, caller-owned).
+ * json need not be NUL-terminated. Allocates only temporarily (cJSON), frees it all. */
+lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen);
+
+/* Index of an event or variant by name, or -1. */
+int lw_config_event_index(const lw_config *cfg, const char *name);
+int lw_config_variant_index(const lw_config *cfg, const char *id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

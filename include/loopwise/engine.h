@@ -1,0 +1,124 @@
+/* loopwise/engine.h: the on-device decision engine.
+ *
+ * The engine records the host's usage events into bounded state, decides at configured
+ * milestones whether to prompt and with which variant, enforces consent, caps, cooldowns
+ * and quiet hours, and logs every decision and outcome into its outbox.
+ *
+ * Time and randomness are inputs: every call takes now_ms (ms since the Unix epoch) and
+ * the engine draws only from the lw_rng seeded at create time, so the same seed, config
+ * and calls give the same decisions natively and in WebAssembly. */
+#ifndef LOOPWISE_ENGINE_H
+#define LOOPWISE_ENGINE_H
+
+#include "loopwise/common.h"
+#include "loopwise/config.h"
+#include "loopwise/outbox.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LW_REASON_MAX 161
+#define LW_ID_HEX 17   /* 16 hex characters + NUL: decision ids */
+#define LW_KEY_HEX 33  /* 32 hex characters + NUL: install keys, batch ids */
+#define LW_CODE_LEN 11 /* 10 characters + NUL: referral codes */
+#define LW_PPM 1000000u /* probabilities are exact multiples of one millionth */
+
+typedef enum { LW_MODE_RULES = 0, LW_MODE_MODEL = 1, LW_MODE_HOLDOUT = 2 } lw_mode;
+
+/* Why a decision came out as it did; lw_why_name gives the stable machine name. */
+typedef enum {
+  LW_WHY_SHOWN = 0,
+  LW_WHY_NOT_NOW,         /* the explicit "not now" action was drawn */
+  LW_WHY_CONSENT,         /* no consent */
+  LW_WHY_HISTORY_UNKNOWN, /* prompt history was lost (corrupt snapshot): waiting a cooldown */
+  LW_WHY_OPEN_PROMPT,     /* a prompt is already open (maybe in another tab) */
+  LW_WHY_COOLDOWN,        /* after a dismissal */
+  LW_WHY_CAP,             /* frequency cap over the rolling window */
+  LW_WHY_GAP,             /* minimum gap since the last prompt */
+  LW_WHY_QUIET_HOURS      /* local quiet hours */
+} lw_why;
+
+typedef enum {
+  LW_OUTCOME_IMPRESSION = 0, /* the prompt was rendered */
+  LW_OUTCOME_SHARE,
+  LW_OUTCOME_COPY,
+  LW_OUTCOME_DISMISS, /* "not now" from the user: starts the cooldown */
+  LW_OUTCOME_CLOSE    /* closed without a choice (navigation, another tab): not logged */
+} lw_outcome;
+
+typedef struct {
+  int decided;             /* 0: the event was not a decision point; nothing else is set */
+  int prompt;              /* 1: show variant `variant` now */
+  char id[LW_ID_HEX];      /* random decision id that outcomes reference */
+  int variant;             /* index into config variants, or -1 */
+  char action[LW_NAME_MAX]; /* variant id, "none" (suppressed) or "not_now" */
+  uint32_t p_ppm;          /* exact probability the action was chosen with, in millionths */
+  lw_mode mode;
+  lw_why why;
+  char reason[LW_REASON_MAX]; /* e.g. "shown: milestone project_completed×3" */
+} lw_decision;
+
+typedef struct lw_engine lw_engine;
+
+/* Create an engine for cfg (copied) with a fresh state: a new random install key and
+ * referral code, consent as the config's default. seed_lo/hi seed the engine's lw_rng
+ * (pass 128 bits from a CSPRNG in production, fixed values in tests). outbox_bytes
+ * bounds the outbox (0 = 64 KiB). Free with lw_engine_free. */
+lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed_hi,
+                           size_t outbox_bytes, lw_engine **out, char *err, size_t errlen);
+void lw_engine_free(lw_engine *e);
+
+/* Report a usage event. Always updates the state; at a milestone it makes a decision,
+ * logs it and fills *out (out->decided = 1). LW_ERR_NOT_FOUND for an event the config
+ * does not list (nothing changes). tz_offset_min is the local offset from UTC
+ * (minutes east, as -Date.getTimezoneOffset() in a browser). */
+lw_status lw_engine_track(lw_engine *e, const char *event, int64_t now_ms, int tz_offset_min,
+                          lw_decision *out, char *err, size_t errlen);
+
+/* Report what happened to a shown prompt. decision_id is 16 lowercase hex characters. */
+lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_outcome kind, int64_t now_ms,
+                            char *err, size_t errlen);
+
+/* The user's (or host's) consent answer. */
+void lw_engine_set_consent(lw_engine *e, int given, int64_t now_ms);
+
+/* The last decision made (decided = 0 before the first). */
+const lw_decision *lw_engine_last_decision(const lw_engine *e);
+const char *lw_engine_install_key(const lw_engine *e); /* 32 hex characters */
+const char *lw_engine_referral_code(const lw_engine *e);
+lw_outbox *lw_engine_outbox(lw_engine *e);
+const lw_config *lw_engine_config(const lw_engine *e);
+
+/* Take a batch from the outbox with a fresh random batch_id (see lw_outbox_take_batch). */
+lw_status lw_engine_take_batch(lw_engine *e, const char *write_key, int64_t now_ms, size_t max_bytes,
+                               char *buf, size_t cap, size_t *len, size_t *n_events);
+
+/* ---- snapshots -------------------------------------------------------------------
+ * A snapshot is a compact binary copy of the whole on-device state (format in
+ * models/FORMAT.md): consent and prompt history ("guard"), behavioural counters, and
+ * unsent outbox records, each section with its own checksum.
+ *
+ * lw_engine_snapshot writes it into buf and returns its size; when cap is too small it
+ * writes nothing and still returns the size needed.
+ *
+ * lw_engine_restore replaces the state with a snapshot. Snapshots of earlier versions
+ * are migrated. A damaged section never becomes a silent fresh start: a lost guard
+ * section leaves consent unknown (not given where the config requires it) and no prompt
+ * for one cooldown period from now_ms; a lost behaviour or outbox section is reset.
+ * Returns LW_OK, or LW_ERR_CORRUPT / LW_ERR_VERSION with a message after applying that
+ * conservative fallback (the engine stays usable either way). */
+size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap);
+lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_t now_ms, char *err,
+                            size_t errlen);
+
+const char *lw_why_name(lw_why why);
+const char *lw_mode_name(lw_mode mode);
+const char *lw_outcome_name(lw_outcome kind);
+/* Parse an outcome name ("share", ...); -1 if unknown. */
+int lw_outcome_parse(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

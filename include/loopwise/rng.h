@@ -1,0 +1,30 @@
+/* loopwise/rng.h: the runtime's own seeded random generator (xoshiro256**).
+ *
+ * Every random draw a decision depends on comes from an lw_rng the caller owns and
+ * seeds, so the same seed gives the same decisions natively, in WASM and in tests. */
+#ifndef LOOPWISE_RNG_H
+#define LOOPWISE_RNG_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  uint64_t s[4];
+} lw_rng;
+
+/* Seed from two 64-bit words (expanded with splitmix64; any value, zero included, is fine). */
+void lw_rng_seed(lw_rng *rng, uint64_t seed_lo, uint64_t seed_hi);
+uint64_t lw_rng_next(lw_rng *rng);
+/* A uniform integer in [0, n), without modulo bias. n must be > 0. */
+uint32_t lw_rng_below(lw_rng *rng, uint32_t n);
+/* A uniform double in [0, 1) with 53 random bits. */
+double lw_rng_unit(lw_rng *rng);
+void lw_rng_bytes(lw_rng *rng, uint8_t *out, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,344 @@
+/* snapshot.c: saving and restoring the engine state (format: models/FORMAT.md).
+ *
+ * Version 2 (current) is a header and three sections, each with its own CRC-32, so
+ * damage to one section costs only that section:
+ *   "LWSN" u16 version=2 u16 sections
+ *   { u8 tag, u8 0, u16 0, u32 length, payload[length], u32 crc32(payload) } ...
+ *   tag 1 = guard (consent, prompt history, install key, referral code)
+ *   tag 2 = behaviour (event counters, keyed by event-name hash)
+ *   tag 3 = outbox (unsent records, newline-terminated JSON)
+ * Version 1 (the first prototype) was one flat record with a single CRC; it is migrated.
+ * All integers are little-endian. */
+#include <string.h>
+
+#include "engine_internal.h"
+#include "sbuf.h"
+
+#define SNAP_VERSION 2
+#define DAY_MS 86400000LL
+
+enum { TAG_GUARD = 1, TAG_BEHAVIOUR = 2, TAG_OUTBOX = 3 };
+
+/* ---- CRC-32 (IEEE, as in zlib), with a 16-entry table to stay small ------------- */
+
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
+  static const uint32_t t[16] = {0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190,
+                                 0x6b6b51f4, 0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344,
+                                 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278,
+                                 0xbdbdf21c};
+  crc = ~crc;
+  for (size_t i = 0; i < n; i++) {
+    crc = (crc >> 4) ^ t[(crc ^ p[i]) & 15];
+    crc = (crc >> 4) ^ t[(crc ^ (p[i] >> 4)) & 15];
+  }
+  return ~crc;
+}
+
+/* ---- little-endian writer / bounds-checked reader -------------------------------- */
+
+typedef struct {
+  uint8_t *buf;
+  size_t cap, len; /* len keeps counting past cap so the caller learns the size needed */
+} wr_t;
+
+static void w_bytes(wr_t *w, const void *p, size_t n) {
+  if (w->len + n <= w->cap) memcpy(w->buf + w->len, p, n);
+  w->len += n;
+}
+static void w_u8(wr_t *w, uint8_t v) { w_bytes(w, &v, 1); }
+static void w_u16(wr_t *w, uint16_t v) {
+  uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+  w_bytes(w, b, 2);
+}
+static void w_u32(wr_t *w, uint32_t v) {
+  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  w_bytes(w, b, 4);
+}
+static void w_i64(wr_t *w, int64_t v) {
+  w_u32(w, (uint32_t)(uint64_t)v);
+  w_u32(w, (uint32_t)((uint64_t)v >> 32));
+}
+static void w_str(wr_t *w, const char *s) {
+  size_t n = strlen(s);
+  w_u8(w, (uint8_t)n);
+  w_bytes(w, s, n);
+}
+
+typedef struct {
+  const uint8_t *p;
+  size_t len, off;
+  int bad;
+} rd_t;
+
+static const uint8_t *r_take(rd_t *r, size_t n) {
+  if (r->bad || r->len - r->off < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  const uint8_t *p = r->p + r->off;
+  r->off += n;
+  return p;
+}
+static void r_bytes(rd_t *r, void *out, size_t n) {
+  const uint8_t *p = r_take(r, n);
+  if (p) memcpy(out, p, n);
+}
+static uint8_t r_u8(rd_t *r) {
+  const uint8_t *p = r_take(r, 1);
+  return p ? p[0] : 0;
+}
+static uint16_t r_u16(rd_t *r) {
+  const uint8_t *p = r_take(r, 2);
+  return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+}
+static uint32_t r_u32(rd_t *r) {
+  const uint8_t *p = r_take(r, 4);
+  return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
+}
+static int64_t r_i64(rd_t *r) {
+  uint64_t lo = r_u32(r), hi = r_u32(r);
+  return (int64_t)(lo | hi << 32);
+}
+static void r_str(rd_t *r, char *out, size_t cap) {
+  size_t n = r_u8(r);
+  if (n >= cap) r->bad = 1;
+  const uint8_t *p = r_take(r, n);
+  if (!p) {
+    out[0] = '\0';
+    return;
+  }
+  memcpy(out, p, n);
+  out[n] = '\0';
+}
+
+/* ---- sections ------------------------------------------------------------------- */
+
+static void write_guard(wr_t *w, const lw_guard *g) {
+  w_bytes(w, g->install, 16);
+  w_bytes(w, g->code, LW_CODE_LEN - 1);
+  w_bytes(w, g->secret, 16);
+  w_u8(w, g->consent);
+  w_i64(w, g->consent_ms);
+  w_u32(w, g->shown_total);
+  w_u32(w, g->dismiss_total);
+  w_u32(w, g->share_total);
+  for (int i = 0; i < LW_SHOWN_RING; i++) w_i64(w, g->shown_ms[i]);
+  w_i64(w, g->last_dismiss_ms);
+  w_i64(w, g->last_share_ms);
+  w_str(w, g->open_id);
+  w_str(w, g->open_action);
+  w_i64(w, g->open_since_ms);
+  w_i64(w, g->history_unknown_until_ms);
+}
+
+static int read_guard(rd_t *r, lw_guard *g) {
+  memset(g, 0, sizeof *g);
+  r_bytes(r, g->install, 16);
+  r_bytes(r, g->code, LW_CODE_LEN - 1);
+  r_bytes(r, g->secret, 16);
+  g->consent = r_u8(r);
+  g->consent_ms = r_i64(r);
+  g->shown_total = r_u32(r);
+  g->dismiss_total = r_u32(r);
+  g->share_total = r_u32(r);
+  for (int i = 0; i < LW_SHOWN_RING; i++) g->shown_ms[i] = r_i64(r);
+  g->last_dismiss_ms = r_i64(r);
+  g->last_share_ms = r_i64(r);
+  r_str(r, g->open_id, sizeof g->open_id);
+  r_str(r, g->open_action, sizeof g->open_action);
+  g->open_since_ms = r_i64(r);
+  g->history_unknown_until_ms = r_i64(r);
+  if (g->consent > LW_CONSENT_UNKNOWN) r->bad = 1;
+  return !r->bad && r->off == r->len;
+}
+
+static void write_behaviour(wr_t *w, const lw_engine *e) {
+  w_i64(w, e->beh.first_seen_ms);
+  w_u16(w, (uint16_t)e->cfg.n_events);
+  for (int i = 0; i < e->cfg.n_events; i++) {
+    const lw_event_state *ev = &e->beh.ev[i];
+    w_u32(w, lw_name_hash(e->cfg.events[i]));
+    w_u32(w, ev->count);
+    w_i64(w, ev->first_ms);
+    w_i64(w, ev->last_ms);
+  }
+}
+
+/* Events are matched by name hash, so adding or reordering events in the config keeps
+ * the counters of the events that stay; counters of removed events are dropped. */
+static int read_behaviour(rd_t *r, const lw_config *cfg, lw_behaviour *b) {
+  memset(b, 0, sizeof *b);
+  b->first_seen_ms = r_i64(r);
+  unsigned n = r_u16(r);
+  for (unsigned i = 0; i < n && !r->bad; i++) {
+    uint32_t h = r_u32(r);
+    lw_event_state ev;
+    ev.count = r_u32(r);
+    ev.first_ms = r_i64(r);
+    ev.last_ms = r_i64(r);
+    for (int j = 0; j < cfg->n_events; j++)
+      if (lw_name_hash(cfg->events[j]) == h) b->ev[j] = ev;
+  }
+  return !r->bad && r->off == r->len;
+}
+
+size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
+  wr_t w = {buf, cap, 0};
+  w_bytes(&w, "LWSN", 4);
+  w_u16(&w, SNAP_VERSION);
+  w_u16(&w, 3);
+  for (int tag = TAG_GUARD; tag <= TAG_OUTBOX; tag++) {
+    w_u8(&w, (uint8_t)tag);
+    w_u8(&w, 0);
+    w_u16(&w, 0);
+    size_t len_at = w.len;
+    w_u32(&w, 0); /* patched below */
+    size_t start = w.len;
+    if (tag == TAG_GUARD) {
+      write_guard(&w, &e->guard);
+    } else if (tag == TAG_BEHAVIOUR) {
+      write_behaviour(&w, e);
+    } else {
+      size_t n;
+      const char *data = lw_outbox_data(e->outbox, &n);
+      w_bytes(&w, data, n);
+    }
+    size_t n = w.len - start;
+    if (w.len <= cap) {
+      wr_t patch = {buf + len_at, 4, 0};
+      w_u32(&patch, (uint32_t)n);
+    }
+    w_u32(&w, w.len <= cap ? crc32_update(0, buf + start, n) : 0);
+  }
+  return w.len;
+}
+
+/* ---- restore ---------------------------------------------------------------------- */
+
+/* The conservative stand-in for a lost guard section: a new identity, consent unknown,
+ * and no prompt for one cooldown period. */
+static void lose_guard(lw_engine *e, int64_t now_ms) {
+  lw_engine_fresh_guard(e);
+  e->guard.consent = LW_CONSENT_UNKNOWN;
+  e->guard.history_unknown_until_ms = now_ms + (int64_t)e->cfg.cooldown_days * DAY_MS;
+}
+
+static lw_status damaged(lw_sbuf *sb, const char *what) {
+  if (sb->len) lw_sb_str(sb, "; ");
+  lw_sb_str(sb, what);
+  return LW_ERR_CORRUPT;
+}
+
+/* Version 1: "LWSN" u16 1, install[16], consent u8, shown_total u32, last_shown i64,
+ * dismiss_total u32, last_dismiss i64, u16 n, {hash u32, count u32} * n, crc32 of all
+ * bytes after the 6-byte header. */
+static lw_status migrate_v1(lw_engine *e, rd_t *r, int64_t now_ms, lw_sbuf *msg) {
+  if (r->len < 10 || crc32_update(0, r->p + 6, r->len - 10) !=
+                         (uint32_t)(r->p[r->len - 4] | r->p[r->len - 3] << 8 |
+                                    r->p[r->len - 2] << 16 | (uint32_t)r->p[r->len - 1] << 24)) {
+    lose_guard(e, now_ms);
+    memset(&e->beh, 0, sizeof e->beh);
+    return damaged(msg, "version 1 snapshot failed its checksum");
+  }
+  r->len -= 4;
+  lw_guard g;
+  memset(&g, 0, sizeof g);
+  r_bytes(r, g.install, 16);
+  g.consent = r_u8(r);
+  g.shown_total = r_u32(r);
+  g.shown_ms[0] = r_i64(r);
+  g.dismiss_total = r_u32(r);
+  g.last_dismiss_ms = r_i64(r);
+  lw_behaviour b;
+  memset(&b, 0, sizeof b);
+  unsigned n = r_u16(r);
+  for (unsigned i = 0; i < n && !r->bad; i++) {
+    uint32_t h = r_u32(r), count = r_u32(r);
+    for (int j = 0; j < e->cfg.n_events; j++)
+      if (lw_name_hash(e->cfg.events[j]) == h) b.ev[j].count = count;
+  }
+  if (r->bad || r->off != r->len || g.consent > LW_CONSENT_REFUSED) {
+    lose_guard(e, now_ms);
+    memset(&e->beh, 0, sizeof e->beh);
+    return damaged(msg, "version 1 snapshot is malformed");
+  }
+  /* v1 had no referral code or secret: keep the fresh ones made at create. */
+  memcpy(g.code, e->guard.code, sizeof g.code);
+  memcpy(g.secret, e->guard.secret, sizeof g.secret);
+  e->guard = g;
+  e->beh = b;
+  lw_engine_refresh_install_hex(e);
+  return LW_OK;
+}
+
+lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_t now_ms, char *err,
+                            size_t errlen) {
+  lw_sbuf msg;
+  lw_sb_init(&msg, err, errlen);
+  if (!buf || len == 0) return LW_OK; /* no snapshot: a new user, keep the fresh state */
+
+  rd_t r = {buf, len, 0, 0};
+  uint8_t magic[4] = {0};
+  r_bytes(&r, magic, 4);
+  uint16_t version = r_u16(&r);
+  if (r.bad || memcmp(magic, "LWSN", 4) != 0) {
+    lose_guard(e, now_ms);
+    memset(&e->beh, 0, sizeof e->beh);
+    lw_outbox_load(e->outbox, "", 0);
+    return damaged(&msg, "not a Loopwise snapshot: consent and history treated as unknown");
+  }
+  if (version == 1) return migrate_v1(e, &r, now_ms, &msg);
+  if (version != SNAP_VERSION) {
+    lose_guard(e, now_ms);
+    memset(&e->beh, 0, sizeof e->beh);
+    lw_outbox_load(e->outbox, "", 0);
+    lw_sb_str(&msg, "snapshot version ");
+    lw_sb_u64(&msg, version);
+    lw_sb_str(&msg, " is unknown to this runtime (reads 1 to 2): consent and history treated as unknown");
+    return LW_ERR_VERSION;
+  }
+
+  int have[4] = {0, 0, 0, 0};
+  lw_status st = LW_OK;
+  unsigned sections = r_u16(&r);
+  for (unsigned s = 0; s < sections && !r.bad; s++) {
+    uint8_t tag = r_u8(&r);
+    r_take(&r, 3);
+    uint32_t n = r_u32(&r);
+    const uint8_t *payload = r_take(&r, n);
+    uint32_t crc = r_u32(&r);
+    if (r.bad) break;
+    if (tag < TAG_GUARD || tag > TAG_OUTBOX || have[tag] || crc32_update(0, payload, n) != crc)
+      continue; /* a damaged section counts as missing */
+    rd_t sec = {payload, n, 0, 0};
+    if (tag == TAG_GUARD) {
+      lw_guard g;
+      if (read_guard(&sec, &g)) {
+        e->guard = g;
+        lw_engine_refresh_install_hex(e);
+        have[tag] = 1;
+      }
+    } else if (tag == TAG_BEHAVIOUR) {
+      lw_behaviour b;
+      if (read_behaviour(&sec, &e->cfg, &b)) {
+        e->beh = b;
+        have[tag] = 1;
+      }
+    } else if (lw_outbox_load(e->outbox, (const char *)payload, n) == LW_OK) {
+      have[tag] = 1;
+    }
+  }
+  if (!have[TAG_GUARD]) {
+    lose_guard(e, now_ms);
+    st = damaged(&msg, "guard section damaged: consent and history treated as unknown");
+  }
+  if (!have[TAG_BEHAVIOUR]) {
+    memset(&e->beh, 0, sizeof e->beh);
+    st = damaged(&msg, "behaviour section damaged: counters reset");
+  }
+  if (!have[TAG_OUTBOX]) {
+    lw_outbox_load(e->outbox, "", 0);
+    st = damaged(&msg, "outbox section damaged: unsent records lost");
+  }
+  return st;
+}

@@ -1,0 +1,48 @@
+#include "testutil.h"
+
+#include <stdio.h>
+#include <string.h>
+
+char *tu_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (buf) buf[n] = '\0';
+  if (len) *len = (size_t)n;
+  return buf;
+}
+
+const char *tu_path(const char *rel) {
+  static char buf[1024];
+  snprintf(buf, sizeof buf, "%s/%s", LW_SOURCE_DIR, rel);
+  return buf;
+}
+
+lw_config tu_config(const char *json) {
+  lw_config cfg;
+  char err[LW_ERRMSG_MAX];
+  if (lw_config_parse(json, strlen(json), &cfg, err, sizeof err) != LW_OK) {
+    fprintf(stderr, "test config rejected: %s\n", err);
+    exit(2);
+  }
+  return cfg;
+}
+
+lw_config tu_default_config(void) {
+  char *text = tu_read_file(tu_path("models/referral.json"), NULL);
+  if (!text) {
+    fprintf(stderr, "cannot read models/referral.json\n");
+    exit(2);
+  }
+  lw_config cfg = tu_config(text);
+  free(text);
+  return cfg;
+}

@@ -1,0 +1,24 @@
+/* testutil.h: loading files and building engines for the C unit tests. */
+#ifndef LW_TEST_UTIL_H
+#define LW_TEST_UTIL_H
+
+#include <stdlib.h>
+
+#include "loopwise/config.h"
+#include "loopwise/engine.h"
+
+#define DAY 86400000LL
+#define HOUR 3600000LL
+/* 2026-01-05 12:00 UTC, a Monday: the tests' day zero. */
+#define T0 1767614400000LL
+
+/* Read a whole file (NUL-terminated); NULL on error. The caller frees. */
+char *tu_read_file(const char *path, size_t *len);
+/* Path of a file under the source tree (LW_SOURCE_DIR is set by CMake). */
+const char *tu_path(const char *rel);
+/* Parse a config text or abort the test program with its message. */
+lw_config tu_config(const char *json);
+/* The default config from models/referral.json. */
+lw_config tu_default_config(void);
+
+#endif
