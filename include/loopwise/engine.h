@@ -112,6 +112,13 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap);
 lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_t now_ms, char *err,
                             size_t errlen);
 
+/* The decision as one JSON object, the form the WASM binding hands to JavaScript and the
+ * shared test cases compare:
+ * {"id":"…","prompt":true,"action":"credit_10","variant":0,"p":0.75,"mode":"rules",
+ *  "code":"shown","reason":"shown: milestone project_completed×3"}
+ * Writes at most cap bytes (NUL-terminated) and returns the length; "null" if not decided. */
+size_t lw_decision_to_json(const lw_decision *d, char *buf, size_t cap);
+
 const char *lw_why_name(lw_why why);
 const char *lw_mode_name(lw_mode mode);
 const char *lw_outcome_name(lw_outcome kind);

@@ -424,3 +424,28 @@ lw_status lw_engine_take_batch(lw_engine *e, const char *write_key, int64_t now_
   lw_sb_hex(&sb, raw, sizeof raw);
   return lw_outbox_take_batch(e->outbox, id, write_key, now_ms, max_bytes, buf, cap, len, n_events);
 }
+
+size_t lw_decision_to_json(const lw_decision *d, char *buf, size_t cap) {
+  lw_sbuf sb;
+  lw_sb_init(&sb, buf, cap);
+  if (!d->decided) {
+    lw_sb_str(&sb, "null");
+    return sb.len;
+  }
+  lw_sb_str(&sb, "{\"id\":\"");
+  lw_sb_str(&sb, d->id);
+  lw_sb_str(&sb, d->prompt ? "\",\"prompt\":true,\"action\":" : "\",\"prompt\":false,\"action\":");
+  lw_sb_json_str(&sb, d->action);
+  lw_sb_str(&sb, ",\"variant\":");
+  lw_sb_i64(&sb, d->variant);
+  lw_sb_str(&sb, ",\"p\":");
+  lw_sb_ppm(&sb, d->p_ppm);
+  lw_sb_str(&sb, ",\"mode\":\"");
+  lw_sb_str(&sb, lw_mode_name(d->mode));
+  lw_sb_str(&sb, "\",\"code\":\"");
+  lw_sb_str(&sb, lw_why_name(d->why));
+  lw_sb_str(&sb, "\",\"reason\":");
+  lw_sb_json_str(&sb, d->reason);
+  lw_sb_char(&sb, '}');
+  return sb.len;
+}

@@ -1,0 +1,109 @@
+/* loopwise/batch.h: parse and validate an outcome batch (wire contract v1, README "Ingest API").
+ *
+ * The validator is the only code that reads request bodies. It is strict on purpose: any field
+ * that is missing, of the wrong type, out of range, unknown, duplicated or not valid UTF-8 is
+ * refused, and the error names the JSON path of the first offending field ("events[3].p").
+ * A batch that passes is copied into fixed-size fields, so the store never sees cJSON. */
+#ifndef LOOPWISE_BATCH_H
+#define LOOPWISE_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loopwise/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  LW_KIND_DECISION = 0,
+  LW_KIND_IMPRESSION,
+  LW_KIND_SHARE,
+  LW_KIND_COPY,
+  LW_KIND_DISMISS,
+  LW_KIND_LANDING,
+  LW_KIND_CONVERSION,
+  LW_KIND_COUNT
+} lw_event_kind;
+
+/* The wire name of a kind ("decision", ...). Never NULL. */
+const char *lw_event_kind_name(lw_event_kind kind);
+
+#define LW_BATCH_ID_MAX 64
+#define LW_WRITE_KEY_MAX 128
+#define LW_INSTALL_LEN 32
+#define LW_DECISION_LEN 16
+#define LW_NAME_MAX 32        /* action, segment, model */
+#define LW_CODE_MAX 16
+#define LW_REASON_CHARS 160   /* characters (code points), not bytes */
+#define LW_FIELD_MAX 64       /* room for "events[499].x[255][1]" and unknown key names */
+
+/* One validated event. Optional strings absent from the wire are "" (and has_p is 0). */
+typedef struct {
+  lw_event_kind kind;
+  int64_t t;
+  char install[LW_INSTALL_LEN + 1];
+  char decision[LW_DECISION_LEN + 1];
+  char action[LW_NAME_MAX + 1];
+  int has_p;
+  double p;
+  char mode[8];
+  char reason[LW_REASON_CHARS * 4 + 1];
+  char segment[LW_NAME_MAX + 1];
+  char model[LW_NAME_MAX + 1];
+  char code[LW_CODE_MAX + 1];
+  char *x; /* compact JSON text of the "x" array, or NULL; owned by the batch */
+} lw_event;
+
+typedef struct {
+  int v;
+  char batch_id[LW_BATCH_ID_MAX + 1];
+  char write_key[LW_WRITE_KEY_MAX + 1];
+  int64_t sent_at;
+  size_t n_events;
+  lw_event *events; /* n_events records, owned by the batch */
+} lw_batch;
+
+typedef struct {
+  size_t max_events;        /* wire contract: 500 */
+  int64_t max_future_ms;    /* how far t and sent_at may be ahead of the server clock */
+} lw_batch_limits;
+
+/* Where and why a body was refused. field is a JSON path ("" for the body as a whole). */
+typedef struct {
+  char field[LW_FIELD_MAX];
+  char message[LW_ERRMSG_MAX];
+} lw_batch_error;
+
+/* The contract's limits: 500 events, times at most one day ahead. */
+lw_batch_limits lw_batch_default_limits(void);
+
+/* Parse and validate body[0..len) (need not be NUL-terminated) against the wire contract,
+ * with now_ms as the server clock. On LW_OK, *out is a new batch the caller frees with
+ * lw_batch_free. On LW_ERR_INVALID, *out is NULL and err says where and why. LW_ERR_NOMEM
+ * when an allocation failed. Thread-safe: no shared state. */
+lw_status lw_batch_parse(const char *body, size_t len, const lw_batch_limits *limits,
+                         int64_t now_ms, lw_batch **out, lw_batch_error *err);
+
+/* Free a batch from lw_batch_parse. NULL is fine. */
+void lw_batch_free(lw_batch *batch);
+
+/* A request to delete everything stored for one install: {"v":1,"write_key":"...","install":"..."}.
+ * Same rules and error reporting as lw_batch_parse; fills *out, allocates nothing. */
+typedef struct {
+  char write_key[LW_WRITE_KEY_MAX + 1];
+  char install[LW_INSTALL_LEN + 1];
+} lw_forget_request;
+
+lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
+                          lw_batch_error *err);
+
+/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF), else 0. */
+int lw_utf8_valid(const char *s, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,107 @@
+/* loopwise/store.h: where the ingest server keeps outcome batches.
+ *
+ * A small interface with one backend today (SQLite, lw_store_open_sqlite) and room for a
+ * second (PostgreSQL, for stateless replicas behind a load balancer): every operation is a
+ * function pointer in lw_store_backend, and nothing the server treats as truth lives outside
+ * the store. Idempotency is a UNIQUE (site, batch_id) key in the same database, so it holds
+ * across replicas and across a lost acknowledgement.
+ *
+ * Threading: writes (lw_store_write, lw_store_forget, lw_store_purge) come from one writer
+ * thread at a time; reads (lw_store_stats, lw_store_ping) may run on any thread, concurrently
+ * with the writer. */
+#ifndef LOOPWISE_STORE_H
+#define LOOPWISE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loopwise/batch.h"
+#include "loopwise/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lw_store lw_store;
+
+/* The schema version this build writes; older databases are migrated on open. */
+#define LW_STORE_SCHEMA_VERSION 2
+
+/* One batch to write. The writer fills stored/duplicate. */
+typedef struct {
+  const char *site;        /* the site id the write key resolved to */
+  const lw_batch *batch;
+  int64_t received_ms;     /* server clock */
+  size_t stored;           /* out: events stored (0 for a duplicate) */
+  int duplicate;           /* out: 1 when (site, batch_id) was already stored */
+} lw_store_item;
+
+/* Aggregates for one breakdown value (a variant, a segment or a referral code). */
+typedef struct {
+  char key[LW_NAME_MAX + 1];
+  int64_t installs;                /* distinct install keys */
+  int64_t counts[LW_KIND_COUNT];   /* events per kind */
+} lw_stats_row;
+
+typedef struct {
+  int64_t outcomes;       /* event records stored for the site */
+  int64_t batches;        /* batches stored for the site */
+  size_t n_variants, n_segments, n_codes;
+  lw_stats_row *variants; /* by action */
+  lw_stats_row *segments; /* by segment */
+  lw_stats_row *codes;    /* by referral code */
+} lw_stats;
+
+/* Free the rows of a lw_stats filled by lw_store_stats (the struct itself is the caller's). */
+void lw_stats_clear(lw_stats *stats);
+
+/* ---------------------------------------------------------------- operations */
+
+/* Write items[0..n) in one transaction and make it durable before returning LW_OK. A batch whose
+ * (site, batch_id) is already stored is marked duplicate and not written again. On any error
+ * nothing of the call is kept. */
+lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg);
+
+/* Delete every event of one install on one site; *deleted gets the number of events. */
+lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
+                          char *errmsg);
+
+/* Delete events whose time t is before before_ms, and batch records received before it. */
+lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
+
+/* Aggregates for one site. The caller clears *out with lw_stats_clear. */
+lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *errmsg);
+
+/* A cheap read that proves the store answers (for /healthz). */
+lw_status lw_store_ping(lw_store *s, char *errmsg);
+
+/* Close the store (checkpointing what a backend needs to). NULL is fine. */
+void lw_store_free(lw_store *s);
+
+/* ---------------------------------------------------------------- backends */
+
+/* Open (creating or migrating) a SQLite database at path, in WAL mode with synchronous=FULL.
+ * On LW_OK *out is a store the caller frees with lw_store_free. */
+lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg);
+
+/* What a backend implements. A backend's handle starts with a lw_store whose backend field
+ * points at its table. */
+typedef struct {
+  const char *name;
+  lw_status (*write)(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg);
+  lw_status (*forget)(lw_store *s, const char *site, const char *install, int64_t *deleted,
+                      char *errmsg);
+  lw_status (*purge)(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
+  lw_status (*stats)(lw_store *s, const char *site, lw_stats *out, char *errmsg);
+  lw_status (*ping)(lw_store *s, char *errmsg);
+  void (*close)(lw_store *s);
+} lw_store_backend;
+
+struct lw_store {
+  const lw_store_backend *backend;
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,128 @@
+/* binding.c: the thin WebAssembly export layer over the core (the only file that knows
+ * about Emscripten). web/src/engine.js is its only caller.
+ *
+ * Calling convention: JavaScript passes strings as NUL-terminated UTF-8 in memory it got
+ * from malloc, times as doubles (ms since the epoch; exact up to 2^53), and reads results
+ * from the handle's output buffer (lw_w_out / lw_w_out_len) or error text (lw_w_err).
+ * Each handle owns one engine, so one page can run several independently (tests do). */
+#include <emscripten.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loopwise/config.h"
+#include "loopwise/engine.h"
+
+typedef struct {
+  lw_engine *engine;
+  char err[LW_ERRMSG_MAX];
+  char *out;
+  size_t out_cap, out_len;
+} handle;
+
+/* Make room for n bytes (plus a NUL) in the output buffer. */
+static int out_reserve(handle *h, size_t n) {
+  if (n + 1 <= h->out_cap) return 1;
+  char *p = realloc(h->out, n + 1);
+  if (!p) return 0;
+  h->out = p;
+  h->out_cap = n + 1;
+  return 1;
+}
+
+static void set_err(handle *h, const char *msg) {
+  size_t n = strlen(msg);
+  if (n >= sizeof h->err) n = sizeof h->err - 1;
+  memcpy(h->err, msg, n);
+  h->err[n] = '\0';
+}
+
+EMSCRIPTEN_KEEPALIVE handle *lw_w_new(void) {
+  handle *h = calloc(1, sizeof *h);
+  if (h && !out_reserve(h, 1024)) {
+    free(h);
+    h = NULL;
+  }
+  return h;
+}
+
+EMSCRIPTEN_KEEPALIVE void lw_w_free(handle *h) {
+  if (!h) return;
+  lw_engine_free(h->engine);
+  free(h->out);
+  free(h);
+}
+
+EMSCRIPTEN_KEEPALIVE const char *lw_w_err(handle *h) { return h->err; }
+EMSCRIPTEN_KEEPALIVE const char *lw_w_out(handle *h) { return h->out; }
+EMSCRIPTEN_KEEPALIVE size_t lw_w_out_len(handle *h) { return h->out_len; }
+
+EMSCRIPTEN_KEEPALIVE int lw_w_init(handle *h, const char *cfg_json, size_t len, uint32_t s0, uint32_t s1,
+                                   uint32_t s2, uint32_t s3) {
+  lw_config *cfg = malloc(sizeof *cfg);
+  if (!cfg) return LW_ERR_NOMEM;
+  lw_status st = lw_config_parse(cfg_json, len, cfg, h->err, sizeof h->err);
+  if (st == LW_OK) {
+    lw_engine_free(h->engine);
+    h->engine = NULL;
+    st = lw_engine_create(cfg, (uint64_t)s1 << 32 | s0, (uint64_t)s3 << 32 | s2, 0, &h->engine, h->err,
+                          sizeof h->err);
+  }
+  free(cfg);
+  return st;
+}
+
+EMSCRIPTEN_KEEPALIVE int lw_w_track(handle *h, const char *event, double now_ms, int tz_offset_min) {
+  lw_decision d;
+  lw_status st = lw_engine_track(h->engine, event, (int64_t)now_ms, tz_offset_min, &d, h->err,
+                                 sizeof h->err);
+  if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
+  return st;
+}
+
+EMSCRIPTEN_KEEPALIVE int lw_w_last(handle *h) {
+  h->out_len = lw_decision_to_json(lw_engine_last_decision(h->engine), h->out, h->out_cap);
+  return LW_OK;
+}
+
+EMSCRIPTEN_KEEPALIVE int lw_w_outcome(handle *h, const char *decision_id, int kind, double now_ms) {
+  return lw_engine_outcome(h->engine, decision_id, (lw_outcome)kind, (int64_t)now_ms, h->err,
+                           sizeof h->err);
+}
+
+EMSCRIPTEN_KEEPALIVE void lw_w_consent(handle *h, int given, double now_ms) {
+  lw_engine_set_consent(h->engine, given, (int64_t)now_ms);
+}
+
+EMSCRIPTEN_KEEPALIVE const char *lw_w_install_key(handle *h) { return lw_engine_install_key(h->engine); }
+EMSCRIPTEN_KEEPALIVE const char *lw_w_referral_code(handle *h) {
+  return lw_engine_referral_code(h->engine);
+}
+EMSCRIPTEN_KEEPALIVE size_t lw_w_pending(handle *h) { return lw_outbox_count(lw_engine_outbox(h->engine)); }
+
+/* Snapshot into the output buffer; returns its length (0 when out of memory). */
+EMSCRIPTEN_KEEPALIVE size_t lw_w_snapshot(handle *h) {
+  size_t n = lw_engine_snapshot(h->engine, NULL, 0);
+  if (!out_reserve(h, n)) return 0;
+  h->out_len = lw_engine_snapshot(h->engine, (uint8_t *)h->out, h->out_cap);
+  return h->out_len;
+}
+
+EMSCRIPTEN_KEEPALIVE int lw_w_restore(handle *h, const uint8_t *buf, size_t len, double now_ms) {
+  h->err[0] = '\0';
+  return lw_engine_restore(h->engine, buf, len, (int64_t)now_ms, h->err, sizeof h->err);
+}
+
+/* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). */
+EMSCRIPTEN_KEEPALIVE size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
+                                            size_t max_bytes) {
+  size_t len = 0, n = 0;
+  if (!out_reserve(h, max_bytes)) {
+    set_err(h, "out of memory");
+    return 0;
+  }
+  lw_status st = lw_engine_take_batch(h->engine, write_key, (int64_t)now_ms, max_bytes, h->out,
+                                      h->out_cap, &len, &n);
+  if (st != LW_OK) set_err(h, "a record larger than the batch limit was dropped");
+  h->out_len = len;
+  return len;
+}

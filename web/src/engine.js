@@ -1,0 +1,107 @@
+// engine.js: the loader and JavaScript face of loopwise.wasm (no Emscripten glue).
+//
+// The module imports two functions from "env": lw_parse_number (cJSON's strtod, answered
+// by Number(), which rounds correctly like the native build's strtod) and
+// emscripten_notify_memory_growth. Strings cross as NUL-terminated UTF-8 in memory from
+// the module's malloc; results come back through the handle's output buffer. Works the
+// same in a browser and in Node (pass the .wasm bytes as `wasm`).
+const OUTCOMES = ['impression', 'share', 'copy', 'dismiss', 'close'];
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+const toB64 = (bytes) => {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+};
+const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+export async function loadEngine({ wasm, config, seed }) {
+  let mem;
+  const bytes = () => new Uint8Array(mem.buffer);
+  const env = {
+    lw_parse_number: (p, n) => Number(dec.decode(bytes().subarray(p, p + n))),
+    emscripten_notify_memory_growth: () => {},
+  };
+  const src = await wasm;
+  const { instance } = src instanceof Response
+    ? await (WebAssembly.instantiateStreaming && /wasm/.test(src.headers.get('content-type'))
+      ? WebAssembly.instantiateStreaming(src, { env })
+      : WebAssembly.instantiate(await src.arrayBuffer(), { env }))
+    : await WebAssembly.instantiate(src, { env });
+  const x = instance.exports;
+  mem = x.memory;
+  if (x._initialize) x._initialize();
+
+  const cstr = (p) => {
+    const b = bytes();
+    let e = p;
+    while (b[e]) e++;
+    return dec.decode(b.subarray(p, e));
+  };
+  // Copy a string or bytes into module memory; the caller frees the pointer.
+  const put = (v) => {
+    const b = typeof v === 'string' ? enc.encode(v + '\0') : v;
+    const p = x.malloc(b.length || 1);
+    if (!p) throw Error('Loopwise: out of memory');
+    bytes().set(b, p);
+    return p;
+  };
+  const withStr = (v, fn) => {
+    const p = put(v);
+    try { return fn(p); } finally { x.free(p); }
+  };
+  const out = () => bytes().slice(x.lw_w_out(h), x.lw_w_out(h) + x.lw_w_out_len(h));
+  const outText = () => dec.decode(out());
+  const fail = (st) => { if (st) throw Error(cstr(x.lw_w_err(h))); };
+
+  const h = x.lw_w_new();
+  if (!h) throw Error('Loopwise: out of memory');
+  const s = new Uint32Array(4);
+  if (seed) s.set(new Uint32Array(Uint8Array.from(seed.slice(0, 16)).buffer).subarray(0, 4));
+  const cfgBytes = enc.encode(config);
+  const cp = put(cfgBytes);
+  const st = x.lw_w_init(h, cp, cfgBytes.length, s[0], s[1], s[2], s[3]);
+  x.free(cp);
+  if (st) {
+    const msg = cstr(x.lw_w_err(h));
+    x.lw_w_free(h);
+    throw Error('Loopwise config: ' + msg);
+  }
+
+  return {
+    track(name, now, tz = 0) {
+      fail(withStr(name, (p) => x.lw_w_track(h, p, now, tz | 0)));
+      return JSON.parse(outText());
+    },
+    outcome(id, kind, now) {
+      const k = OUTCOMES.indexOf(kind);
+      if (k < 0) throw Error('unknown outcome kind: ' + kind);
+      fail(withStr(String(id), (p) => x.lw_w_outcome(h, p, k, now)));
+    },
+    consent(given, now) { x.lw_w_consent(h, given ? 1 : 0, now); },
+    lastDecision() { x.lw_w_last(h); return JSON.parse(outText()); },
+    installKey: () => cstr(x.lw_w_install_key(h)),
+    referralCode: () => cstr(x.lw_w_referral_code(h)),
+    pending: () => x.lw_w_pending(h),
+    snapshot() {
+      if (!x.lw_w_snapshot(h)) throw Error('Loopwise: out of memory');
+      return toB64(out());
+    },
+    // Restore a snapshot() string; null or '' means a new user. Damaged data is replaced
+    // by the engine's conservative fallback and reported, never thrown.
+    restore(snap, now) {
+      let b;
+      try { b = snap ? fromB64(snap) : new Uint8Array(0); } catch { b = enc.encode('not base64'); }
+      const r = withStr(b, (p) => x.lw_w_restore(h, p, b.length, now));
+      return r ? { ok: false, error: cstr(x.lw_w_err(h)) } : { ok: true };
+    },
+    takeBatch(writeKey, now, maxBytes = 60000) {
+      const n = withStr(writeKey, (p) => x.lw_w_take_batch(h, p, now, maxBytes));
+      return n ? outText() : null;
+    },
+    // For tests and benchmarks: the module's linear memory size in bytes.
+    memoryBytes: () => mem.buffer.byteLength,
+    free() { x.lw_w_free(h); },
+  };
+}
