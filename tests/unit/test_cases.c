@@ -1,1 +1,151 @@
-int main(void){return 0;}
+/* Runs the shared decision cases in tests/cases/decisions/ natively (format in
+ * tests/cases/README.md).
+ *   test_cases                  check every case
+ *   test_cases --trace FILE     print FILE's trace, one line per decision, then the batch
+ * The WASM test runs the same cases and compares its trace with this one. */
+#include <cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "testutil.h"
+
+static int64_t step_time(double start, const cJSON *step) {
+  const cJSON *h = cJSON_GetObjectItem(step, "at_h");
+  return (int64_t)start + (int64_t)floor(h->valuedouble * 3600000.0 + 0.5);
+}
+
+static int matches(const char *file, const char *djson, const cJSON *expect) {
+  cJSON *d = cJSON_Parse(djson);
+  int ok = 1;
+  for (const cJSON *want = expect->child; want; want = want->next) {
+    if (strcmp(want->string, "p_by_action") == 0) {
+      const cJSON *action = cJSON_GetObjectItem(d, "action");
+      const cJSON *p = cJSON_GetObjectItem(want, action->valuestring);
+      if (!p || p->valuedouble != cJSON_GetObjectItem(d, "p")->valuedouble) ok = 0;
+      continue;
+    }
+    const cJSON *got = cJSON_GetObjectItem(d, want->string);
+    if (!got || !cJSON_Compare(got, want, 1)) ok = 0;
+  }
+  if (!ok) {
+    char *w = cJSON_PrintUnformatted(expect);
+    fprintf(stderr, "%s: decision %s\n    does not match %s\n", file, djson, w);
+    free(w);
+  }
+  cJSON_Delete(d);
+  return ok;
+}
+
+/* Run one case. With trace != NULL, print the trace there. Returns the failure count. */
+static int run_case(const char *file, FILE *trace) {
+  char *text = tu_read_file(file, NULL);
+  cJSON *c = text ? cJSON_Parse(text) : NULL;
+  free(text);
+  if (!c) {
+    fprintf(stderr, "%s: cannot read or parse\n", file);
+    return 1;
+  }
+  const cJSON *cfgj = cJSON_GetObjectItem(c, "config");
+  char *cfg_text = cJSON_IsString(cfgj) ? tu_read_file(tu_path(cfgj->valuestring), NULL)
+                                        : cJSON_PrintUnformatted(cfgj);
+  lw_config cfg = tu_config(cfg_text);
+  free(cfg_text);
+  const cJSON *seed = cJSON_GetObjectItem(c, "seed");
+  uint32_t s[4];
+  for (int i = 0; i < 4; i++) s[i] = (uint32_t)cJSON_GetArrayItem(seed, i)->valuedouble;
+  lw_engine *e;
+  char err[LW_ERRMSG_MAX];
+  lw_engine_create(&cfg, (uint64_t)s[1] << 32 | s[0], (uint64_t)s[3] << 32 | s[2], 0, &e, err, sizeof err);
+  double start = cJSON_GetObjectItem(c, "start")->valuedouble;
+
+  int failures = 0;
+  char last_id[LW_ID_HEX] = "";
+  char djson[1024];
+  const cJSON *step;
+  cJSON_ArrayForEach(step, cJSON_GetObjectItem(c, "steps")) {
+    int64_t t = step_time(start, step);
+    const cJSON *track = cJSON_GetObjectItem(step, "track");
+    const cJSON *outcome = cJSON_GetObjectItem(step, "outcome");
+    const cJSON *consent = cJSON_GetObjectItem(step, "consent");
+    if (track) {
+      const cJSON *tz = cJSON_GetObjectItem(step, "tz"), *rep = cJSON_GetObjectItem(step, "repeat");
+      const cJSON *expect = cJSON_GetObjectItem(step, "expect");
+      int close = cJSON_IsTrue(cJSON_GetObjectItem(step, "close"));
+      int n = rep ? rep->valueint : 1;
+      lw_decision d;
+      for (int i = 0; i < n; i++) {
+        if (lw_engine_track(e, track->valuestring, t, tz ? tz->valueint : 0, &d, err, sizeof err) != LW_OK) {
+          fprintf(stderr, "%s: track %s: %s\n", file, track->valuestring, err);
+          failures++;
+          break;
+        }
+        lw_decision_to_json(&d, djson, sizeof djson);
+        if (d.decided) {
+          if (trace) fprintf(trace, "%s\n", djson);
+          snprintf(last_id, sizeof last_id, "%s", d.id);
+          if (cJSON_IsObject(expect) && !matches(file, djson, expect)) failures++;
+          if (close && d.prompt) lw_engine_outcome(e, d.id, LW_OUTCOME_CLOSE, t, err, sizeof err);
+        }
+      }
+      if (d.decided != cJSON_IsObject(expect)) {
+        fprintf(stderr, "%s: step at %gh: expected %s, got %s\n", file,
+                cJSON_GetObjectItem(step, "at_h")->valuedouble,
+                cJSON_IsObject(expect) ? "a decision" : "no decision", djson);
+        failures++;
+      }
+    } else if (outcome) {
+      if (lw_engine_outcome(e, last_id, (lw_outcome)lw_outcome_parse(outcome->valuestring), t, err,
+                            sizeof err) != LW_OK) {
+        fprintf(stderr, "%s: outcome %s: %s\n", file, outcome->valuestring, err);
+        failures++;
+      }
+    } else if (consent) {
+      lw_engine_set_consent(e, cJSON_IsTrue(consent), t);
+    }
+  }
+  int want = cJSON_GetObjectItem(c, "outbox")->valueint;
+  if ((int)lw_outbox_count(lw_engine_outbox(e)) != want) {
+    fprintf(stderr, "%s: outbox holds %zu records, expected %d\n", file,
+            lw_outbox_count(lw_engine_outbox(e)), want);
+    failures++;
+  }
+  static char batch[65536];
+  size_t len, n;
+  lw_engine_take_batch(e, "case-key", (int64_t)start, 60000, batch, sizeof batch, &len, &n);
+  if (trace) fprintf(trace, "%s\n", batch);
+  lw_engine_free(e);
+  cJSON_Delete(c);
+  return failures;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--trace") == 0) return run_case(argv[2], stdout) ? 1 : 0;
+  const char *dir = tu_path("tests/cases/decisions");
+  char dirpath[1024];
+  snprintf(dirpath, sizeof dirpath, "%s", dir);
+  DIR *d = opendir(dirpath);
+  if (!d) {
+    fprintf(stderr, "cannot open %s\n", dirpath);
+    return 1;
+  }
+  int cases = 0;
+  struct dirent *ent;
+  while ((ent = readdir(d))) {
+    size_t n = strlen(ent->d_name);
+    if (n < 6 || strcmp(ent->d_name + n - 5, ".json") != 0) continue;
+    char file[1300];
+    snprintf(file, sizeof file, "%s/%s", dirpath, ent->d_name);
+    int f = run_case(file, NULL);
+    check_failures += f;
+    printf("%s %s\n", f ? "FAIL" : "ok  ", ent->d_name);
+    cases++;
+  }
+  closedir(d);
+  if (cases < 4) {
+    fprintf(stderr, "expected at least 4 cases, found %d\n", cases);
+    return 1;
+  }
+  return check_failures ? 1 : 0;
+}

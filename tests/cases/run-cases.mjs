@@ -1,0 +1,60 @@
+// run-cases.mjs: the JavaScript runner for tests/cases/decisions/*.json (format in
+// tests/cases/README.md). Used by the WASM-in-Node test and, on the shipped bundle, by the
+// browser test, so every build runs the same cases as the native C runner.
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const casesDir = join(root, 'tests/cases/decisions');
+
+// [{ file, name, configText, seed (Uint8Array(16)), data }]
+export function loadCases() {
+  return readdirSync(casesDir).filter((f) => f.endsWith('.json')).sort().map((f) => {
+    const data = JSON.parse(readFileSync(join(casesDir, f), 'utf8'));
+    const configText = typeof data.config === 'string'
+      ? readFileSync(join(root, data.config), 'utf8') : JSON.stringify(data.config);
+    const seed = new Uint8Array(Uint32Array.from(data.seed).buffer);
+    return { file: f, name: data.name, configText, seed, data };
+  });
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+// Run one case's steps on an engine made from its config and seed (the engine API of
+// web/src/engine.js). Returns { trace: [lines], failures: [messages] }. Pure: no Node APIs,
+// so it can also be sent into a browser page as a string (runCase.toString()).
+export function runCase(engine, data) {
+  const trace = [], failures = [];
+  const at = (s) => data.start + Math.floor(s.at_h * 3600000 + 0.5);
+  let lastId = '';
+  const check = (d, expect) => {
+    for (const [k, v] of Object.entries(expect)) {
+      const ok = k === 'p_by_action' ? v[d.action] === d.p : JSON.stringify(d[k]) === JSON.stringify(v);
+      if (!ok) failures.push(`decision ${JSON.stringify(d)} does not match ${JSON.stringify(expect)} (${k})`);
+    }
+  };
+  for (const s of data.steps) {
+    const t = at(s);
+    if (s.track !== undefined) {
+      let d = null;
+      for (let i = 0; i < (s.repeat || 1); i++) {
+        d = engine.track(s.track, t, s.tz || 0);
+        if (d) {
+          trace.push(JSON.stringify(d));
+          lastId = d.id;
+          if (s.expect) check(d, s.expect);
+          if (s.close && d.prompt) engine.outcome(d.id, 'close', t);
+        }
+      }
+      if (!!d !== !!s.expect) failures.push(`step at ${s.at_h}h: expected ${s.expect ? 'a decision' : 'no decision'}, got ${JSON.stringify(d)}`);
+    } else if (s.outcome !== undefined) {
+      engine.outcome(lastId, s.outcome, t);
+    } else if (s.consent !== undefined) {
+      engine.consent(s.consent, t);
+    }
+  }
+  if (engine.pending() !== data.outbox) failures.push(`outbox holds ${engine.pending()} records, expected ${data.outbox}`);
+  trace.push(engine.takeBatch('case-key', data.start, 60000) || '');
+  return { trace, failures, same };
+}

@@ -1,0 +1,94 @@
+// The WASM engine through web/src/engine.js: errors cross the boundary as clear messages,
+// damaged snapshots fall back conservatively, batches are valid wire batches.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadEngine } from '../../web/src/engine.js';
+import { root } from '../cases/run-cases.mjs';
+
+const wasm = readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm'));
+const config = readFileSync(join(root, 'models/referral.json'), 'utf8');
+const T0 = 1767614400000;
+const seed = (n) => new Uint8Array(16).fill(n);
+
+test('a bad config is refused with its JSON path and problem', async () => {
+  const bad = JSON.parse(config);
+  bad.milestones[1].after = -3;
+  await assert.rejects(loadEngine({ wasm, config: JSON.stringify(bad), seed: seed(1) }),
+    /milestones\[1\]\.after: expected a positive integer, got -3/);
+  await assert.rejects(loadEngine({ wasm, config: '{"version": 1,', seed: seed(1) }), /not valid JSON/);
+});
+
+test('decimals in the config parse exactly as natively (host strtod)', async () => {
+  const c = JSON.parse(config);
+  c.variants[0].cost = 0.17336500000000002;
+  c.variants[0].weight = 1e2; // an exponent form of 100
+  const e = await loadEngine({ wasm, config: JSON.stringify(c), seed: seed(1) });
+  for (let i = 0; i < 2; i++) assert.equal(e.track('project_completed', T0, 0), null);
+  const d = e.track('project_completed', T0, 0);
+  assert.equal(d.p, d.action === 'credit_10' ? 0.990099 : 0.009901); // 100 : 1
+});
+
+test('an unknown event throws a clear error and changes nothing', async () => {
+  const e = await loadEngine({ wasm, config, seed: seed(2) });
+  const before = e.snapshot();
+  assert.throws(() => e.track('nope', T0, 0), /unknown event 'nope'/);
+  assert.equal(e.snapshot(), before);
+});
+
+test('snapshot round trip through base64, and damaged snapshots keep a "no"', async () => {
+  const a = await loadEngine({ wasm, config, seed: seed(3) });
+  a.consent(false, T0);
+  a.track('project_completed', T0, 0);
+  const snap = a.snapshot();
+  const b = await loadEngine({ wasm, config, seed: seed(4) });
+  assert.deepEqual(b.restore(snap, T0), { ok: true });
+  assert.equal(b.installKey(), a.installKey());
+  assert.equal(b.referralCode(), a.referralCode());
+  b.track('project_completed', T0, 0);
+  assert.equal(b.track('project_completed', T0, 0).reason, 'suppressed: no consent');
+
+  const c = await loadEngine({ wasm, config, seed: seed(5) });
+  const r = c.restore('bm90IGEgc25hcHNob3Q=', T0); // "not a snapshot"
+  assert.equal(r.ok, false);
+  assert.match(r.error, /consent and history treated as unknown/);
+  for (let i = 0; i < 2; i++) c.track('project_completed', T0, 0);
+  assert.equal(c.track('project_completed', T0, 0).code, 'history_unknown');
+  assert.equal(c.restore('%%% not base64', T0).ok, false);
+});
+
+test('batches are valid wire batches within the size limit', async () => {
+  const e = await loadEngine({ wasm, config, seed: seed(6) });
+  for (let day = 0; day < 200; day++) {
+    for (let i = 0; i < 5; i++) {
+      const d = e.track('project_completed', T0 + day * 86400000, 0);
+      if (d && d.prompt) e.outcome(d.id, 'dismiss', T0 + day * 86400000 + 1000);
+    }
+  }
+  const n = e.pending();
+  assert.ok(n > 100, `only ${n} records`);
+  let seen = 0, batches = 0;
+  for (let b; (b = e.takeBatch('demo-site-key', T0, 2000));) {
+    assert.ok(new TextEncoder().encode(b).length <= 2000);
+    const j = JSON.parse(b);
+    assert.equal(j.v, 1);
+    assert.match(j.batch_id, /^[0-9a-f]{32}$/);
+    assert.equal(j.write_key, 'demo-site-key');
+    for (const ev of j.events) {
+      assert.match(ev.install, /^[0-9a-f]{32}$/);
+      assert.match(ev.decision, /^[0-9a-f]{16}$/);
+      if (ev.kind === 'decision') assert.ok(ev.p > 0 && ev.p <= 1);
+    }
+    seen += j.events.length;
+    batches++;
+  }
+  assert.equal(seen, n);
+  assert.ok(batches > 5);
+  assert.equal(e.pending(), 0);
+});
+
+test('linear memory starts small', async () => {
+  const e = await loadEngine({ wasm, config, seed: seed(7) });
+  assert.ok(e.memoryBytes() <= 256 * 1024, `${e.memoryBytes()} bytes`);
+});
