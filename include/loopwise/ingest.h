@@ -1,0 +1,97 @@
+/* loopwise/ingest.h: the ingest server (loopwise-ingest) as a library: its configuration and
+ * a start/stop pair, so tests and the command-line front end drive the same code.
+ *
+ * Settings come from one table: each has a config-file key ("max_body"), a flag
+ * ("--max-body") and an environment variable ("LW_INGEST_MAX_BODY"). Precedence: built-in
+ * defaults, then the config file, then the environment, then flags. Sites (write keys and
+ * their allowed browser Origins) come only from the config file; without one, the built-in
+ * site "default" has write key "demo-site-key" and allows loopback Origins. */
+#ifndef LOOPWISE_INGEST_H
+#define LOOPWISE_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "loopwise/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  char *id;           /* [A-Za-z0-9_-]{1,32}; the store keys everything by it */
+  char *write_key;    /* public: it is in every page that embeds the widget */
+  char **origins;     /* "https://app.example.com", or "http://localhost:*" for any port */
+  size_t n_origins;
+} lw_ingest_site;
+
+typedef struct {
+  char *db;                    /* SQLite file (required) */
+  char *bind;                  /* listen address, IPv4 or IPv6 literal; default 127.0.0.1 */
+  int port;                    /* 0: any free port (the "listening" log line says which) */
+  char *read_token;            /* NULL: stats and metrics answer loopback clients only */
+  int64_t max_body;            /* bytes; larger bodies get 413 before being read */
+  int64_t max_events;          /* per batch */
+  int64_t max_future_s;        /* how far ahead of the server clock an event time may be */
+  int64_t timeout_s;           /* a connection idle (or trickling) this long is closed */
+  int64_t max_connections;
+  int rate_limit;              /* 0: off */
+  double rate_per_address, burst_per_address;   /* requests/s and bucket size */
+  double rate_per_key, burst_per_key;
+  int64_t k_anonymity;         /* stats hide rows with fewer distinct installs */
+  int64_t retention_days;      /* 0: keep forever */
+  int64_t purge_interval_s;
+  int64_t max_group;           /* most batches in one commit */
+  int64_t drain_timeout_s;     /* SIGTERM: how long to wait for in-flight requests */
+  char *log_level;             /* debug, info, warn, error, off */
+  lw_ingest_site *sites;
+  size_t n_sites;
+} lw_ingest_config;
+
+/* Fill cfg with the built-in defaults (no sites yet). Clear it with lw_ingest_config_clear. */
+void lw_ingest_config_init(lw_ingest_config *cfg);
+
+/* Free everything cfg owns and leave it zeroed. */
+void lw_ingest_config_clear(lw_ingest_config *cfg);
+
+/* Set one setting by its config-file key or flag name ("max_body" or "max-body") from text.
+ * LW_ERR_NOT_FOUND for an unknown name, LW_ERR_INVALID for a bad value. */
+lw_status lw_ingest_config_set(lw_ingest_config *cfg, const char *name, const char *value,
+                               char *errmsg);
+
+/* Apply every LW_INGEST_* variable of the environment (envp as in main; NULL-terminated). */
+lw_status lw_ingest_config_apply_env(lw_ingest_config *cfg, char **envp, char *errmsg);
+
+/* Read a JSON config file: the settings by key, plus "sites": [{"id", "write_key",
+ * "origins": [...]}]. Unknown keys are refused, naming them. */
+lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, char *errmsg);
+
+/* Check the whole config; adds the built-in default site when there are no sites. */
+lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *errmsg);
+
+/* Print the settings table (flag, environment variable, default, meaning) for --help. */
+void lw_ingest_config_usage(FILE *out);
+
+/* 1 when origin matches pattern ("scheme://host" exactly, or "scheme://host:*" for the host
+ * with any port or none). */
+int lw_origin_matches(const char *pattern, const char *origin);
+
+typedef struct lw_ingest_server lw_ingest_server;
+
+/* Open the store (migrating it), start the writer and the HTTP daemon. cfg is borrowed and
+ * must outlive the server. On LW_OK *out is running. */
+lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server **out,
+                                 char *errmsg);
+
+/* The TCP port the server listens on (useful with port 0). */
+int lw_ingest_server_port(const lw_ingest_server *s);
+
+/* Graceful stop: stop accepting, wait up to drain_timeout_s for in-flight requests, stop the
+ * daemon, finish queued writes, close the store. Frees s. NULL is fine. */
+void lw_ingest_server_stop(lw_ingest_server *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

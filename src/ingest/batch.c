@@ -1,0 +1,438 @@
+/* batch.c: the wire-contract validator for outcome batches (see loopwise/batch.h).
+ *
+ * cJSON does the JSON grammar; everything cJSON lets through that the contract refuses is
+ * checked here: raw control bytes and invalid UTF-8 inside strings, duplicate keys, trailing
+ * data, non-integral or non-finite numbers. Errors carry the JSON path of the field. */
+#include "loopwise/batch.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[LW_KIND_COUNT] = {
+    "decision", "impression", "share", "copy", "dismiss", "landing", "conversion"};
+
+const char *lw_event_kind_name(lw_event_kind kind) {
+  return (kind >= 0 && kind < LW_KIND_COUNT) ? kind_names[kind] : "unknown";
+}
+
+lw_batch_limits lw_batch_default_limits(void) {
+  lw_batch_limits l = {500, 24LL * 3600 * 1000};
+  return l;
+}
+
+/* ---------------------------------------------------------------- errors and paths */
+
+/* Field paths are built into a small buffer; names that are not printable ASCII are shown
+ * as '?' so the error body is always valid JSON text. */
+static void set_field(lw_batch_error *err, const char *prefix, const char *name) {
+  char clean[LW_FIELD_MAX];
+  size_t i = 0;
+  for (; name && name[i] && i < 40; i++) {
+    unsigned char c = (unsigned char)name[i];
+    clean[i] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+  }
+  clean[i] = '\0';
+  if (prefix && prefix[0])
+    snprintf(err->field, sizeof err->field, "%.20s.%.40s", prefix, clean);
+  else
+    snprintf(err->field, sizeof err->field, "%s", clean);
+}
+
+static lw_status fail(lw_batch_error *err, const char *prefix, const char *name,
+                      const char *fmt, ...) {
+  va_list ap;
+  set_field(err, prefix, name);
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  return LW_ERR_INVALID;
+}
+
+/* ---------------------------------------------------------------- UTF-8 */
+
+int lw_utf8_valid(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < len) {
+    unsigned c = s[i];
+    size_t n;
+    unsigned cp;
+    if (c < 0x80) { i++; continue; }
+    if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
+    else return 0;
+    if (len - i <= n) return 0;
+    for (size_t k = 1; k <= n; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += n + 1;
+  }
+  return 1;
+}
+
+static size_t utf8_chars(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xC0) != 0x80) n++;
+  return n;
+}
+
+/* ---------------------------------------------------------------- typed field readers */
+
+typedef enum { CS_ID, CS_MODEL, CS_HEX, CS_CODE, CS_TEXT } charset;
+
+static int char_ok(charset cs, unsigned char c) {
+  switch (cs) {
+  case CS_ID: return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '_' || c == '-';
+  case CS_MODEL: return char_ok(CS_ID, c) || c == '.';
+  case CS_HEX: return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  case CS_CODE: return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  case CS_TEXT: return c >= 0x20 && c != 0x7f;
+  }
+  return 0;
+}
+
+static const char *charset_desc(charset cs) {
+  switch (cs) {
+  case CS_ID: return "[A-Za-z0-9_-]";
+  case CS_MODEL: return "[A-Za-z0-9_.-]";
+  case CS_HEX: return "lowercase hex";
+  case CS_CODE: return "[A-Z0-9]";
+  case CS_TEXT: return "printable";
+  }
+  return "?";
+}
+
+/* A string of min..max characters from cs, copied into out (which has room for max bytes
+ * of ASCII, or max*4 for CS_TEXT). */
+static lw_status read_string(const cJSON *item, const char *prefix, const char *name, charset cs,
+                             size_t min, size_t max, char *out, size_t out_size,
+                             lw_batch_error *err) {
+  if (!cJSON_IsString(item) || !item->valuestring)
+    return fail(err, prefix, name, "expected a string");
+  const char *s = item->valuestring;
+  size_t bytes = strlen(s);
+  if (!lw_utf8_valid(s, bytes)) return fail(err, prefix, name, "invalid UTF-8");
+  for (size_t i = 0; i < bytes; i++)
+    if (!char_ok(cs, (unsigned char)s[i]))
+      return fail(err, prefix, name, "expected %zu-%zu characters of %s", min, max,
+                  charset_desc(cs));
+  size_t chars = cs == CS_TEXT ? utf8_chars(s) : bytes;
+  if (chars < min || chars > max || bytes >= out_size) {
+    if (min == max) return fail(err, prefix, name, "expected exactly %zu characters of %s", min,
+                                charset_desc(cs));
+    return fail(err, prefix, name, "expected %zu-%zu characters of %s", min, max,
+                charset_desc(cs));
+  }
+  memcpy(out, s, bytes + 1);
+  return LW_OK;
+}
+
+#define LW_MAX_SAFE_INT 9007199254740992.0 /* 2^53: every integer below is exact in a double */
+
+static lw_status read_int(const cJSON *item, const char *prefix, const char *name, int64_t *out,
+                          lw_batch_error *err) {
+  if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) || item->valuedouble < 0 ||
+      item->valuedouble > LW_MAX_SAFE_INT || floor(item->valuedouble) != item->valuedouble)
+    return fail(err, prefix, name, "expected a non-negative integer");
+  *out = (int64_t)item->valuedouble;
+  return LW_OK;
+}
+
+static lw_status read_time(const cJSON *item, const char *prefix, const char *name,
+                           const lw_batch_limits *lim, int64_t now_ms, int64_t *out,
+                           lw_batch_error *err) {
+  lw_status st = read_int(item, prefix, name, out, err);
+  if (st != LW_OK)
+    return fail(err, prefix, name, "expected an integer time in ms since the Unix epoch");
+  if (*out > now_ms + lim->max_future_ms)
+    return fail(err, prefix, name, "time is more than %lld s in the future",
+                (long long)(lim->max_future_ms / 1000));
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- objects */
+
+/* Walk an object's members once: every name must be in names[] and appear once. Fills
+ * found[i] with the member named names[i] (or NULL). */
+static lw_status scan_object(const cJSON *obj, const char *prefix, const char *const *names,
+                             size_t n_names, const cJSON **found, lw_batch_error *err) {
+  for (size_t i = 0; i < n_names; i++) found[i] = NULL;
+  for (const cJSON *m = obj->child; m; m = m->next) {
+    size_t i = 0;
+    const char *key = m->string ? m->string : "";
+    while (i < n_names && strcmp(names[i], key) != 0) i++;
+    if (i == n_names) {
+      if (!lw_utf8_valid(key, strlen(key)))
+        return fail(err, prefix, key, "invalid UTF-8 in a field name");
+      return fail(err, prefix, key, "unknown field");
+    }
+    if (found[i]) return fail(err, prefix, key, "duplicate field");
+    found[i] = m;
+  }
+  return LW_OK;
+}
+
+enum { B_V, B_BATCH_ID, B_WRITE_KEY, B_SENT_AT, B_EVENTS, B_COUNT };
+static const char *const batch_fields[B_COUNT] = {"v", "batch_id", "write_key", "sent_at",
+                                                  "events"};
+
+enum { E_KIND, E_T, E_INSTALL, E_DECISION, E_ACTION, E_P, E_MODE, E_REASON, E_SEGMENT, E_MODEL,
+       E_X, E_CODE, E_COUNT };
+static const char *const event_fields[E_COUNT] = {
+    "kind", "t", "install", "decision", "action", "p", "mode", "reason", "segment", "model",
+    "x", "code"};
+
+/* Which fields each kind requires (R), allows (O) or refuses (-), indexed [kind][field]. */
+static const char field_rules[LW_KIND_COUNT][E_COUNT + 1] = {
+    /*           k t i d a p m r s m x c */
+    /* decision   */ "RRRRRRRROOO-",
+    /* impression */ "RRRRO---OO--",
+    /* share      */ "RRRRO---OO-O",
+    /* copy       */ "RRRRO---OO-O",
+    /* dismiss    */ "RRRRO---OO--",
+    /* landing    */ "RRROO---OO-O",
+    /* conversion */ "RRROO---OO-O",
+};
+
+static lw_status read_x(const cJSON *arr, const char *prefix, char **out, lw_batch_error *err) {
+  if (!cJSON_IsArray(arr)) return fail(err, prefix, "x", "expected an array of [hash, value]");
+  int n = cJSON_GetArraySize(arr);
+  if (n > 256) return fail(err, prefix, "x", "expected at most 256 pairs");
+  size_t cap = (size_t)n * 40 + 3;
+  char *buf = malloc(cap);
+  if (!buf) return LW_ERR_NOMEM;
+  size_t len = 0;
+  buf[len++] = '[';
+  int i = 0;
+  char name[24];
+  for (const cJSON *pair = arr->child; pair; pair = pair->next, i++) {
+    snprintf(name, sizeof name, "x[%d]", i);
+    if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2) {
+      free(buf);
+      return fail(err, prefix, name, "expected a pair [hash, value]");
+    }
+    const cJSON *h = pair->child, *v = pair->child->next;
+    if (!cJSON_IsNumber(h) || !(h->valuedouble >= 0) || h->valuedouble >= 4294967296.0 ||
+        floor(h->valuedouble) != h->valuedouble) {
+      free(buf);
+      snprintf(name, sizeof name, "x[%d][0]", i);
+      return fail(err, prefix, name, "expected an integer hash in [0, 2^32)");
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+      free(buf);
+      snprintf(name, sizeof name, "x[%d][1]", i);
+      return fail(err, prefix, name, "expected a finite number");
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "%s[%u,%.17g]", i ? "," : "",
+                            (unsigned)h->valuedouble, v->valuedouble);
+  }
+  buf[len++] = ']';
+  buf[len] = '\0';
+  *out = buf;
+  return LW_OK;
+}
+
+static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_limits *lim,
+                            int64_t now_ms, lw_event *ev, lw_batch_error *err) {
+  const cJSON *f[E_COUNT];
+  lw_status st;
+  if (!cJSON_IsObject(obj)) return fail(err, "", path, "expected an object");
+  if ((st = scan_object(obj, path, event_fields, E_COUNT, f, err)) != LW_OK) return st;
+
+  if (!f[E_KIND]) return fail(err, path, "kind", "missing required field");
+  if (!cJSON_IsString(f[E_KIND])) return fail(err, path, "kind", "expected a string");
+  int kind = 0;
+  while (kind < LW_KIND_COUNT && strcmp(kind_names[kind], f[E_KIND]->valuestring) != 0) kind++;
+  if (kind == LW_KIND_COUNT)
+    return fail(err, path, "kind",
+                "unknown event kind (expected decision, impression, share, copy, dismiss, "
+                "landing or conversion)");
+  ev->kind = (lw_event_kind)kind;
+
+  for (int i = 0; i < E_COUNT; i++) {
+    char rule = field_rules[kind][i];
+    if (rule == 'R' && !f[i]) return fail(err, path, event_fields[i], "required for kind %s",
+                                          kind_names[kind]);
+    if (rule == '-' && f[i]) return fail(err, path, event_fields[i], "not allowed for kind %s",
+                                         kind_names[kind]);
+  }
+
+  if ((st = read_time(f[E_T], path, "t", lim, now_ms, &ev->t, err)) != LW_OK) return st;
+  if ((st = read_string(f[E_INSTALL], path, "install", CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
+                        ev->install, sizeof ev->install, err)) != LW_OK)
+    return st;
+  if (f[E_DECISION] &&
+      (st = read_string(f[E_DECISION], path, "decision", CS_HEX, LW_DECISION_LEN,
+                        LW_DECISION_LEN, ev->decision, sizeof ev->decision, err)) != LW_OK)
+    return st;
+  if (f[E_ACTION] && (st = read_string(f[E_ACTION], path, "action", CS_ID, 1, LW_NAME_MAX,
+                                       ev->action, sizeof ev->action, err)) != LW_OK)
+    return st;
+  if (f[E_P]) {
+    const cJSON *p = f[E_P];
+    if (!cJSON_IsNumber(p) || !isfinite(p->valuedouble) || !(p->valuedouble > 0.0) ||
+        p->valuedouble > 1.0)
+      return fail(err, path, "p", "expected a number in (0, 1]");
+    ev->has_p = 1;
+    ev->p = p->valuedouble;
+  }
+  if (f[E_MODE]) {
+    const cJSON *m = f[E_MODE];
+    if (!cJSON_IsString(m) || (strcmp(m->valuestring, "rules") != 0 &&
+                               strcmp(m->valuestring, "model") != 0 &&
+                               strcmp(m->valuestring, "holdout") != 0))
+      return fail(err, path, "mode", "expected rules, model or holdout");
+    snprintf(ev->mode, sizeof ev->mode, "%s", m->valuestring);
+  }
+  if (f[E_REASON] && (st = read_string(f[E_REASON], path, "reason", CS_TEXT, 0, LW_REASON_CHARS,
+                                       ev->reason, sizeof ev->reason, err)) != LW_OK)
+    return st;
+  if (f[E_SEGMENT] && (st = read_string(f[E_SEGMENT], path, "segment", CS_ID, 1, LW_NAME_MAX,
+                                        ev->segment, sizeof ev->segment, err)) != LW_OK)
+    return st;
+  if (f[E_MODEL] && (st = read_string(f[E_MODEL], path, "model", CS_MODEL, 1, LW_NAME_MAX,
+                                      ev->model, sizeof ev->model, err)) != LW_OK)
+    return st;
+  if (f[E_CODE] && (st = read_string(f[E_CODE], path, "code", CS_CODE, 6, LW_CODE_MAX, ev->code,
+                                     sizeof ev->code, err)) != LW_OK)
+    return st;
+  if (f[E_X] && (st = read_x(f[E_X], path, &ev->x, err)) != LW_OK) return st;
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- documents */
+
+/* Parse body as exactly one JSON value, refusing what cJSON would accept but JSON does not:
+ * raw control bytes (they can only be inside strings, where JSON forbids them; a raw NUL would
+ * also cut a string short) and trailing data. */
+static lw_status parse_document(const char *body, size_t len, cJSON **out, lw_batch_error *err) {
+  *out = NULL;
+  if (len == 0) return fail(err, "", "", "empty body: expected a JSON object");
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)body[i];
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+      return fail(err, "", "", "malformed JSON: control character at byte %zu", i);
+  }
+  const char *end = NULL;
+  cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  if (!doc) {
+    size_t at = (end && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
+    return fail(err, "", "", "malformed JSON near byte %zu", at);
+  }
+  for (const char *p = end; p < body + len; p++) {
+    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+      cJSON_Delete(doc);
+      return fail(err, "", "", "malformed JSON: trailing data at byte %zu", (size_t)(p - body));
+    }
+  }
+  if (!cJSON_IsObject(doc)) {
+    cJSON_Delete(doc);
+    return fail(err, "", "", "expected a JSON object");
+  }
+  *out = doc;
+  return LW_OK;
+}
+
+void lw_batch_free(lw_batch *batch) {
+  if (!batch) return;
+  for (size_t i = 0; i < batch->n_events; i++) free(batch->events[i].x);
+  free(batch->events);
+  free(batch);
+}
+
+static lw_status read_batch(const cJSON *doc, const lw_batch_limits *lim, int64_t now_ms,
+                            lw_batch *b, lw_batch_error *err) {
+  const cJSON *f[B_COUNT];
+  lw_status st;
+  int64_t v = 0;
+  if ((st = scan_object(doc, "", batch_fields, B_COUNT, f, err)) != LW_OK) return st;
+  for (int i = 0; i < B_COUNT; i++)
+    if (!f[i]) return fail(err, "", batch_fields[i], "missing required field");
+  if (read_int(f[B_V], "", "v", &v, err) != LW_OK || v != 1)
+    return fail(err, "", "v", "unsupported schema version (expected 1)");
+  b->v = 1;
+  if ((st = read_string(f[B_BATCH_ID], "", "batch_id", CS_ID, 1, LW_BATCH_ID_MAX, b->batch_id,
+                        sizeof b->batch_id, err)) != LW_OK)
+    return st;
+  if ((st = read_string(f[B_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_MAX,
+                        b->write_key, sizeof b->write_key, err)) != LW_OK)
+    return st;
+  if ((st = read_time(f[B_SENT_AT], "", "sent_at", lim, now_ms, &b->sent_at, err)) != LW_OK)
+    return st;
+  const cJSON *events = f[B_EVENTS];
+  if (!cJSON_IsArray(events)) return fail(err, "", "events", "expected an array");
+  int n = cJSON_GetArraySize(events);
+  if (n < 1 || (size_t)n > lim->max_events)
+    return fail(err, "", "events", "expected 1-%zu events, got %d", lim->max_events, n);
+  b->events = calloc((size_t)n, sizeof *b->events);
+  if (!b->events) return LW_ERR_NOMEM;
+  char path[24];
+  for (const cJSON *e = events->child; e; e = e->next) {
+    snprintf(path, sizeof path, "events[%zu]", b->n_events);
+    lw_event *ev = &b->events[b->n_events++];
+    if ((st = read_event(e, path, lim, now_ms, ev, err)) != LW_OK) return st;
+  }
+  return LW_OK;
+}
+
+lw_status lw_batch_parse(const char *body, size_t len, const lw_batch_limits *limits,
+                         int64_t now_ms, lw_batch **out, lw_batch_error *err) {
+  lw_batch_limits def = lw_batch_default_limits();
+  const lw_batch_limits *lim = limits ? limits : &def;
+  cJSON *doc;
+  *out = NULL;
+  err->field[0] = err->message[0] = '\0';
+  lw_status st = parse_document(body, len, &doc, err);
+  if (st != LW_OK) return st;
+  lw_batch *b = calloc(1, sizeof *b);
+  if (!b) {
+    cJSON_Delete(doc);
+    return LW_ERR_NOMEM;
+  }
+  st = read_batch(doc, lim, now_ms, b, err);
+  cJSON_Delete(doc);
+  if (st != LW_OK) {
+    if (st == LW_ERR_NOMEM) snprintf(err->message, sizeof err->message, "out of memory");
+    lw_batch_free(b);
+    return st;
+  }
+  *out = b;
+  return LW_OK;
+}
+
+enum { F_V, F_WRITE_KEY, F_INSTALL, F_COUNT };
+static const char *const forget_fields[F_COUNT] = {"v", "write_key", "install"};
+
+lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
+                          lw_batch_error *err) {
+  cJSON *doc;
+  const cJSON *f[F_COUNT];
+  int64_t v = 0;
+  err->field[0] = err->message[0] = '\0';
+  lw_status st = parse_document(body, len, &doc, err);
+  if (st != LW_OK) return st;
+  st = scan_object(doc, "", forget_fields, F_COUNT, f, err);
+  for (int i = 0; st == LW_OK && i < F_COUNT; i++)
+    if (!f[i]) st = fail(err, "", forget_fields[i], "missing required field");
+  if (st == LW_OK && (read_int(f[F_V], "", "v", &v, err) != LW_OK || v != 1))
+    st = fail(err, "", "v", "unsupported schema version (expected 1)");
+  if (st == LW_OK)
+    st = read_string(f[F_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_MAX,
+                     out->write_key, sizeof out->write_key, err);
+  if (st == LW_OK)
+    st = read_string(f[F_INSTALL], "", "install", CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
+                     out->install, sizeof out->install, err);
+  cJSON_Delete(doc);
+  return st;
+}

@@ -1,0 +1,402 @@
+/* config.c: the ingest server's settings (see loopwise/ingest.h).
+ *
+ * One table drives the config file, the environment, the flags and --help, so the four can
+ * never disagree about a name or a default. */
+#include "loopwise/ingest.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef enum { T_STR, T_INT, T_NUM, T_BOOL } setting_type;
+
+typedef struct {
+  const char *key;      /* config-file key; the flag is this with '-' for '_' */
+  setting_type type;
+  size_t offset;
+  const char *def;      /* default, as text */
+  int64_t min, max;     /* for T_INT */
+  const char *help;
+} setting;
+
+#define OFF(f) offsetof(lw_ingest_config, f)
+
+static const setting settings[] = {
+    {"db", T_STR, OFF(db), NULL, 0, 0, "SQLite database file (created if missing)"},
+    {"bind", T_STR, OFF(bind), "127.0.0.1", 0, 0, "listen address (IPv4 or IPv6 literal)"},
+    {"port", T_INT, OFF(port), "8080", 0, 65535, "TCP port; 0 picks a free one"},
+    {"read_token", T_STR, OFF(read_token), NULL, 0, 0,
+     "bearer token for /v1/stats and /metrics; unset: loopback clients only"},
+    {"max_body", T_INT, OFF(max_body), "1048576", 64, 64 << 20, "largest request body, bytes"},
+    {"max_events", T_INT, OFF(max_events), "500", 1, 500, "most events in one batch"},
+    {"max_future_s", T_INT, OFF(max_future_s), "86400", 0, 366LL * 86400,
+     "how far ahead of the server clock an event time may be"},
+    {"timeout_s", T_INT, OFF(timeout_s), "10", 1, 3600, "close connections idle this long"},
+    {"max_connections", T_INT, OFF(max_connections), "4096", 1, 1 << 20,
+     "most concurrent connections"},
+    {"rate_limit", T_BOOL, OFF(rate_limit), "on", 0, 1, "per-address and per-key rate limits"},
+    {"rate_per_address", T_NUM, OFF(rate_per_address), "50", 0, 0,
+     "requests per second per client address"},
+    {"burst_per_address", T_NUM, OFF(burst_per_address), "200", 0, 0,
+     "burst size per client address"},
+    {"rate_per_key", T_NUM, OFF(rate_per_key), "5000", 0, 0, "requests per second per write key"},
+    {"burst_per_key", T_NUM, OFF(burst_per_key), "20000", 0, 0, "burst size per write key"},
+    {"k_anonymity", T_INT, OFF(k_anonymity), "5", 1, 1000000,
+     "stats hide any row with fewer distinct installs"},
+    {"retention_days", T_INT, OFF(retention_days), "395", 0, 100000,
+     "delete events older than this; 0 keeps them forever"},
+    {"purge_interval_s", T_INT, OFF(purge_interval_s), "3600", 1, 86400 * 7,
+     "how often the retention purge runs"},
+    {"max_group", T_INT, OFF(max_group), "1024", 1, 65536, "most batches in one commit"},
+    {"drain_timeout_s", T_INT, OFF(drain_timeout_s), "10", 0, 3600,
+     "on SIGTERM, wait this long for in-flight requests"},
+    {"log_level", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn, error or off"},
+};
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+/* Put prefix in front of the message in errmsg, cutting the end if it no longer fits. */
+static void prefix_message(char *errmsg, const char *prefix) {
+  size_t p = strlen(prefix), n = strlen(errmsg);
+  if (p >= LW_ERRMSG_MAX) p = LW_ERRMSG_MAX - 1;
+  if (p + n >= LW_ERRMSG_MAX) n = LW_ERRMSG_MAX - 1 - p;
+  memmove(errmsg + p, errmsg, n);
+  memcpy(errmsg, prefix, p);
+  errmsg[p + n] = '\0';
+}
+
+static const setting *find_setting(const char *name) {
+  char key[64];
+  size_t i = 0;
+  for (; name[i] && i < sizeof key - 1; i++) key[i] = name[i] == '-' ? '_' : name[i];
+  key[i] = '\0';
+  for (size_t k = 0; k < N_SETTINGS; k++)
+    if (strcmp(settings[k].key, key) == 0) return &settings[k];
+  return NULL;
+}
+
+static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *value,
+                           char *errmsg) {
+  char *field = (char *)cfg + s->offset;
+  char *end = NULL;
+  switch (s->type) {
+  case T_STR: {
+    char *copy = value ? strdup(value) : NULL;
+    if (value && !copy) return LW_ERR_NOMEM;
+    if (strcmp(s->key, "log_level") == 0 && (!value || lw_log_level_parse(value) < 0)) {
+      free(copy);
+      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected debug, info, warn, error or off", s->key);
+      return LW_ERR_INVALID;
+    }
+    free(*(char **)field);
+    *(char **)field = copy;
+    return LW_OK;
+  }
+  case T_INT: {
+    errno = 0;
+    long long v = value ? strtoll(value, &end, 10) : 0;
+    if (!value || !*value || *end || errno || v < s->min || v > s->max) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected an integer in [%lld, %lld], got '%s'", s->key,
+               (long long)s->min, (long long)s->max, value ? value : "");
+      return LW_ERR_INVALID;
+    }
+    if (s->offset == OFF(port))
+      *(int *)field = (int)v;
+    else
+      *(int64_t *)field = v;
+    return LW_OK;
+  }
+  case T_NUM: {
+    double v = value ? strtod(value, &end) : 0;
+    if (!value || !*value || *end || !isfinite(v) || v <= 0) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a positive number, got '%s'", s->key,
+               value ? value : "");
+      return LW_ERR_INVALID;
+    }
+    *(double *)field = v;
+    return LW_OK;
+  }
+  case T_BOOL: {
+    int v;
+    if (value && (!strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "1")))
+      v = 1;
+    else if (value && (!strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "0")))
+      v = 0;
+    else {
+      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected on or off, got '%s'", s->key,
+               value ? value : "");
+      return LW_ERR_INVALID;
+    }
+    *(int *)field = v;
+    return LW_OK;
+  }
+  }
+  return LW_ERR_INVALID;
+}
+
+void lw_ingest_config_init(lw_ingest_config *cfg) {
+  char errmsg[LW_ERRMSG_MAX];
+  memset(cfg, 0, sizeof *cfg);
+  for (size_t k = 0; k < N_SETTINGS; k++)
+    if (settings[k].def) (void)set_value(cfg, &settings[k], settings[k].def, errmsg);
+}
+
+static void free_site(lw_ingest_site *site) {
+  free(site->id);
+  free(site->write_key);
+  for (size_t i = 0; i < site->n_origins; i++) free(site->origins[i]);
+  free(site->origins);
+}
+
+void lw_ingest_config_clear(lw_ingest_config *cfg) {
+  for (size_t k = 0; k < N_SETTINGS; k++)
+    if (settings[k].type == T_STR) free(*(char **)((char *)cfg + settings[k].offset));
+  for (size_t i = 0; i < cfg->n_sites; i++) free_site(&cfg->sites[i]);
+  free(cfg->sites);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+lw_status lw_ingest_config_set(lw_ingest_config *cfg, const char *name, const char *value,
+                               char *errmsg) {
+  const setting *s = find_setting(name);
+  if (!s) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "unknown setting '%s'", name);
+    return LW_ERR_NOT_FOUND;
+  }
+  return set_value(cfg, s, value, errmsg);
+}
+
+lw_status lw_ingest_config_apply_env(lw_ingest_config *cfg, char **envp, char *errmsg) {
+  static const char prefix[] = "LW_INGEST_";
+  for (char **e = envp; e && *e; e++) {
+    if (strncmp(*e, prefix, sizeof prefix - 1) != 0) continue;
+    const char *eq = strchr(*e, '=');
+    if (!eq) continue;
+    char name[64];
+    size_t n = (size_t)(eq - *e) - (sizeof prefix - 1);
+    if (n >= sizeof name) n = sizeof name - 1;
+    for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)(*e)[sizeof prefix - 1 + i]);
+    name[n] = '\0';
+    lw_status st = lw_ingest_config_set(cfg, name, eq + 1, errmsg);
+    if (st != LW_OK) {
+      prefix_message(errmsg, "environment: ");
+      return st == LW_ERR_NOT_FOUND ? LW_ERR_INVALID : st;
+    }
+  }
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- sites */
+
+static int id_ok(const char *s, size_t max, int allow_dot) {
+  size_t n = strlen(s);
+  if (n < 1 || n > max) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!isalnum(c) && c != '_' && c != '-' && !(allow_dot && c == '.')) return 0;
+  }
+  return 1;
+}
+
+/* An Origin pattern is "scheme://host" or "scheme://host:port" or "scheme://host:*", with no
+ * path: exactly what a browser sends in the Origin header. */
+static int origin_pattern_ok(const char *p) {
+  const char *sep = strstr(p, "://");
+  if (!sep || sep == p || strlen(p) > 255) return 0;
+  for (const char *c = p; *c; c++)
+    if (*c == '/' && c != sep + 1 && c != sep + 2) return 0;
+  for (const char *c = p; *c; c++)
+    if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) return 0;
+  return sep[3] != '\0';
+}
+
+int lw_origin_matches(const char *pattern, const char *origin) {
+  size_t n = strlen(pattern);
+  if (n >= 2 && strcmp(pattern + n - 2, ":*") == 0) {
+    size_t base = n - 2;
+    if (strncmp(pattern, origin, base) != 0) return 0;
+    const char *rest = origin + base;
+    if (*rest == '\0') return 1;
+    if (*rest != ':' || !rest[1]) return 0;
+    for (rest++; *rest; rest++)
+      if (!isdigit((unsigned char)*rest)) return 0;
+    return 1;
+  }
+  return strcmp(pattern, origin) == 0;
+}
+
+static lw_status add_site(lw_ingest_config *cfg, const char *id, const char *key,
+                          const char *const *origins, size_t n_origins, char *errmsg) {
+  lw_ingest_site *grown = realloc(cfg->sites, (cfg->n_sites + 1) * sizeof *grown);
+  if (!grown) return LW_ERR_NOMEM;
+  cfg->sites = grown;
+  lw_ingest_site *s = &cfg->sites[cfg->n_sites];
+  memset(s, 0, sizeof *s);
+  s->id = strdup(id);
+  s->write_key = strdup(key);
+  s->origins = calloc(n_origins ? n_origins : 1, sizeof *s->origins);
+  if (!s->id || !s->write_key || !s->origins) {
+    free_site(s);
+    return LW_ERR_NOMEM;
+  }
+  cfg->n_sites++;
+  for (size_t i = 0; i < n_origins; i++) {
+    if (!(s->origins[i] = strdup(origins[i]))) return LW_ERR_NOMEM;
+    s->n_origins++;
+  }
+  (void)errmsg;
+  return LW_OK;
+}
+
+static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *errmsg) {
+  if (!cJSON_IsArray(arr)) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "sites: expected an array");
+    return LW_ERR_INVALID;
+  }
+  int i = 0;
+  for (const cJSON *site = arr->child; site; site = site->next, i++) {
+    const cJSON *id = NULL, *key = NULL, *origins = NULL;
+    if (!cJSON_IsObject(site)) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d]: expected an object", i);
+      return LW_ERR_INVALID;
+    }
+    for (const cJSON *m = site->child; m; m = m->next) {
+      if (!strcmp(m->string, "id")) id = m;
+      else if (!strcmp(m->string, "write_key")) key = m;
+      else if (!strcmp(m->string, "origins")) origins = m;
+      else {
+        snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].%.40s: unknown field", i, m->string);
+        return LW_ERR_INVALID;
+      }
+    }
+    if (!cJSON_IsString(id) || !id_ok(id->valuestring, 32, 0)) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].id: expected 1-32 of [A-Za-z0-9_-]", i);
+      return LW_ERR_INVALID;
+    }
+    if (!cJSON_IsString(key) || !id_ok(key->valuestring, 128, 1)) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].write_key: expected 1-128 of [A-Za-z0-9_.-]", i);
+      return LW_ERR_INVALID;
+    }
+    const char *list[64];
+    size_t n = 0;
+    if (origins) {
+      if (!cJSON_IsArray(origins) || cJSON_GetArraySize(origins) > 64) {
+        snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].origins: expected an array of at most 64", i);
+        return LW_ERR_INVALID;
+      }
+      for (const cJSON *o = origins->child; o; o = o->next, n++) {
+        if (!cJSON_IsString(o) || !origin_pattern_ok(o->valuestring)) {
+          snprintf(errmsg, LW_ERRMSG_MAX,
+                   "sites[%d].origins[%zu]: expected scheme://host[:port|:*] without a path", i, n);
+          return LW_ERR_INVALID;
+        }
+        list[n] = o->valuestring;
+      }
+    }
+    for (size_t k = 0; k < cfg->n_sites; k++) {
+      if (!strcmp(cfg->sites[k].id, id->valuestring) ||
+          !strcmp(cfg->sites[k].write_key, key->valuestring)) {
+        snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d]: id and write_key must be unique", i);
+        return LW_ERR_INVALID;
+      }
+    }
+    lw_status st = add_site(cfg, id->valuestring, key->valuestring, list, n, errmsg);
+    if (st != LW_OK) return st;
+  }
+  return LW_OK;
+}
+
+lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, char *errmsg) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "%s: %s", path, strerror(errno));
+    return LW_ERR_IO;
+  }
+  char *text = malloc(1 << 20);
+  size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+  fclose(f);
+  if (!text) return LW_ERR_NOMEM;
+  text[n] = '\0';
+  cJSON *doc = cJSON_Parse(text);
+  free(text);
+  if (!cJSON_IsObject(doc)) {
+    cJSON_Delete(doc);
+    snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a JSON object", path);
+    return LW_ERR_INVALID;
+  }
+  lw_status st = LW_OK;
+  for (const cJSON *m = doc->child; m && st == LW_OK; m = m->next) {
+    if (!strcmp(m->string, "sites")) {
+      st = load_sites(cfg, m, errmsg);
+      continue;
+    }
+    const setting *s = find_setting(m->string);
+    if (!s || strchr(m->string, '-')) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "%.60s: unknown setting", m->string);
+      st = LW_ERR_INVALID;
+      break;
+    }
+    char num[64];
+    const char *value = NULL;
+    if (cJSON_IsString(m)) value = m->valuestring;
+    else if (cJSON_IsBool(m)) value = cJSON_IsTrue(m) ? "on" : "off";
+    else if (cJSON_IsNumber(m)) {
+      if (s->type == T_NUM) snprintf(num, sizeof num, "%.17g", m->valuedouble);
+      else snprintf(num, sizeof num, "%.0f", m->valuedouble);
+      value = num;
+    }
+    if (!value) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a string, number or boolean", s->key);
+      st = LW_ERR_INVALID;
+      break;
+    }
+    st = set_value(cfg, s, value, errmsg);
+  }
+  cJSON_Delete(doc);
+  if (st != LW_OK) {
+    char where[LW_ERRMSG_MAX];
+    snprintf(where, sizeof where, "%.200s: ", path);
+    prefix_message(errmsg, where);
+  }
+  return st;
+}
+
+lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *errmsg) {
+  if (!cfg->db || !cfg->db[0]) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "db: a database file is required (--db FILE)");
+    return LW_ERR_INVALID;
+  }
+  if (cfg->read_token && strlen(cfg->read_token) < 16) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "read_token: use at least 16 characters");
+    return LW_ERR_INVALID;
+  }
+  if (cfg->n_sites == 0) {
+    static const char *const loopback[] = {"http://127.0.0.1:*", "http://localhost:*",
+                                           "http://[::1]:*"};
+    return add_site(cfg, "default", "demo-site-key", loopback, 3, errmsg);
+  }
+  return LW_OK;
+}
+
+void lw_ingest_config_usage(FILE *out) {
+  fprintf(out, "Settings (config-file key, flag, environment variable; flags win over the\n"
+               "environment, which wins over the config file):\n\n");
+  for (size_t k = 0; k < N_SETTINGS; k++) {
+    char flag[64], env[64];
+    size_t i = 0;
+    for (; settings[k].key[i]; i++) {
+      flag[i] = settings[k].key[i] == '_' ? '-' : settings[k].key[i];
+      env[i] = (char)toupper((unsigned char)settings[k].key[i]);
+    }
+    flag[i] = env[i] = '\0';
+    fprintf(out, "  --%-19s LW_INGEST_%-18s %s", flag, env, settings[k].help);
+    if (settings[k].def) fprintf(out, " [%s]", settings[k].def);
+    fprintf(out, "\n");
+  }
+}

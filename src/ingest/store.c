@@ -1,0 +1,32 @@
+/* store.c: the backend-neutral half of lw_store (see loopwise/store.h): calls go through the
+ * backend's table, so the server never knows which database it writes to. */
+#include "loopwise/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void lw_stats_clear(lw_stats *stats) {
+  if (!stats) return;
+  free(stats->variants);
+  free(stats->segments);
+  free(stats->codes);
+  memset(stats, 0, sizeof *stats);
+}
+
+lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg) {
+  return s->backend->write(s, items, n, errmsg);
+}
+lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
+                          char *errmsg) {
+  return s->backend->forget(s, site, install, deleted, errmsg);
+}
+lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg) {
+  return s->backend->purge(s, before_ms, deleted, errmsg);
+}
+lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *errmsg) {
+  return s->backend->stats(s, site, out, errmsg);
+}
+lw_status lw_store_ping(lw_store *s, char *errmsg) { return s->backend->ping(s, errmsg); }
+void lw_store_free(lw_store *s) {
+  if (s) s->backend->close(s);
+}

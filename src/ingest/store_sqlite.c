@@ -1,0 +1,414 @@
+/* store_sqlite.c: the SQLite backend of lw_store.
+ *
+ * Durability: WAL mode with synchronous=FULL, so COMMIT returns only after the WAL is fsynced.
+ * The server's writer thread puts many batches in one transaction (group commit), so many
+ * requests share that one fsync.
+ *
+ * Two connections: the writer's (used by one thread at a time, see store.h) and a reader's
+ * guarded by a mutex, so /v1/stats never waits for a commit and never blocks one (WAL). */
+#include "loopwise/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  lw_store base;
+  sqlite3 *w;            /* writer connection */
+  sqlite3 *r;            /* reader connection, guarded by rlock */
+  pthread_mutex_t rlock;
+  sqlite3_stmt *ins_batch, *ins_event;
+} sqlite_store;
+
+/* ---------------------------------------------------------------- schema */
+
+/* Version 1 was the first slice's single-site layout:
+ *   batches(batch_id TEXT PRIMARY KEY, received_at, n_events)
+ *   events(id, batch_id, kind, t, install, decision, action, p, mode, reason, segment, model,
+ *          x, code)
+ * Version 2 adds sites (a batch_id is unique per site), the client's sent_at, and the indexes
+ * that retention and per-install deletion need. */
+static const char *const schema_v2 =
+    "CREATE TABLE batches("
+    "  id INTEGER PRIMARY KEY,"
+    "  site TEXT NOT NULL,"
+    "  batch_id TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  sent_at INTEGER NOT NULL,"
+    "  n_events INTEGER NOT NULL,"
+    "  UNIQUE(site, batch_id));"
+    "CREATE TABLE events("
+    "  id INTEGER PRIMARY KEY,"
+    "  batch INTEGER NOT NULL,"
+    "  site TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  t INTEGER NOT NULL,"
+    "  install TEXT NOT NULL,"
+    "  decision TEXT, action TEXT, p REAL, mode TEXT, reason TEXT,"
+    "  segment TEXT, model TEXT, x TEXT, code TEXT);"
+    "CREATE INDEX events_site_install ON events(site, install);"
+    "CREATE INDEX events_t ON events(t);"
+    "CREATE INDEX batches_received ON batches(received_at);";
+
+static const char *const migrate_v1_v2 =
+    "ALTER TABLE batches RENAME TO batches_v1;"
+    "ALTER TABLE events RENAME TO events_v1;"
+    "%s"
+    "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
+    "  SELECT 'default', batch_id, received_at, received_at, n_events FROM batches_v1;"
+    "INSERT INTO events(batch, site, kind, t, install, decision, action, p, mode, reason,"
+    "                   segment, model, x, code)"
+    "  SELECT b.id, 'default', e.kind, e.t, e.install, e.decision, e.action, e.p, e.mode,"
+    "         e.reason, e.segment, e.model, e.x, e.code"
+    "  FROM events_v1 e JOIN batches b ON b.site = 'default' AND b.batch_id = e.batch_id"
+    "  ORDER BY e.id;"
+    "DROP TABLE events_v1;"
+    "DROP TABLE batches_v1;";
+
+static lw_status sql_error(sqlite3 *db, const char *what, char *errmsg) {
+  snprintf(errmsg, LW_ERRMSG_MAX, "%s: %s", what, db ? sqlite3_errmsg(db) : "no database");
+  return LW_ERR_IO;
+}
+
+static lw_status exec(sqlite3 *db, const char *sql, const char *what, char *errmsg) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "%s: %s", what, msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return LW_ERR_IO;
+  }
+  return LW_OK;
+}
+
+static lw_status user_version(sqlite3 *db, int *out, char *errmsg) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return sql_error(db, "reading the schema version", errmsg);
+  *out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  return LW_OK;
+}
+
+/* Bring the schema to LW_STORE_SCHEMA_VERSION in one transaction, so a crash mid-migration
+ * leaves the old version intact. */
+static lw_status migrate(sqlite3 *db, char *errmsg) {
+  int version;
+  lw_status st = exec(db, "BEGIN IMMEDIATE", "starting the migration", errmsg);
+  if (st != LW_OK) return st;
+  if ((st = user_version(db, &version, errmsg)) != LW_OK) goto fail;
+  if (version > LW_STORE_SCHEMA_VERSION) {
+    snprintf(errmsg, LW_ERRMSG_MAX,
+             "database schema version %d is newer than this build's %d: refusing to touch it",
+             version, LW_STORE_SCHEMA_VERSION);
+    st = LW_ERR_VERSION;
+    goto fail;
+  }
+  if (version == 0) {
+    /* A new file, or one with unrelated tables: only create into an empty database. */
+    sqlite3_stmt *q;
+    int tables = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL) == SQLITE_OK) {
+      if (sqlite3_step(q) == SQLITE_ROW) tables = sqlite3_column_int(q, 0);
+      sqlite3_finalize(q);
+    }
+    if (tables) {
+      snprintf(errmsg, LW_ERRMSG_MAX, "database has tables but no Loopwise schema version");
+      st = LW_ERR_VERSION;
+      goto fail;
+    }
+    if ((st = exec(db, schema_v2, "creating the schema", errmsg)) != LW_OK) goto fail;
+  } else if (version == 1) {
+    char sql[4096];
+    snprintf(sql, sizeof sql, migrate_v1_v2, schema_v2);
+    if ((st = exec(db, sql, "migrating schema 1 to 2", errmsg)) != LW_OK) goto fail;
+  }
+  if (version != LW_STORE_SCHEMA_VERSION) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", LW_STORE_SCHEMA_VERSION);
+    if ((st = exec(db, sql, "setting the schema version", errmsg)) != LW_OK) goto fail;
+  }
+  return exec(db, "COMMIT", "committing the migration", errmsg);
+fail:
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return st;
+}
+
+/* ---------------------------------------------------------------- writes */
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
+  if (s && s[0])
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
+  const lw_batch *b = it->batch;
+  sqlite3_stmt *st = s->ins_batch;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, it->site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, b->batch_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, it->received_ms);
+  sqlite3_bind_int64(st, 4, b->sent_at);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)b->n_events);
+  if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing a batch", errmsg);
+  if (sqlite3_changes(s->w) == 0) {
+    it->duplicate = 1;
+    it->stored = 0;
+    return LW_OK;
+  }
+  sqlite3_int64 batch_row = sqlite3_last_insert_rowid(s->w);
+  st = s->ins_event;
+  for (size_t i = 0; i < b->n_events; i++) {
+    const lw_event *e = &b->events[i];
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, batch_row);
+    sqlite3_bind_text(st, 2, it->site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, lw_event_kind_name(e->kind), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, e->t);
+    sqlite3_bind_text(st, 5, e->install, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 6, e->decision);
+    bind_text_or_null(st, 7, e->action);
+    if (e->has_p)
+      sqlite3_bind_double(st, 8, e->p);
+    else
+      sqlite3_bind_null(st, 8);
+    bind_text_or_null(st, 9, e->mode);
+    if (e->kind == LW_KIND_DECISION)
+      sqlite3_bind_text(st, 10, e->reason, -1, SQLITE_STATIC); /* "" is a valid reason */
+    else
+      sqlite3_bind_null(st, 10);
+    bind_text_or_null(st, 11, e->segment);
+    bind_text_or_null(st, 12, e->model);
+    bind_text_or_null(st, 13, e->x);
+    bind_text_or_null(st, 14, e->code);
+    if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing an event", errmsg);
+  }
+  it->duplicate = 0;
+  it->stored = b->n_events;
+  return LW_OK;
+}
+
+static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *errmsg) {
+  sqlite_store *s = (sqlite_store *)base;
+  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", errmsg);
+  for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], errmsg);
+  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", errmsg);
+  sqlite3_reset(s->ins_batch);
+  sqlite3_reset(s->ins_event);
+  if (st != LW_OK) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
+  }
+  return st;
+}
+
+static lw_status delete_where(sqlite_store *s, const char *sql, const char *a, int64_t b,
+                              int64_t *deleted, char *errmsg) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->w, sql, -1, &st, NULL) != SQLITE_OK)
+    return sql_error(s->w, "preparing a delete", errmsg);
+  if (a) sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, a ? 2 : 1, b);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "deleting", errmsg);
+  if (deleted) *deleted += sqlite3_changes(s->w);
+  return LW_OK;
+}
+
+static lw_status sq_forget(lw_store *base, const char *site, const char *install,
+                           int64_t *deleted, char *errmsg) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  *deleted = 0;
+  if (sqlite3_prepare_v2(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", -1, &st,
+                         NULL) != SQLITE_OK)
+    return sql_error(s->w, "preparing a delete", errmsg);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, install, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st); /* autocommit: one durable transaction */
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "deleting an install", errmsg);
+  *deleted = sqlite3_changes(s->w);
+  return LW_OK;
+}
+
+static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *errmsg) {
+  sqlite_store *s = (sqlite_store *)base;
+  *deleted = 0;
+  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a purge", errmsg);
+  if (st == LW_OK)
+    st = delete_where(s, "DELETE FROM events WHERE t < ?1", NULL, before_ms, deleted, errmsg);
+  if (st == LW_OK)
+    st = delete_where(s, "DELETE FROM batches WHERE received_at < ?1", NULL, before_ms, NULL,
+                      errmsg);
+  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", errmsg);
+  if (st != LW_OK) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    *deleted = 0;
+  }
+  return st;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+
+static lw_status count(sqlite3 *db, const char *sql, const char *site, int64_t *out,
+                       char *errmsg) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return sql_error(db, "preparing stats", errmsg);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? LW_OK : sql_error(db, "reading stats", errmsg);
+}
+
+/* One breakdown: a row per distinct value of column col (a fixed name, never input). */
+static lw_status breakdown(sqlite3 *db, const char *col, const char *site, lw_stats_row **rows,
+                           size_t *n_rows, char *errmsg) {
+  char sql[640];
+  snprintf(sql, sizeof sql,
+           "SELECT %s, COUNT(DISTINCT install), SUM(kind = 'decision'), SUM(kind = 'impression'),"
+           " SUM(kind = 'share'), SUM(kind = 'copy'), SUM(kind = 'dismiss'),"
+           " SUM(kind = 'landing'), SUM(kind = 'conversion')"
+           " FROM events WHERE site = ?1 AND %s IS NOT NULL GROUP BY %s ORDER BY %s",
+           col, col, col, col);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return sql_error(db, "preparing stats", errmsg);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  size_t n = 0, cap = 0;
+  lw_stats_row *out = NULL;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      lw_stats_row *grown = realloc(out, ncap * sizeof *out);
+      if (!grown) {
+        free(out);
+        sqlite3_finalize(st);
+        snprintf(errmsg, LW_ERRMSG_MAX, "out of memory reading stats");
+        return LW_ERR_NOMEM;
+      }
+      out = grown;
+      cap = ncap;
+    }
+    lw_stats_row *row = &out[n++];
+    memset(row, 0, sizeof *row);
+    const unsigned char *key = sqlite3_column_text(st, 0);
+    snprintf(row->key, sizeof row->key, "%s", key ? (const char *)key : "");
+    row->installs = sqlite3_column_int64(st, 1);
+    for (int k = 0; k < LW_KIND_COUNT; k++) row->counts[k] = sqlite3_column_int64(st, 2 + k);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(out);
+    return sql_error(db, "reading stats", errmsg);
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
+static lw_status sq_stats(lw_store *base, const char *site, lw_stats *out, char *errmsg) {
+  sqlite_store *s = (sqlite_store *)base;
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&s->rlock);
+  /* One read transaction, so every number comes from the same snapshot. */
+  lw_status st = exec(s->r, "BEGIN", "starting a read", errmsg);
+  if (st == LW_OK)
+    st = count(s->r, "SELECT COUNT(*) FROM events WHERE site = ?1", site, &out->outcomes, errmsg);
+  if (st == LW_OK)
+    st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1", site, &out->batches, errmsg);
+  if (st == LW_OK) st = breakdown(s->r, "action", site, &out->variants, &out->n_variants, errmsg);
+  if (st == LW_OK) st = breakdown(s->r, "segment", site, &out->segments, &out->n_segments, errmsg);
+  if (st == LW_OK) st = breakdown(s->r, "code", site, &out->codes, &out->n_codes, errmsg);
+  sqlite3_exec(s->r, "COMMIT", NULL, NULL, NULL);
+  pthread_mutex_unlock(&s->rlock);
+  if (st != LW_OK) lw_stats_clear(out);
+  return st;
+}
+
+static lw_status sq_ping(lw_store *base, char *errmsg) {
+  sqlite_store *s = (sqlite_store *)base;
+  int64_t v;
+  pthread_mutex_lock(&s->rlock);
+  lw_status st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1 AND 0", "", &v, errmsg);
+  pthread_mutex_unlock(&s->rlock);
+  return st;
+}
+
+static void sq_close(lw_store *base) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_finalize(s->ins_batch);
+  sqlite3_finalize(s->ins_event);
+  sqlite3_close(s->r);
+  /* Closing the last connection checkpoints the WAL into the database and removes it. */
+  sqlite3_close(s->w);
+  pthread_mutex_destroy(&s->rlock);
+  free(s);
+}
+
+static const lw_store_backend sqlite_backend = {
+    "sqlite", sq_write, sq_forget, sq_purge, sq_stats, sq_ping, sq_close};
+
+static lw_status open_conn(const char *path, sqlite3 **db, char *errmsg) {
+  if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    lw_status st = sql_error(*db, "opening the database", errmsg);
+    sqlite3_close(*db);
+    *db = NULL;
+    return st;
+  }
+  sqlite3_busy_timeout(*db, 10000);
+  return exec(*db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+              "setting WAL mode", errmsg);
+}
+
+lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg) {
+  *out = NULL;
+  sqlite_store *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  s->base.backend = &sqlite_backend;
+  pthread_mutex_init(&s->rlock, NULL);
+  lw_status st = open_conn(path, &s->w, errmsg);
+  if (st == LW_OK) {
+    /* journal_mode=WAL answers the mode in force: refuse to run without it. */
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode", -1, &q, NULL) == SQLITE_OK) {
+      if (sqlite3_step(q) != SQLITE_ROW ||
+          sqlite3_stricmp((const char *)sqlite3_column_text(q, 0), "wal") != 0) {
+        snprintf(errmsg, LW_ERRMSG_MAX, "the database at %s cannot use WAL mode", path);
+        st = LW_ERR_IO;
+      }
+      sqlite3_finalize(q);
+    }
+  }
+  if (st == LW_OK) st = migrate(s->w, errmsg);
+  if (st == LW_OK) st = open_conn(path, &s->r, errmsg);
+  if (st == LW_OK &&
+      (sqlite3_prepare_v3(s->w,
+                          "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
+                          " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(site, batch_id) DO NOTHING",
+                          -1, SQLITE_PREPARE_PERSISTENT, &s->ins_batch, NULL) != SQLITE_OK ||
+       sqlite3_prepare_v3(s->w,
+                          "INSERT INTO events(batch, site, kind, t, install, decision, action, p,"
+                          " mode, reason, segment, model, x, code)"
+                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                          -1, SQLITE_PREPARE_PERSISTENT, &s->ins_event, NULL) != SQLITE_OK))
+    st = sql_error(s->w, "preparing statements", errmsg);
+  if (st != LW_OK) {
+    sq_close(&s->base);
+    return st;
+  }
+  *out = &s->base;
+  return LW_OK;
+}

@@ -1,0 +1,204 @@
+/* writer.c: see writer.h. */
+#include "writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct lw_writer {
+  lw_store *store;
+  lw_writer_config cfg;
+  lw_metrics *metrics;
+  const lw_logger *log;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t work;     /* signalled when a job is queued or on stop */
+  pthread_cond_t done;     /* broadcast when jobs complete */
+  lw_job *head, *tail;     /* queue, guarded by lock */
+  int stopping;
+  lw_store_item **items;   /* scratch for one group, writer thread only */
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void run_purge(lw_writer *w) {
+  char errmsg[LW_ERRMSG_MAX];
+  int64_t deleted = 0;
+  lw_status st = lw_store_purge(w->store, now_ms() - w->cfg.retention_ms, &deleted, errmsg);
+  lw_log_line line;
+  if (st != LW_OK) {
+    lw_log_msg(w->log, LW_LOG_ERROR, "retention purge failed", errmsg);
+    return;
+  }
+  atomic_fetch_add(&w->metrics->purged_events, (uint64_t)deleted);
+  if (deleted && lw_log_begin(&line, w->log, LW_LOG_INFO, "retention purge")) {
+    lw_log_int(&line, "deleted_events", deleted);
+    lw_log_end(&line);
+  }
+}
+
+/* Write one group of batches in one transaction and record what happened. */
+static void run_group(lw_writer *w, lw_job *jobs) {
+  size_t n = 0;
+  for (lw_job *j = jobs; j; j = j->next)
+    if (j->kind == LW_JOB_WRITE) w->items[n++] = &j->item;
+  if (n) {
+    char errmsg[LW_ERRMSG_MAX];
+    int64_t t0 = mono_us();
+    lw_status st = lw_store_write(w->store, w->items, n, errmsg);
+    atomic_fetch_add(&w->metrics->commit_us_sum, (uint64_t)(mono_us() - t0));
+    if (st == LW_OK) {
+      atomic_fetch_add(&w->metrics->commits, 1);
+      atomic_fetch_add(&w->metrics->committed_batches, n);
+    } else {
+      lw_log_msg(w->log, LW_LOG_ERROR, "group commit failed", errmsg);
+    }
+    for (lw_job *j = jobs; j; j = j->next) {
+      if (j->kind != LW_JOB_WRITE) continue;
+      j->status = st;
+      if (st != LW_OK) {
+        memcpy(j->errmsg, errmsg, sizeof errmsg);
+      } else if (j->item.duplicate) {
+        atomic_fetch_add(&w->metrics->batches_duplicate, 1);
+      } else {
+        atomic_fetch_add(&w->metrics->batches_stored, 1);
+        atomic_fetch_add(&w->metrics->events_stored, j->item.stored);
+      }
+    }
+  }
+  for (lw_job *j = jobs; j; j = j->next) {
+    if (j->kind != LW_JOB_FORGET) continue;
+    j->status = lw_store_forget(w->store, j->site, j->install, &j->deleted, j->errmsg);
+    if (j->status == LW_OK) atomic_fetch_add(&w->metrics->forgotten_events, (uint64_t)j->deleted);
+  }
+}
+
+static void *writer_main(void *arg) {
+  lw_writer *w = arg;
+  int64_t next_purge = 0; /* purge once at start */
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    while (!w->head && !w->stopping) {
+      if (w->cfg.retention_ms > 0 && now_ms() >= next_purge) break;
+      if (w->cfg.retention_ms > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t wait_ms = next_purge - now_ms();
+        if (wait_ms > 1000) wait_ms = 1000;
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (wait_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&w->work, &w->lock, &until);
+      } else {
+        pthread_cond_wait(&w->work, &w->lock);
+      }
+    }
+    if (!w->head && w->stopping) break;
+    /* Take up to max_group jobs; the rest wait for the next commit. */
+    lw_job *jobs = w->head, *last = w->head;
+    size_t n = jobs ? 1 : 0;
+    while (last && last->next && n < w->cfg.max_group) last = last->next, n++;
+    if (last) {
+      w->head = last->next;
+      if (!w->head) w->tail = NULL;
+      last->next = NULL;
+    }
+    pthread_mutex_unlock(&w->lock);
+
+    if (jobs) run_group(w, jobs);
+    if (w->cfg.retention_ms > 0 && now_ms() >= next_purge) {
+      run_purge(w);
+      next_purge = now_ms() + w->cfg.purge_interval_ms;
+    }
+
+    pthread_mutex_lock(&w->lock);
+    for (lw_job *j = jobs; j;) {
+      lw_job *next = j->next; /* j belongs to its handler again once done is set */
+      j->done = 1;
+      j = next;
+    }
+    if (jobs) pthread_cond_broadcast(&w->done);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metrics *metrics,
+                           const lw_logger *log, lw_writer **out, char *errmsg) {
+  *out = NULL;
+  lw_writer *w = calloc(1, sizeof *w);
+  if (!w || !(w->items = calloc(cfg->max_group ? cfg->max_group : 1, sizeof *w->items))) {
+    free(w);
+    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  w->store = store;
+  w->cfg = *cfg;
+  if (w->cfg.max_group == 0) w->cfg.max_group = 1;
+  if (w->cfg.purge_interval_ms <= 0) w->cfg.purge_interval_ms = 3600 * 1000;
+  w->metrics = metrics;
+  w->log = log;
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->work, NULL);
+  pthread_cond_init(&w->done, NULL);
+  int rc = pthread_create(&w->thread, NULL, writer_main, w);
+  if (rc != 0) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "starting the writer thread: %s", strerror(rc));
+    pthread_cond_destroy(&w->done);
+    pthread_cond_destroy(&w->work);
+    pthread_mutex_destroy(&w->lock);
+    free(w->items);
+    free(w);
+    return LW_ERR_IO;
+  }
+  *out = w;
+  return LW_OK;
+}
+
+lw_status lw_writer_submit(lw_writer *w, lw_job *job) {
+  job->done = 0;
+  job->next = NULL;
+  job->errmsg[0] = '\0';
+  pthread_mutex_lock(&w->lock);
+  if (w->stopping) {
+    pthread_mutex_unlock(&w->lock);
+    snprintf(job->errmsg, sizeof job->errmsg, "shutting down");
+    return job->status = LW_ERR_IO;
+  }
+  if (w->tail)
+    w->tail->next = job;
+  else
+    w->head = job;
+  w->tail = job;
+  pthread_cond_signal(&w->work);
+  while (!job->done) pthread_cond_wait(&w->done, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+  return job->status;
+}
+
+void lw_writer_free(lw_writer *w) {
+  if (!w) return;
+  pthread_mutex_lock(&w->lock);
+  w->stopping = 1;
+  pthread_cond_signal(&w->work);
+  pthread_mutex_unlock(&w->lock);
+  pthread_join(w->thread, NULL);
+  pthread_cond_destroy(&w->done);
+  pthread_cond_destroy(&w->work);
+  pthread_mutex_destroy(&w->lock);
+  free(w->items);
+  free(w);
+}

@@ -1,0 +1,121 @@
+// helpers.mjs: start a real loopwise-ingest on loopback for a test, and talk to it.
+// The binary is the one the build produced: $LW_NATIVE_DIR (default build/native) under the repo.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const binary = resolve(root, process.env.LW_NATIVE_DIR || 'build/native', 'src/ingest/loopwise-ingest');
+export const validBatch = JSON.parse(readFileSync(join(root, 'tests/cases/ingest/valid-batch.json'), 'utf8'));
+
+export function tempDir() {
+  return mkdtempSync(join(tmpdir(), 'lw-ingest-'));
+}
+
+// Start the server with --port 0 and resolve once it prints its port. Options: dir (temp dir
+// holding the database; made when absent), args (extra flags), env (extra variables).
+export async function startServer({ dir = tempDir(), args = [], env = {}, db } = {}) {
+  const dbPath = db || join(dir, 'outcomes.db');
+  const child = spawn(binary, ['--db', dbPath, '--port', '0', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const port = await new Promise((ok, fail) => {
+    let out = '';
+    const timer = setTimeout(() => fail(new Error(`server did not start: ${stderr}`)), 10000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /port (\d+)/.exec(out);
+      if (m) { clearTimeout(timer); ok(Number(m[1])); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); fail(new Error(`server exited ${code}: ${stderr}`)); });
+  });
+  const exited = new Promise((ok) => child.on('exit', (code, signal) => ok({ code, signal })));
+  const server = {
+    child, port, dir, db: dbPath, exited,
+    url: `http://127.0.0.1:${port}`,
+    get stderr() { return stderr; },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    // Stop with SIGTERM and insist on a clean exit: status 0 and no sanitizer report.
+    async cleanup() {
+      const { code, signal } = await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+      checkClean(stderr, code, signal);
+    },
+  };
+  return server;
+}
+
+export function checkClean(stderr, code, signal) {
+  if (/AddressSanitizer|LeakSanitizer|runtime error:/.test(stderr)) throw new Error(`sanitizer report:\n${stderr}`);
+  if (code !== 0) throw new Error(`server exited with ${code ?? signal}:\n${stderr.slice(-2000)}`);
+}
+
+// One HTTP request with full control over headers and body (Buffer or string). Resolves with
+// { status, headers, text, json }. A fresh connection per call unless agent is given.
+export function request(server, method, path, { headers = {}, body, agent = false } = {}) {
+  return new Promise((ok, fail) => {
+    const req = http.request({ host: '127.0.0.1', port: server.port, method, path, headers, agent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        ok({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', fail);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+export function postBatch(server, batch, headers = {}) {
+  const body = typeof batch === 'string' || Buffer.isBuffer(batch) ? batch : JSON.stringify(batch);
+  return request(server, 'POST', '/v1/outcomes', { headers: { 'Content-Type': 'text/plain', ...headers }, body });
+}
+
+export async function stats(server, { site, headers = {} } = {}) {
+  const r = await request(server, 'GET', site ? `/v1/stats?site=${site}` : '/v1/stats', { headers });
+  if (r.status !== 200) throw new Error(`stats answered ${r.status}: ${r.text}`);
+  return r.json;
+}
+
+// A copy of the valid batch with a fresh batch_id and times near now, so no clock rule trips.
+export function freshBatch({ installs = 1, events = 5, id } = {}) {
+  const now = Date.now();
+  const b = structuredClone(validBatch);
+  b.batch_id = id || 'b-' + randomBytes(8).toString('hex');
+  b.sent_at = now;
+  const base = b.events;
+  const keys = Array.from({ length: installs }, randomInstall);
+  b.events = [];
+  for (let i = 0; i < events; i++) {
+    const e = structuredClone(base[i % base.length]);
+    e.t = now - 1000 + i;
+    e.install = keys[i % installs];
+    b.events.push(e);
+  }
+  return b;
+}
+
+export function randomInstall() {
+  return randomBytes(16).toString('hex');
+}
+
+// Read the store with the sqlite3 command-line tool (Debian's sqlite3 package).
+export function sql(dbPath, query) {
+  const r = spawnSync('sqlite3', ['-json', dbPath, query], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+  return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+}
