@@ -50,12 +50,6 @@ int lw_outcome_parse(const char *name) {
   return -1;
 }
 
-uint32_t lw_name_hash(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
-
 /* ---- lifecycle ------------------------------------------------------------------ */
 
 void lw_engine_refresh_install_hex(lw_engine *e) {
@@ -238,36 +232,13 @@ static int blocked(const lw_engine *e, int64_t now, int tz, lw_decision *d) {
 
 /* ---- choosing an action ---------------------------------------------------------- */
 
-/* Split one million among the actions in proportion to their weights: floors first,
- * then the remaining millionths to the largest remainders (ties to the lower index).
- * The result sums to exactly LW_PPM, and a zero weight always gets zero. */
-static void weights_to_ppm(const uint32_t *w, int n, uint32_t *ppm) {
-  uint64_t total = 0;
-  for (int i = 0; i < n; i++) total += w[i];
-  uint64_t given = 0;
-  uint64_t rem[LW_MAX_VARIANTS + 1];
-  for (int i = 0; i < n; i++) {
-    uint64_t scaled = (uint64_t)w[i] * LW_PPM;
-    ppm[i] = (uint32_t)(scaled / total);
-    rem[i] = scaled % total;
-    given += ppm[i];
-  }
-  for (uint64_t left = LW_PPM - given; left > 0; left--) {
-    int best = -1;
-    for (int i = 0; i < n; i++)
-      if (w[i] && (best < 0 || rem[i] > rem[best])) best = i;
-    ppm[best]++;
-    rem[best] = 0;
-  }
-}
-
 static void choose_by_rules(lw_engine *e, const char *event, uint32_t count, lw_decision *d) {
   const lw_config *cfg = &e->cfg;
   uint32_t w[LW_MAX_VARIANTS + 1], ppm[LW_MAX_VARIANTS + 1];
   int n = cfg->n_variants;
   for (int i = 0; i < n; i++) w[i] = cfg->variants[i].weight;
   w[n] = cfg->not_now_weight;
-  weights_to_ppm(w, n + 1, ppm);
+  lw_ppm_split(w, n + 1, ppm);
 
   uint32_t r = lw_rng_below(&e->rng, LW_PPM), acc = 0;
   int pick = n;

@@ -3,6 +3,7 @@
 #define LW_ENGINE_INTERNAL_H
 
 #include "loopwise/engine.h"
+#include "loopwise/model.h"
 #include "loopwise/rng.h"
 
 #define LW_SHOWN_RING 16 /* prompt times remembered for rolling-window caps */
@@ -49,6 +50,6 @@ struct lw_engine {
 /* Fresh guard state: new install key, referral code and secret from the engine's rng. */
 void lw_engine_fresh_guard(lw_engine *e);
 void lw_engine_refresh_install_hex(lw_engine *e);
-uint32_t lw_name_hash(const char *s); /* FNV-1a, for matching events across config changes */
+#define lw_name_hash lw_fnv1a /* event names are matched across config changes by hash */
 
 #endif

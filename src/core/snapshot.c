@@ -12,27 +12,13 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "loopwise/model.h"
 #include "sbuf.h"
 
 #define SNAP_VERSION 2
 #define DAY_MS 86400000LL
 
 enum { TAG_GUARD = 1, TAG_BEHAVIOUR = 2, TAG_OUTBOX = 3 };
-
-/* ---- CRC-32 (IEEE, as in zlib), with a 16-entry table to stay small ------------- */
-
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
-  static const uint32_t t[16] = {0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190,
-                                 0x6b6b51f4, 0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344,
-                                 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278,
-                                 0xbdbdf21c};
-  crc = ~crc;
-  for (size_t i = 0; i < n; i++) {
-    crc = (crc >> 4) ^ t[(crc ^ p[i]) & 15];
-    crc = (crc >> 4) ^ t[(crc ^ (p[i] >> 4)) & 15];
-  }
-  return ~crc;
-}
 
 /* ---- little-endian writer / bounds-checked reader -------------------------------- */
 
@@ -208,7 +194,7 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
       wr_t patch = {buf + len_at, 4, 0};
       w_u32(&patch, (uint32_t)n);
     }
-    w_u32(&w, w.len <= cap ? crc32_update(0, buf + start, n) : 0);
+    w_u32(&w, w.len <= cap ? lw_crc32(0, buf + start, n) : 0);
   }
   return w.len;
 }
@@ -233,7 +219,7 @@ static lw_status damaged(lw_sbuf *sb, const char *what) {
  * dismiss_total u32, last_dismiss i64, u16 n, {hash u32, count u32} * n, crc32 of all
  * bytes after the 6-byte header. */
 static lw_status migrate_v1(lw_engine *e, rd_t *r, int64_t now_ms, lw_sbuf *msg) {
-  if (r->len < 10 || crc32_update(0, r->p + 6, r->len - 10) !=
+  if (r->len < 10 || lw_crc32(0, r->p + 6, r->len - 10) !=
                          (uint32_t)(r->p[r->len - 4] | r->p[r->len - 3] << 8 |
                                     r->p[r->len - 2] << 16 | (uint32_t)r->p[r->len - 1] << 24)) {
     lose_guard(e, now_ms);
@@ -308,7 +294,7 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     const uint8_t *payload = r_take(&r, n);
     uint32_t crc = r_u32(&r);
     if (r.bad) break;
-    if (tag < TAG_GUARD || tag > TAG_OUTBOX || have[tag] || crc32_update(0, payload, n) != crc)
+    if (tag < TAG_GUARD || tag > TAG_OUTBOX || have[tag] || lw_crc32(0, payload, n) != crc)
       continue; /* a damaged section counts as missing */
     rd_t sec = {payload, n, 0, 0};
     if (tag == TAG_GUARD) {

@@ -1,0 +1,107 @@
+/* loopwise/model.h: hashed features, the per-action logistic model, and its file format.
+ *
+ * The byte layout of a model file and the feature hashing are specified in
+ * models/FORMAT.md. The runtime loads a model with lw_model_load; the trainer fills an
+ * lw_model and writes it with lw_model_write. All arithmetic a decision depends on (exp,
+ * log, the sigmoid) is computed here with basic IEEE operations only, so native and WASM
+ * builds score identically. */
+#ifndef LOOPWISE_MODEL_H
+#define LOOPWISE_MODEL_H
+
+#include "loopwise/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LW_MODEL_MAX_ACTIONS 9 /* up to 8 variants and "not_now" */
+#define LW_MODEL_MAX_PERSONAS 16
+#define LW_MODEL_PERSONA_DIMS 8
+#define LW_MODEL_MAX_SEGMENTS 32
+#define LW_MODEL_ID_MAX 33
+#define LW_SEGMENT_NAME_MAX 66 /* "attribute^value" */
+#define LW_FX_ONE 256          /* feature values are fixed-point q / 256 */
+
+typedef struct {
+  uint32_t hash; /* FNV-1a of the feature name */
+  int32_t q;     /* value × 256, rounded */
+} lw_feature;
+
+typedef struct {
+  uint8_t bits; /* weight table of 2^bits int8 */
+  int n_actions;
+  char action_ids[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  uint8_t action_flags[LW_MODEL_MAX_ACTIONS]; /* bit 0: enough data */
+  float scale;
+  int8_t *weights; /* owned: 2^bits entries */
+  uint32_t model_id;
+  int64_t trained_at_ms;
+  int n_personas, persona_dims;
+  float centroids[LW_MODEL_MAX_PERSONAS * LW_MODEL_PERSONA_DIMS];
+  float mean[LW_MODEL_PERSONA_DIMS], sd[LW_MODEL_PERSONA_DIMS];
+  int n_segments;
+  char segment_names[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_MAX];
+  float segment_offsets[LW_MODEL_MAX_SEGMENTS];
+  char *meta_json; /* owned, NUL-terminated; may be NULL */
+} lw_model;
+
+#define LW_MODEL_ENOUGH_DATA 1u
+
+/* Parse and check a model file. On success *out is a new model (free with lw_model_free).
+ * Any damage (magic, version, checksum, sizes, trailing bytes) is LW_ERR_CORRUPT or
+ * LW_ERR_VERSION with a message. */
+lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *err, size_t errlen);
+void lw_model_free(lw_model *m);
+
+/* Serialize m. *out is malloc'd (the caller frees); *len its size. */
+lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *err, size_t errlen);
+
+int lw_model_action_index(const lw_model *m, const char *id); /* -1 if absent */
+/* Weight index of feature hash h for action a (models/FORMAT.md). */
+uint32_t lw_model_index(const lw_model *m, int action, uint32_t h);
+/* z for action a over features x[0..n) plus offset. */
+double lw_model_score(const lw_model *m, int action, const lw_feature *x, int n, double offset);
+/* Nearest persona to the raw (unstandardized) dimensions, or -1 without personas. */
+int lw_model_persona(const lw_model *m, const double dims[LW_MODEL_PERSONA_DIMS]);
+/* Fairness offset of a segment ("plan^free"), 0 when the model has none for it. */
+double lw_model_segment_offset(const lw_model *m, const char *segment);
+
+/* ---- the model's exploration policy -------------------------------------------
+ * Expected net value of action a: EV(a) = P(referral | a) × (value − cost[a]) − fatigue
+ * for a prompt, P(referral | not_now) × value for "not now". Actions flagged enough-data
+ * share a softmax over EV / temperature; every enabled action also gets at least `floor`,
+ * so actions without enough data keep being explored. The result is exact: millionths
+ * summing to one million, which is what the draw and the log use. */
+typedef struct {
+  double value;                          /* value of one referred customer */
+  double fatigue;                        /* cost of showing one prompt */
+  double temperature;                    /* softmax temperature, in value units (> 0) */
+  double floor;                          /* least probability of every enabled action */
+  double cost[LW_MODEL_MAX_ACTIONS];     /* incentive cost per referred customer */
+  int is_prompt[LW_MODEL_MAX_ACTIONS];   /* 0 for "not_now" */
+  int enabled[LW_MODEL_MAX_ACTIONS];     /* may be chosen (the config has this variant) */
+} lw_policy;
+
+/* Fills ppm[0..n_actions) (0 for disabled actions) and, when ev is not NULL, the expected
+ * values. offset is the segment's fairness offset (added to prompt actions' scores).
+ * LW_ERR_INVALID when no action is enabled. */
+lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feature *x, int n,
+                          double offset, uint32_t *ppm, double *ev);
+
+/* Split one million among n weights in proportion (largest remainders, ties to the lower
+ * index): the result sums to exactly 1000000 and a zero weight gets zero. n <= 16. */
+void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm);
+
+/* ---- shared arithmetic ---------------------------------------------------------- */
+uint32_t lw_fnv1a(const char *s);
+uint32_t lw_fnv1a_bytes(uint32_t h, const void *p, size_t n); /* continue a hash */
+int32_t lw_fx(double v);      /* fixed-point value: floor(v × 256 + 0.5), saturating */
+double lw_exp(double x);      /* e^x */
+double lw_ln1p(double x);     /* ln(1 + x), x >= 0 */
+double lw_sigmoid(double z);  /* 1 / (1 + e^-z) */
+uint32_t lw_crc32(uint32_t crc, const uint8_t *p, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

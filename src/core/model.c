@@ -1,0 +1,320 @@
+/* model.c: loading, writing and scoring the per-action logistic model (models/FORMAT.md). */
+#include "loopwise/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sbuf.h"
+
+#define MODEL_VERSION 1
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+typedef struct {
+  const uint8_t *p;
+  size_t len, off;
+  int bad;
+} rd_t;
+
+static const uint8_t *take(rd_t *r, size_t n) {
+  if (r->bad || r->len - r->off < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  r->off += n;
+  return r->p + r->off - n;
+}
+static uint32_t u32le(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint32_t rd_u(rd_t *r, int n) {
+  const uint8_t *p = take(r, (size_t)n);
+  if (!p) return 0;
+  uint32_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+static float rd_f32(rd_t *r) {
+  uint32_t u = rd_u(r, 4);
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+static int finite_f(float f) { return f == f && f - f == 0.0f; }
+static void rd_name(rd_t *r, char *out, size_t cap) {
+  size_t n = rd_u(r, 1);
+  const uint8_t *p = take(r, n);
+  if (!p || n == 0 || n >= cap) {
+    r->bad = 1;
+    out[0] = '\0';
+    return;
+  }
+  memcpy(out, p, n);
+  out[n] = '\0';
+}
+
+static lw_status fail(char *err, size_t errlen, lw_status st, const char *msg) {
+  lw_sbuf sb;
+  lw_sb_init(&sb, err, errlen);
+  lw_sb_str(&sb, "model: ");
+  lw_sb_str(&sb, msg);
+  return st;
+}
+
+lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (len < 32 || memcmp(buf, "LWMD", 4) != 0) return fail(err, errlen, LW_ERR_CORRUPT, "not a Loopwise model file");
+  if (lw_crc32(0, buf, len - 4) != u32le(buf + len - 4))
+    return fail(err, errlen, LW_ERR_CORRUPT, "checksum mismatch (damaged or truncated file)");
+  rd_t r = {buf, len - 4, 4, 0};
+  if (rd_u(&r, 2) != MODEL_VERSION) return fail(err, errlen, LW_ERR_VERSION, "unsupported format version");
+
+  lw_model *m = calloc(1, sizeof *m);
+  if (!m) return fail(err, errlen, LW_ERR_NOMEM, "out of memory");
+  m->bits = (uint8_t)rd_u(&r, 1);
+  m->n_actions = (int)rd_u(&r, 1);
+  m->n_personas = (int)rd_u(&r, 1);
+  m->persona_dims = (int)rd_u(&r, 1);
+  m->n_segments = (int)rd_u(&r, 1);
+  rd_u(&r, 1);
+  m->scale = rd_f32(&r);
+  m->model_id = rd_u(&r, 4);
+  uint64_t lo = rd_u(&r, 4), hi = rd_u(&r, 4);
+  m->trained_at_ms = (int64_t)(lo | hi << 32);
+  const char *why = NULL;
+  if (m->bits < 8 || m->bits > 16) why = "bits out of range (8-16)";
+  else if (m->n_actions < 1 || m->n_actions > LW_MODEL_MAX_ACTIONS) why = "action count out of range (1-9)";
+  else if (m->n_personas > LW_MODEL_MAX_PERSONAS) why = "too many personas";
+  else if (m->n_personas && m->persona_dims != LW_MODEL_PERSONA_DIMS) why = "personas need 8 dimensions";
+  else if (m->n_segments > LW_MODEL_MAX_SEGMENTS) why = "too many segments";
+  else if (!finite_f(m->scale) || m->scale <= 0) why = "scale must be a positive number";
+  for (int a = 0; !why && a < m->n_actions; a++) {
+    rd_name(&r, m->action_ids[a], sizeof m->action_ids[a]);
+    m->action_flags[a] = (uint8_t)rd_u(&r, 1);
+    for (int b = 0; b < a && !r.bad; b++)
+      if (strcmp(m->action_ids[a], m->action_ids[b]) == 0) why = "action listed twice";
+  }
+  if (!why) {
+    size_t n = (size_t)1 << m->bits;
+    const uint8_t *w = take(&r, n);
+    m->weights = malloc(n);
+    if (w && m->weights) memcpy(m->weights, w, n);
+    else if (!m->weights) why = "out of memory";
+  }
+  for (int i = 0; !why && i < m->n_personas * m->persona_dims; i++) m->centroids[i] = rd_f32(&r);
+  for (int i = 0; !why && m->n_personas && i < m->persona_dims; i++) {
+    m->mean[i] = rd_f32(&r);
+    m->sd[i] = rd_f32(&r);
+    if (!finite_f(m->mean[i]) || !(m->sd[i] > 0) || !finite_f(m->sd[i])) why = "persona scale must be finite and positive";
+  }
+  for (int s = 0; !why && s < m->n_segments; s++) {
+    rd_name(&r, m->segment_names[s], sizeof m->segment_names[s]);
+    m->segment_offsets[s] = rd_f32(&r);
+    if (!finite_f(m->segment_offsets[s])) why = "segment offset must be finite";
+  }
+  if (!why) {
+    size_t n = rd_u(&r, 2);
+    const uint8_t *p = take(&r, n);
+    m->meta_json = malloc(n + 1);
+    if (p && m->meta_json) {
+      memcpy(m->meta_json, p, n);
+      m->meta_json[n] = '\0';
+    }
+  }
+  if (!why && r.bad) why = "file ends early";
+  if (!why && r.off != r.len) why = "unexpected bytes after the metadata";
+  if (why) {
+    lw_model_free(m);
+    return fail(err, errlen, LW_ERR_CORRUPT, why);
+  }
+  *out = m;
+  return LW_OK;
+}
+
+void lw_model_free(lw_model *m) {
+  if (!m) return;
+  free(m->weights);
+  free(m->meta_json);
+  free(m);
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+typedef struct {
+  uint8_t *buf;
+  size_t len, cap;
+  int oom;
+} wr_t;
+
+static void put(wr_t *w, const void *p, size_t n) {
+  if (w->oom) return;
+  if (w->len + n > w->cap) {
+    size_t cap = (w->cap ? w->cap * 2 : 4096) + n;
+    uint8_t *b = realloc(w->buf, cap);
+    if (!b) {
+      w->oom = 1;
+      return;
+    }
+    w->buf = b;
+    w->cap = cap;
+  }
+  memcpy(w->buf + w->len, p, n);
+  w->len += n;
+}
+static void put_u(wr_t *w, uint64_t v, int n) {
+  uint8_t b[8];
+  for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));
+  put(w, b, (size_t)n);
+}
+static void put_f32(wr_t *w, float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  put_u(w, u, 4);
+}
+static void put_name(wr_t *w, const char *s) {
+  size_t n = strlen(s);
+  put_u(w, n, 1);
+  put(w, s, n);
+}
+
+lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *err, size_t errlen) {
+  *out = NULL;
+  *len = 0;
+  size_t meta = m->meta_json ? strlen(m->meta_json) : 0;
+  if (m->bits < 8 || m->bits > 16 || m->n_actions < 1 || m->n_actions > LW_MODEL_MAX_ACTIONS ||
+      m->n_personas > LW_MODEL_MAX_PERSONAS || m->n_segments > LW_MODEL_MAX_SEGMENTS ||
+      (m->n_personas && m->persona_dims != LW_MODEL_PERSONA_DIMS) || !(m->scale > 0) || !m->weights ||
+      meta > 65535)
+    return fail(err, errlen, LW_ERR_INVALID, "sizes out of range for format version 1");
+  wr_t w = {0};
+  put(&w, "LWMD", 4);
+  put_u(&w, MODEL_VERSION, 2);
+  put_u(&w, m->bits, 1);
+  put_u(&w, (uint64_t)m->n_actions, 1);
+  put_u(&w, (uint64_t)m->n_personas, 1);
+  put_u(&w, (uint64_t)(m->n_personas ? m->persona_dims : 0), 1);
+  put_u(&w, (uint64_t)m->n_segments, 1);
+  put_u(&w, 0, 1);
+  put_f32(&w, m->scale);
+  put_u(&w, m->model_id, 4);
+  put_u(&w, (uint64_t)m->trained_at_ms, 8);
+  for (int a = 0; a < m->n_actions; a++) {
+    put_name(&w, m->action_ids[a]);
+    put_u(&w, m->action_flags[a], 1);
+  }
+  put(&w, m->weights, (size_t)1 << m->bits);
+  for (int i = 0; i < m->n_personas * m->persona_dims; i++) put_f32(&w, m->centroids[i]);
+  for (int i = 0; m->n_personas && i < m->persona_dims; i++) {
+    put_f32(&w, m->mean[i]);
+    put_f32(&w, m->sd[i]);
+  }
+  for (int s = 0; s < m->n_segments; s++) {
+    put_name(&w, m->segment_names[s]);
+    put_f32(&w, m->segment_offsets[s]);
+  }
+  put_u(&w, meta, 2);
+  put(&w, m->meta_json ? m->meta_json : "", meta);
+  if (!w.oom) put_u(&w, lw_crc32(0, w.buf, w.len), 4);
+  if (w.oom) {
+    free(w.buf);
+    return fail(err, errlen, LW_ERR_NOMEM, "out of memory");
+  }
+  *out = w.buf;
+  *len = w.len;
+  return LW_OK;
+}
+
+/* ---- scoring ---------------------------------------------------------------------- */
+
+int lw_model_action_index(const lw_model *m, const char *id) {
+  for (int a = 0; a < m->n_actions; a++)
+    if (strcmp(m->action_ids[a], id) == 0) return a;
+  return -1;
+}
+
+uint32_t lw_model_index(const lw_model *m, int action, uint32_t h) {
+  uint32_t ah = lw_fnv1a_bytes(lw_fnv1a("a^"), m->action_ids[action], strlen(m->action_ids[action]));
+  return ((h ^ ah) * 2654435761u) >> (32 - m->bits);
+}
+
+double lw_model_score(const lw_model *m, int action, const lw_feature *x, int n, double offset) {
+  double z = 0.0;
+  for (int i = 0; i < n; i++)
+    z += (double)m->weights[lw_model_index(m, action, x[i].hash)] * ((double)x[i].q / LW_FX_ONE);
+  return z * (double)m->scale + offset;
+}
+
+int lw_model_persona(const lw_model *m, const double dims[LW_MODEL_PERSONA_DIMS]) {
+  int best = -1;
+  double best_d = 0.0;
+  for (int k = 0; k < m->n_personas; k++) {
+    double d = 0.0;
+    for (int i = 0; i < m->persona_dims; i++) {
+      double v = (dims[i] - (double)m->mean[i]) / (double)m->sd[i] - (double)m->centroids[k * m->persona_dims + i];
+      d += v * v;
+    }
+    if (best < 0 || d < best_d) {
+      best = k;
+      best_d = d;
+    }
+  }
+  return best;
+}
+
+double lw_model_segment_offset(const lw_model *m, const char *segment) {
+  for (int s = 0; s < m->n_segments; s++)
+    if (strcmp(m->segment_names[s], segment) == 0) return (double)m->segment_offsets[s];
+  return 0.0;
+}
+
+/* ---- policy ----------------------------------------------------------------------- */
+
+void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm) {
+  uint64_t total = 0, given = 0, rem[16];
+  for (int i = 0; i < n; i++) total += w[i];
+  for (int i = 0; i < n; i++) {
+    uint64_t scaled = (uint64_t)w[i] * 1000000u;
+    ppm[i] = (uint32_t)(scaled / total);
+    rem[i] = scaled % total;
+    given += ppm[i];
+  }
+  for (uint64_t left = 1000000u - given; left > 0; left--) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+      if (w[i] && (best < 0 || rem[i] > rem[best])) best = i;
+    ppm[best]++;
+    rem[best] = 0;
+  }
+}
+
+lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feature *x, int n,
+                          double offset, uint32_t *ppm, double *ev) {
+  double v[LW_MODEL_MAX_ACTIONS], soft[LW_MODEL_MAX_ACTIONS], best = 0.0, total = 0.0;
+  int n_enabled = 0, n_soft = 0;
+  for (int a = 0; a < m->n_actions; a++) {
+    double p = lw_sigmoid(lw_model_score(m, a, x, n, pol->is_prompt[a] ? offset : 0.0));
+    v[a] = pol->is_prompt[a] ? p * (pol->value - pol->cost[a]) - pol->fatigue : p * pol->value;
+    if (ev) ev[a] = v[a];
+    if (!pol->enabled[a]) continue;
+    n_enabled++;
+    if (!(m->action_flags[a] & LW_MODEL_ENOUGH_DATA)) continue;
+    if (n_soft++ == 0 || v[a] > best) best = v[a];
+  }
+  if (n_enabled == 0) return LW_ERR_INVALID;
+  for (int a = 0; a < m->n_actions; a++) {
+    int in = pol->enabled[a] && (m->action_flags[a] & LW_MODEL_ENOUGH_DATA);
+    soft[a] = in ? lw_exp((v[a] - best) / pol->temperature) : 0.0;
+    total += soft[a];
+  }
+  double fl = pol->floor * n_enabled < 1.0 ? pol->floor : 1.0 / n_enabled;
+  double rest = n_soft ? 1.0 - fl * n_enabled : 0.0;
+  if (!n_soft) fl = 1.0 / n_enabled; /* nothing has enough data: uniform exploration */
+  uint32_t w[LW_MODEL_MAX_ACTIONS];
+  for (int a = 0; a < m->n_actions; a++) {
+    double p = pol->enabled[a] ? fl + (n_soft ? rest * soft[a] / total : 0.0) : 0.0;
+    w[a] = (uint32_t)(p * 1073741824.0 + 0.5); /* 2^30 */
+    if (pol->enabled[a] && w[a] == 0) w[a] = 1;
+  }
+  lw_ppm_split(w, m->n_actions, ppm);
+  return LW_OK;
+}
