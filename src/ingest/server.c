@@ -556,6 +556,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return on_headers(s, c, rq);
   }
   if (*upload_size) {
+    /* The idle timeout resets on every byte, so a client trickling its body would never hit
+     * it; a whole request gets request_timeout_s at most. */
+    if (mono_us() - rq->start_us > s->cfg->request_timeout_s * 1000000) {
+      lw_metrics_reject(&s->metrics, LW_REJECT_HTTP);
+      return MHD_NO; /* closes the connection */
+    }
     if (!rq->too_large && !append_body(s, rq, upload, *upload_size)) {
       /* A chunked body grew past the limit. libmicrohttpd cannot queue an answer mid-body, so
        * the rest is read and dropped (bounded by the connection timeout for a trickling
@@ -591,7 +597,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   vsnprintf(text, sizeof text, fmt, ap);
   size_t n = strlen(text);
   while (n && (text[n - 1] == '\n' || text[n - 1] == '\r')) text[--n] = '\0';
-  lw_log_msg(&s->log, LW_LOG_WARN, "libmicrohttpd", text);
+  lw_log_msg(&s->log, LW_LOG_DEBUG, "libmicrohttpd", text); /* mostly bad clients: no floods */
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -672,6 +678,7 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
       MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_address,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_END);
@@ -692,6 +699,10 @@ void lw_ingest_server_stop(lw_ingest_server *s) {
   if (!s) return;
   /* Stop accepting; connections already open keep being served while they drain. */
   MHD_socket listen_fd = MHD_quiesce_daemon(s->daemon);
+  /* The kernel would keep completing handshakes on the still-listening socket; shut it down
+   * so new connections are refused now. It is closed only after MHD_stop_daemon, as the
+   * library asks, since a polling thread may still hold it. */
+  if (listen_fd != MHD_INVALID_SOCKET) shutdown(listen_fd, SHUT_RDWR);
   int64_t deadline = mono_us() + s->cfg->drain_timeout_s * 1000000;
   while (atomic_load(&s->in_flight) > 0 && mono_us() < deadline) usleep(10000);
   lw_log_line line;

@@ -1,0 +1,130 @@
+// ops.test.mjs: command line, settings precedence, logs, metrics, rate limits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { binary, startServer, postBatch, request, stats, freshBatch, tempDir } from './helpers.mjs';
+
+test('help_lists_every_setting_with_its_flag_and_environment_variable', () => {
+  const r = spawnSync(binary, ['--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  for (const s of ['--db', '--port', '--config', '--read-token', '--max-body', '--rate-limit', '--k-anonymity',
+    '--retention-days', 'LW_INGEST_PORT', 'LW_INGEST_READ_TOKEN']) assert.ok(r.stdout.includes(s), s);
+});
+
+test('bad_settings_are_refused_naming_them', () => {
+  const r1 = spawnSync(binary, ['--db', '/tmp/x.db', '--port', 'eighty'], { encoding: 'utf8' });
+  assert.equal(r1.status, 2);
+  assert.match(r1.stderr, /port/);
+  const r2 = spawnSync(binary, ['--db', '/tmp/x.db', '--no-such-thing', '1'], { encoding: 'utf8' });
+  assert.equal(r2.status, 2);
+  assert.match(r2.stderr, /no-such-thing/);
+  const dir = tempDir();
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ sites: [{ id: 'a', write_key: 'k', origins: ['https://a.example/path'] }] }));
+  const r3 = spawnSync(binary, ['--db', join(dir, 'x.db'), '--config', join(dir, 'c.json')], { encoding: 'utf8' });
+  assert.equal(r3.status, 2);
+  assert.match(r3.stderr, /sites\[0\]\.origins\[0\]/);
+  const r4 = spawnSync(binary, ['--port', '0'], { encoding: 'utf8' });
+  assert.equal(r4.status, 2);
+  assert.match(r4.stderr, /db/);
+});
+
+test('flags_override_environment_which_overrides_the_config_file', async () => {
+  const dir = tempDir();
+  const config = join(dir, 'ingest.json');
+  writeFileSync(config, JSON.stringify({ k_anonymity: 7, max_events: 3 }));
+  const fileOnly = await startServer({ dir, args: ['--config', config] });
+  assert.equal((await stats(fileOnly)).k_anonymity, 7);
+  assert.equal((await postBatch(fileOnly, freshBatch())).json.field, 'events', 'max_events from the file applies');
+  await fileOnly.stop();
+  const withEnv = await startServer({ dir, args: ['--config', config], env: { LW_INGEST_K_ANONYMITY: '4' } });
+  assert.equal((await stats(withEnv)).k_anonymity, 4);
+  await withEnv.stop();
+  const withFlag = await startServer({ dir, args: ['--config', config, '--k-anonymity', '2'], env: { LW_INGEST_K_ANONYMITY: '4' } });
+  assert.equal((await stats(withFlag)).k_anonymity, 2);
+  await withFlag.cleanup();
+});
+
+test('logs_are_one_json_object_per_line_without_client_details', async () => {
+  const server = await startServer({ args: ['--log-level', 'debug'] });
+  await postBatch(server, freshBatch(), { 'User-Agent': 'AgentSmith/1.0', Origin: 'http://localhost:1234' });
+  await postBatch(server, '{bad', { 'User-Agent': 'AgentSmith/1.0' });
+  await server.stop();
+  const lines = server.stderr.trim().split('\n');
+  assert.ok(lines.length >= 4);
+  for (const l of lines) {
+    const o = JSON.parse(l);
+    assert.ok(o.ts && o.level && o.msg, l);
+  }
+  assert.match(lines[0], /"msg":"listening".*"port":\d+/);
+  assert.ok(lines.some((l) => /"msg":"request".*"status":400/.test(l)), 'requests are logged at debug');
+  assert.ok(!server.stderr.includes('AgentSmith'));
+  assert.ok(!/127\.0\.0\.1:\d|"addr|"ip"/.test(server.stderr.replace(/"bind":"127\.0\.0\.1"/, '')));
+});
+
+test('metrics_count_requests_batches_events_latency_and_rejects', async () => {
+  const server = await startServer();
+  try {
+    await postBatch(server, freshBatch());
+    const dup = freshBatch();
+    await postBatch(server, dup);
+    await postBatch(server, dup);
+    await postBatch(server, '{"v":1');
+    const m = (await request(server, 'GET', '/metrics')).text;
+    assert.match(m, /^# TYPE loopwise_ingest_requests_total counter$/m);
+    assert.match(m, /^loopwise_ingest_requests_total\{code="200"\} [3-9]$/m);
+    assert.match(m, /^loopwise_ingest_batches_total\{result="stored"\} 2$/m);
+    assert.match(m, /^loopwise_ingest_batches_total\{result="duplicate"\} 1$/m);
+    assert.match(m, /^loopwise_ingest_events_stored_total 10$/m);
+    assert.match(m, /^loopwise_ingest_rejects_total\{reason="invalid"\} 1$/m);
+    assert.match(m, /^loopwise_ingest_request_duration_seconds_bucket\{le="\+Inf"\} 4$/m);
+    assert.match(m, /^loopwise_ingest_request_duration_seconds_count 4$/m);
+    assert.match(m, /^loopwise_ingest_commits_total [1-9]/m);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('per_address_rate_limit_answers_429_with_retry_after', async () => {
+  const server = await startServer({ args: ['--rate-per-address', '1', '--burst-per-address', '5'] });
+  try {
+    const codes = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await postBatch(server, freshBatch());
+      codes.push(r.status);
+      if (r.status === 429) {
+        assert.ok(Number(r.headers['retry-after']) >= 1, 'Retry-After');
+        assert.equal(r.json.error, 'rate limit exceeded');
+      }
+    }
+    assert.deepEqual(codes.slice(0, 5), [200, 200, 200, 200, 200]);
+    assert.ok(codes.slice(5).every((c) => c === 429), codes.join());
+    assert.match((await request(server, 'GET', '/metrics')).text, /rejects_total\{reason="rate_address"\} 3/);
+    assert.equal((await request(server, 'GET', '/healthz')).status, 200, 'health checks are not limited');
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('per_key_rate_limit_answers_429_with_retry_after', async () => {
+  const server = await startServer({ args: ['--rate-per-key', '0.5', '--burst-per-key', '3'] });
+  try {
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await postBatch(server, freshBatch())).status);
+    assert.deepEqual(codes, [200, 200, 200, 429, 429]);
+    const r = await postBatch(server, freshBatch());
+    assert.equal(Number(r.headers['retry-after']), 2);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('rate_limits_can_be_turned_off', async () => {
+  const server = await startServer({ args: ['--rate-limit', 'off', '--rate-per-address', '1', '--burst-per-address', '1'] });
+  try {
+    for (let i = 0; i < 20; i++) assert.equal((await postBatch(server, freshBatch())).status, 200);
+  } finally {
+    await server.cleanup();
+  }
+});

@@ -1,0 +1,89 @@
+// privacy.test.mjs: k-anonymous stats, retention, deletion by install key.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, postBatch, request, stats, freshBatch, randomInstall, sql } from './helpers.mjs';
+
+// A batch whose five events all come from one install and carry the given action/segment.
+function batchFor(install, { action = 'credit_10', segment, code } = {}) {
+  const b = freshBatch();
+  for (const e of b.events) {
+    e.install = install;
+    if (e.action !== 'none') e.action = action;
+    if (segment) e.segment = segment;
+  }
+  if (code) b.events[2].code = code;
+  return b;
+}
+
+test('stats_hide_rows_with_fewer_than_k_distinct_installs', async () => {
+  const server = await startServer({ args: ['--k-anonymity', '3'] });
+  try {
+    const installs = [randomInstall(), randomInstall(), randomInstall()];
+    for (const i of installs.slice(0, 2)) await postBatch(server, batchFor(i, { action: 'alpha', segment: 'seg_a', code: 'CODEAAA1' }));
+    // Many events from two installs are still two installs.
+    await postBatch(server, batchFor(installs[0], { action: 'alpha', segment: 'seg_a', code: 'CODEAAA1' }));
+    let s = await stats(server);
+    assert.equal(s.k_anonymity, 3);
+    assert.equal(s.outcomes, 15, 'the total stays visible');
+    assert.equal(s.variants.find((v) => v.action === 'alpha'), undefined);
+    assert.equal(s.segments.find((v) => v.segment === 'seg_a'), undefined);
+    assert.equal(s.codes.find((v) => v.code === 'CODEAAA1'), undefined);
+    assert.ok(s.suppressed.variants >= 1 && s.suppressed.segments >= 1 && s.suppressed.codes >= 1);
+    await postBatch(server, batchFor(installs[2], { action: 'alpha', segment: 'seg_a', code: 'CODEAAA1' }));
+    s = await stats(server);
+    const alpha = s.variants.find((v) => v.action === 'alpha');
+    assert.equal(alpha.installs, 3);
+    assert.equal(alpha.decisions, 4);
+    assert.equal(s.segments.find((v) => v.segment === 'seg_a').installs, 3);
+    assert.equal(s.codes.find((v) => v.code === 'CODEAAA1').copies, 4);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('retention_deletes_events_older_than_the_period', async () => {
+  const server = await startServer({ args: ['--retention-days', '30', '--purge-interval-s', '1', '--k-anonymity', '1'] });
+  try {
+    const old = freshBatch();
+    const day = 86400000;
+    old.events.forEach((e, i) => { e.t = Date.now() - 40 * day + i; });
+    old.events[4].t = Date.now() - 10 * day; // this one is inside the period
+    assert.deepEqual((await postBatch(server, old)).json, { stored: 5 });
+    await postBatch(server, freshBatch());
+    let outcomes;
+    for (let i = 0; i < 40; i++) {
+      outcomes = (await stats(server)).outcomes;
+      if (outcomes === 6) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(outcomes, 6, 'the 4 old events should be purged, the rest kept');
+    const metrics = (await request(server, 'GET', '/metrics')).text;
+    assert.match(metrics, /loopwise_ingest_deleted_events_total\{cause="retention"\} 4/);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('an_install_can_delete_its_records_by_its_install_key', async () => {
+  const server = await startServer({ args: ['--k-anonymity', '1'] });
+  try {
+    const me = randomInstall();
+    const other = randomInstall();
+    await postBatch(server, batchFor(me));
+    await postBatch(server, batchFor(me));
+    await postBatch(server, batchFor(other));
+    const forget = (body, headers = {}) => request(server, 'POST', '/v1/forget', { headers: { 'Content-Type': 'text/plain', ...headers }, body: JSON.stringify(body) });
+    assert.equal((await forget({ v: 1, write_key: 'nope-key', install: me })).status, 401);
+    assert.equal((await forget({ v: 1, write_key: 'demo-site-key', install: me }, { Origin: 'https://evil.example' })).status, 403);
+    assert.equal((await forget({ v: 1, write_key: 'demo-site-key', install: 'XYZ' })).json.field, 'install');
+    const r = await forget({ v: 1, write_key: 'demo-site-key', install: me }, { Origin: 'http://localhost:3000' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, { deleted: 10 });
+    assert.equal(r.headers['access-control-allow-origin'], 'http://localhost:3000');
+    assert.equal(sql(server.db, `SELECT count(*) AS n FROM events WHERE install = '${me}'`)[0].n, 0);
+    assert.equal(sql(server.db, `SELECT count(*) AS n FROM events WHERE install = '${other}'`)[0].n, 5);
+    assert.equal((await stats(server)).outcomes, 5);
+  } finally {
+    await server.cleanup();
+  }
+});
