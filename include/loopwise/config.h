@@ -19,6 +19,9 @@ extern "C" {
 #define LW_NAME_MAX 33   /* 32 characters of [A-Za-z0-9_-] + NUL */
 #define LW_TEXT_MAX 241  /* 240 bytes of UTF-8 + NUL */
 #define LW_URL_MAX 201
+#define LW_MAX_ATTRIBUTES 4
+#define LW_MAX_ATTR_VALUES 16
+#define LW_MAX_LADDER 6
 
 typedef struct {
   int event;      /* index into lw_config.events */
@@ -64,6 +67,33 @@ typedef struct {
 
   int quiet_start_hour; /* local hours [start, end) with no prompt; -1 = none */
   int quiet_end_hour;
+
+  uint32_t min_session_s; /* no prompt in the first seconds of a session */
+  int respect_gpc;        /* Global Privacy Control counts as "no" unless the user said yes */
+  int respect_dnt;        /* likewise Do Not Track */
+
+  /* The model (engine issue): expected net value and exploration. */
+  double value_per_referral; /* value of one referred customer */
+  double fatigue_cost;       /* cost of showing one prompt */
+  double explore_temperature;
+  double explore_floor;
+  double holdout; /* fraction of installs that always get the rules baseline */
+  uint32_t model_refresh_hours;
+
+  /* Host attributes: non-personal categories the host may set (plan, seats, industry). */
+  int n_attributes;
+  char attr_names[LW_MAX_ATTRIBUTES][LW_NAME_MAX];
+  int attr_n_values[LW_MAX_ATTRIBUTES];
+  char attr_values[LW_MAX_ATTRIBUTES][LW_MAX_ATTR_VALUES][LW_NAME_MAX];
+
+  int approval_attr;           /* accounts with this attribute ... (-1 = no approval rule) */
+  uint32_t approval_values;    /* ... set to one of these values (bit i = value i) need approval */
+  int fairness_attr;           /* the segment the trainer keeps exposure fair across (-1 = none) */
+  double fairness_min_ratio;
+
+  int n_ladder; /* referrer incentive ladder: reward once `referrals` conversions are reached */
+  uint32_t ladder_referrals[LW_MAX_LADDER];
+  char ladder_reward[LW_MAX_LADDER][LW_TEXT_MAX];
 } lw_config;
 
 /* Parse and check a program config. On success fills *out and returns LW_OK; otherwise
@@ -74,6 +104,8 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
 /* Index of an event or variant by name, or -1. */
 int lw_config_event_index(const lw_config *cfg, const char *name);
 int lw_config_variant_index(const lw_config *cfg, const char *id);
+int lw_config_attr_index(const lw_config *cfg, const char *name);
+int lw_config_attr_value_index(const lw_config *cfg, int attr, const char *value);
 
 #ifdef __cplusplus
 }

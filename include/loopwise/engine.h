@@ -12,6 +12,7 @@
 
 #include "loopwise/common.h"
 #include "loopwise/config.h"
+#include "loopwise/model.h"
 #include "loopwise/outbox.h"
 
 #ifdef __cplusplus
@@ -23,6 +24,8 @@ extern "C" {
 #define LW_KEY_HEX 33  /* 32 hex characters + NUL: install keys, batch ids */
 #define LW_CODE_LEN 11 /* 10 characters + NUL: referral codes */
 #define LW_PPM 1000000u /* probabilities are exact multiples of one millionth */
+#define LW_FEATURE_NAME_MAX 48
+#define LW_MAX_FEATURES 160
 
 typedef enum { LW_MODE_RULES = 0, LW_MODE_MODEL = 1, LW_MODE_HOLDOUT = 2 } lw_mode;
 
@@ -36,7 +39,11 @@ typedef enum {
   LW_WHY_COOLDOWN,        /* after a dismissal */
   LW_WHY_CAP,             /* frequency cap over the rolling window */
   LW_WHY_GAP,             /* minimum gap since the last prompt */
-  LW_WHY_QUIET_HOURS      /* local quiet hours */
+  LW_WHY_QUIET_HOURS,     /* local quiet hours */
+  LW_WHY_PRIVACY,         /* Global Privacy Control / Do Not Track, and no explicit consent */
+  LW_WHY_SESSION_AGE,     /* the session is younger than the configured minimum */
+  LW_WHY_BUSY,            /* the host said the user is busy */
+  LW_WHY_APPROVAL         /* a high-value account: the host must approve before the prompt */
 } lw_why;
 
 typedef enum {
@@ -48,6 +55,11 @@ typedef enum {
 } lw_outcome;
 
 typedef struct {
+  char name[LW_FEATURE_NAME_MAX];
+  double contribution; /* weight × value, in log-odds */
+} lw_contribution;
+
+typedef struct {
   int decided;             /* 0: the event was not a decision point; nothing else is set */
   int prompt;              /* 1: show variant `variant` now */
   char id[LW_ID_HEX];      /* random decision id that outcomes reference */
@@ -57,6 +69,10 @@ typedef struct {
   lw_mode mode;
   lw_why why;
   char reason[LW_REASON_MAX]; /* e.g. "shown: milestone project_completed×3" */
+  uint32_t model_id;          /* the model loaded when deciding (0 = none) */
+  char segment[LW_NAME_MAX];  /* reporting segment ("persona-2"), "" if none */
+  int n_top;                  /* the features that contributed most to the chosen action */
+  lw_contribution top[3];     /* (model mode), largest |contribution| first */
 } lw_decision;
 
 typedef struct lw_engine lw_engine;
@@ -75,6 +91,46 @@ void lw_engine_free(lw_engine *e);
  * (minutes east, as -Date.getTimezoneOffset() in a browser). */
 lw_status lw_engine_track(lw_engine *e, const char *event, int64_t now_ms, int tz_offset_min,
                           lw_decision *out, char *err, size_t errlen);
+
+/* As lw_engine_track, with the event's value and label: "nps_answered" with value 0-10
+ * records an NPS answer, "support_rated" with 1-5 a support rating, and any event with a
+ * label (e.g. feature_discovered "gantt") adds the label to the distinct-features set.
+ * value NAN (or label NULL) when there is none. */
+lw_status lw_engine_track_value(lw_engine *e, const char *event, double value, const char *label,
+                                int64_t now_ms, int tz_offset_min, lw_decision *out, char *err,
+                                size_t errlen);
+
+/* Set a host attribute from the config's `attributes` ("plan", "pro"). An unknown name or
+ * value is LW_ERR_INVALID; value NULL clears it. */
+lw_status lw_engine_set_attribute(lw_engine *e, const char *name, const char *value, char *err,
+                                  size_t errlen);
+
+/* Browser privacy signals (Global Privacy Control, Do Not Track) and the host's busy flag. */
+void lw_engine_set_privacy(lw_engine *e, int gpc, int dnt);
+void lw_engine_set_busy(lw_engine *e, int busy);
+
+/* Load a model file (copied). On error the previous model (or the rules) stays in force. */
+lw_status lw_engine_set_model(lw_engine *e, const uint8_t *buf, size_t len, char *err, size_t errlen);
+uint32_t lw_engine_model_id(const lw_engine *e); /* 0 without a model */
+
+/* The host approved a decision that waited for approval (why LW_WHY_APPROVAL): the prompt
+ * may show now. Fills *out like a shown decision. LW_ERR_NOT_FOUND if nothing with that id
+ * is waiting, LW_ERR_INVALID (with the reason) if a constraint blocks it by now. */
+lw_status lw_engine_approve(lw_engine *e, const char *decision_id, int64_t now_ms, int tz_offset_min,
+                            lw_decision *out, char *err, size_t errlen);
+
+/* Referee side. A visitor arrived through a share link with `code`: remembered on this
+ * device and logged as "landing". Later the host reports the visitor's conversion (sign-up
+ * or purchase, as the host defines it): logged once as "conversion" with that code, for the
+ * ingest server to attribute. LW_ERR_NOT_FOUND when this device never landed with a code. */
+lw_status lw_engine_referee_landing(lw_engine *e, const char *code, int64_t now_ms, char *err,
+                                    size_t errlen);
+lw_status lw_engine_referee_conversion(lw_engine *e, int64_t now_ms, char *err, size_t errlen);
+
+/* The context features the engine would use now (as logged in `x`), with their names.
+ * Returns how many were written (at most cap). names may be NULL. */
+int lw_engine_features(lw_engine *e, int64_t now_ms, int tz_offset_min, lw_feature *out,
+                       char (*names)[LW_FEATURE_NAME_MAX], int cap);
 
 /* Report what happened to a shown prompt. decision_id is 16 lowercase hex characters. */
 lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_outcome kind, int64_t now_ms,
@@ -115,7 +171,9 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
 /* The decision as one JSON object, the form the WASM binding hands to JavaScript and the
  * shared test cases compare:
  * {"id":"…","prompt":true,"action":"credit_10","variant":0,"p":0.75,"mode":"rules",
- *  "code":"shown","reason":"shown: milestone project_completed×3"}
+ *  "code":"shown","reason":"shown: milestone project_completed×3","model":"m3",
+ *  "segment":"persona-1","top":[{"feature":"nps^promoter","contribution":0.41},…]}
+ * ("model", "segment" and "top" only when there is one.)
  * Writes at most cap bytes (NUL-terminated) and returns the length; "null" if not decided. */
 size_t lw_decision_to_json(const lw_decision *d, char *buf, size_t cap);
 

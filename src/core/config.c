@@ -418,6 +418,146 @@ static void parse_policy(ctx_t *c, const cJSON *root, lw_config *cfg) {
   }
 }
 
+/* Names one attribute from the config's `attributes`, or fails at the current path. */
+static int read_attr_ref(ctx_t *c, const cJSON *o, const char *key, const lw_config *cfg) {
+  char name[LW_NAME_MAX] = "";
+  read_string(c, o, key, 1, 'n', name, sizeof name);
+  if (c->failed) return -1;
+  int a = lw_config_attr_index(cfg, name);
+  if (a < 0) {
+    size_t k = path_push_key(c, key);
+    lw_sbuf sb;
+    if (fail_begin(c, &sb)) {
+      lw_sb_str(&sb, "unknown attribute '");
+      lw_sb_str(&sb, name);
+      lw_sb_str(&sb, "' (list it in attributes)");
+    }
+    path_pop(c, k);
+  }
+  return a;
+}
+
+static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
+  const cJSON *o = field(c, root, "attributes", 0);
+  if (!o || c->failed) return;
+  size_t mark = path_push_key(c, "attributes");
+  if (!cJSON_IsObject(o)) fail_got(c, "an object of attribute name to allowed values", o);
+  for (const cJSON *it = o ? o->child : NULL; it && !c->failed; it = it->next) {
+    size_t m = path_push_key(c, it->string);
+    int a = cfg->n_attributes;
+    if (a >= LW_MAX_ATTRIBUTES) {
+      fail(c, "too many attributes (at most 4)");
+    } else if (!is_name(it->string)) {
+      fail(c, "attribute names are 1-32 letters, digits, '_' or '-'");
+    } else if (lw_config_attr_index(cfg, it->string) >= 0) {
+      fail(c, "field appears twice");
+    } else if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) < 1 ||
+               cJSON_GetArraySize(it) > LW_MAX_ATTR_VALUES) {
+      fail(c, "expected an array of 1 to 16 allowed values");
+    } else {
+      lw_strlcpy(cfg->attr_names[a], it->string, LW_NAME_MAX);
+      int i = 0;
+      for (const cJSON *v = it->child; v && !c->failed; v = v->next, i++) {
+        size_t k = path_push_index(c, i);
+        if (!cJSON_IsString(v) || !is_name(v->valuestring))
+          fail(c, "expected a value name of 1-32 letters, digits, '_' or '-'");
+        else if (lw_config_attr_value_index(cfg, a, v->valuestring) >= 0)
+          fail(c, "value listed twice");
+        else
+          lw_strlcpy(cfg->attr_values[a][cfg->attr_n_values[a]++], v->valuestring, LW_NAME_MAX);
+        path_pop(c, k);
+      }
+      if (!c->failed) cfg->n_attributes++;
+    }
+    path_pop(c, m);
+  }
+  path_pop(c, mark);
+}
+
+static void parse_engine(ctx_t *c, const cJSON *root, lw_config *cfg) {
+  static const char *const session_fields[] = {"min_age_s", NULL};
+  static const char *const privacy_fields[] = {"respect_gpc", "respect_dnt", NULL};
+  static const char *const explore_fields[] = {"temperature", "floor", NULL};
+  static const char *const model_fields[] = {"refresh_hours", NULL};
+  static const char *const approval_fields[] = {"attribute", "values", NULL};
+  static const char *const fairness_fields[] = {"attribute", "min_exposure_ratio", NULL};
+  static const char *const ladder_fields[] = {"referrals", "reward", NULL};
+  size_t mark;
+  const cJSON *o;
+
+  if ((o = open_object(c, root, "session", 0, session_fields, &mark))) {
+    read_uint(c, o, "min_age_s", 0, 0, 86400, &cfg->min_session_s);
+    path_pop(c, mark);
+  }
+  if ((o = open_object(c, root, "privacy", 0, privacy_fields, &mark))) {
+    read_bool(c, o, "respect_gpc", &cfg->respect_gpc);
+    read_bool(c, o, "respect_dnt", &cfg->respect_dnt);
+    path_pop(c, mark);
+  }
+  read_number(c, root, "value_per_referral", 0, 0, 1e9, &cfg->value_per_referral);
+  read_number(c, root, "fatigue_cost", 0, 0, 1e9, &cfg->fatigue_cost);
+  read_number(c, root, "holdout", 0, 0, 0.5, &cfg->holdout);
+  if ((o = open_object(c, root, "explore", 0, explore_fields, &mark))) {
+    read_number(c, o, "temperature", 0, 0.001, 1e9, &cfg->explore_temperature);
+    read_number(c, o, "floor", 0, 0, 0.1, &cfg->explore_floor);
+    path_pop(c, mark);
+  }
+  if ((o = open_object(c, root, "model", 0, model_fields, &mark))) {
+    read_uint(c, o, "refresh_hours", 0, 1, 720, &cfg->model_refresh_hours);
+    path_pop(c, mark);
+  }
+  parse_attributes(c, root, cfg);
+  if ((o = open_object(c, root, "approval", 0, approval_fields, &mark))) {
+    int a = read_attr_ref(c, o, "attribute", cfg);
+    const cJSON *vals = field(c, o, "values", 1);
+    if (!c->failed) {
+      size_t k = path_push_key(c, "values");
+      if (!cJSON_IsArray(vals) || cJSON_GetArraySize(vals) < 1) fail_got(c, "a non-empty array", vals);
+      int i = 0;
+      for (const cJSON *v = vals->child; v && !c->failed; v = v->next, i++) {
+        size_t kk = path_push_index(c, i);
+        int vi = cJSON_IsString(v) ? lw_config_attr_value_index(cfg, a, v->valuestring) : -1;
+        if (vi < 0)
+          fail(c, "not one of the attribute's allowed values");
+        else
+          cfg->approval_values |= 1u << vi;
+        path_pop(c, kk);
+      }
+      path_pop(c, k);
+      cfg->approval_attr = a;
+    }
+    path_pop(c, mark);
+  }
+  if ((o = open_object(c, root, "fairness", 0, fairness_fields, &mark))) {
+    cfg->fairness_attr = read_attr_ref(c, o, "attribute", cfg);
+    read_number(c, o, "min_exposure_ratio", 0, 0, 1, &cfg->fairness_min_ratio);
+    path_pop(c, mark);
+  }
+  const cJSON *lad = field(c, root, "ladder", 0);
+  if (lad && !c->failed) {
+    const cJSON *arr = open_array(c, root, "ladder", LW_MAX_LADDER, &mark);
+    int i = 0;
+    for (const cJSON *it = arr ? arr->child : NULL; it && !c->failed; it = it->next, i++) {
+      size_t m = path_push_index(c, i);
+      if (!cJSON_IsObject(it)) {
+        fail_got(c, "an object", it);
+      } else {
+        check_fields(c, it, ladder_fields);
+        read_uint(c, it, "referrals", 1, 0, 1000000, &cfg->ladder_referrals[i]);
+        read_string(c, it, "reward", 1, 't', cfg->ladder_reward[i], sizeof cfg->ladder_reward[i]);
+        if (!c->failed && i > 0 && cfg->ladder_referrals[i] <= cfg->ladder_referrals[i - 1]) {
+          size_t k = path_push_key(c, "referrals");
+          fail(c, "must be larger than the previous step's");
+          path_pop(c, k);
+        }
+        if (!c->failed) cfg->n_ladder++;
+      }
+      path_pop(c, m);
+    }
+    if (arr) path_pop(c, mark);
+  }
+}
+
 /* Line and column of a byte offset, for "not valid JSON" messages. */
 static void where(const char *json, size_t off, uint64_t *line, uint64_t *col) {
   *line = 1;
@@ -435,7 +575,10 @@ static void where(const char *json, size_t off, uint64_t *line, uint64_t *col) {
 lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen) {
   static const char *const top_fields[] = {"version",  "program", "share",   "events",
                                            "milestones", "variants", "not_now_weight", "consent",
-                                           "caps",     "cooldown", "quiet_hours", NULL};
+                                           "caps",     "cooldown", "quiet_hours", "session",
+                                           "privacy", "value_per_referral", "fatigue_cost",
+                                           "explore", "holdout", "model", "attributes",
+                                           "approval", "fairness", "ladder", NULL};
   ctx_t c;
   memset(&c, 0, sizeof c);
   c.err = err;
@@ -453,6 +596,15 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
   cfg.cooldown_max_days = 90;
   cfg.quiet_start_hour = -1;
   cfg.quiet_end_hour = -1;
+  cfg.respect_gpc = 1;
+  cfg.value_per_referral = 50;
+  cfg.fatigue_cost = 1;
+  cfg.explore_temperature = 5;
+  cfg.explore_floor = 0.02;
+  cfg.model_refresh_hours = 24;
+  cfg.approval_attr = -1;
+  cfg.fairness_attr = -1;
+  cfg.fairness_min_ratio = 0.8;
 
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
@@ -479,6 +631,7 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
     parse_variants(&c, root, &cfg);
     read_uint(&c, root, "not_now_weight", 0, 0, 1000000, &cfg.not_now_weight);
     parse_policy(&c, root, &cfg);
+    parse_engine(&c, root, &cfg);
   }
   cJSON_Delete(root);
   if (c.failed) return LW_ERR_INVALID;
@@ -495,5 +648,18 @@ int lw_config_event_index(const lw_config *cfg, const char *name) {
 int lw_config_variant_index(const lw_config *cfg, const char *id) {
   for (int i = 0; i < cfg->n_variants; i++)
     if (strcmp(cfg->variants[i].id, id) == 0) return i;
+  return -1;
+}
+
+int lw_config_attr_index(const lw_config *cfg, const char *name) {
+  for (int i = 0; i < cfg->n_attributes; i++)
+    if (strcmp(cfg->attr_names[i], name) == 0) return i;
+  return -1;
+}
+
+int lw_config_attr_value_index(const lw_config *cfg, int attr, const char *value) {
+  if (attr < 0 || attr >= cfg->n_attributes) return -1;
+  for (int i = 0; i < cfg->attr_n_values[attr]; i++)
+    if (strcmp(cfg->attr_values[attr][i], value) == 0) return i;
   return -1;
 }

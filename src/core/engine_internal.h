@@ -10,17 +10,21 @@
 
 enum { LW_CONSENT_UNSET = 0, LW_CONSENT_GIVEN = 1, LW_CONSENT_REFUSED = 2, LW_CONSENT_UNKNOWN = 3 };
 
+#define LW_HALF_LIVES 3 /* 1, 7 and 30 days */
+
 typedef struct {
   uint32_t count;
   int64_t first_ms; /* 0 = never seen (or unknown after a migration) */
   int64_t last_ms;
+  double decayed[LW_HALF_LIVES]; /* decayed counts as of last_ms */
 } lw_event_state;
 
 /* Consent and prompt history: what must never be forgotten silently. */
 typedef struct {
-  uint8_t install[16];
+  uint8_t install[16]; /* also the secret that proves this device owns `code` */
   char code[LW_CODE_LEN];
-  uint8_t secret[16];
+  char referred_by[LW_CODE_LEN + 6]; /* referee side: the code this device landed with */
+  uint8_t referee_converted;
   uint8_t consent; /* LW_CONSENT_* */
   int64_t consent_ms;
   uint32_t shown_total, dismiss_total, share_total;
@@ -34,8 +38,24 @@ typedef struct {
 
 typedef struct {
   int64_t first_seen_ms;
+  int64_t last_activity_ms;
+  int64_t session_start_ms;
+  uint32_t sessions;
+  double act[2];         /* all events, half-lives 7 and 30 days, as of last_activity_ms */
+  uint64_t feature_bits; /* distinct feature labels, by hash */
+  int32_t nps;           /* last NPS answer 0-10, -1 unknown */
+  int64_t nps_ms;
+  int32_t support;       /* last support rating 1-5, 0 unknown */
+  int64_t support_ms;
+  int8_t attrs[LW_MAX_ATTRIBUTES]; /* value index, -1 unset */
   lw_event_state ev[LW_MAX_EVENTS]; /* aligned with config events */
 } lw_behaviour;
+
+/* A decision waiting for the host's approval (not persisted: approval happens in-page). */
+typedef struct {
+  lw_decision d;
+  int64_t since_ms;
+} lw_pending_approval;
 
 struct lw_engine {
   lw_config cfg;
@@ -45,7 +65,16 @@ struct lw_engine {
   lw_outbox *outbox;
   lw_decision last;
   char install_hex[LW_KEY_HEX];
+  lw_model *model; /* owned, NULL = rules only */
+  int gpc, dnt, busy;
+  lw_pending_approval approval;
+  /* scratch for the features of the decision being made */
+  int n_x;
+  lw_feature x[LW_MAX_FEATURES];
+  char x_names[LW_MAX_FEATURES][LW_FEATURE_NAME_MAX];
 };
+
+void lw_behaviour_reset(lw_behaviour *b);
 
 /* Fresh guard state: new install key, referral code and secret from the engine's rng. */
 void lw_engine_fresh_guard(lw_engine *e);

@@ -44,6 +44,11 @@ static void w_i64(wr_t *w, int64_t v) {
   w_u32(w, (uint32_t)(uint64_t)v);
   w_u32(w, (uint32_t)((uint64_t)v >> 32));
 }
+static void w_f64(wr_t *w, double v) {
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  w_i64(w, (int64_t)u);
+}
 static void w_str(wr_t *w, const char *s) {
   size_t n = strlen(s);
   w_u8(w, (uint8_t)n);
@@ -85,6 +90,12 @@ static int64_t r_i64(rd_t *r) {
   uint64_t lo = r_u32(r), hi = r_u32(r);
   return (int64_t)(lo | hi << 32);
 }
+static double r_f64(rd_t *r) {
+  uint64_t u = (uint64_t)r_i64(r);
+  double v;
+  memcpy(&v, &u, sizeof v);
+  return v == v ? v : 0.0; /* never let a NaN into the counters */
+}
 static void r_str(rd_t *r, char *out, size_t cap) {
   size_t n = r_u8(r);
   if (n >= cap) r->bad = 1;
@@ -102,7 +113,8 @@ static void r_str(rd_t *r, char *out, size_t cap) {
 static void write_guard(wr_t *w, const lw_guard *g) {
   w_bytes(w, g->install, 16);
   w_bytes(w, g->code, LW_CODE_LEN - 1);
-  w_bytes(w, g->secret, 16);
+  w_str(w, g->referred_by);
+  w_u8(w, g->referee_converted);
   w_u8(w, g->consent);
   w_i64(w, g->consent_ms);
   w_u32(w, g->shown_total);
@@ -121,7 +133,8 @@ static int read_guard(rd_t *r, lw_guard *g) {
   memset(g, 0, sizeof *g);
   r_bytes(r, g->install, 16);
   r_bytes(r, g->code, LW_CODE_LEN - 1);
-  r_bytes(r, g->secret, 16);
+  r_str(r, g->referred_by, sizeof g->referred_by);
+  g->referee_converted = r_u8(r);
   g->consent = r_u8(r);
   g->consent_ms = r_i64(r);
   g->shown_total = r_u32(r);
@@ -139,22 +152,61 @@ static int read_guard(rd_t *r, lw_guard *g) {
 }
 
 static void write_behaviour(wr_t *w, const lw_engine *e) {
-  w_i64(w, e->beh.first_seen_ms);
-  w_u16(w, (uint16_t)e->cfg.n_events);
-  for (int i = 0; i < e->cfg.n_events; i++) {
-    const lw_event_state *ev = &e->beh.ev[i];
-    w_u32(w, lw_name_hash(e->cfg.events[i]));
+  const lw_behaviour *b = &e->beh;
+  const lw_config *cfg = &e->cfg;
+  w_i64(w, b->first_seen_ms);
+  w_i64(w, b->last_activity_ms);
+  w_i64(w, b->session_start_ms);
+  w_u32(w, b->sessions);
+  w_f64(w, b->act[0]);
+  w_f64(w, b->act[1]);
+  w_i64(w, (int64_t)b->feature_bits);
+  w_u32(w, (uint32_t)b->nps);
+  w_i64(w, b->nps_ms);
+  w_u32(w, (uint32_t)b->support);
+  w_i64(w, b->support_ms);
+  /* attributes by name and value hash, so config edits keep what still exists */
+  w_u8(w, (uint8_t)cfg->n_attributes);
+  for (int a = 0; a < cfg->n_attributes; a++) {
+    w_u32(w, lw_fnv1a(cfg->attr_names[a]));
+    w_u32(w, b->attrs[a] >= 0 ? lw_fnv1a(cfg->attr_values[a][b->attrs[a]]) : 0);
+  }
+  w_u16(w, (uint16_t)cfg->n_events);
+  for (int i = 0; i < cfg->n_events; i++) {
+    const lw_event_state *ev = &b->ev[i];
+    w_u32(w, lw_name_hash(cfg->events[i]));
     w_u32(w, ev->count);
     w_i64(w, ev->first_ms);
     w_i64(w, ev->last_ms);
+    for (int h = 0; h < LW_HALF_LIVES; h++) w_f64(w, ev->decayed[h]);
   }
 }
 
 /* Events are matched by name hash, so adding or reordering events in the config keeps
  * the counters of the events that stay; counters of removed events are dropped. */
 static int read_behaviour(rd_t *r, const lw_config *cfg, lw_behaviour *b) {
-  memset(b, 0, sizeof *b);
+  lw_behaviour_reset(b);
   b->first_seen_ms = r_i64(r);
+  b->last_activity_ms = r_i64(r);
+  b->session_start_ms = r_i64(r);
+  b->sessions = r_u32(r);
+  b->act[0] = r_f64(r);
+  b->act[1] = r_f64(r);
+  b->feature_bits = (uint64_t)r_i64(r);
+  b->nps = (int32_t)r_u32(r);
+  b->nps_ms = r_i64(r);
+  b->support = (int32_t)r_u32(r);
+  b->support_ms = r_i64(r);
+  if (b->nps < -1 || b->nps > 10 || b->support < 0 || b->support > 5) r->bad = 1;
+  unsigned n_attr = r_u8(r);
+  for (unsigned i = 0; i < n_attr && !r->bad; i++) {
+    uint32_t name = r_u32(r), value = r_u32(r);
+    for (int a = 0; a < cfg->n_attributes; a++) {
+      if (lw_fnv1a(cfg->attr_names[a]) != name) continue;
+      for (int v = 0; v < cfg->attr_n_values[a]; v++)
+        if (value && lw_fnv1a(cfg->attr_values[a][v]) == value) b->attrs[a] = (int8_t)v;
+    }
+  }
   unsigned n = r_u16(r);
   for (unsigned i = 0; i < n && !r->bad; i++) {
     uint32_t h = r_u32(r);
@@ -162,6 +214,7 @@ static int read_behaviour(rd_t *r, const lw_config *cfg, lw_behaviour *b) {
     ev.count = r_u32(r);
     ev.first_ms = r_i64(r);
     ev.last_ms = r_i64(r);
+    for (int k = 0; k < LW_HALF_LIVES; k++) ev.decayed[k] = r_f64(r);
     for (int j = 0; j < cfg->n_events; j++)
       if (lw_name_hash(cfg->events[j]) == h) b->ev[j] = ev;
   }
@@ -223,7 +276,7 @@ static lw_status migrate_v1(lw_engine *e, rd_t *r, int64_t now_ms, lw_sbuf *msg)
                          (uint32_t)(r->p[r->len - 4] | r->p[r->len - 3] << 8 |
                                     r->p[r->len - 2] << 16 | (uint32_t)r->p[r->len - 1] << 24)) {
     lose_guard(e, now_ms);
-    memset(&e->beh, 0, sizeof e->beh);
+    lw_behaviour_reset(&e->beh);
     return damaged(msg, "version 1 snapshot failed its checksum");
   }
   r->len -= 4;
@@ -236,7 +289,7 @@ static lw_status migrate_v1(lw_engine *e, rd_t *r, int64_t now_ms, lw_sbuf *msg)
   g.dismiss_total = r_u32(r);
   g.last_dismiss_ms = r_i64(r);
   lw_behaviour b;
-  memset(&b, 0, sizeof b);
+  lw_behaviour_reset(&b);
   unsigned n = r_u16(r);
   for (unsigned i = 0; i < n && !r->bad; i++) {
     uint32_t h = r_u32(r), count = r_u32(r);
@@ -245,12 +298,11 @@ static lw_status migrate_v1(lw_engine *e, rd_t *r, int64_t now_ms, lw_sbuf *msg)
   }
   if (r->bad || r->off != r->len || g.consent > LW_CONSENT_REFUSED) {
     lose_guard(e, now_ms);
-    memset(&e->beh, 0, sizeof e->beh);
+    lw_behaviour_reset(&e->beh);
     return damaged(msg, "version 1 snapshot is malformed");
   }
-  /* v1 had no referral code or secret: keep the fresh ones made at create. */
+  /* v1 had no referral code: keep the fresh one made at create. */
   memcpy(g.code, e->guard.code, sizeof g.code);
-  memcpy(g.secret, e->guard.secret, sizeof g.secret);
   e->guard = g;
   e->beh = b;
   lw_engine_refresh_install_hex(e);
@@ -269,14 +321,14 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
   uint16_t version = r_u16(&r);
   if (r.bad || memcmp(magic, "LWSN", 4) != 0) {
     lose_guard(e, now_ms);
-    memset(&e->beh, 0, sizeof e->beh);
+    lw_behaviour_reset(&e->beh);
     lw_outbox_load(e->outbox, "", 0);
     return damaged(&msg, "not a Loopwise snapshot: consent and history treated as unknown");
   }
   if (version == 1) return migrate_v1(e, &r, now_ms, &msg);
   if (version != SNAP_VERSION) {
     lose_guard(e, now_ms);
-    memset(&e->beh, 0, sizeof e->beh);
+    lw_behaviour_reset(&e->beh);
     lw_outbox_load(e->outbox, "", 0);
     lw_sb_str(&msg, "snapshot version ");
     lw_sb_u64(&msg, version);
@@ -319,7 +371,7 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     st = damaged(&msg, "guard section damaged: consent and history treated as unknown");
   }
   if (!have[TAG_BEHAVIOUR]) {
-    memset(&e->beh, 0, sizeof e->beh);
+    lw_behaviour_reset(&e->beh);
     st = damaged(&msg, "behaviour section damaged: counters reset");
   }
   if (!have[TAG_OUTBOX]) {

@@ -71,12 +71,43 @@ EMSCRIPTEN_KEEPALIVE int lw_w_init(handle *h, const char *cfg_json, size_t len, 
   return st;
 }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_track(handle *h, const char *event, double now_ms, int tz_offset_min) {
+/* value: NaN for none; label: NULL or "" for none. */
+EMSCRIPTEN_KEEPALIVE int lw_w_track(handle *h, const char *event, double value, const char *label,
+                                    double now_ms, int tz_offset_min) {
   lw_decision d;
-  lw_status st = lw_engine_track(h->engine, event, (int64_t)now_ms, tz_offset_min, &d, h->err,
-                                 sizeof h->err);
+  lw_status st = lw_engine_track_value(h->engine, event, value, label, (int64_t)now_ms, tz_offset_min,
+                                       &d, h->err, sizeof h->err);
   if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
   return st;
+}
+
+EMSCRIPTEN_KEEPALIVE int lw_w_approve(handle *h, const char *decision_id, double now_ms, int tz_offset_min) {
+  lw_decision d;
+  lw_status st = lw_engine_approve(h->engine, decision_id, (int64_t)now_ms, tz_offset_min, &d, h->err,
+                                   sizeof h->err);
+  if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
+  return st;
+}
+
+EMSCRIPTEN_KEEPALIVE int lw_w_attribute(handle *h, const char *name, const char *value) {
+  return lw_engine_set_attribute(h->engine, name, value, h->err, sizeof h->err);
+}
+
+EMSCRIPTEN_KEEPALIVE void lw_w_flags(handle *h, int gpc, int dnt, int busy) {
+  lw_engine_set_privacy(h->engine, gpc, dnt);
+  lw_engine_set_busy(h->engine, busy);
+}
+
+EMSCRIPTEN_KEEPALIVE int lw_w_model(handle *h, const uint8_t *buf, size_t len) {
+  return lw_engine_set_model(h->engine, buf, len, h->err, sizeof h->err);
+}
+
+EMSCRIPTEN_KEEPALIVE uint32_t lw_w_model_id(handle *h) { return lw_engine_model_id(h->engine); }
+
+/* Referee side: code != NULL records a landing, code == NULL a conversion. */
+EMSCRIPTEN_KEEPALIVE int lw_w_referee(handle *h, const char *code, double now_ms) {
+  return code ? lw_engine_referee_landing(h->engine, code, (int64_t)now_ms, h->err, sizeof h->err)
+              : lw_engine_referee_conversion(h->engine, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
 EMSCRIPTEN_KEEPALIVE int lw_w_last(handle *h) {

@@ -70,10 +70,28 @@ export async function loadEngine({ wasm, config, seed }) {
   }
 
   return {
-    track(name, now, tz = 0) {
-      fail(withStr(name, (p) => x.lw_w_track(h, p, now, tz | 0)));
+    // opts: { value: number (an NPS score, a rating), label: string (a feature name) }
+    track(name, now, tz = 0, opts) {
+      const v = opts && typeof opts.value === 'number' ? opts.value : NaN;
+      const label = opts && opts.label != null ? String(opts.label) : '';
+      fail(withStr(name, (p) => withStr(label, (l) => x.lw_w_track(h, p, v, l, now, tz | 0))));
       return JSON.parse(outText());
     },
+    approve(id, now, tz = 0) {
+      fail(withStr(String(id), (p) => x.lw_w_approve(h, p, now, tz | 0)));
+      return JSON.parse(outText());
+    },
+    attribute(name, value) {
+      fail(withStr(String(name), (n) => (value == null ? x.lw_w_attribute(h, n, 0)
+        : withStr(String(value), (v) => x.lw_w_attribute(h, n, v)))));
+    },
+    // Privacy signals (Global Privacy Control, Do Not Track) and the host's busy flag.
+    flags(gpc, dnt, busy) { x.lw_w_flags(h, gpc ? 1 : 0, dnt ? 1 : 0, busy ? 1 : 0); },
+    // Load a model file (bytes); throws with the reason if it is damaged (the old one stays).
+    setModel(bytes) { fail(withStr(bytes, (p) => x.lw_w_model(h, p, bytes.length))); },
+    modelId: () => x.lw_w_model_id(h),
+    landing(code, now) { fail(withStr(String(code), (p) => x.lw_w_referee(h, p, now))); },
+    conversion(now) { fail(x.lw_w_referee(h, 0, now)); },
     outcome(id, kind, now) {
       const k = OUTCOMES.indexOf(kind);
       if (k < 0) throw Error('unknown outcome kind: ' + kind);

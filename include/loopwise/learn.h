@@ -1,0 +1,242 @@
+/* loopwise/learn.h: the learning loop's native side: reading logged decisions, fitting the
+ * per-action logistic model, estimating policy values off-policy, and promoting models.
+ *
+ * Everything here is streaming: a reader yields one logged decision at a time, the learner
+ * and the estimators keep only fixed-size state (a hashed weight table, a few sums, a
+ * bounded reservoir for persona centroids), so millions of lines run in bounded memory.
+ * Randomness (k-means seeding, reservoir sampling) comes from an lw_rng the caller seeds.
+ *
+ * Rewards: a logged decision's reward is 1 when its prompt led to a share or copy, else 0
+ * (VW files carry it as cost = -reward). Off-policy estimates are of the expected reward
+ * per decision point. */
+#ifndef LOOPWISE_LEARN_H
+#define LOOPWISE_LEARN_H
+
+#include "loopwise/common.h"
+#include "loopwise/config.h"
+#include "loopwise/model.h"
+#include "loopwise/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LW_LEARN_MAX_FEATURES 256 /* as the wire contract's x */
+
+/* One logged decision, as the trainer and evaluator see it. */
+typedef struct {
+  int action;     /* index into the reader's action list */
+  double p;       /* the probability the logging policy chose it with, (0, 1] */
+  double reward;  /* 1 = led to a referral share, 0 = did not (VW: -cost) */
+  int64_t t;      /* ms since epoch; 0 when the source has no time (VW) */
+  uint64_t line;  /* 1-based line (VW) or row id (SQLite): stable, used for folds */
+  int n;          /* features in x */
+  lw_feature x[LW_LEARN_MAX_FEATURES];
+} lw_logged;
+
+/* ---- reading logged decisions ------------------------------------------------------
+ * Sources: the ingest server's SQLite store (opened read-only; decisions joined with their
+ * share/copy outcomes; decisions without a choice, i.e. action "none" or holdout, are
+ * skipped), or a Vowpal Wabbit contextual-bandit text file, in its one-line form
+ *   action:cost:probability | feature[:value] ...
+ * (action 1-based into the action list) or its cb_adf multi-line form (an optional
+ * "shared | ..." line, one line per action in action-list order, exactly one of them
+ * labelled "0:cost:probability" or "N:cost:probability", a blank line after each example).
+ * A feature written "#123" is the hash 123 itself; any other name is hashed with FNV-1a, as
+ * the runtime hashes its feature names. Namespace names ("|user") are ignored. */
+typedef enum { LW_SRC_AUTO = 0, LW_SRC_VW, LW_SRC_VW_ADF, LW_SRC_SQLITE } lw_source_kind;
+
+typedef struct {
+  lw_source_kind kind;
+  const char *path;     /* "-" reads VW text from stdin (one pass only) */
+  const char *site;     /* SQLite: the site id (default "default") */
+  int64_t from_ms, to_ms; /* SQLite: decision time range [from, to); 0 = unbounded */
+  int n_actions;
+  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+} lw_source_opts;
+
+typedef struct lw_reader lw_reader;
+
+lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, size_t errlen);
+/* 1: *rec filled; 0: end of input; -1: bad input, err says "line N: reason" (or
+ * "row N: reason") and the reader stops. */
+int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen);
+/* Start again from the first record (LW_ERR_INVALID for stdin). */
+lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen);
+/* Fraction of the input read so far, 0..1 (bytes for files, rows for SQLite). */
+double lw_reader_progress(const lw_reader *r);
+/* Records skipped as carrying no choice (SQLite: action "none", holdout, unknown actions). */
+uint64_t lw_reader_skipped(const lw_reader *r);
+void lw_reader_close(lw_reader *r);
+
+/* Parse one decimal number: [+-]digits[.digits][(e|E)[+-]digits], nothing else (no hex,
+ * inf, nan, spaces). 1 on success. */
+int lw_parse_decimal(const char *s, size_t n, double *out);
+
+/* The action list of a program: its variants in config order, then "not_now". */
+void lw_actions_from_config(const lw_config *cfg, int *n_actions,
+                            char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX]);
+
+/* ---- the runtime's exploration policy parameters -----------------------------------
+ * What lw_model_policy needs besides the model: the value of a referral, prompt fatigue,
+ * temperature, floor, and each action's incentive cost (from the config's variants).
+ * Actions the config does not have are disabled. */
+typedef struct {
+  double value, fatigue, temperature, floor;
+} lw_policy_params;
+void lw_policy_defaults(lw_policy_params *pp); /* value 100, fatigue 0.5, temperature 2, floor 0.05 */
+void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp,
+                         lw_policy *out);
+
+/* Replace any persona^K features of x with the persona m assigns (the runtime adds the same
+ * feature when the model has personas). *n may grow by one (cap LW_LEARN_MAX_FEATURES). */
+void lw_apply_persona(const lw_model *m, lw_feature *x, int *n);
+/* The eight raw persona dimensions of a feature vector (models/FORMAT.md). */
+void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DIMS]);
+
+/* ---- the learner -------------------------------------------------------------------
+ * Per-action logistic regression over hashed features crossed with the action (the same
+ * weight index as the model file), fitted by importance-weighted AdaGrad: a record of
+ * action a weighs min(1/p, clip), so the fit targets the whole logged context population
+ * rather than the contexts the logging policy happened to favour for a. */
+typedef struct {
+  int bits;            /* weight table 2^bits (8-16), default 14 */
+  int passes;          /* default 4 */
+  double lr;           /* AdaGrad step, default 0.3 */
+  double l2;           /* per-update L2 shrink, default 1e-6 */
+  double clip;         /* largest importance weight, default 50 */
+  double min_ess;      /* enough data: effective sample size of an action, default 200 */
+  double min_positive; /* ... and importance-weighted referrals, default 10 */
+  int personas;        /* k-means centroids, 0-16, default 4 */
+  int n_segments;      /* segments for fairness offsets, "attr^value" feature names */
+  char segments[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_MAX];
+  double fair_ratio;   /* lift a segment's predicted share rate to at least this × the best, 0.8 */
+  double max_offset;   /* cap on a fairness offset (logits), default 1.0 */
+  int holdout_mod;     /* records with line % holdout_mod == holdout_mod-1 are not trained on
+                          (used for the model's estimate); 0 = train on all. Default 10 */
+} lw_train_opts;
+void lw_train_defaults(lw_train_opts *o);
+
+typedef struct lw_learner lw_learner;
+lw_status lw_learner_create(const lw_train_opts *o, int n_actions,
+                            const char actions[][LW_MODEL_ID_MAX], lw_learner **out);
+void lw_learner_free(lw_learner *l);
+/* One importance-weighted step on a record. */
+void lw_learner_update(lw_learner *l, const lw_logged *r);
+/* P(referral | a, x) under the current (float) weights. */
+double lw_learner_predict(const lw_learner *l, int action, const lw_feature *x, int n);
+/* Quantize into a model: actions, flags (from the counts seen by lw_learner_update), int8
+ * weights. model_id, trained_at and meta_json are left for the caller; no personas or
+ * segments (lw_train_file adds them). The caller frees with lw_model_free. */
+lw_status lw_learner_to_model(const lw_learner *l, lw_model **out, char *err, size_t errlen);
+
+/* ---- estimators ----------------------------------------------------------------------
+ * Streaming IPS, self-normalised IPS and doubly robust estimates of a target policy's
+ * expected reward per decision, with 95% normal intervals (SNIPS by the delta method),
+ * beside the logging policy's observed mean reward. */
+typedef struct {
+  double n, sum_w, sum_w2, sum_wr, sum_w2r, sum_w2r2; /* w = pi(a)/p */
+  double sum_ips2;                                     /* sum (w r)^2 */
+  double sum_dr, sum_dr2;
+  double sum_r, sum_r2;
+} lw_estimator;
+
+typedef struct {
+  double est, lo, hi;
+} lw_interval;
+
+typedef struct {
+  double n;
+  lw_interval logged, ips, snips, dr;
+  double ess; /* effective sample size of the importance weights */
+} lw_estimates;
+
+void lw_estimator_init(lw_estimator *s);
+/* pi_a: target probability of the logged action; p: logged probability; r: reward;
+ * dm: sum over actions of pi(b) * rhat(b) (the direct-method term); rhat_a: rhat of the
+ * logged action. Pass dm = rhat_a = 0 to make DR equal IPS. */
+void lw_estimator_add(lw_estimator *s, double pi_a, double p, double r, double dm, double rhat_a);
+void lw_estimator_result(const lw_estimator *s, lw_estimates *out);
+
+/* A target policy: a model under the runtime's exploration policy, uniform random over the
+ * action list, or always one action. */
+typedef enum { LW_TARGET_MODEL, LW_TARGET_UNIFORM, LW_TARGET_ALWAYS } lw_target_kind;
+typedef struct {
+  lw_target_kind kind;
+  const lw_model *model;  /* LW_TARGET_MODEL */
+  lw_policy policy;       /* LW_TARGET_MODEL: actions in the model's order */
+  int always;             /* LW_TARGET_ALWAYS: index into the data's action list */
+  int n_actions;          /* the data's action list */
+  int map[LW_MODEL_MAX_ACTIONS]; /* data action -> model action, -1 if the model lacks it */
+} lw_target;
+/* Fill pi[0..n_actions) for the data's actions. x may be rewritten (persona). */
+void lw_target_probs(const lw_target *t, lw_feature *x, int *n, double *pi);
+/* Set up a model target for data with the given action list. */
+lw_status lw_target_model(lw_target *t, const lw_model *m, const lw_config *cfg,
+                          const lw_policy_params *pp, int n_actions,
+                          const char actions[][LW_MODEL_ID_MAX], char *err, size_t errlen);
+
+/* ---- whole-file operations (what the CLIs run) ---------------------------------------- */
+typedef void (*lw_progress_fn)(void *ctx, const char *phase, double fraction);
+
+typedef struct {
+  lw_estimates target;    /* the evaluated policy, on held-out records when training */
+  uint64_t records, skipped;
+  int64_t t_min, t_max;   /* data range (0 when unknown) */
+} lw_eval_report;
+
+/* Train a model from a source: personas (k-means over a reservoir of logged states), the
+ * importance-weighted fit, enough-data flags, fairness offsets, and the model's own DR
+ * estimate on the held-out records. meta_json records the data range, the estimate and
+ * `command`. Caller frees *out. */
+lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, const lw_config *cfg,
+                          const lw_policy_params *pp, uint64_t seed, uint32_t model_id,
+                          int64_t now_ms, const char *command, lw_progress_fn progress, void *pctx,
+                          lw_model **out, lw_eval_report *rep, char *err, size_t errlen);
+
+/* Evaluate targets[0..n_targets) on a source. The DR reward model is cross-fitted: two
+ * learners on the even and odd records, each record scored by the one that did not see it.
+ * only_holdout > 0 evaluates only records with line % only_holdout == only_holdout-1. */
+lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_targets,
+                         int only_holdout, uint64_t seed, lw_progress_fn progress, void *pctx,
+                         lw_eval_report *reps, char *err, size_t errlen);
+
+/* Paired comparison of a candidate and the current model on the same records (DR, held-out
+ * records only when only_holdout > 0): the candidate is promoted unless its value is lower
+ * than the current one's beyond the 95% interval of the difference (hi < 0). */
+typedef struct {
+  lw_interval current, candidate, diff; /* diff = candidate - current */
+  int promote;
+} lw_compare_result;
+lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current,
+                            const lw_model *candidate, const lw_config *cfg,
+                            const lw_policy_params *pp, int only_holdout, uint64_t seed,
+                            lw_compare_result *out, char *err, size_t errlen);
+
+/* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
+lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* The HTTP entity tag of a model file: "\"m<id>-<crc32 hex>\"", from its bytes alone, so it
+ * changes exactly when the served bytes do. cap >= 32. */
+void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
+
+/* ---- fairness audit ------------------------------------------------------------------ */
+#define LW_AUDIT_FLAG_RATIO 0.8
+typedef struct {
+  char name[LW_SEGMENT_NAME_MAX];
+  uint64_t decisions, prompts, shares, conversions;
+  double exposure, share_rate, conversion_rate;       /* prompts/decisions, shares/prompts, conv/prompts */
+  double exposure_ratio, share_ratio, conversion_ratio; /* to the best segment */
+  int flagged;
+} lw_audit_row;
+/* Per segment (feature name "attr^value", matched by hash in x; SQLite also matches the
+ * decision's segment field): exposure, share and conversion rates, ratio to the best
+ * segment, flagged below 0.8. VW files have no conversions (rate 0). Counts every
+ * decision record, "none" and holdout included (exposure is over decision points). */
+lw_status lw_audit_source(const lw_source_opts *src, int n_segments,
+                          const char segments[][LW_SEGMENT_NAME_MAX], lw_audit_row *rows,
+                          char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
