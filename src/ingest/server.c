@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -476,16 +477,39 @@ static enum MHD_Result handle_healthz(lw_ingest_server *s, struct MHD_Connection
 
 /* ---------------------------------------------------------------- libmicrohttpd callbacks */
 
+typedef struct {
+  int content_length, transfer_encoding;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value) {
+  framing *f = cls;
+  if (strcasecmp(key, "Content-Length") == 0) f->content_length++;
+  if (strcasecmp(key, "Transfer-Encoding") == 0) f->transfer_encoding++;
+  return MHD_YES;
+}
+
 static int has_body(lw_route r) { return r == R_OUTCOMES || r == R_FORGET; }
 
 /* First callback of a request: only headers are known. Everything that can be refused without
  * the body is refused here, so an oversized or abusive request is never read. */
 static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
                                   lw_request *rq) {
-  /* Request smuggling: a message with both framings is ambiguous; refuse it outright. */
-  if (header(c, "Content-Length") && header(c, "Transfer-Encoding"))
-    return reply_error(s, c, rq, 400, LW_REJECT_HTTP,
-                       "both Content-Length and Transfer-Encoding", NULL, NULL, NULL, NULL);
+  /* Request smuggling: refuse every framing that two parsers could read differently. Both
+   * headers at once, either one repeated (libmicrohttpd would use the first Content-Length),
+   * or a Transfer-Encoding other than plain "chunked" (the library would wait for a body it
+   * cannot frame). */
+  framing f = {0, 0};
+  MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+  const char *te = header(c, "Transfer-Encoding");
+  const char *why = NULL;
+  if (f.content_length && f.transfer_encoding)
+    why = "both Content-Length and Transfer-Encoding";
+  else if (f.content_length > 1 || f.transfer_encoding > 1)
+    why = "repeated Content-Length or Transfer-Encoding";
+  else if (te && strcasecmp(te, "chunked") != 0)
+    why = "unsupported Transfer-Encoding (only chunked)";
+  if (why) return reply_error(s, c, rq, 400, LW_REJECT_HTTP, why, NULL, NULL, NULL, NULL);
   if (rq->route == R_NOT_FOUND)
     return reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "not found", NULL, NULL, NULL, NULL);
   if (rq->route == R_BAD_METHOD)

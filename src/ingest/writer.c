@@ -16,8 +16,8 @@ struct lw_writer {
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t work;     /* signalled when a job is queued or on stop */
-  pthread_cond_t done;     /* broadcast when jobs complete */
   lw_job *head, *tail;     /* queue, guarded by lock */
+  int idle;                /* the writer is waiting on work: only then is a signal needed */
   int stopping;
   lw_store_item **items;   /* scratch for one group, writer thread only */
 };
@@ -101,9 +101,13 @@ static void *writer_main(void *arg) {
         until.tv_sec += wait_ms / 1000;
         until.tv_nsec += (wait_ms % 1000) * 1000000;
         if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+        w->idle = 1;
         pthread_cond_timedwait(&w->work, &w->lock, &until);
+        w->idle = 0;
       } else {
+        w->idle = 1;
         pthread_cond_wait(&w->work, &w->lock);
+        w->idle = 0;
       }
     }
     if (!w->head && w->stopping) break;
@@ -124,13 +128,13 @@ static void *writer_main(void *arg) {
       next_purge = now_ms() + w->cfg.purge_interval_ms;
     }
 
-    pthread_mutex_lock(&w->lock);
+    /* Wake exactly the handlers of this group, each on its own semaphore. */
     for (lw_job *j = jobs; j;) {
-      lw_job *next = j->next; /* j belongs to its handler again once done is set */
-      j->done = 1;
+      lw_job *next = j->next; /* j belongs to its handler again once posted */
+      sem_post(&j->done);
       j = next;
     }
-    if (jobs) pthread_cond_broadcast(&w->done);
+    pthread_mutex_lock(&w->lock);
   }
   pthread_mutex_unlock(&w->lock);
   return NULL;
@@ -153,11 +157,9 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
   w->log = log;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->work, NULL);
-  pthread_cond_init(&w->done, NULL);
   int rc = pthread_create(&w->thread, NULL, writer_main, w);
   if (rc != 0) {
     snprintf(errmsg, LW_ERRMSG_MAX, "starting the writer thread: %s", strerror(rc));
-    pthread_cond_destroy(&w->done);
     pthread_cond_destroy(&w->work);
     pthread_mutex_destroy(&w->lock);
     free(w->items);
@@ -169,7 +171,6 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
 }
 
 lw_status lw_writer_submit(lw_writer *w, lw_job *job) {
-  job->done = 0;
   job->next = NULL;
   job->errmsg[0] = '\0';
   pthread_mutex_lock(&w->lock);
@@ -178,14 +179,17 @@ lw_status lw_writer_submit(lw_writer *w, lw_job *job) {
     snprintf(job->errmsg, sizeof job->errmsg, "shutting down");
     return job->status = LW_ERR_IO;
   }
+  sem_init(&job->done, 0, 0);
   if (w->tail)
     w->tail->next = job;
   else
     w->head = job;
   w->tail = job;
-  pthread_cond_signal(&w->work);
-  while (!job->done) pthread_cond_wait(&w->done, &w->lock);
+  if (w->idle) pthread_cond_signal(&w->work);
   pthread_mutex_unlock(&w->lock);
+  while (sem_wait(&job->done) != 0) {
+  } /* EINTR: keep waiting */
+  sem_destroy(&job->done);
   return job->status;
 }
 
@@ -196,7 +200,6 @@ void lw_writer_free(lw_writer *w) {
   pthread_cond_signal(&w->work);
   pthread_mutex_unlock(&w->lock);
   pthread_join(w->thread, NULL);
-  pthread_cond_destroy(&w->done);
   pthread_cond_destroy(&w->work);
   pthread_mutex_destroy(&w->lock);
   free(w->items);

@@ -8,6 +8,7 @@
 #ifndef LW_INGEST_WRITER_H
 #define LW_INGEST_WRITER_H
 
+#include <semaphore.h>
 #include <stdint.h>
 
 #include "log.h"
@@ -27,7 +28,7 @@ typedef struct lw_job {
   int64_t deleted;         /* LW_JOB_FORGET: out */
   lw_status status;        /* out */
   char errmsg[LW_ERRMSG_MAX];
-  int done;
+  sem_t done;              /* posted by the writer when the job is finished */
   struct lw_job *next;
 } lw_job;
 

@@ -72,6 +72,21 @@ test('content_length_with_transfer_encoding_is_refused_with_400', async () => {
   assert.match(r.data, /Content-Length and Transfer-Encoding/);
 });
 
+test('repeated_or_unusual_framing_headers_are_refused_with_400', async () => {
+  const cases = {
+    'Content-Length: 2\r\nContent-Length: 2': 'repeated',
+    'Content-Length: 2\r\nContent-Length: 5': 'repeated',
+    'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked': 'repeated',
+    'Transfer-Encoding: gzip, chunked': 'unsupported Transfer-Encoding',
+    'Transfer-Encoding: identity': 'unsupported Transfer-Encoding',
+  };
+  for (const [headers, why] of Object.entries(cases)) {
+    const r = await raw([`POST /v1/outcomes HTTP/1.1\r\nHost: x\r\n${headers}\r\n\r\n{}`], { waitMs: 2000 });
+    assert.match(r.data, /^HTTP\/1\.1 400/, headers);
+    assert.ok(r.data.includes(why), `${headers}: ${r.data}`);
+  }
+});
+
 test('slow_client_trickling_its_body_is_cut_off_at_the_request_timeout', async () => {
   const body = JSON.stringify(freshBatch());
   const head = `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;

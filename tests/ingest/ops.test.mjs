@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binary, startServer, postBatch, request, stats, freshBatch, tempDir } from './helpers.mjs';
+import { root, binary, startServer, postBatch, request, stats, freshBatch, tempDir } from './helpers.mjs';
 
 test('help_lists_every_setting_with_its_flag_and_environment_variable', () => {
   const r = spawnSync(binary, ['--help'], { encoding: 'utf8' });
@@ -124,6 +124,17 @@ test('rate_limits_can_be_turned_off', async () => {
   const server = await startServer({ args: ['--rate-limit', 'off', '--rate-per-address', '1', '--burst-per-address', '1'] });
   try {
     for (let i = 0; i < 20; i++) assert.equal((await postBatch(server, freshBatch())).status, 200);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('example_config_shipped_with_the_systemd_unit_loads', async () => {
+  const server = await startServer({ args: ['--config', join(root, 'src/ingest/ingest.example.json'), '--bind', '127.0.0.1'] });
+  try {
+    const b = freshBatch();
+    b.write_key = 'acme-pk-2f9c1e7a';
+    assert.equal((await postBatch(server, b, { Origin: 'https://app.acme.example' })).status, 200);
   } finally {
     await server.cleanup();
   }
