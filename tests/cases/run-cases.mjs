@@ -15,7 +15,8 @@ export function loadCases() {
     const configText = typeof data.config === 'string'
       ? readFileSync(join(root, data.config), 'utf8') : JSON.stringify(data.config);
     const seed = new Uint8Array(Uint32Array.from(data.seed).buffer);
-    return { file: f, name: data.name, configText, seed, data };
+    const model = data.model ? new Uint8Array(readFileSync(join(root, data.model))) : null;
+    return { file: f, name: data.name, configText, seed, model, data };
   });
 }
 
@@ -24,7 +25,7 @@ const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 // Run one case's steps on an engine made from its config and seed (the engine API of
 // web/src/engine.js). Returns { trace: [lines], failures: [messages] }. Pure: no Node APIs,
 // so it can also be sent into a browser page as a string (runCase.toString()).
-export function runCase(engine, data) {
+export function runCase(engine, data, model) {
   const trace = [], failures = [];
   const at = (s) => data.start + Math.floor(s.at_h * 3600000 + 0.5);
   let lastId = '';
@@ -34,12 +35,27 @@ export function runCase(engine, data) {
       if (!ok) failures.push(`decision ${JSON.stringify(d)} does not match ${JSON.stringify(expect)} (${k})`);
     }
   };
+  if (model) engine.setModel(model);
   for (const s of data.steps) {
     const t = at(s);
-    if (s.track !== undefined) {
+    if (s.approve) {
+      let d = null;
+      try { d = engine.approve(lastId, t, 0); } catch (e) { d = null; }
+      if (d) trace.push(JSON.stringify(d));
+      if (!!d !== !!s.expect) failures.push(`approve at ${s.at_h}h: expected ${s.expect ? 'a prompt' : 'a refusal'}`);
+      else if (d) check(d, s.expect);
+    } else if (s.attribute) {
+      engine.attribute(s.attribute[0], s.attribute[1]);
+    } else if (s.flags) {
+      engine.flags(s.flags.gpc, s.flags.dnt, s.flags.busy);
+    } else if (s.landing !== undefined) {
+      engine.landing(s.landing, t);
+    } else if (s.conversion) {
+      engine.conversion(t);
+    } else if (s.track !== undefined) {
       let d = null;
       for (let i = 0; i < (s.repeat || 1); i++) {
-        d = engine.track(s.track, t, s.tz || 0);
+        d = engine.track(s.track, t, s.tz || 0, { value: s.value, label: s.label });
         if (d) {
           trace.push(JSON.stringify(d));
           lastId = d.id;

@@ -57,10 +57,20 @@ static int run_case(const char *file, FILE *trace) {
   for (int i = 0; i < 4; i++) s[i] = (uint32_t)cJSON_GetArrayItem(seed, i)->valuedouble;
   lw_engine *e;
   char err[LW_ERRMSG_MAX];
+  int failures = 0;
   lw_engine_create(&cfg, (uint64_t)s[1] << 32 | s[0], (uint64_t)s[3] << 32 | s[2], 0, &e, err, sizeof err);
   double start = cJSON_GetObjectItem(c, "start")->valuedouble;
+  const cJSON *model = cJSON_GetObjectItem(c, "model");
+  if (cJSON_IsString(model)) {
+    size_t mlen;
+    char *bytes = tu_read_file(tu_path(model->valuestring), &mlen);
+    if (!bytes || lw_engine_set_model(e, (const uint8_t *)bytes, mlen, err, sizeof err) != LW_OK) {
+      fprintf(stderr, "%s: model %s: %s\n", file, model->valuestring, bytes ? err : "unreadable");
+      failures++;
+    }
+    free(bytes);
+  }
 
-  int failures = 0;
   char last_id[LW_ID_HEX] = "";
   char djson[1024];
   const cJSON *step;
@@ -69,14 +79,47 @@ static int run_case(const char *file, FILE *trace) {
     const cJSON *track = cJSON_GetObjectItem(step, "track");
     const cJSON *outcome = cJSON_GetObjectItem(step, "outcome");
     const cJSON *consent = cJSON_GetObjectItem(step, "consent");
-    if (track) {
+    const cJSON *attr = cJSON_GetObjectItem(step, "attribute");
+    const cJSON *flags = cJSON_GetObjectItem(step, "flags");
+    const cJSON *landing = cJSON_GetObjectItem(step, "landing");
+    if (cJSON_IsTrue(cJSON_GetObjectItem(step, "approve"))) {
+      lw_decision d;
+      lw_status st = lw_engine_approve(e, last_id, t, 0, &d, err, sizeof err);
+      const cJSON *expect = cJSON_GetObjectItem(step, "expect");
+      if (st == LW_OK) {
+        lw_decision_to_json(&d, djson, sizeof djson);
+        if (trace) fprintf(trace, "%s\n", djson);
+      }
+      if ((st == LW_OK) != cJSON_IsObject(expect) || (st == LW_OK && !matches(file, djson, expect))) {
+        fprintf(stderr, "%s: approve: %s\n", file, st == LW_OK ? djson : err);
+        failures++;
+      }
+    } else if (attr) {
+      const cJSON *v = cJSON_GetArrayItem(attr, 1);
+      if (lw_engine_set_attribute(e, cJSON_GetArrayItem(attr, 0)->valuestring,
+                                  cJSON_IsString(v) ? v->valuestring : NULL, err, sizeof err) != LW_OK) {
+        fprintf(stderr, "%s: attribute: %s\n", file, err);
+        failures++;
+      }
+    } else if (flags) {
+      lw_engine_set_privacy(e, cJSON_IsTrue(cJSON_GetObjectItem(flags, "gpc")),
+                            cJSON_IsTrue(cJSON_GetObjectItem(flags, "dnt")));
+      lw_engine_set_busy(e, cJSON_IsTrue(cJSON_GetObjectItem(flags, "busy")));
+    } else if (landing) {
+      if (lw_engine_referee_landing(e, landing->valuestring, t, err, sizeof err) != LW_OK) failures++;
+    } else if (cJSON_IsTrue(cJSON_GetObjectItem(step, "conversion"))) {
+      if (lw_engine_referee_conversion(e, t, err, sizeof err) != LW_OK) failures++;
+    } else if (track) {
       const cJSON *tz = cJSON_GetObjectItem(step, "tz"), *rep = cJSON_GetObjectItem(step, "repeat");
       const cJSON *expect = cJSON_GetObjectItem(step, "expect");
       int close = cJSON_IsTrue(cJSON_GetObjectItem(step, "close"));
       int n = rep ? rep->valueint : 1;
       lw_decision d;
       for (int i = 0; i < n; i++) {
-        if (lw_engine_track(e, track->valuestring, t, tz ? tz->valueint : 0, &d, err, sizeof err) != LW_OK) {
+        const cJSON *value = cJSON_GetObjectItem(step, "value"), *label = cJSON_GetObjectItem(step, "label");
+        if (lw_engine_track_value(e, track->valuestring, value ? value->valuedouble : NAN,
+                                  label ? label->valuestring : NULL, t, tz ? tz->valueint : 0, &d, err,
+                                  sizeof err) != LW_OK) {
           fprintf(stderr, "%s: track %s: %s\n", file, track->valuestring, err);
           failures++;
           break;

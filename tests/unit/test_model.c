@@ -392,7 +392,43 @@ static void snapshot_keeps_features_and_attributes(void) {
   lw_engine_free(e);
 }
 
-int main(void) {
+/* The model the shared cases use (tests/cases/models/cases.lwm), for the default config's
+ * variants. Regenerate with: build/native/tests/unit/test_model --write-case-model FILE */
+static int write_case_model(const char *path) {
+  lw_model *m = new_model(1);
+  strcpy(m->action_ids[0], "credit_10");
+  strcpy(m->action_ids[1], "month_free");
+  m->model_id = 42;
+  static const char *const feats[] = {"bias", "milestone^project_completed", "nps^promoter", "nps^detractor",
+                                      "sessions", "act^d7", "plan^team", "hour^13", "features", "shown"};
+  for (int a = 0; a < 3; a++)
+    for (int i = 0; i < 10; i++) set_w(m, a, feats[i], (int)((i * 37 + a * 101) % 127) - 63);
+  m->n_personas = 3;
+  m->persona_dims = LW_MODEL_PERSONA_DIMS;
+  for (int i = 0; i < LW_MODEL_PERSONA_DIMS; i++) {
+    m->mean[i] = 1.0f;
+    m->sd[i] = 0.5f;
+    for (int k = 0; k < 3; k++) m->centroids[k * LW_MODEL_PERSONA_DIMS + i] = (float)(k - 1);
+  }
+  m->n_segments = 1;
+  strcpy(m->segment_names[0], "plan^free");
+  m->segment_offsets[0] = 0.5f;
+  uint8_t *buf;
+  size_t len;
+  char err[LW_ERRMSG_MAX];
+  FILE *f = fopen(path, "wb");
+  int ok = f && lw_model_write(m, &buf, &len, err, sizeof err) == LW_OK;
+  if (ok) {
+    ok = fwrite(buf, 1, len, f) == len;
+    free(buf);
+  }
+  if (f) fclose(f);
+  lw_model_free(m);
+  return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--write-case-model") == 0) return write_case_model(argv[2]);
   RUN(math_matches_libm_closely);
   RUN(model_file_round_trips_and_damage_is_refused);
   RUN(bad_model_is_rejected_and_rules_keep_deciding);
