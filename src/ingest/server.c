@@ -69,6 +69,7 @@ typedef struct {
   char *body;
   size_t len, cap;
   int too_large;
+  size_t dropped;         /* bytes of an oversized chunked body read and thrown away */
 } lw_request;
 
 static int64_t mono_us(void) {
@@ -587,13 +588,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       return MHD_NO; /* closes the connection */
     }
     if (!rq->too_large && !append_body(s, rq, upload, *upload_size)) {
-      /* A chunked body grew past the limit. libmicrohttpd cannot queue an answer mid-body, so
-       * the rest is read and dropped (bounded by the connection timeout for a trickling
-       * client) and 413 goes out at the end. */
+      /* A chunked body grew past the limit. libmicrohttpd (0.9.75) cannot queue an answer in
+       * the middle of a body, so the rest is read and dropped and 413 goes out at its end;
+       * past four times the limit the connection is simply closed. */
       rq->too_large = 1;
       free(rq->body);
       rq->body = NULL;
       rq->len = rq->cap = 0;
+    }
+    if (rq->too_large) {
+      rq->dropped += *upload_size;
+      if (rq->dropped > 4 * (size_t)s->cfg->max_body) {
+        lw_metrics_reject(&s->metrics, LW_REJECT_TOO_LARGE);
+        return MHD_NO;
+      }
     }
     *upload_size = 0;
     return MHD_YES;

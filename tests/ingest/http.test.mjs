@@ -26,15 +26,17 @@ function raw(chunks, { waitMs = 3000, gapMs = 0 } = {}) {
     const sock = net.connect(server.port, '127.0.0.1');
     let data = '';
     let closed = false;
+    let written = 0;
     const t0 = Date.now();
     sock.on('data', (d) => { data += d; });
     sock.on('error', () => {});
-    sock.on('close', () => { closed = true; clearTimeout(timer); ok({ data, closed, ms: Date.now() - t0 }); });
-    const timer = setTimeout(() => { sock.destroy(); ok({ data, closed, ms: Date.now() - t0 }); }, waitMs);
+    sock.on('close', () => { closed = true; clearTimeout(timer); ok({ data, closed, written, ms: Date.now() - t0 }); });
+    const timer = setTimeout(() => { sock.destroy(); ok({ data, closed, written, ms: Date.now() - t0 }); }, waitMs);
     sock.on('connect', async () => {
       for (const c of chunks) {
-        if (sock.destroyed) return;
+        if (sock.destroyed || closed) return;
         sock.write(c);
+        written++;
         if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
       }
     });
@@ -54,6 +56,16 @@ test('chunked_body_growing_past_the_limit_gets_413', async () => {
   parts.push('0\r\n\r\n');
   const r = await raw(parts);
   assert.match(r.data, /^HTTP\/1\.1 413/);
+});
+
+test('endless_chunked_body_is_cut_off_without_reading_it_all', async () => {
+  const chunk = 'a'.repeat(16384);
+  const parts = [`POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n`];
+  for (let i = 0; i < 200; i++) parts.push(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+  const r = await raw(parts, { waitMs: 5000, gapMs: 2 });
+  assert.ok(r.closed);
+  assert.ok(r.written < parts.length / 2, `the server read ${r.written} of ${parts.length} chunks with a 64 KiB limit`);
+  assert.doesNotMatch(r.data, /^HTTP\/1\.1 2/);
 });
 
 test('chunked_body_within_the_limit_is_accepted', async () => {
