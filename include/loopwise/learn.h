@@ -215,7 +215,7 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current,
 
 /* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
 lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);
-/* The HTTP entity tag of a model file: "\"m<id>-<crc32 hex>\"", from its bytes alone, so it
+/* The HTTP entity tag of a model file: "\"m<id>-<crc32 hex>-<length hex>\"", from its bytes alone, so it
  * changes exactly when the served bytes do. cap >= 32. */
 void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
 

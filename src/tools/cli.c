@@ -1,0 +1,220 @@
+/* cli.c: option parsing and terminal output shared by the learning-loop CLIs. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void lw_cli_init(lw_cli *c) {
+  memset(c, 0, sizeof *c);
+  c->src.path = NULL;
+  c->src.site = "default";
+  lw_policy_defaults(&c->pp);
+}
+
+static int need(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "%s needs a value\n", argv[*i]);
+    return -1;
+  }
+  (*i)++;
+  return 0;
+}
+
+static int num(const char *opt, const char *s, double *out) {
+  if (!lw_parse_decimal(s, strlen(s), out)) {
+    fprintf(stderr, "%s: '%s' is not a decimal number\n", opt, s);
+    return -1;
+  }
+  return 0;
+}
+
+int lw_cli_option(lw_cli *c, int argc, char **argv, int *i) {
+  const char *o = argv[*i];
+  double v;
+  if (strcmp(o, "--quiet") == 0) {
+    c->quiet = 1;
+    return 1;
+  }
+  static const char *const with_value[] = {"--data", "--format", "--site", "--from", "--to", "--config", "--actions",
+                                           "--value", "--fatigue", "--temperature", "--floor", NULL};
+  int known = 0;
+  for (int k = 0; with_value[k]; k++) known |= strcmp(o, with_value[k]) == 0;
+  if (!known) return 0;
+  if (need(argc, argv, i) < 0) return -1;
+  const char *a = argv[*i];
+  if (strcmp(o, "--data") == 0) c->src.path = a;
+  else if (strcmp(o, "--site") == 0) c->src.site = a;
+  else if (strcmp(o, "--format") == 0) {
+    if (strcmp(a, "auto") == 0) c->src.kind = LW_SRC_AUTO;
+    else if (strcmp(a, "vw") == 0) c->src.kind = LW_SRC_VW;
+    else if (strcmp(a, "vw_adf") == 0 || strcmp(a, "cb_adf") == 0) c->src.kind = LW_SRC_VW_ADF;
+    else if (strcmp(a, "sqlite") == 0) c->src.kind = LW_SRC_SQLITE;
+    else {
+      fprintf(stderr, "--format: expected auto, vw, vw_adf or sqlite, got '%s'\n", a);
+      return -1;
+    }
+  } else if (strcmp(o, "--from") == 0 || strcmp(o, "--to") == 0) {
+    if (num(o, a, &v) < 0) return -1;
+    *(strcmp(o, "--from") == 0 ? &c->src.from_ms : &c->src.to_ms) = (int64_t)v;
+  } else if (strcmp(o, "--config") == 0) {
+    char err[LW_ERRMSG_MAX];
+    size_t len;
+    char *text = lw_cli_read_file(a, &len, err, sizeof err);
+    if (!text) {
+      fprintf(stderr, "--config: %s\n", err);
+      return -1;
+    }
+    lw_status st = lw_config_parse(text, len, &c->cfg, err, sizeof err);
+    free(text);
+    if (st != LW_OK) {
+      fprintf(stderr, "%s: %s\n", a, err);
+      return -1;
+    }
+    c->have_cfg = 1;
+  } else if (strcmp(o, "--actions") == 0) {
+    c->src.n_actions = 0;
+    const char *s = a;
+    while (*s) {
+      size_t n = strcspn(s, ",");
+      if (n == 0 || n >= LW_MODEL_ID_MAX || c->src.n_actions >= LW_MODEL_MAX_ACTIONS) {
+        fprintf(stderr, "--actions: expected 1-%d comma-separated ids of 1-32 characters\n", LW_MODEL_MAX_ACTIONS);
+        return -1;
+      }
+      memcpy(c->src.actions[c->src.n_actions], s, n);
+      c->src.actions[c->src.n_actions++][n] = '\0';
+      s += n + (s[n] == ',');
+    }
+  } else {
+    if (num(o, a, &v) < 0) return -1;
+    if (strcmp(o, "--value") == 0) c->pp.value = v;
+    else if (strcmp(o, "--fatigue") == 0) c->pp.fatigue = v;
+    else if (strcmp(o, "--temperature") == 0) {
+      if (!(v > 0)) {
+        fprintf(stderr, "--temperature must be positive\n");
+        return -1;
+      }
+      c->pp.temperature = v;
+    } else c->pp.floor = v;
+  }
+  return 1;
+}
+
+int lw_cli_finish(lw_cli *c, const char *prog) {
+  if (!c->src.path) {
+    fprintf(stderr, "%s: --data FILE is required (a VW text file, '-' for stdin, or the ingest SQLite store)\n", prog);
+    return -1;
+  }
+  if (c->src.n_actions == 0 && c->have_cfg) lw_actions_from_config(&c->cfg, &c->src.n_actions, c->src.actions);
+  if (c->src.n_actions == 0) {
+    fprintf(stderr, "%s: the action list is needed: --config program.json (its variants, then not_now) or --actions a,b,c\n", prog);
+    return -1;
+  }
+  return 0;
+}
+
+void lw_cli_progress(void *ctx, const char *phase, double fraction) {
+  lw_cli *c = ctx;
+  if (c && c->quiet) return;
+  static int last_pct = -1; /* per-process terminal state: the only output these tools draw */
+  static char last_phase[32];
+  int pct = (int)(fraction * 100 + 0.5);
+  if (pct > 100) pct = 100;
+  int same = strcmp(last_phase, phase) == 0;
+  if (isatty(2)) {
+    if (same && pct == last_pct) return;
+    int w = 30, f = pct * w / 100;
+    fprintf(stderr, "\r%-16s [", phase);
+    for (int k = 0; k < w; k++) fputc(k < f ? '#' : '.', stderr);
+    fprintf(stderr, "] %3d%%", pct);
+    if (pct >= 100) fputc('\n', stderr);
+  } else {
+    if (same && pct / 10 == last_pct / 10) return;
+    fprintf(stderr, "%s: %d%%\n", phase, pct);
+  }
+  fflush(stderr);
+  last_pct = pct;
+  snprintf(last_phase, sizeof last_phase, "%s", phase);
+}
+
+char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += got;
+    if (n + 1 == cap) {
+      char *nb = realloc(buf, cap * 2);
+      if (!nb) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+  }
+  fclose(f);
+  if (!buf) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+lw_model *lw_cli_load_model(const char *path, uint8_t **bytes, size_t *len, char *err, size_t errlen) {
+  size_t n;
+  char *buf = lw_cli_read_file(path, &n, err, errlen);
+  if (!buf) return NULL;
+  lw_model *m = NULL;
+  char e2[LW_ERRMSG_MAX];
+  if (lw_model_load((const uint8_t *)buf, n, &m, e2, sizeof e2) != LW_OK) {
+    snprintf(err, errlen, "%s: %s", path, e2);
+    free(buf);
+    return NULL;
+  }
+  if (bytes) {
+    *bytes = (uint8_t *)buf;
+    *len = n;
+  } else {
+    free(buf);
+  }
+  return m;
+}
+
+int64_t lw_cli_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t lw_cli_duration_ms(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0) return -1;
+  int64_t unit = 1;
+  switch (s[n - 1]) {
+    case 's': unit = 1000; n--; break;
+    case 'm': unit = 60000; n--; break;
+    case 'h': unit = 3600000; n--; break;
+    case 'd': unit = 86400000; n--; break;
+    default: break;
+  }
+  double v;
+  if (!lw_parse_decimal(s, n, &v) || v <= 0) return -1;
+  return (int64_t)(v * (double)unit);
+}
+
+void lw_cli_print_interval(const char *name, const lw_interval *iv) {
+  printf("  %-6s %.6f  [%.6f, %.6f]\n", name, iv->est, iv->lo, iv->hi);
+}

@@ -1,0 +1,34 @@
+/* cli.h: what loopwise-train and loopwise-eval share: the data-source options, progress
+ * output, and reading config and model files. Internal to src/tools. */
+#ifndef LW_TOOLS_CLI_H
+#define LW_TOOLS_CLI_H
+
+#include "loopwise/learn.h"
+
+typedef struct {
+  lw_source_opts src;
+  lw_config cfg;
+  int have_cfg;
+  lw_policy_params pp;
+  int quiet;
+} lw_cli;
+
+/* Handle one of the shared options at argv[*i] (--data, --format, --site, --from, --to,
+ * --config, --actions, --value, --fatigue, --temperature, --floor, --quiet), advancing *i
+ * past its value. 1 handled, 0 not a shared option, -1 error (printed). */
+int lw_cli_option(lw_cli *c, int argc, char **argv, int *i);
+void lw_cli_init(lw_cli *c);
+/* Check the options after parsing; fills the action list from the config. 0 ok, -1 error. */
+int lw_cli_finish(lw_cli *c, const char *prog);
+/* Progress on stderr: a bar on a terminal, plain lines every 10% otherwise. */
+void lw_cli_progress(void *ctx, const char *phase, double fraction);
+/* Whole file into a malloc'd buffer (NUL-terminated); NULL with err set. */
+char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen);
+/* Load a model file; NULL with err set. */
+lw_model *lw_cli_load_model(const char *path, uint8_t **bytes, size_t *len, char *err, size_t errlen);
+int64_t lw_cli_now_ms(void);
+/* "90" (ms), "30s", "15m", "24h", "7d" -> ms; -1 if invalid. */
+int64_t lw_cli_duration_ms(const char *s);
+void lw_cli_print_interval(const char *name, const lw_interval *iv);
+
+#endif

@@ -1,0 +1,482 @@
+/* learn_data.c: reading logged decisions from Vowpal Wabbit text or the ingest store.
+ *
+ * Readers stream: one line (or one cb_adf example, or one SQLite row) at a time, so memory
+ * stays bounded by the longest line. Every refusal names the line and the reason, because
+ * the person who exported the file needs to find and fix that line. */
+#define _POSIX_C_SOURCE 200809L
+#include <cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "loopwise/learn.h"
+
+struct lw_reader {
+  lw_source_opts o;
+  lw_source_kind kind;
+  FILE *f;
+  int is_stdin;
+  char *line;
+  size_t line_cap;
+  uint64_t line_no;
+  uint64_t bytes, size;
+  uint64_t skipped;
+  int failed;
+  /* SQLite */
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  uint64_t rows_total, rows_seen;
+};
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+int lw_parse_decimal(const char *s, size_t n, double *out) {
+  size_t i = 0, digits = 0;
+  if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+  while (i < n && s[i] >= '0' && s[i] <= '9') i++, digits++;
+  if (i < n && s[i] == '.') {
+    i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++, digits++;
+  }
+  if (!digits) return 0;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+    size_t ed = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++, ed++;
+    if (!ed) return 0;
+  }
+  if (i != n) return 0;
+  char tmp[128];
+  if (n >= sizeof tmp) return 0;
+  memcpy(tmp, s, n);
+  tmp[n] = '\0';
+  errno = 0;
+  double v = strtod(tmp, NULL);
+  if (!(v == v) || v - v != 0.0) return 0; /* overflowed to infinity */
+  *out = v;
+  return 1;
+}
+
+void lw_actions_from_config(const lw_config *cfg, int *n_actions,
+                            char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX]) {
+  int n = 0;
+  for (int v = 0; v < cfg->n_variants && n < LW_MODEL_MAX_ACTIONS - 1; v++)
+    snprintf(actions[n++], LW_MODEL_ID_MAX, "%s", cfg->variants[v].id);
+  snprintf(actions[n++], LW_MODEL_ID_MAX, "not_now");
+  *n_actions = n;
+}
+
+static int reader_fail(lw_reader *r, char *err, size_t errlen, const char *what, uint64_t at,
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int reader_fail(lw_reader *r, char *err, size_t errlen, const char *what, uint64_t at,
+                       const char *fmt, ...) {
+  char msg[200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(err, errlen, "%s %llu: %s", what, (unsigned long long)at, msg);
+  r->failed = 1;
+  return -1;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* ---- Vowpal Wabbit text --------------------------------------------------------------- */
+
+/* Parse the features of the text after a '|' (namespaces and all) into rec. */
+static int vw_features(lw_reader *r, const char *s, size_t n, lw_logged *rec, char *err, size_t errlen) {
+  size_t i = 0;
+  while (i < n) {
+    if (s[i] == '|') { /* a namespace: its name (and any :weight) sits right after the bar */
+      i++;
+      while (i < n && !is_space(s[i]) && s[i] != '|') i++;
+      continue;
+    }
+    if (is_space(s[i])) {
+      i++;
+      continue;
+    }
+    size_t b = i;
+    while (i < n && !is_space(s[i]) && s[i] != '|') i++;
+    const char *tok = s + b;
+    size_t tl = i - b, colon = tl;
+    for (size_t k = 0; k < tl; k++)
+      if (tok[k] == ':') {
+        colon = k;
+        break;
+      }
+    double v = 1.0;
+    if (colon == 0)
+      return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s' has no name", (int)(tl > 40 ? 40 : tl), tok);
+    if (colon < tl && !lw_parse_decimal(tok + colon + 1, tl - colon - 1, &v))
+      return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': value is not a decimal number",
+                         (int)(tl > 40 ? 40 : tl), tok);
+    if (v > 8e6 || v < -8e6)
+      return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': value out of range (|v| <= 8e6)",
+                         (int)(tl > 40 ? 40 : tl), tok);
+    uint32_t h;
+    if (tok[0] == '#' && colon > 1) {
+      uint64_t hv = 0;
+      for (size_t k = 1; k < colon; k++) {
+        if (tok[k] < '0' || tok[k] > '9' || hv > 0xFFFFFFFFull)
+          return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': a #hash must be an integer below 2^32",
+                             (int)(tl > 40 ? 40 : tl), tok);
+        hv = hv * 10 + (uint64_t)(tok[k] - '0');
+      }
+      if (hv > 0xFFFFFFFFull)
+        return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': a #hash must be an integer below 2^32",
+                           (int)(tl > 40 ? 40 : tl), tok);
+      h = (uint32_t)hv;
+    } else {
+      h = lw_fnv1a_bytes(2166136261u, tok, colon);
+    }
+    if (rec->n >= LW_LEARN_MAX_FEATURES)
+      return reader_fail(r, err, errlen, "line", r->line_no, "more than %d features", LW_LEARN_MAX_FEATURES);
+    rec->x[rec->n].hash = h;
+    rec->x[rec->n].q = lw_fx(v);
+    rec->n++;
+  }
+  return 1;
+}
+
+/* Parse "a:cost:prob" into its parts; adf ignores the action number. */
+static int vw_label(lw_reader *r, const char *tok, size_t tl, int adf, int *action, double *cost, double *p,
+                    char *err, size_t errlen) {
+  const char *c1 = memchr(tok, ':', tl);
+  const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(tok + tl - c1 - 1)) : NULL;
+  if (!c1 || !c2)
+    return reader_fail(r, err, errlen, "line", r->line_no,
+                       "expected a label action:cost:probability before '|', got '%.*s'", (int)(tl > 40 ? 40 : tl), tok);
+  double a;
+  if (!lw_parse_decimal(tok, (size_t)(c1 - tok), &a) || a != (double)(long)a || a < 0)
+    return reader_fail(r, err, errlen, "line", r->line_no, "action '%.*s' is not a non-negative integer",
+                       (int)(c1 - tok > 20 ? 20 : c1 - tok), tok);
+  if (!lw_parse_decimal(c1 + 1, (size_t)(c2 - c1 - 1), cost))
+    return reader_fail(r, err, errlen, "line", r->line_no, "cost '%.*s' is not a decimal number",
+                       (int)(c2 - c1 - 1 > 30 ? 30 : c2 - c1 - 1), c1 + 1);
+  size_t pl = (size_t)(tok + tl - c2 - 1);
+  if (!lw_parse_decimal(c2 + 1, pl, p))
+    return reader_fail(r, err, errlen, "line", r->line_no, "probability '%.*s' is not a decimal number",
+                       (int)(pl > 30 ? 30 : pl), c2 + 1);
+  if (!(*p > 0.0 && *p <= 1.0))
+    return reader_fail(r, err, errlen, "line", r->line_no, "probability must be in (0, 1], got %.17g", *p);
+  if (!adf && (a < 1 || a > r->o.n_actions))
+    return reader_fail(r, err, errlen, "line", r->line_no, "action %ld out of range 1-%d", (long)a, r->o.n_actions);
+  *action = adf ? -1 : (int)a - 1;
+  return 1;
+}
+
+static int vw_getline(lw_reader *r) {
+  ssize_t n = getline(&r->line, &r->line_cap, r->f);
+  if (n < 0) return -1;
+  r->line_no++;
+  r->bytes += (uint64_t)n;
+  while (n > 0 && (r->line[n - 1] == '\n' || r->line[n - 1] == '\r')) r->line[--n] = '\0';
+  return (int)(n > 0x7fffffff ? 0x7fffffff : n);
+}
+
+static int blank(const char *s) {
+  for (; *s; s++)
+    if (!is_space(*s)) return 0;
+  return 1;
+}
+
+static int vw_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
+  for (;;) {
+    int n = vw_getline(r);
+    if (n < 0) return 0;
+    if (blank(r->line)) continue;
+    memset(rec, 0, offsetof(lw_logged, x));
+    rec->line = r->line_no;
+    const char *bar = strchr(r->line, '|');
+    if (!bar) return reader_fail(r, err, errlen, "line", r->line_no, "no '|' before the features");
+    /* label and an optional 'tag before the bar */
+    const char *s = r->line;
+    int have_label = 0;
+    while (s < bar) {
+      while (s < bar && is_space(*s)) s++;
+      if (s >= bar) break;
+      const char *b = s;
+      while (s < bar && !is_space(*s)) s++;
+      if (*b == '\'') continue; /* VW tag */
+      if (have_label)
+        return reader_fail(r, err, errlen, "line", r->line_no, "unexpected '%.*s' after the label", (int)(s - b > 30 ? 30 : s - b), b);
+      double cost, p;
+      int a;
+      if (vw_label(r, b, (size_t)(s - b), 0, &a, &cost, &p, err, errlen) < 0) return -1;
+      rec->action = a;
+      rec->p = p;
+      rec->reward = -cost;
+      have_label = 1;
+    }
+    if (!have_label)
+      return reader_fail(r, err, errlen, "line", r->line_no, "no action:cost:probability label (unlabelled lines cannot be learned from)");
+    if (vw_features(r, bar, strlen(bar), rec, err, errlen) < 0) return -1;
+    return 1;
+  }
+}
+
+static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
+  int n_lines = 0, labelled = 0, in_example = 0;
+  memset(rec, 0, offsetof(lw_logged, x));
+  for (;;) {
+    int n = vw_getline(r);
+    int end = n < 0 || blank(r->line);
+    if (end) {
+      if (!in_example) {
+        if (n < 0) return 0;
+        continue;
+      }
+      uint64_t at = n < 0 ? r->line_no : r->line_no;
+      if (n_lines != r->o.n_actions)
+        return reader_fail(r, err, errlen, "line", at, "example has %d action lines, expected %d (one per action, in order)",
+                           n_lines, r->o.n_actions);
+      if (labelled != 1)
+        return reader_fail(r, err, errlen, "line", at, "example has %d labelled action lines, expected exactly 1", labelled);
+      return 1;
+    }
+    in_example = 1;
+    const char *s = r->line;
+    while (is_space(*s)) s++;
+    if (strncmp(s, "shared", 6) == 0 && (is_space(s[6]) || s[6] == '|')) {
+      if (n_lines) return reader_fail(r, err, errlen, "line", r->line_no, "a shared line must come before the action lines");
+      const char *bar = strchr(s, '|');
+      if (!bar) return reader_fail(r, err, errlen, "line", r->line_no, "no '|' before the features");
+      if (vw_features(r, bar, strlen(bar), rec, err, errlen) < 0) return -1;
+      continue;
+    }
+    const char *bar = strchr(s, '|');
+    if (!bar) return reader_fail(r, err, errlen, "line", r->line_no, "no '|' before the features");
+    const char *b = s;
+    while (b < bar && is_space(*b)) b++;
+    const char *e = b;
+    while (e < bar && !is_space(*e)) e++;
+    if (e > b) {
+      double cost, p;
+      int a;
+      if (vw_label(r, b, (size_t)(e - b), 1, &a, &cost, &p, err, errlen) < 0) return -1;
+      if (labelled++) return reader_fail(r, err, errlen, "line", r->line_no, "a second labelled action line in one example");
+      rec->action = n_lines;
+      rec->p = p;
+      rec->reward = -cost;
+      rec->line = r->line_no;
+    }
+    if (n_lines >= r->o.n_actions)
+      return reader_fail(r, err, errlen, "line", r->line_no, "more action lines than the %d actions", r->o.n_actions);
+    n_lines++;
+  }
+}
+
+/* ---- the ingest server's SQLite store -------------------------------------------------- */
+
+static const char k_sql[] =
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.x, s.decision IS NOT NULL"
+    " FROM events d LEFT JOIN (SELECT DISTINCT decision FROM events"
+    "   WHERE site = ?1 AND kind IN ('share','copy') AND decision IS NOT NULL) s"
+    "   ON s.decision = d.decision"
+    " WHERE d.site = ?1 AND d.kind = 'decision' AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
+
+static int sql_prepare(lw_reader *r, char *err, size_t errlen) {
+  if (r->st) sqlite3_finalize(r->st);
+  r->st = NULL;
+  if (sqlite3_prepare_v2(r->db, k_sql, -1, &r->st, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "reading %s: %s (is it a Loopwise ingest database?)", r->o.path, sqlite3_errmsg(r->db));
+    return -1;
+  }
+  sqlite3_bind_text(r->st, 1, r->o.site ? r->o.site : "default", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(r->st, 2, r->o.from_ms);
+  sqlite3_bind_int64(r->st, 3, r->o.to_ms > 0 ? r->o.to_ms : INT64_MAX);
+  r->rows_seen = 0;
+  return 0;
+}
+
+static int sql_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
+  for (;;) {
+    int rc = sqlite3_step(r->st);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) {
+      snprintf(err, errlen, "reading %s: %s", r->o.path, sqlite3_errmsg(r->db));
+      r->failed = 1;
+      return -1;
+    }
+    r->rows_seen++;
+    uint64_t row = (uint64_t)sqlite3_column_int64(r->st, 0);
+    const char *action = (const char *)sqlite3_column_text(r->st, 2);
+    const char *mode = (const char *)sqlite3_column_text(r->st, 4);
+    int a = -1;
+    for (int i = 0; action && i < r->o.n_actions; i++)
+      if (strcmp(action, r->o.actions[i]) == 0) a = i;
+    if (a < 0 || (mode && strcmp(mode, "holdout") == 0)) {
+      r->skipped++;
+      continue;
+    }
+    memset(rec, 0, offsetof(lw_logged, x));
+    rec->line = row;
+    rec->t = sqlite3_column_int64(r->st, 1);
+    rec->action = a;
+    rec->p = sqlite3_column_double(r->st, 3);
+    rec->reward = sqlite3_column_int(r->st, 6) ? 1.0 : 0.0;
+    if (!(rec->p > 0 && rec->p <= 1))
+      return reader_fail(r, err, errlen, "row", row, "probability must be in (0, 1], got %.17g", rec->p);
+    const char *xs = (const char *)sqlite3_column_text(r->st, 5);
+    if (xs) {
+      cJSON *j = cJSON_Parse(xs);
+      if (!cJSON_IsArray(j)) {
+        cJSON_Delete(j);
+        return reader_fail(r, err, errlen, "row", row, "x is not a JSON array");
+      }
+      cJSON *it;
+      cJSON_ArrayForEach(it, j) {
+        cJSON *h = cJSON_GetArrayItem(it, 0), *v = cJSON_GetArrayItem(it, 1);
+        if (!cJSON_IsNumber(h) || !cJSON_IsNumber(v) || h->valuedouble < 0 || h->valuedouble >= 4294967296.0 ||
+            rec->n >= LW_LEARN_MAX_FEATURES) {
+          cJSON_Delete(j);
+          return reader_fail(r, err, errlen, "row", row, "x must hold at most 256 [hash, value] pairs");
+        }
+        rec->x[rec->n].hash = (uint32_t)h->valuedouble;
+        rec->x[rec->n].q = lw_fx(v->valuedouble);
+        rec->n++;
+      }
+      cJSON_Delete(j);
+    }
+    return 1;
+  }
+}
+
+/* ---- the reader ------------------------------------------------------------------------- */
+
+static lw_source_kind sniff(FILE *f) {
+  char head[16] = {0};
+  size_t n = fread(head, 1, sizeof head, f);
+  rewind(f);
+  if (n == 16 && memcmp(head, "SQLite format 3", 16) == 0) return LW_SRC_SQLITE;
+  /* cb_adf: the first non-blank line starts with "shared", or an example has several lines */
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  lw_source_kind k = LW_SRC_VW;
+  int lines_in_example = 0, unlabeled = 0;
+  for (int seen = 0; seen < 64 && (len = getline(&line, &cap, f)) >= 0; seen++) {
+    if (blank(line)) {
+      if (lines_in_example > 1 && unlabeled) {
+        k = LW_SRC_VW_ADF;
+        break;
+      }
+      lines_in_example = 0;
+      continue;
+    }
+    char *s = line;
+    while (is_space(*s)) s++;
+    if (strncmp(s, "shared", 6) == 0) {
+      k = LW_SRC_VW_ADF;
+      break;
+    }
+    if (*s == '|') unlabeled = 1;
+    lines_in_example++;
+  }
+  free(line);
+  rewind(f);
+  return k;
+}
+
+lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (o->n_actions < 1 || o->n_actions > LW_MODEL_MAX_ACTIONS) {
+    snprintf(err, errlen, "an action list of 1-%d actions is needed (--config or --actions)", LW_MODEL_MAX_ACTIONS);
+    return LW_ERR_INVALID;
+  }
+  lw_reader *r = calloc(1, sizeof *r);
+  if (!r) return LW_ERR_NOMEM;
+  r->o = *o;
+  r->kind = o->kind;
+  if (strcmp(o->path, "-") == 0) {
+    r->f = stdin;
+    r->is_stdin = 1;
+    if (r->kind == LW_SRC_AUTO) r->kind = LW_SRC_VW;
+    if (r->kind == LW_SRC_SQLITE) {
+      snprintf(err, errlen, "a SQLite store cannot be read from stdin");
+      free(r);
+      return LW_ERR_INVALID;
+    }
+  } else {
+    r->f = fopen(o->path, "rb");
+    if (!r->f) {
+      snprintf(err, errlen, "%s: %s", o->path, strerror(errno));
+      free(r);
+      return LW_ERR_IO;
+    }
+    struct stat sb;
+    if (fstat(fileno(r->f), &sb) == 0) r->size = (uint64_t)sb.st_size;
+    if (r->kind == LW_SRC_AUTO) r->kind = sniff(r->f);
+    setvbuf(r->f, NULL, _IOFBF, 1 << 20);
+  }
+  if (r->kind == LW_SRC_SQLITE) {
+    fclose(r->f);
+    r->f = NULL;
+    if (sqlite3_open_v2(o->path, &r->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+      snprintf(err, errlen, "%s: %s", o->path, r->db ? sqlite3_errmsg(r->db) : "cannot open");
+      lw_reader_close(r);
+      return LW_ERR_IO;
+    }
+    sqlite3_busy_timeout(r->db, 10000);
+    sqlite3_stmt *c = NULL;
+    if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM events WHERE site = ?1 AND kind = 'decision'", -1, &c, NULL) ==
+        SQLITE_OK) {
+      sqlite3_bind_text(c, 1, o->site ? o->site : "default", -1, SQLITE_STATIC);
+      if (sqlite3_step(c) == SQLITE_ROW) r->rows_total = (uint64_t)sqlite3_column_int64(c, 0);
+    }
+    sqlite3_finalize(c);
+    if (sql_prepare(r, err, errlen) < 0) {
+      lw_reader_close(r);
+      return LW_ERR_INVALID;
+    }
+  }
+  *out = r;
+  return LW_OK;
+}
+
+int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
+  if (r->failed) return -1;
+  switch (r->kind) {
+    case LW_SRC_SQLITE: return sql_next(r, rec, err, errlen);
+    case LW_SRC_VW_ADF: return vw_adf_next(r, rec, err, errlen);
+    default: return vw_next(r, rec, err, errlen);
+  }
+}
+
+lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen) {
+  r->failed = 0;
+  r->skipped = 0;
+  if (r->kind == LW_SRC_SQLITE) return sql_prepare(r, err, errlen) < 0 ? LW_ERR_IO : LW_OK;
+  if (r->is_stdin) {
+    snprintf(err, errlen, "stdin can be read only once: pass a file for several passes");
+    return LW_ERR_INVALID;
+  }
+  rewind(r->f);
+  r->line_no = 0;
+  r->bytes = 0;
+  return LW_OK;
+}
+
+double lw_reader_progress(const lw_reader *r) {
+  if (r->kind == LW_SRC_SQLITE) return r->rows_total ? (double)r->rows_seen / (double)r->rows_total : 0.0;
+  return r->size ? (double)r->bytes / (double)r->size : 0.0;
+}
+
+uint64_t lw_reader_skipped(const lw_reader *r) { return r->skipped; }
+
+void lw_reader_close(lw_reader *r) {
+  if (!r) return;
+  if (r->f && !r->is_stdin) fclose(r->f);
+  if (r->st) sqlite3_finalize(r->st);
+  if (r->db) sqlite3_close(r->db);
+  free(r->line);
+  free(r);
+}

@@ -1,0 +1,247 @@
+/* loopwise-train: fit the runtime's model from logged decisions, and (with --promote-into)
+ * put it live only when it is not worse than the current one.
+ *
+ *   loopwise-train --data outcomes.db --config models/referral.json --out model.lwm
+ *   loopwise-train --data logs.vw --actions credit_10,month_free,not_now --out model.lwm
+ *   loopwise-train --data outcomes.db --config referral.json --promote-into models/sites/default
+ *                  [--retrain-every 24h] [--window-days 90]
+ *
+ * Run with no arguments for every option. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: loopwise-train --data FILE (--config program.json | --actions a,b,...) (--out model.lwm | --promote-into DIR)\n"
+          "  data:      --data FILE (VW cb text, cb_adf, '-' for stdin, or the ingest SQLite store)\n"
+          "             --format auto|vw|vw_adf|sqlite   --site ID (SQLite, default 'default')\n"
+          "             --from MS --to MS | --window-days N  (decision time range)\n"
+          "  model:     --bits 8-16 (14)  --passes N (4)  --personas 0-16 (4)  --clip W (50)\n"
+          "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
+          "             --segment attr^value (repeatable: fairness offsets)  --fair-ratio R (0.8)\n"
+          "             --model-id N (default: now in seconds)  --now MS  --seed N\n"
+          "  policy:    --value V (100) --fatigue F (0.5) --temperature T (2) --floor P (0.05)\n"
+          "  serving:   --promote-into DIR   compare with DIR/current.lwm on held-out records; promote\n"
+          "                                   unless the candidate is worse beyond the 95%% interval\n"
+          "             --retrain-every 24h   repeat forever (with --promote-into)\n"
+          "  output:    --quiet (no progress)\n");
+}
+
+typedef struct {
+  lw_cli c;
+  lw_train_opts o;
+  const char *out, *promote_dir;
+  int64_t every_ms, window_ms, now_ms;
+  uint32_t model_id;
+  uint64_t seed;
+  char command[1024];
+} train_args;
+
+static int parse(train_args *a, int argc, char **argv) {
+  lw_cli_init(&a->c);
+  lw_train_defaults(&a->o);
+  a->seed = 1;
+  size_t cl = 0;
+  for (int i = 0; i < argc && cl < sizeof a->command - 2; i++)
+    cl += (size_t)snprintf(a->command + cl, sizeof a->command - cl, "%s%s", i ? " " : "", argv[i]);
+  for (int i = 1; i < argc; i++) {
+    int r = lw_cli_option(&a->c, argc, argv, &i);
+    if (r < 0) return -1;
+    if (r) continue;
+    const char *o = argv[i];
+    if (i + 1 >= argc) {
+      fprintf(stderr, "unknown option or missing value: %s\n", o);
+      return -1;
+    }
+    const char *v = argv[++i];
+    double d = 0;
+    int isnum = lw_parse_decimal(v, strlen(v), &d);
+    if (strcmp(o, "--out") == 0) a->out = v;
+    else if (strcmp(o, "--promote-into") == 0) a->promote_dir = v;
+    else if (strcmp(o, "--retrain-every") == 0) {
+      if ((a->every_ms = lw_cli_duration_ms(v)) < 0) {
+        fprintf(stderr, "--retrain-every: expected a duration like 24h, got '%s'\n", v);
+        return -1;
+      }
+    } else if (strcmp(o, "--segment") == 0) {
+      if (a->o.n_segments >= LW_MODEL_MAX_SEGMENTS || strlen(v) >= LW_SEGMENT_NAME_MAX || !strchr(v, '^')) {
+        fprintf(stderr, "--segment: expected attr^value (at most %d segments), got '%s'\n", LW_MODEL_MAX_SEGMENTS, v);
+        return -1;
+      }
+      snprintf(a->o.segments[a->o.n_segments++], LW_SEGMENT_NAME_MAX, "%s", v);
+    } else if (!isnum) {
+      fprintf(stderr, "%s: '%s' is not a number (or the option is unknown)\n", o, v);
+      return -1;
+    } else if (strcmp(o, "--bits") == 0) a->o.bits = (int)d;
+    else if (strcmp(o, "--passes") == 0) a->o.passes = (int)d;
+    else if (strcmp(o, "--personas") == 0) a->o.personas = (int)d;
+    else if (strcmp(o, "--clip") == 0) a->o.clip = d;
+    else if (strcmp(o, "--min-ess") == 0) a->o.min_ess = d;
+    else if (strcmp(o, "--min-positive") == 0) a->o.min_positive = d;
+    else if (strcmp(o, "--holdout-mod") == 0) a->o.holdout_mod = (int)d;
+    else if (strcmp(o, "--fair-ratio") == 0) a->o.fair_ratio = d;
+    else if (strcmp(o, "--lr") == 0) a->o.lr = d;
+    else if (strcmp(o, "--model-id") == 0) a->model_id = (uint32_t)d;
+    else if (strcmp(o, "--now") == 0) a->now_ms = (int64_t)d;
+    else if (strcmp(o, "--seed") == 0) a->seed = (uint64_t)d;
+    else if (strcmp(o, "--window-days") == 0) a->window_ms = (int64_t)(d * 86400000.0);
+    else {
+      fprintf(stderr, "unknown option %s\n", o);
+      return -1;
+    }
+  }
+  if (lw_cli_finish(&a->c, "loopwise-train") < 0) return -1;
+  if (!a->out && !a->promote_dir) {
+    fprintf(stderr, "loopwise-train: say where the model goes: --out FILE or --promote-into DIR\n");
+    return -1;
+  }
+  if (a->o.bits < 8 || a->o.bits > 16 || a->o.passes < 1 || a->o.personas < 0 || a->o.personas > LW_MODEL_MAX_PERSONAS ||
+      a->o.holdout_mod < 0 || a->o.holdout_mod == 1) {
+    fprintf(stderr, "loopwise-train: --bits 8-16, --passes >= 1, --personas 0-16, --holdout-mod 0 or >= 2\n");
+    return -1;
+  }
+  if (a->every_ms && !a->promote_dir) {
+    fprintf(stderr, "loopwise-train: --retrain-every needs --promote-into DIR\n");
+    return -1;
+  }
+  return 0;
+}
+
+static void print_report(const lw_model *m, const lw_eval_report *rep) {
+  printf("model=m%u records=%llu skipped=%llu data_from=%lld data_to=%lld\n", m->model_id,
+         (unsigned long long)rep->records, (unsigned long long)rep->skipped, (long long)rep->t_min, (long long)rep->t_max);
+  for (int a = 0; a < m->n_actions; a++)
+    printf("action %-12s enough_data=%s\n", m->action_ids[a], (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ? "yes" : "no");
+  for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
+  printf("personas=%d\n", m->n_personas);
+  printf("held-out estimate (referral shares per decision, n=%.0f):\n", rep->target.n);
+  lw_cli_print_interval("logged", &rep->target.logged);
+  lw_cli_print_interval("ips", &rep->target.ips);
+  lw_cli_print_interval("snips", &rep->target.snips);
+  lw_cli_print_interval("dr", &rep->target.dr);
+}
+
+/* Compare the candidate with DIR/current.lwm and promote it unless it is worse beyond the
+ * interval. Appends one JSON line per decision to DIR/promotions.log. */
+static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, size_t len) {
+  char err[LW_ERRMSG_MAX], cur_path[4096], cand_path[4096], prev_path[4096], log_path[4096];
+  mkdir(a->promote_dir, 0755);
+  snprintf(cur_path, sizeof cur_path, "%s/current.lwm", a->promote_dir);
+  snprintf(cand_path, sizeof cand_path, "%s/candidate.lwm", a->promote_dir);
+  snprintf(prev_path, sizeof prev_path, "%s/previous.lwm", a->promote_dir);
+  snprintf(log_path, sizeof log_path, "%s/promotions.log", a->promote_dir);
+  if (lw_write_file_atomic(cand_path, bytes, len, err, sizeof err) != LW_OK) {
+    fprintf(stderr, "loopwise-train: %s\n", err);
+    return -1;
+  }
+  lw_compare_result cr;
+  memset(&cr, 0, sizeof cr);
+  lw_model *cur = lw_cli_load_model(cur_path, NULL, NULL, err, sizeof err);
+  const char *why;
+  if (!cur) {
+    cr.promote = 1;
+    why = access(cur_path, F_OK) == 0 ? "current model unreadable" : "no current model";
+    if (access(cur_path, F_OK) == 0) fprintf(stderr, "loopwise-train: %s (replacing it)\n", err);
+  } else {
+    if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->o.holdout_mod, a->seed,
+                          &cr, err, sizeof err) != LW_OK) {
+      fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur_path, err);
+      lw_model_free(cur);
+      return -1;
+    }
+    why = cr.promote ? "not worse beyond the interval" : "worse beyond the interval";
+    printf("compare current=m%u dr=%.6f candidate=m%u dr=%.6f diff=%.6f [%.6f, %.6f]\n", cur->model_id,
+           cr.current.est, cand->model_id, cr.candidate.est, cr.diff.est, cr.diff.lo, cr.diff.hi);
+  }
+  if (cr.promote) {
+    if (cur) rename(cur_path, prev_path);
+    if (rename(cand_path, cur_path) != 0) {
+      fprintf(stderr, "loopwise-train: promoting %s: %s\n", cand_path, strerror(errno));
+      lw_model_free(cur);
+      return -1;
+    }
+  } else {
+    unlink(cand_path);
+  }
+  char etag[64];
+  lw_model_etag(bytes, len, etag, sizeof etag);
+  printf("promoted=%s reason=\"%s\" etag=%s\n", cr.promote ? "yes" : "no", why, cr.promote ? etag : "(unchanged)");
+  FILE *lf = fopen(log_path, "a");
+  if (lf) {
+    fprintf(lf,
+            "{\"t\":%lld,\"candidate\":\"m%u\",\"current\":%s%u%s,\"promoted\":%s,\"reason\":\"%s\","
+            "\"diff\":[%.6f,%.6f,%.6f]}\n",
+            (long long)lw_cli_now_ms(), cand->model_id, cur ? "\"m" : "", cur ? cur->model_id : 0, cur ? "\"" : "",
+            cr.promote ? "true" : "false", why, cr.diff.est, cr.diff.lo, cr.diff.hi);
+    fclose(lf);
+  }
+  lw_model_free(cur);
+  return 0;
+}
+
+static int run_once(train_args *a) {
+  char err[LW_ERRMSG_MAX];
+  int64_t now = a->now_ms ? a->now_ms : lw_cli_now_ms();
+  if (a->window_ms) {
+    a->c.src.from_ms = now - a->window_ms;
+    a->c.src.to_ms = now + 1;
+  }
+  uint32_t id = a->model_id ? a->model_id : (uint32_t)(now / 1000);
+  lw_model *m = NULL;
+  lw_eval_report rep;
+  lw_status st = lw_train_source(&a->c.src, &a->o, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->seed, id, now,
+                                 a->command, lw_cli_progress, &a->c, &m, &rep, err, sizeof err);
+  if (st != LW_OK) {
+    fprintf(stderr, "loopwise-train: %s\n", err);
+    return st == LW_ERR_IO ? 3 : 2;
+  }
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  int rc = 0;
+  if (lw_model_write(m, &bytes, &len, err, sizeof err) != LW_OK) {
+    fprintf(stderr, "loopwise-train: %s\n", err);
+    lw_model_free(m);
+    return 2;
+  }
+  print_report(m, &rep);
+  if (a->out && lw_write_file_atomic(a->out, bytes, len, err, sizeof err) != LW_OK) {
+    fprintf(stderr, "loopwise-train: %s\n", err);
+    rc = 3;
+  } else if (a->out) {
+    printf("wrote %s (%zu bytes)\n", a->out, len);
+  }
+  if (!rc && a->promote_dir && promote(a, m, bytes, len) < 0) rc = 3;
+  free(bytes);
+  lw_model_free(m);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage();
+    return 2;
+  }
+  train_args a;
+  memset(&a, 0, sizeof a);
+  if (parse(&a, argc, argv) < 0) {
+    fprintf(stderr, "(run loopwise-train without arguments for usage)\n");
+    return 2;
+  }
+  if (!a.every_ms) return run_once(&a);
+  for (;;) { /* a failed round keeps the current model and tries again next time */
+    a.model_id = 0;
+    run_once(&a);
+    fflush(stdout);
+    struct timespec ts = {(time_t)(a.every_ms / 1000), (long)(a.every_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+}
