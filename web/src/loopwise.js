@@ -32,9 +32,11 @@ import { open } from './ui.js';
     try { f(x); } catch (e) { (w.reportError || console.error)(e); }
   });
   // Run fn(engine) with the shared state loaded and save it afterwards, one tab at a time.
+  // The privacy signals and the busy flag are per page, not shared state: set them every time.
   const run = (fn) => locked(() => {
-    const t = now();
+    const t = now(), n = navigator;
     store.sync(t);
+    if (engine.flags) engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', isBusy);
     const r = fn(t);
     store.save();
     return r;
@@ -122,9 +124,10 @@ import { open } from './ui.js';
       (listeners[type] = listeners[type] || []).push(fn);
       if (type === 'ready' && engine) fn(true);
     },
-    track: (name) => when(() => run((t) => {
+    // track(name, {value, label}): value e.g. an NPS score, label e.g. a feature's name.
+    track: (name, opts) => when(() => run((t) => {
       try {
-        return engine.track(String(name), t, -new Date().getTimezoneOffset());
+        return engine.track(String(name), t, -new Date().getTimezoneOffset(), opts);
       } catch (e) {
         warn('Loopwise: track("' + name + '") ignored: ' + e.message);
         return null;
@@ -145,13 +148,10 @@ import { open } from './ui.js';
       kick();
       return yes;
     }),
-    // busy(true) while the user is in the middle of something; stored (and handed to the engine
-    // once it takes it) so prompts can wait for a calmer moment.
+    // busy(true) while the user is in the middle of something (typing, a checkout): the engine
+    // holds prompts until busy(false).
     busy(b) {
-      if (b !== undefined) {
-        isBusy = !!b;
-        if (engine && engine.busy) when(() => run((t) => engine.busy(isBusy, t)));
-      }
+      if (b !== undefined) isBusy = !!b;
       return isBusy;
     },
     explain() {

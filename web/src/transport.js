@@ -47,7 +47,7 @@ export function createTransport({ engine, store, endpoint, writeKey, prefix, war
         try { r = await fetch(url, { method: 'POST', body, keepalive: true, credentials: 'omit' }); } catch { /* offline, refused, CORS */ }
         const s = r ? r.status : 0;
         if (!(s >= 200 && s < 300) && !(s >= 400 && s < 500 && s !== 429)) return retry(r);
-        if (s >= 300) warn('Loopwise: batch dropped, server answered ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
+        if (s >= 300) warn('Loopwise: batch ' + (body.match(/"batch_id":"([^"]*)/) || [])[1] + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
         tries = 0;
         await locked(() => keep(pending().filter((x) => x !== body)));
       }

@@ -1,0 +1,304 @@
+// e2e.test.mjs: the shipped web/dist in Chromium against a real ingest server.
+//
+//   node --test tests/web/            (after: bash src/scripts/build.sh)
+//
+// The demo page (web/demo, served with web/dist at /dist/) is clicked like a user would; what
+// the widget sends is checked in the ingest server's SQLite file. Every browser context is a
+// fresh device (its own localStorage), every page in a context a tab of the same device.
+// Milestone counts and texts come from the shipped referral.json, so the test follows the config.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, sleep, sql, startDemo,
+  startIngest, tempDir, waitFor,
+} from './helpers.mjs';
+
+const distDir = process.env.LW_WEB_DIST || dist;
+requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.json'), ingestBin);
+const cfg = JSON.parse(readFileSync(join(distDir, 'referral.json'), 'utf8'));
+const firstAt = (event) => cfg.milestones.find((m) => m.event === event).after;
+const PROJECTS = firstAt('project_completed');
+const FEATURES = firstAt('feature_discovered');
+const KEY = 'demo-site-key';
+const DIALOG = 'loopwise-prompt [role=dialog]';
+
+let browser, demo, ingest, tmp;
+const contexts = [];
+
+before(async () => {
+  tmp = tempDir();
+  browser = await launchBrowser();
+  demo = await startDemo(distDir);
+  ingest = await startIngest(join(tmp.dir, 'ingest.db'), await freePort());
+});
+
+after(async () => {
+  await Promise.all(contexts.map((c) => c.close().catch(() => {})));
+  await browser?.close();
+  await demo?.stop();
+  await ingest?.stop();
+  tmp?.remove();
+});
+
+// A fresh device in daytime (quiet hours never interfere); console errors/warnings collected.
+async function device({ endpoint = ingest.base, query = '', init } = {}) {
+  const ctx = await browser.newContext({ timezoneId: daytimeZone() });
+  contexts.push(ctx);
+  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: demo.url });
+  if (init) await ctx.addInitScript(init);
+  const tab = async () => {
+    const page = await ctx.newPage();
+    page.errors = [];
+    page.warnings = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') page.errors.push(m.text());
+      if (m.type() === 'warning') page.warnings.push(m.text());
+    });
+    page.on('pageerror', (e) => page.errors.push('pageerror: ' + e.message));
+    await page.goto(`${demo.url}?endpoint=${encodeURIComponent(endpoint)}${query}`);
+    return page;
+  };
+  return { ctx, tab };
+}
+
+const ready = (page) => page.waitForSelector('body[data-lw=ready]');
+async function click(page, label, times = 1) {
+  for (let i = 0; i < times; i++) await page.getByRole('button', { name: label, exact: true }).click();
+}
+const explain = (page) => page.evaluate(() => window.Loopwise.explain());
+// track() is asynchronous: wait until explain() shows a decision other than `prev`.
+const nextDecision = (page, prev) => waitFor('a new decision', async () => {
+  const d = await explain(page);
+  return d && d.id !== prev ? d : null;
+});
+// Stored events of one decision, as "kind" strings in time order.
+const kindsOf = (db, id) => sql(db, `SELECT kind FROM events WHERE decision = '${id}' ORDER BY t, id`).map((r) => r.kind);
+async function stored(db, id, kinds) {
+  const want = [...kinds].sort().join(',');
+  let got;
+  try {
+    await waitFor('', () => (got = kindsOf(db, id).sort().join(',')) === want);
+  } catch {
+    assert.fail(`decision ${id}: stored events [${got}], expected [${want}] (${db})`);
+  }
+}
+
+describe('widget against the ingest server', () => {
+  test('prompt_appears_at_the_milestone_and_copy_reaches_sqlite', async () => {
+    const { tab } = await device();
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS - 1);
+    assert.equal(await page.locator(DIALOG).count(), 0, 'no prompt before the milestone');
+    await click(page, 'Complete a project');
+    const dialog = page.locator(DIALOG);
+    await dialog.waitFor();
+
+    const d = await explain(page);
+    assert.equal(d.prompt, true);
+    const v = cfg.variants[d.variant];
+    assert.equal(await dialog.getAttribute('aria-modal'), 'true');
+    assert.equal(await page.locator('loopwise-prompt h2').textContent(), v.title);
+    const text = await dialog.textContent();
+    for (const s of [v.message, v.referrer_reward, v.referee_reward]) assert.ok(text.includes(s), `prompt shows "${s}"`);
+    const labelled = await page.evaluate(() => {
+      const r = document.querySelector('loopwise-prompt').shadowRoot;
+      return r.getElementById(r.querySelector('[role=dialog]').getAttribute('aria-labelledby')).textContent;
+    });
+    assert.equal(labelled, v.title, 'aria-labelledby names the title');
+    assert.equal(await page.evaluate(() => document.querySelector('loopwise-prompt').shadowRoot.activeElement?.textContent), 'Share',
+      'focus moved into the dialog');
+
+    await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const link = await page.evaluate(() => navigator.clipboard.readText());
+    assert.match(link, new RegExp('^' + cfg.share.url.split('{code}')[0].replace(/[.?*+^$()[\]\\/]/g, '\\$&') + '[A-Z0-9]{6,16}$'));
+
+    await stored(ingest.db, d.id, ['decision', 'impression', 'copy']);
+    const copy = sql(ingest.db, `SELECT action, code FROM events WHERE decision = '${d.id}' AND kind = 'copy'`)[0];
+    if (copy.code) assert.ok(link.endsWith(copy.code), 'the stored code is the one in the copied link');
+    assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), []);
+  });
+
+  test('second_tab_shares_the_device_state_and_shows_no_second_prompt', async () => {
+    // navigator.share exists here (stubbed), so Share uses it rather than the copy fallback.
+    const { tab } = await device({ init: () => { navigator.share = async () => { window.__shared = true; }; } });
+    const one = await tab();
+    await ready(one);
+    await click(one, 'Complete a project', PROJECTS);
+    await one.locator(DIALOG).waitFor();
+    const shown = await explain(one);
+
+    const two = await tab();
+    await ready(two);
+    await click(two, 'Discover a feature', FEATURES);
+    const d = await nextDecision(two, shown.id);
+    assert.equal(d.prompt, false, `second tab suppressed (${d.reason})`);
+    assert.equal(d.code, 'open_prompt', d.reason);
+    assert.equal(await two.locator('loopwise-prompt').count(), 0, 'no prompt in the second tab');
+    assert.equal(await one.locator(DIALOG).count(), 1, 'the first tab still shows its prompt');
+
+    await one.locator('loopwise-prompt').getByRole('button', { name: 'Share' }).click();
+    await one.locator(DIALOG).waitFor({ state: 'detached' });
+    assert.equal(await one.evaluate(() => window.__shared), true);
+    await stored(ingest.db, shown.id, ['decision', 'impression', 'share']);
+    await stored(ingest.db, d.id, ['decision']);
+    // One device: both tabs' records carry the same install key.
+    const installs = sql(ingest.db, `SELECT DISTINCT install FROM events WHERE decision IN ('${shown.id}', '${d.id}')`);
+    assert.equal(installs.length, 1);
+  });
+
+  test('escape_dismisses_keeps_focus_in_the_dialog_and_restores_it', async () => {
+    const { tab } = await device();
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    await page.locator(DIALOG).waitFor();
+    const id = (await explain(page)).id;
+    const inside = () => page.evaluate(() => document.querySelector('loopwise-prompt').shadowRoot.activeElement?.textContent);
+    const seen = new Set();
+    for (let i = 0; i < 5; i++) { await page.keyboard.press('Tab'); seen.add(await inside()); }
+    assert.ok(!seen.has(undefined), 'Tab never leaves the dialog');
+    assert.deepEqual([...seen].sort(), ['Copy link', 'Not now', 'Share', '\u00d7'].sort(), 'every button is reachable');
+    await page.keyboard.press('Escape');
+    await page.locator('loopwise-prompt').waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Complete a project', 'focus restored');
+    await stored(ingest.db, id, ['decision', 'impression', 'dismiss']);
+  });
+
+  test('not_now_button_dismisses', async () => {
+    const { tab } = await device();
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    await page.locator(DIALOG).waitFor();
+    const id = (await explain(page)).id;
+    await page.locator('loopwise-prompt').getByRole('button', { name: 'Not now' }).click();
+    await page.locator('loopwise-prompt').waitFor({ state: 'detached' });
+    await stored(ingest.db, id, ['decision', 'impression', 'dismiss']);
+  });
+
+  test('closing_the_tab_with_the_prompt_open_ends_the_prompt_for_the_other_tabs', async () => {
+    const { tab } = await device();
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    await page.locator(DIALOG).waitFor();
+    const shown = await explain(page);
+    await stored(ingest.db, shown.id, ['decision', 'impression']);
+    await page.close({ runBeforeUnload: true });
+
+    // 'close' is not a wire record; it ends the open prompt in the shared state, so the next
+    // milestone is held back by the gap, no longer by an open prompt.
+    const next = await tab();
+    await ready(next);
+    await click(next, 'Discover a feature', FEATURES);
+    const d = await nextDecision(next, shown.id);
+    assert.equal(d.prompt, false);
+    assert.notEqual(d.code, 'open_prompt', d.reason);
+    await stored(ingest.db, d.id, ['decision']);
+  });
+
+  test('every_event_is_stored_once', async () => {
+    const dup = sql(ingest.db, `SELECT decision, kind, COUNT(*) AS n FROM events GROUP BY decision, kind HAVING n > 1`);
+    assert.deepEqual(dup, []);
+    const stats = await (await fetch(ingest.base + '/v1/stats')).json();
+    assert.equal(stats.outcomes, sql(ingest.db, 'SELECT COUNT(*) AS n FROM events')[0].n, '/v1/stats agrees with the file');
+  });
+});
+
+describe('failures stay inside the widget', () => {
+  test('missing_config_leaves_the_page_working_with_one_console_error', async () => {
+    const { tab } = await device({ query: '&config=/dist/missing.json' });
+    const page = await tab();
+    await page.waitForSelector('body[data-lw=failed]');
+    await click(page, 'Complete a project', PROJECTS + 1);
+    assert.equal(await page.locator('#counts').textContent(), `project_completed: ${PROJECTS + 1}`, 'the host page still works');
+    assert.equal(await page.evaluate(() => window.Loopwise.track('project_completed')), null, 'later calls are no-ops');
+    assert.equal(await page.locator('loopwise-prompt').count(), 0);
+    // Chromium itself logs the 404 as "Failed to load resource"; the widget adds exactly one.
+    const ours = page.errors.filter((e) => !e.startsWith('Failed to load resource'));
+    assert.equal(ours.length, 1, JSON.stringify(page.errors));
+    assert.match(ours[0], /missing\.json/);
+  });
+
+  test('corrupt_wasm_leaves_the_page_working_with_exactly_one_console_error', async () => {
+    // The URL answers 200 but is not WebAssembly: no network error, so no browser log either.
+    const { tab } = await device({ query: '&wasm=/dist/referral.json' });
+    const page = await tab();
+    await page.waitForSelector('body[data-lw=failed]');
+    await click(page, 'Discover a feature', FEATURES);
+    await click(page, 'Complete a project', PROJECTS);
+    assert.equal(await page.evaluate(() => window.Loopwise.explain()), null);
+    assert.equal(await page.locator('loopwise-prompt').count(), 0);
+    await sleep(300);
+    assert.equal(page.errors.length, 1, JSON.stringify(page.errors));
+  });
+});
+
+describe('transport', () => {
+  test('a_stopped_server_gets_the_batch_once_after_restart_and_reload', async () => {
+    const port = await freePort();
+    const db = join(tmp.dir, 'restart.db');
+    let server = await startIngest(db, port);
+    const { tab } = await device({ endpoint: server.base });
+    const page = await tab();
+    await ready(page);
+    await server.stop();
+
+    // Outcomes while the server is down: the fetches fail and back off.
+    await click(page, 'Complete a project', PROJECTS);
+    await page.locator(DIALOG).waitFor();
+    const shown = (await explain(page)).id;
+    await page.locator('loopwise-prompt').getByRole('button', { name: 'Not now' }).click();
+    await waitFor('a pending batch in localStorage', () => page.evaluate((k) => JSON.parse(localStorage.getItem(k) || '[]').length, `loopwise:${KEY}:o`));
+    await sleep(1500);
+
+    // Back up: the backoff timer delivers it.
+    server = await startIngest(db, port);
+    await stored(db, shown, ['decision', 'impression', 'dismiss']);
+
+    // Down again, a decision, a reload while down (the batch survives in localStorage), and up.
+    await server.stop();
+    await click(page, 'Discover a feature', FEATURES);
+    const suppressed = (await nextDecision(page, shown)).id;
+    await waitFor('the second batch pending', () => page.evaluate((k) => JSON.parse(localStorage.getItem(k) || '[]').length, `loopwise:${KEY}:o`));
+    await page.reload();
+    await ready(page);
+    server = await startIngest(db, port);
+    await page.reload(); // the load-time flush
+    await stored(db, suppressed, ['decision']);
+    await waitFor('the pending list to empty', () => page.evaluate((k) => (localStorage.getItem(k) || '[]') === '[]', `loopwise:${KEY}:o`));
+
+    assert.deepEqual(sql(db, 'SELECT decision, kind, COUNT(*) AS n FROM events GROUP BY decision, kind HAVING n > 1'), []);
+    await server.stop();
+  });
+
+  test('429_waits_for_retry_after_and_other_4xx_drop_the_batch_with_one_warning', async () => {
+    const { ctx, tab } = await device({ endpoint: 'http://127.0.0.1:9' });
+    const seen = [];
+    await ctx.route('http://127.0.0.1:9/v1/outcomes', (route) => {
+      seen.push({ at: Date.now(), body: route.request().postData() });
+      const cors = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after' };
+      if (seen.length === 1) return route.fulfill({ status: 429, headers: { ...cors, 'retry-after': '2' }, body: '{"error":"slow down"}' });
+      return route.fulfill({ status: 400, headers: cors, contentType: 'application/json', body: '{"error":"bad batch","field":"events[0].p"}' });
+    });
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    await page.locator(DIALOG).waitFor();
+    await page.keyboard.press('Escape');
+    await waitFor('the retried batch', () => seen.length >= 2, 10000);
+    assert.ok(seen[1].at - seen[0].at >= 1900, `retry after ${seen[1].at - seen[0].at} ms honours Retry-After: 2`);
+    assert.equal(seen[1].body, seen[0].body, 'a retry sends the same body (same batch_id)');
+    await waitFor('the pending list to empty', () => page.evaluate((k) => (localStorage.getItem(k) || '[]') === '[]', `loopwise:${KEY}:o`));
+    await sleep(1500);
+    const refused = seen.slice(1).map((r) => r.body);
+    assert.equal(new Set(refused).size, refused.length, 'a batch refused with 400 is never sent again');
+    const warns = page.warnings.filter((w) => w.includes('dropped'));
+    assert.equal(warns.length, refused.length, 'one warning per dropped batch: ' + JSON.stringify(page.warnings));
+    assert.match(warns[0], /400/);
+  });
+});
