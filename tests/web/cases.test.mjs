@@ -1,0 +1,57 @@
+// cases.test.mjs: the shared decision cases (tests/cases/decisions/*.json) inside Chromium, on
+// the shipped web/dist/loopwise.js + loopwise.wasm, with the same runner as the WASM-in-Node
+// test (tests/cases/run-cases.mjs, sent into the page as source), and each trace compared byte
+// for byte with the native runner's. The engine comes from the bundle's Loopwise.loadEngine.
+//
+//   node --test tests/web/cases.test.mjs        (after: bash src/scripts/build.sh)
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { loadCases, runCase, casesDir } from '../cases/run-cases.mjs';
+import { dist, launchBrowser, nativeDir, requireBuilt, startDemo } from './helpers.mjs';
+
+const distDir = process.env.LW_WEB_DIST || dist;
+const runner = join(nativeDir, 'tests/unit/test_cases');
+requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), runner);
+
+let browser, demo, page;
+
+before(async () => {
+  browser = await launchBrowser();
+  demo = await startDemo(distDir);
+  page = await browser.newPage();
+  await page.goto(demo.url + 'dist/');
+  // The tag alone: no endpoint, so nothing is sent anywhere; config and wasm next to the script.
+  await page.addScriptTag({ url: '/dist/loopwise.js' });
+  assert.equal(await page.evaluate(() => window.Loopwise.ready), true, 'the shipped bundle started');
+});
+
+after(async () => {
+  await browser?.close();
+  await demo?.stop();
+});
+
+const cases = loadCases();
+test('there are shared cases to run', () => assert.ok(cases.length >= 4));
+
+for (const c of cases) {
+  test(`chromium: ${c.file}: ${c.name}`, async () => {
+    const { trace, failures } = await page.evaluate(async ({ src, configText, seed, model, data }) => {
+      // run-cases.mjs's runCase also returns its module's `same` helper; define it here too.
+      const runCase = new Function('const same = (a, b) => JSON.stringify(a) === JSON.stringify(b); return ' + src)();
+      const engine = await window.Loopwise.loadEngine({
+        wasm: fetch('/dist/loopwise.wasm'), config: configText, seed: Uint8Array.from(seed),
+      });
+      try {
+        const { trace, failures } = runCase(engine, data, model && Uint8Array.from(model));
+        return { trace, failures };
+      } finally {
+        engine.free();
+      }
+    }, { src: runCase.toString(), configText: c.configText, seed: [...c.seed], model: c.model && [...c.model], data: c.data });
+    assert.deepEqual(failures, []);
+    const native = execFileSync(runner, ['--trace', join(casesDir, c.file)], { encoding: 'utf8' });
+    assert.equal(trace.join('\n') + '\n', native, 'Chromium and native traces differ');
+  });
+}
