@@ -9,6 +9,7 @@
  *   tag 3 = outbox (unsent records, newline-terminated JSON)
  * Version 1 (the first prototype) was one flat record with a single CRC; it is migrated.
  * All integers are little-endian. */
+#include <stddef.h>
 #include <string.h>
 
 #include "engine_internal.h"
@@ -39,20 +40,6 @@ static void w_u16(wr_t *w, uint16_t v) {
 static void w_u32(wr_t *w, uint32_t v) {
   uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
   w_bytes(w, b, 4);
-}
-static void w_i64(wr_t *w, int64_t v) {
-  w_u32(w, (uint32_t)(uint64_t)v);
-  w_u32(w, (uint32_t)((uint64_t)v >> 32));
-}
-static void w_f64(wr_t *w, double v) {
-  uint64_t u;
-  memcpy(&u, &v, sizeof u);
-  w_i64(w, (int64_t)u);
-}
-static void w_str(wr_t *w, const char *s) {
-  size_t n = strlen(s);
-  w_u8(w, (uint8_t)n);
-  w_bytes(w, s, n);
 }
 
 typedef struct {
@@ -90,81 +77,60 @@ static int64_t r_i64(rd_t *r) {
   uint64_t lo = r_u32(r), hi = r_u32(r);
   return (int64_t)(lo | hi << 32);
 }
-static double r_f64(rd_t *r) {
-  uint64_t u = (uint64_t)r_i64(r);
-  double v;
-  memcpy(&v, &u, sizeof v);
-  return v == v ? v : 0.0; /* never let a NaN into the counters */
-}
-static void r_str(rd_t *r, char *out, size_t cap) {
-  size_t n = r_u8(r);
-  if (n >= cap) r->bad = 1;
-  const uint8_t *p = r_take(r, n);
-  if (!p) {
-    out[0] = '\0';
-    return;
-  }
-  memcpy(out, p, n);
-  out[n] = '\0';
-}
 
 /* ---- sections ------------------------------------------------------------------- */
 
-static void write_guard(wr_t *w, const lw_guard *g) {
-  w_bytes(w, g->install, 16);
-  w_bytes(w, g->code, LW_CODE_LEN - 1);
-  w_str(w, g->referred_by);
-  w_u8(w, g->referee_converted);
-  w_u8(w, g->consent);
-  w_i64(w, g->consent_ms);
-  w_u32(w, g->shown_total);
-  w_u32(w, g->dismiss_total);
-  w_u32(w, g->share_total);
-  for (int i = 0; i < LW_SHOWN_RING; i++) w_i64(w, g->shown_ms[i]);
-  w_i64(w, g->last_dismiss_ms);
-  w_i64(w, g->last_share_ms);
-  w_str(w, g->open_id);
-  w_str(w, g->open_action);
-  w_i64(w, g->open_since_ms);
-  w_i64(w, g->history_unknown_until_ms);
+/* The guard and behaviour sections are their structs' fields in a fixed order, each
+ * written as its in-memory bytes. Every platform Loopwise runs on (x86-64, arm64,
+ * WebAssembly) is little-endian with IEEE doubles, which is what the format specifies;
+ * a big-endian build stops here rather than write snapshots no one else can read. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "snapshots are little-endian: add byte swapping for this platform"
+#endif
+
+typedef struct {
+  uint16_t off, size;
+} field_t;
+#define F(type, member) {(uint16_t)offsetof(type, member), (uint16_t)sizeof(((type *)0)->member)}
+
+static const field_t k_guard[] = {
+    F(lw_guard, install),       F(lw_guard, code),          F(lw_guard, referred_by),
+    F(lw_guard, referee_converted), F(lw_guard, consent),   F(lw_guard, consent_ms),
+    F(lw_guard, shown_total),   F(lw_guard, dismiss_total), F(lw_guard, share_total),
+    F(lw_guard, shown_ms),      F(lw_guard, last_dismiss_ms), F(lw_guard, last_share_ms),
+    F(lw_guard, open_id),       F(lw_guard, open_action),   F(lw_guard, open_since_ms),
+    F(lw_guard, history_unknown_until_ms)};
+static const field_t k_behaviour[] = {
+    F(lw_behaviour, first_seen_ms), F(lw_behaviour, last_activity_ms), F(lw_behaviour, session_start_ms),
+    F(lw_behaviour, sessions),      F(lw_behaviour, act),              F(lw_behaviour, feature_bits),
+    F(lw_behaviour, nps),           F(lw_behaviour, nps_ms),           F(lw_behaviour, support),
+    F(lw_behaviour, support_ms)};
+static const field_t k_event[] = {F(lw_event_state, count), F(lw_event_state, first_ms),
+                                  F(lw_event_state, last_ms), F(lw_event_state, decayed)};
+#define N(table) (sizeof table / sizeof table[0])
+
+static void w_fields(wr_t *w, const void *base, const field_t *f, size_t n) {
+  for (size_t i = 0; i < n; i++) w_bytes(w, (const uint8_t *)base + f[i].off, f[i].size);
 }
+static void r_fields(rd_t *r, void *base, const field_t *f, size_t n) {
+  for (size_t i = 0; i < n; i++) r_bytes(r, (uint8_t *)base + f[i].off, f[i].size);
+}
+
+static int terminated(const char *s, size_t cap) { return memchr(s, '\0', cap) != NULL; }
+static int finite(double v) { return v == v && v - v == 0.0; }
 
 static int read_guard(rd_t *r, lw_guard *g) {
   memset(g, 0, sizeof *g);
-  r_bytes(r, g->install, 16);
-  r_bytes(r, g->code, LW_CODE_LEN - 1);
-  r_str(r, g->referred_by, sizeof g->referred_by);
-  g->referee_converted = r_u8(r);
-  g->consent = r_u8(r);
-  g->consent_ms = r_i64(r);
-  g->shown_total = r_u32(r);
-  g->dismiss_total = r_u32(r);
-  g->share_total = r_u32(r);
-  for (int i = 0; i < LW_SHOWN_RING; i++) g->shown_ms[i] = r_i64(r);
-  g->last_dismiss_ms = r_i64(r);
-  g->last_share_ms = r_i64(r);
-  r_str(r, g->open_id, sizeof g->open_id);
-  r_str(r, g->open_action, sizeof g->open_action);
-  g->open_since_ms = r_i64(r);
-  g->history_unknown_until_ms = r_i64(r);
-  if (g->consent > LW_CONSENT_UNKNOWN) r->bad = 1;
-  return !r->bad && r->off == r->len;
+  r_fields(r, g, k_guard, N(k_guard));
+  return !r->bad && r->off == r->len && g->consent <= LW_CONSENT_UNKNOWN &&
+         terminated(g->code, sizeof g->code) && terminated(g->referred_by, sizeof g->referred_by) &&
+         terminated(g->open_id, sizeof g->open_id) && terminated(g->open_action, sizeof g->open_action);
 }
 
 static void write_behaviour(wr_t *w, const lw_engine *e) {
   const lw_behaviour *b = &e->beh;
   const lw_config *cfg = &e->cfg;
-  w_i64(w, b->first_seen_ms);
-  w_i64(w, b->last_activity_ms);
-  w_i64(w, b->session_start_ms);
-  w_u32(w, b->sessions);
-  w_f64(w, b->act[0]);
-  w_f64(w, b->act[1]);
-  w_i64(w, (int64_t)b->feature_bits);
-  w_u32(w, (uint32_t)b->nps);
-  w_i64(w, b->nps_ms);
-  w_u32(w, (uint32_t)b->support);
-  w_i64(w, b->support_ms);
+  w_fields(w, b, k_behaviour, N(k_behaviour));
   /* attributes by name and value hash, so config edits keep what still exists */
   w_u8(w, (uint8_t)cfg->n_attributes);
   for (int a = 0; a < cfg->n_attributes; a++) {
@@ -173,12 +139,8 @@ static void write_behaviour(wr_t *w, const lw_engine *e) {
   }
   w_u16(w, (uint16_t)cfg->n_events);
   for (int i = 0; i < cfg->n_events; i++) {
-    const lw_event_state *ev = &b->ev[i];
     w_u32(w, lw_name_hash(cfg->events[i]));
-    w_u32(w, ev->count);
-    w_i64(w, ev->first_ms);
-    w_i64(w, ev->last_ms);
-    for (int h = 0; h < LW_HALF_LIVES; h++) w_f64(w, ev->decayed[h]);
+    w_fields(w, &b->ev[i], k_event, N(k_event));
   }
 }
 
@@ -186,18 +148,9 @@ static void write_behaviour(wr_t *w, const lw_engine *e) {
  * the counters of the events that stay; counters of removed events are dropped. */
 static int read_behaviour(rd_t *r, const lw_config *cfg, lw_behaviour *b) {
   lw_behaviour_reset(b);
-  b->first_seen_ms = r_i64(r);
-  b->last_activity_ms = r_i64(r);
-  b->session_start_ms = r_i64(r);
-  b->sessions = r_u32(r);
-  b->act[0] = r_f64(r);
-  b->act[1] = r_f64(r);
-  b->feature_bits = (uint64_t)r_i64(r);
-  b->nps = (int32_t)r_u32(r);
-  b->nps_ms = r_i64(r);
-  b->support = (int32_t)r_u32(r);
-  b->support_ms = r_i64(r);
-  if (b->nps < -1 || b->nps > 10 || b->support < 0 || b->support > 5) r->bad = 1;
+  r_fields(r, b, k_behaviour, N(k_behaviour));
+  int ok = b->nps >= -1 && b->nps <= 10 && b->support >= 0 && b->support <= 5 && finite(b->act[0]) &&
+           finite(b->act[1]);
   unsigned n_attr = r_u8(r);
   for (unsigned i = 0; i < n_attr && !r->bad; i++) {
     uint32_t name = r_u32(r), value = r_u32(r);
@@ -211,14 +164,12 @@ static int read_behaviour(rd_t *r, const lw_config *cfg, lw_behaviour *b) {
   for (unsigned i = 0; i < n && !r->bad; i++) {
     uint32_t h = r_u32(r);
     lw_event_state ev;
-    ev.count = r_u32(r);
-    ev.first_ms = r_i64(r);
-    ev.last_ms = r_i64(r);
-    for (int k = 0; k < LW_HALF_LIVES; k++) ev.decayed[k] = r_f64(r);
+    r_fields(r, &ev, k_event, N(k_event));
+    for (int k = 0; k < LW_HALF_LIVES; k++) ok &= finite(ev.decayed[k]);
     for (int j = 0; j < cfg->n_events; j++)
       if (lw_name_hash(cfg->events[j]) == h) b->ev[j] = ev;
   }
-  return !r->bad && r->off == r->len;
+  return ok && !r->bad && r->off == r->len;
 }
 
 size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
@@ -234,7 +185,7 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
     w_u32(&w, 0); /* patched below */
     size_t start = w.len;
     if (tag == TAG_GUARD) {
-      write_guard(&w, &e->guard);
+      w_fields(&w, &e->guard, k_guard, N(k_guard));
     } else if (tag == TAG_BEHAVIOUR) {
       write_behaviour(&w, e);
     } else {
