@@ -91,15 +91,16 @@ int lw_cli_option(lw_cli *c, int argc, char **argv, int *i) {
     }
   } else {
     if (num(o, a, &v) < 0) return -1;
-    if (strcmp(o, "--value") == 0) c->pp.value = v;
-    else if (strcmp(o, "--fatigue") == 0) c->pp.fatigue = v;
+    if (strcmp(o, "--value") == 0) c->pp.value = v, c->pp_set |= 1;
+    else if (strcmp(o, "--fatigue") == 0) c->pp.fatigue = v, c->pp_set |= 2;
     else if (strcmp(o, "--temperature") == 0) {
       if (!(v > 0)) {
         fprintf(stderr, "--temperature must be positive\n");
         return -1;
       }
       c->pp.temperature = v;
-    } else c->pp.floor = v;
+      c->pp_set |= 4;
+    } else c->pp.floor = v, c->pp_set |= 8;
   }
   return 1;
 }
@@ -110,6 +111,14 @@ int lw_cli_finish(lw_cli *c, const char *prog) {
     return -1;
   }
   if (c->src.n_actions == 0 && c->have_cfg) lw_actions_from_config(&c->cfg, &c->src.n_actions, c->src.actions);
+  if (c->have_cfg) { /* the engine's exploration policy comes from the config unless overridden */
+    lw_policy_params pp;
+    lw_policy_from_config(&c->cfg, &pp);
+    if (!(c->pp_set & 1)) c->pp.value = pp.value;
+    if (!(c->pp_set & 2)) c->pp.fatigue = pp.fatigue;
+    if (!(c->pp_set & 4)) c->pp.temperature = pp.temperature;
+    if (!(c->pp_set & 8)) c->pp.floor = pp.floor;
+  }
   if (c->src.n_actions == 0) {
     fprintf(stderr, "%s: the action list is needed: --config program.json (its variants, then not_now) or --actions a,b,c\n", prog);
     return -1;

@@ -10,6 +10,7 @@ typedef struct {
   lw_config cfg;
   int have_cfg;
   lw_policy_params pp;
+  unsigned pp_set; /* bit per --value/--fatigue/--temperature/--floor given */
   int quiet;
 } lw_cli;
 

@@ -33,6 +33,15 @@ void lw_policy_defaults(lw_policy_params *pp) {
   pp->floor = 0.05;
 }
 
+void lw_policy_from_config(const lw_config *cfg, lw_policy_params *pp) {
+  pp->value = cfg->value_per_referral;
+  pp->fatigue = cfg->fatigue_cost;
+  pp->temperature = cfg->explore_temperature > 0 ? cfg->explore_temperature : pp->temperature;
+  pp->floor = cfg->explore_floor;
+}
+
+/* As the engine's model_policy (src/core/engine.c): "not_now" is always enabled, a prompt
+ * action only when the config has that variant. */
 void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp, lw_policy *out) {
   memset(out, 0, sizeof *out);
   out->value = pp->value;
@@ -184,7 +193,9 @@ void lw_learner_update(lw_learner *l, const lw_logged *r) {
  * importance-weighted referrals both clear their thresholds. */
 static int enough_data(const lw_learner *l, int a) {
   double ess = l->sw2[a] > 0 ? l->sw[a] * l->sw[a] / l->sw2[a] : 0.0;
-  return ess >= l->o.min_ess && l->swr[a] >= l->o.min_positive;
+  /* "not now" needs no referrals behind it: its value is how rarely people refer unasked */
+  int not_now = strcmp(l->actions[a], "not_now") == 0;
+  return ess >= l->o.min_ess && (not_now || l->swr[a] >= l->o.min_positive);
 }
 
 lw_status lw_learner_to_model(const lw_learner *l, lw_model **out, char *err, size_t errlen) {

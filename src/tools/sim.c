@@ -1,0 +1,420 @@
+/* sim.c: the population simulator (see sim.h and README.md, "Simulator").
+ *
+ * Randomness is split into streams so that policies can be compared on the same
+ * population: a user's traits come from (seed, user), the sessions of a user-day from
+ * (seed, user, day), and responses to prompts from a per-user stream. Two policies thus see
+ * the same people doing the same work on the same days until a prompt changes something
+ * (a churn, say). */
+#define _POSIX_C_SOURCE 200809L
+#include "sim.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loopwise/rng.h"
+
+#define DAY_MS 86400000LL
+#define HOUR_MS 3600000LL
+#define N_LABELS 40
+#define BATCH_CAP (256 * 1024)
+
+enum { PLAN_FREE, PLAN_PRO, PLAN_TEAM, N_PLANS };
+static const char *const k_plan_names[N_PLANS] = {"free", "pro", "team"};
+
+typedef struct {
+  lw_engine *e;
+  int plan;
+  double will;       /* latent willingness to refer, N(plan mean, 1) */
+  double sessions;   /* mean sessions per active day */
+  double p_active;   /* chance a given day has any session */
+  double p_project, p_feature;
+  int tz;            /* minutes east of UTC */
+  int nps_day;       /* day the user answers the NPS survey, -1 never */
+  int nps_score;
+  int churned, holdout;
+  int busy_until;    /* busy through this day */
+  int dismissals;
+  int recent[8];     /* days of the last prompts (ring), -1000 empty */
+  lw_rng resp;       /* responses to prompts */
+} sim_user;
+
+void lw_sim_defaults(lw_sim_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->seed = 1;
+  o->users = 5000;
+  o->days = 180;
+  o->start_ms = 1767225600000LL; /* 2026-01-01 00:00 UTC */
+  o->retrain_days = 30;
+  o->model_bits = 12;
+  o->use_busy = 1;
+}
+
+static double normal(lw_rng *r) {
+  double u1 = lw_rng_unit(r), u2 = lw_rng_unit(r);
+  if (u1 < 1e-300) u1 = 1e-300;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static int poisson(lw_rng *r, double mean) {
+  double l = exp(-mean), p = 1.0;
+  int k = 0;
+  do {
+    k++;
+    p *= lw_rng_unit(r);
+  } while (p > l && k < 50);
+  return k - 1;
+}
+
+static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+/* ---- the latent population ----------------------------------------------------------- */
+
+static void make_user(sim_user *u, uint64_t seed, int i) {
+  lw_rng r;
+  lw_rng_seed(&r, seed * 0x9E3779B97F4A7C15ull + (uint64_t)i, 0x7573657273ull);
+  double x = lw_rng_unit(&r);
+  u->plan = x < 0.6 ? PLAN_FREE : x < 0.9 ? PLAN_PRO : PLAN_TEAM;
+  static const double plan_will[N_PLANS] = {-0.4, 0.2, 0.5};
+  u->will = plan_will[u->plan] + normal(&r);
+  /* activity correlates with willingness (rho ~ 0.45): what a browser can observe */
+  double a = 0.45 * (u->will - plan_will[u->plan]) + 0.89 * normal(&r);
+  u->p_active = 0.25 + 0.6 * sigmoid(0.9 * a + (u->plan == PLAN_FREE ? -0.3 : 0.3));
+  u->sessions = 1.0 + 1.2 * sigmoid(a);
+  u->p_project = 0.08 + 0.12 * sigmoid(a + 0.5 * (u->plan == PLAN_TEAM));
+  u->p_feature = 0.05 + 0.10 * sigmoid(0.5 * a + 0.5 * u->will);
+  static const int tzs[] = {-480, -300, 0, 60, 120, 330, 540};
+  u->tz = tzs[lw_rng_below(&r, 7)];
+  u->nps_day = lw_rng_unit(&r) < 0.5 ? 7 + (int)lw_rng_below(&r, 60) : -1;
+  double nps = 7.0 + 1.6 * u->will + 1.2 * normal(&r);
+  u->nps_score = nps < 0 ? 0 : nps > 10 ? 10 : (int)(nps + 0.5);
+  u->busy_until = -1;
+  for (int k = 0; k < 8; k++) u->recent[k] = -1000;
+  lw_rng_seed(&u->resp, seed ^ 0x726573706f6e7365ull, (uint64_t)i);
+}
+
+/* Message and incentive sensitivity by plan (what the learner can discover through the
+ * plan^X features): free users answer to bigger incentives, pro users to the credit. */
+static double variant_effect(const char *id, double cost, int plan) {
+  static const double gamma[N_PLANS] = {0.55, 0.20, 0.10}; /* per ln(1 + cost/10) */
+  double msg = 0.15;
+  if (strcmp(id, "credit_10") == 0) msg = plan == PLAN_FREE ? 0.0 : plan == PLAN_PRO ? 0.35 : 0.10;
+  else if (strcmp(id, "month_free") == 0) msg = plan == PLAN_FREE ? 0.45 : plan == PLAN_PRO ? -0.05 : 0.30;
+  return msg + gamma[plan] * log(1.0 + cost / 10.0);
+}
+
+static int recent_prompts(const sim_user *u, int day) {
+  int n = 0;
+  for (int k = 0; k < 8; k++) n += day - u->recent[k] < 30;
+  return n;
+}
+
+/* ---- logging: wire batches to VW lines ------------------------------------------------- */
+
+typedef struct {
+  const lw_sim_opts *o;
+  const lw_config *cfg;
+  int n_actions;
+  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  FILE *train;      /* LW_SIM_LEARNING: the logged choices so far */
+  char *batch;
+  uint64_t lines;
+} sim_log;
+
+/* Drain one engine's outbox; decisions with a choice become VW lines, rewarded when the
+ * same batch holds a share or copy of that decision. */
+static void drain(sim_log *lg, lw_engine *e, int64_t now) {
+  size_t len, n;
+  for (;;) {
+    if (lw_engine_take_batch(e, "sim-key", now, BATCH_CAP, lg->batch, BATCH_CAP, &len, &n) != LW_OK || n == 0) return;
+    if (!lg->train && !lg->o->vw_out) continue;
+    cJSON *b = cJSON_ParseWithLength(lg->batch, len);
+    cJSON *evs = cJSON_GetObjectItemCaseSensitive(b, "events"), *ev;
+    cJSON_ArrayForEach(ev, evs) {
+      const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "kind"));
+      const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));
+      const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "action"));
+      const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "decision"));
+      if (!kind || strcmp(kind, "decision") != 0 || !mode || strcmp(mode, "holdout") == 0 || !action || !id) continue;
+      int a = -1;
+      for (int k = 0; k < lg->n_actions; k++)
+        if (strcmp(lg->actions[k], action) == 0) a = k;
+      if (a < 0) continue; /* "none": a constraint decided, there was no choice */
+      int shared = 0;
+      cJSON *o2;
+      cJSON_ArrayForEach(o2, evs) {
+        const char *k2 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o2, "kind"));
+        const char *d2 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o2, "decision"));
+        if (k2 && d2 && strcmp(d2, id) == 0 && (strcmp(k2, "share") == 0 || strcmp(k2, "copy") == 0)) shared = 1;
+      }
+      double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ev, "p"));
+      char line[8192];
+      int off = snprintf(line, sizeof line, "%d:%d:%.6f |", a + 1, -shared, p);
+      cJSON *x = cJSON_GetObjectItemCaseSensitive(ev, "x"), *pair;
+      cJSON_ArrayForEach(pair, x) {
+        if (off > (int)sizeof line - 64) break;
+        off += snprintf(line + off, sizeof line - (size_t)off, " #%.0f:%.17g", cJSON_GetArrayItem(pair, 0)->valuedouble,
+                        cJSON_GetArrayItem(pair, 1)->valuedouble);
+      }
+      if (lg->train) fprintf(lg->train, "%s\n", line);
+      if (lg->o->vw_out) fprintf(lg->o->vw_out, "%s\n", line);
+      lg->lines++;
+    }
+    cJSON_Delete(b);
+  }
+}
+
+/* ---- retraining (LW_SIM_LEARNING) ------------------------------------------------------ */
+
+typedef struct {
+  uint8_t *cur;
+  size_t cur_len;
+  lw_model *cur_model;
+} sim_models;
+
+static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim_models *sm, sim_user *us,
+                    int day, lw_sim_result *res) {
+  fflush(lg->train);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/sim-train.vw", o->workdir);
+  lw_source_opts src;
+  memset(&src, 0, sizeof src);
+  src.path = path;
+  src.kind = LW_SRC_VW;
+  src.n_actions = lg->n_actions;
+  memcpy(src.actions, lg->actions, sizeof src.actions);
+  lw_train_opts to;
+  lw_train_defaults(&to);
+  to.bits = o->model_bits;
+  if (cfg->fairness_attr >= 0) {
+    int a = cfg->fairness_attr;
+    for (int v = 0; v < cfg->attr_n_values[a] && to.n_segments < LW_MODEL_MAX_SEGMENTS; v++)
+      snprintf(to.segments[to.n_segments++], LW_SEGMENT_NAME_MAX, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
+  }
+  lw_policy_params pp;
+  lw_policy_defaults(&pp);
+  lw_policy_from_config(cfg, &pp);
+  int64_t now = o->start_ms + (int64_t)day * DAY_MS;
+  lw_model *m = NULL;
+  lw_eval_report rep;
+  char err[LW_ERRMSG_MAX];
+  uint32_t id = (uint32_t)(res->models_promoted + res->models_rejected + 1);
+  if (lw_train_source(&src, &to, cfg, &pp, o->seed + (uint64_t)day, id, now, "loopwise-sim (monthly retrain)", NULL,
+                      NULL, &m, &rep, err, sizeof err) != LW_OK) {
+    if (o->log) fprintf(o->log, "day %d: retrain failed: %s\n", day, err);
+    return;
+  }
+  lw_compare_result cr;
+  memset(&cr, 0, sizeof cr);
+  cr.promote = 1;
+  if (sm->cur_model &&
+      lw_compare_models(&src, sm->cur_model, m, cfg, &pp, to.holdout_mod, o->seed, &cr, err, sizeof err) != LW_OK)
+    cr.promote = 0;
+  int ready = 0;
+  for (int a = 0; a < m->n_actions; a++)
+    ready |= strcmp(m->action_ids[a], "not_now") != 0 && (m->action_flags[a] & LW_MODEL_ENOUGH_DATA);
+  if (o->log)
+    fprintf(o->log, "day %d: m%u trained on %llu records, DR %.4f [%.4f, %.4f], logged %.4f; vs current %+.4f [%+.4f, %+.4f]: %s\n",
+            day, id, (unsigned long long)rep.records, rep.target.dr.est, rep.target.dr.lo, rep.target.dr.hi,
+            rep.target.logged.est, cr.diff.est, cr.diff.lo, cr.diff.hi,
+            !cr.promote ? "kept the current model" : ready ? "promoted" : "promoted (no action has enough data yet)");
+  if (!cr.promote) {
+    res->models_rejected++;
+    lw_model_free(m);
+    return;
+  }
+  uint8_t *buf;
+  size_t len;
+  if (lw_model_write(m, &buf, &len, err, sizeof err) != LW_OK) {
+    lw_model_free(m);
+    return;
+  }
+  res->models_promoted++;
+  res->last_model_id = id;
+  free(sm->cur);
+  lw_model_free(sm->cur_model);
+  sm->cur = buf;
+  sm->cur_len = len;
+  sm->cur_model = m;
+  for (int i = 0; i < o->users; i++)
+    if (us[i].e) lw_engine_set_model(us[i].e, buf, len, err, sizeof err);
+}
+
+/* ---- one user's day ------------------------------------------------------------------------ */
+
+typedef struct {
+  const lw_sim_opts *o;
+  const lw_config *cfg;
+  lw_sim_policy policy;
+  lw_sim_result *res;
+  int uid;
+} sim_ctx;
+
+static void emit_event(const sim_ctx *c, int64_t t, const char *ev, double v, const char *label) {
+  if (!c->o->events_out) return;
+  fprintf(c->o->events_out, "{\"u\":%d,\"t\":%lld,\"e\":\"%s\"", c->uid, (long long)t, ev);
+  if (v == v) fprintf(c->o->events_out, ",\"v\":%g", v);
+  if (label) fprintf(c->o->events_out, ",\"l\":\"%s\"", label);
+  fputs("}\n", c->o->events_out);
+}
+
+static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const char *milestone, int day, int64_t t) {
+  lw_sim_group *g = u->holdout ? &c->res->holdout : &c->res->treat;
+  char err[LW_ERRMSG_MAX];
+  g->prompts++;
+  lw_engine_outcome(u->e, d->id, LW_OUTCOME_IMPRESSION, t, err, sizeof err);
+  const lw_variant *v = &c->cfg->variants[d->variant];
+  int busy = day <= u->busy_until, recent = recent_prompts(u, day);
+  double z = -3.1 + u->will + variant_effect(v->id, v->cost, u->plan) - 0.35 * recent - 0.4 * u->dismissals;
+  if (strcmp(milestone, "project_completed") == 0) z += 0.6; /* asked right after a win */
+  else if (strcmp(milestone, "feature_discovered") == 0) z += 0.3;
+  else if (strcmp(milestone, "session_started") == 0) z -= 0.2; /* asked before any work */
+  if (busy) z -= 1.5;
+  double p_share = sigmoid(z), p_dismiss = busy ? 0.8 : 0.5;
+  double x = lw_rng_unit(&u->resp);
+  for (int k = 7; k > 0; k--) u->recent[k] = u->recent[k - 1];
+  u->recent[0] = day;
+  int64_t t2 = t + 20000;
+  if (x < p_share) {
+    g->shares++;
+    lw_engine_outcome(u->e, d->id, LW_OUTCOME_SHARE, t2, err, sizeof err);
+    /* invitees: more from keen referrers; they convert and stay by their source */
+    int n = 1 + poisson(&u->resp, 0.4 + 0.4 * (u->will > 0 ? u->will : 0));
+    for (int k = 0; k < n; k++) {
+      g->invites++;
+      double pc = sigmoid(-1.7 + 0.25 * log(1.0 + v->cost / 10.0) + 0.35 * u->will + 0.3 * (u->plan == PLAN_TEAM));
+      if (lw_rng_unit(&u->resp) >= pc) continue;
+      g->referred++;
+      g->incentive_cost += v->cost;
+      int rplan = lw_rng_unit(&u->resp) < 0.6 ? u->plan : PLAN_FREE;
+      static const double arpu[N_PLANS] = {4.0, 20.0, 60.0};
+      double w = u->will < -1 ? -1 : u->will > 1.5 ? 1.5 : u->will;
+      double churn = 0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM);
+      g->referral_value += arpu[rplan] * (1.0 - pow(1.0 - churn, 24)) / churn;
+    }
+  } else if (x < p_share + (1 - p_share) * p_dismiss) {
+    g->dismissals++;
+    u->dismissals++;
+    lw_engine_outcome(u->e, d->id, LW_OUTCOME_DISMISS, t2, err, sizeof err);
+  } else {
+    lw_engine_outcome(u->e, d->id, LW_OUTCOME_CLOSE, t2, err, sizeof err);
+  }
+  /* fatigue: every ask, more so when recent, busy or after dismissals, may lose the user */
+  double p_churn = 0.002 + 0.003 * recent + (busy ? 0.006 : 0) + 0.002 * u->dismissals;
+  if (lw_rng_unit(&u->resp) < p_churn) u->churned = 1;
+}
+
+static void track(const sim_ctx *c, sim_user *u, const char *ev, double v, const char *label, int day, int64_t t) {
+  lw_decision d;
+  char err[LW_ERRMSG_MAX];
+  emit_event(c, t, ev, v, label);
+  if (lw_engine_track_value(u->e, ev, v, label, t, u->tz, &d, err, sizeof err) != LW_OK || !d.decided) return;
+  lw_sim_group *g = u->holdout ? &c->res->holdout : &c->res->treat;
+  g->decisions++;
+  if (d.prompt) respond(c, u, &d, ev, day, t);
+}
+
+static void user_day(const sim_ctx *c, sim_user *u, int day) {
+  if (u->churned) return;
+  lw_rng r;
+  lw_rng_seed(&r, c->o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)c->uid, 0x646179ull + (uint64_t)day);
+  static const double base_churn[N_PLANS] = {0.0025, 0.0012, 0.0008};
+  if (lw_rng_unit(&r) < base_churn[u->plan]) {
+    u->churned = 1;
+    return;
+  }
+  if (day > u->busy_until && lw_rng_unit(&r) < 0.04) u->busy_until = day + 1 + (int)lw_rng_below(&r, 6);
+  int busy = day <= u->busy_until;
+  int64_t day0 = c->o->start_ms + (int64_t)day * DAY_MS;
+  int wday = (int)((day0 / DAY_MS + 4) % 7);
+  double p_active = u->p_active * (wday == 0 || wday == 6 ? 0.4 : 1.0);
+  if (lw_rng_unit(&r) >= p_active) return;
+  int n = 1 + poisson(&r, u->sessions - 1.0);
+  double nan = 0.0 / 0.0;
+  for (int s = 0; s < n && !u->churned; s++) {
+    /* local working hours, mostly 8-19, some evenings */
+    double local_h = lw_rng_unit(&r) < 0.85 ? 8 + 11 * lw_rng_unit(&r) : 19 + 3.5 * lw_rng_unit(&r);
+    int64_t t = day0 + (int64_t)(local_h * HOUR_MS) - (int64_t)u->tz * 60000 + (int64_t)s * 1200000;
+    if (c->o->use_busy) lw_engine_set_busy(u->e, busy);
+    track(c, u, "session_started", nan, NULL, day, t);
+    if (day == u->nps_day && s == 0) track(c, u, "nps_answered", (double)u->nps_score, NULL, day, t + 60000);
+    int steps = 1 + (int)lw_rng_below(&r, 4);
+    for (int k = 0; k < steps && !u->churned; k++) {
+      t += 300000 + (int64_t)lw_rng_below(&r, 900000);
+      if (lw_rng_unit(&r) < u->p_feature) {
+        char label[8];
+        snprintf(label, sizeof label, "f%u", lw_rng_below(&r, N_LABELS));
+        track(c, u, "feature_discovered", nan, label, day, t);
+      }
+      if (lw_rng_unit(&r) < u->p_project * (busy ? 1.6 : 1.0)) track(c, u, "project_completed", nan, NULL, day, t);
+      if (lw_rng_unit(&r) < 0.01 + 0.01 * (u->will > 0)) track(c, u, "invite_sent", nan, NULL, day, t);
+    }
+  }
+}
+
+/* ---- the run ---------------------------------------------------------------------------------- */
+
+lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg_in, lw_sim_policy policy, lw_sim_result *res,
+                     char *err, size_t errlen) {
+  memset(res, 0, sizeof *res);
+  lw_config cfg = *cfg_in;
+  if (policy != LW_SIM_LEARNING) cfg.holdout = 0;
+  sim_user *us = calloc((size_t)o->users, sizeof *us);
+  sim_log lg;
+  memset(&lg, 0, sizeof lg);
+  lg.o = o;
+  lg.cfg = &cfg;
+  lg.batch = malloc(BATCH_CAP);
+  lw_actions_from_config(&cfg, &lg.n_actions, lg.actions);
+  sim_models sm = {0};
+  lw_status st = LW_OK;
+  if (!us || !lg.batch) {
+    snprintf(err, errlen, "out of memory");
+    st = LW_ERR_NOMEM;
+    goto done;
+  }
+  if (policy == LW_SIM_LEARNING) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/sim-train.vw", o->workdir ? o->workdir : ".");
+    if (!o->workdir || !(lg.train = fopen(path, "w"))) {
+      snprintf(err, errlen, "the learning policy needs a writable workdir (%s)", path);
+      st = LW_ERR_IO;
+      goto done;
+    }
+  }
+  for (int i = 0; i < o->users; i++) {
+    sim_user *u = &us[i];
+    make_user(u, o->seed, i);
+    if ((st = lw_engine_create(&cfg, o->seed * 1000003u + (uint64_t)i, 0x656e67ull, 16384, &u->e, err, errlen)) != LW_OK)
+      goto done;
+    lw_engine_set_attribute(u->e, "plan", k_plan_names[u->plan], err, errlen);
+    /* holdout membership as the engine assigns it: the install key's first 32 bits */
+    const char *key = lw_engine_install_key(u->e);
+    uint32_t k32 = (uint32_t)strtoul((char[9]){key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7], 0}, NULL, 16);
+    u->holdout = policy == LW_SIM_LEARNING && (double)k32 < cfg.holdout * 4294967296.0;
+    (u->holdout ? &res->holdout : &res->treat)->users++;
+  }
+  for (int day = 0; day < o->days; day++) {
+    sim_ctx c = {o, &cfg, policy, res, 0};
+    int64_t end_of_day = o->start_ms + (int64_t)(day + 1) * DAY_MS;
+    for (int i = 0; i < o->users; i++) {
+      c.uid = i;
+      int was = us[i].churned;
+      user_day(&c, &us[i], day);
+      if (us[i].churned && !was) (us[i].holdout ? &res->holdout : &res->treat)->churned++;
+      drain(&lg, us[i].e, end_of_day);
+    }
+    if (policy == LW_SIM_LEARNING && o->retrain_days > 0 && (day + 1) % o->retrain_days == 0 && day + 1 < o->days)
+      retrain(o, &cfg, &lg, &sm, us, day + 1, res);
+  }
+done:
+  if (us)
+    for (int i = 0; i < o->users; i++) lw_engine_free(us[i].e);
+  free(us);
+  if (lg.train) fclose(lg.train);
+  free(lg.batch);
+  free(sm.cur);
+  lw_model_free(sm.cur_model);
+  return st;
+}

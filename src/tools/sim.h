@@ -1,0 +1,56 @@
+/* sim.h: a seeded population simulator of a SaaS user base that drives the real engine.
+ *
+ * Every simulated user has one lw_engine (the same C core the browser runs) and reports
+ * usage events to it; when the engine decides to prompt, the simulated user responds
+ * (share, dismiss, close) by a latent model the engine never sees. Logged decisions leave
+ * the engines as wire batches (lw_engine_take_batch), exactly as they would reach the
+ * ingest server; the learning policy turns them into VW records, retrains with the real
+ * trainer, and loads promoted models into every engine with lw_engine_set_model.
+ * The assumptions are listed in README.md, "Simulator". Internal to src/tools. */
+#ifndef LW_TOOLS_SIM_H
+#define LW_TOOLS_SIM_H
+
+#include <stdio.h>
+
+#include "loopwise/engine.h"
+#include "loopwise/learn.h"
+
+typedef enum {
+  LW_SIM_MONTHLY = 0, /* the traditional program: the config given (one fixed reward, monthly ask) */
+  LW_SIM_RULES,       /* the program config's milestone rules alone */
+  LW_SIM_LEARNING     /* rules until a model is promoted, then model mode, retrained every month */
+} lw_sim_policy;
+
+typedef struct {
+  uint64_t seed;
+  int users, days;
+  int64_t start_ms;        /* day 0, 00:00 UTC */
+  int retrain_days;        /* LW_SIM_LEARNING: retrain this often (30), on every decision logged so far */
+  int model_bits;          /* weight table of the models it trains (12) */
+  int use_busy;            /* tell the engine when the user is busy (Loopwise hosts do) */
+  const char *workdir;     /* where LW_SIM_LEARNING keeps its logs and models */
+  FILE *vw_out;            /* when set, every logged choice as a VW line (action list of the config) */
+  FILE *events_out;        /* when set, every usage event as a JSON line (the engine benchmark's input) */
+  FILE *log;               /* progress and retraining lines (NULL = quiet) */
+} lw_sim_opts;
+
+/* What happened, for one group of users (treatment, or the holdout under LW_SIM_LEARNING). */
+typedef struct {
+  uint64_t users, decisions, prompts, shares, dismissals, invites, referred, churned;
+  double incentive_cost;  /* sum of the variant's cost over referred customers */
+  double referral_value;  /* sum over referred customers of ARPU x expected months retained (24 max) */
+} lw_sim_group;
+
+typedef struct {
+  lw_sim_group treat, holdout;
+  int models_promoted, models_rejected;
+  uint32_t last_model_id;
+} lw_sim_result;
+
+void lw_sim_defaults(lw_sim_opts *o);
+/* Run one policy over the population. cfg is the program (for LW_SIM_MONTHLY, the
+ * traditional program's config). LW_SIM_MONTHLY and LW_SIM_RULES run with no holdout. */
+lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg, lw_sim_policy policy, lw_sim_result *out,
+                     char *err, size_t errlen);
+
+#endif
