@@ -149,9 +149,13 @@ static size_t client_address(struct MHD_Connection *c, unsigned char out[16], in
   }
   if (sa->sa_family == AF_INET6) {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) { /* an IPv4 client on an IPv6 socket */
+      memcpy(out, (const unsigned char *)&in6->sin6_addr + 12, 4);
+      *loopback = out[0] == 127;
+      return 4;
+    }
     memcpy(out, &in6->sin6_addr, 16);
-    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) *loopback = 1;
-    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && out[12] == 127) *loopback = 1;
+    *loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
     return 16;
   }
   return 0;
@@ -520,6 +524,7 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
     unsigned char addr[16];
     int loopback, retry;
     size_t n = client_address(c, addr, &loopback);
+    if (n == 16) n = 8; /* IPv6: one bucket per /64, what one subscriber usually holds */
     if (n && !lw_ratelimit_take(s->rl_address, addr, n, mono_us() / 1000, &retry)) {
       const char *origin = header(c, "Origin");
       return reply_rate_limited(s, c, rq, LW_REJECT_RATE_ADDRESS, retry,

@@ -107,3 +107,26 @@ test('without_token_stats_answer_loopback_but_not_proxied_requests', async () =>
 test('healthz_stays_public', async () => {
   assert.equal((await request(configured, 'GET', '/healthz')).status, 200);
 });
+
+test('without_token_stats_and_metrics_refuse_non_loopback_clients', async (t) => {
+  // Bind to this machine's own non-loopback address and connect to it: the peer address is then
+  // that address, not 127.0.0.1.
+  const { networkInterfaces } = await import('node:os');
+  const ip = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  if (!ip) return t.skip('no non-loopback IPv4 address on this machine');
+  const server = await startServer({ args: ['--bind', ip] });
+  try {
+    const get = (path, headers = {}) => new Promise((ok, fail) => {
+      import('node:http').then(({ default: http }) => {
+        const req = http.request({ host: ip, port: server.port, path, headers }, (res) => { res.resume(); res.on('end', () => ok(res.statusCode)); });
+        req.on('error', fail);
+        req.end();
+      });
+    });
+    assert.equal(await get('/v1/stats'), 403);
+    assert.equal(await get('/metrics'), 403);
+    assert.equal(await get('/healthz'), 200);
+  } finally {
+    await server.cleanup();
+  }
+});

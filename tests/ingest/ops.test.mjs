@@ -87,7 +87,7 @@ test('metrics_count_requests_batches_events_latency_and_rejects', async () => {
 });
 
 test('per_address_rate_limit_answers_429_with_retry_after', async () => {
-  const server = await startServer({ args: ['--rate-per-address', '1', '--burst-per-address', '5'] });
+  const server = await startServer({ args: ['--rate-per-address', '0.1', '--burst-per-address', '5'] });
   try {
     const codes = [];
     for (let i = 0; i < 8; i++) {
