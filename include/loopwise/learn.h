@@ -85,6 +85,8 @@ typedef struct {
   double value, fatigue, temperature, floor;
 } lw_policy_params;
 void lw_policy_defaults(lw_policy_params *pp); /* value 100, fatigue 0.5, temperature 2, floor 0.05 */
+/* The config's value_per_referral, fatigue_cost and explore settings: what the engine uses. */
+void lw_policy_from_config(const lw_config *cfg, lw_policy_params *pp);
 void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp,
                          lw_policy *out);
 
@@ -106,7 +108,7 @@ typedef struct {
   double l2;           /* per-update L2 shrink, default 1e-6 */
   double clip;         /* largest importance weight, default 50 */
   double min_ess;      /* enough data: effective sample size of an action, default 200 */
-  double min_positive; /* ... and importance-weighted referrals, default 10 */
+  double min_positive; /* ... and importance-weighted referrals (prompt actions), default 10 */
   int personas;        /* k-means centroids, 0-16, default 4 */
   int n_segments;      /* segments for fairness offsets, "attr^value" feature names */
   char segments[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_MAX];
@@ -158,6 +160,24 @@ void lw_estimator_init(lw_estimator *s);
 void lw_estimator_add(lw_estimator *s, double pi_a, double p, double r, double dm, double rhat_a);
 void lw_estimator_result(const lw_estimator *s, lw_estimates *out);
 
+/* What a decision is worth, for the estimators. "shares": 1 when it led to a share, else 0.
+ * "net" (the default when a config is known): the quantity the runtime's policy maximizes,
+ * share × (value_per_referral − the variant's cost) − fatigue_cost for a prompt, 0 for
+ * "not now". The reward model's predictions go through the same map for DR. */
+typedef struct {
+  int net;
+  double value, fatigue;
+  double cost[LW_MODEL_MAX_ACTIONS];   /* by data action */
+  int is_prompt[LW_MODEL_MAX_ACTIONS];
+} lw_metric;
+/* cfg NULL gives "shares". */
+void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_policy_params *pp, int n_actions,
+                    const char actions[][LW_MODEL_ID_MAX]);
+static inline double lw_metric_value(const lw_metric *mt, int a, double share) {
+  return mt && mt->net ? share * (mt->value - mt->cost[a]) - (mt->is_prompt[a] ? mt->fatigue : 0.0) : share;
+}
+const char *lw_metric_name(const lw_metric *mt);
+
 /* A target policy: a model under the runtime's exploration policy, uniform random over the
  * action list, or always one action. */
 typedef enum { LW_TARGET_MODEL, LW_TARGET_UNIFORM, LW_TARGET_ALWAYS } lw_target_kind;
@@ -187,7 +207,8 @@ typedef struct {
 
 /* Train a model from a source: personas (k-means over a reservoir of logged states), the
  * importance-weighted fit, enough-data flags, fairness offsets, and the model's own DR
- * estimate on the held-out records. meta_json records the data range, the estimate and
+ * estimate on the held-out records (net value when cfg is given, else shares per decision).
+ * meta_json records the data range, the estimate and
  * `command`. Caller frees *out. */
 lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, const lw_config *cfg,
                           const lw_policy_params *pp, uint64_t seed, uint32_t model_id,
@@ -198,7 +219,7 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
  * learners on the even and odd records, each record scored by the one that did not see it.
  * only_holdout > 0 evaluates only records with line % only_holdout == only_holdout-1. */
 lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_targets,
-                         int only_holdout, uint64_t seed, lw_progress_fn progress, void *pctx,
+                         const lw_metric *metric, int only_holdout, uint64_t seed, lw_progress_fn progress, void *pctx,
                          lw_eval_report *reps, char *err, size_t errlen);
 
 /* Paired comparison of a candidate and the current model on the same records (DR, held-out
@@ -210,8 +231,8 @@ typedef struct {
 } lw_compare_result;
 lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current,
                             const lw_model *candidate, const lw_config *cfg,
-                            const lw_policy_params *pp, int only_holdout, uint64_t seed,
-                            lw_compare_result *out, char *err, size_t errlen);
+                            const lw_policy_params *pp, const lw_metric *metric, int only_holdout,
+                            uint64_t seed, lw_compare_result *out, char *err, size_t errlen);
 
 /* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
 lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);

@@ -25,6 +25,7 @@ static void usage(void) {
           "  P: a model file (.lwm), 'uniform', or 'always:ACTION'\n"
           "  --format auto|vw|vw_adf|sqlite  --site ID  --from MS --to MS  --holdout-only N (records with line%%N==N-1)\n"
           "  --value V --fatigue F --temperature T --floor P (the runtime's exploration policy for model files)\n"
+          "  --metric net|shares (net: share x (value - cost) - fatigue, the default with --config; shares otherwise)\n"
           "  --quiet (no progress)\n");
 }
 
@@ -62,7 +63,7 @@ int main(int argc, char **argv) {
   lw_cli c;
   lw_cli_init(&c);
   const char *pol[MAX_POLICIES];
-  int n_pol = 0, do_audit = 0, n_seg = 0, holdout = 0;
+  int n_pol = 0, do_audit = 0, n_seg = 0, holdout = 0, metric_net = 1;
   char segs[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_MAX];
   for (int i = 1; i < argc; i++) {
     int r = lw_cli_option(&c, argc, argv, &i);
@@ -75,6 +76,9 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--segment") == 0 && i + 1 < argc && n_seg < LW_MODEL_MAX_SEGMENTS &&
                strlen(argv[i + 1]) < LW_SEGMENT_NAME_MAX) {
       snprintf(segs[n_seg++], LW_SEGMENT_NAME_MAX, "%s", argv[++i]);
+    } else if (strcmp(argv[i], "--metric") == 0 && i + 1 < argc &&
+               (strcmp(argv[i + 1], "shares") == 0 || strcmp(argv[i + 1], "net") == 0)) {
+      metric_net = strcmp(argv[++i], "net") == 0;
     } else if (strcmp(argv[i], "--holdout-only") == 0 && i + 1 < argc) {
       holdout = atoi(argv[++i]);
     } else {
@@ -115,13 +119,16 @@ int main(int argc, char **argv) {
     }
   }
   lw_eval_report reps[MAX_POLICIES];
-  if (!rc && lw_eval_source(&c.src, t, n_pol, holdout, 1, lw_cli_progress, &c, reps, err, sizeof err) != LW_OK) {
+  lw_metric mt;
+  lw_metric_init(&mt, metric_net, c.have_cfg ? &c.cfg : NULL, &c.pp, c.src.n_actions,
+                 (const char(*)[LW_MODEL_ID_MAX])c.src.actions);
+  if (!rc && lw_eval_source(&c.src, t, n_pol, &mt, holdout, 1, lw_cli_progress, &c, reps, err, sizeof err) != LW_OK) {
     fprintf(stderr, "loopwise-eval: %s\n", err);
     rc = 2;
   }
   if (!rc) {
-    printf("records=%llu skipped=%llu (value: referral shares per decision, 95%% intervals)\n",
-           (unsigned long long)reps[0].records, (unsigned long long)reps[0].skipped);
+    printf("records=%llu skipped=%llu\nvalue: %s; 95%% intervals\n", (unsigned long long)reps[0].records,
+           (unsigned long long)reps[0].skipped, lw_metric_name(&mt));
     print_iv("logging policy (observed)", &reps[0].target.logged);
     for (int k = 0; k < n_pol; k++) {
       printf("policy %s  (effective sample size %.0f)\n", pol[k], reps[k].target.ess);

@@ -57,6 +57,25 @@ void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_polic
   }
 }
 
+void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_policy_params *pp, int n_actions,
+                    const char actions[][LW_MODEL_ID_MAX]) {
+  memset(mt, 0, sizeof *mt);
+  mt->net = net && cfg;
+  if (!mt->net) return;
+  mt->value = pp->value;
+  mt->fatigue = pp->fatigue;
+  for (int a = 0; a < n_actions; a++) {
+    int v = lw_config_variant_index(cfg, actions[a]);
+    mt->is_prompt[a] = strcmp(actions[a], "not_now") != 0;
+    mt->cost[a] = v >= 0 ? cfg->variants[v].cost : 0.0;
+  }
+}
+
+const char *lw_metric_name(const lw_metric *mt) {
+  return mt && mt->net ? "net value per decision (share x (value - cost) - fatigue for a prompt)"
+                       : "referral shares per decision";
+}
+
 void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DIMS]) {
   uint32_t h[LW_MODEL_PERSONA_DIMS];
   for (int d = 0; d < LW_MODEL_PERSONA_DIMS; d++) {
@@ -557,6 +576,8 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
     if ((st = lw_target_model(&t, m, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK) goto done;
     lw_estimator est;
     lw_estimator_init(&est);
+    lw_metric mt;
+    lw_metric_init(&mt, 1, cfg, pp, src->n_actions, src->actions);
     pg.phase = "estimate";
     if ((st = rewind_or_fail(rd, err, errlen)) != LW_OK) goto done;
     int got;
@@ -566,11 +587,11 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
       double pi[LW_MODEL_MAX_ACTIONS], dm = 0, rh_a = 0;
       lw_target_probs(&t, rec->x, &rec->n, pi);
       for (int a = 0; a < src->n_actions; a++) {
-        double rh = lw_learner_predict(l, a, rec->x, rec->n);
+        double rh = lw_metric_value(&mt, a, lw_learner_predict(l, a, rec->x, rec->n));
         dm += pi[a] * rh;
         if (a == rec->action) rh_a = rh;
       }
-      lw_estimator_add(&est, pi[rec->action], rec->p, rec->reward, dm, rh_a);
+      lw_estimator_add(&est, pi[rec->action], rec->p, lw_metric_value(&mt, rec->action, rec->reward), dm, rh_a);
     }
     tick_done(&pg);
     if (got < 0) {
@@ -580,6 +601,9 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
     lw_estimator_result(&est, &rep->target);
   }
   {
+    lw_metric mt;
+    lw_metric_init(&mt, 1, cfg, pp, src->n_actions, src->actions);
+    const char *mt_name = mt.net ? "net value per decision" : "referral shares per decision";
     char meta[2048];
     char flags[256] = "";
     size_t fl = 0;
@@ -595,11 +619,11 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
     cmd[c] = '\0';
     snprintf(meta, sizeof meta,
              "{\"model\":\"m%u\",\"trained_at\":%lld,\"data\":{\"from\":%lld,\"to\":%lld,\"records\":%llu,"
-             "\"skipped\":%llu},\"estimate\":{\"metric\":\"referral shares per decision\",\"estimator\":\"dr\","
+             "\"skipped\":%llu},\"estimate\":{\"metric\":\"%s\",\"estimator\":\"dr\","
              "\"value\":%.6f,\"lo\":%.6f,\"hi\":%.6f,\"n\":%.0f,\"logged\":%.6f},\"enough_data\":{%s},"
              "\"personas\":%d,\"command\":\"%s\"}",
              model_id, (long long)now_ms, (long long)rep->t_min, (long long)rep->t_max,
-             (unsigned long long)rep->records, (unsigned long long)rep->skipped, rep->target.dr.est, rep->target.dr.lo,
+             (unsigned long long)rep->records, (unsigned long long)rep->skipped, mt_name, rep->target.dr.est, rep->target.dr.lo,
              rep->target.dr.hi, rep->target.n, rep->target.logged.est, flags, m->n_personas, cmd);
     m->meta_json = strdup(meta);
   }
@@ -616,7 +640,8 @@ done:
 
 /* Evaluation core: cross-fitted reward models, then every target on every record (or only
  * the held-out ones). diff, when not NULL, accumulates DR(target 1) - DR(target 0). */
-static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_targets, int only_holdout,
+static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_targets, const lw_metric *mt,
+                           int only_holdout,
                            uint64_t seed, lw_progress_fn progress, void *pctx, lw_eval_report *reps,
                            lw_estimator *diff, char *err, size_t errlen) {
   (void)seed;
@@ -667,7 +692,8 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
     if (rec->t > tmax) tmax = rec->t;
     const lw_learner *rm = fold[(rec->line & 1) ^ 1];
     double rh[LW_MODEL_MAX_ACTIONS];
-    for (int a = 0; a < src->n_actions; a++) rh[a] = lw_learner_predict(rm, a, rec->x, rec->n);
+    for (int a = 0; a < src->n_actions; a++) rh[a] = lw_metric_value(mt, a, lw_learner_predict(rm, a, rec->x, rec->n));
+    double r = lw_metric_value(mt, rec->action, rec->reward);
     double drv[2] = {0, 0};
     for (int k = 0; k < n_targets; k++) {
       lw_feature x[LW_LEARN_MAX_FEATURES];
@@ -676,8 +702,8 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
       double pi[LW_MODEL_MAX_ACTIONS], dm = 0;
       lw_target_probs(&targets[k], x, &n, pi);
       for (int a = 0; a < src->n_actions; a++) dm += pi[a] * rh[a];
-      lw_estimator_add(&est[k], pi[rec->action], rec->p, rec->reward, dm, rh[rec->action]);
-      if (k < 2) drv[k] = dm + pi[rec->action] / rec->p * (rec->reward - rh[rec->action]);
+      lw_estimator_add(&est[k], pi[rec->action], rec->p, r, dm, rh[rec->action]);
+      if (k < 2) drv[k] = dm + pi[rec->action] / rec->p * (r - rh[rec->action]);
     }
     if (diff) lw_estimator_add(diff, 0, 1, 0, drv[1] - drv[0], 0);
   }
@@ -703,15 +729,15 @@ done:
   return st;
 }
 
-lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_targets, int only_holdout,
-                         uint64_t seed, lw_progress_fn progress, void *pctx, lw_eval_report *reps, char *err,
-                         size_t errlen) {
-  return eval_core(src, targets, n_targets, only_holdout, seed, progress, pctx, reps, NULL, err, errlen);
+lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_targets, const lw_metric *metric,
+                         int only_holdout, uint64_t seed, lw_progress_fn progress, void *pctx, lw_eval_report *reps,
+                         char *err, size_t errlen) {
+  return eval_core(src, targets, n_targets, metric, only_holdout, seed, progress, pctx, reps, NULL, err, errlen);
 }
 
 lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
-                            const lw_config *cfg, const lw_policy_params *pp, int only_holdout, uint64_t seed,
-                            lw_compare_result *out, char *err, size_t errlen) {
+                            const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
+                            int only_holdout, uint64_t seed, lw_compare_result *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   lw_target t[2];
   lw_status st;
@@ -720,7 +746,7 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, 
     return st;
   lw_eval_report reps[2];
   lw_estimator diff;
-  if ((st = eval_core(src, t, 2, only_holdout, seed, NULL, NULL, reps, &diff, err, errlen)) != LW_OK) return st;
+  if ((st = eval_core(src, t, 2, metric, only_holdout, seed, NULL, NULL, reps, &diff, err, errlen)) != LW_OK) return st;
   out->current = reps[0].target.dr;
   out->candidate = reps[1].target.dr;
   lw_estimates d;

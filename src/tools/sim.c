@@ -208,8 +208,10 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   lw_compare_result cr;
   memset(&cr, 0, sizeof cr);
   cr.promote = 1;
+  lw_metric mt;
+  lw_metric_init(&mt, 1, cfg, &pp, src.n_actions, src.actions);
   if (sm->cur_model &&
-      lw_compare_models(&src, sm->cur_model, m, cfg, &pp, to.holdout_mod, o->seed, &cr, err, sizeof err) != LW_OK)
+      lw_compare_models(&src, sm->cur_model, m, cfg, &pp, &mt, to.holdout_mod, o->seed, &cr, err, sizeof err) != LW_OK)
     cr.promote = 0;
   int ready = 0;
   for (int a = 0; a < m->n_actions; a++)
@@ -319,7 +321,7 @@ static void user_day(const sim_ctx *c, sim_user *u, int day) {
   if (u->churned) return;
   lw_rng r;
   lw_rng_seed(&r, c->o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)c->uid, 0x646179ull + (uint64_t)day);
-  static const double base_churn[N_PLANS] = {0.0025, 0.0012, 0.0008};
+  static const double base_churn[N_PLANS] = {0.0015, 0.0008, 0.0005};
   if (lw_rng_unit(&r) < base_churn[u->plan]) {
     u->churned = 1;
     return;

@@ -122,7 +122,9 @@ static void print_report(const lw_model *m, const lw_eval_report *rep) {
     printf("action %-12s enough_data=%s\n", m->action_ids[a], (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ? "yes" : "no");
   for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
   printf("personas=%d\n", m->n_personas);
-  printf("held-out estimate (referral shares per decision, n=%.0f):\n", rep->target.n);
+  printf("held-out estimate (%s, n=%.0f):\n",
+         m->meta_json && strstr(m->meta_json, "net value") ? "net value per decision" : "referral shares per decision",
+         rep->target.n);
   lw_cli_print_interval("logged", &rep->target.logged);
   lw_cli_print_interval("ips", &rep->target.ips);
   lw_cli_print_interval("snips", &rep->target.snips);
@@ -151,8 +153,11 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
     why = access(cur_path, F_OK) == 0 ? "current model unreadable" : "no current model";
     if (access(cur_path, F_OK) == 0) fprintf(stderr, "loopwise-train: %s (replacing it)\n", err);
   } else {
-    if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->o.holdout_mod, a->seed,
-                          &cr, err, sizeof err) != LW_OK) {
+    lw_metric mt;
+    lw_metric_init(&mt, 1, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->c.src.n_actions,
+                   (const char(*)[LW_MODEL_ID_MAX])a->c.src.actions);
+    if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, &mt, a->o.holdout_mod,
+                          a->seed, &cr, err, sizeof err) != LW_OK) {
       fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur_path, err);
       lw_model_free(cur);
       return -1;

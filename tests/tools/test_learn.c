@@ -272,7 +272,7 @@ static void estimates_of_a_file_match_the_truth_and_the_observed_value(void) {
   t[1].n_actions = 3;
   lw_eval_report rep[2];
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_eval_source(&o, t, 2, 0, 1, NULL, NULL, rep, err, sizeof err) == LW_OK);
+  CHECK(lw_eval_source(&o, t, 2, NULL, 0, 1, NULL, NULL, rep, err, sizeof err) == LW_OK);
   double pi0[BANDIT_MAX_CTX][LW_MODEL_MAX_ACTIONS] = {{0}}, piu[BANDIT_MAX_CTX][LW_MODEL_MAX_ACTIONS] = {{0}};
   for (int c = 0; c < 4; c++) {
     pi0[c][0] = 1;
@@ -509,13 +509,13 @@ static void a_worse_candidate_is_not_promoted(void) {
   lw_source_opts o = vw_source(&b, path);
   lw_compare_result cr;
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_compare_models(&o, good, bad, NULL, &pp, 10, 1, &cr, err, sizeof err) == LW_OK);
+  CHECK(lw_compare_models(&o, good, bad, NULL, &pp, NULL, 10, 1, &cr, err, sizeof err) == LW_OK);
   CHECK(!cr.promote);
   CHECK(cr.diff.hi < 0);
-  CHECK(lw_compare_models(&o, bad, good, NULL, &pp, 10, 1, &cr, err, sizeof err) == LW_OK);
+  CHECK(lw_compare_models(&o, bad, good, NULL, &pp, NULL, 10, 1, &cr, err, sizeof err) == LW_OK);
   CHECK(cr.promote);
   /* an equal candidate is promoted (not worse) */
-  CHECK(lw_compare_models(&o, good, good, NULL, &pp, 10, 1, &cr, err, sizeof err) == LW_OK);
+  CHECK(lw_compare_models(&o, good, good, NULL, &pp, NULL, 10, 1, &cr, err, sizeof err) == LW_OK);
   CHECK(cr.promote && cr.diff.est == 0.0);
   lw_model_free(bad);
   lw_model_free(good);
