@@ -539,7 +539,9 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
       if (*end || n > (unsigned long long)s->cfg->max_body)
         return reply_error(s, c, rq, 413, LW_REJECT_TOO_LARGE, "body too large", NULL, NULL,
                            NULL, NULL);
-      rq->cap = (size_t)n + 1;
+      /* Size the buffer for the announced body, but never more than 64 KiB before the bytes
+       * arrive: a client announcing a large body and sending nothing must not cost memory. */
+      rq->cap = (size_t)n + 1 < 65536 ? (size_t)n + 1 : 65536;
       rq->body = malloc(rq->cap);
       if (!rq->body) return MHD_NO;
     }
