@@ -62,6 +62,31 @@ test('retry_storm_stores_each_batch_exactly_once', async () => {
   }
 });
 
+test('batch_whose_answer_was_lost_is_acknowledged_as_duplicate_on_retry', async () => {
+  const server = await startServer({ args: ['--rate-limit', 'off'] });
+  try {
+    const batch = freshBatch();
+    const body = JSON.stringify(batch);
+    // Send the whole request and hang up at once, before the answer can arrive.
+    const sock = net.connect(server.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.end(`POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    sock.destroy();
+    let n = 0;
+    for (let i = 0; i < 50 && n === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      n = sql(server.db, `SELECT count(*) AS n FROM batches WHERE batch_id = '${batch.batch_id}'`)[0].n;
+    }
+    assert.equal(n, 1, 'the first attempt was committed');
+    const retry = await postBatch(server, batch);
+    assert.equal(retry.status, 200);
+    assert.deepEqual(retry.json, { stored: 0, duplicate: true });
+    assert.equal(sql(server.db, 'SELECT count(*) AS n FROM events')[0].n, 5);
+  } finally {
+    await server.cleanup();
+  }
+});
+
 test('sigkill_during_load_loses_no_acknowledged_batch_and_stores_none_twice', async () => {
   const dir = tempDir();
   const server = await startServer({ dir, args: ['--rate-limit', 'off'] });
