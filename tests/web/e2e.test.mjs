@@ -63,7 +63,10 @@ async function device({ endpoint = ingest.base, query = '', init } = {}) {
   return { ctx, tab };
 }
 
-const ready = (page) => page.waitForSelector('body[data-lw=ready]');
+async function ready(page) {
+  await page.waitForSelector('body[data-lw]');
+  assert.equal(await page.getAttribute('body', 'data-lw'), 'ready', 'Loopwise started: ' + JSON.stringify(page.errors));
+}
 async function click(page, label, times = 1) {
   for (let i = 0; i < times; i++) await page.getByRole('button', { name: label, exact: true }).click();
 }
@@ -110,6 +113,11 @@ describe('widget against the ingest server', () => {
     assert.equal(labelled, v.title, 'aria-labelledby names the title');
     assert.equal(await page.evaluate(() => document.querySelector('loopwise-prompt').shadowRoot.activeElement?.textContent), 'Share',
       'focus moved into the dialog');
+
+    // demo.css paints every button yellow with a square black border; none of it gets in.
+    const look = await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' })
+      .evaluate((b) => { const c = getComputedStyle(b); return [c.backgroundColor, c.borderRadius]; });
+    assert.deepEqual(look, ['rgb(255, 255, 255)', '8px'], 'host CSS does not leak into the prompt');
 
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
     await dialog.waitFor({ state: 'detached' });
@@ -206,6 +214,44 @@ describe('widget against the ingest server', () => {
     assert.deepEqual(dup, []);
     const stats = await (await fetch(ingest.base + '/v1/stats')).json();
     assert.equal(stats.outcomes, sql(ingest.db, 'SELECT COUNT(*) AS n FROM events')[0].n, '/v1/stats agrees with the file');
+  });
+});
+
+describe('host API', () => {
+  test('approval_waits_for_the_host_then_shows_the_prompt', async () => {
+    // The demo config plus an approval rule for enterprise accounts, served next to the real one.
+    const approvalCfg = { ...cfg, attributes: { plan: ['free', 'enterprise'] }, approval: { attribute: 'plan', values: ['enterprise'] } };
+    const { ctx, tab } = await device({ query: '&config=/dist/approval.json' });
+    await ctx.route(demo.url + 'dist/approval.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify(approvalCfg) }));
+    const page = await tab();
+    await ready(page);
+    await page.evaluate(() => {
+      window.__approvals = [];
+      window.Loopwise.on('approval', (d) => window.__approvals.push(d.id));
+      return window.Loopwise.attribute('plan', 'enterprise');
+    });
+    await click(page, 'Complete a project', PROJECTS);
+    const waiting = await nextDecision(page, null);
+    assert.equal(waiting.code, 'approval', waiting.reason);
+    assert.equal(await page.locator('loopwise-prompt').count(), 0, 'no prompt before approval');
+    assert.deepEqual(await page.evaluate(() => window.__approvals), [waiting.id], "the host got an 'approval' event");
+
+    const d = await page.evaluate((id) => window.Loopwise.approve(id), waiting.id);
+    assert.equal(d.prompt, true, d.reason);
+    await page.locator(DIALOG).waitFor();
+    await page.keyboard.press('Escape');
+    await stored(ingest.db, d.id, ['decision', 'impression', 'dismiss']);
+  });
+
+  test('a_referee_landing_from_the_share_link_and_its_conversion_reach_sqlite', async () => {
+    const code = 'REF' + Math.random().toString(36).slice(2, 9).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
+    const param = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url)[1];
+    const { tab } = await device({ query: `&${param}=${code}` });
+    const page = await tab();
+    await ready(page);
+    await page.evaluate(() => window.Loopwise.conversion());
+    const kinds = () => sql(ingest.db, `SELECT kind FROM events WHERE code = '${code}' ORDER BY t, id`).map((r) => r.kind).join(',');
+    await waitFor(`landing and conversion with code ${code}`, () => kinds() === 'landing,conversion');
   });
 });
 

@@ -36,12 +36,16 @@ import { open } from './ui.js';
   const run = (fn) => locked(() => {
     const t = now(), n = navigator;
     store.sync(t);
-    if (engine.flags) engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', isBusy);
-    const r = fn(t);
-    store.save();
-    return r;
+    engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', isBusy);
+    try {
+      return fn(t);
+    } finally {
+      store.save();
+    }
   });
   const kick = () => net && net.soon();
+  const tz = () => -new Date().getTimezoneOffset();
+  const fail = (e) => warn('Loopwise: ' + ((e && e.message) || e));
 
   const ready = (async () => {
     const fetchOk = async (url) => {
@@ -58,15 +62,14 @@ import { open } from './ui.js';
     store = createStore(e, prefix, warn);
     await locked(() => { store.sync(now()); if (!get(store.G)) store.save(); });
     engine = e;
-    if (endpoint) {
-      net = createTransport({ engine, store, endpoint, writeKey, prefix, warn });
-      net.soon(0);
-      const hide = () => net.beacon();
-      addEventListener('pagehide', () => { if (closeUi) endNow(); hide(); });
-      document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && hide());
-    } else {
-      addEventListener('pagehide', () => closeUi && endNow());
-    }
+    // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
+    const m = /[?&]([^=&]+)=\{code\}/.exec((cfg.share && cfg.share.url) || '');
+    const code = m && new URL(location.href).searchParams.get(m[1]);
+    if (code) run((t) => engine.landing(code, t)).catch(fail);
+    if (endpoint) (net = createTransport({ engine, store, endpoint, writeKey, prefix, warn })).soon(0);
+    const hide = () => net && net.beacon();
+    addEventListener('pagehide', () => { if (closeUi) endNow(); hide(); });
+    document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && hide());
     addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) hideUi(); });
     emit('ready', true);
     return true;
@@ -78,7 +81,7 @@ import { open } from './ui.js';
 
   // Call fn once started; resolve to `none` if the runtime failed or fn threw. Never rejects.
   const when = (fn, none = null) => ready.then((ok) => (ok ? fn() : none)).catch((e) => {
-    warn('Loopwise: ' + ((e && e.message) || e));
+    fail(e);
     return none;
   });
 
@@ -95,6 +98,16 @@ import { open } from './ui.js';
       emit('outcome', { decision: id, kind });
       kick();
     });
+  }
+
+  async function decided(d) {
+    if (d) {
+      emit('decision', d);
+      if (d.code === 'approval') emit('approval', d);
+      if (d.prompt) await show(d);
+    }
+    kick();
+    return d;
   }
 
   function show(d) {
@@ -125,21 +138,13 @@ import { open } from './ui.js';
       if (type === 'ready' && engine) fn(true);
     },
     // track(name, {value, label}): value e.g. an NPS score, label e.g. a feature's name.
-    track: (name, opts) => when(() => run((t) => {
-      try {
-        return engine.track(String(name), t, -new Date().getTimezoneOffset(), opts);
-      } catch (e) {
-        warn('Loopwise: track("' + name + '") ignored: ' + e.message);
-        return null;
-      }
-    }).then(async (d) => {
-      if (d) {
-        emit('decision', d);
-        if (d.prompt) await show(d);
-      }
-      kick();
-      return d;
-    })),
+    track: (name, opts) => when(() => run((t) => engine.track(String(name), t, tz(), opts)).then(decided)),
+    // The host lets a decision that waited for approval (code 'approval') show its prompt.
+    approve: (id) => when(() => run((t) => engine.approve(String(id), t, tz())).then(decided)),
+    // A host attribute from the config's `attributes` (e.g. 'plan', 'pro'); null clears it.
+    attribute: (name, value) => when(() => run(() => engine.attribute(name, value))),
+    // Referee side: this device, which arrived through a share link, converted.
+    conversion: () => when(() => run((t) => engine.conversion(t)).then(kick)),
     consent: (yes) => when(async () => {
       yes = !!yes;
       if (!yes && closeUi) { const id = closeUi.id; hideUi(); await outcome(id, 'close'); }
@@ -164,7 +169,7 @@ import { open } from './ui.js';
       if (typeof c === 'function') c(api);
       else if (c && typeof api[c[0]] === 'function') api[c[0]](...c.slice(1));
     } catch (e) {
-      warn('Loopwise: queued call failed: ' + e.message);
+      fail(e);
     }
   }
 

@@ -5,14 +5,15 @@
 // only ever set through textContent. Keyboard: focus moves to the first button and is trapped in
 // the dialog while it is open, Escape means "Not now", and focus returns to where it was.
 
-const CSS = `.b{position:fixed;inset:0;z-index:2147483647;background:#0007;display:flex;align-items:center;justify-content:center;font:15px/1.45 system-ui,sans-serif;color:#15171c}
-.d{position:relative;background:#fff;border-radius:12px;max-width:24em;margin:1em;padding:1.3em 1.5em;box-shadow:0 10px 40px #0005}
-h2{margin:0 1.6em .4em 0;font-size:1.25em}p{margin:0 0 .8em}ul{margin:0 0 1em;padding:0;list-style:none}
-li{margin-top:.4em;padding:.4em .7em;background:#eef2ff;border-radius:8px}
-button{font:inherit;color:inherit;border:1px solid #888;background:#fff;border-radius:8px;padding:.5em .9em;margin:.2em .4em 0 0;cursor:pointer}
-button:focus-visible{outline:3px solid #2f5bea;outline-offset:2px}.p{background:#2f5bea;border-color:#2f5bea;color:#fff}
-.x{position:absolute;top:.5em;right:.5em;border:0;margin:0;font-size:1.3em;line-height:1;padding:.2em .45em}
-[role=status]{min-height:1.3em;margin:.6em 0 0;font-size:.9em;word-break:break-all}`;
+const CSS =
+  '.b{position:fixed;inset:0;z-index:2147483647;background:#0007;display:flex;align-items:center;justify-content:center;font:15px/1.45 system-ui,sans-serif;color:#15171c}' +
+  '.d{position:relative;background:#fff;border-radius:12px;max-width:24em;margin:1em;padding:1.3em 1.5em;box-shadow:0 10px 40px #0005}' +
+  'h2{margin:0 1.6em .4em 0;font-size:1.25em}p{margin:0 0 .8em}ul{margin:0 0 1em;padding:0;list-style:none}' +
+  'li{margin-top:.4em;padding:.4em .7em;background:#eef2ff;border-radius:8px}' +
+  'button{font:inherit;color:inherit;border:1px solid #888;background:#fff;border-radius:8px;padding:.5em .9em;margin:.2em .4em 0 0;cursor:pointer}' +
+  'button:focus-visible{outline:3px solid #2f5bea;outline-offset:2px}.p{background:#2f5bea;border-color:#2f5bea;color:#fff}' +
+  '.x{position:absolute;top:.5em;right:.5em;border:0;margin:0;font-size:1.3em;line-height:1;padding:.2em .45em}' +
+  '[role=status]{min-height:1.3em;margin:.6em 0 0;font-size:.9em;word-break:break-all}';
 
 function el(tag, parent, text, attrs) {
   const e = document.createElement(tag);

@@ -1,0 +1,60 @@
+// bundle.test.mjs: what web/dist ships: exactly the three files a page downloads, within the
+// download budget, and a script that adds one global and nothing else.
+//
+//   node --test tests/web/bundle.test.mjs      (after: bash src/scripts/build.sh)
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { dist, launchBrowser, requireBuilt, startDemo } from './helpers.mjs';
+
+const distDir = process.env.LW_WEB_DIST || dist;
+const FILES = ['loopwise.js', 'loopwise.wasm', 'referral.json'];
+requireBuilt(...FILES.map((f) => join(distDir, f)));
+const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
+
+test('dist_holds_exactly_what_a_page_downloads', () => {
+  assert.deepEqual(readdirSync(distDir).sort(), FILES);
+  const js = readFileSync(join(distDir, 'loopwise.js'), 'utf8');
+  assert.doesNotMatch(js, /sourceMappingURL/);
+  assert.ok(js.split('\n').length <= 3, 'loopwise.js is minified');
+});
+
+test('whole_download_fits_20KB_gzip', () => {
+  const sizes = Object.fromEntries(FILES.map((f) => [f, gz(f)]));
+  const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+  assert.ok(total <= 20480, `download is ${total} B gzip -9 > 20480: ${JSON.stringify(sizes)}`);
+});
+
+test('widget_script_fits_5KB_gzip', () => {
+  const n = gz('loopwise.js');
+  assert.ok(n <= 5120, `loopwise.js is ${n} B gzip -9 > 5120`);
+});
+
+let browser, demo;
+before(async () => { browser = await launchBrowser(); demo = await startDemo(distDir); });
+after(async () => { await browser?.close(); await demo?.stop(); });
+
+test('the_script_adds_one_global_and_replays_the_queue', async () => {
+  const page = await browser.newPage();
+  await page.goto(demo.url + 'dist/');
+  const added = await page.evaluate(async () => {
+    const before = new Set(Object.getOwnPropertyNames(window));
+    const seen = [];
+    // The snippet's queue: the third project is a decision point (a prompt, or quiet hours).
+    const t = ['track', 'project_completed'];
+    window.Loopwise = { q: [['on', 'ready', (ok) => seen.push('ready:' + ok)], t, t, t] };
+    const s = document.createElement('script');
+    s.src = '/dist/loopwise.js';
+    await new Promise((ok) => { s.onload = ok; document.head.append(s); });
+    await window.Loopwise.ready;
+    await window.Loopwise.track('invite_sent'); // runs after the queued calls (one lock, in order)
+    const d = window.Loopwise.explain();
+    return { added: Object.getOwnPropertyNames(window).filter((k) => !before.has(k)), seen, d };
+  });
+  assert.deepEqual(added.added, ['Loopwise']);
+  assert.deepEqual(added.seen, ['ready:true'], 'a queued on() call was replayed');
+  assert.match(added.d && added.d.reason, /project_completed|suppressed/, 'the queued track() calls were replayed');
+  await page.close();
+});
