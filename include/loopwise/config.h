@@ -40,6 +40,11 @@ typedef struct {
 } lw_variant;
 
 typedef struct {
+  uint32_t referrals;
+  char reward[LW_TEXT_MAX];
+} lw_ladder_step;
+
+typedef struct {
   uint32_t version;
   char program[LW_TEXT_MAX];
   char share_url[LW_URL_MAX]; /* contains "{code}" */
@@ -92,8 +97,7 @@ typedef struct {
   double fairness_min_ratio;
 
   int n_ladder; /* referrer incentive ladder: reward once `referrals` conversions are reached */
-  uint32_t ladder_referrals[LW_MAX_LADDER];
-  char ladder_reward[LW_MAX_LADDER][LW_TEXT_MAX];
+  lw_ladder_step ladder[LW_MAX_LADDER];
 } lw_config;
 
 /* Parse and check a program config. On success fills *out and returns LW_OK; otherwise

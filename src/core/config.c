@@ -84,21 +84,46 @@ static void fail_got(ctx_t *c, const char *expected, const cJSON *got) {
 
 /* ---- checks --------------------------------------------------------------------- */
 
-/* Refuse fields we do not know (a typo would otherwise be silently ignored) and
- * duplicated fields (cJSON keeps both; which one wins would be a surprise). */
-static void check_fields(ctx_t *c, const cJSON *obj, const char *const *allowed) {
+/* ---- the schema ------------------------------------------------------------------
+ * Scalar fields are described by tables: the key, its type and range, and where it goes
+ * in the target struct. One reader checks and stores every field of an object, and
+ * refuses fields the table does not list (a typo would otherwise be silently ignored). */
+
+enum { K_UINT, K_NUM, K_BOOL, K_NAME, K_TEXT };
+
+typedef struct {
+  const char *key;
+  uint8_t kind, required;
+  uint16_t off, size; /* offset in the target struct; size of a text buffer */
+  double min, max;
+} field_t;
+
+#define UINT_F(k, req, T, m, lo, hi) {k, K_UINT, req, offsetof(T, m), 0, lo, hi}
+#define NUM_F(k, req, T, m, lo, hi) {k, K_NUM, req, offsetof(T, m), 0, lo, hi}
+#define BOOL_F(k, T, m) {k, K_BOOL, 0, offsetof(T, m), 0, 0, 1}
+#define TEXT_F(k, req, T, m) {k, K_TEXT, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0}
+#define NAME_F(k, req, T, m) {k, K_NAME, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0}
+#define COUNT(a) (int)(sizeof a / sizeof a[0])
+
+/* Refuse fields that are neither in the table nor in `extra` (NULL-terminated), and
+ * fields given twice (cJSON keeps both; which one wins would be a surprise). */
+static void check_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, const char *const *extra) {
   for (const cJSON *it = obj->child; it && !c->failed; it = it->next) {
     int known = 0;
-    for (const char *const *a = allowed; *a; a++)
-      if (strcmp(*a, it->string) == 0) known = 1;
+    for (int i = 0; i < n; i++) known |= strcmp(f[i].key, it->string) == 0;
+    for (const char *const *x = extra; x && *x; x++) known |= strcmp(*x, it->string) == 0;
     size_t mark = path_push_key(c, it->string);
     if (!known) {
       lw_sbuf sb;
       if (fail_begin(c, &sb)) {
         lw_sb_str(&sb, "unknown field (expected one of:");
-        for (const char *const *a = allowed; *a; a++) {
+        for (int i = 0; i < n; i++) {
           lw_sb_char(&sb, ' ');
-          lw_sb_str(&sb, *a);
+          lw_sb_str(&sb, f[i].key);
+        }
+        for (const char *const *x = extra; x && *x; x++) {
+          lw_sb_char(&sb, ' ');
+          lw_sb_str(&sb, *x);
         }
         lw_sb_char(&sb, ')');
       }
@@ -118,64 +143,6 @@ static const cJSON *field(ctx_t *c, const cJSON *obj, const char *key, int requi
     path_pop(c, mark);
   }
   return v;
-}
-
-static void read_uint(ctx_t *c, const cJSON *obj, const char *key, int required, uint32_t min,
-                      uint32_t max, uint32_t *out) {
-  const cJSON *v = field(c, obj, key, required);
-  if (!v || c->failed) return;
-  size_t mark = path_push_key(c, key);
-  double d = v->valuedouble;
-  if (!cJSON_IsNumber(v) || !(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) {
-    lw_sbuf range;
-    char expected[96];
-    lw_sb_init(&range, expected, sizeof expected);
-    if (min == 1 && max == UINT32_MAX) {
-      lw_sb_str(&range, "a positive integer");
-    } else if (min == 0 && max == UINT32_MAX) {
-      lw_sb_str(&range, "an integer >= 0");
-    } else {
-      lw_sb_str(&range, "an integer from ");
-      lw_sb_u64(&range, min);
-      lw_sb_str(&range, " to ");
-      lw_sb_u64(&range, max);
-    }
-    fail_got(c, expected, v);
-  } else {
-    *out = (uint32_t)d;
-  }
-  path_pop(c, mark);
-}
-
-static void read_number(ctx_t *c, const cJSON *obj, const char *key, int required, double min,
-                        double max, double *out) {
-  const cJSON *v = field(c, obj, key, required);
-  if (!v || c->failed) return;
-  size_t mark = path_push_key(c, key);
-  if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= max)) {
-    char expected[96];
-    lw_sbuf sb;
-    lw_sb_init(&sb, expected, sizeof expected);
-    lw_sb_str(&sb, "a number from ");
-    lw_sb_num(&sb, min);
-    lw_sb_str(&sb, " to ");
-    lw_sb_num(&sb, max);
-    fail_got(c, expected, v);
-  } else {
-    *out = v->valuedouble;
-  }
-  path_pop(c, mark);
-}
-
-static void read_bool(ctx_t *c, const cJSON *obj, const char *key, int *out) {
-  const cJSON *v = field(c, obj, key, 0);
-  if (!v || c->failed) return;
-  size_t mark = path_push_key(c, key);
-  if (!cJSON_IsBool(v))
-    fail_got(c, "true or false", v);
-  else
-    *out = cJSON_IsTrue(v);
-  path_pop(c, mark);
 }
 
 static int utf8_valid(const unsigned char *s) {
@@ -206,42 +173,98 @@ static int is_name(const char *s) {
   return n >= 1 && n < LW_NAME_MAX;
 }
 
-/* kind: 'n' = a name ([A-Za-z0-9_-], 1-32), 't' = text (1..cap-1 bytes of UTF-8). */
-static void read_string(ctx_t *c, const cJSON *obj, const char *key, int required, char kind,
-                        char *out, size_t cap) {
-  const cJSON *v = field(c, obj, key, required);
-  if (!v || c->failed) return;
-  size_t mark = path_push_key(c, key);
-  if (!cJSON_IsString(v)) {
-    fail_got(c, "a string", v);
-  } else if (kind == 'n' && !is_name(v->valuestring)) {
-    fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
-  } else if (kind == 't' && (v->valuestring[0] == '\0' || strlen(v->valuestring) >= cap)) {
-    lw_sbuf sb;
-    if (fail_begin(c, &sb)) {
-      lw_sb_str(&sb, "expected a non-empty text of at most ");
-      lw_sb_u64(&sb, cap - 1);
-      lw_sb_str(&sb, " bytes");
+/* Check one value against its field description and store it at dst. */
+static void read_value(ctx_t *c, const cJSON *v, const field_t *f, void *dst) {
+  double d = v->valuedouble;
+  lw_sbuf sb;
+  char expected[64];
+  lw_sb_init(&sb, expected, sizeof expected);
+  switch (f->kind) {
+    case K_UINT:
+      if (cJSON_IsNumber(v) && d >= f->min && d <= f->max && d == (double)(int64_t)d) {
+        uint32_t u = (uint32_t)d;
+        memcpy(dst, &u, sizeof u);
+        return;
+      }
+      if (f->min == 1 && f->max == UINT32_MAX) {
+        lw_sb_str(&sb, "a positive integer");
+      } else {
+        lw_sb_str(&sb, "an integer from ");
+        lw_sb_num(&sb, f->min);
+        lw_sb_str(&sb, " to ");
+        lw_sb_num(&sb, f->max);
+      }
+      break;
+    case K_NUM:
+      if (cJSON_IsNumber(v) && d >= f->min && d <= f->max) {
+        memcpy(dst, &d, sizeof d);
+        return;
+      }
+      lw_sb_str(&sb, "a number from ");
+      lw_sb_num(&sb, f->min);
+      lw_sb_str(&sb, " to ");
+      lw_sb_num(&sb, f->max);
+      break;
+    case K_BOOL:
+      if (cJSON_IsBool(v)) {
+        int b = cJSON_IsTrue(v);
+        memcpy(dst, &b, sizeof b);
+        return;
+      }
+      lw_sb_str(&sb, "true or false");
+      break;
+    default: { /* K_NAME, K_TEXT */
+      const char *str = cJSON_IsString(v) ? v->valuestring : NULL;
+      if (!str) {
+        lw_sb_str(&sb, "a string");
+      } else if (f->kind == K_NAME && !is_name(str)) {
+        fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
+        return;
+      } else if (f->kind == K_TEXT && (!*str || strlen(str) >= f->size)) {
+        if (fail_begin(c, &sb)) {
+          lw_sb_str(&sb, "expected a non-empty text of at most ");
+          lw_sb_u64(&sb, f->size - 1u);
+          lw_sb_str(&sb, " bytes");
+        }
+        return;
+      } else if (!utf8_valid((const unsigned char *)str)) {
+        fail(c, "text is not valid UTF-8");
+        return;
+      } else {
+        lw_strlcpy(dst, str, f->size);
+        return;
+      }
     }
-  } else if (!utf8_valid((const unsigned char *)v->valuestring)) {
-    fail(c, "text is not valid UTF-8");
-  } else {
-    lw_strlcpy(out, v->valuestring, cap);
   }
-  path_pop(c, mark);
+  fail_got(c, expected, v);
 }
 
+/* Check obj against the table (plus `extra` fields the caller reads itself) and store
+ * every field present into base. */
+static void read_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, const char *const *extra,
+                        void *base) {
+  check_fields(c, obj, f, n, extra);
+  for (int i = 0; i < n && !c->failed; i++) {
+    const cJSON *v = field(c, obj, f[i].key, f[i].required);
+    if (!v) continue;
+    size_t mark = path_push_key(c, f[i].key);
+    read_value(c, v, &f[i], (char *)base + f[i].off);
+    path_pop(c, mark);
+  }
+}
+
+/* Open the object field `key` of parent (NULL when absent or wrong); the caller pops. */
 static const cJSON *open_object(ctx_t *c, const cJSON *parent, const char *key, int required,
-                                const char *const *allowed, size_t *mark) {
+                                size_t *mark) {
   const cJSON *v = field(c, parent, key, required);
   if (!v || c->failed) return NULL;
   *mark = path_push_key(c, key);
   if (!cJSON_IsObject(v)) {
     fail_got(c, "an object", v);
+    path_pop(c, *mark);
     return NULL;
   }
-  check_fields(c, v, allowed);
-  return c->failed ? NULL : v;
+  return v;
 }
 
 static const cJSON *open_array(ctx_t *c, const cJSON *parent, const char *key, int max,
@@ -287,153 +310,161 @@ static void parse_events(ctx_t *c, const cJSON *root, lw_config *cfg) {
   path_pop(c, mark);
 }
 
-static void parse_milestones(ctx_t *c, const cJSON *root, lw_config *cfg) {
-  static const char *const fields[] = {"event", "after", "every", NULL};
+static const field_t k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX),
+                                      UINT_F("every", 0, lw_milestone, every, 0, UINT32_MAX)};
+static const field_t k_variant[] = {
+    NAME_F("id", 1, lw_variant, id),           TEXT_F("title", 1, lw_variant, title),
+    TEXT_F("message", 1, lw_variant, message), TEXT_F("referrer_reward", 1, lw_variant, referrer_reward),
+    TEXT_F("referee_reward", 1, lw_variant, referee_reward), NUM_F("cost", 1, lw_variant, cost, 0, 1e9),
+    UINT_F("weight", 0, lw_variant, weight, 0, 1000000)};
+static const field_t k_ladder[] = {UINT_F("referrals", 1, lw_ladder_step, referrals, 0, 1000000),
+                                   TEXT_F("reward", 1, lw_ladder_step, reward)};
+
+/* Fields of the top level, and of the plain objects below it, all stored in lw_config. */
+static const field_t k_top[] = {
+    UINT_F("version", 1, lw_config, version, 1, 1),
+    TEXT_F("program", 0, lw_config, program),
+    UINT_F("not_now_weight", 0, lw_config, not_now_weight, 0, 1000000),
+    NUM_F("value_per_referral", 0, lw_config, value_per_referral, 0, 1e9),
+    NUM_F("fatigue_cost", 0, lw_config, fatigue_cost, 0, 1e9),
+    NUM_F("holdout", 0, lw_config, holdout, 0, 0.5)};
+static const field_t k_share[] = {TEXT_F("url", 1, lw_config, share_url), TEXT_F("title", 0, lw_config, share_title),
+                                  TEXT_F("text", 0, lw_config, share_text)};
+static const field_t k_consent[] = {BOOL_F("required", lw_config, consent_required),
+                                    BOOL_F("default", lw_config, consent_default)};
+static const field_t k_caps[] = {UINT_F("max_prompts", 0, lw_config, cap_max_prompts, 1, 1000),
+                                 UINT_F("window_days", 0, lw_config, cap_window_days, 1, 3650),
+                                 UINT_F("min_gap_hours", 0, lw_config, cap_min_gap_hours, 0, 87600)};
+static const field_t k_cooldown[] = {UINT_F("days", 0, lw_config, cooldown_days, 0, 3650),
+                                     UINT_F("growth", 0, lw_config, cooldown_growth, 1, 100),
+                                     UINT_F("max_days", 0, lw_config, cooldown_max_days, 0, 3650)};
+static const field_t k_quiet[] = {UINT_F("start", 1, lw_config, quiet_start_hour, 0, 23),
+                                  UINT_F("end", 1, lw_config, quiet_end_hour, 0, 23)};
+static const field_t k_session[] = {UINT_F("min_age_s", 0, lw_config, min_session_s, 0, 86400)};
+static const field_t k_privacy[] = {BOOL_F("respect_gpc", lw_config, respect_gpc),
+                                    BOOL_F("respect_dnt", lw_config, respect_dnt)};
+static const field_t k_explore[] = {NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9),
+                                    NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1)};
+static const field_t k_model[] = {UINT_F("refresh_hours", 0, lw_config, model_refresh_hours, 1, 720)};
+static const field_t k_fairness[] = {NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1)};
+
+static const struct {
+  const char *key;
+  int required;
+  const field_t *fields;
+  int n;
+} k_objects[] = {{"share", 1, k_share, COUNT(k_share)},         {"consent", 0, k_consent, COUNT(k_consent)},
+                 {"caps", 0, k_caps, COUNT(k_caps)},             {"cooldown", 0, k_cooldown, COUNT(k_cooldown)},
+                 {"quiet_hours", 0, k_quiet, COUNT(k_quiet)},    {"session", 0, k_session, COUNT(k_session)},
+                 {"privacy", 0, k_privacy, COUNT(k_privacy)},    {"explore", 0, k_explore, COUNT(k_explore)},
+                 {"model", 0, k_model, COUNT(k_model)}};
+/* Top-level fields read by their own code below. */
+static const char *const k_top_custom[] = {"share",   "consent",  "caps",       "cooldown", "quiet_hours",
+                                           "session", "privacy",  "explore",    "model",    "events",
+                                           "milestones", "variants", "attributes", "approval", "fairness",
+                                           "ladder",  NULL};
+
+/* Fails at the current path plus `key` with "prefix 'name' suffix". */
+static void fail_named(ctx_t *c, const char *key, const char *prefix, const char *name, const char *suffix) {
+  size_t k = key ? path_push_key(c, key) : c->path_len;
+  lw_sbuf sb;
+  if (fail_begin(c, &sb)) {
+    lw_sb_str(&sb, prefix);
+    lw_sb_str(&sb, name);
+    lw_sb_str(&sb, suffix);
+  }
+  path_pop(c, k);
+}
+
+/* An array of objects, each checked against `fields` (plus `extra`) and stored at
+ * base + i × stride; `each` (optional) reads and checks the rest. Returns the count. */
+static int read_array(ctx_t *c, const cJSON *root, const char *key, int max, const field_t *fields, int n,
+                      const char *const *extra, void *base, size_t stride,
+                      void (*each)(ctx_t *, const cJSON *, int, lw_config *), lw_config *cfg) {
   size_t mark;
-  const cJSON *arr = open_array(c, root, "milestones", LW_MAX_MILESTONES, &mark);
-  if (!arr) return;
+  const cJSON *arr = open_array(c, root, key, max, &mark);
+  if (!arr) return 0;
   int i = 0;
   for (const cJSON *it = arr->child; it && !c->failed; it = it->next, i++) {
     size_t m = path_push_index(c, i);
-    lw_milestone *ms = &cfg->milestones[cfg->n_milestones];
-    char event[LW_NAME_MAX] = "";
     if (!cJSON_IsObject(it)) {
       fail_got(c, "an object", it);
     } else {
-      check_fields(c, it, fields);
-      read_string(c, it, "event", 1, 'n', event, sizeof event);
-      read_uint(c, it, "after", 1, 1, UINT32_MAX, &ms->after);
-      ms->every = 0;
-      read_uint(c, it, "every", 0, 0, UINT32_MAX, &ms->every);
-      if (!c->failed) {
-        ms->event = lw_config_event_index(cfg, event);
-        if (ms->event < 0) {
-          size_t k = path_push_key(c, "event");
-          lw_sbuf sb;
-          if (fail_begin(c, &sb)) {
-            lw_sb_str(&sb, "unknown event '");
-            lw_sb_str(&sb, event);
-            lw_sb_str(&sb, "' (list it in events)");
-          }
-          path_pop(c, k);
-        }
-      }
-      if (!c->failed) cfg->n_milestones++;
+      read_fields(c, it, fields, n, extra, (char *)base + (size_t)i * stride);
+      if (each && !c->failed) each(c, it, i, cfg);
     }
     path_pop(c, m);
   }
   path_pop(c, mark);
+  return c->failed ? 0 : i;
 }
 
-static void parse_variants(ctx_t *c, const cJSON *root, lw_config *cfg) {
-  static const char *const fields[] = {"id",     "title",  "message", "referrer_reward",
-                                       "referee_reward", "cost", "weight", NULL};
-  size_t mark;
-  const cJSON *arr = open_array(c, root, "variants", LW_MAX_VARIANTS, &mark);
-  if (!arr) return;
-  int i = 0;
+static void each_milestone(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
+  static const field_t event = {"event", K_NAME, 1, 0, LW_NAME_MAX, 0, 0};
+  const cJSON *v = field(c, it, "event", 1);
+  if (!v) return;
+  size_t k = path_push_key(c, "event");
+  char name[LW_NAME_MAX];
+  read_value(c, v, &event, name);
+  path_pop(c, k);
+  if (c->failed) return;
+  cfg->milestones[i].event = lw_config_event_index(cfg, name);
+  if (cfg->milestones[i].event < 0) fail_named(c, "event", "unknown event '", name, "' (list it in events)");
+}
+
+static void each_variant(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
+  const char *id = cfg->variants[i].id;
+  int dup = strcmp(id, "none") == 0 || strcmp(id, "not_now") == 0;
+  for (int j = 0; j < i; j++) dup |= strcmp(cfg->variants[j].id, id) == 0;
+  if (dup) fail_named(c, "id", "variant id must be unique and not 'none' or 'not_now'", "", "");
+}
+
+static void each_ladder(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
+  if (i > 0 && cfg->ladder[i].referrals <= cfg->ladder[i - 1].referrals)
+    fail_named(c, "referrals", "must be larger than the previous step's", "", "");
+}
+
+static void parse_sections(ctx_t *c, const cJSON *root, lw_config *cfg) {
+  static const char *const event_extra[] = {"event", NULL};
+  for (int i = 0; i < COUNT(k_objects) && !c->failed; i++) {
+    size_t mark;
+    const cJSON *o = open_object(c, root, k_objects[i].key, k_objects[i].required, &mark);
+    if (!o) continue;
+    read_fields(c, o, k_objects[i].fields, k_objects[i].n, NULL, cfg);
+    path_pop(c, mark);
+  }
+  if (!c->failed && !strstr(cfg->share_url, "{code}"))
+    fail_named(c, "share.url", "must contain {code}, where the referral code goes", "", "");
+  if (!c->failed && cfg->cooldown_max_days < cfg->cooldown_days)
+    fail_named(c, "cooldown.max_days", "must be at least cooldown.days", "", "");
+  if (!c->failed && cfg->quiet_start_hour >= 0 && cfg->quiet_start_hour == cfg->quiet_end_hour)
+    fail_named(c, "quiet_hours", "start and end must differ", "", "");
+
+  parse_events(c, root, cfg);
+  cfg->n_milestones = read_array(c, root, "milestones", LW_MAX_MILESTONES, k_milestone, COUNT(k_milestone),
+                                 event_extra, cfg->milestones, sizeof cfg->milestones[0], each_milestone, cfg);
+  for (int i = 0; i < LW_MAX_VARIANTS; i++) cfg->variants[i].weight = 1;
+  cfg->n_variants = read_array(c, root, "variants", LW_MAX_VARIANTS, k_variant, COUNT(k_variant), NULL,
+                               cfg->variants, sizeof cfg->variants[0], each_variant, cfg);
   uint64_t total = 0;
-  for (const cJSON *it = arr->child; it && !c->failed; it = it->next, i++) {
-    size_t m = path_push_index(c, i);
-    lw_variant *v = &cfg->variants[cfg->n_variants];
-    memset(v, 0, sizeof *v);
-    if (!cJSON_IsObject(it)) {
-      fail_got(c, "an object", it);
-    } else {
-      check_fields(c, it, fields);
-      read_string(c, it, "id", 1, 'n', v->id, sizeof v->id);
-      if (!c->failed && (lw_config_variant_index(cfg, v->id) >= 0 ||
-                         strcmp(v->id, "none") == 0 || strcmp(v->id, "not_now") == 0)) {
-        size_t k = path_push_key(c, "id");
-        fail(c, "variant id must be unique and not 'none' or 'not_now'");
-        path_pop(c, k);
-      }
-      read_string(c, it, "title", 1, 't', v->title, sizeof v->title);
-      read_string(c, it, "message", 1, 't', v->message, sizeof v->message);
-      read_string(c, it, "referrer_reward", 1, 't', v->referrer_reward, sizeof v->referrer_reward);
-      read_string(c, it, "referee_reward", 1, 't', v->referee_reward, sizeof v->referee_reward);
-      read_number(c, it, "cost", 1, 0, 1e9, &v->cost);
-      v->weight = 1;
-      read_uint(c, it, "weight", 0, 0, 1000000, &v->weight);
-      total += v->weight;
-      if (!c->failed) cfg->n_variants++;
-    }
-    path_pop(c, m);
-  }
-  if (!c->failed && total == 0) fail(c, "at least one variant needs a weight above 0");
-  path_pop(c, mark);
-}
-
-static void parse_policy(ctx_t *c, const cJSON *root, lw_config *cfg) {
-  static const char *const consent_fields[] = {"required", "default", NULL};
-  static const char *const cap_fields[] = {"max_prompts", "window_days", "min_gap_hours", NULL};
-  static const char *const cd_fields[] = {"days", "growth", "max_days", NULL};
-  static const char *const quiet_fields[] = {"start", "end", NULL};
-  static const char *const share_fields[] = {"url", "title", "text", NULL};
-  size_t mark;
-  const cJSON *o;
-
-  if ((o = open_object(c, root, "share", 1, share_fields, &mark))) {
-    read_string(c, o, "url", 1, 't', cfg->share_url, sizeof cfg->share_url);
-    read_string(c, o, "title", 0, 't', cfg->share_title, sizeof cfg->share_title);
-    read_string(c, o, "text", 0, 't', cfg->share_text, sizeof cfg->share_text);
-    if (!c->failed && !strstr(cfg->share_url, "{code}")) {
-      size_t k = path_push_key(c, "url");
-      fail(c, "must contain {code}, where the referral code goes");
-      path_pop(c, k);
-    }
-  }
-  if (o) path_pop(c, mark);
-
-  if ((o = open_object(c, root, "consent", 0, consent_fields, &mark))) {
-    read_bool(c, o, "required", &cfg->consent_required);
-    read_bool(c, o, "default", &cfg->consent_default);
-    path_pop(c, mark);
-  }
-  if ((o = open_object(c, root, "caps", 0, cap_fields, &mark))) {
-    read_uint(c, o, "max_prompts", 0, 1, 1000, &cfg->cap_max_prompts);
-    read_uint(c, o, "window_days", 0, 1, 3650, &cfg->cap_window_days);
-    read_uint(c, o, "min_gap_hours", 0, 0, 24 * 3650, &cfg->cap_min_gap_hours);
-    path_pop(c, mark);
-  }
-  if ((o = open_object(c, root, "cooldown", 0, cd_fields, &mark))) {
-    read_uint(c, o, "days", 0, 0, 3650, &cfg->cooldown_days);
-    read_uint(c, o, "growth", 0, 1, 100, &cfg->cooldown_growth);
-    read_uint(c, o, "max_days", 0, 0, 3650, &cfg->cooldown_max_days);
-    if (!c->failed && cfg->cooldown_max_days < cfg->cooldown_days) {
-      size_t k = path_push_key(c, "max_days");
-      fail(c, "must be at least cooldown.days");
-      path_pop(c, k);
-    }
-    path_pop(c, mark);
-  }
-  if ((o = open_object(c, root, "quiet_hours", 0, quiet_fields, &mark))) {
-    uint32_t start = 0, end = 0;
-    read_uint(c, o, "start", 1, 0, 23, &start);
-    read_uint(c, o, "end", 1, 0, 23, &end);
-    if (!c->failed && start == end) fail(c, "start and end must differ");
-    cfg->quiet_start_hour = (int)start;
-    cfg->quiet_end_hour = (int)end;
-    path_pop(c, mark);
-  }
+  for (int i = 0; i < cfg->n_variants; i++) total += cfg->variants[i].weight;
+  if (!c->failed && total == 0) fail_named(c, "variants", "at least one variant needs a weight above 0", "", "");
+  if (field(c, root, "ladder", 0))
+    cfg->n_ladder = read_array(c, root, "ladder", LW_MAX_LADDER, k_ladder, COUNT(k_ladder), NULL, cfg->ladder,
+                               sizeof cfg->ladder[0], each_ladder, cfg);
 }
 
 /* Names one attribute from the config's `attributes`, or fails at the current path. */
-static int read_attr_ref(ctx_t *c, const cJSON *o, const char *key, const lw_config *cfg) {
+static int read_attr_ref(ctx_t *c, const cJSON *o, const lw_config *cfg) {
+  static const field_t attr = {"attribute", K_NAME, 1, 0, LW_NAME_MAX, 0, 0};
   char name[LW_NAME_MAX] = "";
-  read_string(c, o, key, 1, 'n', name, sizeof name);
-  if (c->failed) return -1;
-  int a = lw_config_attr_index(cfg, name);
-  if (a < 0) {
-    size_t k = path_push_key(c, key);
-    lw_sbuf sb;
-    if (fail_begin(c, &sb)) {
-      lw_sb_str(&sb, "unknown attribute '");
-      lw_sb_str(&sb, name);
-      lw_sb_str(&sb, "' (list it in attributes)");
-    }
-    path_pop(c, k);
-  }
+  const cJSON *v = field(c, o, "attribute", 1);
+  if (!v) return -1;
+  size_t k = path_push_key(c, "attribute");
+  read_value(c, v, &attr, name);
+  path_pop(c, k);
+  int a = c->failed ? -1 : lw_config_attr_index(cfg, name);
+  if (!c->failed && a < 0) fail_named(c, "attribute", "unknown attribute '", name, "' (list it in attributes)");
   return a;
 }
 
@@ -442,7 +473,7 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
   if (!o || c->failed) return;
   size_t mark = path_push_key(c, "attributes");
   if (!cJSON_IsObject(o)) fail_got(c, "an object of attribute name to allowed values", o);
-  for (const cJSON *it = o ? o->child : NULL; it && !c->failed; it = it->next) {
+  for (const cJSON *it = o->child; it && !c->failed; it = it->next) {
     size_t m = path_push_key(c, it->string);
     int a = cfg->n_attributes;
     if (a >= LW_MAX_ATTRIBUTES) {
@@ -472,44 +503,14 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
     path_pop(c, m);
   }
   path_pop(c, mark);
-}
 
-static void parse_engine(ctx_t *c, const cJSON *root, lw_config *cfg) {
-  static const char *const session_fields[] = {"min_age_s", NULL};
-  static const char *const privacy_fields[] = {"respect_gpc", "respect_dnt", NULL};
-  static const char *const explore_fields[] = {"temperature", "floor", NULL};
-  static const char *const model_fields[] = {"refresh_hours", NULL};
-  static const char *const approval_fields[] = {"attribute", "values", NULL};
-  static const char *const fairness_fields[] = {"attribute", "min_exposure_ratio", NULL};
-  static const char *const ladder_fields[] = {"referrals", "reward", NULL};
-  size_t mark;
-  const cJSON *o;
-
-  if ((o = open_object(c, root, "session", 0, session_fields, &mark))) {
-    read_uint(c, o, "min_age_s", 0, 0, 86400, &cfg->min_session_s);
-    path_pop(c, mark);
-  }
-  if ((o = open_object(c, root, "privacy", 0, privacy_fields, &mark))) {
-    read_bool(c, o, "respect_gpc", &cfg->respect_gpc);
-    read_bool(c, o, "respect_dnt", &cfg->respect_dnt);
-    path_pop(c, mark);
-  }
-  read_number(c, root, "value_per_referral", 0, 0, 1e9, &cfg->value_per_referral);
-  read_number(c, root, "fatigue_cost", 0, 0, 1e9, &cfg->fatigue_cost);
-  read_number(c, root, "holdout", 0, 0, 0.5, &cfg->holdout);
-  if ((o = open_object(c, root, "explore", 0, explore_fields, &mark))) {
-    read_number(c, o, "temperature", 0, 0.001, 1e9, &cfg->explore_temperature);
-    read_number(c, o, "floor", 0, 0, 0.1, &cfg->explore_floor);
-    path_pop(c, mark);
-  }
-  if ((o = open_object(c, root, "model", 0, model_fields, &mark))) {
-    read_uint(c, o, "refresh_hours", 0, 1, 720, &cfg->model_refresh_hours);
-    path_pop(c, mark);
-  }
-  parse_attributes(c, root, cfg);
-  if ((o = open_object(c, root, "approval", 0, approval_fields, &mark))) {
-    int a = read_attr_ref(c, o, "attribute", cfg);
-    const cJSON *vals = field(c, o, "values", 1);
+  static const char *const approval_extra[] = {"attribute", "values", NULL};
+  static const char *const fairness_extra[] = {"attribute", NULL};
+  const cJSON *ap = open_object(c, root, "approval", 0, &mark);
+  if (ap) {
+    check_fields(c, ap, NULL, 0, approval_extra);
+    int a = read_attr_ref(c, ap, cfg);
+    const cJSON *vals = field(c, ap, "values", 1);
     if (!c->failed) {
       size_t k = path_push_key(c, "values");
       if (!cJSON_IsArray(vals) || cJSON_GetArraySize(vals) < 1) fail_got(c, "a non-empty array", vals);
@@ -528,33 +529,11 @@ static void parse_engine(ctx_t *c, const cJSON *root, lw_config *cfg) {
     }
     path_pop(c, mark);
   }
-  if ((o = open_object(c, root, "fairness", 0, fairness_fields, &mark))) {
-    cfg->fairness_attr = read_attr_ref(c, o, "attribute", cfg);
-    read_number(c, o, "min_exposure_ratio", 0, 0, 1, &cfg->fairness_min_ratio);
+  const cJSON *fa = open_object(c, root, "fairness", 0, &mark);
+  if (fa) {
+    read_fields(c, fa, k_fairness, COUNT(k_fairness), fairness_extra, cfg);
+    cfg->fairness_attr = read_attr_ref(c, fa, cfg);
     path_pop(c, mark);
-  }
-  const cJSON *lad = field(c, root, "ladder", 0);
-  if (lad && !c->failed) {
-    const cJSON *arr = open_array(c, root, "ladder", LW_MAX_LADDER, &mark);
-    int i = 0;
-    for (const cJSON *it = arr ? arr->child : NULL; it && !c->failed; it = it->next, i++) {
-      size_t m = path_push_index(c, i);
-      if (!cJSON_IsObject(it)) {
-        fail_got(c, "an object", it);
-      } else {
-        check_fields(c, it, ladder_fields);
-        read_uint(c, it, "referrals", 1, 0, 1000000, &cfg->ladder_referrals[i]);
-        read_string(c, it, "reward", 1, 't', cfg->ladder_reward[i], sizeof cfg->ladder_reward[i]);
-        if (!c->failed && i > 0 && cfg->ladder_referrals[i] <= cfg->ladder_referrals[i - 1]) {
-          size_t k = path_push_key(c, "referrals");
-          fail(c, "must be larger than the previous step's");
-          path_pop(c, k);
-        }
-        if (!c->failed) cfg->n_ladder++;
-      }
-      path_pop(c, m);
-    }
-    if (arr) path_pop(c, mark);
   }
 }
 
@@ -573,12 +552,7 @@ static void where(const char *json, size_t off, uint64_t *line, uint64_t *col) {
 }
 
 lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen) {
-  static const char *const top_fields[] = {"version",  "program", "share",   "events",
-                                           "milestones", "variants", "not_now_weight", "consent",
-                                           "caps",     "cooldown", "quiet_hours", "session",
-                                           "privacy", "value_per_referral", "fatigue_cost",
-                                           "explore", "holdout", "model", "attributes",
-                                           "approval", "fairness", "ladder", NULL};
+
   ctx_t c;
   memset(&c, 0, sizeof c);
   c.err = err;
@@ -623,15 +597,9 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
   if (!cJSON_IsObject(root)) {
     fail_got(&c, "an object", root);
   } else {
-    check_fields(&c, root, top_fields);
-    read_uint(&c, root, "version", 1, 1, 1, &cfg.version);
-    read_string(&c, root, "program", 0, 't', cfg.program, sizeof cfg.program);
-    parse_events(&c, root, &cfg);
-    parse_milestones(&c, root, &cfg);
-    parse_variants(&c, root, &cfg);
-    read_uint(&c, root, "not_now_weight", 0, 0, 1000000, &cfg.not_now_weight);
-    parse_policy(&c, root, &cfg);
-    parse_engine(&c, root, &cfg);
+    read_fields(&c, root, k_top, COUNT(k_top), k_top_custom, &cfg);
+    parse_sections(&c, root, &cfg);
+    parse_attributes(&c, root, &cfg);
   }
   cJSON_Delete(root);
   if (c.failed) return LW_ERR_INVALID;
