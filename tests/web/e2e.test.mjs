@@ -158,6 +158,22 @@ describe('widget against the ingest server', () => {
     assert.equal(installs.length, 1);
   });
 
+  test('withdrawing_consent_in_one_tab_closes_the_prompt_in_another', async () => {
+    const { tab } = await device();
+    const one = await tab();
+    await ready(one);
+    await click(one, 'Complete a project', PROJECTS);
+    await one.locator(DIALOG).waitFor();
+    const shown = await explain(one);
+    const two = await tab();
+    await ready(two);
+    await two.getByLabel('Allow referral prompts').uncheck();
+    await one.locator('loopwise-prompt').waitFor({ state: 'detached' });
+    await click(two, 'Discover a feature', FEATURES);
+    const d = await nextDecision(two, shown.id);
+    assert.equal(d.code, 'consent', d.reason);
+  });
+
   test('escape_dismisses_keeps_focus_in_the_dialog_and_restores_it', async () => {
     const { tab } = await device();
     const page = await tab();

@@ -70,7 +70,7 @@ import { open } from './ui.js';
     const hide = () => net && net.beacon();
     addEventListener('pagehide', () => { if (closeUi) endNow(); hide(); });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && hide());
-    addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) hideUi(); });
+    addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) closeNow(); });
     emit('ready', true);
     return true;
   })().catch((e) => {
@@ -86,6 +86,7 @@ import { open } from './ui.js';
   });
 
   const hideUi = () => { const c = closeUi; closeUi = null; if (c) c(); };
+  const closeNow = () => { const id = closeUi.id; hideUi(); return outcome(id, 'close'); };
   // The page is going away with the prompt open: log 'close' now, there is no time for a lock.
   function endNow() {
     const id = closeUi.id;
@@ -147,7 +148,7 @@ import { open } from './ui.js';
     conversion: () => when(() => run((t) => engine.conversion(t)).then(kick)),
     consent: (yes) => when(async () => {
       yes = !!yes;
-      if (!yes && closeUi) { const id = closeUi.id; hideUi(); await outcome(id, 'close'); }
+      if (!yes && closeUi) await closeNow();
       await run((t) => engine.consent(yes, t));
       set(C, yes ? '1' : '0');
       kick();
