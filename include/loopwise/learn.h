@@ -51,6 +51,8 @@ typedef struct {
   const char *path;     /* "-" reads VW text from stdin (one pass only) */
   const char *site;     /* SQLite: the site id (default "default") */
   int64_t from_ms, to_ms; /* SQLite: decision time range [from, to); 0 = unbounded */
+  int no_cache;           /* text sources: parse the text on every pass instead of caching the
+                             parsed records in a temporary file after the first pass */
   int n_actions;
   char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
 } lw_source_opts;
@@ -61,7 +63,8 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
 /* 1: *rec filled; 0: end of input; -1: bad input, err says "line N: reason" (or
  * "row N: reason") and the reader stops. */
 int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen);
-/* Start again from the first record (LW_ERR_INVALID for stdin). */
+/* Start again from the first record (LW_ERR_INVALID for stdin before one full pass; after
+ * it, text sources are read back from their binary cache). */
 lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen);
 /* Fraction of the input read so far, 0..1 (bytes for files, rows for SQLite). */
 double lw_reader_progress(const lw_reader *r);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -138,5 +139,7 @@ int main(int argc, char **argv) {
     }
   }
   for (int k = 0; k < n_pol; k++) lw_model_free(models[k]);
+  struct rusage ru;
+  if (!rc && getrusage(RUSAGE_SELF, &ru) == 0) printf("peak_rss_mb=%.1f\n", (double)ru.ru_maxrss / 1024.0);
   return rc;
 }

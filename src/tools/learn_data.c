@@ -27,6 +27,11 @@ struct lw_reader {
   uint64_t bytes, size;
   uint64_t skipped;
   int failed;
+  /* Binary cache of a text source: the first full pass writes every parsed record to an
+   * anonymous temporary file, later passes read that instead of parsing text again. */
+  FILE *cache;
+  int cache_state; /* 0 off, 1 writing, 2 complete, 3 reading */
+  uint64_t cache_size, cache_pos;
   /* SQLite */
   sqlite3 *db;
   sqlite3_stmt *st;
@@ -52,6 +57,47 @@ int lw_parse_decimal(const char *s, size_t n, double *out) {
     if (!ed) return 0;
   }
   if (i != n) return 0;
+  /* Fast path (Clinger): at most 15 significant digits and a power of ten up to 22 are both
+   * exact doubles, so one IEEE multiply or divide gives the correctly rounded value, the
+   * same as strtod. Everything else goes to strtod. */
+  {
+    static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t k = 0;
+    int neg = 0, sig = 0, frac = 0, exp10 = 0, in_frac = 0, ok = 1;
+    uint64_t m = 0;
+    if (s[k] == '+' || s[k] == '-') neg = s[k++] == '-';
+    for (; k < n && ok; k++) {
+      char ch = s[k];
+      if (ch == '.') {
+        in_frac = 1;
+      } else if (ch >= '0' && ch <= '9') {
+        if (m == 0 && ch == '0') {
+          if (in_frac) frac++;
+          continue;
+        }
+        if (++sig > 15) ok = 0;
+        m = m * 10 + (uint64_t)(ch - '0');
+        if (in_frac) frac++;
+      } else {
+        break; /* exponent */
+      }
+    }
+    if (ok && k < n) {
+      int eneg = 0, ev = 0;
+      k++;
+      if (s[k] == '+' || s[k] == '-') eneg = s[k++] == '-';
+      for (; k < n && ev < 1000; k++) ev = ev * 10 + (s[k] - '0');
+      exp10 = eneg ? -ev : ev;
+    }
+    int e = exp10 - frac;
+    if (ok && e >= -22 && e <= 22) {
+      double v = (double)m;
+      v = e < 0 ? v / p10[-e] : v * p10[e];
+      *out = neg ? -v : v;
+      return 1;
+    }
+  }
   char tmp[128];
   if (n >= sizeof tmp) return 0;
   memcpy(tmp, s, n);
@@ -417,6 +463,10 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
     if (r->kind == LW_SRC_AUTO) r->kind = sniff(r->f);
     setvbuf(r->f, NULL, _IOFBF, 1 << 20);
   }
+  if (r->kind != LW_SRC_SQLITE && !o->no_cache && (r->cache = tmpfile())) {
+    r->cache_state = 1;
+    setvbuf(r->cache, NULL, _IOFBF, 1 << 20);
+  }
   if (r->kind == LW_SRC_SQLITE) {
     fclose(r->f);
     r->f = NULL;
@@ -442,23 +492,59 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
   return LW_OK;
 }
 
+#define CACHE_HEAD offsetof(lw_logged, x)
+
+static int cache_read(lw_reader *r, lw_logged *rec) {
+  if (fread(rec, CACHE_HEAD, 1, r->cache) != 1) return 0;
+  if (rec->n < 0 || rec->n > LW_LEARN_MAX_FEATURES || fread(rec->x, sizeof rec->x[0], (size_t)rec->n, r->cache) != (size_t)rec->n)
+    return 0;
+  r->cache_pos += CACHE_HEAD + sizeof rec->x[0] * (size_t)rec->n;
+  return 1;
+}
+
+static void cache_write(lw_reader *r, const lw_logged *rec) {
+  if (fwrite(rec, CACHE_HEAD, 1, r->cache) != 1 ||
+      fwrite(rec->x, sizeof rec->x[0], (size_t)rec->n, r->cache) != (size_t)rec->n) {
+    fclose(r->cache); /* disk full or the like: carry on parsing text every pass */
+    r->cache = NULL;
+    r->cache_state = 0;
+  }
+}
+
 int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   if (r->failed) return -1;
+  if (r->cache_state == 3) return cache_read(r, rec);
+  int got;
   switch (r->kind) {
     case LW_SRC_SQLITE: return sql_next(r, rec, err, errlen);
-    case LW_SRC_VW_ADF: return vw_adf_next(r, rec, err, errlen);
-    default: return vw_next(r, rec, err, errlen);
+    case LW_SRC_VW_ADF: got = vw_adf_next(r, rec, err, errlen); break;
+    default: got = vw_next(r, rec, err, errlen); break;
   }
+  if (r->cache_state == 1) {
+    if (got == 1) cache_write(r, rec);
+    else if (got == 0 && fflush(r->cache) == 0) {
+      r->cache_state = 2;
+      r->cache_size = (uint64_t)ftell(r->cache);
+    }
+  }
+  return got;
 }
 
 lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen) {
   r->failed = 0;
   r->skipped = 0;
   if (r->kind == LW_SRC_SQLITE) return sql_prepare(r, err, errlen) < 0 ? LW_ERR_IO : LW_OK;
+  if (r->cache_state >= 2) {
+    rewind(r->cache);
+    r->cache_state = 3;
+    r->cache_pos = 0;
+    return LW_OK;
+  }
   if (r->is_stdin) {
     snprintf(err, errlen, "stdin can be read only once: pass a file for several passes");
     return LW_ERR_INVALID;
   }
+  if (r->cache_state == 1) rewind(r->cache); /* an unfinished first pass: write it again */
   rewind(r->f);
   r->line_no = 0;
   r->bytes = 0;
@@ -466,6 +552,7 @@ lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen) {
 }
 
 double lw_reader_progress(const lw_reader *r) {
+  if (r->cache_state == 3) return r->cache_size ? (double)r->cache_pos / (double)r->cache_size : 0.0;
   if (r->kind == LW_SRC_SQLITE) return r->rows_total ? (double)r->rows_seen / (double)r->rows_total : 0.0;
   return r->size ? (double)r->bytes / (double)r->size : 0.0;
 }
@@ -475,6 +562,7 @@ uint64_t lw_reader_skipped(const lw_reader *r) { return r->skipped; }
 void lw_reader_close(lw_reader *r) {
   if (!r) return;
   if (r->f && !r->is_stdin) fclose(r->f);
+  if (r->cache) fclose(r->cache);
   if (r->st) sqlite3_finalize(r->st);
   if (r->db) sqlite3_close(r->db);
   free(r->line);

@@ -87,10 +87,10 @@ void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DI
       if (x[i].hash == h[d]) dims[d] = (double)x[i].q / LW_FX_ONE;
 }
 
-static uint32_t persona_hash(int k) {
-  char name[16];
-  snprintf(name, sizeof name, "persona^%d", k);
-  return lw_fnv1a(name);
+static uint32_t persona_hash(int k) { /* fnv1a("persona^" + decimal k), k < 100 */
+  char d[2] = {(char)('0' + k / 10), (char)('0' + k % 10)};
+  uint32_t h = lw_fnv1a("persona^");
+  return k < 10 ? lw_fnv1a_bytes(h, d + 1, 1) : lw_fnv1a_bytes(h, d, 2);
 }
 
 void lw_apply_persona(const lw_model *m, lw_feature *x, int *n) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -240,7 +241,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "(run loopwise-train without arguments for usage)\n");
     return 2;
   }
-  if (!a.every_ms) return run_once(&a);
+  if (!a.every_ms) {
+    int rc = run_once(&a);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) printf("peak_rss_mb=%.1f\n", (double)ru.ru_maxrss / 1024.0);
+    return rc;
+  }
   for (;;) { /* a failed round keeps the current model and tries again next time */
     a.model_id = 0;
     run_once(&a);

@@ -51,6 +51,26 @@ static void decimals_accept_any_valid_form_and_nothing_else(void) {
   }
   const char *bad[] = {"", "0x1p3", "inf", "nan", "1e", "1.2.3", "-", ".", "1 ", "1e999", "1,5"};
   for (int i = 0; i < 11; i++) CHECK(!lw_parse_decimal(bad[i], strlen(bad[i]), &v));
+  /* the fast path rounds exactly as strtod, for many random decimals of every length */
+  lw_rng rng;
+  lw_rng_seed(&rng, 3, 4);
+  int mismatches = 0;
+  for (int i = 0; i < 200000; i++) {
+    char text[64];
+    int digits = 1 + (int)lw_rng_below(&rng, 19), point = (int)lw_rng_below(&rng, (uint32_t)digits + 1), k = 0;
+    if (lw_rng_below(&rng, 4) == 0) text[k++] = '-';
+    for (int d = 0; d < digits; d++) {
+      if (d == point && d > 0) text[k++] = '.';
+      text[k++] = (char)('0' + lw_rng_below(&rng, 10));
+    }
+    if (lw_rng_below(&rng, 3) == 0) k += snprintf(text + k, sizeof text - (size_t)k, "e%d", (int)lw_rng_below(&rng, 50) - 25);
+    text[k] = '\0';
+    double ref = strtod(text, NULL);
+    if (!lw_parse_decimal(text, (size_t)k, &v) || memcmp(&v, &ref, sizeof v) != 0) {
+      if (mismatches++ < 3) fprintf(stderr, "  %s: got %.17g, strtod %.17g\n", text, v, ref);
+    }
+  }
+  CHECK_INT(mismatches, 0);
 }
 
 static void expect_error(const char *text, const char *want) {
@@ -357,6 +377,19 @@ static void training_on_uniform_logs_recovers_the_best_action(void) {
     for (int a = 0; a < 3; a++) CHECK(fabs(model_p(&b, m, c, a) - b.reward[c][a]) < 0.05);
   CHECK(m->meta_json && strstr(m->meta_json, "\"estimate\"") && strstr(m->meta_json, "\"records\":30000"));
   CHECK(rep.target.n > 2500 && rep.target.n < 3500); /* the held-out tenth */
+  /* parsing the text on every pass gives the same model as the binary cache */
+  lw_source_opts o = vw_source(&b, path);
+  o.no_cache = 1;
+  lw_train_opts to;
+  lw_train_defaults(&to);
+  to.personas = 0;
+  lw_policy_params pp;
+  lw_policy_defaults(&pp);
+  lw_model *m2 = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_train_source(&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL, &m2, &rep, err, sizeof err) == LW_OK);
+  if (m2) CHECK(m2->scale == m->scale && memcmp(m2->weights, m->weights, (size_t)1 << m->bits) == 0);
+  lw_model_free(m2);
   lw_model_free(m);
 }
 
