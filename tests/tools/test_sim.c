@@ -1,0 +1,138 @@
+/* The population simulator: seeded and repeatable, driving the real engine (its logged
+ * probabilities are the config's), the traditional program's cadence, and the learning
+ * policy's retrain-and-promote cycle. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "loopwise/learn.h"
+#include "sim.h"
+
+static lw_config load(const char *rel) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", LW_SOURCE_DIR, rel);
+  FILE *f = fopen(path, "rb");
+  if (!f) exit(2);
+  static char text[65536];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  lw_config cfg;
+  char err[LW_ERRMSG_MAX];
+  if (lw_config_parse(text, n, &cfg, err, sizeof err) != LW_OK) {
+    fprintf(stderr, "%s: %s\n", rel, err);
+    exit(2);
+  }
+  return cfg;
+}
+
+static lw_sim_opts small(uint64_t seed) {
+  lw_sim_opts o;
+  lw_sim_defaults(&o);
+  o.seed = seed;
+  o.users = 400;
+  o.days = 60;
+  return o;
+}
+
+static void same_seed_gives_the_same_run_and_another_seed_does_not(void) {
+  lw_config cfg = load("models/referral.json");
+  lw_sim_opts o = small(5);
+  lw_sim_result a, b, c;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_sim_run(&o, &cfg, LW_SIM_RULES, &a, err, sizeof err) == LW_OK);
+  CHECK(lw_sim_run(&o, &cfg, LW_SIM_RULES, &b, err, sizeof err) == LW_OK);
+  CHECK(memcmp(&a.treat, &b.treat, sizeof a.treat) == 0);
+  o.seed = 6;
+  CHECK(lw_sim_run(&o, &cfg, LW_SIM_RULES, &c, err, sizeof err) == LW_OK);
+  CHECK(memcmp(&a.treat, &c.treat, sizeof a.treat) != 0);
+  CHECK(a.treat.users == 400 && a.treat.prompts > 100 && a.treat.shares > 0 && a.treat.referred > 0);
+}
+
+/* The logs come out of the engine's own wire batches: in rules mode every prompt's logged
+ * probability is the config's weight share (3:1 -> 0.75 and 0.25). */
+static void logs_carry_the_engines_exact_probabilities(void) {
+  lw_config cfg = load("models/referral.json");
+  lw_sim_opts o = small(7);
+  char path[256];
+  snprintf(path, sizeof path, "/tmp/lw-test-sim-%ld.vw", (long)getpid());
+  o.vw_out = fopen(path, "w");
+  lw_sim_result r;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_sim_run(&o, &cfg, LW_SIM_RULES, &r, err, sizeof err) == LW_OK);
+  fclose(o.vw_out);
+  lw_source_opts src;
+  memset(&src, 0, sizeof src);
+  src.path = path;
+  lw_actions_from_config(&cfg, &src.n_actions, src.actions);
+  lw_reader *rd = NULL;
+  CHECK(lw_reader_open(&src, &rd, err, sizeof err) == LW_OK);
+  lw_logged *rec = malloc(sizeof *rec);
+  uint64_t n = 0, shared = 0, bad_p = 0, with_plan = 0;
+  uint32_t plan_free = lw_fnv1a("plan^free"), plan_pro = lw_fnv1a("plan^pro"), plan_team = lw_fnv1a("plan^team");
+  int got;
+  while (rd && (got = lw_reader_next(rd, rec, err, sizeof err)) == 1) {
+    n++;
+    shared += rec->reward > 0;
+    double want = rec->action == 0 ? 0.75 : 0.25;
+    bad_p += rec->p != want;
+    for (int i = 0; i < rec->n; i++)
+      with_plan += rec->x[i].hash == plan_free || rec->x[i].hash == plan_pro || rec->x[i].hash == plan_team;
+  }
+  CHECK_INT(n, r.treat.prompts); /* not_now has weight 0: every choice is a prompt */
+  CHECK_INT(shared, r.treat.shares);
+  CHECK_INT(bad_p, 0);
+  CHECK_INT(with_plan, n); /* the host attribute reaches the logged features */
+  free(rec);
+  lw_reader_close(rd);
+  unlink(path);
+}
+
+static void the_monthly_program_asks_at_most_once_a_month(void) {
+  lw_config cfg = load("src/tools/monthly-program.json");
+  lw_sim_opts o = small(8);
+  lw_sim_result r;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_sim_run(&o, &cfg, LW_SIM_MONTHLY, &r, err, sizeof err) == LW_OK);
+  CHECK(r.treat.prompts <= (uint64_t)o.users * 2);
+  CHECK(r.treat.prompts > (uint64_t)o.users); /* most users are active in both months */
+  CHECK(r.treat.incentive_cost == 20.0 * (double)r.treat.referred);
+}
+
+/* Learning: the first retrain is promoted (nothing to compare with), the engines then
+ * decide in model mode, and about a tenth of the users stay in the holdout. */
+static void the_learning_policy_retrains_promotes_and_keeps_a_holdout(void) {
+  lw_config cfg = load("models/referral.json");
+  lw_sim_opts o = small(9);
+  o.users = 1500;
+  o.days = 75;
+  char dir[256];
+  snprintf(dir, sizeof dir, "/tmp/lw-test-sim-%ld", (long)getpid());
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+  if (system(cmd) != 0) exit(2);
+  o.workdir = dir;
+  lw_sim_result learn, rules;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_sim_run(&o, &cfg, LW_SIM_LEARNING, &learn, err, sizeof err) == LW_OK);
+  CHECK(learn.models_promoted >= 1);
+  CHECK(learn.models_promoted + learn.models_rejected == 2); /* days 30 and 60 */
+  CHECK(learn.holdout.users > 100 && learn.holdout.users < 220);
+  CHECK(learn.holdout.prompts > 0);
+  CHECK(lw_sim_run(&o, &cfg, LW_SIM_RULES, &rules, err, sizeof err) == LW_OK);
+  CHECK(rules.holdout.users == 0 && rules.treat.users == 1500);
+  /* model mode changes what is shown: the runs differ after the first month */
+  CHECK(learn.treat.prompts + learn.holdout.prompts != rules.treat.prompts);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) exit(2);
+}
+
+int main(void) {
+  RUN(same_seed_gives_the_same_run_and_another_seed_does_not);
+  RUN(logs_carry_the_engines_exact_probabilities);
+  RUN(the_monthly_program_asks_at_most_once_a_month);
+  RUN(the_learning_policy_retrains_promotes_and_keeps_a_holdout);
+  return check_failures ? 1 : 0;
+}
