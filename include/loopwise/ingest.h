@@ -37,6 +37,7 @@ typedef struct {
   int64_t timeout_s;           /* a connection idle (or trickling) this long is closed */
   int64_t request_timeout_s;    /* a request whose body is still arriving after this is dropped */
   int64_t max_connections;
+  int64_t threads;             /* HTTP threads (epoll); 0: one per CPU, at least 2 */
   int64_t max_connections_per_address;  /* 0: no limit (e.g. behind a load balancer) */
   int rate_limit;              /* 0: off */
   double rate_per_address, burst_per_address;   /* requests/s and bucket size */

@@ -43,6 +43,7 @@ static const setting settings[] = {
      "drop a request whose body is still arriving after this long"},
     {"max_connections", T_INT, OFF(max_connections), "4096", 1, 1 << 20,
      "most concurrent connections"},
+    {"threads", T_INT, OFF(threads), "0", 0, 256, "HTTP threads; 0: one per CPU (at least 2)"},
     {"max_connections_per_address", T_INT, OFF(max_connections_per_address), "64", 0, 1 << 20,
      "most concurrent connections from one client address; 0: no limit"},
     {"rate_limit", T_BOOL, OFF(rate_limit), "on", 0, 1, "per-address and per-key rate limits"},

@@ -1,9 +1,12 @@
 /* server.c: the HTTP edge of the ingest server, on libmicrohttpd.
  *
- * Threading: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION),
- * so a handler may block while its batch waits for the group commit; that wait is what lets
- * many requests share one fsync. Everything a request needs is in lw_request (allocated on its
- * first callback, freed in the completion callback); everything shared is in lw_ingest_server.
+ * Threading: libmicrohttpd runs a small pool of epoll threads (MHD_OPTION_THREAD_POOL_SIZE).
+ * A handler never waits for the disk: it validates the batch, queues it for the writer thread
+ * and suspends its connection (MHD_suspend_connection); once the group commit holding the batch
+ * is fsynced, the writer resumes the connection and libmicrohttpd calls the handler again,
+ * which answers. So a few threads serve thousands of connections and many requests share one
+ * fsync. Everything a request needs is in lw_request (allocated on its first callback, freed in
+ * the completion callback); everything shared is in lw_ingest_server.
  *
  * Routes:
  *   POST /v1/outcomes   a batch (wire contract v1)          public, per site write key + Origin
@@ -65,11 +68,18 @@ struct lw_ingest_server {
 typedef struct {
   lw_route route;
   const char *allow;      /* for 405 */
+  struct MHD_Connection *conn;
   int64_t start_us;
   char *body;
   size_t len, cap;
   int too_large;
   size_t dropped;         /* bytes of an oversized chunked body read and thrown away */
+  /* Set when the request waits for the writer (its connection suspended). */
+  int queued;
+  lw_job job;
+  lw_batch *batch;        /* owned by the request until it completes */
+  lw_forget_request forget;
+  const char *cors;       /* Origin to echo in the answer (libmicrohttpd's header memory) */
 } lw_request;
 
 static int64_t mono_us(void) {
@@ -266,6 +276,42 @@ static int read_allowed(lw_ingest_server *s, struct MHD_Connection *c, unsigned 
 
 /* ---------------------------------------------------------------- handlers */
 
+/* The writer calls this once the job is durable (or failed): wake the connection. */
+static void on_job_done(lw_job *job) {
+  lw_request *rq = job->ctx;
+  MHD_resume_connection(rq->conn);
+}
+
+/* Hand rq->job to the writer and suspend the connection until on_job_done resumes it; the
+ * handler then runs again and answer_job replies. Suspending first means the resume can never
+ * come before the suspend. */
+static enum MHD_Result queue_job(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  rq->conn = c;
+  rq->job.on_done = on_job_done;
+  rq->job.ctx = rq;
+  rq->queued = 1;
+  MHD_suspend_connection(c);
+  if (lw_writer_enqueue(s->writer, &rq->job) != LW_OK) MHD_resume_connection(c); /* stopping */
+  return MHD_YES;
+}
+
+static enum MHD_Result answer_job(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  const lw_job *job = &rq->job;
+  char body[64];
+  if (job->status != LW_OK) {
+    lw_log_msg(&s->log, LW_LOG_WARN, "write failed", job->errmsg);
+    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "store unavailable, retry later", NULL,
+                       rq->cors, "Retry-After", "1");
+  }
+  if (job->kind == LW_JOB_FORGET)
+    snprintf(body, sizeof body, "{\"deleted\":%lld}", (long long)job->deleted);
+  else if (job->item.duplicate)
+    snprintf(body, sizeof body, "{\"stored\":0,\"duplicate\":true}");
+  else
+    snprintf(body, sizeof body, "{\"stored\":%zu}", job->item.stored);
+  return reply(s, c, rq, 200, body, rq->cors, NULL, NULL);
+}
+
 static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connection *c,
                                        lw_request *rq) {
   lw_batch *batch = NULL;
@@ -301,24 +347,14 @@ static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connectio
     ok = reply_rate_limited(s, c, rq, LW_REJECT_RATE_KEY, retry, cors);
     goto done;
   }
-  lw_job job;
-  memset(&job, 0, sizeof job);
-  job.kind = LW_JOB_WRITE;
-  job.item.site = site->id;
-  job.item.batch = batch;
-  job.item.received_ms = wall_ms();
-  if (lw_writer_submit(s->writer, &job) != LW_OK) {
-    lw_log_msg(&s->log, LW_LOG_WARN, "batch not stored", job.errmsg);
-    ok = reply_error(s, c, rq, 503, LW_REJECT_STORE, "store unavailable, retry later", NULL, cors,
-                     "Retry-After", "1");
-    goto done;
-  }
-  char body[64];
-  if (job.item.duplicate)
-    snprintf(body, sizeof body, "{\"stored\":0,\"duplicate\":true}");
-  else
-    snprintf(body, sizeof body, "{\"stored\":%zu}", job.item.stored);
-  ok = reply(s, c, rq, 200, body, cors, NULL, NULL);
+  rq->batch = batch;
+  batch = NULL;
+  rq->job.kind = LW_JOB_WRITE;
+  rq->job.item.site = site->id;
+  rq->job.item.batch = rq->batch;
+  rq->job.item.received_ms = wall_ms();
+  rq->cors = cors;
+  ok = queue_job(s, c, rq);
 done:
   lw_batch_free(batch);
   return ok;
@@ -326,14 +362,14 @@ done:
 
 static enum MHD_Result handle_forget(lw_ingest_server *s, struct MHD_Connection *c,
                                      lw_request *rq) {
-  lw_forget_request req;
+  lw_forget_request *req = &rq->forget;
   lw_batch_error err;
   const char *origin = header(c, "Origin");
   const char *cors = origin && any_site_allows(s->cfg, origin) ? origin : NULL;
-  if (lw_forget_parse(rq->body ? rq->body : "", rq->len, &req, &err) != LW_OK)
+  if (lw_forget_parse(rq->body ? rq->body : "", rq->len, req, &err) != LW_OK)
     return reply_error(s, c, rq, 400, LW_REJECT_INVALID, err.message, err.field, cors, NULL,
                        NULL);
-  const lw_ingest_site *site = site_by_key(s->cfg, req.write_key);
+  const lw_ingest_site *site = site_by_key(s->cfg, req->write_key);
   if (!site)
     return reply_error(s, c, rq, 401, LW_REJECT_BAD_KEY, "unknown write key", "write_key", cors,
                        NULL, NULL);
@@ -342,17 +378,11 @@ static enum MHD_Result handle_forget(lw_ingest_server *s, struct MHD_Connection 
   if (forbidden)
     return reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "origin not allowed for this write key",
                        "Origin", NULL, NULL, NULL);
-  lw_job job;
-  memset(&job, 0, sizeof job);
-  job.kind = LW_JOB_FORGET;
-  job.site = site->id;
-  job.install = req.install;
-  if (lw_writer_submit(s->writer, &job) != LW_OK)
-    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "store unavailable, retry later", NULL,
-                       cors, "Retry-After", "1");
-  char body[64];
-  snprintf(body, sizeof body, "{\"deleted\":%lld}", (long long)job.deleted);
-  return reply(s, c, rq, 200, body, cors, NULL, NULL);
+  rq->job.kind = LW_JOB_FORGET;
+  rq->job.site = site->id;
+  rq->job.install = req->install;
+  rq->cors = cors;
+  return queue_job(s, c, rq);
 }
 
 static enum MHD_Result handle_preflight(lw_ingest_server *s, struct MHD_Connection *c,
@@ -613,6 +643,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     *upload_size = 0;
     return MHD_YES;
   }
+  if (rq->queued) return answer_job(s, c, rq); /* resumed by the writer */
   if (rq->too_large)
     return reply_error(s, c, rq, 413, LW_REJECT_TOO_LARGE, "body too large", NULL, NULL, NULL,
                        NULL);
@@ -624,6 +655,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   lw_ingest_server *s = cls;
   lw_request *rq = *con_cls;
   if (!rq) return;
+  lw_batch_free(rq->batch);
   free(rq->body);
   free(rq);
   *con_cls = NULL;
@@ -671,8 +703,10 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
     struct sockaddr_in6 in6;
   } addr;
   memset(&addr, 0, sizeof addr);
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                   MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(cpus > 1 ? cpus : 2);
   const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
   if (inet_pton(AF_INET, bind, &addr.in.sin_addr) == 1) {
     addr.in.sin_family = AF_INET;
@@ -715,6 +749,7 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
       MHD_OPTION_SOCK_ADDR, &addr.sa,
       MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+      MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_address,
@@ -749,6 +784,10 @@ void lw_ingest_server_stop(lw_ingest_server *s) {
     lw_log_int(&line, "in_flight", atomic_load(&s->in_flight));
     lw_log_end(&line);
   }
+  /* Refuse new jobs (a late request answers 503), let the writer finish and resume every
+   * connection it holds: libmicrohttpd must not be stopped with suspended connections. */
+  lw_writer_close(s->writer);
+  lw_writer_drain(s->writer);
   MHD_stop_daemon(s->daemon);
   if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
   free_parts(s); /* the writer finishes its queue, then the store closes (WAL checkpoint) */

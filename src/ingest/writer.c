@@ -18,6 +18,8 @@ struct lw_writer {
   pthread_cond_t work;     /* signalled when a job is queued or on stop */
   lw_job *head, *tail;     /* queue, guarded by lock */
   int idle;                /* the writer is waiting on work: only then is a signal needed */
+  int busy;                /* a group is being written */
+  pthread_cond_t drained;  /* broadcast when the queue is empty and no group is in flight */
   int stopping;
   lw_store_item **items;   /* scratch for one group, writer thread only */
 };
@@ -120,6 +122,7 @@ static void *writer_main(void *arg) {
       if (!w->head) w->tail = NULL;
       last->next = NULL;
     }
+    w->busy = 1;
     pthread_mutex_unlock(&w->lock);
 
     if (jobs) run_group(w, jobs);
@@ -128,13 +131,15 @@ static void *writer_main(void *arg) {
       next_purge = now_ms() + w->cfg.purge_interval_ms;
     }
 
-    /* Wake exactly the handlers of this group, each on its own semaphore. */
+    /* Hand each job back; its owner may free it as soon as on_done returns. */
     for (lw_job *j = jobs; j;) {
-      lw_job *next = j->next; /* j belongs to its handler again once posted */
-      sem_post(&j->done);
+      lw_job *next = j->next;
+      j->on_done(j);
       j = next;
     }
     pthread_mutex_lock(&w->lock);
+    w->busy = 0;
+    if (!w->head) pthread_cond_broadcast(&w->drained);
   }
   pthread_mutex_unlock(&w->lock);
   return NULL;
@@ -157,9 +162,11 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
   w->log = log;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->work, NULL);
+  pthread_cond_init(&w->drained, NULL);
   int rc = pthread_create(&w->thread, NULL, writer_main, w);
   if (rc != 0) {
     snprintf(errmsg, LW_ERRMSG_MAX, "starting the writer thread: %s", strerror(rc));
+    pthread_cond_destroy(&w->drained);
     pthread_cond_destroy(&w->work);
     pthread_mutex_destroy(&w->lock);
     free(w->items);
@@ -170,16 +177,16 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
   return LW_OK;
 }
 
-lw_status lw_writer_submit(lw_writer *w, lw_job *job) {
+lw_status lw_writer_enqueue(lw_writer *w, lw_job *job) {
   job->next = NULL;
   job->errmsg[0] = '\0';
   pthread_mutex_lock(&w->lock);
   if (w->stopping) {
     pthread_mutex_unlock(&w->lock);
     snprintf(job->errmsg, sizeof job->errmsg, "shutting down");
-    return job->status = LW_ERR_IO;
+    job->status = LW_ERR_IO;
+    return LW_ERR_IO;
   }
-  sem_init(&job->done, 0, 0);
   if (w->tail)
     w->tail->next = job;
   else
@@ -187,10 +194,20 @@ lw_status lw_writer_submit(lw_writer *w, lw_job *job) {
   w->tail = job;
   if (w->idle) pthread_cond_signal(&w->work);
   pthread_mutex_unlock(&w->lock);
-  while (sem_wait(&job->done) != 0) {
-  } /* EINTR: keep waiting */
-  sem_destroy(&job->done);
-  return job->status;
+  return LW_OK;
+}
+
+void lw_writer_close(lw_writer *w) {
+  pthread_mutex_lock(&w->lock);
+  w->stopping = 1;
+  pthread_cond_signal(&w->work);
+  pthread_mutex_unlock(&w->lock);
+}
+
+void lw_writer_drain(lw_writer *w) {
+  pthread_mutex_lock(&w->lock);
+  while (w->head || w->busy) pthread_cond_wait(&w->drained, &w->lock);
+  pthread_mutex_unlock(&w->lock);
 }
 
 void lw_writer_free(lw_writer *w) {
@@ -200,6 +217,7 @@ void lw_writer_free(lw_writer *w) {
   pthread_cond_signal(&w->work);
   pthread_mutex_unlock(&w->lock);
   pthread_join(w->thread, NULL);
+  pthread_cond_destroy(&w->drained);
   pthread_cond_destroy(&w->work);
   pthread_mutex_destroy(&w->lock);
   free(w->items);

@@ -1,14 +1,13 @@
 /* writer.h: the single writer thread that gives the store its group commit.
  *
- * Request handlers hand a job to lw_writer_submit and block. The writer takes every queued
- * job, writes all the batches in one transaction, commits (one fsync), and only then wakes
- * the handlers, which answer 2xx. So no acknowledgement precedes the fsync that makes it
+ * Request handlers queue a job with lw_writer_enqueue and suspend their connection. The writer
+ * takes every queued job, writes all the batches in one transaction, commits (one fsync), and
+ * only then calls each job's on_done, which resumes the connection to answer 2xx. So no acknowledgement precedes the fsync that makes it
  * durable, and under load many requests share one fsync. The writer also runs the retention
  * purge on a timer, and install deletions, so the store has exactly one writer. */
 #ifndef LW_INGEST_WRITER_H
 #define LW_INGEST_WRITER_H
 
-#include <semaphore.h>
 #include <stdint.h>
 
 #include "log.h"
@@ -19,7 +18,7 @@ typedef struct lw_writer lw_writer;
 
 typedef enum { LW_JOB_WRITE, LW_JOB_FORGET } lw_job_kind;
 
-/* A job lives on the submitting handler's stack until lw_writer_submit returns. */
+/* A job belongs to its submitter, who keeps it alive until on_done has been called. */
 typedef struct lw_job {
   lw_job_kind kind;
   lw_store_item item;      /* LW_JOB_WRITE: in and out */
@@ -28,7 +27,10 @@ typedef struct lw_job {
   int64_t deleted;         /* LW_JOB_FORGET: out */
   lw_status status;        /* out */
   char errmsg[LW_ERRMSG_MAX];
-  sem_t done;              /* posted by the writer when the job is finished */
+  /* Called on the writer thread once the job is durable (or failed); after it returns the
+   * writer never touches the job again. */
+  void (*on_done)(struct lw_job *job);
+  void *ctx;               /* for on_done */
   struct lw_job *next;
 } lw_job;
 
@@ -42,9 +44,15 @@ typedef struct {
 lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metrics *metrics,
                            const lw_logger *log, lw_writer **out, char *errmsg);
 
-/* Queue job and wait until it is durable (or failed). Returns job->status. After
- * lw_writer_stop has begun, refuses new jobs with LW_ERR_IO. */
-lw_status lw_writer_submit(lw_writer *w, lw_job *job);
+/* Queue job; on_done follows once it is durable (or failed). Returns LW_OK, or LW_ERR_IO
+ * without queueing (and without calling on_done) once lw_writer_free has begun. */
+lw_status lw_writer_enqueue(lw_writer *w, lw_job *job);
+
+/* Refuse new jobs from now on; queued ones are still written. */
+void lw_writer_close(lw_writer *w);
+
+/* Wait until no job is queued or being written (used before the HTTP daemon stops). */
+void lw_writer_drain(lw_writer *w);
 
 /* Finish every queued job, stop the thread and free the writer. NULL is fine. */
 void lw_writer_free(lw_writer *w);
