@@ -106,7 +106,7 @@ void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DI
  * rather than the contexts the logging policy happened to favour for a. */
 typedef struct {
   int bits;            /* weight table 2^bits (8-16), default 14 */
-  int passes;          /* default 4 */
+  int passes;          /* default 1: more passes overfit the hashed crosses on simulator logs */
   double lr;           /* AdaGrad step, default 0.3 */
   double l2;           /* per-update L2 shrink, default 1e-6 */
   double clip;         /* largest importance weight, default 50 */

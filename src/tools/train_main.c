@@ -25,7 +25,7 @@ static void usage(void) {
           "  data:      --data FILE (VW cb text, cb_adf, '-' for stdin, or the ingest SQLite store)\n"
           "             --format auto|vw|vw_adf|sqlite   --site ID (SQLite, default 'default')\n"
           "             --from MS --to MS | --window-days N  (decision time range)\n"
-          "  model:     --bits 8-16 (14)  --passes N (4)  --personas 0-16 (4)  --clip W (50)\n"
+          "  model:     --bits 8-16 (14)  --passes N (1)  --personas 0-16 (4)  --clip W (50)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
           "             --segment attr^value (repeatable: fairness offsets)  --fair-ratio R (0.8)\n"
           "             --model-id N (default: now in seconds)  --now MS  --seed N\n"
@@ -201,6 +201,13 @@ static int run_once(train_args *a) {
     a->c.src.to_ms = now + 1;
   }
   uint32_t id = a->model_id ? a->model_id : (uint32_t)(now / 1000);
+  if (!a->model_id && a->promote_dir) { /* ids only grow at a site, even within one second */
+    char cur_path[4096];
+    snprintf(cur_path, sizeof cur_path, "%s/current.lwm", a->promote_dir);
+    lw_model *cur = lw_cli_load_model(cur_path, NULL, NULL, err, sizeof err);
+    if (cur && cur->model_id >= id) id = cur->model_id + 1;
+    lw_model_free(cur);
+  }
   lw_model *m = NULL;
   lw_eval_report rep;
   lw_status st = lw_train_source(&a->c.src, &a->o, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->seed, id, now,

@@ -314,6 +314,7 @@ static lw_model *train_file(const bandit *b, const char *path, lw_eval_report *r
   lw_train_opts to;
   lw_train_defaults(&to);
   to.personas = 0;
+  to.passes = 3; /* few features, many records: a few passes converge without overfitting */
   lw_policy_params pp;
   lw_policy_defaults(&pp);
   lw_model *m = NULL;
@@ -383,6 +384,7 @@ static void training_on_uniform_logs_recovers_the_best_action(void) {
   lw_train_opts to;
   lw_train_defaults(&to);
   to.personas = 0;
+  to.passes = 3;
   lw_policy_params pp;
   lw_policy_defaults(&pp);
   lw_model *m2 = NULL;
