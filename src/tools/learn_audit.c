@@ -11,6 +11,8 @@
 
 #include "loopwise/learn.h"
 
+int lw_sqlite_shared_table(sqlite3 *db, const char *site, char *err, size_t errlen); /* learn_data.c */
+
 static int in_segment(const char *seg_field, const char *xs, const lw_feature *x, int n, const char *name,
                       uint32_t h) {
   if (seg_field && strcmp(seg_field, name) == 0) return 1;
@@ -62,9 +64,12 @@ static lw_status audit_sqlite(const lw_source_opts *src, int n, const char segs[
   }
   const char *site = src->site ? src->site : "default";
   static const char q1[] =
-      "SELECT d.action, d.segment, d.x, s.decision IS NOT NULL FROM events d LEFT JOIN"
-      " (SELECT DISTINCT decision FROM events WHERE site = ?1 AND kind IN ('share','copy')) s"
+      "SELECT d.action, d.segment, d.x, s.decision IS NOT NULL FROM main.events d LEFT JOIN temp.lw_shared s"
       " ON s.decision = d.decision WHERE d.site = ?1 AND d.kind = 'decision' AND d.t >= ?2 AND d.t < ?3";
+  if (lw_sqlite_shared_table(db, site, err, errlen) < 0) {
+    sqlite3_close(db);
+    return LW_ERR_IO;
+  }
   /* Referred customers: conversions whose code a user of the segment shared (codes are per
    * install), attributed through that install's latest decision. */
   static const char q2[] =

@@ -322,16 +322,45 @@ static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
 
 /* ---- the ingest server's SQLite store -------------------------------------------------- */
 
+/* The store has no index on decision ids (the ingest server's schema is not ours to
+ * change), so the ids of shared decisions go into an indexed temporary table first (the
+ * temp database, allowed on a read-only connection); the join is then a lookup per row. */
+static const char k_shared_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS lw_shared(decision TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "DELETE FROM temp.lw_shared;"
+    "INSERT OR IGNORE INTO temp.lw_shared SELECT decision FROM main.events"
+    "  WHERE site = ?1 AND kind IN ('share','copy') AND decision IS NOT NULL;";
+
 static const char k_sql[] =
     "SELECT d.id, d.t, d.action, d.p, d.mode, d.x, s.decision IS NOT NULL"
-    " FROM events d LEFT JOIN (SELECT DISTINCT decision FROM events"
-    "   WHERE site = ?1 AND kind IN ('share','copy') AND decision IS NOT NULL) s"
-    "   ON s.decision = d.decision"
+    " FROM main.events d LEFT JOIN temp.lw_shared s ON s.decision = d.decision"
     " WHERE d.site = ?1 AND d.kind = 'decision' AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
+
+int lw_sqlite_shared_table(sqlite3 *db, const char *site, char *err, size_t errlen) {
+  const char *sql = k_shared_sql;
+  while (sql && *sql) {
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK) {
+      snprintf(err, errlen, "collecting shared decisions: %s (is it a Loopwise ingest database?)", sqlite3_errmsg(db));
+      return -1;
+    }
+    if (st && sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    int rc = st ? sqlite3_step(st) : SQLITE_DONE;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+      snprintf(err, errlen, "collecting shared decisions: %s", sqlite3_errmsg(db));
+      return -1;
+    }
+    sql = tail;
+  }
+  return 0;
+}
 
 static int sql_prepare(lw_reader *r, char *err, size_t errlen) {
   if (r->st) sqlite3_finalize(r->st);
   r->st = NULL;
+  if (lw_sqlite_shared_table(r->db, r->o.site ? r->o.site : "default", err, errlen) < 0) return -1;
   if (sqlite3_prepare_v2(r->db, k_sql, -1, &r->st, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "reading %s: %s (is it a Loopwise ingest database?)", r->o.path, sqlite3_errmsg(r->db));
     return -1;

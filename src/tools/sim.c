@@ -14,6 +14,22 @@
 #include <string.h>
 
 #include "loopwise/rng.h"
+#ifdef LW_SIM_WITH_INGEST
+#include "sim_ingest.h"
+#else
+typedef struct lw_sim_ingest lw_sim_ingest;
+static lw_status lw_sim_ingest_start(const char *db, lw_sim_ingest **out, char *err, size_t errlen) {
+  (void)db;
+  *out = NULL;
+  snprintf(err, errlen, "this build has no ingest server (LW_BUILD_INGEST=OFF)");
+  return LW_ERR_INVALID;
+}
+static lw_status lw_sim_ingest_post(lw_sim_ingest *s, const char *b, size_t n, char *err, size_t errlen) {
+  (void)s, (void)b, (void)n, (void)err, (void)errlen;
+  return LW_ERR_INVALID;
+}
+static void lw_sim_ingest_stop(lw_sim_ingest *s) { (void)s; }
+#endif
 
 #define DAY_MS 86400000LL
 #define HOUR_MS 3600000LL
@@ -49,6 +65,14 @@ void lw_sim_defaults(lw_sim_opts *o) {
   o->retrain_days = 30;
   o->model_bits = 12;
   o->use_busy = 1;
+}
+
+int lw_sim_has_ingest(void) {
+#ifdef LW_SIM_WITH_INGEST
+  return 1;
+#else
+  return 0;
+#endif
 }
 
 static double normal(lw_rng *r) {
@@ -117,10 +141,38 @@ typedef struct {
   const lw_config *cfg;
   int n_actions;
   char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
-  FILE *train;      /* LW_SIM_LEARNING: the logged choices so far */
+  FILE *train;      /* LW_SIM_LEARNING without the ingest server: the logged choices so far */
   char *batch;
   uint64_t lines;
+  lw_sim_ingest *ing; /* via_ingest: records go to the server in batches of up to 400 */
+  cJSON *pending;
+  int n_pending;
+  size_t pending_bytes;
+  uint64_t posted;
+  lw_status ing_status;
+  char ing_err[LW_ERRMSG_MAX];
 } sim_log;
+
+/* Send the pending records as one wire batch. */
+static void flush_pending(sim_log *lg, int64_t now) {
+  if (!lg->ing || !lg->n_pending || lg->ing_status != LW_OK) return;
+  cJSON *b = cJSON_CreateObject();
+  char id[40];
+  snprintf(id, sizeof id, "sim%llu-%llu", (unsigned long long)lg->o->seed, (unsigned long long)lg->posted);
+  cJSON_AddNumberToObject(b, "v", 1);
+  cJSON_AddStringToObject(b, "batch_id", id);
+  cJSON_AddStringToObject(b, "write_key", "demo-site-key");
+  cJSON_AddNumberToObject(b, "sent_at", (double)now);
+  cJSON_AddItemToObject(b, "events", lg->pending);
+  char *text = cJSON_PrintUnformatted(b);
+  lg->ing_status = text ? lw_sim_ingest_post(lg->ing, text, strlen(text), lg->ing_err, sizeof lg->ing_err) : LW_ERR_NOMEM;
+  lg->posted++;
+  free(text);
+  cJSON_Delete(b);
+  lg->pending = cJSON_CreateArray();
+  lg->n_pending = 0;
+  lg->pending_bytes = 0;
+}
 
 /* Drain one engine's outbox; decisions with a choice become VW lines, rewarded when the
  * same batch holds a share or copy of that decision. */
@@ -128,7 +180,7 @@ static void drain(sim_log *lg, lw_engine *e, int64_t now) {
   size_t len, n;
   for (;;) {
     if (lw_engine_take_batch(e, "sim-key", now, BATCH_CAP, lg->batch, BATCH_CAP, &len, &n) != LW_OK || n == 0) return;
-    if (!lg->train && !lg->o->vw_out) continue;
+    if (!lg->train && !lg->o->vw_out && !lg->ing) continue;
     cJSON *b = cJSON_ParseWithLength(lg->batch, len);
     cJSON *evs = cJSON_GetObjectItemCaseSensitive(b, "events"), *ev;
     cJSON_ArrayForEach(ev, evs) {
@@ -161,6 +213,12 @@ static void drain(sim_log *lg, lw_engine *e, int64_t now) {
       if (lg->o->vw_out) fprintf(lg->o->vw_out, "%s\n", line);
       lg->lines++;
     }
+    while (lg->ing && cJSON_GetArraySize(evs) > 0) {
+      cJSON_AddItemToArray(lg->pending, cJSON_DetachItemFromArray(evs, 0));
+      lg->n_pending++;
+    }
+    lg->pending_bytes += len;
+    if (lg->n_pending >= 400 || lg->pending_bytes >= 600000) flush_pending(lg, now);
     cJSON_Delete(b);
   }
 }
@@ -175,13 +233,20 @@ typedef struct {
 
 static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim_models *sm, sim_user *us,
                     int day, lw_sim_result *res) {
-  fflush(lg->train);
   char path[1024];
-  snprintf(path, sizeof path, "%s/sim-train.vw", o->workdir);
   lw_source_opts src;
   memset(&src, 0, sizeof src);
+  if (lg->ing) { /* what the ingest server stored */
+    flush_pending(lg, o->start_ms + (int64_t)day * DAY_MS);
+    snprintf(path, sizeof path, "%s/sim-outcomes.db", o->workdir);
+    src.kind = LW_SRC_SQLITE;
+    src.site = "default";
+  } else {
+    fflush(lg->train);
+    snprintf(path, sizeof path, "%s/sim-train.vw", o->workdir);
+    src.kind = LW_SRC_VW;
+  }
   src.path = path;
-  src.kind = LW_SRC_VW;
   src.n_actions = lg->n_actions;
   memcpy(src.actions, lg->actions, sizeof src.actions);
   lw_train_opts to;
@@ -376,7 +441,22 @@ lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg_in, lw_sim_polic
     st = LW_ERR_NOMEM;
     goto done;
   }
-  if (policy == LW_SIM_LEARNING) {
+  if (policy == LW_SIM_LEARNING && o->via_ingest) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/sim-outcomes.db", o->workdir ? o->workdir : ".");
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (int k = 0; k < 3; k++) { /* a fresh store each run */
+      char f[1100];
+      snprintf(f, sizeof f, "%s%s", path, suffixes[k]);
+      remove(f);
+    }
+    if (!o->workdir || (st = lw_sim_ingest_start(path, &lg.ing, err, errlen)) != LW_OK) {
+      if (!o->workdir) snprintf(err, errlen, "the learning policy needs a workdir");
+      if (st == LW_OK) st = LW_ERR_INVALID;
+      goto done;
+    }
+    lg.pending = cJSON_CreateArray();
+  } else if (policy == LW_SIM_LEARNING) {
     char path[1024];
     snprintf(path, sizeof path, "%s/sim-train.vw", o->workdir ? o->workdir : ".");
     if (!o->workdir || !(lg.train = fopen(path, "w"))) {
@@ -407,6 +487,12 @@ lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg_in, lw_sim_polic
       if (us[i].churned && !was) (us[i].holdout ? &res->holdout : &res->treat)->churned++;
       drain(&lg, us[i].e, end_of_day);
     }
+    flush_pending(&lg, end_of_day);
+    if (lg.ing_status != LW_OK) {
+      snprintf(err, errlen, "%s", lg.ing_err);
+      st = lg.ing_status;
+      goto done;
+    }
     if (policy == LW_SIM_LEARNING && o->retrain_days > 0 && (day + 1) % o->retrain_days == 0 && day + 1 < o->days)
       retrain(o, &cfg, &lg, &sm, us, day + 1, res);
   }
@@ -415,6 +501,9 @@ done:
     for (int i = 0; i < o->users; i++) lw_engine_free(us[i].e);
   free(us);
   if (lg.train) fclose(lg.train);
+  res->batches_posted = lg.posted;
+  lw_sim_ingest_stop(lg.ing);
+  cJSON_Delete(lg.pending);
   free(lg.batch);
   free(sm.cur);
   lw_model_free(sm.cur_model);

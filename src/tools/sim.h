@@ -29,6 +29,8 @@ typedef struct {
   int model_bits;          /* weight table of the models it trains (12) */
   int use_busy;            /* tell the engine when the user is busy (Loopwise hosts do) */
   const char *workdir;     /* where LW_SIM_LEARNING keeps its logs and models */
+  int via_ingest;          /* LW_SIM_LEARNING: send the batches to an in-process loopwise-ingest
+                              (workdir/sim-outcomes.db) and train from its SQLite store */
   FILE *vw_out;            /* when set, every logged choice as a VW line (action list of the config) */
   FILE *events_out;        /* when set, every usage event as a JSON line (the engine benchmark's input) */
   FILE *log;               /* progress and retraining lines (NULL = quiet) */
@@ -43,11 +45,14 @@ typedef struct {
 
 typedef struct {
   lw_sim_group treat, holdout;
+  uint64_t batches_posted; /* via_ingest: wire batches the ingest server stored */
   int models_promoted, models_rejected;
   uint32_t last_model_id;
 } lw_sim_result;
 
 void lw_sim_defaults(lw_sim_opts *o);
+/* 1 when this build can run the learning policy through the ingest server (via_ingest). */
+int lw_sim_has_ingest(void);
 /* Run one policy over the population. cfg is the program (for LW_SIM_MONTHLY, the
  * traditional program's config). LW_SIM_MONTHLY and LW_SIM_RULES run with no holdout. */
 lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg, lw_sim_policy policy, lw_sim_result *out,

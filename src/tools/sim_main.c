@@ -20,6 +20,9 @@ static void usage(void) {
           "usage: loopwise-sim (--lift | --policy monthly|rules|learning) --config program.json\n"
           "       [--monthly traditional.json] [--users N (5000)] [--days N (180)] [--seed N (1)]\n"
           "       [--retrain-days N (30)] [--workdir DIR (/tmp)] [--no-busy]\n"
+          "       [--via-ingest | --no-ingest]  learning: wire batches go through an in-process\n"
+          "                        loopwise-ingest and the trainer reads its SQLite store (the\n"
+          "                        default for --lift when the build has the ingest server)\n"
           "       [--vw-out FILE] [--events-out FILE] [--quiet]\n");
 }
 
@@ -60,13 +63,15 @@ int main(int argc, char **argv) {
   lw_sim_defaults(&o);
   const char *cfg_path = NULL, *monthly_path = NULL, *policy = NULL, *vw = NULL, *evs = NULL;
   const char *workdir = "/tmp";
-  int lift = 0, quiet = 0;
+  int lift = 0, quiet = 0, via = -1; /* -1: through the ingest server for --lift when built */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--lift") == 0) lift = 1;
     else if (strcmp(a, "--quiet") == 0) quiet = 1;
     else if (strcmp(a, "--no-busy") == 0) o.use_busy = 0;
+    else if (strcmp(a, "--via-ingest") == 0) via = 1;
+    else if (strcmp(a, "--no-ingest") == 0) via = 0;
     else if (!v) {
       fprintf(stderr, "loopwise-sim: unknown option or missing value: %s\n", a);
       usage();
@@ -99,6 +104,7 @@ int main(int argc, char **argv) {
   if (lift && !monthly_path) monthly_path = "src/tools/monthly-program.json";
   if (monthly_path && load_config(monthly_path, &monthly) < 0) return 2;
   o.workdir = workdir;
+  o.via_ingest = via == 1 || (via < 0 && lift && lw_sim_has_ingest());
   mkdir(workdir, 0755);
   o.log = quiet ? NULL : stderr;
   if (vw && !(o.vw_out = fopen(vw, "w"))) {
@@ -148,7 +154,9 @@ int main(int argc, char **argv) {
       const lw_sim_group *m = &r[0].treat, *l = &r[2].treat;
       double conv_m = div0((double)m->referred, (double)m->prompts), conv_l = div0((double)l->referred, (double)l->prompts);
       double cpr_m = div0(m->incentive_cost, (double)m->referred), cpr_l = div0(l->incentive_cost, (double)l->referred);
-      printf("\nmodels promoted %d, kept current %d\n", r[2].models_promoted, r[2].models_rejected);
+      printf("\nmodels promoted %d, kept current %d", r[2].models_promoted, r[2].models_rejected);
+      if (o.via_ingest) printf("; %llu wire batches through loopwise-ingest", (unsigned long long)r[2].batches_posted);
+      printf("\n");
       printf("sim_conversion_ratio_vs_monthly=%.3f\n", div0(conv_l, conv_m));
       printf("sim_conversion_per_1k_users_ratio_vs_monthly=%.3f\n",
              div0(div0((double)l->referred, (double)l->users), div0((double)m->referred, (double)m->users)));

@@ -170,19 +170,21 @@ static void sqlite_store_decisions_are_joined_with_their_shares(void) {
   unlink(path);
   sqlite3 *db;
   CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-  const char *sql =
-      "CREATE TABLE events(id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, site TEXT NOT NULL, kind TEXT NOT NULL,"
-      " t INTEGER NOT NULL, install TEXT NOT NULL, decision TEXT, action TEXT, p REAL, mode TEXT, reason TEXT,"
-      " segment TEXT, model TEXT, x TEXT, code TEXT);"
-      "INSERT INTO events(batch,site,kind,t,install,decision,action,p,mode,x) VALUES"
-      " (1,'default','decision',100,'i1','d1','a0',0.5,'model','[[1,1],[2,0.5]]'),"
-      " (1,'default','decision',200,'i1','d2','a1',0.25,'model','[[1,1]]'),"
-      " (1,'default','decision',300,'i2','d3','none',1,'rules',NULL),"
-      " (1,'default','decision',400,'i2','d4','a0',1,'holdout',NULL),"
-      " (1,'other','decision',500,'i3','d5','a0',0.5,'model','[[1,1]]');"
-      "INSERT INTO events(batch,site,kind,t,install,decision,code) VALUES"
-      " (1,'default','impression',101,'i1','d1',NULL),(1,'default','share',102,'i1','d1','ABCDEF23'),"
-      " (1,'other','share',502,'i3','d2','ABCDEF23');";
+  char sql[2048];
+  snprintf(sql, sizeof sql,
+           "CREATE TABLE events(id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, site TEXT NOT NULL, kind TEXT NOT NULL,"
+           " t INTEGER NOT NULL, install TEXT NOT NULL, decision TEXT, action TEXT, p REAL, mode TEXT, reason TEXT,"
+           " segment TEXT, model TEXT, x TEXT, code TEXT);"
+           "INSERT INTO events(batch,site,kind,t,install,decision,action,p,mode,x) VALUES"
+           " (1,'default','decision',100,'i1','d1','a0',0.5,'model','[[1,1],[2,0.5]]'),"
+           " (1,'default','decision',200,'i1','d2','a1',0.25,'model','[[1,1],[%u,1]]'),"
+           " (1,'default','decision',300,'i2','d3','none',1,'rules','[[%u,1]]'),"
+           " (1,'default','decision',400,'i2','d4','a0',1,'holdout',NULL),"
+           " (1,'other','decision',500,'i3','d5','a0',0.5,'model','[[1,1]]');"
+           "INSERT INTO events(batch,site,kind,t,install,decision,code) VALUES"
+           " (1,'default','impression',101,'i1','d1',NULL),(1,'default','share',102,'i1','d1','ABCDEF23'),"
+           " (1,'other','share',502,'i3','d2','ABCDEF23'),(2,'default','conversion',900,'i9',NULL,'ABCDEF23');",
+           lw_fnv1a("plan^pro"), lw_fnv1a("plan^pro"));
   CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
   sqlite3_close(db);
   bandit b;
@@ -200,8 +202,21 @@ static void sqlite_store_decisions_are_joined_with_their_shares(void) {
   CHECK(rec->action == 1 && rec->reward == 0.0); /* another site's share does not count */
   CHECK_INT(lw_reader_next(r, rec, err, sizeof err), 0);
   CHECK_INT(lw_reader_skipped(r), 2);
+  /* a second pass (the trainer's) gives the same records */
+  CHECK(lw_reader_rewind(r, err, sizeof err) == LW_OK);
+  CHECK_INT(lw_reader_next(r, rec, err, sizeof err), 1);
+  CHECK(rec->action == 0 && rec->reward == 1.0);
   free(rec);
   lw_reader_close(r);
+  /* the audit counts every decision point of the segment, and the conversion through the
+   * code that install i1 shared (attributed through its latest decision, d2) */
+  char segs[1][LW_SEGMENT_NAME_MAX] = {"plan^pro"};
+  lw_audit_row row;
+  CHECK(lw_audit_source(&o, 1, (const char(*)[LW_SEGMENT_NAME_MAX])segs, &row, err, sizeof err) == LW_OK);
+  CHECK_INT(row.decisions, 2);
+  CHECK_INT(row.prompts, 1);
+  CHECK_INT(row.shares, 0);
+  CHECK_INT(row.conversions, 1);
 }
 
 /* ---- estimators ---------------------------------------------------------------------- */
