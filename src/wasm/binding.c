@@ -6,6 +6,7 @@
  * from the handle's output buffer (lw_w_out / lw_w_out_len) or error text (lw_w_err).
  * Each handle owns one engine, so one page can run several independently (tests do). */
 #include <emscripten.h>
+#include <emscripten/emmalloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,4 +157,9 @@ EMSCRIPTEN_KEEPALIVE size_t lw_w_take_batch(handle *h, const char *write_key, do
   if (st != LW_OK) set_err(h, "a record larger than the batch limit was dropped");
   h->out_len = len;
   return len;
+}
+
+/* Bytes of heap allocated and in use (for the memory benchmark). */
+EMSCRIPTEN_KEEPALIVE size_t lw_w_heap_used(void) {
+  return emmalloc_dynamic_heap_size() - emmalloc_free_dynamic_memory();
 }

@@ -120,6 +120,7 @@ export async function loadEngine({ wasm, config, seed }) {
     },
     // For tests and benchmarks: the module's linear memory size in bytes.
     memoryBytes: () => mem.buffer.byteLength,
+    heapBytes: () => x.lw_w_heap_used(),
     free() { x.lw_w_free(h); },
   };
 }
