@@ -9,7 +9,7 @@
 // calls into decisions, prompts and outcome batches. If anything fails to load the host page
 // keeps working: the error is reported once on the console and later calls do nothing.
 import { loadEngine } from './engine.js';
-import { createStore, get, set, locked } from './store.js';
+import { createStore } from './store.js';
 import { createTransport } from './transport.js';
 import { open } from './ui.js';
 
@@ -25,24 +25,19 @@ import { open } from './ui.js';
   const listeners = {};
   const warned = new Set();
   const warn = (m) => { if (!warned.has(m)) { warned.add(m); console.warn(m); } };
-  const now = () => Date.now();
   let engine, cfg, store, net, closeUi, isBusy = false;
 
   const emit = (type, x) => (listeners[type] || []).forEach((f) => {
     try { f(x); } catch (e) { (w.reportError || console.error)(e); }
   });
-  // Run fn(engine) with the shared state loaded and save it afterwards, one tab at a time.
-  // The privacy signals and the busy flag are per page, not shared state: set them every time.
-  const run = (fn) => locked(() => {
-    const t = now(), n = navigator;
-    store.sync(t);
+  // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
+  // it afterwards (store.js). The privacy signals and the busy flag are per page, not shared
+  // state: set them every time.
+  const run = (fn, withPending) => store.tx((t, os, p) => {
+    const n = navigator;
     engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', isBusy);
-    try {
-      return fn(t);
-    } finally {
-      store.save();
-    }
-  });
+    return fn(t, os, p);
+  }, withPending);
   const kick = () => net && net.soon();
   const tz = () => -new Date().getTimezoneOffset();
   const fail = (e) => warn('Loopwise: ' + ((e && e.message) || e));
@@ -59,17 +54,16 @@ import { open } from './ui.js';
     ]);
     const e = await loadEngine({ wasm, config: text, seed: crypto.getRandomValues(new Uint8Array(16)) });
     cfg = JSON.parse(text);
-    store = createStore(e, prefix, warn);
-    await locked(() => { store.sync(now()); if (!get(store.G)) store.save(); });
+    store = await createStore(e, prefix, warn);
     engine = e;
+    await run(() => {});
     // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
     const m = /[?&]([^=&]+)=\{code\}/.exec((cfg.share && cfg.share.url) || '');
     const code = m && new URL(location.href).searchParams.get(m[1]);
     if (code) run((t) => engine.landing(code, t)).catch(fail);
-    if (endpoint) (net = createTransport({ engine, store, endpoint, writeKey, prefix, warn })).soon(0);
-    const hide = () => net && net.beacon();
-    addEventListener('pagehide', () => { if (closeUi) endNow(); hide(); });
-    document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && hide());
+    if (endpoint) (net = createTransport({ engine, store, endpoint, writeKey, warn })).soon(0);
+    addEventListener('pagehide', () => { if (closeUi) closeNow(); if (net) net.beacon(); });
+    document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && net && net.hide());
     addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) closeNow(); });
     emit('ready', true);
     return true;
@@ -85,17 +79,18 @@ import { open } from './ui.js';
     return none;
   });
 
-  const hideUi = () => { const c = closeUi; closeUi = null; if (c) c(); };
-  const closeNow = () => { const id = closeUi.id; hideUi(); return outcome(id, 'close'); };
-  // The page is going away with the prompt open: log 'close' now, there is no time for a lock.
-  function endNow() {
-    const id = closeUi.id;
-    hideUi();
-    try { store.sync(now()); engine.outcome(id, 'close', now()); store.save(); } catch { /* page is leaving */ }
-  }
+  // Close the open prompt as 'close'. On page hide the transaction may not finish before the
+  // page is gone; the engine then lets the prompt expire (it treats one open for 30 min as left).
+  const closeNow = () => {
+    const c = closeUi, id = c.id;
+    closeUi = null;
+    c();
+    return outcome(id, 'close');
+  };
 
+  // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
   function outcome(id, kind) {
-    return run((t) => engine.outcome(id, kind, t)).then(() => {
+    return run((t, os, p) => { engine.outcome(id, kind, t); if (p) net.drain(t, os, p); }, !!net).then(() => {
       emit('outcome', { decision: id, kind });
       kick();
     });
@@ -150,7 +145,7 @@ import { open } from './ui.js';
       yes = !!yes;
       if (!yes && closeUi) await closeNow();
       await run((t) => engine.consent(yes, t));
-      set(C, yes ? '1' : '0');
+      try { localStorage.setItem(C, yes ? '1' : '0'); } catch { /* storage disabled */ }
       kick();
       return yes;
     }),

@@ -1,39 +1,37 @@
 // transport.js: move the engine's outbox to the ingest server, at least once.
 //
-// A batch leaves the engine through takeBatch() and from then on is ours: it is written to
-// localStorage (key <prefix>o, a JSON array of batch bodies) before the snapshot that no longer
-// holds its records, and it stays there until the server answers 2xx. A retry sends the very same
-// body, so its batch_id lets the server store it once however often it arrives. Bodies are
-// text/plain, which keeps fetch and sendBeacon free of a CORS preflight.
+// A batch leaves the engine through takeBatch() inside the same storage transaction that saves
+// the snapshot without its records, and is stored as a pending record of its own (store.js);
+// from then on it is ours until the server answers 2xx. A retry sends the very same body, so its
+// batch_id lets the server store it once however often it arrives. Bodies are text/plain, which
+// keeps fetch and sendBeacon free of a CORS preflight.
 //
 // Failures: network errors, 5xx and 429 retry with exponential backoff and proportional jitter
 // (the delay is multiplied by 0.5..1.5), never sooner than Retry-After; any other 4xx means the
 // server will never take the batch, so it is dropped with one console.warn. Nothing here throws
 // into the host page.
-import { get, set, locked } from './store.js';
-
 const MAX_BYTES = 60000; // under the 64 KiB in-flight limit of keepalive fetch and sendBeacon
-const MAX_KEPT = 32;     // pending batches kept while offline (about 2 MB at worst)
 const BASE_MS = 1000, MAX_MS = 300000;
 
-export function createTransport({ engine, store, endpoint, writeKey, prefix, warn }) {
-  const url = endpoint + '/v1/outcomes', P = prefix + 'o';
+export function createTransport({ engine, store, endpoint, writeKey, warn }) {
+  const url = endpoint + '/v1/outcomes';
   const beaconed = new Set();
-  let timer = 0, sending = 0, again = 0, tries = 0, mem = [];
+  const id = (b) => (b.match(/"batch_id":"([^"]*)/) || [])[1];
+  let timer = 0, sending = 0, again = 0, tries = 0;
+  let mirror = []; // the pending bodies as of the last transaction: what a page hide can beacon
 
-  const pending = () => { try { return JSON.parse(get(P)) || mem; } catch { return mem; } };
-  const keep = (list) => { if (!set(P, JSON.stringify(list))) mem = list; };
-
-  // Move every record out of the engine into the pending list; call with the state synced.
-  function drain(now) {
-    const list = pending(), n = list.length;
-    for (let b; (b = engine.takeBatch(writeKey, now, MAX_BYTES));) list.push(b);
-    if (list.length > n) {
-      keep(list.slice(-MAX_KEPT));
-      store.save();
+  // Inside a store transaction: move every record out of the engine into pending records.
+  function drain(now, os, pending) {
+    for (let b; (b = engine.takeBatch(writeKey, now, MAX_BYTES));) {
+      os.put(b, store.O + id(b));
+      pending.push(b);
     }
-    return list;
+    mirror = pending;
   }
+  const done = (body) => {
+    store.write((os) => os.delete(store.O + id(body)));
+    mirror = mirror.filter((x) => x !== body);
+  };
 
   async function flush() {
     clearTimeout(timer);
@@ -41,17 +39,17 @@ export function createTransport({ engine, store, endpoint, writeKey, prefix, war
     if (sending) { again = 1; return; }
     sending = 1;
     try {
-      const list = await locked(() => { const now = Date.now(); store.sync(now); return drain(now); });
-      for (const body of list) {
+      await store.tx(drain, 1);
+      for (const body of mirror) {
         let r = null;
         try { r = await fetch(url, { method: 'POST', body, keepalive: true, credentials: 'omit' }); } catch { /* offline, refused, CORS */ }
         const s = r ? r.status : 0;
         if (!(s >= 200 && s < 300) && !(s >= 400 && s < 500 && s !== 429)) return retry(r);
-        if (s >= 300) warn('Loopwise: batch ' + (body.match(/"batch_id":"([^"]*)/) || [])[1] + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
+        if (s >= 300) warn('Loopwise: batch ' + id(body) + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
         tries = 0;
-        await locked(() => keep(pending().filter((x) => x !== body)));
+        done(body);
       }
-    } catch (e) {
+    } catch {
       retry(null);
     } finally {
       sending = 0;
@@ -76,20 +74,24 @@ export function createTransport({ engine, store, endpoint, writeKey, prefix, war
     else if (!timer) timer = setTimeout(flush, ms);
   }
 
-  // Page hide: no time for a lock or a response. Beacon each pending batch once per page; the
-  // bodies stay pending and a later flush (this page or the next load) confirms them.
+  // Page hidden or going away: no time for responses. Beacon each pending batch once per page;
+  // the bodies stay pending and a later flush (this page or the next load) confirms them.
   function beacon() {
+    for (const b of mirror) {
+      if (beaconed.has(b)) continue;
+      if (!navigator.sendBeacon(url, b)) break;
+      beaconed.add(b);
+    }
+  }
+  // Hidden: beacon what is pending now, then what is still in the engine (the page is alive,
+  // a transaction usually completes; on unload it may not, and the records wait for next load).
+  function hide() {
     try {
-      const now = Date.now();
-      store.sync(now);
-      for (const b of drain(now)) {
-        if (beaconed.has(b)) continue;
-        if (!navigator.sendBeacon(url, b)) break;
-        beaconed.add(b);
-      }
+      beacon();
+      store.tx(drain, 1).then(beacon, () => {});
     } catch { /* never into the host page */ }
   }
 
   addEventListener('online', () => { tries = 0; flush(); });
-  return { soon, flush, beacon };
+  return { soon, drain, hide, beacon };
 }
