@@ -82,6 +82,11 @@ print(f"ingest_p99_ms_64={p99_64 / 1000:.2f}")
 print(f"ingest_p99_ms_1000={p99_1k / 1000:.2f}")
 print(f"ingest_peak_rss_mb={rss / 1024:.1f}")
 PY
+# The store alone (no HTTP): the ceiling the single writer puts on the server.
+store_bench=${LW_NATIVE_DIR:-build/native}/tests/ingest/bench_store
+if [ -x "$store_bench" ]; then
+  "$store_bench" "$work/store-only.db" 1000 64 | sed 's/^/ingest_/'
+fi
 echo "ingest_stored_batches=$stored"
 echo "ingest_stored_events=$stored_events"
 echo "ingest_non2xx=$(( non64 + non1k ))"
