@@ -61,6 +61,8 @@ int lw_model_action_index(const lw_model *m, const char *id); /* -1 if absent */
 uint32_t lw_model_index(const lw_model *m, int action, uint32_t h);
 /* z for action a over features x[0..n) plus offset. */
 double lw_model_score(const lw_model *m, int action, const lw_feature *x, int n, double offset);
+/* Each feature's contribution to action a's score (weight × value, log-odds) into out[0..n). */
+void lw_model_contributions(const lw_model *m, int action, const lw_feature *x, int n, double *out);
 /* Nearest persona to the raw (unstandardized) dimensions, or -1 without personas. */
 int lw_model_persona(const lw_model *m, const double dims[LW_MODEL_PERSONA_DIMS]);
 /* Fairness offset of a segment ("plan^free"), 0 when the model has none for it. */

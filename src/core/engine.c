@@ -567,10 +567,10 @@ static int model_policy(const lw_engine *e, lw_policy *pol, int *variant_of) {
 
 /* The three features with the largest |weight × value| for model action a. */
 static void explain(lw_engine *e, int a, lw_decision *d) {
-  const lw_model *m = e->model;
+  double contrib[LW_MAX_FEATURES];
+  lw_model_contributions(e->model, a, e->x, e->n_x, contrib);
   for (int i = 0; i < e->n_x; i++) {
-    double c = (double)m->weights[lw_model_index(m, a, e->x[i].hash)] * (double)m->scale *
-               ((double)e->x[i].q / LW_FX_ONE);
+    double c = contrib[i];
     int k;
     if (d->n_top < 3)
       k = d->n_top++;

@@ -232,16 +232,27 @@ int lw_model_action_index(const lw_model *m, const char *id) {
   return -1;
 }
 
+static uint32_t action_hash(const lw_model *m, int action) {
+  return lw_fnv1a_bytes(lw_fnv1a("a^"), m->action_ids[action], strlen(m->action_ids[action]));
+}
+
 uint32_t lw_model_index(const lw_model *m, int action, uint32_t h) {
-  uint32_t ah = lw_fnv1a_bytes(lw_fnv1a("a^"), m->action_ids[action], strlen(m->action_ids[action]));
-  return ((h ^ ah) * 2654435761u) >> (32 - m->bits);
+  return ((h ^ action_hash(m, action)) * 2654435761u) >> (32 - m->bits);
 }
 
 double lw_model_score(const lw_model *m, int action, const lw_feature *x, int n, double offset) {
+  uint32_t ah = action_hash(m, action);
   double z = 0.0;
   for (int i = 0; i < n; i++)
-    z += (double)m->weights[lw_model_index(m, action, x[i].hash)] * ((double)x[i].q / LW_FX_ONE);
+    z += (double)m->weights[((x[i].hash ^ ah) * 2654435761u) >> (32 - m->bits)] * ((double)x[i].q / LW_FX_ONE);
   return z * (double)m->scale + offset;
+}
+
+void lw_model_contributions(const lw_model *m, int action, const lw_feature *x, int n, double *out) {
+  uint32_t ah = action_hash(m, action);
+  for (int i = 0; i < n; i++)
+    out[i] = (double)m->weights[((x[i].hash ^ ah) * 2654435761u) >> (32 - m->bits)] * (double)m->scale *
+             ((double)x[i].q / LW_FX_ONE);
 }
 
 int lw_model_persona(const lw_model *m, const double dims[LW_MODEL_PERSONA_DIMS]) {
