@@ -16,6 +16,7 @@ const toB64 = (bytes) => {
 };
 const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
+// wasm: bytes, a Response (or a promise of one), or a compiled WebAssembly.Module.
 export async function loadEngine({ wasm, config, seed }) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
@@ -24,12 +25,13 @@ export async function loadEngine({ wasm, config, seed }) {
     emscripten_notify_memory_growth: () => {},
   };
   const src = await wasm;
-  const { instance } = src instanceof Response
+  // A compiled WebAssembly.Module (several engines, one compilation), a Response, or bytes.
+  const r = src instanceof Response
     ? await (WebAssembly.instantiateStreaming && /wasm/.test(src.headers.get('content-type'))
       ? WebAssembly.instantiateStreaming(src, { env })
       : WebAssembly.instantiate(await src.arrayBuffer(), { env }))
     : await WebAssembly.instantiate(src, { env });
-  const x = instance.exports;
+  const x = (r.instance || r).exports;
   mem = x.memory;
   if (x._initialize) x._initialize();
 
@@ -50,6 +52,15 @@ export async function loadEngine({ wasm, config, seed }) {
   const withStr = (v, fn) => {
     const p = put(v);
     try { return fn(p); } finally { x.free(p); }
+  };
+  // Short strings on the hot path go into a scratch area allocated once (name, then label).
+  const SCRATCH = 512;
+  const scratch = x.malloc(2 * SCRATCH);
+  const putShort = (str, at) => {
+    const r = enc.encodeInto(str, bytes().subarray(at, at + SCRATCH - 1));
+    if (r.read < str.length) throw Error('Loopwise: name or label too long: ' + str.slice(0, 40));
+    bytes()[at + r.written] = 0;
+    return at;
   };
   const out = () => bytes().slice(x.lw_w_out(h), x.lw_w_out(h) + x.lw_w_out_len(h));
   const outText = () => dec.decode(out());
@@ -74,8 +85,8 @@ export async function loadEngine({ wasm, config, seed }) {
     track(name, now, tz = 0, opts) {
       const v = opts && typeof opts.value === 'number' ? opts.value : NaN;
       const label = opts && opts.label != null ? String(opts.label) : '';
-      fail(withStr(name, (p) => withStr(label, (l) => x.lw_w_track(h, p, v, l, now, tz | 0))));
-      return JSON.parse(outText());
+      fail(x.lw_w_track(h, putShort(String(name), scratch), v, putShort(label, scratch + SCRATCH), now, tz | 0));
+      return x.lw_w_out_len(h) === 4 ? null : JSON.parse(outText()); // "null": not a decision point
     },
     approve(id, now, tz = 0) {
       fail(withStr(String(id), (p) => x.lw_w_approve(h, p, now, tz | 0)));
@@ -121,6 +132,6 @@ export async function loadEngine({ wasm, config, seed }) {
     // For tests and benchmarks: the module's linear memory size in bytes.
     memoryBytes: () => mem.buffer.byteLength,
     heapBytes: () => x.lw_w_heap_used(),
-    free() { x.lw_w_free(h); },
+    free() { x.free(scratch); x.lw_w_free(h); },
   };
 }
