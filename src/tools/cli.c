@@ -14,6 +14,7 @@ void lw_cli_init(lw_cli *c) {
   c->src.path = NULL;
   c->src.site = "default";
   lw_policy_defaults(&c->pp);
+  c->progress_pct = -1;
 }
 
 static int need(int argc, char **argv, int *i) {
@@ -128,12 +129,10 @@ int lw_cli_finish(lw_cli *c, const char *prog) {
 
 void lw_cli_progress(void *ctx, const char *phase, double fraction) {
   lw_cli *c = ctx;
-  if (c && c->quiet) return;
-  static int last_pct = -1; /* per-process terminal state: the only output these tools draw */
-  static char last_phase[32];
+  if (c->quiet) return;
   int pct = (int)(fraction * 100 + 0.5);
   if (pct > 100) pct = 100;
-  int same = strcmp(last_phase, phase) == 0;
+  int same = strcmp(c->progress_phase, phase) == 0, last_pct = c->progress_pct;
   if (isatty(2)) {
     if (same && pct == last_pct) return;
     int w = 30, f = pct * w / 100;
@@ -146,8 +145,8 @@ void lw_cli_progress(void *ctx, const char *phase, double fraction) {
     fprintf(stderr, "%s: %d%%\n", phase, pct);
   }
   fflush(stderr);
-  last_pct = pct;
-  snprintf(last_phase, sizeof last_phase, "%s", phase);
+  c->progress_pct = pct;
+  snprintf(c->progress_phase, sizeof c->progress_phase, "%s", phase);
 }
 
 char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen) {

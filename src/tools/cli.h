@@ -12,6 +12,8 @@ typedef struct {
   lw_policy_params pp;
   unsigned pp_set; /* bit per --value/--fatigue/--temperature/--floor given */
   int quiet;
+  int progress_pct;          /* what the progress line last showed */
+  char progress_phase[32];
 } lw_cli;
 
 /* Handle one of the shared options at argv[*i] (--data, --format, --site, --from, --to,
