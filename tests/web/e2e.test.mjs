@@ -233,6 +233,25 @@ describe('widget against the ingest server', () => {
     await stored(ingest.db, id, ['decision', 'impression', 'dismiss']);
   });
 
+  test('without_the_clipboard_the_link_is_shown_to_copy_and_share_falls_back_to_it', async () => {
+    // No Web Share (Chromium on Linux has none) and a clipboard that refuses.
+    const { tab } = await device({ init: () => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); } });
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    await page.locator(DIALOG).waitFor();
+    const id = (await explain(page)).id;
+    assert.equal(await page.evaluate(() => 'share' in navigator), false);
+    await page.locator('loopwise-prompt').getByRole('button', { name: 'Share' }).click();
+    const status = page.locator('loopwise-prompt [role=status]');
+    await waitFor('the link shown', async () => /^Copy this link: https?:\/\/\S+[A-Z0-9]{6,16}$/.test(await status.textContent()));
+    await sleep(1700);
+    assert.equal(await page.locator(DIALOG).count(), 1, 'the dialog waits while the user copies by hand');
+    await page.keyboard.press('Escape');
+    await page.locator('loopwise-prompt').waitFor({ state: 'detached' });
+    await stored(ingest.db, id, ['decision', 'impression', 'copy']); // Escape after copying logs nothing more
+  });
+
   test('closing_the_tab_with_the_prompt_open_ends_the_prompt_for_the_other_tabs', async () => {
     const { tab } = await device();
     const page = await tab();

@@ -22,6 +22,10 @@ import { open } from './ui.js';
   const writeKey = ds.writeKey || '';
   const prefix = 'loopwise:' + writeKey + ':';
   const C = prefix + 'c'; // consent mirror, so other tabs can close an open prompt at once
+  // A prompt left open by a page that went away. An IndexedDB transaction started on page hide
+  // does not complete, a localStorage write does; the next call in any tab ends that prompt.
+  const X = prefix + 'x';
+  const ls = (f) => { try { return f(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = new Set();
   const warn = (m) => { if (!warned.has(m)) { warned.add(m); console.warn(m); } };
@@ -34,8 +38,12 @@ import { open } from './ui.js';
   // it afterwards (store.js). The privacy signals and the busy flag are per page, not shared
   // state: set them every time.
   const run = (fn, withPending) => store.tx((t, os, p) => {
-    const n = navigator;
+    const n = navigator, x = ls((s) => s.getItem(X));
     engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', isBusy);
+    if (x) {
+      ls((s) => s.removeItem(X));
+      try { engine.outcome(x, 'close', t); } catch { /* already ended */ }
+    }
     return fn(t, os, p);
   }, withPending);
   const kick = () => net && net.soon();
@@ -44,7 +52,7 @@ import { open } from './ui.js';
 
   const ready = (async () => {
     const fetchOk = async (url) => {
-      const r = await fetch(url, { credentials: 'same-origin' });
+      const r = await fetch(url);
       if (!r.ok) throw Error(url + ': HTTP ' + r.status);
       return r;
     };
@@ -59,10 +67,13 @@ import { open } from './ui.js';
     await run(() => {});
     // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
     const m = /[?&]([^=&]+)=\{code\}/.exec((cfg.share && cfg.share.url) || '');
-    const code = m && new URL(location.href).searchParams.get(m[1]);
+    const code = m && new URLSearchParams(location.search).get(m[1]);
     if (code) run((t) => engine.landing(code, t)).catch(fail);
     if (endpoint) (net = createTransport({ engine, store, endpoint, writeKey, warn })).soon(0);
-    addEventListener('pagehide', () => { if (closeUi) closeNow(); if (net) net.beacon(); });
+    addEventListener('pagehide', () => {
+      if (closeUi) { ls((s) => s.setItem(X, closeUi.id)); closeUi(); closeUi = null; }
+      if (net) net.beacon();
+    });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && net && net.hide());
     addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) closeNow(); });
     emit('ready', true);
@@ -79,8 +90,7 @@ import { open } from './ui.js';
     return none;
   });
 
-  // Close the open prompt as 'close'. On page hide the transaction may not finish before the
-  // page is gone; the engine then lets the prompt expire (it treats one open for 30 min as left).
+  // Close the open prompt as 'close'.
   const closeNow = () => {
     const c = closeUi, id = c.id;
     closeUi = null;
@@ -145,7 +155,7 @@ import { open } from './ui.js';
       yes = !!yes;
       if (!yes && closeUi) await closeNow();
       await run((t) => engine.consent(yes, t));
-      try { localStorage.setItem(C, yes ? '1' : '0'); } catch { /* storage disabled */ }
+      ls((s) => s.setItem(C, yes ? '1' : '0'));
       kick();
       return yes;
     }),
@@ -155,9 +165,7 @@ import { open } from './ui.js';
       if (b !== undefined) isBusy = !!b;
       return isBusy;
     },
-    explain() {
-      try { return (engine && engine.lastDecision()) || null; } catch { return null; }
-    },
+    explain: () => (engine ? engine.lastDecision() : null),
   };
 
   function call(c) {

@@ -11,34 +11,21 @@
 //   tab's engine holds, restore s -> run the engine call -> write {g + 1, snapshot} back.
 //
 // Batches taken from the engine live in the same database, one record per batch under
-// "<prefix>o:<batch_id>", so adding and removing one never rewrites the others. Without
-// IndexedDB (disabled storage) the same code runs against a Map: the state then lasts a page.
+// "<prefix>o:<batch_id>", so adding and removing one never rewrites the others.
+//
+// Without IndexedDB (storage disabled) createStore rejects and Loopwise does not start: with no
+// memory of consent, dismissals and caps, every page load would be a new user to prompt.
 const OS = 'kv';
-let dbp;
-function openDb() {
-  return dbp || (dbp = new Promise((ok, no) => {
-    const r = indexedDB.open('loopwise', 1);
-    r.onupgradeneeded = () => r.result.createObjectStore(OS);
-    r.onsuccess = () => ok(r.result);
-    r.onerror = () => no(r.error);
-  }).catch(() => null));
-}
-
-// A Map with the IndexedDB request shape this file uses (get, put, delete, getAll by prefix).
-function memStore(m) {
-  const req = (result) => { const r = { result }; setTimeout(() => r.onsuccess && r.onsuccess()); return r; };
-  return {
-    get: (k) => req(m.get(k)),
-    put: (v, k) => m.set(k, v),
-    delete: (k) => m.delete(k),
-    getAll: (range) => req([...m].filter(([k]) => range.includes(k)).map(([, v]) => v)),
-  };
-}
 
 export async function createStore(engine, prefix, warn) {
   const S = prefix + 's', O = prefix + 'o:', tab = Math.random().toString(36).slice(2, 8);
-  const db = await openDb(), mem = new Map();
-  const range = db ? IDBKeyRange.bound(O, O + '\uffff') : { includes: (k) => k.startsWith(O) };
+  const db = await new Promise((ok, no) => {
+    const r = indexedDB.open('loopwise', 1);
+    r.onupgradeneeded = () => r.result.createObjectStore(OS);
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => no(Error('IndexedDB unavailable: ' + r.error));
+  });
+  const range = IDBKeyRange.bound(O, O + '\uffff');
   let gen;
 
   // tx(fn, withPending): one transaction; fn(now, os, pending) runs with the newest state
@@ -46,8 +33,7 @@ export async function createStore(engine, prefix, warn) {
   // fn returned, or rejects with what it threw (the state is saved either way).
   function tx(fn, withPending) {
     return new Promise((ok, no) => {
-      const t = db && db.transaction(OS, 'readwrite');
-      const os = t ? t.objectStore(OS) : memStore(mem);
+      const t = db.transaction(OS, 'readwrite'), os = t.objectStore(OS);
       let out, err, g;
       const rec = os.get(S), all = withPending && os.getAll(range);
       (all || rec).onsuccess = () => { // requests answer in order: rec is ready too
@@ -55,7 +41,7 @@ export async function createStore(engine, prefix, warn) {
         try {
           if (!v || v.g !== gen) {
             const r = engine.restore(v ? v.s : null, now);
-            if (!r.ok) warn('Loopwise: stored state not restored (' + r.error + '), starting conservatively');
+            if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
           }
           out = fn(now, os, all && all.result);
         } catch (e) {
@@ -63,18 +49,13 @@ export async function createStore(engine, prefix, warn) {
         }
         g = (parseInt(v && v.g) || 0) + 1 + ':' + tab;
         os.put({ g, s: engine.snapshot() }, S);
-        if (!t) done();
       };
-      const done = () => { gen = g; err ? no(err) : ok(out); };
-      if (t) {
-        t.oncomplete = done;
-        t.onabort = t.onerror = () => no(t.error || Error('storage transaction aborted'));
-      }
+      t.oncomplete = () => { gen = g; err ? no(err) : ok(out); };
+      t.onabort = () => no(t.error);
     });
   }
   // A blind write or delete (no read first), e.g. dropping an acknowledged batch.
   const write = (fn) => {
-    if (!db) return fn(memStore(mem));
     try { fn(db.transaction(OS, 'readwrite').objectStore(OS)); } catch { /* closing */ }
   };
   return { tx, write, O };
