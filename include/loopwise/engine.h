@@ -170,8 +170,8 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
 
 /* The decision as one JSON object, the form the WASM binding hands to JavaScript and the
  * shared test cases compare:
- * {"id":"…","prompt":true,"action":"credit_10","variant":0,"p":0.75,"mode":"rules",
- *  "code":"shown","reason":"shown: milestone project_completed×3","model":"m3",
+ * {"id":"…","prompt":true,"variant":0,"code":"shown","action":"credit_10","p":0.75,
+ *  "mode":"rules","reason":"shown: milestone project_completed×3","model":"m3",
  *  "segment":"persona-1","top":[{"feature":"nps^promoter","contribution":0.41},…]}
  * ("model", "segment" and "top" only when there is one.)
  * Writes at most cap bytes (NUL-terminated) and returns the length; "null" if not decided. */

@@ -96,13 +96,14 @@ typedef struct {
   uint8_t kind, required;
   uint16_t off, size; /* offset in the target struct; size of a text buffer */
   double min, max;
+  double def; /* the default of an optional number or boolean (README "Program config reference") */
 } field_t;
 
-#define UINT_F(k, req, T, m, lo, hi) {k, K_UINT, req, offsetof(T, m), 0, lo, hi}
-#define NUM_F(k, req, T, m, lo, hi) {k, K_NUM, req, offsetof(T, m), 0, lo, hi}
-#define BOOL_F(k, T, m) {k, K_BOOL, 0, offsetof(T, m), 0, 0, 1}
-#define TEXT_F(k, req, T, m) {k, K_TEXT, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0}
-#define NAME_F(k, req, T, m) {k, K_NAME, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0}
+#define UINT_F(k, req, T, m, lo, hi, d) {k, K_UINT, req, offsetof(T, m), 0, lo, hi, d}
+#define NUM_F(k, req, T, m, lo, hi, d) {k, K_NUM, req, offsetof(T, m), 0, lo, hi, d}
+#define BOOL_F(k, T, m, d) {k, K_BOOL, 0, offsetof(T, m), 0, 0, 1, d}
+#define TEXT_F(k, req, T, m) {k, K_TEXT, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
+#define NAME_F(k, req, T, m) {k, K_NAME, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
 
 /* Refuse fields that are neither in the table nor in `extra` (NULL-terminated), and
@@ -239,6 +240,19 @@ static void read_value(ctx_t *c, const cJSON *v, const field_t *f, void *dst) {
   fail_got(c, expected, v);
 }
 
+/* Store the defaults of a table's numbers and booleans into base. */
+static void set_defaults(const field_t *f, int n, void *base) {
+  for (int i = 0; i < n; i++) {
+    char *dst = (char *)base + f[i].off;
+    if (f[i].kind == K_NUM) {
+      memcpy(dst, &f[i].def, sizeof f[i].def);
+    } else if (f[i].kind == K_UINT || f[i].kind == K_BOOL) {
+      int32_t v = (int32_t)f[i].def; /* -1 stands for "none" where a field allows it */
+      memcpy(dst, &v, sizeof v);
+    }
+  }
+}
+
 /* Check obj against the table (plus `extra` fields the caller reads itself) and store
  * every field present into base. */
 static void read_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, const char *const *extra,
@@ -310,43 +324,43 @@ static void parse_events(ctx_t *c, const cJSON *root, lw_config *cfg) {
   path_pop(c, mark);
 }
 
-static const field_t k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX),
-                                      UINT_F("every", 0, lw_milestone, every, 0, UINT32_MAX)};
+static const field_t k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX, 0),
+                                      UINT_F("every", 0, lw_milestone, every, 0, UINT32_MAX, 0)};
 static const field_t k_variant[] = {
     NAME_F("id", 1, lw_variant, id),           TEXT_F("title", 1, lw_variant, title),
     TEXT_F("message", 1, lw_variant, message), TEXT_F("referrer_reward", 1, lw_variant, referrer_reward),
-    TEXT_F("referee_reward", 1, lw_variant, referee_reward), NUM_F("cost", 1, lw_variant, cost, 0, 1e9),
-    UINT_F("weight", 0, lw_variant, weight, 0, 1000000)};
-static const field_t k_ladder[] = {UINT_F("referrals", 1, lw_ladder_step, referrals, 0, 1000000),
+    TEXT_F("referee_reward", 1, lw_variant, referee_reward), NUM_F("cost", 1, lw_variant, cost, 0, 1e9, 0),
+    UINT_F("weight", 0, lw_variant, weight, 0, 1000000, 1)};
+static const field_t k_ladder[] = {UINT_F("referrals", 1, lw_ladder_step, referrals, 0, 1000000, 0),
                                    TEXT_F("reward", 1, lw_ladder_step, reward)};
 
 /* Fields of the top level, and of the plain objects below it, all stored in lw_config. */
 static const field_t k_top[] = {
-    UINT_F("version", 1, lw_config, version, 1, 1),
+    UINT_F("version", 1, lw_config, version, 1, 1, 1),
     TEXT_F("program", 0, lw_config, program),
-    UINT_F("not_now_weight", 0, lw_config, not_now_weight, 0, 1000000),
-    NUM_F("value_per_referral", 0, lw_config, value_per_referral, 0, 1e9),
-    NUM_F("fatigue_cost", 0, lw_config, fatigue_cost, 0, 1e9),
-    NUM_F("holdout", 0, lw_config, holdout, 0, 0.5)};
+    UINT_F("not_now_weight", 0, lw_config, not_now_weight, 0, 1000000, 0),
+    NUM_F("value_per_referral", 0, lw_config, value_per_referral, 0, 1e9, 50),
+    NUM_F("fatigue_cost", 0, lw_config, fatigue_cost, 0, 1e9, 1),
+    NUM_F("holdout", 0, lw_config, holdout, 0, 0.5, 0)};
 static const field_t k_share[] = {TEXT_F("url", 1, lw_config, share_url), TEXT_F("title", 0, lw_config, share_title),
                                   TEXT_F("text", 0, lw_config, share_text)};
-static const field_t k_consent[] = {BOOL_F("required", lw_config, consent_required),
-                                    BOOL_F("default", lw_config, consent_default)};
-static const field_t k_caps[] = {UINT_F("max_prompts", 0, lw_config, cap_max_prompts, 1, 1000),
-                                 UINT_F("window_days", 0, lw_config, cap_window_days, 1, 3650),
-                                 UINT_F("min_gap_hours", 0, lw_config, cap_min_gap_hours, 0, 87600)};
-static const field_t k_cooldown[] = {UINT_F("days", 0, lw_config, cooldown_days, 0, 3650),
-                                     UINT_F("growth", 0, lw_config, cooldown_growth, 1, 100),
-                                     UINT_F("max_days", 0, lw_config, cooldown_max_days, 0, 3650)};
-static const field_t k_quiet[] = {UINT_F("start", 1, lw_config, quiet_start_hour, 0, 23),
-                                  UINT_F("end", 1, lw_config, quiet_end_hour, 0, 23)};
-static const field_t k_session[] = {UINT_F("min_age_s", 0, lw_config, min_session_s, 0, 86400)};
-static const field_t k_privacy[] = {BOOL_F("respect_gpc", lw_config, respect_gpc),
-                                    BOOL_F("respect_dnt", lw_config, respect_dnt)};
-static const field_t k_explore[] = {NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9),
-                                    NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1)};
-static const field_t k_model[] = {UINT_F("refresh_hours", 0, lw_config, model_refresh_hours, 1, 720)};
-static const field_t k_fairness[] = {NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1)};
+static const field_t k_consent[] = {BOOL_F("required", lw_config, consent_required, 0),
+                                    BOOL_F("default", lw_config, consent_default, 1)};
+static const field_t k_caps[] = {UINT_F("max_prompts", 0, lw_config, cap_max_prompts, 1, 1000, 2),
+                                 UINT_F("window_days", 0, lw_config, cap_window_days, 1, 3650, 30),
+                                 UINT_F("min_gap_hours", 0, lw_config, cap_min_gap_hours, 0, 87600, 24)};
+static const field_t k_cooldown[] = {UINT_F("days", 0, lw_config, cooldown_days, 0, 3650, 7),
+                                     UINT_F("growth", 0, lw_config, cooldown_growth, 1, 100, 2),
+                                     UINT_F("max_days", 0, lw_config, cooldown_max_days, 0, 3650, 90)};
+static const field_t k_quiet[] = {UINT_F("start", 1, lw_config, quiet_start_hour, 0, 23, -1),
+                                  UINT_F("end", 1, lw_config, quiet_end_hour, 0, 23, -1)};
+static const field_t k_session[] = {UINT_F("min_age_s", 0, lw_config, min_session_s, 0, 86400, 0)};
+static const field_t k_privacy[] = {BOOL_F("respect_gpc", lw_config, respect_gpc, 1),
+                                    BOOL_F("respect_dnt", lw_config, respect_dnt, 0)};
+static const field_t k_explore[] = {NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9, 5),
+                                    NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1, 0.02)};
+static const field_t k_model[] = {UINT_F("refresh_hours", 0, lw_config, model_refresh_hours, 1, 720, 24)};
+static const field_t k_fairness[] = {NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1, 0.8)};
 
 static const struct {
   const char *key;
@@ -390,6 +404,7 @@ static int read_array(ctx_t *c, const cJSON *root, const char *key, int max, con
     if (!cJSON_IsObject(it)) {
       fail_got(c, "an object", it);
     } else {
+      set_defaults(fields, n, (char *)base + (size_t)i * stride);
       read_fields(c, it, fields, n, extra, (char *)base + (size_t)i * stride);
       if (each && !c->failed) each(c, it, i, cfg);
     }
@@ -400,7 +415,7 @@ static int read_array(ctx_t *c, const cJSON *root, const char *key, int max, con
 }
 
 static void each_milestone(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
-  static const field_t event = {"event", K_NAME, 1, 0, LW_NAME_MAX, 0, 0};
+  static const field_t event = {"event", K_NAME, 1, 0, LW_NAME_MAX, 0, 0, 0};
   const cJSON *v = field(c, it, "event", 1);
   if (!v) return;
   size_t k = path_push_key(c, "event");
@@ -443,7 +458,6 @@ static void parse_sections(ctx_t *c, const cJSON *root, lw_config *cfg) {
   parse_events(c, root, cfg);
   cfg->n_milestones = read_array(c, root, "milestones", LW_MAX_MILESTONES, k_milestone, COUNT(k_milestone),
                                  event_extra, cfg->milestones, sizeof cfg->milestones[0], each_milestone, cfg);
-  for (int i = 0; i < LW_MAX_VARIANTS; i++) cfg->variants[i].weight = 1;
   cfg->n_variants = read_array(c, root, "variants", LW_MAX_VARIANTS, k_variant, COUNT(k_variant), NULL,
                                cfg->variants, sizeof cfg->variants[0], each_variant, cfg);
   uint64_t total = 0;
@@ -456,7 +470,7 @@ static void parse_sections(ctx_t *c, const cJSON *root, lw_config *cfg) {
 
 /* Names one attribute from the config's `attributes`, or fails at the current path. */
 static int read_attr_ref(ctx_t *c, const cJSON *o, const lw_config *cfg) {
-  static const field_t attr = {"attribute", K_NAME, 1, 0, LW_NAME_MAX, 0, 0};
+  static const field_t attr = {"attribute", K_NAME, 1, 0, LW_NAME_MAX, 0, 0, 0};
   char name[LW_NAME_MAX] = "";
   const cJSON *v = field(c, o, "attribute", 1);
   if (!v) return -1;
@@ -561,24 +575,11 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
 
   lw_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  cfg.consent_default = 1;
-  cfg.cap_max_prompts = 2;
-  cfg.cap_window_days = 30;
-  cfg.cap_min_gap_hours = 24;
-  cfg.cooldown_days = 7;
-  cfg.cooldown_growth = 2;
-  cfg.cooldown_max_days = 90;
-  cfg.quiet_start_hour = -1;
-  cfg.quiet_end_hour = -1;
-  cfg.respect_gpc = 1;
-  cfg.value_per_referral = 50;
-  cfg.fatigue_cost = 1;
-  cfg.explore_temperature = 5;
-  cfg.explore_floor = 0.02;
-  cfg.model_refresh_hours = 24;
+  set_defaults(k_top, COUNT(k_top), &cfg);
+  for (int i = 0; i < COUNT(k_objects); i++) set_defaults(k_objects[i].fields, k_objects[i].n, &cfg);
+  set_defaults(k_fairness, COUNT(k_fairness), &cfg);
   cfg.approval_attr = -1;
   cfg.fairness_attr = -1;
-  cfg.fairness_min_ratio = 0.8;
 
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);

@@ -186,24 +186,30 @@ static void sb_model(lw_sbuf *sb, uint32_t id) {
   lw_sb_char(sb, '"');
 }
 
+/* The fields a decision has both in its wire record and in its JSON for the host:
+ * ,"action":…,"p":…,"mode":…,"reason":…[,"model":…][,"segment":…] */
+static void sb_decision_fields(lw_sbuf *sb, const lw_decision *d) {
+  lw_sb_str(sb, ",\"action\":");
+  lw_sb_json_str(sb, d->action);
+  lw_sb_str(sb, ",\"p\":");
+  lw_sb_ppm(sb, d->p_ppm);
+  lw_sb_str(sb, ",\"mode\":\"");
+  lw_sb_str(sb, lw_mode_name(d->mode));
+  lw_sb_str(sb, "\",\"reason\":");
+  lw_sb_json_str(sb, d->reason);
+  if (d->model_id) sb_model(sb, d->model_id);
+  if (d->segment[0]) {
+    lw_sb_str(sb, ",\"segment\":");
+    lw_sb_json_str(sb, d->segment);
+  }
+}
+
 static void log_decision(lw_engine *e, const lw_decision *d, int64_t now_ms) {
   char buf[4608];
   lw_sbuf sb;
   lw_sb_init(&sb, buf, sizeof buf);
   record_begin(e, &sb, "decision", now_ms, d->id);
-  lw_sb_str(&sb, ",\"action\":\"");
-  lw_sb_str(&sb, d->action);
-  lw_sb_str(&sb, "\",\"p\":");
-  lw_sb_ppm(&sb, d->p_ppm);
-  lw_sb_str(&sb, ",\"mode\":\"");
-  lw_sb_str(&sb, lw_mode_name(d->mode));
-  lw_sb_str(&sb, "\",\"reason\":");
-  lw_sb_json_str(&sb, d->reason);
-  if (d->model_id) sb_model(&sb, d->model_id);
-  if (d->segment[0]) {
-    lw_sb_str(&sb, ",\"segment\":");
-    lw_sb_json_str(&sb, d->segment);
-  }
+  sb_decision_fields(&sb, d);
   lw_sb_str(&sb, ",\"x\":[");
   for (int i = 0; i < e->n_x && i < 256; i++) {
     if (i) lw_sb_char(&sb, ',');
@@ -850,23 +856,12 @@ size_t lw_decision_to_json(const lw_decision *d, char *buf, size_t cap) {
   }
   lw_sb_str(&sb, "{\"id\":\"");
   lw_sb_str(&sb, d->id);
-  lw_sb_str(&sb, d->prompt ? "\",\"prompt\":true,\"action\":" : "\",\"prompt\":false,\"action\":");
-  lw_sb_json_str(&sb, d->action);
-  lw_sb_str(&sb, ",\"variant\":");
+  lw_sb_str(&sb, d->prompt ? "\",\"prompt\":true,\"variant\":" : "\",\"prompt\":false,\"variant\":");
   lw_sb_i64(&sb, d->variant);
-  lw_sb_str(&sb, ",\"p\":");
-  lw_sb_ppm(&sb, d->p_ppm);
-  lw_sb_str(&sb, ",\"mode\":\"");
-  lw_sb_str(&sb, lw_mode_name(d->mode));
-  lw_sb_str(&sb, "\",\"code\":\"");
+  lw_sb_str(&sb, ",\"code\":\"");
   lw_sb_str(&sb, lw_why_name(d->why));
-  lw_sb_str(&sb, "\",\"reason\":");
-  lw_sb_json_str(&sb, d->reason);
-  if (d->model_id) sb_model(&sb, d->model_id);
-  if (d->segment[0]) {
-    lw_sb_str(&sb, ",\"segment\":");
-    lw_sb_json_str(&sb, d->segment);
-  }
+  lw_sb_char(&sb, '"');
+  sb_decision_fields(&sb, d);
   if (d->n_top) {
     lw_sb_str(&sb, ",\"top\":[");
     for (int i = 0; i < d->n_top; i++) {

@@ -93,7 +93,7 @@ static void shown_decision_has_reason_id_and_probability(void) {
   CHECK_INT(strlen(d.id), 16);
   char json[512];
   lw_decision_to_json(&d, json, sizeof json);
-  CHECK_CONTAINS(json, "\"prompt\":true,\"action\":\"v1\",\"variant\":0,\"p\":1,\"mode\":\"rules\",\"code\":\"shown\"");
+  CHECK_CONTAINS(json, "\"prompt\":true,\"variant\":0,\"code\":\"shown\",\"action\":\"v1\",\"p\":1,\"mode\":\"rules\"");
   lw_engine_free(e);
 }
 
