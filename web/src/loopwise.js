@@ -9,7 +9,7 @@
 // calls into decisions, prompts and outcome batches. If anything fails to load the host page
 // keeps working: the error is reported once on the console and later calls do nothing.
 import { loadEngine } from './engine.js';
-import { createStore } from './store.js';
+import { createStore, openDb } from './store.js';
 import { createTransport } from './transport.js';
 import { open } from './ui.js';
 
@@ -56,13 +56,14 @@ import { open } from './ui.js';
       if (!r.ok) throw Error(url + ': HTTP ' + r.status);
       return r;
     };
-    const [text, wasm] = await Promise.all([
+    const [text, wasm, db] = await Promise.all([
       fetchOk(new URL(ds.config || 'referral.json', ds.config ? page : self)).then((r) => r.text()),
       fetchOk(new URL(ds.wasm || 'loopwise.wasm', ds.wasm ? page : self)),
+      openDb(),
     ]);
     const e = await loadEngine({ wasm, config: text, seed: crypto.getRandomValues(new Uint8Array(16)) });
     cfg = JSON.parse(text);
-    store = await createStore(e, prefix, warn);
+    store = createStore(db, e, prefix, warn);
     engine = e;
     await run(() => {});
     // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).

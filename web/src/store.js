@@ -17,14 +17,16 @@
 // memory of consent, dismissals and caps, every page load would be a new user to prompt.
 const OS = 'kv';
 
-export async function createStore(engine, prefix, warn) {
+// Opened while the config and the WASM download (a new database takes tens of ms to create).
+export const openDb = () => new Promise((ok, no) => {
+  const r = indexedDB.open('loopwise', 1);
+  r.onupgradeneeded = () => r.result.createObjectStore(OS);
+  r.onsuccess = () => ok(r.result);
+  r.onerror = () => no(Error('IndexedDB unavailable: ' + r.error));
+});
+
+export function createStore(db, engine, prefix, warn) {
   const S = prefix + 's', O = prefix + 'o:', tab = Math.random().toString(36).slice(2, 8);
-  const db = await new Promise((ok, no) => {
-    const r = indexedDB.open('loopwise', 1);
-    r.onupgradeneeded = () => r.result.createObjectStore(OS);
-    r.onsuccess = () => ok(r.result);
-    r.onerror = () => no(Error('IndexedDB unavailable: ' + r.error));
-  });
   const range = IDBKeyRange.bound(O, O + '\uffff');
   let gen;
 
