@@ -399,10 +399,21 @@ static void user_day(const sim_ctx *c, sim_user *u, int day) {
   if (lw_rng_unit(&r) >= p_active) return;
   int n = 1 + poisson(&r, u->sessions - 1.0);
   double nan = 0.0 / 0.0;
+  /* session start times in local working hours (mostly 8-19, some evenings), in order */
+  double hours[8];
+  if (n > 8) n = 8;
+  for (int s = 0; s < n; s++) {
+    hours[s] = lw_rng_unit(&r) < 0.85 ? 8 + 11 * lw_rng_unit(&r) : 19 + 3.5 * lw_rng_unit(&r);
+    for (int k = s; k > 0 && hours[k] < hours[k - 1]; k--) {
+      double tmp = hours[k];
+      hours[k] = hours[k - 1];
+      hours[k - 1] = tmp;
+    }
+  }
+  int64_t t_end = 0; /* a session starts at least 31 minutes after the previous one's last event */
   for (int s = 0; s < n && !u->churned; s++) {
-    /* local working hours, mostly 8-19, some evenings */
-    double local_h = lw_rng_unit(&r) < 0.85 ? 8 + 11 * lw_rng_unit(&r) : 19 + 3.5 * lw_rng_unit(&r);
-    int64_t t = day0 + (int64_t)(local_h * HOUR_MS) - (int64_t)u->tz * 60000 + (int64_t)s * 1200000;
+    int64_t t = day0 + (int64_t)(hours[s] * HOUR_MS) - (int64_t)u->tz * 60000;
+    if (t < t_end + 31 * 60000) t = t_end + 31 * 60000;
     if (c->o->use_busy) lw_engine_set_busy(u->e, busy);
     track(c, u, "session_started", nan, NULL, day, t);
     if (day == u->nps_day && s == 0) track(c, u, "nps_answered", (double)u->nps_score, NULL, day, t + 60000);
@@ -417,6 +428,7 @@ static void user_day(const sim_ctx *c, sim_user *u, int day) {
       if (lw_rng_unit(&r) < u->p_project * (busy ? 1.6 : 1.0)) track(c, u, "project_completed", nan, NULL, day, t);
       if (lw_rng_unit(&r) < 0.01 + 0.01 * (u->will > 0)) track(c, u, "invite_sent", nan, NULL, day, t);
     }
+    t_end = t;
   }
 }
 
