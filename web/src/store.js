@@ -49,8 +49,13 @@ export function createStore(db, engine, prefix, warn) {
         } catch (e) {
           err = e || Error('failed');
         }
-        g = (parseInt(v && v.g) || 0) + 1 + ':' + tab;
-        os.put({ g, s: engine.snapshot() }, S);
+        try {
+          const n = (parseInt(v && v.g) || 0) + 1 + ':' + tab;
+          os.put({ g: n, s: engine.snapshot() }, S);
+          g = n;
+        } catch (e) {
+          err = err || e; // g stays unset: the next call reloads what is stored
+        }
       };
       t.oncomplete = () => { gen = g; err ? no(err) : ok(out); };
       t.onabort = () => no(t.error);

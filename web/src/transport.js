@@ -77,19 +77,19 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // Page hidden or going away: no time for responses. Beacon each pending batch once per page;
   // the bodies stay pending and a later flush (this page or the next load) confirms them.
   function beacon() {
-    for (const b of mirror) {
-      if (beaconed.has(b)) continue;
-      if (!navigator.sendBeacon(url, b)) break;
-      beaconed.add(b);
-    }
+    try {
+      for (const b of mirror) {
+        if (beaconed.has(b)) continue;
+        if (!navigator.sendBeacon(url, b)) break;
+        beaconed.add(b);
+      }
+    } catch { /* no sendBeacon: the batches wait for the next load */ }
   }
   // Hidden: beacon what is pending now, then what is still in the engine (the page is alive,
   // a transaction usually completes; on unload it may not, and the records wait for next load).
   function hide() {
-    try {
-      beacon();
-      store.tx(drain, 1).then(beacon, () => {});
-    } catch { /* never into the host page */ }
+    beacon();
+    store.tx(drain, 1).then(beacon, () => {});
   }
 
   addEventListener('online', () => { tries = 0; flush(); });
