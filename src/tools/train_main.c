@@ -27,6 +27,7 @@ static void usage(void) {
           "             --from MS --to MS | --window-days N  (decision time range)\n"
           "  model:     --bits 8-16 (14)  --passes N (1)  --personas 0-16 (4)  --clip W (50)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
+          "             --lr R (0.3 AdaGrad step)  --l2 R (1e-6 shrink per update)\n"
           "             --segment attr^value (repeatable: fairness offsets)  --fair-ratio R (0.8)\n"
           "             --model-id N (default: now in seconds)  --now MS  --seed N\n"
           "  policy:    --value V (100) --fatigue F (0.5) --temperature T (2) --floor P (0.05)\n"
@@ -90,6 +91,7 @@ static int parse(train_args *a, int argc, char **argv) {
     else if (strcmp(o, "--holdout-mod") == 0) a->o.holdout_mod = (int)d;
     else if (strcmp(o, "--fair-ratio") == 0) a->o.fair_ratio = d;
     else if (strcmp(o, "--lr") == 0) a->o.lr = d;
+    else if (strcmp(o, "--l2") == 0) a->o.l2 = d;
     else if (strcmp(o, "--model-id") == 0) a->model_id = (uint32_t)d;
     else if (strcmp(o, "--now") == 0) a->now_ms = (int64_t)d;
     else if (strcmp(o, "--seed") == 0) a->seed = (uint64_t)d;
