@@ -226,3 +226,10 @@ int64_t lw_cli_duration_ms(const char *s) {
 void lw_cli_print_interval(const char *name, const lw_interval *iv) {
   printf("  %-6s %.6f  [%.6f, %.6f]\n", name, iv->est, iv->lo, iv->hi);
 }
+
+int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_MAX], int cap) {
+  int a = cfg->fairness_attr, n = 0;
+  for (int v = 0; a >= 0 && v < cfg->attr_n_values[a] && n < cap; v++)
+    snprintf(segs[n++], LW_SEGMENT_NAME_MAX, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
+  return n;
+}

@@ -30,6 +30,8 @@ char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* Load a model file; NULL with err set. */
 lw_model *lw_cli_load_model(const char *path, uint8_t **bytes, size_t *len, char *err, size_t errlen);
 int64_t lw_cli_now_ms(void);
+/* The segments of the config's fairness attribute ("plan^free", ...); returns how many. */
+int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_MAX], int cap);
 /* "90" (ms), "30s", "15m", "24h", "7d" -> ms; -1 if invalid. */
 int64_t lw_cli_duration_ms(const char *s);
 void lw_cli_print_interval(const char *name, const lw_interval *iv);

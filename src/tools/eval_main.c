@@ -22,7 +22,8 @@
 static void usage(void) {
   fprintf(stderr,
           "usage: loopwise-eval --data FILE (--config program.json | --actions a,b,...) --policy P [--policy P ...]\n"
-          "       loopwise-eval --data FILE (--config ... | --actions ...) --audit --segment attr^value [...]\n"
+          "       loopwise-eval --data FILE (--config ... | --actions ...) --audit [--segment attr^value ...]\n"
+          "         (segments default to the values of the config's fairness attribute)\n"
           "  P: a model file (.lwm), 'uniform', or 'always:ACTION'\n"
           "  --format auto|vw|vw_adf|sqlite  --site ID  --from MS --to MS  --holdout-only N (records with line%%N==N-1)\n"
           "  --value V --fatigue F --temperature T --floor P (the runtime's exploration policy for model files)\n"
@@ -49,7 +50,7 @@ static int audit(lw_cli *c, int n, char segs[][LW_SEGMENT_NAME_MAX]) {
     printf("%-18s %9llu %8llu %9.4f %8.3f %8.4f %8.3f %8.4f %8.3f %8llu  %s\n", r->name,
            (unsigned long long)r->decisions, (unsigned long long)r->prompts, r->exposure, r->exposure_ratio,
            r->share_rate, r->share_ratio, r->conversion_rate, r->conversion_ratio, (unsigned long long)r->conversions,
-           r->flagged ? "BELOW 0.8" : "ok");
+           r->decisions == 0 ? "no data" : r->flagged ? "BELOW 0.8" : "ok");
     flagged += r->flagged;
   }
   printf("flagged=%d (a ratio to the best segment below %.1f)\n", flagged, LW_AUDIT_FLAG_RATIO);
@@ -89,6 +90,7 @@ int main(int argc, char **argv) {
     }
   }
   if (lw_cli_finish(&c, "loopwise-eval") < 0) return 2;
+  if (do_audit && n_seg == 0 && c.have_cfg) n_seg = lw_cli_fairness_segments(&c.cfg, segs, LW_MODEL_MAX_SEGMENTS);
   if (do_audit) return audit(&c, n_seg, segs);
   if (n_pol == 0) {
     fprintf(stderr, "loopwise-eval: name at least one --policy (a model file, uniform, always:ACTION)\n");

@@ -13,5 +13,4 @@ mkdir -p "$logs"
 "$B/src/tools/loopwise-sim" --policy learning --config models/referral.json --users 5000 --days 180 --seed 7 \
   --workdir "$logs" --vw-out "$logs/default-logs.vw" --quiet >/dev/null
 "$B/src/tools/loopwise-train" --data "$logs/default-logs.vw" --config models/referral.json --bits 12 \
-  --segment plan^free --segment plan^pro --segment plan^team --segment plan^enterprise \
   --model-id 1 --now 1782864000000 --seed 1 --quiet --out models/default.lwm

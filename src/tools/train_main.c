@@ -28,7 +28,8 @@ static void usage(void) {
           "  model:     --bits 8-16 (14)  --passes N (1)  --personas 0-16 (4)  --clip W (50)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
           "             --lr R (0.3 AdaGrad step)  --l2 R (1e-6 shrink per update)\n"
-          "             --segment attr^value (repeatable: fairness offsets)  --fair-ratio R (0.8)\n"
+          "             --segment attr^value (repeatable: fairness offsets; default: the values of the\n"
+          "               config's fairness attribute)  --fair-ratio R (the config's, else 0.8)\n"
           "             --model-id N (default: now in seconds)  --now MS  --seed N\n"
           "  policy:    --value V (100) --fatigue F (0.5) --temperature T (2) --floor P (0.05)\n"
           "  serving:   --promote-into DIR   compare with DIR/current.lwm on held-out records; promote\n"
@@ -51,6 +52,7 @@ static int parse(train_args *a, int argc, char **argv) {
   lw_cli_init(&a->c);
   lw_train_defaults(&a->o);
   a->seed = 1;
+  int fair_set = 0;
   size_t cl = 0;
   for (int i = 0; i < argc && cl < sizeof a->command - 2; i++)
     cl += (size_t)snprintf(a->command + cl, sizeof a->command - cl, "%s%s", i ? " " : "", argv[i]);
@@ -89,7 +91,7 @@ static int parse(train_args *a, int argc, char **argv) {
     else if (strcmp(o, "--min-ess") == 0) a->o.min_ess = d;
     else if (strcmp(o, "--min-positive") == 0) a->o.min_positive = d;
     else if (strcmp(o, "--holdout-mod") == 0) a->o.holdout_mod = (int)d;
-    else if (strcmp(o, "--fair-ratio") == 0) a->o.fair_ratio = d;
+    else if (strcmp(o, "--fair-ratio") == 0) a->o.fair_ratio = d, fair_set = 1;
     else if (strcmp(o, "--lr") == 0) a->o.lr = d;
     else if (strcmp(o, "--l2") == 0) a->o.l2 = d;
     else if (strcmp(o, "--model-id") == 0) a->model_id = (uint32_t)d;
@@ -102,6 +104,10 @@ static int parse(train_args *a, int argc, char **argv) {
     }
   }
   if (lw_cli_finish(&a->c, "loopwise-train") < 0) return -1;
+  if (a->c.have_cfg && a->o.n_segments == 0) { /* the runtime offsets the config's fairness attribute */
+    a->o.n_segments = lw_cli_fairness_segments(&a->c.cfg, a->o.segments, LW_MODEL_MAX_SEGMENTS);
+    if (!fair_set && a->c.cfg.fairness_attr >= 0) a->o.fair_ratio = a->c.cfg.fairness_min_ratio;
+  }
   if (!a->out && !a->promote_dir) {
     fprintf(stderr, "loopwise-train: say where the model goes: --out FILE or --promote-into DIR\n");
     return -1;
