@@ -4,6 +4,12 @@
   const qs = new URLSearchParams(location.search);
   const $ = (id) => document.getElementById(id);
   const counts = {};
+  // What the app knows about each event: the feature's name, the NPS score the user gave.
+  const features = ['gantt', 'timeline', 'export', 'automation', 'reports', 'templates'];
+  const details = {
+    feature_discovered: (n) => ({ label: features[(n - 1) % features.length] }),
+    nps_answered: () => ({ value: 9 }),
+  };
 
   // The snippet: calls made before loopwise.js arrives go into Loopwise.q and are replayed.
   window.Loopwise = window.Loopwise || { q: [] };
@@ -38,6 +44,7 @@
   lw('on', 'decision', (d) => log(`decision ${d.code}: ${d.reason}`));
   lw('on', 'prompt', (d) => log(`prompt shown (variant ${d.variant})`));
   lw('on', 'outcome', (o) => log(`outcome ${o.kind}`));
+  lw('on', 'approval', (d) => log(`waiting for approval: ${d.id}`));
 
   document.addEventListener('DOMContentLoaded', () => {
     for (const b of document.querySelectorAll('[data-event]')) {
@@ -45,14 +52,21 @@
         const ev = b.dataset.event;
         counts[ev] = (counts[ev] || 0) + 1;
         $('counts').textContent = Object.entries(counts).map(([k, n]) => `${k}: ${n}`).join(' · ');
-        lw('track', ev).then(explain);
+        lw('track', ev, details[ev] && details[ev](counts[ev])).then(explain);
       });
     }
-    $('consent').addEventListener('change', (e) => lw('consent', e.target.checked).then(explain));
+    // The checkbox shows the last choice made on this device (the demo keeps it; Loopwise keeps
+    // the consent itself).
+    $('consent').checked = localStorage.getItem('acme:consent') !== '0';
+    $('consent').addEventListener('change', (e) => {
+      localStorage.setItem('acme:consent', e.target.checked ? '1' : '0');
+      lw('consent', e.target.checked).then(explain);
+    });
     $('busy').addEventListener('change', (e) => lw('busy', e.target.checked));
     $('reset').addEventListener('click', () => {
-      for (const k of Object.keys(localStorage)) if (k.startsWith('loopwise:')) localStorage.removeItem(k);
-      location.reload();
+      localStorage.clear();
+      const r = indexedDB.deleteDatabase('loopwise');
+      r.onsuccess = r.onerror = r.onblocked = () => location.reload();
     });
   });
 })();

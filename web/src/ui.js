@@ -37,8 +37,9 @@ export function open({ variant: v, share, outcome }) {
   el('h2', dlg, v.title, { id: 't' });
   el('p', dlg, v.message, { id: 'm' });
   const ul = el('ul', dlg);
-  if (v.referrer_reward) el('li', ul, 'You get: ' + v.referrer_reward);
-  if (v.referee_reward) el('li', ul, 'Your friend gets: ' + v.referee_reward);
+  // The config words both rewards as whole phrases ("You get $10 credit"), shown as they are.
+  if (v.referrer_reward) el('li', ul, v.referrer_reward);
+  if (v.referee_reward) el('li', ul, v.referee_reward);
   const bShare = el('button', dlg, 'Share', { class: 'p' });
   const bCopy = el('button', dlg, 'Copy link');
   const bNo = el('button', dlg, 'Not now');
