@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "check.h"
 #include "loopwise/learn.h"
 #include "sim.h"
@@ -176,11 +178,91 @@ static void the_learning_loop_runs_through_the_ingest_server(void) {
   if (system(cmd) != 0) exit(2);
 }
 
+/* The evaluator scores a model policy as the runtime runs it: for every model-mode decision
+ * an engine logs, lw_target_probs on the logged x gives exactly the logged probability of the
+ * chosen action (personas recomputed, the fairness offset, the config's exploration). */
+static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
+  lw_config cfg = load("models/referral.json");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/models/default.lwm", LW_SOURCE_DIR);
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  static uint8_t buf[1 << 17];
+  size_t len = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  char err[LW_ERRMSG_MAX];
+  lw_model *m = NULL;
+  CHECK(lw_model_load(buf, len, &m, err, sizeof err) == LW_OK);
+  if (!m) return;
+  int n_actions;
+  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  lw_actions_from_config(&cfg, &n_actions, actions);
+  lw_policy_params pp;
+  lw_policy_defaults(&pp);
+  lw_policy_from_config(&cfg, &pp);
+  lw_target t;
+  CHECK(lw_target_model(&t, m, &cfg, &pp, n_actions, (const char(*)[LW_MODEL_ID_MAX])actions, err, sizeof err) == LW_OK);
+  static const char *const plans[] = {"free", "pro", "team"};
+  int checked = 0, mismatched = 0;
+  static char batch[1 << 16];
+  for (int u = 0; u < 60; u++) {
+    lw_engine *e = NULL;
+    if (lw_engine_create(&cfg, 100 + (uint64_t)u, 1, 0, &e, err, sizeof err) != LW_OK) break;
+    CHECK(lw_engine_set_model(e, buf, len, err, sizeof err) == LW_OK);
+    lw_engine_set_attribute(e, "plan", plans[u % 3], err, sizeof err);
+    int64_t t0 = 1767261600000LL; /* 10:00 UTC */
+    for (int day = 0; day < 40; day++) {
+      lw_decision d;
+      int64_t tt = t0 + (int64_t)day * 86400000LL;
+      lw_engine_track(e, "session_started", tt, 0, &d, err, sizeof err);
+      lw_engine_track_value(e, "feature_discovered", 0.0 / 0.0, day % 2 ? "gantt" : "board", tt + 60000, 0, &d, err,
+                            sizeof err);
+      if ((day + u) % 3 == 0) lw_engine_track(e, "project_completed", tt + 120000, 0, &d, err, sizeof err);
+      if (d.decided && d.prompt) lw_engine_outcome(e, d.id, (day % 2) ? LW_OUTCOME_DISMISS : LW_OUTCOME_SHARE, tt + 180000, err, sizeof err);
+    }
+    size_t blen, n;
+    while (lw_engine_take_batch(e, "k", t0, sizeof batch, batch, sizeof batch, &blen, &n) == LW_OK && n > 0) {
+      cJSON *b = cJSON_ParseWithLength(batch, blen), *ev;
+      cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(b, "events")) {
+        const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));
+        const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "action"));
+        if (!mode || strcmp(mode, "model") != 0 || !action || strcmp(action, "none") == 0) continue;
+        lw_feature x[LW_LEARN_MAX_FEATURES];
+        int nx = 0;
+        cJSON *pair;
+        cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "x")) {
+          if (nx >= LW_LEARN_MAX_FEATURES) break;
+          x[nx].hash = (uint32_t)cJSON_GetArrayItem(pair, 0)->valuedouble;
+          x[nx++].q = lw_fx(cJSON_GetArrayItem(pair, 1)->valuedouble);
+        }
+        double pi[LW_MODEL_MAX_ACTIONS];
+        lw_target_probs(&t, x, &nx, pi);
+        int a = -1;
+        for (int k = 0; k < n_actions; k++)
+          if (strcmp(actions[k], action) == 0) a = k;
+        double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ev, "p"));
+        checked++;
+        if (a < 0 || (long)(pi[a] * 1e6 + 0.5) != (long)(p * 1e6 + 0.5)) {
+          if (mismatched++ < 3) fprintf(stderr, "  %s logged p=%.6f, evaluator %.6f\n", action, p, a >= 0 ? pi[a] : -1.0);
+        }
+      }
+      cJSON_Delete(b);
+    }
+    lw_engine_free(e);
+  }
+  printf("  %d model-mode decisions compared\n", checked);
+  CHECK(checked > 50);
+  CHECK_INT(mismatched, 0);
+  lw_model_free(m);
+}
+
 int main(void) {
   RUN(same_seed_gives_the_same_run_and_another_seed_does_not);
   RUN(logs_carry_the_engines_exact_probabilities);
   RUN(the_monthly_program_asks_at_most_once_a_month);
   RUN(the_learning_policy_retrains_promotes_and_keeps_a_holdout);
   RUN(the_learning_loop_runs_through_the_ingest_server);
+  RUN(the_evaluator_reproduces_the_runtimes_logged_probabilities);
   return check_failures ? 1 : 0;
 }
