@@ -273,6 +273,27 @@ describe('widget against the ingest server', () => {
     await stored(ingest.db, d.id, ['decision']);
   });
 
+  test('pending_batches_leave_by_beacon_when_the_page_goes_away', async () => {
+    // fetch to the ingest server fails in this page (sendBeacon is left alone), so the batch
+    // stays pending until the page hides and beacons it.
+    const { tab } = await device({
+      init: () => {
+        const f = window.fetch;
+        window.fetch = (u, o) => (String(u).includes('/v1/outcomes') ? Promise.reject(new TypeError('offline')) : f(u, o));
+      },
+    });
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    await page.locator(DIALOG).waitFor();
+    const id = (await explain(page)).id;
+    await page.locator('loopwise-prompt').getByRole('button', { name: 'Not now' }).click();
+    await waitFor('the dismiss batch pending', async () => (await pending(page)) >= 2);
+    assert.deepEqual(kindsOf(ingest.db, id), [], 'nothing sent by fetch');
+    await page.close({ runBeforeUnload: true });
+    await stored(ingest.db, id, ['decision', 'impression', 'dismiss']);
+  });
+
   test('every_event_is_stored_once', async () => {
     const dup = sql(ingest.db, `SELECT decision, kind, COUNT(*) AS n FROM events WHERE decision IS NOT NULL GROUP BY decision, kind HAVING n > 1`);
     assert.deepEqual(dup, []);
