@@ -29,7 +29,7 @@ import { open } from './ui.js';
   const listeners = {};
   const warned = new Set();
   const warn = (m) => { if (!warned.has(m)) { warned.add(m); console.warn(m); } };
-  let engine, cfg, store, net, closeUi, isBusy = false;
+  let engine, cfg, store, net, closeUi, started, isBusy = false;
 
   const emit = (type, x) => (listeners[type] || []).forEach((f) => {
     try { f(x); } catch (e) { (w.reportError || console.error)(e); }
@@ -77,6 +77,7 @@ import { open } from './ui.js';
     });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && net && net.hide());
     addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) closeNow(); });
+    started = 1;
     emit('ready', true);
     return true;
   })().catch((e) => {
@@ -142,7 +143,7 @@ import { open } from './ui.js';
     q: { push: (...calls) => calls.forEach(call) },
     on(type, fn) {
       (listeners[type] = listeners[type] || []).push(fn);
-      if (type === 'ready' && engine) fn(true);
+      if (type === 'ready' && started) fn(true);
     },
     // track(name, {value, label}): value e.g. an NPS score, label e.g. a feature's name.
     track: (name, opts) => when(() => run((t) => engine.track(String(name), t, tz(), opts)).then(decided)),
