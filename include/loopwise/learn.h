@@ -183,7 +183,12 @@ const char *lw_metric_name(const lw_metric *mt);
 
 /* A target policy: a model under the runtime's exploration policy, uniform random over the
  * action list, or always one action. */
-typedef enum { LW_TARGET_MODEL, LW_TARGET_UNIFORM, LW_TARGET_ALWAYS } lw_target_kind;
+typedef enum {
+  LW_TARGET_MODEL,
+  LW_TARGET_UNIFORM,
+  LW_TARGET_ALWAYS,
+  LW_TARGET_LOGGED /* the logging policy itself: its value is the observed reward (weight 1) */
+} lw_target_kind;
 typedef struct {
   lw_target_kind kind;
   const lw_model *model;  /* LW_TARGET_MODEL */
@@ -227,7 +232,8 @@ lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_ta
 
 /* Paired comparison of a candidate and the current model on the same records (DR, held-out
  * records only when only_holdout > 0): the candidate is promoted unless its value is lower
- * than the current one's beyond the 95% interval of the difference (hi < 0). */
+ * than the current one's beyond the 95% interval of the difference (hi < 0). current NULL
+ * (no model live yet) compares with the logging policy, i.e. the rules that logged the data. */
 typedef struct {
   lw_interval current, candidate, diff; /* diff = candidate - current */
   int promote;

@@ -318,6 +318,9 @@ void lw_target_probs(const lw_target *t, lw_feature *x, int *n, double *pi) {
     case LW_TARGET_ALWAYS:
       for (int a = 0; a < t->n_actions; a++) pi[a] = a == t->always ? 1.0 : 0.0;
       return;
+    case LW_TARGET_LOGGED: /* not known beyond the logged action: eval_core handles it */
+      for (int a = 0; a < t->n_actions; a++) pi[a] = 0.0;
+      return;
     case LW_TARGET_MODEL: break;
   }
   const lw_model *m = t->model;
@@ -700,6 +703,11 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
       int n = rec->n;
       memcpy(x, rec->x, (size_t)n * sizeof *x);
       double pi[LW_MODEL_MAX_ACTIONS], dm = 0;
+      if (targets[k].kind == LW_TARGET_LOGGED) { /* on-policy: every estimator is the observed mean */
+        lw_estimator_add(&est[k], rec->p, rec->p, r, 0, 0);
+        if (k < 2) drv[k] = r;
+        continue;
+      }
       lw_target_probs(&targets[k], x, &n, pi);
       for (int a = 0; a < src->n_actions; a++) dm += pi[a] * rh[a];
       lw_estimator_add(&est[k], pi[rec->action], rec->p, r, dm, rh[rec->action]);
@@ -741,7 +749,10 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, 
   memset(out, 0, sizeof *out);
   lw_target t[2];
   lw_status st;
-  if ((st = lw_target_model(&t[0], current, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK ||
+  memset(&t[0], 0, sizeof t[0]);
+  t[0].kind = LW_TARGET_LOGGED;
+  t[0].n_actions = src->n_actions;
+  if ((current && (st = lw_target_model(&t[0], current, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK) ||
       (st = lw_target_model(&t[1], candidate, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK)
     return st;
   lw_eval_report reps[2];

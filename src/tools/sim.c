@@ -272,19 +272,18 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   }
   lw_compare_result cr;
   memset(&cr, 0, sizeof cr);
-  cr.promote = 1;
   lw_metric mt;
   lw_metric_init(&mt, 1, cfg, &pp, src.n_actions, src.actions);
-  if (sm->cur_model &&
-      lw_compare_models(&src, sm->cur_model, m, cfg, &pp, &mt, to.holdout_mod, o->seed, &cr, err, sizeof err) != LW_OK)
+  /* against the live model, or against the rules (the logging policy) before the first one */
+  if (lw_compare_models(&src, sm->cur_model, m, cfg, &pp, &mt, to.holdout_mod, o->seed, &cr, err, sizeof err) != LW_OK)
     cr.promote = 0;
   int ready = 0;
   for (int a = 0; a < m->n_actions; a++)
     ready |= strcmp(m->action_ids[a], "not_now") != 0 && (m->action_flags[a] & LW_MODEL_ENOUGH_DATA);
   if (o->log)
-    fprintf(o->log, "day %d: m%u trained on %llu records, DR %.4f [%.4f, %.4f], logged %.4f; vs current %+.4f [%+.4f, %+.4f]: %s\n",
+    fprintf(o->log, "day %d: m%u trained on %llu records, DR %.4f [%.4f, %.4f], logged %.4f; vs %s %+.4f [%+.4f, %+.4f]: %s\n",
             day, id, (unsigned long long)rep.records, rep.target.dr.est, rep.target.dr.lo, rep.target.dr.hi,
-            rep.target.logged.est, cr.diff.est, cr.diff.lo, cr.diff.hi,
+            rep.target.logged.est, sm->cur_model ? "current" : "rules", cr.diff.est, cr.diff.lo, cr.diff.hi,
             !cr.promote ? "kept the current model" : ready ? "promoted" : "promoted (no action has enough data yet)");
   if (!cr.promote) {
     res->models_rejected++;

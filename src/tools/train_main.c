@@ -174,26 +174,28 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
   memset(&cr, 0, sizeof cr);
   lw_model *cur = lw_cli_load_model(cur_path, NULL, NULL, err, sizeof err);
   const char *why;
-  if (!cur) {
-    cr.promote = 1;
-    why = access(cur_path, F_OK) == 0 ? "current model unreadable" : "no current model";
-    if (access(cur_path, F_OK) == 0) fprintf(stderr, "loopwise-train: %s (replacing it)\n", err);
-  } else if (same_decisions(cur, cand)) {
+  if (!cur && access(cur_path, F_OK) == 0) fprintf(stderr, "loopwise-train: %s (comparing with the rules)\n", err);
+  if (cur && same_decisions(cur, cand)) {
     /* nothing new to serve: keep the current file, so its ETag (and every cache) stays */
     why = "same model as the current one";
   } else {
+    /* without a live model the runtime decides by the rules, which logged the data: compare
+     * with the logging policy's observed value */
     lw_metric mt;
     lw_metric_init(&mt, 1, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->c.src.n_actions,
                    (const char(*)[LW_MODEL_ID_MAX])a->c.src.actions);
     if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, &mt, a->o.holdout_mod,
                           a->seed, &cr, err, sizeof err) != LW_OK) {
-      fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur_path, err);
+      fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur ? cur_path : "the logging policy", err);
       lw_model_free(cur);
       return -1;
     }
-    why = cr.promote ? "not worse beyond the interval" : "worse beyond the interval";
-    printf("compare current=m%u dr=%.6f candidate=m%u dr=%.6f diff=%.6f [%.6f, %.6f]\n", cur->model_id,
-           cr.current.est, cand->model_id, cr.candidate.est, cr.diff.est, cr.diff.lo, cr.diff.hi);
+    why = cr.promote ? (cur ? "not worse beyond the interval" : "not worse than the logging policy beyond the interval")
+                     : (cur ? "worse beyond the interval" : "worse than the logging policy beyond the interval");
+    char curname[32] = "logged";
+    if (cur) snprintf(curname, sizeof curname, "m%u", cur->model_id);
+    printf("compare current=%s dr=%.6f candidate=m%u dr=%.6f diff=%.6f [%.6f, %.6f]\n", curname, cr.current.est,
+           cand->model_id, cr.candidate.est, cr.diff.est, cr.diff.lo, cr.diff.hi);
   }
   if (cr.promote) {
     if (cur) rename(cur_path, prev_path);

@@ -10,7 +10,7 @@ trap 'rm -rf "$d"' EXIT
 "$G/lw-bandit-vw" 20000 1 > "$d/a.vw"
 "$G/lw-bandit-vw" 20000 2 > "$d/b.vw"
 train() { "$T/loopwise-train" --data "$1" --actions a0,a1,not_now --personas 0 --quiet --promote-into "$d/site"; }
-train "$d/a.vw" | grep -q 'promoted=yes reason="no current model"'
+train "$d/a.vw" | grep -q 'promoted=yes reason="not worse than the logging policy'
 before=$(cksum < "$d/site/current.lwm")
 train "$d/a.vw" | grep -q 'promoted=no reason="same model as the current one"'
 [ "$(cksum < "$d/site/current.lwm")" = "$before" ] || { echo "current.lwm changed on identical data"; exit 1; }

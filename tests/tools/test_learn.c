@@ -564,6 +564,12 @@ static void a_worse_candidate_is_not_promoted(void) {
   CHECK(cr.diff.hi < 0);
   CHECK(lw_compare_models(&o, bad, good, NULL, &pp, NULL, 10, 1, &cr, err, sizeof err) == LW_OK);
   CHECK(cr.promote);
+  /* with no model live yet, the candidate must not be worse than the logging policy (the
+   * uniform logger here): the sign-flipped model is, the trained one is not */
+  CHECK(lw_compare_models(&o, NULL, bad, NULL, &pp, NULL, 10, 1, &cr, err, sizeof err) == LW_OK);
+  CHECK(!cr.promote);
+  CHECK(lw_compare_models(&o, NULL, good, NULL, &pp, NULL, 10, 1, &cr, err, sizeof err) == LW_OK);
+  CHECK(cr.promote && cr.diff.lo > 0);
   /* an equal candidate is promoted (not worse) */
   CHECK(lw_compare_models(&o, good, good, NULL, &pp, NULL, 10, 1, &cr, err, sizeof err) == LW_OK);
   CHECK(cr.promote && cr.diff.est == 0.0);
