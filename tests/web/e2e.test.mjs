@@ -215,6 +215,7 @@ describe('widget against the ingest server', () => {
     for (let i = 0; i < 5; i++) { await page.keyboard.press('Tab'); seen.add(await inside()); }
     assert.ok(!seen.has(undefined), 'Tab never leaves the dialog');
     assert.deepEqual([...seen].sort(), ['Copy link', 'Not now', 'Share', '\u00d7'].sort(), 'every button is reachable');
+    await page.locator('loopwise-prompt h2').click(); // focus leaves the buttons; Escape still works
     await page.keyboard.press('Escape');
     await page.locator('loopwise-prompt').waitFor({ state: 'detached' });
     assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Complete a project', 'focus restored');

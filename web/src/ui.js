@@ -22,7 +22,6 @@ function el(tag, parent, text, attrs) {
   return e;
 }
 
-
 // open({ variant, share: {url,title,text}, outcome(kind) }) shows the dialog; returns close(),
 // which removes it without logging (the caller logs 'close' when that is what happened).
 export function open({ variant: v, share, outcome }) {
@@ -52,6 +51,7 @@ export function open({ variant: v, share, outcome }) {
     if (done === 2) return;
     done = 2;
     host.remove();
+    document.removeEventListener('keydown', key, true);
     if (prev && prev.isConnected && prev.focus) prev.focus();
   }
   // The engine ends the prompt on share/copy/dismiss/close: the first action is logged, any
@@ -84,16 +84,18 @@ export function open({ variant: v, share, outcome }) {
   bNo.onclick = () => end('dismiss');
   x.onclick = () => end('close');
   back.onclick = (e) => { if (e.target === back) end('close'); };
-  back.onkeydown = (e) => {
+  // On the document (capture), so the keys work even when a click on the backdrop took focus.
+  function key(e) {
     if (e.key === 'Escape') { e.preventDefault(); end('dismiss'); }
     if (e.key === 'Tab') {
       const i = buttons.indexOf(root.activeElement), n = buttons.length;
       e.preventDefault();
       buttons[(i + (e.shiftKey ? n - 1 : 1)) % n].focus();
     }
-  };
+  }
+  document.addEventListener('keydown', key, true);
 
-  document.body.append(host);
+  (document.body || document.documentElement).append(host);
   bShare.focus();
   return close;
 }
