@@ -14,12 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Events go in with multi-row INSERTs of up to this many rows: one statement run per chunk
+ * instead of per event, which is most of what a row costs the writer besides the b-trees. */
+#define EVENT_ROWS_MAX 8
+#define EVENT_COLS 14
+
 typedef struct {
   lw_store base;
   sqlite3 *w;            /* writer connection */
   sqlite3 *r;            /* reader connection, guarded by rlock */
   pthread_mutex_t rlock;
-  sqlite3_stmt *ins_batch, *ins_event;
+  sqlite3_stmt *ins_batch;
+  sqlite3_stmt *ins_events[EVENT_ROWS_MAX + 1]; /* [k]: insert k events in one statement */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -160,31 +166,36 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
     return LW_OK;
   }
   sqlite3_int64 batch_row = sqlite3_last_insert_rowid(s->w);
-  st = s->ins_event;
-  for (size_t i = 0; i < b->n_events; i++) {
-    const lw_event *e = &b->events[i];
+  for (size_t at = 0; at < b->n_events;) {
+    size_t k = b->n_events - at < EVENT_ROWS_MAX ? b->n_events - at : EVENT_ROWS_MAX;
+    st = s->ins_events[k];
     sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, batch_row);
-    sqlite3_bind_text(st, 2, it->site, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, lw_event_kind_name(e->kind), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, e->t);
-    sqlite3_bind_text(st, 5, e->install, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 6, e->decision);
-    bind_text_or_null(st, 7, e->action);
-    if (e->has_p)
-      sqlite3_bind_double(st, 8, e->p);
-    else
-      sqlite3_bind_null(st, 8);
-    bind_text_or_null(st, 9, e->mode);
-    if (e->kind == LW_KIND_DECISION)
-      sqlite3_bind_text(st, 10, e->reason, -1, SQLITE_STATIC); /* "" is a valid reason */
-    else
-      sqlite3_bind_null(st, 10);
-    bind_text_or_null(st, 11, e->segment);
-    bind_text_or_null(st, 12, e->model);
-    bind_text_or_null(st, 13, e->x);
-    bind_text_or_null(st, 14, e->code);
-    if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing an event", errmsg);
+    for (size_t r = 0; r < k; r++) {
+      const lw_event *e = &b->events[at + r];
+      int c = (int)(r * EVENT_COLS);
+      sqlite3_bind_int64(st, c + 1, batch_row);
+      sqlite3_bind_text(st, c + 2, it->site, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, c + 3, lw_event_kind_name(e->kind), -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st, c + 4, e->t);
+      sqlite3_bind_text(st, c + 5, e->install, -1, SQLITE_STATIC);
+      bind_text_or_null(st, c + 6, e->decision);
+      bind_text_or_null(st, c + 7, e->action);
+      if (e->has_p)
+        sqlite3_bind_double(st, c + 8, e->p);
+      else
+        sqlite3_bind_null(st, c + 8);
+      bind_text_or_null(st, c + 9, e->mode);
+      if (e->kind == LW_KIND_DECISION)
+        sqlite3_bind_text(st, c + 10, e->reason, -1, SQLITE_STATIC); /* "" is a valid reason */
+      else
+        sqlite3_bind_null(st, c + 10);
+      bind_text_or_null(st, c + 11, e->segment);
+      bind_text_or_null(st, c + 12, e->model);
+      bind_text_or_null(st, c + 13, e->x);
+      bind_text_or_null(st, c + 14, e->code);
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing events", errmsg);
+    at += k;
   }
   it->duplicate = 0;
   it->stored = b->n_events;
@@ -197,7 +208,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], errmsg);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", errmsg);
   sqlite3_reset(s->ins_batch);
-  sqlite3_reset(s->ins_event);
+  for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_reset(s->ins_events[k]);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
@@ -346,7 +357,7 @@ static lw_status sq_ping(lw_store *base, char *errmsg) {
 static void sq_close(lw_store *base) {
   sqlite_store *s = (sqlite_store *)base;
   sqlite3_finalize(s->ins_batch);
-  sqlite3_finalize(s->ins_event);
+  for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_finalize(s->ins_events[k]);
   sqlite3_close(s->r);
   /* Closing the last connection checkpoints the WAL into the database and removes it. */
   sqlite3_close(s->w);
@@ -399,16 +410,23 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg) {
   if (st == LW_OK) st = migrate(s->w, errmsg);
   if (st == LW_OK) st = open_conn(path, &s->r, errmsg);
   if (st == LW_OK &&
-      (sqlite3_prepare_v3(s->w,
-                          "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
-                          " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(site, batch_id) DO NOTHING",
-                          -1, SQLITE_PREPARE_PERSISTENT, &s->ins_batch, NULL) != SQLITE_OK ||
-       sqlite3_prepare_v3(s->w,
-                          "INSERT INTO events(batch, site, kind, t, install, decision, action, p,"
-                          " mode, reason, segment, model, x, code)"
-                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                          -1, SQLITE_PREPARE_PERSISTENT, &s->ins_event, NULL) != SQLITE_OK))
+      sqlite3_prepare_v3(s->w,
+                         "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(site, batch_id) DO NOTHING",
+                         -1, SQLITE_PREPARE_PERSISTENT, &s->ins_batch, NULL) != SQLITE_OK)
     st = sql_error(s->w, "preparing statements", errmsg);
+  for (int k = 1; st == LW_OK && k <= EVENT_ROWS_MAX; k++) {
+    char sql[4096];
+    size_t len = (size_t)snprintf(sql, sizeof sql,
+                                  "INSERT INTO events(batch, site, kind, t, install, decision,"
+                                  " action, p, mode, reason, segment, model, x, code) VALUES");
+    for (int r = 0; r < k; r++)
+      len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                              r ? "," : "");
+    if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->ins_events[k], NULL) !=
+        SQLITE_OK)
+      st = sql_error(s->w, "preparing statements", errmsg);
+  }
   if (st != LW_OK) {
     sq_close(&s->base);
     return st;

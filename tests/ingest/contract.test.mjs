@@ -49,6 +49,16 @@ test('valid_batch_from_cases_is_stored_with_its_event_count', async () => {
   assert.ok(s.outcomes >= 5);
 });
 
+test('batches_of_every_size_are_stored_whole_and_in_order', async () => {
+  for (const n of [1, 7, 8, 9, 19, 500]) {
+    const b = freshBatch({ events: n });
+    const r = await postBatch(server, b);
+    assert.deepEqual(r.json, { stored: n }, `${n} events`);
+    const rows = sql(server.db, `SELECT e.t FROM events e JOIN batches b ON e.batch = b.id WHERE b.batch_id = '${b.batch_id}' ORDER BY e.id`);
+    assert.deepEqual(rows.map((x) => x.t), b.events.map((e) => e.t), `${n} events`);
+  }
+});
+
 test('retried_batch_id_is_acknowledged_as_duplicate_and_stored_once', async () => {
   const batch = freshBatch();
   const before_ = (await stats(server)).outcomes;
