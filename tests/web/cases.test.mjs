@@ -38,8 +38,7 @@ test('there are shared cases to run', () => assert.ok(cases.length >= 4));
 for (const c of cases) {
   test(`chromium: ${c.file}: ${c.name}`, async () => {
     const { trace, failures } = await page.evaluate(async ({ src, configText, seed, model, data }) => {
-      // run-cases.mjs's runCase also returns its module's `same` helper; define it here too.
-      const runCase = new Function('const same = (a, b) => JSON.stringify(a) === JSON.stringify(b); return ' + src)();
+      const runCase = new Function('return ' + src)();
       const engine = await window.Loopwise.loadEngine({
         wasm: fetch('/dist/loopwise.wasm'), config: configText, seed: Uint8Array.from(seed),
       });
