@@ -43,11 +43,12 @@ typedef struct {
   double rate_per_address, burst_per_address;   /* requests/s and bucket size */
   double rate_per_key, burst_per_key;
   int64_t k_anonymity;         /* stats hide rows with fewer distinct installs */
-  int64_t retention_days;      /* 0: keep forever */
+  double retention_days;       /* by receive time; 0: keep forever */
   int64_t purge_interval_s;
   int64_t max_group;           /* most batches in one commit */
   int64_t drain_timeout_s;     /* SIGTERM: how long to wait for in-flight requests */
   char *log_level;             /* debug, info, warn, error, off */
+  char *models_dir;            /* <dir>/<site id>/current.lwm served at GET /v1/model; NULL: none */
   lw_ingest_site *sites;
   size_t n_sites;
 } lw_ingest_config;

@@ -25,7 +25,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 2
+#define LW_STORE_SCHEMA_VERSION 3
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -66,7 +66,7 @@ lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, cha
 lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
                           char *errmsg);
 
-/* Delete events whose time t is before before_ms, and batch records received before it. */
+/* Delete the batches received before before_ms and all their events. */
 lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
 
 /* Aggregates for one site. The caller clears *out with lw_stats_clear. */

@@ -55,14 +55,16 @@ static const setting settings[] = {
     {"burst_per_key", T_NUM, OFF(burst_per_key), "20000", 0, 0, "burst size per write key"},
     {"k_anonymity", T_INT, OFF(k_anonymity), "5", 1, 1000000,
      "stats hide any row with fewer distinct installs"},
-    {"retention_days", T_INT, OFF(retention_days), "395", 0, 100000,
-     "delete events older than this; 0 keeps them forever"},
+    {"retention_days", T_NUM, OFF(retention_days), "395", 0, 0,
+     "delete batches received longer ago than this, with their events; 0 keeps them"},
     {"purge_interval_s", T_INT, OFF(purge_interval_s), "3600", 1, 86400 * 7,
      "how often the retention purge runs"},
     {"max_group", T_INT, OFF(max_group), "1024", 1, 65536, "most batches in one commit"},
     {"drain_timeout_s", T_INT, OFF(drain_timeout_s), "10", 0, 3600,
      "on SIGTERM, wait this long for in-flight requests"},
     {"log_level", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn, error or off"},
+    {"models_dir", T_STR, OFF(models_dir), NULL, 0, 0,
+     "per-site models served at GET /v1/model: <dir>/<site id>/current.lwm"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -119,7 +121,8 @@ static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *
   }
   case T_NUM: {
     double v = value ? strtod(value, &end) : 0;
-    if (!value || !*value || *end || !isfinite(v) || v <= 0) {
+    int zero_ok = s->offset == OFF(retention_days);
+    if (!value || !*value || *end || !isfinite(v) || v < 0 || (v == 0 && !zero_ok)) {
       snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a positive number, got '%s'", s->key,
                value ? value : "");
       return LW_ERR_INVALID;

@@ -737,7 +737,7 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
     snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
     return LW_ERR_NOMEM;
   }
-  lw_writer_config wc = {(size_t)cfg->max_group, cfg->retention_days * 86400LL * 1000,
+  lw_writer_config wc = {(size_t)cfg->max_group, (int64_t)(cfg->retention_days * 86400000.0),
                          cfg->purge_interval_s * 1000};
   if ((st = lw_writer_create(s->store, &wc, &s->metrics, &s->log, &s->writer, errmsg)) != LW_OK) {
     free_parts(s);

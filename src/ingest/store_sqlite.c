@@ -17,7 +17,7 @@
 /* Events go in with multi-row INSERTs of up to this many rows: one statement run per chunk
  * instead of per event, which is most of what a row costs the writer besides the b-trees. */
 #define EVENT_ROWS_MAX 8
-#define EVENT_COLS 14
+#define EVENT_COLS 15
 
 typedef struct {
   lw_store base;
@@ -34,29 +34,43 @@ typedef struct {
  *   batches(batch_id TEXT PRIMARY KEY, received_at, n_events)
  *   events(id, batch_id, kind, t, install, decision, action, p, mode, reason, segment, model,
  *          x, code)
- * Version 2 adds sites (a batch_id is unique per site), the client's sent_at, and the indexes
- * that retention and per-install deletion need. */
+ * Version 2 added sites (a batch_id is unique per site), the client's sent_at, and indexes on
+ * events(t) and batches(received_at) for retention.
+ * Version 3 drops those two indexes (a third of the writer's work per batch) and numbers an
+ * event from its batch: events.id = batches.id * EVENT_ID_STRIDE + position. The events of
+ * the oldest batches are then the lowest rowids, and retention (now by receive time, which no
+ * client clock can skew) deletes rowid ranges. */
+#define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
+#define SQL_NUM_(x) #x
+#define SQL_NUM(x) SQL_NUM_(x)
+
+#define BATCHES_TABLE                                                                      \
+  "CREATE TABLE batches("                                                                  \
+  "  id INTEGER PRIMARY KEY,"                                                              \
+  "  site TEXT NOT NULL,"                                                                  \
+  "  batch_id TEXT NOT NULL,"                                                              \
+  "  received_at INTEGER NOT NULL,"                                                        \
+  "  sent_at INTEGER NOT NULL,"                                                            \
+  "  n_events INTEGER NOT NULL,"                                                           \
+  "  UNIQUE(site, batch_id));"
+#define EVENTS_TABLE                                                                       \
+  "CREATE TABLE events("                                                                   \
+  "  id INTEGER PRIMARY KEY,"                                                              \
+  "  batch INTEGER NOT NULL,"                                                              \
+  "  site TEXT NOT NULL,"                                                                  \
+  "  kind TEXT NOT NULL,"                                                                  \
+  "  t INTEGER NOT NULL,"                                                                  \
+  "  install TEXT NOT NULL,"                                                               \
+  "  decision TEXT, action TEXT, p REAL, mode TEXT, reason TEXT,"                          \
+  "  segment TEXT, model TEXT, x TEXT, code TEXT);"                                        \
+  "CREATE INDEX events_site_install ON events(site, install);"
+
 static const char *const schema_v2 =
-    "CREATE TABLE batches("
-    "  id INTEGER PRIMARY KEY,"
-    "  site TEXT NOT NULL,"
-    "  batch_id TEXT NOT NULL,"
-    "  received_at INTEGER NOT NULL,"
-    "  sent_at INTEGER NOT NULL,"
-    "  n_events INTEGER NOT NULL,"
-    "  UNIQUE(site, batch_id));"
-    "CREATE TABLE events("
-    "  id INTEGER PRIMARY KEY,"
-    "  batch INTEGER NOT NULL,"
-    "  site TEXT NOT NULL,"
-    "  kind TEXT NOT NULL,"
-    "  t INTEGER NOT NULL,"
-    "  install TEXT NOT NULL,"
-    "  decision TEXT, action TEXT, p REAL, mode TEXT, reason TEXT,"
-    "  segment TEXT, model TEXT, x TEXT, code TEXT);"
-    "CREATE INDEX events_site_install ON events(site, install);"
+    BATCHES_TABLE EVENTS_TABLE
     "CREATE INDEX events_t ON events(t);"
     "CREATE INDEX batches_received ON batches(received_at);";
+
+static const char *const schema_v3 = BATCHES_TABLE EVENTS_TABLE;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -72,6 +86,20 @@ static const char *const migrate_v1_v2 =
     "  ORDER BY e.id;"
     "DROP TABLE events_v1;"
     "DROP TABLE batches_v1;";
+
+static const char *const migrate_v2_v3 =
+    "DROP INDEX events_t;"
+    "DROP INDEX batches_received;"
+    "DROP INDEX events_site_install;"
+    "ALTER TABLE events RENAME TO events_v2;"
+    EVENTS_TABLE
+    "INSERT INTO events(id, batch, site, kind, t, install, decision, action, p, mode, reason,"
+    "                   segment, model, x, code)"
+    "  SELECT batch * " SQL_NUM(EVENT_ID_STRIDE) " + row_number() OVER (PARTITION BY batch ORDER BY id) - 1,"
+    "         batch, site, kind, t, install, decision, action, p, mode, reason, segment,"
+    "         model, x, code"
+    "  FROM events_v2 ORDER BY batch, id;"
+    "DROP TABLE events_v2;";
 
 static lw_status sql_error(sqlite3 *db, const char *what, char *errmsg) {
   snprintf(errmsg, LW_ERRMSG_MAX, "%s: %s", what, db ? sqlite3_errmsg(db) : "no database");
@@ -124,11 +152,16 @@ static lw_status migrate(sqlite3 *db, char *errmsg) {
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v2, "creating the schema", errmsg)) != LW_OK) goto fail;
-  } else if (version == 1) {
-    char sql[4096];
-    snprintf(sql, sizeof sql, migrate_v1_v2, schema_v2);
-    if ((st = exec(db, sql, "migrating schema 1 to 2", errmsg)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v3, "creating the schema", errmsg)) != LW_OK) goto fail;
+  } else {
+    if (version == 1) {
+      char sql[4096];
+      snprintf(sql, sizeof sql, migrate_v1_v2, schema_v2);
+      if ((st = exec(db, sql, "migrating schema 1 to 2", errmsg)) != LW_OK) goto fail;
+    }
+    if (version <= 2 &&
+        (st = exec(db, migrate_v2_v3, "migrating schema 2 to 3", errmsg)) != LW_OK)
+      goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -173,6 +206,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
     for (size_t r = 0; r < k; r++) {
       const lw_event *e = &b->events[at + r];
       int c = (int)(r * EVENT_COLS);
+      sqlite3_bind_int64(st, c + 15, batch_row * EVENT_ID_STRIDE + (sqlite3_int64)(at + r));
       sqlite3_bind_int64(st, c + 1, batch_row);
       sqlite3_bind_text(st, c + 2, it->site, -1, SQLITE_STATIC);
       sqlite3_bind_text(st, c + 3, lw_event_kind_name(e->kind), -1, SQLITE_STATIC);
@@ -247,15 +281,31 @@ static lw_status sq_forget(lw_store *base, const char *site, const char *install
   return LW_OK;
 }
 
+/* Retention by receive time. Batches are numbered in commit order, so the expired ones are a
+ * prefix of the table: walk it from the oldest until a batch is recent enough, then delete that
+ * prefix and its events, which are a rowid range (see EVENT_ID_STRIDE). No index is needed,
+ * and the walk touches only rows about to be deleted. */
 static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *errmsg) {
   sqlite_store *s = (sqlite_store *)base;
   *deleted = 0;
   lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a purge", errmsg);
-  if (st == LW_OK)
-    st = delete_where(s, "DELETE FROM events WHERE t < ?1", NULL, before_ms, deleted, errmsg);
-  if (st == LW_OK)
-    st = delete_where(s, "DELETE FROM batches WHERE received_at < ?1", NULL, before_ms, NULL,
-                      errmsg);
+  if (st != LW_OK) return st;
+  sqlite3_stmt *q;
+  sqlite3_int64 last = -1;
+  if (sqlite3_prepare_v2(s->w, "SELECT id, received_at FROM batches ORDER BY id", -1, &q, NULL) !=
+      SQLITE_OK) {
+    st = sql_error(s->w, "preparing a purge", errmsg);
+  } else {
+    while (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 1) < before_ms)
+      last = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+  }
+  if (st == LW_OK && last >= 0) {
+    st = delete_where(s, "DELETE FROM events WHERE id < ?1", NULL,
+                      (last + 1) * EVENT_ID_STRIDE, deleted, errmsg);
+    if (st == LW_OK)
+      st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, errmsg);
+  }
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", errmsg);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
@@ -419,9 +469,10 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg) {
     char sql[4096];
     size_t len = (size_t)snprintf(sql, sizeof sql,
                                   "INSERT INTO events(batch, site, kind, t, install, decision,"
-                                  " action, p, mode, reason, segment, model, x, code) VALUES");
+                                  " action, p, mode, reason, segment, model, x, code, id)"
+                                  " VALUES");
     for (int r = 0; r < k; r++)
-      len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                               r ? "," : "");
     if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->ins_events[k], NULL) !=
         SQLITE_OK)

@@ -41,24 +41,29 @@ test('stats_hide_rows_with_fewer_than_k_distinct_installs', async () => {
   }
 });
 
-test('retention_deletes_events_older_than_the_period', async () => {
-  const server = await startServer({ args: ['--retention-days', '30', '--purge-interval-s', '1', '--k-anonymity', '1'] });
+test('retention_deletes_batches_received_longer_ago_than_the_period', async () => {
+  // 0.00005 days is 4.32 s: the first batch expires, the second (posted 5 s later) does not.
+  const server = await startServer({ args: ['--retention-days', '0.00005', '--purge-interval-s', '1', '--k-anonymity', '1'] });
   try {
     const old = freshBatch();
     const day = 86400000;
-    old.events.forEach((e, i) => { e.t = Date.now() - 40 * day + i; });
-    old.events[4].t = Date.now() - 10 * day; // this one is inside the period
+    old.events.forEach((e) => { e.t = Date.now() - 40 * day; }); // event time does not matter
     assert.deepEqual((await postBatch(server, old)).json, { stored: 5 });
-    await postBatch(server, freshBatch());
-    let outcomes;
-    for (let i = 0; i < 40; i++) {
-      outcomes = (await stats(server)).outcomes;
-      if (outcomes === 6) break;
+    await new Promise((r) => setTimeout(r, 5000));
+    const young = freshBatch();
+    young.events.forEach((e) => { e.t = Date.now() - 400 * day; });
+    assert.deepEqual((await postBatch(server, young)).json, { stored: 5 });
+    let s;
+    for (let i = 0; i < 25; i++) {
+      s = await stats(server);
+      if (s.outcomes === 5) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal(outcomes, 6, 'the 4 old events should be purged, the rest kept');
+    assert.equal(s.outcomes, 5, 'the expired batch should be purged, the young one kept');
+    assert.equal(s.batches, 1);
+    assert.equal(sql(server.db, `SELECT count(*) AS n FROM batches WHERE batch_id = '${young.batch_id}'`)[0].n, 1);
     const metrics = (await request(server, 'GET', '/metrics')).text;
-    assert.match(metrics, /loopwise_ingest_deleted_events_total\{cause="retention"\} 4/);
+    assert.match(metrics, /loopwise_ingest_deleted_events_total\{cause="retention"\} 5/);
   } finally {
     await server.cleanup();
   }

@@ -165,8 +165,10 @@ static void store_writes_once_forgets_and_purges(void) {
   CHECK_INT(lw_store_forget(s, "default", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", &deleted, errmsg),
             LW_OK);
   CHECK_INT(deleted, 5);
-  CHECK_INT(lw_store_purge(s, NOW, &deleted, errmsg), LW_OK); /* all of site "other" is older */
-  CHECK_INT(deleted, 5);
+  CHECK_INT(lw_store_purge(s, NOW, &deleted, errmsg), LW_OK); /* received at NOW: kept */
+  CHECK_INT(deleted, 0);
+  CHECK_INT(lw_store_purge(s, NOW + 1, &deleted, errmsg), LW_OK); /* now both batches expire */
+  CHECK_INT(deleted, 5); /* the other site's; the default site's were forgotten */
   CHECK_INT(lw_store_stats(s, "other", &st, errmsg), LW_OK);
   CHECK_INT(st.outcomes, 0);
   lw_stats_clear(&st);
