@@ -25,7 +25,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 3
+#define LW_STORE_SCHEMA_VERSION 4
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -75,6 +75,34 @@ lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err
 /* A cheap read that proves the store answers (for /healthz). */
 lw_status lw_store_ping(lw_store *s, char *errmsg);
 
+/* ---------------------------------------------------------------- referrals */
+
+/* What one referral code brought on one site, as its referrer's device may see it. A referee is
+ * an install: however many conversion or landing events it sent with the code, it counts once. */
+typedef struct {
+  int owner;            /* 1 when the asking install sent a share or copy event with the code */
+  int64_t conversions;  /* distinct installs that sent a conversion with the code */
+  int64_t landings;     /* distinct installs that sent a landing with the code */
+} lw_referral;
+
+/* One row of the host's reward list: a code and its referees, each counted once, at the time
+ * of their first conversion with the code. */
+typedef struct {
+  char code[LW_NAME_MAX + 1];
+  int64_t conversions;
+  int64_t first_at, last_at; /* ms: the earliest and latest of those first conversions */
+} lw_attribution;
+
+/* Counts for code on site; owner says whether install shared it (the counts are filled only
+ * when it did). */
+lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,
+                            lw_referral *out, char *errmsg);
+
+/* Every code with at least one referee whose first conversion is at or after since_ms, ordered
+ * by code. *rows is the caller's to free() (NULL when *n is 0). */
+lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
+                                lw_attribution **rows, size_t *n, char *errmsg);
+
 /* Close the store (checkpointing what a backend needs to). NULL is fine. */
 void lw_store_free(lw_store *s);
 
@@ -94,6 +122,10 @@ typedef struct {
   lw_status (*purge)(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
   lw_status (*stats)(lw_store *s, const char *site, lw_stats *out, char *errmsg);
   lw_status (*ping)(lw_store *s, char *errmsg);
+  lw_status (*referral)(lw_store *s, const char *site, const char *code, const char *install,
+                       lw_referral *out, char *errmsg);
+  lw_status (*attributions)(lw_store *s, const char *site, int64_t since_ms,
+                            lw_attribution **rows, size_t *n, char *errmsg);
   void (*close)(lw_store *s);
 } lw_store_backend;
 

@@ -15,8 +15,10 @@
  *   GET  /v1/stats      aggregates, k-anonymous             read token, or loopback
  *   GET  /metrics       Prometheus text                     read token, or loopback
  *   GET  /healthz       liveness + store check              public
- * Room is left in route_of() for the learning loop's public GET /v1/model and referral tier
- * routes, and for read-protected attribution routes. */
+ *   GET  /v1/model      the site's current model            public, per site write key + Origin
+ *   GET  /v1/referrals/<code>  a referrer's own counts      same, and the referrer's install key
+ *   GET  /v1/attributions  the host's reward list           read token, or loopback
+ * The last three answer from serving.h (models.c, referrals.c). */
 #include "loopwise/ingest.h"
 
 #include <arpa/inet.h>
@@ -39,6 +41,7 @@
 #include "loopwise/store.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "serving.h"
 #include "writer.h"
 
 typedef enum {
@@ -49,7 +52,10 @@ typedef enum {
   R_STATS,
   R_METRICS,
   R_HEALTHZ,
-  R_BAD_METHOD
+  R_BAD_METHOD,
+  R_MODEL,
+  R_REFERRAL,
+  R_ATTRIBUTIONS
 } lw_route;
 
 struct lw_ingest_server {
@@ -80,6 +86,7 @@ typedef struct {
   lw_batch *batch;        /* owned by the request until it completes */
   lw_forget_request forget;
   const char *cors;       /* Origin to echo in the answer (libmicrohttpd's header memory) */
+  const char *path;       /* the request path (libmicrohttpd's memory, valid until completion) */
 } lw_request;
 
 static int64_t mono_us(void) {
@@ -104,13 +111,22 @@ static lw_route route_of(const char *method, const char *url, const char **allow
       {"/v1/outcomes", "POST", R_OUTCOMES}, {"/v1/forget", "POST", R_FORGET},
       {"/v1/stats", "GET", R_STATS},        {"/metrics", "GET", R_METRICS},
       {"/healthz", "GET", R_HEALTHZ},
+      {"/v1/model", "GET", R_MODEL},        {"/v1/referrals/", "GET", R_REFERRAL},
+      {"/v1/attributions", "GET", R_ATTRIBUTIONS},
   };
+  /* /v1/referrals/<code>: one route for every code (the handler checks the code). */
+  if (strncmp(url, "/v1/referrals/", 14) == 0 && url[14]) url = "/v1/referrals/";
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     if (strcmp(url, table[i].path) != 0) continue;
     if (strcmp(method, table[i].method) == 0) return table[i].route;
     if (strcmp(method, "HEAD") == 0 && strcmp(table[i].method, "GET") == 0)
       return table[i].route;
-    if (strcmp(method, "OPTIONS") == 0 && table[i].route <= R_FORGET) return R_PREFLIGHT;
+    if (strcmp(method, "OPTIONS") == 0 &&
+        (table[i].route <= R_FORGET || table[i].route == R_MODEL ||
+         table[i].route == R_REFERRAL)) {
+      *allow = table[i].method; /* what the preflight allows */
+      return R_PREFLIGHT;
+    }
     *allow = strcmp(table[i].method, "POST") == 0 ? "POST, OPTIONS" : "GET, HEAD";
     return R_BAD_METHOD;
   }
@@ -191,6 +207,7 @@ static enum MHD_Result reply(lw_ingest_server *s, struct MHD_Connection *c, lw_r
   if (origin) {
     MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
     MHD_add_response_header(r, "Vary", "Origin");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", "ETag, Retry-After");
   }
   if (h1) MHD_add_response_header(r, h1, v1);
   enum MHD_Result ok = MHD_queue_response(c, status, r);
@@ -201,7 +218,8 @@ static enum MHD_Result reply(lw_ingest_server *s, struct MHD_Connection *c, lw_r
   lw_log_line line;
   if (rq && lw_log_begin(&line, &s->log, LW_LOG_DEBUG, "request")) {
     static const char *const names[] = {"not_found", "outcomes", "forget", "preflight",
-                                        "stats", "metrics", "healthz", "bad_method"};
+                                        "stats", "metrics", "healthz", "bad_method",
+                                        "model", "referral", "attributions"};
     lw_log_str(&line, "route", names[rq->route]);
     lw_log_int(&line, "status", status);
     lw_log_num(&line, "ms", (double)(mono_us() - rq->start_us) / 1000.0);
@@ -388,15 +406,18 @@ static enum MHD_Result handle_forget(lw_ingest_server *s, struct MHD_Connection 
 static enum MHD_Result handle_preflight(lw_ingest_server *s, struct MHD_Connection *c,
                                         lw_request *rq) {
   const char *origin = header(c, "Origin");
-  if (!origin) return reply(s, c, rq, 204, "", NULL, "Allow", "POST, OPTIONS");
+  /* GET routes are preflighted for the model's If-None-Match, POST ones for Content-Type. */
+  int get = rq->allow && rq->allow[0] == 'G';
+  const char *methods = get ? "GET, HEAD, OPTIONS" : "POST, OPTIONS";
+  if (!origin) return reply(s, c, rq, 204, "", NULL, "Allow", methods);
   if (!any_site_allows(s->cfg, origin))
     return reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "origin not allowed", "Origin", NULL,
                        NULL, NULL);
   struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
-  MHD_add_response_header(r, "Access-Control-Allow-Methods", "POST, OPTIONS");
-  MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+  MHD_add_response_header(r, "Access-Control-Allow-Methods", methods);
+  MHD_add_response_header(r, "Access-Control-Allow-Headers", get ? "If-None-Match" : "Content-Type");
   MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
   MHD_add_response_header(r, "Vary", "Origin, Access-Control-Request-Method, "
                                      "Access-Control-Request-Headers");
@@ -510,6 +531,126 @@ static enum MHD_Result handle_healthz(lw_ingest_server *s, struct MHD_Connection
   return reply(s, c, rq, 200, "{\"ok\":true}", NULL, NULL, NULL);
 }
 
+/* ---------------------------------------------------------------- learning loop routes */
+
+/* The runtime's own GETs (its model, its referral counts) are public per site like outcomes:
+ * the write key (?key=) selects the site and a browser Origin must be on its list. Returns the
+ * site, or NULL with the refusal queued in *ok. */
+static const lw_ingest_site *public_site(lw_ingest_server *s, struct MHD_Connection *c,
+                                         lw_request *rq, const char **cors, enum MHD_Result *ok) {
+  const char *key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
+  const char *origin = header(c, "Origin");
+  *cors = origin && any_site_allows(s->cfg, origin) ? origin : NULL;
+  const lw_ingest_site *site = key ? site_by_key(s->cfg, key) : NULL;
+  int forbidden = 0;
+  if (site) *cors = check_origin(c, site, &forbidden);
+  if (!site)
+    *ok = reply_error(s, c, rq, 401, LW_REJECT_BAD_KEY, "unknown write key", "key", *cors, NULL,
+                      NULL);
+  else if (forbidden)
+    *ok = reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "origin not allowed for this write key",
+                      "Origin", NULL, NULL, NULL);
+  return site && !forbidden ? site : NULL;
+}
+
+/* <models_dir>/<site>/current.lwm, read fresh each time (the trainer renames a new file into
+ * place), with its ETag; 304 when the runtime already has it. no-cache: a browser cache may
+ * keep it but must revalidate, so a promoted model is seen on the runtime's next refresh. */
+static enum MHD_Result handle_model(lw_ingest_server *s, struct MHD_Connection *c,
+                                    lw_request *rq) {
+  const char *cors;
+  enum MHD_Result ok;
+  const lw_ingest_site *site = public_site(s, c, rq, &cors, &ok);
+  if (!site) return ok;
+  uint8_t *buf;
+  size_t len;
+  char errmsg[LW_ERRMSG_MAX], etag[LW_ETAG_MAX];
+  lw_status st = lw_model_file_read(s->cfg->models_dir, site->id, &buf, &len, errmsg);
+  if (st == LW_ERR_NOT_FOUND)
+    return reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "no model for this site", NULL, cors,
+                       NULL, NULL);
+  if (st != LW_OK) {
+    lw_log_msg(&s->log, LW_LOG_ERROR, "model read failed", errmsg);
+    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "model unavailable", NULL, cors,
+                       "Retry-After", "60");
+  }
+  lw_model_file_etag(buf, len, etag);
+  const char *inm = header(c, "If-None-Match");
+  unsigned status = inm && lw_etag_matches(inm, etag) ? 304 : 200;
+  struct MHD_Response *r =
+      status == 200 ? MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE)
+                    : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (status != 200 || !r) free(buf); /* else the response owns it */
+  if (!r) return MHD_NO;
+  if (status == 200) MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+  MHD_add_response_header(r, "ETag", etag);
+  MHD_add_response_header(r, "Cache-Control", "no-cache");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(r, "Vary", "Origin");
+  if (cors) {
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", cors);
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", "ETag, Retry-After");
+  }
+  ok = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  lw_metrics_request(&s->metrics, status);
+  return ok;
+}
+
+/* Answer what referrals.c decided: 200 with its JSON, 400 with its error, 403, or 503. */
+static enum MHD_Result reply_answer(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                                    unsigned status, char *json, const char *errmsg,
+                                    const char *cors) {
+  enum MHD_Result ok;
+  if (json && status == 400) lw_metrics_reject(&s->metrics, LW_REJECT_INVALID);
+  if (json)
+    ok = reply(s, c, rq, status, json, cors, NULL, NULL);
+  else if (status == 403)
+    ok = reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "this install did not share this code",
+                     "install", cors, NULL, NULL);
+  else {
+    lw_log_msg(&s->log, LW_LOG_ERROR, "referral read failed", errmsg);
+    ok = reply_error(s, c, rq, 503, LW_REJECT_STORE, "store unavailable", NULL, cors,
+                     "Retry-After", "1");
+  }
+  free(json);
+  return ok;
+}
+
+static enum MHD_Result handle_referral(lw_ingest_server *s, struct MHD_Connection *c,
+                                       lw_request *rq) {
+  const char *cors;
+  enum MHD_Result ok;
+  const lw_ingest_site *site = public_site(s, c, rq, &cors, &ok);
+  if (!site) return ok;
+  const char *install = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "install");
+  char *json, errmsg[LW_ERRMSG_MAX] = "";
+  unsigned status = lw_referral_answer(s->store, site->id, rq->path + strlen("/v1/referrals/"),
+                                       install, &json, errmsg);
+  return reply_answer(s, c, rq, status, json, errmsg, cors);
+}
+
+/* The host's reward list: read-protected exactly like /v1/stats. */
+static enum MHD_Result handle_attributions(lw_ingest_server *s, struct MHD_Connection *c,
+                                           lw_request *rq) {
+  unsigned status;
+  if (!read_allowed(s, c, &status))
+    return reply_error(s, c, rq, status, status == 401 ? LW_REJECT_BAD_KEY : LW_REJECT_ORIGIN,
+                       status == 401 ? "a read token is required (Authorization: Bearer ...)"
+                                     : "attributions answer loopback clients only",
+                       NULL, NULL, NULL, NULL);
+  const char *site_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site");
+  const lw_ingest_site *site = site_id ? site_by_id(s->cfg, site_id) : &s->cfg->sites[0];
+  if (!site)
+    return reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "unknown site", "site", NULL, NULL,
+                       NULL);
+  char *json, errmsg[LW_ERRMSG_MAX] = "";
+  status = lw_attributions_answer(s->store, site->id,
+                                  MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"),
+                                  &json, errmsg);
+  return reply_answer(s, c, rq, status, json, errmsg, NULL);
+}
+
 /* ---------------------------------------------------------------- libmicrohttpd callbacks */
 
 typedef struct {
@@ -550,7 +691,8 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
   if (rq->route == R_BAD_METHOD)
     return reply_error(s, c, rq, 405, LW_REJECT_METHOD, "method not allowed", NULL, NULL, "Allow",
                        rq->allow);
-  if (s->rl_address && (has_body(rq->route) || rq->route == R_PREFLIGHT)) {
+  if (s->rl_address && (has_body(rq->route) || rq->route == R_PREFLIGHT ||
+                        rq->route == R_MODEL || rq->route == R_REFERRAL)) {
     unsigned char addr[16];
     int loopback, retry;
     size_t n = client_address(c, addr, &loopback);
@@ -582,6 +724,9 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
   case R_STATS: return handle_stats(s, c, rq);
   case R_METRICS: return handle_metrics(s, c, rq);
   case R_HEALTHZ: return handle_healthz(s, c, rq);
+  case R_MODEL: return handle_model(s, c, rq);
+  case R_REFERRAL: return handle_referral(s, c, rq);
+  case R_ATTRIBUTIONS: return handle_attributions(s, c, rq);
   default: return MHD_NO;
   }
 }
@@ -615,6 +760,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_fetch_add(&s->in_flight, 1);
     rq->start_us = mono_us();
     rq->route = route_of(method, url, &rq->allow);
+    rq->path = url;
     return on_headers(s, c, rq);
   }
   if (*upload_size) {

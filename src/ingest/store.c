@@ -27,6 +27,14 @@ lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err
   return s->backend->stats(s, site, out, errmsg);
 }
 lw_status lw_store_ping(lw_store *s, char *errmsg) { return s->backend->ping(s, errmsg); }
+lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,
+                            lw_referral *out, char *errmsg) {
+  return s->backend->referral(s, site, code, install, out, errmsg);
+}
+lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
+                                lw_attribution **rows, size_t *n, char *errmsg) {
+  return s->backend->attributions(s, site, since_ms, rows, n, errmsg);
+}
 void lw_store_free(lw_store *s) {
   if (s) s->backend->close(s);
 }

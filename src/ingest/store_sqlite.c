@@ -39,7 +39,10 @@ typedef struct {
  * Version 3 drops those two indexes (a third of the writer's work per batch) and numbers an
  * event from its batch: events.id = batches.id * EVENT_ID_STRIDE + position. The events of
  * the oldest batches are then the lowest rowids, and retention (now by receive time, which no
- * client clock can skew) deletes rowid ranges. */
+ * client clock can skew) deletes rowid ranges.
+ * Version 4 adds a partial index on the events that carry a referral code (share, copy,
+ * landing, conversion: a few in a hundred), for the referral counts and the attribution list;
+ * decisions and impressions, most of the rows, cost the writer nothing more. */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -70,7 +73,10 @@ static const char *const schema_v2 =
     "CREATE INDEX events_t ON events(t);"
     "CREATE INDEX batches_received ON batches(received_at);";
 
-static const char *const schema_v3 = BATCHES_TABLE EVENTS_TABLE;
+#define CODES_INDEX                                                                        \
+  "CREATE INDEX events_code ON events(site, code, kind, install, t) WHERE code IS NOT NULL;"
+
+static const char *const schema_v4 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -152,7 +158,7 @@ static lw_status migrate(sqlite3 *db, char *errmsg) {
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v3, "creating the schema", errmsg)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v4, "creating the schema", errmsg)) != LW_OK) goto fail;
   } else {
     if (version == 1) {
       char sql[4096];
@@ -161,6 +167,9 @@ static lw_status migrate(sqlite3 *db, char *errmsg) {
     }
     if (version <= 2 &&
         (st = exec(db, migrate_v2_v3, "migrating schema 2 to 3", errmsg)) != LW_OK)
+      goto fail;
+    if (version <= 3 &&
+        (st = exec(db, CODES_INDEX, "migrating schema 3 to 4", errmsg)) != LW_OK)
       goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
@@ -404,6 +413,94 @@ static lw_status sq_ping(lw_store *base, char *errmsg) {
   return st;
 }
 
+/* ---------------------------------------------------------------- referrals
+ * Both reads use the partial index on coded events (see the schema), so they touch only the
+ * share, copy, landing and conversion rows of one code or one site, never the decisions. */
+
+static lw_status sq_referral(lw_store *base, const char *site, const char *code,
+                             const char *install, lw_referral *out, char *errmsg) {
+  sqlite_store *s = (sqlite_store *)base;
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st;
+  pthread_mutex_lock(&s->rlock);
+  int rc = sqlite3_prepare_v2(
+      s->r,
+      "SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND code = ?2 AND kind IN ('share', 'copy')"
+      "               AND install = ?3),"
+      " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2"
+      "   AND kind = 'conversion'),"
+      " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2"
+      "   AND kind = 'landing')",
+      -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, install, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && (out->owner = sqlite3_column_int(st, 0))) {
+      out->conversions = sqlite3_column_int64(st, 1);
+      out->landings = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+  }
+  lw_status ret = rc == SQLITE_ROW ? LW_OK : sql_error(s->r, "reading a referral", errmsg);
+  pthread_mutex_unlock(&s->rlock);
+  return ret;
+}
+
+static lw_status sq_attributions(lw_store *base, const char *site, int64_t since_ms,
+                                 lw_attribution **rows, size_t *n_rows, char *errmsg) {
+  sqlite_store *s = (sqlite_store *)base;
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  pthread_mutex_lock(&s->rlock);
+  int rc = sqlite3_prepare_v2(
+      s->r,
+      "SELECT code, COUNT(*), MIN(first), MAX(first) FROM"
+      " (SELECT code, MIN(t) AS first FROM events"
+      "   WHERE site = ?1 AND code IS NOT NULL AND kind = 'conversion' GROUP BY code, install)"
+      " WHERE first >= ?2 GROUP BY code ORDER BY code",
+      -1, &st, NULL);
+  lw_attribution *out = NULL;
+  size_t n = 0, cap = 0;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, since_ms);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      if (n == cap) {
+        size_t ncap = cap ? cap * 2 : 16;
+        lw_attribution *grown = realloc(out, ncap * sizeof *out);
+        if (!grown) break;
+        out = grown;
+        cap = ncap;
+      }
+      lw_attribution *a = &out[n++];
+      const unsigned char *code = sqlite3_column_text(st, 0);
+      snprintf(a->code, sizeof a->code, "%s", code ? (const char *)code : "");
+      a->conversions = sqlite3_column_int64(st, 1);
+      a->first_at = sqlite3_column_int64(st, 2);
+      a->last_at = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+  }
+  lw_status ret = LW_OK;
+  if (rc == SQLITE_ROW) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory reading attributions");
+    ret = LW_ERR_NOMEM;
+  } else if (rc != SQLITE_DONE) {
+    ret = sql_error(s->r, "reading attributions", errmsg);
+  }
+  pthread_mutex_unlock(&s->rlock);
+  if (ret != LW_OK) {
+    free(out);
+    return ret;
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
 static void sq_close(lw_store *base) {
   sqlite_store *s = (sqlite_store *)base;
   sqlite3_finalize(s->ins_batch);
@@ -416,7 +513,8 @@ static void sq_close(lw_store *base) {
 }
 
 static const lw_store_backend sqlite_backend = {
-    "sqlite", sq_write, sq_forget, sq_purge, sq_stats, sq_ping, sq_close};
+    "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
+    sq_ping,  sq_referral, sq_attributions, sq_close};
 
 static lw_status open_conn(const char *path, sqlite3 **db, char *errmsg) {
   if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

@@ -1,0 +1,43 @@
+/* serving.h: what the ingest server serves back to the runtime and the host's backend, besides
+ * storing outcomes: the site's current model (GET /v1/model), a referrer's own counts
+ * (GET /v1/referrals/<code>) and the host's reward list (GET /v1/attributions). server.c does
+ * the HTTP part (routes, access rules, CORS); these functions do the rest and know no HTTP
+ * library. Internal to loopwise-ingest. */
+#ifndef LW_INGEST_SERVING_H
+#define LW_INGEST_SERVING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loopwise/common.h"
+#include "loopwise/store.h"
+
+#define LW_MODEL_FILE_MAX (16u << 20) /* far above any valid model (2^16 weights + metadata) */
+#define LW_ETAG_MAX 48
+
+/* Read <dir>/<site>/current.lwm whole, fresh on every call: the trainer replaces it by atomic
+ * rename, so an open file is always one complete version. LW_ERR_NOT_FOUND when dir is NULL or
+ * the site has no model. On LW_OK *buf is the caller's to free(). The bytes are not checked:
+ * the runtime checks them and keeps its last good model on a bad one. */
+lw_status lw_model_file_read(const char *dir, const char *site, uint8_t **buf, size_t *len,
+                             char *errmsg);
+
+/* The model's entity tag, quotes included: "m<id>-<crc32 hex>-<length hex>", byte for byte what
+ * lw_model_etag (loopwise/learn.h) gives, so the trainer's log and the server agree. */
+void lw_model_file_etag(const uint8_t *buf, size_t len, char out[LW_ETAG_MAX]);
+
+/* 1 when an If-None-Match header value (a list of tags, weak or strong, or "*") matches etag. */
+int lw_etag_matches(const char *if_none_match, const char *etag);
+
+/* GET /v1/referrals/<code>?install=...: the HTTP status and, for 200, *json (the caller
+ * free()s it): {"code","conversions","landings"}. 400 for a malformed code or install, 403 when
+ * that install never sent a share or copy with the code, 503 when the store fails (errmsg). */
+unsigned lw_referral_answer(lw_store *store, const char *site, const char *code,
+                            const char *install, char **json, char *errmsg);
+
+/* GET /v1/attributions?since=ms: status and *json {"site","attributions":[...]} as above;
+ * 400 for a malformed since. */
+unsigned lw_attributions_answer(lw_store *store, const char *site, const char *since,
+                                char **json, char *errmsg);
+
+#endif
