@@ -4,46 +4,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "sbuf.h"
 
 #define MODEL_VERSION 1
 
 /* ---- reading ---------------------------------------------------------------------- */
 
-typedef struct {
-  const uint8_t *p;
-  size_t len, off;
-  int bad;
-} rd_t;
-
-static const uint8_t *take(rd_t *r, size_t n) {
-  if (r->bad || r->len - r->off < n) {
-    r->bad = 1;
-    return NULL;
-  }
-  r->off += n;
-  return r->p + r->off - n;
-}
 static uint32_t u32le(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint32_t rd_u(rd_t *r, int n) {
-  const uint8_t *p = take(r, (size_t)n);
-  if (!p) return 0;
-  uint32_t v = 0;
-  for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-static float rd_f32(rd_t *r) {
+static uint32_t rd_u(lw_rd *r, int n) { return (uint32_t)lw_rd_u(r, n); }
+static float rd_f32(lw_rd *r) {
   uint32_t u = rd_u(r, 4);
   float f;
   memcpy(&f, &u, sizeof f);
   return f;
 }
 static int finite_f(float f) { return f == f && f - f == 0.0f; }
-static void rd_name(rd_t *r, char *out, size_t cap) {
+static void rd_name(lw_rd *r, char *out, size_t cap) {
   size_t n = rd_u(r, 1);
-  const uint8_t *p = take(r, n);
+  const uint8_t *p = lw_rd_take(r, n);
   if (!p || n == 0 || n >= cap) {
     r->bad = 1;
     out[0] = '\0';
@@ -66,7 +47,7 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   if (len < 32 || memcmp(buf, "LWMD", 4) != 0) return fail(err, errlen, LW_ERR_CORRUPT, "not a Loopwise model file");
   if (lw_crc32(0, buf, len - 4) != u32le(buf + len - 4))
     return fail(err, errlen, LW_ERR_CORRUPT, "checksum mismatch (damaged or truncated file)");
-  rd_t r = {buf, len - 4, 4, 0};
+  lw_rd r = {buf, len - 4, 4, 0};
   if (rd_u(&r, 2) != MODEL_VERSION) return fail(err, errlen, LW_ERR_VERSION, "unsupported format version");
 
   lw_model *m = calloc(1, sizeof *m);
@@ -96,7 +77,7 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   }
   if (!why) {
     size_t n = (size_t)1 << m->bits;
-    const uint8_t *w = take(&r, n);
+    const uint8_t *w = lw_rd_take(&r, n);
     m->weights = malloc(n);
     if (w && m->weights) memcpy(m->weights, w, n);
     else if (!m->weights) why = "out of memory";
@@ -114,7 +95,7 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   }
   if (!why) {
     size_t n = rd_u(&r, 2);
-    const uint8_t *p = take(&r, n);
+    const uint8_t *p = lw_rd_take(&r, n);
     m->meta_json = malloc(n + 1);
     if (p && m->meta_json) {
       memcpy(m->meta_json, p, n);
@@ -140,41 +121,46 @@ void lw_model_free(lw_model *m) {
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-typedef struct {
-  uint8_t *buf;
-  size_t len, cap;
-  int oom;
-} wr_t;
-
-static void put(wr_t *w, const void *p, size_t n) {
-  if (w->oom) return;
-  if (w->len + n > w->cap) {
-    size_t cap = (w->cap ? w->cap * 2 : 4096) + n;
-    uint8_t *b = realloc(w->buf, cap);
-    if (!b) {
-      w->oom = 1;
-      return;
-    }
-    w->buf = b;
-    w->cap = cap;
-  }
-  memcpy(w->buf + w->len, p, n);
-  w->len += n;
-}
-static void put_u(wr_t *w, uint64_t v, int n) {
-  uint8_t b[8];
-  for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));
-  put(w, b, (size_t)n);
-}
-static void put_f32(wr_t *w, float f) {
+static void put_f32(lw_wr *w, float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof u);
-  put_u(w, u, 4);
+  lw_wr_u(w, 4, u);
 }
-static void put_name(wr_t *w, const char *s) {
+static void put_name(lw_wr *w, const char *s) {
   size_t n = strlen(s);
-  put_u(w, n, 1);
-  put(w, s, n);
+  lw_wr_u(w, 1, n);
+  lw_wr_bytes(w, s, n);
+}
+
+/* Everything but the checksum; run once to measure, once to write. */
+static void write_body(lw_wr *w, const lw_model *m, size_t meta) {
+  lw_wr_bytes(w, "LWMD", 4);
+  lw_wr_u(w, 2, MODEL_VERSION);
+  lw_wr_u(w, 1, m->bits);
+  lw_wr_u(w, 1, (uint64_t)m->n_actions);
+  lw_wr_u(w, 1, (uint64_t)m->n_personas);
+  lw_wr_u(w, 1, (uint64_t)(m->n_personas ? m->persona_dims : 0));
+  lw_wr_u(w, 1, (uint64_t)m->n_segments);
+  lw_wr_u(w, 1, 0);
+  put_f32(w, m->scale);
+  lw_wr_u(w, 4, m->model_id);
+  lw_wr_u(w, 8, (uint64_t)m->trained_at_ms);
+  for (int a = 0; a < m->n_actions; a++) {
+    put_name(w, m->action_ids[a]);
+    lw_wr_u(w, 1, m->action_flags[a]);
+  }
+  lw_wr_bytes(w, m->weights, (size_t)1 << m->bits);
+  for (int i = 0; i < m->n_personas * m->persona_dims; i++) put_f32(w, m->centroids[i]);
+  for (int i = 0; m->n_personas && i < m->persona_dims; i++) {
+    put_f32(w, m->mean[i]);
+    put_f32(w, m->sd[i]);
+  }
+  for (int s = 0; s < m->n_segments; s++) {
+    put_name(w, m->segment_names[s]);
+    put_f32(w, m->segment_offsets[s]);
+  }
+  lw_wr_u(w, 2, meta);
+  lw_wr_bytes(w, m->meta_json ? m->meta_json : "", meta);
 }
 
 lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *err, size_t errlen) {
@@ -186,39 +172,14 @@ lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *er
       (m->n_personas && m->persona_dims != LW_MODEL_PERSONA_DIMS) || !(m->scale > 0) || !m->weights ||
       meta > 65535)
     return fail(err, errlen, LW_ERR_INVALID, "sizes out of range for format version 1");
-  wr_t w = {0};
-  put(&w, "LWMD", 4);
-  put_u(&w, MODEL_VERSION, 2);
-  put_u(&w, m->bits, 1);
-  put_u(&w, (uint64_t)m->n_actions, 1);
-  put_u(&w, (uint64_t)m->n_personas, 1);
-  put_u(&w, (uint64_t)(m->n_personas ? m->persona_dims : 0), 1);
-  put_u(&w, (uint64_t)m->n_segments, 1);
-  put_u(&w, 0, 1);
-  put_f32(&w, m->scale);
-  put_u(&w, m->model_id, 4);
-  put_u(&w, (uint64_t)m->trained_at_ms, 8);
-  for (int a = 0; a < m->n_actions; a++) {
-    put_name(&w, m->action_ids[a]);
-    put_u(&w, m->action_flags[a], 1);
-  }
-  put(&w, m->weights, (size_t)1 << m->bits);
-  for (int i = 0; i < m->n_personas * m->persona_dims; i++) put_f32(&w, m->centroids[i]);
-  for (int i = 0; m->n_personas && i < m->persona_dims; i++) {
-    put_f32(&w, m->mean[i]);
-    put_f32(&w, m->sd[i]);
-  }
-  for (int s = 0; s < m->n_segments; s++) {
-    put_name(&w, m->segment_names[s]);
-    put_f32(&w, m->segment_offsets[s]);
-  }
-  put_u(&w, meta, 2);
-  put(&w, m->meta_json ? m->meta_json : "", meta);
-  if (!w.oom) put_u(&w, lw_crc32(0, w.buf, w.len), 4);
-  if (w.oom) {
-    free(w.buf);
-    return fail(err, errlen, LW_ERR_NOMEM, "out of memory");
-  }
+  lw_wr w = {NULL, 0, 0};
+  write_body(&w, m, meta); /* measure */
+  w.cap = w.len + 4;
+  w.buf = malloc(w.cap);
+  if (!w.buf) return fail(err, errlen, LW_ERR_NOMEM, "out of memory");
+  w.len = 0;
+  write_body(&w, m, meta);
+  lw_wr_u(&w, 4, lw_crc32(0, w.buf, w.len));
   *out = w.buf;
   *len = w.len;
   return LW_OK;

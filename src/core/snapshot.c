@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "engine_internal.h"
 #include "loopwise/model.h"
 #include "sbuf.h"
@@ -20,63 +21,6 @@
 #define DAY_MS 86400000LL
 
 enum { TAG_GUARD = 1, TAG_BEHAVIOUR = 2, TAG_OUTBOX = 3 };
-
-/* ---- little-endian writer / bounds-checked reader -------------------------------- */
-
-typedef struct {
-  uint8_t *buf;
-  size_t cap, len; /* len keeps counting past cap so the caller learns the size needed */
-} wr_t;
-
-static void w_bytes(wr_t *w, const void *p, size_t n) {
-  if (w->len + n <= w->cap) memcpy(w->buf + w->len, p, n);
-  w->len += n;
-}
-static void w_u8(wr_t *w, uint8_t v) { w_bytes(w, &v, 1); }
-static void w_u16(wr_t *w, uint16_t v) {
-  uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-  w_bytes(w, b, 2);
-}
-static void w_u32(wr_t *w, uint32_t v) {
-  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-  w_bytes(w, b, 4);
-}
-
-typedef struct {
-  const uint8_t *p;
-  size_t len, off;
-  int bad;
-} rd_t;
-
-static const uint8_t *r_take(rd_t *r, size_t n) {
-  if (r->bad || r->len - r->off < n) {
-    r->bad = 1;
-    return NULL;
-  }
-  const uint8_t *p = r->p + r->off;
-  r->off += n;
-  return p;
-}
-static void r_bytes(rd_t *r, void *out, size_t n) {
-  const uint8_t *p = r_take(r, n);
-  if (p) memcpy(out, p, n);
-}
-static uint8_t r_u8(rd_t *r) {
-  const uint8_t *p = r_take(r, 1);
-  return p ? p[0] : 0;
-}
-static uint16_t r_u16(rd_t *r) {
-  const uint8_t *p = r_take(r, 2);
-  return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
-}
-static uint32_t r_u32(rd_t *r) {
-  const uint8_t *p = r_take(r, 4);
-  return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
-}
-static int64_t r_i64(rd_t *r) {
-  uint64_t lo = r_u32(r), hi = r_u32(r);
-  return (int64_t)(lo | hi << 32);
-}
 
 /* ---- sections ------------------------------------------------------------------- */
 
@@ -109,17 +53,17 @@ static const field_t k_event[] = {F(lw_event_state, count), F(lw_event_state, fi
                                   F(lw_event_state, last_ms), F(lw_event_state, decayed)};
 #define N(table) (sizeof table / sizeof table[0])
 
-static void w_fields(wr_t *w, const void *base, const field_t *f, size_t n) {
-  for (size_t i = 0; i < n; i++) w_bytes(w, (const uint8_t *)base + f[i].off, f[i].size);
+static void w_fields(lw_wr *w, const void *base, const field_t *f, size_t n) {
+  for (size_t i = 0; i < n; i++) lw_wr_bytes(w, (const uint8_t *)base + f[i].off, f[i].size);
 }
-static void r_fields(rd_t *r, void *base, const field_t *f, size_t n) {
-  for (size_t i = 0; i < n; i++) r_bytes(r, (uint8_t *)base + f[i].off, f[i].size);
+static void r_fields(lw_rd *r, void *base, const field_t *f, size_t n) {
+  for (size_t i = 0; i < n; i++) lw_rd_bytes(r, (uint8_t *)base + f[i].off, f[i].size);
 }
 
 static int terminated(const char *s, size_t cap) { return memchr(s, '\0', cap) != NULL; }
 static int finite(double v) { return v == v && v - v == 0.0; }
 
-static int read_guard(rd_t *r, lw_guard *g) {
+static int read_guard(lw_rd *r, lw_guard *g) {
   memset(g, 0, sizeof *g);
   r_fields(r, g, k_guard, N(k_guard));
   return !r->bad && r->off == r->len && g->consent <= LW_CONSENT_UNKNOWN &&
@@ -127,42 +71,42 @@ static int read_guard(rd_t *r, lw_guard *g) {
          terminated(g->open_id, sizeof g->open_id) && terminated(g->open_action, sizeof g->open_action);
 }
 
-static void write_behaviour(wr_t *w, const lw_engine *e) {
+static void write_behaviour(lw_wr *w, const lw_engine *e) {
   const lw_behaviour *b = &e->beh;
   const lw_config *cfg = &e->cfg;
   w_fields(w, b, k_behaviour, N(k_behaviour));
   /* attributes by name and value hash, so config edits keep what still exists */
-  w_u8(w, (uint8_t)cfg->n_attributes);
+  lw_wr_u(w, 1, (uint8_t)cfg->n_attributes);
   for (int a = 0; a < cfg->n_attributes; a++) {
-    w_u32(w, lw_fnv1a(cfg->attr_names[a]));
-    w_u32(w, b->attrs[a] >= 0 ? lw_fnv1a(cfg->attr_values[a][b->attrs[a]]) : 0);
+    lw_wr_u(w, 4, lw_fnv1a(cfg->attr_names[a]));
+    lw_wr_u(w, 4, b->attrs[a] >= 0 ? lw_fnv1a(cfg->attr_values[a][b->attrs[a]]) : 0);
   }
-  w_u16(w, (uint16_t)cfg->n_events);
+  lw_wr_u(w, 2, (uint16_t)cfg->n_events);
   for (int i = 0; i < cfg->n_events; i++) {
-    w_u32(w, lw_name_hash(cfg->events[i]));
+    lw_wr_u(w, 4, lw_name_hash(cfg->events[i]));
     w_fields(w, &b->ev[i], k_event, N(k_event));
   }
 }
 
 /* Events are matched by name hash, so adding or reordering events in the config keeps
  * the counters of the events that stay; counters of removed events are dropped. */
-static int read_behaviour(rd_t *r, const lw_config *cfg, lw_behaviour *b) {
+static int read_behaviour(lw_rd *r, const lw_config *cfg, lw_behaviour *b) {
   lw_behaviour_reset(b);
   r_fields(r, b, k_behaviour, N(k_behaviour));
   int ok = b->nps >= -1 && b->nps <= 10 && b->support >= 0 && b->support <= 5 && finite(b->act[0]) &&
            finite(b->act[1]);
-  unsigned n_attr = r_u8(r);
+  unsigned n_attr = (uint8_t)lw_rd_u(r, 1);
   for (unsigned i = 0; i < n_attr && !r->bad; i++) {
-    uint32_t name = r_u32(r), value = r_u32(r);
+    uint32_t name = (uint32_t)lw_rd_u(r, 4), value = (uint32_t)lw_rd_u(r, 4);
     for (int a = 0; a < cfg->n_attributes; a++) {
       if (lw_fnv1a(cfg->attr_names[a]) != name) continue;
       for (int v = 0; v < cfg->attr_n_values[a]; v++)
         if (value && lw_fnv1a(cfg->attr_values[a][v]) == value) b->attrs[a] = (int8_t)v;
     }
   }
-  unsigned n = r_u16(r);
+  unsigned n = (uint16_t)lw_rd_u(r, 2);
   for (unsigned i = 0; i < n && !r->bad; i++) {
-    uint32_t h = r_u32(r);
+    uint32_t h = (uint32_t)lw_rd_u(r, 4);
     lw_event_state ev;
     r_fields(r, &ev, k_event, N(k_event));
     for (int k = 0; k < LW_HALF_LIVES; k++) ok &= finite(ev.decayed[k]);
@@ -173,16 +117,16 @@ static int read_behaviour(rd_t *r, const lw_config *cfg, lw_behaviour *b) {
 }
 
 size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
-  wr_t w = {buf, cap, 0};
-  w_bytes(&w, "LWSN", 4);
-  w_u16(&w, SNAP_VERSION);
-  w_u16(&w, 3);
+  lw_wr w = {buf, cap, 0};
+  lw_wr_bytes(&w, "LWSN", 4);
+  lw_wr_u(&w, 2, SNAP_VERSION);
+  lw_wr_u(&w, 2, 3);
   for (int tag = TAG_GUARD; tag <= TAG_OUTBOX; tag++) {
-    w_u8(&w, (uint8_t)tag);
-    w_u8(&w, 0);
-    w_u16(&w, 0);
+    lw_wr_u(&w, 1, (uint8_t)tag);
+    lw_wr_u(&w, 1, 0);
+    lw_wr_u(&w, 2, 0);
     size_t len_at = w.len;
-    w_u32(&w, 0); /* patched below */
+    lw_wr_u(&w, 4, 0); /* patched below */
     size_t start = w.len;
     if (tag == TAG_GUARD) {
       w_fields(&w, &e->guard, k_guard, N(k_guard));
@@ -191,14 +135,14 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
     } else {
       size_t n;
       const char *data = lw_outbox_data(e->outbox, &n);
-      w_bytes(&w, data, n);
+      lw_wr_bytes(&w, data, n);
     }
     size_t n = w.len - start;
     if (w.len <= cap) {
-      wr_t patch = {buf + len_at, 4, 0};
-      w_u32(&patch, (uint32_t)n);
+      lw_wr patch = {buf + len_at, 4, 0};
+      lw_wr_u(&patch, 4, (uint32_t)n);
     }
-    w_u32(&w, w.len <= cap ? lw_crc32(0, buf + start, n) : 0);
+    lw_wr_u(&w, 4, w.len <= cap ? lw_crc32(0, buf + start, n) : 0);
   }
   return w.len;
 }
@@ -222,7 +166,7 @@ static lw_status damaged(lw_sbuf *sb, const char *what) {
 /* Version 1: "LWSN" u16 1, install[16], consent u8, shown_total u32, last_shown i64,
  * dismiss_total u32, last_dismiss i64, u16 n, {hash u32, count u32} * n, crc32 of all
  * bytes after the 6-byte header. */
-static lw_status migrate_v1(lw_engine *e, rd_t *r, int64_t now_ms, lw_sbuf *msg) {
+static lw_status migrate_v1(lw_engine *e, lw_rd *r, int64_t now_ms, lw_sbuf *msg) {
   if (r->len < 10 || lw_crc32(0, r->p + 6, r->len - 10) !=
                          (uint32_t)(r->p[r->len - 4] | r->p[r->len - 3] << 8 |
                                     r->p[r->len - 2] << 16 | (uint32_t)r->p[r->len - 1] << 24)) {
@@ -233,17 +177,17 @@ static lw_status migrate_v1(lw_engine *e, rd_t *r, int64_t now_ms, lw_sbuf *msg)
   r->len -= 4;
   lw_guard g;
   memset(&g, 0, sizeof g);
-  r_bytes(r, g.install, 16);
-  g.consent = r_u8(r);
-  g.shown_total = r_u32(r);
-  g.shown_ms[0] = r_i64(r);
-  g.dismiss_total = r_u32(r);
-  g.last_dismiss_ms = r_i64(r);
+  lw_rd_bytes(r, g.install, 16);
+  g.consent = (uint8_t)lw_rd_u(r, 1);
+  g.shown_total = (uint32_t)lw_rd_u(r, 4);
+  g.shown_ms[0] = (int64_t)lw_rd_u(r, 8);
+  g.dismiss_total = (uint32_t)lw_rd_u(r, 4);
+  g.last_dismiss_ms = (int64_t)lw_rd_u(r, 8);
   lw_behaviour b;
   lw_behaviour_reset(&b);
-  unsigned n = r_u16(r);
+  unsigned n = (uint16_t)lw_rd_u(r, 2);
   for (unsigned i = 0; i < n && !r->bad; i++) {
-    uint32_t h = r_u32(r), count = r_u32(r);
+    uint32_t h = (uint32_t)lw_rd_u(r, 4), count = (uint32_t)lw_rd_u(r, 4);
     for (int j = 0; j < e->cfg.n_events; j++)
       if (lw_name_hash(e->cfg.events[j]) == h) b.ev[j].count = count;
   }
@@ -266,10 +210,10 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
   lw_sb_init(&msg, err, errlen);
   if (!buf || len == 0) return LW_OK; /* no snapshot: a new user, keep the fresh state */
 
-  rd_t r = {buf, len, 0, 0};
+  lw_rd r = {buf, len, 0, 0};
   uint8_t magic[4] = {0};
-  r_bytes(&r, magic, 4);
-  uint16_t version = r_u16(&r);
+  lw_rd_bytes(&r, magic, 4);
+  uint16_t version = (uint16_t)lw_rd_u(&r, 2);
   if (r.bad || memcmp(magic, "LWSN", 4) != 0) {
     lose_guard(e, now_ms);
     lw_behaviour_reset(&e->beh);
@@ -289,17 +233,17 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
 
   int have[4] = {0, 0, 0, 0};
   lw_status st = LW_OK;
-  unsigned sections = r_u16(&r);
+  unsigned sections = (uint16_t)lw_rd_u(&r, 2);
   for (unsigned s = 0; s < sections && !r.bad; s++) {
-    uint8_t tag = r_u8(&r);
-    r_take(&r, 3);
-    uint32_t n = r_u32(&r);
-    const uint8_t *payload = r_take(&r, n);
-    uint32_t crc = r_u32(&r);
+    uint8_t tag = (uint8_t)lw_rd_u(&r, 1);
+    lw_rd_take(&r, 3);
+    uint32_t n = (uint32_t)lw_rd_u(&r, 4);
+    const uint8_t *payload = lw_rd_take(&r, n);
+    uint32_t crc = (uint32_t)lw_rd_u(&r, 4);
     if (r.bad) break;
     if (tag < TAG_GUARD || tag > TAG_OUTBOX || have[tag] || lw_crc32(0, payload, n) != crc)
       continue; /* a damaged section counts as missing */
-    rd_t sec = {payload, n, 0, 0};
+    lw_rd sec = {payload, n, 0, 0};
     if (tag == TAG_GUARD) {
       lw_guard g;
       if (read_guard(&sec, &g)) {
