@@ -5,6 +5,7 @@
 //   web/dist/loopwise.js     web/src/loopwise.js bundled by esbuild: one IIFE, minified, no source map
 //   web/dist/loopwise.wasm   build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
 //   web/dist/referral.json   models/referral.json
+//   web/dist/loopwise.lwm    models/default.lwm (the model a runtime starts with, see web/src/model.js)
 //
 // web/dist is emptied first so nothing stale (an old source map, a renamed file) ships.
 import { build } from 'esbuild';
@@ -17,8 +18,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'web/dist');
 const wasm = process.env.LW_WASM ? resolve(process.env.LW_WASM) : join(root, 'build/wasm/src/wasm/loopwise.wasm');
 const config = join(root, 'models/referral.json');
+const model = join(root, 'models/default.lwm');
 
-for (const [what, file] of [['wasm', wasm], ['config', config]]) {
+for (const [what, file] of [['wasm', wasm], ['config', config], ['model', model]]) {
   if (!existsSync(file)) {
     console.error(`web/build.mjs: ${what} not found: ${file}` +
       (what === 'wasm' ? ' (build it with: bash src/scripts/build.sh, or set LW_WASM)' : ''));
@@ -42,9 +44,10 @@ await build({
 });
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));
 copyFileSync(config, join(dist, 'referral.json'));
+copyFileSync(model, join(dist, 'loopwise.lwm'));
 
 let raw = 0, gz = 0;
-for (const f of ['loopwise.js', 'loopwise.wasm', 'referral.json']) {
+for (const f of ['loopwise.js', 'loopwise.wasm', 'referral.json', 'loopwise.lwm']) {
   const p = join(dist, f), n = statSync(p).size, z = gzipSync(readFileSync(p), { level: 9 }).length;
   raw += n; gz += z;
   console.log(`web/dist/${f.padEnd(14)} ${String(n).padStart(7)} B  ${String(z).padStart(6)} B gzip -9`);

@@ -18,7 +18,7 @@ import { gzipSync } from 'node:zlib';
 import { dist, launchBrowser, requireBuilt, startDemo } from '../web/helpers.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
-const files = ['loopwise.js', 'loopwise.wasm', 'referral.json'];
+const files = ['loopwise.js', 'loopwise.wasm', 'referral.json', 'loopwise.lwm'];
 requireBuilt(...files.map((f) => join(distDir, f)));
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };

@@ -8,10 +8,10 @@
 // Milestone counts and texts come from the shipped referral.json, so the test follows the config.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, sleep, sql, startDemo,
+  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sleep, sql, startDemo,
   startIngest, tempDir, waitFor,
 } from './helpers.mjs';
 
@@ -42,9 +42,13 @@ after(async () => {
 });
 
 // A fresh device in daytime (quiet hours never interfere); console errors/warnings collected.
-async function device({ endpoint = ingest.base, query = '', init } = {}) {
+// Unless `model` is set, the default model next to the script answers with no bytes, which the
+// engine refuses (one console.warn): the config's rules decide, so every milestone prompts and
+// the tests of the widget itself do not depend on the model's exploration.
+async function device({ endpoint = ingest.base, query = '', init, model = false } = {}) {
   const ctx = await browser.newContext({ timezoneId: daytimeZone() });
   contexts.push(ctx);
+  if (!model) await ctx.route(demo.url + 'dist/loopwise.lwm', (r) => r.fulfill({ status: 200, body: '' }));
   await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: demo.url });
   if (init) await ctx.addInitScript(init);
   const tab = async () => {
@@ -343,6 +347,149 @@ describe('host API', () => {
     await page.evaluate(() => window.Loopwise.conversion());
     const kinds = () => sql(ingest.db, `SELECT kind FROM events WHERE code = '${code}' ORDER BY t, id`).map((r) => r.kind).join(',');
     await waitFor(`landing and conversion with code ${code}`, () => kinds() === 'landing,conversion');
+  });
+});
+
+describe('model serving and referral attribution', () => {
+  // A second ingest server that also serves models from a directory, as a promoting trainer
+  // fills it (<dir>/<site>/current.lwm, replaced by rename).
+  let server, models;
+  const KEY = 'loopwise:demo-site-key:'; // the widget's IndexedDB prefix for the demo's write key
+  before(async () => {
+    models = join(tmp.dir, 'models');
+    mkdirSync(join(models, 'default'), { recursive: true });
+    server = await startIngest(join(tmp.dir, 'loop.db'), await freePort(), ['--models-dir', models]);
+  });
+  after(() => server?.stop());
+  const promote = (bytes) => {
+    writeFileSync(join(models, 'default', '.tmp'), bytes);
+    renameSync(join(models, 'default', '.tmp'), join(models, 'default', 'current.lwm'));
+  };
+  // The widget's stored model record {b, e, t} (bytes, ETag, fetched at), read in the page.
+  const stored = (page) => page.evaluate((key) => new Promise((ok, no) => {
+    const r = indexedDB.open('loopwise');
+    r.onerror = () => no(r.error);
+    r.onsuccess = () => {
+      const g = r.result.transaction('kv').objectStore('kv').get(key);
+      g.onsuccess = () => { r.result.close(); ok(g.result ? { e: g.result.e, t: g.result.t, n: g.result.b?.length } : null); };
+    };
+  }), KEY + 'm');
+  const age = (page) => page.evaluate((key) => new Promise((ok) => {
+    const r = indexedDB.open('loopwise');
+    r.onsuccess = () => {
+      const os = r.result.transaction('kv', 'readwrite').objectStore('kv');
+      os.get(key).onsuccess = (e) => { os.put({ ...e.target.result, t: 0 }, key).onsuccess = () => { r.result.close(); ok(); }; };
+    };
+  }), KEY + 'm');
+  // Every completed project is a decision point with no gap or holdout, so each track() decides
+  // by the model whenever one is set; a prompt it shows is closed (no cooldown) for the next.
+  const modelCfg = { ...cfg, holdout: 0, milestones: [{ event: 'project_completed', after: 1, every: 1 }], caps: { max_prompts: 1000, window_days: 30, min_gap_hours: 0 } };
+  async function modelDevice() {
+    const d = await device({ endpoint: server.base, model: true, query: '&config=/dist/model.json' });
+    await d.ctx.route(demo.url + 'dist/model.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify(modelCfg) }));
+    return d;
+  }
+  async function decide(page) {
+    const d = await page.evaluate(() => window.Loopwise.track('project_completed'));
+    if (d.prompt) await page.locator('loopwise-prompt').getByRole('button', { name: 'Close' }).click();
+    return d;
+  }
+
+  test('the_default_model_next_to_the_script_decides_until_the_server_has_one', async () => {
+    const { tab } = await modelDevice();
+    const page = await tab();
+    await ready(page);
+    await waitFor('the fetch for a served model recorded', async () => (await stored(page))?.t > 0);
+    assert.equal((await stored(page)).e, undefined, 'the server has no model yet (404)');
+    const d = await decide(page);
+    assert.equal(d.mode, 'model', d.reason);
+    assert.equal(d.model, 'm' + readFileSync(join(distDir, 'loopwise.lwm')).readUInt32LE(16), 'the shipped default model');
+  });
+
+  test('a_served_model_is_picked_up_and_a_corrupt_one_leaves_the_last_good_in_force', async () => {
+    // tests/cases/models/cases.lwm: model id 42, enough data for models/referral.json's actions.
+    const good = readFileSync(join(root, 'tests/cases/models/cases.lwm'));
+    promote(good);
+    const etag = (await fetch(`${server.base}/v1/model?key=demo-site-key`)).headers.get('etag');
+    const { tab } = await modelDevice();
+    const page = await tab();
+    await ready(page);
+    await waitFor('the served model stored as the last good one', async () => (await stored(page))?.e === etag);
+    let d = await decide(page);
+    assert.deepEqual([d.mode, d.model], ['model', 'm42'], d.reason);
+    const explained = await explain(page);
+    assert.equal(JSON.stringify(explained).includes('"mode":"model"') && explained.model, 'm42');
+
+    // A damaged file is put in place (a truncated copy: a new ETag, and no valid checksum).
+    // After refresh_hours (aged here) the widget fetches it, the engine refuses it, and m42
+    // stays in force, also across the reload.
+    promote(good.subarray(0, good.length - 100));
+    await age(page);
+    await page.reload();
+    await ready(page);
+    await waitFor('the damaged model fetched', async () => (await stored(page))?.t > 0);
+    await waitFor('one warning about it', () => page.warnings.some((w) => /Loopwise/.test(w)));
+    assert.equal((await stored(page)).e, etag, 'the last good model is kept');
+    d = await decide(page);
+    assert.deepEqual([d.mode, d.model], ['model', 'm42'], d.reason);
+    assert.equal(page.warnings.filter((w) => /Loopwise/.test(w)).length, 1, JSON.stringify(page.warnings));
+    const logged = await waitFor('the decision stored', () => sql(server.db, `SELECT model, mode FROM events WHERE decision = '${d.id}' AND kind = 'decision'`)[0]);
+    assert.deepEqual(logged, { model: 'm42', mode: 'model' });
+  });
+
+  test('a_referee_conversion_is_attributed_to_the_referrer_and_climbs_its_ladder', async () => {
+    const ladder = [{ referrals: 0, reward: 'a $10 credit per friend' }, { referrals: 1, reward: 'a $20 credit per friend' },
+      { referrals: 3, reward: 'a free year' }];
+    const ladderCfg = { ...cfg, holdout: 0, ladder };
+    const onDevice = async (opts) => {
+      const d = await device({ endpoint: server.base, query: '&config=/dist/ladder.json' + (opts?.query || '') });
+      await d.ctx.route(demo.url + 'dist/ladder.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify(ladderCfg) }));
+      return d;
+    };
+    // The referrer's device: a prompt at the milestone shows both sides' rewards and the ladder.
+    const referrer = await onDevice();
+    const page = await referrer.tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    const dialog = page.locator(DIALOG);
+    await dialog.waitFor();
+    const v = cfg.variants[(await explain(page)).variant];
+    const text = await dialog.textContent();
+    for (const s of [v.referrer_reward, v.referee_reward, 'Your reward: ' + ladder[0].reward, 'Refer 1 more: ' + ladder[1].reward]) {
+      assert.ok(text.includes(s), `prompt shows "${s}": ${text}`);
+    }
+    await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
+    const link = await page.evaluate(() => navigator.clipboard.readText());
+    const code = link.match(/[A-Z0-9]{6,16}$/)[0];
+    assert.equal(await page.evaluate(() => window.Loopwise.referralCode()), code);
+    await waitFor('the copy stored with the code', () => sql(server.db, `SELECT 1 FROM events WHERE kind = 'copy' AND code = '${code}'`).length);
+    let r = await page.evaluate(() => window.Loopwise.referrals());
+    assert.deepEqual(r, { code, conversions: 0, tier: 0, reward: ladder[0].reward, next: ladder[1] });
+
+
+    // Another device opens the share link and converts (twice: it counts once).
+    const param = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url)[1];
+    const referee = await onDevice({ query: `&${param}=${code}` });
+    const other = await referee.tab();
+    await ready(other);
+    await other.evaluate(() => window.Loopwise.conversion());
+    await other.evaluate(() => window.Loopwise.conversion());
+    const kinds = () => sql(server.db, `SELECT DISTINCT kind FROM events WHERE code = '${code}' ORDER BY kind`).map((x) => x.kind).join();
+    await waitFor('the landing and the conversion stored', () => kinds() === 'conversion,copy,landing');
+    assert.notEqual(await other.evaluate(() => window.Loopwise.referralCode()), code, 'the referee has its own code');
+    const foreign = await other.evaluate(([base, c]) => fetch(`${base}/v1/referrals/${c}?key=demo-site-key&install=${'0'.repeat(32)}`)
+      .then((x) => x.status), [server.base, code]);
+    assert.equal(foreign, 403, "another device cannot read the referrer's counts");
+
+    r = await page.evaluate(() => window.Loopwise.referrals());
+    assert.deepEqual(r, { code, conversions: 1, tier: 1, reward: ladder[1].reward, next: ladder[2] });
+    // The host's backend pays from the attribution list (loopback: no read token configured).
+    const list = await (await fetch(`${server.base}/v1/attributions`)).json();
+    assert.deepEqual(list.attributions.filter((a) => a.code === code).map((a) => a.conversions), [1]);
+
+    // Offline, the last answer is kept.
+    await referrer.ctx.route(server.base + '/v1/referrals/**', (route) => route.abort());
+    assert.deepEqual(await page.evaluate(() => window.Loopwise.referrals()), r);
   });
 });
 

@@ -74,8 +74,9 @@ export async function startDemo(distDir = dist) {
 }
 
 // A real ingest server on 127.0.0.1:port storing into db; resolves once it answers /v1/stats.
-export async function startIngest(db, port) {
-  const p = child(ingestBin, ['--db', db, '--port', String(port)]);
+// args: more flags (e.g. ['--models-dir', dir]).
+export async function startIngest(db, port, args = []) {
+  const p = child(ingestBin, ['--db', db, '--port', String(port), ...args]);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`the ingest server on ${base} (${ingestBin})`, async () => {
     if (p.exitCode !== null) throw new Error('ingest exited: ' + p.out);

@@ -27,6 +27,7 @@
   tag.dataset.endpoint = qs.get('endpoint') || 'http://127.0.0.1:8080';
   tag.dataset.writeKey = qs.get('key') || 'demo-site-key';
   if (qs.get('wasm')) tag.dataset.wasm = qs.get('wasm');
+  if (qs.get('model')) tag.dataset.model = qs.get('model');
   document.head.append(tag);
 
   function log(text) {

@@ -5,10 +5,12 @@
 //
 // It reads its settings from the tag's data-* attributes, defines the one global window.Loopwise,
 // replays calls queued before it arrived (window.Loopwise = {q: [['track', 'x'], ...]}), fetches
-// the config and the WASM next to itself (data-wasm overrides), and from then on turns track()
-// calls into decisions, prompts and outcome batches. If anything fails to load the host page
+// the config and the WASM next to itself (data-wasm overrides; the default model likewise,
+// data-model, see model.js), and from then on turns track() calls into decisions, prompts and
+// outcome batches. If anything fails to load the host page
 // keeps working: the error is reported once on the console and later calls do nothing.
 import { loadEngine } from './engine.js';
+import { loadModel } from './model.js';
 import { createStore, openDb } from './store.js';
 import { createTransport } from './transport.js';
 import { open } from './ui.js';
@@ -25,6 +27,7 @@ import { open } from './ui.js';
   // A prompt left open by a page that went away. An IndexedDB transaction started on page hide
   // does not complete, a localStorage write does; the next call in any tab ends that prompt.
   const X = prefix + 'x';
+  const R = prefix + 'r'; // the last answer about this referrer's conversions (for the prompt)
   const ls = (f) => { try { return f(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = new Set();
@@ -79,6 +82,8 @@ import { open } from './ui.js';
     addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) closeNow(); });
     started = 1;
     emit('ready', true);
+    loadModel(engine, db, prefix + 'm', new URL(ds.model || 'loopwise.lwm', ds.model ? page : self),
+      endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model?.refresh_hours || 24, fail).catch(fail);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));
@@ -91,6 +96,15 @@ import { open } from './ui.js';
     fail(e);
     return none;
   });
+
+  // The referrer's step on the config's ladder: the highest whose `referrals` <= conversions.
+  const tier = (n) => {
+    const l = cfg.ladder || [];
+    let i = -1;
+    while (l[i + 1]?.referrals <= n) i++;
+    return { tier: i, reward: l[i]?.reward || null, next: l[i + 1] || null };
+  };
+  const cached = () => JSON.parse(ls((s) => s.getItem(R)) || '{"conversions":0}');
 
   // Close the open prompt as 'close'.
   const closeNow = () => {
@@ -123,8 +137,12 @@ import { open } from './ui.js';
     if (!v || closeUi) return outcome(d.id, 'close');
     const s = cfg.share || {};
     const url = String(s.url || '').split('{code}').join(engine.referralCode());
+    // With a ladder, the referrer's reward now and what the next step needs, from the last
+    // answer the server gave (the prompt never waits for the network).
+    const n = cached().conversions, t = tier(n);
     const close = open({
       variant: v,
+      lines: cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
       share: { url, title: s.title || v.title, text: s.text || v.message },
       outcome: (kind) => {
         if (closeUi === close) closeUi = null;
@@ -168,6 +186,23 @@ import { open } from './ui.js';
       return isBusy;
     },
     explain: () => (engine ? engine.lastDecision() : null),
+    // This device's random referral code (what its share links carry), for the host to map to
+    // its user; rewards are paid by the host from GET /v1/attributions, never by this script.
+    referralCode: () => when(() => engine.referralCode()),
+    // {code, conversions, tier, reward, next}: the server counts the referees (this device
+    // proves it is the referrer with its install key); tier, reward and next come from the
+    // config's ladder. Offline, the last answer; null if there is none.
+    referrals: () => when(async () => {
+      const code = engine.referralCode();
+      const r = endpoint && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
+      // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
+      if (r && (r.ok || r.status === 403)) {
+        const t = r.ok ? await r.text() : '{"conversions":0}';
+        ls((s) => s.setItem(R, t));
+      }
+      const n = ls((s) => s.getItem(R)) && cached().conversions;
+      return n >= 0 ? { code, conversions: n, ...tier(n) } : null;
+    }),
   };
 
   function call(c) {

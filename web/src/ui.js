@@ -22,9 +22,10 @@ function el(tag, parent, text, attrs) {
   return e;
 }
 
-// open({ variant, share: {url,title,text}, outcome(kind) }) shows the dialog; returns close(),
-// which removes it without logging (the caller logs 'close' when that is what happened).
-export function open({ variant: v, share, outcome }) {
+// open({ variant, share: {url,title,text}, outcome(kind), lines }) shows the dialog (lines: more
+// reward text, e.g. the referrer's ladder step); returns close(), which removes it without
+// logging (the caller logs 'close' when that is what happened).
+export function open({ variant: v, share, outcome, lines }) {
   const host = document.createElement('loopwise-prompt');
   host.style.cssText = 'all:initial';
   const root = host.attachShadow({ mode: 'open' });
@@ -37,8 +38,7 @@ export function open({ variant: v, share, outcome }) {
   el('p', dlg, v.message, { id: 'm' });
   const ul = el('ul', dlg);
   // The config words both rewards as whole phrases ("You get $10 credit"), shown as they are.
-  if (v.referrer_reward) el('li', ul, v.referrer_reward);
-  if (v.referee_reward) el('li', ul, v.referee_reward);
+  for (const t of [v.referrer_reward, v.referee_reward, ...lines]) if (t) el('li', ul, t);
   const bShare = el('button', dlg, 'Share', { class: 'p' });
   const bCopy = el('button', dlg, 'Copy link');
   const bNo = el('button', dlg, 'Not now');
