@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loopwise/store.h"
 #include "serving.h"
 
 static int valid_code(const char *s) {

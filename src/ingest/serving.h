@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 #include "loopwise/common.h"
-#include "loopwise/store.h"
+
+typedef struct lw_store lw_store; /* loopwise/store.h */
 
 #define LW_MODEL_FILE_MAX (16u << 20) /* far above any valid model (2^16 weights + metadata) */
 #define LW_ETAG_MAX 48

@@ -413,12 +413,23 @@ describe('model serving and referral attribution', () => {
     const etag = (await fetch(`${server.base}/v1/model?key=demo-site-key`)).headers.get('etag');
     const { tab } = await modelDevice();
     const page = await tab();
+    const answers = [];
+    page.on('response', (r) => r.url().includes('/v1/model') && r.request().method() === 'GET' && answers.push(r.status()));
     await ready(page);
     await waitFor('the served model stored as the last good one', async () => (await stored(page))?.e === etag);
     let d = await decide(page);
     assert.deepEqual([d.mode, d.model], ['model', 'm42'], d.reason);
     const explained = await explain(page);
     assert.equal(JSON.stringify(explained).includes('"mode":"model"') && explained.model, 'm42');
+
+    // refresh_hours later (aged here) the same file answers 304: only the time is recorded.
+    await age(page);
+    await page.reload();
+    await ready(page);
+    await waitFor('the 304 recorded', async () => (await stored(page))?.t > 0);
+    assert.equal((await stored(page)).e, etag);
+    assert.deepEqual(answers, [200, 304]);
+    assert.deepEqual(page.warnings.filter((w) => /Loopwise/.test(w)), []);
 
     // A damaged file is put in place (a truncated copy: a new ETag, and no valid checksum).
     // After refresh_hours (aged here) the widget fetches it, the engine refuses it, and m42
