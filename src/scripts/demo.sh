@@ -9,12 +9,15 @@ bash src/scripts/build.sh
 
 demo_port=${LW_DEMO_PORT:-8000}
 ingest_port=${LW_INGEST_PORT:-8080}
-mkdir -p build/demo
+mkdir -p build/demo/models/default
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-build/native/src/ingest/loopwise-ingest --db build/demo/outcomes.db --port "$ingest_port" &
+# Models promoted into build/demo/models/default (loopwise-train --promote-into) are served to the
+# demo page at GET /v1/model; until then it decides with the default model next to the script.
+build/native/src/ingest/loopwise-ingest --db build/demo/outcomes.db --port "$ingest_port" \
+  --models-dir build/demo/models &
 pids+=($!)
 node web/demo/serve.mjs "$demo_port" >/dev/null &
 pids+=($!)
@@ -23,5 +26,6 @@ echo
 q=""; [ "$ingest_port" = 8080 ] || q="?endpoint=http://127.0.0.1:$ingest_port"
 echo "Loopwise demo:  http://127.0.0.1:$demo_port/$q"
 echo "Ingest server:  http://127.0.0.1:$ingest_port/v1/stats  (SQLite: build/demo/outcomes.db)"
+echo "Attributions:   http://127.0.0.1:$ingest_port/v1/attributions  (models: build/demo/models/default)"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}"
