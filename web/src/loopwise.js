@@ -27,7 +27,7 @@ import { open } from './ui.js';
   // A prompt left open by a page that went away. An IndexedDB transaction started on page hide
   // does not complete, a localStorage write does; the next call in any tab ends that prompt.
   const X = prefix + 'x';
-  const R = prefix + 'r'; // the last answer about this referrer's conversions (for the prompt)
+  const R = prefix + 'r'; // this referrer's conversions as the server last counted them
   const ls = (f) => { try { return f(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = new Set();
@@ -104,7 +104,7 @@ import { open } from './ui.js';
     while (l[i + 1]?.referrals <= n) i++;
     return { tier: i, reward: l[i]?.reward || null, next: l[i + 1] || null };
   };
-  const cached = () => JSON.parse(ls((s) => s.getItem(R)) || '{"conversions":0}');
+  const cached = () => ls((s) => s.getItem(R));
 
   // Close the open prompt as 'close'.
   const closeNow = () => {
@@ -139,7 +139,7 @@ import { open } from './ui.js';
     const url = String(s.url || '').split('{code}').join(engine.referralCode());
     // With a ladder, the referrer's reward now and what the next step needs, from the last
     // answer the server gave (the prompt never waits for the network).
-    const n = cached().conversions, t = tier(n);
+    const n = +cached() || 0, t = tier(n);
     const close = open({
       variant: v,
       lines: cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
@@ -197,11 +197,11 @@ import { open } from './ui.js';
       const r = endpoint && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
       // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
       if (r && (r.ok || r.status === 403)) {
-        const t = r.ok ? await r.text() : '{"conversions":0}';
-        ls((s) => s.setItem(R, t));
+        const n = r.ok ? (await r.json()).conversions : 0;
+        ls((s) => s.setItem(R, n));
       }
-      const n = ls((s) => s.getItem(R)) && cached().conversions;
-      return n >= 0 ? { code, conversions: n, ...tier(n) } : null;
+      const n = cached();
+      return n ? { code, conversions: +n, ...tier(+n) } : null;
     }),
   };
 
