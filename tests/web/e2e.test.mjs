@@ -451,7 +451,7 @@ describe('model serving and referral attribution', () => {
   test('a_referee_conversion_is_attributed_to_the_referrer_and_climbs_its_ladder', async () => {
     const ladder = [{ referrals: 0, reward: 'a $10 credit per friend' }, { referrals: 1, reward: 'a $20 credit per friend' },
       { referrals: 3, reward: 'a free year' }];
-    const ladderCfg = { ...cfg, holdout: 0, ladder };
+    const ladderCfg = { ...cfg, holdout: 0, ladder, caps: { max_prompts: 10, window_days: 30, min_gap_hours: 0 } };
     const onDevice = async (opts) => {
       const d = await device({ endpoint: server.base, query: '&config=/dist/ladder.json' + (opts?.query || '') });
       await d.ctx.route(demo.url + 'dist/ladder.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify(ladderCfg) }));
@@ -469,6 +469,8 @@ describe('model serving and referral attribution', () => {
     for (const s of [v.referrer_reward, v.referee_reward, 'Your reward: ' + ladder[0].reward, 'Refer 1 more: ' + ladder[1].reward]) {
       assert.ok(text.includes(s), `prompt shows "${s}": ${text}`);
     }
+    // Showing the prompt refreshed the cached count for the next one (403 so far: nothing shared).
+    await waitFor('the cached count refreshed', () => page.evaluate((k) => localStorage.getItem(k) === '0', KEY + 'r'));
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
     const link = await page.evaluate(() => navigator.clipboard.readText());
     const code = link.match(/[A-Z0-9]{6,16}$/)[0];
@@ -497,6 +499,14 @@ describe('model serving and referral attribution', () => {
     // The host's backend pays from the attribution list (loopback: no read token configured).
     const list = await (await fetch(`${server.base}/v1/attributions`)).json();
     assert.deepEqual(list.attributions.filter((a) => a.code === code).map((a) => a.conversions), [1]);
+
+    // The referrer's next prompt shows its new step, from the cached answer.
+    const every = cfg.milestones.find((m) => m.event === 'project_completed').every;
+    await click(page, 'Complete a project', every);
+    await dialog.waitFor();
+    const next = await dialog.textContent();
+    for (const s of ['Your reward: ' + ladder[1].reward, 'Refer 2 more: ' + ladder[2].reward]) assert.ok(next.includes(s), `prompt shows "${s}": ${next}`);
+    await page.keyboard.press('Escape');
 
     // Offline, the last answer is kept.
     await referrer.ctx.route(server.base + '/v1/referrals/**', (route) => route.abort());

@@ -138,7 +138,8 @@ import { open } from './ui.js';
     const s = cfg.share || {};
     const url = String(s.url || '').split('{code}').join(engine.referralCode());
     // With a ladder, the referrer's reward now and what the next step needs, from the last
-    // answer the server gave (the prompt never waits for the network).
+    // answer the server gave (the prompt never waits for the network; it asks again for the
+    // next prompt).
     const n = +cached() || 0, t = tier(n);
     const close = open({
       variant: v,
@@ -152,6 +153,7 @@ import { open } from './ui.js';
     close.id = d.id;
     closeUi = close;
     emit('prompt', d);
+    if (cfg.ladder) api.referrals();
     return outcome(d.id, 'impression');
   }
 
