@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startServer, postBatch, request, randomInstall, root, tempDir } from './helpers.mjs';
+import { binary, startServer, postBatch, request, randomInstall, root, tempDir } from './helpers.mjs';
 
 const model = readFileSync(join(root, 'models/default.lwm'));
 const other = readFileSync(join(root, 'tests/cases/models/cases.lwm'));
@@ -256,6 +256,40 @@ test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals
     const r = await referral(server, 'K7QX2M9PLA', '0f1e2d3c4b5a69788796a5b4c3d2e1f0');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.conversions, 0);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('a_model_promoted_by_the_trainer_is_served_with_the_trainers_etag', async (t) => {
+  // The whole loop on disk: simulator logs -> loopwise-train --promote-into <models>/<site> ->
+  // GET /v1/model. The trainer prints the ETag it computed (lw_model_etag); the server must send
+  // the same one for the file it renamed into place.
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync } = await import('node:fs');
+  const tools = join(binary, '../../tools');
+  if (!existsSync(join(tools, 'loopwise-train'))) return t.skip('tools not built (LW_BUILD_TOOLS=OFF)');
+  const dir = tempDir();
+  const site = join(dir, 'models', 'default');
+  mkdirSync(site, { recursive: true });
+  const run = (cmd, args) => {
+    const r = spawnSync(join(tools, cmd), args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
+    return r.stdout;
+  };
+  run('loopwise-sim', ['--policy', 'learning', '--config', join(root, 'models/referral.json'), '--users', '2000', '--days', '120',
+    '--seed', '3', '--workdir', dir, '--vw-out', join(dir, 'logs.vw'), '--quiet']);
+  const out = run('loopwise-train', ['--data', join(dir, 'logs.vw'), '--config', join(root, 'models/referral.json'), '--model-id', '7',
+    '--seed', '1', '--quiet', '--promote-into', site]);
+  assert.match(out, /promoted=yes/, out);
+  const trainerTag = out.match(/etag=("[^"]*")/)[1];
+  const server = await startServer({ dir, args: ['--models-dir', join(dir, 'models')] });
+  try {
+    const r = await getModel(server, { Origin: ORIGIN });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.etag, trainerTag);
+    assert.ok(r.body.equals(readFileSync(join(site, 'current.lwm'))));
+    assert.match(trainerTag, /^"m7-/);
   } finally {
     await server.cleanup();
   }
