@@ -25,7 +25,7 @@ static int finite_f(float f) { return f == f && f - f == 0.0f; }
 static void rd_name(lw_rd *r, char *out, size_t cap) {
   size_t n = rd_u(r, 1);
   const uint8_t *p = lw_rd_take(r, n);
-  if (!p || n == 0 || n >= cap) {
+  if (!p || n == 0 || n >= cap || memchr(p, '\0', n)) { /* names are text: no NUL inside */
     r->bad = 1;
     out[0] = '\0';
     return;
@@ -57,7 +57,7 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   m->n_personas = (int)rd_u(&r, 1);
   m->persona_dims = (int)rd_u(&r, 1);
   m->n_segments = (int)rd_u(&r, 1);
-  rd_u(&r, 1);
+  int reserved = (int)rd_u(&r, 1);
   m->scale = rd_f32(&r);
   m->model_id = rd_u(&r, 4);
   uint64_t lo = rd_u(&r, 4), hi = rd_u(&r, 4);
@@ -66,7 +66,8 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   if (m->bits < 8 || m->bits > 16) why = "bits out of range (8-16)";
   else if (m->n_actions < 1 || m->n_actions > LW_MODEL_MAX_ACTIONS) why = "action count out of range (1-9)";
   else if (m->n_personas > LW_MODEL_MAX_PERSONAS) why = "too many personas";
-  else if (m->n_personas && m->persona_dims != LW_MODEL_PERSONA_DIMS) why = "personas need 8 dimensions";
+  else if (m->persona_dims != (m->n_personas ? LW_MODEL_PERSONA_DIMS : 0)) why = "personas need 8 dimensions (0 without personas)";
+  else if (reserved != 0) why = "reserved byte must be 0";
   else if (m->n_segments > LW_MODEL_MAX_SEGMENTS) why = "too many segments";
   else if (!finite_f(m->scale) || m->scale <= 0) why = "scale must be a positive number";
   for (int a = 0; !why && a < m->n_actions; a++) {
@@ -100,6 +101,7 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
     if (p && m->meta_json) {
       memcpy(m->meta_json, p, n);
       m->meta_json[n] = '\0';
+      if (strlen(m->meta_json) != n) why = "metadata must be text without NUL bytes";
     }
   }
   if (!why && r.bad) why = "file ends early";
