@@ -42,19 +42,20 @@ test('stats_hide_rows_with_fewer_than_k_distinct_installs', async () => {
 });
 
 test('retention_deletes_batches_received_longer_ago_than_the_period', async () => {
-  // 0.00005 days is 4.32 s: the first batch expires, the second (posted 5 s later) does not.
-  const server = await startServer({ args: ['--retention-days', '0.00005', '--purge-interval-s', '1', '--k-anonymity', '1'] });
+  // 0.0001 days is 8.64 s: the first batch expires, the second (posted 10 s later) does not,
+  // with several seconds of margin either way for a busy machine.
+  const server = await startServer({ args: ['--retention-days', '0.0001', '--purge-interval-s', '1', '--k-anonymity', '1'] });
   try {
     const old = freshBatch();
     const day = 86400000;
     old.events.forEach((e) => { e.t = Date.now() - 40 * day; }); // event time does not matter
     assert.deepEqual((await postBatch(server, old)).json, { stored: 5 });
-    await new Promise((r) => setTimeout(r, 5000));
+    await new Promise((r) => setTimeout(r, 10000));
     const young = freshBatch();
     young.events.forEach((e) => { e.t = Date.now() - 400 * day; });
     assert.deepEqual((await postBatch(server, young)).json, { stored: 5 });
     let s;
-    for (let i = 0; i < 25; i++) {
+    for (let i = 0; i < 50; i++) {
       s = await stats(server);
       if (s.outcomes === 5) break;
       await new Promise((r) => setTimeout(r, 100));
