@@ -451,19 +451,35 @@ static int add_rows(cJSON *root, const char *name, const char *key_name, const l
   return cJSON_AddNumberToObject(suppressed, name, hidden) != NULL;
 }
 
+/* The start every read-protected route shares: the read rule (a read token, or loopback when
+ * none is configured), then `?site=` (default: the first site). Returns 0 after queueing the
+ * refusal in *ret; with want_site 0 only the read rule is checked. */
+static int read_route(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq, const char *what,
+                      int want_site, const lw_ingest_site **site, enum MHD_Result *ret) {
+  unsigned status;
+  if (!read_allowed(s, c, &status)) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s answer loopback clients only", what);
+    *ret = reply_error(s, c, rq, status, status == 401 ? LW_REJECT_BAD_KEY : LW_REJECT_ORIGIN,
+                       status == 401 ? "a read token is required (Authorization: Bearer ...)" : msg,
+                       NULL, NULL, NULL, NULL);
+    return 0;
+  }
+  if (!want_site) return 1;
+  const char *site_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site");
+  *site = site_id ? site_by_id(s->cfg, site_id) : &s->cfg->sites[0];
+  if (!*site) {
+    *ret = reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "unknown site", "site", NULL, NULL, NULL);
+    return 0;
+  }
+  return 1;
+}
+
 static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *c,
                                     lw_request *rq) {
-  unsigned status;
-  if (!read_allowed(s, c, &status))
-    return reply_error(s, c, rq, status, status == 401 ? LW_REJECT_BAD_KEY : LW_REJECT_ORIGIN,
-                       status == 401 ? "a read token is required (Authorization: Bearer ...)"
-                                     : "stats answer loopback clients only",
-                       NULL, NULL, NULL, NULL);
-  const char *site_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site");
-  const lw_ingest_site *site = site_id ? site_by_id(s->cfg, site_id) : &s->cfg->sites[0];
-  if (!site)
-    return reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "unknown site", "site", NULL, NULL,
-                       NULL);
+  const lw_ingest_site *site;
+  enum MHD_Result refused;
+  if (!read_route(s, c, rq, "stats", 1, &site, &refused)) return refused;
   lw_stats stats;
   char errmsg[LW_ERRMSG_MAX];
   if (lw_store_stats(s->store, site->id, &stats, errmsg) != LW_OK) {
@@ -498,12 +514,8 @@ static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *
 
 static enum MHD_Result handle_metrics(lw_ingest_server *s, struct MHD_Connection *c,
                                       lw_request *rq) {
-  unsigned status;
-  if (!read_allowed(s, c, &status))
-    return reply_error(s, c, rq, status, status == 401 ? LW_REJECT_BAD_KEY : LW_REJECT_ORIGIN,
-                       status == 401 ? "a read token is required (Authorization: Bearer ...)"
-                                     : "metrics answer loopback clients only",
-                       NULL, NULL, NULL, NULL);
+  enum MHD_Result refused;
+  if (!read_route(s, c, rq, "metrics", 0, NULL, &refused)) return refused;
   size_t len;
   /* Count this request before rendering, so the answer includes itself. */
   lw_metrics_request(&s->metrics, 200);
@@ -633,19 +645,11 @@ static enum MHD_Result handle_referral(lw_ingest_server *s, struct MHD_Connectio
 /* The host's reward list: read-protected exactly like /v1/stats. */
 static enum MHD_Result handle_attributions(lw_ingest_server *s, struct MHD_Connection *c,
                                            lw_request *rq) {
-  unsigned status;
-  if (!read_allowed(s, c, &status))
-    return reply_error(s, c, rq, status, status == 401 ? LW_REJECT_BAD_KEY : LW_REJECT_ORIGIN,
-                       status == 401 ? "a read token is required (Authorization: Bearer ...)"
-                                     : "attributions answer loopback clients only",
-                       NULL, NULL, NULL, NULL);
-  const char *site_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site");
-  const lw_ingest_site *site = site_id ? site_by_id(s->cfg, site_id) : &s->cfg->sites[0];
-  if (!site)
-    return reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "unknown site", "site", NULL, NULL,
-                       NULL);
+  const lw_ingest_site *site;
+  enum MHD_Result refused;
+  if (!read_route(s, c, rq, "attributions", 1, &site, &refused)) return refused;
   char *json, errmsg[LW_ERRMSG_MAX] = "";
-  status = lw_attributions_answer(s->store, site->id,
+  unsigned status = lw_attributions_answer(s->store, site->id,
                                   MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"),
                                   &json, errmsg);
   return reply_answer(s, c, rq, status, json, errmsg, NULL);

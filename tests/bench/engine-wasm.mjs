@@ -1,4 +1,4 @@
-// engine.bench.mjs: track+decide latency and memory of the WASM runtime, on event streams from
+// engine-wasm.mjs: track+decide latency and memory of the WASM runtime, on event streams from
 // the population simulator (loopwise-sim --events-out). Prints name=value lines:
 //
 //   decide_calls= decide_decisions=   how many track calls were timed, and how many decided
@@ -11,7 +11,7 @@
 //   decide_mean_us_chromium=          mean per track call inside headless Chromium on the shipped
 //                                     web/dist bundle, timed in batches of 1,000 calls
 //
-//   node tests/bench/engine.bench.mjs EVENTS.jsonl   (tests/bench/engine.sh makes the stream)
+//   node tests/bench/engine-wasm.mjs EVENTS.jsonl   (run by tests/bench/engine.sh, which makes the stream)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine } from '../../web/src/engine.js';
@@ -19,7 +19,7 @@ import { dist, launchBrowser, requireBuilt, root, startDemo } from '../web/helpe
 
 const file = process.argv[2];
 if (!file) {
-  console.error('usage: node tests/bench/engine.bench.mjs EVENTS.jsonl');
+  console.error('usage: node tests/bench/engine-wasm.mjs EVENTS.jsonl');
   process.exit(2);
 }
 requireBuilt(join(dist, 'loopwise.wasm'), join(dist, 'loopwise.js'));
