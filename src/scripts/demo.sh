@@ -16,8 +16,10 @@ trap cleanup EXIT INT TERM
 
 # Models promoted into build/demo/models/default (loopwise-train --promote-into) are served to the
 # demo page at GET /v1/model; until then it decides with the default model next to the script.
+# The demo has one user, so /v1/stats shows every row (--k-anonymity 1; the default, 5, hides
+# segments with fewer distinct installs).
 build/native/src/ingest/loopwise-ingest --db build/demo/outcomes.db --port "$ingest_port" \
-  --models-dir build/demo/models &
+  --models-dir build/demo/models --k-anonymity 1 &
 pids+=($!)
 node web/demo/serve.mjs "$demo_port" >/dev/null &
 pids+=($!)
