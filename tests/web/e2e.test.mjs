@@ -74,6 +74,12 @@ async function click(page, label, times = 1) {
   for (let i = 0; i < times; i++) await page.getByRole('button', { name: label, exact: true }).click();
 }
 const explain = (page) => page.evaluate(() => window.Loopwise.explain());
+// Reach the first milestone in `page` and wait for the prompt; resolves to the shown decision.
+async function prompted(page) {
+  await click(page, 'Complete a project', PROJECTS);
+  await page.locator(DIALOG).waitFor();
+  return explain(page);
+}
 // How many batches wait in the widget's IndexedDB for the server (records "<prefix>o:<batch_id>").
 const pending = (page) => page.evaluate(() => new Promise((ok, no) => {
   const r = indexedDB.open('loopwise');
@@ -147,9 +153,7 @@ describe('widget against the ingest server', () => {
     const { tab } = await device({ init: () => { navigator.share = async () => { window.__shared = true; }; } });
     const one = await tab();
     await ready(one);
-    await click(one, 'Complete a project', PROJECTS);
-    await one.locator(DIALOG).waitFor();
-    const shown = await explain(one);
+    const shown = await prompted(one);
 
     const two = await tab();
     await ready(two);
@@ -195,9 +199,7 @@ describe('widget against the ingest server', () => {
     const { tab } = await device();
     const one = await tab();
     await ready(one);
-    await click(one, 'Complete a project', PROJECTS);
-    await one.locator(DIALOG).waitFor();
-    const shown = await explain(one);
+    const shown = await prompted(one);
     const two = await tab();
     await ready(two);
     await two.getByLabel('Allow referral prompts').uncheck();
@@ -261,9 +263,7 @@ describe('widget against the ingest server', () => {
     const { tab } = await device();
     const page = await tab();
     await ready(page);
-    await click(page, 'Complete a project', PROJECTS);
-    await page.locator(DIALOG).waitFor();
-    const shown = await explain(page);
+    const shown = await prompted(page);
     await stored(ingest.db, shown.id, ['decision', 'impression']);
     await page.close({ runBeforeUnload: true });
 
