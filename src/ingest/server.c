@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "loopwise/batch.h"
 #include "loopwise/store.h"
@@ -88,18 +89,6 @@ typedef struct {
   const char *cors;       /* Origin to echo in the answer (libmicrohttpd's header memory) */
   const char *path;       /* the request path (libmicrohttpd's memory, valid until completion) */
 } lw_request;
-
-static int64_t mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------------- routing */
 
@@ -214,7 +203,7 @@ static enum MHD_Result reply(lw_ingest_server *s, struct MHD_Connection *c, lw_r
   MHD_destroy_response(r);
   lw_metrics_request(&s->metrics, status);
   if (rq && rq->route == R_OUTCOMES)
-    lw_metrics_latency(&s->metrics, (uint64_t)(mono_us() - rq->start_us));
+    lw_metrics_latency(&s->metrics, (uint64_t)(lw_mono_us() - rq->start_us));
   lw_log_line line;
   if (rq && lw_log_begin(&line, &s->log, LW_LOG_DEBUG, "request")) {
     static const char *const names[] = {"not_found", "outcomes", "forget", "preflight",
@@ -222,7 +211,7 @@ static enum MHD_Result reply(lw_ingest_server *s, struct MHD_Connection *c, lw_r
                                         "model", "referral", "attributions"};
     lw_log_str(&line, "route", names[rq->route]);
     lw_log_int(&line, "status", status);
-    lw_log_num(&line, "ms", (double)(mono_us() - rq->start_us) / 1000.0);
+    lw_log_num(&line, "ms", (double)(lw_mono_us() - rq->start_us) / 1000.0);
     lw_log_end(&line);
   }
   return ok;
@@ -334,7 +323,7 @@ static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connectio
                                        lw_request *rq) {
   lw_batch *batch = NULL;
   lw_batch_error err;
-  lw_status st = lw_batch_parse(rq->body ? rq->body : "", rq->len, &s->limits, wall_ms(), &batch,
+  lw_status st = lw_batch_parse(rq->body ? rq->body : "", rq->len, &s->limits, lw_wall_ms(), &batch,
                                 &err);
   /* Until the key is known, echo the Origin only if some site allows it, so a browser can
    * read why its batch was refused. */
@@ -361,7 +350,7 @@ static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connectio
     goto done;
   }
   if (s->rl_key && !lw_ratelimit_take(s->rl_key, site->id, strlen(site->id),
-                                      mono_us() / 1000, &retry)) {
+                                      lw_mono_us() / 1000, &retry)) {
     ok = reply_rate_limited(s, c, rq, LW_REJECT_RATE_KEY, retry, cors);
     goto done;
   }
@@ -370,7 +359,7 @@ static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connectio
   rq->job.kind = LW_JOB_WRITE;
   rq->job.item.site = site->id;
   rq->job.item.batch = rq->batch;
-  rq->job.item.received_ms = wall_ms();
+  rq->job.item.received_ms = lw_wall_ms();
   rq->cors = cors;
   ok = queue_job(s, c, rq);
 done:
@@ -701,7 +690,7 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
     int loopback, retry;
     size_t n = client_address(c, addr, &loopback);
     if (n == 16) n = 8; /* IPv6: one bucket per /64, what one subscriber usually holds */
-    if (n && !lw_ratelimit_take(s->rl_address, addr, n, mono_us() / 1000, &retry)) {
+    if (n && !lw_ratelimit_take(s->rl_address, addr, n, lw_mono_us() / 1000, &retry)) {
       const char *origin = header(c, "Origin");
       return reply_rate_limited(s, c, rq, LW_REJECT_RATE_ADDRESS, retry,
                                 origin && any_site_allows(s->cfg, origin) ? origin : NULL);
@@ -762,7 +751,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!rq) return MHD_NO;
     *con_cls = rq;
     atomic_fetch_add(&s->in_flight, 1);
-    rq->start_us = mono_us();
+    rq->start_us = lw_mono_us();
     rq->route = route_of(method, url, &rq->allow);
     rq->path = url;
     return on_headers(s, c, rq);
@@ -770,7 +759,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (*upload_size) {
     /* The idle timeout resets on every byte, so a client trickling its body would never hit
      * it; a whole request gets request_timeout_s at most. */
-    if (mono_us() - rq->start_us > s->cfg->request_timeout_s * 1000000) {
+    if (lw_mono_us() - rq->start_us > s->cfg->request_timeout_s * 1000000) {
       lw_metrics_reject(&s->metrics, LW_REJECT_HTTP);
       return MHD_NO; /* closes the connection */
     }
@@ -877,7 +866,7 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
     return st;
   }
   uint64_t seed = 0;
-  if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = (uint64_t)mono_us();
+  if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = (uint64_t)lw_mono_us();
   if (cfg->rate_limit &&
       (lw_ratelimit_create(cfg->rate_per_address, cfg->burst_per_address, 65536, seed,
                            &s->rl_address) != LW_OK ||
@@ -927,8 +916,8 @@ void lw_ingest_server_stop(lw_ingest_server *s) {
    * so new connections are refused now. It is closed only after MHD_stop_daemon, as the
    * library asks, since a polling thread may still hold it. */
   if (listen_fd != MHD_INVALID_SOCKET) shutdown(listen_fd, SHUT_RDWR);
-  int64_t deadline = mono_us() + s->cfg->drain_timeout_s * 1000000;
-  while (atomic_load(&s->in_flight) > 0 && mono_us() < deadline) usleep(10000);
+  int64_t deadline = lw_mono_us() + s->cfg->drain_timeout_s * 1000000;
+  while (atomic_load(&s->in_flight) > 0 && lw_mono_us() < deadline) usleep(10000);
   lw_log_line line;
   if (lw_log_begin(&line, &s->log, LW_LOG_INFO, "drained")) {
     lw_log_int(&line, "in_flight", atomic_load(&s->in_flight));

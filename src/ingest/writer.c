@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 struct lw_writer {
   lw_store *store;
   lw_writer_config cfg;
@@ -24,22 +26,10 @@ struct lw_writer {
   lw_store_item **items;   /* scratch for one group, writer thread only */
 };
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void run_purge(lw_writer *w) {
   char errmsg[LW_ERRMSG_MAX];
   int64_t deleted = 0;
-  lw_status st = lw_store_purge(w->store, now_ms() - w->cfg.retention_ms, &deleted, errmsg);
+  lw_status st = lw_store_purge(w->store, lw_wall_ms() - w->cfg.retention_ms, &deleted, errmsg);
   lw_log_line line;
   if (st != LW_OK) {
     lw_log_msg(w->log, LW_LOG_ERROR, "retention purge failed", errmsg);
@@ -59,9 +49,9 @@ static void run_group(lw_writer *w, lw_job *jobs) {
     if (j->kind == LW_JOB_WRITE) w->items[n++] = &j->item;
   if (n) {
     char errmsg[LW_ERRMSG_MAX];
-    int64_t t0 = mono_us();
+    int64_t t0 = lw_mono_us();
     lw_status st = lw_store_write(w->store, w->items, n, errmsg);
-    atomic_fetch_add(&w->metrics->commit_us_sum, (uint64_t)(mono_us() - t0));
+    atomic_fetch_add(&w->metrics->commit_us_sum, (uint64_t)(lw_mono_us() - t0));
     if (st == LW_OK) {
       atomic_fetch_add(&w->metrics->commits, 1);
       atomic_fetch_add(&w->metrics->committed_batches, n);
@@ -94,11 +84,11 @@ static void *writer_main(void *arg) {
   pthread_mutex_lock(&w->lock);
   for (;;) {
     while (!w->head && !w->stopping) {
-      if (w->cfg.retention_ms > 0 && now_ms() >= next_purge) break;
+      if (w->cfg.retention_ms > 0 && lw_wall_ms() >= next_purge) break;
       if (w->cfg.retention_ms > 0) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        int64_t wait_ms = next_purge - now_ms();
+        int64_t wait_ms = next_purge - lw_wall_ms();
         if (wait_ms > 1000) wait_ms = 1000;
         until.tv_sec += wait_ms / 1000;
         until.tv_nsec += (wait_ms % 1000) * 1000000;
@@ -126,9 +116,9 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&w->lock);
 
     if (jobs) run_group(w, jobs);
-    if (w->cfg.retention_ms > 0 && now_ms() >= next_purge) {
+    if (w->cfg.retention_ms > 0 && lw_wall_ms() >= next_purge) {
       run_purge(w);
-      next_purge = now_ms() + w->cfg.purge_interval_ms;
+      next_purge = lw_wall_ms() + w->cfg.purge_interval_ms;
     }
 
     /* Hand each job back; its owner may free it as soon as on_done returns. */
