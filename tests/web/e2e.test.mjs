@@ -213,9 +213,7 @@ describe('widget against the ingest server', () => {
     const { tab } = await device();
     const page = await tab();
     await ready(page);
-    await click(page, 'Complete a project', PROJECTS);
-    await page.locator(DIALOG).waitFor();
-    const id = (await explain(page)).id;
+    const id = (await prompted(page)).id;
     const inside = () => page.evaluate(() => document.querySelector('loopwise-prompt').shadowRoot.activeElement?.textContent);
     const seen = new Set();
     for (let i = 0; i < 5; i++) { await page.keyboard.press('Tab'); seen.add(await inside()); }
@@ -232,9 +230,7 @@ describe('widget against the ingest server', () => {
     const { tab } = await device();
     const page = await tab();
     await ready(page);
-    await click(page, 'Complete a project', PROJECTS);
-    await page.locator(DIALOG).waitFor();
-    const id = (await explain(page)).id;
+    const id = (await prompted(page)).id;
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Not now' }).click();
     await page.locator('loopwise-prompt').waitFor({ state: 'detached' });
     await stored(ingest.db, id, ['decision', 'impression', 'dismiss']);
@@ -245,9 +241,7 @@ describe('widget against the ingest server', () => {
     const { tab } = await device({ init: () => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); } });
     const page = await tab();
     await ready(page);
-    await click(page, 'Complete a project', PROJECTS);
-    await page.locator(DIALOG).waitFor();
-    const id = (await explain(page)).id;
+    const id = (await prompted(page)).id;
     assert.equal(await page.evaluate(() => 'share' in navigator), false);
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Share' }).click();
     const status = page.locator('loopwise-prompt [role=status]');
@@ -289,9 +283,7 @@ describe('widget against the ingest server', () => {
     });
     const page = await tab();
     await ready(page);
-    await click(page, 'Complete a project', PROJECTS);
-    await page.locator(DIALOG).waitFor();
-    const id = (await explain(page)).id;
+    const id = (await prompted(page)).id;
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Not now' }).click();
     await waitFor('the dismiss batch pending', async () => (await pending(page)) >= 2);
     assert.deepEqual(kindsOf(ingest.db, id), [], 'nothing sent by fetch');
@@ -554,9 +546,7 @@ describe('transport', () => {
     await server.stop();
 
     // Outcomes while the server is down: the fetches fail and back off.
-    await click(page, 'Complete a project', PROJECTS);
-    await page.locator(DIALOG).waitFor();
-    const shown = (await explain(page)).id;
+    const shown = (await prompted(page)).id;
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Not now' }).click();
     await waitFor('a pending batch in IndexedDB', () => pending(page));
     await sleep(1500);
