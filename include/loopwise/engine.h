@@ -155,8 +155,9 @@ lw_status lw_engine_take_batch(lw_engine *e, const char *write_key, int64_t now_
  * models/FORMAT.md): consent and prompt history ("guard"), behavioural counters, and
  * unsent outbox records, each section with its own checksum.
  *
- * lw_engine_snapshot writes it into buf and returns its size; when cap is too small it
- * writes nothing and still returns the size needed.
+ * lw_engine_snapshot writes it into buf and returns its size. When the size is more than
+ * cap, what buf holds is not a snapshot: call again with at least the size returned (cap 0
+ * with buf NULL just measures).
  *
  * lw_engine_restore replaces the state with a snapshot. Snapshots of earlier versions
  * are migrated. A damaged section never becomes a silent fresh start: a lost guard

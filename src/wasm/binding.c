@@ -133,10 +133,15 @@ EMSCRIPTEN_KEEPALIVE size_t lw_w_pending(handle *h) { return lw_outbox_count(lw_
 
 /* Snapshot into the output buffer; returns its length (0 when out of memory). */
 EMSCRIPTEN_KEEPALIVE size_t lw_w_snapshot(handle *h) {
-  size_t n = lw_engine_snapshot(h->engine, NULL, 0);
-  if (!out_reserve(h, n)) return 0;
-  h->out_len = lw_engine_snapshot(h->engine, (uint8_t *)h->out, h->out_cap);
-  return h->out_len;
+  /* One pass when the buffer is already big enough (the usual case: it is called on every
+   * track), a second only after growing it. */
+  size_t n = lw_engine_snapshot(h->engine, (uint8_t *)h->out, h->out_cap);
+  if (n > h->out_cap) {
+    if (!out_reserve(h, n)) return 0;
+    n = lw_engine_snapshot(h->engine, (uint8_t *)h->out, h->out_cap);
+  }
+  h->out_len = n;
+  return n;
 }
 
 EMSCRIPTEN_KEEPALIVE int lw_w_restore(handle *h, const uint8_t *buf, size_t len, double now_ms) {
