@@ -4,15 +4,17 @@
 //
 //   web/dist/loopwise.js     web/src/loopwise.js bundled by esbuild: one IIFE, minified, no source map
 //   web/dist/loopwise.wasm   build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
-//   web/dist/referral.json   models/referral.json
+//   web/dist/referral.lwc    models/referral.json checked and compiled by loopwise-config (the
+//                            runtime reads only the compiled form; see models/FORMAT.md)
 //   web/dist/loopwise.lwm    models/default.lwm (the model a runtime starts with, see web/src/model.js)
 //
 // web/dist is emptied first so nothing stale (an old source map, a renamed file) ships.
 import { build } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { compileConfig } from '../src/tools/compile-config.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'web/dist');
@@ -43,11 +45,16 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));
-copyFileSync(config, join(dist, 'referral.json'));
+try {
+  writeFileSync(join(dist, 'referral.lwc'), compileConfig(readFileSync(config, 'utf8')));
+} catch (e) {
+  console.error(`web/build.mjs: ${config}: ${e.message}`);
+  process.exit(1);
+}
 copyFileSync(model, join(dist, 'loopwise.lwm'));
 
 let raw = 0, gz = 0;
-for (const f of ['loopwise.js', 'loopwise.wasm', 'referral.json', 'loopwise.lwm']) {
+for (const f of ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm']) {
   const p = join(dist, f), n = statSync(p).size, z = gzipSync(readFileSync(p), { level: 9 }).length;
   raw += n; gz += z;
   console.log(`web/dist/${f.padEnd(14)} ${String(n).padStart(7)} B  ${String(z).padStart(6)} B gzip -9`);

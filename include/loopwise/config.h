@@ -7,6 +7,9 @@
 #ifndef LOOPWISE_CONFIG_H
 #define LOOPWISE_CONFIG_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "loopwise/common.h"
 
 #ifdef __cplusplus
@@ -104,6 +107,20 @@ typedef struct {
  * returns LW_ERR_INVALID and writes "path: problem" into err (errlen bytes, caller-owned).
  * json need not be NUL-terminated. Allocates only temporarily (cJSON), frees it all. */
 lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen);
+
+/* The compiled form (.lwc, models/FORMAT.md) that the runtime reads instead of JSON, so the
+ * page downloads no JSON parser. lw_config_write writes it into buf (cap bytes) and returns
+ * the size it needs: when that is more than cap, nothing usable was written (call it with
+ * cap 0 to measure); 0 means its temporary buffer could not be allocated. The reader checks magic, version and checksum, bounds every count,
+ * string and index and re-checks every number's range, so nothing the engine relies on can be
+ * wrong whatever the bytes; the rules lw_config_parse explains to people (unique names, ladder
+ * order, UTF-8 text) it leaves to the compiler. On failure it returns LW_ERR_INVALID,
+ * LW_ERR_VERSION or LW_ERR_CORRUPT with the reason in err and leaves *out untouched. */
+size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap);
+/* The texts (program, share, variant and ladder texts) are in the file's display part for
+ * the widget (models/FORMAT.md); the engine never uses them and lw_config_read leaves them
+ * empty. */
+lw_status lw_config_read(const uint8_t *data, size_t len, lw_config *out, char *err, size_t errlen);
 
 /* Index of an event or variant by name, or -1. */
 int lw_config_event_index(const lw_config *cfg, const char *name);

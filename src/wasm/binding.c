@@ -57,11 +57,12 @@ EMSCRIPTEN_KEEPALIVE const char *lw_w_err(handle *h) { return h->err; }
 EMSCRIPTEN_KEEPALIVE const char *lw_w_out(handle *h) { return h->out; }
 EMSCRIPTEN_KEEPALIVE size_t lw_w_out_len(handle *h) { return h->out_len; }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_init(handle *h, const char *cfg_json, size_t len, uint32_t s0, uint32_t s1,
+/* Start the engine from a compiled config (.lwc; its display part is for the JS). */
+EMSCRIPTEN_KEEPALIVE int lw_w_init(handle *h, const uint8_t *cfg_bytes, size_t len, uint32_t s0, uint32_t s1,
                                    uint32_t s2, uint32_t s3) {
   lw_config *cfg = malloc(sizeof *cfg);
   if (!cfg) return LW_ERR_NOMEM;
-  lw_status st = lw_config_parse(cfg_json, len, cfg, h->err, sizeof h->err);
+  lw_status st = lw_config_read(cfg_bytes, len, cfg, h->err, sizeof h->err);
   if (st == LW_OK) {
     lw_engine_free(h->engine);
     h->engine = NULL;

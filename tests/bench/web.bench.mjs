@@ -1,7 +1,7 @@
 // web.bench.mjs: what a page pays for Loopwise. Prints name=value lines:
 //
 //   download_bytes=        sum of the files a page fetches from web/dist (loopwise.js, loopwise.wasm,
-//                          referral.json; never a source map)
+//                          referral.lwc; never a source map)
 //   download_gzip_bytes=   the same files each compressed with gzip -9 (zlib level 9), summed
 //   widget_js_gzip_bytes=  loopwise.js alone, gzip -9 (the loader, widget, transport and engine.js)
 //   ready_ms=              inserting the script tag -> Loopwise.ready resolved (config fetched and
@@ -18,7 +18,7 @@ import { gzipSync } from 'node:zlib';
 import { dist, launchBrowser, requireBuilt, startDemo } from '../web/helpers.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
-const files = ['loopwise.js', 'loopwise.wasm', 'referral.json', 'loopwise.lwm'];
+const files = ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm'];
 requireBuilt(...files.map((f) => join(distDir, f)));
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
@@ -49,7 +49,7 @@ try {
       const t0 = performance.now();
       const s = document.createElement('script');
       s.src = '/dist/loopwise.js';
-      s.dataset.config = '/dist/referral.json';
+      s.dataset.config = '/dist/referral.lwc';
       const loaded = new Promise((ok, fail) => { s.onload = ok; s.onerror = fail; });
       document.head.append(s);
       await loaded;

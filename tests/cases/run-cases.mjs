@@ -4,19 +4,20 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileConfig } from '../../src/tools/compile-config.mjs';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const casesDir = join(root, 'tests/cases/decisions');
 
-// [{ file, name, configText, seed (Uint8Array(16)), data }]
+// [{ file, name, config (compiled, Uint8Array), seed (Uint8Array(16)), model, data }]
 export function loadCases() {
   return readdirSync(casesDir).filter((f) => f.endsWith('.json')).sort().map((f) => {
     const data = JSON.parse(readFileSync(join(casesDir, f), 'utf8'));
-    const configText = typeof data.config === 'string'
-      ? readFileSync(join(root, data.config), 'utf8') : JSON.stringify(data.config);
+    const config = compileConfig(typeof data.config === 'string'
+      ? readFileSync(join(root, data.config), 'utf8') : data.config);
     const seed = new Uint8Array(Uint32Array.from(data.seed).buffer);
     const model = data.model ? new Uint8Array(readFileSync(join(root, data.model))) : null;
-    return { file: f, name: data.name, configText, seed, model, data };
+    return { file: f, name: data.name, config, seed, model, data };
   });
 }
 

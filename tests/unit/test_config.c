@@ -115,11 +115,192 @@ static void input_need_not_be_nul_terminated(void) {
   CHECK_INT(lw_config_parse(json, len, &cfg, err, sizeof err), LW_OK);
 }
 
+/* ---- the compiled form (.lwc) ----------------------------------------------------- */
+
+static size_t compile(const lw_config *cfg, uint8_t *buf, size_t cap) {
+  size_t n = lw_config_write(cfg, buf, cap);
+  CHECK(n > 12 && n <= cap);
+  return n;
+}
+
+/* The config without its texts: what the engine part of a compiled file carries. */
+static lw_config engine_part(lw_config cfg) {
+  memset(cfg.program, 0, sizeof cfg.program);
+  memset(cfg.share_url, 0, sizeof cfg.share_url);
+  memset(cfg.share_title, 0, sizeof cfg.share_title);
+  memset(cfg.share_text, 0, sizeof cfg.share_text);
+  for (int i = 0; i < LW_MAX_VARIANTS; i++) {
+    lw_variant *v = &cfg.variants[i];
+    memset(v->title, 0, sizeof v->title);
+    memset(v->message, 0, sizeof v->message);
+    memset(v->referrer_reward, 0, sizeof v->referrer_reward);
+    memset(v->referee_reward, 0, sizeof v->referee_reward);
+  }
+  for (int i = 0; i < LW_MAX_LADDER; i++) memset(cfg.ladder[i].reward, 0, sizeof cfg.ladder[i].reward);
+  return cfg;
+}
+
+/* The display part of a compiled file (after the engine part, before the checksum). */
+static void display_part(const uint8_t *buf, size_t n, char *out, size_t cap) {
+  size_t at = 12 + (buf[8] | buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24);
+  CHECK(at < n - 4 && n - 4 - at < cap);
+  memcpy(out, buf + at, n - 4 - at);
+  out[n - 4 - at] = '\0';
+}
+
+static void compiled_config_reads_back_identical(void) {
+  lw_config cfg = tu_default_config(), back;
+  uint8_t buf[8192];
+  CHECK_INT(lw_config_write(&cfg, NULL, 0), compile(&cfg, buf, sizeof buf)); /* cap 0 measures */
+  size_t n = compile(&cfg, buf, sizeof buf);
+  char err[LW_ERRMSG_MAX] = "";
+  CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_OK);
+  CHECK_STR(err, "");
+  lw_config want = engine_part(cfg);
+  CHECK(memcmp(&want, &back, sizeof cfg) == 0);
+  /* Smaller than the JSON it came from. */
+  size_t json_len;
+  char *json = tu_read_file(tu_path("models/referral.json"), &json_len);
+  CHECK(n < json_len);
+  free(json);
+  lw_config min = tu_config(MINIMAL "}");
+  n = compile(&min, buf, sizeof buf);
+  CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_OK);
+  want = engine_part(min);
+  CHECK(memcmp(&want, &back, sizeof min) == 0);
+}
+
+static void damaged_compiled_config_is_refused_whatever_the_byte(void) {
+  lw_config cfg = tu_default_config(), back;
+  memset(&back, 0x5a, sizeof back);
+  lw_config untouched = back;
+  uint8_t buf[8192], spoilt[8192];
+  size_t n = compile(&cfg, buf, sizeof buf);
+  char err[LW_ERRMSG_MAX];
+  for (size_t i = 0; i < n; i++) {
+    memcpy(spoilt, buf, n);
+    spoilt[i] ^= 0x20;
+    lw_status st = lw_config_read(spoilt, n, &back, err, sizeof err);
+    if (st == LW_OK) fprintf(stderr, "flip at byte %zu accepted\n", i);
+    CHECK(st != LW_OK);
+    CHECK(err[0] != '\0');
+  }
+  for (size_t len = 0; len < n; len++) CHECK(lw_config_read(buf, len, &back, err, sizeof err) != LW_OK);
+  CHECK(memcmp(&back, &untouched, sizeof back) == 0); /* nothing stored on failure */
+
+  memcpy(spoilt, buf, n);
+  memcpy(spoilt, "LWMD", 4);
+  CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_INVALID);
+  CHECK_CONTAINS(err, "not a compiled Loopwise config");
+  memcpy(spoilt, buf, n);
+  spoilt[4] = 2;
+  CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_VERSION);
+  CHECK_CONTAINS(err, "version");
+  memcpy(spoilt, buf, n);
+  spoilt[n / 2] ^= 1;
+  CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_CORRUPT);
+  CHECK_CONTAINS(err, "checksum");
+}
+
+/* A file with a good checksum but values no checked JSON could give (hand-made, or from a
+ * buggy writer): whatever the engine's safety depends on is refused, naming the field. */
+static void check_spoiled(const lw_config *cfg, const char *field) {
+  uint8_t buf[8192];
+  size_t n = compile(cfg, buf, sizeof buf);
+  lw_config back;
+  char err[LW_ERRMSG_MAX] = "", want[LW_ERRMSG_MAX];
+  snprintf(want, sizeof want, "compiled config is invalid (%s): check and recompile it with loopwise-config", field);
+  CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_ERR_INVALID);
+  CHECK_STR(err, want);
+}
+
+static void compiled_config_refuses_what_the_engine_cannot_run(void) {
+  const lw_config good = tu_default_config();
+  lw_config c = good;
+  c.cap_max_prompts = 5000;
+  check_spoiled(&c, "max_prompts");
+  c = good;
+  c.explore_temperature = 0;
+  check_spoiled(&c, "temperature");
+  c = good;
+  c.holdout = 0.0 / 0.0; /* NaN */
+  check_spoiled(&c, "holdout");
+  c = good;
+  c.consent_default = 7;
+  check_spoiled(&c, "default");
+  c = good;
+  c.milestones[1].event = 5;
+  check_spoiled(&c, "event");
+  c = good;
+  c.milestones[0].after = 0;
+  check_spoiled(&c, "after");
+  c = good;
+  strcpy(c.variants[1].id, "not a name");
+  check_spoiled(&c, "id");
+  c = good;
+  c.variants[1].cost = -1;
+  check_spoiled(&c, "cost");
+  c = good;
+  c.quiet_end_hour = -1;
+  check_spoiled(&c, "quiet_hours");
+  c = good;
+  c.quiet_start_hour = 24;
+  check_spoiled(&c, "start");
+  c = good;
+  c.approval_attr = 3;
+  check_spoiled(&c, "attribute");
+  c = good;
+  c.n_variants = 0;
+  check_spoiled(&c, "variants");
+  c = good;
+  c.variants[0].weight = c.variants[1].weight = 0;
+  check_spoiled(&c, "variants");
+  c = good;
+  c.ladder[1].referrals = 2000000;
+  check_spoiled(&c, "referrals");
+  /* Counts beyond the arrays never get stored: the walker marks the file malformed. */
+  c = good;
+  c.n_events = LW_MAX_EVENTS + 1;
+  uint8_t buf[16384];
+  size_t n = lw_config_write(&c, buf, sizeof buf);
+  char err[LW_ERRMSG_MAX];
+  lw_config back;
+  CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_ERR_CORRUPT);
+  CHECK_CONTAINS(err, "malformed");
+}
+
+static void display_part_carries_what_the_widget_shows(void) {
+  lw_config cfg = tu_default_config();
+  uint8_t bin[16384];
+  char buf[8192];
+  display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
+  CHECK_CONTAINS(buf, "{\"share\":{\"url\":\"https://acme.example/join?ref={code}\",\"title\":\"Try Acme Projects\"");
+  CHECK_CONTAINS(buf, "\"id\":\"month_free\",\"title\":\"Share Acme, get a month free\"");
+  CHECK_CONTAINS(buf, "\"ladder\":[{\"referrals\":0,\"reward\":\"$10 credit for each friend who joins\"}");
+  CHECK_CONTAINS(buf, "\"model\":{\"refresh_hours\":24}}");
+  strcpy(cfg.variants[0].title, "Say \"hi\"\n");
+  display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
+  CHECK_CONTAINS(buf, "\"title\":\"Say \\\"hi\\\"\\n\"");
+  cfg.n_ladder = 0;
+  display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
+  CHECK(strstr(buf, "ladder") == NULL);
+  /* The longest texts everywhere, each all quotes (escaped to two bytes each) still fit. */
+  memset(cfg.share_url, '"', LW_URL_MAX - 1);
+  for (int i = 0; i < cfg.n_variants; i++) memset(cfg.variants[i].message, 1, LW_TEXT_MAX - 1);
+  static uint8_t big[65536];
+  size_t n = lw_config_write(&cfg, big, sizeof big);
+  CHECK(n > 2 * (LW_URL_MAX - 1) + 6 * (LW_TEXT_MAX - 1) && n <= sizeof big);
+}
+
 int main(void) {
   RUN(default_config_parses_with_its_values);
   RUN(minimal_config_gets_documented_defaults);
   RUN(bad_configs_name_path_and_problem);
   RUN(error_message_is_truncated_not_overflowed);
   RUN(input_need_not_be_nul_terminated);
+  RUN(compiled_config_reads_back_identical);
+  RUN(damaged_compiled_config_is_refused_whatever_the_byte);
+  RUN(compiled_config_refuses_what_the_engine_cannot_run);
+  RUN(display_part_carries_what_the_widget_shows);
   return check_failures ? 1 : 0;
 }

@@ -18,7 +18,7 @@ test('there are shared cases to run', () => assert.ok(cases.length >= 4));
 
 for (const c of cases) {
   test(`wasm: ${c.file}: ${c.name}`, async () => {
-    const engine = await loadEngine({ wasm, config: c.configText, seed: c.seed });
+    const engine = await loadEngine({ wasm, config: c.config, seed: c.seed });
     const { trace, failures } = runCase(engine, c.data, c.model);
     assert.deepEqual(failures, []);
     assert.ok(trace.length > 1);

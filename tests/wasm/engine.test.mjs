@@ -6,25 +6,48 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine } from '../../web/src/engine.js';
 import { root } from '../cases/run-cases.mjs';
+import { compileConfig } from '../../src/tools/compile-config.mjs';
 
 const wasm = readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm'));
-const config = readFileSync(join(root, 'models/referral.json'), 'utf8');
+const json = readFileSync(join(root, 'models/referral.json'), 'utf8');
+const config = compileConfig(json);
 const T0 = 1767614400000;
 const seed = (n) => new Uint8Array(16).fill(n);
 
-test('a bad config is refused with its JSON path and problem', async () => {
-  const bad = JSON.parse(config);
+test('a bad config is refused by the compiler with its JSON path and problem', () => {
+  const bad = JSON.parse(json);
   bad.milestones[1].after = -3;
-  await assert.rejects(loadEngine({ wasm, config: JSON.stringify(bad), seed: seed(1) }),
-    /milestones\[1\]\.after: expected a positive integer, got -3/);
-  await assert.rejects(loadEngine({ wasm, config: '{"version": 1,', seed: seed(1) }), /not valid JSON/);
+  assert.throws(() => compileConfig(bad), /milestones\[1\]\.after: expected a positive integer, got -3/);
+  assert.throws(() => compileConfig('{"version": 1,'), /not valid JSON near line 1/);
 });
 
-test('decimals in the config parse exactly as natively (host strtod)', async () => {
-  const c = JSON.parse(config);
+test('the runtime reads only compiled configs, and refuses damaged ones', async () => {
+  await assert.rejects(loadEngine({ wasm, config: new TextEncoder().encode(json), seed: seed(1) }),
+    /Loopwise config: not a compiled Loopwise config/);
+  const damaged = config.slice();
+  damaged[40] ^= 1;
+  await assert.rejects(loadEngine({ wasm, config: damaged, seed: seed(1) }), /checksum mismatch/);
+  await assert.rejects(loadEngine({ wasm, config: config.subarray(0, 100), seed: seed(1) }), /checksum mismatch/);
+  const v2 = config.slice();
+  v2[4] = 2;
+  await assert.rejects(loadEngine({ wasm, config: v2, seed: seed(1) }), /version is unknown to this runtime/);
+});
+
+test('the display part carries the texts the widget shows', async () => {
+  const e = await loadEngine({ wasm, config: config.buffer, seed: seed(1) }); // an ArrayBuffer works too
+  const src = JSON.parse(json);
+  assert.deepEqual(e.config.share, src.share);
+  assert.deepEqual(e.config.variants.map((v) => [v.id, v.title, v.message, v.referrer_reward, v.referee_reward]),
+    src.variants.map((v) => [v.id, v.title, v.message, v.referrer_reward, v.referee_reward]));
+  assert.deepEqual(e.config.ladder, src.ladder);
+  assert.equal(e.config.model.refresh_hours, src.model.refresh_hours);
+});
+
+test('decimals in the config reach the engine exactly as natively', async () => {
+  const c = JSON.parse(json);
   c.variants[0].cost = 0.17336500000000002;
   c.variants[0].weight = 1e2; // an exponent form of 100
-  const e = await loadEngine({ wasm, config: JSON.stringify(c), seed: seed(1) });
+  const e = await loadEngine({ wasm, config: compileConfig(JSON.stringify(c)), seed: seed(1) });
   for (let i = 0; i < 2; i++) assert.equal(e.track('project_completed', T0, 0), null);
   const d = e.track('project_completed', T0, 0);
   assert.equal(d.p, d.action === 'credit_10' ? 0.990099 : 0.009901); // 100 : 1

@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { dist, launchBrowser, requireBuilt, startDemo } from './helpers.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
-const FILES = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.json'];
+const FILES = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.lwc'];
 requireBuilt(...FILES.map((f) => join(distDir, f)));
 const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
 

@@ -37,10 +37,10 @@ test('there are shared cases to run', () => assert.ok(cases.length >= 4));
 
 for (const c of cases) {
   test(`chromium: ${c.file}: ${c.name}`, async () => {
-    const { trace, failures } = await page.evaluate(async ({ src, configText, seed, model, data }) => {
+    const { trace, failures } = await page.evaluate(async ({ src, config, seed, model, data }) => {
       const runCase = new Function('return ' + src)();
       const engine = await window.Loopwise.loadEngine({
-        wasm: fetch('/dist/loopwise.wasm'), config: configText, seed: Uint8Array.from(seed),
+        wasm: fetch('/dist/loopwise.wasm'), config: Uint8Array.from(config), seed: Uint8Array.from(seed),
       });
       try {
         const { trace, failures } = runCase(engine, data, model && Uint8Array.from(model));
@@ -48,7 +48,7 @@ for (const c of cases) {
       } finally {
         engine.free();
       }
-    }, { src: runCase.toString(), configText: c.configText, seed: [...c.seed], model: c.model && [...c.model], data: c.data });
+    }, { src: runCase.toString(), config: [...c.config], seed: [...c.seed], model: c.model && [...c.model], data: c.data });
     assert.deepEqual(failures, []);
     const native = execFileSync(runner, ['--trace', join(casesDir, c.file)], { encoding: 'utf8' });
     assert.equal(trace.join('\n') + '\n', native, 'Chromium and native traces differ');

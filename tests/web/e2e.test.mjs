@@ -5,7 +5,8 @@
 // The demo page (web/demo, served with web/dist at /dist/) is clicked like a user would; what
 // the widget sends is checked in the ingest server's SQLite file. Every browser context is a
 // fresh device (its own storage), every page in a context a tab of the same device.
-// Milestone counts and texts come from the shipped referral.json, so the test follows the config.
+// Milestone counts and texts come from models/referral.json (compiled into the shipped
+// referral.lwc), so the test follows the config.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -14,10 +15,14 @@ import {
   daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sleep, sql, startDemo,
   startIngest, tempDir, waitFor,
 } from './helpers.mjs';
+import { compileConfig } from '../../src/tools/compile-config.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
-requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.json'), ingestBin);
-const cfg = JSON.parse(readFileSync(join(distDir, 'referral.json'), 'utf8'));
+requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.lwc'), ingestBin);
+const cfg = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
+// A config served to one device in place of the shipped one: compiled, as a site serves it.
+const serveConfig = (ctx, name, c) => ctx.route(demo.url + 'dist/' + name,
+  (r) => r.fulfill({ contentType: 'application/octet-stream', body: Buffer.from(compileConfig(c)) }));
 const firstAt = (event) => cfg.milestones.find((m) => m.event === event).after;
 const PROJECTS = firstAt('project_completed');
 const FEATURES = firstAt('feature_discovered');
@@ -308,8 +313,8 @@ describe('host API', () => {
   test('approval_waits_for_the_host_then_shows_the_prompt', async () => {
     // The demo config plus an approval rule for enterprise accounts, served next to the real one.
     const approvalCfg = { ...cfg, attributes: { plan: ['free', 'enterprise'] }, approval: { attribute: 'plan', values: ['enterprise'] } };
-    const { ctx, tab } = await device({ query: '&config=/dist/approval.json' });
-    await ctx.route(demo.url + 'dist/approval.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify(approvalCfg) }));
+    const { ctx, tab } = await device({ query: '&config=/dist/approval.lwc' });
+    await serveConfig(ctx, 'approval.lwc', approvalCfg);
     const page = await tab();
     await ready(page);
     await page.evaluate(() => {
@@ -377,8 +382,8 @@ describe('model serving and referral attribution', () => {
   // by the model whenever one is set; a prompt it shows is closed (no cooldown) for the next.
   const modelCfg = { ...cfg, holdout: 0, milestones: [{ event: 'project_completed', after: 1, every: 1 }], caps: { max_prompts: 1000, window_days: 30, min_gap_hours: 0 } };
   async function modelDevice() {
-    const d = await device({ endpoint: server.base, model: true, query: '&config=/dist/model.json' });
-    await d.ctx.route(demo.url + 'dist/model.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify(modelCfg) }));
+    const d = await device({ endpoint: server.base, model: true, query: '&config=/dist/model.lwc' });
+    await serveConfig(d.ctx, 'model.lwc', modelCfg);
     return d;
   }
   async function decide(page) {
@@ -445,8 +450,8 @@ describe('model serving and referral attribution', () => {
       { referrals: 3, reward: 'a free year' }];
     const ladderCfg = { ...cfg, holdout: 0, ladder, caps: { max_prompts: 10, window_days: 30, min_gap_hours: 0 } };
     const onDevice = async (opts) => {
-      const d = await device({ endpoint: server.base, query: '&config=/dist/ladder.json' + (opts?.query || '') });
-      await d.ctx.route(demo.url + 'dist/ladder.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify(ladderCfg) }));
+      const d = await device({ endpoint: server.base, query: '&config=/dist/ladder.lwc' + (opts?.query || '') });
+      await serveConfig(d.ctx, 'ladder.lwc', ladderCfg);
       return d;
     };
     // The referrer's device: a prompt at the milestone shows both sides' rewards and the ladder.
@@ -508,7 +513,7 @@ describe('model serving and referral attribution', () => {
 
 describe('failures stay inside the widget', () => {
   test('missing_config_leaves_the_page_working_with_one_console_error', async () => {
-    const { tab } = await device({ query: '&config=/dist/missing.json' });
+    const { tab } = await device({ query: '&config=/dist/missing.lwc' });
     const page = await tab();
     await page.waitForSelector('body[data-lw=failed]');
     await click(page, 'Complete a project', PROJECTS + 1);
@@ -518,12 +523,12 @@ describe('failures stay inside the widget', () => {
     // Chromium itself logs the 404 as "Failed to load resource"; the widget adds exactly one.
     const ours = page.errors.filter((e) => !e.startsWith('Failed to load resource'));
     assert.equal(ours.length, 1, JSON.stringify(page.errors));
-    assert.match(ours[0], /missing\.json/);
+    assert.match(ours[0], /missing\.lwc/);
   });
 
   test('corrupt_wasm_leaves_the_page_working_with_exactly_one_console_error', async () => {
     // The URL answers 200 but is not WebAssembly: no network error, so no browser log either.
-    const { tab } = await device({ query: '&wasm=/dist/referral.json' });
+    const { tab } = await device({ query: '&wasm=/dist/referral.lwc' });
     const page = await tab();
     await page.waitForSelector('body[data-lw=failed]');
     await click(page, 'Discover a feature', FEATURES);

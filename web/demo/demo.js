@@ -23,7 +23,7 @@
   const tag = document.createElement('script');
   tag.src = '/dist/loopwise.js';
   tag.async = true;
-  tag.dataset.config = qs.get('config') || '/dist/referral.json';
+  tag.dataset.config = qs.get('config') || '/dist/referral.lwc';
   tag.dataset.endpoint = qs.get('endpoint') || 'http://127.0.0.1:8080';
   tag.dataset.writeKey = qs.get('key') || 'demo-site-key';
   if (qs.get('wasm')) tag.dataset.wasm = qs.get('wasm');

@@ -17,6 +17,7 @@ const port = Number(args[0] ?? process.env.PORT ?? 8081);
 const types = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.svg': 'image/svg+xml',
+  '.lwc': 'application/octet-stream', '.lwm': 'application/octet-stream',
 };
 
 // Map a URL path into one of the two roots; null when it would leave them.

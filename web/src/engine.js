@@ -1,10 +1,10 @@
 // engine.js: the loader and JavaScript face of loopwise.wasm (no Emscripten glue).
 //
-// The module imports two functions from "env": lw_parse_number (cJSON's strtod, answered
-// by Number(), which rounds correctly like the native build's strtod) and
-// emscripten_notify_memory_growth. Strings cross as NUL-terminated UTF-8 in memory from
-// the module's malloc; results come back through the handle's output buffer. Works the
-// same in a browser and in Node (pass the .wasm bytes as `wasm`).
+// The module imports one function from "env", emscripten_notify_memory_growth. Strings
+// cross as NUL-terminated UTF-8 in memory from the module's malloc; results come back
+// through the handle's output buffer. Works the same in a browser and in Node (pass the
+// .wasm bytes as `wasm`). The config is the compiled form (.lwc) that loopwise-config
+// writes from the JSON a product manager edits; the module carries no JSON parser.
 const OUTCOMES = ['impression', 'share', 'copy', 'dismiss', 'close'];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -17,13 +17,11 @@ const toB64 = (bytes) => {
 const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
 // wasm: bytes, a Response (or a promise of one), or a compiled WebAssembly.Module.
+// config: the compiled config's bytes (Uint8Array or ArrayBuffer).
 export async function loadEngine({ wasm, config, seed }) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
-  const env = {
-    lw_parse_number: (p, n) => Number(dec.decode(bytes().subarray(p, p + n))),
-    emscripten_notify_memory_growth: () => {},
-  };
+  const env = { emscripten_notify_memory_growth: () => {} };
   const src = await wasm;
   // A compiled WebAssembly.Module (several engines, one compilation), a Response, or bytes.
   const r = src instanceof Response
@@ -70,7 +68,7 @@ export async function loadEngine({ wasm, config, seed }) {
   if (!h) throw Error('Loopwise: out of memory');
   const s = new Uint32Array(4);
   if (seed) s.set(new Uint32Array(Uint8Array.from(seed.slice(0, 16)).buffer).subarray(0, 4));
-  const cfgBytes = enc.encode(config);
+  const cfgBytes = new Uint8Array(config);
   const cp = put(cfgBytes);
   const st = x.lw_w_init(h, cp, cfgBytes.length, s[0], s[1], s[2], s[3]);
   x.free(cp);
@@ -81,6 +79,10 @@ export async function loadEngine({ wasm, config, seed }) {
   }
 
   return {
+    // The config's display part, checked with the rest by the module's checksum:
+    // {share: {url, title, text}, variants: [{id, title, message, referrer_reward,
+    // referee_reward}], ladder: [{referrals, reward}] (with a ladder), model: {refresh_hours}}.
+    config: JSON.parse(dec.decode(cfgBytes.subarray(12 + new DataView(cfgBytes.buffer, cfgBytes.byteOffset).getUint32(8, true), -4))),
     // opts: { value: number (an NPS score, a rating), label: string (a feature name) }
     track(name, now, tz = 0, opts) {
       const v = opts && typeof opts.value === 'number' ? opts.value : NaN;

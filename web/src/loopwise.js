@@ -1,6 +1,6 @@
 // loopwise.js: the loader behind the one script tag (bundled into web/dist/loopwise.js).
 //
-//   <script src="https://cdn.example/loopwise.js" data-config="/referral.json"
+//   <script src="https://cdn.example/loopwise.js" data-config="/referral.lwc"
 //           data-endpoint="https://ingest.example" data-write-key="site-key" async></script>
 //
 // It reads its settings from the tag's data-* attributes, defines the one global window.Loopwise,
@@ -59,13 +59,13 @@ import { open } from './ui.js';
       if (!r.ok) throw Error(url + ': HTTP ' + r.status);
       return r;
     };
-    const [text, wasm, db] = await Promise.all([
-      fetchOk(new URL(ds.config || 'referral.json', ds.config ? page : self)).then((r) => r.text()),
+    const [cfgBytes, wasm, db] = await Promise.all([
+      fetchOk(new URL(ds.config || 'referral.lwc', ds.config ? page : self)).then((r) => r.arrayBuffer()),
       fetchOk(new URL(ds.wasm || 'loopwise.wasm', ds.wasm ? page : self)),
       openDb(),
     ]);
-    const e = await loadEngine({ wasm, config: text, seed: crypto.getRandomValues(new Uint8Array(16)) });
-    cfg = JSON.parse(text);
+    const e = await loadEngine({ wasm, config: cfgBytes, seed: crypto.getRandomValues(new Uint8Array(16)) });
+    cfg = e.config;
     store = createStore(db, e, prefix, warn);
     engine = e;
     await run(() => {});

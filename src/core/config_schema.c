@@ -1,0 +1,367 @@
+/* config_schema.c: the config's field tables, its cross-field rules and the error-path
+ * helpers, shared by the JSON reader (config.c) and the compiled format (config_bin.c). */
+#include "config_schema.h"
+
+#include <string.h>
+
+/* ---- path handling -------------------------------------------------------------- */
+
+void lw_cfg_ctx_init(lw_cfg_ctx *c, char *err, size_t errlen) {
+  memset(c, 0, sizeof *c);
+  c->err = err;
+  c->errlen = errlen;
+  if (errlen) err[0] = '\0';
+}
+
+size_t lw_cfg_push_key(lw_cfg_ctx *c, const char *key) {
+  size_t mark = c->path_len;
+  lw_sbuf sb = {c->path, sizeof c->path, c->path_len, 0};
+  if (sb.len) lw_sb_char(&sb, '.');
+  lw_sb_str(&sb, key);
+  c->path_len = sb.len;
+  return mark;
+}
+
+size_t lw_cfg_push_index(lw_cfg_ctx *c, int i) {
+  size_t mark = c->path_len;
+  lw_sbuf sb = {c->path, sizeof c->path, c->path_len, 0};
+  lw_sb_char(&sb, '[');
+  lw_sb_u64(&sb, (uint64_t)i);
+  lw_sb_char(&sb, ']');
+  c->path_len = sb.len;
+  return mark;
+}
+
+void lw_cfg_pop(lw_cfg_ctx *c, size_t mark) {
+  c->path_len = mark;
+  c->path[mark] = '\0';
+}
+
+int lw_cfg_fail_begin(lw_cfg_ctx *c, lw_sbuf *sb) {
+  if (c->failed) return 0;
+  c->failed = 1;
+  lw_sb_init(sb, c->err, c->errlen);
+  lw_sb_str(sb, c->path_len ? c->path : "(top level)");
+  lw_sb_str(sb, ": ");
+  return 1;
+}
+
+void lw_cfg_fail(lw_cfg_ctx *c, const char *msg) { lw_cfg_fail_named(c, NULL, msg, "", ""); }
+
+void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const char *name,
+                       const char *suffix) {
+  size_t k = key ? lw_cfg_push_key(c, key) : c->path_len;
+  lw_sbuf sb;
+  if (lw_cfg_fail_begin(c, &sb)) {
+    lw_sb_str(&sb, prefix);
+    lw_sb_str(&sb, name);
+    lw_sb_str(&sb, suffix);
+  }
+  lw_cfg_pop(c, k);
+}
+
+/* ---- the tables ------------------------------------------------------------------ */
+
+#define UINT_F(k, req, T, m, lo, hi, d) {k, LW_K_UINT, req, offsetof(T, m), 0, lo, hi, d}
+#define NUM_F(k, req, T, m, lo, hi, d) {k, LW_K_NUM, req, offsetof(T, m), 0, lo, hi, d}
+#define BOOL_F(k, T, m, d) {k, LW_K_BOOL, 0, offsetof(T, m), 0, 0, 1, d}
+#define TEXT_F(k, req, T, m) {k, LW_K_TEXT, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
+#define NAME_F(k, req, T, m) {k, LW_K_NAME, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
+#define COUNT(a) (int)(sizeof a / sizeof a[0])
+
+static const lw_cfg_field k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX, 0),
+                                           UINT_F("every", 0, lw_milestone, every, 0, UINT32_MAX, 0)};
+static const lw_cfg_field k_variant[] = {
+    NAME_F("id", 1, lw_variant, id),           TEXT_F("title", 1, lw_variant, title),
+    TEXT_F("message", 1, lw_variant, message), TEXT_F("referrer_reward", 1, lw_variant, referrer_reward),
+    TEXT_F("referee_reward", 1, lw_variant, referee_reward), NUM_F("cost", 1, lw_variant, cost, 0, 1e9, 0),
+    UINT_F("weight", 0, lw_variant, weight, 0, 1000000, 1)};
+static const lw_cfg_field k_ladder[] = {UINT_F("referrals", 1, lw_ladder_step, referrals, 0, 1000000, 0),
+                                        TEXT_F("reward", 1, lw_ladder_step, reward)};
+const lw_cfg_object lw_cfg_milestone = {"milestones", 1, k_milestone, COUNT(k_milestone)};
+const lw_cfg_object lw_cfg_variant = {"variants", 1, k_variant, COUNT(k_variant)};
+const lw_cfg_object lw_cfg_ladder = {"ladder", 0, k_ladder, COUNT(k_ladder)};
+
+static const lw_cfg_field k_top[] = {
+    UINT_F("version", 1, lw_config, version, 1, 1, 1),
+    TEXT_F("program", 0, lw_config, program),
+    UINT_F("not_now_weight", 0, lw_config, not_now_weight, 0, 1000000, 0),
+    NUM_F("value_per_referral", 0, lw_config, value_per_referral, 0, 1e9, 50),
+    NUM_F("fatigue_cost", 0, lw_config, fatigue_cost, 0, 1e9, 1),
+    NUM_F("holdout", 0, lw_config, holdout, 0, 0.5, 0)};
+static const lw_cfg_field k_share[] = {TEXT_F("url", 1, lw_config, share_url),
+                                       TEXT_F("title", 0, lw_config, share_title),
+                                       TEXT_F("text", 0, lw_config, share_text)};
+static const lw_cfg_field k_consent[] = {BOOL_F("required", lw_config, consent_required, 0),
+                                         BOOL_F("default", lw_config, consent_default, 1)};
+static const lw_cfg_field k_caps[] = {UINT_F("max_prompts", 0, lw_config, cap_max_prompts, 1, 1000, 2),
+                                      UINT_F("window_days", 0, lw_config, cap_window_days, 1, 3650, 30),
+                                      UINT_F("min_gap_hours", 0, lw_config, cap_min_gap_hours, 0, 87600, 24)};
+static const lw_cfg_field k_cooldown[] = {UINT_F("days", 0, lw_config, cooldown_days, 0, 3650, 7),
+                                          UINT_F("growth", 0, lw_config, cooldown_growth, 1, 100, 2),
+                                          UINT_F("max_days", 0, lw_config, cooldown_max_days, 0, 3650, 90)};
+static const lw_cfg_field k_quiet[] = {UINT_F("start", 1, lw_config, quiet_start_hour, 0, 23, -1),
+                                       UINT_F("end", 1, lw_config, quiet_end_hour, 0, 23, -1)};
+static const lw_cfg_field k_session[] = {UINT_F("min_age_s", 0, lw_config, min_session_s, 0, 86400, 0)};
+static const lw_cfg_field k_privacy[] = {BOOL_F("respect_gpc", lw_config, respect_gpc, 1),
+                                         BOOL_F("respect_dnt", lw_config, respect_dnt, 0)};
+static const lw_cfg_field k_explore[] = {NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9, 5),
+                                         NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1, 0.02)};
+static const lw_cfg_field k_model[] = {UINT_F("refresh_hours", 0, lw_config, model_refresh_hours, 1, 720, 24)};
+static const lw_cfg_field k_fairness[] = {
+    NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1, 0.8)};
+
+/* The top level first, fairness last (its "attribute" is read by code of its own). */
+const lw_cfg_object lw_cfg_objects[] = {
+    {NULL, 1, k_top, COUNT(k_top)},           {"share", 1, k_share, COUNT(k_share)},
+    {"consent", 0, k_consent, COUNT(k_consent)}, {"caps", 0, k_caps, COUNT(k_caps)},
+    {"cooldown", 0, k_cooldown, COUNT(k_cooldown)}, {"quiet_hours", 0, k_quiet, COUNT(k_quiet)},
+    {"session", 0, k_session, COUNT(k_session)}, {"privacy", 0, k_privacy, COUNT(k_privacy)},
+    {"explore", 0, k_explore, COUNT(k_explore)}, {"model", 0, k_model, COUNT(k_model)},
+    {"fairness", 0, k_fairness, COUNT(k_fairness)}};
+const int lw_cfg_n_objects = COUNT(lw_cfg_objects);
+
+/* ---- values ---------------------------------------------------------------------- */
+
+int lw_cfg_utf8_valid(const char *str) {
+  const unsigned char *s = (const unsigned char *)str;
+  while (*s) {
+    unsigned char b = *s;
+    int n = b < 0x80 ? 0 : (b >> 5) == 6 ? 1 : (b >> 4) == 14 ? 2 : (b >> 3) == 30 ? 3 : -1;
+    if (n < 0 || (n == 1 && b < 0xC2) || (n == 3 && b > 0xF4)) return 0;
+    uint32_t cp = n == 0 ? b : n == 1 ? (b & 31u) : n == 2 ? (b & 15u) : (b & 7u);
+    s++;
+    for (int i = 0; i < n; i++, s++) {
+      if ((*s & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (*s & 63u);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+  }
+  return 1;
+}
+
+int lw_cfg_is_name(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++) {
+    char ch = s[n];
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '_' || ch == '-';
+    if (!ok) return 0;
+  }
+  return n >= 1 && n < LW_NAME_MAX;
+}
+
+static void set_defaults(const lw_cfg_field *f, int n, void *base) {
+  for (int i = 0; i < n; i++) {
+    char *dst = (char *)base + f[i].off;
+    if (f[i].kind == LW_K_NUM) {
+      memcpy(dst, &f[i].def, sizeof f[i].def);
+    } else if (f[i].kind == LW_K_UINT || f[i].kind == LW_K_BOOL) {
+      int32_t v = (int32_t)f[i].def; /* -1 stands for "none" where a field allows it */
+      memcpy(dst, &v, sizeof v);
+    }
+  }
+}
+
+void lw_cfg_defaults(lw_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  for (int i = 0; i < lw_cfg_n_objects; i++) set_defaults(lw_cfg_objects[i].fields, lw_cfg_objects[i].n, cfg);
+  cfg->approval_attr = -1;
+  cfg->fairness_attr = -1;
+}
+
+/* Array elements start from their own defaults (a variant's weight is 1). */
+void lw_cfg_element_defaults(const lw_cfg_object *o, void *elem) { set_defaults(o->fields, o->n, elem); }
+
+void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f) {
+  switch (f->kind) {
+    case LW_K_UINT:
+    case LW_K_NUM:
+      if (f->kind == LW_K_UINT && f->min == 1 && f->max == UINT32_MAX) {
+        lw_sb_str(sb, "a positive integer");
+        return;
+      }
+      lw_sb_str(sb, f->kind == LW_K_UINT ? "an integer from " : "a number from ");
+      lw_sb_num(sb, f->min);
+      lw_sb_str(sb, " to ");
+      lw_sb_num(sb, f->max);
+      return;
+    case LW_K_BOOL: lw_sb_str(sb, "true or false"); return;
+    case LW_K_NAME: lw_sb_str(sb, "a name of 1-32 letters, digits, '_' or '-'"); return;
+    default:
+      lw_sb_str(sb, "a non-empty text of at most ");
+      lw_sb_u64(sb, f->size - 1u);
+      lw_sb_str(sb, " bytes");
+  }
+}
+
+int lw_cfg_check_stored(lw_cfg_ctx *c, const lw_cfg_field *f, const void *src) {
+  double d = 0;
+  int ok;
+  if (f->kind == LW_K_UINT || f->kind == LW_K_BOOL) {
+    uint32_t u;
+    memcpy(&u, src, sizeof u);
+    d = u;
+    /* Quiet hours default to -1 for "none". */
+    ok = (d >= f->min && d <= f->max) || ((int32_t)u == -1 && f->def == -1);
+  } else if (f->kind == LW_K_NUM) {
+    memcpy(&d, src, sizeof d);
+    ok = d >= f->min && d <= f->max;
+  } else {
+    const char *s = src;
+    if (f->kind == LW_K_TEXT && *s && !lw_cfg_utf8_valid(s)) {
+      lw_cfg_fail(c, "text is not valid UTF-8");
+      return 0;
+    }
+    ok = f->kind == LW_K_NAME ? lw_cfg_is_name(s) : (*s || !f->required);
+  }
+  lw_sbuf sb;
+  if (!ok && lw_cfg_fail_begin(c, &sb)) {
+    lw_sb_str(&sb, "expected ");
+    lw_cfg_describe(&sb, f);
+    if (f->kind <= LW_K_BOOL) {
+      lw_sb_str(&sb, ", got ");
+      lw_sb_num(&sb, d);
+    }
+  }
+  return ok;
+}
+
+/* ---- rules across fields ---------------------------------------------------------- */
+
+static int count_ok(lw_cfg_ctx *c, const char *key, int n, int min, int max) {
+  if (n >= min && n <= max) return 1;
+  size_t mark = key ? lw_cfg_push_key(c, key) : c->path_len;
+  lw_sbuf sb;
+  if (lw_cfg_fail_begin(c, &sb)) {
+    lw_sb_str(&sb, "expected ");
+    lw_sb_u64(&sb, (uint64_t)min);
+    lw_sb_str(&sb, " to ");
+    lw_sb_u64(&sb, (uint64_t)max);
+    lw_sb_str(&sb, " entries, got ");
+    lw_sb_i64(&sb, n);
+  }
+  lw_cfg_pop(c, mark);
+  return 0;
+}
+
+/* names[i] for i < n, `stride` bytes apart: each a valid name, none twice. */
+static void names_ok(lw_cfg_ctx *c, const char *names, size_t stride, int n, const char *twice) {
+  for (int i = 0; i < n && !c->failed; i++) {
+    const char *s = names + (size_t)i * stride;
+    size_t mark = lw_cfg_push_index(c, i);
+    if (!lw_cfg_is_name(s)) lw_cfg_fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
+    for (int j = 0; j < i; j++)
+      if (strcmp(names + (size_t)j * stride, s) == 0) lw_cfg_fail(c, twice);
+    lw_cfg_pop(c, mark);
+  }
+}
+
+static void attr_ref_ok(lw_cfg_ctx *c, const char *key, int attr, const lw_config *cfg) {
+  if (attr < -1 || attr >= cfg->n_attributes) lw_cfg_fail_named(c, key, "unknown attribute", "", "");
+}
+
+void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
+  if (c->failed) return;
+  if (!count_ok(c, "events", cfg->n_events, 1, LW_MAX_EVENTS) ||
+      !count_ok(c, "milestones", cfg->n_milestones, 1, LW_MAX_MILESTONES) ||
+      !count_ok(c, "variants", cfg->n_variants, 1, LW_MAX_VARIANTS) ||
+      !count_ok(c, "ladder", cfg->n_ladder, 0, LW_MAX_LADDER) ||
+      !count_ok(c, "attributes", cfg->n_attributes, 0, LW_MAX_ATTRIBUTES))
+    return;
+  if (!strstr(cfg->share_url, "{code}"))
+    lw_cfg_fail_named(c, "share.url", "must contain {code}, where the referral code goes", "", "");
+  if (cfg->cooldown_max_days < cfg->cooldown_days)
+    lw_cfg_fail_named(c, "cooldown.max_days", "must be at least cooldown.days", "", "");
+  if ((cfg->quiet_start_hour < 0) != (cfg->quiet_end_hour < 0))
+    lw_cfg_fail_named(c, "quiet_hours", "start and end go together", "", "");
+  if (cfg->quiet_start_hour >= 0 && cfg->quiet_start_hour == cfg->quiet_end_hour)
+    lw_cfg_fail_named(c, "quiet_hours", "start and end must differ", "", "");
+
+  size_t mark = lw_cfg_push_key(c, "events");
+  names_ok(c, cfg->events[0], sizeof cfg->events[0], cfg->n_events, "event listed twice");
+  lw_cfg_pop(c, mark);
+
+  for (int i = 0; i < cfg->n_milestones && !c->failed; i++) {
+    int e = cfg->milestones[i].event;
+    if (e < 0 || e >= cfg->n_events) {
+      mark = lw_cfg_push_key(c, "milestones");
+      lw_cfg_push_index(c, i);
+      lw_cfg_fail_named(c, "event", "unknown event", "", "");
+      lw_cfg_pop(c, mark);
+    }
+  }
+
+  uint64_t total = 0;
+  for (int i = 0; i < cfg->n_variants && !c->failed; i++) {
+    const char *id = cfg->variants[i].id;
+    int dup = strcmp(id, "none") == 0 || strcmp(id, "not_now") == 0;
+    for (int j = 0; j < i; j++) dup |= strcmp(cfg->variants[j].id, id) == 0;
+    total += cfg->variants[i].weight;
+    if (dup) {
+      mark = lw_cfg_push_key(c, "variants");
+      lw_cfg_push_index(c, i);
+      lw_cfg_fail_named(c, "id", "variant id must be unique and not 'none' or 'not_now'", "", "");
+      lw_cfg_pop(c, mark);
+    }
+  }
+  if (!c->failed && total == 0)
+    lw_cfg_fail_named(c, "variants", "at least one variant needs a weight above 0", "", "");
+
+  for (int i = 1; i < cfg->n_ladder && !c->failed; i++) {
+    if (cfg->ladder[i].referrals <= cfg->ladder[i - 1].referrals) {
+      mark = lw_cfg_push_key(c, "ladder");
+      lw_cfg_push_index(c, i);
+      lw_cfg_fail_named(c, "referrals", "must be larger than the previous step's", "", "");
+      lw_cfg_pop(c, mark);
+    }
+  }
+
+  mark = lw_cfg_push_key(c, "attributes");
+  names_ok(c, cfg->attr_names[0], sizeof cfg->attr_names[0], cfg->n_attributes, "attribute listed twice");
+  for (int a = 0; a < cfg->n_attributes && !c->failed; a++) {
+    size_t m = lw_cfg_push_key(c, cfg->attr_names[a]);
+    if (count_ok(c, NULL, cfg->attr_n_values[a], 1, LW_MAX_ATTR_VALUES))
+      names_ok(c, cfg->attr_values[a][0], sizeof cfg->attr_values[a][0], cfg->attr_n_values[a],
+               "value listed twice");
+    lw_cfg_pop(c, m);
+  }
+  lw_cfg_pop(c, mark);
+
+  attr_ref_ok(c, "approval.attribute", cfg->approval_attr, cfg);
+  attr_ref_ok(c, "fairness.attribute", cfg->fairness_attr, cfg);
+  if (!c->failed) {
+    int nv = cfg->approval_attr < 0 ? 0 : cfg->attr_n_values[cfg->approval_attr];
+    uint32_t allowed = nv >= 32 ? UINT32_MAX : (1u << nv) - 1u;
+    if (cfg->approval_values & ~allowed)
+      lw_cfg_fail_named(c, "approval.values", "not one of the attribute's allowed values", "", "");
+  }
+}
+
+/* ---- lookups ---------------------------------------------------------------------- */
+
+int lw_config_event_index(const lw_config *cfg, const char *name) {
+  for (int i = 0; i < cfg->n_events; i++)
+    if (strcmp(cfg->events[i], name) == 0) return i;
+  return -1;
+}
+
+int lw_config_variant_index(const lw_config *cfg, const char *id) {
+  for (int i = 0; i < cfg->n_variants; i++)
+    if (strcmp(cfg->variants[i].id, id) == 0) return i;
+  return -1;
+}
+
+int lw_config_attr_index(const lw_config *cfg, const char *name) {
+  for (int i = 0; i < cfg->n_attributes; i++)
+    if (strcmp(cfg->attr_names[i], name) == 0) return i;
+  return -1;
+}
+
+int lw_config_attr_value_index(const lw_config *cfg, int attr, const char *value) {
+  if (attr < 0 || attr >= cfg->n_attributes) return -1;
+  for (int i = 0; i < cfg->attr_n_values[attr]; i++)
+    if (strcmp(cfg->attr_values[attr][i], value) == 0) return i;
+  return -1;
+}

@@ -1,0 +1,124 @@
+/* loopwise-config: check a program config and compile it for the runtime.
+ *
+ *   loopwise-config check referral.json           names the JSON path of the first problem
+ *   loopwise-config compile referral.json -o referral.lwc
+ *   loopwise-config check referral.lwc            a compiled file is re-checked the same way
+ *
+ * The runtime in the page reads only the compiled form (models/FORMAT.md), so it ships no
+ * JSON parser; this tool is where product managers' JSON meets the schema. "-" reads
+ * standard input or writes standard output. Exit status: 0 ok, 1 invalid config, 2 usage
+ * or I/O error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loopwise/config.h"
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: loopwise-config check FILE          (a JSON config or a compiled .lwc)\n"
+          "       loopwise-config compile FILE.json [-o OUT.lwc]   (default: FILE with .lwc; '-' = stdin/stdout)\n");
+}
+
+/* The whole of path ("-": standard input), NUL-terminated; NULL after printing why. */
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!f) {
+    perror(path);
+    return NULL;
+  }
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+    n += got;
+    if (n + 1 == cap) {
+      char *p = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+      if (!p) {
+        free(buf);
+        buf = NULL;
+        fprintf(stderr, "%s: too large (at most 64 MiB)\n", path);
+      }
+      buf = p;
+      cap *= 2;
+    }
+  }
+  int bad = buf && ferror(f);
+  if (bad) perror(path);
+  if (f != stdin) fclose(f);
+  if (bad) {
+    free(buf);
+    return NULL;
+  }
+  if (buf) buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* A config from JSON or from its compiled form, told apart by the magic bytes. */
+static int load(const char *path, lw_config *cfg) {
+  size_t len = 0;
+  char *text = slurp(path, &len);
+  if (!text) return 2;
+  char err[LW_ERRMSG_MAX];
+  lw_status st = len >= 4 && memcmp(text, "LWCF", 4) == 0
+                     ? lw_config_read((const uint8_t *)text, len, cfg, err, sizeof err)
+                     : lw_config_parse(text, len, cfg, err, sizeof err);
+  free(text);
+  if (st != LW_OK) {
+    fprintf(stderr, "%s: %s\n", path, err);
+    return 1;
+  }
+  return 0;
+}
+
+static int compile(const char *in, const char *out) {
+  lw_config cfg;
+  int rc = load(in, &cfg);
+  if (rc) return rc;
+  size_t n = lw_config_write(&cfg, NULL, 0);
+  uint8_t *buf = n ? malloc(n) : NULL;
+  if (!buf || lw_config_write(&cfg, buf, n) != n) {
+    fprintf(stderr, "loopwise-config: out of memory\n");
+    free(buf);
+    return 2;
+  }
+  char def[4096];
+  if (!out) {
+    const char *dot = strrchr(in, '.'), *slash = strrchr(in, '/');
+    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - in) : strlen(in);
+    if (strcmp(in, "-") == 0 || stem + 5 > sizeof def) {
+      fprintf(stderr, "loopwise-config: name the output with -o\n");
+      free(buf);
+      return 2;
+    }
+    memcpy(def, in, stem);
+    memcpy(def + stem, ".lwc", 5);
+    out = def;
+  }
+  FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
+  int ok = f && fwrite(buf, 1, n, f) == n;
+  if (f && f != stdout) ok &= fclose(f) == 0;
+  else if (f) ok &= fflush(f) == 0;
+  free(buf);
+  if (!ok) {
+    perror(out);
+    return 2;
+  }
+  if (f != stdout) fprintf(stderr, "%s: %zu bytes\n", out, n);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "check") == 0) {
+    lw_config cfg;
+    int rc = load(argv[2], &cfg);
+    if (!rc)
+      printf("%s: ok (%d events, %d milestones, %d variants, %d ladder steps, %d attributes)\n", argv[2],
+             cfg.n_events, cfg.n_milestones, cfg.n_variants, cfg.n_ladder, cfg.n_attributes);
+    return rc;
+  }
+  if ((argc == 3 || (argc == 5 && strcmp(argv[3], "-o") == 0)) && strcmp(argv[1], "compile") == 0)
+    return compile(argv[2], argc == 5 ? argv[4] : NULL);
+  usage();
+  return 2;
+}
