@@ -6,12 +6,12 @@
  * from the handle's output buffer (lw_w_out / lw_w_out_len) or error text (lw_w_err).
  * Each handle owns one engine, so one page can run several independently (tests do). */
 #include <emscripten.h>
-#include <emscripten/emmalloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "loopwise/config.h"
 #include "loopwise/engine.h"
+#include "alloc.h"
 
 typedef struct {
   lw_engine *engine;
@@ -165,7 +165,6 @@ EMSCRIPTEN_KEEPALIVE size_t lw_w_take_batch(handle *h, const char *write_key, do
   return len;
 }
 
-/* Bytes of heap allocated and in use (for the memory benchmark). */
-EMSCRIPTEN_KEEPALIVE size_t lw_w_heap_used(void) {
-  return emmalloc_dynamic_heap_size() - emmalloc_free_dynamic_memory();
-}
+/* Bytes of heap allocated and in use (for the memory benchmark): live blocks at their
+ * class size plus header, see alloc.h. */
+EMSCRIPTEN_KEEPALIVE size_t lw_w_heap_used(void) { return lw_alloc_in_use(); }

@@ -1,10 +1,11 @@
 // engine.js: the loader and JavaScript face of loopwise.wasm (no Emscripten glue).
 //
-// The module imports one function from "env", emscripten_notify_memory_growth. Strings
-// cross as NUL-terminated UTF-8 in memory from the module's malloc; results come back
-// through the handle's output buffer. Works the same in a browser and in Node (pass the
-// .wasm bytes as `wasm`). The config is the compiled form (.lwc) that loopwise-config
-// writes from the JSON a product manager edits; the module carries no JSON parser.
+// The module imports nothing. Its allocator grows memory without telling the host, so every
+// access re-reads mem.buffer (see bytes()). Strings cross as NUL-terminated UTF-8 in memory
+// from the module's malloc; results come back through the handle's output buffer. Works the
+// same in a browser and in Node (pass the .wasm bytes as `wasm`). The config is the compiled
+// form (.lwc) that loopwise-config writes from the JSON a product manager edits; the module
+// carries no JSON parser.
 const OUTCOMES = ['impression', 'share', 'copy', 'dismiss', 'close'];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -21,14 +22,13 @@ const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 export async function loadEngine({ wasm, config, seed }) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
-  const env = { emscripten_notify_memory_growth: () => {} };
   const src = await wasm;
   // A compiled WebAssembly.Module (several engines, one compilation), a Response, or bytes.
   const r = src instanceof Response
     ? await (WebAssembly.instantiateStreaming && /wasm/.test(src.headers.get('content-type'))
-      ? WebAssembly.instantiateStreaming(src, { env })
-      : WebAssembly.instantiate(await src.arrayBuffer(), { env }))
-    : await WebAssembly.instantiate(src, { env });
+      ? WebAssembly.instantiateStreaming(src, {})
+      : WebAssembly.instantiate(await src.arrayBuffer(), {}))
+    : await WebAssembly.instantiate(src, {});
   const x = (r.instance || r).exports;
   mem = x.memory;
   if (x._initialize) x._initialize();
