@@ -7,18 +7,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root } from '../cases/run-cases.mjs';
+import { compileConfig } from '../../src/tools/compile-config.mjs';
 
 const wasm = await WebAssembly.compile(readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm')));
-const config = readFileSync(join(root, 'models/referral.json'), 'utf8');
+const config = compileConfig(readFileSync(join(root, 'models/referral.json'), 'utf8'));
 
 // A fresh module instance: a fresh heap.
 async function instance() {
-  let mem;
-  const env = {
-    lw_parse_number: (p, n) => Number(new TextDecoder().decode(new Uint8Array(mem.buffer, p, n))),
-  };
-  const x = (await WebAssembly.instantiate(wasm, { env })).exports;
-  mem = x.memory;
+  const x = (await WebAssembly.instantiate(wasm, {})).exports;
   if (x._initialize) x._initialize();
   return x;
 }
@@ -135,13 +131,13 @@ test('realloc keeps a block that fits its class and frees it when it moves', asy
   const h = x.lw_w_new();
   const enc = new TextEncoder();
   const put = (s) => {
-    const b = enc.encode(s + '\0');
+    const b = typeof s === 'string' ? enc.encode(s + '\0') : s;
     const p = x.malloc(b.length);
     new Uint8Array(x.memory.buffer).set(b, p);
     return p;
   };
   const cfg = put(config);
-  assert.equal(x.lw_w_init(h, cfg, enc.encode(config).length, 1, 2, 3, 4), 0);
+  assert.equal(x.lw_w_init(h, cfg, config.length, 1, 2, 3, 4), 0);
   x.free(cfg);
   const key = put('demo-site-key');
   const out0 = x.lw_w_out(h);
