@@ -41,7 +41,7 @@ await build({
   minify: true,
   sourcemap: false,
   legalComments: 'none',
-  target: ['es2020'],
+  target: ['chrome75', 'firefox79', 'safari15'],
   logLevel: 'warning',
 });
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));

@@ -91,18 +91,20 @@ import { open } from './ui.js';
     return false;
   });
 
-  // Call fn once started; resolve to `none` if the runtime failed or fn threw. Never rejects.
-  const when = (fn, none = null) => ready.then((ok) => (ok ? fn() : none)).catch((e) => {
+  // Call fn once started; resolve to null if the runtime failed or fn threw. Never rejects.
+  const when = (fn) => ready.then((ok) => (ok ? fn() : null)).catch((e) => {
     fail(e);
-    return none;
+    return null;
   });
+  // The usual API call: once started, fn(now) in one transaction, then `then` with its result.
+  const act = (fn, then) => when(() => run(fn).then(then));
 
   // The referrer's step on the config's ladder: the highest whose `referrals` <= conversions.
   const tier = (n) => {
     const l = cfg.ladder || [];
-    let i = -1;
-    while (l[i + 1]?.referrals <= n) i++;
-    return { tier: i, reward: l[i]?.reward || null, next: l[i + 1] || null };
+    let i = 0;
+    while (l[i] && l[i].referrals <= n) i++;
+    return { tier: i - 1, reward: (l[i - 1] || {}).reward || null, next: l[i] || null };
   };
   const cached = () => ls((s) => s.getItem(R));
 
@@ -141,15 +143,13 @@ import { open } from './ui.js';
     // answer the server gave (the prompt never waits for the network; it asks again for the
     // next prompt).
     const n = +cached() || 0, t = tier(n);
-    const close = open({
-      variant: v,
-      lines: cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
-      share: { url, title: s.title || v.title, text: s.text || v.message },
-      outcome: (kind) => {
+    const close = open(v,
+      { url, title: s.title || v.title, text: s.text || v.message },
+      cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
+      (kind) => {
         if (closeUi === close) closeUi = null;
         when(() => outcome(d.id, kind));
-      },
-    });
+      });
     close.id = d.id;
     closeUi = close;
     emit('prompt', d);
@@ -166,13 +166,13 @@ import { open } from './ui.js';
       if (type === 'ready' && started) fn(true);
     },
     // track(name, {value, label}): value e.g. an NPS score, label e.g. a feature's name.
-    track: (name, opts) => when(() => run((t) => engine.track(String(name), t, tz(), opts)).then(decided)),
+    track: (name, opts) => act((t) => engine.track(String(name), t, tz(), opts), decided),
     // The host lets a decision that waited for approval (code 'approval') show its prompt.
-    approve: (id) => when(() => run((t) => engine.approve(String(id), t, tz())).then(decided)),
+    approve: (id) => act((t) => engine.approve(String(id), t, tz()), decided),
     // A host attribute from the config's `attributes` (e.g. 'plan', 'pro'); null clears it.
-    attribute: (name, value) => when(() => run(() => engine.attribute(name, value))),
+    attribute: (name, value) => act(() => engine.attribute(name, value)),
     // Referee side: this device, which arrived through a share link, converted.
-    conversion: () => when(() => run((t) => engine.conversion(t)).then(kick)),
+    conversion: () => act((t) => engine.conversion(t), kick),
     consent: (yes) => when(async () => {
       yes = !!yes;
       if (!yes && closeUi) await closeNow();

@@ -8,21 +8,27 @@
 // and keeps the old one) or an HTTP error keep the model in force. Failures reach `warn` (the
 // caller's, one console.warn each); a network failure is retried on the next load. Until a
 // model is set the config's rules decide, so nothing here delays a decision.
+import { kv } from './store.js';
+
 export async function loadModel(engine, db, key, url, src, hours, warn) {
-  const os = (m) => db.transaction('kv', m).objectStore('kv');
-  const rec = await new Promise((ok) => { os('readonly').get(key).onsuccess = (e) => ok(e.target.result); });
+  const rec = await new Promise((ok) => {
+    const q = kv(db, 'readonly').get(key);
+    q.onsuccess = () => ok(q.result || {});
+  });
   const set = async (b) => engine.setModel(b || new Uint8Array(await (await fetch(url)).arrayBuffer()));
-  await set(rec?.b).catch(() => set()).catch(warn);
-  const now = Date.now(), next = { ...rec, t: now };
-  if (!src || now - rec?.t < hours * 36e5) return;
-  const r = await fetch(src, { headers: rec?.e ? { 'If-None-Match': rec.e } : {} });
+  await set(rec.b).catch(() => set()).catch(warn);
+  const now = Date.now();
+  if (!src || now - rec.t < hours * 36e5) return;
+  const r = await fetch(src, { headers: rec.e ? { 'If-None-Match': rec.e } : {} });
+  rec.t = now;
   try {
     if (r.status === 200) {
       const b = new Uint8Array(await r.arrayBuffer());
       engine.setModel(b);
-      Object.assign(next, { b, e: r.headers.get('etag') });
+      rec.b = b;
+      rec.e = r.headers.get('etag');
     } else if (r.status !== 304 && r.status !== 404) throw Error('model: HTTP ' + r.status);
   } finally {
-    os('readwrite').put(next, key); // a server that answered is asked again after `hours`
+    kv(db).put(rec, key); // a server that answered is asked again after `hours`
   }
 }

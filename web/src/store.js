@@ -25,6 +25,10 @@ export const openDb = () => new Promise((ok, no) => {
   r.onerror = () => no(Error('IndexedDB unavailable: ' + r.error));
 });
 
+// The one object store in a new transaction (its .transaction is that transaction). Shared with
+// model.js, which keeps the last good model in the same database.
+export const kv = (db, mode = 'readwrite') => db.transaction(OS, mode).objectStore(OS);
+
 export function createStore(db, engine, prefix, warn) {
   const S = prefix + 's', O = prefix + 'o:', tab = Math.random().toString(36).slice(2, 8);
   const range = IDBKeyRange.bound(O, O + '\uffff');
@@ -33,37 +37,39 @@ export function createStore(db, engine, prefix, warn) {
   // tx(fn, withPending): one transaction; fn(now, os, pending) runs with the newest state
   // restored and may add records through os; the snapshot is saved after it. Resolves to what
   // fn returned, or rejects with what it threw (the state is saved either way).
-  function tx(fn, withPending) {
-    return new Promise((ok, no) => {
-      const t = db.transaction(OS, 'readwrite'), os = t.objectStore(OS);
-      let out, err, g;
-      const rec = os.get(S), all = withPending && os.getAll(range);
-      (all || rec).onsuccess = () => { // requests answer in order: rec is ready too
-        const now = Date.now(), v = rec.result;
-        try {
-          if (!v || v.g !== gen) {
-            const r = engine.restore(v ? v.s : null, now);
-            if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
-          }
-          out = fn(now, os, all && all.result);
-        } catch (e) {
-          err = e || Error('failed');
+  const tx = (fn, withPending) => new Promise((ok, no) => {
+    const os = kv(db), t = os.transaction;
+    let out, err, g;
+    const rec = os.get(S), all = withPending && os.getAll(range);
+    (all || rec).onsuccess = () => { // requests answer in order: rec is ready too
+      const now = Date.now(), v = rec.result;
+      try {
+        if (!v || v.g !== gen) {
+          const r = engine.restore(v ? v.s : null, now);
+          if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
         }
-        try {
-          const n = (parseInt(v && v.g) || 0) + 1 + ':' + tab;
-          os.put({ g: n, s: engine.snapshot() }, S);
-          g = n;
-        } catch (e) {
-          err = err || e; // g stays unset: the next call reloads what is stored
-        }
-      };
-      t.oncomplete = () => { gen = g; err ? no(err) : ok(out); };
-      t.onabort = () => no(t.error);
-    });
-  }
-  // A blind write or delete (no read first), e.g. dropping an acknowledged batch.
-  const write = (fn) => {
-    try { fn(db.transaction(OS, 'readwrite').objectStore(OS)); } catch { /* closing */ }
+        out = fn(now, os, all && all.result);
+      } catch (e) {
+        err = e || Error('failed');
+      }
+      try {
+        const n = (parseInt(v && v.g) || 0) + 1 + ':' + tab;
+        os.put({ g: n, s: engine.snapshot() }, S);
+        g = n;
+      } catch (e) {
+        err = err || e; // g stays unset: the next call reloads what is stored
+      }
+    };
+    t.oncomplete = () => { gen = g; err ? no(err) : ok(out); };
+    t.onabort = () => no(t.error);
+  });
+  return {
+    tx,
+    // A pending batch's record key (O + batch_id), and a blind delete of one (no read first),
+    // e.g. dropping an acknowledged batch.
+    O,
+    del(key) {
+      try { kv(db).delete(key); } catch { /* closing */ }
+    },
   };
-  return { tx, write, O };
 }

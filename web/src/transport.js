@@ -28,44 +28,40 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     }
     mirror = pending;
   }
-  const done = (body) => {
-    store.write((os) => os.delete(store.O + id(body)));
-    mirror = mirror.filter((x) => x !== body);
-  };
 
   async function flush() {
     clearTimeout(timer);
     timer = 0;
     if (sending) { again = 1; return; }
     sending = 1;
+    let r = null; // the answer that made this flush stop, if any: its Retry-After counts
     try {
       await store.tx(drain, 1);
       for (const body of mirror) {
-        let r = null;
+        r = null;
         try { r = await fetch(url, { method: 'POST', body, keepalive: true, credentials: 'omit' }); } catch { /* offline, refused, CORS */ }
-        const s = r ? r.status : 0;
-        if (!(s >= 200 && s < 300) && !(s >= 400 && s < 500 && s !== 429)) return retry(r);
-        if (s >= 300) warn('Loopwise: batch ' + id(body) + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
+        // 2xx: stored; 4xx but 429: never will be (dropped); anything else (0: no answer) retries.
+        const s = r ? r.status : 0, c = s / 100 | 0;
+        if (c !== 2 && (c !== 4 || s === 429)) throw 0;
+        if (c > 2) warn('Loopwise: batch ' + id(body) + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
         tries = 0;
-        done(body);
+        store.del(store.O + id(body));
+        mirror = mirror.filter((x) => x !== body);
       }
     } catch {
-      retry(null);
+      // Retry with backoff (see the top). No timer is armed here: flush cleared it, and soon()
+      // does not arm one while a flush is sending.
+      let ms = Math.min(BASE_MS * 2 ** tries++, MAX_MS) * (0.5 + Math.random());
+      const ra = r && r.headers.get('retry-after');
+      if (ra) {
+        const s = isNaN(ra) ? Date.parse(ra) - Date.now() : ra * 1000;
+        if (s > ms) ms = Math.min(s, 3600000);
+      }
+      timer = setTimeout(flush, ms);
     } finally {
       sending = 0;
       if (again && !timer) { again = 0; soon(0); }
     }
-  }
-
-  function retry(r) {
-    let ms = Math.min(BASE_MS * 2 ** tries++, MAX_MS) * (0.5 + Math.random());
-    const ra = r && r.headers.get('retry-after');
-    if (ra) {
-      const s = isNaN(ra) ? Date.parse(ra) - Date.now() : ra * 1000;
-      if (s > ms) ms = Math.min(s, 3600000);
-    }
-    clearTimeout(timer);
-    timer = setTimeout(flush, ms);
   }
 
   // soon(): flush after a short debounce, unless a backoff is already waiting (it wins).
