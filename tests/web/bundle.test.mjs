@@ -34,8 +34,9 @@ test('whole_download_stays_under_its_regression_ceiling', () => {
 
 // The widget script was 5,104 B gzip -9 before model loading (web/src/model.js), the referral
 // ladder in the prompt and Loopwise.referrals()/referralCode() added about 650 B; the 5 KB
-// target is not met. This is the regression ceiling in the meantime, as for the whole download.
-const WIDGET_CEILING = 5800;
+// target is not met. Trimmed to 5,722 B (from 5,747, and that while lowering `?.` for Chrome
+// 75-79); the ceiling is that plus about 50 B of slack, so growth has to be a decision.
+const WIDGET_CEILING = 5770;
 test('widget_script_stays_under_its_regression_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);

@@ -30,8 +30,8 @@ import { open } from './ui.js';
   const R = prefix + 'r'; // this referrer's conversions as the server last counted them
   const ls = (f) => { try { return f(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
-  const warned = new Set();
-  const warn = (m) => { if (!warned.has(m)) { warned.add(m); console.warn(m); } };
+  const warned = {}; // each message once per page (they all start with 'Loopwise: ')
+  const warn = (m) => { if (!warned[m]) { warned[m] = 1; console.warn(m); } };
   let engine, cfg, store, net, closeUi, started, isBusy = false;
 
   const emit = (type, x) => (listeners[type] || []).forEach((f) => {
