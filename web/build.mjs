@@ -6,7 +6,8 @@
 //   web/dist/loopwise.wasm   build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
 //   web/dist/referral.lwc    models/referral.json checked and compiled by loopwise-config (the
 //                            runtime reads only the compiled form; see models/FORMAT.md)
-//   web/dist/loopwise.lwm    models/default.lwm (the model a runtime starts with, see web/src/model.js)
+//   web/dist/loopwise.lwm    models/default.lwm without its metadata (loopwise-model strip): the
+//                            model a runtime starts with (see web/src/model.js)
 //
 // web/dist is emptied first so nothing stale (an old source map, a renamed file) ships.
 import { build } from 'esbuild';
@@ -14,7 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, wr
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { compileConfig } from '../src/tools/compile-config.mjs';
+import { compileConfig, stripModel } from '../src/tools/native-tools.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'web/dist');
@@ -47,11 +48,11 @@ await build({
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));
 try {
   writeFileSync(join(dist, 'referral.lwc'), compileConfig(readFileSync(config, 'utf8')));
+  writeFileSync(join(dist, 'loopwise.lwm'), stripModel(model));
 } catch (e) {
-  console.error(`web/build.mjs: ${config}: ${e.message}`);
+  console.error(`web/build.mjs: ${e.message}`);
   process.exit(1);
 }
-copyFileSync(model, join(dist, 'loopwise.lwm'));
 
 let raw = 0, gz = 0;
 for (const f of ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm']) {

@@ -13,6 +13,10 @@
 #include "loopwise/engine.h"
 #include "alloc.h"
 
+/* Exported under short names (the export section and the loader's property accesses are
+ * part of every page download): lw_w_track is "track", and so on. */
+#define LW_EXPORT(name) __attribute__((used, export_name(name)))
+
 typedef struct {
   lw_engine *engine;
   char err[LW_ERRMSG_MAX];
@@ -37,7 +41,7 @@ static void set_err(handle *h, const char *msg) {
   h->err[n] = '\0';
 }
 
-EMSCRIPTEN_KEEPALIVE handle *lw_w_new(void) {
+LW_EXPORT("new") handle *lw_w_new(void) {
   handle *h = calloc(1, sizeof *h);
   if (h && !out_reserve(h, 1024)) {
     free(h);
@@ -46,19 +50,19 @@ EMSCRIPTEN_KEEPALIVE handle *lw_w_new(void) {
   return h;
 }
 
-EMSCRIPTEN_KEEPALIVE void lw_w_free(handle *h) {
+LW_EXPORT("release") void lw_w_free(handle *h) {
   if (!h) return;
   lw_engine_free(h->engine);
   free(h->out);
   free(h);
 }
 
-EMSCRIPTEN_KEEPALIVE const char *lw_w_err(handle *h) { return h->err; }
-EMSCRIPTEN_KEEPALIVE const char *lw_w_out(handle *h) { return h->out; }
-EMSCRIPTEN_KEEPALIVE size_t lw_w_out_len(handle *h) { return h->out_len; }
+LW_EXPORT("err") const char *lw_w_err(handle *h) { return h->err; }
+LW_EXPORT("out") const char *lw_w_out(handle *h) { return h->out; }
+LW_EXPORT("out_len") size_t lw_w_out_len(handle *h) { return h->out_len; }
 
 /* Start the engine from a compiled config (.lwc; its display part is for the JS). */
-EMSCRIPTEN_KEEPALIVE int lw_w_init(handle *h, const uint8_t *cfg_bytes, size_t len, uint32_t s0, uint32_t s1,
+LW_EXPORT("init") int lw_w_init(handle *h, const uint8_t *cfg_bytes, size_t len, uint32_t s0, uint32_t s1,
                                    uint32_t s2, uint32_t s3) {
   lw_config *cfg = malloc(sizeof *cfg);
   if (!cfg) return LW_ERR_NOMEM;
@@ -74,7 +78,7 @@ EMSCRIPTEN_KEEPALIVE int lw_w_init(handle *h, const uint8_t *cfg_bytes, size_t l
 }
 
 /* value: NaN for none; label: NULL or "" for none. */
-EMSCRIPTEN_KEEPALIVE int lw_w_track(handle *h, const char *event, double value, const char *label,
+LW_EXPORT("track") int lw_w_track(handle *h, const char *event, double value, const char *label,
                                     double now_ms, int tz_offset_min) {
   lw_decision d;
   lw_status st = lw_engine_track_value(h->engine, event, value, label, (int64_t)now_ms, tz_offset_min,
@@ -83,7 +87,7 @@ EMSCRIPTEN_KEEPALIVE int lw_w_track(handle *h, const char *event, double value, 
   return st;
 }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_approve(handle *h, const char *decision_id, double now_ms, int tz_offset_min) {
+LW_EXPORT("approve") int lw_w_approve(handle *h, const char *decision_id, double now_ms, int tz_offset_min) {
   lw_decision d;
   lw_status st = lw_engine_approve(h->engine, decision_id, (int64_t)now_ms, tz_offset_min, &d, h->err,
                                    sizeof h->err);
@@ -91,49 +95,49 @@ EMSCRIPTEN_KEEPALIVE int lw_w_approve(handle *h, const char *decision_id, double
   return st;
 }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_attribute(handle *h, const char *name, const char *value) {
+LW_EXPORT("attribute") int lw_w_attribute(handle *h, const char *name, const char *value) {
   return lw_engine_set_attribute(h->engine, name, value, h->err, sizeof h->err);
 }
 
-EMSCRIPTEN_KEEPALIVE void lw_w_flags(handle *h, int gpc, int dnt, int busy) {
+LW_EXPORT("flags") void lw_w_flags(handle *h, int gpc, int dnt, int busy) {
   lw_engine_set_privacy(h->engine, gpc, dnt);
   lw_engine_set_busy(h->engine, busy);
 }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_model(handle *h, const uint8_t *buf, size_t len) {
+LW_EXPORT("model") int lw_w_model(handle *h, const uint8_t *buf, size_t len) {
   return lw_engine_set_model(h->engine, buf, len, h->err, sizeof h->err);
 }
 
-EMSCRIPTEN_KEEPALIVE uint32_t lw_w_model_id(handle *h) { return lw_engine_model_id(h->engine); }
+LW_EXPORT("model_id") uint32_t lw_w_model_id(handle *h) { return lw_engine_model_id(h->engine); }
 
 /* Referee side: code != NULL records a landing, code == NULL a conversion. */
-EMSCRIPTEN_KEEPALIVE int lw_w_referee(handle *h, const char *code, double now_ms) {
+LW_EXPORT("referee") int lw_w_referee(handle *h, const char *code, double now_ms) {
   return code ? lw_engine_referee_landing(h->engine, code, (int64_t)now_ms, h->err, sizeof h->err)
               : lw_engine_referee_conversion(h->engine, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_last(handle *h) {
+LW_EXPORT("last") int lw_w_last(handle *h) {
   h->out_len = lw_decision_to_json(lw_engine_last_decision(h->engine), h->out, h->out_cap);
   return LW_OK;
 }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_outcome(handle *h, const char *decision_id, int kind, double now_ms) {
+LW_EXPORT("outcome") int lw_w_outcome(handle *h, const char *decision_id, int kind, double now_ms) {
   return lw_engine_outcome(h->engine, decision_id, (lw_outcome)kind, (int64_t)now_ms, h->err,
                            sizeof h->err);
 }
 
-EMSCRIPTEN_KEEPALIVE void lw_w_consent(handle *h, int given, double now_ms) {
+LW_EXPORT("consent") void lw_w_consent(handle *h, int given, double now_ms) {
   lw_engine_set_consent(h->engine, given, (int64_t)now_ms);
 }
 
-EMSCRIPTEN_KEEPALIVE const char *lw_w_install_key(handle *h) { return lw_engine_install_key(h->engine); }
-EMSCRIPTEN_KEEPALIVE const char *lw_w_referral_code(handle *h) {
+LW_EXPORT("install_key") const char *lw_w_install_key(handle *h) { return lw_engine_install_key(h->engine); }
+LW_EXPORT("referral_code") const char *lw_w_referral_code(handle *h) {
   return lw_engine_referral_code(h->engine);
 }
-EMSCRIPTEN_KEEPALIVE size_t lw_w_pending(handle *h) { return lw_outbox_count(lw_engine_outbox(h->engine)); }
+LW_EXPORT("pending") size_t lw_w_pending(handle *h) { return lw_outbox_count(lw_engine_outbox(h->engine)); }
 
 /* Snapshot into the output buffer; returns its length (0 when out of memory). */
-EMSCRIPTEN_KEEPALIVE size_t lw_w_snapshot(handle *h) {
+LW_EXPORT("snapshot") size_t lw_w_snapshot(handle *h) {
   /* One pass when the buffer is already big enough (the usual case: it is called on every
    * track), a second only after growing it. */
   size_t n = lw_engine_snapshot(h->engine, (uint8_t *)h->out, h->out_cap);
@@ -145,13 +149,13 @@ EMSCRIPTEN_KEEPALIVE size_t lw_w_snapshot(handle *h) {
   return n;
 }
 
-EMSCRIPTEN_KEEPALIVE int lw_w_restore(handle *h, const uint8_t *buf, size_t len, double now_ms) {
+LW_EXPORT("restore") int lw_w_restore(handle *h, const uint8_t *buf, size_t len, double now_ms) {
   h->err[0] = '\0';
   return lw_engine_restore(h->engine, buf, len, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
 /* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). */
-EMSCRIPTEN_KEEPALIVE size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
+LW_EXPORT("take_batch") size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
                                             size_t max_bytes) {
   size_t len = 0, n = 0;
   if (!out_reserve(h, max_bytes)) {
@@ -167,4 +171,4 @@ EMSCRIPTEN_KEEPALIVE size_t lw_w_take_batch(handle *h, const char *write_key, do
 
 /* Bytes of heap allocated and in use (for the memory benchmark): live blocks at their
  * class size plus header, see alloc.h. */
-EMSCRIPTEN_KEEPALIVE size_t lw_w_heap_used(void) { return lw_alloc_in_use(); }
+LW_EXPORT("heap_used") size_t lw_w_heap_used(void) { return lw_alloc_in_use(); }

@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileConfig } from '../../src/tools/compile-config.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const casesDir = join(root, 'tests/cases/decisions');

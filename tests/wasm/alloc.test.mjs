@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root } from '../cases/run-cases.mjs';
-import { compileConfig } from '../../src/tools/compile-config.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const wasm = await WebAssembly.compile(readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm')));
 const config = compileConfig(readFileSync(join(root, 'models/referral.json'), 'utf8'));
@@ -80,10 +80,10 @@ function workload(x, seed, ops) {
 
 test('random malloc and free never hand out overlapping or misaligned blocks', async () => {
   const x = await instance();
-  const before = x.lw_w_heap_used();
+  const before = x.heap_used();
   const made = workload(x, 1, 40000);
   assert.ok(made > 15000, `only ${made} blocks`);
-  assert.equal(x.lw_w_heap_used(), before, 'bytes in use after freeing everything');
+  assert.equal(x.heap_used(), before, 'bytes in use after freeing everything');
 });
 
 test('a repeated workload reuses freed blocks and does not grow memory', async () => {
@@ -112,12 +112,12 @@ test('a request too large to serve returns 0 and leaves the heap intact', async 
   const keep = { size: 1000, id: 0xabcdef01 };
   keep.p = x.malloc(keep.size) >>> 0;
   fill(x, keep);
-  const used = x.lw_w_heap_used(), bytes = x.memory.buffer.byteLength;
+  const used = x.heap_used(), bytes = x.memory.buffer.byteLength;
   // Wasm passes i32: these are the size_t values 0xFFFFFFF0, 0xFFFFFFFF, 2 GB and 1 GB + 1.
   for (const n of [0xfffffff0, 0xffffffff, 0x80000000, 0x40000001]) {
     assert.equal(x.malloc(n | 0), 0, `malloc(${n})`);
   }
-  assert.equal(x.lw_w_heap_used(), used);
+  assert.equal(x.heap_used(), used);
   assert.equal(x.memory.buffer.byteLength, bytes);
   verify(x, keep);
   workload(x, 3, 2000); // and the heap still works
@@ -128,7 +128,7 @@ test('realloc keeps a block that fits its class and frees it when it moves', asy
   // The output buffer is the module's realloc user: lw_w_new reserves 1 KB (the 2 KB class),
   // lw_w_take_batch reserves max_bytes more.
   const x = await instance();
-  const h = x.lw_w_new();
+  const h = x.new();
   const enc = new TextEncoder();
   const put = (s) => {
     const b = typeof s === 'string' ? enc.encode(s + '\0') : s;
@@ -137,20 +137,20 @@ test('realloc keeps a block that fits its class and frees it when it moves', asy
     return p;
   };
   const cfg = put(config);
-  assert.equal(x.lw_w_init(h, cfg, config.length, 1, 2, 3, 4), 0);
+  assert.equal(x.init(h, cfg, config.length, 1, 2, 3, 4), 0);
   x.free(cfg);
   const key = put('demo-site-key');
-  const out0 = x.lw_w_out(h);
-  const used0 = x.lw_w_heap_used();
+  const out0 = x.out(h);
+  const used0 = x.heap_used();
 
-  x.lw_w_take_batch(h, key, 1767614400000, 1500); // 1501 B: still the 2 KB class
-  assert.equal(x.lw_w_out(h), out0);
-  assert.equal(x.lw_w_heap_used(), used0);
+  x.take_batch(h, key, 1767614400000, 1500); // 1501 B: still the 2 KB class
+  assert.equal(x.out(h), out0);
+  assert.equal(x.heap_used(), used0);
 
-  x.lw_w_take_batch(h, key, 1767614400000, 5000); // 5001 B: moves to the 8 KB class
-  assert.notEqual(x.lw_w_out(h), out0);
-  assert.equal(x.lw_w_heap_used(), used0 + 8192 - 2048);
+  x.take_batch(h, key, 1767614400000, 5000); // 5001 B: moves to the 8 KB class
+  assert.notEqual(x.out(h), out0);
+  assert.equal(x.heap_used(), used0 + 8192 - 2048);
   assert.equal(x.malloc(1500), out0, 'the old 2 KB block is the next 2 KB block handed out');
   x.free(key);
-  x.lw_w_free(h);
+  x.release(h);
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine } from '../../web/src/engine.js';
 import { root } from '../cases/run-cases.mjs';
-import { compileConfig } from '../../src/tools/compile-config.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const wasm = readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm'));
 const json = readFileSync(join(root, 'models/referral.json'), 'utf8');
@@ -57,10 +57,10 @@ test('an unknown event throws a clear error and changes nothing', async () => {
   const e = await loadEngine({ wasm, config, seed: seed(2) });
   const before = e.snapshot();
   assert.throws(() => e.track('nope', T0, 0), /unknown event 'nope'/);
-  assert.equal(e.snapshot(), before);
+  assert.deepEqual(e.snapshot(), before);
 });
 
-test('snapshot round trip through base64, and damaged snapshots keep a "no"', async () => {
+test('snapshot round trip as bytes, and damaged snapshots keep a "no"', async () => {
   const a = await loadEngine({ wasm, config, seed: seed(3) });
   a.consent(false, T0);
   a.track('project_completed', T0, 0);
@@ -73,12 +73,16 @@ test('snapshot round trip through base64, and damaged snapshots keep a "no"', as
   assert.equal(b.track('project_completed', T0, 0).reason, 'suppressed: no consent');
 
   const c = await loadEngine({ wasm, config, seed: seed(5) });
-  const r = c.restore('bm90IGEgc25hcHNob3Q=', T0); // "not a snapshot"
+  const r = c.restore(new TextEncoder().encode('not a snapshot'), T0);
   assert.equal(r.ok, false);
   assert.match(r.error, /consent and history treated as unknown/);
   for (let i = 0; i < 2; i++) c.track('project_completed', T0, 0);
   assert.equal(c.track('project_completed', T0, 0).code, 'history_unknown');
-  assert.equal(c.restore('%%% not base64', T0).ok, false);
+  // A value of another type (say a base64 string an older widget stored) is damage, not a new user.
+  const d = await loadEngine({ wasm, config, seed: seed(8) });
+  assert.equal(d.restore('bm90IGEgc25hcHNob3Q=', T0).ok, false);
+  for (let i = 0; i < 2; i++) d.track('project_completed', T0, 0);
+  assert.equal(d.track('project_completed', T0, 0).code, 'history_unknown');
 });
 
 test('batches are valid wire batches within the size limit', async () => {

@@ -15,7 +15,7 @@ import {
   daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sleep, sql, startDemo,
   startIngest, tempDir, waitFor,
 } from './helpers.mjs';
-import { compileConfig } from '../../src/tools/compile-config.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.lwc'), ingestBin);

@@ -10,13 +10,6 @@ const OUTCOMES = ['impression', 'share', 'copy', 'dismiss', 'close'];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-const toB64 = (bytes) => {
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-};
-const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-
 // wasm: bytes, a Response (or a promise of one), or a compiled WebAssembly.Module.
 // config: the compiled config's bytes (Uint8Array or ArrayBuffer).
 export async function loadEngine({ wasm, config, seed }) {
@@ -60,21 +53,21 @@ export async function loadEngine({ wasm, config, seed }) {
     bytes()[at + r.written] = 0;
     return at;
   };
-  const out = () => bytes().slice(x.lw_w_out(h), x.lw_w_out(h) + x.lw_w_out_len(h));
+  const out = () => bytes().slice(x.out(h), x.out(h) + x.out_len(h));
   const outText = () => dec.decode(out());
-  const fail = (st) => { if (st) throw Error(cstr(x.lw_w_err(h))); };
+  const fail = (st) => { if (st) throw Error(cstr(x.err(h))); };
 
-  const h = x.lw_w_new();
+  const h = x.new();
   if (!h) throw Error('Loopwise: out of memory');
   const s = new Uint32Array(4);
   if (seed) s.set(new Uint32Array(Uint8Array.from(seed.slice(0, 16)).buffer).subarray(0, 4));
   const cfgBytes = new Uint8Array(config);
   const cp = put(cfgBytes);
-  const st = x.lw_w_init(h, cp, cfgBytes.length, s[0], s[1], s[2], s[3]);
+  const st = x.init(h, cp, cfgBytes.length, s[0], s[1], s[2], s[3]);
   x.free(cp);
   if (st) {
-    const msg = cstr(x.lw_w_err(h));
-    x.lw_w_free(h);
+    const msg = cstr(x.err(h));
+    x.release(h);
     throw Error('Loopwise config: ' + msg);
   }
 
@@ -87,53 +80,54 @@ export async function loadEngine({ wasm, config, seed }) {
     track(name, now, tz = 0, opts) {
       const v = opts && typeof opts.value === 'number' ? opts.value : NaN;
       const label = opts && opts.label != null ? String(opts.label) : '';
-      fail(x.lw_w_track(h, putShort(String(name), scratch), v, putShort(label, scratch + SCRATCH), now, tz | 0));
-      return x.lw_w_out_len(h) === 4 ? null : JSON.parse(outText()); // "null": not a decision point
+      fail(x.track(h, putShort(String(name), scratch), v, putShort(label, scratch + SCRATCH), now, tz | 0));
+      return x.out_len(h) === 4 ? null : JSON.parse(outText()); // "null": not a decision point
     },
     approve(id, now, tz = 0) {
-      fail(withStr(String(id), (p) => x.lw_w_approve(h, p, now, tz | 0)));
+      fail(withStr(String(id), (p) => x.approve(h, p, now, tz | 0)));
       return JSON.parse(outText());
     },
     attribute(name, value) {
-      fail(withStr(String(name), (n) => (value == null ? x.lw_w_attribute(h, n, 0)
-        : withStr(String(value), (v) => x.lw_w_attribute(h, n, v)))));
+      fail(withStr(String(name), (n) => (value == null ? x.attribute(h, n, 0)
+        : withStr(String(value), (v) => x.attribute(h, n, v)))));
     },
     // Privacy signals (Global Privacy Control, Do Not Track) and the host's busy flag.
-    flags(gpc, dnt, busy) { x.lw_w_flags(h, gpc ? 1 : 0, dnt ? 1 : 0, busy ? 1 : 0); },
+    flags(gpc, dnt, busy) { x.flags(h, gpc ? 1 : 0, dnt ? 1 : 0, busy ? 1 : 0); },
     // Load a model file (bytes); throws with the reason if it is damaged (the old one stays).
-    setModel(bytes) { fail(withStr(bytes, (p) => x.lw_w_model(h, p, bytes.length))); },
-    modelId: () => x.lw_w_model_id(h),
-    landing(code, now) { fail(withStr(String(code), (p) => x.lw_w_referee(h, p, now))); },
-    conversion(now) { fail(x.lw_w_referee(h, 0, now)); },
+    setModel(bytes) { fail(withStr(bytes, (p) => x.model(h, p, bytes.length))); },
+    modelId: () => x.model_id(h),
+    landing(code, now) { fail(withStr(String(code), (p) => x.referee(h, p, now))); },
+    conversion(now) { fail(x.referee(h, 0, now)); },
     outcome(id, kind, now) {
       const k = OUTCOMES.indexOf(kind);
       if (k < 0) throw Error('unknown outcome kind: ' + kind);
-      fail(withStr(String(id), (p) => x.lw_w_outcome(h, p, k, now)));
+      fail(withStr(String(id), (p) => x.outcome(h, p, k, now)));
     },
-    consent(given, now) { x.lw_w_consent(h, given ? 1 : 0, now); },
-    lastDecision() { x.lw_w_last(h); return JSON.parse(outText()); },
-    installKey: () => cstr(x.lw_w_install_key(h)),
-    referralCode: () => cstr(x.lw_w_referral_code(h)),
-    pending: () => x.lw_w_pending(h),
+    consent(given, now) { x.consent(h, given ? 1 : 0, now); },
+    lastDecision() { x.last(h); return JSON.parse(outText()); },
+    installKey: () => cstr(x.install_key(h)),
+    referralCode: () => cstr(x.referral_code(h)),
+    pending: () => x.pending(h),
+    // The on-device state as bytes (a copy), for IndexedDB.
     snapshot() {
-      if (!x.lw_w_snapshot(h)) throw Error('Loopwise: out of memory');
-      return toB64(out());
+      if (!x.snapshot(h)) throw Error('Loopwise: out of memory');
+      return out();
     },
-    // Restore a snapshot() string; null or '' means a new user. Damaged data is replaced
-    // by the engine's conservative fallback and reported, never thrown.
+    // Restore snapshot() bytes; null means a new user. Anything else that is not a snapshot
+    // (damaged bytes, a value of another type) gets the engine's conservative fallback and is
+    // reported, never thrown.
     restore(snap, now) {
-      let b;
-      try { b = snap ? fromB64(snap) : new Uint8Array(0); } catch { b = enc.encode('not base64'); }
-      const r = withStr(b, (p) => x.lw_w_restore(h, p, b.length, now));
-      return r ? { ok: false, error: cstr(x.lw_w_err(h)) } : { ok: true };
+      const b = snap == null ? new Uint8Array(0) : snap instanceof Uint8Array ? snap : Uint8Array.of(0);
+      const r = withStr(b, (p) => x.restore(h, p, b.length, now));
+      return r ? { ok: false, error: cstr(x.err(h)) } : { ok: true };
     },
     takeBatch(writeKey, now, maxBytes = 60000) {
-      const n = withStr(writeKey, (p) => x.lw_w_take_batch(h, p, now, maxBytes));
+      const n = withStr(writeKey, (p) => x.take_batch(h, p, now, maxBytes));
       return n ? outText() : null;
     },
     // For tests and benchmarks: the module's linear memory size in bytes.
     memoryBytes: () => mem.buffer.byteLength,
-    heapBytes: () => x.lw_w_heap_used(),
-    free() { x.free(scratch); x.lw_w_free(h); },
+    heapBytes: () => x.heap_used(),
+    free() { x.free(scratch); x.release(h); },
   };
 }
