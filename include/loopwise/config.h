@@ -113,8 +113,8 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
  * the size it needs: when that is more than cap, nothing usable was written (call it with
  * cap 0 to measure); 0 means its temporary buffer could not be allocated. The reader checks magic, version and checksum, bounds every count,
  * string and index and re-checks every number's range, so nothing the engine relies on can be
- * wrong whatever the bytes; the rules lw_config_parse explains to people (unique names, ladder
- * order, UTF-8 text) it leaves to the compiler. On failure it returns LW_ERR_INVALID,
+ * wrong whatever the bytes; the rules lw_config_parse explains to people (names' characters
+ * and uniqueness, ladder order, UTF-8 text) it leaves to the compiler. On failure it returns LW_ERR_INVALID,
  * LW_ERR_VERSION or LW_ERR_CORRUPT with the reason in err and leaves *out untouched. */
 size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap);
 /* The texts (program, share, variant and ladder texts) are in the file's display part for

@@ -126,8 +126,6 @@ static size_t ui_json(const lw_config *cfg, char *buf, size_t cap) {
   for (int i = 0; i < cfg->n_variants; i++) {
     const lw_variant *v = &cfg->variants[i];
     lw_sb_str(&sb, i ? ",{" : "{");
-    key_str(&sb, "id", v->id);
-    lw_sb_char(&sb, ',');
     key_str(&sb, "title", v->title);
     lw_sb_char(&sb, ',');
     key_str(&sb, "message", v->message);
@@ -194,8 +192,8 @@ size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap) {
 
 /* The runtime re-checks what its own safety depends on: every number within its table's
  * range (so no NaN or overflow reaches the engine), the counts and indexes, a weight to draw
- * by. The rules a product manager needs explained (unique names, ladder order, UTF-8, the
- * share URL's {code}) are loopwise-config's job, and the checksum keeps an accident from
+ * by. The rules a product manager needs explained (names' characters and uniqueness, ladder
+ * order, UTF-8, the share URL's {code}) are loopwise-config's job, and the checksum keeps an accident from
  * getting past it; this keeps their messages out of the page download. Returns the first
  * field out of range, or NULL. */
 static const char *out_of_range(const lw_cfg_object *o, const void *base) {
@@ -210,8 +208,7 @@ static const char *out_of_range(const lw_cfg_object *o, const void *base) {
       memcpy(&u, p, sizeof u);
       d = (int32_t)u == -1 && f->def == -1 ? -1.0 : (double)u; /* -1 is "none" where it is the default */
     } else {
-      d = f->min; /* texts: the walker already bounded and terminated them */
-      if (f->kind == LW_K_NAME && !lw_cfg_is_name(p)) return f->key;
+      d = f->min; /* names: the walker already bounded and terminated them */
     }
     if (!(d >= f->min && d <= f->max) && !(d == -1 && f->def == -1)) return f->key;
   }

@@ -49,6 +49,21 @@ void lw_sb_i64(lw_sbuf *sb, int64_t v) {
   }
 }
 
+/* whole, then up to 6 decimals of frac (millionths) without trailing zeros. */
+static void sb_fixed6(lw_sbuf *sb, uint64_t whole, uint32_t frac) {
+  lw_sb_u64(sb, whole);
+  if (!frac) return;
+  char digits[6];
+  for (int i = 5; i >= 0; i--) {
+    digits[i] = (char)('0' + frac % 10);
+    frac /= 10;
+  }
+  int n = 6;
+  while (digits[n - 1] == '0') n--;
+  lw_sb_char(sb, '.');
+  lw_sb_mem(sb, digits, (size_t)n);
+}
+
 void lw_sb_num(lw_sbuf *sb, double v) {
   if (v != v) {
     lw_sb_str(sb, "NaN");
@@ -68,39 +83,12 @@ void lw_sb_num(lw_sbuf *sb, double v) {
     whole++;
     frac -= 1000000;
   }
-  lw_sb_u64(sb, whole);
-  if (frac) {
-    char digits[7];
-    for (int i = 5; i >= 0; i--) {
-      digits[i] = (char)('0' + frac % 10);
-      frac /= 10;
-    }
-    int n = 6;
-    while (n > 0 && digits[n - 1] == '0') n--;
-    lw_sb_char(sb, '.');
-    lw_sb_mem(sb, digits, (size_t)n);
-  }
+  sb_fixed6(sb, whole, (uint32_t)frac);
 }
 
 void lw_sb_ppm(lw_sbuf *sb, uint32_t ppm) {
-  if (ppm >= 1000000) {
-    lw_sb_char(sb, '1');
-    return;
-  }
-  char digits[6];
-  uint32_t f = ppm;
-  for (int i = 5; i >= 0; i--) {
-    digits[i] = (char)('0' + f % 10);
-    f /= 10;
-  }
-  int n = 6;
-  while (n > 0 && digits[n - 1] == '0') n--;
-  if (n == 0) {
-    lw_sb_char(sb, '0');
-    return;
-  }
-  lw_sb_str(sb, "0.");
-  lw_sb_mem(sb, digits, (size_t)n);
+  if (ppm > 1000000) ppm = 1000000;
+  sb_fixed6(sb, ppm / 1000000, ppm % 1000000);
 }
 
 void lw_sb_json_str(lw_sbuf *sb, const char *s) {

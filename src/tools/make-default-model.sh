@@ -12,5 +12,5 @@ rm -rf "$logs"
 mkdir -p "$logs"
 "$B/src/tools/loopwise-sim" --policy learning --config models/referral.json --users 5000 --days 180 --seed 7 \
   --workdir "$logs" --vw-out "$logs/default-logs.vw" --quiet >/dev/null
-"$B/src/tools/loopwise-train" --data "$logs/default-logs.vw" --config models/referral.json --bits 12 \
+"$B/src/tools/loopwise-train" --data "$logs/default-logs.vw" --config models/referral.json --bits 10 \
   --model-id 1 --now 1782864000000 --seed 1 --quiet --out models/default.lwm

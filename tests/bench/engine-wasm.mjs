@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine } from '../../web/src/engine.js';
 import { dist, launchBrowser, requireBuilt, root, startDemo } from '../web/helpers.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const file = process.argv[2];
 if (!file) {
@@ -26,7 +27,7 @@ requireBuilt(join(dist, 'loopwise.wasm'), join(dist, 'loopwise.js'));
 // Compiled once, instantiated per user: as in a page, where the one engine runs in code the
 // browser has compiled once (and tiered up as it warms).
 const wasm = await WebAssembly.compile(readFileSync(join(dist, 'loopwise.wasm')));
-const config = readFileSync(join(root, 'models/referral.json'), 'utf8');
+const config = compileConfig(readFileSync(join(root, 'models/referral.json'), 'utf8'));
 const model = new Uint8Array(readFileSync(join(root, 'models/default.lwm')));
 
 // Group the stream by user, each in time order.
@@ -86,7 +87,8 @@ try {
   const page = await browser.newPage();
   await page.goto(demo.url);
   await page.waitForFunction(() => window.Loopwise && window.Loopwise.loadEngine);
-  const mean = await page.evaluate(async ({ stream, config, modelBytes }) => {
+  const mean = await page.evaluate(async ({ stream, configBytes, modelBytes }) => {
+    const config = Uint8Array.from(configBytes);
     const wasm = await WebAssembly.compile(await (await fetch('/dist/loopwise.wasm')).arrayBuffer());
     const engines = new Map();
     for (const ev of stream) {
@@ -108,7 +110,7 @@ try {
       for (const e of engines.values()) while (e.takeBatch('bench', 0, 60000));
     }
     return (total * 1000) / stream.length;
-  }, { stream, config, modelBytes: Array.from(model) });
+  }, { stream, configBytes: Array.from(config), modelBytes: Array.from(model) });
   console.log(`decide_mean_us_chromium=${mean.toFixed(3)}`);
 } finally {
   await browser.close();

@@ -37,8 +37,8 @@ test('the display part carries the texts the widget shows', async () => {
   const e = await loadEngine({ wasm, config: config.buffer, seed: seed(1) }); // an ArrayBuffer works too
   const src = JSON.parse(json);
   assert.deepEqual(e.config.share, src.share);
-  assert.deepEqual(e.config.variants.map((v) => [v.id, v.title, v.message, v.referrer_reward, v.referee_reward]),
-    src.variants.map((v) => [v.id, v.title, v.message, v.referrer_reward, v.referee_reward]));
+  assert.deepEqual(e.config.variants.map((v) => [v.title, v.message, v.referrer_reward, v.referee_reward]),
+    src.variants.map((v) => [v.title, v.message, v.referrer_reward, v.referee_reward]));
   assert.deepEqual(e.config.ladder, src.ladder);
   assert.equal(e.config.model.refresh_hours, src.model.refresh_hours);
 });

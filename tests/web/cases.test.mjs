@@ -40,7 +40,7 @@ for (const c of cases) {
     const { trace, failures } = await page.evaluate(async ({ src, config, seed, model, data }) => {
       const runCase = new Function('return ' + src)();
       const engine = await window.Loopwise.loadEngine({
-        wasm: fetch('/dist/loopwise.wasm'), config: Uint8Array.from(config), seed: Uint8Array.from(seed),
+        wasm: fetch('/dist/loopwise.wasm').then((r) => r.arrayBuffer()), config: Uint8Array.from(config), seed: Uint8Array.from(seed),
       });
       try {
         const { trace, failures } = runCase(engine, data, model && Uint8Array.from(model));

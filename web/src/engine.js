@@ -10,18 +10,14 @@ const OUTCOMES = ['impression', 'share', 'copy', 'dismiss', 'close'];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-// wasm: bytes, a Response (or a promise of one), or a compiled WebAssembly.Module.
+// wasm: bytes (or a promise of them) or a compiled WebAssembly.Module (several engines, one
+// compilation).
 // config: the compiled config's bytes (Uint8Array or ArrayBuffer).
 export async function loadEngine({ wasm, config, seed }) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
-  const src = await wasm;
-  // A compiled WebAssembly.Module (several engines, one compilation), a Response, or bytes.
-  const r = src instanceof Response
-    ? await (WebAssembly.instantiateStreaming && /wasm/.test(src.headers.get('content-type'))
-      ? WebAssembly.instantiateStreaming(src, {})
-      : WebAssembly.instantiate(await src.arrayBuffer(), {}))
-    : await WebAssembly.instantiate(src, {});
+  // No streaming compile: for a module this small it saves no measurable time, and costs bytes.
+  const r = await WebAssembly.instantiate(await wasm, {});
   const x = (r.instance || r).exports;
   mem = x.memory;
   if (x._initialize) x._initialize();
@@ -73,7 +69,7 @@ export async function loadEngine({ wasm, config, seed }) {
 
   return {
     // The config's display part, checked with the rest by the module's checksum:
-    // {share: {url, title, text}, variants: [{id, title, message, referrer_reward,
+    // {share: {url, title, text}, variants: [{title, message, referrer_reward,
     // referee_reward}], ladder: [{referrals, reward}] (with a ladder), model: {refresh_hours}}.
     config: JSON.parse(dec.decode(cfgBytes.subarray(12 + new DataView(cfgBytes.buffer, cfgBytes.byteOffset).getUint32(8, true), -4))),
     // opts: { value: number (an NPS score, a rating), label: string (a feature name) }

@@ -61,16 +61,16 @@ import { open } from './ui.js';
     };
     const [cfgBytes, wasm, db] = await Promise.all([
       fetchOk(new URL(ds.config || 'referral.lwc', ds.config ? page : self)).then((r) => r.arrayBuffer()),
-      fetchOk(new URL(ds.wasm || 'loopwise.wasm', ds.wasm ? page : self)),
+      fetchOk(new URL(ds.wasm || 'loopwise.wasm', ds.wasm ? page : self)).then((r) => r.arrayBuffer()),
       openDb(),
     ]);
     const e = await loadEngine({ wasm, config: cfgBytes, seed: crypto.getRandomValues(new Uint8Array(16)) });
-    cfg = e.config;
+    cfg = e.config; // the display part: share, variants and model always; ladder when configured
     store = createStore(db, e, prefix, warn);
     engine = e;
     await run(() => {});
     // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
-    const m = /[?&]([^=&]+)=\{code\}/.exec((cfg.share && cfg.share.url) || '');
+    const m = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url);
     const code = m && new URLSearchParams(location.search).get(m[1]);
     if (code) run((t) => engine.landing(code, t)).catch(fail);
     if (endpoint) (net = createTransport({ engine, store, endpoint, writeKey, warn })).soon(0);
@@ -83,7 +83,7 @@ import { open } from './ui.js';
     started = 1;
     emit('ready', true);
     loadModel(engine, db, prefix + 'm', new URL(ds.model || 'loopwise.lwm', ds.model ? page : self),
-      endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model?.refresh_hours || 24, fail).catch(fail);
+      endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));
@@ -135,10 +135,10 @@ import { open } from './ui.js';
   }
 
   function show(d) {
-    const v = cfg.variants && cfg.variants[d.variant];
+    const v = cfg.variants[d.variant];
     if (!v || closeUi) return outcome(d.id, 'close');
-    const s = cfg.share || {};
-    const url = String(s.url || '').split('{code}').join(engine.referralCode());
+    const s = cfg.share;
+    const url = s.url.split('{code}').join(engine.referralCode());
     // With a ladder, the referrer's reward now and what the next step needs, from the last
     // answer the server gave (the prompt never waits for the network; it asks again for the
     // next prompt).
