@@ -20,7 +20,7 @@ export async function loadEngine({ wasm, config, seed }) {
   const r = await WebAssembly.instantiate(await wasm, {});
   const x = (r.instance || r).exports;
   mem = x.memory;
-  if (x._initialize) x._initialize();
+  x._initialize();
 
   const cstr = (p) => {
     const b = bytes();
@@ -55,12 +55,10 @@ export async function loadEngine({ wasm, config, seed }) {
 
   const h = x.new();
   if (!h) throw Error('Loopwise: out of memory');
-  const s = new Uint32Array(4);
-  if (seed) s.set(new Uint32Array(Uint8Array.from(seed.slice(0, 16)).buffer).subarray(0, 4));
+  const s = new Uint32Array(4); // the engine's random seed: 16 bytes as four words
+  new Uint8Array(s.buffer).set((seed || []).slice(0, 16));
   const cfgBytes = new Uint8Array(config);
-  const cp = put(cfgBytes);
-  const st = x.init(h, cp, cfgBytes.length, s[0], s[1], s[2], s[3]);
-  x.free(cp);
+  const st = withStr(cfgBytes, (p) => x.init(h, p, cfgBytes.length, ...s));
   if (st) {
     const msg = cstr(x.err(h));
     x.release(h);
