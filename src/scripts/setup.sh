@@ -26,8 +26,9 @@ if [ -n "$node_bin" ] && [ "$node_bin" = /usr/bin/node ] && ! dpkg -S /usr/bin/n
   [ -x /usr/local/bin/node ] || sudo_ cp -a /usr/bin/node /usr/local/bin/node
 fi
 
-# cJSON's sources for the WASM build come from Debian's source package, so we need a deb-src twin
-# of the first stanza of the system's sources (same mirror, suites and keyring).
+# cJSON's sources for the WASM config checker (loopwise-config.wasm) come from Debian's source
+# package, so we need a deb-src twin of the first stanza of the system's sources (same mirror,
+# suites and keyring).
 src_list=/etc/apt/sources.list.d/loopwise-src.sources
 need_update=0
 if [ ! -f "$src_list" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then

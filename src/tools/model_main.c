@@ -30,7 +30,7 @@ static int show(const lw_model *m, size_t len) {
     printf("action %s%s\n", m->action_ids[a], m->action_flags[a] & LW_MODEL_ENOUGH_DATA ? " (enough data)" : "");
   printf("personas: %d\n", m->n_personas);
   for (int s = 0; s < m->n_segments; s++) printf("segment %s offset %g\n", m->segment_names[s], m->segment_offsets[s]);
-  printf("metadata: %s\n", m->meta_json ? m->meta_json : "(none)");
+  printf("metadata: %s\n", m->meta_json && *m->meta_json ? m->meta_json : "(none)");
   return 0;
 }
 

@@ -511,6 +511,32 @@ describe('model serving and referral attribution', () => {
   });
 });
 
+describe('demo config editor', () => {
+  // loopwise-config.wasm in the page: a bad edit gets the JSON path and problem; a good one is
+  // compiled, loaded by the tag after a reload, and decides (a prompt at the first project).
+  test('a_bad_edit_names_its_path_and_a_good_one_is_used_by_the_tag', async () => {
+    const { tab } = await device();
+    const page = await tab();
+    await ready(page);
+    await page.waitForFunction(() => document.getElementById('config-json').value.includes('"milestones"'));
+    const source = JSON.parse(await page.inputValue('#config-json'));
+    assert.deepEqual(source, cfg, 'the editor starts from models/referral.json');
+    await page.fill('#config-json', JSON.stringify({ ...cfg, milestones: [{ event: 'project_completed', after: -3 }] }));
+    await page.click('#config-check');
+    assert.equal(await page.textContent('#config-result'), 'milestones[0].after: expected a positive integer, got -3');
+    await page.fill('#config-json', JSON.stringify({ ...cfg, milestones: [{ event: 'project_completed', after: 1 }] }, null, 2));
+    await page.click('#config-check');
+    assert.match(await page.textContent('#config-result'), /^OK: compiled to \d+ bytes\.$/);
+    await Promise.all([page.waitForEvent('load'), page.click('#config-use')]);
+    await ready(page);
+    assert.equal(await page.textContent('#config-result'), 'This page uses the edited config.');
+    await click(page, 'Complete a project', 1);
+    await page.locator(DIALOG).waitFor();
+    // (The ingest server has no model to serve: its 404 is the only resource error.)
+    assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), []);
+  });
+});
+
 describe('failures stay inside the widget', () => {
   test('missing_config_leaves_the_page_working_with_one_console_error', async () => {
     const { tab } = await device({ query: '&config=/dist/missing.lwc' });

@@ -20,10 +20,14 @@
     return Promise.resolve(null);
   };
 
+  // A config edited in the editor below (compiled, base64) replaces the default for this tab.
+  const edited = sessionStorage.getItem('acme:lwc');
+  const editedUrl = edited && URL.createObjectURL(new Blob([Uint8Array.from(atob(edited), (c) => c.charCodeAt(0))]));
+
   const tag = document.createElement('script');
   tag.src = '/dist/loopwise.js';
   tag.async = true;
-  tag.dataset.config = qs.get('config') || '/dist/referral.lwc';
+  tag.dataset.config = qs.get('config') || editedUrl || '/dist/referral.lwc';
   tag.dataset.endpoint = qs.get('endpoint') || 'http://127.0.0.1:8080';
   tag.dataset.writeKey = qs.get('key') || 'demo-site-key';
   if (qs.get('wasm')) tag.dataset.wasm = qs.get('wasm');
@@ -69,5 +73,44 @@
       const r = indexedDB.deleteDatabase('loopwise');
       r.onsuccess = r.onerror = r.onblocked = () => location.reload();
     });
+    configEditor();
   });
+
+  // The config editor: check the JSON with loopwise-config.wasm, and on "use", keep the compiled
+  // bytes for this tab and reload so the tag loads them.
+  async function configEditor() {
+    const text = $('config-json'), result = $('config-result');
+    const say = (msg, ok) => { result.textContent = msg; result.dataset.ok = ok ? '1' : '0'; };
+    text.value = sessionStorage.getItem('acme:json') ||
+      await fetch('/tools/referral.json').then((r) => r.text()).catch(() => '');
+    let tool;
+    try {
+      const { loadConfigTool } = await import('./config-tool.js');
+      tool = await loadConfigTool(fetch('/tools/loopwise-config.wasm').then((r) => r.arrayBuffer()));
+    } catch (e) {
+      say('The config checker is unavailable: ' + e.message, false);
+      return;
+    }
+    const check = () => {
+      const r = tool.compile(text.value);
+      say(r.ok ? `OK: compiled to ${r.bytes.length} bytes.` : r.error, r.ok);
+      return r;
+    };
+    $('config-check').addEventListener('click', check);
+    $('config-use').addEventListener('click', () => {
+      const r = check();
+      if (!r.ok) return;
+      let bin = '';
+      for (const b of r.bytes) bin += String.fromCharCode(b);
+      sessionStorage.setItem('acme:lwc', btoa(bin));
+      sessionStorage.setItem('acme:json', text.value);
+      location.reload();
+    });
+    $('config-default').addEventListener('click', () => {
+      sessionStorage.removeItem('acme:lwc');
+      sessionStorage.removeItem('acme:json');
+      location.reload();
+    });
+    if (edited) say('This page uses the edited config.', true);
+  }
 })();
