@@ -96,21 +96,13 @@ void lw_sb_json_str(lw_sbuf *sb, const char *s) {
   lw_sb_char(sb, '"');
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     unsigned char c = *p;
-    if (c == '"' || c == '\\') {
-      lw_sb_char(sb, '\\');
-      lw_sb_char(sb, (char)c);
-    } else if (c == '\n') {
-      lw_sb_str(sb, "\\n");
-    } else if (c == '\t') {
-      lw_sb_str(sb, "\\t");
-    } else if (c == '\r') {
-      lw_sb_str(sb, "\\r");
-    } else if (c < 0x20) {
+    if (c < 0x20) { /* control characters as \u00XX: valid JSON, and one rule for all of them */
       char esc[6] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15]};
       lw_sb_mem(sb, esc, 6);
-    } else {
-      lw_sb_char(sb, (char)c);
+      continue;
     }
+    if (c == '"' || c == '\\') lw_sb_char(sb, '\\');
+    lw_sb_char(sb, (char)c);
   }
   lw_sb_char(sb, '"');
 }

@@ -278,7 +278,7 @@ static void display_part_carries_what_the_widget_shows(void) {
   CHECK_CONTAINS(buf, "\"model\":{\"refresh_hours\":24}}");
   strcpy(cfg.variants[0].title, "Say \"hi\"\n");
   display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
-  CHECK_CONTAINS(buf, "\"title\":\"Say \\\"hi\\\"\\n\"");
+  CHECK_CONTAINS(buf, "\"title\":\"Say \\\"hi\\\"\\u000a\"");
   cfg.n_ladder = 0;
   display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
   CHECK(strstr(buf, "ladder") == NULL);

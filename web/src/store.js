@@ -29,6 +29,9 @@ export const openDb = () => new Promise((ok, no) => {
 // model.js, which keeps the last good model in the same database.
 export const kv = (db, mode = 'readwrite') => db.transaction(OS, mode).objectStore(OS);
 
+// Text that is not base64 decodes to one 0 byte: not a snapshot, so the engine's fallback.
+const b64 = (t) => { try { return Uint8Array.from(atob(t), (c) => c.charCodeAt(0)); } catch { return Uint8Array.of(0); } };
+
 export function createStore(db, engine, prefix, warn) {
   const S = prefix + 's', O = prefix + 'o:', tab = Math.random().toString(36).slice(2, 8);
   const range = IDBKeyRange.bound(O, O + '\uffff');
@@ -45,7 +48,8 @@ export function createStore(db, engine, prefix, warn) {
       const now = Date.now(), v = rec.result;
       try {
         if (!v || v.g !== gen) {
-          const r = engine.restore(v ? v.s : null, now);
+          // Widgets before 0.2 stored the snapshot as base64 text: read it as the bytes it holds.
+          const r = engine.restore(typeof v?.s === 'string' ? b64(v.s) : v ? v.s : null, now);
           if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
         }
         out = fn(now, os, all && all.result);
