@@ -152,14 +152,8 @@ static const cJSON *open_array(ctx_t *c, const cJSON *parent, const char *key, i
   int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
   if (!cJSON_IsArray(v)) {
     fail_got(c, "an array", NULL, v);
-  } else if (n < 1 || n > max) {
-    lw_sbuf sb;
-    if (lw_cfg_fail_begin(c, &sb)) {
-      lw_sb_str(&sb, "expected 1 to ");
-      lw_sb_u64(&sb, (uint64_t)max);
-      lw_sb_str(&sb, " entries, got ");
-      lw_sb_u64(&sb, (uint64_t)n);
-    }
+  } else {
+    lw_cfg_count_ok(c, NULL, n, 1, max);
   }
   if (c->failed) lw_cfg_pop(c, *mark);
   return c->failed ? NULL : v;

@@ -230,7 +230,7 @@ int lw_cfg_check_stored(lw_cfg_ctx *c, const lw_cfg_field *f, const void *src) {
 
 /* ---- rules across fields ---------------------------------------------------------- */
 
-static int count_ok(lw_cfg_ctx *c, const char *key, int n, int min, int max) {
+int lw_cfg_count_ok(lw_cfg_ctx *c, const char *key, int n, int min, int max) {
   if (n >= min && n <= max) return 1;
   size_t mark = key ? lw_cfg_push_key(c, key) : c->path_len;
   lw_sbuf sb;
@@ -264,11 +264,11 @@ static void attr_ref_ok(lw_cfg_ctx *c, const char *key, int attr, const lw_confi
 
 void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
   if (c->failed) return;
-  if (!count_ok(c, "events", cfg->n_events, 1, LW_MAX_EVENTS) ||
-      !count_ok(c, "milestones", cfg->n_milestones, 1, LW_MAX_MILESTONES) ||
-      !count_ok(c, "variants", cfg->n_variants, 1, LW_MAX_VARIANTS) ||
-      !count_ok(c, "ladder", cfg->n_ladder, 0, LW_MAX_LADDER) ||
-      !count_ok(c, "attributes", cfg->n_attributes, 0, LW_MAX_ATTRIBUTES))
+  if (!lw_cfg_count_ok(c, "events", cfg->n_events, 1, LW_MAX_EVENTS) ||
+      !lw_cfg_count_ok(c, "milestones", cfg->n_milestones, 1, LW_MAX_MILESTONES) ||
+      !lw_cfg_count_ok(c, "variants", cfg->n_variants, 1, LW_MAX_VARIANTS) ||
+      !lw_cfg_count_ok(c, "ladder", cfg->n_ladder, 0, LW_MAX_LADDER) ||
+      !lw_cfg_count_ok(c, "attributes", cfg->n_attributes, 0, LW_MAX_ATTRIBUTES))
     return;
   if (!strstr(cfg->share_url, "{code}"))
     lw_cfg_fail_named(c, "share.url", "must contain {code}, where the referral code goes", "", "");
@@ -322,7 +322,7 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
   names_ok(c, cfg->attr_names[0], sizeof cfg->attr_names[0], cfg->n_attributes, "attribute listed twice");
   for (int a = 0; a < cfg->n_attributes && !c->failed; a++) {
     size_t m = lw_cfg_push_key(c, cfg->attr_names[a]);
-    if (count_ok(c, NULL, cfg->attr_n_values[a], 1, LW_MAX_ATTR_VALUES))
+    if (lw_cfg_count_ok(c, NULL, cfg->attr_n_values[a], 1, LW_MAX_ATTR_VALUES))
       names_ok(c, cfg->attr_values[a][0], sizeof cfg->attr_values[a][0], cfg->attr_n_values[a],
                "value listed twice");
     lw_cfg_pop(c, m);

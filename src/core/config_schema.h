@@ -70,6 +70,9 @@ void lw_cfg_element_defaults(const lw_cfg_object *o, void *elem);
 int lw_cfg_check_stored(lw_cfg_ctx *c, const lw_cfg_field *f, const void *src);
 /* "expected an integer from 1 to 1000" and the like: what f accepts, for messages. */
 void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f);
+/* Whether an array at path.key (key NULL: the current path) has min to max entries; if not,
+ * fails with "expected min to max entries, got n". */
+int lw_cfg_count_ok(lw_cfg_ctx *c, const char *key, int n, int min, int max);
 /* The rules that span fields and the limits the engine relies on (counts, indexes,
  * unique names): run on every config however it was read. */
 void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg);

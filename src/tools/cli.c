@@ -150,7 +150,7 @@ void lw_cli_progress(void *ctx, const char *phase, double fraction) {
 }
 
 char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   if (!f) {
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
     return NULL;
@@ -171,14 +171,25 @@ char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen) 
       cap *= 2;
     }
   }
-  fclose(f);
-  if (!buf) {
-    snprintf(err, errlen, "out of memory");
+  int bad = ferror(f);
+  if (f != stdin) fclose(f);
+  if (!buf || bad) {
+    snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
+    free(buf);
     return NULL;
   }
   buf[n] = '\0';
   *len = n;
   return buf;
+}
+
+int lw_cli_write_file(const char *path, const void *bytes, size_t n) {
+  FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+  int ok = f && fwrite(bytes, 1, n, f) == n;
+  if (f && f != stdout) ok &= fclose(f) == 0;
+  else if (f) ok &= fflush(f) == 0;
+  if (!ok) perror(path);
+  return ok ? 0 : -1;
 }
 
 lw_model *lw_cli_load_model(const char *path, uint8_t **bytes, size_t *len, char *err, size_t errlen) {

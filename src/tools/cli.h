@@ -25,8 +25,10 @@ void lw_cli_init(lw_cli *c);
 int lw_cli_finish(lw_cli *c, const char *prog);
 /* Progress on stderr: a bar on a terminal, plain lines every 10% otherwise. */
 void lw_cli_progress(void *ctx, const char *phase, double fraction);
-/* Whole file into a malloc'd buffer (NUL-terminated); NULL with err set. */
+/* Whole file ("-": standard input) into a malloc'd buffer (NUL-terminated); NULL with err set. */
 char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen);
+/* Write n bytes to path ("-": standard output); 0, or -1 after printing why. */
+int lw_cli_write_file(const char *path, const void *bytes, size_t n);
 /* Load a model file; NULL with err set. */
 lw_model *lw_cli_load_model(const char *path, uint8_t **bytes, size_t *len, char *err, size_t errlen);
 int64_t lw_cli_now_ms(void);

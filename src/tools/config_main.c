@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "loopwise/config.h"
 
 static void usage(void) {
@@ -20,46 +21,15 @@ static void usage(void) {
           "       loopwise-config compile FILE.json [-o OUT.lwc]   (default: FILE with .lwc; '-' = stdin/stdout)\n");
 }
 
-/* The whole of path ("-": standard input), NUL-terminated; NULL after printing why. */
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    return NULL;
-  }
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-    n += got;
-    if (n + 1 == cap) {
-      char *p = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
-      if (!p) {
-        free(buf);
-        buf = NULL;
-        fprintf(stderr, "%s: too large (at most 64 MiB)\n", path);
-      }
-      buf = p;
-      cap *= 2;
-    }
-  }
-  int bad = buf && ferror(f);
-  if (bad) perror(path);
-  if (f != stdin) fclose(f);
-  if (bad) {
-    free(buf);
-    return NULL;
-  }
-  if (buf) buf[n] = '\0';
-  *len = n;
-  return buf;
-}
-
 /* A config from JSON or from its compiled form, told apart by the magic bytes. */
 static int load(const char *path, lw_config *cfg) {
   size_t len = 0;
-  char *text = slurp(path, &len);
-  if (!text) return 2;
   char err[LW_ERRMSG_MAX];
+  char *text = lw_cli_read_file(path, &len, err, sizeof err);
+  if (!text) {
+    fprintf(stderr, "%s\n", err);
+    return 2;
+  }
   lw_status st = len >= 4 && memcmp(text, "LWCF", 4) == 0
                      ? lw_config_read((const uint8_t *)text, len, cfg, err, sizeof err)
                      : lw_config_parse(text, len, cfg, err, sizeof err);
@@ -73,8 +43,8 @@ static int load(const char *path, lw_config *cfg) {
 
 static int compile(const char *in, const char *out) {
   lw_config cfg;
-  int rc = load(in, &cfg);
-  if (rc) return rc;
+  int loaded = load(in, &cfg);
+  if (loaded) return loaded;
   size_t n = lw_config_write(&cfg, NULL, 0);
   uint8_t *buf = n ? malloc(n) : NULL;
   if (!buf || lw_config_write(&cfg, buf, n) != n) {
@@ -95,16 +65,10 @@ static int compile(const char *in, const char *out) {
     memcpy(def + stem, ".lwc", 5);
     out = def;
   }
-  FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
-  int ok = f && fwrite(buf, 1, n, f) == n;
-  if (f && f != stdout) ok &= fclose(f) == 0;
-  else if (f) ok &= fflush(f) == 0;
+  int rc = lw_cli_write_file(out, buf, n) ? 2 : 0;
   free(buf);
-  if (!ok) {
-    perror(out);
-    return 2;
-  }
-  if (f != stdout) fprintf(stderr, "%s: %zu bytes\n", out, n);
+  if (rc) return rc;
+  if (strcmp(out, "-") != 0) fprintf(stderr, "%s: %zu bytes\n", out, n);
   return 0;
 }
 

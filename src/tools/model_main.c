@@ -44,16 +44,9 @@ static int strip(lw_model *m, const char *out) {
     fprintf(stderr, "loopwise-model: %s\n", err);
     return 1;
   }
-  FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
-  int ok = f && fwrite(bytes, 1, n, f) == n;
-  if (f && f != stdout) ok &= fclose(f) == 0;
-  else if (f) ok &= fflush(f) == 0;
+  int rc = lw_cli_write_file(out, bytes, n) ? 2 : 0;
   free(bytes);
-  if (!ok) {
-    perror(out);
-    return 2;
-  }
-  return 0;
+  return rc;
 }
 
 int main(int argc, char **argv) {
