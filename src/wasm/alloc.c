@@ -2,9 +2,8 @@
  *
  * emmalloc cost about 1.45 KB of the module's gzip size, for features this module does not
  * use: coalescing, splitting, memory release. The module holds a few long-lived objects
- * (engine, model weights, output buffer, outbox), frees and remallocs the same few short
- * strings around every call from JavaScript, and builds a short-lived cJSON tree per config
- * parse. Segregated power-of-two free lists fit that: a freed block goes on the list of its
+ * (engine, model weights, output buffer, outbox), a config read once at start, and frees
+ * and remallocs the same few short strings around every call from JavaScript. Segregated power-of-two free lists fit that: a freed block goes on the list of its
  * class and the next request of that class takes it back, so a repeated workload never grows
  * the heap. Nothing is split or merged, so a block's size never changes; the price is up to
  * 2x internal waste and memory that stays with the class that first asked for it.
