@@ -524,9 +524,17 @@ describe('demo config editor', () => {
     await page.fill('#config-json', JSON.stringify({ ...cfg, milestones: [{ event: 'project_completed', after: -3 }] }));
     await page.click('#config-check');
     assert.equal(await page.textContent('#config-result'), 'milestones[0].after: expected a positive integer, got -3');
+    assert.equal(await page.locator('#config-download').isVisible(), false, 'nothing to download for a bad config');
     await page.fill('#config-json', JSON.stringify({ ...cfg, milestones: [{ event: 'project_completed', after: 1 }] }, null, 2));
     await page.click('#config-check');
-    assert.match(await page.textContent('#config-result'), /^OK: compiled to \d+ bytes\.$/);
+    const okText = await page.textContent('#config-result');
+    assert.match(okText, /^OK: compiled to \d+ bytes\.$/);
+    // The download is the compiled file itself: its size, and the magic a runtime checks first.
+    const head = await page.evaluate(async () => {
+      const b = new Uint8Array(await (await fetch(document.getElementById('config-download').href)).arrayBuffer());
+      return { n: b.length, magic: String.fromCharCode(...b.subarray(0, 4)) };
+    });
+    assert.deepEqual(head, { n: Number(okText.match(/\d+/)[0]), magic: 'LWCF' });
     await Promise.all([page.waitForEvent('load'), page.click('#config-use')]);
     await ready(page);
     assert.equal(await page.textContent('#config-result'), 'This page uses the edited config.');

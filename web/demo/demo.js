@@ -76,8 +76,8 @@
     configEditor();
   });
 
-  // The config editor: check the JSON with loopwise-config.wasm, and on "use", keep the compiled
-  // bytes for this tab and reload so the tag loads them.
+  // The config editor: check the JSON with loopwise-config.wasm (and offer the compiled file for
+  // download), and on "use", keep the compiled bytes for this tab and reload so the tag loads them.
   async function configEditor() {
     const text = $('config-json'), result = $('config-result');
     const say = (msg, ok) => { result.textContent = msg; result.dataset.ok = ok ? '1' : '0'; };
@@ -91,9 +91,15 @@
       say('The config checker is unavailable: ' + e.message, false);
       return;
     }
+    const link = $('config-download');
     const check = () => {
       const r = tool.compile(text.value);
       say(r.ok ? `OK: compiled to ${r.bytes.length} bytes.` : r.error, r.ok);
+      // What the site serves as data-config, ready to download once the config checks.
+      if (link.href) URL.revokeObjectURL(link.href);
+      link.hidden = !r.ok;
+      if (r.ok) link.href = URL.createObjectURL(new Blob([r.bytes], { type: 'application/octet-stream' }));
+      else link.removeAttribute('href');
       return r;
     };
     $('config-check').addEventListener('click', check);
