@@ -193,9 +193,9 @@ size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap) {
 /* The runtime re-checks what its own safety depends on: every number within its table's
  * range (so no NaN or overflow reaches the engine), the counts and indexes, a weight to draw
  * by. The rules a product manager needs explained (names' characters and uniqueness, ladder
- * order, UTF-8, the share URL's {code}) are loopwise-config's job, and the checksum keeps an accident from
- * getting past it; this keeps their messages out of the page download. Returns the first
- * field out of range, or NULL. */
+ * order, UTF-8, the share URL's {code}) are loopwise-config's job, and the checksum keeps an
+ * accident from getting past it; this keeps their messages out of the page download. Returns
+ * the first field out of range, or NULL. */
 static const char *out_of_range(const lw_cfg_object *o, const void *base) {
   for (int i = 0; i < o->n; i++) {
     const lw_cfg_field *f = &o->fields[i];

@@ -16,6 +16,7 @@ import {
   startIngest, tempDir, waitFor,
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
+import { loadEngine } from '../../web/src/engine.js';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.lwc'), ingestBin);
@@ -508,6 +509,32 @@ describe('model serving and referral attribution', () => {
     // Offline, the last answer is kept.
     await referrer.ctx.route(server.base + '/v1/referrals/**', (route) => route.abort());
     assert.deepEqual(await page.evaluate(() => window.Loopwise.referrals()), r);
+  });
+});
+
+describe('stored state', () => {
+  test('a_snapshot_an_earlier_widget_stored_as_base64_is_still_read', async () => {
+    // The state an earlier build would have stored for this device: consent refused.
+    const old = await loadEngine({ wasm: readFileSync(join(distDir, 'loopwise.wasm')), config: compileConfig(cfg), seed: new Uint8Array(16).fill(7) });
+    old.consent(false, Date.now());
+    const s = Buffer.from(old.snapshot()).toString('base64');
+    const { tab } = await device();
+    const page = await tab();
+    await ready(page);
+    await page.evaluate((snap) => new Promise((ok, no) => {
+      const r = indexedDB.open('loopwise');
+      r.onsuccess = () => {
+        const t = r.result.transaction('kv', 'readwrite');
+        t.objectStore('kv').put({ g: '1:old', s: snap }, 'loopwise:demo-site-key:s');
+        t.oncomplete = () => { r.result.close(); ok(); };
+        t.onerror = () => no(t.error);
+      };
+    }), s);
+    await page.reload();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    assert.equal((await explain(page)).reason, 'suppressed: no consent', 'the stored "no" holds');
+    assert.deepEqual(page.warnings.filter((w) => /not restored/.test(w)), []);
   });
 });
 

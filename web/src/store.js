@@ -48,7 +48,7 @@ export function createStore(db, engine, prefix, warn) {
       const now = Date.now(), v = rec.result;
       try {
         if (!v || v.g !== gen) {
-          // Widgets before 0.2 stored the snapshot as base64 text: read it as the bytes it holds.
+          // Earlier builds of this widget stored the snapshot as base64 text: read the bytes it holds.
           const r = engine.restore(typeof v?.s === 'string' ? b64(v.s) : v ? v.s : null, now);
           if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
         }
