@@ -26,7 +26,7 @@ pids+=($!)
 sleep 1
 echo
 q=""; [ "$ingest_port" = 8080 ] || q="?endpoint=http://127.0.0.1:$ingest_port"
-echo "Loopwise demo:  http://127.0.0.1:$demo_port/$q"
+echo "Loopwise demo:  http://127.0.0.1:$demo_port/$q   (with a config editor: loopwise-config in the browser)"
 echo "Ingest server:  http://127.0.0.1:$ingest_port/v1/stats  (SQLite: build/demo/outcomes.db)"
 echo "Attributions:   http://127.0.0.1:$ingest_port/v1/attributions  (models: build/demo/models/default)"
 echo "Press Ctrl-C to stop."
