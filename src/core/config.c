@@ -75,8 +75,8 @@ static const cJSON *field(ctx_t *c, const cJSON *obj, const char *key, int requi
   return v;
 }
 
-/* Check one value's JSON type (and, for integers, that it is one) and store it at dst;
- * the stored value is then checked against the field's range by the shared schema. */
+/* Check one value's JSON type and range (and, for integers, that it is one) and store it at
+ * dst; a name or text is checked once stored, by the shared schema. */
 static void read_value(ctx_t *c, const cJSON *v, const field_t *f, void *dst) {
   double d = v->valuedouble;
   switch (f->kind) {
@@ -109,7 +109,7 @@ static void read_value(ctx_t *c, const cJSON *v, const field_t *f, void *dst) {
         return;
       }
       lw_strlcpy(dst, s, f->size);
-      lw_cfg_check_stored(c, f, dst);
+      lw_cfg_check_text(c, f, dst);
       return;
     }
   }

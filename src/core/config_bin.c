@@ -166,9 +166,10 @@ static size_t ui_bound(const lw_config *cfg) {
 }
 
 size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap) {
-  char *ui = malloc(ui_bound(cfg));
+  size_t ui_cap = ui_bound(cfg);
+  char *ui = malloc(ui_cap);
   if (!ui) return 0;
-  size_t ui_len = ui_json(cfg, ui, ui_bound(cfg));
+  size_t ui_len = ui_json(cfg, ui, ui_cap);
   io_t io = {0};
   io.w.buf = buf;
   io.w.cap = cap;

@@ -196,34 +196,16 @@ void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f) {
   }
 }
 
-int lw_cfg_check_stored(lw_cfg_ctx *c, const lw_cfg_field *f, const void *src) {
-  double d = 0;
-  int ok;
-  if (f->kind == LW_K_UINT || f->kind == LW_K_BOOL) {
-    uint32_t u;
-    memcpy(&u, src, sizeof u);
-    d = u;
-    /* Quiet hours default to -1 for "none". */
-    ok = (d >= f->min && d <= f->max) || ((int32_t)u == -1 && f->def == -1);
-  } else if (f->kind == LW_K_NUM) {
-    memcpy(&d, src, sizeof d);
-    ok = d >= f->min && d <= f->max;
-  } else {
-    const char *s = src;
-    if (f->kind == LW_K_TEXT && *s && !lw_cfg_utf8_valid(s)) {
-      lw_cfg_fail(c, "text is not valid UTF-8");
-      return 0;
-    }
-    ok = f->kind == LW_K_NAME ? lw_cfg_is_name(s) : (*s || !f->required);
+int lw_cfg_check_text(lw_cfg_ctx *c, const lw_cfg_field *f, const char *s) {
+  if (f->kind == LW_K_TEXT && *s && !lw_cfg_utf8_valid(s)) {
+    lw_cfg_fail(c, "text is not valid UTF-8");
+    return 0;
   }
+  int ok = f->kind == LW_K_NAME ? lw_cfg_is_name(s) : (*s || !f->required);
   lw_sbuf sb;
   if (!ok && lw_cfg_fail_begin(c, &sb)) {
     lw_sb_str(&sb, "expected ");
     lw_cfg_describe(&sb, f);
-    if (f->kind <= LW_K_BOOL) {
-      lw_sb_str(&sb, ", got ");
-      lw_sb_num(&sb, d);
-    }
   }
   return ok;
 }

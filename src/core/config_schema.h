@@ -64,10 +64,9 @@ int lw_cfg_utf8_valid(const char *s);
 void lw_cfg_defaults(lw_config *cfg);
 /* An array element (a milestone, variant or ladder step) with its defaults set. */
 void lw_cfg_element_defaults(const lw_cfg_object *o, void *elem);
-/* Is the value stored at src acceptable for f (its range, or its default for an optional
- * field; a valid name; a non-empty valid text when required)? On failure reports
- * "expected ..." at the current path. */
-int lw_cfg_check_stored(lw_cfg_ctx *c, const lw_cfg_field *f, const void *src);
+/* Is the name or text s (stored for f) acceptable: a valid name, or valid UTF-8 and non-empty
+ * where required? On failure reports "expected ..." (or the UTF-8 problem) at the current path. */
+int lw_cfg_check_text(lw_cfg_ctx *c, const lw_cfg_field *f, const char *s);
 /* "expected an integer from 1 to 1000" and the like: what f accepts, for messages. */
 void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f);
 /* Whether an array at path.key (key NULL: the current path) has min to max entries; if not,

@@ -63,17 +63,9 @@ int lw_cli_option(lw_cli *c, int argc, char **argv, int *i) {
     if (num(o, a, &v) < 0) return -1;
     *(strcmp(o, "--from") == 0 ? &c->src.from_ms : &c->src.to_ms) = (int64_t)v;
   } else if (strcmp(o, "--config") == 0) {
-    char err[LW_ERRMSG_MAX];
-    size_t len;
-    char *text = lw_cli_read_file(a, &len, err, sizeof err);
-    if (!text) {
+    char err[LW_ERRMSG_MAX + 256];
+    if (lw_cli_load_config(a, &c->cfg, err, sizeof err) != LW_OK) {
       fprintf(stderr, "--config: %s\n", err);
-      return -1;
-    }
-    lw_status st = lw_config_parse(text, len, &c->cfg, err, sizeof err);
-    free(text);
-    if (st != LW_OK) {
-      fprintf(stderr, "%s: %s\n", a, err);
       return -1;
     }
     c->have_cfg = 1;
@@ -181,6 +173,19 @@ char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen) 
   buf[n] = '\0';
   *len = n;
   return buf;
+}
+
+lw_status lw_cli_load_config(const char *path, lw_config *cfg, char *err, size_t errlen) {
+  size_t len = 0;
+  char *text = lw_cli_read_file(path, &len, err, errlen);
+  if (!text) return LW_ERR_IO;
+  char why[LW_ERRMSG_MAX];
+  lw_status st = len >= 4 && memcmp(text, "LWCF", 4) == 0
+                     ? lw_config_read((const uint8_t *)text, len, cfg, why, sizeof why)
+                     : lw_config_parse(text, len, cfg, why, sizeof why);
+  free(text);
+  if (st != LW_OK) snprintf(err, errlen, "%s: %s", path, why);
+  return st;
 }
 
 int lw_cli_write_file(const char *path, const void *bytes, size_t n) {

@@ -27,6 +27,9 @@ int lw_cli_finish(lw_cli *c, const char *prog);
 void lw_cli_progress(void *ctx, const char *phase, double fraction);
 /* Whole file ("-": standard input) into a malloc'd buffer (NUL-terminated); NULL with err set. */
 char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen);
+/* A program config from path ("-": standard input), JSON or compiled (.lwc, told apart by its
+ * magic). LW_OK, LW_ERR_IO (unreadable) or the reader's status, with "path: problem" in err. */
+lw_status lw_cli_load_config(const char *path, lw_config *cfg, char *err, size_t errlen);
 /* Write n bytes to path ("-": standard output); 0, or -1 after printing why. */
 int lw_cli_write_file(const char *path, const void *bytes, size_t n);
 /* Load a model file; NULL with err set. */

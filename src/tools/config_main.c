@@ -21,24 +21,12 @@ static void usage(void) {
           "       loopwise-config compile FILE.json [-o OUT.lwc]   (default: FILE with .lwc; '-' = stdin/stdout)\n");
 }
 
-/* A config from JSON or from its compiled form, told apart by the magic bytes. */
+/* A config from JSON or from its compiled form: 0, 1 (invalid) or 2 (unreadable). */
 static int load(const char *path, lw_config *cfg) {
-  size_t len = 0;
-  char err[LW_ERRMSG_MAX];
-  char *text = lw_cli_read_file(path, &len, err, sizeof err);
-  if (!text) {
-    fprintf(stderr, "%s\n", err);
-    return 2;
-  }
-  lw_status st = len >= 4 && memcmp(text, "LWCF", 4) == 0
-                     ? lw_config_read((const uint8_t *)text, len, cfg, err, sizeof err)
-                     : lw_config_parse(text, len, cfg, err, sizeof err);
-  free(text);
-  if (st != LW_OK) {
-    fprintf(stderr, "%s: %s\n", path, err);
-    return 1;
-  }
-  return 0;
+  char err[LW_ERRMSG_MAX + 256];
+  lw_status st = lw_cli_load_config(path, cfg, err, sizeof err);
+  if (st != LW_OK) fprintf(stderr, "%s\n", err);
+  return st == LW_OK ? 0 : st == LW_ERR_IO ? 2 : 1;
 }
 
 static int compile(const char *in, const char *out) {

@@ -27,17 +27,10 @@ static void usage(void) {
 }
 
 static int load_config(const char *path, lw_config *cfg) {
-  char err[LW_ERRMSG_MAX];
-  size_t len;
-  char *text = lw_cli_read_file(path, &len, err, sizeof err);
-  if (!text) {
-    fprintf(stderr, "loopwise-sim: %s\n", err);
-    return -1;
-  }
-  lw_status st = lw_config_parse(text, len, cfg, err, sizeof err);
-  free(text);
-  if (st != LW_OK) fprintf(stderr, "loopwise-sim: %s: %s\n", path, err);
-  return st == LW_OK ? 0 : -1;
+  char err[LW_ERRMSG_MAX + 256];
+  if (lw_cli_load_config(path, cfg, err, sizeof err) == LW_OK) return 0;
+  fprintf(stderr, "loopwise-sim: %s\n", err);
+  return -1;
 }
 
 static double div0(double a, double b) { return b > 0 ? a / b : 0.0; }

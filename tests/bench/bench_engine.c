@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "loopwise/engine.h"
+#include "testutil.h"
 
 typedef struct {
   int u;
@@ -23,23 +24,6 @@ typedef struct {
   char l[LW_NAME_MAX];
   double v;
 } event_t;
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) b[n] = '\0';
-  if (len) *len = (size_t)n;
-  return b;
-}
 
 static int by_user_then_time(const void *a, const void *b) {
   const event_t *x = a, *y = b;
@@ -64,8 +48,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   size_t cfg_len, model_len = 0;
-  char *cfg_text = slurp(argv[2], &cfg_len);
-  char *model = argc > 3 ? slurp(argv[3], &model_len) : NULL;
+  char *cfg_text = tu_read_file(argv[2], &cfg_len);
+  char *model = argc > 3 ? tu_read_file(argv[3], &model_len) : NULL;
   FILE *f = fopen(argv[1], "r");
   if (!cfg_text || !f || (argc > 3 && !model)) {
     fprintf(stderr, "bench_engine: cannot read inputs\n");

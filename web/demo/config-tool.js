@@ -23,12 +23,15 @@ export async function loadConfigTool(wasm) {
       const json = enc.encode(text);
       const jp = x.malloc(json.length || 1), ep = x.malloc(256);
       new Uint8Array(mem.buffer).set(json, jp);
-      let op = 0;
+      // Room enough for any config's output (texts escape to at most 6 bytes a byte), so the
+      // JSON is parsed once; the size the call reports would still cover a miss.
+      let cap = json.length * 6 + 4096, op = x.malloc(cap);
       try {
-        let n = x.lw_c_compile(jp, json.length, ep, 0, 0); // measure, then write
-        if (n) {
-          op = x.malloc(n);
-          n = x.lw_c_compile(jp, json.length, ep, op, n);
+        let n = x.lw_c_compile(jp, json.length, ep, op, cap);
+        if (n > cap) {
+          x.free(op);
+          op = x.malloc((cap = n));
+          n = x.lw_c_compile(jp, json.length, ep, op, cap);
         }
         if (n) return { ok: true, bytes: new Uint8Array(mem.buffer).slice(op, op + n) };
         const msg = new Uint8Array(mem.buffer, ep, 256);
@@ -36,7 +39,7 @@ export async function loadConfigTool(wasm) {
       } finally {
         x.free(jp);
         x.free(ep);
-        if (op) x.free(op);
+        x.free(op);
       }
     },
   };
