@@ -11,55 +11,36 @@
 #include <stdint.h>
 
 #include "loopwise/common.h"
+#include "loopwise/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef enum {
-  LW_KIND_DECISION = 0,
-  LW_KIND_IMPRESSION,
-  LW_KIND_SHARE,
-  LW_KIND_COPY,
-  LW_KIND_DISMISS,
-  LW_KIND_LANDING,
-  LW_KIND_CONVERSION,
-  LW_KIND_COUNT
-} lw_event_kind;
-
-/* The wire name of a kind ("decision", ...). Never NULL. */
-const char *lw_event_kind_name(lw_event_kind kind);
-
-#define LW_BATCH_ID_MAX 64
-#define LW_WRITE_KEY_MAX 128
-#define LW_INSTALL_LEN 32
-#define LW_DECISION_LEN 16
-#define LW_NAME_MAX 32        /* action, segment, model */
-#define LW_CODE_MAX 16
-#define LW_REASON_CHARS 160   /* characters (code points), not bytes */
-#define LW_FIELD_MAX 64       /* room for "events[499].x[255][1]" and unknown key names */
+/* The kinds, fields and limits are loopwise/wire.h's. */
+#define LW_FIELD_PATH_LEN 63 /* room for "events[499].x[255][1]" and unknown key names */
 
 /* One validated event. Optional strings absent from the wire are "" (and has_p is 0). */
 typedef struct {
-  lw_event_kind kind;
+  lw_kind kind;
   int64_t t;
   char install[LW_INSTALL_LEN + 1];
-  char decision[LW_DECISION_LEN + 1];
-  char action[LW_NAME_MAX + 1];
+  char decision[LW_DECISION_ID_LEN + 1];
+  char action[LW_NAME_LEN + 1];
   int has_p;
   double p;
   char mode[8];
   char reason[LW_REASON_CHARS * 4 + 1];
-  char segment[LW_NAME_MAX + 1];
-  char model[LW_NAME_MAX + 1];
-  char code[LW_CODE_MAX + 1];
+  char segment[LW_NAME_LEN + 1];
+  char model[LW_NAME_LEN + 1];
+  char code[LW_CODE_LEN + 1];
   char *x; /* compact JSON text of the "x" array, or NULL; owned by the batch */
 } lw_event;
 
 typedef struct {
   int v;
-  char batch_id[LW_BATCH_ID_MAX + 1];
-  char write_key[LW_WRITE_KEY_MAX + 1];
+  char batch_id[LW_BATCH_ID_LEN + 1];
+  char write_key[LW_WRITE_KEY_LEN + 1];
   int64_t sent_at;
   size_t n_events;
   lw_event *events; /* n_events records, owned by the batch */
@@ -72,7 +53,7 @@ typedef struct {
 
 /* Where and why a body was refused. field is a JSON path ("" for the body as a whole). */
 typedef struct {
-  char field[LW_FIELD_MAX];
+  char field[LW_FIELD_PATH_LEN + 1];
   char message[LW_ERRMSG_MAX];
 } lw_batch_error;
 
@@ -92,7 +73,7 @@ void lw_batch_free(lw_batch *batch);
 /* A request to delete everything stored for one install: {"v":1,"write_key":"...","install":"..."}.
  * Same rules and error reporting as lw_batch_parse; fills *out, allocates nothing. */
 typedef struct {
-  char write_key[LW_WRITE_KEY_MAX + 1];
+  char write_key[LW_WRITE_KEY_LEN + 1];
   char install[LW_INSTALL_LEN + 1];
 } lw_forget_request;
 

@@ -12,15 +12,21 @@
 extern "C" {
 #endif
 
+/* X(ENUM, value, name): values are part of the WASM binding's return codes. */
+#define LW_STATUSES(X)                                                                  \
+  X(OK, 0, "ok")                                                                        \
+  X(ERR_INVALID, 1, "invalid")     /* bad argument or input; the message says why */    \
+  X(ERR_NOMEM, 2, "nomem")         /* an allocation failed; nothing was changed */      \
+  X(ERR_CORRUPT, 3, "corrupt")     /* stored data failed its checksum or structure */   \
+  X(ERR_VERSION, 4, "version")     /* stored data has a version this build can't read */\
+  X(ERR_FULL, 5, "full")           /* a bounded buffer is full */                       \
+  X(ERR_NOT_FOUND, 6, "not_found") /* the named thing does not exist */                 \
+  X(ERR_IO, 7, "io")               /* the OS or a library refused (native edges only) */
+
 typedef enum {
-  LW_OK = 0,
-  LW_ERR_INVALID = 1,   /* bad argument or input; the message says which and why */
-  LW_ERR_NOMEM = 2,     /* an allocation failed; nothing was changed */
-  LW_ERR_CORRUPT = 3,   /* stored data failed its checksum or structure check */
-  LW_ERR_VERSION = 4,   /* stored data has a version this build cannot read */
-  LW_ERR_FULL = 5,      /* a bounded buffer is full */
-  LW_ERR_NOT_FOUND = 6, /* the named thing does not exist */
-  LW_ERR_IO = 7         /* the operating system or a library refused (native edges only) */
+#define LW_X_STATUS_ENUM(e, v, name) LW_##e = v,
+  LW_STATUSES(LW_X_STATUS_ENUM)
+#undef LW_X_STATUS_ENUM
 } lw_status;
 
 #define LW_ERRMSG_MAX 256

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "loopwise/common.h"
+#include "loopwise/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,9 +20,8 @@ extern "C" {
 #define LW_MAX_EVENTS 32
 #define LW_MAX_MILESTONES 16
 #define LW_MAX_VARIANTS 8
-#define LW_NAME_MAX 33   /* 32 characters of [A-Za-z0-9_-] + NUL */
-#define LW_TEXT_MAX 241  /* 240 bytes of UTF-8 + NUL */
-#define LW_URL_MAX 201
+#define LW_TEXT_LEN 240 /* bytes of UTF-8 */
+#define LW_URL_LEN 200  /* names are LW_NAME_LEN (wire.h) characters of [A-Za-z0-9_-] */
 #define LW_MAX_ATTRIBUTES 4
 #define LW_MAX_ATTR_VALUES 16
 #define LW_MAX_LADDER 6
@@ -33,29 +33,29 @@ typedef struct {
 } lw_milestone;
 
 typedef struct {
-  char id[LW_NAME_MAX];
-  char title[LW_TEXT_MAX];
-  char message[LW_TEXT_MAX];
-  char referrer_reward[LW_TEXT_MAX];
-  char referee_reward[LW_TEXT_MAX];
+  char id[LW_NAME_LEN + 1];
+  char title[LW_TEXT_LEN + 1];
+  char message[LW_TEXT_LEN + 1];
+  char referrer_reward[LW_TEXT_LEN + 1];
+  char referee_reward[LW_TEXT_LEN + 1];
   double cost;     /* incentive cost of one referred customer, in the program's currency */
   uint32_t weight; /* relative share among variants in rules mode (0 = never chosen) */
 } lw_variant;
 
 typedef struct {
   uint32_t referrals;
-  char reward[LW_TEXT_MAX];
+  char reward[LW_TEXT_LEN + 1];
 } lw_ladder_step;
 
 typedef struct {
   uint32_t version;
-  char program[LW_TEXT_MAX];
-  char share_url[LW_URL_MAX]; /* contains "{code}" */
-  char share_title[LW_TEXT_MAX];
-  char share_text[LW_TEXT_MAX];
+  char program[LW_TEXT_LEN + 1];
+  char share_url[LW_URL_LEN + 1]; /* contains "{code}" */
+  char share_title[LW_TEXT_LEN + 1];
+  char share_text[LW_TEXT_LEN + 1];
 
   int n_events;
-  char events[LW_MAX_EVENTS][LW_NAME_MAX];
+  char events[LW_MAX_EVENTS][LW_NAME_LEN + 1];
   int n_milestones;
   lw_milestone milestones[LW_MAX_MILESTONES];
   int n_variants;
@@ -90,9 +90,9 @@ typedef struct {
 
   /* Host attributes: non-personal categories the host may set (plan, seats, industry). */
   int n_attributes;
-  char attr_names[LW_MAX_ATTRIBUTES][LW_NAME_MAX];
+  char attr_names[LW_MAX_ATTRIBUTES][LW_NAME_LEN + 1];
   int attr_n_values[LW_MAX_ATTRIBUTES];
-  char attr_values[LW_MAX_ATTRIBUTES][LW_MAX_ATTR_VALUES][LW_NAME_MAX];
+  char attr_values[LW_MAX_ATTRIBUTES][LW_MAX_ATTR_VALUES][LW_NAME_LEN + 1];
 
   int approval_attr;           /* accounts with this attribute ... (-1 = no approval rule) */
   uint32_t approval_values;    /* ... set to one of these values (bit i = value i) need approval */

@@ -14,63 +14,56 @@
 #include "loopwise/config.h"
 #include "loopwise/model.h"
 #include "loopwise/outbox.h"
+#include "loopwise/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define LW_REASON_MAX 161
-#define LW_ID_HEX 17   /* 16 hex characters + NUL: decision ids */
-#define LW_KEY_HEX 33  /* 32 hex characters + NUL: install keys, batch ids */
-#define LW_CODE_LEN 11 /* 10 characters + NUL: referral codes */
 #define LW_PPM 1000000u /* probabilities are exact multiples of one millionth */
-#define LW_FEATURE_NAME_MAX 48
+#define LW_FEATURE_NAME_LEN 47
 #define LW_MAX_FEATURES 160
 
-typedef enum { LW_MODE_RULES = 0, LW_MODE_MODEL = 1, LW_MODE_HOLDOUT = 2 } lw_mode;
+/* Why a decision came out as it did: X(ENUM, machine name), the `code` of explain(). */
+#define LW_WHYS(X)                                                                       \
+  X(SHOWN, "shown")                                                                      \
+  X(NOT_NOW, "not_now")                 /* the explicit "not now" action was drawn */     \
+  X(CONSENT, "consent")                 /* no consent */                                  \
+  X(HISTORY_UNKNOWN, "history_unknown") /* history lost (corrupt snapshot): a cooldown */ \
+  X(OPEN_PROMPT, "open_prompt")         /* a prompt is already open (maybe another tab) */\
+  X(COOLDOWN, "cooldown")               /* after a dismissal */                           \
+  X(CAP, "cap")                         /* frequency cap over the rolling window */       \
+  X(GAP, "gap")                         /* minimum gap since the last prompt */           \
+  X(QUIET_HOURS, "quiet_hours")         /* local quiet hours */                           \
+  X(PRIVACY, "privacy")                 /* GPC / Do Not Track, and no explicit consent */ \
+  X(SESSION_AGE, "session_age")         /* the session is younger than the minimum */     \
+  X(BUSY, "busy")                       /* the host said the user is busy */              \
+  X(APPROVAL, "approval")               /* a high-value account: the host must approve */
 
-/* Why a decision came out as it did; lw_why_name gives the stable machine name. */
 typedef enum {
-  LW_WHY_SHOWN = 0,
-  LW_WHY_NOT_NOW,         /* the explicit "not now" action was drawn */
-  LW_WHY_CONSENT,         /* no consent */
-  LW_WHY_HISTORY_UNKNOWN, /* prompt history was lost (corrupt snapshot): waiting a cooldown */
-  LW_WHY_OPEN_PROMPT,     /* a prompt is already open (maybe in another tab) */
-  LW_WHY_COOLDOWN,        /* after a dismissal */
-  LW_WHY_CAP,             /* frequency cap over the rolling window */
-  LW_WHY_GAP,             /* minimum gap since the last prompt */
-  LW_WHY_QUIET_HOURS,     /* local quiet hours */
-  LW_WHY_PRIVACY,         /* Global Privacy Control / Do Not Track, and no explicit consent */
-  LW_WHY_SESSION_AGE,     /* the session is younger than the configured minimum */
-  LW_WHY_BUSY,            /* the host said the user is busy */
-  LW_WHY_APPROVAL         /* a high-value account: the host must approve before the prompt */
+#define LW_X_WHY_ENUM(e, name) LW_WHY_##e,
+  LW_WHYS(LW_X_WHY_ENUM)
+#undef LW_X_WHY_ENUM
+  LW_WHY_COUNT
 } lw_why;
 
-typedef enum {
-  LW_OUTCOME_IMPRESSION = 0, /* the prompt was rendered */
-  LW_OUTCOME_SHARE,
-  LW_OUTCOME_COPY,
-  LW_OUTCOME_DISMISS, /* "not now" from the user: starts the cooldown */
-  LW_OUTCOME_CLOSE    /* closed without a choice (navigation, another tab): not logged */
-} lw_outcome;
-
 typedef struct {
-  char name[LW_FEATURE_NAME_MAX];
+  char name[LW_FEATURE_NAME_LEN + 1];
   double contribution; /* weight × value, in log-odds */
 } lw_contribution;
 
 typedef struct {
   int decided;             /* 0: the event was not a decision point; nothing else is set */
   int prompt;              /* 1: show variant `variant` now */
-  char id[LW_ID_HEX];      /* random decision id that outcomes reference */
+  char id[LW_DECISION_ID_LEN + 1];      /* random decision id that outcomes reference */
   int variant;             /* index into config variants, or -1 */
-  char action[LW_NAME_MAX]; /* variant id, "none" (suppressed) or "not_now" */
+  char action[LW_NAME_LEN + 1]; /* variant id, "none" (suppressed) or "not_now" */
   uint32_t p_ppm;          /* exact probability the action was chosen with, in millionths */
   lw_mode mode;
   lw_why why;
-  char reason[LW_REASON_MAX]; /* e.g. "shown: milestone project_completed×3" */
+  char reason[LW_REASON_CHARS + 1]; /* e.g. "shown: milestone project_completed×3" */
   uint32_t model_id;          /* the model loaded when deciding (0 = none) */
-  char segment[LW_NAME_MAX];  /* reporting segment ("persona-2"), "" if none */
+  char segment[LW_NAME_LEN + 1];  /* reporting segment ("persona-2"), "" if none */
   int n_top;                  /* the features that contributed most to the chosen action */
   lw_contribution top[3];     /* (model mode), largest |contribution| first */
 } lw_decision;
@@ -130,11 +123,20 @@ lw_status lw_engine_referee_conversion(lw_engine *e, int64_t now_ms, char *err, 
 /* The context features the engine would use now (as logged in `x`), with their names.
  * Returns how many were written (at most cap). names may be NULL. */
 int lw_engine_features(lw_engine *e, int64_t now_ms, int tz_offset_min, lw_feature *out,
-                       char (*names)[LW_FEATURE_NAME_MAX], int cap);
+                       char (*names)[LW_FEATURE_NAME_LEN + 1], int cap);
 
-/* Report what happened to a shown prompt. decision_id is 16 lowercase hex characters. */
-lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_outcome kind, int64_t now_ms,
+/* Report what happened to a shown prompt: kind is one of the wire kinds with
+ * LW_KIND_F_OUTCOME (impression: rendered; share, copy; dismiss: "not now" from the user,
+ * which starts the cooldown). decision_id is 16 lowercase hex characters. */
+lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind, int64_t now_ms,
                             char *err, size_t errlen);
+/* The prompt was closed without a choice (navigation, another tab): local only, not logged. */
+lw_status lw_engine_close(lw_engine *e, const char *decision_id, char *err, size_t errlen);
+/* The edges' form (JavaScript passes names): an outcome kind's wire name, or
+ * LW_OUTCOME_CLOSE for lw_engine_close. LW_ERR_INVALID for anything else. */
+#define LW_OUTCOME_CLOSE "close"
+lw_status lw_engine_outcome_named(lw_engine *e, const char *decision_id, const char *name,
+                                  int64_t now_ms, char *err, size_t errlen);
 
 /* The user's (or host's) consent answer. */
 void lw_engine_set_consent(lw_engine *e, int given, int64_t now_ms);
@@ -146,9 +148,10 @@ const char *lw_engine_referral_code(const lw_engine *e);
 lw_outbox *lw_engine_outbox(lw_engine *e);
 const lw_config *lw_engine_config(const lw_engine *e);
 
-/* Take a batch from the outbox with a fresh random batch_id (see lw_outbox_take_batch). */
-lw_status lw_engine_take_batch(lw_engine *e, const char *write_key, int64_t now_ms, size_t max_bytes,
-                               char *buf, size_t cap, size_t *len, size_t *n_events);
+/* A fresh random batch id (32 lowercase hex characters) for lw_wire_take_batch. Batch ids
+ * come from a stream of their own, so when and how often the host flushes never changes
+ * which decisions the engine makes. */
+void lw_engine_batch_id(lw_engine *e, char out[LW_BATCH_ID_HEX_LEN + 1]);
 
 /* ---- snapshots -------------------------------------------------------------------
  * A snapshot is a compact binary copy of the whole on-device state (format in
@@ -179,10 +182,6 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
 size_t lw_decision_to_json(const lw_decision *d, char *buf, size_t cap);
 
 const char *lw_why_name(lw_why why);
-const char *lw_mode_name(lw_mode mode);
-const char *lw_outcome_name(lw_outcome kind);
-/* Parse an outcome name ("share", ...); -1 if unknown. */
-int lw_outcome_parse(const char *name);
 
 #ifdef __cplusplus
 }

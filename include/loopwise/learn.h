@@ -54,7 +54,7 @@ typedef struct {
   int no_cache;           /* text sources: parse the text on every pass instead of caching the
                              parsed records in a temporary file after the first pass */
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
 } lw_source_opts;
 
 typedef struct lw_reader lw_reader;
@@ -78,7 +78,7 @@ int lw_parse_decimal(const char *s, size_t n, double *out);
 
 /* The action list of a program: its variants in config order, then "not_now". */
 void lw_actions_from_config(const lw_config *cfg, int *n_actions,
-                            char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX]);
+                            char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1]);
 
 /* ---- the runtime's exploration policy parameters -----------------------------------
  * What lw_model_policy needs besides the model: the value of a referral, prompt fatigue,
@@ -114,7 +114,7 @@ typedef struct {
   double min_positive; /* ... and importance-weighted referrals (prompt actions), default 10 */
   int personas;        /* k-means centroids, 0-16, default 4 */
   int n_segments;      /* segments for fairness offsets, "attr^value" feature names */
-  char segments[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_MAX];
+  char segments[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_LEN + 1];
   double fair_ratio;   /* lift a segment's predicted share rate to at least this × the best, 0.8 */
   double max_offset;   /* cap on a fairness offset (logits), default 1.0 */
   int holdout_mod;     /* records with line % holdout_mod == holdout_mod-1 are not trained on
@@ -124,7 +124,7 @@ void lw_train_defaults(lw_train_opts *o);
 
 typedef struct lw_learner lw_learner;
 lw_status lw_learner_create(const lw_train_opts *o, int n_actions,
-                            const char actions[][LW_MODEL_ID_MAX], lw_learner **out);
+                            const char actions[][LW_NAME_LEN + 1], lw_learner **out);
 void lw_learner_free(lw_learner *l);
 /* One importance-weighted step on a record. */
 void lw_learner_update(lw_learner *l, const lw_logged *r);
@@ -175,7 +175,7 @@ typedef struct {
 } lw_metric;
 /* cfg NULL gives "shares". */
 void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_policy_params *pp, int n_actions,
-                    const char actions[][LW_MODEL_ID_MAX]);
+                    const char actions[][LW_NAME_LEN + 1]);
 static inline double lw_metric_value(const lw_metric *mt, int a, double share) {
   return mt && mt->net ? share * (mt->value - mt->cost[a]) - (mt->is_prompt[a] ? mt->fatigue : 0.0) : share;
 }
@@ -202,7 +202,7 @@ void lw_target_probs(const lw_target *t, lw_feature *x, int *n, double *pi);
 /* Set up a model target for data with the given action list. */
 lw_status lw_target_model(lw_target *t, const lw_model *m, const lw_config *cfg,
                           const lw_policy_params *pp, int n_actions,
-                          const char actions[][LW_MODEL_ID_MAX], char *err, size_t errlen);
+                          const char actions[][LW_NAME_LEN + 1], char *err, size_t errlen);
 
 /* ---- whole-file operations (what the CLIs run) ---------------------------------------- */
 typedef void (*lw_progress_fn)(void *ctx, const char *phase, double fraction);
@@ -252,7 +252,7 @@ void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
 /* ---- fairness audit ------------------------------------------------------------------ */
 #define LW_AUDIT_FLAG_RATIO 0.8
 typedef struct {
-  char name[LW_SEGMENT_NAME_MAX];
+  char name[LW_SEGMENT_NAME_LEN + 1];
   uint64_t decisions, prompts, shares, conversions;
   double exposure, share_rate, conversion_rate;       /* prompts/decisions, shares/prompts, conv/prompts */
   double exposure_ratio, share_ratio, conversion_ratio; /* to the best segment */
@@ -263,7 +263,7 @@ typedef struct {
  * segment, flagged below 0.8. VW files have no conversions (rate 0). Counts every
  * decision record, "none" and holdout included (exposure is over decision points). */
 lw_status lw_audit_source(const lw_source_opts *src, int n_segments,
-                          const char segments[][LW_SEGMENT_NAME_MAX], lw_audit_row *rows,
+                          const char segments[][LW_SEGMENT_NAME_LEN + 1], lw_audit_row *rows,
                           char *err, size_t errlen);
 
 #ifdef __cplusplus

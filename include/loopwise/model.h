@@ -9,6 +9,7 @@
 #define LOOPWISE_MODEL_H
 
 #include "loopwise/common.h"
+#include "loopwise/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,8 +19,7 @@ extern "C" {
 #define LW_MODEL_MAX_PERSONAS 16
 #define LW_MODEL_PERSONA_DIMS 8
 #define LW_MODEL_MAX_SEGMENTS 32
-#define LW_MODEL_ID_MAX 33
-#define LW_SEGMENT_NAME_MAX 66 /* "attribute^value" */
+#define LW_SEGMENT_NAME_LEN (2 * LW_NAME_LEN + 1) /* "attribute^value" */
 #define LW_FX_ONE 256          /* feature values are fixed-point q / 256 */
 
 typedef struct {
@@ -30,7 +30,7 @@ typedef struct {
 typedef struct {
   uint8_t bits; /* weight table of 2^bits int8 */
   int n_actions;
-  char action_ids[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  char action_ids[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   uint8_t action_flags[LW_MODEL_MAX_ACTIONS]; /* bit 0: enough data */
   float scale;
   int8_t *weights; /* owned: 2^bits entries */
@@ -40,7 +40,7 @@ typedef struct {
   float centroids[LW_MODEL_MAX_PERSONAS * LW_MODEL_PERSONA_DIMS];
   float mean[LW_MODEL_PERSONA_DIMS], sd[LW_MODEL_PERSONA_DIMS];
   int n_segments;
-  char segment_names[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_MAX];
+  char segment_names[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_LEN + 1];
   float segment_offsets[LW_MODEL_MAX_SEGMENTS];
   char *meta_json; /* owned, NUL-terminated; may be NULL */
 } lw_model;

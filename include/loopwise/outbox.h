@@ -2,9 +2,9 @@
  *
  * Records are kept as ready-made JSON objects (one per line) in a byte arena sized at
  * create time, so logging never allocates. When the arena is full the oldest records
- * are dropped and counted. lw_outbox_take_batch moves records out into a wire batch
- * (README "Wire contract"); from then on the caller owns that batch and resends the
- * same text, with the same batch_id, until the server acknowledges it. */
+ * are dropped and counted. lw_outbox_take moves records out; lw_wire_take_batch (wire.h) wraps them
+ * as a wire batch, which the caller then owns and resends, with the same batch_id, until
+ * the server acknowledges it. */
 #ifndef LOOPWISE_OUTBOX_H
 #define LOOPWISE_OUTBOX_H
 
@@ -27,14 +27,11 @@ size_t lw_outbox_count(const lw_outbox *ob);
 /* Records dropped because the outbox was full, since create (or lw_outbox_load). */
 uint32_t lw_outbox_dropped(const lw_outbox *ob);
 
-/* Write a batch of the oldest records into buf (cap bytes, NUL-terminated) such that the
- * whole batch is at most max_bytes, and remove those records. *len gets the batch length
- * and *n_events its record count (0 and an empty buf when the outbox is empty).
- * batch_id and write_key are copied in as given (the caller checks their syntax).
- * LW_ERR_FULL if not even one record fits in max_bytes/cap (that record is dropped). */
-lw_status lw_outbox_take_batch(lw_outbox *ob, const char *batch_id, const char *write_key,
-                               int64_t sent_at_ms, size_t max_bytes, char *buf, size_t cap,
-                               size_t *len, size_t *n_events);
+/* Move the oldest records that fit into buf (cap bytes, NUL-terminated) as one comma-separated
+ * run of JSON objects and remove them; *len gets its length and *n_records how many (0 and ""
+ * when the outbox is empty). The wire envelope is the edge's (lw_wire_take_batch, wire.h).
+ * LW_ERR_FULL if not even the oldest record fits (that record is dropped and counted). */
+lw_status lw_outbox_take(lw_outbox *ob, char *buf, size_t cap, size_t *len, size_t *n_records);
 
 /* The raw record lines, for snapshots: a pointer into the outbox, valid until the next
  * call that changes it. lw_outbox_load replaces the contents with such lines. */

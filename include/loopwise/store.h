@@ -38,7 +38,7 @@ typedef struct {
 
 /* Aggregates for one breakdown value (a variant, a segment or a referral code). */
 typedef struct {
-  char key[LW_NAME_MAX + 1];
+  char key[LW_NAME_LEN + 1];
   int64_t installs;                /* distinct install keys */
   int64_t counts[LW_KIND_COUNT];   /* events per kind */
 } lw_stats_row;
@@ -88,7 +88,7 @@ typedef struct {
 /* One row of the host's reward list: a code and its referees, each counted once, at the time
  * of their first conversion with the code. */
 typedef struct {
-  char code[LW_NAME_MAX + 1];
+  char code[LW_NAME_LEN + 1];
   int64_t conversions;
   int64_t first_at, last_at; /* ms: the earliest and latest of those first conversions */
 } lw_attribution;

@@ -159,14 +159,14 @@ static const cJSON *open_array(ctx_t *c, const cJSON *parent, const char *key, i
   return c->failed ? NULL : v;
 }
 
-/* A name from JSON into dst (LW_NAME_MAX bytes), or a failure at the current path. */
+/* A name from JSON into dst (LW_NAME_LEN + 1 bytes), or a failure at the current path. */
 static void read_name(ctx_t *c, const cJSON *v, const char *what, char *dst) {
   if (!cJSON_IsString(v))
     fail_got(c, what, NULL, v);
   else if (!lw_cfg_is_name(v->valuestring))
     lw_cfg_fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
   else
-    lw_strlcpy(dst, v->valuestring, LW_NAME_MAX);
+    lw_strlcpy(dst, v->valuestring, LW_NAME_LEN + 1);
 }
 
 /* ---- sections ------------------------------------------------------------------- */
@@ -214,7 +214,7 @@ static void each_milestone(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
   const cJSON *v = field(c, it, "event", 1);
   if (!v) return;
   size_t k = lw_cfg_push_key(c, "event");
-  char name[LW_NAME_MAX];
+  char name[LW_NAME_LEN + 1];
   read_name(c, v, "an event name", name);
   if (!c->failed) {
     cfg->milestones[i].event = lw_config_event_index(cfg, name);
@@ -225,7 +225,7 @@ static void each_milestone(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
 
 /* Names one attribute from the config's `attributes`, or fails at the current path. */
 static int read_attr_ref(ctx_t *c, const cJSON *o, const lw_config *cfg) {
-  char name[LW_NAME_MAX] = "";
+  char name[LW_NAME_LEN + 1] = "";
   const cJSON *v = field(c, o, "attribute", 1);
   if (!v) return -1;
   size_t k = lw_cfg_push_key(c, "attribute");
@@ -254,14 +254,14 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
                cJSON_GetArraySize(it) > LW_MAX_ATTR_VALUES) {
       lw_cfg_fail(c, "expected an array of 1 to 16 allowed values");
     } else {
-      lw_strlcpy(cfg->attr_names[a], it->string, LW_NAME_MAX);
+      lw_strlcpy(cfg->attr_names[a], it->string, LW_NAME_LEN + 1);
       int i = 0;
       for (const cJSON *v = it->child; v && !c->failed; v = v->next, i++) {
         size_t k = lw_cfg_push_index(c, i);
         if (!cJSON_IsString(v) || !lw_cfg_is_name(v->valuestring))
           lw_cfg_fail(c, "expected a value name of 1-32 letters, digits, '_' or '-'");
         else
-          lw_strlcpy(cfg->attr_values[a][cfg->attr_n_values[a]++], v->valuestring, LW_NAME_MAX);
+          lw_strlcpy(cfg->attr_values[a][cfg->attr_n_values[a]++], v->valuestring, LW_NAME_LEN + 1);
         lw_cfg_pop(c, k);
       }
       cfg->n_attributes++;

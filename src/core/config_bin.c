@@ -84,7 +84,7 @@ static void io_fields(io_t *io, const lw_cfg_object *o, void *base) {
 static void walk(io_t *io, lw_config *cfg) {
   for (int i = 0; i < lw_cfg_n_objects; i++) io_fields(io, &lw_cfg_objects[i], cfg);
   io_small(io, &cfg->n_events, LW_MAX_EVENTS);
-  for (int i = 0; i < cfg->n_events; i++) io_str(io, cfg->events[i], LW_NAME_MAX);
+  for (int i = 0; i < cfg->n_events; i++) io_str(io, cfg->events[i], LW_NAME_LEN + 1);
   io_small(io, &cfg->n_milestones, LW_MAX_MILESTONES);
   for (int i = 0; i < cfg->n_milestones; i++) {
     io_small(io, &cfg->milestones[i].event, LW_MAX_EVENTS);
@@ -96,9 +96,9 @@ static void walk(io_t *io, lw_config *cfg) {
   for (int i = 0; i < cfg->n_ladder; i++) io_fields(io, &lw_cfg_ladder, &cfg->ladder[i]);
   io_small(io, &cfg->n_attributes, LW_MAX_ATTRIBUTES);
   for (int a = 0; a < cfg->n_attributes; a++) {
-    io_str(io, cfg->attr_names[a], LW_NAME_MAX);
+    io_str(io, cfg->attr_names[a], LW_NAME_LEN + 1);
     io_small(io, &cfg->attr_n_values[a], LW_MAX_ATTR_VALUES);
-    for (int v = 0; v < cfg->attr_n_values[a]; v++) io_str(io, cfg->attr_values[a][v], LW_NAME_MAX);
+    for (int v = 0; v < cfg->attr_n_values[a]; v++) io_str(io, cfg->attr_values[a][v], LW_NAME_LEN + 1);
   }
   io_small(io, &cfg->approval_attr, LW_MAX_ATTRIBUTES);
   io_u32(io, 4, &cfg->approval_values);

@@ -149,7 +149,7 @@ int lw_cfg_is_name(const char *s) {
              ch == '_' || ch == '-';
     if (!ok) return 0;
   }
-  return n >= 1 && n < LW_NAME_MAX;
+  return n >= 1 && n < LW_NAME_LEN + 1;
 }
 
 static void set_defaults(const lw_cfg_field *f, int n, void *base) {

@@ -27,32 +27,21 @@ static const char k_code_alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"; /* no 
 /* ---- names ---------------------------------------------------------------------- */
 
 const char *lw_status_name(lw_status st) {
-  static const char *const names[] = {"ok",    "invalid", "nomem",     "corrupt",
-                                      "version", "full",  "not_found", "io"};
+  static const char *const names[] = {
+#define LW_X_STATUS_NAME(e, v, name) name,
+      LW_STATUSES(LW_X_STATUS_NAME)
+#undef LW_X_STATUS_NAME
+  };
   return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "unknown";
 }
 
 const char *lw_why_name(lw_why why) {
-  static const char *const names[] = {"shown", "not_now", "consent", "history_unknown", "open_prompt",
-                                      "cooldown", "cap", "gap", "quiet_hours", "privacy",
-                                      "session_age", "busy", "approval"};
-  return (unsigned)why < sizeof names / sizeof names[0] ? names[why] : "unknown";
-}
-
-const char *lw_mode_name(lw_mode mode) {
-  return mode == LW_MODE_MODEL ? "model" : mode == LW_MODE_HOLDOUT ? "holdout" : "rules";
-}
-
-static const char *const k_outcomes[] = {"impression", "share", "copy", "dismiss", "close"};
-
-const char *lw_outcome_name(lw_outcome kind) {
-  return (unsigned)kind < 5 ? k_outcomes[kind] : "unknown";
-}
-
-int lw_outcome_parse(const char *name) {
-  for (int i = 0; i < 5; i++)
-    if (strcmp(name, k_outcomes[i]) == 0) return i;
-  return -1;
+  static const char *const names[LW_WHY_COUNT] = {
+#define LW_X_WHY_NAME(e, name) name,
+      LW_WHYS(LW_X_WHY_NAME)
+#undef LW_X_WHY_NAME
+  };
+  return (unsigned)why < LW_WHY_COUNT ? names[why] : "unknown";
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -66,7 +55,7 @@ void lw_engine_refresh_install_hex(lw_engine *e) {
 void lw_engine_fresh_guard(lw_engine *e) {
   memset(&e->guard, 0, sizeof e->guard);
   lw_rng_bytes(&e->rng, e->guard.install, sizeof e->guard.install);
-  for (int i = 0; i < LW_CODE_LEN - 1; i++)
+  for (int i = 0; i < LW_CODE_GEN_LEN; i++)
     e->guard.code[i] = k_code_alphabet[lw_rng_below(&e->rng, sizeof k_code_alphabet - 1)];
   e->guard.consent = LW_CONSENT_UNSET;
   lw_engine_refresh_install_hex(e);
@@ -88,6 +77,8 @@ lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed
   }
   e->cfg = *cfg;
   lw_rng_seed(&e->rng, seed_lo, seed_hi);
+  e->id_rng = e->rng;
+  lw_rng_jump(&e->id_rng); /* 2^128 draws ahead: a stream that never meets the decisions' */
   lw_engine_fresh_guard(e);
   lw_behaviour_reset(&e->beh);
   *out = e;
@@ -208,7 +199,7 @@ static void log_decision(lw_engine *e, const lw_decision *d, int64_t now_ms) {
   char buf[4608];
   lw_sbuf sb;
   lw_sb_init(&sb, buf, sizeof buf);
-  record_begin(e, &sb, "decision", now_ms, d->id);
+  record_begin(e, &sb, lw_kind_name(LW_KIND_DECISION), now_ms, d->id);
   sb_decision_fields(&sb, d);
   lw_sb_str(&sb, ",\"x\":[");
   for (int i = 0; i < e->n_x && i < 256; i++) {
@@ -269,7 +260,7 @@ static void record_event(lw_engine *e, int idx, double value, const char *label,
 typedef struct {
   lw_engine *e;
   lw_feature *x;
-  char (*names)[LW_FEATURE_NAME_MAX];
+  char (*names)[LW_FEATURE_NAME_LEN + 1];
   int n, cap;
 } fx_t;
 
@@ -277,7 +268,7 @@ typedef struct {
 static void add(fx_t *f, const char *a, const char *b, const char *c, double v) {
   int32_t q = lw_fx(v);
   if (q == 0 || f->n >= f->cap) return;
-  char name[LW_FEATURE_NAME_MAX];
+  char name[LW_FEATURE_NAME_LEN + 1];
   lw_sbuf sb;
   lw_sb_init(&sb, name, sizeof name);
   lw_sb_str(&sb, a);
@@ -291,7 +282,7 @@ static void add(fx_t *f, const char *a, const char *b, const char *c, double v) 
   }
   f->x[f->n].hash = lw_fnv1a(name);
   f->x[f->n].q = q;
-  if (f->names) lw_strlcpy(f->names[f->n], name, LW_FEATURE_NAME_MAX);
+  if (f->names) lw_strlcpy(f->names[f->n], name, LW_FEATURE_NAME_LEN + 1);
   f->n++;
 }
 
@@ -368,7 +359,7 @@ static int build_features(fx_t *f, int64_t now, int tz, int milestone_event) {
 }
 
 int lw_engine_features(lw_engine *e, int64_t now_ms, int tz_offset_min, lw_feature *out,
-                       char (*names)[LW_FEATURE_NAME_MAX], int cap) {
+                       char (*names)[LW_FEATURE_NAME_LEN + 1], int cap) {
   fx_t f = {e, out, names, 0, cap};
   build_features(&f, now_ms, tz_offset_min, -1);
   return f.n;
@@ -505,7 +496,7 @@ static void set_action(lw_engine *e, lw_decision *d, int variant, const char *ho
   lw_sb_init(&sb, d->reason, sizeof d->reason);
   if (variant < 0) {
     d->why = LW_WHY_NOT_NOW;
-    lw_strlcpy(d->action, "not_now", sizeof d->action);
+    lw_strlcpy(d->action, LW_ACTION_NOT_NOW, sizeof d->action);
     lw_sb_str(&sb, "not now: ");
   } else {
     d->why = LW_WHY_SHOWN;
@@ -538,7 +529,7 @@ static void choose_by_rules(lw_engine *e, const char *event, uint32_t count, lw_
 static double fairness_offset(const lw_engine *e) {
   int a = e->cfg.fairness_attr;
   if (a < 0 || e->beh.attrs[a] < 0) return 0.0;
-  char seg[LW_SEGMENT_NAME_MAX];
+  char seg[LW_SEGMENT_NAME_LEN + 1];
   lw_sbuf sb;
   lw_sb_init(&sb, seg, sizeof seg);
   lw_sb_str(&sb, e->cfg.attr_names[a]);
@@ -560,7 +551,7 @@ static int model_policy(const lw_engine *e, lw_policy *pol, int *variant_of) {
   for (int a = 0; a < m->n_actions; a++) {
     int v = lw_config_variant_index(&e->cfg, m->action_ids[a]);
     variant_of[a] = v;
-    if (strcmp(m->action_ids[a], "not_now") == 0) {
+    if (strcmp(m->action_ids[a], LW_ACTION_NOT_NOW) == 0) {
       pol->enabled[a] = 1;
     } else if (v >= 0) {
       pol->enabled[a] = pol->is_prompt[a] = 1;
@@ -664,7 +655,7 @@ static void decide(lw_engine *e, int idx, int64_t now_ms, int tz, lw_decision *d
   d->mode = in_holdout(e) ? LW_MODE_HOLDOUT : model_ready ? LW_MODE_MODEL : LW_MODE_RULES;
 
   if (blocked(e, now_ms, tz, d)) {
-    lw_strlcpy(d->action, "none", sizeof d->action);
+    lw_strlcpy(d->action, LW_ACTION_NONE, sizeof d->action);
     d->p_ppm = LW_PPM;
   } else if (d->mode == LW_MODE_MODEL) {
     choose_by_model(e, &pol, variant_of, event, count, d);
@@ -740,42 +731,56 @@ static int is_hex_id(const char *s) {
   size_t n = 0;
   for (; s[n]; n++)
     if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) return 0;
-  return n == LW_ID_HEX - 1;
+  return n == LW_DECISION_ID_LEN;
 }
 
-lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_outcome kind, int64_t now_ms,
+static lw_status bad_id(char *err, size_t errlen) {
+  lw_strlcpy(err, "decision id must be 16 lowercase hex characters", errlen);
+  return LW_ERR_INVALID;
+}
+
+lw_status lw_engine_close(lw_engine *e, const char *decision_id, char *err, size_t errlen) {
+  if (!is_hex_id(decision_id)) return bad_id(err, errlen);
+  if (strcmp(e->guard.open_id, decision_id) == 0) e->guard.open_id[0] = '\0';
+  return LW_OK; /* local only: closing is not an outcome the server learns from */
+}
+
+lw_status lw_engine_outcome_named(lw_engine *e, const char *decision_id, const char *name,
+                                  int64_t now_ms, char *err, size_t errlen) {
+  if (strcmp(name, LW_OUTCOME_CLOSE) == 0) return lw_engine_close(e, decision_id, err, errlen);
+  int kind = lw_kind_parse(name);
+  return lw_engine_outcome(e, decision_id, kind < 0 ? LW_KIND_COUNT : (lw_kind)kind, now_ms, err, errlen);
+}
+
+lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind, int64_t now_ms,
                             char *err, size_t errlen) {
-  if (!is_hex_id(decision_id) || (unsigned)kind > LW_OUTCOME_CLOSE) {
-    lw_strlcpy(err, is_hex_id(decision_id) ? "unknown outcome kind"
-                                           : "decision id must be 16 lowercase hex characters",
-               errlen);
+  if (!is_hex_id(decision_id)) return bad_id(err, errlen);
+  unsigned flags = lw_kind_flags(kind);
+  if (!(flags & LW_KIND_F_OUTCOME)) {
+    lw_strlcpy(err, "unknown outcome kind", errlen);
     return LW_ERR_INVALID;
   }
   lw_guard *g = &e->guard;
   int is_open = strcmp(g->open_id, decision_id) == 0;
-  if (kind == LW_OUTCOME_DISMISS) {
+  if (kind == LW_KIND_DISMISS) {
     g->dismiss_total++;
     g->last_dismiss_ms = now_ms;
-  } else if (kind == LW_OUTCOME_SHARE || kind == LW_OUTCOME_COPY) {
+  } else if (flags & LW_KIND_F_SHARED) {
     g->share_total++;
     g->last_share_ms = now_ms;
   }
-  if (kind == LW_OUTCOME_CLOSE) {
-    if (is_open) g->open_id[0] = '\0';
-    return LW_OK; /* local only: closing is not an outcome the server learns from */
-  }
   /* Every outcome but an impression ends the prompt on screen. */
-  int closes = is_open && kind != LW_OUTCOME_IMPRESSION;
+  int closes = is_open && kind != LW_KIND_IMPRESSION;
   char buf[320];
   lw_sbuf sb;
   lw_sb_init(&sb, buf, sizeof buf);
-  record_begin(e, &sb, lw_outcome_name(kind), now_ms, decision_id);
+  record_begin(e, &sb, lw_kind_name(kind), now_ms, decision_id);
   if (is_open) {
     lw_sb_str(&sb, ",\"action\":\"");
     lw_sb_str(&sb, g->open_action);
     lw_sb_char(&sb, '"');
   }
-  if (kind == LW_OUTCOME_SHARE || kind == LW_OUTCOME_COPY) {
+  if (flags & LW_KIND_F_SHARED) {
     lw_sb_str(&sb, ",\"code\":\"");
     lw_sb_str(&sb, g->code);
     lw_sb_char(&sb, '"');
@@ -792,11 +797,11 @@ static int is_code(const char *s) {
   return n >= 6 && n <= 16;
 }
 
-static void log_referee(lw_engine *e, const char *kind, int64_t now_ms) {
+static void log_referee(lw_engine *e, lw_kind kind, int64_t now_ms) {
   char buf[200];
   lw_sbuf sb;
   lw_sb_init(&sb, buf, sizeof buf);
-  record_begin(e, &sb, kind, now_ms, NULL);
+  record_begin(e, &sb, lw_kind_name(kind), now_ms, NULL);
   lw_sb_str(&sb, ",\"code\":\"");
   lw_sb_str(&sb, e->guard.referred_by);
   lw_sb_char(&sb, '"');
@@ -816,7 +821,7 @@ lw_status lw_engine_referee_landing(lw_engine *e, const char *code, int64_t now_
   if (strcmp(e->guard.referred_by, code) == 0) return LW_OK; /* a reload of the same link */
   lw_strlcpy(e->guard.referred_by, code, sizeof e->guard.referred_by);
   e->guard.referee_converted = 0;
-  log_referee(e, "landing", now_ms);
+  log_referee(e, LW_KIND_LANDING, now_ms);
   return LW_OK;
 }
 
@@ -827,7 +832,7 @@ lw_status lw_engine_referee_conversion(lw_engine *e, int64_t now_ms, char *err, 
   }
   if (e->guard.referee_converted) return LW_OK; /* counted once */
   e->guard.referee_converted = 1;
-  log_referee(e, "conversion", now_ms);
+  log_referee(e, LW_KIND_CONVERSION, now_ms);
   return LW_OK;
 }
 
@@ -836,15 +841,12 @@ void lw_engine_set_consent(lw_engine *e, int given, int64_t now_ms) {
   e->guard.consent_ms = now_ms;
 }
 
-lw_status lw_engine_take_batch(lw_engine *e, const char *write_key, int64_t now_ms, size_t max_bytes,
-                               char *buf, size_t cap, size_t *len, size_t *n_events) {
-  uint8_t raw[16];
-  char id[LW_KEY_HEX];
-  lw_rng_bytes(&e->rng, raw, sizeof raw);
+void lw_engine_batch_id(lw_engine *e, char out[LW_BATCH_ID_HEX_LEN + 1]) {
+  uint8_t raw[LW_BATCH_ID_HEX_LEN / 2];
+  lw_rng_bytes(&e->id_rng, raw, sizeof raw);
   lw_sbuf sb;
-  lw_sb_init(&sb, id, sizeof id);
+  lw_sb_init(&sb, out, LW_BATCH_ID_HEX_LEN + 1);
   lw_sb_hex(&sb, raw, sizeof raw);
-  return lw_outbox_take_batch(e->outbox, id, write_key, now_ms, max_bytes, buf, cap, len, n_events);
 }
 
 size_t lw_decision_to_json(const lw_decision *d, char *buf, size_t cap) {

@@ -22,16 +22,16 @@ typedef struct {
 /* Consent and prompt history: what must never be forgotten silently. */
 typedef struct {
   uint8_t install[16]; /* also the secret that proves this device owns `code` */
-  char code[LW_CODE_LEN];
-  char referred_by[LW_CODE_LEN + 6]; /* referee side: the code this device landed with */
+  char code[LW_CODE_GEN_LEN + 1];
+  char referred_by[LW_CODE_LEN + 1]; /* referee side: the code this device landed with */
   uint8_t referee_converted;
   uint8_t consent; /* LW_CONSENT_* */
   int64_t consent_ms;
   uint32_t shown_total, dismiss_total, share_total;
   int64_t shown_ms[LW_SHOWN_RING]; /* most recent first; 0 = empty */
   int64_t last_dismiss_ms, last_share_ms;
-  char open_id[LW_ID_HEX]; /* the prompt on screen, "" if none */
-  char open_action[LW_NAME_MAX];
+  char open_id[LW_DECISION_ID_LEN + 1]; /* the prompt on screen, "" if none */
+  char open_action[LW_NAME_LEN + 1];
   int64_t open_since_ms;
   int64_t history_unknown_until_ms; /* set when history was lost */
 } lw_guard;
@@ -59,19 +59,20 @@ typedef struct {
 
 struct lw_engine {
   lw_config cfg;
-  lw_rng rng;
+  lw_rng rng;    /* decisions, install key, referral code */
+  lw_rng id_rng; /* batch ids only (lw_engine_batch_id) */
   lw_guard guard;
   lw_behaviour beh;
   lw_outbox *outbox;
   lw_decision last;
-  char install_hex[LW_KEY_HEX];
+  char install_hex[LW_INSTALL_LEN + 1];
   lw_model *model; /* owned, NULL = rules only */
   int gpc, dnt, busy;
   lw_pending_approval approval;
   /* scratch for the features of the decision being made */
   int n_x;
   lw_feature x[LW_MAX_FEATURES];
-  char x_names[LW_MAX_FEATURES][LW_FEATURE_NAME_MAX];
+  char x_names[LW_MAX_FEATURES][LW_FEATURE_NAME_LEN + 1];
 };
 
 void lw_behaviour_reset(lw_behaviour *b);

@@ -62,32 +62,20 @@ size_t lw_outbox_count(const lw_outbox *ob) { return ob->count; }
 
 uint32_t lw_outbox_dropped(const lw_outbox *ob) { return ob->dropped; }
 
-lw_status lw_outbox_take_batch(lw_outbox *ob, const char *batch_id, const char *write_key,
-                               int64_t sent_at_ms, size_t max_bytes, char *buf, size_t cap,
-                               size_t *len, size_t *n_events) {
+lw_status lw_outbox_take(lw_outbox *ob, char *buf, size_t cap, size_t *len, size_t *n_records) {
   *len = 0;
-  *n_events = 0;
+  *n_records = 0;
   if (cap) buf[0] = '\0';
   if (ob->count == 0) return LW_OK;
-  if (max_bytes > cap - 1) max_bytes = cap - 1;
-
-  lw_sbuf sb;
-  lw_sb_init(&sb, buf, cap);
-  lw_sb_str(&sb, "{\"v\":1,\"batch_id\":");
-  lw_sb_json_str(&sb, batch_id);
-  lw_sb_str(&sb, ",\"write_key\":");
-  lw_sb_json_str(&sb, write_key);
-  lw_sb_str(&sb, ",\"sent_at\":");
-  lw_sb_i64(&sb, sent_at_ms);
-  lw_sb_str(&sb, ",\"events\":[");
-  size_t off = 0, n = 0;
+  size_t off = 0, n = 0, out = 0;
   while (off < ob->used) {
     const char *rec = ob->data + off;
     size_t rlen = (size_t)((const char *)memchr(rec, '\n', ob->used - off) - rec);
-    /* this record, a comma before it, and the closing "]}" must still fit */
-    if (sb.overflow || sb.len + rlen + (n ? 1 : 0) + 2 > max_bytes) break;
-    if (n) lw_sb_char(&sb, ',');
-    lw_sb_mem(&sb, rec, rlen);
+    size_t need = rlen + (n ? 1 : 0); /* a comma before every record but the first */
+    if (cap == 0 || out + need > cap - 1) break;
+    if (n) buf[out++] = ',';
+    memcpy(buf + out, rec, rlen);
+    out += rlen;
     off += rlen + 1;
     n++;
   }
@@ -95,13 +83,12 @@ lw_status lw_outbox_take_batch(lw_outbox *ob, const char *batch_id, const char *
     /* A record that can never fit would block the outbox forever: drop it. */
     drop_front(ob, 1);
     ob->dropped++;
-    buf[0] = '\0';
     return LW_ERR_FULL;
   }
-  lw_sb_str(&sb, "]}");
+  buf[out] = '\0';
   drop_front(ob, n);
-  *len = sb.len;
-  *n_events = n;
+  *len = out;
+  *n_records = n;
   return LW_OK;
 }
 

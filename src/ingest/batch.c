@@ -12,15 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[LW_KIND_COUNT] = {
-    "decision", "impression", "share", "copy", "dismiss", "landing", "conversion"};
-
-const char *lw_event_kind_name(lw_event_kind kind) {
-  return (kind >= 0 && kind < LW_KIND_COUNT) ? kind_names[kind] : "unknown";
-}
-
 lw_batch_limits lw_batch_default_limits(void) {
-  lw_batch_limits l = {500, 24LL * 3600 * 1000};
+  lw_batch_limits l = {LW_BATCH_EVENTS, 24LL * 3600 * 1000};
   return l;
 }
 
@@ -29,7 +22,7 @@ lw_batch_limits lw_batch_default_limits(void) {
 /* Field paths are built into a small buffer; names that are not printable ASCII are shown
  * as '?' so the error body is always valid JSON text. */
 static void set_field(lw_batch_error *err, const char *prefix, const char *name) {
-  char clean[LW_FIELD_MAX];
+  char clean[LW_FIELD_PATH_LEN + 1];
   size_t i = 0;
   for (; name && name[i] && i < 40; i++) {
     unsigned char c = (unsigned char)name[i];
@@ -187,28 +180,26 @@ enum { B_V, B_BATCH_ID, B_WRITE_KEY, B_SENT_AT, B_EVENTS, B_COUNT };
 static const char *const batch_fields[B_COUNT] = {"v", "batch_id", "write_key", "sent_at",
                                                   "events"};
 
-enum { E_KIND, E_T, E_INSTALL, E_DECISION, E_ACTION, E_P, E_MODE, E_REASON, E_SEGMENT, E_MODEL,
-       E_X, E_CODE, E_COUNT };
-static const char *const event_fields[E_COUNT] = {
-    "kind", "t", "install", "decision", "action", "p", "mode", "reason", "segment", "model",
-    "x", "code"};
-
-/* Which fields each kind requires (R), allows (O) or refuses (-), indexed [kind][field]. */
-static const char field_rules[LW_KIND_COUNT][E_COUNT + 1] = {
-    /*           k t i d a p m r s m x c */
-    /* decision   */ "RRRRRRRROOO-",
-    /* impression */ "RRRRO---OO--",
-    /* share      */ "RRRRO---OO-O",
-    /* copy       */ "RRRRO---OO-O",
-    /* dismiss    */ "RRRRO---OO--",
-    /* landing    */ "RRROO---OO-O",
-    /* conversion */ "RRROO---OO-O",
+/* The record fields and each kind's rules are loopwise/wire.h's LW_FIELDS and LW_KINDS. */
+static const char *const event_fields[LW_FIELD_COUNT] = {
+#define LW_X_FIELD_NAME(e, name) name,
+    LW_FIELDS(LW_X_FIELD_NAME)
+#undef LW_X_FIELD_NAME
 };
+
+/* "decision, impression, ... or conversion", from the table, for the unknown-kind error. */
+static void kind_list(char *buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (int k = 0; k < LW_KIND_COUNT && n < cap; k++)
+    n += (size_t)snprintf(buf + n, cap - n, "%s%s", k == 0 ? "" : k == LW_KIND_COUNT - 1 ? " or " : ", ",
+                          lw_kind_name((lw_kind)k));
+}
 
 static lw_status read_x(const cJSON *arr, const char *prefix, char **out, lw_batch_error *err) {
   if (!cJSON_IsArray(arr)) return fail(err, prefix, "x", "expected an array of [hash, value]");
   int n = cJSON_GetArraySize(arr);
-  if (n > 256) return fail(err, prefix, "x", "expected at most 256 pairs");
+  if (n > LW_X_PAIRS) return fail(err, prefix, "x", "expected at most %d pairs", LW_X_PAIRS);
   size_t cap = (size_t)n * 40 + 3;
   char *buf = malloc(cap);
   if (!buf) return LW_ERR_NOMEM;
@@ -245,69 +236,68 @@ static lw_status read_x(const cJSON *arr, const char *prefix, char **out, lw_bat
 
 static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_limits *lim,
                             int64_t now_ms, lw_event *ev, lw_batch_error *err) {
-  const cJSON *f[E_COUNT];
+  const cJSON *f[LW_FIELD_COUNT];
   lw_status st;
   if (!cJSON_IsObject(obj)) return fail(err, "", path, "expected an object");
-  if ((st = scan_object(obj, path, event_fields, E_COUNT, f, err)) != LW_OK) return st;
+  if ((st = scan_object(obj, path, event_fields, LW_FIELD_COUNT, f, err)) != LW_OK) return st;
 
-  if (!f[E_KIND]) return fail(err, path, "kind", "missing required field");
-  if (!cJSON_IsString(f[E_KIND])) return fail(err, path, "kind", "expected a string");
-  int kind = 0;
-  while (kind < LW_KIND_COUNT && strcmp(kind_names[kind], f[E_KIND]->valuestring) != 0) kind++;
-  if (kind == LW_KIND_COUNT)
-    return fail(err, path, "kind",
-                "unknown event kind (expected decision, impression, share, copy, dismiss, "
-                "landing or conversion)");
-  ev->kind = (lw_event_kind)kind;
+  if (!f[LW_FIELD_KIND]) return fail(err, path, "kind", "missing required field");
+  if (!cJSON_IsString(f[LW_FIELD_KIND])) return fail(err, path, "kind", "expected a string");
+  int kind = lw_kind_parse(f[LW_FIELD_KIND]->valuestring);
+  if (kind < 0) {
+    char kinds[160];
+    kind_list(kinds, sizeof kinds);
+    return fail(err, path, "kind", "unknown event kind (expected %s)", kinds);
+  }
+  ev->kind = (lw_kind)kind;
 
-  for (int i = 0; i < E_COUNT; i++) {
-    char rule = field_rules[kind][i];
+  for (int i = 0; i < LW_FIELD_COUNT; i++) {
+    char rule = lw_kind_rule(ev->kind, (lw_field)i);
     if (rule == 'R' && !f[i]) return fail(err, path, event_fields[i], "required for kind %s",
-                                          kind_names[kind]);
+                                          lw_kind_name(ev->kind));
     if (rule == '-' && f[i]) return fail(err, path, event_fields[i], "not allowed for kind %s",
-                                         kind_names[kind]);
+                                         lw_kind_name(ev->kind));
   }
 
-  if ((st = read_time(f[E_T], path, "t", lim, now_ms, &ev->t, err)) != LW_OK) return st;
-  if ((st = read_string(f[E_INSTALL], path, "install", CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
+  if ((st = read_time(f[LW_FIELD_T], path, "t", lim, now_ms, &ev->t, err)) != LW_OK) return st;
+  if ((st = read_string(f[LW_FIELD_INSTALL], path, "install", CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
                         ev->install, sizeof ev->install, err)) != LW_OK)
     return st;
-  if (f[E_DECISION] &&
-      (st = read_string(f[E_DECISION], path, "decision", CS_HEX, LW_DECISION_LEN,
-                        LW_DECISION_LEN, ev->decision, sizeof ev->decision, err)) != LW_OK)
+  if (f[LW_FIELD_DECISION] &&
+      (st = read_string(f[LW_FIELD_DECISION], path, "decision", CS_HEX, LW_DECISION_ID_LEN,
+                        LW_DECISION_ID_LEN, ev->decision, sizeof ev->decision, err)) != LW_OK)
     return st;
-  if (f[E_ACTION] && (st = read_string(f[E_ACTION], path, "action", CS_ID, 1, LW_NAME_MAX,
+  if (f[LW_FIELD_ACTION] && (st = read_string(f[LW_FIELD_ACTION], path, "action", CS_ID, 1, LW_NAME_LEN,
                                        ev->action, sizeof ev->action, err)) != LW_OK)
     return st;
-  if (f[E_P]) {
-    const cJSON *p = f[E_P];
+  if (f[LW_FIELD_P]) {
+    const cJSON *p = f[LW_FIELD_P];
     if (!cJSON_IsNumber(p) || !isfinite(p->valuedouble) || !(p->valuedouble > 0.0) ||
         p->valuedouble > 1.0)
       return fail(err, path, "p", "expected a number in (0, 1]");
     ev->has_p = 1;
     ev->p = p->valuedouble;
   }
-  if (f[E_MODE]) {
-    const cJSON *m = f[E_MODE];
-    if (!cJSON_IsString(m) || (strcmp(m->valuestring, "rules") != 0 &&
-                               strcmp(m->valuestring, "model") != 0 &&
-                               strcmp(m->valuestring, "holdout") != 0))
-      return fail(err, path, "mode", "expected rules, model or holdout");
-    snprintf(ev->mode, sizeof ev->mode, "%s", m->valuestring);
+  if (f[LW_FIELD_MODE]) {
+    const cJSON *m = f[LW_FIELD_MODE];
+    int mode = cJSON_IsString(m) ? lw_mode_parse(m->valuestring) : -1;
+    if (mode < 0) return fail(err, path, "mode", "expected %s, %s or %s", lw_mode_name(LW_MODE_RULES),
+                              lw_mode_name(LW_MODE_MODEL), lw_mode_name(LW_MODE_HOLDOUT));
+    snprintf(ev->mode, sizeof ev->mode, "%s", lw_mode_name((lw_mode)mode));
   }
-  if (f[E_REASON] && (st = read_string(f[E_REASON], path, "reason", CS_TEXT, 0, LW_REASON_CHARS,
+  if (f[LW_FIELD_REASON] && (st = read_string(f[LW_FIELD_REASON], path, "reason", CS_TEXT, 0, LW_REASON_CHARS,
                                        ev->reason, sizeof ev->reason, err)) != LW_OK)
     return st;
-  if (f[E_SEGMENT] && (st = read_string(f[E_SEGMENT], path, "segment", CS_ID, 1, LW_NAME_MAX,
+  if (f[LW_FIELD_SEGMENT] && (st = read_string(f[LW_FIELD_SEGMENT], path, "segment", CS_ID, 1, LW_NAME_LEN,
                                         ev->segment, sizeof ev->segment, err)) != LW_OK)
     return st;
-  if (f[E_MODEL] && (st = read_string(f[E_MODEL], path, "model", CS_MODEL, 1, LW_NAME_MAX,
+  if (f[LW_FIELD_MODEL] && (st = read_string(f[LW_FIELD_MODEL], path, "model", CS_MODEL, 1, LW_NAME_LEN,
                                       ev->model, sizeof ev->model, err)) != LW_OK)
     return st;
-  if (f[E_CODE] && (st = read_string(f[E_CODE], path, "code", CS_CODE, 6, LW_CODE_MAX, ev->code,
+  if (f[LW_FIELD_CODE] && (st = read_string(f[LW_FIELD_CODE], path, "code", CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, ev->code,
                                      sizeof ev->code, err)) != LW_OK)
     return st;
-  if (f[E_X] && (st = read_x(f[E_X], path, &ev->x, err)) != LW_OK) return st;
+  if (f[LW_FIELD_FEATURES] && (st = read_x(f[LW_FIELD_FEATURES], path, &ev->x, err)) != LW_OK) return st;
   return LW_OK;
 }
 
@@ -359,13 +349,13 @@ static lw_status read_batch(const cJSON *doc, const lw_batch_limits *lim, int64_
   if ((st = scan_object(doc, "", batch_fields, B_COUNT, f, err)) != LW_OK) return st;
   for (int i = 0; i < B_COUNT; i++)
     if (!f[i]) return fail(err, "", batch_fields[i], "missing required field");
-  if (read_int(f[B_V], "", "v", &v, err) != LW_OK || v != 1)
-    return fail(err, "", "v", "unsupported schema version (expected 1)");
-  b->v = 1;
-  if ((st = read_string(f[B_BATCH_ID], "", "batch_id", CS_ID, 1, LW_BATCH_ID_MAX, b->batch_id,
+  if (read_int(f[B_V], "", "v", &v, err) != LW_OK || v < 1 || v > LW_WIRE_VERSION)
+    return fail(err, "", "v", "unsupported schema version (this server reads 1 to %d)", LW_WIRE_VERSION);
+  b->v = (int)v;
+  if ((st = read_string(f[B_BATCH_ID], "", "batch_id", CS_ID, 1, LW_BATCH_ID_LEN, b->batch_id,
                         sizeof b->batch_id, err)) != LW_OK)
     return st;
-  if ((st = read_string(f[B_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_MAX,
+  if ((st = read_string(f[B_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_LEN,
                         b->write_key, sizeof b->write_key, err)) != LW_OK)
     return st;
   if ((st = read_time(f[B_SENT_AT], "", "sent_at", lim, now_ms, &b->sent_at, err)) != LW_OK)
@@ -428,7 +418,7 @@ lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
   if (st == LW_OK && (read_int(f[F_V], "", "v", &v, err) != LW_OK || v != 1))
     st = fail(err, "", "v", "unsupported schema version (expected 1)");
   if (st == LW_OK)
-    st = read_string(f[F_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_MAX,
+    st = read_string(f[F_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_LEN,
                      out->write_key, sizeof out->write_key, err);
   if (st == LW_OK)
     st = read_string(f[F_INSTALL], "", "install", CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,

@@ -218,7 +218,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
       sqlite3_bind_int64(st, c + 15, batch_row * EVENT_ID_STRIDE + (sqlite3_int64)(at + r));
       sqlite3_bind_int64(st, c + 1, batch_row);
       sqlite3_bind_text(st, c + 2, it->site, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, c + 3, lw_event_kind_name(e->kind), -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, c + 3, lw_kind_name(e->kind), -1, SQLITE_STATIC);
       sqlite3_bind_int64(st, c + 4, e->t);
       sqlite3_bind_text(st, c + 5, e->install, -1, SQLITE_STATIC);
       bind_text_or_null(st, c + 6, e->decision);

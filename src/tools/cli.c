@@ -74,7 +74,7 @@ int lw_cli_option(lw_cli *c, int argc, char **argv, int *i) {
     const char *s = a;
     while (*s) {
       size_t n = strcspn(s, ",");
-      if (n == 0 || n >= LW_MODEL_ID_MAX || c->src.n_actions >= LW_MODEL_MAX_ACTIONS) {
+      if (n == 0 || n >= LW_NAME_LEN + 1 || c->src.n_actions >= LW_MODEL_MAX_ACTIONS) {
         fprintf(stderr, "--actions: expected 1-%d comma-separated ids of 1-32 characters\n", LW_MODEL_MAX_ACTIONS);
         return -1;
       }
@@ -243,9 +243,9 @@ void lw_cli_print_interval(const char *name, const lw_interval *iv) {
   printf("  %-6s %.6f  [%.6f, %.6f]\n", name, iv->est, iv->lo, iv->hi);
 }
 
-int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_MAX], int cap) {
+int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_LEN + 1], int cap) {
   int a = cfg->fairness_attr, n = 0;
   for (int v = 0; a >= 0 && v < cfg->attr_n_values[a] && n < cap; v++)
-    snprintf(segs[n++], LW_SEGMENT_NAME_MAX, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
+    snprintf(segs[n++], LW_SEGMENT_NAME_LEN + 1, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
   return n;
 }

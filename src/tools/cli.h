@@ -36,7 +36,7 @@ int lw_cli_write_file(const char *path, const void *bytes, size_t n);
 lw_model *lw_cli_load_model(const char *path, uint8_t **bytes, size_t *len, char *err, size_t errlen);
 int64_t lw_cli_now_ms(void);
 /* The segments of the config's fairness attribute ("plan^free", ...); returns how many. */
-int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_MAX], int cap);
+int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_LEN + 1], int cap);
 /* "90" (ms), "30s", "15m", "24h", "7d" -> ms; -1 if invalid. */
 int64_t lw_cli_duration_ms(const char *s);
 void lw_cli_print_interval(const char *name, const lw_interval *iv);

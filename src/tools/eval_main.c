@@ -35,10 +35,10 @@ static void print_iv(const char *name, const lw_interval *iv) {
   printf("  %-22s %.6f  [%.6f, %.6f]\n", name, iv->est, iv->lo, iv->hi);
 }
 
-static int audit(lw_cli *c, int n, char segs[][LW_SEGMENT_NAME_MAX]) {
+static int audit(lw_cli *c, int n, char segs[][LW_SEGMENT_NAME_LEN + 1]) {
   lw_audit_row rows[LW_MODEL_MAX_SEGMENTS];
   char err[LW_ERRMSG_MAX];
-  if (lw_audit_source(&c->src, n, (const char(*)[LW_SEGMENT_NAME_MAX])segs, rows, err, sizeof err) != LW_OK) {
+  if (lw_audit_source(&c->src, n, (const char(*)[LW_SEGMENT_NAME_LEN + 1])segs, rows, err, sizeof err) != LW_OK) {
     fprintf(stderr, "loopwise-eval: %s\n", err);
     return 2;
   }
@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
   lw_cli_init(&c);
   const char *pol[MAX_POLICIES];
   int n_pol = 0, do_audit = 0, n_seg = 0, holdout = 0, metric_net = 1;
-  char segs[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_MAX];
+  char segs[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_LEN + 1];
   for (int i = 1; i < argc; i++) {
     int r = lw_cli_option(&c, argc, argv, &i);
     if (r < 0) return 2;
@@ -76,8 +76,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc && n_pol < MAX_POLICIES) {
       pol[n_pol++] = argv[++i];
     } else if (strcmp(argv[i], "--segment") == 0 && i + 1 < argc && n_seg < LW_MODEL_MAX_SEGMENTS &&
-               strlen(argv[i + 1]) < LW_SEGMENT_NAME_MAX) {
-      snprintf(segs[n_seg++], LW_SEGMENT_NAME_MAX, "%s", argv[++i]);
+               strlen(argv[i + 1]) < LW_SEGMENT_NAME_LEN + 1) {
+      snprintf(segs[n_seg++], LW_SEGMENT_NAME_LEN + 1, "%s", argv[++i]);
     } else if (strcmp(argv[i], "--metric") == 0 && i + 1 < argc &&
                (strcmp(argv[i + 1], "shares") == 0 || strcmp(argv[i + 1], "net") == 0)) {
       metric_net = strcmp(argv[++i], "net") == 0;
@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
       }
     } else if (!(models[k] = lw_cli_load_model(pol[k], NULL, NULL, err, sizeof err)) ||
                lw_target_model(&t[k], models[k], c.have_cfg ? &c.cfg : NULL, &c.pp, c.src.n_actions,
-                               (const char(*)[LW_MODEL_ID_MAX])c.src.actions, err, sizeof err) != LW_OK) {
+                               (const char(*)[LW_NAME_LEN + 1])c.src.actions, err, sizeof err) != LW_OK) {
       fprintf(stderr, "loopwise-eval: %s\n", err);
       rc = 2;
     }
@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
   lw_eval_report reps[MAX_POLICIES];
   lw_metric mt;
   lw_metric_init(&mt, metric_net, c.have_cfg ? &c.cfg : NULL, &c.pp, c.src.n_actions,
-                 (const char(*)[LW_MODEL_ID_MAX])c.src.actions);
+                 (const char(*)[LW_NAME_LEN + 1])c.src.actions);
   if (!rc && lw_eval_source(&c.src, t, n_pol, &mt, holdout, 1, lw_cli_progress, &c, reps, err, sizeof err) != LW_OK) {
     fprintf(stderr, "loopwise-eval: %s\n", err);
     rc = 2;

@@ -52,7 +52,7 @@ static void finish(int n, lw_audit_row *rows) {
   }
 }
 
-static lw_status audit_sqlite(const lw_source_opts *src, int n, const char segs[][LW_SEGMENT_NAME_MAX],
+static lw_status audit_sqlite(const lw_source_opts *src, int n, const char segs[][LW_SEGMENT_NAME_LEN + 1],
                               const uint32_t *h, lw_audit_row *rows, char *err, size_t errlen) {
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
@@ -117,7 +117,7 @@ static lw_status audit_sqlite(const lw_source_opts *src, int n, const char segs[
   return ret;
 }
 
-lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char segments[][LW_SEGMENT_NAME_MAX],
+lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char segments[][LW_SEGMENT_NAME_LEN + 1],
                           lw_audit_row *rows, char *err, size_t errlen) {
   uint32_t h[LW_MODEL_MAX_SEGMENTS];
   if (n_segments < 1 || n_segments > LW_MODEL_MAX_SEGMENTS) {

@@ -110,11 +110,11 @@ int lw_parse_decimal(const char *s, size_t n, double *out) {
 }
 
 void lw_actions_from_config(const lw_config *cfg, int *n_actions,
-                            char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX]) {
+                            char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1]) {
   int n = 0;
   for (int v = 0; v < cfg->n_variants && n < LW_MODEL_MAX_ACTIONS - 1; v++)
-    snprintf(actions[n++], LW_MODEL_ID_MAX, "%s", cfg->variants[v].id);
-  snprintf(actions[n++], LW_MODEL_ID_MAX, "not_now");
+    snprintf(actions[n++], LW_NAME_LEN + 1, "%s", cfg->variants[v].id);
+  snprintf(actions[n++], LW_NAME_LEN + 1, "not_now");
   *n_actions = n;
 }
 

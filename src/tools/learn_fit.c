@@ -58,7 +58,7 @@ void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_polic
 }
 
 void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_policy_params *pp, int n_actions,
-                    const char actions[][LW_MODEL_ID_MAX]) {
+                    const char actions[][LW_NAME_LEN + 1]) {
   memset(mt, 0, sizeof *mt);
   mt->net = net && cfg;
   if (!mt->net) return;
@@ -133,7 +133,7 @@ void lw_train_defaults(lw_train_opts *o) {
 struct lw_learner {
   lw_train_opts o;
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   uint32_t ah[LW_MODEL_MAX_ACTIONS]; /* fnv1a("a^" + id), as lw_model_index */
   float *w, *g2;
   double sw[LW_MODEL_MAX_ACTIONS], sw2[LW_MODEL_MAX_ACTIONS], swr[LW_MODEL_MAX_ACTIONS];
@@ -143,7 +143,7 @@ static inline uint32_t widx(const lw_learner *l, int a, uint32_t h) {
   return ((h ^ l->ah[a]) * 2654435761u) >> (32 - l->o.bits);
 }
 
-lw_status lw_learner_create(const lw_train_opts *o, int n_actions, const char actions[][LW_MODEL_ID_MAX],
+lw_status lw_learner_create(const lw_train_opts *o, int n_actions, const char actions[][LW_NAME_LEN + 1],
                             lw_learner **out) {
   *out = NULL;
   if (o->bits < 8 || o->bits > 16 || n_actions < 1 || n_actions > LW_MODEL_MAX_ACTIONS) return LW_ERR_INVALID;
@@ -159,7 +159,7 @@ lw_status lw_learner_create(const lw_train_opts *o, int n_actions, const char ac
     return LW_ERR_NOMEM;
   }
   for (int a = 0; a < n_actions; a++) {
-    snprintf(l->actions[a], LW_MODEL_ID_MAX, "%s", actions[a]);
+    snprintf(l->actions[a], LW_NAME_LEN + 1, "%s", actions[a]);
     l->ah[a] = lw_fnv1a_bytes(lw_fnv1a("a^"), actions[a], strlen(actions[a]));
   }
   *out = l;
@@ -233,7 +233,7 @@ lw_status lw_learner_to_model(const lw_learner *l, lw_model **out, char *err, si
   m->scale = mx > 0 ? mx / 127.0f : 1.0f / 127.0f;
   for (size_t i = 0; i < n; i++) m->weights[i] = (int8_t)lrintf(l->w[i] / m->scale);
   for (int a = 0; a < l->n_actions; a++) {
-    snprintf(m->action_ids[a], LW_MODEL_ID_MAX, "%s", l->actions[a]);
+    snprintf(m->action_ids[a], LW_NAME_LEN + 1, "%s", l->actions[a]);
     m->action_flags[a] = enough_data(l, a) ? LW_MODEL_ENOUGH_DATA : 0;
   }
   *out = m;
@@ -292,7 +292,7 @@ void lw_estimator_result(const lw_estimator *s, lw_estimates *out) {
 }
 
 lw_status lw_target_model(lw_target *t, const lw_model *m, const lw_config *cfg, const lw_policy_params *pp,
-                          int n_actions, const char actions[][LW_MODEL_ID_MAX], char *err, size_t errlen) {
+                          int n_actions, const char actions[][LW_NAME_LEN + 1], char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
   t->kind = LW_TARGET_MODEL;
   t->model = m;
@@ -560,7 +560,7 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
     if (seg_n[s] > 0 && seg_sum[s] / seg_n[s] > best_seg) best_seg = seg_sum[s] / seg_n[s];
   m->n_segments = o->n_segments;
   for (int s = 0; s < o->n_segments; s++) {
-    snprintf(m->segment_names[s], LW_SEGMENT_NAME_MAX, "%s", o->segments[s]);
+    snprintf(m->segment_names[s], LW_SEGMENT_NAME_LEN + 1, "%s", o->segments[s]);
     double mean = seg_n[s] > 0 ? seg_sum[s] / seg_n[s] : 0, off = 0;
     if (mean > 0 && best_seg > 0 && mean < o->fair_ratio * best_seg) {
       double tgt = o->fair_ratio * best_seg;

@@ -140,7 +140,7 @@ typedef struct {
   const lw_sim_opts *o;
   const lw_config *cfg;
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   FILE *train;      /* LW_SIM_LEARNING without the ingest server: the logged choices so far */
   char *batch;
   uint64_t lines;
@@ -179,7 +179,12 @@ static void flush_pending(sim_log *lg, int64_t now) {
 static void drain(sim_log *lg, lw_engine *e, int64_t now) {
   size_t len, n;
   for (;;) {
-    if (lw_engine_take_batch(e, "sim-key", now, BATCH_CAP, lg->batch, BATCH_CAP, &len, &n) != LW_OK || n == 0) return;
+    char batch_id[LW_BATCH_ID_HEX_LEN + 1];
+    lw_engine_batch_id(e, batch_id);
+    if (lw_wire_take_batch(lw_engine_outbox(e), batch_id, "sim-key", now, BATCH_CAP, lg->batch, BATCH_CAP, &len, &n) !=
+            LW_OK ||
+        n == 0)
+      return;
     if (!lg->train && !lg->o->vw_out && !lg->ing) continue;
     cJSON *b = cJSON_ParseWithLength(lg->batch, len);
     cJSON *evs = cJSON_GetObjectItemCaseSensitive(b, "events"), *ev;
@@ -255,7 +260,7 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   if (cfg->fairness_attr >= 0) {
     int a = cfg->fairness_attr;
     for (int v = 0; v < cfg->attr_n_values[a] && to.n_segments < LW_MODEL_MAX_SEGMENTS; v++)
-      snprintf(to.segments[to.n_segments++], LW_SEGMENT_NAME_MAX, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
+      snprintf(to.segments[to.n_segments++], LW_SEGMENT_NAME_LEN + 1, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
   }
   lw_policy_params pp;
   lw_policy_defaults(&pp);
@@ -329,7 +334,7 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
   lw_sim_group *g = u->holdout ? &c->res->holdout : &c->res->treat;
   char err[LW_ERRMSG_MAX];
   g->prompts++;
-  lw_engine_outcome(u->e, d->id, LW_OUTCOME_IMPRESSION, t, err, sizeof err);
+  lw_engine_outcome(u->e, d->id, LW_KIND_IMPRESSION, t, err, sizeof err);
   const lw_variant *v = &c->cfg->variants[d->variant];
   int busy = day <= u->busy_until, recent = recent_prompts(u, day);
   double z = -3.1 + u->will + variant_effect(v->id, v->cost, u->plan) - 0.35 * recent - 0.4 * u->dismissals;
@@ -344,7 +349,7 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
   int64_t t2 = t + 20000;
   if (x < p_share) {
     g->shares++;
-    lw_engine_outcome(u->e, d->id, LW_OUTCOME_SHARE, t2, err, sizeof err);
+    lw_engine_outcome(u->e, d->id, LW_KIND_SHARE, t2, err, sizeof err);
     /* invitees: more from keen referrers; they convert and stay by their source */
     int n = 1 + poisson(&u->resp, 0.4 + 0.4 * (u->will > 0 ? u->will : 0));
     for (int k = 0; k < n; k++) {
@@ -362,9 +367,9 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
   } else if (x < p_share + (1 - p_share) * p_dismiss) {
     g->dismissals++;
     u->dismissals++;
-    lw_engine_outcome(u->e, d->id, LW_OUTCOME_DISMISS, t2, err, sizeof err);
+    lw_engine_outcome(u->e, d->id, LW_KIND_DISMISS, t2, err, sizeof err);
   } else {
-    lw_engine_outcome(u->e, d->id, LW_OUTCOME_CLOSE, t2, err, sizeof err);
+    lw_engine_close(u->e, d->id, err, sizeof err);
   }
   /* fatigue: every ask, more so when recent, busy or after dismissals, may lose the user */
   double p_churn = 0.002 + 0.003 * recent + (busy ? 0.006 : 0) + 0.002 * u->dismissals;

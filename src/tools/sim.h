@@ -3,7 +3,7 @@
  * Every simulated user has one lw_engine (the same C core the browser runs) and reports
  * usage events to it; when the engine decides to prompt, the simulated user responds
  * (share, dismiss, close) by a latent model the engine never sees. Logged decisions leave
- * the engines as wire batches (lw_engine_take_batch), exactly as they would reach the
+ * the engines as wire batches (lw_engine_batch_id + lw_wire_take_batch), exactly as they would reach the
  * ingest server; the learning policy turns them into VW records, retrains with the real
  * trainer, and loads promoted models into every engine with lw_engine_set_model.
  * The assumptions are listed in README.md, "Simulator". Internal to src/tools. */

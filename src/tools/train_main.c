@@ -76,11 +76,11 @@ static int parse(train_args *a, int argc, char **argv) {
         return -1;
       }
     } else if (strcmp(o, "--segment") == 0) {
-      if (a->o.n_segments >= LW_MODEL_MAX_SEGMENTS || strlen(v) >= LW_SEGMENT_NAME_MAX || !strchr(v, '^')) {
+      if (a->o.n_segments >= LW_MODEL_MAX_SEGMENTS || strlen(v) >= LW_SEGMENT_NAME_LEN + 1 || !strchr(v, '^')) {
         fprintf(stderr, "--segment: expected attr^value (at most %d segments), got '%s'\n", LW_MODEL_MAX_SEGMENTS, v);
         return -1;
       }
-      snprintf(a->o.segments[a->o.n_segments++], LW_SEGMENT_NAME_MAX, "%s", v);
+      snprintf(a->o.segments[a->o.n_segments++], LW_SEGMENT_NAME_LEN + 1, "%s", v);
     } else if (!isnum) {
       fprintf(stderr, "%s: '%s' is not a number (or the option is unknown)\n", o, v);
       return -1;
@@ -183,7 +183,7 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
      * with the logging policy's observed value */
     lw_metric mt;
     lw_metric_init(&mt, 1, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->c.src.n_actions,
-                   (const char(*)[LW_MODEL_ID_MAX])a->c.src.actions);
+                   (const char(*)[LW_NAME_LEN + 1])a->c.src.actions);
     if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, &mt, a->o.holdout_mod,
                           a->seed, &cr, err, sizeof err) != LW_OK) {
       fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur ? cur_path : "the logging policy", err);

@@ -11,6 +11,7 @@
 
 #include "loopwise/config.h"
 #include "loopwise/engine.h"
+#include "loopwise/wire.h"
 #include "alloc.h"
 
 /* Exported under short names (the export section and the loader's property accesses are
@@ -121,9 +122,9 @@ LW_EXPORT("last") int lw_w_last(handle *h) {
   return LW_OK;
 }
 
-LW_EXPORT("outcome") int lw_w_outcome(handle *h, const char *decision_id, int kind, double now_ms) {
-  return lw_engine_outcome(h->engine, decision_id, (lw_outcome)kind, (int64_t)now_ms, h->err,
-                           sizeof h->err);
+/* kind: an outcome's wire name ("share", ...) or "close". */
+LW_EXPORT("outcome") int lw_w_outcome(handle *h, const char *decision_id, const char *kind, double now_ms) {
+  return lw_engine_outcome_named(h->engine, decision_id, kind, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
 LW_EXPORT("consent") void lw_w_consent(handle *h, int given, double now_ms) {
@@ -162,8 +163,10 @@ LW_EXPORT("take_batch") size_t lw_w_take_batch(handle *h, const char *write_key,
     set_err(h, "out of memory");
     return 0;
   }
-  lw_status st = lw_engine_take_batch(h->engine, write_key, (int64_t)now_ms, max_bytes, h->out,
-                                      h->out_cap, &len, &n);
+  char id[LW_BATCH_ID_HEX_LEN + 1];
+  lw_engine_batch_id(h->engine, id);
+  lw_status st = lw_wire_take_batch(lw_engine_outbox(h->engine), id, write_key, (int64_t)now_ms, max_bytes,
+                                    h->out, h->out_cap, &len, &n);
   if (st != LW_OK) set_err(h, "a record larger than the batch limit was dropped");
   h->out_len = len;
   return len;

@@ -20,8 +20,8 @@
 typedef struct {
   int u;
   int64_t t;
-  char e[LW_NAME_MAX];
-  char l[LW_NAME_MAX];
+  char e[LW_NAME_LEN + 1];
+  char l[LW_NAME_LEN + 1];
   double v;
 } event_t;
 
@@ -97,10 +97,10 @@ int main(int argc, char **argv) {
                                          err, sizeof err);
     ns[calls++] = now_ns() - t0;
     if (st == LW_OK && d.decided) dns[decisions++] = ns[calls - 1];
-    if (d.prompt) lw_engine_outcome(e, d.id, LW_OUTCOME_CLOSE, ev[i].t, err, sizeof err);
+    if (d.prompt) lw_engine_close(e, d.id, err, sizeof err);
     if (calls % 500 == 0) {
       size_t len, k;
-      while (lw_engine_take_batch(e, "bench", ev[i].t, 60000, batch, sizeof batch, &len, &k) == LW_OK && k) {}
+      while (tu_take_batch(e, "bench", ev[i].t, 60000, batch, sizeof batch, &len, &k) == LW_OK && k) {}
     }
   }
   lw_engine_free(e);

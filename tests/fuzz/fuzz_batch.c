@@ -21,7 +21,7 @@ static void check_printable(const char *s, size_t cap) {
 static void check_batch(const lw_batch *b, const lw_batch_limits *lim) {
   if (b->v != 1 || b->n_events < 1 || b->n_events > lim->max_events) abort();
   size_t id = strlen(b->batch_id);
-  if (id < 1 || id > LW_BATCH_ID_MAX || !b->write_key[0]) abort();
+  if (id < 1 || id > LW_BATCH_ID_LEN || !b->write_key[0]) abort();
   if (b->sent_at > NOW_MS + lim->max_future_ms) abort();
   for (size_t i = 0; i < b->n_events; i++) {
     const lw_event *e = &b->events[i];

@@ -17,7 +17,7 @@ typedef struct {
   int n_ctx, n_actions, n_noise;
   double reward[BANDIT_MAX_CTX][LW_MODEL_MAX_ACTIONS];  /* true P(referral | C, a) */
   uint32_t log_ppm[BANDIT_MAX_CTX][LW_MODEL_MAX_ACTIONS]; /* logging policy */
-  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
 } bandit;
 
 /* 4 contexts, 3 actions (a0, a1, not_now); the best action differs by context. */

@@ -210,9 +210,9 @@ static void sqlite_store_decisions_are_joined_with_their_shares(void) {
   lw_reader_close(r);
   /* the audit counts every decision point of the segment, and the conversion through the
    * code that install i1 shared (attributed through its latest decision, d2) */
-  char segs[1][LW_SEGMENT_NAME_MAX] = {"plan^pro"};
+  char segs[1][LW_SEGMENT_NAME_LEN + 1] = {"plan^pro"};
   lw_audit_row row;
-  CHECK(lw_audit_source(&o, 1, (const char(*)[LW_SEGMENT_NAME_MAX])segs, &row, err, sizeof err) == LW_OK);
+  CHECK(lw_audit_source(&o, 1, (const char(*)[LW_SEGMENT_NAME_LEN + 1])segs, &row, err, sizeof err) == LW_OK);
   CHECK_INT(row.decisions, 2);
   CHECK_INT(row.prompts, 1);
   CHECK_INT(row.shares, 0);
@@ -528,7 +528,7 @@ static void personas_and_fairness_offsets_are_learned(void) {
   free(buf);
   /* the audit sees the same gap in share rates and flags it */
   lw_audit_row rows[2];
-  CHECK(lw_audit_source(&o, 2, (const char(*)[LW_SEGMENT_NAME_MAX])to.segments, rows, err, sizeof err) == LW_OK);
+  CHECK(lw_audit_source(&o, 2, (const char(*)[LW_SEGMENT_NAME_LEN + 1])to.segments, rows, err, sizeof err) == LW_OK);
   CHECK(rows[0].share_ratio < 0.5 && rows[0].flagged);
   CHECK(rows[1].share_ratio == 1.0 && !rows[1].flagged);
   CHECK(rows[0].exposure > 0.99); /* neither action is not_now */

@@ -13,6 +13,12 @@
 #include "loopwise/learn.h"
 #include "sim.h"
 
+static lw_status take_batch(lw_engine *e, int64_t now, char *buf, size_t cap, size_t *len, size_t *n) {
+  char id[LW_BATCH_ID_HEX_LEN + 1];
+  lw_engine_batch_id(e, id);
+  return lw_wire_take_batch(lw_engine_outbox(e), id, "k", now, cap, buf, cap, len, n);
+}
+
 static lw_config load(const char *rel) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", LW_SOURCE_DIR, rel);
@@ -196,13 +202,13 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
   CHECK(lw_model_load(buf, len, &m, err, sizeof err) == LW_OK);
   if (!m) return;
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_MODEL_ID_MAX];
+  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   lw_actions_from_config(&cfg, &n_actions, actions);
   lw_policy_params pp;
   lw_policy_defaults(&pp);
   lw_policy_from_config(&cfg, &pp);
   lw_target t;
-  CHECK(lw_target_model(&t, m, &cfg, &pp, n_actions, (const char(*)[LW_MODEL_ID_MAX])actions, err, sizeof err) == LW_OK);
+  CHECK(lw_target_model(&t, m, &cfg, &pp, n_actions, (const char(*)[LW_NAME_LEN + 1])actions, err, sizeof err) == LW_OK);
   static const char *const plans[] = {"free", "pro", "team"};
   int checked = 0, mismatched = 0;
   static char batch[1 << 16];
@@ -219,10 +225,10 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
       lw_engine_track_value(e, "feature_discovered", 0.0 / 0.0, day % 2 ? "gantt" : "board", tt + 60000, 0, &d, err,
                             sizeof err);
       if ((day + u) % 3 == 0) lw_engine_track(e, "project_completed", tt + 120000, 0, &d, err, sizeof err);
-      if (d.decided && d.prompt) lw_engine_outcome(e, d.id, (day % 2) ? LW_OUTCOME_DISMISS : LW_OUTCOME_SHARE, tt + 180000, err, sizeof err);
+      if (d.decided && d.prompt) lw_engine_outcome(e, d.id, (day % 2) ? LW_KIND_DISMISS : LW_KIND_SHARE, tt + 180000, err, sizeof err);
     }
     size_t blen, n;
-    while (lw_engine_take_batch(e, "k", t0, sizeof batch, batch, sizeof batch, &blen, &n) == LW_OK && n > 0) {
+    while (take_batch(e, t0, batch, sizeof batch, &blen, &n) == LW_OK && n > 0) {
       cJSON *b = cJSON_ParseWithLength(batch, blen), *ev;
       cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(b, "events")) {
         const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));

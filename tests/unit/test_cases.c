@@ -71,7 +71,7 @@ static int run_case(const char *file, FILE *trace) {
     free(bytes);
   }
 
-  char last_id[LW_ID_HEX] = "";
+  char last_id[LW_DECISION_ID_LEN + 1] = "";
   char djson[1024];
   const cJSON *step;
   cJSON_ArrayForEach(step, cJSON_GetObjectItem(c, "steps")) {
@@ -129,7 +129,7 @@ static int run_case(const char *file, FILE *trace) {
           if (trace) fprintf(trace, "%s\n", djson);
           snprintf(last_id, sizeof last_id, "%s", d.id);
           if (cJSON_IsObject(expect) && !matches(file, djson, expect)) failures++;
-          if (close && d.prompt) lw_engine_outcome(e, d.id, LW_OUTCOME_CLOSE, t, err, sizeof err);
+          if (close && d.prompt) lw_engine_close(e, d.id, err, sizeof err);
         }
       }
       if (d.decided != cJSON_IsObject(expect)) {
@@ -139,7 +139,7 @@ static int run_case(const char *file, FILE *trace) {
         failures++;
       }
     } else if (outcome) {
-      if (lw_engine_outcome(e, last_id, (lw_outcome)lw_outcome_parse(outcome->valuestring), t, err,
+      if (lw_engine_outcome_named(e, last_id, outcome->valuestring, t, err,
                             sizeof err) != LW_OK) {
         fprintf(stderr, "%s: outcome %s: %s\n", file, outcome->valuestring, err);
         failures++;
@@ -156,7 +156,7 @@ static int run_case(const char *file, FILE *trace) {
   }
   static char batch[65536];
   size_t len, n;
-  lw_engine_take_batch(e, "case-key", (int64_t)start, 60000, batch, sizeof batch, &len, &n);
+  tu_take_batch(e, "case-key", (int64_t)start, 60000, batch, sizeof batch, &len, &n);
   if (trace) fprintf(trace, "%s\n", batch);
   lw_engine_free(e);
   cJSON_Delete(c);

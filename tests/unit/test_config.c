@@ -283,11 +283,11 @@ static void display_part_carries_what_the_widget_shows(void) {
   display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
   CHECK(strstr(buf, "ladder") == NULL);
   /* The longest texts everywhere, each all quotes (escaped to two bytes each) still fit. */
-  memset(cfg.share_url, '"', LW_URL_MAX - 1);
-  for (int i = 0; i < cfg.n_variants; i++) memset(cfg.variants[i].message, 1, LW_TEXT_MAX - 1);
+  memset(cfg.share_url, '"', LW_URL_LEN);
+  for (int i = 0; i < cfg.n_variants; i++) memset(cfg.variants[i].message, 1, LW_TEXT_LEN);
   static uint8_t big[65536];
   size_t n = lw_config_write(&cfg, big, sizeof big);
-  CHECK(n > 2 * (LW_URL_MAX - 1) + 6 * (LW_TEXT_MAX - 1) && n <= sizeof big);
+  CHECK(n > 2 * (LW_URL_LEN) + 6 * (LW_TEXT_LEN) && n <= sizeof big);
 }
 
 int main(void) {

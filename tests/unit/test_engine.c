@@ -36,9 +36,10 @@ static lw_decision next_decision(lw_engine *e, const char *event, int64_t t, int
   return d;
 }
 
-static void outcome(lw_engine *e, const lw_decision *d, lw_outcome kind, int64_t t) {
+/* kind: an outcome's wire name, or "close" */
+static void outcome(lw_engine *e, const lw_decision *d, const char *kind, int64_t t) {
   char err[LW_ERRMSG_MAX];
-  CHECK_INT(lw_engine_outcome(e, d->id, kind, t, err, sizeof err), LW_OK);
+  CHECK_INT(lw_engine_outcome_named(e, d->id, kind, t, err, sizeof err), LW_OK);
 }
 
 static void recording_counts_events_with_first_and_last_times(void) {
@@ -100,7 +101,7 @@ static void shown_decision_has_reason_id_and_probability(void) {
 static void min_gap_then_cap_over_rolling_window(void) {
   lw_engine *e = make(ONE_VARIANT CAPS);
   lw_decision d = next_decision(e, "a", T0, 0); /* count 2: shown */
-  outcome(e, &d, LW_OUTCOME_SHARE, T0 + 1000);
+  outcome(e, &d, lw_kind_name(LW_KIND_SHARE), T0 + 1000);
   d = next_decision(e, "a", T0 + HOUR, 0); /* count 5 */
   CHECK_INT(d.prompt, 0);
   CHECK_STR(d.action, "none");
@@ -120,17 +121,17 @@ static void min_gap_then_cap_over_rolling_window(void) {
 static void cooldown_grows_after_second_dismissal(void) {
   lw_engine *e = make(ONE_VARIANT ",\"caps\":{\"max_prompts\":100,\"min_gap_hours\":0}}");
   lw_decision d = next_decision(e, "a", T0, 0);
-  outcome(e, &d, LW_OUTCOME_DISMISS, T0);
+  outcome(e, &d, lw_kind_name(LW_KIND_DISMISS), T0);
   d = next_decision(e, "a", T0 + 2 * DAY, 0);
   CHECK_STR(d.reason, "suppressed: cooldown 5d left");
   d = next_decision(e, "a", T0 + 7 * DAY, 0); /* first cooldown: 7 days */
   CHECK_INT(d.prompt, 1);
-  outcome(e, &d, LW_OUTCOME_DISMISS, T0 + 7 * DAY);
+  outcome(e, &d, lw_kind_name(LW_KIND_DISMISS), T0 + 7 * DAY);
   d = next_decision(e, "a", T0 + 17 * DAY, 0); /* second: 14 days */
   CHECK_STR(d.reason, "suppressed: cooldown 4d left");
   d = next_decision(e, "a", T0 + 21 * DAY, 0);
   CHECK_INT(d.prompt, 1);
-  outcome(e, &d, LW_OUTCOME_DISMISS, T0 + 21 * DAY);
+  outcome(e, &d, lw_kind_name(LW_KIND_DISMISS), T0 + 21 * DAY);
   d = next_decision(e, "a", T0 + 21 * DAY + 19 * DAY + 23 * HOUR, 0); /* third: 28 capped at 20 */
   CHECK_STR(d.reason, "suppressed: cooldown 1h left");
   d = next_decision(e, "a", T0 + 41 * DAY, 0);
@@ -174,12 +175,12 @@ static void consent_refused_or_required_blocks_prompts(void) {
 static void open_prompt_blocks_until_closed_or_stale(void) {
   lw_engine *e = make(ONE_VARIANT ",\"caps\":{\"max_prompts\":100,\"min_gap_hours\":0}}");
   lw_decision first = next_decision(e, "a", T0, 0);
-  outcome(e, &first, LW_OUTCOME_IMPRESSION, T0); /* an impression does not close it */
+  outcome(e, &first, lw_kind_name(LW_KIND_IMPRESSION), T0); /* an impression does not close it */
   lw_decision d = next_decision(e, "a", T0 + 60000, 0);
   CHECK_STR(d.reason, "suppressed: a prompt is already open");
   d = next_decision(e, "a", T0 + 31 * 60000, 0); /* left open over 30 minutes: stale */
   CHECK_INT(d.prompt, 1);
-  outcome(e, &d, LW_OUTCOME_COPY, T0 + 32 * 60000);
+  outcome(e, &d, lw_kind_name(LW_KIND_COPY), T0 + 32 * 60000);
   d = next_decision(e, "a", T0 + 33 * 60000, 0);
   CHECK_INT(d.prompt, 1);
   lw_engine_free(e);
@@ -188,15 +189,15 @@ static void open_prompt_blocks_until_closed_or_stale(void) {
 static void every_decision_and_outcome_is_logged(void) {
   lw_engine *e = make(ONE_VARIANT CAPS);
   lw_decision d = next_decision(e, "a", T0, 0);
-  outcome(e, &d, LW_OUTCOME_IMPRESSION, T0 + 1);
-  outcome(e, &d, LW_OUTCOME_SHARE, T0 + 2);
+  outcome(e, &d, lw_kind_name(LW_KIND_IMPRESSION), T0 + 1);
+  outcome(e, &d, lw_kind_name(LW_KIND_SHARE), T0 + 2);
   outcome(e, &d, LW_OUTCOME_CLOSE, T0 + 3); /* local only */
   lw_decision s = next_decision(e, "a", T0 + HOUR, 0); /* suppressed: still logged */
   CHECK_INT(s.prompt, 0);
   CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 4);
   char buf[4096];
   size_t len, n;
-  CHECK_INT(lw_engine_take_batch(e, "demo-site-key", T0 + 2 * HOUR, 60000, buf, sizeof buf, &len, &n), LW_OK);
+  CHECK_INT(tu_take_batch(e, "demo-site-key", T0 + 2 * HOUR, 60000, buf, sizeof buf, &len, &n), LW_OK);
   CHECK_INT(n, 4);
   cJSON *batch = cJSON_Parse(buf);
   CHECK(batch != NULL);
@@ -238,7 +239,7 @@ static void probabilities_are_exact_and_match_frequencies(void) {
     if (i % 1000 == 999) { /* keep the outbox small; the records are not under test here */
       char buf[65536];
       size_t len, m;
-      while (lw_engine_take_batch(e, "k", T0, 60000, buf, sizeof buf, &len, &m) == LW_OK && m) {}
+      while (tu_take_batch(e, "k", T0, 60000, buf, sizeof buf, &len, &m) == LW_OK && m) {}
     }
   }
   /* Binomial sd for p=0.6 over 40000 draws is ~98; allow 5 sd. */
@@ -265,7 +266,7 @@ static void same_seed_same_decisions(void) {
 static void outcome_rejects_bad_decision_ids(void) {
   lw_engine *e = make(ONE_VARIANT CAPS);
   char err[LW_ERRMSG_MAX];
-  CHECK_INT(lw_engine_outcome(e, "not-hex", LW_OUTCOME_SHARE, T0, err, sizeof err), LW_ERR_INVALID);
+  CHECK_INT(lw_engine_outcome(e, "not-hex", LW_KIND_SHARE, T0, err, sizeof err), LW_ERR_INVALID);
   CHECK_STR(err, "decision id must be 16 lowercase hex characters");
   CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 0);
   lw_engine_free(e);

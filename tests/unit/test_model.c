@@ -61,7 +61,7 @@ static lw_decision track(lw_engine *e, const char *ev, int64_t t) {
   lw_decision d;
   char err[LW_ERRMSG_MAX];
   lw_engine_track(e, ev, t, 0, &d, err, sizeof err);
-  if (d.prompt) lw_engine_outcome(e, d.id, LW_OUTCOME_CLOSE, t, err, sizeof err);
+  if (d.prompt) lw_engine_close(e, d.id, err, sizeof err);
   return d;
 }
 
@@ -198,7 +198,7 @@ static void holdout_installs_get_the_rules_baseline(void) {
 
 static double feature(lw_engine *e, int64_t t, const char *name) {
   lw_feature x[LW_MAX_FEATURES];
-  char names[LW_MAX_FEATURES][LW_FEATURE_NAME_MAX];
+  char names[LW_MAX_FEATURES][LW_FEATURE_NAME_LEN + 1];
   int n = lw_engine_features(e, t, 0, x, names, LW_MAX_FEATURES);
   for (int i = 0; i < n; i++)
     if (strcmp(names[i], name) == 0) return (double)x[i].q / 256.0;
@@ -228,7 +228,7 @@ static void features_decay_and_describe_the_user(void) {
   CHECK_INT(lw_engine_set_attribute(e, "colour", "red", err, sizeof err), LW_ERR_INVALID);
   /* 2026-01-05 is a Monday: weekday 1; 12:00 UTC in UTC+2 is 14h */
   lw_feature x[LW_MAX_FEATURES];
-  char names[LW_MAX_FEATURES][LW_FEATURE_NAME_MAX];
+  char names[LW_MAX_FEATURES][LW_FEATURE_NAME_LEN + 1];
   int n = lw_engine_features(e, T0, 120, x, names, LW_MAX_FEATURES), hour = 0, wday = 0;
   for (int i = 0; i < n; i++) {
     hour |= strcmp(names[i], "hour^14") == 0;
@@ -255,7 +255,7 @@ static void decisions_log_features_model_and_segment(void) {
   CHECK_INT(d.model_id, 7);
   char buf[65536];
   size_t len, n;
-  lw_engine_take_batch(e, "k", T0, 60000, buf, sizeof buf, &len, &n);
+  tu_take_batch(e, "k", T0, 60000, buf, sizeof buf, &len, &n);
   cJSON *b = cJSON_Parse(buf);
   cJSON *rec = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "events"), 0);
   CHECK_STR(cJSON_GetObjectItem(rec, "model")->valuestring, "m7");
@@ -339,7 +339,7 @@ static void approval_rule_holds_prompt_for_the_host(void) {
   CHECK_INT(e->guard.shown_total, 1);
   CHECK_INT(lw_engine_approve(e, d.id, T0 + 2000, 0, &shown, err, sizeof err), LW_ERR_NOT_FOUND); /* once */
   lw_engine_set_attribute(e, "plan", "pro", err, sizeof err);
-  lw_engine_outcome(e, d.id, LW_OUTCOME_CLOSE, T0, err, sizeof err);
+  lw_engine_close(e, d.id, err, sizeof err);
   CHECK_INT(track(e, "a", T0 + 3000).prompt, 1); /* other plans need no approval */
   lw_engine_free(e);
 }
@@ -357,7 +357,7 @@ static void referee_landing_and_conversion_are_logged_once(void) {
   CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 2);
   char buf[4096];
   size_t len, n;
-  lw_engine_take_batch(e, "k", T0, 60000, buf, sizeof buf, &len, &n);
+  tu_take_batch(e, "k", T0, 60000, buf, sizeof buf, &len, &n);
   CHECK_CONTAINS(buf, "{\"kind\":\"landing\",\"t\":1767614400000,\"install\":\"");
   CHECK_CONTAINS(buf, "\"code\":\"K7QX2M9PLA\"}");
   CHECK_CONTAINS(buf, "{\"kind\":\"conversion\",\"t\":1767700800000");

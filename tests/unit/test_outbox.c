@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "loopwise/outbox.h"
+#include "loopwise/wire.h"
 #include "testutil.h"
 
 static void push_n(lw_outbox *ob, int from, int n) {
@@ -19,7 +19,7 @@ static void empty_outbox_gives_no_batch(void) {
   CHECK_INT(lw_outbox_create(1024, &ob), LW_OK);
   char buf[256];
   size_t len = 99, n = 99;
-  CHECK_INT(lw_outbox_take_batch(ob, "b1", "k", 5, 1000, buf, sizeof buf, &len, &n), LW_OK);
+  CHECK_INT(lw_wire_take_batch(ob, "b1", "k", 5, 1000, buf, sizeof buf, &len, &n), LW_OK);
   CHECK_INT(len, 0);
   CHECK_INT(n, 0);
   lw_outbox_free(ob);
@@ -32,7 +32,7 @@ static void batches_respect_the_byte_limit_and_parse(void) {
   char buf[4096];
   size_t len, n, total = 0;
   int batches = 0, next_t = 0;
-  while (lw_outbox_take_batch(ob, "batch-1", "demo-site-key", 1767614400000LL, 600, buf, sizeof buf, &len,
+  while (lw_wire_take_batch(ob, "batch-1", "demo-site-key", 1767614400000LL, 600, buf, sizeof buf, &len,
                               &n) == LW_OK && n) {
     CHECK(len <= 600);
     CHECK_INT(strlen(buf), len);
@@ -65,7 +65,7 @@ static void full_outbox_drops_oldest_and_counts(void) {
   CHECK_INT(lw_outbox_count(ob) + lw_outbox_dropped(ob), 20);
   char buf[1024];
   size_t len, n;
-  lw_outbox_take_batch(ob, "b", "k", 0, 1000, buf, sizeof buf, &len, &n);
+  lw_wire_take_batch(ob, "b", "k", 0, 1000, buf, sizeof buf, &len, &n);
   cJSON *b = cJSON_Parse(buf);
   cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "events"), (int)n - 1);
   CHECK_INT(cJSON_GetObjectItem(last, "t")->valueint, 19); /* the newest survived */
@@ -84,8 +84,8 @@ static void record_too_big_for_any_batch_is_dropped_not_stuck(void) {
   push_n(ob, 0, 1);
   char buf[4096];
   size_t len, n;
-  CHECK_INT(lw_outbox_take_batch(ob, "b", "k", 0, 500, buf, sizeof buf, &len, &n), LW_ERR_FULL);
-  CHECK_INT(lw_outbox_take_batch(ob, "b", "k", 0, 500, buf, sizeof buf, &len, &n), LW_OK);
+  CHECK_INT(lw_wire_take_batch(ob, "b", "k", 0, 500, buf, sizeof buf, &len, &n), LW_ERR_FULL);
+  CHECK_INT(lw_wire_take_batch(ob, "b", "k", 0, 500, buf, sizeof buf, &len, &n), LW_OK);
   CHECK_INT(n, 1);
   CHECK_INT(lw_outbox_dropped(ob), 1);
   lw_outbox_free(ob);

@@ -59,7 +59,7 @@ static void round_trip_keeps_everything(void) {
   d = track(e, "a", T0 + HOUR);
   CHECK_INT(d.prompt, 1);
   char err[LW_ERRMSG_MAX];
-  lw_engine_outcome(e, d.id, LW_OUTCOME_DISMISS, T0 + HOUR, err, sizeof err);
+  lw_engine_outcome(e, d.id, LW_KIND_DISMISS, T0 + HOUR, err, sizeof err);
   uint8_t *s;
   size_t n = snap(e, &s);
 

@@ -46,3 +46,10 @@ lw_config tu_default_config(void) {
   free(text);
   return cfg;
 }
+
+lw_status tu_take_batch(lw_engine *e, const char *write_key, int64_t now_ms, size_t max_bytes, char *buf,
+                        size_t cap, size_t *len, size_t *n_events) {
+  char id[LW_BATCH_ID_HEX_LEN + 1];
+  lw_engine_batch_id(e, id);
+  return lw_wire_take_batch(lw_engine_outbox(e), id, write_key, now_ms, max_bytes, buf, cap, len, n_events);
+}

@@ -20,5 +20,9 @@ const char *tu_path(const char *rel);
 lw_config tu_config(const char *json);
 /* The default config from models/referral.json. */
 lw_config tu_default_config(void);
+/* What an edge does to send: a fresh batch id from the engine, the outbox's oldest records
+ * wrapped by lw_wire_take_batch. */
+lw_status tu_take_batch(lw_engine *e, const char *write_key, int64_t now_ms, size_t max_bytes, char *buf,
+                        size_t cap, size_t *len, size_t *n_events);
 
 #endif

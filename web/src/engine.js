@@ -6,7 +6,6 @@
 // same in a browser and in Node (pass the .wasm bytes as `wasm`). The config is the compiled
 // form (.lwc) that loopwise-config writes from the JSON a product manager edits; the module
 // carries no JSON parser.
-const OUTCOMES = ['impression', 'share', 'copy', 'dismiss', 'close'];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -92,10 +91,9 @@ export async function loadEngine({ wasm, config, seed }) {
     modelId: () => x.model_id(h),
     landing(code, now) { fail(withStr(String(code), (p) => x.referee(h, p, now))); },
     conversion(now) { fail(x.referee(h, 0, now)); },
+    // kind: an outcome's wire name ('impression', 'share', 'copy', 'dismiss') or 'close'.
     outcome(id, kind, now) {
-      const k = OUTCOMES.indexOf(kind);
-      if (k < 0) throw Error('unknown outcome kind: ' + kind);
-      fail(withStr(String(id), (p) => x.outcome(h, p, k, now)));
+      fail(withStr(String(id), (p) => x.outcome(h, p, putShort(String(kind), scratch), now)));
     },
     consent(given, now) { x.consent(h, given ? 1 : 0, now); },
     lastDecision() { x.last(h); return JSON.parse(outText()); },

@@ -1,0 +1,106 @@
+/* wire.c: the name tables of loopwise/wire.h, generated from its X-macros, and the batch
+ * envelope. Shared by the runtime, the ingest server and the tools. */
+#include "loopwise/wire.h"
+
+#include <string.h>
+
+#include "sbuf.h"
+
+/* One array per column, so a program links only the columns it uses (the WASM runtime needs
+ * the names and flags, not the ingest's rules or stats names). */
+static const char *const k_kind_names[LW_KIND_COUNT] = {
+#define LW_X_KIND_NAME(e, name, stat, flags, rules) name,
+    LW_KINDS(LW_X_KIND_NAME)
+#undef LW_X_KIND_NAME
+};
+static const char *const k_kind_stats[LW_KIND_COUNT] = {
+#define LW_X_KIND_STAT(e, name, stat, flags, rules) stat,
+    LW_KINDS(LW_X_KIND_STAT)
+#undef LW_X_KIND_STAT
+};
+static const unsigned char k_kind_flags[LW_KIND_COUNT] = {
+#define LW_X_KIND_FLAGS(e, name, stat, flags, rules) flags,
+    LW_KINDS(LW_X_KIND_FLAGS)
+#undef LW_X_KIND_FLAGS
+};
+static const char *const k_kind_rules[LW_KIND_COUNT] = {
+#define LW_X_KIND_RULES(e, name, stat, flags, rules) rules,
+    LW_KINDS(LW_X_KIND_RULES)
+#undef LW_X_KIND_RULES
+};
+
+/* Every rules string has one letter per field. */
+#define LW_X_RULES_LEN(e, name, stat, flags, rules) \
+  _Static_assert(sizeof rules - 1 == LW_FIELD_COUNT, "LW_KINDS rules for " name " need one letter per field");
+LW_KINDS(LW_X_RULES_LEN)
+#undef LW_X_RULES_LEN
+
+static const char *const k_fields[LW_FIELD_COUNT] = {
+#define LW_X_FIELD_NAME(e, name) name,
+    LW_FIELDS(LW_X_FIELD_NAME)
+#undef LW_X_FIELD_NAME
+};
+
+static const char *const k_modes[LW_MODE_COUNT] = {
+#define LW_X_MODE_NAME(e, name) name,
+    LW_MODES(LW_X_MODE_NAME)
+#undef LW_X_MODE_NAME
+};
+
+const char *lw_kind_name(lw_kind kind) { return (unsigned)kind < LW_KIND_COUNT ? k_kind_names[kind] : "unknown"; }
+const char *lw_kind_stat_name(lw_kind kind) {
+  return (unsigned)kind < LW_KIND_COUNT ? k_kind_stats[kind] : "unknown";
+}
+unsigned lw_kind_flags(lw_kind kind) { return (unsigned)kind < LW_KIND_COUNT ? k_kind_flags[kind] : 0; }
+char lw_kind_rule(lw_kind kind, lw_field f) {
+  return (unsigned)kind < LW_KIND_COUNT && (unsigned)f < LW_FIELD_COUNT ? k_kind_rules[kind][f] : '-';
+}
+const char *lw_field_name(lw_field f) { return (unsigned)f < LW_FIELD_COUNT ? k_fields[f] : "unknown"; }
+const char *lw_mode_name(lw_mode mode) { return (unsigned)mode < LW_MODE_COUNT ? k_modes[mode] : "unknown"; }
+
+static int find(const char *const *names, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (name && strcmp(names[i], name) == 0) return i;
+  return -1;
+}
+
+int lw_kind_parse(const char *name) { return find(k_kind_names, LW_KIND_COUNT, name); }
+int lw_mode_parse(const char *name) { return find(k_modes, LW_MODE_COUNT, name); }
+
+int lw_action_is_prompt(const char *action) {
+  return action && action[0] && strcmp(action, LW_ACTION_NONE) != 0 && strcmp(action, LW_ACTION_NOT_NOW) != 0;
+}
+
+lw_status lw_wire_take_batch(lw_outbox *ob, const char *batch_id, const char *write_key,
+                             int64_t sent_at_ms, size_t max_bytes, char *buf, size_t cap, size_t *len,
+                             size_t *n_events) {
+  *len = 0;
+  *n_events = 0;
+  if (cap) buf[0] = '\0';
+  if (lw_outbox_count(ob) == 0 || cap == 0) return LW_OK;
+  if (max_bytes > cap - 1) max_bytes = cap - 1;
+  lw_sbuf sb;
+  lw_sb_init(&sb, buf, max_bytes + 1);
+  lw_sb_str(&sb, "{\"v\":");
+  lw_sb_u64(&sb, LW_WIRE_VERSION);
+  lw_sb_str(&sb, ",\"batch_id\":");
+  lw_sb_json_str(&sb, batch_id);
+  lw_sb_str(&sb, ",\"write_key\":");
+  lw_sb_json_str(&sb, write_key);
+  lw_sb_str(&sb, ",\"sent_at\":");
+  lw_sb_i64(&sb, sent_at_ms);
+  lw_sb_str(&sb, ",\"events\":[");
+  size_t rlen = 0, n = 0;
+  /* the records, then the closing "]}" (2 bytes) must fit in max_bytes */
+  size_t room = sb.overflow || sb.len + 2 >= max_bytes ? 0 : max_bytes - sb.len - 2;
+  lw_status st = lw_outbox_take(ob, buf + sb.len, room + 1, &rlen, &n);
+  if (st != LW_OK) {
+    buf[0] = '\0';
+    return st;
+  }
+  sb.len += rlen;
+  lw_sb_str(&sb, "]}");
+  *len = sb.len;
+  *n_events = n;
+  return LW_OK;
+}
