@@ -5,6 +5,7 @@
 #include "loopwise/engine.h"
 #include "loopwise/model.h"
 #include "loopwise/rng.h"
+#include "sbuf.h"
 
 #define LW_SHOWN_RING 16 /* prompt times remembered for rolling-window caps */
 
@@ -81,5 +82,45 @@ void lw_behaviour_reset(lw_behaviour *b);
 void lw_engine_fresh_guard(lw_engine *e);
 void lw_engine_refresh_install_hex(lw_engine *e);
 #define lw_name_hash lw_fnv1a /* event names are matched across config changes by hash */
+
+#define LW_MINUTE_MS 60000LL
+#define LW_HOUR_MS (60 * LW_MINUTE_MS)
+#define LW_DAY_MS (24 * LW_HOUR_MS)
+#define LW_OPEN_PROMPT_TTL_MS (30 * LW_MINUTE_MS) /* a prompt open longer was left behind */
+
+/* ---- the engine's parts (one file each) -------------------------------------------- */
+
+/* features.c: record one event into the behaviour state; build the context features a
+ * decision sees into x (and their names, if names is not NULL), at most cap. *n gets the
+ * count; returns the persona index, or -1 without a model's personas. */
+void lw_engine_record_event(lw_engine *e, int idx, double value, const char *label, int64_t now);
+int lw_engine_build_features(lw_engine *e, int64_t now, int tz, int milestone_event, lw_feature *x,
+                             char (*names)[LW_FEATURE_NAME_LEN + 1], int cap, int *n);
+
+/* constraints.c: 1 and d->why / d->reason ("suppressed: ...") when a hard constraint blocks
+ * a prompt now. The cooldown after the given number of dismissals; the local hour and
+ * weekday (0 = Sunday) at now_ms for a UTC offset in minutes east. */
+int lw_engine_blocked(const lw_engine *e, int64_t now_ms, int tz_offset_min, lw_decision *d);
+int64_t lw_cooldown_ms(const lw_config *cfg, uint32_t dismissals);
+typedef struct {
+  int hour, wday;
+} lw_local_time;
+lw_local_time lw_local_time_of(int64_t now_ms, int tz_offset_min);
+
+/* choose.c: the modes. lw_engine_model_policy fills the model's policy for this config
+ * and returns 0 if the model cannot decide (no prompt action with enough data). */
+int lw_engine_in_holdout(const lw_engine *e);
+int lw_engine_model_policy(const lw_engine *e, lw_policy *pol, int *variant_of);
+void lw_engine_choose_by_rules(lw_engine *e, const char *event, uint32_t count, lw_decision *d);
+void lw_engine_choose_by_model(lw_engine *e, const lw_policy *pol, const int *variant_of, const char *event,
+                               uint32_t count, lw_decision *d);
+
+/* records.c: the wire records. A record starts with the fields every kind has (decision_id
+ * may be NULL) and is pushed to the outbox whole or not at all. */
+void lw_engine_record_begin(lw_engine *e, lw_sbuf *sb, const char *kind, int64_t now_ms, const char *decision_id);
+void lw_engine_record_push(lw_engine *e, lw_sbuf *sb);
+void lw_engine_log_decision(lw_engine *e, const lw_decision *d, int64_t now_ms);
+/* The fields a decision has both in its wire record and in its JSON for the host. */
+void lw_sb_decision_fields(lw_sbuf *sb, const lw_decision *d);
 
 #endif

@@ -18,7 +18,6 @@
 #include "sbuf.h"
 
 #define SNAP_VERSION 2
-#define DAY_MS 86400000LL
 
 enum { TAG_GUARD = 1, TAG_BEHAVIOUR = 2, TAG_OUTBOX = 3 };
 
@@ -154,7 +153,7 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
 static void lose_guard(lw_engine *e, int64_t now_ms) {
   lw_engine_fresh_guard(e);
   e->guard.consent = LW_CONSENT_UNKNOWN;
-  e->guard.history_unknown_until_ms = now_ms + (int64_t)e->cfg.cooldown_days * DAY_MS;
+  e->guard.history_unknown_until_ms = now_ms + (int64_t)e->cfg.cooldown_days * LW_DAY_MS;
 }
 
 static lw_status damaged(lw_sbuf *sb, const char *what) {

@@ -1,0 +1,116 @@
+/* outcomes.c: what happens after a decision: the outcomes of a shown prompt, which start
+ * cooldowns and count shares, and the referee side of a referral link. */
+#include <string.h>
+
+#include "engine_internal.h"
+#include "sbuf.h"
+
+static int is_hex_id(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) return 0;
+  return n == LW_DECISION_ID_LEN;
+}
+
+static lw_status bad_id(char *err, size_t errlen) {
+  lw_strlcpy(err, "decision id must be 16 lowercase hex characters", errlen);
+  return LW_ERR_INVALID;
+}
+
+lw_status lw_engine_close(lw_engine *e, const char *decision_id, char *err, size_t errlen) {
+  if (!is_hex_id(decision_id)) return bad_id(err, errlen);
+  if (strcmp(e->guard.open_id, decision_id) == 0) e->guard.open_id[0] = '\0';
+  return LW_OK; /* local only: closing is not an outcome the server learns from */
+}
+
+lw_status lw_engine_outcome_named(lw_engine *e, const char *decision_id, const char *name,
+                                  int64_t now_ms, char *err, size_t errlen) {
+  if (strcmp(name, LW_OUTCOME_CLOSE) == 0) return lw_engine_close(e, decision_id, err, errlen);
+  int kind = lw_kind_parse(name);
+  return lw_engine_outcome(e, decision_id, kind < 0 ? LW_KIND_COUNT : (lw_kind)kind, now_ms, err, errlen);
+}
+
+lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind, int64_t now_ms,
+                            char *err, size_t errlen) {
+  if (!is_hex_id(decision_id)) return bad_id(err, errlen);
+  unsigned flags = lw_kind_flags(kind);
+  if (!(flags & LW_KIND_F_OUTCOME)) {
+    lw_strlcpy(err, "unknown outcome kind", errlen);
+    return LW_ERR_INVALID;
+  }
+  lw_guard *g = &e->guard;
+  int is_open = strcmp(g->open_id, decision_id) == 0;
+  if (kind == LW_KIND_DISMISS) {
+    g->dismiss_total++;
+    g->last_dismiss_ms = now_ms;
+  } else if (flags & LW_KIND_F_SHARED) {
+    g->share_total++;
+    g->last_share_ms = now_ms;
+  }
+  /* Every outcome but an impression ends the prompt on screen. */
+  int closes = is_open && kind != LW_KIND_IMPRESSION;
+  char buf[320];
+  lw_sbuf sb;
+  lw_sb_init(&sb, buf, sizeof buf);
+  lw_engine_record_begin(e, &sb, lw_kind_name(kind), now_ms, decision_id);
+  if (is_open) {
+    lw_sb_str(&sb, ",\"action\":\"");
+    lw_sb_str(&sb, g->open_action);
+    lw_sb_char(&sb, '"');
+  }
+  if (flags & LW_KIND_F_SHARED) {
+    lw_sb_str(&sb, ",\"code\":\"");
+    lw_sb_str(&sb, g->code);
+    lw_sb_char(&sb, '"');
+  }
+  lw_engine_record_push(e, &sb);
+  if (closes) g->open_id[0] = '\0';
+  return LW_OK;
+}
+
+static int is_code(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9'))) return 0;
+  return n >= 6 && n <= 16;
+}
+
+static void log_referee(lw_engine *e, lw_kind kind, int64_t now_ms) {
+  char buf[200];
+  lw_sbuf sb;
+  lw_sb_init(&sb, buf, sizeof buf);
+  lw_engine_record_begin(e, &sb, lw_kind_name(kind), now_ms, NULL);
+  lw_sb_str(&sb, ",\"code\":\"");
+  lw_sb_str(&sb, e->guard.referred_by);
+  lw_sb_char(&sb, '"');
+  lw_engine_record_push(e, &sb);
+}
+
+lw_status lw_engine_referee_landing(lw_engine *e, const char *code, int64_t now_ms, char *err,
+                                    size_t errlen) {
+  if (!is_code(code)) {
+    lw_strlcpy(err, "referral code must be 6-16 of A-Z and 0-9", errlen);
+    return LW_ERR_INVALID;
+  }
+  if (strcmp(code, e->guard.code) == 0) {
+    lw_strlcpy(err, "a device cannot refer itself", errlen);
+    return LW_ERR_INVALID;
+  }
+  if (strcmp(e->guard.referred_by, code) == 0) return LW_OK; /* a reload of the same link */
+  lw_strlcpy(e->guard.referred_by, code, sizeof e->guard.referred_by);
+  e->guard.referee_converted = 0;
+  log_referee(e, LW_KIND_LANDING, now_ms);
+  return LW_OK;
+}
+
+lw_status lw_engine_referee_conversion(lw_engine *e, int64_t now_ms, char *err, size_t errlen) {
+  if (!e->guard.referred_by[0]) {
+    lw_strlcpy(err, "this device did not arrive through a referral link", errlen);
+    return LW_ERR_NOT_FOUND;
+  }
+  if (e->guard.referee_converted) return LW_OK; /* counted once */
+  e->guard.referee_converted = 1;
+  log_referee(e, LW_KIND_CONVERSION, now_ms);
+  return LW_OK;
+}
+

@@ -1,0 +1,121 @@
+/* records.c: the wire records the engine logs into its outbox (README "Wire contract"):
+ * decisions, the outcomes of shown prompts and the referee side. Kinds and field names are
+ * loopwise/wire.h's. */
+#include <string.h>
+
+#include "engine_internal.h"
+#include "sbuf.h"
+
+/* Start a record with the fields every kind has (decision_id may be NULL). */
+void lw_engine_record_begin(lw_engine *e, lw_sbuf *sb, const char *kind, int64_t now_ms,
+                         const char *decision_id) {
+  lw_sb_str(sb, "{\"kind\":\"");
+  lw_sb_str(sb, kind);
+  lw_sb_str(sb, "\",\"t\":");
+  lw_sb_i64(sb, now_ms);
+  lw_sb_str(sb, ",\"install\":\"");
+  lw_sb_str(sb, e->install_hex);
+  lw_sb_char(sb, '"');
+  if (decision_id) {
+    lw_sb_str(sb, ",\"decision\":\"");
+    lw_sb_str(sb, decision_id);
+    lw_sb_char(sb, '"');
+  }
+}
+
+void lw_engine_record_push(lw_engine *e, lw_sbuf *sb) {
+  lw_sb_char(sb, '}');
+  if (!sb->overflow) lw_outbox_push(e->outbox, sb->buf, sb->len);
+}
+
+/* A fixed-point feature value q/256 as its exact decimal ("-1.5", "0.00390625"). */
+static void sb_fx(lw_sbuf *sb, int32_t q) {
+  uint32_t a = q < 0 ? (uint32_t)0 - (uint32_t)q : (uint32_t)q;
+  if (q < 0) lw_sb_char(sb, '-');
+  lw_sb_u64(sb, a >> 8);
+  uint32_t frac = (a & 255u) * 390625u; /* /256 = ×390625 / 10^8 */
+  if (!frac) return;
+  char digits[8];
+  for (int i = 7; i >= 0; i--) {
+    digits[i] = (char)('0' + frac % 10);
+    frac /= 10;
+  }
+  int n = 8;
+  while (digits[n - 1] == '0') n--;
+  lw_sb_char(sb, '.');
+  lw_sb_mem(sb, digits, (size_t)n);
+}
+
+static void sb_model(lw_sbuf *sb, uint32_t id) {
+  lw_sb_str(sb, ",\"model\":\"m");
+  lw_sb_u64(sb, id);
+  lw_sb_char(sb, '"');
+}
+
+/* The fields a decision has both in its wire record and in its JSON for the host:
+ * ,"action":…,"p":…,"mode":…,"reason":…[,"model":…][,"segment":…] */
+void lw_sb_decision_fields(lw_sbuf *sb, const lw_decision *d) {
+  lw_sb_str(sb, ",\"action\":");
+  lw_sb_json_str(sb, d->action);
+  lw_sb_str(sb, ",\"p\":");
+  lw_sb_ppm(sb, d->p_ppm);
+  lw_sb_str(sb, ",\"mode\":\"");
+  lw_sb_str(sb, lw_mode_name(d->mode));
+  lw_sb_str(sb, "\",\"reason\":");
+  lw_sb_json_str(sb, d->reason);
+  if (d->model_id) sb_model(sb, d->model_id);
+  if (d->segment[0]) {
+    lw_sb_str(sb, ",\"segment\":");
+    lw_sb_json_str(sb, d->segment);
+  }
+}
+
+void lw_engine_log_decision(lw_engine *e, const lw_decision *d, int64_t now_ms) {
+  char buf[4608];
+  lw_sbuf sb;
+  lw_sb_init(&sb, buf, sizeof buf);
+  lw_engine_record_begin(e, &sb, lw_kind_name(LW_KIND_DECISION), now_ms, d->id);
+  lw_sb_decision_fields(&sb, d);
+  lw_sb_str(&sb, ",\"x\":[");
+  for (int i = 0; i < e->n_x && i < LW_X_PAIRS; i++) {
+    if (i) lw_sb_char(&sb, ',');
+    lw_sb_char(&sb, '[');
+    lw_sb_u64(&sb, e->x[i].hash);
+    lw_sb_char(&sb, ',');
+    sb_fx(&sb, e->x[i].q);
+    lw_sb_char(&sb, ']');
+  }
+  lw_sb_char(&sb, ']');
+  lw_engine_record_push(e, &sb);
+}
+
+
+size_t lw_decision_to_json(const lw_decision *d, char *buf, size_t cap) {
+  lw_sbuf sb;
+  lw_sb_init(&sb, buf, cap);
+  if (!d->decided) {
+    lw_sb_str(&sb, "null");
+    return sb.len;
+  }
+  lw_sb_str(&sb, "{\"id\":\"");
+  lw_sb_str(&sb, d->id);
+  lw_sb_str(&sb, d->prompt ? "\",\"prompt\":true,\"variant\":" : "\",\"prompt\":false,\"variant\":");
+  lw_sb_i64(&sb, d->variant);
+  lw_sb_str(&sb, ",\"code\":\"");
+  lw_sb_str(&sb, lw_why_name(d->why));
+  lw_sb_char(&sb, '"');
+  lw_sb_decision_fields(&sb, d);
+  if (d->n_top) {
+    lw_sb_str(&sb, ",\"top\":[");
+    for (int i = 0; i < d->n_top; i++) {
+      lw_sb_str(&sb, i ? ",{\"feature\":" : "{\"feature\":");
+      lw_sb_json_str(&sb, d->top[i].name);
+      lw_sb_str(&sb, ",\"contribution\":");
+      lw_sb_num(&sb, d->top[i].contribution);
+      lw_sb_char(&sb, '}');
+    }
+    lw_sb_char(&sb, ']');
+  }
+  lw_sb_char(&sb, '}');
+  return sb.len;
+}
