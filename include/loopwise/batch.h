@@ -80,9 +80,6 @@ typedef struct {
 lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
                           lw_batch_error *err);
 
-/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF), else 0. */
-int lw_utf8_valid(const char *s, size_t len);
 
 #ifdef __cplusplus
 }

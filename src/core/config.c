@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config_schema.h"
+#include "loopwise/text.h"
 
 typedef lw_cfg_ctx ctx_t;
 typedef lw_cfg_field field_t;
@@ -163,7 +164,7 @@ static const cJSON *open_array(ctx_t *c, const cJSON *parent, const char *key, i
 static void read_name(ctx_t *c, const cJSON *v, const char *what, char *dst) {
   if (!cJSON_IsString(v))
     fail_got(c, what, NULL, v);
-  else if (!lw_cfg_is_name(v->valuestring))
+  else if (!lw_is_name(v->valuestring))
     lw_cfg_fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
   else
     lw_strlcpy(dst, v->valuestring, LW_NAME_LEN + 1);
@@ -246,7 +247,7 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
     int a = cfg->n_attributes;
     if (a >= LW_MAX_ATTRIBUTES) {
       lw_cfg_fail(c, "too many attributes (at most 4)");
-    } else if (!lw_cfg_is_name(it->string)) {
+    } else if (!lw_is_name(it->string)) {
       lw_cfg_fail(c, "attribute names are 1-32 letters, digits, '_' or '-'");
     } else if (lw_config_attr_index(cfg, it->string) >= 0) {
       lw_cfg_fail(c, "field appears twice");
@@ -258,7 +259,7 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
       int i = 0;
       for (const cJSON *v = it->child; v && !c->failed; v = v->next, i++) {
         size_t k = lw_cfg_push_index(c, i);
-        if (!cJSON_IsString(v) || !lw_cfg_is_name(v->valuestring))
+        if (!cJSON_IsString(v) || !lw_is_name(v->valuestring))
           lw_cfg_fail(c, "expected a value name of 1-32 letters, digits, '_' or '-'");
         else
           lw_strlcpy(cfg->attr_values[a][cfg->attr_n_values[a]++], v->valuestring, LW_NAME_LEN + 1);

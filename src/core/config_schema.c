@@ -2,6 +2,8 @@
  * helpers, shared by the JSON reader (config.c) and the compiled format (config_bin.c). */
 #include "config_schema.h"
 
+#include "loopwise/text.h"
+
 #include <string.h>
 
 /* ---- path handling -------------------------------------------------------------- */
@@ -123,35 +125,6 @@ const int lw_cfg_n_objects = COUNT(lw_cfg_objects);
 
 /* ---- values ---------------------------------------------------------------------- */
 
-int lw_cfg_utf8_valid(const char *str) {
-  const unsigned char *s = (const unsigned char *)str;
-  while (*s) {
-    unsigned char b = *s;
-    int n = b < 0x80 ? 0 : (b >> 5) == 6 ? 1 : (b >> 4) == 14 ? 2 : (b >> 3) == 30 ? 3 : -1;
-    if (n < 0 || (n == 1 && b < 0xC2) || (n == 3 && b > 0xF4)) return 0;
-    uint32_t cp = n == 0 ? b : n == 1 ? (b & 31u) : n == 2 ? (b & 15u) : (b & 7u);
-    s++;
-    for (int i = 0; i < n; i++, s++) {
-      if ((*s & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (*s & 63u);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-  }
-  return 1;
-}
-
-int lw_cfg_is_name(const char *s) {
-  size_t n = 0;
-  for (; s[n]; n++) {
-    char ch = s[n];
-    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             ch == '_' || ch == '-';
-    if (!ok) return 0;
-  }
-  return n >= 1 && n < LW_NAME_LEN + 1;
-}
-
 static void set_defaults(const lw_cfg_field *f, int n, void *base) {
   for (int i = 0; i < n; i++) {
     char *dst = (char *)base + f[i].off;
@@ -197,11 +170,11 @@ void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f) {
 }
 
 int lw_cfg_check_text(lw_cfg_ctx *c, const lw_cfg_field *f, const char *s) {
-  if (f->kind == LW_K_TEXT && *s && !lw_cfg_utf8_valid(s)) {
+  if (f->kind == LW_K_TEXT && *s && !lw_utf8_valid(s, strlen(s))) {
     lw_cfg_fail(c, "text is not valid UTF-8");
     return 0;
   }
-  int ok = f->kind == LW_K_NAME ? lw_cfg_is_name(s) : (*s || !f->required);
+  int ok = f->kind == LW_K_NAME ? lw_is_name(s) : (*s || !f->required);
   lw_sbuf sb;
   if (!ok && lw_cfg_fail_begin(c, &sb)) {
     lw_sb_str(&sb, "expected ");
@@ -233,7 +206,7 @@ static void names_ok(lw_cfg_ctx *c, const char *names, size_t stride, int n, con
   for (int i = 0; i < n && !c->failed; i++) {
     const char *s = names + (size_t)i * stride;
     size_t mark = lw_cfg_push_index(c, i);
-    if (!lw_cfg_is_name(s)) lw_cfg_fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
+    if (!lw_is_name(s)) lw_cfg_fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
     for (int j = 0; j < i; j++)
       if (strcmp(names + (size_t)j * stride, s) == 0) lw_cfg_fail(c, twice);
     lw_cfg_pop(c, mark);

@@ -58,8 +58,6 @@ extern const int lw_cfg_n_objects;
 /* Array elements: milestones (plus "event"), variants, ladder steps. */
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
 
-int lw_cfg_is_name(const char *s);
-int lw_cfg_utf8_valid(const char *s);
 /* A config with every default set and nothing else. */
 void lw_cfg_defaults(lw_config *cfg);
 /* An array element (a milestone, variant or ladder step) with its defaults set. */

@@ -5,6 +5,8 @@
  * data, non-integral or non-finite numbers. Errors carry the JSON path of the field. */
 #include "loopwise/batch.h"
 
+#include "loopwise/text.h"
+
 #include <cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -45,70 +47,12 @@ static lw_status fail(lw_batch_error *err, const char *prefix, const char *name,
   return LW_ERR_INVALID;
 }
 
-/* ---------------------------------------------------------------- UTF-8 */
-
-int lw_utf8_valid(const char *str, size_t len) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0;
-  while (i < len) {
-    unsigned c = s[i];
-    size_t n;
-    unsigned cp;
-    if (c < 0x80) { i++; continue; }
-    if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
-    else return 0;
-    if (len - i <= n) return 0;
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    i += n + 1;
-  }
-  return 1;
-}
-
-static size_t utf8_chars(const char *s) {
-  size_t n = 0;
-  for (; *s; s++)
-    if (((unsigned char)*s & 0xC0) != 0x80) n++;
-  return n;
-}
-
 /* ---------------------------------------------------------------- typed field readers */
 
-typedef enum { CS_ID, CS_MODEL, CS_HEX, CS_CODE, CS_TEXT } charset;
-
-static int char_ok(charset cs, unsigned char c) {
-  switch (cs) {
-  case CS_ID: return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                     c == '_' || c == '-';
-  case CS_MODEL: return char_ok(CS_ID, c) || c == '.';
-  case CS_HEX: return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  case CS_CODE: return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  case CS_TEXT: return c >= 0x20 && c != 0x7f;
-  }
-  return 0;
-}
-
-static const char *charset_desc(charset cs) {
-  switch (cs) {
-  case CS_ID: return "[A-Za-z0-9_-]";
-  case CS_MODEL: return "[A-Za-z0-9_.-]";
-  case CS_HEX: return "lowercase hex";
-  case CS_CODE: return "[A-Z0-9]";
-  case CS_TEXT: return "printable";
-  }
-  return "?";
-}
-
+/* Character sets and UTF-8 are loopwise/text.h's, shared with the config checker. */
 /* A string of min..max characters from cs, copied into out (which has room for max bytes
- * of ASCII, or max*4 for CS_TEXT). */
-static lw_status read_string(const cJSON *item, const char *prefix, const char *name, charset cs,
+ * of ASCII, or max*4 for LW_CS_TEXT). */
+static lw_status read_string(const cJSON *item, const char *prefix, const char *name, lw_charset cs,
                              size_t min, size_t max, char *out, size_t out_size,
                              lw_batch_error *err) {
   if (!cJSON_IsString(item) || !item->valuestring)
@@ -117,15 +61,15 @@ static lw_status read_string(const cJSON *item, const char *prefix, const char *
   size_t bytes = strlen(s);
   if (!lw_utf8_valid(s, bytes)) return fail(err, prefix, name, "invalid UTF-8");
   for (size_t i = 0; i < bytes; i++)
-    if (!char_ok(cs, (unsigned char)s[i]))
+    if (!lw_char_ok(cs, (unsigned char)s[i]))
       return fail(err, prefix, name, "expected %zu-%zu characters of %s", min, max,
-                  charset_desc(cs));
-  size_t chars = cs == CS_TEXT ? utf8_chars(s) : bytes;
+                  lw_charset_desc(cs));
+  size_t chars = cs == LW_CS_TEXT ? lw_utf8_chars(s) : bytes;
   if (chars < min || chars > max || bytes >= out_size) {
     if (min == max) return fail(err, prefix, name, "expected exactly %zu characters of %s", min,
-                                charset_desc(cs));
+                                lw_charset_desc(cs));
     return fail(err, prefix, name, "expected %zu-%zu characters of %s", min, max,
-                charset_desc(cs));
+                lw_charset_desc(cs));
   }
   memcpy(out, s, bytes + 1);
   return LW_OK;
@@ -260,14 +204,14 @@ static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_l
   }
 
   if ((st = read_time(f[LW_FIELD_T], path, "t", lim, now_ms, &ev->t, err)) != LW_OK) return st;
-  if ((st = read_string(f[LW_FIELD_INSTALL], path, "install", CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
+  if ((st = read_string(f[LW_FIELD_INSTALL], path, "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
                         ev->install, sizeof ev->install, err)) != LW_OK)
     return st;
   if (f[LW_FIELD_DECISION] &&
-      (st = read_string(f[LW_FIELD_DECISION], path, "decision", CS_HEX, LW_DECISION_ID_LEN,
+      (st = read_string(f[LW_FIELD_DECISION], path, "decision", LW_CS_HEX, LW_DECISION_ID_LEN,
                         LW_DECISION_ID_LEN, ev->decision, sizeof ev->decision, err)) != LW_OK)
     return st;
-  if (f[LW_FIELD_ACTION] && (st = read_string(f[LW_FIELD_ACTION], path, "action", CS_ID, 1, LW_NAME_LEN,
+  if (f[LW_FIELD_ACTION] && (st = read_string(f[LW_FIELD_ACTION], path, "action", LW_CS_NAME, 1, LW_NAME_LEN,
                                        ev->action, sizeof ev->action, err)) != LW_OK)
     return st;
   if (f[LW_FIELD_P]) {
@@ -285,16 +229,16 @@ static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_l
                               lw_mode_name(LW_MODE_MODEL), lw_mode_name(LW_MODE_HOLDOUT));
     snprintf(ev->mode, sizeof ev->mode, "%s", lw_mode_name((lw_mode)mode));
   }
-  if (f[LW_FIELD_REASON] && (st = read_string(f[LW_FIELD_REASON], path, "reason", CS_TEXT, 0, LW_REASON_CHARS,
+  if (f[LW_FIELD_REASON] && (st = read_string(f[LW_FIELD_REASON], path, "reason", LW_CS_TEXT, 0, LW_REASON_CHARS,
                                        ev->reason, sizeof ev->reason, err)) != LW_OK)
     return st;
-  if (f[LW_FIELD_SEGMENT] && (st = read_string(f[LW_FIELD_SEGMENT], path, "segment", CS_ID, 1, LW_NAME_LEN,
+  if (f[LW_FIELD_SEGMENT] && (st = read_string(f[LW_FIELD_SEGMENT], path, "segment", LW_CS_NAME, 1, LW_NAME_LEN,
                                         ev->segment, sizeof ev->segment, err)) != LW_OK)
     return st;
-  if (f[LW_FIELD_MODEL] && (st = read_string(f[LW_FIELD_MODEL], path, "model", CS_MODEL, 1, LW_NAME_LEN,
+  if (f[LW_FIELD_MODEL] && (st = read_string(f[LW_FIELD_MODEL], path, "model", LW_CS_MODEL, 1, LW_NAME_LEN,
                                       ev->model, sizeof ev->model, err)) != LW_OK)
     return st;
-  if (f[LW_FIELD_CODE] && (st = read_string(f[LW_FIELD_CODE], path, "code", CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, ev->code,
+  if (f[LW_FIELD_CODE] && (st = read_string(f[LW_FIELD_CODE], path, "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, ev->code,
                                      sizeof ev->code, err)) != LW_OK)
     return st;
   if (f[LW_FIELD_FEATURES] && (st = read_x(f[LW_FIELD_FEATURES], path, &ev->x, err)) != LW_OK) return st;
@@ -352,10 +296,10 @@ static lw_status read_batch(const cJSON *doc, const lw_batch_limits *lim, int64_
   if (read_int(f[B_V], "", "v", &v, err) != LW_OK || v < 1 || v > LW_WIRE_VERSION)
     return fail(err, "", "v", "unsupported schema version (this server reads 1 to %d)", LW_WIRE_VERSION);
   b->v = (int)v;
-  if ((st = read_string(f[B_BATCH_ID], "", "batch_id", CS_ID, 1, LW_BATCH_ID_LEN, b->batch_id,
+  if ((st = read_string(f[B_BATCH_ID], "", "batch_id", LW_CS_NAME, 1, LW_BATCH_ID_LEN, b->batch_id,
                         sizeof b->batch_id, err)) != LW_OK)
     return st;
-  if ((st = read_string(f[B_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_LEN,
+  if ((st = read_string(f[B_WRITE_KEY], "", "write_key", LW_CS_MODEL, 1, LW_WRITE_KEY_LEN,
                         b->write_key, sizeof b->write_key, err)) != LW_OK)
     return st;
   if ((st = read_time(f[B_SENT_AT], "", "sent_at", lim, now_ms, &b->sent_at, err)) != LW_OK)
@@ -418,10 +362,10 @@ lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
   if (st == LW_OK && (read_int(f[F_V], "", "v", &v, err) != LW_OK || v != 1))
     st = fail(err, "", "v", "unsupported schema version (expected 1)");
   if (st == LW_OK)
-    st = read_string(f[F_WRITE_KEY], "", "write_key", CS_MODEL, 1, LW_WRITE_KEY_LEN,
+    st = read_string(f[F_WRITE_KEY], "", "write_key", LW_CS_MODEL, 1, LW_WRITE_KEY_LEN,
                      out->write_key, sizeof out->write_key, err);
   if (st == LW_OK)
-    st = read_string(f[F_INSTALL], "", "install", CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
+    st = read_string(f[F_INSTALL], "", "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
                      out->install, sizeof out->install, err);
   cJSON_Delete(doc);
   return st;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "loopwise/batch.h"
+#include "loopwise/text.h"
 
 #define NOW_MS 1764100000000LL
 

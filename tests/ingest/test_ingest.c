@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "loopwise/batch.h"
+#include "loopwise/text.h"
 #include "loopwise/ingest.h"
 #include "loopwise/store.h"
 #include "ratelimit.h"

@@ -82,6 +82,10 @@ static const struct {
     {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[{\"id\":\"v1\",\"title\":\"\xff\","
      "\"message\":\"M\",\"referrer_reward\":\"R\",\"referee_reward\":\"E\",\"cost\":5}]}",
      "variants[0].title: text is not valid UTF-8"},
+    /* F4 90 80 80 would be U+110000, past the last code point: the wire refuses it too */
+    {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[{\"id\":\"v1\",\"title\":\"\xf4\x90\x80\x80\","
+     "\"message\":\"M\",\"referrer_reward\":\"R\",\"referee_reward\":\"E\",\"cost\":5}]}",
+     "variants[0].title: text is not valid UTF-8"},
     {"{\"version\":1,\"version\":1," SHARE "," EVENTS "," MS "," VARS "}", "version: field appears twice"},
     {MINIMAL ",\"cooldown\":{\"days\":30,\"max_days\":10}}", "cooldown.max_days: must be at least cooldown.days"},
     {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("none", "") "]}",
