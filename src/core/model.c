@@ -42,6 +42,8 @@ static lw_status fail(char *err, size_t errlen, lw_status st, const char *msg) {
   return st;
 }
 
+static const char k_out_of_memory[] = "out of memory";
+
 lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *err, size_t errlen) {
   *out = NULL;
   if (len < 32 || memcmp(buf, "LWMD", 4) != 0) return fail(err, errlen, LW_ERR_CORRUPT, "not a Loopwise model file");
@@ -81,7 +83,7 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
     const uint8_t *w = lw_rd_take(&r, n);
     m->weights = malloc(n);
     if (w && m->weights) memcpy(m->weights, w, n);
-    else if (!m->weights) why = "out of memory";
+    else if (!m->weights) why = k_out_of_memory;
   }
   for (int i = 0; !why && i < m->n_personas * m->persona_dims; i++) m->centroids[i] = rd_f32(&r);
   for (int i = 0; !why && m->n_personas && i < m->persona_dims; i++) {
@@ -98,7 +100,9 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
     size_t n = rd_u(&r, 2);
     const uint8_t *p = lw_rd_take(&r, n);
     m->meta_json = malloc(n + 1);
-    if (p && m->meta_json) {
+    if (!m->meta_json) {
+      why = k_out_of_memory; /* a model without its metadata would write back without it */
+    } else if (p) {
       memcpy(m->meta_json, p, n);
       m->meta_json[n] = '\0';
       if (strlen(m->meta_json) != n) why = "metadata must be text without NUL bytes";
@@ -108,7 +112,7 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   if (!why && r.off != r.len) why = "unexpected bytes after the metadata";
   if (why) {
     lw_model_free(m);
-    return fail(err, errlen, LW_ERR_CORRUPT, why);
+    return fail(err, errlen, why == k_out_of_memory ? LW_ERR_NOMEM : LW_ERR_CORRUPT, why);
   }
   *out = m;
   return LW_OK;
