@@ -155,19 +155,22 @@ LW_EXPORT("restore") int lw_w_restore(handle *h, const uint8_t *buf, size_t len,
   return lw_engine_restore(h->engine, buf, len, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
-/* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). */
+/* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). The
+ * batch id the engine drew follows the body's NUL as a string of its own, so the caller gets
+ * it without parsing the body: out = body "\0" batch_id "\0". */
 LW_EXPORT("take_batch") size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
                                             size_t max_bytes) {
   size_t len = 0, n = 0;
-  if (!out_reserve(h, max_bytes)) {
+  if (!out_reserve(h, max_bytes + 1 + LW_BATCH_ID_HEX_LEN)) {
     set_err(h, "out of memory");
     return 0;
   }
   char id[LW_BATCH_ID_HEX_LEN + 1];
   lw_engine_batch_id(h->engine, id);
   lw_status st = lw_wire_take_batch(lw_engine_outbox(h->engine), id, write_key, (int64_t)now_ms, max_bytes,
-                                    h->out, h->out_cap, &len, &n);
+                                    h->out, max_bytes + 1, &len, &n);
   if (st != LW_OK) set_err(h, "a record larger than the batch limit was dropped");
+  memcpy(h->out + len + 1, id, sizeof id);
   h->out_len = len;
   return len;
 }

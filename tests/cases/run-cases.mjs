@@ -70,6 +70,7 @@ export function runCase(engine, data, model) {
     }
   }
   if (engine.pending() !== data.outbox) failures.push(`outbox holds ${engine.pending()} records, expected ${data.outbox}`);
-  trace.push(engine.takeBatch('case-key', data.start, 60000) || '');
+  const batch = engine.takeBatch('case-key', data.start, 60000);
+  trace.push(batch ? batch.body : '');
   return { trace, failures };
 }

@@ -96,11 +96,14 @@ test('batches are valid wire batches within the size limit', async () => {
   const n = e.pending();
   assert.ok(n > 100, `only ${n} records`);
   let seen = 0, batches = 0;
+  const ids = new Set();
   for (let b; (b = e.takeBatch('demo-site-key', T0, 2000));) {
-    assert.ok(new TextEncoder().encode(b).length <= 2000);
-    const j = JSON.parse(b);
+    assert.ok(new TextEncoder().encode(b.body).length <= 2000);
+    const j = JSON.parse(b.body);
     assert.equal(j.v, 1);
     assert.match(j.batch_id, /^[0-9a-f]{32}$/);
+    assert.equal(b.id, j.batch_id, 'takeBatch returns the id it wrote into the body');
+    ids.add(b.id);
     assert.equal(j.write_key, 'demo-site-key');
     for (const ev of j.events) {
       assert.match(ev.install, /^[0-9a-f]{32}$/);
@@ -112,7 +115,9 @@ test('batches are valid wire batches within the size limit', async () => {
   }
   assert.equal(seen, n);
   assert.ok(batches > 5);
+  assert.equal(ids.size, batches, 'every batch has its own id');
   assert.equal(e.pending(), 0);
+  assert.equal(e.takeBatch('demo-site-key', T0, 2000), null, 'an empty outbox gives no batch');
 });
 
 test('linear memory starts small', async () => {

@@ -327,6 +327,9 @@ describe('host API', () => {
     const waiting = await nextDecision(page, null);
     assert.equal(waiting.code, 'approval', waiting.reason);
     assert.equal(await page.locator('loopwise-prompt').count(), 0, 'no prompt before approval');
+    // explain() shows the decision as soon as the engine made it; the event follows once its
+    // transaction has completed.
+    await waitFor("the host's 'approval' event", () => page.evaluate(() => window.__approvals.length));
     assert.deepEqual(await page.evaluate(() => window.__approvals), [waiting.id], "the host got an 'approval' event");
 
     const d = await page.evaluate((id) => window.Loopwise.approve(id), waiting.id);
@@ -532,8 +535,11 @@ describe('stored state', () => {
     }), s);
     await page.reload();
     await ready(page);
-    await click(page, 'Complete a project', PROJECTS);
-    assert.equal((await explain(page)).reason, 'suppressed: no consent', 'the stored "no" holds');
+    // track() answers once its transaction has run: read the decision from the last call's
+    // answer, not from explain() right after the clicks (their tracks may still be queued).
+    await click(page, 'Complete a project', PROJECTS - 1);
+    const d = await page.evaluate(() => window.Loopwise.track('project_completed'));
+    assert.equal(d && d.reason, 'suppressed: no consent', 'the stored "no" holds');
     assert.deepEqual(page.warnings.filter((w) => /not restored/.test(w)), []);
   });
 });

@@ -113,9 +113,12 @@ export async function loadEngine({ wasm, config, seed }) {
       const r = withStr(b, (p) => x.restore(h, p, b.length, now));
       return r ? { ok: false, error: cstr(x.err(h)) } : { ok: true };
     },
+    // The next batch of at most maxBytes as {id, body}: its batch_id, drawn by the engine, and
+    // the JSON text to send. null when the outbox is empty.
     takeBatch(writeKey, now, maxBytes = 60000) {
       const n = withStr(writeKey, (p) => x.take_batch(h, p, now, maxBytes));
-      return n ? outText() : null;
+      const at = x.out(h);
+      return n ? { id: cstr(at + n + 1), body: dec.decode(bytes().subarray(at, at + n)) } : null;
     },
     // For tests and benchmarks: the module's linear memory size in bytes.
     memoryBytes: () => mem.buffer.byteLength,

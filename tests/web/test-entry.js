@@ -1,0 +1,9 @@
+// test-entry.js: what the browser tests need from web/src that a page never gets, as the one
+// global window.LoopwiseTest. Built by helpers.mjs:testScript() with the shipped script's
+// bundler and minifier (web/bundle.mjs); never part of web/dist, so the shipped global
+// window.Loopwise carries no test hooks.
+import { loadEngine } from '../../web/src/engine.js';
+import { createStore, openDb } from '../../web/src/store.js';
+import { createTransport } from '../../web/src/transport.js';
+
+window.LoopwiseTest = { loadEngine, openDb, createStore, createTransport };
