@@ -2,7 +2,7 @@
 //
 //   node web/build.mjs            (run by src/scripts/build.sh after the WASM build)
 //
-//   web/dist/loopwise.js     web/src/loopwise.js bundled by esbuild, minified by terser: one IIFE, no source map
+//   web/dist/loopwise.js     web/src/loopwise.js bundled by esbuild, minified by terser (bundle.mjs): one IIFE, no source map
 //   web/dist/loopwise.wasm   build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
 //   web/dist/referral.lwc    models/referral.json checked and compiled by loopwise-config (the
 //                            runtime reads only the compiled form; see models/FORMAT.md)
@@ -10,13 +10,12 @@
 //                            model a runtime starts with (see web/src/model.js)
 //
 // web/dist is emptied first so nothing stale (an old source map, a renamed file) ships.
-import { build } from 'esbuild';
-import { minify } from 'terser';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { compileConfig, stripModel } from '../src/tools/native-tools.mjs';
+import { bundleScript } from './bundle.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'web/dist');
@@ -35,25 +34,7 @@ for (const [what, file] of [['wasm', wasm], ['config', config], ['model', model]
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
-// esbuild bundles and lowers the syntax for the supported browsers; terser minifies (its
-// second compress pass and mangler make the script about 100 B of gzip smaller than esbuild's).
-const bundled = await build({
-  entryPoints: [join(root, 'web/src/loopwise.js')],
-  write: false,
-  bundle: true,
-  format: 'iife',
-  sourcemap: false,
-  legalComments: 'none',
-  target: ['chrome75', 'firefox79', 'safari15'],
-  logLevel: 'warning',
-});
-const min = await minify(bundled.outputFiles[0].text, {
-  ecma: 2019,
-  compress: { passes: 2 },
-  mangle: true,
-  format: { comments: false },
-});
-writeFileSync(join(dist, 'loopwise.js'), min.code);
+writeFileSync(join(dist, 'loopwise.js'), await bundleScript(join(root, 'web/src/loopwise.js')));
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));
 try {
   writeFileSync(join(dist, 'referral.lwc'), compileConfig(readFileSync(config, 'utf8')));

@@ -4,7 +4,8 @@
  * Calling convention: JavaScript passes strings as NUL-terminated UTF-8 in memory it got
  * from malloc, times as doubles (ms since the epoch; exact up to 2^53), and reads results
  * from the handle's output buffer (lw_w_out / lw_w_out_len) or error text (lw_w_err).
- * Each handle owns one engine, so one page can run several independently (tests do). */
+ * Each handle owns one engine, so one page can run several independently (tests do).
+ * Exports only tests need live in test_exports.c (loopwise-test.wasm), not here. */
 #include <emscripten.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,13 @@
 #include "loopwise/config.h"
 #include "loopwise/engine.h"
 #include "loopwise/wire.h"
-#include "alloc.h"
 
 /* Exported under short names (the export section and the loader's property accesses are
  * part of every page download): lw_w_track is "track", and so on. */
 #define LW_EXPORT(name) __attribute__((used, export_name(name)))
 
 typedef struct {
-  lw_engine *engine;
+  lw_engine *engine; /* first: test_exports.c reads it */
   char err[LW_ERRMSG_MAX];
   char *out;
   size_t out_cap, out_len;
@@ -109,7 +109,6 @@ LW_EXPORT("model") int lw_w_model(handle *h, const uint8_t *buf, size_t len) {
   return lw_engine_set_model(h->engine, buf, len, h->err, sizeof h->err);
 }
 
-LW_EXPORT("model_id") uint32_t lw_w_model_id(handle *h) { return lw_engine_model_id(h->engine); }
 
 /* Referee side: code != NULL records a landing, code == NULL a conversion. */
 LW_EXPORT("referee") int lw_w_referee(handle *h, const char *code, double now_ms) {
@@ -135,7 +134,6 @@ LW_EXPORT("install_key") const char *lw_w_install_key(handle *h) { return lw_eng
 LW_EXPORT("referral_code") const char *lw_w_referral_code(handle *h) {
   return lw_engine_referral_code(h->engine);
 }
-LW_EXPORT("pending") size_t lw_w_pending(handle *h) { return lw_outbox_count(lw_engine_outbox(h->engine)); }
 
 /* Snapshot into the output buffer; returns its length (0 when out of memory). */
 LW_EXPORT("snapshot") size_t lw_w_snapshot(handle *h) {
@@ -155,23 +153,22 @@ LW_EXPORT("restore") int lw_w_restore(handle *h, const uint8_t *buf, size_t len,
   return lw_engine_restore(h->engine, buf, len, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
-/* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). */
+/* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). The
+ * batch id the engine drew follows the body's NUL as a string of its own, so the caller gets
+ * it without parsing the body: out = body "\0" batch_id "\0". */
 LW_EXPORT("take_batch") size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
                                             size_t max_bytes) {
   size_t len = 0, n = 0;
-  if (!out_reserve(h, max_bytes)) {
+  if (!out_reserve(h, max_bytes + 1 + LW_BATCH_ID_HEX_LEN)) {
     set_err(h, "out of memory");
     return 0;
   }
   char id[LW_BATCH_ID_HEX_LEN + 1];
   lw_engine_batch_id(h->engine, id);
   lw_status st = lw_wire_take_batch(lw_engine_outbox(h->engine), id, write_key, (int64_t)now_ms, max_bytes,
-                                    h->out, h->out_cap, &len, &n);
+                                    h->out, max_bytes + 1, &len, &n);
   if (st != LW_OK) set_err(h, "a record larger than the batch limit was dropped");
+  memcpy(h->out + len + 1, id, sizeof id);
   h->out_len = len;
   return len;
 }
-
-/* Bytes of heap allocated and in use (for the memory benchmark): live blocks at their
- * class size plus header, see alloc.h. */
-LW_EXPORT("heap_used") size_t lw_w_heap_used(void) { return lw_alloc_in_use(); }

@@ -14,8 +14,8 @@
 //   node tests/bench/engine-wasm.mjs EVENTS.jsonl   (run by tests/bench/engine.sh, which makes the stream)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadEngine } from '../../web/src/engine.js';
-import { dist, launchBrowser, requireBuilt, root, startDemo } from '../web/helpers.mjs';
+import { loadTestEngine } from '../wasm/test-engine.mjs';
+import { dist, launchBrowser, requireBuilt, root, startDemo, testScript } from '../web/helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const file = process.argv[2];
@@ -23,10 +23,13 @@ if (!file) {
   console.error('usage: node tests/bench/engine-wasm.mjs EVENTS.jsonl');
   process.exit(2);
 }
-requireBuilt(join(dist, 'loopwise.wasm'), join(dist, 'loopwise.js'));
+// In Node the test module (the shipped one plus the heap and memory readings, see
+// src/wasm/test_exports.c); in Chromium the shipped one.
+const testWasm = join(root, 'build/wasm/src/wasm/loopwise-test.wasm');
+requireBuilt(join(dist, 'loopwise.wasm'), join(dist, 'loopwise.js'), testWasm);
 // Compiled once, instantiated per user: as in a page, where the one engine runs in code the
 // browser has compiled once (and tiered up as it warms).
-const wasm = await WebAssembly.compile(readFileSync(join(dist, 'loopwise.wasm')));
+const wasm = await WebAssembly.compile(readFileSync(testWasm));
 const config = compileConfig(readFileSync(join(root, 'models/referral.json'), 'utf8'));
 const model = new Uint8Array(readFileSync(join(root, 'models/default.lwm')));
 
@@ -44,7 +47,7 @@ const seed = (u) => new Uint8Array(new Uint32Array([u, 0, 99, 0]).buffer);
 const opts = (ev) => ({ value: ev.v, label: ev.l });
 
 async function replay(u, evs, timings, decided) {
-  const e = await loadEngine({ wasm, config, seed: seed(u) });
+  const e = await loadTestEngine({ wasm, config, seed: seed(u) });
   e.setModel(model);
   let calls = 0;
   for (const ev of evs) {
@@ -86,14 +89,14 @@ const demo = await startDemo(dist);
 try {
   const page = await browser.newPage();
   await page.goto(demo.url);
-  await page.waitForFunction(() => window.Loopwise && window.Loopwise.loadEngine);
+  await page.addScriptTag({ content: await testScript() });
   const mean = await page.evaluate(async ({ stream, configBytes, modelBytes }) => {
     const config = Uint8Array.from(configBytes);
     const wasm = await WebAssembly.compile(await (await fetch('/dist/loopwise.wasm')).arrayBuffer());
     const engines = new Map();
     for (const ev of stream) {
       if (engines.has(ev.u)) continue;
-      const e = await window.Loopwise.loadEngine({ wasm, config, seed: new Uint8Array(16) });
+      const e = await window.LoopwiseTest.loadEngine({ wasm, config, seed: new Uint8Array(16) });
       e.setModel(Uint8Array.from(modelBytes));
       engines.set(ev.u, e);
     }

@@ -69,7 +69,13 @@ export function runCase(engine, data, model) {
       engine.consent(s.consent, t);
     }
   }
-  if (engine.pending() !== data.outbox) failures.push(`outbox holds ${engine.pending()} records, expected ${data.outbox}`);
-  trace.push(engine.takeBatch('case-key', data.start, 60000) || '');
+  // The outbox's records, counted in the batch that takes them all (the shipped engine API has
+  // no count: the cases' outboxes fit in one batch, and a second one would be a failure too).
+  const batch = engine.takeBatch('case-key', data.start, 60000);
+  const held = batch ? JSON.parse(batch.body).events.length : 0;
+  if (held !== data.outbox || engine.takeBatch('case-key', data.start, 60000)) {
+    failures.push(`outbox holds ${held}${batch ? '+' : ''} records, expected ${data.outbox}`);
+  }
+  trace.push(batch ? batch.body : '');
   return { trace, failures };
 }

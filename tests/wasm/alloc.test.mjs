@@ -1,4 +1,4 @@
-// The module's own allocator (src/wasm/alloc.c) through its exports, on the shipped .wasm:
+// The module's own allocator (src/wasm/alloc.c) through its exports, on the test module:
 // live blocks never overlap and stay 16-aligned under random malloc/free, a repeated workload
 // reuses freed blocks instead of growing memory, a request too large to serve returns 0 and
 // leaves the heap as it was, and realloc keeps a block that still fits its class.
@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { root } from '../cases/run-cases.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 
-const wasm = await WebAssembly.compile(readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm')));
+// The test module: the shipped one plus heap_used (src/wasm/test_exports.c), same allocator.
+const wasm = await WebAssembly.compile(readFileSync(join(root, process.env.LW_TEST_WASM || 'build/wasm/src/wasm/loopwise-test.wasm')));
 const config = compileConfig(readFileSync(join(root, 'models/referral.json'), 'utf8'));
 
 // A fresh module instance: a fresh heap.

@@ -5,10 +5,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine } from '../../web/src/engine.js';
+import { loadTestEngine } from './test-engine.mjs';
 import { root } from '../cases/run-cases.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const wasm = readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm'));
+// The shipped module plus the exports only tests call (outbox count, memory readings).
+const testWasm = readFileSync(join(root, process.env.LW_TEST_WASM || 'build/wasm/src/wasm/loopwise-test.wasm'));
+const model = new Uint8Array(readFileSync(join(root, 'models/default.lwm')));
 const json = readFileSync(join(root, 'models/referral.json'), 'utf8');
 const config = compileConfig(json);
 const T0 = 1767614400000;
@@ -86,7 +90,7 @@ test('snapshot round trip as bytes, and damaged snapshots keep a "no"', async ()
 });
 
 test('batches are valid wire batches within the size limit', async () => {
-  const e = await loadEngine({ wasm, config, seed: seed(6) });
+  const e = await loadTestEngine({ wasm: testWasm, config, seed: seed(6) });
   for (let day = 0; day < 200; day++) {
     for (let i = 0; i < 5; i++) {
       const d = e.track('project_completed', T0 + day * 86400000, 0);
@@ -96,11 +100,14 @@ test('batches are valid wire batches within the size limit', async () => {
   const n = e.pending();
   assert.ok(n > 100, `only ${n} records`);
   let seen = 0, batches = 0;
+  const ids = new Set();
   for (let b; (b = e.takeBatch('demo-site-key', T0, 2000));) {
-    assert.ok(new TextEncoder().encode(b).length <= 2000);
-    const j = JSON.parse(b);
+    assert.ok(new TextEncoder().encode(b.body).length <= 2000);
+    const j = JSON.parse(b.body);
     assert.equal(j.v, 1);
     assert.match(j.batch_id, /^[0-9a-f]{32}$/);
+    assert.equal(b.id, j.batch_id, 'takeBatch returns the id it wrote into the body');
+    ids.add(b.id);
     assert.equal(j.write_key, 'demo-site-key');
     for (const ev of j.events) {
       assert.match(ev.install, /^[0-9a-f]{32}$/);
@@ -112,10 +119,37 @@ test('batches are valid wire batches within the size limit', async () => {
   }
   assert.equal(seen, n);
   assert.ok(batches > 5);
+  assert.equal(ids.size, batches, 'every batch has its own id');
   assert.equal(e.pending(), 0);
+  assert.equal(e.takeBatch('demo-site-key', T0, 2000), null, 'an empty outbox gives no batch');
 });
 
 test('linear memory starts small', async () => {
-  const e = await loadEngine({ wasm, config, seed: seed(7) });
+  const e = await loadTestEngine({ wasm: testWasm, config, seed: seed(7) });
   assert.ok(e.memoryBytes() <= 256 * 1024, `${e.memoryBytes()} bytes`);
+});
+
+// Batch ids come from a random stream of their own: when (and whether) the host takes batches
+// must not change a single later decision. Two engines, one seed, the default model (so the
+// choices are random draws); one takes a batch after every call, the other never.
+test('taking batches between tracks does not change later decisions', async () => {
+  const run = async (flush) => {
+    const e = await loadEngine({ wasm, config, seed: seed(9) });
+    e.setModel(model);
+    const decisions = [];
+    for (let i = 0; i < 900; i++) {
+      const t = T0 + i * 3 * 3600000;
+      const d = e.track(i % 3 ? 'project_completed' : 'feature_discovered', t, 0);
+      if (d) {
+        decisions.push(JSON.stringify(d));
+        if (d.prompt) e.outcome(d.id, i % 2 ? 'dismiss' : 'close', t + 1000);
+      }
+      if (flush) while (e.takeBatch('demo-site-key', t, 60000));
+    }
+    return decisions;
+  };
+  const flushed = await run(true), kept = await run(false);
+  assert.ok(flushed.length > 100, `${flushed.length} decisions`);
+  assert.ok(new Set(flushed.map((d) => JSON.parse(d).action)).size > 1, 'the model chose more than one action');
+  assert.deepEqual(flushed, kept);
 });

@@ -1,7 +1,9 @@
 // cases.test.mjs: the shared decision cases (tests/cases/decisions/*.json) inside Chromium, on
 // the shipped web/dist/loopwise.js + loopwise.wasm, with the same runner as the WASM-in-Node
 // test (tests/cases/run-cases.mjs, sent into the page as source), and each trace compared byte
-// for byte with the native runner's. The engine comes from the bundle's Loopwise.loadEngine.
+// for byte with the native runner's. The engine is web/src/engine.js from the test entry
+// (tests/web/test-entry.js, window.LoopwiseTest: test hooks are not on the shipped global) over
+// the shipped loopwise.wasm; the page also loads the shipped loopwise.js.
 //
 //   node --test tests/web/cases.test.mjs        (after: bash src/scripts/build.sh)
 import { after, before, test } from 'node:test';
@@ -9,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadCases, runCase, casesDir } from '../cases/run-cases.mjs';
-import { dist, launchBrowser, nativeDir, requireBuilt, startDemo } from './helpers.mjs';
+import { dist, launchBrowser, nativeDir, requireBuilt, startDemo, testScript } from './helpers.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 const runner = join(nativeDir, 'tests/unit/test_cases');
@@ -25,6 +27,8 @@ before(async () => {
   // The tag alone: no endpoint, so nothing is sent anywhere; config and wasm next to the script.
   await page.addScriptTag({ url: '/dist/loopwise.js' });
   assert.equal(await page.evaluate(() => window.Loopwise.ready), true, 'the shipped bundle started');
+  assert.equal(await page.evaluate(() => 'loadEngine' in window.Loopwise), false, 'no test hooks on the shipped global');
+  await page.addScriptTag({ content: await testScript() });
 });
 
 after(async () => {
@@ -39,7 +43,7 @@ for (const c of cases) {
   test(`chromium: ${c.file}: ${c.name}`, async () => {
     const { trace, failures } = await page.evaluate(async ({ src, config, seed, model, data }) => {
       const runCase = new Function('return ' + src)();
-      const engine = await window.Loopwise.loadEngine({
+      const engine = await window.LoopwiseTest.loadEngine({
         wasm: fetch('/dist/loopwise.wasm').then((r) => r.arrayBuffer()), config: Uint8Array.from(config), seed: Uint8Array.from(seed),
       });
       try {

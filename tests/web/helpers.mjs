@@ -107,3 +107,13 @@ export function daytimeZone() {
   }
   return 'UTC';
 }
+
+// The test entry (test-entry.js: window.LoopwiseTest) as minified script text, built once.
+let testScriptText;
+export async function testScript() {
+  if (!testScriptText) {
+    const { bundleScript } = await import('../../web/bundle.mjs');
+    testScriptText = await bundleScript(join(root, 'tests/web/test-entry.js'));
+  }
+  return testScriptText;
+}

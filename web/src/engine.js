@@ -12,7 +12,9 @@ const dec = new TextDecoder();
 // wasm: bytes (or a promise of them) or a compiled WebAssembly.Module (several engines, one
 // compilation).
 // config: the compiled config's bytes (Uint8Array or ArrayBuffer).
-export async function loadEngine({ wasm, config, seed }) {
+// extend (tests only: tests/wasm/test-engine.mjs) gets the engine and the module's internals
+// and returns the engine to use, with methods over the test module's extra exports.
+export async function loadEngine({ wasm, config, seed }, extend) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
   // No streaming compile: for a module this small it saves no measurable time, and costs bytes.
@@ -64,7 +66,7 @@ export async function loadEngine({ wasm, config, seed }) {
     throw Error('Loopwise config: ' + msg);
   }
 
-  return {
+  const engine = {
     // The config's display part, checked with the rest by the module's checksum:
     // {share: {url, title, text}, variants: [{title, message, referrer_reward,
     // referee_reward}], ladder: [{referrals, reward}] (with a ladder), model: {refresh_hours}}.
@@ -88,7 +90,6 @@ export async function loadEngine({ wasm, config, seed }) {
     flags(gpc, dnt, busy) { x.flags(h, gpc ? 1 : 0, dnt ? 1 : 0, busy ? 1 : 0); },
     // Load a model file (bytes); throws with the reason if it is damaged (the old one stays).
     setModel(bytes) { fail(withStr(bytes, (p) => x.model(h, p, bytes.length))); },
-    modelId: () => x.model_id(h),
     landing(code, now) { fail(withStr(String(code), (p) => x.referee(h, p, now))); },
     conversion(now) { fail(x.referee(h, 0, now)); },
     // kind: an outcome's wire name ('impression', 'share', 'copy', 'dismiss') or 'close'.
@@ -99,7 +100,6 @@ export async function loadEngine({ wasm, config, seed }) {
     lastDecision() { x.last(h); return JSON.parse(outText()); },
     installKey: () => cstr(x.install_key(h)),
     referralCode: () => cstr(x.referral_code(h)),
-    pending: () => x.pending(h),
     // The on-device state as bytes (a copy), for IndexedDB.
     snapshot() {
       if (!x.snapshot(h)) throw Error('Loopwise: out of memory');
@@ -113,13 +113,14 @@ export async function loadEngine({ wasm, config, seed }) {
       const r = withStr(b, (p) => x.restore(h, p, b.length, now));
       return r ? { ok: false, error: cstr(x.err(h)) } : { ok: true };
     },
+    // The next batch of at most maxBytes as {id, body}: its batch_id, drawn by the engine, and
+    // the JSON text to send. null when the outbox is empty.
     takeBatch(writeKey, now, maxBytes = 60000) {
       const n = withStr(writeKey, (p) => x.take_batch(h, p, now, maxBytes));
-      return n ? outText() : null;
+      const at = x.out(h);
+      return n ? { id: cstr(at + n + 1), body: dec.decode(bytes().subarray(at, at + n)) } : null;
     },
-    // For tests and benchmarks: the module's linear memory size in bytes.
-    memoryBytes: () => mem.buffer.byteLength,
-    heapBytes: () => x.heap_used(),
     free() { x.free(scratch); x.release(h); },
   };
+  return extend ? extend(engine, { x, h, bytes, put, cstr }) : engine;
 }

@@ -159,7 +159,6 @@ import { open } from './ui.js';
 
   const api = {
     ready,
-    loadEngine, // for tests that run the shared decision cases on the shipped bundle
     q: { push: (...calls) => calls.forEach(call) },
     on(type, fn) {
       (listeners[type] = listeners[type] || []).push(fn);

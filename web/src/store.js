@@ -10,8 +10,12 @@
 //   read the snapshot record {g, s} -> if g (the generation: "<count>:<tab>") is not the one this
 //   tab's engine holds, restore s -> run the engine call -> write {g + 1, snapshot} back.
 //
-// Batches taken from the engine live in the same database, one record per batch under
-// "<prefix>o:<batch_id>", so adding and removing one never rewrites the others.
+// Batches taken from the engine live in the same database, one record per batch, so adding and
+// removing one never rewrites the others. The key is "<prefix>o:t<taken>:<batch_id>", <taken>
+// being the ms the batch was taken times 1000 plus its place in that drain (16 digits until the
+// year 2286): key order, the order getAll answers in, is then age order and the oldest batch is
+// sent first (batch ids are random). Earlier builds keyed them "<prefix>o:<batch_id>" (hex, so
+// before any "t..."): those are still read, and sent first.
 //
 // Without IndexedDB (storage disabled) createStore rejects and Loopwise does not start: with no
 // memory of consent, dismissals and caps, every page load would be a new user to prompt.
@@ -32,27 +36,32 @@ export const kv = (db, mode = 'readwrite') => db.transaction(OS, mode).objectSto
 // Text that is not base64 decodes to one 0 byte: not a snapshot, so the engine's fallback.
 const b64 = (t) => { try { return Uint8Array.from(atob(t), (c) => c.charCodeAt(0)); } catch { return Uint8Array.of(0); } };
 
+// A pending batch as the transport sees it; the batch id is the key's last part in either form.
+const record = (key, body) => ({ key, id: key.slice(key.lastIndexOf(':') + 1), body });
+
 export function createStore(db, engine, prefix, warn) {
   const S = prefix + 's', O = prefix + 'o:', tab = Math.random().toString(36).slice(2, 8);
   const range = IDBKeyRange.bound(O, O + '\uffff');
   let gen;
 
   // tx(fn, withPending): one transaction; fn(now, os, pending) runs with the newest state
-  // restored and may add records through os; the snapshot is saved after it. Resolves to what
+  // restored and may add records through os; the snapshot is saved after it. pending (with
+  // withPending) lists the stored batches oldest first, as put() returns them. Resolves to what
   // fn returned, or rejects with what it threw (the state is saved either way).
   const tx = (fn, withPending) => new Promise((ok, no) => {
     const os = kv(db), t = os.transaction;
     let out, err, g;
-    const rec = os.get(S), all = withPending && os.getAll(range);
-    (all || rec).onsuccess = () => { // requests answer in order: rec is ready too
+    const rec = os.get(S), keys = withPending && os.getAllKeys(range), all = withPending && os.getAll(range);
+    (all || rec).onsuccess = () => { // requests answer in order: rec and keys are ready too
       const now = Date.now(), v = rec.result;
+      const pending = all && all.result.map((body, i) => record(keys.result[i], body));
       try {
         if (!v || v.g !== gen) {
           // Earlier builds of this widget stored the snapshot as base64 text: read the bytes it holds.
           const r = engine.restore(typeof v?.s === 'string' ? b64(v.s) : v ? v.s : null, now);
           if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
         }
-        out = fn(now, os, all && all.result);
+        out = fn(now, os, pending);
       } catch (e) {
         err = e || Error('failed');
       }
@@ -69,9 +78,14 @@ export function createStore(db, engine, prefix, warn) {
   });
   return {
     tx,
-    // A pending batch's record key (O + batch_id), and a blind delete of one (no read first),
-    // e.g. dropping an acknowledged batch.
-    O,
+    // Inside tx: store a batch from engine.takeBatch ({id, body}), the i-th taken at `now`.
+    // Returns its pending record {key, id, body}.
+    put(os, batch, now, i) {
+      const r = record(O + 't' + (now * 1000 + i) + ':' + batch.id, batch.body);
+      os.put(r.body, r.key);
+      return r;
+    },
+    // A blind delete of one pending record (no read first), e.g. an acknowledged batch.
     del(key) {
       try { kv(db).delete(key); } catch { /* closing */ }
     },

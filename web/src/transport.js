@@ -16,16 +16,14 @@ const BASE_MS = 1000, MAX_MS = 300000;
 export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   const url = endpoint + '/v1/outcomes';
   const beaconed = new Set();
-  const id = (b) => (b.match(/"batch_id":"([^"]*)/) || [])[1];
   let timer = 0, sending = 0, again = 0, tries = 0;
-  let mirror = []; // the pending bodies as of the last transaction: what a page hide can beacon
+  // The pending batches ({key, id, body}, oldest first) as of the last transaction: what a
+  // flush sends and a page hide can beacon.
+  let mirror = [];
 
-  // Inside a store transaction: move every record out of the engine into pending records.
+  // Inside a store transaction: move every record out of the engine into pending batches.
   function drain(now, os, pending) {
-    for (let b; (b = engine.takeBatch(writeKey, now, MAX_BYTES));) {
-      os.put(b, store.O + id(b));
-      pending.push(b);
-    }
+    for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
     mirror = pending;
   }
 
@@ -37,16 +35,16 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     let r = null; // the answer that made this flush stop, if any: its Retry-After counts
     try {
       await store.tx(drain, 1);
-      for (const body of mirror) {
+      for (const batch of mirror) {
         r = null;
-        try { r = await fetch(url, { method: 'POST', body, keepalive: true, credentials: 'omit' }); } catch { /* offline, refused, CORS */ }
+        try { r = await fetch(url, { method: 'POST', body: batch.body, keepalive: true, credentials: 'omit' }); } catch { /* offline, refused, CORS */ }
         // 2xx: stored; 4xx but 429: never will be (dropped); anything else (0: no answer) retries.
         const s = r ? r.status : 0, c = s / 100 | 0;
         if (c !== 2 && (c !== 4 || s === 429)) throw 0;
-        if (c > 2) warn('Loopwise: batch ' + id(body) + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
+        if (c > 2) warn('Loopwise: batch ' + batch.id + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
         tries = 0;
-        store.del(store.O + id(body));
-        mirror = mirror.filter((x) => x !== body);
+        store.del(batch.key);
+        mirror = mirror.filter((x) => x !== batch);
       }
     } catch {
       // Retry with backoff (see the top). No timer is armed here: flush cleared it, and soon()
@@ -74,10 +72,10 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // the bodies stay pending and a later flush (this page or the next load) confirms them.
   function beacon() {
     try {
-      for (const b of mirror) {
-        if (beaconed.has(b)) continue;
-        if (!navigator.sendBeacon(url, b)) break;
-        beaconed.add(b);
+      for (const batch of mirror) {
+        if (beaconed.has(batch.key)) continue;
+        if (!navigator.sendBeacon(url, batch.body)) break;
+        beaconed.add(batch.key);
       }
     } catch { /* no sendBeacon: the batches wait for the next load */ }
   }
