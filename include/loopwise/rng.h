@@ -23,9 +23,6 @@ uint32_t lw_rng_below(lw_rng *rng, uint32_t n);
 /* A uniform double in [0, 1) with 53 random bits. */
 double lw_rng_unit(lw_rng *rng);
 void lw_rng_bytes(lw_rng *rng, uint8_t *out, int n);
-/* Advance by 2^128 draws: a copy of a generator, jumped, is a second stream that never
- * overlaps the first (xoshiro256's jump). */
-void lw_rng_jump(lw_rng *rng);
 
 #ifdef __cplusplus
 }

@@ -47,15 +47,3 @@ void lw_rng_bytes(lw_rng *rng, uint8_t *out, int n) {
   }
 }
 
-void lw_rng_jump(lw_rng *rng) {
-  static const uint64_t k_jump[] = {0x180ec6d33cfd0abaull, 0xd5a61266f0c9392cull, 0xa9582618e03fc9aaull,
-                                    0x39abdc4529b1661cull};
-  uint64_t s[4] = {0, 0, 0, 0};
-  for (int i = 0; i < 4; i++)
-    for (int b = 0; b < 64; b++) {
-      if (k_jump[i] & (1ull << b))
-        for (int j = 0; j < 4; j++) s[j] ^= rng->s[j];
-      lw_rng_next(rng);
-    }
-  for (int j = 0; j < 4; j++) rng->s[j] = s[j];
-}
