@@ -41,125 +41,89 @@ lw_local_time lw_local_time_of(int64_t now_ms, int tz_offset_min) {
   return lt;
 }
 
-/* ---- the checks: each returns 1 when it blocks, with its reason in sb ----------------- */
-
-typedef struct {
-  const lw_engine *e;
-  int64_t now;
-  int tz;
-  lw_sbuf *sb;
-} ctx_t;
-
-static int no_consent(const ctx_t *c) {
-  if (consent_allows(c->e)) return 0;
-  lw_sb_str(c->sb, "no consent");
-  return 1;
-}
-
-static int privacy_signal(const ctx_t *c) {
-  const lw_engine *e = c->e;
-  const lw_config *cfg = &e->cfg;
-  if (e->guard.consent == LW_CONSENT_GIVEN || !((cfg->respect_gpc && e->gpc) || (cfg->respect_dnt && e->dnt)))
-    return 0;
-  lw_sb_str(c->sb, cfg->respect_gpc && e->gpc ? "Global Privacy Control" : "Do Not Track");
-  return 1;
-}
-
-static int history_unknown(const ctx_t *c) {
-  const lw_guard *g = &c->e->guard;
-  if (c->now >= g->history_unknown_until_ms) return 0;
-  lw_sb_str(c->sb, "history unknown, ");
-  sb_left(c->sb, g->history_unknown_until_ms - c->now);
-  return 1;
-}
-
-static int open_prompt(const ctx_t *c) {
-  const lw_guard *g = &c->e->guard;
-  if (!g->open_id[0] || c->now - g->open_since_ms >= LW_OPEN_PROMPT_TTL_MS) return 0;
-  lw_sb_str(c->sb, "a prompt is already open");
-  return 1;
-}
-
-static int cooldown(const ctx_t *c) {
-  const lw_guard *g = &c->e->guard;
-  if (g->dismiss_total == 0) return 0;
-  int64_t until = g->last_dismiss_ms + lw_cooldown_ms(&c->e->cfg, g->dismiss_total);
-  if (c->now >= until) return 0;
-  lw_sb_str(c->sb, "cooldown ");
-  sb_left(c->sb, until - c->now);
-  return 1;
-}
-
-static int cap(const ctx_t *c) {
-  const lw_config *cfg = &c->e->cfg;
-  const lw_guard *g = &c->e->guard;
-  uint32_t in_window = 0;
-  int64_t window = (int64_t)cfg->cap_window_days * LW_DAY_MS;
-  for (int i = 0; i < LW_SHOWN_RING; i++)
-    if (g->shown_ms[i] && c->now - g->shown_ms[i] < window) in_window++;
-  if (in_window < cfg->cap_max_prompts) return 0;
-  lw_sb_str(c->sb, "frequency cap ");
-  lw_sb_u64(c->sb, cfg->cap_max_prompts);
-  lw_sb_char(c->sb, '/');
-  lw_sb_u64(c->sb, cfg->cap_window_days);
-  lw_sb_char(c->sb, 'd');
-  return 1;
-}
-
-static int gap(const ctx_t *c) {
-  const lw_guard *g = &c->e->guard;
-  int64_t until = g->shown_ms[0] + (int64_t)c->e->cfg.cap_min_gap_hours * LW_HOUR_MS;
-  if (!g->shown_ms[0] || c->now >= until) return 0;
-  lw_sb_str(c->sb, "min gap ");
-  sb_left(c->sb, until - c->now);
-  return 1;
-}
-
-static int quiet_hours(const ctx_t *c) {
-  const lw_config *cfg = &c->e->cfg;
-  if (cfg->quiet_start_hour < 0) return 0;
-  int h = lw_local_time_of(c->now, c->tz).hour, s = cfg->quiet_start_hour, en = cfg->quiet_end_hour;
-  if (!(s < en ? (h >= s && h < en) : (h >= s || h < en))) return 0;
-  lw_sb_str(c->sb, "quiet hours");
-  return 1;
-}
-
-static int session_age(const ctx_t *c) {
-  const lw_config *cfg = &c->e->cfg;
-  int64_t age = c->now - c->e->beh.session_start_ms, min_age = (int64_t)cfg->min_session_s * 1000;
-  if (age >= min_age) return 0;
-  lw_sb_str(c->sb, "session ");
-  lw_sb_i64(c->sb, age / 1000);
-  lw_sb_str(c->sb, "s old, needs ");
-  lw_sb_u64(c->sb, cfg->min_session_s);
-  lw_sb_char(c->sb, 's');
-  return 1;
-}
-
-static int busy(const ctx_t *c) {
-  if (!c->e->busy) return 0;
-  lw_sb_str(c->sb, "host busy");
-  return 1;
-}
+/* ---- the table ---------------------------------------------------------------------
+ * Each row: the constraint, the start of its reason, and how the reason ends. The checks
+ * compute whether it blocks and the number the reason shows; one writer formats them all. */
+typedef enum { END_NONE, END_LEFT, END_CAP, END_SESSION } reason_end;
 
 static const struct {
   lw_why why;
-  int (*blocks)(const ctx_t *c);
+  const char *reason;
+  reason_end end;
 } k_constraints[] = {
-    {LW_WHY_CONSENT, no_consent},   {LW_WHY_PRIVACY, privacy_signal}, {LW_WHY_HISTORY_UNKNOWN, history_unknown},
-    {LW_WHY_OPEN_PROMPT, open_prompt}, {LW_WHY_COOLDOWN, cooldown},   {LW_WHY_CAP, cap},
-    {LW_WHY_GAP, gap},              {LW_WHY_QUIET_HOURS, quiet_hours}, {LW_WHY_SESSION_AGE, session_age},
-    {LW_WHY_BUSY, busy}};
+    {LW_WHY_CONSENT, "no consent", END_NONE},
+    {LW_WHY_PRIVACY, NULL, END_NONE}, /* names the signal: Global Privacy Control or Do Not Track */
+    {LW_WHY_HISTORY_UNKNOWN, "history unknown, ", END_LEFT},
+    {LW_WHY_OPEN_PROMPT, "a prompt is already open", END_NONE},
+    {LW_WHY_COOLDOWN, "cooldown ", END_LEFT},
+    {LW_WHY_CAP, "frequency cap ", END_CAP},
+    {LW_WHY_GAP, "min gap ", END_LEFT},
+    {LW_WHY_QUIET_HOURS, "quiet hours", END_NONE},
+    {LW_WHY_SESSION_AGE, "session ", END_SESSION},
+    {LW_WHY_BUSY, "host busy", END_NONE},
+};
+
+/* 1 when constraint `why` blocks now; *n gets the number its reason shows (time left in ms,
+ * the session's age in ms). */
+static int blocks(const lw_engine *e, lw_why why, int64_t now, int tz, int64_t *n) {
+  const lw_config *cfg = &e->cfg;
+  const lw_guard *g = &e->guard;
+  switch (why) {
+    case LW_WHY_CONSENT: return !consent_allows(e);
+    case LW_WHY_PRIVACY:
+      return g->consent != LW_CONSENT_GIVEN && ((cfg->respect_gpc && e->gpc) || (cfg->respect_dnt && e->dnt));
+    case LW_WHY_HISTORY_UNKNOWN: return (*n = g->history_unknown_until_ms - now) > 0;
+    case LW_WHY_OPEN_PROMPT: return g->open_id[0] && now - g->open_since_ms < LW_OPEN_PROMPT_TTL_MS;
+    case LW_WHY_COOLDOWN:
+      return g->dismiss_total > 0 && (*n = g->last_dismiss_ms + lw_cooldown_ms(cfg, g->dismiss_total) - now) > 0;
+    case LW_WHY_CAP: {
+      uint32_t in_window = 0;
+      int64_t window = (int64_t)cfg->cap_window_days * LW_DAY_MS;
+      for (int i = 0; i < LW_SHOWN_RING; i++)
+        if (g->shown_ms[i] && now - g->shown_ms[i] < window) in_window++;
+      return in_window >= cfg->cap_max_prompts;
+    }
+    case LW_WHY_GAP:
+      return g->shown_ms[0] && (*n = g->shown_ms[0] + (int64_t)cfg->cap_min_gap_hours * LW_HOUR_MS - now) > 0;
+    case LW_WHY_QUIET_HOURS: {
+      if (cfg->quiet_start_hour < 0) return 0;
+      int h = lw_local_time_of(now, tz).hour, s = cfg->quiet_start_hour, en = cfg->quiet_end_hour;
+      return s < en ? (h >= s && h < en) : (h >= s || h < en);
+    }
+    case LW_WHY_SESSION_AGE: return (*n = now - e->beh.session_start_ms) < (int64_t)cfg->min_session_s * 1000;
+    case LW_WHY_BUSY: return e->busy;
+    default: return 0;
+  }
+}
 
 int lw_engine_blocked(const lw_engine *e, int64_t now_ms, int tz_offset_min, lw_decision *d) {
-  lw_sbuf sb;
-  lw_sb_init(&sb, d->reason, sizeof d->reason);
-  lw_sb_str(&sb, "suppressed: ");
-  ctx_t c = {e, now_ms, tz_offset_min, &sb};
-  for (size_t i = 0; i < sizeof k_constraints / sizeof k_constraints[0]; i++)
-    if (k_constraints[i].blocks(&c)) {
-      d->why = k_constraints[i].why;
-      return 1;
+  const lw_config *cfg = &e->cfg;
+  for (size_t i = 0; i < sizeof k_constraints / sizeof k_constraints[0]; i++) {
+    int64_t n = 0;
+    if (!blocks(e, k_constraints[i].why, now_ms, tz_offset_min, &n)) continue;
+    lw_sbuf sb;
+    lw_sb_init(&sb, d->reason, sizeof d->reason);
+    lw_sb_str(&sb, "suppressed: ");
+    lw_sb_str(&sb, k_constraints[i].reason ? k_constraints[i].reason
+                   : cfg->respect_gpc && e->gpc ? "Global Privacy Control" : "Do Not Track");
+    switch (k_constraints[i].end) {
+      case END_LEFT: sb_left(&sb, n); break;
+      case END_CAP:
+        lw_sb_u64(&sb, cfg->cap_max_prompts);
+        lw_sb_char(&sb, '/');
+        lw_sb_u64(&sb, cfg->cap_window_days);
+        lw_sb_char(&sb, 'd');
+        break;
+      case END_SESSION:
+        lw_sb_i64(&sb, n / 1000);
+        lw_sb_str(&sb, "s old, needs ");
+        lw_sb_u64(&sb, cfg->min_session_s);
+        lw_sb_char(&sb, 's');
+        break;
+      case END_NONE: break;
     }
+    d->why = k_constraints[i].why;
+    return 1;
+  }
   return 0;
 }
