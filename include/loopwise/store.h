@@ -60,20 +60,20 @@ void lw_stats_clear(lw_stats *stats);
 /* Write items[0..n) in one transaction and make it durable before returning LW_OK. A batch whose
  * (site, batch_id) is already stored is marked duplicate and not written again. On any error
  * nothing of the call is kept. */
-lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg);
+lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen);
 
 /* Delete every event of one install on one site; *deleted gets the number of events. */
 lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                          char *errmsg);
+                          char *err, size_t errlen);
 
 /* Delete the batches received before before_ms and all their events. */
-lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
+lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen);
 
 /* Aggregates for one site. The caller clears *out with lw_stats_clear. */
-lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *errmsg);
+lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen);
 
 /* A cheap read that proves the store answers (for /healthz). */
-lw_status lw_store_ping(lw_store *s, char *errmsg);
+lw_status lw_store_ping(lw_store *s, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- referrals */
 
@@ -96,12 +96,12 @@ typedef struct {
 /* Counts for code on site; owner says whether install shared it (the counts are filled only
  * when it did). */
 lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,
-                            lw_referral *out, char *errmsg);
+                            lw_referral *out, char *err, size_t errlen);
 
 /* Every code with at least one referee whose first conversion is at or after since_ms, ordered
  * by code. *rows is the caller's to free() (NULL when *n is 0). */
 lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
-                                lw_attribution **rows, size_t *n, char *errmsg);
+                                lw_attribution **rows, size_t *n, char *err, size_t errlen);
 
 /* Close the store (checkpointing what a backend needs to). NULL is fine. */
 void lw_store_free(lw_store *s);
@@ -110,22 +110,22 @@ void lw_store_free(lw_store *s);
 
 /* Open (creating or migrating) a SQLite database at path, in WAL mode with synchronous=FULL.
  * On LW_OK *out is a store the caller frees with lw_store_free. */
-lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg);
+lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size_t errlen);
 
 /* What a backend implements. A backend's handle starts with a lw_store whose backend field
  * points at its table. */
 typedef struct {
   const char *name;
-  lw_status (*write)(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg);
+  lw_status (*write)(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen);
   lw_status (*forget)(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                      char *errmsg);
-  lw_status (*purge)(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
-  lw_status (*stats)(lw_store *s, const char *site, lw_stats *out, char *errmsg);
-  lw_status (*ping)(lw_store *s, char *errmsg);
+                      char *err, size_t errlen);
+  lw_status (*purge)(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen);
+  lw_status (*stats)(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen);
+  lw_status (*ping)(lw_store *s, char *err, size_t errlen);
   lw_status (*referral)(lw_store *s, const char *site, const char *code, const char *install,
-                       lw_referral *out, char *errmsg);
+                       lw_referral *out, char *err, size_t errlen);
   lw_status (*attributions)(lw_store *s, const char *site, int64_t since_ms,
-                            lw_attribution **rows, size_t *n, char *errmsg);
+                            lw_attribution **rows, size_t *n, char *err, size_t errlen);
   void (*close)(lw_store *s);
 } lw_store_backend;
 

@@ -40,27 +40,27 @@ static unsigned error_json(const char *message, const char *field, char **json) 
 }
 
 unsigned lw_referral_answer(lw_store *store, const char *site, const char *code,
-                            const char *install, char **json, char *errmsg) {
+                            const char *install, char **json, char *err, size_t errlen) {
   *json = NULL;
   if (!valid_code(code)) return error_json("expected a referral code, 6-16 of [A-Z0-9]", "code", json);
   if (!valid_install(install))
     return error_json("expected the install key, 32 lowercase hex characters", "install", json);
   lw_referral r;
-  if (lw_store_referral(store, site, code, install, &r, errmsg) != LW_OK) return 503;
+  if (lw_store_referral(store, site, code, install, &r, err, errlen) != LW_OK) return 503;
   if (!r.owner) return 403;
   char buf[128];
   snprintf(buf, sizeof buf, "{\"code\":\"%s\",\"conversions\":%lld,\"landings\":%lld}", code,
            (long long)r.conversions, (long long)r.landings);
   *json = strdup(buf);
   if (!*json) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return 503;
   }
   return 200;
 }
 
 unsigned lw_attributions_answer(lw_store *store, const char *site, const char *since,
-                                char **json, char *errmsg) {
+                                char **json, char *err, size_t errlen) {
   *json = NULL;
   long long since_ms = 0;
   if (since) {
@@ -72,7 +72,7 @@ unsigned lw_attributions_answer(lw_store *store, const char *site, const char *s
   }
   lw_attribution *rows;
   size_t n;
-  if (lw_store_attributions(store, site, since_ms, &rows, &n, errmsg) != LW_OK) return 503;
+  if (lw_store_attributions(store, site, since_ms, &rows, &n, err, errlen) != LW_OK) return 503;
   cJSON *root = cJSON_CreateObject(), *arr = NULL;
   int ok = root && cJSON_AddStringToObject(root, "site", site) &&
            (arr = cJSON_AddArrayToObject(root, "attributions")) != NULL;
@@ -90,7 +90,7 @@ unsigned lw_attributions_answer(lw_store *store, const char *site, const char *s
   cJSON_Delete(root);
   free(rows);
   if (!*json) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return 503;
   }
   return 200;
