@@ -6,6 +6,9 @@
  * the store. Idempotency is a UNIQUE (site, batch_id) key in the same database, so it holds
  * across replicas and across a lost acknowledgement.
  *
+ * Errors: every operation writes a message into err (errlen bytes, the caller's), as the core
+ * does.
+ *
  * Threading: writes (lw_store_write, lw_store_forget, lw_store_purge) come from one writer
  * thread at a time; reads (lw_store_stats, lw_store_ping) may run on any thread, concurrently
  * with the writer. */
@@ -111,6 +114,43 @@ void lw_store_free(lw_store *s);
 /* Open (creating or migrating) a SQLite database at path, in WAL mode with synchronous=FULL.
  * On LW_OK *out is a store the caller frees with lw_store_free. */
 lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size_t errlen);
+
+/* Test seam of the SQLite backend: the nth statement of its next write transaction (1: BEGIN,
+ * then each INSERT in order, the last one COMMIT) fails as if SQLite had refused it, so the
+ * failure path (ROLLBACK, nothing kept) can be tested. 0 disarms. Safe to call from another
+ * thread than the writer's. */
+void lw_store_sqlite_fail_step(lw_store *s, unsigned nth);
+
+/* ---------------------------------------------------------------- fault injection (tests) */
+
+/* A backend that wraps inner (and owns it from this call on, also on failure) and fails the
+ * calls a test arms. The server runs over it unchanged (lw_ingest_server_start_with_store). */
+typedef enum {
+  LW_FAULT_OP_WRITE,
+  LW_FAULT_OP_FORGET,
+  LW_FAULT_OP_PURGE,
+  LW_FAULT_OP_STATS,
+  LW_FAULT_OP_PING,
+  LW_FAULT_OP_REFERRAL,
+  LW_FAULT_OP_ATTRIBUTIONS,
+  LW_FAULT_OP_COUNT
+} lw_fault_op;
+
+typedef enum {
+  LW_FAULT_BEFORE, /* fail without reaching the real store, like a BEGIN that fails */
+  LW_FAULT_AFTER   /* do the call, then report failure, like a COMMIT whose answer was lost */
+} lw_fault_when;
+
+lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen);
+
+/* Fail the nth next call of op (1: the very next one), once; 0 disarms. Any thread. */
+void lw_store_fault_arm(lw_store *fault_store, lw_fault_op op, unsigned nth, lw_fault_when when);
+
+/* How many calls of op have failed by injection. */
+unsigned lw_store_fault_injected(lw_store *fault_store, lw_fault_op op);
+
+/* The wrapped store (still owned by the fault store). */
+lw_store *lw_store_fault_inner(lw_store *fault_store);
 
 /* What a backend implements. A backend's handle starts with a lw_store whose backend field
  * points at its table. */

@@ -9,6 +9,7 @@
 #include "loopwise/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ typedef struct {
   pthread_mutex_t rlock;
   sqlite3_stmt *ins_batch;
   sqlite3_stmt *ins_events[EVENT_ROWS_MAX + 1]; /* [k]: insert k events in one statement */
+  atomic_uint fail_step; /* test seam (lw_store_sqlite_fail_step): 0, or which step fails */
+  unsigned steps;        /* statements run in the current write transaction (writer only) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -192,6 +195,22 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
     sqlite3_bind_null(st, i);
 }
 
+/* The test seam: counts the statements of one write transaction and fails the armed one, as
+ * if SQLite had refused it, so the failure path below runs with real rows in the
+ * transaction. */
+static lw_status step_fault(sqlite_store *s, const char *what, char *err, size_t errlen) {
+  unsigned at = ++s->steps;
+  unsigned armed = atomic_load(&s->fail_step);
+  if (!armed || at != armed || !atomic_compare_exchange_strong(&s->fail_step, &armed, 0))
+    return LW_OK;
+  snprintf(err, errlen, "%s: injected fault at statement %u", what, at);
+  return LW_ERR_IO;
+}
+
+void lw_store_sqlite_fail_step(lw_store *base, unsigned nth) {
+  atomic_store(&((sqlite_store *)base)->fail_step, nth);
+}
+
 static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t errlen) {
   const lw_batch *b = it->batch;
   sqlite3_stmt *st = s->ins_batch;
@@ -201,6 +220,8 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
   sqlite3_bind_int64(st, 3, it->received_ms);
   sqlite3_bind_int64(st, 4, b->sent_at);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)b->n_events);
+  lw_status fault = step_fault(s, "storing a batch", err, errlen);
+  if (fault != LW_OK) return fault;
   if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
   if (sqlite3_changes(s->w) == 0) {
     it->duplicate = 1;
@@ -237,6 +258,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
       bind_text_or_null(st, c + 13, e->x);
       bind_text_or_null(st, c + 14, e->code);
     }
+    if ((fault = step_fault(s, "storing events", err, errlen)) != LW_OK) return fault;
     if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing events", err, errlen);
     at += k;
   }
@@ -247,8 +269,11 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
 
 static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
-  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
+  s->steps = 0;
+  lw_status st = step_fault(s, "starting a write", err, errlen);
+  if (st == LW_OK) st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
+  if (st == LW_OK) st = step_fault(s, "committing", err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", err, errlen);
   sqlite3_reset(s->ins_batch);
   for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_reset(s->ins_events[k]);
