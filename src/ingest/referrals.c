@@ -14,19 +14,20 @@
 #include <string.h>
 
 #include "loopwise/store.h"
+#include "loopwise/wire.h"
 #include "serving.h"
 
 static int valid_code(const char *s) {
   size_t n = s ? strlen(s) : 0;
-  if (n < 6 || n > 16) return 0;
+  if (n < LW_CODE_MIN_LEN || n > LW_CODE_LEN) return 0;
   for (size_t i = 0; i < n; i++)
     if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9'))) return 0;
   return 1;
 }
 
 static int valid_install(const char *s) {
-  if (!s || strlen(s) != 32) return 0;
-  for (int i = 0; i < 32; i++)
+  if (!s || strlen(s) != LW_INSTALL_LEN) return 0;
+  for (int i = 0; i < LW_INSTALL_LEN; i++)
     if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
   return 1;
 }
