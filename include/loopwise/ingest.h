@@ -88,6 +88,12 @@ typedef struct lw_ingest_server lw_ingest_server;
 lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server **out,
                                  char *errmsg);
 
+/* The same over a store the caller opened (a test wraps one in a fault-injecting backend,
+ * loopwise/store.h). The server owns store from this call on, also when it fails. */
+typedef struct lw_store lw_store;
+lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_store *store,
+                                            lw_ingest_server **out, char *errmsg);
+
 /* The TCP port the server listens on (useful with port 0). */
 int lw_ingest_server_port(const lw_ingest_server *s);
 

@@ -6,6 +6,9 @@
  * the store. Idempotency is a UNIQUE (site, batch_id) key in the same database, so it holds
  * across replicas and across a lost acknowledgement.
  *
+ * Errors: every operation writes a message into err (errlen bytes, the caller's), as the core
+ * does.
+ *
  * Threading: writes (lw_store_write, lw_store_forget, lw_store_purge) come from one writer
  * thread at a time; reads (lw_store_stats, lw_store_ping) may run on any thread, concurrently
  * with the writer. */
@@ -60,20 +63,20 @@ void lw_stats_clear(lw_stats *stats);
 /* Write items[0..n) in one transaction and make it durable before returning LW_OK. A batch whose
  * (site, batch_id) is already stored is marked duplicate and not written again. On any error
  * nothing of the call is kept. */
-lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg);
+lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen);
 
 /* Delete every event of one install on one site; *deleted gets the number of events. */
 lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                          char *errmsg);
+                          char *err, size_t errlen);
 
 /* Delete the batches received before before_ms and all their events. */
-lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
+lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen);
 
 /* Aggregates for one site. The caller clears *out with lw_stats_clear. */
-lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *errmsg);
+lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen);
 
 /* A cheap read that proves the store answers (for /healthz). */
-lw_status lw_store_ping(lw_store *s, char *errmsg);
+lw_status lw_store_ping(lw_store *s, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- referrals */
 
@@ -96,12 +99,12 @@ typedef struct {
 /* Counts for code on site; owner says whether install shared it (the counts are filled only
  * when it did). */
 lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,
-                            lw_referral *out, char *errmsg);
+                            lw_referral *out, char *err, size_t errlen);
 
 /* Every code with at least one referee whose first conversion is at or after since_ms, ordered
  * by code. *rows is the caller's to free() (NULL when *n is 0). */
 lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
-                                lw_attribution **rows, size_t *n, char *errmsg);
+                                lw_attribution **rows, size_t *n, char *err, size_t errlen);
 
 /* Close the store (checkpointing what a backend needs to). NULL is fine. */
 void lw_store_free(lw_store *s);
@@ -110,22 +113,59 @@ void lw_store_free(lw_store *s);
 
 /* Open (creating or migrating) a SQLite database at path, in WAL mode with synchronous=FULL.
  * On LW_OK *out is a store the caller frees with lw_store_free. */
-lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg);
+lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size_t errlen);
+
+/* Test seam of the SQLite backend: the nth statement of its next write transaction (1: BEGIN,
+ * then each INSERT in order, the last one COMMIT) fails as if SQLite had refused it, so the
+ * failure path (ROLLBACK, nothing kept) can be tested. 0 disarms. Safe to call from another
+ * thread than the writer's. */
+void lw_store_sqlite_fail_step(lw_store *s, unsigned nth);
+
+/* ---------------------------------------------------------------- fault injection (tests) */
+
+/* A backend that wraps inner (and owns it from this call on, also on failure) and fails the
+ * calls a test arms. The server runs over it unchanged (lw_ingest_server_start_with_store). */
+typedef enum {
+  LW_FAULT_OP_WRITE,
+  LW_FAULT_OP_FORGET,
+  LW_FAULT_OP_PURGE,
+  LW_FAULT_OP_STATS,
+  LW_FAULT_OP_PING,
+  LW_FAULT_OP_REFERRAL,
+  LW_FAULT_OP_ATTRIBUTIONS,
+  LW_FAULT_OP_COUNT
+} lw_fault_op;
+
+typedef enum {
+  LW_FAULT_BEFORE, /* fail without reaching the real store, like a BEGIN that fails */
+  LW_FAULT_AFTER   /* do the call, then report failure, like a COMMIT whose answer was lost */
+} lw_fault_when;
+
+lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen);
+
+/* Fail the nth next call of op (1: the very next one), once; 0 disarms. Any thread. */
+void lw_store_fault_arm(lw_store *fault_store, lw_fault_op op, unsigned nth, lw_fault_when when);
+
+/* How many calls of op have failed by injection. */
+unsigned lw_store_fault_injected(lw_store *fault_store, lw_fault_op op);
+
+/* The wrapped store (still owned by the fault store). */
+lw_store *lw_store_fault_inner(lw_store *fault_store);
 
 /* What a backend implements. A backend's handle starts with a lw_store whose backend field
  * points at its table. */
 typedef struct {
   const char *name;
-  lw_status (*write)(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg);
+  lw_status (*write)(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen);
   lw_status (*forget)(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                      char *errmsg);
-  lw_status (*purge)(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg);
-  lw_status (*stats)(lw_store *s, const char *site, lw_stats *out, char *errmsg);
-  lw_status (*ping)(lw_store *s, char *errmsg);
+                      char *err, size_t errlen);
+  lw_status (*purge)(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen);
+  lw_status (*stats)(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen);
+  lw_status (*ping)(lw_store *s, char *err, size_t errlen);
   lw_status (*referral)(lw_store *s, const char *site, const char *code, const char *install,
-                       lw_referral *out, char *errmsg);
+                       lw_referral *out, char *err, size_t errlen);
   lw_status (*attributions)(lw_store *s, const char *site, int64_t since_ms,
-                            lw_attribution **rows, size_t *n, char *errmsg);
+                            lw_attribution **rows, size_t *n, char *err, size_t errlen);
   void (*close)(lw_store *s);
 } lw_store_backend;
 

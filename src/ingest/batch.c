@@ -332,6 +332,7 @@ lw_status lw_batch_parse(const char *body, size_t len, const lw_batch_limits *li
   lw_batch *b = calloc(1, sizeof *b);
   if (!b) {
     cJSON_Delete(doc);
+    snprintf(err->message, sizeof err->message, "out of memory");
     return LW_ERR_NOMEM;
   }
   st = read_batch(doc, lim, now_ms, b, err);

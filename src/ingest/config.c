@@ -329,7 +329,10 @@ lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, ch
   char *text = malloc(1 << 20);
   size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
   fclose(f);
-  if (!text) return LW_ERR_NOMEM;
+  if (!text) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "%s: out of memory", path);
+    return LW_ERR_NOMEM;
+  }
   text[n] = '\0';
   cJSON *doc = cJSON_Parse(text);
   free(text);
@@ -367,6 +370,7 @@ lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, ch
     st = set_value(cfg, s, value, errmsg);
   }
   cJSON_Delete(doc);
+  if (st == LW_ERR_NOMEM) snprintf(errmsg, LW_ERRMSG_MAX, "out of memory"); /* the readers leave it */
   if (st != LW_OK) {
     char where[LW_ERRMSG_MAX];
     snprintf(where, sizeof where, "%.200s: ", path);

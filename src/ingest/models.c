@@ -10,40 +10,40 @@
 #include "serving.h"
 
 lw_status lw_model_file_read(const char *dir, const char *site, uint8_t **buf, size_t *len,
-                             char *errmsg) {
+                             char *err, size_t errlen) {
   *buf = NULL;
   *len = 0;
   if (!dir || !*dir) return LW_ERR_NOT_FOUND;
   char path[4096];
   /* Site ids are [A-Za-z0-9_-]{1,32} (checked when the config is read): no path tricks. */
   if ((size_t)snprintf(path, sizeof path, "%s/%s/current.lwm", dir, site) >= sizeof path) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "models_dir path too long");
+    snprintf(err, errlen, "models_dir path too long");
     return LW_ERR_INVALID;
   }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return LW_ERR_NOT_FOUND;
-    snprintf(errmsg, LW_ERRMSG_MAX, "%.200s: %s", path, strerror(errno));
+    snprintf(err, errlen, "%.200s: %s", path, strerror(errno));
     return LW_ERR_IO;
   }
   struct stat sb;
   lw_status st = LW_OK;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > (off_t)LW_MODEL_FILE_MAX) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "%.200s: not a regular file under %u bytes", path,
+    snprintf(err, errlen, "%.200s: not a regular file under %u bytes", path,
              LW_MODEL_FILE_MAX);
     st = LW_ERR_IO;
   }
   size_t n = st == LW_OK ? (size_t)sb.st_size : 0, got = 0;
   uint8_t *b = st == LW_OK ? malloc(n ? n : 1) : NULL;
   if (st == LW_OK && !b) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory reading a model");
+    snprintf(err, errlen, "out of memory reading a model");
     st = LW_ERR_NOMEM;
   }
   while (st == LW_OK && got < n) {
     ssize_t r = read(fd, b + got, n - got);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) { /* shorter than fstat said: the file is not what we opened as */
-      snprintf(errmsg, LW_ERRMSG_MAX, "%.200s: %s", path, r < 0 ? strerror(errno) : "short read");
+      snprintf(err, errlen, "%.200s: %s", path, r < 0 ? strerror(errno) : "short read");
       st = LW_ERR_IO;
     } else {
       got += (size_t)r;

@@ -14,19 +14,20 @@
 #include <string.h>
 
 #include "loopwise/store.h"
+#include "loopwise/wire.h"
 #include "serving.h"
 
 static int valid_code(const char *s) {
   size_t n = s ? strlen(s) : 0;
-  if (n < 6 || n > 16) return 0;
+  if (n < LW_CODE_MIN_LEN || n > LW_CODE_LEN) return 0;
   for (size_t i = 0; i < n; i++)
     if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9'))) return 0;
   return 1;
 }
 
 static int valid_install(const char *s) {
-  if (!s || strlen(s) != 32) return 0;
-  for (int i = 0; i < 32; i++)
+  if (!s || strlen(s) != LW_INSTALL_LEN) return 0;
+  for (int i = 0; i < LW_INSTALL_LEN; i++)
     if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
   return 1;
 }
@@ -40,27 +41,27 @@ static unsigned error_json(const char *message, const char *field, char **json) 
 }
 
 unsigned lw_referral_answer(lw_store *store, const char *site, const char *code,
-                            const char *install, char **json, char *errmsg) {
+                            const char *install, char **json, char *err, size_t errlen) {
   *json = NULL;
   if (!valid_code(code)) return error_json("expected a referral code, 6-16 of [A-Z0-9]", "code", json);
   if (!valid_install(install))
     return error_json("expected the install key, 32 lowercase hex characters", "install", json);
   lw_referral r;
-  if (lw_store_referral(store, site, code, install, &r, errmsg) != LW_OK) return 503;
+  if (lw_store_referral(store, site, code, install, &r, err, errlen) != LW_OK) return 503;
   if (!r.owner) return 403;
   char buf[128];
   snprintf(buf, sizeof buf, "{\"code\":\"%s\",\"conversions\":%lld,\"landings\":%lld}", code,
            (long long)r.conversions, (long long)r.landings);
   *json = strdup(buf);
   if (!*json) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return 503;
   }
   return 200;
 }
 
 unsigned lw_attributions_answer(lw_store *store, const char *site, const char *since,
-                                char **json, char *errmsg) {
+                                char **json, char *err, size_t errlen) {
   *json = NULL;
   long long since_ms = 0;
   if (since) {
@@ -72,7 +73,7 @@ unsigned lw_attributions_answer(lw_store *store, const char *site, const char *s
   }
   lw_attribution *rows;
   size_t n;
-  if (lw_store_attributions(store, site, since_ms, &rows, &n, errmsg) != LW_OK) return 503;
+  if (lw_store_attributions(store, site, since_ms, &rows, &n, err, errlen) != LW_OK) return 503;
   cJSON *root = cJSON_CreateObject(), *arr = NULL;
   int ok = root && cJSON_AddStringToObject(root, "site", site) &&
            (arr = cJSON_AddArrayToObject(root, "attributions")) != NULL;
@@ -90,7 +91,7 @@ unsigned lw_attributions_answer(lw_store *store, const char *site, const char *s
   cJSON_Delete(root);
   free(rows);
   if (!*json) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return 503;
   }
   return 200;

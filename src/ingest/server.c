@@ -45,19 +45,29 @@
 #include "serving.h"
 #include "writer.h"
 
-typedef enum {
-  R_NOT_FOUND = 0,
-  R_OUTCOMES,
-  R_FORGET,
-  R_PREFLIGHT,
-  R_STATS,
-  R_METRICS,
-  R_HEALTHZ,
-  R_BAD_METHOD,
-  R_MODEL,
-  R_REFERRAL,
-  R_ATTRIBUTIONS
+typedef struct lw_request lw_request;
+typedef enum MHD_Result (*lw_handler)(lw_ingest_server *s, struct MHD_Connection *c,
+                                      lw_request *rq);
+
+/* ---------------------------------------------------------------- routes
+ * One row per route, the way batch.c:field_rules drives validation. A browser route is one the
+ * runtime calls from a page: it is preflighted, its answers carry CORS headers under one rule
+ * (cors_headers) and it is rate-limited per address before anything else is done. */
+#define ROUTE_BODY 1u    /* POST: the handler runs once the body is read */
+#define ROUTE_BROWSER 2u
+#define ROUTE_PREFIX 4u  /* the path is a prefix and one more segment follows (/v1/referrals/CODE) */
+#define ROUTE_TIMED 8u   /* in the request duration histogram */
+
+typedef struct {
+  const char *path;
+  const char *method; /* "POST", or "GET" (which answers HEAD too) */
+  const char *name;   /* in the request log line */
+  unsigned flags;
+  lw_handler handler;
 } lw_route;
+
+/* What a request turned out to be once its method and path are known. */
+typedef enum { OP_HANDLE, OP_PREFLIGHT, OP_BAD_METHOD, OP_NOT_FOUND } lw_op;
 
 struct lw_ingest_server {
   const lw_ingest_config *cfg;
@@ -72,54 +82,74 @@ struct lw_ingest_server {
   atomic_int in_flight;
 };
 
-typedef struct {
-  lw_route route;
-  const char *allow;      /* for 405 */
+struct lw_request {
+  const lw_route *route;  /* NULL for OP_NOT_FOUND */
+  lw_op op;
   struct MHD_Connection *conn;
   int64_t start_us;
   char *body;
   size_t len, cap;
   int too_large;
   size_t dropped;         /* bytes of an oversized chunked body read and thrown away */
+  int counted;            /* the answer is already in requests_total (GET /metrics counts itself) */
   /* Set when the request waits for the writer (its connection suspended). */
   int queued;
   lw_job job;
   lw_batch *batch;        /* owned by the request until it completes */
   lw_forget_request forget;
-  const char *cors;       /* Origin to echo in the answer (libmicrohttpd's header memory) */
+  const char *cors;       /* Origin to echo (libmicrohttpd's header memory); see cors_headers */
   const char *path;       /* the request path (libmicrohttpd's memory, valid until completion) */
-} lw_request;
+};
 
-/* ---------------------------------------------------------------- routing */
+static enum MHD_Result handle_outcomes(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_forget(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_stats(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_metrics(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_healthz(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_model(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_referral(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_attributions(lw_ingest_server *, struct MHD_Connection *,
+                                           lw_request *);
 
-static lw_route route_of(const char *method, const char *url, const char **allow) {
-  static const struct {
-    const char *path, *method;
-    lw_route route;
-  } table[] = {
-      {"/v1/outcomes", "POST", R_OUTCOMES}, {"/v1/forget", "POST", R_FORGET},
-      {"/v1/stats", "GET", R_STATS},        {"/metrics", "GET", R_METRICS},
-      {"/healthz", "GET", R_HEALTHZ},
-      {"/v1/model", "GET", R_MODEL},        {"/v1/referrals/", "GET", R_REFERRAL},
-      {"/v1/attributions", "GET", R_ATTRIBUTIONS},
-  };
-  /* /v1/referrals/<code>: one route for every code (the handler checks the code). */
-  if (strncmp(url, "/v1/referrals/", 14) == 0 && url[14]) url = "/v1/referrals/";
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    if (strcmp(url, table[i].path) != 0) continue;
-    if (strcmp(method, table[i].method) == 0) return table[i].route;
-    if (strcmp(method, "HEAD") == 0 && strcmp(table[i].method, "GET") == 0)
-      return table[i].route;
-    if (strcmp(method, "OPTIONS") == 0 &&
-        (table[i].route <= R_FORGET || table[i].route == R_MODEL ||
-         table[i].route == R_REFERRAL)) {
-      *allow = table[i].method; /* what the preflight allows */
-      return R_PREFLIGHT;
-    }
-    *allow = strcmp(table[i].method, "POST") == 0 ? "POST, OPTIONS" : "GET, HEAD";
-    return R_BAD_METHOD;
+static const lw_route routes[] = {
+    {"/v1/outcomes", "POST", "outcomes", ROUTE_BODY | ROUTE_BROWSER | ROUTE_TIMED, handle_outcomes},
+    {"/v1/forget", "POST", "forget", ROUTE_BODY | ROUTE_BROWSER, handle_forget},
+    {"/v1/stats", "GET", "stats", 0, handle_stats},
+    {"/metrics", "GET", "metrics", 0, handle_metrics},
+    {"/healthz", "GET", "healthz", 0, handle_healthz},
+    {"/v1/model", "GET", "model", ROUTE_BROWSER, handle_model},
+    {"/v1/referrals/", "GET", "referral", ROUTE_BROWSER | ROUTE_PREFIX, handle_referral},
+    {"/v1/attributions", "GET", "attributions", 0, handle_attributions},
+};
+
+static lw_op route_of(const char *method, const char *url, const lw_route **out) {
+  *out = NULL;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    const lw_route *r = &routes[i];
+    size_t n = strlen(r->path);
+    if (r->flags & ROUTE_PREFIX ? strncmp(url, r->path, n) != 0 || !url[n]
+                                : strcmp(url, r->path) != 0)
+      continue;
+    *out = r;
+    if (strcmp(method, r->method) == 0) return OP_HANDLE;
+    if (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0) return OP_HANDLE;
+    if (strcmp(method, "OPTIONS") == 0 && (r->flags & ROUTE_BROWSER)) return OP_PREFLIGHT;
+    return OP_BAD_METHOD;
   }
-  return R_NOT_FOUND;
+  return OP_NOT_FOUND;
+}
+
+static int is_get(const lw_route *r) { return r && r->method[0] == 'G'; }
+
+/* The Allow header of a 405 and of a preflight without Origin. */
+static const char *allowed_methods(const lw_route *r, int preflight) {
+  if (preflight) return is_get(r) ? "GET, HEAD, OPTIONS" : "POST, OPTIONS";
+  return is_get(r) ? "GET, HEAD" : "POST, OPTIONS";
+}
+
+static const char *log_name(const lw_request *rq) {
+  static const char *const names[] = {NULL, "preflight", "bad_method", "not_found"};
+  return rq->op == OP_HANDLE ? rq->route->name : names[rq->op];
 }
 
 static const lw_ingest_site *site_by_key(const lw_ingest_config *cfg, const char *key) {
@@ -176,87 +206,158 @@ static size_t client_address(struct MHD_Connection *c, unsigned char out[16], in
   return 0;
 }
 
-/* ---------------------------------------------------------------- responses */
+/* ---------------------------------------------------------------- responses
+ * Every answer goes out through respond(), which adds the common and CORS headers, counts the
+ * status in the metrics, times POST /v1/outcomes and logs the request at debug; refusals go
+ * through refuse(), which also counts the reason. */
 
 static const char *header(struct MHD_Connection *c, const char *name) {
   return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-/* Queue a response. extra_* are optional header pairs (name NULL to skip). */
-static enum MHD_Result reply(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
-                             unsigned status, const char *body, const char *origin,
-                             const char *h1, const char *v1) {
-  size_t len = strlen(body);
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (!r) return MHD_NO;
-  if (len) MHD_add_response_header(r, "Content-Type", "application/json");
-  MHD_add_response_header(r, "Cache-Control", "no-store");
-  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-  if (origin) {
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
-    MHD_add_response_header(r, "Vary", "Origin");
-    MHD_add_response_header(r, "Access-Control-Expose-Headers", "ETag, Retry-After");
-  }
-  if (h1) MHD_add_response_header(r, h1, v1);
-  enum MHD_Result ok = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
-  lw_metrics_request(&s->metrics, status);
-  if (rq && rq->route == R_OUTCOMES)
-    lw_metrics_latency(&s->metrics, (uint64_t)(lw_mono_us() - rq->start_us));
+/* One answer. Zero fields are left out (Cache-Control defaults to no-store). */
+typedef struct {
+  unsigned status;
+  const char *body;        /* copied; NULL: no body */
+  char *owned;             /* instead of body: a malloc()ed body the response takes over */
+  size_t len;              /* of body or owned */
+  const char *type;        /* Content-Type; application/json for a body when NULL */
+  const char *cache;       /* Cache-Control; "no-store" when NULL */
+  const char *etag;
+  const char *retry_after;
+  const char *allow;
+} lw_answer;
+
+/* A refusal: {"error": message, "field": field}, counted under reason. */
+typedef struct {
+  unsigned status;
+  lw_reject_reason reason;
+  const char *message;
+  const char *field;       /* NULL: no field */
+  int retry_after_s;       /* 0: no Retry-After */
+} lw_refusal;
+
+/* The one CORS rule. Only browser routes carry CORS headers, and as their answers depend on the
+ * Origin they always say so in Vary. rq->cors is the Origin to echo: on_headers sets it when
+ * some site allows it (the write key is not known yet), authorize_site narrows it to the key's
+ * site. A preflight adds what it allows: GET routes If-None-Match (the model), POST routes
+ * Content-Type. */
+static void cors_headers(struct MHD_Response *r, const lw_request *rq) {
+  if (!rq->route || !(rq->route->flags & ROUTE_BROWSER)) return;
+  int preflight = rq->op == OP_PREFLIGHT;
+  MHD_add_response_header(r, "Vary", preflight ? "Origin, Access-Control-Request-Method, "
+                                                 "Access-Control-Request-Headers"
+                                               : "Origin");
+  if (!rq->cors) return;
+  MHD_add_response_header(r, "Access-Control-Allow-Origin", rq->cors);
+  MHD_add_response_header(r, "Access-Control-Expose-Headers", "ETag, Retry-After");
+  if (!preflight) return;
+  MHD_add_response_header(r, "Access-Control-Allow-Methods", allowed_methods(rq->route, 1));
+  MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                          is_get(rq->route) ? "If-None-Match" : "Content-Type");
+  MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
+}
+
+/* The debug line of one request; status 0 when the connection was closed without an answer.
+ * No address, no header: see README "Privacy". */
+static void log_request(lw_ingest_server *s, const lw_request *rq, unsigned status) {
   lw_log_line line;
-  if (rq && lw_log_begin(&line, &s->log, LW_LOG_DEBUG, "request")) {
-    static const char *const names[] = {"not_found", "outcomes", "forget", "preflight",
-                                        "stats", "metrics", "healthz", "bad_method",
-                                        "model", "referral", "attributions"};
-    lw_log_str(&line, "route", names[rq->route]);
-    lw_log_int(&line, "status", status);
-    lw_log_num(&line, "ms", (double)(lw_mono_us() - rq->start_us) / 1000.0);
-    lw_log_end(&line);
+  if (!lw_log_begin(&line, &s->log, LW_LOG_DEBUG, "request")) return;
+  lw_log_str(&line, "route", log_name(rq));
+  lw_log_int(&line, "status", status);
+  lw_log_num(&line, "ms", (double)(lw_mono_us() - rq->start_us) / 1000.0);
+  lw_log_end(&line);
+}
+
+static enum MHD_Result respond(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                               const lw_answer *a) {
+  struct MHD_Response *r =
+      a->owned ? MHD_create_response_from_buffer(a->len, a->owned, MHD_RESPMEM_MUST_FREE)
+               : MHD_create_response_from_buffer(a->len, (void *)(a->body ? a->body : ""),
+                                                 MHD_RESPMEM_MUST_COPY);
+  if (!r) {
+    free(a->owned);
+    log_request(s, rq, 0);
+    return MHD_NO;
   }
+  const char *type = a->type ? a->type : a->len ? "application/json" : NULL;
+  if (type) MHD_add_response_header(r, "Content-Type", type);
+  MHD_add_response_header(r, "Cache-Control", a->cache ? a->cache : "no-store");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  if (a->etag) MHD_add_response_header(r, "ETag", a->etag);
+  if (a->retry_after) MHD_add_response_header(r, "Retry-After", a->retry_after);
+  if (a->allow) MHD_add_response_header(r, "Allow", a->allow);
+  cors_headers(r, rq);
+  enum MHD_Result ok = MHD_queue_response(c, a->status, r);
+  MHD_destroy_response(r);
+  if (!rq->counted) lw_metrics_request(&s->metrics, a->status);
+  if (rq->op == OP_HANDLE && (rq->route->flags & ROUTE_TIMED))
+    lw_metrics_latency(&s->metrics, (uint64_t)(lw_mono_us() - rq->start_us));
+  log_request(s, rq, a->status);
   return ok;
 }
 
-/* {"error": message, "field": field} with the reason counted in the metrics. */
-static enum MHD_Result reply_error(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
-                                   unsigned status, lw_reject_reason reason, const char *message,
-                                   const char *field, const char *origin, const char *h1,
-                                   const char *v1) {
-  lw_metrics_reject(&s->metrics, reason);
+static enum MHD_Result refuse(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                              lw_refusal why) {
+  lw_metrics_reject(&s->metrics, why.reason);
   cJSON *o = cJSON_CreateObject();
-  char *text = NULL;
-  if (o && cJSON_AddStringToObject(o, "error", message) &&
-      (!field || cJSON_AddStringToObject(o, "field", field)))
+  char *text = NULL, secs[24];
+  if (o && cJSON_AddStringToObject(o, "error", why.message) &&
+      (!why.field || cJSON_AddStringToObject(o, "field", why.field)))
     text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
-  enum MHD_Result ok = reply(s, c, rq, status, text ? text : "{\"error\":\"out of memory\"}",
-                             origin, h1, v1);
+  lw_answer a = {.status = why.status, .body = text ? text : "{\"error\":\"out of memory\"}"};
+  a.len = strlen(a.body);
+  if (why.retry_after_s) {
+    snprintf(secs, sizeof secs, "%d", why.retry_after_s);
+    a.retry_after = secs;
+  }
+  if (why.status == 405) a.allow = allowed_methods(rq->route, 0);
+  enum MHD_Result ok = respond(s, c, rq, &a);
   cJSON_free(text);
   return ok;
 }
 
-static enum MHD_Result reply_rate_limited(lw_ingest_server *s, struct MHD_Connection *c,
-                                          lw_request *rq, lw_reject_reason reason, int retry,
-                                          const char *origin) {
-  char secs[16];
-  snprintf(secs, sizeof secs, "%d", retry);
-  return reply_error(s, c, rq, 429, reason, "rate limit exceeded", NULL, origin, "Retry-After",
-                     secs);
+/* Close the connection without an answer (a body past every limit, a request past its time),
+ * still counted and logged. */
+static enum MHD_Result drop(lw_ingest_server *s, lw_request *rq, lw_reject_reason reason) {
+  lw_metrics_reject(&s->metrics, reason);
+  log_request(s, rq, 0);
+  return MHD_NO;
+}
+
+/* A JSON body of ours (not a refusal). */
+static enum MHD_Result respond_json(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                                    unsigned status, const char *json) {
+  lw_answer a = {.status = status, .body = json, .len = strlen(json)};
+  return respond(s, c, rq, &a);
 }
 
 /* ---------------------------------------------------------------- access rules */
 
-/* A browser's Origin must be on the site's allowlist; a request without one (a server, curl)
- * needs only the key. Returns the origin to echo in CORS headers, or sets *forbidden. */
-static const char *check_origin(struct MHD_Connection *c, const lw_ingest_site *site,
-                                int *forbidden) {
+/* The write key selects the site (401 when it selects none) and a browser's Origin must be on
+ * that site's list (403); a request without Origin (a server, curl) needs only the key. On
+ * success rq->cors is the Origin to echo, if any. Returns NULL after queueing the refusal in
+ * *ret. key_field names where the key came from ("write_key" in a body, "key" in a query). */
+static const lw_ingest_site *authorize_site(lw_ingest_server *s, struct MHD_Connection *c,
+                                            lw_request *rq, const char *key,
+                                            const char *key_field, enum MHD_Result *ret) {
+  const lw_ingest_site *site = key ? site_by_key(s->cfg, key) : NULL;
+  if (!site) {
+    *ret = refuse(s, c, rq, (lw_refusal){401, LW_REJECT_BAD_KEY, "unknown write key", key_field, 0});
+    return NULL;
+  }
   const char *origin = header(c, "Origin");
-  *forbidden = 0;
-  if (!origin) return NULL;
-  if (site_allows(site, origin)) return origin;
-  *forbidden = 1;
-  return NULL;
+  if (origin && !site_allows(site, origin)) {
+    rq->cors = NULL;
+    *ret = refuse(s, c, rq, (lw_refusal){403, LW_REJECT_ORIGIN,
+                                         "origin not allowed for this write key", "Origin", 0});
+    return NULL;
+  }
+  rq->cors = origin;
+  return site;
 }
+
 
 /* Stats and metrics: the read token when one is configured, else loopback clients only. A
  * request carrying proxy headers is not treated as loopback: behind a local reverse proxy
@@ -307,8 +408,8 @@ static enum MHD_Result answer_job(lw_ingest_server *s, struct MHD_Connection *c,
   char body[64];
   if (job->status != LW_OK) {
     lw_log_msg(&s->log, LW_LOG_WARN, "write failed", job->errmsg);
-    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "store unavailable, retry later", NULL,
-                       rq->cors, "Retry-After", "1");
+    return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "store unavailable, retry later",
+                                         NULL, 1});
   }
   if (job->kind == LW_JOB_FORGET)
     snprintf(body, sizeof body, "{\"deleted\":%lld}", (long long)job->deleted);
@@ -316,7 +417,7 @@ static enum MHD_Result answer_job(lw_ingest_server *s, struct MHD_Connection *c,
     snprintf(body, sizeof body, "{\"stored\":0,\"duplicate\":true}");
   else
     snprintf(body, sizeof body, "{\"stored\":%zu}", job->item.stored);
-  return reply(s, c, rq, 200, body, rq->cors, NULL, NULL);
+  return respond_json(s, c, rq, 200, body);
 }
 
 static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connection *c,
@@ -325,33 +426,17 @@ static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connectio
   lw_batch_error err;
   lw_status st = lw_batch_parse(rq->body ? rq->body : "", rq->len, &s->limits, lw_wall_ms(), &batch,
                                 &err);
-  /* Until the key is known, echo the Origin only if some site allows it, so a browser can
-   * read why its batch was refused. */
-  const char *origin = header(c, "Origin");
-  const char *cors = origin && any_site_allows(s->cfg, origin) ? origin : NULL;
   if (st == LW_ERR_NOMEM)
-    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "out of memory", NULL, cors, "Retry-After",
-                       "1");
+    return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
   if (st != LW_OK)
-    return reply_error(s, c, rq, 400, LW_REJECT_INVALID, err.message, err.field, cors, NULL,
-                       NULL);
-  const lw_ingest_site *site = site_by_key(s->cfg, batch->write_key);
+    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, err.message, err.field, 0});
   enum MHD_Result ok;
-  if (!site) {
-    ok = reply_error(s, c, rq, 401, LW_REJECT_BAD_KEY, "unknown write key", "write_key", cors,
-                     NULL, NULL);
-    goto done;
-  }
-  int forbidden, retry;
-  cors = check_origin(c, site, &forbidden);
-  if (forbidden) {
-    ok = reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "origin not allowed for this write key",
-                     "Origin", NULL, NULL, NULL);
-    goto done;
-  }
+  int retry;
+  const lw_ingest_site *site = authorize_site(s, c, rq, batch->write_key, "write_key", &ok);
+  if (!site) goto done;
   if (s->rl_key && !lw_ratelimit_take(s->rl_key, site->id, strlen(site->id),
                                       lw_mono_us() / 1000, &retry)) {
-    ok = reply_rate_limited(s, c, rq, LW_REJECT_RATE_KEY, retry, cors);
+    ok = refuse(s, c, rq, (lw_refusal){429, LW_REJECT_RATE_KEY, "rate limit exceeded", NULL, retry});
     goto done;
   }
   rq->batch = batch;
@@ -360,7 +445,6 @@ static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connectio
   rq->job.item.site = site->id;
   rq->job.item.batch = rq->batch;
   rq->job.item.received_ms = lw_wall_ms();
-  rq->cors = cors;
   ok = queue_job(s, c, rq);
 done:
   lw_batch_free(batch);
@@ -371,56 +455,34 @@ static enum MHD_Result handle_forget(lw_ingest_server *s, struct MHD_Connection 
                                      lw_request *rq) {
   lw_forget_request *req = &rq->forget;
   lw_batch_error err;
-  const char *origin = header(c, "Origin");
-  const char *cors = origin && any_site_allows(s->cfg, origin) ? origin : NULL;
   if (lw_forget_parse(rq->body ? rq->body : "", rq->len, req, &err) != LW_OK)
-    return reply_error(s, c, rq, 400, LW_REJECT_INVALID, err.message, err.field, cors, NULL,
-                       NULL);
-  const lw_ingest_site *site = site_by_key(s->cfg, req->write_key);
-  if (!site)
-    return reply_error(s, c, rq, 401, LW_REJECT_BAD_KEY, "unknown write key", "write_key", cors,
-                       NULL, NULL);
-  int forbidden;
-  cors = check_origin(c, site, &forbidden);
-  if (forbidden)
-    return reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "origin not allowed for this write key",
-                       "Origin", NULL, NULL, NULL);
+    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, err.message, err.field, 0});
+  enum MHD_Result ok;
+  const lw_ingest_site *site = authorize_site(s, c, rq, req->write_key, "write_key", &ok);
+  if (!site) return ok;
   rq->job.kind = LW_JOB_FORGET;
   rq->job.site = site->id;
   rq->job.install = req->install;
-  rq->cors = cors;
   return queue_job(s, c, rq);
 }
 
 static enum MHD_Result handle_preflight(lw_ingest_server *s, struct MHD_Connection *c,
                                         lw_request *rq) {
-  const char *origin = header(c, "Origin");
-  /* GET routes are preflighted for the model's If-None-Match, POST ones for Content-Type. */
-  int get = rq->allow && rq->allow[0] == 'G';
-  const char *methods = get ? "GET, HEAD, OPTIONS" : "POST, OPTIONS";
-  if (!origin) return reply(s, c, rq, 204, "", NULL, "Allow", methods);
-  if (!any_site_allows(s->cfg, origin))
-    return reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "origin not allowed", "Origin", NULL,
-                       NULL, NULL);
-  struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-  if (!r) return MHD_NO;
-  MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
-  MHD_add_response_header(r, "Access-Control-Allow-Methods", methods);
-  MHD_add_response_header(r, "Access-Control-Allow-Headers", get ? "If-None-Match" : "Content-Type");
-  MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
-  MHD_add_response_header(r, "Vary", "Origin, Access-Control-Request-Method, "
-                                     "Access-Control-Request-Headers");
-  enum MHD_Result ok = MHD_queue_response(c, 204, r);
-  MHD_destroy_response(r);
-  lw_metrics_request(&s->metrics, 204);
-  return ok;
+  if (!header(c, "Origin")) {
+    lw_answer a = {.status = 204, .allow = allowed_methods(rq->route, 1)};
+    return respond(s, c, rq, &a);
+  }
+  if (!rq->cors)
+    return refuse(s, c, rq,
+                  (lw_refusal){403, LW_REJECT_ORIGIN, "origin not allowed", "Origin", 0});
+  lw_answer a = {.status = 204};
+  return respond(s, c, rq, &a);
 }
 
-/* Add one breakdown to the stats answer, leaving out rows below k distinct installs. */
+/* Add one breakdown to the stats answer, leaving out rows below k distinct installs. The
+ * per-kind fields are the kinds' stats names (loopwise/wire.h). */
 static int add_rows(cJSON *root, const char *name, const char *key_name, const lw_stats_row *rows,
                     size_t n, int64_t k, cJSON *suppressed) {
-  static const char *const plural[LW_KIND_COUNT] = {
-      "decisions", "impressions", "shares", "copies", "dismissals", "landings", "conversions"};
   cJSON *arr = cJSON_AddArrayToObject(root, name);
   if (!arr) return 0;
   int hidden = 0;
@@ -432,33 +494,38 @@ static int add_rows(cJSON *root, const char *name, const char *key_name, const l
     cJSON *o = cJSON_CreateObject();
     if (!o) return 0;
     cJSON_AddItemToArray(arr, o);
-    cJSON_AddStringToObject(o, key_name, rows[i].key);
-    cJSON_AddNumberToObject(o, "installs", (double)rows[i].installs);
+    if (!cJSON_AddStringToObject(o, key_name, rows[i].key) ||
+        !cJSON_AddNumberToObject(o, "installs", (double)rows[i].installs))
+      return 0;
     for (int kind = 0; kind < LW_KIND_COUNT; kind++)
-      cJSON_AddNumberToObject(o, plural[kind], (double)rows[i].counts[kind]);
+      if (!cJSON_AddNumberToObject(o, lw_kind_stat_name((lw_kind)kind),
+                                   (double)rows[i].counts[kind]))
+        return 0;
   }
   return cJSON_AddNumberToObject(suppressed, name, hidden) != NULL;
 }
 
 /* The start every read-protected route shares: the read rule (a read token, or loopback when
  * none is configured), then `?site=` (default: the first site). Returns 0 after queueing the
- * refusal in *ret; with want_site 0 only the read rule is checked. */
-static int read_route(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq, const char *what,
-                      int want_site, const lw_ingest_site **site, enum MHD_Result *ret) {
+ * refusal in *ret; with site NULL only the read rule is checked. */
+static int read_route(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                      const lw_ingest_site **site, enum MHD_Result *ret) {
   unsigned status;
   if (!read_allowed(s, c, &status)) {
     char msg[96];
-    snprintf(msg, sizeof msg, "%s answer loopback clients only", what);
-    *ret = reply_error(s, c, rq, status, status == 401 ? LW_REJECT_BAD_KEY : LW_REJECT_ORIGIN,
-                       status == 401 ? "a read token is required (Authorization: Bearer ...)" : msg,
-                       NULL, NULL, NULL, NULL);
+    snprintf(msg, sizeof msg, "%s answer loopback clients only", rq->route->name);
+    *ret = refuse(s, c, rq,
+                  status == 401 ? (lw_refusal){401, LW_REJECT_BAD_KEY,
+                                               "a read token is required (Authorization: Bearer ...)",
+                                               NULL, 0}
+                                : (lw_refusal){403, LW_REJECT_ORIGIN, msg, NULL, 0});
     return 0;
   }
-  if (!want_site) return 1;
+  if (!site) return 1;
   const char *site_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "site");
   *site = site_id ? site_by_id(s->cfg, site_id) : &s->cfg->sites[0];
   if (!*site) {
-    *ret = reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "unknown site", "site", NULL, NULL, NULL);
+    *ret = refuse(s, c, rq, (lw_refusal){404, LW_REJECT_NOT_FOUND, "unknown site", "site", 0});
     return 0;
   }
   return 1;
@@ -468,13 +535,12 @@ static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *
                                     lw_request *rq) {
   const lw_ingest_site *site;
   enum MHD_Result refused;
-  if (!read_route(s, c, rq, "stats", 1, &site, &refused)) return refused;
+  if (!read_route(s, c, rq, &site, &refused)) return refused;
   lw_stats stats;
-  char errmsg[LW_ERRMSG_MAX];
-  if (lw_store_stats(s->store, site->id, &stats, errmsg) != LW_OK) {
-    lw_log_msg(&s->log, LW_LOG_ERROR, "stats failed", errmsg);
-    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "store unavailable", NULL, NULL,
-                       "Retry-After", "1");
+  char err[LW_ERRMSG_MAX];
+  if (lw_store_stats(s->store, site->id, &stats, err, sizeof err) != LW_OK) {
+    lw_log_msg(&s->log, LW_LOG_ERROR, "stats failed", err);
+    return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "store unavailable", NULL, 1});
   }
   int64_t k = s->cfg->k_anonymity;
   cJSON *root = cJSON_CreateObject();
@@ -494,9 +560,8 @@ static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *
   cJSON_Delete(suppressed);
   cJSON_Delete(root);
   lw_stats_clear(&stats);
-  if (!text)
-    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "out of memory", NULL, NULL, NULL, NULL);
-  enum MHD_Result ok = reply(s, c, rq, 200, text, NULL, NULL, NULL);
+  if (!text) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 0});
+  enum MHD_Result ok = respond_json(s, c, rq, 200, text);
   cJSON_free(text);
   return ok;
 }
@@ -504,54 +569,34 @@ static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *
 static enum MHD_Result handle_metrics(lw_ingest_server *s, struct MHD_Connection *c,
                                       lw_request *rq) {
   enum MHD_Result refused;
-  if (!read_route(s, c, rq, "metrics", 0, NULL, &refused)) return refused;
-  size_t len;
+  if (!read_route(s, c, rq, NULL, &refused)) return refused;
   /* Count this request before rendering, so the answer includes itself. */
   lw_metrics_request(&s->metrics, 200);
-  char *text = lw_metrics_render(&s->metrics, &len);
-  if (!text) return MHD_NO;
-  struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-  if (!r) {
-    free(text);
-    return MHD_NO;
-  }
-  MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-  MHD_add_response_header(r, "Cache-Control", "no-store");
-  enum MHD_Result ok = MHD_queue_response(c, 200, r);
-  MHD_destroy_response(r);
-  return ok;
+  rq->counted = 1;
+  lw_answer a = {.status = 200, .type = "text/plain; version=0.0.4"};
+  a.owned = lw_metrics_render(&s->metrics, &a.len);
+  if (!a.owned) return drop(s, rq, LW_REJECT_STORE);
+  return respond(s, c, rq, &a);
 }
 
 static enum MHD_Result handle_healthz(lw_ingest_server *s, struct MHD_Connection *c,
                                       lw_request *rq) {
-  char errmsg[LW_ERRMSG_MAX];
-  if (lw_store_ping(s->store, errmsg) != LW_OK) {
-    lw_log_msg(&s->log, LW_LOG_ERROR, "health check failed", errmsg);
-    return reply(s, c, rq, 503, "{\"ok\":false}", NULL, NULL, NULL);
+  char err[LW_ERRMSG_MAX];
+  if (lw_store_ping(s->store, err, sizeof err) != LW_OK) {
+    lw_log_msg(&s->log, LW_LOG_ERROR, "health check failed", err);
+    return respond_json(s, c, rq, 503, "{\"ok\":false}");
   }
-  return reply(s, c, rq, 200, "{\"ok\":true}", NULL, NULL, NULL);
+  return respond_json(s, c, rq, 200, "{\"ok\":true}");
 }
 
-/* ---------------------------------------------------------------- learning loop routes */
+/* ---------------------------------------------------------------- learning loop routes
+ * The runtime's own GETs (its model, its referral counts) are public per site like outcomes:
+ * the write key (?key=) selects the site and a browser Origin must be on its list. */
 
-/* The runtime's own GETs (its model, its referral counts) are public per site like outcomes:
- * the write key (?key=) selects the site and a browser Origin must be on its list. Returns the
- * site, or NULL with the refusal queued in *ok. */
-static const lw_ingest_site *public_site(lw_ingest_server *s, struct MHD_Connection *c,
-                                         lw_request *rq, const char **cors, enum MHD_Result *ok) {
+static const lw_ingest_site *query_site(lw_ingest_server *s, struct MHD_Connection *c,
+                                        lw_request *rq, enum MHD_Result *ret) {
   const char *key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
-  const char *origin = header(c, "Origin");
-  *cors = origin && any_site_allows(s->cfg, origin) ? origin : NULL;
-  const lw_ingest_site *site = key ? site_by_key(s->cfg, key) : NULL;
-  int forbidden = 0;
-  if (site) *cors = check_origin(c, site, &forbidden);
-  if (!site)
-    *ok = reply_error(s, c, rq, 401, LW_REJECT_BAD_KEY, "unknown write key", "key", *cors, NULL,
-                      NULL);
-  else if (forbidden)
-    *ok = reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "origin not allowed for this write key",
-                      "Origin", NULL, NULL, NULL);
-  return site && !forbidden ? site : NULL;
+  return authorize_site(s, c, rq, key, "key", ret);
 }
 
 /* <models_dir>/<site>/current.lwm, read fresh each time (the trainer renames a new file into
@@ -559,60 +604,47 @@ static const lw_ingest_site *public_site(lw_ingest_server *s, struct MHD_Connect
  * keep it but must revalidate, so a promoted model is seen on the runtime's next refresh. */
 static enum MHD_Result handle_model(lw_ingest_server *s, struct MHD_Connection *c,
                                     lw_request *rq) {
-  const char *cors;
   enum MHD_Result ok;
-  const lw_ingest_site *site = public_site(s, c, rq, &cors, &ok);
+  const lw_ingest_site *site = query_site(s, c, rq, &ok);
   if (!site) return ok;
   uint8_t *buf;
   size_t len;
-  char errmsg[LW_ERRMSG_MAX], etag[LW_ETAG_MAX];
-  lw_status st = lw_model_file_read(s->cfg->models_dir, site->id, &buf, &len, errmsg);
+  char err[LW_ERRMSG_MAX], etag[LW_ETAG_MAX];
+  lw_status st = lw_model_file_read(s->cfg->models_dir, site->id, &buf, &len, err, sizeof err);
   if (st == LW_ERR_NOT_FOUND)
-    return reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "no model for this site", NULL, cors,
-                       NULL, NULL);
+    return refuse(s, c, rq,
+                  (lw_refusal){404, LW_REJECT_NOT_FOUND, "no model for this site", NULL, 0});
   if (st != LW_OK) {
-    lw_log_msg(&s->log, LW_LOG_ERROR, "model read failed", errmsg);
-    return reply_error(s, c, rq, 503, LW_REJECT_STORE, "model unavailable", NULL, cors,
-                       "Retry-After", "60");
+    lw_log_msg(&s->log, LW_LOG_ERROR, "model read failed", err);
+    return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "model unavailable", NULL, 60});
   }
   lw_model_file_etag(buf, len, etag);
   const char *inm = header(c, "If-None-Match");
-  unsigned status = inm && lw_etag_matches(inm, etag) ? 304 : 200;
-  struct MHD_Response *r =
-      status == 200 ? MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE)
-                    : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-  if (status != 200 || !r) free(buf); /* else the response owns it */
-  if (!r) return MHD_NO;
-  if (status == 200) MHD_add_response_header(r, "Content-Type", "application/octet-stream");
-  MHD_add_response_header(r, "ETag", etag);
-  MHD_add_response_header(r, "Cache-Control", "no-cache");
-  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-  MHD_add_response_header(r, "Vary", "Origin");
-  if (cors) {
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", cors);
-    MHD_add_response_header(r, "Access-Control-Expose-Headers", "ETag, Retry-After");
+  lw_answer a = {.status = 200, .cache = "no-cache", .etag = etag};
+  if (inm && lw_etag_matches(inm, etag)) {
+    a.status = 304;
+    free(buf);
+  } else {
+    a.owned = (char *)buf;
+    a.len = len;
+    a.type = "application/octet-stream";
   }
-  ok = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
-  lw_metrics_request(&s->metrics, status);
-  return ok;
+  return respond(s, c, rq, &a);
 }
 
 /* Answer what referrals.c decided: 200 with its JSON, 400 with its error, 403, or 503. */
 static enum MHD_Result reply_answer(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
-                                    unsigned status, char *json, const char *errmsg,
-                                    const char *cors) {
+                                    unsigned status, char *json, const char *err) {
   enum MHD_Result ok;
   if (json && status == 400) lw_metrics_reject(&s->metrics, LW_REJECT_INVALID);
-  if (json)
-    ok = reply(s, c, rq, status, json, cors, NULL, NULL);
-  else if (status == 403)
-    ok = reply_error(s, c, rq, 403, LW_REJECT_ORIGIN, "this install did not share this code",
-                     "install", cors, NULL, NULL);
-  else {
-    lw_log_msg(&s->log, LW_LOG_ERROR, "referral read failed", errmsg);
-    ok = reply_error(s, c, rq, 503, LW_REJECT_STORE, "store unavailable", NULL, cors,
-                     "Retry-After", "1");
+  if (json) {
+    ok = respond_json(s, c, rq, status, json);
+  } else if (status == 403) {
+    ok = refuse(s, c, rq, (lw_refusal){403, LW_REJECT_ORIGIN,
+                                       "this install did not share this code", "install", 0});
+  } else {
+    lw_log_msg(&s->log, LW_LOG_ERROR, "referral read failed", err);
+    ok = refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "store unavailable", NULL, 1});
   }
   free(json);
   return ok;
@@ -620,15 +652,14 @@ static enum MHD_Result reply_answer(lw_ingest_server *s, struct MHD_Connection *
 
 static enum MHD_Result handle_referral(lw_ingest_server *s, struct MHD_Connection *c,
                                        lw_request *rq) {
-  const char *cors;
   enum MHD_Result ok;
-  const lw_ingest_site *site = public_site(s, c, rq, &cors, &ok);
+  const lw_ingest_site *site = query_site(s, c, rq, &ok);
   if (!site) return ok;
   const char *install = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "install");
-  char *json, errmsg[LW_ERRMSG_MAX] = "";
-  unsigned status = lw_referral_answer(s->store, site->id, rq->path + strlen("/v1/referrals/"),
-                                       install, &json, errmsg);
-  return reply_answer(s, c, rq, status, json, errmsg, cors);
+  char *json, err[LW_ERRMSG_MAX] = "";
+  unsigned status = lw_referral_answer(s->store, site->id, rq->path + strlen(rq->route->path),
+                                       install, &json, err, sizeof err);
+  return reply_answer(s, c, rq, status, json, err);
 }
 
 /* The host's reward list: read-protected exactly like /v1/stats. */
@@ -636,12 +667,12 @@ static enum MHD_Result handle_attributions(lw_ingest_server *s, struct MHD_Conne
                                            lw_request *rq) {
   const lw_ingest_site *site;
   enum MHD_Result refused;
-  if (!read_route(s, c, rq, "attributions", 1, &site, &refused)) return refused;
-  char *json, errmsg[LW_ERRMSG_MAX] = "";
-  unsigned status = lw_attributions_answer(s->store, site->id,
-                                  MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"),
-                                  &json, errmsg);
-  return reply_answer(s, c, rq, status, json, errmsg, NULL);
+  if (!read_route(s, c, rq, &site, &refused)) return refused;
+  char *json, err[LW_ERRMSG_MAX] = "";
+  unsigned status = lw_attributions_answer(
+      s->store, site->id, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"), &json,
+      err, sizeof err);
+  return reply_answer(s, c, rq, status, json, err);
 }
 
 /* ---------------------------------------------------------------- libmicrohttpd callbacks */
@@ -658,12 +689,16 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
   return MHD_YES;
 }
 
-static int has_body(lw_route r) { return r == R_OUTCOMES || r == R_FORGET; }
-
 /* First callback of a request: only headers are known. Everything that can be refused without
  * the body is refused here, so an oversized or abusive request is never read. */
 static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
                                   lw_request *rq) {
+  if (rq->route && (rq->route->flags & ROUTE_BROWSER)) {
+    /* Until a write key says which site, echo the Origin only if some site allows it, so a
+     * browser can read why its request was refused. */
+    const char *origin = header(c, "Origin");
+    rq->cors = origin && any_site_allows(s->cfg, origin) ? origin : NULL;
+  }
   /* Request smuggling: refuse every framing that two parsers could read differently. Both
    * headers at once, either one repeated (libmicrohttpd would use the first Content-Length),
    * or a Transfer-Encoding other than plain "chunked" (the library would wait for a body it
@@ -678,50 +713,37 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
     why = "repeated Content-Length or Transfer-Encoding";
   else if (te && strcasecmp(te, "chunked") != 0)
     why = "unsupported Transfer-Encoding (only chunked)";
-  if (why) return reply_error(s, c, rq, 400, LW_REJECT_HTTP, why, NULL, NULL, NULL, NULL);
-  if (rq->route == R_NOT_FOUND)
-    return reply_error(s, c, rq, 404, LW_REJECT_NOT_FOUND, "not found", NULL, NULL, NULL, NULL);
-  if (rq->route == R_BAD_METHOD)
-    return reply_error(s, c, rq, 405, LW_REJECT_METHOD, "method not allowed", NULL, NULL, "Allow",
-                       rq->allow);
-  if (s->rl_address && (has_body(rq->route) || rq->route == R_PREFLIGHT ||
-                        rq->route == R_MODEL || rq->route == R_REFERRAL)) {
+  if (why) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_HTTP, why, NULL, 0});
+  if (rq->op == OP_NOT_FOUND)
+    return refuse(s, c, rq, (lw_refusal){404, LW_REJECT_NOT_FOUND, "not found", NULL, 0});
+  if (rq->op == OP_BAD_METHOD)
+    return refuse(s, c, rq, (lw_refusal){405, LW_REJECT_METHOD, "method not allowed", NULL, 0});
+  if (s->rl_address && (rq->route->flags & ROUTE_BROWSER)) {
     unsigned char addr[16];
     int loopback, retry;
     size_t n = client_address(c, addr, &loopback);
     if (n == 16) n = 8; /* IPv6: one bucket per /64, what one subscriber usually holds */
-    if (n && !lw_ratelimit_take(s->rl_address, addr, n, lw_mono_us() / 1000, &retry)) {
-      const char *origin = header(c, "Origin");
-      return reply_rate_limited(s, c, rq, LW_REJECT_RATE_ADDRESS, retry,
-                                origin && any_site_allows(s->cfg, origin) ? origin : NULL);
-    }
+    if (n && !lw_ratelimit_take(s->rl_address, addr, n, lw_mono_us() / 1000, &retry))
+      return refuse(s, c, rq, (lw_refusal){429, LW_REJECT_RATE_ADDRESS, "rate limit exceeded",
+                                           NULL, retry});
   }
-  if (has_body(rq->route)) {
+  if (rq->op == OP_PREFLIGHT) return handle_preflight(s, c, rq);
+  if (rq->route->flags & ROUTE_BODY) {
     const char *cl = header(c, "Content-Length");
     if (cl) {
       char *end;
       unsigned long long n = strtoull(cl, &end, 10);
       if (*end || n > (unsigned long long)s->cfg->max_body)
-        return reply_error(s, c, rq, 413, LW_REJECT_TOO_LARGE, "body too large", NULL, NULL,
-                           NULL, NULL);
+        return refuse(s, c, rq, (lw_refusal){413, LW_REJECT_TOO_LARGE, "body too large", NULL, 0});
       /* Size the buffer for the announced body, but never more than 64 KiB before the bytes
        * arrive: a client announcing a large body and sending nothing must not cost memory. */
       rq->cap = (size_t)n + 1 < 65536 ? (size_t)n + 1 : 65536;
       rq->body = malloc(rq->cap);
-      if (!rq->body) return MHD_NO;
+      if (!rq->body) return drop(s, rq, LW_REJECT_STORE);
     }
     return MHD_YES; /* wait for the body */
   }
-  switch (rq->route) {
-  case R_PREFLIGHT: return handle_preflight(s, c, rq);
-  case R_STATS: return handle_stats(s, c, rq);
-  case R_METRICS: return handle_metrics(s, c, rq);
-  case R_HEALTHZ: return handle_healthz(s, c, rq);
-  case R_MODEL: return handle_model(s, c, rq);
-  case R_REFERRAL: return handle_referral(s, c, rq);
-  case R_ATTRIBUTIONS: return handle_attributions(s, c, rq);
-  default: return MHD_NO;
-  }
+  return rq->route->handler(s, c, rq);
 }
 
 static int append_body(lw_ingest_server *s, lw_request *rq, const char *data, size_t n) {
@@ -752,17 +774,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     *con_cls = rq;
     atomic_fetch_add(&s->in_flight, 1);
     rq->start_us = lw_mono_us();
-    rq->route = route_of(method, url, &rq->allow);
+    rq->op = route_of(method, url, &rq->route);
     rq->path = url;
     return on_headers(s, c, rq);
   }
   if (*upload_size) {
     /* The idle timeout resets on every byte, so a client trickling its body would never hit
      * it; a whole request gets request_timeout_s at most. */
-    if (lw_mono_us() - rq->start_us > s->cfg->request_timeout_s * 1000000) {
-      lw_metrics_reject(&s->metrics, LW_REJECT_HTTP);
-      return MHD_NO; /* closes the connection */
-    }
+    if (lw_mono_us() - rq->start_us > s->cfg->request_timeout_s * 1000000)
+      return drop(s, rq, LW_REJECT_HTTP); /* closes the connection */
     if (!rq->too_large && !append_body(s, rq, upload, *upload_size)) {
       /* A chunked body grew past the limit. libmicrohttpd (0.9.75) cannot queue an answer in
        * the middle of a body, so the rest is read and dropped and 413 goes out at its end;
@@ -774,19 +794,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (rq->too_large) {
       rq->dropped += *upload_size;
-      if (rq->dropped > 4 * (size_t)s->cfg->max_body) {
-        lw_metrics_reject(&s->metrics, LW_REJECT_TOO_LARGE);
-        return MHD_NO;
-      }
+      if (rq->dropped > 4 * (size_t)s->cfg->max_body) return drop(s, rq, LW_REJECT_TOO_LARGE);
     }
     *upload_size = 0;
     return MHD_YES;
   }
   if (rq->queued) return answer_job(s, c, rq); /* resumed by the writer */
   if (rq->too_large)
-    return reply_error(s, c, rq, 413, LW_REJECT_TOO_LARGE, "body too large", NULL, NULL, NULL,
-                       NULL);
-  return rq->route == R_OUTCOMES ? handle_outcomes(s, c, rq) : handle_forget(s, c, rq);
+    return refuse(s, c, rq, (lw_refusal){413, LW_REJECT_TOO_LARGE, "body too large", NULL, 0});
+  return rq->route->handler(s, c, rq); /* a body route, its body complete */
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -822,13 +838,28 @@ static void free_parts(lw_ingest_server *s) {
 
 lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server **out,
                                  char *errmsg) {
+  lw_store *store;
+  *out = NULL;
+  lw_status st = lw_store_open_sqlite(cfg->db, &store, errmsg, LW_ERRMSG_MAX);
+  if (st != LW_OK) return st;
+  return lw_ingest_server_start_with_store(cfg, store, out, errmsg);
+}
+
+lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_store *store,
+                                            lw_ingest_server **out, char *errmsg) {
   *out = NULL;
   if (cfg->n_sites == 0) {
+    lw_store_free(store);
     snprintf(errmsg, LW_ERRMSG_MAX, "no sites configured (call lw_ingest_config_finish)");
     return LW_ERR_INVALID;
   }
   lw_ingest_server *s = calloc(1, sizeof *s);
-  if (!s) return LW_ERR_NOMEM;
+  if (!s) {
+    lw_store_free(store);
+    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  s->store = store; /* from here free_parts closes it */
   s->cfg = cfg;
   s->log.fd = 2;
   s->log.min = (lw_log_level)lw_log_level_parse(cfg->log_level ? cfg->log_level : "info");
@@ -855,16 +886,12 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
     addr.in6.sin6_port = htons((uint16_t)cfg->port);
     flags |= MHD_USE_IPv6;
   } else {
-    free(s);
+    free_parts(s);
     snprintf(errmsg, LW_ERRMSG_MAX, "bind: '%s' is not an IPv4 or IPv6 address", bind);
     return LW_ERR_INVALID;
   }
 
-  lw_status st = lw_store_open_sqlite(cfg->db, &s->store, errmsg);
-  if (st != LW_OK) {
-    free_parts(s);
-    return st;
-  }
+  lw_status st;
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = (uint64_t)lw_mono_us();
   if (cfg->rate_limit &&
@@ -878,7 +905,8 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
   }
   lw_writer_config wc = {(size_t)cfg->max_group, (int64_t)(cfg->retention_days * 86400000.0),
                          cfg->purge_interval_s * 1000};
-  if ((st = lw_writer_create(s->store, &wc, &s->metrics, &s->log, &s->writer, errmsg)) != LW_OK) {
+  if ((st = lw_writer_create(s->store, &wc, &s->metrics, &s->log, &s->writer, errmsg,
+                             LW_ERRMSG_MAX)) != LW_OK) {
     free_parts(s);
     return st;
   }

@@ -21,7 +21,7 @@ typedef struct lw_store lw_store; /* loopwise/store.h */
  * the site has no model. On LW_OK *buf is the caller's to free(). The bytes are not checked:
  * the runtime checks them and keeps its last good model on a bad one. */
 lw_status lw_model_file_read(const char *dir, const char *site, uint8_t **buf, size_t *len,
-                             char *errmsg);
+                             char *err, size_t errlen);
 
 /* The model's entity tag, quotes included: "m<id>-<crc32 hex>-<length hex>", byte for byte what
  * lw_model_etag (loopwise/learn.h) gives, so the trainer's log and the server agree. */
@@ -32,13 +32,13 @@ int lw_etag_matches(const char *if_none_match, const char *etag);
 
 /* GET /v1/referrals/<code>?install=...: the HTTP status and, for 200, *json (the caller
  * free()s it): {"code","conversions","landings"}. 400 for a malformed code or install, 403 when
- * that install never sent a share or copy with the code, 503 when the store fails (errmsg). */
+ * that install never sent a share or copy with the code, 503 when the store fails (err). */
 unsigned lw_referral_answer(lw_store *store, const char *site, const char *code,
-                            const char *install, char **json, char *errmsg);
+                            const char *install, char **json, char *err, size_t errlen);
 
 /* GET /v1/attributions?since=ms: status and *json {"site","attributions":[...]} as above;
  * 400 for a malformed since. */
 unsigned lw_attributions_answer(lw_store *store, const char *site, const char *since,
-                                char **json, char *errmsg);
+                                char **json, char *err, size_t errlen);
 
 #endif

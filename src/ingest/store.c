@@ -13,27 +13,27 @@ void lw_stats_clear(lw_stats *stats) {
   memset(stats, 0, sizeof *stats);
 }
 
-lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *errmsg) {
-  return s->backend->write(s, items, n, errmsg);
+lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
+  return s->backend->write(s, items, n, err, errlen);
 }
 lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                          char *errmsg) {
-  return s->backend->forget(s, site, install, deleted, errmsg);
+                          char *err, size_t errlen) {
+  return s->backend->forget(s, site, install, deleted, err, errlen);
 }
-lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *errmsg) {
-  return s->backend->purge(s, before_ms, deleted, errmsg);
+lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
+  return s->backend->purge(s, before_ms, deleted, err, errlen);
 }
-lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *errmsg) {
-  return s->backend->stats(s, site, out, errmsg);
+lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen) {
+  return s->backend->stats(s, site, out, err, errlen);
 }
-lw_status lw_store_ping(lw_store *s, char *errmsg) { return s->backend->ping(s, errmsg); }
+lw_status lw_store_ping(lw_store *s, char *err, size_t errlen) { return s->backend->ping(s, err, errlen); }
 lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,
-                            lw_referral *out, char *errmsg) {
-  return s->backend->referral(s, site, code, install, out, errmsg);
+                            lw_referral *out, char *err, size_t errlen) {
+  return s->backend->referral(s, site, code, install, out, err, errlen);
 }
 lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
-                                lw_attribution **rows, size_t *n, char *errmsg) {
-  return s->backend->attributions(s, site, since_ms, rows, n, errmsg);
+                                lw_attribution **rows, size_t *n, char *err, size_t errlen) {
+  return s->backend->attributions(s, site, since_ms, rows, n, err, errlen);
 }
 void lw_store_free(lw_store *s) {
   if (s) s->backend->close(s);

@@ -9,6 +9,7 @@
 #include "loopwise/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ typedef struct {
   pthread_mutex_t rlock;
   sqlite3_stmt *ins_batch;
   sqlite3_stmt *ins_events[EVENT_ROWS_MAX + 1]; /* [k]: insert k events in one statement */
+  atomic_uint fail_step; /* test seam (lw_store_sqlite_fail_step): 0, or which step fails */
+  unsigned steps;        /* statements run in the current write transaction (writer only) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -107,25 +110,25 @@ static const char *const migrate_v2_v3 =
     "  FROM events_v2 ORDER BY batch, id;"
     "DROP TABLE events_v2;";
 
-static lw_status sql_error(sqlite3 *db, const char *what, char *errmsg) {
-  snprintf(errmsg, LW_ERRMSG_MAX, "%s: %s", what, db ? sqlite3_errmsg(db) : "no database");
+static lw_status sql_error(sqlite3 *db, const char *what, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s: %s", what, db ? sqlite3_errmsg(db) : "no database");
   return LW_ERR_IO;
 }
 
-static lw_status exec(sqlite3 *db, const char *sql, const char *what, char *errmsg) {
+static lw_status exec(sqlite3 *db, const char *sql, const char *what, char *err, size_t errlen) {
   char *msg = NULL;
   if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "%s: %s", what, msg ? msg : sqlite3_errmsg(db));
+    snprintf(err, errlen, "%s: %s", what, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return LW_ERR_IO;
   }
   return LW_OK;
 }
 
-static lw_status user_version(sqlite3 *db, int *out, char *errmsg) {
+static lw_status user_version(sqlite3 *db, int *out, char *err, size_t errlen) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-    return sql_error(db, "reading the schema version", errmsg);
+    return sql_error(db, "reading the schema version", err, errlen);
   *out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
   sqlite3_finalize(st);
   return LW_OK;
@@ -133,13 +136,13 @@ static lw_status user_version(sqlite3 *db, int *out, char *errmsg) {
 
 /* Bring the schema to LW_STORE_SCHEMA_VERSION in one transaction, so a crash mid-migration
  * leaves the old version intact. */
-static lw_status migrate(sqlite3 *db, char *errmsg) {
+static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
   int version;
-  lw_status st = exec(db, "BEGIN IMMEDIATE", "starting the migration", errmsg);
+  lw_status st = exec(db, "BEGIN IMMEDIATE", "starting the migration", err, errlen);
   if (st != LW_OK) return st;
-  if ((st = user_version(db, &version, errmsg)) != LW_OK) goto fail;
+  if ((st = user_version(db, &version, err, errlen)) != LW_OK) goto fail;
   if (version > LW_STORE_SCHEMA_VERSION) {
-    snprintf(errmsg, LW_ERRMSG_MAX,
+    snprintf(err, errlen,
              "database schema version %d is newer than this build's %d: refusing to touch it",
              version, LW_STORE_SCHEMA_VERSION);
     st = LW_ERR_VERSION;
@@ -154,30 +157,30 @@ static lw_status migrate(sqlite3 *db, char *errmsg) {
       sqlite3_finalize(q);
     }
     if (tables) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "database has tables but no Loopwise schema version");
+      snprintf(err, errlen, "database has tables but no Loopwise schema version");
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v4, "creating the schema", errmsg)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v4, "creating the schema", err, errlen)) != LW_OK) goto fail;
   } else {
     if (version == 1) {
       char sql[4096];
       snprintf(sql, sizeof sql, migrate_v1_v2, schema_v2);
-      if ((st = exec(db, sql, "migrating schema 1 to 2", errmsg)) != LW_OK) goto fail;
+      if ((st = exec(db, sql, "migrating schema 1 to 2", err, errlen)) != LW_OK) goto fail;
     }
     if (version <= 2 &&
-        (st = exec(db, migrate_v2_v3, "migrating schema 2 to 3", errmsg)) != LW_OK)
+        (st = exec(db, migrate_v2_v3, "migrating schema 2 to 3", err, errlen)) != LW_OK)
       goto fail;
     if (version <= 3 &&
-        (st = exec(db, CODES_INDEX, "migrating schema 3 to 4", errmsg)) != LW_OK)
+        (st = exec(db, CODES_INDEX, "migrating schema 3 to 4", err, errlen)) != LW_OK)
       goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", LW_STORE_SCHEMA_VERSION);
-    if ((st = exec(db, sql, "setting the schema version", errmsg)) != LW_OK) goto fail;
+    if ((st = exec(db, sql, "setting the schema version", err, errlen)) != LW_OK) goto fail;
   }
-  return exec(db, "COMMIT", "committing the migration", errmsg);
+  return exec(db, "COMMIT", "committing the migration", err, errlen);
 fail:
   sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
   return st;
@@ -192,7 +195,23 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
     sqlite3_bind_null(st, i);
 }
 
-static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
+/* The test seam: counts the statements of one write transaction and fails the armed one, as
+ * if SQLite had refused it, so the failure path below runs with real rows in the
+ * transaction. */
+static lw_status step_fault(sqlite_store *s, const char *what, char *err, size_t errlen) {
+  unsigned at = ++s->steps;
+  unsigned armed = atomic_load(&s->fail_step);
+  if (!armed || at != armed || !atomic_compare_exchange_strong(&s->fail_step, &armed, 0))
+    return LW_OK;
+  snprintf(err, errlen, "%s: injected fault at statement %u", what, at);
+  return LW_ERR_IO;
+}
+
+void lw_store_sqlite_fail_step(lw_store *base, unsigned nth) {
+  atomic_store(&((sqlite_store *)base)->fail_step, nth);
+}
+
+static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t errlen) {
   const lw_batch *b = it->batch;
   sqlite3_stmt *st = s->ins_batch;
   sqlite3_reset(st);
@@ -201,7 +220,9 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
   sqlite3_bind_int64(st, 3, it->received_ms);
   sqlite3_bind_int64(st, 4, b->sent_at);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)b->n_events);
-  if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing a batch", errmsg);
+  lw_status fault = step_fault(s, "storing a batch", err, errlen);
+  if (fault != LW_OK) return fault;
+  if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
   if (sqlite3_changes(s->w) == 0) {
     it->duplicate = 1;
     it->stored = 0;
@@ -237,7 +258,8 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
       bind_text_or_null(st, c + 13, e->x);
       bind_text_or_null(st, c + 14, e->code);
     }
-    if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing events", errmsg);
+    if ((fault = step_fault(s, "storing events", err, errlen)) != LW_OK) return fault;
+    if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing events", err, errlen);
     at += k;
   }
   it->duplicate = 0;
@@ -245,11 +267,14 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *errmsg) {
   return LW_OK;
 }
 
-static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *errmsg) {
+static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
-  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", errmsg);
-  for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], errmsg);
-  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", errmsg);
+  s->steps = 0;
+  lw_status st = step_fault(s, "starting a write", err, errlen);
+  if (st == LW_OK) st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
+  for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
+  if (st == LW_OK) st = step_fault(s, "committing", err, errlen);
+  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", err, errlen);
   sqlite3_reset(s->ins_batch);
   for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_reset(s->ins_events[k]);
   if (st != LW_OK) {
@@ -260,32 +285,32 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
 }
 
 static lw_status delete_where(sqlite_store *s, const char *sql, const char *a, int64_t b,
-                              int64_t *deleted, char *errmsg) {
+                              int64_t *deleted, char *err, size_t errlen) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->w, sql, -1, &st, NULL) != SQLITE_OK)
-    return sql_error(s->w, "preparing a delete", errmsg);
+    return sql_error(s->w, "preparing a delete", err, errlen);
   if (a) sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, a ? 2 : 1, b);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return sql_error(s->w, "deleting", errmsg);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "deleting", err, errlen);
   if (deleted) *deleted += sqlite3_changes(s->w);
   return LW_OK;
 }
 
 static lw_status sq_forget(lw_store *base, const char *site, const char *install,
-                           int64_t *deleted, char *errmsg) {
+                           int64_t *deleted, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   sqlite3_stmt *st;
   *deleted = 0;
   if (sqlite3_prepare_v2(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", -1, &st,
                          NULL) != SQLITE_OK)
-    return sql_error(s->w, "preparing a delete", errmsg);
+    return sql_error(s->w, "preparing a delete", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, install, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st); /* autocommit: one durable transaction */
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return sql_error(s->w, "deleting an install", errmsg);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "deleting an install", err, errlen);
   *deleted = sqlite3_changes(s->w);
   return LW_OK;
 }
@@ -294,16 +319,16 @@ static lw_status sq_forget(lw_store *base, const char *site, const char *install
  * prefix of the table: walk it from the oldest until a batch is recent enough, then delete that
  * prefix and its events, which are a rowid range (see EVENT_ID_STRIDE). No index is needed,
  * and the walk touches only rows about to be deleted. */
-static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *errmsg) {
+static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   *deleted = 0;
-  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a purge", errmsg);
+  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a purge", err, errlen);
   if (st != LW_OK) return st;
   sqlite3_stmt *q;
   sqlite3_int64 last = -1;
   if (sqlite3_prepare_v2(s->w, "SELECT id, received_at FROM batches ORDER BY id", -1, &q, NULL) !=
       SQLITE_OK) {
-    st = sql_error(s->w, "preparing a purge", errmsg);
+    st = sql_error(s->w, "preparing a purge", err, errlen);
   } else {
     while (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 1) < before_ms)
       last = sqlite3_column_int64(q, 0);
@@ -311,11 +336,11 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
   }
   if (st == LW_OK && last >= 0) {
     st = delete_where(s, "DELETE FROM events WHERE id < ?1", NULL,
-                      (last + 1) * EVENT_ID_STRIDE, deleted, errmsg);
+                      (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
     if (st == LW_OK)
-      st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, errmsg);
+      st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
   }
-  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", errmsg);
+  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", err, errlen);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     *deleted = 0;
@@ -327,30 +352,39 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
 
 
 static lw_status count(sqlite3 *db, const char *sql, const char *site, int64_t *out,
-                       char *errmsg) {
+                       char *err, size_t errlen) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-    return sql_error(db, "preparing stats", errmsg);
+    return sql_error(db, "preparing stats", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_finalize(st);
-  return rc == SQLITE_ROW ? LW_OK : sql_error(db, "reading stats", errmsg);
+  return rc == SQLITE_ROW ? LW_OK : sql_error(db, "reading stats", err, errlen);
 }
+
+/* One SUM(kind = '<wire name>') column per LW_KINDS row, in lw_kind order, so column 2 + k of
+ * a breakdown is lw_stats_row.counts[k] and a new kind needs no edit here. Wire names are
+ * [a-z_] (wire.h), so pasting them into SQL quotes nothing. */
+#define SQL_KIND_SUM(e, name, stat, flags, rules) ", SUM(kind = '" name "')"
+static const char kind_sums[] = LW_KINDS(SQL_KIND_SUM);
+#undef SQL_KIND_SUM
 
 /* One breakdown: a row per distinct value of column col (a fixed name, never input). */
 static lw_status breakdown(sqlite3 *db, const char *col, const char *site, lw_stats_row **rows,
-                           size_t *n_rows, char *errmsg) {
-  char sql[640];
-  snprintf(sql, sizeof sql,
-           "SELECT %s, COUNT(DISTINCT install), SUM(kind = 'decision'), SUM(kind = 'impression'),"
-           " SUM(kind = 'share'), SUM(kind = 'copy'), SUM(kind = 'dismiss'),"
-           " SUM(kind = 'landing'), SUM(kind = 'conversion')"
-           " FROM events WHERE site = ?1 AND %s IS NOT NULL GROUP BY %s ORDER BY %s",
-           col, col, col, col);
+                           size_t *n_rows, char *err, size_t errlen) {
+  char sql[sizeof kind_sums + 256];
+  int len = snprintf(sql, sizeof sql,
+                     "SELECT %s, COUNT(DISTINCT install)%s"
+                     " FROM events WHERE site = ?1 AND %s IS NOT NULL GROUP BY %s ORDER BY %s",
+                     col, kind_sums, col, col, col);
+  if (len < 0 || (size_t)len >= sizeof sql) {
+    snprintf(err, errlen, "stats query for %s too long", col);
+    return LW_ERR_INVALID;
+  }
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-    return sql_error(db, "preparing stats", errmsg);
+    return sql_error(db, "preparing stats", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   size_t n = 0, cap = 0;
   lw_stats_row *out = NULL;
@@ -362,7 +396,7 @@ static lw_status breakdown(sqlite3 *db, const char *col, const char *site, lw_st
       if (!grown) {
         free(out);
         sqlite3_finalize(st);
-        snprintf(errmsg, LW_ERRMSG_MAX, "out of memory reading stats");
+        snprintf(err, errlen, "out of memory reading stats");
         return LW_ERR_NOMEM;
       }
       out = grown;
@@ -378,37 +412,37 @@ static lw_status breakdown(sqlite3 *db, const char *col, const char *site, lw_st
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) {
     free(out);
-    return sql_error(db, "reading stats", errmsg);
+    return sql_error(db, "reading stats", err, errlen);
   }
   *rows = out;
   *n_rows = n;
   return LW_OK;
 }
 
-static lw_status sq_stats(lw_store *base, const char *site, lw_stats *out, char *errmsg) {
+static lw_status sq_stats(lw_store *base, const char *site, lw_stats *out, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   memset(out, 0, sizeof *out);
   pthread_mutex_lock(&s->rlock);
   /* One read transaction, so every number comes from the same snapshot. */
-  lw_status st = exec(s->r, "BEGIN", "starting a read", errmsg);
+  lw_status st = exec(s->r, "BEGIN", "starting a read", err, errlen);
   if (st == LW_OK)
-    st = count(s->r, "SELECT COUNT(*) FROM events WHERE site = ?1", site, &out->outcomes, errmsg);
+    st = count(s->r, "SELECT COUNT(*) FROM events WHERE site = ?1", site, &out->outcomes, err, errlen);
   if (st == LW_OK)
-    st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1", site, &out->batches, errmsg);
-  if (st == LW_OK) st = breakdown(s->r, "action", site, &out->variants, &out->n_variants, errmsg);
-  if (st == LW_OK) st = breakdown(s->r, "segment", site, &out->segments, &out->n_segments, errmsg);
-  if (st == LW_OK) st = breakdown(s->r, "code", site, &out->codes, &out->n_codes, errmsg);
+    st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1", site, &out->batches, err, errlen);
+  if (st == LW_OK) st = breakdown(s->r, "action", site, &out->variants, &out->n_variants, err, errlen);
+  if (st == LW_OK) st = breakdown(s->r, "segment", site, &out->segments, &out->n_segments, err, errlen);
+  if (st == LW_OK) st = breakdown(s->r, "code", site, &out->codes, &out->n_codes, err, errlen);
   sqlite3_exec(s->r, "COMMIT", NULL, NULL, NULL);
   pthread_mutex_unlock(&s->rlock);
   if (st != LW_OK) lw_stats_clear(out);
   return st;
 }
 
-static lw_status sq_ping(lw_store *base, char *errmsg) {
+static lw_status sq_ping(lw_store *base, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   int64_t v;
   pthread_mutex_lock(&s->rlock);
-  lw_status st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1 AND 0", "", &v, errmsg);
+  lw_status st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1 AND 0", "", &v, err, errlen);
   pthread_mutex_unlock(&s->rlock);
   return st;
 }
@@ -418,7 +452,7 @@ static lw_status sq_ping(lw_store *base, char *errmsg) {
  * share, copy, landing and conversion rows of one code or one site, never the decisions. */
 
 static lw_status sq_referral(lw_store *base, const char *site, const char *code,
-                             const char *install, lw_referral *out, char *errmsg) {
+                             const char *install, lw_referral *out, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st;
@@ -443,13 +477,13 @@ static lw_status sq_referral(lw_store *base, const char *site, const char *code,
     }
     sqlite3_finalize(st);
   }
-  lw_status ret = rc == SQLITE_ROW ? LW_OK : sql_error(s->r, "reading a referral", errmsg);
+  lw_status ret = rc == SQLITE_ROW ? LW_OK : sql_error(s->r, "reading a referral", err, errlen);
   pthread_mutex_unlock(&s->rlock);
   return ret;
 }
 
 static lw_status sq_attributions(lw_store *base, const char *site, int64_t since_ms,
-                                 lw_attribution **rows, size_t *n_rows, char *errmsg) {
+                                 lw_attribution **rows, size_t *n_rows, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   *rows = NULL;
   *n_rows = 0;
@@ -486,10 +520,10 @@ static lw_status sq_attributions(lw_store *base, const char *site, int64_t since
   }
   lw_status ret = LW_OK;
   if (rc == SQLITE_ROW) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory reading attributions");
+    snprintf(err, errlen, "out of memory reading attributions");
     ret = LW_ERR_NOMEM;
   } else if (rc != SQLITE_DONE) {
-    ret = sql_error(s->r, "reading attributions", errmsg);
+    ret = sql_error(s->r, "reading attributions", err, errlen);
   }
   pthread_mutex_unlock(&s->rlock);
   if (ret != LW_OK) {
@@ -516,10 +550,10 @@ static const lw_store_backend sqlite_backend = {
     "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
     sq_ping,  sq_referral, sq_attributions, sq_close};
 
-static lw_status open_conn(const char *path, sqlite3 **db, char *errmsg) {
+static lw_status open_conn(const char *path, sqlite3 **db, char *err, size_t errlen) {
   if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK) {
-    lw_status st = sql_error(*db, "opening the database", errmsg);
+    lw_status st = sql_error(*db, "opening the database", err, errlen);
     sqlite3_close(*db);
     *db = NULL;
     return st;
@@ -530,39 +564,39 @@ static lw_status open_conn(const char *path, sqlite3 **db, char *errmsg) {
   return exec(*db,
               "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
               " PRAGMA wal_autocheckpoint = 4000; PRAGMA cache_size = -32000;",
-              "setting WAL mode", errmsg);
+              "setting WAL mode", err, errlen);
 }
 
-lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg) {
+lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size_t errlen) {
   *out = NULL;
   sqlite_store *s = calloc(1, sizeof *s);
   if (!s) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
   s->base.backend = &sqlite_backend;
   pthread_mutex_init(&s->rlock, NULL);
-  lw_status st = open_conn(path, &s->w, errmsg);
+  lw_status st = open_conn(path, &s->w, err, errlen);
   if (st == LW_OK) {
     /* journal_mode=WAL answers the mode in force: refuse to run without it. */
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode", -1, &q, NULL) == SQLITE_OK) {
       if (sqlite3_step(q) != SQLITE_ROW ||
           sqlite3_stricmp((const char *)sqlite3_column_text(q, 0), "wal") != 0) {
-        snprintf(errmsg, LW_ERRMSG_MAX, "the database at %s cannot use WAL mode", path);
+        snprintf(err, errlen, "the database at %s cannot use WAL mode", path);
         st = LW_ERR_IO;
       }
       sqlite3_finalize(q);
     }
   }
-  if (st == LW_OK) st = migrate(s->w, errmsg);
-  if (st == LW_OK) st = open_conn(path, &s->r, errmsg);
+  if (st == LW_OK) st = migrate(s->w, err, errlen);
+  if (st == LW_OK) st = open_conn(path, &s->r, err, errlen);
   if (st == LW_OK &&
       sqlite3_prepare_v3(s->w,
                          "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
                          " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(site, batch_id) DO NOTHING",
                          -1, SQLITE_PREPARE_PERSISTENT, &s->ins_batch, NULL) != SQLITE_OK)
-    st = sql_error(s->w, "preparing statements", errmsg);
+    st = sql_error(s->w, "preparing statements", err, errlen);
   for (int k = 1; st == LW_OK && k <= EVENT_ROWS_MAX; k++) {
     char sql[4096];
     size_t len = (size_t)snprintf(sql, sizeof sql,
@@ -574,7 +608,7 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *errmsg) {
                               r ? "," : "");
     if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->ins_events[k], NULL) !=
         SQLITE_OK)
-      st = sql_error(s->w, "preparing statements", errmsg);
+      st = sql_error(s->w, "preparing statements", err, errlen);
   }
   if (st != LW_OK) {
     sq_close(&s->base);

@@ -29,7 +29,8 @@ struct lw_writer {
 static void run_purge(lw_writer *w) {
   char errmsg[LW_ERRMSG_MAX];
   int64_t deleted = 0;
-  lw_status st = lw_store_purge(w->store, lw_wall_ms() - w->cfg.retention_ms, &deleted, errmsg);
+  lw_status st = lw_store_purge(w->store, lw_wall_ms() - w->cfg.retention_ms, &deleted, errmsg,
+                                sizeof errmsg);
   lw_log_line line;
   if (st != LW_OK) {
     lw_log_msg(w->log, LW_LOG_ERROR, "retention purge failed", errmsg);
@@ -50,7 +51,7 @@ static void run_group(lw_writer *w, lw_job *jobs) {
   if (n) {
     char errmsg[LW_ERRMSG_MAX];
     int64_t t0 = lw_mono_us();
-    lw_status st = lw_store_write(w->store, w->items, n, errmsg);
+    lw_status st = lw_store_write(w->store, w->items, n, errmsg, sizeof errmsg);
     atomic_fetch_add(&w->metrics->commit_us_sum, (uint64_t)(lw_mono_us() - t0));
     if (st == LW_OK) {
       atomic_fetch_add(&w->metrics->commits, 1);
@@ -73,7 +74,8 @@ static void run_group(lw_writer *w, lw_job *jobs) {
   }
   for (lw_job *j = jobs; j; j = j->next) {
     if (j->kind != LW_JOB_FORGET) continue;
-    j->status = lw_store_forget(w->store, j->site, j->install, &j->deleted, j->errmsg);
+    j->status = lw_store_forget(w->store, j->site, j->install, &j->deleted, j->errmsg,
+                                sizeof j->errmsg);
     if (j->status == LW_OK) atomic_fetch_add(&w->metrics->forgotten_events, (uint64_t)j->deleted);
   }
 }
@@ -136,12 +138,12 @@ static void *writer_main(void *arg) {
 }
 
 lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metrics *metrics,
-                           const lw_logger *log, lw_writer **out, char *errmsg) {
+                           const lw_logger *log, lw_writer **out, char *err, size_t errlen) {
   *out = NULL;
   lw_writer *w = calloc(1, sizeof *w);
   if (!w || !(w->items = calloc(cfg->max_group ? cfg->max_group : 1, sizeof *w->items))) {
     free(w);
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
   w->store = store;
@@ -155,7 +157,7 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
   pthread_cond_init(&w->drained, NULL);
   int rc = pthread_create(&w->thread, NULL, writer_main, w);
   if (rc != 0) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "starting the writer thread: %s", strerror(rc));
+    snprintf(err, errlen, "starting the writer thread: %s", strerror(rc));
     pthread_cond_destroy(&w->drained);
     pthread_cond_destroy(&w->work);
     pthread_mutex_destroy(&w->lock);

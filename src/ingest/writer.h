@@ -42,7 +42,7 @@ typedef struct {
 
 /* Start the writer thread over store (borrowed; it must outlive the writer). */
 lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metrics *metrics,
-                           const lw_logger *log, lw_writer **out, char *errmsg);
+                           const lw_logger *log, lw_writer **out, char *err, size_t errlen);
 
 /* Queue job; on_done follows once it is durable (or failed). Returns LW_OK, or LW_ERR_IO
  * without queueing (and without calling on_done) once lw_writer_free has begun. */

@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
   fclose(f);
 
   lw_store *store;
-  if (lw_store_open_sqlite(argv[1], &store, errmsg) != LW_OK) {
+  if (lw_store_open_sqlite(argv[1], &store, errmsg, sizeof errmsg) != LW_OK) {
     fprintf(stderr, "bench_store: %s\n", errmsg);
     return 1;
   }
@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
       lw_store_item it = {"default", batches[i], 1764100000000LL, 0, 0};
       items[i] = it;
     }
-    if (lw_store_write(store, ptrs, (size_t)size, errmsg) != LW_OK) {
+    if (lw_store_write(store, ptrs, (size_t)size, errmsg, sizeof errmsg) != LW_OK) {
       fprintf(stderr, "bench_store: %s\n", errmsg);
       return 1;
     }

@@ -139,7 +139,7 @@ static void store_writes_once_forgets_and_purges(void) {
   unlink(path);
   char errmsg[LW_ERRMSG_MAX];
   lw_store *s = NULL;
-  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg), LW_OK);
+  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg, sizeof errmsg), LW_OK);
   if (!s) return;
   char *text = read_case("valid-batch.json");
   lw_batch *b = NULL;
@@ -147,35 +147,35 @@ static void store_writes_once_forgets_and_purges(void) {
   CHECK_INT(lw_batch_parse(text, strlen(text), NULL, NOW, &b, &err), LW_OK);
   lw_store_item one = {"default", b, NOW, 0, 0}, two = {"default", b, NOW, 0, 0};
   lw_store_item *items[] = {&one, &two}; /* the same batch twice in one group */
-  CHECK_INT(lw_store_write(s, items, 2, errmsg), LW_OK);
+  CHECK_INT(lw_store_write(s, items, 2, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(one.stored, 5);
   CHECK_INT(one.duplicate, 0);
   CHECK_INT(two.duplicate, 1);
   lw_store_item other_site = {"other", b, NOW, 0, 0}, *items2[] = {&other_site};
-  CHECK_INT(lw_store_write(s, items2, 1, errmsg), LW_OK);
+  CHECK_INT(lw_store_write(s, items2, 1, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(other_site.stored, 5); /* batch ids are unique per site */
 
   lw_stats st;
-  CHECK_INT(lw_store_stats(s, "default", &st, errmsg), LW_OK);
+  CHECK_INT(lw_store_stats(s, "default", &st, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(st.outcomes, 5);
   CHECK_INT(st.batches, 1);
   CHECK_INT(st.n_variants, 2); /* credit_10 and none */
   lw_stats_clear(&st);
 
   int64_t deleted = 0;
-  CHECK_INT(lw_store_forget(s, "default", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", &deleted, errmsg),
+  CHECK_INT(lw_store_forget(s, "default", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", &deleted, errmsg, sizeof errmsg),
             LW_OK);
   CHECK_INT(deleted, 5);
-  CHECK_INT(lw_store_purge(s, NOW, &deleted, errmsg), LW_OK); /* received at NOW: kept */
+  CHECK_INT(lw_store_purge(s, NOW, &deleted, errmsg, sizeof errmsg), LW_OK); /* received at NOW: kept */
   CHECK_INT(deleted, 0);
-  CHECK_INT(lw_store_purge(s, NOW + 1, &deleted, errmsg), LW_OK); /* now both batches expire */
+  CHECK_INT(lw_store_purge(s, NOW + 1, &deleted, errmsg, sizeof errmsg), LW_OK); /* now both batches expire */
   CHECK_INT(deleted, 5); /* the other site's; the default site's were forgotten */
-  CHECK_INT(lw_store_stats(s, "other", &st, errmsg), LW_OK);
+  CHECK_INT(lw_store_stats(s, "other", &st, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(st.outcomes, 0);
   lw_stats_clear(&st);
   lw_store_free(s);
 
-  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg), LW_OK); /* reopens at the current version */
+  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg, sizeof errmsg), LW_OK); /* reopens at the current version */
   lw_store_free(s);
   lw_batch_free(b);
   free(text);

@@ -1,0 +1,140 @@
+/* store_fault.c: a store backend that fails on demand, for tests (see loopwise/store.h).
+ *
+ * It wraps another backend and passes every call through, except the calls a test has armed a
+ * fault for: the nth next call of one operation fails, either before it reaches the real store
+ * (a BEGIN that fails: nothing is done) or after the real store has done it (a COMMIT whose
+ * answer was lost: the data may be durable, the caller hears of a failure). The same
+ * lw_store_backend table as any other backend, so the server above cannot tell. SQLite tests
+ * its own code this way (do_faultsim_test); this is the seam for ours. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loopwise/store.h"
+
+typedef struct {
+  unsigned nth;       /* 0: not armed; 1: the next call fails */
+  lw_fault_when when;
+  unsigned injected;  /* faults injected so far */
+} fault_slot;
+
+typedef struct {
+  lw_store base;
+  lw_store *inner;
+  pthread_mutex_t lock; /* the writer thread calls while a test arms */
+  fault_slot slots[LW_FAULT_OP_COUNT];
+} fault_store;
+
+static const char *const op_names[LW_FAULT_OP_COUNT] = {
+    "write", "forget", "purge", "stats", "ping", "referral", "attributions"};
+
+/* Whether this call of op fails, and when. Counts the call. */
+static int take(fault_store *f, lw_fault_op op, lw_fault_when *when) {
+  pthread_mutex_lock(&f->lock);
+  fault_slot *slot = &f->slots[op];
+  int fail = slot->nth && --slot->nth == 0;
+  if (fail) {
+    *when = slot->when;
+    slot->injected++;
+  }
+  pthread_mutex_unlock(&f->lock);
+  return fail;
+}
+
+static lw_status injected(lw_fault_op op, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s: injected fault", op_names[op]);
+  return LW_ERR_IO;
+}
+
+/* Run one call through the fault rule: BEFORE skips inner, AFTER runs it and fails anyway. */
+#define PASS(op, call)                                                                     \
+  do {                                                                                     \
+    fault_store *f = (fault_store *)base;                                                  \
+    lw_fault_when when;                                                                    \
+    if (!take(f, op, &when)) return call;                                                  \
+    if (when == LW_FAULT_AFTER) (void)(call);                                              \
+    return injected(op, err, errlen);                                                      \
+  } while (0)
+
+static lw_status fs_write(lw_store *base, lw_store_item *const *items, size_t n, char *err,
+                          size_t errlen) {
+  PASS(LW_FAULT_OP_WRITE, lw_store_write(f->inner, items, n, err, errlen));
+}
+static lw_status fs_forget(lw_store *base, const char *site, const char *install,
+                           int64_t *deleted, char *err, size_t errlen) {
+  PASS(LW_FAULT_OP_FORGET, lw_store_forget(f->inner, site, install, deleted, err, errlen));
+}
+static lw_status fs_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *err,
+                          size_t errlen) {
+  PASS(LW_FAULT_OP_PURGE, lw_store_purge(f->inner, before_ms, deleted, err, errlen));
+}
+static lw_status fs_stats(lw_store *base, const char *site, lw_stats *out, char *err,
+                          size_t errlen) {
+  /* AFTER would leave rows the caller never clears: a failed read hands back nothing. */
+  fault_store *f = (fault_store *)base;
+  lw_fault_when when;
+  if (!take(f, LW_FAULT_OP_STATS, &when)) return lw_store_stats(f->inner, site, out, err, errlen);
+  memset(out, 0, sizeof *out);
+  return injected(LW_FAULT_OP_STATS, err, errlen);
+}
+static lw_status fs_ping(lw_store *base, char *err, size_t errlen) {
+  PASS(LW_FAULT_OP_PING, lw_store_ping(f->inner, err, errlen));
+}
+static lw_status fs_referral(lw_store *base, const char *site, const char *code,
+                             const char *install, lw_referral *out, char *err, size_t errlen) {
+  PASS(LW_FAULT_OP_REFERRAL, lw_store_referral(f->inner, site, code, install, out, err, errlen));
+}
+static lw_status fs_attributions(lw_store *base, const char *site, int64_t since_ms,
+                                 lw_attribution **rows, size_t *n, char *err, size_t errlen) {
+  fault_store *f = (fault_store *)base;
+  lw_fault_when when;
+  if (!take(f, LW_FAULT_OP_ATTRIBUTIONS, &when))
+    return lw_store_attributions(f->inner, site, since_ms, rows, n, err, errlen);
+  *rows = NULL;
+  *n = 0;
+  return injected(LW_FAULT_OP_ATTRIBUTIONS, err, errlen);
+}
+static void fs_close(lw_store *base) {
+  fault_store *f = (fault_store *)base;
+  lw_store_free(f->inner);
+  pthread_mutex_destroy(&f->lock);
+  free(f);
+}
+
+static const lw_store_backend fault_backend = {
+    "fault",  fs_write,    fs_forget,       fs_purge, fs_stats,
+    fs_ping,  fs_referral, fs_attributions, fs_close};
+
+lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
+  *out = NULL;
+  fault_store *f = calloc(1, sizeof *f);
+  if (!f) {
+    lw_store_free(inner);
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  f->base.backend = &fault_backend;
+  f->inner = inner;
+  pthread_mutex_init(&f->lock, NULL);
+  *out = &f->base;
+  return LW_OK;
+}
+
+void lw_store_fault_arm(lw_store *s, lw_fault_op op, unsigned nth, lw_fault_when when) {
+  fault_store *f = (fault_store *)s;
+  pthread_mutex_lock(&f->lock);
+  f->slots[op].nth = nth;
+  f->slots[op].when = when;
+  pthread_mutex_unlock(&f->lock);
+}
+
+unsigned lw_store_fault_injected(lw_store *s, lw_fault_op op) {
+  fault_store *f = (fault_store *)s;
+  pthread_mutex_lock(&f->lock);
+  unsigned n = f->slots[op].injected;
+  pthread_mutex_unlock(&f->lock);
+  return n;
+}
+
+lw_store *lw_store_fault_inner(lw_store *s) { return ((fault_store *)s)->inner; }
