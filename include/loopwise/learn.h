@@ -87,17 +87,17 @@ void lw_actions_from_config(const lw_config *cfg, int *n_actions,
 typedef struct {
   double value, fatigue, temperature, floor;
 } lw_policy_params;
-void lw_policy_defaults(lw_policy_params *pp); /* value 100, fatigue 0.5, temperature 2, floor 0.05 */
-/* The config's value_per_referral, fatigue_cost and explore settings: what the engine uses. */
-void lw_policy_from_config(const lw_config *cfg, lw_policy_params *pp);
-void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp,
-                         lw_policy *out);
+/* The settings the runtime would use: cfg's (lw_policy_settings, src/core/policy.c), or with
+ * cfg NULL the config schema's defaults. The CLIs' --value/--fatigue/--temperature/--floor
+ * then override single fields. */
+void lw_policy_params_init(lw_policy_params *pp, const lw_config *cfg);
+/* The runtime's policy for m under cfg (lw_policy_for_model) with pp's settings. */
+void lw_policy_with_params(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp, lw_policy *out);
 
 /* Replace any persona^K features of x with the persona m assigns (the runtime adds the same
- * feature when the model has personas). *n may grow by one (cap LW_LEARN_MAX_FEATURES). */
+ * feature when the model has personas: lw_persona_dims, lw_persona_hash). *n may grow by one
+ * (cap LW_LEARN_MAX_FEATURES). */
 void lw_apply_persona(const lw_model *m, lw_feature *x, int *n);
-/* The eight raw persona dimensions of a feature vector (models/FORMAT.md). */
-void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DIMS]);
 
 /* ---- the learner -------------------------------------------------------------------
  * Per-action logistic regression over hashed features crossed with the action (the same
@@ -245,9 +245,7 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current,
 
 /* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
 lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);
-/* The HTTP entity tag of a model file: "\"m<id>-<crc32 hex>-<length hex>\"", from its bytes alone, so it
- * changes exactly when the served bytes do. cap >= 32. */
-void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
+/* A model file's HTTP entity tag is lw_model_etag (loopwise/model.h). */
 
 /* ---- fairness audit ------------------------------------------------------------------ */
 #define LW_AUDIT_FLAG_RATIO 0.8

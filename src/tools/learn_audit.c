@@ -99,8 +99,7 @@ static lw_status audit_sqlite(const lw_source_opts *src, int n, const char segs[
           continue;
         }
         const char *action = (const char *)sqlite3_column_text(st, 0);
-        int prompt = action && strcmp(action, "none") != 0 && strcmp(action, "not_now") != 0 &&
-                     strcmp(action, "holdout") != 0;
+        int prompt = action && lw_action_is_prompt(action);
         rows[s].decisions++;
         rows[s].prompts += (uint64_t)prompt;
         rows[s].shares += (uint64_t)(prompt && sqlite3_column_int(st, 3));
@@ -146,7 +145,7 @@ lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char 
     lw_logged *rec = malloc(sizeof *rec);
     int got = -1;
     while (rec && (got = lw_reader_next(rd, rec, err, errlen)) == 1) {
-      int prompt = strcmp(src->actions[rec->action], "not_now") != 0;
+      int prompt = strcmp(src->actions[rec->action], LW_ACTION_NOT_NOW) != 0;
       for (int s = 0; s < n_segments; s++) {
         if (!in_segment(NULL, NULL, rec->x, rec->n, segments[s], h[s])) continue;
         rows[s].decisions++;

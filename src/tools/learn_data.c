@@ -114,7 +114,7 @@ void lw_actions_from_config(const lw_config *cfg, int *n_actions,
   int n = 0;
   for (int v = 0; v < cfg->n_variants && n < LW_MODEL_MAX_ACTIONS - 1; v++)
     snprintf(actions[n++], LW_NAME_LEN + 1, "%s", cfg->variants[v].id);
-  snprintf(actions[n++], LW_NAME_LEN + 1, "not_now");
+  snprintf(actions[n++], LW_NAME_LEN + 1, "%s", LW_ACTION_NOT_NOW);
   *n_actions = n;
 }
 
@@ -388,7 +388,7 @@ static int sql_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     int a = -1;
     for (int i = 0; action && i < r->o.n_actions; i++)
       if (strcmp(action, r->o.actions[i]) == 0) a = i;
-    if (a < 0 || (mode && strcmp(mode, "holdout") == 0)) {
+    if (a < 0 || (mode && lw_mode_parse(mode) == LW_MODE_HOLDOUT)) {
       r->skipped++;
       continue;
     }

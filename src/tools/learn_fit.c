@@ -21,40 +21,23 @@
 #define Z95 1.959963984540054
 #define WMAX 8.0f /* float weights are kept in [-8, 8] so int8 quantization keeps precision */
 
-static const char *const k_persona_names[LW_MODEL_PERSONA_DIMS] = {
-    "act^d7", "act^d30", "tenure", "sessions", "features", "shown", "dismissed", "shared"};
-
 /* ---- policy parameters and personas --------------------------------------------------- */
 
-void lw_policy_defaults(lw_policy_params *pp) {
-  pp->value = 100.0;
-  pp->fatigue = 0.5;
-  pp->temperature = 2.0;
-  pp->floor = 0.05;
+void lw_policy_params_init(lw_policy_params *pp, const lw_config *cfg) {
+  lw_policy pol;
+  lw_policy_settings(cfg, &pol);
+  pp->value = pol.value;
+  pp->fatigue = pol.fatigue;
+  pp->temperature = pol.temperature;
+  pp->floor = pol.floor;
 }
 
-void lw_policy_from_config(const lw_config *cfg, lw_policy_params *pp) {
-  pp->value = cfg->value_per_referral;
-  pp->fatigue = cfg->fatigue_cost;
-  pp->temperature = cfg->explore_temperature > 0 ? cfg->explore_temperature : pp->temperature;
-  pp->floor = cfg->explore_floor;
-}
-
-/* As the engine's model_policy (src/core/engine.c): "not_now" is always enabled, a prompt
- * action only when the config has that variant. */
-void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp, lw_policy *out) {
-  memset(out, 0, sizeof *out);
+void lw_policy_with_params(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp, lw_policy *out) {
+  lw_policy_for_model(m, cfg, out, NULL);
   out->value = pp->value;
   out->fatigue = pp->fatigue;
   out->temperature = pp->temperature;
   out->floor = pp->floor;
-  for (int a = 0; a < m->n_actions; a++) {
-    int not_now = strcmp(m->action_ids[a], "not_now") == 0;
-    int v = cfg ? lw_config_variant_index(cfg, m->action_ids[a]) : -1;
-    out->is_prompt[a] = !not_now;
-    out->enabled[a] = not_now || v >= 0 || !cfg;
-    out->cost[a] = v >= 0 ? cfg->variants[v].cost : 0.0;
-  }
 }
 
 void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_policy_params *pp, int n_actions,
@@ -66,7 +49,7 @@ void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_polic
   mt->fatigue = pp->fatigue;
   for (int a = 0; a < n_actions; a++) {
     int v = lw_config_variant_index(cfg, actions[a]);
-    mt->is_prompt[a] = strcmp(actions[a], "not_now") != 0;
+    mt->is_prompt[a] = strcmp(actions[a], LW_ACTION_NOT_NOW) != 0;
     mt->cost[a] = v >= 0 ? cfg->variants[v].cost : 0.0;
   }
 }
@@ -76,26 +59,9 @@ const char *lw_metric_name(const lw_metric *mt) {
                        : "referral shares per decision";
 }
 
-void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DIMS]) {
-  uint32_t h[LW_MODEL_PERSONA_DIMS];
-  for (int d = 0; d < LW_MODEL_PERSONA_DIMS; d++) {
-    h[d] = lw_fnv1a(k_persona_names[d]);
-    dims[d] = 0.0;
-  }
-  for (int i = 0; i < n; i++)
-    for (int d = 0; d < LW_MODEL_PERSONA_DIMS; d++)
-      if (x[i].hash == h[d]) dims[d] = (double)x[i].q / LW_FX_ONE;
-}
-
-static uint32_t persona_hash(int k) { /* fnv1a("persona^" + decimal k), k < 100 */
-  char d[2] = {(char)('0' + k / 10), (char)('0' + k % 10)};
-  uint32_t h = lw_fnv1a("persona^");
-  return k < 10 ? lw_fnv1a_bytes(h, d + 1, 1) : lw_fnv1a_bytes(h, d, 2);
-}
-
 void lw_apply_persona(const lw_model *m, lw_feature *x, int *n) {
   uint32_t ph[LW_MODEL_MAX_PERSONAS];
-  for (int k = 0; k < LW_MODEL_MAX_PERSONAS; k++) ph[k] = persona_hash(k);
+  for (int k = 0; k < LW_MODEL_MAX_PERSONAS; k++) ph[k] = lw_persona_hash(k);
   int w = 0;
   for (int i = 0; i < *n; i++) {
     int drop = 0;
@@ -213,7 +179,7 @@ void lw_learner_update(lw_learner *l, const lw_logged *r) {
 static int enough_data(const lw_learner *l, int a) {
   double ess = l->sw2[a] > 0 ? l->sw[a] * l->sw[a] / l->sw2[a] : 0.0;
   /* "not now" needs no referrals behind it: its value is how rarely people refer unasked */
-  int not_now = strcmp(l->actions[a], "not_now") == 0;
+  int not_now = strcmp(l->actions[a], LW_ACTION_NOT_NOW) == 0;
   return ess >= l->o.min_ess && (not_now || l->swr[a] >= l->o.min_positive);
 }
 
@@ -297,7 +263,7 @@ lw_status lw_target_model(lw_target *t, const lw_model *m, const lw_config *cfg,
   t->kind = LW_TARGET_MODEL;
   t->model = m;
   t->n_actions = n_actions;
-  lw_policy_for_model(m, cfg, pp, &t->policy);
+  lw_policy_with_params(m, cfg, pp, &t->policy);
   int any = 0;
   for (int a = 0; a < n_actions; a++) {
     t->map[a] = lw_model_action_index(m, actions[a]);
@@ -528,7 +494,7 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
       if (last && o->n_segments) {
         double best = 0;
         for (int a = 0; a < src->n_actions; a++)
-          if (strcmp(src->actions[a], "not_now") != 0) {
+          if (strcmp(src->actions[a], LW_ACTION_NOT_NOW) != 0) {
             double p = lw_learner_predict(l, a, rec->x, rec->n);
             best = p > best ? p : best;
           }
@@ -798,14 +764,4 @@ lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
     return LW_ERR_IO;
   }
   return LW_OK;
-}
-
-void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap) {
-  uint32_t id = len >= 20 ? (uint32_t)buf[16] | (uint32_t)buf[17] << 8 | (uint32_t)buf[18] << 16 | (uint32_t)buf[19] << 24 : 0;
-  /* The file's own CRC-32 (its last four bytes) and its length identify its content. A CRC
-   * over the whole file would not: CRC(data || CRC(data)) is the same constant for all data. */
-  uint32_t crc = len >= 4 ? (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 | (uint32_t)buf[len - 2] << 16 |
-                                (uint32_t)buf[len - 1] << 24
-                          : lw_crc32(0, buf, len);
-  snprintf(out, cap, "\"m%u-%08x-%zx\"", id, crc, len);
 }

@@ -140,23 +140,6 @@ static void print_report(const lw_model *m, const lw_eval_report *rep) {
   lw_cli_print_interval("dr", &rep->target.dr);
 }
 
-/* Whether two models decide identically (everything but id, training time and metadata). */
-static int same_decisions(const lw_model *a, const lw_model *b) {
-  if (a->bits != b->bits || a->n_actions != b->n_actions || a->scale != b->scale ||
-      a->n_personas != b->n_personas || a->n_segments != b->n_segments ||
-      memcmp(a->weights, b->weights, (size_t)1 << a->bits) != 0)
-    return 0;
-  for (int k = 0; k < a->n_actions; k++)
-    if (strcmp(a->action_ids[k], b->action_ids[k]) != 0 || a->action_flags[k] != b->action_flags[k]) return 0;
-  size_t pd = (size_t)a->n_personas * (size_t)a->persona_dims;
-  if (a->n_personas && (a->persona_dims != b->persona_dims || memcmp(a->centroids, b->centroids, pd * sizeof(float)) != 0 ||
-                        memcmp(a->mean, b->mean, sizeof a->mean) != 0 || memcmp(a->sd, b->sd, sizeof a->sd) != 0))
-    return 0;
-  for (int k = 0; k < a->n_segments; k++)
-    if (strcmp(a->segment_names[k], b->segment_names[k]) != 0 || a->segment_offsets[k] != b->segment_offsets[k]) return 0;
-  return 1;
-}
-
 /* Compare the candidate with DIR/current.lwm and promote it unless it is worse beyond the
  * interval. Appends one JSON line per decision to DIR/promotions.log. */
 static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, size_t len) {
@@ -175,7 +158,7 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
   lw_model *cur = lw_cli_load_model(cur_path, NULL, NULL, err, sizeof err);
   const char *why;
   if (!cur && access(cur_path, F_OK) == 0) fprintf(stderr, "loopwise-train: %s (comparing with the rules)\n", err);
-  if (cur && same_decisions(cur, cand)) {
+  if (cur && lw_model_same_decisions(cur, cand)) {
     /* nothing new to serve: keep the current file, so its ETag (and every cache) stays */
     why = "same model as the current one";
   } else {

@@ -331,7 +331,7 @@ static lw_model *train_file(const bandit *b, const char *path, lw_eval_report *r
   to.personas = 0;
   to.passes = 3; /* few features, many records: a few passes converge without overfitting */
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   lw_model *m = NULL;
   char err[LW_ERRMSG_MAX] = "";
   lw_status st = lw_train_source(&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL, &m, rep, err, sizeof err);
@@ -401,7 +401,7 @@ static void training_on_uniform_logs_recovers_the_best_action(void) {
   to.personas = 0;
   to.passes = 3;
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   lw_model *m2 = NULL;
   char err[LW_ERRMSG_MAX];
   CHECK(lw_train_source(&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL, &m2, &rep, err, sizeof err) == LW_OK);
@@ -506,7 +506,7 @@ static void personas_and_fairness_offsets_are_learned(void) {
   strcpy(to.segments[0], "plan^free");
   strcpy(to.segments[1], "plan^pro");
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   lw_model *m = NULL;
   lw_eval_report rep;
   char err[LW_ERRMSG_MAX];
@@ -554,7 +554,7 @@ static void a_worse_candidate_is_not_promoted(void) {
   bad->meta_json = NULL;
   for (size_t i = 0; i < (size_t)1 << good->bits; i++) bad->weights[i] = (int8_t)(-good->weights[i] == 128 ? 127 : -good->weights[i]);
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   pp.temperature = 0.5; /* sharper preferences make the gap clear */
   lw_source_opts o = vw_source(&b, path);
   lw_compare_result cr;
