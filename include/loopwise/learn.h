@@ -213,15 +213,34 @@ typedef struct {
   int64_t t_min, t_max;   /* data range (0 when unknown) */
 } lw_eval_report;
 
-/* Train a model from a source: personas (k-means over a reservoir of logged states), the
- * importance-weighted fit, enough-data flags, fairness offsets, and the model's own DR
- * estimate on the held-out records (net value when cfg is given, else shares per decision).
- * meta_json records the data range, the estimate and
- * `command`. Caller frees *out. */
-lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, const lw_config *cfg,
-                          const lw_policy_params *pp, uint64_t seed, uint32_t model_id,
-                          int64_t now_ms, const char *command, lw_progress_fn progress, void *pctx,
-                          lw_model **out, lw_eval_report *rep, char *err, size_t errlen);
+/* What to train: the data, the options, the program (cfg NULL: a bare action list, estimate in
+ * referral shares per decision; else in net value) with the exploration settings pp the
+ * estimate scores the model under, the seed (k-means, reservoir), the new model's id and
+ * training time, the command line to record, and an optional progress callback. */
+typedef struct {
+  const lw_source_opts *src;
+  const lw_train_opts *opts;
+  const lw_config *cfg;
+  const lw_policy_params *pp;
+  uint64_t seed;
+  uint32_t model_id;
+  int64_t now_ms;
+  const char *command;
+  lw_progress_fn progress;
+  void *progress_ctx;
+} lw_train_request;
+
+typedef struct {
+  lw_model *model;       /* the caller frees it with lw_model_free */
+  lw_eval_report report; /* data range and counts; target = the held-out DR estimate */
+  int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
+} lw_train_result;
+
+/* Train a model: a scan (data range, a reservoir of persona states, k-means centroids), the
+ * importance-weighted passes, enough-data flags, fairness offsets, the model's DR estimate
+ * on the held-out records, and its JSON metadata (the data range, the estimate, the
+ * enough-data flags, the command). On LW_OK res->model is set. */
+lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, size_t errlen);
 
 /* Evaluate targets[0..n_targets) on a source. The DR reward model is cross-fitted: two
  * learners on the even and odd records, each record scored by the one that did not see it.

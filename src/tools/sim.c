@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "loopwise/rng.h"
 #ifdef LW_SIM_WITH_INGEST
 #include "sim_ingest.h"
@@ -262,11 +263,9 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   lw_train_opts to;
   lw_train_defaults(&to);
   to.bits = o->model_bits;
-  if (cfg->fairness_attr >= 0) {
-    int a = cfg->fairness_attr;
-    for (int v = 0; v < cfg->attr_n_values[a] && to.n_segments < LW_MODEL_MAX_SEGMENTS; v++)
-      snprintf(to.segments[to.n_segments++], LW_SEGMENT_NAME_LEN + 1, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
-  }
+  /* the config's fairness attribute and ratio, as loopwise-train takes them */
+  to.n_segments = lw_cli_fairness_segments(cfg, to.segments, LW_MODEL_MAX_SEGMENTS);
+  if (cfg->fairness_attr >= 0) to.fair_ratio = cfg->fairness_min_ratio;
   lw_policy_params pp;
   lw_policy_params_init(&pp, cfg);
   int64_t now = o->start_ms + (int64_t)day * DAY_MS;
@@ -274,11 +273,15 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   lw_eval_report rep;
   char err[LW_ERRMSG_MAX];
   uint32_t id = (uint32_t)(res->models_promoted + res->models_rejected + 1);
-  if (lw_train_source(&src, &to, cfg, &pp, o->seed + (uint64_t)day, id, now, "loopwise-sim (monthly retrain)", NULL,
-                      NULL, &m, &rep, err, sizeof err) != LW_OK) {
+  lw_train_request rq = {&src, &to, cfg, &pp, o->seed + (uint64_t)day, id, now, "loopwise-sim (monthly retrain)",
+                         NULL, NULL};
+  lw_train_result tr;
+  if (lw_train(&rq, &tr, err, sizeof err) != LW_OK) {
     if (o->log) fprintf(o->log, "day %d: retrain failed: %s\n", day, err);
     return;
   }
+  m = tr.model;
+  rep = tr.report;
   lw_compare_result cr;
   memset(&cr, 0, sizeof cr);
   lw_metric mt;

@@ -124,7 +124,7 @@ static int parse(train_args *a, int argc, char **argv) {
   return 0;
 }
 
-static void print_report(const lw_model *m, const lw_eval_report *rep) {
+static void print_report(const lw_model *m, const lw_eval_report *rep, int net_metric) {
   printf("model=m%u records=%llu skipped=%llu data_from=%lld data_to=%lld\n", m->model_id,
          (unsigned long long)rep->records, (unsigned long long)rep->skipped, (long long)rep->t_min, (long long)rep->t_max);
   for (int a = 0; a < m->n_actions; a++)
@@ -132,7 +132,7 @@ static void print_report(const lw_model *m, const lw_eval_report *rep) {
   for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
   printf("personas=%d\n", m->n_personas);
   printf("held-out estimate (%s, n=%.0f):\n",
-         m->meta_json && strstr(m->meta_json, "net value") ? "net value per decision" : "referral shares per decision",
+         net_metric ? "net value per decision" : "referral shares per decision",
          rep->target.n);
   lw_cli_print_interval("logged", &rep->target.logged);
   lw_cli_print_interval("ips", &rep->target.ips);
@@ -221,14 +221,15 @@ static int run_once(train_args *a) {
     if (cur && cur->model_id >= id) id = cur->model_id + 1;
     lw_model_free(cur);
   }
-  lw_model *m = NULL;
-  lw_eval_report rep;
-  lw_status st = lw_train_source(&a->c.src, &a->o, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->seed, id, now,
-                                 a->command, lw_cli_progress, &a->c, &m, &rep, err, sizeof err);
+  lw_train_request rq = {&a->c.src, &a->o, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->seed, id, now, a->command,
+                         lw_cli_progress, &a->c};
+  lw_train_result res;
+  lw_status st = lw_train(&rq, &res, err, sizeof err);
   if (st != LW_OK) {
     fprintf(stderr, "loopwise-train: %s\n", err);
     return st == LW_ERR_IO ? 3 : 2;
   }
+  lw_model *m = res.model;
   uint8_t *bytes = NULL;
   size_t len = 0;
   int rc = 0;
@@ -237,7 +238,7 @@ static int run_once(train_args *a) {
     lw_model_free(m);
     return 2;
   }
-  print_report(m, &rep);
+  print_report(m, &res.report, res.net_metric);
   if (a->out && lw_write_file_atomic(a->out, bytes, len, err, sizeof err) != LW_OK) {
     fprintf(stderr, "loopwise-train: %s\n", err);
     rc = 3;

@@ -11,6 +11,8 @@
 
 #include "bandit.h"
 #include "check.h"
+#include <cJSON.h>
+
 #include "loopwise/batch.h"
 #include "loopwise/learn.h"
 #include "loopwise/store.h"
@@ -39,6 +41,18 @@ static lw_source_opts vw_source(const bandit *b, const char *path) {
   o.n_actions = b->n_actions;
   memcpy(o.actions, b->actions, sizeof o.actions);
   return o;
+}
+
+/* Train through lw_train with no config (shares per decision) and no progress output. */
+static lw_status train_with(const lw_source_opts *src, const lw_train_opts *to, const lw_policy_params *pp,
+                            uint64_t seed, uint32_t id, int64_t now, lw_model **m, lw_eval_report *rep, char *err,
+                            size_t errlen) {
+  lw_train_request rq = {src, to, NULL, pp, seed, id, now, "test", NULL, NULL};
+  lw_train_result res;
+  lw_status st = lw_train(&rq, &res, err, errlen);
+  *m = res.model;
+  if (rep) *rep = res.report;
+  return st;
 }
 
 /* ---- input ------------------------------------------------------------------------- */
@@ -441,6 +455,48 @@ static void estimates_of_a_file_match_the_truth_and_the_observed_value(void) {
   CHECK(fabs(rep[1].target.snips.est - vu) < 0.015);
 }
 
+/* The model's metadata is JSON a reader can parse, with the facts the trainer had: the data
+ * range, the estimate and its metric, the enough-data flags, and the command exactly as given
+ * (quotes, backslashes and control characters included). */
+static void model_metadata_is_json_with_the_training_facts(void) {
+  bandit b;
+  bandit_default(&b);
+  const char *path = tmp("meta.vw");
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (!f) return;
+  bandit_write_vw(&b, 5, 3000, f);
+  fclose(f);
+  lw_source_opts o = vw_source(&b, path);
+  lw_train_opts to;
+  lw_train_defaults(&to);
+  to.personas = 0;
+  lw_policy_params pp;
+  lw_policy_params_init(&pp, NULL);
+  const char *cmd = "loopwise-train --note \"a \\ b\"\ttab\nline";
+  lw_train_request rq = {&o, &to, NULL, &pp, 1, 42, 1767614400000LL, cmd, NULL, NULL};
+  lw_train_result res;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_train(&rq, &res, err, sizeof err) == LW_OK);
+  if (!res.model) return;
+  CHECK_INT(res.net_metric, 0);
+  cJSON *j = cJSON_Parse(res.model->meta_json);
+  CHECK(j != NULL);
+  CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "command")), cmd) == 0);
+  CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "model")), "m42") == 0);
+  cJSON *est = cJSON_GetObjectItem(j, "estimate");
+  CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(est, "metric")), "referral shares per decision") == 0);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(est, "value")) == res.report.target.dr.est);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), "records")) == 3000);
+  cJSON *flags = cJSON_GetObjectItem(j, "enough_data");
+  CHECK_INT(cJSON_GetArraySize(flags), res.model->n_actions);
+  for (int a = 0; a < res.model->n_actions; a++)
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(flags, res.model->action_ids[a])) ==
+          ((res.model->action_flags[a] & LW_MODEL_ENOUGH_DATA) != 0));
+  cJSON_Delete(j);
+  lw_model_free(res.model);
+}
+
 /* ---- training --------------------------------------------------------------------------- */
 
 static lw_model *train_file(const bandit *b, const char *path, lw_eval_report *rep) {
@@ -453,7 +509,7 @@ static lw_model *train_file(const bandit *b, const char *path, lw_eval_report *r
   lw_policy_params_init(&pp, NULL);
   lw_model *m = NULL;
   char err[LW_ERRMSG_MAX] = "";
-  lw_status st = lw_train_source(&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL, &m, rep, err, sizeof err);
+  lw_status st = train_with(&o, &to, &pp, 3, 77, 1767614400000LL, &m, rep, err, sizeof err);
   if (st != LW_OK) fprintf(stderr, "train: %s\n", err);
   CHECK(st == LW_OK);
   return m;
@@ -523,7 +579,7 @@ static void training_on_uniform_logs_recovers_the_best_action(void) {
   lw_policy_params_init(&pp, NULL);
   lw_model *m2 = NULL;
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_train_source(&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL, &m2, &rep, err, sizeof err) == LW_OK);
+  CHECK(train_with(&o, &to, &pp, 3, 77, 1767614400000LL, &m2, &rep, err, sizeof err) == LW_OK);
   if (m2) CHECK(m2->scale == m->scale && memcmp(m2->weights, m->weights, (size_t)1 << m->bits) == 0);
   lw_model_free(m2);
   lw_model_free(m);
@@ -629,7 +685,7 @@ static void personas_and_fairness_offsets_are_learned(void) {
   lw_model *m = NULL;
   lw_eval_report rep;
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_train_source(&o, &to, NULL, &pp, 1, 5, 0, "t", NULL, NULL, &m, &rep, err, sizeof err) == LW_OK);
+  CHECK(train_with(&o, &to, &pp, 1, 5, 0, &m, &rep, err, sizeof err) == LW_OK);
   if (!m) return;
   CHECK_INT(m->n_personas, 2);
   double lo[8] = {0.6, 0.6}, hi[8] = {3.1, 3.1};
@@ -742,6 +798,7 @@ int main(void) {
   RUN(cb_adf_examples_are_read_by_position);
   RUN(sqlite_store_decisions_are_joined_with_their_shares);
   RUN(earlier_store_files_migrate_and_read_back);
+  RUN(model_metadata_is_json_with_the_training_facts);
   RUN(estimator_intervals_cover_the_true_value_at_the_stated_rate);
   RUN(estimates_of_a_file_match_the_truth_and_the_observed_value);
   RUN(learner_weights_land_where_the_model_file_reads_them);
