@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "loopwise/common.h"
+#include "loopwise/model.h"
 #include "loopwise/wire.h"
 
 #ifdef __cplusplus
@@ -34,7 +35,12 @@ typedef struct {
   char segment[LW_NAME_LEN + 1];
   char model[LW_NAME_LEN + 1];
   char code[LW_CODE_LEN + 1];
-  char *x; /* compact JSON text of the "x" array, or NULL; owned by the batch */
+  /* "x": the hashed features, each value in the fixed point the model reads (lw_fx: value ×
+   * 256 rounded, saturating at the int32 range), which is exactly what the trainer used when it
+   * read the JSON back. The wire allows any finite value; it is converted once, here. */
+  int has_x;      /* the record carried "x" (possibly empty) */
+  int n_x;
+  lw_feature *x;  /* n_x pairs, or NULL; owned by the batch */
 } lw_event;
 
 typedef struct {

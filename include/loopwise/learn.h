@@ -87,17 +87,17 @@ void lw_actions_from_config(const lw_config *cfg, int *n_actions,
 typedef struct {
   double value, fatigue, temperature, floor;
 } lw_policy_params;
-void lw_policy_defaults(lw_policy_params *pp); /* value 100, fatigue 0.5, temperature 2, floor 0.05 */
-/* The config's value_per_referral, fatigue_cost and explore settings: what the engine uses. */
-void lw_policy_from_config(const lw_config *cfg, lw_policy_params *pp);
-void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp,
-                         lw_policy *out);
+/* The settings the runtime would use: cfg's (lw_policy_settings, src/core/policy.c), or with
+ * cfg NULL the config schema's defaults. The CLIs' --value/--fatigue/--temperature/--floor
+ * then override single fields. */
+void lw_policy_params_init(lw_policy_params *pp, const lw_config *cfg);
+/* The runtime's policy for m under cfg (lw_policy_for_model) with pp's settings. */
+void lw_policy_with_params(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp, lw_policy *out);
 
 /* Replace any persona^K features of x with the persona m assigns (the runtime adds the same
- * feature when the model has personas). *n may grow by one (cap LW_LEARN_MAX_FEATURES). */
+ * feature when the model has personas: lw_persona_dims, lw_persona_hash). *n may grow by one
+ * (cap LW_LEARN_MAX_FEATURES). */
 void lw_apply_persona(const lw_model *m, lw_feature *x, int *n);
-/* The eight raw persona dimensions of a feature vector (models/FORMAT.md). */
-void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DIMS]);
 
 /* ---- the learner -------------------------------------------------------------------
  * Per-action logistic regression over hashed features crossed with the action (the same
@@ -213,15 +213,34 @@ typedef struct {
   int64_t t_min, t_max;   /* data range (0 when unknown) */
 } lw_eval_report;
 
-/* Train a model from a source: personas (k-means over a reservoir of logged states), the
- * importance-weighted fit, enough-data flags, fairness offsets, and the model's own DR
- * estimate on the held-out records (net value when cfg is given, else shares per decision).
- * meta_json records the data range, the estimate and
- * `command`. Caller frees *out. */
-lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, const lw_config *cfg,
-                          const lw_policy_params *pp, uint64_t seed, uint32_t model_id,
-                          int64_t now_ms, const char *command, lw_progress_fn progress, void *pctx,
-                          lw_model **out, lw_eval_report *rep, char *err, size_t errlen);
+/* What to train: the data, the options, the program (cfg NULL: a bare action list, estimate in
+ * referral shares per decision; else in net value) with the exploration settings pp the
+ * estimate scores the model under, the seed (k-means, reservoir), the new model's id and
+ * training time, the command line to record, and an optional progress callback. */
+typedef struct {
+  const lw_source_opts *src;
+  const lw_train_opts *opts;
+  const lw_config *cfg;
+  const lw_policy_params *pp;
+  uint64_t seed;
+  uint32_t model_id;
+  int64_t now_ms;
+  const char *command;
+  lw_progress_fn progress;
+  void *progress_ctx;
+} lw_train_request;
+
+typedef struct {
+  lw_model *model;       /* the caller frees it with lw_model_free */
+  lw_eval_report report; /* data range and counts; target = the held-out DR estimate */
+  int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
+} lw_train_result;
+
+/* Train a model: a scan (data range, a reservoir of persona states, k-means centroids), the
+ * importance-weighted passes, enough-data flags, fairness offsets, the model's DR estimate
+ * on the held-out records, and its JSON metadata (the data range, the estimate, the
+ * enough-data flags, the command). On LW_OK res->model is set. */
+lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, size_t errlen);
 
 /* Evaluate targets[0..n_targets) on a source. The DR reward model is cross-fitted: two
  * learners on the even and odd records, each record scored by the one that did not see it.
@@ -245,9 +264,7 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current,
 
 /* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
 lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);
-/* The HTTP entity tag of a model file: "\"m<id>-<crc32 hex>-<length hex>\"", from its bytes alone, so it
- * changes exactly when the served bytes do. cap >= 32. */
-void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
+/* A model file's HTTP entity tag is lw_model_etag (loopwise/model.h). */
 
 /* ---- fairness audit ------------------------------------------------------------------ */
 #define LW_AUDIT_FLAG_RATIO 0.8

@@ -9,6 +9,7 @@
 #define LOOPWISE_MODEL_H
 
 #include "loopwise/common.h"
+#include "loopwise/config.h"
 #include "loopwise/wire.h"
 
 #ifdef __cplusplus
@@ -89,6 +90,35 @@ typedef struct {
  * LW_ERR_INVALID when no action is enabled. */
 lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feature *x, int n,
                           double offset, uint32_t *ppm, double *ev);
+
+/* ---- the runtime's policy for a model (src/core/policy.c) ---------------------------
+ * One implementation for the engine, the trainer, the evaluator and the simulator. */
+
+/* The config's value_per_referral, fatigue_cost, explore.temperature and explore.floor into
+ * pol (nothing else is touched); cfg NULL gives the config schema's defaults (50, 1, 5, 0.02:
+ * what a config that sets none of them gives the runtime). */
+void lw_policy_settings(const lw_config *cfg, lw_policy *pol);
+/* The policy the runtime runs for model m under cfg: the settings above, "not_now" always
+ * enabled, a prompt action enabled (with its variant's cost) only when cfg has that variant.
+ * cfg NULL (data with a bare action list) enables every action at no cost. variant_of, when
+ * not NULL, gets each model action's variant index in cfg (-1 for none). Returns 1 when the
+ * model can decide: an enabled prompt action is flagged enough-data; else the runtime keeps
+ * deciding by the rules. */
+int lw_policy_for_model(const lw_model *m, const lw_config *cfg, lw_policy *pol, int *variant_of);
+/* The eight persona dimensions of a feature vector (models/FORMAT.md): the values of
+ * act^d7, act^d30, tenure, sessions, features, shown, dismissed and shared, 0 when absent. */
+void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DIMS]);
+/* The hash of the feature "persona^k" the runtime adds for persona k. */
+uint32_t lw_persona_hash(int k);
+
+/* ---- a model's identity (src/core/model_ident.c) ---------------------------------- */
+/* The HTTP entity tag of a model file: "\"m<id>-<crc32 hex>-<length hex>\"", from its bytes
+ * alone (the id and the file's own checksum), so it changes exactly when the served bytes
+ * do. cap >= 32. */
+void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
+/* 1 when a and b decide identically: same weights, scale, actions and their flags, personas
+ * and segment offsets (id, training time and metadata aside). */
+int lw_model_same_decisions(const lw_model *a, const lw_model *b);
 
 /* Split one million among n weights in proportion (largest remainders, ties to the lower
  * index): the result sums to exactly 1000000 and a zero weight gets zero. n <= 16. */

@@ -28,7 +28,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 4
+#define LW_STORE_SCHEMA_VERSION 5
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -106,6 +106,53 @@ lw_status lw_store_referral(lw_store *s, const char *site, const char *code, con
 lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
                                 lw_attribution **rows, size_t *n, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- reading decisions
+ * What the learning tools read (loopwise-train, loopwise-eval and its audit, the simulator):
+ * the stored decisions of one site, each joined with whether a share or copy of it is stored,
+ * and the conversions each referrer's codes brought. Rows come in storage order (ids only
+ * grow), so two reads of the same store give the same records in the same order. Nothing
+ * above this interface knows the database behind it. */
+
+/* The decisions to read: one site, decision time t in [from_ms, to_ms); to_ms 0 = no bound. */
+typedef struct {
+  const char *site;
+  int64_t from_ms, to_ms;
+} lw_store_range;
+
+/* One stored decision. Strings are "" when the record did not carry them. */
+typedef struct {
+  uint64_t id;         /* the store's row id: stable and increasing in storage order */
+  int64_t t;
+  char action[LW_NAME_LEN + 1];
+  char mode[8];
+  char segment[LW_NAME_LEN + 1];
+  int has_p;
+  double p;
+  int shared;          /* a share or copy event of this decision is stored for the site */
+  int64_t conversions; /* lw_store_referrers only: the conversions this install's codes brought */
+  int n_x;
+  lw_feature x[LW_X_PAIRS]; /* as lw_batch_parse validated them (lw_event.x) */
+} lw_store_decision;
+
+typedef struct lw_store_cursor lw_store_cursor;
+
+/* Every decision of the range, oldest first. On LW_OK *out is a cursor the caller frees with
+ * lw_store_cursor_free before it frees the store; one cursor per store at a time (it holds
+ * the store's read connection). */
+lw_status lw_store_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
+                             size_t errlen);
+/* Referred customers by referrer: for each install that shared or copied a code on the site,
+ * the number of conversions with its codes whose time is in the range, as one row carrying
+ * that install's latest decision (its segment and x: who the referrer was when last asked). */
+lw_status lw_store_referrers(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
+                             size_t errlen);
+/* 1: *d filled; 0: no more rows; -1: a read failed or a row is damaged (err says which row). */
+int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);
+void lw_store_cursor_free(lw_store_cursor *c); /* NULL is fine */
+/* The number of decisions in the range (for progress). */
+lw_status lw_store_count_decisions(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
+                                   size_t errlen);
+
 /* Close the store (checkpointing what a backend needs to). NULL is fine. */
 void lw_store_free(lw_store *s);
 
@@ -152,6 +199,19 @@ unsigned lw_store_fault_injected(lw_store *fault_store, lw_fault_op op);
 /* The wrapped store (still owned by the fault store). */
 lw_store *lw_store_fault_inner(lw_store *fault_store);
 
+/* Open an existing SQLite store read-only, for the learning tools: nothing is created or
+ * migrated, and a schema version other than LW_STORE_SCHEMA_VERSION is refused with
+ * LW_ERR_VERSION and a message saying which (an older file is migrated by opening it once with
+ * loopwise-ingest of this version; a newer one needs newer tools). Writes through it fail
+ * with LW_ERR_INVALID. */
+lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err, size_t errlen);
+
+/* A cursor of any backend starts with this table. */
+struct lw_store_cursor {
+  int (*next)(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);
+  void (*free)(lw_store_cursor *c);
+};
+
 /* What a backend implements. A backend's handle starts with a lw_store whose backend field
  * points at its table. */
 typedef struct {
@@ -167,6 +227,11 @@ typedef struct {
   lw_status (*attributions)(lw_store *s, const char *site, int64_t since_ms,
                             lw_attribution **rows, size_t *n, char *err, size_t errlen);
   void (*close)(lw_store *s);
+  /* reading decisions (above); referrers selects lw_store_referrers' rows */
+  lw_status (*decisions)(lw_store *s, const lw_store_range *r, int referrers, lw_store_cursor **out,
+                         char *err, size_t errlen);
+  lw_status (*count_decisions)(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
+                               size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

@@ -30,6 +30,9 @@ int lw_char_ok(lw_charset cs, unsigned char c);
 const char *lw_charset_desc(lw_charset cs);
 /* 1 when s is min..max characters (code points for LW_CS_TEXT), all of cs, and valid UTF-8. */
 int lw_text_is(lw_charset cs, const char *s, size_t min, size_t max);
+/* The same for the ASCII sets (every one but LW_CS_TEXT): what the runtime needs, without
+ * the UTF-8 decoder in its download. */
+int lw_ascii_is(lw_charset cs, const char *s, size_t min, size_t max);
 
 /* The wire's and config's names (1..LW_NAME_LEN of LW_CS_NAME). */
 int lw_is_name(const char *s);

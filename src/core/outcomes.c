@@ -6,7 +6,7 @@
 #include "loopwise/text.h"
 #include "sbuf.h"
 
-static int is_hex_id(const char *s) { return lw_text_is(LW_CS_HEX, s, LW_DECISION_ID_LEN, LW_DECISION_ID_LEN); }
+static int is_hex_id(const char *s) { return lw_ascii_is(LW_CS_HEX, s, LW_DECISION_ID_LEN, LW_DECISION_ID_LEN); }
 
 static lw_status bad_id(char *err, size_t errlen) {
   lw_strlcpy(err, "decision id must be 16 lowercase hex characters", errlen);
@@ -64,7 +64,7 @@ lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind,
   return LW_OK;
 }
 
-static int is_code(const char *s) { return lw_text_is(LW_CS_CODE, s, LW_CODE_MIN_LEN, LW_CODE_LEN); }
+static int is_code(const char *s) { return lw_ascii_is(LW_CS_CODE, s, LW_CODE_MIN_LEN, LW_CODE_LEN); }
 
 static void log_referee(lw_engine *e, lw_kind kind, int64_t now_ms) {
   char buf[200];

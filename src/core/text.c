@@ -69,16 +69,21 @@ const char *lw_charset_desc(lw_charset cs) {
   return "?";
 }
 
-int lw_text_is(lw_charset cs, const char *s, size_t min, size_t max) {
+int lw_ascii_is(lw_charset cs, const char *s, size_t min, size_t max) {
   size_t n = 0;
   for (; s[n]; n++)
     if (!lw_char_ok(cs, (unsigned char)s[n])) return 0;
-  /* every set but LW_CS_TEXT is ASCII, where bytes are characters */
-  if (cs == LW_CS_TEXT) {
-    if (!lw_utf8_valid(s, n)) return 0;
-    n = lw_utf8_chars(s);
-  }
   return n >= min && n <= max;
 }
 
-int lw_is_name(const char *s) { return lw_text_is(LW_CS_NAME, s, 1, LW_NAME_LEN); }
+int lw_text_is(lw_charset cs, const char *s, size_t min, size_t max) {
+  if (cs != LW_CS_TEXT) return lw_ascii_is(cs, s, min, max);
+  size_t bytes = strlen(s);
+  for (size_t i = 0; i < bytes; i++)
+    if (!lw_char_ok(cs, (unsigned char)s[i])) return 0;
+  if (!lw_utf8_valid(s, bytes)) return 0;
+  size_t n = lw_utf8_chars(s);
+  return n >= min && n <= max;
+}
+
+int lw_is_name(const char *s) { return lw_ascii_is(LW_CS_NAME, s, 1, LW_NAME_LEN); }

@@ -6,6 +6,9 @@
 
 #include "sbuf.h"
 
+#define LW_STR_(x) #x
+#define LW_STR(x) LW_STR_(x)
+
 /* One array per column, so a program links only the columns it uses (the WASM runtime needs
  * the names and flags, not the ingest's rules or stats names). */
 static const char *const k_kind_names[LW_KIND_COUNT] = {
@@ -81,9 +84,7 @@ lw_status lw_wire_take_batch(lw_outbox *ob, const char *batch_id, const char *wr
   if (max_bytes > cap - 1) max_bytes = cap - 1;
   lw_sbuf sb;
   lw_sb_init(&sb, buf, max_bytes + 1);
-  lw_sb_str(&sb, "{\"v\":");
-  lw_sb_u64(&sb, LW_WIRE_VERSION);
-  lw_sb_str(&sb, ",\"batch_id\":");
+  lw_sb_str(&sb, "{\"v\":" LW_STR(LW_WIRE_VERSION) ",\"batch_id\":");
   lw_sb_json_str(&sb, batch_id);
   lw_sb_str(&sb, ",\"write_key\":");
   lw_sb_json_str(&sb, write_key);

@@ -140,41 +140,40 @@ static void kind_list(char *buf, size_t cap) {
                           lw_kind_name((lw_kind)k));
 }
 
-static lw_status read_x(const cJSON *arr, const char *prefix, char **out, lw_batch_error *err) {
+/* x becomes fixed-point pairs as soon as it is validated, so nothing downstream re-parses
+ * numbers (see lw_event.x). */
+static lw_status read_x(const cJSON *arr, const char *prefix, lw_event *ev, lw_batch_error *err) {
   if (!cJSON_IsArray(arr)) return fail(err, prefix, "x", "expected an array of [hash, value]");
   int n = cJSON_GetArraySize(arr);
   if (n > LW_X_PAIRS) return fail(err, prefix, "x", "expected at most %d pairs", LW_X_PAIRS);
-  size_t cap = (size_t)n * 40 + 3;
-  char *buf = malloc(cap);
-  if (!buf) return LW_ERR_NOMEM;
-  size_t len = 0;
-  buf[len++] = '[';
+  lw_feature *x = malloc((size_t)(n ? n : 1) * sizeof *x);
+  if (!x) return LW_ERR_NOMEM;
   int i = 0;
   char name[24];
   for (const cJSON *pair = arr->child; pair; pair = pair->next, i++) {
     snprintf(name, sizeof name, "x[%d]", i);
     if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2) {
-      free(buf);
+      free(x);
       return fail(err, prefix, name, "expected a pair [hash, value]");
     }
     const cJSON *h = pair->child, *v = pair->child->next;
     if (!cJSON_IsNumber(h) || !(h->valuedouble >= 0) || h->valuedouble >= 4294967296.0 ||
         floor(h->valuedouble) != h->valuedouble) {
-      free(buf);
+      free(x);
       snprintf(name, sizeof name, "x[%d][0]", i);
       return fail(err, prefix, name, "expected an integer hash in [0, 2^32)");
     }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-      free(buf);
+      free(x);
       snprintf(name, sizeof name, "x[%d][1]", i);
       return fail(err, prefix, name, "expected a finite number");
     }
-    len += (size_t)snprintf(buf + len, cap - len, "%s[%u,%.17g]", i ? "," : "",
-                            (unsigned)h->valuedouble, v->valuedouble);
+    x[i].hash = (uint32_t)h->valuedouble;
+    x[i].q = lw_fx(v->valuedouble);
   }
-  buf[len++] = ']';
-  buf[len] = '\0';
-  *out = buf;
+  ev->has_x = 1;
+  ev->n_x = n;
+  ev->x = x;
   return LW_OK;
 }
 
@@ -241,7 +240,7 @@ static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_l
   if (f[LW_FIELD_CODE] && (st = read_string(f[LW_FIELD_CODE], path, "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, ev->code,
                                      sizeof ev->code, err)) != LW_OK)
     return st;
-  if (f[LW_FIELD_FEATURES] && (st = read_x(f[LW_FIELD_FEATURES], path, &ev->x, err)) != LW_OK) return st;
+  if (f[LW_FIELD_FEATURES] && (st = read_x(f[LW_FIELD_FEATURES], path, ev, err)) != LW_OK) return st;
   return LW_OK;
 }
 

@@ -9,6 +9,8 @@
 
 #include "serving.h"
 
+#include "loopwise/model.h"
+
 lw_status lw_model_file_read(const char *dir, const char *site, uint8_t **buf, size_t *len,
                              char *err, size_t errlen) {
   *buf = NULL;
@@ -59,27 +61,9 @@ lw_status lw_model_file_read(const char *dir, const char *site, uint8_t **buf, s
   return LW_OK;
 }
 
-/* CRC-32 (IEEE), only for files too short to hold their own (see below). */
-static uint32_t crc32_bytes(const uint8_t *p, size_t n) {
-  uint32_t c = 0xffffffffu;
-  for (size_t i = 0; i < n; i++) {
-    c ^= p[i];
-    for (int k = 0; k < 8; k++) c = c >> 1 ^ (0xedb88320u & (0u - (c & 1)));
-  }
-  return ~c;
-}
-
-static uint32_t le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* The same few lines as lw_model_etag in src/tools/learn_fit.c (the ingest server does not
- * link the trainer's library): the model id at offset 16, the file's own CRC-32 (its last four
- * bytes) and its length. */
+/* The core's lw_model_etag (loopwise/model.h), so the trainer's log and the server agree. */
 void lw_model_file_etag(const uint8_t *buf, size_t len, char out[LW_ETAG_MAX]) {
-  uint32_t id = len >= 20 ? le32(buf + 16) : 0;
-  uint32_t crc = len >= 4 ? le32(buf + len - 4) : crc32_bytes(buf, len);
-  snprintf(out, LW_ETAG_MAX, "\"m%u-%08x-%zx\"", id, crc, len);
+  lw_model_etag(buf, len, out, LW_ETAG_MAX);
 }
 
 int lw_etag_matches(const char *inm, const char *etag) {

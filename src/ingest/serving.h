@@ -24,7 +24,7 @@ lw_status lw_model_file_read(const char *dir, const char *site, uint8_t **buf, s
                              char *err, size_t errlen);
 
 /* The model's entity tag, quotes included: "m<id>-<crc32 hex>-<length hex>", byte for byte what
- * lw_model_etag (loopwise/learn.h) gives, so the trainer's log and the server agree. */
+ * lw_model_etag (loopwise/model.h) gives, so the trainer's log and the server agree. */
 void lw_model_file_etag(const uint8_t *buf, size_t len, char out[LW_ETAG_MAX]);
 
 /* 1 when an If-None-Match header value (a list of tags, weak or strong, or "*") matches etag. */

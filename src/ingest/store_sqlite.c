@@ -8,6 +8,8 @@
  * guarded by a mutex, so /v1/stats never waits for a commit and never blocks one (WAL). */
 #include "loopwise/store.h"
 
+#include <cJSON.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -29,6 +31,7 @@ typedef struct {
   sqlite3_stmt *ins_events[EVENT_ROWS_MAX + 1]; /* [k]: insert k events in one statement */
   atomic_uint fail_step; /* test seam (lw_store_sqlite_fail_step): 0, or which step fails */
   unsigned steps;        /* statements run in the current write transaction (writer only) */
+  uint8_t xbuf[EVENT_ROWS_MAX][LW_X_PAIRS * 8];  /* the x blobs of one statement (writer only) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -45,7 +48,11 @@ typedef struct {
  * client clock can skew) deletes rowid ranges.
  * Version 4 adds a partial index on the events that carry a referral code (share, copy,
  * landing, conversion: a few in a hundred), for the referral counts and the attribution list;
- * decisions and impressions, most of the rows, cost the writer nothing more. */
+ * decisions and impressions, most of the rows, cost the writer nothing more.
+ * Version 5 stores a decision's x as what the validator checked, once: a BLOB of 8-byte pairs,
+ * u32 hash then i32 fixed-point value (× 256, lw_fx), both little-endian, instead of JSON text
+ * with %.17g numbers that every reader parsed again. (Migrated files keep the column's
+ * declared TEXT type; its affinity leaves BLOBs as they are.) */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -68,7 +75,7 @@ typedef struct {
   "  t INTEGER NOT NULL,"                                                                  \
   "  install TEXT NOT NULL,"                                                               \
   "  decision TEXT, action TEXT, p REAL, mode TEXT, reason TEXT,"                          \
-  "  segment TEXT, model TEXT, x TEXT, code TEXT);"                                        \
+  "  segment TEXT, model TEXT, x BLOB, code TEXT);"                                        \
   "CREATE INDEX events_site_install ON events(site, install);"
 
 static const char *const schema_v2 =
@@ -79,7 +86,7 @@ static const char *const schema_v2 =
 #define CODES_INDEX                                                                        \
   "CREATE INDEX events_code ON events(site, code, kind, install, t) WHERE code IS NOT NULL;"
 
-static const char *const schema_v4 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX;
+static const char *const schema_v5 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -134,6 +141,70 @@ static lw_status user_version(sqlite3 *db, int *out, char *err, size_t errlen) {
   return LW_OK;
 }
 
+/* ---- x as stored (schema 5) ------------------------------------------------------ */
+
+static size_t x_encode(const lw_feature *x, int n, uint8_t *out) {
+  for (int i = 0; i < n; i++) {
+    uint32_t h = x[i].hash, q = (uint32_t)x[i].q;
+    for (int k = 0; k < 4; k++) out[8 * i + k] = (uint8_t)(h >> (8 * k)), out[8 * i + 4 + k] = (uint8_t)(q >> (8 * k));
+  }
+  return (size_t)n * 8;
+}
+
+/* 0 on success, -1 when the blob is not whole pairs or holds more than the wire allows. */
+static int x_decode(const uint8_t *p, size_t len, lw_feature *x, int *n) {
+  if (len % 8 || len / 8 > LW_X_PAIRS) return -1;
+  *n = (int)(len / 8);
+  for (int i = 0; i < *n; i++, p += 8) {
+    x[i].hash = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    x[i].q = (int32_t)((uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24);
+  }
+  return 0;
+}
+
+/* lw_x_blob(text): schema 4's JSON x, [[hash, value], ...] as the validator wrote it, to
+ * schema 5's pairs, with the value converted as lw_batch_parse now converts it (lw_fx), so a
+ * migrated decision reads back exactly as the trainer read it before. Anything else raises an
+ * error, and the migration rolls back: the validator wrote every row, so that is damage. */
+static void sql_x_blob(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  cJSON *j = cJSON_Parse((const char *)sqlite3_value_text(argv[0])), *it;
+  lw_feature x[LW_X_PAIRS];
+  int n = 0, ok = cJSON_IsArray(j) && cJSON_GetArraySize(j) <= LW_X_PAIRS;
+  cJSON *pairs = ok ? j : NULL;
+  cJSON_ArrayForEach(it, pairs) {
+    cJSON *h = cJSON_GetArrayItem(it, 0), *v = cJSON_GetArrayItem(it, 1);
+    if (cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(h) || !cJSON_IsNumber(v) || !(h->valuedouble >= 0) ||
+        h->valuedouble >= 4294967296.0 || !isfinite(v->valuedouble)) {
+      ok = 0;
+      break;
+    }
+    x[n].hash = (uint32_t)h->valuedouble;
+    x[n++].q = lw_fx(v->valuedouble);
+  }
+  cJSON_Delete(j);
+  if (!ok) {
+    sqlite3_result_error(ctx, "an event's x is not a JSON array of at most 256 [hash, value] pairs", -1);
+    return;
+  }
+  uint8_t buf[LW_X_PAIRS * 8];
+  sqlite3_result_blob(ctx, buf, (int)x_encode(x, n, buf), SQLITE_TRANSIENT);
+}
+
+/* Schema 4 to 5 (inside migrate's transaction): every stored x from JSON text to pairs. */
+static lw_status migrate_v4_v5(sqlite3 *db, char *err, size_t errlen) {
+  if (sqlite3_create_function(db, "lw_x_blob", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_x_blob, NULL,
+                              NULL) != SQLITE_OK)
+    return sql_error(db, "migrating schema 4 to 5", err, errlen);
+  lw_status st = exec(db, "UPDATE events SET x = lw_x_blob(x) WHERE x IS NOT NULL", "migrating schema 4 to 5", err, errlen);
+  sqlite3_create_function(db, "lw_x_blob", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+  return st;
+}
+
 /* Bring the schema to LW_STORE_SCHEMA_VERSION in one transaction, so a crash mid-migration
  * leaves the old version intact. */
 static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
@@ -161,7 +232,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v4, "creating the schema", err, errlen)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v5, "creating the schema", err, errlen)) != LW_OK) goto fail;
   } else {
     if (version == 1) {
       char sql[4096];
@@ -174,6 +245,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
     if (version <= 3 &&
         (st = exec(db, CODES_INDEX, "migrating schema 3 to 4", err, errlen)) != LW_OK)
       goto fail;
+    if (version <= 4 && (st = migrate_v4_v5(db, err, errlen)) != LW_OK) goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -255,7 +327,10 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
         sqlite3_bind_null(st, c + 10);
       bind_text_or_null(st, c + 11, e->segment);
       bind_text_or_null(st, c + 12, e->model);
-      bind_text_or_null(st, c + 13, e->x);
+      if (e->has_x)
+        sqlite3_bind_blob(st, c + 13, s->xbuf[r], (int)x_encode(e->x, e->n_x, s->xbuf[r]), SQLITE_STATIC);
+      else
+        sqlite3_bind_null(st, c + 13);
       bind_text_or_null(st, c + 14, e->code);
     }
     if ((fault = step_fault(s, "storing events", err, errlen)) != LW_OK) return fault;
@@ -546,9 +621,232 @@ static void sq_close(lw_store *base) {
   free(s);
 }
 
+/* ---------------------------------------------------------------- reading decisions
+ * The events table has no index on decision ids (the writer would pay for it on every row), so
+ * a cursor first puts the ids of the site's shared decisions into an indexed temporary table
+ * (the temp database, which a read-only connection may write); the join is then one lookup
+ * per decision. */
+
+static const char k_shared_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS lw_shared(decision TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "DELETE FROM temp.lw_shared;"
+    "INSERT OR IGNORE INTO temp.lw_shared SELECT decision FROM main.events"
+    "  WHERE site = ?1 AND kind IN (%s) AND decision IS NOT NULL;";
+
+static const char k_decisions_sql[] =
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, s.decision IS NOT NULL, 0"
+    " FROM main.events d LEFT JOIN temp.lw_shared s ON s.decision = d.decision"
+    " WHERE d.site = ?1 AND d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
+
+/* Conversions whose code an install shared (codes are per install), with that install's
+ * latest decision. */
+static const char k_referrers_sql[] =
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n FROM"
+    " (SELECT sh.install AS install, count(*) AS n FROM"
+    "   (SELECT DISTINCT install, code FROM events WHERE site = ?1 AND kind IN (%s)"
+    "    AND code IS NOT NULL) sh JOIN events cv ON cv.site = ?1 AND cv.kind = ?5"
+    "    AND cv.code = sh.code AND cv.t >= ?2 AND cv.t < ?3 GROUP BY sh.install) c"
+    " JOIN events d ON d.id = (SELECT max(id) FROM events WHERE site = ?1 AND install = c.install"
+    "  AND kind = ?4) ORDER BY d.id";
+
+typedef struct {
+  lw_store_cursor base;
+  sqlite_store *s;
+  sqlite3_stmt *st;
+} sqlite_cursor;
+
+/* Kind names come from loopwise/wire.h: ?4 is the decision kind, ?5 the conversion kind, and
+ * the shared kinds (LW_KIND_F_SHARED) are written into the SQL as a quoted list. */
+static void bind_range(sqlite3_stmt *st, const lw_store_range *r) {
+  sqlite3_bind_text(st, 1, r->site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, r->from_ms);
+  sqlite3_bind_int64(st, 3, r->to_ms > 0 ? r->to_ms : INT64_MAX);
+  if (sqlite3_bind_parameter_count(st) >= 4) sqlite3_bind_text(st, 4, lw_kind_name(LW_KIND_DECISION), -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count(st) >= 5)
+    sqlite3_bind_text(st, 5, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
+}
+
+/* sql with its one %s replaced by the shared kinds' names, quoted: 'share','copy'. */
+static void with_shared_kinds(const char *sql, char *out, size_t cap) {
+  char kinds[128] = "";
+  size_t n = 0;
+  for (int k = 0; k < LW_KIND_COUNT; k++)
+    if (lw_kind_flags((lw_kind)k) & LW_KIND_F_SHARED)
+      n += (size_t)snprintf(kinds + n, sizeof kinds - n, "%s'%s'", n ? "," : "", lw_kind_name((lw_kind)k));
+  snprintf(out, cap, sql, kinds);
+}
+
+static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap) {
+  const unsigned char *v = sqlite3_column_text(st, col);
+  snprintf(out, cap, "%s", v ? (const char *)v : "");
+}
+
+static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size_t errlen) {
+  sqlite_cursor *c = (sqlite_cursor *)base;
+  int rc = sqlite3_step(c->st);
+  if (rc == SQLITE_DONE) return 0;
+  if (rc != SQLITE_ROW) {
+    snprintf(err, errlen, "reading decisions: %s", sqlite3_errmsg(c->s->r));
+    return -1;
+  }
+  sqlite3_stmt *st = c->st;
+  d->id = (uint64_t)sqlite3_column_int64(st, 0);
+  d->t = sqlite3_column_int64(st, 1);
+  copy_col(st, 2, d->action, sizeof d->action);
+  d->has_p = sqlite3_column_type(st, 3) != SQLITE_NULL;
+  d->p = sqlite3_column_double(st, 3);
+  copy_col(st, 4, d->mode, sizeof d->mode);
+  copy_col(st, 5, d->segment, sizeof d->segment);
+  d->n_x = 0;
+  if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
+      (sqlite3_column_type(st, 6) != SQLITE_BLOB ||
+       x_decode(sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6), d->x, &d->n_x) < 0)) {
+    snprintf(err, errlen, "row %llu: x is not a list of at most %d (hash, value) pairs",
+             (unsigned long long)d->id, LW_X_PAIRS);
+    return -1;
+  }
+  d->shared = sqlite3_column_int(st, 7);
+  d->conversions = sqlite3_column_int64(st, 8);
+  return 1;
+}
+
+static void cur_free(lw_store_cursor *base) {
+  sqlite_cursor *c = (sqlite_cursor *)base;
+  sqlite3_finalize(c->st);
+  pthread_mutex_unlock(&c->s->rlock);
+  free(c);
+}
+
+static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int referrers, lw_store_cursor **out,
+                              char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  *out = NULL;
+  sqlite_cursor *c = calloc(1, sizeof *c);
+  if (!c) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  c->base.next = cur_next;
+  c->base.free = cur_free;
+  c->s = s;
+  pthread_mutex_lock(&s->rlock); /* held until the cursor is freed */
+  char shared_sql[512], main_sql[1024];
+  with_shared_kinds(k_shared_sql, shared_sql, sizeof shared_sql);
+  with_shared_kinds(referrers ? k_referrers_sql : k_decisions_sql, main_sql, sizeof main_sql);
+  const char *sql = shared_sql;
+  while (sql && *sql) {
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v2(s->r, sql, -1, &st, &tail);
+    if (rc == SQLITE_OK && st) {
+      if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_text(st, 1, r->site, -1, SQLITE_STATIC);
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+      snprintf(err, errlen, "collecting shared decisions: %s", sqlite3_errmsg(s->r));
+      cur_free(&c->base);
+      return LW_ERR_IO;
+    }
+    sql = tail;
+  }
+  if (sqlite3_prepare_v2(s->r, main_sql, -1, &c->st, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "reading decisions: %s", sqlite3_errmsg(s->r));
+    cur_free(&c->base);
+    return LW_ERR_IO;
+  }
+  bind_range(c->st, r);
+  *out = &c->base;
+  return LW_OK;
+}
+
+static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uint64_t *n, char *err,
+                                    size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  *n = 0;
+  pthread_mutex_lock(&s->rlock);
+  int rc = sqlite3_prepare_v2(s->r,
+                              "SELECT count(*) FROM events WHERE site = ?1 AND kind = ?4"
+                              " AND t >= ?2 AND t < ?3",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    bind_range(st, r);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *n = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  if (rc != SQLITE_ROW) snprintf(err, errlen, "counting decisions: %s", sqlite3_errmsg(s->r));
+  pthread_mutex_unlock(&s->rlock);
+  return rc == SQLITE_ROW ? LW_OK : LW_ERR_IO;
+}
+
 static const lw_store_backend sqlite_backend = {
     "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
-    sq_ping,  sq_referral, sq_attributions, sq_close};
+    sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions};
+
+/* ---------------------------------------------------------------- read-only */
+
+static lw_status ro_write(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
+  (void)s, (void)items, (void)n;
+  snprintf(err, errlen, "the store was opened read-only");
+  return LW_ERR_INVALID;
+}
+static lw_status ro_forget(lw_store *s, const char *site, const char *install, int64_t *deleted, char *err,
+                           size_t errlen) {
+  (void)site, (void)install, (void)deleted;
+  return ro_write(s, NULL, 0, err, errlen);
+}
+static lw_status ro_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
+  (void)before_ms, (void)deleted;
+  return ro_write(s, NULL, 0, err, errlen);
+}
+
+static const lw_store_backend sqlite_read_backend = {
+    "sqlite (read-only)", ro_write,    ro_forget,       ro_purge, sq_stats,
+    sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions};
+
+lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err, size_t errlen) {
+  *out = NULL;
+  sqlite_store *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  s->base.backend = &sqlite_read_backend;
+  pthread_mutex_init(&s->rlock, NULL);
+  lw_status st = LW_OK;
+  if (sqlite3_open_v2(path, &s->r, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path, s->r ? sqlite3_errmsg(s->r) : "cannot open");
+    st = LW_ERR_IO;
+  } else {
+    sqlite3_busy_timeout(s->r, 10000);
+    char msg[LW_ERRMSG_MAX];
+    int version = -1;
+    if (user_version(s->r, &version, msg, sizeof msg) != LW_OK) {
+      snprintf(err, errlen, "%s: %s (is it a Loopwise ingest store?)", path, msg);
+      st = LW_ERR_IO;
+    } else if (version != LW_STORE_SCHEMA_VERSION) {
+      if (version == 0)
+        snprintf(err, errlen, "%s: not a Loopwise ingest store (no schema version)", path);
+      else if (version < LW_STORE_SCHEMA_VERSION)
+        snprintf(err, errlen,
+                 "%s: store schema version %d is older than this build's %d: open it once with this "
+                 "version's loopwise-ingest to migrate it",
+                 path, version, LW_STORE_SCHEMA_VERSION);
+      else
+        snprintf(err, errlen, "%s: store schema version %d is newer than this build's %d: use newer tools",
+                 path, version, LW_STORE_SCHEMA_VERSION);
+      st = LW_ERR_VERSION;
+    }
+  }
+  if (st != LW_OK) {
+    sq_close(&s->base);
+    return st;
+  }
+  *out = &s->base;
+  return LW_OK;
+}
 
 static lw_status open_conn(const char *path, sqlite3 **db, char *err, size_t errlen) {
   if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

@@ -13,7 +13,7 @@ void lw_cli_init(lw_cli *c) {
   memset(c, 0, sizeof *c);
   c->src.path = NULL;
   c->src.site = "default";
-  lw_policy_defaults(&c->pp);
+  lw_policy_params_init(&c->pp, NULL);
   c->progress_pct = -1;
 }
 
@@ -106,7 +106,7 @@ int lw_cli_finish(lw_cli *c, const char *prog) {
   if (c->src.n_actions == 0 && c->have_cfg) lw_actions_from_config(&c->cfg, &c->src.n_actions, c->src.actions);
   if (c->have_cfg) { /* the engine's exploration policy comes from the config unless overridden */
     lw_policy_params pp;
-    lw_policy_from_config(&c->cfg, &pp);
+    lw_policy_params_init(&pp, &c->cfg);
     if (!(c->pp_set & 1)) c->pp.value = pp.value;
     if (!(c->pp_set & 2)) c->pp.fatigue = pp.fatigue;
     if (!(c->pp_set & 4)) c->pp.temperature = pp.temperature;

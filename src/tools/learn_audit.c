@@ -3,31 +3,17 @@
  * beside the best segment's rate, flagged when the ratio falls below 0.8 (the four-fifths
  * rule of adverse-impact audits). */
 #define _POSIX_C_SOURCE 200809L
-#include <cJSON.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "loopwise/learn.h"
+#include "loopwise/store.h"
 
-int lw_sqlite_shared_table(sqlite3 *db, const char *site, char *err, size_t errlen); /* learn_data.c */
-
-static int in_segment(const char *seg_field, const char *xs, const lw_feature *x, int n, const char *name,
-                      uint32_t h) {
+static int in_segment(const char *seg_field, const lw_feature *x, int n, const char *name, uint32_t h) {
   if (seg_field && strcmp(seg_field, name) == 0) return 1;
   for (int i = 0; x && i < n; i++)
     if (x[i].hash == h) return 1;
-  if (xs) { /* SQLite rows: scan the JSON for the hash */
-    cJSON *j = cJSON_Parse(xs), *it;
-    int hit = 0;
-    cJSON_ArrayForEach(it, j) {
-      cJSON *hh = cJSON_GetArrayItem(it, 0);
-      if (cJSON_IsNumber(hh) && (uint32_t)hh->valuedouble == h) hit = 1;
-    }
-    cJSON_Delete(j);
-    return hit;
-  }
   return 0;
 }
 
@@ -52,69 +38,41 @@ static void finish(int n, lw_audit_row *rows) {
   }
 }
 
-static lw_status audit_sqlite(const lw_source_opts *src, int n, const char segs[][LW_SEGMENT_NAME_LEN + 1],
-                              const uint32_t *h, lw_audit_row *rows, char *err, size_t errlen) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  lw_status ret = LW_OK;
-  if (sqlite3_open_v2(src->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "%s: %s", src->path, db ? sqlite3_errmsg(db) : "cannot open");
-    sqlite3_close(db);
-    return LW_ERR_IO;
+/* The store: every decision point of the range (pass 0), then the referred customers by
+ * referrer (pass 1), each attributed to the segments of the referrer's latest decision. */
+static lw_status audit_store(const lw_source_opts *src, int n, const char segs[][LW_SEGMENT_NAME_LEN + 1],
+                             const uint32_t *h, lw_audit_row *rows, char *err, size_t errlen) {
+  lw_store *store = NULL;
+  lw_status st = lw_store_open_sqlite_read(src->path, &store, err, errlen);
+  lw_store_decision *d = malloc(sizeof *d);
+  if (st == LW_OK && !d) {
+    snprintf(err, errlen, "out of memory");
+    st = LW_ERR_NOMEM;
   }
-  const char *site = src->site ? src->site : "default";
-  static const char q1[] =
-      "SELECT d.action, d.segment, d.x, s.decision IS NOT NULL FROM main.events d LEFT JOIN temp.lw_shared s"
-      " ON s.decision = d.decision WHERE d.site = ?1 AND d.kind = 'decision' AND d.t >= ?2 AND d.t < ?3";
-  if (lw_sqlite_shared_table(db, site, err, errlen) < 0) {
-    sqlite3_close(db);
-    return LW_ERR_IO;
-  }
-  /* Referred customers: conversions whose code a user of the segment shared (codes are per
-   * install), attributed through that install's latest decision. */
-  static const char q2[] =
-      "SELECT c.n, d.segment, d.x FROM (SELECT sh.install AS install, count(*) AS n FROM"
-      " (SELECT DISTINCT install, code FROM events WHERE site = ?1 AND kind IN ('share','copy')"
-      "  AND code IS NOT NULL) sh JOIN events cv ON cv.site = ?1 AND cv.kind = 'conversion' AND cv.code = sh.code"
-      "  AND cv.t >= ?2 AND cv.t < ?3 GROUP BY sh.install) c"
-      " JOIN events d ON d.id = (SELECT max(id) FROM events WHERE site = ?1 AND install = c.install"
-      "  AND kind = 'decision')";
-  for (int q = 0; q < 2 && ret == LW_OK; q++) {
-    if (sqlite3_prepare_v2(db, q ? q2 : q1, -1, &st, NULL) != SQLITE_OK) {
-      snprintf(err, errlen, "reading %s: %s", src->path, sqlite3_errmsg(db));
-      ret = LW_ERR_IO;
-      break;
-    }
-    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, src->from_ms);
-    sqlite3_bind_int64(st, 3, src->to_ms > 0 ? src->to_ms : INT64_MAX);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      const char *seg = (const char *)sqlite3_column_text(st, 1);
-      const char *xs = (const char *)sqlite3_column_text(st, 2);
+  lw_store_range range = {src->site ? src->site : "default", src->from_ms, src->to_ms};
+  for (int pass = 0; pass < 2 && st == LW_OK; pass++) {
+    lw_store_cursor *cur = NULL;
+    st = pass ? lw_store_referrers(store, &range, &cur, err, errlen) : lw_store_decisions(store, &range, &cur, err, errlen);
+    int got = 0;
+    while (st == LW_OK && (got = lw_store_next(cur, d, err, errlen)) == 1) {
       for (int s = 0; s < n; s++) {
-        if (!in_segment(seg, xs, NULL, 0, segs[s], h[s])) continue;
-        if (q) {
-          rows[s].conversions += (uint64_t)sqlite3_column_int64(st, 0);
+        if (!in_segment(d->segment, d->x, d->n_x, segs[s], h[s])) continue;
+        if (pass) {
+          rows[s].conversions += (uint64_t)d->conversions;
           continue;
         }
-        const char *action = (const char *)sqlite3_column_text(st, 0);
-        int prompt = action && strcmp(action, "none") != 0 && strcmp(action, "not_now") != 0 &&
-                     strcmp(action, "holdout") != 0;
+        int prompt = lw_action_is_prompt(d->action);
         rows[s].decisions++;
         rows[s].prompts += (uint64_t)prompt;
-        rows[s].shares += (uint64_t)(prompt && sqlite3_column_int(st, 3));
+        rows[s].shares += (uint64_t)(prompt && d->shared);
       }
     }
-    if (rc != SQLITE_DONE) {
-      snprintf(err, errlen, "reading %s: %s", src->path, sqlite3_errmsg(db));
-      ret = LW_ERR_IO;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
+    if (got < 0) st = LW_ERR_IO;
+    lw_store_cursor_free(cur);
   }
-  sqlite3_close(db);
-  return ret;
+  free(d);
+  lw_store_free(store);
+  return st;
 }
 
 lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char segments[][LW_SEGMENT_NAME_LEN + 1],
@@ -141,14 +99,14 @@ lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char 
   }
   if (is_sqlite) {
     lw_reader_close(rd);
-    st = audit_sqlite(src, n_segments, segments, h, rows, err, errlen);
+    st = audit_store(src, n_segments, segments, h, rows, err, errlen);
   } else {
     lw_logged *rec = malloc(sizeof *rec);
     int got = -1;
     while (rec && (got = lw_reader_next(rd, rec, err, errlen)) == 1) {
-      int prompt = strcmp(src->actions[rec->action], "not_now") != 0;
+      int prompt = strcmp(src->actions[rec->action], LW_ACTION_NOT_NOW) != 0;
       for (int s = 0; s < n_segments; s++) {
-        if (!in_segment(NULL, NULL, rec->x, rec->n, segments[s], h[s])) continue;
+        if (!in_segment(NULL, rec->x, rec->n, segments[s], h[s])) continue;
         rows[s].decisions++;
         rows[s].prompts += (uint64_t)prompt;
         rows[s].shares += (uint64_t)(prompt && rec->reward > 0);

@@ -4,17 +4,16 @@
  * stays bounded by the longest line. Every refusal names the line and the reason, because
  * the person who exported the file needs to find and fix that line. */
 #define _POSIX_C_SOURCE 200809L
-#include <cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "loopwise/learn.h"
+#include "loopwise/store.h"
 
 struct lw_reader {
   lw_source_opts o;
@@ -32,9 +31,10 @@ struct lw_reader {
   FILE *cache;
   int cache_state; /* 0 off, 1 writing, 2 complete, 3 reading */
   uint64_t cache_size, cache_pos;
-  /* SQLite */
-  sqlite3 *db;
-  sqlite3_stmt *st;
+  /* the ingest store, through its read interface */
+  lw_store *store;
+  lw_store_cursor *cur;
+  lw_store_decision *row;
   uint64_t rows_total, rows_seen;
 };
 
@@ -114,7 +114,7 @@ void lw_actions_from_config(const lw_config *cfg, int *n_actions,
   int n = 0;
   for (int v = 0; v < cfg->n_variants && n < LW_MODEL_MAX_ACTIONS - 1; v++)
     snprintf(actions[n++], LW_NAME_LEN + 1, "%s", cfg->variants[v].id);
-  snprintf(actions[n++], LW_NAME_LEN + 1, "not_now");
+  snprintf(actions[n++], LW_NAME_LEN + 1, "%s", LW_ACTION_NOT_NOW);
   *n_actions = n;
 }
 
@@ -320,107 +320,50 @@ static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   }
 }
 
-/* ---- the ingest server's SQLite store -------------------------------------------------- */
+/* ---- the ingest server's store ------------------------------------------------------- */
 
-/* The store has no index on decision ids (the ingest server's schema is not ours to
- * change), so the ids of shared decisions go into an indexed temporary table first (the
- * temp database, allowed on a read-only connection); the join is then a lookup per row. */
-static const char k_shared_sql[] =
-    "CREATE TEMP TABLE IF NOT EXISTS lw_shared(decision TEXT PRIMARY KEY) WITHOUT ROWID;"
-    "DELETE FROM temp.lw_shared;"
-    "INSERT OR IGNORE INTO temp.lw_shared SELECT decision FROM main.events"
-    "  WHERE site = ?1 AND kind IN ('share','copy') AND decision IS NOT NULL;";
-
-static const char k_sql[] =
-    "SELECT d.id, d.t, d.action, d.p, d.mode, d.x, s.decision IS NOT NULL"
-    " FROM main.events d LEFT JOIN temp.lw_shared s ON s.decision = d.decision"
-    " WHERE d.site = ?1 AND d.kind = 'decision' AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
-
-int lw_sqlite_shared_table(sqlite3 *db, const char *site, char *err, size_t errlen) {
-  const char *sql = k_shared_sql;
-  while (sql && *sql) {
-    sqlite3_stmt *st = NULL;
-    const char *tail = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK) {
-      snprintf(err, errlen, "collecting shared decisions: %s (is it a Loopwise ingest database?)", sqlite3_errmsg(db));
-      return -1;
-    }
-    if (st && sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-    int rc = st ? sqlite3_step(st) : SQLITE_DONE;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-      snprintf(err, errlen, "collecting shared decisions: %s", sqlite3_errmsg(db));
-      return -1;
-    }
-    sql = tail;
-  }
-  return 0;
+static lw_store_range store_range(const lw_reader *r) {
+  lw_store_range range = {r->o.site ? r->o.site : "default", r->o.from_ms, r->o.to_ms};
+  return range;
 }
 
-static int sql_prepare(lw_reader *r, char *err, size_t errlen) {
-  if (r->st) sqlite3_finalize(r->st);
-  r->st = NULL;
-  if (lw_sqlite_shared_table(r->db, r->o.site ? r->o.site : "default", err, errlen) < 0) return -1;
-  if (sqlite3_prepare_v2(r->db, k_sql, -1, &r->st, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "reading %s: %s (is it a Loopwise ingest database?)", r->o.path, sqlite3_errmsg(r->db));
-    return -1;
-  }
-  sqlite3_bind_text(r->st, 1, r->o.site ? r->o.site : "default", -1, SQLITE_STATIC);
-  sqlite3_bind_int64(r->st, 2, r->o.from_ms);
-  sqlite3_bind_int64(r->st, 3, r->o.to_ms > 0 ? r->o.to_ms : INT64_MAX);
+static int store_start(lw_reader *r, char *err, size_t errlen) {
+  lw_store_cursor_free(r->cur);
+  r->cur = NULL;
   r->rows_seen = 0;
-  return 0;
+  lw_store_range range = store_range(r);
+  return lw_store_decisions(r->store, &range, &r->cur, err, errlen) == LW_OK ? 0 : -1;
 }
 
-static int sql_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
+/* Decisions with a choice among the reader's actions; "none", holdout decisions and actions
+ * the list does not have are skipped (counted). */
+static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
+  lw_store_decision *d = r->row;
   for (;;) {
-    int rc = sqlite3_step(r->st);
-    if (rc == SQLITE_DONE) return 0;
-    if (rc != SQLITE_ROW) {
-      snprintf(err, errlen, "reading %s: %s", r->o.path, sqlite3_errmsg(r->db));
-      r->failed = 1;
-      return -1;
+    int got = lw_store_next(r->cur, d, err, errlen);
+    if (got <= 0) {
+      r->failed = got < 0;
+      return got;
     }
     r->rows_seen++;
-    uint64_t row = (uint64_t)sqlite3_column_int64(r->st, 0);
-    const char *action = (const char *)sqlite3_column_text(r->st, 2);
-    const char *mode = (const char *)sqlite3_column_text(r->st, 4);
     int a = -1;
-    for (int i = 0; action && i < r->o.n_actions; i++)
-      if (strcmp(action, r->o.actions[i]) == 0) a = i;
-    if (a < 0 || (mode && strcmp(mode, "holdout") == 0)) {
+    for (int i = 0; i < r->o.n_actions; i++)
+      if (strcmp(d->action, r->o.actions[i]) == 0) a = i;
+    if (a < 0 || lw_mode_parse(d->mode) == LW_MODE_HOLDOUT) {
       r->skipped++;
       continue;
     }
     memset(rec, 0, offsetof(lw_logged, x));
-    rec->line = row;
-    rec->t = sqlite3_column_int64(r->st, 1);
+    rec->line = d->id;
+    rec->t = d->t;
     rec->action = a;
-    rec->p = sqlite3_column_double(r->st, 3);
-    rec->reward = sqlite3_column_int(r->st, 6) ? 1.0 : 0.0;
+    rec->p = d->has_p ? d->p : 0.0;
+    rec->reward = d->shared ? 1.0 : 0.0;
     if (!(rec->p > 0 && rec->p <= 1))
-      return reader_fail(r, err, errlen, "row", row, "probability must be in (0, 1], got %.17g", rec->p);
-    const char *xs = (const char *)sqlite3_column_text(r->st, 5);
-    if (xs) {
-      cJSON *j = cJSON_Parse(xs);
-      if (!cJSON_IsArray(j)) {
-        cJSON_Delete(j);
-        return reader_fail(r, err, errlen, "row", row, "x is not a JSON array");
-      }
-      cJSON *it;
-      cJSON_ArrayForEach(it, j) {
-        cJSON *h = cJSON_GetArrayItem(it, 0), *v = cJSON_GetArrayItem(it, 1);
-        if (!cJSON_IsNumber(h) || !cJSON_IsNumber(v) || h->valuedouble < 0 || h->valuedouble >= 4294967296.0 ||
-            rec->n >= LW_LEARN_MAX_FEATURES) {
-          cJSON_Delete(j);
-          return reader_fail(r, err, errlen, "row", row, "x must hold at most 256 [hash, value] pairs");
-        }
-        rec->x[rec->n].hash = (uint32_t)h->valuedouble;
-        rec->x[rec->n].q = lw_fx(v->valuedouble);
-        rec->n++;
-      }
-      cJSON_Delete(j);
-    }
+      return reader_fail(r, err, errlen, "row", d->id, "probability must be in (0, 1], got %.17g", rec->p);
+    _Static_assert(LW_X_PAIRS <= LW_LEARN_MAX_FEATURES, "a stored x fits a logged record");
+    rec->n = d->n_x;
+    memcpy(rec->x, d->x, (size_t)d->n_x * sizeof d->x[0]);
     return 1;
   }
 }
@@ -499,22 +442,17 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
   if (r->kind == LW_SRC_SQLITE) {
     fclose(r->f);
     r->f = NULL;
-    if (sqlite3_open_v2(o->path, &r->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-      snprintf(err, errlen, "%s: %s", o->path, r->db ? sqlite3_errmsg(r->db) : "cannot open");
-      lw_reader_close(r);
-      return LW_ERR_IO;
+    lw_status st = lw_store_open_sqlite_read(o->path, &r->store, err, errlen);
+    if (st == LW_OK && !(r->row = malloc(sizeof *r->row))) {
+      snprintf(err, errlen, "out of memory");
+      st = LW_ERR_NOMEM;
     }
-    sqlite3_busy_timeout(r->db, 10000);
-    sqlite3_stmt *c = NULL;
-    if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM events WHERE site = ?1 AND kind = 'decision'", -1, &c, NULL) ==
-        SQLITE_OK) {
-      sqlite3_bind_text(c, 1, o->site ? o->site : "default", -1, SQLITE_STATIC);
-      if (sqlite3_step(c) == SQLITE_ROW) r->rows_total = (uint64_t)sqlite3_column_int64(c, 0);
-    }
-    sqlite3_finalize(c);
-    if (sql_prepare(r, err, errlen) < 0) {
+    lw_store_range range = store_range(r);
+    if (st == LW_OK) st = lw_store_count_decisions(r->store, &range, &r->rows_total, err, errlen);
+    if (st == LW_OK && store_start(r, err, errlen) < 0) st = LW_ERR_IO;
+    if (st != LW_OK) {
       lw_reader_close(r);
-      return LW_ERR_INVALID;
+      return st;
     }
   }
   *out = r;
@@ -545,7 +483,7 @@ int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   if (r->cache_state == 3) return cache_read(r, rec);
   int got;
   switch (r->kind) {
-    case LW_SRC_SQLITE: return sql_next(r, rec, err, errlen);
+    case LW_SRC_SQLITE: return store_next(r, rec, err, errlen);
     case LW_SRC_VW_ADF: got = vw_adf_next(r, rec, err, errlen); break;
     default: got = vw_next(r, rec, err, errlen); break;
   }
@@ -562,7 +500,7 @@ int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
 lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen) {
   r->failed = 0;
   r->skipped = 0;
-  if (r->kind == LW_SRC_SQLITE) return sql_prepare(r, err, errlen) < 0 ? LW_ERR_IO : LW_OK;
+  if (r->kind == LW_SRC_SQLITE) return store_start(r, err, errlen) < 0 ? LW_ERR_IO : LW_OK;
   if (r->cache_state >= 2) {
     rewind(r->cache);
     r->cache_state = 3;
@@ -592,8 +530,9 @@ void lw_reader_close(lw_reader *r) {
   if (!r) return;
   if (r->f && !r->is_stdin) fclose(r->f);
   if (r->cache) fclose(r->cache);
-  if (r->st) sqlite3_finalize(r->st);
-  if (r->db) sqlite3_close(r->db);
+  lw_store_cursor_free(r->cur);
+  lw_store_free(r->store);
+  free(r->row);
   free(r->line);
   free(r);
 }

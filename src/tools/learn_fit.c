@@ -16,45 +16,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "loopwise/learn.h"
 
 #define Z95 1.959963984540054
 #define WMAX 8.0f /* float weights are kept in [-8, 8] so int8 quantization keeps precision */
 
-static const char *const k_persona_names[LW_MODEL_PERSONA_DIMS] = {
-    "act^d7", "act^d30", "tenure", "sessions", "features", "shown", "dismissed", "shared"};
-
 /* ---- policy parameters and personas --------------------------------------------------- */
 
-void lw_policy_defaults(lw_policy_params *pp) {
-  pp->value = 100.0;
-  pp->fatigue = 0.5;
-  pp->temperature = 2.0;
-  pp->floor = 0.05;
+void lw_policy_params_init(lw_policy_params *pp, const lw_config *cfg) {
+  lw_policy pol;
+  lw_policy_settings(cfg, &pol);
+  pp->value = pol.value;
+  pp->fatigue = pol.fatigue;
+  pp->temperature = pol.temperature;
+  pp->floor = pol.floor;
 }
 
-void lw_policy_from_config(const lw_config *cfg, lw_policy_params *pp) {
-  pp->value = cfg->value_per_referral;
-  pp->fatigue = cfg->fatigue_cost;
-  pp->temperature = cfg->explore_temperature > 0 ? cfg->explore_temperature : pp->temperature;
-  pp->floor = cfg->explore_floor;
-}
-
-/* As the engine's model_policy (src/core/engine.c): "not_now" is always enabled, a prompt
- * action only when the config has that variant. */
-void lw_policy_for_model(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp, lw_policy *out) {
-  memset(out, 0, sizeof *out);
+void lw_policy_with_params(const lw_model *m, const lw_config *cfg, const lw_policy_params *pp, lw_policy *out) {
+  lw_policy_for_model(m, cfg, out, NULL);
   out->value = pp->value;
   out->fatigue = pp->fatigue;
   out->temperature = pp->temperature;
   out->floor = pp->floor;
-  for (int a = 0; a < m->n_actions; a++) {
-    int not_now = strcmp(m->action_ids[a], "not_now") == 0;
-    int v = cfg ? lw_config_variant_index(cfg, m->action_ids[a]) : -1;
-    out->is_prompt[a] = !not_now;
-    out->enabled[a] = not_now || v >= 0 || !cfg;
-    out->cost[a] = v >= 0 ? cfg->variants[v].cost : 0.0;
-  }
 }
 
 void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_policy_params *pp, int n_actions,
@@ -66,7 +51,7 @@ void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_polic
   mt->fatigue = pp->fatigue;
   for (int a = 0; a < n_actions; a++) {
     int v = lw_config_variant_index(cfg, actions[a]);
-    mt->is_prompt[a] = strcmp(actions[a], "not_now") != 0;
+    mt->is_prompt[a] = strcmp(actions[a], LW_ACTION_NOT_NOW) != 0;
     mt->cost[a] = v >= 0 ? cfg->variants[v].cost : 0.0;
   }
 }
@@ -76,26 +61,9 @@ const char *lw_metric_name(const lw_metric *mt) {
                        : "referral shares per decision";
 }
 
-void lw_persona_dims(const lw_feature *x, int n, double dims[LW_MODEL_PERSONA_DIMS]) {
-  uint32_t h[LW_MODEL_PERSONA_DIMS];
-  for (int d = 0; d < LW_MODEL_PERSONA_DIMS; d++) {
-    h[d] = lw_fnv1a(k_persona_names[d]);
-    dims[d] = 0.0;
-  }
-  for (int i = 0; i < n; i++)
-    for (int d = 0; d < LW_MODEL_PERSONA_DIMS; d++)
-      if (x[i].hash == h[d]) dims[d] = (double)x[i].q / LW_FX_ONE;
-}
-
-static uint32_t persona_hash(int k) { /* fnv1a("persona^" + decimal k), k < 100 */
-  char d[2] = {(char)('0' + k / 10), (char)('0' + k % 10)};
-  uint32_t h = lw_fnv1a("persona^");
-  return k < 10 ? lw_fnv1a_bytes(h, d + 1, 1) : lw_fnv1a_bytes(h, d, 2);
-}
-
 void lw_apply_persona(const lw_model *m, lw_feature *x, int *n) {
   uint32_t ph[LW_MODEL_MAX_PERSONAS];
-  for (int k = 0; k < LW_MODEL_MAX_PERSONAS; k++) ph[k] = persona_hash(k);
+  for (int k = 0; k < LW_MODEL_MAX_PERSONAS; k++) ph[k] = lw_persona_hash(k);
   int w = 0;
   for (int i = 0; i < *n; i++) {
     int drop = 0;
@@ -213,7 +181,7 @@ void lw_learner_update(lw_learner *l, const lw_logged *r) {
 static int enough_data(const lw_learner *l, int a) {
   double ess = l->sw2[a] > 0 ? l->sw[a] * l->sw[a] / l->sw2[a] : 0.0;
   /* "not now" needs no referrals behind it: its value is how rarely people refer unasked */
-  int not_now = strcmp(l->actions[a], "not_now") == 0;
+  int not_now = strcmp(l->actions[a], LW_ACTION_NOT_NOW) == 0;
   return ess >= l->o.min_ess && (not_now || l->swr[a] >= l->o.min_positive);
 }
 
@@ -297,7 +265,7 @@ lw_status lw_target_model(lw_target *t, const lw_model *m, const lw_config *cfg,
   t->kind = LW_TARGET_MODEL;
   t->model = m;
   t->n_actions = n_actions;
-  lw_policy_for_model(m, cfg, pp, &t->policy);
+  lw_policy_with_params(m, cfg, pp, &t->policy);
   int any = 0;
   for (int a = 0; a < n_actions; a++) {
     t->map[a] = lw_model_action_index(m, actions[a]);
@@ -473,36 +441,175 @@ static int pass_personas(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, 
   return 0;
 }
 
-static lw_status rewind_or_fail(lw_reader *rd, char *err, size_t errlen) {
-  return lw_reader_rewind(rd, err, errlen);
+/* Fairness: per segment, the mean over the segment's contexts of the best prompt action's
+ * predicted referral probability, measured during the last training pass. */
+typedef struct {
+  uint32_t h[LW_MODEL_MAX_SEGMENTS];
+  double sum[LW_MODEL_MAX_SEGMENTS], n[LW_MODEL_MAX_SEGMENTS];
+} fair_sums;
+
+static void fair_add(fair_sums *fs, const lw_train_opts *o, const lw_source_opts *src, const lw_learner *l,
+                     const lw_logged *rec) {
+  double best = 0;
+  for (int a = 0; a < src->n_actions; a++)
+    if (strcmp(src->actions[a], LW_ACTION_NOT_NOW) != 0) {
+      double p = lw_learner_predict(l, a, rec->x, rec->n);
+      best = p > best ? p : best;
+    }
+  for (int s = 0; s < o->n_segments; s++)
+    for (int i = 0; i < rec->n; i++)
+      if (rec->x[i].hash == fs->h[s]) {
+        fs->sum[s] += best;
+        fs->n[s] += 1;
+        break;
+      }
 }
 
-lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, const lw_config *cfg,
-                          const lw_policy_params *pp, uint64_t seed, uint32_t model_id, int64_t now_ms,
-                          const char *command, lw_progress_fn progress, void *pctx, lw_model **out,
-                          lw_eval_report *rep, char *err, size_t errlen) {
-  *out = NULL;
-  memset(rep, 0, sizeof *rep);
+/* The training passes: every record not held out is one importance-weighted step, with the
+ * persona the record gets under the new centroids (as the runtime will assign it). */
+static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, const lw_source_opts *src,
+                            const lw_model *shape, lw_learner *l, fair_sums *fs, progress_t *pg, char *err,
+                            size_t errlen) {
+  for (int pass = 0; pass < o->passes; pass++) {
+    int last = pass == o->passes - 1, got;
+    char phase[32];
+    snprintf(phase, sizeof phase, "train %d/%d", pass + 1, o->passes);
+    pg->phase = phase;
+    lw_status st = lw_reader_rewind(rd, err, errlen);
+    if (st != LW_OK) return st;
+    while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
+      tick(pg, rd);
+      lw_apply_persona(shape, rec->x, &rec->n);
+      if (last && o->n_segments) fair_add(fs, o, src, l, rec);
+      if (is_holdout(rec, o->holdout_mod)) continue;
+      lw_learner_update(l, rec);
+    }
+    tick_done(pg);
+    pg->phase = "";
+    if (got < 0) return LW_ERR_INVALID;
+  }
+  return LW_OK;
+}
+
+/* A segment whose mean predicted share probability falls below fair_ratio × the best
+ * segment's gets the logit offset that lifts it to that ratio, at most max_offset. */
+static void fairness_offsets(const lw_train_opts *o, const fair_sums *fs, lw_model *m) {
+  double best = 0;
+  for (int s = 0; s < o->n_segments; s++)
+    if (fs->n[s] > 0 && fs->sum[s] / fs->n[s] > best) best = fs->sum[s] / fs->n[s];
+  m->n_segments = o->n_segments;
+  for (int s = 0; s < o->n_segments; s++) {
+    snprintf(m->segment_names[s], LW_SEGMENT_NAME_LEN + 1, "%s", o->segments[s]);
+    double mean = fs->n[s] > 0 ? fs->sum[s] / fs->n[s] : 0, off = 0;
+    if (mean > 0 && best > 0 && mean < o->fair_ratio * best) {
+      double tgt = o->fair_ratio * best;
+      off = log(tgt / (1 - tgt)) - log(mean / (1 - mean));
+      if (off > o->max_offset) off = o->max_offset;
+    }
+    m->segment_offsets[s] = (float)off;
+  }
+}
+
+/* The model's own estimate: DR on the records it was not trained on, with the learner's float
+ * predictions as the reward model (it has not seen those records either). */
+static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_request *rq, const lw_model *m,
+                                  const lw_learner *l, lw_estimates *out, progress_t *pg, char *err, size_t errlen) {
+  const lw_source_opts *src = rq->src;
+  lw_target t;
+  lw_status st = lw_target_model(&t, m, rq->cfg, rq->pp, src->n_actions, src->actions, err, errlen);
+  if (st != LW_OK) return st;
+  lw_estimator est;
+  lw_estimator_init(&est);
+  lw_metric mt;
+  lw_metric_init(&mt, 1, rq->cfg, rq->pp, src->n_actions, src->actions);
+  pg->phase = "estimate";
+  if ((st = lw_reader_rewind(rd, err, errlen)) != LW_OK) return st;
+  int got;
+  while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
+    tick(pg, rd);
+    if (rq->opts->holdout_mod > 0 && !is_holdout(rec, rq->opts->holdout_mod)) continue;
+    double pi[LW_MODEL_MAX_ACTIONS], dm = 0, rh_a = 0;
+    lw_target_probs(&t, rec->x, &rec->n, pi);
+    for (int a = 0; a < src->n_actions; a++) {
+      double rh = lw_metric_value(&mt, a, lw_learner_predict(l, a, rec->x, rec->n));
+      dm += pi[a] * rh;
+      if (a == rec->action) rh_a = rh;
+    }
+    lw_estimator_add(&est, pi[rec->action], rec->p, lw_metric_value(&mt, rec->action, rec->reward), dm, rh_a);
+  }
+  tick_done(pg);
+  if (got < 0) return LW_ERR_INVALID;
+  lw_estimator_result(&est, out);
+  return LW_OK;
+}
+
+/* The model's JSON metadata (models/FORMAT.md): how it was trained, on what, and what it is
+ * estimated to be worth. */
+static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_train_result *res, char *err,
+                            size_t errlen) {
+  const lw_eval_report *rep = &res->report;
+  char id[16];
+  snprintf(id, sizeof id, "m%u", m->model_id);
+  cJSON *j = cJSON_CreateObject(), *data = cJSON_CreateObject(), *est = cJSON_CreateObject(),
+        *flags = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "model", id);
+  cJSON_AddNumberToObject(j, "trained_at", (double)m->trained_at_ms);
+  cJSON_AddItemToObject(j, "data", data);
+  cJSON_AddNumberToObject(data, "from", (double)rep->t_min);
+  cJSON_AddNumberToObject(data, "to", (double)rep->t_max);
+  cJSON_AddNumberToObject(data, "records", (double)rep->records);
+  cJSON_AddNumberToObject(data, "skipped", (double)rep->skipped);
+  cJSON_AddItemToObject(j, "estimate", est);
+  cJSON_AddStringToObject(est, "metric", res->net_metric ? "net value per decision" : "referral shares per decision");
+  cJSON_AddStringToObject(est, "estimator", "dr");
+  cJSON_AddNumberToObject(est, "value", rep->target.dr.est);
+  cJSON_AddNumberToObject(est, "lo", rep->target.dr.lo);
+  cJSON_AddNumberToObject(est, "hi", rep->target.dr.hi);
+  cJSON_AddNumberToObject(est, "n", rep->target.n);
+  cJSON_AddNumberToObject(est, "logged", rep->target.logged.est);
+  cJSON_AddItemToObject(j, "enough_data", flags);
+  for (int a = 0; a < m->n_actions; a++)
+    cJSON_AddBoolToObject(flags, m->action_ids[a], (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) != 0);
+  cJSON_AddNumberToObject(j, "personas", m->n_personas);
+  cJSON_AddStringToObject(j, "command", rq->command ? rq->command : "");
+  free(m->meta_json);
+  m->meta_json = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  if (!m->meta_json) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  return LW_OK;
+}
+
+lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, size_t errlen) {
+  const lw_source_opts *src = rq->src;
+  const lw_train_opts *o = rq->opts;
+  memset(res, 0, sizeof *res);
+  res->net_metric = rq->cfg != NULL;
   lw_reader *rd = NULL;
   lw_learner *l = NULL;
   lw_model *m = NULL;
   lw_logged *rec = malloc(sizeof *rec);
   lw_model *shape = calloc(1, sizeof *shape);
   lw_status st = LW_OK;
-  progress_t pg = {progress, pctx, "", 0};
+  progress_t pg = {rq->progress, rq->progress_ctx, "", 0};
+  fair_sums fs;
+  memset(&fs, 0, sizeof fs);
+  for (int s = 0; s < o->n_segments; s++) fs.h[s] = lw_fnv1a(o->segments[s]);
   lw_rng rng;
-  lw_rng_seed(&rng, seed, 0x6c6561726eULL);
+  lw_rng_seed(&rng, rq->seed, 0x6c6561726eULL);
   if (!rec || !shape) {
     st = LW_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
     goto done;
   }
   if ((st = lw_reader_open(src, &rd, err, errlen)) != LW_OK) goto done;
-  if (pass_personas(rd, rec, o, &rng, shape, rep, &pg, err, errlen) < 0) {
+  if (pass_personas(rd, rec, o, &rng, shape, &res->report, &pg, err, errlen) < 0) {
     st = LW_ERR_INVALID;
     goto done;
   }
-  if (rep->records == 0) {
+  if (res->report.records == 0) {
     snprintf(err, errlen, "no logged decisions to learn from");
     st = LW_ERR_INVALID;
     goto done;
@@ -511,126 +618,19 @@ lw_status lw_train_source(const lw_source_opts *src, const lw_train_opts *o, con
     snprintf(err, errlen, "bad training options (bits 8-16)");
     goto done;
   }
-  /* Fairness: per segment, the mean of the best prompt action's predicted referral
-   * probability over the segment's contexts, measured during the last pass. */
-  double seg_sum[LW_MODEL_MAX_SEGMENTS] = {0}, seg_n[LW_MODEL_MAX_SEGMENTS] = {0};
-  uint32_t seg_h[LW_MODEL_MAX_SEGMENTS];
-  for (int s = 0; s < o->n_segments; s++) seg_h[s] = lw_fnv1a(o->segments[s]);
-  for (int pass = 0; pass < o->passes; pass++) {
-    int last = pass == o->passes - 1, got;
-    char phase[32];
-    snprintf(phase, sizeof phase, "train %d/%d", pass + 1, o->passes);
-    pg.phase = phase;
-    if ((st = rewind_or_fail(rd, err, errlen)) != LW_OK) goto done;
-    while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
-      tick(&pg, rd);
-      lw_apply_persona(shape, rec->x, &rec->n);
-      if (last && o->n_segments) {
-        double best = 0;
-        for (int a = 0; a < src->n_actions; a++)
-          if (strcmp(src->actions[a], "not_now") != 0) {
-            double p = lw_learner_predict(l, a, rec->x, rec->n);
-            best = p > best ? p : best;
-          }
-        for (int s = 0; s < o->n_segments; s++)
-          for (int i = 0; i < rec->n; i++)
-            if (rec->x[i].hash == seg_h[s]) {
-              seg_sum[s] += best;
-              seg_n[s] += 1;
-              break;
-            }
-      }
-      if (is_holdout(rec, o->holdout_mod)) continue;
-      lw_learner_update(l, rec);
-    }
-    tick_done(&pg);
-    if (got < 0) {
-      st = LW_ERR_INVALID;
-      goto done;
-    }
-  }
+  if ((st = pass_train(rd, rec, o, src, shape, l, &fs, &pg, err, errlen)) != LW_OK) goto done;
   if ((st = lw_learner_to_model(l, &m, err, errlen)) != LW_OK) goto done;
   m->n_personas = shape->n_personas;
   m->persona_dims = shape->persona_dims;
   memcpy(m->centroids, shape->centroids, sizeof m->centroids);
   memcpy(m->mean, shape->mean, sizeof m->mean);
   memcpy(m->sd, shape->sd, sizeof m->sd);
-  double best_seg = 0;
-  for (int s = 0; s < o->n_segments; s++)
-    if (seg_n[s] > 0 && seg_sum[s] / seg_n[s] > best_seg) best_seg = seg_sum[s] / seg_n[s];
-  m->n_segments = o->n_segments;
-  for (int s = 0; s < o->n_segments; s++) {
-    snprintf(m->segment_names[s], LW_SEGMENT_NAME_LEN + 1, "%s", o->segments[s]);
-    double mean = seg_n[s] > 0 ? seg_sum[s] / seg_n[s] : 0, off = 0;
-    if (mean > 0 && best_seg > 0 && mean < o->fair_ratio * best_seg) {
-      double tgt = o->fair_ratio * best_seg;
-      off = log(tgt / (1 - tgt)) - log(mean / (1 - mean));
-      if (off > o->max_offset) off = o->max_offset;
-    }
-    m->segment_offsets[s] = (float)off;
-  }
-  m->model_id = model_id;
-  m->trained_at_ms = now_ms;
-
-  /* The model's own estimate: DR on the records it was not trained on, with the learner's
-   * float predictions as the reward model (it has not seen those records either). */
-  {
-    lw_target t;
-    if ((st = lw_target_model(&t, m, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK) goto done;
-    lw_estimator est;
-    lw_estimator_init(&est);
-    lw_metric mt;
-    lw_metric_init(&mt, 1, cfg, pp, src->n_actions, src->actions);
-    pg.phase = "estimate";
-    if ((st = rewind_or_fail(rd, err, errlen)) != LW_OK) goto done;
-    int got;
-    while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
-      tick(&pg, rd);
-      if (o->holdout_mod > 0 && !is_holdout(rec, o->holdout_mod)) continue;
-      double pi[LW_MODEL_MAX_ACTIONS], dm = 0, rh_a = 0;
-      lw_target_probs(&t, rec->x, &rec->n, pi);
-      for (int a = 0; a < src->n_actions; a++) {
-        double rh = lw_metric_value(&mt, a, lw_learner_predict(l, a, rec->x, rec->n));
-        dm += pi[a] * rh;
-        if (a == rec->action) rh_a = rh;
-      }
-      lw_estimator_add(&est, pi[rec->action], rec->p, lw_metric_value(&mt, rec->action, rec->reward), dm, rh_a);
-    }
-    tick_done(&pg);
-    if (got < 0) {
-      st = LW_ERR_INVALID;
-      goto done;
-    }
-    lw_estimator_result(&est, &rep->target);
-  }
-  {
-    lw_metric mt;
-    lw_metric_init(&mt, 1, cfg, pp, src->n_actions, src->actions);
-    const char *mt_name = mt.net ? "net value per decision" : "referral shares per decision";
-    char meta[2048];
-    char flags[256] = "";
-    size_t fl = 0;
-    for (int a = 0; a < m->n_actions; a++)
-      fl += (size_t)snprintf(flags + fl, sizeof flags - fl, "%s\"%s\":%s", a ? "," : "", m->action_ids[a],
-                             (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ? "true" : "false");
-    char cmd[1024];
-    size_t c = 0;
-    for (const char *s = command ? command : ""; *s && c < sizeof cmd - 2; s++) {
-      if (*s == '"' || *s == '\\') cmd[c++] = '\\';
-      cmd[c++] = (*s >= 0 && *s < 32) ? ' ' : *s;
-    }
-    cmd[c] = '\0';
-    snprintf(meta, sizeof meta,
-             "{\"model\":\"m%u\",\"trained_at\":%lld,\"data\":{\"from\":%lld,\"to\":%lld,\"records\":%llu,"
-             "\"skipped\":%llu},\"estimate\":{\"metric\":\"%s\",\"estimator\":\"dr\","
-             "\"value\":%.6f,\"lo\":%.6f,\"hi\":%.6f,\"n\":%.0f,\"logged\":%.6f},\"enough_data\":{%s},"
-             "\"personas\":%d,\"command\":\"%s\"}",
-             model_id, (long long)now_ms, (long long)rep->t_min, (long long)rep->t_max,
-             (unsigned long long)rep->records, (unsigned long long)rep->skipped, mt_name, rep->target.dr.est, rep->target.dr.lo,
-             rep->target.dr.hi, rep->target.n, rep->target.logged.est, flags, m->n_personas, cmd);
-    m->meta_json = strdup(meta);
-  }
-  *out = m;
+  fairness_offsets(o, &fs, m);
+  m->model_id = rq->model_id;
+  m->trained_at_ms = rq->now_ms;
+  if ((st = holdout_estimate(rd, rec, rq, m, l, &res->report.target, &pg, err, errlen)) != LW_OK) goto done;
+  if ((st = write_meta(m, rq, res, err, errlen)) != LW_OK) goto done;
+  res->model = m;
   m = NULL;
 done:
   lw_model_free(m);
@@ -798,14 +798,4 @@ lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
     return LW_ERR_IO;
   }
   return LW_OK;
-}
-
-void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap) {
-  uint32_t id = len >= 20 ? (uint32_t)buf[16] | (uint32_t)buf[17] << 8 | (uint32_t)buf[18] << 16 | (uint32_t)buf[19] << 24 : 0;
-  /* The file's own CRC-32 (its last four bytes) and its length identify its content. A CRC
-   * over the whole file would not: CRC(data || CRC(data)) is the same constant for all data. */
-  uint32_t crc = len >= 4 ? (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 | (uint32_t)buf[len - 2] << 16 |
-                                (uint32_t)buf[len - 1] << 24
-                          : lw_crc32(0, buf, len);
-  snprintf(out, cap, "\"m%u-%08x-%zx\"", id, crc, len);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "loopwise/rng.h"
 #ifdef LW_SIM_WITH_INGEST
 #include "sim_ingest.h"
@@ -174,6 +175,11 @@ static void flush_pending(sim_log *lg, int64_t now) {
   lg->pending_bytes = 0;
 }
 
+/* A string field of a wire record, by its name in loopwise/wire.h. */
+static const char *field(const cJSON *ev, lw_field f) {
+  return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, lw_field_name(f)));
+}
+
 /* Drain one engine's outbox; decisions with a choice become VW lines, rewarded when the
  * same batch holds a share or copy of that decision. */
 static void drain(sim_log *lg, lw_engine *e, int64_t now) {
@@ -189,26 +195,26 @@ static void drain(sim_log *lg, lw_engine *e, int64_t now) {
     cJSON *b = cJSON_ParseWithLength(lg->batch, len);
     cJSON *evs = cJSON_GetObjectItemCaseSensitive(b, "events"), *ev;
     cJSON_ArrayForEach(ev, evs) {
-      const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "kind"));
-      const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));
-      const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "action"));
-      const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "decision"));
-      if (!kind || strcmp(kind, "decision") != 0 || !mode || strcmp(mode, "holdout") == 0 || !action || !id) continue;
+      const char *kind = field(ev, LW_FIELD_KIND), *mode = field(ev, LW_FIELD_MODE);
+      const char *action = field(ev, LW_FIELD_ACTION), *id = field(ev, LW_FIELD_DECISION);
+      if (!kind || lw_kind_parse(kind) != LW_KIND_DECISION || !mode || lw_mode_parse(mode) == LW_MODE_HOLDOUT ||
+          !action || !id)
+        continue;
       int a = -1;
       for (int k = 0; k < lg->n_actions; k++)
         if (strcmp(lg->actions[k], action) == 0) a = k;
-      if (a < 0) continue; /* "none": a constraint decided, there was no choice */
+      if (a < 0) continue; /* LW_ACTION_NONE: a constraint decided, there was no choice */
       int shared = 0;
       cJSON *o2;
       cJSON_ArrayForEach(o2, evs) {
-        const char *k2 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o2, "kind"));
-        const char *d2 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o2, "decision"));
-        if (k2 && d2 && strcmp(d2, id) == 0 && (strcmp(k2, "share") == 0 || strcmp(k2, "copy") == 0)) shared = 1;
+        const char *k2 = field(o2, LW_FIELD_KIND), *d2 = field(o2, LW_FIELD_DECISION);
+        int kk = k2 ? lw_kind_parse(k2) : -1;
+        if (kk >= 0 && d2 && strcmp(d2, id) == 0 && (lw_kind_flags((lw_kind)kk) & LW_KIND_F_SHARED)) shared = 1;
       }
-      double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ev, "p"));
+      double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ev, lw_field_name(LW_FIELD_P)));
       char line[8192];
       int off = snprintf(line, sizeof line, "%d:%d:%.6f |", a + 1, -shared, p);
-      cJSON *x = cJSON_GetObjectItemCaseSensitive(ev, "x"), *pair;
+      cJSON *x = cJSON_GetObjectItemCaseSensitive(ev, lw_field_name(LW_FIELD_FEATURES)), *pair;
       cJSON_ArrayForEach(pair, x) {
         if (off > (int)sizeof line - 64) break;
         off += snprintf(line + off, sizeof line - (size_t)off, " #%.0f:%.17g", cJSON_GetArrayItem(pair, 0)->valuedouble,
@@ -257,24 +263,25 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   lw_train_opts to;
   lw_train_defaults(&to);
   to.bits = o->model_bits;
-  if (cfg->fairness_attr >= 0) {
-    int a = cfg->fairness_attr;
-    for (int v = 0; v < cfg->attr_n_values[a] && to.n_segments < LW_MODEL_MAX_SEGMENTS; v++)
-      snprintf(to.segments[to.n_segments++], LW_SEGMENT_NAME_LEN + 1, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
-  }
+  /* the config's fairness attribute and ratio, as loopwise-train takes them */
+  to.n_segments = lw_cli_fairness_segments(cfg, to.segments, LW_MODEL_MAX_SEGMENTS);
+  if (cfg->fairness_attr >= 0) to.fair_ratio = cfg->fairness_min_ratio;
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
-  lw_policy_from_config(cfg, &pp);
+  lw_policy_params_init(&pp, cfg);
   int64_t now = o->start_ms + (int64_t)day * DAY_MS;
   lw_model *m = NULL;
   lw_eval_report rep;
   char err[LW_ERRMSG_MAX];
   uint32_t id = (uint32_t)(res->models_promoted + res->models_rejected + 1);
-  if (lw_train_source(&src, &to, cfg, &pp, o->seed + (uint64_t)day, id, now, "loopwise-sim (monthly retrain)", NULL,
-                      NULL, &m, &rep, err, sizeof err) != LW_OK) {
+  lw_train_request rq = {&src, &to, cfg, &pp, o->seed + (uint64_t)day, id, now, "loopwise-sim (monthly retrain)",
+                         NULL, NULL};
+  lw_train_result tr;
+  if (lw_train(&rq, &tr, err, sizeof err) != LW_OK) {
     if (o->log) fprintf(o->log, "day %d: retrain failed: %s\n", day, err);
     return;
   }
+  m = tr.model;
+  rep = tr.report;
   lw_compare_result cr;
   memset(&cr, 0, sizeof cr);
   lw_metric mt;
@@ -282,9 +289,8 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   /* against the live model, or against the rules (the logging policy) before the first one */
   if (lw_compare_models(&src, sm->cur_model, m, cfg, &pp, &mt, to.holdout_mod, o->seed, &cr, err, sizeof err) != LW_OK)
     cr.promote = 0;
-  int ready = 0;
-  for (int a = 0; a < m->n_actions; a++)
-    ready |= strcmp(m->action_ids[a], "not_now") != 0 && (m->action_flags[a] & LW_MODEL_ENOUGH_DATA);
+  lw_policy pol;
+  int ready = lw_policy_for_model(m, cfg, &pol, NULL); /* whether the engines will decide by it */
   if (o->log)
     fprintf(o->log, "day %d: m%u trained on %llu records, DR %.4f [%.4f, %.4f], logged %.4f; vs %s %+.4f [%+.4f, %+.4f]: %s\n",
             day, id, (unsigned long long)rep.records, rep.target.dr.est, rep.target.dr.lo, rep.target.dr.hi,

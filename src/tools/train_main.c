@@ -124,7 +124,7 @@ static int parse(train_args *a, int argc, char **argv) {
   return 0;
 }
 
-static void print_report(const lw_model *m, const lw_eval_report *rep) {
+static void print_report(const lw_model *m, const lw_eval_report *rep, int net_metric) {
   printf("model=m%u records=%llu skipped=%llu data_from=%lld data_to=%lld\n", m->model_id,
          (unsigned long long)rep->records, (unsigned long long)rep->skipped, (long long)rep->t_min, (long long)rep->t_max);
   for (int a = 0; a < m->n_actions; a++)
@@ -132,29 +132,12 @@ static void print_report(const lw_model *m, const lw_eval_report *rep) {
   for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
   printf("personas=%d\n", m->n_personas);
   printf("held-out estimate (%s, n=%.0f):\n",
-         m->meta_json && strstr(m->meta_json, "net value") ? "net value per decision" : "referral shares per decision",
+         net_metric ? "net value per decision" : "referral shares per decision",
          rep->target.n);
   lw_cli_print_interval("logged", &rep->target.logged);
   lw_cli_print_interval("ips", &rep->target.ips);
   lw_cli_print_interval("snips", &rep->target.snips);
   lw_cli_print_interval("dr", &rep->target.dr);
-}
-
-/* Whether two models decide identically (everything but id, training time and metadata). */
-static int same_decisions(const lw_model *a, const lw_model *b) {
-  if (a->bits != b->bits || a->n_actions != b->n_actions || a->scale != b->scale ||
-      a->n_personas != b->n_personas || a->n_segments != b->n_segments ||
-      memcmp(a->weights, b->weights, (size_t)1 << a->bits) != 0)
-    return 0;
-  for (int k = 0; k < a->n_actions; k++)
-    if (strcmp(a->action_ids[k], b->action_ids[k]) != 0 || a->action_flags[k] != b->action_flags[k]) return 0;
-  size_t pd = (size_t)a->n_personas * (size_t)a->persona_dims;
-  if (a->n_personas && (a->persona_dims != b->persona_dims || memcmp(a->centroids, b->centroids, pd * sizeof(float)) != 0 ||
-                        memcmp(a->mean, b->mean, sizeof a->mean) != 0 || memcmp(a->sd, b->sd, sizeof a->sd) != 0))
-    return 0;
-  for (int k = 0; k < a->n_segments; k++)
-    if (strcmp(a->segment_names[k], b->segment_names[k]) != 0 || a->segment_offsets[k] != b->segment_offsets[k]) return 0;
-  return 1;
 }
 
 /* Compare the candidate with DIR/current.lwm and promote it unless it is worse beyond the
@@ -175,7 +158,7 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
   lw_model *cur = lw_cli_load_model(cur_path, NULL, NULL, err, sizeof err);
   const char *why;
   if (!cur && access(cur_path, F_OK) == 0) fprintf(stderr, "loopwise-train: %s (comparing with the rules)\n", err);
-  if (cur && same_decisions(cur, cand)) {
+  if (cur && lw_model_same_decisions(cur, cand)) {
     /* nothing new to serve: keep the current file, so its ETag (and every cache) stays */
     why = "same model as the current one";
   } else {
@@ -238,14 +221,15 @@ static int run_once(train_args *a) {
     if (cur && cur->model_id >= id) id = cur->model_id + 1;
     lw_model_free(cur);
   }
-  lw_model *m = NULL;
-  lw_eval_report rep;
-  lw_status st = lw_train_source(&a->c.src, &a->o, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->seed, id, now,
-                                 a->command, lw_cli_progress, &a->c, &m, &rep, err, sizeof err);
+  lw_train_request rq = {&a->c.src, &a->o, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->seed, id, now, a->command,
+                         lw_cli_progress, &a->c};
+  lw_train_result res;
+  lw_status st = lw_train(&rq, &res, err, sizeof err);
   if (st != LW_OK) {
     fprintf(stderr, "loopwise-train: %s\n", err);
     return st == LW_ERR_IO ? 3 : 2;
   }
+  lw_model *m = res.model;
   uint8_t *bytes = NULL;
   size_t len = 0;
   int rc = 0;
@@ -254,7 +238,7 @@ static int run_once(train_args *a) {
     lw_model_free(m);
     return 2;
   }
-  print_report(m, &rep);
+  print_report(m, &res.report, res.net_metric);
   if (a->out && lw_write_file_atomic(a->out, bytes, len, err, sizeof err) != LW_OK) {
     fprintf(stderr, "loopwise-train: %s\n", err);
     rc = 3;

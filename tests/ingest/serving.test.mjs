@@ -250,7 +250,7 @@ test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 4);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 5);
     assert.equal(sql(db, "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'events_code'")[0].n, 1);
     // The fixture's copy event: code K7QX2M9PLA from install 0f1e…f0.
     const r = await referral(server, 'K7QX2M9PLA', '0f1e2d3c4b5a69788796a5b4c3d2e1f0');

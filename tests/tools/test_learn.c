@@ -11,7 +11,11 @@
 
 #include "bandit.h"
 #include "check.h"
+#include <cJSON.h>
+
+#include "loopwise/batch.h"
 #include "loopwise/learn.h"
+#include "loopwise/store.h"
 
 static char tmpdir[256];
 
@@ -37,6 +41,18 @@ static lw_source_opts vw_source(const bandit *b, const char *path) {
   o.n_actions = b->n_actions;
   memcpy(o.actions, b->actions, sizeof o.actions);
   return o;
+}
+
+/* Train through lw_train with no config (shares per decision) and no progress output. */
+static lw_status train_with(const lw_source_opts *src, const lw_train_opts *to, const lw_policy_params *pp,
+                            uint64_t seed, uint32_t id, int64_t now, lw_model **m, lw_eval_report *rep, char *err,
+                            size_t errlen) {
+  lw_train_request rq = {src, to, NULL, pp, seed, id, now, "test", NULL, NULL};
+  lw_train_result res;
+  lw_status st = lw_train(&rq, &res, err, errlen);
+  *m = res.model;
+  if (rep) *rep = res.report;
+  return st;
 }
 
 /* ---- input ------------------------------------------------------------------------- */
@@ -163,35 +179,64 @@ static void cb_adf_examples_are_read_by_position(void) {
   lw_reader_close(r);
 }
 
-/* The ingest store's schema (src/ingest/store_sqlite.c): decisions joined with shares;
- * "none" and holdout decisions carry no choice and are skipped. */
+/* A wire batch for site, written through the store's own write path, as the server does. */
+static void store_batch(lw_store *s, const char *site, const char *id, const char *events) {
+  char body[4096];
+  snprintf(body, sizeof body, "{\"v\":1,\"batch_id\":\"%s\",\"write_key\":\"test-key\",\"sent_at\":1000,\"events\":[%s]}",
+           id, events);
+  lw_batch *b = NULL;
+  lw_batch_error be;
+  lw_batch_limits lim = lw_batch_default_limits();
+  lw_status st = lw_batch_parse(body, strlen(body), &lim, 1000000, &b, &be);
+  if (st != LW_OK) fprintf(stderr, "  batch %s refused: %s: %s\n", id, be.field, be.message);
+  CHECK(st == LW_OK);
+  if (!b) return;
+  lw_store_item item = {site, b, 1000, 0, 0};
+  lw_store_item *items[1] = {&item};
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_store_write(s, items, 1, err, sizeof err) == LW_OK);
+  CHECK_INT(item.stored, b->n_events);
+  lw_batch_free(b);
+}
+
+#define I1 "11111111111111111111111111111111"
+#define I2 "22222222222222222222222222222222"
+#define I3 "33333333333333333333333333333333"
+#define I9 "99999999999999999999999999999999"
+#define DEC(t, inst, id, action, p, mode, x)                                                          \
+  "{\"kind\":\"decision\",\"t\":" #t ",\"install\":\"" inst "\",\"decision\":\"" id "\",\"action\":\"" action \
+  "\",\"p\":" #p ",\"mode\":\"" mode "\",\"reason\":\"r\"" x "}"
+#define OUT(kind, t, inst, id, code)                                                                \
+  "{\"kind\":\"" kind "\",\"t\":" #t ",\"install\":\"" inst "\"" id code "}"
+
+/* Decisions joined with their shares through the store's read interface; "none" and holdout
+ * decisions carry no choice and are skipped. The database is built by the store itself from
+ * validated batches. */
 static void sqlite_store_decisions_are_joined_with_their_shares(void) {
   const char *path = tmp("store.db");
   unlink(path);
-  sqlite3 *db;
-  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-  char sql[2048];
-  snprintf(sql, sizeof sql,
-           "CREATE TABLE events(id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, site TEXT NOT NULL, kind TEXT NOT NULL,"
-           " t INTEGER NOT NULL, install TEXT NOT NULL, decision TEXT, action TEXT, p REAL, mode TEXT, reason TEXT,"
-           " segment TEXT, model TEXT, x TEXT, code TEXT);"
-           "INSERT INTO events(batch,site,kind,t,install,decision,action,p,mode,x) VALUES"
-           " (1,'default','decision',100,'i1','d1','a0',0.5,'model','[[1,1],[2,0.5]]'),"
-           " (1,'default','decision',200,'i1','d2','a1',0.25,'model','[[1,1],[%u,1]]'),"
-           " (1,'default','decision',300,'i2','d3','none',1,'rules','[[%u,1]]'),"
-           " (1,'default','decision',400,'i2','d4','a0',1,'holdout',NULL),"
-           " (1,'other','decision',500,'i3','d5','a0',0.5,'model','[[1,1]]');"
-           "INSERT INTO events(batch,site,kind,t,install,decision,code) VALUES"
-           " (1,'default','impression',101,'i1','d1',NULL),(1,'default','share',102,'i1','d1','ABCDEF23'),"
-           " (1,'other','share',502,'i3','d2','ABCDEF23'),(2,'default','conversion',900,'i9',NULL,'ABCDEF23');",
+  lw_store *s = NULL;
+  char err[LW_ERRMSG_MAX], ev[3072];
+  CHECK(lw_store_open_sqlite(path, &s, err, sizeof err) == LW_OK);
+  if (!s) return;
+  snprintf(ev, sizeof ev,
+           DEC(100, I1, "00000000000000d1", "a0", 0.5, "model", ",\"x\":[[1,1],[2,0.5]]") ","
+           DEC(200, I1, "00000000000000d2", "a1", 0.25, "model", ",\"x\":[[1,1],[%u,1]]") ","
+           DEC(300, I2, "00000000000000d3", "none", 1, "rules", ",\"x\":[[%u,1]]") ","
+           DEC(400, I2, "00000000000000d4", "a0", 1, "holdout", "") ","
+           OUT("impression", 101, I1, ",\"decision\":\"00000000000000d1\"", "") ","
+           OUT("share", 102, I1, ",\"decision\":\"00000000000000d1\"", ",\"code\":\"ABCDEF23\""),
            lw_fnv1a("plan^pro"), lw_fnv1a("plan^pro"));
-  CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
-  sqlite3_close(db);
+  store_batch(s, "default", "b1", ev);
+  store_batch(s, "other", "b1",
+              DEC(500, I3, "00000000000000d5", "a0", 0.5, "model", ",\"x\":[[1,1]]") ","
+              OUT("share", 502, I3, ",\"decision\":\"00000000000000d2\"", ",\"code\":\"ABCDEF23\""));
+  store_batch(s, "default", "b2", OUT("conversion", 900, I9, "", ",\"code\":\"ABCDEF23\""));
+  lw_store_free(s);
   bandit b;
   bandit_default(&b);
   lw_source_opts o = vw_source(&b, path);
   lw_reader *r = NULL;
-  char err[LW_ERRMSG_MAX];
   CHECK(lw_reader_open(&o, &r, err, sizeof err) == LW_OK);
   if (!r) return;
   lw_logged *rec = malloc(sizeof *rec);
@@ -217,6 +262,94 @@ static void sqlite_store_decisions_are_joined_with_their_shares(void) {
   CHECK_INT(row.prompts, 1);
   CHECK_INT(row.shares, 0);
   CHECK_INT(row.conversions, 1);
+}
+
+/* Earlier store files migrate: v1 and v2 layouts (the ingest tests' fixtures) are opened by
+ * the server's store, which brings them to the current schema; x stored as JSON text then
+ * reads back as the fixed-point pairs the trainer always made of it. */
+static int exec_file(const char *db_path, const char *sql_path) {
+  FILE *f = fopen(sql_path, "rb");
+  if (!f) return -1;
+  static char sql[1 << 16];
+  size_t n = fread(sql, 1, sizeof sql - 1, f);
+  fclose(f);
+  sql[n] = '\0';
+  sqlite3 *db;
+  if (sqlite3_open(db_path, &db) != SQLITE_OK) return -1;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  sqlite3_close(db);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
+static void earlier_store_files_migrate_and_read_back(void) {
+  char err[LW_ERRMSG_MAX];
+  for (int v = 1; v <= 2; v++) {
+    char name[32], fixture[1024];
+    snprintf(name, sizeof name, "store-v%d.db", v);
+    snprintf(fixture, sizeof fixture, "%s/tests/ingest/fixtures/schema-v%d.sql", LW_SOURCE_DIR, v);
+    const char *path = tmp(name);
+    unlink(path);
+    CHECK(exec_file(path, fixture) == 0);
+    if (v == 2) { /* a value that is not a multiple of 1/256, as old engines could send */
+      sqlite3 *db;
+      CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+      CHECK(sqlite3_exec(db, "UPDATE events SET x = '[[7,0.17336500000000002],[4294967295,-3.3]]' WHERE id = 6",
+                         NULL, NULL, NULL) == SQLITE_OK);
+      sqlite3_close(db);
+    }
+    lw_store *s = NULL;
+    /* the tools refuse the old file until the server has migrated it */
+    CHECK(lw_store_open_sqlite_read(path, &s, err, sizeof err) == LW_ERR_VERSION);
+    CHECK(strstr(err, "older than this build's") != NULL);
+    CHECK(lw_store_open_sqlite(path, &s, err, sizeof err) == LW_OK);
+    lw_store_free(s);
+    s = NULL;
+    CHECK(lw_store_open_sqlite_read(path, &s, err, sizeof err) == LW_OK);
+    if (!s) continue;
+    lw_store_range range = {"default", 0, 0};
+    uint64_t n = 0;
+    CHECK(lw_store_count_decisions(s, &range, &n, err, sizeof err) == LW_OK);
+    CHECK_INT(n, 2);
+    lw_store_cursor *c = NULL;
+    lw_store_decision *d = malloc(sizeof *d);
+    CHECK(lw_store_decisions(s, &range, &c, err, sizeof err) == LW_OK);
+    CHECK_INT(lw_store_next(c, d, err, sizeof err), 1);
+    CHECK(strcmp(d->action, "credit_10") == 0 && d->p == 0.75 && d->shared == 1);
+    if (v == 2) {
+      CHECK_INT(d->n_x, 1);
+      CHECK(d->x[0].hash == 1 && d->x[0].q == 128);
+    }
+    CHECK_INT(lw_store_next(c, d, err, sizeof err), 1);
+    if (v == 2) {
+      CHECK_INT(d->n_x, 2);
+      CHECK(d->x[0].hash == 7 && d->x[0].q == lw_fx(0.17336500000000002));
+      CHECK(d->x[1].hash == 4294967295u && d->x[1].q == lw_fx(-3.3));
+    }
+    CHECK_INT(lw_store_next(c, d, err, sizeof err), 0);
+    lw_store_cursor_free(c);
+    free(d);
+    /* opened for reading, the store writes nothing */
+    int64_t deleted = 0;
+    CHECK(lw_store_forget(s, "default", I1, &deleted, err, sizeof err) == LW_ERR_INVALID);
+    lw_store_free(s);
+  }
+  /* a newer schema is refused by name, and so is a file that is not a store */
+  const char *path = tmp("store-v99.db");
+  unlink(path);
+  sqlite3 *db;
+  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "PRAGMA user_version = 99; CREATE TABLE future(x);", NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(db);
+  lw_store *s = NULL;
+  CHECK(lw_store_open_sqlite_read(path, &s, err, sizeof err) == LW_ERR_VERSION);
+  CHECK(strstr(err, "version 99 is newer") != NULL);
+  bandit b;
+  bandit_default(&b);
+  lw_source_opts o = vw_source(&b, path);
+  o.kind = LW_SRC_SQLITE;
+  lw_reader *r = NULL;
+  CHECK(lw_reader_open(&o, &r, err, sizeof err) == LW_ERR_VERSION);
+  CHECK(r == NULL);
 }
 
 /* ---- estimators ---------------------------------------------------------------------- */
@@ -322,6 +455,48 @@ static void estimates_of_a_file_match_the_truth_and_the_observed_value(void) {
   CHECK(fabs(rep[1].target.snips.est - vu) < 0.015);
 }
 
+/* The model's metadata is JSON a reader can parse, with the facts the trainer had: the data
+ * range, the estimate and its metric, the enough-data flags, and the command exactly as given
+ * (quotes, backslashes and control characters included). */
+static void model_metadata_is_json_with_the_training_facts(void) {
+  bandit b;
+  bandit_default(&b);
+  const char *path = tmp("meta.vw");
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (!f) return;
+  bandit_write_vw(&b, 5, 3000, f);
+  fclose(f);
+  lw_source_opts o = vw_source(&b, path);
+  lw_train_opts to;
+  lw_train_defaults(&to);
+  to.personas = 0;
+  lw_policy_params pp;
+  lw_policy_params_init(&pp, NULL);
+  const char *cmd = "loopwise-train --note \"a \\ b\"\ttab\nline";
+  lw_train_request rq = {&o, &to, NULL, &pp, 1, 42, 1767614400000LL, cmd, NULL, NULL};
+  lw_train_result res;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_train(&rq, &res, err, sizeof err) == LW_OK);
+  if (!res.model) return;
+  CHECK_INT(res.net_metric, 0);
+  cJSON *j = cJSON_Parse(res.model->meta_json);
+  CHECK(j != NULL);
+  CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "command")), cmd) == 0);
+  CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "model")), "m42") == 0);
+  cJSON *est = cJSON_GetObjectItem(j, "estimate");
+  CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(est, "metric")), "referral shares per decision") == 0);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(est, "value")) == res.report.target.dr.est);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), "records")) == 3000);
+  cJSON *flags = cJSON_GetObjectItem(j, "enough_data");
+  CHECK_INT(cJSON_GetArraySize(flags), res.model->n_actions);
+  for (int a = 0; a < res.model->n_actions; a++)
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(flags, res.model->action_ids[a])) ==
+          ((res.model->action_flags[a] & LW_MODEL_ENOUGH_DATA) != 0));
+  cJSON_Delete(j);
+  lw_model_free(res.model);
+}
+
 /* ---- training --------------------------------------------------------------------------- */
 
 static lw_model *train_file(const bandit *b, const char *path, lw_eval_report *rep) {
@@ -331,10 +506,10 @@ static lw_model *train_file(const bandit *b, const char *path, lw_eval_report *r
   to.personas = 0;
   to.passes = 3; /* few features, many records: a few passes converge without overfitting */
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   lw_model *m = NULL;
   char err[LW_ERRMSG_MAX] = "";
-  lw_status st = lw_train_source(&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL, &m, rep, err, sizeof err);
+  lw_status st = train_with(&o, &to, &pp, 3, 77, 1767614400000LL, &m, rep, err, sizeof err);
   if (st != LW_OK) fprintf(stderr, "train: %s\n", err);
   CHECK(st == LW_OK);
   return m;
@@ -401,10 +576,10 @@ static void training_on_uniform_logs_recovers_the_best_action(void) {
   to.personas = 0;
   to.passes = 3;
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   lw_model *m2 = NULL;
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_train_source(&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL, &m2, &rep, err, sizeof err) == LW_OK);
+  CHECK(train_with(&o, &to, &pp, 3, 77, 1767614400000LL, &m2, &rep, err, sizeof err) == LW_OK);
   if (m2) CHECK(m2->scale == m->scale && memcmp(m2->weights, m->weights, (size_t)1 << m->bits) == 0);
   lw_model_free(m2);
   lw_model_free(m);
@@ -506,11 +681,11 @@ static void personas_and_fairness_offsets_are_learned(void) {
   strcpy(to.segments[0], "plan^free");
   strcpy(to.segments[1], "plan^pro");
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   lw_model *m = NULL;
   lw_eval_report rep;
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_train_source(&o, &to, NULL, &pp, 1, 5, 0, "t", NULL, NULL, &m, &rep, err, sizeof err) == LW_OK);
+  CHECK(train_with(&o, &to, &pp, 1, 5, 0, &m, &rep, err, sizeof err) == LW_OK);
   if (!m) return;
   CHECK_INT(m->n_personas, 2);
   double lo[8] = {0.6, 0.6}, hi[8] = {3.1, 3.1};
@@ -554,7 +729,7 @@ static void a_worse_candidate_is_not_promoted(void) {
   bad->meta_json = NULL;
   for (size_t i = 0; i < (size_t)1 << good->bits; i++) bad->weights[i] = (int8_t)(-good->weights[i] == 128 ? 127 : -good->weights[i]);
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
+  lw_policy_params_init(&pp, NULL);
   pp.temperature = 0.5; /* sharper preferences make the gap clear */
   lw_source_opts o = vw_source(&b, path);
   lw_compare_result cr;
@@ -622,6 +797,8 @@ int main(void) {
   RUN(vw_reader_reads_labels_features_and_exact_decimals);
   RUN(cb_adf_examples_are_read_by_position);
   RUN(sqlite_store_decisions_are_joined_with_their_shares);
+  RUN(earlier_store_files_migrate_and_read_back);
+  RUN(model_metadata_is_json_with_the_training_facts);
   RUN(estimator_intervals_cover_the_true_value_at_the_stated_rate);
   RUN(estimates_of_a_file_match_the_truth_and_the_observed_value);
   RUN(learner_weights_land_where_the_model_file_reads_them);

@@ -205,8 +205,7 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
   char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   lw_actions_from_config(&cfg, &n_actions, actions);
   lw_policy_params pp;
-  lw_policy_defaults(&pp);
-  lw_policy_from_config(&cfg, &pp);
+  lw_policy_params_init(&pp, &cfg);
   lw_target t;
   CHECK(lw_target_model(&t, m, &cfg, &pp, n_actions, (const char(*)[LW_NAME_LEN + 1])actions, err, sizeof err) == LW_OK);
   static const char *const plans[] = {"free", "pro", "team"};
@@ -263,6 +262,101 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
   lw_model_free(m);
 }
 
+/* One policy, one persona rule: the core's lw_policy_for_model, lw_persona_dims and
+ * lw_persona_hash (src/core/policy.c) are what the engine ran. For every model-mode decision
+ * an engine logs, the persona feature in x is the one the core assigns to the rest of x, and
+ * the core's policy gives the logged probability of the chosen action to the millionth (the
+ * engine draws from those millionths). Until engine.c calls these functions itself, this is
+ * what keeps its copies bit-identical. */
+static void the_cores_policy_and_personas_are_the_engines(void) {
+  lw_config cfg = load("models/referral.json");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/models/default.lwm", LW_SOURCE_DIR);
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  static uint8_t buf[1 << 17];
+  size_t len = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  char err[LW_ERRMSG_MAX];
+  lw_model *m = NULL;
+  CHECK(lw_model_load(buf, len, &m, err, sizeof err) == LW_OK);
+  if (!m) return;
+  CHECK(m->n_personas > 0);
+  lw_policy pol;
+  int variant_of[LW_MODEL_MAX_ACTIONS];
+  CHECK_INT(lw_policy_for_model(m, &cfg, &pol, variant_of), 1);
+  static const char *const plans[] = {"free", "pro", "team"};
+  int checked = 0, wrong_persona = 0, wrong_p = 0;
+  static char batch[1 << 16];
+  for (int u = 0; u < 45; u++) {
+    lw_engine *e = NULL;
+    if (lw_engine_create(&cfg, 500 + (uint64_t)u, 1, 0, &e, err, sizeof err) != LW_OK) break;
+    CHECK(lw_engine_set_model(e, buf, len, err, sizeof err) == LW_OK);
+    lw_engine_set_attribute(e, "plan", plans[u % 3], err, sizeof err);
+    char seg[LW_SEGMENT_NAME_LEN + 1];
+    snprintf(seg, sizeof seg, "plan^%s", plans[u % 3]);
+    double offset = lw_model_segment_offset(m, seg);
+    int64_t t0 = 1767261600000LL;
+    for (int day = 0; day < 40; day++) {
+      lw_decision d;
+      int64_t tt = t0 + (int64_t)day * 86400000LL;
+      lw_engine_track(e, "session_started", tt, 0, &d, err, sizeof err);
+      if ((day + u) % 2 == 0) lw_engine_track(e, "project_completed", tt + 120000, 0, &d, err, sizeof err);
+      if (d.decided && d.prompt) lw_engine_outcome(e, d.id, (day % 3) ? LW_KIND_DISMISS : LW_KIND_SHARE, tt + 180000, err, sizeof err);
+    }
+    size_t blen, n;
+    while (take_batch(e, t0, batch, sizeof batch, &blen, &n) == LW_OK && n > 0) {
+      cJSON *b = cJSON_ParseWithLength(batch, blen), *ev;
+      cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(b, "events")) {
+        const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));
+        const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "action"));
+        if (!mode || lw_mode_parse(mode) != LW_MODE_MODEL || !action || strcmp(action, LW_ACTION_NONE) == 0) continue;
+        lw_feature x[LW_LEARN_MAX_FEATURES], rest[LW_LEARN_MAX_FEATURES];
+        int nx = 0, nr = 0, persona = -1;
+        cJSON *pair;
+        cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "x")) {
+          if (nx >= LW_LEARN_MAX_FEATURES) break;
+          x[nx].hash = (uint32_t)cJSON_GetArrayItem(pair, 0)->valuedouble;
+          x[nx].q = lw_fx(cJSON_GetArrayItem(pair, 1)->valuedouble);
+          int is_persona = 0;
+          for (int k = 0; k < m->n_personas; k++)
+            if (x[nx].hash == lw_persona_hash(k)) persona = k, is_persona = 1;
+          if (!is_persona) rest[nr++] = x[nx];
+          nx++;
+        }
+        double dims[LW_MODEL_PERSONA_DIMS];
+        lw_persona_dims(rest, nr, dims);
+        wrong_persona += persona < 0 || lw_model_persona(m, dims) != persona;
+        uint32_t ppm[LW_MODEL_MAX_ACTIONS];
+        CHECK(lw_model_policy(m, &pol, x, nx, offset, ppm, NULL) == LW_OK);
+        int a = lw_model_action_index(m, action);
+        double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ev, "p"));
+        checked++;
+        if (a < 0 || ppm[a] != (uint32_t)(p * 1e6 + 0.5) ||
+            (strcmp(action, LW_ACTION_NOT_NOW) != 0 && variant_of[a] != lw_config_variant_index(&cfg, action))) {
+          if (wrong_p++ < 3) fprintf(stderr, "  %s logged p=%.6f, core %u ppm\n", action, p, a >= 0 ? ppm[a] : 0);
+        }
+      }
+      cJSON_Delete(b);
+    }
+    lw_engine_free(e);
+  }
+  printf("  %d model-mode decisions compared with the core's policy\n", checked);
+  CHECK(checked > 50);
+  CHECK_INT(wrong_persona, 0);
+  CHECK_INT(wrong_p, 0);
+  /* without a config, every action is enabled at no cost: the tools on a bare action list */
+  lw_policy bare;
+  lw_policy_for_model(m, NULL, &bare, NULL);
+  for (int a = 0; a < m->n_actions; a++) {
+    CHECK_INT(bare.enabled[a], 1);
+    CHECK_INT(bare.is_prompt[a], strcmp(m->action_ids[a], LW_ACTION_NOT_NOW) != 0);
+  }
+  CHECK(bare.value == 50 && bare.fatigue == 1 && bare.temperature == 5 && bare.floor == 0.02);
+  lw_model_free(m);
+}
+
 int main(void) {
   RUN(same_seed_gives_the_same_run_and_another_seed_does_not);
   RUN(logs_carry_the_engines_exact_probabilities);
@@ -270,5 +364,6 @@ int main(void) {
   RUN(the_learning_policy_retrains_promotes_and_keeps_a_holdout);
   RUN(the_learning_loop_runs_through_the_ingest_server);
   RUN(the_evaluator_reproduces_the_runtimes_logged_probabilities);
+  RUN(the_cores_policy_and_personas_are_the_engines);
   return check_failures ? 1 : 0;
 }
