@@ -67,7 +67,7 @@ test('the_script_adds_one_global_and_replays_the_queue', async () => {
   // The third project is the milestone: the default model (or the rules) shows a prompt or draws
   // "not now", or (at night on this machine) quiet hours suppress it.
   // invite_sent is no decision point, so explain() still shows that decision.
-  assert.match(added.d && added.d.reason, /^((shown|not now): (model at )?milestone project_completed×3|suppressed: quiet hours)$/, 'the queued track() calls were replayed');
+  assert.match(added.d && added.d.reason, /^((shown|not now): (model at |holdout baseline at )?milestone project_completed×3|suppressed: quiet hours)$/, 'the queued track() calls were replayed');
   assert.equal(added.d.prompt, added.d.reason.startsWith('shown'));
   await page.close();
 });
