@@ -35,9 +35,10 @@ typedef struct {
 } lw_logged;
 
 /* ---- reading logged decisions ------------------------------------------------------
- * Sources: the ingest server's SQLite store (opened read-only; decisions joined with their
- * share/copy outcomes; decisions without a choice, i.e. action "none" or holdout, are
- * skipped), or a Vowpal Wabbit contextual-bandit text file, in its one-line form
+ * Sources: the ingest server's SQLite store, read through the store's read interface
+ * (loopwise/store.h: lw_store_open_sqlite_read refuses a schema version other than this
+ * build's; decisions joined with their share/copy outcomes; decisions without a choice, i.e.
+ * action LW_ACTION_NONE or mode holdout, are skipped), or a Vowpal Wabbit contextual-bandit text file, in its one-line form
  *   action:cost:probability | feature[:value] ...
  * (action 1-based into the action list) or its cb_adf multi-line form (an optional
  * "shared | ..." line, one line per action in action-list order, exactly one of them
@@ -76,7 +77,7 @@ void lw_reader_close(lw_reader *r);
  * inf, nan, spaces). 1 on success. */
 int lw_parse_decimal(const char *s, size_t n, double *out);
 
-/* The action list of a program: its variants in config order, then "not_now". */
+/* The action list of a program: its variants in config order, then LW_ACTION_NOT_NOW. */
 void lw_actions_from_config(const lw_config *cfg, int *n_actions,
                             char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1]);
 
@@ -132,7 +133,7 @@ void lw_learner_update(lw_learner *l, const lw_logged *r);
 double lw_learner_predict(const lw_learner *l, int action, const lw_feature *x, int n);
 /* Quantize into a model: actions, flags (from the counts seen by lw_learner_update), int8
  * weights. model_id, trained_at and meta_json are left for the caller; no personas or
- * segments (lw_train_file adds them). The caller frees with lw_model_free. */
+ * segments (lw_train adds them). The caller frees with lw_model_free. */
 lw_status lw_learner_to_model(const lw_learner *l, lw_model **out, char *err, size_t errlen);
 
 /* ---- estimators ----------------------------------------------------------------------

@@ -95,7 +95,7 @@ lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feat
  * One implementation for the engine, the trainer, the evaluator and the simulator. */
 
 /* The config's value_per_referral, fatigue_cost, explore.temperature and explore.floor into
- * pol (nothing else is touched); cfg NULL gives the config schema's defaults (50, 1, 5, 0.02:
+ * pol (nothing else is touched); cfg NULL gives the config schema's defaults (config_schema.c:
  * what a config that sets none of them gives the runtime). */
 void lw_policy_settings(const lw_config *cfg, lw_policy *pol);
 /* The policy the runtime runs for model m under cfg: the settings above, "not_now" always

@@ -113,7 +113,7 @@ int lw_cli_finish(lw_cli *c, const char *prog) {
     if (!(c->pp_set & 8)) c->pp.floor = pp.floor;
   }
   if (c->src.n_actions == 0) {
-    fprintf(stderr, "%s: the action list is needed: --config program.json (its variants, then not_now) or --actions a,b,c\n", prog);
+    fprintf(stderr, "%s: the action list is needed: --config program.json (its variants, then " LW_ACTION_NOT_NOW ") or --actions a,b,c\n", prog);
     return -1;
   }
   return 0;

@@ -2,7 +2,7 @@
  * put it live only when it is not worse than the current one.
  *
  *   loopwise-train --data outcomes.db --config models/referral.json --out model.lwm
- *   loopwise-train --data logs.vw --actions credit_10,month_free,not_now --out model.lwm
+ *   loopwise-train --data logs.vw --config models/referral.json --out model.lwm
  *   loopwise-train --data outcomes.db --config referral.json --promote-into models/sites/default
  *                  [--retrain-every 24h] [--window-days 90]
  *

@@ -13,7 +13,7 @@ void bandit_default(bandit *b) {
     for (int a = 0; a < 3; a++) b->reward[c][a] = r[c][a];
   strcpy(b->actions[0], "a0");
   strcpy(b->actions[1], "a1");
-  strcpy(b->actions[2], "not_now");
+  strcpy(b->actions[2], LW_ACTION_NOT_NOW);
   bandit_log_uniform(b);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The promotion step as operators run it: a first model is promoted; retraining on the same
 # data leaves current.lwm byte for byte (so the served ETag does not change); retraining on new
-# data that does not make the model worse replaces it and keeps the old one as previous.lwm.
+# data that does not make the model worse replaces it and keeps the old one as previous.lwm; a
+# worse candidate leaves current.lwm and previous.lwm as they were.
 #   promote_cli.sh TOOLS_DIR TESTS_TOOLS_DIR
 set -euo pipefail
 T=$1 G=$2
@@ -9,17 +10,43 @@ d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 "$G/lw-bandit-vw" 20000 1 > "$d/a.vw"
 "$G/lw-bandit-vw" 20000 2 > "$d/b.vw"
-train() { "$T/loopwise-train" --data "$1" --actions a0,a1,not_now --personas 0 --quiet --promote-into "$d/site"; }
+train() { local f=$1; shift; "$T/loopwise-train" --data "$f" --actions a0,a1,not_now --personas 0 --quiet --promote-into "$d/site" "$@"; }
 train "$d/a.vw" | grep -q 'promoted=yes reason="not worse than the logging policy'
 before=$(cksum < "$d/site/current.lwm")
 train "$d/a.vw" | grep -q 'promoted=no reason="same model as the current one"'
 [ "$(cksum < "$d/site/current.lwm")" = "$before" ] || { echo "current.lwm changed on identical data"; exit 1; }
 [ ! -e "$d/site/candidate.lwm" ] || { echo "a candidate was left behind"; exit 1; }
-out=$(train "$d/b.vw")
-echo "$out" | grep -E '^(compare|promoted)'
-if echo "$out" | grep -q 'promoted=yes'; then
-  [ "$(cksum < "$d/site/current.lwm")" != "$before" ] || { echo "promoted but current.lwm unchanged"; exit 1; }
-  [ -e "$d/site/previous.lwm" ] || { echo "previous.lwm missing"; exit 1; }
-fi
-[ "$(wc -l < "$d/site/promotions.log")" -eq 3 ] || { echo "promotions.log should have 3 lines"; exit 1; }
+# Each promotion decision is checked whichever way it goes: a promotion replaces current.lwm and
+# keeps the old one as previous.lwm; a rejection leaves both as they were.
+check_decision() { # OUTPUT CKSUM_OF_CURRENT_BEFORE
+  local out=$1 before=$2 last
+  echo "$out" | grep -E '^(compare|promoted)'
+  last=$(tail -n 1 "$d/site/promotions.log")
+  [ ! -e "$d/site/candidate.lwm" ] || { echo "a candidate was left behind"; exit 1; }
+  if echo "$out" | grep -q '^promoted=yes'; then
+    echo "$out" | grep -q 'promoted=yes reason="not worse beyond the interval" etag="m' || { echo "promotion without its reason and tag"; exit 1; }
+    [ "$(cksum < "$d/site/current.lwm")" != "$before" ] || { echo "promoted but current.lwm unchanged"; exit 1; }
+    [ "$(cksum < "$d/site/previous.lwm")" = "$before" ] || { echo "previous.lwm is not the model it replaced"; exit 1; }
+    echo "$last" | grep -q '"promoted":true' || { echo "promotions.log does not say promoted: $last"; exit 1; }
+  elif echo "$out" | grep -q '^promoted=no'; then
+    echo "$out" | grep -q 'promoted=no reason="worse beyond the interval" etag=(unchanged)' || { echo "a rejection without its reason"; exit 1; }
+    echo "$out" | grep -Eq '^compare current=m[0-9]+ .* diff=-[0-9.]+ \[-[0-9.]+, -[0-9.]+\]$' ||
+      { echo "rejected although the interval's upper bound is not below 0"; exit 1; }
+    [ "$(cksum < "$d/site/current.lwm")" = "$before" ] || { echo "rejected but current.lwm changed"; exit 1; }
+    echo "$last" | grep -q '"promoted":false' || { echo "promotions.log does not say rejected: $last"; exit 1; }
+  else
+    echo "no promotion decision printed"; exit 1
+  fi
+}
+check_decision "$(train "$d/b.vw")" "$before"
+# A candidate that explores uniformly (no action ever has "enough data") against a fitted live
+# model on 20,000 new records: worse beyond the interval, so the rejection branch always runs.
+"$G/lw-bandit-vw" 20000 3 > "$d/c.vw"
+before=$(cksum < "$d/site/current.lwm")
+prev=$(cksum < "$d/site/previous.lwm" 2>/dev/null || echo none)
+out=$(train "$d/c.vw" --min-ess 1000000000)
+echo "$out" | grep -q '^promoted=no' || { echo "a uniform candidate was promoted over a fitted model"; echo "$out"; exit 1; }
+check_decision "$out" "$before"
+[ "$(cksum < "$d/site/previous.lwm" 2>/dev/null || echo none)" = "$prev" ] || { echo "rejected but previous.lwm changed"; exit 1; }
+[ "$(wc -l < "$d/site/promotions.log")" -eq 4 ] || { echo "promotions.log should have 4 lines"; exit 1; }
 echo ok
