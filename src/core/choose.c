@@ -70,30 +70,6 @@ static double fairness_offset(const lw_engine *e) {
   return lw_model_segment_offset(e->model, seg);
 }
 
-/* The model's policy for this engine's config; returns 0 if the model can't decide here
- * (no prompt action it knows has enough data). */
-int lw_engine_model_policy(const lw_engine *e, lw_policy *pol, int *variant_of) {
-  const lw_model *m = e->model;
-  int ready = 0;
-  memset(pol, 0, sizeof *pol);
-  pol->value = e->cfg.value_per_referral;
-  pol->fatigue = e->cfg.fatigue_cost;
-  pol->temperature = e->cfg.explore_temperature;
-  pol->floor = e->cfg.explore_floor;
-  for (int a = 0; a < m->n_actions; a++) {
-    int v = lw_config_variant_index(&e->cfg, m->action_ids[a]);
-    variant_of[a] = v;
-    if (strcmp(m->action_ids[a], LW_ACTION_NOT_NOW) == 0) {
-      pol->enabled[a] = 1;
-    } else if (v >= 0) {
-      pol->enabled[a] = pol->is_prompt[a] = 1;
-      pol->cost[a] = e->cfg.variants[v].cost;
-      if (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ready = 1;
-    }
-  }
-  return ready;
-}
-
 /* The three features with the largest |weight × value| for model action a. */
 static void explain(lw_engine *e, int a, lw_decision *d) {
   double contrib[LW_MAX_FEATURES];

@@ -107,10 +107,9 @@ typedef struct {
 } lw_local_time;
 lw_local_time lw_local_time_of(int64_t now_ms, int tz_offset_min);
 
-/* choose.c: the modes. lw_engine_model_policy fills the model's policy for this config
- * and returns 0 if the model cannot decide (no prompt action with enough data). */
+/* choose.c: the modes. The model's policy for this config is lw_policy_for_model's
+ * (policy.c, shared with the learning tools). */
 int lw_engine_in_holdout(const lw_engine *e);
-int lw_engine_model_policy(const lw_engine *e, lw_policy *pol, int *variant_of);
 void lw_engine_choose_by_rules(lw_engine *e, const char *event, uint32_t count, lw_decision *d);
 void lw_engine_choose_by_model(lw_engine *e, const lw_policy *pol, const int *variant_of, const char *event,
                                uint32_t count, lw_decision *d);

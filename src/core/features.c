@@ -85,18 +85,6 @@ static void add_int(fx_t *f, const char *a, int v, double value) {
 
 static double days(int64_t ms) { return ms > 0 ? (double)ms / (double)LW_DAY_MS : 0.0; }
 
-/* The persona dimensions of models/FORMAT.md, from the features already built. */
-static void persona_dims(const fx_t *f, double dims[LW_MODEL_PERSONA_DIMS]) {
-  static const char *const names[LW_MODEL_PERSONA_DIMS] = {"act^d7", "act^d30", "tenure", "sessions",
-                                                          "features", "shown", "dismissed", "shared"};
-  for (int i = 0; i < LW_MODEL_PERSONA_DIMS; i++) {
-    uint32_t h = lw_fnv1a(names[i]);
-    dims[i] = 0.0;
-    for (int j = 0; j < f->n; j++)
-      if (f->x[j].hash == h) dims[i] = (double)f->x[j].q / LW_FX_ONE;
-  }
-}
-
 /* Builds the context features; returns the persona index (-1 without a model's personas). */
 int lw_engine_build_features(lw_engine *e, int64_t now, int tz, int milestone_event, lw_feature *x,
                              char (*names)[LW_FEATURE_NAME_LEN + 1], int cap, int *n_out) {
@@ -138,7 +126,7 @@ int lw_engine_build_features(lw_engine *e, int64_t now, int tz, int milestone_ev
   int persona = -1;
   if (e->model && e->model->n_personas) {
     double dims[LW_MODEL_PERSONA_DIMS];
-    persona_dims(f, dims);
+    lw_persona_dims(f->x, f->n, dims);
     persona = lw_model_persona(e->model, dims);
     add_int(f, "persona", persona, 1.0);
   }
