@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "loopwise/batch.h"
 #include "loopwise/ingest.h"
 #include "loopwise/store.h"
@@ -22,17 +23,6 @@
 
 static char *valid_text;
 
-static char *read_case(const char *name) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/tests/cases/ingest/%s", LW_SOURCE_DIR, name);
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *buf = calloc(1, 1 << 16);
-  size_t n = fread(buf, 1, (1 << 16) - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
 
 /* valid-batch.json with its batch_id replaced by one of the same length, made from tag. */
 static char *batch_text(const char *tag) {
@@ -292,7 +282,7 @@ static void sqlite_commit_failure_answers_503_and_rolls_back(void) {
 }
 
 int main(void) {
-  valid_text = read_case("valid-batch.json");
+  valid_text = tu_read_case("ingest/valid-batch.json");
   if (!valid_text) return 1;
   RUN(sqlite_failing_any_statement_of_a_group_keeps_nothing_and_the_next_write_works);
   RUN(failed_write_answers_503_stores_nothing_and_the_server_recovers);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "loopwise/batch.h"
 #include "loopwise/text.h"
 #include "loopwise/ingest.h"
@@ -15,20 +16,9 @@
 
 #define NOW 1764100000000LL
 
-static char *read_case(const char *name) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/tests/cases/ingest/%s", LW_SOURCE_DIR, name);
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *buf = calloc(1, 1 << 16);
-  size_t n = fread(buf, 1, (1 << 16) - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
 
 static void valid_batch_case_parses_into_five_events(void) {
-  char *text = read_case("valid-batch.json");
+  char *text = tu_read_case("ingest/valid-batch.json");
   lw_batch *b = NULL;
   lw_batch_error err;
   CHECK(text != NULL);
@@ -60,7 +50,7 @@ static void refusal_names_the_field_and_allocates_nothing(void) {
 }
 
 static void body_need_not_be_nul_terminated(void) {
-  char *text = read_case("valid-batch.json");
+  char *text = tu_read_case("ingest/valid-batch.json");
   size_t n = strlen(text);
   char *copy = malloc(n); /* exactly n bytes: ASan catches any read past the end */
   memcpy(copy, text, n);
@@ -141,7 +131,7 @@ static void store_writes_once_forgets_and_purges(void) {
   lw_store *s = NULL;
   CHECK_INT(lw_store_open_sqlite(path, &s, errmsg, sizeof errmsg), LW_OK);
   if (!s) return;
-  char *text = read_case("valid-batch.json");
+  char *text = tu_read_case("ingest/valid-batch.json");
   lw_batch *b = NULL;
   lw_batch_error err;
   CHECK_INT(lw_batch_parse(text, strlen(text), NULL, NOW, &b, &err), LW_OK);

@@ -184,22 +184,33 @@ static void the_learning_loop_runs_through_the_ingest_server(void) {
   if (system(cmd) != 0) exit(2);
 }
 
+/* The shipped default model (models/default.lwm) loaded, and its bytes in *bytes and *n (a
+ * static buffer), or NULL after a failed check. */
+static lw_model *load_default_model(const uint8_t **bytes, size_t *n) {
+  char path[1024], err[LW_ERRMSG_MAX];
+  snprintf(path, sizeof path, "%s/models/default.lwm", LW_SOURCE_DIR);
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return NULL;
+  static uint8_t buf[1 << 17];
+  size_t len = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  lw_model *m = NULL;
+  CHECK(lw_model_load(buf, len, &m, err, sizeof err) == LW_OK);
+  *bytes = buf;
+  *n = len;
+  return m;
+}
+
 /* The evaluator scores a model policy as the runtime runs it: for every model-mode decision
  * an engine logs, lw_target_probs on the logged x gives exactly the logged probability of the
  * chosen action (personas recomputed, the fairness offset, the config's exploration). */
 static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
   lw_config cfg = load("models/referral.json");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/models/default.lwm", LW_SOURCE_DIR);
-  FILE *f = fopen(path, "rb");
-  CHECK(f != NULL);
-  if (!f) return;
-  static uint8_t buf[1 << 17];
-  size_t len = fread(buf, 1, sizeof buf, f);
-  fclose(f);
   char err[LW_ERRMSG_MAX];
-  lw_model *m = NULL;
-  CHECK(lw_model_load(buf, len, &m, err, sizeof err) == LW_OK);
+  const uint8_t *buf;
+  size_t len;
+  lw_model *m = load_default_model(&buf, &len);
   if (!m) return;
   int n_actions;
   char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
@@ -266,21 +277,14 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
  * lw_persona_hash (src/core/policy.c) are what the engine ran. For every model-mode decision
  * an engine logs, the persona feature in x is the one the core assigns to the rest of x, and
  * the core's policy gives the logged probability of the chosen action to the millionth (the
- * engine draws from those millionths). Until engine.c calls these functions itself, this is
- * what keeps its copies bit-identical. */
+ * engine draws from those millionths). The engine calls the same functions; this checks the
+ * tools' use of them reproduces what it logged. */
 static void the_cores_policy_and_personas_are_the_engines(void) {
   lw_config cfg = load("models/referral.json");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/models/default.lwm", LW_SOURCE_DIR);
-  FILE *f = fopen(path, "rb");
-  CHECK(f != NULL);
-  if (!f) return;
-  static uint8_t buf[1 << 17];
-  size_t len = fread(buf, 1, sizeof buf, f);
-  fclose(f);
   char err[LW_ERRMSG_MAX];
-  lw_model *m = NULL;
-  CHECK(lw_model_load(buf, len, &m, err, sizeof err) == LW_OK);
+  const uint8_t *buf;
+  size_t len;
+  lw_model *m = load_default_model(&buf, &len);
   if (!m) return;
   CHECK(m->n_personas > 0);
   lw_policy pol;

@@ -26,6 +26,12 @@ const char *tu_path(const char *rel) {
   return buf;
 }
 
+char *tu_read_case(const char *rel) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/cases/%s", LW_SOURCE_DIR, rel);
+  return tu_read_file(path, NULL);
+}
+
 lw_config tu_config(const char *json) {
   lw_config cfg;
   char err[LW_ERRMSG_MAX];

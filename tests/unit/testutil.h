@@ -16,6 +16,9 @@
 char *tu_read_file(const char *path, size_t *len);
 /* Path of a file under the source tree (LW_SOURCE_DIR is set by CMake). */
 const char *tu_path(const char *rel);
+/* A shared case file under tests/cases ("ingest/valid-batch.json"), NUL-terminated; NULL if
+ * missing. The caller frees. */
+char *tu_read_case(const char *rel);
 /* Parse a config text or abort the test program with its message. */
 lw_config tu_config(const char *json);
 /* The default config from models/referral.json. */
