@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config_schema.h"
+#include "loopwise/json.h"
 #include "loopwise/text.h"
 
 typedef lw_cfg_ctx ctx_t;
@@ -355,7 +356,12 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
   lw_cfg_defaults(&cfg);
 
   const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+  lw_status pst;
+  cJSON *root = lw_json_parse(json, len, &end, &pst);
+  if (pst == LW_ERR_NOMEM) {
+    lw_strlcpy(err, "out of memory", errlen);
+    return LW_ERR_NOMEM;
+  }
   if (!root) {
     size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
     uint64_t line, col;

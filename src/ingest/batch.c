@@ -5,6 +5,7 @@
  * data, non-integral or non-finite numbers. Errors carry the JSON path of the field. */
 #include "loopwise/batch.h"
 
+#include "loopwise/json.h"
 #include "loopwise/text.h"
 
 #include <cJSON.h>
@@ -45,6 +46,12 @@ static lw_status fail(lw_batch_error *err, const char *prefix, const char *name,
   vsnprintf(err->message, sizeof err->message, fmt, ap);
   va_end(ap);
   return LW_ERR_INVALID;
+}
+
+static lw_status fail_nomem(lw_batch_error *err) {
+  err->field[0] = '\0';
+  snprintf(err->message, sizeof err->message, "out of memory");
+  return LW_ERR_NOMEM;
 }
 
 /* ---------------------------------------------------------------- typed field readers */
@@ -258,7 +265,9 @@ static lw_status parse_document(const char *body, size_t len, cJSON **out, lw_ba
       return fail(err, "", "", "malformed JSON: control character at byte %zu", i);
   }
   const char *end = NULL;
-  cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  lw_status st;
+  cJSON *doc = lw_json_parse(body, len, &end, &st);
+  if (st == LW_ERR_NOMEM) return fail_nomem(err);
   if (!doc) {
     size_t at = (end && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
     return fail(err, "", "", "malformed JSON near byte %zu", at);

@@ -5,6 +5,8 @@
 #include "loopwise/ingest.h"
 
 #include <cJSON.h>
+
+#include "loopwise/json.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -334,8 +336,13 @@ lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, ch
     return LW_ERR_NOMEM;
   }
   text[n] = '\0';
-  cJSON *doc = cJSON_Parse(text);
+  lw_status pst;
+  cJSON *doc = lw_json_parse(text, n, NULL, &pst);
   free(text);
+  if (pst == LW_ERR_NOMEM) {
+    snprintf(errmsg, LW_ERRMSG_MAX, "%s: out of memory", path);
+    return LW_ERR_NOMEM;
+  }
   if (!cJSON_IsObject(doc)) {
     cJSON_Delete(doc);
     snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a JSON object", path);

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "loopwise/ingest.h"
+#include "loopwise/json.h"
 
 extern char **environ;
 
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
   char errmsg[LW_ERRMSG_MAX];
   const char *config_path = NULL;
   lw_logger log = {LW_LOG_INFO, 2};
+  lw_json_install_hooks(); /* before any thread parses: a failed allocation answers 503, not 400 */
 
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

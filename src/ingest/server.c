@@ -455,7 +455,10 @@ static enum MHD_Result handle_forget(lw_ingest_server *s, struct MHD_Connection 
                                      lw_request *rq) {
   lw_forget_request *req = &rq->forget;
   lw_batch_error err;
-  if (lw_forget_parse(rq->body ? rq->body : "", rq->len, req, &err) != LW_OK)
+  lw_status st = lw_forget_parse(rq->body ? rq->body : "", rq->len, req, &err);
+  if (st == LW_ERR_NOMEM)
+    return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  if (st != LW_OK)
     return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, err.message, err.field, 0});
   enum MHD_Result ok;
   const lw_ingest_site *site = authorize_site(s, c, rq, req->write_key, "write_key", &ok);

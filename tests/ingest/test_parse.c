@@ -4,10 +4,8 @@
  * lw_batch_parse directly, field and message checked; and the batch, forget and config readers
  * run with the Nth allocation failing for every N until they succeed.
  *
- * The allocation hook: this test links with -Wl,--wrap=malloc,... (tests/ingest/CMakeLists.txt)
- * so every allocation of the code linked into it (the validator's own calloc, cJSON's nodes
- * through its default hooks, the config reader's strdup) goes through fail_alloc. cJSON_InitHooks
- * alone would miss the validator's and the config reader's own allocations. */
+ * The allocation hook is tests/unit/failalloc.h's: the validator's and the config reader's own
+ * allocations through -Wl,--wrap, cJSON's through its hooks. */
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,51 +13,16 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "failalloc.h"
+#include "testutil.h"
 #include "loopwise/batch.h"
+#include "loopwise/json.h"
 #include "loopwise/ingest.h"
 
 #define NOW 1764100000000LL
 
-/* ---------------------------------------------------------------- the allocation hook */
-
-static long alloc_fail_at; /* 0: never; N: the Nth allocation from now fails */
-static long alloc_calls;
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-
-static int fail_alloc(void) { return alloc_fail_at && ++alloc_calls == alloc_fail_at; }
-void *__wrap_malloc(size_t n) { return fail_alloc() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t size) { return fail_alloc() ? NULL : __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t n) { return fail_alloc() ? NULL : __real_realloc(p, n); }
-char *__wrap_strdup(const char *s) { return fail_alloc() ? NULL : __real_strdup(s); }
-
-static void fail_nth_allocation(long n) {
-  alloc_calls = 0;
-  alloc_fail_at = n;
-}
-/* 1 when the armed allocation was reached (so the call under test did fail one). */
-static int allocation_failed(void) {
-  int reached = alloc_fail_at && alloc_calls >= alloc_fail_at;
-  alloc_fail_at = 0;
-  return reached;
-}
-
 /* ---------------------------------------------------------------- cases */
 
-static char *read_case(const char *name) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/tests/cases/ingest/%s", LW_SOURCE_DIR, name);
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *buf = calloc(1, 1 << 20);
-  size_t n = fread(buf, 1, (1 << 20) - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
 
 static const char forget_body[] =
     "{\"v\":1,\"write_key\":\"demo-site-key\",\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\"}";
@@ -69,7 +32,7 @@ static const char forget_body[] =
 static size_t document_len(const char *text) { return (size_t)(strrchr(text, '}') - text) + 1; }
 
 static void every_prefix_of_a_valid_batch_is_refused_and_the_whole_accepted(void) {
-  char *text = read_case("valid-batch.json");
+  char *text = tu_read_case("ingest/valid-batch.json");
   size_t n = strlen(text), whole = document_len(text);
   int bad = 0;
   for (size_t len = 0; len <= n; len++) {
@@ -209,7 +172,7 @@ static char *body_of(const cJSON *c, const char *valid, size_t *len) {
 }
 
 static void invalid_batch_cases_are_refused_by_the_parser_naming_field_and_error(void) {
-  char *valid = read_case("valid-batch.json"), *cases_text = read_case("invalid-batches.json");
+  char *valid = tu_read_case("ingest/valid-batch.json"), *cases_text = tu_read_case("ingest/invalid-batches.json");
   cJSON *cases = cJSON_Parse(cases_text);
   CHECK(cases != NULL);
   int ran = 0;
@@ -254,41 +217,38 @@ static void invalid_batch_cases_are_refused_by_the_parser_naming_field_and_error
 
 /* ---------------------------------------------------------------- allocation failures */
 
-/* How many allocations cJSON makes to parse text: while those fail, cJSON answers NULL as it
- * does for malformed JSON and cannot say which it was, so the readers can only refuse. */
+/* How many allocations cJSON makes to parse text. While one of those fails cJSON answers NULL
+ * as it does for malformed JSON; lw_json_parse (its allocation hooks) tells the two apart, so
+ * the readers still say out of memory, and the server answers 503, not a 400 that makes the
+ * client drop a valid batch. */
 static long parse_allocations(const char *text) {
-  fail_nth_allocation(1L << 40); /* count, never fail */
+  tu_fail_nth_allocation(1L << 40); /* count, never fail */
   cJSON *doc = cJSON_Parse(text);
-  long n = alloc_calls;
-  alloc_fail_at = 0;
+  long n = tu_allocations();
+  tu_allocation_failed(); /* disarm */
   cJSON_Delete(doc);
   return n;
 }
 
 static void batch_parse_fails_cleanly_at_every_allocation(void) {
-  char *text = read_case("valid-batch.json");
+  char *text = tu_read_case("ingest/valid-batch.json");
   size_t len = strlen(text);
   long in_cjson = parse_allocations(text), n;
   for (n = 1;; n++) {
     lw_batch *b = (lw_batch *)1;
     lw_batch_error err;
-    fail_nth_allocation(n);
+    tu_fail_nth_allocation(n);
     lw_status st = lw_batch_parse(text, len, NULL, NOW, &b, &err);
-    if (!allocation_failed()) {
+    if (!tu_allocation_failed()) {
       CHECK_INT(st, LW_OK);
       CHECK(b && b->n_events == 5);
       lw_batch_free(b);
       break;
     }
     CHECK(b == NULL);
-    if (n <= in_cjson) { /* see parse_allocations */
-      CHECK_INT(st, LW_ERR_INVALID);
-      CHECK_CONTAINS(err.message, "malformed JSON");
-    } else {
-      if (st != LW_ERR_NOMEM) fprintf(stderr, "allocation %ld: status %d\n", n, (int)st);
-      CHECK_INT(st, LW_ERR_NOMEM);
-      CHECK_STR(err.message, "out of memory");
-    }
+    if (st != LW_ERR_NOMEM) fprintf(stderr, "allocation %ld: status %d\n", n, (int)st);
+    CHECK_INT(st, LW_ERR_NOMEM);
+    CHECK_STR(err.message, "out of memory");
   }
   CHECK(n > in_cjson + 1); /* the validator's own allocations were reached too */
   free(text);
@@ -299,15 +259,16 @@ static void forget_parse_fails_cleanly_at_every_allocation(void) {
   for (n = 1;; n++) {
     lw_forget_request req;
     lw_batch_error err;
-    fail_nth_allocation(n);
+    tu_fail_nth_allocation(n);
     lw_status st = lw_forget_parse(forget_body, strlen(forget_body), &req, &err);
-    if (!allocation_failed()) {
+    if (!tu_allocation_failed()) {
       CHECK_INT(st, LW_OK);
       CHECK_STR(req.install, "0f1e2d3c4b5a69788796a5b4c3d2e1f0");
       break;
     }
     CHECK(n <= in_cjson); /* it allocates nothing of its own */
-    CHECK_INT(st, LW_ERR_INVALID);
+    CHECK_INT(st, LW_ERR_NOMEM);
+    CHECK_STR(err.message, "out of memory");
   }
   CHECK_INT(n, in_cjson + 1);
 }
@@ -327,9 +288,9 @@ static void config_file_reader_fails_cleanly_at_every_allocation(void) {
     lw_ingest_config cfg;
     char err[LW_ERRMSG_MAX] = "";
     lw_ingest_config_init(&cfg);
-    fail_nth_allocation(n);
+    tu_fail_nth_allocation(n);
     lw_status st = lw_ingest_config_load_file(&cfg, path, err);
-    int failed = allocation_failed();
+    int failed = tu_allocation_failed();
     if (!failed) {
       CHECK_INT(st, LW_OK);
       CHECK_INT(cfg.n_sites, 2);
@@ -338,12 +299,10 @@ static void config_file_reader_fails_cleanly_at_every_allocation(void) {
       lw_ingest_config_clear(&cfg);
       break;
     }
-    /* The reader's own allocations say out of memory; those inside cJSON_Parse are refused as
-     * not being JSON (see parse_allocations). Either way: an error, a message, no leak. */
-    if (st != LW_ERR_NOMEM && st != LW_ERR_INVALID)
-      fprintf(stderr, "allocation %ld: status %d (%s)\n", n, (int)st, err);
-    CHECK(st == LW_ERR_NOMEM || st == LW_ERR_INVALID);
-    CHECK(err[0] != '\0');
+    /* the reader's own allocations and cJSON's alike: out of memory, a message, no leak */
+    if (st != LW_ERR_NOMEM) fprintf(stderr, "allocation %ld: status %d (%s)\n", n, (int)st, err);
+    CHECK_INT(st, LW_ERR_NOMEM);
+    CHECK_CONTAINS(err, "out of memory");
     lw_ingest_config_clear(&cfg);
   }
   CHECK(n > 5);
@@ -351,6 +310,8 @@ static void config_file_reader_fails_cleanly_at_every_allocation(void) {
 }
 
 int main(void) {
+  tu_failalloc_begin();
+  lw_json_install_hooks(); /* over failalloc's: json.c's own malloc calls are the wrapped ones */
   RUN(every_prefix_of_a_valid_batch_is_refused_and_the_whole_accepted);
   RUN(every_prefix_of_a_forget_request_is_refused_and_the_whole_accepted);
   RUN(invalid_batch_cases_are_refused_by_the_parser_naming_field_and_error);

@@ -1,8 +1,7 @@
 /* test_oom.c: every create, load and parse function under allocation failure.
  *
- * Our own code's malloc/calloc/realloc are wrapped at link time (-Wl,--wrap, see
- * CMakeLists.txt) and cJSON's go through cJSON_InitHooks, both to one counter that fails the
- * Nth allocation. Each function runs with N = 1, 2, ... until it no longer meets a failure:
+ * The hook is failalloc.h's: our code's allocations through -Wl,--wrap, cJSON's through
+ * lw_json's hooks (whose malloc calls are wrapped), one counter that fails the Nth. Each function runs with N = 1, 2, ... until it no longer meets a failure:
  * every failing run must return a clean error (LW_ERR_NOMEM, or 0 bytes written) and free
  * what it took (ASan's leak check runs at exit), and the last run must succeed. The way
  * SQLite's do_faultsim_test -faults oom* does it. */
@@ -12,43 +11,18 @@
 
 #include "check.h"
 #include "loopwise/engine.h"
+#include "loopwise/json.h"
 #include "loopwise/model.h"
+#include "failalloc.h"
 #include "testutil.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-
-static long g_fail_at = 0; /* 0: never fail */
-static long g_calls = 0;
-static int g_failed = 0;
-
-static int should_fail(void) {
-  if (g_fail_at && ++g_calls == g_fail_at) {
-    g_failed = 1;
-    return 1;
-  }
-  return 0;
-}
-void *__wrap_malloc(size_t n) { return should_fail() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t size) { return should_fail() ? NULL : __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t n) { return should_fail() ? NULL : __real_realloc(p, n); }
-static void *hook_malloc(size_t n) { return __wrap_malloc(n); }
-
-static void arm(long n) {
-  g_fail_at = n;
-  g_calls = 0;
-  g_failed = 0;
-}
 
 /* Run body(ctx) with the 1st, 2nd, ... allocation failing until a run meets no failure.
  * body returns LW_OK or an error; a run that met a failure must have returned an error. */
 static int fault_loop(const char *name, lw_status (*body)(void *ctx), void *ctx) {
   for (long n = 1; n < 10000; n++) {
-    arm(n);
+    tu_fail_nth_allocation(n);
     lw_status st = body(ctx);
-    int failed = g_failed;
-    arm(0);
+    int failed = tu_allocation_failed();
     if (!failed) {
       if (st != LW_OK) fprintf(stderr, "%s: %s without a failure\n", name, lw_status_name(st));
       CHECK_INT(st, LW_OK);
@@ -73,9 +47,11 @@ static lw_status config_parse(void *p) {
   ctx_t *c = p;
   char err[LW_ERRMSG_MAX];
   lw_config cfg;
-  /* cJSON's parser returns NULL for a failed allocation as for bad JSON, so a failure inside
-   * it reads "not valid JSON"; what is checked is that it fails cleanly and frees all. */
-  return lw_config_parse(c->json, c->json_len, &cfg, err, sizeof err);
+  lw_status st = lw_config_parse(c->json, c->json_len, &cfg, err, sizeof err);
+  /* cJSON's own failures too: lw_json_parse tells them from bad JSON */
+  if (st != LW_OK && st != LW_ERR_NOMEM) fprintf(stderr, "lw_config_parse: %s\n", err);
+  CHECK(st == LW_OK || st == LW_ERR_NOMEM);
+  return st;
 }
 
 static lw_status config_write(void *p) {
@@ -113,8 +89,8 @@ static lw_status model_load_and_write(void *p) {
 }
 
 static void every_allocation_failure_is_clean(void) {
-  cJSON_Hooks hooks = {hook_malloc, free};
-  cJSON_InitHooks(&hooks);
+  tu_failalloc_begin();
+  lw_json_install_hooks(); /* over failalloc's: json.c's own malloc calls are the wrapped ones */
   ctx_t c;
   memset(&c, 0, sizeof c);
   char *json = tu_read_file(tu_path("models/referral.json"), &c.json_len);
@@ -129,7 +105,6 @@ static void every_allocation_failure_is_clean(void) {
   CHECK(fault_loop("lw_config_write", config_write, &c) >= 1);
   CHECK(fault_loop("lw_engine_create + set_model + track", engine_create_and_run, &c) >= 3);
   CHECK(fault_loop("lw_model_load + lw_model_write", model_load_and_write, &c) >= 3);
-  cJSON_InitHooks(NULL);
   free(json);
   free(model);
 }
