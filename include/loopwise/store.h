@@ -180,6 +180,8 @@ typedef enum {
   LW_FAULT_OP_PING,
   LW_FAULT_OP_REFERRAL,
   LW_FAULT_OP_ATTRIBUTIONS,
+  LW_FAULT_OP_DECISIONS, /* opening a read cursor (decisions or referrers) */
+  LW_FAULT_OP_COUNT_DECISIONS,
   LW_FAULT_OP_COUNT
 } lw_fault_op;
 

@@ -27,7 +27,7 @@ typedef struct {
 } fault_store;
 
 static const char *const op_names[LW_FAULT_OP_COUNT] = {
-    "write", "forget", "purge", "stats", "ping", "referral", "attributions"};
+    "write", "forget", "purge", "stats", "ping", "referral", "attributions", "decisions", "count_decisions"};
 
 /* Whether this call of op fails, and when. Counts the call. */
 static int take(fault_store *f, lw_fault_op op, lw_fault_when *when) {
@@ -95,6 +95,19 @@ static lw_status fs_attributions(lw_store *base, const char *site, int64_t since
   *n = 0;
   return injected(LW_FAULT_OP_ATTRIBUTIONS, err, errlen);
 }
+static lw_status fs_decisions(lw_store *base, const lw_store_range *r, int referrers, lw_store_cursor **out,
+                              char *err, size_t errlen) {
+  fault_store *f = (fault_store *)base;
+  lw_fault_when when;
+  if (!take(f, LW_FAULT_OP_DECISIONS, &when))
+    return f->inner->backend->decisions(f->inner, r, referrers, out, err, errlen);
+  *out = NULL;
+  return injected(LW_FAULT_OP_DECISIONS, err, errlen);
+}
+static lw_status fs_count_decisions(lw_store *base, const lw_store_range *r, uint64_t *n, char *err,
+                                    size_t errlen) {
+  PASS(LW_FAULT_OP_COUNT_DECISIONS, lw_store_count_decisions(f->inner, r, n, err, errlen));
+}
 static void fs_close(lw_store *base) {
   fault_store *f = (fault_store *)base;
   lw_store_free(f->inner);
@@ -103,8 +116,8 @@ static void fs_close(lw_store *base) {
 }
 
 static const lw_store_backend fault_backend = {
-    "fault",  fs_write,    fs_forget,       fs_purge, fs_stats,
-    fs_ping,  fs_referral, fs_attributions, fs_close};
+    "fault",  fs_write,    fs_forget,       fs_purge, fs_stats,     fs_ping,
+    fs_referral, fs_attributions, fs_close, fs_decisions, fs_count_decisions};
 
 lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

@@ -524,7 +524,20 @@ static lw_status sq_ping(lw_store *base, char *err, size_t errlen) {
 
 /* ---------------------------------------------------------------- referrals
  * Both reads use the partial index on coded events (see the schema), so they touch only the
- * share, copy, landing and conversion rows of one code or one site, never the decisions. */
+ * share, copy, landing and conversion rows of one code or one site, never the decisions.
+ * Kind names come from loopwise/wire.h: the shared kinds written into the SQL, the referee
+ * kinds bound as parameters. */
+
+/* sql with its one %s replaced by the shared kinds' names, quoted: 'share','copy'. */
+static void with_shared_kinds(const char *sql, char *out, size_t cap) {
+  char kinds[128] = "";
+  size_t n = 0;
+  for (int k = 0; k < LW_KIND_COUNT; k++)
+    if (lw_kind_flags((lw_kind)k) & LW_KIND_F_SHARED)
+      n += (size_t)snprintf(kinds + n, sizeof kinds - n, "%s'%s'", n ? "," : "", lw_kind_name((lw_kind)k));
+  snprintf(out, cap, sql, kinds);
+}
+
 
 static lw_status sq_referral(lw_store *base, const char *site, const char *code,
                              const char *install, lw_referral *out, char *err, size_t errlen) {
@@ -532,19 +545,19 @@ static lw_status sq_referral(lw_store *base, const char *site, const char *code,
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st;
   pthread_mutex_lock(&s->rlock);
-  int rc = sqlite3_prepare_v2(
-      s->r,
-      "SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND code = ?2 AND kind IN ('share', 'copy')"
-      "               AND install = ?3),"
-      " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2"
-      "   AND kind = 'conversion'),"
-      " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2"
-      "   AND kind = 'landing')",
-      -1, &st, NULL);
+  char sql[512];
+  with_shared_kinds("SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND code = ?2 AND kind IN (%s)"
+                    "               AND install = ?3),"
+                    " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?4),"
+                    " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?5)",
+                    sql, sizeof sql);
+  int rc = sqlite3_prepare_v2(s->r, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, install, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, lw_kind_name(LW_KIND_LANDING), -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && (out->owner = sqlite3_column_int(st, 0))) {
       out->conversions = sqlite3_column_int64(st, 1);
@@ -568,7 +581,7 @@ static lw_status sq_attributions(lw_store *base, const char *site, int64_t since
       s->r,
       "SELECT code, COUNT(*), MIN(first), MAX(first) FROM"
       " (SELECT code, MIN(t) AS first FROM events"
-      "   WHERE site = ?1 AND code IS NOT NULL AND kind = 'conversion' GROUP BY code, install)"
+      "   WHERE site = ?1 AND code IS NOT NULL AND kind = ?3 GROUP BY code, install)"
       " WHERE first >= ?2 GROUP BY code ORDER BY code",
       -1, &st, NULL);
   lw_attribution *out = NULL;
@@ -576,6 +589,7 @@ static lw_status sq_attributions(lw_store *base, const char *site, int64_t since
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, since_ms);
+    sqlite3_bind_text(st, 3, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
       if (n == cap) {
         size_t ncap = cap ? cap * 2 : 16;
@@ -664,16 +678,6 @@ static void bind_range(sqlite3_stmt *st, const lw_store_range *r) {
   if (sqlite3_bind_parameter_count(st) >= 4) sqlite3_bind_text(st, 4, lw_kind_name(LW_KIND_DECISION), -1, SQLITE_STATIC);
   if (sqlite3_bind_parameter_count(st) >= 5)
     sqlite3_bind_text(st, 5, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
-}
-
-/* sql with its one %s replaced by the shared kinds' names, quoted: 'share','copy'. */
-static void with_shared_kinds(const char *sql, char *out, size_t cap) {
-  char kinds[128] = "";
-  size_t n = 0;
-  for (int k = 0; k < LW_KIND_COUNT; k++)
-    if (lw_kind_flags((lw_kind)k) & LW_KIND_F_SHARED)
-      n += (size_t)snprintf(kinds + n, sizeof kinds - n, "%s'%s'", n ? "," : "", lw_kind_name((lw_kind)k));
-  snprintf(out, cap, sql, kinds);
 }
 
 static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap) {

@@ -115,6 +115,41 @@ static void sqlite_failing_any_statement_of_a_group_keeps_nothing_and_the_next_w
   remove_db(path);
 }
 
+/* A failed read through the fault store hands back nothing and says why; the next read works
+ * (the trainer reads through this interface). */
+static void failed_decision_read_returns_no_cursor_and_the_next_read_works(void) {
+  char *path = temp_db();
+  char err[LW_ERRMSG_MAX];
+  lw_store *sq = NULL, *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &sq, err, sizeof err), LW_OK);
+  CHECK_INT(lw_store_open_fault(sq, &s, err, sizeof err), LW_OK);
+  if (!s) return;
+  lw_batch *a = batch_of("r1");
+  lw_store_item ia = {"default", a, NOW, 0, 0}, *one[] = {&ia};
+  CHECK_INT(lw_store_write(s, one, 1, err, sizeof err), LW_OK);
+  lw_store_range r = {"default", 0, 0};
+  lw_store_cursor *c = (lw_store_cursor *)1;
+  uint64_t n = 99;
+  lw_store_fault_arm(s, LW_FAULT_OP_DECISIONS, 1, LW_FAULT_BEFORE);
+  CHECK(lw_store_decisions(s, &r, &c, err, sizeof err) != LW_OK);
+  CHECK(c == NULL);
+  CHECK_CONTAINS(err, "decisions: injected fault");
+  lw_store_fault_arm(s, LW_FAULT_OP_COUNT_DECISIONS, 1, LW_FAULT_BEFORE);
+  CHECK(lw_store_count_decisions(s, &r, &n, err, sizeof err) != LW_OK);
+  CHECK_CONTAINS(err, "count_decisions: injected fault");
+  CHECK_INT(lw_store_count_decisions(s, &r, &n, err, sizeof err), LW_OK);
+  CHECK_INT(n, 2); /* valid-batch.json holds two decisions */
+  CHECK_INT(lw_store_decisions(s, &r, &c, err, sizeof err), LW_OK);
+  lw_store_decision d;
+  CHECK_INT(lw_store_next(c, &d, err, sizeof err), 1);
+  CHECK_INT(lw_store_next(c, &d, err, sizeof err), 1);
+  CHECK_INT(lw_store_next(c, &d, err, sizeof err), 0);
+  lw_store_cursor_free(c);
+  lw_batch_free(a);
+  lw_store_free(s);
+  remove_db(path);
+}
+
 /* ---------------------------------------------------------------- over HTTP */
 
 typedef struct {
@@ -285,6 +320,7 @@ int main(void) {
   valid_text = tu_read_case("ingest/valid-batch.json");
   if (!valid_text) return 1;
   RUN(sqlite_failing_any_statement_of_a_group_keeps_nothing_and_the_next_write_works);
+  RUN(failed_decision_read_returns_no_cursor_and_the_next_read_works);
   RUN(failed_write_answers_503_stores_nothing_and_the_server_recovers);
   RUN(commit_whose_answer_was_lost_is_stored_once_when_retried);
   RUN(sqlite_commit_failure_answers_503_and_rolls_back);
