@@ -104,6 +104,9 @@ void lw_policy_settings(const lw_config *cfg, lw_policy *pol);
  * not NULL, gets each model action's variant index in cfg (-1 for none). Returns 1 when the
  * model can decide: an enabled prompt action is flagged enough-data; else the runtime keeps
  * deciding by the rules. */
+/* The runtime's form: cfg required. lw_policy_for_model with a config is this; the engine
+ * calls this one so the no-config defaults path never reaches the page's download. */
+int lw_policy_for_config(const lw_model *m, const lw_config *cfg, lw_policy *pol, int *variant_of);
 int lw_policy_for_model(const lw_model *m, const lw_config *cfg, lw_policy *pol, int *variant_of);
 /* The eight persona dimensions of a feature vector (models/FORMAT.md): the values of
  * act^d7, act^d30, tenure, sessions, features, shown, dismissed and shared, 0 when absent. */

@@ -170,7 +170,7 @@ static void decide(lw_engine *e, int idx, int64_t now_ms, int tz, lw_decision *d
   }
   lw_policy pol;
   int variant_of[LW_MODEL_MAX_ACTIONS];
-  int model_ready = e->model && lw_policy_for_model(e->model, &e->cfg, &pol, variant_of);
+  int model_ready = e->model && lw_policy_for_config(e->model, &e->cfg, &pol, variant_of);
   d->model_id = e->model ? e->model->model_id : 0;
   d->mode = lw_engine_in_holdout(e) ? LW_MODE_HOLDOUT : model_ready ? LW_MODE_MODEL : LW_MODE_RULES;
 

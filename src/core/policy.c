@@ -32,30 +32,35 @@ uint32_t lw_persona_hash(int k) {
   return lw_fnv1a_bytes(lw_fnv1a("persona^"), d + sizeof d - n, (size_t)n);
 }
 
-/* A tool run without a config uses what a config that says nothing gives the runtime: the
- * config schema's defaults (src/core/config_schema.c). Its own function so that the 14 KB
- * config on its stack is only there when this path runs (never in the engine). */
-static void __attribute__((noinline)) settings_from_defaults(lw_policy *pol) {
-  lw_config defaults;
-  lw_cfg_defaults(&defaults);
-  lw_policy_settings(&defaults, pol);
-}
-
-void lw_policy_settings(const lw_config *cfg, lw_policy *pol) {
-  if (!cfg) {
-    settings_from_defaults(pol);
-    return;
-  }
+/* The config's four settings of the policy. */
+static void settings_of(const lw_config *cfg, lw_policy *pol) {
   pol->value = cfg->value_per_referral;
   pol->fatigue = cfg->fatigue_cost;
   pol->temperature = cfg->explore_temperature;
   pol->floor = cfg->explore_floor;
 }
 
-int lw_policy_for_model(const lw_model *m, const lw_config *cfg, lw_policy *pol, int *variant_of) {
+/* A tool run without a config uses what a config that says nothing gives the runtime: the
+ * config schema's defaults (src/core/config_schema.c). Its own function so that the 14 KB
+ * config on its stack is only there when this path runs (never in the engine). */
+static void __attribute__((noinline)) settings_from_defaults(lw_policy *pol) {
+  lw_config defaults;
+  lw_cfg_defaults(&defaults);
+  settings_of(&defaults, pol);
+}
+
+void lw_policy_settings(const lw_config *cfg, lw_policy *pol) {
+  if (cfg)
+    settings_of(cfg, pol);
+  else
+    settings_from_defaults(pol);
+}
+
+/* The actions a model's policy may choose under cfg (every action without one); settings
+ * left to the callers below. */
+static int enable_actions(const lw_model *m, const lw_config *cfg, lw_policy *pol, int *variant_of) {
   int ready = 0;
   memset(pol, 0, sizeof *pol);
-  lw_policy_settings(cfg, pol);
   for (int a = 0; a < m->n_actions; a++) {
     int not_now = strcmp(m->action_ids[a], LW_ACTION_NOT_NOW) == 0;
     int v = cfg ? lw_config_variant_index(cfg, m->action_ids[a]) : -1;
@@ -69,5 +74,18 @@ int lw_policy_for_model(const lw_model *m, const lw_config *cfg, lw_policy *pol,
     pol->cost[a] = v >= 0 ? cfg->variants[v].cost : 0.0;
     if (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ready = 1;
   }
+  return ready;
+}
+
+int lw_policy_for_config(const lw_model *m, const lw_config *cfg, lw_policy *pol, int *variant_of) {
+  int ready = enable_actions(m, cfg, pol, variant_of);
+  settings_of(cfg, pol);
+  return ready;
+}
+
+int lw_policy_for_model(const lw_model *m, const lw_config *cfg, lw_policy *pol, int *variant_of) {
+  if (cfg) return lw_policy_for_config(m, cfg, pol, variant_of);
+  int ready = enable_actions(m, NULL, pol, variant_of);
+  settings_from_defaults(pol);
   return ready;
 }
