@@ -62,17 +62,17 @@ void lw_ingest_config_clear(lw_ingest_config *cfg);
 /* Set one setting by its config-file key or flag name ("max_body" or "max-body") from text.
  * LW_ERR_NOT_FOUND for an unknown name, LW_ERR_INVALID for a bad value. */
 lw_status lw_ingest_config_set(lw_ingest_config *cfg, const char *name, const char *value,
-                               char *errmsg);
+                               char *err, size_t errlen);
 
 /* Apply every LW_INGEST_* variable of the environment (envp as in main; NULL-terminated). */
-lw_status lw_ingest_config_apply_env(lw_ingest_config *cfg, char **envp, char *errmsg);
+lw_status lw_ingest_config_apply_env(lw_ingest_config *cfg, char **envp, char *err, size_t errlen);
 
 /* Read a JSON config file: the settings by key, plus "sites": [{"id", "write_key",
  * "origins": [...]}]. Unknown keys are refused, naming them. */
-lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, char *errmsg);
+lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, char *err, size_t errlen);
 
 /* Check the whole config; adds the built-in default site when there are no sites. */
-lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *errmsg);
+lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errlen);
 
 /* Print the settings table (flag, environment variable, default, meaning) for --help. */
 void lw_ingest_config_usage(FILE *out);
@@ -86,13 +86,13 @@ typedef struct lw_ingest_server lw_ingest_server;
 /* Open the store (migrating it), start the writer and the HTTP daemon. cfg is borrowed and
  * must outlive the server. On LW_OK *out is running. */
 lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server **out,
-                                 char *errmsg);
+                                 char *err, size_t errlen);
 
 /* The same over a store the caller opened (a test wraps one in a fault-injecting backend,
  * loopwise/store.h). The server owns store from this call on, also when it fails. */
 typedef struct lw_store lw_store;
 lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_store *store,
-                                            lw_ingest_server **out, char *errmsg);
+                                            lw_ingest_server **out, char *err, size_t errlen);
 
 /* The TCP port the server listens on (useful with port 0). */
 int lw_ingest_server_port(const lw_ingest_server *s);

@@ -70,14 +70,15 @@ static const setting settings[] = {
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
-/* Put prefix in front of the message in errmsg, cutting the end if it no longer fits. */
-static void prefix_message(char *errmsg, const char *prefix) {
-  size_t p = strlen(prefix), n = strlen(errmsg);
-  if (p >= LW_ERRMSG_MAX) p = LW_ERRMSG_MAX - 1;
-  if (p + n >= LW_ERRMSG_MAX) n = LW_ERRMSG_MAX - 1 - p;
-  memmove(errmsg + p, errmsg, n);
-  memcpy(errmsg, prefix, p);
-  errmsg[p + n] = '\0';
+/* Put prefix in front of the message in err, cutting the end if it no longer fits. */
+static void prefix_message(char *err, size_t errlen, const char *prefix) {
+  if (errlen == 0) return;
+  size_t p = strlen(prefix), n = strlen(err);
+  if (p >= errlen) p = errlen - 1;
+  if (p + n >= errlen) n = errlen - 1 - p;
+  memmove(err + p, err, n);
+  memcpy(err, prefix, p);
+  err[p + n] = '\0';
 }
 
 static const setting *find_setting(const char *name) {
@@ -91,7 +92,7 @@ static const setting *find_setting(const char *name) {
 }
 
 static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *value,
-                           char *errmsg) {
+                           char *err, size_t errlen) {
   char *field = (char *)cfg + s->offset;
   char *end = NULL;
   switch (s->type) {
@@ -100,7 +101,7 @@ static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *
     if (value && !copy) return LW_ERR_NOMEM;
     if (strcmp(s->key, "log_level") == 0 && (!value || lw_log_level_parse(value) < 0)) {
       free(copy);
-      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected debug, info, warn, error or off", s->key);
+      snprintf(err, errlen, "%s: expected debug, info, warn, error or off", s->key);
       return LW_ERR_INVALID;
     }
     free(*(char **)field);
@@ -111,7 +112,7 @@ static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *
     errno = 0;
     long long v = value ? strtoll(value, &end, 10) : 0;
     if (!value || !*value || *end || errno || v < s->min || v > s->max) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected an integer in [%lld, %lld], got '%s'", s->key,
+      snprintf(err, errlen, "%s: expected an integer in [%lld, %lld], got '%s'", s->key,
                (long long)s->min, (long long)s->max, value ? value : "");
       return LW_ERR_INVALID;
     }
@@ -125,7 +126,7 @@ static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *
     double v = value ? strtod(value, &end) : 0;
     int zero_ok = s->offset == OFF(retention_days);
     if (!value || !*value || *end || !isfinite(v) || v < 0 || (v == 0 && !zero_ok)) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a positive number, got '%s'", s->key,
+      snprintf(err, errlen, "%s: expected a positive number, got '%s'", s->key,
                value ? value : "");
       return LW_ERR_INVALID;
     }
@@ -139,7 +140,7 @@ static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *
     else if (value && (!strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "0")))
       v = 0;
     else {
-      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected on or off, got '%s'", s->key,
+      snprintf(err, errlen, "%s: expected on or off, got '%s'", s->key,
                value ? value : "");
       return LW_ERR_INVALID;
     }
@@ -151,10 +152,10 @@ static lw_status set_value(lw_ingest_config *cfg, const setting *s, const char *
 }
 
 void lw_ingest_config_init(lw_ingest_config *cfg) {
-  char errmsg[LW_ERRMSG_MAX];
+  char ignored[LW_ERRMSG_MAX];
   memset(cfg, 0, sizeof *cfg);
   for (size_t k = 0; k < N_SETTINGS; k++)
-    if (settings[k].def) (void)set_value(cfg, &settings[k], settings[k].def, errmsg);
+    if (settings[k].def) (void)set_value(cfg, &settings[k], settings[k].def, ignored, sizeof ignored);
 }
 
 static void free_site(lw_ingest_site *site) {
@@ -173,16 +174,16 @@ void lw_ingest_config_clear(lw_ingest_config *cfg) {
 }
 
 lw_status lw_ingest_config_set(lw_ingest_config *cfg, const char *name, const char *value,
-                               char *errmsg) {
+                               char *err, size_t errlen) {
   const setting *s = find_setting(name);
   if (!s) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "unknown setting '%s'", name);
+    snprintf(err, errlen, "unknown setting '%s'", name);
     return LW_ERR_NOT_FOUND;
   }
-  return set_value(cfg, s, value, errmsg);
+  return set_value(cfg, s, value, err, errlen);
 }
 
-lw_status lw_ingest_config_apply_env(lw_ingest_config *cfg, char **envp, char *errmsg) {
+lw_status lw_ingest_config_apply_env(lw_ingest_config *cfg, char **envp, char *err, size_t errlen) {
   static const char prefix[] = "LW_INGEST_";
   for (char **e = envp; e && *e; e++) {
     if (strncmp(*e, prefix, sizeof prefix - 1) != 0) continue;
@@ -193,9 +194,9 @@ lw_status lw_ingest_config_apply_env(lw_ingest_config *cfg, char **envp, char *e
     if (n >= sizeof name) n = sizeof name - 1;
     for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)(*e)[sizeof prefix - 1 + i]);
     name[n] = '\0';
-    lw_status st = lw_ingest_config_set(cfg, name, eq + 1, errmsg);
+    lw_status st = lw_ingest_config_set(cfg, name, eq + 1, err, errlen);
     if (st != LW_OK) {
-      prefix_message(errmsg, "environment: ");
+      prefix_message(err, errlen, "environment: ");
       return st == LW_ERR_NOT_FOUND ? LW_ERR_INVALID : st;
     }
   }
@@ -242,7 +243,7 @@ int lw_origin_matches(const char *pattern, const char *origin) {
 }
 
 static lw_status add_site(lw_ingest_config *cfg, const char *id, const char *key,
-                          const char *const *origins, size_t n_origins, char *errmsg) {
+                          const char *const *origins, size_t n_origins, char *err, size_t errlen) {
   lw_ingest_site *grown = realloc(cfg->sites, (cfg->n_sites + 1) * sizeof *grown);
   if (!grown) return LW_ERR_NOMEM;
   cfg->sites = grown;
@@ -260,20 +261,20 @@ static lw_status add_site(lw_ingest_config *cfg, const char *id, const char *key
     if (!(s->origins[i] = strdup(origins[i]))) return LW_ERR_NOMEM;
     s->n_origins++;
   }
-  (void)errmsg;
+  (void)err, (void)errlen;
   return LW_OK;
 }
 
-static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *errmsg) {
+static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *err, size_t errlen) {
   if (!cJSON_IsArray(arr)) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "sites: expected an array");
+    snprintf(err, errlen, "sites: expected an array");
     return LW_ERR_INVALID;
   }
   int i = 0;
   for (const cJSON *site = arr->child; site; site = site->next, i++) {
     const cJSON *id = NULL, *key = NULL, *origins = NULL;
     if (!cJSON_IsObject(site)) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d]: expected an object", i);
+      snprintf(err, errlen, "sites[%d]: expected an object", i);
       return LW_ERR_INVALID;
     }
     for (const cJSON *m = site->child; m; m = m->next) {
@@ -281,28 +282,28 @@ static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *errms
       else if (!strcmp(m->string, "write_key")) key = m;
       else if (!strcmp(m->string, "origins")) origins = m;
       else {
-        snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].%.40s: unknown field", i, m->string);
+        snprintf(err, errlen, "sites[%d].%.40s: unknown field", i, m->string);
         return LW_ERR_INVALID;
       }
     }
     if (!cJSON_IsString(id) || !id_ok(id->valuestring, 32, 0)) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].id: expected 1-32 of [A-Za-z0-9_-]", i);
+      snprintf(err, errlen, "sites[%d].id: expected 1-32 of [A-Za-z0-9_-]", i);
       return LW_ERR_INVALID;
     }
     if (!cJSON_IsString(key) || !id_ok(key->valuestring, 128, 1)) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].write_key: expected 1-128 of [A-Za-z0-9_.-]", i);
+      snprintf(err, errlen, "sites[%d].write_key: expected 1-128 of [A-Za-z0-9_.-]", i);
       return LW_ERR_INVALID;
     }
     const char *list[64];
     size_t n = 0;
     if (origins) {
       if (!cJSON_IsArray(origins) || cJSON_GetArraySize(origins) > 64) {
-        snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d].origins: expected an array of at most 64", i);
+        snprintf(err, errlen, "sites[%d].origins: expected an array of at most 64", i);
         return LW_ERR_INVALID;
       }
       for (const cJSON *o = origins->child; o; o = o->next, n++) {
         if (!cJSON_IsString(o) || !origin_pattern_ok(o->valuestring)) {
-          snprintf(errmsg, LW_ERRMSG_MAX,
+          snprintf(err, errlen,
                    "sites[%d].origins[%zu]: expected scheme://host[:port|:*] without a path", i, n);
           return LW_ERR_INVALID;
         }
@@ -312,27 +313,27 @@ static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *errms
     for (size_t k = 0; k < cfg->n_sites; k++) {
       if (!strcmp(cfg->sites[k].id, id->valuestring) ||
           !strcmp(cfg->sites[k].write_key, key->valuestring)) {
-        snprintf(errmsg, LW_ERRMSG_MAX, "sites[%d]: id and write_key must be unique", i);
+        snprintf(err, errlen, "sites[%d]: id and write_key must be unique", i);
         return LW_ERR_INVALID;
       }
     }
-    lw_status st = add_site(cfg, id->valuestring, key->valuestring, list, n, errmsg);
+    lw_status st = add_site(cfg, id->valuestring, key->valuestring, list, n, err, errlen);
     if (st != LW_OK) return st;
   }
   return LW_OK;
 }
 
-lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, char *errmsg) {
+lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "%s: %s", path, strerror(errno));
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
     return LW_ERR_IO;
   }
   char *text = malloc(1 << 20);
   size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
   fclose(f);
   if (!text) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "%s: out of memory", path);
+    snprintf(err, errlen, "%s: out of memory", path);
     return LW_ERR_NOMEM;
   }
   text[n] = '\0';
@@ -340,23 +341,23 @@ lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, ch
   cJSON *doc = lw_json_parse(text, n, NULL, &pst);
   free(text);
   if (pst == LW_ERR_NOMEM) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "%s: out of memory", path);
+    snprintf(err, errlen, "%s: out of memory", path);
     return LW_ERR_NOMEM;
   }
   if (!cJSON_IsObject(doc)) {
     cJSON_Delete(doc);
-    snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a JSON object", path);
+    snprintf(err, errlen, "%s: expected a JSON object", path);
     return LW_ERR_INVALID;
   }
   lw_status st = LW_OK;
   for (const cJSON *m = doc->child; m && st == LW_OK; m = m->next) {
     if (!strcmp(m->string, "sites")) {
-      st = load_sites(cfg, m, errmsg);
+      st = load_sites(cfg, m, err, errlen);
       continue;
     }
     const setting *s = find_setting(m->string);
     if (!s || strchr(m->string, '-')) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "%.60s: unknown setting", m->string);
+      snprintf(err, errlen, "%.60s: unknown setting", m->string);
       st = LW_ERR_INVALID;
       break;
     }
@@ -370,35 +371,35 @@ lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, ch
       value = num;
     }
     if (!value) {
-      snprintf(errmsg, LW_ERRMSG_MAX, "%s: expected a string, number or boolean", s->key);
+      snprintf(err, errlen, "%s: expected a string, number or boolean", s->key);
       st = LW_ERR_INVALID;
       break;
     }
-    st = set_value(cfg, s, value, errmsg);
+    st = set_value(cfg, s, value, err, errlen);
   }
   cJSON_Delete(doc);
-  if (st == LW_ERR_NOMEM) snprintf(errmsg, LW_ERRMSG_MAX, "out of memory"); /* the readers leave it */
+  if (st == LW_ERR_NOMEM) snprintf(err, errlen, "out of memory"); /* the readers leave it */
   if (st != LW_OK) {
     char where[LW_ERRMSG_MAX];
     snprintf(where, sizeof where, "%.200s: ", path);
-    prefix_message(errmsg, where);
+    prefix_message(err, errlen, where);
   }
   return st;
 }
 
-lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *errmsg) {
+lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errlen) {
   if (!cfg->db || !cfg->db[0]) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "db: a database file is required (--db FILE)");
+    snprintf(err, errlen, "db: a database file is required (--db FILE)");
     return LW_ERR_INVALID;
   }
   if (cfg->read_token && strlen(cfg->read_token) < 16) {
-    snprintf(errmsg, LW_ERRMSG_MAX, "read_token: use at least 16 characters");
+    snprintf(err, errlen, "read_token: use at least 16 characters");
     return LW_ERR_INVALID;
   }
   if (cfg->n_sites == 0) {
     static const char *const loopback[] = {"http://127.0.0.1:*", "http://localhost:*",
                                            "http://[::1]:*"};
-    return add_site(cfg, "default", "demo-site-key", loopback, 3, errmsg);
+    return add_site(cfg, "default", "demo-site-key", loopback, 3, err, errlen);
   }
   return LW_OK;
 }

@@ -53,8 +53,8 @@ int main(int argc, char **argv) {
 
   lw_ingest_config_init(&cfg);
   lw_status st = LW_OK;
-  if (config_path) st = lw_ingest_config_load_file(&cfg, config_path, errmsg);
-  if (st == LW_OK) st = lw_ingest_config_apply_env(&cfg, environ, errmsg);
+  if (config_path) st = lw_ingest_config_load_file(&cfg, config_path, errmsg, sizeof errmsg);
+  if (st == LW_OK) st = lw_ingest_config_apply_env(&cfg, environ, errmsg, sizeof errmsg);
   for (int i = 1; st == LW_OK && i < argc; i++) {
     const char *arg = argv[i];
     if (strncmp(arg, "--", 2) != 0) {
@@ -77,9 +77,9 @@ int main(int argc, char **argv) {
       break;
     }
     if (!strcmp(name, "config")) continue;
-    st = lw_ingest_config_set(&cfg, name, value, errmsg);
+    st = lw_ingest_config_set(&cfg, name, value, errmsg, sizeof errmsg);
   }
-  if (st == LW_OK) st = lw_ingest_config_finish(&cfg, errmsg);
+  if (st == LW_OK) st = lw_ingest_config_finish(&cfg, errmsg, sizeof errmsg);
   if (st != LW_OK) {
     fprintf(stderr, "loopwise-ingest: %s\n(see --help)\n", errmsg);
     lw_ingest_config_clear(&cfg);
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
   lw_ingest_server *server;
-  if (lw_ingest_server_start(&cfg, &server, errmsg) != LW_OK) {
+  if (lw_ingest_server_start(&cfg, &server, errmsg, sizeof errmsg) != LW_OK) {
     lw_log_msg(&log, LW_LOG_ERROR, "could not start", errmsg);
     lw_ingest_config_clear(&cfg);
     return 1;

@@ -840,26 +840,26 @@ static void free_parts(lw_ingest_server *s) {
 }
 
 lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server **out,
-                                 char *errmsg) {
+                                 char *err, size_t errlen) {
   lw_store *store;
   *out = NULL;
-  lw_status st = lw_store_open_sqlite(cfg->db, &store, errmsg, LW_ERRMSG_MAX);
+  lw_status st = lw_store_open_sqlite(cfg->db, &store, err, errlen);
   if (st != LW_OK) return st;
-  return lw_ingest_server_start_with_store(cfg, store, out, errmsg);
+  return lw_ingest_server_start_with_store(cfg, store, out, err, errlen);
 }
 
 lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_store *store,
-                                            lw_ingest_server **out, char *errmsg) {
+                                            lw_ingest_server **out, char *err, size_t errlen) {
   *out = NULL;
   if (cfg->n_sites == 0) {
     lw_store_free(store);
-    snprintf(errmsg, LW_ERRMSG_MAX, "no sites configured (call lw_ingest_config_finish)");
+    snprintf(err, errlen, "no sites configured (call lw_ingest_config_finish)");
     return LW_ERR_INVALID;
   }
   lw_ingest_server *s = calloc(1, sizeof *s);
   if (!s) {
     lw_store_free(store);
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
   s->store = store; /* from here free_parts closes it */
@@ -890,7 +890,7 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
     flags |= MHD_USE_IPv6;
   } else {
     free_parts(s);
-    snprintf(errmsg, LW_ERRMSG_MAX, "bind: '%s' is not an IPv4 or IPv6 address", bind);
+    snprintf(err, errlen, "bind: '%s' is not an IPv4 or IPv6 address", bind);
     return LW_ERR_INVALID;
   }
 
@@ -903,13 +903,13 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
        lw_ratelimit_create(cfg->rate_per_key, cfg->burst_per_key, 1024, seed ^ 0x9e3779b97f4a7c15ULL,
                            &s->rl_key) != LW_OK)) {
     free_parts(s);
-    snprintf(errmsg, LW_ERRMSG_MAX, "out of memory");
+    snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
   lw_writer_config wc = {(size_t)cfg->max_group, (int64_t)(cfg->retention_days * 86400000.0),
                          cfg->purge_interval_s * 1000};
-  if ((st = lw_writer_create(s->store, &wc, &s->metrics, &s->log, &s->writer, errmsg,
-                             LW_ERRMSG_MAX)) != LW_OK) {
+  if ((st = lw_writer_create(s->store, &wc, &s->metrics, &s->log, &s->writer, err,
+                             errlen)) != LW_OK) {
     free_parts(s);
     return st;
   }
@@ -928,7 +928,7 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
       MHD_OPTION_END);
   if (!s->daemon) {
     free_parts(s);
-    snprintf(errmsg, LW_ERRMSG_MAX, "could not listen on %s port %d", bind, cfg->port);
+    snprintf(err, errlen, "could not listen on %s port %d", bind, cfg->port);
     return LW_ERR_IO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -31,9 +31,9 @@ lw_status lw_sim_ingest_start(const char *db_path, lw_sim_ingest **out, char *er
                           {"log_level", "off"}, {"max_future_s", "31622400"}};
   lw_status st = LW_OK;
   for (size_t i = 0; i < sizeof set / sizeof set[0] && st == LW_OK; i++)
-    st = lw_ingest_config_set(&s->cfg, set[i][0], set[i][1], msg);
-  if (st == LW_OK) st = lw_ingest_config_finish(&s->cfg, msg);
-  if (st == LW_OK) st = lw_ingest_server_start(&s->cfg, &s->srv, msg);
+    st = lw_ingest_config_set(&s->cfg, set[i][0], set[i][1], msg, sizeof msg);
+  if (st == LW_OK) st = lw_ingest_config_finish(&s->cfg, msg, sizeof msg);
+  if (st == LW_OK) st = lw_ingest_server_start(&s->cfg, &s->srv, msg, sizeof msg);
   if (st != LW_OK) {
     snprintf(err, errlen, "starting the ingest server: %s", msg);
     lw_ingest_config_clear(&s->cfg);

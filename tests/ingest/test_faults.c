@@ -226,16 +226,16 @@ static int start(fixture *fx) {
   memset(fx, 0, sizeof *fx);
   fx->path = temp_db();
   lw_ingest_config_init(&fx->cfg);
-  CHECK_INT(lw_ingest_config_set(&fx->cfg, "db", fx->path, err), LW_OK);
-  CHECK_INT(lw_ingest_config_set(&fx->cfg, "port", "0", err), LW_OK);
-  CHECK_INT(lw_ingest_config_set(&fx->cfg, "log-level", "off", err), LW_OK);
-  CHECK_INT(lw_ingest_config_set(&fx->cfg, "k-anonymity", "1", err), LW_OK);
-  CHECK_INT(lw_ingest_config_finish(&fx->cfg, err), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&fx->cfg, "db", fx->path, err, sizeof err), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&fx->cfg, "port", "0", err, sizeof err), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&fx->cfg, "log-level", "off", err, sizeof err), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&fx->cfg, "k-anonymity", "1", err, sizeof err), LW_OK);
+  CHECK_INT(lw_ingest_config_finish(&fx->cfg, err, sizeof err), LW_OK);
   CHECK_INT(lw_store_open_sqlite(fx->path, &fx->sqlite, err, sizeof err), LW_OK);
   if (!fx->sqlite) return 0;
   CHECK_INT(lw_store_open_fault(fx->sqlite, &fx->fault, err, sizeof err), LW_OK);
   if (!fx->fault) return 0;
-  CHECK_INT(lw_ingest_server_start_with_store(&fx->cfg, fx->fault, &fx->server, err), LW_OK);
+  CHECK_INT(lw_ingest_server_start_with_store(&fx->cfg, fx->fault, &fx->server, err, sizeof err), LW_OK);
   if (!fx->server) {
     fprintf(stderr, "server: %s\n", err);
     return 0;

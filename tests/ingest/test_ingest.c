@@ -107,16 +107,16 @@ static void settings_refuse_bad_values_and_unknown_names(void) {
   lw_ingest_config_init(&cfg);
   CHECK_INT(cfg.port, 8080);
   CHECK_INT(cfg.k_anonymity, 5);
-  CHECK_INT(lw_ingest_config_set(&cfg, "max-body", "4096", errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&cfg, "max-body", "4096", errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(cfg.max_body, 4096);
-  CHECK_INT(lw_ingest_config_set(&cfg, "port", "70000", errmsg), LW_ERR_INVALID);
-  CHECK_INT(lw_ingest_config_set(&cfg, "nope", "1", errmsg), LW_ERR_NOT_FOUND);
+  CHECK_INT(lw_ingest_config_set(&cfg, "port", "70000", errmsg, sizeof errmsg), LW_ERR_INVALID);
+  CHECK_INT(lw_ingest_config_set(&cfg, "nope", "1", errmsg, sizeof errmsg), LW_ERR_NOT_FOUND);
   char *env[] = {"LW_INGEST_K_ANONYMITY=9", "OTHER=1", NULL};
-  CHECK_INT(lw_ingest_config_apply_env(&cfg, env, errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_apply_env(&cfg, env, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(cfg.k_anonymity, 9);
-  CHECK_INT(lw_ingest_config_finish(&cfg, errmsg), LW_ERR_INVALID); /* no db */
-  CHECK_INT(lw_ingest_config_set(&cfg, "db", "x.db", errmsg), LW_OK);
-  CHECK_INT(lw_ingest_config_finish(&cfg, errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_finish(&cfg, errmsg, sizeof errmsg), LW_ERR_INVALID); /* no db */
+  CHECK_INT(lw_ingest_config_set(&cfg, "db", "x.db", errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_finish(&cfg, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(cfg.n_sites, 1);
   CHECK_STR(cfg.sites[0].write_key, "demo-site-key");
   lw_ingest_config_clear(&cfg);

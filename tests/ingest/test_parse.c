@@ -289,7 +289,7 @@ static void config_file_reader_fails_cleanly_at_every_allocation(void) {
     char err[LW_ERRMSG_MAX] = "";
     lw_ingest_config_init(&cfg);
     tu_fail_nth_allocation(n);
-    lw_status st = lw_ingest_config_load_file(&cfg, path, err);
+    lw_status st = lw_ingest_config_load_file(&cfg, path, err, sizeof err);
     int failed = tu_allocation_failed();
     if (!failed) {
       CHECK_INT(st, LW_OK);
