@@ -5,7 +5,7 @@ import { loadEngine } from '../../web/src/engine.js';
 
 // Same options as loadEngine; wasm must be loopwise-test.wasm.
 export function loadTestEngine(opts) {
-  return loadEngine(opts, (engine, { x, h, bytes, put, cstr }) => Object.assign(engine, {
+  return loadEngine(opts, (engine, x, h, bytes, put, cstr) => Object.assign(engine, {
     pending: () => x.pending(h),
     modelId: () => x.model_id(h),
     // The module's linear memory and its heap in use, in bytes.
