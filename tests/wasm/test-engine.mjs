@@ -16,7 +16,15 @@ export function loadTestEngine(opts) {
       const p = put(s);
       try { return x.fnv1a(p) >>> 0; } finally { x.free(p); }
     },
+    vwHash(s) {
+      const p = put(s);
+      try {
+        const h = x.vw_hash(p);
+        return h < 0 ? null : h;
+      } finally { x.free(p); }
+    },
     fx: (v) => x.fx(v),
+    fxDecimal: (q) => cstr(x.fx_decimal(q)),
     ppmSplit(w) {
       const n = w.length, p = x.malloc(8 * n || 8);
       try {
