@@ -127,6 +127,12 @@ int lw_model_same_decisions(const lw_model *a, const lw_model *b);
  * index): the result sums to exactly 1000000 and a zero weight gets zero. n <= 16. */
 void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm);
 
+/* ---- a feature named in text (src/core/feature_text.c) ---------------------------- */
+/* The hash of a feature named by its n bytes in a Vowpal Wabbit line: "#<decimal>" is that
+ * hash itself (below 2^32), any other name (and "#" alone) its FNV-1a. Returns 0, leaving
+ * *hash alone, for a "#" form that is not such an integer. */
+int lw_feature_hash(const char *name, size_t n, uint32_t *hash);
+
 /* ---- shared arithmetic ---------------------------------------------------------- */
 uint32_t lw_fnv1a(const char *s);
 uint32_t lw_fnv1a_bytes(uint32_t h, const void *p, size_t n); /* continue a hash */

@@ -8,6 +8,8 @@
 #include "sbuf.h"
 
 #define MODEL_VERSION 1
+#define LW_STR_(x) #x
+#define LW_STR(x) LW_STR_(x)
 
 /* ---- reading ---------------------------------------------------------------------- */
 
@@ -47,10 +49,14 @@ static const char k_out_of_memory[] = "out of memory";
 lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *err, size_t errlen) {
   *out = NULL;
   if (len < 32 || memcmp(buf, "LWMD", 4) != 0) return fail(err, errlen, LW_ERR_CORRUPT, "not a Loopwise model file");
+  lw_rd r = {buf, len - 4, 4, 0};
+  /* The version before the checksum: a newer format may check its bytes another way, and its
+   * reader must hear "version", not "damaged" (README "How the contracts evolve"). The words
+   * are the compiled config's (config_bin.c), which is also a few bytes less to download. */
+  if (rd_u(&r, 2) != MODEL_VERSION)
+    return fail(err, errlen, LW_ERR_VERSION, "format version is unknown to this runtime (reads " LW_STR(MODEL_VERSION) ")");
   if (lw_crc32(0, buf, len - 4) != u32le(buf + len - 4))
     return fail(err, errlen, LW_ERR_CORRUPT, "checksum mismatch (damaged or truncated file)");
-  lw_rd r = {buf, len - 4, 4, 0};
-  if (rd_u(&r, 2) != MODEL_VERSION) return fail(err, errlen, LW_ERR_VERSION, "unsupported format version");
 
   lw_model *m = calloc(1, sizeof *m);
   if (!m) return fail(err, errlen, LW_ERR_NOMEM, "out of memory");

@@ -28,24 +28,6 @@ void lw_engine_record_push(lw_engine *e, lw_sbuf *sb) {
   if (!sb->overflow) lw_outbox_push(e->outbox, sb->buf, sb->len);
 }
 
-/* A fixed-point feature value q/256 as its exact decimal ("-1.5", "0.00390625"). */
-static void sb_fx(lw_sbuf *sb, int32_t q) {
-  uint32_t a = q < 0 ? (uint32_t)0 - (uint32_t)q : (uint32_t)q;
-  if (q < 0) lw_sb_char(sb, '-');
-  lw_sb_u64(sb, a >> 8);
-  uint32_t frac = (a & 255u) * 390625u; /* /256 = ×390625 / 10^8 */
-  if (!frac) return;
-  char digits[8];
-  for (int i = 7; i >= 0; i--) {
-    digits[i] = (char)('0' + frac % 10);
-    frac /= 10;
-  }
-  int n = 8;
-  while (digits[n - 1] == '0') n--;
-  lw_sb_char(sb, '.');
-  lw_sb_mem(sb, digits, (size_t)n);
-}
-
 static void sb_model(lw_sbuf *sb, uint32_t id) {
   lw_sb_str(sb, ",\"model\":\"m");
   lw_sb_u64(sb, id);
@@ -82,7 +64,7 @@ void lw_engine_log_decision(lw_engine *e, const lw_decision *d, int64_t now_ms) 
     lw_sb_char(&sb, '[');
     lw_sb_u64(&sb, e->x[i].hash);
     lw_sb_char(&sb, ',');
-    sb_fx(&sb, e->x[i].q);
+    lw_sb_fx(&sb, e->x[i].q);
     lw_sb_char(&sb, ']');
   }
   lw_sb_char(&sb, ']');

@@ -26,6 +26,8 @@ void lw_sb_i64(lw_sbuf *sb, int64_t v);
 void lw_sb_num(lw_sbuf *sb, double v);
 /* A probability held in millionths, as the shortest exact decimal ("0.75", "1"). */
 void lw_sb_ppm(lw_sbuf *sb, uint32_t ppm);
+/* A fixed-point value q/256 as its exact decimal ("-1.5", "0.00390625"; feature_text.c). */
+void lw_sb_fx(lw_sbuf *sb, int32_t q);
 /* A JSON string literal with quotes, escaping what JSON requires. */
 void lw_sb_json_str(lw_sbuf *sb, const char *s);
 /* Lower-case hex of n bytes. */

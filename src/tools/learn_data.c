@@ -168,21 +168,9 @@ static int vw_features(lw_reader *r, const char *s, size_t n, lw_logged *rec, ch
       return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': value out of range (|v| <= 8e6)",
                          (int)(tl > 40 ? 40 : tl), tok);
     uint32_t h;
-    if (tok[0] == '#' && colon > 1) {
-      uint64_t hv = 0;
-      for (size_t k = 1; k < colon; k++) {
-        if (tok[k] < '0' || tok[k] > '9' || hv > 0xFFFFFFFFull)
-          return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': a #hash must be an integer below 2^32",
-                             (int)(tl > 40 ? 40 : tl), tok);
-        hv = hv * 10 + (uint64_t)(tok[k] - '0');
-      }
-      if (hv > 0xFFFFFFFFull)
-        return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': a #hash must be an integer below 2^32",
-                           (int)(tl > 40 ? 40 : tl), tok);
-      h = (uint32_t)hv;
-    } else {
-      h = lw_fnv1a_bytes(2166136261u, tok, colon);
-    }
+    if (!lw_feature_hash(tok, colon, &h))
+      return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': a #hash must be an integer below 2^32",
+                         (int)(tl > 40 ? 40 : tl), tok);
     if (rec->n >= LW_LEARN_MAX_FEATURES)
       return reader_fail(r, err, errlen, "line", r->line_no, "more than %d features", LW_LEARN_MAX_FEATURES);
     rec->x[rec->n].hash = h;

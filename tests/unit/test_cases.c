@@ -1,5 +1,5 @@
-/* Runs the shared decision cases in tests/cases/decisions/ natively (format in
- * tests/cases/README.md).
+/* Runs the shared cases natively (format in tests/cases/README.md): the function groups of
+ * tests/cases/functions.json and the decision cases in tests/cases/decisions/.
  *   test_cases                  check every case
  *   test_cases --trace FILE     print FILE's trace, one line per decision, then the batch
  * The WASM test runs the same cases and compares its trace with this one. */
@@ -9,7 +9,116 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "loopwise/wire.h"
+#include "sbuf.h"
 #include "testutil.h"
+
+/* ---- function groups (tests/cases/functions.json) ---------------------------------- */
+
+/* The spec major version this runner reads: a file of another major is not run. */
+#define FUNCTIONS_SPEC_MAJOR 1
+
+static int group_fails(const char *group, const cJSON *c, const char *got) {
+  char *want = cJSON_PrintUnformatted(c);
+  fprintf(stderr, "functions.json: %s: %s: got %s\n", group, want, got);
+  free(want);
+  return 1;
+}
+
+/* The display part of a compiled config, as models/FORMAT.md lays it out: E (u32 at byte 8)
+ * bytes of engine part after the 12-byte header, then JSON up to the 4-byte checksum. */
+static cJSON *display_part(const uint8_t *lwc, size_t len) {
+  size_t e = (size_t)lwc[8] | (size_t)lwc[9] << 8 | (size_t)lwc[10] << 16 | (size_t)lwc[11] << 24;
+  if (len < 16 || e > len - 16) return NULL;
+  return cJSON_ParseWithLength((const char *)lwc + 12 + e, len - 16 - e);
+}
+
+/* One group's cases, each [description, input, expected]. Returns the failure count. */
+static int run_group(const char *group, const cJSON *cases) {
+  int failures = 0;
+  char got[256];
+  const cJSON *c;
+  cJSON_ArrayForEach(c, cases) {
+    const cJSON *in = cJSON_GetArrayItem(c, 1), *want = cJSON_GetArrayItem(c, 2);
+    got[0] = '\0';
+    if (strcmp(group, "fnv1a") == 0) {
+      uint32_t h = lw_fnv1a(in->valuestring);
+      if ((double)h != want->valuedouble) snprintf(got, sizeof got, "%u", (unsigned)h);
+    } else if (strcmp(group, "vw_hash") == 0) {
+      uint32_t h = 0;
+      int ok = lw_feature_hash(in->valuestring, strlen(in->valuestring), &h);
+      if (ok != !cJSON_IsNull(want) || (ok && (double)h != want->valuedouble))
+        snprintf(got, sizeof got, ok ? "%u" : "a refusal", (unsigned)h);
+    } else if (strcmp(group, "fx") == 0) {
+      int32_t q = lw_fx(in->valuedouble);
+      if ((double)q != want->valuedouble) snprintf(got, sizeof got, "%d", (int)q);
+    } else if (strcmp(group, "fx_decimal") == 0) {
+      char text[32];
+      lw_sbuf sb;
+      lw_sb_init(&sb, text, sizeof text);
+      lw_sb_fx(&sb, (int32_t)in->valuedouble);
+      if (strcmp(text, want->valuestring) != 0) snprintf(got, sizeof got, "\"%s\"", text);
+    } else if (strcmp(group, "ppm_split") == 0) {
+      uint32_t w[16], ppm[16];
+      int n = cJSON_GetArraySize(in);
+      for (int i = 0; i < n; i++) w[i] = (uint32_t)cJSON_GetArrayItem(in, i)->valuedouble;
+      lw_ppm_split(w, n, ppm);
+      for (int i = 0; i < n; i++)
+        if ((double)ppm[i] != cJSON_GetArrayItem(want, i)->valuedouble) snprintf(got, sizeof got, "[%d] = %u", i, (unsigned)ppm[i]);
+    } else if (strcmp(group, "kind_names") == 0) {
+      if (cJSON_GetArraySize(want) != LW_KIND_COUNT) snprintf(got, sizeof got, "%d kinds", (int)LW_KIND_COUNT);
+      for (int k = 0; k < LW_KIND_COUNT && !got[0]; k++)
+        if (strcmp(lw_kind_name((lw_kind)k), cJSON_GetArrayItem(want, k)->valuestring) != 0)
+          snprintf(got, sizeof got, "kind %d is \"%s\"", k, lw_kind_name((lw_kind)k));
+    } else if (strcmp(group, "display_part") == 0) {
+      /* Natively the config is compiled as loopwise-config does, then split per FORMAT.md. */
+      char *json = cJSON_PrintUnformatted(in);
+      lw_config cfg = tu_config(json);
+      free(json);
+      static uint8_t lwc[65536];
+      size_t len = lw_config_write(&cfg, lwc, sizeof lwc);
+      cJSON *d = len && len <= sizeof lwc ? display_part(lwc, len) : NULL;
+      if (!d || !cJSON_Compare(d, want, 1)) {
+        char *t = d ? cJSON_PrintUnformatted(d) : NULL;
+        snprintf(got, sizeof got, "%.200s", t ? t : "no display part");
+        free(t);
+      }
+      cJSON_Delete(d);
+    } else {
+      snprintf(got, sizeof got, "a group this runner does not know");
+    }
+    if (got[0]) failures += group_fails(group, c, got);
+  }
+  return failures;
+}
+
+static int run_functions(void) {
+  char *text = tu_read_file(tu_path("tests/cases/functions.json"), NULL);
+  cJSON *doc = text ? cJSON_Parse(text) : NULL;
+  free(text);
+  const cJSON *spec = cJSON_GetObjectItem(doc, "specVersion");
+  if (!cJSON_IsString(spec) || atoi(spec->valuestring) != FUNCTIONS_SPEC_MAJOR) {
+    fprintf(stderr, "functions.json: missing, unreadable or not spec version %d.x\n", FUNCTIONS_SPEC_MAJOR);
+    cJSON_Delete(doc);
+    return 1;
+  }
+  int failures = 0, groups = 0;
+  const cJSON *g;
+  cJSON_ArrayForEach(g, cJSON_GetObjectItem(doc, "groups")) {
+    int f = run_group(g->string, g);
+    printf("%s functions.json %s (%d cases)\n", f ? "FAIL" : "ok  ", g->string, cJSON_GetArraySize(g));
+    failures += f;
+    groups++;
+  }
+  cJSON_Delete(doc);
+  if (groups < 7) {
+    fprintf(stderr, "functions.json: expected at least 7 groups, found %d\n", groups);
+    failures++;
+  }
+  return failures;
+}
+
+/* ---- decision cases (tests/cases/decisions/) ------------------------------------- */
 
 static int64_t step_time(double start, const cJSON *step) {
   const cJSON *h = cJSON_GetObjectItem(step, "at_h");
@@ -173,6 +282,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cannot open %s\n", dirpath);
     return 1;
   }
+  check_failures += run_functions();
   int cases = 0;
   struct dirent *ent;
   while ((ent = readdir(d))) {

@@ -113,9 +113,38 @@ static void model_file_round_trips_and_damage_is_refused(void) {
   lw_model_free(m);
 }
 
+/* A newer model file is refused for its version, whatever its checksum says: a later format may
+ * lay out or check its bytes differently, and "damaged" would send the reader looking for the
+ * wrong problem (README "How the contracts evolve"). The version is read before the checksum. */
+static void a_newer_model_is_refused_for_its_version_before_its_checksum(void) {
+  lw_model *m = new_model(1);
+  uint8_t *buf;
+  size_t len;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
+  lw_model *r = NULL;
+  buf[4] = 2; /* version 2; the checksum is now wrong for these bytes */
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
+  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1)");
+  CHECK(r == NULL);
+  buf[5] = 1; /* version 258 */
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
+  /* Only the header is needed to tell: a newer file cut short is still a newer file. */
+  CHECK_INT(lw_model_load(buf, 32, &r, err, sizeof err), LW_ERR_VERSION);
+  /* Version 1 with the same damage is damage. */
+  buf[4] = 1;
+  buf[5] = 0;
+  buf[40] ^= 1;
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_CORRUPT);
+  CHECK_CONTAINS(err, "checksum mismatch");
+  free(buf);
+  lw_model_free(m);
+}
+
 static void bad_model_is_rejected_and_rules_keep_deciding(void) {
   lw_engine *e = engine_with(CFG, NULL, 1);
-  const uint8_t junk[64] = "LWMD not really a model";
+  /* A version 1 header and then damage (a higher version would be refused as newer). */
+  const uint8_t junk[64] = "LWMD\1\0 not really a model";
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_engine_set_model(e, junk, sizeof junk, err, sizeof err), LW_ERR_CORRUPT);
   lw_decision d = track(e, "a", T0);
@@ -431,6 +460,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--write-case-model") == 0) return write_case_model(argv[2]);
   RUN(math_matches_libm_closely);
   RUN(model_file_round_trips_and_damage_is_refused);
+  RUN(a_newer_model_is_refused_for_its_version_before_its_checksum);
   RUN(bad_model_is_rejected_and_rules_keep_deciding);
   RUN(model_mode_favours_the_cheapest_incentive_that_works);
   RUN(actions_without_enough_data_only_get_the_floor);

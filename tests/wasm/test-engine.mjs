@@ -5,7 +5,7 @@ import { loadEngine } from '../../web/src/engine.js';
 
 // Same options as loadEngine; wasm must be loopwise-test.wasm.
 export function loadTestEngine(opts) {
-  return loadEngine(opts, (engine, { x, h, bytes, put, cstr }) => Object.assign(engine, {
+  return loadEngine(opts, (engine, x, h, bytes, put, cstr) => Object.assign(engine, {
     pending: () => x.pending(h),
     modelId: () => x.model_id(h),
     // The module's linear memory and its heap in use, in bytes.
@@ -16,7 +16,15 @@ export function loadTestEngine(opts) {
       const p = put(s);
       try { return x.fnv1a(p) >>> 0; } finally { x.free(p); }
     },
+    vwHash(s) {
+      const p = put(s);
+      try {
+        const h = x.vw_hash(p);
+        return h < 0 ? null : h;
+      } finally { x.free(p); }
+    },
     fx: (v) => x.fx(v),
+    fxDecimal: (q) => cstr(x.fx_decimal(q)),
     ppmSplit(w) {
       const n = w.length, p = x.malloc(8 * n || 8);
       try {

@@ -1,4 +1,7 @@
-// cases.test.mjs: the shared decision cases (tests/cases/decisions/*.json) inside Chromium, on
+// cases.test.mjs: the shared cases inside Chromium. The function groups
+// (tests/cases/functions.json) run on loopwise-test.wasm and the bundled readDisplay with the
+// WASM-in-Node test's runner (tests/cases/run-functions.mjs). The decision cases
+// (tests/cases/decisions/*.json) run on
 // the shipped web/dist/loopwise.js + loopwise.wasm, with the same runner as the WASM-in-Node
 // test (tests/cases/run-cases.mjs, sent into the page as source), and each trace compared byte
 // for byte with the native runner's. The engine is web/src/engine.js from the test entry
@@ -9,13 +12,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCases, runCase, casesDir } from '../cases/run-cases.mjs';
+import { loadCases, runCase, casesDir, root } from '../cases/run-cases.mjs';
+import { loadFunctions, runFunctions, SPEC_MAJOR } from '../cases/run-functions.mjs';
 import { dist, launchBrowser, nativeDir, requireBuilt, startDemo, testScript } from './helpers.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 const runner = join(nativeDir, 'tests/unit/test_cases');
-requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), runner);
+const testWasm = join(root, process.env.LW_TEST_WASM || 'build/wasm/src/wasm/loopwise-test.wasm');
+requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), runner, testWasm);
 
 let browser, demo, page;
 
@@ -23,6 +29,9 @@ before(async () => {
   browser = await launchBrowser();
   demo = await startDemo(distDir);
   page = await browser.newPage();
+  // The test module is never in web/dist: the page gets it from the build, under /test/.
+  await page.route(demo.url + 'test/loopwise-test.wasm',
+    (r) => r.fulfill({ contentType: 'application/wasm', body: readFileSync(testWasm) }));
   await page.goto(demo.url + 'dist/');
   // The tag alone: no endpoint, so nothing is sent anywhere; config and wasm next to the script.
   await page.addScriptTag({ url: '/dist/loopwise.js' });
@@ -34,6 +43,24 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await demo?.stop();
+});
+
+test('chromium: functions.json: every function group agrees with the shared cases', async () => {
+  const doc = loadFunctions();
+  assert.ok(Object.keys(doc.groups).length >= 7, 'the function groups are there');
+  const failures = await page.evaluate(async ({ src, doc, major, config }) => {
+    const runFunctions = new Function('return ' + src)();
+    const T = window.LoopwiseTest;
+    const engine = await T.loadTestEngine({
+      wasm: fetch('/test/loopwise-test.wasm').then((r) => r.arrayBuffer()), config: Uint8Array.from(config), seed: new Uint8Array(16),
+    });
+    try {
+      return runFunctions({ ...engine, readDisplay: T.readDisplay }, doc, major);
+    } finally {
+      engine.free();
+    }
+  }, { src: runFunctions.toString(), doc, major: SPEC_MAJOR, config: [...loadCases()[0].config] });
+  assert.deepEqual(failures, []);
 });
 
 const cases = loadCases();

@@ -612,11 +612,9 @@ describe('failures stay inside the widget', () => {
     assert.match(page.errors[0], /version is unknown to this runtime/);
   });
 
-  // Fails today (hence todo): src/core/model.c checks the checksum before the version, so a newer
-  // model is reported as damage, and the widget reports model failures with console.warn.
-  test('a_newer_model_is_refused_with_one_console_error_and_the_rules_decide', {
-    todo: 'model.c must check the version before the checksum; the widget must report LW_ERR_VERSION as an error',
-  }, async () => {
+  // The version is read before the checksum (src/core/model.c), so a newer model is refused as
+  // newer, not as damage, and the widget reports that refusal (LW_ERR_VERSION) as an error.
+  test('a_newer_model_is_refused_with_one_console_error_and_the_rules_decide', async () => {
     const { ctx, tab } = await device({ model: true });
     await ctx.route(demo.url + 'dist/loopwise.lwm', (r) => r.fulfill({ contentType: 'application/octet-stream', body: newer('loopwise.lwm') }));
     const page = await tab();

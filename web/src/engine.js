@@ -9,11 +9,22 @@
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+// The display part of a compiled config (.lwc), the JSON the widget shows: {share: {url,
+// title, text}, variants: [{title, message, referrer_reward, referee_reward}], ladder:
+// [{referrals, reward}] (with a ladder), model: {refresh_hours}}. Layout (models/FORMAT.md,
+// "Compiled program config"): a 12-byte header whose u32 at byte 8 is E, the engine part's
+// length; the E bytes of the engine part; the display part's UTF-8 up to the 4-byte CRC-32 at
+// the end (the u32 E read by hand: shorter than a DataView). It does not check the file: loadEngine calls it only after the module accepted it.
+// lwc: a Uint8Array.
+export const readDisplay = (lwc) =>
+  JSON.parse(dec.decode(lwc.subarray(12 + (lwc[8] | lwc[9] << 8 | lwc[10] << 16 | lwc[11] << 24), -4)));
+
 // wasm: bytes (or a promise of them) or a compiled WebAssembly.Module (several engines, one
 // compilation).
 // config: the compiled config's bytes (Uint8Array or ArrayBuffer).
 // extend (tests only: tests/wasm/test-engine.mjs) gets the engine and the module's internals
-// and returns the engine to use, with methods over the test module's extra exports.
+// (exports, handle, bytes(), put(), cstr()) and returns the engine to use, with methods over
+// the test module's extra exports.
 export async function loadEngine({ wasm, config, seed }, extend) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
@@ -25,9 +36,7 @@ export async function loadEngine({ wasm, config, seed }, extend) {
 
   const cstr = (p) => {
     const b = bytes();
-    let e = p;
-    while (b[e]) e++;
-    return dec.decode(b.subarray(p, e));
+    return dec.decode(b.subarray(p, b.indexOf(0, p)));
   };
   // Copy a string or bytes into module memory; the caller frees the pointer.
   const put = (v) => {
@@ -52,7 +61,15 @@ export async function loadEngine({ wasm, config, seed }, extend) {
   };
   const out = () => bytes().slice(x.out(h), x.out(h) + x.out_len(h));
   const outText = () => dec.decode(out());
-  const fail = (st) => { if (st) throw Error(cstr(x.err(h))); };
+  // A status (include/loopwise/common.h) other than LW_OK throws the module's message, the
+  // status as the error's .status.
+  const fail = (st) => {
+    if (st) {
+      const e = Error(cstr(x.err(h)));
+      e.status = st;
+      throw e;
+    }
+  };
 
   const h = x.new();
   if (!h) throw Error('Loopwise: out of memory');
@@ -67,10 +84,8 @@ export async function loadEngine({ wasm, config, seed }, extend) {
   }
 
   const engine = {
-    // The config's display part, checked with the rest by the module's checksum:
-    // {share: {url, title, text}, variants: [{title, message, referrer_reward,
-    // referee_reward}], ladder: [{referrals, reward}] (with a ladder), model: {refresh_hours}}.
-    config: JSON.parse(dec.decode(cfgBytes.subarray(12 + new DataView(cfgBytes.buffer, cfgBytes.byteOffset).getUint32(8, true), -4))),
+    // The config's display part (readDisplay), checked with the rest by the module's checksum.
+    config: readDisplay(cfgBytes),
     // opts: { value: number (an NPS score, a rating), label: string (a feature name) }
     track(name, now, tz = 0, opts) {
       const v = opts && typeof opts.value === 'number' ? opts.value : NaN;
@@ -86,8 +101,9 @@ export async function loadEngine({ wasm, config, seed }, extend) {
       fail(withStr(String(name), (n) => (value == null ? x.attribute(h, n, 0)
         : withStr(String(value), (v) => x.attribute(h, n, v)))));
     },
-    // Privacy signals (Global Privacy Control, Do Not Track) and the host's busy flag.
-    flags(gpc, dnt, busy) { x.flags(h, gpc ? 1 : 0, dnt ? 1 : 0, busy ? 1 : 0); },
+    // Privacy signals (Global Privacy Control, Do Not Track) and the host's busy flag, as
+    // booleans: WebAssembly passes true as 1, false (and undefined) as 0.
+    flags(gpc, dnt, busy) { x.flags(h, gpc, dnt, busy); },
     // Load a model file (bytes); throws with the reason if it is damaged (the old one stays).
     setModel(bytes) { fail(withStr(bytes, (p) => x.model(h, p, bytes.length))); },
     landing(code, now) { fail(withStr(String(code), (p) => x.referee(h, p, now))); },
@@ -122,5 +138,5 @@ export async function loadEngine({ wasm, config, seed }, extend) {
     },
     free() { x.free(scratch); x.release(h); },
   };
-  return extend ? extend(engine, { x, h, bytes, put, cstr }) : engine;
+  return extend ? extend(engine, x, h, bytes, put, cstr) : engine;
 }

@@ -9,81 +9,193 @@
 // data-model, see model.js), and from then on turns track() calls into decisions, prompts and
 // outcome batches. If anything fails to load the host page
 // keeps working: the error is reported once on the console and later calls do nothing.
+//
+// Two parts: the global (settings, listeners, the queue, the busy flag: what exists before
+// anything has loaded) and the widget (createWidget), made once the engine, the config and the
+// storage are there. The widget owns everything made from them; the one thing in it that changes
+// is the prompt now open. Every call on the global waits for the widget and never throws.
 import { loadEngine } from './engine.js';
 import { loadModel } from './model.js';
 import { createStore, openDb } from './store.js';
 import { createTransport } from './transport.js';
 import { open } from './ui.js';
 
+// LW_ERR_VERSION in include/loopwise/common.h: a file newer than this runtime reads.
+const ERR_VERSION = 4;
+
 (() => {
   const w = window, prev = w.Loopwise;
   if (prev && prev.ready) return; // a second copy of the tag
   const script = document.currentScript, ds = (script && script.dataset) || {};
   const page = document.baseURI, self = (script && script.src) || page;
+  // A file next to the script, unless its data-* attribute names one (relative to the page).
+  const fileUrl = (attr, name) => new URL(ds[attr] || name, ds[attr] ? page : self);
   const endpoint = (ds.endpoint || '').replace(/\/+$/, '');
   const writeKey = ds.writeKey || '';
   const prefix = 'loopwise:' + writeKey + ':';
-  const C = prefix + 'c'; // consent mirror, so other tabs can close an open prompt at once
+  const CONSENT = prefix + 'c'; // consent mirror, so other tabs can close an open prompt at once
   // A prompt left open by a page that went away. An IndexedDB transaction started on page hide
   // does not complete, a localStorage write does; the next call in any tab ends that prompt.
-  const X = prefix + 'x';
-  const R = prefix + 'r'; // this referrer's conversions as the server last counted them
-  const ls = (f) => { try { return f(localStorage); } catch { /* storage disabled */ } };
+  const LEFT_OPEN = prefix + 'x';
+  const REFERRALS = prefix + 'r'; // this referrer's conversions as the server last counted them
+  const local = (fn) => { try { return fn(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = {}; // each message once per page (they all start with 'Loopwise: ')
   const warn = (m) => { if (!warned[m]) { warned[m] = 1; console.warn(m); } };
-  let engine, cfg, store, net, closeUi, started, isBusy = false;
-
-  const emit = (type, x) => (listeners[type] || []).forEach((f) => {
-    try { f(x); } catch (e) { (w.reportError || console.error)(e); }
+  const emit = (type, x) => (listeners[type] || []).forEach((fn) => {
+    try { fn(x); } catch (e) { (w.reportError || console.error)(e); }
   });
-  // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
-  // it afterwards (store.js). The privacy signals and the busy flag are per page, not shared
-  // state: set them every time.
-  const run = (fn, withPending) => store.tx((t, os, p) => {
-    const n = navigator, x = ls((s) => s.getItem(X));
-    engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', isBusy);
-    if (x) {
-      ls((s) => s.removeItem(X));
-      try { engine.outcome(x, 'close', t); } catch { /* already ended */ }
-    }
-    return fn(t, os, p);
-  }, withPending);
-  const kick = () => net && net.soon();
+  // A failure after start: a warning, once; a file newer than this runtime (a model from a later
+  // trainer) is an error, as the README's "How the contracts evolve" promises.
+  const fail = (e) => (e && e.status === ERR_VERSION ? console.error : warn)('Loopwise: ' + ((e && e.message) || e));
   const tz = () => -new Date().getTimezoneOffset();
-  const fail = (e) => warn('Loopwise: ' + ((e && e.message) || e));
+  let widget = null; // set once, when started
+  let busy = false; // the host's busy flag, settable before the widget exists
 
-  const ready = (async () => {
-    const fetchOk = async (url) => {
-      const r = await fetch(url);
-      if (!r.ok) throw Error(url + ': HTTP ' + r.status);
-      return r;
+  // The widget over a loaded engine and the storage's database; resolves once started.
+  async function createWidget(engine, db) {
+    const cfg = engine.config; // the display part: share, variants and model always; ladder when configured
+    const store = createStore(db, engine, prefix, warn);
+    const net = endpoint && createTransport({ engine, store, endpoint, writeKey, warn });
+    let prompt = null; // the open prompt's close(), with the decision id as .id
+
+    // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
+    // it afterwards (store.js). The privacy signals and the busy flag are per page, not shared
+    // state: set them every time.
+    const run = (fn, withPending) => store.tx((now, os, pending) => {
+      const n = navigator, left = local((s) => s.getItem(LEFT_OPEN));
+      engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', busy);
+      if (left) {
+        local((s) => s.removeItem(LEFT_OPEN));
+        try { engine.outcome(left, 'close', now); } catch { /* already ended */ }
+      }
+      return fn(now, os, pending);
+    }, withPending);
+    // The usual call: fn(now) in one transaction, then `then` with its result.
+    const act = (fn, then) => run(fn).then(then);
+    const kick = () => net && net.soon();
+
+    // The referrer's step on the config's ladder: the highest whose `referrals` <= conversions.
+    const tier = (n) => {
+      const ladder = cfg.ladder || [];
+      let i = 0;
+      while (ladder[i] && ladder[i].referrals <= n) i++;
+      return { tier: i - 1, reward: (ladder[i - 1] || {}).reward || null, next: ladder[i] || null };
     };
-    const [cfgBytes, wasm, db] = await Promise.all([
-      fetchOk(new URL(ds.config || 'referral.lwc', ds.config ? page : self)).then((r) => r.arrayBuffer()),
-      fetchOk(new URL(ds.wasm || 'loopwise.wasm', ds.wasm ? page : self)).then((r) => r.arrayBuffer()),
-      openDb(),
-    ]);
-    const e = await loadEngine({ wasm, config: cfgBytes, seed: crypto.getRandomValues(new Uint8Array(16)) });
-    cfg = e.config; // the display part: share, variants and model always; ladder when configured
-    store = createStore(db, e, prefix, warn);
-    engine = e;
+    const cached = () => local((s) => s.getItem(REFERRALS));
+
+    // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
+    const outcome = (id, kind) => run((now, os, pending) => {
+      engine.outcome(id, kind, now);
+      if (pending) net.drain(now, os, pending);
+    }, !!net).then(() => {
+      emit('outcome', { decision: id, kind });
+      kick();
+    });
+
+    // Close the open prompt as 'close'.
+    const closeNow = () => {
+      const close = prompt;
+      prompt = null;
+      close();
+      return outcome(close.id, 'close');
+    };
+
+    const show = (d) => {
+      const v = cfg.variants[d.variant];
+      if (!v || prompt) return outcome(d.id, 'close');
+      const share = cfg.share;
+      const url = share.url.split('{code}').join(engine.referralCode());
+      // With a ladder, the referrer's reward now and what the next step needs, from the last
+      // answer the server gave (the prompt never waits for the network; it asks again for the
+      // next prompt).
+      const n = +cached() || 0, t = tier(n);
+      const close = open(v,
+        { url, title: share.title || v.title, text: share.text || v.message },
+        cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
+        (kind) => {
+          if (prompt === close) prompt = null;
+          outcome(d.id, kind).catch(fail);
+        });
+      close.id = d.id;
+      prompt = close;
+      emit('prompt', d);
+      if (cfg.ladder) self.referrals().catch(fail);
+      return outcome(d.id, 'impression');
+    };
+
+    const decided = async (d) => {
+      if (d) {
+        emit('decision', d);
+        if (d.code === 'approval') emit('approval', d);
+        if (d.prompt) await show(d);
+      }
+      kick();
+      return d;
+    };
+
+    // What the global's calls of the same names do once started (see there). The engine turns
+    // names and ids into strings.
+    const self = {
+      track: (name, opts) => act((now) => engine.track(name, now, tz(), opts), decided),
+      approve: (id) => act((now) => engine.approve(id, now, tz()), decided),
+      attribute: (name, value) => act(() => engine.attribute(name, value)),
+      conversion: () => act((now) => engine.conversion(now), kick),
+      async consent(yes) {
+        yes = !!yes;
+        if (!yes && prompt) await closeNow();
+        await run((now) => engine.consent(yes, now));
+        local((s) => s.setItem(CONSENT, +yes)); // '1' or '0'
+        kick();
+        return yes;
+      },
+      explain: () => engine.lastDecision(),
+      referralCode: () => engine.referralCode(),
+      async referrals() {
+        const code = engine.referralCode();
+        const r = endpoint && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
+        // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
+        if (r && (r.ok || r.status === 403)) {
+          const n = r.ok ? (await r.json()).conversions : 0;
+          local((s) => s.setItem(REFERRALS, n));
+        }
+        const n = cached();
+        return n ? { code, conversions: +n, ...tier(+n) } : null;
+      },
+    };
+
+    // Start: load the shared state, then what happens once: a referee's landing, the first
+    // flush, the page's listeners, the model.
     await run(() => {});
     // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
     const m = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url);
     const code = m && new URLSearchParams(location.search).get(m[1]);
-    if (code) run((t) => engine.landing(code, t)).catch(fail);
-    if (endpoint) (net = createTransport({ engine, store, endpoint, writeKey, warn })).soon(0);
+    if (code) run((now) => engine.landing(code, now)).catch(fail);
+    if (net) net.soon(0);
     addEventListener('pagehide', () => {
-      if (closeUi) { ls((s) => s.setItem(X, closeUi.id)); closeUi(); closeUi = null; }
+      if (prompt) { local((s) => s.setItem(LEFT_OPEN, prompt.id)); prompt(); prompt = null; }
       if (net) net.beacon();
     });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && net && net.hide());
-    addEventListener('storage', (ev) => { if (ev.key === C && ev.newValue === '0' && closeUi) closeNow(); });
-    started = 1;
+    addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0' && prompt) closeNow(); });
+    widget = self;
     emit('ready', true);
-    loadModel(engine, db, prefix + 'm', new URL(ds.model || 'loopwise.lwm', ds.model ? page : self),
-      endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
+    loadModel(engine, db, prefix + 'm', fileUrl('model', 'loopwise.lwm'),
+    endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
+  }
+
+  const ready = (async () => {
+    const fetchBytes = async (url) => {
+      const r = await fetch(url);
+      if (!r.ok) throw Error(url + ': HTTP ' + r.status);
+      return r.arrayBuffer();
+    };
+    const [config, wasm, db] = await Promise.all([
+      fetchBytes(fileUrl('config', 'referral.lwc')),
+      fetchBytes(fileUrl('wasm', 'loopwise.wasm')),
+      openDb(),
+    ]);
+    await createWidget(await loadEngine({ wasm, config, seed: crypto.getRandomValues(new Uint8Array(16)) }), db);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));
@@ -91,120 +203,44 @@ import { open } from './ui.js';
     return false;
   });
 
-  // Call fn once started; resolve to null if the runtime failed or fn threw. Never rejects.
-  const when = (fn) => ready.then((ok) => (ok ? fn() : null)).catch((e) => {
-    fail(e);
-    return null;
-  });
-  // The usual API call: once started, fn(now) in one transaction, then `then` with its result.
-  const act = (fn, then) => when(() => run(fn).then(then));
-
-  // The referrer's step on the config's ladder: the highest whose `referrals` <= conversions.
-  const tier = (n) => {
-    const l = cfg.ladder || [];
-    let i = 0;
-    while (l[i] && l[i].referrals <= n) i++;
-    return { tier: i - 1, reward: (l[i - 1] || {}).reward || null, next: l[i] || null };
-  };
-  const cached = () => ls((s) => s.getItem(R));
-
-  // Close the open prompt as 'close'.
-  const closeNow = () => {
-    const c = closeUi, id = c.id;
-    closeUi = null;
-    c();
-    return outcome(id, 'close');
-  };
-
-  // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
-  function outcome(id, kind) {
-    return run((t, os, p) => { engine.outcome(id, kind, t); if (p) net.drain(t, os, p); }, !!net).then(() => {
-      emit('outcome', { decision: id, kind });
-      kick();
-    });
-  }
-
-  async function decided(d) {
-    if (d) {
-      emit('decision', d);
-      if (d.code === 'approval') emit('approval', d);
-      if (d.prompt) await show(d);
-    }
-    kick();
-    return d;
-  }
-
-  function show(d) {
-    const v = cfg.variants[d.variant];
-    if (!v || closeUi) return outcome(d.id, 'close');
-    const s = cfg.share;
-    const url = s.url.split('{code}').join(engine.referralCode());
-    // With a ladder, the referrer's reward now and what the next step needs, from the last
-    // answer the server gave (the prompt never waits for the network; it asks again for the
-    // next prompt).
-    const n = +cached() || 0, t = tier(n);
-    const close = open(v,
-      { url, title: s.title || v.title, text: s.text || v.message },
-      cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
-      (kind) => {
-        if (closeUi === close) closeUi = null;
-        when(() => outcome(d.id, kind));
-      });
-    close.id = d.id;
-    closeUi = close;
-    emit('prompt', d);
-    if (cfg.ladder) api.referrals();
-    return outcome(d.id, 'impression');
-  }
-
   const api = {
     ready,
     q: { push: (...calls) => calls.forEach(call) },
     on(type, fn) {
       (listeners[type] = listeners[type] || []).push(fn);
-      if (type === 'ready' && started) fn(true);
+      if (type === 'ready' && widget) fn(true);
     },
-    // track(name, {value, label}): value e.g. an NPS score, label e.g. a feature's name.
-    track: (name, opts) => act((t) => engine.track(String(name), t, tz(), opts), decided),
-    // The host lets a decision that waited for approval (code 'approval') show its prompt.
-    approve: (id) => act((t) => engine.approve(String(id), t, tz()), decided),
-    // A host attribute from the config's `attributes` (e.g. 'plan', 'pro'); null clears it.
-    attribute: (name, value) => act(() => engine.attribute(name, value)),
-    // Referee side: this device, which arrived through a share link, converted.
-    conversion: () => act((t) => engine.conversion(t), kick),
-    consent: (yes) => when(async () => {
-      yes = !!yes;
-      if (!yes && closeUi) await closeNow();
-      await run((t) => engine.consent(yes, t));
-      ls((s) => s.setItem(C, yes ? '1' : '0'));
-      kick();
-      return yes;
-    }),
     // busy(true) while the user is in the middle of something (typing, a checkout): the engine
     // holds prompts until busy(false).
     busy(b) {
-      if (b !== undefined) isBusy = !!b;
-      return isBusy;
+      if (b !== undefined) busy = !!b;
+      return busy;
     },
-    explain: () => (engine ? engine.lastDecision() : null),
-    // This device's random referral code (what its share links carry), for the host to map to
-    // its user; rewards are paid by the host from GET /v1/attributions, never by this script.
-    referralCode: () => when(() => engine.referralCode()),
-    // {code, conversions, tier, reward, next}: the server counts the referees (this device
-    // proves it is the referrer with its install key); tier, reward and next come from the
-    // config's ladder. Offline, the last answer; null if there is none.
-    referrals: () => when(async () => {
-      const code = engine.referralCode();
-      const r = endpoint && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
-      // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
-      if (r && (r.ok || r.status === 403)) {
-        const n = r.ok ? (await r.json()).conversions : 0;
-        ls((s) => s.setItem(R, n));
-      }
-      const n = cached();
-      return n ? { code, conversions: +n, ...tier(+n) } : null;
-    }),
+    explain: () => widget && widget.explain(), // null before start
   };
+  // The calls that need the widget (what each does: its method in createWidget):
+  //   track(name, {value, label})  value e.g. an NPS score, label e.g. a feature's name
+  //   approve(id)                  the host lets a decision that waited for approval (code
+  //                                'approval') show its prompt
+  //   attribute(name, value)       a host attribute from the config's `attributes` (e.g. 'plan',
+  //                                'pro'); null clears it
+  //   conversion()                 referee side: this device, which arrived through a share link,
+  //                                converted
+  //   consent(yes)                 withdrawing it closes an open prompt (in every tab)
+  //   referralCode()               this device's random referral code (what its share links
+  //                                carry), for the host to map to its user; rewards are paid by
+  //                                the host from GET /v1/attributions, never by this script
+  //   referrals()                  {code, conversions, tier, reward, next}: the server counts the
+  //                                referees (this device proves it is the referrer with its
+  //                                install key); tier, reward and next come from the config's
+  //                                ladder. Offline, the last answer; null if there is none.
+  // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
+  for (const name of 'track approve attribute conversion consent referralCode referrals'.split(' ')) {
+    api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : null)).catch((e) => {
+      fail(e);
+      return null;
+    });
+  }
 
   function call(c) {
     try {

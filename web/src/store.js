@@ -58,7 +58,7 @@ export function createStore(db, engine, prefix, warn) {
       try {
         if (!v || v.g !== gen) {
           // Earlier builds of this widget stored the snapshot as base64 text: read the bytes it holds.
-          const r = engine.restore(typeof v?.s === 'string' ? b64(v.s) : v ? v.s : null, now);
+          const r = engine.restore(v && typeof v.s === 'string' ? b64(v.s) : v ? v.s : null, now);
           if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
         }
         out = fn(now, os, pending);
