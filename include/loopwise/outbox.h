@@ -2,8 +2,7 @@
  *
  * Records are kept as ready-made JSON objects (one per line) in a byte arena sized at
  * create time, so logging never allocates. When the arena is full the oldest records
- * are dropped and counted. lw_outbox_take moves records out; lw_wire_take_batch (wire.h) wraps them
- * as a wire batch, which the caller then owns and resends, with the same batch_id, until
+ * are dropped and counted. lw_wire_take_batch (wire.h) moves the oldest records out as a wire batch, which the caller then owns and resends, with the same batch_id, until
  * the server acknowledges it. */
 #ifndef LOOPWISE_OUTBOX_H
 #define LOOPWISE_OUTBOX_H
@@ -27,13 +26,11 @@ size_t lw_outbox_count(const lw_outbox *ob);
 /* Records dropped because the outbox was full, since create (or lw_outbox_load). */
 uint32_t lw_outbox_dropped(const lw_outbox *ob);
 
-/* Move the oldest records that fit into buf (cap bytes, NUL-terminated) as one comma-separated
- * run of JSON objects and remove them; *len gets its length and *n_records how many (0 and ""
- * when the outbox is empty). The wire envelope is the edge's (lw_wire_take_batch, wire.h).
- * LW_ERR_FULL if not even the oldest record fits (that record is dropped and counted). */
-lw_status lw_outbox_take(lw_outbox *ob, char *buf, size_t cap, size_t *len, size_t *n_records);
+/* Remove the n oldest records (they were sent, or, with lost 1, can never be: counted as
+ * dropped). */
+void lw_outbox_drop(lw_outbox *ob, size_t n, int lost);
 
-/* The raw record lines, for snapshots: a pointer into the outbox, valid until the next
+/* The raw record lines, for snapshots and lw_wire_take_batch: a pointer into the outbox, valid until the next
  * call that changes it. lw_outbox_load replaces the contents with such lines. */
 const char *lw_outbox_data(const lw_outbox *ob, size_t *len);
 lw_status lw_outbox_load(lw_outbox *ob, const char *data, size_t len);

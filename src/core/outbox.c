@@ -62,34 +62,10 @@ size_t lw_outbox_count(const lw_outbox *ob) { return ob->count; }
 
 uint32_t lw_outbox_dropped(const lw_outbox *ob) { return ob->dropped; }
 
-lw_status lw_outbox_take(lw_outbox *ob, char *buf, size_t cap, size_t *len, size_t *n_records) {
-  *len = 0;
-  *n_records = 0;
-  if (cap) buf[0] = '\0';
-  if (ob->count == 0) return LW_OK;
-  size_t off = 0, n = 0, out = 0;
-  while (off < ob->used) {
-    const char *rec = ob->data + off;
-    size_t rlen = (size_t)((const char *)memchr(rec, '\n', ob->used - off) - rec);
-    size_t need = rlen + (n ? 1 : 0); /* a comma before every record but the first */
-    if (cap == 0 || out + need > cap - 1) break;
-    if (n) buf[out++] = ',';
-    memcpy(buf + out, rec, rlen);
-    out += rlen;
-    off += rlen + 1;
-    n++;
-  }
-  if (n == 0) {
-    /* A record that can never fit would block the outbox forever: drop it. */
-    drop_front(ob, 1);
-    ob->dropped++;
-    return LW_ERR_FULL;
-  }
-  buf[out] = '\0';
+void lw_outbox_drop(lw_outbox *ob, size_t n, int lost) {
+  if (n > ob->count) n = ob->count;
   drop_front(ob, n);
-  *len = out;
-  *n_records = n;
-  return LW_OK;
+  if (lost) ob->dropped += (uint32_t)n;
 }
 
 const char *lw_outbox_data(const lw_outbox *ob, size_t *len) {

@@ -91,16 +91,26 @@ lw_status lw_wire_take_batch(lw_outbox *ob, const char *batch_id, const char *wr
   lw_sb_str(&sb, ",\"sent_at\":");
   lw_sb_i64(&sb, sent_at_ms);
   lw_sb_str(&sb, ",\"events\":[");
-  size_t rlen = 0, n = 0;
-  /* the records, then the closing "]}" (2 bytes) must fit in max_bytes */
-  size_t room = sb.overflow || sb.len + 2 >= max_bytes ? 0 : max_bytes - sb.len - 2;
-  lw_status st = lw_outbox_take(ob, buf + sb.len, room + 1, &rlen, &n);
-  if (st != LW_OK) {
-    buf[0] = '\0';
-    return st;
+  size_t used, off = 0, n = 0;
+  const char *data = lw_outbox_data(ob, &used);
+  while (off < used) {
+    const char *rec = data + off;
+    size_t rlen = (size_t)((const char *)memchr(rec, '\n', used - off) - rec);
+    /* this record, a comma before it, and the closing "]}" must still fit */
+    if (sb.overflow || sb.len + rlen + (n ? 1 : 0) + 2 > max_bytes) break;
+    if (n) lw_sb_char(&sb, ',');
+    lw_sb_mem(&sb, rec, rlen);
+    off += rlen + 1;
+    n++;
   }
-  sb.len += rlen;
+  if (n == 0) {
+    /* A record that can never fit would block the outbox forever: drop it. */
+    lw_outbox_drop(ob, 1, 1);
+    buf[0] = '\0';
+    return LW_ERR_FULL;
+  }
   lw_sb_str(&sb, "]}");
+  lw_outbox_drop(ob, n, 0);
   *len = sb.len;
   *n_events = n;
   return LW_OK;
