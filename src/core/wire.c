@@ -103,14 +103,13 @@ lw_status lw_wire_take_batch(lw_outbox *ob, const char *batch_id, const char *wr
     off += rlen + 1;
     n++;
   }
+  /* A record that can never fit would block the outbox forever: it is dropped, as lost. */
+  lw_outbox_drop(ob, n ? n : 1, n == 0);
   if (n == 0) {
-    /* A record that can never fit would block the outbox forever: drop it. */
-    lw_outbox_drop(ob, 1, 1);
     buf[0] = '\0';
     return LW_ERR_FULL;
   }
   lw_sb_str(&sb, "]}");
-  lw_outbox_drop(ob, n, 0);
   *len = sb.len;
   *n_events = n;
   return LW_OK;
