@@ -54,14 +54,6 @@ static char *temp_db(void) {
   return path;
 }
 
-static void remove_db(const char *path) {
-  char side[600];
-  unlink(path);
-  snprintf(side, sizeof side, "%s-wal", path);
-  unlink(side);
-  snprintf(side, sizeof side, "%s-shm", path);
-  unlink(side);
-}
 
 static int64_t outcomes(lw_store *s) {
   lw_stats st;
@@ -112,7 +104,7 @@ static void sqlite_failing_any_statement_of_a_group_keeps_nothing_and_the_next_w
     lw_batch_free(c);
   }
   lw_store_free(s);
-  remove_db(path);
+  tu_remove_db(path);
 }
 
 /* A failed read through the fault store hands back nothing and says why; the next read works
@@ -147,7 +139,7 @@ static void failed_decision_read_returns_no_cursor_and_the_next_read_works(void)
   lw_store_cursor_free(c);
   lw_batch_free(a);
   lw_store_free(s);
-  remove_db(path);
+  tu_remove_db(path);
 }
 
 /* ---------------------------------------------------------------- over HTTP */
@@ -247,7 +239,7 @@ static int start(fixture *fx) {
 static void stop(fixture *fx) {
   lw_ingest_server_stop(fx->server);
   lw_ingest_config_clear(&fx->cfg);
-  remove_db(fx->path);
+  tu_remove_db(fx->path);
 }
 
 static void failed_write_answers_503_stores_nothing_and_the_server_recovers(void) {

@@ -169,12 +169,7 @@ static void store_writes_once_forgets_and_purges(void) {
   lw_store_free(s);
   lw_batch_free(b);
   free(text);
-  char side[600];
-  unlink(path);
-  snprintf(side, sizeof side, "%s-wal", path);
-  unlink(side);
-  snprintf(side, sizeof side, "%s-shm", path);
-  unlink(side);
+  tu_remove_db(path);
 }
 
 int main(void) {

@@ -184,6 +184,27 @@ static void the_learning_loop_runs_through_the_ingest_server(void) {
   if (system(cmd) != 0) exit(2);
 }
 
+/* A logged wire record's action when it is a decision the model made (mode "model", a choice
+ * rather than "none"), else NULL. */
+static const char *model_choice(const cJSON *ev) {
+  const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));
+  const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "action"));
+  if (!mode || lw_mode_parse(mode) != LW_MODE_MODEL || !action || strcmp(action, LW_ACTION_NONE) == 0) return NULL;
+  return action;
+}
+
+/* The record's x as the engine's fixed-point features; returns how many. */
+static int logged_x(const cJSON *ev, lw_feature x[LW_LEARN_MAX_FEATURES]) {
+  int n = 0;
+  const cJSON *pair;
+  cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "x")) {
+    if (n >= LW_LEARN_MAX_FEATURES) break;
+    x[n].hash = (uint32_t)cJSON_GetArrayItem(pair, 0)->valuedouble;
+    x[n++].q = lw_fx(cJSON_GetArrayItem(pair, 1)->valuedouble);
+  }
+  return n;
+}
+
 /* The shipped default model (models/default.lwm) loaded, and its bytes in *bytes and *n (a
  * static buffer), or NULL after a failed check. */
 static lw_model *load_default_model(const uint8_t **bytes, size_t *n) {
@@ -241,17 +262,10 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
     while (take_batch(e, t0, batch, sizeof batch, &blen, &n) == LW_OK && n > 0) {
       cJSON *b = cJSON_ParseWithLength(batch, blen), *ev;
       cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(b, "events")) {
-        const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));
-        const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "action"));
-        if (!mode || strcmp(mode, "model") != 0 || !action || strcmp(action, "none") == 0) continue;
+        const char *action = model_choice(ev);
+        if (!action) continue;
         lw_feature x[LW_LEARN_MAX_FEATURES];
-        int nx = 0;
-        cJSON *pair;
-        cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "x")) {
-          if (nx >= LW_LEARN_MAX_FEATURES) break;
-          x[nx].hash = (uint32_t)cJSON_GetArrayItem(pair, 0)->valuedouble;
-          x[nx++].q = lw_fx(cJSON_GetArrayItem(pair, 1)->valuedouble);
-        }
+        int nx = logged_x(ev, x);
         double pi[LW_MODEL_MAX_ACTIONS];
         lw_target_probs(&t, x, &nx, pi);
         int a = -1;
@@ -313,21 +327,15 @@ static void the_cores_policy_and_personas_are_the_engines(void) {
     while (take_batch(e, t0, batch, sizeof batch, &blen, &n) == LW_OK && n > 0) {
       cJSON *b = cJSON_ParseWithLength(batch, blen), *ev;
       cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(b, "events")) {
-        const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "mode"));
-        const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "action"));
-        if (!mode || lw_mode_parse(mode) != LW_MODE_MODEL || !action || strcmp(action, LW_ACTION_NONE) == 0) continue;
+        const char *action = model_choice(ev);
+        if (!action) continue;
         lw_feature x[LW_LEARN_MAX_FEATURES], rest[LW_LEARN_MAX_FEATURES];
-        int nx = 0, nr = 0, persona = -1;
-        cJSON *pair;
-        cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "x")) {
-          if (nx >= LW_LEARN_MAX_FEATURES) break;
-          x[nx].hash = (uint32_t)cJSON_GetArrayItem(pair, 0)->valuedouble;
-          x[nx].q = lw_fx(cJSON_GetArrayItem(pair, 1)->valuedouble);
+        int nx = logged_x(ev, x), nr = 0, persona = -1;
+        for (int i = 0; i < nx; i++) {
           int is_persona = 0;
           for (int k = 0; k < m->n_personas; k++)
-            if (x[nx].hash == lw_persona_hash(k)) persona = k, is_persona = 1;
-          if (!is_persona) rest[nr++] = x[nx];
-          nx++;
+            if (x[i].hash == lw_persona_hash(k)) persona = k, is_persona = 1;
+          if (!is_persona) rest[nr++] = x[i];
         }
         double dims[LW_MODEL_PERSONA_DIMS];
         lw_persona_dims(rest, nr, dims);

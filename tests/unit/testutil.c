@@ -32,6 +32,15 @@ char *tu_read_case(const char *rel) {
   return tu_read_file(path, NULL);
 }
 
+void tu_remove_db(const char *path) {
+  char side[1100];
+  remove(path);
+  snprintf(side, sizeof side, "%s-wal", path);
+  remove(side);
+  snprintf(side, sizeof side, "%s-shm", path);
+  remove(side);
+}
+
 lw_config tu_config(const char *json) {
   lw_config cfg;
   char err[LW_ERRMSG_MAX];

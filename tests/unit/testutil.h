@@ -19,6 +19,8 @@ const char *tu_path(const char *rel);
 /* A shared case file under tests/cases ("ingest/valid-batch.json"), NUL-terminated; NULL if
  * missing. The caller frees. */
 char *tu_read_case(const char *rel);
+/* Delete an SQLite database file with its -wal and -shm files. */
+void tu_remove_db(const char *path);
 /* Parse a config text or abort the test program with its message. */
 lw_config tu_config(const char *json);
 /* The default config from models/referral.json. */
