@@ -111,6 +111,7 @@ test('an_install_can_delete_its_records_by_its_install_key', async () => {
     assert.deepEqual(r.json, { deleted: 10 });
     assert.equal(r.headers['access-control-allow-origin'], 'http://localhost:3000');
     assert.equal(sql(server.db, `SELECT count(*) AS n FROM events WHERE install = '${me}'`)[0].n, 0);
+    assert.equal(sql(server.db, `SELECT count(*) AS n FROM code_owners WHERE install = '${me}'`)[0].n, 0, 'the install key leaves the code owners too');
     assert.equal(sql(server.db, `SELECT count(*) AS n FROM events WHERE install = '${other}'`)[0].n, 5);
     assert.equal((await stats(server)).outcomes, 5);
   } finally {

@@ -348,6 +348,51 @@ static void referee_bodies_are_refused_naming_the_field(void) {
   CHECK_STR(err.field, "decision");
 }
 
+/* A config file with the given sites array; returns the load status and leaves the message. */
+static lw_status load_sites_json(const char *sites, char *errmsg, size_t errlen, lw_ingest_config *cfg) {
+  char path[] = "/tmp/lw-test-cfg-XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fdopen(fd, "w");
+  fprintf(f, "{\"sites\": %s}", sites);
+  fclose(f);
+  lw_ingest_config_init(cfg);
+  lw_status st = lw_ingest_config_load_file(cfg, path, errmsg, errlen);
+  unlink(path);
+  return st;
+}
+
+static void site_secret_keys_and_integrity_rules_are_checked(void) {
+  char errmsg[LW_ERRMSG_MAX];
+  lw_ingest_config cfg;
+  CHECK_INT(load_sites_json("[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"a-secret-0123456789\","
+                            "\"a-secret-rotated-0123\"],\"integrity\":{\"velocity\":\"reject\",\"velocity_max\":3}}]",
+                            errmsg, sizeof errmsg, &cfg),
+            LW_OK);
+  CHECK_INT(cfg.sites[0].n_secret_keys, 2);
+  CHECK_INT(cfg.sites[0].integrity.velocity, LW_RULE_REJECT);
+  CHECK_INT(cfg.sites[0].integrity.velocity_max, 3);
+  CHECK_INT(cfg.sites[0].integrity.self_referral, LW_RULE_REJECT); /* the default */
+  lw_ingest_config_clear(&cfg);
+  static const struct {
+    const char *sites, *says;
+  } bad[] = {
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"short\"]}]", "sites[0].secret_keys[0]"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key-0123456789abc\",\"secret_keys\":[\"a-key-0123456789abc\"]}]", "unique"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"s-0123456789abcdef\"]},"
+       "{\"id\":\"b\",\"write_key\":\"s-0123456789abcdef\"}]", "unique"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"1-0123456789abcdef\",\"2-0123456789abcdef\","
+       "\"3-0123456789abcdef\"]}]", "one or two"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"integrity\":{\"velocity\":\"maybe\"}}]", "sites[0].integrity.velocity"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"integrity\":{\"nope\":1}}]", "sites[0].integrity.nope"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK_INT(load_sites_json(bad[i].sites, errmsg, sizeof errmsg, &cfg), LW_ERR_INVALID);
+    if (!strstr(errmsg, bad[i].says)) fprintf(stderr, "case %zu: \"%s\" lacks \"%s\"\n", i, errmsg, bad[i].says);
+    CHECK(strstr(errmsg, bad[i].says) != NULL);
+    lw_ingest_config_clear(&cfg);
+  }
+}
+
 static void records_beyond_the_clock_skew_allowance_are_kept_and_marked(void) {
   char *text = tu_read_case("ingest/valid-batch.json");
   lw_batch *b = NULL;
@@ -376,6 +421,7 @@ int main(void) {
   referee_reports_are_stored_once_and_judged_by_the_rules();
   referee_bodies_are_refused_naming_the_field();
   records_beyond_the_clock_skew_allowance_are_kept_and_marked();
+  site_secret_keys_and_integrity_rules_are_checked();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }
