@@ -87,6 +87,9 @@ test('retention_deletes_batches_received_longer_ago_than_the_period', async () =
     assert.equal(s.outcomes, 5, 'the expired batch should be purged, the young one kept');
     assert.equal(s.batches, 1);
     assert.equal(sql(server.db, `SELECT count(*) AS n FROM batches WHERE batch_id = '${young.batch_id}'`)[0].n, 1);
+    // The expired batch's install key leaves the code owners with it; the young one's stays.
+    const owners = sql(server.db, 'SELECT install FROM code_owners').map((r) => r.install);
+    assert.deepEqual(owners, [young.events[0].install]);
     const metrics = (await request(server, 'GET', '/metrics')).text;
     assert.match(metrics, /loopwise_ingest_deleted_events_total\{cause="retention"\} 5/);
   } finally {
