@@ -28,8 +28,9 @@ void lw_json_install_hooks(void);
  *
  * Strict: the text must follow RFC 8259's grammar (leading whitespace allowed), which cJSON
  * alone does not enforce, so numbers such as 01, 1., .5, +1, 0x10, NaN or Infinity are refused;
- * so are an escaped NUL (\u0000) anywhere, a lone surrogate escape, invalid UTF-8 and nesting
- * deeper than CJSON_NESTING_LIMIT. */
+ * so are an escaped NUL (\u0000) anywhere, a lone surrogate escape and nesting deeper than
+ * CJSON_NESTING_LIMIT. (Whether string bytes are UTF-8 is left to the readers of each field,
+ * which name the field.) */
 cJSON *lw_json_parse(const char *text, size_t len, const char **end, lw_status *st);
 
 /* The same check without building anything: a pointer just past the one JSON value at the
