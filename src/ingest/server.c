@@ -345,27 +345,28 @@ static unsigned addr_slot(const lw_conns *t, const unsigned char *key, size_t n)
  * accept; counted once libmicrohttpd has set the connection up, so the check and the count
  * can differ by the few connections the HTTP threads accept at the same moment). Trusted
  * proxies are not counted: every client behind them shares their address. */
-/* A full table makes room for a new connection by shutting down the one longest in its header
- * phase, if that phase began more than HEADER_GRACE_US ago: a healthy client sends its
- * headers in one packet, so what waits that long is a slow client or an idle keep-alive
- * connection, and connections trickling headers can never keep newcomers out. (The library's
- * own limit is set a little above max_connections, so the newcomer fits while the evicted one
- * closes.) */
-#define HEADER_GRACE_US 1000000
+/* A full table makes room for a new connection by shutting down one still in its header phase:
+ * from the client holding the most connections, and of its connections the one longest in that
+ * phase. A healthy client sends its headers in one packet right after the handshake and holds a
+ * connection or two, so what goes is a slow client's (or an idle keep-alive connection), and
+ * connections trickling headers can never keep newcomers out. (The library's own limit is set
+ * above max_connections, per HTTP thread, so the newcomer fits while the evicted one closes.) */
 #define CONNECTION_HEADROOM 64u
 
 static int make_room(lw_ingest_server *s) {
   lw_conns *t = &s->conns;
   if (t->total < (size_t)s->cfg->max_connections) return 1;
-  int64_t now = lw_mono_us();
-  lw_conn *oldest = NULL;
-  for (lw_conn *e = t->head; e; e = e->next)
-    if (e->in_headers && !e->cut && e->fd >= 0 && now - e->phase_start_us > HEADER_GRACE_US &&
-        (!oldest || e->phase_start_us < oldest->phase_start_us))
-      oldest = e;
-  if (!oldest) return 0;
-  oldest->cut = 1;
-  shutdown(oldest->fd, SHUT_RDWR);
+  lw_conn *victim = NULL;
+  unsigned most = 0;
+  for (lw_conn *e = t->head; e; e = e->next) {
+    if (!e->in_headers || e->cut || e->fd < 0) continue;
+    unsigned held = e->slot == UINT_MAX ? 1u : t->counts[e->slot];
+    if (!victim || held > most || (held == most && e->phase_start_us < victim->phase_start_us))
+      victim = e, most = held;
+  }
+  if (!victim) return 0;
+  victim->cut = 1;
+  shutdown(victim->fd, SHUT_RDWR);
   lw_metrics_reject(&s->metrics, LW_REJECT_HEADER_TIMEOUT);
   return 1;
 }
@@ -401,7 +402,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     e->in_headers = 1;
     e->slot = UINT_MAX;
     pthread_mutex_lock(&t->lock);
-    if (s->cfg->max_connections_per_address && n && !is_trusted_proxy(s, a, n)) {
+    if (n && !is_trusted_proxy(s, a, n)) { /* counted even without a cap: see make_room */
       e->slot = addr_slot(t, a, one_client(n));
       if (t->counts[e->slot] < UINT16_MAX) t->counts[e->slot]++;
     }
@@ -1400,7 +1401,8 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
       MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
       MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections + CONNECTION_HEADROOM,
+      /* the library splits its limit between its threads: ours (make_room) is the real one */
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections * threads + CONNECTION_HEADROOM,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,

@@ -6,7 +6,6 @@
  *
  * Two connections: the writer's (used by one thread at a time, see store.h) and a reader's
  * guarded by a mutex, so /v1/stats never waits for a commit and never blocks one (WAL). */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "loopwise/store.h"
 
 #include <cJSON.h>
@@ -17,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Events go in with multi-row INSERTs of up to this many rows: one statement run per chunk
  * instead of per event, which is most of what a row costs the writer besides the b-trees. */
@@ -35,17 +33,21 @@ typedef struct {
   pthread_mutex_t lock;
 } reader;
 
-/* Recent referral counts (see sq_referral). */
-#define REFERRAL_CACHE 512
-#define REFERRAL_FRESH_US 1000000
+/* Referral counts already computed (see sq_referral), by a hash of (site, code). An entry is
+ * good while its slot's generation and the store's are what they were when it was computed:
+ * the writer bumps a slot's generation when it commits an event with a code of that slot, and
+ * the store's on every forget and purge. */
+#define REFERRAL_CACHE 1024
 typedef struct {
   char site[33], code[LW_CODE_LEN + 1];
-  int64_t conversions, landings, at_us;
+  int64_t conversions, landings;
+  uint64_t gen, epoch;
 } referral_cached;
 
 typedef struct {
   lw_store base;
   referral_cached refc[REFERRAL_CACHE];
+  uint64_t refgen[REFERRAL_CACHE], epoch; /* guarded by refc_lock */
   pthread_mutex_t refc_lock;
   sqlite3 *w;            /* writer connection */
   reader readers[READERS_MAX]; /* read connections, each guarded by its lock */
@@ -368,6 +370,30 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
   return LW_OK;
 }
 
+static unsigned referral_slot(const char *site, const char *code) {
+  unsigned h = 2166136261u;
+  for (const char *p = site; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+  h = (h ^ 0xffu) * 16777619u;
+  for (const char *p = code; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+  return h % REFERRAL_CACHE;
+}
+
+/* After a commit: the cached counts of every code the items carried are stale. */
+static void referral_touch(sqlite_store *s, lw_store_item *const *items, size_t n) {
+  pthread_mutex_lock(&s->refc_lock);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; !items[i]->duplicate && k < items[i]->batch->n_events; k++)
+      if (items[i]->batch->events[k].code[0])
+        s->refgen[referral_slot(items[i]->site, items[i]->batch->events[k].code)]++;
+  pthread_mutex_unlock(&s->refc_lock);
+}
+
+static void referral_touch_all(sqlite_store *s) {
+  pthread_mutex_lock(&s->refc_lock);
+  s->epoch++;
+  pthread_mutex_unlock(&s->refc_lock);
+}
+
 static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   s->steps = 0;
@@ -376,6 +402,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
   if (st == LW_OK) st = step_fault(s, "committing", err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", err, errlen);
+  if (st == LW_OK) referral_touch(s, items, n);
   sqlite3_reset(s->ins_batch);
   for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_reset(s->ins_events[k]);
   if (st != LW_OK) {
@@ -464,6 +491,7 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
                   NULL, err, errlen);
   }
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a forget", err, errlen);
+  if (st == LW_OK) referral_touch_all(s);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) items[i]->deleted = 0, items[i]->denied = 0;
@@ -504,6 +532,7 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
       st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
   }
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", err, errlen);
+  if (st == LW_OK && *deleted) referral_touch_all(s);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     *deleted = 0;
@@ -732,17 +761,12 @@ static int referral_row(sqlite3 *db, const char *sql, const char *site, const ch
   return rc;
 }
 
-static int64_t mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* The owner check first (one index probe), and the counts only for the owner: any holder of
  * the public write key can ask for any code, and counting a code's referees costs a walk over
- * all its coded events (200,000 forged conversions made each read ~50 ms). The counts of a
- * code are then kept for REFERRAL_FRESH_US, so a referrer's widget polling, or a flood of its
- * reads, counts at most once a second per code; a referrer sees a new referee that much later. */
+ * all its coded events (200,000 forged conversions made each read ~50 ms). The counts are then
+ * kept until a write touches the code (see referral_cached), so a referrer's widget polling,
+ * or a flood of its reads, counts once per change, and every answer is as fresh as a count. */
 static lw_status sq_referral(lw_store *base, const char *site, const char *code,
                              const char *install, lw_referral *out, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
@@ -754,15 +778,13 @@ static lw_status sq_referral(lw_store *base, const char *site, const char *code,
   int64_t owner = 0, counts[2] = {0, 0};
   int rc = referral_row(rd->db, owner_sql, site, code, install, &owner, 1);
   if (rc == SQLITE_ROW && (out->owner = owner != 0)) {
-    int64_t now = mono_us();
-    unsigned slot = 0;
-    for (const char *p = site; *p; p++) slot = slot * 31u + (unsigned char)*p;
-    for (const char *p = code; *p; p++) slot = slot * 31u + (unsigned char)*p;
-    slot %= REFERRAL_CACHE;
+    unsigned slot = referral_slot(site, code);
     pthread_mutex_lock(&s->refc_lock);
     referral_cached hit = s->refc[slot];
+    uint64_t gen = s->refgen[slot], epoch = s->epoch; /* before the count's snapshot begins */
     pthread_mutex_unlock(&s->refc_lock);
-    if (hit.at_us && now - hit.at_us < REFERRAL_FRESH_US && !strcmp(hit.site, site) && !strcmp(hit.code, code)) {
+    if (hit.gen == gen && hit.epoch == epoch && !strcmp(hit.site, site) &&
+        !strcmp(hit.code, code)) {
       out->conversions = hit.conversions;
       out->landings = hit.landings;
     } else {
@@ -773,7 +795,7 @@ static lw_status sq_referral(lw_store *base, const char *site, const char *code,
       if (rc == SQLITE_ROW) {
         out->conversions = counts[0];
         out->landings = counts[1];
-        referral_cached c = {{0}, {0}, counts[0], counts[1], now};
+        referral_cached c = {{0}, {0}, counts[0], counts[1], gen, epoch};
         snprintf(c.site, sizeof c.site, "%s", site);
         snprintf(c.code, sizeof c.code, "%s", code);
         pthread_mutex_lock(&s->refc_lock);
@@ -1148,6 +1170,12 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
   for (int i = 0; st == LW_OK && i < READERS; i++, s->n_readers++)
     st = open_conn(path, &s->readers[i].db, err, errlen);
   if (st == LW_OK) st = open_conn(path, &s->p, err, errlen);
+  /* Page caches: the writer keeps its 32 MB (open_conn); a read walks the coded-events index
+   * or the events once, so each reader gets 8 MB and the ping next to nothing, which bounds
+   * what the read side can hold however large the database grows. */
+  for (int i = 0; st == LW_OK && i < s->n_readers; i++)
+    st = exec(s->readers[i].db, "PRAGMA cache_size = -8000", "sizing a read cache", err, errlen);
+  if (st == LW_OK) st = exec(s->p, "PRAGMA cache_size = -256", "sizing a read cache", err, errlen);
   if (st == LW_OK &&
       sqlite3_prepare_v3(s->w,
                          "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
