@@ -165,6 +165,19 @@ test('behind_a_trusted_proxy_per_address_limits_follow_the_forwarded_address', a
   }
 });
 
+test('ipv6_clients_count_by_their_64', async () => {
+  // Forwarded by a trusted proxy, so the test can be clients of any address. The connection cap
+  // counts by the same rule (one_client in server.c).
+  const server = await startServer({ args: ['--trusted-proxies', '127.0.0.1', '--rate-per-address', '0.01', '--burst-per-address', '2', '--models-dir', '/nonexistent'] });
+  try {
+    const model = (xff) => getFrom(server, '127.0.0.1', '/v1/model?key=demo-site-key', { 'X-Forwarded-For': xff });
+    assert.deepEqual([await model('2001:db8:1:2::1'), await model('2001:db8:1:2:ffff::9'), await model('2001:db8:1:2::3')], [404, 404, 429]);
+    assert.equal(await model('2001:db8:1:3::1'), 404, 'another /64 is another client');
+  } finally {
+    await server.cleanup();
+  }
+});
+
 test('a_forwarded_address_never_makes_a_request_loopback', async () => {
   const server = await startServer({ args: ['--trusted-proxies', '127.0.0.1'] });
   try {
