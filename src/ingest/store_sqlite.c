@@ -4,8 +4,9 @@
  * The server's writer thread puts many batches in one transaction (group commit), so many
  * requests share that one fsync.
  *
- * Two connections: the writer's (used by one thread at a time, see store.h) and a reader's
- * guarded by a mutex, so /v1/stats never waits for a commit and never blocks one (WAL). */
+ * Connections: the writer's (used by one thread at a time, see store.h), a small pool of
+ * readers (see reader_take) and one for the ping, so no read waits for a commit or blocks one
+ * (WAL), a slow read holds up only reads that find every reader busy, and /healthz none. */
 #include "loopwise/store.h"
 
 #include <cJSON.h>
