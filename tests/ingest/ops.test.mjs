@@ -231,3 +231,13 @@ test('a_damaged_database_is_refused_at_start_by_the_integrity_check', async () =
   assert.equal(r.status, 1, `a damaged database was served: ${r.stderr}`);
   assert.match(r.stderr, /integrity/);
 });
+
+// The config file is read through the same strict JSON entry point as batches.
+test('config_file_with_a_number_outside_json_is_refused', () => {
+  const dir = tempDir();
+  for (const text of ['{"k_anonymity": 07}', '{"k_anonymity": 7.}', '{"k_anonymity": +7}', '{"log_level": "info\\u0000x"}']) {
+    writeFileSync(join(dir, 'c.json'), text);
+    const r = spawnSync(binary, ['--db', join(dir, 'x.db'), '--port', '0', '--config', join(dir, 'c.json')], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 2, `${text} was accepted: ${r.stderr}`);
+  }
+});
