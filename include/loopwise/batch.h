@@ -79,11 +79,13 @@ lw_status lw_batch_parse(const char *body, size_t len, const lw_batch_limits *li
 /* Free a batch from lw_batch_parse. NULL is fine. */
 void lw_batch_free(lw_batch *batch);
 
-/* A request to delete everything stored for one install: {"v":1,"write_key":"...","install":"..."}.
- * Same rules and error reporting as lw_batch_parse; fills *out, allocates nothing. */
+/* A request to delete everything stored for one install: {"v":1,"write_key":"...","install":"..."},
+ * or (v 2, with "code") every event carrying one referral code, asked by the install that
+ * shared it. Same rules and error reporting as lw_batch_parse; fills *out, allocates nothing. */
 typedef struct {
   char write_key[LW_WRITE_KEY_LEN + 1];
   char install[LW_INSTALL_LEN + 1];
+  char code[LW_CODE_LEN + 1]; /* "" : forget the install */
 } lw_forget_request;
 
 lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,

@@ -34,6 +34,14 @@ typedef struct {
   lw_integrity_rules integrity;
 } lw_ingest_site;
 
+/* An address or network (CIDR) of a trusted reverse proxy: family AF_INET or AF_INET6, the
+ * address bytes and the prefix length in bits. */
+typedef struct {
+  int family;
+  unsigned char addr[16];
+  unsigned prefix;
+} lw_ingest_net;
+
 typedef struct {
   char *db;                    /* SQLite file (required) */
   char *bind;                  /* listen address, IPv4 or IPv6 literal; default 127.0.0.1 */
@@ -59,6 +67,14 @@ typedef struct {
   char *models_dir;            /* <dir>/<site id>/current.lwm served at GET /v1/model; NULL: none */
   lw_ingest_site *sites;
   size_t n_sites;
+  /* Slow clients and exposure (issue 12, section 4). */
+  int64_t header_timeout_s;    /* a request whose headers are not complete by then is closed */
+  int64_t body_budget;         /* bytes all bodies being received may hold together */
+  int64_t stats_max_codes;     /* most code rows in one /v1/stats answer */
+  int64_t read_connections;    /* the store's read connections (stats, referrals, attributions) */
+  char *trusted_proxies;       /* "10.0.0.1, 192.0.2.0/24, ::1": may set the client address */
+  lw_ingest_net *proxies;      /* trusted_proxies parsed by lw_ingest_config_finish */
+  size_t n_proxies;
 } lw_ingest_config;
 
 /* Fill cfg with the built-in defaults (no sites yet). Clear it with lw_ingest_config_clear. */
@@ -85,6 +101,10 @@ lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errle
 /* A site's integrity rules before its config says otherwise: self-referrals and a referee's
  * second reward rejected, more than 100 conversions of one code in a day flagged for review. */
 lw_integrity_rules lw_integrity_defaults(void);
+
+/* 1 when the address (4 bytes for IPv4, 16 for IPv6) is in one of the networks. */
+int lw_ingest_net_contains(const lw_ingest_net *nets, size_t n, const unsigned char *addr,
+                           size_t len);
 
 /* Print the settings table (flag, environment variable, default, meaning) for --help. */
 void lw_ingest_config_usage(FILE *out);

@@ -53,8 +53,18 @@ typedef struct {
   size_t n_variants, n_segments, n_codes;
   lw_stats_row *variants; /* by action */
   lw_stats_row *segments; /* by segment */
-  lw_stats_row *codes;    /* by referral code */
+  lw_stats_row *codes;    /* by referral code, ordered by code; see lw_stats_bounds */
+  /* Codes with fewer than min_installs installs, and codes with enough that did not fit. */
+  int64_t codes_below_min, codes_left_out;
 } lw_stats;
+
+/* Codes grow without limit (one per sharing install), so a stats answer bounds them: only codes
+ * with at least min_installs distinct installs, and of those the max_codes with the most
+ * installs (ties: the smaller code). 0: no bound. */
+typedef struct {
+  size_t max_codes;
+  int64_t min_installs;
+} lw_stats_bounds;
 
 /* Free the rows of a lw_stats filled by lw_store_stats (the struct itself is the caller's). */
 void lw_stats_clear(lw_stats *stats);
@@ -66,15 +76,30 @@ void lw_stats_clear(lw_stats *stats);
  * nothing of the call is kept. */
 lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen);
 
-/* Delete every event of one install on one site; *deleted gets the number of events. */
-lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                          char *err, size_t errlen);
+/* One deletion request (POST /v1/forget). */
+typedef struct {
+  const char *site;
+  const char *install; /* whose records; with code, the install that must have shared it */
+  const char *code;    /* NULL: every event of install; else every event carrying code */
+  int64_t deleted;     /* out: events deleted */
+  int denied;          /* out: code set and install never sent a share or copy with it */
+} lw_forget_item;
+
+/* Apply items[0..n) in one transaction, durable before LW_OK, and see that the deleted rows are
+ * left nowhere in the store's files (SQLite: secure_delete, then the WAL checkpointed and
+ * truncated, so no older copy of a page survives in it). On error nothing of the call is kept. */
+lw_status lw_store_forget(lw_store *s, lw_forget_item *const *items, size_t n, char *err,
+                          size_t errlen);
 
 /* Delete the batches received before before_ms and all their events. */
 lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen);
 
-/* Aggregates for one site. The caller clears *out with lw_stats_clear. */
+/* Aggregates for one site, every code included. The caller clears *out with lw_stats_clear. */
 lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen);
+/* The same within bounds (NULL: none); memory and the answer stay bounded however many codes
+ * exist. */
+lw_status lw_store_stats_bounded(lw_store *s, const char *site, const lw_stats_bounds *bounds,
+                                 lw_stats *out, char *err, size_t errlen);
 
 /* A cheap read that proves the store answers (for /healthz). */
 lw_status lw_store_ping(lw_store *s, char *err, size_t errlen);
@@ -242,8 +267,11 @@ void lw_store_free(lw_store *s);
 
 /* ---------------------------------------------------------------- backends */
 
-/* Open (creating or migrating) a SQLite database at path, in WAL mode with synchronous=FULL.
- * On LW_OK *out is a store the caller frees with lw_store_free. */
+/* Open (creating or migrating) a SQLite database at path, in WAL mode with synchronous=FULL,
+ * after a quick_check of every page (a damaged file is refused, LW_ERR_IO, "integrity check
+ * failed: ..."). Reads run on a small pool of read connections, so one slow read never holds
+ * up another, and the ping on a connection of its own. On LW_OK *out is a store the caller
+ * frees with lw_store_free. */
 lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size_t errlen);
 
 /* Test seam of the SQLite backend: the nth statement of its next write transaction (1: BEGIN,
@@ -304,10 +332,11 @@ struct lw_store_cursor {
 typedef struct {
   const char *name;
   lw_status (*write)(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen);
-  lw_status (*forget)(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                      char *err, size_t errlen);
+  lw_status (*forget)(lw_store *s, lw_forget_item *const *items, size_t n, char *err,
+                      size_t errlen);
   lw_status (*purge)(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen);
-  lw_status (*stats)(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen);
+  lw_status (*stats)(lw_store *s, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                     char *err, size_t errlen);
   lw_status (*ping)(lw_store *s, char *err, size_t errlen);
   lw_status (*referral)(lw_store *s, const char *site, const char *code, const char *install,
                        lw_referral *out, char *err, size_t errlen);

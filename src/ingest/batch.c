@@ -355,8 +355,11 @@ lw_status lw_batch_parse(const char *body, size_t len, const lw_batch_limits *li
   return LW_OK;
 }
 
-enum { F_V, F_WRITE_KEY, F_INSTALL, F_COUNT };
-static const char *const forget_fields[F_COUNT] = {"v", "write_key", "install"};
+/* Version 1: {"v":1,"write_key","install"}, every event of that install. Version 2 adds an
+ * optional "code": every event carrying that referral code instead (the install must be the one
+ * that shared it; the store checks). */
+enum { F_V, F_WRITE_KEY, F_INSTALL, F_CODE, F_COUNT };
+static const char *const forget_fields[F_COUNT] = {"v", "write_key", "install", "code"};
 
 lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
                           lw_batch_error *err) {
@@ -364,19 +367,24 @@ lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
   const cJSON *f[F_COUNT];
   int64_t v = 0;
   err->field[0] = err->message[0] = '\0';
+  out->code[0] = '\0';
   lw_status st = parse_document(body, len, &doc, err);
   if (st != LW_OK) return st;
   st = scan_object(doc, "", forget_fields, F_COUNT, f, err);
-  for (int i = 0; st == LW_OK && i < F_COUNT; i++)
+  for (int i = 0; st == LW_OK && i < F_CODE; i++)
     if (!f[i]) st = fail(err, "", forget_fields[i], "missing required field");
-  if (st == LW_OK && (read_int(f[F_V], "", "v", &v, err) != LW_OK || v != 1))
-    st = fail(err, "", "v", "unsupported schema version (expected 1)");
+  if (st == LW_OK && (read_int(f[F_V], "", "v", &v, err) != LW_OK || (v != 1 && v != 2)))
+    st = fail(err, "", "v", "unsupported schema version (expected 1 or 2)");
+  if (st == LW_OK && v == 1 && f[F_CODE]) st = fail(err, "", "code", "unknown field in version 1 (use v 2)");
   if (st == LW_OK)
     st = read_string(f[F_WRITE_KEY], "", "write_key", LW_CS_MODEL, 1, LW_WRITE_KEY_LEN,
                      out->write_key, sizeof out->write_key, err);
   if (st == LW_OK)
     st = read_string(f[F_INSTALL], "", "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
                      out->install, sizeof out->install, err);
+  if (st == LW_OK && f[F_CODE])
+    st = read_string(f[F_CODE], "", "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, out->code,
+                     sizeof out->code, err);
   cJSON_Delete(doc);
   return st;
 }

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "log.h"
 
 typedef enum { T_STR, T_INT, T_NUM, T_BOOL } setting_type;
@@ -67,6 +70,18 @@ static const setting settings[] = {
     {"log_level", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn, error or off"},
     {"models_dir", T_STR, OFF(models_dir), NULL, 0, 0,
      "per-site models served at GET /v1/model: <dir>/<site id>/current.lwm"},
+    /* ---- slow clients and exposure (issue 12, section 4) */
+    {"header_timeout_s", T_INT, OFF(header_timeout_s), "10", 1, 3600,
+     "close a connection whose request headers are not complete after this long"},
+    {"body_budget", T_INT, OFF(body_budget), "33554432", 65536, 1LL << 36,
+     "bytes all request bodies being received may hold together; past it the largest is closed"},
+    {"stats_max_codes", T_INT, OFF(stats_max_codes), "100", 1, 100000,
+     "most referral codes in one /v1/stats answer (those with the most installs)"},
+    {"read_connections", T_INT, OFF(read_connections), "2", 1, 64,
+     "database read connections for stats, referral and attribution reads"},
+    {"trusted_proxies", T_STR, OFF(trusted_proxies), NULL, 0, 0,
+     "reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For "
+     "gives the client address"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -171,6 +186,7 @@ void lw_ingest_config_clear(lw_ingest_config *cfg) {
     if (settings[k].type == T_STR) free(*(char **)((char *)cfg + settings[k].offset));
   for (size_t i = 0; i < cfg->n_sites; i++) free_site(&cfg->sites[i]);
   free(cfg->sites);
+  free(cfg->proxies);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -482,7 +498,92 @@ lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, ch
   return st;
 }
 
+/* ---------------------------------------------------------------- exposure (issue 12, 4) */
+
+static int bind_is_loopback(const char *bind) {
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (!bind) return 1; /* the default, 127.0.0.1 */
+  if (inet_pton(AF_INET, bind, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, bind, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return 0;
+}
+
+/* "10.0.0.1, 192.0.2.0/24, ::1" into cfg->proxies. */
+static lw_status parse_proxies(lw_ingest_config *cfg, char *err, size_t errlen) {
+  free(cfg->proxies);
+  cfg->proxies = NULL;
+  cfg->n_proxies = 0;
+  const char *p = cfg->trusted_proxies;
+  if (!p) return LW_OK;
+  size_t cap = 1;
+  for (const char *c = p; *c; c++) cap += *c == ',';
+  if (!(cfg->proxies = calloc(cap, sizeof *cfg->proxies))) return LW_ERR_NOMEM;
+  while (*p) {
+    while (*p == ' ' || *p == ',') p++;
+    if (!*p) break;
+    size_t n = strcspn(p, ", ");
+    char item[64];
+    if (n >= sizeof item) n = sizeof item - 1;
+    memcpy(item, p, n);
+    item[n] = '\0';
+    p += n;
+    lw_ingest_net *net = &cfg->proxies[cfg->n_proxies];
+    char *slash = strchr(item, '/');
+    long prefix = -1;
+    if (slash) {
+      char *end;
+      *slash = '\0';
+      prefix = strtol(slash + 1, &end, 10);
+      if (!slash[1] || *end) prefix = 1000;
+    }
+    if (inet_pton(AF_INET, item, net->addr) == 1) {
+      net->family = AF_INET;
+      if (prefix < 0) prefix = 32;
+      if (prefix > 32) goto bad;
+    } else if (inet_pton(AF_INET6, item, net->addr) == 1) {
+      net->family = AF_INET6;
+      if (prefix < 0) prefix = 128;
+      if (prefix > 128) goto bad;
+    } else {
+      goto bad;
+    }
+    net->prefix = (unsigned)prefix;
+    cfg->n_proxies++;
+    continue;
+  bad:
+    if (slash) *slash = '/';
+    snprintf(err, errlen, "trusted_proxies: '%s' is not an IPv4 or IPv6 address or network", item);
+    return LW_ERR_INVALID;
+  }
+  return LW_OK;
+}
+
+int lw_ingest_net_contains(const lw_ingest_net *nets, size_t n, const unsigned char *addr,
+                           size_t len) {
+  for (size_t i = 0; i < n; i++) {
+    const lw_ingest_net *net = &nets[i];
+    if ((net->family == AF_INET ? 4u : 16u) != len) continue;
+    unsigned bits = net->prefix, k = 0;
+    for (; bits >= 8; bits -= 8, k++)
+      if (addr[k] != net->addr[k]) break;
+    if (bits >= 8) continue;
+    if (bits && ((addr[k] ^ net->addr[k]) & (0xFFu << (8 - bits)) & 0xFFu)) continue;
+    return 1;
+  }
+  return 0;
+}
+
 lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errlen) {
+  if (!bind_is_loopback(cfg->bind) && !cfg->read_token) {
+    snprintf(err, errlen,
+             "read_token: required when bind is not a loopback address (bind %.64s): stats, "
+             "metrics and attributions would otherwise have no protection",
+             cfg->bind);
+    return LW_ERR_INVALID;
+  }
+  lw_status pst = parse_proxies(cfg, err, errlen);
+  if (pst != LW_OK) return pst;
   if (!cfg->db || !cfg->db[0]) {
     snprintf(err, errlen, "db: a database file is required (--db FILE)");
     return LW_ERR_INVALID;

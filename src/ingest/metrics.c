@@ -8,7 +8,8 @@
 
 static const char *const reject_names[LW_REJECT_COUNT] = {
     "invalid", "http", "too_large", "bad_key", "forbidden",
-    "rate_address", "rate_key", "not_found", "method", "store", "code_owner"};
+    "rate_address", "rate_key", "not_found", "method", "store", "code_owner",
+    "header_timeout", "body_budget", "connections"};
 
 /* Upper bounds in milliseconds. */
 static const double latency_le_ms[LW_LATENCY_BUCKETS] = {0.25, 0.5, 1,  2,   5,   10,
@@ -101,6 +102,15 @@ char *lw_metrics_render(lw_metrics *m, size_t *len) {
           "loopwise_ingest_deleted_events_total{cause=\"retention\"} %llu\n"
           "loopwise_ingest_deleted_events_total{cause=\"forget\"} %llu\n",
       GET(m->purged_events), GET(m->forgotten_events));
+  add(&s, "# HELP loopwise_ingest_forgets_total Forget requests applied, and the commits they shared.\n"
+          "# TYPE loopwise_ingest_forgets_total counter\n"
+          "loopwise_ingest_forgets_total %llu\n"
+          "# TYPE loopwise_ingest_forget_commits_total counter\n"
+          "loopwise_ingest_forget_commits_total %llu\n"
+          "# HELP loopwise_ingest_body_bytes Bytes of request bodies being received (body_budget).\n"
+          "# TYPE loopwise_ingest_body_bytes gauge\n"
+          "loopwise_ingest_body_bytes %lld\n",
+      GET(m->forgets), GET(m->forget_commits), (long long)atomic_load(&m->body_bytes));
   add(&s, "# HELP loopwise_ingest_request_duration_seconds POST /v1/outcomes latency.\n"
           "# TYPE loopwise_ingest_request_duration_seconds histogram\n");
   unsigned long long cum = 0;

@@ -22,6 +22,10 @@ typedef enum {
   LW_REJECT_STORE,         /* 503: the store failed */
   LW_REJECT_CODE_OWNER,    /* a share or copy record with another install's code (not stored;
                               the rest of its batch is): counted per record, not per request */
+  /* slow clients (issue 12, section 4): connections closed without an answer */
+  LW_REJECT_HEADER_TIMEOUT, /* headers not complete by header_timeout_s */
+  LW_REJECT_BODY_BUDGET,    /* the largest body in flight when body_budget ran out */
+  LW_REJECT_CONNECTIONS,    /* past max_connections_per_address (IPv6 by /64) */
   LW_REJECT_COUNT
 } lw_reject_reason;
 
@@ -35,6 +39,8 @@ typedef struct {
   atomic_uint_fast64_t batches_stored, batches_duplicate, events_stored;
   atomic_uint_fast64_t commits, committed_batches, commit_us_sum;
   atomic_uint_fast64_t purged_events, forgotten_events;
+  atomic_uint_fast64_t forgets, forget_commits; /* forget requests, and the commits they took */
+  atomic_int_fast64_t body_bytes;               /* gauge: bytes of bodies being received */
   /* POST /v1/outcomes latency from first byte of headers handled to response queued. */
   atomic_uint_fast64_t latency_bucket[LW_LATENCY_BUCKETS + 1]; /* last: +Inf */
   atomic_uint_fast64_t latency_us_sum, latency_count;

@@ -38,6 +38,8 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <limits.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,8 +76,63 @@ typedef struct {
 /* What a request turned out to be once its method and path are known. */
 typedef enum { OP_HANDLE, OP_PREFLIGHT, OP_BAD_METHOD, OP_NOT_FOUND } lw_op;
 
+/* ---------------------------------------------------------------- connections
+ * libmicrohttpd 0.9.75 resets its idle timeout on every byte and calls the application only once
+ * the headers are complete, so a client trickling its headers one byte at a time would hold a
+ * connection until the header memory ran out; 512 of them outnumbered the connection limit.
+ * So the server keeps its own table of open connections (MHD_OPTION_NOTIFY_CONNECTION): when
+ * each one's current request began, whether its headers are complete, and how many body bytes
+ * it holds. A sweeper thread shuts down the socket of every connection still in its header
+ * phase after header_timeout_s (shutdown(2), never close: libmicrohttpd then sees the end of
+ * the stream and closes the connection its own way; an entry leaves the table in the CLOSED
+ * notification, which libmicrohttpd sends before it closes the socket, so the sweeper never
+ * touches a socket number that was reused). The same table holds the per-address connection
+ * counts (IPv6 by /64, the library's own limit counts every address apart) and finds the
+ * largest body to close when the body budget runs out. */
+
+typedef struct lw_conn {
+  struct lw_conn *prev, *next;
+  int fd;
+  int64_t phase_start_us;   /* when the current request (or the wait for one) began */
+  int in_headers;           /* the current request's headers are not complete yet */
+  int cut;                  /* its socket was shut down by the sweeper or the budget */
+  int queued;               /* its request waits for the writer or a read thread */
+  size_t held;              /* body bytes it holds (body_budget) */
+  unsigned slot;            /* its per-address counting slot, or UINT_MAX when not counted */
+} lw_conn;
+
+#define ADDR_SLOTS 65536u /* per-address connection counts, by keyed hash */
+
+typedef struct {
+  pthread_mutex_t lock;
+  lw_conn *head;
+  uint16_t counts[ADDR_SLOTS];
+  size_t total;             /* entries in the table */
+  uint64_t seed;
+  pthread_t sweeper;
+  pthread_cond_t wake;
+  int stopping, started;
+} lw_conns;
+
+/* ---------------------------------------------------------------- reads off the HTTP threads
+ * Reads that may take long (stats, referral counts, the attribution list) run on read threads
+ * of their own: the handler suspends its connection and queues the request, a read thread
+ * computes the answer and resumes it. So however slow or many the reads, libmicrohttpd's
+ * threads keep accepting and answering batches. */
+#define READ_THREADS 2
+
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t work;
+  lw_request *head, *tail;
+  pthread_t threads[READ_THREADS];
+  int n_threads, stopping;
+} lw_readq;
+
 struct lw_ingest_server {
   const lw_ingest_config *cfg;
+  lw_conns conns;
+  lw_readq reads;
   lw_logger log;
   lw_metrics metrics;
   lw_store *store;
@@ -102,12 +159,24 @@ struct lw_request {
   lw_job job;
   lw_batch *batch;        /* owned by the request until it completes */
   lw_forget_request forget;
+  lw_referral_request referral; /* POST /v1/referrals: read_arg points into it */
   const char *cors;       /* Origin to echo (libmicrohttpd's header memory); see cors_headers */
   const char *path;       /* the request path (libmicrohttpd's memory, valid until completion) */
   /* LW_JOB_CALL: the call's argument (malloc()ed, freed at completion) and what answers once
    * the writer is done. */
   void *call;
   enum MHD_Result (*answer)(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq);
+  lw_conn *cn;            /* its connection's entry (valid until completion) */
+  size_t held;            /* bytes of body_budget this request holds */
+  /* A read handed to a read thread (rq->reading): run computes the answer into read_*. */
+  int reading;
+  void (*read_run)(lw_ingest_server *s, lw_request *rq);
+  const lw_ingest_site *read_site;
+  const char *read_arg[2];
+  unsigned read_status;
+  char *read_json;
+  char read_err[LW_ERRMSG_MAX];
+  lw_request *read_next;
 };
 
 static enum MHD_Result handle_outcomes(lw_ingest_server *, struct MHD_Connection *, lw_request *);
@@ -224,6 +293,251 @@ static size_t client_address(struct MHD_Connection *c, unsigned char out[16], in
     return 16;
   }
   return 0;
+}
+
+/* Address bytes of a sockaddr (4 for IPv4, IPv4-mapped IPv6 included; 16 for IPv6); 0 when
+ * neither. */
+static size_t sockaddr_bytes(const struct sockaddr *sa, unsigned char out[16]) {
+  if (!sa) return 0;
+  if (sa->sa_family == AF_INET) {
+    memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    return 4;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      memcpy(out, (const unsigned char *)&in6->sin6_addr + 12, 4);
+      return 4;
+    }
+    memcpy(out, &in6->sin6_addr, 16);
+    return 16;
+  }
+  return 0;
+}
+
+static int is_trusted_proxy(const lw_ingest_server *s, const unsigned char *addr, size_t n) {
+  return n && s->cfg->n_proxies && lw_ingest_net_contains(s->cfg->proxies, s->cfg->n_proxies, addr, n);
+}
+
+/* The client's address for the per-address limits: the peer, or, when the peer is a trusted
+ * proxy (trusted_proxies), the last address of its X-Forwarded-For (the one that proxy wrote:
+ * anything before it came from the client and proves nothing). An unreadable header leaves
+ * the proxy's own address. Returns the length in bytes: 4, or 16 for IPv6. */
+static size_t client_key(lw_ingest_server *s, struct MHD_Connection *c, unsigned char out[16]) {
+  int loopback;
+  size_t n = client_address(c, out, &loopback);
+  if (!is_trusted_proxy(s, out, n)) return n;
+  const char *xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+  if (!xff) return n;
+  const char *last = strrchr(xff, ',');
+  last = last ? last + 1 : xff;
+  while (*last == ' ' || *last == '\t') last++;
+  char text[64];
+  size_t len = strcspn(last, " \t");
+  if (len == 0 || len >= sizeof text) return n;
+  memcpy(text, last, len);
+  text[len] = '\0';
+  unsigned char addr[16];
+  if (inet_pton(AF_INET, text, addr) == 1) {
+    memcpy(out, addr, 4);
+    return 4;
+  }
+  if (inet_pton(AF_INET6, text, addr) == 1) {
+    memcpy(out, addr, 16);
+    return 16;
+  }
+  return n;
+}
+
+/* The part of an address that counts as one client: all of IPv4, the /64 of IPv6 (what one
+ * subscriber usually holds). */
+static size_t one_client(size_t n) { return n == 16 ? 8 : n; }
+
+/* ---------------------------------------------------------------- connection table */
+
+static unsigned addr_slot(const lw_conns *t, const unsigned char *key, size_t n) {
+  uint64_t h = t->seed ^ 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ key[i]) * 0x100000001b3ULL;
+  h ^= h >> 29;
+  return (unsigned)(h % ADDR_SLOTS);
+}
+
+/* Whether one more connection from this address fits max_connections_per_address (checked at
+ * accept; counted once libmicrohttpd has set the connection up, so the check and the count
+ * can differ by the few connections the HTTP threads accept at the same moment). Trusted
+ * proxies are not counted: every client behind them shares their address. */
+/* A full table makes room for a new connection by shutting down one still in its header phase:
+ * from the client holding the most connections, and of its connections the one longest in that
+ * phase. A healthy client sends its headers in one packet right after the handshake and holds a
+ * connection or two, so what goes is a slow client's (or an idle keep-alive connection), and
+ * connections trickling headers can never keep newcomers out. (The library's own limit is set
+ * above max_connections, per HTTP thread, so the newcomer fits while the evicted one closes.) */
+#define CONNECTION_HEADROOM 64u
+
+static int make_room(lw_ingest_server *s) {
+  lw_conns *t = &s->conns;
+  if (t->total < (size_t)s->cfg->max_connections) return 1;
+  lw_conn *victim = NULL;
+  unsigned most = 0;
+  for (lw_conn *e = t->head; e; e = e->next) {
+    if (!e->in_headers || e->cut || e->fd < 0) continue;
+    unsigned held = e->slot == UINT_MAX ? 1u : t->counts[e->slot];
+    if (!victim || held > most || (held == most && e->phase_start_us < victim->phase_start_us))
+      victim = e, most = held;
+  }
+  if (!victim) return 0;
+  victim->cut = 1;
+  shutdown(victim->fd, SHUT_RDWR);
+  lw_metrics_reject(&s->metrics, LW_REJECT_HEADER_TIMEOUT);
+  return 1;
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  lw_ingest_server *s = cls;
+  (void)addrlen;
+  unsigned char a[16];
+  size_t n = sockaddr_bytes(addr, a);
+  int counted = s->cfg->max_connections_per_address && n && !is_trusted_proxy(s, a, n);
+  unsigned slot = counted ? addr_slot(&s->conns, a, one_client(n)) : 0;
+  pthread_mutex_lock(&s->conns.lock);
+  int ok = !counted || s->conns.counts[slot] < s->cfg->max_connections_per_address;
+  if (ok) ok = make_room(s);
+  pthread_mutex_unlock(&s->conns.lock);
+  if (!ok) lw_metrics_reject(&s->metrics, LW_REJECT_CONNECTIONS);
+  return ok ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  lw_ingest_server *s = cls;
+  lw_conns *t = &s->conns;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    lw_conn *e = calloc(1, sizeof *e);
+    if (!e) return; /* not tracked: only the library's own timeouts apply to it */
+    const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    unsigned char a[16];
+    size_t n = ci ? sockaddr_bytes(ci->client_addr, a) : 0;
+    e->fd = fd ? fd->connect_fd : -1;
+    e->phase_start_us = lw_mono_us();
+    e->in_headers = 1;
+    e->slot = UINT_MAX;
+    pthread_mutex_lock(&t->lock);
+    if (n && !is_trusted_proxy(s, a, n)) { /* counted even without a cap: see make_room */
+      e->slot = addr_slot(t, a, one_client(n));
+      if (t->counts[e->slot] < UINT16_MAX) t->counts[e->slot]++;
+    }
+    e->next = t->head;
+    if (t->head) t->head->prev = e;
+    t->head = e;
+    t->total++;
+    pthread_mutex_unlock(&t->lock);
+    *socket_context = e;
+    return;
+  }
+  lw_conn *e = *socket_context;
+  if (!e) return;
+  pthread_mutex_lock(&t->lock);
+  if (e->slot != UINT_MAX && t->counts[e->slot]) t->counts[e->slot]--;
+  if (e->prev) e->prev->next = e->next;
+  else t->head = e->next;
+  if (e->next) e->next->prev = e->prev;
+  t->total--;
+  pthread_mutex_unlock(&t->lock);
+  free(e);
+  *socket_context = NULL;
+}
+
+static lw_conn *conn_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* The sweeper: every 100 ms, shut down the connections whose headers are overdue. */
+static void *sweeper_main(void *arg) {
+  lw_ingest_server *s = arg;
+  lw_conns *t = &s->conns;
+  int64_t limit_us = s->cfg->header_timeout_s * 1000000;
+  pthread_mutex_lock(&t->lock);
+  while (!t->stopping) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 100 * 1000000;
+    if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&t->wake, &t->lock, &until);
+    int64_t now = lw_mono_us();
+    for (lw_conn *e = t->head; e; e = e->next) {
+      if (!e->in_headers || e->cut || e->fd < 0 || now - e->phase_start_us <= limit_us) continue;
+      e->cut = 1;
+      shutdown(e->fd, SHUT_RDWR);
+      lw_metrics_reject(&s->metrics, LW_REJECT_HEADER_TIMEOUT);
+    }
+  }
+  pthread_mutex_unlock(&t->lock);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- body budget
+ * Bodies being received share body_budget bytes (256 stalled 1 MiB uploads held 277 MB).
+ * When a request needs more than is left, the connection holding the most body bytes (not
+ * this one, and not one whose body is complete and queued) is shut down and its bytes are
+ * counted free at once, so the newest request goes on: an upload that stalls is the one
+ * that loses, never a small batch that arrives whole. What is held never passes the budget
+ * by more than one max_body (bytes of a closed connection until libmicrohttpd frees them). */
+static int budget_take(lw_ingest_server *s, lw_request *rq, size_t n) {
+  atomic_int_fast64_t *used = &s->metrics.body_bytes;
+  int64_t budget = s->cfg->body_budget;
+  if (atomic_fetch_add(used, (int64_t)n) + (int64_t)n > budget) {
+    lw_conns *t = &s->conns;
+    pthread_mutex_lock(&t->lock);
+    while (atomic_load(used) > budget) {
+      lw_conn *victim = NULL;
+      for (lw_conn *e = t->head; e; e = e->next)
+        if (e != rq->cn && !e->cut && !e->queued && e->held && (!victim || e->held > victim->held)) victim = e;
+      if (!victim) break;
+      victim->cut = 1;
+      atomic_fetch_sub(used, (int64_t)victim->held); /* its request gives nothing back later */
+      victim->held = 0;
+      if (victim->fd >= 0) shutdown(victim->fd, SHUT_RDWR);
+      lw_metrics_reject(&s->metrics, LW_REJECT_BODY_BUDGET);
+    }
+    int over = atomic_load(used) > budget + s->cfg->max_body;
+    if (over) atomic_fetch_sub(used, (int64_t)n);
+    else if (rq->cn) rq->cn->held += n;
+    pthread_mutex_unlock(&t->lock);
+    if (over) return 0;
+    rq->held += n;
+    return 1;
+  }
+  if (rq->cn) {
+    pthread_mutex_lock(&s->conns.lock);
+    rq->cn->held += n;
+    pthread_mutex_unlock(&s->conns.lock);
+  }
+  rq->held += n;
+  return 1;
+}
+
+/* Give back what rq holds (its body freed or handed on). */
+static void budget_give(lw_ingest_server *s, lw_request *rq) {
+  if (!rq->held) return;
+  pthread_mutex_lock(&s->conns.lock);
+  size_t back = rq->held;
+  if (rq->cn) {
+    /* An evicted connection's bytes were counted free when it was cut. */
+    back = rq->cn->held < rq->held ? rq->cn->held : rq->held;
+    rq->cn->held -= back;
+  }
+  pthread_mutex_unlock(&s->conns.lock);
+  atomic_fetch_sub(&s->metrics.body_bytes, (int64_t)back);
+  rq->held = 0;
+}
+
+static void free_body(lw_ingest_server *s, lw_request *rq) {
+  free(rq->body);
+  rq->body = NULL;
+  rq->len = rq->cap = 0;
+  budget_give(s, rq);
 }
 
 /* ---------------------------------------------------------------- responses
@@ -418,6 +732,12 @@ static enum MHD_Result queue_job(lw_ingest_server *s, struct MHD_Connection *c, 
   rq->job.on_done = on_job_done;
   rq->job.ctx = rq;
   rq->queued = 1;
+  free_body(s, rq); /* parsed: the job holds what it needs */
+  if (rq->cn) {
+    pthread_mutex_lock(&s->conns.lock);
+    rq->cn->queued = 1;
+    pthread_mutex_unlock(&s->conns.lock);
+  }
   MHD_suspend_connection(c);
   if (lw_writer_enqueue(s->writer, &rq->job) != LW_OK) MHD_resume_connection(c); /* stopping */
   return MHD_YES;
@@ -432,14 +752,32 @@ static enum MHD_Result answer_job(lw_ingest_server *s, struct MHD_Connection *c,
                                          NULL, 1});
   }
   if (job->kind == LW_JOB_CALL) return rq->answer(s, c, rq);
+  if (job->kind == LW_JOB_FORGET && job->forget.denied)
+    return refuse(s, c, rq, (lw_refusal){403, LW_REJECT_ORIGIN, "this install did not share this code",
+                                         "install", 0});
   if (job->kind == LW_JOB_FORGET)
-    snprintf(body, sizeof body, "{\"deleted\":%lld}", (long long)job->deleted);
+    snprintf(body, sizeof body, "{\"deleted\":%lld}", (long long)job->forget.deleted);
   else if (job->item.duplicate)
     snprintf(body, sizeof body, "{\"stored\":0,\"duplicate\":true}");
   else
     snprintf(body, sizeof body, "{\"stored\":%zu,\"refused\":%zu}", job->item.stored,
              job->item.batch->n_events - job->item.stored);
   return respond_json(s, c, rq, 200, body);
+}
+
+/* The per-key limit, per client network: one bucket for each write key and /24 (IPv4) or /48
+ * (IPv6) the requests come from. A single key shared by every device of a site would let one
+ * client that spends it (from many addresses of its network, past the per-address limit) lock
+ * every other device of the site out; this way it spends only its own network's share. */
+static int take_key_token(lw_ingest_server *s, struct MHD_Connection *c, const lw_ingest_site *site,
+                          int *retry) {
+  unsigned char key[32 + 1 + 6], addr[16];
+  size_t id = strlen(site->id), n = client_key(s, c, addr);
+  size_t net = n == 16 ? 6 : n == 4 ? 3 : 0;
+  memcpy(key, site->id, id);
+  key[id] = 0;
+  memcpy(key + id + 1, addr, net);
+  return lw_ratelimit_take(s->rl_key, key, id + 1 + net, lw_mono_us() / 1000, retry);
 }
 
 static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connection *c,
@@ -456,8 +794,7 @@ static enum MHD_Result handle_outcomes(lw_ingest_server *s, struct MHD_Connectio
   int retry;
   const lw_ingest_site *site = authorize_site(s, c, rq, batch->write_key, "write_key", &ok);
   if (!site) goto done;
-  if (s->rl_key && !lw_ratelimit_take(s->rl_key, site->id, strlen(site->id),
-                                      lw_mono_us() / 1000, &retry)) {
+  if (s->rl_key && !take_key_token(s, c, site, &retry)) {
     ok = refuse(s, c, rq, (lw_refusal){429, LW_REJECT_RATE_KEY, "rate limit exceeded", NULL, retry});
     goto done;
   }
@@ -486,8 +823,9 @@ static enum MHD_Result handle_forget(lw_ingest_server *s, struct MHD_Connection 
   const lw_ingest_site *site = authorize_site(s, c, rq, req->write_key, "write_key", &ok);
   if (!site) return ok;
   rq->job.kind = LW_JOB_FORGET;
-  rq->job.site = site->id;
-  rq->job.install = req->install;
+  rq->job.forget.site = site->id;
+  rq->job.forget.install = req->install;
+  rq->job.forget.code = req->code[0] ? req->code : NULL;
   return queue_job(s, c, rq);
 }
 
@@ -582,18 +920,77 @@ static int read_route(lw_ingest_server *s, struct MHD_Connection *c, lw_request 
   return 1;
 }
 
-static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *c,
-                                    lw_request *rq) {
-  const lw_ingest_site *site;
-  enum MHD_Result refused;
-  if (!read_route(s, c, rq, &site, &refused)) return refused;
-  lw_stats stats;
-  char err[LW_ERRMSG_MAX];
-  if (lw_store_stats(s->store, site->id, &stats, err, sizeof err) != LW_OK) {
-    lw_log_msg(&s->log, LW_LOG_ERROR, "stats failed", err);
-    return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "store unavailable", NULL, 1});
+static enum MHD_Result reply_answer(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                                    unsigned status, char *json, const char *err);
+
+/* ---- reads on the read threads (see lw_readq) */
+
+static void *read_main(void *arg) {
+  lw_ingest_server *s = arg;
+  lw_readq *q = &s->reads;
+  pthread_mutex_lock(&q->lock);
+  for (;;) {
+    while (!q->head && !q->stopping) pthread_cond_wait(&q->work, &q->lock);
+    if (!q->head) break;
+    lw_request *rq = q->head;
+    q->head = rq->read_next;
+    if (!q->head) q->tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    rq->read_run(s, rq);
+    MHD_resume_connection(rq->conn);
+    pthread_mutex_lock(&q->lock);
   }
+  pthread_mutex_unlock(&q->lock);
+  return NULL;
+}
+
+/* Suspend the connection and hand rq to a read thread; libmicrohttpd calls the handler again
+ * once the answer is ready, and answer_read sends it. */
+static enum MHD_Result queue_read(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                                  void (*run)(lw_ingest_server *, lw_request *)) {
+  lw_readq *q = &s->reads;
+  rq->conn = c;
+  rq->reading = 1;
+  rq->read_run = run;
+  rq->read_next = NULL;
+  if (rq->cn) {
+    pthread_mutex_lock(&s->conns.lock);
+    rq->cn->queued = 1;
+    pthread_mutex_unlock(&s->conns.lock);
+  }
+  MHD_suspend_connection(c);
+  pthread_mutex_lock(&q->lock);
+  int stopping = q->stopping;
+  if (!stopping) {
+    if (q->tail) q->tail->read_next = rq;
+    else q->head = rq;
+    q->tail = rq;
+    pthread_cond_signal(&q->work);
+  }
+  pthread_mutex_unlock(&q->lock);
+  if (stopping) {
+    rq->read_status = 503;
+    snprintf(rq->read_err, sizeof rq->read_err, "shutting down");
+    MHD_resume_connection(c);
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result answer_read(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  char *json = rq->read_json;
+  rq->read_json = NULL;
+  rq->reading = 0;
+  return reply_answer(s, c, rq, rq->read_status, json, rq->read_err);
+}
+
+static void run_stats(lw_ingest_server *s, lw_request *rq) {
+  const lw_ingest_site *site = rq->read_site;
+  lw_stats stats;
   int64_t k = s->cfg->k_anonymity;
+  lw_stats_bounds bounds = {(size_t)s->cfg->stats_max_codes, k};
+  rq->read_status = 503;
+  if (lw_store_stats_bounded(s->store, site->id, &bounds, &stats, rq->read_err, sizeof rq->read_err) != LW_OK)
+    return;
   cJSON *root = cJSON_CreateObject();
   cJSON *suppressed = cJSON_CreateObject();
   char *text = NULL;
@@ -603,7 +1000,11 @@ static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *
       cJSON_AddNumberToObject(root, "k_anonymity", (double)k) &&
       add_rows(root, "variants", "action", stats.variants, stats.n_variants, k, suppressed) &&
       add_rows(root, "segments", "segment", stats.segments, stats.n_segments, k, suppressed) &&
-      add_rows(root, "codes", "code", stats.codes, stats.n_codes, k, suppressed)) {
+      add_rows(root, "codes", "code", stats.codes, stats.n_codes, k, suppressed) &&
+      cJSON_AddNumberToObject(root, "codes_left_out", (double)stats.codes_left_out)) {
+    /* the codes below k were left out by the store: they count as suppressed */
+    cJSON *sc = cJSON_GetObjectItemCaseSensitive(suppressed, "codes");
+    if (sc) cJSON_SetNumberValue(sc, sc->valuedouble + (double)stats.codes_below_min);
     cJSON_AddItemToObject(root, "suppressed", suppressed);
     suppressed = NULL;
     text = cJSON_PrintUnformatted(root);
@@ -611,10 +1012,19 @@ static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *
   cJSON_Delete(suppressed);
   cJSON_Delete(root);
   lw_stats_clear(&stats);
-  if (!text) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 0});
-  enum MHD_Result ok = respond_json(s, c, rq, 200, text);
-  cJSON_free(text);
-  return ok;
+  if (!text) {
+    snprintf(rq->read_err, sizeof rq->read_err, "out of memory");
+    return;
+  }
+  rq->read_status = 200;
+  rq->read_json = text;
+}
+
+static enum MHD_Result handle_stats(lw_ingest_server *s, struct MHD_Connection *c,
+                                    lw_request *rq) {
+  enum MHD_Result refused;
+  if (!read_route(s, c, rq, &rq->read_site, &refused)) return refused;
+  return queue_read(s, c, rq, run_stats);
 }
 
 static enum MHD_Result handle_metrics(lw_ingest_server *s, struct MHD_Connection *c,
@@ -635,8 +1045,11 @@ static enum MHD_Result handle_healthz(lw_ingest_server *s, struct MHD_Connection
   char err[LW_ERRMSG_MAX];
   if (lw_store_ping(s->store, err, sizeof err) != LW_OK) {
     lw_log_msg(&s->log, LW_LOG_ERROR, "health check failed", err);
-    return respond_json(s, c, rq, 503, "{\"ok\":false}");
+    return respond_json(s, c, rq, 503, "{\"ok\":false,\"store\":\"unreadable\"}");
   }
+  /* Reads can work while writes fail (a full disk): the last write says. */
+  if (lw_writer_failing(s->writer))
+    return respond_json(s, c, rq, 503, "{\"ok\":false,\"store\":\"writes failing\"}");
   return respond_json(s, c, rq, 200, "{\"ok\":true}");
 }
 
@@ -697,11 +1110,16 @@ static enum MHD_Result reply_answer(lw_ingest_server *s, struct MHD_Connection *
     ok = refuse(s, c, rq, (lw_refusal){403, LW_REJECT_ORIGIN,
                                        "another install shared this code", "install", 0});
   } else {
-    lw_log_msg(&s->log, LW_LOG_ERROR, "referral read failed", err);
+    lw_log_msg(&s->log, LW_LOG_ERROR, "read failed", err);
     ok = refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "store unavailable", NULL, 1});
   }
   free(json);
   return ok;
+}
+
+static void run_referral(lw_ingest_server *s, lw_request *rq) {
+  rq->read_status = lw_referral_answer(s->store, rq->read_site->id, rq->read_arg[0], rq->read_arg[1],
+                                       &rq->read_json, rq->read_err, sizeof rq->read_err);
 }
 
 static enum MHD_Result handle_referral(lw_ingest_server *s, struct MHD_Connection *c,
@@ -709,41 +1127,43 @@ static enum MHD_Result handle_referral(lw_ingest_server *s, struct MHD_Connectio
   enum MHD_Result ok;
   const lw_ingest_site *site = query_site(s, c, rq, &ok);
   if (!site) return ok;
-  const char *install = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "install");
-  char *json, err[LW_ERRMSG_MAX] = "";
-  unsigned status = lw_referral_answer(s->store, site->id, rq->path + strlen(rq->route->path),
-                                       install, &json, err, sizeof err);
-  return reply_answer(s, c, rq, status, json, err);
+  rq->read_site = site;
+  rq->read_arg[0] = rq->path + strlen(rq->route->path);
+  rq->read_arg[1] = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "install");
+  return queue_read(s, c, rq, run_referral);
+}
+
+static void run_attributions(lw_ingest_server *s, lw_request *rq) {
+  rq->read_status = lw_attributions_answer(s->store, rq->read_site->id, rq->read_arg[0], &rq->read_json,
+                                           rq->read_err, sizeof rq->read_err);
 }
 
 /* The host's reward list: read-protected exactly like /v1/stats. */
 static enum MHD_Result handle_attributions(lw_ingest_server *s, struct MHD_Connection *c,
                                            lw_request *rq) {
-  const lw_ingest_site *site;
   enum MHD_Result refused;
-  if (!read_route(s, c, rq, &site, &refused)) return refused;
-  char *json, err[LW_ERRMSG_MAX] = "";
-  unsigned status = lw_attributions_answer(
-      s->store, site->id, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"), &json,
-      err, sizeof err);
-  return reply_answer(s, c, rq, status, json, err);
+  if (!read_route(s, c, rq, &rq->read_site, &refused)) return refused;
+  rq->read_arg[0] = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+  return queue_read(s, c, rq, run_attributions);
 }
 
 /* ---------------------------------------------------------------- trust routes */
 
 /* POST /v1/referrals: the counts a referrer's device reads, its install key in the body. */
 static enum MHD_Result handle_referral_post(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
-  lw_referral_request req;
+  lw_referral_request *req = &rq->referral;
   lw_batch_error berr;
-  lw_status st = lw_referral_request_parse(rq->body ? rq->body : "", rq->len, &req, &berr);
+  lw_status st = lw_referral_request_parse(rq->body ? rq->body : "", rq->len, req, &berr);
   if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
   if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
   enum MHD_Result ok;
-  const lw_ingest_site *site = authorize_site(s, c, rq, req.write_key, "write_key", &ok);
+  const lw_ingest_site *site = authorize_site(s, c, rq, req->write_key, "write_key", &ok);
   if (!site) return ok;
-  char *json, err[LW_ERRMSG_MAX] = "";
-  unsigned status = lw_referral_answer(s->store, site->id, req.code, req.install, &json, err, sizeof err);
-  return reply_answer(s, c, rq, status, json, err);
+  /* On a read thread like the GET, so a flood of these cannot hold the HTTP thread. */
+  rq->read_site = site;
+  rq->read_arg[0] = req->code;
+  rq->read_arg[1] = req->install;
+  return queue_read(s, c, rq, run_referral);
 }
 
 /* The host's backend: Authorization: Bearer <a site's secret key>. Never the public write key
@@ -848,13 +1268,15 @@ static enum MHD_Result handle_referrer(lw_ingest_server *s, struct MHD_Connectio
   return queue_call(s, c, rq, call, lw_referrer_call, answer_referrer);
 }
 
+static void run_reviews(lw_ingest_server *s, lw_request *rq) {
+  rq->read_status = lw_reviews_answer(s->store, rq->read_site->id, &rq->read_json, rq->read_err,
+                                      sizeof rq->read_err);
+}
+
 static enum MHD_Result handle_reviews(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
-  const lw_ingest_site *site;
   enum MHD_Result refused;
-  if (!read_route(s, c, rq, &site, &refused)) return refused;
-  char *json, err[LW_ERRMSG_MAX] = "";
-  unsigned status = lw_reviews_answer(s->store, site->id, &json, err, sizeof err);
-  return reply_answer(s, c, rq, status, json, err);
+  if (!read_route(s, c, rq, &rq->read_site, &refused)) return refused;
+  return queue_read(s, c, rq, run_reviews);
 }
 
 static enum MHD_Result answer_review(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
@@ -939,9 +1361,8 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
     return refuse(s, c, rq, (lw_refusal){405, LW_REJECT_METHOD, "method not allowed", NULL, 0});
   if (s->rl_address && (rq->route->flags & ROUTE_BROWSER)) {
     unsigned char addr[16];
-    int loopback, retry;
-    size_t n = client_address(c, addr, &loopback);
-    if (n == 16) n = 8; /* IPv6: one bucket per /64, what one subscriber usually holds */
+    int retry;
+    size_t n = one_client(client_key(s, c, addr)); /* behind a trusted proxy: the forwarded one */
     if (n && !lw_ratelimit_take(s->rl_address, addr, n, lw_mono_us() / 1000, &retry))
       return refuse(s, c, rq, (lw_refusal){429, LW_REJECT_RATE_ADDRESS, "rate limit exceeded",
                                            NULL, retry});
@@ -957,6 +1378,8 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
       /* Size the buffer for the announced body, but never more than 64 KiB before the bytes
        * arrive: a client announcing a large body and sending nothing must not cost memory. */
       rq->cap = (size_t)n + 1 < 65536 ? (size_t)n + 1 : 65536;
+      if (!budget_take(s, rq, rq->cap))
+        return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_BODY_BUDGET, "server busy, retry later", NULL, 1});
       rq->body = malloc(rq->cap);
       if (!rq->body) return drop(s, rq, LW_REJECT_STORE);
     }
@@ -965,12 +1388,14 @@ static enum MHD_Result on_headers(lw_ingest_server *s, struct MHD_Connection *c,
   return rq->route->handler(s, c, rq);
 }
 
+/* 1: appended; 0: past max_body; -1: past the body budget (the connection is closed). */
 static int append_body(lw_ingest_server *s, lw_request *rq, const char *data, size_t n) {
   if (rq->len + n > (size_t)s->cfg->max_body) return 0;
   if (rq->len + n + 1 > rq->cap) {
     size_t cap = rq->cap ? rq->cap : 4096;
     while (cap < rq->len + n + 1) cap *= 2;
     if (cap > (size_t)s->cfg->max_body + 1) cap = (size_t)s->cfg->max_body + 1;
+    if (!budget_take(s, rq, cap - rq->cap)) return -1;
     char *grown = realloc(rq->body, cap);
     if (!grown) return 0;
     rq->body = grown;
@@ -995,6 +1420,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     rq->start_us = lw_mono_us();
     rq->op = route_of(method, url, &rq->route);
     rq->path = url;
+    if ((rq->cn = conn_of(c))) { /* the headers are complete: out of the sweeper's reach */
+      pthread_mutex_lock(&s->conns.lock);
+      rq->cn->in_headers = 0;
+      pthread_mutex_unlock(&s->conns.lock);
+    }
     return on_headers(s, c, rq);
   }
   if (*upload_size) {
@@ -1002,14 +1432,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
      * it; a whole request gets request_timeout_s at most. */
     if (lw_mono_us() - rq->start_us > s->cfg->request_timeout_s * 1000000)
       return drop(s, rq, LW_REJECT_HTTP); /* closes the connection */
-    if (!rq->too_large && !append_body(s, rq, upload, *upload_size)) {
+    int appended = rq->too_large ? 0 : append_body(s, rq, upload, *upload_size);
+    if (appended < 0) return drop(s, rq, LW_REJECT_BODY_BUDGET);
+    if (!rq->too_large && !appended) {
       /* A chunked body grew past the limit. libmicrohttpd (0.9.75) cannot queue an answer in
        * the middle of a body, so the rest is read and dropped and 413 goes out at its end;
        * past four times the limit the connection is simply closed. */
       rq->too_large = 1;
-      free(rq->body);
-      rq->body = NULL;
-      rq->len = rq->cap = 0;
+      free_body(s, rq);
     }
     if (rq->too_large) {
       rq->dropped += *upload_size;
@@ -1019,6 +1449,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (rq->queued) return answer_job(s, c, rq); /* resumed by the writer */
+  if (rq->reading) return answer_read(s, c, rq); /* resumed by a read thread */
   if (rq->too_large)
     return refuse(s, c, rq, (lw_refusal){413, LW_REJECT_TOO_LARGE, "body too large", NULL, 0});
   return rq->route->handler(s, c, rq); /* a body route, its body complete */
@@ -1028,10 +1459,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   lw_ingest_server *s = cls;
   lw_request *rq = *con_cls;
+  (void)toe;
   if (!rq) return;
   lw_batch_free(rq->batch);
-  free(rq->body);
+  free_body(s, rq);
   free(rq->call);
+  free(rq->read_json);
+  if (rq->cn) { /* a keep-alive connection waits for its next request's headers from now */
+    pthread_mutex_lock(&s->conns.lock);
+    rq->cn->in_headers = 1;
+    rq->cn->queued = 0;
+    rq->cn->phase_start_us = lw_mono_us();
+    pthread_mutex_unlock(&s->conns.lock);
+  }
   free(rq);
   *con_cls = NULL;
   atomic_fetch_sub(&s->in_flight, 1);
@@ -1048,7 +1488,42 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* Start the sweeper and the read threads. */
+static lw_status start_threads(lw_ingest_server *s, char *err, size_t errlen) {
+  int rc = pthread_create(&s->conns.sweeper, NULL, sweeper_main, s);
+  if (rc == 0) s->conns.started = 1;
+  for (int i = 0; rc == 0 && i < READ_THREADS; i++)
+    if ((rc = pthread_create(&s->reads.threads[i], NULL, read_main, s)) == 0) s->reads.n_threads++;
+  if (rc != 0) {
+    snprintf(err, errlen, "starting a thread: %s", strerror(rc));
+    return LW_ERR_IO;
+  }
+  return LW_OK;
+}
+
+static void stop_threads(lw_ingest_server *s) {
+  pthread_mutex_lock(&s->reads.lock);
+  s->reads.stopping = 1;
+  pthread_cond_broadcast(&s->reads.work);
+  pthread_mutex_unlock(&s->reads.lock);
+  for (int i = 0; i < s->reads.n_threads; i++) pthread_join(s->reads.threads[i], NULL);
+  s->reads.n_threads = 0;
+  if (s->conns.started) {
+    pthread_mutex_lock(&s->conns.lock);
+    s->conns.stopping = 1;
+    pthread_cond_signal(&s->conns.wake);
+    pthread_mutex_unlock(&s->conns.lock);
+    pthread_join(s->conns.sweeper, NULL);
+    s->conns.started = 0;
+  }
+}
+
 static void free_parts(lw_ingest_server *s) {
+  stop_threads(s);
+  pthread_mutex_destroy(&s->conns.lock);
+  pthread_cond_destroy(&s->conns.wake);
+  pthread_mutex_destroy(&s->reads.lock);
+  pthread_cond_destroy(&s->reads.work);
   lw_writer_free(s->writer);
   lw_store_free(s->store);
   lw_ratelimit_free(s->rl_address);
@@ -1081,6 +1556,10 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
   }
   s->store = store; /* from here free_parts closes it */
   s->cfg = cfg;
+  pthread_mutex_init(&s->conns.lock, NULL);
+  pthread_cond_init(&s->conns.wake, NULL);
+  pthread_mutex_init(&s->reads.lock, NULL);
+  pthread_cond_init(&s->reads.work, NULL);
   s->log.fd = 2;
   s->log.min = (lw_log_level)lw_log_level_parse(cfg->log_level ? cfg->log_level : "info");
   lw_metrics_init(&s->metrics);
@@ -1114,6 +1593,7 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
   lw_status st;
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = (uint64_t)lw_mono_us();
+  s->conns.seed = seed ^ 0x2545f4914f6cdd1dULL;
   if (cfg->rate_limit &&
       (lw_ratelimit_create(cfg->rate_per_address, cfg->burst_per_address, 65536, seed,
                            &s->rl_address) != LW_OK ||
@@ -1130,16 +1610,22 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
     free_parts(s);
     return st;
   }
+  if ((st = start_threads(s, err, errlen)) != LW_OK) {
+    free_parts(s);
+    return st;
+  }
 
   s->daemon = MHD_start_daemon(
-      flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+      flags, (uint16_t)cfg->port, on_accept, s, /* per-address connection cap, IPv6 by /64 */
+      on_request, s,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
       MHD_OPTION_SOCK_ADDR, &addr.sa,
       MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
       MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_address,
+      /* the library splits its limit between its threads: ours (make_room) is the real one */
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections * threads + CONNECTION_HEADROOM,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_END);
@@ -1175,6 +1661,7 @@ void lw_ingest_server_stop(lw_ingest_server *s) {
    * connection it holds: libmicrohttpd must not be stopped with suspended connections. */
   lw_writer_close(s->writer);
   lw_writer_drain(s->writer);
+  stop_threads(s); /* a queued read is answered before its thread ends */
   MHD_stop_daemon(s->daemon);
   if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
   free_parts(s); /* the writer finishes its queue, then the store closes (WAL checkpoint) */

@@ -16,15 +16,19 @@ void lw_stats_clear(lw_stats *stats) {
 lw_status lw_store_write(lw_store *s, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
   return s->backend->write(s, items, n, err, errlen);
 }
-lw_status lw_store_forget(lw_store *s, const char *site, const char *install, int64_t *deleted,
-                          char *err, size_t errlen) {
-  return s->backend->forget(s, site, install, deleted, err, errlen);
+lw_status lw_store_forget(lw_store *s, lw_forget_item *const *items, size_t n, char *err,
+                          size_t errlen) {
+  return s->backend->forget(s, items, n, err, errlen);
 }
 lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
   return s->backend->purge(s, before_ms, deleted, err, errlen);
 }
 lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen) {
-  return s->backend->stats(s, site, out, err, errlen);
+  return s->backend->stats(s, site, NULL, out, err, errlen);
+}
+lw_status lw_store_stats_bounded(lw_store *s, const char *site, const lw_stats_bounds *bounds,
+                                 lw_stats *out, char *err, size_t errlen) {
+  return s->backend->stats(s, site, bounds, out, err, errlen);
 }
 lw_status lw_store_ping(lw_store *s, char *err, size_t errlen) { return s->backend->ping(s, err, errlen); }
 lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,

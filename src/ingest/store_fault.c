@@ -61,20 +61,21 @@ static lw_status fs_write(lw_store *base, lw_store_item *const *items, size_t n,
                           size_t errlen) {
   PASS(LW_FAULT_OP_WRITE, lw_store_write(f->inner, items, n, err, errlen));
 }
-static lw_status fs_forget(lw_store *base, const char *site, const char *install,
-                           int64_t *deleted, char *err, size_t errlen) {
-  PASS(LW_FAULT_OP_FORGET, lw_store_forget(f->inner, site, install, deleted, err, errlen));
+static lw_status fs_forget(lw_store *base, lw_forget_item *const *items, size_t n, char *err,
+                           size_t errlen) {
+  PASS(LW_FAULT_OP_FORGET, lw_store_forget(f->inner, items, n, err, errlen));
 }
 static lw_status fs_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *err,
                           size_t errlen) {
   PASS(LW_FAULT_OP_PURGE, lw_store_purge(f->inner, before_ms, deleted, err, errlen));
 }
-static lw_status fs_stats(lw_store *base, const char *site, lw_stats *out, char *err,
-                          size_t errlen) {
+static lw_status fs_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds,
+                          lw_stats *out, char *err, size_t errlen) {
   /* AFTER would leave rows the caller never clears: a failed read hands back nothing. */
   fault_store *f = (fault_store *)base;
   lw_fault_when when;
-  if (!take(f, LW_FAULT_OP_STATS, &when)) return lw_store_stats(f->inner, site, out, err, errlen);
+  if (!take(f, LW_FAULT_OP_STATS, &when))
+    return lw_store_stats_bounded(f->inner, site, bounds, out, err, errlen);
   memset(out, 0, sizeof *out);
   return injected(LW_FAULT_OP_STATS, err, errlen);
 }

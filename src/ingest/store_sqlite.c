@@ -4,8 +4,9 @@
  * The server's writer thread puts many batches in one transaction (group commit), so many
  * requests share that one fsync.
  *
- * Two connections: the writer's (used by one thread at a time, see store.h) and a reader's
- * guarded by a mutex, so /v1/stats never waits for a commit and never blocks one (WAL). */
+ * Connections: the writer's (used by one thread at a time, see store.h), a small pool of
+ * readers (see reader_take) and one for the ping, so no read waits for a commit or blocks one
+ * (WAL), a slow read holds up only reads that find every reader busy, and /healthz none. */
 #include "loopwise/store.h"
 
 #include <cJSON.h>
@@ -23,11 +24,39 @@
 #define EVENT_ROWS_MAX 8
 #define EVENT_COLS 16
 
+/* Reads (stats, referrals, attributions, the tools' cursors) each take one connection of a
+ * small pool, so a slow read holds up only reads that find every connection busy, and never
+ * /healthz, which pings on its own connection. In WAL mode none of them blocks the writer. */
+#define READERS_MAX 4
+#define READERS 3
+
+typedef struct {
+  sqlite3 *db;
+  pthread_mutex_t lock;
+} reader;
+
+/* Referral counts already computed (see sq_referral), by a hash of (site, code). An entry is
+ * good while its slot's generation and the store's are what they were when it was computed:
+ * the writer bumps a slot's generation when it commits an event with a code of that slot, and
+ * the store's on every forget and purge. */
+#define REFERRAL_CACHE 1024
+typedef struct {
+  char site[33], code[LW_CODE_LEN + 1];
+  int64_t conversions, landings;
+  uint64_t gen, epoch;
+} referral_cached;
+
 typedef struct {
   lw_store base;
+  referral_cached refc[REFERRAL_CACHE];
+  uint64_t refgen[REFERRAL_CACHE], epoch; /* guarded by refc_lock */
+  pthread_mutex_t refc_lock;
   sqlite3 *w;            /* writer connection */
-  sqlite3 *r;            /* reader connection, guarded by rlock */
-  pthread_mutex_t rlock;
+  reader readers[READERS_MAX]; /* read connections, each guarded by its lock */
+  int n_readers;
+  atomic_uint next_reader;
+  sqlite3 *p;            /* the ping's own connection (NULL read-only: a reader pings) */
+  pthread_mutex_t plock;
   sqlite3_stmt *ins_batch;
   sqlite3_stmt *ins_events[EVENT_ROWS_MAX + 1]; /* [k]: insert k events in one statement */
   sqlite3_stmt *sel_owner, *ins_owner, *ins_flag, *fix_count; /* code ownership (schema 6) */
@@ -474,6 +503,37 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
   return LW_OK;
 }
 
+static unsigned referral_slot(const char *site, const char *code) {
+  unsigned h = 2166136261u;
+  for (const char *p = site; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+  h = (h ^ 0xffu) * 16777619u;
+  for (const char *p = code; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+  return h % REFERRAL_CACHE;
+}
+
+/* After a commit: the cached counts of every code the items carried are stale. */
+static void referral_touch(sqlite_store *s, lw_store_item *const *items, size_t n) {
+  pthread_mutex_lock(&s->refc_lock);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; !items[i]->duplicate && k < items[i]->batch->n_events; k++)
+      if (items[i]->batch->events[k].code[0])
+        s->refgen[referral_slot(items[i]->site, items[i]->batch->events[k].code)]++;
+  pthread_mutex_unlock(&s->refc_lock);
+}
+
+/* After a referee report: that code's counted conversions may have changed. */
+static void referral_touch_code(sqlite_store *s, const char *site, const char *code) {
+  pthread_mutex_lock(&s->refc_lock);
+  s->refgen[referral_slot(site, code)]++;
+  pthread_mutex_unlock(&s->refc_lock);
+}
+
+static void referral_touch_all(sqlite_store *s) {
+  pthread_mutex_lock(&s->refc_lock);
+  s->epoch++;
+  pthread_mutex_unlock(&s->refc_lock);
+}
+
 static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   s->steps = 0;
@@ -482,6 +542,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
   if (st == LW_OK) st = step_fault(s, "committing", err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", err, errlen);
+  if (st == LW_OK) referral_touch(s, items, n);
   sqlite3_reset(s->ins_batch);
   for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_reset(s->ins_events[k]);
   sqlite3_reset(s->sel_owner);
@@ -509,33 +570,98 @@ static lw_status delete_where(sqlite_store *s, const char *sql, const char *a, i
   return LW_OK;
 }
 
-static lw_status sq_forget(lw_store *base, const char *site, const char *install,
-                           int64_t *deleted, char *err, size_t errlen) {
-  sqlite_store *s = (sqlite_store *)base;
+/* sql with its one %s replaced by the shared kinds' names, quoted: 'share','copy'. */
+static void with_shared_kinds(const char *sql, char *out, size_t cap);
+
+/* One prepared statement run with text parameters; *changes gets the rows it changed, *row
+ * (when not NULL) the first column of its first row. */
+static lw_status run_text(sqlite3 *db, const char *sql, const char *a, const char *b, int64_t *changes,
+                          int64_t *row, char *err, size_t errlen) {
   sqlite3_stmt *st;
-  *deleted = 0;
-  if (sqlite3_prepare_v2(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", -1, &st,
-                         NULL) != SQLITE_OK)
-    return sql_error(s->w, "preparing a delete", err, errlen);
-  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, install, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st); /* autocommit: one durable transaction */
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return sql_error(db, "preparing a forget", err, errlen);
+  sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (row) *row = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return sql_error(s->w, "deleting an install", err, errlen);
-  *deleted = sqlite3_changes(s->w);
-  /* The install key is also in code_owners and flags (schema 6): it leaves those too. */
-  static const char *const also[] = {"DELETE FROM code_owners WHERE site = ?1 AND install = ?2",
-                                     "DELETE FROM flags WHERE site = ?1 AND kind = 'install' AND value = ?2"};
-  for (size_t i = 0; i < sizeof also / sizeof also[0]; i++) {
-    if (sqlite3_prepare_v2(s->w, also[i], -1, &st, NULL) != SQLITE_OK)
-      return sql_error(s->w, "preparing a delete", err, errlen);
-    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, install, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return sql_error(s->w, "deleting an install", err, errlen);
-  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sql_error(db, "forgetting", err, errlen);
+  if (changes) *changes = sqlite3_changes(db);
   return LW_OK;
+}
+
+/* Every forget of one writer group in one transaction (one fsync however many arrive at once),
+ * then the WAL checkpointed into the database and truncated: the WAL still holds the pages as
+ * they were before the delete (and secure_delete zeroes only the database's copy), so until
+ * then the forgotten rows could be read back from it. A checkpoint that cannot finish (a
+ * reader holding an old snapshot past the busy timeout) fails the call: the rows are deleted
+ * but the promise is not kept yet, so the client hears 503 and retries (deleting nothing more,
+ * checkpointing again). */
+static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t n, char *err,
+                           size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  char owner_sql[512];
+  with_shared_kinds("SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND code = ?2 AND kind IN (%s)"
+                    " AND install = ?3)", owner_sql, sizeof owner_sql);
+  for (size_t i = 0; i < n; i++) items[i]->deleted = 0, items[i]->denied = 0;
+  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a forget", err, errlen);
+  for (size_t i = 0; st == LW_OK && i < n; i++) {
+    lw_forget_item *it = items[i];
+    if (!it->code) {
+      st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", it->site, it->install,
+                    &it->deleted, NULL, err, errlen);
+      /* The install key is also in code_owners and flags (schema 6): it leaves those too. */
+      if (st == LW_OK)
+        st = run_text(s->w, "DELETE FROM code_owners WHERE site = ?1 AND install = ?2", it->site,
+                      it->install, NULL, NULL, err, errlen);
+      if (st == LW_OK)
+        st = run_text(s->w, "DELETE FROM flags WHERE site = ?1 AND kind = 'install' AND value = ?2",
+                      it->site, it->install, NULL, NULL, err, errlen);
+      continue;
+    }
+    sqlite3_stmt *q;
+    int owner = 0;
+    if (sqlite3_prepare_v2(s->w, owner_sql, -1, &q, NULL) != SQLITE_OK) {
+      st = sql_error(s->w, "preparing a forget", err, errlen);
+      break;
+    }
+    sqlite3_bind_text(q, 1, it->site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, it->code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, it->install, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) owner = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW) {
+      st = sql_error(s->w, "forgetting a code", err, errlen);
+      break;
+    }
+    if (!owner) {
+      it->denied = 1;
+      continue;
+    }
+    st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND code = ?2", it->site, it->code, &it->deleted,
+                  NULL, err, errlen);
+    /* The code leaves code_owners and flags too; referee reports are the host's ledger and stay. */
+    if (st == LW_OK)
+      st = run_text(s->w, "DELETE FROM code_owners WHERE site = ?1 AND code = ?2", it->site, it->code,
+                    NULL, NULL, err, errlen);
+    if (st == LW_OK)
+      st = run_text(s->w, "DELETE FROM flags WHERE site = ?1 AND kind = 'code' AND value = ?2", it->site,
+                    it->code, NULL, NULL, err, errlen);
+  }
+  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a forget", err, errlen);
+  if (st == LW_OK) referral_touch_all(s);
+  if (st != LW_OK) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    for (size_t i = 0; i < n; i++) items[i]->deleted = 0, items[i]->denied = 0;
+    return st;
+  }
+  int64_t busy = 0;
+  st = run_text(s->w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL, &busy, err, errlen);
+  if (st == LW_OK && busy) {
+    snprintf(err, errlen, "forgetting: the WAL could not be checkpointed (a read is in the way)");
+    st = LW_ERR_IO;
+  }
+  return st;
 }
 
 /* Retention by receive time. Batches are numbered in commit order, so the expired ones are a
@@ -577,6 +703,7 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
                         NULL, 0, NULL, err, errlen);
   }
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", err, errlen);
+  if (st == LW_OK && *deleted) referral_touch_all(s);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     *deleted = 0;
@@ -585,6 +712,20 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
 }
 
 /* ---------------------------------------------------------------- reads */
+
+/* A free read connection, or (all busy) the next one in turn, waited for. */
+static reader *reader_take(sqlite_store *s) {
+  unsigned start = atomic_fetch_add(&s->next_reader, 1);
+  for (int i = 0; i < s->n_readers; i++) {
+    reader *r = &s->readers[(start + (unsigned)i) % (unsigned)s->n_readers];
+    if (pthread_mutex_trylock(&r->lock) == 0) return r;
+  }
+  reader *r = &s->readers[start % (unsigned)s->n_readers];
+  pthread_mutex_lock(&r->lock);
+  return r;
+}
+
+static void reader_give(reader *r) { pthread_mutex_unlock(&r->lock); }
 
 
 static lw_status count(sqlite3 *db, const char *sql, const char *site, int64_t *out,
@@ -655,21 +796,88 @@ static lw_status breakdown(sqlite3 *db, const char *col, const char *site, lw_st
   return LW_OK;
 }
 
-static lw_status sq_stats(lw_store *base, const char *site, lw_stats *out, char *err, size_t errlen) {
+/* Which of two code rows a bounded answer keeps first: more installs, then the smaller code. */
+static int code_before(const lw_stats_row *a, const lw_stats_row *b) {
+  return a->installs != b->installs ? a->installs > b->installs : strcmp(a->key, b->key) < 0;
+}
+
+static int code_order(const void *a, const void *b) {
+  return strcmp(((const lw_stats_row *)a)->key, ((const lw_stats_row *)b)->key);
+}
+
+/* The codes breakdown within bounds. The rows stream out of the coded-events index in code
+ * order, one group at a time, so SQLite holds one group; this keeps the best max_codes rows
+ * in a fixed array (replacing its weakest) and counts the rest, so memory stays
+ * O(max_codes) however many codes exist. */
+static lw_status codes_bounded(sqlite3 *db, const char *site, const lw_stats_bounds *b, lw_stats *out,
+                               char *err, size_t errlen) {
+  char sql[sizeof kind_sums + 256];
+  snprintf(sql, sizeof sql,
+           "SELECT code, COUNT(DISTINCT install)%s FROM events WHERE site = ?1 AND code IS NOT NULL"
+           " GROUP BY code",
+           kind_sums);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return sql_error(db, "preparing stats", err, errlen);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  size_t cap = b->max_codes, n = 0, weakest = 0;
+  lw_stats_row *rows = calloc(cap ? cap : 1, sizeof *rows), row;
+  if (!rows) {
+    sqlite3_finalize(st);
+    snprintf(err, errlen, "out of memory reading stats");
+    return LW_ERR_NOMEM;
+  }
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    memset(&row, 0, sizeof row);
+    row.installs = sqlite3_column_int64(st, 1);
+    if (row.installs < b->min_installs) {
+      out->codes_below_min++;
+      continue;
+    }
+    const unsigned char *key = sqlite3_column_text(st, 0);
+    snprintf(row.key, sizeof row.key, "%s", key ? (const char *)key : "");
+    for (int k = 0; k < LW_KIND_COUNT; k++) row.counts[k] = sqlite3_column_int64(st, 2 + k);
+    if (n < cap) {
+      rows[n++] = row;
+    } else {
+      out->codes_left_out++;
+      if (!code_before(&row, &rows[weakest])) continue;
+      rows[weakest] = row;
+    }
+    if (n == cap) /* find the new weakest only when the array is full */
+      for (size_t i = 0; i < n; i++)
+        if (code_before(&rows[weakest], &rows[i])) weakest = i;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(rows);
+    return sql_error(db, "reading stats", err, errlen);
+  }
+  qsort(rows, n, sizeof *rows, code_order);
+  out->codes = rows;
+  out->n_codes = n;
+  return LW_OK;
+}
+
+static lw_status sq_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                          char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   memset(out, 0, sizeof *out);
-  pthread_mutex_lock(&s->rlock);
+  reader *rd = reader_take(s);
   /* One read transaction, so every number comes from the same snapshot. */
-  lw_status st = exec(s->r, "BEGIN", "starting a read", err, errlen);
+  lw_status st = exec(rd->db, "BEGIN", "starting a read", err, errlen);
   if (st == LW_OK)
-    st = count(s->r, "SELECT COUNT(*) FROM events WHERE site = ?1", site, &out->outcomes, err, errlen);
+    st = count(rd->db, "SELECT COUNT(*) FROM events WHERE site = ?1", site, &out->outcomes, err, errlen);
   if (st == LW_OK)
-    st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1", site, &out->batches, err, errlen);
-  if (st == LW_OK) st = breakdown(s->r, "action", site, &out->variants, &out->n_variants, err, errlen);
-  if (st == LW_OK) st = breakdown(s->r, "segment", site, &out->segments, &out->n_segments, err, errlen);
-  if (st == LW_OK) st = breakdown(s->r, "code", site, &out->codes, &out->n_codes, err, errlen);
-  sqlite3_exec(s->r, "COMMIT", NULL, NULL, NULL);
-  pthread_mutex_unlock(&s->rlock);
+    st = count(rd->db, "SELECT COUNT(*) FROM batches WHERE site = ?1", site, &out->batches, err, errlen);
+  if (st == LW_OK) st = breakdown(rd->db, "action", site, &out->variants, &out->n_variants, err, errlen);
+  if (st == LW_OK) st = breakdown(rd->db, "segment", site, &out->segments, &out->n_segments, err, errlen);
+  if (st == LW_OK && bounds && bounds->max_codes)
+    st = codes_bounded(rd->db, site, bounds, out, err, errlen);
+  else if (st == LW_OK)
+    st = breakdown(rd->db, "code", site, &out->codes, &out->n_codes, err, errlen);
+  sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+  reader_give(rd);
   if (st != LW_OK) lw_stats_clear(out);
   return st;
 }
@@ -677,9 +885,15 @@ static lw_status sq_stats(lw_store *base, const char *site, lw_stats *out, char 
 static lw_status sq_ping(lw_store *base, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   int64_t v;
-  pthread_mutex_lock(&s->rlock);
-  lw_status st = count(s->r, "SELECT COUNT(*) FROM batches WHERE site = ?1 AND 0", "", &v, err, errlen);
-  pthread_mutex_unlock(&s->rlock);
+  if (!s->p) { /* read-only: no ping connection */
+    reader *rd = reader_take(s);
+    lw_status st = count(rd->db, "SELECT COUNT(*) FROM batches WHERE site = ?1 AND 0", "", &v, err, errlen);
+    reader_give(rd);
+    return st;
+  }
+  pthread_mutex_lock(&s->plock);
+  lw_status st = count(s->p, "SELECT COUNT(*) FROM batches WHERE site = ?1 AND 0", "", &v, err, errlen);
+  pthread_mutex_unlock(&s->plock);
   return st;
 }
 
@@ -689,7 +903,6 @@ static lw_status sq_ping(lw_store *base, char *err, size_t errlen) {
  * Kind names come from loopwise/wire.h: the shared kinds written into the SQL, the referee
  * kinds bound as parameters. */
 
-/* sql with its one %s replaced by the shared kinds' names, quoted: 'share','copy'. */
 static void with_shared_kinds(const char *sql, char *out, size_t cap) {
   char kinds[128] = "";
   size_t n = 0;
@@ -703,35 +916,82 @@ static void with_shared_kinds(const char *sql, char *out, size_t cap) {
 /* Conversions that count for rewards: reported by the host (referees), counted or approved. */
 #define COUNTED_CONVERSIONS "FROM referees WHERE site = ?1 AND event = 'conversion' AND counted_at IS NOT NULL"
 
+/* One statement with site, code and maybe install bound, answering one row of integers. */
+static int referral_row(sqlite3 *db, const char *sql, const char *site, const char *code, const char *install,
+                        int64_t *cols, int n) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
+  if (install) sqlite3_bind_text(st, 3, install, -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count(st) >= 5) {
+    sqlite3_bind_text(st, 4, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, lw_kind_name(LW_KIND_LANDING), -1, SQLITE_STATIC);
+  }
+  rc = sqlite3_step(st);
+  for (int i = 0; rc == SQLITE_ROW && i < n; i++) cols[i] = sqlite3_column_int64(st, i);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+
+/* The owner check first (one index probe), and the counts only for the owner: any holder of
+ * the public write key can ask for any code, and counting a code's landings costs a walk over
+ * all its coded events (200,000 forged landings made each read ~50 ms). The counts are then
+ * kept until a write touches the code (see referral_cached), so a referrer's widget polling,
+ * or a flood of its reads, counts once per change, and every answer is as fresh as a count. */
 static lw_status sq_referral(lw_store *base, const char *site, const char *code,
                              const char *install, lw_referral *out, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   memset(out, 0, sizeof *out);
+  reader *rd = reader_take(s);
   sqlite3_stmt *st;
-  pthread_mutex_lock(&s->rlock);
-  int rc = sqlite3_prepare_v2(
-      s->r,
-      "SELECT (SELECT install FROM code_owners WHERE site = ?1 AND code = ?2),"
-      " (SELECT COUNT(DISTINCT referee) " COUNTED_CONVERSIONS " AND code = ?2),"
-      " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?3)",
-      -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(rd->db, "SELECT install FROM code_owners WHERE site = ?1 AND code = ?2", -1, &st,
+                              NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, lw_kind_name(LW_KIND_LANDING), -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
       const unsigned char *owner = sqlite3_column_text(st, 0);
-      out->owner = !owner ? LW_OWNER_NONE : strcmp((const char *)owner, install) == 0 ? LW_OWNER_SELF : LW_OWNER_OTHER;
-      if (out->owner == LW_OWNER_SELF) {
-        out->conversions = sqlite3_column_int64(st, 1);
-        out->landings = sqlite3_column_int64(st, 2);
-      }
+      out->owner = owner && strcmp((const char *)owner, install) == 0 ? LW_OWNER_SELF : LW_OWNER_OTHER;
+    } else if (rc == SQLITE_DONE) {
+      out->owner = LW_OWNER_NONE;
+      rc = SQLITE_ROW; /* nobody shared it yet: zero counts */
     }
     sqlite3_finalize(st);
   }
-  lw_status ret = rc == SQLITE_ROW ? LW_OK : sql_error(s->r, "reading a referral", err, errlen);
-  pthread_mutex_unlock(&s->rlock);
+  if (rc == SQLITE_ROW && out->owner == LW_OWNER_SELF) {
+    unsigned slot = referral_slot(site, code);
+    pthread_mutex_lock(&s->refc_lock);
+    referral_cached hit = s->refc[slot];
+    uint64_t gen = s->refgen[slot], epoch = s->epoch; /* before the count's snapshot begins */
+    pthread_mutex_unlock(&s->refc_lock);
+    if (hit.gen == gen && hit.epoch == epoch && !strcmp(hit.site, site) &&
+        !strcmp(hit.code, code)) {
+      out->conversions = hit.conversions;
+      out->landings = hit.landings;
+    } else {
+      int64_t counts[2] = {0, 0};
+      rc = referral_row(rd->db,
+                        "SELECT (SELECT COUNT(DISTINCT referee) " COUNTED_CONVERSIONS " AND code = ?2),"
+                        " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?5)",
+                        site, code, NULL, counts, 2);
+      if (rc == SQLITE_ROW) {
+        out->conversions = counts[0];
+        out->landings = counts[1];
+        referral_cached c = {{0}, {0}, counts[0], counts[1], gen, epoch};
+        snprintf(c.site, sizeof c.site, "%s", site);
+        snprintf(c.code, sizeof c.code, "%s", code);
+        pthread_mutex_lock(&s->refc_lock);
+        s->refc[slot] = c;
+        pthread_mutex_unlock(&s->refc_lock);
+      }
+    }
+  }
+  lw_status ret = rc == SQLITE_ROW ? LW_OK : sql_error(rd->db, "reading a referral", err, errlen);
+  reader_give(rd);
   return ret;
 }
 
@@ -741,9 +1001,9 @@ static lw_status sq_attributions(lw_store *base, const char *site, int64_t since
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
-  pthread_mutex_lock(&s->rlock);
+  reader *rd = reader_take(s);
   int rc = sqlite3_prepare_v2(
-      s->r,
+      rd->db,
       "SELECT code, COUNT(*), MIN(first), MAX(first) FROM"
       " (SELECT code, MIN(counted_at) AS first " COUNTED_CONVERSIONS " GROUP BY code, referee)"
       " WHERE first >= ?2 GROUP BY code ORDER BY code",
@@ -775,9 +1035,9 @@ static lw_status sq_attributions(lw_store *base, const char *site, int64_t since
     snprintf(err, errlen, "out of memory reading attributions");
     ret = LW_ERR_NOMEM;
   } else if (rc != SQLITE_DONE) {
-    ret = sql_error(s->r, "reading attributions", err, errlen);
+    ret = sql_error(rd->db, "reading attributions", err, errlen);
   }
-  pthread_mutex_unlock(&s->rlock);
+  reader_give(rd);
   if (ret != LW_OK) {
     free(out);
     return ret;
@@ -796,10 +1056,15 @@ static void sq_close(lw_store *base) {
   sqlite3_finalize(s->ins_flag);
   sqlite3_finalize(s->fix_count);
   free(s->kept);
-  sqlite3_close(s->r);
+  for (int i = 0; i < READERS_MAX; i++) {
+    sqlite3_close(s->readers[i].db);
+    pthread_mutex_destroy(&s->readers[i].lock);
+  }
+  sqlite3_close(s->p);
+  pthread_mutex_destroy(&s->plock);
+  pthread_mutex_destroy(&s->refc_lock);
   /* Closing the last connection checkpoints the WAL into the database and removes it. */
   sqlite3_close(s->w);
-  pthread_mutex_destroy(&s->rlock);
   free(s);
 }
 
@@ -838,6 +1103,7 @@ static const char k_referrers_sql[] =
 typedef struct {
   lw_store_cursor base;
   sqlite_store *s;
+  reader *rd;
   sqlite3_stmt *st;
 } sqlite_cursor;
 
@@ -862,7 +1128,7 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
   int rc = sqlite3_step(c->st);
   if (rc == SQLITE_DONE) return 0;
   if (rc != SQLITE_ROW) {
-    snprintf(err, errlen, "reading decisions: %s", sqlite3_errmsg(c->s->r));
+    snprintf(err, errlen, "reading decisions: %s", sqlite3_errmsg(c->rd->db));
     return -1;
   }
   sqlite3_stmt *st = c->st;
@@ -890,7 +1156,7 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
 static void cur_free(lw_store_cursor *base) {
   sqlite_cursor *c = (sqlite_cursor *)base;
   sqlite3_finalize(c->st);
-  pthread_mutex_unlock(&c->s->rlock);
+  reader_give(c->rd);
   free(c);
 }
 
@@ -906,7 +1172,7 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   c->base.next = cur_next;
   c->base.free = cur_free;
   c->s = s;
-  pthread_mutex_lock(&s->rlock); /* held until the cursor is freed */
+  c->rd = reader_take(s); /* held until the cursor is freed */
   char shared_sql[512], main_sql[2048];
   with_shared_kinds(k_shared_sql, shared_sql, sizeof shared_sql);
   with_shared_kinds(referrers ? k_referrers_sql : k_decisions_sql, main_sql, sizeof main_sql);
@@ -914,21 +1180,21 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   while (sql && *sql) {
     sqlite3_stmt *st = NULL;
     const char *tail = NULL;
-    int rc = sqlite3_prepare_v2(s->r, sql, -1, &st, &tail);
+    int rc = sqlite3_prepare_v2(c->rd->db, sql, -1, &st, &tail);
     if (rc == SQLITE_OK && st) {
       if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_text(st, 1, r->site, -1, SQLITE_STATIC);
       rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_OK) {
-      snprintf(err, errlen, "collecting shared decisions: %s", sqlite3_errmsg(s->r));
+      snprintf(err, errlen, "collecting shared decisions: %s", sqlite3_errmsg(c->rd->db));
       cur_free(&c->base);
       return LW_ERR_IO;
     }
     sql = tail;
   }
-  if (sqlite3_prepare_v2(s->r, main_sql, -1, &c->st, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "reading decisions: %s", sqlite3_errmsg(s->r));
+  if (sqlite3_prepare_v2(c->rd->db, main_sql, -1, &c->st, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "reading decisions: %s", sqlite3_errmsg(c->rd->db));
     cur_free(&c->base);
     return LW_ERR_IO;
   }
@@ -942,8 +1208,8 @@ static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uin
   sqlite_store *s = (sqlite_store *)base;
   sqlite3_stmt *st;
   *n = 0;
-  pthread_mutex_lock(&s->rlock);
-  int rc = sqlite3_prepare_v2(s->r,
+  reader *rd = reader_take(s);
+  int rc = sqlite3_prepare_v2(rd->db,
                               "SELECT count(*) FROM events WHERE site = ?1 AND kind = ?4"
                               " AND t >= ?2 AND t < ?3",
                               -1, &st, NULL);
@@ -953,8 +1219,8 @@ static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uin
     if (rc == SQLITE_ROW) *n = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
   }
-  if (rc != SQLITE_ROW) snprintf(err, errlen, "counting decisions: %s", sqlite3_errmsg(s->r));
-  pthread_mutex_unlock(&s->rlock);
+  if (rc != SQLITE_ROW) snprintf(err, errlen, "counting decisions: %s", sqlite3_errmsg(rd->db));
+  reader_give(rd);
   return rc == SQLITE_ROW ? LW_OK : LW_ERR_IO;
 }
 
@@ -1121,6 +1387,7 @@ static lw_status sq_referee(lw_store *base, lw_referee_report *r, char *err, siz
 done:
   sqlite3_finalize(q);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a referee report", err, errlen);
+  if (st == LW_OK) referral_touch_code(s, r->site, r->code);
   if (st != LW_OK) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
   sqlite3_reset(s->sel_owner);
   sqlite3_reset(s->ins_flag);
@@ -1176,6 +1443,7 @@ static lw_status sq_review(lw_store *base, const char *site, int64_t id, int app
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return sql_error(s->w, "reviewing", err, errlen);
   if (sqlite3_changes(s->w) == 1) {
+    referral_touch_all(s); /* the review's code is not at hand; reviews are rare */
     *result = 0;
     return LW_OK;
   }
@@ -1194,8 +1462,8 @@ static lw_status sq_reviews(lw_store *base, const char *site, size_t max, lw_rev
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
-  pthread_mutex_lock(&s->rlock);
-  int rc = sqlite3_prepare_v2(s->r,
+  reader *rd = reader_take(s);
+  int rc = sqlite3_prepare_v2(rd->db,
                               "SELECT id, code, event, coalesce(reason, ''), at, received_at FROM referees"
                               " WHERE site = ?1 AND state = 'flagged' ORDER BY id LIMIT ?2",
                               -1, &st, NULL);
@@ -1220,9 +1488,9 @@ static lw_status sq_reviews(lw_store *base, const char *site, size_t max, lw_rev
     snprintf(err, errlen, "out of memory reading reviews");
     ret = LW_ERR_NOMEM;
   } else if (max && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    ret = sql_error(s->r, "reading reviews", err, errlen);
+    ret = sql_error(rd->db, "reading reviews", err, errlen);
   }
-  pthread_mutex_unlock(&s->rlock);
+  reader_give(rd);
   if (ret != LW_OK) {
     free(out);
     return ret;
@@ -1244,9 +1512,8 @@ static lw_status ro_write(lw_store *s, lw_store_item *const *items, size_t n, ch
   snprintf(err, errlen, "the store was opened read-only");
   return LW_ERR_INVALID;
 }
-static lw_status ro_forget(lw_store *s, const char *site, const char *install, int64_t *deleted, char *err,
-                           size_t errlen) {
-  (void)site, (void)install, (void)deleted;
+static lw_status ro_forget(lw_store *s, lw_forget_item *const *items, size_t n, char *err, size_t errlen) {
+  (void)items, (void)n;
   return ro_write(s, NULL, 0, err, errlen);
 }
 static lw_status ro_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
@@ -1280,24 +1547,34 @@ static const lw_store_backend sqlite_read_backend = {
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews};
 
+static sqlite_store *store_alloc(const lw_store_backend *backend) {
+  sqlite_store *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->base.backend = backend;
+  for (int i = 0; i < READERS_MAX; i++) pthread_mutex_init(&s->readers[i].lock, NULL);
+  pthread_mutex_init(&s->plock, NULL);
+  pthread_mutex_init(&s->refc_lock, NULL);
+  return s;
+}
+
 lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err, size_t errlen) {
   *out = NULL;
-  sqlite_store *s = calloc(1, sizeof *s);
+  sqlite_store *s = store_alloc(&sqlite_read_backend);
   if (!s) {
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
-  s->base.backend = &sqlite_read_backend;
-  pthread_mutex_init(&s->rlock, NULL);
+  s->n_readers = 1; /* one tool, one cursor at a time */
+  sqlite3 **r = &s->readers[0].db;
   lw_status st = LW_OK;
-  if (sqlite3_open_v2(path, &s->r, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "%s: %s", path, s->r ? sqlite3_errmsg(s->r) : "cannot open");
+  if (sqlite3_open_v2(path, r, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path, *r ? sqlite3_errmsg(*r) : "cannot open");
     st = LW_ERR_IO;
   } else {
-    sqlite3_busy_timeout(s->r, 10000);
+    sqlite3_busy_timeout(*r, 10000);
     char msg[LW_ERRMSG_MAX];
     int version = -1;
-    if (user_version(s->r, &version, msg, sizeof msg) != LW_OK) {
+    if (user_version(*r, &version, msg, sizeof msg) != LW_OK) {
       snprintf(err, errlen, "%s: %s (is it a Loopwise ingest store?)", path, msg);
       st = LW_ERR_IO;
     } else if (version != LW_STORE_SCHEMA_VERSION) {
@@ -1339,15 +1616,32 @@ static lw_status open_conn(const char *path, sqlite3 **db, char *err, size_t err
               "setting WAL mode", err, errlen);
 }
 
+/* PRAGMA quick_check: every page's b-tree structure (not the index contents, which
+ * integrity_check would compare too, at several times the cost). A damaged file is refused at
+ * start instead of failing, or answering wrong, on whichever request first reads the page. */
+static lw_status quick_check(sqlite3 *db, const char *path, char *err, size_t errlen) {
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, "PRAGMA quick_check(5)", -1, &q, NULL) != SQLITE_OK)
+    return sql_error(db, "integrity check failed", err, errlen);
+  int rc = sqlite3_step(q);
+  const unsigned char *first = rc == SQLITE_ROW ? sqlite3_column_text(q, 0) : NULL;
+  lw_status st = LW_OK;
+  if (!first || strcmp((const char *)first, "ok") != 0) {
+    snprintf(err, errlen, "integrity check failed for %s: %s (restore it from a backup)", path,
+             first ? (const char *)first : sqlite3_errmsg(db));
+    st = LW_ERR_IO;
+  }
+  sqlite3_finalize(q);
+  return st;
+}
+
 lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size_t errlen) {
   *out = NULL;
-  sqlite_store *s = calloc(1, sizeof *s);
+  sqlite_store *s = store_alloc(&sqlite_backend);
   if (!s) {
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
-  s->base.backend = &sqlite_backend;
-  pthread_mutex_init(&s->rlock, NULL);
   lw_status st = open_conn(path, &s->w, err, errlen);
   if (st == LW_OK) {
     /* journal_mode=WAL answers the mode in force: refuse to run without it. */
@@ -1361,8 +1655,20 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
       sqlite3_finalize(q);
     }
   }
+  if (st == LW_OK) st = quick_check(s->w, path, err, errlen);
   if (st == LW_OK) st = migrate(s->w, err, errlen);
-  if (st == LW_OK) st = open_conn(path, &s->r, err, errlen);
+  /* Deleted rows are overwritten with zeros, so what /v1/forget deletes leaves no copy in
+   * the database file's pages (the WAL is taken care of by sq_forget). */
+  if (st == LW_OK) st = exec(s->w, "PRAGMA secure_delete = ON", "setting secure_delete", err, errlen);
+  for (int i = 0; st == LW_OK && i < READERS; i++, s->n_readers++)
+    st = open_conn(path, &s->readers[i].db, err, errlen);
+  if (st == LW_OK) st = open_conn(path, &s->p, err, errlen);
+  /* Page caches: the writer keeps its 32 MB (open_conn); a read walks the coded-events index
+   * or the events once, so each reader gets 8 MB and the ping next to nothing, which bounds
+   * what the read side can hold however large the database grows. */
+  for (int i = 0; st == LW_OK && i < s->n_readers; i++)
+    st = exec(s->readers[i].db, "PRAGMA cache_size = -8000", "sizing a read cache", err, errlen);
+  if (st == LW_OK) st = exec(s->p, "PRAGMA cache_size = -256", "sizing a read cache", err, errlen);
   if (st == LW_OK &&
       sqlite3_prepare_v3(s->w,
                          "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"

@@ -2,6 +2,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,20 @@ struct lw_writer {
   int busy;                /* a group is being written */
   pthread_cond_t drained;  /* broadcast when the queue is empty and no group is in flight */
   int stopping;
+  atomic_int failing;      /* see lw_writer_failing */
   lw_store_item **items;   /* scratch for one group, writer thread only */
+  lw_forget_item **forgets;
 };
+
+int lw_writer_failing(lw_writer *w) { return atomic_load(&w->failing); }
+
+/* Hand jobs of one kind back; an owner may free its job as soon as on_done returns. */
+static void hand_back(lw_job *jobs, lw_job_kind kind) {
+  for (lw_job *j = jobs, *next; j; j = next) {
+    next = j->next;
+    if (j->kind == kind) j->on_done(j);
+  }
+}
 
 static void run_purge(lw_writer *w) {
   char errmsg[LW_ERRMSG_MAX];
@@ -43,24 +56,41 @@ static void run_purge(lw_writer *w) {
   }
 }
 
-/* Write one group of batches in one transaction and record what happened. */
+/* Write one group: the batches in one transaction, answered as soon as it is durable, then
+ * the forgets in one transaction of their own (a forget also checkpoints the WAL, which the
+ * batches need not wait for), answered in turn. So a flood of forgets costs one commit per
+ * group, never one per request. Every job is handed back here; the list is unlinked first, as
+ * an owner may free its job from on_done. */
 static void run_group(lw_writer *w, lw_job *jobs) {
-  size_t n = 0;
-  for (lw_job *j = jobs; j; j = j->next)
-    if (j->kind == LW_JOB_WRITE) w->items[n++] = &j->item;
+  size_t n = 0, nf = 0;
+  lw_job *writes = NULL, *calls = NULL, *forgets = NULL;
+  lw_job **wt = &writes, **ct = &calls, **ft = &forgets;
+  for (lw_job *j = jobs, *next; j; j = next) {
+    next = j->next;
+    j->next = NULL;
+    if (j->kind == LW_JOB_WRITE) {
+      w->items[n++] = &j->item;
+      *wt = j, wt = &j->next;
+    } else if (j->kind == LW_JOB_CALL) {
+      *ct = j, ct = &j->next;
+    } else {
+      w->forgets[nf++] = &j->forget;
+      *ft = j, ft = &j->next;
+    }
+  }
   if (n) {
     char errmsg[LW_ERRMSG_MAX];
     int64_t t0 = lw_mono_us();
     lw_status st = lw_store_write(w->store, w->items, n, errmsg, sizeof errmsg);
     atomic_fetch_add(&w->metrics->commit_us_sum, (uint64_t)(lw_mono_us() - t0));
+    atomic_store(&w->failing, st != LW_OK);
     if (st == LW_OK) {
       atomic_fetch_add(&w->metrics->commits, 1);
       atomic_fetch_add(&w->metrics->committed_batches, n);
     } else {
       lw_log_msg(w->log, LW_LOG_ERROR, "group commit failed", errmsg);
     }
-    for (lw_job *j = jobs; j; j = j->next) {
-      if (j->kind != LW_JOB_WRITE) continue;
+    for (lw_job *j = writes; j; j = j->next) {
       j->status = st;
       if (st != LW_OK) {
         memcpy(j->errmsg, errmsg, sizeof errmsg);
@@ -72,14 +102,26 @@ static void run_group(lw_writer *w, lw_job *jobs) {
         atomic_fetch_add(&w->metrics->rejects[LW_REJECT_CODE_OWNER], j->item.batch->n_events - j->item.stored);
       }
     }
+    hand_back(writes, LW_JOB_WRITE);
   }
-  for (lw_job *j = jobs; j; j = j->next)
-    if (j->kind == LW_JOB_CALL) j->status = j->call(w->store, j->arg, j->errmsg, sizeof j->errmsg);
-  for (lw_job *j = jobs; j; j = j->next) {
-    if (j->kind != LW_JOB_FORGET) continue;
-    j->status = lw_store_forget(w->store, j->site, j->install, &j->deleted, j->errmsg,
-                                sizeof j->errmsg);
-    if (j->status == LW_OK) atomic_fetch_add(&w->metrics->forgotten_events, (uint64_t)j->deleted);
+  for (lw_job *j = calls; j; j = j->next)
+    j->status = j->call(w->store, j->arg, j->errmsg, sizeof j->errmsg);
+  hand_back(calls, LW_JOB_CALL);
+  if (nf) {
+    char errmsg[LW_ERRMSG_MAX];
+    lw_status st = lw_store_forget(w->store, w->forgets, nf, errmsg, sizeof errmsg);
+    atomic_fetch_add(&w->metrics->forget_commits, 1);
+    if (st != LW_OK) lw_log_msg(w->log, LW_LOG_ERROR, "forget failed", errmsg);
+    for (lw_job *j = forgets; j; j = j->next) {
+      j->status = st;
+      if (st != LW_OK) {
+        memcpy(j->errmsg, errmsg, sizeof errmsg);
+        continue;
+      }
+      atomic_fetch_add(&w->metrics->forgets, 1);
+      atomic_fetch_add(&w->metrics->forgotten_events, (uint64_t)j->forget.deleted);
+    }
+    hand_back(forgets, LW_JOB_FORGET);
   }
 }
 
@@ -120,17 +162,10 @@ static void *writer_main(void *arg) {
     w->busy = 1;
     pthread_mutex_unlock(&w->lock);
 
-    if (jobs) run_group(w, jobs);
+    if (jobs) run_group(w, jobs); /* answers every job */
     if (w->cfg.retention_ms > 0 && lw_wall_ms() >= next_purge) {
       run_purge(w);
       next_purge = lw_wall_ms() + w->cfg.purge_interval_ms;
-    }
-
-    /* Hand each job back; its owner may free it as soon as on_done returns. */
-    for (lw_job *j = jobs; j;) {
-      lw_job *next = j->next;
-      j->on_done(j);
-      j = next;
     }
     pthread_mutex_lock(&w->lock);
     w->busy = 0;
@@ -144,7 +179,9 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
                            const lw_logger *log, lw_writer **out, char *err, size_t errlen) {
   *out = NULL;
   lw_writer *w = calloc(1, sizeof *w);
-  if (!w || !(w->items = calloc(cfg->max_group ? cfg->max_group : 1, sizeof *w->items))) {
+  if (!w || !(w->items = calloc(cfg->max_group ? cfg->max_group : 1, sizeof *w->items)) ||
+      !(w->forgets = calloc(cfg->max_group ? cfg->max_group : 1, sizeof *w->forgets))) {
+    if (w) free(w->items);
     free(w);
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
@@ -165,6 +202,7 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
     pthread_cond_destroy(&w->work);
     pthread_mutex_destroy(&w->lock);
     free(w->items);
+    free(w->forgets);
     free(w);
     return LW_ERR_IO;
   }
@@ -216,5 +254,6 @@ void lw_writer_free(lw_writer *w) {
   pthread_cond_destroy(&w->work);
   pthread_mutex_destroy(&w->lock);
   free(w->items);
+  free(w->forgets);
   free(w);
 }

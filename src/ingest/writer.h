@@ -2,7 +2,8 @@
  *
  * Request handlers queue a job with lw_writer_enqueue and suspend their connection. The writer
  * takes every queued job, writes all the batches in one transaction, commits (one fsync), and
- * only then calls each job's on_done, which resumes the connection to answer 2xx. So no acknowledgement precedes the fsync that makes it
+ * only then calls each job's on_done, which resumes the connection to answer 2xx. Forget
+ * jobs of the same group share one transaction of their own, after the writes are answered. So no acknowledgement precedes the fsync that makes it
  * durable, and under load many requests share one fsync. The writer also runs the retention
  * purge on a timer, and install deletions, so the store has exactly one writer. */
 #ifndef LW_INGEST_WRITER_H
@@ -24,9 +25,8 @@ typedef enum { LW_JOB_WRITE, LW_JOB_FORGET, LW_JOB_CALL } lw_job_kind;
 typedef struct lw_job {
   lw_job_kind kind;
   lw_store_item item;      /* LW_JOB_WRITE: in and out */
-  const char *site;        /* LW_JOB_FORGET */
-  const char *install;     /* LW_JOB_FORGET */
-  int64_t deleted;         /* LW_JOB_FORGET: out */
+  lw_forget_item forget;   /* LW_JOB_FORGET: in and out; the forgets of one group share one
+                            * transaction and one WAL checkpoint */
   lw_status (*call)(lw_store *store, void *arg, char *err, size_t errlen); /* LW_JOB_CALL */
   void *arg;               /* LW_JOB_CALL */
   lw_status status;        /* out */
@@ -51,6 +51,10 @@ lw_status lw_writer_create(lw_store *store, const lw_writer_config *cfg, lw_metr
 /* Queue job; on_done follows once it is durable (or failed). Returns LW_OK, or LW_ERR_IO
  * without queueing (and without calling on_done) once lw_writer_free has begun. */
 lw_status lw_writer_enqueue(lw_writer *w, lw_job *job);
+
+/* 1 while the last write failed and none has succeeded since (a full disk, a dead volume):
+ * /healthz reports it. Any thread. */
+int lw_writer_failing(lw_writer *w);
 
 /* Refuse new jobs from now on; queued ones are still written. */
 void lw_writer_close(lw_writer *w);

@@ -2,15 +2,15 @@
 # setup.sh: install everything Loopwise needs to build and test on Debian bookworm.
 # Idempotent: a second run installs nothing and finishes in about a second.
 #   bash src/scripts/setup.sh            build + test dependencies
-#   bash src/scripts/setup.sh --bench    also the benchmark tools (wrk, nginx)
+#   bash src/scripts/setup.sh --bench    also the benchmark tools (wrk, valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
 pkgs=(cmake make gcc pkgconf libcjson-dev libmicrohttpd-dev libsqlite3-dev sqlite3 nettle-dev
       emscripten binaryen dpkg-dev chromium clang-14 libfuzzer-14-dev libclang-rt-14-dev
-      fonts-dejavu-core ca-certificates)
-[ "${1:-}" = "--bench" ] && pkgs+=(wrk nginx-light valgrind)
+      fonts-dejavu-core ca-certificates nginx-light openssl)  # nginx: the ingest tests' TLS proxy and framing reference
+[ "${1:-}" = "--bench" ] && pkgs+=(wrk valgrind)
 
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -3,6 +3,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer, postBatch, request, stats, freshBatch } from './helpers.mjs';
 
 let server;
@@ -129,3 +133,148 @@ test('server_keeps_serving_after_hostile_requests', async () => {
   assert.equal(r.status, 200);
   extraStored++;
 });
+
+// ---------------------------------------------------------------- slow clients (issue 12, 4)
+
+// Connect from a chosen loopback address (Linux routes all of 127/8 to lo), so a test can be
+// several clients.
+function rawFrom(port, localAddress, chunks, { waitMs = 3000, gapMs = 0 } = {}) {
+  return new Promise((ok) => {
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress });
+    let data = '';
+    let closed = false;
+    const t0 = Date.now();
+    sock.on('data', (d) => { data += d; });
+    sock.on('error', () => {});
+    sock.on('close', () => { closed = true; clearTimeout(timer); ok({ data, closed, ms: Date.now() - t0, sock }); });
+    const timer = setTimeout(() => { sock.destroy(); ok({ data, closed, ms: Date.now() - t0 }); }, waitMs);
+    sock.on('connect', async () => {
+      for (const c of chunks) {
+        if (sock.destroyed || closed) return;
+        sock.write(c);
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      }
+    });
+  });
+}
+
+test('client_trickling_its_headers_is_cut_off_at_the_header_deadline', async () => {
+  const s = await startServer({ args: ['--timeout-s', '1', '--header-timeout-s', '2', '--rate-limit', 'off'] });
+  try {
+    // One byte every 150 ms: never idle for the 1 s idle timeout; the headers alone would
+    // take 20 s.
+    const head = 'POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nX-Padding: ' + 'a'.repeat(80) + '\r\nContent-Length: 2\r\n\r\n{}';
+    const r = await rawFrom(s.port, '127.0.0.1', head.split(''), { waitMs: 12000, gapMs: 150 });
+    assert.ok(r.closed, 'server kept a connection trickling its headers open');
+    assert.doesNotMatch(r.data, /^HTTP\/1\.1 2/);
+    assert.equal((await request(s, 'GET', '/healthz')).status, 200);
+    assert.match((await request(s, 'GET', '/metrics')).text, /^loopwise_ingest_rejects_total\{reason="header_timeout"\} [1-9]/m);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+// Bodies being received share one memory budget: uploads that stall past it are closed,
+// largest first, and a healthy batch still gets through.
+test('stalled_uploads_past_the_body_budget_are_closed_and_a_healthy_batch_is_stored', async () => {
+  const s = await startServer({ args: ['--max-body', '131072', '--body-budget', '262144', '--rate-limit', 'off', '--max-connections-per-address', '0'] });
+  const socks = [];
+  try {
+    const closedOnes = [];
+    const part = 'a'.repeat(120000);
+    for (let i = 0; i < 6; i++) {
+      const sock = net.connect(s.port, '127.0.0.1');
+      socks.push(sock);
+      sock.on('error', () => {});
+      const closed = new Promise((ok) => sock.on('close', ok));
+      closedOnes.push(closed);
+      await new Promise((ok) => sock.on('connect', ok));
+      await new Promise((ok) => sock.write(`POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nContent-Length: 131072\r\n\r\n${part}`, ok));
+    }
+    // At most two 120 kB bodies fit the 256 KiB budget: at least four are closed. Wait for
+    // four closes, whichever.
+    let n = 0;
+    await new Promise((ok) => closedOnes.forEach((c) => c.then(() => { if (++n === 4) ok(); })));
+    assert.equal((await postBatch(s, freshBatch())).status, 200);
+    const m = (await request(s, 'GET', '/metrics')).text;
+    assert.match(m, /^loopwise_ingest_rejects_total\{reason="body_budget"\} [4-9]/m);
+    const held = Number(/^loopwise_ingest_body_bytes (\d+)/m.exec(m)[1]);
+    assert.ok(held <= 262144 + 131072, `${held} bytes of bodies held`);
+  } finally {
+    for (const sock of socks) sock.destroy();
+    await s.cleanup();
+  }
+});
+
+// The same requests to nginx (Debian's, answering 204) and to the ingest server, in the same
+// run: whatever framing nginx refuses, the ingest server must not accept. (The ingest server
+// refuses more: chunk extensions, whitespace after a chunk size.) See README "HTTP framing".
+test('framing_that_nginx_refuses_is_never_accepted', async (t) => {
+  const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+  if (!nginxBin) { t.skip('nginx is not installed (npm run setup -- --bench installs it)'); return; }
+  const dir = mkdtempSync(join(tmpdir(), 'lw-nginx-'));
+  const nport = await freePort();
+  writeFileSync(join(dir, 'nginx.conf'), `worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn; daemon off;
+events { worker_connections 64; }
+http { access_log off; client_body_temp_path ${dir}/b; proxy_temp_path ${dir}/p; fastcgi_temp_path ${dir}/f;
+  uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;
+  server { listen 127.0.0.1:${nport}; location / { return 204; } } }`);
+  const nginx = spawn(nginxBin, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+  try {
+    for (;;) { // until nginx listens
+      const up = await new Promise((ok) => { const c = net.connect(nport, '127.0.0.1', () => { c.destroy(); ok(true); }); c.on('error', () => ok(false)); });
+      if (up) break;
+      await new Promise((r) => setImmediate(r));
+    }
+    const body = JSON.stringify(freshBatch());
+    const n = Buffer.byteLength(body);
+    const x = n.toString(16);
+    const cases = {
+      bare_lf: `POST /v1/outcomes HTTP/1.1\nHost: x\nContent-Length: ${n}\n\n${body}`,
+      obs_fold: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\nContent-Length: ${n}\r\n\r\n${body}`,
+      obs_fold_transfer_encoding: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n${x}\r\n${body}\r\n0\r\n\r\n`,
+      space_before_colon_content_length: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nContent-Length : ${n}\r\n\r\n${body}`,
+      space_before_colon_other_header: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nX-A : 1\r\nContent-Length: ${n}\r\n\r\n${body}`,
+      tab_before_colon: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nContent-Length\t: ${n}\r\n\r\n${body}`,
+      chunk_extension: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${x};a=b\r\n${body}\r\n0\r\n\r\n`,
+      chunk_lines_bare_lf: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${x}\n${body}\n0\n\n`,
+      chunk_size_trailing_space: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${x} \r\n${body}\r\n0\r\n\r\n`,
+      content_length_plus: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nContent-Length: +${n}\r\n\r\n${body}`,
+      leading_space_header_name: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\n Transfer-Encoding: chunked\r\nContent-Length: ${n}\r\n\r\n${body}`,
+      bare_cr: `POST /v1/outcomes HTTP/1.1\rHost: x\r\nContent-Length: ${n}\r\n\r\n${body}`,
+      nul_in_header_value: `POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\nContent-Length: ${n}\r\n\r\n${body}`,
+      transfer_encoding_on_http_1_0: `POST /v1/outcomes HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${x}\r\n${body}\r\n0\r\n\r\n`,
+    };
+    const table = [];
+    for (const [name, text] of Object.entries(cases)) {
+      const viaNginx = await rawTo(nport, text);
+      const viaIngest = await rawTo(server.port, text);
+      const nginxAccepts = /^HTTP\/1\.[01] 2/.test(viaNginx);
+      const ingestAccepts = /^HTTP\/1\.[01] 2/.test(viaIngest);
+      table.push(`${name}: nginx ${viaNginx.split('\r\n')[0] || '(closed)'} / ingest ${viaIngest.split('\r\n')[0] || '(closed)'}`);
+      if (ingestAccepts) extraStored++;
+      assert.ok(nginxAccepts || !ingestAccepts, `${name}: nginx refuses it, the ingest server accepted it`);
+    }
+    t.diagnostic(table.join('\n'));
+  } finally {
+    nginx.kill('SIGTERM');
+    await new Promise((ok) => (nginx.exitCode !== null ? ok() : nginx.on('exit', ok)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Send raw bytes, read until the server closes or the first answer's headers are complete.
+function rawTo(port, text) {
+  return new Promise((ok) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    sock.on('data', (d) => { data += d.toString('latin1'); if (data.includes('\r\n\r\n')) sock.destroy(); });
+    sock.on('error', () => {});
+    sock.on('close', () => ok(data));
+    sock.on('connect', () => sock.write(Buffer.from(text, 'latin1')));
+  });
+}
+
+function freePort() {
+  return new Promise((ok) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); }); });
+}

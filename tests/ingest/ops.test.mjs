@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import { root, binary, startServer, postBatch, request, stats, freshBatch, tempDir } from './helpers.mjs';
 
@@ -160,5 +161,84 @@ test('example_config_shipped_with_the_systemd_unit_loads', async () => {
     assert.equal((await postBatch(server, b, { Origin: 'https://app.acme.example' })).status, 200);
   } finally {
     await server.cleanup();
+  }
+});
+
+// ---------------------------------------------------------------- exposure (issue 12, 4)
+
+test('non_loopback_bind_without_a_read_token_refuses_to_start', () => {
+  const dir = tempDir();
+  for (const bind of ['0.0.0.0', '::', '192.0.2.1']) {
+    // A refusal exits at once; an old binary would serve, and be stopped by the timeout.
+    const r = spawnSync(binary, ['--db', join(dir, 'x.db'), '--port', '0', '--bind', bind], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 2, `${bind}: ${r.stderr}`);
+    assert.match(r.stderr, /read_token/);
+  }
+});
+
+test('example_config_binds_publicly_only_with_a_read_token', () => {
+  const example = JSON.parse(readFileSync(join(root, 'src/ingest/ingest.example.json'), 'utf8'));
+  const loopback = ['127.0.0.1', '::1', undefined].includes(example.bind);
+  assert.ok(loopback || (typeof example.read_token === 'string' && example.read_token.length >= 16),
+    'the example binds a public address without a read token');
+});
+
+// One client may spend the write key's budget only for its own network: another network's
+// devices still get through.
+test('one_client_exhausting_the_key_rate_limit_does_not_lock_the_site_out', async () => {
+  const server = await startServer({ args: ['--rate-per-key', '0.05', '--burst-per-key', '3'] });
+  try {
+    const flood = [];
+    for (let i = 0; i < 6; i++) flood.push((await postBatch(server, freshBatch())).status);
+    assert.deepEqual(flood.slice(3), [429, 429, 429], 'the flooding client is limited');
+    const other = await postFrom(server, '127.0.1.7', freshBatch());
+    assert.equal(other, 200, 'a client on another network was locked out by the key limit');
+  } finally {
+    await server.cleanup();
+  }
+});
+
+function postFrom(server, localAddress, batch) {
+  return new Promise((ok, fail) => {
+    const body = JSON.stringify(batch);
+    const req = http.request({ host: '127.0.0.1', port: server.port, localAddress, method: 'POST', path: '/v1/outcomes',
+      headers: { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => ok(res.statusCode));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+// ---------------------------------------------------------------- health (issue 12, 4)
+
+test('a_damaged_database_is_refused_at_start_by_the_integrity_check', async () => {
+  const dir = tempDir();
+  const first = await startServer({ dir, args: ['--rate-limit', 'off'] });
+  for (let i = 0; i < 60; i++) assert.equal((await postBatch(first, freshBatch({ events: 20 }))).status, 200);
+  await first.stop();
+  // Damage the middle of a b-tree page past the first few: the header and the schema still
+  // read, so only a check of the pages can tell.
+  const db = join(dir, 'outcomes.db');
+  const bytes = readFileSync(db);
+  const pageSize = bytes.readUInt16BE(16) || 65536;
+  const pages = bytes.length / pageSize;
+  assert.ok(pages > 8, `${pages} pages`);
+  const fd = openSync(db, 'r+');
+  for (const p of [Math.floor(pages / 2), pages - 2]) writeSync(fd, Buffer.alloc(200, 0x5a), 0, 200, p * pageSize + 8);
+  closeSync(fd);
+  const r = spawnSync(binary, ['--db', db, '--port', '0'], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(r.status, 1, `a damaged database was served: ${r.stderr}`);
+  assert.match(r.stderr, /integrity/);
+});
+
+// The config file is read through the same strict JSON entry point as batches.
+test('config_file_with_a_number_outside_json_is_refused', () => {
+  const dir = tempDir();
+  for (const text of ['{"k_anonymity": 07}', '{"k_anonymity": 7.}', '{"k_anonymity": +7}', '{"log_level": "info\\u0000x"}']) {
+    writeFileSync(join(dir, 'c.json'), text);
+    const r = spawnSync(binary, ['--db', join(dir, 'x.db'), '--port', '0', '--config', join(dir, 'c.json')], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 2, `${text} was accepted: ${r.stderr}`);
   }
 });

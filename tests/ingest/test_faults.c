@@ -308,6 +308,27 @@ static void sqlite_commit_failure_answers_503_and_rolls_back(void) {
   stop(&fx);
 }
 
+/* A store that reads fine but cannot write (a full disk) must not look healthy: /healthz
+ * answers 503 from the first failed write until a write succeeds again. */
+static void health_check_reports_failing_writes_until_one_succeeds(void) {
+  fixture fx;
+  if (!start(&fx)) return;
+  http_answer a;
+  http(fx.port, "GET", "/healthz", NULL, &a);
+  CHECK_INT(a.status, 200);
+  lw_store_fault_arm(fx.fault, LW_FAULT_OP_WRITE, 1, LW_FAULT_BEFORE);
+  post(fx.port, "full", &a);
+  CHECK_INT(a.status, 503);
+  http(fx.port, "GET", "/healthz", NULL, &a);
+  CHECK_INT(a.status, 503);
+  CHECK_CONTAINS(a.body, "writes failing");
+  post(fx.port, "full", &a); /* the disk has room again */
+  CHECK_INT(a.status, 200);
+  http(fx.port, "GET", "/healthz", NULL, &a);
+  CHECK_INT(a.status, 200);
+  stop(&fx);
+}
+
 int main(void) {
   valid_text = tu_read_case("ingest/valid-batch.json");
   if (!valid_text) return 1;
@@ -316,6 +337,7 @@ int main(void) {
   RUN(failed_write_answers_503_stores_nothing_and_the_server_recovers);
   RUN(commit_whose_answer_was_lost_is_stored_once_when_retried);
   RUN(sqlite_commit_failure_answers_503_and_rolls_back);
+  RUN(health_check_reports_failing_writes_until_one_succeeds);
   free(valid_text);
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;

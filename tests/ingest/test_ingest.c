@@ -153,9 +153,9 @@ static void store_writes_once_forgets_and_purges(void) {
   lw_stats_clear(&st);
 
   int64_t deleted = 0;
-  CHECK_INT(lw_store_forget(s, "default", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", &deleted, errmsg, sizeof errmsg),
-            LW_OK);
-  CHECK_INT(deleted, 5);
+  lw_forget_item fi = {"default", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", NULL, 0, 0}, *fis[] = {&fi};
+  CHECK_INT(lw_store_forget(s, fis, 1, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(fi.deleted, 5);
   CHECK_INT(lw_store_purge(s, NOW, &deleted, errmsg, sizeof errmsg), LW_OK); /* received at NOW: kept */
   CHECK_INT(deleted, 0);
   CHECK_INT(lw_store_purge(s, NOW + 1, &deleted, errmsg, sizeof errmsg), LW_OK); /* now both batches expire */

@@ -329,8 +329,8 @@ static void earlier_store_files_migrate_and_read_back(void) {
     lw_store_cursor_free(c);
     free(d);
     /* opened for reading, the store writes nothing */
-    int64_t deleted = 0;
-    CHECK(lw_store_forget(s, "default", I1, &deleted, err, sizeof err) == LW_ERR_INVALID);
+    lw_forget_item fi = {"default", I1, NULL, 0, 0}, *fis[] = {&fi};
+    CHECK(lw_store_forget(s, fis, 1, err, sizeof err) == LW_ERR_INVALID);
     lw_store_free(s);
   }
   /* a newer schema is refused by name, and so is a file that is not a store */

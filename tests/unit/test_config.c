@@ -48,7 +48,7 @@ static const struct {
   const char *json;
   const char *message;
 } bad[] = {
-    {"{\"version\":1,", "(top level): not valid JSON near line 1, column 13"},
+    {"{\"version\":1,", "(top level): not valid JSON near line 1, column 14"},
     {"[1,2]", "(top level): expected an object, got an array"},
     {"{\"version\":1," SHARE "," MS "," VARS "}", "events: is required"},
     {MINIMAL ",\"evnets\":[]}", "evnets: unknown field (expected one of: version program"},
