@@ -286,6 +286,21 @@ test('referee_conversions_count_once_with_either_secret_key_and_reach_the_ladder
   assert.deepEqual(Object.keys(row).sort(), ['code', 'conversions', 'first_at', 'last_at']);
 });
 
+test('a_cached_referral_count_follows_each_referee_report_and_review', async () => {
+  // Referral counts are cached until a write touches the code; a referee report and a review
+  // are such writes even though no batch carries the code.
+  const referrer = randomInstall(), c = code();
+  await post(shop, [shared(referrer, c, 'share')], 'shop-key');
+  const ask = async () => (await referralPost(shop, { v: 1, write_key: 'shop-key', code: c, install: referrer })).json.conversions;
+  assert.equal(await ask(), 0);
+  assert.equal(await ask(), 0, 'answered from the cache');
+  assert.equal((await referee(shop, conversion(c, hostId()))).json.state, 'counted');
+  assert.equal(await ask(), 1, 'a report after a cached answer is counted at once');
+  const held = await referee(shop, conversion(c, hostId(), { install: referrer }));
+  assert.notEqual(held.json.state, 'counted', 'the same install: a self-referral is not counted');
+  assert.equal(await ask(), 1);
+});
+
 test('referee_ids_are_stored_only_as_a_salted_hash', async () => {
   const c = code(), id = 'alice@example.com-' + randomBytes(4).toString('hex');
   assert.equal((await referee(shop, conversion(c, id))).status, 200);
