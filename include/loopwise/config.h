@@ -39,7 +39,8 @@ typedef struct {
   char referrer_reward[LW_TEXT_LEN + 1];
   char referee_reward[LW_TEXT_LEN + 1];
   double cost;     /* incentive cost of one referred customer, in the program's currency */
-  uint32_t weight; /* relative share among variants in rules mode (0 = never chosen) */
+  uint32_t weight; /* relative share among variants in rules mode; 0 = switched off in every mode
+                    * (the JSON's "enabled": false compiles to 0) */
 } lw_variant;
 
 typedef struct {
@@ -83,8 +84,11 @@ typedef struct {
   /* The model (engine issue): expected net value and exploration. */
   double value_per_referral; /* value of one referred customer */
   double fatigue_cost;       /* cost of showing one prompt */
-  double explore_temperature;
-  double explore_floor;
+  double explore_temperature; /* softmax temperature in value units ... */
+  double explore_floor;       /* least probability of every action the model may choose */
+  double explore_relative;    /* ... or, above 0, relative to the spread of the action values */
+  double explore_not_now;     /* least probability of "not now" (rules and model mode) */
+  double explore_new_variant; /* least probability of a variant without enough data (model mode) */
   double holdout; /* fraction of installs that always get the rules baseline */
   uint32_t model_refresh_hours;
 

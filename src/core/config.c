@@ -225,6 +225,18 @@ static void each_milestone(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
   lw_cfg_pop(c, k);
 }
 
+/* "enabled": false switches a variant off: it compiles to weight 0, which every mode honours. */
+static void each_variant(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
+  const cJSON *v = field(c, it, "enabled", 0);
+  if (!v) return;
+  size_t k = lw_cfg_push_key(c, "enabled");
+  if (!cJSON_IsBool(v))
+    fail_got(c, "true or false", NULL, v);
+  else if (cJSON_IsFalse(v))
+    cfg->variants[i].weight = 0;
+  lw_cfg_pop(c, k);
+}
+
 /* Names one attribute from the config's `attributes`, or fails at the current path. */
 static int read_attr_ref(ctx_t *c, const cJSON *o, const lw_config *cfg) {
   char name[LW_NAME_LEN + 1] = "";
@@ -326,8 +338,8 @@ static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
   parse_events(c, root, cfg);
   cfg->n_milestones = read_array(c, root, &lw_cfg_milestone, LW_MAX_MILESTONES, event_extra, cfg->milestones,
                                  sizeof cfg->milestones[0], each_milestone, cfg);
-  cfg->n_variants = read_array(c, root, &lw_cfg_variant, LW_MAX_VARIANTS, NULL, cfg->variants,
-                               sizeof cfg->variants[0], NULL, cfg);
+  cfg->n_variants = read_array(c, root, &lw_cfg_variant, LW_MAX_VARIANTS, lw_cfg_variant_extra, cfg->variants,
+                               sizeof cfg->variants[0], each_variant, cfg);
   if (field(c, root, "ladder", 0))
     cfg->n_ladder = read_array(c, root, &lw_cfg_ladder, LW_MAX_LADDER, NULL, cfg->ladder,
                                sizeof cfg->ladder[0], NULL, cfg);

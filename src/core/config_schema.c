@@ -64,11 +64,13 @@ void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const
 
 /* ---- the tables ------------------------------------------------------------------ */
 
-#define UINT_F(k, req, T, m, lo, hi, d) {k, LW_K_UINT, req, offsetof(T, m), 0, lo, hi, d}
-#define NUM_F(k, req, T, m, lo, hi, d) {k, LW_K_NUM, req, offsetof(T, m), 0, lo, hi, d}
-#define BOOL_F(k, T, m, d) {k, LW_K_BOOL, 0, offsetof(T, m), 0, 0, 1, d}
-#define TEXT_F(k, req, T, m) {k, LW_K_TEXT, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
-#define NAME_F(k, req, T, m) {k, LW_K_NAME, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
+#define UINT_F(k, req, T, m, lo, hi, d) {k, LW_K_UINT, req, 0, offsetof(T, m), 0, lo, hi, d}
+#define NUM_F(k, req, T, m, lo, hi, d) {k, LW_K_NUM, req, 0, offsetof(T, m), 0, lo, hi, d}
+/* An optional number added by compiled format version `since` (older files lack it). */
+#define NUM_SINCE(since, k, T, m, lo, hi, d) {k, LW_K_NUM, 0, since, offsetof(T, m), 0, lo, hi, d}
+#define BOOL_F(k, T, m, d) {k, LW_K_BOOL, 0, 0, offsetof(T, m), 0, 0, 1, d}
+#define TEXT_F(k, req, T, m) {k, LW_K_TEXT, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
+#define NAME_F(k, req, T, m) {k, LW_K_NAME, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
 
 static const lw_cfg_field k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX, 0),
@@ -80,6 +82,7 @@ static const lw_cfg_field k_variant[] = {
     UINT_F("weight", 0, lw_variant, weight, 0, 1000000, 1)};
 static const lw_cfg_field k_ladder[] = {UINT_F("referrals", 1, lw_ladder_step, referrals, 0, 1000000, 0),
                                         TEXT_F("reward", 1, lw_ladder_step, reward)};
+const char *const lw_cfg_variant_extra[] = {"enabled", NULL};
 const lw_cfg_object lw_cfg_milestone = {"milestones", 1, k_milestone, COUNT(k_milestone)};
 const lw_cfg_object lw_cfg_variant = {"variants", 1, k_variant, COUNT(k_variant)};
 const lw_cfg_object lw_cfg_ladder = {"ladder", 0, k_ladder, COUNT(k_ladder)};
@@ -107,8 +110,14 @@ static const lw_cfg_field k_quiet[] = {UINT_F("start", 1, lw_config, quiet_start
 static const lw_cfg_field k_session[] = {UINT_F("min_age_s", 0, lw_config, min_session_s, 0, 86400, 0)};
 static const lw_cfg_field k_privacy[] = {BOOL_F("respect_gpc", lw_config, respect_gpc, 1),
                                          BOOL_F("respect_dnt", lw_config, respect_dnt, 0)};
-static const lw_cfg_field k_explore[] = {NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9, 5),
-                                         NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1, 0.02)};
+/* relative_temperature, not_now and new_variant came with issue 10 (.lwc version 2); their
+ * defaults (0) keep what a config that does not set them meant before. */
+static const lw_cfg_field k_explore[] = {
+    NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9, 5),
+    NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1, 0.02),
+    NUM_SINCE(2, "relative_temperature", lw_config, explore_relative, 0, 100, 0),
+    NUM_SINCE(2, "not_now", lw_config, explore_not_now, 0, 0.5, 0),
+    NUM_SINCE(2, "new_variant", lw_config, explore_new_variant, 0, 0.5, 0)};
 static const lw_cfg_field k_model[] = {UINT_F("refresh_hours", 0, lw_config, model_refresh_hours, 1, 720, 24)};
 static const lw_cfg_field k_fairness[] = {
     NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1, 0.8)};

@@ -40,6 +40,7 @@ enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT };
 typedef struct {
   const char *key;
   unsigned char kind, required;
+  unsigned char since; /* the compiled format (.lwc) version that added the field (0 = the first) */
   unsigned short off, size; /* offset in the target struct; size of a text buffer */
   double min, max;
   double def; /* the default of an optional number or boolean (README "Program config reference") */
@@ -57,6 +58,8 @@ extern const lw_cfg_object lw_cfg_objects[];
 extern const int lw_cfg_n_objects;
 /* Array elements: milestones (plus "event"), variants, ladder steps. */
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
+/* A variant's fields besides its table: "enabled" (JSON only; false compiles to weight 0). */
+extern const char *const lw_cfg_variant_extra[];
 
 /* A config with every default set and nothing else. */
 void lw_cfg_defaults(lw_config *cfg);

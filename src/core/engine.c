@@ -98,6 +98,12 @@ void lw_engine_set_privacy(lw_engine *e, int gpc, int dnt) {
 }
 void lw_engine_set_busy(lw_engine *e, int busy) { e->busy = busy != 0; }
 
+const char *lw_engine_model_status(const lw_engine *e) {
+  lw_policy pol;
+  if (!e->model) return "none";
+  return lw_policy_for_config(e->model, &e->cfg, &pol, NULL) ? "ready" : "no_data";
+}
+
 lw_status lw_engine_set_model(lw_engine *e, const uint8_t *buf, size_t len, char *err, size_t errlen) {
   lw_model *m;
   lw_status st = lw_model_load(buf, len, &m, err, errlen);
@@ -180,7 +186,9 @@ static void decide(lw_engine *e, int idx, int64_t now_ms, int tz, lw_decision *d
   } else if (d->mode == LW_MODE_MODEL) {
     lw_engine_choose_by_model(e, &pol, variant_of, event, count, d);
   } else {
-    lw_engine_choose_by_rules(e, event, count, d);
+    lw_engine_choose_by_rules(e, d->mode == LW_MODE_HOLDOUT ? "holdout baseline at "
+                                 : e->model ? "rules (model has no data for these variants) at " : "",
+                              event, count, d);
   }
   if (d->prompt && needs_approval(e)) {
     d->prompt = 0;

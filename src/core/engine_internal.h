@@ -110,7 +110,8 @@ lw_local_time lw_local_time_of(int64_t now_ms, int tz_offset_min);
 /* choose.c: the modes. The model's policy for this config is lw_policy_for_model's
  * (policy.c, shared with the learning tools). */
 int lw_engine_in_holdout(const lw_engine *e);
-void lw_engine_choose_by_rules(lw_engine *e, const char *event, uint32_t count, lw_decision *d);
+/* how: what the reason says after "shown: " ("", "holdout baseline at ", ...). */
+void lw_engine_choose_by_rules(lw_engine *e, const char *how, const char *event, uint32_t count, lw_decision *d);
 void lw_engine_choose_by_model(lw_engine *e, const lw_policy *pol, const int *variant_of, const char *event,
                                uint32_t count, lw_decision *d);
 

@@ -88,6 +88,11 @@ static const struct {
      "variants[0].title: text is not valid UTF-8"},
     {"{\"version\":1,\"version\":1," SHARE "," EVENTS "," MS "," VARS "}", "version: field appears twice"},
     {MINIMAL ",\"cooldown\":{\"days\":30,\"max_days\":10}}", "cooldown.max_days: must be at least cooldown.days"},
+    {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("v1", ",\"enabled\":false") "]}",
+     "variants: at least one variant needs a weight above 0"},
+    {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("v1", ",\"enabled\":0") "]}",
+     "variants[0].enabled: expected true or false, got 0"},
+    {MINIMAL ",\"explore\":{\"not_now\":0.7}}", "explore.not_now: expected a number from 0 to 0.5, got 0.7"},
     {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("none", "") "]}",
      "variants[0].id: variant id must be unique and not 'none' or 'not_now'"},
 };
@@ -197,7 +202,7 @@ static void damaged_compiled_config_is_refused_whatever_the_byte(void) {
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_INVALID);
   CHECK_CONTAINS(err, "not a compiled Loopwise config");
   memcpy(spoilt, buf, n);
-  spoilt[4] = 2;
+  spoilt[4] = 3;
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_VERSION);
   CHECK_CONTAINS(err, "version");
   memcpy(spoilt, buf, n);
@@ -294,6 +299,40 @@ static void display_part_carries_what_the_widget_shows(void) {
   CHECK(n > 2 * (LW_URL_LEN) + 6 * (LW_TEXT_LEN) && n <= sizeof big);
 }
 
+/* Issue 10's fields: optional, their defaults keeping what a config meant before; a variant
+ * switched off compiles to weight 0; a version 1 compiled file (written before them) reads
+ * with those defaults. */
+static void exploration_and_switch_off_fields_are_optional_and_compile(void) {
+  lw_config cfg = tu_config("{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("v1", "") ","
+                            VAR("v2", ",\"weight\":5,\"enabled\":false") "," VAR("v3", ",\"enabled\":true") "],"
+                            "\"explore\":{\"relative_temperature\":0.3,\"not_now\":0.05,\"new_variant\":0.1}}");
+  CHECK_INT(cfg.variants[0].weight, 1);
+  CHECK_INT(cfg.variants[1].weight, 0);
+  CHECK_INT(cfg.variants[2].weight, 1);
+  CHECK(cfg.explore_relative == 0.3 && cfg.explore_not_now == 0.05 && cfg.explore_new_variant == 0.1);
+  uint8_t buf[4096];
+  size_t n = lw_config_write(&cfg, buf, sizeof buf);
+  CHECK_INT(buf[4], 2); /* .lwc version 2 */
+  lw_config back;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_OK);
+  CHECK(back.explore_relative == 0.3 && back.explore_not_now == 0.05 && back.explore_new_variant == 0.1);
+  CHECK_INT(back.variants[1].weight, 0);
+
+  lw_config dflt = tu_config(MINIMAL "}");
+  CHECK(dflt.explore_relative == 0 && dflt.explore_not_now == 0 && dflt.explore_new_variant == 0);
+  CHECK(dflt.explore_temperature == 5 && dflt.explore_floor == 0.02);
+
+  size_t len;
+  char *v1 = tu_read_file(tu_path("tests/cases/models/referral-v1.lwc"), &len);
+  CHECK(v1 && v1[4] == 1);
+  CHECK_INT(lw_config_read((const uint8_t *)v1, len, &back, err, sizeof err), LW_OK);
+  CHECK(back.explore_temperature == 10 && back.explore_floor == 0.03 && back.explore_relative == 0 &&
+        back.explore_not_now == 0 && back.explore_new_variant == 0);
+  CHECK_INT(back.n_variants, 2);
+  free(v1);
+}
+
 int main(void) {
   RUN(default_config_parses_with_its_values);
   RUN(minimal_config_gets_documented_defaults);
@@ -304,5 +343,6 @@ int main(void) {
   RUN(damaged_compiled_config_is_refused_whatever_the_byte);
   RUN(compiled_config_refuses_what_the_engine_cannot_run);
   RUN(display_part_carries_what_the_widget_shows);
+  RUN(exploration_and_switch_off_fields_are_optional_and_compile);
   return check_failures ? 1 : 0;
 }
