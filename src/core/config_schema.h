@@ -11,14 +11,20 @@
 
 /* ---- errors with a JSON path -------------------------------------------------------
  * Each nested check appends ".key" or "[i]" to the path and truncates back when it
- * returns; only the first error is kept, later checks see `failed` and stop. */
+ * returns. By default only the first error is kept and later checks see `failed` and stop;
+ * with `all` every error is kept, one "path: problem" a line, and checks go on (LW_CFG_GOING)
+ * wherever what they read stays meaningful; a second error at a path already reported is
+ * dropped, so one mistake is not reported again by the checks that follow from it. */
 typedef struct {
   char path[160];
   size_t path_len;
   char *err;
   size_t errlen;
-  int failed;
+  int failed; /* at least one error */
+  int all;    /* keep every error */
+  int n_errors;
 } lw_cfg_ctx;
+#define LW_CFG_GOING(c) (!(c)->failed || (c)->all)
 
 void lw_cfg_ctx_init(lw_cfg_ctx *c, char *err, size_t errlen);
 size_t lw_cfg_push_key(lw_cfg_ctx *c, const char *key);
