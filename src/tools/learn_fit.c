@@ -21,7 +21,6 @@
 #include "loopwise/learn.h"
 
 #define Z95 1.959963984540054
-#define WMAX 8.0f /* float weights are kept in [-8, 8] so int8 quantization keeps precision */
 
 /* ---- policy parameters and personas --------------------------------------------------- */
 
@@ -103,8 +102,10 @@ struct lw_learner {
   int n_actions;
   char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   uint32_t ah[LW_MODEL_MAX_ACTIONS]; /* fnv1a("a^" + id), as lw_model_index */
-  float *w, *g2;
+  float *w, *g2, *sc; /* weights, AdaGrad's squared gradients, the largest |value| seen per weight */
+  double t, norm;      /* normalized updates: importance weight seen, and sum iw * (v / sc)^2 */
   double sw[LW_MODEL_MAX_ACTIONS], sw2[LW_MODEL_MAX_ACTIONS], swr[LW_MODEL_MAX_ACTIONS];
+  int64_t count[LW_MODEL_MAX_ACTIONS];
 };
 
 static inline uint32_t widx(const lw_learner *l, int a, uint32_t h) {
@@ -122,7 +123,8 @@ lw_status lw_learner_create(const lw_train_opts *o, int n_actions, const char ac
   size_t n = (size_t)1 << o->bits;
   l->w = calloc(n, sizeof *l->w);
   l->g2 = calloc(n, sizeof *l->g2);
-  if (!l->w || !l->g2) {
+  l->sc = calloc(n, sizeof *l->sc);
+  if (!l->w || !l->g2 || !l->sc) {
     lw_learner_free(l);
     return LW_ERR_NOMEM;
   }
@@ -138,6 +140,7 @@ void lw_learner_free(lw_learner *l) {
   if (!l) return;
   free(l->w);
   free(l->g2);
+  free(l->sc);
   free(l);
 }
 
@@ -153,6 +156,13 @@ double lw_learner_predict(const lw_learner *l, int a, const lw_feature *x, int n
   return sigm(z);
 }
 
+/* Normalized adaptive updates (Ross, Mineiro and Langford, "Normalized online learning",
+ * 2013; Vowpal Wabbit's default learner): each weight remembers the largest |value| its
+ * feature has had and is rescaled when a larger one arrives, and the step is AdaGrad's
+ * divided by that scale, times sqrt(t / N) for the overall normalisation. Multiplying a
+ * feature's values by c divides its weight by c and leaves every prediction as it was, so
+ * amounts in currency, counts in the thousands and 0/1 indicators train alike with the
+ * default step. Rewards are kept graded: the logistic target is the reward clamped to [0, 1]. */
 void lw_learner_update(lw_learner *l, const lw_logged *r) {
   int a = r->action;
   if (a < 0 || a >= l->n_actions) return;
@@ -161,18 +171,31 @@ void lw_learner_update(lw_learner *l, const lw_logged *r) {
   l->sw[a] += iw;
   l->sw2[a] += iw * iw;
   l->swr[a] += iw * r->reward;
-  double y = r->reward > 0 ? 1.0 : 0.0;
-  double g = (lw_learner_predict(l, a, r->x, r->n) - y) * iw;
+  l->count[a]++;
+  double y = r->reward < 0 ? 0.0 : r->reward > 1 ? 1.0 : r->reward;
+  double nx = 0.0;
+  for (int i = 0; i < r->n; i++) {
+    double v = fabs((double)r->x[i].q / LW_FX_ONE);
+    if (v == 0.0) continue;
+    uint32_t k = widx(l, a, r->x[i].hash);
+    if (v > (double)l->sc[k]) {
+      if (l->sc[k] > 0) l->w[k] = (float)((double)l->w[k] * ((double)l->sc[k] * l->sc[k]) / (v * v));
+      l->sc[k] = (float)v;
+    }
+    nx += (v / (double)l->sc[k]) * (v / (double)l->sc[k]);
+  }
+  if (nx == 0.0) return;
+  l->t += iw;
+  l->norm += iw * nx;
+  double g = (lw_learner_predict(l, a, r->x, r->n) - y) * iw, rate = l->o.lr * sqrt(l->t / l->norm);
   for (int i = 0; i < r->n; i++) {
     double v = (double)r->x[i].q / LW_FX_ONE;
     if (v == 0.0) continue;
     uint32_t k = widx(l, a, r->x[i].hash);
     double gi = g * v;
     l->g2[k] += (float)(gi * gi);
-    double w = (double)l->w[k] * (1.0 - l->o.l2) - l->o.lr * gi / sqrt((double)l->g2[k] + 1e-8);
-    if (w > WMAX) w = WMAX;
-    if (w < -WMAX) w = -WMAX;
-    l->w[k] = (float)w;
+    double w = (double)l->w[k] * (1.0 - l->o.l2) - rate * gi / ((double)l->sc[k] * sqrt((double)l->g2[k] + 1e-12));
+    if (w == w && w - w == 0.0) l->w[k] = (float)w;
   }
 }
 
@@ -189,20 +212,19 @@ lw_status lw_learner_to_model(const lw_learner *l, lw_model **out, char *err, si
   *out = NULL;
   lw_model *m = calloc(1, sizeof *m);
   size_t n = (size_t)1 << l->o.bits;
-  if (!m || !(m->weights = malloc(n))) {
+  if (!m || !(m->weights = malloc(n * sizeof *m->weights))) {
     free(m);
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
   m->bits = (uint8_t)l->o.bits;
   m->n_actions = l->n_actions;
-  float mx = 0.0f;
-  for (size_t i = 0; i < n; i++) mx = fabsf(l->w[i]) > mx ? fabsf(l->w[i]) : mx;
-  m->scale = mx > 0 ? mx / 127.0f : 1.0f / 127.0f;
-  for (size_t i = 0; i < n; i++) m->weights[i] = (int8_t)lrintf(l->w[i] / m->scale);
+  m->scale = 1.0f; /* format version 2 stores the float weights themselves */
+  memcpy(m->weights, l->w, n * sizeof *m->weights);
   for (int a = 0; a < l->n_actions; a++) {
     snprintf(m->action_ids[a], LW_NAME_LEN + 1, "%s", l->actions[a]);
     m->action_flags[a] = enough_data(l, a) ? LW_MODEL_ENOUGH_DATA : 0;
+    m->support[a] = l->count[a];
   }
   *out = m;
   return LW_OK;

@@ -24,7 +24,7 @@ static int show(const lw_model *m, size_t len) {
   printf("model m%u, %zu bytes, 2^%u weights, trained at %lld ms\n", m->model_id, len, m->bits,
          (long long)m->trained_at_ms);
   int nonzero = 0;
-  for (size_t i = 0; i < (size_t)1 << m->bits; i++) nonzero += m->weights[i] != 0;
+  for (size_t i = 0; i < (size_t)1 << m->bits; i++) nonzero += m->weights[i] != 0.0f;
   printf("weights: %d non-zero, scale %g\n", nonzero, m->scale);
   for (int a = 0; a < m->n_actions; a++)
     printf("action %s%s\n", m->action_ids[a], m->action_flags[a] & LW_MODEL_ENOUGH_DATA ? " (enough data)" : "");

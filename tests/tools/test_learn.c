@@ -580,7 +580,7 @@ static void training_on_uniform_logs_recovers_the_best_action(void) {
   lw_model *m2 = NULL;
   char err[LW_ERRMSG_MAX];
   CHECK(train_with(&o, &to, &pp, 3, 77, 1767614400000LL, &m2, &rep, err, sizeof err) == LW_OK);
-  if (m2) CHECK(m2->scale == m->scale && memcmp(m2->weights, m->weights, (size_t)1 << m->bits) == 0);
+  if (m2) CHECK(m2->scale == m->scale && memcmp(m2->weights, m->weights, ((size_t)1 << m->bits) * sizeof *m->weights) == 0);
   lw_model_free(m2);
   lw_model_free(m);
 }
@@ -725,9 +725,9 @@ static void a_worse_candidate_is_not_promoted(void) {
   /* a worse model: the same one with every weight's sign flipped prefers the worst actions */
   lw_model *bad = calloc(1, sizeof *bad);
   *bad = *good;
-  bad->weights = malloc((size_t)1 << good->bits);
+  bad->weights = malloc(((size_t)1 << good->bits) * sizeof *bad->weights);
   bad->meta_json = NULL;
-  for (size_t i = 0; i < (size_t)1 << good->bits; i++) bad->weights[i] = (int8_t)(-good->weights[i] == 128 ? 127 : -good->weights[i]);
+  for (size_t i = 0; i < (size_t)1 << good->bits; i++) bad->weights[i] = -good->weights[i];
   lw_policy_params pp;
   lw_policy_params_init(&pp, NULL);
   pp.temperature = 0.5; /* sharper preferences make the gap clear */
@@ -777,7 +777,7 @@ static void etag_changes_only_when_the_served_model_does(void) {
   CHECK_STR(e1, e2);
   free(c);
   /* one weight changes: a new tag */
-  m->weights[7] ^= 1;
+  m->weights[7] += 0.5f;
   CHECK(lw_model_write(m, &c, &clen, err, sizeof err) == LW_OK);
   lw_model_etag(c, clen, e3, sizeof e3);
   CHECK(strcmp(e1, e3) != 0);
