@@ -851,7 +851,7 @@ static void read_trained_on(const lw_model *m, trained_on *to) {
 
 static int was_trained_on(const trained_on *to, const lw_logged *rec) {
   if (!to->known) return 0;
-  if (rec->t && to->to && (rec->t < to->from || rec->t > to->to)) return 0;
+  if (rec->t && (rec->t < to->from || rec->t > to->to)) return 0;
   return !lw_split_holdout(&to->split, rec);
 }
 
@@ -975,6 +975,9 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
     reps[k].t_max = tmax;
     reps[k].exactly_trained = ton[k].known && reps[k].trained_on == ton[k].records && fp[k] == ton[k].fingerprint &&
                               reps[k].trained_on > 0;
+    /* records without times (VW) match the held-out rule whatever file they come from: only
+     * the fingerprint of the whole training set can tell, so only an exact match counts */
+    if (!reps[k].exactly_trained && !tmax) reps[k].trained_on = 0;
     reps[k].n_segments = eo->n_segments;
     for (int s = 0; s < eo->n_segments; s++)
       if (reps[k].segment_n[s] > 0) reps[k].exposure[s] /= reps[k].segment_n[s];
