@@ -33,8 +33,10 @@ typedef struct {
   int n_actions;
   char action_ids[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   uint8_t action_flags[LW_MODEL_MAX_ACTIONS]; /* bit 0: enough data */
+  int64_t support[LW_MODEL_MAX_ACTIONS];       /* logged decisions trained on; -1 unknown (v1) */
   float scale;
-  int8_t *weights; /* owned: 2^bits entries */
+  float *weights; /* owned: 2^bits entries; weight = weights[i] × scale (v1 files: the int8
+                     values; v2 files: the stored f32 weights, scale 1) */
   uint32_t model_id;
   int64_t trained_at_ms;
   int n_personas, persona_dims;
@@ -47,6 +49,7 @@ typedef struct {
 } lw_model;
 
 #define LW_MODEL_ENOUGH_DATA 1u
+#define LW_MODEL_FORMAT_VERSION 2 /* what lw_model_write writes; lw_model_load reads 1 and 2 */
 
 /* Parse and check a model file. On success *out is a new model (free with lw_model_free).
  * Any damage (magic, version, checksum, sizes, trailing bytes) is LW_ERR_CORRUPT or
@@ -58,6 +61,9 @@ void lw_model_free(lw_model *m);
 lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *err, size_t errlen);
 
 int lw_model_action_index(const lw_model *m, const char *id); /* -1 if absent */
+/* How many logged decisions of action action_index the model was trained on: -1 when the
+ * file does not say (format version 1) or the index is out of range. */
+int64_t lw_model_support(const lw_model *m, size_t action_index);
 /* Weight index of feature hash h for action a (models/FORMAT.md). */
 uint32_t lw_model_index(const lw_model *m, int action, uint32_t h);
 /* z for action a over features x[0..n) plus offset. */

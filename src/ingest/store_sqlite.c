@@ -648,14 +648,14 @@ static const char k_shared_sql[] =
     "  WHERE site = ?1 AND kind IN (%s) AND decision IS NOT NULL;";
 
 static const char k_decisions_sql[] =
-    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, s.decision IS NOT NULL, 0"
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, s.decision IS NOT NULL, 0, d.decision"
     " FROM main.events d LEFT JOIN temp.lw_shared s ON s.decision = d.decision"
     " WHERE d.site = ?1 AND d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
 
 /* Conversions whose code an install shared (codes are per install), with that install's
  * latest decision. */
 static const char k_referrers_sql[] =
-    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n FROM"
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n, d.decision FROM"
     " (SELECT sh.install AS install, count(*) AS n FROM"
     "   (SELECT DISTINCT install, code FROM events WHERE site = ?1 AND kind IN (%s)"
     "    AND code IS NOT NULL) sh JOIN events cv ON cv.site = ?1 AND cv.kind = ?5"
@@ -711,6 +711,7 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
   }
   d->shared = sqlite3_column_int(st, 7);
   d->conversions = sqlite3_column_int64(st, 8);
+  copy_col(st, 9, d->decision, sizeof d->decision);
   return 1;
 }
 
