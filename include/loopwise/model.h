@@ -82,11 +82,14 @@ double lw_model_segment_offset(const lw_model *m, const char *segment);
  * above 0, relative × the spread (largest − smallest EV) of those actions, so the same setting
  * explores alike whatever the currency and the size of the values. Every enabled action also
  * gets at least `floor`; "not now" at least `not_now`; a new variant (one without enough
- * data, and the config's variants the model has no action for, which follow the model's
- * actions as "virtual" actions n_actions + j) at least `new_variant`. When those minimums add
+ * data or support, and the config's variants the model has no action for, which follow the
+ * model's actions as "virtual" actions n_actions + j) at least `new_variant`. When those minimums add
  * up to more than one they are scaled down to sum to one. The result is exact: millionths
  * summing to one million, which is what the draw and the log use. */
 #define LW_POLICY_MAX_ACTIONS (LW_MODEL_MAX_ACTIONS + LW_MAX_VARIANTS) /* model actions + virtual */
+/* A variant is new (explored at least at `new_variant`) until the model was trained on this
+ * many of its logged decisions (the trainer's --min-ess default). */
+#define LW_POLICY_NEW_SUPPORT 200
 typedef struct {
   double value;                          /* value of one referred customer */
   double fatigue;                        /* cost of showing one prompt */

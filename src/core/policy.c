@@ -59,10 +59,13 @@ void lw_policy_settings(const lw_config *cfg, lw_policy *pol) {
     settings_from_defaults(pol);
 }
 
-/* Whether model action a, a variant, is still to be explored as new. The trainer's
- * enough-data flag says so today; a per-action count of logged decisions (the model's
- * support) plugs in here once models carry it. */
-static int variant_is_new(const lw_model *m, int a) { return !(m->action_flags[a] & LW_MODEL_ENOUGH_DATA); }
+/* Whether model action a, a variant, is still to be explored as new: the trainer did not
+ * flag it enough-data, or the model was trained on fewer than LW_POLICY_NEW_SUPPORT of its
+ * logged decisions (format 1 files do not say: -1). */
+static int variant_is_new(const lw_model *m, int a) {
+  int64_t support = lw_model_support(m, (size_t)a);
+  return !(m->action_flags[a] & LW_MODEL_ENOUGH_DATA) || (support >= 0 && support < LW_POLICY_NEW_SUPPORT);
+}
 
 /* The actions a model's policy may choose under cfg (every action without one); settings
  * left to the callers below. A variant switched off (weight 0) is never enabled; a live

@@ -291,9 +291,12 @@ static lw_model *pm_model(const char *first, const char *second) {
   strcpy(m->action_ids[0], first);
   strcpy(m->action_ids[1], second);
   strcpy(m->action_ids[2], "not_now");
-  for (int a = 0; a < 3; a++) m->action_flags[a] = LW_MODEL_ENOUGH_DATA;
+  for (int a = 0; a < 3; a++) {
+    m->action_flags[a] = LW_MODEL_ENOUGH_DATA;
+    m->support[a] = 1000;
+  }
   m->scale = 0.05f;
-  m->weights = calloc(1u << 12, 1);
+  m->weights = calloc(1u << 12, sizeof *m->weights);
   m->weights[lw_model_index(m, 1, lw_fnv1a("bias"))] = 60;
   m->model_id = 7;
   return m;
@@ -381,6 +384,26 @@ static void variant_the_model_has_no_action_for_is_explored(void) {
   lw_model_free(m);
 }
 
+/* A variant the model was trained on too few times is still new, whatever its flag says. */
+static void variant_with_little_support_keeps_its_exploration(void) {
+  lw_model *m = pm_model("cheap", "rich");
+  m->support[0] = 150; /* cheap: under LW_POLICY_NEW_SUPPORT */
+  m->weights[lw_model_index(m, 1, lw_fnv1a("bias"))] = 100; /* rich looks far better */
+  const char *json = PM_HEAD ",\"explore\":{\"relative_temperature\":0.1,\"floor\":0.01,\"new_variant\":0.1},"
+                     "\"variants\":[" PM_VARIANT("cheap", 5, "") "," PM_VARIANT("rich", 30, "") "]}";
+  uint32_t ppm[LW_POLICY_MAX_ACTIONS];
+  lw_config cfg = tu_config(json);
+  lw_policy pol;
+  CHECK_INT(lw_policy_for_config(m, &cfg, &pol, NULL), 1);
+  lw_feature x = {lw_fnv1a("bias"), 256};
+  CHECK_INT(lw_model_policy(m, &pol, &x, 1, 0, ppm, NULL), LW_OK);
+  CHECK(ppm[0] >= 100000 - 1);
+  m->support[0] = 5000; /* enough: only the floor and its softmax share are left */
+  CHECK_INT(lw_model_policy(m, &pol, &x, 1, 0, ppm, NULL), LW_OK);
+  CHECK(ppm[0] < 50000);
+  lw_model_free(m);
+}
+
 static void not_now_is_explored_from_the_first_day_at_its_minimum(void) {
   lw_engine *e = pm_engine(PM_HEAD ",\"explore\":{\"not_now\":0.05},\"variants\":[" PM_VARIANT("cheap", 5, ",\"weight\":3") ","
                                PM_VARIANT("rich", 30, "") "]}", NULL, 4);
@@ -465,6 +488,7 @@ int main(void) {
   RUN(outcome_rejects_bad_decision_ids);
   RUN(switched_off_variant_is_never_shown_in_rules_model_or_holdout);
   RUN(variant_the_model_has_no_action_for_is_explored);
+  RUN(variant_with_little_support_keeps_its_exploration);
   RUN(not_now_is_explored_from_the_first_day_at_its_minimum);
   RUN(relative_temperature_explores_alike_at_any_value_scale);
   RUN(model_without_data_for_the_variants_says_so);
