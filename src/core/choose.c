@@ -102,19 +102,17 @@ static void explain(lw_engine *e, int a, lw_decision *d) {
 
 /* The model's policy; a virtual action (a variant the model has no action for) has no
  * features to explain. */
-void lw_engine_choose_by_model(lw_engine *e, const lw_policy *pol, const int *variant_of, const char *event,
-                            uint32_t count, lw_decision *d) {
+void lw_engine_choose_by_model(lw_engine *e, const char *event, uint32_t count, lw_decision *d) {
+  const lw_policy *pol = &e->pol;
+  const int *variant_of = e->variant_of;
   uint32_t ppm[LW_POLICY_MAX_ACTIONS];
   int n = e->model->n_actions;
   lw_model_policy(e->model, pol, e->x, e->n_x, fairness_offset(e), ppm, NULL);
   int a = draw(e, ppm, n + pol->n_virtual);
   d->p_ppm = ppm[a];
-  if (a >= n) {
-    set_action(e, d, pol->virtual_variant[a - n], "model (new variant) at ", event, count);
-    return;
-  }
-  set_action(e, d, pol->is_prompt[a] ? variant_of[a] : -1, "model at ", event, count);
-  explain(e, a, d);
+  set_action(e, d, a >= n ? pol->virtual_variant[a - n] : pol->is_prompt[a] ? variant_of[a] : -1, "model at ", event,
+             count);
+  if (a < n) explain(e, a, d);
 }
 
 int lw_engine_in_holdout(const lw_engine *e) {

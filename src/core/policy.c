@@ -63,8 +63,8 @@ void lw_policy_settings(const lw_config *cfg, lw_policy *pol) {
  * flag it enough-data, or the model was trained on fewer than LW_POLICY_NEW_SUPPORT of its
  * logged decisions (format 1 files do not say: -1). */
 static int variant_is_new(const lw_model *m, int a) {
-  int64_t support = lw_model_support(m, (size_t)a);
-  return !(m->action_flags[a] & LW_MODEL_ENOUGH_DATA) || (support >= 0 && support < LW_POLICY_NEW_SUPPORT);
+  /* (lw_model_support's count, read directly: -1 is above any count as unsigned) */
+  return !(m->action_flags[a] & LW_MODEL_ENOUGH_DATA) || (uint64_t)m->support[a] < LW_POLICY_NEW_SUPPORT;
 }
 
 /* The actions a model's policy may choose under cfg (every action without one); settings
