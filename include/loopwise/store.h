@@ -238,6 +238,8 @@ typedef struct {
 /* One stored decision. Strings are "" when the record did not carry them. */
 typedef struct {
   uint64_t id;         /* the store's row id: stable and increasing in storage order */
+  char decision[LW_DECISION_ID_LEN + 1]; /* the decision's own id (the wire's `decision`): the
+                                            same whatever order its batch arrived in */
   int64_t t;
   char action[LW_NAME_LEN + 1];
   char mode[8];

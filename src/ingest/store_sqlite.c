@@ -876,7 +876,7 @@ static const char k_shared_sql[] =
 
 static const char k_decisions_sql[] =
     "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, s.decision IS NOT NULL, 0," FLAGGED
-    ", " WINDOW_FROM ", coalesce(j.how, 0), coalesce(j.n, 0)"
+    ", d.decision, " WINDOW_FROM ", coalesce(j.how, 0), coalesce(j.n, 0)"
     RX("count(DISTINCT who)", "?7") RX("count(DISTINCT who)", "'conversion'")
     RX("count(DISTINCT who)", "'retained_30'") RX("count(DISTINCT who)", "'retained_90'")
     RX("count(DISTINCT who)", "'churned'") RX("total(value)", "'conversion'") RX("total(value)", "'revenue'")
@@ -888,7 +888,7 @@ static const char k_decisions_sql[] =
 /* Conversions whose code an install shared (codes are per install), with that install's
  * latest decision. */
 static const char k_referrers_sql[] =
-    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n," FLAGGED " FROM"
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n," FLAGGED ", d.decision FROM"
     " (SELECT sh.install AS install, count(*) AS n FROM"
     "   (SELECT DISTINCT install, code FROM events WHERE site = ?1 AND kind IN (%s)"
     "    AND code IS NOT NULL) sh JOIN events cv ON cv.site = ?1 AND cv.kind = ?5"
@@ -949,21 +949,22 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
   d->shared = sqlite3_column_int(st, 7);
   d->conversions = sqlite3_column_int64(st, 8);
   d->flagged = sqlite3_column_int(st, 9);
+  copy_col(st, 10, d->decision, sizeof d->decision);
   memset(&d->outcomes, 0, sizeof d->outcomes);
   d->window_from = d->t;
-  if (sqlite3_column_count(st) > 10) {
+  if (sqlite3_column_count(st) > 11) {
     lw_referee_outcomes *o = &d->outcomes;
-    d->window_from = sqlite3_column_int64(st, 10);
-    o->join = (lw_join)sqlite3_column_int(st, 11);
-    o->code_decisions = sqlite3_column_int64(st, 12);
-    o->landings = sqlite3_column_int64(st, 13);
-    o->conversions = sqlite3_column_int64(st, 14);
-    o->retained_30 = sqlite3_column_int64(st, 15);
-    o->retained_90 = sqlite3_column_int64(st, 16);
-    o->churned = sqlite3_column_int64(st, 17);
-    o->conversion_value = sqlite3_column_double(st, 18);
-    o->revenue = sqlite3_column_double(st, 19);
-    o->last_at = sqlite3_column_int64(st, 20);
+    d->window_from = sqlite3_column_int64(st, 11);
+    o->join = (lw_join)sqlite3_column_int(st, 12);
+    o->code_decisions = sqlite3_column_int64(st, 13);
+    o->landings = sqlite3_column_int64(st, 14);
+    o->conversions = sqlite3_column_int64(st, 15);
+    o->retained_30 = sqlite3_column_int64(st, 16);
+    o->retained_90 = sqlite3_column_int64(st, 17);
+    o->churned = sqlite3_column_int64(st, 18);
+    o->conversion_value = sqlite3_column_double(st, 19);
+    o->revenue = sqlite3_column_double(st, 20);
+    o->last_at = sqlite3_column_int64(st, 21);
   }
   return 1;
 }
