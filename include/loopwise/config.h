@@ -92,6 +92,18 @@ typedef struct {
   double holdout; /* fraction of installs that always get the rules baseline */
   uint32_t model_refresh_hours;
 
+  /* The reward the trainer learns (retained-value issue; README "Program config reference",
+   * `reward.*`): what each referee outcome the store joins to a decision is worth, in the same
+   * value units as variants[].cost and fatigue_cost. Read by the learning tools, not the engine. */
+  uint32_t reward_attribution_days; /* a decision's label counts outcomes received within this many days */
+  double reward_value_per_conversion; /* a referee the host reported converted */
+  double reward_value_per_retained;   /* on top: that referee still active at 30 days (retained_30) */
+  double reward_value_per_retained_90; /* on top: still active at 90 days (retained_90) */
+  double reward_churn_cost;            /* subtracted: that referee churned */
+  double reward_revenue_weight;        /* value units per unit of revenue the host reported */
+  double reward_value_per_share;       /* the fallback for a site that reports no referee outcomes:
+                                          one share or copy (visibly so in the trainer's output) */
+
   /* Host attributes: non-personal categories the host may set (plan, seats, industry). */
   int n_attributes;
   char attr_names[LW_MAX_ATTRIBUTES][LW_NAME_LEN + 1];

@@ -328,7 +328,7 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
 
 /* Top-level fields read by their own code rather than the top-level table. */
 static const char *const k_top_custom[] = {"share",   "consent",    "caps",     "cooldown",   "quiet_hours",
-                                           "session", "privacy",    "explore",  "model",      "events",
+                                           "session", "privacy",    "explore",  "model",      "reward",     "events",
                                            "milestones", "variants", "attributes", "approval", "fairness",
                                            "ladder",  NULL};
 

@@ -80,6 +80,7 @@ void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const
 #define NUM_F(k, req, T, m, lo, hi, d) {k, LW_K_NUM, req, 0, offsetof(T, m), 0, lo, hi, d}
 /* An optional number added by compiled format version `since` (older files lack it). */
 #define NUM_SINCE(since, k, T, m, lo, hi, d) {k, LW_K_NUM, 0, since, offsetof(T, m), 0, lo, hi, d}
+#define UINT_SINCE(since, k, T, m, lo, hi, d) {k, LW_K_UINT, 0, since, offsetof(T, m), 0, lo, hi, d}
 #define BOOL_F(k, T, m, d) {k, LW_K_BOOL, 0, 0, offsetof(T, m), 0, 0, 1, d}
 #define TEXT_F(k, req, T, m) {k, LW_K_TEXT, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 #define NAME_F(k, req, T, m) {k, LW_K_NAME, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
@@ -135,12 +136,25 @@ static const lw_cfg_field k_fairness[] = {
     NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1, 0.8)};
 
 /* The top level first, fairness last (its "attribute" is read by code of its own). */
+/* The retained-value reward (the learning tools read it; compiled format 2): what each outcome of
+ * a decision's referees is worth. Defaults: a retained referee (10 + 40) is worth what
+ * value_per_referral has always said a referred customer is (50); a share alone 5. */
+static const lw_cfg_field k_reward[] = {
+    UINT_SINCE(2, "attribution_days", lw_config, reward_attribution_days, 1, 3650, 45),
+    NUM_SINCE(2, "value_per_conversion", lw_config, reward_value_per_conversion, 0, 1e9, 10),
+    NUM_SINCE(2, "value_per_retained", lw_config, reward_value_per_retained, 0, 1e9, 40),
+    NUM_SINCE(2, "value_per_retained_90", lw_config, reward_value_per_retained_90, 0, 1e9, 0),
+    NUM_SINCE(2, "churn_cost", lw_config, reward_churn_cost, 0, 1e9, 0),
+    NUM_SINCE(2, "revenue_weight", lw_config, reward_revenue_weight, 0, 1e9, 0),
+    NUM_SINCE(2, "value_per_share", lw_config, reward_value_per_share, 0, 1e9, 5)};
+
 const lw_cfg_object lw_cfg_objects[] = {
     {NULL, 1, k_top, COUNT(k_top)},           {"share", 1, k_share, COUNT(k_share)},
     {"consent", 0, k_consent, COUNT(k_consent)}, {"caps", 0, k_caps, COUNT(k_caps)},
     {"cooldown", 0, k_cooldown, COUNT(k_cooldown)}, {"quiet_hours", 0, k_quiet, COUNT(k_quiet)},
     {"session", 0, k_session, COUNT(k_session)}, {"privacy", 0, k_privacy, COUNT(k_privacy)},
     {"explore", 0, k_explore, COUNT(k_explore)}, {"model", 0, k_model, COUNT(k_model)},
+    {"reward", 0, k_reward, COUNT(k_reward)},
     {"fairness", 0, k_fairness, COUNT(k_fairness)}};
 const int lw_cfg_n_objects = COUNT(lw_cfg_objects);
 

@@ -391,9 +391,46 @@ static void share_url_must_be_https_or_local_http(void) {
   }
 }
 
+/* The retained-value reward settings (reward.*): optional, their documented defaults, kept by
+ * the compiled form, refused out of range naming the field; a version 1 file reads the defaults. */
+static void reward_settings_have_defaults_compile_and_refuse_bad_values(void) {
+  lw_config d = tu_config(MINIMAL "}");
+  CHECK_INT(d.reward_attribution_days, 45);
+  CHECK(d.reward_value_per_conversion == 10 && d.reward_value_per_retained == 40);
+  CHECK(d.reward_value_per_retained_90 == 0 && d.reward_churn_cost == 0 && d.reward_revenue_weight == 0);
+  CHECK(d.reward_value_per_share == 5);
+  lw_config cfg = tu_config(MINIMAL ",\"reward\":{\"attribution_days\":120,\"value_per_retained_90\":30,"
+                            "\"revenue_weight\":0.5,\"value_per_share\":2}}");
+  CHECK_INT(cfg.reward_attribution_days, 120);
+  CHECK(cfg.reward_value_per_retained_90 == 30 && cfg.reward_revenue_weight == 0.5 && cfg.reward_value_per_share == 2);
+  uint8_t buf[4096];
+  size_t n = lw_config_write(&cfg, buf, sizeof buf);
+  lw_config back;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_OK);
+  CHECK_INT(back.reward_attribution_days, 120);
+  CHECK(back.reward_revenue_weight == 0.5 && back.reward_value_per_share == 2);
+  const char *body = MINIMAL ",\"reward\":{\"attribution_days\":0}}";
+  CHECK_INT(lw_config_parse(body, strlen(body), &cfg, err, sizeof err), LW_ERR_INVALID);
+  CHECK(strstr(err, "reward.attribution_days") != NULL);
+  body = MINIMAL ",\"reward\":{\"value_per_share\":-1}}";
+  CHECK_INT(lw_config_parse(body, strlen(body), &cfg, err, sizeof err), LW_ERR_INVALID);
+  CHECK(strstr(err, "reward.value_per_share") != NULL);
+  size_t len;
+  char *v1 = tu_read_file(tu_path("tests/cases/models/referral-v1.lwc"), &len);
+  CHECK(v1 != NULL);
+  if (v1) {
+    CHECK_INT(lw_config_read((const uint8_t *)v1, len, &back, err, sizeof err), LW_OK);
+    CHECK_INT(back.reward_attribution_days, 45);
+    CHECK(back.reward_value_per_share == 5);
+  }
+  free(v1);
+}
+
 int main(void) {
   RUN(default_config_parses_with_its_values);
   RUN(minimal_config_gets_documented_defaults);
+  RUN(reward_settings_have_defaults_compile_and_refuse_bad_values);
   RUN(bad_configs_name_path_and_problem);
   RUN(error_message_is_truncated_not_overflowed);
   RUN(input_need_not_be_nul_terminated);
