@@ -1,9 +1,14 @@
 /* test_ingest.c: C unit tests for the ingest server's parts that have no HTTP in them: the
  * validator, origin patterns, the rate limiter, settings and the SQLite store. The HTTP
  * behaviour is tested end to end by the *.test.mjs files against the real binary. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -659,6 +664,121 @@ static void referee_v2_bodies_are_checked_naming_the_field(void) {
   CHECK_STR(req.token, TOKEN_A);
 }
 
+
+/* One HTTP request on a fresh loopback connection, read to the end; the status, or 0. */
+static int http_post(int port, const char *path, const char *auth, const char *body, char *answer, size_t cap) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval tv = {60, 0}; /* a hung server fails the test instead of hanging it */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  answer[0] = '\0';
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return 0;
+  }
+  char req[8192];
+  int n = snprintf(req, sizeof req,
+                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                   "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                   path, auth ? "Authorization: Bearer " : "", auth ? auth : "", auth ? "\r\n" : "", strlen(body), body);
+  for (size_t sent = 0; sent < (size_t)n;) {
+    ssize_t w = write(fd, req + sent, (size_t)n - sent);
+    if (w <= 0) break;
+    sent += (size_t)w;
+  }
+  size_t got = 0;
+  for (ssize_t r; got < cap - 1 && (r = read(fd, answer + got, cap - 1 - got)) > 0;) got += (size_t)r;
+  answer[got] = '\0';
+  close(fd);
+  int status = 0;
+  sscanf(answer, "HTTP/1.1 %d", &status);
+  return status;
+}
+
+#define SHOP_SECRET "shop-secret-0123456789abcdef"
+
+/* End to end on loopback: the referrer's device posts a v2 batch (a decision and its share with
+ * token A), the referee's device its landing through that link, the host's backend the
+ * conversion with the token and the 30-day report with the secret key (the public write key
+ * refused), a retry of that report stored once; the trainer's read API then finds the retained
+ * referee on the decision whose share produced it. */
+static void a_retained_referee_reported_over_http_joins_to_its_decision(void) {
+  char errmsg[LW_ERRMSG_MAX], answer[4096], body[4096];
+  lw_ingest_config cfg;
+  CHECK_INT(load_sites_json("[{\"id\":\"shop\",\"write_key\":\"shop-key\",\"secret_keys\":[\"" SHOP_SECRET "\"]}]",
+                            errmsg, sizeof errmsg, &cfg),
+            LW_OK);
+  char path[] = "/tmp/lw-test-e2e-join-XXXXXX";
+  close(mkstemp(path));
+  unlink(path);
+  CHECK_INT(lw_ingest_config_set(&cfg, "db", path, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&cfg, "port", "0", errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&cfg, "log-level", "off", errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_finish(&cfg, errmsg, sizeof errmsg), LW_OK);
+  lw_store *store = NULL;
+  lw_ingest_server *server = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &store, errmsg, sizeof errmsg), LW_OK);
+  if (store) CHECK_INT(lw_ingest_server_start_with_store(&cfg, store, &server, errmsg, sizeof errmsg), LW_OK);
+  if (!server) {
+    lw_ingest_config_clear(&cfg);
+    return;
+  }
+  int port = lw_ingest_server_port(server);
+  long long now = (long long)time(NULL) * 1000;
+  snprintf(body, sizeof body,
+           "{\"v\":2,\"batch_id\":\"e2e-1\",\"write_key\":\"shop-key\",\"sent_at\":%lld,\"events\":["
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"00000000000000e1\","
+           "\"action\":\"credit_10\",\"p\":0.4,\"mode\":\"model\",\"reason\":\"\",\"x\":[[3,1]]},"
+           "{\"kind\":\"share\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"00000000000000e1\","
+           "\"code\":\"E2ECODE001\",\"token\":\"" TOKEN_A "\",\"channel\":\"whatsapp\"}]}",
+           now, now - 2000, now - 1000);
+  CHECK_INT(http_post(port, "/v1/outcomes", NULL, body, answer, sizeof answer), 200);
+  snprintf(body, sizeof body,
+           "{\"v\":2,\"batch_id\":\"e2e-2\",\"write_key\":\"shop-key\",\"sent_at\":%lld,\"events\":["
+           "{\"kind\":\"landing\",\"t\":%lld,\"install\":\"" REFEREE_INSTALL "\",\"code\":\"E2ECODE001\","
+           "\"token\":\"" TOKEN_A "\"}]}",
+           now, now - 500);
+  CHECK_INT(http_post(port, "/v1/outcomes", NULL, body, answer, sizeof answer), 200);
+  const char *conversion = "{\"v\":2,\"site\":\"shop\",\"code\":\"E2ECODE001\",\"referee\":\"cust-77\","
+                           "\"event\":\"conversion\",\"token\":\"" TOKEN_A "\"}";
+  const char *retained = "{\"v\":2,\"site\":\"shop\",\"code\":\"E2ECODE001\",\"referee\":\"cust-77\","
+                         "\"event\":\"retained_30\"}";
+  CHECK_INT(http_post(port, "/v1/referees", "shop-key", conversion, answer, sizeof answer), 403);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, retained, answer, sizeof answer), 409);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, conversion, answer, sizeof answer), 200);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, retained, answer, sizeof answer), 200);
+  CHECK(strstr(answer, "\"stored\":true") != NULL);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, retained, answer, sizeof answer), 200);
+  CHECK(strstr(answer, "\"duplicate\":true") != NULL);
+  lw_ingest_server_stop(server);
+  lw_ingest_config_clear(&cfg);
+
+  CHECK_INT(lw_store_open_sqlite_read(path, &store, errmsg, sizeof errmsg), LW_OK);
+  if (store) {
+    lw_store_range range = {"shop", 0, 0};
+    lw_store_cursor *c = NULL;
+    lw_store_decision *d = malloc(sizeof *d);
+    CHECK_INT(lw_store_decisions_within(store, &range, 45, &c, errmsg, sizeof errmsg), LW_OK);
+    CHECK_INT(lw_store_next(c, d, errmsg, sizeof errmsg), 1);
+    CHECK_STR(d->action, "credit_10");
+    CHECK(d->has_p && d->p == 0.4);
+    CHECK_INT(d->outcomes.join, LW_JOIN_TOKEN);
+    CHECK_INT(d->outcomes.landings, 1);
+    CHECK_INT(d->outcomes.conversions, 1);
+    CHECK_INT(d->outcomes.retained_30, 1);
+    CHECK(d->outcomes.last_at >= now);
+    CHECK(!lw_store_window_closed(d, 45, now));
+    CHECK_INT(lw_store_next(c, d, errmsg, sizeof errmsg), 0);
+    lw_store_cursor_free(c);
+    free(d);
+    lw_store_free(store);
+  }
+  tu_remove_db(path);
+}
+
 int main(void) {
   valid_batch_case_parses_into_five_events();
   refusal_names_the_field_and_allocates_nothing();
@@ -677,6 +797,7 @@ int main(void) {
   v2_batch_case_parses_with_tokens_and_channels();
   a_referees_retained_report_joins_to_the_decision_whose_share_produced_it();
   referee_v2_bodies_are_checked_naming_the_field();
+  a_retained_referee_reported_over_http_joins_to_its_decision();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }
