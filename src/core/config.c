@@ -330,11 +330,18 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
 static const char *const k_top_custom[] = {"share",   "consent",    "caps",     "cooldown",   "quiet_hours",
                                            "session", "privacy",    "explore",  "model",      "reward",     "events",
                                            "milestones", "variants", "attributes", "approval", "fairness",
-                                           "ladder",  NULL};
+                                           "ladder",  "$schema", NULL};
 
 static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
   static const char *const event_extra[] = {"event", NULL};
   read_fields(c, root, lw_cfg_objects[0].fields, lw_cfg_objects[0].n, k_top_custom, cfg);
+  /* "$schema": where an editor finds the JSON Schema (web/config.schema.json); not stored. */
+  const cJSON *sch = field(c, root, "$schema", 0);
+  if (sch && !cJSON_IsString(sch)) {
+    size_t k = lw_cfg_push_key(c, "$schema");
+    fail_got(c, "a string", NULL, sch);
+    lw_cfg_pop(c, k);
+  }
   /* The plain objects: all but the top level and fairness (read with the attributes). */
   for (int i = 1; i < lw_cfg_n_objects - 1 && LW_CFG_GOING(c); i++) {
     size_t mark;

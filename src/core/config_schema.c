@@ -532,7 +532,8 @@ size_t lw_config_schema(char *buf, size_t cap) {
       lw_sb_char(&sb, ',');
     }
   lw_sb_str(&sb, req);
-  lw_sb_str(&sb, "],\"properties\":{");
+  lw_sb_str(&sb, "],\"properties\":{\"$schema\":{\"type\":\"string\",\"description\":\"the JSON Schema an editor "
+                "checks this file against; loopwise-config ignores it\"},");
   for (int i = 0; i < top->n; i++) {
     js_field(&sb, &top->fields[i]);
     lw_sb_char(&sb, ',');

@@ -364,6 +364,12 @@ static void check_all_reports_every_error_with_its_path(void) {
   CHECK_INT(lw_config_parse(json, strlen(json), &cfg, err, sizeof err), LW_ERR_INVALID);
   CHECK(strchr(err, '\n') == NULL);
   CHECK_CONTAINS(errs, err);
+  /* an editor's "$schema" is allowed (a string), and nothing else unknown */
+  const char *with_schema = "{\"$schema\":\"../web/config.schema.json\"," SHARE "," EVENTS "," MS "," VARS ",\"version\":1}";
+  CHECK_INT(lw_config_parse(with_schema, strlen(with_schema), &cfg, err, sizeof err), LW_OK);
+  const char *bad_schema = "{\"$schema\":1," SHARE "," EVENTS "," MS "," VARS ",\"version\":1}";
+  CHECK_INT(lw_config_parse(bad_schema, strlen(bad_schema), &cfg, err, sizeof err), LW_ERR_INVALID);
+  CHECK_STR(err, "$schema: expected a string, got 1");
   /* a good config: no error */
   const char *good = MINIMAL "}";
   CHECK_INT(lw_config_check_all(good, strlen(good), &cfg, errs, sizeof errs, &n), LW_OK);
