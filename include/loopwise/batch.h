@@ -1,4 +1,4 @@
-/* loopwise/batch.h: parse and validate an outcome batch (wire contract v1, README "Ingest API").
+/* loopwise/batch.h: parse and validate an outcome batch (wire contract v1 and v2, README "Ingest API").
  *
  * The validator is the only code that reads request bodies. It is strict on purpose: any field
  * that is missing, of the wrong type, out of range, unknown, duplicated or not valid UTF-8 is
@@ -35,6 +35,8 @@ typedef struct {
   char segment[LW_NAME_LEN + 1];
   char model[LW_NAME_LEN + 1];
   char code[LW_CODE_LEN + 1];
+  char token[LW_TOKEN_LEN + 1];   /* v2: the share link's token ("" when absent) */
+  char channel[LW_NAME_LEN + 1];  /* v2: a share's or copy's channel (LW_CHANNELS), else "" */
   /* "x": the hashed features, each value in the fixed point the model reads (lw_fx: value ×
    * 256 rounded, saturating at the int32 range), which is exactly what the trainer used when it
    * read the JSON back. The wire allows any finite value; it is converted once, here. */
@@ -114,6 +116,8 @@ typedef struct {
   int has_value;
   double value;
   char install[LW_INSTALL_LEN + 1]; /* "" when not given */
+  int v;                            /* the report's version */
+  char token[LW_TOKEN_LEN + 1];     /* v2: the share token from the landing URL, "" when not given */
 } lw_referee_request;
 
 lw_status lw_referee_parse(const char *body, size_t len, lw_referee_request *out,

@@ -29,7 +29,12 @@ typedef struct {
   double p;       /* the probability the logging policy chose it with, (0, 1] */
   double reward;  /* 1 = led to a referral share, 0 = did not (VW: -cost) */
   int64_t t;      /* ms since epoch; 0 when the source has no time (VW) */
-  uint64_t line;  /* 1-based line (VW) or row id (SQLite): stable, used for folds */
+  uint64_t line;  /* 1-based line (VW) or row id (SQLite): where to find it, for messages */
+  uint64_t key;   /* the record's identity: a hash of the decision id (SQLite), of the line's
+                     (or cb_adf example's) content and position (VW). Held-out sets and folds
+                     are chosen by it, never by storage position. */
+  uint64_t order_key; /* what later passes are ordered by: the decision id's hash, or the
+                         content's alone (VW), so no pass depends on arrival order */
   int n;          /* features in x */
   lw_feature x[LW_LEARN_MAX_FEATURES];
 } lw_logged;
@@ -52,8 +57,6 @@ typedef struct {
   const char *path;     /* "-" reads VW text from stdin (one pass only) */
   const char *site;     /* SQLite: the site id (default "default") */
   int64_t from_ms, to_ms; /* SQLite: decision time range [from, to); 0 = unbounded */
-  int no_cache;           /* text sources: parse the text on every pass instead of caching the
-                             parsed records in a temporary file after the first pass */
   int n_actions;
   char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
 } lw_source_opts;
@@ -67,6 +70,12 @@ int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen);
 /* Start again from the first record (LW_ERR_INVALID for stdin before one full pass; after
  * it, text sources are read back from their binary cache). */
 lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen);
+/* After one full pass: every later pass (and lw_reader_rewind) yields the records in the order
+ * of a seeded hash of their order_key, read back from the temporary cache, so what a pass
+ * computes does not depend on the order the records were stored or arrived in. */
+lw_status lw_reader_order(lw_reader *r, uint64_t seed, char *err, size_t errlen);
+/* Non-zero feature values that the fixed point (1/256) rounded to 0, so far (VW text). */
+uint64_t lw_reader_tiny_values(const lw_reader *r);
 /* Fraction of the input read so far, 0..1 (bytes for files, rows for SQLite). */
 double lw_reader_progress(const lw_reader *r);
 /* Records skipped as carrying no choice (SQLite: action "none", holdout, unknown actions). */
@@ -118,9 +127,27 @@ typedef struct {
   char segments[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_LEN + 1];
   double fair_ratio;   /* lift a segment's predicted share rate to at least this × the best, 0.8 */
   double max_offset;   /* cap on a fairness offset (logits), default 1.0 */
-  int holdout_mod;     /* records with line % holdout_mod == holdout_mod-1 are not trained on
-                          (used for the model's estimate); 0 = train on all. Default 10 */
+  int holdout_mod;     /* 1 record in holdout_mod is not trained on (the model's estimate and
+                          promotion use them); 0 = train on all. Default 10. Which ones: see
+                          lw_split below */
+  double reward_lo, reward_hi; /* the learner's target is (reward - lo) / (hi - lo): lw_train
+                                  sets them from the data (lo <= 0, hi >= 1); default 0, 1 */
 } lw_train_opts;
+
+/* ---- the held-out split --------------------------------------------------------------
+ * When every record has a time (the store): the latest 1/mod of the records, by time and
+ * then by the hash of the record's key, a later time window than training. Otherwise (VW):
+ * the records whose key hash is mod-1 modulo mod. Never storage position: the store numbers
+ * records batch × 1024 + position, so a position rule can select nothing. */
+typedef struct {
+  int mod;          /* 0: nothing held out */
+  int by_time;
+  int64_t t_split;  /* by_time: held out when (t, hash) >= (t_split, h_split) */
+  uint64_t h_split;
+} lw_split;
+uint64_t lw_record_hash(const lw_logged *r); /* a well-mixed hash of r->key */
+int lw_split_holdout(const lw_split *s, const lw_logged *r);
+int lw_record_fold(const lw_logged *r); /* 0 or 1: cross-fitting folds, independent of the split */
 void lw_train_defaults(lw_train_opts *o);
 
 typedef struct lw_learner lw_learner;
@@ -129,8 +156,12 @@ lw_status lw_learner_create(const lw_train_opts *o, int n_actions,
 void lw_learner_free(lw_learner *l);
 /* One importance-weighted step on a record. */
 void lw_learner_update(lw_learner *l, const lw_logged *r);
-/* P(referral | a, x) under the current (float) weights. */
+/* P(referral | a, x) under the current (float) weights (on the normalized reward scale). */
 double lw_learner_predict(const lw_learner *l, int action, const lw_feature *x, int n);
+/* The predicted reward, back on the data's scale: lo + (hi - lo) × lw_learner_predict. */
+double lw_learner_predict_reward(const lw_learner *l, int action, const lw_feature *x, int n);
+/* Records of the action the learner was updated with (its logged support). */
+int64_t lw_learner_support(const lw_learner *l, int action);
 /* Quantize into a model: actions, flags (from the counts seen by lw_learner_update), int8
  * weights. model_id, trained_at and meta_json are left for the caller; no personas or
  * segments (lw_train adds them). The caller frees with lw_model_free. */
@@ -145,6 +176,8 @@ typedef struct {
   double sum_ips2;                                     /* sum (w r)^2 */
   double sum_dr, sum_dr2;
   double sum_r, sum_r2;
+  double sum_gap, sum_mass; /* DR: value range and probability the target puts on actions the
+                               reward model has no logged data for (lw_estimator_gap) */
 } lw_estimator;
 
 typedef struct {
@@ -155,6 +188,10 @@ typedef struct {
   double n;
   lw_interval logged, ips, snips, dr;
   double ess; /* effective sample size of the importance weights */
+  double unsupported; /* mean probability the target gives actions without logged support: DR
+                         credits them the lowest value they could have and widens its upper
+                         end by the most they could add */
+  double unsupported_value; /* that most they could add (mean, value units) */
 } lw_estimates;
 
 void lw_estimator_init(lw_estimator *s);
@@ -162,6 +199,9 @@ void lw_estimator_init(lw_estimator *s);
  * dm: sum over actions of pi(b) * rhat(b) (the direct-method term); rhat_a: rhat of the
  * logged action. Pass dm = rhat_a = 0 to make DR equal IPS. */
 void lw_estimator_add(lw_estimator *s, double pi_a, double p, double r, double dm, double rhat_a);
+/* The record's unsupported part: gap = sum over unsupported actions of pi(b) × (the most b could
+ * be worth − the least), mass = sum of their pi(b). */
+void lw_estimator_gap(lw_estimator *s, double gap, double mass);
 void lw_estimator_result(const lw_estimator *s, lw_estimates *out);
 
 /* What a decision is worth, for the estimators. "shares": 1 when it led to a share, else 0.
@@ -212,6 +252,16 @@ typedef struct {
   lw_estimates target;    /* the evaluated policy, on held-out records when training */
   uint64_t records, skipped;
   int64_t t_min, t_max;   /* data range (0 when unknown) */
+  uint64_t trained_on;    /* model targets: evaluated records the model's metadata says it was
+                             trained on (its data range and held-out rule); 0 when none */
+  int exactly_trained;    /* ... and they are exactly its training records (count and fingerprint) */
+  uint64_t tiny_values;   /* VW: non-zero feature values the fixed point rounded to 0 */
+  double reward_lo, reward_hi; /* the data's reward range (lo <= 0, hi >= 1) */
+  int costs_look_01;      /* VW: every cost is 0 or 1, some 1: maybe {0 good, 1 bad} */
+  int n_segments;
+  double exposure[LW_MODEL_MAX_SEGMENTS]; /* the target's prompt probability per segment (the
+                                             mean over the segment's evaluated records) */
+  double segment_n[LW_MODEL_MAX_SEGMENTS];
 } lw_eval_report;
 
 /* What to train: the data, the options, the program (cfg NULL: a bare action list, estimate in
@@ -235,6 +285,8 @@ typedef struct {
   lw_model *model;       /* the caller frees it with lw_model_free */
   lw_eval_report report; /* data range and counts; target = the held-out DR estimate */
   int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
+  uint64_t held_out;     /* records the estimate is on (held out of training) */
+  int in_sample;         /* --holdout-mod 0: the estimate is on the training records themselves */
 } lw_train_result;
 
 /* Train a model: a scan (data range, a reservoir of persona states, k-means centroids), the
@@ -243,25 +295,53 @@ typedef struct {
  * enough-data flags, the command). On LW_OK res->model is set. */
 lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, size_t errlen);
 
-/* Evaluate targets[0..n_targets) on a source. The DR reward model is cross-fitted: two
- * learners on the even and odd records, each record scored by the one that did not see it.
- * only_holdout > 0 evaluates only records with line % only_holdout == only_holdout-1. */
-lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_targets,
-                         const lw_metric *metric, int only_holdout, uint64_t seed, lw_progress_fn progress, void *pctx,
-                         lw_eval_report *reps, char *err, size_t errlen);
-
-/* Paired comparison of a candidate and the current model on the same records (DR, held-out
- * records only when only_holdout > 0): the candidate is promoted unless its value is lower
- * than the current one's beyond the 95% interval of the difference (hi < 0). current NULL
- * (no model live yet) compares with the logging policy, i.e. the rules that logged the data. */
+/* How to evaluate: only the held-out records (only_holdout = the trainer's holdout mod, under
+ * the same lw_split rule) or all (0); the seed orders the passes; segments ("attr^value") for
+ * each target's exposure per segment (its fairness audit). */
 typedef struct {
-  lw_interval current, candidate, diff; /* diff = candidate - current */
+  int only_holdout;
+  uint64_t seed;
+  lw_progress_fn progress;
+  void *progress_ctx;
+  int n_segments;
+  char segments[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_LEN + 1];
+} lw_eval_opts;
+
+/* Evaluate targets[0..n_targets) on a source. The DR reward model is cross-fitted: two
+ * learners on the two folds of lw_record_fold, each record scored by the one that did not see
+ * it; an action a fold has no record of is unsupported for the records it scores. */
+lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_targets, const lw_metric *metric,
+                         const lw_eval_opts *eo, lw_eval_report *reps, char *err, size_t errlen);
+
+/* Promotion: a candidate goes live only if, on at least min_holdout held-out decisions, the
+ * lower end of the 95% interval of its DR difference from the best of {the current model, the
+ * rules (the logging policy), the best single action} is above −margin × |that baseline's
+ * value|, and (when fair_ratio > 0 and segments are given) its lowest segment exposure is at
+ * least fair_ratio × its highest. */
+typedef struct {
+  lw_eval_opts eval;  /* only_holdout: the trainer's holdout mod */
+  int min_holdout;    /* default 200 */
+  double margin;      /* default 0.02 */
+  double fair_ratio;  /* default 0: not checked */
+} lw_promote_opts;
+void lw_promote_defaults(lw_promote_opts *o);
+
+typedef struct {
+  lw_interval current, candidate, diff; /* diff = candidate − the best baseline */
+  lw_interval model, rules, best_single; /* the baselines (model: n 0 without a current model) */
+  int has_model;
+  char baseline[LW_NAME_LEN + 16];       /* "model m12", "rules", "always:credit_10" */
+  char best_single_action[LW_NAME_LEN + 1];
+  double n;               /* held-out decisions compared on */
+  double threshold;       /* the bar diff.lo must clear: −margin × |baseline value| */
+  double exposure_ratio;  /* the candidate's lowest / highest segment exposure (1 without segments) */
+  double unsupported;     /* the candidate's probability on actions without logged support */
   int promote;
+  char reason[256];
 } lw_compare_result;
-lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current,
-                            const lw_model *candidate, const lw_config *cfg,
-                            const lw_policy_params *pp, const lw_metric *metric, int only_holdout,
-                            uint64_t seed, lw_compare_result *out, char *err, size_t errlen);
+lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
+                            const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
+                            const lw_promote_opts *po, lw_compare_result *out, char *err, size_t errlen);
 
 /* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
 lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);

@@ -28,7 +28,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 6
+#define LW_STORE_SCHEMA_VERSION 7
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -171,12 +171,18 @@ typedef struct {
   const uint8_t *referee;        /* LW_REFEREE_HASH_LEN bytes: the salted hash */
   const char *install;           /* the referee's install key when the host gave it, else NULL */
   const char *event;             /* wire name (loopwise/wire.h LW_REFEREE_EVENTS) */
+  const char *token;             /* the share token from the landing URL, or NULL */
   int64_t at;                    /* when the host says it happened (ms) */
   int64_t received_ms;           /* server clock */
   int has_value;
   double value;
   const lw_integrity_rules *rules;
   /* out */
+  int refused;                   /* not stored: refused_field and refused_msg say why (a later event
+                                    with no conversion of the same site, code and referee yet, or
+                                    a token other than that conversion's); the answer is a 409 */
+  char refused_field[16];
+  char refused_msg[128];
   int duplicate;                 /* already stored: the first report's id, state and reason */
   int64_t id;
   char state[12];
@@ -186,7 +192,11 @@ typedef struct {
 /* The site's salt, created from fresh (random bytes the caller drew) on first use. */
 lw_status lw_store_site_salt(lw_store *s, const char *site, const uint8_t fresh[LW_SALT_LEN],
                              uint8_t out[LW_SALT_LEN], char *err, size_t errlen);
-/* Store one report (idempotent on site, code, referee hash and event) in one transaction. */
+/* Store one report (idempotent on site, code, referee hash and event) in one transaction.
+ * A later event (retained_30, retained_90, churned, revenue) needs the referee's conversion
+ * with the same code stored first (else r->refused); it takes that conversion's token. Each
+ * event is reported once per referee (revenue too: the host's figure for the referee, once), so
+ * a label never changes after the fact; a repeat is answered as the duplicate it is. */
 lw_status lw_store_referee(lw_store *s, lw_referee_report *r, char *err, size_t errlen);
 /* Register the host's (hashed) id of a code's referrer, for the self-referral rule. *conflict
  * is 1 when another referrer is registered for the code (nothing changes). */
@@ -225,9 +235,36 @@ typedef struct {
   int64_t from_ms, to_ms;
 } lw_store_range;
 
+/* How a decision's referee outcomes were joined to it. */
+typedef enum {
+  LW_JOIN_NONE = 0,  /* no share or copy with a code of this decision is stored: no outcomes */
+  LW_JOIN_TOKEN = 1, /* by the per-share token (wire v2): the landings and the host's reports
+                        that carried one of this decision's share tokens, and only those */
+  LW_JOIN_CODE = 2   /* by the referral code (v1 shares carry no token): every outcome with the
+                        code that carried no token, as the referral counts are; a code is the
+                        install's, so the same outcomes appear on each of the code_decisions
+                        decisions that shared it (divide, or credit one, in the trainer) */
+} lw_join;
+
+/* What the referees a decision's shares brought did (store.h "referees"), within its window.
+ * Conversions and the later events are the host's reports (never a browser's), counted unless
+ * the conversion was rejected under the integrity rules; each referee once per event. */
+typedef struct {
+  lw_join join;
+  int64_t code_decisions;  /* LW_JOIN_CODE: the decisions whose shares carry that code, else 1 or 0 */
+  int64_t landings;        /* distinct installs that sent a landing through the shares */
+  int64_t conversions;     /* referees the host reported converted */
+  int64_t retained_30, retained_90, churned; /* of those referees, the host's later reports */
+  double conversion_value; /* sum of the conversions' optional value */
+  double revenue;          /* sum of those referees' reported revenue */
+  int64_t last_at;         /* server ms: when the latest of these arrived; 0 when none did */
+} lw_referee_outcomes;
+
 /* One stored decision. Strings are "" when the record did not carry them. */
 typedef struct {
   uint64_t id;         /* the store's row id: stable and increasing in storage order */
+  char decision[LW_DECISION_ID_LEN + 1]; /* the decision's own id (the wire's `decision`): the
+                                            same whatever order its batch arrived in */
   int64_t t;
   char action[LW_NAME_LEN + 1];
   char mode[8];
@@ -239,22 +276,37 @@ typedef struct {
                           a self-referral, a flagged or rejected conversion of its codes): the
                           trainer may leave it out */
   int64_t conversions; /* lw_store_referrers only: the conversions this install's codes brought */
+  int64_t window_from; /* ms: where its attribution window starts: t, or the server's receive time
+                          when t was beyond the clock-skew allowance */
+  lw_referee_outcomes outcomes; /* lw_store_decisions only (zero for lw_store_referrers) */
   int n_x;
   lw_feature x[LW_X_PAIRS]; /* as lw_batch_parse validated them (lw_event.x) */
 } lw_store_decision;
 
 typedef struct lw_store_cursor lw_store_cursor;
 
-/* Every decision of the range, oldest first. On LW_OK *out is a cursor the caller frees with
+/* Every decision of the range, oldest first, each with its referee outcomes (d->outcomes:
+ * every outcome received so far). On LW_OK *out is a cursor the caller frees with
  * lw_store_cursor_free before it frees the store; one cursor per store at a time (it holds
  * the store's read connection). */
 lw_status lw_store_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
                              size_t errlen);
+/* The same with an attribution window of attribution_days days: a decision's referee outcomes
+ * count only when the server received them within that many days of the decision
+ * (lw_store_window_end), so a label no longer changes once its window has closed
+ * (lw_store_window_closed); 0 = no window (lw_store_decisions). */
+lw_status lw_store_decisions_within(lw_store *s, const lw_store_range *r, int attribution_days,
+                                    lw_store_cursor **out, char *err, size_t errlen);
 /* Referred customers by referrer: for each install that shared or copied a code on the site,
  * the number of conversions with its codes whose time is in the range, as one row carrying
  * that install's latest decision (its segment and x: who the referrer was when last asked). */
 lw_status lw_store_referrers(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
                              size_t errlen);
+/* The end (ms) of d's attribution window of days days: window_from + days. */
+int64_t lw_store_window_end(const lw_store_decision *d, int days);
+/* 1 when d's attribution window of days days is closed at now_ms (its label is final: no
+ * outcome received later counts in lw_store_decisions_within with those days), else 0. */
+int lw_store_window_closed(const lw_store_decision *d, int days, int64_t now_ms);
 /* 1: *d filled; 0: no more rows; -1: a read failed or a row is damaged (err says which row). */
 int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);
 void lw_store_cursor_free(lw_store_cursor *c); /* NULL is fine */
@@ -344,8 +396,8 @@ typedef struct {
                             lw_attribution **rows, size_t *n, char *err, size_t errlen);
   void (*close)(lw_store *s);
   /* reading decisions (above); referrers selects lw_store_referrers' rows */
-  lw_status (*decisions)(lw_store *s, const lw_store_range *r, int referrers, lw_store_cursor **out,
-                         char *err, size_t errlen);
+  lw_status (*decisions)(lw_store *s, const lw_store_range *r, int referrers, int attribution_days,
+                         lw_store_cursor **out, char *err, size_t errlen);
   lw_status (*count_decisions)(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
                                size_t errlen);
   /* referees (above) */

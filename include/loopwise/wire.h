@@ -22,8 +22,12 @@ extern "C" {
 #endif
 
 /* ---- versions ------------------------------------------------------------------------
- * The batch schema version `v` this build writes; the server accepts 1..LW_WIRE_VERSION. */
+ * LW_WIRE_VERSION is the batch schema version `v` this build's runtime writes (lw_wire_take_batch);
+ * the server accepts every version it shipped, 1..LW_WIRE_READ_VERSION. Version 2 adds the
+ * per-share token and the share channel (LW_FIELDS' `since` column); the runtime moves to 2 once
+ * it draws tokens (the retained-value issue), so until then it keeps writing 1. */
 #define LW_WIRE_VERSION 1
+#define LW_WIRE_READ_VERSION 2
 
 /* ---- limits --------------------------------------------------------------------------- */
 #define LW_NAME_LEN 32         /* action, segment, model, event, variant, attribute names */
@@ -38,16 +42,21 @@ extern "C" {
 #define LW_REASON_CHARS 160
 #define LW_X_PAIRS 256         /* hashed features in a decision's x */
 #define LW_BATCH_EVENTS 500    /* records in one batch */
+#define LW_TOKEN_LEN 32        /* exactly, lowercase hex: a share's random token (128 bits from the
+                                  device's CSPRNG), in the share link beside the code (wire v2) */
 
 /* ---- record fields --------------------------------------------------------------------
- * X(ENUM, wire name). The order is the column order of LW_KINDS' rules strings below. */
+ * X(ENUM, wire name, since): the order is the column order of LW_KINDS' rules strings below;
+ * since is the batch version `v` that introduced the field. A batch of an older version refuses
+ * the field (it never had it) and does not require it. */
 #define LW_FIELDS(X)                                                                       \
-  X(KIND, "kind") X(T, "t") X(INSTALL, "install") X(DECISION, "decision")                  \
-  X(ACTION, "action") X(P, "p") X(MODE, "mode") X(REASON, "reason") X(SEGMENT, "segment")  \
-  X(MODEL, "model") X(FEATURES, "x") X(CODE, "code")
+  X(KIND, "kind", 1) X(T, "t", 1) X(INSTALL, "install", 1) X(DECISION, "decision", 1)      \
+  X(ACTION, "action", 1) X(P, "p", 1) X(MODE, "mode", 1) X(REASON, "reason", 1)            \
+  X(SEGMENT, "segment", 1) X(MODEL, "model", 1) X(FEATURES, "x", 1) X(CODE, "code", 1)     \
+  X(TOKEN, "token", 2) X(CHANNEL, "channel", 2)
 
 typedef enum {
-#define LW_X_FIELD_ENUM(e, name) LW_FIELD_##e,
+#define LW_X_FIELD_ENUM(e, name, since) LW_FIELD_##e,
   LW_FIELDS(LW_X_FIELD_ENUM)
 #undef LW_X_FIELD_ENUM
   LW_FIELD_COUNT
@@ -62,15 +71,18 @@ typedef enum {
 #define LW_KIND_F_OUTCOME 1u
 #define LW_KIND_F_SHARED 2u
 #define LW_KIND_F_REFEREE 4u
-/*                                                             k t i d a p m r s m x c  */
-#define LW_KINDS(X)                                                                     \
-  X(DECISION, "decision", "decisions", 0, "RRRRRRRROOO-")                               \
-  X(IMPRESSION, "impression", "impressions", LW_KIND_F_OUTCOME, "RRRRO---OO--")         \
-  X(SHARE, "share", "shares", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-O")     \
-  X(COPY, "copy", "copies", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-O")       \
-  X(DISMISS, "dismiss", "dismissals", LW_KIND_F_OUTCOME, "RRRRO---OO--")                \
-  X(LANDING, "landing", "landings", LW_KIND_F_REFEREE, "RRROO---OO-O")                  \
-  X(CONVERSION, "conversion", "conversions", LW_KIND_F_REFEREE, "RRROO---OO-O")
+/* A share or copy of v2 carries its link's token and the channel it went through; a landing or
+ * conversion carries the token from the URL it landed on when there was one (a v1 link had
+ * none), and a token needs the code beside it (lw_batch_parse checks that pairing).
+ *                                                               k t i d a p m r s m x c t c */
+#define LW_KINDS(X)                                                                       \
+  X(DECISION, "decision", "decisions", 0, "RRRRRRRROOO---")                               \
+  X(IMPRESSION, "impression", "impressions", LW_KIND_F_OUTCOME, "RRRRO---OO----")         \
+  X(SHARE, "share", "shares", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-ORR")     \
+  X(COPY, "copy", "copies", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-ORR")       \
+  X(DISMISS, "dismiss", "dismissals", LW_KIND_F_OUTCOME, "RRRRO---OO----")                \
+  X(LANDING, "landing", "landings", LW_KIND_F_REFEREE, "RRROO---OO-OO-")                  \
+  X(CONVERSION, "conversion", "conversions", LW_KIND_F_REFEREE, "RRROO---OO-OO-")
 
 typedef enum {
 #define LW_X_KIND_ENUM(e, name, stat, flags, rules) LW_KIND_##e,
@@ -109,17 +121,48 @@ const char *lw_mode_name(lw_mode mode);
 int lw_mode_parse(const char *name);
 /* 1 when action is a variant (the user was shown a prompt), 0 for "none" and "not_now". */
 int lw_action_is_prompt(const char *action);
+/* The batch version that introduced field f (LW_FIELDS' since column); 0 out of range. */
+int lw_field_since(lw_field f);
+
+/* ---- share channels -------------------------------------------------------------------
+ * How a share or copy went out (the record's "channel", wire v2). X(ENUM, wire name): native is
+ * the device's share sheet (navigator.share), copy the clipboard; the rest are the prompt's
+ * direct channels. The trainer ranks them per persona; a new one is a row here, its docs and
+ * tests. */
+#define LW_CHANNELS(X)                                                                      \
+  X(NATIVE, "native") X(COPY, "copy") X(EMAIL, "email") X(LINKEDIN, "linkedin") X(X, "x")  \
+  X(WHATSAPP, "whatsapp")
+
+typedef enum {
+#define LW_X_CHANNEL_ENUM(e, name) LW_CHANNEL_##e,
+  LW_CHANNELS(LW_X_CHANNEL_ENUM)
+#undef LW_X_CHANNEL_ENUM
+  LW_CHANNEL_COUNT
+} lw_channel;
+
+const char *lw_channel_name(lw_channel c);
+int lw_channel_parse(const char *name);
 
 /* ---- referee reports (server to server) -----------------------------------------------
- * POST /v1/referees {"v":1,"site","code","referee","event","at"?,"value"?,"install"?}, from the
- * host's backend with a site's secret key (README "Referee endpoint"). X(ENUM, wire name,
- * accepted in this version): the retained-value issue accepts the later ones with its version. */
-#define LW_REFEREE_VERSION 1
+ * POST /v1/referees {"v":1|2,"site","code","referee","event","at"?,"value"?,"install"?,
+ * "token"?}, from the host's backend with a site's secret key (README "Referee endpoint").
+ * X(ENUM, wire name, since version, value rule): v1 reports conversions only; v2 adds the share
+ * token from the landing URL and the later events, each of which joins to the conversion of the
+ * same site, code and referee (refused while there is none). value: O optional (a conversion's
+ * value), R required (revenue: the referee's revenue to date), - refused. */
+#define LW_REFEREE_VERSION 2     /* the newest; the server reads 1..LW_REFEREE_VERSION */
 #define LW_REFEREE_ID_LEN 256   /* the host's opaque id of the referee, at most, in bytes */
 #define LW_SECRET_KEY_MIN_LEN 16
 #define LW_REFEREE_EVENTS(X)                                                                  \
-  X(CONVERSION, "conversion", 1) X(RETAINED_30, "retained_30", 0)                             \
-  X(RETAINED_90, "retained_90", 0) X(CHURNED, "churned", 0) X(REVENUE, "revenue", 0)
+  X(CONVERSION, "conversion", 1, 'O') X(RETAINED_30, "retained_30", 2, '-')                   \
+  X(RETAINED_90, "retained_90", 2, '-') X(CHURNED, "churned", 2, '-') X(REVENUE, "revenue", 2, 'R')
+
+typedef enum {
+#define LW_X_REFEREE_ENUM(e, name, since, value) LW_REFEREE_##e,
+  LW_REFEREE_EVENTS(LW_X_REFEREE_ENUM)
+#undef LW_X_REFEREE_ENUM
+  LW_REFEREE_EVENT_COUNT
+} lw_referee_event;
 
 /* ---- batch envelope -------------------------------------------------------------------
  * {"v":…,"batch_id":"…","write_key":"…","sent_at":…,"events":[records…]}. The outbox holds

@@ -7,7 +7,7 @@
 #include "bytes.h"
 #include "sbuf.h"
 
-#define MODEL_VERSION 1
+#define MODEL_VERSION LW_MODEL_FORMAT_VERSION
 #define LW_STR_(x) #x
 #define LW_STR(x) LW_STR_(x)
 
@@ -53,8 +53,9 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   /* The version before the checksum: a newer format may check its bytes another way, and its
    * reader must hear "version", not "damaged" (README "How the contracts evolve"). The words
    * are the compiled config's (config_bin.c), which is also a few bytes less to download. */
-  if (rd_u(&r, 2) != MODEL_VERSION)
-    return fail(err, errlen, LW_ERR_VERSION, "format version is unknown to this runtime (reads " LW_STR(MODEL_VERSION) ")");
+  unsigned version = rd_u(&r, 2);
+  if (version < 1 || version > MODEL_VERSION)
+    return fail(err, errlen, LW_ERR_VERSION, "format version is unknown to this runtime (reads 1-" LW_STR(MODEL_VERSION) ")");
   if (lw_crc32(0, buf, len - 4) != u32le(buf + len - 4))
     return fail(err, errlen, LW_ERR_CORRUPT, "checksum mismatch (damaged or truncated file)");
 
@@ -81,15 +82,36 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
   for (int a = 0; !why && a < m->n_actions; a++) {
     rd_name(&r, m->action_ids[a], sizeof m->action_ids[a]);
     m->action_flags[a] = (uint8_t)rd_u(&r, 1);
+    if (version >= 2) {
+      uint32_t sup = rd_u(&r, 4);
+      m->support[a] = sup == UINT32_MAX ? -1 : (int64_t)sup;
+    } else {
+      m->support[a] = -1;
+    }
     for (int b = 0; b < a && !r.bad; b++)
       if (strcmp(m->action_ids[a], m->action_ids[b]) == 0) why = "action listed twice";
   }
   if (!why) {
     size_t n = (size_t)1 << m->bits;
-    const uint8_t *w = lw_rd_take(&r, n);
-    m->weights = malloc(n);
-    if (w && m->weights) memcpy(m->weights, w, n);
-    else if (!m->weights) why = k_out_of_memory;
+    m->weights = calloc(n, sizeof *m->weights);
+    if (!m->weights) {
+      why = k_out_of_memory;
+    } else if (version == 1) { /* 2^bits int8, weight = int8 × scale */
+      const uint8_t *w = lw_rd_take(&r, n);
+      for (size_t i = 0; w && i < n; i++) m->weights[i] = (float)(int8_t)w[i];
+    } else { /* u32 count, then that many {u32 index (increasing), f32 weight (finite, non-zero)} */
+      uint32_t k = rd_u(&r, 4);
+      if (k > n) why = "more non-zero weights than the table holds";
+      for (uint32_t j = 0, prev = 0; !why && !r.bad && j < k; j++) {
+        uint32_t i = rd_u(&r, 4);
+        float f = rd_f32(&r);
+        if (r.bad) break;
+        if (i >= n || (j && i <= prev)) why = "weight indexes must increase and stay below 2^bits";
+        else if (!finite_f(f) || f == 0.0f) why = "a stored weight must be finite and non-zero";
+        else m->weights[i] = f;
+        prev = i;
+      }
+    }
   }
   for (int i = 0; !why && i < m->n_personas * m->persona_dims; i++) m->centroids[i] = rd_f32(&r);
   for (int i = 0; !why && m->n_personas && i < m->persona_dims; i++) {
@@ -146,6 +168,9 @@ static void put_name(lw_wr *w, const char *s) {
 
 /* Everything but the checksum; run once to measure, once to write. */
 static void write_body(lw_wr *w, const lw_model *m, size_t meta) {
+  size_t n = (size_t)1 << m->bits;
+  uint32_t nonzero = 0;
+  for (size_t i = 0; i < n; i++) nonzero += m->weights[i] != 0.0f;
   lw_wr_bytes(w, "LWMD", 4);
   lw_wr_u(w, 2, MODEL_VERSION);
   lw_wr_u(w, 1, m->bits);
@@ -160,8 +185,15 @@ static void write_body(lw_wr *w, const lw_model *m, size_t meta) {
   for (int a = 0; a < m->n_actions; a++) {
     put_name(w, m->action_ids[a]);
     lw_wr_u(w, 1, m->action_flags[a]);
+    int64_t sup = m->support[a];
+    lw_wr_u(w, 4, sup < 0 ? UINT32_MAX : sup >= (int64_t)UINT32_MAX ? UINT32_MAX - 1 : (uint64_t)sup);
   }
-  lw_wr_bytes(w, m->weights, (size_t)1 << m->bits);
+  lw_wr_u(w, 4, nonzero);
+  for (size_t i = 0; i < n; i++)
+    if (m->weights[i] != 0.0f) {
+      lw_wr_u(w, 4, i);
+      put_f32(w, m->weights[i]);
+    }
   for (int i = 0; i < m->n_personas * m->persona_dims; i++) put_f32(w, m->centroids[i]);
   for (int i = 0; m->n_personas && i < m->persona_dims; i++) {
     put_f32(w, m->mean[i]);
@@ -183,7 +215,9 @@ lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *er
       m->n_personas > LW_MODEL_MAX_PERSONAS || m->n_segments > LW_MODEL_MAX_SEGMENTS ||
       (m->n_personas && m->persona_dims != LW_MODEL_PERSONA_DIMS) || !(m->scale > 0) || !m->weights ||
       meta > 65535)
-    return fail(err, errlen, LW_ERR_INVALID, "sizes out of range for format version 1");
+    return fail(err, errlen, LW_ERR_INVALID, "sizes out of range for format version " LW_STR(MODEL_VERSION));
+  for (size_t i = 0; i < (size_t)1 << m->bits; i++)
+    if (!finite_f(m->weights[i])) return fail(err, errlen, LW_ERR_INVALID, "a weight is not a finite number");
   lw_wr w = {NULL, 0, 0};
   write_body(&w, m, meta); /* measure */
   w.cap = w.len + 4;
@@ -198,6 +232,10 @@ lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *er
 }
 
 /* ---- scoring ---------------------------------------------------------------------- */
+
+int64_t lw_model_support(const lw_model *m, size_t action_index) {
+  return action_index < (size_t)m->n_actions ? m->support[action_index] : -1;
+}
 
 int lw_model_action_index(const lw_model *m, const char *id) {
   for (int a = 0; a < m->n_actions; a++)
@@ -253,16 +291,16 @@ double lw_model_segment_offset(const lw_model *m, const char *segment) {
 
 /* ---- policy ----------------------------------------------------------------------- */
 
-void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm) {
-  uint64_t total = 0, given = 0, rem[16];
+void lw_ppm_split_to(const uint32_t *w, int n, uint32_t whole, uint32_t *ppm) {
+  uint64_t total = 0, given = 0, rem[LW_POLICY_MAX_ACTIONS];
   for (int i = 0; i < n; i++) total += w[i];
   for (int i = 0; i < n; i++) {
-    uint64_t scaled = (uint64_t)w[i] * 1000000u;
+    uint64_t scaled = (uint64_t)w[i] * whole;
     ppm[i] = (uint32_t)(scaled / total);
     rem[i] = scaled % total;
     given += ppm[i];
   }
-  for (uint64_t left = 1000000u - given; left > 0; left--) {
+  for (uint64_t left = whole - given; left > 0; left--) {
     int best = -1;
     for (int i = 0; i < n; i++)
       if (w[i] && (best < 0 || rem[i] > rem[best])) best = i;
@@ -271,34 +309,6 @@ void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm) {
   }
 }
 
-lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feature *x, int n,
-                          double offset, uint32_t *ppm, double *ev) {
-  double v[LW_MODEL_MAX_ACTIONS], soft[LW_MODEL_MAX_ACTIONS], best = 0.0, total = 0.0;
-  int n_enabled = 0, n_soft = 0;
-  for (int a = 0; a < m->n_actions; a++) {
-    double p = lw_sigmoid(lw_model_score(m, a, x, n, pol->is_prompt[a] ? offset : 0.0));
-    v[a] = pol->is_prompt[a] ? p * (pol->value - pol->cost[a]) - pol->fatigue : p * pol->value;
-    if (ev) ev[a] = v[a];
-    if (!pol->enabled[a]) continue;
-    n_enabled++;
-    if (!(m->action_flags[a] & LW_MODEL_ENOUGH_DATA)) continue;
-    if (n_soft++ == 0 || v[a] > best) best = v[a];
-  }
-  if (n_enabled == 0) return LW_ERR_INVALID;
-  for (int a = 0; a < m->n_actions; a++) {
-    int in = pol->enabled[a] && (m->action_flags[a] & LW_MODEL_ENOUGH_DATA);
-    soft[a] = in ? lw_exp((v[a] - best) / pol->temperature) : 0.0;
-    total += soft[a];
-  }
-  double fl = pol->floor * n_enabled < 1.0 ? pol->floor : 1.0 / n_enabled;
-  double rest = n_soft ? 1.0 - fl * n_enabled : 0.0;
-  if (!n_soft) fl = 1.0 / n_enabled; /* nothing has enough data: uniform exploration */
-  uint32_t w[LW_MODEL_MAX_ACTIONS];
-  for (int a = 0; a < m->n_actions; a++) {
-    double p = pol->enabled[a] ? fl + (n_soft ? rest * soft[a] / total : 0.0) : 0.0;
-    w[a] = (uint32_t)(p * 1073741824.0 + 0.5); /* 2^30 */
-    if (pol->enabled[a] && w[a] == 0) w[a] = 1;
-  }
-  lw_ppm_split(w, m->n_actions, ppm);
-  return LW_OK;
-}
+void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm) { lw_ppm_split_to(w, n, 1000000u, ppm); }
+
+/* lw_model_policy, the exploration rule, is in policy.c with the rest of the policy. */

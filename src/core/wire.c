@@ -39,9 +39,24 @@ LW_KINDS(LW_X_RULES_LEN)
 #undef LW_X_RULES_LEN
 
 static const char *const k_fields[LW_FIELD_COUNT] = {
-#define LW_X_FIELD_NAME(e, name) name,
+#define LW_X_FIELD_NAME(e, name, since) name,
     LW_FIELDS(LW_X_FIELD_NAME)
 #undef LW_X_FIELD_NAME
+};
+static const unsigned char k_field_since[LW_FIELD_COUNT] = {
+#define LW_X_FIELD_SINCE(e, name, since) since,
+    LW_FIELDS(LW_X_FIELD_SINCE)
+#undef LW_X_FIELD_SINCE
+};
+#define LW_X_FIELD_SINCE_OK(e, name, since) \
+  _Static_assert(since >= 1 && since <= LW_WIRE_READ_VERSION, "LW_FIELDS: " name " since a version the server reads");
+LW_FIELDS(LW_X_FIELD_SINCE_OK)
+#undef LW_X_FIELD_SINCE_OK
+
+static const char *const k_channels[LW_CHANNEL_COUNT] = {
+#define LW_X_CHANNEL_NAME(e, name) name,
+    LW_CHANNELS(LW_X_CHANNEL_NAME)
+#undef LW_X_CHANNEL_NAME
 };
 
 static const char *const k_modes[LW_MODE_COUNT] = {
@@ -59,6 +74,10 @@ char lw_kind_rule(lw_kind kind, lw_field f) {
   return (unsigned)kind < LW_KIND_COUNT && (unsigned)f < LW_FIELD_COUNT ? k_kind_rules[kind][f] : '-';
 }
 const char *lw_field_name(lw_field f) { return (unsigned)f < LW_FIELD_COUNT ? k_fields[f] : "unknown"; }
+int lw_field_since(lw_field f) { return (unsigned)f < LW_FIELD_COUNT ? k_field_since[f] : 0; }
+const char *lw_channel_name(lw_channel c) {
+  return (unsigned)c < LW_CHANNEL_COUNT ? k_channels[c] : "unknown";
+}
 const char *lw_mode_name(lw_mode mode) { return (unsigned)mode < LW_MODE_COUNT ? k_modes[mode] : "unknown"; }
 
 static int find(const char *const *names, int n, const char *name) {
@@ -69,6 +88,7 @@ static int find(const char *const *names, int n, const char *name) {
 
 int lw_kind_parse(const char *name) { return find(k_kind_names, LW_KIND_COUNT, name); }
 int lw_mode_parse(const char *name) { return find(k_modes, LW_MODE_COUNT, name); }
+int lw_channel_parse(const char *name) { return find(k_channels, LW_CHANNEL_COUNT, name); }
 
 int lw_action_is_prompt(const char *action) {
   return action && action[0] && strcmp(action, LW_ACTION_NONE) != 0 && strcmp(action, LW_ACTION_NOT_NOW) != 0;

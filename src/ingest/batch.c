@@ -134,7 +134,7 @@ static const char *const batch_fields[B_COUNT] = {"v", "batch_id", "write_key", 
 
 /* The record fields and each kind's rules are loopwise/wire.h's LW_FIELDS and LW_KINDS. */
 static const char *const event_fields[LW_FIELD_COUNT] = {
-#define LW_X_FIELD_NAME(e, name) name,
+#define LW_X_FIELD_NAME(e, name, since) name,
     LW_FIELDS(LW_X_FIELD_NAME)
 #undef LW_X_FIELD_NAME
 };
@@ -185,7 +185,7 @@ static lw_status read_x(const cJSON *arr, const char *prefix, lw_event *ev, lw_b
   return LW_OK;
 }
 
-static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_limits *lim,
+static lw_status read_event(const cJSON *obj, const char *path, int v, const lw_batch_limits *lim,
                             int64_t now_ms, lw_event *ev, lw_batch_error *err) {
   const cJSON *f[LW_FIELD_COUNT];
   lw_status st;
@@ -203,6 +203,10 @@ static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_l
   ev->kind = (lw_kind)kind;
 
   for (int i = 0; i < LW_FIELD_COUNT; i++) {
+    int since = lw_field_since((lw_field)i);
+    if (since > v && f[i])
+      return fail(err, path, event_fields[i], "not in batch version %d (added in version %d)", v, since);
+    if (since > v) continue;
     char rule = lw_kind_rule(ev->kind, (lw_field)i);
     if (rule == 'R' && !f[i]) return fail(err, path, event_fields[i], "required for kind %s",
                                           lw_kind_name(ev->kind));
@@ -248,6 +252,25 @@ static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_l
   if (f[LW_FIELD_CODE] && (st = read_string(f[LW_FIELD_CODE], path, "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, ev->code,
                                      sizeof ev->code, err)) != LW_OK)
     return st;
+  if (f[LW_FIELD_TOKEN]) {
+    if ((st = read_string(f[LW_FIELD_TOKEN], path, "token", LW_CS_HEX, LW_TOKEN_LEN, LW_TOKEN_LEN, ev->token,
+                          sizeof ev->token, err)) != LW_OK)
+      return st;
+    if (!f[LW_FIELD_CODE]) return fail(err, path, "token", "a token needs the code of its link beside it");
+  }
+  if (f[LW_FIELD_CHANNEL]) {
+    const cJSON *c = f[LW_FIELD_CHANNEL];
+    int ch = cJSON_IsString(c) ? lw_channel_parse(c->valuestring) : -1;
+    if (ch < 0) {
+      char names[160];
+      size_t n = 0;
+      for (int k = 0; k < LW_CHANNEL_COUNT && n < sizeof names; k++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", k == 0 ? "" : k == LW_CHANNEL_COUNT - 1 ? " or " : ", ",
+                              lw_channel_name((lw_channel)k));
+      return fail(err, path, "channel", "unknown channel (expected %s)", names);
+    }
+    snprintf(ev->channel, sizeof ev->channel, "%s", lw_channel_name((lw_channel)ch));
+  }
   if (f[LW_FIELD_FEATURES] && (st = read_x(f[LW_FIELD_FEATURES], path, ev, err)) != LW_OK) return st;
   return LW_OK;
 }
@@ -302,8 +325,8 @@ static lw_status read_batch(const cJSON *doc, const lw_batch_limits *lim, int64_
   if ((st = scan_object(doc, "", batch_fields, B_COUNT, f, err)) != LW_OK) return st;
   for (int i = 0; i < B_COUNT; i++)
     if (!f[i]) return fail(err, "", batch_fields[i], "missing required field");
-  if (read_int(f[B_V], "", "v", &v, err) != LW_OK || v < 1 || v > LW_WIRE_VERSION)
-    return fail(err, "", "v", "unsupported schema version (this server reads 1 to %d)", LW_WIRE_VERSION);
+  if (read_int(f[B_V], "", "v", &v, err) != LW_OK || v < 1 || v > LW_WIRE_READ_VERSION)
+    return fail(err, "", "v", "unsupported schema version (this server reads 1 to %d)", LW_WIRE_READ_VERSION);
   b->v = (int)v;
   if ((st = read_string(f[B_BATCH_ID], "", "batch_id", LW_CS_NAME, 1, LW_BATCH_ID_LEN, b->batch_id,
                         sizeof b->batch_id, err)) != LW_OK)
@@ -324,7 +347,7 @@ static lw_status read_batch(const cJSON *doc, const lw_batch_limits *lim, int64_
   for (const cJSON *e = events->child; e; e = e->next) {
     snprintf(path, sizeof path, "events[%zu]", b->n_events);
     lw_event *ev = &b->events[b->n_events++];
-    if ((st = read_event(e, path, lim, now_ms, ev, err)) != LW_OK) return st;
+    if ((st = read_event(e, path, b->v, lim, now_ms, ev, err)) != LW_OK) return st;
   }
   return LW_OK;
 }
@@ -449,42 +472,56 @@ static lw_status read_host_id(const cJSON *item, const char *name, char *out, si
   return LW_OK;
 }
 
-enum { RF_V, RF_SITE, RF_CODE, RF_REFEREE, RF_EVENT, RF_AT, RF_VALUE, RF_INSTALL, RF_COUNT };
+enum { RF_V, RF_SITE, RF_CODE, RF_REFEREE, RF_EVENT, RF_AT, RF_VALUE, RF_INSTALL, RF_TOKEN, RF_COUNT };
 static const char *const referee_fields[RF_COUNT] = {"v", "site", "code", "referee", "event",
-                                                     "at", "value", "install"};
+                                                     "at", "value", "install", "token"};
 
-#define LW_X_REFEREE_NAME(e, name, accepted) name,
-#define LW_X_REFEREE_OK(e, name, accepted) accepted,
-static const char *const referee_event_names[] = {LW_REFEREE_EVENTS(LW_X_REFEREE_NAME)};
-static const int referee_event_ok[] = {LW_REFEREE_EVENTS(LW_X_REFEREE_OK)};
+#define LW_X_REFEREE_NAME(e, name, since, value) name,
+#define LW_X_REFEREE_SINCE(e, name, since, value) since,
+#define LW_X_REFEREE_VALUE(e, name, since, value) value,
+static const char *const referee_event_names[LW_REFEREE_EVENT_COUNT] = {LW_REFEREE_EVENTS(LW_X_REFEREE_NAME)};
+static const int referee_event_since[LW_REFEREE_EVENT_COUNT] = {LW_REFEREE_EVENTS(LW_X_REFEREE_SINCE)};
+static const char referee_event_value[LW_REFEREE_EVENT_COUNT] = {LW_REFEREE_EVENTS(LW_X_REFEREE_VALUE)};
 #undef LW_X_REFEREE_NAME
-#undef LW_X_REFEREE_OK
+#undef LW_X_REFEREE_SINCE
+#undef LW_X_REFEREE_VALUE
 
 lw_status lw_referee_parse(const char *body, size_t len, lw_referee_request *out,
                            lw_batch_error *err) {
   cJSON *doc = NULL;
   const cJSON *f[RF_COUNT];
   memset(out, 0, sizeof *out);
-  unsigned optional = 1u << RF_AT | 1u << RF_VALUE | 1u << RF_INSTALL;
+  unsigned optional = 1u << RF_AT | 1u << RF_VALUE | 1u << RF_INSTALL | 1u << RF_TOKEN;
   lw_status st = small_object(body, len, &doc, referee_fields, RF_COUNT, optional, f, err);
-  if (st == LW_OK) st = read_version(f[RF_V], LW_REFEREE_VERSION, err);
+  int64_t v = 0;
+  if (st == LW_OK && (read_int(f[RF_V], "", "v", &v, err) != LW_OK || v < 1 || v > LW_REFEREE_VERSION))
+    st = fail(err, "", "v", "unsupported schema version (this server reads 1 to %d)", LW_REFEREE_VERSION);
+  out->v = (int)v;
+  if (st == LW_OK && f[RF_TOKEN] && v < 2)
+    st = fail(err, "", "token", "not in version %d (added in version 2)", (int)v);
   if (st == LW_OK)
     st = read_string(f[RF_SITE], "", "site", LW_CS_NAME, 1, LW_NAME_LEN, out->site, sizeof out->site, err);
   if (st == LW_OK)
     st = read_string(f[RF_CODE], "", "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, out->code,
                      sizeof out->code, err);
   if (st == LW_OK) st = read_host_id(f[RF_REFEREE], "referee", out->referee, sizeof out->referee, err);
+  size_t evi = 0;
   if (st == LW_OK) {
-    size_t i = 0, n = sizeof referee_event_names / sizeof referee_event_names[0];
+    size_t n = LW_REFEREE_EVENT_COUNT;
     const char *ev = cJSON_IsString(f[RF_EVENT]) ? f[RF_EVENT]->valuestring : NULL;
-    while (ev && i < n && strcmp(referee_event_names[i], ev) != 0) i++;
-    if (!ev || i == n)
+    while (ev && evi < n && strcmp(referee_event_names[evi], ev) != 0) evi++;
+    if (!ev || evi == n)
       st = fail(err, "", "event", "expected one of conversion, retained_30, retained_90, churned, revenue");
-    else if (!referee_event_ok[i])
-      st = fail(err, "", "event", "%s is not accepted in version %d (only conversion)", ev, LW_REFEREE_VERSION);
+    else if (referee_event_since[evi] > v)
+      st = fail(err, "", "event", "%s is not in version %d (added in version %d)", ev, (int)v,
+                referee_event_since[evi]);
     else
       snprintf(out->event, sizeof out->event, "%s", ev);
   }
+  if (st == LW_OK && referee_event_value[evi] == 'R' && !f[RF_VALUE])
+    st = fail(err, "", "value", "required for %s (the referee's revenue to date)", out->event);
+  if (st == LW_OK && referee_event_value[evi] == '-' && f[RF_VALUE])
+    st = fail(err, "", "value", "not allowed for %s", out->event);
   if (st == LW_OK && f[RF_AT]) {
     st = read_int(f[RF_AT], "", "at", &out->at, err);
     if (st != LW_OK) st = fail(err, "", "at", "expected an integer time in ms since the Unix epoch");
@@ -499,6 +536,9 @@ lw_status lw_referee_parse(const char *body, size_t len, lw_referee_request *out
   if (st == LW_OK && f[RF_INSTALL])
     st = read_string(f[RF_INSTALL], "", "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN, out->install,
                      sizeof out->install, err);
+  if (st == LW_OK && f[RF_TOKEN])
+    st = read_string(f[RF_TOKEN], "", "token", LW_CS_HEX, LW_TOKEN_LEN, LW_TOKEN_LEN, out->token,
+                     sizeof out->token, err);
   cJSON_Delete(doc);
   return st;
 }
@@ -511,7 +551,7 @@ lw_status lw_referrer_parse(const char *body, size_t len, lw_referrer_request *o
   cJSON *doc = NULL;
   const cJSON *f[RG_COUNT];
   lw_status st = small_object(body, len, &doc, referrer_fields, RG_COUNT, 0, f, err);
-  if (st == LW_OK) st = read_version(f[RG_V], LW_REFEREE_VERSION, err);
+  if (st == LW_OK) st = read_version(f[RG_V], 1, err);
   if (st == LW_OK)
     st = read_string(f[RG_SITE], "", "site", LW_CS_NAME, 1, LW_NAME_LEN, out->site, sizeof out->site, err);
   if (st == LW_OK)

@@ -63,6 +63,7 @@ lw_status lw_referee_call(lw_store *store, void *arg, char *err, size_t errlen) 
   r->referee = c->hash;
   r->install = c->req.install[0] ? c->req.install : NULL;
   r->event = c->req.event;
+  r->token = c->req.token[0] ? c->req.token : NULL;
   r->received_ms = c->received_ms;
   r->at = c->req.has_at ? c->req.at : c->received_ms;
   r->has_value = c->req.has_value;

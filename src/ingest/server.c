@@ -1215,7 +1215,10 @@ static enum MHD_Result queue_call(lw_ingest_server *s, struct MHD_Connection *c,
 }
 
 static enum MHD_Result answer_referee(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
-  char *json = lw_referee_answer_json(&((lw_referee_call_t *)rq->call)->report);
+  const lw_referee_report *r = &((lw_referee_call_t *)rq->call)->report;
+  if (r->refused) /* a later event with no conversion to join to yet: nothing stored */
+    return refuse(s, c, rq, (lw_refusal){409, LW_REJECT_INVALID, r->refused_msg, r->refused_field, 0});
+  char *json = lw_referee_answer_json(r);
   if (!json) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
   enum MHD_Result ok = respond_json(s, c, rq, 200, json);
   cJSON_free(json);

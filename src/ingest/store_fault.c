@@ -96,12 +96,13 @@ static lw_status fs_attributions(lw_store *base, const char *site, int64_t since
   *n = 0;
   return injected(LW_FAULT_OP_ATTRIBUTIONS, err, errlen);
 }
-static lw_status fs_decisions(lw_store *base, const lw_store_range *r, int referrers, lw_store_cursor **out,
+static lw_status fs_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
+                              lw_store_cursor **out,
                               char *err, size_t errlen) {
   fault_store *f = (fault_store *)base;
   lw_fault_when when;
   if (!take(f, LW_FAULT_OP_DECISIONS, &when))
-    return f->inner->backend->decisions(f->inner, r, referrers, out, err, errlen);
+    return f->inner->backend->decisions(f->inner, r, referrers, attribution_days, out, err, errlen);
   *out = NULL;
   return injected(LW_FAULT_OP_DECISIONS, err, errlen);
 }

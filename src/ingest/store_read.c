@@ -5,11 +5,15 @@
 
 lw_status lw_store_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
                              size_t errlen) {
-  return s->backend->decisions(s, r, 0, out, err, errlen);
+  return s->backend->decisions(s, r, 0, 0, out, err, errlen);
+}
+lw_status lw_store_decisions_within(lw_store *s, const lw_store_range *r, int attribution_days,
+                                    lw_store_cursor **out, char *err, size_t errlen) {
+  return s->backend->decisions(s, r, 0, attribution_days > 0 ? attribution_days : 0, out, err, errlen);
 }
 lw_status lw_store_referrers(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
                              size_t errlen) {
-  return s->backend->decisions(s, r, 1, out, err, errlen);
+  return s->backend->decisions(s, r, 1, 0, out, err, errlen);
 }
 int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen) {
   return c->next(c, d, err, errlen);
@@ -20,4 +24,13 @@ void lw_store_cursor_free(lw_store_cursor *c) {
 lw_status lw_store_count_decisions(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
                                    size_t errlen) {
   return s->backend->count_decisions(s, r, n, err, errlen);
+}
+
+#define LW_DAY_MS (24LL * 3600 * 1000)
+
+int64_t lw_store_window_end(const lw_store_decision *d, int days) {
+  return d->window_from + (int64_t)(days > 0 ? days : 0) * LW_DAY_MS;
+}
+int lw_store_window_closed(const lw_store_decision *d, int days, int64_t now_ms) {
+  return now_ms >= lw_store_window_end(d, days);
 }

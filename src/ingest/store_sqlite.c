@@ -22,7 +22,7 @@
 /* Events go in with multi-row INSERTs of up to this many rows: one statement run per chunk
  * instead of per event, which is most of what a row costs the writer besides the b-trees. */
 #define EVENT_ROWS_MAX 8
-#define EVENT_COLS 16
+#define EVENT_COLS 18
 
 /* Reads (stats, referrals, attributions, the tools' cursors) each take one connection of a
  * small pool, so a slow read holds up only reads that find every connection busy, and never
@@ -92,7 +92,12 @@ typedef struct {
  * site's integrity rules), referrers (the host's hashed id of a code's referrer), site_salts,
  * flags (codes and installs an integrity rule marked, for the trainer to leave out), and
  * events.received_at: the server's receive time, written beside a record dated beyond the
- * clock-skew allowance (NULL otherwise). */
+ * clock-skew allowance (NULL otherwise).
+ * Version 7 is the retained-value join (README "Retained value"): events.token and
+ * events.channel (wire v2: a share's per-share token and channel, the token a referee landed
+ * with), a partial index on the events that carry a token (the shares and landings of v2, so the
+ * join from a referee to the share that produced it is one lookup) and one on the referee
+ * reports that carry a token. Older rows keep NULL: their decisions join by code. */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -149,7 +154,13 @@ static const char k_owners_sql[] =
     "INSERT OR IGNORE INTO code_owners(site, code, install)"
     "  SELECT site, code, install FROM events WHERE code IS NOT NULL AND kind IN (%s) ORDER BY id;";
 
-static const char *const schema_v6 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES;
+#define V7_CHANGES                                                                         \
+  "ALTER TABLE events ADD COLUMN token TEXT;"                                              \
+  "ALTER TABLE events ADD COLUMN channel TEXT;"                                            \
+  "CREATE INDEX events_token ON events(site, token) WHERE token IS NOT NULL;"              \
+  "CREATE INDEX referees_token ON referees(site, token) WHERE token IS NOT NULL;"
+
+static const char *const schema_v7 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -297,7 +308,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v6, "creating the schema", err, errlen)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v7, "creating the schema", err, errlen)) != LW_OK) goto fail;
   } else {
     if (version == 1) {
       char sql[4096];
@@ -318,6 +329,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
           (st = exec(db, owners, "migrating schema 5 to 6", err, errlen)) != LW_OK)
         goto fail;
     }
+    if (version <= 6 && (st = exec(db, V7_CHANGES, "migrating schema 6 to 7", err, errlen)) != LW_OK) goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -487,6 +499,8 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
         sqlite3_bind_int64(st, c + 16, it->received_ms);
       else
         sqlite3_bind_null(st, c + 16);
+      bind_text_or_null(st, c + 17, e->token);
+      bind_text_or_null(st, c + 18, e->channel);
     }
     if ((fault = step_fault(s, "storing events", err, errlen)) != LW_OK) return fault;
     if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing events", err, errlen);
@@ -1074,25 +1088,72 @@ static void sq_close(lw_store *base) {
  * (the temp database, which a read-only connection may write); the join is then one lookup
  * per decision. */
 
+/* The referee join (schema 7) the same way: lw_tok maps each share token to its decision and
+ * code; lw_join gives each shared decision its join (1 token, 2 code: LW_JOIN_*) and the key its
+ * outcomes are filed under (its decision id, or "code:" and the code); lw_rx holds one row per
+ * outcome under its key (what: the landing kind or a referee event; who: the install or the
+ * referee hash; at: the server's receive time), which the main query counts per decision within
+ * its window. Conversions rejected under the integrity rules bring nothing; the later events
+ * come with their conversion's token (lw_store_referee). ?1 the site, ?2 the landing kind. */
 static const char k_shared_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS lw_shared(decision TEXT PRIMARY KEY) WITHOUT ROWID;"
     "DELETE FROM temp.lw_shared;"
     "INSERT OR IGNORE INTO temp.lw_shared SELECT decision FROM main.events"
-    "  WHERE site = ?1 AND kind IN (%s) AND decision IS NOT NULL;";
+    "  WHERE site = ?1 AND kind IN (%1$s) AND decision IS NOT NULL;"
+    "CREATE TEMP TABLE IF NOT EXISTS lw_tok(token TEXT PRIMARY KEY, code TEXT, decision TEXT) WITHOUT ROWID;"
+    "DELETE FROM temp.lw_tok;"
+    "INSERT OR IGNORE INTO temp.lw_tok SELECT token, code, decision FROM main.events"
+    "  WHERE site = ?1 AND token IS NOT NULL AND kind IN (%1$s) AND decision IS NOT NULL ORDER BY id;"
+    "CREATE TEMP TABLE IF NOT EXISTS lw_join(decision TEXT PRIMARY KEY, how INTEGER, key TEXT, n INTEGER)"
+    "  WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS temp.lw_join_key ON lw_join(key);"
+    "DELETE FROM temp.lw_join;"
+    "INSERT OR IGNORE INTO temp.lw_join SELECT decision, 1, decision, 1 FROM temp.lw_tok;"
+    "INSERT OR IGNORE INTO temp.lw_join SELECT decision, 2, 'code:' || code, 0 FROM main.events"
+    "  WHERE site = ?1 AND code IS NOT NULL AND token IS NULL AND kind IN (%1$s) AND decision IS NOT NULL"
+    "  ORDER BY id;"
+    "UPDATE temp.lw_join SET n = (SELECT count(*) FROM temp.lw_join j WHERE j.key = lw_join.key) WHERE how = 2;"
+    "CREATE TEMP TABLE IF NOT EXISTS lw_rx(key TEXT, what TEXT, who BLOB, value REAL, at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS temp.lw_rx_key ON lw_rx(key, what, at);"
+    "DELETE FROM temp.lw_rx;"
+    "INSERT INTO temp.lw_rx SELECT t.decision, l.kind, l.install, NULL, b.received_at"
+    "  FROM main.events l JOIN temp.lw_tok t ON t.token = l.token AND t.code = l.code"
+    "  JOIN main.batches b ON b.id = l.batch WHERE l.site = ?1 AND l.token IS NOT NULL AND l.kind = ?2;"
+    "INSERT INTO temp.lw_rx SELECT 'code:' || l.code, l.kind, l.install, NULL, b.received_at"
+    "  FROM main.events l JOIN main.batches b ON b.id = l.batch"
+    "  WHERE l.site = ?1 AND l.code IS NOT NULL AND l.kind = ?2 AND l.token IS NULL"
+    "  AND 'code:' || l.code IN (SELECT key FROM temp.lw_join WHERE how = 2);"
+    "INSERT INTO temp.lw_rx SELECT coalesce(t.decision, 'code:' || r.code), r.event, r.referee, r.value,"
+    "  r.received_at FROM main.referees r JOIN main.referees c ON c.site = r.site AND c.code = r.code"
+    "  AND c.referee = r.referee AND c.event = 'conversion' AND c.state <> 'rejected'"
+    "  LEFT JOIN temp.lw_tok t ON t.token = c.token AND t.code = c.code"
+    "  WHERE r.site = ?1 AND (t.decision IS NOT NULL OR c.token IS NULL);";
 
 /* Whether the decision's install is flagged (schema 6's flags: a forged share, a self-referral,
  * a flagged or rejected conversion of its codes). */
 #define FLAGGED " EXISTS(SELECT 1 FROM main.flags f WHERE f.site = ?1 AND f.kind = 'install' AND f.value = d.install)"
 
+/* One outcome count of the decision's key within its window (?6: the window in ms, 0 none). */
+#define WINDOW_FROM "coalesce(d.received_at, d.t)"
+#define RX(agg, what)                                                                           \
+  ", (SELECT " agg " FROM temp.lw_rx x WHERE x.key = j.key AND x.what = " what                  \
+  " AND (?6 = 0 OR x.at <= " WINDOW_FROM " + ?6))"
+
 static const char k_decisions_sql[] =
     "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, s.decision IS NOT NULL, 0," FLAGGED
+    ", d.decision, " WINDOW_FROM ", coalesce(j.how, 0), coalesce(j.n, 0)"
+    RX("count(DISTINCT who)", "?7") RX("count(DISTINCT who)", "'conversion'")
+    RX("count(DISTINCT who)", "'retained_30'") RX("count(DISTINCT who)", "'retained_90'")
+    RX("count(DISTINCT who)", "'churned'") RX("total(value)", "'conversion'") RX("total(value)", "'revenue'")
+    ", (SELECT max(at) FROM temp.lw_rx x WHERE x.key = j.key AND (?6 = 0 OR x.at <= " WINDOW_FROM " + ?6))"
     " FROM main.events d LEFT JOIN temp.lw_shared s ON s.decision = d.decision"
+    " LEFT JOIN temp.lw_join j ON j.decision = d.decision"
     " WHERE d.site = ?1 AND d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
 
 /* Conversions whose code an install shared (codes are per install), with that install's
  * latest decision. */
 static const char k_referrers_sql[] =
-    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n," FLAGGED " FROM"
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n," FLAGGED ", d.decision FROM"
     " (SELECT sh.install AS install, count(*) AS n FROM"
     "   (SELECT DISTINCT install, code FROM events WHERE site = ?1 AND kind IN (%s)"
     "    AND code IS NOT NULL) sh JOIN events cv ON cv.site = ?1 AND cv.kind = ?5"
@@ -1107,15 +1168,19 @@ typedef struct {
   sqlite3_stmt *st;
 } sqlite_cursor;
 
-/* Kind names come from loopwise/wire.h: ?4 is the decision kind, ?5 the conversion kind, and
+/* Kind names come from loopwise/wire.h: ?4 is the decision kind, ?5 the conversion kind, ?7 the
+ * landing kind (?6 the attribution window in ms), and
  * the shared kinds (LW_KIND_F_SHARED) are written into the SQL as a quoted list. */
-static void bind_range(sqlite3_stmt *st, const lw_store_range *r) {
+static void bind_range(sqlite3_stmt *st, const lw_store_range *r, int attribution_days) {
   sqlite3_bind_text(st, 1, r->site, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, r->from_ms);
   sqlite3_bind_int64(st, 3, r->to_ms > 0 ? r->to_ms : INT64_MAX);
   if (sqlite3_bind_parameter_count(st) >= 4) sqlite3_bind_text(st, 4, lw_kind_name(LW_KIND_DECISION), -1, SQLITE_STATIC);
   if (sqlite3_bind_parameter_count(st) >= 5)
     sqlite3_bind_text(st, 5, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count(st) >= 6)
+    sqlite3_bind_int64(st, 6, (int64_t)(attribution_days > 0 ? attribution_days : 0) * 24 * 3600 * 1000);
+  if (sqlite3_bind_parameter_count(st) >= 7) sqlite3_bind_text(st, 7, lw_kind_name(LW_KIND_LANDING), -1, SQLITE_STATIC);
 }
 
 static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap) {
@@ -1150,6 +1215,23 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
   d->shared = sqlite3_column_int(st, 7);
   d->conversions = sqlite3_column_int64(st, 8);
   d->flagged = sqlite3_column_int(st, 9);
+  copy_col(st, 10, d->decision, sizeof d->decision);
+  memset(&d->outcomes, 0, sizeof d->outcomes);
+  d->window_from = d->t;
+  if (sqlite3_column_count(st) > 11) {
+    lw_referee_outcomes *o = &d->outcomes;
+    d->window_from = sqlite3_column_int64(st, 11);
+    o->join = (lw_join)sqlite3_column_int(st, 12);
+    o->code_decisions = sqlite3_column_int64(st, 13);
+    o->landings = sqlite3_column_int64(st, 14);
+    o->conversions = sqlite3_column_int64(st, 15);
+    o->retained_30 = sqlite3_column_int64(st, 16);
+    o->retained_90 = sqlite3_column_int64(st, 17);
+    o->churned = sqlite3_column_int64(st, 18);
+    o->conversion_value = sqlite3_column_double(st, 19);
+    o->revenue = sqlite3_column_double(st, 20);
+    o->last_at = sqlite3_column_int64(st, 21);
+  }
   return 1;
 }
 
@@ -1160,8 +1242,8 @@ static void cur_free(lw_store_cursor *base) {
   free(c);
 }
 
-static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int referrers, lw_store_cursor **out,
-                              char *err, size_t errlen) {
+static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
+                              lw_store_cursor **out, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   *out = NULL;
   sqlite_cursor *c = calloc(1, sizeof *c);
@@ -1173,7 +1255,7 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   c->base.free = cur_free;
   c->s = s;
   c->rd = reader_take(s); /* held until the cursor is freed */
-  char shared_sql[512], main_sql[2048];
+  char shared_sql[4096], main_sql[4096];
   with_shared_kinds(k_shared_sql, shared_sql, sizeof shared_sql);
   with_shared_kinds(referrers ? k_referrers_sql : k_decisions_sql, main_sql, sizeof main_sql);
   const char *sql = shared_sql;
@@ -1183,6 +1265,8 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
     int rc = sqlite3_prepare_v2(c->rd->db, sql, -1, &st, &tail);
     if (rc == SQLITE_OK && st) {
       if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_text(st, 1, r->site, -1, SQLITE_STATIC);
+      if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_text(st, 2, lw_kind_name(LW_KIND_LANDING), -1, SQLITE_STATIC);
       rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     }
     sqlite3_finalize(st);
@@ -1198,7 +1282,7 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
     cur_free(&c->base);
     return LW_ERR_IO;
   }
-  bind_range(c->st, r);
+  bind_range(c->st, r, attribution_days);
   *out = &c->base;
   return LW_OK;
 }
@@ -1214,7 +1298,7 @@ static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uin
                               " AND t >= ?2 AND t < ?3",
                               -1, &st, NULL);
   if (rc == SQLITE_OK) {
-    bind_range(st, r);
+    bind_range(st, r, 0);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *n = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -1326,9 +1410,54 @@ static lw_status flag_code(sqlite_store *s, const char *site, const char *code, 
   return st;
 }
 
+/* A later event (not a conversion) joins to the referee's conversion with the same code: none
+ * stored yet refuses it (the host reports the conversion first, or again later), a token other
+ * than the conversion's refuses it too. *token gets the conversion's token (NULL: none), which
+ * the later event takes, so every report of a referee joins to the same share. */
+static lw_status later_event(sqlite_store *s, lw_referee_report *r, char *token, size_t cap, int *has_token,
+                             char *err, size_t errlen) {
+  sqlite3_stmt *q;
+  *has_token = 0;
+  lw_status st = prep(s->w,
+                      "SELECT token FROM referees WHERE site = ?1 AND code = ?2 AND referee = ?3"
+                      " AND event = 'conversion'",
+                      &q, err, errlen);
+  if (st != LW_OK) return st;
+  sqlite3_bind_text(q, 1, r->site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, r->code, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(q, 3, r->referee, LW_REFEREE_HASH_LEN, SQLITE_STATIC);
+  int rc = sqlite3_step(q);
+  if (rc == SQLITE_DONE) {
+    r->refused = 1;
+    snprintf(r->refused_field, sizeof r->refused_field, "event");
+    snprintf(r->refused_msg, sizeof r->refused_msg,
+             "no conversion of this referee with this code is stored yet: report the conversion first");
+  } else if (rc == SQLITE_ROW) {
+    const unsigned char *t = sqlite3_column_text(q, 0);
+    if (t) {
+      *has_token = 1;
+      snprintf(token, cap, "%s", (const char *)t);
+    }
+    if (t && r->token && strcmp((const char *)t, r->token) != 0) {
+      r->refused = 1;
+      snprintf(r->refused_field, sizeof r->refused_field, "token");
+      snprintf(r->refused_msg, sizeof r->refused_msg, "not the token of this referee's conversion");
+    }
+  } else {
+    st = sql_error(s->w, "reading a referee's conversion", err, errlen);
+  }
+  sqlite3_finalize(q);
+  return st;
+}
+
 static lw_status sq_referee(lw_store *base, lw_referee_report *r, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
+  char token[LW_TOKEN_LEN + 1];
+  int has_token = r->token && r->token[0];
+  if (has_token) snprintf(token, sizeof token, "%s", r->token);
   r->duplicate = 0;
+  r->refused = 0;
+  r->refused_field[0] = r->refused_msg[0] = '\0';
   r->id = 0;
   lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a referee report", err, errlen);
   if (st != LW_OK) return st;
@@ -1356,10 +1485,13 @@ static lw_status sq_referee(lw_store *base, lw_referee_report *r, char *err, siz
   }
   sqlite3_finalize(q);
   q = NULL;
+  if (strcmp(r->event, "conversion") != 0) {
+    if ((st = later_event(s, r, token, sizeof token, &has_token, err, errlen)) != LW_OK || r->refused) goto done;
+  }
   if ((st = judge(s, r, err, errlen)) != LW_OK) goto done;
   if ((st = prep(s->w,
                  "INSERT INTO referees(site, code, referee, event, at, received_at, value, state, reason,"
-                 " counted_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, ''), ?10)",
+                 " counted_at, token) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, ''), ?10, ?11)",
                  &q, err, errlen)) != LW_OK)
     goto done;
   sqlite3_bind_text(q, 1, r->site, -1, SQLITE_STATIC);
@@ -1378,6 +1510,10 @@ static lw_status sq_referee(lw_store *base, lw_referee_report *r, char *err, siz
     sqlite3_bind_int64(q, 10, r->received_ms);
   else
     sqlite3_bind_null(q, 10);
+  if (has_token)
+    sqlite3_bind_text(q, 11, token, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(q, 11);
   if (sqlite3_step(q) != SQLITE_DONE) {
     st = sql_error(s->w, "storing a referee", err, errlen);
     goto done;
@@ -1679,10 +1815,11 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
     char sql[4096];
     size_t len = (size_t)snprintf(sql, sizeof sql,
                                   "INSERT INTO events(batch, site, kind, t, install, decision,"
-                                  " action, p, mode, reason, segment, model, x, code, id, received_at)"
+                                  " action, p, mode, reason, segment, model, x, code, id, received_at,"
+                                  " token, channel)"
                                   " VALUES");
     for (int r = 0; r < k; r++)
-      len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                               r ? "," : "");
     if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->ins_events[k], NULL) !=
         SQLITE_OK)

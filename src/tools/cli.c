@@ -249,3 +249,37 @@ int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_L
     snprintf(segs[n++], LW_SEGMENT_NAME_LEN + 1, "%s^%s", cfg->attr_names[a], cfg->attr_values[a][v]);
   return n;
 }
+
+int lw_cli_wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+  return 0;
+}
+
+void lw_cli_warn_data(const lw_eval_report *rep) {
+  if (rep->tiny_values)
+    printf("warning: %llu non-zero feature values were read as 0: values are fixed point in steps of 1/256, so "
+           "anything below 1/512 rounds to 0; rescale those features (e.g. thousands instead of units)\n",
+           (unsigned long long)rep->tiny_values);
+  if (rep->costs_look_01)
+    printf("warning: every cost is 0 or 1: Loopwise reads cost as minus the reward (-1 = the prompt led to a "
+           "referral, 0 = it did not); if 1 marks a bad outcome, this data teaches the opposite: write the good "
+           "outcome as -1 and the bad one as 0\n");
+}
+
+void lw_cli_warn_estimate(const char *what, const lw_eval_report *rep) {
+  const lw_estimates *e = &rep->target;
+  if (e->n > 0 && e->ess < 100)
+    printf("warning: %s: effective sample size %.0f is under 100: the estimate rests on few records\n", what, e->ess);
+  if (e->n > 0 && e->dr.hi - e->dr.lo == 0.0)
+    printf("warning: %s: the interval has zero width: the data cannot say how uncertain this is\n", what);
+  if (e->unsupported > 0)
+    printf("warning: %s: %.1f%% of its choices go to actions with no logged data; DR credits them nothing and "
+           "its upper end is raised by up to %.6g for what they could be worth\n",
+           what, 100.0 * e->unsupported, e->unsupported_value);
+  if (rep->trained_on > 0)
+    printf("warning: %s: %llu of the %llu evaluated records %s the model was trained on (its metadata's data range "
+           "and held-out rule): this estimate is in-sample and flatters the model\n",
+           what, (unsigned long long)rep->trained_on, (unsigned long long)rep->records,
+           rep->exactly_trained ? "are exactly the records" : "are among the records");
+}

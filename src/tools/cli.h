@@ -40,5 +40,12 @@ int lw_cli_fairness_segments(const lw_config *cfg, char segs[][LW_SEGMENT_NAME_L
 /* "90" (ms), "30s", "15m", "24h", "7d" -> ms; -1 if invalid. */
 int64_t lw_cli_duration_ms(const char *s);
 void lw_cli_print_interval(const char *name, const lw_interval *iv);
+/* 1 when an argument is --help or -h: the CLI prints its usage on stdout and exits 0. */
+int lw_cli_wants_help(int argc, char **argv);
+/* "warning: ..." lines on stdout: about the data (values the fixed point rounds to 0, costs that
+ * look like {0 good, 1 bad}), and about an estimate (effective sample size under 100, a
+ * zero-width interval, choices on actions without logged data, records the model was trained on). */
+void lw_cli_warn_data(const lw_eval_report *rep);
+void lw_cli_warn_estimate(const char *what, const lw_eval_report *rep);
 
 #endif

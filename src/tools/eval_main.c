@@ -19,13 +19,16 @@
 
 #define MAX_POLICIES 8
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage(FILE *out) {
+  fprintf(out,
           "usage: loopwise-eval --data FILE (--config program.json | --actions a,b,...) --policy P [--policy P ...]\n"
           "       loopwise-eval --data FILE (--config ... | --actions ...) --audit [--segment attr^value ...]\n"
           "         (segments default to the values of the config's fairness attribute)\n"
           "  P: a model file (.lwm), 'uniform', or 'always:ACTION'\n"
-          "  --format auto|vw|vw_adf|sqlite  --site ID  --from MS --to MS  --holdout-only N (records with line%%N==N-1)\n"
+          "  --format auto|vw|vw_adf|sqlite  --site ID  --from MS --to MS\n"
+          "  --holdout-only N (only the records the trainer with --holdout-mod N holds out: the latest 1/N by\n"
+          "    time when every record has one, else 1 in N by the hash of the record's id)\n"
+          "  --audit with --policy: the policies' exposure per segment (a fairness audit of a candidate)\n"
           "  --value V --fatigue F --temperature T --floor P (the runtime's exploration policy for model files)\n"
           "  --metric net|shares (net: share x (value - cost) - fatigue, the default with --config; shares otherwise)\n"
           "  --quiet (no progress)\n");
@@ -58,8 +61,12 @@ static int audit(lw_cli *c, int n, char segs[][LW_SEGMENT_NAME_LEN + 1]) {
 }
 
 int main(int argc, char **argv) {
+  if (lw_cli_wants_help(argc, argv)) {
+    usage(stdout);
+    return 0;
+  }
   if (argc < 2) {
-    usage();
+    usage(stderr);
     return 2;
   }
   lw_cli c;
@@ -85,13 +92,13 @@ int main(int argc, char **argv) {
       holdout = atoi(argv[++i]);
     } else {
       fprintf(stderr, "loopwise-eval: unknown option or missing value: %s\n", argv[i]);
-      usage();
+      usage(stderr);
       return 2;
     }
   }
   if (lw_cli_finish(&c, "loopwise-eval") < 0) return 2;
   if (do_audit && n_seg == 0 && c.have_cfg) n_seg = lw_cli_fairness_segments(&c.cfg, segs, LW_MODEL_MAX_SEGMENTS);
-  if (do_audit) return audit(&c, n_seg, segs);
+  if (do_audit && n_pol == 0) return audit(&c, n_seg, segs);
   if (n_pol == 0) {
     fprintf(stderr, "loopwise-eval: name at least one --policy (a model file, uniform, always:ACTION)\n");
     return 2;
@@ -125,19 +132,50 @@ int main(int argc, char **argv) {
   lw_metric mt;
   lw_metric_init(&mt, metric_net, c.have_cfg ? &c.cfg : NULL, &c.pp, c.src.n_actions,
                  (const char(*)[LW_NAME_LEN + 1])c.src.actions);
-  if (!rc && lw_eval_source(&c.src, t, n_pol, &mt, holdout, 1, lw_cli_progress, &c, reps, err, sizeof err) != LW_OK) {
+  lw_eval_opts eo;
+  memset(&eo, 0, sizeof eo);
+  eo.only_holdout = holdout;
+  eo.seed = 1;
+  eo.progress = lw_cli_progress;
+  eo.progress_ctx = &c;
+  eo.n_segments = do_audit ? n_seg : 0;
+  memcpy(eo.segments, segs, sizeof segs);
+  if (!rc && lw_eval_source(&c.src, t, n_pol, &mt, &eo, reps, err, sizeof err) != LW_OK) {
     fprintf(stderr, "loopwise-eval: %s\n", err);
     rc = 2;
   }
   if (!rc) {
-    printf("records=%llu skipped=%llu\nvalue: %s; 95%% intervals\n", (unsigned long long)reps[0].records,
-           (unsigned long long)reps[0].skipped, lw_metric_name(&mt));
+    printf("records=%llu skipped=%llu on=%s\nvalue: %s; 95%% intervals\n", (unsigned long long)reps[0].records,
+           (unsigned long long)reps[0].skipped, holdout > 0 ? "held-out" : "all", lw_metric_name(&mt));
+    lw_cli_warn_data(&reps[0]);
     print_iv("logging policy (observed)", &reps[0].target.logged);
     for (int k = 0; k < n_pol; k++) {
       printf("policy %s  (effective sample size %.0f)\n", pol[k], reps[k].target.ess);
       print_iv("ips", &reps[k].target.ips);
       print_iv("snips", &reps[k].target.snips);
       print_iv("dr", &reps[k].target.dr);
+      lw_cli_warn_estimate(pol[k], &reps[k]);
+    }
+    if (do_audit) { /* the policies' own exposure per segment, off-policy on the logged contexts */
+      printf("%-18s %9s", "segment", "decisions");
+      for (int k = 0; k < n_pol; k++) printf(" %14.14s %6s", pol[k], "ratio");
+      printf("\n");
+      double best[MAX_POLICIES] = {0};
+      for (int k = 0; k < n_pol; k++)
+        for (int s = 0; s < n_seg; s++) best[k] = reps[k].exposure[s] > best[k] ? reps[k].exposure[s] : best[k];
+      int flagged = 0;
+      for (int s = 0; s < n_seg; s++) {
+        printf("%-18s %9.0f", segs[s], reps[0].segment_n[s]);
+        int low = 0;
+        for (int k = 0; k < n_pol; k++) {
+          double ratio = best[k] > 0 ? reps[k].exposure[s] / best[k] : 0.0;
+          low |= reps[k].segment_n[s] > 0 && ratio < LW_AUDIT_FLAG_RATIO;
+          printf(" %14.4f %6.3f", reps[k].exposure[s], ratio);
+        }
+        printf("  %s\n", reps[0].segment_n[s] == 0 ? "no data" : low ? "BELOW 0.8" : "ok");
+        flagged += low;
+      }
+      printf("flagged=%d (a policy's exposure ratio to its best segment below %.1f)\n", flagged, LW_AUDIT_FLAG_RATIO);
     }
   }
   for (int k = 0; k < n_pol; k++) lw_model_free(models[k]);

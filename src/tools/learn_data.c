@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "loopwise/learn.h"
 #include "loopwise/store.h"
@@ -29,8 +30,14 @@ struct lw_reader {
   /* Binary cache of a text source: the first full pass writes every parsed record to an
    * anonymous temporary file, later passes read that instead of parsing text again. */
   FILE *cache;
-  int cache_state; /* 0 off, 1 writing, 2 complete, 3 reading */
+  int cache_state; /* 0 off, 1 writing, 2 complete, 3 reading in cache order, 4 reading in key order */
   uint64_t cache_size, cache_pos;
+  /* The order of later passes (lw_reader_order): cache offsets sorted by a seeded hash of
+   * each record's key, so the passes do not depend on the order the records arrived in. */
+  uint64_t *order; /* pairs (sort key, cache offset) */
+  size_t n_order, order_at;
+  uint64_t first_skipped;
+  uint64_t tiny_values; /* non-zero feature values below the fixed point's resolution */
   /* the ingest store, through its read interface */
   lw_store *store;
   lw_store_cursor *cur;
@@ -134,15 +141,42 @@ static int reader_fail(lw_reader *r, char *err, size_t errlen, const char *what,
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+/* 64-bit FNV-1a, for record keys. */
+static uint64_t fnv64(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
+}
+#define FNV64_BASIS 14695981039346656037ULL
+
 /* ---- Vowpal Wabbit text --------------------------------------------------------------- */
 
-/* Parse the features of the text after a '|' (namespaces and all) into rec. */
-static int vw_features(lw_reader *r, const char *s, size_t n, lw_logged *rec, char *err, size_t errlen) {
-  size_t i = 0;
+/* Parse the features of the text after a '|' (namespaces and all) into rec. A feature in a
+ * named namespace ("|user age:3") is hashed as "user^age", so namespaces stay apart as in
+ * Vowpal Wabbit; the unnamed namespace hashes the bare name, as the runtime does. A
+ * namespace's weight ("|user:2") multiplies its values. cross, when not NULL, is an action
+ * id: a cb_adf action line's features are the context crossed with that action
+ * ("credit_10^price"), so they reach the model as features of the record. */
+static int vw_features(lw_reader *r, const char *s, size_t n, const char *cross, lw_logged *rec, char *err,
+                       size_t errlen) {
+  size_t i = 0, ns_len = 0;
+  const char *ns = NULL;
+  double ns_w = 1.0;
   while (i < n) {
     if (s[i] == '|') { /* a namespace: its name (and any :weight) sits right after the bar */
-      i++;
+      size_t b = ++i;
       while (i < n && !is_space(s[i]) && s[i] != '|') i++;
+      ns = s + b;
+      ns_len = i - b;
+      ns_w = 1.0;
+      const char *c = memchr(ns, ':', ns_len);
+      if (c) {
+        size_t wl = (size_t)(ns + ns_len - c - 1);
+        if (!lw_parse_decimal(c + 1, wl, &ns_w))
+          return reader_fail(r, err, errlen, "line", r->line_no, "namespace '%.*s': weight is not a decimal number",
+                             (int)(ns_len > 40 ? 40 : ns_len), ns);
+        ns_len = (size_t)(c - ns);
+      }
       continue;
     }
     if (is_space(s[i])) {
@@ -164,6 +198,7 @@ static int vw_features(lw_reader *r, const char *s, size_t n, lw_logged *rec, ch
     if (colon < tl && !lw_parse_decimal(tok + colon + 1, tl - colon - 1, &v))
       return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': value is not a decimal number",
                          (int)(tl > 40 ? 40 : tl), tok);
+    v *= ns_w;
     if (v > 8e6 || v < -8e6)
       return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': value out of range (|v| <= 8e6)",
                          (int)(tl > 40 ? 40 : tl), tok);
@@ -171,10 +206,26 @@ static int vw_features(lw_reader *r, const char *s, size_t n, lw_logged *rec, ch
     if (!lw_feature_hash(tok, colon, &h))
       return reader_fail(r, err, errlen, "line", r->line_no, "feature '%.*s': a #hash must be an integer below 2^32",
                          (int)(tl > 40 ? 40 : tl), tok);
+    if (tok[0] != '#' && (ns_len || cross)) { /* "cross^ns^name" */
+      h = 2166136261u;
+      if (cross) {
+        h = lw_fnv1a_bytes(h, cross, strlen(cross));
+        h = lw_fnv1a_bytes(h, "^", 1);
+      }
+      if (ns_len) {
+        h = lw_fnv1a_bytes(h, ns, ns_len);
+        h = lw_fnv1a_bytes(h, "^", 1);
+      }
+      h = lw_fnv1a_bytes(h, tok, colon);
+    } else if (cross) { /* a #hash on an action line: crossed with the action's hash */
+      h = (h ^ lw_fnv1a(cross)) * 16777619u;
+    }
     if (rec->n >= LW_LEARN_MAX_FEATURES)
       return reader_fail(r, err, errlen, "line", r->line_no, "more than %d features", LW_LEARN_MAX_FEATURES);
+    int32_t q = lw_fx(v);
+    if (q == 0 && v != 0.0) r->tiny_values++;
     rec->x[rec->n].hash = h;
-    rec->x[rec->n].q = lw_fx(v);
+    rec->x[rec->n].q = q;
     rec->n++;
   }
   return 1;
@@ -252,7 +303,10 @@ static int vw_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     }
     if (!have_label)
       return reader_fail(r, err, errlen, "line", r->line_no, "no action:cost:probability label (unlabelled lines cannot be learned from)");
-    if (vw_features(r, bar, strlen(bar), rec, err, errlen) < 0) return -1;
+    if (vw_features(r, bar, strlen(bar), NULL, rec, err, errlen) < 0) return -1;
+    /* no id in a VW line: its key is a hash of its content and position */
+    rec->order_key = fnv64(FNV64_BASIS, r->line, strlen(r->line));
+    rec->key = fnv64(rec->order_key, &r->line_no, sizeof r->line_no);
     return 1;
   }
 }
@@ -260,6 +314,7 @@ static int vw_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
 static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   int n_lines = 0, labelled = 0, in_example = 0;
   memset(rec, 0, offsetof(lw_logged, x));
+  uint64_t key = FNV64_BASIS, content = FNV64_BASIS;
   for (;;) {
     int n = vw_getline(r);
     int end = n < 0 || blank(r->line);
@@ -274,8 +329,13 @@ static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
                            n_lines, r->o.n_actions);
       if (labelled != 1)
         return reader_fail(r, err, errlen, "line", at, "example has %d labelled action lines, expected exactly 1", labelled);
+      rec->key = key;
+      rec->order_key = content;
       return 1;
     }
+    if (!in_example) key = fnv64(key, &r->line_no, sizeof r->line_no); /* the example's position */
+    key = fnv64(key, r->line, strlen(r->line) + 1);
+    content = fnv64(content, r->line, strlen(r->line) + 1);
     in_example = 1;
     const char *s = r->line;
     while (is_space(*s)) s++;
@@ -283,7 +343,7 @@ static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
       if (n_lines) return reader_fail(r, err, errlen, "line", r->line_no, "a shared line must come before the action lines");
       const char *bar = strchr(s, '|');
       if (!bar) return reader_fail(r, err, errlen, "line", r->line_no, "no '|' before the features");
-      if (vw_features(r, bar, strlen(bar), rec, err, errlen) < 0) return -1;
+      if (vw_features(r, bar, strlen(bar), NULL, rec, err, errlen) < 0) return -1;
       continue;
     }
     const char *bar = strchr(s, '|');
@@ -304,6 +364,7 @@ static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     }
     if (n_lines >= r->o.n_actions)
       return reader_fail(r, err, errlen, "line", r->line_no, "more action lines than the %d actions", r->o.n_actions);
+    if (vw_features(r, bar, strlen(bar), r->o.actions[n_lines], rec, err, errlen) < 0) return -1;
     n_lines++;
   }
 }
@@ -343,6 +404,9 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     }
     memset(rec, 0, offsetof(lw_logged, x));
     rec->line = d->id;
+    /* the decision's own id, not the row id: the same whatever order batches arrived in */
+    rec->key = d->decision[0] ? fnv64(FNV64_BASIS, d->decision, strlen(d->decision)) : fnv64(FNV64_BASIS, &d->id, sizeof d->id);
+    rec->order_key = rec->key;
     rec->t = d->t;
     rec->action = a;
     rec->p = d->has_p ? d->p : 0.0;
@@ -423,7 +487,7 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
     if (r->kind == LW_SRC_AUTO) r->kind = sniff(r->f);
     setvbuf(r->f, NULL, _IOFBF, 1 << 20);
   }
-  if (r->kind != LW_SRC_SQLITE && !o->no_cache && (r->cache = tmpfile())) {
+  if ((r->cache = tmpfile())) {
     r->cache_state = 1;
     setvbuf(r->cache, NULL, _IOFBF, 1 << 20);
   }
@@ -469,9 +533,22 @@ static void cache_write(lw_reader *r, const lw_logged *rec) {
 int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   if (r->failed) return -1;
   if (r->cache_state == 3) return cache_read(r, rec);
+  if (r->cache_state == 4) {
+    if (r->order_at >= r->n_order) return 0;
+    uint64_t off = r->order[2 * r->order_at++ + 1];
+    int fd = fileno(r->cache); /* complete and flushed: read by offset, past stdio's buffer */
+    if (pread(fd, rec, CACHE_HEAD, (off_t)off) != (ssize_t)CACHE_HEAD || rec->n < 0 || rec->n > LW_LEARN_MAX_FEATURES ||
+        pread(fd, rec->x, sizeof rec->x[0] * (size_t)rec->n, (off_t)(off + CACHE_HEAD)) !=
+            (ssize_t)(sizeof rec->x[0] * (size_t)rec->n)) {
+      snprintf(err, errlen, "reading the temporary record cache failed");
+      r->failed = 1;
+      return -1;
+    }
+    return 1;
+  }
   int got;
   switch (r->kind) {
-    case LW_SRC_SQLITE: return store_next(r, rec, err, errlen);
+    case LW_SRC_SQLITE: got = store_next(r, rec, err, errlen); break;
     case LW_SRC_VW_ADF: got = vw_adf_next(r, rec, err, errlen); break;
     default: got = vw_next(r, rec, err, errlen); break;
   }
@@ -485,10 +562,91 @@ int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   return got;
 }
 
+static uint64_t mix64(uint64_t z) { /* splitmix64's finalizer */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static int cmp_pair(const void *a, const void *b) {
+  const uint64_t *x = a, *y = b;
+  if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+  return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+lw_status lw_reader_order(lw_reader *r, uint64_t seed, char *err, size_t errlen) {
+  if (r->cache_state == 4) {
+    r->order_at = 0;
+    return LW_OK;
+  }
+  if (r->cache_state < 2) {
+    snprintf(err, errlen, "ordering the records needs one full pass and room for the temporary record cache");
+    return LW_ERR_INVALID;
+  }
+  if (r->cache_state == 2) r->first_skipped = r->skipped;
+  r->skipped = r->first_skipped;
+  rewind(r->cache);
+  r->cache_state = 3;
+  r->cache_pos = 0;
+  size_t cap = 0;
+  lw_logged *rec = malloc(sizeof *rec);
+  if (!rec) return LW_ERR_NOMEM;
+  for (;;) {
+    uint64_t off = r->cache_pos;
+    if (!cache_read(r, rec)) break;
+    if (r->n_order == cap) {
+      size_t nc = cap ? 2 * cap : 4096;
+      uint64_t *p = realloc(r->order, nc * 2 * sizeof *p);
+      if (!p) {
+        free(rec);
+        snprintf(err, errlen, "out of memory");
+        return LW_ERR_NOMEM;
+      }
+      r->order = p;
+      cap = nc;
+    }
+    r->order[2 * r->n_order] = mix64(rec->order_key ^ mix64(seed));
+    r->order[2 * r->n_order + 1] = off;
+    r->n_order++;
+  }
+  free(rec);
+  /* ties are records with the same content (or id): interchangeable, so their cache order
+   * (the second element) does not change what a pass computes */
+  if (r->n_order) qsort(r->order, r->n_order, 2 * sizeof *r->order, cmp_pair);
+  r->cache_state = 4;
+  r->order_at = 0;
+  return LW_OK;
+}
+
+uint64_t lw_reader_tiny_values(const lw_reader *r) { return r->tiny_values; }
+
+uint64_t lw_record_hash(const lw_logged *r) { return mix64(r->key ^ 0x686f6c646f7574ULL); }
+
+int lw_record_fold(const lw_logged *r) { return (int)(mix64(r->key ^ 0x666f6c64ULL) & 1); }
+
+int lw_split_holdout(const lw_split *s, const lw_logged *r) {
+  if (s->mod <= 0) return 0;
+  uint64_t h = lw_record_hash(r);
+  if (s->by_time) return r->t > s->t_split || (r->t == s->t_split && h >= s->h_split);
+  return h % (uint64_t)s->mod == (uint64_t)(s->mod - 1);
+}
+
 lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen) {
   r->failed = 0;
-  r->skipped = 0;
-  if (r->kind == LW_SRC_SQLITE) return store_start(r, err, errlen) < 0 ? LW_ERR_IO : LW_OK;
+  if (r->cache_state >= 2) { /* later passes read the cache: the first pass's count stands */
+    if (r->cache_state == 2) r->first_skipped = r->skipped;
+    r->skipped = r->first_skipped;
+  } else {
+    r->skipped = 0;
+  }
+  if (r->cache_state == 4) {
+    r->order_at = 0;
+    return LW_OK;
+  }
+  if (r->kind == LW_SRC_SQLITE && r->cache_state < 2) {
+    if (r->cache_state == 1) rewind(r->cache);
+    return store_start(r, err, errlen) < 0 ? LW_ERR_IO : LW_OK;
+  }
   if (r->cache_state >= 2) {
     rewind(r->cache);
     r->cache_state = 3;
@@ -507,6 +665,7 @@ lw_status lw_reader_rewind(lw_reader *r, char *err, size_t errlen) {
 }
 
 double lw_reader_progress(const lw_reader *r) {
+  if (r->cache_state == 4) return r->n_order ? (double)r->order_at / (double)r->n_order : 0.0;
   if (r->cache_state == 3) return r->cache_size ? (double)r->cache_pos / (double)r->cache_size : 0.0;
   if (r->kind == LW_SRC_SQLITE) return r->rows_total ? (double)r->rows_seen / (double)r->rows_total : 0.0;
   return r->size ? (double)r->bytes / (double)r->size : 0.0;
@@ -518,6 +677,7 @@ void lw_reader_close(lw_reader *r) {
   if (!r) return;
   if (r->f && !r->is_stdin) fclose(r->f);
   if (r->cache) fclose(r->cache);
+  free(r->order);
   lw_store_cursor_free(r->cur);
   lw_store_free(r->store);
   free(r->row);

@@ -21,7 +21,6 @@
 #include "loopwise/learn.h"
 
 #define Z95 1.959963984540054
-#define WMAX 8.0f /* float weights are kept in [-8, 8] so int8 quantization keeps precision */
 
 /* ---- policy parameters and personas --------------------------------------------------- */
 
@@ -87,7 +86,7 @@ void lw_train_defaults(lw_train_opts *o) {
   memset(o, 0, sizeof *o);
   o->bits = 14;
   o->passes = 1;
-  o->lr = 0.3;
+  o->lr = 0.5;
   o->l2 = 1e-6;
   o->clip = 50.0;
   o->min_ess = 200.0;
@@ -96,6 +95,8 @@ void lw_train_defaults(lw_train_opts *o) {
   o->fair_ratio = LW_AUDIT_FLAG_RATIO;
   o->max_offset = 1.0;
   o->holdout_mod = 10;
+  o->reward_lo = 0.0;
+  o->reward_hi = 1.0;
 }
 
 struct lw_learner {
@@ -103,8 +104,10 @@ struct lw_learner {
   int n_actions;
   char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
   uint32_t ah[LW_MODEL_MAX_ACTIONS]; /* fnv1a("a^" + id), as lw_model_index */
-  float *w, *g2;
+  float *w, *g2, *sc; /* weights, AdaGrad's squared gradients, the largest |value| seen per weight */
+  double t, norm;      /* normalized updates: importance weight seen, and sum iw * (v / sc)^2 */
   double sw[LW_MODEL_MAX_ACTIONS], sw2[LW_MODEL_MAX_ACTIONS], swr[LW_MODEL_MAX_ACTIONS];
+  int64_t count[LW_MODEL_MAX_ACTIONS];
 };
 
 static inline uint32_t widx(const lw_learner *l, int a, uint32_t h) {
@@ -122,7 +125,8 @@ lw_status lw_learner_create(const lw_train_opts *o, int n_actions, const char ac
   size_t n = (size_t)1 << o->bits;
   l->w = calloc(n, sizeof *l->w);
   l->g2 = calloc(n, sizeof *l->g2);
-  if (!l->w || !l->g2) {
+  l->sc = calloc(n, sizeof *l->sc);
+  if (!l->w || !l->g2 || !l->sc) {
     lw_learner_free(l);
     return LW_ERR_NOMEM;
   }
@@ -138,6 +142,7 @@ void lw_learner_free(lw_learner *l) {
   if (!l) return;
   free(l->w);
   free(l->g2);
+  free(l->sc);
   free(l);
 }
 
@@ -153,6 +158,20 @@ double lw_learner_predict(const lw_learner *l, int a, const lw_feature *x, int n
   return sigm(z);
 }
 
+/* Normalized adaptive updates (Ross, Mineiro and Langford, "Normalized online learning",
+ * 2013; Vowpal Wabbit's default learner): each weight remembers the largest |value| its
+ * feature has had and is rescaled when a larger one arrives, and the step is AdaGrad's
+ * divided by that scale, times sqrt(t / N) for the overall normalisation. Multiplying a
+ * feature's values by c divides its weight by c and leaves every prediction as it was, so
+ * amounts in currency, counts in the thousands and 0/1 indicators train alike with the
+ * default step. Rewards are kept graded: the logistic target is the reward mapped from the
+ * data's range [reward_lo, reward_hi] onto [0, 1]. */
+double lw_learner_predict_reward(const lw_learner *l, int a, const lw_feature *x, int n) {
+  return l->o.reward_lo + (l->o.reward_hi - l->o.reward_lo) * lw_learner_predict(l, a, x, n);
+}
+
+int64_t lw_learner_support(const lw_learner *l, int a) { return a >= 0 && a < l->n_actions ? l->count[a] : 0; }
+
 void lw_learner_update(lw_learner *l, const lw_logged *r) {
   int a = r->action;
   if (a < 0 || a >= l->n_actions) return;
@@ -161,18 +180,32 @@ void lw_learner_update(lw_learner *l, const lw_logged *r) {
   l->sw[a] += iw;
   l->sw2[a] += iw * iw;
   l->swr[a] += iw * r->reward;
-  double y = r->reward > 0 ? 1.0 : 0.0;
-  double g = (lw_learner_predict(l, a, r->x, r->n) - y) * iw;
+  l->count[a]++;
+  double span = l->o.reward_hi - l->o.reward_lo, y = span > 0 ? (r->reward - l->o.reward_lo) / span : 0.0;
+  y = y < 0 ? 0.0 : y > 1 ? 1.0 : y;
+  double nx = 0.0;
+  for (int i = 0; i < r->n; i++) {
+    double v = fabs((double)r->x[i].q / LW_FX_ONE);
+    if (v == 0.0) continue;
+    uint32_t k = widx(l, a, r->x[i].hash);
+    if (v > (double)l->sc[k]) {
+      if (l->sc[k] > 0) l->w[k] = (float)((double)l->w[k] * ((double)l->sc[k] * l->sc[k]) / (v * v));
+      l->sc[k] = (float)v;
+    }
+    nx += (v / (double)l->sc[k]) * (v / (double)l->sc[k]);
+  }
+  if (nx == 0.0) return;
+  l->t += iw;
+  l->norm += iw * nx;
+  double g = (lw_learner_predict(l, a, r->x, r->n) - y) * iw, rate = l->o.lr * sqrt(l->t / l->norm);
   for (int i = 0; i < r->n; i++) {
     double v = (double)r->x[i].q / LW_FX_ONE;
     if (v == 0.0) continue;
     uint32_t k = widx(l, a, r->x[i].hash);
     double gi = g * v;
     l->g2[k] += (float)(gi * gi);
-    double w = (double)l->w[k] * (1.0 - l->o.l2) - l->o.lr * gi / sqrt((double)l->g2[k] + 1e-8);
-    if (w > WMAX) w = WMAX;
-    if (w < -WMAX) w = -WMAX;
-    l->w[k] = (float)w;
+    double w = (double)l->w[k] * (1.0 - l->o.l2) - rate * gi / ((double)l->sc[k] * sqrt((double)l->g2[k] + 1e-12));
+    if (w == w && w - w == 0.0) l->w[k] = (float)w;
   }
 }
 
@@ -189,20 +222,19 @@ lw_status lw_learner_to_model(const lw_learner *l, lw_model **out, char *err, si
   *out = NULL;
   lw_model *m = calloc(1, sizeof *m);
   size_t n = (size_t)1 << l->o.bits;
-  if (!m || !(m->weights = malloc(n))) {
+  if (!m || !(m->weights = malloc(n * sizeof *m->weights))) {
     free(m);
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
   m->bits = (uint8_t)l->o.bits;
   m->n_actions = l->n_actions;
-  float mx = 0.0f;
-  for (size_t i = 0; i < n; i++) mx = fabsf(l->w[i]) > mx ? fabsf(l->w[i]) : mx;
-  m->scale = mx > 0 ? mx / 127.0f : 1.0f / 127.0f;
-  for (size_t i = 0; i < n; i++) m->weights[i] = (int8_t)lrintf(l->w[i] / m->scale);
+  m->scale = 1.0f; /* format version 2 stores the float weights themselves */
+  memcpy(m->weights, l->w, n * sizeof *m->weights);
   for (int a = 0; a < l->n_actions; a++) {
     snprintf(m->action_ids[a], LW_NAME_LEN + 1, "%s", l->actions[a]);
     m->action_flags[a] = enough_data(l, a) ? LW_MODEL_ENOUGH_DATA : 0;
+    m->support[a] = l->count[a];
   }
   *out = m;
   return LW_OK;
@@ -240,12 +272,22 @@ static lw_interval mean_ci(double n, double sum, double sum2) {
   return iv;
 }
 
+void lw_estimator_gap(lw_estimator *s, double gap, double mass) {
+  s->sum_gap += gap;
+  s->sum_mass += mass;
+}
+
 void lw_estimator_result(const lw_estimator *s, lw_estimates *out) {
   memset(out, 0, sizeof *out);
   out->n = s->n;
   out->logged = mean_ci(s->n, s->sum_r, s->sum_r2);
   out->ips = mean_ci(s->n, s->sum_wr, s->sum_ips2);
   out->dr = mean_ci(s->n, s->sum_dr, s->sum_dr2);
+  if (s->n > 0) { /* what actions without logged data could add, and nothing is credited for it */
+    out->unsupported_value = s->sum_gap / s->n;
+    out->dr.hi += out->unsupported_value;
+    out->unsupported = s->sum_mass / s->n;
+  }
   out->ess = s->sum_w2 > 0 ? s->sum_w * s->sum_w / s->sum_w2 : 0.0;
   if (s->sum_w > 0) {
     /* Delta method for a ratio of means: var = sum w^2 (r - S)^2 / (sum w)^2. */
@@ -300,14 +342,28 @@ void lw_target_probs(const lw_target *t, lw_feature *x, int *n, double *pi) {
     for (int i = 0; i < *n; i++)
       if (x[i].hash == h) offset = (double)m->segment_offsets[s];
   }
-  uint32_t ppm[LW_MODEL_MAX_ACTIONS];
+  uint32_t ppm[LW_POLICY_MAX_ACTIONS];
   if (lw_model_policy(m, &t->policy, x, *n, offset, ppm, NULL) != LW_OK) memset(ppm, 0, sizeof ppm);
   for (int a = 0; a < t->n_actions; a++) pi[a] = t->map[a] >= 0 ? ppm[t->map[a]] / 1e6 : 0.0;
 }
 
 /* ---- passes over a source ----------------------------------------------------------- */
 
-static int is_holdout(const lw_logged *r, int mod) { return mod > 0 && r->line % (uint64_t)mod == (uint64_t)(mod - 1); }
+/* The first pass over a source: counts, time and reward ranges, the held-out split, the
+ * {0 good, 1 bad} cost check; then the reader is put in the seeded order for every later pass. */
+typedef struct {
+  uint64_t records, skipped, held_out, tiny;
+  int64_t t_min, t_max;
+  double r_min, r_max;
+  int costs_01;
+  lw_split split;
+} scan_t;
+
+static int cmp_u64pair(const void *a, const void *b) {
+  const uint64_t *x = a, *y = b;
+  if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+  return x[1] < y[1] ? -1 : x[1] > y[1];
+}
 
 typedef struct {
   lw_progress_fn fn;
@@ -321,6 +377,63 @@ static void tick(progress_t *p, lw_reader *r) {
 }
 static void tick_done(progress_t *p) {
   if (p->fn) p->fn(p->ctx, p->phase, 1.0);
+}
+
+static lw_status scan_source(lw_reader *rd, lw_logged *rec, int mod, uint64_t seed, scan_t *sc, progress_t *pg,
+                             char *err, size_t errlen) {
+  memset(sc, 0, sizeof *sc);
+  sc->split.mod = mod;
+  uint64_t *tp = NULL; /* (t offset to t_min, hash) per record, for the time split */
+  size_t cap = 0;
+  int all_timed = 1, all_01 = 1, some_bad = 0, got;
+  lw_status st = LW_OK;
+  pg->phase = "scan";
+  while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
+    tick(pg, rd);
+    if (sc->records == 0 || rec->reward < sc->r_min) sc->r_min = rec->reward;
+    if (sc->records == 0 || rec->reward > sc->r_max) sc->r_max = rec->reward;
+    sc->records++;
+    if (rec->reward != 0.0 && rec->reward != -1.0) all_01 = 0;
+    some_bad |= rec->reward == -1.0;
+    if (rec->t && (!sc->t_min || rec->t < sc->t_min)) sc->t_min = rec->t;
+    if (rec->t > sc->t_max) sc->t_max = rec->t;
+    if (!rec->t) all_timed = 0;
+    if (mod > 0 && all_timed) {
+      if (sc->records > cap) {
+        size_t nc = cap ? 2 * cap : 4096;
+        uint64_t *p = realloc(tp, nc * 2 * sizeof *p);
+        if (!p) {
+          free(tp);
+          snprintf(err, errlen, "out of memory");
+          return LW_ERR_NOMEM;
+        }
+        tp = p;
+        cap = nc;
+      }
+      tp[2 * (sc->records - 1)] = (uint64_t)rec->t ^ (1ULL << 63); /* order-preserving for signed t */
+      tp[2 * (sc->records - 1) + 1] = lw_record_hash(rec);
+    }
+  }
+  tick_done(pg);
+  sc->skipped = lw_reader_skipped(rd);
+  sc->tiny = lw_reader_tiny_values(rd);
+  sc->costs_01 = sc->records > 0 && all_01 && some_bad;
+  if (got < 0) st = LW_ERR_INVALID;
+  if (st == LW_OK && mod > 0 && all_timed && sc->records > 0) {
+    qsort(tp, sc->records, 2 * sizeof *tp, cmp_u64pair);
+    uint64_t hold = (sc->records + (uint64_t)mod - 1) / (uint64_t)mod, at = sc->records - hold;
+    sc->split.by_time = 1;
+    sc->split.t_split = (int64_t)(tp[2 * at] ^ (1ULL << 63));
+    sc->split.h_split = tp[2 * at + 1];
+  }
+  free(tp);
+  if (st == LW_OK) st = lw_reader_order(rd, seed, err, errlen);
+  if (st == LW_OK && mod > 0) { /* count the held-out records (cheap: the cache) */
+    while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) sc->held_out += lw_split_holdout(&sc->split, rec);
+    if (got < 0) st = LW_ERR_INVALID;
+    else st = lw_reader_rewind(rd, err, errlen);
+  }
+  return st;
 }
 
 /* k-means++ seeding then Lloyd iterations, on standardized points. */
@@ -387,9 +500,9 @@ static void kmeans(double *pts, int n, int k, lw_rng *rng, double *cent) {
 
 #define RESERVOIR 20000
 
-/* Pass 0: data range, counts and a reservoir of persona states; fits the centroids. */
+/* After the scan: a reservoir of persona states (in the seeded order); fits the centroids. */
 static int pass_personas(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, lw_rng *rng, lw_model *shape,
-                         lw_eval_report *rep, progress_t *pg, char *err, size_t errlen) {
+                         progress_t *pg, char *err, size_t errlen) {
   const int D = LW_MODEL_PERSONA_DIMS;
   double *pts = o->personas ? malloc((size_t)RESERVOIR * D * sizeof *pts) : NULL;
   if (o->personas && !pts) {
@@ -397,16 +510,14 @@ static int pass_personas(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, 
     return -1;
   }
   uint64_t seen = 0;
-  int got;
-  rep->records = 0;
-  rep->t_min = rep->t_max = 0;
-  pg->phase = "scan";
-  while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
+  int got = 0;
+  pg->phase = "personas";
+  if (lw_reader_rewind(rd, err, errlen) != LW_OK) {
+    free(pts);
+    return -1;
+  }
+  while (pts && (got = lw_reader_next(rd, rec, err, errlen)) == 1) {
     tick(pg, rd);
-    rep->records++;
-    if (rec->t && (!rep->t_min || rec->t < rep->t_min)) rep->t_min = rec->t;
-    if (rec->t > rep->t_max) rep->t_max = rec->t;
-    if (!pts) continue;
     double dims[LW_MODEL_PERSONA_DIMS];
     lw_persona_dims(rec->x, rec->n, dims);
     uint64_t slot = seen < RESERVOIR ? seen : lw_rng_next(rng) % (seen + 1);
@@ -414,7 +525,6 @@ static int pass_personas(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, 
     seen++;
   }
   tick_done(pg);
-  rep->skipped = lw_reader_skipped(rd);
   if (got < 0) {
     free(pts);
     return -1;
@@ -468,8 +578,8 @@ static void fair_add(fair_sums *fs, const lw_train_opts *o, const lw_source_opts
 /* The training passes: every record not held out is one importance-weighted step, with the
  * persona the record gets under the new centroids (as the runtime will assign it). */
 static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, const lw_source_opts *src,
-                            const lw_model *shape, lw_learner *l, fair_sums *fs, progress_t *pg, char *err,
-                            size_t errlen) {
+                            const lw_split *split, const lw_model *shape, lw_learner *l, fair_sums *fs,
+                            uint64_t *fingerprint, progress_t *pg, char *err, size_t errlen) {
   for (int pass = 0; pass < o->passes; pass++) {
     int last = pass == o->passes - 1, got;
     char phase[32];
@@ -481,7 +591,8 @@ static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *
       tick(pg, rd);
       lw_apply_persona(shape, rec->x, &rec->n);
       if (last && o->n_segments) fair_add(fs, o, src, l, rec);
-      if (is_holdout(rec, o->holdout_mod)) continue;
+      if (lw_split_holdout(split, rec)) continue;
+      if (last) *fingerprint ^= lw_record_hash(rec);
       lw_learner_update(l, rec);
     }
     tick_done(pg);
@@ -510,10 +621,44 @@ static void fairness_offsets(const lw_train_opts *o, const fair_sums *fs, lw_mod
   }
 }
 
-/* The model's own estimate: DR on the records it was not trained on, with the learner's float
- * predictions as the reward model (it has not seen those records either). */
-static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_request *rq, const lw_model *m,
-                                  const lw_learner *l, lw_estimates *out, progress_t *pg, char *err, size_t errlen) {
+/* The reward model's predictions for every data action, in the metric's units. An action the
+ * reward model has no logged record of is unsupported: it is credited the least it could be
+ * worth (unsup[a] = 1, width[a] = the most it could add on top). */
+static void reward_hats(const lw_learner *l, const lw_metric *mt, const lw_logged *rec, int n_actions, double *rh,
+                        double *width, int *unsup) {
+  double lo = l->o.reward_lo, hi = l->o.reward_hi;
+  for (int a = 0; a < n_actions; a++) {
+    unsup[a] = lw_learner_support(l, a) == 0;
+    if (!unsup[a]) {
+      rh[a] = lw_metric_value(mt, a, lw_learner_predict_reward(l, a, rec->x, rec->n));
+      width[a] = 0.0;
+    } else {
+      double vlo = lw_metric_value(mt, a, lo), vhi = lw_metric_value(mt, a, hi);
+      rh[a] = vlo < vhi ? vlo : vhi;
+      width[a] = fabs(vhi - vlo);
+    }
+  }
+}
+
+/* One record's DR term for a target with probabilities pi; the unsupported part into est. */
+static double dr_add(lw_estimator *est, const double *pi, const double *rh, const double *width, const int *unsup,
+                     int n_actions, const lw_logged *rec, double r) {
+  double dm = 0, gap = 0, mass = 0;
+  for (int a = 0; a < n_actions; a++) {
+    dm += pi[a] * rh[a];
+    gap += pi[a] * width[a];
+    mass += unsup[a] ? pi[a] : 0.0;
+  }
+  lw_estimator_add(est, pi[rec->action], rec->p, r, dm, rh[rec->action]);
+  lw_estimator_gap(est, gap, mass);
+  return dm + pi[rec->action] / rec->p * (r - rh[rec->action]);
+}
+
+/* The model's own estimate: DR on the held-out records (every record with --holdout-mod 0:
+ * then it is in-sample), with the learner's float predictions as the reward model. */
+static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_request *rq, const lw_split *split,
+                                  const lw_model *m, const lw_learner *l, lw_estimates *out, progress_t *pg, char *err,
+                                  size_t errlen) {
   const lw_source_opts *src = rq->src;
   lw_target t;
   lw_status st = lw_target_model(&t, m, rq->cfg, rq->pp, src->n_actions, src->actions, err, errlen);
@@ -527,15 +672,12 @@ static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_
   int got;
   while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
     tick(pg, rd);
-    if (rq->opts->holdout_mod > 0 && !is_holdout(rec, rq->opts->holdout_mod)) continue;
-    double pi[LW_MODEL_MAX_ACTIONS], dm = 0, rh_a = 0;
+    if (split->mod > 0 && !lw_split_holdout(split, rec)) continue;
+    double pi[LW_MODEL_MAX_ACTIONS], rh[LW_MODEL_MAX_ACTIONS], width[LW_MODEL_MAX_ACTIONS];
+    int unsup[LW_MODEL_MAX_ACTIONS];
     lw_target_probs(&t, rec->x, &rec->n, pi);
-    for (int a = 0; a < src->n_actions; a++) {
-      double rh = lw_metric_value(&mt, a, lw_learner_predict(l, a, rec->x, rec->n));
-      dm += pi[a] * rh;
-      if (a == rec->action) rh_a = rh;
-    }
-    lw_estimator_add(&est, pi[rec->action], rec->p, lw_metric_value(&mt, rec->action, rec->reward), dm, rh_a);
+    reward_hats(l, &mt, rec, src->n_actions, rh, width, unsup);
+    dr_add(&est, pi, rh, width, unsup, src->n_actions, rec, lw_metric_value(&mt, rec->action, rec->reward));
   }
   tick_done(pg);
   if (got < 0) return LW_ERR_INVALID;
@@ -544,14 +686,15 @@ static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_
 }
 
 /* The model's JSON metadata (models/FORMAT.md): how it was trained, on what, and what it is
- * estimated to be worth. */
-static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_train_result *res, char *err,
-                            size_t errlen) {
+ * estimated to be worth. "trained_on" lets the evaluator tell when it is shown the records the
+ * model learned from: the data range, the held-out rule and a fingerprint of the trained set. */
+static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_train_result *res, const scan_t *sc,
+                            uint64_t fingerprint, char *err, size_t errlen) {
   const lw_eval_report *rep = &res->report;
-  char id[16];
+  char id[16], hex[24];
   snprintf(id, sizeof id, "m%u", m->model_id);
   cJSON *j = cJSON_CreateObject(), *data = cJSON_CreateObject(), *est = cJSON_CreateObject(),
-        *flags = cJSON_CreateObject();
+        *flags = cJSON_CreateObject(), *on = cJSON_CreateObject(), *sup = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "model", id);
   cJSON_AddNumberToObject(j, "trained_at", (double)m->trained_at_ms);
   cJSON_AddItemToObject(j, "data", data);
@@ -559,17 +702,31 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
   cJSON_AddNumberToObject(data, "to", (double)rep->t_max);
   cJSON_AddNumberToObject(data, "records", (double)rep->records);
   cJSON_AddNumberToObject(data, "skipped", (double)rep->skipped);
+  cJSON_AddItemToObject(j, "trained_on", on);
+  cJSON_AddStringToObject(on, "rule", sc->split.mod <= 0 ? "all" : sc->split.by_time ? "time" : "hash");
+  cJSON_AddNumberToObject(on, "holdout_mod", sc->split.mod);
+  cJSON_AddNumberToObject(on, "t_split", (double)sc->split.t_split);
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sc->split.h_split);
+  cJSON_AddStringToObject(on, "h_split", hex);
+  cJSON_AddNumberToObject(on, "records", (double)(sc->records - (sc->split.mod > 0 ? sc->held_out : 0)));
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fingerprint);
+  cJSON_AddStringToObject(on, "fingerprint", hex);
   cJSON_AddItemToObject(j, "estimate", est);
   cJSON_AddStringToObject(est, "metric", res->net_metric ? "net value per decision" : "referral shares per decision");
   cJSON_AddStringToObject(est, "estimator", "dr");
+  cJSON_AddStringToObject(est, "on", sc->split.mod > 0 ? "held-out" : "in-sample");
   cJSON_AddNumberToObject(est, "value", rep->target.dr.est);
   cJSON_AddNumberToObject(est, "lo", rep->target.dr.lo);
   cJSON_AddNumberToObject(est, "hi", rep->target.dr.hi);
   cJSON_AddNumberToObject(est, "n", rep->target.n);
+  cJSON_AddNumberToObject(est, "ess", rep->target.ess);
   cJSON_AddNumberToObject(est, "logged", rep->target.logged.est);
   cJSON_AddItemToObject(j, "enough_data", flags);
-  for (int a = 0; a < m->n_actions; a++)
+  cJSON_AddItemToObject(j, "support", sup);
+  for (int a = 0; a < m->n_actions; a++) {
     cJSON_AddBoolToObject(flags, m->action_ids[a], (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) != 0);
+    cJSON_AddNumberToObject(sup, m->action_ids[a], (double)m->support[a]);
+  }
   cJSON_AddNumberToObject(j, "personas", m->n_personas);
   cJSON_AddStringToObject(j, "command", rq->command ? rq->command : "");
   free(m->meta_json);
@@ -582,9 +739,20 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
   return LW_OK;
 }
 
+static void report_scan(lw_eval_report *rep, const scan_t *sc) {
+  rep->records = sc->records;
+  rep->skipped = sc->skipped;
+  rep->t_min = sc->t_min;
+  rep->t_max = sc->t_max;
+  rep->tiny_values = sc->tiny;
+  rep->reward_lo = sc->r_min < 0 ? sc->r_min : 0.0;
+  rep->reward_hi = sc->r_max > 1 ? sc->r_max : 1.0;
+  rep->costs_look_01 = sc->costs_01;
+}
+
 lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, size_t errlen) {
   const lw_source_opts *src = rq->src;
-  const lw_train_opts *o = rq->opts;
+  lw_train_opts o = *rq->opts;
   memset(res, 0, sizeof *res);
   res->net_metric = rq->cfg != NULL;
   lw_reader *rd = NULL;
@@ -596,40 +764,49 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
   progress_t pg = {rq->progress, rq->progress_ctx, "", 0};
   fair_sums fs;
   memset(&fs, 0, sizeof fs);
-  for (int s = 0; s < o->n_segments; s++) fs.h[s] = lw_fnv1a(o->segments[s]);
+  for (int s = 0; s < o.n_segments; s++) fs.h[s] = lw_fnv1a(o.segments[s]);
   lw_rng rng;
   lw_rng_seed(&rng, rq->seed, 0x6c6561726eULL);
+  scan_t sc;
+  uint64_t fingerprint = 0;
   if (!rec || !shape) {
     st = LW_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
     goto done;
   }
   if ((st = lw_reader_open(src, &rd, err, errlen)) != LW_OK) goto done;
-  if (pass_personas(rd, rec, o, &rng, shape, &res->report, &pg, err, errlen) < 0) {
+  if ((st = scan_source(rd, rec, o.holdout_mod, rq->seed, &sc, &pg, err, errlen)) != LW_OK) goto done;
+  report_scan(&res->report, &sc);
+  if (sc.records == 0) {
+    snprintf(err, errlen, "no logged decisions to learn from (the input is empty%s)",
+             sc.skipped ? " or every decision was skipped: no choice, holdout or an action not in the list" : "");
     st = LW_ERR_INVALID;
     goto done;
   }
-  if (res->report.records == 0) {
-    snprintf(err, errlen, "no logged decisions to learn from");
+  o.reward_lo = res->report.reward_lo;
+  o.reward_hi = res->report.reward_hi;
+  if (pass_personas(rd, rec, &o, &rng, shape, &pg, err, errlen) < 0) {
     st = LW_ERR_INVALID;
     goto done;
   }
-  if ((st = lw_learner_create(o, src->n_actions, src->actions, &l)) != LW_OK) {
+  if ((st = lw_learner_create(&o, src->n_actions, src->actions, &l)) != LW_OK) {
     snprintf(err, errlen, "bad training options (bits 8-16)");
     goto done;
   }
-  if ((st = pass_train(rd, rec, o, src, shape, l, &fs, &pg, err, errlen)) != LW_OK) goto done;
+  if ((st = pass_train(rd, rec, &o, src, &sc.split, shape, l, &fs, &fingerprint, &pg, err, errlen)) != LW_OK) goto done;
   if ((st = lw_learner_to_model(l, &m, err, errlen)) != LW_OK) goto done;
   m->n_personas = shape->n_personas;
   m->persona_dims = shape->persona_dims;
   memcpy(m->centroids, shape->centroids, sizeof m->centroids);
   memcpy(m->mean, shape->mean, sizeof m->mean);
   memcpy(m->sd, shape->sd, sizeof m->sd);
-  fairness_offsets(o, &fs, m);
+  fairness_offsets(&o, &fs, m);
   m->model_id = rq->model_id;
   m->trained_at_ms = rq->now_ms;
-  if ((st = holdout_estimate(rd, rec, rq, m, l, &res->report.target, &pg, err, errlen)) != LW_OK) goto done;
-  if ((st = write_meta(m, rq, res, err, errlen)) != LW_OK) goto done;
+  res->held_out = sc.split.mod > 0 ? sc.held_out : 0;
+  res->in_sample = sc.split.mod <= 0;
+  if ((st = holdout_estimate(rd, rec, rq, &sc.split, m, l, &res->report.target, &pg, err, errlen)) != LW_OK) goto done;
+  if ((st = write_meta(m, rq, res, &sc, fingerprint, err, errlen)) != LW_OK) goto done;
   res->model = m;
   m = NULL;
 done:
@@ -641,36 +818,95 @@ done:
   return st;
 }
 
-/* Evaluation core: cross-fitted reward models, then every target on every record (or only
- * the held-out ones). diff, when not NULL, accumulates DR(target 1) - DR(target 0). */
+/* What a model's metadata says it was trained on (write_meta's "trained_on"). */
+typedef struct {
+  int known;
+  int64_t from, to;
+  lw_split split;
+  uint64_t records, fingerprint;
+} trained_on;
+
+static void read_trained_on(const lw_model *m, trained_on *to) {
+  memset(to, 0, sizeof *to);
+  cJSON *j = m && m->meta_json ? cJSON_Parse(m->meta_json) : NULL;
+  cJSON *on = cJSON_GetObjectItemCaseSensitive(j, "trained_on"), *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+  if (cJSON_IsObject(on)) {
+    cJSON *rule = cJSON_GetObjectItemCaseSensitive(on, "rule");
+    const char *rs = cJSON_IsString(rule) ? rule->valuestring : "";
+    to->known = 1;
+    to->split.mod = strcmp(rs, "all") == 0 ? 0 : (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(on, "holdout_mod"));
+    to->split.by_time = strcmp(rs, "time") == 0;
+    to->split.t_split = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(on, "t_split"));
+    const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(on, "h_split"));
+    const char *f = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(on, "fingerprint"));
+    to->split.h_split = h ? strtoull(h, NULL, 16) : 0;
+    to->fingerprint = f ? strtoull(f, NULL, 16) : 0;
+    to->records = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(on, "records"));
+    to->from = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(data, "from"));
+    to->to = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(data, "to"));
+    if (to->split.mod < 0) to->known = 0;
+  }
+  cJSON_Delete(j);
+}
+
+static int was_trained_on(const trained_on *to, const lw_logged *rec) {
+  if (!to->known) return 0;
+  if (rec->t && (rec->t < to->from || rec->t > to->to)) return 0;
+  return !lw_split_holdout(&to->split, rec);
+}
+
+static int is_prompt_action(const lw_source_opts *src, int a) { return strcmp(src->actions[a], LW_ACTION_NOT_NOW) != 0; }
+
+/* Evaluation core: a scan (split, reward range, order), cross-fitted reward models, then
+ * every target on every record (or only the held-out ones). With cand >= 0, diffs[k]
+ * accumulates DR(target cand) − DR(target k) record by record (paired). */
 static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_targets, const lw_metric *mt,
-                           int only_holdout,
-                           uint64_t seed, lw_progress_fn progress, void *pctx, lw_eval_report *reps,
-                           lw_estimator *diff, char *err, size_t errlen) {
-  (void)seed;
+                           const lw_eval_opts *eo, lw_eval_report *reps, int cand, lw_estimator *diffs, char *err,
+                           size_t errlen) {
   lw_reader *rd = NULL;
   lw_learner *fold[2] = {NULL, NULL};
   lw_logged *rec = malloc(sizeof *rec);
   lw_estimator *est = calloc((size_t)n_targets, sizeof *est);
+  double *drv = calloc((size_t)n_targets, sizeof *drv);
+  trained_on *ton = calloc((size_t)n_targets, sizeof *ton);
+  uint64_t *fp = calloc((size_t)n_targets, sizeof *fp);
   lw_status st = LW_OK;
-  progress_t pg = {progress, pctx, "", 0};
+  progress_t pg = {eo->progress, eo->progress_ctx, "", 0};
   lw_train_opts o;
   lw_train_defaults(&o);
   o.personas = 0;
-  if (!rec || !est) {
+  scan_t sc;
+  uint32_t seg_h[LW_MODEL_MAX_SEGMENTS];
+  for (int s = 0; s < eo->n_segments; s++) seg_h[s] = lw_fnv1a(eo->segments[s]);
+  if (!rec || !est || !drv || !ton || !fp) {
     st = LW_ERR_NOMEM;
     goto done;
   }
+  for (int k = 0; k < n_targets; k++) {
+    memset(&reps[k], 0, sizeof reps[k]);
+    lw_estimator_init(&est[k]);
+    if (targets[k].kind == LW_TARGET_MODEL) read_trained_on(targets[k].model, &ton[k]);
+  }
   if ((st = lw_reader_open(src, &rd, err, errlen)) != LW_OK) goto done;
+  if ((st = scan_source(rd, rec, eo->only_holdout, eo->seed, &sc, &pg, err, errlen)) != LW_OK) goto done;
+  if (sc.records == 0) {
+    snprintf(err, errlen, "no logged decisions to evaluate on (the input is empty%s)",
+             sc.skipped ? " or every decision was skipped: no choice, holdout or an action not in the list" : "");
+    st = LW_ERR_INVALID;
+    goto done;
+  }
+  for (int k = 0; k < n_targets; k++) report_scan(&reps[k], &sc);
+  o.reward_lo = reps[0].reward_lo;
+  o.reward_hi = reps[0].reward_hi;
   for (int f = 0; f < 2; f++)
     if ((st = lw_learner_create(&o, src->n_actions, src->actions, &fold[f])) != LW_OK) goto done;
   int got;
   for (int pass = 0; pass < 2; pass++) {
     pg.phase = pass ? "reward model 2/2" : "reward model 1/2";
-    if (pass && (st = lw_reader_rewind(rd, err, errlen)) != LW_OK) goto done;
+    if ((st = lw_reader_rewind(rd, err, errlen)) != LW_OK) goto done;
     while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
       tick(&pg, rd);
-      lw_learner_update(fold[rec->line & 1], rec);
+      lw_learner_update(fold[lw_record_fold(rec)], rec);
     }
     tick_done(&pg);
     if (got < 0) {
@@ -680,40 +916,52 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
   }
   if ((st = lw_reader_rewind(rd, err, errlen)) != LW_OK) goto done;
   pg.phase = "estimate";
-  for (int k = 0; k < n_targets; k++) {
-    memset(&reps[k], 0, sizeof reps[k]);
-    lw_estimator_init(&est[k]);
-  }
-  if (diff) lw_estimator_init(diff);
+  if (diffs)
+    for (int k = 0; k < n_targets; k++) lw_estimator_init(&diffs[k]);
   uint64_t records = 0;
   int64_t tmin = 0, tmax = 0;
   while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
     tick(&pg, rd);
-    if (only_holdout > 0 && !is_holdout(rec, only_holdout)) continue;
+    if (eo->only_holdout > 0 && !lw_split_holdout(&sc.split, rec)) continue;
     records++;
     if (rec->t && (!tmin || rec->t < tmin)) tmin = rec->t;
     if (rec->t > tmax) tmax = rec->t;
-    const lw_learner *rm = fold[(rec->line & 1) ^ 1];
-    double rh[LW_MODEL_MAX_ACTIONS];
-    for (int a = 0; a < src->n_actions; a++) rh[a] = lw_metric_value(mt, a, lw_learner_predict(rm, a, rec->x, rec->n));
+    const lw_learner *rm = fold[lw_record_fold(rec) ^ 1];
+    double rh[LW_MODEL_MAX_ACTIONS], width[LW_MODEL_MAX_ACTIONS];
+    int unsup[LW_MODEL_MAX_ACTIONS];
+    reward_hats(rm, mt, rec, src->n_actions, rh, width, unsup);
     double r = lw_metric_value(mt, rec->action, rec->reward);
-    double drv[2] = {0, 0};
+    int in_seg[LW_MODEL_MAX_SEGMENTS];
+    for (int s = 0; s < eo->n_segments; s++) {
+      in_seg[s] = 0;
+      for (int i = 0; i < rec->n && !in_seg[s]; i++) in_seg[s] = rec->x[i].hash == seg_h[s];
+    }
     for (int k = 0; k < n_targets; k++) {
       lw_feature x[LW_LEARN_MAX_FEATURES];
       int n = rec->n;
       memcpy(x, rec->x, (size_t)n * sizeof *x);
-      double pi[LW_MODEL_MAX_ACTIONS], dm = 0;
+      double pi[LW_MODEL_MAX_ACTIONS], exposure = 0;
+      if (was_trained_on(&ton[k], rec)) {
+        reps[k].trained_on++;
+        fp[k] ^= lw_record_hash(rec);
+      }
       if (targets[k].kind == LW_TARGET_LOGGED) { /* on-policy: every estimator is the observed mean */
         lw_estimator_add(&est[k], rec->p, rec->p, r, 0, 0);
-        if (k < 2) drv[k] = r;
-        continue;
+        drv[k] = r;
+        exposure = is_prompt_action(src, rec->action);
+      } else {
+        lw_target_probs(&targets[k], x, &n, pi);
+        drv[k] = dr_add(&est[k], pi, rh, width, unsup, src->n_actions, rec, r);
+        for (int a = 0; a < src->n_actions; a++) exposure += is_prompt_action(src, a) ? pi[a] : 0.0;
       }
-      lw_target_probs(&targets[k], x, &n, pi);
-      for (int a = 0; a < src->n_actions; a++) dm += pi[a] * rh[a];
-      lw_estimator_add(&est[k], pi[rec->action], rec->p, r, dm, rh[rec->action]);
-      if (k < 2) drv[k] = dm + pi[rec->action] / rec->p * (r - rh[rec->action]);
+      for (int s = 0; s < eo->n_segments; s++)
+        if (in_seg[s]) {
+          reps[k].exposure[s] += exposure;
+          reps[k].segment_n[s] += 1;
+        }
     }
-    if (diff) lw_estimator_add(diff, 0, 1, 0, drv[1] - drv[0], 0);
+    if (diffs)
+      for (int k = 0; k < n_targets; k++) lw_estimator_add(&diffs[k], 0, 1, 0, drv[cand] - drv[k], 0);
   }
   tick_done(&pg);
   if (got < 0) {
@@ -723,9 +971,20 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
   for (int k = 0; k < n_targets; k++) {
     lw_estimator_result(&est[k], &reps[k].target);
     reps[k].records = records;
-    reps[k].skipped = lw_reader_skipped(rd);
     reps[k].t_min = tmin;
     reps[k].t_max = tmax;
+    reps[k].exactly_trained = ton[k].known && reps[k].trained_on == ton[k].records && fp[k] == ton[k].fingerprint &&
+                              reps[k].trained_on > 0;
+    /* records without times (VW) match the held-out rule whatever file they come from: only
+     * the fingerprint of the whole training set can tell, so only an exact match counts */
+    if (!reps[k].exactly_trained && !tmax) reps[k].trained_on = 0;
+    reps[k].n_segments = eo->n_segments;
+    for (int s = 0; s < eo->n_segments; s++)
+      if (reps[k].segment_n[s] > 0) reps[k].exposure[s] /= reps[k].segment_n[s];
+    if (diffs) { /* unsupported actions widen a difference both ways */
+      diffs[k].sum_gap = est[cand].sum_gap;
+      diffs[k].sum_mass = est[cand].sum_mass;
+    }
   }
 done:
   if (st == LW_ERR_NOMEM) snprintf(err, errlen, "out of memory");
@@ -734,37 +993,101 @@ done:
   lw_reader_close(rd);
   free(rec);
   free(est);
+  free(drv);
+  free(ton);
+  free(fp);
   return st;
 }
 
 lw_status lw_eval_source(const lw_source_opts *src, lw_target *targets, int n_targets, const lw_metric *metric,
-                         int only_holdout, uint64_t seed, lw_progress_fn progress, void *pctx, lw_eval_report *reps,
-                         char *err, size_t errlen) {
-  return eval_core(src, targets, n_targets, metric, only_holdout, seed, progress, pctx, reps, NULL, err, errlen);
+                         const lw_eval_opts *eo, lw_eval_report *reps, char *err, size_t errlen) {
+  return eval_core(src, targets, n_targets, metric, eo, reps, -1, NULL, err, errlen);
 }
 
+void lw_promote_defaults(lw_promote_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->eval.only_holdout = 10;
+  o->eval.seed = 1;
+  o->min_holdout = 200;
+  o->margin = 0.02;
+}
+
+/* Targets: 0 the candidate, 1 the rules (logging policy), 2 the current model (when there is
+ * one), then always:<action> for each data action. */
 lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
                             const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
-                            int only_holdout, uint64_t seed, lw_compare_result *out, char *err, size_t errlen) {
+                            const lw_promote_opts *po, lw_compare_result *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  lw_target t[2];
-  lw_status st;
-  memset(&t[0], 0, sizeof t[0]);
-  t[0].kind = LW_TARGET_LOGGED;
-  t[0].n_actions = src->n_actions;
-  if ((current && (st = lw_target_model(&t[0], current, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK) ||
-      (st = lw_target_model(&t[1], candidate, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK)
-    return st;
-  lw_eval_report reps[2];
-  lw_estimator diff;
-  if ((st = eval_core(src, t, 2, metric, only_holdout, seed, NULL, NULL, reps, &diff, err, errlen)) != LW_OK) return st;
-  out->current = reps[0].target.dr;
-  out->candidate = reps[1].target.dr;
+  int nt = 2 + (current != NULL) + src->n_actions, first_single = 2 + (current != NULL);
+  lw_target *t = calloc((size_t)nt, sizeof *t);
+  lw_eval_report *reps = calloc((size_t)nt, sizeof *reps);
+  lw_estimator *diffs = calloc((size_t)nt, sizeof *diffs);
+  lw_status st = LW_OK;
+  if (!t || !reps || !diffs) {
+    snprintf(err, errlen, "out of memory");
+    st = LW_ERR_NOMEM;
+    goto done;
+  }
+  if ((st = lw_target_model(&t[0], candidate, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK) goto done;
+  t[1].kind = LW_TARGET_LOGGED;
+  t[1].n_actions = src->n_actions;
+  if (current && (st = lw_target_model(&t[2], current, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK)
+    goto done;
+  for (int a = 0; a < src->n_actions; a++) {
+    t[first_single + a].kind = LW_TARGET_ALWAYS;
+    t[first_single + a].always = a;
+    t[first_single + a].n_actions = src->n_actions;
+  }
+  if ((st = eval_core(src, t, nt, metric, &po->eval, reps, 0, diffs, err, errlen)) != LW_OK) goto done;
+  /* the best baseline by its DR estimate */
+  int best = 1, best_single = first_single;
+  for (int k = first_single; k < nt; k++)
+    if (reps[k].target.dr.est > reps[best_single].target.dr.est) best_single = k;
+  for (int k = 1; k < nt; k++)
+    if (reps[k].target.dr.est > reps[best].target.dr.est) best = k;
+  out->candidate = reps[0].target.dr;
+  out->rules = reps[1].target.dr;
+  out->has_model = current != NULL;
+  if (current) out->model = reps[2].target.dr;
+  out->best_single = reps[best_single].target.dr;
+  snprintf(out->best_single_action, sizeof out->best_single_action, "%s", src->actions[best_single - first_single]);
+  out->current = reps[best].target.dr;
+  if (best == 1) snprintf(out->baseline, sizeof out->baseline, "rules");
+  else if (current && best == 2) snprintf(out->baseline, sizeof out->baseline, "model m%u", current->model_id);
+  else snprintf(out->baseline, sizeof out->baseline, "always:%s", src->actions[best - first_single]);
   lw_estimates d;
-  lw_estimator_result(&diff, &d);
+  lw_estimator_result(&diffs[best], &d);
   out->diff = d.dr;
-  out->promote = !(d.n > 0 && out->diff.hi < 0);
-  return LW_OK;
+  /* what the baseline's own unsupported actions could add lowers the difference's low end */
+  out->diff.lo -= reps[best].target.unsupported_value;
+  out->n = d.n;
+  out->unsupported = reps[0].target.unsupported;
+  out->threshold = -po->margin * fabs(out->current.est);
+  out->exposure_ratio = 1.0;
+  double hi = 0, lo = INFINITY;
+  for (int s = 0; s < reps[0].n_segments; s++)
+    if (reps[0].segment_n[s] > 0) {
+      hi = reps[0].exposure[s] > hi ? reps[0].exposure[s] : hi;
+      lo = reps[0].exposure[s] < lo ? reps[0].exposure[s] : lo;
+    }
+  if (hi > 0 && lo < INFINITY) out->exposure_ratio = lo / hi;
+  if (out->n < po->min_holdout)
+    snprintf(out->reason, sizeof out->reason, "only %.0f held-out decisions (at least %d needed)", out->n, po->min_holdout);
+  else if (!(out->diff.lo > out->threshold))
+    snprintf(out->reason, sizeof out->reason, "the difference from %s is not above -%.3g (lower end %.6f)", out->baseline,
+             -out->threshold, out->diff.lo);
+  else if (po->fair_ratio > 0 && out->exposure_ratio < po->fair_ratio)
+    snprintf(out->reason, sizeof out->reason, "segment exposure ratio %.3f is below the fairness ratio %.3g",
+             out->exposure_ratio, po->fair_ratio);
+  else {
+    out->promote = 1;
+    snprintf(out->reason, sizeof out->reason, "not worse than %s beyond the margin", out->baseline);
+  }
+done:
+  free(t);
+  free(reps);
+  free(diffs);
+  return st;
 }
 
 /* ---- files ------------------------------------------------------------------------------- */

@@ -14,8 +14,8 @@
 
 #include "cli.h"
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage(FILE *out) {
+  fprintf(out,
           "usage: loopwise-model show FILE.lwm\n"
           "       loopwise-model strip FILE.lwm -o OUT.lwm   (OUT '-' = standard output)\n");
 }
@@ -24,10 +24,12 @@ static int show(const lw_model *m, size_t len) {
   printf("model m%u, %zu bytes, 2^%u weights, trained at %lld ms\n", m->model_id, len, m->bits,
          (long long)m->trained_at_ms);
   int nonzero = 0;
-  for (size_t i = 0; i < (size_t)1 << m->bits; i++) nonzero += m->weights[i] != 0;
+  for (size_t i = 0; i < (size_t)1 << m->bits; i++) nonzero += m->weights[i] != 0.0f;
   printf("weights: %d non-zero, scale %g\n", nonzero, m->scale);
   for (int a = 0; a < m->n_actions; a++)
-    printf("action %s%s\n", m->action_ids[a], m->action_flags[a] & LW_MODEL_ENOUGH_DATA ? " (enough data)" : "");
+    printf("action %s%s, trained on %lld logged decisions%s\n", m->action_ids[a],
+           m->action_flags[a] & LW_MODEL_ENOUGH_DATA ? " (enough data)" : "", (long long)lw_model_support(m, (size_t)a),
+           lw_model_support(m, (size_t)a) < 0 ? " (not recorded: format version 1)" : "");
   printf("personas: %d\n", m->n_personas);
   for (int s = 0; s < m->n_segments; s++) printf("segment %s offset %g\n", m->segment_names[s], m->segment_offsets[s]);
   printf("metadata: %s\n", m->meta_json && *m->meta_json ? m->meta_json : "(none)");
@@ -50,10 +52,14 @@ static int strip(lw_model *m, const char *out) {
 }
 
 int main(int argc, char **argv) {
+  if (lw_cli_wants_help(argc, argv)) {
+    usage(stdout);
+    return 0;
+  }
   int is_show = argc == 3 && strcmp(argv[1], "show") == 0;
   int is_strip = argc == 5 && strcmp(argv[1], "strip") == 0 && strcmp(argv[3], "-o") == 0;
   if (!is_show && !is_strip) {
-    usage();
+    usage(stderr);
     return 2;
   }
   char err[LW_ERRMSG_MAX];

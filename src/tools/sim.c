@@ -286,16 +286,34 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   memset(&cr, 0, sizeof cr);
   lw_metric mt;
   lw_metric_init(&mt, 1, cfg, &pp, src.n_actions, src.actions);
-  /* against the live model, or against the rules (the logging policy) before the first one */
-  if (lw_compare_models(&src, sm->cur_model, m, cfg, &pp, &mt, to.holdout_mod, o->seed, &cr, err, sizeof err) != LW_OK)
-    cr.promote = 0;
+  /* against the best of the live model, the rules (the logging policy) and the best single action */
+  lw_promote_opts po;
+  lw_promote_defaults(&po);
+  po.eval.only_holdout = to.holdout_mod;
+  po.eval.seed = o->seed;
+  po.eval.n_segments = to.n_segments;
+  memcpy(po.eval.segments, to.segments, sizeof po.eval.segments);
+  po.fair_ratio = to.n_segments ? to.fair_ratio : 0.0;
+  if (lw_compare_models(&src, sm->cur_model, m, cfg, &pp, &mt, &po, &cr, err, sizeof err) != LW_OK) cr.promote = 0;
   lw_policy pol;
   int ready = lw_policy_for_model(m, cfg, &pol, NULL); /* whether the engines will decide by it */
   if (o->log)
-    fprintf(o->log, "day %d: m%u trained on %llu records, DR %.4f [%.4f, %.4f], logged %.4f; vs %s %+.4f [%+.4f, %+.4f]: %s\n",
+    fprintf(o->log, "day %d: m%u trained on %llu records, DR %.4f [%.4f, %.4f], logged %.4f; vs %s %+.4f [%+.4f, %+.4f] on %.0f held out: %s (%s)\n",
             day, id, (unsigned long long)rep.records, rep.target.dr.est, rep.target.dr.lo, rep.target.dr.hi,
-            rep.target.logged.est, sm->cur_model ? "current" : "rules", cr.diff.est, cr.diff.lo, cr.diff.hi,
-            !cr.promote ? "kept the current model" : ready ? "promoted" : "promoted (no action has enough data yet)");
+            rep.target.logged.est, cr.baseline, cr.diff.est, cr.diff.lo, cr.diff.hi, cr.n,
+            !cr.promote ? "kept the current model" : ready ? "promoted" : "promoted (no action has enough data yet)",
+            cr.reason);
+  if (res->n_rounds < LW_SIM_MAX_ROUNDS) {
+    lw_sim_round *rd = &res->rounds[res->n_rounds++];
+    rd->day = day;
+    rd->promoted = cr.promote;
+    rd->held_out = cr.n;
+    rd->candidate = cr.candidate.est;
+    rd->baseline = cr.current.est;
+    rd->diff_lo = cr.diff.lo;
+    rd->threshold = cr.threshold;
+    snprintf(rd->baseline_name, sizeof rd->baseline_name, "%s", cr.baseline);
+  }
   if (!cr.promote) {
     res->models_rejected++;
     lw_model_free(m);

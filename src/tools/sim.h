@@ -43,11 +43,22 @@ typedef struct {
   double referral_value;  /* sum over referred customers of ARPU x expected months retained (24 max) */
 } lw_sim_group;
 
+/* One retraining round's promotion decision, with its figures (also written to the log). */
+#define LW_SIM_MAX_ROUNDS 64
+typedef struct {
+  int day, promoted;
+  double held_out;          /* held-out decisions compared on */
+  double candidate, baseline, diff_lo, threshold;
+  char baseline_name[LW_NAME_LEN + 16];
+} lw_sim_round;
+
 typedef struct {
   lw_sim_group treat, holdout;
   uint64_t batches_posted; /* via_ingest: wire batches the ingest server stored */
   int models_promoted, models_rejected;
   uint32_t last_model_id;
+  int n_rounds;
+  lw_sim_round rounds[LW_SIM_MAX_ROUNDS];
 } lw_sim_result;
 
 void lw_sim_defaults(lw_sim_opts *o);

@@ -15,8 +15,8 @@
 #include "cli.h"
 #include "sim.h"
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage(FILE *out) {
+  fprintf(out,
           "usage: loopwise-sim (--lift | --policy monthly|rules|learning) --config program.json\n"
           "       [--monthly traditional.json] [--users N (5000)] [--days N (180)] [--seed N (1)]\n"
           "       [--retrain-days N (30)] [--workdir DIR (/tmp)] [--no-busy]\n"
@@ -52,6 +52,10 @@ static void header(void) {
 }
 
 int main(int argc, char **argv) {
+  if (lw_cli_wants_help(argc, argv)) {
+    usage(stdout);
+    return 0;
+  }
   lw_sim_opts o;
   lw_sim_defaults(&o);
   const char *cfg_path = NULL, *monthly_path = NULL, *policy = NULL, *vw = NULL, *evs = NULL;
@@ -67,7 +71,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--no-ingest") == 0) via = 0;
     else if (!v) {
       fprintf(stderr, "loopwise-sim: unknown option or missing value: %s\n", a);
-      usage();
+      usage(stderr);
       return 2;
     } else {
       i++;
@@ -83,13 +87,13 @@ int main(int argc, char **argv) {
       else if (strcmp(a, "--retrain-days") == 0) o.retrain_days = atoi(v);
       else {
         fprintf(stderr, "loopwise-sim: unknown option %s\n", a);
-        usage();
+        usage(stderr);
         return 2;
       }
     }
   }
   if (!cfg_path || (!lift && !policy) || o.users < 1 || o.days < 1) {
-    usage();
+    usage(stderr);
     return 2;
   }
   lw_config cfg, monthly;

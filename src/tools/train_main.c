@@ -19,21 +19,25 @@
 
 #include "cli.h"
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage(FILE *out) {
+  fprintf(out,
           "usage: loopwise-train --data FILE (--config program.json | --actions a,b,...) (--out model.lwm | --promote-into DIR)\n"
           "  data:      --data FILE (VW cb text, cb_adf, '-' for stdin, or the ingest SQLite store)\n"
           "             --format auto|vw|vw_adf|sqlite   --site ID (SQLite, default 'default')\n"
           "             --from MS --to MS | --window-days N  (decision time range)\n"
           "  model:     --bits 8-16 (14)  --passes N (1)  --personas 0-16 (4)  --clip W (50)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
-          "             --lr R (0.3 AdaGrad step)  --l2 R (1e-6 shrink per update)\n"
+          "               held out: the latest 1/N of the records by time when every record has one (the\n"
+          "               store), else 1 in N by the hash of the record's id (VW: content and position)\n"
+          "             --lr R (0.5 step of the normalized adaptive updates)  --l2 R (1e-6 shrink per update)\n"
           "             --segment attr^value (repeatable: fairness offsets; default: the values of the\n"
           "               config's fairness attribute)  --fair-ratio R (the config's, else 0.8)\n"
           "             --model-id N (default: now in seconds)  --now MS  --seed N\n"
-          "  policy:    --value V (100) --fatigue F (0.5) --temperature T (2) --floor P (0.05)\n"
-          "  serving:   --promote-into DIR   compare with DIR/current.lwm on held-out records; promote\n"
-          "                                   unless the candidate is worse beyond the 95%% interval\n"
+          "  policy:    --value V --fatigue F --temperature T --floor P (default: the config's)\n"
+          "  serving:   --promote-into DIR   promote only if, on the held-out records, the 95%% interval's\n"
+          "                                   lower end of the difference from the best of DIR/current.lwm,\n"
+          "                                   the rules and the best single action is above -margin x its value\n"
+          "             --margin M (0.02)  --min-holdout N (200 held-out decisions, else promoted=no)\n"
           "             --retrain-every 24h   repeat forever (with --promote-into)\n"
           "  output:    --quiet (no progress)\n");
 }
@@ -41,6 +45,7 @@ static void usage(void) {
 typedef struct {
   lw_cli c;
   lw_train_opts o;
+  lw_promote_opts po;
   const char *out, *promote_dir;
   int64_t every_ms, window_ms, now_ms;
   uint32_t model_id;
@@ -51,6 +56,7 @@ typedef struct {
 static int parse(train_args *a, int argc, char **argv) {
   lw_cli_init(&a->c);
   lw_train_defaults(&a->o);
+  lw_promote_defaults(&a->po);
   a->seed = 1;
   int fair_set = 0;
   size_t cl = 0;
@@ -98,6 +104,8 @@ static int parse(train_args *a, int argc, char **argv) {
     else if (strcmp(o, "--now") == 0) a->now_ms = (int64_t)d;
     else if (strcmp(o, "--seed") == 0) a->seed = (uint64_t)d;
     else if (strcmp(o, "--window-days") == 0) a->window_ms = (int64_t)(d * 86400000.0);
+    else if (strcmp(o, "--margin") == 0 && d >= 0) a->po.margin = d;
+    else if (strcmp(o, "--min-holdout") == 0 && d >= 0) a->po.min_holdout = (int)d;
     else {
       fprintf(stderr, "unknown option %s\n", o);
       return -1;
@@ -124,20 +132,23 @@ static int parse(train_args *a, int argc, char **argv) {
   return 0;
 }
 
-static void print_report(const lw_model *m, const lw_eval_report *rep, int net_metric) {
+static void print_report(const lw_model *m, const lw_train_result *res) {
+  const lw_eval_report *rep = &res->report;
   printf("model=m%u records=%llu skipped=%llu data_from=%lld data_to=%lld\n", m->model_id,
          (unsigned long long)rep->records, (unsigned long long)rep->skipped, (long long)rep->t_min, (long long)rep->t_max);
   for (int a = 0; a < m->n_actions; a++)
     printf("action %-12s enough_data=%s\n", m->action_ids[a], (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ? "yes" : "no");
   for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
   printf("personas=%d\n", m->n_personas);
-  printf("held-out estimate (%s, n=%.0f):\n",
-         net_metric ? "net value per decision" : "referral shares per decision",
-         rep->target.n);
+  lw_cli_warn_data(rep);
+  printf("%s (%s, n=%.0f):\n",
+         res->in_sample ? "in-sample estimate (--holdout-mod 0: on the records it was trained on)" : "held-out estimate",
+         res->net_metric ? "net value per decision" : "referral shares per decision", rep->target.n);
   lw_cli_print_interval("logged", &rep->target.logged);
   lw_cli_print_interval("ips", &rep->target.ips);
   lw_cli_print_interval("snips", &rep->target.snips);
   lw_cli_print_interval("dr", &rep->target.dr);
+  if (!res->in_sample) lw_cli_warn_estimate("the model's estimate", rep);
 }
 
 /* Compare the candidate with DIR/current.lwm and promote it unless it is worse beyond the
@@ -162,23 +173,35 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
     /* nothing new to serve: keep the current file, so its ETag (and every cache) stays */
     why = "same model as the current one";
   } else {
-    /* without a live model the runtime decides by the rules, which logged the data: compare
-     * with the logging policy's observed value */
+    /* the best of the live model, the rules (which logged what the model did not) and the
+     * best single action, on the held-out records */
     lw_metric mt;
     lw_metric_init(&mt, 1, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->c.src.n_actions,
                    (const char(*)[LW_NAME_LEN + 1])a->c.src.actions);
-    if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, &mt, a->o.holdout_mod,
-                          a->seed, &cr, err, sizeof err) != LW_OK) {
-      fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur ? cur_path : "the logging policy", err);
+    lw_promote_opts po = a->po;
+    po.eval.only_holdout = a->o.holdout_mod;
+    po.eval.seed = a->seed;
+    po.eval.n_segments = a->o.n_segments;
+    memcpy(po.eval.segments, a->o.segments, sizeof po.eval.segments);
+    po.fair_ratio = a->o.n_segments ? a->o.fair_ratio : 0.0;
+    if (a->o.holdout_mod <= 0) {
+      cr.promote = 0;
+      why = "--holdout-mod 0 leaves no held-out records to compare on";
+    } else if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, &mt, &po, &cr, err,
+                                 sizeof err) != LW_OK) {
+      fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur ? cur_path : "the rules", err);
       lw_model_free(cur);
       return -1;
+    } else {
+      why = cr.reason;
+      printf("compare n=%.0f rules=%.6f best_single=%s:%.6f", cr.n, cr.rules.est, cr.best_single_action,
+             cr.best_single.est);
+      if (cr.has_model) printf(" current=m%u:%.6f", cur->model_id, cr.model.est);
+      printf("\ncompare baseline=%s dr=%.6f candidate=m%u dr=%.6f diff=%.6f [%.6f, %.6f] threshold=%.6f "
+             "exposure_ratio=%.3f\n",
+             cr.baseline, cr.current.est, cand->model_id, cr.candidate.est, cr.diff.est, cr.diff.lo, cr.diff.hi,
+             cr.threshold, cr.exposure_ratio);
     }
-    why = cr.promote ? (cur ? "not worse beyond the interval" : "not worse than the logging policy beyond the interval")
-                     : (cur ? "worse beyond the interval" : "worse than the logging policy beyond the interval");
-    char curname[32] = "logged";
-    if (cur) snprintf(curname, sizeof curname, "m%u", cur->model_id);
-    printf("compare current=%s dr=%.6f candidate=m%u dr=%.6f diff=%.6f [%.6f, %.6f]\n", curname, cr.current.est,
-           cand->model_id, cr.candidate.est, cr.diff.est, cr.diff.lo, cr.diff.hi);
   }
   if (cr.promote) {
     if (cur) rename(cur_path, prev_path);
@@ -197,9 +220,13 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
   if (lf) {
     fprintf(lf,
             "{\"t\":%lld,\"candidate\":\"m%u\",\"current\":%s%u%s,\"promoted\":%s,\"reason\":\"%s\","
-            "\"diff\":[%.6f,%.6f,%.6f]}\n",
+            "\"baseline\":\"%s\",\"n\":%.0f,\"candidate_value\":%.6f,\"baseline_value\":%.6f,"
+            "\"rules\":%.6f,\"best_single\":[\"%s\",%.6f],\"diff\":[%.6f,%.6f,%.6f],\"threshold\":%.6f,"
+            "\"exposure_ratio\":%.4f}\n",
             (long long)lw_cli_now_ms(), cand->model_id, cur ? "\"m" : "", cur ? cur->model_id : 0, cur ? "\"" : "",
-            cr.promote ? "true" : "false", why, cr.diff.est, cr.diff.lo, cr.diff.hi);
+            cr.promote ? "true" : "false", why, cr.baseline, cr.n, cr.candidate.est, cr.current.est, cr.rules.est,
+            cr.best_single_action, cr.best_single.est, cr.diff.est, cr.diff.lo, cr.diff.hi, cr.threshold,
+            cr.exposure_ratio);
     fclose(lf);
   }
   lw_model_free(cur);
@@ -238,7 +265,7 @@ static int run_once(train_args *a) {
     lw_model_free(m);
     return 2;
   }
-  print_report(m, &res.report, res.net_metric);
+  print_report(m, &res);
   if (a->out && lw_write_file_atomic(a->out, bytes, len, err, sizeof err) != LW_OK) {
     fprintf(stderr, "loopwise-train: %s\n", err);
     rc = 3;
@@ -252,8 +279,12 @@ static int run_once(train_args *a) {
 }
 
 int main(int argc, char **argv) {
+  if (lw_cli_wants_help(argc, argv)) {
+    usage(stdout);
+    return 0;
+  }
   if (argc < 2) {
-    usage();
+    usage(stderr);
     return 2;
   }
   train_args a;

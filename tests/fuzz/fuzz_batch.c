@@ -21,7 +21,7 @@ static void check_printable(const char *s, size_t cap) {
 }
 
 static void check_batch(const lw_batch *b, const lw_batch_limits *lim) {
-  if (b->v != 1 || b->n_events < 1 || b->n_events > lim->max_events) abort();
+  if (b->v < 1 || b->v > LW_WIRE_READ_VERSION || b->n_events < 1 || b->n_events > lim->max_events) abort();
   size_t id = strlen(b->batch_id);
   if (id < 1 || id > LW_BATCH_ID_LEN || !b->write_key[0]) abort();
   if (b->sent_at < 0) abort();
@@ -35,6 +35,16 @@ static void check_batch(const lw_batch *b, const lw_batch_limits *lim) {
       abort();
     if (e->kind != LW_KIND_DECISION && e->has_p) abort();
     if (!lw_utf8_valid(e->reason, strlen(e->reason))) abort();
+    /* Wire v2: a token is 32 lowercase hex beside a code, a channel one of the table's, both
+     * only on the kinds whose rules allow them, neither in a v1 batch; a v2 share or copy has both. */
+    size_t tl = strlen(e->token);
+    if (tl && (tl != LW_TOKEN_LEN || !lw_ascii_is(LW_CS_HEX, e->token, LW_TOKEN_LEN, LW_TOKEN_LEN) || !e->code[0]))
+      abort();
+    if (e->channel[0] && lw_channel_parse(e->channel) < 0) abort();
+    if ((tl && lw_kind_rule(e->kind, LW_FIELD_TOKEN) == '-') || (e->channel[0] && lw_kind_rule(e->kind, LW_FIELD_CHANNEL) == '-'))
+      abort();
+    if (b->v < 2 && (tl || e->channel[0])) abort();
+    if (b->v >= 2 && (lw_kind_flags(e->kind) & LW_KIND_F_SHARED) && (!tl || !e->channel[0])) abort();
   }
 }
 
@@ -62,7 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (st != LW_OK) check_printable(err.field, sizeof err.field);
   lw_referee_request re;
   st = lw_referee_parse((const char *)data, size, &re, &err);
-  if (st == LW_OK && (!re.referee[0] || strlen(re.referee) > LW_REFEREE_ID_LEN || strcmp(re.event, "conversion") != 0 ||
+  if (st == LW_OK && (!re.referee[0] || strlen(re.referee) > LW_REFEREE_ID_LEN || re.v < 1 ||
+                      re.v > LW_REFEREE_VERSION || (re.v == 1 && strcmp(re.event, "conversion") != 0) ||
+                      (re.v == 1 && re.token[0]) || (re.token[0] && strlen(re.token) != LW_TOKEN_LEN) ||
+                      (strcmp(re.event, "revenue") == 0 && !re.has_value) ||
+                      (re.has_value && strcmp(re.event, "conversion") != 0 && strcmp(re.event, "revenue") != 0) ||
                       (re.has_value && !(re.value >= 0))))
     abort();
   if (st != LW_OK) check_printable(err.field, sizeof err.field);

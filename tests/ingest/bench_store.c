@@ -3,7 +3,9 @@
  *   bench_store DB_PATH [GROUPS [GROUP_SIZE]]
  * writes GROUPS group commits of GROUP_SIZE batches shaped like
  * tests/cases/ingest/valid-batch.json (fresh batch_ids), each durable (WAL, synchronous=FULL),
- * and prints store_batches_per_s=N and store_us_per_batch=N. */
+ * and prints store_batches_per_s=N and store_us_per_batch=N; then reads every decision back once
+ * through the learning tools' read API with its referee outcomes joined (a 45-day window) and
+ * prints store_read_decisions_per_s=N. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,19 @@ int main(int argc, char **argv) {
   double secs = now_s() - t0;
   printf("store_batches_per_s=%.0f\n", (double)id / secs);
   printf("store_us_per_batch=%.1f\n", secs * 1e6 / (double)id);
+  lw_store_range range = {"default", 0, 0};
+  lw_store_cursor *cur;
+  lw_store_decision *d = malloc(sizeof *d);
+  double r0 = now_s();
+  long read = 0;
+  if (!d || lw_store_decisions_within(store, &range, 45, &cur, errmsg, sizeof errmsg) != LW_OK) {
+    fprintf(stderr, "bench_store: %s\n", errmsg);
+    return 1;
+  }
+  while (lw_store_next(cur, d, errmsg, sizeof errmsg) == 1) read++;
+  lw_store_cursor_free(cur);
+  free(d);
+  printf("store_read_decisions_per_s=%.0f\n", (double)read / (now_s() - r0));
   for (int i = 0; i < size; i++) lw_batch_free(batches[i]);
   free(batches);
   free(items);

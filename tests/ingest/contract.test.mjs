@@ -49,6 +49,28 @@ test('valid_batch_from_cases_is_stored_with_its_event_count', async () => {
   assert.ok(s.outcomes >= 5);
 });
 
+test('v2_batch_is_stored_with_its_tokens_and_channels', async () => {
+  const batch = JSON.parse(readFileSync(join(root, 'tests/cases/ingest/valid-batch-v2.json'), 'utf8'));
+  batch.batch_id = 'contract-valid-v2';
+  batch.sent_at = Date.now();
+  batch.events.forEach((e, i) => { e.t = Date.now() - 10000 + i; });
+  const r = await postBatch(server, batch);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { stored: 5, refused: 0 });
+  const rows = sql(server.db, "SELECT e.kind, e.code, e.token, e.channel FROM events e JOIN batches b ON e.batch = b.id"
+    + " WHERE b.batch_id = 'contract-valid-v2' ORDER BY e.id");
+  assert.deepEqual(rows, batch.events.map((e) => ({ kind: e.kind, code: e.code ?? null, token: e.token ?? null, channel: e.channel ?? null })));
+});
+
+test('v1_batch_is_still_stored_without_tokens', async () => {
+  const batch = structuredClone(validBatch);
+  batch.batch_id = 'contract-valid-v1-again';
+  assert.deepEqual((await postBatch(server, batch)).json, { stored: 5, refused: 0 });
+  const rows = sql(server.db, "SELECT COUNT(*) AS n FROM events e JOIN batches b ON e.batch = b.id"
+    + " WHERE b.batch_id = 'contract-valid-v1-again' AND e.token IS NULL AND e.channel IS NULL");
+  assert.equal(rows[0].n, 5);
+});
+
 test('batches_of_every_size_are_stored_whole_and_in_order', async () => {
   for (const n of [1, 7, 8, 9, 19, 500]) {
     const b = freshBatch({ events: n });

@@ -320,7 +320,7 @@ test('referee_bad_input_names_the_field', async () => {
   const cases = [
     [{ ...conversion(c, hostId()), event: 'retained_30' }, 'event'],
     [{ ...conversion(c, hostId()), event: 'bogus' }, 'event'],
-    [{ ...conversion(c, hostId()), v: 2 }, 'v'],
+    [{ ...conversion(c, hostId()), v: 3 }, 'v'],
     [{ ...conversion('bad', hostId()) }, 'code'],
     [{ ...conversion(c, '') }, 'referee'],
     [{ ...conversion(c, hostId()), at: -1 }, 'at'],
@@ -335,6 +335,94 @@ test('referee_bad_input_names_the_field', async () => {
     assert.equal(r.json.field, field, r.text);
   }
   assert.equal((await referee(shop, { ...conversion(c, hostId()), site: 'nope' })).status, 403);
+});
+
+// ---------------------------------------------------------------- retained value (referee v2)
+
+const token = () => randomBytes(16).toString('hex');
+const later = (c, id, event, extra = {}) => ({ v: 2, site: 'shop', code: c, referee: id, event, ...extra });
+
+test('referee_v2_reports_join_to_the_conversion_and_a_retry_is_stored_once', async () => {
+  const referrer = randomInstall(), c = code(), t = token(), id = hostId();
+  const b = batch([{ kind: 'share', install: referrer, decision: decision(), action: 'credit_10', code: c, token: t, channel: 'email' }], 'shop-key');
+  b.v = 2;
+  assert.deepEqual((await postBatch(shop, b)).json, { stored: 1, refused: 0 });
+  // Retained before the conversion: refused (409, naming the event), nothing stored.
+  const early = await referee(shop, later(c, id, 'retained_30'));
+  assert.equal(early.status, 409, early.text);
+  assert.equal(early.json.field, 'event');
+  assert.match(early.json.error, /conversion first/);
+  const conv = await referee(shop, later(c, id, 'conversion', { token: t, value: 30 }));
+  assert.equal(conv.status, 200, conv.text);
+  const kept = await referee(shop, later(c, id, 'retained_30'));
+  assert.equal(kept.status, 200, kept.text);
+  assert.equal(kept.json.stored, true);
+  const retry = await referee(shop, later(c, id, 'retained_30'), SECRET2);
+  assert.equal(retry.status, 200, retry.text);
+  assert.deepEqual([retry.json.duplicate, retry.json.id], [true, kept.json.id]);
+  assert.equal((await referee(shop, later(c, id, 'revenue', { value: 99.5 }))).status, 200);
+  const wrong = await referee(shop, later(c, id, 'churned', { token: token() }));
+  assert.equal(wrong.status, 409, wrong.text);
+  assert.equal(wrong.json.field, 'token');
+  // Every later report carries its conversion's token, so it joins to the share that produced it.
+  const rows = sql(shop.db, `SELECT event, token, value FROM referees WHERE code = '${c}' ORDER BY id`);
+  assert.deepEqual(rows, [
+    { event: 'conversion', token: t, value: 30 },
+    { event: 'retained_30', token: t, value: null },
+    { event: 'revenue', token: t, value: 99.5 },
+  ]);
+  // The later events are not conversions: the reward list counts the referee once.
+  const list = await shopAttributions(0);
+  assert.equal(list.find((a) => a.code === c).conversions, 1);
+});
+
+test('referee_v2_bad_input_names_the_field', async () => {
+  const c = code();
+  const cases = [
+    [later(c, hostId(), 'revenue'), 'value'],
+    [later(c, hostId(), 'retained_90', { value: 5 }), 'value'],
+    [later(c, hostId(), 'conversion', { token: 'ABC' }), 'token'],
+    [{ ...conversion(c, hostId()), token: token() }, 'token'],
+    [later(c, hostId(), 'retained_60'), 'event'],
+  ];
+  for (const [body, field] of cases) {
+    const r = await referee(shop, body);
+    assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    assert.equal(r.json.field, field, r.text);
+  }
+  // The public write key stays refused for the v2 reports too.
+  assert.equal((await referee(shop, later(c, hostId(), 'conversion'), 'shop-key')).status, 403);
+});
+
+test('a_schema_v6_file_is_migrated_to_7_and_keeps_its_data', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const dir = tempDir();
+  const db = join(dir, 'v6.db');
+  const made = spawnSync('sqlite3', [db], { input: readFileSync(join(root, 'tests/ingest/fixtures/schema-v6.sql')) });
+  assert.equal(made.status, 0, String(made.stderr));
+  const server = await startServer({ dir, db, args: ['--retention-days', '0'] });
+  try {
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 7);
+    assert.deepEqual(sql(db, 'SELECT kind, code, token, channel FROM events ORDER BY id'), [
+      { kind: 'decision', code: null, token: null, channel: null },
+      { kind: 'share', code: 'V6CODE0001', token: null, channel: null },
+      { kind: 'landing', code: 'V6CODE0001', token: null, channel: null },
+    ]);
+    assert.deepEqual(sql(db, 'SELECT code, event, value, state FROM referees'),
+      [{ code: 'V6CODE0001', event: 'conversion', value: 25, state: 'counted' }]);
+    assert.equal(sql(db, "SELECT COUNT(*) AS n FROM sqlite_master WHERE name IN ('events_token', 'referees_token')")[0].n, 2);
+    // The old referral still answers its owner with the old counts.
+    const r = await referral(server, 'V6CODE0001', '0f1e2d3c4b5a69788796a5b4c3d2e1f0');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual([r.json.conversions, r.json.landings], [1, 1]);
+    // And a v2 batch goes into the migrated file.
+    const b = batch([{ kind: 'copy', install: '0f1e2d3c4b5a69788796a5b4c3d2e1f0', decision: decision(), action: 'credit_10',
+      code: 'V6CODE0001', token: token(), channel: 'copy' }]);
+    b.v = 2;
+    assert.deepEqual((await postBatch(server, b)).json, { stored: 1, refused: 0 });
+  } finally {
+    await server.cleanup();
+  }
 });
 
 test('attributions_since_filters_by_the_servers_receive_time', async () => {
@@ -456,7 +544,7 @@ test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 6);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 7);
     assert.equal(sql(db, "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'events_code'")[0].n, 1);
     // The fixture's copy event: code K7QX2M9PLA from install 0f1e…f0.
     const r = await referral(server, 'K7QX2M9PLA', '0f1e2d3c4b5a69788796a5b4c3d2e1f0');

@@ -1,9 +1,14 @@
 /* test_ingest.c: C unit tests for the ingest server's parts that have no HTTP in them: the
  * validator, origin patterns, the rate limiter, settings and the SQLite store. The HTTP
  * behaviour is tested end to end by the *.test.mjs files against the real binary. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -446,6 +451,334 @@ static void records_beyond_the_clock_skew_allowance_are_kept_and_marked(void) {
   free(text);
 }
 
+
+/* ---------------------------------------------------------------- retained value (wire v2, schema 7) */
+
+static void v2_batch_case_parses_with_tokens_and_channels(void) {
+  char *text = tu_read_case("ingest/valid-batch-v2.json");
+  lw_batch *b = NULL;
+  lw_batch_error err;
+  CHECK(text != NULL);
+  CHECK_INT(lw_batch_parse(text, strlen(text), NULL, NOW, &b, &err), LW_OK);
+  if (b) {
+    CHECK_INT(b->v, 2);
+    CHECK_INT(b->events[1].kind, LW_KIND_SHARE);
+    CHECK_STR(b->events[1].token, "5e0c1d2b3a4f5968778695a4b3c2d1e0");
+    CHECK_STR(b->events[1].channel, "email");
+    CHECK_STR(b->events[2].channel, "copy");
+    CHECK_STR(b->events[3].token, "5e0c1d2b3a4f5968778695a4b3c2d1e0");
+    CHECK_STR(b->events[3].channel, "");
+    CHECK_STR(b->events[0].token, "");
+  }
+  lw_batch_free(b);
+  free(text);
+}
+
+/* A batch from JSON text, stored at received_ms. */
+static void store_json(lw_store *s, const char *json, int64_t received_ms) {
+  lw_batch *b = NULL;
+  lw_batch_error err;
+  char errmsg[LW_ERRMSG_MAX];
+  lw_status st = lw_batch_parse(json, strlen(json), NULL, received_ms, &b, &err);
+  if (st != LW_OK) fprintf(stderr, "store_json: %s: %s\n", err.field, err.message);
+  CHECK_INT(st, LW_OK);
+  if (!b) return;
+  lw_store_item it = {"default", b, received_ms, 0, 0}, *items[] = {&it};
+  CHECK_INT(lw_store_write(s, items, 1, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(it.stored, b->n_events);
+  lw_batch_free(b);
+}
+
+#define REFERRER "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#define REFEREE_INSTALL "aa11bb22cc33dd44ee55ff6600112233"
+#define TOKEN_A "5e0c1d2b3a4f5968778695a4b3c2d1e0"
+#define TOKEN_B "9a8b7c6d5e4f30211203f4e5d6c7b8a9"
+
+/* Reads every decision of the site with a window of days into out (by decision order). */
+static size_t read_decisions(lw_store *s, int days, lw_store_decision *out, size_t max) {
+  char errmsg[LW_ERRMSG_MAX];
+  lw_store_range range = {"default", 0, 0};
+  lw_store_cursor *c = NULL;
+  CHECK_INT(lw_store_decisions_within(s, &range, days, &c, errmsg, sizeof errmsg), LW_OK);
+  size_t n = 0;
+  int rc;
+  while (c && n < max && (rc = lw_store_next(c, &out[n], errmsg, sizeof errmsg)) == 1) n++;
+  lw_store_cursor_free(c);
+  return n;
+}
+
+static void a_referees_retained_report_joins_to_the_decision_whose_share_produced_it(void) {
+  char path[] = "/tmp/lw-test-join-XXXXXX";
+  close(mkstemp(path));
+  unlink(path);
+  char errmsg[LW_ERRMSG_MAX];
+  lw_store *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg, sizeof errmsg), LW_OK);
+  if (!s) return;
+  /* Decision A shared by email (token A), decision B by copy (token B), same referrer and code;
+   * a v1 decision C of another install shared code V1CODE0001 without a token. */
+  char json[4096];
+  snprintf(json, sizeof json,
+           "{\"v\":2,\"batch_id\":\"j1\",\"write_key\":\"k\",\"sent_at\":%lld,\"events\":["
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"000000000000000a\","
+           "\"action\":\"credit_10\",\"p\":0.5,\"mode\":\"model\",\"reason\":\"\",\"x\":[[7,1]]},"
+           "{\"kind\":\"share\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"000000000000000a\","
+           "\"code\":\"K7QX2M9PLA\",\"token\":\"" TOKEN_A "\",\"channel\":\"email\"},"
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"000000000000000b\","
+           "\"action\":\"credit_20\",\"p\":0.25,\"mode\":\"model\",\"reason\":\"\"},"
+           "{\"kind\":\"copy\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"000000000000000b\","
+           "\"code\":\"K7QX2M9PLA\",\"token\":\"" TOKEN_B "\",\"channel\":\"copy\"},"
+           "{\"kind\":\"landing\",\"t\":%lld,\"install\":\"" REFEREE_INSTALL "\",\"code\":\"K7QX2M9PLA\","
+           "\"token\":\"" TOKEN_A "\"}]}",
+           NOW, NOW - 5000, NOW - 4000, NOW - 3000, NOW - 2000, NOW - 1000);
+  store_json(s, json, NOW);
+  snprintf(json, sizeof json,
+           "{\"v\":1,\"batch_id\":\"j2\",\"write_key\":\"k\",\"sent_at\":%lld,\"events\":["
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"11111111111111111111111111111111\","
+           "\"decision\":\"000000000000000c\",\"action\":\"credit_10\",\"p\":1,\"mode\":\"rules\",\"reason\":\"\"},"
+           "{\"kind\":\"share\",\"t\":%lld,\"install\":\"11111111111111111111111111111111\","
+           "\"decision\":\"000000000000000c\",\"code\":\"V1CODE0001\"}]}",
+           NOW, NOW - 5000, NOW - 4000);
+  store_json(s, json, NOW);
+
+  uint8_t h1[LW_REFEREE_HASH_LEN], h2[LW_REFEREE_HASH_LEN];
+  memset(h1, 1, sizeof h1), memset(h2, 2, sizeof h2);
+  lw_integrity_rules rules = lw_integrity_defaults();
+  /* A later event before its conversion: refused, nothing stored. */
+  lw_referee_report r = {.site = "default", .code = "K7QX2M9PLA", .referee = h1, .event = "retained_30",
+                         .at = NOW, .received_ms = NOW, .rules = &rules};
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.refused, 1);
+  CHECK_STR(r.refused_field, "event");
+  lw_store_decision d[8];
+  CHECK_INT(read_decisions(s, 0, d, 8), 3);
+  CHECK_INT(d[0].outcomes.join, LW_JOIN_TOKEN);
+  CHECK_INT(d[0].outcomes.landings, 1); /* the device's landing through token A */
+  CHECK_INT(d[0].outcomes.conversions, 0);
+  CHECK_INT(d[0].outcomes.retained_30, 0);
+
+  r.event = "conversion", r.token = TOKEN_A, r.has_value = 1, r.value = 40;
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.refused, 0);
+  CHECK_STR(r.state, "counted");
+  r.event = "retained_30", r.token = NULL, r.has_value = 0, r.received_ms = NOW + 29 * DAY;
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.refused, 0);
+  CHECK_INT(r.duplicate, 0);
+  int64_t retained_id = r.id;
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK); /* the host's retry */
+  CHECK_INT(r.duplicate, 1);
+  CHECK_INT(r.id, retained_id);
+  r.event = "revenue", r.has_value = 1, r.value = 120, r.received_ms = NOW + 31 * DAY;
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  r.event = "churned", r.token = TOKEN_B, r.has_value = 0; /* not the conversion's token */
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.refused, 1);
+  CHECK_STR(r.refused_field, "token");
+  /* The v1 decision's code: a conversion without a token joins by code. */
+  lw_referee_report v1 = {.site = "default", .code = "V1CODE0001", .referee = h2, .event = "conversion",
+                          .at = NOW, .received_ms = NOW + DAY, .rules = &rules};
+  CHECK_INT(lw_store_referee(s, &v1, errmsg, sizeof errmsg), LW_OK);
+  v1.event = "retained_90", v1.received_ms = NOW + 90 * DAY;
+  CHECK_INT(lw_store_referee(s, &v1, errmsg, sizeof errmsg), LW_OK);
+
+  CHECK_INT(read_decisions(s, 0, d, 8), 3);
+  const lw_referee_outcomes *a = &d[0].outcomes, *b = &d[1].outcomes, *c = &d[2].outcomes;
+  CHECK(d[0].has_p && d[0].p == 0.5);   /* the logged probability and features come along */
+  CHECK_INT(d[0].n_x, 1);
+  CHECK_INT(a->join, LW_JOIN_TOKEN);
+  CHECK_INT(a->landings, 1);
+  CHECK_INT(a->conversions, 1);
+  CHECK_INT(a->retained_30, 1); /* stored once */
+  CHECK_INT(a->retained_90, 0);
+  CHECK_INT(a->churned, 0);
+  CHECK(a->conversion_value == 40);
+  CHECK(a->revenue == 120);
+  CHECK_INT(a->last_at, NOW + 31 * DAY);
+  CHECK_INT(b->join, LW_JOIN_TOKEN); /* the other share of the same code brought nobody */
+  CHECK_INT(b->landings + b->conversions + b->retained_30, 0);
+  CHECK_INT(b->last_at, 0);
+  CHECK_INT(c->join, LW_JOIN_CODE);
+  CHECK_INT(c->code_decisions, 1);
+  CHECK_INT(c->conversions, 1);
+  CHECK_INT(c->retained_90, 1);
+
+  /* A 30-day window: the revenue (day 31) and the v1 retained_90 (day 90) arrived after it. */
+  CHECK_INT(read_decisions(s, 30, d, 8), 3);
+  CHECK_INT(d[0].outcomes.retained_30, 1);
+  CHECK(d[0].outcomes.revenue == 0);
+  CHECK_INT(d[0].outcomes.last_at, NOW + 29 * DAY);
+  CHECK_INT(d[2].outcomes.retained_90, 0);
+  CHECK_INT(d[0].window_from, NOW - 5000);
+  CHECK_INT(lw_store_window_end(&d[0], 30), NOW - 5000 + 30 * DAY);
+  CHECK(!lw_store_window_closed(&d[0], 30, NOW + 29 * DAY));
+  CHECK(lw_store_window_closed(&d[0], 30, NOW + 30 * DAY));
+  lw_store_free(s);
+
+  /* The read-only store the tools open gives the same join. */
+  CHECK_INT(lw_store_open_sqlite_read(path, &s, errmsg, sizeof errmsg), LW_OK);
+  if (s) {
+    CHECK_INT(read_decisions(s, 0, d, 8), 3);
+    CHECK_INT(d[0].outcomes.retained_30, 1);
+    lw_store_free(s);
+  }
+  tu_remove_db(path);
+}
+
+static void referee_v2_bodies_are_checked_naming_the_field(void) {
+  static const struct {
+    const char *body, *field;
+  } cases[] = {
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"retained_30\"}", NULL},
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"churned\",\"token\":\"" TOKEN_A "\"}", NULL},
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"revenue\",\"value\":12.5}", NULL},
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\",\"value\":3,"
+       "\"token\":\"" TOKEN_A "\"}", NULL},
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"revenue\"}", "value"},
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"retained_90\",\"value\":1}", "value"},
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\",\"token\":\"XYZ\"}", "token"},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\",\"token\":\"" TOKEN_A "\"}", "token"},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"revenue\",\"value\":1}", "event"},
+      {"{\"v\":3,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\"}", "v"},
+      {"{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"retained_60\"}", "event"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lw_referee_request req;
+    lw_batch_error err;
+    lw_status st = lw_referee_parse(cases[i].body, strlen(cases[i].body), &req, &err);
+    if (!cases[i].field) {
+      if (st != LW_OK) fprintf(stderr, "referee case %zu: %s: %s\n", i, err.field, err.message);
+      CHECK_INT(st, LW_OK);
+    } else {
+      CHECK_INT(st, LW_ERR_INVALID);
+      if (strcmp(err.field, cases[i].field) != 0) fprintf(stderr, "referee case %zu: field %s\n", i, err.field);
+      CHECK_STR(err.field, cases[i].field);
+    }
+  }
+  lw_referee_request req;
+  lw_batch_error err;
+  const char *body = "{\"v\":2,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\","
+                     "\"token\":\"" TOKEN_A "\"}";
+  CHECK_INT(lw_referee_parse(body, strlen(body), &req, &err), LW_OK);
+  CHECK_INT(req.v, 2);
+  CHECK_STR(req.token, TOKEN_A);
+}
+
+
+/* One HTTP request on a fresh loopback connection, read to the end; the status, or 0. */
+static int http_post(int port, const char *path, const char *auth, const char *body, char *answer, size_t cap) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval tv = {60, 0}; /* a hung server fails the test instead of hanging it */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  answer[0] = '\0';
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return 0;
+  }
+  char req[8192];
+  int n = snprintf(req, sizeof req,
+                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                   "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                   path, auth ? "Authorization: Bearer " : "", auth ? auth : "", auth ? "\r\n" : "", strlen(body), body);
+  for (size_t sent = 0; sent < (size_t)n;) {
+    ssize_t w = write(fd, req + sent, (size_t)n - sent);
+    if (w <= 0) break;
+    sent += (size_t)w;
+  }
+  size_t got = 0;
+  for (ssize_t r; got < cap - 1 && (r = read(fd, answer + got, cap - 1 - got)) > 0;) got += (size_t)r;
+  answer[got] = '\0';
+  close(fd);
+  int status = 0;
+  sscanf(answer, "HTTP/1.1 %d", &status);
+  return status;
+}
+
+#define SHOP_SECRET "shop-secret-0123456789abcdef"
+
+/* End to end on loopback: the referrer's device posts a v2 batch (a decision and its share with
+ * token A), the referee's device its landing through that link, the host's backend the
+ * conversion with the token and the 30-day report with the secret key (the public write key
+ * refused), a retry of that report stored once; the trainer's read API then finds the retained
+ * referee on the decision whose share produced it. */
+static void a_retained_referee_reported_over_http_joins_to_its_decision(void) {
+  char errmsg[LW_ERRMSG_MAX], answer[4096], body[4096];
+  lw_ingest_config cfg;
+  CHECK_INT(load_sites_json("[{\"id\":\"shop\",\"write_key\":\"shop-key\",\"secret_keys\":[\"" SHOP_SECRET "\"]}]",
+                            errmsg, sizeof errmsg, &cfg),
+            LW_OK);
+  char path[] = "/tmp/lw-test-e2e-join-XXXXXX";
+  close(mkstemp(path));
+  unlink(path);
+  CHECK_INT(lw_ingest_config_set(&cfg, "db", path, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&cfg, "port", "0", errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_set(&cfg, "log-level", "off", errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_ingest_config_finish(&cfg, errmsg, sizeof errmsg), LW_OK);
+  lw_store *store = NULL;
+  lw_ingest_server *server = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &store, errmsg, sizeof errmsg), LW_OK);
+  if (store) CHECK_INT(lw_ingest_server_start_with_store(&cfg, store, &server, errmsg, sizeof errmsg), LW_OK);
+  if (!server) {
+    lw_ingest_config_clear(&cfg);
+    return;
+  }
+  int port = lw_ingest_server_port(server);
+  long long now = (long long)time(NULL) * 1000;
+  snprintf(body, sizeof body,
+           "{\"v\":2,\"batch_id\":\"e2e-1\",\"write_key\":\"shop-key\",\"sent_at\":%lld,\"events\":["
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"00000000000000e1\","
+           "\"action\":\"credit_10\",\"p\":0.4,\"mode\":\"model\",\"reason\":\"\",\"x\":[[3,1]]},"
+           "{\"kind\":\"share\",\"t\":%lld,\"install\":\"" REFERRER "\",\"decision\":\"00000000000000e1\","
+           "\"code\":\"E2ECODE001\",\"token\":\"" TOKEN_A "\",\"channel\":\"whatsapp\"}]}",
+           now, now - 2000, now - 1000);
+  CHECK_INT(http_post(port, "/v1/outcomes", NULL, body, answer, sizeof answer), 200);
+  snprintf(body, sizeof body,
+           "{\"v\":2,\"batch_id\":\"e2e-2\",\"write_key\":\"shop-key\",\"sent_at\":%lld,\"events\":["
+           "{\"kind\":\"landing\",\"t\":%lld,\"install\":\"" REFEREE_INSTALL "\",\"code\":\"E2ECODE001\","
+           "\"token\":\"" TOKEN_A "\"}]}",
+           now, now - 500);
+  CHECK_INT(http_post(port, "/v1/outcomes", NULL, body, answer, sizeof answer), 200);
+  const char *conversion = "{\"v\":2,\"site\":\"shop\",\"code\":\"E2ECODE001\",\"referee\":\"cust-77\","
+                           "\"event\":\"conversion\",\"token\":\"" TOKEN_A "\"}";
+  const char *retained = "{\"v\":2,\"site\":\"shop\",\"code\":\"E2ECODE001\",\"referee\":\"cust-77\","
+                         "\"event\":\"retained_30\"}";
+  CHECK_INT(http_post(port, "/v1/referees", "shop-key", conversion, answer, sizeof answer), 403);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, retained, answer, sizeof answer), 409);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, conversion, answer, sizeof answer), 200);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, retained, answer, sizeof answer), 200);
+  CHECK(strstr(answer, "\"stored\":true") != NULL);
+  CHECK_INT(http_post(port, "/v1/referees", SHOP_SECRET, retained, answer, sizeof answer), 200);
+  CHECK(strstr(answer, "\"duplicate\":true") != NULL);
+  lw_ingest_server_stop(server);
+  lw_ingest_config_clear(&cfg);
+
+  CHECK_INT(lw_store_open_sqlite_read(path, &store, errmsg, sizeof errmsg), LW_OK);
+  if (store) {
+    lw_store_range range = {"shop", 0, 0};
+    lw_store_cursor *c = NULL;
+    lw_store_decision *d = malloc(sizeof *d);
+    CHECK_INT(lw_store_decisions_within(store, &range, 45, &c, errmsg, sizeof errmsg), LW_OK);
+    CHECK_INT(lw_store_next(c, d, errmsg, sizeof errmsg), 1);
+    CHECK_STR(d->action, "credit_10");
+    CHECK(d->has_p && d->p == 0.4);
+    CHECK_INT(d->outcomes.join, LW_JOIN_TOKEN);
+    CHECK_INT(d->outcomes.landings, 1);
+    CHECK_INT(d->outcomes.conversions, 1);
+    CHECK_INT(d->outcomes.retained_30, 1);
+    CHECK(d->outcomes.last_at >= now);
+    CHECK(!lw_store_window_closed(d, 45, now));
+    CHECK_INT(lw_store_next(c, d, errmsg, sizeof errmsg), 0);
+    lw_store_cursor_free(c);
+    free(d);
+    lw_store_free(store);
+  }
+  tu_remove_db(path);
+}
+
 int main(void) {
   valid_batch_case_parses_into_five_events();
   refusal_names_the_field_and_allocates_nothing();
@@ -461,6 +794,10 @@ int main(void) {
   a_retried_referee_report_is_stored_once_after_a_failure();
   records_beyond_the_clock_skew_allowance_are_kept_and_marked();
   site_secret_keys_and_integrity_rules_are_checked();
+  v2_batch_case_parses_with_tokens_and_channels();
+  a_referees_retained_report_joins_to_the_decision_whose_share_produced_it();
+  referee_v2_bodies_are_checked_naming_the_field();
+  a_retained_referee_reported_over_http_joins_to_its_decision();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }

@@ -31,8 +31,8 @@ static const char forget_body[] =
  * document, longer ones only add whitespace. */
 static size_t document_len(const char *text) { return (size_t)(strrchr(text, '}') - text) + 1; }
 
-static void every_prefix_of_a_valid_batch_is_refused_and_the_whole_accepted(void) {
-  char *text = tu_read_case("ingest/valid-batch.json");
+static void every_prefix_is_refused_and_the_whole_accepted(const char *name) {
+  char *text = tu_read_case(name);
   size_t n = strlen(text), whole = document_len(text);
   int bad = 0;
   for (size_t len = 0; len <= n; len++) {
@@ -56,6 +56,13 @@ static void every_prefix_of_a_valid_batch_is_refused_and_the_whole_accepted(void
   }
   CHECK_INT(bad, 0);
   free(text);
+}
+
+static void every_prefix_of_a_valid_batch_is_refused_and_the_whole_accepted(void) {
+  every_prefix_is_refused_and_the_whole_accepted("ingest/valid-batch.json");
+}
+static void every_prefix_of_a_v2_batch_is_refused_and_the_whole_accepted(void) {
+  every_prefix_is_refused_and_the_whole_accepted("ingest/valid-batch-v2.json");
 }
 
 static void every_prefix_of_a_forget_request_is_refused_and_the_whole_accepted(void) {
@@ -230,8 +237,8 @@ static long parse_allocations(const char *text) {
   return n;
 }
 
-static void batch_parse_fails_cleanly_at_every_allocation(void) {
-  char *text = tu_read_case("ingest/valid-batch.json");
+static void parse_fails_cleanly_at_every_allocation(const char *name) {
+  char *text = tu_read_case(name);
   size_t len = strlen(text);
   long in_cjson = parse_allocations(text), n;
   for (n = 1;; n++) {
@@ -252,6 +259,13 @@ static void batch_parse_fails_cleanly_at_every_allocation(void) {
   }
   CHECK(n > in_cjson + 1); /* the validator's own allocations were reached too */
   free(text);
+}
+
+static void batch_parse_fails_cleanly_at_every_allocation(void) {
+  parse_fails_cleanly_at_every_allocation("ingest/valid-batch.json");
+}
+static void v2_batch_parse_fails_cleanly_at_every_allocation(void) {
+  parse_fails_cleanly_at_every_allocation("ingest/valid-batch-v2.json");
 }
 
 static void forget_parse_fails_cleanly_at_every_allocation(void) {
@@ -316,6 +330,8 @@ int main(void) {
   RUN(every_prefix_of_a_forget_request_is_refused_and_the_whole_accepted);
   RUN(invalid_batch_cases_are_refused_by_the_parser_naming_field_and_error);
   RUN(batch_parse_fails_cleanly_at_every_allocation);
+  RUN(v2_batch_parse_fails_cleanly_at_every_allocation);
+  RUN(every_prefix_of_a_v2_batch_is_refused_and_the_whole_accepted);
   RUN(forget_parse_fails_cleanly_at_every_allocation);
   RUN(config_file_reader_fails_cleanly_at_every_allocation);
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The promotion step as operators run it: a first model is promoted; retraining on the same
+# The promotion step as operators run it: a first model better than the rules and the best
+# single action is promoted; retraining on the same
 # data leaves current.lwm byte for byte (so the served ETag does not change); retraining on new
 # data that does not make the model worse replaces it and keeps the old one as previous.lwm; a
 # worse candidate leaves current.lwm and previous.lwm as they were.
@@ -11,7 +12,7 @@ trap 'rm -rf "$d"' EXIT
 "$G/lw-bandit-vw" 20000 1 > "$d/a.vw"
 "$G/lw-bandit-vw" 20000 2 > "$d/b.vw"
 train() { local f=$1; shift; "$T/loopwise-train" --data "$f" --actions a0,a1,not_now --personas 0 --quiet --promote-into "$d/site" "$@"; }
-train "$d/a.vw" | grep -q 'promoted=yes reason="not worse than the logging policy'
+train "$d/a.vw" | grep -q 'promoted=yes reason="not worse than always:a[01] beyond the margin'
 before=$(cksum < "$d/site/current.lwm")
 train "$d/a.vw" | grep -q 'promoted=no reason="same model as the current one"'
 [ "$(cksum < "$d/site/current.lwm")" = "$before" ] || { echo "current.lwm changed on identical data"; exit 1; }
@@ -24,14 +25,15 @@ check_decision() { # OUTPUT CKSUM_OF_CURRENT_BEFORE
   last=$(tail -n 1 "$d/site/promotions.log")
   [ ! -e "$d/site/candidate.lwm" ] || { echo "a candidate was left behind"; exit 1; }
   if echo "$out" | grep -q '^promoted=yes'; then
-    echo "$out" | grep -q 'promoted=yes reason="not worse beyond the interval" etag="m' || { echo "promotion without its reason and tag"; exit 1; }
+    echo "$out" | grep -Eq 'promoted=yes reason="not worse than [^"]+ beyond the margin" etag="m' || { echo "promotion without its reason and tag"; exit 1; }
     [ "$(cksum < "$d/site/current.lwm")" != "$before" ] || { echo "promoted but current.lwm unchanged"; exit 1; }
     [ "$(cksum < "$d/site/previous.lwm")" = "$before" ] || { echo "previous.lwm is not the model it replaced"; exit 1; }
     echo "$last" | grep -q '"promoted":true' || { echo "promotions.log does not say promoted: $last"; exit 1; }
   elif echo "$out" | grep -q '^promoted=no'; then
-    echo "$out" | grep -q 'promoted=no reason="worse beyond the interval" etag=(unchanged)' || { echo "a rejection without its reason"; exit 1; }
-    echo "$out" | grep -Eq '^compare current=m[0-9]+ .* diff=-[0-9.]+ \[-[0-9.]+, -[0-9.]+\]$' ||
-      { echo "rejected although the interval's upper bound is not below 0"; exit 1; }
+    echo "$out" | grep -Eq 'promoted=no reason="the difference from [^"]+ is not above' || { echo "a rejection without its reason"; exit 1; }
+    # the rule: the interval's lower end is not above the threshold (-margin x the baseline's value)
+    echo "$out" | grep -E '^compare baseline=' | sed -E 's/.*\[(-?[0-9.]+), .* threshold=(-?[0-9.]+).*/\1 \2/' |
+      awk '{ exit !($1 <= $2) }' || { echo "rejected although the lower end is above the threshold"; exit 1; }
     [ "$(cksum < "$d/site/current.lwm")" = "$before" ] || { echo "rejected but current.lwm changed"; exit 1; }
     echo "$last" | grep -q '"promoted":false' || { echo "promotions.log does not say rejected: $last"; exit 1; }
   else

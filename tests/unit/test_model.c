@@ -29,7 +29,7 @@ static lw_model *new_model(int enough) {
   strcpy(m->action_ids[2], "not_now");
   for (int a = 0; a < 3; a++) m->action_flags[a] = enough ? LW_MODEL_ENOUGH_DATA : 0;
   m->scale = 0.05f;
-  m->weights = calloc(1u << 14, 1);
+  m->weights = calloc(1u << 14, sizeof *m->weights);
   m->model_id = 7;
   m->trained_at_ms = T0;
   const char meta[] = "{\"trainer\":\"test\"}";
@@ -39,7 +39,7 @@ static lw_model *new_model(int enough) {
 }
 
 static void set_w(lw_model *m, int action, const char *feature, int q) {
-  m->weights[lw_model_index(m, action, lw_fnv1a(feature))] = (int8_t)q;
+  m->weights[lw_model_index(m, action, lw_fnv1a(feature))] = (float)q;
 }
 
 static lw_engine *engine_with(const char *cfg_json, lw_model *m, uint64_t seed) {
@@ -91,7 +91,7 @@ static void model_file_round_trips_and_damage_is_refused(void) {
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_OK);
   CHECK_INT(r->model_id, 7);
   CHECK_STR(r->action_ids[1], "rich");
-  CHECK(memcmp(r->weights, m->weights, 1u << 14) == 0);
+  CHECK(memcmp(r->weights, m->weights, (1u << 14) * sizeof *m->weights) == 0);
   CHECK(lw_model_segment_offset(r, "plan^free") == 0.25);
   CHECK_STR(r->meta_json, "{\"trainer\":\"test\"}");
   lw_model_free(r);
@@ -105,7 +105,7 @@ static void model_file_round_trips_and_damage_is_refused(void) {
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_CORRUPT);
   CHECK_CONTAINS(err, "not a Loopwise model file");
   buf[0] = 'L';
-  buf[4] = 2; /* version 2, with a valid checksum */
+  buf[4] = 3; /* version 3, with a valid checksum */
   uint32_t crc = lw_crc32(0, buf, len - 4);
   for (int i = 0; i < 4; i++) buf[len - 4 + i] = (uint8_t)(crc >> (8 * i));
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
@@ -123,16 +123,16 @@ static void a_newer_model_is_refused_for_its_version_before_its_checksum(void) {
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
   lw_model *r = NULL;
-  buf[4] = 2; /* version 2; the checksum is now wrong for these bytes */
+  buf[4] = 3; /* version 3; the checksum is now wrong for these bytes */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
-  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1)");
+  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1-2)");
   CHECK(r == NULL);
   buf[5] = 1; /* version 258 */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
   /* Only the header is needed to tell: a newer file cut short is still a newer file. */
   CHECK_INT(lw_model_load(buf, 32, &r, err, sizeof err), LW_ERR_VERSION);
-  /* Version 1 with the same damage is damage. */
-  buf[4] = 1;
+  /* Version 2 with the same damage is damage. */
+  buf[4] = 2;
   buf[5] = 0;
   buf[40] ^= 1;
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_CORRUPT);
@@ -456,11 +456,68 @@ static int write_case_model(const char *path) {
   return ok ? 0 : 1;
 }
 
+/* Format version 2 records how many logged decisions each action was trained on; a version 1
+ * file (the shipped cases model) still loads, and says it does not know (-1). */
+static void a_model_says_how_much_data_each_action_had(void) {
+  lw_model *m = new_model(1);
+  m->support[0] = 1234;
+  m->support[1] = 0;
+  m->support[2] = -1;
+  uint8_t *buf;
+  size_t len;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
+  CHECK_INT(buf[4], 2);
+  lw_model *r = NULL;
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_OK);
+  if (r) {
+    CHECK(lw_model_support(r, 0) == 1234);
+    CHECK(lw_model_support(r, 1) == 0);
+    CHECK(lw_model_support(r, 2) == -1);
+    CHECK(lw_model_support(r, 3) == -1);
+    CHECK(lw_model_same_decisions(m, r));
+  }
+  lw_model_free(r);
+  free(buf);
+  size_t n;
+  char *v1 = tu_read_file(LW_SOURCE_DIR "/tests/cases/models/cases.lwm", &n);
+  CHECK(v1 && n > 6 && v1[4] == 1);
+  r = NULL;
+  CHECK_INT(lw_model_load((const uint8_t *)v1, n, &r, err, sizeof err), LW_OK);
+  if (r) CHECK(lw_model_support(r, 0) == -1);
+  lw_model_free(r);
+  free(v1);
+  lw_model_free(m);
+}
+
+/* A float weight far below the largest one survives the file: version 1's one int8 scale
+ * rounded it to 0; version 2 stores it as it is. */
+static void small_weights_beside_large_ones_survive_the_file(void) {
+  lw_model *m = new_model(1);
+  m->scale = 1.0f;
+  m->weights[lw_model_index(m, 0, lw_fnv1a("bias"))] = 3.0f;
+  m->weights[lw_model_index(m, 0, lw_fnv1a("amount"))] = 1.5e-4f;
+  uint8_t *buf;
+  size_t len;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
+  lw_model *r = NULL;
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_OK);
+  lw_feature x[2] = {{lw_fnv1a("bias"), LW_FX_ONE}, {lw_fnv1a("amount"), lw_fx(5000)}};
+  if (r) CHECK(fabs(lw_model_score(r, 0, x, 2, 0) - (3.0 + 1.5e-4 * 5000)) < 1e-5);
+  CHECK(len < 200); /* sparse: two non-zero weights, not a 2^14 table */
+  lw_model_free(r);
+  free(buf);
+  lw_model_free(m);
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--write-case-model") == 0) return write_case_model(argv[2]);
   RUN(math_matches_libm_closely);
   RUN(model_file_round_trips_and_damage_is_refused);
   RUN(a_newer_model_is_refused_for_its_version_before_its_checksum);
+  RUN(a_model_says_how_much_data_each_action_had);
+  RUN(small_weights_beside_large_ones_survive_the_file);
   RUN(bad_model_is_rejected_and_rules_keep_deciding);
   RUN(model_mode_favours_the_cheapest_incentive_that_works);
   RUN(actions_without_enough_data_only_get_the_floor);
