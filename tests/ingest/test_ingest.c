@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -779,6 +780,48 @@ static void a_retained_referee_reported_over_http_joins_to_its_decision(void) {
   tu_remove_db(path);
 }
 
+/* Checkpoints run beside the writer (store_sqlite.c, CKPT_PAGES), not inside its commits; under
+ * writes that never pause the WAL must still restart now and then, so it never holds more than
+ * about CKPT_HARD_PAGES (8000) pages and one commit's: 40 MB is far above that and far below
+ * what 3000 commits with no checkpoint leave (each dirties several pages). */
+static void the_wal_stays_bounded_under_writes_that_never_pause(void) {
+  char path[] = "/tmp/lw-test-wal-XXXXXX", wal[64];
+  int fd = mkstemp(path);
+  close(fd);
+  unlink(path);
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  char errmsg[LW_ERRMSG_MAX];
+  lw_store *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg, sizeof errmsg), LW_OK);
+  if (!s) return;
+  char *text = tu_read_case("ingest/valid-batch.json");
+  lw_batch *b = NULL;
+  lw_batch_error err;
+  CHECK_INT(lw_batch_parse(text, strlen(text), NULL, NOW, &b, &err), LW_OK);
+  long max_wal = 0, pages = 0;
+  for (int i = 0; b && i < 3000; i++) {
+    snprintf(b->batch_id, sizeof b->batch_id, "wal-%d", i);
+    lw_store_item it = {"default", b, NOW, 0, 0}, *items[] = {&it};
+    if (lw_store_write(s, items, 1, errmsg, sizeof errmsg) != LW_OK) {
+      CHECK_STR(errmsg, "");
+      break;
+    }
+    struct stat st;
+    if (stat(wal, &st) == 0 && st.st_size > max_wal) max_wal = (long)st.st_size;
+  }
+  pages = max_wal / 4096;
+  CHECK(max_wal > 0);
+  CHECK(pages < 40L * 1024 * 1024 / 4096);
+  lw_batch_free(b);
+  free(text);
+  lw_store_free(s);
+  unlink(path);
+  unlink(wal);
+  char shm[64];
+  snprintf(shm, sizeof shm, "%s-shm", path);
+  unlink(shm);
+}
+
 int main(void) {
   valid_batch_case_parses_into_five_events();
   refusal_names_the_field_and_allocates_nothing();
@@ -798,6 +841,7 @@ int main(void) {
   a_referees_retained_report_joins_to_the_decision_whose_share_produced_it();
   referee_v2_bodies_are_checked_naming_the_field();
   a_retained_referee_reported_over_http_joins_to_its_decision();
+  the_wal_stays_bounded_under_writes_that_never_pause();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }
