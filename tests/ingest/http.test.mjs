@@ -2,6 +2,7 @@
 // After each, the server keeps serving and nothing stored before is touched.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -278,3 +279,23 @@ function rawTo(port, text) {
 function freePort() {
   return new Promise((ok) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); }); });
 }
+
+// A connection's memory pool (server.c CONNECTION_POOL_BYTES) holds its request headers: a
+// browser's cookies and the like, up to 8 KiB, still fit, request after request on one
+// keep-alive connection.
+test('a_batch_with_8_KiB_of_headers_is_stored_request_after_request_on_one_connection', async () => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await request(server, 'POST', '/v1/outcomes', {
+        agent,
+        headers: { 'Content-Type': 'text/plain', Cookie: 'c=' + 'a'.repeat(8 * 1024 - 16) },
+        body: JSON.stringify(freshBatch()),
+      });
+      assert.equal(r.status, 200, r.text);
+      extraStored++;
+    }
+  } finally {
+    agent.destroy();
+  }
+});
