@@ -116,8 +116,8 @@ void lw_apply_persona(const lw_model *m, lw_feature *x, int *n);
  * rather than the contexts the logging policy happened to favour for a. */
 typedef struct {
   int bits;            /* weight table 2^bits (8-16), default 14 */
-  int passes;          /* default 1: more passes overfit the hashed crosses on simulator logs */
-  double lr;           /* AdaGrad step, default 0.3 */
+  int passes;          /* default 3 (in a seeded order of the records each time) */
+  double lr;           /* step of the normalized adaptive updates, default 0.5 (Vowpal Wabbit's) */
   double l2;           /* per-update L2 shrink, default 1e-6 */
   double clip;         /* largest importance weight, default 50 */
   double min_ess;      /* enough data: effective sample size of an action, default 200 */

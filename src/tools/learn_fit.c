@@ -85,7 +85,7 @@ void lw_apply_persona(const lw_model *m, lw_feature *x, int *n) {
 void lw_train_defaults(lw_train_opts *o) {
   memset(o, 0, sizeof *o);
   o->bits = 14;
-  o->passes = 1;
+  o->passes = 3;
   o->lr = 0.5;
   o->l2 = 1e-6;
   o->clip = 50.0;

@@ -25,7 +25,7 @@ static void usage(FILE *out) {
           "  data:      --data FILE (VW cb text, cb_adf, '-' for stdin, or the ingest SQLite store)\n"
           "             --format auto|vw|vw_adf|sqlite   --site ID (SQLite, default 'default')\n"
           "             --from MS --to MS | --window-days N  (decision time range)\n"
-          "  model:     --bits 8-16 (14)  --passes N (1)  --personas 0-16 (4)  --clip W (50)\n"
+          "  model:     --bits 8-16 (14)  --passes N (3)  --personas 0-16 (4)  --clip W (50)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
           "               held out: the latest 1/N of the records by time when every record has one (the\n"
           "               store), else 1 in N by the hash of the record's id (VW: content and position)\n"
