@@ -117,7 +117,7 @@ int lw_parse_decimal(const char *s, size_t n, double *out) {
 }
 
 void lw_actions_from_config(const lw_config *cfg, int *n_actions,
-                            char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1]) {
+                            char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1]) {
   int n = 0;
   for (int v = 0; v < cfg->n_variants && n < LW_MODEL_MAX_ACTIONS - 1; v++)
     snprintf(actions[n++], LW_NAME_LEN + 1, "%s", cfg->variants[v].id);
@@ -458,8 +458,8 @@ static lw_source_kind sniff(FILE *f) {
 
 lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, size_t errlen) {
   *out = NULL;
-  if (o->n_actions < 1 || o->n_actions > LW_MODEL_MAX_ACTIONS) {
-    snprintf(err, errlen, "an action list of 1-%d actions is needed (--config or --actions)", LW_MODEL_MAX_ACTIONS);
+  if (o->n_actions < 1 || o->n_actions > LW_LEARN_MAX_ACTIONS) {
+    snprintf(err, errlen, "an action list of 1-%d actions is needed (--config or --actions)", LW_LEARN_MAX_ACTIONS);
     return LW_ERR_INVALID;
   }
   lw_reader *r = calloc(1, sizeof *r);

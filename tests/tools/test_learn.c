@@ -39,7 +39,7 @@ static lw_source_opts vw_source(const bandit *b, const char *path) {
   memset(&o, 0, sizeof o);
   o.path = path;
   o.n_actions = b->n_actions;
-  memcpy(o.actions, b->actions, sizeof o.actions);
+  memcpy(o.actions, b->actions, sizeof b->actions);
   return o;
 }
 
