@@ -161,7 +161,7 @@ void lw_learner_update(lw_learner *l, const lw_logged *r);
 double lw_learner_predict(const lw_learner *l, int action, const lw_feature *x, int n);
 /* The predicted reward, back on the data's scale: lo + (hi - lo) × lw_learner_predict. */
 double lw_learner_predict_reward(const lw_learner *l, int action, const lw_feature *x, int n);
-/* Records of the action the learner was updated with (its logged support). */
+/* Updates of the action the learner has had (records × passes; 0: no logged support). */
 int64_t lw_learner_support(const lw_learner *l, int action);
 /* Quantize into a model: actions, flags (from the counts seen by lw_learner_update), int8
  * weights. model_id, trained_at and meta_json are left for the caller; no personas or

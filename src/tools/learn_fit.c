@@ -585,7 +585,7 @@ static void fair_add(fair_sums *fs, const lw_train_opts *o, const lw_source_opts
  * persona the record gets under the new centroids (as the runtime will assign it). */
 static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, const lw_source_opts *src,
                             const lw_split *split, const lw_model *shape, lw_learner *l, fair_sums *fs,
-                            uint64_t *fingerprint, progress_t *pg, char *err, size_t errlen) {
+                            uint64_t *fingerprint, int64_t *support, progress_t *pg, char *err, size_t errlen) {
   for (int pass = 0; pass < o->passes; pass++) {
     int last = pass == o->passes - 1, got;
     char phase[32];
@@ -598,7 +598,10 @@ static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *
       lw_apply_persona(shape, rec->x, &rec->n);
       if (last && o->n_segments) fair_add(fs, o, src, l, rec);
       if (lw_split_holdout(split, rec)) continue;
-      if (last) *fingerprint ^= lw_record_hash(rec);
+      if (last) {
+        *fingerprint ^= lw_record_hash(rec);
+        if (rec->action >= 0 && rec->action < src->n_actions) support[rec->action]++;
+      }
       lw_learner_update(l, rec);
     }
     tick_done(pg);
@@ -805,8 +808,11 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
     snprintf(err, errlen, "bad training options (bits 8-16)");
     goto done;
   }
-  if ((st = pass_train(rd, rec, &o, src, &sc.split, shape, l, &fs, &fingerprint, &pg, err, errlen)) != LW_OK) goto done;
+  int64_t support[LW_LEARN_MAX_ACTIONS] = {0};
+  if ((st = pass_train(rd, rec, &o, src, &sc.split, shape, l, &fs, &fingerprint, support, &pg, err, errlen)) != LW_OK)
+    goto done;
   if ((st = lw_learner_to_model(l, &m, err, errlen)) != LW_OK) goto done;
+  for (int a = 0; a < m->n_actions; a++) m->support[a] = support[a]; /* records, not updates (passes) */
   m->n_personas = shape->n_personas;
   m->persona_dims = shape->persona_dims;
   memcpy(m->centroids, shape->centroids, sizeof m->centroids);

@@ -751,6 +751,8 @@ static void training_on_uniform_logs_recovers_the_best_action(void) {
     for (int a = 0; a < 3; a++) CHECK(fabs(model_p(&b, m, c, a) - b.reward[c][a]) < 0.05);
   CHECK(m->meta_json && strstr(m->meta_json, "\"estimate\"") && strstr(m->meta_json, "\"records\":30000"));
   CHECK(rep.target.n > 2500 && rep.target.n < 3500); /* the held-out tenth */
+  /* each action's support is its training records (three passes do not count three times) */
+  CHECK(m->support[0] + m->support[1] + m->support[2] == 30000 - (int64_t)rep.target.n);
   lw_model_free(m);
 }
 
