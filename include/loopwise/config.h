@@ -39,7 +39,8 @@ typedef struct {
   char referrer_reward[LW_TEXT_LEN + 1];
   char referee_reward[LW_TEXT_LEN + 1];
   double cost;     /* incentive cost of one referred customer, in the program's currency */
-  uint32_t weight; /* relative share among variants in rules mode (0 = never chosen) */
+  uint32_t weight; /* relative share among variants in rules mode; 0 = switched off in every mode
+                    * (the JSON's "enabled": false compiles to 0) */
 } lw_variant;
 
 typedef struct {
@@ -83,8 +84,11 @@ typedef struct {
   /* The model (engine issue): expected net value and exploration. */
   double value_per_referral; /* value of one referred customer */
   double fatigue_cost;       /* cost of showing one prompt */
-  double explore_temperature;
-  double explore_floor;
+  double explore_temperature; /* softmax temperature in value units ... */
+  double explore_floor;       /* least probability of every action the model may choose */
+  double explore_relative;    /* ... or, above 0, relative to the spread of the action values */
+  double explore_not_now;     /* least probability of "not now" (rules and model mode) */
+  double explore_new_variant; /* least probability of a variant without enough data (model mode) */
   double holdout; /* fraction of installs that always get the rules baseline */
   uint32_t model_refresh_hours;
 
@@ -107,6 +111,11 @@ typedef struct {
  * returns LW_ERR_INVALID and writes "path: problem" into err (errlen bytes, caller-owned).
  * json need not be NUL-terminated. Allocates only temporarily (cJSON), frees it all. */
 lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen);
+/* As lw_config_parse, but reports every error, one "path: problem" a line in errs (errlen
+ * bytes, caller-owned; cut short, NUL-terminated, when it fills), their count in *n_errors
+ * (0 on success). A mistake is reported once, not again by the checks that follow from it. */
+lw_status lw_config_check_all(const char *json, size_t len, lw_config *out, char *errs, size_t errlen,
+                              int *n_errors);
 
 /* The compiled form (.lwc, models/FORMAT.md) that the runtime reads instead of JSON, so the
  * page downloads no JSON parser. lw_config_write writes it into buf (cap bytes) and returns
@@ -121,6 +130,12 @@ size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap);
  * the widget (models/FORMAT.md); the engine never uses them and lw_config_read leaves them
  * empty. */
 lw_status lw_config_read(const uint8_t *data, size_t len, lw_config *out, char *err, size_t errlen);
+
+/* The program config's JSON Schema (draft 2020-12), generated from the checker's field
+ * tables, as compact JSON into buf (cap bytes, NUL-terminated). Returns its length, more than
+ * cap - 1 when it did not fit (call again with more room), 0 on an internal overflow. The
+ * committed copy is web/config.schema.json (`loopwise-config schema`). */
+size_t lw_config_schema(char *buf, size_t cap);
 
 /* Index of an event or variant by name, or -1. */
 int lw_config_event_index(const lw_config *cfg, const char *name);

@@ -105,6 +105,11 @@ void lw_engine_set_busy(lw_engine *e, int busy);
 /* Load a model file (copied). On error the previous model (or the rules) stays in force. */
 lw_status lw_engine_set_model(lw_engine *e, const uint8_t *buf, size_t len, char *err, size_t errlen);
 uint32_t lw_engine_model_id(const lw_engine *e); /* 0 without a model */
+/* Whether the loaded model can decide for this program: "none" (no model: the rules decide),
+ * "ready" (it has enough data for at least one live variant: model mode), or "no_data" (it
+ * was loaded but has no data for the configured variants, e.g. another program's model:
+ * the rules decide, and each such decision's reason says so). */
+const char *lw_engine_model_status(const lw_engine *e);
 
 /* The host approved a decision that waited for approval (why LW_WHY_APPROVAL): the prompt
  * may show now. Fills *out like a shown decision. LW_ERR_NOT_FOUND if nothing with that id

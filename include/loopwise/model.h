@@ -75,24 +75,39 @@ int lw_model_persona(const lw_model *m, const double dims[LW_MODEL_PERSONA_DIMS]
 /* Fairness offset of a segment ("plan^free"), 0 when the model has none for it. */
 double lw_model_segment_offset(const lw_model *m, const char *segment);
 
-/* ---- the model's exploration policy -------------------------------------------
+/* ---- the model's exploration policy (src/core/policy.c) -----------------------
  * Expected net value of action a: EV(a) = P(referral | a) × (value − cost[a]) − fatigue
  * for a prompt, P(referral | not_now) × value for "not now". Actions flagged enough-data
- * share a softmax over EV / temperature; every enabled action also gets at least `floor`,
- * so actions without enough data keep being explored. The result is exact: millionths
+ * share a softmax over EV / T, where T is `temperature` (value units) or, when `relative` is
+ * above 0, relative × the spread (largest − smallest EV) of those actions, so the same setting
+ * explores alike whatever the currency and the size of the values. Every enabled action also
+ * gets at least `floor`; "not now" at least `not_now`; a new variant (one without enough
+ * data or support, and the config's variants the model has no action for, which follow the
+ * model's actions as "virtual" actions n_actions + j) at least `new_variant`. When those minimums add
+ * up to more than one they are scaled down to sum to one. The result is exact: millionths
  * summing to one million, which is what the draw and the log use. */
+#define LW_POLICY_MAX_ACTIONS (LW_MODEL_MAX_ACTIONS + LW_MAX_VARIANTS) /* model actions + virtual */
+/* A variant is new (explored at least at `new_variant`) until the model was trained on this
+ * many of its logged decisions (the trainer's --min-ess default). */
+#define LW_POLICY_NEW_SUPPORT 200
 typedef struct {
   double value;                          /* value of one referred customer */
   double fatigue;                        /* cost of showing one prompt */
   double temperature;                    /* softmax temperature, in value units (> 0) */
+  double relative;                       /* > 0: temperature relative to the values' spread */
   double floor;                          /* least probability of every enabled action */
+  double not_now;                        /* least probability of "not now" */
+  double new_variant;                    /* least probability of a new variant */
   double cost[LW_MODEL_MAX_ACTIONS];     /* incentive cost per referred customer */
   int is_prompt[LW_MODEL_MAX_ACTIONS];   /* 0 for "not_now" */
-  int enabled[LW_MODEL_MAX_ACTIONS];     /* may be chosen (the config has this variant) */
+  int enabled[LW_MODEL_MAX_ACTIONS];     /* may be chosen (the config has this variant, switched on) */
+  int n_virtual;                         /* the config's live variants the model has no action for */
+  int virtual_variant[LW_MAX_VARIANTS];  /* their variant indexes in the config */
 } lw_policy;
 
-/* Fills ppm[0..n_actions) (0 for disabled actions) and, when ev is not NULL, the expected
- * values. offset is the segment's fairness offset (added to prompt actions' scores).
+/* Fills ppm[0..n_actions + pol->n_virtual) (0 for disabled actions; size it
+ * LW_POLICY_MAX_ACTIONS) and, when ev is not NULL, the expected values of the model's actions.
+ * offset is the segment's fairness offset (added to prompt actions' scores).
  * LW_ERR_INVALID when no action is enabled. */
 lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feature *x, int n,
                           double offset, uint32_t *ppm, double *ev);
@@ -100,12 +115,14 @@ lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feat
 /* ---- the runtime's policy for a model (src/core/policy.c) ---------------------------
  * One implementation for the engine, the trainer, the evaluator and the simulator. */
 
-/* The config's value_per_referral, fatigue_cost, explore.temperature and explore.floor into
- * pol (nothing else is touched); cfg NULL gives the config schema's defaults (config_schema.c:
+/* The config's value_per_referral, fatigue_cost and explore settings into pol (nothing else
+ * is touched); cfg NULL gives the config schema's defaults (config_schema.c:
  * what a config that sets none of them gives the runtime). */
 void lw_policy_settings(const lw_config *cfg, lw_policy *pol);
 /* The policy the runtime runs for model m under cfg: the settings above, "not_now" always
  * enabled, a prompt action enabled (with its variant's cost) only when cfg has that variant.
+ * A variant switched off (weight 0) is never enabled; the config's live variants the model has
+ * no action for become pol's virtual actions, explored at the new-variant minimum.
  * cfg NULL (data with a bare action list) enables every action at no cost. variant_of, when
  * not NULL, gets each model action's variant index in cfg (-1 for none). Returns 1 when the
  * model can decide: an enabled prompt action is flagged enough-data; else the runtime keeps
@@ -130,8 +147,11 @@ void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
 int lw_model_same_decisions(const lw_model *a, const lw_model *b);
 
 /* Split one million among n weights in proportion (largest remainders, ties to the lower
- * index): the result sums to exactly 1000000 and a zero weight gets zero. n <= 16. */
+ * index): the result sums to exactly 1000000 and a zero weight gets zero.
+ * n <= LW_POLICY_MAX_ACTIONS. */
 void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm);
+/* The same for `whole` millionths instead of one million (at least one weight above 0). */
+void lw_ppm_split_to(const uint32_t *w, int n, uint32_t whole, uint32_t *ppm);
 
 /* ---- a feature named in text (src/core/feature_text.c) ---------------------------- */
 /* The hash of a feature named by its n bytes in a Vowpal Wabbit line: "#<decimal>" is that

@@ -44,17 +44,24 @@ static void set_action(lw_engine *e, lw_decision *d, int variant, const char *ho
   lw_sb_u64(&sb, count);
 }
 
-void lw_engine_choose_by_rules(lw_engine *e, const char *event, uint32_t count, lw_decision *d) {
+/* The configured weights. Outside the holdout (the baseline, kept as configured) "not now"
+ * gets at least explore.not_now, so the first model can learn when not to ask; the variants
+ * then share the rest by weight. */
+void lw_engine_choose_by_rules(lw_engine *e, const char *how, const char *event, uint32_t count, lw_decision *d) {
   const lw_config *cfg = &e->cfg;
   uint32_t w[LW_MAX_VARIANTS + 1], ppm[LW_MAX_VARIANTS + 1];
   int n = cfg->n_variants;
   for (int i = 0; i < n; i++) w[i] = cfg->variants[i].weight;
   w[n] = cfg->not_now_weight;
   lw_ppm_split(w, n + 1, ppm);
+  uint32_t least = (uint32_t)(cfg->explore_not_now * LW_PPM + 0.5);
+  if (d->mode != LW_MODE_HOLDOUT && ppm[n] < least) {
+    lw_ppm_split_to(w, n, LW_PPM - least, ppm);
+    ppm[n] = least;
+  }
   int pick = draw(e, ppm, n + 1);
   d->p_ppm = ppm[pick];
-  set_action(e, d, pick == n ? -1 : pick, d->mode == LW_MODE_HOLDOUT ? "holdout baseline at " : "",
-             event, count);
+  set_action(e, d, pick == n ? -1 : pick, how, event, count);
 }
 
 /* The fairness offset for this user's configured segment ("plan^free"). */
@@ -93,14 +100,19 @@ static void explain(lw_engine *e, int a, lw_decision *d) {
   }
 }
 
-void lw_engine_choose_by_model(lw_engine *e, const lw_policy *pol, const int *variant_of, const char *event,
-                            uint32_t count, lw_decision *d) {
-  uint32_t ppm[LW_MODEL_MAX_ACTIONS];
+/* The model's policy; a virtual action (a variant the model has no action for) has no
+ * features to explain. */
+void lw_engine_choose_by_model(lw_engine *e, const char *event, uint32_t count, lw_decision *d) {
+  const lw_policy *pol = &e->pol;
+  const int *variant_of = e->variant_of;
+  uint32_t ppm[LW_POLICY_MAX_ACTIONS];
+  int n = e->model->n_actions;
   lw_model_policy(e->model, pol, e->x, e->n_x, fairness_offset(e), ppm, NULL);
-  int a = draw(e, ppm, e->model->n_actions);
+  int a = draw(e, ppm, n + pol->n_virtual);
   d->p_ppm = ppm[a];
-  set_action(e, d, pol->is_prompt[a] ? variant_of[a] : -1, "model at ", event, count);
-  explain(e, a, d);
+  set_action(e, d, a >= n ? pol->virtual_variant[a - n] : pol->is_prompt[a] ? variant_of[a] : -1, "model at ", event,
+             count);
+  if (a < n) explain(e, a, d);
 }
 
 int lw_engine_in_holdout(const lw_engine *e) {

@@ -44,7 +44,7 @@ static void fail_got(ctx_t *c, const char *expected, const field_t *f, const cJS
 /* Refuse fields that are neither in the table nor in `extra` (NULL-terminated), and
  * fields given twice (cJSON keeps both; which one wins would be a surprise). */
 static void check_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, const char *const *extra) {
-  for (const cJSON *it = obj->child; it && !c->failed; it = it->next) {
+  for (const cJSON *it = obj->child; it && LW_CFG_GOING(c); it = it->next) {
     int known = 0;
     for (int i = 0; i < n; i++) known |= strcmp(f[i].key, it->string) == 0;
     for (const char *const *x = extra; x && *x; x++) known |= strcmp(*x, it->string) == 0;
@@ -64,8 +64,11 @@ static void check_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, co
         lw_sb_char(&sb, ')');
       }
     }
-    for (const cJSON *other = it->next; other && !c->failed; other = other->next)
-      if (strcmp(other->string, it->string) == 0) lw_cfg_fail(c, "field appears twice");
+    for (const cJSON *other = it->next; other; other = other->next)
+      if (strcmp(other->string, it->string) == 0) {
+        lw_cfg_fail(c, "field appears twice");
+        break;
+      }
     lw_cfg_pop(c, mark);
   }
 }
@@ -73,7 +76,7 @@ static void check_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, co
 /* Returns the field, or NULL when absent (an error if required). */
 static const cJSON *field(ctx_t *c, const cJSON *obj, const char *key, int required) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!v && required && !c->failed) lw_cfg_fail_named(c, key, "is required", "", "");
+  if (!v && required && LW_CFG_GOING(c)) lw_cfg_fail_named(c, key, "is required", "", "");
   return v;
 }
 
@@ -123,7 +126,7 @@ static void read_value(ctx_t *c, const cJSON *v, const field_t *f, void *dst) {
 static void read_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, const char *const *extra,
                         void *base) {
   check_fields(c, obj, f, n, extra);
-  for (int i = 0; i < n && !c->failed; i++) {
+  for (int i = 0; i < n && LW_CFG_GOING(c); i++) {
     const cJSON *v = field(c, obj, f[i].key, f[i].required);
     if (!v) continue;
     size_t mark = lw_cfg_push_key(c, f[i].key);
@@ -136,7 +139,7 @@ static void read_fields(ctx_t *c, const cJSON *obj, const field_t *f, int n, con
 static const cJSON *open_object(ctx_t *c, const cJSON *parent, const char *key, int required,
                                 size_t *mark) {
   const cJSON *v = field(c, parent, key, required);
-  if (!v || c->failed) return NULL;
+  if (!v || !LW_CFG_GOING(c)) return NULL;
   *mark = lw_cfg_push_key(c, key);
   if (!cJSON_IsObject(v)) {
     fail_got(c, "an object", NULL, v);
@@ -149,7 +152,8 @@ static const cJSON *open_object(ctx_t *c, const cJSON *parent, const char *key, 
 static const cJSON *open_array(ctx_t *c, const cJSON *parent, const char *key, int max,
                                size_t *mark) {
   const cJSON *v = field(c, parent, key, 1);
-  if (!v || c->failed) return NULL;
+  if (!v || !LW_CFG_GOING(c)) return NULL;
+  int before = c->n_errors;
   *mark = lw_cfg_push_key(c, key);
   int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
   if (!cJSON_IsArray(v)) {
@@ -157,8 +161,9 @@ static const cJSON *open_array(ctx_t *c, const cJSON *parent, const char *key, i
   } else {
     lw_cfg_count_ok(c, NULL, n, 1, max);
   }
-  if (c->failed) lw_cfg_pop(c, *mark);
-  return c->failed ? NULL : v;
+  if (c->n_errors == before) return v;
+  lw_cfg_pop(c, *mark);
+  return NULL;
 }
 
 /* A name from JSON into dst (LW_NAME_LEN + 1 bytes), or a failure at the current path. */
@@ -178,7 +183,7 @@ static void parse_events(ctx_t *c, const cJSON *root, lw_config *cfg) {
   const cJSON *arr = open_array(c, root, "events", LW_MAX_EVENTS, &mark);
   if (!arr) return;
   int i = 0;
-  for (const cJSON *it = arr->child; it && !c->failed; it = it->next, i++) {
+  for (const cJSON *it = arr->child; it && LW_CFG_GOING(c); it = it->next, i++) {
     size_t m = lw_cfg_push_index(c, i);
     read_name(c, it, "an event name", cfg->events[i]);
     lw_cfg_pop(c, m);
@@ -196,7 +201,7 @@ static int read_array(ctx_t *c, const cJSON *root, const lw_cfg_object *o, int m
   const cJSON *arr = open_array(c, root, o->key, max, &mark);
   if (!arr) return 0;
   int i = 0;
-  for (const cJSON *it = arr->child; it && !c->failed; it = it->next, i++) {
+  for (const cJSON *it = arr->child; it && LW_CFG_GOING(c); it = it->next, i++) {
     size_t m = lw_cfg_push_index(c, i);
     char *elem = (char *)base + (size_t)i * stride;
     if (!cJSON_IsObject(it)) {
@@ -204,12 +209,12 @@ static int read_array(ctx_t *c, const cJSON *root, const lw_cfg_object *o, int m
     } else {
       lw_cfg_element_defaults(o, elem);
       read_fields(c, it, o->fields, o->n, extra, elem);
-      if (each && !c->failed) each(c, it, i, cfg);
+      if (each && LW_CFG_GOING(c)) each(c, it, i, cfg);
     }
     lw_cfg_pop(c, m);
   }
   lw_cfg_pop(c, mark);
-  return c->failed ? 0 : i;
+  return i; /* (a failed element holds what could be read: checked further only with `all`) */
 }
 
 static void each_milestone(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
@@ -217,11 +222,24 @@ static void each_milestone(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
   if (!v) return;
   size_t k = lw_cfg_push_key(c, "event");
   char name[LW_NAME_LEN + 1];
+  int before = c->n_errors;
   read_name(c, v, "an event name", name);
-  if (!c->failed) {
+  if (c->n_errors == before) {
     cfg->milestones[i].event = lw_config_event_index(cfg, name);
     if (cfg->milestones[i].event < 0) lw_cfg_fail_named(c, NULL, "unknown event '", name, "' (list it in events)");
   }
+  lw_cfg_pop(c, k);
+}
+
+/* "enabled": false switches a variant off: it compiles to weight 0, which every mode honours. */
+static void each_variant(ctx_t *c, const cJSON *it, int i, lw_config *cfg) {
+  const cJSON *v = field(c, it, "enabled", 0);
+  if (!v) return;
+  size_t k = lw_cfg_push_key(c, "enabled");
+  if (!cJSON_IsBool(v))
+    fail_got(c, "true or false", NULL, v);
+  else if (cJSON_IsFalse(v))
+    cfg->variants[i].weight = 0;
   lw_cfg_pop(c, k);
 }
 
@@ -231,19 +249,20 @@ static int read_attr_ref(ctx_t *c, const cJSON *o, const lw_config *cfg) {
   const cJSON *v = field(c, o, "attribute", 1);
   if (!v) return -1;
   size_t k = lw_cfg_push_key(c, "attribute");
+  int before = c->n_errors;
   read_name(c, v, "an attribute name", name);
-  int a = c->failed ? -1 : lw_config_attr_index(cfg, name);
-  if (!c->failed && a < 0) lw_cfg_fail_named(c, NULL, "unknown attribute '", name, "' (list it in attributes)");
+  int a = c->n_errors != before ? -1 : lw_config_attr_index(cfg, name);
+  if (c->n_errors == before && a < 0) lw_cfg_fail_named(c, NULL, "unknown attribute '", name, "' (list it in attributes)");
   lw_cfg_pop(c, k);
   return a;
 }
 
 static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
   const cJSON *o = field(c, root, "attributes", 0);
-  if (!o || c->failed) return;
+  if (!o || !LW_CFG_GOING(c)) return;
   size_t mark = lw_cfg_push_key(c, "attributes");
   if (!cJSON_IsObject(o)) fail_got(c, "an object of attribute name to allowed values", NULL, o);
-  for (const cJSON *it = o->child; it && !c->failed; it = it->next) {
+  for (const cJSON *it = cJSON_IsObject(o) ? o->child : NULL; it && LW_CFG_GOING(c); it = it->next) {
     size_t m = lw_cfg_push_key(c, it->string);
     int a = cfg->n_attributes;
     if (a >= LW_MAX_ATTRIBUTES) {
@@ -258,7 +277,7 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
     } else {
       lw_strlcpy(cfg->attr_names[a], it->string, LW_NAME_LEN + 1);
       int i = 0;
-      for (const cJSON *v = it->child; v && !c->failed; v = v->next, i++) {
+      for (const cJSON *v = it->child; v && LW_CFG_GOING(c); v = v->next, i++) {
         size_t k = lw_cfg_push_index(c, i);
         if (!cJSON_IsString(v) || !lw_is_name(v->valuestring))
           lw_cfg_fail(c, "expected a value name of 1-32 letters, digits, '_' or '-'");
@@ -279,11 +298,12 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
     check_fields(c, ap, NULL, 0, approval_extra);
     int a = read_attr_ref(c, ap, cfg);
     const cJSON *vals = field(c, ap, "values", 1);
-    if (!c->failed) {
+    if (vals && LW_CFG_GOING(c)) {
       size_t k = lw_cfg_push_key(c, "values");
-      if (!cJSON_IsArray(vals) || cJSON_GetArraySize(vals) < 1) fail_got(c, "a non-empty array", NULL, vals);
-      int i = 0;
-      for (const cJSON *v = vals->child; v && !c->failed; v = v->next, i++) {
+      int is_list = cJSON_IsArray(vals) && cJSON_GetArraySize(vals) >= 1, i = 0;
+      if (!is_list) fail_got(c, "a non-empty array", NULL, vals);
+      /* (values of an attribute that failed are not checked against it) */
+      for (const cJSON *v = is_list && a >= 0 ? vals->child : NULL; v && LW_CFG_GOING(c); v = v->next, i++) {
         size_t kk = lw_cfg_push_index(c, i);
         int vi = cJSON_IsString(v) ? lw_config_attr_value_index(cfg, a, v->valuestring) : -1;
         if (vi < 0)
@@ -310,13 +330,20 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
 static const char *const k_top_custom[] = {"share",   "consent",    "caps",     "cooldown",   "quiet_hours",
                                            "session", "privacy",    "explore",  "model",      "events",
                                            "milestones", "variants", "attributes", "approval", "fairness",
-                                           "ladder",  NULL};
+                                           "ladder",  "$schema", NULL};
 
 static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
   static const char *const event_extra[] = {"event", NULL};
   read_fields(c, root, lw_cfg_objects[0].fields, lw_cfg_objects[0].n, k_top_custom, cfg);
+  /* "$schema": where an editor finds the JSON Schema (web/config.schema.json); not stored. */
+  const cJSON *sch = field(c, root, "$schema", 0);
+  if (sch && !cJSON_IsString(sch)) {
+    size_t k = lw_cfg_push_key(c, "$schema");
+    fail_got(c, "a string", NULL, sch);
+    lw_cfg_pop(c, k);
+  }
   /* The plain objects: all but the top level and fairness (read with the attributes). */
-  for (int i = 1; i < lw_cfg_n_objects - 1 && !c->failed; i++) {
+  for (int i = 1; i < lw_cfg_n_objects - 1 && LW_CFG_GOING(c); i++) {
     size_t mark;
     const cJSON *o = open_object(c, root, lw_cfg_objects[i].key, lw_cfg_objects[i].required, &mark);
     if (!o) continue;
@@ -326,8 +353,8 @@ static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
   parse_events(c, root, cfg);
   cfg->n_milestones = read_array(c, root, &lw_cfg_milestone, LW_MAX_MILESTONES, event_extra, cfg->milestones,
                                  sizeof cfg->milestones[0], each_milestone, cfg);
-  cfg->n_variants = read_array(c, root, &lw_cfg_variant, LW_MAX_VARIANTS, NULL, cfg->variants,
-                               sizeof cfg->variants[0], NULL, cfg);
+  cfg->n_variants = read_array(c, root, &lw_cfg_variant, LW_MAX_VARIANTS, lw_cfg_variant_extra, cfg->variants,
+                               sizeof cfg->variants[0], each_variant, cfg);
   if (field(c, root, "ladder", 0))
     cfg->n_ladder = read_array(c, root, &lw_cfg_ladder, LW_MAX_LADDER, NULL, cfg->ladder,
                                sizeof cfg->ladder[0], NULL, cfg);
@@ -349,9 +376,12 @@ static void where(const char *json, size_t off, uint64_t *line, uint64_t *col) {
   }
 }
 
-lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen) {
+static lw_status parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen, int all,
+                       int *n_errors) {
   ctx_t c;
   lw_cfg_ctx_init(&c, err, errlen);
+  c.all = all;
+  if (n_errors) *n_errors = 1; /* until the JSON parses */
   lw_config cfg;
   lw_cfg_defaults(&cfg);
 
@@ -379,7 +409,17 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
   else
     parse_root(&c, root, &cfg);
   cJSON_Delete(root);
+  if (n_errors) *n_errors = c.n_errors;
   if (c.failed) return LW_ERR_INVALID;
   *out = cfg;
   return LW_OK;
+}
+
+lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *err, size_t errlen) {
+  return parse(json, len, out, err, errlen, 0, NULL);
+}
+
+lw_status lw_config_check_all(const char *json, size_t len, lw_config *out, char *errs, size_t errlen,
+                              int *n_errors) {
+  return parse(json, len, out, errs, errlen, 1, n_errors);
 }

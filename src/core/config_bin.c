@@ -17,10 +17,13 @@
 #include "loopwise/config.h"
 #include "loopwise/model.h"
 
-#define LWC_VERSION 1
+/* 2 added explore.relative_temperature, explore.not_now and explore.new_variant; a version 1
+ * file is read with their defaults (fields are marked with the version that added them). */
+#define LWC_VERSION 2
 
 typedef struct {
   int reading;
+  unsigned version; /* of the file being read or written */
   lw_wr w;
   lw_rd r;
 } io_t;
@@ -64,6 +67,7 @@ static void io_fields(io_t *io, const lw_cfg_object *o, void *base) {
   for (int i = 0; i < o->n; i++) {
     const lw_cfg_field *f = &o->fields[i];
     void *p = (char *)base + f->off;
+    if (f->since > io->version) continue; /* an older file: the field keeps its default */
     if (f->kind == LW_K_NUM) {
       uint64_t u;
       memcpy(&u, p, sizeof u);
@@ -171,6 +175,7 @@ size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap) {
   if (!ui) return 0;
   size_t ui_len = ui_json(cfg, ui, ui_cap);
   io_t io = {0};
+  io.version = LWC_VERSION;
   io.w.buf = buf;
   io.w.cap = cap;
   lw_wr_bytes(&io.w, "LWCF", 4);
@@ -249,9 +254,10 @@ lw_status lw_config_read(const uint8_t *data, size_t len, lw_config *out, char *
   if (len < 16 || memcmp(data, "LWCF", 4) != 0)
     return fail_with(err, errlen, LW_ERR_INVALID,
                      "not a compiled Loopwise config (compile the JSON with loopwise-config)");
-  if ((data[4] | data[5] << 8) != LWC_VERSION || data[6] || data[7])
+  unsigned version = data[4] | data[5] << 8;
+  if (version < 1 || version > LWC_VERSION || data[6] || data[7])
     return fail_with(err, errlen, LW_ERR_VERSION,
-                     "compiled config version is unknown to this runtime (reads 1): recompile it");
+                     "compiled config version is unknown to this runtime (reads 1-2): recompile it");
   lw_rd tail = {data + len - 4, 4, 0, 0}, head = {data + 8, 4, 0, 0};
   if (lw_crc32(0, data, len - 4) != (uint32_t)lw_rd_u(&tail, 4))
     return fail_with(err, errlen, LW_ERR_CORRUPT, "compiled config checksum mismatch (damaged or truncated file)");
@@ -260,6 +266,7 @@ lw_status lw_config_read(const uint8_t *data, size_t len, lw_config *out, char *
   lw_cfg_defaults(&cfg);
   io_t io = {0};
   io.reading = 1;
+  io.version = version;
   io.r.p = data + 12;
   io.r.len = (size_t)lw_rd_u(&head, 4);
   if (io.r.len <= len - 16) walk(&io, &cfg);

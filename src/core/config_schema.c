@@ -39,10 +39,22 @@ void lw_cfg_pop(lw_cfg_ctx *c, size_t mark) {
   c->path[mark] = '\0';
 }
 
+/* Whether an error at the current path is already in the list. */
+static int reported_here(const lw_cfg_ctx *c) {
+  const char *path = c->path_len ? c->path : "(top level)";
+  size_t n = strlen(path);
+  for (const char *line = c->err; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+    if (strncmp(line, path, n) == 0 && line[n] == ':') return 1;
+  return 0;
+}
+
 int lw_cfg_fail_begin(lw_cfg_ctx *c, lw_sbuf *sb) {
-  if (c->failed) return 0;
+  if (c->failed && (!c->all || reported_here(c))) return 0;
+  lw_sbuf b = {c->err, c->errlen, c->n_errors ? strlen(c->err) : 0, 0};
+  if (c->n_errors) lw_sb_char(&b, '\n');
   c->failed = 1;
-  lw_sb_init(sb, c->err, c->errlen);
+  c->n_errors++;
+  *sb = b;
   lw_sb_str(sb, c->path_len ? c->path : "(top level)");
   lw_sb_str(sb, ": ");
   return 1;
@@ -64,11 +76,13 @@ void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const
 
 /* ---- the tables ------------------------------------------------------------------ */
 
-#define UINT_F(k, req, T, m, lo, hi, d) {k, LW_K_UINT, req, offsetof(T, m), 0, lo, hi, d}
-#define NUM_F(k, req, T, m, lo, hi, d) {k, LW_K_NUM, req, offsetof(T, m), 0, lo, hi, d}
-#define BOOL_F(k, T, m, d) {k, LW_K_BOOL, 0, offsetof(T, m), 0, 0, 1, d}
-#define TEXT_F(k, req, T, m) {k, LW_K_TEXT, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
-#define NAME_F(k, req, T, m) {k, LW_K_NAME, req, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
+#define UINT_F(k, req, T, m, lo, hi, d) {k, LW_K_UINT, req, 0, offsetof(T, m), 0, lo, hi, d}
+#define NUM_F(k, req, T, m, lo, hi, d) {k, LW_K_NUM, req, 0, offsetof(T, m), 0, lo, hi, d}
+/* An optional number added by compiled format version `since` (older files lack it). */
+#define NUM_SINCE(since, k, T, m, lo, hi, d) {k, LW_K_NUM, 0, since, offsetof(T, m), 0, lo, hi, d}
+#define BOOL_F(k, T, m, d) {k, LW_K_BOOL, 0, 0, offsetof(T, m), 0, 0, 1, d}
+#define TEXT_F(k, req, T, m) {k, LW_K_TEXT, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
+#define NAME_F(k, req, T, m) {k, LW_K_NAME, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
 
 static const lw_cfg_field k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX, 0),
@@ -80,6 +94,7 @@ static const lw_cfg_field k_variant[] = {
     UINT_F("weight", 0, lw_variant, weight, 0, 1000000, 1)};
 static const lw_cfg_field k_ladder[] = {UINT_F("referrals", 1, lw_ladder_step, referrals, 0, 1000000, 0),
                                         TEXT_F("reward", 1, lw_ladder_step, reward)};
+const char *const lw_cfg_variant_extra[] = {"enabled", NULL};
 const lw_cfg_object lw_cfg_milestone = {"milestones", 1, k_milestone, COUNT(k_milestone)};
 const lw_cfg_object lw_cfg_variant = {"variants", 1, k_variant, COUNT(k_variant)};
 const lw_cfg_object lw_cfg_ladder = {"ladder", 0, k_ladder, COUNT(k_ladder)};
@@ -107,8 +122,14 @@ static const lw_cfg_field k_quiet[] = {UINT_F("start", 1, lw_config, quiet_start
 static const lw_cfg_field k_session[] = {UINT_F("min_age_s", 0, lw_config, min_session_s, 0, 86400, 0)};
 static const lw_cfg_field k_privacy[] = {BOOL_F("respect_gpc", lw_config, respect_gpc, 1),
                                          BOOL_F("respect_dnt", lw_config, respect_dnt, 0)};
-static const lw_cfg_field k_explore[] = {NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9, 5),
-                                         NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1, 0.02)};
+/* relative_temperature, not_now and new_variant came with issue 10 (.lwc version 2); their
+ * defaults (0) keep what a config that does not set them meant before. */
+static const lw_cfg_field k_explore[] = {
+    NUM_F("temperature", 0, lw_config, explore_temperature, 0.001, 1e9, 5),
+    NUM_F("floor", 0, lw_config, explore_floor, 0, 0.1, 0.02),
+    NUM_SINCE(2, "relative_temperature", lw_config, explore_relative, 0, 100, 0),
+    NUM_SINCE(2, "not_now", lw_config, explore_not_now, 0, 0.5, 0),
+    NUM_SINCE(2, "new_variant", lw_config, explore_new_variant, 0, 0.5, 0)};
 static const lw_cfg_field k_model[] = {UINT_F("refresh_hours", 0, lw_config, model_refresh_hours, 1, 720, 24)};
 static const lw_cfg_field k_fairness[] = {
     NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1, 0.8)};
@@ -203,7 +224,7 @@ int lw_cfg_count_ok(lw_cfg_ctx *c, const char *key, int n, int min, int max) {
 
 /* names[i] for i < n, `stride` bytes apart: each a valid name, none twice. */
 static void names_ok(lw_cfg_ctx *c, const char *names, size_t stride, int n, const char *twice) {
-  for (int i = 0; i < n && !c->failed; i++) {
+  for (int i = 0; i < n && LW_CFG_GOING(c); i++) {
     const char *s = names + (size_t)i * stride;
     size_t mark = lw_cfg_push_index(c, i);
     if (!lw_is_name(s)) lw_cfg_fail(c, "expected a name of 1-32 letters, digits, '_' or '-'");
@@ -217,14 +238,30 @@ static void attr_ref_ok(lw_cfg_ctx *c, const char *key, int attr, const lw_confi
   if (attr < -1 || attr >= cfg->n_attributes) lw_cfg_fail_named(c, key, "unknown attribute", "", "");
 }
 
+/* The share link is put into links on the host's page: https, or plain http on this machine
+ * only (development). */
+static int link_ok(const char *url) {
+  static const char *const local[] = {"http://localhost", "http://127.0.0.1"};
+  if (strncmp(url, "https://", 8) == 0) return url[8] && url[8] != '/';
+  for (int i = 0; i < 2; i++) {
+    size_t n = strlen(local[i]);
+    if (strncmp(url, local[i], n) == 0 && strchr(":/?#", url[n])) return 1; /* (or the end) */
+  }
+  return 0;
+}
+
 void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
-  if (c->failed) return;
-  if (!lw_cfg_count_ok(c, "events", cfg->n_events, 1, LW_MAX_EVENTS) ||
-      !lw_cfg_count_ok(c, "milestones", cfg->n_milestones, 1, LW_MAX_MILESTONES) ||
-      !lw_cfg_count_ok(c, "variants", cfg->n_variants, 1, LW_MAX_VARIANTS) ||
-      !lw_cfg_count_ok(c, "ladder", cfg->n_ladder, 0, LW_MAX_LADDER) ||
-      !lw_cfg_count_ok(c, "attributes", cfg->n_attributes, 0, LW_MAX_ATTRIBUTES))
-    return;
+  if (!LW_CFG_GOING(c)) return;
+  /* (the JSON reader never fills an array past its limit, so with `all` the checks go on) */
+  int counts = lw_cfg_count_ok(c, "events", cfg->n_events, 1, LW_MAX_EVENTS) &
+               lw_cfg_count_ok(c, "milestones", cfg->n_milestones, 1, LW_MAX_MILESTONES) &
+               lw_cfg_count_ok(c, "variants", cfg->n_variants, 1, LW_MAX_VARIANTS) &
+               lw_cfg_count_ok(c, "ladder", cfg->n_ladder, 0, LW_MAX_LADDER) &
+               lw_cfg_count_ok(c, "attributes", cfg->n_attributes, 0, LW_MAX_ATTRIBUTES);
+  if (!counts && !c->all) return;
+  if (!link_ok(cfg->share_url))
+    lw_cfg_fail_named(c, "share.url",
+                      "must be an https:// link (http:// only on localhost or 127.0.0.1): it is put into links", "", "");
   if (!strstr(cfg->share_url, "{code}"))
     lw_cfg_fail_named(c, "share.url", "must contain {code}, where the referral code goes", "", "");
   if (cfg->cooldown_max_days < cfg->cooldown_days)
@@ -238,7 +275,7 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
   names_ok(c, cfg->events[0], sizeof cfg->events[0], cfg->n_events, "event listed twice");
   lw_cfg_pop(c, mark);
 
-  for (int i = 0; i < cfg->n_milestones && !c->failed; i++) {
+  for (int i = 0; i < cfg->n_milestones && LW_CFG_GOING(c); i++) {
     int e = cfg->milestones[i].event;
     if (e < 0 || e >= cfg->n_events) {
       mark = lw_cfg_push_key(c, "milestones");
@@ -249,7 +286,7 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
   }
 
   uint64_t total = 0;
-  for (int i = 0; i < cfg->n_variants && !c->failed; i++) {
+  for (int i = 0; i < cfg->n_variants && LW_CFG_GOING(c); i++) {
     const char *id = cfg->variants[i].id;
     int dup = strcmp(id, "none") == 0 || strcmp(id, "not_now") == 0;
     for (int j = 0; j < i; j++) dup |= strcmp(cfg->variants[j].id, id) == 0;
@@ -261,10 +298,10 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
       lw_cfg_pop(c, mark);
     }
   }
-  if (!c->failed && total == 0)
+  if (LW_CFG_GOING(c) && total == 0)
     lw_cfg_fail_named(c, "variants", "at least one variant needs a weight above 0", "", "");
 
-  for (int i = 1; i < cfg->n_ladder && !c->failed; i++) {
+  for (int i = 1; i < cfg->n_ladder && LW_CFG_GOING(c); i++) {
     if (cfg->ladder[i].referrals <= cfg->ladder[i - 1].referrals) {
       mark = lw_cfg_push_key(c, "ladder");
       lw_cfg_push_index(c, i);
@@ -275,7 +312,7 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
 
   mark = lw_cfg_push_key(c, "attributes");
   names_ok(c, cfg->attr_names[0], sizeof cfg->attr_names[0], cfg->n_attributes, "attribute listed twice");
-  for (int a = 0; a < cfg->n_attributes && !c->failed; a++) {
+  for (int a = 0; a < cfg->n_attributes && LW_CFG_GOING(c); a++) {
     size_t m = lw_cfg_push_key(c, cfg->attr_names[a]);
     if (lw_cfg_count_ok(c, NULL, cfg->attr_n_values[a], 1, LW_MAX_ATTR_VALUES))
       names_ok(c, cfg->attr_values[a][0], sizeof cfg->attr_values[a][0], cfg->attr_n_values[a],
@@ -286,12 +323,210 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
 
   attr_ref_ok(c, "approval.attribute", cfg->approval_attr, cfg);
   attr_ref_ok(c, "fairness.attribute", cfg->fairness_attr, cfg);
-  if (!c->failed) {
+  if (LW_CFG_GOING(c)) {
     int nv = cfg->approval_attr < 0 ? 0 : cfg->attr_n_values[cfg->approval_attr];
     uint32_t allowed = nv >= 32 ? UINT32_MAX : (1u << nv) - 1u;
     if (cfg->approval_values & ~allowed)
       lw_cfg_fail_named(c, "approval.values", "not one of the attribute's allowed values", "", "");
   }
+}
+
+/* ---- the JSON Schema (draft 2020-12) --------------------------------------------------
+ * Generated from the tables above, so an editor checks and completes the fields the reader
+ * accepts, with the same types, ranges and defaults. What code reads (events, attributes,
+ * approval, an element's "event" and "enabled", the attribute a fairness rule names) and the
+ * rules the schema can state (the share link's form, reserved variant ids, uniqueness of
+ * plain names) are written here beside them; the rest (unique variant ids, names that must be
+ * listed elsewhere, ladder order) stays the checker's, which reports it with its JSON path. */
+
+static void js_key(lw_sbuf *sb, const char *key) {
+  lw_sb_json_str(sb, key);
+  lw_sb_char(sb, ':');
+}
+
+static void js_name(lw_sbuf *sb) {
+  lw_sb_str(sb, "{\"type\":\"string\",\"pattern\":\"^[A-Za-z0-9_-]{1,");
+  lw_sb_u64(sb, LW_NAME_LEN);
+  lw_sb_str(sb, "}$\"}");
+}
+
+static void js_field(lw_sbuf *sb, const lw_cfg_field *f) {
+  js_key(sb, f->key);
+  switch (f->kind) {
+    case LW_K_UINT:
+    case LW_K_NUM:
+      lw_sb_str(sb, f->kind == LW_K_UINT ? "{\"type\":\"integer\",\"minimum\":" : "{\"type\":\"number\",\"minimum\":");
+      lw_sb_num(sb, f->min);
+      lw_sb_str(sb, ",\"maximum\":");
+      lw_sb_num(sb, f->max);
+      if (!f->required && f->def != -1) {
+        lw_sb_str(sb, ",\"default\":");
+        lw_sb_num(sb, f->def);
+      }
+      break;
+    case LW_K_BOOL:
+      lw_sb_str(sb, f->def ? "{\"type\":\"boolean\",\"default\":true" : "{\"type\":\"boolean\",\"default\":false");
+      break;
+    case LW_K_NAME: js_name(sb); return;
+    default:
+      lw_sb_str(sb, "{\"type\":\"string\",\"minLength\":1,\"maxLength\":");
+      lw_sb_u64(sb, f->size - 1u);
+      lw_sb_str(sb, ",\"description\":\"at most ");
+      lw_sb_u64(sb, f->size - 1u);
+      lw_sb_str(sb, " bytes of UTF-8\"");
+  }
+  lw_sb_char(sb, '}');
+}
+
+/* The "required" list and the properties of a table, then `extra` (already JSON members,
+ * with `extra_required` added to "required"), as one closed object schema. */
+static void js_object(lw_sbuf *sb, const lw_cfg_field *f, int n, const char *extra_required, const char *extra) {
+  lw_sb_str(sb, "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[");
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (f[i].required) {
+      if (k++) lw_sb_char(sb, ',');
+      lw_sb_json_str(sb, f[i].key);
+    }
+  if (extra_required && *extra_required) {
+    if (k) lw_sb_char(sb, ',');
+    lw_sb_str(sb, extra_required);
+  }
+  lw_sb_str(sb, "],\"properties\":{");
+  for (int i = 0; i < n; i++) {
+    if (i) lw_sb_char(sb, ',');
+    js_field(sb, &f[i]);
+  }
+  if (extra && *extra) {
+    if (n) lw_sb_char(sb, ',');
+    lw_sb_str(sb, extra);
+  }
+  lw_sb_str(sb, "}}");
+}
+
+static void js_array(lw_sbuf *sb, int min, int max) {
+  lw_sb_str(sb, "\"type\":\"array\",\"minItems\":");
+  lw_sb_u64(sb, (uint64_t)min);
+  lw_sb_str(sb, ",\"maxItems\":");
+  lw_sb_u64(sb, (uint64_t)max);
+}
+
+size_t lw_config_schema(char *buf, size_t cap) {
+  char name[64];
+  lw_sbuf nb;
+  lw_sb_init(&nb, name, sizeof name);
+  js_name(&nb);
+  lw_sbuf sb;
+  lw_sb_init(&sb, buf, cap);
+  lw_sb_str(&sb, "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+                 "\"$comment\":\"Generated from the field tables of src/core/config_schema.c by "
+                 "'loopwise-config schema > web/config.schema.json': do not edit by hand. "
+                 "loopwise-config check is the full check.\","
+                 "\"title\":\"Loopwise program config\","
+                 "\"description\":\"The referral program a product manager configures (README, "
+                 "'Program config reference').\",");
+  const lw_cfg_object *top = &lw_cfg_objects[0];
+  /* the top level's required members besides its table */
+  char req[256], props[8192];
+  lw_sbuf r, p;
+  lw_sb_init(&r, req, sizeof req);
+  lw_sb_init(&p, props, sizeof props);
+  lw_sb_str(&r, "\"events\",\"milestones\",\"variants\"");
+  for (int i = 1; i < lw_cfg_n_objects; i++) {
+    const lw_cfg_object *o = &lw_cfg_objects[i];
+    if (o->required) {
+      lw_sb_char(&r, ',');
+      lw_sb_json_str(&r, o->key);
+    }
+    if (i > 1) lw_sb_char(&p, ',');
+    js_key(&p, o->key);
+    if (strcmp(o->key, "share") == 0) { /* the link's rules (lw_cfg_check_rules) */
+      lw_sb_str(&p, "{\"allOf\":[");
+      js_object(&p, o->fields, o->n, NULL, NULL);
+      lw_sb_str(&p, ",{\"properties\":{\"url\":{\"allOf\":["
+                    "{\"pattern\":\"\\\\{code\\\\}\",\"description\":\"must contain {code}, where the "
+                    "referral code goes\"},"
+                    "{\"pattern\":\"^(https://[^/]|http://(localhost|127\\\\.0\\\\.0\\\\.1)([:/?#]|$))\","
+                    "\"description\":\"an https:// link (http:// only on localhost or 127.0.0.1): it is put "
+                    "into links\"}]}}}]}");
+    } else if (i == lw_cfg_n_objects - 1) { /* fairness: its attribute */
+      char ex[128];
+      lw_sbuf e;
+      lw_sb_init(&e, ex, sizeof ex);
+      js_key(&e, "attribute");
+      lw_sb_str(&e, name);
+      js_object(&p, o->fields, o->n, "\"attribute\"", ex);
+    } else {
+      js_object(&p, o->fields, o->n, NULL, NULL);
+    }
+  }
+  /* events */
+  lw_sb_str(&p, ",\"events\":{");
+  js_array(&p, 1, LW_MAX_EVENTS);
+  lw_sb_str(&p, ",\"uniqueItems\":true,\"items\":");
+  lw_sb_str(&p, name);
+  lw_sb_char(&p, '}');
+  /* milestones, variants, ladder: tables plus what code reads */
+  const struct {
+    const lw_cfg_object *o;
+    int min, max;
+    const char *extra_required, *extra_key, *extra;
+  } arrays[] = {
+      {&lw_cfg_milestone, 1, LW_MAX_MILESTONES, "\"event\"", "event", NULL},
+      {&lw_cfg_variant, 1, LW_MAX_VARIANTS, NULL, "enabled",
+       "{\"type\":\"boolean\",\"default\":true,\"description\":\"false switches the variant off in "
+       "every mode, as weight 0 does\"}"},
+      {&lw_cfg_ladder, 1, LW_MAX_LADDER, NULL, NULL, NULL}};
+  for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+    char ex[512];
+    lw_sbuf e;
+    lw_sb_init(&e, ex, sizeof ex);
+    if (arrays[i].extra_key) {
+      js_key(&e, arrays[i].extra_key);
+      lw_sb_str(&e, arrays[i].extra ? arrays[i].extra : name);
+    }
+    lw_sb_char(&p, ',');
+    js_key(&p, arrays[i].o->key);
+    lw_sb_char(&p, '{');
+    js_array(&p, arrays[i].min, arrays[i].max);
+    lw_sb_str(&p, ",\"items\":");
+    js_object(&p, arrays[i].o->fields, arrays[i].o->n, arrays[i].extra_required, ex);
+    lw_sb_char(&p, '}');
+  }
+  /* attributes and approval */
+  lw_sb_str(&p, ",\"attributes\":{\"type\":\"object\",\"maxProperties\":");
+  lw_sb_u64(&p, LW_MAX_ATTRIBUTES);
+  lw_sb_str(&p, ",\"propertyNames\":");
+  lw_sb_str(&p, name);
+  lw_sb_str(&p, ",\"additionalProperties\":{");
+  js_array(&p, 1, LW_MAX_ATTR_VALUES);
+  lw_sb_str(&p, ",\"uniqueItems\":true,\"items\":");
+  lw_sb_str(&p, name);
+  lw_sb_str(&p, "},\"description\":\"up to 4 host attributes with their allowed values; non-personal "
+                "categories only\"}");
+  lw_sb_str(&p, ",\"approval\":{\"type\":\"object\",\"additionalProperties\":false,"
+                "\"required\":[\"attribute\",\"values\"],\"properties\":{\"attribute\":");
+  lw_sb_str(&p, name);
+  lw_sb_str(&p, ",\"values\":{\"type\":\"array\",\"minItems\":1,\"items\":");
+  lw_sb_str(&p, name);
+  lw_sb_str(&p, "}}}");
+
+  lw_sb_str(&sb, "\"type\":\"object\",\"additionalProperties\":false,\"required\":[");
+  for (int i = 0; i < top->n; i++)
+    if (top->fields[i].required) {
+      lw_sb_json_str(&sb, top->fields[i].key);
+      lw_sb_char(&sb, ',');
+    }
+  lw_sb_str(&sb, req);
+  lw_sb_str(&sb, "],\"properties\":{\"$schema\":{\"type\":\"string\",\"description\":\"the JSON Schema an editor "
+                "checks this file against; loopwise-config ignores it\"},");
+  for (int i = 0; i < top->n; i++) {
+    js_field(&sb, &top->fields[i]);
+    lw_sb_char(&sb, ',');
+  }
+  lw_sb_str(&sb, props);
+  lw_sb_str(&sb, "}}");
+  return r.overflow || p.overflow || nb.overflow ? 0 : sb.overflow ? cap + 1 : sb.len;
 }
 
 /* ---- lookups ---------------------------------------------------------------------- */

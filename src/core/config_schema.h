@@ -11,14 +11,20 @@
 
 /* ---- errors with a JSON path -------------------------------------------------------
  * Each nested check appends ".key" or "[i]" to the path and truncates back when it
- * returns; only the first error is kept, later checks see `failed` and stop. */
+ * returns. By default only the first error is kept and later checks see `failed` and stop;
+ * with `all` every error is kept, one "path: problem" a line, and checks go on (LW_CFG_GOING)
+ * wherever what they read stays meaningful; a second error at a path already reported is
+ * dropped, so one mistake is not reported again by the checks that follow from it. */
 typedef struct {
   char path[160];
   size_t path_len;
   char *err;
   size_t errlen;
-  int failed;
+  int failed; /* at least one error */
+  int all;    /* keep every error */
+  int n_errors;
 } lw_cfg_ctx;
+#define LW_CFG_GOING(c) (!(c)->failed || (c)->all)
 
 void lw_cfg_ctx_init(lw_cfg_ctx *c, char *err, size_t errlen);
 size_t lw_cfg_push_key(lw_cfg_ctx *c, const char *key);
@@ -40,6 +46,7 @@ enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT };
 typedef struct {
   const char *key;
   unsigned char kind, required;
+  unsigned char since; /* the compiled format (.lwc) version that added the field (0 = the first) */
   unsigned short off, size; /* offset in the target struct; size of a text buffer */
   double min, max;
   double def; /* the default of an optional number or boolean (README "Program config reference") */
@@ -57,6 +64,8 @@ extern const lw_cfg_object lw_cfg_objects[];
 extern const int lw_cfg_n_objects;
 /* Array elements: milestones (plus "event"), variants, ladder steps. */
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
+/* A variant's fields besides its table: "enabled" (JSON only; false compiles to weight 0). */
+extern const char *const lw_cfg_variant_extra[];
 
 /* A config with every default set and nothing else. */
 void lw_cfg_defaults(lw_config *cfg);

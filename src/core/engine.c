@@ -98,12 +98,17 @@ void lw_engine_set_privacy(lw_engine *e, int gpc, int dnt) {
 }
 void lw_engine_set_busy(lw_engine *e, int busy) { e->busy = busy != 0; }
 
+const char *lw_engine_model_status(const lw_engine *e) {
+  return !e->model ? "none" : e->model_ready ? "ready" : "no_data";
+}
+
 lw_status lw_engine_set_model(lw_engine *e, const uint8_t *buf, size_t len, char *err, size_t errlen) {
   lw_model *m;
   lw_status st = lw_model_load(buf, len, &m, err, errlen);
   if (st != LW_OK) return st;
   lw_model_free(e->model);
   e->model = m;
+  e->model_ready = lw_policy_for_config(m, &e->cfg, &e->pol, e->variant_of);
   return LW_OK;
 }
 
@@ -168,19 +173,18 @@ static void decide(lw_engine *e, int idx, int64_t now_ms, int tz, lw_decision *d
     lw_sb_str(&sb, "persona-");
     lw_sb_i64(&sb, persona);
   }
-  lw_policy pol;
-  int variant_of[LW_MODEL_MAX_ACTIONS];
-  int model_ready = e->model && lw_policy_for_config(e->model, &e->cfg, &pol, variant_of);
   d->model_id = e->model ? e->model->model_id : 0;
-  d->mode = lw_engine_in_holdout(e) ? LW_MODE_HOLDOUT : model_ready ? LW_MODE_MODEL : LW_MODE_RULES;
+  d->mode = lw_engine_in_holdout(e) ? LW_MODE_HOLDOUT : e->model_ready ? LW_MODE_MODEL : LW_MODE_RULES;
 
   if (lw_engine_blocked(e, now_ms, tz, d)) {
     lw_strlcpy(d->action, LW_ACTION_NONE, sizeof d->action);
     d->p_ppm = LW_PPM;
   } else if (d->mode == LW_MODE_MODEL) {
-    lw_engine_choose_by_model(e, &pol, variant_of, event, count, d);
+    lw_engine_choose_by_model(e, event, count, d);
   } else {
-    lw_engine_choose_by_rules(e, event, count, d);
+    lw_engine_choose_by_rules(e, d->mode == LW_MODE_HOLDOUT ? "holdout baseline at "
+                                 : e->model ? "rules (model has no data) at " : "",
+                              event, count, d);
   }
   if (d->prompt && needs_approval(e)) {
     d->prompt = 0;

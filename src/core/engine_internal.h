@@ -68,6 +68,11 @@ struct lw_engine {
   lw_decision last;
   char install_hex[LW_INSTALL_LEN + 1];
   lw_model *model; /* owned, NULL = rules only */
+  /* The model's policy under cfg (lw_policy_for_config), set with the model: both are fixed
+   * until the next model. model_ready: it can decide (model mode). */
+  lw_policy pol;
+  int variant_of[LW_MODEL_MAX_ACTIONS];
+  int model_ready;
   int gpc, dnt, busy;
   lw_pending_approval approval;
   /* scratch for the features of the decision being made */
@@ -110,9 +115,9 @@ lw_local_time lw_local_time_of(int64_t now_ms, int tz_offset_min);
 /* choose.c: the modes. The model's policy for this config is lw_policy_for_model's
  * (policy.c, shared with the learning tools). */
 int lw_engine_in_holdout(const lw_engine *e);
-void lw_engine_choose_by_rules(lw_engine *e, const char *event, uint32_t count, lw_decision *d);
-void lw_engine_choose_by_model(lw_engine *e, const lw_policy *pol, const int *variant_of, const char *event,
-                               uint32_t count, lw_decision *d);
+/* how: what the reason says after "shown: " ("", "holdout baseline at ", ...). */
+void lw_engine_choose_by_rules(lw_engine *e, const char *how, const char *event, uint32_t count, lw_decision *d);
+void lw_engine_choose_by_model(lw_engine *e, const char *event, uint32_t count, lw_decision *d);
 
 /* records.c: the wire records. A record starts with the fields every kind has (decision_id
  * may be NULL) and is pushed to the outbox whole or not at all. */

@@ -291,16 +291,16 @@ double lw_model_segment_offset(const lw_model *m, const char *segment) {
 
 /* ---- policy ----------------------------------------------------------------------- */
 
-void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm) {
-  uint64_t total = 0, given = 0, rem[16];
+void lw_ppm_split_to(const uint32_t *w, int n, uint32_t whole, uint32_t *ppm) {
+  uint64_t total = 0, given = 0, rem[LW_POLICY_MAX_ACTIONS];
   for (int i = 0; i < n; i++) total += w[i];
   for (int i = 0; i < n; i++) {
-    uint64_t scaled = (uint64_t)w[i] * 1000000u;
+    uint64_t scaled = (uint64_t)w[i] * whole;
     ppm[i] = (uint32_t)(scaled / total);
     rem[i] = scaled % total;
     given += ppm[i];
   }
-  for (uint64_t left = 1000000u - given; left > 0; left--) {
+  for (uint64_t left = whole - given; left > 0; left--) {
     int best = -1;
     for (int i = 0; i < n; i++)
       if (w[i] && (best < 0 || rem[i] > rem[best])) best = i;
@@ -309,34 +309,6 @@ void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm) {
   }
 }
 
-lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feature *x, int n,
-                          double offset, uint32_t *ppm, double *ev) {
-  double v[LW_MODEL_MAX_ACTIONS], soft[LW_MODEL_MAX_ACTIONS], best = 0.0, total = 0.0;
-  int n_enabled = 0, n_soft = 0;
-  for (int a = 0; a < m->n_actions; a++) {
-    double p = lw_sigmoid(lw_model_score(m, a, x, n, pol->is_prompt[a] ? offset : 0.0));
-    v[a] = pol->is_prompt[a] ? p * (pol->value - pol->cost[a]) - pol->fatigue : p * pol->value;
-    if (ev) ev[a] = v[a];
-    if (!pol->enabled[a]) continue;
-    n_enabled++;
-    if (!(m->action_flags[a] & LW_MODEL_ENOUGH_DATA)) continue;
-    if (n_soft++ == 0 || v[a] > best) best = v[a];
-  }
-  if (n_enabled == 0) return LW_ERR_INVALID;
-  for (int a = 0; a < m->n_actions; a++) {
-    int in = pol->enabled[a] && (m->action_flags[a] & LW_MODEL_ENOUGH_DATA);
-    soft[a] = in ? lw_exp((v[a] - best) / pol->temperature) : 0.0;
-    total += soft[a];
-  }
-  double fl = pol->floor * n_enabled < 1.0 ? pol->floor : 1.0 / n_enabled;
-  double rest = n_soft ? 1.0 - fl * n_enabled : 0.0;
-  if (!n_soft) fl = 1.0 / n_enabled; /* nothing has enough data: uniform exploration */
-  uint32_t w[LW_MODEL_MAX_ACTIONS];
-  for (int a = 0; a < m->n_actions; a++) {
-    double p = pol->enabled[a] ? fl + (n_soft ? rest * soft[a] / total : 0.0) : 0.0;
-    w[a] = (uint32_t)(p * 1073741824.0 + 0.5); /* 2^30 */
-    if (pol->enabled[a] && w[a] == 0) w[a] = 1;
-  }
-  lw_ppm_split(w, m->n_actions, ppm);
-  return LW_OK;
-}
+void lw_ppm_split(const uint32_t *w, int n, uint32_t *ppm) { lw_ppm_split_to(w, n, 1000000u, ppm); }
+
+/* lw_model_policy, the exploration rule, is in policy.c with the rest of the policy. */

@@ -1,13 +1,15 @@
-/* loopwise-config: check a program config and compile it for the runtime.
+/* loopwise-config: check a program config, compile it for the runtime, print its schema.
  *
- *   loopwise-config check referral.json           names the JSON path of the first problem
+ *   loopwise-config check referral.json           every problem, each with its JSON path
  *   loopwise-config compile referral.json -o referral.lwc
  *   loopwise-config check referral.lwc            a compiled file is re-checked the same way
+ *   loopwise-config schema > web/config.schema.json   the JSON Schema editors check against
  *
  * The runtime in the page reads only the compiled form (models/FORMAT.md), so it ships no
  * JSON parser; this tool is where product managers' JSON meets the schema. "-" reads
  * standard input or writes standard output. Exit status: 0 ok, 1 invalid config, 2 usage
  * or I/O error. */
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +17,11 @@
 #include "cli.h"
 #include "loopwise/config.h"
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: loopwise-config check FILE          (a JSON config or a compiled .lwc)\n"
-          "       loopwise-config compile FILE.json [-o OUT.lwc]   (default: FILE with .lwc; '-' = stdin/stdout)\n");
+static void usage(FILE *to) {
+  fprintf(to,
+          "usage: loopwise-config check FILE          (a JSON config or a compiled .lwc: every error, with its JSON path)\n"
+          "       loopwise-config compile FILE.json [-o OUT.lwc]   (default: FILE with .lwc; '-' = stdin/stdout)\n"
+          "       loopwise-config schema              (the config's JSON Schema, draft 2020-12, on stdout)\n");
 }
 
 /* A config from JSON or from its compiled form: 0, 1 (invalid) or 2 (unreadable). */
@@ -27,6 +30,43 @@ static int load(const char *path, lw_config *cfg) {
   lw_status st = lw_cli_load_config(path, cfg, err, sizeof err);
   if (st != LW_OK) fprintf(stderr, "%s\n", err);
   return st == LW_OK ? 0 : st == LW_ERR_IO ? 2 : 1;
+}
+
+/* check: a JSON file reports every error at once, one "FILE: path: problem" a line. */
+static int check(const char *path, lw_config *cfg) {
+  char err[LW_ERRMSG_MAX];
+  size_t len = 0;
+  char *text = lw_cli_read_file(path, &len, err, sizeof err);
+  if (!text) {
+    fprintf(stderr, "%s\n", err);
+    return 2;
+  }
+  if (len >= 4 && memcmp(text, "LWCF", 4) == 0) {
+    free(text);
+    return load(path, cfg);
+  }
+  size_t cap = 1 << 16;
+  char *errs = malloc(cap);
+  int n = 0;
+  lw_status st = errs ? lw_config_check_all(text, len, cfg, errs, cap, &n) : LW_ERR_NOMEM;
+  free(text);
+  if (st == LW_OK) {
+    free(errs);
+    return 0;
+  }
+  if (!errs || st == LW_ERR_NOMEM) {
+    fprintf(stderr, "loopwise-config: out of memory\n");
+    free(errs);
+    return 2;
+  }
+  for (char *line = errs, *next; line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = '\0';
+    fprintf(stderr, "%s: %s\n", path, line);
+  }
+  if (n > 1) fprintf(stderr, "%s: %d errors\n", path, n);
+  free(errs);
+  return 1;
 }
 
 static int compile(const char *in, const char *out) {
@@ -60,10 +100,43 @@ static int compile(const char *in, const char *out) {
   return 0;
 }
 
+/* Print cJSON's indented text with two spaces a level and ": " (its tabs; the schema's own
+ * strings hold none). */
+static void print_indented(const char *t) {
+  for (int start = 1; *t; t++) {
+    if (*t == '\t')
+      fputs(start ? "  " : " ", stdout);
+    else
+      putchar(*t);
+    start = *t == '\n' || (start && *t == '\t');
+  }
+  putchar('\n');
+}
+
+/* schema: the generated schema, indented by cJSON (which also proves it is JSON). */
+static int schema(void) {
+  size_t cap = 1 << 16;
+  char *buf = malloc(cap);
+  size_t n = buf ? lw_config_schema(buf, cap) : 0;
+  cJSON *doc = n && n < cap ? cJSON_Parse(buf) : NULL;
+  char *text = doc ? cJSON_Print(doc) : NULL;
+  if (text) print_indented(text);
+  cJSON_free(text);
+  cJSON_Delete(doc);
+  free(buf);
+  if (!text) fprintf(stderr, "loopwise-config: could not write the schema\n");
+  return text ? 0 : 2;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    usage(stdout);
+    return 0;
+  }
+  if (argc == 2 && strcmp(argv[1], "schema") == 0) return schema();
   if (argc == 3 && strcmp(argv[1], "check") == 0) {
     lw_config cfg;
-    int rc = load(argv[2], &cfg);
+    int rc = check(argv[2], &cfg);
     if (!rc)
       printf("%s: ok (%d events, %d milestones, %d variants, %d ladder steps, %d attributes)\n", argv[2],
              cfg.n_events, cfg.n_milestones, cfg.n_variants, cfg.n_ladder, cfg.n_attributes);
@@ -71,6 +144,6 @@ int main(int argc, char **argv) {
   }
   if ((argc == 3 || (argc == 5 && strcmp(argv[3], "-o") == 0)) && strcmp(argv[1], "compile") == 0)
     return compile(argv[2], argc == 5 ? argv[4] : NULL);
-  usage();
+  usage(stderr);
   return 2;
 }

@@ -348,7 +348,7 @@ void lw_target_probs(const lw_target *t, lw_feature *x, int *n, double *pi) {
     for (int i = 0; i < *n; i++)
       if (x[i].hash == h) offset = (double)m->segment_offsets[s];
   }
-  uint32_t ppm[LW_MODEL_MAX_ACTIONS];
+  uint32_t ppm[LW_POLICY_MAX_ACTIONS];
   if (lw_model_policy(m, &t->policy, x, *n, offset, ppm, NULL) != LW_OK) memset(ppm, 0, sizeof ppm);
   for (int a = 0; a < t->n_actions; a++) pi[a] = t->map[a] >= 0 ? ppm[t->map[a]] / 1e6 : 0.0;
 }

@@ -109,6 +109,9 @@ LW_EXPORT("model") int lw_w_model(handle *h, const uint8_t *buf, size_t len) {
   return lw_engine_set_model(h->engine, buf, len, h->err, sizeof h->err);
 }
 
+/* "none", "ready" or "no_data": whether the loaded model can decide for this program. */
+LW_EXPORT("model_status") const char *lw_w_model_status(handle *h) { return lw_engine_model_status(h->engine); }
+
 
 /* Referee side: code != NULL records a landing, code == NULL a conversion. */
 LW_EXPORT("referee") int lw_w_referee(handle *h, const char *code, double now_ms) {

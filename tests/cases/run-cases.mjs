@@ -35,6 +35,10 @@ export function runCase(engine, data, model) {
     }
   };
   if (model) engine.setModel(model);
+  // model_status: what the engine says of the loaded model ('none', 'ready', 'no_data').
+  if (data.model_status !== undefined && engine.modelStatus() !== data.model_status) {
+    failures.push(`model status ${engine.modelStatus()}, expected ${data.model_status}`);
+  }
   for (const s of data.steps) {
     const t = at(s);
     if (s.approve) {

@@ -1,7 +1,8 @@
 /* fuzz_config: the program config parser on arbitrary bytes. Every input is either a
  * config or refused with a path and a message; never a crash, a leak or undefined behaviour.
  * Every config it accepts compiles, and the runtime's reader accepts the compiled form and
- * reads back the same engine part. */
+ * reads back the same engine part. The every-error form (lw_config_check_all) agrees: the
+ * same answer, and its first error is the one lw_config_parse reports. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lw_status st = lw_config_parse((const char *)data, size, &cfg, err, sizeof err);
   if (st != LW_OK && (err[0] == '\0' || !strchr(err, ':'))) __builtin_trap(); /* "path: problem" */
   if (st == LW_OK && (cfg.n_events < 1 || cfg.n_variants < 1 || cfg.n_milestones < 1)) __builtin_trap();
+  char *all = malloc(1 << 14);
+  int n_errors = -1;
+  if (!all) __builtin_trap();
+  lw_status st_all = lw_config_check_all((const char *)data, size, &cfg, all, 1 << 14, &n_errors);
+  if (st_all != st || (st == LW_OK) != (n_errors == 0)) __builtin_trap();
+  if (st == LW_ERR_INVALID && strncmp(all, err, strlen(err)) != 0) __builtin_trap();
+  free(all);
   if (st != LW_OK) return 0;
   size_t n = lw_config_write(&cfg, NULL, 0);
   uint8_t *a = malloc(n), *b = malloc(n + 64);

@@ -79,18 +79,21 @@ static void logs_carry_the_engines_exact_probabilities(void) {
   lw_reader *rd = NULL;
   CHECK(lw_reader_open(&src, &rd, err, sizeof err) == LW_OK);
   lw_logged *rec = malloc(sizeof *rec);
-  uint64_t n = 0, shared = 0, bad_p = 0, with_plan = 0;
+  uint64_t n = 0, shared = 0, bad_p = 0, with_plan = 0, not_now = 0;
   uint32_t plan_free = lw_fnv1a("plan^free"), plan_pro = lw_fnv1a("plan^pro"), plan_team = lw_fnv1a("plan^team");
   int got;
   while (rd && (got = lw_reader_next(rd, rec, err, sizeof err)) == 1) {
     n++;
     shared += rec->reward > 0;
-    double want = rec->action == 0 ? 0.75 : 0.25;
+    /* weights 3:1 share what "not now"'s minimum (explore.not_now, 0.05) leaves */
+    double want = rec->action == 0 ? 0.7125 : rec->action == 1 ? 0.2375 : 0.05;
+    not_now += rec->action == 2;
     bad_p += rec->p != want;
     for (int i = 0; i < rec->n; i++)
       with_plan += rec->x[i].hash == plan_free || rec->x[i].hash == plan_pro || rec->x[i].hash == plan_team;
   }
-  CHECK_INT(n, r.treat.prompts); /* not_now has weight 0: every choice is a prompt */
+  CHECK_INT(n - not_now, r.treat.prompts); /* every other choice is a prompt */
+  CHECK(not_now > 0);
   CHECK_INT(shared, r.treat.shares);
   CHECK_INT(bad_p, 0);
   CHECK_INT(with_plan, n); /* the host attribute reaches the logged features */
@@ -357,7 +360,7 @@ static void the_cores_policy_and_personas_are_the_engines(void) {
         double dims[LW_MODEL_PERSONA_DIMS];
         lw_persona_dims(rest, nr, dims);
         wrong_persona += persona < 0 || lw_model_persona(m, dims) != persona;
-        uint32_t ppm[LW_MODEL_MAX_ACTIONS];
+        uint32_t ppm[LW_POLICY_MAX_ACTIONS];
         CHECK(lw_model_policy(m, &pol, x, nx, offset, ppm, NULL) == LW_OK);
         int a = lw_model_action_index(m, action);
         double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ev, "p"));

@@ -179,6 +179,11 @@ static int run_case(const char *file, FILE *trace) {
     }
     free(bytes);
   }
+  const cJSON *model_status = cJSON_GetObjectItem(c, "model_status");
+  if (cJSON_IsString(model_status) && strcmp(lw_engine_model_status(e), model_status->valuestring) != 0) {
+    fprintf(stderr, "%s: model status %s, expected %s\n", file, lw_engine_model_status(e), model_status->valuestring);
+    failures++;
+  }
 
   char last_id[LW_DECISION_ID_LEN + 1] = "";
   char djson[1024];

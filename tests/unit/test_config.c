@@ -88,6 +88,11 @@ static const struct {
      "variants[0].title: text is not valid UTF-8"},
     {"{\"version\":1,\"version\":1," SHARE "," EVENTS "," MS "," VARS "}", "version: field appears twice"},
     {MINIMAL ",\"cooldown\":{\"days\":30,\"max_days\":10}}", "cooldown.max_days: must be at least cooldown.days"},
+    {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("v1", ",\"enabled\":false") "]}",
+     "variants: at least one variant needs a weight above 0"},
+    {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("v1", ",\"enabled\":0") "]}",
+     "variants[0].enabled: expected true or false, got 0"},
+    {MINIMAL ",\"explore\":{\"not_now\":0.7}}", "explore.not_now: expected a number from 0 to 0.5, got 0.7"},
     {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("none", "") "]}",
      "variants[0].id: variant id must be unique and not 'none' or 'not_now'"},
 };
@@ -197,7 +202,7 @@ static void damaged_compiled_config_is_refused_whatever_the_byte(void) {
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_INVALID);
   CHECK_CONTAINS(err, "not a compiled Loopwise config");
   memcpy(spoilt, buf, n);
-  spoilt[4] = 2;
+  spoilt[4] = 3;
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_VERSION);
   CHECK_CONTAINS(err, "version");
   memcpy(spoilt, buf, n);
@@ -294,6 +299,104 @@ static void display_part_carries_what_the_widget_shows(void) {
   CHECK(n > 2 * (LW_URL_LEN) + 6 * (LW_TEXT_LEN) && n <= sizeof big);
 }
 
+/* Issue 10's fields: optional, their defaults keeping what a config meant before; a variant
+ * switched off compiles to weight 0; a version 1 compiled file (written before them) reads
+ * with those defaults. */
+static void exploration_and_switch_off_fields_are_optional_and_compile(void) {
+  lw_config cfg = tu_config("{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("v1", "") ","
+                            VAR("v2", ",\"weight\":5,\"enabled\":false") "," VAR("v3", ",\"enabled\":true") "],"
+                            "\"explore\":{\"relative_temperature\":0.3,\"not_now\":0.05,\"new_variant\":0.1}}");
+  CHECK_INT(cfg.variants[0].weight, 1);
+  CHECK_INT(cfg.variants[1].weight, 0);
+  CHECK_INT(cfg.variants[2].weight, 1);
+  CHECK(cfg.explore_relative == 0.3 && cfg.explore_not_now == 0.05 && cfg.explore_new_variant == 0.1);
+  uint8_t buf[4096];
+  size_t n = lw_config_write(&cfg, buf, sizeof buf);
+  CHECK_INT(buf[4], 2); /* .lwc version 2 */
+  lw_config back;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_OK);
+  CHECK(back.explore_relative == 0.3 && back.explore_not_now == 0.05 && back.explore_new_variant == 0.1);
+  CHECK_INT(back.variants[1].weight, 0);
+
+  lw_config dflt = tu_config(MINIMAL "}");
+  CHECK(dflt.explore_relative == 0 && dflt.explore_not_now == 0 && dflt.explore_new_variant == 0);
+  CHECK(dflt.explore_temperature == 5 && dflt.explore_floor == 0.02);
+
+  size_t len;
+  char *v1 = tu_read_file(tu_path("tests/cases/models/referral-v1.lwc"), &len);
+  CHECK(v1 && v1[4] == 1);
+  CHECK_INT(lw_config_read((const uint8_t *)v1, len, &back, err, sizeof err), LW_OK);
+  CHECK(back.explore_temperature == 10 && back.explore_floor == 0.03 && back.explore_relative == 0 &&
+        back.explore_not_now == 0 && back.explore_new_variant == 0);
+  CHECK_INT(back.n_variants, 2);
+  free(v1);
+}
+
+/* loopwise-config check reports every problem at once, each at its JSON path, and a problem
+ * is not reported again by the checks that follow from it. */
+static void check_all_reports_every_error_with_its_path(void) {
+  const char *json = "{\"version\":1,\"share\":{\"url\":\"http://x.example/?r={code}\"},\"events\":[\"a\",\"has space\"],"
+                     "\"milestones\":[{\"event\":\"a\",\"after\":0},{\"event\":\"zzz\",\"after\":1}],"
+                     "\"variants\":[" VAR("v1", ",\"weight\":\"3\"") "," VAR("v2", ",\"enabled\":1") "],"
+                     "\"caps\":{\"max_prompts\":0,\"colour\":1},\"evnets\":[]}";
+  lw_config cfg;
+  char errs[4096];
+  int n = -1;
+  CHECK_INT(lw_config_check_all(json, strlen(json), &cfg, errs, sizeof errs, &n), LW_ERR_INVALID);
+  static const char *const want[] = {
+      "evnets: unknown field",
+      "caps.max_prompts: expected an integer from 1 to 1000, got 0",
+      "caps.colour: unknown field",
+      "events[1]: expected a name of 1-32 letters, digits, '_' or '-'",
+      "milestones[0].after: expected a positive integer, got 0",
+      "milestones[1].event: unknown event 'zzz' (list it in events)",
+      "variants[0].weight: expected an integer from 0 to 1000000, got a string",
+      "variants[1].enabled: expected true or false, got 1",
+      "share.url: must be an https:// link (http:// only on localhost or 127.0.0.1): it is put into links"};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) CHECK_CONTAINS(errs, want[i]);
+  CHECK_INT(n, (int)(sizeof want / sizeof want[0]));
+  int lines = 1;
+  for (const char *p = errs; *p; p++) lines += *p == '\n';
+  CHECK_INT(lines, n);
+  /* the first-error form is unchanged: the first of them only */
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_config_parse(json, strlen(json), &cfg, err, sizeof err), LW_ERR_INVALID);
+  CHECK(strchr(err, '\n') == NULL);
+  CHECK_CONTAINS(errs, err);
+  /* an editor's "$schema" is allowed (a string), and nothing else unknown */
+  const char *with_schema = "{\"$schema\":\"../web/config.schema.json\"," SHARE "," EVENTS "," MS "," VARS ",\"version\":1}";
+  CHECK_INT(lw_config_parse(with_schema, strlen(with_schema), &cfg, err, sizeof err), LW_OK);
+  const char *bad_schema = "{\"$schema\":1," SHARE "," EVENTS "," MS "," VARS ",\"version\":1}";
+  CHECK_INT(lw_config_parse(bad_schema, strlen(bad_schema), &cfg, err, sizeof err), LW_ERR_INVALID);
+  CHECK_STR(err, "$schema: expected a string, got 1");
+  /* a good config: no error */
+  const char *good = MINIMAL "}";
+  CHECK_INT(lw_config_check_all(good, strlen(good), &cfg, errs, sizeof errs, &n), LW_OK);
+  CHECK_INT(n, 0);
+}
+
+static void share_url_must_be_https_or_local_http(void) {
+  static const struct {
+    const char *url;
+    int ok;
+  } urls[] = {{"https://x.example/?r={code}", 1},       {"http://localhost:8000/?r={code}", 1},
+              {"http://127.0.0.1/r/{code}", 1},         {"http://localhost?r={code}", 1},
+              {"http://x.example/?r={code}", 0},        {"javascript:alert(1)//{code}", 0},
+              {"http://localhost.evil.example/{code}", 0}, {"https:///{code}", 0},
+              {"//x.example/?r={code}", 0},             {"HTTP://x.example/{code}", 0},
+              {"data:text/html,{code}", 0},             {"http://127.0.0.1.evil/{code}", 0}};
+  for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+    char json[1024], err[LW_ERRMSG_MAX];
+    snprintf(json, sizeof json, "{\"version\":1,\"share\":{\"url\":\"%s\"}," EVENTS "," MS "," VARS "}", urls[i].url);
+    lw_config cfg;
+    lw_status st = lw_config_parse(json, strlen(json), &cfg, err, sizeof err);
+    if ((st == LW_OK) != urls[i].ok) fprintf(stderr, "share.url %s: %s\n", urls[i].url, st == LW_OK ? "accepted" : err);
+    CHECK((st == LW_OK) == urls[i].ok);
+    if (!urls[i].ok) CHECK_CONTAINS(err, "share.url: must be an https:// link");
+  }
+}
+
 int main(void) {
   RUN(default_config_parses_with_its_values);
   RUN(minimal_config_gets_documented_defaults);
@@ -304,5 +407,8 @@ int main(void) {
   RUN(damaged_compiled_config_is_refused_whatever_the_byte);
   RUN(compiled_config_refuses_what_the_engine_cannot_run);
   RUN(display_part_carries_what_the_widget_shows);
+  RUN(exploration_and_switch_off_fields_are_optional_and_compile);
+  RUN(check_all_reports_every_error_with_its_path);
+  RUN(share_url_must_be_https_or_local_http);
   return check_failures ? 1 : 0;
 }

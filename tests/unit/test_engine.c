@@ -272,6 +272,206 @@ static void outcome_rejects_bad_decision_ids(void) {
   lw_engine_free(e);
 }
 
+/* ---- the product manager's control and exploration that learns (issue 10) ------------- */
+
+#define PM_HEAD                                                                                    \
+  "{\"version\":1,\"share\":{\"url\":\"https://x.example/?r={code}\"},\"events\":[\"a\"],"          \
+  "\"milestones\":[{\"event\":\"a\",\"after\":1,\"every\":1}],"                                    \
+  "\"caps\":{\"max_prompts\":1000,\"window_days\":1,\"min_gap_hours\":0},\"cooldown\":{\"days\":0,\"max_days\":0}," \
+  "\"value_per_referral\":100,\"fatigue_cost\":0.5"
+#define PM_VARIANT(id, cost, extra)                                                                  \
+  "{\"id\":\"" id "\",\"title\":\"T\",\"message\":\"M\",\"referrer_reward\":\"R\",\"referee_reward\":\"E\"," \
+  "\"cost\":" #cost extra "}"
+
+/* A model over cheap, rich and not_now, every action with enough data, rich made to look best. */
+static lw_model *pm_model(const char *first, const char *second) {
+  lw_model *m = calloc(1, sizeof *m);
+  m->bits = 12;
+  m->n_actions = 3;
+  strcpy(m->action_ids[0], first);
+  strcpy(m->action_ids[1], second);
+  strcpy(m->action_ids[2], "not_now");
+  for (int a = 0; a < 3; a++) {
+    m->action_flags[a] = LW_MODEL_ENOUGH_DATA;
+    m->support[a] = 1000;
+  }
+  m->scale = 0.05f;
+  m->weights = calloc(1u << 12, sizeof *m->weights);
+  m->weights[lw_model_index(m, 1, lw_fnv1a("bias"))] = 60;
+  m->model_id = 7;
+  return m;
+}
+
+static lw_engine *pm_engine(const char *json, const lw_model *m, uint64_t seed) {
+  lw_config cfg = tu_config(json);
+  lw_engine *e;
+  char err[LW_ERRMSG_MAX];
+  if (lw_engine_create(&cfg, seed, 9, 0, &e, err, sizeof err) != LW_OK) exit(2);
+  if (m) {
+    uint8_t *buf;
+    size_t len;
+    CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
+    CHECK_INT(lw_engine_set_model(e, buf, len, err, sizeof err), LW_OK);
+    free(buf);
+  }
+  return e;
+}
+
+/* n decisions of one engine; counts each mode and how often `action` was drawn. */
+static int pm_count(lw_engine *e, int n, const char *action, int mode_count[3]) {
+  int hits = 0;
+  char err[LW_ERRMSG_MAX];
+  for (int i = 0; i < n; i++) {
+    lw_decision d = next_decision(e, "a", T0 + i * 60000LL, 0);
+    if (d.mode >= 0 && d.mode < 3) mode_count[d.mode]++;
+    hits += strcmp(d.action, action) == 0;
+    if (d.prompt) lw_engine_close(e, d.id, err, sizeof err);
+    if (i % 200 == 199) lw_outbox_load(lw_engine_outbox(e), "", 0);
+  }
+  return hits;
+}
+
+static void switched_off_variant_is_never_shown_in_rules_model_or_holdout(void) {
+  static const char *const configs[] = {
+      PM_HEAD ",\"variants\":[" PM_VARIANT("cheap", 5, "") "," PM_VARIANT("rich", 30, ",\"weight\":0") "]",
+      PM_HEAD ",\"variants\":[" PM_VARIANT("cheap", 5, "") "," PM_VARIANT("rich", 30, ",\"weight\":3,\"enabled\":false") "]"};
+  lw_model *m = pm_model("cheap", "rich");
+  for (int c = 0; c < 2; c++) {
+    char json[2048];
+    int modes[3] = {0, 0, 0}, shown = 0;
+    snprintf(json, sizeof json, "%s}", configs[c]); /* rules: no model */
+    lw_engine *e = pm_engine(json, NULL, 1);
+    shown += pm_count(e, 300, "rich", modes);
+    lw_engine_free(e);
+    e = pm_engine(json, m, 2); /* model: rich looks best */
+    shown += pm_count(e, 300, "rich", modes);
+    lw_engine_free(e);
+    snprintf(json, sizeof json, "%s,\"holdout\":0.5}", configs[c]);
+    for (uint64_t s = 0; s < 40; s++) { /* holdout: about half of these installs */
+      e = pm_engine(json, m, 100 + s);
+      shown += pm_count(e, 10, "rich", modes);
+      lw_engine_free(e);
+    }
+    CHECK_INT(shown, 0);
+    CHECK(modes[LW_MODE_RULES] >= 300 && modes[LW_MODE_MODEL] >= 300 && modes[LW_MODE_HOLDOUT] >= 50);
+  }
+  lw_model_free(m);
+}
+
+static void variant_the_model_has_no_action_for_is_explored(void) {
+  lw_model *m = pm_model("cheap", "rich");
+  lw_engine *e = pm_engine(PM_HEAD ",\"explore\":{\"temperature\":2,\"floor\":0.02,\"new_variant\":0.1},\"variants\":["
+                               PM_VARIANT("cheap", 5, "") "," PM_VARIANT("rich", 30, "") ","
+                               PM_VARIANT("fresh", 8, "") "]}", m, 3);
+  char err[LW_ERRMSG_MAX];
+  int fresh = 0, n = 2000;
+  uint32_t p_fresh = 0;
+  for (int i = 0; i < n; i++) {
+    lw_decision d = next_decision(e, "a", T0 + i * 60000LL, 0);
+    CHECK(d.mode == LW_MODE_MODEL);
+    if (strcmp(d.action, "fresh") == 0) {
+      fresh++;
+      p_fresh = d.p_ppm;
+      CHECK_INT(d.variant, 2);
+      CHECK(d.prompt);
+    }
+    if (d.prompt) lw_engine_close(e, d.id, err, sizeof err);
+    if (i % 200 == 199) lw_outbox_load(lw_engine_outbox(e), "", 0);
+  }
+  CHECK(p_fresh >= 100000 - 1);
+  CHECK(fresh > 120 && fresh < 300); /* 2000 × 0.1 = 200, sd 13 */
+  lw_engine_free(e);
+  lw_model_free(m);
+}
+
+/* A variant the model was trained on too few times is still new, whatever its flag says. */
+static void variant_with_little_support_keeps_its_exploration(void) {
+  lw_model *m = pm_model("cheap", "rich");
+  m->support[0] = 150; /* cheap: under LW_POLICY_NEW_SUPPORT */
+  m->weights[lw_model_index(m, 1, lw_fnv1a("bias"))] = 100; /* rich looks far better */
+  const char *json = PM_HEAD ",\"explore\":{\"relative_temperature\":0.1,\"floor\":0.01,\"new_variant\":0.1},"
+                     "\"variants\":[" PM_VARIANT("cheap", 5, "") "," PM_VARIANT("rich", 30, "") "]}";
+  uint32_t ppm[LW_POLICY_MAX_ACTIONS];
+  lw_config cfg = tu_config(json);
+  lw_policy pol;
+  CHECK_INT(lw_policy_for_config(m, &cfg, &pol, NULL), 1);
+  lw_feature x = {lw_fnv1a("bias"), 256};
+  CHECK_INT(lw_model_policy(m, &pol, &x, 1, 0, ppm, NULL), LW_OK);
+  CHECK(ppm[0] >= 100000 - 1);
+  m->support[0] = 5000; /* enough: only the floor and its softmax share are left */
+  CHECK_INT(lw_model_policy(m, &pol, &x, 1, 0, ppm, NULL), LW_OK);
+  CHECK(ppm[0] < 50000);
+  lw_model_free(m);
+}
+
+static void not_now_is_explored_from_the_first_day_at_its_minimum(void) {
+  lw_engine *e = pm_engine(PM_HEAD ",\"explore\":{\"not_now\":0.05},\"variants\":[" PM_VARIANT("cheap", 5, ",\"weight\":3") ","
+                               PM_VARIANT("rich", 30, "") "]}", NULL, 4);
+  int modes[3] = {0, 0, 0};
+  char err[LW_ERRMSG_MAX];
+  uint32_t p[3] = {0, 0, 0};
+  for (int i = 0; i < 400; i++) {
+    lw_decision d = next_decision(e, "a", T0 + i * 60000LL, 0);
+    modes[d.mode]++;
+    p[d.variant >= 0 ? d.variant : 2] = d.p_ppm;
+    if (d.prompt) lw_engine_close(e, d.id, err, sizeof err);
+    if (i % 200 == 199) lw_outbox_load(lw_engine_outbox(e), "", 0);
+  }
+  CHECK_INT(modes[LW_MODE_RULES], 400);
+  CHECK_INT(p[2], 50000);  /* "not now" at its minimum ... */
+  CHECK_INT(p[0], 712500); /* ... and the variants share the rest by weight */
+  CHECK_INT(p[1], 237500);
+  lw_engine_free(e);
+}
+
+/* The probabilities a model gives at one context under a config. */
+static void policy_at(const char *json, const lw_model *m, uint32_t *ppm) {
+  lw_config cfg = tu_config(json);
+  lw_policy pol;
+  CHECK_INT(lw_policy_for_config(m, &cfg, &pol, NULL), 1);
+  lw_feature x = {lw_fnv1a("bias"), 256};
+  CHECK_INT(lw_model_policy(m, &pol, &x, 1, 0, ppm, NULL), LW_OK);
+}
+
+static void relative_temperature_explores_alike_at_any_value_scale(void) {
+  lw_model *m = pm_model("cheap", "rich");
+  uint32_t small[LW_POLICY_MAX_ACTIONS], large[LW_POLICY_MAX_ACTIONS], abs_small[LW_POLICY_MAX_ACTIONS],
+      abs_large[LW_POLICY_MAX_ACTIONS];
+#define SCALED(v, c1, c2, explore)                                                                      \
+  "{\"version\":1,\"share\":{\"url\":\"https://x.example/?r={code}\"},\"events\":[\"a\"],"              \
+  "\"milestones\":[{\"event\":\"a\",\"after\":1}],\"value_per_referral\":" #v ",\"fatigue_cost\":0,"     \
+  "\"explore\":" explore ",\"variants\":[" PM_VARIANT("cheap", c1, "") "," PM_VARIANT("rich", c2, "") "]}"
+  policy_at(SCALED(100, 5, 30, "{\"relative_temperature\":0.25,\"floor\":0.01}"), m, small);
+  policy_at(SCALED(100000, 5000, 30000, "{\"relative_temperature\":0.25,\"floor\":0.01}"), m, large);
+  for (int a = 0; a < 3; a++) CHECK(abs((int)small[a] - (int)large[a]) <= 2);
+  CHECK(small[1] > 800000); /* the best action is exploited, not drowned in exploration */
+  policy_at(SCALED(100, 5, 30, "{\"temperature\":10,\"floor\":0.01}"), m, abs_small);
+  policy_at(SCALED(100000, 5000, 30000, "{\"temperature\":10,\"floor\":0.01}"), m, abs_large);
+  CHECK(abs_small[1] < abs_large[1] - 100000); /* value units: the old rule depends on the scale */
+#undef SCALED
+  lw_model_free(m);
+}
+
+static void model_without_data_for_the_variants_says_so(void) {
+  lw_model *m = pm_model("credit_10", "month_free"); /* another program's actions */
+  const char *json = PM_HEAD ",\"variants\":[" PM_VARIANT("cheap", 5, "") "," PM_VARIANT("rich", 30, "") "]}";
+  lw_engine *e = pm_engine(json, NULL, 5);
+  CHECK_STR(lw_engine_model_status(e), "none");
+  lw_engine_free(e);
+  e = pm_engine(json, m, 5);
+  CHECK_STR(lw_engine_model_status(e), "no_data");
+  lw_decision d = next_decision(e, "a", T0, 0);
+  CHECK(d.mode == LW_MODE_RULES);
+  CHECK_STR(d.reason, "shown: rules (model has no data) at milestone a\xC3\x97" "1");
+  lw_engine_free(e);
+  lw_model_free(m);
+  m = pm_model("cheap", "rich");
+  e = pm_engine(json, m, 5);
+  CHECK_STR(lw_engine_model_status(e), "ready");
+  lw_engine_free(e);
+  lw_model_free(m);
+}
+
 int main(void) {
   RUN(recording_counts_events_with_first_and_last_times);
   RUN(unknown_event_is_refused_and_changes_nothing);
@@ -286,5 +486,11 @@ int main(void) {
   RUN(probabilities_are_exact_and_match_frequencies);
   RUN(same_seed_same_decisions);
   RUN(outcome_rejects_bad_decision_ids);
+  RUN(switched_off_variant_is_never_shown_in_rules_model_or_holdout);
+  RUN(variant_the_model_has_no_action_for_is_explored);
+  RUN(variant_with_little_support_keeps_its_exploration);
+  RUN(not_now_is_explored_from_the_first_day_at_its_minimum);
+  RUN(relative_temperature_explores_alike_at_any_value_scale);
+  RUN(model_without_data_for_the_variants_says_so);
   return check_failures ? 1 : 0;
 }

@@ -20,7 +20,11 @@ import { loadEngine } from '../../web/src/engine.js';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.lwc'), ingestBin);
-const cfg = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
+const shipped = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
+// The shipped config without its "not now" exploration (explore.not_now), which the devices
+// below are served in its place: the rules then prompt at every milestone, so the widget's
+// tests do not depend on a random draw.
+const cfg = { ...shipped, explore: { ...shipped.explore, not_now: 0 } };
 // A config served to one device in place of the shipped one: compiled, as a site serves it.
 const serveConfig = (ctx, name, c) => ctx.route(demo.url + 'dist/' + name,
   (r) => r.fulfill({ contentType: 'application/octet-stream', body: Buffer.from(compileConfig(c)) }));
@@ -55,6 +59,7 @@ async function device({ endpoint = ingest.base, query = '', init, model = false 
   const ctx = await browser.newContext({ timezoneId: daytimeZone() });
   contexts.push(ctx);
   if (!model) await ctx.route(demo.url + 'dist/loopwise.lwm', (r) => r.fulfill({ status: 200, body: '' }));
+  await serveConfig(ctx, 'referral.lwc', cfg);
   await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: demo.url });
   if (init) await ctx.addInitScript(init);
   const tab = async () => {
@@ -553,7 +558,7 @@ describe('demo config editor', () => {
     await ready(page);
     await page.waitForFunction(() => document.getElementById('config-json').value.includes('"milestones"'));
     const source = JSON.parse(await page.inputValue('#config-json'));
-    assert.deepEqual(source, cfg, 'the editor starts from models/referral.json');
+    assert.deepEqual(source, shipped, 'the editor starts from models/referral.json');
     await page.fill('#config-json', JSON.stringify({ ...cfg, milestones: [{ event: 'project_completed', after: -3 }] }));
     await page.click('#config-check');
     assert.equal(await page.textContent('#config-result'), 'milestones[0].after: expected a positive integer, got -3');

@@ -106,6 +106,9 @@ export async function loadEngine({ wasm, config, seed }, extend) {
     flags(gpc, dnt, busy) { x.flags(h, gpc, dnt, busy); },
     // Load a model file (bytes); throws with the reason if it is damaged (the old one stays).
     setModel(bytes) { fail(withStr(bytes, (p) => x.model(h, p, bytes.length))); },
+    // 'none' (no model: the rules decide), 'ready' (model mode), or 'no_data': a model is
+    // loaded but has no data for this config's variants, so the rules decide (for status()).
+    modelStatus: () => cstr(x.model_status(h)),
     landing(code, now) { fail(withStr(String(code), (p) => x.referee(h, p, now))); },
     conversion(now) { fail(x.referee(h, 0, now)); },
     // kind: an outcome's wire name ('impression', 'share', 'copy', 'dismiss') or 'close'.
