@@ -22,6 +22,7 @@ extern "C" {
 #endif
 
 #define LW_LEARN_MAX_FEATURES 256 /* as the wire contract's x */
+#define LW_LEARN_MAX_ACTIONS 64    /* in data (VW files); a model file holds LW_MODEL_MAX_ACTIONS */
 
 /* One logged decision, as the trainer and evaluator see it. */
 typedef struct {
@@ -58,7 +59,7 @@ typedef struct {
   const char *site;     /* SQLite: the site id (default "default") */
   int64_t from_ms, to_ms; /* SQLite: decision time range [from, to); 0 = unbounded */
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
+  char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1];
 } lw_source_opts;
 
 typedef struct lw_reader lw_reader;
@@ -88,7 +89,7 @@ int lw_parse_decimal(const char *s, size_t n, double *out);
 
 /* The action list of a program: its variants in config order, then LW_ACTION_NOT_NOW. */
 void lw_actions_from_config(const lw_config *cfg, int *n_actions,
-                            char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1]);
+                            char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1]);
 
 /* ---- the runtime's exploration policy parameters -----------------------------------
  * What lw_model_policy needs besides the model: the value of a referral, prompt fatigue,
@@ -116,8 +117,8 @@ void lw_apply_persona(const lw_model *m, lw_feature *x, int *n);
  * rather than the contexts the logging policy happened to favour for a. */
 typedef struct {
   int bits;            /* weight table 2^bits (8-16), default 14 */
-  int passes;          /* default 1: more passes overfit the hashed crosses on simulator logs */
-  double lr;           /* AdaGrad step, default 0.3 */
+  int passes;          /* default 3 (in a seeded order of the records each time) */
+  double lr;           /* step of the normalized adaptive updates, default 0.5 (Vowpal Wabbit's) */
   double l2;           /* per-update L2 shrink, default 1e-6 */
   double clip;         /* largest importance weight, default 50 */
   double min_ess;      /* enough data: effective sample size of an action, default 200 */
@@ -160,7 +161,7 @@ void lw_learner_update(lw_learner *l, const lw_logged *r);
 double lw_learner_predict(const lw_learner *l, int action, const lw_feature *x, int n);
 /* The predicted reward, back on the data's scale: lo + (hi - lo) × lw_learner_predict. */
 double lw_learner_predict_reward(const lw_learner *l, int action, const lw_feature *x, int n);
-/* Records of the action the learner was updated with (its logged support). */
+/* Updates of the action the learner has had (records × passes; 0: no logged support). */
 int64_t lw_learner_support(const lw_learner *l, int action);
 /* Quantize into a model: actions, flags (from the counts seen by lw_learner_update), int8
  * weights. model_id, trained_at and meta_json are left for the caller; no personas or
@@ -211,8 +212,8 @@ void lw_estimator_result(const lw_estimator *s, lw_estimates *out);
 typedef struct {
   int net;
   double value, fatigue;
-  double cost[LW_MODEL_MAX_ACTIONS];   /* by data action */
-  int is_prompt[LW_MODEL_MAX_ACTIONS];
+  double cost[LW_LEARN_MAX_ACTIONS];   /* by data action */
+  int is_prompt[LW_LEARN_MAX_ACTIONS];
 } lw_metric;
 /* cfg NULL gives "shares". */
 void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_policy_params *pp, int n_actions,
@@ -236,7 +237,7 @@ typedef struct {
   lw_policy policy;       /* LW_TARGET_MODEL: actions in the model's order */
   int always;             /* LW_TARGET_ALWAYS: index into the data's action list */
   int n_actions;          /* the data's action list */
-  int map[LW_MODEL_MAX_ACTIONS]; /* data action -> model action, -1 if the model lacks it */
+  int map[LW_LEARN_MAX_ACTIONS]; /* data action -> model action, -1 if the model lacks it */
 } lw_target;
 /* Fill pi[0..n_actions) for the data's actions. x may be rewritten (persona). */
 void lw_target_probs(const lw_target *t, lw_feature *x, int *n, double *pi);

@@ -99,15 +99,15 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
     } else if (version == 1) { /* 2^bits int8, weight = int8 × scale */
       const uint8_t *w = lw_rd_take(&r, n);
       for (size_t i = 0; w && i < n; i++) m->weights[i] = (float)(int8_t)w[i];
-    } else { /* u32 count, then that many {u32 index (increasing), f32 weight (finite, non-zero)} */
+    } else { /* u32 count, then that many {u16 index (increasing), f32 weight (finite, non-zero)} */
       uint32_t k = rd_u(&r, 4);
-      if (k > n) why = "more non-zero weights than the table holds";
+      if (k > n) why = "too many weights";
       for (uint32_t j = 0, prev = 0; !why && !r.bad && j < k; j++) {
-        uint32_t i = rd_u(&r, 4);
+        uint32_t i = rd_u(&r, 2);
         float f = rd_f32(&r);
         if (r.bad) break;
-        if (i >= n || (j && i <= prev)) why = "weight indexes must increase and stay below 2^bits";
-        else if (!finite_f(f) || f == 0.0f) why = "a stored weight must be finite and non-zero";
+        if (i >= n || (j && i <= prev)) why = "bad weight index";
+        else if (!finite_f(f) || f == 0.0f) why = "bad weight";
         else m->weights[i] = f;
         prev = i;
       }
@@ -191,7 +191,7 @@ static void write_body(lw_wr *w, const lw_model *m, size_t meta) {
   lw_wr_u(w, 4, nonzero);
   for (size_t i = 0; i < n; i++)
     if (m->weights[i] != 0.0f) {
-      lw_wr_u(w, 4, i);
+      lw_wr_u(w, 2, i); /* bits <= 16 */
       put_f32(w, m->weights[i]);
     }
   for (int i = 0; i < m->n_personas * m->persona_dims; i++) put_f32(w, m->centroids[i]);

@@ -74,8 +74,8 @@ int lw_cli_option(lw_cli *c, int argc, char **argv, int *i) {
     const char *s = a;
     while (*s) {
       size_t n = strcspn(s, ",");
-      if (n == 0 || n >= LW_NAME_LEN + 1 || c->src.n_actions >= LW_MODEL_MAX_ACTIONS) {
-        fprintf(stderr, "--actions: expected 1-%d comma-separated ids of 1-32 characters\n", LW_MODEL_MAX_ACTIONS);
+      if (n == 0 || n >= LW_NAME_LEN + 1 || c->src.n_actions >= LW_LEARN_MAX_ACTIONS) {
+        fprintf(stderr, "--actions: expected 1-%d comma-separated ids of 1-32 characters\n", LW_LEARN_MAX_ACTIONS);
         return -1;
       }
       memcpy(c->src.actions[c->src.n_actions], s, n);

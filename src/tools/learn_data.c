@@ -117,7 +117,7 @@ int lw_parse_decimal(const char *s, size_t n, double *out) {
 }
 
 void lw_actions_from_config(const lw_config *cfg, int *n_actions,
-                            char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1]) {
+                            char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1]) {
   int n = 0;
   for (int v = 0; v < cfg->n_variants && n < LW_MODEL_MAX_ACTIONS - 1; v++)
     snprintf(actions[n++], LW_NAME_LEN + 1, "%s", cfg->variants[v].id);
@@ -458,8 +458,8 @@ static lw_source_kind sniff(FILE *f) {
 
 lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, size_t errlen) {
   *out = NULL;
-  if (o->n_actions < 1 || o->n_actions > LW_MODEL_MAX_ACTIONS) {
-    snprintf(err, errlen, "an action list of 1-%d actions is needed (--config or --actions)", LW_MODEL_MAX_ACTIONS);
+  if (o->n_actions < 1 || o->n_actions > LW_LEARN_MAX_ACTIONS) {
+    snprintf(err, errlen, "an action list of 1-%d actions is needed (--config or --actions)", LW_LEARN_MAX_ACTIONS);
     return LW_ERR_INVALID;
   }
   lw_reader *r = calloc(1, sizeof *r);
@@ -536,10 +536,11 @@ int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   if (r->cache_state == 4) {
     if (r->order_at >= r->n_order) return 0;
     uint64_t off = r->order[2 * r->order_at++ + 1];
-    int fd = fileno(r->cache); /* complete and flushed: read by offset, past stdio's buffer */
-    if (pread(fd, rec, CACHE_HEAD, (off_t)off) != (ssize_t)CACHE_HEAD || rec->n < 0 || rec->n > LW_LEARN_MAX_FEATURES ||
-        pread(fd, rec->x, sizeof rec->x[0] * (size_t)rec->n, (off_t)(off + CACHE_HEAD)) !=
-            (ssize_t)(sizeof rec->x[0] * (size_t)rec->n)) {
+    /* complete and flushed: one read by offset, past stdio's buffer, of the header and as many
+     * features as a record can have (the next records' bytes, or a short read at the end) */
+    ssize_t got = pread(fileno(r->cache), rec, sizeof *rec, (off_t)off);
+    if (got < (ssize_t)CACHE_HEAD || rec->n < 0 || rec->n > LW_LEARN_MAX_FEATURES ||
+        got < (ssize_t)(CACHE_HEAD + sizeof rec->x[0] * (size_t)rec->n)) {
       snprintf(err, errlen, "reading the temporary record cache failed");
       r->failed = 1;
       return -1;

@@ -85,7 +85,7 @@ void lw_apply_persona(const lw_model *m, lw_feature *x, int *n) {
 void lw_train_defaults(lw_train_opts *o) {
   memset(o, 0, sizeof *o);
   o->bits = 14;
-  o->passes = 1;
+  o->passes = 3;
   o->lr = 0.5;
   o->l2 = 1e-6;
   o->clip = 50.0;
@@ -102,12 +102,12 @@ void lw_train_defaults(lw_train_opts *o) {
 struct lw_learner {
   lw_train_opts o;
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
-  uint32_t ah[LW_MODEL_MAX_ACTIONS]; /* fnv1a("a^" + id), as lw_model_index */
+  char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1];
+  uint32_t ah[LW_LEARN_MAX_ACTIONS]; /* fnv1a("a^" + id), as lw_model_index */
   float *w, *g2, *sc; /* weights, AdaGrad's squared gradients, the largest |value| seen per weight */
   double t, norm;      /* normalized updates: importance weight seen, and sum iw * (v / sc)^2 */
-  double sw[LW_MODEL_MAX_ACTIONS], sw2[LW_MODEL_MAX_ACTIONS], swr[LW_MODEL_MAX_ACTIONS];
-  int64_t count[LW_MODEL_MAX_ACTIONS];
+  double sw[LW_LEARN_MAX_ACTIONS], sw2[LW_LEARN_MAX_ACTIONS], swr[LW_LEARN_MAX_ACTIONS];
+  int64_t count[LW_LEARN_MAX_ACTIONS];
 };
 
 static inline uint32_t widx(const lw_learner *l, int a, uint32_t h) {
@@ -117,7 +117,7 @@ static inline uint32_t widx(const lw_learner *l, int a, uint32_t h) {
 lw_status lw_learner_create(const lw_train_opts *o, int n_actions, const char actions[][LW_NAME_LEN + 1],
                             lw_learner **out) {
   *out = NULL;
-  if (o->bits < 8 || o->bits > 16 || n_actions < 1 || n_actions > LW_MODEL_MAX_ACTIONS) return LW_ERR_INVALID;
+  if (o->bits < 8 || o->bits > 16 || n_actions < 1 || n_actions > LW_LEARN_MAX_ACTIONS) return LW_ERR_INVALID;
   lw_learner *l = calloc(1, sizeof *l);
   if (!l) return LW_ERR_NOMEM;
   l->o = *o;
@@ -220,6 +220,12 @@ static int enough_data(const lw_learner *l, int a) {
 
 lw_status lw_learner_to_model(const lw_learner *l, lw_model **out, char *err, size_t errlen) {
   *out = NULL;
+  if (l->n_actions > LW_MODEL_MAX_ACTIONS) {
+    snprintf(err, errlen, "a model file holds at most %d actions (%d variants and \"not now\"); data with %d actions can be "
+             "evaluated (uniform, always:ACTION) but not trained into a model", LW_MODEL_MAX_ACTIONS,
+             LW_MODEL_MAX_ACTIONS - 1, l->n_actions);
+    return LW_ERR_INVALID;
+  }
   lw_model *m = calloc(1, sizeof *m);
   size_t n = (size_t)1 << l->o.bits;
   if (!m || !(m->weights = malloc(n * sizeof *m->weights))) {
@@ -579,7 +585,7 @@ static void fair_add(fair_sums *fs, const lw_train_opts *o, const lw_source_opts
  * persona the record gets under the new centroids (as the runtime will assign it). */
 static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, const lw_source_opts *src,
                             const lw_split *split, const lw_model *shape, lw_learner *l, fair_sums *fs,
-                            uint64_t *fingerprint, progress_t *pg, char *err, size_t errlen) {
+                            uint64_t *fingerprint, int64_t *support, progress_t *pg, char *err, size_t errlen) {
   for (int pass = 0; pass < o->passes; pass++) {
     int last = pass == o->passes - 1, got;
     char phase[32];
@@ -592,7 +598,10 @@ static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *
       lw_apply_persona(shape, rec->x, &rec->n);
       if (last && o->n_segments) fair_add(fs, o, src, l, rec);
       if (lw_split_holdout(split, rec)) continue;
-      if (last) *fingerprint ^= lw_record_hash(rec);
+      if (last) {
+        *fingerprint ^= lw_record_hash(rec);
+        if (rec->action >= 0 && rec->action < src->n_actions) support[rec->action]++;
+      }
       lw_learner_update(l, rec);
     }
     tick_done(pg);
@@ -673,8 +682,8 @@ static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_
   while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
     tick(pg, rd);
     if (split->mod > 0 && !lw_split_holdout(split, rec)) continue;
-    double pi[LW_MODEL_MAX_ACTIONS], rh[LW_MODEL_MAX_ACTIONS], width[LW_MODEL_MAX_ACTIONS];
-    int unsup[LW_MODEL_MAX_ACTIONS];
+    double pi[LW_LEARN_MAX_ACTIONS], rh[LW_LEARN_MAX_ACTIONS], width[LW_LEARN_MAX_ACTIONS];
+    int unsup[LW_LEARN_MAX_ACTIONS];
     lw_target_probs(&t, rec->x, &rec->n, pi);
     reward_hats(l, &mt, rec, src->n_actions, rh, width, unsup);
     dr_add(&est, pi, rh, width, unsup, src->n_actions, rec, lw_metric_value(&mt, rec->action, rec->reward));
@@ -774,6 +783,12 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
     snprintf(err, errlen, "out of memory");
     goto done;
   }
+  if (src->n_actions > LW_MODEL_MAX_ACTIONS) {
+    snprintf(err, errlen, "a model file holds at most %d actions (%d variants and \"not now\"), the data has %d: "
+             "loopwise-eval can evaluate it", LW_MODEL_MAX_ACTIONS, LW_MODEL_MAX_ACTIONS - 1, src->n_actions);
+    st = LW_ERR_INVALID;
+    goto done;
+  }
   if ((st = lw_reader_open(src, &rd, err, errlen)) != LW_OK) goto done;
   if ((st = scan_source(rd, rec, o.holdout_mod, rq->seed, &sc, &pg, err, errlen)) != LW_OK) goto done;
   report_scan(&res->report, &sc);
@@ -793,8 +808,11 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
     snprintf(err, errlen, "bad training options (bits 8-16)");
     goto done;
   }
-  if ((st = pass_train(rd, rec, &o, src, &sc.split, shape, l, &fs, &fingerprint, &pg, err, errlen)) != LW_OK) goto done;
+  int64_t support[LW_LEARN_MAX_ACTIONS] = {0};
+  if ((st = pass_train(rd, rec, &o, src, &sc.split, shape, l, &fs, &fingerprint, support, &pg, err, errlen)) != LW_OK)
+    goto done;
   if ((st = lw_learner_to_model(l, &m, err, errlen)) != LW_OK) goto done;
+  for (int a = 0; a < m->n_actions; a++) m->support[a] = support[a]; /* records, not updates (passes) */
   m->n_personas = shape->n_personas;
   m->persona_dims = shape->persona_dims;
   memcpy(m->centroids, shape->centroids, sizeof m->centroids);
@@ -927,8 +945,8 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
     if (rec->t && (!tmin || rec->t < tmin)) tmin = rec->t;
     if (rec->t > tmax) tmax = rec->t;
     const lw_learner *rm = fold[lw_record_fold(rec) ^ 1];
-    double rh[LW_MODEL_MAX_ACTIONS], width[LW_MODEL_MAX_ACTIONS];
-    int unsup[LW_MODEL_MAX_ACTIONS];
+    double rh[LW_LEARN_MAX_ACTIONS], width[LW_LEARN_MAX_ACTIONS];
+    int unsup[LW_LEARN_MAX_ACTIONS];
     reward_hats(rm, mt, rec, src->n_actions, rh, width, unsup);
     double r = lw_metric_value(mt, rec->action, rec->reward);
     int in_seg[LW_MODEL_MAX_SEGMENTS];
@@ -940,7 +958,7 @@ static lw_status eval_core(const lw_source_opts *src, lw_target *targets, int n_
       lw_feature x[LW_LEARN_MAX_FEATURES];
       int n = rec->n;
       memcpy(x, rec->x, (size_t)n * sizeof *x);
-      double pi[LW_MODEL_MAX_ACTIONS], exposure = 0;
+      double pi[LW_LEARN_MAX_ACTIONS], exposure = 0;
       if (was_trained_on(&ton[k], rec)) {
         reps[k].trained_on++;
         fp[k] ^= lw_record_hash(rec);

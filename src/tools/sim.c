@@ -141,7 +141,7 @@ typedef struct {
   const lw_sim_opts *o;
   const lw_config *cfg;
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
+  char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1];
   FILE *train;      /* LW_SIM_LEARNING without the ingest server: the logged choices so far */
   char *batch;
   uint64_t lines;

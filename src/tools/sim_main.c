@@ -158,6 +158,11 @@ int main(int argc, char **argv) {
       printf("sim_conversion_per_1k_users_ratio_vs_monthly=%.3f\n",
              div0(div0((double)l->referred, (double)l->users), div0((double)m->referred, (double)m->users)));
       printf("sim_cost_per_referred_ratio_vs_monthly=%.3f\n", div0(cpr_l, cpr_m));
+      const lw_sim_group *ru = &r[1].treat;
+      printf("sim_value_ratio_vs_rules=%.3f\n", div0(div0(l->referral_value - l->incentive_cost, (double)l->users),
+                                                     div0(ru->referral_value - ru->incentive_cost, (double)ru->users)));
+      printf("sim_conversion_ratio_vs_rules=%.3f\n",
+             div0(conv_l, div0((double)ru->referred, (double)ru->prompts)));
       printf("sim_learning_vs_holdout_referred_per_user_ratio=%.3f\n",
              div0(div0((double)l->referred, (double)l->users),
                   div0((double)r[2].holdout.referred, (double)r[2].holdout.users)));

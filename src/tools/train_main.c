@@ -25,7 +25,7 @@ static void usage(FILE *out) {
           "  data:      --data FILE (VW cb text, cb_adf, '-' for stdin, or the ingest SQLite store)\n"
           "             --format auto|vw|vw_adf|sqlite   --site ID (SQLite, default 'default')\n"
           "             --from MS --to MS | --window-days N  (decision time range)\n"
-          "  model:     --bits 8-16 (14)  --passes N (1)  --personas 0-16 (4)  --clip W (50)\n"
+          "  model:     --bits 8-16 (14)  --passes N (3)  --personas 0-16 (4)  --clip W (50)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
           "               held out: the latest 1/N of the records by time when every record has one (the\n"
           "               store), else 1 in N by the hash of the record's id (VW: content and position)\n"
@@ -136,8 +136,14 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
   const lw_eval_report *rep = &res->report;
   printf("model=m%u records=%llu skipped=%llu data_from=%lld data_to=%lld\n", m->model_id,
          (unsigned long long)rep->records, (unsigned long long)rep->skipped, (long long)rep->t_min, (long long)rep->t_max);
-  for (int a = 0; a < m->n_actions; a++)
-    printf("action %-12s enough_data=%s\n", m->action_ids[a], (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ? "yes" : "no");
+  int deciding = 0;
+  for (int a = 0; a < m->n_actions; a++) {
+    printf("action %-12s enough_data=%s support=%lld\n", m->action_ids[a],
+           (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ? "yes" : "no", (long long)lw_model_support(m, (size_t)a));
+    deciding += (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) && strcmp(m->action_ids[a], LW_ACTION_NOT_NOW) != 0;
+  }
+  if (!deciding)
+    printf("warning: no prompt action has enough data: the runtime keeps deciding by the rules with this model\n");
   for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
   printf("personas=%d\n", m->n_personas);
   lw_cli_warn_data(rep);

@@ -2,7 +2,8 @@
 # learn.sh: the learning loop's benchmark lines (run by npm run bench after the build).
 #   train_lines_per_s, eval_lines_per_s, train_peak_rss_mb on a 1,000,000-line VW file
 #   (the synthetic bandit of tests/tools, 40 features a line, about what the engine logs),
-#   then the lift table's headline figures from the simulator (README "Proving the lift").
+#   then the lift table's headline figures from the simulator over 5 seeds (README "Proving the
+#   lift"): sim_*_ratio_* as the mean across seeds, with _lo/_hi the 95% interval across seeds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${LW_NATIVE_DIR:-build/native}
@@ -24,6 +25,6 @@ awk -v n="$lines" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
 sed -n 's/^peak_rss_mb=/train_peak_rss_mb=/p' "$work/train.out"
 sed -n 's/^peak_rss_mb=/eval_peak_rss_mb=/p' "$work/eval.out"
 
-"$T/loopwise-sim" --lift --config models/referral.json --monthly src/tools/monthly-program.json \
-  --users 5000 --days 180 --seed 1 --workdir "$work" --quiet > "$work/lift.out"
+# the lift table's headline ratios over 5 seeds: their mean across seeds and a 95% interval
+bash src/tools/lift-seeds.sh "$B" "${LW_BENCH_SEEDS:-5}" > "$work/lift.out"
 grep -E '^sim_[a-z0-9_]+=' "$work/lift.out"

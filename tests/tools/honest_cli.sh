@@ -54,4 +54,25 @@ out=$("$T/loopwise-eval" --data "$d/two.vw" --actions a,b,c --metric shares --qu
 echo "$out" | grep -q '^warning: always:c: 100.0% of its choices go to actions with no logged data' || fail "no unsupported warning: $out"
 echo "$out" | grep -Eq '^  dr +0\.000000  \[0\.000000, 1\.000000\]$' || fail "DR of an unsupported action is not [0, 1] around 0: $out"
 echo "$out" | grep -q '^warning: always:c: effective sample size 0 is under 100' || fail "no ESS warning: $out"
+
+# 64 actions in a VW file: evaluated (an action list of 64); a model file holds 9, so training says so
+acts=$(seq -s, -f 'a%g' 0 63)
+awk 'BEGIN { srand(9); for (i = 0; i < 6400; i++) { a = i % 64 + 1; r = (rand() < (a == 64 ? 0.5 : 0.1)) ? 1 : 0;
+  printf "%d:%d:0.015625 | bias f%d\n", a, -r, i % 3 } }' > "$d/wide.vw"
+out=$("$T/loopwise-eval" --data "$d/wide.vw" --actions "$acts" --metric shares --quiet --policy always:a63 --policy uniform) ||
+  fail "eval of 64 actions exits $?: $out"
+echo "$out" | grep -q '^policy always:a63' || fail "no estimate for the 64th action: $out"
+out=$("$T/loopwise-train" --data "$d/wide.vw" --actions "$acts" --quiet --out "$d/wide.lwm" 2>&1) && fail "trained 64 actions into a model: $out"
+echo "$out" | grep -q 'a model file holds at most 9 actions' || fail "no reason for refusing 64 actions: $out"
+
+# a fairness audit of a candidate: its own exposure per segment, off-policy on the logged contexts
+awk 'BEGIN { srand(3); for (i = 0; i < 4000; i++) { pro = i % 2; a = (rand() < 0.5) ? 1 : 2;
+  r = (a == 1 && rand() < (pro ? 0.6 : 0.01)) ? 1 : 0;
+  printf "%d:%d:0.5 | bias plan^%s\n", a, -r, pro ? "pro" : "free" } }' > "$d/seg.vw"
+"$T/loopwise-train" --data "$d/seg.vw" --actions a,not_now --personas 0 --quiet --out "$d/seg.lwm" >/dev/null || fail "train seg"
+out=$("$T/loopwise-eval" --data "$d/seg.vw" --actions a,not_now --quiet --audit --policy "$d/seg.lwm" --policy uniform \
+  --segment plan^free --segment plan^pro) || fail "audit of a candidate exits $?: $out"
+echo "$out" | grep -Eq '^plan\^free +2000 +0\.[0-9]+ +0\.[0-7][0-9]* +0\.5000 +1\.000  BELOW 0\.8$' ||
+  fail "the candidate's low exposure for plan^free is not flagged: $out"
+echo "$out" | grep -Eq '^plan\^pro +2000 +0\.[0-9]+ +1\.000 +0\.5000 +1\.000  ok$' || fail "plan^pro row: $out"
 echo ok

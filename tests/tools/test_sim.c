@@ -254,7 +254,7 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
   lw_model *m = load_default_model(&buf, &len);
   if (!m) return;
   int n_actions;
-  char actions[LW_MODEL_MAX_ACTIONS][LW_NAME_LEN + 1];
+  char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1];
   lw_actions_from_config(&cfg, &n_actions, actions);
   lw_policy_params pp;
   lw_policy_params_init(&pp, &cfg);
@@ -286,7 +286,7 @@ static void the_evaluator_reproduces_the_runtimes_logged_probabilities(void) {
         if (!action) continue;
         lw_feature x[LW_LEARN_MAX_FEATURES];
         int nx = logged_x(ev, x);
-        double pi[LW_MODEL_MAX_ACTIONS];
+        double pi[LW_LEARN_MAX_ACTIONS];
         lw_target_probs(&t, x, &nx, pi);
         int a = -1;
         for (int k = 0; k < n_actions; k++)
