@@ -460,6 +460,8 @@ describe('model serving and referral attribution', () => {
     };
     // The referrer's device: a prompt at the milestone shows both sides' rewards and the ladder.
     const referrer = await onDevice();
+    const asked = []; // the referrals requests this device made
+    referrer.ctx.on('request', (q) => { if (q.url().includes('/v1/referrals/')) asked.push(q.url()); });
     const page = await referrer.tab();
     await ready(page);
     await click(page, 'Complete a project', PROJECTS);
@@ -470,8 +472,11 @@ describe('model serving and referral attribution', () => {
     for (const s of [v.referrer_reward, v.referee_reward, 'Your reward: ' + ladder[0].reward, 'Refer 1 more: ' + ladder[1].reward]) {
       assert.ok(text.includes(s), `prompt shows "${s}": ${text}`);
     }
-    // Showing the prompt refreshed the cached count for the next one (403 so far: nothing shared).
-    await waitFor('the cached count refreshed', () => page.evaluate((k) => localStorage.getItem(k) === '0', KEY + 'r'));
+    // Nothing shared from this device yet: no referees, so the server is not asked (it would
+    // answer 403 or zeros: a failed request on every first prompt); referrals() says 0.
+    assert.deepEqual(await page.evaluate(() => window.Loopwise.referrals()), { code: await page.evaluate(() => window.Loopwise.referralCode()),
+      conversions: 0, tier: 0, reward: ladder[0].reward, next: ladder[1] });
+    assert.deepEqual(asked, [], 'no referrals request before this device shared');
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
     const link = await page.evaluate(() => navigator.clipboard.readText());
     const code = link.match(/[A-Z0-9]{6,16}$/)[0];
@@ -479,6 +484,7 @@ describe('model serving and referral attribution', () => {
     await waitFor('the copy stored with the code', () => sql(server.db, `SELECT 1 FROM events WHERE kind = 'copy' AND code = '${code}'`).length);
     let r = await page.evaluate(() => window.Loopwise.referrals());
     assert.deepEqual(r, { code, conversions: 0, tier: 0, reward: ladder[0].reward, next: ladder[1] });
+    assert.equal(asked.length, 1, 'asked once it had shared');
 
 
     // Another device opens the share link and converts (twice: it counts once).

@@ -1,43 +1,42 @@
-// loopwise.js: the loader behind the one script tag (bundled into web/dist/loopwise.js).
+// loopwise.js: the runtime behind both front doors: the script tag (script.js, bundled into
+// web/dist/loopwise.js) and the npm package's ES module (index.js, `init()`). Each resolves its
+// settings (the tag from its data-* attributes, init() from its options) and calls create().
 //
-//   <script src="https://cdn.example/loopwise.js" data-config="/referral.lwc"
-//           data-endpoint="https://ingest.example" data-write-key="site-key" async></script>
+// create() defines nothing global: it returns the API (script.js makes it window.Loopwise and
+// replays the queue). It fetches the config and the WASM, and from then on turns track() calls
+// into decisions, prompts and outcome batches. What only a prompt needs (the dialog, its styles
+// and texts: ui.js) and what only sending needs (transport.js) are chunks of their own, loaded
+// through the loaders the entry passes (`ui`, `net`) the first time a decision says to prompt
+// or the engine has records to send; a first load with nothing to send fetches neither.
+// If anything fails to load the host page keeps working: the error is reported once on the
+// console and later calls do nothing.
 //
-// It reads its settings from the tag's data-* attributes, defines the one global window.Loopwise,
-// replays calls queued before it arrived (window.Loopwise = {q: [['track', 'x'], ...]}), fetches
-// the config and the WASM next to itself (data-wasm overrides; the default model likewise,
-// data-model, see model.js), and from then on turns track() calls into decisions, prompts and
-// outcome batches. If anything fails to load the host page
-// keeps working: the error is reported once on the console and later calls do nothing.
-//
-// Two parts: the global (settings, listeners, the queue, the busy flag: what exists before
-// anything has loaded) and the widget (createWidget), made once the engine, the config and the
-// storage are there. The widget owns everything made from them; the one thing in it that changes
-// is the prompt now open. Every call on the global waits for the widget and never throws.
+// Two parts: the API (settings, listeners, the busy flag: what exists before anything has
+// loaded) and the widget (createWidget), made once the engine, the config and the storage are
+// there. The widget owns everything made from them; the one thing in it that changes is the
+// prompt now open. Every call on the API waits for the widget and never throws.
 import { loadEngine } from './engine.js';
 import { loadModel } from './model.js';
 import { createStore, openDb } from './store.js';
-import { createTransport } from './transport.js';
-import { open } from './ui.js';
 
 // LW_ERR_VERSION in include/loopwise/common.h: a file newer than this runtime reads.
 const ERR_VERSION = 4;
 
-(() => {
-  const w = window, prev = w.Loopwise;
-  if (prev && prev.ready) return; // a second copy of the tag
-  const script = document.currentScript, ds = (script && script.dataset) || {};
-  const page = document.baseURI, self = (script && script.src) || page;
-  // A file next to the script, unless its data-* attribute names one (relative to the page).
-  const fileUrl = (attr, name) => new URL(ds[attr] || name, ds[attr] ? page : self);
-  const endpoint = (ds.endpoint || '').replace(/\/+$/, '');
-  const writeKey = ds.writeKey || '';
+// o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
+// endpoint, writeKey: strings; ui, net: () => import() of ui.js / transport.js}.
+export function create(o) {
+  const w = window;
+  const endpoint = (o.endpoint || '').replace(/\/+$/, '');
+  const writeKey = o.writeKey || '';
   const prefix = 'loopwise:' + writeKey + ':';
   const CONSENT = prefix + 'c'; // consent mirror, so other tabs can close an open prompt at once
   // A prompt left open by a page that went away. An IndexedDB transaction started on page hide
   // does not complete, a localStorage write does; the next call in any tab ends that prompt.
   const LEFT_OPEN = prefix + 'x';
   const REFERRALS = prefix + 'r'; // this referrer's conversions as the server last counted them
+  // Set once this device has shared or copied its link: until then it has no referees and the
+  // server is not asked (it would answer nothing; a first load makes no pointless request).
+  const SHARED = prefix + 'h';
   const local = (fn) => { try { return fn(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = {}; // each message once per page (they all start with 'Loopwise: ')
@@ -46,7 +45,8 @@ const ERR_VERSION = 4;
     try { fn(x); } catch (e) { (w.reportError || console.error)(e); }
   });
   // A failure after start: a warning, once; a file newer than this runtime (a model from a later
-  // trainer) is an error, as the README's "How the contracts evolve" promises.
+  // trainer) is an error, as the README's "How the contracts evolve" promises. (The 'error'
+  // event means "not started": the page then works without Loopwise.)
   const fail = (e) => (e && e.status === ERR_VERSION ? console.error : warn)('Loopwise: ' + ((e && e.message) || e));
   const tz = () => -new Date().getTimezoneOffset();
   let widget = null; // set once, when started
@@ -56,7 +56,9 @@ const ERR_VERSION = 4;
   async function createWidget(engine, db) {
     const cfg = engine.config; // the display part: share, variants and model always; ladder when configured
     const store = createStore(db, engine, prefix, warn);
-    const net = endpoint && createTransport({ engine, store, endpoint, writeKey, warn });
+    let net = null; // the transport (transport.js), loaded by kick() once there is something to send
+    let netting = null; // its loading, once
+    let ui = null; // the prompt chunk (ui.js) while it loads, then loaded
     let prompt = null; // the open prompt's close(), with the decision id as .id
 
     // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
@@ -73,7 +75,16 @@ const ERR_VERSION = 4;
     }, withPending);
     // The usual call: fn(now) in one transaction, then `then` with its result.
     const act = (fn, then) => run(fn).then(then);
-    const kick = () => net && net.soon();
+    // Records to send: flush soon, loading the transport first (once) if need be.
+    const kick = () => {
+      if (net) net.soon();
+      else if (endpoint && !netting) {
+        netting = o.net().then((m) => {
+          net = m.createTransport({ engine, store, endpoint, writeKey, warn });
+          net.soon(0);
+        }, (e) => { netting = null; fail(e); });
+      }
+    };
 
     // The referrer's step on the config's ladder: the highest whose `referrals` <= conversions.
     const tier = (n) => {
@@ -89,7 +100,10 @@ const ERR_VERSION = 4;
       engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
     }, !!net).then(() => {
-      emit('outcome', { decision: id, kind });
+      const ev = { decision: id, kind };
+      if (kind === 'share' || kind === 'copy') { local((s) => s.setItem(SHARED, 1)); emit('shared', ev); }
+      if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
+      emit('outcome', ev);
       kick();
     });
 
@@ -101,9 +115,16 @@ const ERR_VERSION = 4;
       return outcome(close.id, 'close');
     };
 
-    const show = (d) => {
+    const show = async (d) => {
       const v = cfg.variants[d.variant];
-      if (!v || prompt) return outcome(d.id, 'close');
+      let open;
+      try {
+        ({ open } = await (ui = ui || o.ui()));
+      } catch (e) {
+        ui = null; // retried at the next prompt
+        fail(e);
+      }
+      if (!v || prompt || !open) return outcome(d.id, 'close');
       const share = cfg.share;
       const url = share.url.split('{code}').join(engine.referralCode());
       // With a ladder, the referrer's reward now and what the next step needs, from the last
@@ -120,6 +141,7 @@ const ERR_VERSION = 4;
       close.id = d.id;
       prompt = close;
       emit('prompt', d);
+      emit('shown', d);
       if (cfg.ladder) self.referrals().catch(fail);
       return outcome(d.id, 'impression');
     };
@@ -130,7 +152,7 @@ const ERR_VERSION = 4;
         if (d.code === 'approval') emit('approval', d);
         if (d.prompt) await show(d);
       }
-      kick();
+      if (d) kick(); // a decision is a record to send
       return d;
     };
 
@@ -153,25 +175,30 @@ const ERR_VERSION = 4;
       referralCode: () => engine.referralCode(),
       async referrals() {
         const code = engine.referralCode();
-        const r = endpoint && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
+        // Not before this device has shared: until then it has no referees (0 conversions).
+        const r = endpoint && local((s) => s.getItem(SHARED)) && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
         // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
         if (r && (r.ok || r.status === 403)) {
           const n = r.ok ? (await r.json()).conversions : 0;
           local((s) => s.setItem(REFERRALS, n));
         }
-        const n = cached();
+        const n = cached() || (!local((s) => s.getItem(SHARED)) && '0');
         return n ? { code, conversions: +n, ...tier(+n) } : null;
       },
     };
 
     // Start: load the shared state, then what happens once: a referee's landing, the first
     // flush, the page's listeners, the model.
-    await run(() => {});
+    // Records an earlier page left in the engine or in storage: take them into pending batches
+    // (transport.js's drain, without loading the transport) and send them.
+    if (await run((now, os, pending) => {
+      for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
+      return pending && pending.length;
+    }, !!endpoint)) kick();
     // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
     const m = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url);
     const code = m && new URLSearchParams(location.search).get(m[1]);
-    if (code) run((now) => engine.landing(code, now)).catch(fail);
-    if (net) net.soon(0);
+    if (code) run((now) => engine.landing(code, now)).then(kick, fail);
     addEventListener('pagehide', () => {
       if (prompt) { local((s) => s.setItem(LEFT_OPEN, prompt.id)); prompt(); prompt = null; }
       if (net) net.beacon();
@@ -180,19 +207,21 @@ const ERR_VERSION = 4;
     addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0' && prompt) closeNow(); });
     widget = self;
     emit('ready', true);
-    loadModel(engine, db, prefix + 'm', fileUrl('model', 'loopwise.lwm'),
+    loadModel(engine, db, prefix + 'm', o.model,
     endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
   }
 
   const ready = (async () => {
+    // A URL (string or URL) is fetched; anything else is taken as the bytes themselves.
     const fetchBytes = async (url) => {
+      if (typeof url !== 'string' && !(url instanceof URL)) return url;
       const r = await fetch(url);
       if (!r.ok) throw Error(url + ': HTTP ' + r.status);
       return r.arrayBuffer();
     };
     const [config, wasm, db] = await Promise.all([
-      fetchBytes(fileUrl('config', 'referral.lwc')),
-      fetchBytes(fileUrl('wasm', 'loopwise.wasm')),
+      fetchBytes(o.config),
+      fetchBytes(o.wasm),
       openDb(),
     ]);
     await createWidget(await loadEngine({ wasm, config, seed: crypto.getRandomValues(new Uint8Array(16)) }), db);
@@ -206,9 +235,12 @@ const ERR_VERSION = 4;
   const api = {
     ready,
     q: { push: (...calls) => calls.forEach(call) },
+    // on(type, fn) returns a function that removes fn again (a component's cleanup).
     on(type, fn) {
-      (listeners[type] = listeners[type] || []).push(fn);
+      const l = (listeners[type] = listeners[type] || []);
+      l.push(fn);
       if (type === 'ready' && widget) fn(true);
+      return () => { const i = l.indexOf(fn); if (i >= 0) l.splice(i, 1); };
     },
     // busy(true) while the user is in the middle of something (typing, a checkout): the engine
     // holds prompts until busy(false).
@@ -251,6 +283,5 @@ const ERR_VERSION = 4;
     }
   }
 
-  w.Loopwise = api;
-  if (prev && prev.q) [].forEach.call(prev.q, call);
-})();
+  return api;
+}

@@ -27,7 +27,7 @@ export async function loadModel(engine, db, key, url, src, hours, warn) {
       engine.setModel(b);
       rec.b = b;
       rec.e = r.headers.get('etag');
-    } else if (r.status !== 304 && r.status !== 404) throw Error('model: HTTP ' + r.status);
+    } else if (r.status !== 304 && r.status !== 204 && r.status !== 404) throw Error('model: HTTP ' + r.status);
   } finally {
     kv(db).put(rec, key); // a server that answered is asked again after `hours`
   }
