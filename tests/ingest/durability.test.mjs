@@ -172,7 +172,7 @@ test('database_from_schema_v1_is_migrated_and_kept', async () => {
     // A retry of a batch stored before the migration is still recognised.
     const retry = freshBatch({ id: 'v1-batch-a' });
     assert.deepEqual((await postBatch(server, retry)).json, { stored: 0, duplicate: true });
-    assert.deepEqual((await postBatch(server, freshBatch())).json, { stored: 5 });
+    assert.deepEqual((await postBatch(server, freshBatch())).json, { stored: 5, refused: 0 });
     assert.equal((await stats(server)).outcomes, 10);
   } finally {
     await server.cleanup();
@@ -202,7 +202,7 @@ test('database_from_schema_v2_is_migrated_and_kept', async () => {
     assert.equal(s.segments.find((x) => x.segment === 'seg').shares, 1);
     assert.deepEqual((await postBatch(server, freshBatch({ id: 'v2-batch-c' }))).json, { stored: 0, duplicate: true });
     const fresh = freshBatch();
-    assert.deepEqual((await postBatch(server, fresh)).json, { stored: 5 });
+    assert.deepEqual((await postBatch(server, fresh)).json, { stored: 5, refused: 0 });
     const id = sql(db, `SELECT id FROM batches WHERE batch_id = '${fresh.batch_id}'`)[0].id;
     assert.equal(id, 4);
     assert.deepEqual(sql(db, `SELECT id FROM events WHERE batch = ${id} ORDER BY id`).map((r) => r.id), [4096, 4097, 4098, 4099, 4100]);
