@@ -461,7 +461,7 @@ describe('model serving and referral attribution', () => {
     // The referrer's device: a prompt at the milestone shows both sides' rewards and the ladder.
     const referrer = await onDevice();
     const asked = []; // the referrals requests this device made
-    referrer.ctx.on('request', (q) => { if (q.url().includes('/v1/referrals/')) asked.push(q.url()); });
+    referrer.ctx.on('request', (q) => { if (q.url().includes('/v1/referrals')) asked.push(q.url()); });
     const page = await referrer.tab();
     await ready(page);
     await click(page, 'Complete a project', PROJECTS);
@@ -516,7 +516,7 @@ describe('model serving and referral attribution', () => {
     await page.keyboard.press('Escape');
 
     // Offline, the last answer is kept.
-    await referrer.ctx.route(server.base + '/v1/referrals/**', (route) => route.abort());
+    await referrer.ctx.route(server.base + '/v1/referrals**', (route) => route.abort());
     assert.deepEqual(await page.evaluate(() => window.Loopwise.referrals()), r);
   });
 });

@@ -176,8 +176,12 @@ export function create(o) {
       async referrals() {
         const code = engine.referralCode();
         // Not before this device has shared: until then it has no referees (0 conversions).
-        const r = endpoint && local((s) => s.getItem(SHARED)) && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
-        // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
+        const r = endpoint && local((s) => s.getItem(SHARED)) && await fetch(endpoint + '/v1/referrals', {
+          method: 'POST', // text/plain: no preflight; the install key (the proof) stays out of URLs
+          body: JSON.stringify({ v: 1, write_key: writeKey, code, install: engine.installKey() }),
+          credentials: 'omit',
+        }).catch(() => 0);
+        // 403 (servers before the trust routes: nothing shared yet): none. Offline: the last answer.
         if (r && (r.ok || r.status === 403)) {
           const n = r.ok ? (await r.json()).conversions : 0;
           local((s) => s.setItem(REFERRALS, n));
