@@ -144,7 +144,8 @@ const ERR_VERSION = 4;
       async consent(yes) {
         yes = !!yes;
         if (!yes && prompt) await closeNow();
-        await run((now) => engine.consent(yes, now));
+        // A refusal deletes the pending batches in the same transaction (transport.js drain).
+        await run((now, os, pending) => { engine.consent(yes, now); if (pending) net.drain(now, os, pending); }, !!net);
         local((s) => s.setItem(CONSENT, +yes)); // '1' or '0'
         kick();
         return yes;
@@ -153,14 +154,28 @@ const ERR_VERSION = 4;
       referralCode: () => engine.referralCode(),
       async referrals() {
         const code = engine.referralCode();
-        const r = endpoint && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
-        // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
-        if (r && (r.ok || r.status === 403)) {
-          const n = r.ok ? (await r.json()).conversions : 0;
-          local((s) => s.setItem(REFERRALS, n));
-        }
+        // The server knows this code only once this device shared it (before: no conversions),
+        // and is asked only while collecting. Offline (or no endpoint): the last answer.
+        const r = engine.info(3) ? net && engine.collecting() && await net.referrals(code, engine.installKey()) : { conversions: 0 };
+        if (r) local((s) => s.setItem(REFERRALS, r.conversions));
         const n = cached();
         return n ? { code, conversions: +n, ...tier(+n) } : null;
+      },
+      status: async () => ({
+        started: true,
+        consent: ['unset', 'given', 'refused', 'unknown'][engine.info(0)],
+        pending: net ? (await run(net.drain, 1), net.pending()) : engine.info(1),
+        dropped: (net ? net.st.dropped : 0) + engine.info(2),
+        error: net ? net.st.error : null,
+      }),
+      // Local state first (a new identity, the consent answer kept), then the server's copy.
+      async forget() {
+        const install = engine.installKey(), c = engine.info(0);
+        engine.identity(crypto.getRandomValues(new Uint8Array(26)));
+        await store.clear();
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
+        await run((now) => c % 3 && engine.consent(c < 2, now));
+        return !net || net.forget(install);
       },
     };
 
@@ -181,7 +196,7 @@ const ERR_VERSION = 4;
     widget = self;
     emit('ready', true);
     loadModel(engine, db, prefix + 'm', fileUrl('model', 'loopwise.lwm'),
-    endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
+    endpoint && engine.collecting() && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
   }
 
   const ready = (async () => {
@@ -195,7 +210,8 @@ const ERR_VERSION = 4;
       fetchBytes(fileUrl('wasm', 'loopwise.wasm')),
       openDb(),
     ]);
-    await createWidget(await loadEngine({ wasm, config, seed: crypto.getRandomValues(new Uint8Array(16)) }), db);
+    const rnd = (n) => crypto.getRandomValues(new Uint8Array(n));
+    await createWidget(await loadEngine({ wasm, config, seed: rnd(16), identity: rnd(26) }), db);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));
@@ -235,8 +251,10 @@ const ERR_VERSION = 4;
   //                                install key); tier, reward and next come from the config's
   //                                ladder. Offline, the last answer; null if there is none.
   // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
-  for (const name of 'track approve attribute conversion consent referralCode referrals'.split(' ')) {
-    api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : null)).catch((e) => {
+  //   status()                     {started, consent, pending, dropped, error} (README "Widget")
+  //   forget()                     deletes this device's state here and on the server
+  for (const name of 'track approve attribute conversion consent referralCode referrals status forget'.split(' ')) {
+    api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : name === 'status' ? { started: false } : null)).catch((e) => {
       fail(e);
       return null;
     });
