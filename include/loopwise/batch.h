@@ -38,6 +38,8 @@ typedef struct {
   /* "x": the hashed features, each value in the fixed point the model reads (lw_fx: value ×
    * 256 rounded, saturating at the int32 range), which is exactly what the trainer used when it
    * read the JSON back. The wire allows any finite value; it is converted once, here. */
+  int skewed;     /* t is beyond the clock-skew allowance (max_future_ms): kept as sent, and the
+                     store writes the server's receive time beside it */
   int has_x;      /* the record carried "x" (possibly empty) */
   int n_x;
   lw_feature *x;  /* n_x pairs, or NULL; owned by the batch */
@@ -54,7 +56,8 @@ typedef struct {
 
 typedef struct {
   size_t max_events;        /* wire contract: 500 */
-  int64_t max_future_ms;    /* how far t and sent_at may be ahead of the server clock */
+  int64_t max_future_ms;    /* the clock-skew allowance: records dated later are marked skewed
+                               (never refused for that alone) */
 } lw_batch_limits;
 
 /* Where and why a body was refused. field is a JSON path ("" for the body as a whole). */
@@ -85,6 +88,47 @@ typedef struct {
 
 lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
                           lw_batch_error *err);
+
+/* POST /v1/referrals: {"v":1,"write_key":"...","code":"...","install":"<32 hex>"}, the install
+ * key in the body instead of a URL. Same rules as lw_forget_parse. */
+typedef struct {
+  char write_key[LW_WRITE_KEY_LEN + 1];
+  char code[LW_CODE_LEN + 1];
+  char install[LW_INSTALL_LEN + 1];
+} lw_referral_request;
+
+lw_status lw_referral_request_parse(const char *body, size_t len, lw_referral_request *out,
+                                    lw_batch_error *err);
+
+/* POST /v1/referees (loopwise/wire.h "referee reports"): one report from the host's backend.
+ * An event this version does not accept is refused naming "event". */
+typedef struct {
+  char site[LW_NAME_LEN + 1];
+  char code[LW_CODE_LEN + 1];
+  char referee[LW_REFEREE_ID_LEN + 1];
+  char event[LW_NAME_LEN + 1];
+  int has_at;
+  int64_t at;
+  int has_value;
+  double value;
+  char install[LW_INSTALL_LEN + 1]; /* "" when not given */
+} lw_referee_request;
+
+lw_status lw_referee_parse(const char *body, size_t len, lw_referee_request *out,
+                           lw_batch_error *err);
+
+/* POST /v1/referrers: {"v":1,"site","code","referrer"}: the host's id of a code's referrer. */
+typedef struct {
+  char site[LW_NAME_LEN + 1];
+  char code[LW_CODE_LEN + 1];
+  char referrer[LW_REFEREE_ID_LEN + 1];
+} lw_referrer_request;
+
+lw_status lw_referrer_parse(const char *body, size_t len, lw_referrer_request *out,
+                            lw_batch_error *err);
+
+/* POST /v1/reviews/<id>: {"decision":"approve"|"reject"}; *approve is 1 or 0. */
+lw_status lw_review_parse(const char *body, size_t len, int *approve, lw_batch_error *err);
 
 
 #ifdef __cplusplus

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "loopwise/common.h"
+#include "loopwise/store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,6 +25,13 @@ typedef struct {
   char *write_key;    /* public: it is in every page that embeds the widget */
   char **origins;     /* "https://app.example.com", or "http://localhost:*" for any port */
   size_t n_origins;
+  /* The trust block (README "Rewards nobody can forge"): the secret keys the host's backend
+   * reports referees with (POST /v1/referees; two so one can be rotated in while the other is
+   * retired; none: the site takes no referee reports) and the integrity rules that decide
+   * whether a reported conversion counts. */
+  char *secret_keys[2];
+  size_t n_secret_keys;
+  lw_integrity_rules integrity;
 } lw_ingest_site;
 
 typedef struct {
@@ -73,6 +81,10 @@ lw_status lw_ingest_config_load_file(lw_ingest_config *cfg, const char *path, ch
 
 /* Check the whole config; adds the built-in default site when there are no sites. */
 lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errlen);
+
+/* A site's integrity rules before its config says otherwise: self-referrals and a referee's
+ * second reward rejected, more than 100 conversions of one code in a day flagged for review. */
+lw_integrity_rules lw_integrity_defaults(void);
 
 /* Print the settings table (flag, environment variable, default, meaning) for --help. */
 void lw_ingest_config_usage(FILE *out);

@@ -28,14 +28,15 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 5
+#define LW_STORE_SCHEMA_VERSION 6
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
   const char *site;        /* the site id the write key resolved to */
   const lw_batch *batch;
   int64_t received_ms;     /* server clock */
-  size_t stored;           /* out: events stored (0 for a duplicate) */
+  size_t stored;           /* out: events stored (0 for a duplicate); the batch's other records
+                              were refused (a share or copy of another install's code) */
   int duplicate;           /* out: 1 when (site, batch_id) was already stored */
 } lw_store_item;
 
@@ -80,31 +81,111 @@ lw_status lw_store_ping(lw_store *s, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- referrals */
 
-/* What one referral code brought on one site, as its referrer's device may see it. A referee is
- * an install: however many conversion or landing events it sent with the code, it counts once. */
+/* Who owns a code: the install that first sent a share or copy with it on the site (the
+ * store's code_owners table, filled by lw_store_write). */
+typedef enum {
+  LW_OWNER_NONE = 0,  /* no install has shared the code yet */
+  LW_OWNER_SELF = 1,  /* the asking install owns it */
+  LW_OWNER_OTHER = 2  /* another install owns it */
+} lw_owner;
+
+/* What one referral code brought on one site, as its referrer's device may see it. Conversions
+ * are the host's reports through the referee endpoint (lw_store_referee) that count: each
+ * referee once, never a browser-reported conversion. Landings are the devices' own records. */
 typedef struct {
-  int owner;            /* 1 when the asking install sent a share or copy event with the code */
-  int64_t conversions;  /* distinct installs that sent a conversion with the code */
+  lw_owner owner;
+  int64_t conversions;  /* distinct referees whose reported conversion counts (not flagged or rejected) */
   int64_t landings;     /* distinct installs that sent a landing with the code */
 } lw_referral;
 
-/* One row of the host's reward list: a code and its referees, each counted once, at the time
- * of their first conversion with the code. */
+/* One row of the host's reward list: a code and its counted referees, each once, at the server
+ * time their conversion came to count (received, or approved after review). */
 typedef struct {
   char code[LW_NAME_LEN + 1];
   int64_t conversions;
-  int64_t first_at, last_at; /* ms: the earliest and latest of those first conversions */
+  int64_t first_at, last_at; /* ms, server clock: the earliest and latest of those times */
 } lw_attribution;
 
-/* Counts for code on site; owner says whether install shared it (the counts are filled only
- * when it did). */
+/* Counts for code on site; owner says who shared it (the counts are filled only for
+ * LW_OWNER_SELF). */
 lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,
                             lw_referral *out, char *err, size_t errlen);
 
-/* Every code with at least one referee whose first conversion is at or after since_ms, ordered
- * by code. *rows is the caller's to free() (NULL when *n is 0). */
+/* Every code with at least one referee that came to count at or after since_ms (server clock),
+ * ordered by code. *rows is the caller's to free() (NULL when *n is 0). */
 lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
                                 lw_attribution **rows, size_t *n, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- referees (host reports)
+ * The host's backend reports referees through POST /v1/referees with a site's secret key
+ * (src/ingest/referees.c). The store keeps only a salted hash of the host's referee id (the
+ * salt is per site and never leaves the store's file), and decides whether a conversion counts
+ * for rewards by the site's integrity rules. All of these are writes (the writer thread's),
+ * except lw_store_reviews. */
+
+#define LW_REFEREE_HASH_LEN 32 /* HMAC-SHA-256 */
+#define LW_SALT_LEN 32
+
+/* What a rule does when it matches a conversion. */
+typedef enum { LW_RULE_OFF = 0, LW_RULE_FLAG = 1, LW_RULE_REJECT = 2 } lw_rule_action;
+
+/* A site's integrity rules (ingest config, sites[].integrity). */
+typedef struct {
+  lw_rule_action self_referral;  /* the referee is the code's registered referrer or its install */
+  lw_rule_action repeat_referee; /* the referee already counts (or waits) for another code */
+  lw_rule_action velocity;       /* the code has velocity_max conversions in the window already */
+  int64_t velocity_max;          /* 0: no limit */
+  int64_t velocity_window_ms;
+  int review_all;                /* every conversion waits for review */
+} lw_integrity_rules;
+
+/* One report. State names: "counted", "flagged" (waits for review), "rejected", "approved". */
+typedef struct {
+  const char *site;
+  const char *code;
+  const uint8_t *referee;        /* LW_REFEREE_HASH_LEN bytes: the salted hash */
+  const char *install;           /* the referee's install key when the host gave it, else NULL */
+  const char *event;             /* wire name (loopwise/wire.h LW_REFEREE_EVENTS) */
+  int64_t at;                    /* when the host says it happened (ms) */
+  int64_t received_ms;           /* server clock */
+  int has_value;
+  double value;
+  const lw_integrity_rules *rules;
+  /* out */
+  int duplicate;                 /* already stored: the first report's id, state and reason */
+  int64_t id;
+  char state[12];
+  char reason[24];               /* the rule that flagged or rejected it, else "" */
+} lw_referee_report;
+
+/* The site's salt, created from fresh (random bytes the caller drew) on first use. */
+lw_status lw_store_site_salt(lw_store *s, const char *site, const uint8_t fresh[LW_SALT_LEN],
+                             uint8_t out[LW_SALT_LEN], char *err, size_t errlen);
+/* Store one report (idempotent on site, code, referee hash and event) in one transaction. */
+lw_status lw_store_referee(lw_store *s, lw_referee_report *r, char *err, size_t errlen);
+/* Register the host's (hashed) id of a code's referrer, for the self-referral rule. *conflict
+ * is 1 when another referrer is registered for the code (nothing changes). */
+lw_status lw_store_register_referrer(lw_store *s, const char *site, const char *code,
+                                     const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
+                                     char *err, size_t errlen);
+
+/* The review of a flagged conversion: approve (it counts from now_ms) or reject. *result: 0
+ * done, 1 no such report on the site, 2 not waiting for review (decided already). */
+lw_status lw_store_review(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+                          int *result, char *err, size_t errlen);
+
+/* One conversion waiting for review. */
+typedef struct {
+  int64_t id;
+  char code[LW_NAME_LEN + 1];
+  char event[16];
+  char reason[24];
+  int64_t at, received_at;
+} lw_review;
+
+/* The flagged conversions of a site, oldest first, at most max. *rows is the caller's to free(). */
+lw_status lw_store_reviews(lw_store *s, const char *site, size_t max, lw_review **rows, size_t *n,
+                           char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- reading decisions
  * What the learning tools read (loopwise-train, loopwise-eval and its audit, the simulator):
@@ -129,6 +210,9 @@ typedef struct {
   int has_p;
   double p;
   int shared;          /* a share or copy event of this decision is stored for the site */
+  int flagged;         /* the decision's install is flagged by an integrity rule (a forged share,
+                          a self-referral, a flagged or rejected conversion of its codes): the
+                          trainer may leave it out */
   int64_t conversions; /* lw_store_referrers only: the conversions this install's codes brought */
   int n_x;
   lw_feature x[LW_X_PAIRS]; /* as lw_batch_parse validated them (lw_event.x) */
@@ -234,6 +318,17 @@ typedef struct {
                          char *err, size_t errlen);
   lw_status (*count_decisions)(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
                                size_t errlen);
+  /* referees (above) */
+  lw_status (*site_salt)(lw_store *s, const char *site, const uint8_t fresh[LW_SALT_LEN],
+                         uint8_t out[LW_SALT_LEN], char *err, size_t errlen);
+  lw_status (*referee)(lw_store *s, lw_referee_report *r, char *err, size_t errlen);
+  lw_status (*register_referrer)(lw_store *s, const char *site, const char *code,
+                                 const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
+                                 char *err, size_t errlen);
+  lw_status (*review)(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+                      int *result, char *err, size_t errlen);
+  lw_status (*reviews)(lw_store *s, const char *site, size_t max, lw_review **rows, size_t *n,
+                       char *err, size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

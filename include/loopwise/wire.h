@@ -110,6 +110,17 @@ int lw_mode_parse(const char *name);
 /* 1 when action is a variant (the user was shown a prompt), 0 for "none" and "not_now". */
 int lw_action_is_prompt(const char *action);
 
+/* ---- referee reports (server to server) -----------------------------------------------
+ * POST /v1/referees {"v":1,"site","code","referee","event","at"?,"value"?,"install"?}, from the
+ * host's backend with a site's secret key (README "Referee endpoint"). X(ENUM, wire name,
+ * accepted in this version): the retained-value issue accepts the later ones with its version. */
+#define LW_REFEREE_VERSION 1
+#define LW_REFEREE_ID_LEN 256   /* the host's opaque id of the referee, at most, in bytes */
+#define LW_SECRET_KEY_MIN_LEN 16
+#define LW_REFEREE_EVENTS(X)                                                                  \
+  X(CONVERSION, "conversion", 1) X(RETAINED_30, "retained_30", 0)                             \
+  X(RETAINED_90, "retained_90", 0) X(CHURNED, "churned", 0) X(REVENUE, "revenue", 0)
+
 /* ---- batch envelope -------------------------------------------------------------------
  * {"v":…,"batch_id":"…","write_key":"…","sent_at":…,"events":[records…]}. The outbox holds
  * records only; the edges (the WASM binding, the simulator, tests) wrap them with this.

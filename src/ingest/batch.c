@@ -93,15 +93,16 @@ static lw_status read_int(const cJSON *item, const char *prefix, const char *nam
   return LW_OK;
 }
 
+/* A device's clock may be anywhere: a time beyond the allowance is kept as sent and marked
+ * *skewed (NULL: not needed), so the store puts the receive time beside it. Never refused for
+ * that alone: the record is still what the device saw. */
 static lw_status read_time(const cJSON *item, const char *prefix, const char *name,
-                           const lw_batch_limits *lim, int64_t now_ms, int64_t *out,
+                           const lw_batch_limits *lim, int64_t now_ms, int64_t *out, int *skewed,
                            lw_batch_error *err) {
   lw_status st = read_int(item, prefix, name, out, err);
   if (st != LW_OK)
     return fail(err, prefix, name, "expected an integer time in ms since the Unix epoch");
-  if (*out > now_ms + lim->max_future_ms)
-    return fail(err, prefix, name, "time is more than %lld s in the future",
-                (long long)(lim->max_future_ms / 1000));
+  if (skewed) *skewed = *out > now_ms + lim->max_future_ms;
   return LW_OK;
 }
 
@@ -209,7 +210,7 @@ static lw_status read_event(const cJSON *obj, const char *path, const lw_batch_l
                                          lw_kind_name(ev->kind));
   }
 
-  if ((st = read_time(f[LW_FIELD_T], path, "t", lim, now_ms, &ev->t, err)) != LW_OK) return st;
+  if ((st = read_time(f[LW_FIELD_T], path, "t", lim, now_ms, &ev->t, &ev->skewed, err)) != LW_OK) return st;
   if ((st = read_string(f[LW_FIELD_INSTALL], path, "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
                         ev->install, sizeof ev->install, err)) != LW_OK)
     return st;
@@ -310,7 +311,7 @@ static lw_status read_batch(const cJSON *doc, const lw_batch_limits *lim, int64_
   if ((st = read_string(f[B_WRITE_KEY], "", "write_key", LW_CS_MODEL, 1, LW_WRITE_KEY_LEN,
                         b->write_key, sizeof b->write_key, err)) != LW_OK)
     return st;
-  if ((st = read_time(f[B_SENT_AT], "", "sent_at", lim, now_ms, &b->sent_at, err)) != LW_OK)
+  if ((st = read_time(f[B_SENT_AT], "", "sent_at", lim, now_ms, &b->sent_at, NULL, err)) != LW_OK)
     return st;
   const cJSON *events = f[B_EVENTS];
   if (!cJSON_IsArray(events)) return fail(err, "", "events", "expected an array");
@@ -376,6 +377,155 @@ lw_status lw_forget_parse(const char *body, size_t len, lw_forget_request *out,
   if (st == LW_OK)
     st = read_string(f[F_INSTALL], "", "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN,
                      out->install, sizeof out->install, err);
+  cJSON_Delete(doc);
+  return st;
+}
+
+/* ---------------------------------------------------------------- small bodies
+ * The other request bodies: one flat object each, every field named in a table, all refused
+ * the same way as a batch (unknown or repeated fields, wrong types, the path in the error). */
+
+/* Scan doc's members against names (all required but those in optional, a bit per index). */
+static lw_status small_object(const char *body, size_t len, cJSON **doc, const char *const *names,
+                              size_t n, unsigned optional, const cJSON **f, lw_batch_error *err) {
+  err->field[0] = err->message[0] = '\0';
+  lw_status st = parse_document(body, len, doc, err);
+  if (st != LW_OK) return st;
+  st = scan_object(*doc, "", names, n, f, err);
+  for (size_t i = 0; st == LW_OK && i < n; i++)
+    if (!f[i] && !(optional & (1u << i))) st = fail(err, "", names[i], "missing required field");
+  return st;
+}
+
+static lw_status read_version(const cJSON *item, int64_t want, lw_batch_error *err) {
+  int64_t v = 0;
+  if (read_int(item, "", "v", &v, err) != LW_OK || v != want)
+    return fail(err, "", "v", "unsupported schema version (expected %lld)", (long long)want);
+  return LW_OK;
+}
+
+enum { RR_V, RR_WRITE_KEY, RR_CODE, RR_INSTALL, RR_COUNT };
+static const char *const referral_fields[RR_COUNT] = {"v", "write_key", "code", "install"};
+
+lw_status lw_referral_request_parse(const char *body, size_t len, lw_referral_request *out,
+                                    lw_batch_error *err) {
+  cJSON *doc = NULL;
+  const cJSON *f[RR_COUNT];
+  lw_status st = small_object(body, len, &doc, referral_fields, RR_COUNT, 0, f, err);
+  if (st == LW_OK) st = read_version(f[RR_V], 1, err);
+  if (st == LW_OK)
+    st = read_string(f[RR_WRITE_KEY], "", "write_key", LW_CS_MODEL, 1, LW_WRITE_KEY_LEN, out->write_key,
+                     sizeof out->write_key, err);
+  if (st == LW_OK)
+    st = read_string(f[RR_CODE], "", "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, out->code,
+                     sizeof out->code, err);
+  if (st == LW_OK)
+    st = read_string(f[RR_INSTALL], "", "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN, out->install,
+                     sizeof out->install, err);
+  cJSON_Delete(doc);
+  return st;
+}
+
+/* The host's opaque ids: 1..LW_REFEREE_ID_LEN bytes of printable UTF-8. */
+static lw_status read_host_id(const cJSON *item, const char *name, char *out, size_t cap,
+                              lw_batch_error *err) {
+  if (!cJSON_IsString(item) || !item->valuestring) return fail(err, "", name, "expected a string");
+  size_t n = strlen(item->valuestring);
+  if (n < 1 || n > LW_REFEREE_ID_LEN || !lw_utf8_valid(item->valuestring, n))
+    return fail(err, "", name, "expected the host's id: 1-%d bytes of UTF-8", LW_REFEREE_ID_LEN);
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)item->valuestring[i] < 0x20 || item->valuestring[i] == 0x7f)
+      return fail(err, "", name, "control characters are not allowed");
+  memcpy(out, item->valuestring, n + 1);
+  (void)cap;
+  return LW_OK;
+}
+
+enum { RF_V, RF_SITE, RF_CODE, RF_REFEREE, RF_EVENT, RF_AT, RF_VALUE, RF_INSTALL, RF_COUNT };
+static const char *const referee_fields[RF_COUNT] = {"v", "site", "code", "referee", "event",
+                                                     "at", "value", "install"};
+
+#define LW_X_REFEREE_NAME(e, name, accepted) name,
+#define LW_X_REFEREE_OK(e, name, accepted) accepted,
+static const char *const referee_event_names[] = {LW_REFEREE_EVENTS(LW_X_REFEREE_NAME)};
+static const int referee_event_ok[] = {LW_REFEREE_EVENTS(LW_X_REFEREE_OK)};
+#undef LW_X_REFEREE_NAME
+#undef LW_X_REFEREE_OK
+
+lw_status lw_referee_parse(const char *body, size_t len, lw_referee_request *out,
+                           lw_batch_error *err) {
+  cJSON *doc = NULL;
+  const cJSON *f[RF_COUNT];
+  memset(out, 0, sizeof *out);
+  unsigned optional = 1u << RF_AT | 1u << RF_VALUE | 1u << RF_INSTALL;
+  lw_status st = small_object(body, len, &doc, referee_fields, RF_COUNT, optional, f, err);
+  if (st == LW_OK) st = read_version(f[RF_V], LW_REFEREE_VERSION, err);
+  if (st == LW_OK)
+    st = read_string(f[RF_SITE], "", "site", LW_CS_NAME, 1, LW_NAME_LEN, out->site, sizeof out->site, err);
+  if (st == LW_OK)
+    st = read_string(f[RF_CODE], "", "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, out->code,
+                     sizeof out->code, err);
+  if (st == LW_OK) st = read_host_id(f[RF_REFEREE], "referee", out->referee, sizeof out->referee, err);
+  if (st == LW_OK) {
+    size_t i = 0, n = sizeof referee_event_names / sizeof referee_event_names[0];
+    const char *ev = cJSON_IsString(f[RF_EVENT]) ? f[RF_EVENT]->valuestring : NULL;
+    while (ev && i < n && strcmp(referee_event_names[i], ev) != 0) i++;
+    if (!ev || i == n)
+      st = fail(err, "", "event", "expected one of conversion, retained_30, retained_90, churned, revenue");
+    else if (!referee_event_ok[i])
+      st = fail(err, "", "event", "%s is not accepted in version %d (only conversion)", ev, LW_REFEREE_VERSION);
+    else
+      snprintf(out->event, sizeof out->event, "%s", ev);
+  }
+  if (st == LW_OK && f[RF_AT]) {
+    st = read_int(f[RF_AT], "", "at", &out->at, err);
+    if (st != LW_OK) st = fail(err, "", "at", "expected an integer time in ms since the Unix epoch");
+    out->has_at = 1;
+  }
+  if (st == LW_OK && f[RF_VALUE]) {
+    if (!cJSON_IsNumber(f[RF_VALUE]) || !isfinite(f[RF_VALUE]->valuedouble) || f[RF_VALUE]->valuedouble < 0)
+      st = fail(err, "", "value", "expected a non-negative number");
+    out->has_value = 1;
+    out->value = f[RF_VALUE]->valuedouble;
+  }
+  if (st == LW_OK && f[RF_INSTALL])
+    st = read_string(f[RF_INSTALL], "", "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN, out->install,
+                     sizeof out->install, err);
+  cJSON_Delete(doc);
+  return st;
+}
+
+enum { RG_V, RG_SITE, RG_CODE, RG_REFERRER, RG_COUNT };
+static const char *const referrer_fields[RG_COUNT] = {"v", "site", "code", "referrer"};
+
+lw_status lw_referrer_parse(const char *body, size_t len, lw_referrer_request *out,
+                            lw_batch_error *err) {
+  cJSON *doc = NULL;
+  const cJSON *f[RG_COUNT];
+  lw_status st = small_object(body, len, &doc, referrer_fields, RG_COUNT, 0, f, err);
+  if (st == LW_OK) st = read_version(f[RG_V], LW_REFEREE_VERSION, err);
+  if (st == LW_OK)
+    st = read_string(f[RG_SITE], "", "site", LW_CS_NAME, 1, LW_NAME_LEN, out->site, sizeof out->site, err);
+  if (st == LW_OK)
+    st = read_string(f[RG_CODE], "", "code", LW_CS_CODE, LW_CODE_MIN_LEN, LW_CODE_LEN, out->code,
+                     sizeof out->code, err);
+  if (st == LW_OK) st = read_host_id(f[RG_REFERRER], "referrer", out->referrer, sizeof out->referrer, err);
+  cJSON_Delete(doc);
+  return st;
+}
+
+static const char *const review_fields[1] = {"decision"};
+
+lw_status lw_review_parse(const char *body, size_t len, int *approve, lw_batch_error *err) {
+  cJSON *doc = NULL;
+  const cJSON *f[1];
+  lw_status st = small_object(body, len, &doc, review_fields, 1, 0, f, err);
+  if (st == LW_OK) {
+    const char *d = cJSON_IsString(f[0]) ? f[0]->valuestring : "";
+    if (strcmp(d, "approve") == 0) *approve = 1;
+    else if (strcmp(d, "reject") == 0) *approve = 0;
+    else st = fail(err, "", "decision", "expected \"approve\" or \"reject\"");
+  }
   cJSON_Delete(doc);
   return st;
 }

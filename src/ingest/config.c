@@ -39,7 +39,7 @@ static const setting settings[] = {
     {"max_body", T_INT, OFF(max_body), "1048576", 64, 64 << 20, "largest request body, bytes"},
     {"max_events", T_INT, OFF(max_events), "500", 1, 500, "most events in one batch"},
     {"max_future_s", T_INT, OFF(max_future_s), "86400", 0, 366LL * 86400,
-     "how far ahead of the server clock an event time may be"},
+     "clock-skew allowance: a record dated further ahead is stored with the receive time beside it"},
     {"timeout_s", T_INT, OFF(timeout_s), "10", 1, 3600, "close connections idle this long"},
     {"request_timeout_s", T_INT, OFF(request_timeout_s), "30", 1, 3600,
      "drop a request whose body is still arriving after this long"},
@@ -159,6 +159,7 @@ void lw_ingest_config_init(lw_ingest_config *cfg) {
 }
 
 static void free_site(lw_ingest_site *site) {
+  for (size_t i = 0; i < site->n_secret_keys; i++) free(site->secret_keys[i]);
   free(site->id);
   free(site->write_key);
   for (size_t i = 0; i < site->n_origins; i++) free(site->origins[i]);
@@ -249,6 +250,7 @@ static lw_status add_site(lw_ingest_config *cfg, const char *id, const char *key
   cfg->sites = grown;
   lw_ingest_site *s = &cfg->sites[cfg->n_sites];
   memset(s, 0, sizeof *s);
+  s->integrity = lw_integrity_defaults();
   s->id = strdup(id);
   s->write_key = strdup(key);
   s->origins = calloc(n_origins ? n_origins : 1, sizeof *s->origins);
@@ -265,6 +267,90 @@ static lw_status add_site(lw_ingest_config *cfg, const char *id, const char *key
   return LW_OK;
 }
 
+/* ---------------------------------------------------------------- sites: the trust block
+ * sites[].secret_keys and sites[].integrity (README "Rewards nobody can forge"). */
+
+lw_integrity_rules lw_integrity_defaults(void) {
+  lw_integrity_rules r = {LW_RULE_REJECT, LW_RULE_REJECT, LW_RULE_FLAG, 100, 86400LL * 1000, 0};
+  return r;
+}
+
+static int key_in_use(const lw_ingest_config *cfg, const char *key) {
+  for (size_t k = 0; k < cfg->n_sites; k++) {
+    if (!strcmp(cfg->sites[k].write_key, key)) return 1;
+    for (size_t j = 0; j < cfg->sites[k].n_secret_keys; j++)
+      if (!strcmp(cfg->sites[k].secret_keys[j], key)) return 1;
+  }
+  return 0;
+}
+
+static lw_status load_secret_keys(lw_ingest_config *cfg, lw_ingest_site *site, int i, const cJSON *keys,
+                                  char *err, size_t errlen) {
+  if (!cJSON_IsArray(keys) || cJSON_GetArraySize(keys) < 1 || cJSON_GetArraySize(keys) > 2) {
+    snprintf(err, errlen, "sites[%d].secret_keys: expected an array of one or two keys", i);
+    return LW_ERR_INVALID;
+  }
+  size_t n = 0;
+  for (const cJSON *k = keys->child; k; k = k->next, n++) {
+    if (!cJSON_IsString(k) || !id_ok(k->valuestring, 128, 1) || strlen(k->valuestring) < LW_SECRET_KEY_MIN_LEN) {
+      snprintf(err, errlen, "sites[%d].secret_keys[%zu]: expected %d-128 of [A-Za-z0-9_.-]", i, n,
+               LW_SECRET_KEY_MIN_LEN);
+      return LW_ERR_INVALID;
+    }
+    if (key_in_use(cfg, k->valuestring) || !strcmp(site->write_key, k->valuestring) ||
+        (n == 1 && !strcmp(site->secret_keys[0], k->valuestring))) {
+      snprintf(err, errlen, "sites[%d].secret_keys[%zu]: every write and secret key must be unique", i, n);
+      return LW_ERR_INVALID;
+    }
+    if (!(site->secret_keys[n] = strdup(k->valuestring))) return LW_ERR_NOMEM;
+    site->n_secret_keys = n + 1;
+  }
+  return LW_OK;
+}
+
+static lw_status load_integrity(lw_integrity_rules *r, int i, const cJSON *obj, char *err, size_t errlen) {
+  if (!cJSON_IsObject(obj)) {
+    snprintf(err, errlen, "sites[%d].integrity: expected an object", i);
+    return LW_ERR_INVALID;
+  }
+  for (const cJSON *m = obj->child; m; m = m->next) {
+    lw_rule_action *action = !strcmp(m->string, "self_referral")    ? &r->self_referral
+                             : !strcmp(m->string, "repeat_referee") ? &r->repeat_referee
+                             : !strcmp(m->string, "velocity")       ? &r->velocity
+                                                                    : NULL;
+    if (action) {
+      const char *v = cJSON_IsString(m) ? m->valuestring : "";
+      if (!strcmp(v, "off")) *action = LW_RULE_OFF;
+      else if (!strcmp(v, "flag")) *action = LW_RULE_FLAG;
+      else if (!strcmp(v, "reject")) *action = LW_RULE_REJECT;
+      else {
+        snprintf(err, errlen, "sites[%d].integrity.%s: expected \"off\", \"flag\" or \"reject\"", i, m->string);
+        return LW_ERR_INVALID;
+      }
+    } else if (!strcmp(m->string, "velocity_max") || !strcmp(m->string, "velocity_window_s")) {
+      int window = m->string[9] == 'w';
+      double v = cJSON_IsNumber(m) ? m->valuedouble : -1;
+      if (v != floor(v) || v < window || v > (window ? 366.0 * 86400 : 1e9)) {
+        snprintf(err, errlen, "sites[%d].integrity.%s: expected an integer %s", i, m->string,
+                 window ? "in [1, 31622400] (seconds)" : "in [0, 1000000000] (0: no limit)");
+        return LW_ERR_INVALID;
+      }
+      if (window) r->velocity_window_ms = (int64_t)v * 1000;
+      else r->velocity_max = (int64_t)v;
+    } else if (!strcmp(m->string, "review_all")) {
+      if (!cJSON_IsBool(m)) {
+        snprintf(err, errlen, "sites[%d].integrity.review_all: expected true or false", i);
+        return LW_ERR_INVALID;
+      }
+      r->review_all = cJSON_IsTrue(m);
+    } else {
+      snprintf(err, errlen, "sites[%d].integrity.%.40s: unknown field", i, m->string);
+      return LW_ERR_INVALID;
+    }
+  }
+  return LW_OK;
+}
+
 static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *err, size_t errlen) {
   if (!cJSON_IsArray(arr)) {
     snprintf(err, errlen, "sites: expected an array");
@@ -272,7 +358,7 @@ static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *err, 
   }
   int i = 0;
   for (const cJSON *site = arr->child; site; site = site->next, i++) {
-    const cJSON *id = NULL, *key = NULL, *origins = NULL;
+    const cJSON *id = NULL, *key = NULL, *origins = NULL, *secrets = NULL, *integrity = NULL;
     if (!cJSON_IsObject(site)) {
       snprintf(err, errlen, "sites[%d]: expected an object", i);
       return LW_ERR_INVALID;
@@ -281,6 +367,8 @@ static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *err, 
       if (!strcmp(m->string, "id")) id = m;
       else if (!strcmp(m->string, "write_key")) key = m;
       else if (!strcmp(m->string, "origins")) origins = m;
+      else if (!strcmp(m->string, "secret_keys")) secrets = m;
+      else if (!strcmp(m->string, "integrity")) integrity = m;
       else {
         snprintf(err, errlen, "sites[%d].%.40s: unknown field", i, m->string);
         return LW_ERR_INVALID;
@@ -311,13 +399,20 @@ static lw_status load_sites(lw_ingest_config *cfg, const cJSON *arr, char *err, 
       }
     }
     for (size_t k = 0; k < cfg->n_sites; k++) {
-      if (!strcmp(cfg->sites[k].id, id->valuestring) ||
-          !strcmp(cfg->sites[k].write_key, key->valuestring)) {
+      if (!strcmp(cfg->sites[k].id, id->valuestring) || key_in_use(cfg, key->valuestring)) {
         snprintf(err, errlen, "sites[%d]: id and write_key must be unique", i);
         return LW_ERR_INVALID;
       }
     }
     lw_status st = add_site(cfg, id->valuestring, key->valuestring, list, n, err, errlen);
+    if (st != LW_OK) return st;
+    lw_ingest_site *added = &cfg->sites[cfg->n_sites - 1];
+    /* The new site is already in cfg: key_in_use sees its write key, so check against the
+     * others only by hiding it for the secret keys' check. */
+    cfg->n_sites--;
+    st = secrets ? load_secret_keys(cfg, added, i, secrets, err, errlen) : LW_OK;
+    cfg->n_sites++;
+    if (st == LW_OK && integrity) st = load_integrity(&added->integrity, i, integrity, err, errlen);
     if (st != LW_OK) return st;
   }
   return LW_OK;

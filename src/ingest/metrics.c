@@ -8,7 +8,7 @@
 
 static const char *const reject_names[LW_REJECT_COUNT] = {
     "invalid", "http", "too_large", "bad_key", "forbidden",
-    "rate_address", "rate_key", "not_found", "method", "store"};
+    "rate_address", "rate_key", "not_found", "method", "store", "code_owner"};
 
 /* Upper bounds in milliseconds. */
 static const double latency_le_ms[LW_LATENCY_BUCKETS] = {0.25, 0.5, 1,  2,   5,   10,

@@ -20,6 +20,8 @@ typedef enum {
   LW_REJECT_NOT_FOUND,     /* 404 */
   LW_REJECT_METHOD,        /* 405 */
   LW_REJECT_STORE,         /* 503: the store failed */
+  LW_REJECT_CODE_OWNER,    /* a share or copy record with another install's code (not stored;
+                              the rest of its batch is): counted per record, not per request */
   LW_REJECT_COUNT
 } lw_reject_reason;
 

@@ -1,10 +1,12 @@
 /* referrals.c: referral attribution answers (see serving.h).
  *
- * The server, not the client, counts. A referee is an install: a device that sent a
- * conversion event with the code, counted once however often it converts or retries. Only the
+ * The server, not the client, counts, and only what the host's backend reported through the
+ * secret-key referee endpoint (referees.c): a browser's conversion records are learning
+ * signals, never rewards. A referee counts once however often it is reported. Only the
  * referrer's device may read a code's counts, and it proves it is the referrer with its random
- * install key: the answer is 403 unless a share or copy event with that code came from that
- * install on that site. The codes and install keys are random (see the wire contract), so the
+ * install key: a code belongs to the install that first shared it, and any other install gets
+ * 403 (an install asking about a code nobody has shared yet gets zero counts: its share may
+ * still be on its way). The codes and install keys are random (see the wire contract), so the
  * answer tells nothing to anyone who does not already hold both. Rewards are not decided here:
  * the host's backend reads GET /v1/attributions (read-protected) and pays from it. */
 #include <cJSON.h>
@@ -48,7 +50,7 @@ unsigned lw_referral_answer(lw_store *store, const char *site, const char *code,
     return error_json("expected the install key, 32 lowercase hex characters", "install", json);
   lw_referral r;
   if (lw_store_referral(store, site, code, install, &r, err, errlen) != LW_OK) return 503;
-  if (!r.owner) return 403;
+  if (r.owner == LW_OWNER_OTHER) return 403;
   char buf[128];
   snprintf(buf, sizeof buf, "{\"code\":\"%s\",\"conversions\":%lld,\"landings\":%lld}", code,
            (long long)r.conversions, (long long)r.landings);

@@ -16,9 +16,14 @@
  *   GET  /metrics       Prometheus text                     read token, or loopback
  *   GET  /healthz       liveness + store check              public
  *   GET  /v1/model      the site's current model            public, per site write key + Origin
- *   GET  /v1/referrals/<code>  a referrer's own counts      same, and the referrer's install key
+ *   POST /v1/referrals  a referrer's own counts            same, and the referrer's install key
+ *   GET  /v1/referrals/<code>  the same, deprecated (the install key in the URL)
  *   GET  /v1/attributions  the host's reward list           read token, or loopback
- * The last three answer from serving.h (models.c, referrals.c). */
+ *   POST /v1/referees   the host reports a referee          a site's secret key (server to server)
+ *   POST /v1/referrers  the host registers a code's referrer  the same
+ *   GET  /v1/reviews    conversions waiting for review      read token, or loopback
+ *   POST /v1/reviews/<id>  approve or reject one            the same
+ * The learning-loop and trust routes answer from serving.h (models.c, referrals.c, referees.c). */
 #include "loopwise/ingest.h"
 
 #include <arpa/inet.h>
@@ -99,6 +104,10 @@ struct lw_request {
   lw_forget_request forget;
   const char *cors;       /* Origin to echo (libmicrohttpd's header memory); see cors_headers */
   const char *path;       /* the request path (libmicrohttpd's memory, valid until completion) */
+  /* LW_JOB_CALL: the call's argument (malloc()ed, freed at completion) and what answers once
+   * the writer is done. */
+  void *call;
+  enum MHD_Result (*answer)(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq);
 };
 
 static enum MHD_Result handle_outcomes(lw_ingest_server *, struct MHD_Connection *, lw_request *);
@@ -110,6 +119,11 @@ static enum MHD_Result handle_model(lw_ingest_server *, struct MHD_Connection *,
 static enum MHD_Result handle_referral(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_attributions(lw_ingest_server *, struct MHD_Connection *,
                                            lw_request *);
+static enum MHD_Result handle_referral_post(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_referee(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_referrer(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_reviews(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_review(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 
 static const lw_route routes[] = {
     {"/v1/outcomes", "POST", "outcomes", ROUTE_BODY | ROUTE_BROWSER | ROUTE_TIMED, handle_outcomes},
@@ -120,6 +134,12 @@ static const lw_route routes[] = {
     {"/v1/model", "GET", "model", ROUTE_BROWSER, handle_model},
     {"/v1/referrals/", "GET", "referral", ROUTE_BROWSER | ROUTE_PREFIX, handle_referral},
     {"/v1/attributions", "GET", "attributions", 0, handle_attributions},
+    /* the trust routes (README "Rewards nobody can forge") */
+    {"/v1/referrals", "POST", "referral", ROUTE_BODY | ROUTE_BROWSER, handle_referral_post},
+    {"/v1/referees", "POST", "referee", ROUTE_BODY, handle_referee},
+    {"/v1/referrers", "POST", "referrer", ROUTE_BODY, handle_referrer},
+    {"/v1/reviews", "GET", "reviews", 0, handle_reviews},
+    {"/v1/reviews/", "POST", "review", ROUTE_BODY | ROUTE_PREFIX, handle_review},
 };
 
 static lw_op route_of(const char *method, const char *url, const lw_route **out) {
@@ -411,12 +431,14 @@ static enum MHD_Result answer_job(lw_ingest_server *s, struct MHD_Connection *c,
     return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "store unavailable, retry later",
                                          NULL, 1});
   }
+  if (job->kind == LW_JOB_CALL) return rq->answer(s, c, rq);
   if (job->kind == LW_JOB_FORGET)
     snprintf(body, sizeof body, "{\"deleted\":%lld}", (long long)job->deleted);
   else if (job->item.duplicate)
     snprintf(body, sizeof body, "{\"stored\":0,\"duplicate\":true}");
   else
-    snprintf(body, sizeof body, "{\"stored\":%zu}", job->item.stored);
+    snprintf(body, sizeof body, "{\"stored\":%zu,\"refused\":%zu}", job->item.stored,
+             job->item.batch->n_events - job->item.stored);
   return respond_json(s, c, rq, 200, body);
 }
 
@@ -482,29 +504,55 @@ static enum MHD_Result handle_preflight(lw_ingest_server *s, struct MHD_Connecti
   return respond(s, c, rq, &a);
 }
 
-/* Add one breakdown to the stats answer, leaving out rows below k distinct installs. The
+/* Which rows of a breakdown to hide: every row below k distinct installs, and then, so the
+ * hidden ones cannot be recovered by subtracting the visible rows from the answer's totals
+ * (`outcomes`), complementary rows: while one row alone is hidden, or the hidden rows hold
+ * fewer than k installs together, the smallest visible row is hidden too. hide[] is n bytes. */
+static int rows_to_hide(const lw_stats_row *rows, size_t n, int64_t k, unsigned char *hide) {
+  int hidden = 0;
+  int64_t hidden_installs = 0;
+  for (size_t i = 0; i < n; i++) {
+    hide[i] = rows[i].installs < k;
+    if (hide[i]) hidden++, hidden_installs += rows[i].installs;
+  }
+  while (hidden == 1 || (hidden > 0 && hidden_installs < k)) {
+    size_t pick = n;
+    for (size_t i = 0; i < n; i++)
+      if (!hide[i] && (pick == n || rows[i].installs < rows[pick].installs)) pick = i;
+    if (pick == n) break; /* everything is hidden already */
+    hide[pick] = 1;
+    hidden++;
+    hidden_installs += rows[pick].installs;
+  }
+  return hidden;
+}
+
+/* Add one breakdown to the stats answer, leaving out the rows rows_to_hide picks. The
  * per-kind fields are the kinds' stats names (loopwise/wire.h). */
 static int add_rows(cJSON *root, const char *name, const char *key_name, const lw_stats_row *rows,
                     size_t n, int64_t k, cJSON *suppressed) {
   cJSON *arr = cJSON_AddArrayToObject(root, name);
-  if (!arr) return 0;
-  int hidden = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (rows[i].installs < k) {
-      hidden++;
-      continue;
-    }
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return 0;
-    cJSON_AddItemToArray(arr, o);
-    if (!cJSON_AddStringToObject(o, key_name, rows[i].key) ||
-        !cJSON_AddNumberToObject(o, "installs", (double)rows[i].installs))
-      return 0;
-    for (int kind = 0; kind < LW_KIND_COUNT; kind++)
-      if (!cJSON_AddNumberToObject(o, lw_kind_stat_name((lw_kind)kind),
-                                   (double)rows[i].counts[kind]))
-        return 0;
+  unsigned char *hide = calloc(n ? n : 1, 1);
+  if (!arr || !hide) {
+    free(hide);
+    return 0;
   }
+  int hidden = rows_to_hide(rows, n, k, hide);
+  for (size_t i = 0; i < n; i++) {
+    if (hide[i]) continue;
+    cJSON *o = cJSON_CreateObject();
+    int ok = o != NULL;
+    if (ok) cJSON_AddItemToArray(arr, o);
+    ok = ok && cJSON_AddStringToObject(o, key_name, rows[i].key) &&
+         cJSON_AddNumberToObject(o, "installs", (double)rows[i].installs);
+    for (int kind = 0; ok && kind < LW_KIND_COUNT; kind++)
+      ok = cJSON_AddNumberToObject(o, lw_kind_stat_name((lw_kind)kind), (double)rows[i].counts[kind]) != NULL;
+    if (!ok) {
+      free(hide);
+      return 0;
+    }
+  }
+  free(hide);
   return cJSON_AddNumberToObject(suppressed, name, hidden) != NULL;
 }
 
@@ -614,9 +662,12 @@ static enum MHD_Result handle_model(lw_ingest_server *s, struct MHD_Connection *
   size_t len;
   char err[LW_ERRMSG_MAX], etag[LW_ETAG_MAX];
   lw_status st = lw_model_file_read(s->cfg->models_dir, site->id, &buf, &len, err, sizeof err);
-  if (st == LW_ERR_NOT_FOUND)
-    return refuse(s, c, rq,
-                  (lw_refusal){404, LW_REJECT_NOT_FOUND, "no model for this site", NULL, 0});
+  if (st == LW_ERR_NOT_FOUND) {
+    /* Not an error: a site has no model until its first promotion, and the runtime decides
+     * with its default meanwhile. 204 keeps a first load free of failed requests. */
+    lw_answer none = {.status = 204, .cache = "no-cache"};
+    return respond(s, c, rq, &none);
+  }
   if (st != LW_OK) {
     lw_log_msg(&s->log, LW_LOG_ERROR, "model read failed", err);
     return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "model unavailable", NULL, 60});
@@ -644,7 +695,7 @@ static enum MHD_Result reply_answer(lw_ingest_server *s, struct MHD_Connection *
     ok = respond_json(s, c, rq, status, json);
   } else if (status == 403) {
     ok = refuse(s, c, rq, (lw_refusal){403, LW_REJECT_ORIGIN,
-                                       "this install did not share this code", "install", 0});
+                                       "another install shared this code", "install", 0});
   } else {
     lw_log_msg(&s->log, LW_LOG_ERROR, "referral read failed", err);
     ok = refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "store unavailable", NULL, 1});
@@ -676,6 +727,171 @@ static enum MHD_Result handle_attributions(lw_ingest_server *s, struct MHD_Conne
       s->store, site->id, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"), &json,
       err, sizeof err);
   return reply_answer(s, c, rq, status, json, err);
+}
+
+/* ---------------------------------------------------------------- trust routes */
+
+/* POST /v1/referrals: the counts a referrer's device reads, its install key in the body. */
+static enum MHD_Result handle_referral_post(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  lw_referral_request req;
+  lw_batch_error berr;
+  lw_status st = lw_referral_request_parse(rq->body ? rq->body : "", rq->len, &req, &berr);
+  if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+  enum MHD_Result ok;
+  const lw_ingest_site *site = authorize_site(s, c, rq, req.write_key, "write_key", &ok);
+  if (!site) return ok;
+  char *json, err[LW_ERRMSG_MAX] = "";
+  unsigned status = lw_referral_answer(s->store, site->id, req.code, req.install, &json, err, sizeof err);
+  return reply_answer(s, c, rq, status, json, err);
+}
+
+/* The host's backend: Authorization: Bearer <a site's secret key>. Never the public write key
+ * (403, saying so: it is in every page, so anyone holds it). */
+static const lw_ingest_site *authorize_secret(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                                              enum MHD_Result *ret) {
+  const char *auth = header(c, "Authorization");
+  const char *prefix = "Bearer ";
+  if (!auth || strncmp(auth, prefix, strlen(prefix)) != 0) {
+    *ret = refuse(s, c, rq, (lw_refusal){401, LW_REJECT_BAD_KEY,
+                                         "a site's secret key is required (Authorization: Bearer ...)",
+                                         "Authorization", 0});
+    return NULL;
+  }
+  int is_write_key;
+  const lw_ingest_site *site = lw_secret_key_site(s->cfg, auth + strlen(prefix), &is_write_key);
+  if (!site) {
+    *ret = is_write_key ? refuse(s, c, rq, (lw_refusal){403, LW_REJECT_BAD_KEY,
+                                                        "the public write key cannot report referees: use the "
+                                                        "site's secret key, from the host's backend",
+                                                        "Authorization", 0})
+                        : refuse(s, c, rq, (lw_refusal){401, LW_REJECT_BAD_KEY, "unknown secret key",
+                                                        "Authorization", 0});
+    return NULL;
+  }
+  return site;
+}
+
+/* A body site other than the key's. */
+static enum MHD_Result wrong_site(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  return refuse(s, c, rq, (lw_refusal){403, LW_REJECT_BAD_KEY, "this secret key is for another site", "site", 0});
+}
+
+static void fresh_salt(uint8_t out[LW_SALT_LEN]) {
+  if (getrandom(out, LW_SALT_LEN, 0) != (ssize_t)LW_SALT_LEN) /* never short for 32 bytes on Linux */
+    for (int i = 0; i < LW_SALT_LEN; i++) out[i] = (uint8_t)(lw_mono_us() >> (i % 8));
+}
+
+/* Hand a LW_JOB_CALL to the writer; answer() replies once it is durable. */
+static enum MHD_Result queue_call(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq, void *arg,
+                                  lw_status (*call)(lw_store *, void *, char *, size_t),
+                                  enum MHD_Result (*answer)(lw_ingest_server *, struct MHD_Connection *, lw_request *)) {
+  rq->call = arg;
+  rq->answer = answer;
+  rq->job.kind = LW_JOB_CALL;
+  rq->job.call = call;
+  rq->job.arg = arg;
+  return queue_job(s, c, rq);
+}
+
+static enum MHD_Result answer_referee(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  char *json = lw_referee_answer_json(&((lw_referee_call_t *)rq->call)->report);
+  if (!json) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  enum MHD_Result ok = respond_json(s, c, rq, 200, json);
+  cJSON_free(json);
+  return ok;
+}
+
+static enum MHD_Result handle_referee(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  enum MHD_Result ok;
+  const lw_ingest_site *site = authorize_secret(s, c, rq, &ok);
+  if (!site) return ok;
+  lw_referee_call_t *call = calloc(1, sizeof *call);
+  if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  lw_batch_error berr;
+  lw_status st = lw_referee_parse(rq->body ? rq->body : "", rq->len, &call->req, &berr);
+  if (st != LW_OK || strcmp(call->req.site, site->id) != 0) {
+    free(call);
+    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+    if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+    return wrong_site(s, c, rq);
+  }
+  call->site = site;
+  call->received_ms = lw_wall_ms();
+  fresh_salt(call->fresh);
+  return queue_call(s, c, rq, call, lw_referee_call, answer_referee);
+}
+
+static enum MHD_Result answer_referrer(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  if (((lw_referrer_call_t *)rq->call)->conflict)
+    return refuse(s, c, rq, (lw_refusal){409, LW_REJECT_INVALID, "another referrer is registered for this code",
+                                         "referrer", 0});
+  return respond_json(s, c, rq, 200, "{\"registered\":true}");
+}
+
+static enum MHD_Result handle_referrer(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  enum MHD_Result ok;
+  const lw_ingest_site *site = authorize_secret(s, c, rq, &ok);
+  if (!site) return ok;
+  lw_referrer_call_t *call = calloc(1, sizeof *call);
+  if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  lw_batch_error berr;
+  lw_status st = lw_referrer_parse(rq->body ? rq->body : "", rq->len, &call->req, &berr);
+  if (st != LW_OK || strcmp(call->req.site, site->id) != 0) {
+    free(call);
+    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+    if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+    return wrong_site(s, c, rq);
+  }
+  call->site = site;
+  fresh_salt(call->fresh);
+  return queue_call(s, c, rq, call, lw_referrer_call, answer_referrer);
+}
+
+static enum MHD_Result handle_reviews(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  const lw_ingest_site *site;
+  enum MHD_Result refused;
+  if (!read_route(s, c, rq, &site, &refused)) return refused;
+  char *json, err[LW_ERRMSG_MAX] = "";
+  unsigned status = lw_reviews_answer(s->store, site->id, &json, err, sizeof err);
+  return reply_answer(s, c, rq, status, json, err);
+}
+
+static enum MHD_Result answer_review(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  const lw_review_call_t *call = rq->call;
+  if (call->result == 1)
+    return refuse(s, c, rq, (lw_refusal){404, LW_REJECT_NOT_FOUND, "no such report on this site", "id", 0});
+  if (call->result == 2)
+    return refuse(s, c, rq, (lw_refusal){409, LW_REJECT_INVALID, "this report is not waiting for review", "id", 0});
+  char body[96];
+  snprintf(body, sizeof body, "{\"id\":%lld,\"state\":\"%s\"}", (long long)call->id,
+           call->approve ? "approved" : "rejected");
+  return respond_json(s, c, rq, 200, body);
+}
+
+/* POST /v1/reviews/<id>[?site=]: {"decision":"approve"|"reject"}, read-protected. */
+static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  const lw_ingest_site *site;
+  enum MHD_Result refused;
+  if (!read_route(s, c, rq, &site, &refused)) return refused;
+  const char *id_text = rq->path + strlen(rq->route->path);
+  char *end;
+  long long id = strtoll(id_text, &end, 10);
+  if (*end || id <= 0 || id_text[0] < '1' || id_text[0] > '9')
+    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, "expected a report id, a positive integer", "id", 0});
+  lw_review_call_t *call = calloc(1, sizeof *call);
+  if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  lw_batch_error berr;
+  lw_status st = lw_review_parse(rq->body ? rq->body : "", rq->len, &call->approve, &berr);
+  if (st != LW_OK) {
+    free(call);
+    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+  }
+  call->site = site;
+  call->id = id;
+  call->now_ms = lw_wall_ms();
+  return queue_call(s, c, rq, call, lw_review_call, answer_review);
 }
 
 /* ---------------------------------------------------------------- libmicrohttpd callbacks */
@@ -815,6 +1031,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   if (!rq) return;
   lw_batch_free(rq->batch);
   free(rq->body);
+  free(rq->call);
   free(rq);
   *con_cls = NULL;
   atomic_fetch_sub(&s->in_flight, 1);

@@ -35,6 +35,26 @@ lw_status lw_store_attributions(lw_store *s, const char *site, int64_t since_ms,
                                 lw_attribution **rows, size_t *n, char *err, size_t errlen) {
   return s->backend->attributions(s, site, since_ms, rows, n, err, errlen);
 }
+lw_status lw_store_site_salt(lw_store *s, const char *site, const uint8_t fresh[LW_SALT_LEN],
+                             uint8_t out[LW_SALT_LEN], char *err, size_t errlen) {
+  return s->backend->site_salt(s, site, fresh, out, err, errlen);
+}
+lw_status lw_store_referee(lw_store *s, lw_referee_report *r, char *err, size_t errlen) {
+  return s->backend->referee(s, r, err, errlen);
+}
+lw_status lw_store_register_referrer(lw_store *s, const char *site, const char *code,
+                                     const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
+                                     char *err, size_t errlen) {
+  return s->backend->register_referrer(s, site, code, referrer, conflict, err, errlen);
+}
+lw_status lw_store_review(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+                          int *result, char *err, size_t errlen) {
+  return s->backend->review(s, site, id, approve, now_ms, result, err, errlen);
+}
+lw_status lw_store_reviews(lw_store *s, const char *site, size_t max, lw_review **rows, size_t *n,
+                           char *err, size_t errlen) {
+  return s->backend->reviews(s, site, max, rows, n, err, errlen);
+}
 void lw_store_free(lw_store *s) {
   if (s) s->backend->close(s);
 }

@@ -108,6 +108,28 @@ static lw_status fs_count_decisions(lw_store *base, const lw_store_range *r, uin
                                     size_t errlen) {
   PASS(LW_FAULT_OP_COUNT_DECISIONS, lw_store_count_decisions(f->inner, r, n, err, errlen));
 }
+/* The referee calls pass straight through (no fault slots of their own yet). */
+static lw_status fs_site_salt(lw_store *base, const char *site, const uint8_t fresh[LW_SALT_LEN],
+                              uint8_t out[LW_SALT_LEN], char *err, size_t errlen) {
+  return lw_store_site_salt(((fault_store *)base)->inner, site, fresh, out, err, errlen);
+}
+static lw_status fs_referee(lw_store *base, lw_referee_report *r, char *err, size_t errlen) {
+  return lw_store_referee(((fault_store *)base)->inner, r, err, errlen);
+}
+static lw_status fs_register_referrer(lw_store *base, const char *site, const char *code,
+                                      const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
+                                      char *err, size_t errlen) {
+  return lw_store_register_referrer(((fault_store *)base)->inner, site, code, referrer, conflict, err, errlen);
+}
+static lw_status fs_review(lw_store *base, const char *site, int64_t id, int approve, int64_t now_ms,
+                           int *result, char *err, size_t errlen) {
+  return lw_store_review(((fault_store *)base)->inner, site, id, approve, now_ms, result, err, errlen);
+}
+static lw_status fs_reviews(lw_store *base, const char *site, size_t max, lw_review **rows, size_t *n,
+                            char *err, size_t errlen) {
+  return lw_store_reviews(((fault_store *)base)->inner, site, max, rows, n, err, errlen);
+}
+
 static void fs_close(lw_store *base) {
   fault_store *f = (fault_store *)base;
   lw_store_free(f->inner);
@@ -117,7 +139,8 @@ static void fs_close(lw_store *base) {
 
 static const lw_store_backend fault_backend = {
     "fault",  fs_write,    fs_forget,       fs_purge, fs_stats,     fs_ping,
-    fs_referral, fs_attributions, fs_close, fs_decisions, fs_count_decisions};
+    fs_referral, fs_attributions, fs_close, fs_decisions, fs_count_decisions,
+    fs_site_salt, fs_referee, fs_register_referrer, fs_review, fs_reviews};
 
 lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

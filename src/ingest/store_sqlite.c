@@ -10,6 +10,7 @@
 
 #include <cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -20,7 +21,7 @@
 /* Events go in with multi-row INSERTs of up to this many rows: one statement run per chunk
  * instead of per event, which is most of what a row costs the writer besides the b-trees. */
 #define EVENT_ROWS_MAX 8
-#define EVENT_COLS 15
+#define EVENT_COLS 16
 
 typedef struct {
   lw_store base;
@@ -29,6 +30,9 @@ typedef struct {
   pthread_mutex_t rlock;
   sqlite3_stmt *ins_batch;
   sqlite3_stmt *ins_events[EVENT_ROWS_MAX + 1]; /* [k]: insert k events in one statement */
+  sqlite3_stmt *sel_owner, *ins_owner, *ins_flag, *fix_count; /* code ownership (schema 6) */
+  lw_event *kept;        /* the records of one batch that are stored (writer only) */
+  size_t kept_cap;
   atomic_uint fail_step; /* test seam (lw_store_sqlite_fail_step): 0, or which step fails */
   unsigned steps;        /* statements run in the current write transaction (writer only) */
   uint8_t xbuf[EVENT_ROWS_MAX][LW_X_PAIRS * 8];  /* the x blobs of one statement (writer only) */
@@ -52,7 +56,14 @@ typedef struct {
  * Version 5 stores a decision's x as what the validator checked, once: a BLOB of 8-byte pairs,
  * u32 hash then i32 fixed-point value (× 256, lw_fx), both little-endian, instead of JSON text
  * with %.17g numbers that every reader parsed again. (Migrated files keep the column's
- * declared TEXT type; its affinity leaves BLOBs as they are.) */
+ * declared TEXT type; its affinity leaves BLOBs as they are.)
+ * Version 6 is the trust layer (README "Rewards nobody can forge"): code_owners (a code
+ * belongs to the install that first shared it), referees (the host's reports through the
+ * secret-key endpoint, the referee id only as a salted hash, each with its state under the
+ * site's integrity rules), referrers (the host's hashed id of a code's referrer), site_salts,
+ * flags (codes and installs an integrity rule marked, for the trainer to leave out), and
+ * events.received_at: the server's receive time, written beside a record dated beyond the
+ * clock-skew allowance (NULL otherwise). */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -86,7 +97,30 @@ static const char *const schema_v2 =
 #define CODES_INDEX                                                                        \
   "CREATE INDEX events_code ON events(site, code, kind, install, t) WHERE code IS NOT NULL;"
 
-static const char *const schema_v5 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX;
+#define V6_TABLES                                                                          \
+  "ALTER TABLE events ADD COLUMN received_at INTEGER;"                                     \
+  "CREATE TABLE code_owners(site TEXT NOT NULL, code TEXT NOT NULL, install TEXT NOT NULL," \
+  "  PRIMARY KEY(site, code)) WITHOUT ROWID;"                                              \
+  "CREATE TABLE site_salts(site TEXT PRIMARY KEY, salt BLOB NOT NULL) WITHOUT ROWID;"      \
+  "CREATE TABLE referrers(site TEXT NOT NULL, code TEXT NOT NULL, referrer BLOB NOT NULL,"  \
+  "  PRIMARY KEY(site, code)) WITHOUT ROWID;"                                              \
+  "CREATE TABLE referees("                                                                 \
+  "  id INTEGER PRIMARY KEY,"                                                              \
+  "  site TEXT NOT NULL, code TEXT NOT NULL, referee BLOB NOT NULL, event TEXT NOT NULL,"  \
+  "  at INTEGER NOT NULL, received_at INTEGER NOT NULL, value REAL, token TEXT,"           \
+  "  state TEXT NOT NULL, reason TEXT, counted_at INTEGER,"                                \
+  "  UNIQUE(site, code, referee, event));"                                                 \
+  "CREATE INDEX referees_referee ON referees(site, referee, event);"                       \
+  "CREATE TABLE flags(site TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"        \
+  "  reason TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(site, kind, value)) WITHOUT ROWID;"
+
+/* The owners of the codes already stored: the first install (in storage order) that shared
+ * each. %s: the shared kinds, quoted (with_shared_kinds). */
+static const char k_owners_sql[] =
+    "INSERT OR IGNORE INTO code_owners(site, code, install)"
+    "  SELECT site, code, install FROM events WHERE code IS NOT NULL AND kind IN (%s) ORDER BY id;";
+
+static const char *const schema_v6 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -205,6 +239,8 @@ static lw_status migrate_v4_v5(sqlite3 *db, char *err, size_t errlen) {
   return st;
 }
 
+static void with_shared_kinds(const char *sql, char *out, size_t cap);
+
 /* Bring the schema to LW_STORE_SCHEMA_VERSION in one transaction, so a crash mid-migration
  * leaves the old version intact. */
 static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
@@ -232,7 +268,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v5, "creating the schema", err, errlen)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v6, "creating the schema", err, errlen)) != LW_OK) goto fail;
   } else {
     if (version == 1) {
       char sql[4096];
@@ -246,6 +282,13 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
         (st = exec(db, CODES_INDEX, "migrating schema 3 to 4", err, errlen)) != LW_OK)
       goto fail;
     if (version <= 4 && (st = migrate_v4_v5(db, err, errlen)) != LW_OK) goto fail;
+    if (version <= 5) {
+      char owners[512];
+      with_shared_kinds(k_owners_sql, owners, sizeof owners);
+      if ((st = exec(db, V6_TABLES, "migrating schema 5 to 6", err, errlen)) != LW_OK ||
+          (st = exec(db, owners, "migrating schema 5 to 6", err, errlen)) != LW_OK)
+        goto fail;
+    }
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -283,6 +326,82 @@ void lw_store_sqlite_fail_step(lw_store *base, unsigned nth) {
   atomic_store(&((sqlite_store *)base)->fail_step, nth);
 }
 
+/* Mark a code or an install for the trainer (flags table; the first reason stays). */
+static lw_status flag(sqlite_store *s, sqlite3 *db, sqlite3_stmt *st, const char *site, const char *kind,
+                      const char *value, const char *reason, int64_t now_ms, char *err, size_t errlen) {
+  (void)s;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, now_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? LW_OK : sql_error(db, "flagging", err, errlen);
+}
+
+/* The owner of code on site into owner (LW_INSTALL_LEN + 1 bytes); 0 when it has none. */
+static int owner_of(sqlite_store *s, const char *site, const char *code, char *owner) {
+  sqlite3_reset(s->sel_owner);
+  sqlite3_bind_text(s->sel_owner, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s->sel_owner, 2, code, -1, SQLITE_STATIC);
+  int found = sqlite3_step(s->sel_owner) == SQLITE_ROW;
+  if (found) snprintf(owner, LW_INSTALL_LEN + 1, "%s", (const char *)sqlite3_column_text(s->sel_owner, 0));
+  sqlite3_reset(s->sel_owner);
+  return found;
+}
+
+/* Code ownership: a code belongs to the install that first shared it. A share or copy with a
+ * code another install owns is not stored (it->stored counts the others; the install is
+ * flagged); a landing or conversion from the owner's own install marks a self-referral. The
+ * records kept go into s->kept, in order. Only codes cost a lookup: decisions and impressions
+ * pass straight through. */
+static lw_status keep_owned(sqlite_store *s, lw_store_item *it, size_t *n_kept, char *err, size_t errlen) {
+  const lw_batch *b = it->batch;
+  if (s->kept_cap < b->n_events) {
+    lw_event *grown = realloc(s->kept, b->n_events * sizeof *grown);
+    if (!grown) {
+      snprintf(err, errlen, "out of memory");
+      return LW_ERR_NOMEM;
+    }
+    s->kept = grown;
+    s->kept_cap = b->n_events;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < b->n_events; i++) {
+    const lw_event *e = &b->events[i];
+    unsigned fl = lw_kind_flags(e->kind);
+    char owner[LW_INSTALL_LEN + 1];
+    if (e->code[0] && (fl & LW_KIND_F_SHARED)) {
+      if (!owner_of(s, it->site, e->code, owner)) {
+        sqlite3_reset(s->ins_owner);
+        sqlite3_bind_text(s->ins_owner, 1, it->site, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->ins_owner, 2, e->code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->ins_owner, 3, e->install, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s->ins_owner);
+        sqlite3_reset(s->ins_owner);
+        if (rc != SQLITE_DONE) return sql_error(s->w, "storing a code's owner", err, errlen);
+      } else if (strcmp(owner, e->install) != 0) {
+        lw_status st = flag(s, s->w, s->ins_flag, it->site, "install", e->install, "code_owner",
+                            it->received_ms, err, errlen);
+        if (st != LW_OK) return st;
+        continue; /* not stored */
+      }
+    } else if (e->code[0] && (fl & LW_KIND_F_REFEREE) && owner_of(s, it->site, e->code, owner) &&
+               strcmp(owner, e->install) == 0) {
+      lw_status st = flag(s, s->w, s->ins_flag, it->site, "install", e->install, "self_referral",
+                          it->received_ms, err, errlen);
+      if (st == LW_OK)
+        st = flag(s, s->w, s->ins_flag, it->site, "code", e->code, "self_referral", it->received_ms, err, errlen);
+      if (st != LW_OK) return st;
+    }
+    s->kept[n++] = *e;
+  }
+  *n_kept = n;
+  return LW_OK;
+}
+
 static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t errlen) {
   const lw_batch *b = it->batch;
   sqlite3_stmt *st = s->ins_batch;
@@ -301,12 +420,15 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
     return LW_OK;
   }
   sqlite3_int64 batch_row = sqlite3_last_insert_rowid(s->w);
-  for (size_t at = 0; at < b->n_events;) {
-    size_t k = b->n_events - at < EVENT_ROWS_MAX ? b->n_events - at : EVENT_ROWS_MAX;
+  size_t n_kept;
+  lw_status own = keep_owned(s, it, &n_kept, err, errlen);
+  if (own != LW_OK) return own;
+  for (size_t at = 0; at < n_kept;) {
+    size_t k = n_kept - at < EVENT_ROWS_MAX ? n_kept - at : EVENT_ROWS_MAX;
     st = s->ins_events[k];
     sqlite3_reset(st);
     for (size_t r = 0; r < k; r++) {
-      const lw_event *e = &b->events[at + r];
+      const lw_event *e = &s->kept[at + r];
       int c = (int)(r * EVENT_COLS);
       sqlite3_bind_int64(st, c + 15, batch_row * EVENT_ID_STRIDE + (sqlite3_int64)(at + r));
       sqlite3_bind_int64(st, c + 1, batch_row);
@@ -332,13 +454,23 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
       else
         sqlite3_bind_null(st, c + 13);
       bind_text_or_null(st, c + 14, e->code);
+      if (e->skewed)
+        sqlite3_bind_int64(st, c + 16, it->received_ms);
+      else
+        sqlite3_bind_null(st, c + 16);
     }
     if ((fault = step_fault(s, "storing events", err, errlen)) != LW_OK) return fault;
     if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing events", err, errlen);
     at += k;
   }
   it->duplicate = 0;
-  it->stored = b->n_events;
+  it->stored = n_kept;
+  if (n_kept < b->n_events) {
+    sqlite3_reset(s->fix_count);
+    sqlite3_bind_int64(s->fix_count, 1, (sqlite3_int64)n_kept);
+    sqlite3_bind_int64(s->fix_count, 2, batch_row);
+    if (sqlite3_step(s->fix_count) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
+  }
   return LW_OK;
 }
 
@@ -352,6 +484,10 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", err, errlen);
   sqlite3_reset(s->ins_batch);
   for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_reset(s->ins_events[k]);
+  sqlite3_reset(s->sel_owner);
+  sqlite3_reset(s->ins_owner);
+  sqlite3_reset(s->ins_flag);
+  sqlite3_reset(s->fix_count);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
@@ -387,6 +523,18 @@ static lw_status sq_forget(lw_store *base, const char *site, const char *install
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return sql_error(s->w, "deleting an install", err, errlen);
   *deleted = sqlite3_changes(s->w);
+  /* The install key is also in code_owners and flags (schema 6): it leaves those too. */
+  static const char *const also[] = {"DELETE FROM code_owners WHERE site = ?1 AND install = ?2",
+                                     "DELETE FROM flags WHERE site = ?1 AND kind = 'install' AND value = ?2"};
+  for (size_t i = 0; i < sizeof also / sizeof also[0]; i++) {
+    if (sqlite3_prepare_v2(s->w, also[i], -1, &st, NULL) != SQLITE_OK)
+      return sql_error(s->w, "preparing a delete", err, errlen);
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, install, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return sql_error(s->w, "deleting an install", err, errlen);
+  }
   return LW_OK;
 }
 
@@ -539,29 +687,33 @@ static void with_shared_kinds(const char *sql, char *out, size_t cap) {
 }
 
 
+/* Conversions that count for rewards: reported by the host (referees), counted or approved. */
+#define COUNTED_CONVERSIONS "FROM referees WHERE site = ?1 AND event = 'conversion' AND counted_at IS NOT NULL"
+
 static lw_status sq_referral(lw_store *base, const char *site, const char *code,
                              const char *install, lw_referral *out, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st;
   pthread_mutex_lock(&s->rlock);
-  char sql[512];
-  with_shared_kinds("SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND code = ?2 AND kind IN (%s)"
-                    "               AND install = ?3),"
-                    " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?4),"
-                    " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?5)",
-                    sql, sizeof sql);
-  int rc = sqlite3_prepare_v2(s->r, sql, -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(
+      s->r,
+      "SELECT (SELECT install FROM code_owners WHERE site = ?1 AND code = ?2),"
+      " (SELECT COUNT(DISTINCT referee) " COUNTED_CONVERSIONS " AND code = ?2),"
+      " (SELECT COUNT(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?3)",
+      -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, install, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, lw_kind_name(LW_KIND_LANDING), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, lw_kind_name(LW_KIND_LANDING), -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && (out->owner = sqlite3_column_int(st, 0))) {
-      out->conversions = sqlite3_column_int64(st, 1);
-      out->landings = sqlite3_column_int64(st, 2);
+    if (rc == SQLITE_ROW) {
+      const unsigned char *owner = sqlite3_column_text(st, 0);
+      out->owner = !owner ? LW_OWNER_NONE : strcmp((const char *)owner, install) == 0 ? LW_OWNER_SELF : LW_OWNER_OTHER;
+      if (out->owner == LW_OWNER_SELF) {
+        out->conversions = sqlite3_column_int64(st, 1);
+        out->landings = sqlite3_column_int64(st, 2);
+      }
     }
     sqlite3_finalize(st);
   }
@@ -580,8 +732,7 @@ static lw_status sq_attributions(lw_store *base, const char *site, int64_t since
   int rc = sqlite3_prepare_v2(
       s->r,
       "SELECT code, COUNT(*), MIN(first), MAX(first) FROM"
-      " (SELECT code, MIN(t) AS first FROM events"
-      "   WHERE site = ?1 AND code IS NOT NULL AND kind = ?3 GROUP BY code, install)"
+      " (SELECT code, MIN(counted_at) AS first " COUNTED_CONVERSIONS " GROUP BY code, referee)"
       " WHERE first >= ?2 GROUP BY code ORDER BY code",
       -1, &st, NULL);
   lw_attribution *out = NULL;
@@ -589,7 +740,6 @@ static lw_status sq_attributions(lw_store *base, const char *site, int64_t since
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, since_ms);
-    sqlite3_bind_text(st, 3, lw_kind_name(LW_KIND_CONVERSION), -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
       if (n == cap) {
         size_t ncap = cap ? cap * 2 : 16;
@@ -628,6 +778,11 @@ static void sq_close(lw_store *base) {
   sqlite_store *s = (sqlite_store *)base;
   sqlite3_finalize(s->ins_batch);
   for (int k = 1; k <= EVENT_ROWS_MAX; k++) sqlite3_finalize(s->ins_events[k]);
+  sqlite3_finalize(s->sel_owner);
+  sqlite3_finalize(s->ins_owner);
+  sqlite3_finalize(s->ins_flag);
+  sqlite3_finalize(s->fix_count);
+  free(s->kept);
   sqlite3_close(s->r);
   /* Closing the last connection checkpoints the WAL into the database and removes it. */
   sqlite3_close(s->w);
@@ -647,15 +802,19 @@ static const char k_shared_sql[] =
     "INSERT OR IGNORE INTO temp.lw_shared SELECT decision FROM main.events"
     "  WHERE site = ?1 AND kind IN (%s) AND decision IS NOT NULL;";
 
+/* Whether the decision's install is flagged (schema 6's flags: a forged share, a self-referral,
+ * a flagged or rejected conversion of its codes). */
+#define FLAGGED " EXISTS(SELECT 1 FROM main.flags f WHERE f.site = ?1 AND f.kind = 'install' AND f.value = d.install)"
+
 static const char k_decisions_sql[] =
-    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, s.decision IS NOT NULL, 0"
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, s.decision IS NOT NULL, 0," FLAGGED
     " FROM main.events d LEFT JOIN temp.lw_shared s ON s.decision = d.decision"
     " WHERE d.site = ?1 AND d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
 
 /* Conversions whose code an install shared (codes are per install), with that install's
  * latest decision. */
 static const char k_referrers_sql[] =
-    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n FROM"
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n," FLAGGED " FROM"
     " (SELECT sh.install AS install, count(*) AS n FROM"
     "   (SELECT DISTINCT install, code FROM events WHERE site = ?1 AND kind IN (%s)"
     "    AND code IS NOT NULL) sh JOIN events cv ON cv.site = ?1 AND cv.kind = ?5"
@@ -711,6 +870,7 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
   }
   d->shared = sqlite3_column_int(st, 7);
   d->conversions = sqlite3_column_int64(st, 8);
+  d->flagged = sqlite3_column_int(st, 9);
   return 1;
 }
 
@@ -734,7 +894,7 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   c->base.free = cur_free;
   c->s = s;
   pthread_mutex_lock(&s->rlock); /* held until the cursor is freed */
-  char shared_sql[512], main_sql[1024];
+  char shared_sql[512], main_sql[2048];
   with_shared_kinds(k_shared_sql, shared_sql, sizeof shared_sql);
   with_shared_kinds(referrers ? k_referrers_sql : k_decisions_sql, main_sql, sizeof main_sql);
   const char *sql = shared_sql;
@@ -785,9 +945,284 @@ static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uin
   return rc == SQLITE_ROW ? LW_OK : LW_ERR_IO;
 }
 
+
+/* ---------------------------------------------------------------- referees
+ * The host's reports (store.h "referees"). Each call is one transaction on the writer
+ * connection (the writer thread runs them, see writer.h), so a report and the flags its rules
+ * set are kept together or not at all. */
+
+/* Prepare sql on db; on failure the error is in err. */
+static lw_status prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen) {
+  if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return LW_OK;
+  *st = NULL;
+  return sql_error(db, "preparing a referee statement", err, errlen);
+}
+
+static lw_status sq_site_salt(lw_store *base, const char *site, const uint8_t fresh[LW_SALT_LEN],
+                              uint8_t out[LW_SALT_LEN], char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  lw_status ret = prep(s->w, "INSERT OR IGNORE INTO site_salts(site, salt) VALUES(?1, ?2)", &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, fresh, LW_SALT_LEN, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "storing a salt", err, errlen);
+  if ((ret = prep(s->w, "SELECT salt FROM site_salts WHERE site = ?1", &st, err, errlen)) != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == LW_SALT_LEN)
+    memcpy(out, sqlite3_column_blob(st, 0), LW_SALT_LEN);
+  else
+    ret = rc == SQLITE_ROW ? (snprintf(err, errlen, "site %s: damaged salt", site), LW_ERR_IO)
+                           : sql_error(s->w, "reading a salt", err, errlen);
+  sqlite3_finalize(st);
+  return ret;
+}
+
+/* One integer from sql with the report's site (?1), code (?2), referee (?3) and an integer (?4). */
+static lw_status query_int(sqlite_store *s, const char *sql, const lw_referee_report *r, int64_t x,
+                           int64_t *out, char *err, size_t errlen) {
+  sqlite3_stmt *st;
+  lw_status ret = prep(s->w, sql, &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, r->site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, r->code, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, r->referee, LW_REFEREE_HASH_LEN, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, x);
+  int rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? LW_OK : sql_error(s->w, "checking a referee", err, errlen);
+}
+
+/* The site's rules, in order; the first that matches and is not off decides. */
+static lw_status judge(sqlite_store *s, lw_referee_report *r, char *err, size_t errlen) {
+  const lw_integrity_rules *rules = r->rules;
+  snprintf(r->state, sizeof r->state, "counted");
+  r->reason[0] = '\0';
+  if (!rules || strcmp(r->event, "conversion") != 0) return LW_OK;
+  int64_t hit = 0;
+  lw_status st = LW_OK;
+  lw_rule_action action = LW_RULE_OFF;
+  const char *why = "";
+  if (rules->self_referral != LW_RULE_OFF) {
+    st = query_int(s, "SELECT EXISTS(SELECT 1 FROM referrers WHERE site = ?1 AND code = ?2 AND referrer = ?3)",
+                   r, 0, &hit, err, errlen);
+    if (st == LW_OK && !hit && r->install && r->install[0]) {
+      char owner[LW_INSTALL_LEN + 1];
+      hit = owner_of(s, r->site, r->code, owner) && strcmp(owner, r->install) == 0;
+    }
+    if (st == LW_OK && hit) action = rules->self_referral, why = "self_referral";
+  }
+  if (st == LW_OK && action == LW_RULE_OFF && rules->repeat_referee != LW_RULE_OFF) {
+    st = query_int(s,
+                   "SELECT EXISTS(SELECT 1 FROM referees WHERE site = ?1 AND referee = ?3 AND event = 'conversion'"
+                   " AND code <> ?2 AND state IN ('counted', 'approved', 'flagged'))",
+                   r, 0, &hit, err, errlen);
+    if (st == LW_OK && hit) action = rules->repeat_referee, why = "repeat_referee";
+  }
+  if (st == LW_OK && action == LW_RULE_OFF && rules->velocity != LW_RULE_OFF && rules->velocity_max > 0) {
+    st = query_int(s,
+                   "SELECT COUNT(*) FROM referees WHERE site = ?1 AND code = ?2 AND event = 'conversion'"
+                   " AND received_at > ?4 AND state <> 'rejected' AND length(?3) > 0",
+                   r, r->received_ms - rules->velocity_window_ms, &hit, err, errlen);
+    if (st == LW_OK && hit >= rules->velocity_max) action = rules->velocity, why = "velocity";
+  }
+  if (st == LW_OK && action == LW_RULE_OFF && rules->review_all) action = LW_RULE_FLAG, why = "review";
+  if (st != LW_OK || action == LW_RULE_OFF) return st;
+  snprintf(r->state, sizeof r->state, "%s", action == LW_RULE_REJECT ? "rejected" : "flagged");
+  snprintf(r->reason, sizeof r->reason, "%s", why);
+  return LW_OK;
+}
+
+/* Mark a code and its owner install (records the trainer may leave out). */
+static lw_status flag_code(sqlite_store *s, const char *site, const char *code, const char *reason,
+                           int64_t now_ms, char *err, size_t errlen) {
+  lw_status st = flag(s, s->w, s->ins_flag, site, "code", code, reason, now_ms, err, errlen);
+  char owner[LW_INSTALL_LEN + 1];
+  if (st == LW_OK && owner_of(s, site, code, owner))
+    st = flag(s, s->w, s->ins_flag, site, "install", owner, reason, now_ms, err, errlen);
+  return st;
+}
+
+static lw_status sq_referee(lw_store *base, lw_referee_report *r, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  r->duplicate = 0;
+  r->id = 0;
+  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a referee report", err, errlen);
+  if (st != LW_OK) return st;
+  sqlite3_stmt *q = NULL;
+  if ((st = prep(s->w,
+                 "SELECT id, state, coalesce(reason, '') FROM referees"
+                 " WHERE site = ?1 AND code = ?2 AND referee = ?3 AND event = ?4",
+                 &q, err, errlen)) != LW_OK)
+    goto done;
+  sqlite3_bind_text(q, 1, r->site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, r->code, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(q, 3, r->referee, LW_REFEREE_HASH_LEN, SQLITE_STATIC);
+  sqlite3_bind_text(q, 4, r->event, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) { /* a retry: the first report stands */
+    r->duplicate = 1;
+    r->id = sqlite3_column_int64(q, 0);
+    snprintf(r->state, sizeof r->state, "%s", (const char *)sqlite3_column_text(q, 1));
+    snprintf(r->reason, sizeof r->reason, "%s", (const char *)sqlite3_column_text(q, 2));
+    goto done;
+  }
+  if (rc != SQLITE_DONE) {
+    st = sql_error(s->w, "reading a referee", err, errlen);
+    goto done;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  if ((st = judge(s, r, err, errlen)) != LW_OK) goto done;
+  if ((st = prep(s->w,
+                 "INSERT INTO referees(site, code, referee, event, at, received_at, value, state, reason,"
+                 " counted_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, ''), ?10)",
+                 &q, err, errlen)) != LW_OK)
+    goto done;
+  sqlite3_bind_text(q, 1, r->site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, r->code, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(q, 3, r->referee, LW_REFEREE_HASH_LEN, SQLITE_STATIC);
+  sqlite3_bind_text(q, 4, r->event, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 5, r->at);
+  sqlite3_bind_int64(q, 6, r->received_ms);
+  if (r->has_value)
+    sqlite3_bind_double(q, 7, r->value);
+  else
+    sqlite3_bind_null(q, 7);
+  sqlite3_bind_text(q, 8, r->state, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 9, r->reason, -1, SQLITE_STATIC);
+  if (strcmp(r->state, "counted") == 0)
+    sqlite3_bind_int64(q, 10, r->received_ms);
+  else
+    sqlite3_bind_null(q, 10);
+  if (sqlite3_step(q) != SQLITE_DONE) {
+    st = sql_error(s->w, "storing a referee", err, errlen);
+    goto done;
+  }
+  r->id = sqlite3_last_insert_rowid(s->w);
+  if (r->reason[0]) st = flag_code(s, r->site, r->code, r->reason, r->received_ms, err, errlen);
+done:
+  sqlite3_finalize(q);
+  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a referee report", err, errlen);
+  if (st != LW_OK) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_reset(s->sel_owner);
+  sqlite3_reset(s->ins_flag);
+  return st;
+}
+
+static lw_status sq_register_referrer(lw_store *base, const char *site, const char *code,
+                                      const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
+                                      char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  *conflict = 0;
+  lw_status ret = prep(s->w,
+                       "INSERT INTO referrers(site, code, referrer) VALUES(?1, ?2, ?3)"
+                       " ON CONFLICT(site, code) DO NOTHING",
+                       &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, referrer, LW_REFEREE_HASH_LEN, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "registering a referrer", err, errlen);
+  if (sqlite3_changes(s->w) == 1) return LW_OK;
+  if ((ret = prep(s->w, "SELECT referrer = ?3 FROM referrers WHERE site = ?1 AND code = ?2", &st, err, errlen)) !=
+      LW_OK)
+    return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, referrer, LW_REFEREE_HASH_LEN, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  *conflict = rc == SQLITE_ROW && !sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? LW_OK : sql_error(s->w, "registering a referrer", err, errlen);
+}
+
+static lw_status sq_review(lw_store *base, const char *site, int64_t id, int approve, int64_t now_ms,
+                           int *result, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  *result = 1;
+  lw_status ret = prep(s->w,
+                       "UPDATE referees SET state = ?3, counted_at = CASE WHEN ?4 THEN ?5 END"
+                       " WHERE site = ?1 AND id = ?2 AND state = 'flagged'",
+                       &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, id);
+  sqlite3_bind_text(st, 3, approve ? "approved" : "rejected", -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 4, approve);
+  sqlite3_bind_int64(st, 5, now_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "reviewing", err, errlen);
+  if (sqlite3_changes(s->w) == 1) {
+    *result = 0;
+    return LW_OK;
+  }
+  if ((ret = prep(s->w, "SELECT 1 FROM referees WHERE site = ?1 AND id = ?2", &st, err, errlen)) != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, id);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc == SQLITE_ROW) *result = 2;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? LW_OK : sql_error(s->w, "reviewing", err, errlen);
+}
+
+static lw_status sq_reviews(lw_store *base, const char *site, size_t max, lw_review **rows, size_t *n_rows,
+                            char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  pthread_mutex_lock(&s->rlock);
+  int rc = sqlite3_prepare_v2(s->r,
+                              "SELECT id, code, event, coalesce(reason, ''), at, received_at FROM referees"
+                              " WHERE site = ?1 AND state = 'flagged' ORDER BY id LIMIT ?2",
+                              -1, &st, NULL);
+  lw_review *out = max ? calloc(max, sizeof *out) : NULL;
+  size_t n = 0;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    while (out && (rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+      lw_review *v = &out[n++];
+      v->id = sqlite3_column_int64(st, 0);
+      copy_col(st, 1, v->code, sizeof v->code);
+      copy_col(st, 2, v->event, sizeof v->event);
+      copy_col(st, 3, v->reason, sizeof v->reason);
+      v->at = sqlite3_column_int64(st, 4);
+      v->received_at = sqlite3_column_int64(st, 5);
+    }
+    sqlite3_finalize(st);
+  }
+  lw_status ret = LW_OK;
+  if (max && !out) {
+    snprintf(err, errlen, "out of memory reading reviews");
+    ret = LW_ERR_NOMEM;
+  } else if (max && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    ret = sql_error(s->r, "reading reviews", err, errlen);
+  }
+  pthread_mutex_unlock(&s->rlock);
+  if (ret != LW_OK) {
+    free(out);
+    return ret;
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
 static const lw_store_backend sqlite_backend = {
     "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
-    sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions};
+    sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
+    sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -806,9 +1241,31 @@ static lw_status ro_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char
   return ro_write(s, NULL, 0, err, errlen);
 }
 
+static lw_status ro_site_salt(lw_store *s, const char *site, const uint8_t fresh[LW_SALT_LEN],
+                              uint8_t out[LW_SALT_LEN], char *err, size_t errlen) {
+  (void)site, (void)fresh, (void)out;
+  return ro_write(s, NULL, 0, err, errlen);
+}
+static lw_status ro_referee(lw_store *s, lw_referee_report *r, char *err, size_t errlen) {
+  (void)r;
+  return ro_write(s, NULL, 0, err, errlen);
+}
+static lw_status ro_register_referrer(lw_store *s, const char *site, const char *code,
+                                      const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
+                                      char *err, size_t errlen) {
+  (void)site, (void)code, (void)referrer, (void)conflict;
+  return ro_write(s, NULL, 0, err, errlen);
+}
+static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+                           int *result, char *err, size_t errlen) {
+  (void)site, (void)id, (void)approve, (void)now_ms, (void)result;
+  return ro_write(s, NULL, 0, err, errlen);
+}
+
 static const lw_store_backend sqlite_read_backend = {
     "sqlite (read-only)", ro_write,    ro_forget,       ro_purge, sq_stats,
-    sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions};
+    sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
+    ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews};
 
 lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err, size_t errlen) {
   *out = NULL;
@@ -903,15 +1360,29 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
     char sql[4096];
     size_t len = (size_t)snprintf(sql, sizeof sql,
                                   "INSERT INTO events(batch, site, kind, t, install, decision,"
-                                  " action, p, mode, reason, segment, model, x, code, id)"
+                                  " action, p, mode, reason, segment, model, x, code, id, received_at)"
                                   " VALUES");
     for (int r = 0; r < k; r++)
-      len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                               r ? "," : "");
     if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->ins_events[k], NULL) !=
         SQLITE_OK)
       st = sql_error(s->w, "preparing statements", err, errlen);
   }
+  static const struct {
+    size_t offset;
+    const char *sql;
+  } owner_stmts[] = {
+      {offsetof(sqlite_store, sel_owner), "SELECT install FROM code_owners WHERE site = ?1 AND code = ?2"},
+      {offsetof(sqlite_store, ins_owner), "INSERT INTO code_owners(site, code, install) VALUES(?1, ?2, ?3)"},
+      {offsetof(sqlite_store, ins_flag),
+       "INSERT OR IGNORE INTO flags(site, kind, value, reason, at) VALUES(?1, ?2, ?3, ?4, ?5)"},
+      {offsetof(sqlite_store, fix_count), "UPDATE batches SET n_events = ?1 WHERE id = ?2"},
+  };
+  for (size_t i = 0; st == LW_OK && i < sizeof owner_stmts / sizeof owner_stmts[0]; i++)
+    if (sqlite3_prepare_v3(s->w, owner_stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+                           (sqlite3_stmt **)((char *)s + owner_stmts[i].offset), NULL) != SQLITE_OK)
+      st = sql_error(s->w, "preparing statements", err, errlen);
   if (st != LW_OK) {
     sq_close(&s->base);
     return st;

@@ -69,9 +69,12 @@ static void run_group(lw_writer *w, lw_job *jobs) {
       } else {
         atomic_fetch_add(&w->metrics->batches_stored, 1);
         atomic_fetch_add(&w->metrics->events_stored, j->item.stored);
+        atomic_fetch_add(&w->metrics->rejects[LW_REJECT_CODE_OWNER], j->item.batch->n_events - j->item.stored);
       }
     }
   }
+  for (lw_job *j = jobs; j; j = j->next)
+    if (j->kind == LW_JOB_CALL) j->status = j->call(w->store, j->arg, j->errmsg, sizeof j->errmsg);
   for (lw_job *j = jobs; j; j = j->next) {
     if (j->kind != LW_JOB_FORGET) continue;
     j->status = lw_store_forget(w->store, j->site, j->install, &j->deleted, j->errmsg,

@@ -16,7 +16,9 @@
 
 typedef struct lw_writer lw_writer;
 
-typedef enum { LW_JOB_WRITE, LW_JOB_FORGET } lw_job_kind;
+/* LW_JOB_CALL: any other write (the referee endpoint's and the review's), run on the writer
+ * thread so the store keeps one writer: call(store, arg, err, errlen) sets status. */
+typedef enum { LW_JOB_WRITE, LW_JOB_FORGET, LW_JOB_CALL } lw_job_kind;
 
 /* A job belongs to its submitter, who keeps it alive until on_done has been called. */
 typedef struct lw_job {
@@ -25,6 +27,8 @@ typedef struct lw_job {
   const char *site;        /* LW_JOB_FORGET */
   const char *install;     /* LW_JOB_FORGET */
   int64_t deleted;         /* LW_JOB_FORGET: out */
+  lw_status (*call)(lw_store *store, void *arg, char *err, size_t errlen); /* LW_JOB_CALL */
+  void *arg;               /* LW_JOB_CALL */
   lw_status status;        /* out */
   char errmsg[LW_ERRMSG_MAX];
   /* Called on the writer thread once the job is durable (or failed); after it returns the

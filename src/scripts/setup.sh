@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-pkgs=(cmake make gcc pkgconf libcjson-dev libmicrohttpd-dev libsqlite3-dev sqlite3
+pkgs=(cmake make gcc pkgconf libcjson-dev libmicrohttpd-dev libsqlite3-dev sqlite3 nettle-dev
       emscripten binaryen dpkg-dev chromium clang-14 libfuzzer-14-dev libclang-rt-14-dev
       fonts-dejavu-core ca-certificates)
 [ "${1:-}" = "--bench" ] && pkgs+=(wrk nginx-light valgrind)

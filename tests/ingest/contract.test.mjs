@@ -44,7 +44,7 @@ test('valid_batch_from_cases_is_stored_with_its_event_count', async () => {
   batch.batch_id = 'contract-valid-1';
   const r = await postBatch(server, batch);
   assert.equal(r.status, 200, r.text);
-  assert.deepEqual(r.json, { stored: 5 });
+  assert.deepEqual(r.json, { stored: 5, refused: 0 });
   const s = await stats(server);
   assert.ok(s.outcomes >= 5);
 });
@@ -53,7 +53,7 @@ test('batches_of_every_size_are_stored_whole_and_in_order', async () => {
   for (const n of [1, 7, 8, 9, 19, 500]) {
     const b = freshBatch({ events: n });
     const r = await postBatch(server, b);
-    assert.deepEqual(r.json, { stored: n }, `${n} events`);
+    assert.deepEqual(r.json, { stored: n, refused: 0 }, `${n} events`);
     const rows = sql(server.db, `SELECT e.t FROM events e JOIN batches b ON e.batch = b.id WHERE b.batch_id = '${b.batch_id}' ORDER BY e.id`);
     assert.deepEqual(rows.map((x) => x.t), b.events.map((e) => e.t), `${n} events`);
   }
@@ -62,7 +62,7 @@ test('batches_of_every_size_are_stored_whole_and_in_order', async () => {
 test('retried_batch_id_is_acknowledged_as_duplicate_and_stored_once', async () => {
   const batch = freshBatch();
   const before_ = (await stats(server)).outcomes;
-  assert.deepEqual((await postBatch(server, batch)).json, { stored: 5 });
+  assert.deepEqual((await postBatch(server, batch)).json, { stored: 5, refused: 0 });
   const again = await postBatch(server, batch);
   assert.equal(again.status, 200);
   assert.deepEqual(again.json, { stored: 0, duplicate: true });
@@ -115,6 +115,24 @@ for (const c of cases.valid) {
     assert.equal(r.json.stored, 5);
   });
 }
+
+test('records_dated_beyond_the_clock_skew_allowance_are_stored_with_the_receive_time_beside_them', async () => {
+  // A device whose clock is a year ahead: its records are kept (never refused for that alone),
+  // and the server's receive time is stored beside each one dated beyond the allowance.
+  const b = freshBatch();
+  const ahead = Date.now() + 365 * 86400000;
+  b.sent_at = ahead;
+  b.events[4].t = ahead;
+  const before_ = Date.now();
+  const r = await postBatch(server, b);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { stored: 5, refused: 0 });
+  const rows = sql(server.db, `SELECT e.t, e.received_at FROM events e JOIN batches b ON e.batch = b.id WHERE b.batch_id = '${b.batch_id}' ORDER BY e.id`);
+  assert.equal(rows.length, 5);
+  assert.equal(rows[4].t, ahead, 'the device time is kept as sent');
+  assert.ok(rows[4].received_at >= before_ && rows[4].received_at <= Date.now(), JSON.stringify(rows[4]));
+  assert.deepEqual(rows.slice(0, 4).map((x) => x.received_at), [null, null, null, null], 'records within the allowance need none');
+});
 
 test('invalid_utf8_never_reaches_the_store', async () => {
   const rows = sql(server.db, "SELECT count(*) AS n FROM events WHERE reason GLOB '*@BAD@*' OR hex(reason) GLOB '*FF*'");

@@ -99,14 +99,21 @@ export function freshBatch({ installs = 1, events = 5, id } = {}) {
   b.sent_at = now;
   const base = b.events;
   const keys = Array.from({ length: installs }, randomInstall);
+  // A code belongs to the install that first shared it: each fresh install gets its own.
+  const codes = keys.map(randomCode);
   b.events = [];
   for (let i = 0; i < events; i++) {
     const e = structuredClone(base[i % base.length]);
     e.t = now - 1000 + i;
     e.install = keys[i % installs];
+    if (e.code) e.code = codes[i % installs];
     b.events.push(e);
   }
   return b;
+}
+
+export function randomCode() {
+  return 'R' + randomBytes(5).toString('hex').toUpperCase();
 }
 
 export function randomInstall() {

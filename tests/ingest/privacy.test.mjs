@@ -11,7 +11,9 @@ function batchFor(install, { action = 'credit_10', segment, code } = {}) {
     if (e.action !== 'none') e.action = action;
     if (segment) e.segment = segment;
   }
-  if (code) b.events[2].code = code;
+  // A referee's landing with the code: many installs may land with one code, while only its
+  // owner may share it.
+  if (code) b.events[2] = { kind: 'landing', t: b.events[2].t, install, code };
   return b;
 }
 
@@ -35,7 +37,29 @@ test('stats_hide_rows_with_fewer_than_k_distinct_installs', async () => {
     assert.equal(alpha.installs, 3);
     assert.equal(alpha.decisions, 4);
     assert.equal(s.segments.find((v) => v.segment === 'seg_a').installs, 3);
-    assert.equal(s.codes.find((v) => v.code === 'CODEAAA1').copies, 4);
+    assert.equal(s.codes.find((v) => v.code === 'CODEAAA1').landings, 4);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test('stats_cannot_be_undone_by_subtracting_visible_rows_from_the_total', async () => {
+  // Every record carries an action, so outcomes minus the visible variants' counts would be
+  // exactly the hidden variant's counts if it were the only one hidden.
+  const server = await startServer({ args: ['--k-anonymity', '3'] });
+  try {
+    for (let i = 0; i < 3; i++) await postBatch(server, batchFor(randomInstall(), { action: 'big_a', segment: 'seg_x' }));
+    for (let i = 0; i < 4; i++) await postBatch(server, batchFor(randomInstall(), { action: 'big_b', segment: 'seg_x' }));
+    await postBatch(server, batchFor(randomInstall(), { action: 'lonely', segment: 'seg_x' }));
+    const s = await stats(server);
+    assert.equal(s.outcomes, 40, 'the total stays');
+    assert.equal(s.variants.find((v) => v.action === 'lonely'), undefined);
+    const kinds = ['decisions', 'impressions', 'shares', 'copies', 'dismissals', 'landings', 'conversions'];
+    const visible = s.variants.reduce((n, v) => n + kinds.reduce((m, k) => m + v[k], 0), 0);
+    // The 'none' decisions of every batch carry action 'none': a variant of 8 installs, shown.
+    const hiddenRows = s.suppressed.variants;
+    assert.ok(hiddenRows === 0 || hiddenRows >= 2, `one hidden row can be recovered by subtraction: ${JSON.stringify(s)}`);
+    assert.notEqual(s.outcomes - visible, 5, 'the lonely variant is recovered by subtraction');
   } finally {
     await server.cleanup();
   }
@@ -49,11 +73,11 @@ test('retention_deletes_batches_received_longer_ago_than_the_period', async () =
     const old = freshBatch();
     const day = 86400000;
     old.events.forEach((e) => { e.t = Date.now() - 40 * day; }); // event time does not matter
-    assert.deepEqual((await postBatch(server, old)).json, { stored: 5 });
+    assert.deepEqual((await postBatch(server, old)).json, { stored: 5, refused: 0 });
     await new Promise((r) => setTimeout(r, 10000));
     const young = freshBatch();
     young.events.forEach((e) => { e.t = Date.now() - 400 * day; });
-    assert.deepEqual((await postBatch(server, young)).json, { stored: 5 });
+    assert.deepEqual((await postBatch(server, young)).json, { stored: 5, refused: 0 });
     let s;
     for (let i = 0; i < 50; i++) {
       s = await stats(server);

@@ -1,12 +1,13 @@
 // serving.test.mjs: what the server gives back: the site's model (GET /v1/model, ETag and 304,
 // replaced by atomic rename), a referrer's own counts (GET /v1/referrals/<code>, proven by its
-// install key) and the host's reward list (GET /v1/attributions, read-protected).
+// install key) and the host's reward list (GET /v1/attributions, read-protected), fed only by the
+// host's backend through the secret-key referee endpoint (POST /v1/referees).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { binary, startServer, postBatch, request, randomInstall, root, tempDir } from './helpers.mjs';
+import { binary, startServer, postBatch, request, randomInstall, root, tempDir, sql } from './helpers.mjs';
 
 const model = readFileSync(join(root, 'models/default.lwm'));
 const other = readFileSync(join(root, 'tests/cases/models/cases.lwm'));
@@ -16,7 +17,8 @@ const readToken = 'read-token-0123456789abcdef';
 // The ETag the trainer computes (lw_model_etag): model id, the file's own CRC, its length.
 const etagOf = (b) => `"m${b.readUInt32LE(16)}-${b.readUInt32LE(b.length - 4).toString(16).padStart(8, '0')}-${b.length.toString(16)}"`;
 
-let demo, models, configured;
+const SECRET = 'shop-secret-0123456789abcdef', SECRET2 = 'shop-secret-rotated-9876543210';
+let demo, models, configured, shop;
 before(async () => {
   const dir = tempDir();
   models = join(dir, 'models');
@@ -30,8 +32,18 @@ before(async () => {
   }));
   // The models directory from the environment, as every other setting can be given.
   configured = await startServer({ dir: cdir, args: ['--config', config], env: { LW_INGEST_MODELS_DIR: models } });
+  // A site whose backend reports referees with its secret keys (two: one being rotated in), and
+  // integrity rules: at most 3 conversions per code per hour before review.
+  const sdir = tempDir();
+  const shopConfig = join(sdir, 'ingest.json');
+  writeFileSync(shopConfig, JSON.stringify({
+    sites: [{ id: 'shop', write_key: 'shop-key', origins: ['http://localhost:*'], secret_keys: [SECRET, SECRET2],
+      integrity: { velocity_max: 3, velocity_window_s: 3600 } },
+    { id: 'other', write_key: 'other-key', secret_keys: ['other-secret-0123456789abcdef'] }],
+  }));
+  shop = await startServer({ dir: sdir, args: ['--config', shopConfig] });
 });
-after(async () => { await demo.cleanup(); await configured.cleanup(); });
+after(async () => { await demo.cleanup(); await configured.cleanup(); await shop.cleanup(); });
 
 // Install a model the way the trainer does: write a temporary file, rename it into place.
 function promote(site, bytes) {
@@ -54,11 +66,21 @@ const getModel = (server, headers = {}, key = 'demo-site-key') =>
     });
   });
 
-test('model_is_404_until_the_site_has_one', async () => {
+test('model_is_204_no_content_until_the_site_has_one_and_no_reject_is_counted', async () => {
+  const before_ = rejects((await request(demo, 'GET', '/metrics')).text);
   const r = await getModel(demo, { Origin: ORIGIN });
-  assert.equal(r.status, 404);
-  assert.equal(r.headers['access-control-allow-origin'], ORIGIN, 'the browser may read why');
+  assert.equal(r.status, 204, 'a first load shows no failed request');
+  assert.equal(r.body.length, 0);
+  assert.equal(r.headers['access-control-allow-origin'], ORIGIN, 'the browser may read it');
+  assert.equal(rejects((await request(demo, 'GET', '/metrics')).text), before_, 'not a reject');
 });
+
+// The sum of loopwise_ingest_rejects_total over every reason.
+function rejects(metrics) {
+  let n = 0;
+  for (const m of metrics.matchAll(/^loopwise_ingest_rejects_total\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
+  return n;
+}
 
 test('model_is_served_with_its_etag_and_304_when_unchanged', async () => {
   promote('default', model);
@@ -108,7 +130,7 @@ test('model_refuses_unknown_keys_and_foreign_origins', async () => {
   assert.equal(r.headers['access-control-allow-origin'], undefined);
   assert.equal(r.body.length > 0 && r.body.equals(model), false, 'no model bytes for a refused origin');
   // Per site: acme has no model; a loopback Origin is not on acme's list.
-  assert.equal((await getModel(configured, { Origin: 'https://app.acme.example' }, 'acme-key')).status, 404);
+  assert.equal((await getModel(configured, { Origin: 'https://app.acme.example' }, 'acme-key')).status, 204);
   assert.equal((await getModel(configured, { Origin: ORIGIN }, 'acme-key')).status, 403);
   promote('acme', other);
   const acme = await getModel(configured, { Origin: 'https://app.acme.example' }, 'acme-key');
@@ -146,13 +168,29 @@ const shared = (install, c, kind = 'copy') => ({ kind, install, decision: decisi
 async function post(server, events, key) {
   const r = await postBatch(server, batch(events, key));
   assert.equal(r.status, 200, r.text);
+  return r.json;
 }
+// The deprecated GET (widgets already shipped) and the POST that keeps the install key out of URLs.
 const referral = (server, c, install, headers = {}, key = 'demo-site-key') =>
   request(server, 'GET', `/v1/referrals/${c}?key=${key}&install=${install}`, { headers });
+const referralPost = (server, body, headers = {}) =>
+  request(server, 'POST', '/v1/referrals', { headers: { 'Content-Type': 'text/plain', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+// The host's backend: POST /v1/referees with a secret key.
+const referee = (server, body, secret = SECRET) =>
+  request(server, 'POST', '/v1/referees', {
+    headers: { 'Content-Type': 'application/json', ...(secret ? { Authorization: `Bearer ${secret}` } : {}) },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+const conversion = (c, id, extra = {}) => ({ v: 1, site: 'shop', code: c, referee: id, event: 'conversion', ...extra });
+const hostId = () => 'user-' + randomBytes(6).toString('hex');
+const shopAttributions = async (since) =>
+  (await request(shop, 'GET', `/v1/attributions?site=shop${since !== undefined ? `&since=${since}` : ''}`)).json.attributions;
 
 test('referral_counts_answer_only_the_install_that_shared_the_code', async () => {
   const referrer = randomInstall(), c = code();
-  assert.equal((await referral(demo, c, referrer)).status, 403, 'nothing shared yet');
+  const first = await referral(demo, c, referrer);
+  assert.equal(first.status, 200, 'a first load, before the share is stored, is not a red 403');
+  assert.deepEqual(first.json, { code: c, conversions: 0, landings: 0 });
   await post(demo, [shared(referrer, c)]);
   const r = await referral(demo, c, referrer, { Origin: ORIGIN });
   assert.equal(r.status, 200, r.text);
@@ -171,52 +209,134 @@ test('referral_counts_answer_only_the_install_that_shared_the_code', async () =>
   assert.equal((await referral(demo, 'bad-code', referrer)).status, 400);
   assert.equal((await referral(demo, c, 'ABC')).status, 400);
   assert.equal((await request(demo, 'GET', `/v1/referrals/${c}?key=demo-site-key`)).status, 400, 'no install');
-  // Per site: the same code and install on another site are unknown there.
-  assert.equal((await referral(configured, c, referrer, {}, 'acme-key')).status, 403);
+  // Per site: the same code is unowned on another site.
+  assert.deepEqual((await referral(configured, c, referrer, {}, 'acme-key')).json, { code: c, conversions: 0, landings: 0 });
 });
 
-test('each_referee_counts_once_however_often_it_converts_or_is_resent', async () => {
+test('referral_counts_by_post_keep_the_install_key_out_of_the_url', async () => {
   const referrer = randomInstall(), c = code();
-  await post(demo, [shared(referrer, c, 'share'), shared(referrer, c, 'copy')]);
-  const a = randomInstall(), b = randomInstall();
-  const conv = (install) => ({ kind: 'conversion', install, code: c });
-  const land = (install) => ({ kind: 'landing', install, code: c });
-  const first = batch([land(a), conv(a), conv(a)]);
-  assert.equal((await postBatch(demo, first)).status, 200);
-  assert.equal((await postBatch(demo, first)).json.duplicate, true, 'a retried batch is stored once');
-  await post(demo, [conv(a)]); // the same referee converting again later
-  let r = await referral(demo, c, referrer);
-  assert.deepEqual(r.json, { code: c, conversions: 1, landings: 1 });
-  await post(demo, [land(b)]);
-  r = await referral(demo, c, referrer);
-  assert.deepEqual(r.json, { code: c, conversions: 1, landings: 2 }, 'a landing is not a conversion');
-  await post(demo, [conv(b), { kind: 'conversion', install: randomInstall(), code: code() }]);
-  r = await referral(demo, c, referrer);
-  assert.deepEqual(r.json, { code: c, conversions: 2, landings: 2 }, "another code's conversion is not counted");
+  const body = { v: 1, write_key: 'demo-site-key', code: c, install: referrer };
+  const none = await referralPost(demo, body, { Origin: ORIGIN });
+  assert.equal(none.status, 200, none.text);
+  assert.deepEqual(none.json, { code: c, conversions: 0, landings: 0 });
+  assert.equal(none.headers['access-control-allow-origin'], ORIGIN);
+  await post(demo, [shared(referrer, c), { kind: 'landing', install: randomInstall(), code: c }]);
+  assert.deepEqual((await referralPost(demo, body)).json, { code: c, conversions: 0, landings: 1 });
+  assert.equal((await referralPost(demo, { ...body, install: randomInstall() })).status, 403, "another install's code");
+  const bad = await referralPost(demo, { ...body, code: 'no' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.field, 'code');
+  assert.equal((await referralPost(demo, { ...body, extra: 1 })).json.field, 'extra');
+  assert.equal((await referralPost(demo, { ...body, v: 2 })).json.field, 'v');
+  assert.equal((await referralPost(demo, { ...body, write_key: 'nope' })).status, 401);
+  assert.equal((await referralPost(demo, body, { Origin: 'https://evil.example' })).status, 403);
+  // text/plain: a simple request, no preflight; the preflight still answers for other types.
+  const pre = await request(demo, 'OPTIONS', '/v1/referrals', { headers: { Origin: ORIGIN, 'Access-Control-Request-Method': 'POST' } });
+  assert.equal(pre.status, 204);
 });
 
-test('attributions_list_every_code_with_its_referees_for_the_host', async () => {
-  const c1 = code(), c2 = code(), r1 = randomInstall();
-  const t0 = Date.now();
-  await post(demo, [shared(r1, c1)]);
-  const x = randomInstall(), y = randomInstall();
-  await post(demo, [{ kind: 'conversion', install: x, code: c1 }, { kind: 'conversion', install: x, code: c1 },
-    { kind: 'conversion', install: y, code: c1 }, { kind: 'conversion', install: y, code: c2 }]);
-  const r = await request(demo, 'GET', '/v1/attributions');
-  assert.equal(r.status, 200, r.text);
-  const rows = Object.fromEntries(r.json.attributions.map((a) => [a.code, a]));
-  assert.equal(rows[c1].conversions, 2);
-  assert.equal(rows[c2].conversions, 1);
-  assert.ok(rows[c1].first_at >= t0 - 2000 && rows[c1].first_at <= rows[c1].last_at, JSON.stringify(rows[c1]));
-  assert.deepEqual(Object.keys(rows[c1]).sort(), ['code', 'conversions', 'first_at', 'last_at']);
-  const codes = r.json.attributions.map((a) => a.code);
-  assert.deepEqual(codes, [...codes].sort(), 'ordered by code');
+test('browser_conversions_never_reach_the_counts_or_the_reward_list', async () => {
+  // The forgery of the review: one request with the public write key, 500 conversions.
+  const referrer = randomInstall(), c = code();
+  await post(shop, [shared(referrer, c)], 'shop-key');
+  const forged = batch(Array.from({ length: 500 }, () => ({ kind: 'conversion', install: randomInstall(), code: c })), 'shop-key');
+  assert.equal((await postBatch(shop, forged)).status, 200, 'stored as learning signals');
+  const r = await referralPost(shop, { v: 1, write_key: 'shop-key', code: c, install: referrer });
+  assert.deepEqual(r.json, { code: c, conversions: 0, landings: 0 });
+  assert.equal((await shopAttributions()).find((a) => a.code === c), undefined);
+});
 
-  const later = await request(demo, 'GET', `/v1/attributions?site=default&since=${rows[c1].last_at + 1}`);
-  assert.equal(later.status, 200);
-  assert.equal(later.json.attributions.find((a) => a.code === c1), undefined, 'since: only newer first conversions');
-  assert.equal((await request(demo, 'GET', '/v1/attributions?since=yesterday')).status, 400);
-  assert.equal((await request(demo, 'GET', '/v1/attributions?site=nope')).status, 404);
+test('referee_endpoint_refuses_the_public_write_key_and_unknown_keys', async () => {
+  const c = code();
+  const pub = await referee(shop, conversion(c, hostId()), 'shop-key');
+  assert.equal(pub.status, 403, pub.text);
+  assert.match(pub.json.error, /secret key/);
+  assert.equal(pub.json.field, 'Authorization');
+  const none = await referee(shop, conversion(c, hostId()), null);
+  assert.equal(none.status, 401);
+  assert.equal(none.json.field, 'Authorization');
+  assert.equal((await referee(shop, conversion(c, hostId()), 'wrong-secret-0123456789abcdef')).status, 401);
+  // Another site's secret cannot report for this site.
+  const cross = await referee(shop, conversion(c, hostId()), 'other-secret-0123456789abcdef');
+  assert.equal(cross.status, 403);
+  assert.equal(cross.json.field, 'site');
+  // Not a browser route: no CORS, so a page cannot call it.
+  const pre = await request(shop, 'OPTIONS', '/v1/referees', { headers: { Origin: 'http://localhost:3000', 'Access-Control-Request-Method': 'POST' } });
+  assert.notEqual(pre.status, 204);
+  assert.equal(pre.headers['access-control-allow-origin'], undefined);
+  const m = (await request(shop, 'GET', '/metrics')).text;
+  assert.match(m, /loopwise_ingest_rejects_total\{reason="bad_key"\} [1-9]/);
+});
+
+test('referee_conversions_count_once_with_either_secret_key_and_reach_the_ladder', async () => {
+  const referrer = randomInstall(), c = code(), a = hostId(), b = hostId();
+  await post(shop, [shared(referrer, c, 'share')], 'shop-key');
+  const first = await referee(shop, conversion(c, a, { at: Date.now() - 5000, value: 49.5 }));
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.json.stored, true);
+  assert.equal(first.json.state, 'counted');
+  const again = await referee(shop, conversion(c, a, { at: Date.now() - 5000, value: 49.5 }), SECRET2);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.duplicate, true, 'a retried report is stored once, with either active key');
+  await referee(shop, conversion(c, b));
+  const r = await referralPost(shop, { v: 1, write_key: 'shop-key', code: c, install: referrer });
+  assert.deepEqual(r.json, { code: c, conversions: 2, landings: 0 });
+  const row = (await shopAttributions()).find((x) => x.code === c);
+  assert.equal(row.conversions, 2);
+  assert.deepEqual(Object.keys(row).sort(), ['code', 'conversions', 'first_at', 'last_at']);
+});
+
+test('referee_ids_are_stored_only_as_a_salted_hash', async () => {
+  const c = code(), id = 'alice@example.com-' + randomBytes(4).toString('hex');
+  assert.equal((await referee(shop, conversion(c, id))).status, 200);
+  const { spawnSync } = await import('node:child_process');
+  const dump = spawnSync('sqlite3', [shop.db, '.dump'], { encoding: 'utf8' }).stdout;
+  assert.ok(!dump.includes(id), 'the host id is in the store');
+  const { createHash } = await import('node:crypto');
+  const plain = createHash('sha256').update(id).digest('hex');
+  assert.ok(!dump.toLowerCase().includes(plain), 'an unsalted hash is in the store');
+  const rows = sql(shop.db, `SELECT hex(referee) AS h FROM referees WHERE code = '${c}'`);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].h.length, 64);
+});
+
+test('referee_bad_input_names_the_field', async () => {
+  const c = code();
+  const cases = [
+    [{ ...conversion(c, hostId()), event: 'retained_30' }, 'event'],
+    [{ ...conversion(c, hostId()), event: 'bogus' }, 'event'],
+    [{ ...conversion(c, hostId()), v: 2 }, 'v'],
+    [{ ...conversion('bad', hostId()) }, 'code'],
+    [{ ...conversion(c, '') }, 'referee'],
+    [{ ...conversion(c, hostId()), at: -1 }, 'at'],
+    [{ ...conversion(c, hostId()), value: 'ten' }, 'value'],
+    [{ ...conversion(c, hostId()), extra: true }, 'extra'],
+    [{ v: 1, site: 'shop', code: c, event: 'conversion' }, 'referee'],
+    ['{"v":1,', ''],
+  ];
+  for (const [body, field] of cases) {
+    const r = await referee(shop, body);
+    assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    assert.equal(r.json.field, field, r.text);
+  }
+  assert.equal((await referee(shop, { ...conversion(c, hostId()), site: 'nope' })).status, 403);
+});
+
+test('attributions_since_filters_by_the_servers_receive_time', async () => {
+  // A device offline for a week reports late: its conversion is dated a week ago but received
+  // now, so a host polling with since = its last poll still sees it.
+  const c = code();
+  const lastPoll = Date.now() - 1000;
+  assert.equal((await referee(shop, conversion(c, hostId(), { at: Date.now() - 7 * 86400000 }))).status, 200);
+  const rows = await shopAttributions(lastPoll);
+  const row = rows.find((a) => a.code === c);
+  assert.ok(row, 'a late conversion is never skipped');
+  assert.ok(row.first_at >= lastPoll, 'first_at is the receive time');
+  assert.equal((await shopAttributions(row.last_at + 1)).find((a) => a.code === c), undefined);
+  assert.equal((await request(shop, 'GET', '/v1/attributions?site=shop&since=yesterday')).status, 400);
+  assert.equal((await request(shop, 'GET', '/v1/attributions?site=nope')).status, 404);
+  const codes = rows.map((a) => a.code);
+  assert.deepEqual(codes, [...codes].sort(), 'ordered by code');
 });
 
 test('attributions_need_the_read_token_when_one_is_set_and_loopback_otherwise', async () => {
@@ -225,11 +345,83 @@ test('attributions_need_the_read_token_when_one_is_set_and_loopback_otherwise', 
   // A token: needed even on loopback, and checked.
   assert.equal((await request(configured, 'GET', '/v1/attributions?site=acme')).status, 401);
   assert.equal((await request(configured, 'GET', '/v1/attributions?site=acme', { headers: { Authorization: 'Bearer wrong-token-0123456789' } })).status, 401);
-  const c = code(), referrer = randomInstall();
-  await post(configured, [shared(referrer, c), { kind: 'conversion', install: randomInstall(), code: c }], 'acme-key');
   const r = await request(configured, 'GET', '/v1/attributions?site=acme', { headers: { Authorization: `Bearer ${readToken}` } });
   assert.equal(r.status, 200, r.text);
-  assert.deepEqual(r.json.attributions.map((a) => [a.code, a.conversions]), [[c, 1]]);
+  assert.deepEqual(r.json.attributions, []);
+});
+
+// ---------------------------------------------------------------- integrity rules
+
+test('a_share_with_another_installs_code_is_refused_and_the_rest_of_its_batch_stored', async () => {
+  const owner = randomInstall(), forger = randomInstall(), c = code();
+  assert.deepEqual(await post(shop, [shared(owner, c)], 'shop-key'), { stored: 1, refused: 0 });
+  const answer = await post(shop, [shared(forger, c, 'share'), { kind: 'impression', install: forger, decision: decision(), action: 'credit_10' },
+    shared(forger, code())], 'shop-key');
+  assert.deepEqual(answer, { stored: 2, refused: 1 });
+  // The forger does not become an owner, and the owner keeps its counts.
+  assert.equal((await referralPost(shop, { v: 1, write_key: 'shop-key', code: c, install: forger })).status, 403);
+  assert.equal((await referralPost(shop, { v: 1, write_key: 'shop-key', code: c, install: owner })).status, 200);
+  assert.equal(sql(shop.db, `SELECT count(*) AS n FROM events WHERE code = '${c}' AND install = '${forger}'`)[0].n, 0);
+  const m = (await request(shop, 'GET', '/metrics')).text;
+  assert.match(m, /loopwise_ingest_rejects_total\{reason="code_owner"\} [1-9]/);
+});
+
+test('self_referral_by_the_registered_referrer_or_its_install_is_not_counted', async () => {
+  const owner = randomInstall(), c = code(), me = hostId();
+  await post(shop, [shared(owner, c)], 'shop-key');
+  const reg = await request(shop, 'POST', '/v1/referrers', { headers: { Authorization: `Bearer ${SECRET}` },
+    body: JSON.stringify({ v: 1, site: 'shop', code: c, referrer: me }) });
+  assert.equal(reg.status, 200, reg.text);
+  const other = await request(shop, 'POST', '/v1/referrers', { headers: { Authorization: `Bearer ${SECRET}` },
+    body: JSON.stringify({ v: 1, site: 'shop', code: c, referrer: hostId() }) });
+  assert.equal(other.status, 409, 'a code has one referrer');
+  const self = await referee(shop, conversion(c, me));
+  assert.equal(self.status, 200, self.text);
+  assert.equal(self.json.state, 'rejected');
+  assert.equal(self.json.reason, 'self_referral');
+  const sameInstall = await referee(shop, conversion(c, hostId(), { install: owner }));
+  assert.equal(sameInstall.json.reason, 'self_referral');
+  assert.equal((await shopAttributions()).find((a) => a.code === c), undefined);
+  // The referrer's records are marked for the trainer.
+  assert.equal(sql(shop.db, `SELECT count(*) AS n FROM flags WHERE site = 'shop' AND kind = 'install' AND value = '${owner}'`)[0].n, 1);
+});
+
+test('one_reward_per_referee_across_codes', async () => {
+  const id = hostId(), c1 = code(), c2 = code();
+  assert.equal((await referee(shop, conversion(c1, id))).json.state, 'counted');
+  const second = await referee(shop, conversion(c2, id));
+  assert.equal(second.json.state, 'rejected');
+  assert.equal(second.json.reason, 'repeat_referee');
+  assert.equal((await shopAttributions()).find((a) => a.code === c2), undefined);
+});
+
+test('conversions_past_the_velocity_limit_wait_for_review_then_count_once_approved', async () => {
+  const c = code();
+  for (let i = 0; i < 3; i++) assert.equal((await referee(shop, conversion(c, hostId()))).json.state, 'counted');
+  const fourth = await referee(shop, conversion(c, hostId()));
+  assert.equal(fourth.json.state, 'flagged');
+  assert.equal(fourth.json.reason, 'velocity');
+  const fifth = await referee(shop, conversion(c, hostId()));
+  assert.equal((await shopAttributions()).find((a) => a.code === c).conversions, 3, 'flagged ones stay out');
+  const list = await request(shop, 'GET', '/v1/reviews?site=shop');
+  assert.equal(list.status, 200, list.text);
+  const mine = list.json.reviews.filter((x) => x.code === c);
+  assert.deepEqual(mine.map((x) => x.id).sort(), [fourth.json.id, fifth.json.id].sort());
+  assert.equal(mine[0].reason, 'velocity');
+  const polled = Date.now() - 1;
+  const decide = (id, decision) => request(shop, 'POST', `/v1/reviews/${id}?site=shop`, { body: JSON.stringify({ decision }) });
+  assert.equal((await decide(fourth.json.id, 'approve')).status, 200);
+  assert.equal((await decide(fifth.json.id, 'reject')).status, 200);
+  assert.equal((await decide(fifth.json.id, 'approve')).status, 409, 'decided once');
+  assert.equal((await decide(999999999, 'approve')).status, 404);
+  assert.equal((await decide(fourth.json.id, 'maybe')).json.field, 'decision');
+  assert.equal((await shopAttributions()).find((a) => a.code === c).conversions, 4);
+  assert.ok((await shopAttributions(polled)).find((a) => a.code === c), 'an approval is new for a host polling since');
+  assert.equal((await request(shop, 'GET', '/v1/reviews?site=shop')).json.reviews.filter((x) => x.code === c).length, 0);
+  // Reviews are read-protected like the reward list.
+  assert.equal((await request(shop, 'GET', '/v1/reviews?site=shop', { headers: { 'X-Forwarded-For': '203.0.113.9' } })).status, 403);
+  // The code is marked for the trainer.
+  assert.equal(sql(shop.db, `SELECT count(*) AS n FROM flags WHERE site = 'shop' AND kind = 'code' AND value = '${c}'`)[0].n, 1);
 });
 
 test('referral_reads_use_the_coded_events_index', async () => {
@@ -243,14 +435,13 @@ test('referral_reads_use_the_coded_events_index', async () => {
 
 test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals', async () => {
   const { spawnSync } = await import('node:child_process');
-  const { sql } = await import('./helpers.mjs');
   const dir = tempDir();
   const db = join(dir, 'old.db');
   const made = spawnSync('sqlite3', [db], { input: readFileSync(join(root, 'tests/ingest/fixtures/schema-v2.sql')) });
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 5);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 6);
     assert.equal(sql(db, "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'events_code'")[0].n, 1);
     // The fixture's copy event: code K7QX2M9PLA from install 0f1e…f0.
     const r = await referral(server, 'K7QX2M9PLA', '0f1e2d3c4b5a69788796a5b4c3d2e1f0');
