@@ -35,8 +35,8 @@ typedef struct {
   const char *site;        /* the site id the write key resolved to */
   const lw_batch *batch;
   int64_t received_ms;     /* server clock */
-  size_t stored;           /* out: events stored (0 for a duplicate) */
-  size_t refused;          /* out: records not stored (a share or copy of another install's code) */
+  size_t stored;           /* out: events stored (0 for a duplicate); the batch's other records
+                              were refused (a share or copy of another install's code) */
   int duplicate;           /* out: 1 when (site, batch_id) was already stored */
 } lw_store_item;
 

@@ -14,6 +14,7 @@
 #include "sbuf.h"
 
 static const char k_code_alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"; /* no I, O, 0, 1 */
+_Static_assert(sizeof k_code_alphabet - 1 == 32, "lw_engine_set_identity picks a letter from 5 bits");
 
 /* ---- names ---------------------------------------------------------------------- */
 
@@ -49,6 +50,17 @@ void lw_engine_fresh_guard(lw_engine *e) {
   for (int i = 0; i < LW_CODE_GEN_LEN; i++)
     e->guard.code[i] = k_code_alphabet[lw_rng_below(&e->rng, sizeof k_code_alphabet - 1)];
   e->guard.consent = LW_CONSENT_UNSET;
+  if (e->has_identity) lw_engine_set_identity(e, e->identity);
+  lw_engine_refresh_install_hex(e);
+}
+
+/* The code alphabet has 32 letters, so the low 5 bits of each byte pick one without bias. */
+void lw_engine_set_identity(lw_engine *e, const uint8_t bytes[LW_IDENTITY_BYTES]) {
+  memmove(e->identity, bytes, LW_IDENTITY_BYTES);
+  e->has_identity = 1;
+  memcpy(e->guard.install, bytes, sizeof e->guard.install);
+  for (int i = 0; i < LW_CODE_GEN_LEN; i++) e->guard.code[i] = k_code_alphabet[bytes[16 + i] & 31];
+  e->guard.code[LW_CODE_GEN_LEN] = '\0';
   lw_engine_refresh_install_hex(e);
 }
 

@@ -69,6 +69,8 @@ struct lw_engine {
   char install_hex[LW_INSTALL_LEN + 1];
   lw_model *model; /* owned, NULL = rules only */
   int gpc, dnt, busy;
+  uint8_t identity[LW_IDENTITY_BYTES]; /* the caller's, when has_identity (lw_engine_set_identity) */
+  int has_identity;
   lw_pending_approval approval;
   /* scratch for the features of the decision being made */
   int n_x;

@@ -128,7 +128,14 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
     lw_wr_u(&w, 4, 0); /* patched below */
     size_t start = w.len;
     if (tag == TAG_GUARD) {
-      w_fields(&w, &e->guard, k_guard, N(k_guard));
+      /* While the engine does not collect, the device keeps no identity: the install key and
+       * referral code are written as zeros (restore then keeps the engine's own). */
+      lw_guard g = e->guard;
+      if (!lw_engine_collects(e)) {
+        memset(g.install, 0, sizeof g.install);
+        memset(g.code, 0, sizeof g.code);
+      }
+      w_fields(&w, &g, k_guard, N(k_guard));
     } else if (tag == TAG_BEHAVIOUR) {
       write_behaviour(&w, e);
     } else {
@@ -246,6 +253,11 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     if (tag == TAG_GUARD) {
       lw_guard g;
       if (read_guard(&sec, &g)) {
+        static const uint8_t none[sizeof g.install];
+        if (memcmp(g.install, none, sizeof none) == 0) { /* saved without consent: no identity */
+          memcpy(g.install, e->guard.install, sizeof g.install);
+          memcpy(g.code, e->guard.code, sizeof g.code);
+        }
         e->guard = g;
         lw_engine_refresh_install_hex(e);
         have[tag] = 1;

@@ -39,7 +39,7 @@ static const setting settings[] = {
     {"max_body", T_INT, OFF(max_body), "1048576", 64, 64 << 20, "largest request body, bytes"},
     {"max_events", T_INT, OFF(max_events), "500", 1, 500, "most events in one batch"},
     {"max_future_s", T_INT, OFF(max_future_s), "86400", 0, 366LL * 86400,
-     "how far ahead of the server clock an event time may be"},
+     "clock-skew allowance: a record dated further ahead is stored with the receive time beside it"},
     {"timeout_s", T_INT, OFF(timeout_s), "10", 1, 3600, "close connections idle this long"},
     {"request_timeout_s", T_INT, OFF(request_timeout_s), "30", 1, 3600,
      "drop a request whose body is still arriving after this long"},

@@ -437,7 +437,8 @@ static enum MHD_Result answer_job(lw_ingest_server *s, struct MHD_Connection *c,
   else if (job->item.duplicate)
     snprintf(body, sizeof body, "{\"stored\":0,\"duplicate\":true}");
   else
-    snprintf(body, sizeof body, "{\"stored\":%zu,\"refused\":%zu}", job->item.stored, job->item.refused);
+    snprintf(body, sizeof body, "{\"stored\":%zu,\"refused\":%zu}", job->item.stored,
+             job->item.batch->n_events - job->item.stored);
   return respond_json(s, c, rq, 200, body);
 }
 

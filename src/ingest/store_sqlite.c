@@ -353,7 +353,7 @@ static int owner_of(sqlite_store *s, const char *site, const char *code, char *o
 }
 
 /* Code ownership: a code belongs to the install that first shared it. A share or copy with a
- * code another install owns is not stored (it is counted in it->refused and its install
+ * code another install owns is not stored (it->stored counts the others; the install is
  * flagged); a landing or conversion from the owner's own install marks a self-referral. The
  * records kept go into s->kept, in order. Only codes cost a lookup: decisions and impressions
  * pass straight through. */
@@ -416,7 +416,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
   if (sqlite3_step(st) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
   if (sqlite3_changes(s->w) == 0) {
     it->duplicate = 1;
-    it->stored = it->refused = 0;
+    it->stored = 0;
     return LW_OK;
   }
   sqlite3_int64 batch_row = sqlite3_last_insert_rowid(s->w);
@@ -465,8 +465,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
   }
   it->duplicate = 0;
   it->stored = n_kept;
-  it->refused = b->n_events - n_kept;
-  if (it->refused) {
+  if (n_kept < b->n_events) {
     sqlite3_reset(s->fix_count);
     sqlite3_bind_int64(s->fix_count, 1, (sqlite3_int64)n_kept);
     sqlite3_bind_int64(s->fix_count, 2, batch_row);
@@ -491,7 +490,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   sqlite3_reset(s->fix_count);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
-    for (size_t i = 0; i < n; i++) items[i]->stored = items[i]->refused = 0, items[i]->duplicate = 0;
+    for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
   }
   return st;
 }

@@ -69,7 +69,7 @@ static void run_group(lw_writer *w, lw_job *jobs) {
       } else {
         atomic_fetch_add(&w->metrics->batches_stored, 1);
         atomic_fetch_add(&w->metrics->events_stored, j->item.stored);
-        atomic_fetch_add(&w->metrics->rejects[LW_REJECT_CODE_OWNER], j->item.refused);
+        atomic_fetch_add(&w->metrics->rejects[LW_REJECT_CODE_OWNER], j->item.batch->n_events - j->item.stored);
       }
     }
   }

@@ -1,6 +1,7 @@
 /* fuzz_batch.c: libFuzzer target for the request-body parser and validator (src/ingest/batch.c).
  *
- * Feeds arbitrary bytes to lw_batch_parse and lw_forget_parse and checks what they promise:
+ * Feeds arbitrary bytes to lw_batch_parse and every other body reader of batch.c (forget, the
+ * referral request, the referee and referrer reports, the review) and checks what they promise:
  * an accepted batch obeys every limit of the wire contract, a refused one names a printable
  * field and a message, and nothing leaks or overruns (ASan/UBSan). */
 #include <stdint.h>
@@ -23,12 +24,13 @@ static void check_batch(const lw_batch *b, const lw_batch_limits *lim) {
   if (b->v != 1 || b->n_events < 1 || b->n_events > lim->max_events) abort();
   size_t id = strlen(b->batch_id);
   if (id < 1 || id > LW_BATCH_ID_LEN || !b->write_key[0]) abort();
-  if (b->sent_at > NOW_MS + lim->max_future_ms) abort();
+  if (b->sent_at < 0) abort();
   for (size_t i = 0; i < b->n_events; i++) {
     const lw_event *e = &b->events[i];
     if (e->kind < 0 || e->kind >= LW_KIND_COUNT) abort();
     if (strlen(e->install) != LW_INSTALL_LEN) abort();
-    if (e->t < 0 || e->t > NOW_MS + lim->max_future_ms) abort();
+    /* A time beyond the allowance is kept and marked, never refused. */
+    if (e->t < 0 || e->skewed != (e->t > NOW_MS + lim->max_future_ms)) abort();
     if (e->kind == LW_KIND_DECISION && (!e->has_p || !(e->p > 0.0) || e->p > 1.0 || !e->action[0]))
       abort();
     if (e->kind != LW_KIND_DECISION && e->has_p) abort();
@@ -53,6 +55,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lw_forget_request fr;
   st = lw_forget_parse((const char *)data, size, &fr, &err);
   if (st == LW_OK && strlen(fr.install) != LW_INSTALL_LEN) abort();
+  if (st != LW_OK) check_printable(err.field, sizeof err.field);
+  lw_referral_request rr;
+  st = lw_referral_request_parse((const char *)data, size, &rr, &err);
+  if (st == LW_OK && (strlen(rr.install) != LW_INSTALL_LEN || strlen(rr.code) < LW_CODE_MIN_LEN)) abort();
+  if (st != LW_OK) check_printable(err.field, sizeof err.field);
+  lw_referee_request re;
+  st = lw_referee_parse((const char *)data, size, &re, &err);
+  if (st == LW_OK && (!re.referee[0] || strlen(re.referee) > LW_REFEREE_ID_LEN || strcmp(re.event, "conversion") != 0 ||
+                      (re.has_value && !(re.value >= 0))))
+    abort();
+  if (st != LW_OK) check_printable(err.field, sizeof err.field);
+  lw_referrer_request rg;
+  st = lw_referrer_parse((const char *)data, size, &rg, &err);
+  if (st == LW_OK && !rg.referrer[0]) abort();
+  if (st != LW_OK) check_printable(err.field, sizeof err.field);
+  int approve = -1;
+  st = lw_review_parse((const char *)data, size, &approve, &err);
+  if (st == LW_OK && approve != 0 && approve != 1) abort();
   if (st != LW_OK) check_printable(err.field, sizeof err.field);
   return 0;
 }

@@ -69,18 +69,19 @@ test('every_answer_is_logged_at_debug_and_counted_preflights_models_and_metrics_
   const origin = { Origin: 'http://localhost:1234', 'Access-Control-Request-Method': 'POST' };
   assert.equal((await request(server, 'OPTIONS', '/v1/outcomes', { headers: origin })).status, 204);
   assert.equal((await request(server, 'OPTIONS', '/v1/model', { headers: { ...origin, Origin: 'https://evil.example' } })).status, 403);
-  assert.equal((await request(server, 'GET', '/v1/model?key=demo-site-key')).status, 404);
+  assert.equal((await request(server, 'GET', '/v1/model?key=demo-site-key')).status, 204); // no model yet
+  assert.equal((await request(server, 'GET', '/nope')).status, 404);
   const m = (await request(server, 'GET', '/metrics')).text;
-  assert.match(m, /^loopwise_ingest_requests_total\{code="204"\} 1$/m);
+  assert.match(m, /^loopwise_ingest_requests_total\{code="204"\} 2$/m);
   assert.match(m, /^loopwise_ingest_requests_total\{code="403"\} 1$/m);
   assert.match(m, /^loopwise_ingest_requests_total\{code="404"\} 1$/m);
   assert.match(m, /^loopwise_ingest_requests_total\{code="200"\} 1$/m); // this /metrics answer
   assert.match(m, /^loopwise_ingest_rejects_total\{reason="forbidden"\} 1$/m);
-  assert.match(m, /^loopwise_ingest_rejects_total\{reason="not_found"\} 1$/m);
+  assert.match(m, /^loopwise_ingest_rejects_total\{reason="not_found"\} 1$/m); // the unknown path, not the model
   await server.stop();
   const requests = server.stderr.trim().split('\n').map((l) => JSON.parse(l)).filter((o) => o.msg === 'request');
   const seen = requests.map((o) => `${o.route} ${o.status}`);
-  assert.deepEqual(seen, ['preflight 204', 'preflight 403', 'model 404', 'metrics 200']);
+  assert.deepEqual(seen, ['preflight 204', 'preflight 403', 'model 204', 'not_found 404', 'metrics 200']);
   for (const o of requests) assert.equal(o.level, 'debug');
   await server.cleanup();
 });

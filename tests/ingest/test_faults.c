@@ -255,10 +255,10 @@ static void failed_write_answers_503_stores_nothing_and_the_server_recovers(void
   CHECK_INT(stats_outcomes(fx.port), 0);
   post(fx.port, "y", &a); /* the next batch */
   CHECK_INT(a.status, 200);
-  CHECK_STR(a.body, "{\"stored\":5}");
+  CHECK_STR(a.body, "{\"stored\":5,\"refused\":0}");
   post(fx.port, "x", &a); /* the retry of the failed one */
   CHECK_INT(a.status, 200);
-  CHECK_STR(a.body, "{\"stored\":5}");
+  CHECK_STR(a.body, "{\"stored\":5,\"refused\":0}");
   post(fx.port, "x", &a);
   CHECK_STR(a.body, "{\"stored\":0,\"duplicate\":true}");
   CHECK_INT(stats_outcomes(fx.port), 10);
@@ -300,9 +300,9 @@ static void sqlite_commit_failure_answers_503_and_rolls_back(void) {
     CHECK_INT(a.status, 503);
     CHECK_INT(stats_outcomes(fx.port), (int64_t)(10 * i));
     post(fx.port, next, &a);
-    CHECK_STR(a.body, "{\"stored\":5}");
+    CHECK_STR(a.body, "{\"stored\":5,\"refused\":0}");
     post(fx.port, tag, &a);
-    CHECK_STR(a.body, "{\"stored\":5}");
+    CHECK_STR(a.body, "{\"stored\":5,\"refused\":0}");
     CHECK_INT(stats_outcomes(fx.port), (int64_t)(10 * (i + 1)));
   }
   stop(&fx);

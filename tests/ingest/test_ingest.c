@@ -172,6 +172,197 @@ static void store_writes_once_forgets_and_purges(void) {
   tu_remove_db(path);
 }
 
+/* ---------------------------------------------------------------- trust (store schema 6) */
+
+static lw_batch *parse_or_null(const char *text) {
+  lw_batch *b = NULL;
+  lw_batch_error err;
+  if (lw_batch_parse(text, strlen(text), NULL, NOW, &b, &err) != LW_OK)
+    fprintf(stderr, "parse: %s: %s\n", err.field, err.message);
+  return b;
+}
+
+#define INSTALL_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define INSTALL_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define BATCH_OF(id, install, kind2)                                                                  \
+  "{\"v\":1,\"batch_id\":\"" id "\",\"write_key\":\"k\",\"sent_at\":1764100000000,\"events\":["     \
+  "{\"kind\":\"decision\",\"t\":1764099990000,\"install\":\"" install "\",\"decision\":\"a1b2c3d4e5f60718\","  \
+  "\"action\":\"credit_10\",\"p\":0.5,\"mode\":\"rules\",\"reason\":\"r\",\"x\":[[1,1]]},"               \
+  "{\"kind\":\"" kind2 "\",\"t\":1764099990001,\"install\":\"" install "\",\"decision\":\"a1b2c3d4e5f60718\"," \
+  "\"action\":\"credit_10\",\"code\":\"OWNED123\"}]}"
+
+static void store_refuses_a_share_of_another_installs_code_and_marks_the_forger(void) {
+  char path[] = "/tmp/lw-test-owner-XXXXXX";
+  close(mkstemp(path));
+  unlink(path);
+  char errmsg[LW_ERRMSG_MAX];
+  lw_store *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg, sizeof errmsg), LW_OK);
+  if (!s) return;
+  lw_batch *a = parse_or_null(BATCH_OF("owner-1", INSTALL_A, "copy"));
+  lw_batch *b = parse_or_null(BATCH_OF("forger-1", INSTALL_B, "share"));
+  CHECK(a && b);
+  if (!a || !b) return;
+  lw_store_item ia = {"default", a, NOW, 0, 0}, ib = {"default", b, NOW, 0, 0};
+  lw_store_item *items[] = {&ia, &ib}; /* one group: the first share wins within a commit too */
+  CHECK_INT(lw_store_write(s, items, 2, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(ia.stored, 2);
+  CHECK_INT(ib.stored, 1); /* its decision; its share of A's code is refused */
+  lw_referral r;
+  CHECK_INT(lw_store_referral(s, "default", "OWNED123", INSTALL_B, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.owner, LW_OWNER_OTHER);
+  CHECK_INT(lw_store_referral(s, "default", "OWNED123", INSTALL_A, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.owner, LW_OWNER_SELF);
+  CHECK_INT(lw_store_referral(s, "default", "NOBODY12", INSTALL_A, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.owner, LW_OWNER_NONE);
+  /* The trainer's reader marks the forger's decision, not the owner's. */
+  lw_store_range range = {"default", 0, 0};
+  lw_store_cursor *c = NULL;
+  CHECK_INT(lw_store_decisions(s, &range, &c, errmsg, sizeof errmsg), LW_OK);
+  lw_store_decision d;
+  int n = 0, flagged = 0;
+  while (c && lw_store_next(c, &d, errmsg, sizeof errmsg) == 1) n++, flagged += d.flagged;
+  lw_store_cursor_free(c);
+  CHECK_INT(n, 2);
+  CHECK_INT(flagged, 1);
+  lw_store_free(s);
+  lw_batch_free(a);
+  lw_batch_free(b);
+  tu_remove_db(path);
+}
+
+static void referee_reports_are_stored_once_and_judged_by_the_rules(void) {
+  char path[] = "/tmp/lw-test-referee-XXXXXX";
+  close(mkstemp(path));
+  unlink(path);
+  char errmsg[LW_ERRMSG_MAX];
+  lw_store *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &s, errmsg, sizeof errmsg), LW_OK);
+  if (!s) return;
+  uint8_t fresh[LW_SALT_LEN], salt[LW_SALT_LEN], again[LW_SALT_LEN], other[LW_SALT_LEN];
+  memset(fresh, 7, sizeof fresh);
+  CHECK_INT(lw_store_site_salt(s, "default", fresh, salt, errmsg, sizeof errmsg), LW_OK);
+  memset(fresh, 9, sizeof fresh);
+  CHECK_INT(lw_store_site_salt(s, "default", fresh, again, errmsg, sizeof errmsg), LW_OK);
+  CHECK(memcmp(salt, again, sizeof salt) == 0); /* created once */
+  CHECK_INT(lw_store_site_salt(s, "other", fresh, other, errmsg, sizeof errmsg), LW_OK);
+  CHECK(memcmp(salt, other, sizeof salt) != 0); /* per site */
+
+  lw_integrity_rules rules = lw_integrity_defaults();
+  rules.velocity_max = 2;
+  uint8_t h1[LW_REFEREE_HASH_LEN], h2[LW_REFEREE_HASH_LEN], h3[LW_REFEREE_HASH_LEN];
+  memset(h1, 1, sizeof h1), memset(h2, 2, sizeof h2), memset(h3, 3, sizeof h3);
+  lw_referee_report r = {.site = "default", .code = "CODE0001", .referee = h1, .event = "conversion",
+                         .at = NOW, .received_ms = NOW, .rules = &rules};
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_STR(r.state, "counted");
+  int64_t first = r.id;
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(r.duplicate, 1);
+  CHECK_INT(r.id, first);
+  r.duplicate = 0;
+  r.code = "CODE0002"; /* the same referee for another code */
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_STR(r.state, "rejected");
+  CHECK_STR(r.reason, "repeat_referee");
+  r.code = "CODE0001";
+  r.referee = h2;
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_STR(r.state, "counted");
+  r.referee = h3; /* the third of CODE0001 within the window: velocity */
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_STR(r.state, "flagged");
+  CHECK_STR(r.reason, "velocity");
+  lw_review *rows = NULL;
+  size_t n = 0;
+  CHECK_INT(lw_store_reviews(s, "default", 10, &rows, &n, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(n, 1);
+  if (n) CHECK_INT(rows[0].id, r.id);
+  free(rows);
+  int result = -1;
+  CHECK_INT(lw_store_review(s, "other", r.id, 1, NOW + 5, &result, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(result, 1); /* another site's report is unknown here */
+  CHECK_INT(lw_store_review(s, "default", r.id, 1, NOW + 5, &result, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(result, 0);
+  CHECK_INT(lw_store_review(s, "default", r.id, 0, NOW + 6, &result, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(result, 2);
+  lw_attribution *att = NULL;
+  CHECK_INT(lw_store_attributions(s, "default", NOW + 1, &att, &n, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(n, 1); /* the approval counts from its own time */
+  if (n) {
+    CHECK_STR(att[0].code, "CODE0001");
+    CHECK_INT(att[0].conversions, 1);
+    CHECK_INT(att[0].first_at, NOW + 5);
+  }
+  free(att);
+  int conflict = -1;
+  CHECK_INT(lw_store_register_referrer(s, "default", "CODE0009", h1, &conflict, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(conflict, 0);
+  CHECK_INT(lw_store_register_referrer(s, "default", "CODE0009", h1, &conflict, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(conflict, 0); /* the same again */
+  CHECK_INT(lw_store_register_referrer(s, "default", "CODE0009", h2, &conflict, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(conflict, 1);
+  r.code = "CODE0009"; /* its registered referrer converting on its own code */
+  r.referee = h1;
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK);
+  CHECK_STR(r.reason, "self_referral");
+  lw_store_free(s);
+  tu_remove_db(path);
+}
+
+static void referee_bodies_are_refused_naming_the_field(void) {
+  static const struct {
+    const char *body, *field;
+  } cases[] = {
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\"}", NULL},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"churned\"}", "event"},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u\\u0001\",\"event\":\"conversion\"}", "referee"},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\",\"at\":1.5}", "at"},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\",\"value\":-1}", "value"},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\",\"install\":\"x\"}", "install"},
+      {"{\"v\":1,\"site\":\"s\",\"code\":\"ABCDEF\",\"event\":\"conversion\"}", "referee"},
+      {"{\"v\":1,\"site\":\"s\",\"site\":\"s\",\"code\":\"ABCDEF\",\"referee\":\"u1\",\"event\":\"conversion\"}", "site"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lw_referee_request req;
+    lw_batch_error err;
+    lw_status st = lw_referee_parse(cases[i].body, strlen(cases[i].body), &req, &err);
+    CHECK_INT(st, cases[i].field ? LW_ERR_INVALID : LW_OK);
+    if (cases[i].field) CHECK_STR(err.field, cases[i].field);
+  }
+  /* Every prefix of a valid body is refused cleanly (ASan: nothing read past it). */
+  const char *ok = cases[0].body;
+  for (size_t n = 0; n < strlen(ok); n++) {
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, ok, n);
+    lw_referee_request req;
+    lw_batch_error err;
+    CHECK_INT(lw_referee_parse(copy, n, &req, &err), LW_ERR_INVALID);
+    free(copy);
+  }
+  int approve = -1;
+  lw_batch_error err;
+  CHECK_INT(lw_review_parse("{\"decision\":\"approve\"}", 22, &approve, &err), LW_OK);
+  CHECK_INT(approve, 1);
+  CHECK_INT(lw_review_parse("{\"decision\":\"ok\"}", 17, &approve, &err), LW_ERR_INVALID);
+  CHECK_STR(err.field, "decision");
+}
+
+static void records_beyond_the_clock_skew_allowance_are_kept_and_marked(void) {
+  char *text = tu_read_case("ingest/valid-batch.json");
+  lw_batch *b = NULL;
+  lw_batch_error err;
+  lw_batch_limits lim = lw_batch_default_limits();
+  /* The valid batch is dated around NOW; a server clock two days earlier sees it ahead. */
+  CHECK_INT(lw_batch_parse(text, strlen(text), &lim, NOW - 2 * 86400000LL, &b, &err), LW_OK);
+  if (b) CHECK_INT(b->events[0].skewed, 1);
+  lw_batch_free(b);
+  CHECK_INT(lw_batch_parse(text, strlen(text), &lim, NOW, &b, &err), LW_OK);
+  if (b) CHECK_INT(b->events[0].skewed, 0);
+  lw_batch_free(b);
+  free(text);
+}
+
 int main(void) {
   valid_batch_case_parses_into_five_events();
   refusal_names_the_field_and_allocates_nothing();
@@ -181,6 +372,10 @@ int main(void) {
   rate_limiter_refills_at_its_rate();
   settings_refuse_bad_values_and_unknown_names();
   store_writes_once_forgets_and_purges();
+  store_refuses_a_share_of_another_installs_code_and_marks_the_forger();
+  referee_reports_are_stored_once_and_judged_by_the_rules();
+  referee_bodies_are_refused_naming_the_field();
+  records_beyond_the_clock_skew_allowance_are_kept_and_marked();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }

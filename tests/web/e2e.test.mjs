@@ -17,6 +17,23 @@ import {
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 import { loadEngine } from '../../web/src/engine.js';
+import { spawn } from 'node:child_process';
+
+// The demo's stand-in host backend (web/demo/backend.mjs) on a free port; resolves to { url, stop }.
+async function startBackend(ingestBase, secret) {
+  const p = spawn(process.execPath, [join(root, 'web/demo/backend.mjs'), '0', '--ingest', ingestBase],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LW_DEMO_SECRET: secret } });
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  const url = (await waitFor('the backend to print its URL', () => (out.match(/http:\/\/\S+/) || [])[0], 10000)).replace(/\/$/, '');
+  const stop = () => new Promise((ok) => {
+    if (p.exitCode !== null || p.signalCode !== null) return ok();
+    p.once('exit', () => ok());
+    p.kill('SIGTERM');
+  });
+  return { url, stop };
+}
 
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.lwc'), ingestBin);
@@ -353,15 +370,21 @@ describe('host API', () => {
 
 describe('model serving and referral attribution', () => {
   // A second ingest server that also serves models from a directory, as a promoting trainer
-  // fills it (<dir>/<site>/current.lwm, replaced by rename).
-  let server, models;
+  // fills it (<dir>/<site>/current.lwm, replaced by rename), and takes referee reports from the
+  // demo's stand-in host backend (web/demo/backend.mjs) with the site's secret key.
+  let server, models, backend;
   const KEY = 'loopwise:demo-site-key:'; // the widget's IndexedDB prefix for the demo's write key
+  const SECRET = 'e2e-secret-' + Math.random().toString(36).slice(2).padEnd(12, '0');
   before(async () => {
     models = join(tmp.dir, 'models');
     mkdirSync(join(models, 'default'), { recursive: true });
-    server = await startIngest(join(tmp.dir, 'loop.db'), await freePort(), ['--models-dir', models]);
+    const config = join(tmp.dir, 'loop.json');
+    writeFileSync(config, JSON.stringify({ sites: [{ id: 'default', write_key: 'demo-site-key',
+      origins: ['http://127.0.0.1:*', 'http://localhost:*'], secret_keys: [SECRET] }] }));
+    server = await startIngest(join(tmp.dir, 'loop.db'), await freePort(), ['--models-dir', models, '--config', config]);
+    backend = await startBackend(server.base, SECRET);
   });
-  after(() => server?.stop());
+  after(async () => { await server?.stop(); await backend?.stop(); });
   const promote = (bytes) => {
     writeFileSync(join(models, 'default', '.tmp'), bytes);
     renameSync(join(models, 'default', '.tmp'), join(models, 'default', 'current.lwm'));
@@ -401,7 +424,7 @@ describe('model serving and referral attribution', () => {
     const page = await tab();
     await ready(page);
     await waitFor('the fetch for a served model recorded', async () => (await stored(page))?.t > 0);
-    assert.equal((await stored(page)).e, undefined, 'the server has no model yet (404)');
+    assert.equal((await stored(page)).e, undefined, 'the server has no model yet (204)');
     const d = await decide(page);
     assert.equal(d.mode, 'model', d.reason);
     assert.equal(d.model, 'm' + readFileSync(join(distDir, 'loopwise.lwm')).readUInt32LE(16), 'the shipped default model');
@@ -472,6 +495,8 @@ describe('model serving and referral attribution', () => {
     for (const s of [v.referrer_reward, v.referee_reward, 'Your reward: ' + ladder[0].reward, 'Refer 1 more: ' + ladder[1].reward]) {
       assert.ok(text.includes(s), `prompt shows "${s}": ${text}`);
     }
+    // Showing the prompt refreshed the cached count for the next one (zero so far: nothing shared).
+    await waitFor('the cached count refreshed', () => page.evaluate((k) => localStorage.getItem(k) === '0', KEY + 'r'));
     // Nothing shared from this device yet: no referees, so the server is not asked (it would
     // answer 403 or zeros: a failed request on every first prompt); referrals() says 0.
     assert.deepEqual(await page.evaluate(() => window.Loopwise.referrals()), { code: await page.evaluate(() => window.Loopwise.referralCode()),
@@ -487,15 +512,25 @@ describe('model serving and referral attribution', () => {
     assert.equal(asked.length, 1, 'asked once it had shared');
 
 
-    // Another device opens the share link and converts (twice: it counts once).
+    // Another device opens the share link. A conversion the browser reports is a learning
+    // signal only: anyone holding the public write key could send it, so it never counts.
     const param = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url)[1];
-    const referee = await onDevice({ query: `&${param}=${code}` });
+    const referee = await onDevice({ query: `&${param}=${code}&backend=${encodeURIComponent(backend.url)}` });
     const other = await referee.tab();
     await ready(other);
     await other.evaluate(() => window.Loopwise.conversion());
-    await other.evaluate(() => window.Loopwise.conversion());
     const kinds = () => sql(server.db, `SELECT DISTINCT kind FROM events WHERE code = '${code}' ORDER BY kind`).map((x) => x.kind).join();
     await waitFor('the landing and the conversion stored', () => kinds() === 'conversion,copy,landing');
+    assert.deepEqual(await page.evaluate(() => window.Loopwise.referrals()), r, 'a browser conversion does not climb the ladder');
+    // The friend signs up: the host's backend reports it with the secret key (twice: a retry
+    // counts once).
+    for (let i = 0; i < 2; i++) {
+      await other.evaluate(() => { delete document.body.dataset.signup; });
+      await other.getByRole('button', { name: /Sign up/ }).click();
+      await waitFor('the host backend answered', () => other.evaluate(() => document.body.dataset.signup));
+      assert.equal(await other.evaluate(() => document.body.dataset.signup), 'counted');
+    }
+    assert.equal(sql(server.db, `SELECT count(*) AS n FROM referees WHERE code = '${code}'`)[0].n, 1);
     assert.notEqual(await other.evaluate(() => window.Loopwise.referralCode()), code, 'the referee has its own code');
     const foreign = await other.evaluate(([base, c]) => fetch(`${base}/v1/referrals/${c}?key=demo-site-key&install=${'0'.repeat(32)}`)
       .then((x) => x.status), [server.base, code]);

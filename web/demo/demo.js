@@ -68,6 +68,28 @@
       lw('consent', e.target.checked).then(explain);
     });
     $('busy').addEventListener('change', (e) => lw('busy', e.target.checked));
+    // A referee who landed with a code (?ref=CODE, the share link's parameter) signs up. The
+    // page tells Loopwise (a learning signal only) and the host's backend, which reports the
+    // conversion with the site's secret key (web/demo/backend.mjs): only that counts for the
+    // referrer's reward.
+    const code = qs.get('ref');
+    $('signup').hidden = !code;
+    $('signup').addEventListener('click', async () => {
+      lw('conversion');
+      let user = sessionStorage.getItem('acme:user');
+      if (!user) sessionStorage.setItem('acme:user', (user = 'user-' + crypto.randomUUID()));
+      const backend = qs.get('backend') || 'http://127.0.0.1:8090';
+      try {
+        const r = await fetch(backend + '/signup', { method: 'POST', headers: { 'Content-Type': 'text/plain' },
+          body: JSON.stringify({ code, user }) });
+        const a = await r.json().catch(() => ({}));
+        log(r.ok ? `signed up: the host reported the conversion (${a.state})` : `sign-up report refused: ${r.status} ${a.error || ''}`);
+        document.body.dataset.signup = r.ok ? a.state : 'failed';
+      } catch (e) {
+        log('the host backend is unreachable: ' + e.message);
+        document.body.dataset.signup = 'failed';
+      }
+    });
     $('reset').addEventListener('click', () => {
       localStorage.clear();
       const r = indexedDB.deleteDatabase('loopwise');

@@ -34,9 +34,6 @@ export function create(o) {
   // does not complete, a localStorage write does; the next call in any tab ends that prompt.
   const LEFT_OPEN = prefix + 'x';
   const REFERRALS = prefix + 'r'; // this referrer's conversions as the server last counted them
-  // Set once this device has shared or copied its link: until then it has no referees and the
-  // server is not asked (it would answer nothing; a first load makes no pointless request).
-  const SHARED = prefix + 'h';
   const local = (fn) => { try { return fn(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = {}; // each message once per page (they all start with 'Loopwise: ')
@@ -56,8 +53,8 @@ export function create(o) {
   async function createWidget(engine, db) {
     const cfg = engine.config; // the display part: share, variants and model always; ladder when configured
     const store = createStore(db, engine, prefix, warn);
-    let net = null; // the transport (transport.js), loaded by kick() once there is something to send
-    let netting = null; // its loading, once
+    let net = null; // the transport (transport.js), loaded once there is something to send
+    let netting = null; // its loading (a promise of net, null without an endpoint or chunk)
     let ui = null; // the prompt chunk (ui.js) while it loads, then loaded
     let prompt = null; // the open prompt's close(), with the decision id as .id
 
@@ -75,16 +72,13 @@ export function create(o) {
     }, withPending);
     // The usual call: fn(now) in one transaction, then `then` with its result.
     const act = (fn, then) => run(fn).then(then);
-    // Records to send: flush soon, loading the transport first (once) if need be.
-    const kick = () => {
-      if (net) net.soon();
-      else if (endpoint && !netting) {
-        netting = o.net().then((m) => {
-          net = m.createTransport({ engine, store, endpoint, writeKey, warn });
-          net.soon(0);
-        }, (e) => { netting = null; fail(e); });
-      }
-    };
+    // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
+    // chunk failed to load: retried at the next call).
+    const loadNet = () => (endpoint ? netting = netting || o.net().then(
+      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
+      (e) => { netting = null; fail(e); return null; }) : Promise.resolve(null));
+    // Records to send: flush soon, loading the transport first if need be.
+    const kick = () => (net ? net.soon() : loadNet().then((n) => n && n.soon(0)));
 
     // The referrer's step on the config's ladder: the highest whose `referrals` <= conversions.
     const tier = (n) => {
@@ -101,7 +95,7 @@ export function create(o) {
       if (pending) net.drain(now, os, pending);
     }, !!net).then(() => {
       const ev = { decision: id, kind };
-      if (kind === 'share' || kind === 'copy') { local((s) => s.setItem(SHARED, 1)); emit('shared', ev); }
+      if (kind === 'share' || kind === 'copy') emit('shared', ev);
       if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
       emit('outcome', ev);
       kick();
@@ -166,7 +160,9 @@ export function create(o) {
       async consent(yes) {
         yes = !!yes;
         if (!yes && prompt) await closeNow();
-        await run((now) => engine.consent(yes, now));
+        if (!yes) await loadNet(); // so that the refusal's drain deletes the pending batches
+        // A refusal deletes the pending batches in the same transaction (transport.js drain).
+        await run((now, os, pending) => { engine.consent(yes, now); if (pending) net.drain(now, os, pending); }, !!net);
         local((s) => s.setItem(CONSENT, +yes)); // '1' or '0'
         kick();
         return yes;
@@ -175,19 +171,29 @@ export function create(o) {
       referralCode: () => engine.referralCode(),
       async referrals() {
         const code = engine.referralCode();
-        // Not before this device has shared: until then it has no referees (0 conversions).
-        const r = endpoint && local((s) => s.getItem(SHARED)) && await fetch(endpoint + '/v1/referrals', {
-          method: 'POST', // text/plain: no preflight; the install key (the proof) stays out of URLs
-          body: JSON.stringify({ v: 1, write_key: writeKey, code, install: engine.installKey() }),
-          credentials: 'omit',
-        }).catch(() => 0);
-        // 403 (servers before the trust routes: nothing shared yet): none. Offline: the last answer.
-        if (r && (r.ok || r.status === 403)) {
-          const n = r.ok ? (await r.json()).conversions : 0;
-          local((s) => s.setItem(REFERRALS, n));
-        }
-        const n = cached() || (!local((s) => s.getItem(SHARED)) && '0');
+        // The server knows this code only once this device shared it (before: no conversions),
+        // and is asked only while collecting. Offline (or no endpoint): the last answer.
+        const r = engine.info(3) ? (await loadNet()) && engine.collecting() && await net.referrals(code, engine.installKey()) : { conversions: 0 };
+        if (r) local((s) => s.setItem(REFERRALS, r.conversions));
+        const n = cached();
         return n ? { code, conversions: +n, ...tier(+n) } : null;
+      },
+      status: async () => (await loadNet(), {
+        started: true,
+        consent: ['unset', 'given', 'refused', 'unknown'][engine.info(0)],
+        pending: net ? (await run(net.drain, 1), net.pending()) : engine.info(1),
+        dropped: (net ? net.st.dropped : 0) + engine.info(2),
+        error: net ? net.st.error : null,
+      }),
+      // Local state first (a new identity, the consent answer kept), then the server's copy.
+      async forget() {
+        await loadNet();
+        const install = engine.installKey(), c = engine.info(0);
+        engine.identity(crypto.getRandomValues(new Uint8Array(26)));
+        await store.clear();
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
+        await run((now) => c % 3 && engine.consent(c < 2, now));
+        return !net || net.forget(install);
       },
     };
 
@@ -212,7 +218,7 @@ export function create(o) {
     widget = self;
     emit('ready', true);
     loadModel(engine, db, prefix + 'm', o.model,
-    endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
+    endpoint && engine.collecting() && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
   }
 
   const ready = (async () => {
@@ -228,7 +234,8 @@ export function create(o) {
       fetchBytes(o.wasm),
       openDb(),
     ]);
-    await createWidget(await loadEngine({ wasm, config, seed: crypto.getRandomValues(new Uint8Array(16)) }), db);
+    const rnd = (n) => crypto.getRandomValues(new Uint8Array(n));
+    await createWidget(await loadEngine({ wasm, config, seed: rnd(16), identity: rnd(26) }), db);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));
@@ -271,8 +278,10 @@ export function create(o) {
   //                                install key); tier, reward and next come from the config's
   //                                ladder. Offline, the last answer; null if there is none.
   // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
-  for (const name of 'track approve attribute conversion consent referralCode referrals'.split(' ')) {
-    api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : null)).catch((e) => {
+  //   status()                     {started, consent, pending, dropped, error} (README "Widget")
+  //   forget()                     deletes this device's state here and on the server
+  for (const name of 'track approve attribute conversion consent referralCode referrals status forget'.split(' ')) {
+    api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : name === 'status' ? { started: false } : null)).catch((e) => {
       fail(e);
       return null;
     });

@@ -6,42 +6,89 @@
 // batch_id lets the server store it once however often it arrives. Bodies are text/plain, which
 // keeps fetch and sendBeacon free of a CORS preflight.
 //
-// Failures: network errors, 5xx and 429 retry with exponential backoff and proportional jitter
-// (the delay is multiplied by 0.5..1.5), never sooner than Retry-After; any other 4xx means the
-// server will never take the batch, so it is dropped with one console.warn. Nothing here throws
-// into the host page.
+// Every answer's body is read: Chromium releases a keepalive request's share of its 64 KiB
+// in-flight quota only then, and with the bodies left unread every fetch failed after 65,222
+// bytes until the page was reloaded.
+//
+// Nothing leaves while the engine does not collect (no consent, a privacy signal): every drain
+// asks it first, and deletes the pending batches when it does not.
+//
+// Failures: network errors, 5xx and 429 retry with exponential backoff (1 s to 5 min) and
+// proportional jitter (the delay is multiplied by 0.5..1.5), never sooner than Retry-After. 401,
+// 403 and 413 are a site's misconfiguration that will be fixed: retried likewise, the delay
+// growing to 6 h, until the batch is 7 days old. Any other 4xx means the server will never take
+// the batch: dropped with one console.warn. Pending storage holds at most MAX_PENDING
+// characters of batches; beyond it the oldest are dropped. Drops are counted (st.dropped, in
+// records) and the last failure kept (st.error) for Loopwise.status(). Nothing here throws into
+// the host page.
 const MAX_BYTES = 60000; // under the 64 KiB in-flight limit of keepalive fetch and sendBeacon
-const BASE_MS = 1000, MAX_MS = 300000;
+const MAX_PENDING = 1e6;
+const BASE_MS = 1000, MAX_MS = 300000, LONG_MS = 216e5, KEEP_MS = 6048e5;
+
+// The records in a batch body (the engine starts each with {"kind").
+const records = (body) => body.split('{"kind"').length - 1;
 
 export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   const url = endpoint + '/v1/outcomes';
   const beaconed = new Set();
+  const st = { dropped: 0, error: null };
   let timer = 0, sending = 0, again = 0, tries = 0;
   // The pending batches ({key, id, body}, oldest first) as of the last transaction: what a
   // flush sends and a page hide can beacon.
   let mirror = [];
 
-  // Inside a store transaction: move every record out of the engine into pending batches.
+  const drop = (batch, why) => {
+    st.dropped += records(batch.body);
+    warn('Loopwise: batch ' + batch.id + ' dropped: ' + why);
+    store.del(batch.key);
+    mirror = mirror.filter((x) => x !== batch);
+  };
+
+  // Inside a store transaction: move every record out of the engine into pending batches, then
+  // keep the newest MAX_PENDING characters of them. Without collection, delete them all.
   function drain(now, os, pending) {
+    if (!engine.collecting()) {
+      for (const b of pending) os.delete(b.key);
+      pending.length = 0;
+    }
     for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
+    let n = 0;
+    for (let i = pending.length; i--;) {
+      if ((n += pending[i].body.length) > MAX_PENDING) {
+        for (const b of pending.splice(0, i + 1)) {
+          st.dropped += records(b.body);
+          os.delete(b.key);
+        }
+        break;
+      }
+    }
     mirror = pending;
   }
+
+  // POST a body to a path; resolves to [status, answer text], status 0 without an answer.
+  const post = (path, body) => fetch(endpoint + path, { method: 'POST', body, keepalive: true, credentials: 'omit' })
+    .then(async (r) => [r.status, await r.text().catch(() => ''), r], () => [0, '']);
 
   async function flush() {
     clearTimeout(timer);
     timer = 0;
     if (sending) { again = 1; return; }
     sending = 1;
-    let r = null; // the answer that made this flush stop, if any: its Retry-After counts
+    let r = null, s = 0; // the answer that made this flush stop, if any: its Retry-After counts
     try {
       await store.tx(drain, 1);
       for (const batch of mirror) {
-        r = null;
-        try { r = await fetch(url, { method: 'POST', body: batch.body, keepalive: true, credentials: 'omit' }); } catch { /* offline, refused, CORS */ }
-        // 2xx: stored; 4xx but 429: never will be (dropped); anything else (0: no answer) retries.
-        const s = r ? r.status : 0, c = s / 100 | 0;
-        if (c !== 2 && (c !== 4 || s === 429)) throw 0;
-        if (c > 2) warn('Loopwise: batch ' + batch.id + ' dropped: HTTP ' + s + ' ' + (await r.text().catch(() => '')).slice(0, 200));
+        let text;
+        [s, text, r] = await post('/v1/outcomes', batch.body);
+        const c = s / 100 | 0;
+        if (c !== 2) {
+          st.error = s ? 'HTTP ' + s + ' ' + text.slice(0, 200) : 'no answer from ' + endpoint;
+          // 4xx but 429, 401, 403, 413: the server will never take it.
+          if (c === 4 && !/^(429|401|403|413)$/.test(s)) drop(batch, st.error);
+          else if (c === 4 && s !== 429 && Date.now() - parseInt(batch.key.split(':o:t')[1]) / 1000 > KEEP_MS) drop(batch, st.error + ' for 7 days');
+          else throw 0;
+          continue;
+        }
         tries = 0;
         store.del(batch.key);
         mirror = mirror.filter((x) => x !== batch);
@@ -49,11 +96,11 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     } catch {
       // Retry with backoff (see the top). No timer is armed here: flush cleared it, and soon()
       // does not arm one while a flush is sending.
-      let ms = Math.min(BASE_MS * 2 ** tries++, MAX_MS) * (0.5 + Math.random());
+      let ms = Math.min(BASE_MS * 2 ** tries++, s === 429 || (s / 100 | 0) !== 4 ? MAX_MS : LONG_MS) * (0.5 + Math.random());
       const ra = r && r.headers.get('retry-after');
       if (ra) {
-        const s = isNaN(ra) ? Date.parse(ra) - Date.now() : ra * 1000;
-        if (s > ms) ms = Math.min(s, 3600000);
+        const t = isNaN(ra) ? Date.parse(ra) - Date.now() : ra * 1000;
+        if (t > ms) ms = Math.min(t, 3600000);
       }
       timer = setTimeout(flush, ms);
     } finally {
@@ -72,7 +119,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // the bodies stay pending and a later flush (this page or the next load) confirms them.
   function beacon() {
     try {
-      for (const batch of mirror) {
+      for (const batch of engine.collecting() ? mirror : []) {
         if (beaconed.has(batch.key)) continue;
         if (!navigator.sendBeacon(url, batch.body)) break;
         beaconed.add(batch.key);
@@ -87,5 +134,18 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   }
 
   addEventListener('online', () => { tries = 0; flush(); });
-  return { soon, drain, hide, beacon };
+  return {
+    soon, drain, hide, beacon, st,
+    // Records in the pending batches as of the last transaction.
+    pending: () => mirror.reduce((n, b) => n + records(b.body), 0),
+    // POST /v1/forget for this install (the local state is the caller's); true once the server
+    // answered 2xx.
+    forget(install) {
+      mirror = [];
+      return post('/v1/forget', JSON.stringify({ v: 1, write_key: writeKey, install })).then(([s]) => s / 100 === 2);
+    },
+    // POST /v1/referrals: this referrer's counts ({code, conversions, landings}), null on failure.
+    referrals: (code, install) => post('/v1/referrals', JSON.stringify({ v: 1, write_key: writeKey, code, install }))
+      .then(([s, text]) => (s === 200 ? JSON.parse(text) : null)),
+  };
 }

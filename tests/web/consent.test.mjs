@@ -1,0 +1,203 @@
+// consent.test.mjs: consent and the browser's privacy signals stop collection (issue 12, part 1),
+// and the widget's status() and forget(). The shipped web/dist in Chromium against a real ingest
+// server; every request the page makes is captured.
+//
+//   node --test tests/web/consent.test.mjs      (after: bash src/scripts/build.sh)
+//
+// "Nothing leaves" is checked without waiting for time: while collection is off the test does
+// what would send (decisions, a referee landing and conversion, referrals(), the flush on
+// 'online', the beacon on 'pagehide'), then gives consent and waits for a decision made after
+// it to be stored. Every flush sends everything pending oldest first, so a record kept from
+// before consent would be stored by then too; the requests captured before consent must not
+// include one to the ingest server.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sql, startDemo, startIngest,
+  tempDir, waitFor,
+} from './helpers.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
+
+const distDir = process.env.LW_WEB_DIST || dist;
+requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), ingestBin);
+const base = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
+// Every project_completed is a decision point; no holdout, caps or quiet hours in the way.
+const cfg = (over = {}) => ({
+  ...base, holdout: 0, quiet_hours: undefined, approval: undefined,
+  milestones: [{ event: 'project_completed', after: 1, every: 1 }],
+  caps: { max_prompts: 1000, window_days: 30, min_gap_hours: 0 }, ...over,
+});
+const KEY = 'loopwise:demo-site-key:';
+
+let browser, demo, ingest, tmp;
+before(async () => {
+  tmp = tempDir();
+  browser = await launchBrowser();
+  demo = await startDemo(distDir);
+  ingest = await startIngest(join(tmp.dir, 'consent.db'), await freePort());
+});
+after(async () => {
+  await browser?.close();
+  await demo?.stop();
+  await ingest?.stop();
+  tmp?.remove();
+});
+
+// A fresh device with config c, landing through a share link with `code`; `init` runs in every
+// page before its scripts; with `unreachable` every request to the server fails until unrouted. d.requests: every request to the ingest server, as "METHOD path",
+// each with the phase the test was in when it was made.
+async function device(c, { code, init, unreachable } = {}) {
+  const ctx = await browser.newContext({ timezoneId: daytimeZone() });
+  await ctx.route(demo.url + 'dist/loopwise.lwm', (r) => r.fulfill({ status: 200, body: '' }));
+  await ctx.route(demo.url + 'dist/t.lwc', (r) => r.fulfill({ contentType: 'application/octet-stream', body: Buffer.from(compileConfig(c)) }));
+  if (init) await ctx.addInitScript(init);
+  if (unreachable) await ctx.route(ingest.base + '/**', (r) => r.abort());
+  const d = { ctx, phase: 'before consent', requests: [], errors: [] };
+  ctx.on('request', (r) => {
+    if (r.url().startsWith(ingest.base)) d.requests.push({ phase: d.phase, what: r.method() + ' ' + new URL(r.url()).pathname });
+  });
+  d.page = await ctx.newPage();
+  d.page.on('console', (m) => m.type() === 'error' && d.errors.push(m.text()));
+  await d.page.goto(`${demo.url}?endpoint=${encodeURIComponent(ingest.base)}&config=/dist/t.lwc${code ? '&ref=' + code : ''}`);
+  assert.equal(await d.page.evaluate(() => window.Loopwise.ready), true, 'started');
+  return d;
+}
+const call = (page, name, ...args) => page.evaluate(([n, a]) => window.Loopwise[n](...a), [name, args]);
+// A decision with no prompt on screen (the host is busy): a decision record all the same.
+const decide = async (page) => {
+  await call(page, 'busy', true);
+  return call(page, 'track', 'project_completed');
+};
+// What would send now: a flush ('online') and the beacons of a page hide.
+const provoke = (page) => page.evaluate(() => { dispatchEvent(new Event('online')); dispatchEvent(new Event('pagehide')); });
+// The widget's IndexedDB records: {key: value} with bytes as hex.
+const idb = (page) => page.evaluate(() => new Promise((ok, no) => {
+  const r = indexedDB.open('loopwise');
+  r.onerror = () => no(r.error);
+  r.onsuccess = () => {
+    const os = r.result.transaction('kv').objectStore('kv'), k = os.getAllKeys(), v = os.getAll();
+    v.onsuccess = () => {
+      r.result.close();
+      const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+      ok(Object.fromEntries(k.result.map((key, i) => {
+        const x = v.result[i];
+        return [key, x && x.s instanceof Uint8Array ? hex(x.s) : typeof x === 'string' ? x : JSON.stringify(x)];
+      })));
+    };
+  };
+}));
+const pendingKeys = async (page) => Object.keys(await idb(page)).filter((k) => k.startsWith(KEY + 'o:'));
+const rowsOf = (id) => sql(ingest.db, `SELECT kind, install FROM events WHERE decision = '${id}'`);
+const codeRows = (code) => sql(ingest.db, `SELECT kind FROM events WHERE code = '${code}'`);
+const newCode = () => 'C' + Math.random().toString(36).slice(2, 11).toUpperCase().replace(/[^A-Z0-9]/g, 'Q');
+
+// Give consent, make a decision and wait until the ingest server has stored it; returns its
+// install key. Then reload: the model is asked for now.
+async function collectionStarts(d) {
+  d.phase = 'after consent';
+  assert.equal(await call(d.page, 'consent', true), true);
+  const after = await decide(d.page);
+  const rows = await waitFor('the decision made after consent stored', () => { const r = rowsOf(after.id); return r.length ? r : null; });
+  await d.page.reload();
+  await waitFor('the model asked for after consent', () => d.requests.some((r) => r.what === 'GET /v1/model'));
+  return rows[0].install;
+}
+
+// Everything a device without consent would send, then consent given; nothing of before leaves.
+async function nothingLeavesUntilConsent(d, code) {
+  const before = [(await decide(d.page)).id, (await decide(d.page)).id];
+  await call(d.page, 'conversion');
+  await call(d.page, 'referrals');
+  await provoke(d.page);
+  const stored = await idb(d.page);
+  const install = await collectionStarts(d);
+  for (const id of before) assert.deepEqual(rowsOf(id), [], `decision ${id} made without consent is never sent`);
+  assert.deepEqual(codeRows(code), [], 'no referee landing or conversion from before consent');
+  assert.deepEqual(d.requests.filter((r) => r.phase === 'before consent'), [], 'no request to the ingest server before consent');
+  for (const [k, v] of Object.entries(stored)) assert.ok(!v.includes(install), `the install key is not in IndexedDB (${k}) before consent`);
+  assert.deepEqual(d.errors.filter((e) => e.includes('Loopwise')), []);
+  await d.ctx.close();
+}
+
+describe('consent and privacy signals stop collection', () => {
+  test('with_consent_required_and_none_given_nothing_reaches_the_server_until_consent', async () => {
+    const code = newCode();
+    const d = await device(cfg({ consent: { required: true, default: true } }), { code });
+    await nothingLeavesUntilConsent(d, code);
+  });
+
+  test('with_global_privacy_control_nothing_reaches_the_server_until_consent', async () => {
+    const code = newCode();
+    const d = await device(cfg(), {
+      code, init: () => Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true }),
+    });
+    await nothingLeavesUntilConsent(d, code);
+  });
+
+  test('after_consent_false_queued_records_are_deleted_and_nothing_reaches_the_server', async () => {
+    const code = newCode();
+    // The server unreachable: the landing and the first decisions wait in IndexedDB.
+    const d = await device(cfg(), { code, unreachable: true });
+    const queued = [(await decide(d.page)).id, (await decide(d.page)).id];
+    await provoke(d.page);
+    await waitFor('batches pending while the server is unreachable', async () => (await pendingKeys(d.page)).length > 0);
+    d.phase = 'refused';
+    assert.equal(await call(d.page, 'consent', false), false);
+    assert.deepEqual(await pendingKeys(d.page), [], 'pending batches deleted by the refusal');
+    await d.ctx.unroute(ingest.base + '/**');
+    const refused = [(await decide(d.page)).id];
+    await call(d.page, 'conversion');
+    await call(d.page, 'referrals');
+    await provoke(d.page);
+    const stored = await idb(d.page);
+    const install = await collectionStarts(d);
+    for (const id of [...queued, ...refused]) assert.deepEqual(rowsOf(id), [], `decision ${id} is never sent`);
+    assert.deepEqual(codeRows(code), [], 'no referee record from before the refusal or after it');
+    assert.deepEqual(d.requests.filter((r) => r.phase === 'refused'), [], 'no request after the refusal');
+    for (const [k, v] of Object.entries(stored)) assert.ok(!v.includes(install), `the install key is not in IndexedDB (${k}) after the refusal`);
+    await d.ctx.close();
+  });
+});
+
+describe('status and forget', () => {
+  test('status_reports_consent_pending_and_the_last_error', async () => {
+    const d = await device(cfg({ consent: { required: true, default: false } }));
+    let s = await call(d.page, 'status');
+    assert.equal(s.started, true);
+    assert.equal(s.consent, 'unset');
+    await d.ctx.route(ingest.base + '/v1/outcomes', (r) => r.fulfill({ status: 503, headers: { 'access-control-allow-origin': '*' }, body: '{"error":"down"}' }));
+    await call(d.page, 'consent', true);
+    await decide(d.page);
+    await provoke(d.page);
+    s = await waitFor('a pending batch and the error in status()', async () => {
+      const x = await call(d.page, 'status');
+      return x.pending > 0 && x.error ? x : null;
+    });
+    assert.equal(s.consent, 'given');
+    assert.match(s.error, /503/);
+    assert.equal(s.dropped, 0);
+    await call(d.page, 'consent', false);
+    s = await call(d.page, 'status');
+    assert.equal(s.consent, 'refused');
+    assert.equal(s.pending, 0);
+    await d.ctx.close();
+  });
+
+  test('forget_deletes_the_local_state_and_the_servers_records_of_this_install', async () => {
+    const d = await device(cfg());
+    const id = (await decide(d.page)).id;
+    const rows = await waitFor('the decision stored', () => { const r = rowsOf(id); return r.length ? r : null; });
+    const install = rows[0].install;
+    assert.ok(Object.values(await idb(d.page)).some((v) => v.includes(install)), 'the install key is kept on the device');
+    assert.equal(await call(d.page, 'forget'), true);
+    await waitFor('the server forgot the install', () => sql(ingest.db, `SELECT COUNT(*) AS n FROM events WHERE install = '${install}'`)[0].n === 0);
+    for (const [k, v] of Object.entries(await idb(d.page))) assert.ok(!v.includes(install), `the install key is gone from IndexedDB (${k})`);
+    // The device goes on with a new identity.
+    const next = (await decide(d.page)).id;
+    const again = await waitFor('a decision after forget stored', () => { const r = rowsOf(next); return r.length ? r : null; });
+    assert.notEqual(again[0].install, install, 'a new install key after forget');
+    await d.ctx.close();
+  });
+});
