@@ -72,6 +72,21 @@ export interface Referrals {
   next: LadderStep | null;
 }
 
+/** What status() reports: before start (or when it failed to start) only `started: false`. */
+export type Status =
+  | { started: false }
+  | {
+      started: true;
+      /** The user's consent as the engine holds it. */
+      consent: 'unset' | 'given' | 'refused' | 'unknown';
+      /** Records waiting to reach the server (on the device). */
+      pending: number;
+      /** Records given up (the server refused them for good, or pending storage was full). */
+      dropped: number;
+      /** The last transport failure, e.g. "HTTP 503 ...", or null. */
+      error: string | null;
+    };
+
 /** How a shown prompt ended (close is the close button, the backdrop, the page going away). */
 export type OutcomeKind = 'impression' | 'share' | 'copy' | 'dismiss' | 'close';
 
@@ -142,6 +157,10 @@ export interface Loopwise {
   referralCode(): Promise<string | null>;
   /** The referrer's standing; offline the last answer; null if there is none. */
   referrals(): Promise<Referrals | null>;
+  /** What the runtime holds and sends: consent, pending and dropped records, the last failure. */
+  status(): Promise<Status | null>;
+  /** Delete this device's state here (a new identity) and on the server; true once the server confirmed. */
+  forget(): Promise<boolean | null>;
   /** Listen to a host event; returns a function that removes the listener. */
   on<K extends EventType>(type: K, listener: (event: EventMap[K]) => void): () => void;
 }

@@ -144,6 +144,10 @@ async function main(): Promise<void> {
   lw.on('error', (e) => console.log(e));
   lw.on('outcome', (o) => console.log(o.kind));
   off();
+  const st = await lw.status();
+  if (st && st.started) console.log(st.consent === 'given', st.pending + st.dropped, st.error?.length);
+  const gone: boolean | null = await lw.forget();
+  console.log(gone);
   lw.q.push(['track', 'invite_sent'], (api) => api.track('x'));
   console.log(ok, yes, busy, code);
 }
@@ -159,6 +163,7 @@ main();
     ['a_listener_reading_a_field_the_event_lacks', "lw.on('shared', (e) => e.reason);", /reason/],
     ['an_endpoint_that_is_not_a_string', 'init({ endpoint: 8080 });', /number/],
     ['an_option_that_does_not_exist', "init({ writekey: 'k' });", /writekey/],
+    ['reading_status_fields_before_checking_started', 'lw.status().then((s) => s && s.pending);', /pending/],
   ]) {
     test(`tsc_strict_fails_on_${name}`, () => {
       const f = `misuse-${name}.ts`;
