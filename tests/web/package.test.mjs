@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build as esbuild } from 'esbuild';
 import { build as vite } from 'vite';
@@ -55,6 +55,12 @@ test('the_packed_tarball_holds_the_module_its_chunks_assets_and_types', () => {
     assert.ok(readdirSync(join(pkg, 'dist')).includes(f), f);
   }
   assert.ok(readdirSync(pkg).includes('index.d.ts') && readdirSync(pkg).includes('README.md'));
+  // The program config's JSON Schema (loopwise-config schema writes web/config.schema.json) ships
+  // with the package, for editors: 'loopwise/config.schema.json'.
+  if (existsSync(join(root, 'web/config.schema.json'))) {
+    assert.ok(readdirSync(pkg).includes('config.schema.json'), 'the config schema is in the package');
+    assert.equal(meta.exports['./config.schema.json'], './config.schema.json');
+  }
   assert.match(readFileSync(join(pkg, 'dist/loopwise.mjs'), 'utf8'), /new URL\("\.\/loopwise\.wasm",import\.meta\.url\)/);
 });
 
