@@ -12,7 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build as esbuild } from 'esbuild';
-import { build as vite } from 'vite';
+import { build as vite, createServer as createViteServer } from 'vite';
 import { daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, root, startIngest, tempDir, waitFor } from './helpers.mjs';
 import { serveDir } from './static.mjs';
 
@@ -118,6 +118,24 @@ describe('a new app built against the tarball', () => {
     const requests = await runApp(out);
     assert.ok(requests.some((p) => /^\/assets\/loopwise-.*\.wasm$/.test(p)), 'Vite copied the WASM into its assets: ' + requests);
   });
+});
+
+// `vite dev` pre-bundles dependencies into node_modules/.vite/deps, away from the package's files:
+// web/README.md's setting (optimizeDeps.exclude) keeps the module where new URL(...) finds them.
+test('vite_dev_with_the_readme_setting_starts', async () => {
+  const server = await createViteServer({ root: app, configFile: false, logLevel: 'error',
+    server: { port: 0, host: '127.0.0.1' }, optimizeDeps: { exclude: ['loopwise'] } });
+  await server.listen();
+  const ctx = await browser.newContext();
+  try {
+    const page = await ctx.newPage();
+    await page.goto(server.resolvedUrls.local[0] + '?endpoint=' + encodeURIComponent(ingest.base));
+    await page.waitForFunction(() => window.app);
+    assert.equal(await page.evaluate(() => window.app.lw.ready), true);
+  } finally {
+    await ctx.close();
+    await server.close();
+  }
 });
 
 describe('types', () => {
