@@ -6,8 +6,9 @@
 // replays the queue). It fetches the config and the WASM, and from then on turns track() calls
 // into decisions, prompts and outcome batches. What only a prompt needs (the dialog, its styles
 // and texts: ui.js) and what only sending needs (transport.js) are chunks of their own, loaded
-// through the loaders the entry passes (`ui`, `net`) the first time a decision says to prompt
-// or the engine has records to send; a first load with nothing to send fetches neither.
+// through the loaders the entry passes (`ui`, `net`): the dialog the first time a decision says
+// to prompt, the transport the first time there are records to send (or status(), forget(), a
+// consent refusal or a shared referrer's referrals() need it); a first load fetches neither.
 // If anything fails to load the host page keeps working: the error is reported once on the
 // console and later calls do nothing.
 //
