@@ -79,12 +79,12 @@ lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed
     return LW_ERR_NOMEM;
   }
   e->cfg = *cfg;
-  lw_rng_seed(&e->rng, seed_lo, seed_hi);
+  lw_rng_seed128(&e->rng, seed_lo, seed_hi);
   /* Batch ids: a second generator seeded from the same seed under another constant, so its
    * draws are independent of the decisions' (a jump of 2^128 steps would guarantee no overlap
    * but costs 170 B of gzip on every page; two splitmix-seeded points of a 2^256 - 1 period
    * meet with negligible probability). */
-  lw_rng_seed(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
+  lw_rng_seed128(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
   lw_engine_fresh_guard(e);
   lw_behaviour_reset(&e->beh);
   *out = e;
