@@ -78,6 +78,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     try {
       await store.tx(drain, 1);
       for (const batch of mirror) {
+        if (!engine.collecting()) break; // refused while this flush was under way
         let text;
         [s, text, r] = await post('/v1/outcomes', batch.body);
         const c = s / 100 | 0;
