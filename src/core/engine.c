@@ -56,7 +56,7 @@ void lw_engine_fresh_guard(lw_engine *e) {
 
 /* The code alphabet has 32 letters, so the low 5 bits of each byte pick one without bias. */
 void lw_engine_set_identity(lw_engine *e, const uint8_t bytes[LW_IDENTITY_BYTES]) {
-  memmove(e->identity, bytes, LW_IDENTITY_BYTES);
+  if (bytes != e->identity) memcpy(e->identity, bytes, LW_IDENTITY_BYTES);
   e->has_identity = 1;
   memcpy(e->guard.install, bytes, sizeof e->guard.install);
   for (int i = 0; i < LW_CODE_GEN_LEN; i++) e->guard.code[i] = k_code_alphabet[bytes[16 + i] & 31];

@@ -254,8 +254,9 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     if (tag == TAG_GUARD) {
       lw_guard g;
       if (read_guard(&sec, &g)) {
-        static const uint8_t none[sizeof g.install];
-        if (memcmp(g.install, none, sizeof none) == 0) { /* saved without consent: no identity */
+        uint8_t any = 0;
+        for (size_t i = 0; i < sizeof g.install; i++) any |= g.install[i];
+        if (!any) { /* saved while not collecting: no identity */
           memcpy(g.install, e->guard.install, sizeof g.install);
           memcpy(g.code, e->guard.code, sizeof g.code);
         }

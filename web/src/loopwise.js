@@ -57,6 +57,7 @@ const ERR_VERSION = 4;
     const cfg = engine.config; // the display part: share, variants and model always; ladder when configured
     const store = createStore(db, engine, prefix, warn);
     const net = endpoint && createTransport({ engine, store, endpoint, writeKey, warn });
+    const st = net ? net.st : { dropped: 0, error: null }; // Loopwise.status()'s counters
     let prompt = null; // the open prompt's close(), with the decision id as .id
 
     // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
@@ -165,8 +166,8 @@ const ERR_VERSION = 4;
         started: true,
         consent: ['unset', 'given', 'refused', 'unknown'][engine.info(0)],
         pending: net ? (await run(net.drain, 1), net.pending()) : engine.info(1),
-        dropped: (net ? net.st.dropped : 0) + engine.info(2),
-        error: net ? net.st.error : null,
+        dropped: st.dropped + engine.info(2),
+        error: st.error,
       }),
       // Local state first (a new identity, the consent answer kept), then the server's copy.
       async forget() {
