@@ -70,7 +70,8 @@ async function device(c, { code, init, unreachable } = {}) {
     if (r.url().startsWith(ingest.base)) d.requests.push({ what: r.method() + ' ' + new URL(r.url()).pathname });
   });
   d.page = await ctx.newPage();
-  d.page.on('console', (m) => m.type() === 'error' && d.errors.push(m.text()));
+  d.warnings = [];
+  d.page.on('console', (m) => (m.type() === 'error' ? d.errors : m.type() === 'warning' ? d.warnings : []).push(m.text()));
   await d.page.goto(`${demo.url}?endpoint=${encodeURIComponent(ingest.base)}&config=/dist/t.lwc${code ? '&ref=' + code : ''}`);
   assert.equal(await d.page.evaluate(() => window.Loopwise.ready), true, 'started');
   return d;
@@ -115,6 +116,9 @@ async function collectionStarts(d) {
   const rows = await waitFor('the decision made after consent stored', () => { const r = rowsOf(after.id); return r.length ? r : null; });
   await d.page.reload();
   await waitFor('the model asked for after consent', () => d.requests.some((r) => r.what === 'GET /v1/model'));
+  // The server has no model for the site (204): the answer is recorded, quietly.
+  await waitFor('the model answer recorded', async () => (JSON.parse((await idb(d.page))[KEY + 'm'] || '{}').t || 0) > 0);
+  assert.deepEqual(d.warnings.filter((w) => w.includes('Loopwise: model: HTTP')), [], 'a 204 for the model is no warning');
   return rows[0].install;
 }
 
