@@ -56,7 +56,7 @@ void lw_engine_fresh_guard(lw_engine *e) {
 
 /* The code alphabet has 32 letters, so the low 5 bits of each byte pick one without bias. */
 void lw_engine_set_identity(lw_engine *e, const uint8_t bytes[LW_IDENTITY_BYTES]) {
-  memmove(e->identity, bytes, LW_IDENTITY_BYTES);
+  if (bytes != e->identity) memcpy(e->identity, bytes, LW_IDENTITY_BYTES);
   e->has_identity = 1;
   memcpy(e->guard.install, bytes, sizeof e->guard.install);
   for (int i = 0; i < LW_CODE_GEN_LEN; i++) e->guard.code[i] = k_code_alphabet[bytes[16 + i] & 31];
@@ -79,12 +79,12 @@ lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed
     return LW_ERR_NOMEM;
   }
   e->cfg = *cfg;
-  lw_rng_seed(&e->rng, seed_lo, seed_hi);
+  lw_rng_seed128(&e->rng, seed_lo, seed_hi);
   /* Batch ids: a second generator seeded from the same seed under another constant, so its
    * draws are independent of the decisions' (a jump of 2^128 steps would guarantee no overlap
    * but costs 170 B of gzip on every page; two splitmix-seeded points of a 2^256 - 1 period
    * meet with negligible probability). */
-  lw_rng_seed(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
+  lw_rng_seed128(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
   lw_engine_fresh_guard(e);
   lw_behaviour_reset(&e->beh);
   *out = e;

@@ -46,25 +46,40 @@ after(async () => {
 });
 
 // A fresh device with config c, landing through a share link with `code`; `init` runs in every
-// page before its scripts; with `unreachable` every request to the server fails until unrouted. d.requests: every request to the ingest server, as "METHOD path",
-// each with the phase the test was in when it was made.
+// page before its scripts; with `unreachable` every request to the server fails until unrouted.
+// d.requests: every request to the ingest server, as "METHOD path". In the page, every fetch and
+// sendBeacon to it is also logged with the phase the page was in when it was called
+// (window.lwCalls, window.lwPhase: set in the page, so a request made just before a phase
+// change is never counted after it).
 async function device(c, { code, init, unreachable } = {}) {
   const ctx = await browser.newContext({ timezoneId: daytimeZone() });
   await ctx.route(demo.url + 'dist/loopwise.lwm', (r) => r.fulfill({ status: 200, body: '' }));
   await ctx.route(demo.url + 'dist/t.lwc', (r) => r.fulfill({ contentType: 'application/octet-stream', body: Buffer.from(compileConfig(c)) }));
   if (init) await ctx.addInitScript(init);
+  await ctx.addInitScript((base) => {
+    window.lwPhase = 'before consent';
+    window.lwCalls = [];
+    const log = (url) => String(url).startsWith(base) && window.lwCalls.push({ phase: window.lwPhase, what: String(url).slice(base.length) });
+    const f = window.fetch, b = navigator.sendBeacon.bind(navigator);
+    window.fetch = (url, o) => { log(url); return f(url, o); };
+    navigator.sendBeacon = (url, body) => { log(url); return b(url, body); };
+  }, ingest.base);
   if (unreachable) await ctx.route(ingest.base + '/**', (r) => r.abort());
-  const d = { ctx, phase: 'before consent', requests: [], errors: [] };
+  const d = { ctx, requests: [], errors: [] };
   ctx.on('request', (r) => {
-    if (r.url().startsWith(ingest.base)) d.requests.push({ phase: d.phase, what: r.method() + ' ' + new URL(r.url()).pathname });
+    if (r.url().startsWith(ingest.base)) d.requests.push({ what: r.method() + ' ' + new URL(r.url()).pathname });
   });
   d.page = await ctx.newPage();
-  d.page.on('console', (m) => m.type() === 'error' && d.errors.push(m.text()));
+  d.warnings = [];
+  d.page.on('console', (m) => (m.type() === 'error' ? d.errors : m.type() === 'warning' ? d.warnings : []).push(m.text()));
   await d.page.goto(`${demo.url}?endpoint=${encodeURIComponent(ingest.base)}&config=/dist/t.lwc${code ? '&ref=' + code : ''}`);
   assert.equal(await d.page.evaluate(() => window.Loopwise.ready), true, 'started');
   return d;
 }
 const call = (page, name, ...args) => page.evaluate(([n, a]) => window.Loopwise[n](...a), [name, args]);
+// The same, after setting the page's phase.
+const callIn = (page, phase, name, ...args) => page.evaluate(([p, n, a]) => { window.lwPhase = p; return window.Loopwise[n](...a); }, [phase, name, args]);
+const calls = (page, phase) => page.evaluate((p) => window.lwCalls.filter((c) => c.phase === p), phase);
 // A decision with no prompt on screen (the host is busy): a decision record all the same.
 const decide = async (page) => {
   await call(page, 'busy', true);
@@ -96,12 +111,14 @@ const newCode = () => 'C' + Math.random().toString(36).slice(2, 11).toUpperCase(
 // Give consent, make a decision and wait until the ingest server has stored it; returns its
 // install key. Then reload: the model is asked for now.
 async function collectionStarts(d) {
-  d.phase = 'after consent';
-  assert.equal(await call(d.page, 'consent', true), true);
+  assert.equal(await callIn(d.page, 'after consent', 'consent', true), true);
   const after = await decide(d.page);
   const rows = await waitFor('the decision made after consent stored', () => { const r = rowsOf(after.id); return r.length ? r : null; });
   await d.page.reload();
   await waitFor('the model asked for after consent', () => d.requests.some((r) => r.what === 'GET /v1/model'));
+  // The server has no model for the site (204): the answer is recorded, quietly.
+  await waitFor('the model answer recorded', async () => (JSON.parse((await idb(d.page))[KEY + 'm'] || '{}').t || 0) > 0);
+  assert.deepEqual(d.warnings.filter((w) => w.includes('Loopwise: model: HTTP')), [], 'a 204 for the model is no warning');
   return rows[0].install;
 }
 
@@ -112,10 +129,13 @@ async function nothingLeavesUntilConsent(d, code) {
   await call(d.page, 'referrals');
   await provoke(d.page);
   const stored = await idb(d.page);
+  const early = d.requests.length;
+  const sent = await calls(d.page, 'before consent');
   const install = await collectionStarts(d);
   for (const id of before) assert.deepEqual(rowsOf(id), [], `decision ${id} made without consent is never sent`);
   assert.deepEqual(codeRows(code), [], 'no referee landing or conversion from before consent');
-  assert.deepEqual(d.requests.filter((r) => r.phase === 'before consent'), [], 'no request to the ingest server before consent');
+  assert.deepEqual(sent, [], 'no fetch or beacon to the ingest server before consent');
+  assert.equal(early, 0, 'no request of any kind to the ingest server before consent');
   for (const [k, v] of Object.entries(stored)) assert.ok(!v.includes(install), `the install key is not in IndexedDB (${k}) before consent`);
   assert.deepEqual(d.errors.filter((e) => e.includes('Loopwise')), []);
   await d.ctx.close();
@@ -143,8 +163,7 @@ describe('consent and privacy signals stop collection', () => {
     const queued = [(await decide(d.page)).id, (await decide(d.page)).id];
     await provoke(d.page);
     await waitFor('batches pending while the server is unreachable', async () => (await pendingKeys(d.page)).length > 0);
-    d.phase = 'refused';
-    assert.equal(await call(d.page, 'consent', false), false);
+    assert.equal(await callIn(d.page, 'refused', 'consent', false), false);
     assert.deepEqual(await pendingKeys(d.page), [], 'pending batches deleted by the refusal');
     await d.ctx.unroute(ingest.base + '/**');
     const refused = [(await decide(d.page)).id];
@@ -152,11 +171,40 @@ describe('consent and privacy signals stop collection', () => {
     await call(d.page, 'referrals');
     await provoke(d.page);
     const stored = await idb(d.page);
+    const sent = await calls(d.page, 'refused');
     const install = await collectionStarts(d);
     for (const id of [...queued, ...refused]) assert.deepEqual(rowsOf(id), [], `decision ${id} is never sent`);
     assert.deepEqual(codeRows(code), [], 'no referee record from before the refusal or after it');
-    assert.deepEqual(d.requests.filter((r) => r.phase === 'refused'), [], 'no request after the refusal');
+    assert.deepEqual(sent, [], 'no fetch or beacon after the refusal');
     for (const [k, v] of Object.entries(stored)) assert.ok(!v.includes(install), `the install key is not in IndexedDB (${k}) after the refusal`);
+    await d.ctx.close();
+  });
+});
+
+describe('referral counts', () => {
+  test('referrals_are_asked_by_post_only_once_this_device_shared_and_the_install_key_is_in_no_url', async () => {
+    const d = await device(cfg());
+    await d.ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: demo.url });
+    const none = await call(d.page, 'referrals');
+    assert.equal(none.conversions, 0, 'before sharing: no conversions');
+    await call(d.page, 'track', 'project_completed');
+    await d.page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
+    const code = await call(d.page, 'referralCode');
+    const rows = await waitFor('the copy stored', () => { const r = sql(ingest.db, `SELECT install FROM events WHERE kind = 'copy' AND code = '${code}'`); return r.length ? r : null; });
+    const asked = d.requests.filter((r) => r.what.includes('/v1/referrals')).length;
+    const posts = [];
+    d.page.on('request', (r) => r.url().includes('/v1/referrals') && posts.push({ method: r.method(), url: r.url(), body: r.postData() }));
+    const r = await call(d.page, 'referrals');
+    assert.deepEqual({ code: r.code, conversions: r.conversions }, { code, conversions: 0 });
+    assert.equal(asked, 0, 'not asked before this device shared');
+    assert.equal(posts.length, 1);
+    assert.equal(posts[0].method, 'POST');
+    assert.deepEqual(JSON.parse(posts[0].body), { v: 1, write_key: 'demo-site-key', code, install: rows[0].install });
+    const urls = [];
+    d.ctx.on('request', (x) => urls.push(x.url()));
+    await d.page.reload();
+    await call(d.page, 'referrals');
+    for (const u of [...urls, ...posts.map((p) => p.url)]) assert.ok(!u.includes(rows[0].install), 'no URL carries the install key: ' + u);
     await d.ctx.close();
   });
 });

@@ -661,7 +661,8 @@ describe('failures stay inside the widget', () => {
     const page = await tab();
     await ready(page);
     const d = await prompted(page);
-    assert.equal(d.mode, 'rules', 'without a model the config\'s rules decide');
+    // The shipped config holds out 10% of installs (random keys), who get the rules as well.
+    assert.ok(d.mode === 'rules' || d.mode === 'holdout', `without a model the config's rules decide: ${d.mode}`);
     const ours = page.errors.filter((e) => !e.startsWith('Failed to load resource'));
     assert.equal(ours.length, 1, 'errors: ' + JSON.stringify(page.errors) + ' warnings: ' + JSON.stringify(page.warnings));
     assert.match(ours[0], /version/);

@@ -183,7 +183,7 @@ export function create(o) {
         started: true,
         consent: ['unset', 'given', 'refused', 'unknown'][engine.info(0)],
         pending: net ? (await run(net.drain, 1), net.pending()) : engine.info(1),
-        dropped: (net ? net.st.dropped : 0) + engine.info(2),
+        dropped: (net ? net.st.dropped : 0) + engine.info(2), // the transport's counters, once loaded
         error: net ? net.st.error : null,
       }),
       // Local state first (a new identity, the consent answer kept), then the server's copy.

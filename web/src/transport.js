@@ -45,18 +45,15 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   };
 
   // Inside a store transaction: move every record out of the engine into pending batches, then
-  // keep the newest MAX_PENDING characters of them. Without collection, delete them all.
+  // keep the newest MAX_PENDING characters of them (the oldest dropped, counted). Without
+  // collection (the engine then has nothing to take), delete them all.
   function drain(now, os, pending) {
-    if (!engine.collecting()) {
-      for (const b of pending) os.delete(b.key);
-      pending.length = 0;
-    }
+    const off = !engine.collecting();
     for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
-    let n = 0;
-    for (let i = pending.length; i--;) {
-      if ((n += pending[i].body.length) > MAX_PENDING) {
+    for (let n = 0, i = pending.length; i--;) {
+      if (off || (n += pending[i].body.length) > MAX_PENDING) {
         for (const b of pending.splice(0, i + 1)) {
-          st.dropped += records(b.body);
+          st.dropped += off ? 0 : records(b.body);
           os.delete(b.key);
         }
         break;
@@ -65,9 +62,11 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     mirror = pending;
   }
 
-  // POST a body to a path; resolves to [status, answer text], status 0 without an answer.
-  const post = (path, body) => fetch(endpoint + path, { method: 'POST', body, keepalive: true, credentials: 'omit' })
-    .then(async (r) => [r.status, await r.text().catch(() => ''), r], () => [0, '']);
+  // POST a body (a string, or an object sent with v and the write key) to a path; resolves to
+  // [status, answer text], status 0 without an answer.
+  const post = (path, body) => fetch(endpoint + path, {
+    method: 'POST', body: typeof body == 'string' ? body : JSON.stringify({ v: 1, write_key: writeKey, ...body }), keepalive: true, credentials: 'omit',
+  }).then(async (r) => [r.status, await r.text().catch(() => ''), r], () => [0, '']);
 
   async function flush() {
     clearTimeout(timer);
@@ -78,6 +77,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     try {
       await store.tx(drain, 1);
       for (const batch of mirror) {
+        if (!engine.collecting()) break; // refused while this flush was under way
         let text;
         [s, text, r] = await post('/v1/outcomes', batch.body);
         const c = s / 100 | 0;
@@ -138,14 +138,12 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     soon, drain, hide, beacon, st,
     // Records in the pending batches as of the last transaction.
     pending: () => mirror.reduce((n, b) => n + records(b.body), 0),
-    // POST /v1/forget for this install (the local state is the caller's); true once the server
-    // answered 2xx.
+    // POST /v1/forget: true once the server answered (the pending batches are the caller's to
+    // delete). POST /v1/referrals: this referrer's {code, conversions, landings}, or false.
     forget(install) {
       mirror = [];
-      return post('/v1/forget', JSON.stringify({ v: 1, write_key: writeKey, install })).then(([s]) => s / 100 === 2);
+      return post('/v1/forget', { install }).then(([s]) => s === 200);
     },
-    // POST /v1/referrals: this referrer's counts ({code, conversions, landings}), null on failure.
-    referrals: (code, install) => post('/v1/referrals', JSON.stringify({ v: 1, write_key: writeKey, code, install }))
-      .then(([s, text]) => (s === 200 ? JSON.parse(text) : null)),
+    referrals: (code, install) => post('/v1/referrals', { code, install }).then(([s, text]) => s === 200 && JSON.parse(text)),
   };
 }
