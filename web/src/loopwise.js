@@ -114,7 +114,9 @@ export function create(o) {
       const v = cfg.variants[d.variant];
       let open;
       try {
-        ({ open } = await (ui = ui || o.ui()));
+        // The transport too: a shown prompt always has records to send, and its outcomes are
+        // drained into pending batches in their own transactions (a page hide can beacon them).
+        [{ open }] = await Promise.all([ui = ui || o.ui(), loadNet()]);
       } catch (e) {
         ui = null; // retried at the next prompt
         fail(e);
