@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, root, startIngest, tempDir, waitFor } from './helpers.mjs';
+import { daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, root, startDemo, startIngest, tempDir, waitFor } from './helpers.mjs';
 import { serveDir } from './static.mjs';
 
 requireBuilt(join(dist, 'loopwise.js'), join(dist, 'loopwise-queue.js'), ingestBin);
@@ -106,5 +106,38 @@ test('the_prompt_is_styled_under_the_strict_policy_and_the_events_fire', async (
     assert.ok(page.urls.includes('/loopwise-prompt.js') && page.urls.includes('/loopwise-net.js'), 'the chunks loaded when needed');
   } finally {
     await ctx.close();
+  }
+});
+
+// The demo under the same policy (web/demo/strict.html, a <meta> policy for npm run demo's ingest
+// on 127.0.0.1:8080): requests to that address are answered by this test's ingest server, so the
+// policy sees the URL the page names.
+test('the_strict_demo_page_starts_and_prompts_without_a_violation', async () => {
+  const demo = await startDemo(dist);
+  const ctx = await browser.newContext({ timezoneId: daytimeZone() });
+  try {
+    await ctx.route('http://127.0.0.1:8080/**', async (r) => {
+      const u = new URL(r.request().url());
+      r.fulfill({ response: await r.fetch({ url: ingest.base + u.pathname + u.search }) });
+    });
+    await ctx.route(/\/loopwise\.lwm$/, (r) => r.fulfill({ status: 200, body: '' }));
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    await page.addInitScript(() => {
+      window.violations = [];
+      document.addEventListener('securitypolicyviolation', (e) => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));
+    });
+    await page.goto(demo.url + 'strict.html');
+    await page.waitForSelector('body[data-lw]');
+    assert.equal(await page.getAttribute('body', 'data-lw'), 'ready', JSON.stringify(errors));
+    for (let i = 0; i < PROJECTS; i++) await page.getByRole('button', { name: 'Complete a project', exact: true }).click();
+    await page.locator('loopwise-prompt [role=dialog]').waitFor();
+    assert.equal(await page.locator('loopwise-prompt [role=dialog]').evaluate((d) => getComputedStyle(d).borderTopLeftRadius), '12px');
+    assert.deepEqual(await page.evaluate(() => window.violations), []);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    await demo.stop();
   }
 });
