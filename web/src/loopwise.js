@@ -169,14 +169,15 @@ const ERR_VERSION = 4;
         dropped: st.dropped + engine.info(2),
         error: st.error,
       }),
-      // Local state first (a new identity, the consent answer kept), then the server's copy.
+      // The server's request goes first (after any batch already on its way; nothing pending
+      // is sent after it), then the local state: a new identity, the consent answer kept.
       async forget() {
-        const install = engine.installKey(), c = engine.info(0);
+        const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
         engine.identity(crypto.getRandomValues(new Uint8Array(26)));
         await store.clear();
         local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
         await run((now) => c % 3 && engine.consent(c < 2, now));
-        return !net || net.forget(install);
+        return done;
       },
     };
 
@@ -193,7 +194,9 @@ const ERR_VERSION = 4;
       if (net) net.beacon();
     });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && net && net.hide());
-    addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0' && prompt) closeNow(); });
+    // Consent withdrawn in another tab: close the prompt, and load the "no" now (a flush under
+    // way here stops at it).
+    addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0') (prompt ? closeNow() : run(() => {})).catch(fail); });
     widget = self;
     emit('ready', true);
     loadModel(engine, db, prefix + 'm', fileUrl('model', 'loopwise.lwm'),
