@@ -170,13 +170,17 @@ const ERR_VERSION = 4;
         error: st.error,
       }),
       // The server's request goes first (after any batch already on its way; nothing pending
-      // is sent after it), then the local state: a new identity, the consent answer kept.
+      // is sent after it), then the local state in one transaction: everything under the prefix
+      // deleted, a fresh engine state with a new identity saved, the consent answer kept.
       async forget() {
         const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
-        engine.identity(crypto.getRandomValues(new Uint8Array(26)));
-        await store.clear();
         local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
-        await run((now) => c % 3 && engine.consent(c < 2, now));
+        await run((now, os) => {
+          os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
+          engine.identity(crypto.getRandomValues(new Uint8Array(26)));
+          engine.reset();
+          if (c % 3) engine.consent(c < 2, now);
+        });
         return done;
       },
     };

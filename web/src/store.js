@@ -92,12 +92,5 @@ export function createStore(db, engine, prefix, warn) {
     del(key) {
       try { kv(db).delete(key); } catch { /* closing */ }
     },
-    // Delete everything this widget keeps under its prefix (state, batches, model): forget().
-    clear: () => new Promise((ok, no) => {
-      const t = kv(db).transaction;
-      t.objectStore(OS).delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
-      t.oncomplete = () => { gen = 0; ok(); };
-      t.onabort = () => no(t.error);
-    }),
   };
 }
