@@ -22,8 +22,8 @@
 const OS = 'kv';
 
 // Opened while the config and the WASM download (a new database takes tens of ms to create).
-// A browser whose IndexedDB never answers (seen when its files are locked or damaged) gets 5 s,
-// then Loopwise does not start and the page carries on.
+// An indexedDB.open that never answers (neither success nor error) gets 5 s, then Loopwise
+// does not start and the page carries on.
 export const openDb = () => new Promise((ok, no) => {
   setTimeout(() => no(Error('IndexedDB did not answer in 5 s')), 5000);
   const r = indexedDB.open('loopwise', 1);
