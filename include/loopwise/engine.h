@@ -77,6 +77,10 @@ typedef struct lw_engine lw_engine;
 lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed_hi,
                            size_t outbox_bytes, lw_engine **out, char *err, size_t errlen);
 void lw_engine_free(lw_engine *e);
+/* Forget everything: a fresh state as at create (a new identity: the caller's, after
+ * lw_engine_set_identity, else drawn; consent as the config's default; no history, counters
+ * or queued records). The model and the privacy and busy flags stay. */
+void lw_engine_reset(lw_engine *e);
 
 /* Report a usage event. Always updates the state; at a milestone it makes a decision,
  * logs it and fills *out (out->decided = 1). LW_ERR_NOT_FOUND for an event the config

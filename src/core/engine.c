@@ -85,10 +85,17 @@ lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed
    * but costs 170 B of gzip on every page; two splitmix-seeded points of a 2^256 - 1 period
    * meet with negligible probability). */
   lw_rng_seed128(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
-  lw_engine_fresh_guard(e);
-  lw_behaviour_reset(&e->beh);
+  lw_engine_reset(e);
   *out = e;
   return LW_OK;
+}
+
+void lw_engine_reset(lw_engine *e) {
+  lw_engine_fresh_guard(e);
+  lw_behaviour_reset(&e->beh);
+  lw_outbox_drop(e->outbox, lw_outbox_count(e->outbox), 0);
+  memset(&e->last, 0, sizeof e->last);
+  memset(&e->approval, 0, sizeof e->approval);
 }
 
 void lw_engine_free(lw_engine *e) {

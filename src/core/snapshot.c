@@ -2,7 +2,8 @@
  *
  * Version 3 (current) is a header and three sections, each with its own CRC-32, so
  * damage to one section costs only that section (version 2 is the same layout, read alike;
- * 3 says that an all-zero install key means none was kept: saved while not collecting):
+ * 3 says that a zeroed install key and referral code mean no identity was kept: saved while not
+ * collecting):
  *   "LWSN" u16 version=2 u16 sections
  *   { u8 tag, u8 0, u16 0, u32 length, payload[length], u32 crc32(payload) } ...
  *   tag 1 = guard (consent, prompt history, install key, referral code)
@@ -129,14 +130,11 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
     lw_wr_u(&w, 4, 0); /* patched below */
     size_t start = w.len;
     if (tag == TAG_GUARD) {
+      w_fields(&w, &e->guard, k_guard, N(k_guard));
       /* While the engine does not collect, the device keeps no identity: the install key and
-       * referral code are written as zeros (restore then keeps the engine's own). */
-      lw_guard g = e->guard;
-      if (!lw_engine_collects(e)) {
-        memset(g.install, 0, sizeof g.install);
-        memset(g.code, 0, sizeof g.code);
-      }
-      w_fields(&w, &g, k_guard, N(k_guard));
+       * referral code, the section's first bytes (k_guard starts with them), are written as
+       * zeros, and restore then keeps the engine's own. */
+      if (!lw_engine_collects(e) && w.len <= cap) memset(buf + start, 0, sizeof e->guard.install + sizeof e->guard.code);
     } else if (tag == TAG_BEHAVIOUR) {
       write_behaviour(&w, e);
     } else {
@@ -254,9 +252,7 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     if (tag == TAG_GUARD) {
       lw_guard g;
       if (read_guard(&sec, &g)) {
-        uint8_t any = 0;
-        for (size_t i = 0; i < sizeof g.install; i++) any |= g.install[i];
-        if (!any) { /* saved while not collecting: no identity */
+        if (!g.code[0]) { /* saved while not collecting: no identity (a kept one has a code) */
           memcpy(g.install, e->guard.install, sizeof g.install);
           memcpy(g.code, e->guard.code, sizeof g.code);
         }

@@ -133,6 +133,8 @@ LW_EXPORT("consent") void lw_w_consent(handle *h, int given, double now_ms) {
 /* 1 while the engine collects; 0 after deleting what its outbox held (lw_engine_collecting). */
 LW_EXPORT("collecting") int lw_w_collecting(handle *h) { return lw_engine_collecting(h->engine); }
 
+LW_EXPORT("reset") void lw_w_reset(handle *h) { lw_engine_reset(h->engine); }
+
 /* bytes: LW_IDENTITY_BYTES from crypto.getRandomValues. */
 LW_EXPORT("identity") void lw_w_identity(handle *h, const uint8_t *bytes) { lw_engine_set_identity(h->engine, bytes); }
 

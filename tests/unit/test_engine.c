@@ -243,6 +243,17 @@ static void identity_comes_from_the_callers_bytes_not_the_seed(void) {
   char err[LW_ERRMSG_MAX];
   lw_engine_restore(b, (const uint8_t *)"x", 1, T0, err, sizeof err);
   CHECK_STR(lw_engine_install_key(b), "01264b7095badf04294e7398bde2072c");
+  /* Reset (forget): a fresh state with the identity set last, nothing queued or remembered. */
+  next_decision(b, "a", T0, 0);
+  lw_engine_set_consent(b, 0, T0);
+  id[0] = 0xff;
+  lw_engine_set_identity(b, id);
+  lw_engine_reset(b);
+  CHECK_STR(lw_engine_install_key(b), "ff264b7095badf04294e7398bde2072c");
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(b)), 0);
+  CHECK_INT(lw_engine_last_decision(b)->decided, 0);
+  CHECK_INT(lw_engine_consent_state(b), 0);
+  CHECK_INT((int)b->beh.ev[0].count, 0);
   lw_engine_free(a);
   lw_engine_free(b);
 }

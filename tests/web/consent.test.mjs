@@ -234,18 +234,29 @@ describe('status and forget', () => {
   });
 
   test('forget_deletes_the_local_state_and_the_servers_records_of_this_install', async () => {
-    const d = await device(cfg());
+    const code = newCode();
+    const d = await device(cfg(), { code });
     const id = (await decide(d.page)).id;
     const rows = await waitFor('the decision stored', () => { const r = rowsOf(id); return r.length ? r : null; });
     const install = rows[0].install;
+    const count = () => sql(ingest.db, `SELECT COUNT(*) AS n FROM events WHERE install = '${install}'`)[0].n;
     assert.ok(Object.values(await idb(d.page)).some((v) => v.includes(install)), 'the install key is kept on the device');
+    // A decision that cannot leave yet: it must never reach the server after forget.
+    await d.ctx.route(ingest.base + '/v1/outcomes', (r) => r.abort());
+    const unsent = (await decide(d.page)).id;
     assert.equal(await call(d.page, 'forget'), true);
-    await waitFor('the server forgot the install', () => sql(ingest.db, `SELECT COUNT(*) AS n FROM events WHERE install = '${install}'`)[0].n === 0);
+    await waitFor('the server forgot the install', () => count() === 0);
     for (const [k, v] of Object.entries(await idb(d.page))) assert.ok(!v.includes(install), `the install key is gone from IndexedDB (${k})`);
-    // The device goes on with a new identity.
+    assert.equal(await d.page.evaluate(() => window.Loopwise.explain()), null, 'the local state is fresh');
+    assert.deepEqual((await call(d.page, 'status')).consent, 'unset');
+    // The device goes on with a new identity, and nothing of the old one is sent.
+    await d.ctx.unroute(ingest.base + '/v1/outcomes');
     const next = (await decide(d.page)).id;
+    await provoke(d.page);
     const again = await waitFor('a decision after forget stored', () => { const r = rowsOf(next); return r.length ? r : null; });
     assert.notEqual(again[0].install, install, 'a new install key after forget');
+    assert.equal(count(), 0, 'no record of the forgotten install sent after forget');
+    assert.deepEqual(rowsOf(unsent), [], 'the decision pending at forget is never sent');
     await d.ctx.close();
   });
 });

@@ -551,7 +551,7 @@ describe('model serving and referral attribution', () => {
     await page.keyboard.press('Escape');
 
     // Offline, the last answer is kept.
-    await referrer.ctx.route(server.base + '/v1/referrals**', (route) => route.abort());
+    await referrer.ctx.route(server.base + '/v1/referrals**', (route) => route.abort()); // POST /v1/referrals
     assert.deepEqual(await page.evaluate(() => window.Loopwise.referrals()), r);
   });
 });

@@ -119,6 +119,7 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
     // its outbox held (src/core/records.c).
     collecting: () => x.collecting(h),
     identity(b) { withStr(b, (p) => x.identity(h, p)); },
+    reset: () => x.reset(h), // a fresh state (lw_engine_reset)
     // 0 consent (0 unset, 1 given, 2 refused, 3 unknown), 1 records queued, 2 records the
     // full outbox dropped, 3 shares made here (src/wasm/binding.c).
     info: (i) => x.info(h, i),

@@ -188,15 +188,20 @@ export function create(o) {
         dropped: (net ? net.st.dropped : 0) + engine.info(2), // the transport's counters, once loaded
         error: net ? net.st.error : null,
       }),
-      // Local state first (a new identity, the consent answer kept), then the server's copy.
+      // The server's request goes first (after any batch already on its way; nothing pending
+      // is sent after it), then the local state in one transaction: everything under the prefix
+      // deleted, a fresh engine state with a new identity saved, the consent answer kept.
       async forget() {
         await loadNet();
-        const install = engine.installKey(), c = engine.info(0);
-        engine.identity(crypto.getRandomValues(new Uint8Array(26)));
-        await store.clear();
+        const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
         local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
-        await run((now) => c % 3 && engine.consent(c < 2, now));
-        return !net || net.forget(install);
+        await run((now, os) => {
+          os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
+          engine.identity(crypto.getRandomValues(new Uint8Array(26)));
+          engine.reset();
+          if (c % 3) engine.consent(c < 2, now);
+        });
+        return done;
       },
     };
 
@@ -217,7 +222,9 @@ export function create(o) {
       if (net) net.beacon();
     });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && net && net.hide());
-    addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0' && prompt) closeNow(); });
+    // Consent withdrawn in another tab: close the prompt, and load the "no" now (a flush under
+    // way here stops at it).
+    addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0') (prompt ? closeNow() : run(() => {})).catch(fail); });
     widget = self;
     emit('ready', true);
     loadModel(engine, db, prefix + 'm', o.model,

@@ -22,8 +22,8 @@
 const OS = 'kv';
 
 // Opened while the config and the WASM download (a new database takes tens of ms to create).
-// A browser whose IndexedDB never answers (seen when its files are locked or damaged) gets 5 s,
-// then Loopwise does not start and the page carries on.
+// An indexedDB.open that never answers (neither success nor error) gets 5 s, then Loopwise
+// does not start and the page carries on.
 export const openDb = () => new Promise((ok, no) => {
   setTimeout(() => no(Error('IndexedDB did not answer in 5 s')), 5000);
   const r = indexedDB.open('loopwise', 1);
@@ -92,12 +92,5 @@ export function createStore(db, engine, prefix, warn) {
     del(key) {
       try { kv(db).delete(key); } catch { /* closing */ }
     },
-    // Delete everything this widget keeps under its prefix (state, batches, model): forget().
-    clear: () => new Promise((ok, no) => {
-      const t = kv(db).transaction;
-      t.objectStore(OS).delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
-      t.oncomplete = () => { gen = 0; ok(); };
-      t.onabort = () => no(t.error);
-    }),
   };
 }

@@ -17,12 +17,12 @@
 // proportional jitter (the delay is multiplied by 0.5..1.5), never sooner than Retry-After. 401,
 // 403 and 413 are a site's misconfiguration that will be fixed: retried likewise, the delay
 // growing to 6 h, until the batch is 7 days old. Any other 4xx means the server will never take
-// the batch: dropped with one console.warn. Pending storage holds at most MAX_PENDING
-// characters of batches; beyond it the oldest are dropped. Drops are counted (st.dropped, in
+// the batch: dropped with one console.warn. Pending storage holds at most MAX_PENDING batches;
+// beyond it the oldest are dropped. Drops are counted (st.dropped, in
 // records) and the last failure kept (st.error) for Loopwise.status(). Nothing here throws into
 // the host page.
 const MAX_BYTES = 60000; // under the 64 KiB in-flight limit of keepalive fetch and sendBeacon
-const MAX_PENDING = 1e6;
+const MAX_PENDING = 16; // batches: at most 960 KB of storage
 const BASE_MS = 1000, MAX_MS = 300000, LONG_MS = 216e5, KEEP_MS = 6048e5;
 
 // The records in a batch body (the engine starts each with {"kind").
@@ -37,27 +37,15 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // flush sends and a page hide can beacon.
   let mirror = [];
 
-  const drop = (batch, why) => {
-    st.dropped += records(batch.body);
-    warn('Loopwise: batch ' + batch.id + ' dropped: ' + why);
-    store.del(batch.key);
-    mirror = mirror.filter((x) => x !== batch);
-  };
-
   // Inside a store transaction: move every record out of the engine into pending batches, then
-  // keep the newest MAX_PENDING characters of them (the oldest dropped, counted). Without
-  // collection (the engine then has nothing to take), delete them all.
+  // keep the newest MAX_PENDING of them (the oldest dropped, counted). Without collection (the
+  // engine then has nothing to take), delete them all.
   function drain(now, os, pending) {
     const off = !engine.collecting();
     for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
-    for (let n = 0, i = pending.length; i--;) {
-      if (off || (n += pending[i].body.length) > MAX_PENDING) {
-        for (const b of pending.splice(0, i + 1)) {
-          st.dropped += off ? 0 : records(b.body);
-          os.delete(b.key);
-        }
-        break;
-      }
+    for (const b of pending.splice(0, off ? 1e9 : pending.length - MAX_PENDING)) {
+      st.dropped += off ? 0 : records(b.body);
+      os.delete(b.key);
     }
     mirror = pending;
   }
@@ -83,13 +71,12 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
         const c = s / 100 | 0;
         if (c !== 2) {
           st.error = s ? 'HTTP ' + s + ' ' + text.slice(0, 200) : 'no answer from ' + endpoint;
-          // 4xx but 429, 401, 403, 413: the server will never take it.
-          if (c === 4 && !/^(429|401|403|413)$/.test(s)) drop(batch, st.error);
-          else if (c === 4 && s !== 429 && Date.now() - parseInt(batch.key.split(':o:t')[1]) / 1000 > KEEP_MS) drop(batch, st.error + ' for 7 days');
-          else throw 0;
-          continue;
-        }
-        tries = 0;
+          // Retried: no answer, 5xx, 429, and 401/403/413 for a batch taken less than 7 days ago
+          // (its key holds the time: store.js). Any other 4xx: the server will never take it.
+          if (c !== 4 || s === 429 || /^4(01|03|13)$/.test(s) && !(Date.now() - parseInt(batch.key.split(':o:t')[1]) / 1000 > KEEP_MS)) throw 0;
+          st.dropped += records(batch.body);
+          warn('Loopwise: batch ' + batch.id + ' dropped: ' + st.error);
+        } else tries = 0;
         store.del(batch.key);
         mirror = mirror.filter((x) => x !== batch);
       }
