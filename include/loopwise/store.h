@@ -266,6 +266,7 @@ typedef enum {
   LW_FAULT_OP_ATTRIBUTIONS,
   LW_FAULT_OP_DECISIONS, /* opening a read cursor (decisions or referrers) */
   LW_FAULT_OP_COUNT_DECISIONS,
+  LW_FAULT_OP_REFEREE, /* lw_store_referee */
   LW_FAULT_OP_COUNT
 } lw_fault_op;
 

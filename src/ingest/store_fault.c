@@ -27,7 +27,7 @@ typedef struct {
 } fault_store;
 
 static const char *const op_names[LW_FAULT_OP_COUNT] = {
-    "write", "forget", "purge", "stats", "ping", "referral", "attributions", "decisions", "count_decisions"};
+    "write", "forget", "purge", "stats", "ping", "referral", "attributions", "decisions", "count_decisions", "referee"};
 
 /* Whether this call of op fails, and when. Counts the call. */
 static int take(fault_store *f, lw_fault_op op, lw_fault_when *when) {
@@ -108,13 +108,13 @@ static lw_status fs_count_decisions(lw_store *base, const lw_store_range *r, uin
                                     size_t errlen) {
   PASS(LW_FAULT_OP_COUNT_DECISIONS, lw_store_count_decisions(f->inner, r, n, err, errlen));
 }
-/* The referee calls pass straight through (no fault slots of their own yet). */
+/* The referee report has a fault slot; the other referee calls pass straight through. */
 static lw_status fs_site_salt(lw_store *base, const char *site, const uint8_t fresh[LW_SALT_LEN],
                               uint8_t out[LW_SALT_LEN], char *err, size_t errlen) {
   return lw_store_site_salt(((fault_store *)base)->inner, site, fresh, out, err, errlen);
 }
 static lw_status fs_referee(lw_store *base, lw_referee_report *r, char *err, size_t errlen) {
-  return lw_store_referee(((fault_store *)base)->inner, r, err, errlen);
+  PASS(LW_FAULT_OP_REFEREE, lw_store_referee(f->inner, r, err, errlen));
 }
 static lw_status fs_register_referrer(lw_store *base, const char *site, const char *code,
                                       const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,

@@ -562,6 +562,19 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
                       (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
     if (st == LW_OK)
       st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
+    /* Schema 6: an install key leaves code_owners and flags with its last stored share (the
+     * coded events' index answers each lookup). Referee reports are the host's ledger and stay. */
+    char owners[512];
+    with_shared_kinds("DELETE FROM code_owners WHERE ?1 >= 0 AND NOT EXISTS(SELECT 1 FROM events e"
+                      " WHERE e.site = code_owners.site AND e.code = code_owners.code AND e.kind IN (%s)"
+                      " AND e.install = code_owners.install)",
+                      owners, sizeof owners);
+    if (st == LW_OK) st = delete_where(s, owners, NULL, 0, NULL, err, errlen);
+    if (st == LW_OK)
+      st = delete_where(s,
+                        "DELETE FROM flags WHERE kind = 'install' AND ?1 >= 0 AND NOT EXISTS(SELECT 1 FROM"
+                        " events e WHERE e.site = flags.site AND e.install = flags.value)",
+                        NULL, 0, NULL, err, errlen);
   }
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", err, errlen);
   if (st != LW_OK) {

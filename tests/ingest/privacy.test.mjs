@@ -87,6 +87,9 @@ test('retention_deletes_batches_received_longer_ago_than_the_period', async () =
     assert.equal(s.outcomes, 5, 'the expired batch should be purged, the young one kept');
     assert.equal(s.batches, 1);
     assert.equal(sql(server.db, `SELECT count(*) AS n FROM batches WHERE batch_id = '${young.batch_id}'`)[0].n, 1);
+    // The expired batch's install key leaves the code owners with it; the young one's stays.
+    const owners = sql(server.db, 'SELECT install FROM code_owners').map((r) => r.install);
+    assert.deepEqual(owners, [young.events[0].install]);
     const metrics = (await request(server, 'GET', '/metrics')).text;
     assert.match(metrics, /loopwise_ingest_deleted_events_total\{cause="retention"\} 5/);
   } finally {
@@ -111,6 +114,7 @@ test('an_install_can_delete_its_records_by_its_install_key', async () => {
     assert.deepEqual(r.json, { deleted: 10 });
     assert.equal(r.headers['access-control-allow-origin'], 'http://localhost:3000');
     assert.equal(sql(server.db, `SELECT count(*) AS n FROM events WHERE install = '${me}'`)[0].n, 0);
+    assert.equal(sql(server.db, `SELECT count(*) AS n FROM code_owners WHERE install = '${me}'`)[0].n, 0, 'the install key leaves the code owners too');
     assert.equal(sql(server.db, `SELECT count(*) AS n FROM events WHERE install = '${other}'`)[0].n, 5);
     assert.equal((await stats(server)).outcomes, 5);
   } finally {

@@ -447,6 +447,10 @@ test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals
     const r = await referral(server, 'K7QX2M9PLA', '0f1e2d3c4b5a69788796a5b4c3d2e1f0');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.conversions, 0);
+    // Schema 6's code owners come from the shares already stored: the fixture's install owns it.
+    assert.equal((await referral(server, 'K7QX2M9PLA', randomInstall())).status, 403);
+    assert.deepEqual(sql(db, 'SELECT site, code, install FROM code_owners'),
+      [{ site: 'default', code: 'K7QX2M9PLA', install: '0f1e2d3c4b5a69788796a5b4c3d2e1f0' }]);
   } finally {
     await server.cleanup();
   }

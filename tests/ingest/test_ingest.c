@@ -310,6 +310,44 @@ static void referee_reports_are_stored_once_and_judged_by_the_rules(void) {
   tu_remove_db(path);
 }
 
+/* A report whose write fails keeps nothing; one whose answer was lost (the write done, the
+ * caller told it failed) is stored once when the host retries. */
+static void a_retried_referee_report_is_stored_once_after_a_failure(void) {
+  char path[] = "/tmp/lw-test-referee-fault-XXXXXX";
+  close(mkstemp(path));
+  unlink(path);
+  char errmsg[LW_ERRMSG_MAX];
+  lw_store *inner = NULL, *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(path, &inner, errmsg, sizeof errmsg), LW_OK);
+  if (!inner) return;
+  CHECK_INT(lw_store_open_fault(inner, &s, errmsg, sizeof errmsg), LW_OK);
+  if (!s) return;
+  lw_integrity_rules rules = lw_integrity_defaults();
+  uint8_t h[LW_REFEREE_HASH_LEN];
+  memset(h, 5, sizeof h);
+  lw_referee_report r = {.site = "default", .code = "FAULT001", .referee = h, .event = "conversion",
+                         .at = NOW, .received_ms = NOW, .rules = &rules};
+  lw_attribution *att = NULL;
+  size_t n = 9;
+  lw_store_fault_arm(s, LW_FAULT_OP_REFEREE, 1, LW_FAULT_BEFORE);
+  CHECK(lw_store_referee(s, &r, errmsg, sizeof errmsg) != LW_OK);
+  CHECK_INT(lw_store_attributions(s, "default", 0, &att, &n, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(n, 0);
+  free(att);
+  lw_store_fault_arm(s, LW_FAULT_OP_REFEREE, 1, LW_FAULT_AFTER);
+  CHECK(lw_store_referee(s, &r, errmsg, sizeof errmsg) != LW_OK);
+  CHECK_INT(lw_store_referee(s, &r, errmsg, sizeof errmsg), LW_OK); /* the host's retry */
+  CHECK_INT(r.duplicate, 1);
+  CHECK_STR(r.state, "counted");
+  CHECK_INT(lw_store_attributions(s, "default", 0, &att, &n, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(n, 1);
+  if (n) CHECK_INT(att[0].conversions, 1);
+  free(att);
+  CHECK_INT(lw_store_fault_injected(s, LW_FAULT_OP_REFEREE), 2);
+  lw_store_free(s);
+  tu_remove_db(path);
+}
+
 static void referee_bodies_are_refused_naming_the_field(void) {
   static const struct {
     const char *body, *field;
@@ -348,6 +386,51 @@ static void referee_bodies_are_refused_naming_the_field(void) {
   CHECK_STR(err.field, "decision");
 }
 
+/* A config file with the given sites array; returns the load status and leaves the message. */
+static lw_status load_sites_json(const char *sites, char *errmsg, size_t errlen, lw_ingest_config *cfg) {
+  char path[] = "/tmp/lw-test-cfg-XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fdopen(fd, "w");
+  fprintf(f, "{\"sites\": %s}", sites);
+  fclose(f);
+  lw_ingest_config_init(cfg);
+  lw_status st = lw_ingest_config_load_file(cfg, path, errmsg, errlen);
+  unlink(path);
+  return st;
+}
+
+static void site_secret_keys_and_integrity_rules_are_checked(void) {
+  char errmsg[LW_ERRMSG_MAX];
+  lw_ingest_config cfg;
+  CHECK_INT(load_sites_json("[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"a-secret-0123456789\","
+                            "\"a-secret-rotated-0123\"],\"integrity\":{\"velocity\":\"reject\",\"velocity_max\":3}}]",
+                            errmsg, sizeof errmsg, &cfg),
+            LW_OK);
+  CHECK_INT(cfg.sites[0].n_secret_keys, 2);
+  CHECK_INT(cfg.sites[0].integrity.velocity, LW_RULE_REJECT);
+  CHECK_INT(cfg.sites[0].integrity.velocity_max, 3);
+  CHECK_INT(cfg.sites[0].integrity.self_referral, LW_RULE_REJECT); /* the default */
+  lw_ingest_config_clear(&cfg);
+  static const struct {
+    const char *sites, *says;
+  } bad[] = {
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"short\"]}]", "sites[0].secret_keys[0]"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key-0123456789abc\",\"secret_keys\":[\"a-key-0123456789abc\"]}]", "unique"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"s-0123456789abcdef\"]},"
+       "{\"id\":\"b\",\"write_key\":\"s-0123456789abcdef\"}]", "unique"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"secret_keys\":[\"1-0123456789abcdef\",\"2-0123456789abcdef\","
+       "\"3-0123456789abcdef\"]}]", "one or two"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"integrity\":{\"velocity\":\"maybe\"}}]", "sites[0].integrity.velocity"},
+      {"[{\"id\":\"a\",\"write_key\":\"a-key\",\"integrity\":{\"nope\":1}}]", "sites[0].integrity.nope"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK_INT(load_sites_json(bad[i].sites, errmsg, sizeof errmsg, &cfg), LW_ERR_INVALID);
+    if (!strstr(errmsg, bad[i].says)) fprintf(stderr, "case %zu: \"%s\" lacks \"%s\"\n", i, errmsg, bad[i].says);
+    CHECK(strstr(errmsg, bad[i].says) != NULL);
+    lw_ingest_config_clear(&cfg);
+  }
+}
+
 static void records_beyond_the_clock_skew_allowance_are_kept_and_marked(void) {
   char *text = tu_read_case("ingest/valid-batch.json");
   lw_batch *b = NULL;
@@ -375,7 +458,9 @@ int main(void) {
   store_refuses_a_share_of_another_installs_code_and_marks_the_forger();
   referee_reports_are_stored_once_and_judged_by_the_rules();
   referee_bodies_are_refused_naming_the_field();
+  a_retried_referee_report_is_stored_once_after_a_failure();
   records_beyond_the_clock_skew_allowance_are_kept_and_marked();
+  site_secret_keys_and_integrity_rules_are_checked();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }
