@@ -77,6 +77,10 @@ typedef struct lw_engine lw_engine;
 lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed_hi,
                            size_t outbox_bytes, lw_engine **out, char *err, size_t errlen);
 void lw_engine_free(lw_engine *e);
+/* Forget everything: a fresh state as at create (a new identity: the caller's, after
+ * lw_engine_set_identity, else drawn; consent as the config's default; no history, counters
+ * or queued records). The model and the privacy and busy flags stay. */
+void lw_engine_reset(lw_engine *e);
 
 /* Report a usage event. Always updates the state; at a milestone it makes a decision,
  * logs it and fills *out (out->decided = 1). LW_ERR_NOT_FOUND for an event the config
@@ -145,6 +149,24 @@ lw_status lw_engine_outcome_named(lw_engine *e, const char *decision_id, const c
 
 /* The user's (or host's) consent answer. */
 void lw_engine_set_consent(lw_engine *e, int given, int64_t now_ms);
+
+/* Whether the engine collects now: consent given, or (consent not required) neither refused
+ * nor overridden by a respected privacy signal (README "On-device state and privacy"). While
+ * it does not, no record is made, snapshots leave out the install key and referral code, and
+ * lw_engine_collecting also deletes what the outbox holds (returning 0). */
+int lw_engine_collects(const lw_engine *e);
+/* The consent answer: 0 none yet, 1 given, 2 refused, 3 unknown (a damaged snapshot). */
+int lw_engine_consent_state(const lw_engine *e);
+/* Shares and copies made on this device (0: it never shared, so no server knows its code). */
+uint32_t lw_engine_shares(const lw_engine *e);
+int lw_engine_collecting(lw_engine *e);
+
+/* The device's identity from the caller's CSPRNG (16 bytes of install key, then
+ * LW_CODE_GEN_LEN bytes for the referral code), in place of the seeded generator's: set now
+ * and used again whenever the engine needs a fresh identity (a lost guard section, a snapshot
+ * without one). Draws from the seeded generator are unchanged, so decisions are too. */
+#define LW_IDENTITY_BYTES (16 + LW_CODE_GEN_LEN)
+void lw_engine_set_identity(lw_engine *e, const uint8_t bytes[LW_IDENTITY_BYTES]);
 
 /* The last decision made (decided = 0 before the first). */
 const lw_decision *lw_engine_last_decision(const lw_engine *e);

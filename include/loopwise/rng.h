@@ -15,8 +15,12 @@ typedef struct {
   uint64_t s[4];
 } lw_rng;
 
-/* Seed from two 64-bit words (expanded with splitmix64; any value, zero included, is fine). */
+/* Seed from two 64-bit words folded into one 64-bit splitmix64 counter (any value, zero
+ * included, is fine): the tools' and simulator's generators, whose seeds are 64-bit at most. */
 void lw_rng_seed(lw_rng *rng, uint64_t seed_lo, uint64_t seed_hi);
+/* Seed from 128 bits, all of them kept (each half expanded with splitmix64): the engine's, seeded
+ * from a CSPRNG's 16 bytes in the browser. */
+void lw_rng_seed128(lw_rng *rng, uint64_t seed_lo, uint64_t seed_hi);
 uint64_t lw_rng_next(lw_rng *rng);
 /* A uniform integer in [0, n), without modulo bias. n must be > 0. */
 uint32_t lw_rng_below(lw_rng *rng, uint32_t n);

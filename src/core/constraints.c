@@ -25,6 +25,17 @@ static int consent_allows(const lw_engine *e) {
   }
 }
 
+/* Whether records may be made (and what is queued sent): the user said yes, or nothing says
+ * no: consent not required, not refused, assumed by default, and no respected privacy signal.
+ * The same rules as the consent and privacy constraints below, with one more: where consent
+ * is required, only a given consent collects. */
+int lw_engine_collects(const lw_engine *e) {
+  const lw_config *cfg = &e->cfg;
+  if (e->guard.consent == LW_CONSENT_GIVEN) return 1;
+  return !cfg->consent_required && consent_allows(e) && !(cfg->respect_gpc && e->gpc) &&
+         !(cfg->respect_dnt && e->dnt);
+}
+
 int64_t lw_cooldown_ms(const lw_config *cfg, uint32_t dismissals) {
   int64_t d = cfg->cooldown_days;
   for (uint32_t i = 1; i < dismissals && d < cfg->cooldown_max_days; i++) d *= cfg->cooldown_growth;

@@ -14,6 +14,7 @@
 #include "sbuf.h"
 
 static const char k_code_alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"; /* no I, O, 0, 1 */
+_Static_assert(sizeof k_code_alphabet - 1 == 32, "lw_engine_set_identity picks a letter from 5 bits");
 
 /* ---- names ---------------------------------------------------------------------- */
 
@@ -49,6 +50,17 @@ void lw_engine_fresh_guard(lw_engine *e) {
   for (int i = 0; i < LW_CODE_GEN_LEN; i++)
     e->guard.code[i] = k_code_alphabet[lw_rng_below(&e->rng, sizeof k_code_alphabet - 1)];
   e->guard.consent = LW_CONSENT_UNSET;
+  if (e->has_identity) lw_engine_set_identity(e, e->identity);
+  lw_engine_refresh_install_hex(e);
+}
+
+/* The code alphabet has 32 letters, so the low 5 bits of each byte pick one without bias. */
+void lw_engine_set_identity(lw_engine *e, const uint8_t bytes[LW_IDENTITY_BYTES]) {
+  if (bytes != e->identity) memcpy(e->identity, bytes, LW_IDENTITY_BYTES);
+  e->has_identity = 1;
+  memcpy(e->guard.install, bytes, sizeof e->guard.install);
+  for (int i = 0; i < LW_CODE_GEN_LEN; i++) e->guard.code[i] = k_code_alphabet[bytes[16 + i] & 31];
+  e->guard.code[LW_CODE_GEN_LEN] = '\0';
   lw_engine_refresh_install_hex(e);
 }
 
@@ -67,16 +79,23 @@ lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed
     return LW_ERR_NOMEM;
   }
   e->cfg = *cfg;
-  lw_rng_seed(&e->rng, seed_lo, seed_hi);
+  lw_rng_seed128(&e->rng, seed_lo, seed_hi);
   /* Batch ids: a second generator seeded from the same seed under another constant, so its
    * draws are independent of the decisions' (a jump of 2^128 steps would guarantee no overlap
    * but costs 170 B of gzip on every page; two splitmix-seeded points of a 2^256 - 1 period
    * meet with negligible probability). */
-  lw_rng_seed(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
-  lw_engine_fresh_guard(e);
-  lw_behaviour_reset(&e->beh);
+  lw_rng_seed128(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
+  lw_engine_reset(e);
   *out = e;
   return LW_OK;
+}
+
+void lw_engine_reset(lw_engine *e) {
+  lw_engine_fresh_guard(e);
+  lw_behaviour_reset(&e->beh);
+  lw_outbox_drop(e->outbox, lw_outbox_count(e->outbox), 0);
+  memset(&e->last, 0, sizeof e->last);
+  memset(&e->approval, 0, sizeof e->approval);
 }
 
 void lw_engine_free(lw_engine *e) {

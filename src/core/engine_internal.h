@@ -74,6 +74,8 @@ struct lw_engine {
   int variant_of[LW_MODEL_MAX_ACTIONS];
   int model_ready;
   int gpc, dnt, busy;
+  uint8_t identity[LW_IDENTITY_BYTES]; /* the caller's, when has_identity (lw_engine_set_identity) */
+  int has_identity;
   lw_pending_approval approval;
   /* scratch for the features of the decision being made */
   int n_x;

@@ -23,9 +23,21 @@ void lw_engine_record_begin(lw_engine *e, lw_sbuf *sb, const char *kind, int64_t
   }
 }
 
+/* Without consent (or with a respected privacy signal) the engine records nothing, and what it
+ * had queued is deleted, never sent later: a record made while collection was off would
+ * otherwise leave once consent is given. */
+int lw_engine_collecting(lw_engine *e) {
+  if (lw_engine_collects(e)) return 1;
+  lw_outbox_drop(e->outbox, lw_outbox_count(e->outbox), 0);
+  return 0;
+}
+
+int lw_engine_consent_state(const lw_engine *e) { return e->guard.consent; }
+uint32_t lw_engine_shares(const lw_engine *e) { return e->guard.share_total; }
+
 void lw_engine_record_push(lw_engine *e, lw_sbuf *sb) {
   lw_sb_char(sb, '}');
-  if (!sb->overflow) lw_outbox_push(e->outbox, sb->buf, sb->len);
+  if (!sb->overflow && lw_engine_collecting(e)) lw_outbox_push(e->outbox, sb->buf, sb->len);
 }
 
 static void sb_model(lw_sbuf *sb, uint32_t id) {

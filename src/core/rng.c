@@ -16,6 +16,21 @@ void lw_rng_seed(lw_rng *rng, uint64_t seed_lo, uint64_t seed_hi) {
   for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&x);
 }
 
+/* Each half of the seed runs a splitmix64 stream of its own, and every odd state word mixes in
+ * the even one before it: s[1] = f(hi) ^ s[0] with s[0] = f(lo), where f, splitmix64's output,
+ * is a bijection of its counter. So s[0] gives back seed_lo and s[1] ^ s[0] seed_hi: all 128 bits
+ * reach the state (lw_rng_seed folds both halves into one 64-bit counter: 2^64 seeds give each
+ * of its streams), and the first output, which reads only s[1], depends on both halves. The state
+ * is never all zero: s[0] and s[2] come from two different counters of one stream, and only one
+ * counter value maps to 0. */
+void lw_rng_seed128(lw_rng *rng, uint64_t seed_lo, uint64_t seed_hi) {
+  uint64_t lo = seed_lo, hi = seed_hi;
+  for (int i = 0; i < 4; i += 2) {
+    rng->s[i] = splitmix64(&lo);
+    rng->s[i + 1] = splitmix64(&hi) ^ rng->s[i];
+  }
+}
+
 uint64_t lw_rng_next(lw_rng *rng) {
   uint64_t *s = rng->s;
   uint64_t result = rotl(s[1] * 5, 7) * 9;

@@ -1,7 +1,9 @@
 /* snapshot.c: saving and restoring the engine state (format: models/FORMAT.md).
  *
- * Version 2 (current) is a header and three sections, each with its own CRC-32, so
- * damage to one section costs only that section:
+ * Version 3 (current) is a header and three sections, each with its own CRC-32, so
+ * damage to one section costs only that section (version 2 is the same layout, read alike;
+ * 3 says that a zeroed install key and referral code mean no identity was kept: saved while not
+ * collecting):
  *   "LWSN" u16 version=2 u16 sections
  *   { u8 tag, u8 0, u16 0, u32 length, payload[length], u32 crc32(payload) } ...
  *   tag 1 = guard (consent, prompt history, install key, referral code)
@@ -17,7 +19,7 @@
 #include "loopwise/model.h"
 #include "sbuf.h"
 
-#define SNAP_VERSION 2
+#define SNAP_VERSION 3
 
 enum { TAG_GUARD = 1, TAG_BEHAVIOUR = 2, TAG_OUTBOX = 3 };
 
@@ -129,6 +131,10 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
     size_t start = w.len;
     if (tag == TAG_GUARD) {
       w_fields(&w, &e->guard, k_guard, N(k_guard));
+      /* While the engine does not collect, the device keeps no identity: the install key and
+       * referral code, the section's first bytes (k_guard starts with them), are written as
+       * zeros, and restore then keeps the engine's own. */
+      if (!lw_engine_collects(e) && w.len <= cap) memset(buf + start, 0, sizeof e->guard.install + sizeof e->guard.code);
     } else if (tag == TAG_BEHAVIOUR) {
       write_behaviour(&w, e);
     } else {
@@ -220,13 +226,13 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     return damaged(&msg, "not a Loopwise snapshot: consent and history treated as unknown");
   }
   if (version == 1) return migrate_v1(e, &r, now_ms, &msg);
-  if (version != SNAP_VERSION) {
+  if (version != 2 && version != SNAP_VERSION) {
     lose_guard(e, now_ms);
     lw_behaviour_reset(&e->beh);
     lw_outbox_load(e->outbox, "", 0);
     lw_sb_str(&msg, "snapshot version ");
     lw_sb_u64(&msg, version);
-    lw_sb_str(&msg, " is unknown to this runtime (reads 1 to 2): consent and history treated as unknown");
+    lw_sb_str(&msg, " is unknown to this runtime (reads 1 to 3): consent and history treated as unknown");
     return LW_ERR_VERSION;
   }
 
@@ -246,6 +252,10 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     if (tag == TAG_GUARD) {
       lw_guard g;
       if (read_guard(&sec, &g)) {
+        if (!g.code[0]) { /* saved while not collecting: no identity (a kept one has a code) */
+          memcpy(g.install, e->guard.install, sizeof g.install);
+          memcpy(g.code, e->guard.code, sizeof g.code);
+        }
         e->guard = g;
         lw_engine_refresh_install_hex(e);
         have[tag] = 1;

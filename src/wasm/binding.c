@@ -133,6 +133,23 @@ LW_EXPORT("consent") void lw_w_consent(handle *h, int given, double now_ms) {
   lw_engine_set_consent(h->engine, given, (int64_t)now_ms);
 }
 
+/* 1 while the engine collects; 0 after deleting what its outbox held (lw_engine_collecting). */
+LW_EXPORT("collecting") int lw_w_collecting(handle *h) { return lw_engine_collecting(h->engine); }
+
+LW_EXPORT("reset") void lw_w_reset(handle *h) { lw_engine_reset(h->engine); }
+
+/* bytes: LW_IDENTITY_BYTES from crypto.getRandomValues. */
+LW_EXPORT("identity") void lw_w_identity(handle *h, const uint8_t *bytes) { lw_engine_set_identity(h->engine, bytes); }
+
+/* What Loopwise.status() reads: 0 the consent state (0 unset, 1 given, 2 refused, 3 unknown
+ * after damage), 1 records in the outbox, 2 records the full outbox dropped, 3 shares and
+ * copies made on this device. */
+LW_EXPORT("info") double lw_w_info(handle *h, int what) {
+  lw_engine *e = h->engine;
+  return what == 0 ? lw_engine_consent_state(e) : what == 1 ? (double)lw_outbox_count(lw_engine_outbox(e))
+         : what == 2 ? lw_outbox_dropped(lw_engine_outbox(e)) : lw_engine_shares(e);
+}
+
 LW_EXPORT("install_key") const char *lw_w_install_key(handle *h) { return lw_engine_install_key(h->engine); }
 LW_EXPORT("referral_code") const char *lw_w_referral_code(handle *h) {
   return lw_engine_referral_code(h->engine);

@@ -172,6 +172,92 @@ static void consent_refused_or_required_blocks_prompts(void) {
   lw_engine_free(e);
 }
 
+/* Issue 12: without consent, after a refusal and under a respected privacy signal the engine
+ * records nothing, deletes what it had queued and snapshots carry no identity. */
+static int snapshot_has(const lw_engine *e, const uint8_t *bytes, size_t n) {
+  static uint8_t buf[1 << 16];
+  size_t len = lw_engine_snapshot(e, buf, sizeof buf);
+  for (size_t i = 0; i + n <= len; i++)
+    if (memcmp(buf + i, bytes, n) == 0) return 1;
+  return 0;
+}
+
+static void no_record_and_no_stored_identity_without_consent(void) {
+  lw_engine *e = make(ONE_VARIANT ",\"consent\":{\"required\":true,\"default\":true}" CAPS);
+  char err[LW_ERRMSG_MAX];
+  const uint8_t *install = e->guard.install;
+  next_decision(e, "a", T0, 0);
+  CHECK_INT(lw_engine_referee_landing(e, "K7QX2M9PLA", T0, err, sizeof err), LW_OK);
+  CHECK_INT(lw_engine_referee_conversion(e, T0, err, sizeof err), LW_OK);
+  CHECK_INT(lw_engine_collects(e), 0);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 0);
+  CHECK_INT(snapshot_has(e, install, 16), 0);
+  CHECK_INT(snapshot_has(e, (const uint8_t *)e->guard.code, strlen(e->guard.code)), 0);
+  /* A snapshot without identity restored into an engine keeps that engine's own. */
+  uint8_t snap[1 << 16];
+  size_t n = lw_engine_snapshot(e, snap, sizeof snap);
+  char key[LW_INSTALL_LEN + 1];
+  lw_strlcpy(key, lw_engine_install_key(e), sizeof key);
+  CHECK_INT(lw_engine_restore(e, snap, n, T0, err, sizeof err), LW_OK);
+  CHECK_STR(lw_engine_install_key(e), key);
+  CHECK_INT((int)strlen(lw_engine_referral_code(e)), LW_CODE_GEN_LEN);
+  /* Consent given: collection starts, with nothing from before. */
+  lw_engine_set_consent(e, 1, T0);
+  CHECK_INT(lw_engine_collects(e), 1);
+  next_decision(e, "a", T0 + 1000, 0);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 1);
+  CHECK_INT(snapshot_has(e, install, 16), 1);
+  lw_engine_free(e);
+
+  /* A refusal deletes what was queued; the privacy signal likewise, unless the user said yes. */
+  e = make(ONE_VARIANT CAPS);
+  next_decision(e, "a", T0, 0);
+  CHECK(lw_outbox_count(lw_engine_outbox(e)) > 0);
+  lw_engine_set_consent(e, 0, T0);
+  CHECK_INT(lw_engine_collecting(e), 0);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 0);
+  lw_engine_free(e);
+  e = make(ONE_VARIANT CAPS);
+  lw_engine_set_privacy(e, 1, 0);
+  next_decision(e, "a", T0, 0);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 0);
+  lw_engine_set_consent(e, 1, T0);
+  next_decision(e, "a", T0 + 1000, 0);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 1);
+  lw_engine_free(e);
+}
+
+/* The caller's random bytes are the identity, whatever the seed; the seed's draws (decisions)
+ * are the same with or without them. */
+static void identity_comes_from_the_callers_bytes_not_the_seed(void) {
+  lw_engine *a = make(ONE_VARIANT CAPS), *b = make(ONE_VARIANT CAPS);
+  uint8_t id[LW_IDENTITY_BYTES];
+  for (int i = 0; i < LW_IDENTITY_BYTES; i++) id[i] = (uint8_t)(i * 37 + 1);
+  lw_engine_set_identity(b, id);
+  CHECK_STR(lw_engine_install_key(b), "01264b7095badf04294e7398bde2072c");
+  CHECK_STR(lw_engine_referral_code(b), "TY5AFLRW38");
+  CHECK(strcmp(lw_engine_install_key(a), lw_engine_install_key(b)) != 0);
+  lw_decision da = next_decision(a, "a", T0, 0), db = next_decision(b, "a", T0, 0);
+  CHECK_STR(da.id, db.id);
+  /* A lost guard section gets the caller's identity again, not a draw. */
+  char err[LW_ERRMSG_MAX];
+  lw_engine_restore(b, (const uint8_t *)"x", 1, T0, err, sizeof err);
+  CHECK_STR(lw_engine_install_key(b), "01264b7095badf04294e7398bde2072c");
+  /* Reset (forget): a fresh state with the identity set last, nothing queued or remembered. */
+  next_decision(b, "a", T0, 0);
+  lw_engine_set_consent(b, 0, T0);
+  id[0] = 0xff;
+  lw_engine_set_identity(b, id);
+  lw_engine_reset(b);
+  CHECK_STR(lw_engine_install_key(b), "ff264b7095badf04294e7398bde2072c");
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(b)), 0);
+  CHECK_INT(lw_engine_last_decision(b)->decided, 0);
+  CHECK_INT(lw_engine_consent_state(b), 0);
+  CHECK_INT((int)b->beh.ev[0].count, 0);
+  lw_engine_free(a);
+  lw_engine_free(b);
+}
+
 static void open_prompt_blocks_until_closed_or_stale(void) {
   lw_engine *e = make(ONE_VARIANT ",\"caps\":{\"max_prompts\":100,\"min_gap_hours\":0}}");
   lw_decision first = next_decision(e, "a", T0, 0);
@@ -481,6 +567,8 @@ int main(void) {
   RUN(cooldown_grows_after_second_dismissal);
   RUN(quiet_hours_use_local_time);
   RUN(consent_refused_or_required_blocks_prompts);
+  RUN(no_record_and_no_stored_identity_without_consent);
+  RUN(identity_comes_from_the_callers_bytes_not_the_seed);
   RUN(open_prompt_blocks_until_closed_or_stale);
   RUN(every_decision_and_outcome_is_logged);
   RUN(probabilities_are_exact_and_match_frequencies);

@@ -71,11 +71,21 @@ test('snapshot round trip as bytes, and damaged snapshots keep a "no"', async ()
   a.track('project_completed', T0, 0);
   const snap = a.snapshot();
   const b = await loadEngine({ wasm, config, seed: seed(4) });
+  const own = b.installKey();
   assert.deepEqual(b.restore(snap, T0), { ok: true });
-  assert.equal(b.installKey(), a.installKey());
-  assert.equal(b.referralCode(), a.referralCode());
+  // After a refusal the snapshot keeps no identity (README "On-device state and privacy"):
+  // the restoring engine keeps its own.
+  assert.equal(b.installKey(), own);
+  assert.notEqual(b.installKey(), a.installKey());
   b.track('project_completed', T0, 0);
   assert.equal(b.track('project_completed', T0, 0).reason, 'suppressed: no consent');
+  // With consent the identity is part of the state.
+  const given = await loadEngine({ wasm, config, seed: seed(9) });
+  given.consent(true, T0);
+  const b2 = await loadEngine({ wasm, config, seed: seed(10) });
+  assert.deepEqual(b2.restore(given.snapshot(), T0), { ok: true });
+  assert.equal(b2.installKey(), given.installKey());
+  assert.equal(b2.referralCode(), given.referralCode());
 
   const c = await loadEngine({ wasm, config, seed: seed(5) });
   const r = c.restore(new TextEncoder().encode('not a snapshot'), T0);

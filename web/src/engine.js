@@ -25,7 +25,9 @@ export const readDisplay = (lwc) =>
 // extend (tests only: tests/wasm/test-engine.mjs) gets the engine and the module's internals
 // (exports, handle, bytes(), put(), cstr()) and returns the engine to use, with methods over
 // the test module's extra exports.
-export async function loadEngine({ wasm, config, seed }, extend) {
+// identity: LW_IDENTITY_BYTES (26) random bytes for the install key and referral code (the
+// widget passes crypto.getRandomValues'); without it they come from the seeded generator.
+export async function loadEngine({ wasm, config, seed, identity }, extend) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
   // No streaming compile: for a module this small it saves no measurable time, and costs bytes.
@@ -116,6 +118,14 @@ export async function loadEngine({ wasm, config, seed }, extend) {
       fail(withStr(String(id), (p) => x.outcome(h, p, putShort(String(kind), scratch), now)));
     },
     consent(given, now) { x.consent(h, given ? 1 : 0, now); },
+    // Whether the engine collects now (consent, privacy signals); when not, it deletes what
+    // its outbox held (src/core/records.c).
+    collecting: () => x.collecting(h),
+    identity(b) { withStr(b, (p) => x.identity(h, p)); },
+    reset: () => x.reset(h), // a fresh state (lw_engine_reset)
+    // 0 consent (0 unset, 1 given, 2 refused, 3 unknown), 1 records queued, 2 records the
+    // full outbox dropped, 3 shares made here (src/wasm/binding.c).
+    info: (i) => x.info(h, i),
     lastDecision() { x.last(h); return JSON.parse(outText()); },
     installKey: () => cstr(x.install_key(h)),
     referralCode: () => cstr(x.referral_code(h)),
@@ -141,5 +151,6 @@ export async function loadEngine({ wasm, config, seed }, extend) {
     },
     free() { x.free(scratch); x.release(h); },
   };
+  if (identity) engine.identity(identity);
   return extend ? extend(engine, x, h, bytes, put, cstr) : engine;
 }

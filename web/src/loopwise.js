@@ -1,37 +1,34 @@
-// loopwise.js: the loader behind the one script tag (bundled into web/dist/loopwise.js).
+// loopwise.js: the runtime behind both front doors: the script tag (script.js, bundled into
+// web/dist/loopwise.js) and the npm package's ES module (index.js, `init()`). Each resolves its
+// settings (the tag from its data-* attributes, init() from its options) and calls create().
 //
-//   <script src="https://cdn.example/loopwise.js" data-config="/referral.lwc"
-//           data-endpoint="https://ingest.example" data-write-key="site-key" async></script>
+// create() defines nothing global: it returns the API (script.js makes it window.Loopwise and
+// replays the queue). It fetches the config and the WASM, and from then on turns track() calls
+// into decisions, prompts and outcome batches. What only a prompt needs (the dialog, its styles
+// and texts: ui.js) and what only sending needs (transport.js) are chunks of their own, loaded
+// through the loaders the entry passes (`ui`, `net`): the dialog the first time a decision says
+// to prompt, the transport the first time there are records to send (or status(), forget(), a
+// consent refusal or a shared referrer's referrals() need it); a first load fetches neither.
+// If anything fails to load the host page keeps working: the error is reported once on the
+// console and later calls do nothing.
 //
-// It reads its settings from the tag's data-* attributes, defines the one global window.Loopwise,
-// replays calls queued before it arrived (window.Loopwise = {q: [['track', 'x'], ...]}), fetches
-// the config and the WASM next to itself (data-wasm overrides; the default model likewise,
-// data-model, see model.js), and from then on turns track() calls into decisions, prompts and
-// outcome batches. If anything fails to load the host page
-// keeps working: the error is reported once on the console and later calls do nothing.
-//
-// Two parts: the global (settings, listeners, the queue, the busy flag: what exists before
-// anything has loaded) and the widget (createWidget), made once the engine, the config and the
-// storage are there. The widget owns everything made from them; the one thing in it that changes
-// is the prompt now open. Every call on the global waits for the widget and never throws.
+// Two parts: the API (settings, listeners, the busy flag: what exists before anything has
+// loaded) and the widget (createWidget), made once the engine, the config and the storage are
+// there. The widget owns everything made from them; the one thing in it that changes is the
+// prompt now open. Every call on the API waits for the widget and never throws.
 import { loadEngine } from './engine.js';
 import { loadModel } from './model.js';
 import { createStore, openDb } from './store.js';
-import { createTransport } from './transport.js';
-import { open } from './ui.js';
 
 // LW_ERR_VERSION in include/loopwise/common.h: a file newer than this runtime reads.
 const ERR_VERSION = 4;
 
-(() => {
-  const w = window, prev = w.Loopwise;
-  if (prev && prev.ready) return; // a second copy of the tag
-  const script = document.currentScript, ds = (script && script.dataset) || {};
-  const page = document.baseURI, self = (script && script.src) || page;
-  // A file next to the script, unless its data-* attribute names one (relative to the page).
-  const fileUrl = (attr, name) => new URL(ds[attr] || name, ds[attr] ? page : self);
-  const endpoint = (ds.endpoint || '').replace(/\/+$/, '');
-  const writeKey = ds.writeKey || '';
+// o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
+// endpoint, writeKey: strings; ui, net: () => import() of ui.js / transport.js}.
+export function create(o) {
+  const w = window;
+  const endpoint = (o.endpoint || '').replace(/\/+$/, '');
+  const writeKey = o.writeKey || '';
   const prefix = 'loopwise:' + writeKey + ':';
   const CONSENT = prefix + 'c'; // consent mirror, so other tabs can close an open prompt at once
   // A prompt left open by a page that went away. An IndexedDB transaction started on page hide
@@ -46,7 +43,8 @@ const ERR_VERSION = 4;
     try { fn(x); } catch (e) { (w.reportError || console.error)(e); }
   });
   // A failure after start: a warning, once; a file newer than this runtime (a model from a later
-  // trainer) is an error, as the README's "How the contracts evolve" promises.
+  // trainer) is an error, as the README's "How the contracts evolve" promises. (The 'error'
+  // event means "not started": the page then works without Loopwise.)
   const fail = (e) => (e && e.status === ERR_VERSION ? console.error : warn)('Loopwise: ' + ((e && e.message) || e));
   const tz = () => -new Date().getTimezoneOffset();
   let widget = null; // set once, when started
@@ -56,7 +54,9 @@ const ERR_VERSION = 4;
   async function createWidget(engine, db) {
     const cfg = engine.config; // the display part: share, variants and model always; ladder when configured
     const store = createStore(db, engine, prefix, warn);
-    const net = endpoint && createTransport({ engine, store, endpoint, writeKey, warn });
+    let net = null; // the transport (transport.js), loaded once there is something to send
+    let netting = null; // its loading (a promise of net, null without an endpoint or chunk)
+    let ui = null; // the prompt chunk (ui.js) while it loads, then loaded
     let prompt = null; // the open prompt's close(), with the decision id as .id
 
     // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
@@ -73,7 +73,13 @@ const ERR_VERSION = 4;
     }, withPending);
     // The usual call: fn(now) in one transaction, then `then` with its result.
     const act = (fn, then) => run(fn).then(then);
-    const kick = () => net && net.soon();
+    // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
+    // chunk failed to load: retried at the next call).
+    const loadNet = () => (endpoint ? netting = netting || o.net().then(
+      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
+      (e) => { netting = null; fail(e); return null; }) : Promise.resolve(null));
+    // Records to send: flush soon, loading the transport first if need be.
+    const kick = () => (net ? net.soon() : loadNet().then((n) => n && n.soon(0)));
 
     // The referrer's step on the config's ladder: the highest whose `referrals` <= conversions.
     const tier = (n) => {
@@ -89,7 +95,10 @@ const ERR_VERSION = 4;
       engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
     }, !!net).then(() => {
-      emit('outcome', { decision: id, kind });
+      const ev = { decision: id, kind };
+      if (kind === 'share' || kind === 'copy') emit('shared', ev);
+      if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
+      emit('outcome', ev);
       kick();
     });
 
@@ -101,9 +110,18 @@ const ERR_VERSION = 4;
       return outcome(close.id, 'close');
     };
 
-    const show = (d) => {
+    const show = async (d) => {
       const v = cfg.variants[d.variant];
-      if (!v || prompt) return outcome(d.id, 'close');
+      let open;
+      try {
+        // The transport too: a shown prompt always has records to send, and its outcomes are
+        // drained into pending batches in their own transactions (a page hide can beacon them).
+        [{ open }] = await Promise.all([ui = ui || o.ui(), loadNet()]);
+      } catch (e) {
+        ui = null; // retried at the next prompt
+        fail(e);
+      }
+      if (!v || prompt || !open) return outcome(d.id, 'close');
       const share = cfg.share;
       const url = share.url.split('{code}').join(engine.referralCode());
       // With a ladder, the referrer's reward now and what the next step needs, from the last
@@ -120,6 +138,7 @@ const ERR_VERSION = 4;
       close.id = d.id;
       prompt = close;
       emit('prompt', d);
+      emit('shown', d);
       if (cfg.ladder) self.referrals().catch(fail);
       return outcome(d.id, 'impression');
     };
@@ -130,7 +149,7 @@ const ERR_VERSION = 4;
         if (d.code === 'approval') emit('approval', d);
         if (d.prompt) await show(d);
       }
-      kick();
+      if (d) kick(); // a decision is a record to send
       return d;
     };
 
@@ -144,7 +163,9 @@ const ERR_VERSION = 4;
       async consent(yes) {
         yes = !!yes;
         if (!yes && prompt) await closeNow();
-        await run((now) => engine.consent(yes, now));
+        if (!yes) await loadNet(); // so that the refusal's drain deletes the pending batches
+        // A refusal deletes the pending batches in the same transaction (transport.js drain).
+        await run((now, os, pending) => { engine.consent(yes, now); if (pending) net.drain(now, os, pending); }, !!net);
         local((s) => s.setItem(CONSENT, +yes)); // '1' or '0'
         kick();
         return yes;
@@ -153,49 +174,78 @@ const ERR_VERSION = 4;
       referralCode: () => engine.referralCode(),
       async referrals() {
         const code = engine.referralCode();
-        const r = endpoint && await fetch(`${endpoint}/v1/referrals/${code}?key=${encodeURIComponent(writeKey)}&install=${engine.installKey()}`).catch(() => 0);
-        // 403: nothing shared from this device yet. Offline (or no endpoint): the last answer.
-        if (r && (r.ok || r.status === 403)) {
-          const n = r.ok ? (await r.json()).conversions : 0;
-          local((s) => s.setItem(REFERRALS, n));
-        }
+        // The server knows this code only once this device shared it (before: no conversions),
+        // and is asked only while collecting. Offline (or no endpoint): the last answer.
+        const r = engine.info(3) ? (await loadNet()) && engine.collecting() && await net.referrals(code, engine.installKey()) : { conversions: 0 };
+        if (r) local((s) => s.setItem(REFERRALS, r.conversions));
         const n = cached();
         return n ? { code, conversions: +n, ...tier(+n) } : null;
+      },
+      status: async () => (await loadNet(), {
+        started: true,
+        consent: ['unset', 'given', 'refused', 'unknown'][engine.info(0)],
+        pending: net ? (await run(net.drain, 1), net.pending()) : engine.info(1),
+        dropped: (net ? net.st.dropped : 0) + engine.info(2), // the transport's counters, once loaded
+        error: net ? net.st.error : null,
+      }),
+      // The server's request goes first (after any batch already on its way; nothing pending
+      // is sent after it), then the local state in one transaction: everything under the prefix
+      // deleted, a fresh engine state with a new identity saved, the consent answer kept.
+      async forget() {
+        await loadNet();
+        const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
+        await run((now, os) => {
+          os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
+          engine.identity(crypto.getRandomValues(new Uint8Array(26)));
+          engine.reset();
+          if (c % 3) engine.consent(c < 2, now);
+        });
+        return done;
       },
     };
 
     // Start: load the shared state, then what happens once: a referee's landing, the first
     // flush, the page's listeners, the model.
-    await run(() => {});
+    // Records an earlier page left in the engine or in storage: take them into pending batches
+    // (transport.js's drain, without loading the transport) and send them.
+    if (await run((now, os, pending) => {
+      for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
+      return pending && pending.length;
+    }, !!endpoint)) kick();
     // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
     const m = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url);
     const code = m && new URLSearchParams(location.search).get(m[1]);
-    if (code) run((now) => engine.landing(code, now)).catch(fail);
-    if (net) net.soon(0);
+    if (code) run((now) => engine.landing(code, now)).then(kick, fail);
     addEventListener('pagehide', () => {
       if (prompt) { local((s) => s.setItem(LEFT_OPEN, prompt.id)); prompt(); prompt = null; }
       if (net) net.beacon();
     });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && net && net.hide());
-    addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0' && prompt) closeNow(); });
+    // Consent withdrawn in another tab: close the prompt, and load the "no" now (a flush under
+    // way here stops at it).
+    addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0') (prompt ? closeNow() : run(() => {})).catch(fail); });
     widget = self;
     emit('ready', true);
-    loadModel(engine, db, prefix + 'm', fileUrl('model', 'loopwise.lwm'),
-    endpoint && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
+    loadModel(engine, db, prefix + 'm', o.model,
+    endpoint && engine.collecting() && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
   }
 
   const ready = (async () => {
+    // A URL (string or URL) is fetched; anything else is taken as the bytes themselves.
     const fetchBytes = async (url) => {
+      if (typeof url !== 'string' && !(url instanceof URL)) return url;
       const r = await fetch(url);
       if (!r.ok) throw Error(url + ': HTTP ' + r.status);
       return r.arrayBuffer();
     };
     const [config, wasm, db] = await Promise.all([
-      fetchBytes(fileUrl('config', 'referral.lwc')),
-      fetchBytes(fileUrl('wasm', 'loopwise.wasm')),
+      fetchBytes(o.config),
+      fetchBytes(o.wasm),
       openDb(),
     ]);
-    await createWidget(await loadEngine({ wasm, config, seed: crypto.getRandomValues(new Uint8Array(16)) }), db);
+    const rnd = (n) => crypto.getRandomValues(new Uint8Array(n));
+    await createWidget(await loadEngine({ wasm, config, seed: rnd(16), identity: rnd(26) }), db);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));
@@ -206,9 +256,12 @@ const ERR_VERSION = 4;
   const api = {
     ready,
     q: { push: (...calls) => calls.forEach(call) },
+    // on(type, fn) returns a function that removes fn again (a component's cleanup).
     on(type, fn) {
-      (listeners[type] = listeners[type] || []).push(fn);
+      const l = (listeners[type] = listeners[type] || []);
+      l.push(fn);
       if (type === 'ready' && widget) fn(true);
+      return () => { const i = l.indexOf(fn); if (i >= 0) l.splice(i, 1); };
     },
     // busy(true) while the user is in the middle of something (typing, a checkout): the engine
     // holds prompts until busy(false).
@@ -235,8 +288,10 @@ const ERR_VERSION = 4;
   //                                install key); tier, reward and next come from the config's
   //                                ladder. Offline, the last answer; null if there is none.
   // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
-  for (const name of 'track approve attribute conversion consent referralCode referrals'.split(' ')) {
-    api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : null)).catch((e) => {
+  //   status()                     {started, consent, pending, dropped, error} (README "Widget")
+  //   forget()                     deletes this device's state here and on the server
+  for (const name of 'track approve attribute conversion consent referralCode referrals status forget'.split(' ')) {
+    api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : name === 'status' ? { started: false } : null)).catch((e) => {
       fail(e);
       return null;
     });
@@ -251,6 +306,5 @@ const ERR_VERSION = 4;
     }
   }
 
-  w.Loopwise = api;
-  if (prev && prev.q) [].forEach.call(prev.q, call);
-})();
+  return api;
+}

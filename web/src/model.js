@@ -4,7 +4,8 @@
 // the time it was fetched) or else the default model at `url` (shipped next to the script).
 // Then, when `src` (the ingest server's GET /v1/model) is set and the last fetch is older than
 // `hours`, it asks for the site's current model with If-None-Match: a 304 only records the time;
-// a 200 the engine accepts becomes the last good model; a corrupt file (engine.setModel throws
+// a 200 the engine accepts becomes the last good model; a 204 (the site has no model) or 404
+// only records the time; a corrupt file (engine.setModel throws
 // and keeps the old one) or an HTTP error keep the model in force. Failures reach `warn` (the
 // caller's, one console.warn each); a network failure is retried on the next load. Until a
 // model is set the config's rules decide, so nothing here delays a decision.
@@ -21,13 +22,13 @@ export async function loadModel(engine, db, key, url, src, hours, warn) {
   if (!src || now - rec.t < hours * 36e5) return;
   const r = await fetch(src, { headers: rec.e ? { 'If-None-Match': rec.e } : {} });
   rec.t = now;
+  const b = new Uint8Array(await r.arrayBuffer()); // every body read (transport.js says why)
   try {
     if (r.status === 200) {
-      const b = new Uint8Array(await r.arrayBuffer());
       engine.setModel(b);
       rec.b = b;
       rec.e = r.headers.get('etag');
-    } else if (r.status !== 304 && r.status !== 404) throw Error('model: HTTP ' + r.status);
+    } else if (r.status !== 304 && r.status !== 204 && r.status !== 404) throw Error('model: HTTP ' + r.status);
   } finally {
     kv(db).put(rec, key); // a server that answered is asked again after `hours`
   }

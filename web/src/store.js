@@ -22,7 +22,10 @@
 const OS = 'kv';
 
 // Opened while the config and the WASM download (a new database takes tens of ms to create).
+// An indexedDB.open that never answers (neither success nor error) gets 5 s, then Loopwise
+// does not start and the page carries on.
 export const openDb = () => new Promise((ok, no) => {
+  setTimeout(() => no(Error('IndexedDB did not answer in 5 s')), 5000);
   const r = indexedDB.open('loopwise', 1);
   r.onupgradeneeded = () => r.result.createObjectStore(OS);
   r.onsuccess = () => ok(r.result);

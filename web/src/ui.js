@@ -1,7 +1,12 @@
-// ui.js: the referral prompt, an accessible modal dialog in a Shadow DOM.
+// ui.js: the referral prompt, an accessible modal dialog in a Shadow DOM. A chunk of its own
+// (web/dist/loopwise-prompt.js): loopwise.js imports it when a decision first says to prompt.
 //
-// The host element <loopwise-prompt> carries an inline `all:initial` and everything else lives
-// in its shadow root, so the host page's CSS neither leaks in nor gets affected. Config text is
+// The host element <loopwise-prompt> carries `all:initial` (set through the CSSOM, which a
+// Content-Security-Policy without 'unsafe-inline' allows) and everything else lives in its
+// shadow root, so the host page's CSS neither leaks in nor gets affected. The styles are a
+// constructable stylesheet adopted by the shadow root: no <style> element, so they apply under
+// `style-src 'self'` (a browser without adoptedStyleSheets, Safari before 16.4, gets a <style>
+// element, which such a policy blocks). Config text is
 // only ever set through textContent. Keyboard: focus moves to the first button and is trapped in
 // the dialog while it is open, Escape means "Not now", and focus returns to where it was.
 
@@ -14,6 +19,8 @@ const CSS =
   'button{font:inherit;color:inherit;border:1px solid #888;background:#fff;border-radius:8px;padding:.5em .9em;margin:.2em .4em 0 0}' +
   '.p{background:#25e;border-color:#25e;color:#fff}.x{position:absolute;top:.4em;right:.4em;border:0;font-size:1.3em;padding:0 .4em}' +
   '[role=status]{word-break:break-all}';
+
+let sheet; // the one constructable stylesheet, made at the first prompt
 
 // A new element under parent, with attributes and text. The text goes in as a text node, never
 // parsed as HTML; a missing one ('' or undefined) leaves the element empty.
@@ -31,7 +38,10 @@ export function open(v, share, lines, outcome) {
   const doc = document, nav = navigator, host = doc.createElement('loopwise-prompt');
   host.style.cssText = 'all:initial';
   const root = host.attachShadow({ mode: 'open' });
-  el(root, 'style', 0, CSS);
+  if (root.adoptedStyleSheets) {
+    if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(CSS);
+    root.adoptedStyleSheets = [sheet];
+  } else el(root, 'style', 0, CSS);
   const back = el(root, 'div', { class: 'b' });
   const dlg = el(back, 'div', { class: 'd', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 't', 'aria-describedby': 'm' });
   // No <form> in the shadow root, so buttons need no type=button.
