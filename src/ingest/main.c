@@ -17,9 +17,10 @@ extern char **environ;
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: loopwise-ingest --db FILE [--port N] [--config FILE] [--SETTING VALUE ...]\n"
+          "usage: loopwise-ingest --db FILE|postgres://... [--port N] [--config FILE] [--SETTING VALUE ...]\n"
           "\n"
           "Receives Loopwise outcome batches (POST /v1/outcomes), stores them durably in SQLite\n"
+          "(or PostgreSQL, for several replicas on one database: --db postgres://...)\n"
           "and serves aggregates (GET /v1/stats), Prometheus metrics (GET /metrics), a\n"
           "health check (GET /healthz), each site's model (GET /v1/model, from --models-dir),\n"
           "a referrer's counts (GET /v1/referrals/CODE) and the reward list (GET\n"

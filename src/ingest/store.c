@@ -62,3 +62,15 @@ lw_status lw_store_reviews(lw_store *s, const char *site, size_t max, lw_review 
 void lw_store_free(lw_store *s) {
   if (s) s->backend->close(s);
 }
+
+int lw_store_is_pg(const char *where) {
+  return where && (strncmp(where, "postgres://", 11) == 0 || strncmp(where, "postgresql://", 13) == 0);
+}
+lw_status lw_store_open(const char *where, lw_store **out, char *err, size_t errlen) {
+  return lw_store_is_pg(where) ? lw_store_open_pg(where, out, err, errlen)
+                               : lw_store_open_sqlite(where, out, err, errlen);
+}
+lw_status lw_store_open_read(const char *where, lw_store **out, char *err, size_t errlen) {
+  return lw_store_is_pg(where) ? lw_store_open_pg_read(where, out, err, errlen)
+                               : lw_store_open_sqlite_read(where, out, err, errlen);
+}
