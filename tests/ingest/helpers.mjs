@@ -150,6 +150,13 @@ export function randomInstall() {
 
 // Read the store with the sqlite3 command-line tool (Debian's sqlite3 package), or psql for a
 // PostgreSQL store (rows as JSON objects either way).
+// Everything the store holds, as text: sqlite3's .dump, or every table's rows as JSON.
+export function dumpStore(dbPath) {
+  if (!isPgUrl(dbPath)) return spawnSync('sqlite3', [dbPath, '.dump'], { encoding: 'utf8' }).stdout;
+  const tables = sql(dbPath, 'SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename');
+  return tables.map(({ tablename }) => tablename + ' ' + JSON.stringify(sql(dbPath, `SELECT * FROM ${tablename}`))).join('\n');
+}
+
 export function sql(dbPath, query) {
   if (isPgUrl(dbPath)) {
     const out = psql(dbPath, ['-At', '-c', `SELECT coalesce(json_agg(q), '[]') FROM (${query}) q`]);
