@@ -4,7 +4,8 @@
 # created when missing: PostgreSQL refuses to run as root) and listens only on a Unix socket in
 # that folder.
 #   dir=$(bash src/scripts/pg-cluster.sh start)   prints the folder; the URL is in $dir/url
-#   bash src/scripts/pg-cluster.sh restart DIR    fast stop, then start again (the tests' outage)
+#   bash src/scripts/pg-cluster.sh restart DIR    fast stop, then start again
+#   bash src/scripts/pg-cluster.sh stop-server DIR | start-server DIR   the server only (an outage)
 #   bash src/scripts/pg-cluster.sh stop DIR       stops it and removes the folder
 set -euo pipefail
 
@@ -43,13 +44,19 @@ case "${1:-}" in
     as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     start_server "$dir"
     ;;
+  stop-server) # the server only (the folder stays): the tests' outage
+    as_pg "$bindir/pg_ctl" -D "$2/data" -m fast -w stop >/dev/null
+    ;;
+  start-server)
+    start_server "$2"
+    ;;
   stop)
     dir=$2
     [ -d "$dir/data" ] && as_pg "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: pg-cluster.sh start | restart DIR | stop DIR" >&2
+    echo "usage: pg-cluster.sh start | restart DIR | stop-server DIR | start-server DIR | stop DIR" >&2
     exit 2
     ;;
 esac

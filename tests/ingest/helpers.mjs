@@ -45,9 +45,11 @@ export function isPgUrl(s) {
 
 // Start the server with --port 0 and resolve once it prints its port. Options: dir (temp dir
 // holding the database; made when absent), args (extra flags), env (extra variables), db (the
-// store: a file, or a postgres:// string used as it is).
-export async function startServer({ dir = tempDir(), args = [], env = {}, db } = {}) {
-  const dbPath = db && isPgUrl(db) ? db : storeFor(db || join(dir, 'outcomes.db'));
+// store: a file, or a postgres:// string used as it is), sqlite (a SQLite file whatever the suite's
+// backend).
+export async function startServer({ dir = tempDir(), args = [], env = {}, db, sqlite = false } = {}) {
+  const file = db || join(dir, 'outcomes.db');
+  const dbPath = isPgUrl(file) || sqlite ? file : storeFor(file);
   const child = spawn(binary, ['--db', dbPath, '--port', '0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
