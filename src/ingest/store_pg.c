@@ -86,8 +86,6 @@ typedef struct {
   pg_conn readers[READERS];
   atomic_uint next_reader;
   pg_conn ping;
-  lw_event *kept;            /* the records of one batch that are stored (writer only) */
-  size_t kept_cap;
   char *sql;                 /* the events INSERT being built (writer only) */
   size_t sql_cap;
 } pg_store;
@@ -201,7 +199,8 @@ static lw_status conn_ready(PGconn *c, const char *what, char *err, size_t errle
     snprintf(err, errlen, "%s: no connection", what);
     return LW_ERR_IO;
   }
-  if (PQstatus(c) != CONNECTION_OK) {
+  /* A pipeline left half read (a write that failed mid-way) is no state to go on from. */
+  if (PQstatus(c) != CONNECTION_OK || PQpipelineStatus(c) != PQ_PIPELINE_OFF) {
     PQreset(c);
     if (PQstatus(c) == CONNECTION_OK && session_setup(c, err, errlen) != LW_OK) return LW_ERR_IO;
   }
@@ -349,151 +348,275 @@ static lw_status owner_of(PGconn *c, const char *site, const char *code, char *o
   return LW_OK;
 }
 
-/* Code ownership, as store_sqlite.c's keep_owned: a share or copy with a code another install
+/* ---- the write path, pipelined (libpq pipeline mode: statements run in order, each seeing the
+ * ones before, and a group costs three round trips however many batches it holds):
+ *   1. BEGIN and every batch row (ON CONFLICT DO NOTHING RETURNING id: no row is a duplicate);
+ *   2. for every event with a code of the new batches, in order: a share or copy claims the code
+ *      or reads its owner (one statement), a landing or conversion reads the owner;
+ *   3. the kept events, the flags, the corrected event counts, and COMMIT.
+ * Code ownership is store_sqlite.c's keep_owned: a share or copy with a code another install
  * owns is not stored (the install is flagged); a landing or conversion from the owner's own
- * install marks a self-referral. The owner is claimed and read in one statement. */
-static lw_status keep_owned(pg_store *s, lw_store_item *it, size_t *n_kept, char *err, size_t errlen) {
-  const lw_batch *b = it->batch;
-  if (s->kept_cap < b->n_events) {
-    lw_event *grown = realloc(s->kept, b->n_events * sizeof *grown);
+ * install marks a self-referral. */
+
+static lw_status pipe_send(PGconn *c, const char *sql, params *p, int *sent, const char *what, char *err,
+                           size_t errlen) {
+  if (p && p->oom) {
+    snprintf(err, errlen, "%s: out of memory", what);
+    return LW_ERR_NOMEM;
+  }
+  if (p)
+    for (int i = 0; i < p->n; i++)
+      if (p->is_num[i]) p->v[i] = p->num[i];
+  /* libpq serializes the statement and its parameters here: both may go once this returns. */
+  if (!PQsendQueryParams(c, sql, p ? p->n : 0, p ? p->type : NULL, p ? p->v : NULL, p ? p->len : NULL,
+                         p ? p->fmt : NULL, 0)) {
+    trim_copy(err, errlen, what, PQerrorMessage(c));
+    return LW_ERR_IO;
+  }
+  (*sent)++;
+  return LW_OK;
+}
+
+/* Sync, then the results of the sent statements in order: res[i] (the caller clears them; NULL
+ * for a failed one) when res is not NULL. The first failure's message goes to err, its SQLSTATE
+ * to sqlstate. */
+static lw_status pipe_sync(PGconn *c, int sent, PGresult **res, char *sqlstate, const char *what, char *err,
+                           size_t errlen) {
+  lw_status st = LW_OK;
+  if (res)
+    for (int i = 0; i < sent; i++) res[i] = NULL;
+  if (!PQpipelineSync(c)) {
+    trim_copy(err, errlen, what, PQerrorMessage(c));
+    return LW_ERR_IO;
+  }
+  for (int i = 0; i < sent; i++) {
+    PGresult *r = PQgetResult(c);
+    if (!r) {
+      if (st == LW_OK) trim_copy(err, errlen, what, PQerrorMessage(c));
+      return LW_ERR_IO; /* the connection is gone: conn_ready opens it again */
+    }
+    ExecStatusType rs = PQresultStatus(r);
+    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+      if (st == LW_OK && rs != PGRES_PIPELINE_ABORTED) {
+        trim_copy(err, errlen, what, PQresultErrorMessage(r));
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (sqlstate) snprintf(sqlstate, 6, "%s", code ? code : "");
+        st = LW_ERR_IO;
+      }
+      PQclear(r);
+    } else if (res) {
+      res[i] = r;
+    } else {
+      PQclear(r);
+    }
+    while ((r = PQgetResult(c))) PQclear(r); /* the NULL that ends each statement's results */
+  }
+  PGresult *r = PQgetResult(c);
+  if ((!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) && st == LW_OK) {
+    trim_copy(err, errlen, what, PQerrorMessage(c));
+    st = LW_ERR_IO;
+  }
+  PQclear(r);
+  return st;
+}
+
+static void clear_all(PGresult **res, int n) {
+  for (int i = 0; res && i < n; i++) PQclear(res[i]), res[i] = NULL;
+}
+
+static lw_status send_flag(PGconn *c, int *sent, const char *site, const char *kind, const char *value,
+                           const char *reason, int64_t now_ms, char *err, size_t errlen) {
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_text(&p, kind), p_text(&p, value), p_text(&p, reason), p_int(&p, now_ms);
+  lw_status st = pipe_send(c,
+                           "INSERT INTO flags(site, kind, value, reason, at) VALUES($1, $2, $3, $4, $5)"
+                           " ON CONFLICT DO NOTHING",
+                           &p, sent, "flagging", err, errlen);
+  p_free(&p);
+  return st;
+}
+
+/* Whether event e of a new batch needs an owner statement in phase 2. */
+static int coded(const lw_event *e) {
+  return e->code[0] && (lw_kind_flags(e->kind) & (LW_KIND_F_SHARED | LW_KIND_F_REFEREE));
+}
+
+/* The kept events of one batch as one INSERT (phase 3). */
+static lw_status send_events(pg_store *s, lw_store_item *it, int64_t batch_row, const uint8_t *keep, size_t n_kept,
+                             int *sent, char *err, size_t errlen) {
+  size_t need = 256 + n_kept * (EVENT_COLS * 6 + 8);
+  if (s->sql_cap < need) {
+    char *grown = realloc(s->sql, need);
     if (!grown) {
       snprintf(err, errlen, "out of memory");
       return LW_ERR_NOMEM;
     }
-    s->kept = grown;
-    s->kept_cap = b->n_events;
+    s->sql = grown;
+    s->sql_cap = need;
   }
-  size_t n = 0;
-  for (size_t i = 0; i < b->n_events; i++) {
-    const lw_event *e = &b->events[i];
-    unsigned fl = lw_kind_flags(e->kind);
-    char owner[LW_INSTALL_LEN + 1];
-    lw_status st = LW_OK;
-    if (e->code[0] && (fl & LW_KIND_F_SHARED)) {
-      params p;
-      p_init(&p);
-      p_text(&p, it->site), p_text(&p, e->code), p_text(&p, e->install);
-      PGresult *r;
-      st = run(s->w,
-               "WITH ins AS (INSERT INTO code_owners(site, code, install) VALUES($1, $2, $3)"
-               " ON CONFLICT DO NOTHING RETURNING install)"
-               " SELECT install FROM ins UNION ALL"
-               " SELECT install FROM code_owners WHERE site = $1 AND code = $2 LIMIT 1",
-               &p, &r, "storing a code's owner", err, errlen);
-      p_free(&p);
-      if (st != LW_OK) return st;
-      int other = PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 0), e->install) != 0;
-      PQclear(r);
-      if (other) {
-        if ((st = flag(s->w, it->site, "install", e->install, "code_owner", it->received_ms, err, errlen)) != LW_OK)
-          return st;
-        continue; /* not stored */
-      }
-    } else if (e->code[0] && (fl & LW_KIND_F_REFEREE)) {
-      int found = 0;
-      if ((st = owner_of(s->w, it->site, e->code, owner, &found, err, errlen)) != LW_OK) return st;
-      if (found && strcmp(owner, e->install) == 0) {
-        st = flag(s->w, it->site, "install", e->install, "self_referral", it->received_ms, err, errlen);
-        if (st == LW_OK) st = flag(s->w, it->site, "code", e->code, "self_referral", it->received_ms, err, errlen);
-        if (st != LW_OK) return st;
-      }
-    }
-    s->kept[n++] = *e;
+  size_t len = (size_t)snprintf(s->sql, s->sql_cap,
+                                "INSERT INTO events(batch, site, kind, t, install, decision, action, p, mode,"
+                                " reason, segment, model, x, code, id, received_at, token, channel) VALUES");
+  uint8_t(*xbuf)[LW_X_PAIRS * 8] = malloc(n_kept * sizeof *xbuf);
+  if (!xbuf) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
   }
-  *n_kept = n;
-  return LW_OK;
-}
-
-static lw_status write_one(pg_store *s, lw_store_item *it, char *sqlstate, char *err, size_t errlen) {
-  const lw_batch *b = it->batch;
   params p;
   p_init(&p);
-  p_text(&p, it->site), p_text(&p, b->batch_id), p_int(&p, it->received_ms), p_int(&p, b->sent_at);
-  p_int(&p, (int64_t)b->n_events);
-  PGresult *r;
-  lw_status st = run_ex(s->w,
-                        "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
-                        " VALUES($1, $2, $3, $4, $5) ON CONFLICT (site, batch_id) DO NOTHING RETURNING id",
-                        &p, 0, &r, sqlstate, "storing a batch", err, errlen);
+  size_t k = 0;
+  for (size_t i = 0; i < it->batch->n_events; i++) {
+    if (!keep[i]) continue;
+    const lw_event *e = &it->batch->events[i];
+    len += (size_t)snprintf(s->sql + len, s->sql_cap - len, "%s(", k ? "," : "");
+    for (int c = 1; c <= EVENT_COLS; c++)
+      len += (size_t)snprintf(s->sql + len, s->sql_cap - len, "$%zu%s", k * EVENT_COLS + (size_t)c,
+                              c < EVENT_COLS ? "," : ")");
+    p_int(&p, batch_row);
+    p_text(&p, it->site);
+    p_text(&p, lw_kind_name(e->kind));
+    p_int(&p, e->t);
+    p_text(&p, e->install);
+    p_text_or_null(&p, e->decision);
+    p_text_or_null(&p, e->action);
+    if (e->has_p)
+      p_double(&p, e->p);
+    else
+      p_null_double(&p);
+    p_text_or_null(&p, e->mode);
+    p_text(&p, e->kind == LW_KIND_DECISION ? e->reason : NULL); /* "" is a valid reason */
+    p_text_or_null(&p, e->segment);
+    p_text_or_null(&p, e->model);
+    if (e->has_x)
+      p_blob(&p, xbuf[k], x_encode(e->x, e->n_x, xbuf[k]));
+    else
+      p_null_blob(&p);
+    p_text_or_null(&p, e->code);
+    p_int(&p, batch_row * EVENT_ID_STRIDE + (int64_t)k); /* the position among the stored ones */
+    if (e->skewed)
+      p_int(&p, it->received_ms);
+    else
+      p_null_int(&p);
+    p_text_or_null(&p, e->token);
+    p_text_or_null(&p, e->channel);
+    k++;
+  }
+  lw_status st = pipe_send(s->w, s->sql, &p, sent, "storing events", err, errlen);
   p_free(&p);
-  if (st != LW_OK) return st;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    it->duplicate = 1;
-    it->stored = 0;
-    return LW_OK;
+  free(xbuf);
+  return st;
+}
+
+static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char *sqlstate, char *err,
+                             size_t errlen) {
+  PGconn *c = s->w;
+  size_t total_events = 0;
+  for (size_t i = 0; i < n; i++) total_events += order[i]->batch->n_events;
+  int64_t *rows = calloc(n ? n : 1, sizeof *rows);
+  uint8_t *keep = calloc(total_events ? total_events : 1, 1);
+  PGresult **res = calloc(total_events + n + 1, sizeof *res);
+  if (!rows || !keep || !res) {
+    free(rows), free(keep), free(res);
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
   }
-  int64_t batch_row = get_int(r, 0, 0);
-  PQclear(r);
-  size_t n_kept;
-  if ((st = keep_owned(s, it, &n_kept, err, errlen)) != LW_OK) return st;
-  if (n_kept) {
-    size_t need = 256 + n_kept * (EVENT_COLS * 6 + 8);
-    if (s->sql_cap < need) {
-      char *grown = realloc(s->sql, need);
-      if (!grown) {
-        snprintf(err, errlen, "out of memory");
-        return LW_ERR_NOMEM;
+  int sent = 0;
+  lw_status st = PQenterPipelineMode(c) ? LW_OK : LW_ERR_IO;
+  if (st != LW_OK) trim_copy(err, errlen, "starting a write", PQerrorMessage(c));
+  /* 1: the batches */
+  if (st == LW_OK) st = pipe_send(c, "BEGIN", NULL, &sent, "starting a write", err, errlen);
+  for (size_t i = 0; st == LW_OK && i < n; i++) {
+    const lw_batch *b = order[i]->batch;
+    params p;
+    p_init(&p);
+    p_text(&p, order[i]->site), p_text(&p, b->batch_id), p_int(&p, order[i]->received_ms), p_int(&p, b->sent_at);
+    p_int(&p, (int64_t)b->n_events);
+    st = pipe_send(c,
+                   "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
+                   " VALUES($1, $2, $3, $4, $5) ON CONFLICT (site, batch_id) DO NOTHING RETURNING id",
+                   &p, &sent, "storing a batch", err, errlen);
+    p_free(&p);
+  }
+  int sent1 = sent;
+  if (sent) {
+    lw_status synced = pipe_sync(c, sent, res, sqlstate, "storing a batch", err, errlen);
+    if (st == LW_OK) st = synced;
+  }
+  for (size_t i = 0; st == LW_OK && i < n; i++) {
+    order[i]->duplicate = PQntuples(res[1 + i]) == 0;
+    rows[i] = order[i]->duplicate ? 0 : get_int(res[1 + i], 0, 0);
+  }
+  clear_all(res, sent1);
+  /* 2: the owners of the codes the new batches carry */
+  sent = 0;
+  for (size_t i = 0; st == LW_OK && i < n; i++) {
+    if (order[i]->duplicate) continue;
+    for (size_t k = 0; st == LW_OK && k < order[i]->batch->n_events; k++) {
+      const lw_event *e = &order[i]->batch->events[k];
+      if (!coded(e)) continue;
+      params p;
+      p_init(&p);
+      p_text(&p, order[i]->site), p_text(&p, e->code), p_text(&p, e->install);
+      st = pipe_send(c,
+                     lw_kind_flags(e->kind) & LW_KIND_F_SHARED
+                         ? "WITH ins AS (INSERT INTO code_owners(site, code, install) VALUES($1, $2, $3)"
+                           " ON CONFLICT DO NOTHING RETURNING install)"
+                           " SELECT install FROM ins UNION ALL"
+                           " SELECT install FROM code_owners WHERE site = $1 AND code = $2 LIMIT 1"
+                         : "SELECT install FROM code_owners WHERE site = $1 AND code = $2 AND $3::text IS NOT NULL",
+                     &p, &sent, "storing a code's owner", err, errlen);
+      p_free(&p);
+    }
+  }
+  int sent2 = sent;
+  if (st == LW_OK && sent) st = pipe_sync(c, sent, res, sqlstate, "storing a code's owner", err, errlen);
+  /* 3: the kept events, flags, counts, COMMIT */
+  sent = 0;
+  int at = 0;
+  size_t off = 0;
+  for (size_t i = 0; st == LW_OK && i < n; off += order[i]->batch->n_events, i++) {
+    lw_store_item *it = order[i];
+    if (it->duplicate) continue;
+    size_t n_kept = 0;
+    for (size_t k = 0; st == LW_OK && k < it->batch->n_events; k++) {
+      const lw_event *e = &it->batch->events[k];
+      keep[off + k] = 1;
+      if (coded(e)) {
+        PGresult *r = res[at++];
+        const char *owner = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : NULL;
+        if ((lw_kind_flags(e->kind) & LW_KIND_F_SHARED) && owner && strcmp(owner, e->install) != 0) {
+          keep[off + k] = 0; /* another install's code: not stored */
+          st = send_flag(c, &sent, it->site, "install", e->install, "code_owner", it->received_ms, err, errlen);
+        } else if (!(lw_kind_flags(e->kind) & LW_KIND_F_SHARED) && owner && strcmp(owner, e->install) == 0) {
+          st = send_flag(c, &sent, it->site, "install", e->install, "self_referral", it->received_ms, err, errlen);
+          if (st == LW_OK)
+            st = send_flag(c, &sent, it->site, "code", e->code, "self_referral", it->received_ms, err, errlen);
+        }
       }
-      s->sql = grown;
-      s->sql_cap = need;
+      n_kept += keep[off + k];
     }
-    size_t len = (size_t)snprintf(s->sql, s->sql_cap,
-                                  "INSERT INTO events(batch, site, kind, t, install, decision, action, p, mode,"
-                                  " reason, segment, model, x, code, id, received_at, token, channel) VALUES");
-    uint8_t(*xbuf)[LW_X_PAIRS * 8] = malloc(n_kept * sizeof *xbuf);
-    if (!xbuf) {
-      snprintf(err, errlen, "out of memory");
-      return LW_ERR_NOMEM;
+    if (st == LW_OK && n_kept) st = send_events(s, it, rows[i], keep + off, n_kept, &sent, err, errlen);
+    if (st == LW_OK && n_kept < it->batch->n_events) {
+      params p;
+      p_init(&p);
+      p_int(&p, (int64_t)n_kept), p_int(&p, rows[i]);
+      st = pipe_send(c, "UPDATE batches SET n_events = $1 WHERE id = $2", &p, &sent, "storing a batch", err, errlen);
+      p_free(&p);
     }
-    p_init(&p);
-    for (size_t k = 0; k < n_kept; k++) {
-      const lw_event *e = &s->kept[k];
-      len += (size_t)snprintf(s->sql + len, s->sql_cap - len, "%s(", k ? "," : "");
-      for (int c = 1; c <= EVENT_COLS; c++)
-        len += (size_t)snprintf(s->sql + len, s->sql_cap - len, "$%zu%s", k * EVENT_COLS + (size_t)c,
-                                c < EVENT_COLS ? "," : ")");
-      p_int(&p, batch_row);
-      p_text(&p, it->site);
-      p_text(&p, lw_kind_name(e->kind));
-      p_int(&p, e->t);
-      p_text(&p, e->install);
-      p_text_or_null(&p, e->decision);
-      p_text_or_null(&p, e->action);
-      if (e->has_p)
-        p_double(&p, e->p);
-      else
-        p_null_double(&p);
-      p_text_or_null(&p, e->mode);
-      p_text(&p, e->kind == LW_KIND_DECISION ? e->reason : NULL); /* "" is a valid reason */
-      p_text_or_null(&p, e->segment);
-      p_text_or_null(&p, e->model);
-      if (e->has_x)
-        p_blob(&p, xbuf[k], x_encode(e->x, e->n_x, xbuf[k]));
-      else
-        p_null_blob(&p);
-      p_text_or_null(&p, e->code);
-      p_int(&p, batch_row * EVENT_ID_STRIDE + (int64_t)k);
-      if (e->skewed)
-        p_int(&p, it->received_ms);
-      else
-        p_null_int(&p);
-      p_text_or_null(&p, e->token);
-      p_text_or_null(&p, e->channel);
-    }
-    st = run_ex(s->w, s->sql, &p, 0, NULL, sqlstate, "storing events", err, errlen);
-    p_free(&p);
-    free(xbuf);
-    if (st != LW_OK) return st;
+    it->stored = n_kept;
   }
-  it->duplicate = 0;
-  it->stored = n_kept;
-  if (n_kept < b->n_events) {
-    p_init(&p);
-    p_int(&p, (int64_t)n_kept), p_int(&p, batch_row);
-    st = run(s->w, "UPDATE batches SET n_events = $1 WHERE id = $2", &p, NULL, "storing a batch", err, errlen);
-    p_free(&p);
+  clear_all(res, sent2);
+  if (st == LW_OK) st = pipe_send(c, "COMMIT", NULL, &sent, "committing", err, errlen);
+  if (sent) {
+    lw_status synced = pipe_sync(c, sent, NULL, sqlstate, "committing", err, errlen);
+    if (st == LW_OK) st = synced;
   }
+  if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && st == LW_OK) {
+    trim_copy(err, errlen, "committing", PQerrorMessage(c));
+    st = LW_ERR_IO;
+  }
+  free(rows), free(keep), free(res);
   return st;
 }
 
@@ -523,11 +646,9 @@ static lw_status pg_write(lw_store *base, lw_store_item *const *items, size_t n,
     char sqlstate[6] = "";
     for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
     st = conn_ready(s->w, "starting a write", err, errlen);
-    if (st == LW_OK) st = run(s->w, "BEGIN", NULL, NULL, "starting a write", err, errlen);
-    for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, order[i], sqlstate, err, errlen);
-    if (st == LW_OK) st = run_ex(s->w, "COMMIT", NULL, 0, NULL, sqlstate, "committing", err, errlen);
+    if (st == LW_OK) st = write_group(s, order, n, sqlstate, err, errlen);
     if (st == LW_OK) break;
-    rollback(s->w);
+    if (PQstatus(s->w) == CONNECTION_OK) rollback(s->w);
     if (!retryable(sqlstate)) break;
   }
   free(order);
@@ -1454,7 +1575,6 @@ static void pg_close(lw_store *base) {
   }
   PQfinish(s->ping.c);
   pthread_mutex_destroy(&s->ping.lock);
-  free(s->kept);
   free(s->sql);
   free(s);
 }
