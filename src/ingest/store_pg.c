@@ -39,6 +39,22 @@
 
 #define TXT "text COLLATE \"C\""
 
+/* The writer's statements, prepared once per connection (ids of pg_store.prepared). */
+enum { STMT_BATCH, STMT_CLAIM, STMT_OWNER, STMT_FLAG, STMT_FIX, STMT_EVENTS };
+#define LW_MAX_EVENTS_PREPARED 64 /* an INSERT of k events for k up to this is prepared too */
+static const char *const k_writer_sql[STMT_EVENTS] = {
+    "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
+    " VALUES($1, $2, $3, $4, $5) ON CONFLICT (site, batch_id) DO NOTHING RETURNING id",
+    "WITH ins AS (INSERT INTO code_owners(site, code, install) VALUES($1, $2, $3)"
+    " ON CONFLICT DO NOTHING RETURNING install)"
+    " SELECT install FROM ins UNION ALL SELECT install FROM code_owners WHERE site = $1 AND code = $2 LIMIT 1",
+    "SELECT install FROM code_owners WHERE site = $1 AND code = $2 AND $3::text IS NOT NULL",
+    "INSERT INTO flags(site, kind, value, reason, at) VALUES($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    "UPDATE batches SET n_events = $1 WHERE id = $2"};
+static const Oid k_writer_types[STMT_EVENTS][5] = {
+    {25, 25, 20, 20, 20}, {25, 25, 25}, {25, 25, 25}, {25, 25, 25, 25, 20}, {20, 20}};
+static const int k_writer_nparams[STMT_EVENTS] = {5, 3, 3, 5, 2};
+
 /* Version 1: schema 7 of the SQLite store (see store_sqlite.c) in PostgreSQL's types: bigint
  * times, bytea for x and the referee hashes, an index on batches(received_at) for retention
  * (batch ids come from a sequence several replicas draw from, so commit order is not id order
@@ -88,6 +104,10 @@ typedef struct {
   pg_conn ping;
   char *sql;                 /* the events INSERT being built (writer only) */
   size_t sql_cap;
+  /* The writer's prepared statements (see prepare_writer): on the backend with this pid, by
+   * id: 0 none, 1 sent in the current group, 2 ready. */
+  int prepared_pid;
+  uint8_t prepared[STMT_EVENTS + LW_MAX_EVENTS_PREPARED + 1];
 } pg_store;
 
 /* ---------------------------------------------------------------- parameters */
@@ -358,8 +378,10 @@ static lw_status owner_of(PGconn *c, const char *site, const char *code, char *o
  * owns is not stored (the install is flagged); a landing or conversion from the owner's own
  * install marks a self-referral. */
 
-static lw_status pipe_send(PGconn *c, const char *sql, params *p, int *sent, const char *what, char *err,
-                           size_t errlen) {
+/* Send one statement into the pipeline: sql itself (id < 0), or the writer's prepared statement id
+ * (an events INSERT is prepared on first use, in the pipeline, ahead of its first run). */
+static lw_status pipe_send(pg_store *s, PGconn *c, int id, const char *sql, params *p, int *sent, const char *what,
+                           char *err, size_t errlen) {
   if (p && p->oom) {
     snprintf(err, errlen, "%s: out of memory", what);
     return LW_ERR_NOMEM;
@@ -368,8 +390,21 @@ static lw_status pipe_send(PGconn *c, const char *sql, params *p, int *sent, con
     for (int i = 0; i < p->n; i++)
       if (p->is_num[i]) p->v[i] = p->num[i];
   /* libpq serializes the statement and its parameters here: both may go once this returns. */
-  if (!PQsendQueryParams(c, sql, p ? p->n : 0, p ? p->type : NULL, p ? p->v : NULL, p ? p->len : NULL,
-                         p ? p->fmt : NULL, 0)) {
+  char name[16];
+  if (id >= 0) {
+    snprintf(name, sizeof name, "lw_w%d", id);
+    if (!s->prepared[id]) {
+      if (!PQsendPrepare(c, name, sql, p->n, p->type)) {
+        trim_copy(err, errlen, what, PQerrorMessage(c));
+        return LW_ERR_IO;
+      }
+      (*sent)++;
+      s->prepared[id] = 1;
+    }
+  }
+  if (id >= 0 ? !PQsendQueryPrepared(c, name, p->n, p->v, p->len, p->fmt, 0)
+              : !PQsendQueryParams(c, sql, p ? p->n : 0, p ? p->type : NULL, p ? p->v : NULL, p ? p->len : NULL,
+                                   p ? p->fmt : NULL, 0)) {
     trim_copy(err, errlen, what, PQerrorMessage(c));
     return LW_ERR_IO;
   }
@@ -424,15 +459,12 @@ static void clear_all(PGresult **res, int n) {
   for (int i = 0; res && i < n; i++) PQclear(res[i]), res[i] = NULL;
 }
 
-static lw_status send_flag(PGconn *c, int *sent, const char *site, const char *kind, const char *value,
+static lw_status send_flag(pg_store *s, PGconn *c, int *sent, const char *site, const char *kind, const char *value,
                            const char *reason, int64_t now_ms, char *err, size_t errlen) {
   params p;
   p_init(&p);
   p_text(&p, site), p_text(&p, kind), p_text(&p, value), p_text(&p, reason), p_int(&p, now_ms);
-  lw_status st = pipe_send(c,
-                           "INSERT INTO flags(site, kind, value, reason, at) VALUES($1, $2, $3, $4, $5)"
-                           " ON CONFLICT DO NOTHING",
-                           &p, sent, "flagging", err, errlen);
+  lw_status st = pipe_send(s, c, STMT_FLAG, k_writer_sql[STMT_FLAG], &p, sent, "flagging", err, errlen);
   p_free(&p);
   return st;
 }
@@ -502,9 +534,32 @@ static lw_status send_events(pg_store *s, lw_store_item *it, int64_t batch_row, 
     p_text_or_null(&p, e->channel);
     k++;
   }
-  lw_status st = pipe_send(s->w, s->sql, &p, sent, "storing events", err, errlen);
+  int id = n_kept <= LW_MAX_EVENTS_PREPARED ? STMT_EVENTS + (int)n_kept : -1;
+  lw_status st = pipe_send(s, s->w, id, s->sql, &p, sent, "storing events", err, errlen);
   p_free(&p);
   free(xbuf);
+  return st;
+}
+
+/* The writer's fixed statements, prepared on the current backend (again after a reconnect, or
+ * after a failed group, which may have left some prepared and some not). */
+static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
+  PGconn *c = s->w;
+  if (s->prepared_pid && s->prepared_pid == PQbackendPID(c)) return LW_OK;
+  memset(s->prepared, 0, sizeof s->prepared);
+  lw_status st = run(c, "DEALLOCATE ALL", NULL, NULL, "preparing the writer", err, errlen);
+  for (int id = 0; st == LW_OK && id < STMT_EVENTS; id++) {
+    char name[16];
+    snprintf(name, sizeof name, "lw_w%d", id);
+    PGresult *r = PQprepare(c, name, k_writer_sql[id], k_writer_nparams[id], k_writer_types[id]);
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+      trim_copy(err, errlen, "preparing the writer", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+      st = LW_ERR_IO;
+    }
+    PQclear(r);
+    s->prepared[id] = 2;
+  }
+  if (st == LW_OK) s->prepared_pid = PQbackendPID(c);
   return st;
 }
 
@@ -522,20 +577,20 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
     return LW_ERR_NOMEM;
   }
   int sent = 0;
-  lw_status st = PQenterPipelineMode(c) ? LW_OK : LW_ERR_IO;
-  if (st != LW_OK) trim_copy(err, errlen, "starting a write", PQerrorMessage(c));
+  lw_status st = prepare_writer(s, err, errlen);
+  if (st == LW_OK && !PQenterPipelineMode(c)) {
+    trim_copy(err, errlen, "starting a write", PQerrorMessage(c));
+    st = LW_ERR_IO;
+  }
   /* 1: the batches */
-  if (st == LW_OK) st = pipe_send(c, "BEGIN", NULL, &sent, "starting a write", err, errlen);
+  if (st == LW_OK) st = pipe_send(s, c, -1, "BEGIN", NULL, &sent, "starting a write", err, errlen);
   for (size_t i = 0; st == LW_OK && i < n; i++) {
     const lw_batch *b = order[i]->batch;
     params p;
     p_init(&p);
     p_text(&p, order[i]->site), p_text(&p, b->batch_id), p_int(&p, order[i]->received_ms), p_int(&p, b->sent_at);
     p_int(&p, (int64_t)b->n_events);
-    st = pipe_send(c,
-                   "INSERT INTO batches(site, batch_id, received_at, sent_at, n_events)"
-                   " VALUES($1, $2, $3, $4, $5) ON CONFLICT (site, batch_id) DO NOTHING RETURNING id",
-                   &p, &sent, "storing a batch", err, errlen);
+    st = pipe_send(s, c, STMT_BATCH, k_writer_sql[STMT_BATCH], &p, &sent, "storing a batch", err, errlen);
     p_free(&p);
   }
   int sent1 = sent;
@@ -558,14 +613,8 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
       params p;
       p_init(&p);
       p_text(&p, order[i]->site), p_text(&p, e->code), p_text(&p, e->install);
-      st = pipe_send(c,
-                     lw_kind_flags(e->kind) & LW_KIND_F_SHARED
-                         ? "WITH ins AS (INSERT INTO code_owners(site, code, install) VALUES($1, $2, $3)"
-                           " ON CONFLICT DO NOTHING RETURNING install)"
-                           " SELECT install FROM ins UNION ALL"
-                           " SELECT install FROM code_owners WHERE site = $1 AND code = $2 LIMIT 1"
-                         : "SELECT install FROM code_owners WHERE site = $1 AND code = $2 AND $3::text IS NOT NULL",
-                     &p, &sent, "storing a code's owner", err, errlen);
+      int id = lw_kind_flags(e->kind) & LW_KIND_F_SHARED ? STMT_CLAIM : STMT_OWNER;
+      st = pipe_send(s, c, id, k_writer_sql[id], &p, &sent, "storing a code's owner", err, errlen);
       p_free(&p);
     }
   }
@@ -587,11 +636,11 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
         const char *owner = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : NULL;
         if ((lw_kind_flags(e->kind) & LW_KIND_F_SHARED) && owner && strcmp(owner, e->install) != 0) {
           keep[off + k] = 0; /* another install's code: not stored */
-          st = send_flag(c, &sent, it->site, "install", e->install, "code_owner", it->received_ms, err, errlen);
+          st = send_flag(s, c, &sent, it->site, "install", e->install, "code_owner", it->received_ms, err, errlen);
         } else if (!(lw_kind_flags(e->kind) & LW_KIND_F_SHARED) && owner && strcmp(owner, e->install) == 0) {
-          st = send_flag(c, &sent, it->site, "install", e->install, "self_referral", it->received_ms, err, errlen);
+          st = send_flag(s, c, &sent, it->site, "install", e->install, "self_referral", it->received_ms, err, errlen);
           if (st == LW_OK)
-            st = send_flag(c, &sent, it->site, "code", e->code, "self_referral", it->received_ms, err, errlen);
+            st = send_flag(s, c, &sent, it->site, "code", e->code, "self_referral", it->received_ms, err, errlen);
         }
       }
       n_kept += keep[off + k];
@@ -601,13 +650,13 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
       params p;
       p_init(&p);
       p_int(&p, (int64_t)n_kept), p_int(&p, rows[i]);
-      st = pipe_send(c, "UPDATE batches SET n_events = $1 WHERE id = $2", &p, &sent, "storing a batch", err, errlen);
+      st = pipe_send(s, c, STMT_FIX, k_writer_sql[STMT_FIX], &p, &sent, "storing a batch", err, errlen);
       p_free(&p);
     }
     it->stored = n_kept;
   }
   clear_all(res, sent2);
-  if (st == LW_OK) st = pipe_send(c, "COMMIT", NULL, &sent, "committing", err, errlen);
+  if (st == LW_OK) st = pipe_send(s, c, -1, "COMMIT", NULL, &sent, "committing", err, errlen);
   if (sent) {
     lw_status synced = pipe_sync(c, sent, NULL, sqlstate, "committing", err, errlen);
     if (st == LW_OK) st = synced;
@@ -616,6 +665,11 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
     trim_copy(err, errlen, "committing", PQerrorMessage(c));
     st = LW_ERR_IO;
   }
+  /* The events INSERTs prepared in this group exist once it committed; after a failure the
+   * next group starts over (prepare_writer). */
+  for (size_t i = STMT_EVENTS; i < sizeof s->prepared; i++)
+    if (s->prepared[i] == 1) s->prepared[i] = st == LW_OK ? 2 : 0;
+  if (st != LW_OK) s->prepared_pid = 0;
   free(rows), free(keep), free(res);
   return st;
 }
