@@ -392,6 +392,9 @@ lw_status lw_store_open_pg_read(const char *url, lw_store **out, char *err, size
 /* 1 when where is a PostgreSQL connection string (postgres:// or postgresql://), else 0 (a
  * SQLite file). */
 int lw_store_is_pg(const char *where);
+/* where as it may be logged: a connection string's password (user:PASSWORD@ or password=) as
+ * "***"; a file path unchanged. */
+void lw_store_describe(const char *where, char *out, size_t cap);
 /* Open the store where names: PostgreSQL for a connection string, else the SQLite file
  * (lw_store_open_sqlite). */
 lw_status lw_store_open(const char *where, lw_store **out, char *err, size_t errlen);

@@ -228,3 +228,24 @@ test('the_learning_tools_read_the_same_records_from_either_backend', { skip }, a
     await sqliteServer.cleanup();
   }
 });
+
+test('an_unreachable_postgresql_store_is_refused_at_start_naming_the_connection', async () => {
+  const dir = tempDir();
+  const r = spawnSync(binary, ['--db', `postgresql://lwpg@/lw?host=${join(dir, 'no-server-here')}`, '--port', '0'],
+    { encoding: 'utf8', timeout: 20000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /could not start.*connecting to PostgreSQL/);
+});
+
+test('the_servers_log_keeps_the_connection_strings_password_out', { skip }, async () => {
+  // The test cluster trusts local connections, so any password is accepted and must not be logged.
+  const db = freshStore().replace('postgresql://lwpg@', 'postgresql://lwpg:hunter2secret@');
+  const server = await startServer({ db, args: quick });
+  try {
+    assert.equal((await postBatch(server, freshBatch())).status, 200);
+    assert.match(server.stderr, /"db":"postgresql:\/\/lwpg:\*\*\*@/);
+    assert.ok(!server.stderr.includes('hunter2secret'));
+  } finally {
+    await server.cleanup();
+  }
+});

@@ -275,11 +275,29 @@ static void scenario(lw_store *s, transcript *t) {
   CHECK_INT(lw_store_ping(s, errmsg, sizeof errmsg), LW_OK);
 }
 
+/* What the server logs of its store setting keeps a connection string's password out. */
+static void a_logged_connection_string_shows_no_password(void) {
+  char out[256];
+  lw_store_describe("postgresql://app:s3cret@db.internal:5432/lw?sslmode=require", out, sizeof out);
+  CHECK_STR(out, "postgresql://app:***@db.internal:5432/lw?sslmode=require");
+  lw_store_describe("postgres://db/lw?sslmode=require&password=s3cret&x=1", out, sizeof out);
+  CHECK_STR(out, "postgres://db/lw?sslmode=require&password=***&x=1");
+  lw_store_describe("postgresql://app@/lw?host=/run/pg", out, sizeof out);
+  CHECK_STR(out, "postgresql://app@/lw?host=/run/pg");
+  lw_store_describe("/var/lib/loopwise/user:pass@x.db", out, sizeof out);
+  CHECK_STR(out, "/var/lib/loopwise/user:pass@x.db");
+  CHECK_INT(lw_store_is_pg("postgres://x"), 1);
+  CHECK_INT(lw_store_is_pg("postgresql://x"), 1);
+  CHECK_INT(lw_store_is_pg("outcomes.db"), 0);
+  CHECK_INT(lw_store_is_pg("postgres.db"), 0);
+}
+
 int main(void) {
+  a_logged_connection_string_shows_no_password();
   const char *url = getenv("LW_TEST_PG");
   if (!url || !*url) {
     printf("skipped: LW_TEST_PG is not set (src/scripts/test.sh starts a cluster and sets it)\n");
-    return 77;
+    return check_failures ? 1 : 77;
   }
   char errmsg[LW_ERRMSG_MAX];
   /* A schema of this run's own on the test database, so reruns start empty. */
