@@ -8,7 +8,10 @@
 #   committed durably; the script checks the database holds at least as many batches as wrk saw
 #   acknowledged.
 # Prints name=value lines: pg_replicas, pg_batches_per_s (all replicas together), pg_p99_ms_64
-# (the slowest replica's p99 at 64 connections in all), and the counts. LW_BENCH_SECONDS
+# (the slowest replica's p99 at 64 connections in all), and the counts; then (LW_BENCH_PG_PROXY=1,
+# the default, when nginx is installed) pg_proxy_batches_per_s and pg_proxy_p99_ms_64: the same
+# replicas behind the documented nginx TLS proxy (src/ingest/nginx.example.conf), 64 connections
+# over HTTPS. LW_BENCH_SECONDS
 # (default 10) sets the run's length.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,6 +60,35 @@ for r in $(seq "$replicas"); do
 done
 for w in "${wrks[@]}"; do wait "$w"; done
 
+# The documented deployment (README "Two replicas behind nginx"): the same replicas behind
+# src/ingest/nginx.example.conf, TLS at the proxy, one wrk (2 threads, 64 connections) over HTTPS.
+proxy_lines=
+acked_proxy=0
+if [ "${LW_BENCH_PG_PROXY:-1}" = 1 ] && command -v nginx >/dev/null; then
+  nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  mkdir -p "$work/nginx"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/nginx/key.pem" -out "$work/nginx/cert.pem" -days 1 \
+    -subj /CN=localhost >/dev/null 2>&1
+  upstream=$(for p in "${ports[@]}"; do printf 'server 127.0.0.1:%s; ' "$p"; done)
+  site=$(sed -e "s|listen 443 ssl;|listen 127.0.0.1:$nport ssl;|" -e '/listen \[::\]:443 ssl;/d' \
+    -e "s|server 127.0.0.1:8080;|$upstream|" -e "s|/etc/ssl/certs/ingest.example.com.pem|$work/nginx/cert.pem|" \
+    -e "s|/etc/ssl/private/ingest.example.com.key|$work/nginx/key.pem|" src/ingest/nginx.example.conf)
+  printf '%s\n' "worker_processes 2; pid $work/nginx/nginx.pid; error_log $work/nginx/error.log warn; daemon off;" \
+    "events { worker_connections 4096; }" \
+    "http { access_log off; client_body_temp_path $work/nginx/b; proxy_temp_path $work/nginx/p;" \
+    "  fastcgi_temp_path $work/nginx/f; uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;" \
+    "$site" "}" >"$work/nginx/nginx.conf"
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+  pids+=($!)
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$nport") 2>/dev/null && break; sleep 0.05; done
+  LW_BENCH_WRK=proxy wrk -t2 -c64 -d"${secs}s" --timeout 10s -s tests/bench/pg.lua -H 'Host: ingest.example.com' \
+    "https://127.0.0.1:$nport" >"$work/wrk-proxy.txt" 2>&1
+  f=$work/wrk-proxy.txt
+  preq=$(field wrk_requests "$f") pdur=$(field wrk_duration_us "$f") pnon=$(field wrk_non2xx "$f") pp99=$(field wrk_p99_us "$f")
+  acked_proxy=$(( preq - pnon ))
+  proxy_lines=$(python3 -c "print(f'pg_proxy_batches_per_s={$preq / ($pdur / 1e6):.0f}'); print(f'pg_proxy_p99_ms_64={$pp99 / 1000:.2f}'); print('pg_proxy_non2xx=$pnon')")
+fi
+
 stored=$(psql "$url" -X -At -c 'SELECT count(*) FROM batches')
 stored_events=$(psql "$url" -X -At -c 'SELECT count(*) FROM events')
 acked=0 non=0 rate=0 p99=0 errors=0
@@ -69,6 +101,7 @@ for r in $(seq "$replicas"); do
   p=$(field wrk_p99_us "$f")
   [ "$p" -gt "$p99" ] && p99=$p
 done
+acked=$(( acked + acked_proxy ))
 if [ "$stored" -lt "$acked" ]; then
   echo "pg.sh: only $stored batches stored but $acked acknowledged" >&2
   exit 1
@@ -79,3 +112,4 @@ echo "pg_stored_batches=$stored"
 echo "pg_stored_events=$stored_events"
 echo "pg_non2xx=$non"
 echo "pg_socket_errors=$errors"
+if [ -n "$proxy_lines" ]; then echo "$proxy_lines"; fi
