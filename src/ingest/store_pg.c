@@ -798,14 +798,20 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
            &p, &r, "purging", err, errlen);
   if (st == LW_OK) *deleted = strtoll(PQcmdTuples(r), NULL, 10);
   PQclear(r);
-  if (st == LW_OK) st = run(s->w, "DELETE FROM batches WHERE received_at < $1", &p, NULL, "purging", err, errlen);
+  int64_t batches = 0;
+  r = NULL;
+  if (st == LW_OK) st = run(s->w, "DELETE FROM batches WHERE received_at < $1", &p, &r, "purging", err, errlen);
+  if (st == LW_OK) batches = strtoll(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
   p_free(&p);
+  /* As SQLite's: whenever a batch expired, install keys leave code_owners and flags with their
+   * last stored share (referee reports are the host's ledger and stay). */
   char owners[512];
   with_shared_kinds("DELETE FROM code_owners o WHERE NOT EXISTS(SELECT 1 FROM events e"
                     " WHERE e.site = o.site AND e.code = o.code AND e.kind IN (%s) AND e.install = o.install)",
                     owners, sizeof owners);
-  if (st == LW_OK && *deleted) st = run(s->w, owners, NULL, NULL, "purging", err, errlen);
-  if (st == LW_OK && *deleted)
+  if (st == LW_OK && batches) st = run(s->w, owners, NULL, NULL, "purging", err, errlen);
+  if (st == LW_OK && batches)
     st = run(s->w,
              "DELETE FROM flags f WHERE kind = 'install' AND NOT EXISTS(SELECT 1 FROM events e"
              " WHERE e.site = f.site AND e.install = f.value)",
