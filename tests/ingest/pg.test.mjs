@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { root, binary, startServer, postBatch, freshBatch, sql, storeFor, tempDir, onPg, stats } from './helpers.mjs';
 
@@ -222,6 +223,18 @@ test('the_learning_tools_read_the_same_records_from_either_backend', { skip }, a
     // The audit reads the store too (decisions, then referrers).
     const audit = ['--actions', 'credit_10,none', '--audit', '--segment', 'plan^pro', '--quiet'];
     assert.equal(run(['--data', pgDb, ...audit]), run(['--data', sqliteServer.db, ...audit]));
+    // The trainer: the same training from either store (the model files differ only in the data
+    // source they name).
+    const train = (data, out) => {
+      const r = spawnSync(join(tools, 'loopwise-train'), ['--data', data, '--actions', 'credit_10,none', '--seed', '1', '--model-id', '1', '--quiet', '--out', out], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.replace(/^peak_rss_mb=.*$/m, '').replace(/^wrote .*$/m, '');
+    };
+    const models = tempDir();
+    const trained = train(pgDb, join(models, 'pg.lwm'));
+    assert.match(trained, new RegExp(`records=${decisions} `));
+    assert.equal(trained, train(sqliteServer.db, join(models, 'sqlite.lwm')));
+    assert.ok(readFileSync(join(models, 'pg.lwm')).length > 0);
     assert.deepEqual(await stats(pgServer), await stats(sqliteServer), 'the same stats from either backend');
   } finally {
     await pgServer.cleanup();
