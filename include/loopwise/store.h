@@ -373,6 +373,34 @@ lw_store *lw_store_fault_inner(lw_store *fault_store);
  * with LW_ERR_INVALID. */
 lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- PostgreSQL (store_pg.c) */
+
+/* The PostgreSQL schema's own version (its lw_schema table); older databases are migrated on
+ * open, once however many replicas start together (an advisory lock). */
+#define LW_STORE_PG_SCHEMA_VERSION 1
+
+/* Open (creating or migrating) the store in the PostgreSQL database url names (a libpq URI,
+ * postgres:// or postgresql://). Every connection runs with synchronous_commit = on. On LW_OK
+ * *out is a store the caller frees with lw_store_free. */
+lw_status lw_store_open_pg(const char *url, lw_store **out, char *err, size_t errlen);
+/* The same read-only, for the learning tools: a schema version other than
+ * LW_STORE_PG_SCHEMA_VERSION is refused with LW_ERR_VERSION; writes fail with LW_ERR_INVALID. */
+lw_status lw_store_open_pg_read(const char *url, lw_store **out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- choosing a backend */
+
+/* 1 when where is a PostgreSQL connection string (postgres:// or postgresql://), else 0 (a
+ * SQLite file). */
+int lw_store_is_pg(const char *where);
+/* where as it may be logged: a connection string's password (user:PASSWORD@ or password=) as
+ * "***"; a file path unchanged. */
+void lw_store_describe(const char *where, char *out, size_t cap);
+/* Open the store where names: PostgreSQL for a connection string, else the SQLite file
+ * (lw_store_open_sqlite). */
+lw_status lw_store_open(const char *where, lw_store **out, char *err, size_t errlen);
+/* The same read-only (lw_store_open_pg_read or lw_store_open_sqlite_read). */
+lw_status lw_store_open_read(const char *where, lw_store **out, char *err, size_t errlen);
+
 /* A cursor of any backend starts with this table. */
 struct lw_store_cursor {
   int (*next)(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);

@@ -34,7 +34,7 @@ typedef struct {
 #define OFF(f) offsetof(lw_ingest_config, f)
 
 static const setting settings[] = {
-    {"db", T_STR, OFF(db), NULL, 0, 0, "SQLite database file (created if missing)"},
+    {"db", T_STR, OFF(db), NULL, 0, 0, "the store: a SQLite database file (created if missing), or a PostgreSQL connection string (postgres://... or postgresql://...)"},
     {"bind", T_STR, OFF(bind), "127.0.0.1", 0, 0, "listen address (IPv4 or IPv6 literal)"},
     {"port", T_INT, OFF(port), "8080", 0, 65535, "TCP port; 0 picks a free one"},
     {"read_token", T_STR, OFF(read_token), NULL, 0, 0,
@@ -585,7 +585,7 @@ lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errle
   lw_status pst = parse_proxies(cfg, err, errlen);
   if (pst != LW_OK) return pst;
   if (!cfg->db || !cfg->db[0]) {
-    snprintf(err, errlen, "db: a database file is required (--db FILE)");
+    snprintf(err, errlen, "db: a store is required (--db FILE or --db postgres://...)");
     return LW_ERR_INVALID;
   }
   if (cfg->read_token && strlen(cfg->read_token) < 16) {

@@ -17,9 +17,10 @@ extern char **environ;
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: loopwise-ingest --db FILE [--port N] [--config FILE] [--SETTING VALUE ...]\n"
+          "usage: loopwise-ingest --db FILE|postgres://... [--port N] [--config FILE] [--SETTING VALUE ...]\n"
           "\n"
           "Receives Loopwise outcome batches (POST /v1/outcomes), stores them durably in SQLite\n"
+          "(or PostgreSQL, for several replicas on one database: --db postgres://...)\n"
           "and serves aggregates (GET /v1/stats), Prometheus metrics (GET /metrics), a\n"
           "health check (GET /healthz), each site's model (GET /v1/model, from --models-dir),\n"
           "a referrer's counts (GET /v1/referrals/CODE) and the reward list (GET\n"
@@ -104,7 +105,9 @@ int main(int argc, char **argv) {
   if (lw_log_begin(&line, &log, LW_LOG_INFO, "listening")) {
     lw_log_str(&line, "bind", cfg.bind);
     lw_log_int(&line, "port", lw_ingest_server_port(server));
-    lw_log_str(&line, "db", cfg.db);
+    char db[1024];
+    lw_store_describe(cfg.db, db, sizeof db); /* no password in the log */
+    lw_log_str(&line, "db", db);
     lw_log_int(&line, "sites", (int64_t)cfg.n_sites);
     lw_log_str(&line, "rate_limit", cfg.rate_limit ? "on" : "off");
     lw_log_str(&line, "read_token", cfg.read_token ? "set" : "unset (loopback only)");

@@ -1539,7 +1539,7 @@ lw_status lw_ingest_server_start(const lw_ingest_config *cfg, lw_ingest_server *
                                  char *err, size_t errlen) {
   lw_store *store;
   *out = NULL;
-  lw_status st = lw_store_open_sqlite(cfg->db, &store, err, errlen);
+  lw_status st = lw_store_open(cfg->db, &store, err, errlen); /* SQLite file or postgres:// */
   if (st != LW_OK) return st;
   return lw_ingest_server_start_with_store(cfg, store, out, err, errlen);
 }

@@ -2,6 +2,7 @@
  * backend's table, so the server never knows which database it writes to. */
 #include "loopwise/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,4 +62,50 @@ lw_status lw_store_reviews(lw_store *s, const char *site, size_t max, lw_review 
 }
 void lw_store_free(lw_store *s) {
   if (s) s->backend->close(s);
+}
+
+int lw_store_is_pg(const char *where) {
+  return where && (strncmp(where, "postgres://", 11) == 0 || strncmp(where, "postgresql://", 13) == 0);
+}
+lw_status lw_store_open(const char *where, lw_store **out, char *err, size_t errlen) {
+  return lw_store_is_pg(where) ? lw_store_open_pg(where, out, err, errlen)
+                               : lw_store_open_sqlite(where, out, err, errlen);
+}
+lw_status lw_store_open_read(const char *where, lw_store **out, char *err, size_t errlen) {
+  return lw_store_is_pg(where) ? lw_store_open_pg_read(where, out, err, errlen)
+                               : lw_store_open_sqlite_read(where, out, err, errlen);
+}
+
+void lw_store_describe(const char *where, char *out, size_t cap) {
+  if (!cap) return;
+  out[0] = '\0';
+  if (!where) return;
+  size_t n = 0;
+  const char *p = where, *auth_end = NULL, *at = NULL, *colon = NULL;
+  if (lw_store_is_pg(where)) {
+    const char *a = strstr(where, "://") + 3;
+    auth_end = a + strcspn(a, "/?");
+    for (const char *q = a; q < auth_end; q++)
+      if (*q == '@') at = q;
+    for (const char *q = a; at && q < at; q++)
+      if (*q == ':') {
+        colon = q;
+        break;
+      }
+  }
+  while (*p && n + 1 < cap) {
+    if (colon && p == colon + 1) { /* user:PASSWORD@ */
+      n += (size_t)snprintf(out + n, cap - n, "***");
+      p = at;
+      continue;
+    }
+    if (auth_end && p > auth_end && strncmp(p, "password=", 9) == 0 && (p[-1] == '?' || p[-1] == '&')) {
+      n += (size_t)snprintf(out + n, cap - n, "password=***");
+      p += 9 + strcspn(p + 9, "&");
+      continue;
+    }
+    out[n++] = *p++;
+  }
+  if (n >= cap) n = cap - 1;
+  out[n] = '\0';
 }

@@ -9,7 +9,8 @@ root=$PWD
 
 pkgs=(cmake make gcc pkgconf libcjson-dev libmicrohttpd-dev libsqlite3-dev sqlite3 nettle-dev
       emscripten binaryen dpkg-dev chromium clang-14 libfuzzer-14-dev libclang-rt-14-dev
-      fonts-dejavu-core ca-certificates nginx-light openssl)  # nginx: the ingest tests' TLS proxy and framing reference
+      fonts-dejavu-core ca-certificates nginx-light openssl  # nginx: the ingest tests' TLS proxy and framing reference
+      libpq-dev postgresql)  # the PostgreSQL store backend; the tests' throwaway cluster (src/scripts/pg-cluster.sh)
 [ "${1:-}" = "--bench" ] && pkgs+=(wrk valgrind)
 
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

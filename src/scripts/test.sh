@@ -10,11 +10,19 @@ jobs=$(nproc 2>/dev/null || echo 2)
 bash src/scripts/setup.sh
 bash src/scripts/build.sh
 
+# A throwaway PostgreSQL cluster (never the Debian default one) for the PostgreSQL backend's
+# tests: the C parity test, the ingest suite run a second time against it, and pg.test.mjs.
+# Removed on exit, whatever happens.
+pg_dir=$(bash src/scripts/pg-cluster.sh start)
+trap 'bash src/scripts/pg-cluster.sh stop "$pg_dir"' EXIT
+export LW_TEST_PG_DIR=$pg_dir
+pg_url=$(cat "$pg_dir/url")
+
 echo "== C unit tests (ASan + UBSan) =="
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DLW_SANITIZE=ON >/dev/null
 cmake --build build/test -j "$jobs"
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
-  ctest --test-dir build/test --output-on-failure -j "$jobs"
+  LW_TEST_PG=$pg_url ctest --test-dir build/test --output-on-failure -j "$jobs"
 
 if [ -f tests/fuzz/run.sh ]; then
   echo "== fuzzing (time-limited) =="
@@ -24,3 +32,7 @@ fi
 echo "== node tests (WASM, ingest, browser) =="
 mapfile -t files < <(find tests -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
 LW_NATIVE_DIR=build/test node --test --test-concurrency=1 "${files[@]}"
+
+echo "== ingest tests on PostgreSQL =="
+mapfile -t ingest < <(find tests/ingest -name '*.test.mjs' | sort)
+LW_TEST_PG=$pg_url LW_NATIVE_DIR=build/test node --test --test-concurrency=1 "${ingest[@]}"

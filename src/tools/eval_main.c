@@ -21,7 +21,7 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: loopwise-eval --data FILE (--config program.json | --actions a,b,...) --policy P [--policy P ...]\n"
+          "usage: loopwise-eval --data FILE|postgres://... (--config program.json | --actions a,b,...) --policy P [--policy P ...]\n"
           "       loopwise-eval --data FILE (--config ... | --actions ...) --audit [--segment attr^value ...]\n"
           "         (segments default to the values of the config's fairness attribute)\n"
           "  P: a model file (.lwm), 'uniform', or 'always:ACTION'\n"

@@ -43,7 +43,7 @@ static void finish(int n, lw_audit_row *rows) {
 static lw_status audit_store(const lw_source_opts *src, int n, const char segs[][LW_SEGMENT_NAME_LEN + 1],
                              const uint32_t *h, lw_audit_row *rows, char *err, size_t errlen) {
   lw_store *store = NULL;
-  lw_status st = lw_store_open_sqlite_read(src->path, &store, err, errlen);
+  lw_status st = lw_store_open_read(src->path, &store, err, errlen);
   lw_store_decision *d = malloc(sizeof *d);
   if (st == LW_OK && !d) {
     snprintf(err, errlen, "out of memory");
@@ -91,8 +91,8 @@ lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char 
   lw_status st = lw_reader_open(src, &rd, err, errlen);
   if (st != LW_OK) return st;
   FILE *probe = NULL;
-  int is_sqlite = 0;
-  if (strcmp(src->path, "-") != 0 && (probe = fopen(src->path, "rb"))) {
+  int is_sqlite = lw_store_is_pg(src->path);
+  if (!is_sqlite && strcmp(src->path, "-") != 0 && (probe = fopen(src->path, "rb"))) {
     char head[16] = {0};
     is_sqlite = fread(head, 1, 16, probe) == 16 && memcmp(head, "SQLite format 3", 16) == 0;
     fclose(probe);

@@ -466,7 +466,9 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
   if (!r) return LW_ERR_NOMEM;
   r->o = *o;
   r->kind = o->kind;
-  if (strcmp(o->path, "-") == 0) {
+  if (lw_store_is_pg(o->path)) {
+    r->kind = LW_SRC_SQLITE; /* a store, read through the store interface whatever its backend */
+  } else if (strcmp(o->path, "-") == 0) {
     r->f = stdin;
     r->is_stdin = 1;
     if (r->kind == LW_SRC_AUTO) r->kind = LW_SRC_VW;
@@ -492,9 +494,9 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
     setvbuf(r->cache, NULL, _IOFBF, 1 << 20);
   }
   if (r->kind == LW_SRC_SQLITE) {
-    fclose(r->f);
+    if (r->f) fclose(r->f);
     r->f = NULL;
-    lw_status st = lw_store_open_sqlite_read(o->path, &r->store, err, errlen);
+    lw_status st = lw_store_open_read(o->path, &r->store, err, errlen);
     if (st == LW_OK && !(r->row = malloc(sizeof *r->row))) {
       snprintf(err, errlen, "out of memory");
       st = LW_ERR_NOMEM;

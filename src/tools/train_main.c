@@ -22,7 +22,8 @@
 static void usage(FILE *out) {
   fprintf(out,
           "usage: loopwise-train --data FILE (--config program.json | --actions a,b,...) (--out model.lwm | --promote-into DIR)\n"
-          "  data:      --data FILE (VW cb text, cb_adf, '-' for stdin, or the ingest SQLite store)\n"
+          "  data:      --data FILE (VW cb text, cb_adf, '-' for stdin, or the ingest SQLite store),\n"
+          "             or --data postgres://... (the ingest PostgreSQL store)\n"
           "             --format auto|vw|vw_adf|sqlite   --site ID (SQLite, default 'default')\n"
           "             --from MS --to MS | --window-days N  (decision time range)\n"
           "  model:     --bits 8-16 (14)  --passes N (3)  --personas 0-16 (4)  --clip W (50)\n"

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
 import { join } from 'node:path';
-import { root, binary, startServer, postBatch, stats, freshBatch, sql, tempDir, checkClean } from './helpers.mjs';
+import { root, binary, startServer, postBatch, stats, freshBatch, sql, tempDir, checkClean, sqliteOnly } from './helpers.mjs';
 
 // Post every batch in `batches` with `concurrency` keep-alive connections; resolves with the
 // list of batch ids whose POST answered 200 (stored or duplicate).
@@ -156,7 +156,7 @@ test('sigterm_drains_in_flight_requests_then_closes_the_database', async () => {
   assert.ok(!existsSync(server.db + '-wal') || statSync(server.db + '-wal').size === 0, 'WAL left behind');
 });
 
-test('database_from_schema_v1_is_migrated_and_kept', async () => {
+test('database_from_schema_v1_is_migrated_and_kept', { skip: sqliteOnly }, async () => {
   const dir = tempDir();
   const db = join(dir, 'old.db');
   const made = spawnSync('sqlite3', [db], { input: readFileSync(join(root, 'tests/ingest/fixtures/schema-v1.sql')) });
@@ -179,7 +179,7 @@ test('database_from_schema_v1_is_migrated_and_kept', async () => {
   }
 });
 
-test('database_from_schema_v2_is_migrated_and_kept', async () => {
+test('database_from_schema_v2_is_migrated_and_kept', { skip: sqliteOnly }, async () => {
   const dir = tempDir();
   const db = join(dir, 'v2.db');
   const made = spawnSync('sqlite3', [db], { input: readFileSync(join(root, 'tests/ingest/fixtures/schema-v2.sql')) });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { startServer, postBatch, request, freshBatch, randomInstall, sql } from './helpers.mjs';
+import { startServer, postBatch, request, freshBatch, randomInstall, sql, sqliteOnly } from './helpers.mjs';
 
 const forget = (server, body, headers = {}) =>
   request(server, 'POST', '/v1/forget', { headers: { 'Content-Type': 'text/plain', ...headers }, body: JSON.stringify(body) });
@@ -23,7 +23,7 @@ function onDisk(db) {
   return ['', '-wal', '-shm'].filter((s) => existsSync(db + s)).map((s) => readFileSync(db + s));
 }
 
-test('a_forgotten_install_key_is_left_nowhere_on_disk_not_even_in_the_wal', async () => {
+test('a_forgotten_install_key_is_left_nowhere_on_disk_not_even_in_the_wal', { skip: sqliteOnly }, async () => {
   const server = await startServer({ args: ['--k-anonymity', '1'] });
   try {
     const me = randomInstall();

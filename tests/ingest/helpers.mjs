@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -16,10 +16,40 @@ export function tempDir() {
   return mkdtempSync(join(tmpdir(), 'lw-ingest-'));
 }
 
+// The backend the suite runs against: SQLite files (the default), or, with LW_TEST_PG set to a
+// PostgreSQL connection string (src/scripts/test.sh sets it to its throwaway cluster), that
+// database: each store path gets a schema of its own there (the same path, the same schema, so a
+// restart finds its data), and the server gets a connection string selecting it.
+export const pgBase = process.env.LW_TEST_PG || '';
+export const onPg = pgBase !== '';
+// For tests of SQLite files themselves (their migrations, damage, WAL): skipped on PostgreSQL.
+export const sqliteOnly = onPg ? 'a SQLite file test (the suite runs on PostgreSQL)' : false;
+
+function psql(url, args, input) {
+  const r = spawnSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', ...args], { encoding: 'utf8', input });
+  if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+  return r.stdout;
+}
+
+// The store for a path: the path itself on SQLite, a connection string on PostgreSQL.
+export function storeFor(path) {
+  if (!onPg) return path;
+  const schema = 'lwt_' + createHash('sha256').update(path).digest('hex').slice(0, 20);
+  psql(pgBase, ['-c', `CREATE SCHEMA IF NOT EXISTS ${schema}`]);
+  return `${pgBase}${pgBase.includes('?') ? '&' : '?'}options=-csearch_path%3D${schema}`;
+}
+
+export function isPgUrl(s) {
+  return /^postgres(ql)?:\/\//.test(s);
+}
+
 // Start the server with --port 0 and resolve once it prints its port. Options: dir (temp dir
-// holding the database; made when absent), args (extra flags), env (extra variables).
-export async function startServer({ dir = tempDir(), args = [], env = {}, db } = {}) {
-  const dbPath = db || join(dir, 'outcomes.db');
+// holding the database; made when absent), args (extra flags), env (extra variables), db (the
+// store: a file, or a postgres:// string used as it is), sqlite (a SQLite file whatever the suite's
+// backend).
+export async function startServer({ dir = tempDir(), args = [], env = {}, db, sqlite = false } = {}) {
+  const file = db || join(dir, 'outcomes.db');
+  const dbPath = isPgUrl(file) || sqlite ? file : storeFor(file);
   const child = spawn(binary, ['--db', dbPath, '--port', '0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,8 +150,20 @@ export function randomInstall() {
   return randomBytes(16).toString('hex');
 }
 
-// Read the store with the sqlite3 command-line tool (Debian's sqlite3 package).
+// Read the store with the sqlite3 command-line tool (Debian's sqlite3 package), or psql for a
+// PostgreSQL store (rows as JSON objects either way).
+// Everything the store holds, as text: sqlite3's .dump, or every table's rows as JSON.
+export function dumpStore(dbPath) {
+  if (!isPgUrl(dbPath)) return spawnSync('sqlite3', [dbPath, '.dump'], { encoding: 'utf8' }).stdout;
+  const tables = sql(dbPath, 'SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename');
+  return tables.map(({ tablename }) => tablename + ' ' + JSON.stringify(sql(dbPath, `SELECT * FROM ${tablename}`))).join('\n');
+}
+
 export function sql(dbPath, query) {
+  if (isPgUrl(dbPath)) {
+    const out = psql(dbPath, ['-At', '-c', `SELECT coalesce(json_agg(q), '[]') FROM (${query}) q`]);
+    return JSON.parse(out.trim() || '[]');
+  }
   const r = spawnSync('sqlite3', ['-json', dbPath, query], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
   return r.stdout.trim() ? JSON.parse(r.stdout) : [];
