@@ -85,6 +85,9 @@ export type Status =
       dropped: number;
       /** The last transport failure, e.g. "HTTP 503 ...", or null. */
       error: string | null;
+      /** The model: none (the rules decide), ready (model mode), or no_data (a model loaded that
+       * has no data for the configured variants: the rules decide, and explain() says so). */
+      model: 'none' | 'ready' | 'no_data';
     };
 
 /** How a shown prompt ended (close is the close button, the backdrop, the page going away). */

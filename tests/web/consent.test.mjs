@@ -51,9 +51,9 @@ after(async () => {
 // sendBeacon to it is also logged with the phase the page was in when it was called
 // (window.lwCalls, window.lwPhase: set in the page, so a request made just before a phase
 // change is never counted after it).
-async function device(c, { code, init, unreachable } = {}) {
+async function device(c, { code, init, unreachable, defaultModel } = {}) {
   const ctx = await browser.newContext({ timezoneId: daytimeZone() });
-  await ctx.route(demo.url + 'dist/loopwise.lwm', (r) => r.fulfill({ status: 200, body: '' }));
+  if (!defaultModel) await ctx.route(demo.url + 'dist/loopwise.lwm', (r) => r.fulfill({ status: 200, body: '' }));
   await ctx.route(demo.url + 'dist/t.lwc', (r) => r.fulfill({ contentType: 'application/octet-stream', body: Buffer.from(compileConfig(c)) }));
   if (init) await ctx.addInitScript(init);
   await ctx.addInitScript((base) => {
@@ -230,6 +230,20 @@ describe('status and forget', () => {
     s = await call(d.page, 'status');
     assert.equal(s.consent, 'refused');
     assert.equal(s.pending, 0);
+    await d.ctx.close();
+  });
+
+  test('status_says_whether_the_model_can_decide_for_these_variants', async () => {
+    const none = await device(cfg());
+    assert.equal((await call(none.page, 'status')).model, 'none', 'no model: the rules decide');
+    await none.ctx.close();
+    const ready = await device(cfg(), { defaultModel: true });
+    assert.equal((await call(ready.page, 'status')).model, 'ready', 'the shipped model for the shipped variants');
+    await ready.ctx.close();
+    // Another program's variants: the shipped model has no data for them.
+    const other = cfg({ variants: base.variants.map((v, i) => ({ ...v, id: 'other_' + i })) });
+    const d = await device(other, { defaultModel: true });
+    assert.equal((await call(d.page, 'status')).model, 'no_data');
     await d.ctx.close();
   });
 

@@ -187,6 +187,7 @@ export function create(o) {
         pending: net ? (await run(net.drain, 1), net.pending()) : engine.info(1),
         dropped: (net ? net.st.dropped : 0) + engine.info(2), // the transport's counters, once loaded
         error: net ? net.st.error : null,
+        model: engine.modelStatus(), // 'none' (the rules decide), 'ready', or 'no_data' for these variants
       }),
       // The server's request goes first (after any batch already on its way; nothing pending
       // is sent after it), then the local state in one transaction: everything under the prefix
@@ -288,7 +289,7 @@ export function create(o) {
   //                                install key); tier, reward and next come from the config's
   //                                ladder. Offline, the last answer; null if there is none.
   // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
-  //   status()                     {started, consent, pending, dropped, error} (README "Widget")
+  //   status()                     {started, consent, pending, dropped, error, model} (README "Widget")
   //   forget()                     deletes this device's state here and on the server
   for (const name of 'track approve attribute conversion consent referralCode referrals status forget'.split(' ')) {
     api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : name === 'status' ? { started: false } : null)).catch((e) => {
