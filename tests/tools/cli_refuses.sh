@@ -8,5 +8,5 @@ shift 2
 err=$("$@" 2>&1 >/dev/null)
 got=$?
 [ "$got" -eq "$want" ] || { echo "exit status $got, expected $want; stderr: $err"; exit 1; }
-echo "$err" | grep -Eq -- "$pattern" || { echo "stderr does not match /$pattern/: $err"; exit 1; }
+grep -Eq -- "$pattern" <<<"$err" || { echo "stderr does not match /$pattern/: $err"; exit 1; }
 echo "ok: exit $got, $err"

@@ -10,14 +10,14 @@ d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$T/loopwise-config" check "$S/models/referral.json" | grep -q '^.*referral.json: ok (5 events, 2 milestones, 2 variants' || fail "check"
+grep -q '^.*referral.json: ok (5 events, 2 milestones, 2 variants' <<<"$("$T/loopwise-config" check "$S/models/referral.json")" || fail "check"
 cp "$S/models/referral.json" "$d/program.json"
 "$T/loopwise-config" compile "$d/program.json" 2>/dev/null
 [ -s "$d/program.lwc" ] || fail "compile without -o writes program.lwc next to the JSON"
 "$T/loopwise-config" compile - -o - < "$d/program.json" > "$d/stdout.lwc"
 cmp -s "$d/program.lwc" "$d/stdout.lwc" || fail "stdout and file differ"
 [ "$(head -c 4 "$d/program.lwc")" = LWCF ] || fail "magic"
-"$T/loopwise-config" check "$d/program.lwc" | grep -q 'ok (5 events' || fail "check of the compiled form"
+grep -q 'ok (5 events' <<<"$("$T/loopwise-config" check "$d/program.lwc")" || fail "check of the compiled form"
 
 sed 's/"after": 3/"after": -3/' "$S/models/referral.json" > "$d/bad.json"
 set +e
@@ -33,11 +33,11 @@ set +e; "$T/loopwise-config" frobnicate 2>/dev/null; rc=$?; set -e
 [ $rc -eq 2 ] || fail "usage exit $rc"
 
 "$T/loopwise-model" strip "$S/models/default.lwm" -o "$d/stripped.lwm"
-"$T/loopwise-model" show "$S/models/default.lwm" | grep -q '^metadata: {"model":"m1"' || fail "show metadata"
-"$T/loopwise-model" show "$d/stripped.lwm" | grep -q '^metadata: (none)' || fail "stripped metadata"
+grep -q '^metadata: {"model":"m1"' <<<"$("$T/loopwise-model" show "$S/models/default.lwm")" || fail "show metadata"
+grep -q '^metadata: (none)' <<<"$("$T/loopwise-model" show "$d/stripped.lwm")" || fail "stripped metadata"
 diff <("$T/loopwise-model" show "$S/models/default.lwm" | grep -v -e '^metadata' -e '^model m') \
      <("$T/loopwise-model" show "$d/stripped.lwm" | grep -v -e '^metadata' -e '^model m') || fail "strip changed the model"
-"$T/loopwise-model" show "$d/stripped.lwm" | grep -q '^model m1, ' || fail "model id"
+grep -q '^model m1, ' <<<"$("$T/loopwise-model" show "$d/stripped.lwm")" || fail "model id"
 [ "$(wc -c < "$d/stripped.lwm")" -lt "$(wc -c < "$S/models/default.lwm")" ] || fail "not smaller"
 head -c 100 "$S/models/default.lwm" > "$d/cut.lwm"
 set +e; "$T/loopwise-model" show "$d/cut.lwm" 2>/dev/null; rc=$?; set -e

@@ -12,9 +12,9 @@ trap 'rm -rf "$d"' EXIT
 "$G/lw-bandit-vw" 20000 1 > "$d/a.vw"
 "$G/lw-bandit-vw" 20000 2 > "$d/b.vw"
 train() { local f=$1; shift; "$T/loopwise-train" --data "$f" --actions a0,a1,not_now --personas 0 --quiet --promote-into "$d/site" "$@"; }
-train "$d/a.vw" | grep -q 'promoted=yes reason="not worse than always:a[01] beyond the margin'
+grep -q 'promoted=yes reason="not worse than always:a[01] beyond the margin' <<<"$(train "$d/a.vw")"
 before=$(cksum < "$d/site/current.lwm")
-train "$d/a.vw" | grep -q 'promoted=no reason="same model as the current one"'
+grep -q 'promoted=no reason="same model as the current one"' <<<"$(train "$d/a.vw")"
 [ "$(cksum < "$d/site/current.lwm")" = "$before" ] || { echo "current.lwm changed on identical data"; exit 1; }
 [ ! -e "$d/site/candidate.lwm" ] || { echo "a candidate was left behind"; exit 1; }
 # Each promotion decision is checked whichever way it goes: a promotion replaces current.lwm and
@@ -24,18 +24,18 @@ check_decision() { # OUTPUT CKSUM_OF_CURRENT_BEFORE
   echo "$out" | grep -E '^(compare|promoted)'
   last=$(tail -n 1 "$d/site/promotions.log")
   [ ! -e "$d/site/candidate.lwm" ] || { echo "a candidate was left behind"; exit 1; }
-  if echo "$out" | grep -q '^promoted=yes'; then
-    echo "$out" | grep -Eq 'promoted=yes reason="not worse than [^"]+ beyond the margin" etag="m' || { echo "promotion without its reason and tag"; exit 1; }
+  if grep -q '^promoted=yes' <<<"$out"; then
+    grep -Eq 'promoted=yes reason="not worse than [^"]+ beyond the margin" etag="m' <<<"$out" || { echo "promotion without its reason and tag"; exit 1; }
     [ "$(cksum < "$d/site/current.lwm")" != "$before" ] || { echo "promoted but current.lwm unchanged"; exit 1; }
     [ "$(cksum < "$d/site/previous.lwm")" = "$before" ] || { echo "previous.lwm is not the model it replaced"; exit 1; }
-    echo "$last" | grep -q '"promoted":true' || { echo "promotions.log does not say promoted: $last"; exit 1; }
-  elif echo "$out" | grep -q '^promoted=no'; then
-    echo "$out" | grep -Eq 'promoted=no reason="the difference from [^"]+ is not above' || { echo "a rejection without its reason"; exit 1; }
+    grep -q '"promoted":true' <<<"$last" || { echo "promotions.log does not say promoted: $last"; exit 1; }
+  elif grep -q '^promoted=no' <<<"$out"; then
+    grep -Eq 'promoted=no reason="the difference from [^"]+ is not above' <<<"$out" || { echo "a rejection without its reason"; exit 1; }
     # the rule: the interval's lower end is not above the threshold (-margin x the baseline's value)
     echo "$out" | grep -E '^compare baseline=' | sed -E 's/.*\[(-?[0-9.]+), .* threshold=(-?[0-9.]+).*/\1 \2/' |
       awk '{ exit !($1 <= $2) }' || { echo "rejected although the lower end is above the threshold"; exit 1; }
     [ "$(cksum < "$d/site/current.lwm")" = "$before" ] || { echo "rejected but current.lwm changed"; exit 1; }
-    echo "$last" | grep -q '"promoted":false' || { echo "promotions.log does not say rejected: $last"; exit 1; }
+    grep -q '"promoted":false' <<<"$last" || { echo "promotions.log does not say rejected: $last"; exit 1; }
   else
     echo "no promotion decision printed"; exit 1
   fi
@@ -47,7 +47,7 @@ check_decision "$(train "$d/b.vw")" "$before"
 before=$(cksum < "$d/site/current.lwm")
 prev=$(cksum < "$d/site/previous.lwm" 2>/dev/null || echo none)
 out=$(train "$d/c.vw" --min-ess 1000000000)
-echo "$out" | grep -q '^promoted=no' || { echo "a uniform candidate was promoted over a fitted model"; echo "$out"; exit 1; }
+grep -q '^promoted=no' <<<"$out" || { echo "a uniform candidate was promoted over a fitted model"; echo "$out"; exit 1; }
 check_decision "$out" "$before"
 [ "$(cksum < "$d/site/previous.lwm" 2>/dev/null || echo none)" = "$prev" ] || { echo "rejected but previous.lwm changed"; exit 1; }
 [ "$(wc -l < "$d/site/promotions.log")" -eq 4 ] || { echo "promotions.log should have 4 lines"; exit 1; }
