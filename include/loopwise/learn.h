@@ -16,6 +16,7 @@
 #include "loopwise/config.h"
 #include "loopwise/model.h"
 #include "loopwise/rng.h"
+#include "loopwise/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +37,7 @@ typedef struct {
                      are chosen by it, never by storage position. */
   uint64_t order_key; /* what later passes are ordered by: the decision id's hash, or the
                          content's alone (VW), so no pass depends on arrival order */
+  int channel;    /* the channel its share went through (lw_channel, wire v2), -1 none or unknown */
   int n;          /* features in x */
   lw_feature x[LW_LEARN_MAX_FEATURES];
 } lw_logged;
@@ -318,8 +320,23 @@ typedef struct {
   void *progress_ctx;
 } lw_train_request;
 
+/* Channels that fit the person: per persona, the share channels ranked by the mean label of
+ * the decisions whose share went through them (retained referee value per share), shrunk
+ * toward the persona's mean over all channels with LW_CHANNEL_PRIOR pseudo-shares; channels
+ * with fewer than LW_CHANNEL_MIN_SHARES shares of the persona are not ranked. */
+#define LW_CHANNEL_PRIOR 5.0
+#define LW_CHANNEL_MIN_SHARES 5
+typedef struct {
+  int n_ranked;                     /* channels ranked, best first */
+  int channel[LW_CHANNEL_COUNT];    /* lw_channel */
+  double value[LW_CHANNEL_COUNT];   /* its shrunk mean label per share */
+  int64_t shares[LW_CHANNEL_COUNT];
+} lw_channel_ranking;
+
 typedef struct {
   lw_model *model;       /* the caller frees it with lw_model_free */
+  int n_channel_personas; /* rankings in channels[] (the model's personas, or 1 without) */
+  lw_channel_ranking channels[LW_MODEL_MAX_PERSONAS];
   lw_eval_report report; /* data range and counts; target = the held-out DR estimate */
   int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
   uint64_t held_out;     /* records the estimate is on (held out of training) */
