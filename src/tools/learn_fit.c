@@ -933,6 +933,13 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
   res->in_sample = sc.split.mod <= 0;
   if ((st = holdout_estimate(rd, rec, rq, &sc.split, m, l, &res->report.target, &pg, err, errlen)) != LW_OK) goto done;
   if ((st = rank_channels(rd, rec, m, res, &pg, err, errlen)) != LW_OK) goto done;
+  m->n_channel_rows = 0; /* the model carries the ranking when there is one (format 3) */
+  for (int k = 0; k < res->n_channel_personas; k++)
+    if (res->channels[k].n_ranked) m->n_channel_rows = res->n_channel_personas;
+  for (int k = 0; k < m->n_channel_rows; k++) {
+    m->n_channels[k] = (uint8_t)res->channels[k].n_ranked;
+    for (int i = 0; i < res->channels[k].n_ranked; i++) m->channels[k][i] = (uint8_t)res->channels[k].channel[i];
+  }
   if ((st = write_meta(m, rq, res, &sc, fingerprint, err, errlen)) != LW_OK) goto done;
   res->model = m;
   m = NULL;
