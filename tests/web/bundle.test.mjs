@@ -35,7 +35,9 @@ test('whole_download_fits_the_20_KB_budget', { todo: 'over budget since issue 9:
 });
 
 // The widget script's own share, so growth there is a deliberate change (5,356 B today).
-const WIDGET_CEILING = 5450;
+// +110 B (issue 11): engine.share() with the caller's random bytes and its token, the landing's
+// token, engine.channels() (the model's channel ranking for the persona).
+const WIDGET_CEILING = 5560;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
