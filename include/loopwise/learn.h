@@ -6,9 +6,11 @@
  * bounded reservoir for persona centroids), so millions of lines run in bounded memory.
  * Randomness (k-means seeding, reservoir sampling) comes from an lw_rng the caller seeds.
  *
- * Rewards: a logged decision's reward is 1 when its prompt led to a share or copy, else 0
- * (VW files carry it as cost = -reward). Off-policy estimates are of the expected reward
- * per decision point. */
+ * Rewards: read from the store with a config, a decision's reward is the retained referee value
+ * its shares brought, final once its attribution window closed (lw_label_kind; a site without
+ * referee reports falls back to shares × value_per_share); otherwise 1 when its prompt led to a
+ * share or copy, else 0 (VW files carry it as cost = -reward). Off-policy estimates are of the
+ * expected reward per decision point. */
 #ifndef LOOPWISE_LEARN_H
 #define LOOPWISE_LEARN_H
 
@@ -29,7 +31,7 @@ extern "C" {
 typedef struct {
   int action;     /* index into the reader's action list */
   double p;       /* the probability the logging policy chose it with, (0, 1] */
-  double reward;  /* 1 = led to a referral share, 0 = did not (VW: -cost) */
+  double reward;  /* the label (lw_label_kind): 1/0 for a share, or value units (VW: -cost) */
   int64_t t;      /* ms since epoch; 0 when the source has no time (VW) */
   uint64_t line;  /* 1-based line (VW) or row id (SQLite): where to find it, for messages */
   uint64_t key;   /* the record's identity: a hash of the decision id (SQLite), of the line's
