@@ -6,9 +6,11 @@
  * bounded reservoir for persona centroids), so millions of lines run in bounded memory.
  * Randomness (k-means seeding, reservoir sampling) comes from an lw_rng the caller seeds.
  *
- * Rewards: a logged decision's reward is 1 when its prompt led to a share or copy, else 0
- * (VW files carry it as cost = -reward). Off-policy estimates are of the expected reward
- * per decision point. */
+ * Rewards: read from the store with a config, a decision's reward is the retained referee value
+ * its shares brought, final once its attribution window closed (lw_label_kind; a site without
+ * referee reports falls back to shares × value_per_share); otherwise 1 when its prompt led to a
+ * share or copy, else 0 (VW files carry it as cost = -reward). Off-policy estimates are of the
+ * expected reward per decision point. */
 #ifndef LOOPWISE_LEARN_H
 #define LOOPWISE_LEARN_H
 
@@ -16,6 +18,7 @@
 #include "loopwise/config.h"
 #include "loopwise/model.h"
 #include "loopwise/rng.h"
+#include "loopwise/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,7 +31,7 @@ extern "C" {
 typedef struct {
   int action;     /* index into the reader's action list */
   double p;       /* the probability the logging policy chose it with, (0, 1] */
-  double reward;  /* 1 = led to a referral share, 0 = did not (VW: -cost) */
+  double reward;  /* the label (lw_label_kind): 1/0 for a share, or value units (VW: -cost) */
   int64_t t;      /* ms since epoch; 0 when the source has no time (VW) */
   uint64_t line;  /* 1-based line (VW) or row id (SQLite): where to find it, for messages */
   uint64_t key;   /* the record's identity: a hash of the decision id (SQLite), of the line's
@@ -36,6 +39,7 @@ typedef struct {
                      are chosen by it, never by storage position. */
   uint64_t order_key; /* what later passes are ordered by: the decision id's hash, or the
                          content's alone (VW), so no pass depends on arrival order */
+  int channel;    /* the channel its share went through (lw_channel, wire v2), -1 none or unknown */
   int n;          /* features in x */
   lw_feature x[LW_LEARN_MAX_FEATURES];
 } lw_logged;
@@ -60,7 +64,26 @@ typedef struct {
   int64_t from_ms, to_ms; /* SQLite: decision time range [from, to); 0 = unbounded */
   int n_actions;
   char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1];
+  /* SQLite with a program config: delayed, graded labels (lw_label_kind). reward is the config
+   * whose `reward` block prices the referee outcomes and whose variants' costs are the incentive
+   * paid per converted referee; now_ms decides which attribution windows are closed. NULL: the
+   * label is 1 for a share or copy, 0 otherwise (VW files always). */
+  const lw_config *reward;
+  int64_t now_ms;
 } lw_source_opts;
+
+/* What a record's reward is.
+ *   LW_LABELS_SHARES    1 when the decision led to a share or copy (VW files, no config)
+ *   LW_LABELS_RETAINED  value units, final once the decision's attribution window
+ *                       (reward.attribution_days) has closed: conversions × value_per_conversion
+ *                       + retained_30 × value_per_retained + retained_90 × value_per_retained_90
+ *                       + revenue × revenue_weight − churned × churn_cost − conversions × the
+ *                       variant's cost (the incentive paid per converted referee); outcomes joined
+ *                       by code only (v1 shares) are divided among the decisions sharing the code
+ *   LW_LABELS_FALLBACK  the site reported no referee outcome at all: shared × value_per_share,
+ *                       visibly (trainer output, model metadata) */
+typedef enum { LW_LABELS_SHARES = 0, LW_LABELS_RETAINED, LW_LABELS_FALLBACK } lw_label_kind;
+const char *lw_label_kind_name(lw_label_kind k);
 
 typedef struct lw_reader lw_reader;
 
@@ -81,6 +104,14 @@ uint64_t lw_reader_tiny_values(const lw_reader *r);
 double lw_reader_progress(const lw_reader *r);
 /* Records skipped as carrying no choice (SQLite: action "none", holdout, unknown actions). */
 uint64_t lw_reader_skipped(const lw_reader *r);
+/* Decisions left out because their attribution window was still open at now_ms (their label
+ * could still change), and what the labels are. */
+uint64_t lw_reader_open_windows(const lw_reader *r);
+lw_label_kind lw_reader_labels(const lw_reader *r);
+/* The label of one stored decision's outcomes for the action with incentive cost `cost`
+ * (LW_LABELS_RETAINED), from the config's reward block. */
+double lw_retained_value(const lw_config *cfg, double cost, int64_t conversions, int64_t retained_30,
+                         int64_t retained_90, int64_t churned, double revenue, int64_t code_decisions);
 void lw_reader_close(lw_reader *r);
 
 /* Parse one decimal number: [+-]digits[.digits][(e|E)[+-]digits], nothing else (no hex,
@@ -211,6 +242,7 @@ void lw_estimator_result(const lw_estimator *s, lw_estimates *out);
  * "not now". The reward model's predictions go through the same map for DR. */
 typedef struct {
   int net;
+  int graded; /* lw_metric_graded */
   double value, fatigue;
   double cost[LW_LEARN_MAX_ACTIONS];   /* by data action */
   int is_prompt[LW_LEARN_MAX_ACTIONS];
@@ -222,6 +254,11 @@ static inline double lw_metric_value(const lw_metric *mt, int a, double share) {
   return mt && mt->net ? share * (mt->value - mt->cost[a]) - (mt->is_prompt[a] ? mt->fatigue : 0.0) : share;
 }
 const char *lw_metric_name(const lw_metric *mt);
+/* Labels already in value units with the incentive cost taken off (LW_LABELS_RETAINED or
+ * FALLBACK): the metric is label − fatigue_cost for a prompt, label for "not now". */
+void lw_metric_graded(lw_metric *mt);
+/* 1 when src's labels will be value units: a config to price them and a SQLite source. */
+int lw_source_graded(const lw_source_opts *src);
 
 /* A target policy: a model under the runtime's exploration policy, uniform random over the
  * action list, or always one action. */
@@ -263,6 +300,9 @@ typedef struct {
   double exposure[LW_MODEL_MAX_SEGMENTS]; /* the target's prompt probability per segment (the
                                              mean over the segment's evaluated records) */
   double segment_n[LW_MODEL_MAX_SEGMENTS];
+  lw_label_kind labels;   /* what the rewards are (lw_label_kind) */
+  uint64_t open_windows;  /* decisions left out: attribution window still open */
+  int attribution_days;   /* the window (LW_LABELS_RETAINED / FALLBACK) */
 } lw_eval_report;
 
 /* What to train: the data, the options, the program (cfg NULL: a bare action list, estimate in
@@ -282,8 +322,23 @@ typedef struct {
   void *progress_ctx;
 } lw_train_request;
 
+/* Channels that fit the person: per persona, the share channels ranked by the mean label of
+ * the decisions whose share went through them (retained referee value per share), shrunk
+ * toward the persona's mean over all channels with LW_CHANNEL_PRIOR pseudo-shares; channels
+ * with fewer than LW_CHANNEL_MIN_SHARES shares of the persona are not ranked. */
+#define LW_CHANNEL_PRIOR 5.0
+#define LW_CHANNEL_MIN_SHARES 5
+typedef struct {
+  int n_ranked;                     /* channels ranked, best first */
+  int channel[LW_CHANNEL_COUNT];    /* lw_channel */
+  double value[LW_CHANNEL_COUNT];   /* its shrunk mean label per share */
+  int64_t shares[LW_CHANNEL_COUNT];
+} lw_channel_ranking;
+
 typedef struct {
   lw_model *model;       /* the caller frees it with lw_model_free */
+  int n_channel_personas; /* rankings in channels[] (the model's personas, or 1 without) */
+  lw_channel_ranking channels[LW_MODEL_MAX_PERSONAS];
   lw_eval_report report; /* data range and counts; target = the held-out DR estimate */
   int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
   uint64_t held_out;     /* records the estimate is on (held out of training) */

@@ -52,8 +52,10 @@ test('whole_download_fits_23000_B', () => {
   assert.ok(n <= DOWNLOAD_BUDGET, `whole download is ${n} B gzip -9 > ${DOWNLOAD_BUDGET}`);
 });
 
-// The script tag's own script, so growth there is a deliberate change (4,415 B today).
-const WIDGET_CEILING = 4550;
+// The script tag's own script, so growth there is a deliberate change (4,415 B after the lazy
+// split). +110 B (issue 11): engine.share() with the caller's random bytes and its token, the
+// landing's token, engine.channels() (the model's channel ranking for the persona).
+const WIDGET_CEILING = 4660;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
