@@ -7,7 +7,8 @@ import { minify } from 'terser';
 const TARGET = ['chrome75', 'firefox79', 'safari15'];
 
 // esbuild bundles and lowers the syntax for the supported browsers; terser minifies (its
-// second compress pass and mangler make the script about 100 B of gzip smaller than esbuild's).
+// second and third compress passes and mangler make the script about 110 B of gzip smaller than
+// esbuild's; the third pass alone 14 B of loopwise.js).
 async function bundle(entry, format, external = []) {
   const bundled = await build({
     entryPoints: [entry],
@@ -23,7 +24,7 @@ async function bundle(entry, format, external = []) {
   const min = await minify(bundled.outputFiles[0].text, {
     ecma: 2019,
     module: format === 'esm',
-    compress: { passes: 2 },
+    compress: { passes: 3 },
     mangle: true,
     format: { comments: false },
   });

@@ -30,16 +30,5 @@ int lw_feature_hash(const char *name, size_t n, uint32_t *hash) {
 void lw_sb_fx(lw_sbuf *sb, int32_t q) {
   uint32_t a = q < 0 ? (uint32_t)0 - (uint32_t)q : (uint32_t)q;
   if (q < 0) lw_sb_char(sb, '-');
-  lw_sb_u64(sb, a >> 8);
-  uint32_t frac = (a & 255u) * 390625u; /* /256 = ×390625 / 10^8 */
-  if (!frac) return;
-  char digits[8];
-  for (int i = 7; i >= 0; i--) {
-    digits[i] = (char)('0' + frac % 10);
-    frac /= 10;
-  }
-  int n = 8;
-  while (digits[n - 1] == '0') n--;
-  lw_sb_char(sb, '.');
-  lw_sb_mem(sb, digits, (size_t)n);
+  lw_sb_decimal(sb, a >> 8, (a & 255u) * 390625u, 8); /* /256 = ×390625 / 10^8 */
 }

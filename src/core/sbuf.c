@@ -49,19 +49,17 @@ void lw_sb_i64(lw_sbuf *sb, int64_t v) {
   }
 }
 
-/* whole, then up to 6 decimals of frac (millionths) without trailing zeros. */
-static void sb_fixed6(lw_sbuf *sb, uint64_t whole, uint32_t frac) {
+void lw_sb_decimal(lw_sbuf *sb, uint64_t whole, uint32_t frac, int digits) {
   lw_sb_u64(sb, whole);
   if (!frac) return;
-  char digits[6];
-  for (int i = 5; i >= 0; i--) {
-    digits[i] = (char)('0' + frac % 10);
+  char d[10];
+  for (int i = digits - 1; i >= 0; i--) {
+    d[i] = (char)('0' + frac % 10);
     frac /= 10;
   }
-  int n = 6;
-  while (digits[n - 1] == '0') n--;
+  while (d[digits - 1] == '0') digits--;
   lw_sb_char(sb, '.');
-  lw_sb_mem(sb, digits, (size_t)n);
+  lw_sb_mem(sb, d, (size_t)digits);
 }
 
 void lw_sb_num(lw_sbuf *sb, double v) {
@@ -83,12 +81,12 @@ void lw_sb_num(lw_sbuf *sb, double v) {
     whole++;
     frac -= 1000000;
   }
-  sb_fixed6(sb, whole, (uint32_t)frac);
+  lw_sb_decimal(sb, whole, (uint32_t)frac, 6);
 }
 
 void lw_sb_ppm(lw_sbuf *sb, uint32_t ppm) {
   if (ppm > 1000000) ppm = 1000000;
-  sb_fixed6(sb, ppm / 1000000, ppm % 1000000);
+  lw_sb_decimal(sb, ppm / 1000000, ppm % 1000000, 6);
 }
 
 void lw_sb_json_str(lw_sbuf *sb, const char *s) {

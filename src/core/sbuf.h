@@ -22,6 +22,8 @@ void lw_sb_mem(lw_sbuf *sb, const char *s, size_t n);
 void lw_sb_char(lw_sbuf *sb, char c);
 void lw_sb_u64(lw_sbuf *sb, uint64_t v);
 void lw_sb_i64(lw_sbuf *sb, int64_t v);
+/* whole, then up to `digits` (1-10) decimals of frac (frac < 10^digits) without trailing zeros. */
+void lw_sb_decimal(lw_sbuf *sb, uint64_t whole, uint32_t frac, int digits);
 /* A number for a human message: integers exactly, others with up to 6 decimals. */
 void lw_sb_num(lw_sbuf *sb, double v);
 /* A probability held in millionths, as the shortest exact decimal ("0.75", "1"). */

@@ -14,3 +14,5 @@ mkdir -p "$logs"
   --workdir "$logs" --vw-out "$logs/default-logs.vw" --quiet >/dev/null
 "$B/src/tools/loopwise-train" --data "$logs/default-logs.vw" --config models/referral.json --bits 10 \
   --model-id 1 --now 1782864000000 --seed 1 --quiet --out models/default.lwm
+# The weights rounded to bfloat16 precision: the same format, ~330 B less gzip on every page.
+node src/tools/round-model.mjs models/default.lwm

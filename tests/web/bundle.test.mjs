@@ -33,13 +33,13 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 
 // The web SDK issue's budgets (issue 13), gzip -9 per file, summed; `npm run bench` measures
 // the same in a browser (initial_gzip_bytes=, download_gzip_bytes=).
-// The first load: NOT MET: 19,995 B today (the WASM alone is 14,201 B, the config 662 B, the
-// default model 717 B, so the script would have to be 2,420 B; it is 4,415 B with the prompt
-// and the transport split out, and the engine wrapper and the store it cannot start without are
-// about 1,950 B). Marked todo so the run reports it without failing; the ceiling below keeps it
-// from growing (with room for the engine changes other branches bring into main).
+// The first load: NOT MET: 20,960 B on branch `size` (19,995 B after the trust merge, 21,435 B
+// after the sdk and learn merges; the WASM alone is 14,868 B, the config 687 B, the default model
+// 991 B, the script 4,414 B with the prompt and the transport split out). Marked todo so the run
+// reports it without failing; the ceiling below keeps it from growing (with room for the engine
+// changes other branches bring into main).
 const INITIAL_BUDGET = 18000, INITIAL_CEILING = 20300, DOWNLOAD_BUDGET = 23000;
-test('first_load_fits_18000_B', { todo: 'not met: 19,995 B, see the comment above' }, () => {
+test('first_load_fits_18000_B', { todo: 'not met: 20,960 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
