@@ -1226,6 +1226,22 @@ static enum MHD_Result answer_referee(lw_ingest_server *s, struct MHD_Connection
   return ok;
 }
 
+/* A host backend's body, parsed: 1 (and *ret answered) when it is refused: 503 out of memory,
+ * 400 naming the field, or 403 when it names another site than the secret key's. */
+static int refused_body(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq, lw_status st,
+                        const lw_batch_error *berr, const char *body_site, const lw_ingest_site *site,
+                        enum MHD_Result *ret) {
+  if (st == LW_ERR_NOMEM)
+    *ret = refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  else if (st != LW_OK)
+    *ret = refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr->message, berr->field, 0});
+  else if (strcmp(body_site, site->id) != 0)
+    *ret = wrong_site(s, c, rq);
+  else
+    return 0;
+  return 1;
+}
+
 static enum MHD_Result handle_referee(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
   enum MHD_Result ok;
   const lw_ingest_site *site = authorize_secret(s, c, rq, &ok);
@@ -1234,11 +1250,9 @@ static enum MHD_Result handle_referee(lw_ingest_server *s, struct MHD_Connection
   if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
   lw_batch_error berr;
   lw_status st = lw_referee_parse(rq->body ? rq->body : "", rq->len, &call->req, &berr);
-  if (st != LW_OK || strcmp(call->req.site, site->id) != 0) {
+  if (refused_body(s, c, rq, st, &berr, call->req.site, site, &ok)) {
     free(call);
-    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-    if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
-    return wrong_site(s, c, rq);
+    return ok;
   }
   call->site = site;
   call->received_ms = lw_wall_ms();
@@ -1261,11 +1275,9 @@ static enum MHD_Result handle_referrer(lw_ingest_server *s, struct MHD_Connectio
   if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
   lw_batch_error berr;
   lw_status st = lw_referrer_parse(rq->body ? rq->body : "", rq->len, &call->req, &berr);
-  if (st != LW_OK || strcmp(call->req.site, site->id) != 0) {
+  if (refused_body(s, c, rq, st, &berr, call->req.site, site, &ok)) {
     free(call);
-    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-    if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
-    return wrong_site(s, c, rq);
+    return ok;
   }
   call->site = site;
   fresh_salt(call->fresh);
