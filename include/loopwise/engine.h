@@ -128,6 +128,12 @@ lw_status lw_engine_approve(lw_engine *e, const char *decision_id, int64_t now_m
 lw_status lw_engine_referee_landing(lw_engine *e, const char *code, int64_t now_ms, char *err,
                                     size_t errlen);
 lw_status lw_engine_referee_conversion(lw_engine *e, int64_t now_ms, char *err, size_t errlen);
+/* A landing through a v2 share link, which carries the share's token beside the code (token
+ * NULL or "" for a link without one): the landing and a later conversion carry it, so the
+ * server joins the referee to the decision whose share produced it. The token is kept in
+ * memory only (not in the snapshot). LW_ERR_INVALID for a token that is not 32 lowercase hex. */
+lw_status lw_engine_referee_landing_token(lw_engine *e, const char *code, const char *token, int64_t now_ms,
+                                          char *err, size_t errlen);
 
 /* The context features the engine would use now (as logged in `x`), with their names.
  * Returns how many were written (at most cap). names may be NULL. */
@@ -139,6 +145,21 @@ int lw_engine_features(lw_engine *e, int64_t now_ms, int tz_offset_min, lw_featu
  * which starts the cooldown). decision_id is 16 lowercase hex characters. */
 lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind, int64_t now_ms,
                             char *err, size_t errlen);
+/* A share (or copy) of a shown prompt through `channel`, a LW_CHANNELS name (wire.h):
+ * "native" for the device's share sheet, "copy" for the clipboard, the prompt's direct
+ * channels ("email", ...) as they come. The record's kind follows the channel (copy for
+ * "copy", share otherwise). Its per-share token is the lowercase hex of the LW_TOKEN_BYTES
+ * random bytes the caller passes (crypto.getRandomValues in a browser, a seeded stream in
+ * the simulator); it is written to token_out (may be NULL) and kept for lw_engine_last_token,
+ * for the share link to carry beside the referral code. LW_ERR_INVALID (naming the field) for
+ * an unknown channel or a bad decision id; nothing is logged then.
+ * lw_engine_outcome with LW_KIND_SHARE / LW_KIND_COPY stays for callers that pass no bytes:
+ * channel "native" / "copy", the token drawn from a stream of the engine's own seed. */
+lw_status lw_engine_share(lw_engine *e, const char *decision_id, const char *channel,
+                          const uint8_t random[LW_TOKEN_BYTES], int64_t now_ms,
+                          char token_out[LW_TOKEN_LEN + 1], char *err, size_t errlen);
+/* The token of the last share or copy (32 lowercase hex), "" before the first. */
+const char *lw_engine_last_token(const lw_engine *e);
 /* The prompt was closed without a choice (navigation, another tab): local only, not logged. */
 lw_status lw_engine_close(lw_engine *e, const char *decision_id, char *err, size_t errlen);
 /* The edges' form (JavaScript passes names): an outcome kind's wire name, or

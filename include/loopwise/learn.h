@@ -60,7 +60,26 @@ typedef struct {
   int64_t from_ms, to_ms; /* SQLite: decision time range [from, to); 0 = unbounded */
   int n_actions;
   char actions[LW_LEARN_MAX_ACTIONS][LW_NAME_LEN + 1];
+  /* SQLite with a program config: delayed, graded labels (lw_label_kind). reward is the config
+   * whose `reward` block prices the referee outcomes and whose variants' costs are the incentive
+   * paid per converted referee; now_ms decides which attribution windows are closed. NULL: the
+   * label is 1 for a share or copy, 0 otherwise (VW files always). */
+  const lw_config *reward;
+  int64_t now_ms;
 } lw_source_opts;
+
+/* What a record's reward is.
+ *   LW_LABELS_SHARES    1 when the decision led to a share or copy (VW files, no config)
+ *   LW_LABELS_RETAINED  value units, final once the decision's attribution window
+ *                       (reward.attribution_days) has closed: conversions × value_per_conversion
+ *                       + retained_30 × value_per_retained + retained_90 × value_per_retained_90
+ *                       + revenue × revenue_weight − churned × churn_cost − conversions × the
+ *                       variant's cost (the incentive paid per converted referee); outcomes joined
+ *                       by code only (v1 shares) are divided among the decisions sharing the code
+ *   LW_LABELS_FALLBACK  the site reported no referee outcome at all: shared × value_per_share,
+ *                       visibly (trainer output, model metadata) */
+typedef enum { LW_LABELS_SHARES = 0, LW_LABELS_RETAINED, LW_LABELS_FALLBACK } lw_label_kind;
+const char *lw_label_kind_name(lw_label_kind k);
 
 typedef struct lw_reader lw_reader;
 
@@ -81,6 +100,14 @@ uint64_t lw_reader_tiny_values(const lw_reader *r);
 double lw_reader_progress(const lw_reader *r);
 /* Records skipped as carrying no choice (SQLite: action "none", holdout, unknown actions). */
 uint64_t lw_reader_skipped(const lw_reader *r);
+/* Decisions left out because their attribution window was still open at now_ms (their label
+ * could still change), and what the labels are. */
+uint64_t lw_reader_open_windows(const lw_reader *r);
+lw_label_kind lw_reader_labels(const lw_reader *r);
+/* The label of one stored decision's outcomes for the action with incentive cost `cost`
+ * (LW_LABELS_RETAINED), from the config's reward block. */
+double lw_retained_value(const lw_config *cfg, double cost, int64_t conversions, int64_t retained_30,
+                         int64_t retained_90, int64_t churned, double revenue, int64_t code_decisions);
 void lw_reader_close(lw_reader *r);
 
 /* Parse one decimal number: [+-]digits[.digits][(e|E)[+-]digits], nothing else (no hex,
@@ -211,6 +238,7 @@ void lw_estimator_result(const lw_estimator *s, lw_estimates *out);
  * "not now". The reward model's predictions go through the same map for DR. */
 typedef struct {
   int net;
+  int graded; /* lw_metric_graded */
   double value, fatigue;
   double cost[LW_LEARN_MAX_ACTIONS];   /* by data action */
   int is_prompt[LW_LEARN_MAX_ACTIONS];
@@ -222,6 +250,11 @@ static inline double lw_metric_value(const lw_metric *mt, int a, double share) {
   return mt && mt->net ? share * (mt->value - mt->cost[a]) - (mt->is_prompt[a] ? mt->fatigue : 0.0) : share;
 }
 const char *lw_metric_name(const lw_metric *mt);
+/* Labels already in value units with the incentive cost taken off (LW_LABELS_RETAINED or
+ * FALLBACK): the metric is label − fatigue_cost for a prompt, label for "not now". */
+void lw_metric_graded(lw_metric *mt);
+/* 1 when src's labels will be value units: a config to price them and a SQLite source. */
+int lw_source_graded(const lw_source_opts *src);
 
 /* A target policy: a model under the runtime's exploration policy, uniform random over the
  * action list, or always one action. */
@@ -263,6 +296,9 @@ typedef struct {
   double exposure[LW_MODEL_MAX_SEGMENTS]; /* the target's prompt probability per segment (the
                                              mean over the segment's evaluated records) */
   double segment_n[LW_MODEL_MAX_SEGMENTS];
+  lw_label_kind labels;   /* what the rewards are (lw_label_kind) */
+  uint64_t open_windows;  /* decisions left out: attribution window still open */
+  int attribution_days;   /* the window (LW_LABELS_RETAINED / FALLBACK) */
 } lw_eval_report;
 
 /* What to train: the data, the options, the program (cfg NULL: a bare action list, estimate in

@@ -24,9 +24,9 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------------------
  * LW_WIRE_VERSION is the batch schema version `v` this build's runtime writes (lw_wire_take_batch);
  * the server accepts every version it shipped, 1..LW_WIRE_READ_VERSION. Version 2 adds the
- * per-share token and the share channel (LW_FIELDS' `since` column); the runtime moves to 2 once
- * it draws tokens (the retained-value issue), so until then it keeps writing 1. */
-#define LW_WIRE_VERSION 1
+ * per-share token and the share channel (LW_FIELDS' `since` column); the runtime writes 2 since it
+ * draws a token for every share and copy (lw_engine_share). */
+#define LW_WIRE_VERSION 2
 #define LW_WIRE_READ_VERSION 2
 
 /* ---- limits --------------------------------------------------------------------------- */
@@ -42,6 +42,7 @@ extern "C" {
 #define LW_REASON_CHARS 160
 #define LW_X_PAIRS 256         /* hashed features in a decision's x */
 #define LW_BATCH_EVENTS 500    /* records in one batch */
+#define LW_TOKEN_BYTES 16      /* the random bytes a token is the hex of */
 #define LW_TOKEN_LEN 32        /* exactly, lowercase hex: a share's random token (128 bits from the
                                   device's CSPRNG), in the share link beside the code (wire v2) */
 

@@ -85,6 +85,8 @@ lw_status lw_engine_create(const lw_config *cfg, uint64_t seed_lo, uint64_t seed
    * but costs 170 B of gzip on every page; two splitmix-seeded points of a 2^256 - 1 period
    * meet with negligible probability). */
   lw_rng_seed128(&e->id_rng, seed_lo ^ 0x6a09e667f3bcc908ull, seed_hi);
+  /* The same for the tokens of shares reported without caller bytes (lw_engine_outcome). */
+  lw_rng_seed128(&e->token_rng, seed_lo ^ 0xbb67ae8584caa73bull, seed_hi);
   lw_engine_reset(e);
   *out = e;
   return LW_OK;

@@ -62,6 +62,12 @@ struct lw_engine {
   lw_config cfg;
   lw_rng rng;    /* decisions, install key, referral code */
   lw_rng id_rng; /* batch ids only (lw_engine_batch_id) */
+  lw_rng token_rng; /* share tokens of callers that pass no bytes (lw_engine_outcome) */
+  char last_token[LW_TOKEN_LEN + 1]; /* the last share's token, "" before the first */
+  /* Referee side: the share token of the link this device landed with ("" for a v1 link).
+   * Not in the snapshot (a reload before the conversion loses it; the host's report through
+   * the referee endpoint carries the token from the landing URL either way). */
+  char referred_token[LW_TOKEN_LEN + 1];
   lw_guard guard;
   lw_behaviour beh;
   lw_outbox *outbox;

@@ -26,14 +26,10 @@ lw_status lw_engine_outcome_named(lw_engine *e, const char *decision_id, const c
   return lw_engine_outcome(e, decision_id, kind < 0 ? LW_KIND_COUNT : (lw_kind)kind, now_ms, err, errlen);
 }
 
-lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind, int64_t now_ms,
-                            char *err, size_t errlen) {
-  if (!is_hex_id(decision_id)) return bad_id(err, errlen);
+/* One outcome record. token and channel: a share's or copy's (wire v2), else NULL. */
+static lw_status log_outcome(lw_engine *e, const char *decision_id, lw_kind kind, const char *token,
+                             const char *channel, int64_t now_ms) {
   unsigned flags = lw_kind_flags(kind);
-  if (!(flags & LW_KIND_F_OUTCOME)) {
-    lw_strlcpy(err, "unknown outcome kind", errlen);
-    return LW_ERR_INVALID;
-  }
   lw_guard *g = &e->guard;
   int is_open = strcmp(g->open_id, decision_id) == 0;
   if (kind == LW_KIND_DISMISS) {
@@ -45,7 +41,7 @@ lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind,
   }
   /* Every outcome but an impression ends the prompt on screen. */
   int closes = is_open && kind != LW_KIND_IMPRESSION;
-  char buf[320];
+  char buf[400];
   lw_sbuf sb;
   lw_sb_init(&sb, buf, sizeof buf);
   lw_engine_record_begin(e, &sb, lw_kind_name(kind), now_ms, decision_id);
@@ -57,11 +53,64 @@ lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind,
   if (flags & LW_KIND_F_SHARED) {
     lw_sb_str(&sb, ",\"code\":\"");
     lw_sb_str(&sb, g->code);
+    lw_sb_str(&sb, "\",\"token\":\"");
+    lw_sb_str(&sb, token);
+    lw_sb_str(&sb, "\",\"channel\":\"");
+    lw_sb_str(&sb, channel);
     lw_sb_char(&sb, '"');
   }
   lw_engine_record_push(e, &sb);
   if (closes) g->open_id[0] = '\0';
   return LW_OK;
+}
+
+/* A share through channel with the token made of random (LW_TOKEN_BYTES). The record's kind
+ * follows the channel: the clipboard is a copy, every other channel a share. */
+static lw_status share(lw_engine *e, const char *decision_id, lw_channel ch, const uint8_t *random,
+                       int64_t now_ms, char *token_out) {
+  lw_sbuf sb;
+  lw_sb_init(&sb, e->last_token, sizeof e->last_token);
+  lw_sb_hex(&sb, random, LW_TOKEN_BYTES);
+  if (token_out) memcpy(token_out, e->last_token, sizeof e->last_token);
+  return log_outcome(e, decision_id, ch == LW_CHANNEL_COPY ? LW_KIND_COPY : LW_KIND_SHARE, e->last_token,
+                     lw_channel_name(ch), now_ms);
+}
+
+lw_status lw_engine_share(lw_engine *e, const char *decision_id, const char *channel,
+                          const uint8_t random[LW_TOKEN_BYTES], int64_t now_ms,
+                          char token_out[LW_TOKEN_LEN + 1], char *err, size_t errlen) {
+  if (!is_hex_id(decision_id)) return bad_id(err, errlen);
+  int ch = channel ? lw_channel_parse(channel) : -1;
+  if (ch < 0) {
+    lw_strlcpy(err, "channel: unknown share channel (see LW_CHANNELS: native, copy, email, ...)", errlen);
+    return LW_ERR_INVALID;
+  }
+  if (!random) {
+    lw_strlcpy(err, "a share needs 16 random bytes for its token", errlen);
+    return LW_ERR_INVALID;
+  }
+  return share(e, decision_id, (lw_channel)ch, random, now_ms, token_out);
+}
+
+const char *lw_engine_last_token(const lw_engine *e) { return e->last_token; }
+
+lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind, int64_t now_ms,
+                            char *err, size_t errlen) {
+  if (!is_hex_id(decision_id)) return bad_id(err, errlen);
+  unsigned flags = lw_kind_flags(kind);
+  if (!(flags & LW_KIND_F_OUTCOME)) {
+    lw_strlcpy(err, "unknown outcome kind", errlen);
+    return LW_ERR_INVALID;
+  }
+  if (flags & LW_KIND_F_SHARED) {
+    /* A caller that passes no bytes of its own: the token comes from the engine's token
+     * stream (seeded from the engine's seed, so from the browser's CSPRNG in production). */
+    uint8_t random[LW_TOKEN_BYTES];
+    lw_rng_bytes(&e->token_rng, random, sizeof random);
+    return share(e, decision_id, kind == LW_KIND_COPY ? LW_CHANNEL_COPY : LW_CHANNEL_NATIVE, random, now_ms,
+                 NULL);
+  }
+  return log_outcome(e, decision_id, kind, NULL, NULL, now_ms);
 }
 
 static int is_code(const char *s) { return lw_ascii_is(LW_CS_CODE, s, LW_CODE_MIN_LEN, LW_CODE_LEN); }
@@ -74,11 +123,26 @@ static void log_referee(lw_engine *e, lw_kind kind, int64_t now_ms) {
   lw_sb_str(&sb, ",\"code\":\"");
   lw_sb_str(&sb, e->guard.referred_by);
   lw_sb_char(&sb, '"');
+  if (e->referred_token[0]) {
+    lw_sb_str(&sb, ",\"token\":\"");
+    lw_sb_str(&sb, e->referred_token);
+    lw_sb_char(&sb, '"');
+  }
   lw_engine_record_push(e, &sb);
 }
 
 lw_status lw_engine_referee_landing(lw_engine *e, const char *code, int64_t now_ms, char *err,
                                     size_t errlen) {
+  return lw_engine_referee_landing_token(e, code, NULL, now_ms, err, errlen);
+}
+
+lw_status lw_engine_referee_landing_token(lw_engine *e, const char *code, const char *token, int64_t now_ms,
+                                          char *err, size_t errlen) {
+  if (token && !*token) token = NULL;
+  if (token && !lw_ascii_is(LW_CS_HEX, token, LW_TOKEN_LEN, LW_TOKEN_LEN)) {
+    lw_strlcpy(err, "token must be 32 lowercase hex characters", errlen);
+    return LW_ERR_INVALID;
+  }
   if (!is_code(code)) {
     lw_strlcpy(err, "referral code must be 6-16 of A-Z and 0-9", errlen);
     return LW_ERR_INVALID;
@@ -87,8 +151,10 @@ lw_status lw_engine_referee_landing(lw_engine *e, const char *code, int64_t now_
     lw_strlcpy(err, "a device cannot refer itself", errlen);
     return LW_ERR_INVALID;
   }
-  if (strcmp(e->guard.referred_by, code) == 0) return LW_OK; /* a reload of the same link */
+  if (strcmp(e->guard.referred_by, code) == 0 && (!token || strcmp(e->referred_token, token) == 0))
+    return LW_OK; /* a reload of the same link */
   lw_strlcpy(e->guard.referred_by, code, sizeof e->guard.referred_by);
+  lw_strlcpy(e->referred_token, token ? token : "", sizeof e->referred_token);
   e->guard.referee_converted = 0;
   log_referee(e, LW_KIND_LANDING, now_ms);
   return LW_OK;

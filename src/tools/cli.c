@@ -42,7 +42,7 @@ int lw_cli_option(lw_cli *c, int argc, char **argv, int *i) {
     return 1;
   }
   static const char *const with_value[] = {"--data", "--format", "--site", "--from", "--to", "--config", "--actions",
-                                           "--value", "--fatigue", "--temperature", "--floor", NULL};
+                                           "--value", "--fatigue", "--temperature", "--floor", "--labels", NULL};
   int known = 0;
   for (int k = 0; with_value[k]; k++) known |= strcmp(o, with_value[k]) == 0;
   if (!known) return 0;
@@ -50,6 +50,13 @@ int lw_cli_option(lw_cli *c, int argc, char **argv, int *i) {
   const char *a = argv[*i];
   if (strcmp(o, "--data") == 0) c->src.path = a;
   else if (strcmp(o, "--site") == 0) c->src.site = a;
+  else if (strcmp(o, "--labels") == 0) {
+    if (strcmp(a, "retained") != 0 && strcmp(a, "shares") != 0) {
+      fprintf(stderr, "--labels: expected retained or shares, got '%s'\n", a);
+      return -1;
+    }
+    c->shares_labels = strcmp(a, "shares") == 0;
+  }
   else if (strcmp(o, "--format") == 0) {
     if (strcmp(a, "auto") == 0) c->src.kind = LW_SRC_AUTO;
     else if (strcmp(a, "vw") == 0) c->src.kind = LW_SRC_VW;
@@ -112,6 +119,10 @@ int lw_cli_finish(lw_cli *c, const char *prog) {
     if (!(c->pp_set & 4)) c->pp.temperature = pp.temperature;
     if (!(c->pp_set & 8)) c->pp.floor = pp.floor;
   }
+  /* Delayed, graded labels (learn.h lw_label_kind) when a config prices them; --labels shares
+   * keeps the label "a share or copy followed". */
+  c->src.reward = c->have_cfg && !c->shares_labels ? &c->cfg : NULL;
+  if (!c->src.now_ms) c->src.now_ms = lw_cli_now_ms();
   if (c->src.n_actions == 0) {
     fprintf(stderr, "%s: the action list is needed: --config program.json (its variants, then " LW_ACTION_NOT_NOW ") or --actions a,b,c\n", prog);
     return -1;

@@ -9,6 +9,7 @@ typedef struct {
   lw_source_opts src;
   lw_config cfg;
   int have_cfg;
+  int shares_labels; /* --labels shares: a share or copy is the label, even with a config */
   lw_policy_params pp;
   unsigned pp_set; /* bit per --value/--fatigue/--temperature/--floor given */
   int quiet;

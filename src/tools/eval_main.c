@@ -26,6 +26,7 @@ static void usage(FILE *out) {
           "         (segments default to the values of the config's fairness attribute)\n"
           "  P: a model file (.lwm), 'uniform', or 'always:ACTION'\n"
           "  --format auto|vw|vw_adf|sqlite  --site ID  --from MS --to MS\n"
+          "  --labels retained|shares (SQLite with --config: retained referee value, closed windows only)\n"
           "  --holdout-only N (only the records the trainer with --holdout-mod N holds out: the latest 1/N by\n"
           "    time when every record has one, else 1 in N by the hash of the record's id)\n"
           "  --audit with --policy: the policies' exposure per segment (a fairness audit of a candidate)\n"
@@ -132,6 +133,7 @@ int main(int argc, char **argv) {
   lw_metric mt;
   lw_metric_init(&mt, metric_net, c.have_cfg ? &c.cfg : NULL, &c.pp, c.src.n_actions,
                  (const char(*)[LW_NAME_LEN + 1])c.src.actions);
+  if (lw_source_graded(&c.src)) lw_metric_graded(&mt);
   lw_eval_opts eo;
   memset(&eo, 0, sizeof eo);
   eo.only_holdout = holdout;

@@ -43,6 +43,9 @@ struct lw_reader {
   lw_store_cursor *cur;
   lw_store_decision *row;
   uint64_t rows_total, rows_seen;
+  lw_label_kind labels;
+  uint64_t open_windows;
+  double cost[LW_LEARN_MAX_ACTIONS]; /* the incentive per converted referee, by action */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -380,8 +383,44 @@ static int store_start(lw_reader *r, char *err, size_t errlen) {
   lw_store_cursor_free(r->cur);
   r->cur = NULL;
   r->rows_seen = 0;
+  r->open_windows = 0;
   lw_store_range range = store_range(r);
-  return lw_store_decisions(r->store, &range, &r->cur, err, errlen) == LW_OK ? 0 : -1;
+  if (r->labels == LW_LABELS_SHARES) return lw_store_decisions(r->store, &range, &r->cur, err, errlen) == LW_OK ? 0 : -1;
+  return lw_store_decisions_within(r->store, &range, (int)r->o.reward->reward_attribution_days, &r->cur, err,
+                                   errlen) == LW_OK ? 0 : -1;
+}
+
+const char *lw_label_kind_name(lw_label_kind k) {
+  switch (k) {
+    case LW_LABELS_RETAINED: return "retained referee value";
+    case LW_LABELS_FALLBACK: return "fallback: shares x value_per_share (no referee outcomes reported)";
+    default: return "shares";
+  }
+}
+
+double lw_retained_value(const lw_config *cfg, double cost, int64_t conversions, int64_t retained_30,
+                         int64_t retained_90, int64_t churned, double revenue, int64_t code_decisions) {
+  double v = (double)conversions * (cfg->reward_value_per_conversion - cost) +
+             (double)retained_30 * cfg->reward_value_per_retained +
+             (double)retained_90 * cfg->reward_value_per_retained_90 - (double)churned * cfg->reward_churn_cost +
+             revenue * cfg->reward_revenue_weight;
+  return code_decisions > 1 ? v / (double)code_decisions : v;
+}
+
+/* Whether the site reported any referee outcome in the range: if not, the labels fall back
+ * to shares × value_per_share (a pass over the decisions before the first). */
+static lw_status store_any_referee(lw_reader *r, int *any, char *err, size_t errlen) {
+  *any = 0;
+  lw_store_range range = store_range(r);
+  lw_store_cursor *c = NULL;
+  lw_status st = lw_store_decisions(r->store, &range, &c, err, errlen);
+  int got = 0;
+  while (st == LW_OK && !*any && (got = lw_store_next(c, r->row, err, errlen)) == 1) {
+    const lw_referee_outcomes *o = &r->row->outcomes;
+    *any = o->conversions || o->retained_30 || o->retained_90 || o->churned || o->revenue != 0;
+  }
+  lw_store_cursor_free(c);
+  return st != LW_OK ? st : got < 0 ? LW_ERR_IO : LW_OK;
 }
 
 /* Decisions with a choice among the reader's actions; "none", holdout decisions and actions
@@ -402,6 +441,11 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
       r->skipped++;
       continue;
     }
+    if (r->labels != LW_LABELS_SHARES &&
+        !lw_store_window_closed(d, (int)r->o.reward->reward_attribution_days, r->o.now_ms)) {
+      r->open_windows++; /* its label could still change: left out, counted */
+      continue;
+    }
     memset(rec, 0, offsetof(lw_logged, x));
     rec->line = d->id;
     /* the decision's own id, not the row id: the same whatever order batches arrived in */
@@ -410,7 +454,14 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     rec->t = d->t;
     rec->action = a;
     rec->p = d->has_p ? d->p : 0.0;
-    rec->reward = d->shared ? 1.0 : 0.0;
+    const lw_referee_outcomes *oc = &d->outcomes;
+    if (r->labels == LW_LABELS_RETAINED)
+      rec->reward = lw_retained_value(r->o.reward, r->cost[a], oc->conversions, oc->retained_30, oc->retained_90,
+                                      oc->churned, oc->revenue, oc->join == LW_JOIN_CODE ? oc->code_decisions : 1);
+    else if (r->labels == LW_LABELS_FALLBACK)
+      rec->reward = d->shared ? r->o.reward->reward_value_per_share : 0.0;
+    else
+      rec->reward = d->shared ? 1.0 : 0.0;
     if (!(rec->p > 0 && rec->p <= 1))
       return reader_fail(r, err, errlen, "row", d->id, "probability must be in (0, 1], got %.17g", rec->p);
     _Static_assert(LW_X_PAIRS <= LW_LEARN_MAX_FEATURES, "a stored x fits a logged record");
@@ -503,6 +554,15 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
     }
     lw_store_range range = store_range(r);
     if (st == LW_OK) st = lw_store_count_decisions(r->store, &range, &r->rows_total, err, errlen);
+    if (st == LW_OK && o->reward) {
+      int any = 0;
+      st = store_any_referee(r, &any, err, errlen);
+      r->labels = any ? LW_LABELS_RETAINED : LW_LABELS_FALLBACK;
+      for (int a = 0; a < o->n_actions; a++) {
+        int v = lw_config_variant_index(o->reward, o->actions[a]);
+        r->cost[a] = v >= 0 ? o->reward->variants[v].cost : 0.0;
+      }
+    }
     if (st == LW_OK && store_start(r, err, errlen) < 0) st = LW_ERR_IO;
     if (st != LW_OK) {
       lw_reader_close(r);
@@ -675,6 +735,19 @@ double lw_reader_progress(const lw_reader *r) {
 }
 
 uint64_t lw_reader_skipped(const lw_reader *r) { return r->skipped; }
+uint64_t lw_reader_open_windows(const lw_reader *r) { return r->open_windows; }
+lw_label_kind lw_reader_labels(const lw_reader *r) { return r->labels; }
+
+int lw_source_graded(const lw_source_opts *src) {
+  if (!src->reward || !src->path || strcmp(src->path, "-") == 0) return 0;
+  if (src->kind == LW_SRC_SQLITE) return 1;
+  if (src->kind != LW_SRC_AUTO) return 0;
+  FILE *f = fopen(src->path, "rb");
+  if (!f) return 0;
+  lw_source_kind k = sniff(f);
+  fclose(f);
+  return k == LW_SRC_SQLITE;
+}
 
 void lw_reader_close(lw_reader *r) {
   if (!r) return;

@@ -55,7 +55,16 @@ void lw_metric_init(lw_metric *mt, int net, const lw_config *cfg, const lw_polic
   }
 }
 
+void lw_metric_graded(lw_metric *mt) {
+  if (!mt->net) return;
+  mt->graded = 1;
+  mt->value = 1.0; /* the label is value already, the incentive already taken off */
+  for (int a = 0; a < LW_LEARN_MAX_ACTIONS; a++) mt->cost[a] = 0.0;
+}
+
 const char *lw_metric_name(const lw_metric *mt) {
+  if (mt && mt->net && mt->graded)
+    return "retained value per decision (referee value - incentive cost - fatigue for a prompt)";
   return mt && mt->net ? "net value per decision (share x (value - cost) - fatigue for a prompt)"
                        : "referral shares per decision";
 }
@@ -363,6 +372,8 @@ typedef struct {
   double r_min, r_max;
   int costs_01;
   lw_split split;
+  lw_label_kind labels;
+  uint64_t open_windows;
 } scan_t;
 
 static int cmp_u64pair(const void *a, const void *b) {
@@ -422,6 +433,8 @@ static lw_status scan_source(lw_reader *rd, lw_logged *rec, int mod, uint64_t se
   }
   tick_done(pg);
   sc->skipped = lw_reader_skipped(rd);
+  sc->labels = lw_reader_labels(rd);
+  sc->open_windows = lw_reader_open_windows(rd);
   sc->tiny = lw_reader_tiny_values(rd);
   sc->costs_01 = sc->records > 0 && all_01 && some_bad;
   if (got < 0) st = LW_ERR_INVALID;
@@ -676,6 +689,7 @@ static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_
   lw_estimator_init(&est);
   lw_metric mt;
   lw_metric_init(&mt, 1, rq->cfg, rq->pp, src->n_actions, src->actions);
+  if (lw_source_graded(src)) lw_metric_graded(&mt);
   pg->phase = "estimate";
   if ((st = lw_reader_rewind(rd, err, errlen)) != LW_OK) return st;
   int got;
@@ -721,7 +735,21 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
   snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fingerprint);
   cJSON_AddStringToObject(on, "fingerprint", hex);
   cJSON_AddItemToObject(j, "estimate", est);
-  cJSON_AddStringToObject(est, "metric", res->net_metric ? "net value per decision" : "referral shares per decision");
+  cJSON_AddStringToObject(est, "metric", !res->net_metric ? "referral shares per decision"
+                                         : rep->labels != LW_LABELS_SHARES ? "retained value per decision"
+                                                                            : "net value per decision");
+  /* What the labels were: a site without referee reports trains on the fallback, and says so. */
+  cJSON *lab = cJSON_CreateObject();
+  cJSON_AddItemToObject(j, "labels", lab);
+  cJSON_AddStringToObject(lab, "kind", rep->labels == LW_LABELS_RETAINED   ? "retained_value"
+                                       : rep->labels == LW_LABELS_FALLBACK ? "shares_fallback"
+                                                                           : "shares");
+  if (rep->labels != LW_LABELS_SHARES && rq->src->reward) {
+    cJSON_AddNumberToObject(lab, "attribution_days", rq->src->reward->reward_attribution_days);
+    cJSON_AddNumberToObject(lab, "open_windows_left_out", (double)rep->open_windows);
+    if (rep->labels == LW_LABELS_FALLBACK)
+      cJSON_AddNumberToObject(lab, "value_per_share", rq->src->reward->reward_value_per_share);
+  }
   cJSON_AddStringToObject(est, "estimator", "dr");
   cJSON_AddStringToObject(est, "on", sc->split.mod > 0 ? "held-out" : "in-sample");
   cJSON_AddNumberToObject(est, "value", rep->target.dr.est);
@@ -757,6 +785,9 @@ static void report_scan(lw_eval_report *rep, const scan_t *sc) {
   rep->reward_lo = sc->r_min < 0 ? sc->r_min : 0.0;
   rep->reward_hi = sc->r_max > 1 ? sc->r_max : 1.0;
   rep->costs_look_01 = sc->costs_01;
+  rep->labels = sc->labels;
+  rep->attribution_days = 0;
+  rep->open_windows = sc->open_windows;
 }
 
 lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, size_t errlen) {
@@ -792,6 +823,7 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
   if ((st = lw_reader_open(src, &rd, err, errlen)) != LW_OK) goto done;
   if ((st = scan_source(rd, rec, o.holdout_mod, rq->seed, &sc, &pg, err, errlen)) != LW_OK) goto done;
   report_scan(&res->report, &sc);
+  if (src->reward) res->report.attribution_days = (int)src->reward->reward_attribution_days;
   if (sc.records == 0) {
     snprintf(err, errlen, "no logged decisions to learn from (the input is empty%s)",
              sc.skipped ? " or every decision was skipped: no choice, holdout or an action not in the list" : "");

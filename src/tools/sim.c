@@ -160,7 +160,7 @@ static void flush_pending(sim_log *lg, int64_t now) {
   cJSON *b = cJSON_CreateObject();
   char id[40];
   snprintf(id, sizeof id, "sim%llu-%llu", (unsigned long long)lg->o->seed, (unsigned long long)lg->posted);
-  cJSON_AddNumberToObject(b, "v", 1);
+  cJSON_AddNumberToObject(b, "v", LW_WIRE_VERSION); /* the records are the engine's own */
   cJSON_AddStringToObject(b, "batch_id", id);
   cJSON_AddStringToObject(b, "write_key", "demo-site-key");
   cJSON_AddNumberToObject(b, "sent_at", (double)now);

@@ -26,6 +26,10 @@ static void usage(FILE *out) {
           "             or --data postgres://... (the ingest PostgreSQL store)\n"
           "             --format auto|vw|vw_adf|sqlite   --site ID (SQLite, default 'default')\n"
           "             --from MS --to MS | --window-days N  (decision time range)\n"
+          "  labels:    --labels retained|shares (SQLite with --config: retained, the referee value the\n"
+          "               config's reward block prices, minus the incentive, for decisions whose\n"
+          "               attribution window closed by --now; the others are left out and counted; a site\n"
+          "               without referee reports falls back to shares x value_per_share, and says so)\n"
           "  model:     --bits 8-16 (14)  --passes N (3)  --personas 0-16 (4)  --clip W (50)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
           "               held out: the latest 1/N of the records by time when every record has one (the\n"
@@ -147,10 +151,18 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
     printf("warning: no prompt action has enough data: the runtime keeps deciding by the rules with this model\n");
   for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
   printf("personas=%d\n", m->n_personas);
+  printf("labels=%s", lw_label_kind_name(rep->labels));
+  if (rep->labels != LW_LABELS_SHARES)
+    printf(" attribution_days=%d left_out_open_window=%llu", rep->attribution_days,
+           (unsigned long long)rep->open_windows);
+  printf("\n");
+  if (rep->labels == LW_LABELS_FALLBACK)
+    printf("warning: the site reported no referee outcomes: labels are shares x value_per_share, not retained value\n");
   lw_cli_warn_data(rep);
   printf("%s (%s, n=%.0f):\n",
          res->in_sample ? "in-sample estimate (--holdout-mod 0: on the records it was trained on)" : "held-out estimate",
-         res->net_metric ? "net value per decision" : "referral shares per decision", rep->target.n);
+         !res->net_metric ? "referral shares per decision"
+         : rep->labels != LW_LABELS_SHARES ? "retained value per decision" : "net value per decision", rep->target.n);
   lw_cli_print_interval("logged", &rep->target.logged);
   lw_cli_print_interval("ips", &rep->target.ips);
   lw_cli_print_interval("snips", &rep->target.snips);
@@ -185,6 +197,7 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
     lw_metric mt;
     lw_metric_init(&mt, 1, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->c.src.n_actions,
                    (const char(*)[LW_NAME_LEN + 1])a->c.src.actions);
+    if (lw_source_graded(&a->c.src)) lw_metric_graded(&mt);
     lw_promote_opts po = a->po;
     po.eval.only_holdout = a->o.holdout_mod;
     po.eval.seed = a->seed;
@@ -243,6 +256,7 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
 static int run_once(train_args *a) {
   char err[LW_ERRMSG_MAX];
   int64_t now = a->now_ms ? a->now_ms : lw_cli_now_ms();
+  a->c.src.now_ms = now; /* which attribution windows are closed */
   if (a->window_ms) {
     a->c.src.from_ms = now - a->window_ms;
     a->c.src.to_ms = now + 1;

@@ -113,9 +113,10 @@ LW_EXPORT("model") int lw_w_model(handle *h, const uint8_t *buf, size_t len) {
 LW_EXPORT("model_status") const char *lw_w_model_status(handle *h) { return lw_engine_model_status(h->engine); }
 
 
-/* Referee side: code != NULL records a landing, code == NULL a conversion. */
-LW_EXPORT("referee") int lw_w_referee(handle *h, const char *code, double now_ms) {
-  return code ? lw_engine_referee_landing(h->engine, code, (int64_t)now_ms, h->err, sizeof h->err)
+/* Referee side: code != NULL records a landing (token: the link's share token, NULL or ""
+ * for none), code == NULL a conversion. */
+LW_EXPORT("referee") int lw_w_referee(handle *h, const char *code, const char *token, double now_ms) {
+  return code ? lw_engine_referee_landing_token(h->engine, code, token, (int64_t)now_ms, h->err, sizeof h->err)
               : lw_engine_referee_conversion(h->engine, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
@@ -128,6 +129,15 @@ LW_EXPORT("last") int lw_w_last(handle *h) {
 LW_EXPORT("outcome") int lw_w_outcome(handle *h, const char *decision_id, const char *kind, double now_ms) {
   return lw_engine_outcome_named(h->engine, decision_id, kind, (int64_t)now_ms, h->err, sizeof h->err);
 }
+
+/* A share through a channel ("native", "copy", ...) with its token made of 16 random bytes
+ * at `random` (crypto.getRandomValues); the token is then lw_w_token's. */
+LW_EXPORT("share") int lw_w_share(handle *h, const char *decision_id, const char *channel,
+                                  const uint8_t *random, double now_ms) {
+  return lw_engine_share(h->engine, decision_id, channel, random, (int64_t)now_ms, NULL, h->err,
+                         sizeof h->err);
+}
+LW_EXPORT("token") const char *lw_w_token(handle *h) { return lw_engine_last_token(h->engine); }
 
 LW_EXPORT("consent") void lw_w_consent(handle *h, int given, double now_ms) {
   lw_engine_set_consent(h->engine, given, (int64_t)now_ms);

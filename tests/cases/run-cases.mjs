@@ -51,8 +51,11 @@ export function runCase(engine, data, model) {
       engine.attribute(s.attribute[0], s.attribute[1]);
     } else if (s.flags) {
       engine.flags(s.flags.gpc, s.flags.dnt, s.flags.busy);
+    } else if (s.share !== undefined) {
+      const token = engine.share(lastId, s.share, Uint8Array.from(s.random), t);
+      if (s.token !== undefined && token !== s.token) failures.push(`share at ${s.at_h}h: token ${token}, expected ${s.token}`);
     } else if (s.landing !== undefined) {
-      engine.landing(s.landing, t);
+      engine.landing(s.landing, t, s.token);
     } else if (s.conversion) {
       engine.conversion(t);
     } else if (s.track !== undefined) {

@@ -446,6 +446,169 @@ static void earlier_store_files_migrate_and_read_back(void) {
 
 /* Across many seeds, each estimator's 95% interval covers the exact value at about that
  * rate, for a deterministic, a uniform and a context-dependent stochastic target. */
+/* ---- delayed, graded labels (retained value) ---------------------------------------- */
+
+#define DAY_MS 86400000LL
+#define TOK1 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1"
+#define TOK2 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2"
+
+static void store_batch_v2(lw_store *s, const char *id, const char *events, int64_t received) {
+  static char body[65536];
+  snprintf(body, sizeof body, "{\"v\":2,\"batch_id\":\"%s\",\"write_key\":\"test-key\",\"sent_at\":%lld,\"events\":[%s]}",
+           id, (long long)received, events);
+  lw_batch *b = NULL;
+  lw_batch_error be;
+  lw_batch_limits lim = lw_batch_default_limits();
+  lw_status st = lw_batch_parse(body, strlen(body), &lim, received, &b, &be);
+  if (st != LW_OK) fprintf(stderr, "  batch %s refused: %s: %s\n", id, be.field, be.message);
+  CHECK(st == LW_OK);
+  if (!b) return;
+  lw_store_item item = {"default", b, received, 0, 0};
+  lw_store_item *items[1] = {&item};
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_store_write(s, items, 1, err, sizeof err) == LW_OK);
+  lw_batch_free(b);
+}
+
+static void referee_report(lw_store *s, const char *event, const char *token, uint8_t who, int64_t at) {
+  uint8_t hash[LW_REFEREE_HASH_LEN];
+  memset(hash, who, sizeof hash);
+  lw_integrity_rules rules;
+  memset(&rules, 0, sizeof rules);
+  lw_referee_report r;
+  memset(&r, 0, sizeof r);
+  r.site = "default";
+  r.code = "ABCDEF23";
+  r.referee = hash;
+  r.event = event;
+  r.token = token;
+  r.at = at;
+  r.received_ms = at;
+  r.rules = &rules;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_store_referee(s, &r, err, sizeof err), LW_OK);
+  if (r.refused) fprintf(stderr, "  referee %s refused: %s %s\n", event, r.refused_field, r.refused_msg);
+  CHECK_INT(r.refused, 0);
+}
+
+/* Three decisions of one install, two shared with tokens: T0 is decision time. */
+static void store_three_decisions(lw_store *s, int64_t t0, int64_t late) {
+  char ev[4096];
+  snprintf(ev, sizeof ev,
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" I1 "\",\"decision\":\"00000000000000d1\",\"action\":\"a0\",\"p\":0.5,\"mode\":\"model\",\"reason\":\"r\",\"x\":[[1,1]]},"
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" I1 "\",\"decision\":\"00000000000000d2\",\"action\":\"a1\",\"p\":0.5,\"mode\":\"model\",\"reason\":\"r\",\"x\":[[2,1]]},"
+           "{\"kind\":\"share\",\"t\":%lld,\"install\":\"" I1 "\",\"decision\":\"00000000000000d1\",\"code\":\"ABCDEF23\",\"token\":\"" TOK1 "\",\"channel\":\"native\"},"
+           "{\"kind\":\"copy\",\"t\":%lld,\"install\":\"" I1 "\",\"decision\":\"00000000000000d2\",\"code\":\"ABCDEF23\",\"token\":\"" TOK2 "\",\"channel\":\"copy\"}",
+           (long long)t0, (long long)(t0 + 1000), (long long)(t0 + 10), (long long)(t0 + 1010));
+  store_batch_v2(s, "b1", ev, t0 + 2000);
+  snprintf(ev, sizeof ev,
+           "{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" I1 "\",\"decision\":\"00000000000000d3\",\"action\":\"a0\",\"p\":0.5,\"mode\":\"model\",\"reason\":\"r\",\"x\":[[3,1]]}",
+           (long long)late);
+  store_batch_v2(s, "b2", ev, late + 1000);
+}
+
+static lw_config reward_config(void) {
+  lw_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.n_variants = 2;
+  strcpy(cfg.variants[0].id, "a0");
+  cfg.variants[0].cost = 3;
+  strcpy(cfg.variants[1].id, "a1");
+  cfg.variants[1].cost = 7;
+  cfg.reward_attribution_days = 45;
+  cfg.reward_value_per_conversion = 10;
+  cfg.reward_value_per_retained = 40;
+  cfg.reward_value_per_retained_90 = 20;
+  cfg.reward_churn_cost = 15;
+  cfg.reward_revenue_weight = 0.5;
+  cfg.reward_value_per_share = 5;
+  return cfg;
+}
+
+static int read_labels(const char *path, const lw_config *cfg, int64_t now, double *rewards, int cap,
+                       lw_label_kind *kind, uint64_t *open) {
+  lw_source_opts o;
+  memset(&o, 0, sizeof o);
+  o.kind = LW_SRC_SQLITE;
+  o.path = path;
+  o.site = "default";
+  o.n_actions = 3;
+  strcpy(o.actions[0], "a0");
+  strcpy(o.actions[1], "a1");
+  strcpy(o.actions[2], "not_now");
+  o.reward = cfg;
+  o.now_ms = now;
+  lw_reader *r = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_reader_open(&o, &r, err, sizeof err) == LW_OK);
+  if (!r) return 0;
+  static lw_logged rec;
+  int n = 0;
+  while (lw_reader_next(r, &rec, err, sizeof err) == 1 && n < cap) rewards[n++] = rec.reward;
+  *kind = lw_reader_labels(r);
+  *open = lw_reader_open_windows(r);
+  lw_reader_close(r);
+  return n;
+}
+
+/* A referee's conversion and 30- and 90-day reports, sent with the share token of decision d1,
+ * become d1's label (and only d1's: d2 shared the same code with another token); d3, whose
+ * window is still open, is left out and counted. */
+static void retained_referee_joins_to_the_decision_whose_share_brought_it(void) {
+  const char *path = tmp("retained.db");
+  unlink(path);
+  lw_store *s = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_store_open_sqlite(path, &s, err, sizeof err) == LW_OK);
+  if (!s) return;
+  int64_t t0 = 1767614400000LL, now = t0 + 60 * DAY_MS;
+  store_three_decisions(s, t0, now - DAY_MS);
+  referee_report(s, "conversion", TOK1, 7, t0 + DAY_MS);
+  referee_report(s, "retained_30", NULL, 7, t0 + 31 * DAY_MS);
+  referee_report(s, "retained_90", NULL, 7, t0 + 44 * DAY_MS); /* early but inside the window */
+  lw_store_free(s);
+  lw_config cfg = reward_config();
+  double rw[8];
+  lw_label_kind kind;
+  uint64_t open = 0;
+  int n = read_labels(path, &cfg, now, rw, 8, &kind, &open);
+  CHECK_INT(kind, LW_LABELS_RETAINED);
+  CHECK_INT(n, 2);
+  CHECK_INT((int)open, 1);
+  /* d1: one conversion (10 - a0's incentive 3) + retained_30 40 + retained_90 20 */
+  CHECK(n >= 1 && fabs(rw[0] - 67.0) < 1e-9);
+  CHECK(n >= 2 && fabs(rw[1]) < 1e-9); /* d2: shared, but its referee never came */
+  if (n >= 1 && fabs(rw[0] - 67.0) >= 1e-9) fprintf(stderr, "  d1 label %g\n", rw[0]);
+  /* later, d3's window closed too: nothing is left out */
+  n = read_labels(path, &cfg, now + 45 * DAY_MS, rw, 8, &kind, &open);
+  CHECK_INT(n, 3);
+  CHECK_INT((int)open, 0);
+  unlink(path);
+}
+
+/* A site whose host never reports referees trains on shares × value_per_share, and says so. */
+static void site_without_referee_reports_falls_back_to_shares_and_says_so(void) {
+  const char *path = tmp("fallback.db");
+  unlink(path);
+  lw_store *s = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_store_open_sqlite(path, &s, err, sizeof err) == LW_OK);
+  if (!s) return;
+  int64_t t0 = 1767614400000LL, now = t0 + 60 * DAY_MS;
+  store_three_decisions(s, t0, now - DAY_MS);
+  lw_store_free(s);
+  lw_config cfg = reward_config();
+  double rw[8];
+  lw_label_kind kind;
+  uint64_t open = 0;
+  int n = read_labels(path, &cfg, now, rw, 8, &kind, &open);
+  CHECK_INT(kind, LW_LABELS_FALLBACK);
+  CHECK_INT(n, 2);
+  CHECK(n >= 2 && rw[0] == 5.0 && rw[1] == 5.0);
+  CHECK(strstr(lw_label_kind_name(kind), "value_per_share") != NULL);
+  unlink(path);
+}
+
 static void estimator_intervals_cover_the_true_value_at_the_stated_rate(void) {
   bandit b;
   bandit_default(&b);
@@ -1336,6 +1499,8 @@ int main(void) {
   RUN(earlier_store_files_migrate_and_read_back);
   RUN(held_out_decisions_are_a_tenth_for_any_batch_layout_and_order);
   RUN(model_metadata_is_json_with_the_training_facts);
+  RUN(retained_referee_joins_to_the_decision_whose_share_brought_it);
+  RUN(site_without_referee_reports_falls_back_to_shares_and_says_so);
   RUN(estimator_intervals_cover_the_true_value_at_the_stated_rate);
   RUN(estimates_of_a_file_match_the_truth_and_the_observed_value);
   RUN(cb_adf_graded_intervals_cover_the_truth);

@@ -196,7 +196,19 @@ static int run_case(const char *file, FILE *trace) {
     const cJSON *attr = cJSON_GetObjectItem(step, "attribute");
     const cJSON *flags = cJSON_GetObjectItem(step, "flags");
     const cJSON *landing = cJSON_GetObjectItem(step, "landing");
-    if (cJSON_IsTrue(cJSON_GetObjectItem(step, "approve"))) {
+    const cJSON *share = cJSON_GetObjectItem(step, "share");
+    if (cJSON_IsString(share)) {
+      uint8_t random[LW_TOKEN_BYTES] = {0};
+      const cJSON *r = cJSON_GetObjectItem(step, "random"), *want = cJSON_GetObjectItem(step, "token");
+      for (int i = 0; i < LW_TOKEN_BYTES && i < cJSON_GetArraySize(r); i++)
+        random[i] = (uint8_t)cJSON_GetArrayItem(r, i)->valueint;
+      char token[LW_TOKEN_LEN + 1] = "";
+      lw_status st = lw_engine_share(e, last_id, share->valuestring, random, t, token, err, sizeof err);
+      if (st != LW_OK || (cJSON_IsString(want) && strcmp(token, want->valuestring) != 0)) {
+        fprintf(stderr, "%s: share %s: %s (token %s)\n", file, share->valuestring, st ? err : "ok", token);
+        failures++;
+      }
+    } else if (cJSON_IsTrue(cJSON_GetObjectItem(step, "approve"))) {
       lw_decision d;
       lw_status st = lw_engine_approve(e, last_id, t, 0, &d, err, sizeof err);
       const cJSON *expect = cJSON_GetObjectItem(step, "expect");
@@ -220,7 +232,10 @@ static int run_case(const char *file, FILE *trace) {
                             cJSON_IsTrue(cJSON_GetObjectItem(flags, "dnt")));
       lw_engine_set_busy(e, cJSON_IsTrue(cJSON_GetObjectItem(flags, "busy")));
     } else if (landing) {
-      if (lw_engine_referee_landing(e, landing->valuestring, t, err, sizeof err) != LW_OK) failures++;
+      const cJSON *tok = cJSON_GetObjectItem(step, "token");
+      if (lw_engine_referee_landing_token(e, landing->valuestring, cJSON_IsString(tok) ? tok->valuestring : NULL, t,
+                                          err, sizeof err) != LW_OK)
+        failures++;
     } else if (cJSON_IsTrue(cJSON_GetObjectItem(step, "conversion"))) {
       if (lw_engine_referee_conversion(e, t, err, sizeof err) != LW_OK) failures++;
     } else if (track) {

@@ -303,6 +303,89 @@ static void every_decision_and_outcome_is_logged(void) {
   lw_engine_free(e);
 }
 
+static cJSON *take_events(lw_engine *e, cJSON **batch) {
+  static char buf[8192];
+  size_t len, n;
+  CHECK_INT(tu_take_batch(e, "demo-site-key", T0 + 2 * HOUR, 60000, buf, sizeof buf, &len, &n), LW_OK);
+  *batch = cJSON_Parse(buf);
+  CHECK(*batch != NULL);
+  return cJSON_GetObjectItem(*batch, "events");
+}
+
+static const char *field(cJSON *events, int i, const char *name) {
+  cJSON *f = cJSON_GetObjectItem(cJSON_GetArrayItem(events, i), name);
+  return cJSON_IsString(f) ? f->valuestring : "(absent)";
+}
+
+static void share_carries_the_callers_token_and_its_channel_in_a_v2_batch(void) {
+  lw_engine *e = make(ONE_VARIANT CAPS);
+  lw_decision d = next_decision(e, "a", T0, 0);
+  CHECK_INT(d.prompt, 1);
+  CHECK_STR(lw_engine_last_token(e), "");
+  uint8_t r[LW_TOKEN_BYTES];
+  for (int i = 0; i < LW_TOKEN_BYTES; i++) r[i] = (uint8_t)(0xf0 + i);
+  char token[LW_TOKEN_LEN + 1], err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_engine_share(e, d.id, "copy", r, T0 + 1, token, err, sizeof err), LW_OK);
+  CHECK_STR(token, "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  CHECK_STR(lw_engine_last_token(e), token);
+  r[0] = 0x01;
+  CHECK_INT(lw_engine_share(e, d.id, "native", r, T0 + 2, NULL, err, sizeof err), LW_OK);
+  CHECK_STR(lw_engine_last_token(e), "01f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  CHECK_INT(lw_engine_share(e, d.id, "email", r, T0 + 3, token, err, sizeof err), LW_OK);
+  /* an unknown channel is refused, naming the field, and nothing is logged */
+  CHECK_INT(lw_engine_share(e, d.id, "pigeon", r, T0 + 4, token, err, sizeof err), LW_ERR_INVALID);
+  CHECK_CONTAINS(err, "channel");
+  CHECK_INT(lw_engine_share(e, "nothex", "native", r, T0 + 4, token, err, sizeof err), LW_ERR_INVALID);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 4);
+  cJSON *batch, *ev = take_events(e, &batch);
+  CHECK_INT(cJSON_GetObjectItem(batch, "v")->valueint, 2);
+  CHECK_STR(field(ev, 1, "kind"), "copy");
+  CHECK_STR(field(ev, 1, "channel"), "copy");
+  CHECK_STR(field(ev, 1, "token"), "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  CHECK_STR(field(ev, 1, "code"), lw_engine_referral_code(e));
+  CHECK_STR(field(ev, 2, "kind"), "share");
+  CHECK_STR(field(ev, 2, "channel"), "native");
+  CHECK_STR(field(ev, 3, "kind"), "share");
+  CHECK_STR(field(ev, 3, "channel"), "email");
+  cJSON_Delete(batch);
+  lw_engine_free(e);
+}
+
+static void share_reported_without_bytes_still_gets_a_token_and_the_default_channel(void) {
+  lw_engine *e = make(ONE_VARIANT CAPS);
+  lw_decision d = next_decision(e, "a", T0, 0);
+  outcome(e, &d, lw_kind_name(LW_KIND_SHARE), T0 + 1);
+  char first[LW_TOKEN_LEN + 1];
+  lw_strlcpy(first, lw_engine_last_token(e), sizeof first);
+  CHECK_INT((int)strlen(first), LW_TOKEN_LEN);
+  outcome(e, &d, lw_kind_name(LW_KIND_COPY), T0 + 2);
+  CHECK(strcmp(first, lw_engine_last_token(e)) != 0); /* a fresh token for every share */
+  cJSON *batch, *ev = take_events(e, &batch);
+  CHECK_STR(field(ev, 1, "channel"), "native");
+  CHECK_STR(field(ev, 1, "token"), first);
+  CHECK_STR(field(ev, 2, "channel"), "copy");
+  cJSON_Delete(batch);
+  lw_engine_free(e);
+}
+
+static void landing_token_travels_to_the_referees_conversion(void) {
+  lw_engine *e = make(ONE_VARIANT CAPS);
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_engine_referee_landing_token(e, "ABCDEF12", "NOTHEX", T0, err, sizeof err), LW_ERR_INVALID);
+  CHECK_CONTAINS(err, "token");
+  CHECK_INT(lw_engine_referee_landing_token(e, "ABCDEF12", "00112233445566778899aabbccddeeff", T0, err,
+                                            sizeof err), LW_OK);
+  CHECK_INT(lw_engine_referee_conversion(e, T0 + DAY, err, sizeof err), LW_OK);
+  cJSON *batch, *ev = take_events(e, &batch);
+  CHECK_INT(cJSON_GetArraySize(ev), 2);
+  CHECK_STR(field(ev, 0, "kind"), "landing");
+  CHECK_STR(field(ev, 0, "token"), "00112233445566778899aabbccddeeff");
+  CHECK_STR(field(ev, 1, "kind"), "conversion");
+  CHECK_STR(field(ev, 1, "token"), "00112233445566778899aabbccddeeff");
+  cJSON_Delete(batch);
+  lw_engine_free(e);
+}
+
 #define THREE_ACTIONS                                                                             \
   "{\"version\":1,\"share\":{\"url\":\"https://x.example/?r={code}\"},\"events\":[\"a\"],"        \
   "\"milestones\":[{\"event\":\"a\",\"after\":1,\"every\":1}],\"variants\":["                     \
@@ -571,6 +654,9 @@ int main(void) {
   RUN(identity_comes_from_the_callers_bytes_not_the_seed);
   RUN(open_prompt_blocks_until_closed_or_stale);
   RUN(every_decision_and_outcome_is_logged);
+  RUN(share_carries_the_callers_token_and_its_channel_in_a_v2_batch);
+  RUN(share_reported_without_bytes_still_gets_a_token_and_the_default_channel);
+  RUN(landing_token_travels_to_the_referees_conversion);
   RUN(probabilities_are_exact_and_match_frequencies);
   RUN(same_seed_same_decisions);
   RUN(outcome_rejects_bad_decision_ids);

@@ -115,7 +115,7 @@ test('batches are valid wire batches within the size limit', async () => {
   for (let b; (b = e.takeBatch('demo-site-key', T0, 2000));) {
     assert.ok(new TextEncoder().encode(b.body).length <= 2000);
     const j = JSON.parse(b.body);
-    assert.equal(j.v, 1);
+    assert.equal(j.v, 2); // LW_WIRE_VERSION: shares carry token and channel
     assert.match(j.batch_id, /^[0-9a-f]{32}$/);
     assert.equal(b.id, j.batch_id, 'takeBatch returns the id it wrote into the body');
     ids.add(b.id);

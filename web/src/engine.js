@@ -111,12 +111,25 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
     // 'none' (no model: the rules decide), 'ready' (model mode), or 'no_data': a model is
     // loaded but has no data for this config's variants, so the rules decide (for status()).
     modelStatus: () => cstr(x.model_status(h)),
-    landing(code, now) { fail(withStr(String(code), (p) => x.referee(h, p, now))); },
-    conversion(now) { fail(x.referee(h, 0, now)); },
+    // token: the share token from the landing URL, if it had one.
+    landing(code, now, token) {
+      fail(withStr(String(code), (p) => x.referee(h, p, putShort(token ? String(token) : '', scratch), now)));
+    },
+    conversion(now) { fail(x.referee(h, 0, 0, now)); },
     // kind: an outcome's wire name ('impression', 'share', 'copy', 'dismiss') or 'close'.
     outcome(id, kind, now) {
       fail(withStr(String(id), (p) => x.outcome(h, p, putShort(String(kind), scratch), now)));
     },
+    // A share of decision id through channel ('native' share sheet, 'copy', ...); random: 16
+    // bytes from crypto.getRandomValues. Returns the share's token for the link.
+    share(id, channel, random, now) {
+      const r = new Uint8Array(random);
+      if (r.length !== 16) throw Error('Loopwise: a share needs 16 random bytes');
+      fail(withStr(String(id), (p) => withStr(r, (b) => x.share(h, p, putShort(String(channel), scratch), b, now))));
+      return cstr(x.token(h));
+    },
+    // The last share's token ('' before the first).
+    lastToken: () => cstr(x.token(h)),
     consent(given, now) { x.consent(h, given ? 1 : 0, now); },
     // Whether the engine collects now (consent, privacy signals); when not, it deletes what
     // its outbox held (src/core/records.c).
