@@ -22,6 +22,9 @@ import { createStore, openDb } from './store.js';
 
 // LW_ERR_VERSION in include/loopwise/common.h: a file newer than this runtime reads.
 const ERR_VERSION = 4;
+// The query parameter a share link carries its per-share token in when the config's share.url
+// has {code} but no {token} placeholder (README "Config reference").
+const TOKEN = 'lwt';
 
 // o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
 // endpoint, writeKey: strings; ui, net: () => import() of ui.js / transport.js}.
@@ -91,12 +94,17 @@ export function create(o) {
     const cached = () => local((s) => s.getItem(REFERRALS));
 
     // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
-    const outcome = (id, kind) => run((now, os, pending) => {
-      engine.outcome(id, kind, now);
+    // A share or copy goes with its link's token (rnd: the 16 random bytes it is the hex of) and
+    // its channel: 'native' (the share sheet) or 'copy' (the clipboard).
+    const outcome = (id, kind, rnd) => run((now, os, pending) => {
+      const shared = kind === 'share' || kind === 'copy';
+      if (shared) engine.share(id, kind === 'copy' ? 'copy' : 'native', rnd, now);
+      else engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
-    }, !!net).then(() => {
+      return shared;
+    }, !!net).then((shared) => {
       const ev = { decision: id, kind };
-      if (kind === 'share' || kind === 'copy') emit('shared', ev);
+      if (shared) emit('shared', { ...ev, token: engine.lastToken() });
       if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
       emit('outcome', ev);
       kick();
@@ -123,7 +131,13 @@ export function create(o) {
       }
       if (!v || prompt || !open) return outcome(d.id, 'close');
       const share = cfg.share;
-      const url = share.url.split('{code}').join(engine.referralCode());
+      // The link's per-share token: the hex of 16 bytes from the CSPRNG, which the engine puts
+      // on the share or copy record (engine.share). In {token}, else in the TOKEN parameter.
+      const rnd = crypto.getRandomValues(new Uint8Array(16));
+      const token = [...rnd].map((b) => (b | 256).toString(16).slice(1)).join('');
+      let url = share.url.split('{code}').join(engine.referralCode());
+      url = url.includes('{token}') ? url.split('{token}').join(token)
+        : url.replace(/(?=#|$)/, (url.split('#')[0].includes('?') ? '&' : '?') + TOKEN + '=' + token);
       // With a ladder, the referrer's reward now and what the next step needs, from the last
       // answer the server gave (the prompt never waits for the network; it asks again for the
       // next prompt).
@@ -133,7 +147,7 @@ export function create(o) {
         cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
         (kind) => {
           if (prompt === close) prompt = null;
-          outcome(d.id, kind).catch(fail);
+          outcome(d.id, kind, rnd).catch(fail);
         });
       close.id = d.id;
       prompt = close;
@@ -172,6 +186,7 @@ export function create(o) {
       },
       explain: () => engine.lastDecision(),
       referralCode: () => engine.referralCode(),
+      referral: () => landed,
       async referrals() {
         const code = engine.referralCode();
         // The server knows this code only once this device shared it (before: no conversions),
@@ -213,10 +228,19 @@ export function create(o) {
       for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
       return pending && pending.length;
     }, !!endpoint)) kick();
-    // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
-    const m = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url);
-    const code = m && new URLSearchParams(location.search).get(m[1]);
-    if (code) run((now) => engine.landing(code, now)).then(kick, fail);
+    // A referee arriving through a share link: the share URL's {code} parameter (e.g. ?ref=...)
+    // and its token ({token}'s parameter, else TOKEN). A token the engine refuses (not 32
+    // lowercase hex: a damaged or edited link) is dropped; the landing still counts for the code.
+    const q = new URLSearchParams(location.search);
+    const param = (p) => q.get((RegExp('[?&]([^=&]+)=\\{' + p + '\\}').exec(cfg.share.url) || [])[1]);
+    const code = param('code');
+    const token = param('token') || q.get(TOKEN);
+    const landed = code ? { code, token } : null;
+    if (code) {
+      run((now) => {
+        try { engine.landing(code, now, token); } catch { landed.token = null; engine.landing(code, now); }
+      }).then(kick, fail);
+    }
     addEventListener('pagehide', () => {
       if (prompt) { local((s) => s.setItem(LEFT_OPEN, prompt.id)); prompt(); prompt = null; }
       if (net) net.beacon();
@@ -280,6 +304,9 @@ export function create(o) {
   //   conversion()                 referee side: this device, which arrived through a share link,
   //                                converted
   //   consent(yes)                 withdrawing it closes an open prompt (in every tab)
+  //   referral()                   {code, token} of the share link this page was opened with
+  //                                (token null if it had none), null without one: for the host
+  //                                to pass to its backend's referee report (POST /v1/referees)
   //   referralCode()               this device's random referral code (what its share links
   //                                carry), for the host to map to its user; rewards are paid by
   //                                the host from GET /v1/attributions, never by this script
@@ -290,7 +317,7 @@ export function create(o) {
   // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
   //   status()                     {started, consent, pending, dropped, error} (README "Widget")
   //   forget()                     deletes this device's state here and on the server
-  for (const name of 'track approve attribute conversion consent referralCode referrals status forget'.split(' ')) {
+  for (const name of 'track approve attribute conversion consent referral referralCode referrals status forget'.split(' ')) {
     api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : name === 'status' ? { started: false } : null)).catch((e) => {
       fail(e);
       return null;
