@@ -124,6 +124,11 @@ describe('per-share tokens', () => {
     const user = await referee.evaluate(() => sessionStorage.getItem('acme:user'));
     const retained = await report('/report', { code, token, user, event: 'retained_30' });
     assert.equal(retained.status, 200, JSON.stringify(retained.body));
+    // The public write key (in every page) is refused there: only the host's secret key reports.
+    const forged = await fetch(ingest.base + '/v1/referees', { method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer demo-site-key' },
+      body: JSON.stringify({ v: 2, site: 'default', code, token, referee: user, event: 'retained_90' }) });
+    assert.equal(forged.status, 403);
     assert.deepEqual(sql(ingest.db, `SELECT event, token FROM referees WHERE code = '${code}' ORDER BY id`),
       [{ event: 'conversion', token }, { event: 'retained_30', token }]);
 

@@ -56,6 +56,11 @@ export function create(o) {
   // The widget over a loaded engine and the storage's database; resolves once started.
   async function createWidget(engine, db) {
     const cfg = engine.config; // the display part: share, variants and model always; ladder when configured
+    // The share link's template: share.url, with the per-share token's {token} appended as the
+    // TOKEN parameter (before any #fragment) when the url has none. The prompt (ui.js) fills
+    // {token}; a referee's landing reads both parameters back from its URL.
+    let link = cfg.share.url;
+    if (!link.includes('{token}')) link = link.replace(/(?=#|$)/, (link.split('#')[0].includes('?') ? '&' : '?') + TOKEN + '={token}');
     const store = createStore(db, engine, prefix, warn);
     let net = null; // the transport (transport.js), loaded once there is something to send
     let netting = null; // its loading (a promise of net, null without an endpoint or chunk)
@@ -97,14 +102,12 @@ export function create(o) {
     // A share or copy goes with its link's token (rnd: the 16 random bytes it is the hex of) and
     // its channel: 'native' (the share sheet) or 'copy' (the clipboard).
     const outcome = (id, kind, rnd) => run((now, os, pending) => {
-      const shared = kind === 'share' || kind === 'copy';
-      if (shared) engine.share(id, kind === 'copy' ? 'copy' : 'native', rnd, now);
+      if (kind === 'share' || kind === 'copy') engine.share(id, kind === 'copy' ? kind : 'native', rnd, now);
       else engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
-      return shared;
-    }, !!net).then((shared) => {
+    }, !!net).then(() => {
       const ev = { decision: id, kind };
-      if (shared) emit('shared', { ...ev, token: engine.lastToken() });
+      if (kind === 'share' || kind === 'copy') emit('shared', { ...ev, token: engine.lastToken() });
       if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
       emit('outcome', ev);
       kick();
@@ -131,13 +134,7 @@ export function create(o) {
       }
       if (!v || prompt || !open) return outcome(d.id, 'close');
       const share = cfg.share;
-      // The link's per-share token: the hex of 16 bytes from the CSPRNG, which the engine puts
-      // on the share or copy record (engine.share). In {token}, else in the TOKEN parameter.
-      const rnd = crypto.getRandomValues(new Uint8Array(16));
-      const token = [...rnd].map((b) => (b | 256).toString(16).slice(1)).join('');
-      let url = share.url.split('{code}').join(engine.referralCode());
-      url = url.includes('{token}') ? url.split('{token}').join(token)
-        : url.replace(/(?=#|$)/, (url.split('#')[0].includes('?') ? '&' : '?') + TOKEN + '=' + token);
+      const url = link.split('{code}').join(engine.referralCode()); // ui.js fills {token}
       // With a ladder, the referrer's reward now and what the next step needs, from the last
       // answer the server gave (the prompt never waits for the network; it asks again for the
       // next prompt).
@@ -145,7 +142,7 @@ export function create(o) {
       const close = open(v,
         { url, title: share.title || v.title, text: share.text || v.message },
         cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
-        (kind) => {
+        (kind, rnd) => {
           if (prompt === close) prompt = null;
           outcome(d.id, kind, rnd).catch(fail);
         });
@@ -228,13 +225,11 @@ export function create(o) {
       for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
       return pending && pending.length;
     }, !!endpoint)) kick();
-    // A referee arriving through a share link: the share URL's {code} parameter (e.g. ?ref=...)
-    // and its token ({token}'s parameter, else TOKEN). A token the engine refuses (not 32
-    // lowercase hex: a damaged or edited link) is dropped; the landing still counts for the code.
-    const q = new URLSearchParams(location.search);
-    const param = (p) => q.get((RegExp('[?&]([^=&]+)=\\{' + p + '\\}').exec(cfg.share.url) || [])[1]);
-    const code = param('code');
-    const token = param('token') || q.get(TOKEN);
+    // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
+    // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a
+    // damaged or edited link) is dropped; the landing still counts for the code.
+    const param = (p) => new URLSearchParams(location.search).get((RegExp('[?&]([^=&]+)=\\{' + p + '\\}').exec(link) || [])[1]);
+    const code = param('code'), token = param('token');
     const landed = code ? { code, token } : null;
     if (code) {
       run((now) => {
