@@ -6,9 +6,11 @@
  * bounded reservoir for persona centroids), so millions of lines run in bounded memory.
  * Randomness (k-means seeding, reservoir sampling) comes from an lw_rng the caller seeds.
  *
- * Rewards: a logged decision's reward is 1 when its prompt led to a share or copy, else 0
- * (VW files carry it as cost = -reward). Off-policy estimates are of the expected reward
- * per decision point. */
+ * Rewards: read from the store with a config, a decision's reward is the retained referee value
+ * its shares brought, final once its attribution window closed (lw_label_kind; a site without
+ * referee reports falls back to shares × value_per_share); otherwise 1 when its prompt led to a
+ * share or copy, else 0 (VW files carry it as cost = -reward). Off-policy estimates are of the
+ * expected reward per decision point. */
 #ifndef LOOPWISE_LEARN_H
 #define LOOPWISE_LEARN_H
 
@@ -16,6 +18,7 @@
 #include "loopwise/config.h"
 #include "loopwise/model.h"
 #include "loopwise/rng.h"
+#include "loopwise/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,7 +31,7 @@ extern "C" {
 typedef struct {
   int action;     /* index into the reader's action list */
   double p;       /* the probability the logging policy chose it with, (0, 1] */
-  double reward;  /* 1 = led to a referral share, 0 = did not (VW: -cost) */
+  double reward;  /* the label (lw_label_kind): 1/0 for a share, or value units (VW: -cost) */
   int64_t t;      /* ms since epoch; 0 when the source has no time (VW) */
   uint64_t line;  /* 1-based line (VW) or row id (SQLite): where to find it, for messages */
   uint64_t key;   /* the record's identity: a hash of the decision id (SQLite), of the line's
@@ -36,6 +39,7 @@ typedef struct {
                      are chosen by it, never by storage position. */
   uint64_t order_key; /* what later passes are ordered by: the decision id's hash, or the
                          content's alone (VW), so no pass depends on arrival order */
+  int channel;    /* the channel its share went through (lw_channel, wire v2), -1 none or unknown */
   int n;          /* features in x */
   lw_feature x[LW_LEARN_MAX_FEATURES];
 } lw_logged;
@@ -318,8 +322,23 @@ typedef struct {
   void *progress_ctx;
 } lw_train_request;
 
+/* Channels that fit the person: per persona, the share channels ranked by the mean label of
+ * the decisions whose share went through them (retained referee value per share), shrunk
+ * toward the persona's mean over all channels with LW_CHANNEL_PRIOR pseudo-shares; channels
+ * with fewer than LW_CHANNEL_MIN_SHARES shares of the persona are not ranked. */
+#define LW_CHANNEL_PRIOR 5.0
+#define LW_CHANNEL_MIN_SHARES 5
+typedef struct {
+  int n_ranked;                     /* channels ranked, best first */
+  int channel[LW_CHANNEL_COUNT];    /* lw_channel */
+  double value[LW_CHANNEL_COUNT];   /* its shrunk mean label per share */
+  int64_t shares[LW_CHANNEL_COUNT];
+} lw_channel_ranking;
+
 typedef struct {
   lw_model *model;       /* the caller frees it with lw_model_free */
+  int n_channel_personas; /* rankings in channels[] (the model's personas, or 1 without) */
+  lw_channel_ranking channels[LW_MODEL_MAX_PERSONAS];
   lw_eval_report report; /* data range and counts; target = the held-out DR estimate */
   int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
   uint64_t held_out;     /* records the estimate is on (held out of training) */

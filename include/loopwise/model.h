@@ -45,11 +45,17 @@ typedef struct {
   int n_segments;
   char segment_names[LW_MODEL_MAX_SEGMENTS][LW_SEGMENT_NAME_LEN + 1];
   float segment_offsets[LW_MODEL_MAX_SEGMENTS];
+  /* Channels that fit the person (format 3): per persona (one row without personas), the share
+   * channels (lw_channel, loopwise/wire.h) best first, as the trainer ranked them by retained
+   * value per share; n_channel_rows 0 when the model carries no ranking (v1, v2 files). */
+  int n_channel_rows;
+  uint8_t n_channels[LW_MODEL_MAX_PERSONAS];
+  uint8_t channels[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
   char *meta_json; /* owned, NUL-terminated; may be NULL */
 } lw_model;
 
 #define LW_MODEL_ENOUGH_DATA 1u
-#define LW_MODEL_FORMAT_VERSION 2 /* what lw_model_write writes; lw_model_load reads 1 and 2 */
+#define LW_MODEL_FORMAT_VERSION 3 /* what lw_model_write writes; lw_model_load reads 1 to 3 */
 
 /* Parse and check a model file. On success *out is a new model (free with lw_model_free).
  * Any damage (magic, version, checksum, sizes, trailing bytes) is LW_ERR_CORRUPT or

@@ -279,6 +279,8 @@ typedef struct {
   int64_t window_from; /* ms: where its attribution window starts: t, or the server's receive time
                           when t was beyond the clock-skew allowance */
   lw_referee_outcomes outcomes; /* lw_store_decisions only (zero for lw_store_referrers) */
+  char channel[LW_NAME_LEN + 1]; /* lw_store_decisions: the channel of the decision's first share
+                                    or copy (wire v2, LW_CHANNELS), "" when none or before v2 */
   int n_x;
   lw_feature x[LW_X_PAIRS]; /* as lw_batch_parse validated them (lw_event.x) */
 } lw_store_decision;

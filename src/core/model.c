@@ -124,6 +124,21 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
     m->segment_offsets[s] = rd_f32(&r);
     if (!finite_f(m->segment_offsets[s])) why = "segment offset must be finite";
   }
+  if (!why && version >= 3) { /* u8 rows, each u8 count then that many distinct channel indices */
+    m->n_channel_rows = (int)rd_u(&r, 1);
+    if (m->n_channel_rows > (m->n_personas ? m->n_personas : 1)) why = "more channel rankings than personas";
+    for (int k = 0; !why && !r.bad && k < m->n_channel_rows; k++) {
+      m->n_channels[k] = (uint8_t)rd_u(&r, 1);
+      if (m->n_channels[k] > LW_CHANNEL_COUNT) why = "too many ranked channels";
+      unsigned seen = 0;
+      for (int i = 0; !why && !r.bad && i < m->n_channels[k]; i++) {
+        unsigned c = rd_u(&r, 1);
+        if (c >= LW_CHANNEL_COUNT || (seen >> c & 1u)) why = "unknown or repeated channel in a ranking";
+        seen |= 1u << (c & 31u);
+        m->channels[k][i] = (uint8_t)c;
+      }
+    }
+  }
   if (!why) {
     size_t n = rd_u(&r, 2);
     const uint8_t *p = lw_rd_take(&r, n);
@@ -203,6 +218,11 @@ static void write_body(lw_wr *w, const lw_model *m, size_t meta) {
     put_name(w, m->segment_names[s]);
     put_f32(w, m->segment_offsets[s]);
   }
+  lw_wr_u(w, 1, (uint64_t)m->n_channel_rows);
+  for (int k = 0; k < m->n_channel_rows; k++) {
+    lw_wr_u(w, 1, m->n_channels[k]);
+    for (int i = 0; i < m->n_channels[k]; i++) lw_wr_u(w, 1, m->channels[k][i]);
+  }
   lw_wr_u(w, 2, meta);
   lw_wr_bytes(w, m->meta_json ? m->meta_json : "", meta);
 }
@@ -213,6 +233,7 @@ lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *er
   size_t meta = m->meta_json ? strlen(m->meta_json) : 0;
   if (m->bits < 8 || m->bits > 16 || m->n_actions < 1 || m->n_actions > LW_MODEL_MAX_ACTIONS ||
       m->n_personas > LW_MODEL_MAX_PERSONAS || m->n_segments > LW_MODEL_MAX_SEGMENTS ||
+      m->n_channel_rows < 0 || m->n_channel_rows > (m->n_personas ? m->n_personas : 1) ||
       (m->n_personas && m->persona_dims != LW_MODEL_PERSONA_DIMS) || !(m->scale > 0) || !m->weights ||
       meta > 65535)
     return fail(err, errlen, LW_ERR_INVALID, "sizes out of range for format version " LW_STR(MODEL_VERSION));

@@ -94,6 +94,18 @@ lw_status lw_engine_share(lw_engine *e, const char *decision_id, const char *cha
 
 const char *lw_engine_last_token(const lw_engine *e) { return e->last_token; }
 
+int lw_engine_channels(lw_engine *e, int64_t now_ms, int tz_offset_min, const char **out, int cap) {
+  const lw_model *m = e->model;
+  if (!m || m->n_channel_rows == 0) return 0;
+  int n_x = 0;
+  lw_feature x[LW_MAX_FEATURES];
+  int k = lw_engine_build_features(e, now_ms, tz_offset_min, -1, x, NULL, LW_MAX_FEATURES, &n_x);
+  if (k < 0 || k >= m->n_channel_rows) k = 0;
+  int n = 0;
+  for (int i = 0; i < m->n_channels[k] && n < cap; i++) out[n++] = lw_channel_name((lw_channel)m->channels[k][i]);
+  return n;
+}
+
 lw_status lw_engine_outcome(lw_engine *e, const char *decision_id, lw_kind kind, int64_t now_ms,
                             char *err, size_t errlen) {
   if (!is_hex_id(decision_id)) return bad_id(err, errlen);

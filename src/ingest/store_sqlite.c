@@ -1122,10 +1122,10 @@ static void sq_close(lw_store *base) {
  * its window. Conversions rejected under the integrity rules bring nothing; the later events
  * come with their conversion's token (lw_store_referee). ?1 the site, ?2 the landing kind. */
 static const char k_shared_sql[] =
-    "CREATE TEMP TABLE IF NOT EXISTS lw_shared(decision TEXT PRIMARY KEY) WITHOUT ROWID;"
-    "DELETE FROM temp.lw_shared;"
-    "INSERT OR IGNORE INTO temp.lw_shared SELECT decision FROM main.events"
-    "  WHERE site = ?1 AND kind IN (%1$s) AND decision IS NOT NULL;"
+    "CREATE TEMP TABLE IF NOT EXISTS lw_shared2(decision TEXT PRIMARY KEY, channel TEXT) WITHOUT ROWID;"
+    "DELETE FROM temp.lw_shared2;"
+    "INSERT OR IGNORE INTO temp.lw_shared2 SELECT decision, channel FROM main.events"
+    "  WHERE site = ?1 AND kind IN (%1$s) AND decision IS NOT NULL ORDER BY id;"
     "CREATE TEMP TABLE IF NOT EXISTS lw_tok(token TEXT PRIMARY KEY, code TEXT, decision TEXT) WITHOUT ROWID;"
     "DELETE FROM temp.lw_tok;"
     "INSERT OR IGNORE INTO temp.lw_tok SELECT token, code, decision FROM main.events"
@@ -1172,7 +1172,8 @@ static const char k_decisions_sql[] =
     RX("count(DISTINCT who)", "'retained_30'") RX("count(DISTINCT who)", "'retained_90'")
     RX("count(DISTINCT who)", "'churned'") RX("total(value)", "'conversion'") RX("total(value)", "'revenue'")
     ", (SELECT max(at) FROM temp.lw_rx x WHERE x.key = j.key AND (?6 = 0 OR x.at <= " WINDOW_FROM " + ?6))"
-    " FROM main.events d LEFT JOIN temp.lw_shared s ON s.decision = d.decision"
+    ", s.channel" /* the channel of the decision's first share or copy (v2), NULL before v2 */
+    " FROM main.events d LEFT JOIN temp.lw_shared2 s ON s.decision = d.decision"
     " LEFT JOIN temp.lw_join j ON j.decision = d.decision"
     " WHERE d.site = ?1 AND d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
 
@@ -1258,6 +1259,8 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
     o->revenue = sqlite3_column_double(st, 20);
     o->last_at = sqlite3_column_int64(st, 21);
   }
+  d->channel[0] = '\0';
+  if (sqlite3_column_count(st) > 22) copy_col(st, 22, d->channel, sizeof d->channel);
   return 1;
 }
 

@@ -282,6 +282,7 @@ static int vw_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     if (n < 0) return 0;
     if (blank(r->line)) continue;
     memset(rec, 0, offsetof(lw_logged, x));
+    rec->channel = -1;
     rec->line = r->line_no;
     const char *bar = strchr(r->line, '|');
     if (!bar) return reader_fail(r, err, errlen, "line", r->line_no, "no '|' before the features");
@@ -317,6 +318,7 @@ static int vw_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
 static int vw_adf_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   int n_lines = 0, labelled = 0, in_example = 0;
   memset(rec, 0, offsetof(lw_logged, x));
+  rec->channel = -1;
   uint64_t key = FNV64_BASIS, content = FNV64_BASIS;
   for (;;) {
     int n = vw_getline(r);
@@ -453,6 +455,7 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     rec->order_key = rec->key;
     rec->t = d->t;
     rec->action = a;
+    rec->channel = d->shared && d->channel[0] ? lw_channel_parse(d->channel) : -1;
     rec->p = d->has_p ? d->p : 0.0;
     const lw_referee_outcomes *oc = &d->outcomes;
     if (r->labels == LW_LABELS_RETAINED)

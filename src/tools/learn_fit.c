@@ -708,6 +708,65 @@ static lw_status holdout_estimate(lw_reader *rd, lw_logged *rec, const lw_train_
   return LW_OK;
 }
 
+/* Channels that fit the person (learn.h lw_channel_ranking): one pass over every record,
+ * each shared decision's label summed under its persona (the model's, as the runtime assigns
+ * it) and the channel its share went through. */
+static int cmp_rank(const void *a, const void *b) {
+  const double *x = a, *y = b;
+  return x[0] > y[0] ? -1 : x[0] < y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static lw_status rank_channels(lw_reader *rd, lw_logged *rec, const lw_model *m, lw_train_result *res,
+                               progress_t *pg, char *err, size_t errlen) {
+  int np = m->n_personas > 0 ? m->n_personas : 1;
+  static double sum[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
+  static int64_t cnt[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
+  memset(sum, 0, sizeof sum);
+  memset(cnt, 0, sizeof cnt);
+  lw_status st = lw_reader_rewind(rd, err, errlen);
+  if (st != LW_OK) return st;
+  pg->phase = "channels";
+  int got;
+  while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
+    tick(pg, rd);
+    if (rec->channel < 0 || rec->channel >= LW_CHANNEL_COUNT) continue;
+    int k = 0;
+    if (m->n_personas > 0) {
+      lw_apply_persona(NULL, rec->x, &rec->n); /* drop the persona the runtime logged */
+      double dims[LW_MODEL_PERSONA_DIMS];
+      lw_persona_dims(rec->x, rec->n, dims);
+      k = lw_model_persona(m, dims);
+      if (k < 0 || k >= np) k = 0;
+    }
+    sum[k][rec->channel] += rec->reward;
+    cnt[k][rec->channel]++;
+  }
+  tick_done(pg);
+  if (got < 0) return LW_ERR_INVALID;
+  res->n_channel_personas = np;
+  for (int k = 0; k < np; k++) {
+    double all = 0, n_all = 0;
+    for (int c = 0; c < LW_CHANNEL_COUNT; c++) all += sum[k][c], n_all += (double)cnt[k][c];
+    double prior = n_all > 0 ? all / n_all : 0.0;
+    double rows[LW_CHANNEL_COUNT][2];
+    int n = 0;
+    for (int c = 0; c < LW_CHANNEL_COUNT; c++) {
+      if (cnt[k][c] < LW_CHANNEL_MIN_SHARES) continue;
+      rows[n][0] = (sum[k][c] + LW_CHANNEL_PRIOR * prior) / ((double)cnt[k][c] + LW_CHANNEL_PRIOR);
+      rows[n++][1] = c;
+    }
+    qsort(rows, (size_t)n, sizeof rows[0], cmp_rank);
+    lw_channel_ranking *r = &res->channels[k];
+    r->n_ranked = n;
+    for (int i = 0; i < n; i++) {
+      r->channel[i] = (int)rows[i][1];
+      r->value[i] = rows[i][0];
+      r->shares[i] = cnt[k][r->channel[i]];
+    }
+  }
+  return LW_OK;
+}
+
 /* The model's JSON metadata (models/FORMAT.md): how it was trained, on what, and what it is
  * estimated to be worth. "trained_on" lets the evaluator tell when it is shown the records the
  * model learned from: the data range, the held-out rule and a fingerprint of the trained set. */
@@ -765,6 +824,23 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
     cJSON_AddNumberToObject(sup, m->action_ids[a], (double)m->support[a]);
   }
   cJSON_AddNumberToObject(j, "personas", m->n_personas);
+  /* channels that fit the person: per persona, best first (learn.h lw_channel_ranking) */
+  cJSON *chs = cJSON_CreateObject();
+  cJSON_AddItemToObject(j, "channels", chs);
+  for (int k = 0; k < res->n_channel_personas; k++) {
+    char name[24];
+    snprintf(name, sizeof name, "persona-%d", k);
+    cJSON *arr = cJSON_CreateArray();
+    cJSON_AddItemToObject(chs, name, arr);
+    const lw_channel_ranking *r = &res->channels[k];
+    for (int i = 0; i < r->n_ranked; i++) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddStringToObject(o, "channel", lw_channel_name((lw_channel)r->channel[i]));
+      cJSON_AddNumberToObject(o, "value_per_share", r->value[i]);
+      cJSON_AddNumberToObject(o, "shares", (double)r->shares[i]);
+      cJSON_AddItemToArray(arr, o);
+    }
+  }
   cJSON_AddStringToObject(j, "command", rq->command ? rq->command : "");
   free(m->meta_json);
   m->meta_json = cJSON_PrintUnformatted(j);
@@ -856,6 +932,14 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
   res->held_out = sc.split.mod > 0 ? sc.held_out : 0;
   res->in_sample = sc.split.mod <= 0;
   if ((st = holdout_estimate(rd, rec, rq, &sc.split, m, l, &res->report.target, &pg, err, errlen)) != LW_OK) goto done;
+  if ((st = rank_channels(rd, rec, m, res, &pg, err, errlen)) != LW_OK) goto done;
+  m->n_channel_rows = 0; /* the model carries the ranking when there is one (format 3) */
+  for (int k = 0; k < res->n_channel_personas; k++)
+    if (res->channels[k].n_ranked) m->n_channel_rows = res->n_channel_personas;
+  for (int k = 0; k < m->n_channel_rows; k++) {
+    m->n_channels[k] = (uint8_t)res->channels[k].n_ranked;
+    for (int i = 0; i < res->channels[k].n_ranked; i++) m->channels[k][i] = (uint8_t)res->channels[k].channel[i];
+  }
   if ((st = write_meta(m, rq, res, &sc, fingerprint, err, errlen)) != LW_OK) goto done;
   res->model = m;
   m = NULL;

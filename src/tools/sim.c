@@ -55,6 +55,7 @@ typedef struct {
   int dismissals;
   int recent[8];     /* days of the last prompts (ring), -1000 empty */
   lw_rng resp;       /* responses to prompts */
+  lw_rng tok;        /* per-share token bytes (a stream of their own: tokens change no response) */
 } sim_user;
 
 void lw_sim_defaults(lw_sim_opts *o) {
@@ -117,6 +118,7 @@ static void make_user(sim_user *u, uint64_t seed, int i) {
   u->busy_until = -1;
   for (int k = 0; k < 8; k++) u->recent[k] = -1000;
   lw_rng_seed(&u->resp, seed ^ 0x726573706f6e7365ull, (uint64_t)i);
+  lw_rng_seed(&u->tok, seed ^ 0x746f6b656e730000ull, (uint64_t)i);
 }
 
 /* Message and incentive sensitivity by plan (what the learner can discover through the
@@ -373,7 +375,9 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
   int64_t t2 = t + 20000;
   if (x < p_share) {
     g->shares++;
-    lw_engine_outcome(u->e, d->id, LW_KIND_SHARE, t2, err, sizeof err);
+    uint8_t random[LW_TOKEN_BYTES]; /* as a browser passes crypto.getRandomValues bytes */
+    lw_rng_bytes(&u->tok, random, sizeof random);
+    lw_engine_share(u->e, d->id, "native", random, t2, NULL, err, sizeof err);
     /* invitees: more from keen referrers; they convert and stay by their source */
     int n = 1 + poisson(&u->resp, 0.4 + 0.4 * (u->will > 0 ? u->will : 0));
     for (int k = 0; k < n; k++) {

@@ -158,6 +158,14 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
   printf("\n");
   if (rep->labels == LW_LABELS_FALLBACK)
     printf("warning: the site reported no referee outcomes: labels are shares x value_per_share, not retained value\n");
+  for (int k = 0; rep->labels != LW_LABELS_SHARES && k < res->n_channel_personas; k++) {
+    const lw_channel_ranking *r = &res->channels[k];
+    printf("channels persona-%d:", k);
+    if (!r->n_ranked) printf(" (fewer than %d shares through any channel)", LW_CHANNEL_MIN_SHARES);
+    for (int i = 0; i < r->n_ranked; i++)
+      printf(" %s=%.3f(n=%lld)", lw_channel_name((lw_channel)r->channel[i]), r->value[i], (long long)r->shares[i]);
+    printf("\n");
+  }
   lw_cli_warn_data(rep);
   printf("%s (%s, n=%.0f):\n",
          res->in_sample ? "in-sample estimate (--holdout-mod 0: on the records it was trained on)" : "held-out estimate",

@@ -139,6 +139,24 @@ LW_EXPORT("share") int lw_w_share(handle *h, const char *decision_id, const char
 }
 LW_EXPORT("token") const char *lw_w_token(handle *h) { return lw_engine_last_token(h->engine); }
 
+/* The channels the model ranks best first for the current persona, space-separated, into the
+ * output buffer ("" when it has no ranking). */
+LW_EXPORT("channels") size_t lw_w_channels(handle *h, double now_ms, int tz_offset_min) {
+  const char *names[LW_CHANNEL_COUNT];
+  int n = lw_engine_channels(h->engine, (int64_t)now_ms, tz_offset_min, names, LW_CHANNEL_COUNT);
+  size_t len = 0;
+  for (int i = 0; i < n; i++) {
+    size_t k = strlen(names[i]);
+    if (len + k + 2 > h->out_cap) break; /* out_cap is at least 1 KiB: never for six names */
+    if (i) h->out[len++] = ' ';
+    memcpy(h->out + len, names[i], k);
+    len += k;
+  }
+  h->out[len] = '\0';
+  h->out_len = len;
+  return len;
+}
+
 LW_EXPORT("consent") void lw_w_consent(handle *h, int given, double now_ms) {
   lw_engine_set_consent(h->engine, given, (int64_t)now_ms);
 }

@@ -641,6 +641,40 @@ static void model_without_data_for_the_variants_says_so(void) {
   lw_model_free(m);
 }
 
+/* The model's channel ranking (format 3) reaches the prompt through lw_engine_channels, and
+ * survives the model file's round trip; a model without one gives none. */
+static void engine_returns_the_models_channel_ranking_for_the_persona(void) {
+  lw_model *m = pm_model("cheap", "rich");
+  const char *json = PM_HEAD ",\"variants\":[" PM_VARIANT("cheap", 1, "") "," PM_VARIANT("rich", 30, "") "]}";
+  lw_engine *plain = pm_engine(json, m, 3);
+  const char *names[LW_CHANNEL_COUNT];
+  CHECK_INT(lw_engine_channels(plain, T0, 0, names, LW_CHANNEL_COUNT), 0);
+  lw_engine_free(plain);
+  m->n_channel_rows = 1;
+  m->n_channels[0] = 3;
+  m->channels[0][0] = LW_CHANNEL_EMAIL;
+  m->channels[0][1] = LW_CHANNEL_COPY;
+  m->channels[0][2] = LW_CHANNEL_NATIVE;
+  lw_engine *e = pm_engine(json, m, 3);
+  CHECK_INT(lw_engine_channels(e, T0, 0, names, LW_CHANNEL_COUNT), 3);
+  CHECK_STR(names[0], "email");
+  CHECK_STR(names[1], "copy");
+  CHECK_STR(names[2], "native");
+  CHECK_INT(lw_engine_channels(e, T0, 0, names, 1), 1);
+  lw_engine_free(e);
+  /* a repeated channel is damage */
+  m->channels[0][1] = LW_CHANNEL_EMAIL;
+  uint8_t *buf;
+  size_t len;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
+  lw_model *back = NULL;
+  CHECK_INT(lw_model_load(buf, len, &back, err, sizeof err), LW_ERR_CORRUPT);
+  CHECK_CONTAINS(err, "channel");
+  free(buf);
+  lw_model_free(m);
+}
+
 int main(void) {
   RUN(recording_counts_events_with_first_and_last_times);
   RUN(unknown_event_is_refused_and_changes_nothing);
@@ -666,5 +700,6 @@ int main(void) {
   RUN(not_now_is_explored_from_the_first_day_at_its_minimum);
   RUN(relative_temperature_explores_alike_at_any_value_scale);
   RUN(model_without_data_for_the_variants_says_so);
+  RUN(engine_returns_the_models_channel_ranking_for_the_persona);
   return check_failures ? 1 : 0;
 }

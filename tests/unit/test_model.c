@@ -105,7 +105,7 @@ static void model_file_round_trips_and_damage_is_refused(void) {
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_CORRUPT);
   CHECK_CONTAINS(err, "not a Loopwise model file");
   buf[0] = 'L';
-  buf[4] = 3; /* version 3, with a valid checksum */
+  buf[4] = 4; /* version 4, with a valid checksum */
   uint32_t crc = lw_crc32(0, buf, len - 4);
   for (int i = 0; i < 4; i++) buf[len - 4 + i] = (uint8_t)(crc >> (8 * i));
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
@@ -123,11 +123,11 @@ static void a_newer_model_is_refused_for_its_version_before_its_checksum(void) {
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
   lw_model *r = NULL;
-  buf[4] = 3; /* version 3; the checksum is now wrong for these bytes */
+  buf[4] = 4; /* version 4; the checksum is now wrong for these bytes */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
-  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1-2)");
+  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1-3)");
   CHECK(r == NULL);
-  buf[5] = 1; /* version 258 */
+  buf[5] = 1; /* version 260 */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
   /* Only the header is needed to tell: a newer file cut short is still a newer file. */
   CHECK_INT(lw_model_load(buf, 32, &r, err, sizeof err), LW_ERR_VERSION);
@@ -467,7 +467,7 @@ static void a_model_says_how_much_data_each_action_had(void) {
   size_t len;
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
-  CHECK_INT(buf[4], 2);
+  CHECK_INT(buf[4], LW_MODEL_FORMAT_VERSION); /* format 3 keeps 2's support */
   lw_model *r = NULL;
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_OK);
   if (r) {

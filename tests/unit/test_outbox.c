@@ -39,7 +39,7 @@ static void batches_respect_the_byte_limit_and_parse(void) {
     cJSON *b = cJSON_Parse(buf);
     CHECK(b != NULL);
     if (!b) break;
-    CHECK_INT(cJSON_GetObjectItem(b, "v")->valueint, 1);
+    CHECK_INT(cJSON_GetObjectItem(b, "v")->valueint, LW_WIRE_VERSION);
     CHECK_STR(cJSON_GetObjectItem(b, "batch_id")->valuestring, "batch-1");
     CHECK_STR(cJSON_GetObjectItem(b, "write_key")->valuestring, "demo-site-key");
     CHECK(cJSON_GetObjectItem(b, "sent_at")->valuedouble == 1767614400000.0);

@@ -128,6 +128,9 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
       fail(withStr(String(id), (p) => withStr(r, (b) => x.share(h, p, putShort(String(channel), scratch), b, now))));
       return cstr(x.token(h));
     },
+    // The share channels the model ranks best first for this user's persona ([] without a
+    // ranking: keep the prompt's own order).
+    channels(now, tz = 0) { return x.channels(h, now, tz | 0) ? outText().split(' ') : []; },
     // The last share's token ('' before the first).
     lastToken: () => cstr(x.token(h)),
     consent(given, now) { x.consent(h, given ? 1 : 0, now); },
