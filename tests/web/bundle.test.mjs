@@ -53,9 +53,9 @@ test('whole_download_fits_23000_B', () => {
 });
 
 // The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
-// 4,685 B with its per-share tokens: engine.share/lastToken in the engine wrapper, +100 B, and
-// the widget's link template, share channel, the landing's token and referral(), +170 B).
-const WIDGET_CEILING = 4700;
+// 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
+// widget's link template, share channel, the landing's token and referral(), +170 B).
+const WIDGET_CEILING = 4750;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);

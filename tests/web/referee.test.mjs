@@ -18,7 +18,8 @@ import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 const reader = join(nativeDir, 'tests/tools/lw-store-decisions');
-requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), ingestBin, reader);
+const trainer = join(nativeDir, 'src/tools/loopwise-train');
+requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), ingestBin, reader, trainer);
 const shipped = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
 // Every project_completed is a decision point that prompts (no holdout, caps, quiet hours or
 // "not now" exploration in the way).
@@ -138,6 +139,14 @@ describe('per-share tokens', () => {
     assert.ok(d, `decision ${decision} read from the store`);
     assert.deepEqual({ shared: d.shared, join: d.join, landings: d.landings, conversions: d.conversions, retained_30: d.retained_30 },
       { shared: '1', join: 'token', landings: '1', conversions: '1', retained_30: '1' });
+    // And the trainer takes them as its labels: retained value, not the shares fallback, with
+    // every attribution window closed (its clock a year on).
+    const program = join(tmp.dir, 'program.json');
+    writeFileSync(program, JSON.stringify(c));
+    const out = execFileSync(trainer, ['--data', ingest.db, '--config', program, '--out', join(tmp.dir, 'm.lwm'),
+      '--now', String(Date.now() + 365 * 86400000), '--quiet'], { encoding: 'utf8' });
+    assert.match(out, /^labels=retained\b[^\n]* left_out_open_window=0$/m, out);
+    assert.doesNotMatch(out, /no referee outcomes/, out);
   });
 
   test('a_link_whose_url_has_a_token_placeholder_carries_it_there_and_a_copy_says_channel_copy', async () => {
