@@ -61,6 +61,14 @@ export interface LadderStep {
   reward: string;
 }
 
+/** The share link a referee's page was opened with, from referral(). */
+export interface Referral {
+  /** The referrer's code. */
+  code: string;
+  /** The link's per-share token (32 lowercase hex), or null. */
+  token: string | null;
+}
+
 /** The referrer's standing, from referrals(). */
 export interface Referrals {
   code: string;
@@ -111,7 +119,7 @@ export interface EventMap {
   /** A prompt is shown. */
   shown: Decision;
   /** The user shared or copied the link (kind 'share' or 'copy'). */
-  shared: Outcome & { kind: 'share' | 'copy' };
+  shared: Outcome & { kind: 'share' | 'copy'; token: string };
   /** The prompt went away without a share: 'dismiss' (Not now, Escape) or 'close'. */
   dismissed: Outcome & { kind: 'dismiss' | 'close' };
   /** Earlier name of `shown`, kept. */
@@ -156,6 +164,11 @@ export interface Loopwise {
   busy(flag?: boolean): boolean;
   /** The last decision, synchronously; null before the first (or before start). */
   explain(): Decision | null;
+  /**
+   * Referee side: the referral code and per-share token of the share link this page was opened
+   * with (token null if it had none), null without one: for the host's backend's referee report.
+   */
+  referral(): Promise<Referral | null>;
   /** This device's random referral code (what its share links carry). */
   referralCode(): Promise<string | null>;
   /** The referrer's standing; offline the last answer; null if there is none. */

@@ -58,10 +58,10 @@ test('whole_download_stays_under_its_ceiling', () => {
   assert.ok(n <= DOWNLOAD_CEILING, `whole download is ${n} B gzip -9 > ${DOWNLOAD_CEILING}`);
 });
 
-// The script tag's own script, so growth there is a deliberate change (4,415 B after the lazy
-// split). +110 B (issue 11): engine.share() with the caller's random bytes and its token, the
-// landing's token, engine.channels() (the model's channel ranking for the persona).
-const WIDGET_CEILING = 4660;
+// The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
+// 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
+// widget's link template, share channel, the landing's token and referral(), +170 B).
+const WIDGET_CEILING = 4750;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);

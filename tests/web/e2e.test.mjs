@@ -12,28 +12,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sleep, sql, startDemo,
+  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sleep, sql, startBackend, startDemo,
   startIngest, tempDir, waitFor,
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 import { loadEngine } from '../../web/src/engine.js';
-import { spawn } from 'node:child_process';
-
-// The demo's stand-in host backend (web/demo/backend.mjs) on a free port; resolves to { url, stop }.
-async function startBackend(ingestBase, secret) {
-  const p = spawn(process.execPath, [join(root, 'web/demo/backend.mjs'), '0', '--ingest', ingestBase],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LW_DEMO_SECRET: secret } });
-  let out = '';
-  p.stdout.on('data', (d) => { out += d; });
-  p.stderr.on('data', (d) => { out += d; });
-  const url = (await waitFor('the backend to print its URL', () => (out.match(/http:\/\/\S+/) || [])[0], 10000)).replace(/\/$/, '');
-  const stop = () => new Promise((ok) => {
-    if (p.exitCode !== null || p.signalCode !== null) return ok();
-    p.once('exit', () => ok());
-    p.kill('SIGTERM');
-  });
-  return { url, stop };
-}
 
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.lwc'), ingestBin);
@@ -168,11 +151,14 @@ describe('widget against the ingest server', () => {
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
     await dialog.waitFor({ state: 'detached' });
     const link = await page.evaluate(() => navigator.clipboard.readText());
-    assert.match(link, new RegExp('^' + cfg.share.url.split('{code}')[0].replace(/[.?*+^$()[\]\\/]/g, '\\$&') + '[A-Z0-9]{6,16}$'));
+    // The shipped share.url has {code} and no {token}: the per-share token follows as lwt=.
+    assert.match(link, new RegExp('^' + cfg.share.url.split('{code}')[0].replace(/[.?*+^$()[\]\\/]/g, '\\$&') + '([A-Z0-9]{6,16})&lwt=([0-9a-f]{32})$'));
 
     await stored(ingest.db, d.id, ['decision', 'impression', 'copy']);
-    const copy = sql(ingest.db, `SELECT action, code FROM events WHERE decision = '${d.id}' AND kind = 'copy'`)[0];
-    if (copy.code) assert.ok(link.endsWith(copy.code), 'the stored code is the one in the copied link');
+    const copy = sql(ingest.db, `SELECT action, code, token, channel FROM events WHERE decision = '${d.id}' AND kind = 'copy'`)[0];
+    if (copy.code) assert.ok(link.includes('=' + copy.code + '&'), 'the stored code is the one in the copied link');
+    assert.ok(link.endsWith('&lwt=' + copy.token), `the stored token ${copy.token} is the one in the copied link ${link}`);
+    assert.equal(copy.channel, 'copy');
     assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), []);
   });
 
@@ -273,7 +259,7 @@ describe('widget against the ingest server', () => {
     assert.equal(await page.evaluate(() => 'share' in navigator), false);
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Share' }).click();
     const status = page.locator('loopwise-prompt [role=status]');
-    await waitFor('the link shown', async () => /^Copy this link: https?:\/\/\S+[A-Z0-9]{6,16}$/.test(await status.textContent()));
+    await waitFor('the link shown', async () => /^Copy this link: https?:\/\/\S+[A-Z0-9]{6,16}&lwt=[0-9a-f]{32}$/.test(await status.textContent()));
     await sleep(1700);
     assert.equal(await page.locator(DIALOG).count(), 1, 'the dialog waits while the user copies by hand');
     await page.keyboard.press('Escape');
@@ -509,7 +495,7 @@ describe('model serving and referral attribution', () => {
     assert.deepEqual(asked, [], 'no referrals request before this device shared');
     await page.locator('loopwise-prompt').getByRole('button', { name: 'Copy link' }).click();
     const link = await page.evaluate(() => navigator.clipboard.readText());
-    const code = link.match(/[A-Z0-9]{6,16}$/)[0];
+    const code = link.match(/([A-Z0-9]{6,16})&lwt=/)[1];
     assert.equal(await page.evaluate(() => window.Loopwise.referralCode()), code);
     await waitFor('the copy stored with the code', () => sql(server.db, `SELECT 1 FROM events WHERE kind = 'copy' AND code = '${code}'`).length);
     let r = await page.evaluate(() => window.Loopwise.referrals());

@@ -117,3 +117,19 @@ export async function testScript() {
   }
   return testScriptText;
 }
+
+// The demo's stand-in host backend (web/demo/backend.mjs) on a free port; resolves to { url, stop }.
+export async function startBackend(ingestBase, secret) {
+  const p = spawn(process.execPath, [join(root, 'web/demo/backend.mjs'), '0', '--ingest', ingestBase],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LW_DEMO_SECRET: secret } });
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  const url = (await waitFor('the backend to print its URL', () => (out.match(/http:\/\/\S+/) || [])[0], 10000)).replace(/\/$/, '');
+  const stop = () => new Promise((ok) => {
+    if (p.exitCode !== null || p.signalCode !== null) return ok();
+    p.once('exit', () => ok());
+    p.kill('SIGTERM');
+  });
+  return { url, stop };
+}

@@ -6,9 +6,15 @@
 // Conversions that count for rewards never come from a browser: the write key is public, so
 // anyone could forge them. A host's backend reports them, server to server, with the site's
 // secret key (POST <ingest>/v1/referees). This script is that backend for the demo: the page
-// (a referee who landed with a code and signs up) POSTs {"code","user"} to /signup; the backend
-// reports the conversion with the secret key, which never reaches the page, and answers what
-// the ingest server said. Listens on 127.0.0.1 only and prints "http://127.0.0.1:<port>/".
+// (a referee who landed through a share link and signs up) POSTs {"code","token","user"} to
+// /signup (code and token from Loopwise.referral(): the link's referral code and per-share
+// token); the backend reports the conversion with the secret key, which never reaches the page,
+// and answers what the ingest server said. What the referee is worth later is the host's to
+// know, not the page's: POST /report {"code","token","user","event","value"} (event
+// retained_30, retained_90, churned or revenue) is how the demo's operator (or a test) says it,
+// and the backend reports it the same way. A report with a token is v2 (the conversion joins to
+// the very share that produced it), one without is v1. Listens on 127.0.0.1 only and prints
+// "http://127.0.0.1:<port>/".
 import { createServer } from 'node:http';
 
 const args = process.argv.slice(2);
@@ -54,7 +60,7 @@ const server = createServer(async (req, res) => {
     res.setHeader('access-control-allow-headers', 'Content-Type');
     return res.writeHead(204).end();
   }
-  if (path !== '/signup' || req.method !== 'POST') return res.writeHead(404).end();
+  if ((path !== '/signup' && path !== '/report') || req.method !== 'POST') return res.writeHead(404).end();
   let body;
   try {
     body = JSON.parse(await readBody(req));
@@ -62,7 +68,9 @@ const server = createServer(async (req, res) => {
     return res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: String(e.message) }));
   }
   // The host's own id of the new customer: the ingest server stores only a salted hash of it.
-  const report = { v: 1, site, code: String(body.code || ''), referee: String(body.user || ''), event: 'conversion' };
+  const report = { v: body.token ? 2 : 1, site, code: String(body.code || ''), referee: String(body.user || ''),
+    event: path === '/signup' ? 'conversion' : String(body.event || '') };
+  if (body.token) report.token = String(body.token);
   if (typeof body.value === 'number') report.value = body.value;
   try {
     const r = await fetch(`${ingest}/v1/referees`, {

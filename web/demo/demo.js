@@ -68,20 +68,21 @@
       lw('consent', e.target.checked).then(explain);
     });
     $('busy').addEventListener('change', (e) => lw('busy', e.target.checked));
-    // A referee who landed with a code (?ref=CODE, the share link's parameter) signs up. The
-    // page tells Loopwise (a learning signal only) and the host's backend, which reports the
-    // conversion with the site's secret key (web/demo/backend.mjs): only that counts for the
-    // referrer's reward.
-    const code = qs.get('ref');
-    $('signup').hidden = !code;
+    // A referee who landed through a share link (?ref=CODE&lwt=TOKEN: the referral code and the
+    // per-share token, as Loopwise.referral() reads them) signs up. The page tells Loopwise (a
+    // learning signal only) and the host's backend, which reports the conversion with the
+    // site's secret key (web/demo/backend.mjs): only that counts for the referrer's reward, and
+    // its token joins the referee to the share (and the decision) that brought them.
+    $('signup').hidden = !qs.get('ref');
     $('signup').addEventListener('click', async () => {
       lw('conversion');
+      const { code = qs.get('ref'), token } = (await lw('referral')) || {};
       let user = sessionStorage.getItem('acme:user');
       if (!user) sessionStorage.setItem('acme:user', (user = 'user-' + crypto.randomUUID()));
       const backend = qs.get('backend') || 'http://127.0.0.1:8090';
       try {
         const r = await fetch(backend + '/signup', { method: 'POST', headers: { 'Content-Type': 'text/plain' },
-          body: JSON.stringify({ code, user }) });
+          body: JSON.stringify({ code, token, user }) });
         const a = await r.json().catch(() => ({}));
         log(r.ok ? `signed up: the host reported the conversion (${a.state})` : `sign-up report refused: ${r.status} ${a.error || ''}`);
         document.body.dataset.signup = r.ok ? a.state : 'failed';

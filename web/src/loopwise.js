@@ -22,6 +22,9 @@ import { createStore, openDb } from './store.js';
 
 // LW_ERR_VERSION in include/loopwise/common.h: a file newer than this runtime reads.
 const ERR_VERSION = 4;
+// The query parameter a share link carries its per-share token in when the config's share.url
+// has {code} but no {token} placeholder (README "Config reference").
+const TOKEN = 'lwt';
 
 // o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
 // endpoint, writeKey: strings; ui, net: () => import() of ui.js / transport.js}.
@@ -53,6 +56,11 @@ export function create(o) {
   // The widget over a loaded engine and the storage's database; resolves once started.
   async function createWidget(engine, db) {
     const cfg = engine.config; // the display part: share, variants and model always; ladder when configured
+    // The share link's template: share.url, with the per-share token's {token} appended as the
+    // TOKEN parameter (before any #fragment) when the url has none. The prompt (ui.js) fills
+    // {token}; a referee's landing reads both parameters back from its URL.
+    let link = cfg.share.url;
+    if (!link.includes('{token}')) link = link.replace(/(?=#|$)/, (link.split('#')[0].includes('?') ? '&' : '?') + TOKEN + '={token}');
     const store = createStore(db, engine, prefix, warn);
     let net = null; // the transport (transport.js), loaded once there is something to send
     let netting = null; // its loading (a promise of net, null without an endpoint or chunk)
@@ -91,12 +99,15 @@ export function create(o) {
     const cached = () => local((s) => s.getItem(REFERRALS));
 
     // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
-    const outcome = (id, kind) => run((now, os, pending) => {
-      engine.outcome(id, kind, now);
+    // A share or copy goes with its link's token (rnd: the 16 random bytes it is the hex of) and
+    // its channel: 'native' (the share sheet) or 'copy' (the clipboard).
+    const outcome = (id, kind, rnd) => run((now, os, pending) => {
+      if (kind === 'share' || kind === 'copy') engine.share(id, kind === 'copy' ? kind : 'native', rnd, now);
+      else engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
     }, !!net).then(() => {
       const ev = { decision: id, kind };
-      if (kind === 'share' || kind === 'copy') emit('shared', ev);
+      if (kind === 'share' || kind === 'copy') emit('shared', { ...ev, token: engine.lastToken() });
       if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
       emit('outcome', ev);
       kick();
@@ -123,7 +134,7 @@ export function create(o) {
       }
       if (!v || prompt || !open) return outcome(d.id, 'close');
       const share = cfg.share;
-      const url = share.url.split('{code}').join(engine.referralCode());
+      const url = link.split('{code}').join(engine.referralCode()); // ui.js fills {token}
       // With a ladder, the referrer's reward now and what the next step needs, from the last
       // answer the server gave (the prompt never waits for the network; it asks again for the
       // next prompt).
@@ -131,9 +142,9 @@ export function create(o) {
       const close = open(v,
         { url, title: share.title || v.title, text: share.text || v.message },
         cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
-        (kind) => {
+        (kind, rnd) => {
           if (prompt === close) prompt = null;
-          outcome(d.id, kind).catch(fail);
+          outcome(d.id, kind, rnd).catch(fail);
         });
       close.id = d.id;
       prompt = close;
@@ -172,6 +183,7 @@ export function create(o) {
       },
       explain: () => engine.lastDecision(),
       referralCode: () => engine.referralCode(),
+      referral: () => landed,
       async referrals() {
         const code = engine.referralCode();
         // The server knows this code only once this device shared it (before: no conversions),
@@ -214,10 +226,17 @@ export function create(o) {
       for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
       return pending && pending.length;
     }, !!endpoint)) kick();
-    // A referee arriving through a share link (the share URL's {code} parameter, e.g. ?ref=...).
-    const m = /[?&]([^=&]+)=\{code\}/.exec(cfg.share.url);
-    const code = m && new URLSearchParams(location.search).get(m[1]);
-    if (code) run((now) => engine.landing(code, now)).then(kick, fail);
+    // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
+    // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a
+    // damaged or edited link) is dropped; the landing still counts for the code.
+    const param = (p) => new URLSearchParams(location.search).get((RegExp('[?&]([^=&]+)=\\{' + p + '\\}').exec(link) || [])[1]);
+    const code = param('code'), token = param('token');
+    const landed = code ? { code, token } : null;
+    if (code) {
+      run((now) => {
+        try { engine.landing(code, now, token); } catch { landed.token = null; engine.landing(code, now); }
+      }).then(kick, fail);
+    }
     addEventListener('pagehide', () => {
       if (prompt) { local((s) => s.setItem(LEFT_OPEN, prompt.id)); prompt(); prompt = null; }
       if (net) net.beacon();
@@ -281,6 +300,9 @@ export function create(o) {
   //   conversion()                 referee side: this device, which arrived through a share link,
   //                                converted
   //   consent(yes)                 withdrawing it closes an open prompt (in every tab)
+  //   referral()                   {code, token} of the share link this page was opened with
+  //                                (token null if it had none), null without one: for the host
+  //                                to pass to its backend's referee report (POST /v1/referees)
   //   referralCode()               this device's random referral code (what its share links
   //                                carry), for the host to map to its user; rewards are paid by
   //                                the host from GET /v1/attributions, never by this script
@@ -291,7 +313,7 @@ export function create(o) {
   // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
   //   status()                     {started, consent, pending, dropped, error, model} (README "Widget")
   //   forget()                     deletes this device's state here and on the server
-  for (const name of 'track approve attribute conversion consent referralCode referrals status forget'.split(' ')) {
+  for (const name of 'track approve attribute conversion consent referral referralCode referrals status forget'.split(' ')) {
     api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : name === 'status' ? { started: false } : null)).catch((e) => {
       fail(e);
       return null;

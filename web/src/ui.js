@@ -31,10 +31,14 @@ function el(parent, tag, attrs, text) {
   return parent.appendChild(e);
 }
 
-// open(variant, share: {url,title,text}, lines, outcome(kind)) shows the dialog (lines: more
+// open(variant, share: {url,title,text}, lines, outcome(kind, rnd)) shows the dialog (lines: more
 // reward text, e.g. the referrer's ladder step); returns close(), which removes it without
-// logging (the caller logs 'close' when that is what happened).
+// logging (the caller logs 'close' when that is what happened). The url's {token} becomes this
+// prompt's per-share token: the hex of rnd, 16 bytes from the CSPRNG, which outcome passes on for
+// the share or copy record (engine.share).
 export function open(v, share, lines, outcome) {
+  const rnd = crypto.getRandomValues(new Uint8Array(16));
+  share = { ...share, url: share.url.split('{token}').join([...rnd].map((b) => (b | 256).toString(16).slice(1)).join('')) };
   const doc = document, nav = navigator, host = doc.createElement('loopwise-prompt');
   host.style.cssText = 'all:initial';
   const root = host.attachShadow({ mode: 'open' });
@@ -80,7 +84,7 @@ export function open(v, share, lines, outcome) {
   const end = (kind, msg, stay) => {
     if (done) return close();
     done = 1;
-    outcome(kind);
+    outcome(kind, rnd);
     if (!msg) return close();
     status.textContent = msg;
     if (!stay) setTimeout(close, 1500);
