@@ -34,14 +34,14 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // The web SDK issue's budgets (issue 13), gzip -9 per file, summed; `npm run bench` measures
 // the same in a browser (initial_gzip_bytes=, download_gzip_bytes=).
 // NEITHER IS MET (2026-12-01, after merging issues 10-12 and 16 over the lazy split): the first
-// load is 21,913 B and the whole download 24,347 B. The WASM alone is 15,698 B (it was 13,830 B
+// load is 22,086 B and the whole download 24,620 B (with issue 11's share links). The WASM alone is 15,698 B (it was 13,830 B
 // this morning: consent and identity, status, the exploration minimums, the format-2/3 model
 // reader, per-share tokens and channels), the config 687 B, the default model 991 B, the script
 // 4,536 B with the prompt and the transport split out. Both budgets are marked todo so every
 // run measures and reports them without failing; the ceilings below keep them from growing, so
 // any growth is a deliberate change to this file.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22100, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24550;
-test('first_load_fits_18000_B', { todo: 'not met: 21,913 B, see the comment above' }, () => {
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750;
+test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
@@ -49,7 +49,7 @@ test('first_load_stays_under_its_ceiling', () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_CEILING, `first load is ${n} B gzip -9 > ${INITIAL_CEILING}`);
 });
-test('whole_download_fits_23000_B', { todo: 'not met: 24,347 B, see the comment above' }, () => {
+test('whole_download_fits_23000_B', { todo: 'not met: 24,620 B, see the comment above' }, () => {
   const n = sum([...INITIAL, ...LATER]);
   assert.ok(n <= DOWNLOAD_BUDGET, `whole download is ${n} B gzip -9 > ${DOWNLOAD_BUDGET}`);
 });

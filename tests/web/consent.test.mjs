@@ -237,13 +237,18 @@ describe('status and forget', () => {
     const none = await device(cfg());
     assert.equal((await call(none.page, 'status')).model, 'none', 'no model: the rules decide');
     await none.ctx.close();
+    // The model arrives after `ready` (until then the rules decide): wait for it to be set.
+    const loaded = (page) => waitFor('the default model set', async () => {
+      const m = (await call(page, 'status')).model;
+      return m !== 'none' && m;
+    });
     const ready = await device(cfg(), { defaultModel: true });
-    assert.equal((await call(ready.page, 'status')).model, 'ready', 'the shipped model for the shipped variants');
+    assert.equal(await loaded(ready.page), 'ready', 'the shipped model for the shipped variants');
     await ready.ctx.close();
     // Another program's variants: the shipped model has no data for them.
     const other = cfg({ variants: base.variants.map((v, i) => ({ ...v, id: 'other_' + i })) });
     const d = await device(other, { defaultModel: true });
-    assert.equal((await call(d.page, 'status')).model, 'no_data');
+    assert.equal(await loaded(d.page), 'no_data');
     await d.ctx.close();
   });
 
