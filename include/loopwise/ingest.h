@@ -75,6 +75,12 @@ typedef struct {
   char *trusted_proxies;       /* "10.0.0.1, 192.0.2.0/24, ::1": may set the client address */
   lw_ingest_net *proxies;      /* trusted_proxies parsed by lw_ingest_config_finish */
   size_t n_proxies;
+  /* The product manager's console (issue 15, README "The console"). */
+  char *console_users;         /* "name:pbkdf2-sha256$iter$salt$hash, ...": NULL: loopback only */
+  char *console_secret;        /* HMAC key of session cookies, shared by the replicas */
+  char *console_assets;        /* directory of the built console (web/console/dist) */
+  int64_t console_session_s;   /* how long a login lasts */
+  char *console_config;        /* the product config (models/referral.json) the console shows */
 } lw_ingest_config;
 
 /* Fill cfg with the built-in defaults (no sites yet). Clear it with lw_ingest_config_clear. */

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "console.h"
 #include "log.h"
 
 typedef enum { T_STR, T_INT, T_NUM, T_BOOL } setting_type;
@@ -82,6 +83,19 @@ static const setting settings[] = {
     {"trusted_proxies", T_STR, OFF(trusted_proxies), NULL, 0, 0,
      "reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For "
      "gives the client address"},
+    {"console_users", T_STR, OFF(console_users), NULL, 0, 0,
+     "console users, comma-separated name:pbkdf2-sha256$iterations$salt$hash (base64); "
+     "none: the console answers loopback clients only"},
+    {"console_secret", T_STR, OFF(console_secret), NULL, 0, 0,
+     "HMAC-SHA-256 key of console session cookies (at least 32 characters, the same on "
+     "every replica); required with console_users"},
+    {"console_assets", T_STR, OFF(console_assets), LW_CONSOLE_ASSETS_DIR, 0, 0,
+     "directory of the built console page (node web/console/build.mjs)"},
+    {"console_session_s", T_INT, OFF(console_session_s), "43200", 60, 86400 * 30,
+     "how long a console login lasts, seconds"},
+    {"console_config", T_STR, OFF(console_config), NULL, 0, 0,
+     "the product config (JSON) the console shows as the config in force and takes variant "
+     "costs from"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -592,6 +606,7 @@ lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errle
     snprintf(err, errlen, "read_token: use at least 16 characters");
     return LW_ERR_INVALID;
   }
+  if (lw_console_check_config(cfg, err, errlen) != LW_OK) return LW_ERR_INVALID;
   if (cfg->n_sites == 0) {
     static const char *const loopback[] = {"http://127.0.0.1:*", "http://localhost:*",
                                            "http://[::1]:*"};
