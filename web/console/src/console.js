@@ -74,7 +74,7 @@ function chart(name, rows, width) {
   const opts = {
     width, height: 220,
     scales: { x: { time: false } },
-    axes: [{ values: (u, ticks) => ticks.map((t) => rows[t]?.key ?? '') }, { values: (u, ticks) => ticks.map((t) => `${(100 * t).toFixed(1)}%`) }],
+    axes: [{ values: (u, ticks) => ticks.map((t) => rows[t]?.key ?? '') }, { size: 64, values: (u, ticks) => ticks.map((t) => `${(100 * t).toFixed(1)}%`) }],
     series: [{}, { label: 'shared / decisions', stroke: '#0969da' }, { label: 'converted / decisions', stroke: '#1a7f37' }],
   };
   requestAnimationFrame(() => new uPlot(opts, [xs, shares, conv], holder));
