@@ -96,6 +96,20 @@ static const setting settings[] = {
     {"console_config", T_STR, OFF(console_config), NULL, 0, 0,
      "the product config (JSON) the console shows as the config in force and takes variant "
      "costs from"},
+    {"webhook_url", T_STR, OFF(webhook_url), NULL, 0, 0,
+     "http(s) URL that receives approved conversions as signed webhooks; none: no webhooks"},
+    {"webhook_secret", T_STR, OFF(webhook_secret), NULL, 0, 0,
+     "HMAC-SHA-256 key of the webhooks' Loopwise-Signature (at least 32 characters)"},
+    {"webhook_retry_s", T_INT, OFF(webhook_retry_s), "30", 1, 86400,
+     "first retry delay of a failed webhook, seconds; doubles each time, at most 6 hours"},
+    {"webhook_max_age_s", T_INT, OFF(webhook_max_age_s), "259200", 1, 86400 * 30,
+     "how long a webhook is retried before it is marked failed, seconds"},
+    {"webhook_lease_s", T_INT, OFF(webhook_lease_s), "60", 2, 3600,
+     "how long a replica holds a delivery it claimed, seconds"},
+    {"webhook_poll_ms", T_INT, OFF(webhook_poll_ms), "1000", 10, 600000,
+     "how often the webhook sender looks for due deliveries, milliseconds"},
+    {"webhook_timeout_s", T_INT, OFF(webhook_timeout_s), "10", 1, 600,
+     "one webhook attempt's time limit, seconds (below webhook_lease_s)"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -607,6 +621,20 @@ lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errle
     return LW_ERR_INVALID;
   }
   if (lw_console_check_config(cfg, err, errlen) != LW_OK) return LW_ERR_INVALID;
+  if (cfg->webhook_url) {
+    if (strncmp(cfg->webhook_url, "http://", 7) != 0 && strncmp(cfg->webhook_url, "https://", 8) != 0) {
+      snprintf(err, errlen, "webhook_url: expected an http:// or https:// URL");
+      return LW_ERR_INVALID;
+    }
+    if (!cfg->webhook_secret || strlen(cfg->webhook_secret) < 32) {
+      snprintf(err, errlen, "webhook_secret: required with webhook_url, at least 32 characters");
+      return LW_ERR_INVALID;
+    }
+    if (cfg->webhook_timeout_s >= cfg->webhook_lease_s) {
+      snprintf(err, errlen, "webhook_timeout_s: must be below webhook_lease_s, so a lease outlasts its attempt");
+      return LW_ERR_INVALID;
+    }
+  }
   if (cfg->n_sites == 0) {
     static const char *const loopback[] = {"http://127.0.0.1:*", "http://localhost:*",
                                            "http://[::1]:*"};

@@ -272,3 +272,93 @@ static enum MHD_Result handle_console_review(lw_ingest_server *s, struct MHD_Con
   call->now_ms = lw_wall_ms();
   return queue_call(s, c, rq, call, lw_review_call, answer_console_review);
 }
+
+/* ---- the webhook delivery log */
+
+#define CONSOLE_DELIVERIES_MAX 500
+
+static void run_console_deliveries(lw_ingest_server *s, lw_request *rq) {
+  lw_delivery *rows;
+  size_t n;
+  rq->read_status = 503;
+  if (lw_store_deliveries(s->store, rq->read_site->id, CONSOLE_DELIVERIES_MAX, &rows, &n, rq->read_err,
+                          sizeof rq->read_err) != LW_OK)
+    return;
+  cJSON *o = cJSON_CreateObject(), *arr = o ? cJSON_AddArrayToObject(o, "deliveries") : NULL;
+  int ok = arr && cJSON_AddStringToObject(o, "site", rq->read_site->id) &&
+           cJSON_AddBoolToObject(o, "configured", s->cfg->webhook_url != NULL);
+  for (size_t i = 0; ok && i < n; i++) {
+    const lw_delivery *d = &rows[i];
+    cJSON *r = cJSON_CreateObject();
+    ok = r && cJSON_AddItemToArray(arr, r) && cJSON_AddNumberToObject(r, "id", (double)d->id) &&
+         cJSON_AddNumberToObject(r, "report", (double)d->report) &&
+         cJSON_AddStringToObject(r, "key", d->key) && cJSON_AddStringToObject(r, "state", d->state) &&
+         cJSON_AddNumberToObject(r, "attempts", (double)d->attempts) &&
+         cJSON_AddNumberToObject(r, "created_at", (double)d->created_at) &&
+         cJSON_AddNumberToObject(r, "next_at", (double)d->next_at) &&
+         cJSON_AddNumberToObject(r, "delivered_at", (double)d->delivered_at) &&
+         cJSON_AddNumberToObject(r, "last_status", (double)d->last_status) &&
+         cJSON_AddStringToObject(r, "last_error", d->last_error);
+  }
+  free(rows);
+  char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+  cJSON_Delete(o);
+  if (!text) {
+    snprintf(rq->read_err, sizeof rq->read_err, "out of memory");
+    return;
+  }
+  rq->read_status = 200;
+  rq->read_json = text;
+}
+
+static enum MHD_Result handle_console_deliveries(lw_ingest_server *s, struct MHD_Connection *c,
+                                                 lw_request *rq) {
+  enum MHD_Result refused;
+  if (!console_allowed(s, c, rq, 0, &refused)) return refused;
+  if (!(rq->read_site = console_site(s, c, rq, &refused))) return refused;
+  return queue_read(s, c, rq, run_console_deliveries);
+}
+
+typedef struct {
+  const lw_ingest_site *site;
+  int64_t id, now_ms;
+  int result;
+} console_resend_t;
+
+static lw_status console_resend_call(lw_store *store, void *arg, char *err, size_t errlen) {
+  console_resend_t *r = arg;
+  return lw_store_delivery_resend(store, r->site->id, r->id, r->now_ms, &r->result, err, errlen);
+}
+
+static enum MHD_Result answer_console_resend(lw_ingest_server *s, struct MHD_Connection *c,
+                                             lw_request *rq) {
+  const console_resend_t *r = rq->call;
+  if (r->result == 1)
+    return refuse(s, c, rq, (lw_refusal){404, LW_REJECT_NOT_FOUND, "no such delivery on this site", "id", 0});
+  if (r->result == 2)
+    return refuse(s, c, rq, (lw_refusal){409, LW_REJECT_INVALID, "only a failed delivery is sent again", "id", 0});
+  console_log(s, rq, "resend", r->site->id, r->id);
+  char body[64];
+  snprintf(body, sizeof body, "{\"id\":%lld,\"state\":\"pending\"}", (long long)r->id);
+  return respond_json(s, c, rq, 200, body);
+}
+
+/* POST /console/api/deliveries/<id>[?site=]: send a failed delivery again (body ignored). */
+static enum MHD_Result handle_console_resend(lw_ingest_server *s, struct MHD_Connection *c,
+                                             lw_request *rq) {
+  enum MHD_Result refused;
+  if (!console_allowed(s, c, rq, 1, &refused)) return refused;
+  const lw_ingest_site *site = console_site(s, c, rq, &refused);
+  if (!site) return refused;
+  const char *id_text = rq->path + strlen(rq->route->path);
+  char *end;
+  long long id = strtoll(id_text, &end, 10);
+  if (*end || id <= 0 || id_text[0] < '1' || id_text[0] > '9')
+    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, "expected a delivery id, a positive integer", "id", 0});
+  console_resend_t *r = calloc(1, sizeof *r);
+  if (!r) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  r->site = site;
+  r->id = id;
+  r->now_ms = lw_wall_ms();
+  return queue_call(s, c, rq, r, console_resend_call, answer_console_resend);
+}

@@ -54,6 +54,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "serving.h"
+#include "webhook.h"
 #include "writer.h"
 
 typedef struct lw_request lw_request;
@@ -142,6 +143,7 @@ struct lw_ingest_server {
   lw_metrics metrics;
   lw_store *store;
   lw_console *console;
+  lw_webhook *webhook;
   lw_writer *writer;
   lw_ratelimit *rl_address, *rl_key;
   lw_batch_limits limits;
@@ -214,6 +216,8 @@ static enum MHD_Result handle_console_report(lw_ingest_server *, struct MHD_Conn
 static enum MHD_Result handle_console_reviews(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_rewards(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_asset(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_deliveries(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_resend(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 
 static const lw_route routes[] = {
     {"/v1/outcomes", "POST", "outcomes", ROUTE_BODY | ROUTE_BROWSER | ROUTE_TIMED, handle_outcomes},
@@ -235,6 +239,9 @@ static const lw_route routes[] = {
     {"/console/logout", "POST", "console_logout", ROUTE_BODY | ROUTE_CONSOLE, handle_console_logout},
     {"/console/api/reviews/", "POST", "console_review", ROUTE_BODY | ROUTE_PREFIX | ROUTE_CONSOLE,
      handle_console_review},
+    {"/console/api/deliveries/", "POST", "console_resend", ROUTE_BODY | ROUTE_PREFIX | ROUTE_CONSOLE,
+     handle_console_resend},
+    {"/console/api/deliveries", "GET", "console_deliveries", ROUTE_CONSOLE, handle_console_deliveries},
     {"/console/api/session", "GET", "console_session", ROUTE_CONSOLE, handle_console_session},
     {"/console/api/report", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
     {"/console/api/report.csv", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
@@ -1574,6 +1581,8 @@ static void stop_threads(lw_ingest_server *s) {
 }
 
 static void free_parts(lw_ingest_server *s) {
+  lw_webhook_stop(s->webhook); /* before the writer its store calls go through */
+  s->webhook = NULL;
   stop_threads(s);
   pthread_mutex_destroy(&s->conns.lock);
   pthread_cond_destroy(&s->conns.wake);
@@ -1678,6 +1687,10 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
   }
   if (!lw_console_has_users(s->console) && lw_console_assets_error(s->console)[0])
     lw_log_msg(&s->log, LW_LOG_INFO, "console page not served", lw_console_assets_error(s->console));
+  if ((st = lw_webhook_start(cfg, s->writer, &s->log, &s->webhook, err, errlen)) != LW_OK) {
+    free_parts(s);
+    return st;
+  }
   if ((st = start_threads(s, err, errlen)) != LW_OK) {
     free_parts(s);
     return st;
