@@ -610,7 +610,7 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
     }
   }
   if (rc < 0) goto done;
-  for (int i = 0; i < 4; i++) qsort(t[i].rows, t[i].n, sizeof *t[i].rows, by_key);
+  for (int i = 0; i < 4; i++) if (t[i].n) qsort(t[i].rows, t[i].n, sizeof *t[i].rows, by_key);
   if (want >= 0) {
     *out = table_csv(&t[want]);
     status = *out ? 200 : 503;

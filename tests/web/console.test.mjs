@@ -7,11 +7,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir } from '../ingest/helpers.mjs';
 import { PASSWORD, consoleConfig, expected, load, plan, referee_, wilson } from '../ingest/console-fixture.mjs';
-import { launchBrowser, root, requireBuilt } from './helpers.mjs';
+import { launchBrowser, root, requireBuilt, waitFor } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
 let server, rows, browser;
@@ -144,5 +145,51 @@ test('approving_a_flagged_conversion_in_the_console_adds_it_to_the_reward_list',
     assert.deepEqual(problems, []);
   } finally {
     await context.close();
+  }
+});
+
+test('a_failed_webhook_is_sent_again_from_the_delivery_log', { timeout: 120000 }, async () => {
+  let down = true;
+  const posts = [];
+  const hook = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => { posts.push(req.headers['idempotency-key']); res.writeHead(down ? 503 : 200).end(); });
+  });
+  await new Promise((ok) => hook.listen(0, '127.0.0.1', ok));
+  const dir = tempDir();
+  const hooked = await startServer({ dir, args: ['--config', consoleConfig(dir, {
+    webhook_url: `http://127.0.0.1:${hook.address().port}/`, webhook_secret: 'webhook-secret-0123456789abcdef0123',
+    webhook_poll_ms: 20, webhook_retry_s: 1, webhook_max_age_s: 1, webhook_lease_s: 30, webhook_timeout_s: 5 }), '--rate-limit', 'off'] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const code = 'D' + randomBytes(5).toString('hex').toUpperCase();
+    assert.equal((await referee_(hooked, { v: 1, site: 'shop', code, referee: 'd-1', event: 'conversion' })).status, 200);
+    const page = await context.newPage();
+    await page.goto(`${hooked.url}/console`);
+    await page.waitForSelector('body[data-ready="login"]');
+    await page.fill('#login input[name="name"]', 'pm');
+    await page.fill('#login input[name="password"]', PASSWORD);
+    await page.click('#login button[type="submit"]');
+    await page.waitForSelector('body[data-ready="funnel"]');
+    // Wait (on the server's own log) until the sender has given up on the delivery.
+    const states = async () => page.evaluate(async () => (await (await fetch('/console/api/deliveries')).json()).deliveries.map((d) => d.state));
+    await waitFor('a failed delivery', async () => (await states()).includes('failed'), 30000);
+    await page.click('#nav button[data-page="deliveries"]');
+    await page.waitForSelector('body[data-ready="deliveries"] #deliveries tr[data-state="failed"]');
+    await page.screenshot({ path: join(artifacts, 'deliveries-1280.png'), fullPage: true });
+    down = false;
+    await page.click('#deliveries button[data-resend]');
+    await page.waitForSelector('body[data-ready="deliveries"]');
+    assert.match(await page.textContent('#deliveries-status'), /sent again/);
+    await waitFor('the delivery sent again', async () => (await states()).includes('delivered'), 30000);
+    await page.click('#nav button[data-page="reviews"]');
+    await page.waitForSelector('body[data-ready="reviews"]');
+    await page.click('#nav button[data-page="deliveries"]');
+    await page.waitForSelector('body[data-ready="deliveries"] #deliveries tr[data-state="delivered"]');
+    assert.equal(posts.at(-1), posts[0], 'the same idempotency key when sent again');
+  } finally {
+    await context.close();
+    await hooked.cleanup();
+    await new Promise((ok) => hook.close(ok));
   }
 });

@@ -127,13 +127,34 @@ async function loadReviews() {
       el('td', { text: when(a.first_at) }), el('td', { text: when(a.last_at) })));
 }
 
+async function loadDeliveries() {
+  const r = await api(`/console/api/deliveries?${siteQuery()}`);
+  $('#deliveries-note').textContent = r.configured
+    ? 'Approved and counted conversions, posted to webhook_url signed (README "Webhooks"); a failed one can be sent again.'
+    : 'No webhook_url is configured: nothing is sent.';
+  const tb = $('#deliveries tbody');
+  tb.replaceChildren();
+  for (const d of r.deliveries) {
+    const action = el('td');
+    if (d.state === 'failed') action.append(el('button', { type: 'button', 'data-resend': String(d.id), text: 'Send again' }));
+    tb.append(el('tr', { 'data-id': String(d.id), 'data-state': d.state }, el('td', { text: String(d.id) }), el('td', { text: d.key }),
+      el('td', { 'data-col': 'state', text: d.state }), el('td', { 'data-col': 'attempts', text: String(d.attempts) }),
+      el('td', { text: d.last_status ? String(d.last_status) : '' }), el('td', { text: d.last_error }),
+      el('td', { text: when(d.created_at) }), el('td', { text: d.state === 'pending' ? when(d.next_at) : '' }),
+      el('td', { text: when(d.delivered_at) }), action));
+  }
+  if (!r.deliveries.length) tb.append(el('tr', {}, el('td', { colspan: '10', text: 'no deliveries yet' })));
+}
+
 async function show(page) {
   for (const b of document.querySelectorAll('#nav button'))
-    b.toggleAttribute('aria-current', b.dataset.page === page) || b.removeAttribute('aria-current');
-  for (const p of ['funnel', 'reviews', 'models']) $(`#page-${p}`).hidden = p !== page;
+    if (b.dataset.page === page) b.setAttribute('aria-current', 'page');
+    else b.removeAttribute('aria-current');
+  for (const p of ['funnel', 'reviews', 'deliveries', 'models']) $(`#page-${p}`).hidden = p !== page;
   document.body.dataset.page = page;
   document.body.dataset.ready = '';
   if (page === 'reviews') await loadReviews();
+  else if (page === 'deliveries') await loadDeliveries();
   else renderReport(await api(`/console/api/report?${siteQuery()}`));
   document.body.dataset.ready = page;
 }
@@ -192,6 +213,19 @@ document.addEventListener('DOMContentLoaded', () => {
     }
     await loadReviews();
     document.body.dataset.ready = 'reviews';
+  });
+  $('#deliveries').addEventListener('click', async (ev) => {
+    const b = ev.target.closest('button[data-resend]');
+    if (!b) return;
+    document.body.dataset.ready = '';
+    try {
+      await api(`/console/api/deliveries/${b.dataset.resend}?${siteQuery()}`, { method: 'POST', body: '{}' });
+      $('#deliveries-status').textContent = `Delivery ${b.dataset.resend} will be sent again`;
+    } catch (e) {
+      $('#deliveries-status').textContent = e.message;
+    }
+    await loadDeliveries();
+    document.body.dataset.ready = 'deliveries';
   });
   start().catch((e) => { document.body.dataset.error = e.message; });
 });
