@@ -75,6 +75,20 @@ typedef struct {
   char *trusted_proxies;       /* "10.0.0.1, 192.0.2.0/24, ::1": may set the client address */
   lw_ingest_net *proxies;      /* trusted_proxies parsed by lw_ingest_config_finish */
   size_t n_proxies;
+  /* The product manager's console (issue 15, README "The console"). */
+  char *console_users;         /* "name:pbkdf2-sha256$iter$salt$hash, ...": NULL: loopback only */
+  char *console_secret;        /* HMAC key of session cookies, shared by the replicas */
+  char *console_assets;        /* directory of the built console (web/console/dist) */
+  int64_t console_session_s;   /* how long a login lasts */
+  char *console_config;        /* the product config (models/referral.json) the console shows */
+  /* Webhooks for approved conversions (README "Webhooks"). */
+  char *webhook_url;           /* http(s) URL the host's backend receives them at; NULL: none */
+  char *webhook_secret;        /* HMAC-SHA-256 key of their signature */
+  int64_t webhook_retry_s;     /* the first retry's delay; each next one doubles (at most 6 h) */
+  int64_t webhook_max_age_s;   /* retried this long, then marked failed */
+  int64_t webhook_lease_s;     /* a claimed delivery is this replica's for this long */
+  int64_t webhook_poll_ms;     /* how often the sender looks for due deliveries */
+  int64_t webhook_timeout_s;   /* one attempt's time limit (below the lease) */
 } lw_ingest_config;
 
 /* Fill cfg with the built-in defaults (no sites yet). Clear it with lw_ingest_config_clear. */

@@ -28,7 +28,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 7
+#define LW_STORE_SCHEMA_VERSION 8
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -316,6 +316,49 @@ void lw_store_cursor_free(lw_store_cursor *c); /* NULL is fine */
 lw_status lw_store_count_decisions(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
                                    size_t errlen);
 
+/* ---------------------------------------------------------------- webhook deliveries (schema 8)
+ * Every conversion that counts for rewards (counted on arrival, or approved after review) gets
+ * one delivery row, keyed by an idempotency key "<site>:<report id>", which the webhook sender
+ * (src/ingest/webhook.c) posts to the host. A sender claims one due row at a time with a lease
+ * (its owner name and an expiry): another replica's sender skips a leased row, so a row is
+ * posted by one replica at a time, and a delivered one never again. All but lw_store_deliveries
+ * are writes (the writer thread's). */
+
+typedef struct {
+  int64_t id;
+  int64_t report;            /* the referee report (lw_referee_report.id) it tells of */
+  char key[80];              /* the idempotency key */
+  char state[12];            /* "pending", "delivered", "failed" */
+  int64_t attempts;
+  int64_t created_at, next_at, delivered_at; /* ms, server clock (delivered_at 0: not yet) */
+  int64_t last_status;       /* the receiver's last HTTP status, 0: none (no answer) */
+  char last_error[128];
+  char *body;                /* lw_store_delivery_claim only: the JSON to post; the caller free()s */
+} lw_delivery;
+
+/* Add a pending delivery, due now_ms, for every counting conversion of site without one.
+ * *added: how many. */
+lw_status lw_store_deliveries_enqueue(lw_store *s, const char *site, int64_t now_ms, int64_t *added,
+                                      char *err, size_t errlen);
+/* Claim the site's most overdue pending delivery not leased at now_ms: lease it to owner until
+ * now_ms + lease_ms, count the attempt and fill *out (body included). *found 0: none due. */
+lw_status lw_store_delivery_claim(lw_store *s, const char *site, const char *owner, int64_t now_ms,
+                                  int64_t lease_ms, lw_delivery *out, int *found, char *err,
+                                  size_t errlen);
+/* Record the attempt of a claimed delivery (only while owner holds its lease; *kept 0 when it
+ * no longer does): state "delivered" (delivered_at now_ms), "pending" again at next_at, or
+ * "failed"; the receiver's status (0: no answer) and error text. */
+lw_status lw_store_delivery_finish(lw_store *s, int64_t id, const char *owner, const char *state,
+                                   int64_t next_at, int64_t status, const char *error,
+                                   int64_t now_ms, int *kept, char *err, size_t errlen);
+/* Make a failed delivery of site pending again, due now_ms, with a fresh retry window.
+ * *result: 0 done, 1 no such delivery on the site, 2 not failed. */
+lw_status lw_store_delivery_resend(lw_store *s, const char *site, int64_t id, int64_t now_ms,
+                                   int *result, char *err, size_t errlen);
+/* The site's deliveries, newest first, at most max (bodies not filled). *rows: free(). */
+lw_status lw_store_deliveries(lw_store *s, const char *site, size_t max, lw_delivery **rows,
+                              size_t *n, char *err, size_t errlen);
+
 /* Close the store (checkpointing what a backend needs to). NULL is fine. */
 void lw_store_free(lw_store *s);
 
@@ -441,6 +484,19 @@ typedef struct {
                       int *result, char *err, size_t errlen);
   lw_status (*reviews)(lw_store *s, const char *site, size_t max, lw_review **rows, size_t *n,
                        char *err, size_t errlen);
+  /* webhook deliveries (above); NULL in a backend without them (the calls then fail) */
+  lw_status (*deliveries_enqueue)(lw_store *s, const char *site, int64_t now_ms, int64_t *added,
+                                  char *err, size_t errlen);
+  lw_status (*delivery_claim)(lw_store *s, const char *site, const char *owner, int64_t now_ms,
+                              int64_t lease_ms, lw_delivery *out, int *found, char *err,
+                              size_t errlen);
+  lw_status (*delivery_finish)(lw_store *s, int64_t id, const char *owner, const char *state,
+                               int64_t next_at, int64_t status, const char *error, int64_t now_ms,
+                               int *kept, char *err, size_t errlen);
+  lw_status (*delivery_resend)(lw_store *s, const char *site, int64_t id, int64_t now_ms,
+                               int *result, char *err, size_t errlen);
+  lw_status (*deliveries)(lw_store *s, const char *site, size_t max, lw_delivery **rows,
+                          size_t *n, char *err, size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "console.h"
 #include "log.h"
 
 typedef enum { T_STR, T_INT, T_NUM, T_BOOL } setting_type;
@@ -82,6 +83,33 @@ static const setting settings[] = {
     {"trusted_proxies", T_STR, OFF(trusted_proxies), NULL, 0, 0,
      "reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For "
      "gives the client address"},
+    {"console_users", T_STR, OFF(console_users), NULL, 0, 0,
+     "console users, comma-separated name:pbkdf2-sha256$iterations$salt$hash (base64); "
+     "none: the console answers loopback clients only"},
+    {"console_secret", T_STR, OFF(console_secret), NULL, 0, 0,
+     "HMAC-SHA-256 key of console session cookies (at least 32 characters, the same on "
+     "every replica); required with console_users"},
+    {"console_assets", T_STR, OFF(console_assets), LW_CONSOLE_ASSETS_DIR, 0, 0,
+     "directory of the built console page (node web/console/build.mjs)"},
+    {"console_session_s", T_INT, OFF(console_session_s), "43200", 60, 86400 * 30,
+     "how long a console login lasts, seconds"},
+    {"console_config", T_STR, OFF(console_config), NULL, 0, 0,
+     "the product config (JSON) the console shows as the config in force and takes variant "
+     "costs from"},
+    {"webhook_url", T_STR, OFF(webhook_url), NULL, 0, 0,
+     "http(s) URL that receives approved conversions as signed webhooks; none: no webhooks"},
+    {"webhook_secret", T_STR, OFF(webhook_secret), NULL, 0, 0,
+     "HMAC-SHA-256 key of the webhooks' Loopwise-Signature (at least 32 characters)"},
+    {"webhook_retry_s", T_INT, OFF(webhook_retry_s), "30", 1, 86400,
+     "first retry delay of a failed webhook, seconds; doubles each time, at most 6 hours"},
+    {"webhook_max_age_s", T_INT, OFF(webhook_max_age_s), "259200", 1, 86400 * 30,
+     "how long a webhook is retried before it is marked failed, seconds"},
+    {"webhook_lease_s", T_INT, OFF(webhook_lease_s), "60", 2, 3600,
+     "how long a replica holds a delivery it claimed, seconds"},
+    {"webhook_poll_ms", T_INT, OFF(webhook_poll_ms), "1000", 10, 600000,
+     "how often the webhook sender looks for due deliveries, milliseconds"},
+    {"webhook_timeout_s", T_INT, OFF(webhook_timeout_s), "10", 1, 600,
+     "one webhook attempt's time limit, seconds (below webhook_lease_s)"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -591,6 +619,21 @@ lw_status lw_ingest_config_finish(lw_ingest_config *cfg, char *err, size_t errle
   if (cfg->read_token && strlen(cfg->read_token) < 16) {
     snprintf(err, errlen, "read_token: use at least 16 characters");
     return LW_ERR_INVALID;
+  }
+  if (lw_console_check_config(cfg, err, errlen) != LW_OK) return LW_ERR_INVALID;
+  if (cfg->webhook_url) {
+    if (strncmp(cfg->webhook_url, "http://", 7) != 0 && strncmp(cfg->webhook_url, "https://", 8) != 0) {
+      snprintf(err, errlen, "webhook_url: expected an http:// or https:// URL");
+      return LW_ERR_INVALID;
+    }
+    if (!cfg->webhook_secret || strlen(cfg->webhook_secret) < 32) {
+      snprintf(err, errlen, "webhook_secret: required with webhook_url, at least 32 characters");
+      return LW_ERR_INVALID;
+    }
+    if (cfg->webhook_timeout_s >= cfg->webhook_lease_s) {
+      snprintf(err, errlen, "webhook_timeout_s: must be below webhook_lease_s, so a lease outlasts its attempt");
+      return LW_ERR_INVALID;
+    }
   }
   if (cfg->n_sites == 0) {
     static const char *const loopback[] = {"http://127.0.0.1:*", "http://localhost:*",

@@ -23,6 +23,8 @@
  *   POST /v1/referrers  the host registers a code's referrer  the same
  *   GET  /v1/reviews    conversions waiting for review      read token, or loopback
  *   POST /v1/reviews/<id>  approve or reject one            the same
+ *   GET  /console, /console/...  the product manager's console  console users, or loopback
+ *   POST /console/login, /console/logout, /console/api/reviews/<id>  the same, plus CSRF token
  * The learning-loop and trust routes answer from serving.h (models.c, referrals.c, referees.c). */
 #include "loopwise/ingest.h"
 
@@ -44,12 +46,15 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "console.h"
 #include "log.h"
 #include "loopwise/batch.h"
+#include "loopwise/json.h"
 #include "loopwise/store.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "serving.h"
+#include "webhook.h"
 #include "writer.h"
 
 typedef struct lw_request lw_request;
@@ -64,6 +69,7 @@ typedef enum MHD_Result (*lw_handler)(lw_ingest_server *s, struct MHD_Connection
 #define ROUTE_BROWSER 2u
 #define ROUTE_PREFIX 4u  /* the path is a prefix and one more segment follows (/v1/referrals/CODE) */
 #define ROUTE_TIMED 8u   /* in the request duration histogram */
+#define ROUTE_CONSOLE 16u /* the console: its answers carry the strict CSP (console_headers) */
 
 typedef struct {
   const char *path;
@@ -136,6 +142,8 @@ struct lw_ingest_server {
   lw_logger log;
   lw_metrics metrics;
   lw_store *store;
+  lw_console *console;
+  lw_webhook *webhook;
   lw_writer *writer;
   lw_ratelimit *rl_address, *rl_key;
   lw_batch_limits limits;
@@ -177,6 +185,13 @@ struct lw_request {
   char *read_json;
   char read_err[LW_ERRMSG_MAX];
   lw_request *read_next;
+  /* A read whose answer is not plain JSON (the console's login, its CSV): sends it instead of
+   * reply_answer. */
+  enum MHD_Result (*read_answer)(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq);
+  /* The console (console.h): who is logged in, and the cookie a login sets. */
+  char console_user[LW_CONSOLE_USER_MAX + 1];
+  char console_cookie[LW_CONSOLE_COOKIE_MAX];
+  char console_arg[32];
 };
 
 static enum MHD_Result handle_outcomes(lw_ingest_server *, struct MHD_Connection *, lw_request *);
@@ -193,6 +208,16 @@ static enum MHD_Result handle_referee(lw_ingest_server *, struct MHD_Connection 
 static enum MHD_Result handle_referrer(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_reviews(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_review(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_login(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_logout(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_review(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_session(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_report(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_reviews(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_rewards(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_asset(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_deliveries(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_resend(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 
 static const lw_route routes[] = {
     {"/v1/outcomes", "POST", "outcomes", ROUTE_BODY | ROUTE_BROWSER | ROUTE_TIMED, handle_outcomes},
@@ -209,6 +234,21 @@ static const lw_route routes[] = {
     {"/v1/referrers", "POST", "referrer", ROUTE_BODY, handle_referrer},
     {"/v1/reviews", "GET", "reviews", 0, handle_reviews},
     {"/v1/reviews/", "POST", "review", ROUTE_BODY | ROUTE_PREFIX, handle_review},
+    /* the console (README "The console"); exact paths before the asset prefix */
+    {"/console/login", "POST", "console_login", ROUTE_BODY | ROUTE_CONSOLE, handle_console_login},
+    {"/console/logout", "POST", "console_logout", ROUTE_BODY | ROUTE_CONSOLE, handle_console_logout},
+    {"/console/api/reviews/", "POST", "console_review", ROUTE_BODY | ROUTE_PREFIX | ROUTE_CONSOLE,
+     handle_console_review},
+    {"/console/api/deliveries/", "POST", "console_resend", ROUTE_BODY | ROUTE_PREFIX | ROUTE_CONSOLE,
+     handle_console_resend},
+    {"/console/api/deliveries", "GET", "console_deliveries", ROUTE_CONSOLE, handle_console_deliveries},
+    {"/console/api/session", "GET", "console_session", ROUTE_CONSOLE, handle_console_session},
+    {"/console/api/report", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
+    {"/console/api/report.csv", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
+    {"/console/api/reviews", "GET", "console_reviews", ROUTE_CONSOLE, handle_console_reviews},
+    {"/console/api/rewards", "GET", "console_rewards", ROUTE_CONSOLE, handle_console_rewards},
+    {"/console", "GET", "console", ROUTE_CONSOLE, handle_console_asset},
+    {"/console/", "GET", "console", ROUTE_PREFIX | ROUTE_CONSOLE, handle_console_asset},
 };
 
 static lw_op route_of(const char *method, const char *url, const lw_route **out) {
@@ -561,6 +601,7 @@ typedef struct {
   const char *etag;
   const char *retry_after;
   const char *allow;
+  const char *cookie;      /* Set-Cookie */
 } lw_answer;
 
 /* A refusal: {"error": message, "field": field}, counted under reason. */
@@ -622,6 +663,16 @@ static enum MHD_Result respond(lw_ingest_server *s, struct MHD_Connection *c, lw
   if (a->etag) MHD_add_response_header(r, "ETag", a->etag);
   if (a->retry_after) MHD_add_response_header(r, "Retry-After", a->retry_after);
   if (a->allow) MHD_add_response_header(r, "Allow", a->allow);
+  if (a->cookie) MHD_add_response_header(r, "Set-Cookie", a->cookie);
+  if (rq->route && (rq->route->flags & ROUTE_CONSOLE)) {
+    /* The console's page loads only its own script and style: no inline code, no frames. */
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+                            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+  }
   cors_headers(r, rq);
   enum MHD_Result ok = MHD_queue_response(c, a->status, r);
   MHD_destroy_response(r);
@@ -978,6 +1029,10 @@ static enum MHD_Result queue_read(lw_ingest_server *s, struct MHD_Connection *c,
 }
 
 static enum MHD_Result answer_read(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  if (rq->read_answer) {
+    rq->reading = 0;
+    return rq->read_answer(s, c, rq);
+  }
   char *json = rq->read_json;
   rq->read_json = NULL;
   rq->reading = 0;
@@ -1332,6 +1387,9 @@ static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection 
   return queue_call(s, c, rq, call, lw_review_call, answer_review);
 }
 
+/* The console's handlers: part of this file (they use its static helpers), kept apart. */
+#include "console_http.c"
+
 /* ---------------------------------------------------------------- libmicrohttpd callbacks */
 
 typedef struct {
@@ -1535,6 +1593,8 @@ static void stop_threads(lw_ingest_server *s) {
 }
 
 static void free_parts(lw_ingest_server *s) {
+  lw_webhook_stop(s->webhook); /* before the writer its store calls go through */
+  s->webhook = NULL;
   stop_threads(s);
   pthread_mutex_destroy(&s->conns.lock);
   pthread_cond_destroy(&s->conns.wake);
@@ -1542,6 +1602,7 @@ static void free_parts(lw_ingest_server *s) {
   pthread_cond_destroy(&s->reads.work);
   lw_writer_free(s->writer);
   lw_store_free(s->store);
+  lw_console_free(s->console);
   lw_ratelimit_free(s->rl_address);
   lw_ratelimit_free(s->rl_key);
   free(s);
@@ -1623,6 +1684,22 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
                          cfg->purge_interval_s * 1000};
   if ((st = lw_writer_create(s->store, &wc, &s->metrics, &s->log, &s->writer, err,
                              errlen)) != LW_OK) {
+    free_parts(s);
+    return st;
+  }
+  uint8_t fresh[32];
+  if (getrandom(fresh, sizeof fresh, 0) != (ssize_t)sizeof fresh) {
+    free_parts(s);
+    snprintf(err, errlen, "no randomness for the console's key");
+    return LW_ERR_IO;
+  }
+  if ((st = lw_console_create(cfg, fresh, &s->console, err, errlen)) != LW_OK) {
+    free_parts(s);
+    return st;
+  }
+  if (!lw_console_has_users(s->console) && lw_console_assets_error(s->console)[0])
+    lw_log_msg(&s->log, LW_LOG_INFO, "console page not served", lw_console_assets_error(s->console));
+  if ((st = lw_webhook_start(cfg, s->writer, &s->log, &s->webhook, err, errlen)) != LW_OK) {
     free_parts(s);
     return st;
   }

@@ -109,3 +109,45 @@ void lw_store_describe(const char *where, char *out, size_t cap) {
   if (n >= cap) n = cap - 1;
   out[n] = '\0';
 }
+
+/* ---------------------------------------------------------------- webhook deliveries */
+
+static lw_status no_deliveries(lw_store *s, char *err, size_t errlen) {
+  snprintf(err, errlen, "the %s store keeps no webhook deliveries", s->backend->name);
+  return LW_ERR_INVALID;
+}
+
+lw_status lw_store_deliveries_enqueue(lw_store *s, const char *site, int64_t now_ms, int64_t *added,
+                                      char *err, size_t errlen) {
+  if (!s->backend->deliveries_enqueue) return no_deliveries(s, err, errlen);
+  return s->backend->deliveries_enqueue(s, site, now_ms, added, err, errlen);
+}
+
+lw_status lw_store_delivery_claim(lw_store *s, const char *site, const char *owner, int64_t now_ms,
+                                  int64_t lease_ms, lw_delivery *out, int *found, char *err,
+                                  size_t errlen) {
+  if (!s->backend->delivery_claim) return no_deliveries(s, err, errlen);
+  return s->backend->delivery_claim(s, site, owner, now_ms, lease_ms, out, found, err, errlen);
+}
+
+lw_status lw_store_delivery_finish(lw_store *s, int64_t id, const char *owner, const char *state,
+                                   int64_t next_at, int64_t status, const char *error,
+                                   int64_t now_ms, int *kept, char *err, size_t errlen) {
+  if (!s->backend->delivery_finish) return no_deliveries(s, err, errlen);
+  return s->backend->delivery_finish(s, id, owner, state, next_at, status, error, now_ms, kept, err,
+                                     errlen);
+}
+
+lw_status lw_store_delivery_resend(lw_store *s, const char *site, int64_t id, int64_t now_ms,
+                                   int *result, char *err, size_t errlen) {
+  if (!s->backend->delivery_resend) return no_deliveries(s, err, errlen);
+  return s->backend->delivery_resend(s, site, id, now_ms, result, err, errlen);
+}
+
+lw_status lw_store_deliveries(lw_store *s, const char *site, size_t max, lw_delivery **rows,
+                              size_t *n, char *err, size_t errlen) {
+  *rows = NULL;
+  *n = 0;
+  if (!s->backend->deliveries) return no_deliveries(s, err, errlen);
+  return s->backend->deliveries(s, site, max, rows, n, err, errlen);
+}

@@ -177,7 +177,17 @@ static const char k_owners_sql[] =
   "CREATE INDEX events_token ON events(site, token) WHERE token IS NOT NULL;"              \
   "CREATE INDEX referees_token ON referees(site, token) WHERE token IS NOT NULL;"
 
-static const char *const schema_v7 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES;
+/* Schema 8: webhook deliveries (store.h "webhook deliveries"), one row per counting conversion. */
+#define V8_TABLES                                                                          \
+  "CREATE TABLE deliveries("                                                               \
+  "  id INTEGER PRIMARY KEY, site TEXT NOT NULL, report INTEGER NOT NULL,"                 \
+  "  idempotency_key TEXT NOT NULL UNIQUE, body TEXT NOT NULL, state TEXT NOT NULL,"       \
+  "  attempts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"                    \
+  "  next_at INTEGER NOT NULL, lease_owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0,"  \
+  "  last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT, delivered_at INTEGER);"      \
+  "CREATE INDEX deliveries_due ON deliveries(site, state, next_at);"
+
+static const char *const schema_v7 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES V8_TABLES;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -347,6 +357,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
         goto fail;
     }
     if (version <= 6 && (st = exec(db, V7_CHANGES, "migrating schema 6 to 7", err, errlen)) != LW_OK) goto fail;
+    if (version <= 7 && (st = exec(db, V8_TABLES, "migrating schema 7 to 8", err, errlen)) != LW_OK) goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -1665,10 +1676,181 @@ static lw_status sq_reviews(lw_store *base, const char *site, size_t max, lw_rev
   return LW_OK;
 }
 
+/* ---------------------------------------------------------------- webhook deliveries */
+
+static lw_status sq_deliveries_enqueue(lw_store *base, const char *site, int64_t now_ms,
+                                       int64_t *added, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  *added = 0;
+  lw_status ret = prep(s->w,
+      "INSERT OR IGNORE INTO deliveries(site, report, idempotency_key, body, state, created_at, next_at)"
+      " SELECT site, id, site || ':' || id,"
+      "  json_object('id', site || ':' || id, 'type', 'conversion', 'site', site, 'code', code,"
+      "              'report', id, 'at', at, 'counted_at', counted_at, 'value', value),"
+      "  'pending', ?2, ?2 FROM referees r"
+      " WHERE site = ?1 AND event = 'conversion' AND state IN ('counted', 'approved')"
+      "  AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.idempotency_key = r.site || ':' || r.id)",
+      &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, now_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "adding deliveries", err, errlen);
+  *added = sqlite3_changes(s->w);
+  return LW_OK;
+}
+
+static void delivery_row(sqlite3_stmt *st, lw_delivery *d) {
+  d->id = sqlite3_column_int64(st, 0);
+  d->report = sqlite3_column_int64(st, 1);
+  copy_col(st, 2, d->key, sizeof d->key);
+  copy_col(st, 3, d->state, sizeof d->state);
+  d->attempts = sqlite3_column_int64(st, 4);
+  d->created_at = sqlite3_column_int64(st, 5);
+  d->next_at = sqlite3_column_int64(st, 6);
+  d->delivered_at = sqlite3_column_int64(st, 7);
+  d->last_status = sqlite3_column_int64(st, 8);
+  copy_col(st, 9, d->last_error, sizeof d->last_error);
+}
+#define DELIVERY_COLS "id, report, idempotency_key, state, attempts, created_at, next_at," \
+                      " coalesce(delivered_at, 0), last_status, coalesce(last_error, '')"
+
+/* One statement, so the claim is atomic across processes sharing the file. */
+static lw_status sq_delivery_claim(lw_store *base, const char *site, const char *owner, int64_t now_ms,
+                                   int64_t lease_ms, lw_delivery *out, int *found, char *err,
+                                   size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  *found = 0;
+  memset(out, 0, sizeof *out);
+  lw_status ret = prep(s->w,
+      "UPDATE deliveries SET lease_owner = ?2, lease_until = ?3 + ?4, attempts = attempts + 1"
+      " WHERE id = (SELECT id FROM deliveries WHERE site = ?1 AND state = 'pending'"
+      "  AND next_at <= ?3 AND lease_until <= ?3 ORDER BY next_at, id LIMIT 1)"
+      " RETURNING " DELIVERY_COLS ", body",
+      &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, now_ms);
+  sqlite3_bind_int64(st, 4, lease_ms);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    delivery_row(st, out);
+    const char *body = (const char *)sqlite3_column_text(st, 10);
+    size_t blen = body ? strlen(body) : 0;
+    if ((out->body = malloc(blen + 1))) {
+      memcpy(out->body, body ? body : "", blen);
+      out->body[blen] = '\0';
+    }
+    rc = out->body ? sqlite3_step(st) : SQLITE_NOMEM;
+    *found = out->body != NULL;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(out->body);
+    out->body = NULL;
+    *found = 0;
+    return sql_error(s->w, "claiming a delivery", err, errlen);
+  }
+  return LW_OK;
+}
+
+static lw_status sq_delivery_finish(lw_store *base, int64_t id, const char *owner, const char *state,
+                                    int64_t next_at, int64_t status, const char *error, int64_t now_ms,
+                                    int *kept, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  lw_status ret = prep(s->w,
+      "UPDATE deliveries SET state = ?3, next_at = ?4, lease_owner = NULL, lease_until = 0,"
+      " last_status = ?5, last_error = ?6,"
+      " delivered_at = CASE WHEN ?3 = 'delivered' THEN ?7 END"
+      " WHERE id = ?1 AND lease_owner = ?2 AND state = 'pending'",
+      &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, next_at);
+  sqlite3_bind_int64(st, 5, status);
+  sqlite3_bind_text(st, 6, error && error[0] ? error : NULL, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 7, now_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "recording a delivery", err, errlen);
+  *kept = sqlite3_changes(s->w) == 1;
+  return LW_OK;
+}
+
+static lw_status sq_delivery_resend(lw_store *base, const char *site, int64_t id, int64_t now_ms,
+                                    int *result, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  lw_status ret = prep(s->w,
+      "UPDATE deliveries SET state = 'pending', next_at = ?3, created_at = ?3, attempts = 0,"
+      " lease_until = 0, lease_owner = NULL WHERE site = ?1 AND id = ?2 AND state = 'failed'",
+      &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, id);
+  sqlite3_bind_int64(st, 3, now_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "resending a delivery", err, errlen);
+  *result = 0;
+  if (sqlite3_changes(s->w) == 1) return LW_OK;
+  if ((ret = prep(s->w, "SELECT 1 FROM deliveries WHERE site = ?1 AND id = ?2", &st, err, errlen)) != LW_OK)
+    return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, id);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  *result = rc == SQLITE_ROW ? 2 : 1;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? LW_OK : sql_error(s->w, "resending a delivery", err, errlen);
+}
+
+static lw_status sq_deliveries(lw_store *base, const char *site, size_t max, lw_delivery **rows,
+                               size_t *n_rows, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  reader *rd = reader_take(s);
+  int rc = sqlite3_prepare_v2(rd->db,
+                              "SELECT " DELIVERY_COLS " FROM deliveries WHERE site = ?1"
+                              " ORDER BY id DESC LIMIT ?2", -1, &st, NULL);
+  lw_delivery *out = max ? calloc(max, sizeof *out) : NULL;
+  size_t n = 0;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    while (out && n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) delivery_row(st, &out[n++]);
+    sqlite3_finalize(st);
+  }
+  lw_status ret = LW_OK;
+  if (max && !out) {
+    snprintf(err, errlen, "out of memory reading deliveries");
+    ret = LW_ERR_NOMEM;
+  } else if (max && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    ret = sql_error(rd->db, "reading deliveries", err, errlen);
+  }
+  reader_give(rd);
+  if (ret != LW_OK) {
+    free(out);
+    return ret;
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
 static const lw_store_backend sqlite_backend = {
     "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
     sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
-    sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews};
+    sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
+    sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -1710,7 +1892,8 @@ static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approv
 static const lw_store_backend sqlite_read_backend = {
     "sqlite (read-only)", ro_write,    ro_forget,       ro_purge, sq_stats,
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
-    ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews};
+    ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
+    NULL, NULL, NULL, NULL, sq_deliveries};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);

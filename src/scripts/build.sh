@@ -19,3 +19,4 @@ emcmake cmake -S . -B build/wasm -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/wasm -j "$jobs"
 
 node web/build.mjs
+node web/console/build.mjs

@@ -29,6 +29,13 @@ case "${1:-}" in
     if [ "$(id -u)" = 0 ] && ! id -u lwpg >/dev/null 2>&1; then
       useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin lwpg
     fi
+    # PostgreSQL runs as lwpg, which must be able to reach its binaries and the folder. A root
+    # unpacked from a tarball made in a mktemp folder (some fresh build roots) has / at 0700,
+    # so no unprivileged user can run anything: give / the usual search bit, and say so.
+    if [ "$(id -u)" = 0 ] && ! runuser -u lwpg -- test -x "$bindir/initdb"; then
+      echo "pg-cluster: / is not searchable by other users (mode $(stat -c %a /)): chmod o+x /" >&2
+      chmod o+x /
+    fi
     dir=$(mktemp -d "${TMPDIR:-/tmp}/lwpg.XXXXXX")
     chmod 755 "$dir"
     [ "$(id -u)" = 0 ] && chown lwpg: "$dir"

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-pkgs=(cmake make gcc pkgconf libcjson-dev libmicrohttpd-dev libsqlite3-dev sqlite3 nettle-dev
+pkgs=(cmake make gcc pkgconf libcjson-dev libmicrohttpd-dev libsqlite3-dev sqlite3 nettle-dev libcurl4-openssl-dev
       emscripten binaryen dpkg-dev chromium clang-14 libfuzzer-14-dev libclang-rt-14-dev
       fonts-dejavu-core ca-certificates nginx-light openssl  # nginx: the ingest tests' TLS proxy and framing reference
       libpq-dev postgresql)  # the PostgreSQL store backend; the tests' throwaway cluster (src/scripts/pg-cluster.sh)
