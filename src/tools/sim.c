@@ -131,6 +131,86 @@ static double variant_effect(const char *id, double cost, int plan) {
   return msg + gamma[plan] * log(1.0 + cost / 10.0);
 }
 
+/* ---- referees: the parameters (issue 11, item 5) --------------------------------------------
+ * Committed before any lift was measured with them, and not to be changed to reach a target
+ * (README "Simulator", "Referees"). Each share reaches 1 + Poisson(0.4 + 0.4 max(will, 0))
+ * people (unchanged); what each of them does now runs through the real pipeline: a landing
+ * (a device record with the link's code and token, from an engine of the referee's own), then
+ * the host's reports to POST /v1/referees with the site's secret key: conversion, and later
+ * retained_30 / retained_90 / churned, each at its simulated time.
+ *
+ * Channel. A user shares through a habit channel drawn by plan (k_habit): free users live in
+ * messengers and the share sheet, teams in e-mail and LinkedIn; the shares are what people
+ * report using for work tools, not measured. When the engine's model ranks channels for the
+ * user's persona (lw_engine_channels, model format 3), the user takes the prompt's first
+ * channel half the time (REF_FOLLOW_TOP), else the habit. FAVOURS LOOPWISE: that people follow
+ * the first option that often is an assumption, and the rules and the monthly program never
+ * reorder (they have no model).
+ * Per channel (k_chan): a landing logit (reach: a WhatsApp message to a friend is opened, a
+ * post on X mostly is not), a conversion logit (a personal e-mail or LinkedIn note reaches
+ * people with the same job to be done) and a multiplier of the referee's monthly churn
+ * (strangers from a broadcast leave sooner). Fit (k_fit): +0.3 conversion logit for a referrer
+ * on the channels of their plan's audience (free on WhatsApp, pro and team on e-mail and
+ * LinkedIn). FAVOURS LOOPWISE: this persona x channel interaction is exactly what the trainer's
+ * per-persona channel ranking looks for, and the plan is a feature the engine sees.
+ *
+ * Landing: P = sigmoid(REF_LAND_BASE + channel − REF_LAND_BUSY if the referrer shared while
+ * busy: a hurried share, no note). Delay: REF_LAND_MIN_H + exponential(mean REF_LAND_MEAN_H),
+ * at most REF_LAND_MAX_D days. Conversion of a landed referee: P = sigmoid(REF_CONV_BASE +
+ * 0.25 ln(1 + cost/10) (the referee's reward, as before) + 0.35 x referrer willingness + 0.3
+ * team referrer (as before) + channel + fit + REF_CONV_AFTER_WIN when the prompt came right
+ * after a completed project (the referrer's enthusiasm shows in the message; FAVOURS LOOPWISE:
+ * its rules prompt at wins, the monthly program does not)). REF_CONV_BASE is set so a reached
+ * person converts about as often as in the earlier one-step model (sigmoid(-1.7 + ...)): 0.55 x
+ * 0.26 = 0.145 vs 0.18 at willingness 0, cost 10, native. Delay after the landing:
+ * exponential(mean REF_CONV_MEAN_D days), at most REF_CONV_MAX_D; the host reports it then.
+ * Retention: the referee's plan is the referrer's 60% of the time, else free (as before); its
+ * monthly churn h = (0.09 − 0.025 w − 0.02 team referrer) (as before) x channel multiplier x
+ * (1 + REF_DEAL_SEEKERS ln(1 + cost/10)) (bigger rewards bring more deal seekers), within
+ * [0.02, 0.5]; its lifetime L months ~ exponential with rate −ln(1 − h). Reported: retained_30
+ * at conversion + 30 days when L > 1, retained_90 at + 90 days when L > 3, churned at
+ * conversion + 30 L days when L <= 3 (the host follows a referee for 90 days). Each report is
+ * posted only once the simulated clock reaches it, so a retrain sees recent decisions with
+ * labels still open. FAVOURS LOOPWISE: the host reports every conversion and retention,
+ * promptly and truthfully; real hosts miss some. The simulator's value is the referee's ARPU
+ * (free 4, pro 20, team 60) x min(L, 24) months, less the incentive paid for a conversion. */
+#define REF_FOLLOW_TOP 0.5
+#define REF_LAND_BASE 0.2
+#define REF_LAND_BUSY 0.3
+#define REF_LAND_MIN_H 1.0
+#define REF_LAND_MEAN_H 18.0
+#define REF_LAND_MAX_D 10.0
+#define REF_CONV_BASE -1.2
+#define REF_CONV_AFTER_WIN 0.2
+#define REF_CONV_MEAN_D 3.0
+#define REF_CONV_MAX_D 21.0
+#define REF_DEAL_SEEKERS 0.1
+#define REF_FIT 0.3
+/* habit channel by plan, in LW_CHANNELS order: native, copy, email, linkedin, x, whatsapp */
+static const double k_habit[N_PLANS][LW_CHANNEL_COUNT] = {
+    {0.30, 0.20, 0.05, 0.05, 0.15, 0.25}, /* free */
+    {0.25, 0.20, 0.20, 0.15, 0.10, 0.10}, /* pro */
+    {0.15, 0.15, 0.35, 0.25, 0.05, 0.05}, /* team */
+};
+typedef struct {
+  double land, conv, churn_mult;
+} ref_channel;
+static const ref_channel k_chan[LW_CHANNEL_COUNT] = {
+    {0.0, 0.0, 1.0},   /* native: the share sheet, whatever app the person picks */
+    {-0.2, 0.0, 1.0},  /* copy: pasted somewhere, with less context */
+    {0.2, 0.3, 0.85},  /* email: a considered note to a colleague */
+    {-0.3, 0.2, 0.8},  /* linkedin: a professional audience */
+    {-0.8, -0.5, 1.3}, /* x: a broadcast to strangers */
+    {0.5, 0.1, 1.0},   /* whatsapp: friends open it; a weaker work fit */
+};
+/* the channels of each plan's audience (+REF_FIT conversion logit) */
+static const int k_fit[N_PLANS][LW_CHANNEL_COUNT] = {
+    {0, 0, 0, 0, 0, 1}, /* free: whatsapp */
+    {0, 0, 1, 1, 0, 0}, /* pro: email, linkedin */
+    {0, 0, 1, 1, 0, 0}, /* team: email, linkedin */
+};
+_Static_assert(LW_CHANNEL_COUNT == 6, "k_habit, k_chan and k_fit have one column per LW_CHANNELS row");
+
 static int recent_prompts(const sim_user *u, int day) {
   int n = 0;
   for (int k = 0; k < 8; k++) n += day - u->recent[k] < 30;
