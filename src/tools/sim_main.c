@@ -23,6 +23,8 @@ static void usage(FILE *out) {
           "       [--via-ingest | --no-ingest]  learning: wire batches go through an in-process\n"
           "                        loopwise-ingest and the trainer reads its SQLite store (the\n"
           "                        default for --lift when the build has the ingest server)\n"
+          "       [--labels retained|shares]  learning through loopwise-ingest: train on the retained\n"
+          "                        referee value (closed attribution windows; the default) or shares\n"
           "       [--vw-out FILE] [--events-out FILE] [--quiet]\n");
 }
 
@@ -60,7 +62,7 @@ int main(int argc, char **argv) {
   lw_sim_defaults(&o);
   const char *cfg_path = NULL, *monthly_path = NULL, *policy = NULL, *vw = NULL, *evs = NULL;
   const char *workdir = "/tmp";
-  int lift = 0, quiet = 0, via = -1; /* -1: through the ingest server for --lift when built */
+  int lift = 0, quiet = 0, via = -1, labels_retained = 1; /* -1: through the ingest server for --lift when built */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -85,6 +87,8 @@ int main(int argc, char **argv) {
       else if (strcmp(a, "--days") == 0) o.days = atoi(v);
       else if (strcmp(a, "--seed") == 0) o.seed = strtoull(v, NULL, 10);
       else if (strcmp(a, "--retrain-days") == 0) o.retrain_days = atoi(v);
+      else if (strcmp(a, "--labels") == 0 && (!strcmp(v, "retained") || !strcmp(v, "shares")))
+        labels_retained = strcmp(v, "retained") == 0;
       else {
         fprintf(stderr, "loopwise-sim: unknown option %s\n", a);
         usage(stderr);
@@ -102,6 +106,7 @@ int main(int argc, char **argv) {
   if (monthly_path && load_config(monthly_path, &monthly) < 0) return 2;
   o.workdir = workdir;
   o.via_ingest = via == 1 || (via < 0 && lift && lw_sim_has_ingest());
+  o.retained_labels = labels_retained;
   mkdir(workdir, 0755);
   o.log = quiet ? NULL : stderr;
   if (vw && !(o.vw_out = fopen(vw, "w"))) {
