@@ -254,7 +254,7 @@ typedef struct {
   size_t nq, capq;
   struct sim_referee *refs;
   size_t nrefs, caprefs;
-  uint64_t reports, landings;
+  uint64_t reports, landings, retained_30;
 } sim_log;
 
 /* ---- referees through the pipeline (via_ingest) -------------------------------------------- */
@@ -407,6 +407,7 @@ static void post_report(sim_log *lg, const ref_event *ev) {
   lg->ing_status = text ? lw_sim_ingest_referee(lg->ing, text, strlen(text), lg->ing_err, sizeof lg->ing_err)
                         : LW_ERR_NOMEM;
   lg->reports += lg->ing_status == LW_OK;
+  lg->retained_30 += lg->ing_status == LW_OK && ev->kind == RV_RETAINED_30;
   free(text);
   cJSON_Delete(o);
 }
@@ -414,7 +415,7 @@ static void post_report(sim_log *lg, const ref_event *ev) {
 /* Everything the referees do before end: a landing from the referee's own device (an engine
  * of its own, drained like any), then the host's reports, in time order. */
 static void referees_due(sim_log *lg, int64_t end) {
-  if (!lg->ing) return;
+  if (!lg->ing || !lg->nq) return;
   size_t nd = 0;
   for (size_t i = 0; i < lg->nq; i++)
     if (lg->q[i].t < end) {
@@ -803,6 +804,7 @@ done:
   res->batches_posted = lg.posted;
   res->referee_reports = lg.reports;
   res->referee_landings = lg.landings;
+  res->referee_retained_30 = lg.retained_30;
   free(lg.q);
   free(lg.refs);
   lw_sim_ingest_stop(lg.ing);

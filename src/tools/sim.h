@@ -63,6 +63,7 @@ typedef struct {
   uint64_t batches_posted; /* via_ingest: wire batches the ingest server stored */
   uint64_t referee_reports; /* via_ingest: reports the host posted to /v1/referees (all events) */
   uint64_t referee_landings; /* via_ingest: landings posted from referees' devices */
+  uint64_t referee_retained_30; /* via_ingest: of the reports, retained_30 ones */
   int models_promoted, models_rejected;
   uint32_t last_model_id;
   int n_rounds;
