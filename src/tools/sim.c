@@ -29,6 +29,11 @@ static lw_status lw_sim_ingest_post(lw_sim_ingest *s, const char *b, size_t n, c
   (void)s, (void)b, (void)n, (void)err, (void)errlen;
   return LW_ERR_INVALID;
 }
+static lw_status lw_sim_ingest_referee(lw_sim_ingest *s, const char *b, size_t n, char *err, size_t errlen) {
+  (void)s, (void)b, (void)n, (void)err, (void)errlen;
+  return LW_ERR_INVALID;
+}
+static void lw_sim_ingest_clock(lw_sim_ingest *s, int64_t now_ms) { (void)s, (void)now_ms; }
 static void lw_sim_ingest_stop(lw_sim_ingest *s) { (void)s; }
 #endif
 
@@ -56,6 +61,8 @@ typedef struct {
   int recent[8];     /* days of the last prompts (ring), -1000 empty */
   lw_rng resp;       /* responses to prompts */
   lw_rng tok;        /* per-share token bytes (a stream of their own: tokens change no response) */
+  lw_rng ref;        /* the referees' channel, landings, conversions and lifetimes (their own) */
+  int habit;         /* the channel this user shares through by habit (lw_channel) */
 } sim_user;
 
 void lw_sim_defaults(lw_sim_opts *o) {
@@ -95,6 +102,86 @@ static int poisson(lw_rng *r, double mean) {
 
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
 
+/* ---- referees: the parameters (issue 11, item 5) --------------------------------------------
+ * Committed before any lift was measured with them, and not to be changed to reach a target
+ * (README "Simulator", "Referees"). Each share reaches 1 + Poisson(0.4 + 0.4 max(will, 0))
+ * people (unchanged); what each of them does now runs through the real pipeline: a landing
+ * (a device record with the link's code and token, from an engine of the referee's own), then
+ * the host's reports to POST /v1/referees with the site's secret key: conversion, and later
+ * retained_30 / retained_90 / churned, each at its simulated time.
+ *
+ * Channel. A user shares through a habit channel drawn by plan (k_habit): free users live in
+ * messengers and the share sheet, teams in e-mail and LinkedIn; the shares are what people
+ * report using for work tools, not measured. When the engine's model ranks channels for the
+ * user's persona (lw_engine_channels, model format 3), the user takes the prompt's first
+ * channel half the time (REF_FOLLOW_TOP), else the habit. FAVOURS LOOPWISE: that people follow
+ * the first option that often is an assumption, and the rules and the monthly program never
+ * reorder (they have no model).
+ * Per channel (k_chan): a landing logit (reach: a WhatsApp message to a friend is opened, a
+ * post on X mostly is not), a conversion logit (a personal e-mail or LinkedIn note reaches
+ * people with the same job to be done) and a multiplier of the referee's monthly churn
+ * (strangers from a broadcast leave sooner). Fit (k_fit): +0.3 conversion logit for a referrer
+ * on the channels of their plan's audience (free on WhatsApp, pro and team on e-mail and
+ * LinkedIn). FAVOURS LOOPWISE: this persona x channel interaction is exactly what the trainer's
+ * per-persona channel ranking looks for, and the plan is a feature the engine sees.
+ *
+ * Landing: P = sigmoid(REF_LAND_BASE + channel − REF_LAND_BUSY if the referrer shared while
+ * busy: a hurried share, no note). Delay: REF_LAND_MIN_H + exponential(mean REF_LAND_MEAN_H),
+ * at most REF_LAND_MAX_D days. Conversion of a landed referee: P = sigmoid(REF_CONV_BASE +
+ * 0.25 ln(1 + cost/10) (the referee's reward, as before) + 0.35 x referrer willingness + 0.3
+ * team referrer (as before) + channel + fit + REF_CONV_AFTER_WIN when the prompt came right
+ * after a completed project (the referrer's enthusiasm shows in the message; FAVOURS LOOPWISE:
+ * its rules prompt at wins, the monthly program does not)). REF_CONV_BASE is set so a reached
+ * person converts about as often as in the earlier one-step model (sigmoid(-1.7 + ...)): 0.55 x
+ * 0.26 = 0.145 vs 0.18 at willingness 0, cost 10, native. Delay after the landing:
+ * exponential(mean REF_CONV_MEAN_D days), at most REF_CONV_MAX_D; the host reports it then.
+ * Retention: the referee's plan is the referrer's 60% of the time, else free (as before); its
+ * monthly churn h = (0.09 − 0.025 w − 0.02 team referee) (as before) x channel multiplier x
+ * (1 + REF_DEAL_SEEKERS ln(1 + cost/10)) (bigger rewards bring more deal seekers), within
+ * [0.02, 0.5]; its lifetime L months ~ exponential with rate −ln(1 − h). Reported: retained_30
+ * at conversion + 30 days when L > 1, retained_90 at + 90 days when L > 3, churned at
+ * conversion + 30 L days when L <= 3 (the host follows a referee for 90 days). Each report is
+ * posted only once the simulated clock reaches it, so a retrain sees recent decisions with
+ * labels still open. FAVOURS LOOPWISE: the host reports every conversion and retention,
+ * promptly and truthfully; real hosts miss some. The simulator's value is the referee's ARPU
+ * (free 4, pro 20, team 60) x min(L, 24) months, less the incentive paid for a conversion. */
+#define REF_FOLLOW_TOP 0.5
+#define REF_LAND_BASE 0.2
+#define REF_LAND_BUSY 0.3
+#define REF_LAND_MIN_H 1.0
+#define REF_LAND_MEAN_H 18.0
+#define REF_LAND_MAX_D 10.0
+#define REF_CONV_BASE -1.2
+#define REF_CONV_AFTER_WIN 0.2
+#define REF_CONV_MEAN_D 3.0
+#define REF_CONV_MAX_D 21.0
+#define REF_DEAL_SEEKERS 0.1
+#define REF_FIT 0.3
+/* habit channel by plan, in LW_CHANNELS order: native, copy, email, linkedin, x, whatsapp */
+static const double k_habit[N_PLANS][LW_CHANNEL_COUNT] = {
+    {0.30, 0.20, 0.05, 0.05, 0.15, 0.25}, /* free */
+    {0.25, 0.20, 0.20, 0.15, 0.10, 0.10}, /* pro */
+    {0.15, 0.15, 0.35, 0.25, 0.05, 0.05}, /* team */
+};
+typedef struct {
+  double land, conv, churn_mult;
+} ref_channel;
+static const ref_channel k_chan[LW_CHANNEL_COUNT] = {
+    {0.0, 0.0, 1.0},   /* native: the share sheet, whatever app the person picks */
+    {-0.2, 0.0, 1.0},  /* copy: pasted somewhere, with less context */
+    {0.2, 0.3, 0.85},  /* email: a considered note to a colleague */
+    {-0.3, 0.2, 0.8},  /* linkedin: a professional audience */
+    {-0.8, -0.5, 1.3}, /* x: a broadcast to strangers */
+    {0.5, 0.1, 1.0},   /* whatsapp: friends open it; a weaker work fit */
+};
+/* the channels of each plan's audience (+REF_FIT conversion logit) */
+static const int k_fit[N_PLANS][LW_CHANNEL_COUNT] = {
+    {0, 0, 0, 0, 0, 1}, /* free: whatsapp */
+    {0, 0, 1, 1, 0, 0}, /* pro: email, linkedin */
+    {0, 0, 1, 1, 0, 0}, /* team: email, linkedin */
+};
+_Static_assert(LW_CHANNEL_COUNT == 6, "k_habit, k_chan and k_fit have one column per LW_CHANNELS row");
+
 /* ---- the latent population ----------------------------------------------------------- */
 
 static void make_user(sim_user *u, uint64_t seed, int i) {
@@ -119,6 +206,14 @@ static void make_user(sim_user *u, uint64_t seed, int i) {
   for (int k = 0; k < 8; k++) u->recent[k] = -1000;
   lw_rng_seed(&u->resp, seed ^ 0x726573706f6e7365ull, (uint64_t)i);
   lw_rng_seed(&u->tok, seed ^ 0x746f6b656e730000ull, (uint64_t)i);
+  lw_rng_seed(&u->ref, seed ^ 0x7265666572656573ull, (uint64_t)i);
+  double h = lw_rng_unit(&u->ref), acc = 0;
+  u->habit = LW_CHANNEL_COUNT - 1;
+  for (int c = 0; c < LW_CHANNEL_COUNT; c++)
+    if (h < (acc += k_habit[u->plan][c])) {
+      u->habit = c;
+      break;
+    }
 }
 
 /* Message and incentive sensitivity by plan (what the learner can discover through the
@@ -154,7 +249,65 @@ typedef struct {
   uint64_t posted;
   lw_status ing_status;
   char ing_err[LW_ERRMSG_MAX];
+  /* via_ingest: the referees' landings and the host's reports, waiting for their time */
+  struct ref_event *q;
+  size_t nq, capq;
+  struct sim_referee *refs;
+  size_t nrefs, caprefs;
+  uint64_t reports, landings, retained_30;
 } sim_log;
+
+/* ---- referees through the pipeline (via_ingest) -------------------------------------------- */
+
+enum { RV_LAND, RV_CONVERSION, RV_RETAINED_30, RV_RETAINED_90, RV_CHURNED };
+static const char *const k_rv_event[] = {"landing", "conversion", "retained_30", "retained_90", "churned"};
+
+typedef struct ref_event {
+  int64_t t;
+  uint32_t ref;
+  int kind;
+} ref_event;
+
+typedef struct sim_referee {
+  char code[LW_CODE_LEN + 1], token[LW_TOKEN_LEN + 1], install[LW_INSTALL_LEN + 1];
+} sim_referee;
+
+/* A new referee of the share (code, token); its index, or -1 without the pipeline. */
+static long add_referee(sim_log *lg, const char *code, const char *token) {
+  if (!lg->ing) return -1;
+  if (lg->nrefs == lg->caprefs) {
+    size_t cap = lg->caprefs ? 2 * lg->caprefs : 1024;
+    sim_referee *r = realloc(lg->refs, cap * sizeof *r);
+    if (!r) return -1;
+    lg->refs = r;
+    lg->caprefs = cap;
+  }
+  sim_referee *r = &lg->refs[lg->nrefs];
+  memset(r, 0, sizeof *r);
+  snprintf(r->code, sizeof r->code, "%s", code);
+  snprintf(r->token, sizeof r->token, "%s", token);
+  return (long)lg->nrefs++;
+}
+
+static void schedule(sim_log *lg, long ref, int kind, int64_t t) {
+  if (ref < 0) return;
+  if (lg->nq == lg->capq) {
+    size_t cap = lg->capq ? 2 * lg->capq : 4096;
+    ref_event *q = realloc(lg->q, cap * sizeof *q);
+    if (!q) return;
+    lg->q = q;
+    lg->capq = cap;
+  }
+  lg->q[lg->nq++] = (ref_event){t, (uint32_t)ref, kind};
+}
+
+static int by_time(const void *a, const void *b) {
+  const ref_event *x = a, *y = b;
+  if (x->t != y->t) return x->t < y->t ? -1 : 1;
+  if (x->ref != y->ref) return x->ref < y->ref ? -1 : 1;
+  return x->kind - y->kind;
+}
+
 
 /* Send the pending records as one wire batch. */
 static void flush_pending(sim_log *lg, int64_t now) {
@@ -236,6 +389,62 @@ static void drain(sim_log *lg, lw_engine *e, int64_t now) {
   }
 }
 
+/* The host's report of one referee event (README "Ingest API", referee report v2). */
+static void post_report(sim_log *lg, const ref_event *ev) {
+  const sim_referee *r = &lg->refs[ev->ref];
+  cJSON *o = cJSON_CreateObject();
+  char id[48];
+  snprintf(id, sizeof id, "sim%llu-r%u", (unsigned long long)lg->o->seed, ev->ref);
+  cJSON_AddNumberToObject(o, "v", 2);
+  cJSON_AddStringToObject(o, "site", "default");
+  cJSON_AddStringToObject(o, "code", r->code);
+  cJSON_AddStringToObject(o, "referee", id);
+  cJSON_AddStringToObject(o, "event", k_rv_event[ev->kind]);
+  cJSON_AddNumberToObject(o, "at", (double)ev->t);
+  cJSON_AddStringToObject(o, "token", r->token);
+  if (ev->kind == RV_CONVERSION && r->install[0]) cJSON_AddStringToObject(o, "install", r->install);
+  char *text = cJSON_PrintUnformatted(o);
+  lg->ing_status = text ? lw_sim_ingest_referee(lg->ing, text, strlen(text), lg->ing_err, sizeof lg->ing_err)
+                        : LW_ERR_NOMEM;
+  lg->reports += lg->ing_status == LW_OK;
+  lg->retained_30 += lg->ing_status == LW_OK && ev->kind == RV_RETAINED_30;
+  free(text);
+  cJSON_Delete(o);
+}
+
+/* Everything the referees do before end: a landing from the referee's own device (an engine
+ * of its own, drained like any), then the host's reports, in time order. */
+static void referees_due(sim_log *lg, int64_t end) {
+  if (!lg->ing || !lg->nq) return;
+  size_t nd = 0;
+  for (size_t i = 0; i < lg->nq; i++)
+    if (lg->q[i].t < end) {
+      ref_event tmp = lg->q[nd];
+      lg->q[nd++] = lg->q[i];
+      lg->q[i] = tmp;
+    }
+  qsort(lg->q, nd, sizeof *lg->q, by_time);
+  for (size_t i = 0; i < nd && lg->ing_status == LW_OK; i++) {
+    ref_event *ev = &lg->q[i];
+    sim_referee *r = &lg->refs[ev->ref];
+    if (ev->kind != RV_LAND) {
+      post_report(lg, ev);
+      continue;
+    }
+    lw_engine *e = NULL;
+    char err[LW_ERRMSG_MAX];
+    if (lw_engine_create(lg->cfg, lg->o->seed * 7919u + ev->ref, 0x7265666572656521ull, 4096, &e, err, sizeof err) !=
+        LW_OK)
+      continue;
+    snprintf(r->install, sizeof r->install, "%s", lw_engine_install_key(e));
+    if (lw_engine_referee_landing_token(e, r->code, r->token, ev->t, err, sizeof err) == LW_OK) lg->landings++;
+    drain(lg, e, end);
+    lw_engine_free(e);
+  }
+  memmove(lg->q, lg->q + nd, (lg->nq - nd) * sizeof *lg->q);
+  lg->nq -= nd;
+}
+
 /* ---- retraining (LW_SIM_LEARNING) ------------------------------------------------------ */
 
 typedef struct {
@@ -260,6 +469,10 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
     src.kind = LW_SRC_VW;
   }
   src.path = path;
+  if (lg->ing && o->retained_labels) { /* the retained referee value, closed windows only */
+    src.reward = cfg;
+    src.now_ms = o->start_ms + (int64_t)day * DAY_MS;
+  }
   src.n_actions = lg->n_actions;
   memcpy(src.actions, lg->actions, sizeof src.actions);
   lw_train_opts to;
@@ -288,6 +501,7 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   memset(&cr, 0, sizeof cr);
   lw_metric mt;
   lw_metric_init(&mt, 1, cfg, &pp, src.n_actions, src.actions);
+  if (lw_source_graded(&src)) lw_metric_graded(&mt);
   /* against the best of the live model, the rules (the logging policy) and the best single action */
   lw_promote_opts po;
   lw_promote_defaults(&po);
@@ -299,6 +513,9 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   if (lw_compare_models(&src, sm->cur_model, m, cfg, &pp, &mt, &po, &cr, err, sizeof err) != LW_OK) cr.promote = 0;
   lw_policy pol;
   int ready = lw_policy_for_model(m, cfg, &pol, NULL); /* whether the engines will decide by it */
+  if (o->log)
+    fprintf(o->log, "day %d: labels %s, %llu open windows left out\n", day, lw_label_kind_name(rep.labels),
+            (unsigned long long)rep.open_windows);
   if (o->log)
     fprintf(o->log, "day %d: m%u trained on %llu records, DR %.4f [%.4f, %.4f], logged %.4f; vs %s %+.4f [%+.4f, %+.4f] on %.0f held out: %s (%s)\n",
             day, id, (unsigned long long)rep.records, rep.target.dr.est, rep.target.dr.lo, rep.target.dr.hi,
@@ -346,6 +563,7 @@ typedef struct {
   lw_sim_policy policy;
   lw_sim_result *res;
   int uid;
+  sim_log *lg;
 } sim_ctx;
 
 static void emit_event(const sim_ctx *c, int64_t t, const char *ev, double v, const char *label) {
@@ -375,22 +593,57 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
   int64_t t2 = t + 20000;
   if (x < p_share) {
     g->shares++;
+    /* the channel: the prompt's first when the model ranks them and the user follows it, else
+     * the habit (the draw is made either way, so every policy sees the same referees) */
+    int ch = u->habit;
+    double follow = lw_rng_unit(&u->ref);
+    const char *top[LW_CHANNEL_COUNT];
+    if (lw_engine_channels(u->e, t2, u->tz, top, LW_CHANNEL_COUNT) > 0 && follow < REF_FOLLOW_TOP) {
+      int pc = lw_channel_parse(top[0]);
+      if (pc >= 0) ch = pc;
+    }
     uint8_t random[LW_TOKEN_BYTES]; /* as a browser passes crypto.getRandomValues bytes */
     lw_rng_bytes(&u->tok, random, sizeof random);
-    lw_engine_share(u->e, d->id, "native", random, t2, NULL, err, sizeof err);
-    /* invitees: more from keen referrers; they convert and stay by their source */
-    int n = 1 + poisson(&u->resp, 0.4 + 0.4 * (u->will > 0 ? u->will : 0));
+    char token[LW_TOKEN_LEN + 1] = "";
+    lw_engine_share(u->e, d->id, lw_channel_name((lw_channel)ch), random, t2, token, err, sizeof err);
+    const char *code = lw_engine_referral_code(u->e);
+    const ref_channel *rc = &k_chan[ch];
+    double lg_cost = log(1.0 + v->cost / 10.0);
+    int win = strcmp(milestone, "project_completed") == 0;
+    /* the people it reaches: who lands, converts and stays (parameters above) */
+    int n = 1 + poisson(&u->ref, 0.4 + 0.4 * (u->will > 0 ? u->will : 0));
     for (int k = 0; k < n; k++) {
       g->invites++;
-      double pc = sigmoid(-1.7 + 0.25 * log(1.0 + v->cost / 10.0) + 0.35 * u->will + 0.3 * (u->plan == PLAN_TEAM));
-      if (lw_rng_unit(&u->resp) >= pc) continue;
+      double u_land = lw_rng_unit(&u->ref), u_land_t = lw_rng_unit(&u->ref), u_conv = lw_rng_unit(&u->ref);
+      double u_conv_t = lw_rng_unit(&u->ref), u_plan = lw_rng_unit(&u->ref), u_life = lw_rng_unit(&u->ref);
+      if (u_land >= sigmoid(REF_LAND_BASE + rc->land - (busy ? REF_LAND_BUSY : 0.0))) continue;
+      g->landings++;
+      double land_h = REF_LAND_MIN_H - REF_LAND_MEAN_H * log(1.0 - u_land_t);
+      if (land_h > REF_LAND_MAX_D * 24) land_h = REF_LAND_MAX_D * 24;
+      int64_t t_land = t2 + (int64_t)(land_h * HOUR_MS);
+      long ref = add_referee(c->lg, code, token);
+      schedule(c->lg, ref, RV_LAND, t_land);
+      double pc = sigmoid(REF_CONV_BASE + 0.25 * lg_cost + 0.35 * u->will + 0.3 * (u->plan == PLAN_TEAM) + rc->conv +
+                          (k_fit[u->plan][ch] ? REF_FIT : 0.0) + (win ? REF_CONV_AFTER_WIN : 0.0));
+      if (u_conv >= pc) continue;
       g->referred++;
       g->incentive_cost += v->cost;
-      int rplan = lw_rng_unit(&u->resp) < 0.6 ? u->plan : PLAN_FREE;
+      int rplan = u_plan < 0.6 ? u->plan : PLAN_FREE;
       static const double arpu[N_PLANS] = {4.0, 20.0, 60.0};
       double w = u->will < -1 ? -1 : u->will > 1.5 ? 1.5 : u->will;
-      double churn = 0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM);
-      g->referral_value += arpu[rplan] * (1.0 - pow(1.0 - churn, 24)) / churn;
+      double h = (0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM)) * rc->churn_mult * (1.0 + REF_DEAL_SEEKERS * lg_cost);
+      h = h < 0.02 ? 0.02 : h > 0.5 ? 0.5 : h;
+      double months = -log(1.0 - u_life) / -log(1.0 - h); /* exponential, rate -ln(1 - h) a month */
+      g->referral_value += arpu[rplan] * (months < 24 ? months : 24);
+      g->retained += months > 1;
+      g->retained_90 += months > 3;
+      double conv_d = -REF_CONV_MEAN_D * log(1.0 - u_conv_t);
+      if (conv_d > REF_CONV_MAX_D) conv_d = REF_CONV_MAX_D;
+      int64_t t_conv = t_land + (int64_t)(conv_d * DAY_MS);
+      schedule(c->lg, ref, RV_CONVERSION, t_conv);
+      if (months > 1) schedule(c->lg, ref, RV_RETAINED_30, t_conv + 30 * DAY_MS);
+      if (months > 3) schedule(c->lg, ref, RV_RETAINED_90, t_conv + 90 * DAY_MS);
+      else schedule(c->lg, ref, RV_CHURNED, t_conv + (int64_t)(months * 30 * DAY_MS));
     }
   } else if (x < p_share + (1 - p_share) * p_dismiss) {
     g->dismissals++;
@@ -522,8 +775,9 @@ lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg_in, lw_sim_polic
     (u->holdout ? &res->holdout : &res->treat)->users++;
   }
   for (int day = 0; day < o->days; day++) {
-    sim_ctx c = {o, &cfg, policy, res, 0};
+    sim_ctx c = {o, &cfg, policy, res, 0, &lg};
     int64_t end_of_day = o->start_ms + (int64_t)(day + 1) * DAY_MS;
+    if (lg.ing) lw_sim_ingest_clock(lg.ing, end_of_day); /* the server receives the day's at its end */
     for (int i = 0; i < o->users; i++) {
       c.uid = i;
       int was = us[i].churned;
@@ -531,6 +785,8 @@ lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg_in, lw_sim_polic
       if (us[i].churned && !was) (us[i].holdout ? &res->holdout : &res->treat)->churned++;
       drain(&lg, us[i].e, end_of_day);
     }
+    flush_pending(&lg, end_of_day);
+    referees_due(&lg, end_of_day); /* after the day's shares are stored */
     flush_pending(&lg, end_of_day);
     if (lg.ing_status != LW_OK) {
       snprintf(err, errlen, "%s", lg.ing_err);
@@ -546,6 +802,11 @@ done:
   free(us);
   if (lg.train) fclose(lg.train);
   res->batches_posted = lg.posted;
+  res->referee_reports = lg.reports;
+  res->referee_landings = lg.landings;
+  res->referee_retained_30 = lg.retained_30;
+  free(lg.q);
+  free(lg.refs);
   lw_sim_ingest_stop(lg.ing);
   cJSON_Delete(lg.pending);
   free(lg.batch);

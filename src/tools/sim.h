@@ -31,6 +31,9 @@ typedef struct {
   const char *workdir;     /* where LW_SIM_LEARNING keeps its logs and models */
   int via_ingest;          /* LW_SIM_LEARNING: send the batches to an in-process loopwise-ingest
                               (workdir/sim-outcomes.db) and train from its SQLite store */
+  int retained_labels;     /* LW_SIM_LEARNING via_ingest: train on the retained referee value the
+                              config's reward block prices (closed attribution windows only), as
+                              loopwise-train --labels retained; 0: the share labels */
   FILE *vw_out;            /* when set, every logged choice as a VW line (action list of the config) */
   FILE *events_out;        /* when set, every usage event as a JSON line (the engine benchmark's input) */
   FILE *log;               /* progress and retraining lines (NULL = quiet) */
@@ -39,8 +42,11 @@ typedef struct {
 /* What happened, for one group of users (treatment, or the holdout under LW_SIM_LEARNING). */
 typedef struct {
   uint64_t users, decisions, prompts, shares, dismissals, invites, referred, churned;
+  uint64_t landings;       /* referees who landed through a share link */
+  uint64_t retained;       /* referred customers still active after 30 days (their lifetime) */
+  uint64_t retained_90;    /* ... and after 90 days */
   double incentive_cost;  /* sum of the variant's cost over referred customers */
-  double referral_value;  /* sum over referred customers of ARPU x expected months retained (24 max) */
+  double referral_value;  /* sum over referred customers of ARPU x months retained (24 max) */
 } lw_sim_group;
 
 /* One retraining round's promotion decision, with its figures (also written to the log). */
@@ -55,6 +61,9 @@ typedef struct {
 typedef struct {
   lw_sim_group treat, holdout;
   uint64_t batches_posted; /* via_ingest: wire batches the ingest server stored */
+  uint64_t referee_reports; /* via_ingest: reports the host posted to /v1/referees (all events) */
+  uint64_t referee_landings; /* via_ingest: landings posted from referees' devices */
+  uint64_t referee_retained_30; /* via_ingest: of the reports, retained_30 ones */
   int models_promoted, models_rejected;
   uint32_t last_model_id;
   int n_rounds;

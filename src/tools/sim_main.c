@@ -23,6 +23,8 @@ static void usage(FILE *out) {
           "       [--via-ingest | --no-ingest]  learning: wire batches go through an in-process\n"
           "                        loopwise-ingest and the trainer reads its SQLite store (the\n"
           "                        default for --lift when the build has the ingest server)\n"
+          "       [--labels retained|shares]  learning through loopwise-ingest: train on the retained\n"
+          "                        referee value (closed attribution windows; the default) or shares\n"
           "       [--vw-out FILE] [--events-out FILE] [--quiet]\n");
 }
 
@@ -35,20 +37,56 @@ static int load_config(const char *path, lw_config *cfg) {
 
 static double div0(double a, double b) { return b > 0 ? a / b : 0.0; }
 
+/* The proof table's figures of one group (README "Proving the lift"), in column order. */
+#define LW_SIM_FIGURES(X)                                                                            \
+  X(prompts_per_1k, "prompts / 1k u", 1000 * div0((double)g->prompts, (double)g->users))             \
+  X(shares_per_1k, "shares / 1k u", 1000 * div0((double)g->shares, (double)g->users))                \
+  X(converted_per_1k, "conv / 1k u", 1000 * div0((double)g->referred, (double)g->users))             \
+  X(converted_per_prompt, "conv / prompt", div0((double)g->referred, (double)g->prompts))            \
+  X(retained_per_1k, "ret / 1k u", 1000 * div0((double)g->retained, (double)g->users))               \
+  X(retained_per_prompt, "ret / prompt", div0((double)g->retained, (double)g->prompts))              \
+  X(cost_per_retained, "cost / ret", div0(g->incentive_cost, (double)g->retained))                   \
+  X(dismissals_per_1k_prompts, "dism / 1k pr", 1000 * div0((double)g->dismissals, (double)g->prompts)) \
+  X(churn_pct, "churn %", 100 * div0((double)g->churned, (double)g->users))                          \
+  X(value_per_1k, "value / 1k u", 1000 * div0(g->referral_value - g->incentive_cost, (double)g->users))
+
 static void row(const char *name, const lw_sim_group *g) {
-  printf("| %-34s | %7llu | %7llu | %6.2f%% | %7.4f | %8.1f | %6llu | %8.2f | %7.0f | %5.1f%% | %9.0f |\n", name,
-         (unsigned long long)g->users, (unsigned long long)g->prompts, 100 * div0((double)g->shares, (double)g->prompts),
-         div0((double)g->referred, (double)g->prompts), 1000 * div0((double)g->referred, (double)g->users),
-         (unsigned long long)g->referred, div0(g->incentive_cost, (double)g->referred),
-         1000 * div0((double)g->dismissals, (double)g->prompts), 100 * div0((double)g->churned, (double)g->users),
-         1000 * div0(g->referral_value - g->incentive_cost, (double)g->users));
+  printf("| %-34s | %7llu", name, (unsigned long long)g->users);
+#define LW_X_CELL(id, title, expr) printf(" | %10.4g", (double)(expr));
+  LW_SIM_FIGURES(LW_X_CELL)
+#undef LW_X_CELL
+  printf(" |\n");
 }
 
+/* The same figures as name=value lines, sim_<arm>_<figure>=, for lift-seeds.sh to average. */
+static void figures(const char *arm, const lw_sim_group *g) {
+#define LW_X_LINE(id, title, expr) printf("sim_%s_" #id "=%.6g\n", arm, (double)(expr));
+  LW_SIM_FIGURES(LW_X_LINE)
+#undef LW_X_LINE
+}
+
+static double figure(const lw_sim_group *g, int k) {
+  int i = 0;
+#define LW_X_PICK(id, title, expr) if (i++ == k) return (double)(expr);
+  LW_SIM_FIGURES(LW_X_PICK)
+#undef LW_X_PICK
+  return 0.0;
+}
+enum {
+#define LW_X_ENUM(id, title, expr) F_##id,
+  LW_SIM_FIGURES(LW_X_ENUM)
+#undef LW_X_ENUM
+  F_COUNT
+};
+
 static void header(void) {
-  printf("| %-34s | %7s | %7s | %7s | %7s | %8s | %6s | %8s | %7s | %6s | %9s |\n", "policy", "users", "prompts",
-         "share", "conv/pr", "conv/1k u", "refd", "cost/ref", "dism/1k", "churn", "value/1k u");
-  printf("|%s|---------|---------|---------|---------|----------|--------|----------|---------|--------|-----------|\n",
-         "------------------------------------");
+  printf("| %-34s | %7s", "policy", "users");
+#define LW_X_HEAD(id, title, expr) printf(" | %10s", title);
+  LW_SIM_FIGURES(LW_X_HEAD)
+#undef LW_X_HEAD
+  printf(" |\n|------------------------------------|---------");
+  for (int k = 0; k < F_COUNT; k++) printf("|------------");
+  printf("|\n");
 }
 
 int main(int argc, char **argv) {
@@ -60,7 +98,7 @@ int main(int argc, char **argv) {
   lw_sim_defaults(&o);
   const char *cfg_path = NULL, *monthly_path = NULL, *policy = NULL, *vw = NULL, *evs = NULL;
   const char *workdir = "/tmp";
-  int lift = 0, quiet = 0, via = -1; /* -1: through the ingest server for --lift when built */
+  int lift = 0, quiet = 0, via = -1, labels_retained = 1; /* -1: through the ingest server for --lift when built */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -85,6 +123,8 @@ int main(int argc, char **argv) {
       else if (strcmp(a, "--days") == 0) o.days = atoi(v);
       else if (strcmp(a, "--seed") == 0) o.seed = strtoull(v, NULL, 10);
       else if (strcmp(a, "--retrain-days") == 0) o.retrain_days = atoi(v);
+      else if (strcmp(a, "--labels") == 0 && (!strcmp(v, "retained") || !strcmp(v, "shares")))
+        labels_retained = strcmp(v, "retained") == 0;
       else {
         fprintf(stderr, "loopwise-sim: unknown option %s\n", a);
         usage(stderr);
@@ -102,6 +142,7 @@ int main(int argc, char **argv) {
   if (monthly_path && load_config(monthly_path, &monthly) < 0) return 2;
   o.workdir = workdir;
   o.via_ingest = via == 1 || (via < 0 && lift && lw_sim_has_ingest());
+  o.retained_labels = labels_retained;
   mkdir(workdir, 0755);
   o.log = quiet ? NULL : stderr;
   if (vw && !(o.vw_out = fopen(vw, "w"))) {
@@ -148,24 +189,27 @@ int main(int argc, char **argv) {
       row("2. milestone rules (config only)", &r[1].treat);
       row("3. Loopwise learning (treatment)", &r[2].treat);
       row("3h. its holdout (rules)", &r[2].holdout);
-      const lw_sim_group *m = &r[0].treat, *l = &r[2].treat;
-      double conv_m = div0((double)m->referred, (double)m->prompts), conv_l = div0((double)l->referred, (double)l->prompts);
-      double cpr_m = div0(m->incentive_cost, (double)m->referred), cpr_l = div0(l->incentive_cost, (double)l->referred);
+      const lw_sim_group *m = &r[0].treat, *ru = &r[1].treat, *l = &r[2].treat;
       printf("\nmodels promoted %d, kept current %d", r[2].models_promoted, r[2].models_rejected);
-      if (o.via_ingest) printf("; %llu wire batches through loopwise-ingest", (unsigned long long)r[2].batches_posted);
+      if (o.via_ingest)
+        printf("; %llu wire batches, %llu referee landings and %llu host reports through loopwise-ingest",
+               (unsigned long long)r[2].batches_posted, (unsigned long long)r[2].referee_landings,
+               (unsigned long long)r[2].referee_reports);
       printf("\n");
-      printf("sim_conversion_ratio_vs_monthly=%.3f\n", div0(conv_l, conv_m));
-      printf("sim_conversion_per_1k_users_ratio_vs_monthly=%.3f\n",
-             div0(div0((double)l->referred, (double)l->users), div0((double)m->referred, (double)m->users)));
-      printf("sim_cost_per_referred_ratio_vs_monthly=%.3f\n", div0(cpr_l, cpr_m));
-      const lw_sim_group *ru = &r[1].treat;
-      printf("sim_value_ratio_vs_rules=%.3f\n", div0(div0(l->referral_value - l->incentive_cost, (double)l->users),
-                                                     div0(ru->referral_value - ru->incentive_cost, (double)ru->users)));
-      printf("sim_conversion_ratio_vs_rules=%.3f\n",
-             div0(conv_l, div0((double)ru->referred, (double)ru->prompts)));
-      printf("sim_learning_vs_holdout_referred_per_user_ratio=%.3f\n",
-             div0(div0((double)l->referred, (double)l->users),
-                  div0((double)r[2].holdout.referred, (double)r[2].holdout.users)));
+      figures("monthly", m);
+      figures("rules", ru);
+      figures("learning", l);
+      figures("holdout", &r[2].holdout);
+      printf("sim_value_ratio_vs_rules=%.3f\n", div0(figure(l, F_value_per_1k), figure(ru, F_value_per_1k)));
+      printf("sim_conversion_ratio_vs_monthly=%.3f\n",
+             div0(figure(l, F_converted_per_prompt), figure(m, F_converted_per_prompt)));
+      printf("sim_retained_ratio_vs_monthly=%.3f\n", div0(figure(l, F_retained_per_1k), figure(m, F_retained_per_1k)));
+      printf("sim_cost_per_retained_ratio_vs_monthly=%.3f\n",
+             div0(figure(l, F_cost_per_retained), figure(m, F_cost_per_retained)));
+      printf("sim_cost_per_retained_ratio_vs_rules=%.3f\n",
+             div0(figure(l, F_cost_per_retained), figure(ru, F_cost_per_retained)));
+      printf("sim_value_ratio_vs_holdout=%.3f\n",
+             div0(figure(l, F_value_per_1k), figure(&r[2].holdout, F_value_per_1k)));
     }
   }
   if (o.vw_out) fclose(o.vw_out);

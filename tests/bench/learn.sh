@@ -3,7 +3,9 @@
 #   train_lines_per_s, eval_lines_per_s, train_peak_rss_mb on a 1,000,000-line VW file
 #   (the synthetic bandit of tests/tools, 40 features a line, about what the engine logs),
 #   then the lift table's headline figures from the simulator over 5 seeds (README "Proving the
-#   lift"): sim_*_ratio_* as the mean across seeds, with _lo/_hi the 95% interval across seeds.
+#   lift"): sim_*_ratio_* (sim_value_ratio_vs_rules, sim_conversion_ratio_vs_monthly,
+#   sim_retained_ratio_vs_monthly, sim_cost_per_retained_ratio_vs_monthly, ...) and every arm's
+#   figure (sim_<arm>_<figure>) as the mean across seeds, with _lo/_hi the 95% interval across seeds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${LW_NATIVE_DIR:-build/native}

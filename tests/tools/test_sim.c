@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "loopwise/learn.h"
+#include "loopwise/store.h"
 #include "sim.h"
 
 static lw_status take_batch(lw_engine *e, int64_t now, char *buf, size_t cap, size_t *len, size_t *n) {
@@ -198,6 +199,110 @@ static void the_learning_loop_runs_through_the_ingest_server(void) {
   }
   CHECK(n > 500);
   CHECK(rewarded == r.treat.shares); /* holdout decisions are not choices a model made */
+  free(rec);
+  lw_reader_close(rd);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) exit(2);
+}
+
+/* Issue 11: a simulated referee's landing and the host's reports go through the real ingest
+ * server, and a retained_30 report reaches the trainer's input joined by the share token to the
+ * very decision whose share the referee came through. */
+static void a_simulated_referees_retained_report_joins_by_token_to_the_decision_that_shared(void) {
+  if (!lw_sim_has_ingest()) {
+    printf("  (skipped: built without the ingest server)\n");
+    return;
+  }
+  lw_config cfg = load("models/referral.json");
+  lw_sim_opts o = small(4);
+  o.users = 500;
+  o.days = 80;
+  o.via_ingest = 1;
+  o.retained_labels = 1;
+  o.retrain_days = 0; /* the store is what is checked; no retraining needed */
+  char dir[256], cmd[300];
+  snprintf(dir, sizeof dir, "/tmp/lw-test-simr-%ld", (long)getpid());
+  snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+  if (system(cmd) != 0) exit(2);
+  o.workdir = dir;
+  lw_sim_result r;
+  char err[LW_ERRMSG_MAX] = "";
+  lw_status st = lw_sim_run(&o, &cfg, LW_SIM_LEARNING, &r, err, sizeof err);
+  if (st != LW_OK) fprintf(stderr, "  %s\n", err);
+  CHECK(st == LW_OK);
+  CHECK(r.referee_landings > 0);
+  CHECK(r.referee_retained_30 > 0);
+  CHECK(r.referee_reports > r.referee_retained_30);
+  char db[300];
+  snprintf(db, sizeof db, "%s/sim-outcomes.db", dir);
+  lw_store *s = NULL;
+  CHECK(lw_store_open_sqlite_read(db, &s, err, sizeof err) == LW_OK);
+  /* every retained_30 report joins one decision, by token, and only a decision that shared */
+  lw_store_range range = {"default", 0, 0};
+  lw_store_cursor *cur = NULL;
+  CHECK(s && lw_store_decisions_within(s, &range, 0, &cur, err, sizeof err) == LW_OK);
+  lw_store_decision *d = malloc(sizeof *d);
+  int64_t retained = 0, landings = 0;
+  while (cur && lw_store_next(cur, d, err, sizeof err) == 1) {
+    retained += d->outcomes.retained_30;
+    landings += d->outcomes.landings;
+    if (d->outcomes.retained_30 > 0) {
+      CHECK(d->shared);
+      CHECK_INT(d->outcomes.join, LW_JOIN_TOKEN);
+      CHECK(d->outcomes.conversions >= d->outcomes.retained_30);
+    }
+  }
+  lw_store_cursor_free(cur);
+  CHECK_INT(retained, (int64_t)r.referee_retained_30);
+  CHECK_INT(landings, (int64_t)r.referee_landings);
+  /* the trainer's input: the decisions whose window has closed by the end, labelled with the
+   * retained value the config prices, a retained referee's decision among them */
+  int64_t now = o.start_ms + (int64_t)o.days * 86400000LL;
+  int days = (int)cfg.reward_attribution_days;
+  enum { MAX_WANT = 4096 };
+  static uint64_t want_id[MAX_WANT];
+  static double want_label[MAX_WANT], without_retained[MAX_WANT];
+  int n_want = 0;
+  CHECK(lw_store_decisions_within(s, &range, days, &cur, err, sizeof err) == LW_OK);
+  while (cur && lw_store_next(cur, d, err, sizeof err) == 1) {
+    if (d->outcomes.retained_30 == 0 || !lw_store_window_closed(d, days, now) || strcmp(d->mode, "holdout") == 0 ||
+        n_want == MAX_WANT)
+      continue;
+    double cost = 0;
+    for (int k = 0; k < cfg.n_variants; k++)
+      if (strcmp(cfg.variants[k].id, d->action) == 0) cost = cfg.variants[k].cost;
+    want_id[n_want] = d->id;
+    without_retained[n_want] = lw_retained_value(&cfg, cost, d->outcomes.conversions, 0, d->outcomes.retained_90,
+                                                 d->outcomes.churned, d->outcomes.revenue, 1);
+    want_label[n_want++] = lw_retained_value(&cfg, cost, d->outcomes.conversions, d->outcomes.retained_30,
+                                             d->outcomes.retained_90, d->outcomes.churned, d->outcomes.revenue, 1);
+  }
+  lw_store_cursor_free(cur);
+  free(d);
+  lw_store_free(s);
+  CHECK(n_want > 0);
+  lw_source_opts src;
+  memset(&src, 0, sizeof src);
+  src.kind = LW_SRC_SQLITE;
+  src.path = db;
+  src.site = "default";
+  src.reward = &cfg;
+  src.now_ms = now;
+  lw_actions_from_config(&cfg, &src.n_actions, src.actions);
+  lw_reader *rd = NULL;
+  CHECK(lw_reader_open(&src, &rd, err, sizeof err) == LW_OK);
+  lw_logged *rec = malloc(sizeof *rec);
+  int found = 0;
+  while (rd && lw_reader_next(rd, rec, err, sizeof err) == 1)
+    for (int k = 0; k < n_want; k++)
+      if (rec->line == want_id[k]) {
+        CHECK(fabs(rec->reward - want_label[k]) < 1e-9);
+        CHECK(rec->reward > without_retained[k]); /* the retained referee's value is in it */
+        found++;
+      }
+  CHECK_INT(found, n_want);
+  CHECK(rd && lw_reader_labels(rd) == LW_LABELS_RETAINED);
+  CHECK(rd && lw_reader_open_windows(rd) > 0); /* the latest decisions' labels are still open */
   free(rec);
   lw_reader_close(rd);
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -395,6 +500,7 @@ int main(void) {
   RUN(the_monthly_program_asks_at_most_once_a_month);
   RUN(the_learning_policy_retrains_promotes_and_keeps_a_holdout);
   RUN(the_learning_loop_runs_through_the_ingest_server);
+  RUN(a_simulated_referees_retained_report_joins_by_token_to_the_decision_that_shared);
   RUN(the_evaluator_reproduces_the_runtimes_logged_probabilities);
   RUN(the_cores_policy_and_personas_are_the_engines);
   return check_failures ? 1 : 0;
