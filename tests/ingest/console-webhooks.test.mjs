@@ -8,8 +8,12 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { join } from 'node:path';
-import { startServer, tempDir, request } from './helpers.mjs';
+import { startServer, tempDir, request, onPg } from './helpers.mjs';
 import { PASSWORD, consoleConfig, referee_ } from './console-fixture.mjs';
+
+// Webhook deliveries (store schema 8) are SQLite-only so far: the PostgreSQL backend has no
+// delivery calls yet (src/ingest/store_pg.c says so), so the suite's PostgreSQL run skips these.
+const webhooks = { skip: onPg && 'webhook deliveries are not on the PostgreSQL backend yet' };
 
 const WEBHOOK_SECRET = 'webhook-secret-0123456789abcdef0123456789';
 
@@ -74,7 +78,7 @@ const convert = async (server, code, referee) => {
 };
 const newCode = () => 'H' + randomBytes(5).toString('hex').toUpperCase();
 
-test('a_counted_conversion_arrives_signed_with_its_idempotency_key', async () => {
+test('a_counted_conversion_arrives_signed_with_its_idempotency_key', webhooks, async () => {
   const hook = await receiver();
   const server = await serve(hook);
   cleanups.push(() => server.cleanup(), hook.close);
@@ -98,7 +102,7 @@ test('a_counted_conversion_arrives_signed_with_its_idempotency_key', async () =>
   assert.equal(log.deliveries[0].last_status, 200);
 });
 
-test('a_flagged_conversion_is_sent_only_once_approved', async () => {
+test('a_flagged_conversion_is_sent_only_once_approved', webhooks, async () => {
   const hook = await receiver();
   const server = await serve(hook);
   cleanups.push(() => server.cleanup(), hook.close);
@@ -119,7 +123,7 @@ test('a_flagged_conversion_is_sent_only_once_approved', async () => {
   await waitFor('the approved one', () => hook.seen.some((s) => s.json.report === flagged.id));
 });
 
-test('a_failing_receiver_is_retried_with_backoff_until_it_answers', async () => {
+test('a_failing_receiver_is_retried_with_backoff_until_it_answers', webhooks, async () => {
   const hook = await receiver((n) => (n <= 2 ? 500 : 0));
   const server = await serve(hook);
   cleanups.push(() => server.cleanup(), hook.close);
@@ -136,7 +140,7 @@ test('a_failing_receiver_is_retried_with_backoff_until_it_answers', async () => 
   assert.equal(d.attempts, 3);
 });
 
-test('past_its_retry_window_a_delivery_is_failed_and_can_be_sent_again_from_the_console', async () => {
+test('past_its_retry_window_a_delivery_is_failed_and_can_be_sent_again_from_the_console', webhooks, async () => {
   let down = true;
   const hook = await receiver(() => (down ? 503 : 0));
   const server = await serve(hook, { webhook_max_age_s: 1 });
@@ -157,7 +161,7 @@ test('past_its_retry_window_a_delivery_is_failed_and_can_be_sent_again_from_the_
   assert.match(server.stderr, /"action":"resend"/);
 });
 
-test('two_servers_on_one_database_deliver_each_conversion_once_also_across_a_restart', async () => {
+test('two_servers_on_one_database_deliver_each_conversion_once_also_across_a_restart', webhooks, async () => {
   const hook = await receiver();
   const dir = tempDir();
   const db = join(dir, 'shared.db');
@@ -177,7 +181,7 @@ test('two_servers_on_one_database_deliver_each_conversion_once_also_across_a_res
   assert.equal(new Set(keys).size, 21);
 });
 
-test('a_schema_7_store_is_migrated_to_8_with_its_deliveries_table', async () => {
+test('a_schema_7_store_is_migrated_to_8_with_its_deliveries_table', webhooks, async () => {
   const { sql } = await import('./helpers.mjs');
   const dir = tempDir();
   const db = join(dir, 'v7.db');
