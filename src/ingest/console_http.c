@@ -245,6 +245,15 @@ static enum MHD_Result answer_console_review(lw_ingest_server *s, struct MHD_Con
   return answer_review(s, c, rq);
 }
 
+/* The positive decimal id after the route's path (/console/api/.../<id>), or 0 for anything
+ * else (a sign, a leading zero, trailing text). */
+static long long path_id(const lw_request *rq) {
+  const char *t = rq->path + strlen(rq->route->path);
+  char *end;
+  long long id = strtoll(t, &end, 10);
+  return (*end || id <= 0 || t[0] < '1' || t[0] > '9') ? 0 : id;
+}
+
 /* POST /console/api/reviews/<id>[?site=] {"decision":"approve"|"reject"}: the review API's
  * call (lw_store_review) under the console's access rule, logged with who and when. */
 static enum MHD_Result handle_console_review(lw_ingest_server *s, struct MHD_Connection *c,
@@ -253,10 +262,8 @@ static enum MHD_Result handle_console_review(lw_ingest_server *s, struct MHD_Con
   if (!console_allowed(s, c, rq, 1, &refused)) return refused;
   const lw_ingest_site *site = console_site(s, c, rq, &refused);
   if (!site) return refused;
-  const char *id_text = rq->path + strlen(rq->route->path);
-  char *end;
-  long long id = strtoll(id_text, &end, 10);
-  if (*end || id <= 0 || id_text[0] < '1' || id_text[0] > '9')
+  long long id = path_id(rq);
+  if (id <= 0)
     return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, "expected a report id, a positive integer", "id", 0});
   lw_review_call_t *call = calloc(1, sizeof *call);
   if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
@@ -350,10 +357,8 @@ static enum MHD_Result handle_console_resend(lw_ingest_server *s, struct MHD_Con
   if (!console_allowed(s, c, rq, 1, &refused)) return refused;
   const lw_ingest_site *site = console_site(s, c, rq, &refused);
   if (!site) return refused;
-  const char *id_text = rq->path + strlen(rq->route->path);
-  char *end;
-  long long id = strtoll(id_text, &end, 10);
-  if (*end || id <= 0 || id_text[0] < '1' || id_text[0] > '9')
+  long long id = path_id(rq);
+  if (id <= 0)
     return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, "expected a delivery id, a positive integer", "id", 0});
   console_resend_t *r = calloc(1, sizeof *r);
   if (!r) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
