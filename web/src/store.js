@@ -125,12 +125,10 @@ export function createStore(db, engine, prefix, warn) {
       base = v ? v.g : '';
       n = (parseInt(base) || 0) + 1 + ':' + tab;
       try {
-        if (w && w[0] === base) {
-          const r = engine.restore(b64(w[1]), Date.now());
-          if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
-        } else if (!v || v.g !== gen) {
-          // Earlier builds of this widget stored the snapshot as base64 text: read the bytes it holds.
-          const r = engine.restore(v && typeof v.s === 'string' ? b64(v.s) : v ? v.s : null, Date.now());
+        const left = w && w[0] === base; // a closed page's snapshot, newer than the stored one
+        if (left || !v || v.g !== gen) {
+          // Base64 text: that snapshot, or one an earlier build of this widget stored.
+          const b = left ? w[1] : v && v.s, r = engine.restore(typeof b === 'string' ? b64(b) : b, Date.now());
           if (!r.ok) warn('Loopwise: state not restored: ' + r.error);
         }
       } catch (e) {
