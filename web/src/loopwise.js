@@ -209,7 +209,7 @@ export function create(o) {
       async forget() {
         await loadNet();
         const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
-        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS, store.left].map((k) => s.removeItem(k)));
         await run((now, os) => {
           os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
           engine.identity(crypto.getRandomValues(new Uint8Array(26)));

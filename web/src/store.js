@@ -151,6 +151,7 @@ export function createStore(db, engine, prefix, warn) {
   }
   return {
     tx,
+    left: W, // the localStorage key of a closed page's snapshot (forget() deletes it)
     // Inside tx: store a batch from engine.takeBatch ({id, body}), the i-th taken at `now`.
     // Returns its pending record {key, id, body}.
     put(os, batch, now, i) {
