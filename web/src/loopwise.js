@@ -68,9 +68,10 @@ export function create(o) {
     let prompt = null; // the open prompt's close(), with the decision id as .id
 
     // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
-    // it afterwards (store.js). The privacy signals and the busy flag are per page, not shared
-    // state: set them every time.
-    const run = (fn, withPending) => store.tx((now, os, pending) => {
+    // it afterwards (store.js; `early`: fn only calls the engine, so it may join a transaction
+    // already open and resolves as soon as it ran). The privacy signals and the busy flag are per
+    // page, not shared state: set them every time.
+    const run = (fn, withPending, early) => store.tx((now, os, pending) => {
       const n = navigator, left = local((s) => s.getItem(LEFT_OPEN));
       engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', busy);
       if (left) {
@@ -78,9 +79,10 @@ export function create(o) {
         try { engine.outcome(left, 'close', now); } catch { /* already ended */ }
       }
       return fn(now, os, pending);
-    }, withPending);
-    // The usual call: fn(now) in one transaction, then `then` with its result.
-    const act = (fn, then) => run(fn).then(then);
+    }, withPending, early);
+    // The usual call: fn(now), an engine call, in a transaction (back-to-back calls share one),
+    // then `then` with its result.
+    const act = (fn, then) => run(fn, 0, 1).then(then);
     // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
     // chunk failed to load: retried at the next call).
     const loadNet = () => (endpoint ? netting = netting || o.net().then(
@@ -207,7 +209,7 @@ export function create(o) {
       async forget() {
         await loadNet();
         const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
-        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS, store.left].map((k) => s.removeItem(k)));
         await run((now, os) => {
           os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
           engine.identity(crypto.getRandomValues(new Uint8Array(26)));
