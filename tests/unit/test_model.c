@@ -105,7 +105,7 @@ static void model_file_round_trips_and_damage_is_refused(void) {
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_CORRUPT);
   CHECK_CONTAINS(err, "not a Loopwise model file");
   buf[0] = 'L';
-  buf[4] = 4; /* version 4, with a valid checksum */
+  buf[4] = 5; /* version 5, with a valid checksum */
   uint32_t crc = lw_crc32(0, buf, len - 4);
   for (int i = 0; i < 4; i++) buf[len - 4 + i] = (uint8_t)(crc >> (8 * i));
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
@@ -123,9 +123,9 @@ static void a_newer_model_is_refused_for_its_version_before_its_checksum(void) {
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
   lw_model *r = NULL;
-  buf[4] = 4; /* version 4; the checksum is now wrong for these bytes */
+  buf[4] = 5; /* version 5; the checksum is now wrong for these bytes */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
-  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1-3)");
+  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1-4)");
   CHECK(r == NULL);
   buf[5] = 1; /* version 260 */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
