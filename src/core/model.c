@@ -139,15 +139,11 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
       }
     }
   }
-  if (!why && version >= 4) { /* u8 label kind; value labels: f32 lo < f32 hi */
-    m->value_labels = (int)rd_u(&r, 1);
-    if (m->value_labels > 1) why = "unknown label kind";
-    if (!why && m->value_labels) {
-      m->reward_lo = rd_f32(&r);
-      m->reward_hi = rd_f32(&r);
-      if (!finite_f(m->reward_lo) || !finite_f(m->reward_hi) || !(m->reward_lo < m->reward_hi))
-        why = "label range must be finite with lo < hi";
-    }
+  if (!why && version >= 4 && (m->value_labels = (int)rd_u(&r, 1))) { /* value labels: f32 lo < f32 hi */
+    m->reward_lo = rd_f32(&r);
+    m->reward_hi = rd_f32(&r);
+    if (m->value_labels > 1 || !finite_f(m->reward_lo) || !finite_f(m->reward_hi) || !(m->reward_lo < m->reward_hi))
+      why = "bad label range";
   }
   if (!why) {
     size_t n = rd_u(&r, 2);
