@@ -429,6 +429,10 @@ static lw_status parse(const char *json, size_t len, lw_config *out, char *err, 
   if (n_errors) *n_errors = 1; /* until the JSON parses */
   lw_config cfg;
   lw_cfg_defaults(&cfg);
+  /* The display part's channels default here, not in lw_cfg_defaults: the runtime's reader
+   * (WASM) never needs them, so it carries no code for them. Every channel, LW_CHANNELS order. */
+  cfg.n_channels = LW_CHANNEL_COUNT;
+  for (int i = 0; i < LW_CHANNEL_COUNT; i++) cfg.channels[i] = (uint8_t)i;
 
   const char *end = NULL;
   lw_status pst;

@@ -181,8 +181,6 @@ void lw_cfg_defaults(lw_config *cfg) {
   for (int i = 0; i < lw_cfg_n_objects; i++) set_defaults(lw_cfg_objects[i].fields, lw_cfg_objects[i].n, cfg);
   cfg->approval_attr = -1;
   cfg->fairness_attr = -1;
-  cfg->n_channels = LW_CHANNEL_COUNT; /* every share channel, in LW_CHANNELS order */
-  for (int i = 0; i < LW_CHANNEL_COUNT; i++) cfg->channels[i] = (uint8_t)i;
 }
 
 /* Array elements start from their own defaults (a variant's weight is 1). */

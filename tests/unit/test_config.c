@@ -154,11 +154,10 @@ static lw_config engine_part(lw_config cfg) {
     memset(v->referee_reward, 0, sizeof v->referee_reward);
   }
   for (int i = 0; i < LW_MAX_LADDER; i++) memset(cfg.ladder[i].reward, 0, sizeof cfg.ladder[i].reward);
-  /* channels and preview are the display part's too: a read file has their defaults */
-  lw_config def = tu_config(MINIMAL "}");
-  cfg.n_channels = def.n_channels;
-  memcpy(cfg.channels, def.channels, sizeof cfg.channels);
-  cfg.preview_url = def.preview_url;
+  /* channels and preview are the display part's too: a read file has none */
+  cfg.n_channels = 0;
+  memset(cfg.channels, 0, sizeof cfg.channels);
+  cfg.preview_url = 0;
   return cfg;
 }
 
