@@ -15,9 +15,10 @@ const distDir = process.env.LW_WEB_DIST || dist;
 // What a script-tag page fetches on a first load with no prompt and nothing to send ...
 const INITIAL = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.lwc'];
 // ... what it fetches later (the prompt chunk at the first prompt, the transport chunk once
-// there is something to send), and what only the npm package's importers and CSP pages use.
+// there is something to send), and what only the npm package's importers and CSP pages use, and
+// only a page that calls Loopwise.preview() or debug() (issue 14: a visitor never loads it).
 const LATER = ['loopwise-net.js', 'loopwise-prompt.js'];
-const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs'];
+const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', 'loopwise-preview.js'];
 requireBuilt(...FILES.map((f) => join(distDir, f)));
 const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
 const sum = (files) => files.reduce((a, f) => a + gz(f), 0);
@@ -40,7 +41,12 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // 4,536 B with the prompt and the transport split out. Both budgets are marked todo so every
 // run measures and reports them without failing; the ceilings below keep them from growing, so
 // any growth is a deliberate change to this file.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750;
+// Issue 14's share channels and preview added 192 B to the first load (loopwise.js +142: the
+// channel of a share, the channels and ranking passed to the prompt, preview/debug and
+// ?loopwise-preview; referral.lwc +54: the variant ids and the channels; loopwise.wasm -4) and
+// 563 B to the prompt chunk (channels.js: six channels, their links, the copy fallback): the
+// ceilings rose by exactly that (first load 22,250 + 192, download 24,750 + 755).
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22442, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 25505;
 test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
@@ -61,10 +67,18 @@ test('whole_download_stays_under_its_ceiling', () => {
 // The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
 // 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
 // widget's link template, share channel, the landing's token and referral(), +170 B).
-const WIDGET_CEILING = 4750;
+// Issue 14: +142 B (see above).
+const WIDGET_CEILING = 4892;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
+});
+
+// Loopwise.preview() and debug() (web/src/preview.js), loaded only by a page that calls them.
+const PREVIEW_CEILING = 552;
+test('preview_chunk_stays_under_its_ceiling', () => {
+  const n = gz('loopwise-preview.js');
+  assert.ok(n <= PREVIEW_CEILING, `loopwise-preview.js is ${n} B gzip -9 > ${PREVIEW_CEILING}`);
 });
 
 // A page with `script-src 'self'` allows the snippet inline by the hash the README gives, or
