@@ -229,6 +229,8 @@ describe('preview', () => {
     // Settled: the server asked for the model and the time of asking saved (model.js).
     await waitFor('the model request recorded', async () => (await stored(page)).includes(':m"'));
     const status = await page.evaluate(() => window.Loopwise.status()), before = await stored(page);
+    const local = () => page.evaluate(() => JSON.stringify(Object.entries(localStorage).sort()));
+    const localBefore = await local();
     assert.equal(page.urls.some((u) => u.endsWith('/loopwise-prompt.js')), false, 'no prompt chunk before a prompt');
     const from = page.urls.length;
     assert.equal(await page.evaluate(() => window.Loopwise.preview('month_free', { locale: 'en' })), true);
@@ -246,7 +248,8 @@ describe('preview', () => {
     assert.equal(await page.evaluate(() => window.Loopwise.preview('nope')), null, 'an unknown variant shows nothing');
 
     assert.equal(await page.evaluate(() => window.Loopwise.explain()), null, 'no decision');
-    assert.equal(await stored(page), before, 'storage unchanged (state, caps, outbox)');
+    assert.equal(await stored(page), before, 'IndexedDB unchanged (state, caps, outbox)');
+    assert.equal(await local(), localBefore, 'localStorage unchanged');
     assert.deepEqual(await page.evaluate(() => window.Loopwise.status()), status, 'nothing pending');
     assert.deepEqual(page.urls.slice(from).filter((u) => u.startsWith(ingest.base)), [], 'no request to the ingest server');
     // The caps are untouched: the milestone still prompts.
