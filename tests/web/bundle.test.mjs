@@ -44,9 +44,9 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // Issue 14's share channels and preview added 192 B to the first load (loopwise.js +142: the
 // channel of a share, the channels and ranking passed to the prompt, preview/debug and
 // ?loopwise-preview; referral.lwc +54: the variant ids and the channels; loopwise.wasm -4) and
-// 563 B to the prompt chunk (channels.js: six channels, their links, the copy fallback): the
-// ceilings rose by exactly that (first load 22,250 + 192, download 24,750 + 755).
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22442, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 25505;
+// 551 B to the prompt chunk (channels.js: six channels, their links, the copy fallback): the
+// ceilings rose by exactly that (first load 22,250 + 192, download 24,750 + 743).
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22442, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 25493;
 test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);

@@ -15,8 +15,8 @@
 // recorded when the user copies from it.
 //
 // Labels come from the prompt's label function by key (ui.js: English unless the locale's
-// table has the key): share, copy, email, copied, copy_this. LinkedIn, X and WhatsApp are
-// names and not translated.
+// table has the key): share, copy, email, copied, copy_this, and linkedin, x, whatsapp (names:
+// a table need not have them).
 const enc = encodeURIComponent;
 
 // The share URL of a web channel for share {url, title, text}.
@@ -26,9 +26,12 @@ const WEB = {
   x: (s) => 'https://x.com/intent/tweet?text=' + enc(s.text) + '&url=' + enc(s.url),
   whatsapp: (s) => 'https://wa.me/?text=' + enc(s.text + ' ' + s.url),
 };
-const NAMES = { linkedin: 'LinkedIn', x: 'X', whatsapp: 'WhatsApp' };
-// The English labels, for keys the prompt's label function does not have.
-const EN = { share: 'Share', copy: 'Copy link', email: 'Email', copied: 'Link copied.', copy_this: 'Copy this link:' };
+// The English labels, for keys the prompt's label function does not have (the channels' names,
+// 'share' for native, and two messages).
+const EN = {
+  share: 'Share', copy: 'Copy link', email: 'Email', linkedin: 'LinkedIn', x: 'X', whatsapp: 'WhatsApp',
+  copied: 'Link copied.', copy_this: 'Copy this link:',
+};
 
 // The channels to offer, in order (see the top).
 export function order(offered, rank, hasShare) {
@@ -62,7 +65,7 @@ export function channels(dlg, share, el, labels, status, end) {
   };
   return order(share.channels, share.rank, !!nav.share).map((c, i) => {
     const make = WEB[c];
-    const b = el(dlg, make ? 'a' : 'button', i ? 0 : { class: 'p' }, NAMES[c] || label(c === 'native' ? 'share' : c));
+    const b = el(dlg, make ? 'a' : 'button', i ? 0 : { class: 'p' }, label(c === 'native' ? 'share' : c));
     if (make) {
       b.href = make(share);
       if (c !== 'email') { b.target = '_blank'; b.rel = 'noopener'; }
