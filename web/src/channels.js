@@ -40,8 +40,8 @@ export function order(offered, rank, hasShare) {
   return list.length ? list : ['copy'];
 }
 
-// Adds the channel buttons and links to dlg (before `before`) and returns them, first to focus
-// first. el: ui.js's element maker; labels(key): the text, or nothing for English; status: the status line;
+// Adds the channel buttons and links to dlg and returns them (the first is the one to focus
+// first). el: ui.js's element maker; labels(key): the text, or nothing for English; status: the status line;
 // end(kind, msg, stay, channel): logs the share or copy (once) and closes, or shows msg first.
 export function channels(dlg, share, el, labels, status, end) {
   const nav = navigator, label = (k) => (labels && labels(k)) || EN[k];
