@@ -47,7 +47,7 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // 551 B to the prompt chunk (channels.js: six channels, their links, the copy fallback): the
 // ceilings rose by exactly that (first load 22,250 + 192, download 24,750 + 743).
 const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22442, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 25493;
-test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
+test('first_load_fits_18000_B', { todo: 'not met: 22,278 B with issue 14, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
@@ -55,7 +55,7 @@ test('first_load_stays_under_its_ceiling', () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_CEILING, `first load is ${n} B gzip -9 > ${INITIAL_CEILING}`);
 });
-test('whole_download_fits_23000_B', { todo: 'not met: 24,620 B, see the comment above' }, () => {
+test('whole_download_fits_23000_B', { todo: 'not met: 25,363 B with issue 14, see the comment above' }, () => {
   const n = sum([...INITIAL, ...LATER]);
   assert.ok(n <= DOWNLOAD_BUDGET, `whole download is ${n} B gzip -9 > ${DOWNLOAD_BUDGET}`);
 });
