@@ -100,9 +100,9 @@ export function create(o) {
 
     // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
     // A share or copy goes with its link's token (rnd: the 16 random bytes it is the hex of) and
-    // its channel (channels.js: 'native' the share sheet, 'copy' the clipboard, 'email', ...).
+    // its channel (channels.js passes it: 'native' the share sheet, 'copy' the clipboard, 'email', ...).
     const outcome = (id, kind, rnd, channel) => run((now, os, pending) => {
-      if (kind === 'share' || kind === 'copy') engine.share(id, channel || (kind === 'copy' ? kind : 'native'), rnd, now);
+      if (kind === 'share' || kind === 'copy') engine.share(id, channel, rnd, now);
       else engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
     }, !!net).then(() => {
