@@ -172,6 +172,29 @@ describe('share channels', () => {
     await page.locator(DIALOG).waitFor({ state: 'detached' });
   });
 
+  test('a_cancelled_share_sheet_logs_nothing_and_a_failing_one_falls_back_to_copy', async () => {
+    // The first call is cancelled by the user (AbortError), the next fails (NotAllowedError).
+    // Both counted, and every clipboard write.
+    const { page } = await device({ init: () => {
+      window.shares = 0;
+      window.copies = 0;
+      navigator.share = async () => { throw new DOMException('no', window.shares++ ? 'NotAllowedError' : 'AbortError'); };
+      const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+      navigator.clipboard.writeText = (t) => { window.copies++; return write(t); };
+    } });
+    const d = await prompt(page);
+    await use(page, 'Share', 'Enter');
+    await waitFor('the share sheet called', () => page.evaluate(() => window.shares === 1));
+    // The rejection is handled in a microtask after it: by the next task a copy would have started.
+    assert.equal(await page.evaluate(() => new Promise((ok) => setTimeout(() => ok(window.copies), 0))), 0, 'a cancelled sheet copies nothing');
+    assert.equal(await page.locator(DIALOG).count(), 1, 'a cancelled sheet leaves the prompt open');
+    assert.equal(sql(ingest.db, `SELECT count(*) AS n FROM events WHERE decision = '${d.id}' AND kind IN ('share', 'copy')`)[0].n, 0);
+    await page.keyboard.press('Enter'); // focus is still on Share
+    const r = await record(d.id);
+    assert.deepEqual([r.kind, r.channel], ['copy', 'copy'], 'the failed sheet copied instead');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), linkOf(r.code, r.token));
+  });
+
   test('the_config_chooses_the_channels_and_their_order_and_the_models_ranking_comes_first', async () => {
     const config = { ...often, channels: ['copy', 'x', 'email', 'whatsapp'], preview: { allow_url: true } };
     let { page } = await device({ config });
