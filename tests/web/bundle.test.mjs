@@ -15,9 +15,10 @@ const distDir = process.env.LW_WEB_DIST || dist;
 // What a script-tag page fetches on a first load with no prompt and nothing to send ...
 const INITIAL = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.lwc'];
 // ... what it fetches later (the prompt chunk at the first prompt, the transport chunk once
-// there is something to send), and what only the npm package's importers and CSP pages use.
+// there is something to send), and what only the npm package's importers and CSP pages use, and
+// only a page that calls Loopwise.preview() or debug() (issue 14: a visitor never loads it).
 const LATER = ['loopwise-net.js', 'loopwise-prompt.js'];
-const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs'];
+const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', 'loopwise-preview.js'];
 requireBuilt(...FILES.map((f) => join(distDir, f)));
 const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
 const sum = (files) => files.reduce((a, f) => a + gz(f), 0);
@@ -41,8 +42,11 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // in localStorage, web/src/store.js, -54 B for the short export names). Both budgets are marked
 // todo so every run measures and reports them without failing; the ceilings below keep them from
 // growing, so any growth is a deliberate change to this file.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750;
-test('first_load_fits_18000_B', { todo: 'not met: 22,077 B, see the comment above' }, () => {
+// Issue 14's share channels and preview (branch share2) added 180 B to the first load
+// (loopwise.js +130, referral.lwc +54, loopwise.wasm -4) and 551 B to the prompt chunk
+// (channels.js): the ceilings rose by exactly that.
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22430, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 25481;
+test('first_load_fits_18000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
@@ -50,7 +54,7 @@ test('first_load_stays_under_its_ceiling', () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_CEILING, `first load is ${n} B gzip -9 > ${INITIAL_CEILING}`);
 });
-test('whole_download_fits_23000_B', { todo: 'not met: 24,611 B, see the comment above' }, () => {
+test('whole_download_fits_23000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum([...INITIAL, ...LATER]);
   assert.ok(n <= DOWNLOAD_BUDGET, `whole download is ${n} B gzip -9 > ${DOWNLOAD_BUDGET}`);
 });
@@ -64,10 +68,18 @@ test('whole_download_stays_under_its_ceiling', () => {
 // widget's link template, share channel, the landing's token and referral(), +170 B; 5,008 B with
 // the store's shared transactions and left-behind snapshot, +353 B, and the short export names,
 // -54 B: track_main_thread_ms went from 0.37-0.88 ms to 0.00-0.06 ms).
-const WIDGET_CEILING = 5050;
+// Issue 14: +130 B (see above).
+const WIDGET_CEILING = 5180;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
+});
+
+// Loopwise.preview() and debug() (web/src/preview.js), loaded only by a page that calls them.
+const PREVIEW_CEILING = 552;
+test('preview_chunk_stays_under_its_ceiling', () => {
+  const n = gz('loopwise-preview.js');
+  assert.ok(n <= PREVIEW_CEILING, `loopwise-preview.js is ${n} B gzip -9 > ${PREVIEW_CEILING}`);
 });
 
 // A page with `script-src 'self'` allows the snippet inline by the hash the README gives, or
