@@ -13,11 +13,15 @@
 
 #include <cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 lw_batch_limits lw_batch_default_limits(void) {
   lw_batch_limits l = {LW_BATCH_EVENTS, 24LL * 3600 * 1000};
@@ -159,12 +163,29 @@ static int j_hex4(jreader *r, unsigned *out) {
   return 1;
 }
 
+/* The first byte from p that ends a run of plain string bytes (a quote, a backslash or a
+ * control character), or end. Sixteen bytes at a time where SSE2 is there (every x86-64). */
+static const unsigned char *j_plain_run(const unsigned char *p, const unsigned char *end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
+  while (end - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+    int m = _mm_movemask_epi8(stop);
+    if (m) return p + __builtin_ctz((unsigned)m);
+    p += 16;
+  }
+#endif
+  while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+  return p;
+}
+
 /* r->p at the opening quote; *esc set when the string has an escape. */
 static int j_string(jreader *r, int *esc) {
   r->p++;
   for (;;) {
-    const unsigned char *p = r->p;
-    while (p < r->end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+    const unsigned char *p = j_plain_run(r->p, r->end);
     r->p = p;
     if (p >= r->end) return 0;
     unsigned char c = *p;
@@ -404,10 +425,41 @@ static double j_number_value(const jval *v) {
 
 /* ---- the typed readers, on located values (the same checks and messages as the cJSON ones) */
 
+/* Bit cs of k_charsets[c] is lw_char_ok(cs, c): text.c's character sets as one lookup a byte,
+ * built once. */
+static unsigned char k_charsets[256];
+static pthread_once_t k_charsets_once = PTHREAD_ONCE_INIT;
+
+static void charsets_build(void) {
+  for (int c = 0; c < 256; c++)
+    for (int cs = LW_CS_NAME; cs <= LW_CS_TEXT; cs++)
+      if (lw_char_ok((lw_charset)cs, (unsigned char)c)) k_charsets[c] |= (unsigned char)(1u << cs);
+}
+
 static lw_status j_read_string(const jval *v, const char *prefix, const char *name, lw_charset cs, size_t min,
                                size_t max, char *out, size_t out_size, lw_batch_error *err) {
   if (v->type != J_STR) return fail(err, prefix, name, "expected a string");
   size_t raw = (size_t)(v->e - v->s);
+  if (!v->esc && raw < out_size) {
+    /* The common case, in one loop: copied, its character set and whether it is ASCII. The
+     * checks and messages are those below, in the same order. */
+    unsigned all = 0xFF, high = 0;
+    for (size_t i = 0; i < raw; i++) {
+      unsigned char c = v->s[i];
+      out[i] = (char)c;
+      all &= k_charsets[c];
+      high |= c;
+    }
+    out[raw] = '\0';
+    if (high >= 0x80 && !lw_utf8_valid(out, raw)) return fail(err, prefix, name, "invalid UTF-8");
+    if (!(all >> cs & 1u))
+      return fail(err, prefix, name, "expected %zu-%zu characters of %s", min, max, lw_charset_desc(cs));
+    size_t chars = cs == LW_CS_TEXT && high >= 0x80 ? lw_utf8_chars(out) : raw;
+    if (chars >= min && chars <= max) return LW_OK;
+    if (min == max)
+      return fail(err, prefix, name, "expected exactly %zu characters of %s", min, lw_charset_desc(cs));
+    return fail(err, prefix, name, "expected %zu-%zu characters of %s", min, max, lw_charset_desc(cs));
+  }
   char *heap = NULL, *s = out;
   if (raw >= out_size && !(s = heap = malloc(raw + 1))) return LW_ERR_NOMEM;
   size_t bytes = j_decode(v, s, raw);
@@ -468,7 +520,7 @@ static int j_match(const jobject *o, const jval *key) {
     k = (const unsigned char *)buf;
   }
   for (int i = 0; i < o->n; i++)
-    if (o->lens[i] == n && memcmp(o->names[i], k, n) == 0) return i;
+    if (o->lens[i] == n && n && o->names[i][0] == (char)k[0] && memcmp(o->names[i], k, n) == 0) return i;
   return -1;
 }
 
@@ -691,6 +743,14 @@ static void channel_list(char *names, size_t cap) {
                           lw_channel_name((lw_channel)k));
 }
 
+/* snprintf(dst, cap, "%s", name) without its cost. */
+static void copy_name(char *dst, size_t cap, const char *name) {
+  size_t n = strlen(name);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, name, n);
+  dst[n] = '\0';
+}
+
 static lw_status j_read_field(jparse *c, const jval *f, int i, const char *path, lw_event *ev, lw_batch_error *err) {
   const field_reader *fr = &event_readers[i];
   const jval *v = &f[i];
@@ -716,7 +776,7 @@ static lw_status j_read_field(jparse *c, const jval *f, int i, const char *path,
     int mode = v->type == J_STR ? lw_mode_parse(j_short(v, buf, sizeof buf)) : -1;
     if (mode < 0) return fail(err, path, event_fields[i], "expected %s, %s or %s", lw_mode_name(LW_MODE_RULES),
                               lw_mode_name(LW_MODE_MODEL), lw_mode_name(LW_MODE_HOLDOUT));
-    snprintf(ev->mode, sizeof ev->mode, "%s", lw_mode_name((lw_mode)mode));
+    copy_name(ev->mode, sizeof ev->mode, lw_mode_name((lw_mode)mode));
     return LW_OK;
   }
   case FR_CHANNEL: {
@@ -726,7 +786,7 @@ static lw_status j_read_field(jparse *c, const jval *f, int i, const char *path,
       channel_list(names, sizeof names);
       return fail(err, path, event_fields[i], "unknown channel (expected %s)", names);
     }
-    snprintf(ev->channel, sizeof ev->channel, "%s", lw_channel_name((lw_channel)ch));
+    copy_name(ev->channel, sizeof ev->channel, lw_channel_name((lw_channel)ch));
     return LW_OK;
   }
   case FR_X:
@@ -760,13 +820,27 @@ static lw_status j_read_event(jparse *c, jobject *o, const char *path, lw_event 
     if (rule == 'R' && !present) return fail(err, path, event_fields[i], "required for kind %s", lw_kind_name(ev->kind));
     if (rule == '-' && present) return fail(err, path, event_fields[i], "not allowed for kind %s", lw_kind_name(ev->kind));
   }
-  for (int pass = 0; pass < 2; pass++) /* x last */
-    for (int i = 0; i < LW_FIELD_COUNT; i++) {
-      const field_reader *fr = &event_readers[i];
-      if (fr->how == FR_NONE || (fr->how == FR_X) != pass || (f[i].type == J_NONE && !fr->always)) continue;
-      if ((st = j_read_field(c, f, i, path, ev, err)) != LW_OK) return st;
-    }
+  for (int i = 0; i < LW_FIELD_COUNT; i++) {
+    const field_reader *fr = &event_readers[i];
+    if (fr->how == FR_NONE || fr->how == FR_X || (f[i].type == J_NONE && !fr->always)) continue;
+    if ((st = j_read_field(c, f, i, path, ev, err)) != LW_OK) return st;
+  }
+  for (int i = 0; i < LW_FIELD_COUNT; i++) /* x last */
+    if (event_readers[i].how == FR_X && f[i].type != J_NONE && (st = j_read_field(c, f, i, path, ev, err)) != LW_OK)
+      return st;
   return LW_OK;
+}
+
+/* "events[i]" into buf (24 bytes), as snprintf would write it, without its cost per record. */
+static void events_path(char *buf, size_t i) {
+  char digits[24];
+  size_t n = 0;
+  do digits[n++] = (char)('0' + i % 10), i /= 10;
+  while (i && n < 15);
+  memcpy(buf, "events[", 7);
+  for (size_t k = 0; k < n; k++) buf[7 + k] = digits[n - 1 - k];
+  buf[7 + n] = ']';
+  buf[8 + n] = '\0';
 }
 
 /* The events array, r->p at '['. Every element is counted; while sem, each is read as a
@@ -795,7 +869,7 @@ static int j_events(jreader *r, jparse *c, int sem) {
       } else {
         char path[24];
         memset(ev, 0, sizeof *ev);
-        snprintf(path, sizeof path, "events[%zu]", i);
+        events_path(path, i);
         lw_status st = j_read_event(c, &o, path, ev, &c->ev_err);
         c->blk->b.n_events = i + 1;
         if (st == LW_ERR_NOMEM) c->nomem = 1;
@@ -806,7 +880,7 @@ static int j_events(jreader *r, jparse *c, int sem) {
       if (!j_value(r, &v)) return 0;
       if (read) {
         char path[24];
-        snprintf(path, sizeof path, "events[%zu]", i);
+        events_path(path, i);
         fail(&c->ev_err, "", path, "expected an object");
         c->failed = 1;
       }
@@ -936,6 +1010,7 @@ lw_status lw_batch_parse(const char *body, size_t len, const lw_batch_limits *li
   c.v = 0;
   c.seen = 0;
   c.failed = c.nomem = 0;
+  pthread_once(&k_charsets_once, charsets_build);
   c.blk = malloc(sizeof *c.blk);
   if (!c.blk) return fail_nomem(err);
   memset(&c.blk->b, 0, sizeof c.blk->b);
