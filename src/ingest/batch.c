@@ -492,6 +492,9 @@ static int j_int_value(const jval *v, int64_t *out) {
   return 1;
 }
 
+/* A device's clock may be anywhere: a time beyond the allowance is kept as sent and marked
+ * *skewed (NULL: not needed), so the store puts the receive time beside it. Never refused for
+ * that alone: the record is still what the device saw. */
 static lw_status j_read_time(const jval *v, const char *prefix, const char *name, const lw_batch_limits *lim,
                              int64_t now_ms, int64_t *out, int *skewed, lw_batch_error *err) {
   if (!j_int_value(v, out)) return fail(err, prefix, name, "expected an integer time in ms since the Unix epoch");
