@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rollup_sqlite.h"
+
 /* Events go in with multi-row INSERTs of up to this many rows: one statement run per chunk
  * instead of per event, which is most of what a row costs the writer besides the b-trees. */
 #define EVENT_ROWS_MAX 8
@@ -82,6 +84,7 @@ typedef struct {
   atomic_uint fail_step; /* test seam (lw_store_sqlite_fail_step): 0, or which step fails */
   unsigned steps;        /* statements run in the current write transaction (writer only) */
   uint8_t xbuf[EVENT_ROWS_MAX][LW_X_PAIRS * 8];  /* the x blobs of one statement (writer only) */
+  lw_sq_rollup ru;       /* the rollups' statements (schema 9, rollup_sqlite.h; writer only) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -114,7 +117,11 @@ typedef struct {
  * events.channel (wire v2: a share's per-share token and channel, the token a referee landed
  * with), a partial index on the events that carry a token (the shares and landings of v2, so the
  * join from a referee to the share that produced it is one lookup) and one on the referee
- * reports that carry a token. Older rows keep NULL: their decisions join by code. */
+ * reports that carry a token. Older rows keep NULL: their decisions join by code.
+ * Version 8 adds the webhook deliveries.
+ * Version 9 adds the writer-kept rollups (rollup_sqlite.h: rollup_site, rollup_keys,
+ * rollup_installs), which GET /v1/stats reads instead of walking the events; the migration
+ * fills them from the stored events. */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -335,7 +342,9 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v7, "creating the schema", err, errlen)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v7, "creating the schema", err, errlen)) != LW_OK ||
+        (st = exec(db, lw_sq_rollup_tables, "creating the schema", err, errlen)) != LW_OK)
+      goto fail;
   } else {
     if (version == 1) {
       char sql[4096];
@@ -358,6 +367,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
     }
     if (version <= 6 && (st = exec(db, V7_CHANGES, "migrating schema 6 to 7", err, errlen)) != LW_OK) goto fail;
     if (version <= 7 && (st = exec(db, V8_TABLES, "migrating schema 7 to 8", err, errlen)) != LW_OK) goto fail;
+    if (version <= 8 && (st = lw_sq_rollup_backfill(db, err, errlen)) != LW_OK) goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -542,7 +552,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
     sqlite3_bind_int64(s->fix_count, 2, batch_row);
     if (sqlite3_step(s->fix_count) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
   }
-  return LW_OK;
+  return lw_sq_rollup_add(&s->ru, s->w, it->site, s->kept, n_kept, err, errlen);
 }
 
 static unsigned referral_slot(const char *site, const char *code) {
@@ -591,6 +601,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   sqlite3_reset(s->ins_owner);
   sqlite3_reset(s->ins_flag);
   sqlite3_reset(s->fix_count);
+  lw_sq_rollup_reset(&s->ru);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
@@ -649,8 +660,11 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
   for (size_t i = 0; st == LW_OK && i < n; i++) {
     lw_forget_item *it = items[i];
     if (!it->code) {
-      st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", it->site, it->install,
-                    &it->deleted, NULL, err, errlen);
+      st = lw_sq_rollup_subtract(&s->ru, s->w, "site = ?1 AND install = ?2", NULL, it->site, it->install, 0,
+                                 err, errlen);
+      if (st == LW_OK)
+        st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", it->site, it->install,
+                      &it->deleted, NULL, err, errlen);
       /* The install key is also in code_owners and flags (schema 6): it leaves those too. */
       if (st == LW_OK)
         st = run_text(s->w, "DELETE FROM code_owners WHERE site = ?1 AND install = ?2", it->site,
@@ -680,8 +694,11 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
       it->denied = 1;
       continue;
     }
-    st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND code = ?2", it->site, it->code, &it->deleted,
-                  NULL, err, errlen);
+    st = lw_sq_rollup_subtract(&s->ru, s->w, "site = ?1 AND code = ?2", NULL, it->site, it->code, 0, err,
+                               errlen);
+    if (st == LW_OK)
+      st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND code = ?2", it->site, it->code, &it->deleted,
+                    NULL, err, errlen);
     /* The code leaves code_owners and flags too; referee reports are the host's ledger and stay. */
     if (st == LW_OK)
       st = run_text(s->w, "DELETE FROM code_owners WHERE site = ?1 AND code = ?2", it->site, it->code,
@@ -728,8 +745,11 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
     sqlite3_finalize(q);
   }
   if (st == LW_OK && last >= 0) {
-    st = delete_where(s, "DELETE FROM events WHERE id < ?1", NULL,
-                      (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
+    st = lw_sq_rollup_subtract(&s->ru, s->w, "id < ?1", "id * " SQL_NUM(EVENT_ID_STRIDE) " < ?1", NULL, NULL,
+                               (last + 1) * EVENT_ID_STRIDE, err, errlen);
+    if (st == LW_OK)
+      st = delete_where(s, "DELETE FROM events WHERE id < ?1", NULL,
+                        (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
     if (st == LW_OK)
       st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
     /* Schema 6: an install key leaves code_owners and flags with its last stored share (the
@@ -903,8 +923,9 @@ static lw_status codes_bounded(sqlite3 *db, const char *site, const lw_stats_bou
   return LW_OK;
 }
 
-static lw_status sq_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
-                          char *err, size_t errlen) {
+/* The stats walked from every stored event: what the rollups must equal (lw_store_stats_walk). */
+static lw_status sq_stats_walk(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                               char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   memset(out, 0, sizeof *out);
   reader *rd = reader_take(s);
@@ -920,6 +941,21 @@ static lw_status sq_stats(lw_store *base, const char *site, const lw_stats_bound
     st = codes_bounded(rd->db, site, bounds, out, err, errlen);
   else if (st == LW_OK)
     st = breakdown(rd->db, "code", site, &out->codes, &out->n_codes, err, errlen);
+  sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+  reader_give(rd);
+  if (st != LW_OK) lw_stats_clear(out);
+  return st;
+}
+
+/* GET /v1/stats from the writer-kept rollups (schema 9): a few index lookups however many
+ * events and codes the site has. */
+static lw_status sq_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                          char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  memset(out, 0, sizeof *out);
+  reader *rd = reader_take(s);
+  lw_status st = exec(rd->db, "BEGIN", "starting a read", err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_stats(rd->db, site, bounds, out, err, errlen);
   sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
   reader_give(rd);
   if (st != LW_OK) lw_stats_clear(out);
@@ -1103,6 +1139,7 @@ static void sq_close(lw_store *base) {
   sqlite3_finalize(s->ins_owner);
   sqlite3_finalize(s->ins_flag);
   sqlite3_finalize(s->fix_count);
+  lw_sq_rollup_finalize(&s->ru);
   free(s->kept);
   for (int i = 0; i < READERS_MAX; i++) {
     sqlite3_close(s->readers[i].db);
@@ -1850,7 +1887,8 @@ static const lw_store_backend sqlite_backend = {
     "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
     sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
-    sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries};
+    sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries,
+    sq_stats_walk};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -1893,7 +1931,7 @@ static const lw_store_backend sqlite_read_backend = {
     "sqlite (read-only)", ro_write,    ro_forget,       ro_purge, sq_stats,
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
-    NULL, NULL, NULL, NULL, sq_deliveries};
+    NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);
@@ -2119,6 +2157,7 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
     if (sqlite3_prepare_v3(s->w, owner_stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
                            (sqlite3_stmt **)((char *)s + owner_stmts[i].offset), NULL) != SQLITE_OK)
       st = sql_error(s->w, "preparing statements", err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_prepare(&s->ru, s->w, err, errlen);
   if (st != LW_OK) {
     sq_close(&s->base);
     return st;
