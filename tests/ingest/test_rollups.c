@@ -129,14 +129,32 @@ static const char *pg_url(void) {
   return u && *u ? u : NULL;
 }
 
-static char tmp_path[64];
+/* PostgreSQL: a schema of this case's own on the test database (as test_store_pg.c), so
+ * reruns start empty. */
+static char tmp_path[64], pg_case_url[2048], pg_schema[64];
+static int pg_cases;
+static void psql(const char *sql) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "PGOPTIONS='-c client_min_messages=warning' psql '%s' -X -q -c '%s'", pg_url(), sql);
+  CHECK_INT(system(cmd), 0);
+}
+static void pg_schema_sql(const char *fmt) {
+  char sql[512];
+  snprintf(sql, sizeof sql, fmt, pg_schema, pg_schema);
+  psql(sql);
+}
+
 static lw_store *fresh_store(void) {
   char err[LW_ERRMSG_MAX];
   lw_store *s = NULL;
   if (pg_url()) {
-    /* A clean database: the PG test pass gives a throwaway one; drop what an earlier case left. */
-    if (lw_store_open_pg(pg_url(), &s, err, sizeof err) != LW_OK) {
+    snprintf(pg_schema, sizeof pg_schema, "lwr_%ld_%d", (long)getpid(), pg_cases++);
+    snprintf(pg_case_url, sizeof pg_case_url, "%s%soptions=-csearch_path%%3D%s", pg_url(),
+             strchr(pg_url(), '?') ? "&" : "?", pg_schema);
+    pg_schema_sql("DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s");
+    if (lw_store_open_pg(pg_case_url, &s, err, sizeof err) != LW_OK) {
       fprintf(stderr, "open: %s\n", err);
+      CHECK(0);
       return NULL;
     }
     return s;
@@ -172,7 +190,7 @@ static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
       CHECK_INT(lw_store_forget(s, fis, 1, err, sizeof err), LW_OK);
     } else {
       int64_t deleted = 0;
-      CHECK_INT(lw_store_purge(s, *clock_ms - 1000 * (int64_t)(5 + rnd(30)), &deleted, err, sizeof err), LW_OK);
+      CHECK_INT(lw_store_purge(s, *clock_ms - 1000 * (int64_t)(20 + rnd(100)), &deleted, err, sizeof err), LW_OK);
     }
     if (r % 7 == 0) {
       check_against_walk(s, "default", "random ops");
@@ -185,7 +203,10 @@ static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
 
 static void drop_store(lw_store *s) {
   lw_store_free(s);
-  if (!pg_url()) tu_remove_db(tmp_path);
+  if (pg_url())
+    pg_schema_sql("DROP SCHEMA IF EXISTS %s CASCADE");
+  else
+    tu_remove_db(tmp_path);
 }
 
 /* ---------------------------------------------------------------- the tests */
@@ -286,12 +307,11 @@ static void a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored(v
 }
 
 /* Schema 8 is schema 9 without the rollup tables (the migration step appends only them): a
- * store written now, its rollups dropped and its version set back, is what main's build wrote.
- * Opened again it is migrated, and answers exactly what the walk answered before. */
+ * store written now, its rollups dropped and its version set back, is what main's build wrote
+ * (PostgreSQL: schema 1 of 2, the same way). Opened again it is migrated, and answers exactly
+ * what the walk answered before. */
 static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
-  if (pg_url()) return;
-  char path[] = "/tmp/lw-ru-m-XXXXXX";
-  lw_store *s = sqlite_at(path);
+  lw_store *s = fresh_store();
   if (!s) return;
   int64_t clock_ms = NOW;
   rng_state = 7;
@@ -302,13 +322,19 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   CHECK_INT(lw_store_stats_walk(s, "default", &bounds, &before[0], err, sizeof err), LW_OK);
   CHECK_INT(lw_store_stats_walk(s, "other", NULL, &before[1], err, sizeof err), LW_OK);
   lw_store_free(s);
-  sqlite3 *db;
-  CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-  CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;"
-                             "PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
   s = NULL;
-  CHECK_INT(lw_store_open_sqlite(path, &s, err, sizeof err), LW_OK);
+  if (pg_url()) {
+    pg_schema_sql("SET search_path = %s; DROP TABLE rollup_site, rollup_keys, rollup_installs;"
+                  " UPDATE lw_schema SET version = 1; -- %s");
+    CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
+  } else {
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;"
+                               "PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  }
   if (!s) return;
   lw_stats after[2];
   CHECK_INT(lw_store_stats_bounded(s, "default", &bounds, &after[0], err, sizeof err), LW_OK);
@@ -325,8 +351,7 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
     lw_stats_clear(&before[i]);
   }
   random_ops(s, 60, &clock_ms); /* and the writer keeps them from there */
-  lw_store_free(s);
-  tu_remove_db(path);
+  drop_store(s);
 }
 
 int main(void) {
