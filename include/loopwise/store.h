@@ -318,6 +318,31 @@ int lw_store_window_closed(const lw_store_decision *d, int days, int64_t now_ms)
 /* 1: *d filled; 0: no more rows; -1: a read failed or a row is damaged (err says which row). */
 int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);
 void lw_store_cursor_free(lw_store_cursor *c); /* NULL is fine */
+/* ---------------------------------------------------------------- the console's rollups (schema 9)
+ * The console's report (src/ingest/console.c) without walking every decision: the writer keeps
+ * the decisions and prompts per UTC day, action, segment and mode in the transaction of the
+ * events (forget and retention subtract what they delete), and the later stages come from the
+ * shared decisions only (a decision nobody shared has no share, landing or referee outcome). */
+
+typedef struct {
+  int64_t day;                   /* days since 1970-01-01 (UTC) of the decisions' t */
+  char action[LW_NAME_LEN + 1];
+  char segment[LW_NAME_LEN + 1]; /* "" when the decisions carried none */
+  char mode[8];                  /* "" when none */
+  int64_t decisions;
+  int64_t prompts;               /* of those, the ones whose action is not LW_ACTION_NONE */
+} lw_funnel_day;
+
+/* Every (day, action, segment, mode) of site with at least one stored decision, ordered by
+ * those. *rows is the caller's to free() (NULL when *n is 0). LW_ERR_INVALID from a backend
+ * without the rollups (the caller then walks lw_store_decisions). */
+lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                               size_t errlen);
+/* As lw_store_decisions, only the decisions with a share or copy stored (d->shared is 1 for
+ * each), each with its referee outcomes. LW_ERR_INVALID from a backend without it. */
+lw_status lw_store_shared_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                    size_t errlen);
+
 /* The number of decisions in the range (for progress). */
 lw_status lw_store_count_decisions(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
                                    size_t errlen);
@@ -506,6 +531,11 @@ typedef struct {
   /* lw_store_stats_walk (the stats without the rollups) */
   lw_status (*stats_walk)(lw_store *s, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
                           char *err, size_t errlen);
+  /* the console's rollups (above); NULL in a backend without them */
+  lw_status (*funnel_days)(lw_store *s, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                           size_t errlen);
+  lw_status (*shared_decisions)(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

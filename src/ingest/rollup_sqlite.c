@@ -31,7 +31,16 @@ const char lw_sq_rollup_tables[] =
     ", PRIMARY KEY(site, dim, key)) WITHOUT ROWID;"
     "CREATE INDEX rollup_keys_installs ON rollup_keys(site, dim, installs DESC, key);"
     "CREATE TABLE rollup_installs(site TEXT NOT NULL, dim INTEGER NOT NULL, key TEXT NOT NULL,"
-    "  install TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(site, dim, key, install)) WITHOUT ROWID;";
+    "  install TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(site, dim, key, install)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_days(site TEXT NOT NULL, day INTEGER NOT NULL, action TEXT NOT NULL,"
+    "  segment TEXT NOT NULL, mode TEXT NOT NULL, decisions INTEGER NOT NULL, prompts INTEGER NOT NULL,"
+    "  PRIMARY KEY(site, day, action, segment, mode)) WITHOUT ROWID;";
+
+/* A decision's day (UTC, floor) and whether it prompted, as SQL over an events row and in C. */
+#define DAY_SQL "(CASE WHEN t >= 0 THEN t / 86400000 ELSE (t - 86399999) / 86400000 END)"
+#define PROMPTED_SQL "(action IS NOT NULL AND action <> '" LW_ACTION_NONE "')"
+static int64_t day_of(int64_t t) { return t >= 0 ? t / 86400000 : (t - 86399999) / 86400000; }
+static int prompted(const lw_event *e) { return e->action[0] && strcmp(e->action, LW_ACTION_NONE) != 0; }
 
 static const char k_up_key[] =
     "INSERT INTO rollup_keys(site, dim, key, installs, n" LW_KINDS(RU_COL) ") VALUES(?, ?, ?, ?, ?" LW_KINDS(RU_PARAM)
@@ -66,6 +75,10 @@ lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t 
       {&ru->del_install, "DELETE FROM rollup_installs WHERE site = ?1 AND dim = ?2 AND key = ?3 AND install = ?4"},
       {&ru->up_key, k_up_key},
       {&ru->del_key, "DELETE FROM rollup_keys WHERE site = ?1 AND dim = ?2 AND key = ?3"},
+      {&ru->up_day,
+       "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+       " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET decisions = decisions + excluded.decisions,"
+       " prompts = prompts + excluded.prompts"},
       {&ru->up_site,
        "INSERT INTO rollup_site(site, outcomes, batches) VALUES(?1, ?2, ?3) ON CONFLICT(site) DO UPDATE SET"
        " outcomes = outcomes + excluded.outcomes, batches = batches + excluded.batches"},
@@ -82,7 +95,9 @@ void lw_sq_rollup_finalize(lw_sq_rollup *ru) {
   sqlite3_finalize(ru->up_key);
   sqlite3_finalize(ru->del_key);
   sqlite3_finalize(ru->up_site);
+  sqlite3_finalize(ru->up_day);
   free(ru->buf);
+  free(ru->days);
   memset(ru, 0, sizeof *ru);
 }
 
@@ -92,6 +107,7 @@ void lw_sq_rollup_reset(lw_sq_rollup *ru) {
   sqlite3_reset(ru->up_key);
   sqlite3_reset(ru->del_key);
   sqlite3_reset(ru->up_site);
+  sqlite3_reset(ru->up_day);
 }
 
 /* ---------------------------------------------------------------- the accumulator */
@@ -206,9 +222,57 @@ static int entry_order(const void *x, const void *y) {
   return c ? c : strcmp(a->install, b->install);
 }
 
+static int day_order(const void *x, const void *y) {
+  const lw_event *a = *(const lw_event *const *)x, *b = *(const lw_event *const *)y;
+  int64_t da = day_of(a->t), db = day_of(b->t);
+  if (da != db) return da < db ? -1 : 1;
+  int c = strcmp(a->action, b->action);
+  if (!c) c = strcmp(a->segment, b->segment);
+  return c ? c : strcmp(a->mode, b->mode);
+}
+
+/* The decisions of one batch into rollup_days: one UPSERT per (day, action, segment, mode). */
+static lw_status days_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events, size_t n,
+                          char *err, size_t errlen) {
+  if (ru->days_cap < n) {
+    const lw_event **grown = realloc(ru->days, n * sizeof *grown);
+    if (!grown) {
+      snprintf(err, errlen, "out of memory");
+      return LW_ERR_NOMEM;
+    }
+    ru->days = grown;
+    ru->days_cap = n;
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (events[i].kind == LW_KIND_DECISION) ru->days[m++] = &events[i];
+  qsort(ru->days, m, sizeof *ru->days, day_order);
+  for (size_t i = 0; i < m;) {
+    size_t j = i;
+    int64_t prompts = 0;
+    while (j < m && day_order(&ru->days[i], &ru->days[j]) == 0) prompts += prompted(ru->days[j++]);
+    const lw_event *e = ru->days[i];
+    sqlite3_stmt *st = ru->up_day;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, day_of(e->t));
+    sqlite3_bind_text(st, 3, e->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e->mode, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (int64_t)(j - i));
+    sqlite3_bind_int64(st, 7, prompts);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail(db, "keeping the rollups", err, errlen);
+    i = j;
+  }
+  return LW_OK;
+}
+
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
                            size_t n, char *err, size_t errlen) {
   lw_status s = site_add(ru, db, site, (int64_t)n, 1, err, errlen);
+  if (s == LW_OK) s = days_add(ru, db, site, events, n, err, errlen);
   if (s != LW_OK || !n) return s;
   if (ru->buf_cap < n * N_DIMS) {
     struct lw_sq_rollup_entry *grown = realloc(ru->buf, n * N_DIMS * sizeof *grown);
@@ -281,6 +345,28 @@ lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where
   if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "reading what a deletion takes from the rollups", err, errlen);
   sqlite3_finalize(q);
   if (s == LW_OK) s = flush_key(&ac, err, errlen);
+  if (s == LW_OK) {
+    /* The decisions' days: one statement, then the emptied rows (the table is small: a row per
+     * day and key, not per event). */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts)"
+             " SELECT site, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''),"
+             " -count(*), -sum(" PROMPTED_SQL ") FROM events WHERE (%s) AND kind = '%s' GROUP BY 1, 2, 3, 4, 5"
+             " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET decisions = decisions + excluded.decisions,"
+             " prompts = prompts + excluded.prompts",
+             where, lw_kind_name(LW_KIND_DECISION));
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
+    bind_where(q, a, b, i);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return fail(db, "keeping the rollups", err, errlen);
+    char *msg = NULL;
+    if (sqlite3_exec(db, "DELETE FROM rollup_days WHERE decisions <= 0", NULL, NULL, &msg) != SQLITE_OK) {
+      snprintf(err, errlen, "keeping the rollups: %s", msg ? msg : "");
+      sqlite3_free(msg);
+      return LW_ERR_IO;
+    }
+  }
   if (s != LW_OK || !batches_where) return s;
   snprintf(sql, sizeof sql, "SELECT site, count(*) FROM batches WHERE (%s) GROUP BY site", batches_where);
   if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
@@ -309,6 +395,12 @@ lw_status lw_sq_rollup_backfill(sqlite3 *db, char *err, size_t errlen) {
              d, c, c, c, d, c, k_kind_sums, c, c);
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) goto failed;
   }
+  snprintf(sql, sizeof sql,
+           "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts)"
+           " SELECT site, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''), count(*),"
+           " sum(" PROMPTED_SQL ") FROM events WHERE kind = '%s' GROUP BY 1, 2, 3, 4, 5;",
+           lw_kind_name(LW_KIND_DECISION));
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) goto failed;
   if (sqlite3_exec(db,
                    "INSERT INTO rollup_site(site, outcomes, batches) SELECT site, 0, count(*) FROM batches GROUP BY site;"
                    "UPDATE rollup_site SET outcomes = (SELECT count(*) FROM events e WHERE e.site = rollup_site.site);",
@@ -409,5 +501,52 @@ lw_status lw_sq_rollup_stats(sqlite3 *db, const char *site, const lw_stats_bound
   if (s != LW_OK) return s;
   out->codes_left_out = eligible - (int64_t)out->n_codes;
   if (out->n_codes) qsort(out->codes, out->n_codes, sizeof *out->codes, code_order);
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- the console's funnel days */
+
+lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows, size_t *n_rows, char *err,
+                            size_t errlen) {
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = ?1"
+                         " ORDER BY day, action, segment, mode",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(db, "preparing the funnel", err, errlen);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  size_t n = 0, cap = 0;
+  lw_funnel_day *out = NULL;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 64;
+      lw_funnel_day *grown = realloc(out, ncap * sizeof *grown);
+      if (!grown) {
+        free(out);
+        sqlite3_finalize(st);
+        snprintf(err, errlen, "out of memory reading the funnel");
+        return LW_ERR_NOMEM;
+      }
+      out = grown, cap = ncap;
+    }
+    lw_funnel_day *d = &out[n++];
+    memset(d, 0, sizeof *d);
+    d->day = sqlite3_column_int64(st, 0);
+    snprintf(d->action, sizeof d->action, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(d->segment, sizeof d->segment, "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(d->mode, sizeof d->mode, "%s", (const char *)sqlite3_column_text(st, 3));
+    d->decisions = sqlite3_column_int64(st, 4);
+    d->prompts = sqlite3_column_int64(st, 5);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(out);
+    return fail(db, "reading the funnel", err, errlen);
+  }
+  *rows = out;
+  *n_rows = n;
   return LW_OK;
 }

@@ -9,6 +9,8 @@
  *   rollup_installs(site, dim, key, install, n)             events per install under a key,
  *                                                           so a distinct-install count
  *                                                           survives deletions exactly
+ *   rollup_days(site, day, action, segment, mode, decisions, prompts)  the console's first two
+ *                                                           funnel stages, per UTC day
  * and every deletion of events (forget, retention) subtracts what it deletes before deleting
  * it, so the rollups are always what a walk of the stored events would give. */
 #ifndef LW_INGEST_ROLLUP_SQLITE_H
@@ -25,9 +27,11 @@ extern const char lw_sq_rollup_tables[];
 
 /* The writer's prepared statements. */
 typedef struct {
-  sqlite3_stmt *up_install, *del_install, *up_key, *del_key, *up_site;
+  sqlite3_stmt *up_install, *del_install, *up_key, *del_key, *up_site, *up_day;
   struct lw_sq_rollup_entry *buf; /* one batch's entries (write path) */
   size_t buf_cap;
+  const lw_event **days;          /* one batch's decisions (write path) */
+  size_t days_cap;
 } lw_sq_rollup;
 
 lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
@@ -50,5 +54,9 @@ lw_status lw_sq_rollup_backfill(sqlite3 *db, char *err, size_t errlen);
 /* GET /v1/stats from the rollups (one read transaction is the caller's). */
 lw_status lw_sq_rollup_stats(sqlite3 *db, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
                              char *err, size_t errlen);
+
+/* The console's funnel days of site (lw_store_funnel_days). */
+lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows, size_t *n_rows, char *err,
+                            size_t errlen);
 
 #endif

@@ -315,6 +315,21 @@ static lw_status migrate_v4_v5(sqlite3 *db, char *err, size_t errlen) {
 
 static void with_shared_kinds(const char *sql, char *out, size_t cap);
 
+/* Schema 9's indexes for the console's shared decisions (lw_store_shared_decisions): the shares
+ * and copies (a few in a hundred rows) by decision, covering what the referee join reads, and
+ * the decisions by id, so a shared decision is one lookup instead of a walk of every event.
+ * The kinds are the wire's (the shared ones quoted by with_shared_kinds; the decision kind is
+ * the 'decision' of LW_KINDS), written as the queries write them so the planner may use them. */
+static const char k_shared_indexes_sql[] =
+    "CREATE INDEX events_shares ON events(site, decision, token, code, channel) WHERE kind IN (%s);"
+    "CREATE INDEX events_decisions ON events(site, decision) WHERE kind = 'decision';";
+
+static lw_status shared_indexes(sqlite3 *db, char *err, size_t errlen) {
+  char sql[512];
+  with_shared_kinds(k_shared_indexes_sql, sql, sizeof sql);
+  return exec(db, sql, "creating the shared decisions' indexes", err, errlen);
+}
+
 /* Bring the schema to LW_STORE_SCHEMA_VERSION in one transaction, so a crash mid-migration
  * leaves the old version intact. */
 static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
@@ -343,7 +358,8 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
       goto fail;
     }
     if ((st = exec(db, schema_v7, "creating the schema", err, errlen)) != LW_OK ||
-        (st = exec(db, lw_sq_rollup_tables, "creating the schema", err, errlen)) != LW_OK)
+        (st = exec(db, lw_sq_rollup_tables, "creating the schema", err, errlen)) != LW_OK ||
+        (st = shared_indexes(db, err, errlen)) != LW_OK)
       goto fail;
   } else {
     if (version == 1) {
@@ -367,7 +383,9 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
     }
     if (version <= 6 && (st = exec(db, V7_CHANGES, "migrating schema 6 to 7", err, errlen)) != LW_OK) goto fail;
     if (version <= 7 && (st = exec(db, V8_TABLES, "migrating schema 7 to 8", err, errlen)) != LW_OK) goto fail;
-    if (version <= 8 && (st = lw_sq_rollup_backfill(db, err, errlen)) != LW_OK) goto fail;
+    if (version <= 8 && ((st = lw_sq_rollup_backfill(db, err, errlen)) != LW_OK ||
+                         (st = shared_indexes(db, err, errlen)) != LW_OK))
+      goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -1225,6 +1243,20 @@ static const char k_decisions_sql[] =
     " LEFT JOIN temp.lw_join j ON j.decision = d.decision"
     " WHERE d.site = ?1 AND d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
 
+/* The shared decisions alone (lw_store_shared_decisions): the same columns from the shared ones
+ * (temp.lw_shared2) and their decision rows through events_decisions. */
+static const char k_shared_decisions_sql[] =
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 1, 0," FLAGGED
+    ", d.decision, " WINDOW_FROM ", coalesce(j.how, 0), coalesce(j.n, 0)"
+    RX("count(DISTINCT who)", "?7") RX("count(DISTINCT who)", "'conversion'")
+    RX("count(DISTINCT who)", "'retained_30'") RX("count(DISTINCT who)", "'retained_90'")
+    RX("count(DISTINCT who)", "'churned'") RX("total(value)", "'conversion'") RX("total(value)", "'revenue'")
+    ", (SELECT max(at) FROM temp.lw_rx x WHERE x.key = j.key AND (?6 = 0 OR x.at <= " WINDOW_FROM " + ?6))"
+    ", s.channel"
+    " FROM temp.lw_shared2 s JOIN main.events d ON d.site = ?1 AND d.decision = s.decision AND d.kind = 'decision'"
+    " LEFT JOIN temp.lw_join j ON j.decision = d.decision"
+    " WHERE d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
+
 /* Conversions whose code an install shared (codes are per install), with that install's
  * latest decision. */
 static const char k_referrers_sql[] =
@@ -1319,8 +1351,10 @@ static void cur_free(lw_store_cursor *base) {
   free(c);
 }
 
-static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
-                              lw_store_cursor **out, char *err, size_t errlen) {
+/* which: 0 decisions, 1 referrers, 2 the shared decisions alone. */
+static lw_status open_cursor(lw_store *base, const lw_store_range *r, int which, int attribution_days,
+                             lw_store_cursor **out, char *err, size_t errlen) {
+  int referrers = which == 1;
   sqlite_store *s = (sqlite_store *)base;
   *out = NULL;
   sqlite_cursor *c = calloc(1, sizeof *c);
@@ -1334,7 +1368,8 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   c->rd = reader_take(s); /* held until the cursor is freed */
   char shared_sql[4096], main_sql[4096];
   with_shared_kinds(k_shared_sql, shared_sql, sizeof shared_sql);
-  with_shared_kinds(referrers ? k_referrers_sql : k_decisions_sql, main_sql, sizeof main_sql);
+  with_shared_kinds(referrers ? k_referrers_sql : which == 2 ? k_shared_decisions_sql : k_decisions_sql, main_sql,
+                    sizeof main_sql);
   const char *sql = shared_sql;
   while (sql && *sql) {
     sqlite3_stmt *st = NULL;
@@ -1362,6 +1397,25 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   bind_range(c->st, r, attribution_days);
   *out = &c->base;
   return LW_OK;
+}
+
+static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
+                              lw_store_cursor **out, char *err, size_t errlen) {
+  return open_cursor(base, r, referrers ? 1 : 0, attribution_days, out, err, errlen);
+}
+
+static lw_status sq_shared_decisions(lw_store *base, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                     size_t errlen) {
+  return open_cursor(base, r, 2, 0, out, err, errlen);
+}
+
+static lw_status sq_funnel_days(lw_store *base, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                                size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  reader *rd = reader_take(s);
+  lw_status st = lw_sq_rollup_days(rd->db, site, rows, n, err, errlen);
+  reader_give(rd);
+  return st;
 }
 
 static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uint64_t *n, char *err,
@@ -1888,7 +1942,7 @@ static const lw_store_backend sqlite_backend = {
     sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
     sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries,
-    sq_stats_walk};
+    sq_stats_walk, sq_funnel_days, sq_shared_decisions};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -1931,7 +1985,7 @@ static const lw_store_backend sqlite_read_backend = {
     "sqlite (read-only)", ro_write,    ro_forget,       ro_purge, sq_stats,
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
-    NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk};
+    NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk, sq_funnel_days, sq_shared_decisions};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);

@@ -98,8 +98,58 @@ static int rows_equal(const char *what, const lw_stats_row *a, size_t na, const 
   return 1;
 }
 
+/* The console's rollups against a walk of every decision: the funnel days equal the decisions
+ * and prompts counted per (day, action, segment, mode), and the shared-decisions cursor gives
+ * exactly the walk's shared decisions, outcomes included. */
+#define WALK_MAX 4096
+static int64_t day_of(int64_t t) { return t >= 0 ? t / 86400000 : (t - 86399999) / 86400000; }
+static void check_console_against_walk(lw_store *s, const char *site, const char *when) {
+  char err[LW_ERRMSG_MAX];
+  lw_store_range range = {site, 0, 0};
+  lw_store_cursor *cur = NULL;
+  static lw_store_decision all[WALK_MAX], shared[WALK_MAX];
+  size_t n_all = 0, n_shared = 0, n_walk_shared = 0;
+  CHECK_INT(lw_store_decisions(s, &range, &cur, err, sizeof err), LW_OK);
+  while (cur && n_all < WALK_MAX && lw_store_next(cur, &all[n_all], err, sizeof err) == 1) n_all++;
+  lw_store_cursor_free(cur);
+  cur = NULL;
+  CHECK_INT(lw_store_shared_decisions(s, &range, &cur, err, sizeof err), LW_OK);
+  while (cur && n_shared < WALK_MAX && lw_store_next(cur, &shared[n_shared], err, sizeof err) == 1) n_shared++;
+  lw_store_cursor_free(cur);
+  for (size_t i = 0; i < n_all; i++) {
+    if (!all[i].shared) continue;
+    const lw_store_decision *w = &all[i], *r = n_walk_shared < n_shared ? &shared[n_walk_shared] : NULL;
+    n_walk_shared++;
+    int same = r && r->id == w->id && r->shared && !strcmp(r->channel, w->channel) && r->t == w->t &&
+               !memcmp(&r->outcomes, &w->outcomes, sizeof r->outcomes) && !strcmp(r->segment, w->segment);
+    if (!same) fprintf(stderr, "%s, site %s: shared decision %llu differs\n", when, site, (unsigned long long)w->id);
+    CHECK(same);
+  }
+  CHECK_INT(n_shared, n_walk_shared);
+  lw_funnel_day *days = NULL;
+  size_t n_days = 0;
+  CHECK_INT(lw_store_funnel_days(s, site, &days, &n_days, err, sizeof err), LW_OK);
+  int64_t total = 0;
+  for (size_t k = 0; k < n_days; k++) {
+    int64_t dec = 0, pr = 0;
+    for (size_t i = 0; i < n_all; i++)
+      if (day_of(all[i].t) == days[k].day && !strcmp(all[i].action, days[k].action) &&
+          !strcmp(all[i].segment, days[k].segment) && !strcmp(all[i].mode, days[k].mode))
+        dec++, pr += strcmp(all[i].action, "none") != 0;
+    if (dec != days[k].decisions || pr != days[k].prompts)
+      fprintf(stderr, "%s, site %s: day %lld %s/%s/%s: rollups %lld/%lld, walk %lld/%lld\n", when, site,
+              (long long)days[k].day, days[k].action, days[k].segment, days[k].mode, (long long)days[k].decisions,
+              (long long)days[k].prompts, (long long)dec, (long long)pr);
+    CHECK(dec == days[k].decisions && pr == days[k].prompts && dec > 0);
+    total += days[k].decisions;
+  }
+  CHECK_INT(total, (int64_t)n_all); /* and no decision outside them */
+  free(days);
+}
+
 /* The rollups' answer against the walk's, unbounded and within two bounds. */
 static void check_against_walk(lw_store *s, const char *site, const char *when) {
+  check_console_against_walk(s, site, when);
   const lw_stats_bounds bounds[] = {{0, 0}, {3, 2}, {100, 1}, {2, 0}};
   for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
     lw_stats r, w;
@@ -228,8 +278,9 @@ static char *dump_rollups(const char *path, int with_batches) {
   const char *sql[] = {with_batches ? "SELECT site, outcomes, batches FROM rollup_site WHERE outcomes OR batches ORDER BY site"
                                     : "SELECT site, outcomes FROM rollup_site WHERE outcomes ORDER BY site",
                        "SELECT * FROM rollup_keys ORDER BY site, dim, key",
-                       "SELECT * FROM rollup_installs ORDER BY site, dim, key, install"};
-  for (size_t q = 0; q < 3; q++) {
+                       "SELECT * FROM rollup_installs ORDER BY site, dim, key, install",
+                       "SELECT * FROM rollup_days ORDER BY site, day, action, segment, mode"};
+  for (size_t q = 0; q < 4; q++) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql[q], -1, &st, NULL) != SQLITE_OK) continue;
     while (sqlite3_step(st) == SQLITE_ROW && len + 512 < cap) {
@@ -306,7 +357,8 @@ static void a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored(v
   tu_remove_db(pa), tu_remove_db(pb), tu_remove_db(pc), tu_remove_db(pd);
 }
 
-/* Schema 8 is schema 9 without the rollup tables (the migration step appends only them): a
+/* Schema 8 is schema 9 without the rollup tables and the two indexes of the shared decisions
+ * (the migration step appends only those): a
  * store written now, its rollups dropped and its version set back, is what main's build wrote
  * (PostgreSQL: schema 1 of 2, the same way). Opened again it is migrated, and answers exactly
  * what the walk answered before. */
@@ -331,11 +383,15 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
     sqlite3 *db;
     CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
     CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;"
+                               "DROP TABLE rollup_days; DROP INDEX events_shares; DROP INDEX events_decisions;"
                                "PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
   }
-  if (!s) return;
+  if (!s) {
+    lw_stats_clear(&before[0]), lw_stats_clear(&before[1]);
+    return;
+  }
   lw_stats after[2];
   CHECK_INT(lw_store_stats_bounded(s, "default", &bounds, &after[0], err, sizeof err), LW_OK);
   CHECK_INT(lw_store_stats(s, "other", &after[1], err, sizeof err), LW_OK);
