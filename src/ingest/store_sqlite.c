@@ -1253,7 +1253,7 @@ static const char k_shared_decisions_sql[] =
     RX("count(DISTINCT who)", "'churned'") RX("total(value)", "'conversion'") RX("total(value)", "'revenue'")
     ", (SELECT max(at) FROM temp.lw_rx x WHERE x.key = j.key AND (?6 = 0 OR x.at <= " WINDOW_FROM " + ?6))"
     ", s.channel"
-    " FROM temp.lw_shared2 s JOIN main.events d ON d.site = ?1 AND d.decision = s.decision AND d.kind = 'decision'"
+    " FROM temp.lw_shared2 s CROSS JOIN main.events d ON d.site = ?1 AND d.decision = s.decision AND d.kind = 'decision'"
     " LEFT JOIN temp.lw_join j ON j.decision = d.decision"
     " WHERE d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
 
