@@ -93,6 +93,8 @@ static const char *const pg_schema_v1[] = {
 #define PG_RU_COL(e, name, stat, flags, rules) ", n_" name
 #define PG_RU_FILTER(e, name, stat, flags, rules) ", count(*) FILTER (WHERE kind = '" name "')"
 #define PG_RU_DIMS "CROSS JOIN LATERAL (VALUES (0, e.action), (1, e.segment), (2, e.code)) AS v(dim, key)"
+#define PG_RU_DAY "floor(t / 86400000.0)::bigint"
+#define PG_RU_PROMPTED "action IS NOT NULL AND action <> '" LW_ACTION_NONE "'"
 static const char *const pg_schema_v2[] = {
     "CREATE TABLE rollup_site(site " TXT " PRIMARY KEY, outcomes bigint NOT NULL DEFAULT 0,"
     " batches bigint NOT NULL DEFAULT 0)",
@@ -112,6 +114,15 @@ static const char *const pg_schema_v2[] = {
     "INSERT INTO rollup_site(site, outcomes, batches) SELECT site, 0, count(*) FROM batches GROUP BY site",
     "UPDATE rollup_site r SET outcomes = x.n FROM (SELECT site, count(*) AS n FROM events GROUP BY site) x"
     " WHERE r.site = x.site",
+    "CREATE TABLE rollup_days(site " TXT " NOT NULL, day bigint NOT NULL, action " TXT " NOT NULL,"
+    " segment " TXT " NOT NULL, mode " TXT " NOT NULL, decisions bigint NOT NULL, prompts bigint NOT NULL,"
+    " PRIMARY KEY(site, day, action, segment, mode))",
+    "INSERT INTO rollup_days SELECT site, " PG_RU_DAY ", coalesce(action, ''), coalesce(segment, ''),"
+    " coalesce(mode, ''), count(*), count(*) FILTER (WHERE " PG_RU_PROMPTED ") FROM events"
+    " WHERE kind = 'decision' GROUP BY 1, 2, 3, 4, 5",
+    /* the console's shared decisions (as SQLite's events_shares and events_decisions) */
+    "CREATE INDEX events_shares ON events(site, decision) WHERE kind IN ('share', 'copy')",
+    "CREATE INDEX events_decisions ON events(site, decision) WHERE kind = 'decision'",
     NULL};
 
 /* migrations[v - 1] brings version v - 1 to v (0: an empty database). */
@@ -602,8 +613,15 @@ static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
   " g AS (SELECT e.site, v.dim, v.key, e.install, e.kind, count(*) AS n FROM ev e " PG_RU_DIMS   \
   "  WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5),"                                            \
   " k AS (SELECT site, dim, key, sum(n)::bigint AS n" LW_KINDS(PG_RU_SUM) " FROM g GROUP BY 1, 2, 3),"
+/* The decisions among ev into rollup_days (sign "" adds, "-" subtracts). */
+#define PG_RU_DAYS_ADD(sign)                                                                         \
+  " dy AS (INSERT INTO rollup_days AS r(site, day, action, segment, mode, decisions, prompts)"         \
+  "  SELECT site, " PG_RU_DAY ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''),"   \
+  "  " sign "count(*), " sign "count(*) FILTER (WHERE " PG_RU_PROMPTED ") FROM ev WHERE kind = 'decision'" \
+  "  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 ON CONFLICT (site, day, action, segment, mode) DO UPDATE"  \
+  "  SET decisions = r.decisions + excluded.decisions, prompts = r.prompts + excluded.prompts)"
 static const char k_rollup_add_pg[] =
-    "WITH ev AS (SELECT site, install, kind, action, segment, code FROM events"
+    "WITH ev AS (SELECT site, install, kind, action, segment, code, mode, t FROM events"
     "  WHERE id >= $1 * $2 AND id < ($1 + 1) * $2),"
     PG_RU_GROUPS
     " ins AS (INSERT INTO rollup_installs AS r(site, dim, key, install, n)"
@@ -612,7 +630,8 @@ static const char k_rollup_add_pg[] =
     "  RETURNING r.site, r.dim, r.key, (r.xmax = 0) AS fresh),"
     " f AS (SELECT site, dim, key, count(*) FILTER (WHERE fresh) AS fresh FROM ins GROUP BY 1, 2, 3),"
     " st AS (INSERT INTO rollup_site AS r(site, outcomes, batches) VALUES($3, (SELECT count(*) FROM ev), 1)"
-    "  ON CONFLICT (site) DO UPDATE SET outcomes = r.outcomes + excluded.outcomes, batches = r.batches + 1)"
+    "  ON CONFLICT (site) DO UPDATE SET outcomes = r.outcomes + excluded.outcomes, batches = r.batches + 1),"
+    PG_RU_DAYS_ADD("")
     " INSERT INTO rollup_keys AS r(site, dim, key, installs, n" LW_KINDS(PG_RU_COL) ")"
     " SELECT k.site, k.dim, k.key, coalesce(f.fresh, 0), k.n" LW_KINDS(PG_RU_K)
     " FROM k LEFT JOIN f ON f.site = k.site AND f.dim = k.dim AND f.key = k.key ORDER BY 1, 2, 3"
@@ -640,7 +659,8 @@ static const char k_rollup_sub_pg[] =
     "  RETURNING r.site, r.dim, r.key, r.n),"
     " f AS (SELECT site, dim, key, count(*) FILTER (WHERE n <= 0) AS gone FROM upd GROUP BY 1, 2, 3),"
     " st AS (UPDATE rollup_site r SET outcomes = r.outcomes - x.n FROM (SELECT site, count(*) AS n FROM ev GROUP BY 1) x"
-    "  WHERE r.site = x.site)"
+    "  WHERE r.site = x.site),"
+    PG_RU_DAYS_ADD("-")
     " UPDATE rollup_keys r SET installs = r.installs - coalesce(f.gone, 0), n = r.n - k.n" LW_KINDS(PG_RU_SUB)
     " FROM k LEFT JOIN f ON f.site = k.site AND f.dim = k.dim AND f.key = k.key"
     " WHERE r.site = k.site AND r.dim = k.dim AND r.key = k.key";
@@ -655,6 +675,7 @@ static lw_status rollup_subtract(PGconn *c, const char *ev_sql, params *p, char 
   if (st == LW_OK)
     st = run(c, "DELETE FROM rollup_installs WHERE n <= 0", NULL, NULL, "keeping the rollups", err, errlen);
   if (st == LW_OK) st = run(c, "DELETE FROM rollup_keys WHERE n <= 0", NULL, NULL, "keeping the rollups", err, errlen);
+  if (st == LW_OK) st = run(c, "DELETE FROM rollup_days WHERE decisions <= 0", NULL, NULL, "keeping the rollups", err, errlen);
   return st;
 }
 
@@ -840,7 +861,7 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
       params rp;
       p_init(&rp);
       p_text(&rp, it->site), p_text(&rp, it->install);
-      st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code FROM events"
+      st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
                                  " WHERE site = $1 AND install = $2", &rp, err, errlen);
       p_free(&rp);
       if (st == LW_OK)
@@ -867,7 +888,7 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
     }
     p_init(&p);
     p_text(&p, it->site), p_text(&p, it->code);
-    st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code FROM events"
+    st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
                                " WHERE site = $1 AND code = $2", &p, err, errlen);
     p_free(&p);
     if (st == LW_OK)
@@ -902,7 +923,7 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
   p_int(&p, EVENT_ID_STRIDE);
   PGresult *r = NULL;
   st = rollup_subtract(s->w,
-                       "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code FROM events e"
+                       "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code, e.mode, e.t FROM events e"
                        " JOIN batches b ON e.id >= b.id * $2 AND e.id < (b.id + 1) * $2 WHERE b.received_at < $1",
                        &p, err, errlen);
   if (st == LW_OK)
@@ -1329,6 +1350,19 @@ static const char k_decisions_pg[] =
     " LEFT JOIN lw_join j ON j.decision = d.decision"
     " WHERE d.site = $1 AND d.kind = $4 AND d.t >= $2 AND d.t < $3 ORDER BY d.id";
 
+/* The shared decisions alone (lw_store_shared_decisions), through events_decisions. */
+static const char k_shared_decisions_pg[] =
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 1, 0," FLAGGED
+    ", d.decision, " WINDOW_FROM ", coalesce(j.how, 0), coalesce(j.n, 0)"
+    RX("count(DISTINCT who)", "$7") RX("count(DISTINCT who)", "'conversion'")
+    RX("count(DISTINCT who)", "'retained_30'") RX("count(DISTINCT who)", "'retained_90'")
+    RX("count(DISTINCT who)", "'churned'") RX("coalesce(sum(value), 0)", "'conversion'")
+    RX("coalesce(sum(value), 0)", "'revenue'")
+    ", (SELECT max(at) FROM lw_rx x WHERE x.key = j.key AND ($6 = 0 OR x.at <= " WINDOW_FROM " + $6))"
+    " FROM lw_shared s JOIN events d ON d.site = $1 AND d.decision = s.decision AND d.kind = 'decision'"
+    " LEFT JOIN lw_join j ON j.decision = d.decision"
+    " WHERE d.kind = $4 AND d.t >= $2 AND d.t < $3 ORDER BY d.id";
+
 static const char k_referrers_pg[] =
     "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n," FLAGGED ", d.decision FROM"
     " (SELECT sh.install AS install, count(*) AS n FROM"
@@ -1437,8 +1471,10 @@ static void cur_free(lw_store_cursor *base) {
   free(c);
 }
 
-static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
-                              lw_store_cursor **out, char *err, size_t errlen) {
+/* which: 0 decisions, 1 referrers, 2 the shared decisions alone. */
+static lw_status pg_open_cursor(lw_store *base, const lw_store_range *r, int which, int attribution_days,
+                                lw_store_cursor **out, char *err, size_t errlen) {
+  int referrers = which == 1;
   pg_store *s = (pg_store *)base;
   *out = NULL;
   pg_cursor *c = calloc(1, sizeof *c);
@@ -1465,7 +1501,7 @@ static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int refer
     if (referrers)
       with_shared_kinds(k_referrers_pg, sql, sizeof sql);
     else
-      snprintf(sql, sizeof sql, "%s", k_decisions_pg);
+      snprintf(sql, sizeof sql, "%s", which == 2 ? k_shared_decisions_pg : k_decisions_pg);
     params p;
     p_init(&p);
     range_params(&p, r, attribution_days);
@@ -1485,6 +1521,65 @@ static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int refer
     return st;
   }
   *out = &c->base;
+  return LW_OK;
+}
+
+static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
+                              lw_store_cursor **out, char *err, size_t errlen) {
+  return pg_open_cursor(base, r, referrers ? 1 : 0, attribution_days, out, err, errlen);
+}
+
+static lw_status pg_shared_decisions(lw_store *base, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                     size_t errlen) {
+  return pg_open_cursor(base, r, 2, 0, out, err, errlen);
+}
+
+typedef struct {
+  lw_funnel_day *rows;
+  size_t n, cap;
+} days_ctx;
+
+static int collect_day(void *vctx, const PGresult *r) {
+  days_ctx *c = vctx;
+  if (c->n == c->cap) {
+    size_t ncap = c->cap ? c->cap * 2 : 64;
+    lw_funnel_day *grown = realloc(c->rows, ncap * sizeof *grown);
+    if (!grown) return -1;
+    c->rows = grown, c->cap = ncap;
+  }
+  lw_funnel_day *d = &c->rows[c->n++];
+  memset(d, 0, sizeof *d);
+  d->day = get_int(r, 0, 0);
+  get_text(r, 0, 1, d->action, sizeof d->action);
+  get_text(r, 0, 2, d->segment, sizeof d->segment);
+  get_text(r, 0, 3, d->mode, sizeof d->mode);
+  d->decisions = get_int(r, 0, 4);
+  d->prompts = get_int(r, 0, 5);
+  return 0;
+}
+
+static lw_status pg_funnel_days(lw_store *base, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                                size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading the funnel", err, errlen);
+  params p;
+  p_init(&p);
+  p_text(&p, site);
+  days_ctx ctx = {0};
+  if (st == LW_OK)
+    st = stream(rd->c,
+                "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = $1"
+                " ORDER BY day, action, segment, mode",
+                &p, collect_day, &ctx, "reading the funnel", err, errlen);
+  p_free(&p);
+  reader_give(rd);
+  if (st != LW_OK) {
+    free(ctx.rows);
+    return st;
+  }
+  *rows = ctx.rows;
+  *n = ctx.n;
   return LW_OK;
 }
 
@@ -1912,7 +2007,7 @@ static const lw_store_backend pg_backend = {
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     /* Webhook deliveries (store schema 8) are SQLite-only so far: lw_store_delivery_* answer a
      * clear error and the server sends no webhooks on PostgreSQL. */
-    NULL, NULL, NULL, NULL, NULL, pg_stats_walk, NULL, NULL};
+    NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
 
 /* ---- read-only (the learning tools) */
 
@@ -1956,7 +2051,7 @@ static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approv
 static const lw_store_backend pg_read_backend = {
     "postgresql (read-only)", ro_write, ro_forget, ro_purge, pg_stats, pg_ping, pg_referral, pg_attributions,
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
-    pg_reviews, NULL, NULL, NULL, NULL, NULL, pg_stats_walk, NULL, NULL};
+    pg_reviews, NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

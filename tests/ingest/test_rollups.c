@@ -376,8 +376,8 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   lw_store_free(s);
   s = NULL;
   if (pg_url()) {
-    pg_schema_sql("SET search_path = %s; DROP TABLE rollup_site, rollup_keys, rollup_installs;"
-                  " UPDATE lw_schema SET version = 1; -- %s");
+    pg_schema_sql("SET search_path = %s; DROP TABLE rollup_site, rollup_keys, rollup_installs, rollup_days;"
+                  " DROP INDEX events_shares, events_decisions; UPDATE lw_schema SET version = 1; -- %s");
     CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
   } else {
     sqlite3 *db;
