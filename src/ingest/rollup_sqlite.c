@@ -25,7 +25,7 @@ static const char *const dim_cols[N_DIMS] = {"action", "segment", "code"};
 
 const char lw_sq_rollup_tables[] =
     "CREATE TABLE rollup_site(site TEXT PRIMARY KEY, outcomes INTEGER NOT NULL DEFAULT 0,"
-    "  batches INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "  batches INTEGER NOT NULL DEFAULT 0, codes INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE rollup_keys(site TEXT NOT NULL, dim INTEGER NOT NULL, key TEXT NOT NULL,"
     "  installs INTEGER NOT NULL DEFAULT 0, n INTEGER NOT NULL DEFAULT 0" LW_KINDS(RU_COL_DEF)
     ", PRIMARY KEY(site, dim, key)) WITHOUT ROWID;"
@@ -80,8 +80,8 @@ lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t 
        " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET decisions = decisions + excluded.decisions,"
        " prompts = prompts + excluded.prompts"},
       {&ru->up_site,
-       "INSERT INTO rollup_site(site, outcomes, batches) VALUES(?1, ?2, ?3) ON CONFLICT(site) DO UPDATE SET"
-       " outcomes = outcomes + excluded.outcomes, batches = batches + excluded.batches"},
+       "INSERT INTO rollup_site(site, outcomes, batches, codes) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(site) DO UPDATE SET"
+       " outcomes = outcomes + excluded.outcomes, batches = batches + excluded.batches, codes = codes + excluded.codes"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (sqlite3_prepare_v3(db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st, NULL) != SQLITE_OK)
@@ -123,12 +123,13 @@ typedef struct {
 } acc;
 
 static lw_status site_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, int64_t outcomes, int64_t batches,
-                          char *err, size_t errlen) {
+                          int64_t codes, char *err, size_t errlen) {
   sqlite3_stmt *st = ru->up_site;
   sqlite3_reset(st);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, outcomes);
   sqlite3_bind_int64(st, 3, batches);
+  sqlite3_bind_int64(st, 4, codes);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? LW_OK : fail(db, "keeping the rollups", err, errlen);
@@ -176,8 +177,14 @@ static lw_status flush_key(acc *a, char *err, size_t errlen) {
   sqlite3_bind_int64(st, 5, a->n);
   for (int k = 0; k < LW_KIND_COUNT; k++) sqlite3_bind_int64(st, 6 + k, a->kinds[k]);
   if (sqlite3_step(st) != SQLITE_ROW) return fail(a->db, "keeping the rollups", err, errlen);
-  int64_t left = sqlite3_column_int64(st, 0);
+  int64_t left = sqlite3_column_int64(st, 0), before = left - a->n;
   sqlite3_reset(st);
+  /* The site's number of codes (rollup_site.codes), so /v1/stats counts the codes below
+   * min_installs without counting them one by one. */
+  if (a->dim == DIM_CODE && (before <= 0) != (left <= 0)) {
+    lw_status cs = site_add(a->ru, a->db, a->site, 0, 0, left > 0 ? 1 : -1, err, errlen);
+    if (cs != LW_OK) return cs;
+  }
   if (left > 0) return LW_OK;
   /* No event left under the key: it leaves the breakdown, as a walk would not see it. */
   st = a->ru->del_key;
@@ -271,7 +278,7 @@ static lw_status days_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const
 
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
                            size_t n, char *err, size_t errlen) {
-  lw_status s = site_add(ru, db, site, (int64_t)n, 1, err, errlen);
+  lw_status s = site_add(ru, db, site, (int64_t)n, 1, 0, err, errlen);
   if (s == LW_OK) s = days_add(ru, db, site, events, n, err, errlen);
   if (s != LW_OK || !n) return s;
   if (ru->buf_cap < n * N_DIMS) {
@@ -336,7 +343,7 @@ lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where
     int dim = sqlite3_column_int(q, 1);
     int64_t count = sqlite3_column_int64(q, 5);
     if (dim < 0) {
-      s = site_add(ru, db, site, -count, 0, err, errlen);
+      s = site_add(ru, db, site, -count, 0, 0, err, errlen);
       continue;
     }
     s = feed(&ac, site, dim, (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3),
@@ -372,7 +379,7 @@ lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where
   if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
   bind_where(q, a, b, i);
   while (s == LW_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
-    s = site_add(ru, db, (const char *)sqlite3_column_text(q, 0), 0, -sqlite3_column_int64(q, 1), err, errlen);
+    s = site_add(ru, db, (const char *)sqlite3_column_text(q, 0), 0, -sqlite3_column_int64(q, 1), 0, err, errlen);
   if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "reading what a deletion takes from the rollups", err, errlen);
   sqlite3_finalize(q);
   return s;
@@ -403,7 +410,8 @@ lw_status lw_sq_rollup_backfill(sqlite3 *db, char *err, size_t errlen) {
   if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) goto failed;
   if (sqlite3_exec(db,
                    "INSERT INTO rollup_site(site, outcomes, batches) SELECT site, 0, count(*) FROM batches GROUP BY site;"
-                   "UPDATE rollup_site SET outcomes = (SELECT count(*) FROM events e WHERE e.site = rollup_site.site);",
+                   "UPDATE rollup_site SET outcomes = (SELECT count(*) FROM events e WHERE e.site = rollup_site.site),"
+                   "  codes = (SELECT count(*) FROM rollup_keys k WHERE k.site = rollup_site.site AND k.dim = 2);",
                    NULL, NULL, &msg) != SQLITE_OK)
     goto failed;
   return LW_OK;
@@ -487,14 +495,15 @@ lw_status lw_sq_rollup_stats(sqlite3 *db, const char *site, const lw_stats_bound
   if (!bounds || !bounds->max_codes)
     return rows_of(db, KEY_COLS " ORDER BY key", site, DIM_CODE, 0, 0, &out->codes, &out->n_codes, err, errlen);
   /* Within bounds: the max_codes codes with the most installs (ties: the smaller code) of
-   * those with at least min_installs, straight from rollup_keys_installs; the others are
-   * counted on the same index. */
-  int64_t eligible = 0;
-  s = scalar(db, "SELECT count(*) FROM rollup_keys WHERE site = ?1 AND dim = 2 AND installs < ?2", site,
-             bounds->min_installs, &out->codes_below_min, err, errlen);
+   * those with at least min_installs, straight from rollup_keys_installs; those are counted on
+   * the same index (the few codes many installs share), the others are the site's code count
+   * minus them, so no read walks the long tail of one-install codes. */
+  int64_t eligible = 0, codes = 0;
+  s = scalar(db, "SELECT codes FROM rollup_site WHERE site = ?1", site, 0, &codes, err, errlen);
   if (s == LW_OK)
     s = scalar(db, "SELECT count(*) FROM rollup_keys WHERE site = ?1 AND dim = 2 AND installs >= ?2", site,
                bounds->min_installs, &eligible, err, errlen);
+  out->codes_below_min = codes - eligible;
   if (s == LW_OK)
     s = rows_of(db, KEY_COLS " AND installs >= ?3 ORDER BY installs DESC, key LIMIT ?4", site, DIM_CODE,
                 bounds->min_installs, (int64_t)bounds->max_codes, &out->codes, &out->n_codes, err, errlen);

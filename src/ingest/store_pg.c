@@ -97,7 +97,7 @@ static const char *const pg_schema_v1[] = {
 #define PG_RU_PROMPTED "action IS NOT NULL AND action <> '" LW_ACTION_NONE "'"
 static const char *const pg_schema_v2[] = {
     "CREATE TABLE rollup_site(site " TXT " PRIMARY KEY, outcomes bigint NOT NULL DEFAULT 0,"
-    " batches bigint NOT NULL DEFAULT 0)",
+    " batches bigint NOT NULL DEFAULT 0, codes bigint NOT NULL DEFAULT 0)",
     "CREATE TABLE rollup_keys(site " TXT " NOT NULL, dim integer NOT NULL, key " TXT " NOT NULL,"
     " installs bigint NOT NULL DEFAULT 0, n bigint NOT NULL DEFAULT 0" LW_KINDS(PG_RU_COL_DEF)
     ", PRIMARY KEY(site, dim, key))",
@@ -114,6 +114,8 @@ static const char *const pg_schema_v2[] = {
     "INSERT INTO rollup_site(site, outcomes, batches) SELECT site, 0, count(*) FROM batches GROUP BY site",
     "UPDATE rollup_site r SET outcomes = x.n FROM (SELECT site, count(*) AS n FROM events GROUP BY site) x"
     " WHERE r.site = x.site",
+    "UPDATE rollup_site r SET codes = x.n FROM (SELECT site, count(*) AS n FROM rollup_keys WHERE dim = 2"
+    " GROUP BY site) x WHERE r.site = x.site",
     "CREATE TABLE rollup_days(site " TXT " NOT NULL, day bigint NOT NULL, action " TXT " NOT NULL,"
     " segment " TXT " NOT NULL, mode " TXT " NOT NULL, decisions bigint NOT NULL, prompts bigint NOT NULL,"
     " PRIMARY KEY(site, day, action, segment, mode))",
@@ -629,14 +631,16 @@ static const char k_rollup_add_pg[] =
     "  ON CONFLICT (site, dim, key, install) DO UPDATE SET n = r.n + excluded.n"
     "  RETURNING r.site, r.dim, r.key, (r.xmax = 0) AS fresh),"
     " f AS (SELECT site, dim, key, count(*) FILTER (WHERE fresh) AS fresh FROM ins GROUP BY 1, 2, 3),"
-    " st AS (INSERT INTO rollup_site AS r(site, outcomes, batches) VALUES($3, (SELECT count(*) FROM ev), 1)"
-    "  ON CONFLICT (site) DO UPDATE SET outcomes = r.outcomes + excluded.outcomes, batches = r.batches + 1),"
-    PG_RU_DAYS_ADD("")
-    " INSERT INTO rollup_keys AS r(site, dim, key, installs, n" LW_KINDS(PG_RU_COL) ")"
-    " SELECT k.site, k.dim, k.key, coalesce(f.fresh, 0), k.n" LW_KINDS(PG_RU_K)
-    " FROM k LEFT JOIN f ON f.site = k.site AND f.dim = k.dim AND f.key = k.key ORDER BY 1, 2, 3"
-    " ON CONFLICT (site, dim, key) DO UPDATE SET installs = r.installs + excluded.installs, n = r.n + excluded.n"
-    LW_KINDS(PG_RU_ADD);
+    PG_RU_DAYS_ADD("") ","
+    " kk AS (INSERT INTO rollup_keys AS r(site, dim, key, installs, n" LW_KINDS(PG_RU_COL) ")"
+    "  SELECT k.site, k.dim, k.key, coalesce(f.fresh, 0), k.n" LW_KINDS(PG_RU_K)
+    "  FROM k LEFT JOIN f ON f.site = k.site AND f.dim = k.dim AND f.key = k.key ORDER BY 1, 2, 3"
+    "  ON CONFLICT (site, dim, key) DO UPDATE SET installs = r.installs + excluded.installs, n = r.n + excluded.n"
+    LW_KINDS(PG_RU_ADD) " RETURNING r.dim, (r.xmax = 0) AS fresh)"
+    " INSERT INTO rollup_site AS r(site, outcomes, batches, codes)"
+    "  VALUES($3, (SELECT count(*) FROM ev), 1, (SELECT count(*) FROM kk WHERE fresh AND dim = 2))"
+    "  ON CONFLICT (site) DO UPDATE SET outcomes = r.outcomes + excluded.outcomes, batches = r.batches + 1,"
+    "  codes = r.codes + excluded.codes";
 
 static lw_status rollup_send_add(pg_store *s, PGconn *c, const lw_store_item *it, int64_t batch_row, int *sent,
                                  char *err, size_t errlen) {
@@ -674,7 +678,12 @@ static lw_status rollup_subtract(PGconn *c, const char *ev_sql, params *p, char 
   lw_status st = run(c, sql, p, NULL, "keeping the rollups", err, errlen);
   if (st == LW_OK)
     st = run(c, "DELETE FROM rollup_installs WHERE n <= 0", NULL, NULL, "keeping the rollups", err, errlen);
-  if (st == LW_OK) st = run(c, "DELETE FROM rollup_keys WHERE n <= 0", NULL, NULL, "keeping the rollups", err, errlen);
+  if (st == LW_OK)
+    st = run(c,
+             "WITH d AS (DELETE FROM rollup_keys WHERE n <= 0 RETURNING site, dim)"
+             " UPDATE rollup_site r SET codes = r.codes - x.n FROM (SELECT site, count(*) AS n FROM d WHERE dim = 2"
+             " GROUP BY site) x WHERE r.site = x.site",
+             NULL, NULL, "keeping the rollups", err, errlen);
   if (st == LW_OK) st = run(c, "DELETE FROM rollup_days WHERE decisions <= 0", NULL, NULL, "keeping the rollups", err, errlen);
   return st;
 }
@@ -1182,14 +1191,16 @@ static lw_status pg_stats(lw_store *base, const char *site, const lw_stats_bound
   if (st == LW_OK)
     st = rollup_rows(rd->c, PG_RU_KEY_COLS "1 ORDER BY key", site, NULL, &out->segments, &out->n_segments, err, errlen);
   if (st == LW_OK && bounds && bounds->max_codes) {
-    int64_t eligible = 0;
+    /* As SQLite's: the codes below min_installs are the site's code count minus the others. */
+    int64_t eligible = 0, codes = 0;
     p_init(&p);
     p_text(&p, site), p_int(&p, bounds->min_installs);
-    st = one_int(rd->c, "SELECT count(*) FROM rollup_keys WHERE site = $1 AND dim = 2 AND installs < $2", &p,
-                 &out->codes_below_min, "reading stats", err, errlen);
+    st = one_int(rd->c, "SELECT coalesce(max(codes), 0) FROM rollup_site WHERE site = $1 AND $2 >= 0", &p, &codes,
+                 "reading stats", err, errlen);
     if (st == LW_OK)
       st = one_int(rd->c, "SELECT count(*) FROM rollup_keys WHERE site = $1 AND dim = 2 AND installs >= $2", &p,
                    &eligible, "reading stats", err, errlen);
+    out->codes_below_min = codes - eligible;
     p_free(&p);
     if (st == LW_OK)
       st = rollup_rows(rd->c, PG_RU_KEY_COLS "2 AND installs >= $2 ORDER BY installs DESC, key LIMIT $3", site, bounds,

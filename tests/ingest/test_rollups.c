@@ -275,8 +275,8 @@ static char *dump_rollups(const char *path, int with_batches) {
   size_t cap = 1 << 20, len = 0;
   char *out = calloc(1, cap);
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return out;
-  const char *sql[] = {with_batches ? "SELECT site, outcomes, batches FROM rollup_site WHERE outcomes OR batches ORDER BY site"
-                                    : "SELECT site, outcomes FROM rollup_site WHERE outcomes ORDER BY site",
+  const char *sql[] = {with_batches ? "SELECT site, outcomes, batches, codes FROM rollup_site WHERE outcomes OR batches ORDER BY site"
+                                    : "SELECT site, outcomes, codes FROM rollup_site WHERE outcomes ORDER BY site",
                        "SELECT * FROM rollup_keys ORDER BY site, dim, key",
                        "SELECT * FROM rollup_installs ORDER BY site, dim, key, install",
                        "SELECT * FROM rollup_days ORDER BY site, day, action, segment, mode"};
