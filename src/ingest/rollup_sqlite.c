@@ -51,12 +51,18 @@ static const char k_kind_sums[] = LW_KINDS(RU_COL_SUM);
 
 #define SITE_CAP 40 /* site ids are 1-32 of [A-Za-z0-9_-] (config.c) */
 
-struct lw_sq_rollup_entry {
-  const char *site; /* NUL-terminated, outlive the call */
-  const char *key;
-  const char *install;
-  int dim;
-  int kind;
+struct lw_sq_rollup_entry { /* an event under one key */
+  char site[SITE_CAP], key[LW_NAME_LEN + 1], install[LW_INSTALL_LEN + 1];
+  int dim, kind;
+};
+struct lw_sq_rollup_day { /* a decision */
+  char site[SITE_CAP], action[LW_NAME_LEN + 1], segment[LW_NAME_LEN + 1], mode[8];
+  int64_t day;
+  int prompted;
+};
+struct lw_sq_rollup_site {
+  char site[SITE_CAP];
+  int64_t outcomes, batches;
 };
 
 static lw_status fail(sqlite3 *db, const char *what, char *err, size_t errlen) {
@@ -98,6 +104,7 @@ void lw_sq_rollup_finalize(lw_sq_rollup *ru) {
   sqlite3_finalize(ru->up_day);
   free(ru->buf);
   free(ru->days);
+  free(ru->sites);
   memset(ru, 0, sizeof *ru);
 }
 
@@ -108,6 +115,7 @@ void lw_sq_rollup_reset(lw_sq_rollup *ru) {
   sqlite3_reset(ru->del_key);
   sqlite3_reset(ru->up_site);
   sqlite3_reset(ru->up_day);
+  ru->n_sites = ru->n_days = ru->n_buf = 0; /* a failed transaction's additions are dropped */
 }
 
 /* ---------------------------------------------------------------- the accumulator */
@@ -220,88 +228,121 @@ static lw_status feed(acc *a, const char *site, int dim, const char *key, const 
   return LW_OK;
 }
 
-/* ---------------------------------------------------------------- adding a batch */
+/* ---------------------------------------------------------------- adding batches
+ * lw_sq_rollup_add copies what a batch adds into the group's buffers; lw_sq_rollup_flush, once
+ * per write transaction (or when the buffers are full), sorts them and writes one UPSERT per
+ * touched (key, install), per touched key, per touched day and per site, however many batches
+ * of the group touched them. */
+
+#define ENTRIES_MAX 65536 /* flushed early past this: memory stays bounded in a huge group */
 
 static int entry_order(const void *x, const void *y) {
   const struct lw_sq_rollup_entry *a = x, *b = y;
+  int c = strcmp(a->site, b->site);
+  if (c) return c;
   if (a->dim != b->dim) return a->dim - b->dim;
-  int c = strcmp(a->key, b->key);
+  c = strcmp(a->key, b->key);
   return c ? c : strcmp(a->install, b->install);
 }
 
 static int day_order(const void *x, const void *y) {
-  const lw_event *a = *(const lw_event *const *)x, *b = *(const lw_event *const *)y;
-  int64_t da = day_of(a->t), db = day_of(b->t);
-  if (da != db) return da < db ? -1 : 1;
-  int c = strcmp(a->action, b->action);
+  const struct lw_sq_rollup_day *a = x, *b = y;
+  int c = strcmp(a->site, b->site);
+  if (c) return c;
+  if (a->day != b->day) return a->day < b->day ? -1 : 1;
+  c = strcmp(a->action, b->action);
   if (!c) c = strcmp(a->segment, b->segment);
   return c ? c : strcmp(a->mode, b->mode);
 }
 
-/* The decisions of one batch into rollup_days: one UPSERT per (day, action, segment, mode). */
-static lw_status days_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events, size_t n,
-                          char *err, size_t errlen) {
-  if (ru->days_cap < n) {
-    const lw_event **grown = realloc(ru->days, n * sizeof *grown);
-    if (!grown) {
-      snprintf(err, errlen, "out of memory");
-      return LW_ERR_NOMEM;
-    }
-    ru->days = grown;
-    ru->days_cap = n;
-  }
-  size_t m = 0;
-  for (size_t i = 0; i < n; i++)
-    if (events[i].kind == LW_KIND_DECISION) ru->days[m++] = &events[i];
-  qsort(ru->days, m, sizeof *ru->days, day_order);
-  for (size_t i = 0; i < m;) {
+static int grow(void **buf, size_t *cap, size_t need, size_t size) {
+  if (*cap >= need) return 1;
+  size_t ncap = *cap ? *cap * 2 : 256;
+  while (ncap < need) ncap *= 2;
+  void *grown = realloc(*buf, ncap * size);
+  if (!grown) return 0;
+  *buf = grown, *cap = ncap;
+  return 1;
+}
+
+lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  lw_status s = LW_OK;
+  for (size_t i = 0; s == LW_OK && i < ru->n_sites; i++)
+    s = site_add(ru, db, ru->sites[i].site, ru->sites[i].outcomes, ru->sites[i].batches, 0, err, errlen);
+  if (ru->n_days) qsort(ru->days, ru->n_days, sizeof *ru->days, day_order);
+  for (size_t i = 0; s == LW_OK && i < ru->n_days;) {
     size_t j = i;
     int64_t prompts = 0;
-    while (j < m && day_order(&ru->days[i], &ru->days[j]) == 0) prompts += prompted(ru->days[j++]);
-    const lw_event *e = ru->days[i];
+    while (j < ru->n_days && day_order(&ru->days[i], &ru->days[j]) == 0) prompts += ru->days[j++].prompted;
+    const struct lw_sq_rollup_day *d = &ru->days[i];
     sqlite3_stmt *st = ru->up_day;
     sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, day_of(e->t));
-    sqlite3_bind_text(st, 3, e->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, e->segment, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, e->mode, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->day);
+    sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (int64_t)(j - i));
     sqlite3_bind_int64(st, 7, prompts);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fail(db, "keeping the rollups", err, errlen);
+    if (rc != SQLITE_DONE) s = fail(db, "keeping the rollups", err, errlen);
     i = j;
   }
-  return LW_OK;
+  if (ru->n_buf) qsort(ru->buf, ru->n_buf, sizeof *ru->buf, entry_order);
+  acc a = {.ru = ru, .db = db};
+  for (size_t i = 0; s == LW_OK && i < ru->n_buf; i++)
+    s = feed(&a, ru->buf[i].site, ru->buf[i].dim, ru->buf[i].key, ru->buf[i].install, ru->buf[i].kind, 1, err,
+             errlen);
+  if (s == LW_OK) s = flush_key(&a, err, errlen);
+  ru->n_sites = ru->n_days = ru->n_buf = 0;
+  return s;
 }
 
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
                            size_t n, char *err, size_t errlen) {
-  lw_status s = site_add(ru, db, site, (int64_t)n, 1, 0, err, errlen);
-  if (s == LW_OK) s = days_add(ru, db, site, events, n, err, errlen);
-  if (s != LW_OK || !n) return s;
-  if (ru->buf_cap < n * N_DIMS) {
-    struct lw_sq_rollup_entry *grown = realloc(ru->buf, n * N_DIMS * sizeof *grown);
-    if (!grown) {
-      snprintf(err, errlen, "out of memory");
-      return LW_ERR_NOMEM;
-    }
-    ru->buf = grown;
-    ru->buf_cap = n * N_DIMS;
+  if (ru->n_buf + n * N_DIMS > ENTRIES_MAX) {
+    lw_status s = lw_sq_rollup_flush(ru, db, err, errlen);
+    if (s != LW_OK) return s;
   }
-  size_t m = 0;
+  size_t k = 0;
+  while (k < ru->n_sites && strcmp(ru->sites[k].site, site) != 0) k++;
+  if (!grow((void **)&ru->sites, &ru->sites_cap, k + 1, sizeof *ru->sites) ||
+      !grow((void **)&ru->buf, &ru->buf_cap, ru->n_buf + n * N_DIMS, sizeof *ru->buf) ||
+      !grow((void **)&ru->days, &ru->days_cap, ru->n_days + n, sizeof *ru->days)) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  if (k == ru->n_sites) {
+    memset(&ru->sites[k], 0, sizeof ru->sites[k]);
+    snprintf(ru->sites[k].site, sizeof ru->sites[k].site, "%s", site);
+    ru->n_sites++;
+  }
+  ru->sites[k].outcomes += (int64_t)n;
+  ru->sites[k].batches++;
   for (size_t i = 0; i < n; i++) {
     const lw_event *e = &events[i];
     const char *keys[N_DIMS] = {e->action, e->segment, e->code};
-    for (int d = 0; d < N_DIMS; d++) /* the store keeps "" as NULL: no key */
-      if (keys[d][0]) ru->buf[m++] = (struct lw_sq_rollup_entry){site, keys[d], e->install, d, (int)e->kind};
+    for (int d = 0; d < N_DIMS; d++) { /* the store keeps "" as NULL: no key */
+      if (!keys[d][0]) continue;
+      struct lw_sq_rollup_entry *en = &ru->buf[ru->n_buf++];
+      memcpy(en->site, ru->sites[k].site, sizeof en->site);
+      snprintf(en->key, sizeof en->key, "%s", keys[d]);
+      memcpy(en->install, e->install, sizeof en->install);
+      en->dim = d;
+      en->kind = (int)e->kind;
+    }
+    if (e->kind == LW_KIND_DECISION) {
+      struct lw_sq_rollup_day *dy = &ru->days[ru->n_days++];
+      memcpy(dy->site, ru->sites[k].site, sizeof dy->site);
+      dy->day = day_of(e->t);
+      memcpy(dy->action, e->action, sizeof dy->action);
+      memcpy(dy->segment, e->segment, sizeof dy->segment);
+      memcpy(dy->mode, e->mode, sizeof dy->mode);
+      dy->prompted = prompted(e);
+    }
   }
-  qsort(ru->buf, m, sizeof *ru->buf, entry_order);
-  acc a = {.ru = ru, .db = db};
-  for (size_t i = 0; s == LW_OK && i < m; i++)
-    s = feed(&a, site, ru->buf[i].dim, ru->buf[i].key, ru->buf[i].install, ru->buf[i].kind, 1, err, errlen);
-  return s == LW_OK ? flush_key(&a, err, errlen) : s;
+  return LW_OK;
 }
 
 /* ---------------------------------------------------------------- subtracting deletions */

@@ -28,19 +28,26 @@ extern const char lw_sq_rollup_tables[];
 /* The writer's prepared statements. */
 typedef struct {
   sqlite3_stmt *up_install, *del_install, *up_key, *del_key, *up_site, *up_day;
-  struct lw_sq_rollup_entry *buf; /* one batch's entries (write path) */
-  size_t buf_cap;
-  const lw_event **days;          /* one batch's decisions (write path) */
-  size_t days_cap;
+  /* what the write transaction's batches add, until lw_sq_rollup_flush */
+  struct lw_sq_rollup_entry *buf;
+  size_t n_buf, buf_cap;
+  struct lw_sq_rollup_day *days;
+  size_t n_days, days_cap;
+  struct lw_sq_rollup_site *sites;
+  size_t n_sites, sites_cap;
 } lw_sq_rollup;
 
 lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
 void lw_sq_rollup_finalize(lw_sq_rollup *ru);
 void lw_sq_rollup_reset(lw_sq_rollup *ru);
 
-/* Add one stored batch: its events[0..n) (those kept) on site. Inside the writer's transaction. */
+/* Add one stored batch: its events[0..n) (those kept) on site, copied (written by the next
+ * lw_sq_rollup_flush, or at once when the buffers are full). Inside the writer's transaction. */
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
                            size_t n, char *err, size_t errlen);
+/* Write what the transaction's batches added: before its COMMIT. lw_sq_rollup_reset drops it
+ * (after a ROLLBACK). */
+lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
 
 /* Subtract the events that `where` selects (an SQL condition on the events table, with ?1 and
  * ?2 bound to a and b when a is set, else ?1 to i), before they are deleted; with batches_where

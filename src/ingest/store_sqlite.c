@@ -610,6 +610,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   lw_status st = step_fault(s, "starting a write", err, errlen);
   if (st == LW_OK) st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_flush(&s->ru, s->w, err, errlen);
   if (st == LW_OK) st = step_fault(s, "committing", err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", err, errlen);
   if (st == LW_OK) referral_touch(s, items, n);

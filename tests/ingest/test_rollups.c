@@ -81,6 +81,29 @@ static void write_json(lw_store *s, const char *site, const char *json, int64_t 
   lw_batch_free(b);
 }
 
+/* Several batches in one write (one transaction, as the writer groups them), one of them twice
+ * (stored once), over both sites. */
+static void write_group(lw_store *s, const char *const *sites, int64_t received_ms) {
+  lw_batch *b[4] = {0};
+  lw_store_item it[5], *items[5];
+  char err[LW_ERRMSG_MAX];
+  for (int i = 0; i < 4; i++) {
+    char *j = random_batch();
+    lw_batch_error berr;
+    CHECK_INT(lw_batch_parse(j, strlen(j), NULL, received_ms, &b[i], &berr), LW_OK);
+    free(j);
+    it[i] = (lw_store_item){sites[i % 2], b[i], received_ms, 0, 0};
+    items[i] = &it[i];
+  }
+  it[4] = (lw_store_item){sites[0], b[0], received_ms, 0, 0};
+  items[4] = &it[4];
+  if (b[0] && b[1] && b[2] && b[3]) {
+    CHECK_INT(lw_store_write(s, items, 5, err, sizeof err), LW_OK);
+    CHECK_INT(it[4].duplicate, 1);
+  }
+  for (int i = 0; i < 4; i++) lw_batch_free(b[i]);
+}
+
 static int rows_equal(const char *what, const lw_stats_row *a, size_t na, const lw_stats_row *b, size_t nb) {
   if (na != nb) {
     fprintf(stderr, "%s: %zu rows from the rollups, %zu from the walk\n", what, na, nb);
@@ -223,10 +246,12 @@ static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
   for (int r = 0; r < rounds; r++) {
     unsigned op = rnd(10);
     *clock_ms += 1000;
-    if (op < 7) {
+    if (op < 5) {
       char *j = random_batch();
       write_json(s, sites[rnd(2)], j, *clock_ms);
       free(j);
+    } else if (op < 7) {
+      write_group(s, sites, *clock_ms);
     } else if (op == 7) {
       char inst[33];
       install_of(rnd(N_INSTALLS), inst);
