@@ -7,7 +7,8 @@
 //   console_p50_ms_10m, console_first_ms_10m (the warm-up, cold page cache), stats_ms_10m
 //   console_fill_events, console_fill_s, console_db_mb
 // LW_BENCH_CONSOLE_EVENTS overrides the 10,000,000 (the figure's name keeps saying 10m only
-// then: the value printed as console_fill_events says what was measured).
+// then: the value printed as console_fill_events says what was measured). LW_BENCH_CONSOLE_DB
+// names a store bench_fill built already (it is read, then left in place) instead of a new one.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, statSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,13 +27,16 @@ for (const f of [binary, fill]) {
 }
 const out = (name, value) => console.log(`${name}=${typeof value === 'number' ? Math.round(value * 100) / 100 : value}`);
 const events = Number(process.env.LW_BENCH_CONSOLE_EVENTS || 10_000_000);
-const dir = mkdtempSync(join(tmpdir(), 'lw-console-bench-'));
-const db = join(dir, 'outcomes.db');
+const reuse = process.env.LW_BENCH_CONSOLE_DB;
+const dir = reuse ? null : mkdtempSync(join(tmpdir(), 'lw-console-bench-'));
+const db = reuse || join(dir, 'outcomes.db');
 
-const filled = execFileSync(fill, [db, String(events)], { encoding: 'utf8', maxBuffer: 1 << 20 });
-for (const line of filled.trim().split('\n')) {
-  const [k, v] = line.split('=');
-  out(`console_${k}`, Number(v));
+if (!reuse) {
+  const filled = execFileSync(fill, [db, String(events)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  for (const line of filled.trim().split('\n')) {
+    const [k, v] = line.split('=');
+    out(`console_${k}`, Number(v));
+  }
 }
 out('console_db_mb', statSync(db).size / 1048576);
 
@@ -70,7 +74,13 @@ try {
     ms.push(r.ms);
   }
   const stats = [];
-  for (let i = 0; i < 5; i++) stats.push((await get(server, '/v1/stats')).ms);
+  let outcomes = 0;
+  for (let i = 0; i < 5; i++) {
+    const r = await get(server, '/v1/stats');
+    stats.push(r.ms);
+    outcomes = JSON.parse(r.text).outcomes;
+  }
+  out('console_events', outcomes);
   out('console_decisions_10m', decisions);
   out('console_first_ms_10m', first.ms);
   out('console_p50_ms_10m', q(ms, 0.5));
@@ -80,5 +90,5 @@ try {
 } finally {
   child.kill('SIGTERM');
   await new Promise((ok) => (child.exitCode !== null ? ok() : child.on('exit', ok)));
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }
