@@ -435,10 +435,47 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   drop_store(s);
 }
 
+/* A store main (09e9606, schema 8) wrote (tests/ingest/fixtures/schema-v8.sql): migrated on open,
+ * its rollups answer what the walk (main's own stats code) answers, and the writer keeps them. */
+static void a_store_written_by_main_is_migrated_and_answers_as_main_did(void) {
+  if (pg_url()) return;
+  char path[512], err[LW_ERRMSG_MAX];
+  snprintf(path, sizeof path, "%s/tests/ingest/fixtures/schema-v8.sql", LW_SOURCE_DIR);
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  static char sql[1 << 16];
+  size_t n = fread(sql, 1, sizeof sql - 1, f);
+  fclose(f);
+  sql[n] = '\0';
+  snprintf(tmp_path, sizeof tmp_path, "/tmp/lw-ru-v8-XXXXXX");
+  close(mkstemp(tmp_path));
+  unlink(tmp_path);
+  sqlite3 *db;
+  CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+  CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  lw_store *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  if (!s) return;
+  lw_stats st;
+  CHECK_INT(lw_store_stats(s, "default", &st, err, sizeof err), LW_OK);
+  CHECK_INT(st.outcomes, 40);
+  CHECK_INT(st.batches, 8);
+  CHECK(st.n_variants > 0 && st.n_codes > 0);
+  lw_stats_clear(&st);
+  check_against_walk(s, "default", "migrated from main's store");
+  int64_t clock_ms = NOW;
+  rng_state = 99;
+  random_ops(s, 40, &clock_ms);
+  drop_store(s);
+}
+
 int main(void) {
   stats_from_rollups_equal_a_walk_after_random_writes_forgets_and_retention();
   a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored();
   a_schema_8_store_is_migrated_and_answers_as_before();
+  a_store_written_by_main_is_migrated_and_answers_as_main_did();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }
