@@ -28,7 +28,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 8
+#define LW_STORE_SCHEMA_VERSION 9
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -100,6 +100,12 @@ lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err
  * exist. */
 lw_status lw_store_stats_bounded(lw_store *s, const char *site, const lw_stats_bounds *bounds,
                                  lw_stats *out, char *err, size_t errlen);
+
+/* The same answer (bounds NULL: none) walked from every stored event instead of read from the
+ * rollups the writer keeps (schema 9, README "The store"): slow on a big store, for checks
+ * that the rollups are exact (the tests; an operator's audit). */
+lw_status lw_store_stats_walk(lw_store *s, const char *site, const lw_stats_bounds *bounds,
+                              lw_stats *out, char *err, size_t errlen);
 
 /* A cheap read that proves the store answers (for /healthz). */
 lw_status lw_store_ping(lw_store *s, char *err, size_t errlen);
@@ -312,6 +318,31 @@ int lw_store_window_closed(const lw_store_decision *d, int days, int64_t now_ms)
 /* 1: *d filled; 0: no more rows; -1: a read failed or a row is damaged (err says which row). */
 int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);
 void lw_store_cursor_free(lw_store_cursor *c); /* NULL is fine */
+/* ---------------------------------------------------------------- the console's rollups (schema 9)
+ * The console's report (src/ingest/console.c) without walking every decision: the writer keeps
+ * the decisions and prompts per UTC day, action, segment and mode in the transaction of the
+ * events (forget and retention subtract what they delete), and the later stages come from the
+ * shared decisions only (a decision nobody shared has no share, landing or referee outcome). */
+
+typedef struct {
+  int64_t day;                   /* days since 1970-01-01 (UTC) of the decisions' t */
+  char action[LW_NAME_LEN + 1];
+  char segment[LW_NAME_LEN + 1]; /* "" when the decisions carried none */
+  char mode[8];                  /* "" when none */
+  int64_t decisions;
+  int64_t prompts;               /* of those, the ones whose action is not LW_ACTION_NONE */
+} lw_funnel_day;
+
+/* Every (day, action, segment, mode) of site with at least one stored decision, ordered by
+ * those. *rows is the caller's to free() (NULL when *n is 0). LW_ERR_INVALID from a backend
+ * without the rollups (the caller then walks lw_store_decisions). */
+lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                               size_t errlen);
+/* As lw_store_decisions, only the decisions with a share or copy stored (d->shared is 1 for
+ * each), each with its referee outcomes. LW_ERR_INVALID from a backend without it. */
+lw_status lw_store_shared_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                    size_t errlen);
+
 /* The number of decisions in the range (for progress). */
 lw_status lw_store_count_decisions(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
                                    size_t errlen);
@@ -422,7 +453,7 @@ lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err,
 
 /* The PostgreSQL schema's own version (its lw_schema table); older databases are migrated on
  * open, once however many replicas start together (an advisory lock). */
-#define LW_STORE_PG_SCHEMA_VERSION 1
+#define LW_STORE_PG_SCHEMA_VERSION 2
 
 /* Open (creating or migrating) the store in the PostgreSQL database url names (a libpq URI,
  * postgres:// or postgresql://). Every connection runs with synchronous_commit = on. On LW_OK
@@ -497,6 +528,14 @@ typedef struct {
                                int *result, char *err, size_t errlen);
   lw_status (*deliveries)(lw_store *s, const char *site, size_t max, lw_delivery **rows,
                           size_t *n, char *err, size_t errlen);
+  /* lw_store_stats_walk (the stats without the rollups) */
+  lw_status (*stats_walk)(lw_store *s, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                          char *err, size_t errlen);
+  /* the console's rollups (above); NULL in a backend without them */
+  lw_status (*funnel_days)(lw_store *s, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                           size_t errlen);
+  lw_status (*shared_decisions)(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

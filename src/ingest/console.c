@@ -7,9 +7,12 @@
  * value under another label; the page reads it from GET /console/api/session (same origin, no
  * CORS headers) and sends it in X-Loopwise-CSRF with every write.
  *
- * The report walks the site's decisions once through the store's read API
- * (lw_store_decisions), so it is the learning tools' view of the data: a decision's referee
- * outcomes are those its shares brought (store.h "reading decisions"). */
+ * The report is the learning tools' view of the data: a decision's referee outcomes are those
+ * its shares brought (store.h "reading decisions"). With a store that keeps the console's
+ * rollups (store.h "the console's rollups") it reads the decisions and prompts per day, action,
+ * segment and mode from them and walks only the shared decisions (every later stage needs a
+ * share); otherwise it walks every decision once (lw_store_decisions). Both give the same
+ * numbers (tests/ingest/console.test.mjs, console-rollups.test.mjs). */
 #include "console.h"
 
 #include <cJSON.h>
@@ -405,13 +408,14 @@ static double cost_of(const variant_cost *costs, size_t n, const char *action) {
   return 0;
 }
 
-static void add_decision(agg *a, const lw_store_decision *d, double cost) {
+/* first: the first stage to count (ST_SHARES when the rollups gave the decisions and prompts). */
+static void add_decision(agg *a, const lw_store_decision *d, double cost, int first) {
   const lw_referee_outcomes *o = &d->outcomes;
   int prompted = strcmp(d->action, "none") != 0 && d->action[0];
   int stage[N_STAGES] = {1, prompted, prompted && d->shared, prompted && d->shared && o->landings > 0,
                          prompted && d->shared && o->conversions > 0,
                          prompted && d->shared && o->conversions > 0 && o->retained_30 > 0};
-  for (int i = 0; i < N_STAGES; i++) a->reached[i] += stage[i];
+  for (int i = first; i < N_STAGES; i++) a->reached[i] += stage[i];
   a->landings += o->landings;
   a->conversions += o->conversions;
   a->retained += o->retained_30;
@@ -592,7 +596,31 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
   lw_store_cursor *cur = NULL;
   unsigned status = 503;
   cJSON *root = NULL;
-  if (lw_store_decisions(store, &range, &cur, err, errlen) != LW_OK) goto done;
+  lw_funnel_day *days = NULL;
+  size_t n_days = 0;
+  lw_status rolled = lw_store_funnel_days(store, site, &days, &n_days, err, errlen);
+  if (rolled != LW_OK && rolled != LW_ERR_INVALID) goto done;
+  int first = rolled == LW_OK ? ST_SHARES : ST_DECISIONS;
+  for (size_t i = 0; i < n_days; i++) {
+    const lw_funnel_day *fd = &days[i];
+    if (fd->day < 0) continue; /* the walk's range starts at t = 0 */
+    char week[16];
+    week_of(fd->day * 86400000, week);
+    const char *keys[4] = {fd->action, fd->segment[0] ? fd->segment : "(none)", fd->mode[0] ? fd->mode : "(none)",
+                           week};
+    for (int k = 0; k < 4; k++) {
+      agg *a = row_of(&t[k], keys[k]);
+      if (!a) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+      }
+      a->reached[ST_DECISIONS] += fd->decisions;
+      a->reached[ST_PROMPTS] += fd->prompts;
+    }
+  }
+  if ((rolled == LW_OK ? lw_store_shared_decisions(store, &range, &cur, err, errlen)
+                       : lw_store_decisions(store, &range, &cur, err, errlen)) != LW_OK)
+    goto done;
   lw_store_decision d;
   int rc;
   while ((rc = lw_store_next(cur, &d, err, errlen)) == 1) {
@@ -606,7 +634,7 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
         snprintf(err, errlen, "out of memory");
         goto done;
       }
-      add_decision(a, &d, cost);
+      add_decision(a, &d, cost, first);
     }
   }
   if (rc < 0) goto done;
@@ -656,6 +684,7 @@ done:
   cJSON_Delete(root);
   cJSON_Delete(product);
   lw_store_cursor_free(cur);
+  free(days);
   for (int i = 0; i < 4; i++) free(t[i].rows);
   return status;
 }

@@ -31,6 +31,15 @@ lw_status lw_store_stats_bounded(lw_store *s, const char *site, const lw_stats_b
                                  lw_stats *out, char *err, size_t errlen) {
   return s->backend->stats(s, site, bounds, out, err, errlen);
 }
+lw_status lw_store_stats_walk(lw_store *s, const char *site, const lw_stats_bounds *bounds,
+                              lw_stats *out, char *err, size_t errlen) {
+  if (!s->backend->stats_walk) {
+    memset(out, 0, sizeof *out);
+    snprintf(err, errlen, "the %s store cannot walk its stats", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->stats_walk(s, site, bounds, out, err, errlen);
+}
 lw_status lw_store_ping(lw_store *s, char *err, size_t errlen) { return s->backend->ping(s, err, errlen); }
 lw_status lw_store_referral(lw_store *s, const char *site, const char *code, const char *install,
                             lw_referral *out, char *err, size_t errlen) {

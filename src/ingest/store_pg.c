@@ -86,8 +86,49 @@ static const char *const pg_schema_v1[] = {
     " reason " TXT " NOT NULL, at bigint NOT NULL, PRIMARY KEY(site, kind, value))",
     NULL};
 
+/* Version 2: the writer-kept rollups (as SQLite's schema 9, src/ingest/rollup_sqlite.h), with
+ * partial indexes on the rows a deletion emptied, and their backfill from the stored events.
+ * dim: 0 action, 1 segment, 2 code. */
+#define PG_RU_COL_DEF(e, name, stat, flags, rules) ", n_" name " bigint NOT NULL DEFAULT 0"
+#define PG_RU_COL(e, name, stat, flags, rules) ", n_" name
+#define PG_RU_FILTER(e, name, stat, flags, rules) ", count(*) FILTER (WHERE kind = '" name "')"
+#define PG_RU_DIMS "CROSS JOIN LATERAL (VALUES (0, e.action), (1, e.segment), (2, e.code)) AS v(dim, key)"
+#define PG_RU_DAY "floor(t / 86400000.0)::bigint"
+#define PG_RU_PROMPTED "action IS NOT NULL AND action <> '" LW_ACTION_NONE "'"
+static const char *const pg_schema_v2[] = {
+    "CREATE TABLE rollup_site(site " TXT " PRIMARY KEY, outcomes bigint NOT NULL DEFAULT 0,"
+    " batches bigint NOT NULL DEFAULT 0, codes bigint NOT NULL DEFAULT 0)",
+    "CREATE TABLE rollup_keys(site " TXT " NOT NULL, dim integer NOT NULL, key " TXT " NOT NULL,"
+    " installs bigint NOT NULL DEFAULT 0, n bigint NOT NULL DEFAULT 0" LW_KINDS(PG_RU_COL_DEF)
+    ", PRIMARY KEY(site, dim, key))",
+    "CREATE INDEX rollup_keys_installs ON rollup_keys(site, dim, installs DESC, key)",
+    "CREATE INDEX rollup_keys_empty ON rollup_keys(site) WHERE n <= 0",
+    "CREATE TABLE rollup_installs(site " TXT " NOT NULL, dim integer NOT NULL, key " TXT " NOT NULL,"
+    " install " TXT " NOT NULL, n bigint NOT NULL, PRIMARY KEY(site, dim, key, install))",
+    "CREATE INDEX rollup_installs_empty ON rollup_installs(site) WHERE n <= 0",
+    "INSERT INTO rollup_installs(site, dim, key, install, n) SELECT e.site, v.dim, v.key, e.install, count(*)"
+    " FROM events e " PG_RU_DIMS " WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4",
+    "INSERT INTO rollup_keys(site, dim, key, installs, n" LW_KINDS(PG_RU_COL) ")"
+    " SELECT e.site, v.dim, v.key, count(DISTINCT e.install), count(*)" LW_KINDS(PG_RU_FILTER)
+    " FROM events e " PG_RU_DIMS " WHERE v.key IS NOT NULL GROUP BY 1, 2, 3",
+    "INSERT INTO rollup_site(site, outcomes, batches) SELECT site, 0, count(*) FROM batches GROUP BY site",
+    "UPDATE rollup_site r SET outcomes = x.n FROM (SELECT site, count(*) AS n FROM events GROUP BY site) x"
+    " WHERE r.site = x.site",
+    "UPDATE rollup_site r SET codes = x.n FROM (SELECT site, count(*) AS n FROM rollup_keys WHERE dim = 2"
+    " GROUP BY site) x WHERE r.site = x.site",
+    "CREATE TABLE rollup_days(site " TXT " NOT NULL, day bigint NOT NULL, action " TXT " NOT NULL,"
+    " segment " TXT " NOT NULL, mode " TXT " NOT NULL, decisions bigint NOT NULL, prompts bigint NOT NULL,"
+    " PRIMARY KEY(site, day, action, segment, mode))",
+    "INSERT INTO rollup_days SELECT site, " PG_RU_DAY ", coalesce(action, ''), coalesce(segment, ''),"
+    " coalesce(mode, ''), count(*), count(*) FILTER (WHERE " PG_RU_PROMPTED ") FROM events"
+    " WHERE kind = 'decision' GROUP BY 1, 2, 3, 4, 5",
+    /* the console's shared decisions (as SQLite's events_shares and events_decisions) */
+    "CREATE INDEX events_shares ON events(site, decision) WHERE kind IN ('share', 'copy')",
+    "CREATE INDEX events_decisions ON events(site, decision) WHERE kind = 'decision'",
+    NULL};
+
 /* migrations[v - 1] brings version v - 1 to v (0: an empty database). */
-static const char *const *const pg_migrations[] = {pg_schema_v1};
+static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2};
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one migration per PostgreSQL schema version");
 
@@ -563,6 +604,90 @@ static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
   return st;
 }
 
+/* ---- rollups (PG schema 2): kept by the writer in the transaction of the events ----------
+ * The rows of one stored batch ($1 its row id, $2 the id stride, $3 its site) added in one
+ * statement: an install new under a key (inserted, xmax 0) adds one to the key's installs. */
+#define PG_RU_SUM(e, name, stat, flags, rules) ", (sum(n) FILTER (WHERE kind = '" name "'))::bigint AS n_" name
+#define PG_RU_K(e, name, stat, flags, rules) ", coalesce(k.n_" name ", 0)"
+#define PG_RU_ADD(e, name, stat, flags, rules) ", n_" name " = r.n_" name " + excluded.n_" name
+#define PG_RU_SUB(e, name, stat, flags, rules) ", n_" name " = r.n_" name " - coalesce(k.n_" name ", 0)"
+#define PG_RU_GROUPS                                                                              \
+  " g AS (SELECT e.site, v.dim, v.key, e.install, e.kind, count(*) AS n FROM ev e " PG_RU_DIMS   \
+  "  WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5),"                                            \
+  " k AS (SELECT site, dim, key, sum(n)::bigint AS n" LW_KINDS(PG_RU_SUM) " FROM g GROUP BY 1, 2, 3),"
+/* The decisions among ev into rollup_days (sign "" adds, "-" subtracts). */
+#define PG_RU_DAYS_ADD(sign)                                                                         \
+  " dy AS (INSERT INTO rollup_days AS r(site, day, action, segment, mode, decisions, prompts)"         \
+  "  SELECT site, " PG_RU_DAY ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''),"   \
+  "  " sign "count(*), " sign "count(*) FILTER (WHERE " PG_RU_PROMPTED ") FROM ev WHERE kind = 'decision'" \
+  "  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 ON CONFLICT (site, day, action, segment, mode) DO UPDATE"  \
+  "  SET decisions = r.decisions + excluded.decisions, prompts = r.prompts + excluded.prompts)"
+static const char k_rollup_add_pg[] =
+    "WITH ev AS (SELECT site, install, kind, action, segment, code, mode, t FROM events"
+    "  WHERE id >= $1 * $2 AND id < ($1 + 1) * $2),"
+    PG_RU_GROUPS
+    " ins AS (INSERT INTO rollup_installs AS r(site, dim, key, install, n)"
+    "  SELECT site, dim, key, install, sum(n)::bigint FROM g GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    "  ON CONFLICT (site, dim, key, install) DO UPDATE SET n = r.n + excluded.n"
+    "  RETURNING r.site, r.dim, r.key, (r.xmax = 0) AS fresh),"
+    " f AS (SELECT site, dim, key, count(*) FILTER (WHERE fresh) AS fresh FROM ins GROUP BY 1, 2, 3),"
+    PG_RU_DAYS_ADD("") ","
+    " kk AS (INSERT INTO rollup_keys AS r(site, dim, key, installs, n" LW_KINDS(PG_RU_COL) ")"
+    "  SELECT k.site, k.dim, k.key, coalesce(f.fresh, 0), k.n" LW_KINDS(PG_RU_K)
+    "  FROM k LEFT JOIN f ON f.site = k.site AND f.dim = k.dim AND f.key = k.key ORDER BY 1, 2, 3"
+    "  ON CONFLICT (site, dim, key) DO UPDATE SET installs = r.installs + excluded.installs, n = r.n + excluded.n"
+    LW_KINDS(PG_RU_ADD) " RETURNING r.dim, (r.xmax = 0) AS fresh)"
+    " INSERT INTO rollup_site AS r(site, outcomes, batches, codes)"
+    "  VALUES($3, (SELECT count(*) FROM ev), 1, (SELECT count(*) FROM kk WHERE fresh AND dim = 2))"
+    "  ON CONFLICT (site) DO UPDATE SET outcomes = r.outcomes + excluded.outcomes, batches = r.batches + 1,"
+    "  codes = r.codes + excluded.codes";
+
+static lw_status rollup_send_add(pg_store *s, PGconn *c, const lw_store_item *it, int64_t batch_row, int *sent,
+                                 char *err, size_t errlen) {
+  params p;
+  p_init(&p);
+  p_int(&p, batch_row), p_int(&p, EVENT_ID_STRIDE), p_text(&p, it->site);
+  lw_status st = pipe_send(s, c, -1, k_rollup_add_pg, &p, sent, "keeping the rollups", err, errlen);
+  p_free(&p);
+  return st;
+}
+
+/* Subtract the events ev_sql selects (its columns site, install, kind, action, segment, code;
+ * parameters p), before they are deleted: a key's installs lose those whose count reaches 0, and
+ * the emptied rows go (found through the partial indexes on n <= 0). */
+static const char k_rollup_sub_pg[] =
+    "WITH ev AS (%s),"
+    PG_RU_GROUPS
+    " upd AS (UPDATE rollup_installs r SET n = r.n - x.n FROM (SELECT site, dim, key, install, sum(n)::bigint AS n"
+    "  FROM g GROUP BY 1, 2, 3, 4) x WHERE r.site = x.site AND r.dim = x.dim AND r.key = x.key AND r.install = x.install"
+    "  RETURNING r.site, r.dim, r.key, r.n),"
+    " f AS (SELECT site, dim, key, count(*) FILTER (WHERE n <= 0) AS gone FROM upd GROUP BY 1, 2, 3),"
+    " st AS (UPDATE rollup_site r SET outcomes = r.outcomes - x.n FROM (SELECT site, count(*) AS n FROM ev GROUP BY 1) x"
+    "  WHERE r.site = x.site),"
+    PG_RU_DAYS_ADD("-")
+    " UPDATE rollup_keys r SET installs = r.installs - coalesce(f.gone, 0), n = r.n - k.n" LW_KINDS(PG_RU_SUB)
+    " FROM k LEFT JOIN f ON f.site = k.site AND f.dim = k.dim AND f.key = k.key"
+    " WHERE r.site = k.site AND r.dim = k.dim AND r.key = k.key";
+
+static lw_status rollup_subtract(PGconn *c, const char *ev_sql, params *p, char *err, size_t errlen) {
+  char sql[sizeof k_rollup_sub_pg + 512];
+  if ((size_t)snprintf(sql, sizeof sql, k_rollup_sub_pg, ev_sql) >= sizeof sql) {
+    snprintf(err, errlen, "keeping the rollups: query too long");
+    return LW_ERR_INVALID;
+  }
+  lw_status st = run(c, sql, p, NULL, "keeping the rollups", err, errlen);
+  if (st == LW_OK)
+    st = run(c, "DELETE FROM rollup_installs WHERE n <= 0", NULL, NULL, "keeping the rollups", err, errlen);
+  if (st == LW_OK)
+    st = run(c,
+             "WITH d AS (DELETE FROM rollup_keys WHERE n <= 0 RETURNING site, dim)"
+             " UPDATE rollup_site r SET codes = r.codes - x.n FROM (SELECT site, count(*) AS n FROM d WHERE dim = 2"
+             " GROUP BY site) x WHERE r.site = x.site",
+             NULL, NULL, "keeping the rollups", err, errlen);
+  if (st == LW_OK) st = run(c, "DELETE FROM rollup_days WHERE decisions <= 0", NULL, NULL, "keeping the rollups", err, errlen);
+  return st;
+}
+
 static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char *sqlstate, char *err,
                              size_t errlen) {
   PGconn *c = s->w;
@@ -646,6 +771,7 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
       n_kept += keep[off + k];
     }
     if (st == LW_OK && n_kept) st = send_events(s, it, rows[i], keep + off, n_kept, &sent, err, errlen);
+    if (st == LW_OK) st = rollup_send_add(s, c, it, rows[i], &sent, err, errlen);
     if (st == LW_OK && n_kept < it->batch->n_events) {
       params p;
       p_init(&p);
@@ -741,8 +867,15 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
   for (size_t i = 0; st == LW_OK && i < n; i++) {
     lw_forget_item *it = items[i];
     if (!it->code) {
-      st = exec_text2(s->w, "DELETE FROM events WHERE site = $1 AND install = $2", it->site, it->install,
-                      &it->deleted, err, errlen);
+      params rp;
+      p_init(&rp);
+      p_text(&rp, it->site), p_text(&rp, it->install);
+      st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
+                                 " WHERE site = $1 AND install = $2", &rp, err, errlen);
+      p_free(&rp);
+      if (st == LW_OK)
+        st = exec_text2(s->w, "DELETE FROM events WHERE site = $1 AND install = $2", it->site, it->install,
+                        &it->deleted, err, errlen);
       if (st == LW_OK)
         st = exec_text2(s->w, "DELETE FROM code_owners WHERE site = $1 AND install = $2", it->site, it->install,
                         NULL, err, errlen);
@@ -762,8 +895,14 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
       it->denied = 1;
       continue;
     }
-    st = exec_text2(s->w, "DELETE FROM events WHERE site = $1 AND code = $2", it->site, it->code, &it->deleted, err,
-                    errlen);
+    p_init(&p);
+    p_text(&p, it->site), p_text(&p, it->code);
+    st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
+                               " WHERE site = $1 AND code = $2", &p, err, errlen);
+    p_free(&p);
+    if (st == LW_OK)
+      st = exec_text2(s->w, "DELETE FROM events WHERE site = $1 AND code = $2", it->site, it->code, &it->deleted,
+                      err, errlen);
     if (st == LW_OK)
       st = exec_text2(s->w, "DELETE FROM code_owners WHERE site = $1 AND code = $2", it->site, it->code, NULL, err,
                       errlen);
@@ -792,7 +931,17 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
   p_int(&p, before_ms);
   p_int(&p, EVENT_ID_STRIDE);
   PGresult *r = NULL;
-  st = run(s->w,
+  st = rollup_subtract(s->w,
+                       "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code, e.mode, e.t FROM events e"
+                       " JOIN batches b ON e.id >= b.id * $2 AND e.id < (b.id + 1) * $2 WHERE b.received_at < $1",
+                       &p, err, errlen);
+  if (st == LW_OK)
+    st = run(s->w,
+             "UPDATE rollup_site r SET batches = r.batches - x.n FROM (SELECT site, count(*) AS n FROM batches"
+             " WHERE received_at < $1 AND $2 > 0 GROUP BY 1) x WHERE r.site = x.site",
+             &p, NULL, "keeping the rollups", err, errlen);
+  if (st == LW_OK)
+    st = run(s->w,
            "DELETE FROM events e USING batches b WHERE b.received_at < $1"
            " AND e.id >= b.id * $2 AND e.id < (b.id + 1) * $2",
            &p, &r, "purging", err, errlen);
@@ -948,8 +1097,9 @@ static lw_status breakdown(PGconn *c, const char *col, const char *site, lw_stat
   return LW_OK;
 }
 
-static lw_status pg_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out, char *err,
-                          size_t errlen) {
+/* The stats walked from every stored event: what the rollups must equal (lw_store_stats_walk). */
+static lw_status pg_stats_walk(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                               char *err, size_t errlen) {
   pg_store *s = (pg_store *)base;
   memset(out, 0, sizeof *out);
   pg_conn *rd = reader_take(s);
@@ -990,6 +1140,77 @@ static lw_status pg_stats(lw_store *base, const char *site, const lw_stats_bound
     }
   } else if (st == LW_OK) {
     st = breakdown(rd->c, "code", site, &out->codes, &out->n_codes, err, errlen);
+  }
+  rollback(rd->c);
+  reader_give(rd);
+  if (st != LW_OK) lw_stats_clear(out);
+  return st;
+}
+
+/* GET /v1/stats from the writer-kept rollups (PG schema 2): index reads however many events and
+ * codes the site has. */
+#define PG_RU_KEY_COLS "SELECT key, installs" LW_KINDS(PG_RU_COL) " FROM rollup_keys WHERE site = $1 AND dim = "
+static lw_status rollup_rows(PGconn *c, const char *sql, const char *site, const lw_stats_bounds *b, lw_stats_row **rows,
+                             size_t *n_rows, char *err, size_t errlen) {
+  params p;
+  p_init(&p);
+  p_text(&p, site);
+  if (b) p_int(&p, b->min_installs), p_int(&p, (int64_t)b->max_codes);
+  rows_ctx ctx = {0};
+  lw_status st = stream(c, sql, &p, collect_row, &ctx, "reading stats", err, errlen);
+  p_free(&p);
+  if (st != LW_OK) {
+    free(ctx.rows);
+    return st;
+  }
+  *rows = ctx.rows;
+  *n_rows = ctx.n;
+  return LW_OK;
+}
+
+static lw_status pg_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out, char *err,
+                          size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  memset(out, 0, sizeof *out);
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading stats", err, errlen);
+  if (st == LW_OK)
+    st = run(rd->c, "BEGIN ISOLATION LEVEL REPEATABLE READ", NULL, NULL, "starting a read", err, errlen);
+  params p;
+  p_init(&p);
+  p_text(&p, site);
+  if (st == LW_OK)
+    st = one_int(rd->c, "SELECT coalesce(max(outcomes), 0) FROM rollup_site WHERE site = $1", &p, &out->outcomes,
+                 "reading stats", err, errlen);
+  if (st == LW_OK)
+    st = one_int(rd->c, "SELECT coalesce(max(batches), 0) FROM rollup_site WHERE site = $1", &p, &out->batches,
+                 "reading stats", err, errlen);
+  p_free(&p);
+  if (st == LW_OK)
+    st = rollup_rows(rd->c, PG_RU_KEY_COLS "0 ORDER BY key", site, NULL, &out->variants, &out->n_variants, err, errlen);
+  if (st == LW_OK)
+    st = rollup_rows(rd->c, PG_RU_KEY_COLS "1 ORDER BY key", site, NULL, &out->segments, &out->n_segments, err, errlen);
+  if (st == LW_OK && bounds && bounds->max_codes) {
+    /* As SQLite's: the codes below min_installs are the site's code count minus the others. */
+    int64_t eligible = 0, codes = 0;
+    p_init(&p);
+    p_text(&p, site), p_int(&p, bounds->min_installs);
+    st = one_int(rd->c, "SELECT coalesce(max(codes), 0) FROM rollup_site WHERE site = $1 AND $2 >= 0", &p, &codes,
+                 "reading stats", err, errlen);
+    if (st == LW_OK)
+      st = one_int(rd->c, "SELECT count(*) FROM rollup_keys WHERE site = $1 AND dim = 2 AND installs >= $2", &p,
+                   &eligible, "reading stats", err, errlen);
+    out->codes_below_min = codes - eligible;
+    p_free(&p);
+    if (st == LW_OK)
+      st = rollup_rows(rd->c, PG_RU_KEY_COLS "2 AND installs >= $2 ORDER BY installs DESC, key LIMIT $3", site, bounds,
+                       &out->codes, &out->n_codes, err, errlen);
+    if (st == LW_OK) {
+      out->codes_left_out = eligible - (int64_t)out->n_codes;
+      if (out->n_codes) qsort(out->codes, out->n_codes, sizeof *out->codes, code_order);
+    }
+  } else if (st == LW_OK) {
+    st = rollup_rows(rd->c, PG_RU_KEY_COLS "2 ORDER BY key", site, NULL, &out->codes, &out->n_codes, err, errlen);
   }
   rollback(rd->c);
   reader_give(rd);
@@ -1140,6 +1361,19 @@ static const char k_decisions_pg[] =
     " LEFT JOIN lw_join j ON j.decision = d.decision"
     " WHERE d.site = $1 AND d.kind = $4 AND d.t >= $2 AND d.t < $3 ORDER BY d.id";
 
+/* The shared decisions alone (lw_store_shared_decisions), through events_decisions. */
+static const char k_shared_decisions_pg[] =
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 1, 0," FLAGGED
+    ", d.decision, " WINDOW_FROM ", coalesce(j.how, 0), coalesce(j.n, 0)"
+    RX("count(DISTINCT who)", "$7") RX("count(DISTINCT who)", "'conversion'")
+    RX("count(DISTINCT who)", "'retained_30'") RX("count(DISTINCT who)", "'retained_90'")
+    RX("count(DISTINCT who)", "'churned'") RX("coalesce(sum(value), 0)", "'conversion'")
+    RX("coalesce(sum(value), 0)", "'revenue'")
+    ", (SELECT max(at) FROM lw_rx x WHERE x.key = j.key AND ($6 = 0 OR x.at <= " WINDOW_FROM " + $6))"
+    " FROM lw_shared s JOIN events d ON d.site = $1 AND d.decision = s.decision AND d.kind = 'decision'"
+    " LEFT JOIN lw_join j ON j.decision = d.decision"
+    " WHERE d.kind = $4 AND d.t >= $2 AND d.t < $3 ORDER BY d.id";
+
 static const char k_referrers_pg[] =
     "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 0, c.n," FLAGGED ", d.decision FROM"
     " (SELECT sh.install AS install, count(*) AS n FROM"
@@ -1248,8 +1482,10 @@ static void cur_free(lw_store_cursor *base) {
   free(c);
 }
 
-static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
-                              lw_store_cursor **out, char *err, size_t errlen) {
+/* which: 0 decisions, 1 referrers, 2 the shared decisions alone. */
+static lw_status pg_open_cursor(lw_store *base, const lw_store_range *r, int which, int attribution_days,
+                                lw_store_cursor **out, char *err, size_t errlen) {
+  int referrers = which == 1;
   pg_store *s = (pg_store *)base;
   *out = NULL;
   pg_cursor *c = calloc(1, sizeof *c);
@@ -1276,7 +1512,7 @@ static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int refer
     if (referrers)
       with_shared_kinds(k_referrers_pg, sql, sizeof sql);
     else
-      snprintf(sql, sizeof sql, "%s", k_decisions_pg);
+      snprintf(sql, sizeof sql, "%s", which == 2 ? k_shared_decisions_pg : k_decisions_pg);
     params p;
     p_init(&p);
     range_params(&p, r, attribution_days);
@@ -1296,6 +1532,65 @@ static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int refer
     return st;
   }
   *out = &c->base;
+  return LW_OK;
+}
+
+static lw_status pg_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
+                              lw_store_cursor **out, char *err, size_t errlen) {
+  return pg_open_cursor(base, r, referrers ? 1 : 0, attribution_days, out, err, errlen);
+}
+
+static lw_status pg_shared_decisions(lw_store *base, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                     size_t errlen) {
+  return pg_open_cursor(base, r, 2, 0, out, err, errlen);
+}
+
+typedef struct {
+  lw_funnel_day *rows;
+  size_t n, cap;
+} days_ctx;
+
+static int collect_day(void *vctx, const PGresult *r) {
+  days_ctx *c = vctx;
+  if (c->n == c->cap) {
+    size_t ncap = c->cap ? c->cap * 2 : 64;
+    lw_funnel_day *grown = realloc(c->rows, ncap * sizeof *grown);
+    if (!grown) return -1;
+    c->rows = grown, c->cap = ncap;
+  }
+  lw_funnel_day *d = &c->rows[c->n++];
+  memset(d, 0, sizeof *d);
+  d->day = get_int(r, 0, 0);
+  get_text(r, 0, 1, d->action, sizeof d->action);
+  get_text(r, 0, 2, d->segment, sizeof d->segment);
+  get_text(r, 0, 3, d->mode, sizeof d->mode);
+  d->decisions = get_int(r, 0, 4);
+  d->prompts = get_int(r, 0, 5);
+  return 0;
+}
+
+static lw_status pg_funnel_days(lw_store *base, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                                size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading the funnel", err, errlen);
+  params p;
+  p_init(&p);
+  p_text(&p, site);
+  days_ctx ctx = {0};
+  if (st == LW_OK)
+    st = stream(rd->c,
+                "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = $1"
+                " ORDER BY day, action, segment, mode",
+                &p, collect_day, &ctx, "reading the funnel", err, errlen);
+  p_free(&p);
+  reader_give(rd);
+  if (st != LW_OK) {
+    free(ctx.rows);
+    return st;
+  }
+  *rows = ctx.rows;
+  *n = ctx.n;
   return LW_OK;
 }
 
@@ -1723,7 +2018,7 @@ static const lw_store_backend pg_backend = {
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     /* Webhook deliveries (store schema 8) are SQLite-only so far: lw_store_delivery_* answer a
      * clear error and the server sends no webhooks on PostgreSQL. */
-    NULL, NULL, NULL, NULL, NULL};
+    NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
 
 /* ---- read-only (the learning tools) */
 
@@ -1767,7 +2062,7 @@ static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approv
 static const lw_store_backend pg_read_backend = {
     "postgresql (read-only)", ro_write, ro_forget, ro_purge, pg_stats, pg_ping, pg_referral, pg_attributions,
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
-    pg_reviews, NULL, NULL, NULL, NULL, NULL};
+    pg_reviews, NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

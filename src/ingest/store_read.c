@@ -21,6 +21,25 @@ int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t er
 void lw_store_cursor_free(lw_store_cursor *c) {
   if (c) c->free(c);
 }
+lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                               size_t errlen) {
+  *rows = NULL;
+  *n = 0;
+  if (!s->backend->funnel_days) {
+    snprintf(err, errlen, "the %s store keeps no funnel rollups", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->funnel_days(s, site, rows, n, err, errlen);
+}
+lw_status lw_store_shared_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                    size_t errlen) {
+  *out = NULL;
+  if (!s->backend->shared_decisions) {
+    snprintf(err, errlen, "the %s store cannot read the shared decisions alone", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->shared_decisions(s, r, out, err, errlen);
+}
 lw_status lw_store_count_decisions(lw_store *s, const lw_store_range *r, uint64_t *n, char *err,
                                    size_t errlen) {
   return s->backend->count_decisions(s, r, n, err, errlen);

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rollup_sqlite.h"
+
 /* Events go in with multi-row INSERTs of up to this many rows: one statement run per chunk
  * instead of per event, which is most of what a row costs the writer besides the b-trees. */
 #define EVENT_ROWS_MAX 8
@@ -82,6 +84,7 @@ typedef struct {
   atomic_uint fail_step; /* test seam (lw_store_sqlite_fail_step): 0, or which step fails */
   unsigned steps;        /* statements run in the current write transaction (writer only) */
   uint8_t xbuf[EVENT_ROWS_MAX][LW_X_PAIRS * 8];  /* the x blobs of one statement (writer only) */
+  lw_sq_rollup ru;       /* the rollups' statements (schema 9, rollup_sqlite.h; writer only) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -114,7 +117,11 @@ typedef struct {
  * events.channel (wire v2: a share's per-share token and channel, the token a referee landed
  * with), a partial index on the events that carry a token (the shares and landings of v2, so the
  * join from a referee to the share that produced it is one lookup) and one on the referee
- * reports that carry a token. Older rows keep NULL: their decisions join by code. */
+ * reports that carry a token. Older rows keep NULL: their decisions join by code.
+ * Version 8 adds the webhook deliveries.
+ * Version 9 adds the writer-kept rollups (rollup_sqlite.h: rollup_site, rollup_keys,
+ * rollup_installs), which GET /v1/stats reads instead of walking the events; the migration
+ * fills them from the stored events. */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -308,6 +315,21 @@ static lw_status migrate_v4_v5(sqlite3 *db, char *err, size_t errlen) {
 
 static void with_shared_kinds(const char *sql, char *out, size_t cap);
 
+/* Schema 9's indexes for the console's shared decisions (lw_store_shared_decisions): the shares
+ * and copies (a few in a hundred rows) by decision, covering what the referee join reads, and
+ * the decisions by id, so a shared decision is one lookup instead of a walk of every event.
+ * The kinds are the wire's (the shared ones quoted by with_shared_kinds; the decision kind is
+ * the 'decision' of LW_KINDS), written as the queries write them so the planner may use them. */
+static const char k_shared_indexes_sql[] =
+    "CREATE INDEX events_shares ON events(site, decision, token, code, channel) WHERE kind IN (%s);"
+    "CREATE INDEX events_decisions ON events(site, decision) WHERE kind = 'decision';";
+
+static lw_status shared_indexes(sqlite3 *db, char *err, size_t errlen) {
+  char sql[512];
+  with_shared_kinds(k_shared_indexes_sql, sql, sizeof sql);
+  return exec(db, sql, "creating the shared decisions' indexes", err, errlen);
+}
+
 /* Bring the schema to LW_STORE_SCHEMA_VERSION in one transaction, so a crash mid-migration
  * leaves the old version intact. */
 static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
@@ -335,7 +357,10 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
       st = LW_ERR_VERSION;
       goto fail;
     }
-    if ((st = exec(db, schema_v7, "creating the schema", err, errlen)) != LW_OK) goto fail;
+    if ((st = exec(db, schema_v7, "creating the schema", err, errlen)) != LW_OK ||
+        (st = exec(db, lw_sq_rollup_tables, "creating the schema", err, errlen)) != LW_OK ||
+        (st = shared_indexes(db, err, errlen)) != LW_OK)
+      goto fail;
   } else {
     if (version == 1) {
       char sql[4096];
@@ -358,6 +383,9 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
     }
     if (version <= 6 && (st = exec(db, V7_CHANGES, "migrating schema 6 to 7", err, errlen)) != LW_OK) goto fail;
     if (version <= 7 && (st = exec(db, V8_TABLES, "migrating schema 7 to 8", err, errlen)) != LW_OK) goto fail;
+    if (version <= 8 && ((st = lw_sq_rollup_backfill(db, err, errlen)) != LW_OK ||
+                         (st = shared_indexes(db, err, errlen)) != LW_OK))
+      goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -546,7 +574,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
     sqlite3_bind_int64(s->fix_count, 2, batch_row);
     if (sqlite3_step(s->fix_count) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
   }
-  return LW_OK;
+  return lw_sq_rollup_add(&s->ru, s->w, it->site, s->kept, n_kept, err, errlen);
 }
 
 static unsigned referral_slot(const char *site, const char *code) {
@@ -586,6 +614,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   lw_status st = step_fault(s, "starting a write", err, errlen);
   if (st == LW_OK) st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_flush(&s->ru, s->w, err, errlen);
   if (st == LW_OK) st = step_fault(s, "committing", err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing", err, errlen);
   if (st == LW_OK) referral_touch(s, items, n);
@@ -595,6 +624,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   sqlite3_reset(s->ins_owner);
   sqlite3_reset(s->ins_flag);
   sqlite3_reset(s->fix_count);
+  lw_sq_rollup_reset(&s->ru);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
@@ -653,8 +683,11 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
   for (size_t i = 0; st == LW_OK && i < n; i++) {
     lw_forget_item *it = items[i];
     if (!it->code) {
-      st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", it->site, it->install,
-                    &it->deleted, NULL, err, errlen);
+      st = lw_sq_rollup_subtract(&s->ru, s->w, "site = ?1 AND install = ?2", NULL, it->site, it->install, 0,
+                                 err, errlen);
+      if (st == LW_OK)
+        st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND install = ?2", it->site, it->install,
+                      &it->deleted, NULL, err, errlen);
       /* The install key is also in code_owners and flags (schema 6): it leaves those too. */
       if (st == LW_OK)
         st = run_text(s->w, "DELETE FROM code_owners WHERE site = ?1 AND install = ?2", it->site,
@@ -684,8 +717,11 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
       it->denied = 1;
       continue;
     }
-    st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND code = ?2", it->site, it->code, &it->deleted,
-                  NULL, err, errlen);
+    st = lw_sq_rollup_subtract(&s->ru, s->w, "site = ?1 AND code = ?2", NULL, it->site, it->code, 0, err,
+                               errlen);
+    if (st == LW_OK)
+      st = run_text(s->w, "DELETE FROM events WHERE site = ?1 AND code = ?2", it->site, it->code, &it->deleted,
+                    NULL, err, errlen);
     /* The code leaves code_owners and flags too; referee reports are the host's ledger and stay. */
     if (st == LW_OK)
       st = run_text(s->w, "DELETE FROM code_owners WHERE site = ?1 AND code = ?2", it->site, it->code,
@@ -732,8 +768,11 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
     sqlite3_finalize(q);
   }
   if (st == LW_OK && last >= 0) {
-    st = delete_where(s, "DELETE FROM events WHERE id < ?1", NULL,
-                      (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
+    st = lw_sq_rollup_subtract(&s->ru, s->w, "id < ?1", "id * " SQL_NUM(EVENT_ID_STRIDE) " < ?1", NULL, NULL,
+                               (last + 1) * EVENT_ID_STRIDE, err, errlen);
+    if (st == LW_OK)
+      st = delete_where(s, "DELETE FROM events WHERE id < ?1", NULL,
+                        (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
     if (st == LW_OK)
       st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
     /* Schema 6: an install key leaves code_owners and flags with its last stored share (the
@@ -907,8 +946,9 @@ static lw_status codes_bounded(sqlite3 *db, const char *site, const lw_stats_bou
   return LW_OK;
 }
 
-static lw_status sq_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
-                          char *err, size_t errlen) {
+/* The stats walked from every stored event: what the rollups must equal (lw_store_stats_walk). */
+static lw_status sq_stats_walk(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                               char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   memset(out, 0, sizeof *out);
   reader *rd = reader_take(s);
@@ -924,6 +964,21 @@ static lw_status sq_stats(lw_store *base, const char *site, const lw_stats_bound
     st = codes_bounded(rd->db, site, bounds, out, err, errlen);
   else if (st == LW_OK)
     st = breakdown(rd->db, "code", site, &out->codes, &out->n_codes, err, errlen);
+  sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+  reader_give(rd);
+  if (st != LW_OK) lw_stats_clear(out);
+  return st;
+}
+
+/* GET /v1/stats from the writer-kept rollups (schema 9): a few index lookups however many
+ * events and codes the site has. */
+static lw_status sq_stats(lw_store *base, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                          char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  memset(out, 0, sizeof *out);
+  reader *rd = reader_take(s);
+  lw_status st = exec(rd->db, "BEGIN", "starting a read", err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_stats(rd->db, site, bounds, out, err, errlen);
   sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
   reader_give(rd);
   if (st != LW_OK) lw_stats_clear(out);
@@ -1107,6 +1162,7 @@ static void sq_close(lw_store *base) {
   sqlite3_finalize(s->ins_owner);
   sqlite3_finalize(s->ins_flag);
   sqlite3_finalize(s->fix_count);
+  lw_sq_rollup_finalize(&s->ru);
   free(s->kept);
   for (int i = 0; i < READERS_MAX; i++) {
     sqlite3_close(s->readers[i].db);
@@ -1191,6 +1247,20 @@ static const char k_decisions_sql[] =
     " FROM main.events d LEFT JOIN temp.lw_shared2 s ON s.decision = d.decision"
     " LEFT JOIN temp.lw_join j ON j.decision = d.decision"
     " WHERE d.site = ?1 AND d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
+
+/* The shared decisions alone (lw_store_shared_decisions): the same columns from the shared ones
+ * (temp.lw_shared2) and their decision rows through events_decisions. */
+static const char k_shared_decisions_sql[] =
+    "SELECT d.id, d.t, d.action, d.p, d.mode, d.segment, d.x, 1, 0," FLAGGED
+    ", d.decision, " WINDOW_FROM ", coalesce(j.how, 0), coalesce(j.n, 0)"
+    RX("count(DISTINCT who)", "?7") RX("count(DISTINCT who)", "'conversion'")
+    RX("count(DISTINCT who)", "'retained_30'") RX("count(DISTINCT who)", "'retained_90'")
+    RX("count(DISTINCT who)", "'churned'") RX("total(value)", "'conversion'") RX("total(value)", "'revenue'")
+    ", (SELECT max(at) FROM temp.lw_rx x WHERE x.key = j.key AND (?6 = 0 OR x.at <= " WINDOW_FROM " + ?6))"
+    ", s.channel"
+    " FROM temp.lw_shared2 s CROSS JOIN main.events d ON d.site = ?1 AND d.decision = s.decision AND d.kind = 'decision'"
+    " LEFT JOIN temp.lw_join j ON j.decision = d.decision"
+    " WHERE d.kind = ?4 AND d.t >= ?2 AND d.t < ?3 ORDER BY d.id";
 
 /* Conversions whose code an install shared (codes are per install), with that install's
  * latest decision. */
@@ -1286,8 +1356,10 @@ static void cur_free(lw_store_cursor *base) {
   free(c);
 }
 
-static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
-                              lw_store_cursor **out, char *err, size_t errlen) {
+/* which: 0 decisions, 1 referrers, 2 the shared decisions alone. */
+static lw_status open_cursor(lw_store *base, const lw_store_range *r, int which, int attribution_days,
+                             lw_store_cursor **out, char *err, size_t errlen) {
+  int referrers = which == 1;
   sqlite_store *s = (sqlite_store *)base;
   *out = NULL;
   sqlite_cursor *c = calloc(1, sizeof *c);
@@ -1301,7 +1373,8 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   c->rd = reader_take(s); /* held until the cursor is freed */
   char shared_sql[4096], main_sql[4096];
   with_shared_kinds(k_shared_sql, shared_sql, sizeof shared_sql);
-  with_shared_kinds(referrers ? k_referrers_sql : k_decisions_sql, main_sql, sizeof main_sql);
+  with_shared_kinds(referrers ? k_referrers_sql : which == 2 ? k_shared_decisions_sql : k_decisions_sql, main_sql,
+                    sizeof main_sql);
   const char *sql = shared_sql;
   while (sql && *sql) {
     sqlite3_stmt *st = NULL;
@@ -1329,6 +1402,25 @@ static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int refer
   bind_range(c->st, r, attribution_days);
   *out = &c->base;
   return LW_OK;
+}
+
+static lw_status sq_decisions(lw_store *base, const lw_store_range *r, int referrers, int attribution_days,
+                              lw_store_cursor **out, char *err, size_t errlen) {
+  return open_cursor(base, r, referrers ? 1 : 0, attribution_days, out, err, errlen);
+}
+
+static lw_status sq_shared_decisions(lw_store *base, const lw_store_range *r, lw_store_cursor **out, char *err,
+                                     size_t errlen) {
+  return open_cursor(base, r, 2, 0, out, err, errlen);
+}
+
+static lw_status sq_funnel_days(lw_store *base, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                                size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  reader *rd = reader_take(s);
+  lw_status st = lw_sq_rollup_days(rd->db, site, rows, n, err, errlen);
+  reader_give(rd);
+  return st;
 }
 
 static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uint64_t *n, char *err,
@@ -1854,7 +1946,8 @@ static const lw_store_backend sqlite_backend = {
     "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
     sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
-    sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries};
+    sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries,
+    sq_stats_walk, sq_funnel_days, sq_shared_decisions};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -1897,7 +1990,7 @@ static const lw_store_backend sqlite_read_backend = {
     "sqlite (read-only)", ro_write,    ro_forget,       ro_purge, sq_stats,
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
-    NULL, NULL, NULL, NULL, sq_deliveries};
+    NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk, sq_funnel_days, sq_shared_decisions};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);
@@ -2129,6 +2222,7 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
     if (sqlite3_prepare_v3(s->w, owner_stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
                            (sqlite3_stmt **)((char *)s + owner_stmts[i].offset), NULL) != SQLITE_OK)
       st = sql_error(s->w, "preparing statements", err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_prepare(&s->ru, s->w, err, errlen);
   if (st != LW_OK) {
     sq_close(&s->base);
     return st;

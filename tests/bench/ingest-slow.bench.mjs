@@ -13,7 +13,8 @@
 //   stats_ms_200k_codes        one GET /v1/stats (median of 5) with 200,000 referral codes.
 //                              Target: at most 100 ms.
 // Rate limits are off except for the stalled bodies (defaults): the healthy client sends more
-// requests than a real device would. Prints name=value lines.
+// requests than a real device would. Prints name=value lines. LW_BENCH_ONLY=stats (or slowloris,
+// read_flood, stalled_bodies; comma-separated) runs only those parts.
 import net from 'node:net';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -53,6 +54,9 @@ function get(server, path) {
   });
 }
 
+const only = process.env.LW_BENCH_ONLY ? process.env.LW_BENCH_ONLY.split(',') : null;
+const want = (part) => !only || only.includes(part);
+
 const p = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 
 // The healthy client: n sequential batches on fresh connections.
@@ -83,7 +87,7 @@ async function fill(server, batches, make) {
 }
 
 // ---------------------------------------------------------------- slowloris
-{
+if (want('slowloris')) {
   const server = await startServer({ args: ['--rate-limit', 'off', '--max-connections', '256', '--log-level', 'warn'] });
   const idle = await healthy(server);
   let stop = false;
@@ -122,7 +126,7 @@ async function fill(server, batches, make) {
 }
 
 // ---------------------------------------------------------------- referral read flood
-{
+if (want('read_flood')) {
   const server = await startServer({ args: ['--rate-limit', 'off', '--log-level', 'warn'] });
   const owner = randomInstall();
   const code = 'FLOODCODE1';
@@ -155,7 +159,7 @@ async function fill(server, batches, make) {
 }
 
 // ---------------------------------------------------------------- stalled bodies (defaults)
-{
+if (want('stalled_bodies')) {
   const server = await startServer({ args: ['--log-level', 'warn'] });
   await healthy(server, 20);
   const idleRss = rss(server);
@@ -188,7 +192,7 @@ async function fill(server, batches, make) {
 }
 
 // ---------------------------------------------------------------- stats with 200,000 codes
-{
+if (want('stats')) {
   const small = await startServer({ args: ['--rate-limit', 'off', '--log-level', 'warn'] });
   await post(small, JSON.stringify(freshBatch()));
   const idleMs = [];

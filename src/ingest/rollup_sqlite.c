@@ -1,0 +1,602 @@
+/* rollup_sqlite.c: the writer-kept rollups of the SQLite store (rollup_sqlite.h).
+ *
+ * Every change goes through one accumulator fed in (site, dim, key, install) order: the rows
+ * of one install under one key become one UPSERT of rollup_installs, and the rows of one key
+ * one UPSERT of rollup_keys, whatever the number of events behind them. An install's count
+ * going from 0 to more adds it to its key's distinct installs, and back to 0 removes it (and
+ * its row), so additions and subtractions are the same code with the sign changed. */
+#include "rollup_sqlite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loopwise/wire.h"
+
+enum { DIM_ACTION = 0, DIM_SEGMENT = 1, DIM_CODE = 2, N_DIMS = 3 };
+static const char *const dim_cols[N_DIMS] = {"action", "segment", "code"};
+
+/* One column n_<wire name> per LW_KINDS row, in lw_kind order. Wire names are [a-z_]. */
+#define RU_COL_DEF(e, name, stat, flags, rules) ", n_" name " INTEGER NOT NULL DEFAULT 0"
+#define RU_COL(e, name, stat, flags, rules) ", n_" name
+#define RU_COL_ADD(e, name, stat, flags, rules) ", n_" name " = n_" name " + excluded.n_" name
+#define RU_COL_SUM(e, name, stat, flags, rules) ", SUM(kind = '" name "')"
+#define RU_PARAM(e, name, stat, flags, rules) ", ?"
+
+const char lw_sq_rollup_tables[] =
+    "CREATE TABLE rollup_site(site TEXT PRIMARY KEY, outcomes INTEGER NOT NULL DEFAULT 0,"
+    "  batches INTEGER NOT NULL DEFAULT 0, codes INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE rollup_keys(site TEXT NOT NULL, dim INTEGER NOT NULL, key TEXT NOT NULL,"
+    "  installs INTEGER NOT NULL DEFAULT 0, n INTEGER NOT NULL DEFAULT 0" LW_KINDS(RU_COL_DEF)
+    ", PRIMARY KEY(site, dim, key)) WITHOUT ROWID;"
+    "CREATE INDEX rollup_keys_installs ON rollup_keys(site, dim, installs DESC, key);"
+    "CREATE TABLE rollup_installs(site TEXT NOT NULL, dim INTEGER NOT NULL, key TEXT NOT NULL,"
+    "  install TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(site, dim, key, install)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_days(site TEXT NOT NULL, day INTEGER NOT NULL, action TEXT NOT NULL,"
+    "  segment TEXT NOT NULL, mode TEXT NOT NULL, decisions INTEGER NOT NULL, prompts INTEGER NOT NULL,"
+    "  PRIMARY KEY(site, day, action, segment, mode)) WITHOUT ROWID;";
+
+/* A decision's day (UTC, floor) and whether it prompted, as SQL over an events row and in C. */
+#define DAY_SQL "(CASE WHEN t >= 0 THEN t / 86400000 ELSE (t - 86399999) / 86400000 END)"
+#define PROMPTED_SQL "(action IS NOT NULL AND action <> '" LW_ACTION_NONE "')"
+static int64_t day_of(int64_t t) { return t >= 0 ? t / 86400000 : (t - 86399999) / 86400000; }
+static int prompted(const lw_event *e) { return e->action[0] && strcmp(e->action, LW_ACTION_NONE) != 0; }
+
+static const char k_up_key[] =
+    "INSERT INTO rollup_keys(site, dim, key, installs, n" LW_KINDS(RU_COL) ") VALUES(?, ?, ?, ?, ?" LW_KINDS(RU_PARAM)
+    ") ON CONFLICT(site, dim, key) DO UPDATE SET installs = installs + excluded.installs,"
+    " n = n + excluded.n" LW_KINDS(RU_COL_ADD) " RETURNING n";
+
+static const char k_kind_sums[] = LW_KINDS(RU_COL_SUM);
+
+#define SITE_CAP 40 /* site ids are 1-32 of [A-Za-z0-9_-] (config.c) */
+
+struct lw_sq_rollup_entry { /* an event under one key */
+  char site[SITE_CAP], key[LW_NAME_LEN + 1], install[LW_INSTALL_LEN + 1];
+  int dim, kind;
+};
+struct lw_sq_rollup_day { /* a decision */
+  char site[SITE_CAP], action[LW_NAME_LEN + 1], segment[LW_NAME_LEN + 1], mode[8];
+  int64_t day;
+  int prompted;
+};
+struct lw_sq_rollup_site {
+  char site[SITE_CAP];
+  int64_t outcomes, batches;
+};
+
+static lw_status fail(sqlite3 *db, const char *what, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
+  return LW_ERR_IO;
+}
+
+lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  const struct {
+    sqlite3_stmt **st;
+    const char *sql;
+  } stmts[] = {
+      {&ru->up_install,
+       "INSERT INTO rollup_installs(site, dim, key, install, n) VALUES(?1, ?2, ?3, ?4, ?5)"
+       " ON CONFLICT(site, dim, key, install) DO UPDATE SET n = n + excluded.n RETURNING n"},
+      {&ru->del_install, "DELETE FROM rollup_installs WHERE site = ?1 AND dim = ?2 AND key = ?3 AND install = ?4"},
+      {&ru->up_key, k_up_key},
+      {&ru->del_key, "DELETE FROM rollup_keys WHERE site = ?1 AND dim = ?2 AND key = ?3"},
+      {&ru->up_day,
+       "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+       " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET decisions = decisions + excluded.decisions,"
+       " prompts = prompts + excluded.prompts"},
+      {&ru->up_site,
+       "INSERT INTO rollup_site(site, outcomes, batches, codes) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(site) DO UPDATE SET"
+       " outcomes = outcomes + excluded.outcomes, batches = batches + excluded.batches, codes = codes + excluded.codes"},
+  };
+  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
+    if (sqlite3_prepare_v3(db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st, NULL) != SQLITE_OK)
+      return fail(db, "preparing the rollups' statements", err, errlen);
+  return LW_OK;
+}
+
+void lw_sq_rollup_finalize(lw_sq_rollup *ru) {
+  sqlite3_finalize(ru->up_install);
+  sqlite3_finalize(ru->del_install);
+  sqlite3_finalize(ru->up_key);
+  sqlite3_finalize(ru->del_key);
+  sqlite3_finalize(ru->up_site);
+  sqlite3_finalize(ru->up_day);
+  free(ru->buf);
+  free(ru->days);
+  free(ru->sites);
+  memset(ru, 0, sizeof *ru);
+}
+
+void lw_sq_rollup_reset(lw_sq_rollup *ru) {
+  sqlite3_reset(ru->up_install);
+  sqlite3_reset(ru->del_install);
+  sqlite3_reset(ru->up_key);
+  sqlite3_reset(ru->del_key);
+  sqlite3_reset(ru->up_site);
+  sqlite3_reset(ru->up_day);
+  ru->n_sites = ru->n_days = ru->n_buf = 0; /* a failed transaction's additions are dropped */
+}
+
+/* ---------------------------------------------------------------- the accumulator */
+
+typedef struct {
+  lw_sq_rollup *ru;
+  sqlite3 *db;
+  int have;                  /* a key is open */
+  char site[SITE_CAP], key[LW_NAME_LEN + 1], install[LW_INSTALL_LEN + 1];
+  int dim;
+  int64_t inst_n;            /* the open install's delta */
+  int64_t installs, n, kinds[LW_KIND_COUNT]; /* the open key's deltas */
+} acc;
+
+static lw_status site_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, int64_t outcomes, int64_t batches,
+                          int64_t codes, char *err, size_t errlen) {
+  sqlite3_stmt *st = ru->up_site;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, outcomes);
+  sqlite3_bind_int64(st, 3, batches);
+  sqlite3_bind_int64(st, 4, codes);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? LW_OK : fail(db, "keeping the rollups", err, errlen);
+}
+
+static void bind_key(sqlite3_stmt *st, const acc *a) {
+  sqlite3_bind_text(st, 1, a->site, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, a->dim);
+  sqlite3_bind_text(st, 3, a->key, -1, SQLITE_STATIC);
+}
+
+static lw_status flush_install(acc *a, char *err, size_t errlen) {
+  if (!a->inst_n) return LW_OK;
+  sqlite3_stmt *st = a->ru->up_install;
+  sqlite3_reset(st);
+  bind_key(st, a);
+  sqlite3_bind_text(st, 4, a->install, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, a->inst_n);
+  if (sqlite3_step(st) != SQLITE_ROW) return fail(a->db, "keeping the rollups", err, errlen);
+  int64_t now = sqlite3_column_int64(st, 0), before = now - a->inst_n;
+  sqlite3_reset(st);
+  a->inst_n = 0;
+  if (before <= 0 && now > 0) a->installs++;
+  if (before > 0 && now <= 0) {
+    a->installs--;
+    st = a->ru->del_install;
+    sqlite3_reset(st);
+    bind_key(st, a);
+    sqlite3_bind_text(st, 4, a->install, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail(a->db, "keeping the rollups", err, errlen);
+  }
+  return LW_OK;
+}
+
+static lw_status flush_key(acc *a, char *err, size_t errlen) {
+  lw_status s = flush_install(a, err, errlen);
+  if (s != LW_OK || !a->have) return s;
+  a->have = 0;
+  sqlite3_stmt *st = a->ru->up_key;
+  sqlite3_reset(st);
+  bind_key(st, a);
+  sqlite3_bind_int64(st, 4, a->installs);
+  sqlite3_bind_int64(st, 5, a->n);
+  for (int k = 0; k < LW_KIND_COUNT; k++) sqlite3_bind_int64(st, 6 + k, a->kinds[k]);
+  if (sqlite3_step(st) != SQLITE_ROW) return fail(a->db, "keeping the rollups", err, errlen);
+  int64_t left = sqlite3_column_int64(st, 0), before = left - a->n;
+  sqlite3_reset(st);
+  /* The site's number of codes (rollup_site.codes), so /v1/stats counts the codes below
+   * min_installs without counting them one by one. */
+  if (a->dim == DIM_CODE && (before <= 0) != (left <= 0)) {
+    lw_status cs = site_add(a->ru, a->db, a->site, 0, 0, left > 0 ? 1 : -1, err, errlen);
+    if (cs != LW_OK) return cs;
+  }
+  if (left > 0) return LW_OK;
+  /* No event left under the key: it leaves the breakdown, as a walk would not see it. */
+  st = a->ru->del_key;
+  sqlite3_reset(st);
+  bind_key(st, a);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? LW_OK : fail(a->db, "keeping the rollups", err, errlen);
+}
+
+/* count events of kind by install under (site, dim, key); rows must come in that order. */
+static lw_status feed(acc *a, const char *site, int dim, const char *key, const char *install, int kind,
+                      int64_t count, char *err, size_t errlen) {
+  int same_key = a->have && a->dim == dim && !strcmp(a->site, site) && !strcmp(a->key, key);
+  lw_status s = LW_OK;
+  if (!same_key) {
+    if ((s = flush_key(a, err, errlen)) != LW_OK) return s;
+    a->have = 1;
+    a->dim = dim;
+    snprintf(a->site, sizeof a->site, "%s", site);
+    snprintf(a->key, sizeof a->key, "%s", key);
+    a->install[0] = '\0';
+    a->installs = a->n = 0;
+    memset(a->kinds, 0, sizeof a->kinds);
+  }
+  if (!same_key || strcmp(a->install, install) != 0) {
+    if ((s = flush_install(a, err, errlen)) != LW_OK) return s;
+    snprintf(a->install, sizeof a->install, "%s", install);
+  }
+  a->inst_n += count;
+  a->n += count;
+  if (kind >= 0 && kind < LW_KIND_COUNT) a->kinds[kind] += count;
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- adding batches
+ * lw_sq_rollup_add copies what a batch adds into the group's buffers; lw_sq_rollup_flush, once
+ * per write transaction (or when the buffers are full), sorts them and writes one UPSERT per
+ * touched (key, install), per touched key, per touched day and per site, however many batches
+ * of the group touched them. */
+
+#define ENTRIES_MAX 65536 /* flushed early past this: memory stays bounded in a huge group */
+
+static int entry_order(const void *x, const void *y) {
+  const struct lw_sq_rollup_entry *a = x, *b = y;
+  int c = strcmp(a->site, b->site);
+  if (c) return c;
+  if (a->dim != b->dim) return a->dim - b->dim;
+  c = strcmp(a->key, b->key);
+  return c ? c : strcmp(a->install, b->install);
+}
+
+static int day_order(const void *x, const void *y) {
+  const struct lw_sq_rollup_day *a = x, *b = y;
+  int c = strcmp(a->site, b->site);
+  if (c) return c;
+  if (a->day != b->day) return a->day < b->day ? -1 : 1;
+  c = strcmp(a->action, b->action);
+  if (!c) c = strcmp(a->segment, b->segment);
+  return c ? c : strcmp(a->mode, b->mode);
+}
+
+static int grow(void **buf, size_t *cap, size_t need, size_t size) {
+  if (*cap >= need) return 1;
+  size_t ncap = *cap ? *cap * 2 : 256;
+  while (ncap < need) ncap *= 2;
+  void *grown = realloc(*buf, ncap * size);
+  if (!grown) return 0;
+  *buf = grown, *cap = ncap;
+  return 1;
+}
+
+lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  lw_status s = LW_OK;
+  for (size_t i = 0; s == LW_OK && i < ru->n_sites; i++)
+    s = site_add(ru, db, ru->sites[i].site, ru->sites[i].outcomes, ru->sites[i].batches, 0, err, errlen);
+  if (ru->n_days) qsort(ru->days, ru->n_days, sizeof *ru->days, day_order);
+  for (size_t i = 0; s == LW_OK && i < ru->n_days;) {
+    size_t j = i;
+    int64_t prompts = 0;
+    while (j < ru->n_days && day_order(&ru->days[i], &ru->days[j]) == 0) prompts += ru->days[j++].prompted;
+    const struct lw_sq_rollup_day *d = &ru->days[i];
+    sqlite3_stmt *st = ru->up_day;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->day);
+    sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (int64_t)(j - i));
+    sqlite3_bind_int64(st, 7, prompts);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) s = fail(db, "keeping the rollups", err, errlen);
+    i = j;
+  }
+  if (ru->n_buf) qsort(ru->buf, ru->n_buf, sizeof *ru->buf, entry_order);
+  acc a = {.ru = ru, .db = db};
+  for (size_t i = 0; s == LW_OK && i < ru->n_buf; i++)
+    s = feed(&a, ru->buf[i].site, ru->buf[i].dim, ru->buf[i].key, ru->buf[i].install, ru->buf[i].kind, 1, err,
+             errlen);
+  if (s == LW_OK) s = flush_key(&a, err, errlen);
+  ru->n_sites = ru->n_days = ru->n_buf = 0;
+  return s;
+}
+
+lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
+                           size_t n, char *err, size_t errlen) {
+  if (ru->n_buf + n * N_DIMS > ENTRIES_MAX) {
+    lw_status s = lw_sq_rollup_flush(ru, db, err, errlen);
+    if (s != LW_OK) return s;
+  }
+  size_t k = 0;
+  while (k < ru->n_sites && strcmp(ru->sites[k].site, site) != 0) k++;
+  if (!grow((void **)&ru->sites, &ru->sites_cap, k + 1, sizeof *ru->sites) ||
+      !grow((void **)&ru->buf, &ru->buf_cap, ru->n_buf + n * N_DIMS, sizeof *ru->buf) ||
+      !grow((void **)&ru->days, &ru->days_cap, ru->n_days + n, sizeof *ru->days)) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  if (k == ru->n_sites) {
+    memset(&ru->sites[k], 0, sizeof ru->sites[k]);
+    snprintf(ru->sites[k].site, sizeof ru->sites[k].site, "%s", site);
+    ru->n_sites++;
+  }
+  ru->sites[k].outcomes += (int64_t)n;
+  ru->sites[k].batches++;
+  for (size_t i = 0; i < n; i++) {
+    const lw_event *e = &events[i];
+    const char *keys[N_DIMS] = {e->action, e->segment, e->code};
+    for (int d = 0; d < N_DIMS; d++) { /* the store keeps "" as NULL: no key */
+      if (!keys[d][0]) continue;
+      struct lw_sq_rollup_entry *en = &ru->buf[ru->n_buf++];
+      memcpy(en->site, ru->sites[k].site, sizeof en->site);
+      snprintf(en->key, sizeof en->key, "%s", keys[d]);
+      memcpy(en->install, e->install, sizeof en->install);
+      en->dim = d;
+      en->kind = (int)e->kind;
+    }
+    if (e->kind == LW_KIND_DECISION) {
+      struct lw_sq_rollup_day *dy = &ru->days[ru->n_days++];
+      memcpy(dy->site, ru->sites[k].site, sizeof dy->site);
+      dy->day = day_of(e->t);
+      memcpy(dy->action, e->action, sizeof dy->action);
+      memcpy(dy->segment, e->segment, sizeof dy->segment);
+      memcpy(dy->mode, e->mode, sizeof dy->mode);
+      dy->prompted = prompted(e);
+    }
+  }
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- subtracting deletions */
+
+static void bind_where(sqlite3_stmt *st, const char *a, const char *b, int64_t i) {
+  if (a) {
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+  } else {
+    sqlite3_bind_int64(st, 1, i);
+  }
+}
+
+lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where, const char *batches_where,
+                                const char *a, const char *b, int64_t i, char *err, size_t errlen) {
+  char sql[2048];
+  size_t len = 0;
+  for (int d = 0; d < N_DIMS; d++)
+    len += (size_t)snprintf(sql + len, sizeof sql - len,
+                            "SELECT site, %d, %s, install, kind, count(*) FROM events WHERE (%s) AND %s IS NOT NULL"
+                            " GROUP BY site, %s, install, kind UNION ALL ",
+                            d, dim_cols[d], where, dim_cols[d], dim_cols[d]);
+  len += (size_t)snprintf(sql + len, sizeof sql - len,
+                          "SELECT site, -1, '', '', '', count(*) FROM events WHERE (%s) GROUP BY site"
+                          " ORDER BY 1, 2, 3, 4",
+                          where);
+  if (len >= sizeof sql) {
+    snprintf(err, errlen, "rollup subtraction: condition too long");
+    return LW_ERR_INVALID;
+  }
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
+  bind_where(q, a, b, i);
+  acc ac = {.ru = ru, .db = db};
+  lw_status s = LW_OK;
+  int rc;
+  while (s == LW_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *site = (const char *)sqlite3_column_text(q, 0);
+    int dim = sqlite3_column_int(q, 1);
+    int64_t count = sqlite3_column_int64(q, 5);
+    if (dim < 0) {
+      s = site_add(ru, db, site, -count, 0, 0, err, errlen);
+      continue;
+    }
+    s = feed(&ac, site, dim, (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3),
+             lw_kind_parse((const char *)sqlite3_column_text(q, 4)), -count, err, errlen);
+  }
+  if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "reading what a deletion takes from the rollups", err, errlen);
+  sqlite3_finalize(q);
+  if (s == LW_OK) s = flush_key(&ac, err, errlen);
+  if (s == LW_OK) {
+    /* The decisions' days: one statement, then the emptied rows (the table is small: a row per
+     * day and key, not per event). */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts)"
+             " SELECT site, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''),"
+             " -count(*), -sum(" PROMPTED_SQL ") FROM events WHERE (%s) AND kind = '%s' GROUP BY 1, 2, 3, 4, 5"
+             " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET decisions = decisions + excluded.decisions,"
+             " prompts = prompts + excluded.prompts",
+             where, lw_kind_name(LW_KIND_DECISION));
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
+    bind_where(q, a, b, i);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return fail(db, "keeping the rollups", err, errlen);
+    char *msg = NULL;
+    if (sqlite3_exec(db, "DELETE FROM rollup_days WHERE decisions <= 0", NULL, NULL, &msg) != SQLITE_OK) {
+      snprintf(err, errlen, "keeping the rollups: %s", msg ? msg : "");
+      sqlite3_free(msg);
+      return LW_ERR_IO;
+    }
+  }
+  if (s != LW_OK || !batches_where) return s;
+  snprintf(sql, sizeof sql, "SELECT site, count(*) FROM batches WHERE (%s) GROUP BY site", batches_where);
+  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
+  bind_where(q, a, b, i);
+  while (s == LW_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+    s = site_add(ru, db, (const char *)sqlite3_column_text(q, 0), 0, -sqlite3_column_int64(q, 1), 0, err, errlen);
+  if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "reading what a deletion takes from the rollups", err, errlen);
+  sqlite3_finalize(q);
+  return s;
+}
+
+/* ---------------------------------------------------------------- the migration */
+
+lw_status lw_sq_rollup_backfill(sqlite3 *db, char *err, size_t errlen) {
+  char sql[4096];
+  char *msg = NULL;
+  if (sqlite3_exec(db, lw_sq_rollup_tables, NULL, NULL, &msg) != SQLITE_OK) goto failed;
+  for (int d = 0; d < N_DIMS; d++) {
+    const char *c = dim_cols[d];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO rollup_installs(site, dim, key, install, n) SELECT site, %d, %s, install, count(*)"
+             "  FROM events WHERE %s IS NOT NULL GROUP BY site, %s, install;"
+             "INSERT INTO rollup_keys(site, dim, key, installs, n" LW_KINDS(RU_COL) ")"
+             "  SELECT site, %d, %s, count(DISTINCT install), count(*)%s FROM events WHERE %s IS NOT NULL"
+             "  GROUP BY site, %s;",
+             d, c, c, c, d, c, k_kind_sums, c, c);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) goto failed;
+  }
+  snprintf(sql, sizeof sql,
+           "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts)"
+           " SELECT site, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''), count(*),"
+           " sum(" PROMPTED_SQL ") FROM events WHERE kind = '%s' GROUP BY 1, 2, 3, 4, 5;",
+           lw_kind_name(LW_KIND_DECISION));
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) goto failed;
+  if (sqlite3_exec(db,
+                   "INSERT INTO rollup_site(site, outcomes, batches) SELECT site, 0, count(*) FROM batches GROUP BY site;"
+                   "UPDATE rollup_site SET outcomes = (SELECT count(*) FROM events e WHERE e.site = rollup_site.site),"
+                   "  codes = (SELECT count(*) FROM rollup_keys k WHERE k.site = rollup_site.site AND k.dim = 2);",
+                   NULL, NULL, &msg) != SQLITE_OK)
+    goto failed;
+  return LW_OK;
+failed:
+  snprintf(err, errlen, "migrating schema 8 to 9 (the rollups): %s", msg ? msg : sqlite3_errmsg(db));
+  sqlite3_free(msg);
+  return LW_ERR_IO;
+}
+
+/* ---------------------------------------------------------------- GET /v1/stats */
+
+static void read_row(sqlite3_stmt *st, lw_stats_row *row) {
+  memset(row, 0, sizeof *row);
+  const unsigned char *key = sqlite3_column_text(st, 0);
+  snprintf(row->key, sizeof row->key, "%s", key ? (const char *)key : "");
+  row->installs = sqlite3_column_int64(st, 1);
+  for (int k = 0; k < LW_KIND_COUNT; k++) row->counts[k] = sqlite3_column_int64(st, 2 + k);
+}
+
+/* The rows of one dimension, bound by ?1 site, ?2 dim and what extra binds. */
+static lw_status rows_of(sqlite3 *db, const char *sql, const char *site, int dim, int64_t min, int64_t limit,
+                         lw_stats_row **rows, size_t *n_rows, char *err, size_t errlen) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return fail(db, "preparing stats", err, errlen);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, dim);
+  if (sqlite3_bind_parameter_count(st) >= 3) sqlite3_bind_int64(st, 3, min);
+  if (sqlite3_bind_parameter_count(st) >= 4) sqlite3_bind_int64(st, 4, limit);
+  size_t n = 0, cap = 0;
+  lw_stats_row *out = NULL;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      lw_stats_row *grown = realloc(out, ncap * sizeof *out);
+      if (!grown) {
+        free(out);
+        sqlite3_finalize(st);
+        snprintf(err, errlen, "out of memory reading stats");
+        return LW_ERR_NOMEM;
+      }
+      out = grown, cap = ncap;
+    }
+    read_row(st, &out[n++]);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(out);
+    return fail(db, "reading stats", err, errlen);
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
+static lw_status scalar(sqlite3 *db, const char *sql, const char *site, int64_t x, int64_t *out, char *err,
+                        size_t errlen) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return fail(db, "preparing stats", err, errlen);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, x);
+  int rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? LW_OK : fail(db, "reading stats", err, errlen);
+}
+
+static int code_order(const void *a, const void *b) {
+  return strcmp(((const lw_stats_row *)a)->key, ((const lw_stats_row *)b)->key);
+}
+
+#define KEY_COLS "SELECT key, installs" LW_KINDS(RU_COL) " FROM rollup_keys WHERE site = ?1 AND dim = ?2"
+
+lw_status lw_sq_rollup_stats(sqlite3 *db, const char *site, const lw_stats_bounds *bounds, lw_stats *out,
+                             char *err, size_t errlen) {
+  lw_status s = scalar(db, "SELECT outcomes FROM rollup_site WHERE site = ?1", site, 0, &out->outcomes, err, errlen);
+  if (s == LW_OK) s = scalar(db, "SELECT batches FROM rollup_site WHERE site = ?1", site, 0, &out->batches, err, errlen);
+  if (s == LW_OK) s = rows_of(db, KEY_COLS " ORDER BY key", site, DIM_ACTION, 0, 0, &out->variants, &out->n_variants, err, errlen);
+  if (s == LW_OK) s = rows_of(db, KEY_COLS " ORDER BY key", site, DIM_SEGMENT, 0, 0, &out->segments, &out->n_segments, err, errlen);
+  if (s != LW_OK) return s;
+  if (!bounds || !bounds->max_codes)
+    return rows_of(db, KEY_COLS " ORDER BY key", site, DIM_CODE, 0, 0, &out->codes, &out->n_codes, err, errlen);
+  /* Within bounds: the max_codes codes with the most installs (ties: the smaller code) of
+   * those with at least min_installs, straight from rollup_keys_installs; those are counted on
+   * the same index (the few codes many installs share), the others are the site's code count
+   * minus them, so no read walks the long tail of one-install codes. */
+  int64_t eligible = 0, codes = 0;
+  s = scalar(db, "SELECT codes FROM rollup_site WHERE site = ?1", site, 0, &codes, err, errlen);
+  if (s == LW_OK)
+    s = scalar(db, "SELECT count(*) FROM rollup_keys WHERE site = ?1 AND dim = 2 AND installs >= ?2", site,
+               bounds->min_installs, &eligible, err, errlen);
+  out->codes_below_min = codes - eligible;
+  if (s == LW_OK)
+    s = rows_of(db, KEY_COLS " AND installs >= ?3 ORDER BY installs DESC, key LIMIT ?4", site, DIM_CODE,
+                bounds->min_installs, (int64_t)bounds->max_codes, &out->codes, &out->n_codes, err, errlen);
+  if (s != LW_OK) return s;
+  out->codes_left_out = eligible - (int64_t)out->n_codes;
+  if (out->n_codes) qsort(out->codes, out->n_codes, sizeof *out->codes, code_order);
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- the console's funnel days */
+
+lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows, size_t *n_rows, char *err,
+                            size_t errlen) {
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = ?1"
+                         " ORDER BY day, action, segment, mode",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(db, "preparing the funnel", err, errlen);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  size_t n = 0, cap = 0;
+  lw_funnel_day *out = NULL;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 64;
+      lw_funnel_day *grown = realloc(out, ncap * sizeof *grown);
+      if (!grown) {
+        free(out);
+        sqlite3_finalize(st);
+        snprintf(err, errlen, "out of memory reading the funnel");
+        return LW_ERR_NOMEM;
+      }
+      out = grown, cap = ncap;
+    }
+    lw_funnel_day *d = &out[n++];
+    memset(d, 0, sizeof *d);
+    d->day = sqlite3_column_int64(st, 0);
+    snprintf(d->action, sizeof d->action, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(d->segment, sizeof d->segment, "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(d->mode, sizeof d->mode, "%s", (const char *)sqlite3_column_text(st, 3));
+    d->decisions = sqlite3_column_int64(st, 4);
+    d->prompts = sqlite3_column_int64(st, 5);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(out);
+    return fail(db, "reading the funnel", err, errlen);
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}

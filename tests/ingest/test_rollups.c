@@ -1,0 +1,481 @@
+/* test_rollups.c: the writer-kept rollups (store schema 9, README "The store") answer GET
+ * /v1/stats exactly as a walk of every stored event does, after random writes, forgets and
+ * retention; a forgotten or expired event leaves them as if it had never been stored; and a
+ * store of schema 8 (main's before the rollups) is migrated to answer as before. The backend is
+ * the SQLite one, or PostgreSQL when LW_TEST_PG names a throwaway database (the same checks). */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "testutil.h"
+#include "loopwise/batch.h"
+#include "loopwise/store.h"
+
+#define NOW 1764100000000LL
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static unsigned rnd(unsigned n) {
+  rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+  return (unsigned)(rng_state % n);
+}
+
+static const char *const actions[] = {"credit_10", "credit_20", "none", "not_now"};
+static const char *const segments[] = {"new", "loyal", "risk"};
+#define N_INSTALLS 10
+#define N_CODES 8
+
+static void install_of(unsigned i, char out[33]) { snprintf(out, 33, "%032x", 0xabc00 + i); }
+static void code_of(unsigned i, char out[17]) { snprintf(out, 17, "CODE%04u", i); }
+
+/* One random v1 batch: decisions, impressions, shares, copies, dismissals, landings and
+ * conversions of a few installs, some with codes (a share of another install's code is
+ * refused by the store, which both answers must reflect). */
+static int batch_seq;
+static char *random_batch(void) {
+  size_t cap = 64 * 1024, len = 0;
+  char *j = malloc(cap);
+  len += (size_t)snprintf(j + len, cap - len,
+                          "{\"v\":1,\"batch_id\":\"rb%06d\",\"write_key\":\"k\",\"sent_at\":%lld,\"events\":[",
+                          batch_seq++, NOW);
+  unsigned n = 1 + rnd(12), main_install = rnd(N_INSTALLS);
+  static const char *const kinds[] = {"decision", "impression", "share", "copy", "dismiss", "landing", "conversion"};
+  for (unsigned i = 0; i < n; i++) {
+    char inst[33], code[17];
+    install_of(rnd(4) ? main_install : rnd(N_INSTALLS), inst);
+    code_of(rnd(N_CODES), code);
+    const char *kind = kinds[rnd(7)];
+    len += (size_t)snprintf(j + len, cap - len, "%s{\"kind\":\"%s\",\"t\":%lld,\"install\":\"%s\"", i ? "," : "",
+                            kind, NOW - 1000 + i, inst);
+    int referee = !strcmp(kind, "landing") || !strcmp(kind, "conversion");
+    if (!referee || rnd(2))
+      len += (size_t)snprintf(j + len, cap - len, ",\"decision\":\"%016x\"", 0x1000 + rnd(50));
+    if (!strcmp(kind, "decision"))
+      len += (size_t)snprintf(j + len, cap - len, ",\"action\":\"%s\",\"p\":0.5,\"mode\":\"rules\",\"reason\":\"r\"",
+                              actions[rnd(4)]);
+    else if (rnd(2))
+      len += (size_t)snprintf(j + len, cap - len, ",\"action\":\"%s\"", actions[rnd(4)]);
+    if (rnd(3)) len += (size_t)snprintf(j + len, cap - len, ",\"segment\":\"%s\"", segments[rnd(3)]);
+    int coded = !strcmp(kind, "share") || !strcmp(kind, "copy") || referee;
+    if (coded && rnd(4)) len += (size_t)snprintf(j + len, cap - len, ",\"code\":\"%s\"", code);
+    len += (size_t)snprintf(j + len, cap - len, "}");
+  }
+  snprintf(j + len, cap - len, "]}");
+  return j;
+}
+
+static void write_json(lw_store *s, const char *site, const char *json, int64_t received_ms) {
+  lw_batch *b = NULL;
+  lw_batch_error berr;
+  char err[LW_ERRMSG_MAX];
+  lw_status st = lw_batch_parse(json, strlen(json), NULL, received_ms, &b, &berr);
+  if (st != LW_OK) fprintf(stderr, "write_json: %s: %s\n%s\n", berr.field, berr.message, json);
+  CHECK_INT(st, LW_OK);
+  if (!b) return;
+  lw_store_item it = {site, b, received_ms, 0, 0}, *items[] = {&it};
+  st = lw_store_write(s, items, 1, err, sizeof err);
+  if (st != LW_OK) fprintf(stderr, "write: %s\n", err);
+  CHECK_INT(st, LW_OK);
+  lw_batch_free(b);
+}
+
+/* Several batches in one write (one transaction, as the writer groups them), one of them twice
+ * (stored once), over both sites. */
+static void write_group(lw_store *s, const char *const *sites, int64_t received_ms) {
+  lw_batch *b[4] = {0};
+  lw_store_item it[5], *items[5];
+  char err[LW_ERRMSG_MAX];
+  for (int i = 0; i < 4; i++) {
+    char *j = random_batch();
+    lw_batch_error berr;
+    CHECK_INT(lw_batch_parse(j, strlen(j), NULL, received_ms, &b[i], &berr), LW_OK);
+    free(j);
+    it[i] = (lw_store_item){sites[i % 2], b[i], received_ms, 0, 0};
+    items[i] = &it[i];
+  }
+  it[4] = (lw_store_item){sites[0], b[0], received_ms, 0, 0};
+  items[4] = &it[4];
+  if (b[0] && b[1] && b[2] && b[3]) {
+    CHECK_INT(lw_store_write(s, items, 5, err, sizeof err), LW_OK);
+    CHECK_INT(it[4].duplicate, 1);
+  }
+  for (int i = 0; i < 4; i++) lw_batch_free(b[i]);
+}
+
+static int rows_equal(const char *what, const lw_stats_row *a, size_t na, const lw_stats_row *b, size_t nb) {
+  if (na != nb) {
+    fprintf(stderr, "%s: %zu rows from the rollups, %zu from the walk\n", what, na, nb);
+    return 0;
+  }
+  for (size_t i = 0; i < na; i++) {
+    int same = !strcmp(a[i].key, b[i].key) && a[i].installs == b[i].installs;
+    for (int k = 0; k < LW_KIND_COUNT; k++) same = same && a[i].counts[k] == b[i].counts[k];
+    if (!same) {
+      fprintf(stderr, "%s row %zu: rollups %s/%lld, walk %s/%lld\n", what, i, a[i].key, (long long)a[i].installs,
+              b[i].key, (long long)b[i].installs);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* The console's rollups against a walk of every decision: the funnel days equal the decisions
+ * and prompts counted per (day, action, segment, mode), and the shared-decisions cursor gives
+ * exactly the walk's shared decisions, outcomes included. */
+#define WALK_MAX 4096
+static int64_t day_of(int64_t t) { return t >= 0 ? t / 86400000 : (t - 86399999) / 86400000; }
+static void check_console_against_walk(lw_store *s, const char *site, const char *when) {
+  char err[LW_ERRMSG_MAX];
+  lw_store_range range = {site, 0, 0};
+  lw_store_cursor *cur = NULL;
+  static lw_store_decision all[WALK_MAX], shared[WALK_MAX];
+  size_t n_all = 0, n_shared = 0, n_walk_shared = 0;
+  CHECK_INT(lw_store_decisions(s, &range, &cur, err, sizeof err), LW_OK);
+  while (cur && n_all < WALK_MAX && lw_store_next(cur, &all[n_all], err, sizeof err) == 1) n_all++;
+  lw_store_cursor_free(cur);
+  cur = NULL;
+  CHECK_INT(lw_store_shared_decisions(s, &range, &cur, err, sizeof err), LW_OK);
+  while (cur && n_shared < WALK_MAX && lw_store_next(cur, &shared[n_shared], err, sizeof err) == 1) n_shared++;
+  lw_store_cursor_free(cur);
+  for (size_t i = 0; i < n_all; i++) {
+    if (!all[i].shared) continue;
+    const lw_store_decision *w = &all[i], *r = n_walk_shared < n_shared ? &shared[n_walk_shared] : NULL;
+    n_walk_shared++;
+    int same = r && r->id == w->id && r->shared && !strcmp(r->channel, w->channel) && r->t == w->t &&
+               !memcmp(&r->outcomes, &w->outcomes, sizeof r->outcomes) && !strcmp(r->segment, w->segment);
+    if (!same) fprintf(stderr, "%s, site %s: shared decision %llu differs\n", when, site, (unsigned long long)w->id);
+    CHECK(same);
+  }
+  CHECK_INT(n_shared, n_walk_shared);
+  lw_funnel_day *days = NULL;
+  size_t n_days = 0;
+  CHECK_INT(lw_store_funnel_days(s, site, &days, &n_days, err, sizeof err), LW_OK);
+  int64_t total = 0;
+  for (size_t k = 0; k < n_days; k++) {
+    int64_t dec = 0, pr = 0;
+    for (size_t i = 0; i < n_all; i++)
+      if (day_of(all[i].t) == days[k].day && !strcmp(all[i].action, days[k].action) &&
+          !strcmp(all[i].segment, days[k].segment) && !strcmp(all[i].mode, days[k].mode))
+        dec++, pr += strcmp(all[i].action, "none") != 0;
+    if (dec != days[k].decisions || pr != days[k].prompts)
+      fprintf(stderr, "%s, site %s: day %lld %s/%s/%s: rollups %lld/%lld, walk %lld/%lld\n", when, site,
+              (long long)days[k].day, days[k].action, days[k].segment, days[k].mode, (long long)days[k].decisions,
+              (long long)days[k].prompts, (long long)dec, (long long)pr);
+    CHECK(dec == days[k].decisions && pr == days[k].prompts && dec > 0);
+    total += days[k].decisions;
+  }
+  CHECK_INT(total, (int64_t)n_all); /* and no decision outside them */
+  free(days);
+}
+
+/* The rollups' answer against the walk's, unbounded and within two bounds. */
+static void check_against_walk(lw_store *s, const char *site, const char *when) {
+  check_console_against_walk(s, site, when);
+  const lw_stats_bounds bounds[] = {{0, 0}, {3, 2}, {100, 1}, {2, 0}};
+  for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+    lw_stats r, w;
+    char err[LW_ERRMSG_MAX];
+    CHECK_INT(lw_store_stats_bounded(s, site, &bounds[i], &r, err, sizeof err), LW_OK);
+    CHECK_INT(lw_store_stats_walk(s, site, &bounds[i], &w, err, sizeof err), LW_OK);
+    int ok = r.outcomes == w.outcomes && r.batches == w.batches && r.codes_below_min == w.codes_below_min &&
+             r.codes_left_out == w.codes_left_out &&
+             rows_equal("variants", r.variants, r.n_variants, w.variants, w.n_variants) &&
+             rows_equal("segments", r.segments, r.n_segments, w.segments, w.n_segments) &&
+             rows_equal("codes", r.codes, r.n_codes, w.codes, w.n_codes);
+    if (!ok)
+      fprintf(stderr, "%s, site %s, bounds %zu/%lld: outcomes %lld/%lld batches %lld/%lld below %lld/%lld left %lld/%lld\n",
+              when, site, bounds[i].max_codes, (long long)bounds[i].min_installs, (long long)r.outcomes,
+              (long long)w.outcomes, (long long)r.batches, (long long)w.batches, (long long)r.codes_below_min,
+              (long long)w.codes_below_min, (long long)r.codes_left_out, (long long)w.codes_left_out);
+    CHECK(ok);
+    lw_stats_clear(&r);
+    lw_stats_clear(&w);
+  }
+}
+
+/* ---------------------------------------------------------------- stores under test */
+
+static const char *pg_url(void) {
+  const char *u = getenv("LW_TEST_PG");
+  return u && *u ? u : NULL;
+}
+
+/* PostgreSQL: a schema of this case's own on the test database (as test_store_pg.c), so
+ * reruns start empty. */
+static char tmp_path[64], pg_case_url[2048], pg_schema[64];
+static int pg_cases;
+static void psql(const char *sql) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "PGOPTIONS='-c client_min_messages=warning' psql '%s' -X -q -c '%s'", pg_url(), sql);
+  CHECK_INT(system(cmd), 0);
+}
+static void pg_schema_sql(const char *fmt) {
+  char sql[512];
+  snprintf(sql, sizeof sql, fmt, pg_schema, pg_schema);
+  psql(sql);
+}
+
+static lw_store *fresh_store(void) {
+  char err[LW_ERRMSG_MAX];
+  lw_store *s = NULL;
+  if (pg_url()) {
+    snprintf(pg_schema, sizeof pg_schema, "lwr_%ld_%d", (long)getpid(), pg_cases++);
+    snprintf(pg_case_url, sizeof pg_case_url, "%s%soptions=-csearch_path%%3D%s", pg_url(),
+             strchr(pg_url(), '?') ? "&" : "?", pg_schema);
+    pg_schema_sql("DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s");
+    if (lw_store_open_pg(pg_case_url, &s, err, sizeof err) != LW_OK) {
+      fprintf(stderr, "open: %s\n", err);
+      CHECK(0);
+      return NULL;
+    }
+    return s;
+  }
+  snprintf(tmp_path, sizeof tmp_path, "/tmp/lw-rollups-XXXXXX");
+  int fd = mkstemp(tmp_path);
+  close(fd);
+  unlink(tmp_path);
+  CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  return s;
+}
+
+static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
+  char err[LW_ERRMSG_MAX];
+  const char *sites[] = {"default", "other"};
+  for (int r = 0; r < rounds; r++) {
+    unsigned op = rnd(10);
+    *clock_ms += 1000;
+    if (op < 5) {
+      char *j = random_batch();
+      write_json(s, sites[rnd(2)], j, *clock_ms);
+      free(j);
+    } else if (op < 7) {
+      write_group(s, sites, *clock_ms);
+    } else if (op == 7) {
+      char inst[33];
+      install_of(rnd(N_INSTALLS), inst);
+      lw_forget_item fi = {sites[rnd(2)], inst, NULL, 0, 0}, *fis[] = {&fi};
+      CHECK_INT(lw_store_forget(s, fis, 1, err, sizeof err), LW_OK);
+    } else if (op == 8) {
+      char inst[33], code[17];
+      install_of(rnd(N_INSTALLS), inst);
+      code_of(rnd(N_CODES), code);
+      lw_forget_item fi = {sites[rnd(2)], inst, code, 0, 0}, *fis[] = {&fi};
+      CHECK_INT(lw_store_forget(s, fis, 1, err, sizeof err), LW_OK);
+    } else {
+      int64_t deleted = 0;
+      CHECK_INT(lw_store_purge(s, *clock_ms - 1000 * (int64_t)(20 + rnd(100)), &deleted, err, sizeof err), LW_OK);
+    }
+    if (r % 7 == 0) {
+      check_against_walk(s, "default", "random ops");
+      check_against_walk(s, "other", "random ops");
+    }
+  }
+  check_against_walk(s, "default", "random ops (end)");
+  check_against_walk(s, "other", "random ops (end)");
+}
+
+static void drop_store(lw_store *s) {
+  lw_store_free(s);
+  if (pg_url())
+    pg_schema_sql("DROP SCHEMA IF EXISTS %s CASCADE");
+  else
+    tu_remove_db(tmp_path);
+}
+
+/* ---------------------------------------------------------------- the tests */
+
+static void stats_from_rollups_equal_a_walk_after_random_writes_forgets_and_retention(void) {
+  lw_store *s = fresh_store();
+  if (!s) return;
+  int64_t clock_ms = NOW;
+  random_ops(s, 300, &clock_ms);
+  drop_store(s);
+}
+
+/* The rollup tables as text, in key order (SQLite), for an exact comparison of two stores. */
+static char *dump_rollups(const char *path, int with_batches) {
+  sqlite3 *db;
+  size_t cap = 1 << 20, len = 0;
+  char *out = calloc(1, cap);
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return out;
+  const char *sql[] = {with_batches ? "SELECT site, outcomes, batches, codes FROM rollup_site WHERE outcomes OR batches ORDER BY site"
+                                    : "SELECT site, outcomes, codes FROM rollup_site WHERE outcomes ORDER BY site",
+                       "SELECT * FROM rollup_keys ORDER BY site, dim, key",
+                       "SELECT * FROM rollup_installs ORDER BY site, dim, key, install",
+                       "SELECT * FROM rollup_days ORDER BY site, day, action, segment, mode"};
+  for (size_t q = 0; q < 4; q++) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql[q], -1, &st, NULL) != SQLITE_OK) continue;
+    while (sqlite3_step(st) == SQLITE_ROW && len + 512 < cap) {
+      for (int c = 0; c < sqlite3_column_count(st); c++)
+        len += (size_t)snprintf(out + len, cap - len, "%s|", (const char *)sqlite3_column_text(st, c));
+      out[len++] = '\n';
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+static lw_store *sqlite_at(char *path) {
+  int fd = mkstemp(path);
+  close(fd);
+  unlink(path);
+  lw_store *s = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_store_open_sqlite(path, &s, err, sizeof err), LW_OK);
+  return s;
+}
+
+#define ONE_INSTALL_BATCH(id, install, code)                                                             \
+  "{\"v\":1,\"batch_id\":\"" id "\",\"write_key\":\"k\",\"sent_at\":1764100000000,\"events\":["        \
+  "{\"kind\":\"decision\",\"t\":1764099990000,\"install\":\"" install "\",\"decision\":\"00000000000000f1\"," \
+  "\"action\":\"credit_10\",\"p\":0.5,\"mode\":\"rules\",\"reason\":\"r\",\"segment\":\"new\"},"             \
+  "{\"kind\":\"share\",\"t\":1764099990001,\"install\":\"" install "\",\"decision\":\"00000000000000f1\","  \
+  "\"action\":\"credit_10\",\"segment\":\"new\",\"code\":\"" code "\"}]}"
+
+/* A: the common batches, then install I's batch, then I forgotten; B: only the common batches.
+ * Their rollups (but the batch count: a forget deletes events, not the batch row) are equal.
+ * C: I's batch received long ago, then the common ones, then retention past I's; D: only the
+ * common ones. Their rollups are equal, batches included. */
+static void a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored(void) {
+  if (pg_url()) return; /* compares the SQLite files' tables */
+  char pa[] = "/tmp/lw-ru-a-XXXXXX", pb[] = "/tmp/lw-ru-b-XXXXXX", pc[] = "/tmp/lw-ru-c-XXXXXX",
+       pd[] = "/tmp/lw-ru-d-XXXXXX";
+  lw_store *a = sqlite_at(pa), *b = sqlite_at(pb), *c = sqlite_at(pc), *d = sqlite_at(pd);
+  if (!a || !b || !c || !d) return;
+  char err[LW_ERRMSG_MAX];
+  const char *forgotten = ONE_INSTALL_BATCH("forgotten1", "ffffffffffffffffffffffffffffffff", "GONE0001");
+  write_json(c, "default", forgotten, NOW - 100000);
+  rng_state = 42;
+  char *common[40];
+  for (int i = 0; i < 40; i++) common[i] = random_batch();
+  for (int i = 0; i < 40; i++) {
+    const char *site = i % 3 ? "default" : "other";
+    write_json(a, site, common[i], NOW + i);
+    write_json(b, site, common[i], NOW + i);
+    write_json(c, site, common[i], NOW + i);
+    write_json(d, site, common[i], NOW + i);
+    if (i == 20) write_json(a, "default", forgotten, NOW + i);
+  }
+  lw_forget_item fi = {"default", "ffffffffffffffffffffffffffffffff", NULL, 0, 0}, *fis[] = {&fi};
+  CHECK_INT(lw_store_forget(a, fis, 1, err, sizeof err), LW_OK);
+  CHECK_INT(fi.deleted, 2);
+  int64_t deleted = 0;
+  CHECK_INT(lw_store_purge(c, NOW - 1, &deleted, err, sizeof err), LW_OK);
+  CHECK_INT(deleted, 2);
+  char *da = dump_rollups(pa, 0), *db = dump_rollups(pb, 0), *dc = dump_rollups(pc, 1), *dd = dump_rollups(pd, 1);
+  CHECK(strlen(db) > 100);
+  CHECK_STR(da, db);
+  CHECK_STR(dc, dd);
+  /* And by code: the code's events leave the rollups, the rest stays. */
+  lw_forget_item fc = {"default", "ffffffffffffffffffffffffffffffff", "GONE0001", 0, 0}, *fcs[] = {&fc};
+  write_json(b, "default", forgotten, NOW + 100);
+  CHECK_INT(lw_store_forget(b, fcs, 1, err, sizeof err), LW_OK);
+  CHECK_INT(fc.deleted, 1);
+  check_against_walk(b, "default", "forget by code");
+  for (int i = 0; i < 40; i++) free(common[i]);
+  free(da), free(db), free(dc), free(dd);
+  lw_store_free(a), lw_store_free(b), lw_store_free(c), lw_store_free(d);
+  tu_remove_db(pa), tu_remove_db(pb), tu_remove_db(pc), tu_remove_db(pd);
+}
+
+/* Schema 8 is schema 9 without the rollup tables and the two indexes of the shared decisions
+ * (the migration step appends only those): a
+ * store written now, its rollups dropped and its version set back, is what main's build wrote
+ * (PostgreSQL: schema 1 of 2, the same way). Opened again it is migrated, and answers exactly
+ * what the walk answered before. */
+static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
+  lw_store *s = fresh_store();
+  if (!s) return;
+  int64_t clock_ms = NOW;
+  rng_state = 7;
+  random_ops(s, 120, &clock_ms);
+  lw_stats before[2];
+  char err[LW_ERRMSG_MAX];
+  const lw_stats_bounds bounds = {3, 2};
+  CHECK_INT(lw_store_stats_walk(s, "default", &bounds, &before[0], err, sizeof err), LW_OK);
+  CHECK_INT(lw_store_stats_walk(s, "other", NULL, &before[1], err, sizeof err), LW_OK);
+  lw_store_free(s);
+  s = NULL;
+  if (pg_url()) {
+    pg_schema_sql("SET search_path = %s; DROP TABLE rollup_site, rollup_keys, rollup_installs, rollup_days;"
+                  " DROP INDEX events_shares, events_decisions; UPDATE lw_schema SET version = 1; -- %s");
+    CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
+  } else {
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;"
+                               "DROP TABLE rollup_days; DROP INDEX events_shares; DROP INDEX events_decisions;"
+                               "PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  }
+  if (!s) {
+    lw_stats_clear(&before[0]), lw_stats_clear(&before[1]);
+    return;
+  }
+  lw_stats after[2];
+  CHECK_INT(lw_store_stats_bounded(s, "default", &bounds, &after[0], err, sizeof err), LW_OK);
+  CHECK_INT(lw_store_stats(s, "other", &after[1], err, sizeof err), LW_OK);
+  for (int i = 0; i < 2; i++) {
+    CHECK_INT(after[i].outcomes, before[i].outcomes);
+    CHECK_INT(after[i].batches, before[i].batches);
+    CHECK_INT(after[i].codes_below_min, before[i].codes_below_min);
+    CHECK_INT(after[i].codes_left_out, before[i].codes_left_out);
+    CHECK(rows_equal("variants", after[i].variants, after[i].n_variants, before[i].variants, before[i].n_variants));
+    CHECK(rows_equal("segments", after[i].segments, after[i].n_segments, before[i].segments, before[i].n_segments));
+    CHECK(rows_equal("codes", after[i].codes, after[i].n_codes, before[i].codes, before[i].n_codes));
+    lw_stats_clear(&after[i]);
+    lw_stats_clear(&before[i]);
+  }
+  random_ops(s, 60, &clock_ms); /* and the writer keeps them from there */
+  drop_store(s);
+}
+
+/* A store main (09e9606, schema 8) wrote (tests/ingest/fixtures/schema-v8.sql): migrated on open,
+ * its rollups answer what the walk (main's own stats code) answers, and the writer keeps them. */
+static void a_store_written_by_main_is_migrated_and_answers_as_main_did(void) {
+  if (pg_url()) return;
+  char path[512], err[LW_ERRMSG_MAX];
+  snprintf(path, sizeof path, "%s/tests/ingest/fixtures/schema-v8.sql", LW_SOURCE_DIR);
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  static char sql[1 << 16];
+  size_t n = fread(sql, 1, sizeof sql - 1, f);
+  fclose(f);
+  sql[n] = '\0';
+  snprintf(tmp_path, sizeof tmp_path, "/tmp/lw-ru-v8-XXXXXX");
+  close(mkstemp(tmp_path));
+  unlink(tmp_path);
+  sqlite3 *db;
+  CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+  CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  lw_store *s = NULL;
+  CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  if (!s) return;
+  lw_stats st;
+  CHECK_INT(lw_store_stats(s, "default", &st, err, sizeof err), LW_OK);
+  CHECK_INT(st.outcomes, 40);
+  CHECK_INT(st.batches, 8);
+  CHECK(st.n_variants > 0 && st.n_codes > 0);
+  lw_stats_clear(&st);
+  check_against_walk(s, "default", "migrated from main's store");
+  int64_t clock_ms = NOW;
+  rng_state = 99;
+  random_ops(s, 40, &clock_ms);
+  drop_store(s);
+}
+
+int main(void) {
+  stats_from_rollups_equal_a_walk_after_random_writes_forgets_and_retention();
+  a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored();
+  a_schema_8_store_is_migrated_and_answers_as_before();
+  a_store_written_by_main_is_migrated_and_answers_as_main_did();
+  if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
+  return check_failures ? 1 : 0;
+}
