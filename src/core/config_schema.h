@@ -41,7 +41,13 @@ void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const
  * Scalar fields are described by tables: the key, its type and range, and where it goes
  * in the target struct. The JSON reader checks and stores fields by them; the compiled
  * format writes and reads the same fields in table order and re-checks their ranges. */
-enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT };
+enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT,
+       /* the widget's kinds (theme, placement): a text held to a form of its own */
+       LW_K_COLOR,  /* "#rgb" or "#rrggbb" */
+       LW_K_LINK,   /* an https:// URL (http:// on this machine), as share.url */
+       LW_K_CSS,    /* a font list or a selector: no ; { } < > \\ or control characters */
+       LW_K_CHOICE  /* one of the words in `choices`, the first the default */
+};
 
 typedef struct {
   const char *key;
@@ -50,6 +56,10 @@ typedef struct {
   unsigned short off, size; /* offset in the target struct; size of a text buffer */
   double min, max;
   double def; /* the default of an optional number or boolean (README "Program config reference") */
+  const char *choices; /* LW_K_CHOICE: the words allowed, space-separated */
+  /* The widget's alone: not in the engine part of a compiled file but in its display part,
+   * which shows a field only when the config sets it (a UINT unset holds UINT32_MAX). */
+  unsigned char display;
 } lw_cfg_field;
 
 typedef struct {
@@ -64,8 +74,16 @@ extern const lw_cfg_object lw_cfg_objects[];
 extern const int lw_cfg_n_objects;
 /* Array elements: milestones (plus "event"), variants, ladder steps. */
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
+/* A `locales` entry's members: its variant texts (by variant id), share texts and labels. */
+extern const lw_cfg_object lw_cfg_locale_variant, lw_cfg_locale_share, lw_cfg_locale_labels;
 /* A variant's fields besides its table: "enabled" (JSON only; false compiles to weight 0). */
 extern const char *const lw_cfg_variant_extra[];
+
+/* The compiled form with `extra` (NULL or JSON members, e.g. "\"locales\":{...}") added to its
+ * display part: lw_config_write is this with NULL. */
+size_t lw_cfg_write(const lw_config *cfg, const char *extra, uint8_t *buf, size_t cap);
+/* The https-or-local link rule of share.url and theme.logo. */
+int lw_cfg_link_ok(const char *url);
 
 /* A config with every default set and nothing else. */
 void lw_cfg_defaults(lw_config *cfg);
