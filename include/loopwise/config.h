@@ -29,6 +29,7 @@ extern "C" {
 #define LW_CSS_LEN 63  /* theme.font, placement.target */
 #define LW_MAX_LOCALES 12
 #define LW_LOCALE_TAG_LEN 35 /* a BCP 47 tag, e.g. "pt-BR" */
+#define LW_PLACEMENT_DEFAULT "modal"
 
 typedef struct {
   int event;      /* index into lw_config.events */

@@ -441,12 +441,14 @@ static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
     fail_got(c, "a string", NULL, sch);
     lw_cfg_pop(c, k);
   }
-  /* The plain objects: all but the top level and fairness (read with the attributes). */
-  for (int i = 1; i < lw_cfg_n_objects - 1 && LW_CFG_GOING(c); i++) {
+  /* The plain objects: all but the top level and fairness (read with the attributes), then the
+   * widget's. */
+  for (int i = 1; i < lw_cfg_n_objects - 1 + lw_cfg_n_shown && LW_CFG_GOING(c); i++) {
+    const lw_cfg_object *t = i < lw_cfg_n_objects - 1 ? &lw_cfg_objects[i] : &lw_cfg_shown[i - lw_cfg_n_objects + 1];
     size_t mark;
-    const cJSON *o = open_object(c, root, lw_cfg_objects[i].key, lw_cfg_objects[i].required, &mark);
+    const cJSON *o = open_object(c, root, t->key, t->required, &mark);
     if (!o) continue;
-    read_fields(c, o, lw_cfg_objects[i].fields, lw_cfg_objects[i].n, NULL, cfg);
+    read_fields(c, o, t->fields, t->n, NULL, cfg);
     lw_cfg_pop(c, mark);
   }
   parse_events(c, root, cfg);

@@ -67,7 +67,7 @@ static void io_fields(io_t *io, const lw_cfg_object *o, void *base) {
   for (int i = 0; i < o->n; i++) {
     const lw_cfg_field *f = &o->fields[i];
     void *p = (char *)base + f->off;
-    if (f->since > io->version || f->display) continue; /* an older file: the field keeps its default */
+    if (f->since > io->version) continue; /* an older file: the field keeps its default */
     if (f->kind == LW_K_NUM) {
       uint64_t u;
       memcpy(&u, p, sizeof u);
@@ -117,20 +117,19 @@ static void key_str(lw_sbuf *sb, const char *key, const char *val) {
   lw_sb_json_str(sb, val);
 }
 
-/* The widget's fields of the tables (theme, placement) that the config sets, as one object per
+/* The widget's fields (lw_cfg_shown: theme, placement) that the config sets, as one object per
  * table ("theme":{"accent":"#25e"}); nothing for a table with none set. */
 static void ui_tables(lw_sbuf *sb, const lw_config *cfg) {
-  for (int i = 0; i < lw_cfg_n_objects; i++) {
-    const lw_cfg_object *o = &lw_cfg_objects[i];
+  for (int i = 0; i < lw_cfg_n_shown; i++) {
+    const lw_cfg_object *o = &lw_cfg_shown[i];
     int n = 0;
     for (int k = 0; k < o->n; k++) {
       const lw_cfg_field *f = &o->fields[k];
       const char *p = (const char *)cfg + f->off;
       uint32_t u = 0;
-      if (!f->display) continue;
       if (f->kind == LW_K_UINT) memcpy(&u, p, sizeof u);
-      size_t d = f->kind == LW_K_CHOICE ? strcspn(f->choices, " ") : 0; /* the default choice's length */
-      if (f->kind == LW_K_UINT ? u == UINT32_MAX : !*p || (d && strncmp(p, f->choices, d) == 0 && !p[d]))
+      size_t d = f->kind == LW_K_CHOICE ? strcspn(LW_CFG_CHOICES(f), " ") : 0; /* the default choice's length */
+      if (f->kind == LW_K_UINT ? u == UINT32_MAX : !*p || (d && strncmp(p, LW_CFG_CHOICES(f), d) == 0 && !p[d]))
         continue; /* not set (a choice: the default) */
       lw_sb_str(sb, n++ ? "," : ",\"");
       if (n == 1) {
@@ -248,7 +247,6 @@ static const char *out_of_range(const lw_cfg_object *o, const void *base) {
     const char *p = (const char *)base + f->off;
     double d;
     uint32_t u;
-    if (f->display) continue; /* the widget's, not in the engine part */
     if (f->kind == LW_K_NUM) {
       memcpy(&d, p, sizeof d);
     } else if (f->kind == LW_K_UINT || f->kind == LW_K_BOOL) {

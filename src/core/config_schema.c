@@ -86,7 +86,7 @@ void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const
 #define NAME_F(k, req, T, m) {k, LW_K_NAME, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
 /* The widget's fields (display part only; unset is "" or, for a UINT, UINT32_MAX). */
-#define SHOW_F(k, kind, T, m) {k, kind, 0, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0, NULL, 1}
+#define SHOW_F(k, kind, T, m) {k, kind, 0, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 
 static const lw_cfg_field k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX, 0),
                                            UINT_F("every", 0, lw_milestone, every, 0, UINT32_MAX, 0)};
@@ -147,14 +147,13 @@ static const lw_cfg_field k_theme[] = {
     SHOW_F("dark_accent", LW_K_COLOR, lw_config, theme_dark_accent),
     SHOW_F("dark_background", LW_K_COLOR, lw_config, theme_dark_background),
     SHOW_F("dark_text", LW_K_COLOR, lw_config, theme_dark_text),
-    {"radius", LW_K_UINT, 0, 0, offsetof(lw_config, theme_radius), 0, 0, 32, -1, NULL, 1},
+    UINT_F("radius", 0, lw_config, theme_radius, 0, 32, -1),
     SHOW_F("font", LW_K_CSS, lw_config, theme_font),
     SHOW_F("logo", LW_K_LINK, lw_config, theme_logo)};
 /* Where the prompt goes: a modal dialog, a card in the page's bottom corner (the end side), or
  * inline in the page's element that `target` selects (or that init({target}) passes). */
 static const lw_cfg_field k_placement[] = {
-    {"type", LW_K_CHOICE, 0, 0, offsetof(lw_config, placement_type), sizeof(((lw_config *)0)->placement_type), 0, 0,
-     0, "modal corner inline", 1},
+    SHOW_F("type\0" LW_PLACEMENT_DEFAULT " corner inline", LW_K_CHOICE, lw_config, placement_type),
     SHOW_F("target", LW_K_CSS, lw_config, placement_target)};
 
 /* A `locales` entry's texts (issue 14): the variant and share texts of one language, each
@@ -166,7 +165,7 @@ static const lw_cfg_field k_locale_variant[] = {
 static const lw_cfg_field k_locale_share[] = {TEXT_F("title", 0, lw_variant, title),
                                               TEXT_F("text", 0, lw_variant, message)};
 /* The labels are only checked (each into the same scratch text), never stored. */
-#define LABEL_F(k) {k, LW_K_TEXT, 0, 0, 0, LW_TEXT_LEN + 1, 0, 0, 0, NULL, 1}
+#define LABEL_F(k) {k, LW_K_TEXT, 0, 0, 0, LW_TEXT_LEN + 1, 0, 0, 0}
 static const lw_cfg_field k_locale_labels[] = {LABEL_F("share"),  LABEL_F("copy"),   LABEL_F("not_now"),
                                                LABEL_F("close"),  LABEL_F("copied"), LABEL_F("copy_this")};
 const lw_cfg_object lw_cfg_locale_variant = {"variants", 0, k_locale_variant, COUNT(k_locale_variant)};
@@ -193,9 +192,11 @@ const lw_cfg_object lw_cfg_objects[] = {
     {"session", 0, k_session, COUNT(k_session)}, {"privacy", 0, k_privacy, COUNT(k_privacy)},
     {"explore", 0, k_explore, COUNT(k_explore)}, {"model", 0, k_model, COUNT(k_model)},
     {"reward", 0, k_reward, COUNT(k_reward)},
-    {"theme", 0, k_theme, COUNT(k_theme)},     {"placement", 0, k_placement, COUNT(k_placement)},
     {"fairness", 0, k_fairness, COUNT(k_fairness)}};
 const int lw_cfg_n_objects = COUNT(lw_cfg_objects);
+const lw_cfg_object lw_cfg_shown[] = {{"theme", 0, k_theme, COUNT(k_theme)},
+                                      {"placement", 0, k_placement, COUNT(k_placement)}};
+const int lw_cfg_n_shown = COUNT(lw_cfg_shown);
 
 /* ---- values ---------------------------------------------------------------------- */
 
@@ -207,10 +208,6 @@ static void set_defaults(const lw_cfg_field *f, int n, void *base) {
     } else if (f[i].kind == LW_K_UINT || f[i].kind == LW_K_BOOL) {
       int32_t v = (int32_t)f[i].def; /* -1 stands for "none" where a field allows it */
       memcpy(dst, &v, sizeof v);
-    } else if (f[i].kind == LW_K_CHOICE) {
-      size_t n = strcspn(f[i].choices, " ");
-      memcpy(dst, f[i].choices, n);
-      dst[n] = '\0';
     }
   }
 }
@@ -220,6 +217,9 @@ void lw_cfg_defaults(lw_config *cfg) {
   for (int i = 0; i < lw_cfg_n_objects; i++) set_defaults(lw_cfg_objects[i].fields, lw_cfg_objects[i].n, cfg);
   cfg->approval_attr = -1;
   cfg->fairness_attr = -1;
+  /* the widget's (lw_cfg_shown, whose tables the runtime does not link): not set */
+  cfg->theme_radius = UINT32_MAX;
+  memcpy(cfg->placement_type, LW_PLACEMENT_DEFAULT, sizeof LW_PLACEMENT_DEFAULT);
 }
 
 /* Array elements start from their own defaults (a variant's weight is 1). */
@@ -249,7 +249,7 @@ void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f) {
       return;
     case LW_K_CHOICE:
       lw_sb_str(sb, "one of: ");
-      lw_sb_str(sb, f->choices);
+      lw_sb_str(sb, LW_CFG_CHOICES(f));
       return;
     default:
       lw_sb_str(sb, "a non-empty text of at most ");
@@ -270,7 +270,7 @@ static int form_ok(const lw_cfg_field *f, const char *s) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f || strchr(";{}<>\\", *p)) return 0;
       return n > 0;
     case LW_K_CHOICE:
-      for (const char *w = f->choices; *w; w += strcspn(w, " "), w += *w == ' ') {
+      for (const char *w = LW_CFG_CHOICES(f); *w; w += strcspn(w, " "), w += *w == ' ') {
         if (strcspn(w, " ") == n && strncmp(w, s, n) == 0) return 1;
       }
       return 0;
@@ -474,15 +474,15 @@ static void js_field(lw_sbuf *sb, const lw_cfg_field *f) {
       break;
     case LW_K_CHOICE:
       lw_sb_str(sb, "{\"enum\":[");
-      for (const char *w = f->choices; *w; w += *w == ' ') {
+      for (const char *w = LW_CFG_CHOICES(f); *w; w += *w == ' ') {
         size_t n = strcspn(w, " ");
-        lw_sb_str(sb, w == f->choices ? "\"" : ",\"");
+        lw_sb_str(sb, w == LW_CFG_CHOICES(f) ? "\"" : ",\"");
         lw_sb_mem(sb, w, n);
         lw_sb_char(sb, '"');
         w += n;
       }
       lw_sb_str(sb, "],\"default\":\"");
-      lw_sb_mem(sb, f->choices, strcspn(f->choices, " "));
+      lw_sb_mem(sb, LW_CFG_CHOICES(f), strcspn(LW_CFG_CHOICES(f), " "));
       lw_sb_char(sb, '"');
       break;
     default:
@@ -576,6 +576,11 @@ size_t lw_config_schema(char *buf, size_t cap) {
     } else {
       js_object(&p, o->fields, o->n, NULL, NULL);
     }
+  }
+  for (int i = 0; i < lw_cfg_n_shown; i++) {
+    lw_sb_char(&p, ',');
+    js_key(&p, lw_cfg_shown[i].key);
+    js_object(&p, lw_cfg_shown[i].fields, lw_cfg_shown[i].n, NULL, NULL);
   }
   /* events */
   lw_sb_str(&p, ",\"events\":{");

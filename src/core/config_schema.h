@@ -5,6 +5,7 @@
 #define LW_CONFIG_SCHEMA_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "loopwise/config.h"
 #include "sbuf.h"
@@ -46,7 +47,7 @@ enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT,
        LW_K_COLOR,  /* "#rgb" or "#rrggbb" */
        LW_K_LINK,   /* an https:// URL (http:// on this machine), as share.url */
        LW_K_CSS,    /* a font list or a selector: no ; { } < > \\ or control characters */
-       LW_K_CHOICE  /* one of the words in `choices`, the first the default */
+       LW_K_CHOICE  /* one of the words after its key (LW_CFG_CHOICES), the first the default */
 };
 
 typedef struct {
@@ -56,11 +57,10 @@ typedef struct {
   unsigned short off, size; /* offset in the target struct; size of a text buffer */
   double min, max;
   double def; /* the default of an optional number or boolean (README "Program config reference") */
-  const char *choices; /* LW_K_CHOICE: the words allowed, space-separated */
-  /* The widget's alone: not in the engine part of a compiled file but in its display part,
-   * which shows a field only when the config sets it (a UINT unset holds UINT32_MAX). */
-  unsigned char display;
 } lw_cfg_field;
+/* A LW_K_CHOICE field's words, space-separated, the first its default, follow its key's NUL
+ * ("type\0modal corner inline"): the runtime's tables keep their size. */
+#define LW_CFG_CHOICES(f) ((f)->key + strlen((f)->key) + 1)
 
 typedef struct {
   const char *key; /* NULL for the top level */
@@ -72,6 +72,12 @@ typedef struct {
 /* The top level and the plain objects below it, all stored in lw_config. */
 extern const lw_cfg_object lw_cfg_objects[];
 extern const int lw_cfg_n_objects;
+/* The widget's plain objects (theme, placement): stored in lw_config too, but only in the
+ * display part of a compiled file, which shows a field only when the config sets it (a text
+ * "", a UINT UINT32_MAX, a choice its default). Kept apart so the runtime, which reads only
+ * the engine part, links none of their tables. */
+extern const lw_cfg_object lw_cfg_shown[];
+extern const int lw_cfg_n_shown;
 /* Array elements: milestones (plus "event"), variants, ladder steps. */
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
 /* A `locales` entry's members: its variant texts (by variant id), share texts and labels. */

@@ -25,6 +25,7 @@ export function init(options = {}) {
     model: at(o.model, new URL('./loopwise.lwm', import.meta.url)),
     endpoint: o.endpoint,
     writeKey: o.writeKey,
+    target: o.target,
     ui: () => import('./loopwise-prompt.js'),
     net: () => import('./loopwise-net.js'),
   }));

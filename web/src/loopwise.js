@@ -27,7 +27,8 @@ const ERR_VERSION = 4;
 const TOKEN = 'lwt';
 
 // o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
-// endpoint, writeKey: strings; ui, net: () => import() of ui.js / transport.js}.
+// endpoint, writeKey: strings; target: the element (or a selector) an inline placement goes
+// into; ui, net: () => import() of ui.js / transport.js}.
 export function create(o) {
   const w = window;
   const endpoint = (o.endpoint || '').replace(/\/+$/, '');
@@ -145,7 +146,7 @@ export function create(o) {
         (kind, rnd) => {
           if (prompt === close) prompt = null;
           outcome(d.id, kind, rnd).catch(fail);
-        });
+        }, { cfg, variant: d.variant, target: o.target });
       close.id = d.id;
       prompt = close;
       emit('prompt', d);

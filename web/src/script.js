@@ -22,6 +22,7 @@ import { create } from './loopwise.js';
     model: file('model', 'loopwise.lwm'),
     endpoint: ds.endpoint,
     writeKey: ds.writeKey,
+    target: ds.target,
     ui: () => import(new URL('loopwise-prompt.js', self)),
     net: () => import(new URL('loopwise-net.js', self)),
   });
