@@ -228,7 +228,7 @@ test('the_locale_follows_the_browser_language_exact_then_language_then_default',
     ['fr', 'Invitez un collègue', 'Il reçoit 10 € pour lui, vous aussi : 10 € pour vous.', 'Partager', 'fr'],
     ['fr-CA', 'Invitez un collègue', 'Il reçoit 10 € pour lui, vous aussi : 10 € pour vous.', 'Partager', 'fr'], // the language
     ['pt-BR', 'Convide um colega', v.message, 'Compartilhar', 'pt-BR'], // exact; unset texts are the config's
-    ['pt-PT', 'Convide um colega', v.message, 'Compartilhar', 'pt-BR'], // the language's other region
+    ['pt', v.title, v.message, 'Share', 'en'], // a language's region is not the language: the default
     ['ja-JP', v.title, v.message, 'Share', 'en'], // none: the config's own texts, in its default language
   ];
   for (const [locale, title, message, share, lang] of cases) {

@@ -28,11 +28,11 @@ const CSS =
   '@media(prefers-color-scheme:dark){.b{--a:var(--lw-dark-accent,var(--lw-accent,#8af));--g:var(--lw-dark-background,#1c2230);--t:var(--lw-dark-text,#e4e8f0)}}' +
   '.d{position:relative;box-sizing:border-box;background:var(--g);border-radius:var(--lw-radius,12px);max-width:24em;max-height:calc(100% - 2em);overflow:auto;margin:1em;padding:1.3em 1.5em;animation:lw .2s ease-out}' +
   '@keyframes lw{from{opacity:0;transform:translateY(.6em)}}@media(prefers-reduced-motion:reduce){.d{animation:none}}' +
-  'h2{margin:0 1.5em .4em 0;font-size:1.25em}p,ul{margin:0 0 .8em;padding:0;list-style:none}li{margin-top:.4em;padding:.4em .7em;background:#8883}' +
-  'button{font:inherit;color:inherit;border:1px solid #888;background:var(--g);border-radius:8px;padding:.5em .9em;margin:.2em .4em 0 0}' +
+  'h2{margin:0 1.5em .4em;font-size:1.25em}p,ul{margin:0 0 .8em;padding:0;list-style:none}li{margin-top:.4em;padding:.4em .7em;background:#8883}' +
+  'button{font:inherit;color:inherit;border:1px solid #888;background:var(--g);border-radius:8px;padding:.5em .9em;margin:.2em .2em 0}' +
   '.p{background:var(--a);border-color:var(--a);color:var(--g)}.x{position:absolute;top:.4em;right:.4em;border:0;font-size:1.3em;padding:0 .4em;margin:0}' +
-  '[dir=rtl] h2{margin:0 0 .4em 1.5em}[dir=rtl] button{margin:.2em 0 0 .4em}[dir=rtl] .x{right:auto;left:.4em}' +
-  '[role=status]{word-break:break-all}.l{display:block;max-height:2.5em;max-width:60%;margin-bottom:.6em}' +
+  '[dir=rtl] .x{right:auto;left:.4em}' +
+  '[role=status]{word-break:break-all}.l{display:block;height:2em;margin-bottom:.5em}' +
   '.c{top:auto;left:auto;background:none;display:block}.c[dir=rtl]{left:0;right:auto}.c .d{max-height:calc(100vh - 2em);box-shadow:0 .3em 1.5em #0005}' +
   '.i{position:static;background:none;display:block}.i .d{margin:0;max-width:none;max-height:none;border:1px solid #8886}';
 
@@ -62,14 +62,12 @@ function el(parent, tag, attrs, text) {
 
 // The texts in the reader's language. The config's `locales` (display part: {default, <tag>:
 // {share, variants: [by variant index], labels}}): the one whose tag is `want` (the browser's
-// language, or a preview's), else one of its language (fr-CA: fr, then fr-FR), else none: the
+// language, or a preview's), else the one of its language (fr-CA: fr), else none: the
 // config's own texts, in the language `default` names. Returns [tag or undefined, its texts].
-function locale(cfg, want) {
-  const all = cfg.locales || {}, w = want.toLowerCase(), lang = w.split('-')[0];
-  const tags = Object.keys(all).filter((k) => k !== 'default'), lc = (k) => k.toLowerCase();
-  const tag = tags.find((k) => lc(k) === w) || tags.find((k) => lc(k) === lang) ||
-    (lc(all.default || '').split('-')[0] !== lang && tags.find((k) => lc(k).split('-')[0] === lang));
-  return [tag || undefined, tag ? all[tag] : {}];
+function locale(all, want) {
+  const w = want.toLowerCase(), tags = Object.keys(all).filter((k) => k !== 'default');
+  const tag = tags.find((k) => k.toLowerCase() === w) || tags.find((k) => k.toLowerCase() === w.split('-')[0]);
+  return [tag, tag ? all[tag] : {}];
 }
 
 // open(v, share: {url,title,text}, lines, outcome(kind, rnd), x) shows the prompt (lines: more
@@ -82,17 +80,17 @@ function locale(cfg, want) {
 export function open(v, share, lines, outcome, x = {}) {
   const rnd = crypto.getRandomValues(new Uint8Array(16));
   const doc = document, nav = navigator, top = doc.documentElement, cfg = x.cfg || { share };
-  const [tag, loc] = locale(cfg, x.locale || nav.language || '');
+  const locs = cfg.locales || {}, [tag, loc] = locale(locs, x.locale || nav.language || '');
   // A locale's texts over the config's, its placeholders filled with the (localized) rewards.
   const V = { ...v, ...(loc.variants || [])[x.variant] }, S = { ...cfg.share, ...loc.share };
   const fill = (s) => s && s.replace(/\{(referrer_reward|referee_reward)\}/g, (_, k) => V[k]);
   share = {
     url: share.url.split('{token}').join([...rnd].map((b) => (b | 256).toString(16).slice(1)).join('')),
-    title: fill(S.title || V.title) || share.title,
-    text: fill(S.text || V.message) || share.text,
+    title: fill(S.title || V.title),
+    text: fill(S.text || V.message),
   };
   // The labels' language: the locale's, else the config's default, else the page's.
-  const lang = tag || (cfg.locales || {}).default || top.lang || 'en';
+  const lang = tag || locs.default || top.lang || 'en';
   const T = {}, words = (LABELS[lang.toLowerCase().split('-')[0]] || LABELS.en).split('|');
   KEYS.forEach((k, i) => { T[k] = (loc.labels || {})[k] || words[i]; });
 
@@ -103,7 +101,7 @@ export function open(v, share, lines, outcome, x = {}) {
   const modal = !kind; // an inline placement without its element is a modal
   // Right to left when the texts' language is written so; the config's own texts without a
   // stated language take the direction of where they are shown.
-  const dir = tag || (cfg.locales || {}).default ? (/^(ar|he|fa|ur)\b/i.test(lang) ? 'rtl' : 'ltr')
+  const dir = tag || locs.default ? (/^(ar|he|fa|ur)\b/i.test(lang) ? 'rtl' : 'ltr')
     : getComputedStyle(kind === 'i' ? slot : doc.body || top).direction;
 
   const host = doc.createElement('loopwise-prompt');
