@@ -245,7 +245,7 @@ void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f) {
     case LW_K_CSS:
       lw_sb_str(sb, "a CSS font list or selector of at most ");
       lw_sb_u64(sb, f->size - 1u);
-      lw_sb_str(sb, " bytes without ; { } < > \\ or control characters");
+      lw_sb_str(sb, " bytes without ; { } < \\ or control characters");
       return;
     case LW_K_CHOICE:
       lw_sb_str(sb, "one of: ");
@@ -267,7 +267,7 @@ static int form_ok(const lw_cfg_field *f, const char *s) {
     case LW_K_LINK: return lw_cfg_link_ok(s);
     case LW_K_CSS:
       for (const char *p = s; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f || strchr(";{}<>\\", *p)) return 0;
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || strchr(";{}<\\", *p)) return 0;
       return n > 0;
     case LW_K_CHOICE:
       for (const char *w = LW_CFG_CHOICES(f); *w; w += strcspn(w, " "), w += *w == ' ') {
@@ -470,7 +470,7 @@ static void js_field(lw_sbuf *sb, const lw_cfg_field *f) {
     case LW_K_CSS:
       lw_sb_str(sb, "{\"type\":\"string\",\"maxLength\":");
       lw_sb_u64(sb, f->size - 1u);
-      lw_sb_str(sb, ",\"pattern\":\"^[^;{}<>\\\\\\\\\\\\x00-\\\\x1f\\\\x7f]+$\"");
+      lw_sb_str(sb, ",\"pattern\":\"^[^;{}<\\\\\\\\\\\\x00-\\\\x1f\\\\x7f]+$\"");
       break;
     case LW_K_CHOICE:
       lw_sb_str(sb, "{\"enum\":[");
@@ -637,8 +637,8 @@ size_t lw_config_schema(char *buf, size_t cap) {
   lw_sb_u64(&p, LW_MAX_LOCALES + 1);
   lw_sb_str(&p, ",\"description\":\"texts per language, chosen from the browser's language (exact tag, then "
                 "language, then default: the language of the config's own texts)\",\"properties\":{\"default\":"
-                LW_CFG_TAG_SCHEMA "},\"propertyNames\":{\"anyOf\":[{\"const\":\"default\"}," LW_CFG_TAG_SCHEMA
-                "]},\"additionalProperties\":{\"type\":\"object\",\"additionalProperties\":false,"
+                LW_CFG_TAG_SCHEMA "},\"propertyNames\":{\"pattern\":\"^(default|[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)$\"},"
+                "\"additionalProperties\":{\"type\":\"object\",\"additionalProperties\":false,"
                 "\"properties\":{\"share\":");
   js_object(&p, k_locale_share, COUNT(k_locale_share), NULL, NULL);
   lw_sb_str(&p, ",\"variants\":{\"type\":\"object\",\"description\":\"by variant id\",\"propertyNames\":");

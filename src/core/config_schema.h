@@ -46,7 +46,7 @@ enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT,
        /* the widget's kinds (theme, placement): a text held to a form of its own */
        LW_K_COLOR,  /* "#rgb" or "#rrggbb" */
        LW_K_LINK,   /* an https:// URL (http:// on this machine), as share.url */
-       LW_K_CSS,    /* a font list or a selector: no ; { } < > \\ or control characters */
+       LW_K_CSS,    /* a font list or a selector: no ; { } < \\ or control characters */
        LW_K_CHOICE  /* one of the words after its key (LW_CFG_CHOICES), the first the default */
 };
 

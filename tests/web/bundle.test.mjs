@@ -40,7 +40,13 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // 4,536 B with the prompt and the transport split out. Both budgets are marked todo so every
 // run measures and reports them without failing; the ceilings below keep them from growing, so
 // any growth is a deliberate change to this file.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750;
+// Issue 14 (the prompt's theme, placements, small screens, odd hosts, right to left, locales and
+// built-in labels in six languages) raised them by exactly what it added: the WASM +20 B (two
+// defaults of the config's widget fields; their tables stay out of the runtime), loopwise.js
+// +24 B (the config, variant index and inline target handed to the prompt), the prompt chunk
+// +1,397 B (1,418 -> 2,815: about 285 B of it the five non-English label sets): first load
+// +44 B, whole download +1,441 B.
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250 + 44, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750 + 1441;
 test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
@@ -61,7 +67,7 @@ test('whole_download_stays_under_its_ceiling', () => {
 // The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
 // 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
 // widget's link template, share channel, the landing's token and referral(), +170 B).
-const WIDGET_CEILING = 4750;
+const WIDGET_CEILING = 4750 + 24; // issue 14: +24 B, see above
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
