@@ -44,9 +44,9 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // built-in labels in six languages) raised them by exactly what it added: the WASM +20 B (two
 // defaults of the config's widget fields; their tables stay out of the runtime), loopwise.js
 // +24 B (the config, variant index and inline target handed to the prompt), the prompt chunk
-// +1,397 B (1,418 -> 2,815: about 285 B of it the five non-English label sets): first load
-// +44 B, whole download +1,441 B.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250 + 44, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750 + 1441;
+// +1,405 B (1,418 -> 2,823: about 285 B of it the five non-English label sets): first load
+// +44 B, whole download +1,449 B.
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250 + 44, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750 + 1449;
 test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);

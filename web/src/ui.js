@@ -19,8 +19,8 @@
 // by the page (a transformed ancestor turns `position: fixed` into "fixed to that ancestor").
 
 // Buttons keep the browser's own focus ring. The backdrop spells out `inset:0` as four offsets
-// and the right-to-left rules use [dir=rtl] rather than logical properties: `inset` and
-// `margin-inline-*` need Chrome 87, and the supported browsers start at Chrome 75. The dialog
+// and the close button is placed by [dir=rtl]: `inset` and `inset-inline-*` need Chrome 87, and
+// the supported browsers start at Chrome 75 (`margin-inline-end` is Chrome 69). The dialog
 // is at most the viewport's height and scrolls inside it (a 568x320 phone held sideways).
 const CSS =
   '.b{position:fixed;top:0;right:0;bottom:0;left:0;z-index:2147483647;background:#0007;display:grid;place-items:center;' +
@@ -28,8 +28,8 @@ const CSS =
   '@media(prefers-color-scheme:dark){.b{--a:var(--lw-dark-accent,var(--lw-accent,#8af));--g:var(--lw-dark-background,#1c2230);--t:var(--lw-dark-text,#e4e8f0)}}' +
   '.d{position:relative;box-sizing:border-box;background:var(--g);border-radius:var(--lw-radius,12px);max-width:24em;max-height:calc(100% - 2em);overflow:auto;margin:1em;padding:1.3em 1.5em;animation:lw .2s ease-out}' +
   '@keyframes lw{from{opacity:0;transform:translateY(.6em)}}@media(prefers-reduced-motion:reduce){.d{animation:none}}' +
-  'h2{margin:0 1.5em .4em;font-size:1.25em}p,ul{margin:0 0 .8em;padding:0;list-style:none}li{margin-top:.4em;padding:.4em .7em;background:#8883}' +
-  'button{font:inherit;color:inherit;border:1px solid #888;background:var(--g);border-radius:8px;padding:.5em .9em;margin:.2em .2em 0}' +
+  'h2{margin:0 0 .4em;margin-inline-end:1.5em;font-size:1.25em}p,ul{margin:0 0 .8em;padding:0;list-style:none}li{margin-top:.4em;padding:.4em .7em;background:#8883}' +
+  'button{font:inherit;color:inherit;border:1px solid #888;background:var(--g);border-radius:8px;padding:.5em .9em;margin:.2em 0 0;margin-inline-end:.4em}' +
   '.p{background:var(--a);border-color:var(--a);color:var(--g)}.x{position:absolute;top:.4em;right:.4em;border:0;font-size:1.3em;padding:0 .4em;margin:0}' +
   '[dir=rtl] .x{right:auto;left:.4em}' +
   '[role=status]{word-break:break-all}.l{display:block;height:2em;margin-bottom:.5em}' +
