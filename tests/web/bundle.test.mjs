@@ -17,7 +17,10 @@ const INITIAL = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.lwc']
 // ... what it fetches later (the prompt chunk at the first prompt, the transport chunk once
 // there is something to send), and what only the npm package's importers and CSP pages use.
 const LATER = ['loopwise-net.js', 'loopwise-prompt.js'];
-const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs'];
+// The prompt's built-in labels in the languages other than English, one chunk each: a page in
+// one of them fetches its one (issue 14).
+const LABELS = ['ar', 'de', 'es', 'fr', 'pt'].map((l) => `loopwise-labels-${l}.js`);
+const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', ...LABELS];
 requireBuilt(...FILES.map((f) => join(distDir, f)));
 const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
 const sum = (files) => files.reduce((a, f) => a + gz(f), 0);
@@ -43,10 +46,11 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // Issue 14 (the prompt's theme, placements, small screens, odd hosts, right to left, locales and
 // built-in labels in six languages) raised them by exactly what it added: the WASM +20 B (two
 // defaults of the config's widget fields; their tables stay out of the runtime), loopwise.js
-// +24 B (the config, variant index and inline target handed to the prompt), the prompt chunk
-// +1,405 B (1,418 -> 2,823: about 285 B of it the five non-English label sets): first load
-// +44 B, whole download +1,449 B.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250 + 44, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750 + 1449;
+// +32 B (the config, variant index and inline target handed to the prompt, and the prompt's
+// label loading), the prompt chunk +1,265 B (1,418 -> 2,683; the five non-English label sets
+// are chunks of their own, at most 132 B more for a page in one of those languages): first
+// load +52 B, whole download (an English page) +1,317 B.
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250 + 52, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750 + 1317;
 test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
@@ -64,10 +68,16 @@ test('whole_download_stays_under_its_ceiling', () => {
   assert.ok(n <= DOWNLOAD_CEILING, `whole download is ${n} B gzip -9 > ${DOWNLOAD_CEILING}`);
 });
 
+// A page in another language downloads one label chunk more than an English page.
+const LABEL_CEILING = 140;
+test('a_label_chunk_stays_under_its_ceiling', () => {
+  for (const f of LABELS) assert.ok(gz(f) <= LABEL_CEILING, `${f} is ${gz(f)} B gzip -9 > ${LABEL_CEILING}`);
+});
+
 // The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
 // 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
 // widget's link template, share channel, the landing's token and referral(), +170 B).
-const WIDGET_CEILING = 4750 + 24; // issue 14: +24 B, see above
+const WIDGET_CEILING = 4750 + 32; // issue 14: +32 B, see above
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);

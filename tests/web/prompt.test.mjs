@@ -39,7 +39,9 @@ after(async () => { await browser?.close(); await demo?.stop(); });
 const PAGE_JS = `window.log = []; window.violations = [];
 document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective));
 window.show = async (cfg, x = {}) => {
-  const { open } = await import('/dist/loopwise-prompt.js');
+  // as script.js loads it: with the labels of the browser's and the page's language (and here
+  // of the language a test asks for)
+  const { open } = await (await import('/dist/loopwise-prompt.js')).load([navigator.language, document.documentElement.lang, x.locale]);
   const i = x.variant || 0, v = cfg.variants[i], s = cfg.share;
   window.close = open(v, { url: s.url.split('{code}').join('CODE'), title: s.title || v.title, text: s.text || v.message },
     [], (k) => log.push(k), { cfg, variant: i, target: x.targetId ? document.getElementById(x.targetId) : x.target, locale: x.locale });
@@ -262,6 +264,26 @@ test('the_built_in_labels_come_in_six_languages', async () => {
     assert.deepEqual(l.buttons.map((b) => b.label || b.text), labels, lang);
   }
   await done(page, 'labels-ar');
+});
+
+// A page downloads only its own language's labels: none for English, one chunk for French.
+test('a_page_fetches_only_its_own_languages_label_chunk', async () => {
+  for (const [locale, want] of [['en-US', []], ['fr-CA', ['/dist/loopwise-labels-fr.js']]]) {
+    const ctx = await browser.newContext({ locale });
+    const page = await ctx.newPage();
+    const urls = [];
+    page.on('request', (q) => urls.push(new URL(q.url()).pathname));
+    await page.goto(demo.url + 'dist/');
+    const label = await page.evaluate(async () => {
+      const { open } = await (await import('/dist/loopwise-prompt.js')).load();
+      const share = { url: 'https://x.example/?r=1' };
+      open({ title: 'T', message: 'M' }, share, [], () => {}, { cfg: { share, locales: { default: 'en', fr: {} } } });
+      return document.querySelector('loopwise-prompt').shadowRoot.querySelector('.p').textContent;
+    });
+    assert.deepEqual(urls.filter((u) => u.includes('labels')), want, locale);
+    assert.equal(label, locale === 'en-US' ? 'Share' : 'Partager');
+    await ctx.close();
+  }
 });
 
 test('a_right_to_left_page_lays_the_prompt_out_right_to_left', async () => {

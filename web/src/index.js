@@ -26,7 +26,7 @@ export function init(options = {}) {
     endpoint: o.endpoint,
     writeKey: o.writeKey,
     target: o.target,
-    ui: () => import('./loopwise-prompt.js'),
+    ui: () => import('./loopwise-prompt.js').then((m) => m.load()),
     net: () => import('./loopwise-net.js'),
   }));
 }

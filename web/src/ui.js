@@ -36,18 +36,28 @@ const CSS =
   '.c{top:auto;left:auto;background:none;display:block}.c[dir=rtl]{left:0;right:auto}.c .d{max-height:calc(100vh - 2em);box-shadow:0 .3em 1.5em #0005}' +
   '.i{position:static;background:none;display:block}.i .d{margin:0;max-width:none;max-height:none;border:1px solid #8886}';
 
-// The built-in labels, per language: share, copy, not_now, close, copied, copy_this (the keys
-// of a config locale's `labels`, README "Program config reference"; English when the language
-// has none here).
+// The built-in labels: share, copy, not_now, close, copied, copy_this (the keys of a config
+// locale's `labels`, README "Program config reference"). English is here; each other language
+// is a chunk of its own (web/src/labels/<lang>.js, web/dist/loopwise-labels-<lang>.js), so a
+// page downloads only its own: load() fetches those of the browser's and the page's language
+// (or of the languages it is given) before the first prompt. A language without labels, or
+// whose chunk failed to load, gets English.
 const KEYS = ['share', 'copy', 'not_now', 'close', 'copied', 'copy_this'];
-const LABELS = {
-  en: 'Share|Copy link|Not now|Close|Link copied.|Copy this link:',
-  fr: 'Partager|Copier le lien|Plus tard|Fermer|Lien copié.|Copiez ce lien :',
-  de: 'Teilen|Link kopieren|Nicht jetzt|Schließen|Link kopiert.|Diesen Link kopieren:',
-  es: 'Compartir|Copiar enlace|Ahora no|Cerrar|Enlace copiado.|Copia este enlace:',
-  pt: 'Compartilhar|Copiar link|Agora não|Fechar|Link copiado.|Copie este link:',
-  ar: 'مشاركة|نسخ الرابط|ليس الآن|إغلاق|تم نسخ الرابط.|انسخ هذا الرابط:',
+const LABELS = { en: 'Share|Copy link|Not now|Close|Link copied.|Copy this link:' };
+const MORE = {
+  fr: () => import('./loopwise-labels-fr.js'),
+  de: () => import('./loopwise-labels-de.js'),
+  es: () => import('./loopwise-labels-es.js'),
+  pt: () => import('./loopwise-labels-pt.js'),
+  ar: () => import('./loopwise-labels-ar.js'),
 };
+const primary = (tag) => (tag || '').toLowerCase().split('-')[0];
+
+// load(langs): resolves to {open} once the labels of langs (default: navigator.language and
+// <html lang>) are there; the entries' prompt loaders call it (script.js, index.js).
+export const load = (langs = [navigator.language, document.documentElement.lang]) =>
+  Promise.all(langs.map((l) => (l = primary(l), !LABELS[l] && MORE[l] && MORE[l]().then((m) => { LABELS[l] = m.default; }, () => {}))))
+    .then(() => ({ open }));
 
 let sheet; // the one constructable stylesheet, made at the first prompt
 
@@ -91,7 +101,7 @@ export function open(v, share, lines, outcome, x = {}) {
   };
   // The labels' language: the locale's, else the config's default, else the page's.
   const lang = tag || locs.default || top.lang || 'en';
-  const T = {}, words = (LABELS[lang.toLowerCase().split('-')[0]] || LABELS.en).split('|');
+  const T = {}, words = (LABELS[primary(lang)] || LABELS.en).split('|');
   KEYS.forEach((k, i) => { T[k] = (loc.labels || {})[k] || words[i]; });
 
   const place = cfg.placement || {};
