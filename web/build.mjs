@@ -12,6 +12,8 @@
 //   web/dist/loopwise-labels-<lang>.js  the prompt's built-in labels in one language
 //                                (web/src/labels/<lang>.js), which the prompt chunk imports for a
 //                                page in that language (English is in the prompt chunk)
+//   web/dist/loopwise-preview.js Loopwise.preview() and debug() (web/src/preview.js): loaded only
+//                                by a page that calls them, so no visitor downloads it
 //   web/dist/loopwise-queue.js   the queue snippet as a file, for a CSP without 'unsafe-inline'
 //   web/dist/loopwise.wasm       build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
 //   web/dist/referral.lwc        models/referral.json checked and compiled by loopwise-config (the
@@ -49,7 +51,7 @@ mkdirSync(dist, { recursive: true });
 
 // The queue snippet: the README shows it inline, with the sha256 a CSP needs to allow it.
 export const SNIPPET = 'window.Loopwise = window.Loopwise || { q: [] };';
-const CHUNKS = ['./loopwise-prompt.js', './loopwise-net.js'];
+const CHUNKS = ['./loopwise-prompt.js', './loopwise-net.js', './loopwise-preview.js'];
 writeFileSync(join(dist, 'loopwise.js'), await bundleScript(join(root, 'web/src/script.js')));
 writeFileSync(join(dist, 'loopwise.mjs'), await bundleModule(join(root, 'web/src/index.js'), CHUNKS));
 // (the label chunks: issue 14, a page downloads only its own language's)
@@ -57,6 +59,7 @@ const LABELS = readdirSync(join(root, 'web/src/labels')).map((f) => 'loopwise-la
 writeFileSync(join(dist, 'loopwise-prompt.js'), await bundleModule(join(root, 'web/src/ui.js'), LABELS.map((f) => './' + f)));
 for (const f of LABELS) writeFileSync(join(dist, f), await bundleModule(join(root, 'web/src/labels', f.slice(16))));
 writeFileSync(join(dist, 'loopwise-net.js'), await bundleModule(join(root, 'web/src/transport.js')));
+writeFileSync(join(dist, 'loopwise-preview.js'), await bundleModule(join(root, 'web/src/preview.js'))); // issue 14
 writeFileSync(join(dist, 'loopwise-queue.js'), SNIPPET);
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));
 try {
@@ -72,7 +75,7 @@ try {
 const INITIAL = ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm'];
 const LATER = ['loopwise-prompt.js', 'loopwise-net.js'];
 let raw = 0, gz = 0, first = 0;
-for (const f of [...INITIAL, ...LATER, 'loopwise.mjs', 'loopwise-queue.js', ...LABELS]) {
+for (const f of [...INITIAL, ...LATER, 'loopwise.mjs', 'loopwise-queue.js', 'loopwise-preview.js', ...LABELS]) {
   const p = join(dist, f), n = statSync(p).size, z = gzipSync(readFileSync(p), { level: 9 }).length;
   if (INITIAL.includes(f)) first += z;
   if (INITIAL.includes(f) || LATER.includes(f)) { raw += n; gz += z; }

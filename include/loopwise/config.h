@@ -133,6 +133,14 @@ typedef struct {
   char theme_logo[LW_URL_LEN + 1];
   char placement_type[8]; /* "modal" (the default), "corner" or "inline" */
   char placement_target[LW_CSS_LEN + 1]; /* inline: the host element's selector */
+  /* The prompt's share channels and preview (prompt issue 14). Like the texts they are the
+   * widget's, in the compiled file's display part only: lw_config_read leaves them empty
+   * (n_channels 0, preview_url 0); lw_config_parse fills the defaults. */
+  int n_channels;                     /* channels the prompt offers ... */
+  uint8_t channels[LW_CHANNEL_COUNT]; /* ... in this default order (lw_channel values, each once;
+                                         default: every channel in LW_CHANNELS order) */
+  int preview_url;                    /* preview.allow_url: `?loopwise-preview=<variant>` shows a
+                                         variant on a live page (default 0: refused) */
 } lw_config;
 
 /* Parse and check a program config. On success fills *out and returns LW_OK; otherwise

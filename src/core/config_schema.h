@@ -82,6 +82,8 @@ extern const int lw_cfg_n_shown;
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
 /* A `locales` entry's members: its variant texts (by variant id), share texts and labels. */
 extern const lw_cfg_object lw_cfg_locale_variant, lw_cfg_locale_share, lw_cfg_locale_labels;
+/* preview (display part only: the widget's, never the engine's). */
+extern const lw_cfg_object lw_cfg_preview;
 /* A variant's fields besides its table: "enabled" (JSON only; false compiles to weight 0). */
 extern const char *const lw_cfg_variant_extra[];
 

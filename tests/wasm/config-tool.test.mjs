@@ -107,7 +107,7 @@ function validate(s, v, path = '', errs = []) {
   if (s.minLength !== undefined && chars < s.minLength) fail('too short');
   if (s.maxLength !== undefined && chars > s.maxLength) fail('too long');
   if (s.pattern && !new RegExp(s.pattern, 'u').test(v)) fail(`does not match ${s.pattern}`);
-  if (s.enum && !s.enum.includes(v)) fail('not one of ' + s.enum.join(' '));
+  if (s.enum && !s.enum.some((x) => JSON.stringify(x) === JSON.stringify(v))) fail(`not one of ${s.enum.join(', ')}`);
   if (type === 'array') {
     if (s.minItems !== undefined && v.length < s.minItems) fail('too few items');
     if (s.maxItems !== undefined && v.length > s.maxItems) fail('too many items');
@@ -153,7 +153,7 @@ test('the schema accepts every shipped config and refuses what the checker refus
   const b0 = JSON.parse(json);
   shipped.push(JSON.stringify({ ...b0, theme: { accent: '#0a7', dark_background: '#101820', radius: 0, font: '"Inter", sans-serif', logo: 'https://x.example/l.svg' },
     placement: { type: 'inline', target: '#referral > .slot' },
-    locales: { default: 'en', 'pt-BR': { share: { title: 'Oi' }, variants: { [b0.variants[0].id]: { message: 'Ganhe {referrer_reward}' } }, labels: { share: 'Compartilhar' } } } }));
+    locales: { default: 'en', 'pt-BR': { share: { title: 'Oi' }, variants: { [b0.variants[0].id]: { message: 'Ganhe {referrer_reward}' } }, labels: { share: 'Compartilhar', email: 'E-mail', whatsapp: 'Zap' } } } }));
   for (const text of shipped) {
     assert.equal(native(text).ok, true);
     assert.deepEqual(validate(schema, JSON.parse(text)), [], text.slice(0, 80));
@@ -180,11 +180,16 @@ test('the schema accepts every shipped config and refuses what the checker refus
     [{ ...base, theme: { font: 'a;b' } }, 'theme.font: does not match'],
     [{ ...base, theme: { logo: 'http://x.example/l.png' } }, 'theme.logo: does not match'],
     [{ ...base, theme: { shadow: 'x' } }, 'theme.shadow: unknown field'],
-    [{ ...base, placement: { type: 'popup' } }, 'placement.type: not one of modal corner inline'],
+    [{ ...base, placement: { type: 'popup' } }, 'placement.type: not one of modal, corner, inline'],
     [{ ...base, placement: { target: '#a{b}' } }, 'placement.target: does not match'],
     [{ ...base, locales: { fr_FR: {} } }, 'locales.fr_FR: does not match'],
     [{ ...base, locales: { fr: { labels: { shar: 'x' } } } }, 'locales.fr.labels.shar: unknown field'],
+    [{ ...base, locales: { fr: { labels: { linkedin: '' } } } }, 'locales.fr.labels.linkedin: too short'],
     [{ ...base, locales: { fr: { variants: { [base.variants[0].id]: { title: '' } } } } }, `locales.fr.variants.${base.variants[0].id}.title: too short`],
+    [{ ...base, channels: ['copy', 'fax'] }, 'channels[1]: not one of'],
+    [{ ...base, channels: ['x', 'x'] }, 'channels: items repeat'],
+    [{ ...base, channels: [] }, 'channels: too few items'],
+    [{ ...base, preview: { allow_url: 'yes' } }, 'preview.allow_url: not boolean'],
   ];
   for (const [c, why] of bad) {
     const text = JSON.stringify(c);

@@ -15,12 +15,13 @@ const distDir = process.env.LW_WEB_DIST || dist;
 // What a script-tag page fetches on a first load with no prompt and nothing to send ...
 const INITIAL = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.lwc'];
 // ... what it fetches later (the prompt chunk at the first prompt, the transport chunk once
-// there is something to send), and what only the npm package's importers and CSP pages use.
+// there is something to send), and what only the npm package's importers and CSP pages use, and
+// only a page that calls Loopwise.preview() or debug() (issue 14: a visitor never loads it).
 const LATER = ['loopwise-net.js', 'loopwise-prompt.js'];
 // The prompt's built-in labels in the languages other than English, one chunk each: a page in
 // one of them fetches its one (issue 14).
 const LABELS = ['ar', 'de', 'es', 'fr', 'pt'].map((l) => `loopwise-labels-${l}.js`);
-const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', ...LABELS];
+const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', 'loopwise-preview.js', ...LABELS];
 requireBuilt(...FILES.map((f) => join(distDir, f)));
 const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
 const sum = (files) => files.reduce((a, f) => a + gz(f), 0);
@@ -36,22 +37,24 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 
 // The web SDK issue's budgets (issue 13), gzip -9 per file, summed; `npm run bench` measures
 // the same in a browser (initial_gzip_bytes=, download_gzip_bytes=).
-// NEITHER IS MET (2026-12-01, after merging issues 10-12 and 16 over the lazy split): the first
-// load is 22,086 B and the whole download 24,620 B (with issue 11's share links). The WASM alone is 15,698 B (it was 13,830 B
-// this morning: consent and identity, status, the exploration minimums, the format-2/3 model
-// reader, per-share tokens and channels), the config 687 B, the default model 991 B, the script
-// 4,536 B with the prompt and the transport split out. Both budgets are marked todo so every
-// run measures and reports them without failing; the ceilings below keep them from growing, so
-// any growth is a deliberate change to this file.
-// Issue 14 (the prompt's theme, placements, small screens, odd hosts, right to left, locales and
-// built-in labels in six languages) raised them by exactly what it added: the WASM +20 B (two
-// defaults of the config's widget fields; their tables stay out of the runtime), loopwise.js
-// +32 B (the config, variant index and inline target handed to the prompt, and the prompt's
-// label loading), the prompt chunk +1,265 B (1,418 -> 2,683; the five non-English label sets
-// are chunks of their own, at most 132 B more for a page in one of those languages): first
-// load +52 B, whole download (an English page) +1,317 B.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250 + 52, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750 + 1317;
-test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
+// NEITHER IS MET (2026-12-02, branch look merged with main: slim, learn2, share2): the first
+// load is 22,449 B and the whole download 26,673 B (2026-12-01 on main: 22,086 / 24,620). The
+// WASM is 15,524 B (15,698 B on 2026-12-01: -199 B with its data in one segment,
+// src/wasm/join-data.mjs, and -109 B with one-letter export names, branch slim; the format-4
+// model reader, learn2; +22 B for issue 14's config defaults), the config 741 B, the default
+// model 994 B, the script 5,190 B (4,709 B on 2026-12-01: +353 B for back-to-back calls sharing
+// one IndexedDB transaction and -54 B for the short export names, slim; +130 B for the share
+// channels and preview, share2; +51 B for the prompt's config, variant index, inline target and
+// label loading, look). Both budgets are marked todo so every run measures and reports them
+// without failing; the ceilings below are the measured sizes, so any growth is a deliberate
+// change to this file.
+// Issue 14 on main (share2: channels, preview) then here (look: theme, placements, small
+// screens, right to left, locales, built-in labels in six languages): main's build measured
+// 22,376 / 25,461 B; this merge adds 73 B to the first load and 1,212 B to the whole download
+// (the prompt chunk 1,969 -> 3,108 B; the five non-English label sets are chunks of their own,
+// at most 171 B more for a page in one of those languages).
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22449, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 26673;
+test('first_load_fits_18000_B', { todo: 'not met: 22,449 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
@@ -59,7 +62,7 @@ test('first_load_stays_under_its_ceiling', () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_CEILING, `first load is ${n} B gzip -9 > ${INITIAL_CEILING}`);
 });
-test('whole_download_fits_23000_B', { todo: 'not met: 24,620 B, see the comment above' }, () => {
+test('whole_download_fits_23000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum([...INITIAL, ...LATER]);
   assert.ok(n <= DOWNLOAD_BUDGET, `whole download is ${n} B gzip -9 > ${DOWNLOAD_BUDGET}`);
 });
@@ -69,18 +72,28 @@ test('whole_download_stays_under_its_ceiling', () => {
 });
 
 // A page in another language downloads one label chunk more than an English page.
-const LABEL_CEILING = 140;
+const LABEL_CEILING = 171; // Arabic, the longest (with the channels' names: 127-171 B)
 test('a_label_chunk_stays_under_its_ceiling', () => {
   for (const f of LABELS) assert.ok(gz(f) <= LABEL_CEILING, `${f} is ${gz(f)} B gzip -9 > ${LABEL_CEILING}`);
 });
 
 // The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
 // 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
-// widget's link template, share channel, the landing's token and referral(), +170 B).
-const WIDGET_CEILING = 4750 + 32; // issue 14: +32 B, see above
+// widget's link template, share channel, the landing's token and referral(), +170 B; 5,008 B with
+// the store's shared transactions and left-behind snapshot, +353 B, and the short export names,
+// -54 B: track_main_thread_ms went from 0.37-0.88 ms to 0.00-0.06 ms).
+// Issue 14: +130 B (share2) and +51 B (look), see above.
+const WIDGET_CEILING = 5190;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
+});
+
+// Loopwise.preview() and debug() (web/src/preview.js), loaded only by a page that calls them.
+const PREVIEW_CEILING = 562; // +10 B: open()'s options carry the variant's index
+test('preview_chunk_stays_under_its_ceiling', () => {
+  const n = gz('loopwise-preview.js');
+  assert.ok(n <= PREVIEW_CEILING, `loopwise-preview.js is ${n} B gzip -9 > ${PREVIEW_CEILING}`);
 });
 
 // A page with `script-src 'self'` allows the snippet inline by the hash the README gives, or

@@ -34,16 +34,18 @@ before(async () => { browser = await launchBrowser(); demo = await startDemo(dis
 after(async () => { await browser?.close(); await demo?.stop(); });
 
 // The page's script (a file: the CSP allows no inline script): show(cfg, x) opens the prompt
-// for variant x.variant (0) as loopwise.js does; x.targetId names the inline element passed
-// as an Element, x.target a selector.
+// for variant x.variant (0) as loopwise.js does, with the config's channels (Chromium on Linux
+// has no share sheet: a stub, so the prompt offers Share); x.targetId names the inline element
+// passed as an Element, x.target a selector.
 const PAGE_JS = `window.log = []; window.violations = [];
 document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective));
+navigator.share = navigator.share || (async () => {});
 window.show = async (cfg, x = {}) => {
   // as script.js loads it: with the labels of the browser's and the page's language (and here
   // of the language a test asks for)
   const { open } = await (await import('/dist/loopwise-prompt.js')).load([navigator.language, document.documentElement.lang, x.locale]);
   const i = x.variant || 0, v = cfg.variants[i], s = cfg.share;
-  window.close = open(v, { url: s.url.split('{code}').join('CODE'), title: s.title || v.title, text: s.text || v.message },
+  window.close = open(v, { url: s.url.split('{code}').join('CODE'), title: s.title || v.title, text: s.text || v.message, channels: cfg.channels, rank: [] },
     [], (k) => log.push(k), { cfg, variant: i, target: x.targetId ? document.getElementById(x.targetId) : x.target, locale: x.locale });
 };`;
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:";
@@ -102,12 +104,12 @@ const look = (page) => page.evaluate(() => {
   };
 });
 
-// Every button, scrolled into view inside the dialog if need be, lies inside the viewport and
-// is what a click there hits.
+// Every button and channel link, scrolled into view inside the dialog if need be, lies inside
+// the viewport and is what a click there hits.
 async function everyButtonReachable(page) {
   return page.evaluate(() => {
     const r = document.querySelector('loopwise-prompt').shadowRoot, out = [];
-    for (const b of r.querySelectorAll('button')) {
+    for (const b of r.querySelectorAll('button,a')) {
       b.scrollIntoView({ block: 'nearest', inline: 'nearest' });
       const x = b.getBoundingClientRect(), cx = (x.left + x.right) / 2, cy = (x.top + x.bottom) / 2;
       out.push({ text: b.textContent, inside: x.left >= 0 && x.top >= 0 && x.right <= innerWidth && x.bottom <= innerHeight,
@@ -281,7 +283,8 @@ test('a_page_fetches_only_its_own_languages_label_chunk', async () => {
       return document.querySelector('loopwise-prompt').shadowRoot.querySelector('.p').textContent;
     });
     assert.deepEqual(urls.filter((u) => u.includes('labels')), want, locale);
-    assert.equal(label, locale === 'en-US' ? 'Share' : 'Partager');
+    // (no share sheet and no config channels: copy is the first action)
+    assert.equal(label, locale === 'en-US' ? 'Copy link' : 'Copier le lien');
     await ctx.close();
   }
 });

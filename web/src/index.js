@@ -28,5 +28,6 @@ export function init(options = {}) {
     target: o.target,
     ui: () => import('./loopwise-prompt.js').then((m) => m.load()),
     net: () => import('./loopwise-net.js'),
+    preview: () => import('./loopwise-preview.js'),
   }));
 }

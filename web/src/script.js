@@ -26,6 +26,7 @@ import { create } from './loopwise.js';
     target: ds.target,
     ui: () => import(new URL('loopwise-prompt.js', self)).then((m) => m.load()),
     net: () => import(new URL('loopwise-net.js', self)),
+    preview: () => import(new URL('loopwise-preview.js', self)),
   });
   w.Loopwise = api;
   if (prev && prev.q) api.q.push(...prev.q);

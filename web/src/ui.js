@@ -18,6 +18,8 @@
 // or `overflow: hidden` on body would otherwise make it scroll with, scale with or be clipped
 // by the page (a transformed ancestor turns `position: fixed` into "fixed to that ancestor").
 
+import { channels } from './channels.js';
+
 // Buttons keep the browser's own focus ring. The backdrop spells out `inset:0` as four offsets
 // and the close button is placed by [dir=rtl]: `inset` and `inset-inline-*` need Chrome 87, and
 // the supported browsers start at Chrome 75 (`margin-inline-end` is Chrome 69). The dialog
@@ -29,21 +31,23 @@ const CSS =
   '.d{position:relative;box-sizing:border-box;background:var(--g);border-radius:var(--lw-radius,12px);max-width:24em;max-height:calc(100% - 2em);overflow:auto;margin:1em;padding:1.3em 1.5em;animation:lw .2s ease-out}' +
   '@keyframes lw{from{opacity:0;transform:translateY(.6em)}}@media(prefers-reduced-motion:reduce){.d{animation:none}}' +
   'h2{margin:0 0 .4em;margin-inline-end:1.5em;font-size:1.25em}p,ul{margin:0 0 .8em;padding:0;list-style:none}li{margin-top:.4em;padding:.4em .7em;background:#8883}' +
-  'button{font:inherit;color:inherit;border:1px solid #888;background:var(--g);border-radius:8px;padding:.5em .9em;margin:.2em 0 0;margin-inline-end:.4em}' +
+  'button,a{font:inherit;color:inherit;border:1px solid #888;background:var(--g);border-radius:8px;padding:.5em .9em;margin:.2em 0 0;margin-inline-end:.4em}' +
+  'a{display:inline-block;text-decoration:none}input{font:inherit;width:100%;margin-top:.3em;direction:ltr}' + // channels.js
   '.p{background:var(--a);border-color:var(--a);color:var(--g)}.x{position:absolute;top:.4em;right:.4em;border:0;font-size:1.3em;padding:0 .4em;margin:0}' +
   '[dir=rtl] .x{right:auto;left:.4em}' +
   '[role=status]{word-break:break-all}.l{display:block;height:2em;margin-bottom:.5em}' +
   '.c{top:auto;left:auto;background:none;display:block}.c[dir=rtl]{left:0;right:auto}.c .d{max-height:calc(100vh - 2em);box-shadow:0 .3em 1.5em #0005}' +
   '.i{position:static;background:none;display:block}.i .d{margin:0;max-width:none;max-height:none;border:1px solid #8886}';
 
-// The built-in labels: share, copy, not_now, close, copied, copy_this (the keys of a config
-// locale's `labels`, README "Program config reference"). English is here; each other language
+// The built-in labels: share, copy, not_now, close, copied, copy_this, and the share channels'
+// email, linkedin, x, whatsapp (channels.js; the keys of a config locale's `labels`, README
+// "Program config reference"). English is here; each other language
 // is a chunk of its own (web/src/labels/<lang>.js, web/dist/loopwise-labels-<lang>.js), so a
 // page downloads only its own: load() fetches those of the browser's and the page's language
 // (or of the languages it is given) before the first prompt. A language without labels, or
 // whose chunk failed to load, gets English.
-const KEYS = ['share', 'copy', 'not_now', 'close', 'copied', 'copy_this'];
-const LABELS = { en: 'Share|Copy link|Not now|Close|Link copied.|Copy this link:' };
+const KEYS = ['share', 'copy', 'not_now', 'close', 'copied', 'copy_this', 'email', 'linkedin', 'x', 'whatsapp'];
+const LABELS = { en: 'Share|Copy link|Not now|Close|Link copied.|Copy this link:|Email|LinkedIn|X|WhatsApp' };
 const MORE = {
   fr: () => import('./loopwise-labels-fr.js'),
   de: () => import('./loopwise-labels-de.js'),
@@ -53,11 +57,12 @@ const MORE = {
 };
 const primary = (tag) => (tag || '').toLowerCase().split('-')[0];
 
-// load(langs): resolves to {open} once the labels of langs (default: navigator.language and
-// <html lang>) are there; the entries' prompt loaders call it (script.js, index.js).
+// load(langs): resolves to {open, load} once the labels of langs (default: navigator.language
+// and <html lang>) are there; the entries' prompt loaders call it (script.js, index.js), and
+// Loopwise.preview again for its locale's.
 export const load = (langs = [navigator.language, document.documentElement.lang]) =>
   Promise.all(langs.map((l) => (l = primary(l), !LABELS[l] && MORE[l] && MORE[l]().then((m) => { LABELS[l] = m.default; }, () => {}))))
-    .then(() => ({ open }));
+    .then(() => ({ open, load }));
 
 let sheet; // the one constructable stylesheet, made at the first prompt
 
@@ -80,13 +85,14 @@ function locale(all, want) {
   return [tag, tag ? all[tag] : {}];
 }
 
-// open(v, share: {url,title,text}, lines, outcome(kind, rnd), x) shows the prompt (lines: more
-// reward text, e.g. the referrer's ladder step); returns close(), which removes it without
-// logging (the caller logs 'close' when that is what happened). x (optional): {cfg: the
+// open(v, share: {url,title,text,channels,rank}, lines, outcome(kind, rnd, channel), x) shows
+// the prompt (share.channels: the config's, share.rank: the model's ranking: channels.js;
+// lines: more reward text, e.g. the referrer's ladder step); returns close(), which removes it
+// without logging (the caller logs 'close' when that is what happened). x (optional): {cfg: the
 // config's display part, variant: v's index there, target: the element (or a selector) an
-// inline placement goes into, overriding placement.target; locale, theme: a preview's}. The
-// url's {token} becomes this prompt's per-share token: the hex of rnd, 16 bytes from the
-// CSPRNG, which outcome passes on for the share or copy record (engine.share).
+// inline placement goes into, overriding placement.target; locale, theme: Loopwise.preview's}.
+// The url's {token} becomes this prompt's per-share token: the hex of rnd, 16 bytes from the
+// CSPRNG, which outcome passes on, with the channel, for the share or copy record (engine.share).
 export function open(v, share, lines, outcome, x = {}) {
   const rnd = crypto.getRandomValues(new Uint8Array(16));
   const doc = document, nav = navigator, top = doc.documentElement, cfg = x.cfg || { share };
@@ -95,6 +101,7 @@ export function open(v, share, lines, outcome, x = {}) {
   const V = { ...v, ...(loc.variants || [])[x.variant] }, S = { ...cfg.share, ...loc.share };
   const fill = (s) => s && s.replace(/\{(referrer_reward|referee_reward)\}/g, (_, k) => V[k]);
   share = {
+    ...share,
     url: share.url.split('{token}').join([...rnd].map((b) => (b | 256).toString(16).slice(1)).join('')),
     title: fill(S.title || V.title),
     text: fill(S.text || V.message),
@@ -134,9 +141,11 @@ export function open(v, share, lines, outcome, x = {}) {
   const ul = el(dlg, 'ul');
   // The config words both rewards as whole phrases ("You get $10 credit"), shown as they are.
   for (const t of [V.referrer_reward, V.referee_reward, ...lines]) if (t) el(ul, 'li', 0, t);
-  const first = shareButtons(dlg, { share, T, ended: () => done, end });
+  // The share channels (channels.js), then "Not now"; the status line after them.
+  const status = el(doc.createDocumentFragment(), 'p', { role: 'status' });
+  const first = channels(dlg, share, el, (k) => T[k], status, end)[0];
   const bNo = el(dlg, 'button', 0, T.not_now);
-  const status = el(dlg, 'p', { role: 'status' });
+  dlg.append(status);
   const prev = doc.activeElement;
   let done = 0;
 
@@ -161,15 +170,13 @@ export function open(v, share, lines, outcome, x = {}) {
     if (prev && prev.isConnected && prev.focus && kind !== 'i') prev.focus({ preventScroll: true });
   };
   // The engine ends the prompt on share/copy/dismiss/close: the first action is logged, any
-  // later one only closes. A message stays 1.5 s, or until closed when the user must act on it
-  // (a link to copy by hand, shown left to right whatever the page's direction).
-  function end(k, msg, stay, link) {
+  // later one only closes. A message stays 1.5 s, or until closed when the user must act on it.
+  function end(k, msg, stay, channel) {
     if (done) return close();
     done = 1;
-    outcome(k, rnd);
+    outcome(k, rnd, channel);
     if (!msg) return close();
     status.textContent = msg;
-    if (link) el(status, 'bdi', { dir: 'ltr' }, ' ' + link);
     if (!stay) setTimeout(close, 1500);
   }
 
@@ -183,32 +190,4 @@ export function open(v, share, lines, outcome, x = {}) {
   // Focus without scrolling the page to it; an inline prompt leaves the focus where it is.
   if (kind !== 'i') first.focus({ preventScroll: true });
   return close;
-}
-
-// ---- the share and copy buttons -------------------------------------------------------------
-// o: {share: {url, title, text}, T: the labels, ended(): whether the prompt already ended (a
-// button then only closes it), end(kind, msg, stay, link)}. Returns the button that takes the
-// focus first.
-function shareButtons(dlg, o) {
-  const { share, T, ended, end } = o, nav = navigator;
-  const bShare = el(dlg, 'button', { class: 'p' }, T.share);
-  const bCopy = el(dlg, 'button', 0, T.copy);
-  // Without the Clipboard API (insecure page, permission denied) the fallback is the link
-  // itself, shown for the user to copy (execCommand('copy') is deprecated and would need a
-  // hidden textarea, for the same browsers).
-  const copy = async () => {
-    if (ended()) return end();
-    let ok = 1;
-    try { await nav.clipboard.writeText(share.url); } catch { ok = 0; }
-    if (ok) end('copy', T.copied);
-    else end('copy', T.copy_this, 1, share.url);
-  };
-  bShare.onclick = () => {
-    if (ended()) return end();
-    if (!nav.share) return copy();
-    nav.share(share).then(() => end('share'),
-      (e) => { if (e && e.name !== 'AbortError') copy(); });
-  };
-  bCopy.onclick = copy;
-  return bShare;
 }
