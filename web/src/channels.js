@@ -26,8 +26,8 @@ const WEB = {
   whatsapp: (s) => 'https://wa.me/?text=' + enc(s.text + ' ' + s.url),
 };
 
-// The channels to offer, in order (see the top).
-export function order(offered, rank, hasShare) {
+// The channels to offer, in order (see the top; rank: none without a ranking model).
+export function order(offered, rank = [], hasShare) {
   offered = offered || ['native', 'copy'];
   const list = [...rank, ...offered].filter((c, i, all) => offered.includes(c) && all.indexOf(c) === i && (c !== 'native' || hasShare));
   return list.length ? list : ['copy'];
