@@ -9,6 +9,9 @@
 //                                when a decision first says to prompt
 //   web/dist/loopwise-net.js     the transport chunk (web/src/transport.js), likewise once there
 //                                is something to send
+//   web/dist/loopwise-labels-<lang>.js  the prompt's built-in labels in one language
+//                                (web/src/labels/<lang>.js), which the prompt chunk imports for a
+//                                page in that language (English is in the prompt chunk)
 //   web/dist/loopwise-preview.js Loopwise.preview() and debug() (web/src/preview.js): loaded only
 //                                by a page that calls them, so no visitor downloads it
 //   web/dist/loopwise-queue.js   the queue snippet as a file, for a CSP without 'unsafe-inline'
@@ -21,7 +24,7 @@
 // web/dist is emptied first so nothing stale (an old source map, a renamed file) ships. The npm
 // package is web/ itself (web/package.json lists dist/, index.d.ts, README.md): `npm pack` in web/
 // after this build.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -51,7 +54,10 @@ export const SNIPPET = 'window.Loopwise = window.Loopwise || { q: [] };';
 const CHUNKS = ['./loopwise-prompt.js', './loopwise-net.js', './loopwise-preview.js'];
 writeFileSync(join(dist, 'loopwise.js'), await bundleScript(join(root, 'web/src/script.js')));
 writeFileSync(join(dist, 'loopwise.mjs'), await bundleModule(join(root, 'web/src/index.js'), CHUNKS));
-writeFileSync(join(dist, 'loopwise-prompt.js'), await bundleModule(join(root, 'web/src/ui.js')));
+// (the label chunks: issue 14, a page downloads only its own language's)
+const LABELS = readdirSync(join(root, 'web/src/labels')).map((f) => 'loopwise-labels-' + f);
+writeFileSync(join(dist, 'loopwise-prompt.js'), await bundleModule(join(root, 'web/src/ui.js'), LABELS.map((f) => './' + f)));
+for (const f of LABELS) writeFileSync(join(dist, f), await bundleModule(join(root, 'web/src/labels', f.slice(16))));
 writeFileSync(join(dist, 'loopwise-net.js'), await bundleModule(join(root, 'web/src/transport.js')));
 writeFileSync(join(dist, 'loopwise-preview.js'), await bundleModule(join(root, 'web/src/preview.js'))); // issue 14
 writeFileSync(join(dist, 'loopwise-queue.js'), SNIPPET);
@@ -69,11 +75,16 @@ try {
 const INITIAL = ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm'];
 const LATER = ['loopwise-prompt.js', 'loopwise-net.js'];
 let raw = 0, gz = 0, first = 0;
-for (const f of [...INITIAL, ...LATER, 'loopwise.mjs', 'loopwise-queue.js', 'loopwise-preview.js']) {
+for (const f of [...INITIAL, ...LATER, 'loopwise.mjs', 'loopwise-queue.js', 'loopwise-preview.js', ...LABELS]) {
   const p = join(dist, f), n = statSync(p).size, z = gzipSync(readFileSync(p), { level: 9 }).length;
   if (INITIAL.includes(f)) first += z;
   if (INITIAL.includes(f) || LATER.includes(f)) { raw += n; gz += z; }
   console.log(`web/dist/${f.padEnd(18)} ${String(n).padStart(7)} B  ${String(z).padStart(6)} B gzip -9`);
+}
+// A page in one of those languages downloads its label chunk besides: at most this much more.
+if (LABELS.length) {
+  const most = Math.max(...LABELS.map((f) => gzipSync(readFileSync(join(dist, f)), { level: 9 }).length));
+  console.log(`a page in another language: + ${most} B gzip -9 at most (one label chunk)`);
 }
 console.log(`first load (script tag)     ${String(first).padStart(15)} B gzip -9 (budget 18000)`);
 console.log(`everything (script tag) ${String(raw).padStart(10)} B  ${String(gz).padStart(6)} B gzip -9 (budget 23000)`);

@@ -18,6 +18,9 @@ export interface InitOptions {
   wasm?: Source | WebAssembly.Module;
   /** The default model (a URL), used until the endpoint serves one; default: the package's loopwise.lwm. */
   model?: string | URL;
+  /** Where a config with `placement.type` "inline" puts the prompt: an element, or a selector;
+   * overrides the config's `placement.target`. */
+  target?: string | Element;
 }
 
 /** One explanation line of a model decision: a feature and its contribution in log-odds. */

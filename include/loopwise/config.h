@@ -25,6 +25,11 @@ extern "C" {
 #define LW_MAX_ATTRIBUTES 4
 #define LW_MAX_ATTR_VALUES 16
 #define LW_MAX_LADDER 6
+#define LW_COLOR_LEN 7 /* "#rrggbb" */
+#define LW_CSS_LEN 63  /* theme.font, placement.target */
+#define LW_MAX_LOCALES 12
+#define LW_LOCALE_TAG_LEN 35 /* a BCP 47 tag, e.g. "pt-BR" */
+#define LW_PLACEMENT_DEFAULT "modal"
 
 typedef struct {
   int event;      /* index into lw_config.events */
@@ -118,6 +123,16 @@ typedef struct {
   int n_ladder; /* referrer incentive ladder: reward once `referrals` conversions are reached */
   lw_ladder_step ladder[LW_MAX_LADDER];
 
+  /* The prompt's look and place (issue 14; README "Program config reference", `theme.*`,
+   * `placement.*`): the widget's alone, in the compiled file's display part; "" = not set. */
+  char theme_accent[LW_COLOR_LEN + 1], theme_background[LW_COLOR_LEN + 1], theme_text[LW_COLOR_LEN + 1];
+  char theme_dark_accent[LW_COLOR_LEN + 1], theme_dark_background[LW_COLOR_LEN + 1];
+  char theme_dark_text[LW_COLOR_LEN + 1];
+  uint32_t theme_radius; /* px; UINT32_MAX = not set */
+  char theme_font[LW_CSS_LEN + 1];
+  char theme_logo[LW_URL_LEN + 1];
+  char placement_type[8]; /* "modal" (the default), "corner" or "inline" */
+  char placement_target[LW_CSS_LEN + 1]; /* inline: the host element's selector */
   /* The prompt's share channels and preview (prompt issue 14). Like the texts they are the
    * widget's, in the compiled file's display part only: lw_config_read leaves them empty
    * (n_channels 0, preview_url 0); lw_config_parse fills the defaults. */
@@ -147,6 +162,10 @@ lw_status lw_config_check_all(const char *json, size_t len, lw_config *out, char
  * and uniqueness, ladder order, UTF-8 text) it leaves to the compiler. On failure it returns LW_ERR_INVALID,
  * LW_ERR_VERSION or LW_ERR_CORRUPT with the reason in err and leaves *out untouched. */
 size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap);
+/* lw_config_write for a config read from JSON: json (len bytes) is the text lw_config_parse
+ * accepted as cfg; its `locales` (per-language texts, checked by lw_config_parse but not kept
+ * in lw_config) go into the display part too. Same return values as lw_config_write. */
+size_t lw_config_write_json(const lw_config *cfg, const char *json, size_t len, uint8_t *buf, size_t cap);
 /* The texts (program, share, variant and ladder texts) are in the file's display part for
  * the widget (models/FORMAT.md); the engine never uses them and lw_config_read leaves them
  * empty. */

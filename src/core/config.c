@@ -101,11 +101,11 @@ static void read_value(ctx_t *c, const cJSON *v, const field_t *f, void *dst) {
       return;
     default: { /* LW_K_NAME, LW_K_TEXT: too long is refused before it could be cut short */
       if (!cJSON_IsString(v)) {
-        fail_got(c, "a string", NULL, v);
+        fail_got(c, "a string", f->kind > LW_K_TEXT ? f : NULL, v);
         return;
       }
       const char *s = v->valuestring;
-      if (strlen(s) >= f->size || (f->kind == LW_K_TEXT && !*s)) {
+      if (strlen(s) >= f->size || (f->kind != LW_K_NAME && !*s)) {
         lw_sbuf sb;
         if (lw_cfg_fail_begin(c, &sb)) {
           lw_sb_str(&sb, "expected ");
@@ -326,11 +326,110 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
   }
 }
 
+/* ---- locales: the texts per language (issue 14) --------------------------------------
+ * Checked here with their JSON paths; not kept in lw_config (the engine never sees a text):
+ * lw_config_write_json copies them from the JSON into the compiled display part. */
+
+/* A BCP 47 tag as navigator.language gives it: a 2-3 letter language, then subtags. */
+static int tag_ok(const char *s) {
+  size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  if (n < 2 || n > 3 || strlen(s) > LW_LOCALE_TAG_LEN) return 0;
+  for (s += n; *s; s += n) {
+    if (*s++ != '-') return 0;
+    n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+    if (n < 1 || n > 8) return 0;
+  }
+  return 1;
+}
+
+/* The placeholders the widget fills in a text: {referrer_reward} and {referee_reward}. A
+ * locale's text with any other {word} is refused (the config's own texts are shown as they
+ * were before, any other braces included). */
+static void placeholders_ok(ctx_t *c, const char *s) {
+  for (const char *o = strchr(s, '{'); o; o = strchr(o + 1, '{')) {
+    const char *e = strchr(o, '}');
+    size_t n = e ? (size_t)(e - o - 1) : 0;
+    if (!e || strspn(o + 1, "abcdefghijklmnopqrstuvwxyz_") != n) continue; /* not a placeholder */
+    if ((n == 15 && strncmp(o + 1, "referrer_reward", n) == 0) || (n == 14 && strncmp(o + 1, "referee_reward", n) == 0))
+      continue;
+    char word[64];
+    lw_strlcpy(word, o, n + 3 < sizeof word ? n + 3 : sizeof word);
+    lw_cfg_fail_named(c, NULL, "unknown placeholder ", word, " (expected {referrer_reward} or {referee_reward})");
+    return;
+  }
+}
+
+/* The fields of table o in obj (an object at the current path), each checked as a text and for
+ * its placeholders. scratch: room for the table's target struct (nothing is kept). */
+static void locale_texts(ctx_t *c, const cJSON *obj, const lw_cfg_object *o, void *scratch) {
+  if (!cJSON_IsObject(obj)) {
+    fail_got(c, "an object", NULL, obj);
+    return;
+  }
+  read_fields(c, obj, o->fields, o->n, NULL, scratch);
+  for (int i = 0; i < o->n && LW_CFG_GOING(c); i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, o->fields[i].key);
+    if (!cJSON_IsString(v)) continue;
+    size_t k = lw_cfg_push_key(c, o->fields[i].key);
+    placeholders_ok(c, v->valuestring);
+    lw_cfg_pop(c, k);
+  }
+}
+
+static void parse_locales(ctx_t *c, const cJSON *root, const lw_config *cfg) {
+  static const char *const members[] = {"share", "variants", "labels", NULL};
+  lw_variant scratch; /* where the texts are checked; nothing is kept */
+  size_t mark;
+  const cJSON *o = open_object(c, root, "locales", 0, &mark);
+  if (!o) return;
+  if (cJSON_GetArraySize(o) > LW_MAX_LOCALES + 1) lw_cfg_fail(c, "too many locales (at most 12 and default)");
+  for (const cJSON *it = o->child; it && LW_CFG_GOING(c); it = it->next) {
+    size_t m = lw_cfg_push_key(c, it->string);
+    if (strcmp(it->string, "default") == 0) {
+      if (!cJSON_IsString(it) || !tag_ok(it->valuestring))
+        lw_cfg_fail(c, "expected a language tag such as en or pt-BR (the language of the config's own texts)");
+    } else if (!tag_ok(it->string)) {
+      lw_cfg_fail(c, "expected a language tag such as fr or pt-BR, or default");
+    } else if (!cJSON_IsObject(it)) {
+      fail_got(c, "an object", NULL, it);
+    } else {
+      check_fields(c, it, NULL, 0, members);
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "share");
+      size_t k;
+      if (v && LW_CFG_GOING(c)) {
+        k = lw_cfg_push_key(c, "share");
+        locale_texts(c, v, &lw_cfg_locale_share, &scratch);
+        lw_cfg_pop(c, k);
+      }
+      if ((v = cJSON_GetObjectItemCaseSensitive(it, "labels")) && LW_CFG_GOING(c)) {
+        k = lw_cfg_push_key(c, "labels");
+        locale_texts(c, v, &lw_cfg_locale_labels, scratch.title);
+        lw_cfg_pop(c, k);
+      }
+      if ((v = cJSON_GetObjectItemCaseSensitive(it, "variants")) && LW_CFG_GOING(c)) {
+        k = lw_cfg_push_key(c, "variants");
+        if (!cJSON_IsObject(v)) fail_got(c, "an object of variant id to texts", NULL, v);
+        for (const cJSON *e = cJSON_IsObject(v) ? v->child : NULL; e && LW_CFG_GOING(c); e = e->next) {
+          size_t ek = lw_cfg_push_key(c, e->string);
+          if (lw_config_variant_index(cfg, e->string) < 0)
+            lw_cfg_fail_named(c, NULL, "unknown variant '", e->string, "' (list it in variants)");
+          else
+            locale_texts(c, e, &lw_cfg_locale_variant, &scratch);
+          lw_cfg_pop(c, ek);
+        }
+        lw_cfg_pop(c, k);
+      }
+    }
+    lw_cfg_pop(c, m);
+  }
+  lw_cfg_pop(c, mark);
+}
+
 /* Top-level fields read by their own code rather than the top-level table. */
 static const char *const k_top_custom[] = {"share",   "consent",    "caps",     "cooldown",   "quiet_hours",
                                            "session", "privacy",    "explore",  "model",      "reward",     "events",
                                            "milestones", "variants", "attributes", "approval", "fairness",
-                                           "ladder",  "channels", "preview", "$schema", NULL};
+                                           "ladder",  "theme", "placement", "locales", "channels", "preview", "$schema", NULL};
 
 /* "channels" (issue 14): the share channels the prompt offers, in their default order: names
  * from LW_CHANNELS (wire.h), each once. Absent, every channel in that order (lw_cfg_defaults). */
@@ -380,12 +479,14 @@ static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
     fail_got(c, "a string", NULL, sch);
     lw_cfg_pop(c, k);
   }
-  /* The plain objects: all but the top level and fairness (read with the attributes). */
-  for (int i = 1; i < lw_cfg_n_objects - 1 && LW_CFG_GOING(c); i++) {
+  /* The plain objects: all but the top level and fairness (read with the attributes), then the
+   * widget's. */
+  for (int i = 1; i < lw_cfg_n_objects - 1 + lw_cfg_n_shown && LW_CFG_GOING(c); i++) {
+    const lw_cfg_object *t = i < lw_cfg_n_objects - 1 ? &lw_cfg_objects[i] : &lw_cfg_shown[i - lw_cfg_n_objects + 1];
     size_t mark;
-    const cJSON *o = open_object(c, root, lw_cfg_objects[i].key, lw_cfg_objects[i].required, &mark);
+    const cJSON *o = open_object(c, root, t->key, t->required, &mark);
     if (!o) continue;
-    read_fields(c, o, lw_cfg_objects[i].fields, lw_cfg_objects[i].n, NULL, cfg);
+    read_fields(c, o, t->fields, t->n, NULL, cfg);
     lw_cfg_pop(c, mark);
   }
   parse_events(c, root, cfg);
@@ -397,6 +498,7 @@ static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
     cfg->n_ladder = read_array(c, root, &lw_cfg_ladder, LW_MAX_LADDER, NULL, cfg->ladder,
                                sizeof cfg->ladder[0], NULL, cfg);
   parse_attributes(c, root, cfg);
+  parse_locales(c, root, cfg);
   parse_channels(c, root, cfg);
   size_t mark;
   const cJSON *pv = open_object(c, root, lw_cfg_preview.key, 0, &mark);
@@ -471,4 +573,52 @@ lw_status lw_config_parse(const char *json, size_t len, lw_config *out, char *er
 lw_status lw_config_check_all(const char *json, size_t len, lw_config *out, char *errs, size_t errlen,
                               int *n_errors) {
   return parse(json, len, out, errs, errlen, 1, n_errors);
+}
+
+/* The checked `locales` as display JSON: each locale's variants become an array in the
+ * config's variant order (null where a locale has no texts for one), as the widget finds a
+ * variant by the index a decision reports; ids stay the engine's. */
+size_t lw_config_write_json(const lw_config *cfg, const char *json, size_t len, uint8_t *buf, size_t cap) {
+  lw_status pst;
+  cJSON *root = lw_json_parse(json, len, NULL, &pst);
+  cJSON *loc = root ? cJSON_GetObjectItemCaseSensitive(root, "locales") : NULL;
+  char *text = NULL;
+  if (cJSON_IsObject(loc)) {
+    for (cJSON *it = loc->child; it; it = it->next) {
+      cJSON *vars = cJSON_DetachItemFromObjectCaseSensitive(it, "variants");
+      if (!vars) continue;
+      cJSON *arr = cJSON_CreateArray();
+      int ok = arr != NULL;
+      for (int i = 0; ok && i < cfg->n_variants; i++) {
+        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(vars, cfg->variants[i].id);
+        if (!v) v = cJSON_CreateNull();
+        ok = v && cJSON_AddItemToArray(arr, v);
+        if (!ok) cJSON_Delete(v);
+      }
+      cJSON_Delete(vars);
+      if (!ok || !cJSON_AddItemToObject(it, "variants", arr)) {
+        cJSON_Delete(arr);
+        cJSON_Delete(root);
+        return 0;
+      }
+    }
+    char *body = cJSON_PrintUnformatted(loc);
+    size_t n = body ? strlen(body) : 0;
+    text = body ? cJSON_malloc(n + sizeof "\"locales\":") : NULL;
+    if (text) {
+      memcpy(text, "\"locales\":", sizeof "\"locales\":" - 1);
+      memcpy(text + sizeof "\"locales\":" - 1, body, n + 1);
+    }
+    cJSON_free(body);
+    if (!text) {
+      cJSON_Delete(root);
+      return 0;
+    }
+  }
+  int nomem = !root && pst == LW_ERR_NOMEM;
+  cJSON_Delete(root);
+  if (nomem) return 0;
+  size_t n = lw_cfg_write(cfg, text, buf, cap);
+  cJSON_free(text);
+  return n;
 }

@@ -117,7 +117,37 @@ static void key_str(lw_sbuf *sb, const char *key, const char *val) {
   lw_sb_json_str(sb, val);
 }
 
-static size_t ui_json(const lw_config *cfg, char *buf, size_t cap) {
+/* The widget's fields (lw_cfg_shown: theme, placement) that the config sets, as one object per
+ * table ("theme":{"accent":"#25e"}); nothing for a table with none set. */
+static void ui_tables(lw_sbuf *sb, const lw_config *cfg) {
+  for (int i = 0; i < lw_cfg_n_shown; i++) {
+    const lw_cfg_object *o = &lw_cfg_shown[i];
+    int n = 0;
+    for (int k = 0; k < o->n; k++) {
+      const lw_cfg_field *f = &o->fields[k];
+      const char *p = (const char *)cfg + f->off;
+      uint32_t u = 0;
+      if (f->kind == LW_K_UINT) memcpy(&u, p, sizeof u);
+      size_t d = f->kind == LW_K_CHOICE ? strcspn(LW_CFG_CHOICES(f), " ") : 0; /* the default choice's length */
+      if (f->kind == LW_K_UINT ? u == UINT32_MAX : !*p || (d && strncmp(p, LW_CFG_CHOICES(f), d) == 0 && !p[d]))
+        continue; /* not set (a choice: the default) */
+      lw_sb_str(sb, n++ ? "," : ",\"");
+      if (n == 1) {
+        lw_sb_str(sb, o->key);
+        lw_sb_str(sb, "\":{");
+      }
+      lw_sb_json_str(sb, f->key);
+      lw_sb_char(sb, ':');
+      if (f->kind == LW_K_UINT)
+        lw_sb_u64(sb, u);
+      else
+        lw_sb_json_str(sb, p);
+    }
+    if (n) lw_sb_char(sb, '}');
+  }
+}
+
+static size_t ui_json(const lw_config *cfg, const char *extra, char *buf, size_t cap) {
   lw_sbuf sb;
   lw_sb_init(&sb, buf, cap);
   lw_sb_str(&sb, "{\"share\":{");
@@ -164,7 +194,13 @@ static size_t ui_json(const lw_config *cfg, char *buf, size_t cap) {
   if (cfg->preview_url) lw_sb_str(&sb, ",\"preview\":true");
   lw_sb_str(&sb, ",\"model\":{\"refresh_hours\":");
   lw_sb_u64(&sb, cfg->model_refresh_hours);
-  lw_sb_str(&sb, "}}");
+  lw_sb_char(&sb, '}');
+  ui_tables(&sb, cfg);
+  if (extra && *extra) {
+    lw_sb_char(&sb, ',');
+    lw_sb_str(&sb, extra);
+  }
+  lw_sb_char(&sb, '}');
   return sb.overflow ? 0 : sb.len;
 }
 
@@ -177,14 +213,17 @@ static size_t ui_bound(const lw_config *cfg) {
               strlen(v->referee_reward)) + 128;
   }
   for (int i = 0; i < cfg->n_ladder; i++) n += 6 * strlen(cfg->ladder[i].reward) + 64;
+  n += 6 * (strlen(cfg->theme_logo) + strlen(cfg->theme_font) + strlen(cfg->placement_target)) + 512; /* theme, placement */
   return n;
 }
 
-size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap) {
-  size_t ui_cap = ui_bound(cfg);
+size_t lw_config_write(const lw_config *cfg, uint8_t *buf, size_t cap) { return lw_cfg_write(cfg, NULL, buf, cap); }
+
+size_t lw_cfg_write(const lw_config *cfg, const char *extra, uint8_t *buf, size_t cap) {
+  size_t ui_cap = ui_bound(cfg) + (extra ? strlen(extra) + 1 : 0);
   char *ui = malloc(ui_cap);
   if (!ui) return 0;
-  size_t ui_len = ui_json(cfg, ui, ui_cap);
+  size_t ui_len = ui_json(cfg, extra, ui, ui_cap);
   io_t io = {0};
   io.version = LWC_VERSION;
   io.w.buf = buf;

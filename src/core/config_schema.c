@@ -85,6 +85,8 @@ void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const
 #define TEXT_F(k, req, T, m) {k, LW_K_TEXT, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 #define NAME_F(k, req, T, m) {k, LW_K_NAME, req, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
+/* The widget's fields (display part only; unset is "" or, for a UINT, UINT32_MAX). */
+#define SHOW_F(k, kind, T, m) {k, kind, 0, 0, offsetof(T, m), sizeof(((T *)0)->m), 0, 0, 0}
 
 static const lw_cfg_field k_milestone[] = {UINT_F("after", 1, lw_milestone, after, 1, UINT32_MAX, 0),
                                            UINT_F("every", 0, lw_milestone, every, 0, UINT32_MAX, 0)};
@@ -139,6 +141,43 @@ static const lw_cfg_field k_model[] = {UINT_F("refresh_hours", 0, lw_config, mod
 static const lw_cfg_field k_fairness[] = {
     NUM_F("min_exposure_ratio", 0, lw_config, fairness_min_ratio, 0, 1, 0.8)};
 
+/* The prompt's look (issue 14): colours for the light and the dark scheme, the corner radius
+ * in px, a font list and a logo; each set one overrides the widget's CSS custom property of
+ * the same name (--lw-accent, ..., README "Widget"). */
+static const lw_cfg_field k_theme[] = {
+    SHOW_F("accent", LW_K_COLOR, lw_config, theme_accent),
+    SHOW_F("background", LW_K_COLOR, lw_config, theme_background),
+    SHOW_F("text", LW_K_COLOR, lw_config, theme_text),
+    SHOW_F("dark_accent", LW_K_COLOR, lw_config, theme_dark_accent),
+    SHOW_F("dark_background", LW_K_COLOR, lw_config, theme_dark_background),
+    SHOW_F("dark_text", LW_K_COLOR, lw_config, theme_dark_text),
+    UINT_F("radius", 0, lw_config, theme_radius, 0, 32, -1),
+    SHOW_F("font", LW_K_CSS, lw_config, theme_font),
+    SHOW_F("logo", LW_K_LINK, lw_config, theme_logo)};
+/* Where the prompt goes: a modal dialog, a card in the page's bottom corner (the end side), or
+ * inline in the page's element that `target` selects (or that init({target}) passes). */
+static const lw_cfg_field k_placement[] = {
+    SHOW_F("type\0" LW_PLACEMENT_DEFAULT " corner inline", LW_K_CHOICE, lw_config, placement_type),
+    SHOW_F("target", LW_K_CSS, lw_config, placement_target)};
+
+/* A `locales` entry's texts (issue 14): the variant and share texts of one language, each
+ * optional (unset ones fall back to the config's own), and the widget's built-in labels. */
+static const lw_cfg_field k_locale_variant[] = {
+    TEXT_F("title", 0, lw_variant, title), TEXT_F("message", 0, lw_variant, message),
+    TEXT_F("referrer_reward", 0, lw_variant, referrer_reward), TEXT_F("referee_reward", 0, lw_variant, referee_reward)};
+/* (checked into a scratch lw_variant, as the labels: nothing of a locale is kept in lw_config) */
+static const lw_cfg_field k_locale_share[] = {TEXT_F("title", 0, lw_variant, title),
+                                              TEXT_F("text", 0, lw_variant, message)};
+/* The labels are only checked (each into the same scratch text), never stored. */
+#define LABEL_F(k) {k, LW_K_TEXT, 0, 0, 0, LW_TEXT_LEN + 1, 0, 0, 0}
+/* (web/src/ui.js KEYS: the prompt's, then the share channels' names, web/src/channels.js) */
+static const lw_cfg_field k_locale_labels[] = {
+    LABEL_F("share"),     LABEL_F("copy"),  LABEL_F("not_now"),  LABEL_F("close"), LABEL_F("copied"),
+    LABEL_F("copy_this"), LABEL_F("email"), LABEL_F("linkedin"), LABEL_F("x"),     LABEL_F("whatsapp")};
+const lw_cfg_object lw_cfg_locale_variant = {"variants", 0, k_locale_variant, COUNT(k_locale_variant)};
+const lw_cfg_object lw_cfg_locale_share = {"share", 0, k_locale_share, COUNT(k_locale_share)};
+const lw_cfg_object lw_cfg_locale_labels = {"labels", 0, k_locale_labels, COUNT(k_locale_labels)};
+
 /* The top level first, fairness last (its "attribute" is read by code of its own). */
 /* The retained-value reward (the learning tools read it; compiled format 2): what each outcome of
  * a decision's referees is worth. Defaults: a retained referee (10 + 40) is worth what
@@ -161,6 +200,9 @@ const lw_cfg_object lw_cfg_objects[] = {
     {"reward", 0, k_reward, COUNT(k_reward)},
     {"fairness", 0, k_fairness, COUNT(k_fairness)}};
 const int lw_cfg_n_objects = COUNT(lw_cfg_objects);
+const lw_cfg_object lw_cfg_shown[] = {{"theme", 0, k_theme, COUNT(k_theme)},
+                                      {"placement", 0, k_placement, COUNT(k_placement)}};
+const int lw_cfg_n_shown = COUNT(lw_cfg_shown);
 
 /* ---- values ---------------------------------------------------------------------- */
 
@@ -181,6 +223,9 @@ void lw_cfg_defaults(lw_config *cfg) {
   for (int i = 0; i < lw_cfg_n_objects; i++) set_defaults(lw_cfg_objects[i].fields, lw_cfg_objects[i].n, cfg);
   cfg->approval_attr = -1;
   cfg->fairness_attr = -1;
+  /* the widget's (lw_cfg_shown, whose tables the runtime does not link): not set */
+  cfg->theme_radius = UINT32_MAX;
+  memcpy(cfg->placement_type, LW_PLACEMENT_DEFAULT, sizeof LW_PLACEMENT_DEFAULT);
 }
 
 /* Array elements start from their own defaults (a variant's weight is 1). */
@@ -201,10 +246,42 @@ void lw_cfg_describe(lw_sbuf *sb, const lw_cfg_field *f) {
       return;
     case LW_K_BOOL: lw_sb_str(sb, "true or false"); return;
     case LW_K_NAME: lw_sb_str(sb, "a name of 1-32 letters, digits, '_' or '-'"); return;
+    case LW_K_COLOR: lw_sb_str(sb, "a colour #rgb or #rrggbb"); return;
+    case LW_K_LINK: lw_sb_str(sb, "an https:// link (http:// only on localhost or 127.0.0.1)"); return;
+    case LW_K_CSS:
+      lw_sb_str(sb, "a CSS font list or selector of at most ");
+      lw_sb_u64(sb, f->size - 1u);
+      lw_sb_str(sb, " bytes without ; { } < \\ or control characters");
+      return;
+    case LW_K_CHOICE:
+      lw_sb_str(sb, "one of: ");
+      lw_sb_str(sb, LW_CFG_CHOICES(f));
+      return;
     default:
       lw_sb_str(sb, "a non-empty text of at most ");
       lw_sb_u64(sb, f->size - 1u);
       lw_sb_str(sb, " bytes");
+  }
+}
+
+/* Whether s has the form a widget kind asks for (see the enum in config_schema.h). */
+static int form_ok(const lw_cfg_field *f, const char *s) {
+  size_t n = strlen(s);
+  switch (f->kind) {
+    case LW_K_COLOR:
+      return (n == 4 || n == 7) && s[0] == '#' && strspn(s + 1, "0123456789abcdefABCDEF") == n - 1;
+    case LW_K_LINK: return lw_cfg_link_ok(s);
+    case LW_K_CSS:
+      for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || strchr(";{}<\\", *p)) return 0;
+      return n > 0;
+    case LW_K_CHOICE:
+      for (const char *w = LW_CFG_CHOICES(f); *w; w += strcspn(w, " "), w += *w == ' ') {
+        if (strcspn(w, " ") == n && strncmp(w, s, n) == 0) return 1;
+      }
+      return 0;
+    case LW_K_NAME: return lw_is_name(s);
+    default: return *s || !f->required;
   }
 }
 
@@ -213,7 +290,7 @@ int lw_cfg_check_text(lw_cfg_ctx *c, const lw_cfg_field *f, const char *s) {
     lw_cfg_fail(c, "text is not valid UTF-8");
     return 0;
   }
-  int ok = f->kind == LW_K_NAME ? lw_is_name(s) : (*s || !f->required);
+  int ok = form_ok(f, s);
   lw_sbuf sb;
   if (!ok && lw_cfg_fail_begin(c, &sb)) {
     lw_sb_str(&sb, "expected ");
@@ -258,7 +335,7 @@ static void attr_ref_ok(lw_cfg_ctx *c, const char *key, int attr, const lw_confi
 
 /* The share link is put into links on the host's page: https, or plain http on this machine
  * only (development). */
-static int link_ok(const char *url) {
+int lw_cfg_link_ok(const char *url) {
   static const char *const local[] = {"http://localhost", "http://127.0.0.1"};
   if (strncmp(url, "https://", 8) == 0) return url[8] && url[8] != '/';
   for (int i = 0; i < 2; i++) {
@@ -277,7 +354,7 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
                lw_cfg_count_ok(c, "ladder", cfg->n_ladder, 0, LW_MAX_LADDER) &
                lw_cfg_count_ok(c, "attributes", cfg->n_attributes, 0, LW_MAX_ATTRIBUTES);
   if (!counts && !c->all) return;
-  if (!link_ok(cfg->share_url))
+  if (!lw_cfg_link_ok(cfg->share_url))
     lw_cfg_fail_named(c, "share.url",
                       "must be an https:// link (http:// only on localhost or 127.0.0.1): it is put into links", "", "");
   if (!strstr(cfg->share_url, "{code}"))
@@ -372,6 +449,10 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
  * plain names) are written here beside them; the rest (unique variant ids, names that must be
  * listed elsewhere, ladder order) stays the checker's, which reports it with its JSON path. */
 
+/* lw_cfg_link_ok as a JSON Schema pattern (share.url, theme.logo). */
+#define LW_CFG_TAG_SCHEMA "{\"type\":\"string\",\"maxLength\":35,\"pattern\":\"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$\"}"
+#define LW_CFG_LINK_PATTERN "^(https://[^/]|http://(localhost|127\\\\.0\\\\.0\\\\.1)([:/?#]|$))"
+
 static void js_key(lw_sbuf *sb, const char *key) {
   lw_sb_json_str(sb, key);
   lw_sb_char(sb, ':');
@@ -401,6 +482,30 @@ static void js_field(lw_sbuf *sb, const lw_cfg_field *f) {
       lw_sb_str(sb, f->def ? "{\"type\":\"boolean\",\"default\":true" : "{\"type\":\"boolean\",\"default\":false");
       break;
     case LW_K_NAME: js_name(sb); return;
+    case LW_K_COLOR: lw_sb_str(sb, "{\"type\":\"string\",\"pattern\":\"^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$\""); break;
+    case LW_K_LINK:
+      lw_sb_str(sb, "{\"type\":\"string\",\"maxLength\":");
+      lw_sb_u64(sb, f->size - 1u);
+      lw_sb_str(sb, ",\"pattern\":\"" LW_CFG_LINK_PATTERN "\"");
+      break;
+    case LW_K_CSS:
+      lw_sb_str(sb, "{\"type\":\"string\",\"maxLength\":");
+      lw_sb_u64(sb, f->size - 1u);
+      lw_sb_str(sb, ",\"pattern\":\"^[^;{}<\\\\\\\\\\\\x00-\\\\x1f\\\\x7f]+$\"");
+      break;
+    case LW_K_CHOICE:
+      lw_sb_str(sb, "{\"enum\":[");
+      for (const char *w = LW_CFG_CHOICES(f); *w; w += *w == ' ') {
+        size_t n = strcspn(w, " ");
+        lw_sb_str(sb, w == LW_CFG_CHOICES(f) ? "\"" : ",\"");
+        lw_sb_mem(sb, w, n);
+        lw_sb_char(sb, '"');
+        w += n;
+      }
+      lw_sb_str(sb, "],\"default\":\"");
+      lw_sb_mem(sb, LW_CFG_CHOICES(f), strcspn(LW_CFG_CHOICES(f), " "));
+      lw_sb_char(sb, '"');
+      break;
     default:
       lw_sb_str(sb, "{\"type\":\"string\",\"minLength\":1,\"maxLength\":");
       lw_sb_u64(sb, f->size - 1u);
@@ -460,7 +565,7 @@ size_t lw_config_schema(char *buf, size_t cap) {
                  "'Program config reference').\",");
   const lw_cfg_object *top = &lw_cfg_objects[0];
   /* the top level's required members besides its table */
-  char req[256], props[8192];
+  char req[256], props[16384];
   lw_sbuf r, p;
   lw_sb_init(&r, req, sizeof req);
   lw_sb_init(&p, props, sizeof props);
@@ -479,7 +584,7 @@ size_t lw_config_schema(char *buf, size_t cap) {
       lw_sb_str(&p, ",{\"properties\":{\"url\":{\"allOf\":["
                     "{\"pattern\":\"\\\\{code\\\\}\",\"description\":\"must contain {code}, where the "
                     "referral code goes\"},"
-                    "{\"pattern\":\"^(https://[^/]|http://(localhost|127\\\\.0\\\\.0\\\\.1)([:/?#]|$))\","
+                    "{\"pattern\":\"" LW_CFG_LINK_PATTERN "\","
                     "\"description\":\"an https:// link (http:// only on localhost or 127.0.0.1): it is put "
                     "into links\"}]}}}]}");
     } else if (i == lw_cfg_n_objects - 1) { /* fairness: its attribute */
@@ -492,6 +597,11 @@ size_t lw_config_schema(char *buf, size_t cap) {
     } else {
       js_object(&p, o->fields, o->n, NULL, NULL);
     }
+  }
+  for (int i = 0; i < lw_cfg_n_shown; i++) {
+    lw_sb_char(&p, ',');
+    js_key(&p, lw_cfg_shown[i].key);
+    js_object(&p, lw_cfg_shown[i].fields, lw_cfg_shown[i].n, NULL, NULL);
   }
   /* events */
   lw_sb_str(&p, ",\"events\":{");
@@ -542,6 +652,22 @@ size_t lw_config_schema(char *buf, size_t cap) {
   lw_sb_str(&p, name);
   lw_sb_str(&p, ",\"values\":{\"type\":\"array\",\"minItems\":1,\"items\":");
   lw_sb_str(&p, name);
+  lw_sb_str(&p, "}}}");
+  /* locales: "default" and language tags, each with its texts */
+  lw_sb_str(&p, ",\"locales\":{\"type\":\"object\",\"maxProperties\":");
+  lw_sb_u64(&p, LW_MAX_LOCALES + 1);
+  lw_sb_str(&p, ",\"description\":\"texts per language, chosen from the browser's language (exact tag, then "
+                "language, then default: the language of the config's own texts)\",\"properties\":{\"default\":"
+                LW_CFG_TAG_SCHEMA "},\"propertyNames\":{\"pattern\":\"^(default|[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)$\"},"
+                "\"additionalProperties\":{\"type\":\"object\",\"additionalProperties\":false,"
+                "\"properties\":{\"share\":");
+  js_object(&p, k_locale_share, COUNT(k_locale_share), NULL, NULL);
+  lw_sb_str(&p, ",\"variants\":{\"type\":\"object\",\"description\":\"by variant id\",\"propertyNames\":");
+  lw_sb_str(&p, name);
+  lw_sb_str(&p, ",\"additionalProperties\":");
+  js_object(&p, k_locale_variant, COUNT(k_locale_variant), NULL, NULL);
+  lw_sb_str(&p, "},\"labels\":");
+  js_object(&p, k_locale_labels, COUNT(k_locale_labels), NULL, NULL);
   lw_sb_str(&p, "}}}");
   /* channels and preview (issue 14) */
   lw_sb_str(&p, ",\"channels\":{");

@@ -5,6 +5,7 @@
 #define LW_CONFIG_SCHEMA_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "loopwise/config.h"
 #include "sbuf.h"
@@ -41,7 +42,13 @@ void lw_cfg_fail_named(lw_cfg_ctx *c, const char *key, const char *prefix, const
  * Scalar fields are described by tables: the key, its type and range, and where it goes
  * in the target struct. The JSON reader checks and stores fields by them; the compiled
  * format writes and reads the same fields in table order and re-checks their ranges. */
-enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT };
+enum { LW_K_UINT, LW_K_NUM, LW_K_BOOL, LW_K_NAME, LW_K_TEXT,
+       /* the widget's kinds (theme, placement): a text held to a form of its own */
+       LW_K_COLOR,  /* "#rgb" or "#rrggbb" */
+       LW_K_LINK,   /* an https:// URL (http:// on this machine), as share.url */
+       LW_K_CSS,    /* a font list or a selector: no ; { } < \\ or control characters */
+       LW_K_CHOICE  /* one of the words after its key (LW_CFG_CHOICES), the first the default */
+};
 
 typedef struct {
   const char *key;
@@ -51,6 +58,9 @@ typedef struct {
   double min, max;
   double def; /* the default of an optional number or boolean (README "Program config reference") */
 } lw_cfg_field;
+/* A LW_K_CHOICE field's words, space-separated, the first its default, follow its key's NUL
+ * ("type\0modal corner inline"): the runtime's tables keep their size. */
+#define LW_CFG_CHOICES(f) ((f)->key + strlen((f)->key) + 1)
 
 typedef struct {
   const char *key; /* NULL for the top level */
@@ -62,12 +72,26 @@ typedef struct {
 /* The top level and the plain objects below it, all stored in lw_config. */
 extern const lw_cfg_object lw_cfg_objects[];
 extern const int lw_cfg_n_objects;
+/* The widget's plain objects (theme, placement): stored in lw_config too, but only in the
+ * display part of a compiled file, which shows a field only when the config sets it (a text
+ * "", a UINT UINT32_MAX, a choice its default). Kept apart so the runtime, which reads only
+ * the engine part, links none of their tables. */
+extern const lw_cfg_object lw_cfg_shown[];
+extern const int lw_cfg_n_shown;
 /* Array elements: milestones (plus "event"), variants, ladder steps. */
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
+/* A `locales` entry's members: its variant texts (by variant id), share texts and labels. */
+extern const lw_cfg_object lw_cfg_locale_variant, lw_cfg_locale_share, lw_cfg_locale_labels;
 /* preview (display part only: the widget's, never the engine's). */
 extern const lw_cfg_object lw_cfg_preview;
 /* A variant's fields besides its table: "enabled" (JSON only; false compiles to weight 0). */
 extern const char *const lw_cfg_variant_extra[];
+
+/* The compiled form with `extra` (NULL or JSON members, e.g. "\"locales\":{...}") added to its
+ * display part: lw_config_write is this with NULL. */
+size_t lw_cfg_write(const lw_config *cfg, const char *extra, uint8_t *buf, size_t cap);
+/* The https-or-local link rule of share.url and theme.logo. */
+int lw_cfg_link_ok(const char *url);
 
 /* A config with every default set and nothing else. */
 void lw_cfg_defaults(lw_config *cfg);

@@ -69,17 +69,34 @@ static int check(const char *path, lw_config *cfg) {
   return 1;
 }
 
+/* A JSON config compiles with its `locales` (lw_config_write_json), which lw_config does not
+ * hold; a compiled file is written again from what it holds. */
 static int compile(const char *in, const char *out) {
   lw_config cfg;
-  int loaded = load(in, &cfg);
-  if (loaded) return loaded;
-  size_t n = lw_config_write(&cfg, NULL, 0);
-  uint8_t *buf = n ? malloc(n) : NULL;
-  if (!buf || lw_config_write(&cfg, buf, n) != n) {
-    fprintf(stderr, "loopwise-config: out of memory\n");
-    free(buf);
+  char err[LW_ERRMSG_MAX + 256], why[LW_ERRMSG_MAX];
+  size_t len = 0;
+  char *text = lw_cli_read_file(in, &len, err, sizeof err);
+  if (!text) {
+    fprintf(stderr, "%s\n", err);
     return 2;
   }
+  int json = !(len >= 4 && memcmp(text, "LWCF", 4) == 0);
+  lw_status st = json ? lw_config_parse(text, len, &cfg, why, sizeof why)
+                      : lw_config_read((const uint8_t *)text, len, &cfg, why, sizeof why);
+  if (st != LW_OK) {
+    fprintf(stderr, "%s: %s\n", in, why);
+    free(text);
+    return st == LW_ERR_NOMEM ? 2 : 1;
+  }
+  size_t n = json ? lw_config_write_json(&cfg, text, len, NULL, 0) : lw_config_write(&cfg, NULL, 0);
+  uint8_t *buf = n ? malloc(n) : NULL;
+  if (!buf || (json ? lw_config_write_json(&cfg, text, len, buf, n) : lw_config_write(&cfg, buf, n)) != n) {
+    fprintf(stderr, "loopwise-config: out of memory\n");
+    free(buf);
+    free(text);
+    return 2;
+  }
+  free(text);
   char def[4096];
   if (!out) {
     const char *dot = strrchr(in, '.'), *slash = strrchr(in, '/');

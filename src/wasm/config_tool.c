@@ -17,7 +17,7 @@
 EMSCRIPTEN_KEEPALIVE size_t lw_c_compile(const char *json, size_t len, char *err, uint8_t *out, size_t cap) {
   lw_config cfg;
   if (lw_config_parse(json, len, &cfg, err, LW_ERRMSG_MAX) != LW_OK) return 0;
-  size_t n = lw_config_write(&cfg, out, cap);
+  size_t n = lw_config_write_json(&cfg, json, len, out, cap);
   if (!n) memcpy(err, "out of memory", sizeof "out of memory");
   return n;
 }

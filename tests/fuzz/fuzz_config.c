@@ -2,7 +2,8 @@
  * config or refused with a path and a message; never a crash, a leak or undefined behaviour.
  * Every config it accepts compiles, and the runtime's reader accepts the compiled form and
  * reads back the same engine part. The every-error form (lw_config_check_all) agrees: the
- * same answer, and its first error is the one lw_config_parse reports. */
+ * same answer, and its first error is the one lw_config_parse reports. With its locales
+ * (lw_config_write_json) it compiles to the same engine part. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Written again (now without texts), the engine part is the same bytes. */
   size_t m = lw_config_write(&back, b, n + 64), engine = 12 + (a[8] | a[9] << 8 | (size_t)a[10] << 16);
   if (m > n + 64 || engine > n || memcmp(a, b, engine) != 0) __builtin_trap();
+  /* With its locales (lw_config_write_json): the same engine part, and only a longer display part. */
+  size_t k = lw_config_write_json(&cfg, (const char *)data, size, NULL, 0);
+  uint8_t *c = k ? malloc(k) : NULL;
+  if (!c || lw_config_write_json(&cfg, (const char *)data, size, c, k) != k || k < n || memcmp(a, c, engine) != 0)
+    __builtin_trap();
+  if (lw_config_read(c, k, &back, err, sizeof err) != LW_OK) __builtin_trap();
+  free(c);
   free(a);
   free(b);
   return 0;

@@ -464,6 +464,92 @@ static void reward_settings_have_defaults_compile_and_refuse_bad_values(void) {
   free(v1);
 }
 
+/* ---- the prompt's theme, placement and locales (issue 14) ---------------------------- */
+
+/* Every widget value is checked by its table, and the message names the JSON path. */
+static void theme_placement_and_locale_values_are_checked_with_their_path(void) {
+  static const struct {
+    const char *json, *message;
+  } cases[] = {
+      {MINIMAL ",\"theme\":{\"accent\":\"red\"}}", "theme.accent: expected a colour #rgb or #rrggbb"},
+      {MINIMAL ",\"theme\":{\"background\":\"#12345\"}}", "theme.background: expected a colour #rgb or #rrggbb"},
+      {MINIMAL ",\"theme\":{\"dark_text\":5}}", "theme.dark_text: expected a colour #rgb or #rrggbb, got 5"},
+      {MINIMAL ",\"theme\":{\"radius\":40}}", "theme.radius: expected an integer from 0 to 32, got 40"},
+      {MINIMAL ",\"theme\":{\"font\":\"x;background:url(a)\"}}", "theme.font: expected a CSS font list or selector"},
+      {MINIMAL ",\"theme\":{\"font\":\"\"}}", "theme.font: expected a CSS font list or selector"},
+      {MINIMAL ",\"theme\":{\"logo\":\"javascript:alert(1)\"}}", "theme.logo: expected an https:// link"},
+      {MINIMAL ",\"theme\":{\"colour\":\"#fff\"}}", "theme.colour: unknown field (expected one of: accent"},
+      {MINIMAL ",\"theme\":[]}", "theme: expected an object, got an array"},
+      {MINIMAL ",\"placement\":{\"type\":\"popup\"}}", "placement.type: expected one of: modal corner inline"},
+      {MINIMAL ",\"placement\":{\"type\":\"inline\",\"target\":\"#a{}\"}}", "placement.target: expected a CSS"},
+      {MINIMAL ",\"locales\":{\"default\":\"english\"}}", "locales.default: expected a language tag"},
+      {MINIMAL ",\"locales\":{\"fr_FR\":{}}}", "locales.fr_FR: expected a language tag such as fr or pt-BR"},
+      {MINIMAL ",\"locales\":{\"fr\":{\"variants\":{\"v9\":{\"title\":\"T\"}}}}}",
+       "locales.fr.variants.v9: unknown variant 'v9' (list it in variants)"},
+      {MINIMAL ",\"locales\":{\"fr\":{\"variants\":{\"v1\":{\"message\":\"Ils ont {reward}\"}}}}}",
+       "locales.fr.variants.v1.message: unknown placeholder {reward} (expected {referrer_reward} or {referee_reward})"},
+      {MINIMAL ",\"locales\":{\"fr\":{\"variants\":{\"v1\":{\"titel\":\"T\"}}}}}",
+       "locales.fr.variants.v1.titel: unknown field (expected one of: title message"},
+      {MINIMAL ",\"locales\":{\"de\":{\"labels\":{\"share\":\"\"}}}}", "locales.de.labels.share: expected a non-empty text"},
+      {MINIMAL ",\"locales\":{\"de\":{\"labels\":{\"shar\":\"Teilen\"}}}}", "locales.de.labels.shar: unknown field"},
+      {MINIMAL ",\"locales\":{\"de\":{\"labels\":{\"whatsapp\":\"\"}}}}", "locales.de.labels.whatsapp: expected a non-empty text"},
+      {MINIMAL ",\"locales\":{\"de\":{\"share\":{\"title\":7}}}}", "locales.de.share.title: expected a string, got 7"},
+      {MINIMAL ",\"locales\":{\"de\":{\"extra\":{}}}}", "locales.de.extra: unknown field (expected one of: share variants labels)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lw_config cfg;
+    char err[LW_ERRMSG_MAX] = "";
+    lw_status st = lw_config_parse(cases[i].json, strlen(cases[i].json), &cfg, err, sizeof err);
+    if (st != LW_ERR_INVALID || !strstr(err, cases[i].message)) fprintf(stderr, "case %zu: %s\n", i, err);
+    CHECK_INT(st, LW_ERR_INVALID);
+    CHECK_CONTAINS(err, cases[i].message);
+  }
+}
+
+/* A config that sets them compiles them into the display part (locales' variants by index);
+ * one that does not compiles to the bytes it did before (no theme, no placement, no locales). */
+static void theme_placement_and_locales_compile_into_the_display_part(void) {
+  const char *json = "{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("v1", "") "," VAR("v2", "") "],"
+                     "\"theme\":{\"accent\":\"#0a7\",\"dark_background\":\"#101820\",\"radius\":4,"
+                     "\"font\":\"\\\"Inter\\\", sans-serif\",\"logo\":\"https://x.example/logo.svg\"},"
+                     "\"placement\":{\"type\":\"inline\",\"target\":\"#slot\"},"
+                     "\"locales\":{\"default\":\"en\",\"fr\":{\"variants\":{\"v2\":{\"title\":\"Invitez {referee_reward}\"}},"
+                     "\"labels\":{\"share\":\"Partager\"}}}}";
+  lw_config cfg = tu_config(json);
+  CHECK_STR(cfg.theme_accent, "#0a7");
+  CHECK_INT(cfg.theme_radius, 4);
+  CHECK_STR(cfg.placement_type, "inline");
+  uint8_t bin[16384];
+  char buf[8192];
+  size_t n = lw_config_write_json(&cfg, json, strlen(json), NULL, 0);
+  CHECK(n > 0 && n <= sizeof bin);
+  CHECK_INT(lw_config_write_json(&cfg, json, strlen(json), bin, sizeof bin), n);
+  display_part(bin, n, buf, sizeof buf);
+  CHECK_CONTAINS(buf, ",\"theme\":{\"accent\":\"#0a7\",\"dark_background\":\"#101820\",\"radius\":4,"
+                      "\"font\":\"\\\"Inter\\\", sans-serif\",\"logo\":\"https://x.example/logo.svg\"}");
+  CHECK_CONTAINS(buf, ",\"placement\":{\"type\":\"inline\",\"target\":\"#slot\"}");
+  CHECK_CONTAINS(buf, ",\"locales\":{\"default\":\"en\",\"fr\":{\"labels\":{\"share\":\"Partager\"},"
+                      "\"variants\":[null,{\"title\":\"Invitez {referee_reward}\"}]}}}");
+  /* the variants carry their ids (for Loopwise.preview); a locale's variants go by index */
+  CHECK_CONTAINS(buf, "\"id\":\"v2\"");
+  CHECK(strstr(buf, "\"v2\":") == NULL);
+  lw_config back;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_config_read(bin, n, &back, err, sizeof err), LW_OK); /* the engine part is unchanged */
+
+  /* Without them: the display part has none of them, and JSON or not, the same bytes. */
+  lw_config plain = tu_default_config();
+  uint8_t a[16384], b[16384];
+  const char *min = MINIMAL "}";
+  lw_config m = tu_config(min);
+  size_t na = lw_config_write(&m, a, sizeof a), nb = lw_config_write_json(&m, min, strlen(min), b, sizeof b);
+  CHECK_INT(na, nb);
+  CHECK(memcmp(a, b, na) == 0);
+  display_part(a, compile(&plain, a, sizeof a), buf, sizeof buf);
+  CHECK(strstr(buf, "theme") == NULL && strstr(buf, "placement") == NULL && strstr(buf, "locales") == NULL);
+  CHECK_STR(plain.placement_type, "modal");
+}
+
 int main(void) {
   RUN(default_config_parses_with_its_values);
   RUN(minimal_config_gets_documented_defaults);
@@ -479,5 +565,7 @@ int main(void) {
   RUN(exploration_and_switch_off_fields_are_optional_and_compile);
   RUN(check_all_reports_every_error_with_its_path);
   RUN(share_url_must_be_https_or_local_http);
+  RUN(theme_placement_and_locale_values_are_checked_with_their_path);
+  RUN(theme_placement_and_locales_compile_into_the_display_part);
   return check_failures ? 1 : 0;
 }

@@ -150,6 +150,10 @@ test('the schema accepts every shipped config and refuses what the checker refus
       JSON.parse(readFileSync(join(root, 'tests/cases/decisions', f), 'utf8')).config)
       .filter((c) => typeof c === 'object').map((c) => JSON.stringify(c))];
   shipped.push(JSON.stringify({ $schema: '../web/config.schema.json', ...JSON.parse(json) })); // as an editor links it
+  const b0 = JSON.parse(json);
+  shipped.push(JSON.stringify({ ...b0, theme: { accent: '#0a7', dark_background: '#101820', radius: 0, font: '"Inter", sans-serif', logo: 'https://x.example/l.svg' },
+    placement: { type: 'inline', target: '#referral > .slot' },
+    locales: { default: 'en', 'pt-BR': { share: { title: 'Oi' }, variants: { [b0.variants[0].id]: { message: 'Ganhe {referrer_reward}' } }, labels: { share: 'Compartilhar', email: 'E-mail', whatsapp: 'Zap' } } } }));
   for (const text of shipped) {
     assert.equal(native(text).ok, true);
     assert.deepEqual(validate(schema, JSON.parse(text)), [], text.slice(0, 80));
@@ -171,6 +175,17 @@ test('the schema accepts every shipped config and refuses what the checker refus
     [{ ...base, attributes: { plan: [] } }, 'attributes.plan: too few items'],
     [{ ...base, approval: { attribute: 'plan' } }, 'approval: values is required'],
     [{ ...base, fairness: { min_exposure_ratio: 0.8 } }, 'fairness: attribute is required'],
+    [{ ...base, theme: { accent: 'red' } }, 'theme.accent: does not match'],
+    [{ ...base, theme: { radius: 33 } }, 'theme.radius: above 32'],
+    [{ ...base, theme: { font: 'a;b' } }, 'theme.font: does not match'],
+    [{ ...base, theme: { logo: 'http://x.example/l.png' } }, 'theme.logo: does not match'],
+    [{ ...base, theme: { shadow: 'x' } }, 'theme.shadow: unknown field'],
+    [{ ...base, placement: { type: 'popup' } }, 'placement.type: not one of modal, corner, inline'],
+    [{ ...base, placement: { target: '#a{b}' } }, 'placement.target: does not match'],
+    [{ ...base, locales: { fr_FR: {} } }, 'locales.fr_FR: does not match'],
+    [{ ...base, locales: { fr: { labels: { shar: 'x' } } } }, 'locales.fr.labels.shar: unknown field'],
+    [{ ...base, locales: { fr: { labels: { linkedin: '' } } } }, 'locales.fr.labels.linkedin: too short'],
+    [{ ...base, locales: { fr: { variants: { [base.variants[0].id]: { title: '' } } } } }, `locales.fr.variants.${base.variants[0].id}.title: too short`],
     [{ ...base, channels: ['copy', 'fax'] }, 'channels[1]: not one of'],
     [{ ...base, channels: ['x', 'x'] }, 'channels: items repeat'],
     [{ ...base, channels: [] }, 'channels: too few items'],

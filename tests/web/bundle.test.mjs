@@ -18,7 +18,10 @@ const INITIAL = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.lwc']
 // there is something to send), and what only the npm package's importers and CSP pages use, and
 // only a page that calls Loopwise.preview() or debug() (issue 14: a visitor never loads it).
 const LATER = ['loopwise-net.js', 'loopwise-prompt.js'];
-const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', 'loopwise-preview.js'];
+// The prompt's built-in labels in the languages other than English, one chunk each: a page in
+// one of them fetches its one (issue 14).
+const LABELS = ['ar', 'de', 'es', 'fr', 'pt'].map((l) => `loopwise-labels-${l}.js`);
+const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', 'loopwise-preview.js', ...LABELS];
 requireBuilt(...FILES.map((f) => join(distDir, f)));
 const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
 const sum = (files) => files.reduce((a, f) => a + gz(f), 0);
@@ -34,19 +37,24 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 
 // The web SDK issue's budgets (issue 13), gzip -9 per file, summed; `npm run bench` measures
 // the same in a browser (initial_gzip_bytes=, download_gzip_bytes=).
-// NEITHER IS MET (2026-12-02, branch slim): the first load is 22,077 B and the whole download
-// 24,611 B (2026-12-01 on main: 22,086 / 24,620). The WASM alone is 15,390 B (15,698 B on main:
-// -199 B with its data in one segment, src/wasm/join-data.mjs, -109 B with one-letter export
-// names), the config 687 B, the default model 992 B, the script 5,008 B (4,709 B on main: +353 B
-// for back-to-back calls sharing one IndexedDB transaction and the snapshot a closing page leaves
-// in localStorage, web/src/store.js, -54 B for the short export names). Both budgets are marked
-// todo so every run measures and reports them without failing; the ceilings below keep them from
-// growing, so any growth is a deliberate change to this file.
-// Issue 14's share channels and preview (branch share2) added 180 B to the first load
-// (loopwise.js +130, referral.lwc +54, loopwise.wasm -4) and 551 B to the prompt chunk
-// (channels.js): the ceilings rose by exactly that.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22430, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 25481;
-test('first_load_fits_18000_B', { todo: 'not met, see the comment above' }, () => {
+// NEITHER IS MET (2026-12-02, branch look merged with main: slim, learn2, share2): the first
+// load is 22,449 B and the whole download 26,676 B (2026-12-01 on main: 22,086 / 24,620). The
+// WASM is 15,524 B (15,698 B on 2026-12-01: -199 B with its data in one segment,
+// src/wasm/join-data.mjs, and -109 B with one-letter export names, branch slim; the format-4
+// model reader, learn2; +22 B for issue 14's config defaults), the config 741 B, the default
+// model 994 B, the script 5,190 B (4,709 B on 2026-12-01: +353 B for back-to-back calls sharing
+// one IndexedDB transaction and -54 B for the short export names, slim; +130 B for the share
+// channels and preview, share2; +51 B for the prompt's config, variant index, inline target and
+// label loading, look). Both budgets are marked todo so every run measures and reports them
+// without failing; the ceilings below are the measured sizes, so any growth is a deliberate
+// change to this file.
+// Issue 14 on main (share2: channels, preview) then here (look: theme, placements, small
+// screens, right to left, locales, built-in labels in six languages): main's build measured
+// 22,376 / 25,461 B; this merge adds 73 B to the first load and 1,215 B to the whole download
+// (the prompt chunk 1,969 -> 3,111 B; the five non-English label sets are chunks of their own,
+// at most 171 B more for a page in one of those languages).
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22449, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 26676;
+test('first_load_fits_18000_B', { todo: 'not met: 22,449 B, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
@@ -63,20 +71,26 @@ test('whole_download_stays_under_its_ceiling', () => {
   assert.ok(n <= DOWNLOAD_CEILING, `whole download is ${n} B gzip -9 > ${DOWNLOAD_CEILING}`);
 });
 
+// A page in another language downloads one label chunk more than an English page.
+const LABEL_CEILING = 171; // Arabic, the longest (with the channels' names: 127-171 B)
+test('a_label_chunk_stays_under_its_ceiling', () => {
+  for (const f of LABELS) assert.ok(gz(f) <= LABEL_CEILING, `${f} is ${gz(f)} B gzip -9 > ${LABEL_CEILING}`);
+});
+
 // The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
 // 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
 // widget's link template, share channel, the landing's token and referral(), +170 B; 5,008 B with
 // the store's shared transactions and left-behind snapshot, +353 B, and the short export names,
 // -54 B: track_main_thread_ms went from 0.37-0.88 ms to 0.00-0.06 ms).
-// Issue 14: +130 B (see above).
-const WIDGET_CEILING = 5180;
+// Issue 14: +130 B (share2) and +51 B (look), see above.
+const WIDGET_CEILING = 5190;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
 });
 
 // Loopwise.preview() and debug() (web/src/preview.js), loaded only by a page that calls them.
-const PREVIEW_CEILING = 552;
+const PREVIEW_CEILING = 562; // +10 B: open()'s options carry the variant's index
 test('preview_chunk_stays_under_its_ceiling', () => {
   const n = gz('loopwise-preview.js');
   assert.ok(n <= PREVIEW_CEILING, `loopwise-preview.js is ${n} B gzip -9 > ${PREVIEW_CEILING}`);

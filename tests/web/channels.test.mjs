@@ -200,7 +200,7 @@ describe('share channels', () => {
     let { page } = await device({ config });
     await prompt(page);
     assert.deepEqual((await offered(page)).map(([t]) => t), ['Copy link', 'X', 'Email', 'WhatsApp'], 'the config order');
-    // The shipped model (format 2) made format 3 with one channel ranking: whatsapp, email,
+    // The shipped model (format 4) with one channel ranking: whatsapp, email,
     // native. The ranked channels the config offers come first; native is not offered.
     const model = rankedModel(readFileSync(join(distDir, 'loopwise.lwm')), [5, 2, 0]);
     ({ page } = await device({ config, model }));
@@ -215,17 +215,18 @@ describe('share channels', () => {
     assert.deepEqual(order(['native', 'copy'], ['copy'], false), ['copy']);
     assert.deepEqual(order(['native'], [], false), ['copy'], 'a prompt is never left without a channel');
     assert.deepEqual(order(undefined, [], true), ['native', 'copy'], 'a config compiled before channels');
+    assert.deepEqual(order(['email', 'copy'], undefined, false), ['email', 'copy'], 'no ranking');
   });
 });
 
-// A copy of the shipped model (format 3, stripped, ranking no channel) with one channel ranking
-// (channel indexes in LW_CHANNELS order): its u8 n_rows 0 before the metadata's u16 length 0
-// (models/FORMAT.md) becomes that row, with a new checksum.
+// A copy of the shipped model (format 4, stripped, ranking no channel, share labels) with one
+// channel ranking (channel indexes in LW_CHANNELS order): its u8 n_rows 0 before the u8 label
+// kind 0 and the metadata's u16 length 0 (models/FORMAT.md) becomes that row, with a new checksum.
 function rankedModel(b, ranking) {
-  assert.equal(b.readUInt16LE(4), 3, 'the shipped model is format 3');
-  const meta = b.length - 6;
-  assert.deepEqual([b[meta - 1], b.readUInt16LE(meta)], [0, 0], 'the shipped model ranks no channel and is stripped');
-  const out = Buffer.concat([b.subarray(0, meta - 1), Buffer.from([1, ranking.length, ...ranking]), b.subarray(meta, b.length - 4), Buffer.alloc(4)]);
+  assert.equal(b.readUInt16LE(4), 4, 'the shipped model is format 4');
+  const meta = b.length - 6, rows = meta - 2;
+  assert.deepEqual([b[rows], b[meta - 1], b.readUInt16LE(meta)], [0, 0, 0], 'the shipped model ranks no channel, has share labels and is stripped');
+  const out = Buffer.concat([b.subarray(0, rows), Buffer.from([1, ranking.length, ...ranking]), b.subarray(rows + 1, b.length - 4), Buffer.alloc(4)]);
   out.writeUInt32LE(crc32(out.subarray(0, out.length - 4)), out.length - 4);
   return out;
 }
@@ -279,6 +280,36 @@ describe('preview', () => {
     let d;
     for (let i = 0; i < shipped.milestones[0].after; i++) d = await page.evaluate(() => window.Loopwise.track('project_completed'));
     assert.equal(d && d.code, 'shown', JSON.stringify(d));
+  });
+
+  test('a_preview_with_a_locale_and_a_theme_shows_that_locales_texts_and_labels_in_that_theme', async () => {
+    // The browser is English: the French comes from the preview's locale alone.
+    const fr = { variants: { month_free: { title: 'Un mois offert' } } };
+    const { page } = await device({ config: { ...often, locales: { fr } } });
+    assert.equal(await page.evaluate(() => navigator.language.split('-')[0]), 'en');
+    const from = page.urls.length;
+    assert.equal(await page.evaluate(() => window.Loopwise.preview('month_free', { locale: 'fr', theme: { accent: '#c00' } })), true);
+    await page.locator(DIALOG).waitFor();
+    assert.ok(page.urls.slice(from).some((u) => u.endsWith('/loopwise-labels-fr.js')), 'the French labels load for the preview');
+    assert.equal(await page.locator('loopwise-prompt h2').textContent(), 'Un mois offert', "the locale's variant text");
+    assert.deepEqual((await offered(page)).map(([t]) => t), ['Copier le lien', 'E-mail', 'LinkedIn', 'X', 'WhatsApp', 'Plus tard'], 'the channels in French');
+    const look = await shadow(page, (r) => ({
+      lang: r.querySelector('.b').lang,
+      close: r.querySelector('.x').getAttribute('aria-label'),
+      notNow: [...r.querySelectorAll('button')].pop().textContent,
+      accent: getComputedStyle(r.querySelector('.p')).backgroundColor,
+    }));
+    assert.deepEqual(look, { lang: 'fr', close: 'Fermer', notNow: 'Plus tard', accent: 'rgb(204, 0, 0)' });
+    await page.screenshot({ path: join(artifacts, 'preview-fr.png') });
+    await page.keyboard.press('Escape');
+    await page.locator('loopwise-prompt').waitFor({ state: 'detached' });
+    // Without options the same page previews the config's own texts, English labels, built-in colours.
+    await page.evaluate(() => window.Loopwise.preview('month_free'));
+    await page.locator(DIALOG).waitFor();
+    assert.equal(await page.locator('loopwise-prompt h2').textContent(), shipped.variants[1].title);
+    assert.deepEqual((await offered(page)).map(([t]) => t), ['Copy link', 'Email', 'LinkedIn', 'X', 'WhatsApp']);
+    assert.notEqual(await shadow(page, (r) => getComputedStyle(r.querySelector('.p')).backgroundColor), 'rgb(204, 0, 0)');
+    assert.deepEqual(page.errors, []);
   });
 
   test('url_preview_is_refused_by_default_and_shown_where_the_config_allows_it', async () => {

@@ -51,7 +51,8 @@ test('the_packed_tarball_holds_the_module_its_chunks_assets_and_types', () => {
   const meta = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
   assert.equal(meta.exports['.'].import, './dist/loopwise.mjs');
   assert.equal(meta.exports['.'].types, './index.d.ts');
-  for (const f of ['loopwise.mjs', 'loopwise.js', 'loopwise-prompt.js', 'loopwise-net.js', 'loopwise-preview.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm']) {
+  for (const f of ['loopwise.mjs', 'loopwise.js', 'loopwise-prompt.js', 'loopwise-net.js', 'loopwise-preview.js', 'loopwise.wasm', 'referral.lwc',
+    'loopwise.lwm', 'loopwise-labels-fr.js', 'loopwise-labels-ar.js']) {
     assert.ok(readdirSync(join(pkg, 'dist')).includes(f), f);
   }
   assert.ok(readdirSync(pkg).includes('index.d.ts') && readdirSync(pkg).includes('README.md'));

@@ -14,9 +14,8 @@
 // the link appears in a read-only field, focused and selected, for Ctrl+C: the copy is then
 // recorded when the user copies from it.
 //
-// Labels come from the prompt's label function by key (ui.js: English unless the locale's
-// table has the key): share, copy, email, copied, copy_this, and linkedin, x, whatsapp (names:
-// a table need not have them).
+// Labels come from the prompt's label function by key (ui.js's KEYS, in the prompt's language):
+// share (for native), copy, email, linkedin, x, whatsapp, copied, copy_this.
 const enc = encodeURIComponent;
 
 // The share URL of a web channel for share {url, title, text}.
@@ -26,25 +25,19 @@ const WEB = {
   x: (s) => 'https://x.com/intent/tweet?text=' + enc(s.text) + '&url=' + enc(s.url),
   whatsapp: (s) => 'https://wa.me/?text=' + enc(s.text + ' ' + s.url),
 };
-// The English labels, for keys the prompt's label function does not have (the channels' names,
-// 'share' for native, and two messages).
-const EN = {
-  share: 'Share', copy: 'Copy link', email: 'Email', linkedin: 'LinkedIn', x: 'X', whatsapp: 'WhatsApp',
-  copied: 'Link copied.', copy_this: 'Copy this link:',
-};
 
-// The channels to offer, in order (see the top).
-export function order(offered, rank, hasShare) {
+// The channels to offer, in order (see the top; rank: none without a ranking model).
+export function order(offered, rank = [], hasShare) {
   offered = offered || ['native', 'copy'];
   const list = [...rank, ...offered].filter((c, i, all) => offered.includes(c) && all.indexOf(c) === i && (c !== 'native' || hasShare));
   return list.length ? list : ['copy'];
 }
 
 // Adds the channel buttons and links to dlg and returns them (the first is the one to focus
-// first). el: ui.js's element maker; labels(key): the text, or nothing for English; status: the status line;
+// first). el: ui.js's element maker; label(key): the text; status: the status line;
 // end(kind, msg, stay, channel): logs the share or copy (once) and closes, or shows msg first.
-export function channels(dlg, share, el, labels, status, end) {
-  const nav = navigator, label = (k) => (labels && labels(k)) || EN[k];
+export function channels(dlg, share, el, label, status, end) {
+  const nav = navigator;
   let field; // the fallback field, once shown
   const copied = () => end('copy', label('copied'), 0, 'copy');
   const copy = async () => {

@@ -25,7 +25,8 @@ export function init(options = {}) {
     model: at(o.model, new URL('./loopwise.lwm', import.meta.url)),
     endpoint: o.endpoint,
     writeKey: o.writeKey,
-    ui: () => import('./loopwise-prompt.js'),
+    target: o.target,
+    ui: () => import('./loopwise-prompt.js').then((m) => m.load()),
     net: () => import('./loopwise-net.js'),
     preview: () => import('./loopwise-preview.js'),
   }));

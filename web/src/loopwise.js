@@ -27,7 +27,9 @@ const ERR_VERSION = 4;
 const TOKEN = 'lwt';
 
 // o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
-// endpoint, writeKey: strings; ui, net, preview: () => import() of ui.js / transport.js / preview.js}.
+// endpoint, writeKey: strings; target: the element (or a selector) an inline placement goes
+// into; ui, net, preview: () => import() of ui.js (resolving to its load()'s {open, load}) /
+// transport.js / preview.js}.
 export function create(o) {
   const w = window;
   const endpoint = (o.endpoint || '').replace(/\/+$/, '');
@@ -154,7 +156,7 @@ export function create(o) {
         (kind, rnd, channel) => {
           if (prompt === close) prompt = null;
           outcome(d.id, kind, rnd, channel).catch(fail);
-        });
+        }, { cfg, variant: d.variant, target: o.target });
       close.id = d.id;
       prompt = close;
       emit('prompt', d);
@@ -193,8 +195,9 @@ export function create(o) {
       explain: () => engine.lastDecision(),
       // Issue 14 (preview.js): variant id's prompt, logging nothing and changing nothing (not
       // while a prompt is open); the explain() overlay.
-      preview: (id, opts) => Promise.all([ui = ui || o.ui(), o.preview()]).then(([u, p]) =>
-        p.preview(u.open, cfg.variants, id, opts, shareOf, lines, prompt)),
+      // The prompt chunk loads the labels of opts.locale's language first.
+      preview: (id, opts) => Promise.all([(ui = ui || o.ui()).then((u) => u.load([opts && opts.locale])), o.preview()])
+        .then(([u, p]) => p.preview(u.open, cfg.variants, id, { cfg, target: o.target, ...opts }, shareOf, lines, prompt)),
       debug: (on) => o.preview().then((p) => p.debug(on, api)),
       referralCode: () => engine.referralCode(),
       referral: () => landed,

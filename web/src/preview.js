@@ -9,14 +9,15 @@
 
 let shown; // the open preview's close()
 
-// open: ui.js's; variants: the display part's; id: the one to show; opts: {locale, theme},
-// passed on to open; share(v): the share for v's prompt; lines(): its ladder lines; busy: a
+// open: ui.js's; variants: the display part's; id: the one to show; opts: open's options
+// ({cfg, target} from the runtime, {locale, theme} from the caller), passed on to open with the
+// variant's index; share(v): the share for v's prompt; lines(): its ladder lines; busy: a
 // prompt is open. Returns true once shown; an unknown variant or an open prompt throws.
 export function preview(open, variants, id, opts, share, lines, busy) {
   const v = variants.find((x) => x.id === id);
   if (!v || busy) throw Error('Loopwise: preview: ' + (busy ? 'a prompt is open' : 'no variant ' + id));
   if (shown) shown();
-  shown = open(v, share(v), lines(), () => {}, opts || {});
+  shown = open(v, share(v), lines(), () => {}, { ...opts, variant: variants.indexOf(v) });
   return true;
 }
 

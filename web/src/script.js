@@ -7,7 +7,8 @@
 // its attribute names one, relative to the page), makes the one global window.Loopwise and
 // replays calls queued before it arrived (window.Loopwise = {q: [['track', 'x'], ...]}, set by
 // the page or by loopwise-queue.js). The prompt and transport chunks are ES modules next to the
-// script, loaded with import() when first needed (a classic script may import() a module).
+// script, loaded with import() when first needed (a classic script may import() a module); the
+// prompt's load() also fetches its labels in the browser's and the page's language, if not English.
 import { create } from './loopwise.js';
 
 (() => {
@@ -22,7 +23,8 @@ import { create } from './loopwise.js';
     model: file('model', 'loopwise.lwm'),
     endpoint: ds.endpoint,
     writeKey: ds.writeKey,
-    ui: () => import(new URL('loopwise-prompt.js', self)),
+    target: ds.target,
+    ui: () => import(new URL('loopwise-prompt.js', self)).then((m) => m.load()),
     net: () => import(new URL('loopwise-net.js', self)),
     preview: () => import(new URL('loopwise-preview.js', self)),
   });
