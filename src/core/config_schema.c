@@ -523,7 +523,9 @@ size_t lw_config_schema(char *buf, size_t cap) {
   lw_sb_str(&p, name);
   lw_sb_str(&p, ",\"values\":{\"type\":\"array\",\"minItems\":1,\"items\":");
   lw_sb_str(&p, name);
-  lw_sb_str(&p, "}}}");
+  lw_sb_str(&p, "},\"send\":{\"type\":\"array\",\"uniqueItems\":true,\"items\":");
+  lw_sb_str(&p, name);
+  lw_sb_str(&p, ",\"description\":\"the attributes an approval request carries to the console\"}}}");
 
   lw_sb_str(&sb, "\"type\":\"object\",\"additionalProperties\":false,\"required\":[");
   for (int i = 0; i < top->n; i++)

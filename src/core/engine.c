@@ -211,6 +211,7 @@ static void decide(lw_engine *e, int idx, int64_t now_ms, int tz, lw_decision *d
   if (d->prompt && needs_approval(e)) {
     d->prompt = 0;
     d->why = LW_WHY_APPROVAL;
+    lw_strlcpy(e->approval.explain, d->reason, sizeof e->approval.explain);
     lw_sb_init(&sb, d->reason, sizeof d->reason);
     lw_sb_str(&sb, "awaiting approval: ");
     lw_sb_str(&sb, e->cfg.attr_names[e->cfg.approval_attr]);

@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
   lw_decision d;
   int64_t since_ms;
+  char explain[LW_REASON_CHARS + 1]; /* the decision's own reason, before "awaiting approval" */
 } lw_pending_approval;
 
 struct lw_engine {

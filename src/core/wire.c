@@ -59,6 +59,12 @@ static const char *const k_channels[LW_CHANNEL_COUNT] = {
 #undef LW_X_CHANNEL_NAME
 };
 
+static const char *const k_answers[LW_ANSWER_COUNT] = {
+#define LW_X_ANSWER_NAME(e, name) name,
+    LW_APPROVAL_ANSWERS(LW_X_ANSWER_NAME)
+#undef LW_X_ANSWER_NAME
+};
+
 static const char *const k_modes[LW_MODE_COUNT] = {
 #define LW_X_MODE_NAME(e, name) name,
     LW_MODES(LW_X_MODE_NAME)
@@ -89,6 +95,10 @@ static int find(const char *const *names, int n, const char *name) {
 int lw_kind_parse(const char *name) { return find(k_kind_names, LW_KIND_COUNT, name); }
 int lw_mode_parse(const char *name) { return find(k_modes, LW_MODE_COUNT, name); }
 int lw_channel_parse(const char *name) { return find(k_channels, LW_CHANNEL_COUNT, name); }
+const char *lw_answer_name(lw_approval_answer a) {
+  return (unsigned)a < LW_ANSWER_COUNT ? k_answers[a] : "unknown";
+}
+int lw_answer_parse(const char *name) { return find(k_answers, LW_ANSWER_COUNT, name); }
 
 int lw_action_is_prompt(const char *action) {
   return action && action[0] && strcmp(action, LW_ACTION_NONE) != 0 && strcmp(action, LW_ACTION_NOT_NOW) != 0;

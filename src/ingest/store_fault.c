@@ -143,7 +143,8 @@ static const lw_store_backend fault_backend = {
     "fault",  fs_write,    fs_forget,       fs_purge, fs_stats,     fs_ping,
     fs_referral, fs_attributions, fs_close, fs_decisions, fs_count_decisions,
     fs_site_salt, fs_referee, fs_register_referrer, fs_review, fs_reviews,
-    NULL, NULL, NULL, NULL, NULL}; /* no webhook deliveries through the fault store */
+    NULL, NULL, NULL, NULL, NULL, /* no webhook deliveries through the fault store */
+    NULL, NULL, NULL};            /* nor approval requests */
 
 lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

@@ -96,6 +96,29 @@ LW_EXPORT("approve") int lw_w_approve(handle *h, const char *decision_id, double
   return st;
 }
 
+/* The approval exchange (README "Approval requests"): the request record (the out buffer says
+ * "1" when it was queued, "0" without consent) and the answer picked up (a decision's JSON). */
+LW_EXPORT("approval_request") int lw_w_approval_request(handle *h, const char *decision_id, const char *key,
+                                                        double now_ms) {
+  int sent = 0;
+  lw_status st = lw_engine_approval_request(h->engine, decision_id, key, (int64_t)now_ms, &sent, h->err,
+                                            sizeof h->err);
+  if (st == LW_OK) {
+    h->out[0] = sent ? '1' : '0';
+    h->out_len = 1;
+  }
+  return st;
+}
+
+LW_EXPORT("approval_answer") int lw_w_approval_answer(handle *h, const char *decision_id, const char *answer,
+                                                      double now_ms, int tz_offset_min) {
+  lw_decision d;
+  lw_status st = lw_engine_approval_answer(h->engine, decision_id, answer, (int64_t)now_ms, tz_offset_min, &d,
+                                           h->err, sizeof h->err);
+  if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
+  return st;
+}
+
 LW_EXPORT("attribute") int lw_w_attribute(handle *h, const char *name, const char *value) {
   return lw_engine_set_attribute(h->engine, name, value, h->err, sizeof h->err);
 }

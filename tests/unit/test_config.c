@@ -202,7 +202,7 @@ static void damaged_compiled_config_is_refused_whatever_the_byte(void) {
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_INVALID);
   CHECK_CONTAINS(err, "not a compiled Loopwise config");
   memcpy(spoilt, buf, n);
-  spoilt[4] = 3;
+  spoilt[4] = 4; /* one past LWC_VERSION 3 */
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_VERSION);
   CHECK_CONTAINS(err, "version");
   memcpy(spoilt, buf, n);
@@ -312,7 +312,7 @@ static void exploration_and_switch_off_fields_are_optional_and_compile(void) {
   CHECK(cfg.explore_relative == 0.3 && cfg.explore_not_now == 0.05 && cfg.explore_new_variant == 0.1);
   uint8_t buf[4096];
   size_t n = lw_config_write(&cfg, buf, sizeof buf);
-  CHECK_INT(buf[4], 2); /* .lwc version 2 */
+  CHECK_INT(buf[4], 3); /* .lwc version 3 (approval.send) */
   lw_config back;
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_OK);

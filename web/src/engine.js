@@ -99,6 +99,17 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
       fail(withStr(String(id), (p) => x.approve(h, p, now, tz | 0)));
       return JSON.parse(outText());
     },
+    // The approval exchange (README "Approval requests"): the request record for a decision
+    // waiting for approval, sent with the install's approval key (true: queued; false: no
+    // consent), and the answer the device picked up ('approved', 'declined', 'expired').
+    approvalRequest(id, key, now) {
+      fail(withStr(String(id), (p) => x.approval_request(h, p, putShort(key, scratch), now)));
+      return outText() === '1';
+    },
+    approvalAnswer(id, answer, now, tz = 0) {
+      fail(withStr(String(id), (p) => x.approval_answer(h, p, putShort(String(answer), scratch), now, tz | 0)));
+      return JSON.parse(outText());
+    },
     attribute(name, value) {
       fail(withStr(String(name), (n) => (value == null ? x.attribute(h, n, 0)
         : withStr(String(value), (v) => x.attribute(h, n, v)))));

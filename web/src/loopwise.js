@@ -38,6 +38,7 @@ export function create(o) {
   // does not complete, a localStorage write does; the next call in any tab ends that prompt.
   const LEFT_OPEN = prefix + 'x';
   const REFERRALS = prefix + 'r'; // this referrer's conversions as the server last counted them
+  const KEY = prefix + 'k'; // the install's approval key (README "Approval requests")
   const local = (fn) => { try { return fn(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = {}; // each message once per page (they all start with 'Loopwise: ')
@@ -154,10 +155,26 @@ export function create(o) {
       return outcome(d.id, 'impression');
     };
 
+    // Approval requests through the server (README "Approval requests"): a held decision is
+    // sent with this install's approval key (drawn once, kept in localStorage) when consent was
+    // given; each later call asks for its answer, one request at a time, until there is one.
+    let held = null, asking = null;
+    const key = () => local((s) => s.getItem(KEY) || (s.setItem(KEY, [...crypto.getRandomValues(new Uint8Array(16))].map((b) => (b + 256).toString(16).slice(1)).join('')), s.getItem(KEY)));
+    const request = (d) => act((now) => { const k = endpoint && key(); return k && engine.approvalRequest(d.id, k, now); },
+      (sent) => { if (sent) held = d.id; kick(); });
+    const check = () => asking || !held || !net ? asking : asking = net.approvals(engine.installKey(), key()).then((answers) => {
+      const a = (answers || []).find((x) => x.decision === held);
+      if (a && a.answer !== 'pending') {
+        const id = held;
+        held = null;
+        return act((now) => engine.approvalAnswer(id, a.answer, now, tz()), (d) => (d.prompt ? decided(d) : emit('decision', d)));
+      }
+    }).catch(fail).finally(() => { asking = null; kick(); });
+
     const decided = async (d) => {
       if (d) {
         emit('decision', d);
-        if (d.code === 'approval') emit('approval', d);
+        if (d.code === 'approval') { emit('approval', d); await request(d).catch(fail); }
         if (d.prompt) await show(d);
       }
       if (d) kick(); // a decision is a record to send
@@ -167,7 +184,7 @@ export function create(o) {
     // What the global's calls of the same names do once started (see there). The engine turns
     // names and ids into strings.
     const self = {
-      track: (name, opts) => act((now) => engine.track(name, now, tz(), opts), decided),
+      track: (name, opts) => (check(), act((now) => engine.track(name, now, tz(), opts), decided)),
       approve: (id) => act((now) => engine.approve(id, now, tz()), decided),
       attribute: (name, value) => act(() => engine.attribute(name, value)),
       conversion: () => act((now) => engine.conversion(now), kick),
@@ -207,7 +224,7 @@ export function create(o) {
       async forget() {
         await loadNet();
         const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
-        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS, KEY].map((k) => s.removeItem(k)));
         await run((now, os) => {
           os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
           engine.identity(crypto.getRandomValues(new Uint8Array(26)));

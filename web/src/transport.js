@@ -132,5 +132,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
       return post('/v1/forget', { install }).then(([s]) => s === 200);
     },
     referrals: (code, install) => post('/v1/referrals', { code, install }).then(([s, text]) => s === 200 && JSON.parse(text)),
+    // POST /v1/approvals: the answers to this install's approval requests ([{decision, answer}]), or false.
+    approvals: (install, key) => post('/v1/approvals', { install, key }).then(([s, text]) => s === 200 && JSON.parse(text).answers),
   };
 }
