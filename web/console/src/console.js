@@ -146,15 +146,39 @@ async function loadDeliveries() {
   if (!r.deliveries.length) tb.append(el('tr', {}, el('td', { colspan: '10', text: 'no deliveries yet' })));
 }
 
+// Approval requests (README "Approval requests"): newest first; a pending one has its buttons,
+// an answered one says who and when, an expired one says so and has none.
+async function loadApprovals() {
+  const r = await api(`/console/api/approvals?${siteQuery()}`);
+  const tb = $('#approvals tbody');
+  tb.replaceChildren();
+  for (const a of r.approvals) {
+    const action = el('td');
+    if (a.answer === 'pending')
+      for (const [d, label] of [['approve', 'Approve'], ['decline', 'Decline']])
+        action.append(el('button', { type: 'button', 'data-id': String(a.id), 'data-decision': d, text: label }), ' ');
+    const account = Object.entries(a.attrs).map(([k, v]) => `${k}: ${v}`).join(', ');
+    tb.append(el('tr', { 'data-id': String(a.id), 'data-decision': a.decision, 'data-state': a.answer },
+      el('td', { text: String(a.id) }), el('td', {}, el('code', { text: a.decision })), el('td', { text: a.action }),
+      el('td', { 'data-col': 'account', text: account }), el('td', { text: a.reason }),
+      el('td', { text: when(a.received_at) }), el('td', { text: when(a.expires_at) }),
+      el('td', { 'data-col': 'state', text: a.answer }),
+      el('td', { 'data-col': 'answered', text: a.answered_by ? `${a.answered_by}, ${when(a.answered_at)}` : '' }),
+      el('td', { 'data-col': 'device', text: a.device_answer ? `${a.device_answer}, ${when(a.device_at)}` : '' }), action));
+  }
+  if (!r.approvals.length) tb.append(el('tr', {}, el('td', { colspan: '11', text: 'no approval requests' })));
+}
+
 async function show(page) {
   for (const b of document.querySelectorAll('#nav button'))
     if (b.dataset.page === page) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
-  for (const p of ['funnel', 'reviews', 'deliveries', 'models']) $(`#page-${p}`).hidden = p !== page;
+  for (const p of ['funnel', 'reviews', 'approvals', 'deliveries', 'models']) $(`#page-${p}`).hidden = p !== page;
   document.body.dataset.page = page;
   document.body.dataset.ready = '';
   if (page === 'reviews') await loadReviews();
   else if (page === 'deliveries') await loadDeliveries();
+  else if (page === 'approvals') await loadApprovals();
   else renderReport(await api(`/console/api/report?${siteQuery()}`));
   document.body.dataset.ready = page;
 }
@@ -213,6 +237,19 @@ document.addEventListener('DOMContentLoaded', () => {
     }
     await loadReviews();
     document.body.dataset.ready = 'reviews';
+  });
+  $('#approvals').addEventListener('click', async (ev) => {
+    const b = ev.target.closest('button[data-decision]');
+    if (!b) return;
+    document.body.dataset.ready = '';
+    try {
+      const r = await api(`/console/api/approvals/${b.dataset.id}?${siteQuery()}`, { method: 'POST', body: JSON.stringify({ decision: b.dataset.decision }) });
+      $('#approvals-status').textContent = `Request ${r.id} ${r.answer} by ${r.answered_by}`;
+    } catch (e) {
+      $('#approvals-status').textContent = e.message;
+    }
+    await loadApprovals();
+    document.body.dataset.ready = 'approvals';
   });
   $('#deliveries').addEventListener('click', async (ev) => {
     const b = ev.target.closest('button[data-resend]');
