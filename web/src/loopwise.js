@@ -85,7 +85,7 @@ export function create(o) {
     // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
     // chunk failed to load: retried at the next call).
     const loadNet = () => (endpoint ? netting = netting || o.net().then(
-      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
+      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn, key: KEY })),
       (e) => { netting = null; fail(e); return null; }) : Promise.resolve(null));
     // Records to send: flush soon, loading the transport first if need be.
     const kick = () => (net ? net.soon() : loadNet().then((n) => n && n.soon(0)));
@@ -156,20 +156,26 @@ export function create(o) {
     };
 
     // Approval requests through the server (README "Approval requests"): a held decision is
-    // sent with this install's approval key (drawn once, kept in localStorage) when consent was
-    // given; each later call asks for its answer, one request at a time, until there is one.
-    let held = null, asking = null;
-    const key = () => local((s) => s.getItem(KEY) || (s.setItem(KEY, [...crypto.getRandomValues(new Uint8Array(16))].map((b) => (b + 256).toString(16).slice(1)).join('')), s.getItem(KEY)));
-    const request = (d) => act((now) => { const k = endpoint && key(); return k && engine.approvalRequest(d.id, k, now); },
-      (sent) => { if (sent) held = d.id; kick(); });
-    const check = () => asking || !held || !net ? asking : asking = net.approvals(engine.installKey(), key()).then((answers) => {
-      const a = (answers || []).find((x) => x.decision === held);
-      if (a && a.answer !== 'pending') {
-        const id = held;
-        held = null;
-        return act((now) => engine.approvalAnswer(id, a.answer, now, tz()), (d) => (d.prompt ? decided(d) : emit('decision', d)));
+    // sent with this install's approval key (the transport's: drawn once, kept in localStorage
+    // under KEY) when consent was given; each later call asks for its answer, one request at a
+    // time, until there is one.
+    let held = null, asking = 0, again = 0;
+    const request = (d) => loadNet().then((n) => n && act((now) => engine.approvalRequest(d.id, n.key(), now),
+      (sent) => { if (sent) held = d.id; kick(); }));
+    // A call while a check is under way asks again once it is done (its answer may be older).
+    const check = () => {
+      if (asking) again = 1;
+      else if (held && net) {
+        asking = 1;
+        net.approval(held).then((a) => {
+          if (a && a !== 'pending') {
+            const id = held;
+            held = null;
+            return act((now) => engine.approvalAnswer(id, a, now, tz()), (d) => (d.prompt ? decided(d) : emit('decision', d)));
+          }
+        }).catch(fail).finally(() => { asking = 0; kick(); if (again) { again = 0; check(); } });
       }
-    }).catch(fail).finally(() => { asking = null; kick(); });
+    };
 
     const decided = async (d) => {
       if (d) {

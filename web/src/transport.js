@@ -28,7 +28,7 @@ const BASE_MS = 1000, MAX_MS = 300000, LONG_MS = 216e5, KEEP_MS = 6048e5;
 // The records in a batch body (the engine starts each with {"kind").
 const records = (body) => body.split('{"kind"').length - 1;
 
-export function createTransport({ engine, store, endpoint, writeKey, warn }) {
+export function createTransport({ engine, store, endpoint, writeKey, warn, key: KEY }) {
   const url = endpoint + '/v1/outcomes';
   const beaconed = new Set();
   const st = { dropped: 0, error: null };
@@ -132,7 +132,17 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
       return post('/v1/forget', { install }).then(([s]) => s === 200);
     },
     referrals: (code, install) => post('/v1/referrals', { code, install }).then(([s, text]) => s === 200 && JSON.parse(text)),
-    // POST /v1/approvals: the answers to this install's approval requests ([{decision, answer}]), or false.
-    approvals: (install, key) => post('/v1/approvals', { install, key }).then(([s, text]) => s === 200 && JSON.parse(text).answers),
+    // The install's approval key (README "Approval requests"): 32 hex drawn once, kept in
+    // localStorage under KEY. POST /v1/approvals: the answer to held decision id ('pending',
+    // 'approved', 'declined', 'expired'), or undefined.
+    key() {
+      let k = localStorage.getItem(KEY);
+      if (!k) localStorage.setItem(KEY, k = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => (b + 256).toString(16).slice(1)).join(''));
+      return k;
+    },
+    approval(id) {
+      return post('/v1/approvals', { install: engine.installKey(), key: this.key() })
+        .then(([s, text]) => s === 200 ? (JSON.parse(text).answers.find((x) => x.decision === id) || {}).answer : undefined);
+    },
   };
 }
