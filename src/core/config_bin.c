@@ -242,6 +242,7 @@ static const char *invalid_part(const lw_config *cfg) {
   if (cfg->n_events < 1 || cfg->n_milestones < 1 || cfg->n_variants < 1 || !weight) return "variants";
   if (cfg->approval_attr >= cfg->n_attributes || cfg->fairness_attr >= cfg->n_attributes) return "attribute";
   if ((cfg->quiet_start_hour < 0) != (cfg->quiet_end_hour < 0)) return "quiet_hours";
+  if (cfg->approval_send >> cfg->n_attributes) return "approval.send"; /* only attributes it has */
   return NULL;
 }
 

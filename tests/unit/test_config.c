@@ -95,6 +95,15 @@ static const struct {
     {MINIMAL ",\"explore\":{\"not_now\":0.7}}", "explore.not_now: expected a number from 0 to 0.5, got 0.7"},
     {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("none", "") "]}",
      "variants[0].id: variant id must be unique and not 'none' or 'not_now'"},
+    {MINIMAL ",\"attributes\":{\"plan\":[\"free\",\"pro\"]},\"approval\":{\"attribute\":\"plan\","
+     "\"values\":[\"pro\"],\"send\":[\"plan\",\"seats\"]}}",
+     "approval.send[1]: unknown attribute 'seats' (list it in attributes)"},
+    {MINIMAL ",\"attributes\":{\"plan\":[\"free\",\"pro\"]},\"approval\":{\"attribute\":\"plan\","
+     "\"values\":[\"pro\"],\"send\":[\"plan\",\"plan\"]}}",
+     "approval.send[1]: attribute listed twice"},
+    {MINIMAL ",\"attributes\":{\"plan\":[\"free\",\"pro\"]},\"approval\":{\"attribute\":\"plan\","
+     "\"values\":[\"pro\"],\"send\":\"plan\"}}",
+     "approval.send: expected an array of attribute names, got a string"},
 };
 
 static void bad_configs_name_path_and_problem(void) {
@@ -255,6 +264,9 @@ static void compiled_config_refuses_what_the_engine_cannot_run(void) {
   c = good;
   c.approval_attr = 3;
   check_spoiled(&c, "attribute");
+  c = good;
+  c.approval_send = 1u << c.n_attributes; /* an attribute the config does not have */
+  check_spoiled(&c, "approval.send");
   c = good;
   c.n_variants = 0;
   check_spoiled(&c, "variants");
