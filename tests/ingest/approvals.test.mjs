@@ -7,14 +7,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { onPg, postBatch, randomInstall, request, sql, startServer, tempDir } from './helpers.mjs';
+import { join } from 'node:path';
+import { exec, isPgUrl, onPg, postBatch, randomInstall, request, sql, sqliteOnly, startServer, tempDir } from './helpers.mjs';
 import { PASSWORD, consoleConfig } from './console-fixture.mjs';
 
-const pgSkip = onPg && 'approval requests are kept by the SQLite store only so far';
+// Both backends keep approval requests (SQLite schema 9, PostgreSQL schema 2): the suite's
+// PostgreSQL run (LW_TEST_PG) runs these too.
 let server, session;
 
 before(async () => {
-  if (pgSkip) return;
   const dir = tempDir();
   server = await startServer({ dir, args: ['--config', consoleConfig(dir, { approval_days: 7 }), '--rate-limit', 'off'] });
   const login = await request(server, 'POST', '/console/login', {
@@ -49,7 +50,7 @@ async function queued(decision) {
   return r.json.approvals.find((a) => a.decision === decision);
 }
 
-test('an_approval_request_reaches_the_console_and_its_answer_only_the_device_holding_the_key', { skip: pgSkip }, async () => {
+test('an_approval_request_reaches_the_console_and_its_answer_only_the_device_holding_the_key', async () => {
   const rec = requestRecord();
   const stored = await postBatch(server, batch([rec]));
   assert.equal(stored.status, 200, stored.text);
@@ -98,7 +99,7 @@ test('an_approval_request_reaches_the_console_and_its_answer_only_the_device_hol
   assert.equal((await queued(rec.decision)).device_answer, 'approved');
 });
 
-test('a_declined_request_answers_declined', { skip: pgSkip }, async () => {
+test('a_declined_request_answers_declined', async () => {
   const rec = requestRecord();
   assert.equal((await postBatch(server, batch([rec]))).status, 200);
   const a = await queued(rec.decision);
@@ -109,13 +110,13 @@ test('a_declined_request_answers_declined', { skip: pgSkip }, async () => {
   assert.equal((await check({ install: rec.install, key: rec.key })).json.answers[0].answer, 'declined');
 });
 
-test('an_expired_request_shows_as_expired_and_never_answers_yes', { skip: pgSkip }, async () => {
+test('an_expired_request_shows_as_expired_and_never_answers_yes', async () => {
   const pending = requestRecord(), approved = requestRecord();
   assert.equal((await postBatch(server, batch([pending, approved]))).status, 200);
   const b = await queued(approved.decision);
   assert.equal((await answer(b.id, 'approve')).status, 200);
   // Both arrived 8 days ago (the server's receive time decides, not the device's clock).
-  sql(server.db, `UPDATE approvals SET received_at = received_at - 8 * 86400000 WHERE decision IN ('${pending.decision}', '${approved.decision}')`);
+  exec(server.db, `UPDATE approvals SET received_at = received_at - 8 * 86400000 WHERE decision IN ('${pending.decision}', '${approved.decision}')`);
   const a = await queued(pending.decision);
   assert.equal(a.answer, 'expired');
   assert.equal((await queued(approved.decision)).answer, 'expired', 'an old yes is not a yes');
@@ -126,7 +127,7 @@ test('an_expired_request_shows_as_expired_and_never_answers_yes', { skip: pgSkip
   assert.equal((await check({ install: approved.install, key: approved.key })).json.answers[0].answer, 'expired');
 });
 
-test('forgetting_an_install_deletes_its_approval_requests', { skip: pgSkip }, async () => {
+test('forgetting_an_install_deletes_its_approval_requests', async () => {
   const rec = requestRecord();
   assert.equal((await postBatch(server, batch([rec]))).status, 200);
   assert.ok(await queued(rec.decision));
@@ -136,7 +137,7 @@ test('forgetting_an_install_deletes_its_approval_requests', { skip: pgSkip }, as
   assert.equal(await queued(rec.decision), undefined);
 });
 
-test('bad_approval_records_and_checks_are_refused_naming_the_field', { skip: pgSkip }, async () => {
+test('bad_approval_records_and_checks_are_refused_naming_the_field', async () => {
   const cases = [
     [batch([requestRecord({ key: undefined })]), 'events[0].key', /required/],
     [batch([requestRecord({ key: 'ABC' })]), 'events[0].key', /32/],
@@ -170,5 +171,39 @@ test('bad_approval_records_and_checks_are_refused_naming_the_field', { skip: pgS
     const r = await check(body);
     assert.ok(r.status >= 400 && r.status < 500, `${field}: ${r.status} ${r.text}`);
     assert.equal(r.json.field, field, r.text);
+  }
+});
+
+test('a_schema_8_store_is_migrated_to_9_with_its_approvals_table', { skip: sqliteOnly }, async () => {
+  const dir = tempDir();
+  const db = join(dir, 'v8.db');
+  const first = await startServer({ dir, db });
+  await first.stop();
+  exec(db, 'DROP TABLE approvals; PRAGMA user_version = 8;');
+  const again = await startServer({ dir, db, args: ['--config', consoleConfig(dir)] });
+  try {
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 9);
+    const rec = requestRecord();
+    assert.equal((await postBatch(again, batch([rec]))).status, 200);
+    assert.equal(sql(db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');
+  } finally {
+    await again.cleanup();
+  }
+});
+
+test('a_postgresql_schema_1_store_is_migrated_to_2_with_deliveries_and_approvals', { skip: !onPg && 'a PostgreSQL test' }, async () => {
+  const dir = tempDir();
+  const first = await startServer({ dir });
+  assert.ok(isPgUrl(first.db));
+  await first.stop();
+  exec(first.db, 'DROP TABLE approvals; DROP TABLE deliveries; UPDATE lw_schema SET version = 1;');
+  const again = await startServer({ dir, db: first.db, args: ['--config', consoleConfig(dir)] });
+  try {
+    assert.deepEqual(sql(again.db, 'SELECT version FROM lw_schema'), [{ version: 2 }]);
+    const rec = requestRecord();
+    assert.equal((await postBatch(again, batch([rec]))).status, 200);
+    assert.equal(sql(again.db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');
+  } finally {
+    await again.cleanup();
   }
 });
