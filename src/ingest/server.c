@@ -220,6 +220,7 @@ static enum MHD_Result handle_console_rewards(lw_ingest_server *, struct MHD_Con
 static enum MHD_Result handle_console_asset(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_deliveries(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_resend(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_fairness(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_approval_check(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_approvals(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_approval(lw_ingest_server *, struct MHD_Connection *, lw_request *);
@@ -251,6 +252,8 @@ static const lw_route routes[] = {
     {"/console/api/approvals/", "POST", "console_approval", ROUTE_BODY | ROUTE_PREFIX | ROUTE_CONSOLE,
      handle_console_approval},
     {"/console/api/approvals", "GET", "console_approvals", ROUTE_CONSOLE, handle_console_approvals},
+    {"/console/api/fairness", "GET", "console_fairness", ROUTE_CONSOLE, handle_console_fairness},
+    {"/console/api/fairness.csv", "GET", "console_fairness", ROUTE_CONSOLE, handle_console_fairness},
     {"/console/api/session", "GET", "console_session", ROUTE_CONSOLE, handle_console_session},
     {"/console/api/report", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
     {"/console/api/report.csv", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
@@ -1399,6 +1402,7 @@ static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection 
 /* The console's handlers: part of this file (they use its static helpers), kept apart. */
 #include "console_http.c"
 #include "approvals_http.c"
+#include "fairness_http.c"
 
 /* ---------------------------------------------------------------- libmicrohttpd callbacks */
 
