@@ -5,44 +5,18 @@
 // (loopwise-eval --audit over the same store), since both use loopwise/audit.h.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { onPg, postBatch, randomInstall, request, root, startServer, tempDir } from './helpers.mjs';
-import { consoleConfig, wilson } from './console-fixture.mjs';
+import { onPg, request, root, startServer, tempDir } from './helpers.mjs';
+import { FAIRNESS_FLAGS as FLAGS, FAIRNESS_PLAN as PLAN, consoleConfig, loadFairness, wilson } from './console-fixture.mjs';
 
-// FNV-1a (32 bit): the runtime's hash of a feature name ("plan^free") in a decision's x.
-function fnv1a(s) {
-  let h = 2166136261;
-  for (const b of Buffer.from(s, 'utf8')) h = Math.imul(h ^ b, 16777619) >>> 0;
-  return h;
-}
-
-// value -> [decisions, prompts, shares]; enterprise has none. Best exposure: team (1.0); free
-// (0.5) is below 0.8 of it. Best share rate: free and pro (0.5); team (0.2) is below.
-const PLAN = { free: [20, 10, 5], pro: [20, 17, 8], team: [10, 10, 2], enterprise: [0, 0, 0] };
-const FLAGS = { free: ['exposure'], pro: [], team: ['share'], enterprise: [] };
 let server;
 
 before(async () => {
   const dir = tempDir();
   // No console users: the console answers loopback clients, as this test is.
   server = await startServer({ dir, args: ['--config', consoleConfig(dir, { console_users: undefined }), '--rate-limit', 'off'] });
-  const events = [], now = Date.now();
-  for (const [plan, [n, prompts, shares]] of Object.entries(PLAN)) {
-    for (let i = 0; i < n; i++) {
-      const install = randomInstall(), decision = randomBytes(8).toString('hex'), prompt = i < prompts;
-      const action = prompt ? 'credit_10' : 'none';
-      events.push({ kind: 'decision', t: now - 1000 + i, install, decision, action, p: 0.5, mode: 'rules', reason: 'test',
-        x: [[fnv1a(`plan^${plan}`), 1], [fnv1a('seats^1'), 1]] });
-      if (prompt && i < shares)
-        events.push({ kind: 'copy', t: now - 500 + i, install, decision, action, code: 'F' + randomBytes(5).toString('hex').toUpperCase() });
-    }
-  }
-  for (let i = 0; i < events.length; i += 200) {
-    const r = await postBatch(server, { v: 1, batch_id: 'f-' + randomBytes(8).toString('hex'), write_key: 'shop-key', sent_at: now, events: events.slice(i, i + 200) });
-    assert.equal(r.status, 200, r.text);
-  }
+  await loadFairness(server);
 });
 after(async () => { await server?.cleanup(); });
 
