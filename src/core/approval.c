@@ -6,12 +6,17 @@
 #include "engine_internal.h"
 #include "sbuf.h"
 
-static const lw_pending_approval *waiting(const lw_engine *e, const char *decision_id, int64_t now_ms) {
-  const lw_pending_approval *pa = &e->approval;
-  return pa->d.decided && decision_id && strcmp(pa->d.id, decision_id) == 0 &&
-                 now_ms - pa->since_ms <= LW_OPEN_PROMPT_TTL_MS
+lw_pending_approval *lw_engine_hold(lw_engine *e, const char *decision_id, int64_t now_ms) {
+  lw_pending_approval *pa = &e->approval;
+  int64_t ttl = pa->requested ? LW_APPROVAL_HOLD_MS : LW_OPEN_PROMPT_TTL_MS;
+  return pa->d.decided && decision_id && strcmp(pa->d.id, decision_id) == 0 && now_ms - pa->since_ms <= ttl
              ? pa
              : NULL;
+}
+
+const char *lw_engine_approval_held(lw_engine *e, int64_t now_ms) {
+  lw_pending_approval *pa = &e->approval;
+  return pa->requested && lw_engine_hold(e, pa->d.id, now_ms) ? pa->d.id : "";
 }
 
 static int key_ok(const char *key) {
@@ -25,7 +30,7 @@ static int key_ok(const char *key) {
 lw_status lw_engine_approval_request(lw_engine *e, const char *decision_id, const char *key, int64_t now_ms,
                                      int *sent, char *err, size_t errlen) {
   *sent = 0;
-  const lw_pending_approval *pa = waiting(e, decision_id, now_ms);
+  lw_pending_approval *pa = lw_engine_hold(e, decision_id, now_ms);
   if (!pa) {
     lw_strlcpy(err, "no decision with this id is waiting for approval", errlen);
     return LW_ERR_NOT_FOUND;
@@ -66,6 +71,7 @@ lw_status lw_engine_approval_request(lw_engine *e, const char *decision_id, cons
   lw_sb_char(&sb, '"');
   lw_engine_record_push(e, &sb);
   *sent = !sb.overflow;
+  pa->requested |= *sent; /* from now on the hold waits for the server's answer, and is saved */
   return LW_OK;
 }
 
@@ -77,7 +83,7 @@ lw_status lw_engine_approval_answer(lw_engine *e, const char *decision_id, const
     lw_strlcpy(err, "an answer is approved, declined or expired", errlen);
     return LW_ERR_INVALID;
   }
-  const lw_pending_approval *pa = waiting(e, decision_id, now_ms);
+  const lw_pending_approval *pa = lw_engine_hold(e, decision_id, now_ms);
   if (!pa) {
     lw_strlcpy(err, "no decision with this id is waiting for approval", errlen);
     return LW_ERR_NOT_FOUND;

@@ -119,6 +119,10 @@ LW_EXPORT("approval_answer") int lw_w_approval_answer(handle *h, const char *dec
   return st;
 }
 
+LW_EXPORT("held") const char *lw_w_held(handle *h, double now_ms) {
+  return lw_engine_approval_held(h->engine, (int64_t)now_ms);
+}
+
 LW_EXPORT("attribute") int lw_w_attribute(handle *h, const char *name, const char *value) {
   return lw_engine_set_attribute(h->engine, name, value, h->err, sizeof h->err);
 }

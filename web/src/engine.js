@@ -110,6 +110,8 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
       fail(withStr(String(id), (p) => x.approval_answer(h, p, putShort(String(answer), scratch), now, tz | 0)));
       return JSON.parse(outText());
     },
+    // The decision whose request was sent and still waits (kept in the snapshot), or ''.
+    held: (now) => cstr(x.held(h, now)),
     attribute(name, value) {
       fail(withStr(String(name), (n) => (value == null ? x.attribute(h, n, 0)
         : withStr(String(value), (v) => x.attribute(h, n, v)))));

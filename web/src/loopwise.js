@@ -22,6 +22,7 @@ import { createStore, openDb } from './store.js';
 
 // LW_ERR_VERSION in include/loopwise/common.h: a file newer than this runtime reads.
 const ERR_VERSION = 4;
+const NOT_FOUND = 6; // LW_ERR_NOT_FOUND: another tab applied the answer first
 // The query parameter a share link carries its per-share token in when the config's share.url
 // has {code} but no {token} placeholder (README "Config reference").
 const TOKEN = 'lwt';
@@ -163,17 +164,18 @@ export function create(o) {
     const request = (d) => loadNet().then((n) => n && act((now) => engine.approvalRequest(d.id, n.key(), now),
       (sent) => { if (sent) held = d.id; kick(); }));
     // A call while a check is under way asks again once it is done (its answer may be older).
+    // The held decision may come from the snapshot (an earlier page sent its request).
     const check = () => {
       if (asking) again = 1;
-      else if (held && net) {
+      else if ((held = held || engine.held(Date.now()))) {
         asking = 1;
-        net.approval(held).then((a) => {
+        loadNet().then((n) => n && n.approval(held)).then((a) => {
           if (a && a !== 'pending') {
             const id = held;
             held = null;
             return act((now) => engine.approvalAnswer(id, a, now, tz()), (d) => (d.prompt ? decided(d) : emit('decision', d)));
           }
-        }).catch(fail).finally(() => { asking = 0; kick(); if (again) { again = 0; check(); } });
+        }).catch((e) => e.status !== NOT_FOUND && fail(e)).finally(() => { asking = 0; kick(); if (again) { again = 0; check(); } });
       }
     };
 
@@ -269,6 +271,7 @@ export function create(o) {
     // way here stops at it).
     addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0') (prompt ? closeNow() : run(() => {})).catch(fail); });
     widget = self;
+    check(); // a decision an earlier page sent for approval: its answer may be in
     emit('ready', true);
     loadModel(engine, db, prefix + 'm', o.model,
     endpoint && engine.collecting() && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
