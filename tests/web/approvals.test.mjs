@@ -1,6 +1,6 @@
 // approvals.test.mjs: an approval request travelling from a device to the console and back to
-// its prompt (README "Approval requests"), in Chromium, with the shipped web/dist against a
-// real loopwise-ingest on loopback. The device is the demo page; the console is the server's
+// its prompt across a reload of the device's page (README "Approval requests"), in Chromium,
+// with the shipped web/dist against a real loopwise-ingest on loopback. The device is the demo page; the console is the server's
 // own page (loopback console: no users, the CSRF token from its session). The account needs
 // approval because the shipped config's approval rule holds prompts for seats 50-plus.
 import { after, before, test } from 'node:test';
@@ -91,6 +91,9 @@ test('an_approved_request_travels_from_the_device_to_the_console_and_back_to_its
 
   // A check before the answer hears "pending" (a later call asks again, see loopwise.js).
   await nextCall(page);
+  // The page goes away and comes back: the held decision is in the snapshot, not only in memory.
+  await page.reload();
+  await page.waitForSelector('body[data-lw="ready"]');
 
   const { ctx: cctx, page: cp, problems } = await consolePage(1280);
   try {
@@ -112,6 +115,8 @@ test('an_approved_request_travels_from_the_device_to_the_console_and_back_to_its
   await nextCall(page);
   await page.locator(DIALOG).waitFor();
   const shown = await page.evaluate(() => window.Loopwise.explain());
+  assert.equal(await page.evaluate(() => localStorage.length && Object.entries(localStorage).find(([k]) => k.endsWith(':k'))[1]), key,
+    'the same approval key after the reload');
   assert.equal(shown.id, d.id);
   assert.equal(shown.prompt, true);
   await waitFor('the device\'s answer record', () => row(d.id).device_answer === 'approved');
