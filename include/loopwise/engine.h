@@ -137,10 +137,11 @@ lw_status lw_engine_approval_request(lw_engine *e, const char *decision_id, cons
                                      int *sent, char *err, size_t errlen);
 lw_status lw_engine_approval_answer(lw_engine *e, const char *decision_id, const char *answer, int64_t now_ms,
                                     int tz_offset_min, lw_decision *out, char *err, size_t errlen);
-/* The id of the decision whose approval request was sent and is still held at now_ms ("" when
- * none): it is kept in the snapshot, so a later page asks the server for its answer. A decision
- * held without a request is held for 30 minutes, in memory only (lw_engine_approve). */
-const char *lw_engine_approval_held(lw_engine *e, int64_t now_ms);
+/* The id of the decision held at now_ms ("" when none) whose approval request was sent
+ * (requested 1: it is kept in the snapshot, so a later page asks the server for its answer) or
+ * not yet (requested 0: held for 30 minutes, in memory only, for lw_engine_approve or until its
+ * request goes). */
+const char *lw_engine_approval_held(lw_engine *e, int requested, int64_t now_ms);
 
 /* Referee side. A visitor arrived through a share link with `code`: remembered on this
  * device and logged as "landing". Later the host reports the visitor's conversion (sign-up

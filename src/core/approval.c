@@ -14,9 +14,9 @@ lw_pending_approval *lw_engine_hold(lw_engine *e, const char *decision_id, int64
              : NULL;
 }
 
-const char *lw_engine_approval_held(lw_engine *e, int64_t now_ms) {
+const char *lw_engine_approval_held(lw_engine *e, int requested, int64_t now_ms) {
   lw_pending_approval *pa = &e->approval;
-  return pa->requested && lw_engine_hold(e, pa->d.id, now_ms) ? pa->d.id : "";
+  return !pa->requested == !requested && lw_engine_hold(e, pa->d.id, now_ms) ? pa->d.id : "";
 }
 
 static int key_ok(const char *key) {

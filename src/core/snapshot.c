@@ -120,20 +120,12 @@ static int read_behaviour(lw_rd *r, const lw_config *cfg, lw_behaviour *b) {
   return ok && !r->bad && r->off == r->len;
 }
 
-/* The approval hold: the held decision's strings (fixed sizes, NUL-padded) and numbers. */
+/* The approval hold: what lw_engine_approve needs of the held decision (its strings fixed-size,
+ * NUL-padded: the decision was zeroed before it was filled), and since when it is held. */
 static void write_hold(lw_wr *w, const lw_pending_approval *pa) {
-  char id[LW_DECISION_ID_LEN + 1] = {0}, action[LW_NAME_LEN + 1] = {0}, segment[LW_NAME_LEN + 1] = {0};
-  char reason[LW_REASON_CHARS + 1] = {0}, explain[LW_REASON_CHARS + 1] = {0};
-  lw_strlcpy(id, pa->d.id, sizeof id);
-  lw_strlcpy(action, pa->d.action, sizeof action);
-  lw_strlcpy(segment, pa->d.segment, sizeof segment);
-  lw_strlcpy(reason, pa->d.reason, sizeof reason);
-  lw_strlcpy(explain, pa->explain, sizeof explain);
-  lw_wr_bytes(w, id, sizeof id);
-  lw_wr_bytes(w, action, sizeof action);
-  lw_wr_bytes(w, segment, sizeof segment);
-  lw_wr_bytes(w, reason, sizeof reason);
-  lw_wr_bytes(w, explain, sizeof explain);
+  lw_wr_bytes(w, pa->d.id, sizeof pa->d.id);
+  lw_wr_bytes(w, pa->d.action, sizeof pa->d.action);
+  lw_wr_bytes(w, pa->d.segment, sizeof pa->d.segment);
   lw_wr_u(w, 4, (uint32_t)pa->d.variant);
   lw_wr_u(w, 4, pa->d.p_ppm);
   lw_wr_u(w, 1, (uint8_t)pa->d.mode);
@@ -147,8 +139,6 @@ static int read_hold(lw_rd *r, const lw_config *cfg, lw_pending_approval *pa) {
   lw_rd_bytes(r, d->id, sizeof d->id);
   lw_rd_bytes(r, d->action, sizeof d->action);
   lw_rd_bytes(r, d->segment, sizeof d->segment);
-  lw_rd_bytes(r, d->reason, sizeof d->reason);
-  lw_rd_bytes(r, pa->explain, sizeof pa->explain);
   d->variant = (int32_t)(uint32_t)lw_rd_u(r, 4);
   d->p_ppm = (uint32_t)lw_rd_u(r, 4);
   d->mode = (lw_mode)lw_rd_u(r, 1);
@@ -157,10 +147,9 @@ static int read_hold(lw_rd *r, const lw_config *cfg, lw_pending_approval *pa) {
   d->decided = 1;
   d->why = LW_WHY_APPROVAL;
   pa->requested = 1;
-  return !r->bad && r->off == r->len && terminated(d->id, sizeof d->id) && strlen(d->id) == LW_DECISION_ID_LEN &&
-         terminated(d->action, sizeof d->action) && terminated(d->segment, sizeof d->segment) &&
-         terminated(d->reason, sizeof d->reason) && terminated(pa->explain, sizeof pa->explain) &&
-         d->variant >= 0 && d->variant < cfg->n_variants && d->p_ppm <= LW_PPM && (unsigned)d->mode < LW_MODE_COUNT;
+  return !r->bad && r->off == r->len && terminated(d->id, sizeof d->id) && terminated(d->action, sizeof d->action) &&
+         terminated(d->segment, sizeof d->segment) && d->variant >= 0 && d->variant < cfg->n_variants &&
+         d->p_ppm <= LW_PPM && (unsigned)d->mode < LW_MODE_COUNT;
 }
 
 size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {

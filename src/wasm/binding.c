@@ -96,31 +96,33 @@ LW_EXPORT("approve") int lw_w_approve(handle *h, const char *decision_id, double
   return st;
 }
 
-/* The approval exchange (README "Approval requests"): the request record (the out buffer says
- * "1" when it was queued, "0" without consent) and the answer picked up (a decision's JSON). */
-LW_EXPORT("approval_request") int lw_w_approval_request(handle *h, const char *decision_id, const char *key,
-                                                        double now_ms) {
+/* The approval exchange (README "Approval requests"), one export: op 0 logs the request of
+ * decision id with approval key arg (the out buffer says "1" when queued, "0" without consent);
+ * op 1 applies answer arg (out: the decision's JSON); op 2 puts the id of the decision still
+ * held for the server's answer in out, op 3 that of one held whose request was not sent ("":
+ * none). */
+LW_EXPORT("approval") int lw_w_approval(handle *h, int op, const char *id, const char *arg, double now_ms,
+                                        int tz_offset_min) {
+  lw_decision d;
   int sent = 0;
-  lw_status st = lw_engine_approval_request(h->engine, decision_id, key, (int64_t)now_ms, &sent, h->err,
-                                            sizeof h->err);
-  if (st == LW_OK) {
-    h->out[0] = sent ? '1' : '0';
-    h->out_len = 1;
+  lw_status st = LW_OK;
+  const char *text = "";
+  if (op == 0) {
+    st = lw_engine_approval_request(h->engine, id, arg, (int64_t)now_ms, &sent, h->err, sizeof h->err);
+    text = sent ? "1" : "0";
+  } else if (op == 1) {
+    st = lw_engine_approval_answer(h->engine, id, arg, (int64_t)now_ms, tz_offset_min, &d, h->err, sizeof h->err);
+    if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
+    return st;
+  } else {
+    text = lw_engine_approval_held(h->engine, op == 2, (int64_t)now_ms);
+  }
+  size_t n = strlen(text);
+  if (st == LW_OK && n < h->out_cap) {
+    memcpy(h->out, text, n + 1);
+    h->out_len = n;
   }
   return st;
-}
-
-LW_EXPORT("approval_answer") int lw_w_approval_answer(handle *h, const char *decision_id, const char *answer,
-                                                      double now_ms, int tz_offset_min) {
-  lw_decision d;
-  lw_status st = lw_engine_approval_answer(h->engine, decision_id, answer, (int64_t)now_ms, tz_offset_min, &d,
-                                           h->err, sizeof h->err);
-  if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
-  return st;
-}
-
-LW_EXPORT("held") const char *lw_w_held(handle *h, double now_ms) {
-  return lw_engine_approval_held(h->engine, (int64_t)now_ms);
 }
 
 LW_EXPORT("attribute") int lw_w_attribute(handle *h, const char *name, const char *value) {

@@ -110,20 +110,22 @@ static void a_requested_approval_hold_survives_the_snapshot_and_an_unrequested_o
   size_t n = snap(e, &s);
   lw_engine *r = make(HELD, 2);
   CHECK_INT(lw_engine_restore(r, s, n, T0 + 2, err, sizeof err), LW_OK);
-  CHECK_STR(lw_engine_approval_held(r, T0 + 2), ""); /* not requested: in-page only */
+  CHECK_STR(lw_engine_approval_held(r, 1, T0 + 2), ""); /* not requested: in-page only */
+  CHECK_STR(lw_engine_approval_held(r, 0, T0 + 2), "");
+  CHECK_STR(lw_engine_approval_held(e, 0, T0 + 2), d.id); /* held, its request not sent yet */
   free(s);
   lw_engine_free(r);
 
   int sent = 0;
   CHECK_INT(lw_engine_approval_request(e, d.id, "0123456789abcdef0123456789abcdef", T0 + 2, &sent, err, sizeof err), LW_OK);
   CHECK_INT(sent, 1);
-  CHECK_STR(lw_engine_approval_held(e, T0 + 2), d.id);
+  CHECK_STR(lw_engine_approval_held(e, 1, T0 + 2), d.id);
   n = snap(e, &s);
   r = make(HELD, 3);
   /* Days later (past the in-page 30 minutes), on another page: still held, and approvable. */
   int64_t later = T0 + 3 * 24 * HOUR;
   CHECK_INT(lw_engine_restore(r, s, n, later, err, sizeof err), LW_OK);
-  CHECK_STR(lw_engine_approval_held(r, later), d.id);
+  CHECK_STR(lw_engine_approval_held(r, 1, later), d.id);
   uint8_t *s2;
   size_t n2 = snap(r, &s2);
   CHECK_INT(n2, n);
@@ -132,7 +134,7 @@ static void a_requested_approval_hold_survives_the_snapshot_and_an_unrequested_o
   CHECK_INT(lw_engine_approval_answer(r, d.id, "approved", later, 0, &out, err, sizeof err), LW_OK);
   CHECK_INT(out.prompt, 1);
   CHECK_STR(out.action, d.action);
-  CHECK_STR(lw_engine_approval_held(r, later), "");
+  CHECK_STR(lw_engine_approval_held(r, 1, later), "");
   free(s2);
 
   /* A damaged hold section is dropped (nothing shows), the rest of the state kept. */
@@ -141,7 +143,7 @@ static void a_requested_approval_hold_survives_the_snapshot_and_an_unrequested_o
   s[at + 2] ^= 0x20;
   lw_engine *x = make(HELD, 4);
   lw_engine_restore(x, s, n, later, err, sizeof err);
-  CHECK_STR(lw_engine_approval_held(x, later), "");
+  CHECK_STR(lw_engine_approval_held(x, 1, later), "");
   CHECK_STR(lw_engine_install_key(x), lw_engine_install_key(e));
   free(s);
   lw_engine_free(x);

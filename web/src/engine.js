@@ -99,19 +99,14 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
       fail(withStr(String(id), (p) => x.approve(h, p, now, tz | 0)));
       return JSON.parse(outText());
     },
-    // The approval exchange (README "Approval requests"): the request record for a decision
-    // waiting for approval, sent with the install's approval key (true: queued; false: no
-    // consent), and the answer the device picked up ('approved', 'declined', 'expired').
-    approvalRequest(id, key, now) {
-      fail(withStr(String(id), (p) => x.approval_request(h, p, putShort(key, scratch), now)));
-      return outText() === '1';
+    // The approval exchange (README "Approval requests", src/wasm/binding.c): op 0 the request of
+    // decision id with approval key arg ('1': queued, '0': no consent), op 1 the answer arg the
+    // device picked up (the decision's JSON), op 2 the id still held for the server's answer, op
+    // 3 that of one held whose request has not gone ('': none).
+    approval(op, id, arg, now, tz) {
+      fail(x.approval(h, op, putShort(id, scratch), putShort(arg, scratch + SCRATCH), now, tz)); // tz: undefined is 0
+      return outText();
     },
-    approvalAnswer(id, answer, now, tz = 0) {
-      fail(withStr(String(id), (p) => x.approval_answer(h, p, putShort(String(answer), scratch), now, tz | 0)));
-      return JSON.parse(outText());
-    },
-    // The decision whose request was sent and still waits (kept in the snapshot), or ''.
-    held: (now) => cstr(x.held(h, now)),
     attribute(name, value) {
       fail(withStr(String(name), (n) => (value == null ? x.attribute(h, n, 0)
         : withStr(String(value), (v) => x.attribute(h, n, v)))));

@@ -22,7 +22,6 @@ import { createStore, openDb } from './store.js';
 
 // LW_ERR_VERSION in include/loopwise/common.h: a file newer than this runtime reads.
 const ERR_VERSION = 4;
-const NOT_FOUND = 6; // LW_ERR_NOT_FOUND: another tab applied the answer first
 // The query parameter a share link carries its per-share token in when the config's share.url
 // has {code} but no {token} placeholder (README "Config reference").
 const TOKEN = 'lwt';
@@ -39,7 +38,6 @@ export function create(o) {
   // does not complete, a localStorage write does; the next call in any tab ends that prompt.
   const LEFT_OPEN = prefix + 'x';
   const REFERRALS = prefix + 'r'; // this referrer's conversions as the server last counted them
-  const KEY = prefix + 'k'; // the install's approval key (README "Approval requests")
   const local = (fn) => { try { return fn(localStorage); } catch { /* storage disabled */ } };
   const listeners = {};
   const warned = {}; // each message once per page (they all start with 'Loopwise: ')
@@ -86,7 +84,7 @@ export function create(o) {
     // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
     // chunk failed to load: retried at the next call).
     const loadNet = () => (endpoint ? netting = netting || o.net().then(
-      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn, key: KEY })),
+      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
       (e) => { netting = null; fail(e); return null; }) : Promise.resolve(null));
     // Records to send: flush soon, loading the transport first if need be.
     const kick = () => (net ? net.soon() : loadNet().then((n) => n && n.soon(0)));
@@ -156,33 +154,10 @@ export function create(o) {
       return outcome(d.id, 'impression');
     };
 
-    // Approval requests through the server (README "Approval requests"): a held decision is
-    // sent with this install's approval key (the transport's: drawn once, kept in localStorage
-    // under KEY) when consent was given; each later call asks for its answer, one request at a
-    // time, until there is one.
-    let held = null, asking = 0, again = 0;
-    const request = (d) => loadNet().then((n) => n && act((now) => engine.approvalRequest(d.id, n.key(), now),
-      (sent) => { if (sent) held = d.id; kick(); }));
-    // A call while a check is under way asks again once it is done (its answer may be older).
-    // The held decision may come from the snapshot (an earlier page sent its request).
-    const check = () => {
-      if (asking) again = 1;
-      else if ((held = held || engine.held(Date.now()))) {
-        asking = 1;
-        loadNet().then((n) => n && n.approval(held)).then((a) => {
-          if (a && a !== 'pending') {
-            const id = held;
-            held = null;
-            return act((now) => engine.approvalAnswer(id, a, now, tz()), (d) => (d.prompt ? decided(d) : emit('decision', d)));
-          }
-        }).catch((e) => e.status !== NOT_FOUND && fail(e)).finally(() => { asking = 0; kick(); if (again) { again = 0; check(); } });
-      }
-    };
-
     const decided = async (d) => {
       if (d) {
         emit('decision', d);
-        if (d.code === 'approval') { emit('approval', d); await request(d).catch(fail); }
+        if (d.code === 'approval') emit('approval', d);
         if (d.prompt) await show(d);
       }
       if (d) kick(); // a decision is a record to send
@@ -192,7 +167,9 @@ export function create(o) {
     // What the global's calls of the same names do once started (see there). The engine turns
     // names and ids into strings.
     const self = {
-      track: (name, opts) => (check(), act((now) => engine.track(name, now, tz(), opts), decided)),
+      // Approval requests (README "Approval requests", transport.js): the transport sends a held
+      // decision's request with its records, and each later call asks for the answer.
+      track: (name, opts) => (net && net.check(tz(), decided), act((now) => engine.track(name, now, tz(), opts), decided)),
       approve: (id) => act((now) => engine.approve(id, now, tz()), decided),
       attribute: (name, value) => act(() => engine.attribute(name, value)),
       conversion: () => act((now) => engine.conversion(now), kick),
@@ -232,7 +209,7 @@ export function create(o) {
       async forget() {
         await loadNet();
         const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
-        local((s) => [CONSENT, LEFT_OPEN, REFERRALS, KEY].map((k) => s.removeItem(k)));
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
         await run((now, os) => {
           os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
           engine.identity(crypto.getRandomValues(new Uint8Array(26)));
@@ -249,7 +226,7 @@ export function create(o) {
     // (transport.js's drain, without loading the transport) and send them.
     if (await run((now, os, pending) => {
       for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
-      return pending && pending.length;
+      return pending && pending.length || engine.approval(2, 0, 0, now); // or one held for approval
     }, !!endpoint)) kick();
     // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
     // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a
@@ -271,7 +248,6 @@ export function create(o) {
     // way here stops at it).
     addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0') (prompt ? closeNow() : run(() => {})).catch(fail); });
     widget = self;
-    check(); // a decision an earlier page sent for approval: its answer may be in
     emit('ready', true);
     loadModel(engine, db, prefix + 'm', o.model,
     endpoint && engine.collecting() && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
