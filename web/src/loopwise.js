@@ -226,7 +226,7 @@ export function create(o) {
     // (transport.js's drain, without loading the transport) and send them.
     if (await run((now, os, pending) => {
       for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
-      return pending && pending.length || engine.approval(2, 0, 0, now); // or one held for approval
+      return pending && pending.length || engine.approval(2, '', '', now); // or one held for approval
     }, !!endpoint)) kick();
     // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
     // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a

@@ -53,7 +53,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // engine then has nothing to take), delete them all.
   function drain(now, os, pending) {
     // A decision the approval rule holds: its request first (logged only with consent given).
-    const held = engine.approval(3, 0, 0, now);
+    const held = engine.approval(3, '', '', now);
     try { if (held) engine.approval(0, held, approvalKey(), now); } catch { /* no storage: no key */ }
     const off = !engine.collecting();
     for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
@@ -154,7 +154,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     // done (declined, expired: explain() says so). One check at a time; a call during one asks
     // again after it.
     check(tz, done) {
-      const id = engine.approval(2, 0, 0, Date.now());
+      const id = engine.approval(2, '', '', Date.now());
       if (checking) recheck = 1;
       else if (id) {
         checking = 1;
