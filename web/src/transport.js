@@ -53,8 +53,11 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // engine then has nothing to take), delete them all.
   function drain(now, os, pending) {
     // A decision the approval rule holds: its request first (logged only with consent given).
-    const held = engine.approval(3, '', '', now);
-    try { if (held) engine.approval(0, held, approvalKey(), now); } catch { /* no storage: no key */ }
+    // Whatever fails there (no storage for the key) never holds up the records.
+    try {
+      const held = engine.approval(3, '', '', now);
+      if (held) engine.approval(0, held, approvalKey(), now);
+    } catch { /* the request waits for the next drain */ }
     const off = !engine.collecting();
     for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
     for (const b of pending.splice(0, off ? 1e9 : pending.length - MAX_PENDING)) {
