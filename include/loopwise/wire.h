@@ -80,6 +80,7 @@ typedef enum {
 #define LW_KIND_F_SHARED 2u
 #define LW_KIND_F_REFEREE 4u
 #define LW_KIND_F_APPROVAL 8u /* the approval exchange (wire v3): not an outcome, not in the funnel */
+#define LW_APPROVAL_VERSION 3 /* the batch version that added the approval kinds: older refuse them */
 /* A share or copy of v2 carries its link's token and the channel it went through; a landing or
  * conversion carries the token from the URL it landed on when there was one (a v1 link had
  * none), and a token needs the code beside it (lw_batch_parse checks that pairing).

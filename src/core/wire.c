@@ -53,6 +53,12 @@ static const unsigned char k_field_since[LW_FIELD_COUNT] = {
 LW_FIELDS(LW_X_FIELD_SINCE_OK)
 #undef LW_X_FIELD_SINCE_OK
 
+/* The approval kinds came with their fields. */
+#define LW_X_FIELD_APPROVAL(e, name, since) \
+  _Static_assert(LW_FIELD_##e != LW_FIELD_ATTRS || since == LW_APPROVAL_VERSION, "LW_APPROVAL_VERSION is attrs' since");
+LW_FIELDS(LW_X_FIELD_APPROVAL)
+#undef LW_X_FIELD_APPROVAL
+
 static const char *const k_channels[LW_CHANNEL_COUNT] = {
 #define LW_X_CHANNEL_NAME(e, name) name,
     LW_CHANNELS(LW_X_CHANNEL_NAME)

@@ -230,6 +230,10 @@ static lw_status read_event(const cJSON *obj, const char *path, int v, const lw_
     return fail(err, path, "kind", "unknown event kind (expected %s)", kinds);
   }
   ev->kind = (lw_kind)kind;
+  /* The approval kinds exist from the version that added them (and their fields). */
+  if ((lw_kind_flags(ev->kind) & LW_KIND_F_APPROVAL) && v < LW_APPROVAL_VERSION)
+    return fail(err, path, "kind", "%s is not in batch version %d (added in version %d)", lw_kind_name(ev->kind), v,
+                LW_APPROVAL_VERSION);
 
   for (int i = 0; i < LW_FIELD_COUNT; i++) {
     int since = lw_field_since((lw_field)i);
