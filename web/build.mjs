@@ -9,6 +9,8 @@
 //                                when a decision first says to prompt
 //   web/dist/loopwise-net.js     the transport chunk (web/src/transport.js), likewise once there
 //                                is something to send
+//   web/dist/loopwise-preview.js Loopwise.preview() and debug() (web/src/preview.js): loaded only
+//                                by a page that calls them, so no visitor downloads it
 //   web/dist/loopwise-queue.js   the queue snippet as a file, for a CSP without 'unsafe-inline'
 //   web/dist/loopwise.wasm       build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
 //   web/dist/referral.lwc        models/referral.json checked and compiled by loopwise-config (the
@@ -46,11 +48,12 @@ mkdirSync(dist, { recursive: true });
 
 // The queue snippet: the README shows it inline, with the sha256 a CSP needs to allow it.
 export const SNIPPET = 'window.Loopwise = window.Loopwise || { q: [] };';
-const CHUNKS = ['./loopwise-prompt.js', './loopwise-net.js'];
+const CHUNKS = ['./loopwise-prompt.js', './loopwise-net.js', './loopwise-preview.js'];
 writeFileSync(join(dist, 'loopwise.js'), await bundleScript(join(root, 'web/src/script.js')));
 writeFileSync(join(dist, 'loopwise.mjs'), await bundleModule(join(root, 'web/src/index.js'), CHUNKS));
 writeFileSync(join(dist, 'loopwise-prompt.js'), await bundleModule(join(root, 'web/src/ui.js')));
 writeFileSync(join(dist, 'loopwise-net.js'), await bundleModule(join(root, 'web/src/transport.js')));
+writeFileSync(join(dist, 'loopwise-preview.js'), await bundleModule(join(root, 'web/src/preview.js'))); // issue 14
 writeFileSync(join(dist, 'loopwise-queue.js'), SNIPPET);
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));
 try {
@@ -66,7 +69,7 @@ try {
 const INITIAL = ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm'];
 const LATER = ['loopwise-prompt.js', 'loopwise-net.js'];
 let raw = 0, gz = 0, first = 0;
-for (const f of [...INITIAL, ...LATER, 'loopwise.mjs', 'loopwise-queue.js']) {
+for (const f of [...INITIAL, ...LATER, 'loopwise.mjs', 'loopwise-queue.js', 'loopwise-preview.js']) {
   const p = join(dist, f), n = statSync(p).size, z = gzipSync(readFileSync(p), { level: 9 }).length;
   if (INITIAL.includes(f)) first += z;
   if (INITIAL.includes(f) || LATER.includes(f)) { raw += n; gz += z; }

@@ -98,6 +98,20 @@ export type Status =
       model: 'none' | 'ready' | 'no_data';
     };
 
+/**
+ * A share channel (the wire's `channel`, include/loopwise/wire.h LW_CHANNELS): the share sheet,
+ * the clipboard, and the prompt's direct links. The config's `channels` picks and orders them.
+ */
+export type Channel = 'native' | 'copy' | 'email' | 'linkedin' | 'x' | 'whatsapp';
+
+/** Options of preview(): passed to the prompt as they are. */
+export interface PreviewOptions {
+  /** The locale whose texts the prompt shows (a config `locales` key, e.g. 'de'). */
+  locale?: string;
+  /** A theme to show the prompt with, over the config's (the config's `theme` fields). */
+  theme?: Record<string, string>;
+}
+
 /** How a shown prompt ended (close is the close button, the backdrop, the page going away). */
 export type OutcomeKind = 'impression' | 'share' | 'copy' | 'dismiss' | 'close';
 
@@ -119,7 +133,7 @@ export interface EventMap {
   /** A prompt is shown. */
   shown: Decision;
   /** The user shared or copied the link (kind 'share' or 'copy'). */
-  shared: Outcome & { kind: 'share' | 'copy'; token: string };
+  shared: Outcome & { kind: 'share' | 'copy'; token: string; channel: Channel };
   /** The prompt went away without a share: 'dismiss' (Not now, Escape) or 'close'. */
   dismissed: Outcome & { kind: 'dismiss' | 'close' };
   /** Earlier name of `shown`, kept. */
@@ -177,6 +191,14 @@ export interface Loopwise {
   status(): Promise<Status | null>;
   /** Delete this device's state here (a new identity) and on the server; true once the server confirmed. */
   forget(): Promise<boolean | null>;
+  /**
+   * Show variant `id`'s prompt as a user would see it, logging nothing and changing no state (no
+   * decision, no record, no cap or cooldown, no request to the ingest server). true once shown;
+   * null for an unknown variant or while a prompt is open.
+   */
+  preview(id: string, options?: PreviewOptions): Promise<true | null>;
+  /** Show (true) or remove (false) the overlay with explain() for the last decision. */
+  debug(on: boolean): Promise<boolean | null>;
   /** Listen to a host event; returns a function that removes the listener. */
   on<K extends EventType>(type: K, listener: (event: EventMap[K]) => void): () => void;
 }

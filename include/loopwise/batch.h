@@ -3,7 +3,9 @@
  * The validator is the only code that reads request bodies. It is strict on purpose: any field
  * that is missing, of the wrong type, out of range, unknown, duplicated or not valid UTF-8 is
  * refused, and the error names the JSON path of the first offending field ("events[3].p").
- * A batch that passes is copied into fixed-size fields, so the store never sees cJSON. */
+ * A batch that passes is copied into fixed-size fields, so the store never sees JSON. Batches are
+ * read in one pass without building a JSON tree (batch.c, "the batch reader"); the smaller bodies
+ * go through cJSON behind loopwise/json.h's strict check. */
 #ifndef LOOPWISE_BATCH_H
 #define LOOPWISE_BATCH_H
 
@@ -80,8 +82,10 @@ lw_batch_limits lw_batch_default_limits(void);
 
 /* Parse and validate body[0..len) (need not be NUL-terminated) against the wire contract,
  * with now_ms as the server clock. On LW_OK, *out is a new batch the caller frees with
- * lw_batch_free. On LW_ERR_INVALID, *out is NULL and err says where and why. LW_ERR_NOMEM
- * when an allocation failed. Thread-safe: no shared state. */
+ * lw_batch_free (one allocation for up to 8 records, plus one per 512 "x" pairs and one for a
+ * larger batch's records). On LW_ERR_INVALID, *out is NULL and err says where and why; a body
+ * that is not JSON is refused as such before anything its records hold. LW_ERR_NOMEM when an
+ * allocation failed. Thread-safe: no shared state but a byte table built once. */
 lw_status lw_batch_parse(const char *body, size_t len, const lw_batch_limits *limits,
                          int64_t now_ms, lw_batch **out, lw_batch_error *err);
 

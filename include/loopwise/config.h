@@ -118,6 +118,15 @@ typedef struct {
 
   int n_ladder; /* referrer incentive ladder: reward once `referrals` conversions are reached */
   lw_ladder_step ladder[LW_MAX_LADDER];
+
+  /* The prompt's share channels and preview (prompt issue 14). Like the texts they are the
+   * widget's, in the compiled file's display part only: lw_config_read leaves them empty
+   * (n_channels 0, preview_url 0); lw_config_parse fills the defaults. */
+  int n_channels;                     /* channels the prompt offers ... */
+  uint8_t channels[LW_CHANNEL_COUNT]; /* ... in this default order (lw_channel values, each once;
+                                         default: every channel in LW_CHANNELS order) */
+  int preview_url;                    /* preview.allow_url: `?loopwise-preview=<variant>` shows a
+                                         variant on a live page (default 0: refused) */
 } lw_config;
 
 /* Parse and check a program config. On success fills *out and returns LW_OK; otherwise

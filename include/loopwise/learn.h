@@ -82,8 +82,12 @@ typedef struct {
  *                       variant's cost (the incentive paid per converted referee); outcomes joined
  *                       by code only (v1 shares) are divided among the decisions sharing the code
  *   LW_LABELS_FALLBACK  the site reported no referee outcome at all: shared × value_per_share,
- *                       visibly (trainer output, model metadata) */
-typedef enum { LW_LABELS_SHARES = 0, LW_LABELS_RETAINED, LW_LABELS_FALLBACK } lw_label_kind;
+ *                       visibly (trainer output, model metadata)
+ *   LW_LABELS_FALLBACK_OPEN  the same fallback, because no decision's attribution window has
+ *                       closed yet at now_ms (a retrain sooner than attribution_days): every
+ *                       decision, no window to wait for (metadata labels.reason
+ *                       "no_closed_window") */
+typedef enum { LW_LABELS_SHARES = 0, LW_LABELS_RETAINED, LW_LABELS_FALLBACK, LW_LABELS_FALLBACK_OPEN } lw_label_kind;
 const char *lw_label_kind_name(lw_label_kind k);
 
 typedef struct lw_reader lw_reader;

@@ -51,11 +51,19 @@ typedef struct {
   int n_channel_rows;
   uint8_t n_channels[LW_MODEL_MAX_PERSONAS];
   uint8_t channels[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
+  /* What the model predicts (format 4). 0: P(label) of a 0/1 label (a share), which the policy
+   * prices as P × (value_per_referral − cost) − fatigue (v1-v3 files). 1: the label is value
+   * already, net of the incentive (retained referee value, or the shares fallback): the model's
+   * P is (label − reward_lo) / (reward_hi − reward_lo), and the policy prices a prompt at
+   * reward_lo + (reward_hi − reward_lo) × P − fatigue and "not now" at the same without fatigue,
+   * as the trainer's objective (lw_metric_graded) does. */
+  int value_labels;
+  float reward_lo, reward_hi;
   char *meta_json; /* owned, NUL-terminated; may be NULL */
 } lw_model;
 
 #define LW_MODEL_ENOUGH_DATA 1u
-#define LW_MODEL_FORMAT_VERSION 3 /* what lw_model_write writes; lw_model_load reads 1 to 3 */
+#define LW_MODEL_FORMAT_VERSION 4 /* what lw_model_write writes; lw_model_load reads 1 to 4 */
 
 /* Parse and check a model file. On success *out is a new model (free with lw_model_free).
  * Any damage (magic, version, checksum, sizes, trailing bytes) is LW_ERR_CORRUPT or

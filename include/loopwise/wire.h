@@ -80,6 +80,7 @@ typedef enum {
 #define LW_KIND_F_SHARED 2u
 #define LW_KIND_F_REFEREE 4u
 #define LW_KIND_F_APPROVAL 8u /* the approval exchange (wire v3): not an outcome, not in the funnel */
+#define LW_KIND_F_HELD 16u    /* its action is the variant a rule held: a prompt, never "none" or "not_now" */
 #define LW_APPROVAL_VERSION 3 /* the batch version that added the approval kinds: older refuse them */
 /* A share or copy of v2 carries its link's token and the channel it went through; a landing or
  * conversion carries the token from the URL it landed on when there was one (a v1 link had
@@ -100,7 +101,7 @@ typedef enum {
   X(DISMISS, "dismiss", "dismissals", LW_KIND_F_OUTCOME, "RRRRO---OO-------")             \
   X(LANDING, "landing", "landings", LW_KIND_F_REFEREE, "RRROO---OO-OO----")               \
   X(CONVERSION, "conversion", "conversions", LW_KIND_F_REFEREE, "RRROO---OO-OO----")      \
-  X(APPROVAL_REQUEST, "approval-request", "approval_requests", LW_KIND_F_APPROVAL,          \
+  X(APPROVAL_REQUEST, "approval-request", "approval_requests", LW_KIND_F_APPROVAL | LW_KIND_F_HELD, \
     "RRRRR--RO-----RR-")                                                                  \
   X(APPROVAL_ANSWER, "approval-answer", "approval_answers", LW_KIND_F_APPROVAL,             \
     "RRRRO---O-------R")

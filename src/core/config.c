@@ -351,7 +351,45 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
 static const char *const k_top_custom[] = {"share",   "consent",    "caps",     "cooldown",   "quiet_hours",
                                            "session", "privacy",    "explore",  "model",      "reward",     "events",
                                            "milestones", "variants", "attributes", "approval", "fairness",
-                                           "ladder",  "$schema", NULL};
+                                           "ladder",  "channels", "preview", "$schema", NULL};
+
+/* "channels" (issue 14): the share channels the prompt offers, in their default order: names
+ * from LW_CHANNELS (wire.h), each once. Absent, every channel in that order (lw_cfg_defaults). */
+static void parse_channels(ctx_t *c, const cJSON *root, lw_config *cfg) {
+  const cJSON *arr = field(c, root, "channels", 0);
+  if (!arr || !LW_CFG_GOING(c)) return;
+  size_t mark = lw_cfg_push_key(c, "channels");
+  int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+  if (!cJSON_IsArray(arr)) {
+    fail_got(c, "an array of channel names", NULL, arr);
+  } else if (lw_cfg_count_ok(c, NULL, n, 1, LW_CHANNEL_COUNT)) {
+    unsigned seen = 0;
+    int i = 0;
+    cfg->n_channels = 0;
+    for (const cJSON *it = arr->child; it && LW_CFG_GOING(c); it = it->next, i++) {
+      size_t m = lw_cfg_push_index(c, i);
+      int ch = cJSON_IsString(it) ? lw_channel_parse(it->valuestring) : -1;
+      lw_sbuf sb;
+      if (ch < 0 && lw_cfg_fail_begin(c, &sb)) {
+        lw_sb_str(&sb, "expected one of:");
+        for (int k = 0; k < LW_CHANNEL_COUNT; k++) {
+          lw_sb_char(&sb, ' ');
+          lw_sb_str(&sb, lw_channel_name((lw_channel)k));
+        }
+        lw_sb_str(&sb, cJSON_IsString(it) ? ", got '" : ", got ");
+        lw_sb_str(&sb, cJSON_IsString(it) ? it->valuestring : type_name(it));
+        if (cJSON_IsString(it)) lw_sb_char(&sb, '\'');
+      } else if (ch >= 0 && (seen >> ch & 1u)) {
+        lw_cfg_fail(c, "channel listed twice");
+      } else if (ch >= 0) {
+        seen |= 1u << ch;
+        cfg->channels[cfg->n_channels++] = (uint8_t)ch;
+      }
+      lw_cfg_pop(c, m);
+    }
+  }
+  lw_cfg_pop(c, mark);
+}
 
 static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
   static const char *const event_extra[] = {"event", NULL};
@@ -380,6 +418,13 @@ static void parse_root(ctx_t *c, const cJSON *root, lw_config *cfg) {
     cfg->n_ladder = read_array(c, root, &lw_cfg_ladder, LW_MAX_LADDER, NULL, cfg->ladder,
                                sizeof cfg->ladder[0], NULL, cfg);
   parse_attributes(c, root, cfg);
+  parse_channels(c, root, cfg);
+  size_t mark;
+  const cJSON *pv = open_object(c, root, lw_cfg_preview.key, 0, &mark);
+  if (pv) {
+    read_fields(c, pv, lw_cfg_preview.fields, lw_cfg_preview.n, NULL, cfg);
+    lw_cfg_pop(c, mark);
+  }
   lw_cfg_check_rules(c, cfg);
 }
 
@@ -405,6 +450,10 @@ static lw_status parse(const char *json, size_t len, lw_config *out, char *err, 
   if (n_errors) *n_errors = 1; /* until the JSON parses */
   lw_config cfg;
   lw_cfg_defaults(&cfg);
+  /* The display part's channels default here, not in lw_cfg_defaults: the runtime's reader
+   * (WASM) never needs them, so it carries no code for them. Every channel, LW_CHANNELS order. */
+  cfg.n_channels = LW_CHANNEL_COUNT;
+  for (int i = 0; i < LW_CHANNEL_COUNT; i++) cfg.channels[i] = (uint8_t)i;
 
   const char *end = NULL;
   lw_status pst;

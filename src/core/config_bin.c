@@ -132,6 +132,8 @@ static size_t ui_json(const lw_config *cfg, char *buf, size_t cap) {
   for (int i = 0; i < cfg->n_variants; i++) {
     const lw_variant *v = &cfg->variants[i];
     lw_sb_str(&sb, i ? ",{" : "{");
+    key_str(&sb, "id", v->id); /* for Loopwise.preview(id) */
+    lw_sb_char(&sb, ',');
     key_str(&sb, "title", v->title);
     lw_sb_char(&sb, ',');
     key_str(&sb, "message", v->message);
@@ -153,6 +155,15 @@ static size_t ui_json(const lw_config *cfg, char *buf, size_t cap) {
     }
     lw_sb_char(&sb, ']');
   }
+  /* The prompt's channels in their default order, and whether ?loopwise-preview is allowed
+   * (only when it is: the widget reads an absent key as false). */
+  lw_sb_str(&sb, ",\"channels\":[");
+  for (int i = 0; i < cfg->n_channels && i < LW_CHANNEL_COUNT; i++) {
+    if (i) lw_sb_char(&sb, ',');
+    lw_sb_json_str(&sb, lw_channel_name((lw_channel)cfg->channels[i]));
+  }
+  lw_sb_char(&sb, ']');
+  if (cfg->preview_url) lw_sb_str(&sb, ",\"preview\":true");
   lw_sb_str(&sb, ",\"model\":{\"refresh_hours\":");
   lw_sb_u64(&sb, cfg->model_refresh_hours);
   lw_sb_str(&sb, "}}");
@@ -161,7 +172,7 @@ static size_t ui_json(const lw_config *cfg, char *buf, size_t cap) {
 
 /* Room for the display JSON of any config: every text escaped at worst 6 bytes a byte. */
 static size_t ui_bound(const lw_config *cfg) {
-  size_t n = 4096 + 6 * (strlen(cfg->share_url) + strlen(cfg->share_title) + strlen(cfg->share_text));
+  size_t n = 4096 + 16 * LW_CHANNEL_COUNT + 6 * (strlen(cfg->share_url) + strlen(cfg->share_title) + strlen(cfg->share_text));
   for (int i = 0; i < cfg->n_variants; i++) {
     const lw_variant *v = &cfg->variants[i];
     n += 6 * (strlen(v->id) + strlen(v->title) + strlen(v->message) + strlen(v->referrer_reward) +

@@ -99,6 +99,10 @@ const char *const lw_cfg_variant_extra[] = {"enabled", NULL};
 const lw_cfg_object lw_cfg_milestone = {"milestones", 1, k_milestone, COUNT(k_milestone)};
 const lw_cfg_object lw_cfg_variant = {"variants", 1, k_variant, COUNT(k_variant)};
 const lw_cfg_object lw_cfg_ladder = {"ladder", 0, k_ladder, COUNT(k_ladder)};
+/* preview (issue 14): the widget's, in the display part only, so not in lw_cfg_objects (whose
+ * fields the engine part carries). */
+static const lw_cfg_field k_preview[] = {BOOL_F("allow_url", lw_config, preview_url, 0)};
+const lw_cfg_object lw_cfg_preview = {"preview", 0, k_preview, COUNT(k_preview)};
 
 static const lw_cfg_field k_top[] = {
     UINT_F("version", 1, lw_config, version, 1, 1, 1),
@@ -335,6 +339,21 @@ void lw_cfg_check_rules(lw_cfg_ctx *c, const lw_config *cfg) {
   }
   lw_cfg_pop(c, mark);
 
+  /* channels: known, each once (the JSON reader explains which was wrong; this guards configs
+   * made in code) */
+  unsigned seen = 0;
+  if (lw_cfg_count_ok(c, "channels", cfg->n_channels, 1, LW_CHANNEL_COUNT))
+    for (int i = 0; i < cfg->n_channels && LW_CFG_GOING(c); i++) {
+      unsigned ch = cfg->channels[i];
+      if (ch >= LW_CHANNEL_COUNT || (seen >> ch & 1u)) {
+        mark = lw_cfg_push_key(c, "channels");
+        lw_cfg_push_index(c, i);
+        lw_cfg_fail(c, "unknown channel, or listed twice");
+        lw_cfg_pop(c, mark);
+      }
+      seen |= ch < LW_CHANNEL_COUNT ? 1u << ch : 0;
+    }
+
   attr_ref_ok(c, "approval.attribute", cfg->approval_attr, cfg);
   attr_ref_ok(c, "fairness.attribute", cfg->fairness_attr, cfg);
   if (LW_CFG_GOING(c)) {
@@ -526,6 +545,24 @@ size_t lw_config_schema(char *buf, size_t cap) {
   lw_sb_str(&p, "},\"send\":{\"type\":\"array\",\"uniqueItems\":true,\"items\":");
   lw_sb_str(&p, name);
   lw_sb_str(&p, ",\"description\":\"the attributes an approval request carries to the console\"}}}");
+  /* channels and preview (issue 14) */
+  lw_sb_str(&p, ",\"channels\":{");
+  js_array(&p, 1, LW_CHANNEL_COUNT);
+  lw_sb_str(&p, ",\"uniqueItems\":true,\"items\":{\"enum\":[");
+  for (int i = 0; i < LW_CHANNEL_COUNT; i++) {
+    if (i) lw_sb_char(&p, ',');
+    lw_sb_json_str(&p, lw_channel_name((lw_channel)i));
+  }
+  lw_sb_str(&p, "]},\"default\":[");
+  for (int i = 0; i < LW_CHANNEL_COUNT; i++) {
+    if (i) lw_sb_char(&p, ',');
+    lw_sb_json_str(&p, lw_channel_name((lw_channel)i));
+  }
+  lw_sb_str(&p, "],\"description\":\"the share channels the prompt offers, in their order when the model "
+                "ranks none for the user's persona (native: the device's share sheet, shown only where there "
+                "is one)\"},");
+  js_key(&p, lw_cfg_preview.key);
+  js_object(&p, lw_cfg_preview.fields, lw_cfg_preview.n, NULL, NULL);
 
   lw_sb_str(&sb, "\"type\":\"object\",\"additionalProperties\":false,\"required\":[");
   for (int i = 0; i < top->n; i++)

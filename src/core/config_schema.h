@@ -64,6 +64,8 @@ extern const lw_cfg_object lw_cfg_objects[];
 extern const int lw_cfg_n_objects;
 /* Array elements: milestones (plus "event"), variants, ladder steps. */
 extern const lw_cfg_object lw_cfg_milestone, lw_cfg_variant, lw_cfg_ladder;
+/* preview (display part only: the widget's, never the engine's). */
+extern const lw_cfg_object lw_cfg_preview;
 /* A variant's fields besides its table: "enabled" (JSON only; false compiles to weight 0). */
 extern const char *const lw_cfg_variant_extra[];
 

@@ -139,6 +139,12 @@ lw_status lw_model_load(const uint8_t *buf, size_t len, lw_model **out, char *er
       }
     }
   }
+  if (!why && version >= 4 && (m->value_labels = (int)rd_u(&r, 1))) { /* value labels: f32 lo < f32 hi */
+    m->reward_lo = rd_f32(&r);
+    m->reward_hi = rd_f32(&r);
+    if (m->value_labels > 1 || !finite_f(m->reward_lo) || !finite_f(m->reward_hi) || !(m->reward_lo < m->reward_hi))
+      why = "bad label range";
+  }
   if (!why) {
     size_t n = rd_u(&r, 2);
     const uint8_t *p = lw_rd_take(&r, n);
@@ -223,6 +229,11 @@ static void write_body(lw_wr *w, const lw_model *m, size_t meta) {
     lw_wr_u(w, 1, m->n_channels[k]);
     for (int i = 0; i < m->n_channels[k]; i++) lw_wr_u(w, 1, m->channels[k][i]);
   }
+  lw_wr_u(w, 1, m->value_labels ? 1u : 0u);
+  if (m->value_labels) {
+    put_f32(w, m->reward_lo);
+    put_f32(w, m->reward_hi);
+  }
   lw_wr_u(w, 2, meta);
   lw_wr_bytes(w, m->meta_json ? m->meta_json : "", meta);
 }
@@ -235,7 +246,7 @@ lw_status lw_model_write(const lw_model *m, uint8_t **out, size_t *len, char *er
       m->n_personas > LW_MODEL_MAX_PERSONAS || m->n_segments > LW_MODEL_MAX_SEGMENTS ||
       m->n_channel_rows < 0 || m->n_channel_rows > (m->n_personas ? m->n_personas : 1) ||
       (m->n_personas && m->persona_dims != LW_MODEL_PERSONA_DIMS) || !(m->scale > 0) || !m->weights ||
-      meta > 65535)
+      meta > 65535 || (m->value_labels && !(m->reward_lo < m->reward_hi && finite_f(m->reward_hi) && finite_f(m->reward_lo))))
     return fail(err, errlen, LW_ERR_INVALID, "sizes out of range for format version " LW_STR(MODEL_VERSION));
   for (size_t i = 0; i < (size_t)1 << m->bits; i++)
     if (!finite_f(m->weights[i])) return fail(err, errlen, LW_ERR_INVALID, "a weight is not a finite number");

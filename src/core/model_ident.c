@@ -22,7 +22,8 @@ void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap) {
 
 int lw_model_same_decisions(const lw_model *a, const lw_model *b) {
   if (a->bits != b->bits || a->n_actions != b->n_actions || a->scale != b->scale || a->n_personas != b->n_personas ||
-      a->n_segments != b->n_segments || memcmp(a->weights, b->weights, ((size_t)1 << a->bits) * sizeof *a->weights) != 0)
+      a->n_segments != b->n_segments || a->value_labels != b->value_labels ||
+      (a->value_labels && (a->reward_lo != b->reward_lo || a->reward_hi != b->reward_hi)) || memcmp(a->weights, b->weights, ((size_t)1 << a->bits) * sizeof *a->weights) != 0)
     return 0;
   for (int k = 0; k < a->n_actions; k++)
     if (strcmp(a->action_ids[k], b->action_ids[k]) != 0 || a->action_flags[k] != b->action_flags[k]) return 0;

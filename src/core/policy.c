@@ -115,7 +115,12 @@ lw_status lw_model_policy(const lw_model *m, const lw_policy *pol, const lw_feat
     p[a] = 0.0;
     if (in_model) {
       double q = lw_sigmoid(lw_model_score(m, a, x, n, pol->is_prompt[a] ? offset : 0.0));
-      v[a] = pol->is_prompt[a] ? q * (pol->value - pol->cost[a]) - pol->fatigue : q * pol->value;
+      if (m->value_labels) { /* the label's expectation, net of the incentive already */
+        double e = (double)m->reward_lo + ((double)m->reward_hi - (double)m->reward_lo) * q;
+        v[a] = pol->is_prompt[a] ? e - pol->fatigue : e;
+      } else {
+        v[a] = pol->is_prompt[a] ? q * (pol->value - pol->cost[a]) - pol->fatigue : q * pol->value;
+      }
       if (ev) ev[a] = v[a];
       if (!pol->enabled[a]) continue;
       if (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) {

@@ -45,6 +45,7 @@ struct lw_reader {
   uint64_t rows_total, rows_seen;
   lw_label_kind labels;
   uint64_t open_windows;
+  uint64_t yielded; /* records yielded by the store's first cursor */
   double cost[LW_LEARN_MAX_ACTIONS]; /* the incentive per converted referee, by action */
 };
 
@@ -387,7 +388,8 @@ static int store_start(lw_reader *r, char *err, size_t errlen) {
   r->rows_seen = 0;
   r->open_windows = 0;
   lw_store_range range = store_range(r);
-  if (r->labels == LW_LABELS_SHARES) return lw_store_decisions(r->store, &range, &r->cur, err, errlen) == LW_OK ? 0 : -1;
+  if (r->labels == LW_LABELS_SHARES || r->labels == LW_LABELS_FALLBACK_OPEN)
+    return lw_store_decisions(r->store, &range, &r->cur, err, errlen) == LW_OK ? 0 : -1;
   return lw_store_decisions_within(r->store, &range, (int)r->o.reward->reward_attribution_days, &r->cur, err,
                                    errlen) == LW_OK ? 0 : -1;
 }
@@ -396,6 +398,7 @@ const char *lw_label_kind_name(lw_label_kind k) {
   switch (k) {
     case LW_LABELS_RETAINED: return "retained referee value";
     case LW_LABELS_FALLBACK: return "fallback: shares x value_per_share (no referee outcomes reported)";
+    case LW_LABELS_FALLBACK_OPEN: return "fallback: shares x value_per_share (no attribution window has closed yet)";
     default: return "shares";
   }
 }
@@ -431,6 +434,20 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   lw_store_decision *d = r->row;
   for (;;) {
     int got = lw_store_next(r->cur, d, err, errlen);
+    if (got == 0 && r->yielded == 0 && r->open_windows > 0 &&
+        (r->labels == LW_LABELS_RETAINED || r->labels == LW_LABELS_FALLBACK)) {
+      /* Every decision is still inside its attribution window (a first retrain sooner than
+       * reward.attribution_days): rather than nothing to learn from, the shares fallback for
+       * all of them, which needs no window (a share is known within the session), said so by
+       * the label kind. Once one window closes, the retained labels are used again. */
+      r->labels = LW_LABELS_FALLBACK_OPEN;
+      r->skipped = 0;
+      if (store_start(r, err, errlen) < 0) {
+        r->failed = 1;
+        return -1;
+      }
+      continue;
+    }
     if (got <= 0) {
       r->failed = got < 0;
       return got;
@@ -443,7 +460,7 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
       r->skipped++;
       continue;
     }
-    if (r->labels != LW_LABELS_SHARES &&
+    if (r->labels != LW_LABELS_SHARES && r->labels != LW_LABELS_FALLBACK_OPEN &&
         !lw_store_window_closed(d, (int)r->o.reward->reward_attribution_days, r->o.now_ms)) {
       r->open_windows++; /* its label could still change: left out, counted */
       continue;
@@ -461,7 +478,7 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     if (r->labels == LW_LABELS_RETAINED)
       rec->reward = lw_retained_value(r->o.reward, r->cost[a], oc->conversions, oc->retained_30, oc->retained_90,
                                       oc->churned, oc->revenue, oc->join == LW_JOIN_CODE ? oc->code_decisions : 1);
-    else if (r->labels == LW_LABELS_FALLBACK)
+    else if (r->labels == LW_LABELS_FALLBACK || r->labels == LW_LABELS_FALLBACK_OPEN)
       rec->reward = d->shared ? r->o.reward->reward_value_per_share : 0.0;
     else
       rec->reward = d->shared ? 1.0 : 0.0;
@@ -470,6 +487,7 @@ static int store_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
     _Static_assert(LW_X_PAIRS <= LW_LEARN_MAX_FEATURES, "a stored x fits a logged record");
     rec->n = d->n_x;
     memcpy(rec->x, d->x, (size_t)d->n_x * sizeof d->x[0]);
+    r->yielded++;
     return 1;
   }
 }

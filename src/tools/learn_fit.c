@@ -801,13 +801,16 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
   cJSON *lab = cJSON_CreateObject();
   cJSON_AddItemToObject(j, "labels", lab);
   cJSON_AddStringToObject(lab, "kind", rep->labels == LW_LABELS_RETAINED   ? "retained_value"
-                                       : rep->labels == LW_LABELS_FALLBACK ? "shares_fallback"
+                                       : rep->labels == LW_LABELS_FALLBACK || rep->labels == LW_LABELS_FALLBACK_OPEN
+                                           ? "shares_fallback"
                                                                            : "shares");
   if (rep->labels != LW_LABELS_SHARES && rq->src->reward) {
     cJSON_AddNumberToObject(lab, "attribution_days", rq->src->reward->reward_attribution_days);
     cJSON_AddNumberToObject(lab, "open_windows_left_out", (double)rep->open_windows);
-    if (rep->labels == LW_LABELS_FALLBACK)
+    if (rep->labels == LW_LABELS_FALLBACK || rep->labels == LW_LABELS_FALLBACK_OPEN) {
       cJSON_AddNumberToObject(lab, "value_per_share", rq->src->reward->reward_value_per_share);
+      cJSON_AddStringToObject(lab, "reason", rep->labels == LW_LABELS_FALLBACK ? "no_referee_reports" : "no_closed_window");
+    }
   }
   cJSON_AddStringToObject(est, "estimator", "dr");
   cJSON_AddStringToObject(est, "on", sc->split.mod > 0 ? "held-out" : "in-sample");
@@ -906,8 +909,10 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
     st = LW_ERR_INVALID;
     goto done;
   }
-  o.reward_lo = res->report.reward_lo;
-  o.reward_hi = res->report.reward_hi;
+  /* as the model file stores them (f32), so the trainer's estimates and the runtime's policy
+   * map predictions back to value identically */
+  o.reward_lo = (double)(float)res->report.reward_lo;
+  o.reward_hi = (double)(float)res->report.reward_hi;
   if (pass_personas(rd, rec, &o, &rng, shape, &pg, err, errlen) < 0) {
     st = LW_ERR_INVALID;
     goto done;
@@ -927,6 +932,11 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
   memcpy(m->mean, shape->mean, sizeof m->mean);
   memcpy(m->sd, shape->sd, sizeof m->sd);
   fairness_offsets(&o, &fs, m);
+  if (lw_source_graded(src) && o.reward_lo < o.reward_hi) { /* value labels: the policy prices in their units */
+    m->value_labels = 1;
+    m->reward_lo = (float)o.reward_lo;
+    m->reward_hi = (float)o.reward_hi;
+  }
   m->model_id = rq->model_id;
   m->trained_at_ms = rq->now_ms;
   res->held_out = sc.split.mod > 0 ? sc.held_out : 0;

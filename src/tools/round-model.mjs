@@ -1,6 +1,6 @@
-// round-model.mjs: round a format-2 model's f32 weights, persona centroids and standardization
+// round-model.mjs: round a format 2-4 model's f32 weights, persona centroids and standardization
 // to a 7-bit mantissa (bfloat16 precision, relative error at most 2^-8), in place, and rewrite
-// its CRC-32. The file stays format 2, read by the same reader; its low mantissa bytes become 0,
+// its CRC-32. The file keeps its format, read by the same reader; its low mantissa bytes become 0,
 // which gzip stores in a few bits: the default model a page downloads shrinks by about 330 B of
 // gzip (see web/README.md). Used by make-default-model.sh only.
 //
@@ -14,7 +14,9 @@ if (!file) { console.error('usage: node src/tools/round-model.mjs FILE.lwm'); pr
 const b = readFileSync(file);
 const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
 const fail = (m) => { console.error(`round-model: ${file}: ${m}`); process.exit(1); };
-if (b.toString('latin1', 0, 4) !== 'LWMD' || v.getUint16(4, true) !== 2) fail('not a format-2 model');
+// Formats 2-4 lay out the weights and personas alike (3 and 4 add fields after the segments).
+const version = v.getUint16(4, true);
+if (b.toString('latin1', 0, 4) !== 'LWMD' || version < 2 || version > 4) fail('not a format 2-4 model');
 if (crc32(b.subarray(0, b.length - 4)) !== v.getUint32(b.length - 4, true)) fail('bad checksum');
 
 // Round to nearest, ties away from zero, on the bit pattern; never to 0 (a stored weight is non-zero).

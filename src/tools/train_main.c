@@ -158,6 +158,9 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
   printf("\n");
   if (rep->labels == LW_LABELS_FALLBACK)
     printf("warning: the site reported no referee outcomes: labels are shares x value_per_share, not retained value\n");
+  if (rep->labels == LW_LABELS_FALLBACK_OPEN)
+    printf("warning: no decision's attribution window has closed yet: labels are shares x value_per_share, not retained "
+           "value, until one has\n");
   for (int k = 0; rep->labels != LW_LABELS_SHARES && k < res->n_channel_personas; k++) {
     const lw_channel_ranking *r = &res->channels[k];
     printf("channels persona-%d:", k);

@@ -18,7 +18,10 @@
 //   track_main_thread_ms=     main-thread time of one track() call until its promise resolved:
 //                             Chromium's TaskDuration (CDP Performance.getMetrics) around 200
 //                             calls after 20 warm-up, per call, minus the same for an empty async
-//                             call: a mean (see mainThread() for why not a median)
+//                             call: a mean (see mainThread() for why not a median). The calls are
+//                             made back to back (each awaits the one before), so they share
+//                             IndexedDB transactions (web/src/store.js)
+//   track_alone_main_thread_ms=  the same for calls made 20 ms apart: each in a transaction of its own
 //   growthbook_initial_gzip_bytes=, growthbook_requests_before_ready=, growthbook_ready_ms=
 //                             the same for GrowthBook's bundle (ready: its queue callback ran, with
 //                             an inline payload, so no network), and growthbook_eval_main_thread_ms=
@@ -85,7 +88,7 @@ async function coldLoad(kind) {
 // main-thread tasks) around an in-page loop of CALLS calls, after WARM, divided by CALLS, minus
 // the same for an empty async function. A mean, not a median: reading the metric around every
 // single call costs the main thread more than the call itself (about 1 ms, and noisy).
-async function mainThread(page, ctx, fn) {
+async function mainThread(page, ctx, fn, emptyFn = 'async () => null') {
   const cdp = await ctx.newCDPSession(page);
   await cdp.send('Performance.enable');
   const task = async () => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'TaskDuration').value;
@@ -99,7 +102,7 @@ async function mainThread(page, ctx, fn) {
     await loop(src, CALLS);
     return ((await task()) - t0) * 1000 / CALLS;
   };
-  const empty = await per('async () => null');
+  const empty = await per(emptyFn);
   const full = await per(fn);
   console.log(`# main thread: ${full.toFixed(3)} ms a call, ${empty.toFixed(3)} ms an empty one`);
   return Math.max(0, full - empty);
@@ -139,6 +142,12 @@ try {
       console.log(`track_ms=${wall.toFixed(3)}`);
       const mt = await mainThread(last.page, last.ctx, "(k) => window.Loopwise.track(k % 2 ? 'invite_sent' : 'nps_answered')");
       console.log(`track_main_thread_ms=${mt.toFixed(3)}`);
+      // The same for a call made alone: 20 ms after the one before (its transaction committed by
+      // then), so it shares no transaction; the empty call waits the same.
+      const pause = 'new Promise((r) => setTimeout(r, 20))';
+      const alone = await mainThread(last.page, last.ctx, `(k) => ${pause}.then(() => window.Loopwise.track(k % 2 ? 'invite_sent' : 'nps_answered'))`,
+        `() => ${pause}`);
+      console.log(`track_alone_main_thread_ms=${alone.toFixed(3)}`);
     } else {
       const mt = await mainThread(last.page, last.ctx, "async () => window.gb.isOn('flag')");
       console.log(`growthbook_eval_main_thread_ms=${mt.toFixed(3)}`);

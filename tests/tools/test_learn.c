@@ -681,6 +681,172 @@ static void trainer_ranks_the_channels_whose_referees_stay_first(void) {
   unlink(path);
 }
 
+/* A retrain before any attribution window has closed (the simulator's day 30 with a 45-day
+ * window) used to fail with "no logged decisions". It trains on the shares fallback
+ * (shares × value_per_share, every decision, no window to wait for: a share is known at once)
+ * and says why, in its report and the model's metadata; once windows close it uses them. */
+static void retrain_before_any_window_closes_trains_on_the_shares_fallback_and_says_so(void) {
+  const char *path = tmp("early.db");
+  unlink(path);
+  lw_store *s = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_store_open_sqlite(path, &s, err, sizeof err) == LW_OK);
+  if (!s) return;
+  int64_t t0 = 1767614400000LL, now = t0 + 10 * DAY_MS;
+  store_three_decisions(s, t0, now - DAY_MS);
+  referee_report(s, "conversion", TOK1, 7, t0 + DAY_MS);
+  lw_store_free(s);
+  lw_config cfg = reward_config();
+  lw_source_opts o;
+  memset(&o, 0, sizeof o);
+  o.kind = LW_SRC_SQLITE;
+  o.path = path;
+  o.site = "default";
+  o.n_actions = 3;
+  strcpy(o.actions[0], "a0");
+  strcpy(o.actions[1], "a1");
+  strcpy(o.actions[2], "not_now");
+  o.reward = &cfg;
+  o.now_ms = now;
+  lw_train_opts to;
+  lw_train_defaults(&to);
+  to.personas = 0;
+  to.holdout_mod = 0;
+  lw_policy_params pp;
+  lw_policy_params_init(&pp, &cfg);
+  lw_train_request rq = {&o, &to, &cfg, &pp, 5, 9, now, "test", NULL, NULL};
+  lw_train_result res;
+  lw_status st = lw_train(&rq, &res, err, sizeof err);
+  if (st != LW_OK) fprintf(stderr, "  train: %s\n", err);
+  CHECK(st == LW_OK);
+  if (st != LW_OK) return;
+  CHECK_INT(res.report.labels, LW_LABELS_FALLBACK_OPEN);
+  CHECK_INT((int)res.report.records, 3);
+  CHECK(strstr(lw_label_kind_name(res.report.labels), "no attribution window has closed") != NULL);
+  CHECK(strstr(res.model->meta_json, "\"kind\":\"shares_fallback\"") != NULL);
+  CHECK(strstr(res.model->meta_json, "\"reason\":\"no_closed_window\"") != NULL);
+  CHECK(res.model->value_labels == 1);
+  lw_model_free(res.model);
+  /* 45 days later the first decisions' windows have closed: retained labels again */
+  o.now_ms = t0 + 46 * DAY_MS;
+  st = lw_train(&rq, &res, err, sizeof err);
+  CHECK(st == LW_OK);
+  if (st != LW_OK) return;
+  CHECK_INT(res.report.labels, LW_LABELS_RETAINED);
+  lw_model_free(res.model);
+  unlink(path);
+}
+
+/* The runtime prices a model's estimate the way the trainer's objective defines it. Trained on
+ * retained-value labels (referee value less the incentive), the model's prediction is the
+ * label's expectation on the data's range [lo, hi]: a prompt is worth lo + (hi - lo) × P − the
+ * fatigue cost, "not now" lo + (hi - lo) × P, as lw_metric_graded scores them. The policy used
+ * to price the same prediction as P(share) × (value_per_referral − cost) − fatigue, which
+ * counted the incentive twice and valued "not now" at P × value_per_referral. */
+static void runtime_prices_a_retained_value_model_in_the_labels_units(void) {
+  const char *path = tmp("priced.db");
+  unlink(path);
+  lw_store *s = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_store_open_sqlite(path, &s, err, sizeof err) == LW_OK);
+  if (!s) return;
+  int64_t t0 = 1767614400000LL, now = t0 + 100 * DAY_MS;
+  static char ev[262144];
+  size_t off = 0;
+  int who = 0;
+  for (int i = 0; i < 300; i++) {
+    const char *act = i % 3 == 0 ? "a0" : i % 3 == 1 ? "a1" : "not_now";
+    if (i && i % 60 == 0) { /* batches of 60 decisions (the test's batch buffer is 64 KB) */
+      char id[8];
+      snprintf(id, sizeof id, "b%d", i / 60);
+      store_batch_v2(s, id, ev, t0 + 400000);
+      off = 0;
+    }
+    off += (size_t)snprintf(ev + off, sizeof ev - off,
+                            "%s{\"kind\":\"decision\",\"t\":%lld,\"install\":\"" I1 "\",\"decision\":\"%016x\",\"action\":\"%s\","
+                            "\"p\":0.333333,\"mode\":\"model\",\"reason\":\"r\",\"x\":[[1,1]]}",
+                            off ? "," : "", (long long)(t0 + i * 1000), 0xe000 + i, act);
+    if (i % 3 != 2 && i % 2 == 0)
+      off += (size_t)snprintf(ev + off, sizeof ev - off,
+                              ",{\"kind\":\"share\",\"t\":%lld,\"install\":\"" I1 "\",\"decision\":\"%016x\",\"code\":\"ABCDEF23\","
+                              "\"token\":\"%032x\",\"channel\":\"email\"}",
+                              (long long)(t0 + i * 1000 + 10), 0xe000 + i, 0x9000 + i);
+  }
+  store_batch_v2(s, "b5", ev, t0 + 400000);
+  for (int i = 0; i < 300; i++) {
+    if (i % 3 == 2 || i % 2) continue;
+    char tok[40];
+    snprintf(tok, sizeof tok, "%032x", 0x9000 + i);
+    uint8_t id = (uint8_t)(++who);
+    referee_report(s, "conversion", tok, id, t0 + DAY_MS + i);
+    /* a1's referees stay (10 - 7 + 40 = 43), a0's leave (10 - 3 - 15 = -8) */
+    referee_report(s, i % 3 == 1 ? "retained_30" : "churned", NULL, id, t0 + 31 * DAY_MS + i);
+  }
+  lw_store_free(s);
+  lw_config cfg = reward_config();
+  cfg.reward_value_per_retained_90 = 0;
+  cfg.reward_revenue_weight = 0;
+  cfg.variants[0].weight = cfg.variants[1].weight = 1;
+  cfg.value_per_referral = 120;
+  cfg.fatigue_cost = 2;
+  cfg.explore_relative = 0.25;
+  cfg.explore_floor = 0.03;
+  lw_source_opts o;
+  memset(&o, 0, sizeof o);
+  o.kind = LW_SRC_SQLITE;
+  o.path = path;
+  o.site = "default";
+  o.n_actions = 3;
+  strcpy(o.actions[0], "a0");
+  strcpy(o.actions[1], "a1");
+  strcpy(o.actions[2], "not_now");
+  o.reward = &cfg;
+  o.now_ms = now;
+  lw_train_opts to;
+  lw_train_defaults(&to);
+  to.personas = 0;
+  to.holdout_mod = 0;
+  to.min_ess = 20;
+  to.min_positive = 1;
+  to.passes = 10;
+  lw_policy_params pp;
+  lw_policy_params_init(&pp, &cfg);
+  lw_train_request rq = {&o, &to, &cfg, &pp, 5, 9, now, "test", NULL, NULL};
+  lw_train_result res;
+  lw_status st = lw_train(&rq, &res, err, sizeof err);
+  if (st != LW_OK) fprintf(stderr, "  train: %s\n", err);
+  CHECK(st == LW_OK);
+  if (st != LW_OK) return;
+  CHECK_INT(res.report.labels, LW_LABELS_RETAINED);
+  double lo = res.report.reward_lo, hi = res.report.reward_hi;
+  CHECK(lo == -8.0 && hi == 43.0);
+  /* the file carries the label's scale, and a reloaded model prices the same */
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  lw_model *m = NULL;
+  CHECK(lw_model_write(res.model, &buf, &len, err, sizeof err) == LW_OK);
+  CHECK(buf && lw_model_load(buf, len, &m, err, sizeof err) == LW_OK);
+  free(buf);
+  lw_model_free(res.model);
+  if (!m) return;
+  lw_policy pol;
+  CHECK(lw_policy_for_model(m, &cfg, &pol, NULL) == 1);
+  lw_feature x[1] = {{1, 256}};
+  uint32_t ppm[LW_POLICY_MAX_ACTIONS];
+  double v[LW_MODEL_MAX_ACTIONS];
+  CHECK(lw_model_policy(m, &pol, x, 1, 0.0, ppm, v) == LW_OK);
+  for (int a = 0; a < 3; a++) {
+    double e = lo + (hi - lo) * lw_sigmoid(lw_model_score(m, a, x, 1, 0.0)) - (a < 2 ? 2.0 : 0.0);
+    printf("  %s: value %.4f (label units %.4f), p %.3f\n", m->action_ids[a], v[a], e, ppm[a] / 1e6);
+    CHECK(fabs(v[a] - e) < 1e-4 * (1 + fabs(e)));
+  }
+  /* a1 brings 0.5 × 43 − 2 = 19.5 a decision, a0 0.5 × −8 − 2 = −6, "not now" 0 */
+  CHECK(fabs(v[1] - 19.5) < 2.0 && fabs(v[0] + 6.0) < 2.0 && fabs(v[2]) < 2.0);
+  CHECK(ppm[1] > ppm[2] && ppm[2] > ppm[0]);
+  lw_model_free(m);
+  unlink(path);
+}
+
 /* A synthetic bandit with delayed, graded rewards whose true value is computable: a referee
  * converts (value 10 − the action's incentive) some days after the share and may be retained
  * 30 days later (+40). At `now`, decisions inside their 45-day window are left out, as the
@@ -1626,6 +1792,8 @@ int main(void) {
   RUN(retained_referee_joins_to_the_decision_whose_share_brought_it);
   RUN(site_without_referee_reports_falls_back_to_shares_and_says_so);
   RUN(trainer_ranks_the_channels_whose_referees_stay_first);
+  RUN(runtime_prices_a_retained_value_model_in_the_labels_units);
+  RUN(retrain_before_any_window_closes_trains_on_the_shares_fallback_and_says_so);
   RUN(delayed_graded_rewards_covered_once_windows_close);
   RUN(estimator_intervals_cover_the_true_value_at_the_stated_rate);
   RUN(estimates_of_a_file_match_the_truth_and_the_observed_value);

@@ -104,6 +104,14 @@ static const struct {
     {MINIMAL ",\"attributes\":{\"plan\":[\"free\",\"pro\"]},\"approval\":{\"attribute\":\"plan\","
      "\"values\":[\"pro\"],\"send\":\"plan\"}}",
      "approval.send: expected an array of attribute names, got a string"},
+    {MINIMAL ",\"channels\":[\"copy\",\"fax\"]}",
+     "channels[1]: expected one of: native copy email linkedin x whatsapp, got 'fax'"},
+    {MINIMAL ",\"channels\":[\"copy\",3]}", "channels[1]: expected one of: native copy email linkedin x whatsapp, got a number"},
+    {MINIMAL ",\"channels\":[\"x\",\"email\",\"x\"]}", "channels[2]: channel listed twice"},
+    {MINIMAL ",\"channels\":[]}", "channels: expected 1 to 6 entries, got 0"},
+    {MINIMAL ",\"channels\":\"copy\"}", "channels: expected an array of channel names, got a string"},
+    {MINIMAL ",\"preview\":{\"allow_url\":1}}", "preview.allow_url: expected true or false, got 1"},
+    {MINIMAL ",\"preview\":{\"allow\":true}}", "preview.allow: unknown field (expected one of: allow_url)"},
 };
 
 static void bad_configs_name_path_and_problem(void) {
@@ -155,6 +163,10 @@ static lw_config engine_part(lw_config cfg) {
     memset(v->referee_reward, 0, sizeof v->referee_reward);
   }
   for (int i = 0; i < LW_MAX_LADDER; i++) memset(cfg.ladder[i].reward, 0, sizeof cfg.ladder[i].reward);
+  /* channels and preview are the display part's too: a read file has none */
+  cfg.n_channels = 0;
+  memset(cfg.channels, 0, sizeof cfg.channels);
+  cfg.preview_url = 0;
   return cfg;
 }
 
@@ -287,14 +299,33 @@ static void compiled_config_refuses_what_the_engine_cannot_run(void) {
   CHECK_CONTAINS(err, "malformed");
 }
 
+/* channels and preview.allow_url: optional, with documented defaults, into the display part. */
+static void channels_and_url_preview_are_optional_and_reach_the_display_part(void) {
+  lw_config cfg = tu_config(MINIMAL "}");
+  CHECK_INT(cfg.n_channels, LW_CHANNEL_COUNT);
+  for (int i = 0; i < LW_CHANNEL_COUNT; i++) CHECK_INT(cfg.channels[i], i);
+  CHECK_INT(cfg.preview_url, 0);
+  cfg = tu_config(MINIMAL ",\"channels\":[\"whatsapp\",\"copy\"],\"preview\":{\"allow_url\":true}}");
+  CHECK_INT(cfg.n_channels, 2);
+  CHECK_INT(cfg.channels[0], LW_CHANNEL_WHATSAPP);
+  CHECK_INT(cfg.channels[1], LW_CHANNEL_COPY);
+  CHECK_INT(cfg.preview_url, 1);
+  uint8_t bin[16384];
+  char buf[8192];
+  display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
+  CHECK_CONTAINS(buf, "\"channels\":[\"whatsapp\",\"copy\"],\"preview\":true,");
+}
+
 static void display_part_carries_what_the_widget_shows(void) {
   lw_config cfg = tu_default_config();
   uint8_t bin[16384];
   char buf[8192];
   display_part(bin, compile(&cfg, bin, sizeof bin), buf, sizeof buf);
   CHECK_CONTAINS(buf, "{\"share\":{\"url\":\"https://acme.example/join?ref={code}\",\"title\":\"Try Acme Projects\"");
-  CHECK_CONTAINS(buf, "},{\"title\":\"Share Acme, get a month free\"");
-  CHECK(strstr(buf, "month_free") == NULL); /* ids are the engine's, not shown */
+  CHECK_CONTAINS(buf, "},{\"id\":\"month_free\",\"title\":\"Share Acme, get a month free\"");
+  CHECK_CONTAINS(buf, "{\"id\":\"month_free\",\"title\""); /* for Loopwise.preview(id) */
+  CHECK_CONTAINS(buf, "\"channels\":[\"native\",\"copy\",\"email\",\"linkedin\",\"x\",\"whatsapp\"]");
+  CHECK(strstr(buf, "\"preview\"") == NULL); /* ?loopwise-preview is refused unless allowed */
   CHECK_CONTAINS(buf, "\"ladder\":[{\"referrals\":0,\"reward\":\"$10 credit for each friend who joins\"}");
   CHECK_CONTAINS(buf, "\"model\":{\"refresh_hours\":24}}");
   strcpy(cfg.variants[0].title, "Say \"hi\"\n");
@@ -456,6 +487,7 @@ int main(void) {
   RUN(damaged_compiled_config_is_refused_whatever_the_byte);
   RUN(compiled_config_refuses_what_the_engine_cannot_run);
   RUN(display_part_carries_what_the_widget_shows);
+  RUN(channels_and_url_preview_are_optional_and_reach_the_display_part);
   RUN(exploration_and_switch_off_fields_are_optional_and_compile);
   RUN(check_all_reports_every_error_with_its_path);
   RUN(share_url_must_be_https_or_local_http);

@@ -105,7 +105,7 @@ static void model_file_round_trips_and_damage_is_refused(void) {
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_CORRUPT);
   CHECK_CONTAINS(err, "not a Loopwise model file");
   buf[0] = 'L';
-  buf[4] = 4; /* version 4, with a valid checksum */
+  buf[4] = 5; /* version 5, with a valid checksum */
   uint32_t crc = lw_crc32(0, buf, len - 4);
   for (int i = 0; i < 4; i++) buf[len - 4 + i] = (uint8_t)(crc >> (8 * i));
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
@@ -123,9 +123,9 @@ static void a_newer_model_is_refused_for_its_version_before_its_checksum(void) {
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
   lw_model *r = NULL;
-  buf[4] = 4; /* version 4; the checksum is now wrong for these bytes */
+  buf[4] = 5; /* version 5; the checksum is now wrong for these bytes */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
-  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1-3)");
+  CHECK_STR(err, "model: format version is unknown to this runtime (reads 1-4)");
   CHECK(r == NULL);
   buf[5] = 1; /* version 260 */
   CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_VERSION);
@@ -456,6 +456,54 @@ static int write_case_model(const char *path) {
   return ok ? 0 : 1;
 }
 
+/* Format 4 carries what the model predicts: value labels with their range round-trip, a range
+ * that is not finite with lo < hi is refused, and a format 3 file (the same bytes without the
+ * label kind) still loads, priced as a share-label model. */
+static void a_model_says_what_its_labels_are_and_format_3_still_reads(void) {
+  lw_model *m = new_model(1);
+  set_w(m, 0, "bias", 20);
+  uint8_t *buf;
+  size_t len;
+  char err[LW_ERRMSG_MAX];
+  m->value_labels = 1;
+  m->reward_lo = -15.0f;
+  m->reward_hi = 160.0f;
+  CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
+  CHECK_INT(buf[4], 4);
+  lw_model *r = NULL;
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_OK);
+  CHECK(r && r->value_labels == 1 && r->reward_lo == -15.0f && r->reward_hi == 160.0f);
+  CHECK(r && lw_model_same_decisions(m, r));
+  lw_model_free(r);
+  r = NULL;
+  /* the range sits just before the metadata: u8 1, f32 lo, f32 hi, u16 length, metadata, crc */
+  size_t meta = strlen(m->meta_json), at = len - 4 - meta - 2 - 8;
+  CHECK_INT(buf[at - 1], 1);
+  float bad = 200.0f; /* lo above hi */
+  memcpy(buf + at, &bad, 4);
+  uint32_t crc = lw_crc32(0, buf, len - 4);
+  for (int i = 0; i < 4; i++) buf[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_ERR_CORRUPT);
+  CHECK_CONTAINS(err, "label range");
+  free(buf);
+  /* a share-label model written as format 3: drop its u8 0 label kind */
+  m->value_labels = 0;
+  CHECK_INT(lw_model_write(m, &buf, &len, err, sizeof err), LW_OK);
+  at = len - 4 - meta - 2 - 1;
+  CHECK_INT(buf[at], 0);
+  memmove(buf + at, buf + at + 1, len - at - 1);
+  len--;
+  buf[4] = 3;
+  crc = lw_crc32(0, buf, len - 4);
+  for (int i = 0; i < 4; i++) buf[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+  r = NULL;
+  CHECK_INT(lw_model_load(buf, len, &r, err, sizeof err), LW_OK);
+  CHECK(r && r->value_labels == 0 && lw_model_same_decisions(m, r));
+  lw_model_free(r);
+  free(buf);
+  lw_model_free(m);
+}
+
 /* Format version 2 records how many logged decisions each action was trained on; a version 1
  * file (the shipped cases model) still loads, and says it does not know (-1). */
 static void a_model_says_how_much_data_each_action_had(void) {
@@ -516,6 +564,7 @@ int main(int argc, char **argv) {
   RUN(math_matches_libm_closely);
   RUN(model_file_round_trips_and_damage_is_refused);
   RUN(a_newer_model_is_refused_for_its_version_before_its_checksum);
+  RUN(a_model_says_what_its_labels_are_and_format_3_still_reads);
   RUN(a_model_says_how_much_data_each_action_had);
   RUN(small_weights_beside_large_ones_survive_the_file);
   RUN(bad_model_is_rejected_and_rules_keep_deciding);

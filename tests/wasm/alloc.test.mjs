@@ -129,7 +129,7 @@ test('realloc keeps a block that fits its class and frees it when it moves', asy
   // The output buffer is the module's realloc user: lw_w_new reserves 1 KB (the 2 KB class),
   // lw_w_take_batch reserves max_bytes more.
   const x = await instance();
-  const h = x.new();
+  const h = x.N();
   const enc = new TextEncoder();
   const put = (s) => {
     const b = typeof s === 'string' ? enc.encode(s + '\0') : s;
@@ -138,20 +138,20 @@ test('realloc keeps a block that fits its class and frees it when it moves', asy
     return p;
   };
   const cfg = put(config);
-  assert.equal(x.init(h, cfg, config.length, 1, 2, 3, 4), 0);
+  assert.equal(x.i(h, cfg, config.length, 1, 2, 3, 4), 0);
   x.free(cfg);
   const key = put('demo-site-key');
-  const out0 = x.out(h);
+  const out0 = x.o(h);
   const used0 = x.heap_used();
 
-  x.take_batch(h, key, 1767614400000, 1500); // 1501 B: still the 2 KB class
-  assert.equal(x.out(h), out0);
+  x.b(h, key, 1767614400000, 1500); // 1501 B: still the 2 KB class
+  assert.equal(x.o(h), out0);
   assert.equal(x.heap_used(), used0);
 
-  x.take_batch(h, key, 1767614400000, 5000); // 5001 B: moves to the 8 KB class
-  assert.notEqual(x.out(h), out0);
+  x.b(h, key, 1767614400000, 5000); // 5001 B: moves to the 8 KB class
+  assert.notEqual(x.o(h), out0);
   assert.equal(x.heap_used(), used0 + 8192 - 2048);
   assert.equal(x.malloc(1500), out0, 'the old 2 KB block is the next 2 KB block handed out');
   x.free(key);
-  x.release(h);
+  x.R(h);
 });

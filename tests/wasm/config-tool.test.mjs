@@ -87,7 +87,7 @@ test('check reports every error in a file at once, each with its JSON path', () 
 // schema uses no other keyword, so nothing in it goes unchecked here.
 const KEYWORDS = new Set(['$schema', '$comment', 'title', 'description', 'default', 'type', 'properties',
   'required', 'additionalProperties', 'minimum', 'maximum', 'minLength', 'maxLength', 'pattern', 'items',
-  'minItems', 'maxItems', 'uniqueItems', 'allOf', 'propertyNames', 'maxProperties']);
+  'minItems', 'maxItems', 'uniqueItems', 'allOf', 'propertyNames', 'maxProperties', 'enum']);
 function keywordsOf(s, out = new Set()) {
   for (const [k, v] of Object.entries(s)) {
     out.add(k);
@@ -107,6 +107,7 @@ function validate(s, v, path = '', errs = []) {
   if (s.minLength !== undefined && chars < s.minLength) fail('too short');
   if (s.maxLength !== undefined && chars > s.maxLength) fail('too long');
   if (s.pattern && !new RegExp(s.pattern, 'u').test(v)) fail(`does not match ${s.pattern}`);
+  if (s.enum && !s.enum.some((x) => JSON.stringify(x) === JSON.stringify(v))) fail(`not one of ${s.enum.join(', ')}`);
   if (type === 'array') {
     if (s.minItems !== undefined && v.length < s.minItems) fail('too few items');
     if (s.maxItems !== undefined && v.length > s.maxItems) fail('too many items');
@@ -170,6 +171,10 @@ test('the schema accepts every shipped config and refuses what the checker refus
     [{ ...base, attributes: { plan: [] } }, 'attributes.plan: too few items'],
     [{ ...base, approval: { attribute: 'plan' } }, 'approval: values is required'],
     [{ ...base, fairness: { min_exposure_ratio: 0.8 } }, 'fairness: attribute is required'],
+    [{ ...base, channels: ['copy', 'fax'] }, 'channels[1]: not one of'],
+    [{ ...base, channels: ['x', 'x'] }, 'channels: items repeat'],
+    [{ ...base, channels: [] }, 'channels: too few items'],
+    [{ ...base, preview: { allow_url: 'yes' } }, 'preview.allow_url: not boolean'],
   ];
   for (const [c, why] of bad) {
     const text = JSON.stringify(c);

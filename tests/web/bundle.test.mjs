@@ -15,9 +15,10 @@ const distDir = process.env.LW_WEB_DIST || dist;
 // What a script-tag page fetches on a first load with no prompt and nothing to send ...
 const INITIAL = ['loopwise.js', 'loopwise.lwm', 'loopwise.wasm', 'referral.lwc'];
 // ... what it fetches later (the prompt chunk at the first prompt, the transport chunk once
-// there is something to send), and what only the npm package's importers and CSP pages use.
+// there is something to send), and what only the npm package's importers and CSP pages use, and
+// only a page that calls Loopwise.preview() or debug() (issue 14: a visitor never loads it).
 const LATER = ['loopwise-net.js', 'loopwise-prompt.js'];
-const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs'];
+const FILES = [...INITIAL, ...LATER, 'loopwise-queue.js', 'loopwise.mjs', 'loopwise-preview.js'];
 requireBuilt(...FILES.map((f) => join(distDir, f)));
 const gz = (f) => gzipSync(readFileSync(join(distDir, f)), { level: 9 }).length;
 const sum = (files) => files.reduce((a, f) => a + gz(f), 0);
@@ -33,15 +34,22 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 
 // The web SDK issue's budgets (issue 13), gzip -9 per file, summed; `npm run bench` measures
 // the same in a browser (initial_gzip_bytes=, download_gzip_bytes=).
-// NEITHER IS MET (2026-12-01, after merging issues 10-12 and 16 over the lazy split): the first
-// load is 22,086 B and the whole download 24,620 B (with issue 11's share links). The WASM alone is 15,698 B (it was 13,830 B
-// this morning: consent and identity, status, the exploration minimums, the format-2/3 model
-// reader, per-share tokens and channels), the config 687 B, the default model 991 B, the script
-// 4,536 B with the prompt and the transport split out. Both budgets are marked todo so every
-// run measures and reports them without failing; the ceilings below keep them from growing, so
-// any growth is a deliberate change to this file.
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22250, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 24750;
-test('first_load_fits_18000_B', { todo: 'not met: 22,086 B, see the comment above' }, () => {
+// NEITHER IS MET (2026-12-02, branch slim): the first load is 22,077 B and the whole download
+// 24,611 B (2026-12-01 on main: 22,086 / 24,620). The WASM alone is 15,390 B (15,698 B on main:
+// -199 B with its data in one segment, src/wasm/join-data.mjs, -109 B with one-letter export
+// names), the config 687 B, the default model 992 B, the script 5,008 B (4,709 B on main: +353 B
+// for back-to-back calls sharing one IndexedDB transaction and the snapshot a closing page leaves
+// in localStorage, web/src/store.js, -54 B for the short export names). Both budgets are marked
+// todo so every run measures and reports them without failing; the ceilings below keep them from
+// growing, so any growth is a deliberate change to this file.
+// Issue 14's share channels and preview (branch share2) added 180 B to the first load
+// (loopwise.js +130, referral.lwc +54, loopwise.wasm -4) and 551 B to the prompt chunk
+// (channels.js): the ceilings rose by exactly that.
+// Issue 15's approval requests (branch approval) added 999 B to the first load (loopwise.wasm +946,
+// loopwise.js +51, referral.lwc +2) and 1,348 B to the whole download (loopwise-net.js +349):
+// the ceilings are the merged tree's measured sizes (node web/build.mjs: 23,375 B and 26,809 B).
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 23375, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 26809;
+test('first_load_fits_18000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
@@ -49,7 +57,7 @@ test('first_load_stays_under_its_ceiling', () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_CEILING, `first load is ${n} B gzip -9 > ${INITIAL_CEILING}`);
 });
-test('whole_download_fits_23000_B', { todo: 'not met: 24,620 B, see the comment above' }, () => {
+test('whole_download_fits_23000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum([...INITIAL, ...LATER]);
   assert.ok(n <= DOWNLOAD_BUDGET, `whole download is ${n} B gzip -9 > ${DOWNLOAD_BUDGET}`);
 });
@@ -60,11 +68,21 @@ test('whole_download_stays_under_its_ceiling', () => {
 
 // The script tag's own script, so growth there is a deliberate change (4,415 B before issue 11;
 // 4,709 B with it: engine.share/lastToken/channels in the engine wrapper, about +125 B, and the
-// widget's link template, share channel, the landing's token and referral(), +170 B).
-const WIDGET_CEILING = 4750;
+// widget's link template, share channel, the landing's token and referral(), +170 B; 5,008 B with
+// the store's shared transactions and left-behind snapshot, +353 B, and the short export names,
+// -54 B: track_main_thread_ms went from 0.37-0.88 ms to 0.00-0.06 ms).
+// Issue 14: +130 B (see above). Issue 15's approval requests: +51 B (5,190 B measured).
+const WIDGET_CEILING = 5190;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);
+});
+
+// Loopwise.preview() and debug() (web/src/preview.js), loaded only by a page that calls them.
+const PREVIEW_CEILING = 552;
+test('preview_chunk_stays_under_its_ceiling', () => {
+  const n = gz('loopwise-preview.js');
+  assert.ok(n <= PREVIEW_CEILING, `loopwise-preview.js is ${n} B gzip -9 > ${PREVIEW_CEILING}`);
 });
 
 // A page with `script-src 'self'` allows the snippet inline by the hash the README gives, or

@@ -51,7 +51,7 @@ test('the_packed_tarball_holds_the_module_its_chunks_assets_and_types', () => {
   const meta = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
   assert.equal(meta.exports['.'].import, './dist/loopwise.mjs');
   assert.equal(meta.exports['.'].types, './index.d.ts');
-  for (const f of ['loopwise.mjs', 'loopwise.js', 'loopwise-prompt.js', 'loopwise-net.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm']) {
+  for (const f of ['loopwise.mjs', 'loopwise.js', 'loopwise-prompt.js', 'loopwise-net.js', 'loopwise-preview.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm']) {
     assert.ok(readdirSync(join(pkg, 'dist')).includes(f), f);
   }
   assert.ok(readdirSync(pkg).includes('index.d.ts') && readdirSync(pkg).includes('README.md'));
@@ -160,7 +160,10 @@ async function main(): Promise<void> {
   const code: string | null = await lw.referralCode();
   const r: Referrals | null = await lw.referrals();
   if (r && r.next) console.log(r.next.referrals, r.next.reward, r.tier);
-  const off = lw.on('shared', (e) => console.log(e.decision, e.kind));
+  const off = lw.on('shared', (e) => console.log(e.decision, e.kind, e.channel === 'whatsapp'));
+  const previewed: true | null = await lw.preview('credit_10', { locale: 'de' });
+  const overlay: boolean | null = await lw.debug(true);
+  console.log(previewed, overlay);
   lw.on('dismissed', (e) => console.log(e.kind === 'dismiss' || e.kind === 'close'));
   lw.on('decision', (x) => console.log(x.p));
   lw.on('shown', (x) => console.log(x.variant));
@@ -188,6 +191,7 @@ main();
     ['an_endpoint_that_is_not_a_string', 'init({ endpoint: 8080 });', /number/],
     ['an_option_that_does_not_exist', "init({ writekey: 'k' });", /writekey/],
     ['reading_status_fields_before_checking_started', 'lw.status().then((s) => s && s.pending);', /pending/],
+    ['a_share_channel_that_does_not_exist', "lw.on('shared', (e) => e.channel === 'fax');", /fax/],
   ]) {
     test(`tsc_strict_fails_on_${name}`, () => {
       const f = `misuse-${name}.ts`;

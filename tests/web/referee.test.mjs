@@ -106,7 +106,7 @@ describe('per-share tokens', () => {
     const code = url.searchParams.get('ref'), token = url.searchParams.get('lwt');
     assert.match(code, /^[A-Z0-9]{6,16}$/);
     assert.match(token, /^[0-9a-f]{32}$/);
-    assert.deepEqual(ev, { decision, kind: 'share', token }, "the 'shared' event carries the link's token");
+    assert.deepEqual(ev, { decision, kind: 'share', token, channel: 'native' }, "the 'shared' event carries the link's token and the channel");
     const share = sql(ingest.db, `SELECT code, token, channel FROM events WHERE kind = 'share' AND decision = '${decision}'`);
     assert.deepEqual(share, [{ code, token, channel: 'native' }], 'the share record carries the link token and the native channel');
 

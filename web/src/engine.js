@@ -27,6 +27,13 @@ export const readDisplay = (lwc) =>
 // the test module's extra exports.
 // identity: LW_IDENTITY_BYTES (26) random bytes for the install key and referral code (the
 // widget passes crypto.getRandomValues'); without it they come from the seeded generator.
+//
+// The module's exports have one-letter names (src/wasm/binding.c: each LW_EXPORT there): N new
+// handle, R release it, E its error text, o/l its output buffer and length, i init, t track,
+// a approve, P approval, A attribute, f flags, m model, M model_status, r referee, L last
+// decision, O outcome, s share, T token, c channels, C consent, k collecting, z reset, I identity, n info,
+// K install_key, D referral_code, S snapshot, e restore, b take_batch; and memory, malloc, free,
+// _initialize.
 export async function loadEngine({ wasm, config, seed, identity }, extend) {
   let mem;
   const bytes = () => new Uint8Array(mem.buffer);
@@ -61,27 +68,27 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
     bytes()[at + r.written] = 0;
     return at;
   };
-  const out = () => bytes().slice(x.out(h), x.out(h) + x.out_len(h));
+  const out = () => bytes().slice(x.o(h), x.o(h) + x.l(h));
   const outText = () => dec.decode(out());
   // A status (include/loopwise/common.h) other than LW_OK throws the module's message, the
   // status as the error's .status.
   const fail = (st) => {
     if (st) {
-      const e = Error(cstr(x.err(h)));
+      const e = Error(cstr(x.E(h)));
       e.status = st;
       throw e;
     }
   };
 
-  const h = x.new();
+  const h = x.N();
   if (!h) throw Error('Loopwise: out of memory');
   const s = new Uint32Array(4); // the engine's random seed: 16 bytes as four words
   new Uint8Array(s.buffer).set((seed || []).slice(0, 16));
   const cfgBytes = new Uint8Array(config);
-  const st = withStr(cfgBytes, (p) => x.init(h, p, cfgBytes.length, ...s));
+  const st = withStr(cfgBytes, (p) => x.i(h, p, cfgBytes.length, ...s));
   if (st) {
-    const msg = cstr(x.err(h));
-    x.release(h);
+    const msg = cstr(x.E(h));
+    x.R(h);
     throw Error('Loopwise config: ' + msg);
   }
 
@@ -92,11 +99,11 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
     track(name, now, tz = 0, opts) {
       const v = opts && typeof opts.value === 'number' ? opts.value : NaN;
       const label = opts && opts.label != null ? String(opts.label) : '';
-      fail(x.track(h, putShort(String(name), scratch), v, putShort(label, scratch + SCRATCH), now, tz | 0));
-      return x.out_len(h) === 4 ? null : JSON.parse(outText()); // "null": not a decision point
+      fail(x.t(h, putShort(String(name), scratch), v, putShort(label, scratch + SCRATCH), now, tz | 0));
+      return x.l(h) === 4 ? null : JSON.parse(outText()); // "null": not a decision point
     },
     approve(id, now, tz = 0) {
-      fail(withStr(String(id), (p) => x.approve(h, p, now, tz | 0)));
+      fail(withStr(String(id), (p) => x.a(h, p, now, tz | 0)));
       return JSON.parse(outText());
     },
     // The approval exchange (README "Approval requests", src/wasm/binding.c): op 0 the request of
@@ -104,58 +111,58 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
     // device picked up (the decision's JSON), op 2 the id still held for the server's answer, op
     // 3 that of one held whose request has not gone ('': none).
     approval(op, id, arg, now, tz) {
-      fail(x.approval(h, op, putShort(id, scratch), putShort(arg, scratch + SCRATCH), now, tz)); // tz: undefined is 0
+      fail(x.P(h, op, putShort(id, scratch), putShort(arg, scratch + SCRATCH), now, tz)); // tz: undefined is 0
       return outText();
     },
     attribute(name, value) {
-      fail(withStr(String(name), (n) => (value == null ? x.attribute(h, n, 0)
-        : withStr(String(value), (v) => x.attribute(h, n, v)))));
+      fail(withStr(String(name), (n) => (value == null ? x.A(h, n, 0)
+        : withStr(String(value), (v) => x.A(h, n, v)))));
     },
     // Privacy signals (Global Privacy Control, Do Not Track) and the host's busy flag, as
     // booleans: WebAssembly passes true as 1, false (and undefined) as 0.
-    flags(gpc, dnt, busy) { x.flags(h, gpc, dnt, busy); },
+    flags(gpc, dnt, busy) { x.f(h, gpc, dnt, busy); },
     // Load a model file (bytes); throws with the reason if it is damaged (the old one stays).
-    setModel(bytes) { fail(withStr(bytes, (p) => x.model(h, p, bytes.length))); },
+    setModel(bytes) { fail(withStr(bytes, (p) => x.m(h, p, bytes.length))); },
     // 'none' (no model: the rules decide), 'ready' (model mode), or 'no_data': a model is
     // loaded but has no data for this config's variants, so the rules decide (for status()).
-    modelStatus: () => cstr(x.model_status(h)),
+    modelStatus: () => cstr(x.M(h)),
     // token: the share token from the landing URL, if it had one.
     landing(code, now, token) {
-      fail(withStr(String(code), (p) => x.referee(h, p, putShort(token ? String(token) : '', scratch), now)));
+      fail(withStr(String(code), (p) => x.r(h, p, putShort(token ? String(token) : '', scratch), now)));
     },
-    conversion(now) { fail(x.referee(h, 0, 0, now)); },
+    conversion(now) { fail(x.r(h, 0, 0, now)); },
     // kind: an outcome's wire name ('impression', 'share', 'copy', 'dismiss') or 'close'.
     outcome(id, kind, now) {
-      fail(withStr(String(id), (p) => x.outcome(h, p, putShort(String(kind), scratch), now)));
+      fail(withStr(String(id), (p) => x.O(h, p, putShort(String(kind), scratch), now)));
     },
     // A share of decision id through channel ('native' share sheet, 'copy', ...); random: 16
     // bytes from crypto.getRandomValues. Returns the share's token for the link.
     share(id, channel, random, now) {
       const r = new Uint8Array(random);
       if (r.length !== 16) throw Error('Loopwise: a share needs 16 random bytes');
-      fail(withStr(String(id), (p) => withStr(r, (b) => x.share(h, p, putShort(String(channel), scratch), b, now))));
-      return cstr(x.token(h));
+      fail(withStr(String(id), (p) => withStr(r, (b) => x.s(h, p, putShort(String(channel), scratch), b, now))));
+      return cstr(x.T(h));
     },
     // The share channels the model ranks best first for this user's persona ([] without a
     // ranking: keep the prompt's own order).
-    channels(now, tz = 0) { return x.channels(h, now, tz | 0) ? outText().split(' ') : []; },
+    channels(now, tz = 0) { return x.c(h, now, tz | 0) ? outText().split(' ') : []; },
     // The last share's token ('' before the first).
-    lastToken: () => cstr(x.token(h)),
-    consent(given, now) { x.consent(h, given ? 1 : 0, now); },
+    lastToken: () => cstr(x.T(h)),
+    consent(given, now) { x.C(h, given ? 1 : 0, now); },
     // Whether the engine collects now (consent, privacy signals); when not, it deletes what
     // its outbox held (src/core/records.c).
-    collecting: () => x.collecting(h),
-    identity(b) { withStr(b, (p) => x.identity(h, p)); },
-    reset: () => x.reset(h), // a fresh state (lw_engine_reset)
+    collecting: () => x.k(h),
+    identity(b) { withStr(b, (p) => x.I(h, p)); },
+    reset: () => x.z(h), // a fresh state (lw_engine_reset)
     // 0 consent (0 unset, 1 given, 2 refused, 3 unknown), 1 records queued, 2 records the
     // full outbox dropped, 3 shares made here (src/wasm/binding.c).
-    info: (i) => x.info(h, i),
-    lastDecision() { x.last(h); return JSON.parse(outText()); },
-    installKey: () => cstr(x.install_key(h)),
-    referralCode: () => cstr(x.referral_code(h)),
+    info: (i) => x.n(h, i),
+    lastDecision() { x.L(h); return JSON.parse(outText()); },
+    installKey: () => cstr(x.K(h)),
+    referralCode: () => cstr(x.D(h)),
     // The on-device state as bytes (a copy), for IndexedDB.
     snapshot() {
-      if (!x.snapshot(h)) throw Error('Loopwise: out of memory');
+      if (!x.S(h)) throw Error('Loopwise: out of memory');
       return out();
     },
     // Restore snapshot() bytes; null means a new user. Anything else that is not a snapshot
@@ -163,17 +170,17 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
     // reported, never thrown.
     restore(snap, now) {
       const b = snap == null ? new Uint8Array(0) : snap instanceof Uint8Array ? snap : Uint8Array.of(0);
-      const r = withStr(b, (p) => x.restore(h, p, b.length, now));
-      return r ? { ok: false, error: cstr(x.err(h)) } : { ok: true };
+      const r = withStr(b, (p) => x.e(h, p, b.length, now));
+      return r ? { ok: false, error: cstr(x.E(h)) } : { ok: true };
     },
     // The next batch of at most maxBytes as {id, body}: its batch_id, drawn by the engine, and
     // the JSON text to send. null when the outbox is empty.
     takeBatch(writeKey, now, maxBytes = 60000) {
-      const n = withStr(writeKey, (p) => x.take_batch(h, p, now, maxBytes));
-      const at = x.out(h);
+      const n = withStr(writeKey, (p) => x.b(h, p, now, maxBytes));
+      const at = x.o(h);
       return n ? { id: cstr(at + n + 1), body: dec.decode(bytes().subarray(at, at + n)) } : null;
     },
-    free() { x.free(scratch); x.release(h); },
+    free() { x.free(scratch); x.R(h); },
   };
   if (identity) engine.identity(identity);
   return extend ? extend(engine, x, h, bytes, put, cstr) : engine;

@@ -27,5 +27,6 @@ export function init(options = {}) {
     writeKey: o.writeKey,
     ui: () => import('./loopwise-prompt.js'),
     net: () => import('./loopwise-net.js'),
+    preview: () => import('./loopwise-preview.js'),
   }));
 }

@@ -27,7 +27,7 @@ const ERR_VERSION = 4;
 const TOKEN = 'lwt';
 
 // o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
-// endpoint, writeKey: strings; ui, net: () => import() of ui.js / transport.js}.
+// endpoint, writeKey: strings; ui, net, preview: () => import() of ui.js / transport.js / preview.js}.
 export function create(o) {
   const w = window;
   const endpoint = (o.endpoint || '').replace(/\/+$/, '');
@@ -68,9 +68,10 @@ export function create(o) {
     let prompt = null; // the open prompt's close(), with the decision id as .id
 
     // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
-    // it afterwards (store.js). The privacy signals and the busy flag are per page, not shared
-    // state: set them every time.
-    const run = (fn, withPending) => store.tx((now, os, pending) => {
+    // it afterwards (store.js; `early`: fn only calls the engine, so it may join a transaction
+    // already open and resolves as soon as it ran). The privacy signals and the busy flag are per
+    // page, not shared state: set them every time.
+    const run = (fn, withPending, early) => store.tx((now, os, pending) => {
       const n = navigator, left = local((s) => s.getItem(LEFT_OPEN));
       engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', busy);
       if (left) {
@@ -78,9 +79,10 @@ export function create(o) {
         try { engine.outcome(left, 'close', now); } catch { /* already ended */ }
       }
       return fn(now, os, pending);
-    }, withPending);
-    // The usual call: fn(now) in one transaction, then `then` with its result.
-    const act = (fn, then) => run(fn).then(then);
+    }, withPending, early);
+    // The usual call: fn(now), an engine call, in a transaction (back-to-back calls share one),
+    // then `then` with its result.
+    const act = (fn, then) => run(fn, 0, 1).then(then);
     // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
     // chunk failed to load: retried at the next call).
     const loadNet = () => (endpoint ? netting = netting || o.net().then(
@@ -100,14 +102,14 @@ export function create(o) {
 
     // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
     // A share or copy goes with its link's token (rnd: the 16 random bytes it is the hex of) and
-    // its channel: 'native' (the share sheet) or 'copy' (the clipboard).
-    const outcome = (id, kind, rnd) => run((now, os, pending) => {
-      if (kind === 'share' || kind === 'copy') engine.share(id, kind === 'copy' ? kind : 'native', rnd, now);
+    // its channel (channels.js passes it: 'native' the share sheet, 'copy' the clipboard, 'email', ...).
+    const outcome = (id, kind, rnd, channel) => run((now, os, pending) => {
+      if (kind === 'share' || kind === 'copy') engine.share(id, channel, rnd, now);
       else engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
     }, !!net).then(() => {
       const ev = { decision: id, kind };
-      if (kind === 'share' || kind === 'copy') emit('shared', { ...ev, token: engine.lastToken() });
+      if (kind === 'share' || kind === 'copy') emit('shared', { ...ev, token: engine.lastToken(), channel });
       if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
       emit('outcome', ev);
       kick();
@@ -119,6 +121,21 @@ export function create(o) {
       prompt = null;
       close();
       return outcome(close.id, 'close');
+    };
+
+    // The share of variant v's prompt: the link with this device's code (ui.js fills {token}),
+    // the texts, and the channels: the config's, in the order the model ranks for this persona
+    // (channels.js).
+    const shareOf = (v) => ({
+      url: link.split('{code}').join(engine.referralCode()), title: cfg.share.title || v.title,
+      text: cfg.share.text || v.message, channels: cfg.channels, rank: engine.channels(Date.now(), tz()),
+    });
+    // With a ladder, the referrer's reward now and what the next step needs, from the last
+    // answer the server gave (the prompt never waits for the network; it asks again for the
+    // next prompt).
+    const lines = () => {
+      const n = +cached() || 0, t = tier(n);
+      return cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [];
     };
 
     const show = async (d) => {
@@ -133,18 +150,10 @@ export function create(o) {
         fail(e);
       }
       if (!v || prompt || !open) return outcome(d.id, 'close');
-      const share = cfg.share;
-      const url = link.split('{code}').join(engine.referralCode()); // ui.js fills {token}
-      // With a ladder, the referrer's reward now and what the next step needs, from the last
-      // answer the server gave (the prompt never waits for the network; it asks again for the
-      // next prompt).
-      const n = +cached() || 0, t = tier(n);
-      const close = open(v,
-        { url, title: share.title || v.title, text: share.text || v.message },
-        cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [],
-        (kind, rnd) => {
+      const close = open(v, shareOf(v), lines(),
+        (kind, rnd, channel) => {
           if (prompt === close) prompt = null;
-          outcome(d.id, kind, rnd).catch(fail);
+          outcome(d.id, kind, rnd, channel).catch(fail);
         });
       close.id = d.id;
       prompt = close;
@@ -184,6 +193,11 @@ export function create(o) {
         return yes;
       },
       explain: () => engine.lastDecision(),
+      // Issue 14 (preview.js): variant id's prompt, logging nothing and changing nothing (not
+      // while a prompt is open); the explain() overlay.
+      preview: (id, opts) => Promise.all([ui = ui || o.ui(), o.preview()]).then(([u, p]) =>
+        p.preview(u.open, cfg.variants, id, opts, shareOf, lines, prompt)),
+      debug: (on) => o.preview().then((p) => p.debug(on, api)),
       referralCode: () => engine.referralCode(),
       referral: () => landed,
       async referrals() {
@@ -209,7 +223,7 @@ export function create(o) {
       async forget() {
         await loadNet();
         const install = engine.installKey(), c = engine.info(0), done = !net || net.forget(install);
-        local((s) => [CONSENT, LEFT_OPEN, REFERRALS].map((k) => s.removeItem(k)));
+        local((s) => [CONSENT, LEFT_OPEN, REFERRALS, store.left].map((k) => s.removeItem(k)));
         await run((now, os) => {
           os.delete(IDBKeyRange.bound(prefix, prefix + '\uffff'));
           engine.identity(crypto.getRandomValues(new Uint8Array(26)));
@@ -249,6 +263,10 @@ export function create(o) {
     addEventListener('storage', (ev) => { if (ev.key === CONSENT && ev.newValue === '0') (prompt ? closeNow() : run(() => {})).catch(fail); });
     widget = self;
     emit('ready', true);
+    // ?loopwise-preview=<variant id>: a preview, only where the config's preview.allow_url
+    // allows it (elsewhere the parameter is ignored).
+    const pv = cfg.preview && new URLSearchParams(location.search).get('loopwise-preview');
+    if (pv) self.preview(pv).catch(fail);
     loadModel(engine, db, prefix + 'm', o.model,
     endpoint && engine.collecting() && endpoint + '/v1/model?key=' + encodeURIComponent(writeKey), cfg.model.refresh_hours, fail).catch(fail);
   }
@@ -315,7 +333,9 @@ export function create(o) {
   // Each resolves once started; to null if the runtime failed or the call threw. Never rejects.
   //   status()                     {started, consent, pending, dropped, error, model} (README "Widget")
   //   forget()                     deletes this device's state here and on the server
-  for (const name of 'track approve attribute conversion consent referral referralCode referrals status forget'.split(' ')) {
+  //   preview(id, {locale, theme}) variant id's prompt, nothing logged or changed (true once shown)
+  //   debug(on)                    the explain() overlay on or off
+  for (const name of 'track approve attribute conversion consent referral referralCode referrals status forget preview debug'.split(' ')) {
     api[name] = (...args) => ready.then((ok) => (ok ? widget[name](...args) : name === 'status' ? { started: false } : null)).catch((e) => {
       fail(e);
       return null;

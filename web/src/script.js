@@ -24,6 +24,7 @@ import { create } from './loopwise.js';
     writeKey: ds.writeKey,
     ui: () => import(new URL('loopwise-prompt.js', self)),
     net: () => import(new URL('loopwise-net.js', self)),
+    preview: () => import(new URL('loopwise-preview.js', self)),
   });
   w.Loopwise = api;
   if (prev && prev.q) api.q.push(...prev.q);
