@@ -42,6 +42,13 @@ typedef struct {
   /* "x": the hashed features, each value in the fixed point the model reads (lw_fx: value ×
    * 256 rounded, saturating at the int32 range), which is exactly what the trainer used when it
    * read the JSON back. The wire allows any finite value; it is converted once, here. */
+  /* v3 approval records: an approval-request's attrs (n_attrs name/value pairs, in the order
+   * sent) and the install's approval key; an approval-answer's answer ("" when absent). */
+  int n_attrs;
+  char attr_names[LW_APPROVAL_ATTRS][LW_NAME_LEN + 1];
+  char attr_values[LW_APPROVAL_ATTRS][LW_NAME_LEN + 1];
+  char key[LW_APPROVAL_KEY_LEN + 1];
+  char answer[12];
   int skewed;     /* t is beyond the clock-skew allowance (max_future_ms): kept as sent, and the
                      store writes the server's receive time beside it */
   int has_x;      /* the record carried "x" (possibly empty) */
@@ -136,6 +143,21 @@ typedef struct {
 
 lw_status lw_referrer_parse(const char *body, size_t len, lw_referrer_request *out,
                             lw_batch_error *err);
+
+/* POST /v1/approvals (README "Approval requests"): {"v":1,"write_key","install","key"}: a device
+ * asking for the answers to its approval requests, its approval key in the body (never in a
+ * URL). Same rules as lw_forget_parse. */
+typedef struct {
+  char write_key[LW_WRITE_KEY_LEN + 1];
+  char install[LW_INSTALL_LEN + 1];
+  char key[LW_APPROVAL_KEY_LEN + 1];
+} lw_approval_check;
+
+lw_status lw_approval_check_parse(const char *body, size_t len, lw_approval_check *out,
+                                  lw_batch_error *err);
+
+/* POST /console/api/approvals/<id>: {"decision":"approve"|"decline"}; *approve is 1 or 0. */
+lw_status lw_approval_decision_parse(const char *body, size_t len, int *approve, lw_batch_error *err);
 
 /* POST /v1/reviews/<id>: {"decision":"approve"|"reject"}; *approve is 1 or 0. */
 lw_status lw_review_parse(const char *body, size_t len, int *approve, lw_batch_error *err);

@@ -117,6 +117,7 @@ typedef struct {
 
   int approval_attr;           /* accounts with this attribute ... (-1 = no approval rule) */
   uint32_t approval_values;    /* ... set to one of these values (bit i = value i) need approval */
+  uint32_t approval_send;      /* the attributes (bit a = attribute a) an approval request carries */
   int fairness_attr;           /* the segment the trainer keeps exposure fair across (-1 = none) */
   double fairness_min_ratio;
 

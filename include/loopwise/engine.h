@@ -121,6 +121,28 @@ const char *lw_engine_model_status(const lw_engine *e);
 lw_status lw_engine_approve(lw_engine *e, const char *decision_id, int64_t now_ms, int tz_offset_min,
                             lw_decision *out, char *err, size_t errlen);
 
+/* Approval requests through the ingest server (wire v3, README "Approval requests"), for a
+ * decision waiting for approval. lw_engine_approval_request logs its approval-request record:
+ * the decision, the variant held, the decision's own explanation, the attributes the config's
+ * approval.send names (those set) and key, the install's approval key (LW_APPROVAL_KEY_LEN
+ * lowercase hex, drawn and kept by the caller). Only with consent given (lw_engine_set_consent):
+ * *sent 0 and nothing logged otherwise. LW_ERR_NOT_FOUND if nothing with that id is waiting,
+ * LW_ERR_INVALID for a malformed key.
+ * lw_engine_approval_answer applies the answer the device picked up ("approved", "declined" or
+ * "expired"; anything else LW_ERR_INVALID) and logs an approval-answer record: approved is
+ * lw_engine_approve (the prompt shows only if every constraint still allows it: LW_ERR_INVALID
+ * with the reason otherwise); declined and expired end the wait, *out the held decision, not
+ * shown. */
+lw_status lw_engine_approval_request(lw_engine *e, const char *decision_id, const char *key, int64_t now_ms,
+                                     int *sent, char *err, size_t errlen);
+lw_status lw_engine_approval_answer(lw_engine *e, const char *decision_id, const char *answer, int64_t now_ms,
+                                    int tz_offset_min, lw_decision *out, char *err, size_t errlen);
+/* The id of the decision held at now_ms ("" when none) whose approval request was sent
+ * (requested 1: it is kept in the snapshot, so a later page asks the server for its answer) or
+ * not yet (requested 0: held for 30 minutes, in memory only, for lw_engine_approve or until its
+ * request goes). */
+const char *lw_engine_approval_held(lw_engine *e, int requested, int64_t now_ms);
+
 /* Referee side. A visitor arrived through a share link with `code`: remembered on this
  * device and logged as "landing". Later the host reports the visitor's conversion (sign-up
  * or purchase, as the host defines it): logged once as "conversion" with that code, for the

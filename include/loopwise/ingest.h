@@ -81,6 +81,7 @@ typedef struct {
   char *console_assets;        /* directory of the built console (web/console/dist) */
   int64_t console_session_s;   /* how long a login lasts */
   char *console_config;        /* the product config (models/referral.json) the console shows */
+  int64_t approval_days;       /* an approval request expires this many days after it arrived */
   /* Webhooks for approved conversions (README "Webhooks"). */
   char *webhook_url;           /* http(s) URL the host's backend receives them at; NULL: none */
   char *webhook_secret;        /* HMAC-SHA-256 key of their signature */

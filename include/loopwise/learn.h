@@ -15,6 +15,7 @@
 #define LOOPWISE_LEARN_H
 
 #include "loopwise/common.h"
+#include "loopwise/audit.h"
 #include "loopwise/config.h"
 #include "loopwise/model.h"
 #include "loopwise/rng.h"
@@ -408,14 +409,7 @@ lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 /* A model file's HTTP entity tag is lw_model_etag (loopwise/model.h). */
 
 /* ---- fairness audit ------------------------------------------------------------------ */
-#define LW_AUDIT_FLAG_RATIO 0.8
-typedef struct {
-  char name[LW_SEGMENT_NAME_LEN + 1];
-  uint64_t decisions, prompts, shares, conversions;
-  double exposure, share_rate, conversion_rate;       /* prompts/decisions, shares/prompts, conv/prompts */
-  double exposure_ratio, share_ratio, conversion_ratio; /* to the best segment */
-  int flagged;
-} lw_audit_row;
+/* lw_audit_row, its rates, ratios and flags: loopwise/audit.h (shared with the console). */
 /* Per segment (feature name "attr^value", matched by hash in x; SQLite also matches the
  * decision's segment field): exposure, share and conversion rates, ratio to the best
  * segment, flagged below 0.8. VW files have no conversions (rate 0). Counts every

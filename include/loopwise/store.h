@@ -28,7 +28,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 9
+#define LW_STORE_SCHEMA_VERSION 10
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -390,6 +390,50 @@ lw_status lw_store_delivery_resend(lw_store *s, const char *site, int64_t id, in
 lw_status lw_store_deliveries(lw_store *s, const char *site, size_t max, lw_delivery **rows,
                               size_t *n, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- approval requests (schema 9)
+ * Every approval-request record (wire v3) a batch carries becomes one row of the approvals
+ * table, written with its batch (lw_store_write; the first of a site's decision id wins), with
+ * the SHA-256 of the install's approval key (lw_store_approval_key_hash), never the key. A
+ * console user approves or declines it (lw_store_approval_answer, a write); the device asks for
+ * its answers with the key (lw_store_approval_check, a read). A request expires `days` days
+ * after the server received it: from then on it reads as "expired" (whatever was answered) and
+ * is never answered again. An approval-answer record updates the device's side of its row.
+ * Forgetting an install deletes its rows; retention deletes rows received before its cut. */
+
+#define LW_APPROVAL_HASH_LEN 64 /* lowercase hex of SHA-256 */
+
+typedef struct {
+  int64_t id;
+  char decision[LW_DECISION_ID_LEN + 1];
+  char install[LW_INSTALL_LEN + 1];
+  char action[LW_NAME_LEN + 1];     /* the variant held */
+  char segment[LW_NAME_LEN + 1];
+  char reason[LW_REASON_CHARS * 4 + 1];
+  char attrs[LW_APPROVAL_ATTRS * (2 * LW_NAME_LEN + 6) + 3]; /* the attrs as a JSON object */
+  char state[12];                   /* lw_answer_name: pending, approved, declined or expired */
+  int64_t t, received_at, expires_at, answered_at; /* ms; answered_at 0: not answered */
+  char answered_by[40];             /* the console user, "" when not answered */
+  char device_answer[12];           /* the device's approval-answer record, "" before one */
+  int64_t device_at;
+} lw_approval;
+
+/* The hex SHA-256 of an approval key (what the store keeps and compares). */
+void lw_store_approval_key_hash(const char *key, char out[LW_APPROVAL_HASH_LEN + 1]);
+/* An approval request's attrs as the JSON object the store keeps ({"plan":"enterprise"}). */
+void lw_store_approval_attrs(const lw_event *e, char *out, size_t cap);
+/* The site's requests, newest first, at most max, states as of now_ms. *rows: free(). */
+lw_status lw_store_approvals(lw_store *s, const char *site, int64_t now_ms, int days, size_t max,
+                             lw_approval **rows, size_t *n, char *err, size_t errlen);
+/* A console user's answer to request id: approve 1 or 0, by who at now_ms. *result: 0 done, 1 no
+ * such request on the site, 2 already answered, 3 expired. */
+lw_status lw_store_approval_answer(lw_store *s, const char *site, int64_t id, int approve, const char *who,
+                                   int64_t now_ms, int days, int *result, char *err, size_t errlen);
+/* The requests of install on site made with approval key key (the hash compared), newest first,
+ * at most max, states as of now_ms. A wrong key reads as no requests. *rows: free(). */
+lw_status lw_store_approval_check(lw_store *s, const char *site, const char *install, const char *key,
+                                  int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n,
+                                  char *err, size_t errlen);
+
 /* Close the store (checkpointing what a backend needs to). NULL is fine. */
 void lw_store_free(lw_store *s);
 
@@ -453,7 +497,7 @@ lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err,
 
 /* The PostgreSQL schema's own version (its lw_schema table); older databases are migrated on
  * open, once however many replicas start together (an advisory lock). */
-#define LW_STORE_PG_SCHEMA_VERSION 2
+#define LW_STORE_PG_SCHEMA_VERSION 3
 
 /* Open (creating or migrating) the store in the PostgreSQL database url names (a libpq URI,
  * postgres:// or postgresql://). Every connection runs with synchronous_commit = on. On LW_OK
@@ -536,6 +580,14 @@ typedef struct {
                            size_t errlen);
   lw_status (*shared_decisions)(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
                                 size_t errlen);
+  /* approval requests (above); NULL in a backend without them (the calls then fail) */
+  lw_status (*approvals)(lw_store *s, const char *site, int64_t now_ms, int days, size_t max,
+                         lw_approval **rows, size_t *n, char *err, size_t errlen);
+  lw_status (*approval_answer)(lw_store *s, const char *site, int64_t id, int approve, const char *who,
+                               int64_t now_ms, int days, int *result, char *err, size_t errlen);
+  lw_status (*approval_check)(lw_store *s, const char *site, const char *install, const char *key_hash,
+                              int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n,
+                              char *err, size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

@@ -26,8 +26,10 @@ extern "C" {
  * the server accepts every version it shipped, 1..LW_WIRE_READ_VERSION. Version 2 adds the
  * per-share token and the share channel (LW_FIELDS' `since` column); the runtime writes 2 since it
  * draws a token for every share and copy (lw_engine_share). */
-#define LW_WIRE_VERSION 2
-#define LW_WIRE_READ_VERSION 2
+/* Version 3 adds the approval records (approval-request, approval-answer) and their fields
+ * attrs, key and answer (README "Approval requests"). */
+#define LW_WIRE_VERSION 3
+#define LW_WIRE_READ_VERSION 3
 
 /* ---- limits --------------------------------------------------------------------------- */
 #define LW_NAME_LEN 32         /* action, segment, model, event, variant, attribute names */
@@ -45,6 +47,10 @@ extern "C" {
 #define LW_TOKEN_BYTES 16      /* the random bytes a token is the hex of */
 #define LW_TOKEN_LEN 32        /* exactly, lowercase hex: a share's random token (128 bits from the
                                   device's CSPRNG), in the share link beside the code (wire v2) */
+#define LW_APPROVAL_KEY_LEN 32 /* exactly, lowercase hex: the install's approval key (wire v3), 128
+                                  random bits the device drew and keeps; the server stores a hash */
+#define LW_APPROVAL_ATTRS 4    /* an approval request's attrs: at most this many name/value pairs
+                                  (the config's attributes, LW_MAX_ATTRIBUTES) */
 
 /* ---- record fields --------------------------------------------------------------------
  * X(ENUM, wire name, since): the order is the column order of LW_KINDS' rules strings below;
@@ -54,7 +60,8 @@ extern "C" {
   X(KIND, "kind", 1) X(T, "t", 1) X(INSTALL, "install", 1) X(DECISION, "decision", 1)      \
   X(ACTION, "action", 1) X(P, "p", 1) X(MODE, "mode", 1) X(REASON, "reason", 1)            \
   X(SEGMENT, "segment", 1) X(MODEL, "model", 1) X(FEATURES, "x", 1) X(CODE, "code", 1)     \
-  X(TOKEN, "token", 2) X(CHANNEL, "channel", 2)
+  X(TOKEN, "token", 2) X(CHANNEL, "channel", 2) X(ATTRS, "attrs", 3) X(KEY, "key", 3)       \
+  X(ANSWER, "answer", 3)
 
 typedef enum {
 #define LW_X_FIELD_ENUM(e, name, since) LW_FIELD_##e,
@@ -72,18 +79,32 @@ typedef enum {
 #define LW_KIND_F_OUTCOME 1u
 #define LW_KIND_F_SHARED 2u
 #define LW_KIND_F_REFEREE 4u
+#define LW_KIND_F_APPROVAL 8u /* the approval exchange (wire v3): not an outcome, not in the funnel */
+#define LW_KIND_F_HELD 16u    /* its action is the variant a rule held: a prompt, never "none" or "not_now" */
+#define LW_APPROVAL_VERSION 3 /* the batch version that added the approval kinds: older refuse them */
 /* A share or copy of v2 carries its link's token and the channel it went through; a landing or
  * conversion carries the token from the URL it landed on when there was one (a v1 link had
  * none), and a token needs the code beside it (lw_batch_parse checks that pairing).
- *                                                               k t i d a p m r s m x c t c */
+ * An approval-request (v3) is sent, only with consent, when the approval rule held a prompt: its
+ * decision, the variant held (action), the decision's explanation (reason), the account's
+ * attributes the config's approval.send names (attrs: {"plan":"enterprise",...}, values from the
+ * config's allowed lists, so never personal) and the install's approval key, with which the
+ * device later asks for the answer (POST /v1/approvals). An approval-answer (v3) records what
+ * the device did with the answer it picked up: "approved" (shown, or not if another constraint
+ * holds it now), "declined" or "expired".
+ *                                                               k t i d a p m r s m x c t c a k a */
 #define LW_KINDS(X)                                                                       \
-  X(DECISION, "decision", "decisions", 0, "RRRRRRRROOO---")                               \
-  X(IMPRESSION, "impression", "impressions", LW_KIND_F_OUTCOME, "RRRRO---OO----")         \
-  X(SHARE, "share", "shares", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-ORR")     \
-  X(COPY, "copy", "copies", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-ORR")       \
-  X(DISMISS, "dismiss", "dismissals", LW_KIND_F_OUTCOME, "RRRRO---OO----")                \
-  X(LANDING, "landing", "landings", LW_KIND_F_REFEREE, "RRROO---OO-OO-")                  \
-  X(CONVERSION, "conversion", "conversions", LW_KIND_F_REFEREE, "RRROO---OO-OO-")
+  X(DECISION, "decision", "decisions", 0, "RRRRRRRROOO------")                            \
+  X(IMPRESSION, "impression", "impressions", LW_KIND_F_OUTCOME, "RRRRO---OO-------")      \
+  X(SHARE, "share", "shares", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-ORR---")  \
+  X(COPY, "copy", "copies", LW_KIND_F_OUTCOME | LW_KIND_F_SHARED, "RRRRO---OO-ORR---")    \
+  X(DISMISS, "dismiss", "dismissals", LW_KIND_F_OUTCOME, "RRRRO---OO-------")             \
+  X(LANDING, "landing", "landings", LW_KIND_F_REFEREE, "RRROO---OO-OO----")               \
+  X(CONVERSION, "conversion", "conversions", LW_KIND_F_REFEREE, "RRROO---OO-OO----")      \
+  X(APPROVAL_REQUEST, "approval-request", "approval_requests", LW_KIND_F_APPROVAL | LW_KIND_F_HELD, \
+    "RRRRR--RO-----RR-")                                                                  \
+  X(APPROVAL_ANSWER, "approval-answer", "approval_answers", LW_KIND_F_APPROVAL,             \
+    "RRRRO---O-------R")
 
 typedef enum {
 #define LW_X_KIND_ENUM(e, name, stat, flags, rules) LW_KIND_##e,
@@ -124,6 +145,22 @@ int lw_mode_parse(const char *name);
 int lw_action_is_prompt(const char *action);
 /* The batch version that introduced field f (LW_FIELDS' since column); 0 out of range. */
 int lw_field_since(lw_field f);
+
+/* ---- approval answers (wire v3) ------------------------------------------------------
+ * X(ENUM, wire name): what POST /v1/approvals answers for a request and what an
+ * approval-answer record carries ("pending" is an answer only, never a record's). */
+#define LW_APPROVAL_ANSWERS(X) \
+  X(PENDING, "pending") X(APPROVED, "approved") X(DECLINED, "declined") X(EXPIRED, "expired")
+
+typedef enum {
+#define LW_X_ANSWER_ENUM(e, name) LW_ANSWER_##e,
+  LW_APPROVAL_ANSWERS(LW_X_ANSWER_ENUM)
+#undef LW_X_ANSWER_ENUM
+  LW_ANSWER_COUNT
+} lw_approval_answer;
+
+const char *lw_answer_name(lw_approval_answer a);
+int lw_answer_parse(const char *name);
 
 /* ---- share channels -------------------------------------------------------------------
  * How a share or copy went out (the record's "channel", wire v2). X(ENUM, wire name): native is

@@ -291,7 +291,7 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
   }
   lw_cfg_pop(c, mark);
 
-  static const char *const approval_extra[] = {"attribute", "values", NULL};
+  static const char *const approval_extra[] = {"attribute", "values", "send", NULL};
   static const char *const fairness_extra[] = {"attribute", NULL};
   const cJSON *ap = open_object(c, root, "approval", 0, &mark);
   if (ap) {
@@ -314,6 +314,27 @@ static void parse_attributes(ctx_t *c, const cJSON *root, lw_config *cfg) {
       }
       lw_cfg_pop(c, k);
       cfg->approval_attr = a;
+    }
+    /* send: the attributes an approval request carries to the console (wire v3), by name. */
+    const cJSON *send = field(c, ap, "send", 0);
+    if (send && LW_CFG_GOING(c)) {
+      size_t k = lw_cfg_push_key(c, "send");
+      int i = 0;
+      if (!cJSON_IsArray(send)) fail_got(c, "an array of attribute names", NULL, send);
+      for (const cJSON *v = cJSON_IsArray(send) ? send->child : NULL; v && LW_CFG_GOING(c); v = v->next, i++) {
+        size_t kk = lw_cfg_push_index(c, i);
+        int sa = cJSON_IsString(v) ? lw_config_attr_index(cfg, v->valuestring) : -1;
+        if (!cJSON_IsString(v))
+          fail_got(c, "an attribute name", NULL, v);
+        else if (sa < 0)
+          lw_cfg_fail_named(c, NULL, "unknown attribute '", v->valuestring, "' (list it in attributes)");
+        else if (cfg->approval_send >> sa & 1u)
+          lw_cfg_fail(c, "attribute listed twice");
+        else
+          cfg->approval_send |= 1u << sa;
+        lw_cfg_pop(c, kk);
+      }
+      lw_cfg_pop(c, k);
     }
     lw_cfg_pop(c, mark);
   }

@@ -18,8 +18,9 @@
 #include "loopwise/model.h"
 
 /* 2 added explore.relative_temperature, explore.not_now and explore.new_variant; a version 1
- * file is read with their defaults (fields are marked with the version that added them). */
-#define LWC_VERSION 2
+ * file is read with their defaults (fields are marked with the version that added them). 3
+ * added approval.send (none in an older file). */
+#define LWC_VERSION 3
 
 typedef struct {
   int reading;
@@ -106,6 +107,7 @@ static void walk(io_t *io, lw_config *cfg) {
   }
   io_small(io, &cfg->approval_attr, LW_MAX_ATTRIBUTES);
   io_u32(io, 4, &cfg->approval_values);
+  if (io->version >= 3) io_u32(io, 4, &cfg->approval_send);
   io_small(io, &cfg->fairness_attr, LW_MAX_ATTRIBUTES);
 }
 
@@ -290,6 +292,7 @@ static const char *invalid_part(const lw_config *cfg) {
   if (cfg->n_events < 1 || cfg->n_milestones < 1 || cfg->n_variants < 1 || !weight) return "variants";
   if (cfg->approval_attr >= cfg->n_attributes || cfg->fairness_attr >= cfg->n_attributes) return "attribute";
   if ((cfg->quiet_start_hour < 0) != (cfg->quiet_end_hour < 0)) return "quiet_hours";
+  if (cfg->approval_send >> cfg->n_attributes) return "approval.send"; /* only attributes it has */
   return NULL;
 }
 
@@ -307,7 +310,7 @@ lw_status lw_config_read(const uint8_t *data, size_t len, lw_config *out, char *
   unsigned version = data[4] | data[5] << 8;
   if (version < 1 || version > LWC_VERSION || data[6] || data[7])
     return fail_with(err, errlen, LW_ERR_VERSION,
-                     "compiled config version is unknown to this runtime (reads 1-2): recompile it");
+                     "compiled config version is unknown to this runtime (reads 1-3): recompile it");
   lw_rd tail = {data + len - 4, 4, 0, 0}, head = {data + 8, 4, 0, 0};
   if (lw_crc32(0, data, len - 4) != (uint32_t)lw_rd_u(&tail, 4))
     return fail_with(err, errlen, LW_ERR_CORRUPT, "compiled config checksum mismatch (damaged or truncated file)");

@@ -652,7 +652,9 @@ size_t lw_config_schema(char *buf, size_t cap) {
   lw_sb_str(&p, name);
   lw_sb_str(&p, ",\"values\":{\"type\":\"array\",\"minItems\":1,\"items\":");
   lw_sb_str(&p, name);
-  lw_sb_str(&p, "}}}");
+  lw_sb_str(&p, "},\"send\":{\"type\":\"array\",\"uniqueItems\":true,\"items\":");
+  lw_sb_str(&p, name);
+  lw_sb_str(&p, ",\"description\":\"the attributes an approval request carries to the console\"}}}");
   /* locales: "default" and language tags, each with its texts */
   lw_sb_str(&p, ",\"locales\":{\"type\":\"object\",\"maxProperties\":");
   lw_sb_u64(&p, LW_MAX_LOCALES + 1);

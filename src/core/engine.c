@@ -211,6 +211,7 @@ static void decide(lw_engine *e, int idx, int64_t now_ms, int tz, lw_decision *d
   if (d->prompt && needs_approval(e)) {
     d->prompt = 0;
     d->why = LW_WHY_APPROVAL;
+    lw_strlcpy(e->approval.explain, d->reason, sizeof e->approval.explain);
     lw_sb_init(&sb, d->reason, sizeof d->reason);
     lw_sb_str(&sb, "awaiting approval: ");
     lw_sb_str(&sb, e->cfg.attr_names[e->cfg.approval_attr]);
@@ -218,6 +219,7 @@ static void decide(lw_engine *e, int idx, int64_t now_ms, int tz, lw_decision *d
     lw_sb_str(&sb, e->cfg.attr_values[e->cfg.approval_attr][e->beh.attrs[e->cfg.approval_attr]]);
     e->approval.d = *d;
     e->approval.since_ms = now_ms;
+    e->approval.requested = 0;
   }
   if (d->prompt) mark_shown(e, d, now_ms); /* counted now, once, whichever tab renders it */
   lw_engine_log_decision(e, d, now_ms);
@@ -250,8 +252,8 @@ lw_status lw_engine_track(lw_engine *e, const char *event, int64_t now_ms, int t
 
 lw_status lw_engine_approve(lw_engine *e, const char *decision_id, int64_t now_ms, int tz_offset_min,
                             lw_decision *out, char *err, size_t errlen) {
-  lw_pending_approval *pa = &e->approval;
-  if (!pa->d.decided || strcmp(pa->d.id, decision_id) != 0 || now_ms - pa->since_ms > LW_OPEN_PROMPT_TTL_MS) {
+  lw_pending_approval *pa = lw_engine_hold(e, decision_id, now_ms);
+  if (!pa) {
     lw_strlcpy(err, "no decision with this id is waiting for approval", errlen);
     return LW_ERR_NOT_FOUND;
   }

@@ -52,10 +52,15 @@ typedef struct {
   lw_event_state ev[LW_MAX_EVENTS]; /* aligned with config events */
 } lw_behaviour;
 
-/* A decision waiting for the host's approval (not persisted: approval happens in-page). */
+/* A decision waiting for approval. Held for LW_OPEN_PROMPT_TTL_MS for the host's own workflow
+ * (lw_engine_approve, in-page, not persisted); once its approval request was sent to the
+ * server (requested) it is kept in the snapshot and held until answered, for at most
+ * LW_APPROVAL_HOLD_MS: the server's answer says when it expired. */
 typedef struct {
   lw_decision d;
   int64_t since_ms;
+  char explain[LW_REASON_CHARS + 1]; /* the decision's own reason, before "awaiting approval" */
+  int requested;
 } lw_pending_approval;
 
 struct lw_engine {
@@ -100,6 +105,9 @@ void lw_engine_refresh_install_hex(lw_engine *e);
 #define LW_HOUR_MS (60 * LW_MINUTE_MS)
 #define LW_DAY_MS (24 * LW_HOUR_MS)
 #define LW_OPEN_PROMPT_TTL_MS (30 * LW_MINUTE_MS) /* a prompt open longer was left behind */
+#define LW_APPROVAL_HOLD_MS (365 * LW_DAY_MS) /* the longest the server's approval_days can be */
+/* The held decision with this id, if it is still held at now_ms (approval.c); NULL otherwise. */
+lw_pending_approval *lw_engine_hold(lw_engine *e, const char *decision_id, int64_t now_ms);
 
 /* ---- the engine's parts (one file each) -------------------------------------------- */
 

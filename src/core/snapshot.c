@@ -9,6 +9,9 @@
  *   tag 1 = guard (consent, prompt history, install key, referral code)
  *   tag 2 = behaviour (event counters, keyed by event-name hash)
  *   tag 3 = outbox (unsent records, newline-terminated JSON)
+ *   tag 4 = approval hold (optional: a decision whose approval request was sent, waiting for
+ *           the server's answer; readers before it skip the section, as they skip any tag they
+ *           do not know, and hold nothing)
  * Version 1 (the first prototype) was one flat record with a single CRC; it is migrated.
  * All integers are little-endian. */
 #include <stddef.h>
@@ -21,7 +24,7 @@
 
 #define SNAP_VERSION 3
 
-enum { TAG_GUARD = 1, TAG_BEHAVIOUR = 2, TAG_OUTBOX = 3 };
+enum { TAG_GUARD = 1, TAG_BEHAVIOUR = 2, TAG_OUTBOX = 3, TAG_HOLD = 4 };
 
 /* ---- sections ------------------------------------------------------------------- */
 
@@ -117,12 +120,45 @@ static int read_behaviour(lw_rd *r, const lw_config *cfg, lw_behaviour *b) {
   return ok && !r->bad && r->off == r->len;
 }
 
+/* The approval hold: what lw_engine_approve needs of the held decision (its strings fixed-size,
+ * NUL-padded: the decision was zeroed before it was filled), and since when it is held. */
+static void write_hold(lw_wr *w, const lw_pending_approval *pa) {
+  lw_wr_bytes(w, pa->d.id, sizeof pa->d.id);
+  lw_wr_bytes(w, pa->d.action, sizeof pa->d.action);
+  lw_wr_bytes(w, pa->d.segment, sizeof pa->d.segment);
+  lw_wr_u(w, 4, (uint32_t)pa->d.variant);
+  lw_wr_u(w, 4, pa->d.p_ppm);
+  lw_wr_u(w, 1, (uint8_t)pa->d.mode);
+  lw_wr_u(w, 4, pa->d.model_id);
+  lw_wr_u(w, 8, (uint64_t)pa->since_ms);
+}
+
+static int read_hold(lw_rd *r, const lw_config *cfg, lw_pending_approval *pa) {
+  memset(pa, 0, sizeof *pa);
+  lw_decision *d = &pa->d;
+  lw_rd_bytes(r, d->id, sizeof d->id);
+  lw_rd_bytes(r, d->action, sizeof d->action);
+  lw_rd_bytes(r, d->segment, sizeof d->segment);
+  d->variant = (int32_t)(uint32_t)lw_rd_u(r, 4);
+  d->p_ppm = (uint32_t)lw_rd_u(r, 4);
+  d->mode = (lw_mode)lw_rd_u(r, 1);
+  d->model_id = (uint32_t)lw_rd_u(r, 4);
+  pa->since_ms = (int64_t)lw_rd_u(r, 8);
+  d->decided = 1;
+  d->why = LW_WHY_APPROVAL;
+  pa->requested = 1;
+  return !r->bad && r->off == r->len && terminated(d->id, sizeof d->id) && terminated(d->action, sizeof d->action) &&
+         terminated(d->segment, sizeof d->segment) && d->variant >= 0 && d->variant < cfg->n_variants &&
+         d->p_ppm <= LW_PPM && (unsigned)d->mode < LW_MODE_COUNT;
+}
+
 size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
   lw_wr w = {buf, cap, 0};
+  int hold = e->approval.d.decided && e->approval.requested && lw_engine_collects(e);
   lw_wr_bytes(&w, "LWSN", 4);
   lw_wr_u(&w, 2, SNAP_VERSION);
-  lw_wr_u(&w, 2, 3);
-  for (int tag = TAG_GUARD; tag <= TAG_OUTBOX; tag++) {
+  lw_wr_u(&w, 2, hold ? 4 : 3);
+  for (int tag = TAG_GUARD; tag <= (hold ? TAG_HOLD : TAG_OUTBOX); tag++) {
     lw_wr_u(&w, 1, (uint8_t)tag);
     lw_wr_u(&w, 1, 0);
     lw_wr_u(&w, 2, 0);
@@ -137,6 +173,8 @@ size_t lw_engine_snapshot(const lw_engine *e, uint8_t *buf, size_t cap) {
       if (!lw_engine_collects(e) && w.len <= cap) memset(buf + start, 0, sizeof e->guard.install + sizeof e->guard.code);
     } else if (tag == TAG_BEHAVIOUR) {
       write_behaviour(&w, e);
+    } else if (tag == TAG_HOLD) {
+      write_hold(&w, &e->approval);
     } else {
       size_t n;
       const char *data = lw_outbox_data(e->outbox, &n);
@@ -236,7 +274,10 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     return LW_ERR_VERSION;
   }
 
-  int have[4] = {0, 0, 0, 0};
+  int have[5] = {0, 0, 0, 0, 0};
+  /* A hold whose request was sent lives in the snapshot: the stored one (or none) replaces it.
+   * An in-page hold (lw_engine_approve only) is not saved and stays as it was. */
+  if (e->approval.requested) memset(&e->approval, 0, sizeof e->approval);
   lw_status st = LW_OK;
   unsigned sections = (uint16_t)lw_rd_u(&r, 2);
   for (unsigned s = 0; s < sections && !r.bad; s++) {
@@ -246,7 +287,7 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
     const uint8_t *payload = lw_rd_take(&r, n);
     uint32_t crc = (uint32_t)lw_rd_u(&r, 4);
     if (r.bad) break;
-    if (tag < TAG_GUARD || tag > TAG_OUTBOX || have[tag] || lw_crc32(0, payload, n) != crc)
+    if (tag < TAG_GUARD || tag > TAG_HOLD || have[tag] || lw_crc32(0, payload, n) != crc)
       continue; /* a damaged section counts as missing */
     lw_rd sec = {payload, n, 0, 0};
     if (tag == TAG_GUARD) {
@@ -264,6 +305,12 @@ lw_status lw_engine_restore(lw_engine *e, const uint8_t *buf, size_t len, int64_
       lw_behaviour b;
       if (read_behaviour(&sec, &e->cfg, &b)) {
         e->beh = b;
+        have[tag] = 1;
+      }
+    } else if (tag == TAG_HOLD) {
+      lw_pending_approval pa;
+      if (read_hold(&sec, &e->cfg, &pa)) { /* a damaged hold is dropped: the prompt stays unshown */
+        e->approval = pa;
         have[tag] = 1;
       }
     } else if (lw_outbox_load(e->outbox, (const char *)payload, n) == LW_OK) {

@@ -53,10 +53,22 @@ static const unsigned char k_field_since[LW_FIELD_COUNT] = {
 LW_FIELDS(LW_X_FIELD_SINCE_OK)
 #undef LW_X_FIELD_SINCE_OK
 
+/* The approval kinds came with their fields. */
+#define LW_X_FIELD_APPROVAL(e, name, since) \
+  _Static_assert(LW_FIELD_##e != LW_FIELD_ATTRS || since == LW_APPROVAL_VERSION, "LW_APPROVAL_VERSION is attrs' since");
+LW_FIELDS(LW_X_FIELD_APPROVAL)
+#undef LW_X_FIELD_APPROVAL
+
 static const char *const k_channels[LW_CHANNEL_COUNT] = {
 #define LW_X_CHANNEL_NAME(e, name) name,
     LW_CHANNELS(LW_X_CHANNEL_NAME)
 #undef LW_X_CHANNEL_NAME
+};
+
+static const char *const k_answers[LW_ANSWER_COUNT] = {
+#define LW_X_ANSWER_NAME(e, name) name,
+    LW_APPROVAL_ANSWERS(LW_X_ANSWER_NAME)
+#undef LW_X_ANSWER_NAME
 };
 
 static const char *const k_modes[LW_MODE_COUNT] = {
@@ -89,6 +101,10 @@ static int find(const char *const *names, int n, const char *name) {
 int lw_kind_parse(const char *name) { return find(k_kind_names, LW_KIND_COUNT, name); }
 int lw_mode_parse(const char *name) { return find(k_modes, LW_MODE_COUNT, name); }
 int lw_channel_parse(const char *name) { return find(k_channels, LW_CHANNEL_COUNT, name); }
+const char *lw_answer_name(lw_approval_answer a) {
+  return (unsigned)a < LW_ANSWER_COUNT ? k_answers[a] : "unknown";
+}
+int lw_answer_parse(const char *name) { return find(k_answers, LW_ANSWER_COUNT, name); }
 
 int lw_action_is_prompt(const char *action) {
   return action && action[0] && strcmp(action, LW_ACTION_NONE) != 0 && strcmp(action, LW_ACTION_NOT_NOW) != 0;

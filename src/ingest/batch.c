@@ -699,7 +699,7 @@ static const unsigned char event_field_lens[LW_FIELD_COUNT] = {
  * contract's errors have always come): a new field is a row of LW_FIELDS and one here. A
  * string's character set, length and place in lw_event are its row; "always" fields are read
  * even when absent (every kind requires them); "needs" names a field that must be beside it. */
-enum { FR_NONE, FR_TIME, FR_STRING, FR_PROB, FR_MODE, FR_CHANNEL, FR_X };
+enum { FR_NONE, FR_TIME, FR_STRING, FR_PROB, FR_MODE, FR_CHANNEL, FR_ATTRS, FR_ANSWER, FR_X };
 typedef struct {
   unsigned char how, always, cs;
   unsigned short min, max;
@@ -725,6 +725,9 @@ static const field_reader event_readers[LW_FIELD_COUNT] = {
     [LW_FIELD_TOKEN] = {FR_STRING, 0, LW_CS_HEX, LW_TOKEN_LEN, LW_TOKEN_LEN, offsetof(lw_event, token),
                         sizeof((lw_event *)0)->token, LW_FIELD_CODE + 1, "a token needs the code of its link beside it"},
     [LW_FIELD_CHANNEL] = {FR_CHANNEL, 0, 0, 0, 0, 0, 0, 0, NULL},
+    [LW_FIELD_ATTRS] = {FR_ATTRS, 0, 0, 0, 0, 0, 0, 0, NULL},
+    [LW_FIELD_KEY] = FR_STR(0, LW_CS_HEX, LW_APPROVAL_KEY_LEN, LW_APPROVAL_KEY_LEN, key),
+    [LW_FIELD_ANSWER] = {FR_ANSWER, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 #undef FR_STR
 
@@ -734,6 +737,60 @@ static void channel_list(char *names, size_t cap) {
   for (int k = 0; k < LW_CHANNEL_COUNT && n < cap; k++)
     n += (size_t)snprintf(names + n, cap - n, "%s%s", k == 0 ? "" : k == LW_CHANNEL_COUNT - 1 ? " or " : ", ",
                           lw_channel_name((lw_channel)k));
+}
+
+/* The members of an object located in v (the grammar already passed): up to max of their
+ * names and values located in keys and vals, their count returned. */
+static size_t j_members(const jval *v, jval *keys, jval *vals, size_t max) {
+  jreader r = {v->s + 1, v->e - 1, 0};
+  size_t n = 0;
+  jval k, e;
+  j_skip_ws(&r);
+  if (r.p >= r.end) return 0;
+  for (;;) {
+    int esc = 0;
+    jval *kp = n < max ? &keys[n] : &k;
+    kp->s = r.p + 1;
+    j_string(&r, &esc);
+    kp->e = r.p - 1, kp->esc = (unsigned char)esc, kp->type = J_STR;
+    j_skip_ws(&r);
+    r.p++; /* ':' */
+    j_value(&r, n < max ? &vals[n] : &e);
+    n++;
+    j_skip_ws(&r);
+    if (r.p >= r.end || *r.p != ',') return n;
+    r.p++;
+    j_skip_ws(&r);
+  }
+}
+
+/* An approval request's attrs: {"name": "value", ...}, at most LW_APPROVAL_ATTRS, names and values
+ * of the config's name charset (the values are the config's allowed values: categories, never
+ * free text). Which attributes a device sends is its config's approval.send. */
+static lw_status j_read_attrs(const jval *obj, const char *prefix, lw_event *ev, lw_batch_error *err) {
+  if (obj->type != J_OBJ) return fail(err, prefix, "attrs", "expected an object of attribute: value");
+  jval keys[LW_APPROVAL_ATTRS + 1], vals[LW_APPROVAL_ATTRS + 1];
+  size_t n = j_members(obj, keys, vals, LW_APPROVAL_ATTRS + 1);
+  char name[LW_FIELD_PATH_LEN + 1], key[LW_NAME_LEN + 2];
+  ev->n_attrs = 0;
+  for (size_t m = 0; m < n; m++) {
+    if (ev->n_attrs == LW_APPROVAL_ATTRS)
+      return fail(err, prefix, "attrs", "expected at most %d attributes", LW_APPROVAL_ATTRS);
+    size_t kn = j_decode(&keys[m], key, sizeof key - 1);
+    key[kn < sizeof key - 1 ? kn : sizeof key - 1] = '\0';
+    for (int i = 0; i < ev->n_attrs; i++)
+      if (kn <= LW_NAME_LEN && !strcmp(ev->attr_names[i], key)) return fail(err, prefix, "attrs", "duplicate attribute");
+    if (kn < 1 || kn > LW_NAME_LEN || !lw_text_is(LW_CS_NAME, key, 0, (size_t)-1))
+      return fail(err, prefix, "attrs", "attribute names are 1-%d characters of %s", LW_NAME_LEN,
+                  lw_charset_desc(LW_CS_NAME));
+    memcpy(ev->attr_names[ev->n_attrs], key, kn + 1);
+    snprintf(name, sizeof name, "attrs.%.32s", key);
+    lw_status st = j_read_string(&vals[m], prefix, name, LW_CS_NAME, 1, LW_NAME_LEN, ev->attr_values[ev->n_attrs],
+                                 sizeof ev->attr_values[0], err);
+    if (st != LW_OK) return st;
+    ev->n_attrs++;
+  }
+  return LW_OK;
 }
 
 /* snprintf(dst, cap, "%s", name) without its cost. */
@@ -782,6 +839,16 @@ static lw_status j_read_field(jparse *c, const jval *f, int i, const char *path,
     copy_name(ev->channel, sizeof ev->channel, lw_channel_name((lw_channel)ch));
     return LW_OK;
   }
+  case FR_ATTRS:
+    return j_read_attrs(v, path, ev, err);
+  case FR_ANSWER: {
+    int an = v->type == J_STR ? lw_answer_parse(j_short(v, buf, sizeof buf)) : -1;
+    if (an <= LW_ANSWER_PENDING)
+      return fail(err, path, event_fields[i], "expected %s, %s or %s", lw_answer_name(LW_ANSWER_APPROVED),
+                  lw_answer_name(LW_ANSWER_DECLINED), lw_answer_name(LW_ANSWER_EXPIRED));
+    copy_name(ev->answer, sizeof ev->answer, lw_answer_name((lw_approval_answer)an));
+    return LW_OK;
+  }
   case FR_X:
     return j_read_x(v, path, c->blk, ev, err);
   }
@@ -804,6 +871,10 @@ static lw_status j_read_event(jparse *c, jobject *o, const char *path, lw_event 
     return fail(err, path, "kind", "unknown event kind (expected %s)", kinds);
   }
   ev->kind = (lw_kind)kind;
+  /* The approval kinds exist from the version that added them (and their fields). */
+  if ((lw_kind_flags(ev->kind) & LW_KIND_F_APPROVAL) && c->v < LW_APPROVAL_VERSION)
+    return fail(err, path, "kind", "%s is not in batch version %d (added in version %d)", lw_kind_name(ev->kind), c->v,
+                LW_APPROVAL_VERSION);
   for (int i = 0; i < LW_FIELD_COUNT; i++) {
     int since = lw_field_since((lw_field)i), present = f[i].type != J_NONE;
     if (since > c->v && present)
@@ -821,6 +892,9 @@ static lw_status j_read_event(jparse *c, jobject *o, const char *path, lw_event 
   for (int i = 0; i < LW_FIELD_COUNT; i++) /* x last */
     if (event_readers[i].how == FR_X && f[i].type != J_NONE && (st = j_read_field(c, f, i, path, ev, err)) != LW_OK)
       return st;
+  /* A kind that holds a prompt (an approval request) names the variant held, never "none" or "not_now". */
+  if ((lw_kind_flags(ev->kind) & LW_KIND_F_HELD) && !lw_action_is_prompt(ev->action))
+    return fail(err, path, "action", "expected the variant the approval rule held");
   return LW_OK;
 }
 
@@ -1299,7 +1373,43 @@ lw_status lw_referrer_parse(const char *body, size_t len, lw_referrer_request *o
   return st;
 }
 
+enum { AC_V, AC_WRITE_KEY, AC_INSTALL, AC_KEY, AC_COUNT };
+static const char *const approval_check_fields[AC_COUNT] = {"v", "write_key", "install", "key"};
+
+lw_status lw_approval_check_parse(const char *body, size_t len, lw_approval_check *out,
+                                  lw_batch_error *err) {
+  cJSON *doc = NULL;
+  const cJSON *f[AC_COUNT];
+  lw_status st = small_object(body, len, &doc, approval_check_fields, AC_COUNT, 0, f, err);
+  if (st == LW_OK) st = read_version(f[AC_V], 1, err);
+  if (st == LW_OK)
+    st = read_string(f[AC_WRITE_KEY], "", "write_key", LW_CS_MODEL, 1, LW_WRITE_KEY_LEN, out->write_key,
+                     sizeof out->write_key, err);
+  if (st == LW_OK)
+    st = read_string(f[AC_INSTALL], "", "install", LW_CS_HEX, LW_INSTALL_LEN, LW_INSTALL_LEN, out->install,
+                     sizeof out->install, err);
+  if (st == LW_OK)
+    st = read_string(f[AC_KEY], "", "key", LW_CS_HEX, LW_APPROVAL_KEY_LEN, LW_APPROVAL_KEY_LEN, out->key,
+                     sizeof out->key, err);
+  cJSON_Delete(doc);
+  return st;
+}
+
 static const char *const review_fields[1] = {"decision"};
+
+lw_status lw_approval_decision_parse(const char *body, size_t len, int *approve, lw_batch_error *err) {
+  cJSON *doc = NULL;
+  const cJSON *f[1];
+  lw_status st = small_object(body, len, &doc, review_fields, 1, 0, f, err);
+  if (st == LW_OK) {
+    const char *d = cJSON_IsString(f[0]) ? f[0]->valuestring : "";
+    if (strcmp(d, "approve") == 0) *approve = 1;
+    else if (strcmp(d, "decline") == 0) *approve = 0;
+    else st = fail(err, "", "decision", "expected \"approve\" or \"decline\"");
+  }
+  cJSON_Delete(doc);
+  return st;
+}
 
 lw_status lw_review_parse(const char *body, size_t len, int *approve, lw_batch_error *err) {
   cJSON *doc = NULL;

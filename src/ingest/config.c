@@ -96,6 +96,8 @@ static const setting settings[] = {
     {"console_config", T_STR, OFF(console_config), NULL, 0, 0,
      "the product config (JSON) the console shows as the config in force and takes variant "
      "costs from"},
+    {"approval_days", T_INT, OFF(approval_days), "7", 1, 365,
+     "days an approval request waits for a console user's answer, then expires (never shown)"},
     {"webhook_url", T_STR, OFF(webhook_url), NULL, 0, 0,
      "http(s) URL that receives approved conversions as signed webhooks; none: no webhooks"},
     {"webhook_secret", T_STR, OFF(webhook_secret), NULL, 0, 0,

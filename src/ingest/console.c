@@ -387,7 +387,7 @@ typedef struct {
   double cost;
 } variant_cost;
 
-static cJSON *read_product_config(const char *path) {
+cJSON *lw_console_product_config(const char *path) {
   if (!path) return NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -579,7 +579,7 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
       return 404;
     }
   }
-  cJSON *product = read_product_config(c->cfg->console_config);
+  cJSON *product = lw_console_product_config(c->cfg->console_config);
   variant_cost costs[64];
   size_t n_costs = 0;
   const cJSON *vars = cJSON_GetObjectItemCaseSensitive(product, "variants"), *v;

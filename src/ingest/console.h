@@ -65,6 +65,19 @@ int lw_console_csrf_ok(const lw_console *c, const char *cookie, const char *toke
 unsigned lw_console_report(const lw_console *c, lw_store *store, const char *site,
                            const char *table, int64_t now_ms, char **out, char *err, size_t errlen);
 
+/* The fairness audit of one site (README "The console", the fairness page): per value of the
+ * product config's fairness attribute, loopwise/audit.h's rates (exposure, share, conversion)
+ * with their 95% Wilson intervals, ratios to the best value and flags, over every decision of
+ * the site. csv 0: *out is JSON; 1: the same rows as CSV. Returns the HTTP status (200; 503 with
+ * err when the store fails); *out is the caller's to free(). */
+unsigned lw_console_fairness(const lw_ingest_config *cfg, lw_store *store, const char *site, int csv,
+                             char **out, char *err, size_t errlen);
+
+/* The product config (console_config) as JSON, NULL without one or when it does not parse;
+ * the caller cJSON_Delete()s it. */
+struct cJSON;
+struct cJSON *lw_console_product_config(const char *path);
+
 /* The 95% Wilson score interval of k successes in n trials (n 0: [0, 1]). */
 void lw_wilson(int64_t k, int64_t n, double *lo, double *hi);
 

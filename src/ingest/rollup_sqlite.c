@@ -17,9 +17,9 @@ enum { DIM_ACTION = 0, DIM_SEGMENT = 1, DIM_CODE = 2, N_DIMS = 3 };
 static const char *const dim_cols[N_DIMS] = {"action", "segment", "code"};
 
 /* One column n_<wire name> per LW_KINDS row, in lw_kind order. Wire names are [a-z_]. */
-#define RU_COL_DEF(e, name, stat, flags, rules) ", n_" name " INTEGER NOT NULL DEFAULT 0"
-#define RU_COL(e, name, stat, flags, rules) ", n_" name
-#define RU_COL_ADD(e, name, stat, flags, rules) ", n_" name " = n_" name " + excluded.n_" name
+#define RU_COL_DEF(e, name, stat, flags, rules) ", \"n_" name "\" INTEGER NOT NULL DEFAULT 0"
+#define RU_COL(e, name, stat, flags, rules) ", \"n_" name "\""
+#define RU_COL_ADD(e, name, stat, flags, rules) ", \"n_" name "\" = \"n_" name "\" + excluded.\"n_" name "\""
 #define RU_COL_SUM(e, name, stat, flags, rules) ", SUM(kind = '" name "')"
 #define RU_PARAM(e, name, stat, flags, rules) ", ?"
 

@@ -17,6 +17,7 @@
  *   GET  /healthz       liveness + store check              public
  *   GET  /v1/model      the site's current model            public, per site write key + Origin
  *   POST /v1/referrals  a referrer's own counts            same, and the referrer's install key
+ *   POST /v1/approvals  the answers to a device's approval requests  same, and its approval key
  *   GET  /v1/referrals/<code>  the same, deprecated (the install key in the URL)
  *   GET  /v1/attributions  the host's reward list           read token, or loopback
  *   POST /v1/referees   the host reports a referee          a site's secret key (server to server)
@@ -168,6 +169,7 @@ struct lw_request {
   lw_batch *batch;        /* owned by the request until it completes */
   lw_forget_request forget;
   lw_referral_request referral; /* POST /v1/referrals: read_arg points into it */
+  lw_approval_check approval;   /* POST /v1/approvals */
   const char *cors;       /* Origin to echo (libmicrohttpd's header memory); see cors_headers */
   const char *path;       /* the request path (libmicrohttpd's memory, valid until completion) */
   /* LW_JOB_CALL: the call's argument (malloc()ed, freed at completion) and what answers once
@@ -218,6 +220,10 @@ static enum MHD_Result handle_console_rewards(lw_ingest_server *, struct MHD_Con
 static enum MHD_Result handle_console_asset(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_deliveries(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_resend(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_fairness(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_approval_check(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_approvals(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_approval(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 
 static const lw_route routes[] = {
     {"/v1/outcomes", "POST", "outcomes", ROUTE_BODY | ROUTE_BROWSER | ROUTE_TIMED, handle_outcomes},
@@ -230,6 +236,7 @@ static const lw_route routes[] = {
     {"/v1/attributions", "GET", "attributions", 0, handle_attributions},
     /* the trust routes (README "Rewards nobody can forge") */
     {"/v1/referrals", "POST", "referral", ROUTE_BODY | ROUTE_BROWSER, handle_referral_post},
+    {"/v1/approvals", "POST", "approvals", ROUTE_BODY | ROUTE_BROWSER, handle_approval_check},
     {"/v1/referees", "POST", "referee", ROUTE_BODY, handle_referee},
     {"/v1/referrers", "POST", "referrer", ROUTE_BODY, handle_referrer},
     {"/v1/reviews", "GET", "reviews", 0, handle_reviews},
@@ -242,6 +249,11 @@ static const lw_route routes[] = {
     {"/console/api/deliveries/", "POST", "console_resend", ROUTE_BODY | ROUTE_PREFIX | ROUTE_CONSOLE,
      handle_console_resend},
     {"/console/api/deliveries", "GET", "console_deliveries", ROUTE_CONSOLE, handle_console_deliveries},
+    {"/console/api/approvals/", "POST", "console_approval", ROUTE_BODY | ROUTE_PREFIX | ROUTE_CONSOLE,
+     handle_console_approval},
+    {"/console/api/approvals", "GET", "console_approvals", ROUTE_CONSOLE, handle_console_approvals},
+    {"/console/api/fairness", "GET", "console_fairness", ROUTE_CONSOLE, handle_console_fairness},
+    {"/console/api/fairness.csv", "GET", "console_fairness", ROUTE_CONSOLE, handle_console_fairness},
     {"/console/api/session", "GET", "console_session", ROUTE_CONSOLE, handle_console_session},
     {"/console/api/report", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
     {"/console/api/report.csv", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
@@ -1389,6 +1401,8 @@ static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection 
 
 /* The console's handlers: part of this file (they use its static helpers), kept apart. */
 #include "console_http.c"
+#include "approvals_http.c"
+#include "fairness_http.c"
 
 /* ---------------------------------------------------------------- libmicrohttpd callbacks */
 

@@ -2,6 +2,8 @@
  * backend's table, so the server never knows which database it writes to. */
 #include "loopwise/store.h"
 
+#include <nettle/sha2.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,4 +161,54 @@ lw_status lw_store_deliveries(lw_store *s, const char *site, size_t max, lw_deli
   *n = 0;
   if (!s->backend->deliveries) return no_deliveries(s, err, errlen);
   return s->backend->deliveries(s, site, max, rows, n, err, errlen);
+}
+
+/* ---- approval requests */
+
+void lw_store_approval_key_hash(const char *key, char out[LW_APPROVAL_HASH_LEN + 1]) {
+  struct sha256_ctx ctx;
+  uint8_t d[SHA256_DIGEST_SIZE];
+  sha256_init(&ctx);
+  sha256_update(&ctx, strlen(key), (const uint8_t *)key);
+  sha256_digest(&ctx, sizeof d, d);
+  for (size_t i = 0; i < sizeof d; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* An approval request's attrs as the JSON object stored (names and values are of the name
+ * charset, checked by the parser: nothing to escape). */
+void lw_store_approval_attrs(const lw_event *e, char *out, size_t cap) {
+  size_t n = (size_t)snprintf(out, cap, "{");
+  for (int i = 0; i < e->n_attrs && n < cap; i++)
+    n += (size_t)snprintf(out + n, cap - n, "%s\"%s\":\"%s\"", i ? "," : "", e->attr_names[i], e->attr_values[i]);
+  if (n < cap) snprintf(out + n, cap - n, "}");
+}
+
+static lw_status no_approvals(lw_store *s, char *err, size_t errlen) {
+  snprintf(err, errlen, "the %s store keeps no approval requests", s->backend->name);
+  return LW_ERR_INVALID;
+}
+
+lw_status lw_store_approvals(lw_store *s, const char *site, int64_t now_ms, int days, size_t max,
+                             lw_approval **rows, size_t *n, char *err, size_t errlen) {
+  *rows = NULL;
+  *n = 0;
+  if (!s->backend->approvals) return no_approvals(s, err, errlen);
+  return s->backend->approvals(s, site, now_ms, days, max, rows, n, err, errlen);
+}
+
+lw_status lw_store_approval_answer(lw_store *s, const char *site, int64_t id, int approve, const char *who,
+                                   int64_t now_ms, int days, int *result, char *err, size_t errlen) {
+  if (!s->backend->approval_answer) return no_approvals(s, err, errlen);
+  return s->backend->approval_answer(s, site, id, approve, who, now_ms, days, result, err, errlen);
+}
+
+lw_status lw_store_approval_check(lw_store *s, const char *site, const char *install, const char *key,
+                                  int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n,
+                                  char *err, size_t errlen) {
+  *rows = NULL;
+  *n = 0;
+  if (!s->backend->approval_check) return no_approvals(s, err, errlen);
+  char hash[LW_APPROVAL_HASH_LEN + 1];
+  lw_store_approval_key_hash(key, hash);
+  return s->backend->approval_check(s, site, install, hash, now_ms, days, max, rows, n, err, errlen);
 }

@@ -89,8 +89,8 @@ static const char *const pg_schema_v1[] = {
 /* Version 2: the writer-kept rollups (as SQLite's schema 9, src/ingest/rollup_sqlite.h), with
  * partial indexes on the rows a deletion emptied, and their backfill from the stored events.
  * dim: 0 action, 1 segment, 2 code. */
-#define PG_RU_COL_DEF(e, name, stat, flags, rules) ", n_" name " bigint NOT NULL DEFAULT 0"
-#define PG_RU_COL(e, name, stat, flags, rules) ", n_" name
+#define PG_RU_COL_DEF(e, name, stat, flags, rules) ", \"n_" name "\" bigint NOT NULL DEFAULT 0"
+#define PG_RU_COL(e, name, stat, flags, rules) ", \"n_" name "\""
 #define PG_RU_FILTER(e, name, stat, flags, rules) ", count(*) FILTER (WHERE kind = '" name "')"
 #define PG_RU_DIMS "CROSS JOIN LATERAL (VALUES (0, e.action), (1, e.segment), (2, e.code)) AS v(dim, key)"
 #define PG_RU_DAY "floor(t / 86400000.0)::bigint"
@@ -127,8 +127,24 @@ static const char *const pg_schema_v2[] = {
     "CREATE INDEX events_decisions ON events(site, decision) WHERE kind = 'decision'",
     NULL};
 
+/* Version 3: SQLite schemas 8 and 10, webhook deliveries and approval requests (store.h). */
+static const char *const pg_schema_v3[] = {
+    "CREATE TABLE deliveries(id bigserial PRIMARY KEY, site " TXT " NOT NULL, report bigint NOT NULL,"
+    " idempotency_key " TXT " NOT NULL UNIQUE, body text NOT NULL, state " TXT " NOT NULL,"
+    " attempts bigint NOT NULL DEFAULT 0, created_at bigint NOT NULL, next_at bigint NOT NULL,"
+    " lease_owner " TXT ", lease_until bigint NOT NULL DEFAULT 0, last_status bigint NOT NULL DEFAULT 0,"
+    " last_error text, delivered_at bigint)",
+    "CREATE INDEX deliveries_due ON deliveries(site, state, next_at)",
+    "CREATE TABLE approvals(id bigserial PRIMARY KEY, site " TXT " NOT NULL, decision " TXT " NOT NULL,"
+    " install " TXT " NOT NULL, key_hash " TXT " NOT NULL, action " TXT " NOT NULL, segment " TXT ","
+    " reason text NOT NULL, attrs text NOT NULL, t bigint NOT NULL, received_at bigint NOT NULL,"
+    " state " TXT " NOT NULL, answered_by " TXT ", answered_at bigint, device_answer " TXT ","
+    " device_at bigint, UNIQUE(site, decision))",
+    "CREATE INDEX approvals_install ON approvals(site, install)",
+    NULL};
+
 /* migrations[v - 1] brings version v - 1 to v (0: an empty database). */
-static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2};
+static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2, pg_schema_v3};
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one migration per PostgreSQL schema version");
 
@@ -584,6 +600,40 @@ static lw_status send_events(pg_store *s, lw_store_item *it, int64_t batch_row, 
 
 /* The writer's fixed statements, prepared on the current backend (again after a reconnect, or
  * after a failed group, which may have left some prepared and some not). */
+/* The approval records among an item's kept events (store.h "approval requests"): a request
+ * becomes a row (the first of a site's decision id wins), an answer fills the device's side. */
+static lw_status send_approvals(pg_store *s, lw_store_item *it, const uint8_t *keep, int *sent, char *err,
+                                size_t errlen) {
+  lw_status st = LW_OK;
+  for (size_t k = 0; st == LW_OK && k < it->batch->n_events; k++) {
+    const lw_event *e = &it->batch->events[k];
+    if (!keep[k] || !(lw_kind_flags(e->kind) & LW_KIND_F_APPROVAL)) continue;
+    params p;
+    p_init(&p);
+    p_text(&p, it->site), p_text(&p, e->decision), p_text(&p, e->install);
+    if (e->kind == LW_KIND_APPROVAL_REQUEST) {
+      char hash[LW_APPROVAL_HASH_LEN + 1], attrs[sizeof ((lw_approval *)0)->attrs];
+      lw_store_approval_key_hash(e->key, hash);
+      lw_store_approval_attrs(e, attrs, sizeof attrs);
+      p_text(&p, hash), p_text(&p, e->action), p_text_or_null(&p, e->segment), p_text(&p, e->reason);
+      p_text(&p, attrs), p_int(&p, e->t), p_int(&p, it->received_ms);
+      st = pipe_send(s, s->w, -1,
+                     "INSERT INTO approvals(site, decision, install, key_hash, action, segment, reason, attrs, t,"
+                     " received_at, state) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending')"
+                     " ON CONFLICT (site, decision) DO NOTHING",
+                     &p, sent, "storing an approval request", err, errlen);
+    } else {
+      p_text(&p, e->answer), p_int(&p, e->t);
+      st = pipe_send(s, s->w, -1,
+                     "UPDATE approvals SET device_answer = $4, device_at = $5"
+                     " WHERE site = $1 AND decision = $2 AND install = $3",
+                     &p, sent, "storing an approval answer", err, errlen);
+    }
+    p_free(&p);
+  }
+  return st;
+}
+
 static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
   PGconn *c = s->w;
   if (s->prepared_pid && s->prepared_pid == PQbackendPID(c)) return LW_OK;
@@ -607,10 +657,10 @@ static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
 /* ---- rollups (PG schema 2): kept by the writer in the transaction of the events ----------
  * The rows of one stored batch ($1 its row id, $2 the id stride, $3 its site) added in one
  * statement: an install new under a key (inserted, xmax 0) adds one to the key's installs. */
-#define PG_RU_SUM(e, name, stat, flags, rules) ", (sum(n) FILTER (WHERE kind = '" name "'))::bigint AS n_" name
-#define PG_RU_K(e, name, stat, flags, rules) ", coalesce(k.n_" name ", 0)"
-#define PG_RU_ADD(e, name, stat, flags, rules) ", n_" name " = r.n_" name " + excluded.n_" name
-#define PG_RU_SUB(e, name, stat, flags, rules) ", n_" name " = r.n_" name " - coalesce(k.n_" name ", 0)"
+#define PG_RU_SUM(e, name, stat, flags, rules) ", (sum(n) FILTER (WHERE kind = '" name "'))::bigint AS \"n_" name "\""
+#define PG_RU_K(e, name, stat, flags, rules) ", coalesce(k.\"n_" name "\", 0)"
+#define PG_RU_ADD(e, name, stat, flags, rules) ", \"n_" name "\" = r.\"n_" name "\" + excluded.\"n_" name "\""
+#define PG_RU_SUB(e, name, stat, flags, rules) ", \"n_" name "\" = r.\"n_" name "\" - coalesce(k.\"n_" name "\", 0)"
 #define PG_RU_GROUPS                                                                              \
   " g AS (SELECT e.site, v.dim, v.key, e.install, e.kind, count(*) AS n FROM ev e " PG_RU_DIMS   \
   "  WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5),"                                            \
@@ -772,6 +822,7 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
     }
     if (st == LW_OK && n_kept) st = send_events(s, it, rows[i], keep + off, n_kept, &sent, err, errlen);
     if (st == LW_OK) st = rollup_send_add(s, c, it, rows[i], &sent, err, errlen);
+    if (st == LW_OK && n_kept) st = send_approvals(s, it, keep + off, &sent, err, errlen);
     if (st == LW_OK && n_kept < it->batch->n_events) {
       params p;
       p_init(&p);
@@ -882,6 +933,9 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
       if (st == LW_OK)
         st = exec_text2(s->w, "DELETE FROM flags WHERE site = $1 AND kind = 'install' AND value = $2", it->site,
                         it->install, NULL, err, errlen);
+      if (st == LW_OK) /* schema 3 */
+        st = exec_text2(s->w, "DELETE FROM approvals WHERE site = $1 AND install = $2", it->site, it->install,
+                        NULL, err, errlen);
       continue;
     }
     params p;
@@ -952,6 +1006,9 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
   if (st == LW_OK) st = run(s->w, "DELETE FROM batches WHERE received_at < $1", &p, &r, "purging", err, errlen);
   if (st == LW_OK) batches = strtoll(PQcmdTuples(r), NULL, 10);
   PQclear(r);
+  r = NULL;
+  if (st == LW_OK) /* approval requests leave with the records they came in */
+    st = run(s->w, "DELETE FROM approvals WHERE received_at < $1 AND $2 > 0", &p, NULL, "purging", err, errlen);
   p_free(&p);
   /* As SQLite's: whenever a batch expired, install keys leave code_owners and flags with their
    * last stored share (referee reports are the host's ledger and stay). */
@@ -1918,6 +1975,280 @@ static lw_status pg_reviews(lw_store *base, const char *site, size_t max, lw_rev
   return LW_OK;
 }
 
+/* ---------------------------------------------------------------- approval requests */
+
+#define APPROVAL_COLS_PG                                                                          \
+  "SELECT id, decision, install, action, coalesce(segment, ''), reason, attrs, t, received_at,"  \
+  " CASE WHEN received_at + $3 * 86400000 <= $2 THEN 'expired' ELSE state END,"                   \
+  " coalesce(answered_by, ''), coalesce(answered_at, 0), coalesce(device_answer, ''),"            \
+  " coalesce(device_at, 0), received_at + $3 * 86400000 FROM approvals "
+
+/* params: $1 site, $2 now, $3 days, $4 max, then the query's own. */
+static lw_status read_approvals_pg(pg_store *s, const char *sql, params *p, size_t max, lw_approval **rows,
+                                   size_t *n_rows, char *err, size_t errlen) {
+  *rows = NULL;
+  *n_rows = 0;
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading approval requests", err, errlen);
+  PGresult *r = NULL;
+  if (st == LW_OK) st = run(rd->c, sql, p, &r, "reading approval requests", err, errlen);
+  reader_give(rd);
+  if (st != LW_OK) return st;
+  size_t n = (size_t)PQntuples(r);
+  if (n > max) n = max;
+  lw_approval *out = calloc(n ? n : 1, sizeof *out);
+  if (!out) {
+    PQclear(r);
+    snprintf(err, errlen, "out of memory reading approval requests");
+    return LW_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    lw_approval *a = &out[i];
+    int row = (int)i;
+    a->id = get_int(r, row, 0);
+    get_text(r, row, 1, a->decision, sizeof a->decision);
+    get_text(r, row, 2, a->install, sizeof a->install);
+    get_text(r, row, 3, a->action, sizeof a->action);
+    get_text(r, row, 4, a->segment, sizeof a->segment);
+    get_text(r, row, 5, a->reason, sizeof a->reason);
+    get_text(r, row, 6, a->attrs, sizeof a->attrs);
+    a->t = get_int(r, row, 7);
+    a->received_at = get_int(r, row, 8);
+    get_text(r, row, 9, a->state, sizeof a->state);
+    get_text(r, row, 10, a->answered_by, sizeof a->answered_by);
+    a->answered_at = get_int(r, row, 11);
+    get_text(r, row, 12, a->device_answer, sizeof a->device_answer);
+    a->device_at = get_int(r, row, 13);
+    a->expires_at = get_int(r, row, 14);
+  }
+  PQclear(r);
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
+static lw_status pg_approvals(lw_store *base, const char *site, int64_t now_ms, int days, size_t max,
+                              lw_approval **rows, size_t *n, char *err, size_t errlen) {
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_int(&p, now_ms), p_int(&p, days), p_int(&p, (int64_t)max);
+  lw_status st = read_approvals_pg((pg_store *)base, APPROVAL_COLS_PG "WHERE site = $1 ORDER BY id DESC LIMIT $4", &p,
+                                   max, rows, n, err, errlen);
+  p_free(&p);
+  return st;
+}
+
+static lw_status pg_approval_check(lw_store *base, const char *site, const char *install, const char *hash,
+                                   int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n, char *err,
+                                   size_t errlen) {
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_int(&p, now_ms), p_int(&p, days), p_int(&p, (int64_t)max), p_text(&p, install), p_text(&p, hash);
+  lw_status st = read_approvals_pg((pg_store *)base,
+                                   APPROVAL_COLS_PG "WHERE site = $1 AND install = $5 AND key_hash = $6"
+                                                    " ORDER BY id DESC LIMIT $4",
+                                   &p, max, rows, n, err, errlen);
+  p_free(&p);
+  return st;
+}
+
+/* One UPDATE decides, so two replicas answering at once cannot both win: the row changes only
+ * while pending and not expired; otherwise a read says why. */
+static lw_status pg_approval_answer(lw_store *base, const char *site, int64_t id, int approve, const char *who,
+                                    int64_t now_ms, int days, int *result, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *result = 1;
+  lw_status st = conn_ready(s->w, "answering an approval request", err, errlen);
+  if (st != LW_OK) return st;
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_int(&p, now_ms), p_int(&p, days), p_int(&p, id);
+  p_text(&p, lw_answer_name(approve ? LW_ANSWER_APPROVED : LW_ANSWER_DECLINED)), p_text(&p, who);
+  PGresult *r = NULL;
+  st = run(s->w,
+           "UPDATE approvals SET state = $5, answered_by = $6, answered_at = $2"
+           " WHERE site = $1 AND id = $4 AND state = 'pending' AND received_at + $3 * 86400000 > $2",
+           &p, &r, "answering an approval request", err, errlen);
+  int changed = st == LW_OK && strtoll(PQcmdTuples(r), NULL, 10) == 1;
+  PQclear(r);
+  r = NULL;
+  if (st == LW_OK && !changed)
+    st = run(s->w,
+             "SELECT (received_at + $3 * 86400000 <= $2)::int, state, $5::text, $6::text FROM approvals"
+             " WHERE site = $1 AND id = $4",
+             &p, &r, "answering an approval request", err, errlen);
+  p_free(&p);
+  if (st != LW_OK) return st;
+  if (changed) *result = 0;
+  else if (PQntuples(r) == 0) *result = 1;
+  else *result = get_int(r, 0, 0) ? 3 : 2;
+  PQclear(r);
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- webhook deliveries
+ * As SQLite's (store.h "webhook deliveries"). A claim is one UPDATE of the row a sub-select
+ * locks with FOR UPDATE SKIP LOCKED: two replicas claiming at once take different rows (or
+ * one takes it and the other finds none), and a leased row is skipped until its lease ends. */
+
+static lw_status pg_deliveries_enqueue(lw_store *base, const char *site, int64_t now_ms, int64_t *added, char *err,
+                                       size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *added = 0;
+  lw_status st = conn_ready(s->w, "adding deliveries", err, errlen);
+  if (st != LW_OK) return st;
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_int(&p, now_ms);
+  PGresult *r = NULL;
+  st = run(s->w,
+           "INSERT INTO deliveries(site, report, idempotency_key, body, state, created_at, next_at)"
+           " SELECT site, id, site || ':' || id,"
+           "  json_build_object('id', site || ':' || id, 'type', 'conversion', 'site', site, 'code', code,"
+           "                    'report', id, 'at', at, 'counted_at', counted_at, 'value', value)::text,"
+           "  'pending', $2, $2 FROM referees r"
+           " WHERE site = $1 AND event = 'conversion' AND state IN ('counted', 'approved')"
+           "  AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.idempotency_key = r.site || ':' || r.id)"
+           " ORDER BY id ON CONFLICT (idempotency_key) DO NOTHING",
+           &p, &r, "adding deliveries", err, errlen);
+  p_free(&p);
+  if (st == LW_OK) *added = strtoll(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
+  return st;
+}
+
+#define DELIVERY_COLS_PG "id, report, idempotency_key, state, attempts, created_at, next_at," \
+                         " coalesce(delivered_at, 0), last_status, coalesce(last_error, '')"
+
+static void delivery_row_pg(const PGresult *r, int row, lw_delivery *d) {
+  d->id = get_int(r, row, 0);
+  d->report = get_int(r, row, 1);
+  get_text(r, row, 2, d->key, sizeof d->key);
+  get_text(r, row, 3, d->state, sizeof d->state);
+  d->attempts = get_int(r, row, 4);
+  d->created_at = get_int(r, row, 5);
+  d->next_at = get_int(r, row, 6);
+  d->delivered_at = get_int(r, row, 7);
+  d->last_status = get_int(r, row, 8);
+  get_text(r, row, 9, d->last_error, sizeof d->last_error);
+}
+
+static lw_status pg_delivery_claim(lw_store *base, const char *site, const char *owner, int64_t now_ms,
+                                   int64_t lease_ms, lw_delivery *out, int *found, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *found = 0;
+  memset(out, 0, sizeof *out);
+  lw_status st = conn_ready(s->w, "claiming a delivery", err, errlen);
+  if (st != LW_OK) return st;
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_text(&p, owner), p_int(&p, now_ms), p_int(&p, lease_ms);
+  PGresult *r = NULL;
+  st = run(s->w,
+           "UPDATE deliveries SET lease_owner = $2, lease_until = $3 + $4, attempts = attempts + 1"
+           " WHERE id = (SELECT id FROM deliveries WHERE site = $1 AND state = 'pending'"
+           "  AND next_at <= $3 AND lease_until <= $3 ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+           "  AND state = 'pending' AND lease_until <= $3"
+           " RETURNING " DELIVERY_COLS_PG ", body",
+           &p, &r, "claiming a delivery", err, errlen);
+  p_free(&p);
+  if (st != LW_OK) return st;
+  if (PQntuples(r) == 1) {
+    delivery_row_pg(r, 0, out);
+    const char *body = PQgetvalue(r, 0, 10);
+    size_t blen = strlen(body);
+    if ((out->body = malloc(blen + 1))) memcpy(out->body, body, blen + 1);
+    *found = out->body != NULL;
+    if (!out->body) {
+      snprintf(err, errlen, "out of memory claiming a delivery");
+      st = LW_ERR_NOMEM;
+    }
+  }
+  PQclear(r);
+  return st;
+}
+
+static lw_status pg_delivery_finish(lw_store *base, int64_t id, const char *owner, const char *state, int64_t next_at,
+                                    int64_t status, const char *error, int64_t now_ms, int *kept, char *err,
+                                    size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *kept = 0;
+  lw_status st = conn_ready(s->w, "recording a delivery", err, errlen);
+  if (st != LW_OK) return st;
+  params p;
+  p_init(&p);
+  p_int(&p, id), p_text(&p, owner), p_text(&p, state), p_int(&p, next_at), p_int(&p, status);
+  p_text_or_null(&p, error), p_int(&p, now_ms);
+  PGresult *r = NULL;
+  st = run(s->w,
+           "UPDATE deliveries SET state = $3, next_at = $4, lease_owner = NULL, lease_until = 0,"
+           " last_status = $5, last_error = $6,"
+           " delivered_at = CASE WHEN $3 = 'delivered' THEN $7::bigint END"
+           " WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+           &p, &r, "recording a delivery", err, errlen);
+  p_free(&p);
+  if (st == LW_OK) *kept = strtoll(PQcmdTuples(r), NULL, 10) == 1;
+  PQclear(r);
+  return st;
+}
+
+static lw_status pg_delivery_resend(lw_store *base, const char *site, int64_t id, int64_t now_ms, int *result,
+                                    char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *result = 1;
+  lw_status st = conn_ready(s->w, "resending a delivery", err, errlen);
+  if (st != LW_OK) return st;
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_int(&p, id), p_int(&p, now_ms);
+  PGresult *r = NULL;
+  st = run(s->w,
+           "UPDATE deliveries SET state = 'pending', next_at = $3, created_at = $3, attempts = 0,"
+           " lease_until = 0, lease_owner = NULL WHERE site = $1 AND id = $2 AND state = 'failed'",
+           &p, &r, "resending a delivery", err, errlen);
+  int changed = st == LW_OK && strtoll(PQcmdTuples(r), NULL, 10) == 1;
+  PQclear(r);
+  int64_t exists = 0;
+  if (st == LW_OK && !changed)
+    st = one_int(s->w, "SELECT count(*) FROM deliveries WHERE site = $1 AND id = $2 AND $3::bigint IS NOT NULL", &p,
+                 &exists, "resending a delivery", err, errlen);
+  p_free(&p);
+  if (st == LW_OK) *result = changed ? 0 : exists ? 2 : 1;
+  return st;
+}
+
+static lw_status pg_deliveries(lw_store *base, const char *site, size_t max, lw_delivery **rows, size_t *n_rows,
+                               char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *rows = NULL;
+  *n_rows = 0;
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading deliveries", err, errlen);
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_int(&p, (int64_t)max);
+  PGresult *r = NULL;
+  if (st == LW_OK)
+    st = run(rd->c, "SELECT " DELIVERY_COLS_PG " FROM deliveries WHERE site = $1 ORDER BY id DESC LIMIT $2", &p, &r,
+             "reading deliveries", err, errlen);
+  p_free(&p);
+  reader_give(rd);
+  if (st != LW_OK) return st;
+  size_t n = (size_t)PQntuples(r);
+  if (n > max) n = max;
+  lw_delivery *out = calloc(n ? n : 1, sizeof *out);
+  if (!out) {
+    PQclear(r);
+    snprintf(err, errlen, "out of memory reading deliveries");
+    return LW_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) delivery_row_pg(r, (int)i, &out[i]);
+  PQclear(r);
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
 /* ---------------------------------------------------------------- open and close */
 
 static void pg_close(lw_store *base) {
@@ -2016,9 +2347,8 @@ fail:
 static const lw_store_backend pg_backend = {
     "postgresql", pg_write, pg_forget, pg_purge, pg_stats, pg_ping, pg_referral, pg_attributions, pg_close,
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
-    /* Webhook deliveries (store schema 8) are SQLite-only so far: lw_store_delivery_* answer a
-     * clear error and the server sends no webhooks on PostgreSQL. */
-    NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
+    pg_deliveries_enqueue, pg_delivery_claim, pg_delivery_finish, pg_delivery_resend, pg_deliveries,
+    pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check};
 
 /* ---- read-only (the learning tools) */
 
@@ -2062,7 +2392,8 @@ static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approv
 static const lw_store_backend pg_read_backend = {
     "postgresql (read-only)", ro_write, ro_forget, ro_purge, pg_stats, pg_ping, pg_referral, pg_attributions,
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
-    pg_reviews, NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
+    pg_reviews, NULL, NULL, NULL, NULL, pg_deliveries, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
+    pg_approvals, NULL, pg_approval_check};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

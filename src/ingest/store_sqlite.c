@@ -121,7 +121,8 @@ typedef struct {
  * Version 8 adds the webhook deliveries.
  * Version 9 adds the writer-kept rollups (rollup_sqlite.h: rollup_site, rollup_keys,
  * rollup_installs), which GET /v1/stats reads instead of walking the events; the migration
- * fills them from the stored events. */
+ * fills them from the stored events.
+ * Version 10 adds the approval requests. */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -194,7 +195,17 @@ static const char k_owners_sql[] =
   "  last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT, delivered_at INTEGER);"      \
   "CREATE INDEX deliveries_due ON deliveries(site, state, next_at);"
 
-static const char *const schema_v7 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES V8_TABLES;
+/* Schema 10: approval requests (store.h "approval requests"), one row per site and decision. */
+#define V10_TABLES                                                                         \
+  "CREATE TABLE approvals("                                                                \
+  "  id INTEGER PRIMARY KEY, site TEXT NOT NULL, decision TEXT NOT NULL,"                  \
+  "  install TEXT NOT NULL, key_hash TEXT NOT NULL, action TEXT NOT NULL, segment TEXT,"   \
+  "  reason TEXT NOT NULL, attrs TEXT NOT NULL, t INTEGER NOT NULL,"                       \
+  "  received_at INTEGER NOT NULL, state TEXT NOT NULL, answered_by TEXT,"                 \
+  "  answered_at INTEGER, device_answer TEXT, device_at INTEGER, UNIQUE(site, decision));" \
+  "CREATE INDEX approvals_install ON approvals(site, install);"
+
+static const char *const schema_v7 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES V8_TABLES V10_TABLES;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -386,6 +397,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
     if (version <= 8 && ((st = lw_sq_rollup_backfill(db, err, errlen)) != LW_OK ||
                          (st = shared_indexes(db, err, errlen)) != LW_OK))
       goto fail;
+    if (version <= 9 && (st = exec(db, V10_TABLES, "migrating schema 9 to 10", err, errlen)) != LW_OK) goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -499,6 +511,44 @@ static lw_status keep_owned(sqlite_store *s, lw_store_item *it, size_t *n_kept, 
   return LW_OK;
 }
 
+/* The approval records among the kept events: a request becomes a row (the first one of a
+ * site's decision id wins), an answer fills the device's side of its row. */
+static lw_status write_approvals(sqlite_store *s, lw_store_item *it, size_t n_kept, char *err, size_t errlen) {
+  for (size_t i = 0; i < n_kept; i++) {
+    const lw_event *e = &s->kept[i];
+    if (!(lw_kind_flags(e->kind) & LW_KIND_F_APPROVAL)) continue;
+    sqlite3_stmt *st;
+    int req = e->kind == LW_KIND_APPROVAL_REQUEST;
+    const char *sql = req ? "INSERT OR IGNORE INTO approvals(site, decision, install, key_hash, action, segment,"
+                            " reason, attrs, t, received_at, state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')"
+                          : "UPDATE approvals SET device_answer = ?4, device_at = ?9"
+                            " WHERE site = ?1 AND decision = ?2 AND install = ?3";
+    if (sqlite3_prepare_v2(s->w, sql, -1, &st, NULL) != SQLITE_OK)
+      return sql_error(s->w, "storing an approval request", err, errlen);
+    char hash[LW_APPROVAL_HASH_LEN + 1], attrs[sizeof ((lw_approval *)0)->attrs];
+    sqlite3_bind_text(st, 1, it->site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, e->decision, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->install, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, e->t);
+    if (req) {
+      lw_store_approval_key_hash(e->key, hash);
+      lw_store_approval_attrs(e, attrs, sizeof attrs);
+      sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 5, e->action, -1, SQLITE_STATIC);
+      bind_text_or_null(st, 6, e->segment);
+      sqlite3_bind_text(st, 7, e->reason, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 8, attrs, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st, 10, it->received_ms);
+    } else {
+      sqlite3_bind_text(st, 4, e->answer, -1, SQLITE_STATIC);
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return sql_error(s->w, "storing an approval request", err, errlen);
+  }
+  return LW_OK;
+}
+
 static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t errlen) {
   const lw_batch *b = it->batch;
   sqlite3_stmt *st = s->ins_batch;
@@ -566,6 +616,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
     }
     at += k;
   }
+  if ((fault = write_approvals(s, it, n_kept, err, errlen)) != LW_OK) return fault;
   it->duplicate = 0;
   it->stored = n_kept;
   if (n_kept < b->n_events) {
@@ -695,6 +746,9 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
       if (st == LW_OK)
         st = run_text(s->w, "DELETE FROM flags WHERE site = ?1 AND kind = 'install' AND value = ?2",
                       it->site, it->install, NULL, NULL, err, errlen);
+      if (st == LW_OK) /* schema 10 */
+        st = run_text(s->w, "DELETE FROM approvals WHERE site = ?1 AND install = ?2", it->site, it->install,
+                      NULL, NULL, err, errlen);
       continue;
     }
     sqlite3_stmt *q;
@@ -775,6 +829,8 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
                         (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
     if (st == LW_OK)
       st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
+    if (st == LW_OK) /* schema 10: requests leave with the records they came in */
+      st = delete_where(s, "DELETE FROM approvals WHERE received_at < ?1", NULL, before_ms, NULL, err, errlen);
     /* Schema 6: an install key leaves code_owners and flags with its last stored share (the
      * coded events' index answers each lookup). Referee reports are the host's ledger and stay. */
     char owners[512];
@@ -1772,6 +1828,117 @@ static lw_status sq_reviews(lw_store *base, const char *site, size_t max, lw_rev
   return LW_OK;
 }
 
+/* ---------------------------------------------------------------- approval requests */
+
+/* The columns every approval read selects, the state as of ?now with ?days of validity. */
+#define APPROVAL_COLS                                                                             \
+  "SELECT id, decision, install, action, coalesce(segment, ''), reason, attrs, t, received_at,"  \
+  " CASE WHEN received_at + ?3 * 86400000 <= ?2 THEN 'expired' ELSE state END,"                   \
+  " coalesce(answered_by, ''), coalesce(answered_at, 0), coalesce(device_answer, ''),"            \
+  " coalesce(device_at, 0), received_at + ?3 * 86400000 FROM approvals "
+
+static lw_status read_approvals(sqlite_store *s, const char *sql, const char *site, const char *install,
+                                const char *hash, int64_t now_ms, int days, size_t max, lw_approval **rows,
+                                size_t *n_rows, char *err, size_t errlen) {
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  reader *rd = reader_take(s);
+  int rc = sqlite3_prepare_v2(rd->db, sql, -1, &st, NULL);
+  lw_approval *out = max ? calloc(max, sizeof *out) : NULL;
+  size_t n = 0;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int64(st, 3, days);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
+    if (install) sqlite3_bind_text(st, 5, install, -1, SQLITE_STATIC);
+    if (hash) sqlite3_bind_text(st, 6, hash, -1, SQLITE_STATIC);
+    while (out && n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      lw_approval *a = &out[n++];
+      a->id = sqlite3_column_int64(st, 0);
+      copy_col(st, 1, a->decision, sizeof a->decision);
+      copy_col(st, 2, a->install, sizeof a->install);
+      copy_col(st, 3, a->action, sizeof a->action);
+      copy_col(st, 4, a->segment, sizeof a->segment);
+      copy_col(st, 5, a->reason, sizeof a->reason);
+      copy_col(st, 6, a->attrs, sizeof a->attrs);
+      a->t = sqlite3_column_int64(st, 7);
+      a->received_at = sqlite3_column_int64(st, 8);
+      copy_col(st, 9, a->state, sizeof a->state);
+      copy_col(st, 10, a->answered_by, sizeof a->answered_by);
+      a->answered_at = sqlite3_column_int64(st, 11);
+      copy_col(st, 12, a->device_answer, sizeof a->device_answer);
+      a->device_at = sqlite3_column_int64(st, 13);
+      a->expires_at = sqlite3_column_int64(st, 14);
+    }
+    sqlite3_finalize(st);
+  }
+  lw_status ret = LW_OK;
+  if (max && !out) {
+    snprintf(err, errlen, "out of memory reading approval requests");
+    ret = LW_ERR_NOMEM;
+  } else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    ret = sql_error(rd->db, "reading approval requests", err, errlen);
+  }
+  reader_give(rd);
+  if (ret != LW_OK) {
+    free(out);
+    return ret;
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
+static lw_status sq_approvals(lw_store *base, const char *site, int64_t now_ms, int days, size_t max,
+                              lw_approval **rows, size_t *n, char *err, size_t errlen) {
+  return read_approvals((sqlite_store *)base, APPROVAL_COLS "WHERE site = ?1 ORDER BY id DESC LIMIT ?4", site,
+                        NULL, NULL, now_ms, days, max, rows, n, err, errlen);
+}
+
+static lw_status sq_approval_check(lw_store *base, const char *site, const char *install, const char *hash,
+                                   int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n,
+                                   char *err, size_t errlen) {
+  return read_approvals((sqlite_store *)base,
+                        APPROVAL_COLS "WHERE site = ?1 AND install = ?5 AND key_hash = ?6 ORDER BY id DESC LIMIT ?4",
+                        site, install, hash, now_ms, days, max, rows, n, err, errlen);
+}
+
+static lw_status sq_approval_answer(lw_store *base, const char *site, int64_t id, int approve, const char *who,
+                                    int64_t now_ms, int days, int *result, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st;
+  lw_status ret = prep(s->w,
+                       "SELECT state, received_at + ?3 * 86400000 <= ?2 FROM approvals WHERE site = ?1 AND id = ?4",
+                       &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, now_ms);
+  sqlite3_bind_int64(st, 3, days);
+  sqlite3_bind_int64(st, 4, id);
+  int rc = sqlite3_step(st);
+  *result = rc != SQLITE_ROW ? 1
+            : sqlite3_column_int(st, 1) ? 3
+            : strcmp((const char *)sqlite3_column_text(st, 0), "pending") ? 2 : 0;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sql_error(s->w, "answering an approval request", err, errlen);
+  if (*result) return LW_OK;
+  if ((ret = prep(s->w,
+                  "UPDATE approvals SET state = ?2, answered_by = ?3, answered_at = ?4"
+                  " WHERE site = ?1 AND id = ?5 AND state = 'pending'",
+                  &st, err, errlen)) != LW_OK)
+    return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, lw_answer_name(approve ? LW_ANSWER_APPROVED : LW_ANSWER_DECLINED), -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, who, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, now_ms);
+  sqlite3_bind_int64(st, 5, id);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? LW_OK : sql_error(s->w, "answering an approval request", err, errlen);
+}
+
 /* ---------------------------------------------------------------- webhook deliveries */
 
 static lw_status sq_deliveries_enqueue(lw_store *base, const char *site, int64_t now_ms,
@@ -1947,7 +2114,8 @@ static const lw_store_backend sqlite_backend = {
     sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
     sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries,
-    sq_stats_walk, sq_funnel_days, sq_shared_decisions};
+    sq_stats_walk, sq_funnel_days, sq_shared_decisions,
+    sq_approvals, sq_approval_answer, sq_approval_check};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -1990,7 +2158,8 @@ static const lw_store_backend sqlite_read_backend = {
     "sqlite (read-only)", ro_write,    ro_forget,       ro_purge, sq_stats,
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
-    NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk, sq_funnel_days, sq_shared_decisions};
+    NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk, sq_funnel_days, sq_shared_decisions,
+    sq_approvals, NULL, sq_approval_check};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);

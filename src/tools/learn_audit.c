@@ -1,7 +1,6 @@
-/* learn_audit.c: the fairness audit: per configured segment, how often its users are asked
- * (exposure), how often an ask leads to a share, and how often to a referred customer, each
- * beside the best segment's rate, flagged when the ratio falls below 0.8 (the four-fifths
- * rule of adverse-impact audits). */
+/* learn_audit.c: the fairness audit over a data source: per configured segment, how often its
+ * users are asked (exposure), how often an ask leads to a share, and how often to a referred
+ * customer. The rates, ratios and flags are loopwise/audit.h's (shared with the console). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,34 +8,6 @@
 
 #include "loopwise/learn.h"
 #include "loopwise/store.h"
-
-static int in_segment(const char *seg_field, const lw_feature *x, int n, const char *name, uint32_t h) {
-  if (seg_field && strcmp(seg_field, name) == 0) return 1;
-  for (int i = 0; x && i < n; i++)
-    if (x[i].hash == h) return 1;
-  return 0;
-}
-
-static void finish(int n, lw_audit_row *rows) {
-  double best[3] = {0, 0, 0};
-  for (int s = 0; s < n; s++) {
-    lw_audit_row *r = &rows[s];
-    r->exposure = r->decisions ? (double)r->prompts / (double)r->decisions : 0;
-    r->share_rate = r->prompts ? (double)r->shares / (double)r->prompts : 0;
-    r->conversion_rate = r->prompts ? (double)r->conversions / (double)r->prompts : 0;
-    if (r->exposure > best[0]) best[0] = r->exposure;
-    if (r->share_rate > best[1]) best[1] = r->share_rate;
-    if (r->conversion_rate > best[2]) best[2] = r->conversion_rate;
-  }
-  for (int s = 0; s < n; s++) {
-    lw_audit_row *r = &rows[s];
-    r->exposure_ratio = best[0] > 0 ? r->exposure / best[0] : 1;
-    r->share_ratio = best[1] > 0 ? r->share_rate / best[1] : 1;
-    r->conversion_ratio = best[2] > 0 ? r->conversion_rate / best[2] : 1;
-    r->flagged = r->decisions > 0 && (r->exposure_ratio < LW_AUDIT_FLAG_RATIO || r->share_ratio < LW_AUDIT_FLAG_RATIO ||
-                                      (best[2] > 0 && r->conversion_ratio < LW_AUDIT_FLAG_RATIO));
-  }
-}
 
 /* The store: every decision point of the range (pass 0), then the referred customers by
  * referrer (pass 1), each attributed to the segments of the referrer's latest decision. */
@@ -56,7 +27,7 @@ static lw_status audit_store(const lw_source_opts *src, int n, const char segs[]
     int got = 0;
     while (st == LW_OK && (got = lw_store_next(cur, d, err, errlen)) == 1) {
       for (int s = 0; s < n; s++) {
-        if (!in_segment(d->segment, d->x, d->n_x, segs[s], h[s])) continue;
+        if (!lw_audit_in_segment(d->segment, d->x, d->n_x, segs[s], h[s])) continue;
         if (pass) {
           rows[s].conversions += (uint64_t)d->conversions;
           continue;
@@ -106,7 +77,7 @@ lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char 
     while (rec && (got = lw_reader_next(rd, rec, err, errlen)) == 1) {
       int prompt = strcmp(src->actions[rec->action], LW_ACTION_NOT_NOW) != 0;
       for (int s = 0; s < n_segments; s++) {
-        if (!in_segment(NULL, rec->x, rec->n, segments[s], h[s])) continue;
+        if (!lw_audit_in_segment(NULL, rec->x, rec->n, segments[s], h[s])) continue;
         rows[s].decisions++;
         rows[s].prompts += (uint64_t)prompt;
         rows[s].shares += (uint64_t)(prompt && rec->reward > 0);
@@ -116,6 +87,6 @@ lw_status lw_audit_source(const lw_source_opts *src, int n_segments, const char 
     lw_reader_close(rd);
     if (got < 0) st = LW_ERR_INVALID;
   }
-  if (st == LW_OK) finish(n_segments, rows);
+  if (st == LW_OK) lw_audit_finish(rows, n_segments);
   return st;
 }

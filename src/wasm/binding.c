@@ -98,6 +98,35 @@ LW_EXPORT("a") int lw_w_approve(handle *h, const char *decision_id, double now_m
   return st;
 }
 
+/* The approval exchange (README "Approval requests"), one export: op 0 logs the request of
+ * decision id with approval key arg (the out buffer says "1" when queued, "0" without consent);
+ * op 1 applies answer arg (out: the decision's JSON); op 2 puts the id of the decision still
+ * held for the server's answer in out, op 3 that of one held whose request was not sent ("":
+ * none). */
+LW_EXPORT("P") int lw_w_approval(handle *h, int op, const char *id, const char *arg, double now_ms,
+                                 int tz_offset_min) {
+  lw_decision d;
+  int sent = 0;
+  lw_status st = LW_OK;
+  const char *text = "";
+  if (op == 0) {
+    st = lw_engine_approval_request(h->engine, id, arg, (int64_t)now_ms, &sent, h->err, sizeof h->err);
+    text = sent ? "1" : "0";
+  } else if (op == 1) {
+    st = lw_engine_approval_answer(h->engine, id, arg, (int64_t)now_ms, tz_offset_min, &d, h->err, sizeof h->err);
+    if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
+    return st;
+  } else {
+    text = lw_engine_approval_held(h->engine, op == 2, (int64_t)now_ms);
+  }
+  size_t n = strlen(text);
+  if (st == LW_OK && n < h->out_cap) {
+    memcpy(h->out, text, n + 1);
+    h->out_len = n;
+  }
+  return st;
+}
+
 LW_EXPORT("A") int lw_w_attribute(handle *h, const char *name, const char *value) {
   return lw_engine_set_attribute(h->engine, name, value, h->err, sizeof h->err);
 }

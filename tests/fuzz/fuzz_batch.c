@@ -1,7 +1,8 @@
 /* fuzz_batch.c: libFuzzer target for the request-body parser and validator (src/ingest/batch.c).
  *
  * Feeds arbitrary bytes to lw_batch_parse and every other body reader of batch.c (forget, the
- * referral request, the referee and referrer reports, the review) and checks what they promise:
+ * referral request, the referee and referrer reports, the review, the approval check and the
+ * console's approval answer) and checks what they promise:
  * an accepted batch obeys every limit of the wire contract, a refused one names a printable
  * field and a message, and nothing leaks or overruns (ASan/UBSan). */
 #include <stdint.h>
@@ -45,6 +46,21 @@ static void check_batch(const lw_batch *b, const lw_batch_limits *lim) {
       abort();
     if (b->v < 2 && (tl || e->channel[0])) abort();
     if (b->v >= 2 && (lw_kind_flags(e->kind) & LW_KIND_F_SHARED) && (!tl || !e->channel[0])) abort();
+    /* Wire v3: an approval request has its key (32 lowercase hex), at most LW_APPROVAL_ATTRS
+     * attrs of the name charset and a variant for its action; an answer one of the three
+     * answers; none of it in an older batch or on another kind. */
+    size_t kl = strlen(e->key);
+    if (kl && (kl != LW_APPROVAL_KEY_LEN || !lw_ascii_is(LW_CS_HEX, e->key, kl, kl))) abort();
+    if (e->n_attrs < 0 || e->n_attrs > LW_APPROVAL_ATTRS) abort();
+    for (int a = 0; a < e->n_attrs; a++)
+      if (!lw_ascii_is(LW_CS_NAME, e->attr_names[a], 1, LW_NAME_LEN) ||
+          !lw_ascii_is(LW_CS_NAME, e->attr_values[a], 1, LW_NAME_LEN))
+        abort();
+    if (e->answer[0] && lw_answer_parse(e->answer) <= LW_ANSWER_PENDING) abort();
+    if (e->kind == LW_KIND_APPROVAL_REQUEST && (kl != LW_APPROVAL_KEY_LEN || !lw_action_is_prompt(e->action))) abort();
+    if (e->kind == LW_KIND_APPROVAL_ANSWER && !e->answer[0]) abort();
+    if (!(lw_kind_flags(e->kind) & LW_KIND_F_APPROVAL) && (kl || e->n_attrs || e->answer[0])) abort();
+    if (b->v < 3 && (lw_kind_flags(e->kind) & LW_KIND_F_APPROVAL)) abort();
   }
 }
 
@@ -86,6 +102,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (st != LW_OK) check_printable(err.field, sizeof err.field);
   int approve = -1;
   st = lw_review_parse((const char *)data, size, &approve, &err);
+  if (st == LW_OK && approve != 0 && approve != 1) abort();
+  if (st != LW_OK) check_printable(err.field, sizeof err.field);
+  lw_approval_check ac;
+  st = lw_approval_check_parse((const char *)data, size, &ac, &err);
+  if (st == LW_OK && (strlen(ac.install) != LW_INSTALL_LEN || strlen(ac.key) != LW_APPROVAL_KEY_LEN)) abort();
+  if (st != LW_OK) check_printable(err.field, sizeof err.field);
+  approve = -1;
+  st = lw_approval_decision_parse((const char *)data, size, &approve, &err);
   if (st == LW_OK && approve != 0 && approve != 1) abort();
   if (st != LW_OK) check_printable(err.field, sizeof err.field);
   return 0;

@@ -183,6 +183,34 @@ static lw_status read_x(const cJSON *arr, const char *prefix, lw_event *ev, lw_b
   return LW_OK;
 }
 
+/* An approval request's attrs: {"name": "value", ...}, at most LW_APPROVAL_ATTRS, names and values
+ * of the config's name charset (approval's reader before the single-pass one). */
+static lw_status read_attrs(const cJSON *obj, const char *prefix, lw_event *ev, lw_batch_error *err) {
+  if (!cJSON_IsObject(obj)) return fail(err, prefix, "attrs", "expected an object of attribute: value");
+  char name[LW_FIELD_PATH_LEN + 1];
+  ev->n_attrs = 0;
+  for (const cJSON *m = obj->child; m; m = m->next) {
+    if (ev->n_attrs == LW_APPROVAL_ATTRS)
+      return fail(err, prefix, "attrs", "expected at most %d attributes", LW_APPROVAL_ATTRS);
+    const char *key = m->string ? m->string : "";
+    for (int i = 0; i < ev->n_attrs; i++)
+      if (!strcmp(ev->attr_names[i], key)) return fail(err, prefix, "attrs", "duplicate attribute");
+    cJSON k = {0};
+    k.type = cJSON_String;
+    k.valuestring = (char *)key;
+    lw_status st = read_string(&k, prefix, "attrs", LW_CS_NAME, 1, LW_NAME_LEN, ev->attr_names[ev->n_attrs],
+                               sizeof ev->attr_names[0], err);
+    if (st != LW_OK) return fail(err, prefix, "attrs", "attribute names are 1-%d characters of %s", LW_NAME_LEN,
+                                 lw_charset_desc(LW_CS_NAME));
+    snprintf(name, sizeof name, "attrs.%.32s", ev->attr_names[ev->n_attrs]);
+    if ((st = read_string(m, prefix, name, LW_CS_NAME, 1, LW_NAME_LEN, ev->attr_values[ev->n_attrs],
+                          sizeof ev->attr_values[0], err)) != LW_OK)
+      return st;
+    ev->n_attrs++;
+  }
+  return LW_OK;
+}
+
 static lw_status read_event(const cJSON *obj, const char *path, int v, const lw_batch_limits *lim,
                             int64_t now_ms, lw_event *ev, lw_batch_error *err) {
   const cJSON *f[LW_FIELD_COUNT];
@@ -199,6 +227,10 @@ static lw_status read_event(const cJSON *obj, const char *path, int v, const lw_
     return fail(err, path, "kind", "unknown event kind (expected %s)", kinds);
   }
   ev->kind = (lw_kind)kind;
+  /* The approval kinds exist from the version that added them (and their fields). */
+  if ((lw_kind_flags(ev->kind) & LW_KIND_F_APPROVAL) && v < LW_APPROVAL_VERSION)
+    return fail(err, path, "kind", "%s is not in batch version %d (added in version %d)", lw_kind_name(ev->kind), v,
+                LW_APPROVAL_VERSION);
 
   for (int i = 0; i < LW_FIELD_COUNT; i++) {
     int since = lw_field_since((lw_field)i);
@@ -269,7 +301,22 @@ static lw_status read_event(const cJSON *obj, const char *path, int v, const lw_
     }
     snprintf(ev->channel, sizeof ev->channel, "%s", lw_channel_name((lw_channel)ch));
   }
+  if (f[LW_FIELD_ATTRS] && (st = read_attrs(f[LW_FIELD_ATTRS], path, ev, err)) != LW_OK) return st;
+  if (f[LW_FIELD_KEY] && (st = read_string(f[LW_FIELD_KEY], path, "key", LW_CS_HEX, LW_APPROVAL_KEY_LEN,
+                                           LW_APPROVAL_KEY_LEN, ev->key, sizeof ev->key, err)) != LW_OK)
+    return st;
+  if (f[LW_FIELD_ANSWER]) {
+    const cJSON *a = f[LW_FIELD_ANSWER];
+    int an = cJSON_IsString(a) ? lw_answer_parse(a->valuestring) : -1;
+    if (an <= LW_ANSWER_PENDING)
+      return fail(err, path, "answer", "expected %s, %s or %s", lw_answer_name(LW_ANSWER_APPROVED),
+                  lw_answer_name(LW_ANSWER_DECLINED), lw_answer_name(LW_ANSWER_EXPIRED));
+    snprintf(ev->answer, sizeof ev->answer, "%s", lw_answer_name((lw_approval_answer)an));
+  }
   if (f[LW_FIELD_FEATURES] && (st = read_x(f[LW_FIELD_FEATURES], path, ev, err)) != LW_OK) return st;
+  /* An approval request holds a prompt: its action is a variant, never "none" or "not_now". */
+  if ((lw_kind_flags(ev->kind) & LW_KIND_F_HELD) && !lw_action_is_prompt(ev->action))
+    return fail(err, path, "action", "expected the variant the approval rule held");
   return LW_OK;
 }
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request, randomInstall, root } from './helpers.mjs';
+import { postBatch, request, randomInstall, root } from './helpers.mjs';
 
 export const SECRET = 'shop-secret-0123456789abcdef';
 export const CONSOLE_SECRET = 'console-secret-0123456789abcdef0123456789';
@@ -116,3 +116,34 @@ export function consoleConfig(dir, extra = {}) {
   return path;
 }
 
+
+// The fairness audit's dataset (tests/ingest/console-fairness.test.mjs, tests/web/console-fairness.test.mjs).
+// FNV-1a (32 bit): the runtime's hash of a feature name ("plan^free") in a decision's x.
+export function fnv1a(s) {
+  let h = 2166136261;
+  for (const b of Buffer.from(s, 'utf8')) h = Math.imul(h ^ b, 16777619) >>> 0;
+  return h;
+}
+
+// value -> [decisions, prompts, shares]; enterprise has none. Best exposure: team (1.0); free
+// (0.5) is below 0.8 of it. Best share rate: free and pro (0.5); team (0.2) is below.
+export const FAIRNESS_PLAN = { free: [20, 10, 5], pro: [20, 17, 8], team: [10, 10, 2], enterprise: [0, 0, 0] };
+export const FAIRNESS_FLAGS = { free: ['exposure'], pro: [], team: ['share'], enterprise: [] };
+// Store it through the real endpoint: decisions whose x carries plan^<value>, shares by copy.
+export async function loadFairness(server) {
+  const events = [], now = Date.now();
+  for (const [plan, [n, prompts, shares]] of Object.entries(FAIRNESS_PLAN)) {
+    for (let i = 0; i < n; i++) {
+      const install = randomInstall(), decision = randomBytes(8).toString('hex'), prompt = i < prompts;
+      const action = prompt ? 'credit_10' : 'none';
+      events.push({ kind: 'decision', t: now - 1000 + i, install, decision, action, p: 0.5, mode: 'rules', reason: 'test',
+        x: [[fnv1a(`plan^${plan}`), 1], [fnv1a('seats^1'), 1]] });
+      if (prompt && i < shares)
+        events.push({ kind: 'copy', t: now - 500 + i, install, decision, action, code: 'F' + randomBytes(5).toString('hex').toUpperCase() });
+    }
+  }
+  for (let i = 0; i < events.length; i += 200) {
+    const r = await postBatch(server, { v: 1, batch_id: 'f-' + randomBytes(8).toString('hex'), write_key: 'shop-key', sent_at: now, events: events.slice(i, i + 200) });
+    assert.equal(r.status, 200, r.text);
+  }
+}

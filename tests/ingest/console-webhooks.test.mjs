@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { join } from 'node:path';
-import { startServer, tempDir, request, onPg } from './helpers.mjs';
+import { startServer, tempDir, request, sqliteOnly } from './helpers.mjs';
 import { PASSWORD, consoleConfig, referee_ } from './console-fixture.mjs';
 
-// Webhook deliveries (store schema 8) are SQLite-only so far: the PostgreSQL backend has no
-// delivery calls yet (src/ingest/store_pg.c says so), so the suite's PostgreSQL run skips these.
-const webhooks = { skip: onPg && 'webhook deliveries are not on the PostgreSQL backend yet' };
+// Both backends deliver (store schema 8; PostgreSQL schema 2): the suite's PostgreSQL run
+// (LW_TEST_PG) runs these too, but the SQLite file's own migration.
+const webhooks = {};
 
 const WEBHOOK_SECRET = 'webhook-secret-0123456789abcdef0123456789';
 
@@ -181,21 +181,22 @@ test('two_servers_on_one_database_deliver_each_conversion_once_also_across_a_res
   assert.equal(new Set(keys).size, 21);
 });
 
-test('a_schema_7_store_is_migrated_to_8_with_its_deliveries_table', webhooks, async () => {
+test('a_schema_7_store_is_migrated_to_8_with_its_deliveries_table', { skip: sqliteOnly }, async () => {
   const { sql } = await import('./helpers.mjs');
   const dir = tempDir();
   const db = join(dir, 'v7.db');
   const first = await startServer({ dir, db });
   await first.stop();
-  // Schema 8 only adds the deliveries table and 9 the rollups: without them, and marked 7, the
-  // file is a schema-7 store.
+  // Schema 8 only adds the deliveries table, 9 the rollups and 10 the approvals: without them,
+  // and marked 7, the file is a schema-7 store.
   sql(db, 'DROP TABLE deliveries; DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;'
-    + ' DROP TABLE rollup_days; DROP INDEX events_shares; DROP INDEX events_decisions; PRAGMA user_version = 7;');
+    + ' DROP TABLE rollup_days; DROP INDEX events_shares; DROP INDEX events_decisions; DROP TABLE approvals;'
+    + ' PRAGMA user_version = 7;');
   assert.equal(sql(db, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'deliveries'")[0].n, 0);
   const hook = await receiver();
   const server = await serve(hook, {}, { dir, db });
   cleanups.push(() => server.cleanup(), hook.close);
-  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 9);
+  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 10);
   await convert(server, newCode(), 'migrated');
   await waitFor('a delivery from the migrated store', () => hook.seen.length === 1);
 });

@@ -62,6 +62,22 @@ test('v2_batch_is_stored_with_its_tokens_and_channels', async () => {
   assert.deepEqual(rows, batch.events.map((e) => ({ kind: e.kind, code: e.code ?? null, token: e.token ?? null, channel: e.channel ?? null })));
 });
 
+test('v3_batch_is_stored_with_its_approval_records_counted_in_stats', async () => {
+  const batch = JSON.parse(readFileSync(join(root, 'tests/cases/ingest/valid-batch-v3.json'), 'utf8'));
+  batch.batch_id = 'contract-valid-v3';
+  batch.sent_at = Date.now();
+  batch.events.forEach((e, i) => { e.t = Date.now() - 10000 + i; });
+  const before = await stats(server);
+  const r = await postBatch(server, batch);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { stored: 5, refused: 0 });
+  const rows = sql(server.db, "SELECT e.kind FROM events e JOIN batches b ON e.batch = b.id"
+    + " WHERE b.batch_id = 'contract-valid-v3' ORDER BY e.id");
+  assert.deepEqual(rows.map((x) => x.kind), batch.events.map((e) => e.kind));
+  const after_ = await stats(server);
+  assert.equal(after_.outcomes, before.outcomes + 5, 'the top-level outcomes total counts them');
+});
+
 test('v1_batch_is_still_stored_without_tokens', async () => {
   const batch = structuredClone(validBatch);
   batch.batch_id = 'contract-valid-v1-again';

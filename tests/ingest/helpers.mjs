@@ -159,6 +159,13 @@ export function dumpStore(dbPath) {
   return tables.map(({ tablename }) => tablename + ' ' + JSON.stringify(sql(dbPath, `SELECT * FROM ${tablename}`))).join('\n');
 }
 
+// Run a statement that returns no rows (an UPDATE, a DROP) on either backend.
+export function exec(dbPath, statement) {
+  if (isPgUrl(dbPath)) return void psql(dbPath, ['-c', statement]);
+  const r = spawnSync('sqlite3', [dbPath, statement], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+}
+
 export function sql(dbPath, query) {
   if (isPgUrl(dbPath)) {
     const out = psql(dbPath, ['-At', '-c', `SELECT coalesce(json_agg(q), '[]') FROM (${query}) q`]);

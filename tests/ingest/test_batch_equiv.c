@@ -91,12 +91,51 @@ static void mutations_of(const char *name) {
 static void the_reader_answers_as_the_oracle_on_every_mutation_of_the_valid_batches(void) {
   mutations_of("ingest/valid-batch.json");
   mutations_of("ingest/valid-batch-v2.json");
+  mutations_of("ingest/valid-batch-v3.json");
 }
 
 #define ENV(v, events) "{\"v\":" v ",\"batch_id\":\"b1\",\"write_key\":\"k\",\"sent_at\":1,\"events\":[" events "]}"
 #define IMP(extra) "{\"kind\":\"impression\",\"t\":1,\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"decision\":\"a1b2c3d4e5f60718\",\"action\":\"a\"" extra "}"
 #define DEC(extra) "{\"kind\":\"decision\",\"t\":1,\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"decision\":\"a1b2c3d4e5f60718\",\"action\":\"a\",\"p\":0.5,\"mode\":\"rules\",\"reason\":\"r\"" extra "}"
 #define SHARE(extra) "{\"kind\":\"share\",\"t\":1,\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"decision\":\"a1b2c3d4e5f60718\",\"action\":\"a\",\"code\":\"K7QX2M9PLA\"" extra "}"
+
+#define APR(action, attrs) "{\"kind\":\"approval-request\",\"t\":1,\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"decision\":\"a1b2c3d4e5f60718\",\"action\":\"" action "\",\"reason\":\"r\",\"key\":\"00112233445566778899aabbccddeeff\",\"attrs\":" attrs "}"
+#define ANS(answer) "{\"kind\":\"approval-answer\",\"t\":1,\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"decision\":\"a1b2c3d4e5f60718\",\"answer\":" answer "}"
+
+/* Wire v3's approval records: the attrs object, the key, the answer and the held variant. */
+static void the_reader_answers_as_the_oracle_on_approval_records(void) {
+  static const char *const cases[] = {
+      ENV("3", APR("a", "{\"plan\":\"enterprise\",\"seats\":\"50-plus\"}")), ENV("3", APR("a", "{}")),
+      ENV("2", APR("a", "{}")), ENV("1", APR("a", "{}")), ENV("3", APR("none", "{}")), ENV("3", APR("not_now", "{}")),
+      ENV("3", APR("a", "[]")), ENV("3", APR("a", "\"plan\"")), ENV("3", APR("a", "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\"}")),
+      ENV("3", APR("a", "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\"}")),
+      ENV("3", APR("a", "{\"a\":\"1\",\"a\":\"2\"}")), ENV("3", APR("a", "{\"a\":\"1\",\"\\u0061\":\"2\"}")),
+      ENV("3", APR("a", "{\"\":\"1\"}")), ENV("3", APR("a", "{\"a b\":\"1\"}")), ENV("3", APR("a", "{\"\xc3\xa9\":\"1\"}")),
+      ENV("3", APR("a", "{\"\xc3\":\"1\"}")), ENV("3", APR("a", "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":\"1\"}")),
+      ENV("3", APR("a", "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":\"1\"}")),
+      ENV("3", APR("a", "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":\"1\",\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":\"1\"}")),
+      ENV("3", APR("a", "{\"plan\":1}")), ENV("3", APR("a", "{\"plan\":\"\"}")), ENV("3", APR("a", "{\"plan\":\"Jane Doe\"}")),
+      ENV("3", APR("a", "{\"plan\":\"\\u0065nterprise\"}")), ENV("3", APR("a", "{ \"plan\" : \"e\" , \"s\" :\"1\" }")),
+      ENV("3", APR("a", "{\"plan\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}")), ENV("3", APR("a", "{\"plan\":[\"x\"]}")),
+      ENV("3", APR("a", "{\"plan\":\"e\"}") "," DEC(",\"x\":[[1,2]]")),
+      ENV("3", "{\"kind\":\"approval-request\",\"t\":1,\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"decision\":\"a1b2c3d4e5f60718\",\"action\":\"a\",\"reason\":\"r\",\"attrs\":{}}"),
+      ENV("3", "{\"kind\":\"approval-request\",\"t\":1,\"install\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"decision\":\"a1b2c3d4e5f60718\",\"action\":\"a\",\"reason\":\"r\",\"attrs\":{},\"key\":\"ABC\"}"),
+      ENV("3", ANS("\"approved\"")), ENV("3", ANS("\"declined\"")), ENV("3", ANS("\"expired\"")), ENV("3", ANS("\"pending\"")),
+      ENV("3", ANS("\"yes\"")), ENV("3", ANS("1")), ENV("3", ANS("\"appr\\u006fved\"")), ENV("2", ANS("\"approved\"")),
+      ENV("3", IMP(",\"answer\":\"approved\"")), ENV("3", IMP(",\"key\":\"00112233445566778899aabbccddeeff\"")),
+      ENV("2", IMP(",\"attrs\":{}")), ENV("3", SHARE(",\"token\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\",\"channel\":\"email\"")),
+      "{\"events\":[" APR("a", "{}") "],\"v\":3,\"batch_id\":\"b1\",\"write_key\":\"k\",\"sent_at\":1}",
+      "{\"events\":[" APR("a", "{}") "],\"v\":2,\"batch_id\":\"b1\",\"write_key\":\"k\",\"sent_at\":1}",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) same_str(cases[i]);
+  lw_batch *b = NULL;
+  lw_batch_error err;
+  const char *ok = cases[0];
+  CHECK_INT(lw_batch_parse(ok, strlen(ok), NULL, NOW, &b, &err), LW_OK);
+  CHECK(b && b->events[0].n_attrs == 2);
+  if (b) CHECK_STR(b->events[0].attr_values[1], "50-plus");
+  lw_batch_free(b);
+}
 
 static void the_reader_answers_as_the_oracle_on_the_corners_of_strict_json(void) {
   static const char *const cases[] = {
@@ -210,6 +249,7 @@ int main(void) {
   lw_json_install_hooks();
   RUN(the_reader_answers_as_the_oracle_on_every_kept_fuzz_input);
   RUN(the_reader_answers_as_the_oracle_on_the_corners_of_strict_json);
+  RUN(the_reader_answers_as_the_oracle_on_approval_records);
   RUN(records_before_the_version_are_read_against_it);
   RUN(batches_of_many_records_are_read_whole);
   RUN(the_reader_answers_as_the_oracle_on_every_mutation_of_the_valid_batches);

@@ -66,6 +66,10 @@ static void every_prefix_of_a_v2_batch_is_refused_and_the_whole_accepted(void) {
   every_prefix_is_refused_and_the_whole_accepted("ingest/valid-batch-v2.json");
 }
 
+static void every_prefix_of_a_v3_batch_is_refused_and_the_whole_accepted(void) {
+  every_prefix_is_refused_and_the_whole_accepted("ingest/valid-batch-v3.json");
+}
+
 static void every_prefix_of_a_forget_request_is_refused_and_the_whole_accepted(void) {
   size_t n = strlen(forget_body);
   for (size_t len = 0; len <= n; len++) {
@@ -275,6 +279,10 @@ static void v2_batch_parse_fails_cleanly_at_every_allocation(void) {
   parse_fails_cleanly_at_every_allocation("ingest/valid-batch-v2.json", 2); /* and the x pairs' pool */
 }
 
+static void v3_batch_parse_fails_cleanly_at_every_allocation(void) {
+  parse_fails_cleanly_at_every_allocation("ingest/valid-batch-v3.json", 1); /* 5 records, attrs in them, no x */
+}
+
 static void forget_parse_fails_cleanly_at_every_allocation(void) {
   long in_cjson = parse_allocations(forget_body), n;
   for (n = 1;; n++) {
@@ -339,6 +347,8 @@ int main(void) {
   RUN(batch_parse_fails_cleanly_at_every_allocation);
   RUN(v2_batch_parse_fails_cleanly_at_every_allocation);
   RUN(every_prefix_of_a_v2_batch_is_refused_and_the_whole_accepted);
+  RUN(v3_batch_parse_fails_cleanly_at_every_allocation);
+  RUN(every_prefix_of_a_v3_batch_is_refused_and_the_whole_accepted);
   RUN(forget_parse_fails_cleanly_at_every_allocation);
   RUN(config_file_reader_fails_cleanly_at_every_allocation);
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);

@@ -382,10 +382,10 @@ static void a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored(v
   tu_remove_db(pa), tu_remove_db(pb), tu_remove_db(pc), tu_remove_db(pd);
 }
 
-/* Schema 8 is schema 9 without the rollup tables and the two indexes of the shared decisions
- * (the migration step appends only those): a
- * store written now, its rollups dropped and its version set back, is what main's build wrote
- * (PostgreSQL: schema 1 of 2, the same way). Opened again it is migrated, and answers exactly
+/* Schema 8 is schema 10 without the rollup tables and the two indexes of the shared decisions
+ * (step 9) and the approvals table (step 10): a store written now, those dropped and its version
+ * set back, is what main's build wrote (PostgreSQL: schema 1 of 3, without the rollups, the
+ * deliveries and the approvals). Opened again it is migrated, and answers exactly
  * what the walk answered before. */
 static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   lw_store *s = fresh_store();
@@ -402,14 +402,15 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   s = NULL;
   if (pg_url()) {
     pg_schema_sql("SET search_path = %s; DROP TABLE rollup_site, rollup_keys, rollup_installs, rollup_days;"
-                  " DROP INDEX events_shares, events_decisions; UPDATE lw_schema SET version = 1; -- %s");
+                  " DROP INDEX events_shares, events_decisions; DROP TABLE deliveries, approvals;"
+                  " UPDATE lw_schema SET version = 1; -- %s");
     CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
   } else {
     sqlite3 *db;
     CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
     CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;"
                                "DROP TABLE rollup_days; DROP INDEX events_shares; DROP INDEX events_decisions;"
-                               "PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
+                               "DROP TABLE approvals; PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
   }

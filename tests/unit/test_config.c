@@ -95,6 +95,15 @@ static const struct {
     {MINIMAL ",\"explore\":{\"not_now\":0.7}}", "explore.not_now: expected a number from 0 to 0.5, got 0.7"},
     {"{\"version\":1," SHARE "," EVENTS "," MS ",\"variants\":[" VAR("none", "") "]}",
      "variants[0].id: variant id must be unique and not 'none' or 'not_now'"},
+    {MINIMAL ",\"attributes\":{\"plan\":[\"free\",\"pro\"]},\"approval\":{\"attribute\":\"plan\","
+     "\"values\":[\"pro\"],\"send\":[\"plan\",\"seats\"]}}",
+     "approval.send[1]: unknown attribute 'seats' (list it in attributes)"},
+    {MINIMAL ",\"attributes\":{\"plan\":[\"free\",\"pro\"]},\"approval\":{\"attribute\":\"plan\","
+     "\"values\":[\"pro\"],\"send\":[\"plan\",\"plan\"]}}",
+     "approval.send[1]: attribute listed twice"},
+    {MINIMAL ",\"attributes\":{\"plan\":[\"free\",\"pro\"]},\"approval\":{\"attribute\":\"plan\","
+     "\"values\":[\"pro\"],\"send\":\"plan\"}}",
+     "approval.send: expected an array of attribute names, got a string"},
     {MINIMAL ",\"channels\":[\"copy\",\"fax\"]}",
      "channels[1]: expected one of: native copy email linkedin x whatsapp, got 'fax'"},
     {MINIMAL ",\"channels\":[\"copy\",3]}", "channels[1]: expected one of: native copy email linkedin x whatsapp, got a number"},
@@ -214,7 +223,7 @@ static void damaged_compiled_config_is_refused_whatever_the_byte(void) {
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_INVALID);
   CHECK_CONTAINS(err, "not a compiled Loopwise config");
   memcpy(spoilt, buf, n);
-  spoilt[4] = 3;
+  spoilt[4] = 4; /* one past LWC_VERSION 3 */
   CHECK_INT(lw_config_read(spoilt, n, &back, err, sizeof err), LW_ERR_VERSION);
   CHECK_CONTAINS(err, "version");
   memcpy(spoilt, buf, n);
@@ -267,6 +276,9 @@ static void compiled_config_refuses_what_the_engine_cannot_run(void) {
   c = good;
   c.approval_attr = 3;
   check_spoiled(&c, "attribute");
+  c = good;
+  c.approval_send = 1u << c.n_attributes; /* an attribute the config does not have */
+  check_spoiled(&c, "approval.send");
   c = good;
   c.n_variants = 0;
   check_spoiled(&c, "variants");
@@ -343,7 +355,7 @@ static void exploration_and_switch_off_fields_are_optional_and_compile(void) {
   CHECK(cfg.explore_relative == 0.3 && cfg.explore_not_now == 0.05 && cfg.explore_new_variant == 0.1);
   uint8_t buf[4096];
   size_t n = lw_config_write(&cfg, buf, sizeof buf);
-  CHECK_INT(buf[4], 2); /* .lwc version 2 */
+  CHECK_INT(buf[4], 3); /* .lwc version 3 (approval.send) */
   lw_config back;
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_config_read(buf, n, &back, err, sizeof err), LW_OK);

@@ -338,7 +338,7 @@ static void share_carries_the_callers_token_and_its_channel_in_a_v2_batch(void) 
   CHECK_INT(lw_engine_share(e, "nothex", "native", r, T0 + 4, token, err, sizeof err), LW_ERR_INVALID);
   CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 4);
   cJSON *batch, *ev = take_events(e, &batch);
-  CHECK_INT(cJSON_GetObjectItem(batch, "v")->valueint, 2);
+  CHECK_INT(cJSON_GetObjectItem(batch, "v")->valueint, LW_WIRE_VERSION); /* the newest; token and channel since 2 */
   CHECK_STR(field(ev, 1, "kind"), "copy");
   CHECK_STR(field(ev, 1, "channel"), "copy");
   CHECK_STR(field(ev, 1, "token"), "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
@@ -675,8 +675,116 @@ static void engine_returns_the_models_channel_ranking_for_the_persona(void) {
   lw_model_free(m);
 }
 
+/* ---- approval requests through the server (wire v3) */
+
+#define APPROVAL_RULE                                                                              \
+  ",\"attributes\":{\"plan\":[\"free\",\"enterprise\"],\"seats\":[\"1\",\"50-plus\"],"             \
+  "\"industry\":[\"software\",\"other\"]},"                                                        \
+  "\"approval\":{\"attribute\":\"plan\",\"values\":[\"enterprise\"],\"send\":[\"plan\",\"seats\"]}}"
+#define AKEY "0123456789abcdef0123456789abcdef"
+
+static lw_engine *held_engine(lw_decision *d) {
+  lw_engine *e = make(ONE_VARIANT APPROVAL_RULE);
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_engine_set_attribute(e, "plan", "enterprise", err, sizeof err), LW_OK);
+  CHECK_INT(lw_engine_set_attribute(e, "seats", "50-plus", err, sizeof err), LW_OK);
+  CHECK_INT(lw_engine_set_attribute(e, "industry", "software", err, sizeof err), LW_OK);
+  *d = next_decision(e, "a", T0, 0);
+  CHECK_INT(d->why, LW_WHY_APPROVAL);
+  CHECK_INT(d->prompt, 0);
+  return e;
+}
+
+static void approval_request_carries_the_configured_attributes_and_the_decisions_explanation(void) {
+  lw_decision d;
+  lw_engine *e = held_engine(&d);
+  char err[LW_ERRMSG_MAX];
+  int sent = -1;
+  lw_engine_set_consent(e, 1, T0);
+  lw_outbox_drop(lw_engine_outbox(e), lw_outbox_count(lw_engine_outbox(e)), 0);
+  CHECK_INT(lw_engine_approval_request(e, d.id, "not-a-key", T0, &sent, err, sizeof err), LW_ERR_INVALID);
+  CHECK_INT(lw_engine_approval_request(e, "0000000000000000", AKEY, T0, &sent, err, sizeof err),
+            LW_ERR_NOT_FOUND);
+  CHECK_INT(lw_engine_approval_request(e, d.id, AKEY, T0 + 1, &sent, err, sizeof err), LW_OK);
+  CHECK_INT(sent, 1);
+  cJSON *batch, *ev = take_events(e, &batch);
+  CHECK_INT(cJSON_GetArraySize(ev), 1);
+  CHECK_STR(field(ev, 0, "kind"), "approval-request");
+  CHECK_STR(field(ev, 0, "decision"), d.id);
+  CHECK_STR(field(ev, 0, "action"), "v1");
+  CHECK_STR(field(ev, 0, "key"), AKEY);
+  CHECK(strncmp(field(ev, 0, "reason"), "shown:", 6) == 0); /* the decision's own, not "awaiting" */
+  cJSON *attrs = cJSON_GetObjectItem(cJSON_GetArrayItem(ev, 0), "attrs");
+  CHECK_INT(cJSON_GetArraySize(attrs), 2); /* plan and seats: send does not name industry */
+  CHECK_STR(cJSON_GetObjectItem(attrs, "plan")->valuestring, "enterprise");
+  CHECK_STR(cJSON_GetObjectItem(attrs, "seats")->valuestring, "50-plus");
+  cJSON_Delete(batch);
+  lw_engine_free(e);
+}
+
+static void no_approval_request_without_consent_given(void) {
+  lw_decision d;
+  lw_engine *e = held_engine(&d); /* consent not asked: the config collects by default */
+  char err[LW_ERRMSG_MAX];
+  int sent = -1;
+  size_t before = lw_outbox_count(lw_engine_outbox(e));
+  CHECK_INT(lw_engine_approval_request(e, d.id, AKEY, T0, &sent, err, sizeof err), LW_OK);
+  CHECK_INT(sent, 0);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), before);
+  lw_engine_set_consent(e, 0, T0);
+  CHECK_INT(lw_engine_approval_request(e, d.id, AKEY, T0, &sent, err, sizeof err), LW_OK);
+  CHECK_INT(sent, 0);
+  CHECK_INT(lw_outbox_count(lw_engine_outbox(e)), 0);
+  lw_engine_free(e);
+}
+
+static void approved_answer_shows_the_prompt_and_a_declined_one_never_does(void) {
+  lw_decision d, out;
+  char err[LW_ERRMSG_MAX];
+  lw_engine *e = held_engine(&d);
+  lw_engine_set_consent(e, 1, T0);
+  CHECK_INT(lw_engine_approval_answer(e, d.id, "pending", T0, 0, &out, err, sizeof err), LW_ERR_INVALID);
+  CHECK_INT(lw_engine_approval_answer(e, d.id, "approved", T0 + 5, 0, &out, err, sizeof err), LW_OK);
+  CHECK_INT(out.prompt, 1);
+  CHECK_STR(out.id, d.id);
+  /* once answered nothing waits any more */
+  CHECK_INT(lw_engine_approval_answer(e, d.id, "approved", T0 + 6, 0, &out, err, sizeof err),
+            LW_ERR_NOT_FOUND);
+  lw_engine_free(e);
+
+  for (int expired = 0; expired < 2; expired++) {
+    e = held_engine(&d);
+    lw_engine_set_consent(e, 1, T0);
+    lw_outbox_drop(lw_engine_outbox(e), lw_outbox_count(lw_engine_outbox(e)), 0);
+    CHECK_INT(lw_engine_approval_answer(e, d.id, expired ? "expired" : "declined", T0 + 5, 0, &out,
+                                        err, sizeof err), LW_OK);
+    CHECK_INT(out.prompt, 0);
+    CHECK_INT(lw_engine_approve(e, d.id, T0 + 6, 0, &out, err, sizeof err), LW_ERR_NOT_FOUND);
+    cJSON *batch, *ev = take_events(e, &batch);
+    CHECK_STR(field(ev, 0, "kind"), "approval-answer");
+    CHECK_STR(field(ev, 0, "answer"), expired ? "expired" : "declined");
+    cJSON_Delete(batch);
+    lw_engine_free(e);
+  }
+}
+
+static void approved_answer_still_obeys_every_other_constraint(void) {
+  lw_decision d, out;
+  char err[LW_ERRMSG_MAX];
+  lw_engine *e = held_engine(&d);
+  lw_engine_set_consent(e, 0, T0 + 1); /* consent withdrawn while the request waited */
+  CHECK_INT(lw_engine_approval_answer(e, d.id, "approved", T0 + 5, 0, &out, err, sizeof err),
+            LW_ERR_INVALID);
+  CHECK_INT(out.prompt, 0);
+  lw_engine_free(e);
+}
+
 int main(void) {
   RUN(recording_counts_events_with_first_and_last_times);
+  RUN(approval_request_carries_the_configured_attributes_and_the_decisions_explanation);
+  RUN(no_approval_request_without_consent_given);
+  RUN(approved_answer_shows_the_prompt_and_a_declined_one_never_does);
+  RUN(approved_answer_still_obeys_every_other_constraint);
   RUN(unknown_event_is_refused_and_changes_nothing);
   RUN(milestone_fires_at_after_then_every);
   RUN(shown_decision_has_reason_id_and_probability);

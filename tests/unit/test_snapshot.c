@@ -83,6 +83,74 @@ static void round_trip_keeps_everything(void) {
   lw_engine_free(r);
 }
 
+/* The approval rule of the config above, for plan enterprise. */
+#define HELD                                                                                      \
+  "{\"version\":1,\"share\":{\"url\":\"https://x.example/?r={code}\"},\"events\":[\"a\",\"b\"],"  \
+  "\"milestones\":[{\"event\":\"a\",\"after\":2,\"every\":1}],"                                   \
+  "\"variants\":[{\"id\":\"v1\",\"title\":\"T\",\"message\":\"M\",\"referrer_reward\":\"R\","     \
+  "\"referee_reward\":\"E\",\"cost\":5}],\"caps\":{\"max_prompts\":50,\"window_days\":30,"          \
+  "\"min_gap_hours\":0},\"attributes\":{\"plan\":[\"free\",\"enterprise\"]},"                         \
+  "\"approval\":{\"attribute\":\"plan\",\"values\":[\"enterprise\"],\"send\":[\"plan\"]}}"
+
+static lw_decision held(lw_engine *e) {
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_engine_set_attribute(e, "plan", "enterprise", err, sizeof err), LW_OK);
+  lw_engine_set_consent(e, 1, T0);
+  track(e, "a", T0);
+  lw_decision d = track(e, "a", T0 + 1);
+  CHECK_INT(d.why, LW_WHY_APPROVAL);
+  return d;
+}
+
+static void a_requested_approval_hold_survives_the_snapshot_and_an_unrequested_one_does_not(void) {
+  char err[LW_ERRMSG_MAX];
+  lw_engine *e = make(HELD, 1);
+  lw_decision d = held(e);
+  uint8_t *s;
+  size_t n = snap(e, &s);
+  lw_engine *r = make(HELD, 2);
+  CHECK_INT(lw_engine_restore(r, s, n, T0 + 2, err, sizeof err), LW_OK);
+  CHECK_STR(lw_engine_approval_held(r, 1, T0 + 2), ""); /* not requested: in-page only */
+  CHECK_STR(lw_engine_approval_held(r, 0, T0 + 2), "");
+  CHECK_STR(lw_engine_approval_held(e, 0, T0 + 2), d.id); /* held, its request not sent yet */
+  free(s);
+  lw_engine_free(r);
+
+  int sent = 0;
+  CHECK_INT(lw_engine_approval_request(e, d.id, "0123456789abcdef0123456789abcdef", T0 + 2, &sent, err, sizeof err), LW_OK);
+  CHECK_INT(sent, 1);
+  CHECK_STR(lw_engine_approval_held(e, 1, T0 + 2), d.id);
+  n = snap(e, &s);
+  r = make(HELD, 3);
+  /* Days later (past the in-page 30 minutes), on another page: still held, and approvable. */
+  int64_t later = T0 + 3 * 24 * HOUR;
+  CHECK_INT(lw_engine_restore(r, s, n, later, err, sizeof err), LW_OK);
+  CHECK_STR(lw_engine_approval_held(r, 1, later), d.id);
+  uint8_t *s2;
+  size_t n2 = snap(r, &s2);
+  CHECK_INT(n2, n);
+  CHECK(memcmp(s, s2, n) == 0);
+  lw_decision out;
+  CHECK_INT(lw_engine_approval_answer(r, d.id, "approved", later, 0, &out, err, sizeof err), LW_OK);
+  CHECK_INT(out.prompt, 1);
+  CHECK_STR(out.action, d.action);
+  CHECK_STR(lw_engine_approval_held(r, 1, later), "");
+  free(s2);
+
+  /* A damaged hold section is dropped (nothing shows), the rest of the state kept. */
+  uint32_t len;
+  size_t at = section_at(s, 4, &len);
+  s[at + 2] ^= 0x20;
+  lw_engine *x = make(HELD, 4);
+  lw_engine_restore(x, s, n, later, err, sizeof err);
+  CHECK_STR(lw_engine_approval_held(x, 1, later), "");
+  CHECK_STR(lw_engine_install_key(x), lw_engine_install_key(e));
+  free(s);
+  lw_engine_free(x);
+  lw_engine_free(r);
+  lw_engine_free(e);
+}
+
 static void empty_snapshot_is_a_new_user(void) {
   lw_engine *e = make(REQUIRED, 1);
   char err[LW_ERRMSG_MAX];
@@ -290,6 +358,7 @@ static void events_are_matched_by_name_across_config_changes(void) {
 int main(void) {
   RUN(round_trip_keeps_everything);
   RUN(empty_snapshot_is_a_new_user);
+  RUN(a_requested_approval_hold_survives_the_snapshot_and_an_unrequested_one_does_not);
   RUN(damaged_guard_keeps_a_no_where_consent_is_required);
   RUN(damaged_guard_means_no_prompt_for_a_cooldown);
   RUN(garbage_and_truncation_fall_back_conservatively);

@@ -40,6 +40,24 @@ static void every_batch_the_engine_writes_passes_the_validator(void) {
       }
     }
     if (day == 3) CHECK_INT(lw_engine_referee_landing(e, "ZZZZ2222", t, err, sizeof err), LW_OK);
+    /* From day 20 the account needs approval (seats 50-plus): the first held decision is
+     * requested and answered; later ones stay held. */
+    if (day == 20) {
+      lw_engine_set_consent(e, 1, t);
+      CHECK_INT(lw_engine_set_attribute(e, "seats", "50-plus", err, sizeof err), LW_OK);
+    }
+    if (day >= 20 && !kinds_seen[LW_KIND_APPROVAL_ANSWER] && lw_engine_last_decision(e)->why == LW_WHY_APPROVAL) {
+      int sent = 0;
+      lw_decision out;
+      const char *id = lw_engine_last_decision(e)->id;
+      char held[LW_DECISION_ID_LEN + 1];
+      memcpy(held, id, sizeof held);
+      CHECK_INT(lw_engine_approval_request(e, held, "0123456789abcdef0123456789abcdef", t + 6 * 60000, &sent, err,
+                                           sizeof err), LW_OK);
+      CHECK_INT(sent, 1);
+      lw_engine_approval_answer(e, held, "declined", t + 6 * 60000 + 1, 60, &out, err, sizeof err);
+      CHECK_INT(lw_engine_set_attribute(e, "seats", "1", err, sizeof err), LW_OK); /* prompts again */
+    }
     if (day == 4) CHECK_INT(lw_engine_referee_conversion(e, t, err, sizeof err), LW_OK);
     size_t len, n;
     while (tu_take_batch(e, "demo-site-key", t + DAY - 1, 60000, batch, sizeof batch, &len, &n) == LW_OK && n) {

@@ -32,9 +32,9 @@ test('the runtime reads only compiled configs, and refuses damaged ones', async 
   damaged[40] ^= 1;
   await assert.rejects(loadEngine({ wasm, config: damaged, seed: seed(1) }), /checksum mismatch/);
   await assert.rejects(loadEngine({ wasm, config: config.subarray(0, 100), seed: seed(1) }), /checksum mismatch/);
-  const v3 = config.slice();
-  v3[4] = 3;
-  await assert.rejects(loadEngine({ wasm, config: v3, seed: seed(1) }), /version is unknown to this runtime/);
+  const v4 = config.slice();
+  v4[4] = 4; // one past the compiled format this runtime reads (3: approval.send)
+  await assert.rejects(loadEngine({ wasm, config: v4, seed: seed(1) }), /version is unknown to this runtime/);
 });
 
 test('the display part carries the texts the widget shows', async () => {
@@ -115,7 +115,7 @@ test('batches are valid wire batches within the size limit', async () => {
   for (let b; (b = e.takeBatch('demo-site-key', T0, 2000));) {
     assert.ok(new TextEncoder().encode(b.body).length <= 2000);
     const j = JSON.parse(b.body);
-    assert.equal(j.v, 2); // LW_WIRE_VERSION: shares carry token and channel
+    assert.equal(j.v, 3); // LW_WIRE_VERSION: 2 added the shares' token and channel, 3 the approval records
     assert.match(j.batch_id, /^[0-9a-f]{32}$/);
     assert.equal(b.id, j.batch_id, 'takeBatch returns the id it wrote into the body');
     ids.add(b.id);

@@ -53,8 +53,10 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // 22,376 / 25,461 B; this merge adds 73 B to the first load and 1,215 B to the whole download
 // (the prompt chunk 1,969 -> 3,111 B; the five non-English label sets are chunks of their own,
 // at most 171 B more for a page in one of those languages).
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22449, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 26676;
-test('first_load_fits_18000_B', { todo: 'not met: 22,449 B, see the comment above' }, () => {
+// Issue 15's approval requests (branch approval) then added 1,008 B to the first load and 1,357 B
+// to the whole download (the approval record builder in the WASM, its sending in loopwise-net.js).
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 23457, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 28033;
+test('first_load_fits_18000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
 });
@@ -82,8 +84,8 @@ test('a_label_chunk_stays_under_its_ceiling', () => {
 // widget's link template, share channel, the landing's token and referral(), +170 B; 5,008 B with
 // the store's shared transactions and left-behind snapshot, +353 B, and the short export names,
 // -54 B: track_main_thread_ms went from 0.37-0.88 ms to 0.00-0.06 ms).
-// Issue 14: +130 B (share2) and +51 B (look), see above.
-const WIDGET_CEILING = 5190;
+// Issue 14: +130 B (share2) and +51 B (look), see above; issue 15's approvals: +52 B.
+const WIDGET_CEILING = 5242;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);

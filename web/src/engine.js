@@ -30,8 +30,8 @@ export const readDisplay = (lwc) =>
 //
 // The module's exports have one-letter names (src/wasm/binding.c: each LW_EXPORT there): N new
 // handle, R release it, E its error text, o/l its output buffer and length, i init, t track,
-// a approve, A attribute, f flags, m model, M model_status, r referee, L last decision, O outcome,
-// s share, T token, c channels, C consent, k collecting, z reset, I identity, n info,
+// a approve, P approval, A attribute, f flags, m model, M model_status, r referee, L last
+// decision, O outcome, s share, T token, c channels, C consent, k collecting, z reset, I identity, n info,
 // K install_key, D referral_code, S snapshot, e restore, b take_batch; and memory, malloc, free,
 // _initialize.
 export async function loadEngine({ wasm, config, seed, identity }, extend) {
@@ -105,6 +105,14 @@ export async function loadEngine({ wasm, config, seed, identity }, extend) {
     approve(id, now, tz = 0) {
       fail(withStr(String(id), (p) => x.a(h, p, now, tz | 0)));
       return JSON.parse(outText());
+    },
+    // The approval exchange (README "Approval requests", src/wasm/binding.c): op 0 the request of
+    // decision id with approval key arg ('1': queued, '0': no consent), op 1 the answer arg the
+    // device picked up (the decision's JSON), op 2 the id still held for the server's answer, op
+    // 3 that of one held whose request has not gone ('': none).
+    approval(op, id, arg, now, tz) {
+      fail(x.P(h, op, putShort(id, scratch), putShort(arg, scratch + SCRATCH), now, tz)); // tz: undefined is 0
+      return outText();
     },
     attribute(name, value) {
       fail(withStr(String(name), (n) => (value == null ? x.A(h, n, 0)

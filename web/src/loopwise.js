@@ -178,7 +178,9 @@ export function create(o) {
     // What the global's calls of the same names do once started (see there). The engine turns
     // names and ids into strings.
     const self = {
-      track: (name, opts) => act((now) => engine.track(name, now, tz(), opts), decided),
+      // Approval requests (README "Approval requests", transport.js): the transport sends a held
+      // decision's request with its records, and each later call asks for the answer.
+      track: (name, opts) => (net && net.check(tz(), decided), act((now) => engine.track(name, now, tz(), opts), decided)),
       approve: (id) => act((now) => engine.approve(id, now, tz()), decided),
       attribute: (name, value) => act(() => engine.attribute(name, value)),
       conversion: () => act((now) => engine.conversion(now), kick),
@@ -241,7 +243,7 @@ export function create(o) {
     // (transport.js's drain, without loading the transport) and send them.
     if (await run((now, os, pending) => {
       for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
-      return pending && pending.length;
+      return pending && pending.length || engine.approval(2, '', '', now); // or one held for approval
     }, !!endpoint)) kick();
     // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
     // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a

@@ -25,10 +25,21 @@ const MAX_BYTES = 60000; // under the 64 KiB in-flight limit of keepalive fetch 
 const MAX_PENDING = 16; // batches: at most 960 KB of storage
 const BASE_MS = 1000, MAX_MS = 300000, LONG_MS = 216e5, KEEP_MS = 6048e5;
 
+const NOT_FOUND = 6; // LW_ERR_NOT_FOUND: the held decision was answered already (another tab)
+
 // The records in a batch body (the engine starts each with {"kind").
 const records = (body) => body.split('{"kind"').length - 1;
 
 export function createTransport({ engine, store, endpoint, writeKey, warn }) {
+  let checking = 0, recheck = 0; // an approval check under way; a call came during it
+  // The install's approval key (README "Approval requests"), drawn once and kept in localStorage
+  // beside the widget's other keys (loopwise.js).
+  const KEY = 'loopwise:' + writeKey + ':k';
+  const approvalKey = () => {
+    let k = localStorage.getItem(KEY);
+    if (!k) localStorage.setItem(KEY, k = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => (b + 256).toString(16).slice(1)).join(''));
+    return k;
+  };
   const url = endpoint + '/v1/outcomes';
   const beaconed = new Set();
   const st = { dropped: 0, error: null };
@@ -41,6 +52,12 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // keep the newest MAX_PENDING of them (the oldest dropped, counted). Without collection (the
   // engine then has nothing to take), delete them all.
   function drain(now, os, pending) {
+    // A decision the approval rule holds: its request first (logged only with consent given).
+    // Whatever fails there (no storage for the key) never holds up the records.
+    try {
+      const held = engine.approval(3, '', '', now);
+      if (held) engine.approval(0, held, approvalKey(), now);
+    } catch { /* the request waits for the next drain */ }
     const off = !engine.collecting();
     for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
     for (const b of pending.splice(0, off ? 1e9 : pending.length - MAX_PENDING)) {
@@ -127,10 +144,32 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
     pending: () => mirror.reduce((n, b) => n + records(b.body), 0),
     // POST /v1/forget: true once the server answered (the pending batches are the caller's to
     // delete). POST /v1/referrals: this referrer's {code, conversions, landings}, or false.
+    // The approval key goes too (a new identity draws a new one).
     forget(install) {
       mirror = [];
+      try { localStorage.removeItem(KEY); } catch { /* storage disabled */ }
       return post('/v1/forget', { install }).then(([s]) => s === 200);
     },
     referrals: (code, install) => post('/v1/referrals', { code, install }).then(([s, text]) => s === 200 && JSON.parse(text)),
+    // check(tz, done): the answer to the decision held for approval (README "Approval requests"):
+    // POST /v1/approvals with the install's approval key in the body; an answer other than
+    // 'pending' goes to the engine (in a store transaction), and an approval it lets show goes to
+    // done (declined, expired: explain() says so). One check at a time; a call during one asks
+    // again after it.
+    check(tz, done) {
+      const id = engine.approval(2, '', '', Date.now());
+      if (checking) recheck = 1;
+      else if (id) {
+        checking = 1;
+        post('/v1/approvals', { install: engine.installKey(), key: approvalKey() }).then(([s, text]) => {
+          const a = s === 200 && (JSON.parse(text).answers.find((x) => x.decision === id) || {}).answer;
+          return a && a !== 'pending' && store.tx((now) => JSON.parse(engine.approval(1, id, a, now, tz))).then((d) => d.prompt && done(d));
+        }).catch((e) => e.status !== NOT_FOUND && warn('Loopwise: ' + e.message)).finally(() => {
+          checking = 0;
+          soon();
+          if (recheck) { recheck = 0; this.check(tz, done); }
+        });
+      }
+    },
   };
 }

@@ -146,15 +146,75 @@ async function loadDeliveries() {
   if (!r.deliveries.length) tb.append(el('tr', {}, el('td', { colspan: '10', text: 'no deliveries yet' })));
 }
 
+// The fairness audit (README "The console"): per value of the config's fairness attribute,
+// the server's rates with their intervals and the audit's flags (loopwise/audit.h), a chart
+// of the three rates beside the table, and the CSV of the same rows.
+async function loadFairness() {
+  const r = await api(`/console/api/fairness?${siteQuery()}`);
+  $('#fairness-method').textContent = r.attribute ? `Attribute ${r.attribute}: ${r.method}.` : 'The product config (console_config) names no fairness attribute.';
+  $('#csv-fairness').href = `/console/api/fairness.csv?${siteQuery()}`;
+  const tb = $('#fairness tbody');
+  tb.replaceChildren();
+  for (const row of r.rows) {
+    const tr = el('tr', { 'data-key': row.key, 'data-flagged': String(row.flagged) }, el('th', { scope: 'row', text: row.value }));
+    for (const c of ['decisions', 'prompts', 'shares', 'conversions']) tr.append(el('td', { 'data-col': c, text: String(row[c]) }));
+    for (const m of ['exposure', 'share', 'conversion']) {
+      const q = row[m];
+      const td = el('td', { 'data-col': `${m}_rate`, 'data-rate': String(q.rate ?? ''), 'data-lo': String(q.lo), 'data-hi': String(q.hi) });
+      td.append(pct(q.rate), ' ', el('span', { class: 'interval', text: `[${pct(q.lo)}, ${pct(q.hi)}]` }));
+      tr.append(td, el('td', { 'data-col': `${m}_ratio`, text: q.ratio.toFixed(2) }));
+    }
+    tr.append(el('td', { 'data-col': 'flags', text: row.flags.length ? `below ${r.flag_ratio}: ${row.flags.join(', ')}` : '' }));
+    tb.append(tr);
+  }
+  if (!r.rows.length) tb.append(el('tr', {}, el('td', { colspan: '12', text: 'no fairness attribute, or no values' })));
+  const holder = el('div', { class: 'chart', role: 'img', 'aria-label': 'Exposure, share and conversion rate per value (the table beside it has the figures)' });
+  $('#fairness-chart').replaceChildren(holder);
+  if (r.rows.length) {
+    const width = Math.min(560, Math.max(280, window.innerWidth - 48));
+    const series = ['exposure', 'share', 'conversion'].map((m) => r.rows.map((x) => x[m].rate));
+    requestAnimationFrame(() => new uPlot({
+      width, height: 220, scales: { x: { time: false } },
+      axes: [{ values: (u, ticks) => ticks.map((t) => r.rows[t]?.value ?? '') }, { size: 64, values: (u, ticks) => ticks.map((t) => `${(100 * t).toFixed(1)}%`) }],
+      series: [{}, { label: 'exposure', stroke: '#8250df' }, { label: 'share rate', stroke: '#0969da' }, { label: 'conversion rate', stroke: '#1a7f37' }],
+    }, [r.rows.map((_, i) => i), ...series], holder));
+  }
+}
+
+// Approval requests (README "Approval requests"): newest first; a pending one has its buttons,
+// an answered one says who and when, an expired one says so and has none.
+async function loadApprovals() {
+  const r = await api(`/console/api/approvals?${siteQuery()}`);
+  const tb = $('#approvals tbody');
+  tb.replaceChildren();
+  for (const a of r.approvals) {
+    const action = el('td');
+    if (a.answer === 'pending')
+      for (const [d, label] of [['approve', 'Approve'], ['decline', 'Decline']])
+        action.append(el('button', { type: 'button', 'data-id': String(a.id), 'data-decision': d, text: label }), ' ');
+    const account = Object.entries(a.attrs).map(([k, v]) => `${k}: ${v}`).join(', ');
+    tb.append(el('tr', { 'data-id': String(a.id), 'data-decision': a.decision, 'data-state': a.answer },
+      el('td', { text: String(a.id) }), el('td', {}, el('code', { text: a.decision })), el('td', { text: a.action }),
+      el('td', { 'data-col': 'account', text: account }), el('td', { text: a.reason }),
+      el('td', { text: when(a.received_at) }), el('td', { text: when(a.expires_at) }),
+      el('td', { 'data-col': 'state', text: a.answer }),
+      el('td', { 'data-col': 'answered', text: a.answered_by ? `${a.answered_by}, ${when(a.answered_at)}` : '' }),
+      el('td', { 'data-col': 'device', text: a.device_answer ? `${a.device_answer}, ${when(a.device_at)}` : '' }), action));
+  }
+  if (!r.approvals.length) tb.append(el('tr', {}, el('td', { colspan: '11', text: 'no approval requests' })));
+}
+
 async function show(page) {
   for (const b of document.querySelectorAll('#nav button'))
     if (b.dataset.page === page) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
-  for (const p of ['funnel', 'reviews', 'deliveries', 'models']) $(`#page-${p}`).hidden = p !== page;
+  for (const p of ['funnel', 'reviews', 'fairness', 'approvals', 'deliveries', 'models']) $(`#page-${p}`).hidden = p !== page;
   document.body.dataset.page = page;
   document.body.dataset.ready = '';
   if (page === 'reviews') await loadReviews();
   else if (page === 'deliveries') await loadDeliveries();
+  else if (page === 'approvals') await loadApprovals();
+  else if (page === 'fairness') await loadFairness();
   else renderReport(await api(`/console/api/report?${siteQuery()}`));
   document.body.dataset.ready = page;
 }
@@ -213,6 +273,19 @@ document.addEventListener('DOMContentLoaded', () => {
     }
     await loadReviews();
     document.body.dataset.ready = 'reviews';
+  });
+  $('#approvals').addEventListener('click', async (ev) => {
+    const b = ev.target.closest('button[data-decision]');
+    if (!b) return;
+    document.body.dataset.ready = '';
+    try {
+      const r = await api(`/console/api/approvals/${b.dataset.id}?${siteQuery()}`, { method: 'POST', body: JSON.stringify({ decision: b.dataset.decision }) });
+      $('#approvals-status').textContent = `Request ${r.id} ${r.answer} by ${r.answered_by}`;
+    } catch (e) {
+      $('#approvals-status').textContent = e.message;
+    }
+    await loadApprovals();
+    document.body.dataset.ready = 'approvals';
   });
   $('#deliveries').addEventListener('click', async (ev) => {
     const b = ev.target.closest('button[data-resend]');
