@@ -1,7 +1,7 @@
 /* approvals_http.c: the approval requests' routes (README "Approval requests"). Included by
- * server.c after console_http.c, whose helpers (console_allowed, console_site, console_log,
- * path_id) and server.c's (refuse, respond_json, queue_read, queue_call) they use; not compiled
- * on its own.
+ * server.c after console_http.c, whose helpers (console_allowed, console_site, console_log)
+ * and server.c's (path_id, refuse_body, refuse, respond_json, queue_read, queue_call) they use;
+ * not compiled on its own.
  *
  * A device's approval-request records arrive in its batches (wire v3) and the store keeps one
  * row per request. A console user approves or declines one (POST /console/api/approvals/<id>,
@@ -59,8 +59,7 @@ static void run_approval_check(lw_ingest_server *s, lw_request *rq) {
 static enum MHD_Result handle_approval_check(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
   lw_batch_error berr;
   lw_status st = lw_approval_check_parse(rq->body ? rq->body : "", rq->len, &rq->approval, &berr);
-  if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-  if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+  if (st != LW_OK) return refuse_body(s, c, rq, st, &berr);
   enum MHD_Result ok;
   const lw_ingest_site *site = authorize_site(s, c, rq, rq->approval.write_key, "write_key", &ok);
   if (!site) return ok;
@@ -139,8 +138,7 @@ static enum MHD_Result handle_console_approval(lw_ingest_server *s, struct MHD_C
   lw_status st = lw_approval_decision_parse(rq->body ? rq->body : "", rq->len, &a->approve, &berr);
   if (st != LW_OK) {
     free(a);
-    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+    return refuse_body(s, c, rq, st, &berr);
   }
   a->site = site;
   a->id = id;

@@ -245,15 +245,6 @@ static enum MHD_Result answer_console_review(lw_ingest_server *s, struct MHD_Con
   return answer_review(s, c, rq);
 }
 
-/* The positive decimal id after the route's path (/console/api/.../<id>), or 0 for anything
- * else (a sign, a leading zero, trailing text). */
-static long long path_id(const lw_request *rq) {
-  const char *t = rq->path + strlen(rq->route->path);
-  char *end;
-  long long id = strtoll(t, &end, 10);
-  return (*end || id <= 0 || t[0] < '1' || t[0] > '9') ? 0 : id;
-}
-
 /* POST /console/api/reviews/<id>[?site=] {"decision":"approve"|"reject"}: the review API's
  * call (lw_store_review) under the console's access rule, logged with who and when. */
 static enum MHD_Result handle_console_review(lw_ingest_server *s, struct MHD_Connection *c,
@@ -262,22 +253,7 @@ static enum MHD_Result handle_console_review(lw_ingest_server *s, struct MHD_Con
   if (!console_allowed(s, c, rq, 1, &refused)) return refused;
   const lw_ingest_site *site = console_site(s, c, rq, &refused);
   if (!site) return refused;
-  long long id = path_id(rq);
-  if (id <= 0)
-    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, "expected a report id, a positive integer", "id", 0});
-  lw_review_call_t *call = calloc(1, sizeof *call);
-  if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-  lw_batch_error berr;
-  lw_status st = lw_review_parse(rq->body ? rq->body : "", rq->len, &call->approve, &berr);
-  if (st != LW_OK) {
-    free(call);
-    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
-  }
-  call->site = site;
-  call->id = id;
-  call->now_ms = lw_wall_ms();
-  return queue_call(s, c, rq, call, lw_review_call, answer_console_review);
+  return queue_review(s, c, rq, site, answer_console_review);
 }
 
 /* ---- the webhook delivery log */

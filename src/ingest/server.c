@@ -1217,13 +1217,28 @@ static enum MHD_Result handle_attributions(lw_ingest_server *s, struct MHD_Conne
 
 /* ---------------------------------------------------------------- trust routes */
 
+/* The id after a route's path (POST /v1/reviews/<id>, the console's rows): a positive integer
+ * without sign or leading zero, else 0. */
+static long long path_id(const lw_request *rq) {
+  const char *t = rq->path + strlen(rq->route->path);
+  char *end;
+  long long id = strtoll(t, &end, 10);
+  return (*end || id <= 0 || t[0] < '1' || t[0] > '9') ? 0 : id;
+}
+
+/* A body a small parser refused (st): 503 when it ran out of memory, else 400 naming the field. */
+static enum MHD_Result refuse_body(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq, lw_status st,
+                                   const lw_batch_error *berr) {
+  if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
+  return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr->message, berr->field, 0});
+}
+
 /* POST /v1/referrals: the counts a referrer's device reads, its install key in the body. */
 static enum MHD_Result handle_referral_post(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
   lw_referral_request *req = &rq->referral;
   lw_batch_error berr;
   lw_status st = lw_referral_request_parse(rq->body ? rq->body : "", rq->len, req, &berr);
-  if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-  if (st != LW_OK) return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+  if (st != LW_OK) return refuse_body(s, c, rq, st, &berr);
   enum MHD_Result ok;
   const lw_ingest_site *site = authorize_site(s, c, rq, req->write_key, "write_key", &ok);
   if (!site) return ok;
@@ -1374,15 +1389,14 @@ static enum MHD_Result answer_review(lw_ingest_server *s, struct MHD_Connection 
   return respond_json(s, c, rq, 200, body);
 }
 
-/* POST /v1/reviews/<id>[?site=]: {"decision":"approve"|"reject"}, read-protected. */
-static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
-  const lw_ingest_site *site;
-  enum MHD_Result refused;
-  if (!read_route(s, c, rq, &site, &refused)) return refused;
-  const char *id_text = rq->path + strlen(rq->route->path);
-  char *end;
-  long long id = strtoll(id_text, &end, 10);
-  if (*end || id <= 0 || id_text[0] < '1' || id_text[0] > '9')
+/* A review of site's report: the id from the path, the decision from the body, queued as the
+ * store's call (the review API's and the console's, each with its own answer). */
+static enum MHD_Result queue_review(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
+                                    const lw_ingest_site *site,
+                                    enum MHD_Result (*answer)(lw_ingest_server *, struct MHD_Connection *,
+                                                              lw_request *)) {
+  long long id = path_id(rq);
+  if (id <= 0)
     return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, "expected a report id, a positive integer", "id", 0});
   lw_review_call_t *call = calloc(1, sizeof *call);
   if (!call) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
@@ -1390,13 +1404,20 @@ static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection 
   lw_status st = lw_review_parse(rq->body ? rq->body : "", rq->len, &call->approve, &berr);
   if (st != LW_OK) {
     free(call);
-    if (st == LW_ERR_NOMEM) return refuse(s, c, rq, (lw_refusal){503, LW_REJECT_STORE, "out of memory", NULL, 1});
-    return refuse(s, c, rq, (lw_refusal){400, LW_REJECT_INVALID, berr.message, berr.field, 0});
+    return refuse_body(s, c, rq, st, &berr);
   }
   call->site = site;
   call->id = id;
   call->now_ms = lw_wall_ms();
-  return queue_call(s, c, rq, call, lw_review_call, answer_review);
+  return queue_call(s, c, rq, call, lw_review_call, answer);
+}
+
+/* POST /v1/reviews/<id>[?site=]: {"decision":"approve"|"reject"}, read-protected. */
+static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  const lw_ingest_site *site;
+  enum MHD_Result refused;
+  if (!read_route(s, c, rq, &site, &refused)) return refused;
+  return queue_review(s, c, rq, site, answer_review);
 }
 
 /* The console's handlers: part of this file (they use its static helpers), kept apart. */
