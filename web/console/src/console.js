@@ -64,6 +64,13 @@ function breakdownTable(name, rows) {
   return el('table', { id: `table-${name}` }, el('caption', { text: TITLES[name] }), el('thead', {}, head), body);
 }
 
+// Charts are drawn in the frame after their holder is on the page (uPlot measures it); a page
+// is ready (body[data-ready]) once the charts it asked for are drawn.
+let drawing = [];
+function draw(make) {
+  drawing.push(new Promise((done) => requestAnimationFrame(() => { try { make(); } finally { done(); } })));
+}
+
 // A chart of a breakdown: conversion rate with its interval per row (weeks: over time).
 function chart(name, rows, width) {
   const holder = el('div', { class: 'chart', role: 'img', 'aria-label': `${TITLES[name]}: share of decisions that brought a conversion (the table beside it has the figures)` });
@@ -77,7 +84,7 @@ function chart(name, rows, width) {
     axes: [{ values: (u, ticks) => ticks.map((t) => rows[t]?.key ?? '') }, { size: 64, values: (u, ticks) => ticks.map((t) => `${(100 * t).toFixed(1)}%`) }],
     series: [{}, { label: 'shared / decisions', stroke: '#0969da' }, { label: 'converted / decisions', stroke: '#1a7f37' }],
   };
-  requestAnimationFrame(() => new uPlot(opts, [xs, shares, conv], holder));
+  draw(() => new uPlot(opts, [xs, shares, conv], holder));
   return holder;
 }
 
@@ -173,7 +180,7 @@ async function loadFairness() {
   if (r.rows.length) {
     const width = Math.min(560, Math.max(280, window.innerWidth - 48));
     const series = ['exposure', 'share', 'conversion'].map((m) => r.rows.map((x) => x[m].rate));
-    requestAnimationFrame(() => new uPlot({
+    draw(() => new uPlot({
       width, height: 220, scales: { x: { time: false } },
       axes: [{ values: (u, ticks) => ticks.map((t) => r.rows[t]?.value ?? '') }, { size: 64, values: (u, ticks) => ticks.map((t) => `${(100 * t).toFixed(1)}%`) }],
       series: [{}, { label: 'exposure', stroke: '#8250df' }, { label: 'share rate', stroke: '#0969da' }, { label: 'conversion rate', stroke: '#1a7f37' }],
@@ -216,6 +223,9 @@ async function show(page) {
   else if (page === 'approvals') await loadApprovals();
   else if (page === 'fairness') await loadFairness();
   else renderReport(await api(`/console/api/report?${siteQuery()}`));
+  const charts = drawing;
+  drawing = [];
+  await Promise.all(charts);
   document.body.dataset.ready = page;
 }
 
