@@ -145,7 +145,7 @@ static const lw_store_backend fault_backend = {
     fs_site_salt, fs_referee, fs_register_referrer, fs_review, fs_reviews,
     NULL, NULL, NULL, NULL, NULL, /* no webhook deliveries through the fault store */
     NULL,                         /* nor a walk of the stats */
-    NULL, NULL};                  /* nor the console's rollups (the console walks) */
+    NULL, NULL, NULL};            /* nor the console's rollups (the console walks) */
 
 lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

@@ -2018,7 +2018,8 @@ static const lw_store_backend pg_backend = {
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     /* Webhook deliveries (store schema 8) are SQLite-only so far: lw_store_delivery_* answer a
      * clear error and the server sends no webhooks on PostgreSQL. */
-    NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
+    NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
+    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */};
 
 /* ---- read-only (the learning tools) */
 
@@ -2062,7 +2063,8 @@ static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approv
 static const lw_store_backend pg_read_backend = {
     "postgresql (read-only)", ro_write, ro_forget, ro_purge, pg_stats, pg_ping, pg_referral, pg_attributions,
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
-    pg_reviews, NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions};
+    pg_reviews, NULL, NULL, NULL, NULL, NULL, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
+    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;
