@@ -73,6 +73,8 @@ static lw_status fail(sqlite3 *db, const char *what, char *err, size_t errlen) {
 static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
 static int step_done(sqlite3_stmt *st);
 static void shared_kinds(const char *sql, char *out, size_t cap);
+static lw_status mark_row(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int64_t id,
+                          char *err, size_t errlen);
 static int grow(void **buf, size_t *cap, size_t need, size_t size);
 
 lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
@@ -123,6 +125,7 @@ void lw_sq_rollup_reset(lw_sq_rollup *ru) {
   sqlite3_reset(ru->up_day);
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_reset(ru->fn[i]);
   if (ru->fn[3]) step_done(ru->fn[3]); /* a failed transaction's marks go (ROLLBACK took them already) */
+  if (ru->fn[18]) step_done(ru->fn[18]);
   ru->n_sites = ru->n_days = ru->n_buf = 0; /* a failed transaction's additions are dropped */
 }
 
@@ -309,7 +312,7 @@ lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t er
 }
 
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
-                           size_t n, char *err, size_t errlen) {
+                           size_t n, int64_t first_id, char *err, size_t errlen) {
   if (ru->n_buf + n * N_DIMS > ENTRIES_MAX) {
     lw_status s = lw_sq_rollup_flush(ru, db, err, errlen);
     if (s != LW_OK) return s;
@@ -345,6 +348,8 @@ lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
     lw_status ms = LW_OK;
     if ((e->kind == LW_KIND_DECISION || (lw_kind_flags(e->kind) & LW_KIND_F_SHARED)) && e->decision[0])
       ms = lw_sq_rollup_mark(ru, db, site, e->decision, NULL, err, errlen);
+    if (ms == LW_OK && e->kind == LW_KIND_DECISION && e->decision[0])
+      ms = mark_row(ru, db, site, e->decision, first_id + (int64_t)i, err, errlen);
     else if (e->kind == LW_KIND_LANDING && e->code[0])
       ms = lw_sq_rollup_mark(ru, db, site, NULL, e->code, err, errlen);
     if (ms != LW_OK) return ms;
@@ -378,8 +383,9 @@ static void bind_where(sqlite3_stmt *st, const char *a, const char *b, int64_t i
 static lw_status mark_deleted(sqlite3 *db, const char *where, const char *a, const char *b, int64_t i, char *err,
                               size_t errlen) {
   static const char *const marks[] = {
-      "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT site, decision FROM events WHERE (%2$s)"
-      " AND decision IS NOT NULL AND (kind = 'decision' OR kind IN (%1$s))",
+      "INSERT INTO temp.rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events WHERE (%2$s)"
+      " AND decision IS NOT NULL AND (kind = 'decision' OR kind IN (%1$s))"
+      " ON CONFLICT(site, decision) DO UPDATE SET full = 1",
       "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
       " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l JOIN events e"
       " ON e.site = l.site AND e.code = l.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
@@ -502,9 +508,14 @@ const char lw_sq_funnel_tables[] =
     "  conversions INTEGER NOT NULL, retained INTEGER NOT NULL,"
     "  PRIMARY KEY(site, day, action, segment, mode)) WITHOUT ROWID;";
 
+/* full: a deletion touched the decision (its rows are recomputed from its events); else only
+ * its outcomes may have changed and its new rows (rollup_rows: decision rows stored in this
+ * transaction) join it, so a decision id seen in many batches is not rewritten each time. */
 static const char k_dirty_table[] =
     "CREATE TEMP TABLE IF NOT EXISTS rollup_dirty(site TEXT NOT NULL, decision TEXT NOT NULL,"
-    " PRIMARY KEY(site, decision)) WITHOUT ROWID";
+    " full INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(site, decision)) WITHOUT ROWID;"
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_rows(site TEXT NOT NULL, decision TEXT NOT NULL, id INTEGER NOT NULL,"
+    " PRIMARY KEY(site, decision, id)) WITHOUT ROWID;";
 
 /* sql with every %1$s replaced by the shared kinds' names, quoted ('share','copy'). */
 static void shared_kinds(const char *sql, char *out, size_t cap) {
@@ -523,6 +534,7 @@ static void shared_kinds(const char *sql, char *out, size_t cap) {
   " AND s.kind IN (%1$s) AND s.token IS NOT NULL AND s.id = (SELECT min(o.id) FROM events o"           \
   " WHERE o.site = ?1 AND o.token = s.token AND o.kind IN (%1$s) AND o.decision IS NOT NULL))"
 /* The referee rows of a join: rx(event, referee, value) in the walk's order (receive time). */
+#define DEC_ROW_COLS "id, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, '')"
 #define RX_COUNTS                                                                                      \
   " SELECT count(DISTINCT CASE WHEN event = 'conversion' THEN referee END),"                           \
   " count(DISTINCT CASE WHEN event = 'retained_30' THEN referee END),"                                 \
@@ -536,7 +548,7 @@ static const char *const k_funnel_sql[] = {
     "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT site, decision FROM events"
     " WHERE site = ?1 AND code = ?2 AND kind IN (%1$s) AND decision IS NOT NULL",
     /* 2 the marked decisions */
-    "SELECT site, decision FROM temp.rollup_dirty",
+    "SELECT site, decision, full FROM temp.rollup_dirty",
     /* 3 */
     "DELETE FROM temp.rollup_dirty",
     /* 4 a decision's rows as they count now */
@@ -563,10 +575,9 @@ static const char *const k_funnel_sql[] = {
     " AND r.referee = c.referee WHERE c.site = ?1 AND c.code = ?2 AND c.event = 'conversion'"
     " AND c.state <> 'rejected' AND c.token IS NULL)" RX_COUNTS,
     /* 12 the decision's rows */
-    "SELECT id, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, '') FROM events"
-    " WHERE site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
+    "SELECT " DEC_ROW_COLS " FROM events WHERE site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
     /* 13 */
-    "INSERT INTO rollup_dec(site, decision, id, day, action, segment, mode, shares, landed, converted, kept,"
+    "INSERT OR IGNORE INTO rollup_dec(site, decision, id, day, action, segment, mode, shares, landed, converted, kept,"
     " landings, conversions, retained, value, revenue) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
     " ?12, ?13, ?14, ?15, ?16)",
     /* 14 */
@@ -583,6 +594,15 @@ static const char *const k_funnel_sql[] = {
     "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM referees r"
     " JOIN events e ON e.site = r.site AND e.code = r.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL"
     " WHERE r.id = ?1",
+    /* 17 a decision row stored now */
+    "INSERT OR IGNORE INTO temp.rollup_rows(site, decision, id) VALUES(?1, ?2, ?3)",
+    /* 18 */
+    "DELETE FROM temp.rollup_rows",
+    /* 19 the outcomes a decision's rows carry (all the same) */
+    "SELECT landings, conversions, retained, value, revenue FROM rollup_dec WHERE site = ?1 AND decision = ?2 LIMIT 1",
+    /* 20 a decision's rows stored now */
+    "SELECT " DEC_ROW_COLS " FROM events WHERE id IN (SELECT id FROM temp.rollup_rows WHERE site = ?1 AND decision = ?2)"
+    " AND site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
 };
 
 static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
@@ -613,6 +633,17 @@ lw_status lw_sq_rollup_mark(lw_sq_rollup *ru, sqlite3 *db, const char *site, con
   sqlite3_reset(st);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 2, code ? code : decision, -1, SQLITE_TRANSIENT);
+  return step_done(st) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+}
+
+/* A decision row (events.id) stored in this transaction. */
+static lw_status mark_row(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int64_t id,
+                          char *err, size_t errlen) {
+  sqlite3_stmt *st = ru->fn[17];
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, decision, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 3, id);
   return step_done(st) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
 }
 
@@ -715,10 +746,44 @@ static lw_status outcomes_of(lw_sq_rollup *ru, sqlite3 *db, const char *site, co
 }
 
 /* Move one decision's rows from what they brought to what they bring now. */
-static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, char *err,
-                           size_t errlen) {
+static lw_status add_rows(lw_sq_rollup *ru, sqlite3 *db, sqlite3_stmt *st, const char *site, const char *decision,
+                          const outcomes *o, char *err, size_t errlen);
+
+static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int full,
+                           char *err, size_t errlen) {
   lw_status s = LW_OK;
-  sqlite3_stmt *st = ru->fn[4];
+  sqlite3_stmt *st;
+  if (!full) {
+    /* Still shared with the same outcomes as its rows carry: only its new rows join. */
+    st = ru->fn[6];
+    bind_sd(st, site, decision);
+    if (sqlite3_step(st) != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
+    int shared = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    st = ru->fn[19];
+    bind_sd(st, site, decision);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(db, "keeping the funnel", err, errlen);
+    outcomes old = {0}, now;
+    if (rc == SQLITE_ROW) {
+      old.landings = sqlite3_column_int64(st, 0);
+      old.conversions = sqlite3_column_int64(st, 1);
+      old.retained = sqlite3_column_int64(st, 2);
+      old.value = sqlite3_column_double(st, 3);
+      old.revenue = sqlite3_column_double(st, 4);
+    }
+    sqlite3_reset(st);
+    if (shared && rc == SQLITE_ROW) {
+      if ((s = outcomes_of(ru, db, site, decision, &now, err, errlen)) != LW_OK) return s;
+      if (now.landings == old.landings && now.conversions == old.conversions && now.retained == old.retained &&
+          !memcmp(&now.value, &old.value, sizeof now.value) && !memcmp(&now.revenue, &old.revenue, sizeof now.revenue)) {
+        st = ru->fn[20];
+        bind_sd(st, site, decision);
+        return add_rows(ru, db, st, site, decision, &now, err, errlen);
+      }
+    }
+  }
+  st = ru->fn[4];
   bind_sd(st, site, decision);
   int rc;
   while (s == LW_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -744,6 +809,16 @@ static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
   if ((s = outcomes_of(ru, db, site, decision, &o, err, errlen)) != LW_OK) return s;
   st = ru->fn[12];
   bind_sd(st, site, decision);
+  return add_rows(ru, db, st, site, decision, &o, err, errlen);
+}
+
+/* Insert the decision rows st selects (DEC_ROW_COLS) with the outcomes o, and add them to
+ * their funnel rows. */
+static lw_status add_rows(lw_sq_rollup *ru, sqlite3 *db, sqlite3_stmt *st, const char *site, const char *decision,
+                          const outcomes *op, char *err, size_t errlen) {
+  lw_status s = LW_OK;
+  const outcomes o = *op;
+  int rc = SQLITE_DONE;
   while (s == LW_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *action = (const char *)sqlite3_column_text(st, 2);
     /* as console.c add_decision */
@@ -770,6 +845,7 @@ static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
       s = fail(db, "keeping the funnel", err, errlen);
       break;
     }
+    if (sqlite3_changes(db) != 1) continue; /* there already */
     s = funnel_add(ru, db, site, sqlite3_column_int64(st, 1), action, (const char *)sqlite3_column_text(st, 3),
                    (const char *)sqlite3_column_text(st, 4), 1, &c, err, errlen);
   }
@@ -782,6 +858,7 @@ lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
   /* The marks are read out first: recomputing writes to the tables the marks came from. */
   struct mark {
     char site[SITE_CAP], decision[LW_DECISION_ID_LEN + 1];
+    int full;
   } *marks = NULL;
   size_t n = 0, cap = 0;
   lw_status s = LW_OK;
@@ -796,13 +873,16 @@ lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
     }
     snprintf(marks[n].site, sizeof marks[n].site, "%s", (const char *)sqlite3_column_text(st, 0));
     snprintf(marks[n].decision, sizeof marks[n].decision, "%s", (const char *)sqlite3_column_text(st, 1));
+    marks[n].full = sqlite3_column_int(st, 2);
     n++;
   }
   sqlite3_reset(st);
   if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "keeping the funnel", err, errlen);
   if (s == LW_OK && !step_done(ru->fn[3])) s = fail(db, "keeping the funnel", err, errlen);
-  for (size_t i = 0; s == LW_OK && i < n; i++) s = recompute(ru, db, marks[i].site, marks[i].decision, err, errlen);
+  for (size_t i = 0; s == LW_OK && i < n; i++)
+    s = recompute(ru, db, marks[i].site, marks[i].decision, marks[i].full, err, errlen);
   free(marks);
+  if (s == LW_OK && !step_done(ru->fn[18])) s = fail(db, "keeping the funnel", err, errlen);
   return s;
 }
 
@@ -816,7 +896,7 @@ lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen) {
   lw_sq_rollup ru;
   memset(&ru, 0, sizeof ru);
   lw_status s = prepare_funnel(&ru, db, err, errlen);
-  shared_kinds("INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT site, decision FROM events"
+  shared_kinds("INSERT OR IGNORE INTO temp.rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events"
                " WHERE kind IN (%1$s) AND decision IS NOT NULL", sql, sizeof sql);
   if (s == LW_OK && sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "migrating schema 9 to 10 (the console's funnel): %s", msg ? msg : "");

@@ -32,7 +32,7 @@ extern const char lw_sq_rollup_tables[];
  *   rollup_funnel(site, day, action, segment, mode, n, shares, ... retained)  their sums
  * (the console's stages and totals: console.c add_decision). */
 extern const char lw_sq_funnel_tables[];
-#define LW_SQ_FUNNEL_STMTS 17
+#define LW_SQ_FUNNEL_STMTS 21
 
 /* The writer's prepared statements. */
 typedef struct {
@@ -51,10 +51,10 @@ lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t 
 void lw_sq_rollup_finalize(lw_sq_rollup *ru);
 void lw_sq_rollup_reset(lw_sq_rollup *ru);
 
-/* Add one stored batch: its events[0..n) (those kept) on site, copied (written by the next
+/* Add one stored batch: its events[0..n) (those kept; events[i] is the row first_id + i) on site, copied (written by the next
  * lw_sq_rollup_flush, or at once when the buffers are full). Inside the writer's transaction. */
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
-                           size_t n, char *err, size_t errlen);
+                           size_t n, int64_t first_id, char *err, size_t errlen);
 /* Write what the transaction's batches added: before its COMMIT. lw_sq_rollup_reset drops it
  * (after a ROLLBACK). */
 lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);

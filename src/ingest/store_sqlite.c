@@ -577,7 +577,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
     sqlite3_bind_int64(s->fix_count, 2, batch_row);
     if (sqlite3_step(s->fix_count) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
   }
-  return lw_sq_rollup_add(&s->ru, s->w, it->site, s->kept, n_kept, err, errlen);
+  return lw_sq_rollup_add(&s->ru, s->w, it->site, s->kept, n_kept, batch_row * EVENT_ID_STRIDE, err, errlen);
 }
 
 static unsigned referral_slot(const char *site, const char *code) {
