@@ -318,7 +318,7 @@ int lw_store_window_closed(const lw_store_decision *d, int days, int64_t now_ms)
 /* 1: *d filled; 0: no more rows; -1: a read failed or a row is damaged (err says which row). */
 int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);
 void lw_store_cursor_free(lw_store_cursor *c); /* NULL is fine */
-/* ---------------------------------------------------------------- the console's rollups (schema 9)
+/* ---------------------------------------------------------------- the console's rollups (schema 9, 10)
  * The console's report (src/ingest/console.c) without walking every decision: the writer keeps
  * the decisions and prompts per UTC day, action, segment and mode in the transaction of the
  * events (forget and retention subtract what they delete), and the later stages come from the

@@ -8,11 +8,14 @@
  * CORS headers) and sends it in X-Loopwise-CSRF with every write.
  *
  * The report is the learning tools' view of the data: a decision's referee outcomes are those
- * its shares brought (store.h "reading decisions"). With a store that keeps the console's
- * rollups (store.h "the console's rollups") it reads the decisions and prompts per day, action,
- * segment and mode from them and walks only the shared decisions (every later stage needs a
- * share); otherwise it walks every decision once (lw_store_decisions). Both give the same
- * numbers (tests/ingest/console.test.mjs, console-rollups.test.mjs). */
+ * its shares brought (store.h "reading decisions"). With a store that keeps the whole funnel
+ * (schema 10, lw_store_funnel_outcomes) it reads only rollup rows: every stage and referee total
+ * per day, action, segment and mode, and the converted decisions' values in decision order (so
+ * the floating sums are the walk's to the last bit). With one that keeps only the decisions and
+ * prompts per day (lw_store_funnel_days) it walks the shared decisions for the later stages
+ * (every later stage needs a share); otherwise it walks every decision once
+ * (lw_store_decisions). All give the same numbers (tests/ingest/test_rollups.c,
+ * tests/ingest/console.test.mjs). */
 #include "console.h"
 
 #include <cJSON.h>
