@@ -110,6 +110,7 @@ void lw_sq_rollup_finalize(lw_sq_rollup *ru) {
   sqlite3_finalize(ru->up_site);
   sqlite3_finalize(ru->up_day);
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_finalize(ru->fn[i]);
+  free(ru->fd);
   free(ru->buf);
   free(ru->days);
   free(ru->sites);
@@ -126,6 +127,7 @@ void lw_sq_rollup_reset(lw_sq_rollup *ru) {
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_reset(ru->fn[i]);
   if (ru->fn[3]) step_done(ru->fn[3]); /* a failed transaction's marks go (ROLLBACK took them already) */
   if (ru->fn[18]) step_done(ru->fn[18]);
+  ru->n_fd = 0;
   ru->n_sites = ru->n_days = ru->n_buf = 0; /* a failed transaction's additions are dropped */
 }
 
@@ -659,30 +661,78 @@ typedef struct {
 } contrib;
 
 /* Add sign * c to the funnel row of (day, action, segment, mode). */
+/* The funnel rows' changes of one settle, summed in memory per key (one UPSERT per touched key,
+ * however many decision rows moved), written by funnel_flush. */
+struct lw_sq_funnel_delta {
+  char site[SITE_CAP], action[LW_NAME_LEN + 1], segment[LW_NAME_LEN + 1], mode[8];
+  int64_t day, v[8]; /* n, then contrib's fields in order */
+};
+#define DELTAS_MAX 256 /* written early past this: a backfill touches thousands of keys */
+
+static lw_status funnel_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  lw_status s = LW_OK;
+  for (size_t k = 0; s == LW_OK && k < ru->n_fd; k++) {
+    const struct lw_sq_funnel_delta *d = &ru->fd[k];
+    int zero = 1;
+    for (int i = 0; i < 8; i++) zero = zero && d->v[i] == 0;
+    if (zero) continue;
+    sqlite3_stmt *st = ru->fn[14];
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->day);
+    sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
+    for (int i = 0; i < 8; i++) sqlite3_bind_int64(st, 6 + i, d->v[i]);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      s = fail(db, "keeping the funnel", err, errlen);
+      break;
+    }
+    int64_t left = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (left > 0) continue;
+    st = ru->fn[15]; /* no shared decision row left under the key */
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->day);
+    sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
+    if (!step_done(st)) s = fail(db, "keeping the funnel", err, errlen);
+  }
+  ru->n_fd = 0;
+  return s;
+}
+
+/* Add sign * c to the funnel row of (day, action, segment, mode). */
 static lw_status funnel_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, int64_t day, const char *action,
                             const char *segment, const char *mode, int sign, const contrib *c, char *err,
                             size_t errlen) {
-  sqlite3_stmt *st = ru->fn[14];
-  sqlite3_reset(st);
-  sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(st, 2, day);
-  sqlite3_bind_text(st, 3, action, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 4, segment, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 5, mode, -1, SQLITE_TRANSIENT);
+  size_t k = 0;
+  while (k < ru->n_fd && (ru->fd[k].day != day || strcmp(ru->fd[k].action, action) || strcmp(ru->fd[k].segment, segment) ||
+                          strcmp(ru->fd[k].mode, mode) || strcmp(ru->fd[k].site, site)))
+    k++;
+  if (k == ru->n_fd) {
+    if (ru->n_fd == DELTAS_MAX) {
+      lw_status s = funnel_flush(ru, db, err, errlen);
+      if (s != LW_OK) return s;
+      k = 0;
+    }
+    if (!grow((void **)&ru->fd, &ru->fd_cap, ru->n_fd + 1, sizeof *ru->fd)) {
+      snprintf(err, errlen, "out of memory");
+      return LW_ERR_NOMEM;
+    }
+    struct lw_sq_funnel_delta *d = &ru->fd[ru->n_fd++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->site, sizeof d->site, "%s", site);
+    snprintf(d->action, sizeof d->action, "%s", action);
+    snprintf(d->segment, sizeof d->segment, "%s", segment);
+    snprintf(d->mode, sizeof d->mode, "%s", mode);
+    d->day = day;
+  }
   const int64_t v[8] = {1, c->shares, c->landed, c->converted, c->kept, c->landings, c->conversions, c->retained};
-  for (int i = 0; i < 8; i++) sqlite3_bind_int64(st, 6 + i, sign * v[i]);
-  if (sqlite3_step(st) != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
-  int64_t left = sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
-  if (left > 0) return LW_OK;
-  st = ru->fn[15];
-  sqlite3_reset(st);
-  sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(st, 2, day);
-  sqlite3_bind_text(st, 3, action, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 4, segment, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 5, mode, -1, SQLITE_TRANSIENT);
-  return step_done(st) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+  for (int i = 0; i < 8; i++) ru->fd[k].v[i] += sign * v[i];
+  return LW_OK;
 }
 
 static void bind_sd(sqlite3_stmt *st, const char *site, const char *decision) {
@@ -773,6 +823,7 @@ static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
       old.revenue = sqlite3_column_double(st, 4);
     }
     sqlite3_reset(st);
+    if (!shared && rc == SQLITE_DONE) return LW_OK; /* not shared, nor before (no deletion): no rows */
     if (shared && rc == SQLITE_ROW) {
       if ((s = outcomes_of(ru, db, site, decision, &now, err, errlen)) != LW_OK) return s;
       if (now.landings == old.landings && now.conversions == old.conversions && now.retained == old.retained &&
@@ -882,6 +933,7 @@ lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
   for (size_t i = 0; s == LW_OK && i < n; i++)
     s = recompute(ru, db, marks[i].site, marks[i].decision, marks[i].full, err, errlen);
   free(marks);
+  if (s == LW_OK) s = funnel_flush(ru, db, err, errlen);
   if (s == LW_OK && !step_done(ru->fn[18])) s = fail(db, "keeping the funnel", err, errlen);
   return s;
 }
@@ -905,6 +957,7 @@ lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen) {
   }
   if (s == LW_OK) s = lw_sq_rollup_settle(&ru, db, err, errlen);
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_finalize(ru.fn[i]);
+  free(ru.fd);
   return s;
 }
 

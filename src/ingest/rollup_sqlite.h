@@ -38,6 +38,8 @@ extern const char lw_sq_funnel_tables[];
 typedef struct {
   sqlite3_stmt *up_install, *del_install, *up_key, *del_key, *up_site, *up_day;
   sqlite3_stmt *fn[LW_SQ_FUNNEL_STMTS]; /* the console's funnel (schema 10) */
+  struct lw_sq_funnel_delta *fd;        /* its rows' changes, until the settle writes them */
+  size_t n_fd, fd_cap;
   /* what the write transaction's batches add, until lw_sq_rollup_flush */
   struct lw_sq_rollup_entry *buf;
   size_t n_buf, buf_cap;
