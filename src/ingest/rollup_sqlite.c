@@ -386,7 +386,8 @@ static lw_status mark_deleted(sqlite3 *db, const char *where, const char *a, con
                               size_t errlen) {
   static const char *const marks[] = {
       "INSERT INTO temp.rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events WHERE (%2$s)"
-      " AND decision IS NOT NULL AND (kind = 'decision' OR kind IN (%1$s))"
+      " AND decision IS NOT NULL AND (kind IN (%1$s) OR (kind = 'decision' AND EXISTS(SELECT 1 FROM rollup_dec r"
+      " WHERE r.site = events.site AND r.decision = events.decision)))" /* an unshared decision brought nothing */
       " ON CONFLICT(site, decision) DO UPDATE SET full = 1",
       "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
       " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l JOIN events e"
