@@ -28,7 +28,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 10
+#define LW_STORE_SCHEMA_VERSION 11
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -318,7 +318,7 @@ int lw_store_window_closed(const lw_store_decision *d, int days, int64_t now_ms)
 /* 1: *d filled; 0: no more rows; -1: a read failed or a row is damaged (err says which row). */
 int lw_store_next(lw_store_cursor *c, lw_store_decision *d, char *err, size_t errlen);
 void lw_store_cursor_free(lw_store_cursor *c); /* NULL is fine */
-/* ---------------------------------------------------------------- the console's rollups (schema 9)
+/* ---------------------------------------------------------------- the console's rollups (schema 9, 10)
  * The console's report (src/ingest/console.c) without walking every decision: the writer keeps
  * the decisions and prompts per UTC day, action, segment and mode in the transaction of the
  * events (forget and retention subtract what they delete), and the later stages come from the
@@ -331,13 +331,38 @@ typedef struct {
   char mode[8];                  /* "" when none */
   int64_t decisions;
   int64_t prompts;               /* of those, the ones whose action is not LW_ACTION_NONE */
+  /* lw_store_funnel_outcomes only (schema 10), else 0: the later stages and the referee totals
+   * of the shared decisions among them, as the console counts them (console.c add_decision) */
+  int64_t shares;                /* prompted and shared */
+  int64_t landed;                /* ... with at least one landing */
+  int64_t converted;             /* ... with at least one referee conversion */
+  int64_t kept;                  /* ... converted with at least one referee retained_30 */
+  int64_t landings, conversions, retained; /* sums of the shared decisions' outcomes */
 } lw_funnel_day;
+
+/* A shared decision with at least one referee conversion (lw_store_funnel_outcomes): its key,
+ * its outcomes' conversions, conversion value and revenue (summed in decision order by the
+ * reader, as a walk adds them). */
+typedef struct {
+  int64_t day;
+  char action[LW_NAME_LEN + 1];
+  char segment[LW_NAME_LEN + 1];
+  char mode[8];
+  int64_t conversions;
+  double value, revenue;
+} lw_funnel_value;
 
 /* Every (day, action, segment, mode) of site with at least one stored decision, ordered by
  * those. *rows is the caller's to free() (NULL when *n is 0). LW_ERR_INVALID from a backend
  * without the rollups (the caller then walks lw_store_decisions). */
 lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **rows, size_t *n, char *err,
                                size_t errlen);
+/* The whole funnel without a walk (schema 10, SQLite): *days as lw_store_funnel_days with the
+ * later stages and totals filled, and *values every shared decision with a conversion, oldest
+ * first (decision t >= 0), both from one read snapshot; the caller frees both. LW_ERR_INVALID
+ * from a backend without it (the caller then walks lw_store_shared_decisions). */
+lw_status lw_store_funnel_outcomes(lw_store *s, const char *site, lw_funnel_day **days, size_t *n_days,
+                                   lw_funnel_value **values, size_t *n_values, char *err, size_t errlen);
 /* As lw_store_decisions, only the decisions with a share or copy stored (d->shared is 1 for
  * each), each with its referee outcomes. LW_ERR_INVALID from a backend without it. */
 lw_status lw_store_shared_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
@@ -588,6 +613,9 @@ typedef struct {
   lw_status (*approval_check)(lw_store *s, const char *site, const char *install, const char *key_hash,
                               int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n,
                               char *err, size_t errlen);
+  /* the console's funnel rollups (above); NULL in a backend without them (the console walks) */
+  lw_status (*funnel_outcomes)(lw_store *s, const char *site, lw_funnel_day **days, size_t *n_days,
+                               lw_funnel_value **values, size_t *n_values, char *err, size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

@@ -8,11 +8,14 @@
  * CORS headers) and sends it in X-Loopwise-CSRF with every write.
  *
  * The report is the learning tools' view of the data: a decision's referee outcomes are those
- * its shares brought (store.h "reading decisions"). With a store that keeps the console's
- * rollups (store.h "the console's rollups") it reads the decisions and prompts per day, action,
- * segment and mode from them and walks only the shared decisions (every later stage needs a
- * share); otherwise it walks every decision once (lw_store_decisions). Both give the same
- * numbers (tests/ingest/console.test.mjs, console-rollups.test.mjs). */
+ * its shares brought (store.h "reading decisions"). With a store that keeps the whole funnel
+ * (schema 10, lw_store_funnel_outcomes) it reads only rollup rows: every stage and referee total
+ * per day, action, segment and mode, and the converted decisions' values in decision order (so
+ * the floating sums are the walk's to the last bit). With one that keeps only the decisions and
+ * prompts per day (lw_store_funnel_days) it walks the shared decisions for the later stages
+ * (every later stage needs a share); otherwise it walks every decision once
+ * (lw_store_decisions). All give the same numbers (tests/ingest/test_rollups.c,
+ * tests/ingest/console.test.mjs). */
 #include "console.h"
 
 #include <cJSON.h>
@@ -597,8 +600,13 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
   unsigned status = 503;
   cJSON *root = NULL;
   lw_funnel_day *days = NULL;
-  size_t n_days = 0;
-  lw_status rolled = lw_store_funnel_days(store, site, &days, &n_days, err, errlen);
+  lw_funnel_value *values = NULL;
+  size_t n_days = 0, n_values = 0;
+  /* Everything from the rollups (schema 10); else the decisions and prompts from them and the
+   * shared decisions walked; else every decision walked. */
+  lw_status whole = lw_store_funnel_outcomes(store, site, &days, &n_days, &values, &n_values, err, errlen);
+  if (whole != LW_OK && whole != LW_ERR_INVALID) goto done;
+  lw_status rolled = whole == LW_OK ? LW_OK : lw_store_funnel_days(store, site, &days, &n_days, err, errlen);
   if (rolled != LW_OK && rolled != LW_ERR_INVALID) goto done;
   int first = rolled == LW_OK ? ST_SHARES : ST_DECISIONS;
   for (size_t i = 0; i < n_days; i++) {
@@ -616,8 +624,38 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
       }
       a->reached[ST_DECISIONS] += fd->decisions;
       a->reached[ST_PROMPTS] += fd->prompts;
+      if (whole != LW_OK) continue;
+      /* as add_decision, summed by the writer */
+      a->reached[ST_SHARES] += fd->shares;
+      a->reached[ST_LANDINGS] += fd->landed;
+      a->reached[ST_CONVERSIONS] += fd->converted;
+      a->reached[ST_RETAINED] += fd->kept;
+      a->landings += fd->landings;
+      a->conversions += fd->conversions;
+      a->retained += fd->retained;
     }
   }
+  /* The floating sums in decision order, as the walk adds them (a decision without a conversion
+   * adds zeros). */
+  for (size_t i = 0; i < n_values; i++) {
+    const lw_funnel_value *fv = &values[i];
+    char week[16];
+    week_of(fv->day * 86400000, week);
+    const char *keys[4] = {fv->action, fv->segment[0] ? fv->segment : "(none)", fv->mode[0] ? fv->mode : "(none)",
+                           week};
+    double cost = cost_of(costs, n_costs, fv->action);
+    for (int k = 0; k < 4; k++) {
+      agg *a = row_of(&t[k], keys[k]);
+      if (!a) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+      }
+      a->cost += cost * (double)fv->conversions;
+      a->value += fv->value;
+      a->revenue += fv->revenue;
+    }
+  }
+  if (whole == LW_OK) goto report;
   if ((rolled == LW_OK ? lw_store_shared_decisions(store, &range, &cur, err, errlen)
                        : lw_store_decisions(store, &range, &cur, err, errlen)) != LW_OK)
     goto done;
@@ -638,6 +676,7 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
     }
   }
   if (rc < 0) goto done;
+report:
   for (int i = 0; i < 4; i++) if (t[i].n) qsort(t[i].rows, t[i].n, sizeof *t[i].rows, by_key);
   if (want >= 0) {
     *out = table_csv(&t[want]);
@@ -685,6 +724,7 @@ done:
   cJSON_Delete(product);
   lw_store_cursor_free(cur);
   free(days);
+  free(values);
   for (int i = 0; i < 4; i++) free(t[i].rows);
   return status;
 }

@@ -70,6 +70,13 @@ static lw_status fail(sqlite3 *db, const char *what, char *err, size_t errlen) {
   return LW_ERR_IO;
 }
 
+static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
+static int step_done(sqlite3_stmt *st);
+static void shared_kinds(const char *sql, char *out, size_t cap);
+static lw_status mark_row(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int64_t id,
+                          char *err, size_t errlen);
+static int grow(void **buf, size_t *cap, size_t need, size_t size);
+
 lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
   const struct {
     sqlite3_stmt **st;
@@ -92,7 +99,7 @@ lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t 
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (sqlite3_prepare_v3(db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st, NULL) != SQLITE_OK)
       return fail(db, "preparing the rollups' statements", err, errlen);
-  return LW_OK;
+  return prepare_funnel(ru, db, err, errlen);
 }
 
 void lw_sq_rollup_finalize(lw_sq_rollup *ru) {
@@ -102,6 +109,8 @@ void lw_sq_rollup_finalize(lw_sq_rollup *ru) {
   sqlite3_finalize(ru->del_key);
   sqlite3_finalize(ru->up_site);
   sqlite3_finalize(ru->up_day);
+  for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_finalize(ru->fn[i]);
+  free(ru->fd);
   free(ru->buf);
   free(ru->days);
   free(ru->sites);
@@ -115,6 +124,10 @@ void lw_sq_rollup_reset(lw_sq_rollup *ru) {
   sqlite3_reset(ru->del_key);
   sqlite3_reset(ru->up_site);
   sqlite3_reset(ru->up_day);
+  for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_reset(ru->fn[i]);
+  if (ru->fn[3]) step_done(ru->fn[3]); /* a failed transaction's marks go (ROLLBACK took them already) */
+  if (ru->fn[18]) step_done(ru->fn[18]);
+  ru->n_fd = 0;
   ru->n_sites = ru->n_days = ru->n_buf = 0; /* a failed transaction's additions are dropped */
 }
 
@@ -296,11 +309,12 @@ lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t er
              errlen);
   if (s == LW_OK) s = flush_key(&a, err, errlen);
   ru->n_sites = ru->n_days = ru->n_buf = 0;
+  if (s == LW_OK) s = lw_sq_rollup_settle(ru, db, err, errlen);
   return s;
 }
 
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
-                           size_t n, char *err, size_t errlen) {
+                           size_t n, int64_t first_id, char *err, size_t errlen) {
   if (ru->n_buf + n * N_DIMS > ENTRIES_MAX) {
     lw_status s = lw_sq_rollup_flush(ru, db, err, errlen);
     if (s != LW_OK) return s;
@@ -332,6 +346,15 @@ lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
       en->dim = d;
       en->kind = (int)e->kind;
     }
+    /* the console's funnel: the decisions this event may change */
+    lw_status ms = LW_OK;
+    if ((e->kind == LW_KIND_DECISION || (lw_kind_flags(e->kind) & LW_KIND_F_SHARED)) && e->decision[0])
+      ms = lw_sq_rollup_mark(ru, db, site, e->decision, NULL, err, errlen);
+    if (ms == LW_OK && e->kind == LW_KIND_DECISION && e->decision[0])
+      ms = mark_row(ru, db, site, e->decision, first_id + (int64_t)i, err, errlen);
+    else if (e->kind == LW_KIND_LANDING && e->code[0])
+      ms = lw_sq_rollup_mark(ru, db, site, NULL, e->code, err, errlen);
+    if (ms != LW_OK) return ms;
     if (e->kind == LW_KIND_DECISION) {
       struct lw_sq_rollup_day *dy = &ru->days[ru->n_days++];
       memcpy(dy->site, ru->sites[k].site, sizeof dy->site);
@@ -356,10 +379,46 @@ static void bind_where(sqlite3_stmt *st, const char *a, const char *b, int64_t i
   }
 }
 
+/* The console's funnel: mark the decisions the deletion may change (their own decision rows,
+ * shares and copies; the shares of the codes its landings carry; the other shares of the
+ * tokens its shares carry, one of which may own the token next), to settle after it. */
+static lw_status mark_deleted(sqlite3 *db, const char *where, const char *a, const char *b, int64_t i, char *err,
+                              size_t errlen) {
+  static const char *const marks[] = {
+      "INSERT INTO temp.rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events WHERE (%2$s)"
+      " AND decision IS NOT NULL AND (kind IN (%1$s) OR (kind = 'decision' AND EXISTS(SELECT 1 FROM rollup_dec r"
+      " WHERE r.site = events.site AND r.decision = events.decision)))" /* an unshared decision brought nothing */
+      " ON CONFLICT(site, decision) DO UPDATE SET full = 1",
+      "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
+      " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l JOIN events e"
+      " ON e.site = l.site AND e.code = l.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
+      "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
+      " site, token FROM events WHERE (%2$s) AND kind IN (%1$s) AND token IS NOT NULL) k JOIN events e"
+      " ON e.site = k.site AND e.token = k.token AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
+  };
+  for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
+    char kinds[128], sql[2048];
+    shared_kinds("%1$s", kinds, sizeof kinds);
+    if ((size_t)snprintf(sql, sizeof sql, marks[m], kinds, where) >= sizeof sql) {
+      snprintf(err, errlen, "rollup subtraction: condition too long");
+      return LW_ERR_INVALID;
+    }
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the funnel", err, errlen);
+    bind_where(q, a, b, i);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return fail(db, "keeping the funnel", err, errlen);
+  }
+  return LW_OK;
+}
+
 lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where, const char *batches_where,
                                 const char *a, const char *b, int64_t i, char *err, size_t errlen) {
   char sql[2048];
   size_t len = 0;
+  lw_status ms = mark_deleted(db, where, a, b, i, err, errlen);
+  if (ms != LW_OK) return ms;
   for (int d = 0; d < N_DIMS; d++)
     len += (size_t)snprintf(sql + len, sizeof sql - len,
                             "SELECT site, %d, %s, install, kind, count(*) FROM events WHERE (%s) AND %s IS NOT NULL"
@@ -424,6 +483,524 @@ lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where
   if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "reading what a deletion takes from the rollups", err, errlen);
   sqlite3_finalize(q);
   return s;
+}
+
+/* ---------------------------------------------------------------- the console's funnel (schema 11)
+ * What each shared decision row brings to the console's report, kept per decision row
+ * (rollup_dec) and summed per (site, day, action, segment, mode) (rollup_funnel). A decision's
+ * outcomes are those of its referee join (store.h "How a decision's referee outcomes were
+ * joined"), computed here with the cursor's rules (store_sqlite.c k_shared_sql) on the indexed
+ * tables: anything that can change them (a decision, a share or copy, a landing, a referee
+ * report or review, a deletion of any of those) marks the decisions it may touch in
+ * temp.rollup_dirty (index lookups: the decision id, the shares of the same code or token), and
+ * lw_sq_rollup_settle recomputes each marked decision and moves its row's contribution from
+ * the old figures to the new ones, in the same transaction. The floating sums (value,
+ * revenue, incentive cost) are not summed in SQL: the reader adds the converted decisions'
+ * rows in decision order as the walk does, so they are the same to the last bit. */
+
+const char lw_sq_funnel_tables[] =
+    "CREATE TABLE rollup_dec(site TEXT NOT NULL, decision TEXT NOT NULL, id INTEGER NOT NULL, day INTEGER NOT NULL,"
+    "  action TEXT NOT NULL, segment TEXT NOT NULL, mode TEXT NOT NULL, shares INTEGER NOT NULL,"
+    "  landed INTEGER NOT NULL, converted INTEGER NOT NULL, kept INTEGER NOT NULL, landings INTEGER NOT NULL,"
+    "  conversions INTEGER NOT NULL, retained INTEGER NOT NULL, value REAL NOT NULL, revenue REAL NOT NULL,"
+    "  PRIMARY KEY(site, decision, id)) WITHOUT ROWID;"
+    "CREATE INDEX rollup_dec_converted ON rollup_dec(site, id) WHERE conversions > 0;"
+    "CREATE TABLE rollup_funnel(site TEXT NOT NULL, day INTEGER NOT NULL, action TEXT NOT NULL,"
+    "  segment TEXT NOT NULL, mode TEXT NOT NULL, n INTEGER NOT NULL, shares INTEGER NOT NULL,"
+    "  landed INTEGER NOT NULL, converted INTEGER NOT NULL, kept INTEGER NOT NULL, landings INTEGER NOT NULL,"
+    "  conversions INTEGER NOT NULL, retained INTEGER NOT NULL,"
+    "  PRIMARY KEY(site, day, action, segment, mode)) WITHOUT ROWID;";
+
+/* full: a deletion touched the decision (its rows are recomputed from its events); else only
+ * its outcomes may have changed and its new rows (rollup_rows: decision rows stored in this
+ * transaction) join it, so a decision id seen in many batches is not rewritten each time. */
+static const char k_dirty_table[] =
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_dirty(site TEXT NOT NULL, decision TEXT NOT NULL,"
+    " full INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(site, decision)) WITHOUT ROWID;"
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_rows(site TEXT NOT NULL, decision TEXT NOT NULL, id INTEGER NOT NULL,"
+    " PRIMARY KEY(site, decision, id)) WITHOUT ROWID;";
+
+/* sql with every %1$s replaced by the shared kinds' names, quoted ('share','copy'). */
+static void shared_kinds(const char *sql, char *out, size_t cap) {
+  char kinds[128] = "";
+  size_t n = 0;
+  for (int k = 0; k < LW_KIND_COUNT; k++)
+    if (lw_kind_flags((lw_kind)k) & LW_KIND_F_SHARED)
+      n += (size_t)snprintf(kinds + n, sizeof kinds - n, "%s'%s'", n ? "," : "", lw_kind_name((lw_kind)k));
+  snprintf(out, cap, sql, kinds);
+}
+
+/* The decision's tokens it owns (the first share or copy with that token on the site is its):
+ * ?1 site, ?2 decision. */
+#define OWNED_TOKENS                                                                                   \
+  "tok(token, code) AS (SELECT s.token, s.code FROM events s WHERE s.site = ?1 AND s.decision = ?2"     \
+  " AND s.kind IN (%1$s) AND s.token IS NOT NULL AND s.id = (SELECT min(o.id) FROM events o"           \
+  " WHERE o.site = ?1 AND o.token = s.token AND o.kind IN (%1$s) AND o.decision IS NOT NULL))"
+/* The referee rows of a join: rx(event, referee, value) in the walk's order (receive time). */
+#define DEC_ROW_COLS "id, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, '')"
+#define RX_COUNTS                                                                                      \
+  " SELECT count(DISTINCT CASE WHEN event = 'conversion' THEN referee END),"                           \
+  " count(DISTINCT CASE WHEN event = 'retained_30' THEN referee END),"                                 \
+  " total(CASE WHEN event = 'conversion' THEN value END), total(CASE WHEN event = 'revenue' THEN value END)" \
+  " FROM (SELECT r.event AS event, r.referee AS referee, r.value AS value FROM rx r ORDER BY r.received_at, r.id)"
+
+static const char *const k_funnel_sql[] = {
+    /* 0 mark a decision */
+    "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) VALUES(?1, ?2)",
+    /* 1 mark the decisions whose shares carry a code */
+    "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT site, decision FROM events"
+    " WHERE site = ?1 AND code = ?2 AND kind IN (%1$s) AND decision IS NOT NULL",
+    /* 2 the marked decisions */
+    "SELECT site, decision, full FROM temp.rollup_dirty",
+    /* 3 */
+    "DELETE FROM temp.rollup_dirty",
+    /* 4 a decision's rows as they count now */
+    "SELECT id, day, action, segment, mode, shares, landed, converted, kept, landings, conversions, retained"
+    " FROM rollup_dec WHERE site = ?1 AND decision = ?2",
+    /* 5 */
+    "DELETE FROM rollup_dec WHERE site = ?1 AND decision = ?2",
+    /* 6 shared? */
+    "SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s))",
+    /* 7 joined by token: the landings' installs */
+    "WITH " OWNED_TOKENS " SELECT (SELECT count(*) FROM tok), (SELECT count(DISTINCT l.install) FROM tok"
+    " JOIN events l ON l.site = ?1 AND l.token = tok.token AND l.code = tok.code AND l.kind = ?3)",
+    /* 8 joined by token: the referee reports */
+    "WITH " OWNED_TOKENS ", rx AS (SELECT r.* FROM tok JOIN referees c ON c.site = ?1 AND c.token = tok.token"
+    " AND c.code = tok.code AND c.event = 'conversion' AND c.state <> 'rejected' JOIN referees r ON"
+    " r.site = ?1 AND r.code = c.code AND r.referee = c.referee)" RX_COUNTS,
+    /* 9 joined by code: the decision's first share or copy with a code and no token */
+    "SELECT code FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s) AND code IS NOT NULL"
+    " AND token IS NULL ORDER BY id LIMIT 1",
+    /* 10 joined by code ?2: the landings' installs */
+    "SELECT count(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?3 AND token IS NULL",
+    /* 11 joined by code ?2: the referee reports */
+    "WITH rx AS (SELECT r.* FROM referees c JOIN referees r ON r.site = ?1 AND r.code = c.code"
+    " AND r.referee = c.referee WHERE c.site = ?1 AND c.code = ?2 AND c.event = 'conversion'"
+    " AND c.state <> 'rejected' AND c.token IS NULL)" RX_COUNTS,
+    /* 12 the decision's rows */
+    "SELECT " DEC_ROW_COLS " FROM events WHERE site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
+    /* 13 */
+    "INSERT OR IGNORE INTO rollup_dec(site, decision, id, day, action, segment, mode, shares, landed, converted, kept,"
+    " landings, conversions, retained, value, revenue) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+    " ?12, ?13, ?14, ?15, ?16)",
+    /* 14 */
+    "INSERT INTO rollup_funnel(site, day, action, segment, mode, n, shares, landed, converted, kept, landings,"
+    " conversions, retained) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET n = n + excluded.n,"
+    " shares = shares + excluded.shares, landed = landed + excluded.landed,"
+    " converted = converted + excluded.converted, kept = kept + excluded.kept,"
+    " landings = landings + excluded.landings, conversions = conversions + excluded.conversions,"
+    " retained = retained + excluded.retained RETURNING n",
+    /* 15 */
+    "DELETE FROM rollup_funnel WHERE site = ?1 AND day = ?2 AND action = ?3 AND segment = ?4 AND mode = ?5",
+    /* 16 mark the decisions of a referee report's code, by its id */
+    "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM referees r"
+    " JOIN events e ON e.site = r.site AND e.code = r.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL"
+    " WHERE r.id = ?1",
+    /* 17 a decision row stored now */
+    "INSERT OR IGNORE INTO temp.rollup_rows(site, decision, id) VALUES(?1, ?2, ?3)",
+    /* 18 */
+    "DELETE FROM temp.rollup_rows",
+    /* 19 the outcomes a decision's rows carry (all the same) */
+    "SELECT landings, conversions, retained, value, revenue FROM rollup_dec WHERE site = ?1 AND decision = ?2 LIMIT 1",
+    /* 20 a decision's rows stored now */
+    "SELECT " DEC_ROW_COLS " FROM events WHERE id IN (SELECT id FROM temp.rollup_rows WHERE site = ?1 AND decision = ?2)"
+    " AND site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
+};
+
+static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, k_dirty_table, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "preparing the rollups: %s", msg ? msg : "");
+    sqlite3_free(msg);
+    return LW_ERR_IO;
+  }
+  for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) {
+    char sql[2048];
+    shared_kinds(k_funnel_sql[i], sql, sizeof sql);
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &ru->fn[i], NULL) != SQLITE_OK)
+      return fail(db, "preparing the funnel's statements", err, errlen);
+  }
+  return LW_OK;
+}
+
+static int step_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE;
+}
+
+lw_status lw_sq_rollup_mark(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision,
+                            const char *code, char *err, size_t errlen) {
+  sqlite3_stmt *st = ru->fn[code ? 1 : 0];
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, code ? code : decision, -1, SQLITE_TRANSIENT);
+  return step_done(st) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+}
+
+/* A decision row (events.id) stored in this transaction. */
+static lw_status mark_row(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int64_t id,
+                          char *err, size_t errlen) {
+  sqlite3_stmt *st = ru->fn[17];
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, decision, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 3, id);
+  return step_done(st) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+}
+
+lw_status lw_sq_rollup_mark_report(lw_sq_rollup *ru, sqlite3 *db, int64_t report, char *err, size_t errlen) {
+  sqlite3_stmt *st = ru->fn[16];
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, report);
+  return step_done(st) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+}
+
+typedef struct {
+  int64_t shares, landed, converted, kept, landings, conversions, retained;
+} contrib;
+
+/* Add sign * c to the funnel row of (day, action, segment, mode). */
+/* The funnel rows' changes of one settle, summed in memory per key (one UPSERT per touched key,
+ * however many decision rows moved), written by funnel_flush. */
+struct lw_sq_funnel_delta {
+  char site[SITE_CAP], action[LW_NAME_LEN + 1], segment[LW_NAME_LEN + 1], mode[8];
+  int64_t day, v[8]; /* n, then contrib's fields in order */
+};
+#define DELTAS_MAX 256 /* written early past this: a backfill touches thousands of keys */
+
+static lw_status funnel_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  lw_status s = LW_OK;
+  for (size_t k = 0; s == LW_OK && k < ru->n_fd; k++) {
+    const struct lw_sq_funnel_delta *d = &ru->fd[k];
+    int zero = 1;
+    for (int i = 0; i < 8; i++) zero = zero && d->v[i] == 0;
+    if (zero) continue;
+    sqlite3_stmt *st = ru->fn[14];
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->day);
+    sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
+    for (int i = 0; i < 8; i++) sqlite3_bind_int64(st, 6 + i, d->v[i]);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      s = fail(db, "keeping the funnel", err, errlen);
+      break;
+    }
+    int64_t left = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (left > 0) continue;
+    st = ru->fn[15]; /* no shared decision row left under the key */
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->day);
+    sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
+    if (!step_done(st)) s = fail(db, "keeping the funnel", err, errlen);
+  }
+  ru->n_fd = 0;
+  return s;
+}
+
+/* Add sign * c to the funnel row of (day, action, segment, mode). */
+static lw_status funnel_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, int64_t day, const char *action,
+                            const char *segment, const char *mode, int sign, const contrib *c, char *err,
+                            size_t errlen) {
+  size_t k = 0;
+  while (k < ru->n_fd && (ru->fd[k].day != day || strcmp(ru->fd[k].action, action) || strcmp(ru->fd[k].segment, segment) ||
+                          strcmp(ru->fd[k].mode, mode) || strcmp(ru->fd[k].site, site)))
+    k++;
+  if (k == ru->n_fd) {
+    if (ru->n_fd == DELTAS_MAX) {
+      lw_status s = funnel_flush(ru, db, err, errlen);
+      if (s != LW_OK) return s;
+      k = 0;
+    }
+    if (!grow((void **)&ru->fd, &ru->fd_cap, ru->n_fd + 1, sizeof *ru->fd)) {
+      snprintf(err, errlen, "out of memory");
+      return LW_ERR_NOMEM;
+    }
+    struct lw_sq_funnel_delta *d = &ru->fd[ru->n_fd++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->site, sizeof d->site, "%s", site);
+    snprintf(d->action, sizeof d->action, "%s", action);
+    snprintf(d->segment, sizeof d->segment, "%s", segment);
+    snprintf(d->mode, sizeof d->mode, "%s", mode);
+    d->day = day;
+  }
+  const int64_t v[8] = {1, c->shares, c->landed, c->converted, c->kept, c->landings, c->conversions, c->retained};
+  for (int i = 0; i < 8; i++) ru->fd[k].v[i] += sign * v[i];
+  return LW_OK;
+}
+
+static void bind_sd(sqlite3_stmt *st, const char *site, const char *decision) {
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, decision, -1, SQLITE_TRANSIENT);
+}
+
+/* The referee outcomes of a shared decision, as the cursor's join gives them (window 0). */
+typedef struct {
+  int64_t landings, conversions, retained;
+  double value, revenue;
+} outcomes;
+
+static int read_rx(sqlite3_stmt *st, outcomes *o) {
+  if (sqlite3_step(st) != SQLITE_ROW) return 0;
+  o->conversions = sqlite3_column_int64(st, 0);
+  o->retained = sqlite3_column_int64(st, 1);
+  o->value = sqlite3_column_double(st, 2);
+  o->revenue = sqlite3_column_double(st, 3);
+  sqlite3_reset(st);
+  return 1;
+}
+
+static lw_status outcomes_of(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, outcomes *o,
+                             char *err, size_t errlen) {
+  memset(o, 0, sizeof *o);
+  const char *landing = lw_kind_name(LW_KIND_LANDING);
+  sqlite3_stmt *st = ru->fn[7];
+  bind_sd(st, site, decision);
+  sqlite3_bind_text(st, 3, landing, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
+  int64_t tokens = sqlite3_column_int64(st, 0);
+  o->landings = sqlite3_column_int64(st, 1);
+  sqlite3_reset(st);
+  if (tokens > 0) {
+    st = ru->fn[8];
+    bind_sd(st, site, decision);
+    return read_rx(st, o) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+  }
+  st = ru->fn[9];
+  bind_sd(st, site, decision);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    return LW_OK; /* no join: shared, but no outcome */
+  }
+  if (rc != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
+  char code[LW_NAME_LEN + 1];
+  snprintf(code, sizeof code, "%s", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_reset(st);
+  st = ru->fn[10];
+  bind_sd(st, site, code);
+  sqlite3_bind_text(st, 3, landing, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
+  o->landings = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  st = ru->fn[11];
+  bind_sd(st, site, code);
+  return read_rx(st, o) ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+}
+
+/* Move one decision's rows from what they brought to what they bring now. */
+static lw_status add_rows(lw_sq_rollup *ru, sqlite3 *db, sqlite3_stmt *st, const char *site, const char *decision,
+                          const outcomes *o, char *err, size_t errlen);
+
+static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int full,
+                           char *err, size_t errlen) {
+  lw_status s = LW_OK;
+  sqlite3_stmt *st;
+  if (!full) {
+    /* Still shared with the same outcomes as its rows carry: only its new rows join. */
+    st = ru->fn[6];
+    bind_sd(st, site, decision);
+    if (sqlite3_step(st) != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
+    int shared = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    st = ru->fn[19];
+    bind_sd(st, site, decision);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(db, "keeping the funnel", err, errlen);
+    outcomes old = {0}, now;
+    if (rc == SQLITE_ROW) {
+      old.landings = sqlite3_column_int64(st, 0);
+      old.conversions = sqlite3_column_int64(st, 1);
+      old.retained = sqlite3_column_int64(st, 2);
+      old.value = sqlite3_column_double(st, 3);
+      old.revenue = sqlite3_column_double(st, 4);
+    }
+    sqlite3_reset(st);
+    if (!shared && rc == SQLITE_DONE) return LW_OK; /* not shared, nor before (no deletion): no rows */
+    if (shared && rc == SQLITE_ROW) {
+      if ((s = outcomes_of(ru, db, site, decision, &now, err, errlen)) != LW_OK) return s;
+      if (now.landings == old.landings && now.conversions == old.conversions && now.retained == old.retained &&
+          !memcmp(&now.value, &old.value, sizeof now.value) && !memcmp(&now.revenue, &old.revenue, sizeof now.revenue)) {
+        st = ru->fn[20];
+        bind_sd(st, site, decision);
+        return add_rows(ru, db, st, site, decision, &now, err, errlen);
+      }
+    }
+  }
+  st = ru->fn[4];
+  bind_sd(st, site, decision);
+  int rc;
+  while (s == LW_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    contrib c = {sqlite3_column_int64(st, 5),  sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7),
+                 sqlite3_column_int64(st, 8),  sqlite3_column_int64(st, 9), sqlite3_column_int64(st, 10),
+                 sqlite3_column_int64(st, 11)};
+    s = funnel_add(ru, db, site, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
+                   (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4), -1, &c, err,
+                   errlen);
+  }
+  sqlite3_reset(st);
+  if (s != LW_OK) return s;
+  if (rc != SQLITE_DONE) return fail(db, "keeping the funnel", err, errlen);
+  bind_sd(ru->fn[5], site, decision);
+  if (!step_done(ru->fn[5])) return fail(db, "keeping the funnel", err, errlen);
+  st = ru->fn[6];
+  bind_sd(st, site, decision);
+  if (sqlite3_step(st) != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
+  int shared = sqlite3_column_int(st, 0);
+  sqlite3_reset(st);
+  if (!shared) return LW_OK;
+  outcomes o;
+  if ((s = outcomes_of(ru, db, site, decision, &o, err, errlen)) != LW_OK) return s;
+  st = ru->fn[12];
+  bind_sd(st, site, decision);
+  return add_rows(ru, db, st, site, decision, &o, err, errlen);
+}
+
+/* Insert the decision rows st selects (DEC_ROW_COLS) with the outcomes o, and add them to
+ * their funnel rows. */
+static lw_status add_rows(lw_sq_rollup *ru, sqlite3 *db, sqlite3_stmt *st, const char *site, const char *decision,
+                          const outcomes *op, char *err, size_t errlen) {
+  lw_status s = LW_OK;
+  const outcomes o = *op;
+  int rc = SQLITE_DONE;
+  while (s == LW_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *action = (const char *)sqlite3_column_text(st, 2);
+    /* as console.c add_decision */
+    int prompted = action[0] && strcmp(action, LW_ACTION_NONE) != 0;
+    contrib c = {prompted,
+                 prompted && o.landings > 0,
+                 prompted && o.conversions > 0,
+                 prompted && o.conversions > 0 && o.retained > 0,
+                 o.landings,
+                 o.conversions,
+                 o.retained};
+    sqlite3_stmt *ins = ru->fn[13];
+    sqlite3_reset(ins);
+    sqlite3_bind_text(ins, 1, site, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins, 2, decision, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(ins, 3, sqlite3_column_int64(st, 0));
+    sqlite3_bind_int64(ins, 4, sqlite3_column_int64(st, 1));
+    for (int k = 0; k < 3; k++) sqlite3_bind_text(ins, 5 + k, (const char *)sqlite3_column_text(st, 2 + k), -1, SQLITE_TRANSIENT);
+    const int64_t v[7] = {c.shares, c.landed, c.converted, c.kept, c.landings, c.conversions, c.retained};
+    for (int k = 0; k < 7; k++) sqlite3_bind_int64(ins, 8 + k, v[k]);
+    sqlite3_bind_double(ins, 15, o.value);
+    sqlite3_bind_double(ins, 16, o.revenue);
+    if (!step_done(ins)) {
+      s = fail(db, "keeping the funnel", err, errlen);
+      break;
+    }
+    if (sqlite3_changes(db) != 1) continue; /* there already */
+    s = funnel_add(ru, db, site, sqlite3_column_int64(st, 1), action, (const char *)sqlite3_column_text(st, 3),
+                   (const char *)sqlite3_column_text(st, 4), 1, &c, err, errlen);
+  }
+  sqlite3_reset(st);
+  if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "keeping the funnel", err, errlen);
+  return s;
+}
+
+lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  /* The marks are read out first: recomputing writes to the tables the marks came from. */
+  struct mark {
+    char site[SITE_CAP], decision[LW_DECISION_ID_LEN + 1];
+    int full;
+  } *marks = NULL;
+  size_t n = 0, cap = 0;
+  lw_status s = LW_OK;
+  sqlite3_stmt *st = ru->fn[2];
+  sqlite3_reset(st);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (!grow((void **)&marks, &cap, n + 1, sizeof *marks)) {
+      s = LW_ERR_NOMEM;
+      snprintf(err, errlen, "out of memory");
+      break;
+    }
+    snprintf(marks[n].site, sizeof marks[n].site, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(marks[n].decision, sizeof marks[n].decision, "%s", (const char *)sqlite3_column_text(st, 1));
+    marks[n].full = sqlite3_column_int(st, 2);
+    n++;
+  }
+  sqlite3_reset(st);
+  if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "keeping the funnel", err, errlen);
+  if (s == LW_OK && !step_done(ru->fn[3])) s = fail(db, "keeping the funnel", err, errlen);
+  for (size_t i = 0; s == LW_OK && i < n; i++)
+    s = recompute(ru, db, marks[i].site, marks[i].decision, marks[i].full, err, errlen);
+  free(marks);
+  if (s == LW_OK) s = funnel_flush(ru, db, err, errlen);
+  if (s == LW_OK && !step_done(ru->fn[18])) s = fail(db, "keeping the funnel", err, errlen);
+  return s;
+}
+
+lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen) {
+  char *msg = NULL, sql[512];
+  if (sqlite3_exec(db, lw_sq_funnel_tables, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "migrating schema 10 to 11 (the console's funnel): %s", msg ? msg : "");
+    sqlite3_free(msg);
+    return LW_ERR_IO;
+  }
+  lw_sq_rollup ru;
+  memset(&ru, 0, sizeof ru);
+  lw_status s = prepare_funnel(&ru, db, err, errlen);
+  shared_kinds("INSERT OR IGNORE INTO temp.rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events"
+               " WHERE kind IN (%1$s) AND decision IS NOT NULL", sql, sizeof sql);
+  if (s == LW_OK && sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "migrating schema 10 to 11 (the console's funnel): %s", msg ? msg : "");
+    sqlite3_free(msg);
+    s = LW_ERR_IO;
+  }
+  if (s == LW_OK) s = lw_sq_rollup_settle(&ru, db, err, errlen);
+  for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_finalize(ru.fn[i]);
+  free(ru.fd);
+  return s;
+}
+
+lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **rows, size_t *n_rows, char *err,
+                              size_t errlen) {
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT day, action, segment, mode, conversions, value, revenue FROM rollup_dec"
+                         " WHERE site = ?1 AND conversions > 0 ORDER BY id",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(db, "preparing the funnel", err, errlen);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  size_t n = 0, cap = 0;
+  lw_funnel_value *out = NULL;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (!grow((void **)&out, &cap, n + 1, sizeof *out)) {
+      free(out);
+      sqlite3_finalize(st);
+      snprintf(err, errlen, "out of memory reading the funnel");
+      return LW_ERR_NOMEM;
+    }
+    lw_funnel_value *v = &out[n++];
+    memset(v, 0, sizeof *v);
+    v->day = sqlite3_column_int64(st, 0);
+    snprintf(v->action, sizeof v->action, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(v->segment, sizeof v->segment, "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(v->mode, sizeof v->mode, "%s", (const char *)sqlite3_column_text(st, 3));
+    v->conversions = sqlite3_column_int64(st, 4);
+    v->value = sqlite3_column_double(st, 5);
+    v->revenue = sqlite3_column_double(st, 6);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(out);
+    return fail(db, "reading the funnel", err, errlen);
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
 }
 
 /* ---------------------------------------------------------------- the migration */
@@ -562,8 +1139,12 @@ lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows,
   *n_rows = 0;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
-                         "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = ?1"
-                         " ORDER BY day, action, segment, mode",
+                         "SELECT d.day, d.action, d.segment, d.mode, d.decisions, d.prompts, coalesce(f.shares, 0),"
+                         " coalesce(f.landed, 0), coalesce(f.converted, 0), coalesce(f.kept, 0),"
+                         " coalesce(f.landings, 0), coalesce(f.conversions, 0), coalesce(f.retained, 0)"
+                         " FROM rollup_days d LEFT JOIN rollup_funnel f ON f.site = d.site AND f.day = d.day"
+                         " AND f.action = d.action AND f.segment = d.segment AND f.mode = d.mode WHERE d.site = ?1"
+                         " ORDER BY d.day, d.action, d.segment, d.mode",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
@@ -590,6 +1171,13 @@ lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows,
     snprintf(d->mode, sizeof d->mode, "%s", (const char *)sqlite3_column_text(st, 3));
     d->decisions = sqlite3_column_int64(st, 4);
     d->prompts = sqlite3_column_int64(st, 5);
+    d->shares = sqlite3_column_int64(st, 6);
+    d->landed = sqlite3_column_int64(st, 7);
+    d->converted = sqlite3_column_int64(st, 8);
+    d->kept = sqlite3_column_int64(st, 9);
+    d->landings = sqlite3_column_int64(st, 10);
+    d->conversions = sqlite3_column_int64(st, 11);
+    d->retained = sqlite3_column_int64(st, 12);
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) {

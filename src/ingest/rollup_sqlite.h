@@ -24,10 +24,22 @@
 
 /* The schema 9 tables (created with the store, or by the migration). */
 extern const char lw_sq_rollup_tables[];
+/* Schema 11's: the console's funnel per shared decision row and per (site, day, action,
+ * segment, mode):
+ *   rollup_dec(site, decision, id, day, action, segment, mode, shares, landed, converted, kept,
+ *              landings, conversions, retained, value, revenue)  what each shared decision row
+ *                                                           (t >= 0) brings to the report
+ *   rollup_funnel(site, day, action, segment, mode, n, shares, ... retained)  their sums
+ * (the console's stages and totals: console.c add_decision). */
+extern const char lw_sq_funnel_tables[];
+#define LW_SQ_FUNNEL_STMTS 21
 
 /* The writer's prepared statements. */
 typedef struct {
   sqlite3_stmt *up_install, *del_install, *up_key, *del_key, *up_site, *up_day;
+  sqlite3_stmt *fn[LW_SQ_FUNNEL_STMTS]; /* the console's funnel (schema 11) */
+  struct lw_sq_funnel_delta *fd;        /* its rows' changes, until the settle writes them */
+  size_t n_fd, fd_cap;
   /* what the write transaction's batches add, until lw_sq_rollup_flush */
   struct lw_sq_rollup_entry *buf;
   size_t n_buf, buf_cap;
@@ -41,10 +53,10 @@ lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t 
 void lw_sq_rollup_finalize(lw_sq_rollup *ru);
 void lw_sq_rollup_reset(lw_sq_rollup *ru);
 
-/* Add one stored batch: its events[0..n) (those kept) on site, copied (written by the next
+/* Add one stored batch: its events[0..n) (those kept; events[i] is the row first_id + i) on site, copied (written by the next
  * lw_sq_rollup_flush, or at once when the buffers are full). Inside the writer's transaction. */
 lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, const lw_event *events,
-                           size_t n, char *err, size_t errlen);
+                           size_t n, int64_t first_id, char *err, size_t errlen);
 /* Write what the transaction's batches added: before its COMMIT. lw_sq_rollup_reset drops it
  * (after a ROLLBACK). */
 lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
@@ -54,6 +66,20 @@ lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t er
  * (same binding, on the batches table) the batches about to be deleted too. */
 lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where, const char *batches_where,
                                 const char *a, const char *b, int64_t i, char *err, size_t errlen);
+
+/* The console's funnel: mark the decisions of site that an event may change (decision, or
+ * with code the decisions whose shares carry it; report: those of a referee report's code, by
+ * its id), then lw_sq_rollup_settle recomputes the marked ones (lw_sq_rollup_flush and
+ * lw_sq_rollup_subtract's marks included: call it after the deletion, before COMMIT). */
+lw_status lw_sq_rollup_mark(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision,
+                            const char *code, char *err, size_t errlen);
+lw_status lw_sq_rollup_mark_report(lw_sq_rollup *ru, sqlite3 *db, int64_t report, char *err, size_t errlen);
+lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
+/* Fill a schema 9 store's funnel from its events and referee reports (9 to 10). */
+lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen);
+/* The console's converted decision rows in decision order (lw_store_funnel_values). */
+lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **rows, size_t *n_rows, char *err,
+                              size_t errlen);
 
 /* Fill a migrated store's rollups from its events (schema 8 to 9, inside the migration). */
 lw_status lw_sq_rollup_backfill(sqlite3 *db, char *err, size_t errlen);

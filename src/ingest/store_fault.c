@@ -146,7 +146,8 @@ static const lw_store_backend fault_backend = {
     NULL, NULL, NULL, NULL, NULL, /* no webhook deliveries through the fault store */
     NULL,                         /* nor a walk of the stats */
     NULL, NULL,                   /* nor the console's rollups (the console walks) */
-    NULL, NULL, NULL};            /* nor approval requests */
+    NULL, NULL, NULL,             /* nor approval requests */
+    NULL};                        /* nor the funnel's rollups */
 
 lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

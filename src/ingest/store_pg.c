@@ -2348,7 +2348,8 @@ static const lw_store_backend pg_backend = {
     "postgresql", pg_write, pg_forget, pg_purge, pg_stats, pg_ping, pg_referral, pg_attributions, pg_close,
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     pg_deliveries_enqueue, pg_delivery_claim, pg_delivery_finish, pg_delivery_resend, pg_deliveries,
-    pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check};
+    pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check,
+    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */};
 
 /* ---- read-only (the learning tools) */
 
@@ -2393,7 +2394,8 @@ static const lw_store_backend pg_read_backend = {
     "postgresql (read-only)", ro_write, ro_forget, ro_purge, pg_stats, pg_ping, pg_referral, pg_attributions,
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
     pg_reviews, NULL, NULL, NULL, NULL, pg_deliveries, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
-    pg_approvals, NULL, pg_approval_check};
+    pg_approvals, NULL, pg_approval_check,
+    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

@@ -31,6 +31,17 @@ lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **ro
   }
   return s->backend->funnel_days(s, site, rows, n, err, errlen);
 }
+lw_status lw_store_funnel_outcomes(lw_store *s, const char *site, lw_funnel_day **days, size_t *n_days,
+                                   lw_funnel_value **values, size_t *n_values, char *err, size_t errlen) {
+  *days = NULL;
+  *values = NULL;
+  *n_days = *n_values = 0;
+  if (!s->backend->funnel_outcomes) {
+    snprintf(err, errlen, "the %s store keeps no funnel outcomes", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->funnel_outcomes(s, site, days, n_days, values, n_values, err, errlen);
+}
 lw_status lw_store_shared_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
                                     size_t errlen) {
   *out = NULL;

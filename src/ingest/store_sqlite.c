@@ -122,7 +122,7 @@ typedef struct {
  * Version 9 adds the writer-kept rollups (rollup_sqlite.h: rollup_site, rollup_keys,
  * rollup_installs), which GET /v1/stats reads instead of walking the events; the migration
  * fills them from the stored events.
- * Version 10 adds the approval requests. */
+ * Version 10 adds the approval requests, 11 the console's funnel (rollup_dec, rollup_funnel). */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -370,6 +370,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
     }
     if ((st = exec(db, schema_v7, "creating the schema", err, errlen)) != LW_OK ||
         (st = exec(db, lw_sq_rollup_tables, "creating the schema", err, errlen)) != LW_OK ||
+        (st = exec(db, lw_sq_funnel_tables, "creating the schema", err, errlen)) != LW_OK ||
         (st = shared_indexes(db, err, errlen)) != LW_OK)
       goto fail;
   } else {
@@ -398,6 +399,8 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
                          (st = shared_indexes(db, err, errlen)) != LW_OK))
       goto fail;
     if (version <= 9 && (st = exec(db, V10_TABLES, "migrating schema 9 to 10", err, errlen)) != LW_OK) goto fail;
+    /* Schema 11: the console's funnel (rollup_sqlite.h), from the stored events and reports. */
+    if (version <= 10 && (st = lw_sq_funnel_backfill(db, err, errlen)) != LW_OK) goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -625,7 +628,7 @@ static lw_status write_one(sqlite_store *s, lw_store_item *it, char *err, size_t
     sqlite3_bind_int64(s->fix_count, 2, batch_row);
     if (sqlite3_step(s->fix_count) != SQLITE_DONE) return sql_error(s->w, "storing a batch", err, errlen);
   }
-  return lw_sq_rollup_add(&s->ru, s->w, it->site, s->kept, n_kept, err, errlen);
+  return lw_sq_rollup_add(&s->ru, s->w, it->site, s->kept, n_kept, batch_row * EVENT_ID_STRIDE, err, errlen);
 }
 
 static unsigned referral_slot(const char *site, const char *code) {
@@ -784,10 +787,12 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
       st = run_text(s->w, "DELETE FROM flags WHERE site = ?1 AND kind = 'code' AND value = ?2", it->site,
                     it->code, NULL, NULL, err, errlen);
   }
+  if (st == LW_OK) st = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a forget", err, errlen);
   if (st == LW_OK) referral_touch_all(s);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    lw_sq_rollup_reset(&s->ru);
     for (size_t i = 0; i < n; i++) items[i]->deleted = 0, items[i]->denied = 0;
     return st;
   }
@@ -845,10 +850,12 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
                         " events e WHERE e.site = flags.site AND e.install = flags.value)",
                         NULL, 0, NULL, err, errlen);
   }
+  if (st == LW_OK) st = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", err, errlen);
   if (st == LW_OK && *deleted) referral_touch_all(s);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    lw_sq_rollup_reset(&s->ru);
     *deleted = 0;
   }
   return st;
@@ -1479,6 +1486,23 @@ static lw_status sq_funnel_days(lw_store *base, const char *site, lw_funnel_day 
   return st;
 }
 
+static lw_status sq_funnel_outcomes(lw_store *base, const char *site, lw_funnel_day **days, size_t *n_days,
+                                    lw_funnel_value **values, size_t *n_values, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  reader *rd = reader_take(s);
+  lw_status st = exec(rd->db, "BEGIN", "starting a read", err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_days(rd->db, site, days, n_days, err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_values(rd->db, site, values, n_values, err, errlen);
+  sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+  reader_give(rd);
+  if (st != LW_OK) {
+    free(*days);
+    free(*values);
+    *days = NULL, *values = NULL, *n_days = *n_values = 0;
+  }
+  return st;
+}
+
 static lw_status sq_count_decisions(lw_store *base, const lw_store_range *r, uint64_t *n, char *err,
                                     size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
@@ -1712,11 +1736,17 @@ static lw_status sq_referee(lw_store *base, lw_referee_report *r, char *err, siz
   }
   r->id = sqlite3_last_insert_rowid(s->w);
   if (r->reason[0]) st = flag_code(s, r->site, r->code, r->reason, r->received_ms, err, errlen);
+  /* the console's funnel: the decisions whose shares carry the code */
+  if (st == LW_OK) st = lw_sq_rollup_mark(&s->ru, s->w, r->site, NULL, r->code, err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
 done:
   sqlite3_finalize(q);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a referee report", err, errlen);
   if (st == LW_OK) referral_touch_code(s, r->site, r->code);
-  if (st != LW_OK) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+  if (st != LW_OK) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    lw_sq_rollup_reset(&s->ru);
+  }
   sqlite3_reset(s->sel_owner);
   sqlite3_reset(s->ins_flag);
   return st;
@@ -1757,11 +1787,18 @@ static lw_status sq_review(lw_store *base, const char *site, int64_t id, int app
   sqlite_store *s = (sqlite_store *)base;
   sqlite3_stmt *st;
   *result = 1;
-  lw_status ret = prep(s->w,
-                       "UPDATE referees SET state = ?3, counted_at = CASE WHEN ?4 THEN ?5 END"
-                       " WHERE site = ?1 AND id = ?2 AND state = 'flagged'",
-                       &st, err, errlen);
+  /* The state change and what it does to the console's funnel (a rejected conversion brings
+   * nothing) in one transaction. */
+  lw_status ret = exec(s->w, "BEGIN IMMEDIATE", "starting a review", err, errlen);
   if (ret != LW_OK) return ret;
+  ret = prep(s->w,
+             "UPDATE referees SET state = ?3, counted_at = CASE WHEN ?4 THEN ?5 END"
+             " WHERE site = ?1 AND id = ?2 AND state = 'flagged'",
+             &st, err, errlen);
+  if (ret != LW_OK) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    return ret;
+  }
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, id);
   sqlite3_bind_text(st, 3, approve ? "approved" : "rejected", -1, SQLITE_STATIC);
@@ -1769,8 +1806,17 @@ static lw_status sq_review(lw_store *base, const char *site, int64_t id, int app
   sqlite3_bind_int64(st, 5, now_ms);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return sql_error(s->w, "reviewing", err, errlen);
-  if (sqlite3_changes(s->w) == 1) {
+  int changed = rc == SQLITE_DONE && sqlite3_changes(s->w) == 1;
+  if (rc != SQLITE_DONE) ret = sql_error(s->w, "reviewing", err, errlen);
+  if (ret == LW_OK && changed) ret = lw_sq_rollup_mark_report(&s->ru, s->w, id, err, errlen);
+  if (ret == LW_OK && changed) ret = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
+  if (ret == LW_OK) ret = exec(s->w, "COMMIT", "committing a review", err, errlen);
+  if (ret != LW_OK) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    lw_sq_rollup_reset(&s->ru);
+    return ret;
+  }
+  if (changed) {
     referral_touch_all(s); /* the review's code is not at hand; reviews are rare */
     *result = 0;
     return LW_OK;
@@ -2115,7 +2161,7 @@ static const lw_store_backend sqlite_backend = {
     sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
     sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries,
     sq_stats_walk, sq_funnel_days, sq_shared_decisions,
-    sq_approvals, sq_approval_answer, sq_approval_check};
+    sq_approvals, sq_approval_answer, sq_approval_check, sq_funnel_outcomes};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -2159,7 +2205,7 @@ static const lw_store_backend sqlite_read_backend = {
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
     NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk, sq_funnel_days, sq_shared_decisions,
-    sq_approvals, NULL, sq_approval_check};
+    sq_approvals, NULL, sq_approval_check, sq_funnel_outcomes};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);

@@ -163,7 +163,7 @@ test('database_from_schema_v1_is_migrated_and_kept', { skip: sqliteOnly }, async
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--k-anonymity', '1', '--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 10);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 11);
     const s = await stats(server);
     assert.equal(s.outcomes, 5);
     assert.equal(s.batches, 2);
@@ -186,7 +186,7 @@ test('database_from_schema_v2_is_migrated_and_kept', { skip: sqliteOnly }, async
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--k-anonymity', '1', '--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 10);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 11);
     // Every row kept, events renumbered from their batch, in their old order.
     assert.deepEqual(sql(db, 'SELECT id, batch, kind FROM events ORDER BY id').map((r) => [r.id, r.batch, r.kind]), [
       [1024, 1, 'decision'], [1025, 1, 'impression'], [1026, 1, 'copy'],
@@ -196,7 +196,7 @@ test('database_from_schema_v2_is_migrated_and_kept', { skip: sqliteOnly }, async
     assert.equal(sql(db, "SELECT hex(x) AS x FROM events WHERE id = 1024")[0].x, '0100000080000000');
     const indexes = sql(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").map((r) => r.name);
     assert.deepEqual(indexes.sort(), ['approvals_install', 'deliveries_due', 'events_code', 'events_decisions', 'events_shares',
-      'events_site_install', 'events_token', 'referees_referee', 'referees_token', 'rollup_keys_installs']);
+      'events_site_install', 'events_token', 'referees_referee', 'referees_token', 'rollup_dec_converted', 'rollup_keys_installs']);
     const s = await stats(server);
     assert.equal(s.outcomes, 5);
     assert.equal(s.batches, 2);

@@ -16,6 +16,12 @@
 
 #define NOW 1764100000000LL
 
+static const char *pg_url(void) {
+  const char *u = getenv("LW_TEST_PG");
+  return u && *u ? u : NULL;
+}
+static int pg_backend(void) { return pg_url() != NULL; }
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static unsigned rnd(unsigned n) {
   rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
@@ -34,12 +40,18 @@ static void code_of(unsigned i, char out[17]) { snprintf(out, 17, "CODE%04u", i)
  * conversions of a few installs, some with codes (a share of another install's code is
  * refused by the store, which both answers must reflect). */
 static int batch_seq;
+#define N_TOKENS 12
+static void token_of(unsigned i, char out[33]) { snprintf(out, 33, "%032x", 0x70000 + i); }
+/* Half the batches are v2: their shares, copies and landings may carry a share token from a
+ * small pool (so tokens are reused across decisions, and a landing's token may name another
+ * code than its share's), which the console's referee join follows. */
 static char *random_batch(void) {
   size_t cap = 64 * 1024, len = 0;
   char *j = malloc(cap);
+  int v2 = rnd(2);
   len += (size_t)snprintf(j + len, cap - len,
-                          "{\"v\":1,\"batch_id\":\"rb%06d\",\"write_key\":\"k\",\"sent_at\":%lld,\"events\":[",
-                          batch_seq++, NOW);
+                          "{\"v\":%d,\"batch_id\":\"rb%06d\",\"write_key\":\"k\",\"sent_at\":%lld,\"events\":[",
+                          v2 ? 2 : 1, batch_seq++, NOW);
   unsigned n = 1 + rnd(12), main_install = rnd(N_INSTALLS);
   static const char *const kinds[] = {"decision", "impression", "share", "copy", "dismiss", "landing", "conversion"};
   for (unsigned i = 0; i < n; i++) {
@@ -59,7 +71,15 @@ static char *random_batch(void) {
       len += (size_t)snprintf(j + len, cap - len, ",\"action\":\"%s\"", actions[rnd(4)]);
     if (rnd(3)) len += (size_t)snprintf(j + len, cap - len, ",\"segment\":\"%s\"", segments[rnd(3)]);
     int coded = !strcmp(kind, "share") || !strcmp(kind, "copy") || referee;
-    if (coded && rnd(4)) len += (size_t)snprintf(j + len, cap - len, ",\"code\":\"%s\"", code);
+    int has_code = coded && (rnd(4) || (v2 && !referee)); /* v2: a share or copy carries its code and token */
+    if (has_code) len += (size_t)snprintf(j + len, cap - len, ",\"code\":\"%s\"", code);
+    if (v2 && has_code && strcmp(kind, "conversion") != 0 && (!referee || rnd(3))) {
+      char tok[33];
+      token_of(rnd(N_TOKENS), tok);
+      len += (size_t)snprintf(j + len, cap - len, ",\"token\":\"%s\"", tok);
+    }
+    if (v2 && (!strcmp(kind, "share") || !strcmp(kind, "copy")))
+      len += (size_t)snprintf(j + len, cap - len, ",\"channel\":\"%s\"", !strcmp(kind, "copy") ? "copy" : "email");
     len += (size_t)snprintf(j + len, cap - len, "}");
   }
   snprintf(j + len, cap - len, "]}");
@@ -126,6 +146,76 @@ static int rows_equal(const char *what, const lw_stats_row *a, size_t na, const 
  * exactly the walk's shared decisions, outcomes included. */
 #define WALK_MAX 4096
 static int64_t day_of(int64_t t) { return t >= 0 ? t / 86400000 : (t - 86399999) / 86400000; }
+
+/* The whole funnel (schema 11, SQLite) against the walk of every decision with its outcomes:
+ * per (day, action, segment, mode) the later stages and referee totals the console counts
+ * (console.c add_decision, over the shared decisions), and the converted decisions' values in
+ * decision order, to the last bit. A backend without it says LW_ERR_INVALID. */
+static void check_funnel_against_walk(lw_store *s, const char *site, const char *when, const lw_store_decision *all,
+                                      size_t n_all) {
+  char err[LW_ERRMSG_MAX];
+  lw_funnel_day *days = NULL;
+  lw_funnel_value *values = NULL;
+  size_t n_days = 0, n_values = 0;
+  lw_status st = lw_store_funnel_outcomes(s, site, &days, &n_days, &values, &n_values, err, sizeof err);
+  if (pg_backend()) {
+    CHECK_INT(st, LW_ERR_INVALID);
+    return;
+  }
+  CHECK_INT(st, LW_OK);
+  for (size_t k = 0; k < n_days; k++) {
+    int64_t w[7] = {0};
+    for (size_t i = 0; i < n_all; i++) {
+      const lw_store_decision *d = &all[i];
+      if (!d->shared || day_of(d->t) != days[k].day || strcmp(d->action, days[k].action) ||
+          strcmp(d->segment, days[k].segment) || strcmp(d->mode, days[k].mode))
+        continue;
+      const lw_referee_outcomes *o = &d->outcomes;
+      int prompted = d->action[0] && strcmp(d->action, "none") != 0;
+      w[0] += prompted;
+      w[1] += prompted && o->landings > 0;
+      w[2] += prompted && o->conversions > 0;
+      w[3] += prompted && o->conversions > 0 && o->retained_30 > 0;
+      w[4] += o->landings, w[5] += o->conversions, w[6] += o->retained_30;
+    }
+    const int64_t r[7] = {days[k].shares,   days[k].landed,      days[k].converted, days[k].kept,
+                          days[k].landings, days[k].conversions, days[k].retained};
+    int same = !memcmp(w, r, sizeof w);
+    if (!same)
+      fprintf(stderr,
+              "%s, site %s: day %lld %s/%s/%s: rollups %lld %lld %lld %lld / %lld %lld %lld,"
+              " walk %lld %lld %lld %lld / %lld %lld %lld\n",
+              when, site, (long long)days[k].day, days[k].action, days[k].segment, days[k].mode, (long long)r[0],
+              (long long)r[1], (long long)r[2], (long long)r[3], (long long)r[4], (long long)r[5], (long long)r[6],
+              (long long)w[0], (long long)w[1], (long long)w[2], (long long)w[3], (long long)w[4], (long long)w[5],
+              (long long)w[6]);
+    CHECK(same);
+  }
+  size_t v = 0;
+  for (size_t i = 0; i < n_all; i++) {
+    const lw_store_decision *d = &all[i];
+    if (!d->shared || d->outcomes.conversions <= 0) {
+      if (d->shared) CHECK(d->outcomes.conversion_value == 0 && d->outcomes.revenue == 0);
+      continue;
+    }
+    const lw_funnel_value *fv = v < n_values ? &values[v] : NULL;
+    v++;
+    int same = fv && fv->day == day_of(d->t) && !strcmp(fv->action, d->action) && !strcmp(fv->segment, d->segment) &&
+               !strcmp(fv->mode, d->mode) && fv->conversions == d->outcomes.conversions &&
+               !memcmp(&fv->value, &d->outcomes.conversion_value, sizeof fv->value) &&
+               !memcmp(&fv->revenue, &d->outcomes.revenue, sizeof fv->revenue);
+    if (!same)
+      fprintf(stderr, "%s, site %s: converted decision %llu: rollups %lld/%.17g/%.17g, walk %lld/%.17g/%.17g\n", when,
+              site, (unsigned long long)d->id, fv ? (long long)fv->conversions : -1LL, fv ? fv->value : 0,
+              fv ? fv->revenue : 0, (long long)d->outcomes.conversions, d->outcomes.conversion_value,
+              d->outcomes.revenue);
+    CHECK(same);
+  }
+  CHECK_INT(n_values, v);
+  if (getenv("LW_DEBUG_FUNNEL")) { int64_t sh = 0, la = 0, cv = 0, kp = 0; for (size_t k = 0; k < n_days; k++) sh += days[k].shares, la += days[k].landed, cv += days[k].converted, kp += days[k].kept; fprintf(stderr, "%s %s: %zu values, shares %lld landed %lld converted %lld kept %lld\n", when, site, n_values, (long long)sh, (long long)la, (long long)cv, (long long)kp); }
+  free(days);
+  free(values);
+}
 static void check_console_against_walk(lw_store *s, const char *site, const char *when) {
   char err[LW_ERRMSG_MAX];
   lw_store_range range = {site, 0, 0};
@@ -168,6 +258,7 @@ static void check_console_against_walk(lw_store *s, const char *site, const char
   }
   CHECK_INT(total, (int64_t)n_all); /* and no decision outside them */
   free(days);
+  check_funnel_against_walk(s, site, when, all, n_all);
 }
 
 /* The rollups' answer against the walk's, unbounded and within two bounds. */
@@ -197,10 +288,6 @@ static void check_against_walk(lw_store *s, const char *site, const char *when) 
 
 /* ---------------------------------------------------------------- stores under test */
 
-static const char *pg_url(void) {
-  const char *u = getenv("LW_TEST_PG");
-  return u && *u ? u : NULL;
-}
 
 /* PostgreSQL: a schema of this case's own on the test database (as test_store_pg.c), so
  * reruns start empty. */
@@ -240,13 +327,50 @@ static lw_store *fresh_store(void) {
   return s;
 }
 
+/* One referee report of a random code, referee and event (some conversions with a token of the
+ * pool; the later events take their conversion's), some with a value that binary fractions do not hold exactly), under rules that flag some
+ * conversions for review; refused later events are part of it. */
+static int64_t reports;
+static void random_report(lw_store *s, const char *site, int64_t clock_ms) {
+  static const char *const events[] = {"conversion", "conversion", "retained_30", "retained_90", "churned", "revenue"};
+  char code[17], tok[33], err[LW_ERRMSG_MAX];
+  uint8_t referee[LW_REFEREE_HASH_LEN];
+  memset(referee, 0x40 + (int)rnd(6), sizeof referee);
+  code_of(rnd(N_CODES), code);
+  token_of(rnd(N_TOKENS), tok);
+  lw_integrity_rules rules;
+  memset(&rules, 0, sizeof rules);
+  rules.review_all = rnd(3) == 0;
+  const char *event = events[rnd(6)];
+  lw_referee_report r = {.site = site, .code = code, .referee = referee, .event = event,
+                         .token = !strcmp(event, "conversion") && rnd(2) ? tok : NULL, .at = clock_ms, .received_ms = clock_ms, .rules = &rules};
+  if (!strcmp(event, "revenue") || (!strcmp(event, "conversion") && rnd(2))) {
+    r.has_value = 1;
+    r.value = 0.1 * (1 + rnd(30));
+  }
+  lw_status st = lw_store_referee(s, &r, err, sizeof err);
+  if (st != LW_OK) fprintf(stderr, "referee: %s\n", err);
+  CHECK_INT(st, LW_OK);
+  if (r.id > reports) reports = r.id;
+}
+
+static int rare_deletions; /* forgets and retention in one round of ten of their share */
 static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
   char err[LW_ERRMSG_MAX];
   const char *sites[] = {"default", "other"};
   for (int r = 0; r < rounds; r++) {
-    unsigned op = rnd(10);
+    unsigned op = rnd(13);
+    if (rare_deletions && op >= 7 && op <= 9 && rnd(10)) op = rnd(7);
     *clock_ms += 1000;
-    if (op < 5) {
+    if (op >= 10) {
+      if (op < 12 || !reports) {
+        random_report(s, sites[rnd(2)], *clock_ms);
+      } else {
+        int result;
+        CHECK_INT(lw_store_review(s, sites[rnd(2)], 1 + (int64_t)rnd((unsigned)reports), (int)rnd(2), *clock_ms,
+                                  &result, err, sizeof err), LW_OK);
+      }
+    } else if (op < 5) {
       char *j = random_batch();
       write_json(s, sites[rnd(2)], j, *clock_ms);
       free(j);
@@ -265,7 +389,8 @@ static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
       CHECK_INT(lw_store_forget(s, fis, 1, err, sizeof err), LW_OK);
     } else {
       int64_t deleted = 0;
-      CHECK_INT(lw_store_purge(s, *clock_ms - 1000 * (int64_t)(20 + rnd(100)), &deleted, err, sizeof err), LW_OK);
+      CHECK_INT(lw_store_purge(s, *clock_ms - 1000 * (int64_t)(20 + rnd(100)) * (rare_deletions ? 5 : 1), &deleted,
+                               err, sizeof err), LW_OK);
     }
     if (r % 7 == 0) {
       check_against_walk(s, "default", "random ops");
@@ -291,6 +416,21 @@ static void stats_from_rollups_equal_a_walk_after_random_writes_forgets_and_rete
   if (!s) return;
   int64_t clock_ms = NOW;
   random_ops(s, 300, &clock_ms);
+  drop_store(s);
+}
+
+/* The console's whole funnel (store schema 11) against the walk of every decision with its
+ * referee outcomes, with many shares, landings, reports and reviews kept long enough to convert
+ * and retain (forgets and retention rarer than above, still there). */
+static void the_console_funnel_from_rollups_equals_the_walk_after_writes_reports_and_reviews(void) {
+  lw_store *s = fresh_store();
+  if (!s) return;
+  int64_t clock_ms = NOW;
+  rng_state = 11;
+  reports = 0;
+  rare_deletions = 1;
+  random_ops(s, 600, &clock_ms);
+  rare_deletions = 0;
   drop_store(s);
 }
 
@@ -382,8 +522,8 @@ static void a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored(v
   tu_remove_db(pa), tu_remove_db(pb), tu_remove_db(pc), tu_remove_db(pd);
 }
 
-/* Schema 8 is schema 10 without the rollup tables and the two indexes of the shared decisions
- * (step 9) and the approvals table (step 10): a store written now, those dropped and its version
+/* Schema 8 is schema 11 without the rollup tables and the two indexes of the shared decisions
+ * (step 9), the approvals table (step 10) and the funnel's tables (step 11): a store written now, those dropped and its version
  * set back, is what main's build wrote (PostgreSQL: schema 1 of 3, without the rollups, the
  * deliveries and the approvals). Opened again it is migrated, and answers exactly
  * what the walk answered before. */
@@ -410,7 +550,8 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
     CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
     CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;"
                                "DROP TABLE rollup_days; DROP INDEX events_shares; DROP INDEX events_decisions;"
-                               "DROP TABLE approvals; PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
+                               "DROP TABLE rollup_dec; DROP TABLE rollup_funnel; DROP TABLE approvals;"
+                               "PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
   }
@@ -474,6 +615,7 @@ static void a_store_written_by_main_is_migrated_and_answers_as_main_did(void) {
 
 int main(void) {
   stats_from_rollups_equal_a_walk_after_random_writes_forgets_and_retention();
+  the_console_funnel_from_rollups_equals_the_walk_after_writes_reports_and_reviews();
   a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored();
   a_schema_8_store_is_migrated_and_answers_as_before();
   a_store_written_by_main_is_migrated_and_answers_as_main_did();
