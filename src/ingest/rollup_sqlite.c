@@ -75,7 +75,6 @@ static int step_done(sqlite3_stmt *st);
 static void shared_kinds(const char *sql, char *out, size_t cap);
 static lw_status mark_row(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int64_t id,
                           char *err, size_t errlen);
-static int grow(void **buf, size_t *cap, size_t need, size_t size);
 
 lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
   const struct {
@@ -268,9 +267,9 @@ static int day_order(const void *x, const void *y) {
   return c ? c : strcmp(a->mode, b->mode);
 }
 
-static int grow(void **buf, size_t *cap, size_t need, size_t size) {
+int lw_sq_grow(void **buf, size_t *cap, size_t need, size_t size) {
   if (*cap >= need) return 1;
-  size_t ncap = *cap ? *cap * 2 : 256;
+  size_t ncap = *cap ? *cap * 2 : 16;
   while (ncap < need) ncap *= 2;
   void *grown = realloc(*buf, ncap * size);
   if (!grown) return 0;
@@ -321,9 +320,9 @@ lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
   }
   size_t k = 0;
   while (k < ru->n_sites && strcmp(ru->sites[k].site, site) != 0) k++;
-  if (!grow((void **)&ru->sites, &ru->sites_cap, k + 1, sizeof *ru->sites) ||
-      !grow((void **)&ru->buf, &ru->buf_cap, ru->n_buf + n * N_DIMS, sizeof *ru->buf) ||
-      !grow((void **)&ru->days, &ru->days_cap, ru->n_days + n, sizeof *ru->days)) {
+  if (!lw_sq_grow((void **)&ru->sites, &ru->sites_cap, k + 1, sizeof *ru->sites) ||
+      !lw_sq_grow((void **)&ru->buf, &ru->buf_cap, ru->n_buf + n * N_DIMS, sizeof *ru->buf) ||
+      !lw_sq_grow((void **)&ru->days, &ru->days_cap, ru->n_days + n, sizeof *ru->days)) {
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
@@ -719,7 +718,7 @@ static lw_status funnel_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, int
       if (s != LW_OK) return s;
       k = 0;
     }
-    if (!grow((void **)&ru->fd, &ru->fd_cap, ru->n_fd + 1, sizeof *ru->fd)) {
+    if (!lw_sq_grow((void **)&ru->fd, &ru->fd_cap, ru->n_fd + 1, sizeof *ru->fd)) {
       snprintf(err, errlen, "out of memory");
       return LW_ERR_NOMEM;
     }
@@ -918,7 +917,7 @@ lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
   sqlite3_reset(st);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!grow((void **)&marks, &cap, n + 1, sizeof *marks)) {
+    if (!lw_sq_grow((void **)&marks, &cap, n + 1, sizeof *marks)) {
       s = LW_ERR_NOMEM;
       snprintf(err, errlen, "out of memory");
       break;
@@ -977,7 +976,7 @@ lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **r
   lw_funnel_value *out = NULL;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!grow((void **)&out, &cap, n + 1, sizeof *out)) {
+    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
       free(out);
       sqlite3_finalize(st);
       snprintf(err, errlen, "out of memory reading the funnel");
@@ -1062,16 +1061,11 @@ static lw_status rows_of(sqlite3 *db, const char *sql, const char *site, int dim
   lw_stats_row *out = NULL;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap) {
-      size_t ncap = cap ? cap * 2 : 16;
-      lw_stats_row *grown = realloc(out, ncap * sizeof *out);
-      if (!grown) {
-        free(out);
-        sqlite3_finalize(st);
-        snprintf(err, errlen, "out of memory reading stats");
-        return LW_ERR_NOMEM;
-      }
-      out = grown, cap = ncap;
+    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
+      free(out);
+      sqlite3_finalize(st);
+      snprintf(err, errlen, "out of memory reading stats");
+      return LW_ERR_NOMEM;
     }
     read_row(st, &out[n++]);
   }
@@ -1152,16 +1146,11 @@ lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows,
   lw_funnel_day *out = NULL;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap) {
-      size_t ncap = cap ? cap * 2 : 64;
-      lw_funnel_day *grown = realloc(out, ncap * sizeof *grown);
-      if (!grown) {
-        free(out);
-        sqlite3_finalize(st);
-        snprintf(err, errlen, "out of memory reading the funnel");
-        return LW_ERR_NOMEM;
-      }
-      out = grown, cap = ncap;
+    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
+      free(out);
+      sqlite3_finalize(st);
+      snprintf(err, errlen, "out of memory reading the funnel");
+      return LW_ERR_NOMEM;
     }
     lw_funnel_day *d = &out[n++];
     memset(d, 0, sizeof *d);

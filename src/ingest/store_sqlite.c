@@ -917,17 +917,11 @@ static lw_status breakdown(sqlite3 *db, const char *col, const char *site, lw_st
   lw_stats_row *out = NULL;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap) {
-      size_t ncap = cap ? cap * 2 : 16;
-      lw_stats_row *grown = realloc(out, ncap * sizeof *out);
-      if (!grown) {
-        free(out);
-        sqlite3_finalize(st);
-        snprintf(err, errlen, "out of memory reading stats");
-        return LW_ERR_NOMEM;
-      }
-      out = grown;
-      cap = ncap;
+    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
+      free(out);
+      sqlite3_finalize(st);
+      snprintf(err, errlen, "out of memory reading stats");
+      return LW_ERR_NOMEM;
     }
     lw_stats_row *row = &out[n++];
     memset(row, 0, sizeof *row);
