@@ -961,6 +961,47 @@ lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen) {
   return s;
 }
 
+/* Every row of st (prepared and bound, not yet stepped), each read by read() into a zeroed
+ * element of size bytes: *rows (the caller frees it) and *n_rows. st is finalized; what names
+ * the rows in an error ("the funnel", "stats"). */
+static lw_status read_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, void (*read)(sqlite3_stmt *, void *),
+                           void **rows, size_t *n_rows, const char *what, char *err, size_t errlen) {
+  size_t n = 0, cap = 0;
+  unsigned char *out = NULL;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (!lw_sq_grow((void **)&out, &cap, n + 1, size)) {
+      free(out);
+      sqlite3_finalize(st);
+      snprintf(err, errlen, "out of memory reading %s", what);
+      return LW_ERR_NOMEM;
+    }
+    memset(out + n * size, 0, size);
+    read(st, out + n++ * size);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    free(out);
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "reading %s", what);
+    return fail(db, ctx, err, errlen);
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
+static void read_value(sqlite3_stmt *st, void *row) {
+  lw_funnel_value *v = row;
+  v->day = sqlite3_column_int64(st, 0);
+  snprintf(v->action, sizeof v->action, "%s", (const char *)sqlite3_column_text(st, 1));
+  snprintf(v->segment, sizeof v->segment, "%s", (const char *)sqlite3_column_text(st, 2));
+  snprintf(v->mode, sizeof v->mode, "%s", (const char *)sqlite3_column_text(st, 3));
+  v->conversions = sqlite3_column_int64(st, 4);
+  v->value = sqlite3_column_double(st, 5);
+  v->revenue = sqlite3_column_double(st, 6);
+}
+
 lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **rows, size_t *n_rows, char *err,
                               size_t errlen) {
   *rows = NULL;
@@ -972,34 +1013,7 @@ lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **r
                          -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-  size_t n = 0, cap = 0;
-  lw_funnel_value *out = NULL;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
-      free(out);
-      sqlite3_finalize(st);
-      snprintf(err, errlen, "out of memory reading the funnel");
-      return LW_ERR_NOMEM;
-    }
-    lw_funnel_value *v = &out[n++];
-    memset(v, 0, sizeof *v);
-    v->day = sqlite3_column_int64(st, 0);
-    snprintf(v->action, sizeof v->action, "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(v->segment, sizeof v->segment, "%s", (const char *)sqlite3_column_text(st, 2));
-    snprintf(v->mode, sizeof v->mode, "%s", (const char *)sqlite3_column_text(st, 3));
-    v->conversions = sqlite3_column_int64(st, 4);
-    v->value = sqlite3_column_double(st, 5);
-    v->revenue = sqlite3_column_double(st, 6);
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
-    free(out);
-    return fail(db, "reading the funnel", err, errlen);
-  }
-  *rows = out;
-  *n_rows = n;
-  return LW_OK;
+  return read_rows(db, st, sizeof **rows, read_value, (void **)rows, n_rows, "the funnel", err, errlen);
 }
 
 /* ---------------------------------------------------------------- the migration */
@@ -1040,8 +1054,8 @@ failed:
 
 /* ---------------------------------------------------------------- GET /v1/stats */
 
-static void read_row(sqlite3_stmt *st, lw_stats_row *row) {
-  memset(row, 0, sizeof *row);
+static void read_row(sqlite3_stmt *st, void *r) {
+  lw_stats_row *row = r;
   const unsigned char *key = sqlite3_column_text(st, 0);
   snprintf(row->key, sizeof row->key, "%s", key ? (const char *)key : "");
   row->installs = sqlite3_column_int64(st, 1);
@@ -1057,26 +1071,7 @@ static lw_status rows_of(sqlite3 *db, const char *sql, const char *site, int dim
   sqlite3_bind_int(st, 2, dim);
   if (sqlite3_bind_parameter_count(st) >= 3) sqlite3_bind_int64(st, 3, min);
   if (sqlite3_bind_parameter_count(st) >= 4) sqlite3_bind_int64(st, 4, limit);
-  size_t n = 0, cap = 0;
-  lw_stats_row *out = NULL;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
-      free(out);
-      sqlite3_finalize(st);
-      snprintf(err, errlen, "out of memory reading stats");
-      return LW_ERR_NOMEM;
-    }
-    read_row(st, &out[n++]);
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
-    free(out);
-    return fail(db, "reading stats", err, errlen);
-  }
-  *rows = out;
-  *n_rows = n;
-  return LW_OK;
+  return read_rows(db, st, sizeof **rows, read_row, (void **)rows, n_rows, "stats", err, errlen);
 }
 
 static lw_status scalar(sqlite3 *db, const char *sql, const char *site, int64_t x, int64_t *out, char *err,
@@ -1127,6 +1122,23 @@ lw_status lw_sq_rollup_stats(sqlite3 *db, const char *site, const lw_stats_bound
 
 /* ---------------------------------------------------------------- the console's funnel days */
 
+static void read_day(sqlite3_stmt *st, void *row) {
+  lw_funnel_day *d = row;
+  d->day = sqlite3_column_int64(st, 0);
+  snprintf(d->action, sizeof d->action, "%s", (const char *)sqlite3_column_text(st, 1));
+  snprintf(d->segment, sizeof d->segment, "%s", (const char *)sqlite3_column_text(st, 2));
+  snprintf(d->mode, sizeof d->mode, "%s", (const char *)sqlite3_column_text(st, 3));
+  d->decisions = sqlite3_column_int64(st, 4);
+  d->prompts = sqlite3_column_int64(st, 5);
+  d->shares = sqlite3_column_int64(st, 6);
+  d->landed = sqlite3_column_int64(st, 7);
+  d->converted = sqlite3_column_int64(st, 8);
+  d->kept = sqlite3_column_int64(st, 9);
+  d->landings = sqlite3_column_int64(st, 10);
+  d->conversions = sqlite3_column_int64(st, 11);
+  d->retained = sqlite3_column_int64(st, 12);
+}
+
 lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows, size_t *n_rows, char *err,
                             size_t errlen) {
   *rows = NULL;
@@ -1142,38 +1154,5 @@ lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows,
                          -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-  size_t n = 0, cap = 0;
-  lw_funnel_day *out = NULL;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
-      free(out);
-      sqlite3_finalize(st);
-      snprintf(err, errlen, "out of memory reading the funnel");
-      return LW_ERR_NOMEM;
-    }
-    lw_funnel_day *d = &out[n++];
-    memset(d, 0, sizeof *d);
-    d->day = sqlite3_column_int64(st, 0);
-    snprintf(d->action, sizeof d->action, "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(d->segment, sizeof d->segment, "%s", (const char *)sqlite3_column_text(st, 2));
-    snprintf(d->mode, sizeof d->mode, "%s", (const char *)sqlite3_column_text(st, 3));
-    d->decisions = sqlite3_column_int64(st, 4);
-    d->prompts = sqlite3_column_int64(st, 5);
-    d->shares = sqlite3_column_int64(st, 6);
-    d->landed = sqlite3_column_int64(st, 7);
-    d->converted = sqlite3_column_int64(st, 8);
-    d->kept = sqlite3_column_int64(st, 9);
-    d->landings = sqlite3_column_int64(st, 10);
-    d->conversions = sqlite3_column_int64(st, 11);
-    d->retained = sqlite3_column_int64(st, 12);
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
-    free(out);
-    return fail(db, "reading the funnel", err, errlen);
-  }
-  *rows = out;
-  *n_rows = n;
-  return LW_OK;
+  return read_rows(db, st, sizeof **rows, read_day, (void **)rows, n_rows, "the funnel", err, errlen);
 }
