@@ -12,20 +12,19 @@
 // include one to the ingest server.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sql, startDemo, startIngest,
+  daytimeZone, dist, freePort, ingestBin, launchBrowser, prompting, requireBuilt, shipped, sql, startDemo, startIngest,
   tempDir, waitFor,
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), ingestBin);
-const base = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
-// Every project_completed is a decision point; no holdout, caps or quiet hours in the way.
-const cfg = (over = {}) => ({
-  ...base, holdout: 0, quiet_hours: undefined, approval: undefined,
+// Every project_completed is a decision point that prompts (prompting(): no "not now" draw); no
+// holdout, caps or quiet hours in the way.
+const cfg = (over = {}) => prompting({
+  holdout: 0, quiet_hours: undefined, approval: undefined,
   milestones: [{ event: 'project_completed', after: 1, every: 1 }],
   caps: { max_prompts: 1000, window_days: 30, min_gap_hours: 0 }, ...over,
 });
@@ -246,7 +245,7 @@ describe('status and forget', () => {
     assert.equal(await loaded(ready.page), 'ready', 'the shipped model for the shipped variants');
     await ready.ctx.close();
     // Another program's variants: the shipped model has no data for them.
-    const other = cfg({ variants: base.variants.map((v, i) => ({ ...v, id: 'other_' + i })) });
+    const other = cfg({ variants: shipped.variants.map((v, i) => ({ ...v, id: 'other_' + i })) });
     const d = await device(other, { defaultModel: true });
     assert.equal(await loaded(d.page), 'no_data');
     await d.ctx.close();

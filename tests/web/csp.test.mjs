@@ -8,11 +8,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, root, startDemo, startIngest, tempDir, waitFor } from './helpers.mjs';
+import { daytimeZone, dist, freePort, ingestBin, launchBrowser, prompting, requireBuilt, root, sql, startDemo, startIngest, tempDir, waitFor } from './helpers.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
 import { serveDir } from './static.mjs';
 
 requireBuilt(join(dist, 'loopwise.js'), join(dist, 'loopwise-queue.js'), ingestBin);
-const cfg = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
+// The pages are served prompting() (helpers.mjs) in place of the shipped config: the rules then
+// prompt at the milestone on every fresh install.
+const cfg = prompting(), lwc = Buffer.from(compileConfig(cfg));
 const PROJECTS = cfg.milestones.find((m) => m.event === 'project_completed').after;
 // The policy of web/README.md, the endpoint in connect-src.
 const policy = (endpoint) => `default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' ${endpoint}`;
@@ -22,6 +25,7 @@ let tmp, browser, ingest, site;
 before(async () => {
   tmp = tempDir('lw-csp-');
   for (const f of readdirSync(dist)) copyFileSync(join(dist, f), join(tmp.dir, f));
+  writeFileSync(join(tmp.dir, 'referral.lwc'), lwc);
   browser = await launchBrowser();
   ingest = await startIngest(join(tmp.dir, 'ingest.db'), await freePort());
   // The page: queue file, tag, and the host's own script (which records CSP violations and events).
@@ -55,6 +59,7 @@ async function open(ctx) {
   page.on('response', (r) => { if (r.status() >= 400) page.failed.push(r.url() + ' HTTP ' + r.status()); });
   page.on('request', (q) => page.urls.push(new URL(q.url()).pathname));
   page.modelAnswered = page.waitForResponse((r) => r.url().includes('/v1/model'));
+  page.modelAnswered.catch(() => {}); // awaited by the first test only
   await page.goto(site.url);
   await page.waitForFunction(() => window.seen && window.seen.events.includes('ready') || window.seen.events.includes('error'));
   return page;
@@ -95,10 +100,17 @@ test('the_prompt_is_styled_under_the_strict_policy_and_the_events_fire', async (
       return { bg: s.backgroundColor, radius: s.borderTopLeftRadius, backdrop: b.position, z: b.zIndex, shareBg: share.backgroundColor };
     });
     assert.deepEqual(style, { bg: 'rgb(255, 255, 255)', radius: '12px', backdrop: 'fixed', z: '2147483647', shareBg: 'rgb(34, 85, 238)' });
-    const sent = page.waitForResponse((r) => r.url().endsWith('/v1/outcomes'));
+    // The outcomes are checked where they land, the server's database, not through Playwright's
+    // response events (which can miss a keepalive fetch's answer: microsoft/playwright#27901).
+    // The copy needs the page focused (the Clipboard API refuses an unfocused document, and the
+    // prompt then shows its field to copy from, which no test can press Ctrl+C in).
+    await page.bringToFront();
     await page.getByRole('button', { name: 'Copy link', exact: true }).click();
-    await waitFor('the shared event', () => page.evaluate(() => window.seen.events.includes('shared')));
-    assert.equal((await sent).status(), 200, 'the outcomes reached the server');
+    await waitFor('the shared event', () => page.evaluate(() => window.seen.events.includes('shared') ||
+      document.querySelector('loopwise-prompt').shadowRoot.querySelector('input') && new Error('the clipboard was refused: the copy field is shown')), 30000);
+    const decision = (await page.evaluate(() => window.Loopwise.explain())).id;
+    await waitFor('the copy stored by the server', () => sql(ingest.db, `SELECT kind FROM events WHERE decision = '${decision}'`).some((r) => r.kind === 'copy') ||
+      page.evaluate(() => new Error(JSON.stringify(window.Loopwise.status()))), 30000);
     const seen = await page.evaluate(() => window.seen);
     assert.deepEqual(seen.violations, []);
     assert.deepEqual(seen.events.filter((e, i, a) => a.indexOf(e) === i), ['ready', 'decision', 'shown', 'shared']);
@@ -121,6 +133,7 @@ test('the_strict_demo_page_starts_and_prompts_without_a_violation', async () => 
       r.fulfill({ response: await r.fetch({ url: ingest.base + u.pathname + u.search }) });
     });
     await ctx.route(/\/loopwise\.lwm$/, (r) => r.fulfill({ status: 200, body: '' }));
+    await ctx.route(/\/dist\/referral\.lwc$/, (r) => r.fulfill({ contentType: 'application/octet-stream', body: lwc }));
     const page = await ctx.newPage();
     const errors = [];
     page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });

@@ -13,11 +13,14 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFi
 import { join } from 'node:path';
 import { build as esbuild } from 'esbuild';
 import { build as vite, createServer as createViteServer } from 'vite';
-import { daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, root, startIngest, tempDir, waitFor } from './helpers.mjs';
+import { daytimeZone, dist, freePort, ingestBin, launchBrowser, prompting, requireBuilt, root, startIngest, tempDir, waitFor } from './helpers.mjs';
+import { compileConfig } from '../../src/tools/native-tools.mjs';
 import { serveDir } from './static.mjs';
 
 requireBuilt(join(dist, 'loopwise.mjs'), join(dist, 'loopwise-prompt.js'), ingestBin);
-const cfg = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
+// The apps are served prompting() (helpers.mjs) in place of the package's config, by the test's
+// ?config= (the app passes it to init): the rules then prompt at the milestone on every install.
+const cfg = prompting(), lwc = Buffer.from(compileConfig(cfg));
 const PROJECTS = cfg.milestones.find((m) => m.event === 'project_completed').after;
 const npm = (args, cwd) => execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, encoding: 'utf8' });
 
@@ -31,7 +34,8 @@ before(async () => {
   npm(['install', '--offline', join(tmp.dir, tgz)], app);
   // The app a developer writes from web/README.md: init() with an endpoint, a few listeners.
   writeFileSync(join(app, 'main.js'), `import { init } from 'loopwise';
-const lw = init({ endpoint: new URLSearchParams(location.search).get('endpoint'), writeKey: 'pkg-site' });
+const q = new URLSearchParams(location.search);
+const lw = init({ endpoint: q.get('endpoint'), writeKey: 'pkg-site', config: q.get('config') || undefined });
 const events = [];
 for (const type of ['ready', 'decision', 'shown', 'shared', 'dismissed', 'error']) lw.on(type, () => events.push(type));
 window.app = { lw, events };
@@ -77,7 +81,8 @@ async function runApp(dir) {
     const page = await ctx.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${site.url}?endpoint=${encodeURIComponent(ingest.base)}`);
+    await ctx.route((u) => u.pathname === '/prompting.lwc', (r) => r.fulfill({ contentType: 'application/octet-stream', body: lwc }));
+    await page.goto(`${site.url}?endpoint=${encodeURIComponent(ingest.base)}&config=/prompting.lwc`);
     await page.waitForFunction(() => window.app);
     assert.equal(await page.evaluate(() => window.app.lw.ready), true, 'started: ' + site.requests.join(' '));
     const early = [...site.requests];
