@@ -153,12 +153,22 @@ test('past_its_retry_window_a_delivery_is_failed_and_can_be_sent_again_from_the_
   assert.match(failed.last_error, /503/);
   const resend = (headers) => request(server, 'POST', `/console/api/deliveries/${failed.id}?site=shop`, { headers: { Cookie: cookie, ...headers }, body: '{}' });
   assert.equal((await resend({})).status, 403, 'a write needs the CSRF token');
+  assert.equal(failed.resent_by, '', 'not sent again yet');
+  assert.equal(failed.resent_at, 0);
   down = false;
+  const t0 = Date.now();
   const again = await resend({ 'X-Loopwise-CSRF': csrf });
   assert.equal(again.status, 200, again.text);
-  await waitFor('delivered after the resend', async () => (await list()).find((d) => d.id === failed.id && d.state === 'delivered'));
+  const t1 = Date.now();
+  const sent = await waitFor('delivered after the resend', async () => (await list()).find((d) => d.id === failed.id && d.state === 'delivered'));
   assert.equal((await resend({ 'X-Loopwise-CSRF': csrf })).status, 409, 'a delivered one is not sent again');
   assert.match(server.stderr, /"action":"resend"/);
+  // Who sent it again and when, in the store: the delivery log's row and the action log.
+  assert.equal(sent.resent_by, 'pm');
+  assert.ok(sent.resent_at >= t0 && sent.resent_at <= t1, `resent_at ${sent.resent_at} within [${t0}, ${t1}]`);
+  const actions = (await request(server, 'GET', '/console/api/actions?site=shop', { headers: { Cookie: cookie } })).json.actions
+    .filter((a) => a.target === 'delivery' && a.ref === failed.id);
+  assert.deepEqual(actions.map((a) => [a.user, a.action, a.at]), [['pm', 'resend', sent.resent_at]]);
 });
 
 test('two_servers_on_one_database_deliver_each_conversion_once_also_across_a_restart', webhooks, async () => {

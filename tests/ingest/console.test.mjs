@@ -159,12 +159,36 @@ test('a_flagged_conversion_reaches_the_reward_list_only_once_approved_in_the_con
   assert.equal(mine[0].reason, 'velocity', 'the evidence: which rule flagged it');
   const decide = (id, decision) => request(server, 'POST', `/console/api/reviews/${id}?site=shop`, {
     headers: { Cookie: cookie, 'X-Loopwise-CSRF': csrf, 'Content-Type': 'application/json' }, body: JSON.stringify({ decision }) });
+  const t0 = Date.now();
   assert.equal((await decide(states[2].id, 'approve')).status, 200);
   assert.equal((await decide(states[3].id, 'reject')).status, 200);
   assert.equal((await decide(states[3].id, 'approve')).status, 409);
+  const t1 = Date.now();
   assert.equal((await rewards()).conversions, 3, 'the approved one counts, the rejected one never');
   assert.match(server.stderr, new RegExp(`"msg":"console action".*"user":"pm".*"action":"approve".*"id":${states[2].id}`));
   assert.match(server.stderr, new RegExp(`"action":"reject".*"id":${states[3].id}`));
+  // Who decided and when is in the store, so another replica on the same store (no shared log,
+  // its own process) answers it: the console's action log.
+  const dir = tempDir();
+  const replica = await startServer({ dir, db: server.db, args: ['--config', consoleConfig(dir), '--rate-limit', 'off'] });
+  try {
+    const res = await request(replica, 'GET', '/console/api/actions?site=shop', { headers: { Cookie: cookie } });
+    assert.equal(res.status, 200, res.text);
+    const of = (id) => res.json.actions.filter((a) => a.target === 'review' && a.ref === id);
+    for (const [id, action] of [[states[2].id, 'approve'], [states[3].id, 'reject']]) {
+      const rows = of(id);
+      assert.equal(rows.length, 1, `one action on review ${id} (the refused second decision is not one): ${res.text}`);
+      assert.equal(rows[0].user, 'pm');
+      assert.equal(rows[0].action, action);
+      assert.equal(rows[0].site, 'shop');
+      assert.ok(rows[0].at >= t0 && rows[0].at <= t1, `at ${rows[0].at} within [${t0}, ${t1}]`);
+    }
+    const csv = await request(replica, 'GET', '/console/api/actions.csv?site=shop', { headers: { Cookie: cookie } });
+    assert.equal(csv.status, 200, csv.text);
+    assert.match(csv.text, new RegExp(`^\\d+,pm,reject,review,${states[3].id}$`, 'm'));
+  } finally {
+    await replica.cleanup();
+  }
 });
 
 test('without_console_users_the_console_answers_loopback_clients_only', async () => {
