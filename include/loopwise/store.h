@@ -28,7 +28,13 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 11
+#define LW_STORE_SCHEMA_VERSION 12
+
+/* Who asked for a write (console actions, below): a console user ([A-Za-z0-9_-]{1,32}),
+ * "loopback" (a console without users) or LW_ACTOR_REVIEW_API (POST /v1/reviews/<id> with the
+ * read token: no console user). */
+#define LW_ACTOR_LEN 39
+#define LW_ACTOR_REVIEW_API "review api"
 
 /* One batch to write. The writer fills stored/duplicate. */
 typedef struct {
@@ -91,8 +97,18 @@ typedef struct {
 lw_status lw_store_forget(lw_store *s, lw_forget_item *const *items, size_t n, char *err,
                           size_t errlen);
 
-/* Delete the batches received before before_ms and all their events. */
+/* Delete the batches received before before_ms and all their events (every step below until
+ * none is left). */
 lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen);
+/* One bounded step of that: the oldest expired batches holding about max_events events (whole
+ * batches, at least one) with their events and rollups, in one transaction, so a writer that
+ * runs its other work between steps is never held for long. *more: 1 while expired batches
+ * remain (call again), 0 once the pass is done (its last step also takes the rows that leave
+ * with the events: code owners, flags, approval requests, console actions). A backend without
+ * steps purges everything in one call (*more 0). */
+#define LW_PURGE_STEP_EVENTS 20000
+lw_status lw_store_purge_step(lw_store *s, int64_t before_ms, int64_t max_events, int64_t *deleted, int *more,
+                              char *err, size_t errlen);
 
 /* Aggregates for one site, every code included. The caller clears *out with lw_stats_clear. */
 lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen);
@@ -210,9 +226,11 @@ lw_status lw_store_register_referrer(lw_store *s, const char *site, const char *
                                      const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
                                      char *err, size_t errlen);
 
-/* The review of a flagged conversion: approve (it counts from now_ms) or reject. *result: 0
- * done, 1 no such report on the site, 2 not waiting for review (decided already). */
-lw_status lw_store_review(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+/* The review of a flagged conversion by who (the console user, or LW_ACTOR_REVIEW_API):
+ * approve (it counts from now_ms) or reject, recorded as a console action (below) in the same
+ * transaction. *result: 0 done, 1 no such report on the site, 2 not waiting for review (decided
+ * already; nothing recorded). */
+lw_status lw_store_review(lw_store *s, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
                           int *result, char *err, size_t errlen);
 
 /* One conversion waiting for review. */
@@ -389,6 +407,8 @@ typedef struct {
   int64_t created_at, next_at, delivered_at; /* ms, server clock (delivered_at 0: not yet) */
   int64_t last_status;       /* the receiver's last HTTP status, 0: none (no answer) */
   char last_error[128];
+  char resent_by[LW_ACTOR_LEN + 1]; /* lw_store_deliveries only: who last sent it again ("" never) */
+  int64_t resent_at;         /* and when (0: never) */
   char *body;                /* lw_store_delivery_claim only: the JSON to post; the caller free()s */
 } lw_delivery;
 
@@ -407,9 +427,10 @@ lw_status lw_store_delivery_claim(lw_store *s, const char *site, const char *own
 lw_status lw_store_delivery_finish(lw_store *s, int64_t id, const char *owner, const char *state,
                                    int64_t next_at, int64_t status, const char *error,
                                    int64_t now_ms, int *kept, char *err, size_t errlen);
-/* Make a failed delivery of site pending again, due now_ms, with a fresh retry window.
- * *result: 0 done, 1 no such delivery on the site, 2 not failed. */
-lw_status lw_store_delivery_resend(lw_store *s, const char *site, int64_t id, int64_t now_ms,
+/* Make a failed delivery of site pending again, due now_ms, with a fresh retry window, by who
+ * (recorded as a console action in the same transaction). *result: 0 done, 1 no such delivery
+ * on the site, 2 not failed (nothing recorded). */
+lw_status lw_store_delivery_resend(lw_store *s, const char *site, int64_t id, const char *who, int64_t now_ms,
                                    int *result, char *err, size_t errlen);
 /* The site's deliveries, newest first, at most max (bodies not filled). *rows: free(). */
 lw_status lw_store_deliveries(lw_store *s, const char *site, size_t max, lw_delivery **rows,
@@ -437,7 +458,7 @@ typedef struct {
   char attrs[LW_APPROVAL_ATTRS * (2 * LW_NAME_LEN + 6) + 3]; /* the attrs as a JSON object */
   char state[12];                   /* lw_answer_name: pending, approved, declined or expired */
   int64_t t, received_at, expires_at, answered_at; /* ms; answered_at 0: not answered */
-  char answered_by[40];             /* the console user, "" when not answered */
+  char answered_by[LW_ACTOR_LEN + 1]; /* the console user, "" when not answered */
   char device_answer[12];           /* the device's approval-answer record, "" before one */
   int64_t device_at;
 } lw_approval;
@@ -449,8 +470,9 @@ void lw_store_approval_attrs(const lw_event *e, char *out, size_t cap);
 /* The site's requests, newest first, at most max, states as of now_ms. *rows: free(). */
 lw_status lw_store_approvals(lw_store *s, const char *site, int64_t now_ms, int days, size_t max,
                              lw_approval **rows, size_t *n, char *err, size_t errlen);
-/* A console user's answer to request id: approve 1 or 0, by who at now_ms. *result: 0 done, 1 no
- * such request on the site, 2 already answered, 3 expired. */
+/* A console user's answer to request id: approve 1 or 0, by who at now_ms, also recorded as a
+ * console action in the same transaction. *result: 0 done, 1 no such request on the site, 2
+ * already answered, 3 expired. */
 lw_status lw_store_approval_answer(lw_store *s, const char *site, int64_t id, int approve, const char *who,
                                    int64_t now_ms, int days, int *result, char *err, size_t errlen);
 /* The requests of install on site made with approval key key (the hash compared), newest first,
@@ -458,6 +480,42 @@ lw_status lw_store_approval_answer(lw_store *s, const char *site, int64_t id, in
 lw_status lw_store_approval_check(lw_store *s, const char *site, const char *install, const char *key,
                                   int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n,
                                   char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- console actions (schema 12)
+ * Every write a person asks for through the console (or the review API) is one row of
+ * console_actions, written in the transaction of the change itself: who, what, when and on
+ * what. So any replica on the store answers who did what (GET /console/api/actions), and an
+ * action is recorded exactly when its change is (a refused or repeated one is neither). The
+ * rows name a console user and a row id of the site, nothing of a device: forgetting an install
+ * leaves them; retention deletes those older than its cut. The action names are the "console
+ * action" log line's (LW_ACTIONS: one table for both). */
+
+
+/* X(enum, name, target): the action and the kind of row it acts on. */
+#define LW_ACTIONS(X)                              \
+  X(APPROVE, "approve", "review")                  \
+  X(REJECT, "reject", "review")                    \
+  X(RESEND, "resend", "delivery")                  \
+  X(APPROVE_REQUEST, "approve request", "approval") \
+  X(DECLINE_REQUEST, "decline request", "approval")
+#define LW_ACTION_ENUM_(e, name, target) LW_ACTION_##e,
+typedef enum { LW_ACTIONS(LW_ACTION_ENUM_) LW_ACTION_COUNT } lw_action;
+#undef LW_ACTION_ENUM_
+const char *lw_action_name(lw_action a);
+const char *lw_action_target(lw_action a);
+
+typedef struct {
+  int64_t id;
+  int64_t at;                  /* ms, server clock */
+  char who[LW_ACTOR_LEN + 1];
+  char action[24];             /* lw_action_name */
+  char target[12];             /* lw_action_target: "review", "delivery", "approval" */
+  int64_t ref;                 /* the row acted on: a referee report, a delivery, an approval request */
+} lw_console_action;
+
+/* The site's console actions, newest first, at most max. *rows: free(). */
+lw_status lw_store_console_actions(lw_store *s, const char *site, size_t max, lw_console_action **rows, size_t *n,
+                                   char *err, size_t errlen);
 
 /* Close the store (checkpointing what a backend needs to). NULL is fine. */
 void lw_store_free(lw_store *s);
@@ -522,7 +580,7 @@ lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err,
 
 /* The PostgreSQL schema's own version (its lw_schema table); older databases are migrated on
  * open, once however many replicas start together (an advisory lock). */
-#define LW_STORE_PG_SCHEMA_VERSION 3
+#define LW_STORE_PG_SCHEMA_VERSION 4
 
 /* Open (creating or migrating) the store in the PostgreSQL database url names (a libpq URI,
  * postgres:// or postgresql://). Every connection runs with synchronous_commit = on. On LW_OK
@@ -580,7 +638,7 @@ typedef struct {
   lw_status (*register_referrer)(lw_store *s, const char *site, const char *code,
                                  const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict,
                                  char *err, size_t errlen);
-  lw_status (*review)(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+  lw_status (*review)(lw_store *s, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
                       int *result, char *err, size_t errlen);
   lw_status (*reviews)(lw_store *s, const char *site, size_t max, lw_review **rows, size_t *n,
                        char *err, size_t errlen);
@@ -593,7 +651,7 @@ typedef struct {
   lw_status (*delivery_finish)(lw_store *s, int64_t id, const char *owner, const char *state,
                                int64_t next_at, int64_t status, const char *error, int64_t now_ms,
                                int *kept, char *err, size_t errlen);
-  lw_status (*delivery_resend)(lw_store *s, const char *site, int64_t id, int64_t now_ms,
+  lw_status (*delivery_resend)(lw_store *s, const char *site, int64_t id, const char *who, int64_t now_ms,
                                int *result, char *err, size_t errlen);
   lw_status (*deliveries)(lw_store *s, const char *site, size_t max, lw_delivery **rows,
                           size_t *n, char *err, size_t errlen);
@@ -616,6 +674,12 @@ typedef struct {
   /* the console's funnel rollups (above); NULL in a backend without them (the console walks) */
   lw_status (*funnel_outcomes)(lw_store *s, const char *site, lw_funnel_day **days, size_t *n_days,
                                lw_funnel_value **values, size_t *n_values, char *err, size_t errlen);
+  /* console actions (above); NULL in a backend without them (the call then fails) */
+  lw_status (*console_actions)(lw_store *s, const char *site, size_t max, lw_console_action **rows, size_t *n,
+                               char *err, size_t errlen);
+  /* lw_store_purge_step; NULL: the backend's purge does it all in one call */
+  lw_status (*purge_step)(lw_store *s, int64_t before_ms, int64_t max_events, int64_t *deleted, int *more,
+                          char *err, size_t errlen);
 } lw_store_backend;
 
 struct lw_store {

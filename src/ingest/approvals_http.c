@@ -113,7 +113,8 @@ static enum MHD_Result answer_console_approval(lw_ingest_server *s, struct MHD_C
     return refuse(s, c, rq, (lw_refusal){409, LW_REJECT_INVALID, "this request is already answered", "id", 0});
   if (a->result == 3)
     return refuse(s, c, rq, (lw_refusal){409, LW_REJECT_INVALID, "this request has expired", "id", 0});
-  console_log(s, rq, a->approve ? "approve request" : "decline request", a->site->id, a->id);
+  console_log_at(s, rq, lw_action_name(a->approve ? LW_ACTION_APPROVE_REQUEST : LW_ACTION_DECLINE_REQUEST),
+                 a->site->id, a->id, a->now_ms);
   char body[160];
   snprintf(body, sizeof body, "{\"id\":%lld,\"answer\":\"%s\",\"answered_by\":\"%s\",\"answered_at\":%lld}",
            (long long)a->id, lw_answer_name(a->approve ? LW_ANSWER_APPROVED : LW_ANSWER_DECLINED), a->who,

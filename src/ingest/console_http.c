@@ -5,7 +5,10 @@
  * any, loopback clients only (no proxy headers), as /v1/stats without a read token. Every
  * write (logout, a review) also needs the session's CSRF token in X-Loopwise-CSRF, which a
  * page of another origin cannot read; the cookie is SameSite=Strict besides. Every action is
- * logged with who did it and when (the "console action" log line). */
+ * logged with who did it and when (the "console action" log line); every write to the store
+ * (a review, a resend, an approval request's answer) is also kept in the store with who and
+ * when, in the transaction of the change (store.h "console actions"), which any replica then
+ * answers (GET /console/api/actions). */
 
 static const char *console_cookie(struct MHD_Connection *c) {
   return MHD_lookup_connection_value(c, MHD_COOKIE_KIND, LW_CONSOLE_COOKIE);
@@ -41,16 +44,22 @@ static int console_allowed(lw_ingest_server *s, struct MHD_Connection *c, lw_req
   return 1;
 }
 
-static void console_log(lw_ingest_server *s, const lw_request *rq, const char *action,
-                        const char *site, int64_t id) {
+/* The "console action" log line; at_ms 0: now (the stored actions pass the time they store). */
+static void console_log_at(lw_ingest_server *s, const lw_request *rq, const char *action,
+                           const char *site, int64_t id, int64_t at_ms) {
   lw_log_line line;
   if (!lw_log_begin(&line, &s->log, LW_LOG_INFO, "console action")) return;
   lw_log_str(&line, "user", rq->console_user);
   lw_log_str(&line, "action", action);
   if (site) lw_log_str(&line, "site", site);
   if (id) lw_log_int(&line, "id", id);
-  lw_log_int(&line, "at_ms", lw_wall_ms());
+  lw_log_int(&line, "at_ms", at_ms ? at_ms : lw_wall_ms());
   lw_log_end(&line);
+}
+
+static void console_log(lw_ingest_server *s, const lw_request *rq, const char *action,
+                        const char *site, int64_t id) {
+  console_log_at(s, rq, action, site, id, 0);
 }
 
 static const lw_ingest_site *console_site(lw_ingest_server *s, struct MHD_Connection *c,
@@ -241,19 +250,20 @@ static enum MHD_Result answer_console_review(lw_ingest_server *s, struct MHD_Con
                                              lw_request *rq) {
   const lw_review_call_t *call = rq->call;
   if (call->result == 0)
-    console_log(s, rq, call->approve ? "approve" : "reject", call->site->id, call->id);
+    console_log_at(s, rq, lw_action_name(call->approve ? LW_ACTION_APPROVE : LW_ACTION_REJECT), call->site->id,
+                   call->id, call->now_ms);
   return answer_review(s, c, rq);
 }
 
 /* POST /console/api/reviews/<id>[?site=] {"decision":"approve"|"reject"}: the review API's
- * call (lw_store_review) under the console's access rule, logged with who and when. */
+ * call (lw_store_review) under the console's access rule, stored and logged with who and when. */
 static enum MHD_Result handle_console_review(lw_ingest_server *s, struct MHD_Connection *c,
                                              lw_request *rq) {
   enum MHD_Result refused;
   if (!console_allowed(s, c, rq, 1, &refused)) return refused;
   const lw_ingest_site *site = console_site(s, c, rq, &refused);
   if (!site) return refused;
-  return queue_review(s, c, rq, site, answer_console_review);
+  return queue_review(s, c, rq, site, rq->console_user, answer_console_review);
 }
 
 /* ---- the webhook delivery log */
@@ -281,7 +291,9 @@ static void run_console_deliveries(lw_ingest_server *s, lw_request *rq) {
          cJSON_AddNumberToObject(r, "next_at", (double)d->next_at) &&
          cJSON_AddNumberToObject(r, "delivered_at", (double)d->delivered_at) &&
          cJSON_AddNumberToObject(r, "last_status", (double)d->last_status) &&
-         cJSON_AddStringToObject(r, "last_error", d->last_error);
+         cJSON_AddStringToObject(r, "last_error", d->last_error) &&
+         cJSON_AddStringToObject(r, "resent_by", d->resent_by) &&
+         cJSON_AddNumberToObject(r, "resent_at", (double)d->resent_at);
   }
   free(rows);
   char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
@@ -305,12 +317,13 @@ static enum MHD_Result handle_console_deliveries(lw_ingest_server *s, struct MHD
 typedef struct {
   const lw_ingest_site *site;
   int64_t id, now_ms;
+  char who[LW_ACTOR_LEN + 1];
   int result;
 } console_resend_t;
 
 static lw_status console_resend_call(lw_store *store, void *arg, char *err, size_t errlen) {
   console_resend_t *r = arg;
-  return lw_store_delivery_resend(store, r->site->id, r->id, r->now_ms, &r->result, err, errlen);
+  return lw_store_delivery_resend(store, r->site->id, r->id, r->who, r->now_ms, &r->result, err, errlen);
 }
 
 static enum MHD_Result answer_console_resend(lw_ingest_server *s, struct MHD_Connection *c,
@@ -320,7 +333,7 @@ static enum MHD_Result answer_console_resend(lw_ingest_server *s, struct MHD_Con
     return refuse(s, c, rq, (lw_refusal){404, LW_REJECT_NOT_FOUND, "no such delivery on this site", "id", 0});
   if (r->result == 2)
     return refuse(s, c, rq, (lw_refusal){409, LW_REJECT_INVALID, "only a failed delivery is sent again", "id", 0});
-  console_log(s, rq, "resend", r->site->id, r->id);
+  console_log_at(s, rq, lw_action_name(LW_ACTION_RESEND), r->site->id, r->id, r->now_ms);
   char body[64];
   snprintf(body, sizeof body, "{\"id\":%lld,\"state\":\"pending\"}", (long long)r->id);
   return respond_json(s, c, rq, 200, body);
@@ -341,5 +354,70 @@ static enum MHD_Result handle_console_resend(lw_ingest_server *s, struct MHD_Con
   r->site = site;
   r->id = id;
   r->now_ms = lw_wall_ms();
+  snprintf(r->who, sizeof r->who, "%s", rq->console_user);
   return queue_call(s, c, rq, r, console_resend_call, answer_console_resend);
+}
+
+/* ---- the action log: who did what, when, on which row (store.h "console actions") */
+
+#define CONSOLE_ACTIONS_MAX 500
+
+/* CSV cells here are a number or a fixed name (actions, targets) and a user name of
+ * [A-Za-z0-9_-] or "loopback" / "review api": nothing to quote. */
+static void run_console_actions(lw_ingest_server *s, lw_request *rq) {
+  lw_console_action *rows;
+  size_t n;
+  rq->read_status = 503;
+  if (lw_store_console_actions(s->store, rq->read_site->id, CONSOLE_ACTIONS_MAX, &rows, &n, rq->read_err,
+                               sizeof rq->read_err) != LW_OK)
+    return;
+  char *text = NULL;
+  if (rq->console_arg[0]) { /* CSV */
+    size_t cap = 64 + n * (3 * 21 + LW_ACTOR_LEN + 24 + 12 + 8), len = 0;
+    text = malloc(cap);
+    if (text) len = (size_t)snprintf(text, cap, "at,user,action,target,id\n");
+    for (size_t i = 0; text && i < n; i++)
+      len += (size_t)snprintf(text + len, cap - len, "%lld,%s,%s,%s,%lld\n", (long long)rows[i].at, rows[i].who,
+                              rows[i].action, rows[i].target, (long long)rows[i].ref);
+  } else {
+    cJSON *o = cJSON_CreateObject(), *arr = o ? cJSON_AddArrayToObject(o, "actions") : NULL;
+    int ok = arr && cJSON_AddStringToObject(o, "site", rq->read_site->id);
+    for (size_t i = 0; ok && i < n; i++) {
+      const lw_console_action *a = &rows[i];
+      cJSON *r = cJSON_CreateObject();
+      ok = r && cJSON_AddItemToArray(arr, r) && cJSON_AddNumberToObject(r, "id", (double)a->id) &&
+           cJSON_AddNumberToObject(r, "at", (double)a->at) && cJSON_AddStringToObject(r, "user", a->who) &&
+           cJSON_AddStringToObject(r, "action", a->action) && cJSON_AddStringToObject(r, "target", a->target) &&
+           cJSON_AddNumberToObject(r, "ref", (double)a->ref) &&
+           cJSON_AddStringToObject(r, "site", rq->read_site->id);
+    }
+    text = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+  }
+  free(rows);
+  if (!text) {
+    snprintf(rq->read_err, sizeof rq->read_err, "out of memory");
+    return;
+  }
+  rq->read_status = 200;
+  rq->read_json = text;
+}
+
+static enum MHD_Result answer_console_actions(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq) {
+  if (rq->read_status != 200 || !rq->read_json) return reply_answer(s, c, rq, 503, NULL, rq->read_err);
+  lw_answer a = {.status = 200, .owned = rq->read_json, .len = strlen(rq->read_json),
+                 .type = rq->console_arg[0] ? "text/csv; charset=utf-8" : "application/json"};
+  rq->read_json = NULL; /* the response owns it */
+  return respond(s, c, rq, &a);
+}
+
+/* GET /console/api/actions[?site=] (JSON, newest first, at most 500) and /console/api/actions.csv */
+static enum MHD_Result handle_console_actions(lw_ingest_server *s, struct MHD_Connection *c,
+                                              lw_request *rq) {
+  enum MHD_Result refused;
+  if (!console_allowed(s, c, rq, 0, &refused)) return refused;
+  if (!(rq->read_site = console_site(s, c, rq, &refused))) return refused;
+  if (!strcmp(rq->path, "/console/api/actions.csv")) snprintf(rq->console_arg, sizeof rq->console_arg, "csv");
+  rq->read_answer = answer_console_actions;
+  return queue_read(s, c, rq, run_console_actions);
 }

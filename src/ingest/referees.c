@@ -81,7 +81,7 @@ lw_status lw_referrer_call(lw_store *store, void *arg, char *err, size_t errlen)
 
 lw_status lw_review_call(lw_store *store, void *arg, char *err, size_t errlen) {
   lw_review_call_t *c = arg;
-  return lw_store_review(store, c->site->id, c->id, c->approve, c->now_ms, &c->result, err, errlen);
+  return lw_store_review(store, c->site->id, c->id, c->approve, c->who, c->now_ms, &c->result, err, errlen);
 }
 
 char *lw_referee_answer_json(const lw_referee_report *r) {

@@ -224,6 +224,7 @@ static enum MHD_Result handle_console_fairness(lw_ingest_server *, struct MHD_Co
 static enum MHD_Result handle_approval_check(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_approvals(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 static enum MHD_Result handle_console_approval(lw_ingest_server *, struct MHD_Connection *, lw_request *);
+static enum MHD_Result handle_console_actions(lw_ingest_server *, struct MHD_Connection *, lw_request *);
 
 static const lw_route routes[] = {
     {"/v1/outcomes", "POST", "outcomes", ROUTE_BODY | ROUTE_BROWSER | ROUTE_TIMED, handle_outcomes},
@@ -259,6 +260,8 @@ static const lw_route routes[] = {
     {"/console/api/report.csv", "GET", "console_report", ROUTE_CONSOLE, handle_console_report},
     {"/console/api/reviews", "GET", "console_reviews", ROUTE_CONSOLE, handle_console_reviews},
     {"/console/api/rewards", "GET", "console_rewards", ROUTE_CONSOLE, handle_console_rewards},
+    {"/console/api/actions", "GET", "console_actions", ROUTE_CONSOLE, handle_console_actions},
+    {"/console/api/actions.csv", "GET", "console_actions", ROUTE_CONSOLE, handle_console_actions},
     {"/console", "GET", "console", ROUTE_CONSOLE, handle_console_asset},
     {"/console/", "GET", "console", ROUTE_PREFIX | ROUTE_CONSOLE, handle_console_asset},
 };
@@ -1392,7 +1395,7 @@ static enum MHD_Result answer_review(lw_ingest_server *s, struct MHD_Connection 
 /* A review of site's report: the id from the path, the decision from the body, queued as the
  * store's call (the review API's and the console's, each with its own answer). */
 static enum MHD_Result queue_review(lw_ingest_server *s, struct MHD_Connection *c, lw_request *rq,
-                                    const lw_ingest_site *site,
+                                    const lw_ingest_site *site, const char *who,
                                     enum MHD_Result (*answer)(lw_ingest_server *, struct MHD_Connection *,
                                                               lw_request *)) {
   long long id = path_id(rq);
@@ -1409,6 +1412,7 @@ static enum MHD_Result queue_review(lw_ingest_server *s, struct MHD_Connection *
   call->site = site;
   call->id = id;
   call->now_ms = lw_wall_ms();
+  snprintf(call->who, sizeof call->who, "%s", who);
   return queue_call(s, c, rq, call, lw_review_call, answer);
 }
 
@@ -1417,7 +1421,7 @@ static enum MHD_Result handle_review(lw_ingest_server *s, struct MHD_Connection 
   const lw_ingest_site *site;
   enum MHD_Result refused;
   if (!read_route(s, c, rq, &site, &refused)) return refused;
-  return queue_review(s, c, rq, site, answer_review);
+  return queue_review(s, c, rq, site, LW_ACTOR_REVIEW_API, answer_review);
 }
 
 /* The console's handlers: part of this file (they use its static helpers), kept apart. */

@@ -75,6 +75,7 @@ typedef struct {
   int64_t id;
   int approve;
   int64_t now_ms;
+  char who[LW_ACTOR_LEN + 1]; /* the console user, or LW_ACTOR_REVIEW_API */
   int result;                 /* out: lw_store_review's */
 } lw_review_call_t;
 

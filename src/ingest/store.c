@@ -26,6 +26,12 @@ lw_status lw_store_forget(lw_store *s, lw_forget_item *const *items, size_t n, c
 lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
   return s->backend->purge(s, before_ms, deleted, err, errlen);
 }
+lw_status lw_store_purge_step(lw_store *s, int64_t before_ms, int64_t max_events, int64_t *deleted, int *more,
+                              char *err, size_t errlen) {
+  *more = 0;
+  if (!s->backend->purge_step) return s->backend->purge(s, before_ms, deleted, err, errlen);
+  return s->backend->purge_step(s, before_ms, max_events, deleted, more, err, errlen);
+}
 lw_status lw_store_stats(lw_store *s, const char *site, lw_stats *out, char *err, size_t errlen) {
   return s->backend->stats(s, site, NULL, out, err, errlen);
 }
@@ -63,9 +69,9 @@ lw_status lw_store_register_referrer(lw_store *s, const char *site, const char *
                                      char *err, size_t errlen) {
   return s->backend->register_referrer(s, site, code, referrer, conflict, err, errlen);
 }
-lw_status lw_store_review(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+lw_status lw_store_review(lw_store *s, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
                           int *result, char *err, size_t errlen) {
-  return s->backend->review(s, site, id, approve, now_ms, result, err, errlen);
+  return s->backend->review(s, site, id, approve, who, now_ms, result, err, errlen);
 }
 lw_status lw_store_reviews(lw_store *s, const char *site, size_t max, lw_review **rows, size_t *n,
                            char *err, size_t errlen) {
@@ -149,10 +155,10 @@ lw_status lw_store_delivery_finish(lw_store *s, int64_t id, const char *owner, c
                                      errlen);
 }
 
-lw_status lw_store_delivery_resend(lw_store *s, const char *site, int64_t id, int64_t now_ms,
+lw_status lw_store_delivery_resend(lw_store *s, const char *site, int64_t id, const char *who, int64_t now_ms,
                                    int *result, char *err, size_t errlen) {
   if (!s->backend->delivery_resend) return no_deliveries(s, err, errlen);
-  return s->backend->delivery_resend(s, site, id, now_ms, result, err, errlen);
+  return s->backend->delivery_resend(s, site, id, who, now_ms, result, err, errlen);
 }
 
 lw_status lw_store_deliveries(lw_store *s, const char *site, size_t max, lw_delivery **rows,
@@ -211,4 +217,26 @@ lw_status lw_store_approval_check(lw_store *s, const char *site, const char *ins
   char hash[LW_APPROVAL_HASH_LEN + 1];
   lw_store_approval_key_hash(key, hash);
   return s->backend->approval_check(s, site, install, hash, now_ms, days, max, rows, n, err, errlen);
+}
+
+/* ---- console actions */
+
+#define LW_ACTION_NAME_(e, name, target) name,
+#define LW_ACTION_TARGET_(e, name, target) target,
+static const char *const k_action_names[] = {LW_ACTIONS(LW_ACTION_NAME_)};
+static const char *const k_action_targets[] = {LW_ACTIONS(LW_ACTION_TARGET_)};
+_Static_assert(sizeof k_action_names / sizeof k_action_names[0] == LW_ACTION_COUNT, "one name per action");
+
+const char *lw_action_name(lw_action a) { return a < LW_ACTION_COUNT ? k_action_names[a] : "?"; }
+const char *lw_action_target(lw_action a) { return a < LW_ACTION_COUNT ? k_action_targets[a] : "?"; }
+
+lw_status lw_store_console_actions(lw_store *s, const char *site, size_t max, lw_console_action **rows, size_t *n,
+                                   char *err, size_t errlen) {
+  *rows = NULL;
+  *n = 0;
+  if (!s->backend->console_actions) {
+    snprintf(err, errlen, "the %s store keeps no console actions", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->console_actions(s, site, max, rows, n, err, errlen);
 }

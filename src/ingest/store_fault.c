@@ -123,9 +123,9 @@ static lw_status fs_register_referrer(lw_store *base, const char *site, const ch
                                       char *err, size_t errlen) {
   return lw_store_register_referrer(((fault_store *)base)->inner, site, code, referrer, conflict, err, errlen);
 }
-static lw_status fs_review(lw_store *base, const char *site, int64_t id, int approve, int64_t now_ms,
+static lw_status fs_review(lw_store *base, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
                            int *result, char *err, size_t errlen) {
-  return lw_store_review(((fault_store *)base)->inner, site, id, approve, now_ms, result, err, errlen);
+  return lw_store_review(((fault_store *)base)->inner, site, id, approve, who, now_ms, result, err, errlen);
 }
 static lw_status fs_reviews(lw_store *base, const char *site, size_t max, lw_review **rows, size_t *n,
                             char *err, size_t errlen) {
@@ -147,7 +147,9 @@ static const lw_store_backend fault_backend = {
     NULL,                         /* nor a walk of the stats */
     NULL, NULL,                   /* nor the console's rollups (the console walks) */
     NULL, NULL, NULL,             /* nor approval requests */
-    NULL};                        /* nor the funnel's rollups */
+    NULL,                         /* nor the funnel's rollups */
+    NULL,                         /* nor console actions */
+    NULL};                        /* its purge is one call (the inner store's whole pass) */
 
 lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

@@ -143,8 +143,15 @@ static const char *const pg_schema_v3[] = {
     "CREATE INDEX approvals_install ON approvals(site, install)",
     NULL};
 
+/* Version 4: SQLite schema 12, the console's actions (store.h "console actions"). */
+static const char *const pg_schema_v4[] = {
+    "CREATE TABLE console_actions(id bigserial PRIMARY KEY, site " TXT " NOT NULL, at bigint NOT NULL,"
+    " who " TXT " NOT NULL, action " TXT " NOT NULL, target " TXT " NOT NULL, ref bigint NOT NULL)",
+    "CREATE INDEX console_actions_ref ON console_actions(site, target, ref)",
+    NULL};
+
 /* migrations[v - 1] brings version v - 1 to v (0: an empty database). */
-static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2, pg_schema_v3};
+static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2, pg_schema_v3, pg_schema_v4};
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one migration per PostgreSQL schema version");
 
@@ -1009,6 +1016,8 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
   r = NULL;
   if (st == LW_OK) /* approval requests leave with the records they came in */
     st = run(s->w, "DELETE FROM approvals WHERE received_at < $1 AND $2 > 0", &p, NULL, "purging", err, errlen);
+  if (st == LW_OK) /* schema 4: console actions before the cut */
+    st = run(s->w, "DELETE FROM console_actions WHERE at < $1 AND $2 > 0", &p, NULL, "purging", err, errlen);
   p_free(&p);
   /* As SQLite's: whenever a batch expired, install keys leave code_owners and flags with their
    * last stored share (referee reports are the host's ledger and stay). */
@@ -1900,8 +1909,20 @@ static lw_status pg_register_referrer(lw_store *base, const char *site, const ch
   return LW_OK;
 }
 
-static lw_status pg_review(lw_store *base, const char *site, int64_t id, int approve, int64_t now_ms, int *result,
-                           char *err, size_t errlen) {
+/* The console action of a change (store.h "console actions"), one statement with it: an UPDATE
+ * whose RETURNING id feeds the INSERT, so the row and its action are kept together or not at
+ * all, and a refused change (no row updated) records nothing. $A the site, $B the time, then
+ * who, the action and its target as the statement's last three parameters. */
+#define ACTION_OF(update, site, at, who, action, target)                                                      \
+  "WITH u AS (" update " RETURNING id) INSERT INTO console_actions(site, at, who, action, target, ref)"      \
+  " SELECT " site "::text, " at "::bigint, " who "::text, " action "::text, " target "::text, id FROM u"
+
+static void p_action(params *p, const char *who, lw_action a) {
+  p_text(p, who && who[0] ? who : "?"), p_text(p, lw_action_name(a)), p_text(p, lw_action_target(a));
+}
+
+static lw_status pg_review(lw_store *base, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
+                           int *result, char *err, size_t errlen) {
   pg_store *s = (pg_store *)base;
   *result = 1;
   lw_status st = conn_ready(s->w, "reviewing", err, errlen);
@@ -1910,10 +1931,11 @@ static lw_status pg_review(lw_store *base, const char *site, int64_t id, int app
   p_init(&p);
   p_text(&p, site), p_int(&p, id), p_text(&p, approve ? "approved" : "rejected"), p_int(&p, approve),
       p_int(&p, now_ms);
+  p_action(&p, who, approve ? LW_ACTION_APPROVE : LW_ACTION_REJECT);
   PGresult *r;
   st = run(s->w,
-           "UPDATE referees SET state = $3, counted_at = CASE WHEN $4 <> 0 THEN $5 END"
-           " WHERE site = $1 AND id = $2 AND state = 'flagged'",
+           ACTION_OF("UPDATE referees SET state = $3, counted_at = CASE WHEN $4 <> 0 THEN $5::bigint END"
+                     " WHERE site = $1 AND id = $2 AND state = 'flagged'", "$1", "$5", "$6", "$7", "$8"),
            &p, &r, "reviewing", err, errlen);
   p_free(&p);
   if (st != LW_OK) return st;
@@ -2064,18 +2086,21 @@ static lw_status pg_approval_answer(lw_store *base, const char *site, int64_t id
   p_init(&p);
   p_text(&p, site), p_int(&p, now_ms), p_int(&p, days), p_int(&p, id);
   p_text(&p, lw_answer_name(approve ? LW_ANSWER_APPROVED : LW_ANSWER_DECLINED)), p_text(&p, who);
+  p_text(&p, lw_action_name(approve ? LW_ACTION_APPROVE_REQUEST : LW_ACTION_DECLINE_REQUEST));
+  p_text(&p, lw_action_target(LW_ACTION_APPROVE_REQUEST));
   PGresult *r = NULL;
   st = run(s->w,
-           "UPDATE approvals SET state = $5, answered_by = $6, answered_at = $2"
-           " WHERE site = $1 AND id = $4 AND state = 'pending' AND received_at + $3 * 86400000 > $2",
+           ACTION_OF("UPDATE approvals SET state = $5, answered_by = $6, answered_at = $2"
+                     " WHERE site = $1 AND id = $4 AND state = 'pending' AND received_at + $3 * 86400000 > $2",
+                     "$1", "$2", "$6", "$7", "$8"),
            &p, &r, "answering an approval request", err, errlen);
   int changed = st == LW_OK && strtoll(PQcmdTuples(r), NULL, 10) == 1;
   PQclear(r);
   r = NULL;
   if (st == LW_OK && !changed)
     st = run(s->w,
-             "SELECT (received_at + $3 * 86400000 <= $2)::int, state, $5::text, $6::text FROM approvals"
-             " WHERE site = $1 AND id = $4",
+             "SELECT (received_at + $3 * 86400000 <= $2)::int, state, $5::text, $6::text, $7::text, $8::text"
+             " FROM approvals WHERE site = $1 AND id = $4",
              &p, &r, "answering an approval request", err, errlen);
   p_free(&p);
   if (st != LW_OK) return st;
@@ -2192,8 +2217,8 @@ static lw_status pg_delivery_finish(lw_store *base, int64_t id, const char *owne
   return st;
 }
 
-static lw_status pg_delivery_resend(lw_store *base, const char *site, int64_t id, int64_t now_ms, int *result,
-                                    char *err, size_t errlen) {
+static lw_status pg_delivery_resend(lw_store *base, const char *site, int64_t id, const char *who, int64_t now_ms,
+                                    int *result, char *err, size_t errlen) {
   pg_store *s = (pg_store *)base;
   *result = 1;
   lw_status st = conn_ready(s->w, "resending a delivery", err, errlen);
@@ -2201,17 +2226,21 @@ static lw_status pg_delivery_resend(lw_store *base, const char *site, int64_t id
   params p;
   p_init(&p);
   p_text(&p, site), p_int(&p, id), p_int(&p, now_ms);
+  p_action(&p, who, LW_ACTION_RESEND);
   PGresult *r = NULL;
   st = run(s->w,
-           "UPDATE deliveries SET state = 'pending', next_at = $3, created_at = $3, attempts = 0,"
-           " lease_until = 0, lease_owner = NULL WHERE site = $1 AND id = $2 AND state = 'failed'",
+           ACTION_OF("UPDATE deliveries SET state = 'pending', next_at = $3, created_at = $3, attempts = 0,"
+                     " lease_until = 0, lease_owner = NULL WHERE site = $1 AND id = $2 AND state = 'failed'",
+                     "$1", "$3", "$4", "$5", "$6"),
            &p, &r, "resending a delivery", err, errlen);
   int changed = st == LW_OK && strtoll(PQcmdTuples(r), NULL, 10) == 1;
   PQclear(r);
   int64_t exists = 0;
   if (st == LW_OK && !changed)
-    st = one_int(s->w, "SELECT count(*) FROM deliveries WHERE site = $1 AND id = $2 AND $3::bigint IS NOT NULL", &p,
-                 &exists, "resending a delivery", err, errlen);
+    st = one_int(s->w,
+                 "SELECT count(*) FROM deliveries WHERE site = $1 AND id = $2 AND $3::bigint IS NOT NULL"
+                 " AND $4::text IS NOT NULL AND $5::text IS NOT NULL AND $6::text IS NOT NULL",
+                 &p, &exists, "resending a delivery", err, errlen);
   p_free(&p);
   if (st == LW_OK) *result = changed ? 0 : exists ? 2 : 1;
   return st;
@@ -2227,10 +2256,18 @@ static lw_status pg_deliveries(lw_store *base, const char *site, size_t max, lw_
   params p;
   p_init(&p);
   p_text(&p, site), p_int(&p, (int64_t)max);
+  p_text(&p, lw_action_target(LW_ACTION_RESEND)), p_text(&p, lw_action_name(LW_ACTION_RESEND));
   PGresult *r = NULL;
+  /* who sent it again last, and when: its latest resend in console_actions */
+#define LAST_RESEND(col, none)                                                                        \
+  "coalesce((SELECT a." col " FROM console_actions a WHERE a.site = deliveries.site AND a.target = $3" \
+  " AND a.ref = deliveries.id AND a.action = $4 ORDER BY a.id DESC LIMIT 1), " none ")"
   if (st == LW_OK)
-    st = run(rd->c, "SELECT " DELIVERY_COLS_PG " FROM deliveries WHERE site = $1 ORDER BY id DESC LIMIT $2", &p, &r,
-             "reading deliveries", err, errlen);
+    st = run(rd->c,
+             "SELECT " DELIVERY_COLS_PG ", " LAST_RESEND("who", "''") ", " LAST_RESEND("at", "0")
+             " FROM deliveries WHERE site = $1 ORDER BY id DESC LIMIT $2",
+             &p, &r, "reading deliveries", err, errlen);
+#undef LAST_RESEND
   p_free(&p);
   reader_give(rd);
   if (st != LW_OK) return st;
@@ -2242,7 +2279,54 @@ static lw_status pg_deliveries(lw_store *base, const char *site, size_t max, lw_
     snprintf(err, errlen, "out of memory reading deliveries");
     return LW_ERR_NOMEM;
   }
-  for (size_t i = 0; i < n; i++) delivery_row_pg(r, (int)i, &out[i]);
+  for (size_t i = 0; i < n; i++) {
+    delivery_row_pg(r, (int)i, &out[i]);
+    get_text(r, (int)i, 10, out[i].resent_by, sizeof out[i].resent_by);
+    out[i].resent_at = get_int(r, (int)i, 11);
+  }
+  PQclear(r);
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- console actions */
+
+static lw_status pg_console_actions(lw_store *base, const char *site, size_t max, lw_console_action **rows,
+                                    size_t *n_rows, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *rows = NULL;
+  *n_rows = 0;
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading console actions", err, errlen);
+  params p;
+  p_init(&p);
+  p_text(&p, site), p_int(&p, (int64_t)max);
+  PGresult *r = NULL;
+  if (st == LW_OK)
+    st = run(rd->c,
+             "SELECT id, at, who, action, target, ref FROM console_actions WHERE site = $1 ORDER BY id DESC LIMIT $2",
+             &p, &r, "reading console actions", err, errlen);
+  p_free(&p);
+  reader_give(rd);
+  if (st != LW_OK) return st;
+  size_t n = (size_t)PQntuples(r);
+  if (n > max) n = max;
+  lw_console_action *out = calloc(n ? n : 1, sizeof *out);
+  if (!out) {
+    PQclear(r);
+    snprintf(err, errlen, "out of memory reading console actions");
+    return LW_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    lw_console_action *a = &out[i];
+    a->id = get_int(r, (int)i, 0);
+    a->at = get_int(r, (int)i, 1);
+    get_text(r, (int)i, 2, a->who, sizeof a->who);
+    get_text(r, (int)i, 3, a->action, sizeof a->action);
+    get_text(r, (int)i, 4, a->target, sizeof a->target);
+    a->ref = get_int(r, (int)i, 5);
+  }
   PQclear(r);
   *rows = out;
   *n_rows = n;
@@ -2349,7 +2433,8 @@ static const lw_store_backend pg_backend = {
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     pg_deliveries_enqueue, pg_delivery_claim, pg_delivery_finish, pg_delivery_resend, pg_deliveries,
     pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check,
-    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */};
+    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */,
+    pg_console_actions, NULL /* purge_step: one transaction per pass so far */};
 
 /* ---- read-only (the learning tools) */
 
@@ -2384,9 +2469,9 @@ static lw_status ro_register_referrer(lw_store *s, const char *site, const char 
   (void)s, (void)site, (void)code, (void)referrer, (void)conflict;
   return ro_refuse(err, errlen);
 }
-static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms, int *result,
-                           char *err, size_t errlen) {
-  (void)s, (void)site, (void)id, (void)approve, (void)now_ms, (void)result;
+static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
+                           int *result, char *err, size_t errlen) {
+  (void)s, (void)site, (void)id, (void)approve, (void)who, (void)now_ms, (void)result;
   return ro_refuse(err, errlen);
 }
 
@@ -2395,7 +2480,8 @@ static const lw_store_backend pg_read_backend = {
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
     pg_reviews, NULL, NULL, NULL, NULL, pg_deliveries, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
     pg_approvals, NULL, pg_approval_check,
-    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */};
+    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */, pg_console_actions,
+    NULL};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

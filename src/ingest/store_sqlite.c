@@ -85,6 +85,7 @@ typedef struct {
   unsigned steps;        /* statements run in the current write transaction (writer only) */
   uint8_t xbuf[EVENT_ROWS_MAX][LW_X_PAIRS * 8];  /* the x blobs of one statement (writer only) */
   lw_sq_rollup ru;       /* the rollups' statements (schema 9, rollup_sqlite.h; writer only) */
+  int purge_deleted;     /* a step of the current retention pass deleted batches (writer only) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -122,7 +123,8 @@ typedef struct {
  * Version 9 adds the writer-kept rollups (rollup_sqlite.h: rollup_site, rollup_keys,
  * rollup_installs), which GET /v1/stats reads instead of walking the events; the migration
  * fills them from the stored events.
- * Version 10 adds the approval requests, 11 the console's funnel (rollup_dec, rollup_funnel). */
+ * Version 10 adds the approval requests, 11 the console's funnel (rollup_dec, rollup_funnel),
+ * 12 the console's actions (console_actions: who did what, when, on which row). */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -205,7 +207,15 @@ static const char k_owners_sql[] =
   "  answered_at INTEGER, device_answer TEXT, device_at INTEGER, UNIQUE(site, decision));" \
   "CREATE INDEX approvals_install ON approvals(site, install);"
 
-static const char *const schema_v7 = BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES V8_TABLES V10_TABLES;
+/* Schema 12: the console's actions (store.h "console actions"), one row per write a person asked
+ * for; the index answers a row's latest action (the delivery log's "sent again by"). */
+#define V12_TABLES                                                                         \
+  "CREATE TABLE console_actions(id INTEGER PRIMARY KEY, site TEXT NOT NULL, at INTEGER NOT NULL," \
+  "  who TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, ref INTEGER NOT NULL);" \
+  "CREATE INDEX console_actions_ref ON console_actions(site, target, ref);"
+
+static const char *const schema_v7 =
+    BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES V8_TABLES V10_TABLES V12_TABLES;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -401,6 +411,7 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
     if (version <= 9 && (st = exec(db, V10_TABLES, "migrating schema 9 to 10", err, errlen)) != LW_OK) goto fail;
     /* Schema 11: the console's funnel (rollup_sqlite.h), from the stored events and reports. */
     if (version <= 10 && (st = lw_sq_funnel_backfill(db, err, errlen)) != LW_OK) goto fail;
+    if (version <= 11 && (st = exec(db, V12_TABLES, "migrating schema 11 to 12", err, errlen)) != LW_OK) goto fail;
   }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
@@ -808,22 +819,59 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
 }
 
 /* Retention by receive time. Batches are numbered in commit order, so the expired ones are a
- * prefix of the table: walk it from the oldest until a batch is recent enough, then delete that
- * prefix and its events, which are a rowid range (see EVENT_ID_STRIDE). No index is needed,
- * and the walk touches only rows about to be deleted. */
-static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
+ * prefix of the table: walk it from the oldest until a batch is recent enough (or the step's
+ * budget of events is reached), then delete that prefix and its events, which are a rowid range
+ * (see EVENT_ID_STRIDE), with what they take from the rollups. No index is needed, and the walk
+ * touches only rows about to be deleted.
+ *
+ * A pass over a big store deletes millions of events, and everything a step deletes is one
+ * transaction of the one writer: so a step takes whole batches up to max_events and commits,
+ * and the writer serves its queue between steps (writer.c). Since each step deletes the oldest
+ * batches left, "id < (last + 1) * stride" names exactly the step's events. The rows that
+ * leave with the events (code owners and flags whose install has no stored share or event left,
+ * approval requests and console actions received before the cut) are taken once, by the step
+ * that ends the pass: between steps a code's owner may be an install whose shares went in an
+ * earlier step, which only delays that code's reuse until the pass ends. */
+static lw_status purge_leftovers(sqlite_store *s, int64_t before_ms, char *err, size_t errlen) {
+  /* schema 10: requests leave with the records they came in */
+  lw_status st = delete_where(s, "DELETE FROM approvals WHERE received_at < ?1", NULL, before_ms, NULL, err, errlen);
+  /* Schema 6: an install key leaves code_owners and flags with its last stored share (the coded
+   * events' index answers each lookup). Referee reports are the host's ledger and stay. */
+  char owners[512];
+  with_shared_kinds("DELETE FROM code_owners WHERE ?1 >= 0 AND NOT EXISTS(SELECT 1 FROM events e"
+                    " WHERE e.site = code_owners.site AND e.code = code_owners.code AND e.kind IN (%s)"
+                    " AND e.install = code_owners.install)",
+                    owners, sizeof owners);
+  if (st == LW_OK) st = delete_where(s, owners, NULL, 0, NULL, err, errlen);
+  if (st == LW_OK)
+    st = delete_where(s,
+                      "DELETE FROM flags WHERE kind = 'install' AND ?1 >= 0 AND NOT EXISTS(SELECT 1 FROM"
+                      " events e WHERE e.site = flags.site AND e.install = flags.value)",
+                      NULL, 0, NULL, err, errlen);
+  return st;
+}
+
+static lw_status sq_purge_step(lw_store *base, int64_t before_ms, int64_t max_events, int64_t *deleted, int *more,
+                               char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   *deleted = 0;
+  *more = 0;
   lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a purge", err, errlen);
   if (st != LW_OK) return st;
   sqlite3_stmt *q;
-  sqlite3_int64 last = -1;
-  if (sqlite3_prepare_v2(s->w, "SELECT id, received_at FROM batches ORDER BY id", -1, &q, NULL) !=
+  sqlite3_int64 last = -1, events = 0;
+  if (sqlite3_prepare_v2(s->w, "SELECT id, received_at, n_events FROM batches ORDER BY id", -1, &q, NULL) !=
       SQLITE_OK) {
     st = sql_error(s->w, "preparing a purge", err, errlen);
   } else {
-    while (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 1) < before_ms)
+    while (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 1) < before_ms) {
+      if (last >= 0 && max_events > 0 && events >= max_events) {
+        *more = 1; /* this batch is expired too: the next step's */
+        break;
+      }
       last = sqlite3_column_int64(q, 0);
+      events += sqlite3_column_int64(q, 2);
+    }
     sqlite3_finalize(q);
   }
   if (st == LW_OK && last >= 0) {
@@ -834,31 +882,38 @@ static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
                         (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
     if (st == LW_OK)
       st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
-    if (st == LW_OK) /* schema 10: requests leave with the records they came in */
-      st = delete_where(s, "DELETE FROM approvals WHERE received_at < ?1", NULL, before_ms, NULL, err, errlen);
-    /* Schema 6: an install key leaves code_owners and flags with its last stored share (the
-     * coded events' index answers each lookup). Referee reports are the host's ledger and stay. */
-    char owners[512];
-    with_shared_kinds("DELETE FROM code_owners WHERE ?1 >= 0 AND NOT EXISTS(SELECT 1 FROM events e"
-                      " WHERE e.site = code_owners.site AND e.code = code_owners.code AND e.kind IN (%s)"
-                      " AND e.install = code_owners.install)",
-                      owners, sizeof owners);
-    if (st == LW_OK) st = delete_where(s, owners, NULL, 0, NULL, err, errlen);
-    if (st == LW_OK)
-      st = delete_where(s,
-                        "DELETE FROM flags WHERE kind = 'install' AND ?1 >= 0 AND NOT EXISTS(SELECT 1 FROM"
-                        " events e WHERE e.site = flags.site AND e.install = flags.value)",
-                        NULL, 0, NULL, err, errlen);
+    if (st == LW_OK) st = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
+    if (st == LW_OK) s->purge_deleted = 1;
   }
-  if (st == LW_OK) st = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
+  /* The pass's end: what leaves with the events, once (only if some step of it deleted any);
+   * the console actions before the cut whatever was deleted (they come in no batch). */
+  if (st == LW_OK && !*more && s->purge_deleted) st = purge_leftovers(s, before_ms, err, errlen);
+  if (st == LW_OK && !*more)
+    st = delete_where(s, "DELETE FROM console_actions WHERE at < ?1", NULL, before_ms, NULL, err, errlen);
   if (st == LW_OK) st = exec(s->w, "COMMIT", "committing a purge", err, errlen);
-  if (st == LW_OK && *deleted) referral_touch_all(s);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     lw_sq_rollup_reset(&s->ru);
     *deleted = 0;
+    *more = 0;
+    return st;
   }
-  return st;
+  if (*deleted) referral_touch_all(s);
+  if (!*more) s->purge_deleted = 0;
+  return LW_OK;
+}
+
+/* The whole pass, step after step (the tools' and tests' call; the writer steps itself). */
+static lw_status sq_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
+  *deleted = 0;
+  int more = 1;
+  while (more) {
+    int64_t n = 0;
+    lw_status st = sq_purge_step(base, before_ms, LW_PURGE_STEP_EVENTS, &n, &more, err, errlen);
+    if (st != LW_OK) return st;
+    *deleted += n;
+  }
+  return LW_OK;
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -1776,13 +1831,32 @@ static lw_status sq_register_referrer(lw_store *base, const char *site, const ch
   return rc == SQLITE_ROW ? LW_OK : sql_error(s->w, "registering a referrer", err, errlen);
 }
 
-static lw_status sq_review(lw_store *base, const char *site, int64_t id, int approve, int64_t now_ms,
+/* One console action (store.h "console actions") on the writer, inside the caller's transaction. */
+static lw_status record_action(sqlite_store *s, const char *site, lw_action a, const char *who, int64_t at,
+                               int64_t ref, char *err, size_t errlen) {
+  sqlite3_stmt *st;
+  lw_status ret = prep(s->w,
+                       "INSERT INTO console_actions(site, at, who, action, target, ref) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                       &st, err, errlen);
+  if (ret != LW_OK) return ret;
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, at);
+  sqlite3_bind_text(st, 3, who && who[0] ? who : "?", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, lw_action_name(a), -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, lw_action_target(a), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, ref);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? LW_OK : sql_error(s->w, "recording a console action", err, errlen);
+}
+
+static lw_status sq_review(lw_store *base, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
                            int *result, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   sqlite3_stmt *st;
   *result = 1;
-  /* The state change and what it does to the console's funnel (a rejected conversion brings
-   * nothing) in one transaction. */
+  /* The state change, who made it and what it does to the console's funnel (a rejected
+   * conversion brings nothing) in one transaction. */
   lw_status ret = exec(s->w, "BEGIN IMMEDIATE", "starting a review", err, errlen);
   if (ret != LW_OK) return ret;
   ret = prep(s->w,
@@ -1802,6 +1876,8 @@ static lw_status sq_review(lw_store *base, const char *site, int64_t id, int app
   sqlite3_finalize(st);
   int changed = rc == SQLITE_DONE && sqlite3_changes(s->w) == 1;
   if (rc != SQLITE_DONE) ret = sql_error(s->w, "reviewing", err, errlen);
+  if (ret == LW_OK && changed)
+    ret = record_action(s, site, approve ? LW_ACTION_APPROVE : LW_ACTION_REJECT, who, now_ms, id, err, errlen);
   if (ret == LW_OK && changed) ret = lw_sq_rollup_mark_report(&s->ru, s->w, id, err, errlen);
   if (ret == LW_OK && changed) ret = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
   if (ret == LW_OK) ret = exec(s->w, "COMMIT", "committing a review", err, errlen);
@@ -1945,9 +2021,8 @@ static lw_status sq_approval_check(lw_store *base, const char *site, const char 
                         site, install, hash, now_ms, days, max, rows, n, err, errlen);
 }
 
-static lw_status sq_approval_answer(lw_store *base, const char *site, int64_t id, int approve, const char *who,
-                                    int64_t now_ms, int days, int *result, char *err, size_t errlen) {
-  sqlite_store *s = (sqlite_store *)base;
+static lw_status approval_answer(sqlite_store *s, const char *site, int64_t id, int approve, const char *who,
+                                 int64_t now_ms, int days, int *result, char *err, size_t errlen) {
   sqlite3_stmt *st;
   lw_status ret = prep(s->w,
                        "SELECT state, received_at + ?3 * 86400000 <= ?2 FROM approvals WHERE site = ?1 AND id = ?4",
@@ -1976,7 +2051,22 @@ static lw_status sq_approval_answer(lw_store *base, const char *site, int64_t id
   sqlite3_bind_int64(st, 5, id);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? LW_OK : sql_error(s->w, "answering an approval request", err, errlen);
+  if (rc != SQLITE_DONE) return sql_error(s->w, "answering an approval request", err, errlen);
+  return record_action(s, site, approve ? LW_ACTION_APPROVE_REQUEST : LW_ACTION_DECLINE_REQUEST, who, now_ms, id,
+                       err, errlen);
+}
+
+/* The answer and its console action in one transaction (BEGIN IMMEDIATE: another process on the
+ * file cannot answer between the read and the UPDATE). */
+static lw_status sq_approval_answer(lw_store *base, const char *site, int64_t id, int approve, const char *who,
+                                    int64_t now_ms, int days, int *result, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  lw_status ret = exec(s->w, "BEGIN IMMEDIATE", "starting an approval answer", err, errlen);
+  if (ret != LW_OK) return ret;
+  ret = approval_answer(s, site, id, approve, who, now_ms, days, result, err, errlen);
+  if (ret == LW_OK) ret = exec(s->w, "COMMIT", "committing an approval answer", err, errlen);
+  if (ret != LW_OK) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+  return ret;
 }
 
 /* ---------------------------------------------------------------- webhook deliveries */
@@ -2087,9 +2177,8 @@ static lw_status sq_delivery_finish(lw_store *base, int64_t id, const char *owne
   return LW_OK;
 }
 
-static lw_status sq_delivery_resend(lw_store *base, const char *site, int64_t id, int64_t now_ms,
-                                    int *result, char *err, size_t errlen) {
-  sqlite_store *s = (sqlite_store *)base;
+static lw_status delivery_resend(sqlite_store *s, const char *site, int64_t id, const char *who, int64_t now_ms,
+                                 int *result, char *err, size_t errlen) {
   sqlite3_stmt *st;
   lw_status ret = prep(s->w,
       "UPDATE deliveries SET state = 'pending', next_at = ?3, created_at = ?3, attempts = 0,"
@@ -2103,7 +2192,7 @@ static lw_status sq_delivery_resend(lw_store *base, const char *site, int64_t id
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return sql_error(s->w, "resending a delivery", err, errlen);
   *result = 0;
-  if (sqlite3_changes(s->w) == 1) return LW_OK;
+  if (sqlite3_changes(s->w) == 1) return record_action(s, site, LW_ACTION_RESEND, who, now_ms, id, err, errlen);
   if ((ret = prep(s->w, "SELECT 1 FROM deliveries WHERE site = ?1 AND id = ?2", &st, err, errlen)) != LW_OK)
     return ret;
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
@@ -2114,6 +2203,18 @@ static lw_status sq_delivery_resend(lw_store *base, const char *site, int64_t id
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? LW_OK : sql_error(s->w, "resending a delivery", err, errlen);
 }
 
+/* The resend and its console action in one transaction. */
+static lw_status sq_delivery_resend(lw_store *base, const char *site, int64_t id, const char *who, int64_t now_ms,
+                                    int *result, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  lw_status ret = exec(s->w, "BEGIN IMMEDIATE", "starting a resend", err, errlen);
+  if (ret != LW_OK) return ret;
+  ret = delivery_resend(s, site, id, who, now_ms, result, err, errlen);
+  if (ret == LW_OK) ret = exec(s->w, "COMMIT", "committing a resend", err, errlen);
+  if (ret != LW_OK) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+  return ret;
+}
+
 static lw_status sq_deliveries(lw_store *base, const char *site, size_t max, lw_delivery **rows,
                                size_t *n_rows, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
@@ -2121,15 +2222,26 @@ static lw_status sq_deliveries(lw_store *base, const char *site, size_t max, lw_
   *n_rows = 0;
   sqlite3_stmt *st;
   reader *rd = reader_take(s);
+  /* who sent it again last, and when: its latest resend in console_actions (one index lookup) */
+#define LAST_RESEND(col)                                                                              \
+  "coalesce((SELECT a." col " FROM console_actions a WHERE a.site = deliveries.site AND a.target = ?3" \
+  " AND a.ref = deliveries.id AND a.action = ?4 ORDER BY a.id DESC LIMIT 1), '')"
   int rc = sqlite3_prepare_v2(rd->db,
-                              "SELECT " DELIVERY_COLS " FROM deliveries WHERE site = ?1"
-                              " ORDER BY id DESC LIMIT ?2", -1, &st, NULL);
+                              "SELECT " DELIVERY_COLS ", " LAST_RESEND("who") ", " LAST_RESEND("at")
+                              " FROM deliveries WHERE site = ?1 ORDER BY id DESC LIMIT ?2", -1, &st, NULL);
+#undef LAST_RESEND
   lw_delivery *out = max ? calloc(max, sizeof *out) : NULL;
   size_t n = 0;
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-    while (out && n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) delivery_row(st, &out[n++]);
+    sqlite3_bind_text(st, 3, lw_action_target(LW_ACTION_RESEND), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, lw_action_name(LW_ACTION_RESEND), -1, SQLITE_STATIC);
+    while (out && n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      delivery_row(st, &out[n]);
+      copy_col(st, 10, out[n].resent_by, sizeof out[n].resent_by);
+      out[n++].resent_at = sqlite3_column_int64(st, 11);
+    }
     sqlite3_finalize(st);
   }
   lw_status ret = LW_OK;
@@ -2149,13 +2261,58 @@ static lw_status sq_deliveries(lw_store *base, const char *site, size_t max, lw_
   return LW_OK;
 }
 
+/* ---------------------------------------------------------------- console actions */
+
+static lw_status sq_console_actions(lw_store *base, const char *site, size_t max, lw_console_action **rows,
+                                    size_t *n_rows, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  reader *rd = reader_take(s);
+  int rc = sqlite3_prepare_v2(rd->db,
+                              "SELECT id, at, who, action, target, ref FROM console_actions WHERE site = ?1"
+                              " ORDER BY id DESC LIMIT ?2", -1, &st, NULL);
+  lw_console_action *out = calloc(max ? max : 1, sizeof *out);
+  size_t n = 0;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    while (out && n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      lw_console_action *a = &out[n++];
+      a->id = sqlite3_column_int64(st, 0);
+      a->at = sqlite3_column_int64(st, 1);
+      copy_col(st, 2, a->who, sizeof a->who);
+      copy_col(st, 3, a->action, sizeof a->action);
+      copy_col(st, 4, a->target, sizeof a->target);
+      a->ref = sqlite3_column_int64(st, 5);
+    }
+    sqlite3_finalize(st);
+  }
+  lw_status ret = LW_OK;
+  if (!out) {
+    snprintf(err, errlen, "out of memory reading console actions");
+    ret = LW_ERR_NOMEM;
+  } else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    ret = sql_error(rd->db, "reading console actions", err, errlen);
+  }
+  reader_give(rd);
+  if (ret != LW_OK) {
+    free(out);
+    return ret;
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
 static const lw_store_backend sqlite_backend = {
     "sqlite", sq_write,    sq_forget,       sq_purge, sq_stats,
     sq_ping,  sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
     sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries,
     sq_stats_walk, sq_funnel_days, sq_shared_decisions,
-    sq_approvals, sq_approval_answer, sq_approval_check, sq_funnel_outcomes};
+    sq_approvals, sq_approval_answer, sq_approval_check, sq_funnel_outcomes, sq_console_actions, sq_purge_step};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -2188,9 +2345,9 @@ static lw_status ro_register_referrer(lw_store *s, const char *site, const char 
   (void)site, (void)code, (void)referrer, (void)conflict;
   return ro_write(s, NULL, 0, err, errlen);
 }
-static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approve, int64_t now_ms,
+static lw_status ro_review(lw_store *s, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
                            int *result, char *err, size_t errlen) {
-  (void)site, (void)id, (void)approve, (void)now_ms, (void)result;
+  (void)site, (void)id, (void)approve, (void)who, (void)now_ms, (void)result;
   return ro_write(s, NULL, 0, err, errlen);
 }
 
@@ -2199,7 +2356,7 @@ static const lw_store_backend sqlite_read_backend = {
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
     NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk, sq_funnel_days, sq_shared_decisions,
-    sq_approvals, NULL, sq_approval_check, sq_funnel_outcomes};
+    sq_approvals, NULL, sq_approval_check, sq_funnel_outcomes, sq_console_actions, NULL};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);

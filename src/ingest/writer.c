@@ -27,6 +27,8 @@ struct lw_writer {
   atomic_int failing;      /* see lw_writer_failing */
   lw_store_item **items;   /* scratch for one group, writer thread only */
   lw_forget_item **forgets;
+  unsigned pass_steps;     /* retention: steps of the pass under way (0: none), writer thread only */
+  int64_t pass_t0_us, pass_before_ms, pass_deleted;
 };
 
 int lw_writer_failing(lw_writer *w) { return atomic_load(&w->failing); }
@@ -39,21 +41,37 @@ static void hand_back(lw_job *jobs, lw_job_kind kind) {
   }
 }
 
-static void run_purge(lw_writer *w) {
+/* One step of the retention pass (lw_store_purge_step: a bounded transaction); 1 while the pass
+ * has more, so the loop serves its queue and comes back. The pass is logged at its end. */
+static int run_purge(lw_writer *w) {
   char errmsg[LW_ERRMSG_MAX];
   int64_t deleted = 0;
-  lw_status st = lw_store_purge(w->store, lw_wall_ms() - w->cfg.retention_ms, &deleted, errmsg,
-                                sizeof errmsg);
+  int more = 0;
+  if (!w->pass_steps) {
+    w->pass_t0_us = lw_mono_us();
+    w->pass_before_ms = lw_wall_ms() - w->cfg.retention_ms; /* one cut for the whole pass */
+    w->pass_deleted = 0;
+  }
+  lw_status st = lw_store_purge_step(w->store, w->pass_before_ms, LW_PURGE_STEP_EVENTS, &deleted, &more, errmsg,
+                                     sizeof errmsg);
+  w->pass_steps++;
   lw_log_line line;
   if (st != LW_OK) {
     lw_log_msg(w->log, LW_LOG_ERROR, "retention purge failed", errmsg);
-    return;
+    w->pass_steps = 0;
+    return 0;
   }
   atomic_fetch_add(&w->metrics->purged_events, (uint64_t)deleted);
-  if (deleted && lw_log_begin(&line, w->log, LW_LOG_INFO, "retention purge")) {
-    lw_log_int(&line, "deleted_events", deleted);
+  w->pass_deleted += deleted;
+  if (more) return 1;
+  if (w->pass_deleted && lw_log_begin(&line, w->log, LW_LOG_INFO, "retention purge")) {
+    lw_log_int(&line, "deleted_events", w->pass_deleted);
+    lw_log_int(&line, "steps", (int64_t)w->pass_steps);
+    lw_log_int(&line, "duration_ms", (lw_mono_us() - w->pass_t0_us) / 1000);
     lw_log_end(&line);
   }
+  w->pass_steps = 0;
+  return 0;
 }
 
 /* Write one group: the batches in one transaction, answered as soon as it is durable, then
@@ -163,10 +181,10 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&w->lock);
 
     if (jobs) run_group(w, jobs); /* answers every job */
-    if (w->cfg.retention_ms > 0 && lw_wall_ms() >= next_purge) {
-      run_purge(w);
+    /* A pass is steps with the queue served between them (a group of writes, calls, forgets):
+     * a big store's retention never holds a batch for longer than one step. */
+    if (w->cfg.retention_ms > 0 && lw_wall_ms() >= next_purge && !run_purge(w))
       next_purge = lw_wall_ms() + w->cfg.purge_interval_ms;
-    }
     pthread_mutex_lock(&w->lock);
     w->busy = 0;
     if (!w->head) pthread_cond_broadcast(&w->drained);

@@ -88,20 +88,22 @@ static lw_status cs_register(lw_store *b, const char *site, const char *code,
                              const uint8_t referrer[LW_REFEREE_HASH_LEN], int *conflict, char *err, size_t errlen) {
   return INNER(b)->backend->register_referrer(INNER(b), site, code, referrer, conflict, err, errlen);
 }
-static lw_status cs_review(lw_store *b, const char *site, int64_t id, int approve, int64_t now_ms, int *result,
+static lw_status cs_review(lw_store *b, const char *site, int64_t id, int approve, const char *who, int64_t now_ms,
+                           int *result,
                            char *err, size_t errlen) {
-  return INNER(b)->backend->review(INNER(b), site, id, approve, now_ms, result, err, errlen);
+  return INNER(b)->backend->review(INNER(b), site, id, approve, who, now_ms, result, err, errlen);
 }
 static lw_status cs_reviews(lw_store *b, const char *site, size_t max, lw_review **rows, size_t *n, char *err,
                             size_t errlen) {
   return INNER(b)->backend->reviews(INNER(b), site, max, rows, n, err, errlen);
 }
-/* no webhooks (no webhook_url), no stats walk, no console rollups and no approval requests: those
- * calls stay NULL, which the server treats as absent */
+/* no webhooks (no webhook_url), no stats walk, no console rollups, no approval requests and no
+ * console actions: those calls stay NULL, which the server treats as absent; its purge is one
+ * call (the inner store's whole pass) */
 static const lw_store_backend k_clock_backend = {
     "sim-clock", cs_write, cs_forget, cs_purge, cs_stats, cs_ping, cs_referral, cs_attributions, cs_close,
     cs_decisions, cs_count, cs_salt, cs_referee, cs_register, cs_review, cs_reviews,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 lw_status lw_sim_ingest_start(const char *db_path, lw_sim_ingest **out, char *err, size_t errlen) {
   *out = NULL;

@@ -80,6 +80,10 @@ test('an_approval_request_reaches_the_console_and_its_answer_only_the_device_hol
   assert.match(server.stderr, /console action.*approve request/, 'the action is logged with who');
   // Answered once: a second answer is refused.
   assert.equal((await answer(a.id, 'decline')).status, 409);
+  // The answer is a console action in the store, at the time the request shows; the refused
+  // forgery and second answer are none.
+  const actions = (await consoleGet('/console/api/actions')).json.actions.filter((x) => x.target === 'approval' && x.ref === a.id);
+  assert.deepEqual(actions.map((x) => [x.user, x.action, x.at]), [['pm', 'approve request', after_.answered_at]]);
 
   // The device with its key reads the answer; another key (or another install) reads nothing.
   assert.deepEqual((await check({ install: rec.install, key: rec.key })).json.answers,
@@ -181,10 +185,10 @@ test('a_schema_9_store_is_migrated_with_its_approvals_table', { skip: sqliteOnly
   const db = join(dir, 'v9.db');
   const first = await startServer({ dir, db });
   await first.stop();
-  exec(db, 'DROP TABLE approvals; DROP TABLE rollup_dec; DROP TABLE rollup_funnel; PRAGMA user_version = 9;');
+  exec(db, 'DROP TABLE approvals; DROP TABLE rollup_dec; DROP TABLE rollup_funnel; DROP TABLE console_actions; PRAGMA user_version = 9;');
   const again = await startServer({ dir, db, args: ['--config', consoleConfig(dir)] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 11);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 12);
     const rec = requestRecord();
     assert.equal((await postBatch(again, batch([rec]))).status, 200);
     assert.equal(sql(db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');
@@ -198,10 +202,10 @@ test('a_postgresql_schema_2_store_is_migrated_to_3_with_deliveries_and_approvals
   const first = await startServer({ dir });
   assert.ok(isPgUrl(first.db));
   await first.stop();
-  exec(first.db, 'DROP TABLE approvals; DROP TABLE deliveries; UPDATE lw_schema SET version = 2;');
+  exec(first.db, 'DROP TABLE approvals; DROP TABLE deliveries; DROP TABLE console_actions; UPDATE lw_schema SET version = 2;');
   const again = await startServer({ dir, db: first.db, args: ['--config', consoleConfig(dir)] });
   try {
-    assert.deepEqual(sql(again.db, 'SELECT version FROM lw_schema'), [{ version: 3 }]);
+    assert.deepEqual(sql(again.db, 'SELECT version FROM lw_schema'), [{ version: 4 }]);
     const rec = requestRecord();
     assert.equal((await postBatch(again, batch([rec]))).status, 200);
     assert.equal(sql(again.db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');

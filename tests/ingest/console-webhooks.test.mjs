@@ -197,16 +197,16 @@ test('a_schema_7_store_is_migrated_to_8_with_its_deliveries_table', { skip: sqli
   const db = join(dir, 'v7.db');
   const first = await startServer({ dir, db });
   await first.stop();
-  // Schema 8 only adds the deliveries table, 9 the rollups, 10 the approvals and 11 the funnel:
+  // Schema 8 only adds the deliveries table, 9 the rollups, 10 the approvals, 11 the funnel and 12 the console actions:
   // without them, and marked 7, the file is a schema-7 store.
   sql(db, 'DROP TABLE deliveries; DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;'
     + ' DROP TABLE rollup_days; DROP TABLE rollup_dec; DROP TABLE rollup_funnel; DROP INDEX events_shares;'
-    + ' DROP INDEX events_decisions; DROP TABLE approvals; PRAGMA user_version = 7;');
+    + ' DROP INDEX events_decisions; DROP TABLE approvals; DROP TABLE console_actions; PRAGMA user_version = 7;');
   assert.equal(sql(db, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'deliveries'")[0].n, 0);
   const hook = await receiver();
   const server = await serve(hook, {}, { dir, db });
   cleanups.push(() => server.cleanup(), hook.close);
-  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 11);
+  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 12);
   await convert(server, newCode(), 'migrated');
   await waitFor('a delivery from the migrated store', () => hook.seen.length === 1);
 });

@@ -286,11 +286,11 @@ static void referee_reports_are_stored_once_and_judged_by_the_rules(void) {
   if (n) CHECK_INT(rows[0].id, r.id);
   free(rows);
   int result = -1;
-  CHECK_INT(lw_store_review(s, "other", r.id, 1, NOW + 5, &result, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_store_review(s, "other", r.id, 1, "pm", NOW + 5, &result, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(result, 1); /* another site's report is unknown here */
-  CHECK_INT(lw_store_review(s, "default", r.id, 1, NOW + 5, &result, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_store_review(s, "default", r.id, 1, "pm", NOW + 5, &result, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(result, 0);
-  CHECK_INT(lw_store_review(s, "default", r.id, 0, NOW + 6, &result, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(lw_store_review(s, "default", r.id, 0, "pm", NOW + 6, &result, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(result, 2);
   lw_attribution *att = NULL;
   CHECK_INT(lw_store_attributions(s, "default", NOW + 1, &att, &n, errmsg, sizeof errmsg), LW_OK);

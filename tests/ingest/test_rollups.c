@@ -367,7 +367,7 @@ static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
         random_report(s, sites[rnd(2)], *clock_ms);
       } else {
         int result;
-        CHECK_INT(lw_store_review(s, sites[rnd(2)], 1 + (int64_t)rnd((unsigned)reports), (int)rnd(2), *clock_ms,
+        CHECK_INT(lw_store_review(s, sites[rnd(2)], 1 + (int64_t)rnd((unsigned)reports), (int)rnd(2), "pm", *clock_ms,
                                   &result, err, sizeof err), LW_OK);
       }
     } else if (op < 5) {
@@ -522,6 +522,91 @@ static void a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored(v
   tu_remove_db(pa), tu_remove_db(pb), tu_remove_db(pc), tu_remove_db(pd);
 }
 
+/* A retention pass in steps of a few events (lw_store_purge_step), with writes, referee reports
+ * and reviews between the steps, as the writer serves its queue between them: after every step
+ * the rollups and the console's funnel equal a walk of what is left (each step takes its own
+ * deletions from them, in its own transaction), and the pass ends with nothing expired left.
+ * SQLite also: two stores given the same writes, one purged in steps of one batch and one in a
+ * single call, hold the same rollups to the byte. (PostgreSQL purges in one call: its pass is
+ * one step.) */
+static void a_retention_pass_in_steps_keeps_the_rollups_equal_to_a_walk_after_each_step(void) {
+  const char *sites[] = {"default", "other"};
+  char err[LW_ERRMSG_MAX];
+  lw_store *s = fresh_store();
+  if (!s) return;
+  rng_state = 23;
+  reports = 0;
+  int64_t clock_ms = NOW;
+  for (int i = 0; i < 160; i++) {
+    clock_ms += 1000;
+    if (i % 5 == 4) random_report(s, sites[rnd(2)], clock_ms);
+    else if (i % 7 == 6) write_group(s, sites, clock_ms);
+    else {
+      char *j = random_batch();
+      write_json(s, sites[rnd(2)], j, clock_ms);
+      free(j);
+    }
+  }
+  const int64_t cut = clock_ms - 60 * 1000; /* about the first 100 writes' batches */
+  int more = 1, steps = 0;
+  int64_t total = 0;
+  while (more) {
+    int64_t deleted = 0;
+    CHECK_INT(lw_store_purge_step(s, cut, 1 + (int64_t)rnd(40), &deleted, &more, err, sizeof err), LW_OK);
+    steps++;
+    total += deleted;
+    check_against_walk(s, "default", "a retention step");
+    check_against_walk(s, "other", "a retention step");
+    /* what the writer serves between two steps: fresh batches, a report, a review */
+    clock_ms += 1000;
+    char *j = random_batch();
+    write_json(s, sites[rnd(2)], j, clock_ms);
+    free(j);
+    random_report(s, sites[rnd(2)], clock_ms);
+    int result;
+    if (reports)
+      CHECK_INT(lw_store_review(s, sites[rnd(2)], 1 + (int64_t)rnd((unsigned)reports), (int)rnd(2), "pm", clock_ms,
+                                &result, err, sizeof err), LW_OK);
+    if (steps > 1000) break;
+  }
+  CHECK(total > 0);
+  CHECK(pg_url() || steps > 3);
+  int64_t again = 0;
+  CHECK_INT(lw_store_purge_step(s, cut, 1, &again, &more, err, sizeof err), LW_OK);
+  CHECK_INT(again, 0);
+  CHECK_INT(more, 0);
+  check_against_walk(s, "default", "after a stepped pass");
+  check_against_walk(s, "other", "after a stepped pass");
+  drop_store(s);
+  if (pg_url()) return;
+
+  char pa[] = "/tmp/lw-ru-step-XXXXXX", pb[] = "/tmp/lw-ru-once-XXXXXX";
+  lw_store *a = sqlite_at(pa), *b = sqlite_at(pb);
+  if (!a || !b) return;
+  rng_state = 5;
+  for (int i = 0; i < 60; i++) {
+    char *j = random_batch();
+    write_json(a, sites[i % 2], j, NOW + 1000 * i);
+    write_json(b, sites[i % 2], j, NOW + 1000 * i);
+    free(j);
+  }
+  int64_t da_n = 0, db_n = 0;
+  for (more = 1, steps = 0; more; steps++) {
+    int64_t n = 0;
+    CHECK_INT(lw_store_purge_step(a, NOW + 1000 * 40, 1, &n, &more, err, sizeof err), LW_OK);
+    da_n += n;
+  }
+  CHECK_INT(steps, 40); /* one batch a step */
+  CHECK_INT(lw_store_purge(b, NOW + 1000 * 40, &db_n, err, sizeof err), LW_OK);
+  CHECK_INT(da_n, db_n);
+  char *da = dump_rollups(pa, 1), *dbt = dump_rollups(pb, 1);
+  CHECK(strlen(da) > 100);
+  CHECK_STR(da, dbt);
+  free(da), free(dbt);
+  lw_store_free(a), lw_store_free(b);
+  tu_remove_db(pa), tu_remove_db(pb);
+}
+
 /* Schema 8 is schema 11 without the rollup tables and the two indexes of the shared decisions
  * (step 9), the approvals table (step 10) and the funnel's tables (step 11): a store written now, those dropped and its version
  * set back, is what main's build wrote (PostgreSQL: schema 1 of 3, without the rollups, the
@@ -542,7 +627,7 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   s = NULL;
   if (pg_url()) {
     pg_schema_sql("SET search_path = %s; DROP TABLE rollup_site, rollup_keys, rollup_installs, rollup_days;"
-                  " DROP INDEX events_shares, events_decisions; DROP TABLE deliveries, approvals;"
+                  " DROP INDEX events_shares, events_decisions; DROP TABLE deliveries, approvals, console_actions;"
                   " UPDATE lw_schema SET version = 1; -- %s");
     CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
   } else {
@@ -550,7 +635,7 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
     CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
     CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_site; DROP TABLE rollup_keys; DROP TABLE rollup_installs;"
                                "DROP TABLE rollup_days; DROP INDEX events_shares; DROP INDEX events_decisions;"
-                               "DROP TABLE rollup_dec; DROP TABLE rollup_funnel; DROP TABLE approvals;"
+                               "DROP TABLE rollup_dec; DROP TABLE rollup_funnel; DROP TABLE approvals; DROP TABLE console_actions;"
                                "PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
@@ -617,6 +702,7 @@ int main(void) {
   stats_from_rollups_equal_a_walk_after_random_writes_forgets_and_retention();
   the_console_funnel_from_rollups_equals_the_walk_after_writes_reports_and_reviews();
   a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored();
+  a_retention_pass_in_steps_keeps_the_rollups_equal_to_a_walk_after_each_step();
   a_schema_8_store_is_migrated_and_answers_as_before();
   a_store_written_by_main_is_migrated_and_answers_as_main_did();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);

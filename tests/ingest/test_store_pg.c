@@ -227,11 +227,11 @@ static void scenario(lw_store *s, transcript *t) {
         (long long)rows[i].received_at);
   int result = -1;
   if (n == 2) {
-    CHECK_INT(lw_store_review(s, "default", rows[1].id, 1, NOW + 4 * DAY, &result, errmsg, sizeof errmsg), LW_OK);
+    CHECK_INT(lw_store_review(s, "default", rows[1].id, 1, "pm", NOW + 4 * DAY, &result, errmsg, sizeof errmsg), LW_OK);
     say(t, "approve: %d", result);
-    CHECK_INT(lw_store_review(s, "default", rows[1].id, 0, NOW + 4 * DAY, &result, errmsg, sizeof errmsg), LW_OK);
+    CHECK_INT(lw_store_review(s, "default", rows[1].id, 0, "pm", NOW + 4 * DAY, &result, errmsg, sizeof errmsg), LW_OK);
     say(t, "again: %d", result);
-    CHECK_INT(lw_store_review(s, "other", rows[0].id, 0, NOW + 4 * DAY, &result, errmsg, sizeof errmsg), LW_OK);
+    CHECK_INT(lw_store_review(s, "other", rows[0].id, 0, "pm", NOW + 4 * DAY, &result, errmsg, sizeof errmsg), LW_OK);
     say(t, "another site's: %d", result);
   }
   CHECK_INT(n, 2);
