@@ -106,7 +106,7 @@ lw_status lw_store_purge(lw_store *s, int64_t before_ms, int64_t *deleted, char 
  * remain (call again), 0 once the pass is done (its last step also takes the rows that leave
  * with the events: code owners, flags, approval requests, console actions). A backend without
  * steps purges everything in one call (*more 0). */
-#define LW_PURGE_STEP_EVENTS 20000
+#define LW_PURGE_STEP_EVENTS 5000
 lw_status lw_store_purge_step(lw_store *s, int64_t before_ms, int64_t max_events, int64_t *deleted, int *more,
                               char *err, size_t errlen);
 

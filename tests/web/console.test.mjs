@@ -140,8 +140,25 @@ test('approving_a_flagged_conversion_in_the_console_adds_it_to_the_reward_list',
     await page.waitForFunction((id) => document.body.dataset.ready === 'reviews' && !document.querySelector(`#reviews tr[data-id="${id}"]`), ids[2].id);
     assert.equal(await reward(), '3');
     assert.match(await page.textContent('#review-status'), /Approved/);
+    // Who decided and when, from the store: under "Decided" and in the action log.
+    const decided = `#reviewed tr[data-ref="${ids[2].id}"]`;
+    assert.equal(await page.textContent(`${decided} td[data-col="user"]`), 'pm');
+    assert.equal(await page.textContent(`${decided} td[data-col="action"]`), 'approve');
+    assert.match(await page.textContent(`${decided} td[data-col="at"]`), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page fits 390 px (overflow ${overflow} px)`);
+    await page.focus('#nav button[data-page="actions"]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('body[data-ready="actions"]');
+    const logged = `#actions tr[data-target="review"][data-ref="${ids[2].id}"]`;
+    assert.equal(await page.textContent(`${logged} td[data-col="user"]`), 'pm');
+    assert.equal(await page.textContent(`${logged} td[data-col="action"]`), 'approve');
+    const stored = (await page.evaluate(async () => (await (await fetch('/console/api/actions')).json()).actions))
+      .find((a) => a.target === 'review' && a.ref === ids[2].id);
+    assert.equal(await page.textContent(`${logged} td[data-col="at"]`), new Date(stored.at).toISOString().replace('T', ' ').slice(0, 19));
+    await page.screenshot({ path: join(artifacts, 'actions-390.png'), fullPage: true });
+    const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow2 <= 0, `the action log fits 390 px (overflow ${overflow2} px)`);
     assert.deepEqual(problems, []);
   } finally {
     await context.close();
@@ -187,6 +204,14 @@ test('a_failed_webhook_is_sent_again_from_the_delivery_log', { timeout: 120000 }
     await page.click('#nav button[data-page="deliveries"]');
     await page.waitForSelector('body[data-ready="deliveries"] #deliveries tr[data-state="delivered"]');
     assert.equal(posts.at(-1), posts[0], 'the same idempotency key when sent again');
+    // Who sent it again and when, in the delivery log and the action log.
+    assert.match(await page.textContent('#deliveries tr[data-state="delivered"] td[data-col="resent"]'), /^pm, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    await page.screenshot({ path: join(artifacts, 'deliveries-resent-1280.png'), fullPage: true });
+    await page.click('#nav button[data-page="actions"]');
+    await page.waitForSelector('body[data-ready="actions"] #actions tr[data-target="delivery"]');
+    assert.equal(await page.textContent('#actions tr[data-target="delivery"] td[data-col="action"]'), 'resend');
+    assert.equal(await page.textContent('#actions tr[data-target="delivery"] td[data-col="user"]'), 'pm');
+    await page.screenshot({ path: join(artifacts, 'actions-1280.png'), fullPage: true });
   } finally {
     await context.close();
     await hooked.cleanup();

@@ -115,8 +115,31 @@ function renderReport(rep) {
   $('#config').textContent = rep.config ? JSON.stringify(rep.config, null, 2) : 'no console_config set';
 }
 
+// A table body of console actions (who, what, when, on which row), newest first: the store's
+// record (README "Console actions"), so every replica shows the same.
+function actionRows(tb, actions, columns, empty) {
+  tb.replaceChildren();
+  for (const a of actions) {
+    const tr = el('tr', { 'data-target': a.target, 'data-ref': String(a.ref), 'data-action': a.action },
+      el('td', { 'data-col': 'at', text: when(a.at) }), el('td', { 'data-col': 'user', text: a.user }),
+      el('td', { 'data-col': 'action', text: a.action }));
+    if (columns > 4) tr.append(el('td', { 'data-col': 'target', text: a.target }));
+    tr.append(el('td', { 'data-col': 'ref', text: String(a.ref) }));
+    tb.append(tr);
+  }
+  if (!actions.length) tb.append(el('tr', {}, el('td', { colspan: String(columns), text: empty })));
+}
+
+async function loadActions() {
+  const r = await api(`/console/api/actions?${siteQuery()}`);
+  $('#csv-actions').href = `/console/api/actions.csv?${siteQuery()}`;
+  actionRows($('#actions tbody'), r.actions, 5, 'no console actions yet');
+}
+
 async function loadReviews() {
-  const [rv, rw] = await Promise.all([api(`/console/api/reviews?${siteQuery()}`), api(`/console/api/rewards?${siteQuery()}`)]);
+  const [rv, rw, ac] = await Promise.all([api(`/console/api/reviews?${siteQuery()}`), api(`/console/api/rewards?${siteQuery()}`),
+    api(`/console/api/actions?${siteQuery()}`)]);
+  actionRows($('#reviewed tbody'), ac.actions.filter((a) => a.target === 'review'), 4, 'no review decided yet');
   const tb = $('#reviews tbody');
   tb.replaceChildren();
   for (const r of rv.reviews) {
@@ -148,9 +171,10 @@ async function loadDeliveries() {
       el('td', { 'data-col': 'state', text: d.state }), el('td', { 'data-col': 'attempts', text: String(d.attempts) }),
       el('td', { text: d.last_status ? String(d.last_status) : '' }), el('td', { text: d.last_error }),
       el('td', { text: when(d.created_at) }), el('td', { text: d.state === 'pending' ? when(d.next_at) : '' }),
-      el('td', { text: when(d.delivered_at) }), action));
+      el('td', { text: when(d.delivered_at) }),
+      el('td', { 'data-col': 'resent', text: d.resent_by ? `${d.resent_by}, ${when(d.resent_at)}` : '' }), action));
   }
-  if (!r.deliveries.length) tb.append(el('tr', {}, el('td', { colspan: '10', text: 'no deliveries yet' })));
+  if (!r.deliveries.length) tb.append(el('tr', {}, el('td', { colspan: '11', text: 'no deliveries yet' })));
 }
 
 // The fairness audit (README "The console"): per value of the config's fairness attribute,
@@ -215,13 +239,14 @@ async function show(page) {
   for (const b of document.querySelectorAll('#nav button'))
     if (b.dataset.page === page) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
-  for (const p of ['funnel', 'reviews', 'fairness', 'approvals', 'deliveries', 'models']) $(`#page-${p}`).hidden = p !== page;
+  for (const p of ['funnel', 'reviews', 'fairness', 'approvals', 'deliveries', 'actions', 'models']) $(`#page-${p}`).hidden = p !== page;
   document.body.dataset.page = page;
   document.body.dataset.ready = '';
   if (page === 'reviews') await loadReviews();
   else if (page === 'deliveries') await loadDeliveries();
   else if (page === 'approvals') await loadApprovals();
   else if (page === 'fairness') await loadFairness();
+  else if (page === 'actions') await loadActions();
   else renderReport(await api(`/console/api/report?${siteQuery()}`));
   const charts = drawing;
   drawing = [];
