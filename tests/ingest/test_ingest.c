@@ -292,6 +292,21 @@ static void referee_reports_are_stored_once_and_judged_by_the_rules(void) {
   CHECK_INT(result, 0);
   CHECK_INT(lw_store_review(s, "default", r.id, 0, "pm", NOW + 6, &result, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(result, 2);
+  /* the review is a console action of its site, the refused ones none */
+  lw_console_action *acts = NULL;
+  CHECK_INT(lw_store_console_actions(s, "default", 10, &acts, &n, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(n, 1);
+  if (n) {
+    CHECK_STR(acts[0].who, "pm");
+    CHECK_STR(acts[0].action, "approve");
+    CHECK_STR(acts[0].target, "review");
+    CHECK_INT(acts[0].ref, r.id);
+    CHECK_INT(acts[0].at, NOW + 5);
+  }
+  free(acts);
+  CHECK_INT(lw_store_console_actions(s, "other", 10, &acts, &n, errmsg, sizeof errmsg), LW_OK);
+  CHECK_INT(n, 0);
+  free(acts);
   lw_attribution *att = NULL;
   CHECK_INT(lw_store_attributions(s, "default", NOW + 1, &att, &n, errmsg, sizeof errmsg), LW_OK);
   CHECK_INT(n, 1); /* the approval counts from its own time */

@@ -236,6 +236,15 @@ static void scenario(lw_store *s, transcript *t) {
   }
   CHECK_INT(n, 2);
   free(rows);
+  /* who decided, in the store: the approval only (the second decision and another site's were refused) */
+  lw_console_action *acts = NULL;
+  size_t n_acts = 0;
+  CHECK_INT(lw_store_console_actions(s, "default", 10, &acts, &n_acts, errmsg, sizeof errmsg), LW_OK);
+  say(t, "console actions: %zu", n_acts);
+  for (size_t i = 0; i < n_acts; i++)
+    say(t, "  %s %s %s at %lld", acts[i].who, acts[i].action, acts[i].target, (long long)acts[i].at);
+  CHECK_INT(n_acts, 1);
+  free(acts);
 
   lw_referral ref;
   CHECK_INT(lw_store_referral(s, "default", "K7QX2M9PLA", REFERRER, &ref, errmsg, sizeof errmsg), LW_OK);
