@@ -195,7 +195,7 @@ test('database_from_schema_v2_is_migrated_and_kept', { skip: sqliteOnly }, async
     // x as stored since schema 5: (u32 hash, i32 value × 256) little-endian pairs: [[1,0.5]].
     assert.equal(sql(db, "SELECT hex(x) AS x FROM events WHERE id = 1024")[0].x, '0100000080000000');
     const indexes = sql(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").map((r) => r.name);
-    assert.deepEqual(indexes.sort(), ['approvals_install', 'deliveries_due', 'events_code', 'events_decisions', 'events_shares',
+    assert.deepEqual(indexes.sort(), ['approvals_install', 'console_actions_ref', 'deliveries_due', 'events_code', 'events_decisions', 'events_shares',
       'events_site_install', 'events_token', 'referees_referee', 'referees_token', 'rollup_dec_converted', 'rollup_keys_installs']);
     const s = await stats(server);
     assert.equal(s.outcomes, 5);
