@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sleep, sql, startBackend, startDemo,
+  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, prompting, requireBuilt, shipped, sleep, sql, startBackend, startDemo,
   startIngest, tempDir, waitFor,
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
@@ -20,11 +20,9 @@ import { loadEngine } from '../../web/src/engine.js';
 
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), join(distDir, 'referral.lwc'), ingestBin);
-const shipped = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
-// The shipped config without its "not now" exploration (explore.not_now), which the devices
-// below are served in its place: the rules then prompt at every milestone, so the widget's
-// tests do not depend on a random draw.
-const cfg = { ...shipped, explore: { ...shipped.explore, not_now: 0 } };
+// The devices below are served prompting() (helpers.mjs) in place of the shipped config: the
+// rules then prompt at every milestone, so the widget's tests do not depend on a random draw.
+const cfg = prompting();
 // A config served to one device in place of the shipped one: compiled, as a site serves it.
 const serveConfig = (ctx, name, c) => ctx.route(demo.url + 'dist/' + name,
   (r) => r.fulfill({ contentType: 'application/octet-stream', body: Buffer.from(compileConfig(c)) }));
