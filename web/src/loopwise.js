@@ -26,7 +26,7 @@ const ERR_VERSION = 4;
 // has {code} but no {token} placeholder (README "Config reference").
 const TOKEN = 'lwt';
 
-// o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
+// o: {config, wasm, later (loopwise-later.wasm: engine.js), model: a URL (string or URL, relative to the page) or the bytes;
 // endpoint, writeKey: strings; target: the element (or a selector) an inline placement goes
 // into; ui, net, preview: () => import() of ui.js (resolving to its load()'s {open, load}) /
 // transport.js / preview.js}.
@@ -72,13 +72,15 @@ export function create(o) {
     // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
     // it afterwards (store.js; `early`: fn only calls the engine, so it may join a transaction
     // already open and resolves as soon as it ran). The privacy signals and the busy flag are per
-    // page, not shared state: set them every time.
-    const run = (fn, withPending, early) => store.tx((now, os, pending) => {
+    // page, not shared state: set them every time. A prompt a page left open is closed first,
+    // with the second module (engine.js more()).
+    const run = (fn, withPending, early) => !engine.full && local((s) => s.getItem(LEFT_OPEN))
+      ? engine.more().catch(fail).then(() => run(fn, withPending, early)) : store.tx((now, os, pending) => {
       const n = navigator, left = local((s) => s.getItem(LEFT_OPEN));
       engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', busy);
       if (left) {
         local((s) => s.removeItem(LEFT_OPEN));
-        try { engine.outcome(left, 'close', now); } catch { /* already ended */ }
+        try { engine.outcome(left, 'close', now); } catch { /* already ended (or no second module) */ }
       }
       return fn(now, os, pending);
     }, withPending, early);
@@ -105,11 +107,13 @@ export function create(o) {
     // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
     // A share or copy goes with its link's token (rnd: the 16 random bytes it is the hex of) and
     // its channel (channels.js passes it: 'native' the share sheet, 'copy' the clipboard, 'email', ...).
-    const outcome = (id, kind, rnd, channel) => run((now, os, pending) => {
+    // (Outcomes, shares, approvals and a referee's calls are the second module's: engine.js more().)
+    const later = (fn) => engine.more().then(fn);
+    const outcome = (id, kind, rnd, channel) => later(() => run((now, os, pending) => {
       if (kind === 'share' || kind === 'copy') engine.share(id, channel, rnd, now);
       else engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
-    }, !!net).then(() => {
+    }, !!net)).then(() => {
       const ev = { decision: id, kind };
       if (kind === 'share' || kind === 'copy') emit('shared', { ...ev, token: engine.lastToken(), channel });
       if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
@@ -132,12 +136,12 @@ export function create(o) {
       url: link.split('{code}').join(engine.referralCode()), title: cfg.share.title || v.title,
       text: cfg.share.text || v.message, channels: cfg.channels, rank: engine.channels(Date.now(), tz()),
     });
-    // With a ladder, the referrer's reward now and what the next step needs, from the last
-    // answer the server gave (the prompt never waits for the network; it asks again for the
-    // next prompt).
+    // With a ladder, the referrer's reward now and what the next step needs (referrals still
+    // to make, its reward), from the last answer the server gave (the prompt never waits for
+    // the network; it asks again for the next prompt). ui.js words them in the prompt's language.
     const lines = () => {
       const n = +cached() || 0, t = tier(n);
-      return cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [];
+      return cfg.ladder ? [t.reward, t.next && [t.next.referrals - n, t.next.reward]] : [];
     };
 
     const show = async (d) => {
@@ -146,7 +150,7 @@ export function create(o) {
       try {
         // The transport too: a shown prompt always has records to send, and its outcomes are
         // drained into pending batches in their own transactions (a page hide can beacon them).
-        [{ open }] = await Promise.all([ui = ui || o.ui(), loadNet()]);
+        [{ open }] = await Promise.all([ui = ui || o.ui(), loadNet(), engine.more()]);
       } catch (e) {
         ui = null; // retried at the next prompt
         fail(e);
@@ -181,9 +185,9 @@ export function create(o) {
       // Approval requests (README "Approval requests", transport.js): the transport sends a held
       // decision's request with its records, and each later call asks for the answer.
       track: (name, opts) => (net && net.check(tz(), decided), act((now) => engine.track(name, now, tz(), opts), decided)),
-      approve: (id) => act((now) => engine.approve(id, now, tz()), decided),
+      approve: (id) => later(() => act((now) => engine.approve(id, now, tz()), decided)),
       attribute: (name, value) => act(() => engine.attribute(name, value)),
-      conversion: () => act((now) => engine.conversion(now), kick),
+      conversion: () => later(() => act((now) => engine.conversion(now), kick)),
       async consent(yes) {
         yes = !!yes;
         if (!yes && prompt) await closeNow();
@@ -198,7 +202,7 @@ export function create(o) {
       // Issue 14 (preview.js): variant id's prompt, logging nothing and changing nothing (not
       // while a prompt is open); the explain() overlay.
       // The prompt chunk loads the labels of opts.locale's language first.
-      preview: (id, opts) => Promise.all([(ui = ui || o.ui()).then((u) => u.load([opts && opts.locale])), o.preview()])
+      preview: (id, opts) => Promise.all([(ui = ui || o.ui()).then((u) => u.load([opts && opts.locale])), o.preview(), engine.more()])
         .then(([u, p]) => p.preview(u.open, cfg.variants, id, { cfg, target: o.target, ...opts }, shareOf, lines, prompt)),
       debug: (on) => o.preview().then((p) => p.debug(on, api)),
       referralCode: () => engine.referralCode(),
@@ -252,9 +256,9 @@ export function create(o) {
     const code = param('code'), token = param('token');
     const landed = code ? { code, token } : null;
     if (code) {
-      run((now) => {
+      later(() => run((now) => {
         try { engine.landing(code, now, token); } catch { landed.token = null; engine.landing(code, now); }
-      }).then(kick, fail);
+      })).then(kick, fail);
     }
     addEventListener('pagehide', () => {
       if (prompt) { local((s) => s.setItem(LEFT_OPEN, prompt.id)); prompt(); prompt = null; }
@@ -288,7 +292,7 @@ export function create(o) {
       openDb(),
     ]);
     const rnd = (n) => crypto.getRandomValues(new Uint8Array(n));
-    await createWidget(await loadEngine({ wasm, config, seed: rnd(16), identity: rnd(26) }), db);
+    await createWidget(await loadEngine({ wasm, later: () => fetchBytes(o.later), config, seed: rnd(16), identity: rnd(26) }), db);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));
