@@ -663,6 +663,27 @@ describe('failures stay inside the widget', () => {
     assert.match(ours[0], /version/);
   });
 
+  // The runtime's second module (loopwise-later.wasm: outcomes, shares, approvals, a referee's
+  // calls) out of reach: the page starts, decides and sends the decision; the prompt it cannot
+  // show costs one warning and no error of the widget's.
+  test('without_the_second_module_the_page_starts_decides_and_sends_with_one_warning', async () => {
+    const { ctx, tab } = await device();
+    let asked = 0;
+    await ctx.route(demo.url + 'dist/loopwise-later.wasm', (r) => { asked++; return r.fulfill({ status: 404, body: '' }); });
+    const page = await tab();
+    await ready(page);
+    await click(page, 'Complete a project', PROJECTS);
+    const d = await waitFor('the prompt decision', () => explain(page).then((x) => x && x.prompt && x));
+    await waitFor('the decision at the server', () => sql(ingest.db, `SELECT id FROM events WHERE decision = '${d.id}' AND kind = 'decision'`).length);
+    assert.equal(await page.locator('loopwise-prompt').count(), 0, 'no prompt without the second module');
+    assert.ok(asked >= 1, 'the second module was asked for');
+    const ours = page.warnings.filter((w) => w.includes('loopwise-later.wasm'));
+    assert.equal(ours.length, 1, JSON.stringify(page.warnings));
+    assert.match(ours[0], /^Loopwise: .*loopwise-later\.wasm: HTTP 404/);
+    assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), []);
+    assert.equal(await page.evaluate(() => window.Loopwise.track('invite_sent')), null, 'later calls still work');
+  });
+
   test('corrupt_wasm_leaves_the_page_working_with_exactly_one_console_error', async () => {
     // The URL answers 200 but is not WebAssembly: no network error, so no browser log either.
     const { tab } = await device({ query: '&wasm=/dist/referral.lwc' });

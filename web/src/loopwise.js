@@ -155,7 +155,8 @@ export function create(o) {
         ui = null; // retried at the next prompt
         fail(e);
       }
-      if (!v || prompt || !open) return outcome(d.id, 'close');
+      // (Without the second module the close is not recorded: the engine lets the prompt lapse.)
+      if (!v || prompt || !open) return outcome(d.id, 'close').catch(fail);
       const close = open(v, shareOf(v), lines(),
         (kind, rnd, channel) => {
           if (prompt === close) prompt = null;
