@@ -19,9 +19,10 @@
  * 180 B of its gzip size. Each function's name is in its LW_EXPORT; web/src/engine.js lists
  * them beside the calls. */
 #define LW_EXPORT(name) __attribute__((used, export_name(name)))
-/* An export only a prompt, an approval or a referee's landing calls: with all that only such
- * exports reach it goes into the second module, loopwise-later.wasm (src/wasm/split.mjs), which
- * a first load does not download. web/src/engine.js loads it (more()) before any such call. */
+/* An export only a prompt, an approval, a referee's landing or the transport (take_batch) calls:
+ * with all that only such exports reach it goes into the second module, loopwise-later.wasm
+ * (src/wasm/split.mjs), which a first load with nothing to send does not download. The widget
+ * loads it (web/src/engine.js more()) before any such call. */
 #define LW_LATER(name) LW_EXPORT(name)
 
 typedef struct {
@@ -237,7 +238,7 @@ LW_EXPORT("e") int lw_w_restore(handle *h, const uint8_t *buf, size_t len, doubl
 /* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). The
  * batch id the engine drew follows the body's NUL as a string of its own, so the caller gets
  * it without parsing the body: out = body "\0" batch_id "\0". */
-LW_EXPORT("b") size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
+LW_LATER("b") size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
                                             size_t max_bytes) {
   size_t len = 0, n = 0;
   if (!out_reserve(h, max_bytes + 1 + LW_BATCH_ID_HEX_LEN)) {

@@ -21,8 +21,8 @@ const T0 = 1767614400000, HOUR = 3600000;
 const seed = new Uint8Array(16).fill(3), identity = new Uint8Array(26).fill(5);
 const rnd = new Uint8Array(16).fill(9);
 
-// A first load: state restored, model loaded, events tracked up to a prompt, the state saved and
-// a batch taken, the approval hold asked for. Returns everything the engine answered.
+// A first load: state restored, model loaded, events tracked up to a prompt, the approval hold
+// asked for, the records counted, the state saved. Returns everything the engine answered.
 function firstLoad(e, snap) {
   const out = [e.restore(snap, T0), e.modelStatus()];
   e.setModel(model);
@@ -31,15 +31,14 @@ function firstLoad(e, snap) {
   let d = null;
   for (let i = 0; i < 3; i++) out.push(d = e.track('project_completed', T0 + i * 60000, 0));
   out.push(e.approval(2, '', '', T0), e.approval(3, '', '', T0), e.info(1), e.collecting());
-  out.push(e.takeBatch('k', T0 + HOUR));
   out.push([...e.snapshot()]);
   return { out, d };
 }
 
-// What a shown prompt, a referee and an approval then do (the second module's calls).
+// What a shown prompt, a referee, an approval and the transport then do (the second module's calls).
 function later_(e, d) {
   const t = T0 + HOUR;
-  const out = [e.channels(t, 0)];
+  const out = [e.takeBatch('k', t), e.channels(t, 0)];
   e.outcome(d.id, 'impression', t);
   out.push(e.share(d.id, 'copy', rnd, t + 1000));
   e.outcome(d.id, 'close', t + 2000);
@@ -76,7 +75,8 @@ test('the_second_modules_calls_throw_until_it_is_loaded_and_the_engine_goes_on',
   const { d } = firstLoad(e, null);
   const t = T0 + HOUR;
   for (const call of [() => e.outcome(d.id, 'impression', t), () => e.share(d.id, 'copy', rnd, t), () => e.channels(t),
-    () => e.approve(d.id, t), () => e.landing('ABCDEF23', t), () => e.conversion(t), () => e.approval(0, d.id, 'a'.repeat(32), t)]) {
+    () => e.approve(d.id, t), () => e.landing('ABCDEF23', t), () => e.conversion(t), () => e.approval(0, d.id, 'a'.repeat(32), t),
+    () => e.takeBatch('k', t)]) {
     assert.throws(call, /Loopwise: not loaded/);
   }
   // Nothing was changed by the refused calls: once loaded, the same as the whole module.
@@ -94,10 +94,11 @@ test('once_loaded_the_pair_answers_exactly_as_the_whole_module', async () => {
   const la = later_(a, fa.d);
   assert.deepEqual(la, later_(b, fb.d));
   // (The sequence reached what it is meant to: a share token, the approval hold and its request.)
-  assert.match(la[1], /^[0-9a-f]{32}$/);
-  assert.equal(la[2] && la[2].code, 'approval', JSON.stringify(la[2]));
-  assert.equal(la[3], la[2].id);
-  assert.ok(la[4] === '1' && /"approval-request"/.test(la[5].body) && /"landing"/.test(la[5].body), JSON.stringify(la.slice(4, 6)));
+  assert.ok(la[0] && /"kind":"decision"/.test(la[0].body), 'the decision of the first load is taken: ' + JSON.stringify(la[0]));
+  assert.match(la[2], /^[0-9a-f]{32}$/);
+  assert.equal(la[3] && la[3].code, 'approval', JSON.stringify(la[3]));
+  assert.equal(la[4], la[3].id);
+  assert.ok(la[5] === '1' && /"approval-request"/.test(la[6].body) && /"landing"/.test(la[6].body), JSON.stringify(la.slice(5, 7)));
   // Two engines on one page share nothing: a second pair loads its own second module.
   const c = await open(wasm, later);
   assert.equal(c.full, false);

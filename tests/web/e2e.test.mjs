@@ -664,24 +664,33 @@ describe('failures stay inside the widget', () => {
   });
 
   // The runtime's second module (loopwise-later.wasm: outcomes, shares, approvals, a referee's
-  // calls) out of reach: the page starts, decides and sends the decision; the prompt it cannot
-  // show costs one warning and no error of the widget's.
-  test('without_the_second_module_the_page_starts_decides_and_sends_with_one_warning', async () => {
+  // calls, taking batches) out of reach: the page starts and decides; the prompt it cannot show
+  // and the sending cost one warning and no error of the widget's. The decision waits in the
+  // device's state and goes at the next load that has the module.
+  test('without_the_second_module_the_page_decides_with_one_warning_and_sends_once_it_is_back', async () => {
     const { ctx, tab } = await device();
+    const LATER = demo.url + 'dist/loopwise-later.wasm';
     let asked = 0;
-    await ctx.route(demo.url + 'dist/loopwise-later.wasm', (r) => { asked++; return r.fulfill({ status: 404, body: '' }); });
+    await ctx.route(LATER, (r) => { asked++; return r.fulfill({ status: 404, body: '' }); });
     const page = await tab();
     await ready(page);
     await click(page, 'Complete a project', PROJECTS);
     const d = await waitFor('the prompt decision', () => explain(page).then((x) => x && x.prompt && x));
-    await waitFor('the decision at the server', () => sql(ingest.db, `SELECT id FROM events WHERE decision = '${d.id}' AND kind = 'decision'`).length);
+    await waitFor('the second module asked for', () => asked);
+    await waitFor('the warning', () => page.warnings.some((w) => w.includes('loopwise-later.wasm')));
     assert.equal(await page.locator('loopwise-prompt').count(), 0, 'no prompt without the second module');
-    assert.ok(asked >= 1, 'the second module was asked for');
+    assert.equal(await page.evaluate(() => window.Loopwise.track('invite_sent')), null, 'later calls still work');
     const ours = page.warnings.filter((w) => w.includes('loopwise-later.wasm'));
     assert.equal(ours.length, 1, JSON.stringify(page.warnings));
     assert.match(ours[0], /^Loopwise: .*loopwise-later\.wasm: HTTP 404/);
     assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), []);
-    assert.equal(await page.evaluate(() => window.Loopwise.track('invite_sent')), null, 'later calls still work');
+    const sent = () => sql(ingest.db, `SELECT id FROM events WHERE decision = '${d.id}' AND kind = 'decision'`).length;
+    assert.equal(sent(), 0, 'nothing sent without the second module');
+    await ctx.unroute(LATER);
+    await page.close();
+    const next = await tab();
+    await ready(next);
+    await waitFor('the decision at the server after the next load', sent);
   });
 
   test('corrupt_wasm_leaves_the_page_working_with_exactly_one_console_error', async () => {

@@ -22,9 +22,10 @@ export const readDisplay = (lwc) =>
 // wasm: bytes (or a promise of them) or a compiled WebAssembly.Module (several engines, one
 // compilation).
 // later: for the second module, loopwise-later.wasm (src/wasm/split.mjs: the code only a prompt
-// (outcome, share, channels), an approval (approve, approval ops 0 and 1) or a referee (landing,
-// conversion) runs), a function returning its bytes, a promise of them or a Module. It is called
-// at the first more(), which the widget awaits before any of those calls; until then they throw.
+// (outcome, share, channels), an approval (approve, approval ops 0 and 1), a referee (landing,
+// conversion) or the transport (takeBatch) runs), a function returning its bytes, a promise of
+// them or a Module. It is called at the first more(), which the widget awaits before any of those
+// calls (the transport chunk loads with it); until then they throw.
 // Without it, wasm is taken as whole (loopwise-test.wasm is).
 // config: the compiled config's bytes (Uint8Array or ArrayBuffer).
 // extend (tests only: tests/wasm/test-engine.mjs) gets the engine and the module's internals
@@ -38,7 +39,7 @@ export const readDisplay = (lwc) =>
 // a approve, P approval, H held approval, A attribute, f flags, m model, M model_status, r referee, L last
 // decision, O outcome, s share, T token, c channels, C consent, k collecting, z reset, I identity, n info,
 // K install_key, D referral_code, S snapshot, e restore, b take_batch; and memory, malloc, free,
-// _initialize. The exports marked LW_LATER there (a P r O s c) are the second module's.
+// _initialize. The exports marked LW_LATER there (a P r O s c b) are the second module's.
 export async function loadEngine({ wasm, later, config, seed, identity }, extend) {
   let mem, more;
   const bytes = () => new Uint8Array(mem.buffer);

@@ -87,10 +87,10 @@ export function create(o) {
     // The usual call: fn(now), an engine call, in a transaction (back-to-back calls share one),
     // then `then` with its result.
     const act = (fn, then) => run(fn, 0, 1).then(then);
-    // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
-    // chunk failed to load: retried at the next call).
-    const loadNet = () => (endpoint ? netting = netting || o.net().then(
-      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
+    // The transport, loaded once, with the second module (it takes the batches): resolves to it,
+    // or to null without an endpoint (or when either failed to load: retried at the next call).
+    const loadNet = () => (endpoint ? netting = netting || Promise.all([o.net(), engine.more()]).then(
+      ([m]) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
       (e) => { netting = null; fail(e); return null; }) : Promise.resolve(null));
     // Records to send: flush soon, loading the transport first if need be.
     const kick = () => (net ? net.soon() : loadNet().then((n) => n && n.soon(0)));
@@ -244,12 +244,9 @@ export function create(o) {
 
     // Start: load the shared state, then what happens once: a referee's landing, the first
     // flush, the page's listeners, the model.
-    // Records an earlier page left in the engine or in storage: take them into pending batches
-    // (transport.js's drain, without loading the transport) and send them.
-    if (await run((now, os, pending) => {
-      for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
-      return pending && pending.length || engine.approval(2, '', '', now); // or one held for approval
-    }, !!endpoint)) kick();
+    // Records an earlier page left in storage or in the engine (or a decision held for approval):
+    // the transport sends them (its drain takes the engine's into pending batches).
+    if (await run((now, os, pending) => endpoint && (pending.length || engine.info(1) || engine.approval(2, '', '', now)), !!endpoint)) kick();
     // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
     // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a
     // damaged or edited link) is dropped; the landing still counts for the code.

@@ -53,11 +53,11 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // engine then has nothing to take), delete them all.
   function drain(now, os, pending) {
     // A decision the approval rule holds: its request first (logged only with consent given).
-    // Whatever fails there (no storage for the key) never holds up the records. The request is
-    // the second module's (engine.js more()): without it, it goes at a drain once that is loaded.
+    // Whatever fails there (no storage for the key) never holds up the records. (The widget loads
+    // this chunk with the engine's second module, whose calls these are: engine.js more().)
     try {
       const held = engine.approval(3, '', '', now);
-      if (held) engine.full ? engine.approval(0, held, approvalKey(), now) : engine.more().then(() => soon(0), () => {});
+      if (held) engine.approval(0, held, approvalKey(), now);
     } catch { /* the request waits for the next drain */ }
     const off = !engine.collecting();
     for (let batch, i = 0; (batch = engine.takeBatch(writeKey, now, MAX_BYTES)); i++) pending.push(store.put(os, batch, now, i));
@@ -164,7 +164,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
         checking = 1;
         post('/v1/approvals', { install: engine.installKey(), key: approvalKey() }).then(([s, text]) => {
           const a = s === 200 && (JSON.parse(text).answers.find((x) => x.decision === id) || {}).answer;
-          return a && a !== 'pending' && engine.more().then(() => store.tx((now) => JSON.parse(engine.approval(1, id, a, now, tz)))).then((d) => d.prompt && done(d));
+          return a && a !== 'pending' && store.tx((now) => JSON.parse(engine.approval(1, id, a, now, tz))).then((d) => d.prompt && done(d));
         }).catch((e) => e.status !== NOT_FOUND && warn('Loopwise: ' + e.message)).finally(() => {
           checking = 0;
           soon();
