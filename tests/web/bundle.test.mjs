@@ -59,11 +59,11 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // Issue 13's second module (branch size, 2026-12-02): the code only a prompt, an approval, a
 // referee's landing or sending runs moved out of loopwise.wasm into loopwise-later.wasm
 // (src/wasm/split.mjs), fetched with the prompt or the transport chunk: the first module 16,478 ->
-// 14,979 B, the second 2,175 B, the script +161 B for loading it (engine.js more()); and the
+// 14,979 B, the second 2,175 B, the script +184 B for loading it (engine.js more()); and the
 // ladder's texts localised (issue 14): the prompt chunk +79 B, the script -27 B, the label chunks
-// +31-47 B. First load 23,457 -> 22,092 B (-1,365 B), the whole download 28,033 -> 28,922 B
-// (+889 B: the second file compresses on its own, and its imports and the loader cost bytes).
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22092, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 28922;
+// +31-47 B. First load 23,457 -> 22,115 B (-1,342 B), the whole download 28,033 -> 28,945 B
+// (+912 B: the second file compresses on its own, and its imports and the loader cost bytes).
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 22115, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 28945;
 test('first_load_fits_18000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
@@ -93,9 +93,9 @@ test('a_label_chunk_stays_under_its_ceiling', () => {
 // the store's shared transactions and left-behind snapshot, +353 B, and the short export names,
 // -54 B: track_main_thread_ms went from 0.37-0.88 ms to 0.00-0.06 ms).
 // Issue 14: +130 B (share2) and +51 B (look), see above; issue 15's approvals: +52 B.
-// Issue 13's second module: +161 B to load it (engine.js more(), the widget's waits for it), the
+// Issue 13's second module: +184 B to load it (engine.js more(), the widget's waits for it), the
 // ladder's words moved to the prompt chunk: -27 B.
-const WIDGET_CEILING = 5376;
+const WIDGET_CEILING = 5399;
 test('widget_script_stays_under_its_ceiling', () => {
   const n = gz('loopwise.js');
   assert.ok(n <= WIDGET_CEILING, `loopwise.js is ${n} B gzip -9 > ${WIDGET_CEILING}`);

@@ -693,6 +693,22 @@ describe('failures stay inside the widget', () => {
     await waitFor('the decision at the server after the next load', sent);
   });
 
+  // A prompt a closed page left open is closed with the second module; without it the call goes
+  // on after one try (it is not fetched again and again), and the close is left to lapse.
+  test('a_prompt_left_open_without_the_second_module_costs_one_try_not_a_loop', async () => {
+    const { ctx, tab } = await device({ init: () => localStorage.setItem('loopwise:demo-site-key:x', '0123456789abcdef') });
+    let asked = 0;
+    await ctx.route(demo.url + 'dist/loopwise-later.wasm', (r) => { asked++; return r.fulfill({ status: 404, body: '' }); });
+    const page = await tab();
+    await ready(page);
+    const call = page.evaluate(() => window.Loopwise.track('invite_sent').then(() => 'done'));
+    const end = await waitFor('the call to end (or the module asked for again and again)',
+      async () => (asked > 20 ? 'looping' : Promise.race([call, sleep(100).then(() => 0)])));
+    assert.equal(end, 'done', `asked for the second module ${asked} times`);
+    assert.ok(asked <= 2, `asked for the second module ${asked} times`);
+    assert.equal(await page.evaluate(() => localStorage.getItem('loopwise:demo-site-key:x')), null, 'the left-open mark is gone');
+  });
+
   test('corrupt_wasm_leaves_the_page_working_with_exactly_one_console_error', async () => {
     // The URL answers 200 but is not WebAssembly: no network error, so no browser log either.
     const { tab } = await device({ query: '&wasm=/dist/referral.lwc' });

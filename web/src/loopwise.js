@@ -74,8 +74,7 @@ export function create(o) {
     // already open and resolves as soon as it ran). The privacy signals and the busy flag are per
     // page, not shared state: set them every time. A prompt a page left open is closed first,
     // with the second module (engine.js more()).
-    const run = (fn, withPending, early) => !engine.full && local((s) => s.getItem(LEFT_OPEN))
-      ? engine.more().catch(fail).then(() => run(fn, withPending, early)) : store.tx((now, os, pending) => {
+    const tx = (fn, withPending, early) => store.tx((now, os, pending) => {
       const n = navigator, left = local((s) => s.getItem(LEFT_OPEN));
       engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', busy);
       if (left) {
@@ -84,6 +83,9 @@ export function create(o) {
       }
       return fn(now, os, pending);
     }, withPending, early);
+    // (Once: a module that failed to load leaves that close to lapse.)
+    const run = (fn, withPending, early) => (!engine.full && local((s) => s.getItem(LEFT_OPEN))
+      ? engine.more().catch(fail).then(() => tx(fn, withPending, early)) : tx(fn, withPending, early));
     // The usual call: fn(now), an engine call, in a transaction (back-to-back calls share one),
     // then `then` with its result.
     const act = (fn, then) => run(fn, 0, 1).then(then);
@@ -173,7 +175,9 @@ export function create(o) {
     const decided = async (d) => {
       if (d) {
         emit('decision', d);
-        if (d.code === 'approval') emit('approval', d);
+        // (approve() and the approval request are the second module's: fetched as soon as one is
+        // held, so that an approve() the listener makes finds it, most often, already there.)
+        if (d.code === 'approval') { engine.more().catch(fail); emit('approval', d); }
         if (d.prompt) await show(d);
       }
       if (d) kick(); // a decision is a record to send
@@ -244,19 +248,24 @@ export function create(o) {
 
     // Start: load the shared state, then what happens once: a referee's landing, the first
     // flush, the page's listeners, the model.
-    // Records an earlier page left in storage or in the engine (or a decision held for approval):
-    // the transport sends them (its drain takes the engine's into pending batches).
-    if (await run((now, os, pending) => endpoint && (pending.length || engine.info(1) || engine.approval(2, '', '', now)), !!endpoint)) kick();
     // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
     // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a
-    // damaged or edited link) is dropped; the landing still counts for the code.
+    // damaged or edited link) is dropped; the landing still counts for the code. The landing is
+    // the second module's: fetched now, beside the first transaction, and the landing made before
+    // the widget is ready, so it comes before any call of the host's (a consent given later
+    // does not cover it).
     const param = (p) => new URLSearchParams(location.search).get((RegExp('[?&]([^=&]+)=\\{' + p + '\\}').exec(link) || [])[1]);
     const code = param('code'), token = param('token');
     const landed = code ? { code, token } : null;
+    const more = code && engine.more().catch(fail);
+    // Records an earlier page left in storage or in the engine (or a decision held for approval):
+    // the transport sends them (its drain takes the engine's into pending batches).
+    if (await run((now, os, pending) => endpoint && (pending.length || engine.info(1) || engine.approval(2, '', '', now)), !!endpoint)) kick();
     if (code) {
-      later(() => run((now) => {
+      await more;
+      run((now) => {
         try { engine.landing(code, now, token); } catch { landed.token = null; engine.landing(code, now); }
-      })).then(kick, fail);
+      }).then(kick, fail);
     }
     addEventListener('pagehide', () => {
       if (prompt) { local((s) => s.setItem(LEFT_OPEN, prompt.id)); prompt(); prompt = null; }
