@@ -36,10 +36,11 @@ export const readDisplay = (lwc) =>
 //
 // The module's exports have one-letter names (src/wasm/binding.c: each LW_EXPORT there): N new
 // handle, R release it, E its error text, o/l its output buffer and length, i init, t track,
-// a approve, P approval, H held approval, A attribute, f flags, m model, M model_status, r referee, L last
-// decision, O outcome, s share, T token, c channels, C consent, k collecting, z reset, I identity, n info,
-// K install_key, D referral_code, S snapshot, e restore, b take_batch; and memory, malloc, free,
-// _initialize. The exports marked LW_LATER there (a P r O s c b) are the second module's.
+// a approve, P approval, H held approval, A attribute, f flags, m model, M model_status,
+// r referee, L last decision, O outcome, s share, T token, c channels, C consent, k collecting,
+// z reset, I identity, n info, K install_key, D referral_code, S snapshot, e restore,
+// b take_batch; and memory, malloc, free, _initialize. The exports marked LW_LATER there
+// (a P r O s c b) are the second module's.
 export async function loadEngine({ wasm, later, config, seed, identity }, extend) {
   let mem, more;
   const bytes = () => new Uint8Array(mem.buffer);
