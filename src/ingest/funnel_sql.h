@@ -15,7 +15,8 @@
  * decision (or the code, in the code join's statements), ?3 the landing kind. PostgreSQL's
  * schema 4 defines total() as SQLite has it (a float8 sum that is 0.0 over no rows), so the
  * text runs there unchanged. rollup_dirty(site, decision, full) is each writer connection's
- * temporary table of the decisions to recompute before COMMIT. */
+ * temporary table of the decisions to recompute before COMMIT (full quoted: a keyword in
+ * PostgreSQL). */
 #ifndef LW_INGEST_FUNNEL_SQL_H
 #define LW_INGEST_FUNNEL_SQL_H
 
@@ -41,7 +42,7 @@
   " SELECT count(DISTINCT CASE WHEN event = 'conversion' THEN referee END),"                           \
   " count(DISTINCT CASE WHEN event = 'retained_30' THEN referee END),"                                 \
   " total(CASE WHEN event = 'conversion' THEN value END), total(CASE WHEN event = 'revenue' THEN value END)" \
-  " FROM (SELECT r.event AS event, r.referee AS referee, r.value AS value FROM rx r ORDER BY r.received_at, r.id)"
+  " FROM (SELECT r.event AS event, r.referee AS referee, r.value AS value FROM rx r ORDER BY r.received_at, r.id) rxo"
 
 /* Shared: a share or copy of it is stored. One row: 0 or 1. */
 #define LW_FN_SHARED "SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s))"
@@ -86,18 +87,19 @@
   " WHERE r.id = ?1 ON CONFLICT DO NOTHING"
 /* Every shared decision (a migration's backfill). */
 #define LW_FN_MARK_ALL                                                                                 \
-  "INSERT INTO rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events"               \
+  "INSERT INTO rollup_dirty(site, decision, \"full\") SELECT site, decision, 1 FROM events"               \
   " WHERE kind IN (%1$s) AND decision IS NOT NULL ON CONFLICT DO NOTHING"
 /* Before the events that %2$s selects are deleted: their own decisions (a decision row only
  * when the funnel holds it: an unshared decision brought nothing), the shares of the codes
  * their landings carry, and the other shares of the tokens their shares carry (one of which
  * may own the token next). Also, on PostgreSQL, for the events a write added (see
- * LW_FN_MARK_ADDED), where a smaller id may commit later. */
+ * LW_FN_MARK_ADDED), where a smaller id may commit later. DISTINCT: PostgreSQL's upsert takes a
+ * row once per statement. */
 #define LW_FN_MARK_DELETED_DECISIONS                                                                   \
-  "INSERT INTO rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events WHERE (%2$s)"   \
+  "INSERT INTO rollup_dirty(site, decision, \"full\") SELECT DISTINCT site, decision, 1 FROM events WHERE (%2$s)" \
   " AND decision IS NOT NULL AND (kind IN (%1$s) OR (kind = 'decision' AND EXISTS(SELECT 1 FROM rollup_dec r" \
   " WHERE r.site = events.site AND r.decision = events.decision)))"                                   \
-  " ON CONFLICT(site, decision) DO UPDATE SET full = 1"
+  " ON CONFLICT(site, decision) DO UPDATE SET \"full\" = 1"
 #define LW_FN_MARK_LANDED_CODES                                                                        \
   "INSERT INTO rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"           \
   " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l JOIN events e"    \
@@ -113,6 +115,22 @@
 #define LW_FN_MARK_ADDED                                                                               \
   "INSERT INTO rollup_dirty(site, decision) SELECT site, decision FROM events WHERE (%2$s)"           \
   " AND decision IS NOT NULL AND kind IN ('decision', %1$s) ON CONFLICT DO NOTHING"
+
+/* ---- the console's reads (?1 the site) */
+
+/* Every (day, action, segment, mode) with a decision: its decisions, prompts and the funnel's
+ * later stages and totals (store.h lw_funnel_day's order). */
+#define LW_FN_READ_DAYS                                                                                \
+  "SELECT d.day, d.action, d.segment, d.mode, d.decisions, d.prompts, coalesce(f.shares, 0),"           \
+  " coalesce(f.landed, 0), coalesce(f.converted, 0), coalesce(f.kept, 0),"                              \
+  " coalesce(f.landings, 0), coalesce(f.conversions, 0), coalesce(f.retained, 0)"                       \
+  " FROM rollup_days d LEFT JOIN rollup_funnel f ON f.site = d.site AND f.day = d.day"                  \
+  " AND f.action = d.action AND f.segment = d.segment AND f.mode = d.mode WHERE d.site = ?1"            \
+  " ORDER BY d.day, d.action, d.segment, d.mode"
+/* The converted decision rows in decision order (lw_funnel_value's order). */
+#define LW_FN_READ_VALUES                                                                              \
+  "SELECT day, action, segment, mode, conversions, value, revenue FROM rollup_dec"                     \
+  " WHERE site = ?1 AND conversions > 0 ORDER BY id"
 
 /* tmpl with %1$s the shared kinds, %2$s cond (NULL: ""), then each ?N (N = 1..n_sub) replaced by
  * sub[N - 1] (NULL: left as it is; "$": PostgreSQL's $N). 0 when out did not hold it. */

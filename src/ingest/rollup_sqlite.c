@@ -967,10 +967,7 @@ lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **r
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT day, action, segment, mode, conversions, value, revenue FROM rollup_dec"
-                         " WHERE site = ?1 AND conversions > 0 ORDER BY id",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db, LW_FN_READ_VALUES, -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   return read_rows(db, st, sizeof **rows, read_value, (void **)rows, n_rows, "the funnel", err, errlen);
@@ -1104,14 +1101,7 @@ lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows,
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT d.day, d.action, d.segment, d.mode, d.decisions, d.prompts, coalesce(f.shares, 0),"
-                         " coalesce(f.landed, 0), coalesce(f.converted, 0), coalesce(f.kept, 0),"
-                         " coalesce(f.landings, 0), coalesce(f.conversions, 0), coalesce(f.retained, 0)"
-                         " FROM rollup_days d LEFT JOIN rollup_funnel f ON f.site = d.site AND f.day = d.day"
-                         " AND f.action = d.action AND f.segment = d.segment AND f.mode = d.mode WHERE d.site = ?1"
-                         " ORDER BY d.day, d.action, d.segment, d.mode",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db, LW_FN_READ_DAYS, -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   return read_rows(db, st, sizeof **rows, read_day, (void **)rows, n_rows, "the funnel", err, errlen);
