@@ -580,6 +580,70 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   drop_store(s);
 }
 
+/* The funnel of both sites, as the console reads it, into days[2] and values[2]. */
+static void read_funnel(lw_store *s, lw_funnel_day **days, size_t *n_days, lw_funnel_value **values, size_t *n_values) {
+  const char *sites[] = {"default", "other"};
+  char err[LW_ERRMSG_MAX];
+  for (int i = 0; i < 2; i++) {
+    lw_status st = lw_store_funnel_outcomes(s, sites[i], &days[i], &n_days[i], &values[i], &n_values[i], err, sizeof err);
+    if (st != LW_OK) fprintf(stderr, "funnel: %s\n", err);
+    CHECK_INT(st, LW_OK);
+  }
+}
+
+/* A store of the schema before the funnel (SQLite 10; PostgreSQL 3, main's before this step):
+ * one written now with the funnel's tables dropped (and, on PostgreSQL, total()) and its version
+ * set back. Opened again it is migrated: the backfill from the stored events and reports gives
+ * the funnel the writer had kept, row for row and to the last bit, which equals the walk; and
+ * the writer keeps it from there. */
+static void a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the_walk(void) {
+  lw_store *s = fresh_store();
+  if (!s) return;
+  int64_t clock_ms = NOW;
+  rng_state = 23;
+  reports = 0;
+  rare_deletions = 1;
+  random_ops(s, 250, &clock_ms);
+  lw_funnel_day *days[2], *days2[2];
+  lw_funnel_value *values[2], *values2[2];
+  size_t n_days[2], n_values[2], n_days2[2], n_values2[2];
+  read_funnel(s, days, n_days, values, n_values);
+  CHECK(n_values[0] + n_values[1] > 0); /* converted decisions to fill */
+  lw_store_free(s);
+  s = NULL;
+  char err[LW_ERRMSG_MAX];
+  if (pg_url()) {
+    pg_schema_sql("SET search_path = %s; DROP TABLE rollup_dec, rollup_funnel; DROP AGGREGATE total(double precision);"
+                  " UPDATE lw_schema SET version = 3; -- %s");
+    CHECK_INT(lw_store_open_pg_read(pg_case_url, &s, err, sizeof err), LW_ERR_VERSION); /* schema 3 indeed */
+    CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
+  } else {
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "DROP TABLE rollup_dec; DROP TABLE rollup_funnel; PRAGMA user_version = 10;", NULL, NULL,
+                           NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  }
+  if (s) {
+    read_funnel(s, days2, n_days2, values2, n_values2);
+    for (int i = 0; i < 2; i++) {
+      CHECK_INT(n_days2[i], n_days[i]);
+      CHECK_INT(n_values2[i], n_values[i]);
+      if (n_days2[i] == n_days[i]) CHECK(!n_days[i] || !memcmp(days2[i], days[i], n_days[i] * sizeof *days[i]));
+      if (n_values2[i] == n_values[i])
+        CHECK(!n_values[i] || !memcmp(values2[i], values[i], n_values[i] * sizeof *values[i]));
+      free(days2[i]), free(values2[i]);
+    }
+    check_against_walk(s, "default", "migrated to the funnel");
+    check_against_walk(s, "other", "migrated to the funnel");
+    random_ops(s, 60, &clock_ms); /* and the writer keeps it from there */
+    drop_store(s);
+  }
+  rare_deletions = 0;
+  for (int i = 0; i < 2; i++) free(days[i]), free(values[i]);
+}
+
 /* A store main (09e9606, schema 8) wrote (tests/ingest/fixtures/schema-v8.sql): migrated on open,
  * its rollups answer what the walk (main's own stats code) answers, and the writer keeps them. */
 static void a_store_written_by_main_is_migrated_and_answers_as_main_did(void) {
@@ -621,6 +685,7 @@ int main(void) {
   the_console_funnel_from_rollups_equals_the_walk_after_writes_reports_and_reviews();
   a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored();
   a_schema_8_store_is_migrated_and_answers_as_before();
+  a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the_walk();
   a_store_written_by_main_is_migrated_and_answers_as_main_did();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
