@@ -626,8 +626,6 @@ static lw_status send_events(pg_store *s, lw_store_item *it, int64_t batch_row, 
   return st;
 }
 
-/* The writer's fixed statements, prepared on the current backend (again after a reconnect, or
- * after a failed group, which may have left some prepared and some not). */
 /* The approval records among an item's kept events (store.h "approval requests"): a request
  * becomes a row (the first of a site's decision id wins), an answer fills the device's side. */
 static lw_status send_approvals(pg_store *s, lw_store_item *it, const uint8_t *keep, int *sent, char *err,
@@ -662,7 +660,14 @@ static lw_status send_approvals(pg_store *s, lw_store_item *it, const uint8_t *k
   return st;
 }
 
-static const char k_funnel_dirty_pg[];
+/* The console funnel's marks (see "the console's funnel" below): each writer connection's own. */
+static const char k_funnel_dirty_pg[] =
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_dirty(site " TXT " NOT NULL, decision " TXT " NOT NULL,"
+    " \"full\" integer NOT NULL DEFAULT 0, PRIMARY KEY(site, decision))";
+
+/* The writer's fixed statements and its rollup_dirty, prepared on the current backend (again
+ * after a reconnect, or after a failed group, which may have left some prepared and some not).
+ * Every write path of the writer connection calls it before its BEGIN. */
 static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
   PGconn *c = s->w;
   if (s->prepared_pid && s->prepared_pid == PQbackendPID(c)) return LW_OK;
@@ -791,9 +796,6 @@ static const char k_funnel_lock_sites[] =
 static const char k_funnel_lock_all[] =
     "SELECT pg_advisory_xact_lock(" FUNNEL_LOCK ", h) FROM (SELECT DISTINCT hashtext(site) AS h"
     " FROM rollup_site ORDER BY h) x";
-static const char k_funnel_dirty_pg[] = /* each writer connection's (prepare_writer) */
-    "CREATE TEMP TABLE IF NOT EXISTS rollup_dirty(site " TXT " NOT NULL, decision " TXT " NOT NULL,"
-    " \"full\" integer NOT NULL DEFAULT 0, PRIMARY KEY(site, decision))";
 
 /* What a decision row brings, in the tables' column order (console.c add_decision). */
 #define PG_FN_CONTRIB(X) X(shares) X(landed) X(converted) X(kept) X(landings) X(conversions) X(retained)
@@ -837,7 +839,9 @@ static const char k_funnel_add_pg[] =
     "  value, revenue FROM fr RETURNING site, day, action, segment, mode" PG_FN_CONTRIB(PG_FN_COL) ")"
     PG_FN_UPSERT("count(*)" PG_FN_CONTRIB(PG_FN_ADD_SUM));
 
-/* The settle's statements (k_funnel_settle_n of them) into sql[i] (FUNNEL_SQL_CAP bytes each). */
+/* The settle's FUNNEL_SETTLE_N statements into sql[i]: k_funnel_sub_pg, k_funnel_add_pg with the
+ * join's statements in (t7..t11 as rollup_sqlite.c's statements 7..11), then the emptied funnel
+ * rows and the marks go. */
 #define FUNNEL_SQL_CAP 16384
 enum { FUNNEL_SETTLE_N = 4 };
 static lw_status funnel_settle_sql(char sql[FUNNEL_SETTLE_N][FUNNEL_SQL_CAP], char *err, size_t errlen) {
