@@ -3,6 +3,7 @@
  * retention; a forgotten or expired event leaves them as if it had never been stored; and a
  * store of schema 8 (main's before the rollups) is migrated to answer as before. The backend is
  * the SQLite one, or PostgreSQL when LW_TEST_PG names a throwaway database (the same checks). */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -580,6 +581,86 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
   drop_store(s);
 }
 
+/* PostgreSQL: two replicas (two stores on one database) at once, one writing batches, the other
+ * batches and referee reports, sharing codes and tokens: a recompute of one replica's decisions
+ * depends on rows the other is committing, and a share with a smaller id may commit after one
+ * with a larger. The funnel is still the walk's (the per-site lock, store_pg.c "the console's
+ * funnel"). */
+typedef struct {
+  char code[17], token[33];
+  uint8_t referee[LW_REFEREE_HASH_LEN];
+  const char *event;
+  int has_token, has_value;
+  double value;
+} planned_report;
+
+typedef struct {
+  lw_store *s;
+  char **jsons;
+  planned_report *reports; /* NULL: batches only; else one after each batch */
+  int n;
+  int64_t t;
+} replica_job;
+
+static void *replica_writes(void *arg) {
+  replica_job *j = arg;
+  char err[LW_ERRMSG_MAX];
+  for (int i = 0; i < j->n; i++) {
+    const char *site = i % 3 ? "default" : "other";
+    write_json(j->s, site, j->jsons[i], j->t + i);
+    if (!j->reports) continue;
+    planned_report *p = &j->reports[i];
+    lw_integrity_rules rules;
+    memset(&rules, 0, sizeof rules);
+    lw_referee_report r = {.site = site, .code = p->code, .referee = p->referee, .event = p->event,
+                           .token = p->has_token ? p->token : NULL, .at = j->t + i, .received_ms = j->t + i,
+                           .rules = &rules, .has_value = p->has_value, .value = p->value};
+    lw_status st = lw_store_referee(j->s, &r, err, sizeof err);
+    if (st != LW_OK) fprintf(stderr, "referee: %s\n", err);
+    CHECK_INT(st, LW_OK);
+  }
+  return NULL;
+}
+
+static void two_replicas_at_once_keep_the_funnel_a_walk_gives(void) {
+  if (!pg_url()) return;
+  lw_store *a = fresh_store(), *b = NULL;
+  if (!a) return;
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_store_open_pg(pg_case_url, &b, err, sizeof err), LW_OK);
+  if (!b) {
+    drop_store(a);
+    return;
+  }
+  enum { PER_REPLICA = 80 };
+  static const char *const events[] = {"conversion", "conversion", "conversion", "retained_30"};
+  rng_state = 31;
+  char *jsons[2][PER_REPLICA];
+  static planned_report plan[PER_REPLICA];
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < PER_REPLICA; i++) jsons[r][i] = random_batch();
+  for (int i = 0; i < PER_REPLICA; i++) {
+    planned_report *p = &plan[i];
+    code_of(rnd(N_CODES), p->code);
+    token_of(rnd(N_TOKENS), p->token);
+    memset(p->referee, 0x40 + (int)rnd(6), sizeof p->referee);
+    p->event = events[rnd(4)];
+    p->has_token = !strcmp(p->event, "conversion") && rnd(2);
+    p->has_value = !strcmp(p->event, "conversion") && rnd(2);
+    p->value = 0.1 * (1 + rnd(30));
+  }
+  replica_job jobs[2] = {{a, jsons[0], NULL, PER_REPLICA, NOW}, {b, jsons[1], plan, PER_REPLICA, NOW}};
+  pthread_t th[2];
+  for (int r = 0; r < 2; r++) CHECK_INT(pthread_create(&th[r], NULL, replica_writes, &jobs[r]), 0);
+  for (int r = 0; r < 2; r++) pthread_join(th[r], NULL);
+  check_against_walk(a, "default", "two replicas");
+  check_against_walk(b, "other", "two replicas");
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < PER_REPLICA; i++) free(jsons[r][i]);
+  lw_store_free(b);
+  drop_store(a);
+}
+
 /* The funnel of both sites, as the console reads it, into days[2] and values[2]. */
 static void read_funnel(lw_store *s, lw_funnel_day **days, size_t *n_days, lw_funnel_value **values, size_t *n_values) {
   const char *sites[] = {"default", "other"};
@@ -686,6 +767,7 @@ int main(void) {
   a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored();
   a_schema_8_store_is_migrated_and_answers_as_before();
   a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the_walk();
+  two_replicas_at_once_keep_the_funnel_a_walk_gives();
   a_store_written_by_main_is_migrated_and_answers_as_main_did();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
