@@ -234,8 +234,10 @@ void lw_learner_update(lw_learner *l, const lw_logged *r) {
  * the largest |value| the weight's feature has had (the ridge is on the logit each weight
  * gives its feature's largest value, so it is as scale-free as the updates; it keeps weights
  * of features seen with one label only finite). The quasi-Newton curvature pairs learn the
- * correlations. Coordinates are u_k = sc_k w_k (the same diagonal normalisation as the online
- * steps). Each evaluation of F and its gradient is one pass over the records, in the reader's
+ * correlations; their starting metric is the exact diagonal of the Hessian (what AdaGrad's
+ * squared gradients approximate), scaled by the latest pair's curvature, or before the first
+ * pair by the importance-weighted features a record has (a diagonal step along k correlated
+ * features overshoots by up to k). Coordinates are u_k = sc_k w_k. Each evaluation of F and its gradient is one pass over the records, in the reader's
  * seeded order, so the result does not depend on arrival order; a step is accepted when it
  * decreases F enough (Armijo), else shortened; refinement stops once two accepted steps in a
  * row improve F by under 1e-7 of its value, or after `refine` passes, keeping the best point. */
@@ -246,9 +248,11 @@ struct refine {
   double *x, *g;         /* accepted point (u) and its gradient */
   double *xt, *gt, *wt;  /* trial point, its gradient being summed, its weights w = u / sc */
   double *d;             /* search direction */
+  double *h, *ht;        /* the Hessian's diagonal at the accepted point and at the trial point: the
+                            quasi-Newton steps' starting metric (as AdaGrad's, but exact) */
   double *s[REFINE_HIST], *y[REFINE_HIST], rho[REFINE_HIST];
   int n_hist, head;
-  double f, ft, sum_iw, alpha, gd;
+  double f, ft, sum_iw, nnz, alpha, gd; /* nnz: importance-weighted features summed over records */
   int started, passes, quiet_steps, done;
 };
 
@@ -260,6 +264,8 @@ static void refine_free(struct refine *rf) {
   free(rf->gt);
   free(rf->wt);
   free(rf->d);
+  free(rf->h);
+  free(rf->ht);
   for (int k = 0; k < REFINE_HIST; k++) free(rf->s[k]), free(rf->y[k]);
   free(rf);
 }
@@ -273,7 +279,8 @@ lw_status lw_learner_refine_begin(lw_learner *l) {
   size_t n = rf->n = (size_t)1 << l->o.bits;
   int ok = (rf->x = calloc(n, sizeof(double))) && (rf->g = calloc(n, sizeof(double))) &&
            (rf->xt = calloc(n, sizeof(double))) && (rf->gt = calloc(n, sizeof(double))) &&
-           (rf->wt = calloc(n, sizeof(double))) && (rf->d = calloc(n, sizeof(double)));
+           (rf->wt = calloc(n, sizeof(double))) && (rf->d = calloc(n, sizeof(double))) &&
+           (rf->h = calloc(n, sizeof(double))) && (rf->ht = calloc(n, sizeof(double)));
   for (int k = 0; ok && k < REFINE_HIST; k++) ok = (rf->s[k] = calloc(n, sizeof(double))) && (rf->y[k] = calloc(n, sizeof(double)));
   if (!ok) {
     refine_free(rf);
@@ -306,7 +313,12 @@ void lw_learner_refine_add(lw_learner *l, const lw_logged *r) {
   for (int i = 0; i < r->n; i++) {
     double v = (double)r->x[i].q / LW_FX_ONE;
     uint32_t k = widx(l, a, r->x[i].hash);
-    if (v != 0.0 && l->sc[k] > 0) rf->gt[k] += iw * (p - y) * v / (double)l->sc[k];
+    if (v != 0.0 && l->sc[k] > 0) {
+      double u = v / (double)l->sc[k];
+      rf->gt[k] += iw * (p - y) * u;
+      rf->nnz += iw;
+      rf->ht[k] += iw * p * (1.0 - p) * u * u;
+    }
   }
 }
 
@@ -326,20 +338,27 @@ static void refine_direction(struct refine *rf) {
     al[i] = rf->rho[i] * dot(rf->s[i], rf->d, n);
     for (size_t k = 0; k < n; k++) rf->d[k] -= al[i] * rf->y[i][k];
   }
+  /* the starting metric: the diagonal, scaled by the latest pair's curvature (or, before any
+   * pair, by the features a record has: a diagonal step along correlated features overshoots
+   * by up to their number) */
+  double gamma = rf->nnz > 0 ? rf->sum_iw / rf->nnz : 1.0;
   if (rf->n_hist > 0) {
     int i = (rf->head - 1 + REFINE_HIST) % REFINE_HIST;
-    double gamma = 1.0 / (rf->rho[i] * dot(rf->y[i], rf->y[i], n));
-    for (size_t k = 0; k < n; k++) rf->d[k] *= gamma;
+    double ydy = 0;
+    for (size_t k = 0; k < n; k++)
+      if (rf->h[k] > 0) ydy += rf->y[i][k] * rf->y[i][k] / rf->h[k];
+    if (ydy > 0) gamma = 1.0 / (rf->rho[i] * ydy);
   }
+  for (size_t k = 0; k < n; k++) rf->d[k] = rf->h[k] > 0 ? gamma * rf->d[k] / rf->h[k] : 0.0;
   for (int j = rf->n_hist - 1; j >= 0; j--) {
     int i = (rf->head - 1 - j + REFINE_HIST) % REFINE_HIST;
     double b = rf->rho[i] * dot(rf->y[i], rf->d, n);
     for (size_t k = 0; k < n; k++) rf->d[k] += (al[i] - b) * rf->s[i][k];
   }
   rf->gd = dot(rf->g, rf->d, n);
-  if (!(rf->gd < 0)) { /* not a descent direction: forget the curvature, go down the gradient */
+  if (!(rf->gd < 0)) { /* not a descent direction: forget the curvature pairs */
     rf->n_hist = 0;
-    for (size_t k = 0; k < n; k++) rf->d[k] = -rf->g[k];
+    for (size_t k = 0; k < n; k++) rf->d[k] = rf->h[k] > 0 ? -gamma * rf->g[k] / rf->h[k] : 0.0;
     rf->gd = dot(rf->g, rf->d, n);
   }
 }
@@ -369,6 +388,7 @@ int lw_learner_refine_step(lw_learner *l) {
   for (size_t k = 0; k < n; k++) {
     rf->ft += 0.5 * lam * rf->xt[k] * rf->xt[k];
     rf->gt[k] += lam * rf->xt[k];
+    rf->ht[k] += lam;
   }
   rf->passes++;
   int accept = 0;
@@ -391,6 +411,7 @@ int lw_learner_refine_step(lw_learner *l) {
     rf->f = rf->ft;
     memcpy(rf->x, rf->xt, n * sizeof *rf->x);
     memcpy(rf->g, rf->gt, n * sizeof *rf->g);
+    memcpy(rf->h, rf->ht, n * sizeof *rf->h);
   } else { /* shorten the step: the minimum of the quadratic through F(0), F'(0) and F(alpha) */
     double a = rf->alpha, q = -rf->gd * a * a / (2.0 * (rf->ft - rf->f - rf->gd * a));
     rf->alpha = q == q && q > 0.1 * a && q < 0.5 * a ? q : 0.5 * a;
@@ -407,15 +428,13 @@ int lw_learner_refine_step(lw_learner *l) {
   }
   if (accept) {
     refine_direction(rf);
-    /* the first step has no curvature yet: at most 1 in u (a logit) on the largest coordinate */
-    double dmax = 0;
-    for (size_t k = 0; k < n; k++) dmax = fabs(rf->d[k]) > dmax ? fabs(rf->d[k]) : dmax;
-    rf->alpha = rf->n_hist == 0 && dmax > 1.0 ? 1.0 / dmax : 1.0;
+    rf->alpha = 1.0;
   }
   refine_trial(l, rf);
   rf->ft = 0.0;
-  rf->sum_iw = 0.0;
+  rf->sum_iw = rf->nnz = 0.0;
   memset(rf->gt, 0, n * sizeof *rf->gt);
+  memset(rf->ht, 0, n * sizeof *rf->ht);
   return 1;
 }
 
