@@ -147,7 +147,8 @@ static const lw_store_backend fault_backend = {
     NULL,                         /* nor a walk of the stats */
     NULL, NULL,                   /* nor the console's rollups (the console walks) */
     NULL, NULL, NULL,             /* nor approval requests */
-    NULL};                        /* nor the funnel's rollups */
+    NULL,                         /* nor the funnel's rollups */
+    NULL, NULL, NULL};            /* nor its channels and fairness segments */
 
 lw_status lw_store_open_fault(lw_store *inner, lw_store **out, char *err, size_t errlen) {
   *out = NULL;
