@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir, request } from './helpers.mjs';
-import { CONSOLE_SECRET, PASSWORD, consoleConfig, expected, hashPassword, load, plan, referee_, wilson } from './console-fixture.mjs';
+import { CONSOLE_SECRET, PASSWORD, consoleConfig, expected, expectedChannels, hashPassword, load, plan, referee_, wilson } from './console-fixture.mjs';
 
 let server, rows;
 before(async () => {
@@ -108,6 +108,22 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
       }
     }
   }
+  // The shared decisions by channel (the decision's first share): shares -> landings ->
+  // conversions -> retained, each rate with its Wilson interval; no decisions or prompts columns.
+  const byChannel = expectedChannels(rows);
+  assert.deepEqual(rep.tables.channels.map((r) => r.key), [...byChannel.keys()].sort(), 'channels');
+  for (const got of rep.tables.channels) {
+    const w = byChannel.get(got.key), stages = ['shares', 'landings', 'conversions', 'retained'];
+    for (const s of stages) assert.equal(got[s], w[s], `channel ${got.key} ${s}`);
+    assert.equal(got.decisions, undefined);
+    assert.equal(got.referred, w.referred);
+    assert.equal(got.referred_retained, w.retainedCustomers);
+    for (let i = 1; i < stages.length; i++) {
+      const [lo, hi] = wilson(w[stages[i]], w[stages[i - 1]]);
+      const r = got.rates[stages[i]];
+      assert.ok(Math.abs(r.lo - lo) < 1e-9 && Math.abs(r.hi - hi) < 1e-9, `channel ${got.key} ${stages[i]} interval`);
+    }
+  }
   const d = rep.learning.differences.find((x) => x.arm === 'model' && x.against === 'holdout' && x.measure === 'conversions');
   const m = expected(rows, (r) => r.mode);
   assert.equal(d.arm_k, m.get('model').conversions);
@@ -122,7 +138,9 @@ const parseCsv = (text) => text.trim().split('\r\n').map((l) => l.split(','));
 test('csv_export_equals_the_json_table', async () => {
   const { cookie } = await session();
   const rep = (await request(server, 'GET', '/console/api/report?site=shop', { headers: { Cookie: cookie } })).json;
-  for (const table of ['variants', 'segments', 'modes', 'weeks']) {
+  for (const table of ['variants', 'segments', 'modes', 'weeks', 'channels']) {
+    const stages = ['decisions', 'prompts', 'shares', 'landings', 'conversions', 'retained'].slice(table === 'channels' ? 2 : 0);
+    assert.ok(rep.tables[table].length > 0, table);
     const csv = await request(server, 'GET', `/console/api/report.csv?site=shop&table=${table}`, { headers: { Cookie: cookie } });
     assert.equal(csv.status, 200, csv.text);
     assert.match(csv.headers['content-type'], /^text\/csv/);
@@ -132,8 +150,9 @@ test('csv_export_equals_the_json_table', async () => {
       const row = Object.fromEntries(head.map((h, j) => [h, cells[j]]));
       const j = rep.tables[table][i];
       assert.equal(row.key, j.key);
-      for (const s of ['decisions', 'prompts', 'shares', 'landings', 'conversions', 'retained']) assert.equal(Number(row[s]), j[s]);
-      for (const s of ['prompts', 'shares', 'landings', 'conversions', 'retained']) {
+      for (const s of stages) assert.equal(Number(row[s]), j[s]);
+      assert.deepEqual(head.filter((h) => h === 'decisions' || h === 'prompts').length, table === 'channels' ? 0 : 2);
+      for (const s of stages.slice(1)) {
         if (j.rates[s].rate === null) { assert.equal(row[`${s}_rate`], ''); continue; }
         assert.ok(Math.abs(Number(row[`${s}_lo`]) - j.rates[s].lo) < 1e-6);
         assert.ok(Math.abs(Number(row[`${s}_hi`]) - j.rates[s].hi) < 1e-6);
