@@ -10,7 +10,8 @@
  *                                                           so a distinct-install count
  *                                                           survives deletions exactly
  *   rollup_days(site, day, action, segment, mode, decisions, prompts)  the console's first two
- *                                                           funnel stages, per UTC day
+ *                                                           funnel stages, per UTC day (schema
+ *                                                           12: also per fairness segments, fair)
  * and every deletion of events (forget, retention) subtracts what it deletes before deleting
  * it, so the rollups are always what a walk of the stored events would give. */
 #ifndef LW_INGEST_ROLLUP_SQLITE_H
@@ -35,7 +36,9 @@ extern const char lw_sq_rollup_tables[];
  *              landings, conversions, retained, value, revenue)  what each shared decision row
  *                                                           (t >= 0) brings to the report
  *   rollup_funnel(site, day, action, segment, mode, n, shares, ... retained)  their sums
- * (the console's stages and totals: console.c add_decision). */
+ * (the console's stages and totals: console.c add_decision). This is 11's shape, which step 11
+ * creates; step 12 (lw_sq_rollup_migrate_12) rebuilds rollup_days, rollup_dec and rollup_funnel
+ * with the decision's channel and fairness segments (fair) and adds rollup_fairness. */
 extern const char lw_sq_funnel_tables[];
 #define LW_SQ_FUNNEL_STMTS 22
 
