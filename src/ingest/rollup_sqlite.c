@@ -429,11 +429,11 @@ static lw_status mark_deleted(sqlite3 *db, const char *where, const char *a, con
       " WHERE r.site = events.site AND r.decision = events.decision)))" /* an unshared decision brought nothing */
       " ON CONFLICT(site, decision) DO UPDATE SET full = 1",
       "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
-      " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l JOIN events e"
-      " ON e.site = l.site AND e.code = l.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
+      " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l CROSS JOIN events e"
+      " INDEXED BY events_code ON e.site = l.site AND e.code = l.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
       "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
-      " site, token FROM events WHERE (%2$s) AND kind IN (%1$s) AND token IS NOT NULL) k JOIN events e"
-      " ON e.site = k.site AND e.token = k.token AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
+      " site, token FROM events WHERE (%2$s) AND kind IN (%1$s) AND token IS NOT NULL) k CROSS JOIN events e"
+      " INDEXED BY events_token ON e.site = k.site AND e.token = k.token AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
   };
   for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
     char kinds[128], sql[2048];
@@ -587,7 +587,7 @@ static const char *const k_funnel_sql[] = {
     /* 0 mark a decision */
     "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) VALUES(?1, ?2)",
     /* 1 mark the decisions whose shares carry a code */
-    "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT site, decision FROM events"
+    "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT site, decision FROM events INDEXED BY events_code"
     " WHERE site = ?1 AND code = ?2 AND kind IN (%1$s) AND decision IS NOT NULL",
     /* 2 the marked decisions */
     "SELECT site, decision, full FROM temp.rollup_dirty",
@@ -602,10 +602,10 @@ static const char *const k_funnel_sql[] = {
     "SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s))",
     /* 7 joined by token: the landings' installs */
     "WITH " OWNED_TOKENS " SELECT (SELECT count(*) FROM tok), (SELECT count(DISTINCT l.install) FROM tok"
-    " JOIN events l ON l.site = ?1 AND l.token = tok.token AND l.code = tok.code AND l.kind = ?3)",
+    " CROSS JOIN events l ON l.site = ?1 AND l.token = tok.token AND l.code = tok.code AND l.kind = ?3)",
     /* 8 joined by token: the referee reports */
-    "WITH " OWNED_TOKENS ", rx AS (SELECT r.* FROM tok JOIN referees c ON c.site = ?1 AND c.token = tok.token"
-    " AND c.code = tok.code AND c.event = 'conversion' AND c.state <> 'rejected' JOIN referees r ON"
+    "WITH " OWNED_TOKENS ", rx AS (SELECT r.* FROM tok CROSS JOIN referees c ON c.site = ?1 AND c.token = tok.token"
+    " AND c.code = tok.code AND c.event = 'conversion' AND c.state <> 'rejected' CROSS JOIN referees r ON"
     " r.site = ?1 AND r.code = c.code AND r.referee = c.referee)" RX_COUNTS,
     /* 9 joined by code: the decision's first share or copy with a code and no token */
     "SELECT code FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s) AND code IS NOT NULL"
@@ -635,8 +635,8 @@ static const char *const k_funnel_sql[] = {
     " AND channel = ?6 AND fair = ?7",
     /* 16 mark the decisions of a referee report's code, by its id */
     "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM referees r"
-    " JOIN events e ON e.site = r.site AND e.code = r.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL"
-    " WHERE r.id = ?1",
+    " CROSS JOIN events e INDEXED BY events_code ON e.site = r.site AND e.code = r.code AND e.kind IN (%1$s)"
+    " AND e.decision IS NOT NULL WHERE r.id = ?1",
     /* 17 a decision row stored now */
     "INSERT OR IGNORE INTO temp.rollup_rows(site, decision, id) VALUES(?1, ?2, ?3)",
     /* 18 */
