@@ -1386,45 +1386,85 @@ lw_status lw_sq_rollup_stats(sqlite3 *db, const char *site, const lw_stats_bound
 
 /* ---------------------------------------------------------------- the console's funnel days */
 
-static void read_day(sqlite3_stmt *st, void *row) {
-  lw_funnel_day *d = row;
-  d->day = sqlite3_column_int64(st, 0);
-  snprintf(d->action, sizeof d->action, "%s", (const char *)sqlite3_column_text(st, 1));
-  snprintf(d->segment, sizeof d->segment, "%s", (const char *)sqlite3_column_text(st, 2));
-  snprintf(d->mode, sizeof d->mode, "%s", (const char *)sqlite3_column_text(st, 3));
-  d->decisions = sqlite3_column_int64(st, 4);
-  d->prompts = sqlite3_column_int64(st, 5);
-  d->shares = sqlite3_column_int64(st, 6);
-  d->landed = sqlite3_column_int64(st, 7);
-  d->converted = sqlite3_column_int64(st, 8);
-  d->kept = sqlite3_column_int64(st, 9);
-  d->landings = sqlite3_column_int64(st, 10);
-  d->conversions = sqlite3_column_int64(st, 11);
-  d->retained = sqlite3_column_int64(st, 12);
+/* The report's key order (rollup_days' and rollup_funnel's primary keys start with it). */
+static int day_key_cmp(const lw_funnel_day *a, int64_t day, const char *action, const char *segment, const char *mode) {
+  if (a->day != day) return a->day < day ? -1 : 1;
+  int c = strcmp(a->action, action);
+  if (!c) c = strcmp(a->segment, segment);
+  return c ? c : strcmp(a->mode, mode);
 }
 
+/* Schema 12 splits each (day, action, segment, mode) by fairness segments (rollup_days) and by
+ * channel and segments (rollup_funnel): both are read in their primary key's order, which
+ * starts with the report's key, and summed per key as they come (consecutive rows), the
+ * funnel's merged into the days' in one pass: no sort, no temporary index. */
 lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows, size_t *n_rows, char *err,
                             size_t errlen) {
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
-                         /* summed over the fairness segments and channels (schema 12) */
-                         "SELECT d.day, d.action, d.segment, d.mode, d.decisions, d.prompts, coalesce(f.shares, 0),"
-                         " coalesce(f.landed, 0), coalesce(f.converted, 0), coalesce(f.kept, 0),"
-                         " coalesce(f.landings, 0), coalesce(f.conversions, 0), coalesce(f.retained, 0)"
-                         " FROM (SELECT day, action, segment, mode, sum(decisions) AS decisions, sum(prompts) AS prompts"
-                         " FROM rollup_days WHERE site = ?1 GROUP BY day, action, segment, mode) d"
-                         " LEFT JOIN (SELECT day, action, segment, mode, sum(shares) AS shares, sum(landed) AS landed,"
-                         " sum(converted) AS converted, sum(kept) AS kept, sum(landings) AS landings,"
-                         " sum(conversions) AS conversions, sum(retained) AS retained FROM rollup_funnel"
-                         " WHERE site = ?1 GROUP BY day, action, segment, mode) f ON f.day = d.day"
-                         " AND f.action = d.action AND f.segment = d.segment AND f.mode = d.mode"
-                         " ORDER BY d.day, d.action, d.segment, d.mode",
+                         "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = ?1"
+                         " ORDER BY site, day, action, segment, mode",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-  return read_rows(db, st, sizeof **rows, read_day, (void **)rows, n_rows, "the funnel", err, errlen);
+  lw_funnel_day *out = NULL;
+  size_t n = 0, cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t day = sqlite3_column_int64(st, 0);
+    const char *action = (const char *)sqlite3_column_text(st, 1), *segment = (const char *)sqlite3_column_text(st, 2),
+               *mode = (const char *)sqlite3_column_text(st, 3);
+    if (!n || day_key_cmp(&out[n - 1], day, action, segment, mode) != 0) {
+      if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      lw_funnel_day *d = &out[n++];
+      memset(d, 0, sizeof *d);
+      d->day = day;
+      snprintf(d->action, sizeof d->action, "%s", action);
+      snprintf(d->segment, sizeof d->segment, "%s", segment);
+      snprintf(d->mode, sizeof d->mode, "%s", mode);
+    }
+    out[n - 1].decisions += sqlite3_column_int64(st, 4);
+    out[n - 1].prompts += sqlite3_column_int64(st, 5);
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_DONE) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT day, action, segment, mode, shares, landed, converted, kept, landings, conversions,"
+                           " retained FROM rollup_funnel WHERE site = ?1 ORDER BY site, day, action, segment, mode",
+                           -1, &st, NULL) != SQLITE_OK) {
+      free(out);
+      return fail(db, "preparing the funnel", err, errlen);
+    }
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    size_t i = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      int64_t day = sqlite3_column_int64(st, 0);
+      const char *action = (const char *)sqlite3_column_text(st, 1), *segment = (const char *)sqlite3_column_text(st, 2),
+                 *mode = (const char *)sqlite3_column_text(st, 3);
+      while (i < n && day_key_cmp(&out[i], day, action, segment, mode) < 0) i++;
+      if (i == n || day_key_cmp(&out[i], day, action, segment, mode) != 0) continue; /* no decision left: none */
+      int64_t *v[7] = {&out[i].shares, &out[i].landed, &out[i].converted, &out[i].kept,
+                       &out[i].landings, &out[i].conversions, &out[i].retained};
+      for (int k = 0; k < 7; k++) *v[k] += sqlite3_column_int64(st, 4 + k);
+    }
+    sqlite3_finalize(st);
+  }
+  if (rc != SQLITE_DONE) {
+    free(out);
+    if (rc == SQLITE_NOMEM) {
+      snprintf(err, errlen, "out of memory reading the funnel");
+      return LW_ERR_NOMEM;
+    }
+    return fail(db, "reading the funnel", err, errlen);
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
 }
 
 /* ---------------------------------------------------------------- the console's channels */
