@@ -154,6 +154,8 @@ void lw_apply_persona(const lw_model *m, lw_feature *x, int *n);
 typedef struct {
   int bits;            /* weight table 2^bits (8-16), default 14 */
   int passes;          /* default 3 (in a seeded order of the records each time) */
+  int refine;          /* then at most this many passes of batch quasi-Newton refinement (L-BFGS,
+                          lw_learner_refine_step), stopping once converged; default 50, 0 = none */
   double lr;           /* step of the normalized adaptive updates, default 0.5 (Vowpal Wabbit's) */
   double l2;           /* per-update L2 shrink, default 1e-6 */
   double clip;         /* largest importance weight, default 50 */
@@ -195,6 +197,16 @@ void lw_learner_free(lw_learner *l);
 void lw_learner_update(lw_learner *l, const lw_logged *r);
 /* P(referral | a, x) under the current (float) weights (on the normalized reward scale). */
 double lw_learner_predict(const lw_learner *l, int action, const lw_feature *x, int n);
+/* Batch refinement after the online updates (learn_fit.c "batch refinement"): begin, then
+ * while lw_learner_refining: lw_learner_refine_add every training record (one pass, any
+ * order gives the same sums up to rounding; lw_train passes them in the reader's seeded
+ * order), then lw_learner_refine_step, which moves to the next trial point or, converged or
+ * out of passes (opts.refine), sets the weights and returns 0. begin with opts.refine 0 leaves
+ * the weights as they are. LW_ERR_NOMEM: the weights are untouched. */
+lw_status lw_learner_refine_begin(lw_learner *l);
+int lw_learner_refining(const lw_learner *l);
+void lw_learner_refine_add(lw_learner *l, const lw_logged *r);
+int lw_learner_refine_step(lw_learner *l);
 /* The predicted reward, back on the data's scale: lo + (hi - lo) × lw_learner_predict. */
 double lw_learner_predict_reward(const lw_learner *l, int action, const lw_feature *x, int n);
 /* Updates of the action the learner has had (records × passes; 0: no logged support). */
@@ -348,6 +360,7 @@ typedef struct {
   int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
   uint64_t held_out;     /* records the estimate is on (held out of training) */
   int in_sample;         /* --holdout-mod 0: the estimate is on the training records themselves */
+  int refine_passes;     /* passes the batch refinement took (lw_train_opts.refine caps them) */
 } lw_train_result;
 
 /* Train a model: a scan (data range, a reservoir of persona states, k-means centroids), the

@@ -332,7 +332,7 @@ typedef struct {
   char mode[8];                  /* "" when none */
   int64_t decisions;
   int64_t prompts;               /* of those, the ones whose action is not LW_ACTION_NONE */
-  /* lw_store_funnel_outcomes only (schema 10), else 0: the later stages and the referee totals
+  /* lw_store_funnel_outcomes only (SQLite schema 11, PostgreSQL 4), else 0: the later stages and the referee totals
    * of the shared decisions among them, as the console counts them (console.c add_decision) */
   int64_t shares;                /* prompted and shared */
   int64_t landed;                /* ... with at least one landing */
@@ -360,7 +360,7 @@ typedef struct {
  * without the rollups (the caller then walks lw_store_decisions). */
 lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **rows, size_t *n, char *err,
                                size_t errlen);
-/* The whole funnel without a walk (schema 10, SQLite): *days as lw_store_funnel_days with the
+/* The whole funnel without a walk (SQLite schema 11, PostgreSQL 4): *days as lw_store_funnel_days with the
  * later stages and totals filled, and *values every shared decision with a conversion, oldest
  * first (decision t >= 0), both from one read snapshot; the caller frees both. LW_ERR_INVALID
  * from a backend without it (the caller then walks lw_store_shared_decisions). */
@@ -571,7 +571,7 @@ lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err,
 
 /* The PostgreSQL schema's own version (its lw_schema table); older databases are migrated on
  * open, once however many replicas start together (an advisory lock). */
-#define LW_STORE_PG_SCHEMA_VERSION 3
+#define LW_STORE_PG_SCHEMA_VERSION 4
 
 /* Open (creating or migrating) the store in the PostgreSQL database url names (a libpq URI,
  * postgres:// or postgresql://). Every connection runs with synchronous_commit = on. On LW_OK

@@ -9,7 +9,7 @@
  *
  * The report is the learning tools' view of the data: a decision's referee outcomes are those
  * its shares brought (store.h "reading decisions"). With a store that keeps the whole funnel
- * (schema 10, lw_store_funnel_outcomes) it reads only rollup rows: every stage and referee total
+ * (SQLite schema 11, PostgreSQL 4: lw_store_funnel_outcomes) it reads only rollup rows: every stage and referee total
  * per day, action, segment and mode, and the converted decisions' values in decision order (so
  * the floating sums are the walk's to the last bit). With one that keeps only the decisions and
  * prompts per day (lw_store_funnel_days) it walks the shared decisions for the later stages
@@ -609,7 +609,7 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
   lw_funnel_day *days = NULL;
   lw_funnel_value *values = NULL;
   size_t n_days = 0, n_values = 0;
-  /* Everything from the rollups (schema 10); else the decisions and prompts from them and the
+  /* Everything from the rollups (SQLite schema 11, PostgreSQL 4); else the decisions and prompts from them and the
    * shared decisions walked; else every decision walked. */
   lw_status whole = lw_store_funnel_outcomes(store, site, &days, &n_days, &values, &n_values, err, errlen);
   if (whole != LW_OK && whole != LW_ERR_INVALID) goto done;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "funnel_sql.h"
 #include "loopwise/wire.h"
 
 enum { DIM_ACTION = 0, DIM_SEGMENT = 1, DIM_CODE = 2, N_DIMS = 3 };
@@ -37,8 +38,8 @@ const char lw_sq_rollup_tables[] =
     "  PRIMARY KEY(site, day, action, segment, mode)) WITHOUT ROWID;";
 
 /* A decision's day (UTC, floor) and whether it prompted, as SQL over an events row and in C. */
-#define DAY_SQL "(CASE WHEN t >= 0 THEN t / 86400000 ELSE (t - 86399999) / 86400000 END)"
-#define PROMPTED_SQL "(action IS NOT NULL AND action <> '" LW_ACTION_NONE "')"
+#define DAY_SQL LW_FN_DAY_SQL /* funnel_sql.h */
+#define PROMPTED_SQL LW_FN_PROMPTED_SQL
 static int64_t day_of(int64_t t) { return t >= 0 ? t / 86400000 : (t - 86399999) / 86400000; }
 static int prompted(const lw_event *e) { return e->action[0] && strcmp(e->action, LW_ACTION_NONE) != 0; }
 /* A decision row's rollup_days key, as SQL over an events row (lw_fair: its fairness segments). */
@@ -109,7 +110,6 @@ static lw_status fail(sqlite3 *db, const char *what, char *err, size_t errlen) {
 
 static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
 static int step_done(sqlite3_stmt *st);
-static void shared_kinds(const char *sql, char *out, size_t cap);
 static lw_status mark_row(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int64_t id,
                           char *err, size_t errlen);
 
@@ -423,22 +423,10 @@ static void bind_where(sqlite3_stmt *st, const char *a, const char *b, int64_t i
  * tokens its shares carry, one of which may own the token next), to settle after it. */
 static lw_status mark_deleted(sqlite3 *db, const char *where, const char *a, const char *b, int64_t i, char *err,
                               size_t errlen) {
-  static const char *const marks[] = {
-      "INSERT INTO temp.rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events WHERE (%2$s)"
-      " AND decision IS NOT NULL AND (kind IN (%1$s) OR (kind = 'decision' AND EXISTS(SELECT 1 FROM rollup_dec r"
-      " WHERE r.site = events.site AND r.decision = events.decision)))" /* an unshared decision brought nothing */
-      " ON CONFLICT(site, decision) DO UPDATE SET full = 1",
-      "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
-      " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l CROSS JOIN events e"
-      " INDEXED BY events_code ON e.site = l.site AND e.code = l.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
-      "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"
-      " site, token FROM events WHERE (%2$s) AND kind IN (%1$s) AND token IS NOT NULL) k CROSS JOIN events e"
-      " INDEXED BY events_token ON e.site = k.site AND e.token = k.token AND e.kind IN (%1$s) AND e.decision IS NOT NULL",
-  };
+  static const char *const marks[] = {LW_FN_MARK_DELETED_DECISIONS, LW_FN_MARK_LANDED_CODES, LW_FN_MARK_TOKENS};
   for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
-    char kinds[128], sql[2048];
-    shared_kinds("%1$s", kinds, sizeof kinds);
-    if ((size_t)snprintf(sql, sizeof sql, marks[m], kinds, where) >= sizeof sql) {
+    char sql[2048];
+    if (!lw_fn_expand_sq(marks[m], where, sql, sizeof sql)) {
       snprintf(err, errlen, "rollup subtraction: condition too long");
       return LW_ERR_INVALID;
     }
@@ -559,36 +547,15 @@ static const char k_dirty_table[] =
     "CREATE TEMP TABLE IF NOT EXISTS rollup_rows(site TEXT NOT NULL, decision TEXT NOT NULL, id INTEGER NOT NULL,"
     " PRIMARY KEY(site, decision, id)) WITHOUT ROWID;";
 
-/* sql with every %1$s replaced by the shared kinds' names, quoted ('share','copy'). */
-static void shared_kinds(const char *sql, char *out, size_t cap) {
-  char kinds[128] = "";
-  size_t n = 0;
-  for (int k = 0; k < LW_KIND_COUNT; k++)
-    if (lw_kind_flags((lw_kind)k) & LW_KIND_F_SHARED)
-      n += (size_t)snprintf(kinds + n, sizeof kinds - n, "%s'%s'", n ? "," : "", lw_kind_name((lw_kind)k));
-  snprintf(out, cap, sql, kinds);
-}
-
-/* The decision's tokens it owns (the first share or copy with that token on the site is its):
- * ?1 site, ?2 decision. */
-#define OWNED_TOKENS                                                                                   \
-  "tok(token, code) AS (SELECT s.token, s.code FROM events s WHERE s.site = ?1 AND s.decision = ?2"     \
-  " AND s.kind IN (%1$s) AND s.token IS NOT NULL AND s.id = (SELECT min(o.id) FROM events o"           \
-  " WHERE o.site = ?1 AND o.token = s.token AND o.kind IN (%1$s) AND o.decision IS NOT NULL))"
-/* The referee rows of a join: rx(event, referee, value) in the walk's order (receive time). */
-#define DEC_ROW_COLS "id, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''), lw_fair(segment, x)"
-#define RX_COUNTS                                                                                      \
-  " SELECT count(DISTINCT CASE WHEN event = 'conversion' THEN referee END),"                           \
-  " count(DISTINCT CASE WHEN event = 'retained_30' THEN referee END),"                                 \
-  " total(CASE WHEN event = 'conversion' THEN value END), total(CASE WHEN event = 'revenue' THEN value END)" \
-  " FROM (SELECT r.event AS event, r.referee AS referee, r.value AS value FROM rx r ORDER BY r.received_at, r.id)"
+/* The join's statements are funnel_sql.h's, shared with the PostgreSQL backend; SQLite's decision
+ * rows add their fairness segments (lw_fair, schema 12: PostgreSQL walks for those). */
+#define DEC_ROW_COLS LW_FN_DEC_ROW_COLS ", lw_fair(segment, x)"
 
 static const char *const k_funnel_sql[] = {
     /* 0 mark a decision */
     "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) VALUES(?1, ?2)",
     /* 1 mark the decisions whose shares carry a code */
-    "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT site, decision FROM events INDEXED BY events_code"
-    " WHERE site = ?1 AND code = ?2 AND kind IN (%1$s) AND decision IS NOT NULL",
+    LW_FN_MARK_CODE,
     /* 2 the marked decisions */
     "SELECT site, decision, full FROM temp.rollup_dirty",
     /* 3 */
@@ -599,25 +566,19 @@ static const char *const k_funnel_sql[] = {
     /* 5 */
     "DELETE FROM rollup_dec WHERE site = ?1 AND decision = ?2",
     /* 6 shared? */
-    "SELECT EXISTS(SELECT 1 FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s))",
+    LW_FN_SHARED,
     /* 7 joined by token: the landings' installs */
-    "WITH " OWNED_TOKENS " SELECT (SELECT count(*) FROM tok), (SELECT count(DISTINCT l.install) FROM tok"
-    " CROSS JOIN events l ON l.site = ?1 AND l.token = tok.token AND l.code = tok.code AND l.kind = ?3)",
+    LW_FN_TOKEN_LANDINGS,
     /* 8 joined by token: the referee reports */
-    "WITH " OWNED_TOKENS ", rx AS (SELECT r.* FROM tok CROSS JOIN referees c ON c.site = ?1 AND c.token = tok.token"
-    " AND c.code = tok.code AND c.event = 'conversion' AND c.state <> 'rejected' CROSS JOIN referees r ON"
-    " r.site = ?1 AND r.code = c.code AND r.referee = c.referee)" RX_COUNTS,
+    LW_FN_TOKEN_RX,
     /* 9 joined by code: the decision's first share or copy with a code and no token */
-    "SELECT code FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s) AND code IS NOT NULL"
-    " AND token IS NULL ORDER BY id LIMIT 1",
+    LW_FN_CODE_OF,
     /* 10 joined by code ?2: the landings' installs */
-    "SELECT count(DISTINCT install) FROM events WHERE site = ?1 AND code = ?2 AND kind = ?3 AND token IS NULL",
+    LW_FN_CODE_LANDINGS,
     /* 11 joined by code ?2: the referee reports */
-    "WITH rx AS (SELECT r.* FROM referees c JOIN referees r ON r.site = ?1 AND r.code = c.code"
-    " AND r.referee = c.referee WHERE c.site = ?1 AND c.code = ?2 AND c.event = 'conversion'"
-    " AND c.state <> 'rejected' AND c.token IS NULL)" RX_COUNTS,
+    LW_FN_CODE_RX,
     /* 12 the decision's rows */
-    "SELECT " DEC_ROW_COLS " FROM events WHERE site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
+    "SELECT " DEC_ROW_COLS LW_FN_DEC_ROWS_FROM,
     /* 13 */
     "INSERT OR IGNORE INTO rollup_dec(site, decision, id, day, action, segment, mode, shares, landed, converted, kept,"
     " landings, conversions, retained, value, revenue, channel, fair) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
@@ -634,9 +595,7 @@ static const char *const k_funnel_sql[] = {
     "DELETE FROM rollup_funnel WHERE site = ?1 AND day = ?2 AND action = ?3 AND segment = ?4 AND mode = ?5"
     " AND channel = ?6 AND fair = ?7",
     /* 16 mark the decisions of a referee report's code, by its id */
-    "INSERT OR IGNORE INTO temp.rollup_dirty(site, decision) SELECT e.site, e.decision FROM referees r"
-    " CROSS JOIN events e INDEXED BY events_code ON e.site = r.site AND e.code = r.code AND e.kind IN (%1$s)"
-    " AND e.decision IS NOT NULL WHERE r.id = ?1",
+    LW_FN_MARK_REPORT,
     /* 17 a decision row stored now */
     "INSERT OR IGNORE INTO temp.rollup_rows(site, decision, id) VALUES(?1, ?2, ?3)",
     /* 18 */
@@ -661,7 +620,10 @@ static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t
   }
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) {
     char sql[2048];
-    shared_kinds(k_funnel_sql[i], sql, sizeof sql);
+    if (!lw_fn_expand_sq(k_funnel_sql[i], NULL, sql, sizeof sql)) {
+      snprintf(err, errlen, "preparing the funnel's statements: too long");
+      return LW_ERR_INVALID;
+    }
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &ru->fn[i], NULL) != SQLITE_OK)
       return fail(db, "preparing the funnel's statements", err, errlen);
   }
@@ -1081,8 +1043,10 @@ lw_status lw_sq_rollup_migrate_12(sqlite3 *db, char *err, size_t errlen) {
   memset(&ru, 0, sizeof ru);
   char sql[512];
   s = prepare_funnel(&ru, db, err, errlen);
-  shared_kinds("INSERT OR IGNORE INTO temp.rollup_dirty(site, decision, full) SELECT site, decision, 1 FROM events"
-               " WHERE kind IN (%1$s) AND decision IS NOT NULL", sql, sizeof sql);
+  if (s == LW_OK && !lw_fn_expand_sq(LW_FN_MARK_ALL, NULL, sql, sizeof sql)) {
+    snprintf(err, errlen, "%s: a statement too long", what);
+    s = LW_ERR_INVALID;
+  }
   if (s == LW_OK) s = exec_sql(db, sql, what, err, errlen);
   if (s == LW_OK) s = lw_sq_rollup_settle(&ru, db, err, errlen);
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_finalize(ru.fn[i]);

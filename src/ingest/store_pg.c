@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "funnel_sql.h"
+
 #define READERS 3
 #define EVENT_ID_STRIDE 1024 /* as store_sqlite.c: events.id = batches.id * stride + position */
 #define EVENT_COLS 18
@@ -143,10 +145,36 @@ static const char *const pg_schema_v3[] = {
     "CREATE INDEX approvals_install ON approvals(site, install)",
     NULL};
 
+/* Version 4: SQLite's schema 11, the console's funnel per shared decision row (rollup_dec) and
+ * per (site, day, action, segment, mode) (rollup_funnel), kept by the writer with the rules of
+ * funnel_sql.h (see "the console's funnel" below); total() as SQLite's, for that shared text
+ * (float8pl is sum(float8)'s own step: the same additions in the same order). The backfill
+ * (funnel_backfill) runs after these. */
+static const char *const pg_schema_v4[] = {
+    "CREATE AGGREGATE total(double precision) (sfunc = float8pl, stype = float8, initcond = '0')",
+    "CREATE TABLE rollup_dec(site " TXT " NOT NULL, decision " TXT " NOT NULL, id bigint NOT NULL,"
+    " day bigint NOT NULL, action " TXT " NOT NULL, segment " TXT " NOT NULL, mode " TXT " NOT NULL,"
+    " shares bigint NOT NULL, landed bigint NOT NULL, converted bigint NOT NULL, kept bigint NOT NULL,"
+    " landings bigint NOT NULL, conversions bigint NOT NULL, retained bigint NOT NULL,"
+    " value double precision NOT NULL, revenue double precision NOT NULL, PRIMARY KEY(site, decision, id))",
+    "CREATE INDEX rollup_dec_converted ON rollup_dec(site, id) WHERE conversions > 0",
+    "CREATE TABLE rollup_funnel(site " TXT " NOT NULL, day bigint NOT NULL, action " TXT " NOT NULL,"
+    " segment " TXT " NOT NULL, mode " TXT " NOT NULL, n bigint NOT NULL, shares bigint NOT NULL,"
+    " landed bigint NOT NULL, converted bigint NOT NULL, kept bigint NOT NULL, landings bigint NOT NULL,"
+    " conversions bigint NOT NULL, retained bigint NOT NULL, PRIMARY KEY(site, day, action, segment, mode))",
+    "CREATE INDEX rollup_funnel_empty ON rollup_funnel(site) WHERE n <= 0",
+    NULL};
+
 /* migrations[v - 1] brings version v - 1 to v (0: an empty database). */
-static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2, pg_schema_v3};
+static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2, pg_schema_v3, pg_schema_v4};
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one migration per PostgreSQL schema version");
+/* What a migration fills from the stored data after its statements (NULL: nothing more). */
+static lw_status funnel_backfill(PGconn *c, char *err, size_t errlen);
+static lw_status (*const pg_migration_fills[])(PGconn *c, char *err, size_t errlen) = {NULL, NULL, NULL,
+                                                                                          funnel_backfill};
+_Static_assert(sizeof pg_migration_fills / sizeof pg_migration_fills[0] == LW_STORE_PG_SCHEMA_VERSION,
+               "one fill (or NULL) per PostgreSQL schema version");
 
 typedef struct {
   PGconn *c;
@@ -598,8 +626,6 @@ static lw_status send_events(pg_store *s, lw_store_item *it, int64_t batch_row, 
   return st;
 }
 
-/* The writer's fixed statements, prepared on the current backend (again after a reconnect, or
- * after a failed group, which may have left some prepared and some not). */
 /* The approval records among an item's kept events (store.h "approval requests"): a request
  * becomes a row (the first of a site's decision id wins), an answer fills the device's side. */
 static lw_status send_approvals(pg_store *s, lw_store_item *it, const uint8_t *keep, int *sent, char *err,
@@ -634,11 +660,20 @@ static lw_status send_approvals(pg_store *s, lw_store_item *it, const uint8_t *k
   return st;
 }
 
+/* The console funnel's marks (see "the console's funnel" below): each writer connection's own. */
+static const char k_funnel_dirty_pg[] =
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_dirty(site " TXT " NOT NULL, decision " TXT " NOT NULL,"
+    " \"full\" integer NOT NULL DEFAULT 0, PRIMARY KEY(site, decision))";
+
+/* The writer's fixed statements and its rollup_dirty, prepared on the current backend (again
+ * after a reconnect, or after a failed group, which may have left some prepared and some not).
+ * Every write path of the writer connection calls it before its BEGIN. */
 static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
   PGconn *c = s->w;
   if (s->prepared_pid && s->prepared_pid == PQbackendPID(c)) return LW_OK;
   memset(s->prepared, 0, sizeof s->prepared);
   lw_status st = run(c, "DEALLOCATE ALL", NULL, NULL, "preparing the writer", err, errlen);
+  if (st == LW_OK) st = run(c, k_funnel_dirty_pg, NULL, NULL, "preparing the writer", err, errlen);
   for (int id = 0; st == LW_OK && id < STMT_EVENTS; id++) {
     char name[16];
     snprintf(name, sizeof name, "lw_w%d", id);
@@ -738,6 +773,171 @@ static lw_status rollup_subtract(PGconn *c, const char *ev_sql, params *p, char 
   return st;
 }
 
+/* ---- the console's funnel (PG schema 4): kept by the writer in the transaction of the events ----
+ * As SQLite's (rollup_sqlite.c "the console's funnel"), with the same rules (funnel_sql.h):
+ * whatever may change a shared decision's part of the console report marks the decision in the
+ * connection's temporary rollup_dirty (a write by its new batches' id ranges, a landing by its
+ * code, a referee report by its code, a review by the report, a deletion by what it deletes,
+ * before deleting it), and funnel_settle recomputes every marked decision at once, before
+ * COMMIT: its rollup_dec rows leave rollup_funnel, then the rows it brings now (the join's
+ * statements run for each marked decision in LATERAL subqueries) go in and are added.
+ *
+ * Several replicas: a recompute reads what is committed when it runs, so the transactions that
+ * change a site's funnel take the site's advisory lock (funnel_lock) before they change or read
+ * anything it depends on, and hold it to COMMIT: each then marks and recomputes over everything
+ * committed before it. The writer held the site's rollup_site row from its first batch to COMMIT
+ * already (PG schema 2), so this orders nothing that was not ordered. The lock is taken in the
+ * order of the sites' hashes, so two transactions of several sites cannot wait on each other. */
+#define FUNNEL_LOCK "1282893422" /* 'Lwfn': the first key of the two-key advisory locks */
+/* $1: the sites, comma-separated (site ids are [A-Za-z0-9_-], config.c), or every site. */
+static const char k_funnel_lock_sites[] =
+    "SELECT pg_advisory_xact_lock(" FUNNEL_LOCK ", h) FROM (SELECT DISTINCT hashtext(s) AS h"
+    " FROM unnest(string_to_array($1, ',')) s ORDER BY h) x";
+static const char k_funnel_lock_all[] =
+    "SELECT pg_advisory_xact_lock(" FUNNEL_LOCK ", h) FROM (SELECT DISTINCT hashtext(site) AS h"
+    " FROM rollup_site ORDER BY h) x";
+
+/* What a decision row brings, in the tables' column order (console.c add_decision). */
+#define PG_FN_CONTRIB(X) X(shares) X(landed) X(converted) X(kept) X(landings) X(conversions) X(retained)
+#define PG_FN_COL(c) ", " #c
+#define PG_FN_R_COL(c) ", r." #c
+#define PG_FN_ADD(c) ", " #c " = f." #c " + excluded." #c
+#define PG_FN_SUB_SUM(c) ", -sum(" #c ")::bigint"
+#define PG_FN_ADD_SUM(c) ", sum(" #c ")::bigint"
+#define PG_FN_UPSERT(sums)                                                                            \
+  " INSERT INTO rollup_funnel AS f(site, day, action, segment, mode, n" PG_FN_CONTRIB(PG_FN_COL) ")"   \
+  " SELECT site, day, action, segment, mode, " sums " FROM moved GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5" \
+  " ON CONFLICT (site, day, action, segment, mode) DO UPDATE SET n = f.n + excluded.n" PG_FN_CONTRIB(PG_FN_ADD)
+
+/* 0: the marked decisions' rows leave rollup_dec and rollup_funnel. */
+static const char k_funnel_sub_pg[] =
+    "WITH moved AS (DELETE FROM rollup_dec r USING rollup_dirty d WHERE r.site = d.site AND r.decision = d.decision"
+    " RETURNING r.site, r.day, r.action, r.segment, r.mode" PG_FN_CONTRIB(PG_FN_R_COL) ")"
+    PG_FN_UPSERT("-count(*)" PG_FN_CONTRIB(PG_FN_SUB_SUM));
+/* 1: the rows they bring now go in (%s: the join's statements, funnel_sql.h, for fm's decision:
+ * shared; owned tokens and their landings; the token join's reports; the code of the first
+ * share without a token; that code's landings; its reports; the decision rows). Which join
+ * holds is store.h's order: by token when it owns one, else by code, else none; a row counts
+ * as console.c add_decision counts it (prompted: an action other than "" and none). */
+static const char k_funnel_add_pg[] =
+    "WITH fm AS (SELECT d.site, d.decision FROM rollup_dirty d WHERE (%s)),"
+    " fo AS (SELECT fm.site, fm.decision,"
+    "  CASE WHEN t7.tokens > 0 THEN t7.landings WHEN t9.code IS NOT NULL THEN t10.landings ELSE 0 END AS landings,"
+    "  CASE WHEN t7.tokens > 0 THEN t8.c WHEN t9.code IS NOT NULL THEN t11.c ELSE 0 END AS conversions,"
+    "  CASE WHEN t7.tokens > 0 THEN t8.k WHEN t9.code IS NOT NULL THEN t11.k ELSE 0 END AS retained,"
+    "  CASE WHEN t7.tokens > 0 THEN t8.v WHEN t9.code IS NOT NULL THEN t11.v ELSE 0 END AS value,"
+    "  CASE WHEN t7.tokens > 0 THEN t8.r WHEN t9.code IS NOT NULL THEN t11.r ELSE 0 END AS revenue"
+    "  FROM fm CROSS JOIN LATERAL (%s) t7(tokens, landings) CROSS JOIN LATERAL (%s) t8(c, k, v, r)"
+    "  LEFT JOIN LATERAL (%s) t9(code) ON true CROSS JOIN LATERAL (%s) t10(landings)"
+    "  CROSS JOIN LATERAL (%s) t11(c, k, v, r)),"
+    " fr AS (SELECT fo.*, e.id, e.day, e.action, e.segment, e.mode,"
+    "  (e.action <> '' AND e.action <> '" LW_ACTION_NONE "') AS p"
+    "  FROM fo CROSS JOIN LATERAL (%s) e(id, day, action, segment, mode)),"
+    " moved AS (INSERT INTO rollup_dec(site, decision, id, day, action, segment, mode" PG_FN_CONTRIB(PG_FN_COL)
+    ", value, revenue) SELECT site, decision, id, day, action, segment, mode, p::int, (p AND landings > 0)::int,"
+    "  (p AND conversions > 0)::int, (p AND conversions > 0 AND retained > 0)::int, landings, conversions, retained,"
+    "  value, revenue FROM fr RETURNING site, day, action, segment, mode" PG_FN_CONTRIB(PG_FN_COL) ")"
+    PG_FN_UPSERT("count(*)" PG_FN_CONTRIB(PG_FN_ADD_SUM));
+
+/* The settle's FUNNEL_SETTLE_N statements into sql[i]: k_funnel_sub_pg, k_funnel_add_pg with the
+ * join's statements in (t7..t11 as rollup_sqlite.c's statements 7..11), then the emptied funnel
+ * rows and the marks go. */
+#define FUNNEL_SQL_CAP 16384
+enum { FUNNEL_SETTLE_N = 4 };
+static lw_status funnel_settle_sql(char sql[FUNNEL_SETTLE_N][FUNNEL_SQL_CAP], char *err, size_t errlen) {
+  char landing[40];
+  snprintf(landing, sizeof landing, "'%s'", lw_kind_name(LW_KIND_LANDING));
+  const char *const d[] = {"d.site", "d.decision"}, *const m[] = {"fm.site", "fm.decision", landing},
+                    *const c[] = {"fm.site", "t9.code", landing}, *const o[] = {"fo.site", "fo.decision"};
+  static const struct {
+    const char *tmpl;
+    int sub; /* 0 d, 1 m, 2 c, 3 o */
+  } parts[] = {{LW_FN_SHARED, 0},   {LW_FN_TOKEN_LANDINGS, 1}, {LW_FN_TOKEN_RX, 1}, {LW_FN_CODE_OF, 1},
+               {LW_FN_CODE_LANDINGS, 2}, {LW_FN_CODE_RX, 2},  {LW_FN_DEC_ROWS, 3}};
+  enum { N_PARTS = sizeof parts / sizeof parts[0] };
+  const char *const *subs[] = {d, m, c, o};
+  const int n_subs[] = {2, 3, 3, 2};
+  char(*x)[4096] = malloc(N_PARTS * sizeof *x);
+  if (!x) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  int ok = 1;
+  for (int i = 0; ok && i < N_PARTS; i++)
+    ok = lw_fn_expand(parts[i].tmpl, NULL, subs[parts[i].sub], n_subs[parts[i].sub], x[i], sizeof x[i]);
+  ok = ok && snprintf(sql[0], FUNNEL_SQL_CAP, "%s", k_funnel_sub_pg) < FUNNEL_SQL_CAP &&
+       snprintf(sql[1], FUNNEL_SQL_CAP, k_funnel_add_pg, x[0], x[1], x[2], x[3], x[4], x[5], x[6]) < FUNNEL_SQL_CAP;
+  free(x);
+  snprintf(sql[2], FUNNEL_SQL_CAP, "DELETE FROM rollup_funnel WHERE n <= 0");
+  snprintf(sql[3], FUNNEL_SQL_CAP, "DELETE FROM rollup_dirty");
+  if (!ok) {
+    snprintf(err, errlen, "keeping the funnel: a statement is too long");
+    return LW_ERR_INVALID;
+  }
+  return LW_OK;
+}
+
+/* A mark of funnel_sql.h with cond (?1, ?2: p's first two parameters) in PostgreSQL's form. */
+static lw_status funnel_mark_sql(const char *tmpl, const char *cond, char *out, size_t cap, char *err, size_t errlen) {
+  static const char *const dollars[] = {"$", "$", "$"};
+  if (lw_fn_expand(tmpl, cond, dollars, 3, out, cap)) return LW_OK;
+  snprintf(err, errlen, "keeping the funnel: a statement is too long");
+  return LW_ERR_INVALID;
+}
+
+/* Run the marks of a deletion (cond with p's parameters), before it. */
+static lw_status funnel_mark_deleted(PGconn *c, const char *cond, params *p, char *err, size_t errlen) {
+  static const char *const marks[] = {LW_FN_MARK_DELETED_DECISIONS, LW_FN_MARK_LANDED_CODES, LW_FN_MARK_TOKENS};
+  char sql[4096];
+  lw_status st = LW_OK;
+  for (size_t i = 0; st == LW_OK && i < sizeof marks / sizeof marks[0]; i++) {
+    st = funnel_mark_sql(marks[i], cond, sql, sizeof sql, err, errlen);
+    if (st == LW_OK) st = run(c, sql, p, NULL, "keeping the funnel", err, errlen);
+  }
+  return st;
+}
+
+/* One mark with p's parameters (LW_FN_MARK_CODE: site, code; LW_FN_MARK_REPORT: the id). */
+static lw_status funnel_mark(PGconn *c, const char *tmpl, params *p, char *err, size_t errlen) {
+  char sql[4096];
+  lw_status st = funnel_mark_sql(tmpl, NULL, sql, sizeof sql, err, errlen);
+  return st == LW_OK ? run(c, sql, p, NULL, "keeping the funnel", err, errlen) : st;
+}
+
+/* Recompute the marked decisions (outside the write pipeline). */
+static lw_status funnel_settle(PGconn *c, char *err, size_t errlen) {
+  char(*sql)[FUNNEL_SQL_CAP] = malloc(FUNNEL_SETTLE_N * sizeof *sql);
+  if (!sql) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  lw_status st = funnel_settle_sql(sql, err, errlen);
+  for (int i = 0; st == LW_OK && i < FUNNEL_SETTLE_N; i++) st = run(c, sql[i], NULL, NULL, "keeping the funnel", err, errlen);
+  free(sql);
+  return st;
+}
+
+/* The funnel's lock on one site ($1) or, site NULL, on every site. */
+static lw_status funnel_lock(PGconn *c, const char *site, char *err, size_t errlen) {
+  params p;
+  p_init(&p);
+  if (site) p_text(&p, site);
+  lw_status st = run(c, site ? k_funnel_lock_sites : k_funnel_lock_all, site ? &p : NULL, NULL,
+                     "locking the funnel", err, errlen);
+  p_free(&p);
+  return st;
+}
+
+/* Schema 3 to 4: every shared decision marked and settled (under the migration's lock). */
+static lw_status funnel_backfill(PGconn *c, char *err, size_t errlen) {
+  char sql[1024];
+  lw_status st = run(c, k_funnel_dirty_pg, NULL, NULL, "migrating the schema to 4", err, errlen);
+  if (st == LW_OK) st = funnel_mark_sql(LW_FN_MARK_ALL, NULL, sql, sizeof sql, err, errlen);
+  if (st == LW_OK) st = run(c, sql, NULL, NULL, "migrating the schema to 4", err, errlen);
+  if (st == LW_OK) st = funnel_settle(c, err, errlen);
+  return st;
+}
+
 static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char *sqlstate, char *err,
                              size_t errlen) {
   PGconn *c = s->w;
@@ -795,10 +995,33 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
   }
   int sent2 = sent;
   if (st == LW_OK && sent) st = pipe_sync(c, sent, res, sqlstate, "storing a code's owner", err, errlen);
-  /* 3: the kept events, flags, counts, COMMIT */
+  /* 3: the funnel's lock on the new batches' sites, the kept events, flags, counts, the funnel's
+   * marks and recompute, COMMIT */
   sent = 0;
   int at = 0;
   size_t off = 0;
+  char marks[3][2048];
+  size_t sites_len = 0, sites_cap = 1;
+  for (size_t i = 0; i < n; i++) sites_cap += strlen(order[i]->site) + 1;
+  char *sites = malloc(sites_cap);
+  if (!sites && st == LW_OK) {
+    snprintf(err, errlen, "out of memory");
+    st = LW_ERR_NOMEM;
+  }
+  for (size_t i = 0; sites && i < n; i++) /* the new batches' sites (repeats are harmless) */
+    if (!order[i]->duplicate)
+      sites_len += (size_t)snprintf(sites + sites_len, sites_cap - sites_len, "%s%s", sites_len ? "," : "",
+                                    order[i]->site);
+  if (st == LW_OK && sites_len) {
+    params p;
+    p_init(&p);
+    p_text(&p, sites);
+    st = pipe_send(s, c, -1, k_funnel_lock_sites, &p, &sent, "locking the funnel", err, errlen);
+    p_free(&p);
+  }
+  static const char *const added[3] = {LW_FN_MARK_ADDED, LW_FN_MARK_LANDED_CODES, LW_FN_MARK_TOKENS};
+  for (int m = 0; st == LW_OK && m < 3; m++)
+    st = funnel_mark_sql(added[m], "id >= ?1 * ?2 AND id < (?1 + 1) * ?2", marks[m], sizeof marks[m], err, errlen);
   for (size_t i = 0; st == LW_OK && i < n; off += order[i]->batch->n_events, i++) {
     lw_store_item *it = order[i];
     if (it->duplicate) continue;
@@ -831,8 +1054,23 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
       p_free(&p);
     }
     it->stored = n_kept;
+    for (int m = 0; st == LW_OK && n_kept && m < 3; m++) {
+      params p;
+      p_init(&p);
+      p_int(&p, rows[i]), p_int(&p, EVENT_ID_STRIDE);
+      st = pipe_send(s, c, -1, marks[m], &p, &sent, "keeping the funnel", err, errlen);
+      p_free(&p);
+    }
   }
   clear_all(res, sent2);
+  if (st == LW_OK && sites_len) {
+    char(*settle)[FUNNEL_SQL_CAP] = malloc(FUNNEL_SETTLE_N * sizeof *settle);
+    st = settle ? funnel_settle_sql(settle, err, errlen) : LW_ERR_NOMEM;
+    if (!settle) snprintf(err, errlen, "out of memory");
+    for (int k = 0; st == LW_OK && k < FUNNEL_SETTLE_N; k++)
+      st = pipe_send(s, c, -1, settle[k], NULL, &sent, "keeping the funnel", err, errlen);
+    free(settle);
+  }
   if (st == LW_OK) st = pipe_send(s, c, -1, "COMMIT", NULL, &sent, "committing", err, errlen);
   if (sent) {
     lw_status synced = pipe_sync(c, sent, NULL, sqlstate, "committing", err, errlen);
@@ -847,7 +1085,7 @@ static lw_status write_group(pg_store *s, lw_store_item **order, size_t n, char 
   for (size_t i = STMT_EVENTS; i < sizeof s->prepared; i++)
     if (s->prepared[i] == 1) s->prepared[i] = st == LW_OK ? 2 : 0;
   if (st != LW_OK) s->prepared_pid = 0;
-  free(rows), free(keep), free(res);
+  free(rows), free(keep), free(res), free(sites);
   return st;
 }
 
@@ -914,7 +1152,19 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
                     owner_sql, sizeof owner_sql);
   for (size_t i = 0; i < n; i++) items[i]->deleted = 0, items[i]->denied = 0;
   lw_status st = conn_ready(s->w, "starting a forget", err, errlen);
+  if (st == LW_OK) st = prepare_writer(s, err, errlen);
   if (st == LW_OK) st = run(s->w, "BEGIN", NULL, NULL, "starting a forget", err, errlen);
+  size_t sites_len = 0, sites_cap = 1;
+  for (size_t i = 0; i < n; i++) sites_cap += strlen(items[i]->site) + 1;
+  char *sites = malloc(sites_cap);
+  if (!sites && st == LW_OK) {
+    snprintf(err, errlen, "out of memory");
+    st = LW_ERR_NOMEM;
+  }
+  for (size_t i = 0; sites && i < n; i++)
+    sites_len += (size_t)snprintf(sites + sites_len, sites_cap - sites_len, "%s%s", sites_len ? "," : "", items[i]->site);
+  if (st == LW_OK && sites_len) st = funnel_lock(s->w, sites, err, errlen);
+  free(sites);
   for (size_t i = 0; st == LW_OK && i < n; i++) {
     lw_forget_item *it = items[i];
     if (!it->code) {
@@ -923,6 +1173,7 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
       p_text(&rp, it->site), p_text(&rp, it->install);
       st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
                                  " WHERE site = $1 AND install = $2", &rp, err, errlen);
+      if (st == LW_OK) st = funnel_mark_deleted(s->w, "site = ?1 AND install = ?2", &rp, err, errlen);
       p_free(&rp);
       if (st == LW_OK)
         st = exec_text2(s->w, "DELETE FROM events WHERE site = $1 AND install = $2", it->site, it->install,
@@ -953,6 +1204,7 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
     p_text(&p, it->site), p_text(&p, it->code);
     st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
                                " WHERE site = $1 AND code = $2", &p, err, errlen);
+    if (st == LW_OK) st = funnel_mark_deleted(s->w, "site = ?1 AND code = ?2", &p, err, errlen);
     p_free(&p);
     if (st == LW_OK)
       st = exec_text2(s->w, "DELETE FROM events WHERE site = $1 AND code = $2", it->site, it->code, &it->deleted,
@@ -964,6 +1216,7 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
       st = exec_text2(s->w, "DELETE FROM flags WHERE site = $1 AND kind = 'code' AND value = $2", it->site,
                       it->code, NULL, err, errlen);
   }
+  if (st == LW_OK) st = funnel_settle(s->w, err, errlen);
   if (st == LW_OK) st = run(s->w, "COMMIT", NULL, NULL, "committing a forget", err, errlen);
   if (st != LW_OK) {
     rollback(s->w);
@@ -978,6 +1231,7 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
   pg_store *s = (pg_store *)base;
   *deleted = 0;
   lw_status st = conn_ready(s->w, "starting a purge", err, errlen);
+  if (st == LW_OK) st = prepare_writer(s, err, errlen);
   if (st == LW_OK) st = run(s->w, "BEGIN", NULL, NULL, "starting a purge", err, errlen);
   if (st != LW_OK) return st;
   params p;
@@ -985,7 +1239,14 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
   p_int(&p, before_ms);
   p_int(&p, EVENT_ID_STRIDE);
   PGresult *r = NULL;
-  st = rollup_subtract(s->w,
+  st = funnel_lock(s->w, NULL, err, errlen);
+  if (st == LW_OK)
+    st = funnel_mark_deleted(s->w,
+                             "id IN (SELECT e.id FROM batches b JOIN events e ON e.id >= b.id * ?2"
+                             " AND e.id < (b.id + 1) * ?2 WHERE b.received_at < ?1)",
+                             &p, err, errlen);
+  if (st == LW_OK)
+    st = rollup_subtract(s->w,
                        "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code, e.mode, e.t FROM events e"
                        " JOIN batches b ON e.id >= b.id * $2 AND e.id < (b.id + 1) * $2 WHERE b.received_at < $1",
                        &p, err, errlen);
@@ -1022,6 +1283,7 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
              "DELETE FROM flags f WHERE kind = 'install' AND NOT EXISTS(SELECT 1 FROM events e"
              " WHERE e.site = f.site AND e.install = f.value)",
              NULL, NULL, "purging", err, errlen);
+  if (st == LW_OK) st = funnel_settle(s->w, err, errlen);
   if (st == LW_OK) st = run(s->w, "COMMIT", NULL, NULL, "committing a purge", err, errlen);
   if (st != LW_OK) {
     rollback(s->w);
@@ -1626,6 +1888,35 @@ static int collect_day(void *vctx, const PGresult *r) {
   get_text(r, 0, 3, d->mode, sizeof d->mode);
   d->decisions = get_int(r, 0, 4);
   d->prompts = get_int(r, 0, 5);
+  if (PQnfields(r) > 6) { /* LW_FN_READ_DAYS */
+    int64_t *later[7] = {&d->shares, &d->landed, &d->converted, &d->kept, &d->landings, &d->conversions, &d->retained};
+    for (int k = 0; k < 7; k++) *later[k] = get_int(r, 0, 6 + k);
+  }
+  return 0;
+}
+
+typedef struct {
+  lw_funnel_value *rows;
+  size_t n, cap;
+} values_ctx;
+
+static int collect_value(void *vctx, const PGresult *r) {
+  values_ctx *c = vctx;
+  if (c->n == c->cap) {
+    size_t ncap = c->cap ? c->cap * 2 : 64;
+    lw_funnel_value *grown = realloc(c->rows, ncap * sizeof *grown);
+    if (!grown) return -1;
+    c->rows = grown, c->cap = ncap;
+  }
+  lw_funnel_value *v = &c->rows[c->n++];
+  memset(v, 0, sizeof *v);
+  v->day = get_int(r, 0, 0);
+  get_text(r, 0, 1, v->action, sizeof v->action);
+  get_text(r, 0, 2, v->segment, sizeof v->segment);
+  get_text(r, 0, 3, v->mode, sizeof v->mode);
+  v->conversions = get_int(r, 0, 4);
+  v->value = get_double(r, 0, 5);
+  v->revenue = get_double(r, 0, 6);
   return 0;
 }
 
@@ -1651,6 +1942,40 @@ static lw_status pg_funnel_days(lw_store *base, const char *site, lw_funnel_day 
   }
   *rows = ctx.rows;
   *n = ctx.n;
+  return LW_OK;
+}
+
+/* The whole funnel from the rollups (PG schema 4), one snapshot: funnel_sql.h's reads. The
+ * floating sums come as text in the shortest form that reads back exactly (extra_float_digits
+ * 1, the default since PostgreSQL 12), so strtod gives back the stored double. */
+static lw_status pg_funnel_outcomes(lw_store *base, const char *site, lw_funnel_day **days, size_t *n_days,
+                                    lw_funnel_value **values, size_t *n_values, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  *days = NULL, *values = NULL, *n_days = *n_values = 0;
+  static const char *const dollars[] = {"$"};
+  char days_sql[2048], values_sql[1024];
+  lw_fn_expand(LW_FN_READ_DAYS, NULL, dollars, 1, days_sql, sizeof days_sql);
+  lw_fn_expand(LW_FN_READ_VALUES, NULL, dollars, 1, values_sql, sizeof values_sql);
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading the funnel", err, errlen);
+  if (st == LW_OK)
+    st = run(rd->c, "BEGIN ISOLATION LEVEL REPEATABLE READ", NULL, NULL, "starting a read", err, errlen);
+  params p;
+  p_init(&p);
+  p_text(&p, site);
+  days_ctx dc = {0};
+  values_ctx vc = {0};
+  if (st == LW_OK) st = stream(rd->c, days_sql, &p, collect_day, &dc, "reading the funnel", err, errlen);
+  if (st == LW_OK) st = stream(rd->c, values_sql, &p, collect_value, &vc, "reading the funnel", err, errlen);
+  p_free(&p);
+  rollback(rd->c);
+  reader_give(rd);
+  if (st != LW_OK) {
+    free(dc.rows), free(vc.rows);
+    return st;
+  }
+  *days = dc.rows, *n_days = dc.n;
+  *values = vc.rows, *n_values = vc.n;
   return LW_OK;
 }
 
@@ -1804,6 +2129,7 @@ static lw_status referee_once(pg_store *s, lw_referee_report *r, char *sqlstate,
   r->refused_field[0] = r->refused_msg[0] = '\0';
   r->id = 0;
   lw_status st = conn_ready(s->w, "starting a referee report", err, errlen);
+  if (st == LW_OK) st = prepare_writer(s, err, errlen);
   if (st == LW_OK) st = run(s->w, "BEGIN", NULL, NULL, "starting a referee report", err, errlen);
   if (st != LW_OK) return st;
   /* Reports of one code are taken one at a time across replicas, so the rules (velocity, repeat)
@@ -1814,6 +2140,7 @@ static lw_status referee_once(pg_store *s, lw_referee_report *r, char *sqlstate,
   st = run_ex(s->w, "SELECT pg_advisory_xact_lock(hashtext($1 || ':' || $2))", &p, 0, NULL, sqlstate,
               "starting a referee report", err, errlen);
   p_free(&p);
+  if (st == LW_OK) st = funnel_lock(s->w, r->site, err, errlen);
   PGresult *q = NULL;
   if (st == LW_OK) {
     p_init(&p);
@@ -1859,6 +2186,14 @@ static lw_status referee_once(pg_store *s, lw_referee_report *r, char *sqlstate,
   if (st != LW_OK) goto done;
   r->id = get_int(q, 0, 0);
   if (r->reason[0]) st = flag_code(s, r->site, r->code, r->reason, r->received_ms, err, errlen);
+  /* the console's funnel: the decisions whose shares carry the code */
+  if (st == LW_OK) {
+    p_init(&p);
+    p_text(&p, r->site), p_text(&p, r->code);
+    st = funnel_mark(s->w, LW_FN_MARK_CODE, &p, err, errlen);
+    p_free(&p);
+  }
+  if (st == LW_OK) st = funnel_settle(s->w, err, errlen);
 done:
   PQclear(q);
   if (st == LW_OK) st = run_ex(s->w, "COMMIT", NULL, 0, NULL, sqlstate, "committing a referee report", err, errlen);
@@ -1903,37 +2238,53 @@ static lw_status pg_register_referrer(lw_store *base, const char *site, const ch
   return LW_OK;
 }
 
+/* The state change and what it does to the console's funnel (a rejected conversion brings
+ * nothing) in one transaction. */
 static lw_status pg_review(lw_store *base, const char *site, int64_t id, int approve, int64_t now_ms, int *result,
                            char *err, size_t errlen) {
   pg_store *s = (pg_store *)base;
   *result = 1;
   lw_status st = conn_ready(s->w, "reviewing", err, errlen);
+  if (st == LW_OK) st = prepare_writer(s, err, errlen);
+  if (st == LW_OK) st = run(s->w, "BEGIN", NULL, NULL, "starting a review", err, errlen);
   if (st != LW_OK) return st;
+  st = funnel_lock(s->w, site, err, errlen);
   params p;
   p_init(&p);
   p_text(&p, site), p_int(&p, id), p_text(&p, approve ? "approved" : "rejected"), p_int(&p, approve),
       p_int(&p, now_ms);
-  PGresult *r;
-  st = run(s->w,
-           "UPDATE referees SET state = $3, counted_at = CASE WHEN $4 <> 0 THEN $5 END"
-           " WHERE site = $1 AND id = $2 AND state = 'flagged'",
-           &p, &r, "reviewing", err, errlen);
+  PGresult *r = NULL;
+  if (st == LW_OK)
+    st = run(s->w,
+             "UPDATE referees SET state = $3, counted_at = CASE WHEN $4 <> 0 THEN $5 END"
+             " WHERE site = $1 AND id = $2 AND state = 'flagged'",
+             &p, &r, "reviewing", err, errlen);
   p_free(&p);
-  if (st != LW_OK) return st;
-  int changed = strtoll(PQcmdTuples(r), NULL, 10) == 1;
+  int changed = st == LW_OK && strtoll(PQcmdTuples(r), NULL, 10) == 1;
   PQclear(r);
   if (changed) {
-    *result = 0;
-    return LW_OK;
+    p_init(&p);
+    p_int(&p, id);
+    st = funnel_mark(s->w, LW_FN_MARK_REPORT, &p, err, errlen);
+    p_free(&p);
+    if (st == LW_OK) st = funnel_settle(s->w, err, errlen);
+  } else if (st == LW_OK) {
+    p_init(&p);
+    p_text(&p, site), p_int(&p, id);
+    int64_t exists = 0;
+    st = one_int(s->w, "SELECT count(*) FROM referees WHERE site = $1 AND id = $2", &p, &exists, "reviewing", err,
+                 errlen);
+    p_free(&p);
+    if (st == LW_OK && exists) *result = 2;
   }
-  p_init(&p);
-  p_text(&p, site), p_int(&p, id);
-  int64_t exists = 0;
-  st = one_int(s->w, "SELECT count(*) FROM referees WHERE site = $1 AND id = $2", &p, &exists, "reviewing", err,
-               errlen);
-  p_free(&p);
-  if (st == LW_OK && exists) *result = 2;
-  return st;
+  if (st == LW_OK) st = run(s->w, "COMMIT", NULL, NULL, "committing a review", err, errlen);
+  if (st != LW_OK) {
+    rollback(s->w);
+    *result = 1;
+    return st;
+  }
+  if (changed) *result = 0;
+  return LW_OK;
 }
 
 static lw_status pg_reviews(lw_store *base, const char *site, size_t max, lw_review **rows, size_t *n_rows, char *err,
@@ -2328,6 +2679,7 @@ static lw_status migrate(PGconn *c, char *err, size_t errlen) {
       snprintf(what, sizeof what, "migrating the schema to %d", v + 1);
       st = run(c, *q, NULL, NULL, what, err, errlen);
     }
+    if (st == LW_OK && pg_migration_fills[v]) st = pg_migration_fills[v](c, err, errlen);
     if (st != LW_OK) goto fail;
   }
   if (version != LW_STORE_PG_SCHEMA_VERSION) {
@@ -2352,7 +2704,7 @@ static const lw_store_backend pg_backend = {
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     pg_deliveries_enqueue, pg_delivery_claim, pg_delivery_finish, pg_delivery_resend, pg_deliveries,
     pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check,
-    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */,
+    pg_funnel_outcomes,
     NULL, NULL, NULL /* channels and fairness segments: SQLite only so far (the console walks) */};
 
 /* ---- read-only (the learning tools) */
@@ -2398,8 +2750,7 @@ static const lw_store_backend pg_read_backend = {
     "postgresql (read-only)", ro_write, ro_forget, ro_purge, pg_stats, pg_ping, pg_referral, pg_attributions,
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
     pg_reviews, NULL, NULL, NULL, NULL, pg_deliveries, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
-    pg_approvals, NULL, pg_approval_check,
-    NULL /* funnel_outcomes: SQLite only so far (the console walks the shared decisions) */,
+    pg_approvals, NULL, pg_approval_check, pg_funnel_outcomes,
     NULL, NULL, NULL /* channels and fairness segments: SQLite only so far (the console walks) */};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {

@@ -595,6 +595,10 @@ lw_status lw_reader_open(const lw_source_opts *o, lw_reader **out, char *err, si
 }
 
 #define CACHE_HEAD offsetof(lw_logged, x)
+/* The seeded order's entries hold a record's cache offset and, above it, its length in bytes. */
+#define ORDER_LEN_SHIFT 48
+#define ORDER_OFF_MASK ((1ULL << ORDER_LEN_SHIFT) - 1)
+_Static_assert(sizeof(lw_logged) < (1u << (64 - ORDER_LEN_SHIFT)), "a record's length fits above its offset");
 
 static int cache_read(lw_reader *r, lw_logged *rec) {
   if (fread(rec, CACHE_HEAD, 1, r->cache) != 1) return 0;
@@ -618,12 +622,12 @@ int lw_reader_next(lw_reader *r, lw_logged *rec, char *err, size_t errlen) {
   if (r->cache_state == 3) return cache_read(r, rec);
   if (r->cache_state == 4) {
     if (r->order_at >= r->n_order) return 0;
-    uint64_t off = r->order[2 * r->order_at++ + 1];
-    /* complete and flushed: one read by offset, past stdio's buffer, of the header and as many
-     * features as a record can have (the next records' bytes, or a short read at the end) */
-    ssize_t got = pread(fileno(r->cache), rec, sizeof *rec, (off_t)off);
-    if (got < (ssize_t)CACHE_HEAD || rec->n < 0 || rec->n > LW_LEARN_MAX_FEATURES ||
-        got < (ssize_t)(CACHE_HEAD + sizeof rec->x[0] * (size_t)rec->n)) {
+    uint64_t at = r->order[2 * r->order_at++ + 1], off = at & ORDER_OFF_MASK;
+    size_t len = (size_t)(at >> ORDER_LEN_SHIFT);
+    /* complete and flushed: one read by offset, past stdio's buffer, of exactly the record */
+    ssize_t got = pread(fileno(r->cache), rec, len, (off_t)off);
+    if (got != (ssize_t)len || len < CACHE_HEAD || rec->n < 0 || rec->n > LW_LEARN_MAX_FEATURES ||
+        len != CACHE_HEAD + sizeof rec->x[0] * (size_t)rec->n) {
       snprintf(err, errlen, "reading the temporary record cache failed");
       r->failed = 1;
       return -1;
@@ -689,13 +693,18 @@ lw_status lw_reader_order(lw_reader *r, uint64_t seed, char *err, size_t errlen)
       r->order = p;
       cap = nc;
     }
+    if (off > ORDER_OFF_MASK) {
+      free(rec);
+      snprintf(err, errlen, "the temporary record cache is too large to order (over 2^48 bytes)");
+      return LW_ERR_INVALID;
+    }
     r->order[2 * r->n_order] = mix64(rec->order_key ^ mix64(seed));
-    r->order[2 * r->n_order + 1] = off;
+    r->order[2 * r->n_order + 1] = off | ((uint64_t)(r->cache_pos - off) << ORDER_LEN_SHIFT);
     r->n_order++;
   }
   free(rec);
-  /* ties are records with the same content (or id): interchangeable, so their cache order
-   * (the second element) does not change what a pass computes */
+  /* ties are records with the same content (or id): interchangeable (same length too), so their
+   * cache order (the second element) does not change what a pass computes */
   if (r->n_order) qsort(r->order, r->n_order, 2 * sizeof *r->order, cmp_pair);
   r->cache_state = 4;
   r->order_at = 0;

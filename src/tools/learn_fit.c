@@ -95,6 +95,7 @@ void lw_train_defaults(lw_train_opts *o) {
   memset(o, 0, sizeof *o);
   o->bits = 14;
   o->passes = 3;
+  o->refine = 50;
   o->lr = 0.5;
   o->l2 = 1e-6;
   o->clip = 50.0;
@@ -117,6 +118,7 @@ struct lw_learner {
   double t, norm;      /* normalized updates: importance weight seen, and sum iw * (v / sc)^2 */
   double sw[LW_LEARN_MAX_ACTIONS], sw2[LW_LEARN_MAX_ACTIONS], swr[LW_LEARN_MAX_ACTIONS];
   int64_t count[LW_LEARN_MAX_ACTIONS];
+  struct refine *rf; /* the batch refinement's state, between lw_learner_refine_begin and its end */
 };
 
 static inline uint32_t widx(const lw_learner *l, int a, uint32_t h) {
@@ -147,8 +149,11 @@ lw_status lw_learner_create(const lw_train_opts *o, int n_actions, const char ac
   return LW_OK;
 }
 
+static void refine_free(struct refine *rf);
+
 void lw_learner_free(lw_learner *l) {
   if (!l) return;
+  refine_free(l->rf);
   free(l->w);
   free(l->g2);
   free(l->sc);
@@ -216,6 +221,221 @@ void lw_learner_update(lw_learner *l, const lw_logged *r) {
     double w = (double)l->w[k] * (1.0 - l->o.l2) - rate * gi / ((double)l->sc[k] * sqrt((double)l->g2[k] + 1e-12));
     if (w == w && w - w == 0.0) l->w[k] = (float)w;
   }
+}
+
+/* ---- batch refinement -----------------------------------------------------------------
+ * The online passes leave the weights near the optimum but, on features whose values are all
+ * of one sign (amounts, counts, beside the bias), not at it: scale invariance fixes each
+ * feature's step, not the correlation between an uncentered feature and the bias, and a
+ * diagonal (AdaGrad) step cannot undo that. So training ends with limited-memory BFGS
+ * (Nocedal 1980; Vowpal Wabbit's --bfgs) on the whole objective the online passes descend,
+ *   F(w) = sum_i iw_i (log(1 + e^z_i) - y_i z_i) + (l2 × sum_i iw_i / 2) sum_k (sc_k w_k)^2,
+ * z_i = sum_k w_k x_ik over the training records, iw_i the clipped importance weight and sc_k
+ * the largest |value| the weight's feature has had (the ridge is on the logit each weight
+ * gives its feature's largest value, so it is as scale-free as the updates; it keeps weights
+ * of features seen with one label only finite). The quasi-Newton curvature pairs learn the
+ * correlations; their starting metric is the exact diagonal of the Hessian (what AdaGrad's
+ * squared gradients approximate), scaled by the latest pair's curvature, or before the first
+ * pair by the importance-weighted features a record has (a diagonal step along k correlated
+ * features overshoots by up to k). Coordinates are u_k = sc_k w_k. Each evaluation of F and its gradient is one pass over the records, in the reader's
+ * seeded order, so the result does not depend on arrival order; a step is accepted when it
+ * decreases F enough (Armijo), else shortened; refinement stops once two accepted steps in a
+ * row improve F by under 1e-7 of its value, or after `refine` passes, keeping the best point. */
+#define REFINE_HIST 8
+
+struct refine {
+  size_t n;
+  double *x, *g;         /* accepted point (u) and its gradient */
+  double *xt, *gt, *wt;  /* trial point, its gradient being summed, its weights w = u / sc */
+  double *d;             /* search direction */
+  double *h, *ht;        /* the Hessian's diagonal at the accepted point and at the trial point: the
+                            quasi-Newton steps' starting metric (as AdaGrad's, but exact) */
+  double *s[REFINE_HIST], *y[REFINE_HIST], rho[REFINE_HIST];
+  int n_hist, head;
+  double f, ft, sum_iw, nnz, alpha, gd; /* nnz: importance-weighted features summed over records */
+  int started, passes, quiet_steps, done;
+};
+
+static void refine_free(struct refine *rf) {
+  if (!rf) return;
+  free(rf->x);
+  free(rf->g);
+  free(rf->xt);
+  free(rf->gt);
+  free(rf->wt);
+  free(rf->d);
+  free(rf->h);
+  free(rf->ht);
+  for (int k = 0; k < REFINE_HIST; k++) free(rf->s[k]), free(rf->y[k]);
+  free(rf);
+}
+
+lw_status lw_learner_refine_begin(lw_learner *l) {
+  refine_free(l->rf);
+  l->rf = NULL;
+  if (l->o.refine <= 0) return LW_OK;
+  struct refine *rf = calloc(1, sizeof *rf);
+  if (!rf) return LW_ERR_NOMEM;
+  size_t n = rf->n = (size_t)1 << l->o.bits;
+  int ok = (rf->x = calloc(n, sizeof(double))) && (rf->g = calloc(n, sizeof(double))) &&
+           (rf->xt = calloc(n, sizeof(double))) && (rf->gt = calloc(n, sizeof(double))) &&
+           (rf->wt = calloc(n, sizeof(double))) && (rf->d = calloc(n, sizeof(double))) &&
+           (rf->h = calloc(n, sizeof(double))) && (rf->ht = calloc(n, sizeof(double)));
+  for (int k = 0; ok && k < REFINE_HIST; k++) ok = (rf->s[k] = calloc(n, sizeof(double))) && (rf->y[k] = calloc(n, sizeof(double)));
+  if (!ok) {
+    refine_free(rf);
+    return LW_ERR_NOMEM;
+  }
+  for (size_t k = 0; k < n; k++) {
+    rf->x[k] = rf->xt[k] = (double)l->w[k] * (double)l->sc[k];
+    rf->wt[k] = l->sc[k] > 0 ? (double)l->w[k] : 0.0;
+  }
+  l->rf = rf;
+  return LW_OK;
+}
+
+int lw_learner_refining(const lw_learner *l) { return l->rf && !l->rf->done; }
+
+void lw_learner_refine_add(lw_learner *l, const lw_logged *r) {
+  struct refine *rf = l->rf;
+  int a = r->action;
+  if (!rf || rf->done || a < 0 || a >= l->n_actions) return;
+  double iw = 1.0 / r->p;
+  if (iw > l->o.clip) iw = l->o.clip;
+  double span = l->o.reward_hi - l->o.reward_lo, y = span > 0 ? (r->reward - l->o.reward_lo) / span : 0.0;
+  y = y < 0 ? 0.0 : y > 1 ? 1.0 : y;
+  double z = 0.0;
+  for (int i = 0; i < r->n; i++) z += rf->wt[widx(l, a, r->x[i].hash)] * ((double)r->x[i].q / LW_FX_ONE);
+  /* log(1 + e^z) - y z without overflow, and its derivative p - y */
+  double loss = (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - y * z, p = 1.0 / (1.0 + exp(-z));
+  rf->ft += iw * loss;
+  rf->sum_iw += iw;
+  for (int i = 0; i < r->n; i++) {
+    double v = (double)r->x[i].q / LW_FX_ONE;
+    uint32_t k = widx(l, a, r->x[i].hash);
+    if (v != 0.0 && l->sc[k] > 0) {
+      double u = v / (double)l->sc[k];
+      rf->gt[k] += iw * (p - y) * u;
+      rf->nnz += iw;
+      rf->ht[k] += iw * p * (1.0 - p) * u * u;
+    }
+  }
+}
+
+static double dot(const double *a, const double *b, size_t n) {
+  double s = 0.0;
+  for (size_t k = 0; k < n; k++) s += a[k] * b[k];
+  return s;
+}
+
+/* d = -H g by the two-loop recursion over the stored pairs (oldest first in the second loop). */
+static void refine_direction(struct refine *rf) {
+  size_t n = rf->n;
+  double al[REFINE_HIST];
+  for (size_t k = 0; k < n; k++) rf->d[k] = -rf->g[k];
+  for (int j = 0; j < rf->n_hist; j++) {
+    int i = (rf->head - 1 - j + REFINE_HIST) % REFINE_HIST;
+    al[i] = rf->rho[i] * dot(rf->s[i], rf->d, n);
+    for (size_t k = 0; k < n; k++) rf->d[k] -= al[i] * rf->y[i][k];
+  }
+  /* the starting metric: the diagonal, scaled by the latest pair's curvature (or, before any
+   * pair, by the features a record has: a diagonal step along correlated features overshoots
+   * by up to their number) */
+  double gamma = rf->nnz > 0 ? rf->sum_iw / rf->nnz : 1.0;
+  if (rf->n_hist > 0) {
+    int i = (rf->head - 1 + REFINE_HIST) % REFINE_HIST;
+    double ydy = 0;
+    for (size_t k = 0; k < n; k++)
+      if (rf->h[k] > 0) ydy += rf->y[i][k] * rf->y[i][k] / rf->h[k];
+    if (ydy > 0) gamma = 1.0 / (rf->rho[i] * ydy);
+  }
+  for (size_t k = 0; k < n; k++) rf->d[k] = rf->h[k] > 0 ? gamma * rf->d[k] / rf->h[k] : 0.0;
+  for (int j = rf->n_hist - 1; j >= 0; j--) {
+    int i = (rf->head - 1 - j + REFINE_HIST) % REFINE_HIST;
+    double b = rf->rho[i] * dot(rf->y[i], rf->d, n);
+    for (size_t k = 0; k < n; k++) rf->d[k] += (al[i] - b) * rf->s[i][k];
+  }
+  rf->gd = dot(rf->g, rf->d, n);
+  if (!(rf->gd < 0)) { /* not a descent direction: forget the curvature pairs */
+    rf->n_hist = 0;
+    for (size_t k = 0; k < n; k++) rf->d[k] = rf->h[k] > 0 ? -gamma * rf->g[k] / rf->h[k] : 0.0;
+    rf->gd = dot(rf->g, rf->d, n);
+  }
+}
+
+static void refine_trial(lw_learner *l, struct refine *rf) {
+  for (size_t k = 0; k < rf->n; k++) {
+    rf->xt[k] = rf->x[k] + rf->alpha * rf->d[k];
+    rf->wt[k] = l->sc[k] > 0 ? rf->xt[k] / (double)l->sc[k] : 0.0;
+  }
+}
+
+/* The weights become the accepted point's and the refinement ends. */
+static void refine_finish(lw_learner *l, struct refine *rf) {
+  for (size_t k = 0; k < rf->n; k++)
+    if (l->sc[k] > 0) {
+      double w = rf->x[k] / (double)l->sc[k];
+      if (w == w && w - w == 0.0) l->w[k] = (float)w;
+    }
+  rf->done = 1;
+}
+
+int lw_learner_refine_step(lw_learner *l) {
+  struct refine *rf = l->rf;
+  if (!rf || rf->done) return 0;
+  size_t n = rf->n;
+  double lam = l->o.l2 * rf->sum_iw; /* the ridge, and its gradient, at the trial point */
+  for (size_t k = 0; k < n; k++) {
+    rf->ft += 0.5 * lam * rf->xt[k] * rf->xt[k];
+    rf->gt[k] += lam * rf->xt[k];
+    rf->ht[k] += lam;
+  }
+  rf->passes++;
+  int accept = 0;
+  if (!rf->started) {
+    rf->started = 1;
+    accept = 1;
+  } else if (rf->ft == rf->ft && rf->ft <= rf->f + 1e-4 * rf->alpha * rf->gd) {
+    accept = 1;
+    double *s = rf->s[rf->head], *y = rf->y[rf->head];
+    for (size_t k = 0; k < n; k++) s[k] = rf->xt[k] - rf->x[k], y[k] = rf->gt[k] - rf->g[k];
+    double sy = dot(s, y, n);
+    if (sy > 1e-12 * dot(y, y, n) && sy > 0) {
+      rf->rho[rf->head] = 1.0 / sy;
+      rf->head = (rf->head + 1) % REFINE_HIST;
+      if (rf->n_hist < REFINE_HIST) rf->n_hist++;
+    }
+    rf->quiet_steps = rf->f - rf->ft <= 1e-7 * fabs(rf->ft) ? rf->quiet_steps + 1 : 0;
+  }
+  if (accept) {
+    rf->f = rf->ft;
+    memcpy(rf->x, rf->xt, n * sizeof *rf->x);
+    memcpy(rf->g, rf->gt, n * sizeof *rf->g);
+    memcpy(rf->h, rf->ht, n * sizeof *rf->h);
+  } else { /* shorten the step: the minimum of the quadratic through F(0), F'(0) and F(alpha) */
+    double a = rf->alpha, q = -rf->gd * a * a / (2.0 * (rf->ft - rf->f - rf->gd * a));
+    rf->alpha = q == q && q > 0.1 * a && q < 0.5 * a ? q : 0.5 * a;
+  }
+  int stop = rf->passes >= l->o.refine || rf->quiet_steps >= 2 || (!accept && rf->alpha < 1e-12);
+  if (accept && !stop) {
+    double gmax = 0;
+    for (size_t k = 0; k < n; k++) gmax = fabs(rf->g[k]) > gmax ? fabs(rf->g[k]) : gmax;
+    if (gmax <= 1e-10 * (rf->sum_iw > 1 ? rf->sum_iw : 1)) stop = 1;
+  }
+  if (stop) {
+    refine_finish(l, rf);
+    return 0;
+  }
+  if (accept) {
+    refine_direction(rf);
+    rf->alpha = 1.0;
+  }
+  refine_trial(l, rf);
+  rf->ft = 0.0;
+  rf->sum_iw = rf->nnz = 0.0;
+  memset(rf->gt, 0, n * sizeof *rf->gt);
+  memset(rf->ht, 0, n * sizeof *rf->ht);
+  return 1;
 }
 
 /* The enough-data rule: the action's effective sample size, (sum w)^2 / sum w^2, and its
@@ -595,27 +815,61 @@ static void fair_add(fair_sums *fs, const lw_train_opts *o, const lw_source_opts
 }
 
 /* The training passes: every record not held out is one importance-weighted step, with the
- * persona the record gets under the new centroids (as the runtime will assign it). */
+ * persona the record gets under the new centroids (as the runtime will assign it); then the
+ * batch refinement's passes (lw_learner_refine_step), and with segments one more pass that
+ * measures each segment's predicted share rate under the final weights. */
 static lw_status pass_train(lw_reader *rd, lw_logged *rec, const lw_train_opts *o, const lw_source_opts *src,
                             const lw_split *split, const lw_model *shape, lw_learner *l, fair_sums *fs,
-                            uint64_t *fingerprint, int64_t *support, progress_t *pg, char *err, size_t errlen) {
+                            uint64_t *fingerprint, int64_t *support, int *refine_passes, progress_t *pg, char *err,
+                            size_t errlen) {
+  char phase[32];
+  int got;
+  lw_status st;
   for (int pass = 0; pass < o->passes; pass++) {
-    int last = pass == o->passes - 1, got;
-    char phase[32];
+    int last = pass == o->passes - 1;
     snprintf(phase, sizeof phase, "train %d/%d", pass + 1, o->passes);
     pg->phase = phase;
-    lw_status st = lw_reader_rewind(rd, err, errlen);
-    if (st != LW_OK) return st;
+    if ((st = lw_reader_rewind(rd, err, errlen)) != LW_OK) return st;
     while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
       tick(pg, rd);
       lw_apply_persona(shape, rec->x, &rec->n);
-      if (last && o->n_segments) fair_add(fs, o, src, l, rec);
       if (lw_split_holdout(split, rec)) continue;
       if (last) {
         *fingerprint ^= lw_record_hash(rec);
         if (rec->action >= 0 && rec->action < src->n_actions) support[rec->action]++;
       }
       lw_learner_update(l, rec);
+    }
+    tick_done(pg);
+    pg->phase = "";
+    if (got < 0) return LW_ERR_INVALID;
+  }
+  if (lw_learner_refine_begin(l) != LW_OK) {
+    snprintf(err, errlen, "out of memory");
+    return LW_ERR_NOMEM;
+  }
+  *refine_passes = 0;
+  while (lw_learner_refining(l)) {
+    snprintf(phase, sizeof phase, "refine %d", ++*refine_passes);
+    pg->phase = phase;
+    if ((st = lw_reader_rewind(rd, err, errlen)) != LW_OK) return st;
+    while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
+      tick(pg, rd);
+      lw_apply_persona(shape, rec->x, &rec->n);
+      if (!lw_split_holdout(split, rec)) lw_learner_refine_add(l, rec);
+    }
+    tick_done(pg);
+    pg->phase = "";
+    if (got < 0) return LW_ERR_INVALID;
+    lw_learner_refine_step(l);
+  }
+  if (o->n_segments) {
+    pg->phase = "fairness";
+    if ((st = lw_reader_rewind(rd, err, errlen)) != LW_OK) return st;
+    while ((got = lw_reader_next(rd, rec, err, errlen)) == 1) {
+      tick(pg, rd);
+      lw_apply_persona(shape, rec->x, &rec->n);
+      fair_add(fs, o, src, l, rec);
     }
     tick_done(pg);
     pg->phase = "";
@@ -922,7 +1176,8 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
     goto done;
   }
   int64_t support[LW_LEARN_MAX_ACTIONS] = {0};
-  if ((st = pass_train(rd, rec, &o, src, &sc.split, shape, l, &fs, &fingerprint, support, &pg, err, errlen)) != LW_OK)
+  if ((st = pass_train(rd, rec, &o, src, &sc.split, shape, l, &fs, &fingerprint, support, &res->refine_passes, &pg,
+                       err, errlen)) != LW_OK)
     goto done;
   if ((st = lw_learner_to_model(l, &m, err, errlen)) != LW_OK) goto done;
   for (int a = 0; a < m->n_actions; a++) m->support[a] = support[a]; /* records, not updates (passes) */

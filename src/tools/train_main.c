@@ -31,6 +31,8 @@ static void usage(FILE *out) {
           "               attribution window closed by --now; the others are left out and counted; a site\n"
           "               without referee reports falls back to shares x value_per_share, and says so)\n"
           "  model:     --bits 8-16 (14)  --passes N (3)  --personas 0-16 (4)  --clip W (50)\n"
+          "             --refine N (50: at most N passes of L-BFGS on the whole objective after the\n"
+          "               online passes, stopping once converged; 0 = none)\n"
           "             --min-ess N (200)  --min-positive N (10)  --holdout-mod N (10; 0 trains on all)\n"
           "               held out: the latest 1/N of the records by time when every record has one (the\n"
           "               store), else 1 in N by the hash of the record's id (VW: content and position)\n"
@@ -97,6 +99,7 @@ static int parse(train_args *a, int argc, char **argv) {
       return -1;
     } else if (strcmp(o, "--bits") == 0) a->o.bits = (int)d;
     else if (strcmp(o, "--passes") == 0) a->o.passes = (int)d;
+    else if (strcmp(o, "--refine") == 0) a->o.refine = (int)d;
     else if (strcmp(o, "--personas") == 0) a->o.personas = (int)d;
     else if (strcmp(o, "--clip") == 0) a->o.clip = d;
     else if (strcmp(o, "--min-ess") == 0) a->o.min_ess = d;
@@ -125,9 +128,9 @@ static int parse(train_args *a, int argc, char **argv) {
     fprintf(stderr, "loopwise-train: say where the model goes: --out FILE or --promote-into DIR\n");
     return -1;
   }
-  if (a->o.bits < 8 || a->o.bits > 16 || a->o.passes < 1 || a->o.personas < 0 || a->o.personas > LW_MODEL_MAX_PERSONAS ||
-      a->o.holdout_mod < 0 || a->o.holdout_mod == 1) {
-    fprintf(stderr, "loopwise-train: --bits 8-16, --passes >= 1, --personas 0-16, --holdout-mod 0 or >= 2\n");
+  if (a->o.bits < 8 || a->o.bits > 16 || a->o.passes < 1 || a->o.refine < 0 || a->o.personas < 0 ||
+      a->o.personas > LW_MODEL_MAX_PERSONAS || a->o.holdout_mod < 0 || a->o.holdout_mod == 1) {
+    fprintf(stderr, "loopwise-train: --bits 8-16, --passes >= 1, --refine >= 0, --personas 0-16, --holdout-mod 0 or >= 2\n");
     return -1;
   }
   if (a->every_ms && !a->promote_dir) {
@@ -151,6 +154,7 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
     printf("warning: no prompt action has enough data: the runtime keeps deciding by the rules with this model\n");
   for (int s = 0; s < m->n_segments; s++) printf("segment %-16s offset=%.3f\n", m->segment_names[s], m->segment_offsets[s]);
   printf("personas=%d\n", m->n_personas);
+  printf("refine_passes=%d\n", res->refine_passes);
   printf("labels=%s", lw_label_kind_name(rep->labels));
   if (rep->labels != LW_LABELS_SHARES)
     printf(" attribution_days=%d left_out_open_window=%llu", rep->attribution_days,

@@ -14,13 +14,16 @@
 // LW_BENCH_CONSOLE_EVENTS overrides the 10,000,000 (the figure's name keeps saying 10m only
 // then: the value printed as console_fill_events says what was measured). LW_BENCH_CONSOLE_DB
 // names a store bench_fill built already (it is read, then left in place) instead of a new one.
+// LW_BENCH_CONSOLE_PG=URL: the PostgreSQL backend instead, in an empty database (or, with
+// LW_BENCH_CONSOLE_DB set too, one bench_fill filled before, read as it is); every figure's name ends in
+// _pg_1m, _pg_10m or _pg_<events> (console_p99_ms_pg_1m=...), console_db_mb is the database's size.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, statSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
-import { binary } from '../ingest/helpers.mjs';
+import { binary, sql } from '../ingest/helpers.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fill = resolve(root, process.env.LW_NATIVE_DIR || 'build/native', 'tests/ingest/bench_fill');
@@ -32,9 +35,17 @@ for (const f of [binary, fill]) {
 }
 const out = (name, value) => console.log(`${name}=${typeof value === 'number' ? Math.round(value * 100) / 100 : value}`);
 const events = Number(process.env.LW_BENCH_CONSOLE_EVENTS || 10_000_000);
+const pg = process.env.LW_BENCH_CONSOLE_PG || '';
 const reuse = process.env.LW_BENCH_CONSOLE_DB;
-const dir = reuse ? null : mkdtempSync(join(tmpdir(), 'lw-console-bench-'));
-const db = reuse || join(dir, 'outcomes.db');
+const dir = reuse || pg ? null : mkdtempSync(join(tmpdir(), 'lw-console-bench-'));
+const db = pg || reuse || join(dir, 'outcomes.db');
+// The figures' names: SQLite's as they always were; PostgreSQL's say the backend and the size.
+const size = events === 10_000_000 ? '10m' : events === 1_000_000 ? '1m' : String(events);
+const tag = pg ? `_pg_${size}` : '_10m';
+if (pg && !reuse && sql(pg, 'SELECT tablename FROM pg_tables WHERE schemaname = current_schema()').length) {
+  console.error('console.bench.mjs: LW_BENCH_CONSOLE_PG names a database with tables: give an empty one (or set LW_BENCH_CONSOLE_DB=1 to read it as it is)');
+  process.exit(1);
+}
 
 if (!reuse) {
   const filled = execFileSync(fill, [db, String(events)], { encoding: 'utf8', maxBuffer: 1 << 20 });
@@ -43,7 +54,8 @@ if (!reuse) {
     out(`console_${k}`, Number(v));
   }
 }
-out('console_db_mb', statSync(db).size / 1048576);
+out('console_db_mb', pg ? Number(sql(pg, 'SELECT pg_database_size(current_database()) AS n')[0].n) / 1048576
+  : statSync(db).size / 1048576);
 
 function get(server, path) {
   return new Promise((ok, fail) => {
@@ -67,7 +79,7 @@ const server = { port: await new Promise((ok, fail) => {
   child.stdout.on('data', (d) => { text += d; const m = /port (\d+)/.exec(text); if (m) ok(Number(m[1])); });
   child.on('exit', (code) => fail(new Error(`loopwise-ingest exited ${code}`)));
 }) };
-out('console_start_ms_10m', Number(process.hrtime.bigint() - t0) / 1e6);
+out(`console_start_ms${tag}`, Number(process.hrtime.bigint() - t0) / 1e6);
 try {
   const first = await get(server, '/console/api/report');
   if (first.status !== 200) throw new Error(`report: ${first.status} ${first.text.slice(0, 200)}`);
@@ -98,17 +110,17 @@ try {
     outcomes = JSON.parse(r.text).outcomes;
   }
   out('console_events', outcomes);
-  out('console_decisions_10m', decisions);
-  out('console_first_ms_10m', first.ms);
-  out('console_p50_ms_10m', q(ms, 0.5));
-  out('console_p99_ms_10m', q(ms, 0.99));
+  out(`console_decisions${tag}`, decisions);
+  out(`console_first_ms${tag}`, first.ms);
+  out(`console_p50_ms${tag}`, q(ms, 0.5));
+  out(`console_p99_ms${tag}`, q(ms, 0.99));
   out('console_target_met', q(ms, 0.99) <= 1000 ? 1 : 0);
-  out('stats_ms_10m', q(stats, 0.5));
-  out('console_channels_10m', report.tables.channels.length);
-  out('fairness_decisions_10m', audit.rows.reduce((n, r) => n + r.decisions, 0));
-  out('fairness_first_ms_10m', firstFair.ms);
-  out('fairness_p50_ms_10m', q(fair, 0.5));
-  out('fairness_p99_ms_10m', q(fair, 0.99));
+  out(`stats_ms${tag}`, q(stats, 0.5));
+  out(`console_channels${tag}`, report.tables.channels.length);
+  out(`fairness_decisions${tag}`, audit.rows.reduce((n, r) => n + r.decisions, 0));
+  out(`fairness_first_ms${tag}`, firstFair.ms);
+  out(`fairness_p50_ms${tag}`, q(fair, 0.5));
+  out(`fairness_p99_ms${tag}`, q(fair, 0.99));
   out('fairness_target_met', q(fair, 0.99) <= 1000 ? 1 : 0);
 } finally {
   child.kill('SIGTERM');

@@ -1,6 +1,6 @@
 /* bench_fill.c: a big store built fast through the store interface (no HTTP), for
  * tests/bench/console.sh:
- *   bench_fill DB_PATH EVENTS
+ *   bench_fill DB EVENTS          (DB: a SQLite path or a postgres:// URL, lw_store_open)
  * writes about EVENTS events to site "default" in batches of 500, 128 batches a transaction, as a
  * deployment's devices would have sent them over 90 days: each session a decision (3 variants,
  * "none" and "not_now"; rules, model and holdout; 3 personas), an impression when prompted, a
@@ -113,13 +113,13 @@ static void session(lw_batch *b, unsigned long long i, int64_t t, unsigned long 
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: bench_fill DB_PATH EVENTS\n");
+    fprintf(stderr, "usage: bench_fill DB EVENTS\n");
     return 2;
   }
   long long target = atoll(argv[2]);
   char errmsg[LW_ERRMSG_MAX];
   lw_store *store;
-  if (lw_store_open_sqlite(argv[1], &store, errmsg, sizeof errmsg) != LW_OK) {
+  if (lw_store_open(argv[1], &store, errmsg, sizeof errmsg) != LW_OK) {
     fprintf(stderr, "bench_fill: %s\n", errmsg);
     return 1;
   }

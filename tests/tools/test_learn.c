@@ -1375,9 +1375,9 @@ static void newton_logistic(const double (*X)[4], const double *y, int n, double
   }
 }
 
-/* Trained with the defaults on natural-unit features, the model's greedy policy comes within 1%
- * of the policy value of the per-arm logistic regression fitted exactly on the same data (its
- * 95% interval from bootstrap refits is printed; values on fresh contexts under the true
+/* Trained with the defaults on natural-unit features, the model's greedy policy reaches the
+ * policy value of the per-arm logistic regression fitted exactly on the same data, within the
+ * regression's 95% interval from bootstrap refits (values on fresh contexts under the true
  * probabilities); and the stored model decides as the float learner does on at least 99% of
  * contexts. */
 static void natural_unit_features_train_as_well_as_logistic_regression(void) {
@@ -1421,10 +1421,12 @@ static void natural_unit_features_train_as_well_as_logistic_regression(void) {
   lw_train_defaults(&to); /* the defaults, nothing tuned */
   lw_policy_params pp;
   lw_policy_params_init(&pp, NULL);
-  lw_model *m = NULL;
-  lw_eval_report rep;
   char err[LW_ERRMSG_MAX];
-  CHECK(train_with(&o, &to, &pp, 3, 77, 1767614400000LL, &m, &rep, err, sizeof err) == LW_OK);
+  lw_train_request rq = {&o, &to, NULL, &pp, 3, 77, 1767614400000LL, "test", NULL, NULL};
+  lw_train_result res;
+  CHECK(lw_train(&rq, &res, err, sizeof err) == LW_OK);
+  lw_model *m = res.model;
+  int res_refine = res.refine_passes;
   if (!m) return;
   double v_lr = 0, v_model = 0, v_uniform = 0;
   for (int i = 0; i < M; i++) {
@@ -1459,13 +1461,10 @@ static void natural_unit_features_train_as_well_as_logistic_regression(void) {
   for (int r = 0; r < B; r++) bm += bv[r] / B;
   for (int r = 0; r < B; r++) bvar += (bv[r] - bm) * (bv[r] - bm) / (B - 1);
   double lo = v_lr - 1.96 * sqrt(bvar);
-  printf("  policy value: logistic regression %.4f [%.4f, %.4f] (bootstrap), trained model %.4f, uniform %.4f\n", v_lr,
-         lo, v_lr + 1.96 * sqrt(bvar), v_model, v_uniform);
-  /* The issue's bar is the regression's interval; the default three passes of stochastic
-   * updates on 90% of the records get within 1% of its value but not inside that (very
-   * narrow) interval: README "Tests and figures" reports the numbers. */
-  CHECK(v_model >= 0.99 * v_lr);
-  (void)lo;
+  printf("  policy value: logistic regression %.4f [%.4f, %.4f] (bootstrap), trained model %.4f (%d refinement "
+         "passes), uniform %.4f\n", v_lr, lo, v_lr + 1.96 * sqrt(bvar), v_model, res_refine, v_uniform);
+  /* the bar: the trained model's policy value within the regression's interval */
+  CHECK(v_model >= lo);
   CHECK(v_model > v_uniform + 0.02);
 
   /* stored (file) vs float (learner) decisions */
@@ -1475,6 +1474,12 @@ static void natural_unit_features_train_as_well_as_logistic_regression(void) {
   CHECK(lw_reader_open(&o, &rd, err, sizeof err) == LW_OK);
   lw_logged *rec = malloc(sizeof *rec);
   while (lw_reader_next(rd, rec, err, sizeof err) == 1) lw_learner_update(l, rec);
+  CHECK(lw_learner_refine_begin(l) == LW_OK); /* and the batch refinement, as lw_train ends */
+  while (lw_learner_refining(l)) {
+    CHECK(lw_reader_rewind(rd, err, sizeof err) == LW_OK);
+    while (lw_reader_next(rd, rec, err, sizeof err) == 1) lw_learner_refine_add(l, rec);
+    lw_learner_refine_step(l);
+  }
   lw_reader_close(rd);
   free(rec);
   lw_model *fm;

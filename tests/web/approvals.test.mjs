@@ -5,17 +5,16 @@
 // approval because the shipped config's approval rule holds prompts for seats 50-plus.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, requireBuilt, sql, startDemo, startIngest, tempDir,
-  waitFor,
+  daytimeZone, dist, freePort, root, ingestBin, launchBrowser, prompting, requireBuilt, sql, startDemo, startIngest,
+  tempDir, waitFor,
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 
 requireBuilt(join(dist, 'loopwise.js'), join(dist, 'loopwise.wasm'), join(root, 'web/console/dist/console.js'), ingestBin);
-const shipped = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
-const cfg = { ...shipped, explore: { ...shipped.explore, not_now: 0 } }; // the rules prompt at every milestone
+const cfg = prompting(); // the rules prompt at every milestone
 const PROJECTS = cfg.milestones.find((m) => m.event === 'project_completed').after;
 const DIALOG = 'loopwise-prompt [role=dialog]';
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');

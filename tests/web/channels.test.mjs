@@ -13,7 +13,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import {
-  daytimeZone, dist, freePort, ingestBin, launchBrowser, requireBuilt, root, sql, startDemo, startIngest, tempDir, waitFor,
+  daytimeZone, dist, freePort, ingestBin, launchBrowser, prompting, requireBuilt, root, shipped, sql, startDemo, startIngest,
+  tempDir, waitFor,
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 import { order } from '../../web/src/channels.js';
@@ -21,13 +22,11 @@ import { order } from '../../web/src/channels.js';
 const distDir = process.env.LW_WEB_DIST || dist;
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise-prompt.js'), join(distDir, 'loopwise-preview.js'), ingestBin);
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/channels');
-const shipped = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
 // A prompt at every project, as often as asked (no caps, no "not now" draw): one device can
 // then share through every channel in turn. The shipped config's channels are the default: all.
-const often = {
-  ...shipped, explore: { ...shipped.explore, not_now: 0 }, caps: { max_prompts: 1000, window_days: 1, min_gap_hours: 0 },
-  milestones: [{ event: 'project_completed', after: 1, every: 1 }],
-};
+const often = prompting({
+  caps: { max_prompts: 1000, window_days: 1, min_gap_hours: 0 }, milestones: [{ event: 'project_completed', after: 1, every: 1 }],
+});
 const LABELS = { native: 'Share', copy: 'Copy link', email: 'Email', linkedin: 'LinkedIn', x: 'X', whatsapp: 'WhatsApp' };
 const SITES = ['www.linkedin.com', 'x.com', 'wa.me'];
 const DIALOG = 'loopwise-prompt [role=dialog]';
@@ -248,7 +247,7 @@ describe('preview', () => {
   test('preview_shows_a_variant_and_logs_nothing_and_changes_no_state', async () => {
     // The shipped caps (2 a month, 24 h apart) and milestones: a preview that counted as a
     // prompt would hold the next one back.
-    const config = { ...shipped, explore: { ...shipped.explore, not_now: 0 } };
+    const config = prompting();
     const { page } = await device({ config });
     // Settled: the server asked for the model and the time of asking saved (model.js).
     await waitFor('the model request recorded', async () => (await stored(page)).includes(':m"'));

@@ -8,10 +8,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  daytimeZone, dist, freePort, ingestBin, launchBrowser, nativeDir, requireBuilt, root, sql, startBackend,
+  daytimeZone, dist, freePort, ingestBin, launchBrowser, nativeDir, prompting, requireBuilt, root, shipped, sql, startBackend,
   startDemo, startIngest, tempDir, waitFor,
 } from './helpers.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
@@ -20,11 +20,10 @@ const distDir = process.env.LW_WEB_DIST || dist;
 const reader = join(nativeDir, 'tests/tools/lw-store-decisions');
 const trainer = join(nativeDir, 'src/tools/loopwise-train');
 requireBuilt(join(distDir, 'loopwise.js'), join(distDir, 'loopwise.wasm'), ingestBin, reader, trainer);
-const shipped = JSON.parse(readFileSync(join(root, 'models/referral.json'), 'utf8'));
 // Every project_completed is a decision point that prompts (no holdout, caps, quiet hours or
 // "not now" exploration in the way).
-const cfg = (over = {}) => ({
-  ...shipped, holdout: 0, quiet_hours: undefined, approval: undefined, explore: { ...shipped.explore, not_now: 0 },
+const cfg = (over = {}) => prompting({
+  holdout: 0, quiet_hours: undefined, approval: undefined,
   milestones: [{ event: 'project_completed', after: 1, every: 1 }],
   caps: { max_prompts: 1000, window_days: 30, min_gap_hours: 0 }, ...over,
 });
