@@ -344,7 +344,7 @@ void lw_wilson(int64_t k, int64_t n, double *lo, double *hi) {
 }
 
 /* The funnel's stages: each is the number of decisions that reached it, so every rate is a
- * proportion of the stage before (a Wilson interval applies). */
+ * proportion of a stage it is a subset of (a Wilson interval applies): see base_of. */
 #define STAGES(X)                                                                          \
   X(DECISIONS, "decisions") X(PROMPTS, "prompts") X(SHARES, "shares") X(LANDINGS, "landings") \
   X(CONVERSIONS, "conversions") X(RETAINED, "retained")
@@ -352,6 +352,15 @@ void lw_wilson(int64_t k, int64_t n, double *lo, double *hi) {
 #define STAGE_NAME(e, name) name,
 enum { STAGES(STAGE_ENUM) N_STAGES };
 static const char *const stage_names[N_STAGES] = {STAGES(STAGE_NAME)};
+
+/* The stage a stage's rate is over: the stage before, where every decision that reached s
+ * reached it; conversions over shares, since the host reports a referee's conversion with its
+ * code and token whether or not the referee's landing was recorded (no consent on its device),
+ * so a decision can convert without a landing. Retained needs a conversion. */
+static int base_of(int s) { return s == ST_CONVERSIONS ? ST_SHARES : s - 1; }
+#define RATE_RULE                                                                                     \
+  "each stage as a share of the stage before, conversions as a share of shares (a conversion needs no " \
+  "recorded landing)"
 
 typedef struct {
   char key[LW_NAME_LEN + 1];
@@ -453,11 +462,13 @@ static cJSON *table_json(const table *t) {
     ok = ok && (rates = cJSON_AddObjectToObject(o, "rates")) != NULL;
     for (int s = t->first + 1; ok && s < N_STAGES; s++) {
       double lo, hi;
-      lw_wilson(a->reached[s], a->reached[s - 1], &lo, &hi);
+      int64_t n = a->reached[base_of(s)];
+      lw_wilson(a->reached[s], n, &lo, &hi);
       cJSON *r = cJSON_AddObjectToObject(rates, stage_names[s]);
-      ok = r && add_num(r, "k", (double)a->reached[s]) && add_num(r, "n", (double)a->reached[s - 1]) &&
-           add_num(r, "rate", a->reached[s - 1] ? (double)a->reached[s] / (double)a->reached[s - 1] : NAN) &&
-           add_num(r, "lo", lo) && add_num(r, "hi", hi);
+      ok = r && add_num(r, "k", (double)a->reached[s]) && add_num(r, "n", (double)n) &&
+           cJSON_AddStringToObject(r, "of", stage_names[base_of(s)]) &&
+           add_num(r, "rate", n ? (double)a->reached[s] / (double)n : NAN) && add_num(r, "lo", lo) &&
+           add_num(r, "hi", hi);
     }
     ok = ok && add_num(o, "referees_landed", (double)a->landings) &&
          add_num(o, "referred", (double)a->conversions) &&
@@ -496,10 +507,10 @@ static char *table_csv(const table *t) {
       len += (size_t)snprintf(out + len, cap - len, ",%lld", (long long)a->reached[s]);
     for (int s = t->first + 1; s < N_STAGES; s++) {
       double lo, hi;
-      lw_wilson(a->reached[s], a->reached[s - 1], &lo, &hi);
-      if (a->reached[s - 1])
-        len += (size_t)snprintf(out + len, cap - len, ",%.6f,%.6f,%.6f",
-                                (double)a->reached[s] / (double)a->reached[s - 1], lo, hi);
+      int64_t n = a->reached[base_of(s)];
+      lw_wilson(a->reached[s], n, &lo, &hi);
+      if (n)
+        len += (size_t)snprintf(out + len, cap - len, ",%.6f,%.6f,%.6f", (double)a->reached[s] / (double)n, lo, hi);
       else
         len += (size_t)snprintf(out + len, cap - len, ",,,");
     }
@@ -722,8 +733,7 @@ report:
   cJSON_AddStringToObject(root, "site", site);
   cJSON_AddNumberToObject(root, "generated_ms", (double)now_ms);
   cJSON_AddStringToObject(root, "interval",
-                          "95% Wilson score interval for each rate (each stage as a share of the "
-                          "stage before); the difference of two arms by Newcombe's hybrid score "
+                          "95% Wilson score interval for each rate (" RATE_RULE "); the difference of two arms by Newcombe's hybrid score "
                           "interval (1998, method 10) from their Wilson intervals");
   for (int i = 0; i < N_TABLES; i++) {
     cJSON *arr = table_json(&t[i]);

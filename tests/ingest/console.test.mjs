@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir, request } from './helpers.mjs';
-import { CONSOLE_SECRET, PASSWORD, consoleConfig, expected, expectedChannels, hashPassword, load, plan, referee_, wilson } from './console-fixture.mjs';
+import { CONSOLE_SECRET, PASSWORD, consoleConfig, expected, expectedChannels, hashPassword, load, plan, rateBase, referee_, wilson } from './console-fixture.mjs';
 
 let server, rows;
 before(async () => {
@@ -98,7 +98,7 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
       assert.equal(got.referred_retained, w.retainedCustomers);
       const stages = ['decisions', 'prompts', 'shares', 'landings', 'conversions', 'retained'];
       for (let i = 1; i < stages.length; i++) {
-        const [lo, hi] = wilson(w[stages[i]], w[stages[i - 1]]);
+        const [lo, hi] = wilson(w[stages[i]], w[rateBase(stages, i)]);
         const r = got.rates[stages[i]];
         assert.ok(Math.abs(r.lo - lo) < 1e-9 && Math.abs(r.hi - hi) < 1e-9, `${table} ${got.key} ${stages[i]}: [${r.lo}, ${r.hi}] vs [${lo}, ${hi}]`);
       }
@@ -119,7 +119,7 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
     assert.equal(got.referred, w.referred);
     assert.equal(got.referred_retained, w.retainedCustomers);
     for (let i = 1; i < stages.length; i++) {
-      const [lo, hi] = wilson(w[stages[i]], w[stages[i - 1]]);
+      const [lo, hi] = wilson(w[stages[i]], w[rateBase(stages, i)]);
       const r = got.rates[stages[i]];
       assert.ok(Math.abs(r.lo - lo) < 1e-9 && Math.abs(r.hi - hi) < 1e-9, `channel ${got.key} ${stages[i]} interval`);
     }
@@ -130,6 +130,28 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
   assert.equal(d.against_n, m.get('holdout').decisions);
   assert.ok(d.lo <= d.difference && d.difference <= d.hi);
   assert.equal(rep.config.variants[0].id, 'credit_10', 'the config in force');
+});
+
+// A conversion the host reports with a code and token whose referee's landing was never
+// recorded (no consent on the referee's device) makes a row's conversions exceed its landings:
+// each rate is over a stage it is a subset of (conversions over shares), so every interval is
+// finite and within [0, 1], in the JSON and in the CSV.
+test('a_conversion_without_a_recorded_landing_keeps_every_rate_and_interval_finite', async () => {
+  const { cookie } = await session();
+  const rep = (await request(server, 'GET', '/console/api/report?site=shop', { headers: { Cookie: cookie } })).json;
+  const over = Object.values(rep.tables).flat().filter((r) => r.conversions > r.landings);
+  assert.ok(over.some((r) => r.key === 'whatsapp'), 'the dataset has a channel with more conversions than landings');
+  for (const [table, rows_] of Object.entries(rep.tables)) for (const r of rows_) for (const [s, q] of Object.entries(r.rates)) {
+    assert.ok(Number.isFinite(q.lo) && Number.isFinite(q.hi) && q.lo >= 0 && q.lo <= q.hi && q.hi <= 1, `${table} ${r.key} ${s}: [${q.lo}, ${q.hi}]`);
+    assert.ok(q.k <= q.n, `${table} ${r.key} ${s}: ${q.k} of ${q.n}`);
+    if (q.n) assert.ok(q.rate >= 0 && q.rate <= 1, `${table} ${r.key} ${s} rate ${q.rate}`);
+  }
+  assert.match(rep.interval, /conversions as a share of shares/);
+  for (const table of Object.keys(rep.tables)) {
+    const csv = await request(server, 'GET', `/console/api/report.csv?site=shop&table=${table}`, { headers: { Cookie: cookie } });
+    assert.equal(csv.status, 200);
+    assert.doesNotMatch(csv.text, /nan|inf/i, table);
+  }
 });
 
 // A minimal CSV reader: no field of ours is quoted.

@@ -11,7 +11,7 @@ import http from 'node:http';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onPg, sql, startServer, tempDir } from '../ingest/helpers.mjs';
-import { PASSWORD, consoleConfig, expected, expectedChannels, load, plan, referee_, wilson } from '../ingest/console-fixture.mjs';
+import { PASSWORD, consoleConfig, expected, expectedChannels, load, plan, rateBase, referee_, wilson } from '../ingest/console-fixture.mjs';
 import { launchBrowser, root, requireBuilt, waitFor } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
@@ -79,7 +79,7 @@ test('the_console_shows_the_funnel_of_the_store_with_wilson_intervals_and_its_cs
         const w = want.get(r.key);
         for (const s of stages) assert.equal(Number(r[s]), w[s], `${table} ${r.key} ${s} on the page`);
         for (let i = 1; i < stages.length; i++) {
-          const [lo, hi] = wilson(w[stages[i]], w[stages[i - 1]]);
+          const [lo, hi] = wilson(w[stages[i]], w[rateBase(stages, i)]);
           const got = r[`${stages[i]}_rate`];
           assert.ok(Math.abs(got.lo - lo) < 1e-9 && Math.abs(got.hi - hi) < 1e-9, `${table} ${r.key} ${stages[i]} interval`);
         }
@@ -98,7 +98,7 @@ test('the_console_shows_the_funnel_of_the_store_with_wilson_intervals_and_its_cs
       assert.equal(r.decisions, undefined, 'no decisions column: a channel is a share\'s');
       assert.equal(Number(r.referred), w.referred);
       for (let i = 1; i < cstages.length; i++) {
-        const [lo, hi] = wilson(w[cstages[i]], w[cstages[i - 1]]);
+        const [lo, hi] = wilson(w[cstages[i]], w[rateBase(cstages, i)]);
         const got = r[`${cstages[i]}_rate`];
         assert.ok(Math.abs(got.lo - lo) < 1e-9 && Math.abs(got.hi - hi) < 1e-9, `channel ${r.key} ${cstages[i]} interval`);
       }
