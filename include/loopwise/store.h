@@ -20,6 +20,7 @@
 
 #include "loopwise/batch.h"
 #include "loopwise/common.h"
+#include "loopwise/config.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,7 +29,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 12
+#define LW_STORE_SCHEMA_VERSION 13
 
 /* Who asked for a write (console actions, below): a console user ([A-Za-z0-9_-]{1,32}),
  * "loopback" (a console without users) or LW_ACTOR_REVIEW_API (POST /v1/reviews/<id> with the
@@ -368,6 +369,8 @@ typedef struct {
   char mode[8];
   int64_t conversions;
   double value, revenue;
+  char channel[LW_NAME_LEN + 1]; /* filled by a backend with lw_store_funnel_channels (the
+                                    decision's channel as there), else "" */
 } lw_funnel_value;
 
 /* Every (day, action, segment, mode) of site with at least one stored decision, ordered by
@@ -381,6 +384,52 @@ lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **ro
  * from a backend without it (the caller then walks lw_store_shared_decisions). */
 lw_status lw_store_funnel_outcomes(lw_store *s, const char *site, lw_funnel_day **days, size_t *n_days,
                                    lw_funnel_value **values, size_t *n_values, char *err, size_t errlen);
+/* ---- the share channels and the fairness audit's segments (schema 12, SQLite)
+ * A shared decision's channel is the channel of its first share or copy (lw_store_decision
+ * .channel: the decision reader's rule, which the trainer's channel ranking uses too), "" when
+ * that record carried none (wire v1). Its fairness segments are the values of the product
+ * config's fairness attribute it belongs to by lw_audit_segments_of (loopwise/audit.h: its
+ * segment field or one of its hashed features is "attribute^value"). The writer keeps both in
+ * the funnel's rollups, the segments for the spec lw_store_set_fairness last gave it. */
+
+/* The later stages and referee totals of the shared decision rows (t >= 0) of one channel,
+ * as lw_funnel_day's. */
+typedef struct {
+  char channel[LW_NAME_LEN + 1];
+  int64_t shares, landed, converted, kept, landings, conversions, retained;
+} lw_funnel_channel;
+
+/* Every channel of site with a shared decision row, ordered by channel. *rows: free(). A
+ * backend with it fills lw_funnel_value.channel in lw_store_funnel_outcomes. LW_ERR_INVALID
+ * from a backend without it (the caller then walks lw_store_shared_decisions). */
+lw_status lw_store_funnel_channels(lw_store *s, const char *site, lw_funnel_channel **rows, size_t *n, char *err,
+                                   size_t errlen);
+
+#define LW_FAIRNESS_VALUES LW_MAX_ATTR_VALUES
+
+/* Which segments the fairness audit compares: the attribute ("" none) and its values. */
+typedef struct {
+  char attribute[LW_NAME_LEN + 1];
+  int n;
+  char values[LW_FAIRNESS_VALUES][LW_NAME_LEN + 1];
+} lw_fairness_spec;
+
+/* One segment's counts over the decisions (t >= 0) that belong to it, as the audit counts them
+ * (console_fairness.c): decision points, prompts, prompts shared, and prompts whose shares
+ * brought a referee conversion. */
+typedef struct {
+  int64_t decisions, prompts, shares, conversions;
+} lw_fairness_counts;
+
+/* Keep the fairness rollups for spec from now on (a write: before the writer starts). The same
+ * spec as kept costs one comparison; another is recomputed from the stored decisions in one
+ * transaction. LW_ERR_INVALID from a backend without them. */
+lw_status lw_store_set_fairness(lw_store *s, const lw_fairness_spec *spec, char *err, size_t errlen);
+/* out[i] for spec->values[i], from the rollups, when they are kept for exactly spec;
+ * LW_ERR_INVALID otherwise (another spec, or a backend without them: the caller walks). */
+lw_status lw_store_fairness(lw_store *s, const char *site, const lw_fairness_spec *spec, lw_fairness_counts *out,
+                            char *err, size_t errlen);
+
 /* As lw_store_decisions, only the decisions with a share or copy stored (d->shared is 1 for
  * each), each with its referee outcomes. LW_ERR_INVALID from a backend without it. */
 lw_status lw_store_shared_decisions(lw_store *s, const lw_store_range *r, lw_store_cursor **out, char *err,
@@ -481,7 +530,7 @@ lw_status lw_store_approval_check(lw_store *s, const char *site, const char *ins
                                   int64_t now_ms, int days, size_t max, lw_approval **rows, size_t *n,
                                   char *err, size_t errlen);
 
-/* ---------------------------------------------------------------- console actions (schema 12; PostgreSQL 5)
+/* ---------------------------------------------------------------- console actions (schema 13; PostgreSQL 5)
  * Every write a person asks for through the console (or the review API) is one row of
  * console_actions, written in the transaction of the change itself: who, what, when and on
  * what. So any replica on the store answers who did what (GET /console/api/actions), and an
@@ -674,6 +723,12 @@ typedef struct {
   /* the console's funnel rollups (above); NULL in a backend without them (the console walks) */
   lw_status (*funnel_outcomes)(lw_store *s, const char *site, lw_funnel_day **days, size_t *n_days,
                                lw_funnel_value **values, size_t *n_values, char *err, size_t errlen);
+  /* the channels and the fairness segments (above); NULL in a backend without them */
+  lw_status (*funnel_channels)(lw_store *s, const char *site, lw_funnel_channel **rows, size_t *n, char *err,
+                               size_t errlen);
+  lw_status (*set_fairness)(lw_store *s, const lw_fairness_spec *spec, char *err, size_t errlen);
+  lw_status (*fairness)(lw_store *s, const char *site, const lw_fairness_spec *spec, lw_fairness_counts *out,
+                        char *err, size_t errlen);
   /* console actions (above); NULL in a backend without them (the call then fails) */
   lw_status (*console_actions)(lw_store *s, const char *site, size_t max, lw_console_action **rows, size_t *n,
                                char *err, size_t errlen);

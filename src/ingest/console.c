@@ -344,7 +344,7 @@ void lw_wilson(int64_t k, int64_t n, double *lo, double *hi) {
 }
 
 /* The funnel's stages: each is the number of decisions that reached it, so every rate is a
- * proportion of the stage before (a Wilson interval applies). */
+ * proportion of a stage it is a subset of (a Wilson interval applies): see base_of. */
 #define STAGES(X)                                                                          \
   X(DECISIONS, "decisions") X(PROMPTS, "prompts") X(SHARES, "shares") X(LANDINGS, "landings") \
   X(CONVERSIONS, "conversions") X(RETAINED, "retained")
@@ -352,6 +352,15 @@ void lw_wilson(int64_t k, int64_t n, double *lo, double *hi) {
 #define STAGE_NAME(e, name) name,
 enum { STAGES(STAGE_ENUM) N_STAGES };
 static const char *const stage_names[N_STAGES] = {STAGES(STAGE_NAME)};
+
+/* The stage a stage's rate is over: the stage before, where every decision that reached s
+ * reached it; conversions over shares, since the host reports a referee's conversion with its
+ * code and token whether or not the referee's landing was recorded (no consent on its device),
+ * so a decision can convert without a landing. Retained needs a conversion. */
+static int base_of(int s) { return s == ST_CONVERSIONS ? ST_SHARES : s - 1; }
+#define RATE_RULE                                                                                     \
+  "each stage as a share of the stage before, conversions as a share of shares (a conversion needs no " \
+  "recorded landing)"
 
 typedef struct {
   char key[LW_NAME_LEN + 1];
@@ -363,6 +372,7 @@ typedef struct {
 typedef struct {
   agg *rows;
   size_t n, cap;
+  int first; /* the first stage the table has (ST_SHARES for the channels: a channel is a share's) */
 } table;
 
 static agg *row_of(table *t, const char *key) {
@@ -448,15 +458,17 @@ static cJSON *table_json(const table *t) {
     const agg *a = &t->rows[i];
     cJSON *o = cJSON_CreateObject(), *rates = NULL;
     int ok = o && cJSON_AddItemToArray(arr, o) && cJSON_AddStringToObject(o, "key", a->key);
-    for (int s = 0; ok && s < N_STAGES; s++) ok = add_num(o, stage_names[s], (double)a->reached[s]);
+    for (int s = t->first; ok && s < N_STAGES; s++) ok = add_num(o, stage_names[s], (double)a->reached[s]);
     ok = ok && (rates = cJSON_AddObjectToObject(o, "rates")) != NULL;
-    for (int s = 1; ok && s < N_STAGES; s++) {
+    for (int s = t->first + 1; ok && s < N_STAGES; s++) {
       double lo, hi;
-      lw_wilson(a->reached[s], a->reached[s - 1], &lo, &hi);
+      int64_t n = a->reached[base_of(s)];
+      lw_wilson(a->reached[s], n, &lo, &hi);
       cJSON *r = cJSON_AddObjectToObject(rates, stage_names[s]);
-      ok = r && add_num(r, "k", (double)a->reached[s]) && add_num(r, "n", (double)a->reached[s - 1]) &&
-           add_num(r, "rate", a->reached[s - 1] ? (double)a->reached[s] / (double)a->reached[s - 1] : NAN) &&
-           add_num(r, "lo", lo) && add_num(r, "hi", hi);
+      ok = r && add_num(r, "k", (double)a->reached[s]) && add_num(r, "n", (double)n) &&
+           cJSON_AddStringToObject(r, "of", stage_names[base_of(s)]) &&
+           add_num(r, "rate", n ? (double)a->reached[s] / (double)n : NAN) && add_num(r, "lo", lo) &&
+           add_num(r, "hi", hi);
     }
     ok = ok && add_num(o, "referees_landed", (double)a->landings) &&
          add_num(o, "referred", (double)a->conversions) &&
@@ -464,8 +476,8 @@ static cJSON *table_json(const table *t) {
          add_num(o, "cost_per_referred", a->conversions ? a->cost / (double)a->conversions : NAN) &&
          add_num(o, "cost_per_retained", a->retained ? a->cost / (double)a->retained : NAN) &&
          add_num(o, "value", a->value + a->revenue) &&
-         add_num(o, "value_per_decision",
-                 a->reached[ST_DECISIONS] ? (a->value + a->revenue) / (double)a->reached[ST_DECISIONS] : NAN);
+         add_num(o, t->first ? "value_per_share" : "value_per_decision",
+                 a->reached[t->first] ? (a->value + a->revenue) / (double)a->reached[t->first] : NAN);
     if (!ok) {
       cJSON_Delete(arr);
       return NULL;
@@ -481,8 +493,8 @@ static char *table_csv(const table *t) {
   char *out = malloc(cap);
   if (!out) return NULL;
   len += (size_t)snprintf(out + len, cap - len, "key");
-  for (int s = 0; s < N_STAGES; s++) len += (size_t)snprintf(out + len, cap - len, ",%s", stage_names[s]);
-  for (int s = 1; s < N_STAGES; s++)
+  for (int s = t->first; s < N_STAGES; s++) len += (size_t)snprintf(out + len, cap - len, ",%s", stage_names[s]);
+  for (int s = t->first + 1; s < N_STAGES; s++)
     len += (size_t)snprintf(out + len, cap - len, ",%s_rate,%s_lo,%s_hi", stage_names[s],
                             stage_names[s], stage_names[s]);
   len += (size_t)snprintf(out + len, cap - len,
@@ -491,13 +503,14 @@ static char *table_csv(const table *t) {
   for (size_t i = 0; i < t->n; i++) {
     const agg *a = &t->rows[i];
     len += (size_t)snprintf(out + len, cap - len, "%s", a->key);
-    for (int s = 0; s < N_STAGES; s++) len += (size_t)snprintf(out + len, cap - len, ",%lld", (long long)a->reached[s]);
-    for (int s = 1; s < N_STAGES; s++) {
+    for (int s = t->first; s < N_STAGES; s++)
+      len += (size_t)snprintf(out + len, cap - len, ",%lld", (long long)a->reached[s]);
+    for (int s = t->first + 1; s < N_STAGES; s++) {
       double lo, hi;
-      lw_wilson(a->reached[s], a->reached[s - 1], &lo, &hi);
-      if (a->reached[s - 1])
-        len += (size_t)snprintf(out + len, cap - len, ",%.6f,%.6f,%.6f",
-                                (double)a->reached[s] / (double)a->reached[s - 1], lo, hi);
+      int64_t n = a->reached[base_of(s)];
+      lw_wilson(a->reached[s], n, &lo, &hi);
+      if (n)
+        len += (size_t)snprintf(out + len, cap - len, ",%.6f,%.6f,%.6f", (double)a->reached[s] / (double)n, lo, hi);
       else
         len += (size_t)snprintf(out + len, cap - len, ",,,");
     }
@@ -572,13 +585,15 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
                            const char *table_name, int64_t now_ms, char **out, char *err,
                            size_t errlen) {
   *out = NULL;
-  static const char *const names[] = {"variants", "segments", "modes", "weeks"};
+  /* The tables: four of every decision by its keys, and the shared decisions by channel. */
+  enum { T_VARIANTS, T_SEGMENTS, T_MODES, T_WEEKS, T_CHANNELS, N_TABLES };
+  static const char *const names[N_TABLES] = {"variants", "segments", "modes", "weeks", "channels"};
   int want = -1;
   if (table_name) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_TABLES; i++)
       if (!strcmp(table_name, names[i])) want = i;
     if (want < 0) {
-      snprintf(err, errlen, "table: expected variants, segments, modes or weeks");
+      snprintf(err, errlen, "table: expected variants, segments, modes, weeks or channels");
       return 404;
     }
   }
@@ -594,7 +609,10 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
       costs[n_costs++].cost = cost->valuedouble;
     }
   }
-  table t[4] = {{0}};
+  table t[N_TABLES] = {{0}};
+  t[T_CHANNELS].first = ST_SHARES;
+  lw_funnel_channel *chans = NULL;
+  size_t n_chans = 0;
   lw_store_range range = {site, 0, 0};
   lw_store_cursor *cur = NULL;
   unsigned status = 503;
@@ -609,6 +627,27 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
   lw_status rolled = whole == LW_OK ? LW_OK : lw_store_funnel_days(store, site, &days, &n_days, err, errlen);
   if (rolled != LW_OK && rolled != LW_ERR_INVALID) goto done;
   int first = rolled == LW_OK ? ST_SHARES : ST_DECISIONS;
+  /* The channels from the rollups too when the store keeps them (its values then carry their
+   * decision's channel); else from the walk below. */
+  lw_status by_channel = whole == LW_OK ? lw_store_funnel_channels(store, site, &chans, &n_chans, err, errlen)
+                                        : LW_ERR_INVALID;
+  if (by_channel != LW_OK && by_channel != LW_ERR_INVALID) goto done;
+  for (size_t i = 0; i < n_chans; i++) {
+    const lw_funnel_channel *fc = &chans[i];
+    agg *a = row_of(&t[T_CHANNELS], fc->channel[0] ? fc->channel : "(none)");
+    if (!a) {
+      snprintf(err, errlen, "out of memory");
+      goto done;
+    }
+    /* as add_decision from ST_SHARES, summed by the writer */
+    a->reached[ST_SHARES] += fc->shares;
+    a->reached[ST_LANDINGS] += fc->landed;
+    a->reached[ST_CONVERSIONS] += fc->converted;
+    a->reached[ST_RETAINED] += fc->kept;
+    a->landings += fc->landings;
+    a->conversions += fc->conversions;
+    a->retained += fc->retained;
+  }
   for (size_t i = 0; i < n_days; i++) {
     const lw_funnel_day *fd = &days[i];
     if (fd->day < 0) continue; /* the walk's range starts at t = 0 */
@@ -644,8 +683,8 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
     const char *keys[4] = {fv->action, fv->segment[0] ? fv->segment : "(none)", fv->mode[0] ? fv->mode : "(none)",
                            week};
     double cost = cost_of(costs, n_costs, fv->action);
-    for (int k = 0; k < 4; k++) {
-      agg *a = row_of(&t[k], keys[k]);
+    for (int k = 0; k < (by_channel == LW_OK ? 5 : 4); k++) {
+      agg *a = row_of(&t[k], k == T_CHANNELS ? (fv->channel[0] ? fv->channel : "(none)") : keys[k]);
       if (!a) {
         snprintf(err, errlen, "out of memory");
         goto done;
@@ -655,10 +694,12 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
       a->revenue += fv->revenue;
     }
   }
-  if (whole == LW_OK) goto report;
-  if ((rolled == LW_OK ? lw_store_shared_decisions(store, &range, &cur, err, errlen)
-                       : lw_store_decisions(store, &range, &cur, err, errlen)) != LW_OK)
-    goto done;
+  if (whole == LW_OK && by_channel == LW_OK) goto report;
+  /* The walk: every stage the rollups did not give (with the funnel rolled up, only the channels:
+   * the shared decisions, since a channel is a share's). */
+  lw_status walk = rolled == LW_OK ? lw_store_shared_decisions(store, &range, &cur, err, errlen) : LW_ERR_INVALID;
+  if (walk == LW_ERR_INVALID) walk = lw_store_decisions(store, &range, &cur, err, errlen);
+  if (walk != LW_OK) goto done;
   lw_store_decision d;
   int rc;
   while ((rc = lw_store_next(cur, &d, err, errlen)) == 1) {
@@ -666,18 +707,19 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
     week_of(d.t, week);
     const char *keys[4] = {d.action, d.segment[0] ? d.segment : "(none)", d.mode[0] ? d.mode : "(none)", week};
     double cost = cost_of(costs, n_costs, d.action);
-    for (int i = 0; i < 4; i++) {
-      agg *a = row_of(&t[i], keys[i]);
+    for (int i = 0; i < N_TABLES; i++) {
+      if (i < T_CHANNELS ? whole == LW_OK : !d.shared) continue;
+      agg *a = row_of(&t[i], i == T_CHANNELS ? (d.channel[0] ? d.channel : "(none)") : keys[i]);
       if (!a) {
         snprintf(err, errlen, "out of memory");
         goto done;
       }
-      add_decision(a, &d, cost, first);
+      add_decision(a, &d, cost, i == T_CHANNELS ? ST_SHARES : first);
     }
   }
   if (rc < 0) goto done;
 report:
-  for (int i = 0; i < 4; i++) if (t[i].n) qsort(t[i].rows, t[i].n, sizeof *t[i].rows, by_key);
+  for (int i = 0; i < N_TABLES; i++) if (t[i].n) qsort(t[i].rows, t[i].n, sizeof *t[i].rows, by_key);
   if (want >= 0) {
     *out = table_csv(&t[want]);
     status = *out ? 200 : 503;
@@ -691,10 +733,9 @@ report:
   cJSON_AddStringToObject(root, "site", site);
   cJSON_AddNumberToObject(root, "generated_ms", (double)now_ms);
   cJSON_AddStringToObject(root, "interval",
-                          "95% Wilson score interval for each rate (each stage as a share of the "
-                          "stage before); the difference of two arms by Newcombe's hybrid score "
+                          "95% Wilson score interval for each rate (" RATE_RULE "); the difference of two arms by Newcombe's hybrid score "
                           "interval (1998, method 10) from their Wilson intervals");
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < N_TABLES; i++) {
     cJSON *arr = table_json(&t[i]);
     if (!arr) goto nomem;
     cJSON_AddItemToObject(tables, names[i], arr);
@@ -725,6 +766,7 @@ done:
   lw_store_cursor_free(cur);
   free(days);
   free(values);
-  for (int i = 0; i < 4; i++) free(t[i].rows);
+  free(chans);
+  for (int i = 0; i < N_TABLES; i++) free(t[i].rows);
   return status;
 }

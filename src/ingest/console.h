@@ -73,6 +73,11 @@ unsigned lw_console_report(const lw_console *c, lw_store *store, const char *sit
 unsigned lw_console_fairness(const lw_ingest_config *cfg, lw_store *store, const char *site, int csv,
                              char **out, char *err, size_t errlen);
 
+/* The fairness audit's segments from the product config at console_config (its
+ * fairness.attribute and that attribute's values; none without them): what the page compares
+ * and what the server asks the store to keep rollups for (lw_store_set_fairness). */
+void lw_console_fairness_spec(const char *console_config, lw_fairness_spec *spec);
+
 /* The product config (console_config) as JSON, NULL without one or when it does not parse;
  * the caller cJSON_Delete()s it. */
 struct cJSON;

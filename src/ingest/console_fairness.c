@@ -1,7 +1,9 @@
 /* console_fairness.c: the console's fairness page (README "The console"). The segments are the
  * values of the product config's fairness attribute ("plan^free", ...: the hashed features the
- * runtime puts in every decision's x); the counts come from the store's decision reader and the
- * rates, ratios and flags from loopwise/audit.h, the trainer's own audit arithmetic
+ * runtime puts in every decision's x); the counts come from the writer's rollups (SQLite schema
+ * 12, lw_store_fairness, kept for the spec the server gave the store at start), else from a walk
+ * of the store's decision reader (PostgreSQL; rollups kept for another spec), both by
+ * lw_audit_segments_of; the rates, ratios and flags from loopwise/audit.h, the trainer's own audit arithmetic
  * (loopwise-eval --audit), so the page flags what the trainer flags. Each rate carries its 95%
  * Wilson interval. A conversion here is a prompt that brought at least one referred customer,
  * so every rate is a proportion (k <= n) an interval can describe. */
@@ -15,7 +17,6 @@
 #include "loopwise/audit.h"
 #include "loopwise/model.h"
 
-#define FAIR_MAX 32 /* LW_MAX_ATTR_VALUES at most */
 
 static const char *const k_measures[3] = {"exposure", "share", "conversion"};
 
@@ -106,53 +107,85 @@ static char *fair_json(const char *site, const char *attr, const lw_audit_row *r
   return text;
 }
 
-unsigned lw_console_fairness(const lw_ingest_config *cfg, lw_store *store, const char *site, int csv,
-                             char **out, char *err, size_t errlen) {
-  *out = NULL;
-  cJSON *product = lw_console_product_config(cfg->console_config);
+void lw_console_fairness_spec(const char *console_config, lw_fairness_spec *spec) {
+  memset(spec, 0, sizeof *spec);
+  cJSON *product = lw_console_product_config(console_config);
   const cJSON *fa = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(product, "fairness"), "attribute");
-  const char *attr = cJSON_IsString(fa) ? fa->valuestring : NULL;
-  const cJSON *values = attr ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(product, "attributes"), attr)
-                             : NULL;
-  lw_audit_row rows[FAIR_MAX];
-  uint32_t hash[FAIR_MAX];
-  int n = 0;
-  const cJSON *v;
-  cJSON_ArrayForEach(v, values) {
-    if (n == FAIR_MAX || !cJSON_IsString(v)) continue;
-    memset(&rows[n], 0, sizeof rows[n]);
-    snprintf(rows[n].name, sizeof rows[n].name, "%.32s^%.32s", attr, v->valuestring);
-    hash[n] = lw_fnv1a(rows[n].name);
-    n++;
+  if (cJSON_IsString(fa)) {
+    snprintf(spec->attribute, sizeof spec->attribute, "%s", fa->valuestring);
+    const cJSON *values =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(product, "attributes"), fa->valuestring);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, values) {
+      if (spec->n == LW_FAIRNESS_VALUES || !cJSON_IsString(v)) continue;
+      snprintf(spec->values[spec->n++], sizeof spec->values[0], "%s", v->valuestring);
+    }
   }
-  unsigned status = 503;
+  cJSON_Delete(product);
+}
+
+/* The counts of every segment by a walk of every decision of the site (a backend without the
+ * rollups, or rollups kept for another spec). */
+static lw_status walk_counts(lw_store *store, const char *site, const lw_audit_row *rows, int n,
+                             lw_fairness_counts *out, char *err, size_t errlen) {
+  char names[LW_FAIRNESS_VALUES][LW_SEGMENT_NAME_LEN + 1];
+  uint32_t hashes[LW_FAIRNESS_VALUES];
+  for (int s = 0; s < n; s++) {
+    memcpy(names[s], rows[s].name, sizeof names[s]);
+    hashes[s] = lw_fnv1a(names[s]);
+    memset(&out[s], 0, sizeof out[s]);
+  }
   lw_store_range range = {site, 0, 0};
   lw_store_cursor *cur = NULL;
   lw_store_decision *d = malloc(sizeof *d);
   if (!d) {
     snprintf(err, errlen, "out of memory");
-    goto done;
+    return LW_ERR_NOMEM;
   }
-  if (n && lw_store_decisions(store, &range, &cur, err, errlen) != LW_OK) goto done;
+  lw_status st = lw_store_decisions(store, &range, &cur, err, errlen);
   int rc = 0;
-  while (n && (rc = lw_store_next(cur, d, err, errlen)) == 1) {
+  while (st == LW_OK && (rc = lw_store_next(cur, d, err, errlen)) == 1) {
+    uint32_t in = lw_audit_segments_of(d->segment[0] ? d->segment : NULL, d->x, d->n_x, names, hashes, n);
     int prompt = lw_action_is_prompt(d->action);
     for (int s = 0; s < n; s++) {
-      if (!lw_audit_in_segment(d->segment, d->x, d->n_x, rows[s].name, hash[s])) continue;
-      rows[s].decisions++;
-      rows[s].prompts += (uint64_t)prompt;
-      rows[s].shares += (uint64_t)(prompt && d->shared);
-      rows[s].conversions += (uint64_t)(prompt && d->shared && d->outcomes.conversions > 0); /* the funnel's */
+      if (!(in >> s & 1)) continue;
+      out[s].decisions++;
+      out[s].prompts += prompt;
+      out[s].shares += prompt && d->shared;
+      out[s].conversions += prompt && d->shared && d->outcomes.conversions > 0; /* the funnel's */
     }
   }
-  if (rc < 0) goto done;
-  lw_audit_finish(rows, n);
-  *out = csv ? fair_csv(rows, n) : fair_json(site, attr, rows, n);
-  if (*out) status = 200;
-  else snprintf(err, errlen, "out of memory");
-done:
+  if (st == LW_OK && rc < 0) st = LW_ERR_IO;
   free(d);
   lw_store_cursor_free(cur);
-  cJSON_Delete(product);
-  return status;
+  return st;
+}
+
+unsigned lw_console_fairness(const lw_ingest_config *cfg, lw_store *store, const char *site, int csv,
+                             char **out, char *err, size_t errlen) {
+  *out = NULL;
+  lw_fairness_spec spec;
+  lw_console_fairness_spec(cfg->console_config, &spec);
+  lw_audit_row rows[LW_FAIRNESS_VALUES];
+  lw_fairness_counts counts[LW_FAIRNESS_VALUES];
+  int n = spec.n;
+  for (int s = 0; s < n; s++) {
+    memset(&rows[s], 0, sizeof rows[s]);
+    lw_audit_segment_name(spec.attribute, spec.values[s], rows[s].name);
+  }
+  /* The writer's rollups (SQLite, schema 12, kept for this spec); else the walk. */
+  lw_status st = n ? lw_store_fairness(store, site, &spec, counts, err, errlen) : LW_OK;
+  if (st == LW_ERR_INVALID) st = walk_counts(store, site, rows, n, counts, err, errlen);
+  if (st != LW_OK) return 503;
+  for (int s = 0; s < n; s++) {
+    rows[s].decisions = (uint64_t)counts[s].decisions;
+    rows[s].prompts = (uint64_t)counts[s].prompts;
+    rows[s].shares = (uint64_t)counts[s].shares;
+    rows[s].conversions = (uint64_t)counts[s].conversions;
+  }
+  lw_audit_finish(rows, n);
+  *out = csv ? fair_csv(rows, n) : fair_json(site, spec.attribute[0] ? spec.attribute : NULL, rows, n);
+  if (*out) return 200;
+  snprintf(err, errlen, "out of memory");
+  return 503;
 }

@@ -1,6 +1,8 @@
 /* funnel_sql.h: the console funnel's rules as SQL text, defined once for the two backends that
  * keep the funnel rollups (SQLite schema 11, src/ingest/rollup_sqlite.c; PostgreSQL schema 4,
- * src/ingest/store_pg.c). Internal to those two files.
+ * src/ingest/store_pg.c). Internal to those two files. SQLite's schema 12 adds the decision's
+ * channel and fairness segments to its rows (rollup_sqlite.c: lw_fair beside LW_FN_DEC_ROW_COLS);
+ * PostgreSQL keeps schema 4's columns and walks for those, so the reads below are PostgreSQL's.
  *
  * What a shared decision brings to the console is its referee join (store.h "How a decision's
  * referee outcomes were joined"): by the tokens it owns (the first share or copy with a token on
@@ -24,6 +26,12 @@
 #include <string.h>
 
 #include "loopwise/wire.h"
+
+/* SQLite's planner hints: an SQL comment whose text starts "sq:" stands for the rest of its text in
+ * SQLite's statements (lw_fn_expand_sq) and is dropped in PostgreSQL's (lw_fn_expand). With tokened shares SQLite's planner otherwise scanned every share or
+ * token of the site per recomputed decision (the fill grew with the square of the shares);
+ * CROSS JOIN fixes SQLite's join order (PostgreSQL plans a JOIN itself). */
+#define LW_FN_CROSS "/*sq:CROSS*/ JOIN"
 
 /* A decision's day (UTC, floor) and whether it prompted, over an events row. */
 #define LW_FN_DAY_SQL "(CASE WHEN t >= 0 THEN t / 86400000 ELSE (t - 86399999) / 86400000 END)"
@@ -49,13 +57,13 @@
 /* Joined by token: how many tokens it owns, and the installs that landed through them. */
 #define LW_FN_TOKEN_LANDINGS                                                                           \
   "WITH " LW_FN_OWNED_TOKENS " SELECT (SELECT count(*) FROM tok), (SELECT count(DISTINCT l.install) FROM tok" \
-  " JOIN events l ON l.site = ?1 AND l.token = tok.token AND l.code = tok.code AND l.kind = ?3)"
+  " " LW_FN_CROSS " events l ON l.site = ?1 AND l.token = tok.token AND l.code = tok.code AND l.kind = ?3)"
 /* Joined by token: the referee reports of the conversions that carried its tokens (a rejected
  * conversion brings nothing). */
 #define LW_FN_TOKEN_RX                                                                                 \
-  "WITH " LW_FN_OWNED_TOKENS ", rx AS (SELECT r.* FROM tok JOIN referees c ON c.site = ?1"              \
+  "WITH " LW_FN_OWNED_TOKENS ", rx AS (SELECT r.* FROM tok " LW_FN_CROSS " referees c ON c.site = ?1"              \
   " AND c.token = tok.token AND c.code = tok.code AND c.event = 'conversion' AND c.state <> 'rejected'" \
-  " JOIN referees r ON r.site = ?1 AND r.code = c.code AND r.referee = c.referee)" LW_FN_RX_COUNTS
+  " " LW_FN_CROSS " referees r ON r.site = ?1 AND r.code = c.code AND r.referee = c.referee)" LW_FN_RX_COUNTS
 /* Joined by code: the code of its first share or copy with a code and no token (no row: no
  * join). */
 #define LW_FN_CODE_OF                                                                                  \
@@ -71,19 +79,19 @@
   " AND c.state <> 'rejected' AND c.token IS NULL)" LW_FN_RX_COUNTS
 /* Its decision rows the console counts (t >= 0): id, day, action, segment, mode. */
 #define LW_FN_DEC_ROW_COLS "id, " LW_FN_DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, '')"
-#define LW_FN_DEC_ROWS \
-  "SELECT " LW_FN_DEC_ROW_COLS " FROM events WHERE site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0"
+#define LW_FN_DEC_ROWS_FROM " FROM events WHERE site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0"
+#define LW_FN_DEC_ROWS "SELECT " LW_FN_DEC_ROW_COLS LW_FN_DEC_ROWS_FROM
 
 /* ---- the marks: which decisions a change may touch */
 
 /* The decisions whose shares or copies carry code ?2 (a landing, a referee report). */
 #define LW_FN_MARK_CODE                                                                                \
   "INSERT INTO rollup_dirty(site, decision) SELECT site, decision FROM events"                        \
-  " WHERE site = ?1 AND code = ?2 AND kind IN (%1$s) AND decision IS NOT NULL ON CONFLICT DO NOTHING"
+  " /*sq:INDEXED BY events_code*/ WHERE site = ?1 AND code = ?2 AND kind IN (%1$s) AND decision IS NOT NULL ON CONFLICT DO NOTHING"
 /* Those of a referee report's code, by the report's id ?1 (a review). */
 #define LW_FN_MARK_REPORT                                                                              \
   "INSERT INTO rollup_dirty(site, decision) SELECT e.site, e.decision FROM referees r"                \
-  " JOIN events e ON e.site = r.site AND e.code = r.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL" \
+  " " LW_FN_CROSS " events e /*sq:INDEXED BY events_code*/ ON e.site = r.site AND e.code = r.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL" \
   " WHERE r.id = ?1 ON CONFLICT DO NOTHING"
 /* Every shared decision (a migration's backfill). */
 #define LW_FN_MARK_ALL                                                                                 \
@@ -102,13 +110,13 @@
   " ON CONFLICT(site, decision) DO UPDATE SET \"full\" = 1"
 #define LW_FN_MARK_LANDED_CODES                                                                        \
   "INSERT INTO rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"           \
-  " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l JOIN events e"    \
-  " ON e.site = l.site AND e.code = l.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL"            \
+  " site, code FROM events WHERE (%2$s) AND kind = 'landing' AND code IS NOT NULL) l " LW_FN_CROSS " events e" \
+  " /*sq:INDEXED BY events_code*/ ON e.site = l.site AND e.code = l.code AND e.kind IN (%1$s) AND e.decision IS NOT NULL"            \
   " WHERE true ON CONFLICT DO NOTHING"
 #define LW_FN_MARK_TOKENS                                                                              \
   "INSERT INTO rollup_dirty(site, decision) SELECT e.site, e.decision FROM (SELECT DISTINCT"           \
-  " site, token FROM events WHERE (%2$s) AND kind IN (%1$s) AND token IS NOT NULL) k JOIN events e"    \
-  " ON e.site = k.site AND e.token = k.token AND e.kind IN (%1$s) AND e.decision IS NOT NULL"          \
+  " site, token FROM events WHERE (%2$s) AND kind IN (%1$s) AND token IS NOT NULL) k " LW_FN_CROSS " events e" \
+  " /*sq:INDEXED BY events_token*/ ON e.site = k.site AND e.token = k.token AND e.kind IN (%1$s) AND e.decision IS NOT NULL"          \
   " WHERE true ON CONFLICT DO NOTHING"
 /* The events %2$s selects were just added: their decisions (a decision row or a share or copy;
  * SQLite marks these from the batch in memory, rollup_sqlite.c lw_sq_rollup_add). */
@@ -133,9 +141,10 @@
   " WHERE site = ?1 AND conversions > 0 ORDER BY id"
 
 /* tmpl with %1$s the shared kinds, %2$s cond (NULL: ""), then each ?N (N = 1..n_sub) replaced by
- * sub[N - 1] (NULL: left as it is; "$": PostgreSQL's $N). 0 when out did not hold it. */
-static inline int lw_fn_expand(const char *tmpl, const char *cond, const char *const *sub, int n_sub, char *out,
-                               size_t cap) {
+ * sub[N - 1] (NULL: left as it is; "$": PostgreSQL's $N), and the "sq:" hints kept (sqlite) or
+ * dropped. 0 when out did not hold it. */
+static inline int lw_fn_expand_dialect(const char *tmpl, const char *cond, const char *const *sub, int n_sub,
+                                       int sqlite, char *out, size_t cap) {
   char kinds[128] = "", mid[8192];
   size_t n = 0;
   for (int k = 0; k < LW_KIND_COUNT; k++)
@@ -145,6 +154,14 @@ static inline int lw_fn_expand(const char *tmpl, const char *cond, const char *c
   if (len < 0 || (size_t)len >= sizeof mid) return 0;
   size_t o = 0;
   for (const char *p = mid; *p; p++) {
+    if (strncmp(p, "/*sq:", 5) == 0) {
+      const char *end = strstr(p + 5, "*/");
+      if (!end) return 0;
+      size_t hl = sqlite ? (size_t)(end - (p + 5)) : 0;
+      if (o + hl >= cap) return 0;
+      memcpy(out + o, p + 5, hl), o += hl, p = end + 1;
+      continue;
+    }
     int num = p[0] == '?' && p[1] >= '1' && p[1] <= '9' && !(p[2] >= '0' && p[2] <= '9') ? p[1] - '0' : 0;
     const char *rep = num && num <= n_sub ? sub[num - 1] : NULL;
     if (rep && strcmp(rep, "$") != 0) {
@@ -158,6 +175,14 @@ static inline int lw_fn_expand(const char *tmpl, const char *cond, const char *c
   }
   out[o] = '\0';
   return 1;
+}
+/* PostgreSQL's statements (the hints dropped) and SQLite's (the hints kept). */
+static inline int lw_fn_expand(const char *tmpl, const char *cond, const char *const *sub, int n_sub, char *out,
+                               size_t cap) {
+  return lw_fn_expand_dialect(tmpl, cond, sub, n_sub, 0, out, cap);
+}
+static inline int lw_fn_expand_sq(const char *tmpl, const char *cond, char *out, size_t cap) {
+  return lw_fn_expand_dialect(tmpl, cond, NULL, 0, 1, out, cap);
 }
 
 #endif

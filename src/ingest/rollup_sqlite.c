@@ -42,6 +42,42 @@ const char lw_sq_rollup_tables[] =
 #define PROMPTED_SQL LW_FN_PROMPTED_SQL
 static int64_t day_of(int64_t t) { return t >= 0 ? t / 86400000 : (t - 86399999) / 86400000; }
 static int prompted(const lw_event *e) { return e->action[0] && strcmp(e->action, LW_ACTION_NONE) != 0; }
+/* A decision row's rollup_days key, as SQL over an events row (lw_fair: its fairness segments). */
+#define DAYS_KEY_SQL \
+  "site, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''), lw_fair(segment, x)"
+
+/* The fairness segments of a decision (segment "" = none), in C and, as lw_fair(segment, x), in
+ * SQL: one rule, loopwise/audit.h's. */
+static uint32_t fair_of(const lw_sq_fair *f, const char *segment, const lw_feature *x, int n_x) {
+  if (!f->spec.n) return 0;
+  return lw_audit_segments_of(segment && segment[0] ? segment : NULL, x, n_x, f->names, f->hashes, f->spec.n);
+}
+
+static void sql_fair(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const lw_sq_fair *f = sqlite3_user_data(ctx);
+  if (!f->spec.n) {
+    sqlite3_result_int64(ctx, 0);
+    return;
+  }
+  lw_feature x[LW_X_PAIRS];
+  int n = 0;
+  if (sqlite3_value_type(argv[1]) == SQLITE_BLOB &&
+      lw_sq_x_decode(sqlite3_value_blob(argv[1]), (size_t)sqlite3_value_bytes(argv[1]), x, &n) < 0) {
+    sqlite3_result_error(ctx, "a decision's x is not whole (hash, value) pairs", -1);
+    return;
+  }
+  sqlite3_result_int64(ctx, fair_of(f, (const char *)sqlite3_value_text(argv[0]), x, n));
+}
+
+lw_status lw_sq_rollup_functions(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  if (sqlite3_create_function(db, "lw_fair", 2, SQLITE_UTF8, &ru->fair, sql_fair, NULL,
+                              NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "registering lw_fair: %s", sqlite3_errmsg(db));
+    return LW_ERR_IO;
+  }
+  return LW_OK;
+}
 
 static const char k_up_key[] =
     "INSERT INTO rollup_keys(site, dim, key, installs, n" LW_KINDS(RU_COL) ") VALUES(?, ?, ?, ?, ?" LW_KINDS(RU_PARAM)
@@ -60,6 +96,7 @@ struct lw_sq_rollup_day { /* a decision */
   char site[SITE_CAP], action[LW_NAME_LEN + 1], segment[LW_NAME_LEN + 1], mode[8];
   int64_t day;
   int prompted;
+  uint32_t fair; /* its fairness segments (lw_sq_fair) */
 };
 struct lw_sq_rollup_site {
   char site[SITE_CAP];
@@ -88,9 +125,9 @@ lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t 
       {&ru->up_key, k_up_key},
       {&ru->del_key, "DELETE FROM rollup_keys WHERE site = ?1 AND dim = ?2 AND key = ?3"},
       {&ru->up_day,
-       "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-       " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET decisions = decisions + excluded.decisions,"
-       " prompts = prompts + excluded.prompts"},
+       "INSERT INTO rollup_days(site, day, action, segment, mode, fair, decisions, prompts)"
+       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(site, day, action, segment, mode, fair)"
+       " DO UPDATE SET decisions = decisions + excluded.decisions, prompts = prompts + excluded.prompts"},
       {&ru->up_site,
        "INSERT INTO rollup_site(site, outcomes, batches, codes) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(site) DO UPDATE SET"
        " outcomes = outcomes + excluded.outcomes, batches = batches + excluded.batches, codes = codes + excluded.codes"},
@@ -264,7 +301,8 @@ static int day_order(const void *x, const void *y) {
   if (a->day != b->day) return a->day < b->day ? -1 : 1;
   c = strcmp(a->action, b->action);
   if (!c) c = strcmp(a->segment, b->segment);
-  return c ? c : strcmp(a->mode, b->mode);
+  if (!c) c = strcmp(a->mode, b->mode);
+  return c ? c : (a->fair > b->fair) - (a->fair < b->fair);
 }
 
 int lw_sq_grow(void **buf, size_t *cap, size_t need, size_t size) {
@@ -294,8 +332,9 @@ lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t er
     sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, (int64_t)(j - i));
-    sqlite3_bind_int64(st, 7, prompts);
+    sqlite3_bind_int64(st, 6, d->fair);
+    sqlite3_bind_int64(st, 7, (int64_t)(j - i));
+    sqlite3_bind_int64(st, 8, prompts);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) s = fail(db, "keeping the rollups", err, errlen);
@@ -362,6 +401,7 @@ lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
       memcpy(dy->segment, e->segment, sizeof dy->segment);
       memcpy(dy->mode, e->mode, sizeof dy->mode);
       dy->prompted = prompted(e);
+      dy->fair = fair_of(&ru->fair, e->segment, e->has_x ? e->x : NULL, e->has_x ? e->n_x : 0);
     }
   }
   return LW_OK;
@@ -386,7 +426,7 @@ static lw_status mark_deleted(sqlite3 *db, const char *where, const char *a, con
   static const char *const marks[] = {LW_FN_MARK_DELETED_DECISIONS, LW_FN_MARK_LANDED_CODES, LW_FN_MARK_TOKENS};
   for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
     char sql[2048];
-    if (!lw_fn_expand(marks[m], where, NULL, 0, sql, sizeof sql)) {
+    if (!lw_fn_expand_sq(marks[m], where, sql, sizeof sql)) {
       snprintf(err, errlen, "rollup subtraction: condition too long");
       return LW_ERR_INVALID;
     }
@@ -443,11 +483,11 @@ lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where
     /* The decisions' days: one statement, then the emptied rows (the table is small: a row per
      * day and key, not per event). */
     snprintf(sql, sizeof sql,
-             "INSERT INTO rollup_days(site, day, action, segment, mode, decisions, prompts)"
-             " SELECT site, " DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''),"
-             " -count(*), -sum(" PROMPTED_SQL ") FROM events WHERE (%s) AND kind = '%s' GROUP BY 1, 2, 3, 4, 5"
-             " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET decisions = decisions + excluded.decisions,"
-             " prompts = prompts + excluded.prompts",
+             "INSERT INTO rollup_days(site, day, action, segment, mode, fair, decisions, prompts)"
+             " SELECT " DAYS_KEY_SQL ", -count(*), -sum(" PROMPTED_SQL ") FROM events WHERE (%s) AND kind = '%s'"
+             " GROUP BY 1, 2, 3, 4, 5, 6"
+             " ON CONFLICT(site, day, action, segment, mode, fair) DO UPDATE SET"
+             " decisions = decisions + excluded.decisions, prompts = prompts + excluded.prompts",
              where, lw_kind_name(LW_KIND_DECISION));
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
     bind_where(q, a, b, i);
@@ -507,8 +547,9 @@ static const char k_dirty_table[] =
     "CREATE TEMP TABLE IF NOT EXISTS rollup_rows(site TEXT NOT NULL, decision TEXT NOT NULL, id INTEGER NOT NULL,"
     " PRIMARY KEY(site, decision, id)) WITHOUT ROWID;";
 
-/* The join's statements are funnel_sql.h's, shared with the PostgreSQL backend. */
-#define DEC_ROW_COLS LW_FN_DEC_ROW_COLS
+/* The join's statements are funnel_sql.h's, shared with the PostgreSQL backend; SQLite's decision
+ * rows add their fairness segments (lw_fair, schema 12: PostgreSQL walks for those). */
+#define DEC_ROW_COLS LW_FN_DEC_ROW_COLS ", lw_fair(segment, x)"
 
 static const char *const k_funnel_sql[] = {
     /* 0 mark a decision */
@@ -520,8 +561,8 @@ static const char *const k_funnel_sql[] = {
     /* 3 */
     "DELETE FROM temp.rollup_dirty",
     /* 4 a decision's rows as they count now */
-    "SELECT id, day, action, segment, mode, shares, landed, converted, kept, landings, conversions, retained"
-    " FROM rollup_dec WHERE site = ?1 AND decision = ?2",
+    "SELECT id, day, action, segment, mode, shares, landed, converted, kept, landings, conversions, retained,"
+    " channel, fair FROM rollup_dec WHERE site = ?1 AND decision = ?2",
     /* 5 */
     "DELETE FROM rollup_dec WHERE site = ?1 AND decision = ?2",
     /* 6 shared? */
@@ -537,33 +578,38 @@ static const char *const k_funnel_sql[] = {
     /* 11 joined by code ?2: the referee reports */
     LW_FN_CODE_RX,
     /* 12 the decision's rows */
-    LW_FN_DEC_ROWS,
+    "SELECT " DEC_ROW_COLS LW_FN_DEC_ROWS_FROM,
     /* 13 */
     "INSERT OR IGNORE INTO rollup_dec(site, decision, id, day, action, segment, mode, shares, landed, converted, kept,"
-    " landings, conversions, retained, value, revenue) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-    " ?12, ?13, ?14, ?15, ?16)",
+    " landings, conversions, retained, value, revenue, channel, fair) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     /* 14 */
-    "INSERT INTO rollup_funnel(site, day, action, segment, mode, n, shares, landed, converted, kept, landings,"
-    " conversions, retained) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-    " ON CONFLICT(site, day, action, segment, mode) DO UPDATE SET n = n + excluded.n,"
+    "INSERT INTO rollup_funnel(site, day, action, segment, mode, channel, fair, n, shares, landed, converted, kept,"
+    " landings, conversions, retained) VALUES(?1, ?2, ?3, ?4, ?5, ?14, ?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " ON CONFLICT(site, day, action, segment, mode, channel, fair) DO UPDATE SET n = n + excluded.n,"
     " shares = shares + excluded.shares, landed = landed + excluded.landed,"
     " converted = converted + excluded.converted, kept = kept + excluded.kept,"
     " landings = landings + excluded.landings, conversions = conversions + excluded.conversions,"
     " retained = retained + excluded.retained RETURNING n",
     /* 15 */
-    "DELETE FROM rollup_funnel WHERE site = ?1 AND day = ?2 AND action = ?3 AND segment = ?4 AND mode = ?5",
+    "DELETE FROM rollup_funnel WHERE site = ?1 AND day = ?2 AND action = ?3 AND segment = ?4 AND mode = ?5"
+    " AND channel = ?6 AND fair = ?7",
     /* 16 mark the decisions of a referee report's code, by its id */
     LW_FN_MARK_REPORT,
     /* 17 a decision row stored now */
     "INSERT OR IGNORE INTO temp.rollup_rows(site, decision, id) VALUES(?1, ?2, ?3)",
     /* 18 */
     "DELETE FROM temp.rollup_rows",
-    /* 19 the outcomes a decision's rows carry (all the same) */
-    "SELECT landings, conversions, retained, value, revenue FROM rollup_dec WHERE site = ?1 AND decision = ?2 LIMIT 1",
+    /* 19 the outcomes a decision's rows carry (all the same), and its channel */
+    "SELECT landings, conversions, retained, value, revenue, channel FROM rollup_dec WHERE site = ?1 AND decision = ?2"
+    " LIMIT 1",
     /* 20 a decision's rows stored now */
     "SELECT " DEC_ROW_COLS " FROM events WHERE id IN (SELECT id FROM temp.rollup_rows WHERE site = ?1 AND decision = ?2)"
     " AND site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
+    /* 21 a shared decision's channel: its first share's or copy's (the cursor's lw_shared2) */
+    "SELECT coalesce(channel, '') FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s) ORDER BY id LIMIT 1",
 };
+_Static_assert(sizeof k_funnel_sql / sizeof k_funnel_sql[0] == LW_SQ_FUNNEL_STMTS, "one statement per slot");
 
 static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
   char *msg = NULL;
@@ -574,7 +620,7 @@ static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t
   }
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) {
     char sql[2048];
-    if (!lw_fn_expand(k_funnel_sql[i], NULL, NULL, 0, sql, sizeof sql)) {
+    if (!lw_fn_expand_sq(k_funnel_sql[i], NULL, sql, sizeof sql)) {
       snprintf(err, errlen, "preparing the funnel's statements: too long");
       return LW_ERR_INVALID;
     }
@@ -625,8 +671,8 @@ typedef struct {
 /* The funnel rows' changes of one settle, summed in memory per key (one UPSERT per touched key,
  * however many decision rows moved), written by funnel_flush. */
 struct lw_sq_funnel_delta {
-  char site[SITE_CAP], action[LW_NAME_LEN + 1], segment[LW_NAME_LEN + 1], mode[8];
-  int64_t day, v[8]; /* n, then contrib's fields in order */
+  char site[SITE_CAP], action[LW_NAME_LEN + 1], segment[LW_NAME_LEN + 1], mode[8], channel[LW_NAME_LEN + 1];
+  int64_t day, fair, v[8]; /* n, then contrib's fields in order */
 };
 #define DELTAS_MAX 256 /* written early past this: a backfill touches thousands of keys */
 
@@ -645,6 +691,8 @@ static lw_status funnel_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
     sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
     for (int i = 0; i < 8; i++) sqlite3_bind_int64(st, 6 + i, d->v[i]);
+    sqlite3_bind_text(st, 14, d->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 15, d->fair);
     if (sqlite3_step(st) != SQLITE_ROW) {
       s = fail(db, "keeping the funnel", err, errlen);
       break;
@@ -659,19 +707,28 @@ static lw_status funnel_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
     sqlite3_bind_text(st, 3, d->action, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, d->segment, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, d->mode, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, d->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, d->fair);
     if (!step_done(st)) s = fail(db, "keeping the funnel", err, errlen);
   }
   ru->n_fd = 0;
   return s;
 }
 
-/* Add sign * c to the funnel row of (day, action, segment, mode). */
-static lw_status funnel_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, int64_t day, const char *action,
-                            const char *segment, const char *mode, int sign, const contrib *c, char *err,
+/* A funnel row's key: (site, day, action, segment, mode, channel, fair). */
+typedef struct {
+  const char *site, *action, *segment, *mode, *channel;
+  int64_t day, fair;
+} fkey;
+
+/* Add sign * c to the funnel row of k. */
+static lw_status funnel_add(lw_sq_rollup *ru, sqlite3 *db, const fkey *key, int sign, const contrib *c, char *err,
                             size_t errlen) {
   size_t k = 0;
-  while (k < ru->n_fd && (ru->fd[k].day != day || strcmp(ru->fd[k].action, action) || strcmp(ru->fd[k].segment, segment) ||
-                          strcmp(ru->fd[k].mode, mode) || strcmp(ru->fd[k].site, site)))
+  while (k < ru->n_fd &&
+         (ru->fd[k].day != key->day || ru->fd[k].fair != key->fair || strcmp(ru->fd[k].action, key->action) ||
+          strcmp(ru->fd[k].segment, key->segment) || strcmp(ru->fd[k].mode, key->mode) ||
+          strcmp(ru->fd[k].channel, key->channel) || strcmp(ru->fd[k].site, key->site)))
     k++;
   if (k == ru->n_fd) {
     if (ru->n_fd == DELTAS_MAX) {
@@ -685,11 +742,13 @@ static lw_status funnel_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, int
     }
     struct lw_sq_funnel_delta *d = &ru->fd[ru->n_fd++];
     memset(d, 0, sizeof *d);
-    snprintf(d->site, sizeof d->site, "%s", site);
-    snprintf(d->action, sizeof d->action, "%s", action);
-    snprintf(d->segment, sizeof d->segment, "%s", segment);
-    snprintf(d->mode, sizeof d->mode, "%s", mode);
-    d->day = day;
+    snprintf(d->site, sizeof d->site, "%s", key->site);
+    snprintf(d->action, sizeof d->action, "%s", key->action);
+    snprintf(d->segment, sizeof d->segment, "%s", key->segment);
+    snprintf(d->mode, sizeof d->mode, "%s", key->mode);
+    snprintf(d->channel, sizeof d->channel, "%s", key->channel);
+    d->day = key->day;
+    d->fair = key->fair;
   }
   const int64_t v[8] = {1, c->shares, c->landed, c->converted, c->kept, c->landings, c->conversions, c->retained};
   for (int i = 0; i < 8; i++) ru->fd[k].v[i] += sign * v[i];
@@ -758,14 +817,28 @@ static lw_status outcomes_of(lw_sq_rollup *ru, sqlite3 *db, const char *site, co
 
 /* Move one decision's rows from what they brought to what they bring now. */
 static lw_status add_rows(lw_sq_rollup *ru, sqlite3 *db, sqlite3_stmt *st, const char *site, const char *decision,
-                          const outcomes *o, char *err, size_t errlen);
+                          const outcomes *o, const char *channel, char *err, size_t errlen);
+
+/* The channel of a shared decision (fn[21]) into out. */
+static lw_status channel_of(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision,
+                            char out[LW_NAME_LEN + 1], char *err, size_t errlen) {
+  sqlite3_stmt *st = ru->fn[21];
+  bind_sd(st, site, decision);
+  int rc = sqlite3_step(st);
+  out[0] = '\0';
+  if (rc == SQLITE_ROW) snprintf(out, LW_NAME_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? LW_OK : fail(db, "keeping the funnel", err, errlen);
+}
 
 static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, const char *decision, int full,
                            char *err, size_t errlen) {
   lw_status s = LW_OK;
   sqlite3_stmt *st;
+  char channel[LW_NAME_LEN + 1];
   if (!full) {
-    /* Still shared with the same outcomes as its rows carry: only its new rows join. */
+    /* Still shared with the same outcomes as its rows carry: only its new rows join (with its
+     * channel: no deletion, so its first share is still the first). */
     st = ru->fn[6];
     bind_sd(st, site, decision);
     if (sqlite3_step(st) != SQLITE_ROW) return fail(db, "keeping the funnel", err, errlen);
@@ -782,6 +855,7 @@ static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
       old.retained = sqlite3_column_int64(st, 2);
       old.value = sqlite3_column_double(st, 3);
       old.revenue = sqlite3_column_double(st, 4);
+      snprintf(channel, sizeof channel, "%s", (const char *)sqlite3_column_text(st, 5));
     }
     sqlite3_reset(st);
     if (!shared && rc == SQLITE_DONE) return LW_OK; /* not shared, nor before (no deletion): no rows */
@@ -791,7 +865,7 @@ static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
           !memcmp(&now.value, &old.value, sizeof now.value) && !memcmp(&now.revenue, &old.revenue, sizeof now.revenue)) {
         st = ru->fn[20];
         bind_sd(st, site, decision);
-        return add_rows(ru, db, st, site, decision, &now, err, errlen);
+        return add_rows(ru, db, st, site, decision, &now, channel, err, errlen);
       }
     }
   }
@@ -802,9 +876,14 @@ static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
     contrib c = {sqlite3_column_int64(st, 5),  sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7),
                  sqlite3_column_int64(st, 8),  sqlite3_column_int64(st, 9), sqlite3_column_int64(st, 10),
                  sqlite3_column_int64(st, 11)};
-    s = funnel_add(ru, db, site, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
-                   (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4), -1, &c, err,
-                   errlen);
+    fkey k = {site,
+              (const char *)sqlite3_column_text(st, 2),
+              (const char *)sqlite3_column_text(st, 3),
+              (const char *)sqlite3_column_text(st, 4),
+              (const char *)sqlite3_column_text(st, 12),
+              sqlite3_column_int64(st, 1),
+              sqlite3_column_int64(st, 13)};
+    s = funnel_add(ru, db, &k, -1, &c, err, errlen);
   }
   sqlite3_reset(st);
   if (s != LW_OK) return s;
@@ -819,15 +898,16 @@ static lw_status recompute(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
   if (!shared) return LW_OK;
   outcomes o;
   if ((s = outcomes_of(ru, db, site, decision, &o, err, errlen)) != LW_OK) return s;
+  if ((s = channel_of(ru, db, site, decision, channel, err, errlen)) != LW_OK) return s;
   st = ru->fn[12];
   bind_sd(st, site, decision);
-  return add_rows(ru, db, st, site, decision, &o, err, errlen);
+  return add_rows(ru, db, st, site, decision, &o, channel, err, errlen);
 }
 
-/* Insert the decision rows st selects (DEC_ROW_COLS) with the outcomes o, and add them to
- * their funnel rows. */
+/* Insert the decision rows st selects (DEC_ROW_COLS) with the outcomes o and the decision's
+ * channel, and add them to their funnel rows. */
 static lw_status add_rows(lw_sq_rollup *ru, sqlite3 *db, sqlite3_stmt *st, const char *site, const char *decision,
-                          const outcomes *op, char *err, size_t errlen) {
+                          const outcomes *op, const char *channel, char *err, size_t errlen) {
   lw_status s = LW_OK;
   const outcomes o = *op;
   int rc = SQLITE_DONE;
@@ -853,13 +933,16 @@ static lw_status add_rows(lw_sq_rollup *ru, sqlite3 *db, sqlite3_stmt *st, const
     for (int k = 0; k < 7; k++) sqlite3_bind_int64(ins, 8 + k, v[k]);
     sqlite3_bind_double(ins, 15, o.value);
     sqlite3_bind_double(ins, 16, o.revenue);
+    sqlite3_bind_text(ins, 17, channel, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(ins, 18, sqlite3_column_int64(st, 5));
     if (!step_done(ins)) {
       s = fail(db, "keeping the funnel", err, errlen);
       break;
     }
     if (sqlite3_changes(db) != 1) continue; /* there already */
-    s = funnel_add(ru, db, site, sqlite3_column_int64(st, 1), action, (const char *)sqlite3_column_text(st, 3),
-                   (const char *)sqlite3_column_text(st, 4), 1, &c, err, errlen);
+    fkey k = {site,    action, (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
+              channel, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 5)};
+    s = funnel_add(ru, db, &k, 1, &c, err, errlen);
   }
   sqlite3_reset(st);
   if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "keeping the funnel", err, errlen);
@@ -899,25 +982,209 @@ lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
   return s;
 }
 
-lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen) {
-  char *msg = NULL, sql[512];
-  if (sqlite3_exec(db, lw_sq_funnel_tables, NULL, NULL, &msg) != SQLITE_OK) {
-    snprintf(err, errlen, "migrating schema 10 to 11 (the console's funnel): %s", msg ? msg : "");
+static lw_status exec_sql(sqlite3 *db, const char *sql, const char *what, char *err, size_t errlen) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", what, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return LW_ERR_IO;
   }
+  return LW_OK;
+}
+
+lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen) {
+  return exec_sql(db, lw_sq_funnel_tables, "migrating schema 10 to 11 (the console's funnel)", err, errlen);
+}
+
+/* ---------------------------------------------------------------- schema 12: channels, fairness
+ * rollup_days gains the decision's fairness segments (fair: a bit per value of the spec in
+ * rollup_fairness, lw_sq_fair), rollup_dec its channel and segments, rollup_funnel both in its
+ * key: the fairness page sums rollup_days and rollup_funnel per segment, the report's channel
+ * table rollup_funnel per channel, and the other readers sum over both as before. */
+
+static const char k_v12_tables[] =
+    "DROP TABLE IF EXISTS rollup_days; DROP TABLE IF EXISTS rollup_dec; DROP TABLE IF EXISTS rollup_funnel;"
+    "DROP TABLE IF EXISTS rollup_fairness;"
+    "CREATE TABLE rollup_days(site TEXT NOT NULL, day INTEGER NOT NULL, action TEXT NOT NULL,"
+    "  segment TEXT NOT NULL, mode TEXT NOT NULL, fair INTEGER NOT NULL, decisions INTEGER NOT NULL,"
+    "  prompts INTEGER NOT NULL, PRIMARY KEY(site, day, action, segment, mode, fair)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_dec(site TEXT NOT NULL, decision TEXT NOT NULL, id INTEGER NOT NULL, day INTEGER NOT NULL,"
+    "  action TEXT NOT NULL, segment TEXT NOT NULL, mode TEXT NOT NULL, shares INTEGER NOT NULL,"
+    "  landed INTEGER NOT NULL, converted INTEGER NOT NULL, kept INTEGER NOT NULL, landings INTEGER NOT NULL,"
+    "  conversions INTEGER NOT NULL, retained INTEGER NOT NULL, value REAL NOT NULL, revenue REAL NOT NULL,"
+    "  channel TEXT NOT NULL, fair INTEGER NOT NULL, PRIMARY KEY(site, decision, id)) WITHOUT ROWID;"
+    "CREATE INDEX rollup_dec_converted ON rollup_dec(site, id) WHERE conversions > 0;"
+    "CREATE TABLE rollup_funnel(site TEXT NOT NULL, day INTEGER NOT NULL, action TEXT NOT NULL,"
+    "  segment TEXT NOT NULL, mode TEXT NOT NULL, channel TEXT NOT NULL, fair INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  shares INTEGER NOT NULL, landed INTEGER NOT NULL, converted INTEGER NOT NULL, kept INTEGER NOT NULL,"
+    "  landings INTEGER NOT NULL, conversions INTEGER NOT NULL, retained INTEGER NOT NULL,"
+    "  PRIMARY KEY(site, day, action, segment, mode, channel, fair)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_fairness(attribute TEXT NOT NULL, vals TEXT NOT NULL);"
+    "INSERT INTO rollup_fairness(attribute, vals) VALUES('', '');";
+
+/* rollup_days from the stored decisions (empty before). */
+static lw_status fill_days(sqlite3 *db, const char *what, char *err, size_t errlen) {
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO rollup_days(site, day, action, segment, mode, fair, decisions, prompts)"
+           " SELECT " DAYS_KEY_SQL ", count(*), sum(" PROMPTED_SQL ") FROM events WHERE kind = '%s'"
+           " GROUP BY 1, 2, 3, 4, 5, 6",
+           lw_kind_name(LW_KIND_DECISION));
+  return exec_sql(db, sql, what, err, errlen);
+}
+
+lw_status lw_sq_rollup_migrate_12(sqlite3 *db, char *err, size_t errlen) {
+  static const char what[] = "migrating schema 11 to 12 (the channels and fairness segments)";
+  lw_status s = exec_sql(db, k_v12_tables, what, err, errlen);
+  if (s == LW_OK) s = fill_days(db, what, err, errlen);
+  if (s != LW_OK) return s;
+  /* Every shared decision recomputed once (its rows, outcomes and channel), as the writer does. */
   lw_sq_rollup ru;
   memset(&ru, 0, sizeof ru);
-  lw_status s = prepare_funnel(&ru, db, err, errlen);
-  lw_fn_expand(LW_FN_MARK_ALL, NULL, NULL, 0, sql, sizeof sql);
-  if (s == LW_OK && sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    snprintf(err, errlen, "migrating schema 10 to 11 (the console's funnel): %s", msg ? msg : "");
-    sqlite3_free(msg);
-    s = LW_ERR_IO;
+  char sql[512];
+  s = prepare_funnel(&ru, db, err, errlen);
+  if (s == LW_OK && !lw_fn_expand_sq(LW_FN_MARK_ALL, NULL, sql, sizeof sql)) {
+    snprintf(err, errlen, "%s: a statement too long", what);
+    s = LW_ERR_INVALID;
   }
+  if (s == LW_OK) s = exec_sql(db, sql, what, err, errlen);
   if (s == LW_OK) s = lw_sq_rollup_settle(&ru, db, err, errlen);
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) sqlite3_finalize(ru.fn[i]);
   free(ru.fd);
+  return s;
+}
+
+/* A spec as rollup_fairness keeps it: each value as <length>:<value>, so no value can make two
+ * specs read alike. */
+static void spec_text(const lw_fairness_spec *spec, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (int i = 0; i < spec->n && n < cap; i++)
+    n += (size_t)snprintf(out + n, cap - n, "%zu:%s", strlen(spec->values[i]), spec->values[i]);
+}
+
+#define SPEC_TEXT_CAP (LW_FAIRNESS_VALUES * (LW_NAME_LEN + 8) + 1)
+
+static void fair_compile(lw_sq_fair *f, const lw_fairness_spec *spec) {
+  memset(f, 0, sizeof *f);
+  snprintf(f->spec.attribute, sizeof f->spec.attribute, "%s", spec->attribute);
+  f->spec.n = spec->attribute[0] ? (spec->n < LW_FAIRNESS_VALUES ? spec->n : LW_FAIRNESS_VALUES) : 0;
+  for (int i = 0; i < f->spec.n; i++) {
+    snprintf(f->spec.values[i], sizeof f->spec.values[i], "%s", spec->values[i]);
+    lw_audit_segment_name(spec->attribute, spec->values[i], f->names[i]);
+    f->hashes[i] = lw_fnv1a(f->names[i]);
+  }
+}
+
+/* 1 when a and b name the same segments in the same order. */
+static int same_spec(const lw_fairness_spec *a, const lw_fairness_spec *b) {
+  lw_sq_fair x, y;
+  fair_compile(&x, a);
+  fair_compile(&y, b);
+  char ta[SPEC_TEXT_CAP], tb[SPEC_TEXT_CAP];
+  spec_text(&x.spec, ta, sizeof ta);
+  spec_text(&y.spec, tb, sizeof tb);
+  return !strcmp(x.spec.attribute, y.spec.attribute) && !strcmp(ta, tb);
+}
+
+/* rollup_fairness's spec (db: any connection). */
+static lw_status stored_spec(sqlite3 *db, lw_fairness_spec *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT attribute, vals FROM rollup_fairness", -1, &st, NULL) != SQLITE_OK)
+    return fail(db, "reading the fairness spec", err, errlen);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    snprintf(out->attribute, sizeof out->attribute, "%s", (const char *)sqlite3_column_text(st, 0));
+    const char *p = (const char *)sqlite3_column_text(st, 1);
+    while (p && *p && out->n < LW_FAIRNESS_VALUES) {
+      char *colon;
+      unsigned long len = strtoul(p, &colon, 10);
+      if (*colon != ':' || strlen(colon + 1) < len || len > LW_NAME_LEN) break;
+      memcpy(out->values[out->n], colon + 1, len);
+      out->values[out->n++][len] = '\0';
+      p = colon + 1 + len;
+    }
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? LW_OK : fail(db, "reading the fairness spec", err, errlen);
+}
+
+lw_status lw_sq_rollup_load_fairness(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
+  lw_fairness_spec spec;
+  lw_status s = stored_spec(db, &spec, err, errlen);
+  if (s == LW_OK) fair_compile(&ru->fair, &spec);
+  return s;
+}
+
+lw_status lw_sq_rollup_set_fairness(lw_sq_rollup *ru, sqlite3 *db, const lw_fairness_spec *spec, int *changed,
+                                    char *err, size_t errlen) {
+  static const char what[] = "recomputing the fairness segments";
+  *changed = 0;
+  if (same_spec(&ru->fair.spec, spec)) return LW_OK;
+  *changed = 1;
+  fair_compile(&ru->fair, spec); /* lw_fair computes with it from here (the caller restores it on failure) */
+  lw_status s = exec_sql(db, "DELETE FROM rollup_days", what, err, errlen);
+  if (s == LW_OK) s = fill_days(db, what, err, errlen);
+  if (s == LW_OK)
+    s = exec_sql(db,
+                 "UPDATE rollup_dec SET fair = coalesce((SELECT lw_fair(e.segment, e.x) FROM events e"
+                 " WHERE e.id = rollup_dec.id), 0);"
+                 "DELETE FROM rollup_funnel;"
+                 "INSERT INTO rollup_funnel(site, day, action, segment, mode, channel, fair, n, shares, landed,"
+                 " converted, kept, landings, conversions, retained) SELECT site, day, action, segment, mode, channel,"
+                 " fair, count(*), sum(shares), sum(landed), sum(converted), sum(kept), sum(landings),"
+                 " sum(conversions), sum(retained) FROM rollup_dec GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                 what, err, errlen);
+  if (s != LW_OK) return s;
+  char text[SPEC_TEXT_CAP];
+  spec_text(&ru->fair.spec, text, sizeof text);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "UPDATE rollup_fairness SET attribute = ?1, vals = ?2", -1, &st, NULL) != SQLITE_OK)
+    return fail(db, what, err, errlen);
+  sqlite3_bind_text(st, 1, ru->fair.spec.attribute, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? LW_OK : fail(db, what, err, errlen);
+}
+
+lw_status lw_sq_rollup_fairness(sqlite3 *db, const char *site, const lw_fairness_spec *spec, lw_fairness_counts *out,
+                                char *err, size_t errlen) {
+  lw_fairness_spec kept;
+  lw_status s = stored_spec(db, &kept, err, errlen);
+  if (s != LW_OK) return s;
+  if (!same_spec(&kept, spec)) {
+    snprintf(err, errlen, "the fairness rollups are kept for another attribute or values");
+    return LW_ERR_INVALID;
+  }
+  for (int i = 0; i < spec->n && i < LW_FAIRNESS_VALUES; i++) memset(&out[i], 0, sizeof out[i]);
+  /* Decision points of every decision (t >= 0: the walk's range), then the shared decision rows
+   * and the converted ones, per set of segments and action: the audit's prompt is
+   * lw_action_is_prompt's (neither "none" nor "not now"), which the rows' action tells. */
+  static const char *const sql[2] = {
+      "SELECT fair, action, sum(decisions), 0 FROM rollup_days WHERE site = ?1 AND day >= 0 AND fair <> 0"
+      " GROUP BY fair, action",
+      "SELECT fair, action, sum(n), sum(converted) FROM rollup_funnel WHERE site = ?1 AND day >= 0 AND fair <> 0"
+      " GROUP BY fair, action"};
+  for (int q = 0; s == LW_OK && q < 2; q++) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql[q], -1, &st, NULL) != SQLITE_OK) return fail(db, "reading the fairness rollups", err, errlen);
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      uint64_t fair = (uint64_t)sqlite3_column_int64(st, 0);
+      int prompt = lw_action_is_prompt((const char *)sqlite3_column_text(st, 1));
+      int64_t a = sqlite3_column_int64(st, 2), b = sqlite3_column_int64(st, 3);
+      for (int i = 0; i < spec->n && i < LW_FAIRNESS_VALUES; i++) {
+        if (!(fair >> i & 1)) continue;
+        if (q == 0) out[i].decisions += a, out[i].prompts += prompt ? a : 0;
+        else if (prompt) out[i].shares += a, out[i].conversions += b;
+      }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) s = fail(db, "reading the fairness rollups", err, errlen);
+  }
   return s;
 }
 
@@ -960,6 +1227,7 @@ static void read_value(sqlite3_stmt *st, void *row) {
   v->conversions = sqlite3_column_int64(st, 4);
   v->value = sqlite3_column_double(st, 5);
   v->revenue = sqlite3_column_double(st, 6);
+  snprintf(v->channel, sizeof v->channel, "%s", (const char *)sqlite3_column_text(st, 7));
 }
 
 lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **rows, size_t *n_rows, char *err,
@@ -967,7 +1235,10 @@ lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **r
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, LW_FN_READ_VALUES, -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db,
+                         "SELECT day, action, segment, mode, conversions, value, revenue, channel FROM rollup_dec"
+                         " WHERE site = ?1 AND conversions > 0 ORDER BY id",
+                         -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   return read_rows(db, st, sizeof **rows, read_value, (void **)rows, n_rows, "the funnel", err, errlen);
@@ -1079,30 +1350,107 @@ lw_status lw_sq_rollup_stats(sqlite3 *db, const char *site, const lw_stats_bound
 
 /* ---------------------------------------------------------------- the console's funnel days */
 
-static void read_day(sqlite3_stmt *st, void *row) {
-  lw_funnel_day *d = row;
-  d->day = sqlite3_column_int64(st, 0);
-  snprintf(d->action, sizeof d->action, "%s", (const char *)sqlite3_column_text(st, 1));
-  snprintf(d->segment, sizeof d->segment, "%s", (const char *)sqlite3_column_text(st, 2));
-  snprintf(d->mode, sizeof d->mode, "%s", (const char *)sqlite3_column_text(st, 3));
-  d->decisions = sqlite3_column_int64(st, 4);
-  d->prompts = sqlite3_column_int64(st, 5);
-  d->shares = sqlite3_column_int64(st, 6);
-  d->landed = sqlite3_column_int64(st, 7);
-  d->converted = sqlite3_column_int64(st, 8);
-  d->kept = sqlite3_column_int64(st, 9);
-  d->landings = sqlite3_column_int64(st, 10);
-  d->conversions = sqlite3_column_int64(st, 11);
-  d->retained = sqlite3_column_int64(st, 12);
+/* The report's key order (rollup_days' and rollup_funnel's primary keys start with it). */
+static int day_key_cmp(const lw_funnel_day *a, int64_t day, const char *action, const char *segment, const char *mode) {
+  if (a->day != day) return a->day < day ? -1 : 1;
+  int c = strcmp(a->action, action);
+  if (!c) c = strcmp(a->segment, segment);
+  return c ? c : strcmp(a->mode, mode);
 }
 
+/* Schema 12 splits each (day, action, segment, mode) by fairness segments (rollup_days) and by
+ * channel and segments (rollup_funnel): both are read in their primary key's order, which
+ * starts with the report's key, and summed per key as they come (consecutive rows), the
+ * funnel's merged into the days' in one pass: no sort, no temporary index. */
 lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows, size_t *n_rows, char *err,
                             size_t errlen) {
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, LW_FN_READ_DAYS, -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db,
+                         "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = ?1"
+                         " ORDER BY site, day, action, segment, mode",
+                         -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the funnel", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
-  return read_rows(db, st, sizeof **rows, read_day, (void **)rows, n_rows, "the funnel", err, errlen);
+  lw_funnel_day *out = NULL;
+  size_t n = 0, cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t day = sqlite3_column_int64(st, 0);
+    const char *action = (const char *)sqlite3_column_text(st, 1), *segment = (const char *)sqlite3_column_text(st, 2),
+               *mode = (const char *)sqlite3_column_text(st, 3);
+    if (!n || day_key_cmp(&out[n - 1], day, action, segment, mode) != 0) {
+      if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      lw_funnel_day *d = &out[n++];
+      memset(d, 0, sizeof *d);
+      d->day = day;
+      snprintf(d->action, sizeof d->action, "%s", action);
+      snprintf(d->segment, sizeof d->segment, "%s", segment);
+      snprintf(d->mode, sizeof d->mode, "%s", mode);
+    }
+    out[n - 1].decisions += sqlite3_column_int64(st, 4);
+    out[n - 1].prompts += sqlite3_column_int64(st, 5);
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_DONE) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT day, action, segment, mode, shares, landed, converted, kept, landings, conversions,"
+                           " retained FROM rollup_funnel WHERE site = ?1 ORDER BY site, day, action, segment, mode",
+                           -1, &st, NULL) != SQLITE_OK) {
+      free(out);
+      return fail(db, "preparing the funnel", err, errlen);
+    }
+    sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+    size_t i = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      int64_t day = sqlite3_column_int64(st, 0);
+      const char *action = (const char *)sqlite3_column_text(st, 1), *segment = (const char *)sqlite3_column_text(st, 2),
+                 *mode = (const char *)sqlite3_column_text(st, 3);
+      while (i < n && day_key_cmp(&out[i], day, action, segment, mode) < 0) i++;
+      if (i == n || day_key_cmp(&out[i], day, action, segment, mode) != 0) continue; /* no decision left: none */
+      int64_t *v[7] = {&out[i].shares, &out[i].landed, &out[i].converted, &out[i].kept,
+                       &out[i].landings, &out[i].conversions, &out[i].retained};
+      for (int k = 0; k < 7; k++) *v[k] += sqlite3_column_int64(st, 4 + k);
+    }
+    sqlite3_finalize(st);
+  }
+  if (rc != SQLITE_DONE) {
+    free(out);
+    if (rc == SQLITE_NOMEM) {
+      snprintf(err, errlen, "out of memory reading the funnel");
+      return LW_ERR_NOMEM;
+    }
+    return fail(db, "reading the funnel", err, errlen);
+  }
+  *rows = out;
+  *n_rows = n;
+  return LW_OK;
+}
+
+/* ---------------------------------------------------------------- the console's channels */
+
+static void read_channel(sqlite3_stmt *st, void *row) {
+  lw_funnel_channel *c = row;
+  snprintf(c->channel, sizeof c->channel, "%s", (const char *)sqlite3_column_text(st, 0));
+  int64_t *v[7] = {&c->shares, &c->landed, &c->converted, &c->kept, &c->landings, &c->conversions, &c->retained};
+  for (int i = 0; i < 7; i++) *v[i] = sqlite3_column_int64(st, 1 + i);
+}
+
+lw_status lw_sq_rollup_channels(sqlite3 *db, const char *site, lw_funnel_channel **rows, size_t *n_rows, char *err,
+                                size_t errlen) {
+  *rows = NULL;
+  *n_rows = 0;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT channel, sum(shares), sum(landed), sum(converted), sum(kept), sum(landings),"
+                         " sum(conversions), sum(retained) FROM rollup_funnel WHERE site = ?1 AND day >= 0"
+                         " GROUP BY channel ORDER BY channel",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(db, "preparing the channels", err, errlen);
+  sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+  return read_rows(db, st, sizeof **rows, read_channel, (void **)rows, n_rows, "the channels", err, errlen);
 }

@@ -10,7 +10,8 @@
  *                                                           so a distinct-install count
  *                                                           survives deletions exactly
  *   rollup_days(site, day, action, segment, mode, decisions, prompts)  the console's first two
- *                                                           funnel stages, per UTC day
+ *                                                           funnel stages, per UTC day (schema
+ *                                                           12: also per fairness segments, fair)
  * and every deletion of events (forget, retention) subtracts what it deletes before deleting
  * it, so the rollups are always what a walk of the stored events would give. */
 #ifndef LW_INGEST_ROLLUP_SQLITE_H
@@ -19,6 +20,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "loopwise/audit.h"
 #include "loopwise/batch.h"
 #include "loopwise/store.h"
 
@@ -34,9 +36,21 @@ extern const char lw_sq_rollup_tables[];
  *              landings, conversions, retained, value, revenue)  what each shared decision row
  *                                                           (t >= 0) brings to the report
  *   rollup_funnel(site, day, action, segment, mode, n, shares, ... retained)  their sums
- * (the console's stages and totals: console.c add_decision). */
+ * (the console's stages and totals: console.c add_decision). This is 11's shape, which step 11
+ * creates; step 12 (lw_sq_rollup_migrate_12) rebuilds rollup_days, rollup_dec and rollup_funnel
+ * with the decision's channel and fairness segments (fair) and adds rollup_fairness. */
 extern const char lw_sq_funnel_tables[];
-#define LW_SQ_FUNNEL_STMTS 21
+#define LW_SQ_FUNNEL_STMTS 22
+
+/* The fairness spec the rollups are kept for (schema 12: the table rollup_fairness): the
+ * segments' names ("attribute^value", loopwise/audit.h) and hashes. A decision's segments are
+ * the bitmask lw_audit_segments_of gives (the rollups' `fair` column); SQL reaches it through the
+ * function lw_fair(segment, x) lw_sq_rollup_functions registers. */
+typedef struct {
+  lw_fairness_spec spec;
+  char names[LW_FAIRNESS_VALUES][LW_SEGMENT_NAME_LEN + 1];
+  uint32_t hashes[LW_FAIRNESS_VALUES];
+} lw_sq_fair;
 
 /* The writer's prepared statements. */
 typedef struct {
@@ -51,7 +65,32 @@ typedef struct {
   size_t n_days, days_cap;
   struct lw_sq_rollup_site *sites;
   size_t n_sites, sites_cap;
+  lw_sq_fair fair; /* schema 12: the fairness spec in force (the writer's connection's lw_fair) */
 } lw_sq_rollup;
+
+/* A stored x (schema 5's pairs) decoded: 0, or -1 when the blob is not whole pairs or holds more
+ * than the wire allows (store_sqlite.c). */
+int lw_sq_x_decode(const uint8_t *p, size_t len, lw_feature *x, int *n);
+
+/* Register lw_fair(segment, x) on db, computing with ru->fair (which must outlive db's use of
+ * it): before the migration and the statements that use it. */
+lw_status lw_sq_rollup_functions(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
+/* Schema 12 (inside the migration, after 11's tables exist; ru->fair empty, as rollup_fairness
+ * starts): rollup_days, rollup_dec and rollup_funnel rebuilt with the decision's channel and
+ * fairness segments in their keys, from the stored events and referee reports. */
+lw_status lw_sq_rollup_migrate_12(sqlite3 *db, char *err, size_t errlen);
+/* Read rollup_fairness into ru->fair (after the migration). */
+lw_status lw_sq_rollup_load_fairness(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
+/* Keep the fairness rollups for spec: nothing when it is the one in force, else (in the
+ * caller's write transaction) every decision's segments recomputed. */
+lw_status lw_sq_rollup_set_fairness(lw_sq_rollup *ru, sqlite3 *db, const lw_fairness_spec *spec, int *changed,
+                                    char *err, size_t errlen);
+/* lw_store_fairness and lw_store_funnel_channels from the rollups (one read transaction is the
+ * caller's). */
+lw_status lw_sq_rollup_fairness(sqlite3 *db, const char *site, const lw_fairness_spec *spec, lw_fairness_counts *out,
+                                char *err, size_t errlen);
+lw_status lw_sq_rollup_channels(sqlite3 *db, const char *site, lw_funnel_channel **rows, size_t *n_rows, char *err,
+                                size_t errlen);
 
 lw_status lw_sq_rollup_prepare(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
 void lw_sq_rollup_finalize(lw_sq_rollup *ru);
@@ -79,7 +118,7 @@ lw_status lw_sq_rollup_mark(lw_sq_rollup *ru, sqlite3 *db, const char *site, con
                             const char *code, char *err, size_t errlen);
 lw_status lw_sq_rollup_mark_report(lw_sq_rollup *ru, sqlite3 *db, int64_t report, char *err, size_t errlen);
 lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen);
-/* Fill a schema 9 store's funnel from its events and referee reports (9 to 10). */
+/* Schema 11's tables, empty (10 to 11: step 12 fills them, in the same migration). */
 lw_status lw_sq_funnel_backfill(sqlite3 *db, char *err, size_t errlen);
 /* The console's converted decision rows in decision order (lw_store_funnel_values). */
 lw_status lw_sq_rollup_values(sqlite3 *db, const char *site, lw_funnel_value **rows, size_t *n_rows, char *err,

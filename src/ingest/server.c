@@ -1719,6 +1719,15 @@ lw_status lw_ingest_server_start_with_store(const lw_ingest_config *cfg, lw_stor
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
+  /* The fairness page's segments, kept by the writer from here (a store with them recomputes its
+   * rollups once when the console config names other ones; one without: the page walks). */
+  lw_fairness_spec fairness;
+  lw_console_fairness_spec(cfg->console_config, &fairness);
+  st = lw_store_set_fairness(s->store, &fairness, err, errlen);
+  if (st != LW_OK && st != LW_ERR_INVALID) {
+    free_parts(s);
+    return st;
+  }
   lw_writer_config wc = {(size_t)cfg->max_group, (int64_t)(cfg->retention_days * 86400000.0),
                          cfg->purge_interval_s * 1000};
   if ((st = lw_writer_create(s->store, &wc, &s->metrics, &s->log, &s->writer, err,

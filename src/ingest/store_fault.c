@@ -148,6 +148,7 @@ static const lw_store_backend fault_backend = {
     NULL, NULL,                   /* nor the console's rollups (the console walks) */
     NULL, NULL, NULL,             /* nor approval requests */
     NULL,                         /* nor the funnel's rollups */
+    NULL, NULL, NULL,             /* nor its channels and fairness segments */
     NULL,                         /* nor console actions */
     NULL};                        /* its purge is one call (the inner store's whole pass) */
 

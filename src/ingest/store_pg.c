@@ -1637,9 +1637,10 @@ static lw_status pg_attributions(lw_store *base, const char *site, int64_t since
  * main query counts each decision's outcomes within its window. $1 the site, $2 the landing
  * kind; %1$s the shared kinds. */
 static const char *const k_shared_pg[] = {
-    "CREATE TEMP TABLE lw_shared(decision " TXT " PRIMARY KEY) ON COMMIT DROP",
-    "INSERT INTO lw_shared SELECT DISTINCT decision FROM events"
-    "  WHERE site = $1 AND kind IN (%1$s) AND decision IS NOT NULL",
+    /* with the channel of the decision's first share or copy, as SQLite's lw_shared2 */
+    "CREATE TEMP TABLE lw_shared(decision " TXT " PRIMARY KEY, channel " TXT ") ON COMMIT DROP",
+    "INSERT INTO lw_shared SELECT DISTINCT ON (decision) decision, channel FROM events"
+    "  WHERE site = $1 AND kind IN (%1$s) AND decision IS NOT NULL ORDER BY decision, id",
     "CREATE TEMP TABLE lw_tok(token " TXT " PRIMARY KEY, code " TXT ", decision " TXT ") ON COMMIT DROP",
     "INSERT INTO lw_tok SELECT DISTINCT ON (token) token, code, decision FROM events"
     "  WHERE site = $1 AND token IS NOT NULL AND kind IN (%1$s) AND decision IS NOT NULL ORDER BY token, id",
@@ -1686,7 +1687,7 @@ static const char k_decisions_pg[] =
     RX("count(DISTINCT who)", "'churned'") RX("coalesce(sum(value), 0)", "'conversion'")
     RX("coalesce(sum(value), 0)", "'revenue'")
     ", (SELECT max(at) FROM lw_rx x WHERE x.key = j.key AND ($6 = 0 OR x.at <= " WINDOW_FROM " + $6))"
-    " FROM events d LEFT JOIN lw_shared s ON s.decision = d.decision"
+    ", s.channel FROM events d LEFT JOIN lw_shared s ON s.decision = d.decision"
     " LEFT JOIN lw_join j ON j.decision = d.decision"
     " WHERE d.site = $1 AND d.kind = $4 AND d.t >= $2 AND d.t < $3 ORDER BY d.id";
 
@@ -1699,7 +1700,7 @@ static const char k_shared_decisions_pg[] =
     RX("count(DISTINCT who)", "'churned'") RX("coalesce(sum(value), 0)", "'conversion'")
     RX("coalesce(sum(value), 0)", "'revenue'")
     ", (SELECT max(at) FROM lw_rx x WHERE x.key = j.key AND ($6 = 0 OR x.at <= " WINDOW_FROM " + $6))"
-    " FROM lw_shared s JOIN events d ON d.site = $1 AND d.decision = s.decision AND d.kind = 'decision'"
+    ", s.channel FROM lw_shared s JOIN events d ON d.site = $1 AND d.decision = s.decision AND d.kind = 'decision'"
     " LEFT JOIN lw_join j ON j.decision = d.decision"
     " WHERE d.kind = $4 AND d.t >= $2 AND d.t < $3 ORDER BY d.id";
 
@@ -1799,6 +1800,8 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
     o->revenue = get_double(r, 0, 20);
     o->last_at = get_int(r, 0, 21);
   }
+  d->channel[0] = '\0'; /* the decision's first share's channel (lw_shared), "" when none */
+  if (PQnfields(r) > 22) get_text(r, 0, 22, d->channel, sizeof d->channel);
   PQclear(r);
   return 1;
 }
@@ -2784,7 +2787,8 @@ static const lw_store_backend pg_backend = {
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     pg_deliveries_enqueue, pg_delivery_claim, pg_delivery_finish, pg_delivery_resend, pg_deliveries,
     pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check,
-    pg_funnel_outcomes, pg_console_actions, NULL /* purge_step: one transaction per pass so far */};
+    pg_funnel_outcomes, NULL, NULL, NULL /* channels and fairness segments: SQLite only so far (the console walks) */,
+    pg_console_actions, NULL /* purge_step: one transaction per pass so far */};
 
 /* ---- read-only (the learning tools) */
 
@@ -2829,7 +2833,9 @@ static const lw_store_backend pg_read_backend = {
     "postgresql (read-only)", ro_write, ro_forget, ro_purge, pg_stats, pg_ping, pg_referral, pg_attributions,
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
     pg_reviews, NULL, NULL, NULL, NULL, pg_deliveries, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
-    pg_approvals, NULL, pg_approval_check, pg_funnel_outcomes, pg_console_actions, NULL};
+    pg_approvals, NULL, pg_approval_check, pg_funnel_outcomes,
+    NULL, NULL, NULL /* channels and fairness segments: SQLite only so far (the console walks) */, pg_console_actions,
+    NULL};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

@@ -64,3 +64,29 @@ int64_t lw_store_window_end(const lw_store_decision *d, int days) {
 int lw_store_window_closed(const lw_store_decision *d, int days, int64_t now_ms) {
   return now_ms >= lw_store_window_end(d, days);
 }
+
+lw_status lw_store_funnel_channels(lw_store *s, const char *site, lw_funnel_channel **rows, size_t *n, char *err,
+                                   size_t errlen) {
+  *rows = NULL;
+  *n = 0;
+  if (!s->backend->funnel_channels) {
+    snprintf(err, errlen, "the %s store keeps no channel rollups", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->funnel_channels(s, site, rows, n, err, errlen);
+}
+lw_status lw_store_set_fairness(lw_store *s, const lw_fairness_spec *spec, char *err, size_t errlen) {
+  if (!s->backend->set_fairness) {
+    snprintf(err, errlen, "the %s store keeps no fairness rollups", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->set_fairness(s, spec, err, errlen);
+}
+lw_status lw_store_fairness(lw_store *s, const char *site, const lw_fairness_spec *spec, lw_fairness_counts *out,
+                            char *err, size_t errlen) {
+  if (!s->backend->fairness) {
+    snprintf(err, errlen, "the %s store keeps no fairness rollups", s->backend->name);
+    return LW_ERR_INVALID;
+  }
+  return s->backend->fairness(s, site, spec, out, err, errlen);
+}

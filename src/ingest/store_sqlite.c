@@ -123,8 +123,10 @@ typedef struct {
  * Version 9 adds the writer-kept rollups (rollup_sqlite.h: rollup_site, rollup_keys,
  * rollup_installs), which GET /v1/stats reads instead of walking the events; the migration
  * fills them from the stored events.
- * Version 10 adds the approval requests, 11 the console's funnel (rollup_dec, rollup_funnel),
- * 12 the console's actions (console_actions: who did what, when, on which row). */
+ * Version 10 adds the approval requests, 11 the console's funnel (rollup_dec, rollup_funnel), 12
+ * the shared decisions' channels and the fairness audit's segments in the funnel's keys
+ * (rollup_sqlite.h lw_sq_fair; rollup_fairness), 13 the console's actions (console_actions: who
+ * did what, when, on which row). */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -207,15 +209,15 @@ static const char k_owners_sql[] =
   "  answered_at INTEGER, device_answer TEXT, device_at INTEGER, UNIQUE(site, decision));" \
   "CREATE INDEX approvals_install ON approvals(site, install);"
 
-/* Schema 12: the console's actions (store.h "console actions"), one row per write a person asked
+/* Schema 13: the console's actions (store.h "console actions"), one row per write a person asked
  * for; the index answers a row's latest action (the delivery log's "sent again by"). */
-#define V12_TABLES                                                                         \
+#define V13_TABLES                                                                         \
   "CREATE TABLE console_actions(id INTEGER PRIMARY KEY, site TEXT NOT NULL, at INTEGER NOT NULL," \
   "  who TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, ref INTEGER NOT NULL);" \
   "CREATE INDEX console_actions_ref ON console_actions(site, target, ref);"
 
 static const char *const schema_v7 =
-    BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES V8_TABLES V10_TABLES V12_TABLES;
+    BATCHES_TABLE EVENTS_TABLE CODES_INDEX V6_TABLES V7_CHANGES V8_TABLES V10_TABLES V13_TABLES;
 
 static const char *const migrate_v1_v2 =
     "ALTER TABLE batches RENAME TO batches_v1;"
@@ -281,7 +283,7 @@ static size_t x_encode(const lw_feature *x, int n, uint8_t *out) {
 }
 
 /* 0 on success, -1 when the blob is not whole pairs or holds more than the wire allows. */
-static int x_decode(const uint8_t *p, size_t len, lw_feature *x, int *n) {
+int lw_sq_x_decode(const uint8_t *p, size_t len, lw_feature *x, int *n) {
   if (len % 8 || len / 8 > LW_X_PAIRS) return -1;
   *n = (int)(len / 8);
   for (int i = 0; i < *n; i++, p += 8) {
@@ -409,10 +411,15 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
                          (st = shared_indexes(db, err, errlen)) != LW_OK))
       goto fail;
     if (version <= 9 && (st = exec(db, V10_TABLES, "migrating schema 9 to 10", err, errlen)) != LW_OK) goto fail;
-    /* Schema 11: the console's funnel (rollup_sqlite.h), from the stored events and reports. */
+    /* Schema 11: the console's funnel (rollup_sqlite.h), filled by step 12. */
     if (version <= 10 && (st = lw_sq_funnel_backfill(db, err, errlen)) != LW_OK) goto fail;
-    if (version <= 11 && (st = exec(db, V12_TABLES, "migrating schema 11 to 12", err, errlen)) != LW_OK) goto fail;
   }
+  /* Schema 12: the funnel rebuilt with channels and fairness segments, from the stored events and
+   * reports (a new file: on its empty tables). */
+  if (version <= 11 && (st = lw_sq_rollup_migrate_12(db, err, errlen)) != LW_OK) goto fail;
+  /* Schema 13: the console's actions (a new file has them from schema_v7). */
+  if (version != 0 && version <= 12 && (st = exec(db, V13_TABLES, "migrating schema 12 to 13", err, errlen)) != LW_OK)
+    goto fail;
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", LW_STORE_SCHEMA_VERSION);
@@ -1431,7 +1438,7 @@ static int cur_next(lw_store_cursor *base, lw_store_decision *d, char *err, size
   d->n_x = 0;
   if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
       (sqlite3_column_type(st, 6) != SQLITE_BLOB ||
-       x_decode(sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6), d->x, &d->n_x) < 0)) {
+       lw_sq_x_decode(sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6), d->x, &d->n_x) < 0)) {
     snprintf(err, errlen, "row %llu: x is not a list of at most %d (hash, value) pairs",
              (unsigned long long)d->id, LW_X_PAIRS);
     return -1;
@@ -1548,6 +1555,41 @@ static lw_status sq_funnel_outcomes(lw_store *base, const char *site, lw_funnel_
     free(*days);
     free(*values);
     *days = NULL, *values = NULL, *n_days = *n_values = 0;
+  }
+  return st;
+}
+
+static lw_status sq_funnel_channels(lw_store *base, const char *site, lw_funnel_channel **rows, size_t *n, char *err,
+                                    size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  reader *rd = reader_take(s);
+  lw_status st = lw_sq_rollup_channels(rd->db, site, rows, n, err, errlen);
+  reader_give(rd);
+  return st;
+}
+
+static lw_status sq_fairness(lw_store *base, const char *site, const lw_fairness_spec *spec, lw_fairness_counts *out,
+                             char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  reader *rd = reader_take(s);
+  lw_status st = exec(rd->db, "BEGIN", "starting a read", err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_fairness(rd->db, site, spec, out, err, errlen);
+  sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+  reader_give(rd);
+  return st;
+}
+
+/* The writer's: the fairness spec in force, recomputed in one transaction when it changes. */
+static lw_status sq_set_fairness(lw_store *base, const lw_fairness_spec *spec, char *err, size_t errlen) {
+  sqlite_store *s = (sqlite_store *)base;
+  lw_sq_fair before = s->ru.fair;
+  int changed = 0;
+  lw_status st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_set_fairness(&s->ru, s->w, spec, &changed, err, errlen);
+  if (st == LW_OK) st = exec(s->w, "COMMIT", "committing the fairness segments", err, errlen);
+  if (st != LW_OK) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    s->ru.fair = before;
   }
   return st;
 }
@@ -2312,7 +2354,8 @@ static const lw_store_backend sqlite_backend = {
     sq_site_salt, sq_referee, sq_register_referrer, sq_review, sq_reviews,
     sq_deliveries_enqueue, sq_delivery_claim, sq_delivery_finish, sq_delivery_resend, sq_deliveries,
     sq_stats_walk, sq_funnel_days, sq_shared_decisions,
-    sq_approvals, sq_approval_answer, sq_approval_check, sq_funnel_outcomes, sq_console_actions, sq_purge_step};
+    sq_approvals, sq_approval_answer, sq_approval_check, sq_funnel_outcomes,
+    sq_funnel_channels, sq_set_fairness, sq_fairness, sq_console_actions, sq_purge_step};
 
 /* ---------------------------------------------------------------- read-only */
 
@@ -2356,7 +2399,8 @@ static const lw_store_backend sqlite_read_backend = {
     sq_ping,              sq_referral, sq_attributions, sq_close, sq_decisions, sq_count_decisions,
     ro_site_salt,         ro_referee,  ro_register_referrer, ro_review, sq_reviews,
     NULL, NULL, NULL, NULL, sq_deliveries, sq_stats_walk, sq_funnel_days, sq_shared_decisions,
-    sq_approvals, NULL, sq_approval_check, sq_funnel_outcomes, sq_console_actions, NULL};
+    sq_approvals, NULL, sq_approval_check, sq_funnel_outcomes,
+    sq_funnel_channels, NULL, sq_fairness, sq_console_actions, NULL};
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
   sqlite_store *s = calloc(1, sizeof *s);
@@ -2523,7 +2567,9 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
     }
   }
   if (st == LW_OK) st = quick_check(s->w, path, err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_functions(&s->ru, s->w, err, errlen); /* lw_fair, for the migration too */
   if (st == LW_OK) st = migrate(s->w, err, errlen);
+  if (st == LW_OK) st = lw_sq_rollup_load_fairness(&s->ru, s->w, err, errlen);
   /* Deleted rows are overwritten with zeros, so what /v1/forget deletes leaves no copy in
    * the database file's pages (the WAL is taken care of by sq_forget). */
   if (st == LW_OK) st = exec(s->w, "PRAGMA secure_delete = ON", "setting secure_delete", err, errlen);

@@ -103,7 +103,7 @@ static lw_status cs_reviews(lw_store *b, const char *site, size_t max, lw_review
 static const lw_store_backend k_clock_backend = {
     "sim-clock", cs_write, cs_forget, cs_purge, cs_stats, cs_ping, cs_referral, cs_attributions, cs_close,
     cs_decisions, cs_count, cs_salt, cs_referee, cs_register, cs_review, cs_reviews,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 lw_status lw_sim_ingest_start(const char *db_path, lw_sim_ingest **out, char *err, size_t errlen) {
   *out = NULL;

@@ -6,6 +6,10 @@
 //   console_p99_ms_10m    p99 of 40 report loads after one warm-up (target: at most 1,000 ms;
 //                         LW_BENCH_CONSOLE_LOADS sets the number, console_loads says it)
 //   console_p50_ms_10m, console_first_ms_10m (the warm-up, cold page cache), stats_ms_10m
+//   fairness_p99_ms_10m, fairness_p50_ms_10m, fairness_first_ms_10m: the fairness audit page
+//                         (GET /console/api/fairness) the same way (target: at most 1,000 ms), with
+//                         models/referral.json as the console config (its fairness attribute plan,
+//                         whose values bench_fill puts in the decisions' x)
 //   console_fill_events, console_fill_s, console_db_mb
 // LW_BENCH_CONSOLE_EVENTS overrides the 10,000,000 (the figure's name keeps saying 10m only
 // then: the value printed as console_fill_events says what was measured). LW_BENCH_CONSOLE_DB
@@ -69,7 +73,8 @@ const q = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.mi
 // takes a while, so wait for its "port" line however long it takes (no timer). Retention off:
 // bench_fill's batches were received in 2025, so the default 395 days would purge most of the
 // store while the report is measured (retention's own figures: retention.bench.mjs).
-const child = spawn(binary, ['--db', db, '--port', '0', '--rate-limit', 'off', '--log-level', 'warn', '--retention-days', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(binary, ['--db', db, '--port', '0', '--rate-limit', 'off', '--log-level', 'warn', '--retention-days', '0',
+  '--console-config', join(root, 'models/referral.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
 const t0 = process.hrtime.bigint();
 const server = { port: await new Promise((ok, fail) => {
   let text = '';
@@ -90,6 +95,15 @@ try {
     if (r.status !== 200) throw new Error(`report: ${r.status}`);
     ms.push(r.ms);
   }
+  const firstFair = await get(server, '/console/api/fairness');
+  if (firstFair.status !== 200) throw new Error(`fairness: ${firstFair.status} ${firstFair.text.slice(0, 200)}`);
+  const audit = JSON.parse(firstFair.text);
+  const fair = [];
+  for (let i = 0; i < loads; i++) {
+    const r = await get(server, '/console/api/fairness');
+    if (r.status !== 200) throw new Error(`fairness: ${r.status}`);
+    fair.push(r.ms);
+  }
   const stats = [];
   let outcomes = 0;
   for (let i = 0; i < 5; i++) {
@@ -104,6 +118,12 @@ try {
   out(`console_p99_ms${tag}`, q(ms, 0.99));
   out('console_target_met', q(ms, 0.99) <= 1000 ? 1 : 0);
   out(`stats_ms${tag}`, q(stats, 0.5));
+  out(`console_channels${tag}`, report.tables.channels.length);
+  out(`fairness_decisions${tag}`, audit.rows.reduce((n, r) => n + r.decisions, 0));
+  out(`fairness_first_ms${tag}`, firstFair.ms);
+  out(`fairness_p50_ms${tag}`, q(fair, 0.5));
+  out(`fairness_p99_ms${tag}`, q(fair, 0.99));
+  out('fairness_target_met', q(fair, 0.99) <= 1000 ? 1 : 0);
 } finally {
   child.kill('SIGTERM');
   await new Promise((ok) => (child.exitCode !== null ? ok() : child.on('exit', ok)));

@@ -8,11 +8,13 @@
 #   fsync included) and writer_cost_ratio= (after / before); then, under callgrind (valgrind,
 #   counting only inside lw_store_write, so fsync waits and the machine's load do not count),
 #   writer_instructions_per_batch_before= and _after= and writer_instructions_ratio=.
+# LW_BENCH_BEFORE_REV names another "before" commit (e.g. the main this tree branched from, to
+# measure one schema step alone), built in build/bench-before-<rev>.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-before_rev=09e9606
+before_rev=${LW_BENCH_BEFORE_REV:-09e9606}
 after_bin=${LW_NATIVE_DIR:-build/native}/tests/ingest/bench_store
-before_dir=build/bench-before
+before_dir=build/bench-before${LW_BENCH_BEFORE_REV:+-$before_rev}
 before_bin=$before_dir/build/tests/ingest/bench_store
 [ -x "$after_bin" ] || { echo "rollups.sh: $after_bin missing; run npm run build" >&2; exit 1; }
 if [ ! -x "$before_bin" ]; then

@@ -188,7 +188,7 @@ test('a_schema_9_store_is_migrated_with_its_approvals_table', { skip: sqliteOnly
   exec(db, 'DROP TABLE approvals; DROP TABLE rollup_dec; DROP TABLE rollup_funnel; DROP TABLE console_actions; PRAGMA user_version = 9;');
   const again = await startServer({ dir, db, args: ['--config', consoleConfig(dir)] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 12);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
     const rec = requestRecord();
     assert.equal((await postBatch(again, batch([rec]))).status, 200);
     assert.equal(sql(db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');

@@ -5,13 +5,17 @@
  * deployment's devices would have sent them over 90 days: each session a decision (3 variants,
  * "none" and "not_now"; rules, model and holdout; 3 personas), an impression when prompted, a
  * share or copy with the install's code for about 3% of prompts, landings from referees for
- * half of those shares and a conversion for a third of the landings. Prints fill_events=N and
- * fill_s=S. Deterministic (a fixed xorshift seed). */
+ * half of those shares and a conversion for a third of the landings. Each decision's x carries
+ * its install's plan and seats (the hashed features "plan^free", ... of models/referral.json's
+ * attributes, whose fairness attribute is plan, the spec the store is given); each share or copy
+ * its channel and token (wire v2), which its landings carry. Prints fill_events=N and fill_s=S.
+ * Deterministic (a fixed xorshift seed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "loopwise/audit.h"
 #include "loopwise/batch.h"
 #include "loopwise/store.h"
 
@@ -35,6 +39,14 @@ static double now_s(void) {
 static const char *const actions[] = {"credit_10", "credit_20", "badge", "none", "not_now"};
 static const char *const modes[] = {"rules", "model", "holdout"};
 static const char *const segments[] = {"new", "loyal", "at_risk"};
+/* models/referral.json's attributes (plan is its fairness attribute) and the share channels */
+static const lw_fairness_spec k_spec = {"plan", 4, {"free", "pro", "team", "enterprise"}};
+static const char *const seats[] = {"1", "2-9", "10-49", "50-plus"};
+static const char *const channels[] = {"native", "email", "linkedin", "x", "whatsapp"};
+static uint32_t plan_hash[4], seats_hash[4];
+#define X_PAIRS 3
+static lw_feature xs[GROUP * BATCH_EVENTS][X_PAIRS]; /* the decisions' x, reused per group */
+static size_t n_xs;
 
 static lw_event *next_event(lw_batch *b) {
   lw_event *e = &b->events[b->n_events++];
@@ -59,6 +71,10 @@ static void session(lw_batch *b, unsigned long long i, int64_t t, unsigned long 
   e->p = 0.25;
   snprintf(e->mode, sizeof e->mode, "%s", modes[rnd(3)]);
   snprintf(e->segment, sizeof e->segment, "%s", segment);
+  lw_feature *x = xs[n_xs++];
+  x[0] = (lw_feature){plan_hash[(i / 3) % 4], 256}, x[1] = (lw_feature){seats_hash[(i / 7) % 4], 256};
+  x[2] = (lw_feature){12345u, 128};
+  e->has_x = 1, e->n_x = X_PAIRS, e->x = x;
   if (!strcmp(action, "none")) return;
   e = next_event(b);
   e->kind = LW_KIND_IMPRESSION;
@@ -77,12 +93,17 @@ static void session(lw_batch *b, unsigned long long i, int64_t t, unsigned long 
   memcpy(e->decision, decision, sizeof decision);
   snprintf(e->action, sizeof e->action, "%s", action);
   snprintf(e->code, sizeof e->code, "%s", code);
+  snprintf(e->channel, sizeof e->channel, "%s", e->kind == LW_KIND_COPY ? "copy" : channels[rnd(5)]);
+  char token[LW_TOKEN_LEN + 1];
+  snprintf(token, sizeof token, "%032llx", *decision_seq);
+  snprintf(e->token, sizeof e->token, "%s", token);
   if (rnd(2)) return;
   e = next_event(b);
   e->kind = LW_KIND_LANDING;
   e->t = t + 60000;
   snprintf(e->install, sizeof e->install, "%032llx", 0xf000000000000000ull + *decision_seq);
   snprintf(e->code, sizeof e->code, "%s", code);
+  snprintf(e->token, sizeof e->token, "%s", token);
   if (rnd(3)) return;
   lw_event *c = next_event(b);
   *c = *e;
@@ -102,11 +123,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_fill: %s\n", errmsg);
     return 1;
   }
+  for (int k = 0; k < 4; k++) {
+    char name[LW_SEGMENT_NAME_LEN + 1];
+    lw_audit_segment_name("plan", k_spec.values[k], name);
+    plan_hash[k] = lw_fnv1a(name);
+    lw_audit_segment_name("seats", seats[k], name);
+    seats_hash[k] = lw_fnv1a(name);
+  }
+  if (lw_store_set_fairness(store, &k_spec, errmsg, sizeof errmsg) != LW_OK) { /* as the server at start */
+    fprintf(stderr, "bench_fill: %s\n", errmsg);
+    return 1;
+  }
   lw_batch batches[GROUP];
   lw_store_item items[GROUP], *ptrs[GROUP];
   for (int k = 0; k < GROUP; k++) {
     memset(&batches[k], 0, sizeof batches[k]);
-    batches[k].v = 1;
+    batches[k].v = 2;
     batches[k].events = calloc(BATCH_EVENTS, sizeof(lw_event));
     if (!batches[k].events) return 1;
     ptrs[k] = &items[k];
@@ -117,6 +149,7 @@ int main(int argc, char **argv) {
   long long per_day = target / 2 / DAYS + 1;
   double t0 = now_s();
   while (written < target) {
+    n_xs = 0;
     for (int k = 0; k < GROUP; k++) {
       lw_batch *b = &batches[k];
       b->n_events = 0;

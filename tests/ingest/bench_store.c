@@ -39,6 +39,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_store: %s\n", errmsg);
     return 1;
   }
+  /* The fairness segments the server keeps with models/referral.json (store schema 12). */
+  static const lw_fairness_spec spec = {"plan", 4, {"free", "pro", "team", "enterprise"}};
+  if (lw_store_set_fairness(store, &spec, errmsg, sizeof errmsg) != LW_OK) {
+    fprintf(stderr, "bench_store: %s\n", errmsg);
+    return 1;
+  }
   lw_batch **batches = calloc((size_t)size, sizeof *batches);
   lw_store_item *items = calloc((size_t)size, sizeof *items);
   lw_store_item **ptrs = calloc((size_t)size, sizeof *ptrs);

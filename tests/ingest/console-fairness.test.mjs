@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { onPg, request, root, startServer, tempDir } from './helpers.mjs';
+import { exec, onPg, request, root, sql, startServer, tempDir } from './helpers.mjs';
 import { FAIRNESS_FLAGS as FLAGS, FAIRNESS_PLAN as PLAN, consoleConfig, loadFairness, wilson } from './console-fixture.mjs';
 
 let server;
@@ -69,4 +69,23 @@ test('the_fairness_page_flags_what_the_trainers_audit_flags', { skip: onPg && 'l
     assert.equal(Number(cols[2]), row.prompts, `${row.key} prompts`);
     assert.equal(line.includes('BELOW 0.8'), row.flagged, `${row.key}: the same flag in both`);
   }
+});
+
+// SQLite (store schema 12): the writer keeps the audit's segments for the config's attribute and
+// values (rollup_fairness, the server's spec at start), and the page reads those rollup rows, not
+// a walk: a row changed in the file moves the page's figure, and changed back, moves it back.
+test('the_fairness_page_reads_the_writers_rollups_kept_for_the_configs_segments', { skip: onPg && 'SQLite keeps them; PostgreSQL walks' }, async () => {
+  assert.deepEqual(sql(server.db, 'SELECT attribute, vals FROM rollup_fairness'),
+    [{ attribute: 'plan', vals: Object.keys(PLAN).map((v) => `${v.length}:${v}`).join('') }]);
+  const total = Object.values(PLAN).reduce((a, [n]) => a + n, 0);
+  assert.deepEqual(sql(server.db, 'SELECT sum(decisions) AS n FROM rollup_days WHERE fair <> 0'), [{ n: total }]);
+  const free = async () => (await request(server, 'GET', '/console/api/fairness')).json.rows.find((r) => r.value === 'free');
+  const one = "(site, day, action, segment, mode, fair) = (SELECT site, day, action, segment, mode, fair FROM rollup_days WHERE fair = 1 LIMIT 1)";
+  exec(server.db, `UPDATE rollup_days SET decisions = decisions + 1000 WHERE ${one}`);
+  try {
+    assert.equal((await free()).decisions, PLAN.free[0] + 1000);
+  } finally {
+    exec(server.db, `UPDATE rollup_days SET decisions = decisions - 1000 WHERE ${one}`);
+  }
+  assert.equal((await free()).decisions, PLAN.free[0]);
 });

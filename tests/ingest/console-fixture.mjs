@@ -29,8 +29,12 @@ export function wilson(k, n) {
 }
 
 // A known dataset: each install gets one decision (variant, mode, segment); decisions whose
-// variant is a prompt are shown; some share a code; the host reports conversions and
-// retention for some codes. expected() derives the funnel from this plan alone.
+// variant is a prompt are shown; some share a code, each share through a channel with its
+// token (wire v2); the host reports conversions and retention for some codes, with the token
+// the referee landed with; for some converted decisions no landing is recorded (the referee's
+// device gave no consent), so a row's conversions can exceed its landings. expected() derives
+// the funnel from this plan alone.
+export const CHANNELS = ['email', 'whatsapp', 'copy', 'linkedin'];
 export function plan() {
   const variants = ['credit_10', 'month_free', 'none'];
   const modes = ['rules', 'model', 'holdout'];
@@ -41,9 +45,11 @@ export function plan() {
     const shared = prompt && i % 4 !== 0;
     const converted = shared && i % 5 < 3 ? 1 + (i % 2) : 0; // referees
     const retained = converted && i % 7 !== 0 ? 1 : 0;
+    const unlanded = converted > 0 && i % 6 === 1; // converted, its landings never recorded
     rows.push({ i, install: randomInstall(), decision: randomBytes(8).toString('hex'), variant,
       mode: modes[Math.floor(i / 3) % 3], segment: i % 2 ? 'power' : 'casual',
-      code: 'C' + randomBytes(5).toString('hex').toUpperCase(), prompt, shared, converted, retained });
+      code: 'C' + randomBytes(5).toString('hex').toUpperCase(), prompt, shared, converted, retained, unlanded,
+      channel: shared ? CHANNELS[i % CHANNELS.length] : '', token: randomBytes(16).toString('hex') });
   }
   return rows;
 }
@@ -56,7 +62,7 @@ export function expected(rows, keyOf) {
     a.decisions++;
     a.prompts += r.prompt ? 1 : 0;
     a.shares += r.shared ? 1 : 0;
-    a.landings += r.converted ? 1 : 0; // every converted referee landed first
+    a.landings += r.converted && !r.unlanded ? 1 : 0;
     a.conversions += r.converted ? 1 : 0;
     a.retained += r.retained ? 1 : 0;
     a.referred += r.converted;
@@ -75,18 +81,19 @@ export async function load(server, rows, writeKey = 'shop-key') {
     events.push({ kind: 'decision', t, install: r.install, decision: r.decision, action: r.variant, p: 0.5,
       mode: r.mode, reason: 'test', segment: r.segment });
     if (r.prompt) events.push({ kind: 'impression', t: t + 1, install: r.install, decision: r.decision, action: r.variant });
-    if (r.shared) events.push({ kind: 'copy', t: t + 2, install: r.install, decision: r.decision, action: r.variant, code: r.code });
+    if (r.shared) events.push({ kind: r.channel === 'copy' ? 'copy' : 'share', t: t + 2, install: r.install, decision: r.decision,
+      action: r.variant, code: r.code, token: r.token, channel: r.channel });
   }
   for (let i = 0; i < events.length; i += 200) {
-    const batch = { v: 1, batch_id: 'b-' + randomBytes(8).toString('hex'), write_key: writeKey, sent_at: now, events: events.slice(i, i + 200) };
+    const batch = { v: 2, batch_id: 'b-' + randomBytes(8).toString('hex'), write_key: writeKey, sent_at: now, events: events.slice(i, i + 200) };
     const res = await request(server, 'POST', '/v1/outcomes', { headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify(batch) });
     assert.equal(res.status, 200, res.text);
   }
   const landings = [];
   for (const r of rows) for (let j = 0; j < r.converted; j++) {
     const referee = `${r.code}-ref-${j}`;
-    landings.push({ kind: 'landing', t: now - 1000, install: randomInstall(), decision: randomBytes(8).toString('hex'), code: r.code });
-    const conv = await referee_(server, { v: 1, site: 'shop', code: r.code, referee, event: 'conversion' });
+    if (!r.unlanded) landings.push({ kind: 'landing', t: now - 1000, install: randomInstall(), decision: randomBytes(8).toString('hex'), code: r.code, token: r.token });
+    const conv = await referee_(server, { v: 2, site: 'shop', code: r.code, referee, event: 'conversion', token: r.token });
     assert.equal(conv.status, 200, conv.text);
     if (j < r.retained) {
       const ret = await referee_(server, { v: 2, site: 'shop', code: r.code, referee, event: 'retained_30' });
@@ -94,10 +101,18 @@ export async function load(server, rows, writeKey = 'shop-key') {
     }
   }
   if (landings.length) {
-    const batch = { v: 1, batch_id: 'b-' + randomBytes(8).toString('hex'), write_key: writeKey, sent_at: now, events: landings };
+    const batch = { v: 2, batch_id: 'b-' + randomBytes(8).toString('hex'), write_key: writeKey, sent_at: now, events: landings };
     assert.equal((await request(server, 'POST', '/v1/outcomes', { headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify(batch) })).status, 200);
   }
 }
+
+// The stage a rate is over (the report's rule): the stage before, except conversions, over
+// shares (a conversion needs no recorded landing).
+export const rateBase = (stages, i) => (stages[i] === 'conversions' ? 'shares' : stages[i - 1]);
+
+// The report's channels table from the plan: the shared decisions by their share's channel,
+// from the shares stage on (a channel is a share's).
+export const expectedChannels = (rows) => expected(rows.filter((r) => r.shared), (r) => r.channel);
 
 export const referee_ = (server, body) => request(server, 'POST', '/v1/referees', {
   headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${SECRET}` }, body: JSON.stringify(body),

@@ -206,7 +206,7 @@ test('a_schema_7_store_is_migrated_to_8_with_its_deliveries_table', { skip: sqli
   const hook = await receiver();
   const server = await serve(hook, {}, { dir, db });
   cleanups.push(() => server.cleanup(), hook.close);
-  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 12);
+  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
   await convert(server, newCode(), 'migrated');
   await waitFor('a delivery from the migrated store', () => hook.seen.length === 1);
 });

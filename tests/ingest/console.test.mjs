@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir, request } from './helpers.mjs';
-import { CONSOLE_SECRET, PASSWORD, consoleConfig, expected, hashPassword, load, plan, referee_, wilson } from './console-fixture.mjs';
+import { CONSOLE_SECRET, PASSWORD, consoleConfig, expected, expectedChannels, hashPassword, load, plan, rateBase, referee_, wilson } from './console-fixture.mjs';
 
 let server, rows;
 before(async () => {
@@ -98,7 +98,7 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
       assert.equal(got.referred_retained, w.retainedCustomers);
       const stages = ['decisions', 'prompts', 'shares', 'landings', 'conversions', 'retained'];
       for (let i = 1; i < stages.length; i++) {
-        const [lo, hi] = wilson(w[stages[i]], w[stages[i - 1]]);
+        const [lo, hi] = wilson(w[stages[i]], w[rateBase(stages, i)]);
         const r = got.rates[stages[i]];
         assert.ok(Math.abs(r.lo - lo) < 1e-9 && Math.abs(r.hi - hi) < 1e-9, `${table} ${got.key} ${stages[i]}: [${r.lo}, ${r.hi}] vs [${lo}, ${hi}]`);
       }
@@ -106,6 +106,22 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
         assert.equal(got.incentive_cost, costs[got.key] * w.referred);
         if (w.referred) assert.equal(got.cost_per_referred, costs[got.key]);
       }
+    }
+  }
+  // The shared decisions by channel (the decision's first share): shares -> landings ->
+  // conversions -> retained, each rate with its Wilson interval; no decisions or prompts columns.
+  const byChannel = expectedChannels(rows);
+  assert.deepEqual(rep.tables.channels.map((r) => r.key), [...byChannel.keys()].sort(), 'channels');
+  for (const got of rep.tables.channels) {
+    const w = byChannel.get(got.key), stages = ['shares', 'landings', 'conversions', 'retained'];
+    for (const s of stages) assert.equal(got[s], w[s], `channel ${got.key} ${s}`);
+    assert.equal(got.decisions, undefined);
+    assert.equal(got.referred, w.referred);
+    assert.equal(got.referred_retained, w.retainedCustomers);
+    for (let i = 1; i < stages.length; i++) {
+      const [lo, hi] = wilson(w[stages[i]], w[rateBase(stages, i)]);
+      const r = got.rates[stages[i]];
+      assert.ok(Math.abs(r.lo - lo) < 1e-9 && Math.abs(r.hi - hi) < 1e-9, `channel ${got.key} ${stages[i]} interval`);
     }
   }
   const d = rep.learning.differences.find((x) => x.arm === 'model' && x.against === 'holdout' && x.measure === 'conversions');
@@ -116,13 +132,37 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
   assert.equal(rep.config.variants[0].id, 'credit_10', 'the config in force');
 });
 
+// A conversion the host reports with a code and token whose referee's landing was never
+// recorded (no consent on the referee's device) makes a row's conversions exceed its landings:
+// each rate is over a stage it is a subset of (conversions over shares), so every interval is
+// finite and within [0, 1], in the JSON and in the CSV.
+test('a_conversion_without_a_recorded_landing_keeps_every_rate_and_interval_finite', async () => {
+  const { cookie } = await session();
+  const rep = (await request(server, 'GET', '/console/api/report?site=shop', { headers: { Cookie: cookie } })).json;
+  const over = Object.values(rep.tables).flat().filter((r) => r.conversions > r.landings);
+  assert.ok(over.some((r) => r.key === 'whatsapp'), 'the dataset has a channel with more conversions than landings');
+  for (const [table, rows_] of Object.entries(rep.tables)) for (const r of rows_) for (const [s, q] of Object.entries(r.rates)) {
+    assert.ok(Number.isFinite(q.lo) && Number.isFinite(q.hi) && q.lo >= 0 && q.lo <= q.hi && q.hi <= 1, `${table} ${r.key} ${s}: [${q.lo}, ${q.hi}]`);
+    assert.ok(q.k <= q.n, `${table} ${r.key} ${s}: ${q.k} of ${q.n}`);
+    if (q.n) assert.ok(q.rate >= 0 && q.rate <= 1, `${table} ${r.key} ${s} rate ${q.rate}`);
+  }
+  assert.match(rep.interval, /conversions as a share of shares/);
+  for (const table of Object.keys(rep.tables)) {
+    const csv = await request(server, 'GET', `/console/api/report.csv?site=shop&table=${table}`, { headers: { Cookie: cookie } });
+    assert.equal(csv.status, 200);
+    assert.doesNotMatch(csv.text, /nan|inf/i, table);
+  }
+});
+
 // A minimal CSV reader: no field of ours is quoted.
 const parseCsv = (text) => text.trim().split('\r\n').map((l) => l.split(','));
 
 test('csv_export_equals_the_json_table', async () => {
   const { cookie } = await session();
   const rep = (await request(server, 'GET', '/console/api/report?site=shop', { headers: { Cookie: cookie } })).json;
-  for (const table of ['variants', 'segments', 'modes', 'weeks']) {
+  for (const table of ['variants', 'segments', 'modes', 'weeks', 'channels']) {
+    const stages = ['decisions', 'prompts', 'shares', 'landings', 'conversions', 'retained'].slice(table === 'channels' ? 2 : 0);
+    assert.ok(rep.tables[table].length > 0, table);
     const csv = await request(server, 'GET', `/console/api/report.csv?site=shop&table=${table}`, { headers: { Cookie: cookie } });
     assert.equal(csv.status, 200, csv.text);
     assert.match(csv.headers['content-type'], /^text\/csv/);
@@ -132,8 +172,9 @@ test('csv_export_equals_the_json_table', async () => {
       const row = Object.fromEntries(head.map((h, j) => [h, cells[j]]));
       const j = rep.tables[table][i];
       assert.equal(row.key, j.key);
-      for (const s of ['decisions', 'prompts', 'shares', 'landings', 'conversions', 'retained']) assert.equal(Number(row[s]), j[s]);
-      for (const s of ['prompts', 'shares', 'landings', 'conversions', 'retained']) {
+      for (const s of stages) assert.equal(Number(row[s]), j[s]);
+      assert.deepEqual(head.filter((h) => h === 'decisions' || h === 'prompts').length, table === 'channels' ? 0 : 2);
+      for (const s of stages.slice(1)) {
         if (j.rates[s].rate === null) { assert.equal(row[`${s}_rate`], ''); continue; }
         assert.ok(Math.abs(Number(row[`${s}_lo`]) - j.rates[s].lo) < 1e-6);
         assert.ok(Math.abs(Number(row[`${s}_hi`]) - j.rates[s].hi) < 1e-6);

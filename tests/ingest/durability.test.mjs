@@ -163,7 +163,7 @@ test('database_from_schema_v1_is_migrated_and_kept', { skip: sqliteOnly }, async
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--k-anonymity', '1', '--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 12);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
     const s = await stats(server);
     assert.equal(s.outcomes, 5);
     assert.equal(s.batches, 2);
@@ -186,7 +186,7 @@ test('database_from_schema_v2_is_migrated_and_kept', { skip: sqliteOnly }, async
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--k-anonymity', '1', '--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 12);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
     // Every row kept, events renumbered from their batch, in their old order.
     assert.deepEqual(sql(db, 'SELECT id, batch, kind FROM events ORDER BY id').map((r) => [r.id, r.batch, r.kind]), [
       [1024, 1, 'decision'], [1025, 1, 'impression'], [1026, 1, 'copy'],

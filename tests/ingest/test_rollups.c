@@ -11,8 +11,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "console.h"
+#include "rollup_sqlite.h"
 #include "testutil.h"
+#include "loopwise/audit.h"
 #include "loopwise/batch.h"
+#include "loopwise/ingest.h"
 #include "loopwise/store.h"
 
 #define NOW 1764100000000LL
@@ -21,6 +25,8 @@ static const char *pg_url(void) {
   const char *u = getenv("LW_TEST_PG");
   return u && *u ? u : NULL;
 }
+/* PostgreSQL keeps no channels or fairness segments in its rollups (the console walks). */
+static int pg_backend(const lw_store *s) { return strncmp(s->backend->name, "postgresql", 10) == 0; }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static unsigned rnd(unsigned n) {
@@ -30,6 +36,12 @@ static unsigned rnd(unsigned n) {
 
 static const char *const actions[] = {"credit_10", "credit_20", "none", "not_now"};
 static const char *const segments[] = {"new", "loyal", "risk"};
+/* The fairness spec the stores keep (spec_a), and another the tests switch to (spec_b), whose
+ * values partly match the decisions' plan features (k_plans: "enterprise" never does). */
+static const lw_fairness_spec spec_a = {"plan", 3, {"free", "pro", "team"}};
+static const lw_fairness_spec spec_b = {"plan", 3, {"team", "enterprise", "free"}};
+static const char *const plans[] = {"free", "pro", "team", "solo"};
+static const char *const channels[] = {"native", "email", "linkedin", "x", "whatsapp"};
 #define N_INSTALLS 10
 #define N_CODES 8
 
@@ -64,9 +76,19 @@ static char *random_batch(void) {
     int referee = !strcmp(kind, "landing") || !strcmp(kind, "conversion");
     if (!referee || rnd(2))
       len += (size_t)snprintf(j + len, cap - len, ",\"decision\":\"%016x\"", 0x1000 + rnd(50));
-    if (!strcmp(kind, "decision"))
+    if (!strcmp(kind, "decision")) {
       len += (size_t)snprintf(j + len, cap - len, ",\"action\":\"%s\",\"p\":0.5,\"mode\":\"rules\",\"reason\":\"r\"",
                               actions[rnd(4)]);
+      /* hashed features: most decisions carry a plan (some two, one none), beside another */
+      char plan[LW_SEGMENT_NAME_LEN + 1], other[LW_SEGMENT_NAME_LEN + 1];
+      lw_audit_segment_name("plan", plans[rnd(4)], plan);
+      lw_audit_segment_name("plan", plans[rnd(4)], other);
+      unsigned how = rnd(6);
+      if (how == 0)
+        len += (size_t)snprintf(j + len, cap - len, ",\"x\":[[%u,1],[%u,1]]", lw_fnv1a(plan), lw_fnv1a(other));
+      else if (how < 5)
+        len += (size_t)snprintf(j + len, cap - len, ",\"x\":[[%u,1],[%u,0.5]]", lw_fnv1a(plan), 12345u + rnd(3));
+    }
     else if (rnd(2))
       len += (size_t)snprintf(j + len, cap - len, ",\"action\":\"%s\"", actions[rnd(4)]);
     if (rnd(3)) len += (size_t)snprintf(j + len, cap - len, ",\"segment\":\"%s\"", segments[rnd(3)]);
@@ -79,7 +101,7 @@ static char *random_batch(void) {
       len += (size_t)snprintf(j + len, cap - len, ",\"token\":\"%s\"", tok);
     }
     if (v2 && (!strcmp(kind, "share") || !strcmp(kind, "copy")))
-      len += (size_t)snprintf(j + len, cap - len, ",\"channel\":\"%s\"", !strcmp(kind, "copy") ? "copy" : "email");
+      len += (size_t)snprintf(j + len, cap - len, ",\"channel\":\"%s\"", !strcmp(kind, "copy") ? "copy" : channels[rnd(5)]);
     len += (size_t)snprintf(j + len, cap - len, "}");
   }
   snprintf(j + len, cap - len, "]}");
@@ -198,7 +220,9 @@ static void check_funnel_against_walk(lw_store *s, const char *site, const char 
     const lw_funnel_value *fv = v < n_values ? &values[v] : NULL;
     v++;
     int same = fv && fv->day == day_of(d->t) && !strcmp(fv->action, d->action) && !strcmp(fv->segment, d->segment) &&
-               !strcmp(fv->mode, d->mode) && fv->conversions == d->outcomes.conversions &&
+               !strcmp(fv->mode, d->mode) &&
+               !strcmp(fv->channel, pg_backend(s) ? "" : d->channel) && /* PostgreSQL: no channels kept */
+               fv->conversions == d->outcomes.conversions &&
                !memcmp(&fv->value, &d->outcomes.conversion_value, sizeof fv->value) &&
                !memcmp(&fv->revenue, &d->outcomes.revenue, sizeof fv->revenue);
     if (!same)
@@ -213,6 +237,115 @@ static void check_funnel_against_walk(lw_store *s, const char *site, const char 
   free(days);
   free(values);
 }
+/* The spec the store under test was last given (lw_store_set_fairness). */
+static const lw_fairness_spec *current_spec = &spec_a;
+
+static void set_spec(lw_store *s, const lw_fairness_spec *spec) {
+  char err[LW_ERRMSG_MAX];
+  lw_status st = lw_store_set_fairness(s, spec, err, sizeof err);
+  if (strcmp(s->backend->name, "sqlite") != 0) {
+    CHECK_INT(st, LW_ERR_INVALID); /* PostgreSQL keeps none yet: its console walks */
+  } else {
+    if (st != LW_OK) fprintf(stderr, "set_fairness: %s\n", err);
+    CHECK_INT(st, LW_OK);
+  }
+  current_spec = spec;
+}
+
+/* The fairness page's counts (schema 12) against the walk of every decision by the segment
+ * rule (loopwise/audit.h), for the spec in force; another spec is refused (the page walks). */
+static void check_fairness_against_walk(lw_store *s, const char *site, const char *when, const lw_store_decision *all,
+                                        size_t n_all) {
+  char err[LW_ERRMSG_MAX];
+  const lw_fairness_spec *spec = current_spec;
+  lw_fairness_counts got[LW_FAIRNESS_VALUES], want[LW_FAIRNESS_VALUES];
+  lw_status st = lw_store_fairness(s, site, spec, got, err, sizeof err);
+  if (pg_backend(s)) {
+    CHECK_INT(st, LW_ERR_INVALID);
+    return;
+  }
+  CHECK_INT(st, LW_OK);
+  const lw_fairness_spec *other = spec == &spec_a ? &spec_b : &spec_a;
+  CHECK_INT(lw_store_fairness(s, site, other, got, err, sizeof err), LW_ERR_INVALID);
+  CHECK_INT(lw_store_fairness(s, site, spec, got, err, sizeof err), LW_OK);
+  char names[LW_FAIRNESS_VALUES][LW_SEGMENT_NAME_LEN + 1];
+  uint32_t hashes[LW_FAIRNESS_VALUES];
+  for (int v = 0; v < spec->n; v++) {
+    lw_audit_segment_name(spec->attribute, spec->values[v], names[v]);
+    hashes[v] = lw_fnv1a(names[v]);
+  }
+  memset(want, 0, sizeof want);
+  for (size_t i = 0; i < n_all; i++) {
+    const lw_store_decision *d = &all[i];
+    uint32_t in = lw_audit_segments_of(d->segment[0] ? d->segment : NULL, d->x, d->n_x, names, hashes, spec->n);
+    int prompted = lw_action_is_prompt(d->action); /* the audit's prompt: not "none", not "not now" */
+    for (int v = 0; v < spec->n; v++) {
+      if (!(in >> v & 1)) continue;
+      want[v].decisions++;
+      want[v].prompts += prompted;
+      want[v].shares += prompted && d->shared;
+      want[v].conversions += prompted && d->shared && d->outcomes.conversions > 0;
+    }
+  }
+  int64_t seen = 0;
+  for (int v = 0; v < spec->n; v++) {
+    int same = !memcmp(&got[v], &want[v], sizeof got[v]);
+    if (!same)
+      fprintf(stderr, "%s, site %s: segment %s: rollups %lld %lld %lld %lld, walk %lld %lld %lld %lld\n", when, site,
+              names[v], (long long)got[v].decisions, (long long)got[v].prompts, (long long)got[v].shares,
+              (long long)got[v].conversions, (long long)want[v].decisions, (long long)want[v].prompts,
+              (long long)want[v].shares, (long long)want[v].conversions);
+    CHECK(same);
+    seen += want[v].decisions;
+  }
+  if (n_all > 20) CHECK(seen > 0); /* the data reaches the segments */
+}
+
+/* The channels (schema 12): per channel of the shared decisions' first share, the later stages
+ * and totals the console counts. */
+static void check_channels_against_walk(lw_store *s, const char *site, const char *when, const lw_store_decision *all,
+                                        size_t n_all) {
+  char err[LW_ERRMSG_MAX];
+  lw_funnel_channel *rows = NULL;
+  size_t n = 0;
+  lw_status st = lw_store_funnel_channels(s, site, &rows, &n, err, sizeof err);
+  if (pg_backend(s)) {
+    CHECK_INT(st, LW_ERR_INVALID);
+    return;
+  }
+  CHECK_INT(st, LW_OK);
+  size_t walked = 0;
+  for (size_t i = 0; i < n_all; i++) walked += all[i].shared;
+  int64_t total = 0;
+  for (size_t k = 0; k < n; k++) {
+    int64_t w[7] = {0}, rows_of_channel = 0;
+    for (size_t i = 0; i < n_all; i++) {
+      const lw_store_decision *d = &all[i];
+      if (!d->shared || strcmp(d->channel, rows[k].channel)) continue;
+      const lw_referee_outcomes *o = &d->outcomes;
+      int prompted = d->action[0] && strcmp(d->action, "none") != 0;
+      rows_of_channel++;
+      w[0] += prompted;
+      w[1] += prompted && o->landings > 0;
+      w[2] += prompted && o->conversions > 0;
+      w[3] += prompted && o->conversions > 0 && o->retained_30 > 0;
+      w[4] += o->landings, w[5] += o->conversions, w[6] += o->retained_30;
+    }
+    const int64_t r[7] = {rows[k].shares,   rows[k].landed,      rows[k].converted, rows[k].kept,
+                          rows[k].landings, rows[k].conversions, rows[k].retained};
+    int same = !memcmp(w, r, sizeof w) && rows_of_channel > 0;
+    if (!same)
+      fprintf(stderr, "%s, site %s: channel '%s': rollups %lld %lld %lld %lld / %lld %lld %lld, walk %lld %lld %lld %lld"
+              " / %lld %lld %lld\n", when, site, rows[k].channel, (long long)r[0], (long long)r[1], (long long)r[2],
+              (long long)r[3], (long long)r[4], (long long)r[5], (long long)r[6], (long long)w[0], (long long)w[1],
+              (long long)w[2], (long long)w[3], (long long)w[4], (long long)w[5], (long long)w[6]);
+    CHECK(same);
+    total += rows_of_channel;
+  }
+  CHECK_INT(total, (int64_t)walked); /* every shared decision under its channel */
+  free(rows);
+}
+
 static void check_console_against_walk(lw_store *s, const char *site, const char *when) {
   char err[LW_ERRMSG_MAX];
   lw_store_range range = {site, 0, 0};
@@ -256,6 +389,8 @@ static void check_console_against_walk(lw_store *s, const char *site, const char
   CHECK_INT(total, (int64_t)n_all); /* and no decision outside them */
   free(days);
   check_funnel_against_walk(s, site, when, all, n_all);
+  check_fairness_against_walk(s, site, when, all, n_all);
+  check_channels_against_walk(s, site, when, all, n_all);
 }
 
 /* The rollups' answer against the walk's, unbounded and within two bounds. */
@@ -314,6 +449,7 @@ static lw_store *fresh_store(void) {
       CHECK(0);
       return NULL;
     }
+    set_spec(s, &spec_a);
     return s;
   }
   snprintf(tmp_path, sizeof tmp_path, "/tmp/lw-rollups-XXXXXX");
@@ -321,6 +457,7 @@ static lw_store *fresh_store(void) {
   close(fd);
   unlink(tmp_path);
   CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  if (s) set_spec(s, &spec_a);
   return s;
 }
 
@@ -352,6 +489,8 @@ static void random_report(lw_store *s, const char *site, int64_t clock_ms) {
 }
 
 static int rare_deletions; /* forgets and retention in one round of ten of their share */
+static int no_reviews;     /* reports instead (report ids may differ between two backends) */
+static int no_checks;      /* random_ops without the walk's checks (the caller compares) */
 static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
   char err[LW_ERRMSG_MAX];
   const char *sites[] = {"default", "other"};
@@ -360,7 +499,7 @@ static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
     if (rare_deletions && op >= 7 && op <= 9 && rnd(10)) op = rnd(7);
     *clock_ms += 1000;
     if (op >= 10) {
-      if (op < 12 || !reports) {
+      if (op < 12 || !reports || no_reviews) {
         random_report(s, sites[rnd(2)], *clock_ms);
       } else {
         int result;
@@ -395,11 +534,12 @@ static void random_ops(lw_store *s, int rounds, int64_t *clock_ms) {
       if (st != LW_OK) fprintf(stderr, "purge: %s\n", err);
       CHECK_INT(st, LW_OK);
     }
-    if (r % 7 == 0) {
+    if (r % 7 == 0 && !no_checks) {
       check_against_walk(s, "default", "random ops");
       check_against_walk(s, "other", "random ops");
     }
   }
+  if (no_checks) return;
   check_against_walk(s, "default", "random ops (end)");
   check_against_walk(s, "other", "random ops (end)");
 }
@@ -432,7 +572,14 @@ static void the_console_funnel_from_rollups_equals_the_walk_after_writes_reports
   rng_state = 11;
   reports = 0;
   rare_deletions = 1;
-  random_ops(s, 600, &clock_ms);
+  random_ops(s, 300, &clock_ms);
+  /* The console config names other segments (a restart with another one): the store recomputes
+   * them, and the writer keeps them from there; then back. */
+  set_spec(s, &spec_b);
+  check_against_walk(s, "default", "another fairness spec");
+  random_ops(s, 200, &clock_ms);
+  set_spec(s, &spec_a);
+  random_ops(s, 100, &clock_ms);
   rare_deletions = 0;
   drop_store(s);
 }
@@ -469,6 +616,7 @@ static lw_store *sqlite_at(char *path) {
   lw_store *s = NULL;
   char err[LW_ERRMSG_MAX];
   CHECK_INT(lw_store_open_sqlite(path, &s, err, sizeof err), LW_OK);
+  if (s) set_spec(s, &spec_a);
   return s;
 }
 
@@ -648,6 +796,7 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
     lw_stats_clear(&before[0]), lw_stats_clear(&before[1]);
     return;
   }
+  set_spec(s, &spec_a); /* as the server does at start */
   lw_stats after[2];
   CHECK_INT(lw_store_stats_bounded(s, "default", &bounds, &after[0], err, sizeof err), LW_OK);
   CHECK_INT(lw_store_stats(s, "other", &after[1], err, sizeof err), LW_OK);
@@ -793,6 +942,7 @@ static void a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the
     CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
   }
   if (s) {
+    set_spec(s, &spec_a); /* as the server does at start: a store migrated to 12 keeps no spec */
     read_funnel(s, days2, n_days2, values2, n_values2);
     for (int i = 0; i < 2; i++) {
       CHECK_INT(n_days2[i], n_days[i]);
@@ -804,7 +954,7 @@ static void a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the
     }
     lw_console_action *acts = NULL;
     size_t n_acts = 9;
-    CHECK_INT(lw_store_console_actions(s, "default", 10, &acts, &n_acts, err, sizeof err), LW_OK); /* and step 5 / 12 */
+    CHECK_INT(lw_store_console_actions(s, "default", 10, &acts, &n_acts, err, sizeof err), LW_OK); /* and step 5 / 13 */
     CHECK_INT(n_acts, 0);
     free(acts);
     check_against_walk(s, "default", "migrated to the funnel");
@@ -816,7 +966,7 @@ static void a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the
   for (int i = 0; i < 2; i++) free(days[i]), free(values[i]);
 }
 
-/* A store of the schema before the console actions (SQLite 11; PostgreSQL 4, the funnel's): one
+/* A store of the schema before the console actions (SQLite 12, the channels'; PostgreSQL 4, the funnel's): one
  * written now with console_actions dropped and its version set back. Opened again it is migrated
  * (the table added, empty), and the funnel the writer kept is untouched: it still equals the walk,
  * and the writer (reviews included, which now record their actions) keeps it from there. */
@@ -837,7 +987,7 @@ static void a_store_from_before_the_console_actions_is_migrated_and_keeps_its_fu
   } else {
     sqlite3 *db;
     CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
-    CHECK_INT(sqlite3_exec(db, "DROP TABLE console_actions; PRAGMA user_version = 11;", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "DROP TABLE console_actions; PRAGMA user_version = 12;", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
   }
@@ -876,6 +1026,7 @@ static void a_store_written_by_main_is_migrated_and_answers_as_main_did(void) {
   lw_store *s = NULL;
   CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
   if (!s) return;
+  set_spec(s, &spec_a);
   lw_stats st;
   CHECK_INT(lw_store_stats(s, "default", &st, err, sizeof err), LW_OK);
   CHECK_INT(st.outcomes, 40);
@@ -889,6 +1040,146 @@ static void a_store_written_by_main_is_migrated_and_answers_as_main_did(void) {
   drop_store(s);
 }
 
+/* Schema 11 is schema 12 without the channels and fairness segments in the funnel's keys
+ * (rollup_days, rollup_dec, rollup_funnel) and without rollup_fairness: a store written now,
+ * its tables brought back to 11's shape (summed over the new keys) and its version set back,
+ * is what the schema 11 build left. Opened again it is migrated: its funnel answers as before,
+ * its channels and (once the server gives it the spec) its fairness segments are the walk's,
+ * and the writer keeps them. */
+static void a_schema_11_store_is_migrated_with_channels_and_fairness_segments(void) {
+  if (pg_url()) return; /* SQLite's step; PostgreSQL walks */
+  lw_store *s = fresh_store();
+  if (!s) return;
+  int64_t clock_ms = NOW;
+  rng_state = 1234;
+  reports = 0;
+  random_ops(s, 150, &clock_ms);
+  char err[LW_ERRMSG_MAX];
+  lw_funnel_day *before = NULL, *after = NULL;
+  lw_funnel_value *vb = NULL, *va = NULL;
+  size_t nb = 0, na = 0, nvb = 0, nva = 0;
+  CHECK_INT(lw_store_funnel_outcomes(s, "default", &before, &nb, &vb, &nvb, err, sizeof err), LW_OK);
+  lw_store_free(s);
+  sqlite3 *db;
+  CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+  char *msg = NULL;
+  static char sql[8192];
+  snprintf(sql, sizeof sql,
+           "ALTER TABLE rollup_days RENAME TO d12; ALTER TABLE rollup_dec RENAME TO dec12;"
+           "ALTER TABLE rollup_funnel RENAME TO f12; DROP INDEX rollup_dec_converted; DROP TABLE rollup_fairness;"
+           "CREATE TABLE rollup_days(site TEXT NOT NULL, day INTEGER NOT NULL, action TEXT NOT NULL,"
+           "  segment TEXT NOT NULL, mode TEXT NOT NULL, decisions INTEGER NOT NULL, prompts INTEGER NOT NULL,"
+           "  PRIMARY KEY(site, day, action, segment, mode)) WITHOUT ROWID;"
+           "INSERT INTO rollup_days SELECT site, day, action, segment, mode, sum(decisions), sum(prompts) FROM d12"
+           "  GROUP BY 1, 2, 3, 4, 5;"
+           "%s"
+           "INSERT INTO rollup_dec SELECT site, decision, id, day, action, segment, mode, shares, landed, converted, kept,"
+           "  landings, conversions, retained, value, revenue FROM dec12;"
+           "INSERT INTO rollup_funnel SELECT site, day, action, segment, mode, sum(n), sum(shares), sum(landed),"
+           "  sum(converted), sum(kept), sum(landings), sum(conversions), sum(retained) FROM f12 GROUP BY 1, 2, 3, 4, 5;"
+           "DROP TABLE d12; DROP TABLE dec12; DROP TABLE f12; DROP TABLE console_actions; PRAGMA user_version = 11;",
+           lw_sq_funnel_tables);
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) fprintf(stderr, "back to schema 11: %s\n", msg);
+  CHECK_INT(rc, SQLITE_OK);
+  sqlite3_free(msg);
+  sqlite3_close(db);
+  s = NULL;
+  CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  if (!s) return;
+  CHECK_INT(lw_store_funnel_outcomes(s, "default", &after, &na, &va, &nva, err, sizeof err), LW_OK);
+  CHECK_INT(na, nb);
+  CHECK_INT(nva, nvb);
+  for (size_t i = 0; i < na && i < nb; i++) CHECK(!memcmp(&after[i], &before[i], sizeof after[i]));
+  for (size_t i = 0; i < nva && i < nvb; i++) {
+    CHECK(va[i].conversions == vb[i].conversions && !memcmp(&va[i].value, &vb[i].value, sizeof va[i].value));
+    CHECK_STR(va[i].channel, vb[i].channel);
+  }
+  free(before), free(after), free(vb), free(va);
+  /* Migrated without a spec: the segments come with the server's (lw_store_set_fairness). */
+  lw_fairness_counts counts[LW_FAIRNESS_VALUES];
+  CHECK_INT(lw_store_fairness(s, "default", &spec_a, counts, err, sizeof err), LW_ERR_INVALID);
+  set_spec(s, &spec_a);
+  check_against_walk(s, "default", "migrated from schema 11");
+  check_against_walk(s, "other", "migrated from schema 11");
+  /* The spec survives a restart, and the writer keeps it. */
+  lw_store_free(s);
+  s = NULL;
+  CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+  if (!s) return;
+  CHECK_INT(lw_store_fairness(s, "default", &spec_a, counts, err, sizeof err), LW_OK);
+  random_ops(s, 60, &clock_ms);
+  drop_store(s);
+}
+
+/* The console's pages (the report with its channels table, the fairness audit, and their CSV)
+ * answer alike on SQLite, from the rollups, and on PostgreSQL, which walks: the same operations
+ * on both stores, the same answers byte for byte. Only with LW_TEST_PG. */
+static void the_console_answers_alike_on_sqlite_and_postgresql(void) {
+  if (!pg_url()) return;
+  char product[] = "/tmp/lw-ru-product-XXXXXX";
+  int fd = mkstemp(product);
+  const char *json = "{\"attributes\":{\"plan\":[\"free\",\"pro\",\"team\"]},\"fairness\":{\"attribute\":\"plan\"},"
+                     "\"variants\":[{\"id\":\"credit_10\",\"cost\":10},{\"id\":\"credit_20\",\"cost\":20.5}]}";
+  CHECK((size_t)write(fd, json, strlen(json)) == strlen(json));
+  close(fd);
+  lw_ingest_config cfg;
+  lw_ingest_config_init(&cfg);
+  cfg.console_config = product;
+  lw_console *console = NULL;
+  uint8_t key[32] = {1};
+  char err[LW_ERRMSG_MAX];
+  CHECK_INT(lw_console_create(&cfg, key, &console, err, sizeof err), LW_OK);
+  lw_fairness_spec spec;
+  lw_console_fairness_spec(product, &spec);
+  CHECK_INT(spec.n, 3);
+  char sqlite_path[] = "/tmp/lw-ru-alike-XXXXXX";
+  lw_store *sq = sqlite_at(sqlite_path), *pg = fresh_store();
+  if (!sq || !pg || !console) return;
+  CHECK_INT(lw_store_set_fairness(sq, &spec, err, sizeof err), LW_OK);
+  lw_store *stores[2] = {sq, pg};
+  no_reviews = no_checks = 1;
+  for (int round = 0; round < 4; round++) {
+    int64_t clocks[2];
+    uint64_t seed = rng_state;
+    for (int b = 0; b < 2; b++) {
+      rng_state = seed;
+      clocks[b] = NOW + round * 1000000;
+      reports = 0;
+      random_ops(stores[b], 120, &clocks[b]);
+    }
+    static const char *const tables[] = {NULL, "channels", "variants", "weeks"};
+    for (int site = 0; site < 2; site++) {
+      const char *id = site ? "other" : "default";
+      for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        char *a = NULL, *b = NULL;
+        CHECK_INT(lw_console_report(console, sq, id, tables[t], NOW, &a, err, sizeof err), 200);
+        CHECK_INT(lw_console_report(console, pg, id, tables[t], NOW, &b, err, sizeof err), 200);
+        if (a && b && strcmp(a, b)) fprintf(stderr, "report %s (%s):\nsqlite %s\npg     %s\n", tables[t] ? tables[t] : "json", id, a, b);
+        CHECK(a && b && !strcmp(a, b));
+        if (t == 0 && a) CHECK(strstr(a, "\"channels\":[{\"key\"") != NULL);
+        free(a), free(b);
+      }
+      for (int csv = 0; csv < 2; csv++) {
+        char *a = NULL, *b = NULL;
+        CHECK_INT(lw_console_fairness(&cfg, sq, id, csv, &a, err, sizeof err), 200);
+        CHECK_INT(lw_console_fairness(&cfg, pg, id, csv, &b, err, sizeof err), 200);
+        if (a && b && strcmp(a, b)) fprintf(stderr, "fairness (%s):\nsqlite %s\npg     %s\n", id, a, b);
+        CHECK(a && b && !strcmp(a, b));
+        free(a), free(b);
+      }
+    }
+  }
+  no_reviews = no_checks = 0;
+  lw_store_free(sq);
+  tu_remove_db(sqlite_path);
+  drop_store(pg);
+  lw_console_free(console);
+  cfg.console_config = NULL;
+  lw_ingest_config_clear(&cfg);
+  unlink(product);
+}
+
 int main(void) {
   stats_from_rollups_equal_a_walk_after_random_writes_forgets_and_retention();
   the_console_funnel_from_rollups_equals_the_walk_after_writes_reports_and_reviews();
@@ -899,6 +1190,8 @@ int main(void) {
   a_store_from_before_the_console_actions_is_migrated_and_keeps_its_funnel();
   two_replicas_at_once_keep_the_funnel_a_walk_gives();
   a_store_written_by_main_is_migrated_and_answers_as_main_did();
+  a_schema_11_store_is_migrated_with_channels_and_fairness_segments();
+  the_console_answers_alike_on_sqlite_and_postgresql();
   if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
   return check_failures ? 1 : 0;
 }

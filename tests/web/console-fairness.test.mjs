@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir } from '../ingest/helpers.mjs';
+import { onPg, sql, startServer, tempDir } from '../ingest/helpers.mjs';
 import { FAIRNESS_FLAGS, FAIRNESS_PLAN, PASSWORD, consoleConfig, loadFairness, wilson } from '../ingest/console-fixture.mjs';
 import { launchBrowser, root, requireBuilt } from './helpers.mjs';
 
@@ -66,6 +66,11 @@ for (const width of [1280, 390]) {
         assert.equal(r.flagged, String(FAIRNESS_FLAGS[value].length > 0));
         for (const f of FAIRNESS_FLAGS[value]) assert.match(r.flags, new RegExp(f), `${value} flagged on ${f}`);
       }
+      // And equal to the store's own rows (SQLite: the writer's rollups, a bit per value in
+      // the config's order; PostgreSQL walks, checked against the dataset above).
+      if (!onPg)
+        rows.forEach((r, i) => assert.equal(Number(r.decisions),
+          sql(server.db, `SELECT coalesce(sum(decisions), 0) AS n FROM rollup_days WHERE fair & ${1 << i}`)[0].n, `${r.key} in the store`));
       assert.ok(await page.$('#fairness-chart canvas'), 'the chart beside the table is drawn');
 
       // The CSV download (reached with the keyboard too) equals the table.

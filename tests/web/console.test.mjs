@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir } from '../ingest/helpers.mjs';
-import { PASSWORD, consoleConfig, expected, load, plan, referee_, wilson } from '../ingest/console-fixture.mjs';
+import { onPg, sql, startServer, tempDir } from '../ingest/helpers.mjs';
+import { PASSWORD, consoleConfig, expected, expectedChannels, load, plan, rateBase, referee_, wilson } from '../ingest/console-fixture.mjs';
 import { launchBrowser, root, requireBuilt, waitFor } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
@@ -79,7 +79,7 @@ test('the_console_shows_the_funnel_of_the_store_with_wilson_intervals_and_its_cs
         const w = want.get(r.key);
         for (const s of stages) assert.equal(Number(r[s]), w[s], `${table} ${r.key} ${s} on the page`);
         for (let i = 1; i < stages.length; i++) {
-          const [lo, hi] = wilson(w[stages[i]], w[stages[i - 1]]);
+          const [lo, hi] = wilson(w[stages[i]], w[rateBase(stages, i)]);
           const got = r[`${stages[i]}_rate`];
           assert.ok(Math.abs(got.lo - lo) < 1e-9 && Math.abs(got.hi - hi) < 1e-9, `${table} ${r.key} ${stages[i]} interval`);
         }
@@ -87,7 +87,37 @@ test('the_console_shows_the_funnel_of_the_store_with_wilson_intervals_and_its_cs
       // The chart beside the table is drawn (uPlot, bundled).
       assert.ok(await page.$(`#table-${table}`));
     }
-    assert.ok((await page.$$('.chart canvas')).length >= 4, 'every table has its chart');
+    // The shared decisions by channel (their first share's), from the shares stage on.
+    const byChannel = expectedChannels(rows), cstages = stages.slice(2);
+    const channels = await cells(page, 'channels');
+    assert.deepEqual(channels.map((r) => r.key), [...byChannel.keys()].sort(), 'every channel of the dataset');
+    assert.ok(channels.length >= 3);
+    for (const r of channels) {
+      const w = byChannel.get(r.key);
+      for (const s of cstages) assert.equal(Number(r[s]), w[s], `channel ${r.key} ${s} on the page`);
+      assert.equal(r.decisions, undefined, 'no decisions column: a channel is a share\'s');
+      assert.equal(Number(r.referred), w.referred);
+      for (let i = 1; i < cstages.length; i++) {
+        const [lo, hi] = wilson(w[cstages[i]], w[rateBase(cstages, i)]);
+        const got = r[`${cstages[i]}_rate`];
+        assert.ok(Math.abs(got.lo - lo) < 1e-9 && Math.abs(got.hi - hi) < 1e-9, `channel ${r.key} ${cstages[i]} interval`);
+      }
+    }
+    if (!onPg) { // and the store's own rows (SQLite: the writer's rollup_funnel, per channel)
+      const store = sql(server.db, "SELECT CASE channel WHEN '' THEN '(none)' ELSE channel END AS key, sum(shares) AS shares,"
+        + ' sum(landed) AS landings, sum(converted) AS conversions, sum(kept) AS retained FROM rollup_funnel GROUP BY channel ORDER BY channel');
+      assert.deepEqual(channels.map((r) => ({ key: r.key, ...Object.fromEntries(cstages.map((s) => [s, Number(r[s])])) })), store);
+    }
+    assert.ok((await page.$$('.chart canvas')).length >= 5, 'every table has its chart');
+    const [chDownload] = await Promise.all([page.waitForEvent('download'), page.click('#csv-channels')]);
+    const chCsv = readFileSync(await chDownload.path(), 'utf8').trim().split('\r\n').map((l) => l.split(','));
+    assert.equal(chCsv.length - 1, channels.length);
+    chCsv.slice(1).forEach((line, i) => {
+      const row = Object.fromEntries(chCsv[0].map((h, j) => [h, line[j]]));
+      assert.equal(row.key, channels[i].key);
+      for (const s of cstages) assert.equal(row[s], channels[i][s]);
+      assert.equal(row.decisions, undefined);
+    });
     assert.match(await page.textContent('#method'), /Wilson/);
 
     // The CSV download equals the table beside it.

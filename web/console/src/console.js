@@ -35,19 +35,25 @@ function el(tag, attrs = {}, ...children) {
 }
 
 const STAGES = ['decisions', 'prompts', 'shares', 'landings', 'conversions', 'retained'];
-const TITLES = { variants: 'By variant', segments: 'By segment', modes: 'By arm (rules, model, holdout)', weeks: 'Weekly trend' };
+const TITLES = {
+  variants: 'By variant', segments: 'By segment', modes: 'By arm (rules, model, holdout)', weeks: 'Weekly trend',
+  channels: 'By share channel (the decision\'s first share or copy)',
+};
+// The stages a table has: a channel is a share's, so the channels table starts at shares.
+const stagesOf = (name) => (name === 'channels' ? STAGES.slice(2) : STAGES);
 
 function breakdownTable(name, rows) {
-  const head = el('tr', {}, el('th', { scope: 'col', text: name === 'weeks' ? 'Week' : 'Key' }));
-  for (const s of STAGES) head.append(el('th', { scope: 'col', text: s }));
-  for (const s of STAGES.slice(1)) head.append(el('th', { scope: 'col', text: `${s} rate [95%]` }));
+  const stages = stagesOf(name);
+  const head = el('tr', {}, el('th', { scope: 'col', text: name === 'weeks' ? 'Week' : name === 'channels' ? 'Channel' : 'Key' }));
+  for (const s of stages) head.append(el('th', { scope: 'col', text: s }));
+  for (const s of stages.slice(1)) head.append(el('th', { scope: 'col', text: `${s} rate [95%]` }));
   for (const h of ['referred', 'retained customers', 'incentive cost', 'cost / referred', 'cost / retained', 'value'])
     head.append(el('th', { scope: 'col', text: h }));
   const body = el('tbody');
   for (const r of rows) {
     const tr = el('tr', { 'data-key': r.key }, el('th', { scope: 'row', text: r.key }));
-    for (const s of STAGES) tr.append(el('td', { 'data-col': s, text: String(r[s]) }));
-    for (const s of STAGES.slice(1)) {
+    for (const s of stages) tr.append(el('td', { 'data-col': s, text: String(r[s]) }));
+    for (const s of stages.slice(1)) {
       const q = r.rates[s];
       const td = el('td', { 'data-col': `${s}_rate`, 'data-rate': String(q.rate ?? ''), 'data-lo': String(q.lo), 'data-hi': String(q.hi) });
       td.append(pct(q.rate), ' ', el('span', { class: 'interval', text: `[${pct(q.lo)}, ${pct(q.hi)}]` }));
@@ -71,18 +77,21 @@ function draw(make) {
   drawing.push(new Promise((done) => requestAnimationFrame(() => { try { make(); } finally { done(); } })));
 }
 
-// A chart of a breakdown: conversion rate with its interval per row (weeks: over time).
+// A chart of a breakdown: conversion rate with its interval per row (weeks: over time); the
+// channels: of the shares, those that brought a landing and a conversion.
 function chart(name, rows, width) {
-  const holder = el('div', { class: 'chart', role: 'img', 'aria-label': `${TITLES[name]}: share of decisions that brought a conversion (the table beside it has the figures)` });
+  const base = name === 'channels' ? 'shares' : 'decisions';
+  const [first, second] = name === 'channels' ? ['landings', 'conversions'] : ['shares', 'conversions'];
+  const holder = el('div', { class: 'chart', role: 'img', 'aria-label': `${TITLES[name]}: share of ${base} that brought a ${name === 'channels' ? 'landing and a ' : ''}conversion (the table beside it has the figures)` });
   if (!rows.length) return holder;
   const xs = rows.map((_, i) => i);
-  const conv = rows.map((r) => (r.decisions ? r.conversions / r.decisions : null));
-  const shares = rows.map((r) => (r.decisions ? r.shares / r.decisions : null));
+  const conv = rows.map((r) => (r[base] ? r[second] / r[base] : null));
+  const shares = rows.map((r) => (r[base] ? r[first] / r[base] : null));
   const opts = {
     width, height: 220,
     scales: { x: { time: false } },
     axes: [{ values: (u, ticks) => ticks.map((t) => rows[t]?.key ?? '') }, { size: 64, values: (u, ticks) => ticks.map((t) => `${(100 * t).toFixed(1)}%`) }],
-    series: [{}, { label: 'shared / decisions', stroke: '#0969da' }, { label: 'converted / decisions', stroke: '#1a7f37' }],
+    series: [{}, { label: `${first === 'shares' ? 'shared' : 'landed'} / ${base}`, stroke: '#0969da' }, { label: `converted / ${base}`, stroke: '#1a7f37' }],
   };
   draw(() => new uPlot(opts, [xs, shares, conv], holder));
   return holder;
@@ -94,7 +103,7 @@ function renderReport(rep) {
   const tables = $('#tables');
   tables.replaceChildren();
   const width = Math.min(560, Math.max(280, window.innerWidth - 48));
-  for (const name of ['variants', 'segments', 'modes', 'weeks']) {
+  for (const name of ['variants', 'segments', 'modes', 'weeks', 'channels']) {
     const rows = rep.tables[name];
     const csv = el('a', { href: `/console/api/report.csv?table=${name}&${siteQuery()}`, download: `${name}.csv`, id: `csv-${name}`, text: `CSV of ${name}` });
     tables.append(el('h2', { text: TITLES[name] }),
