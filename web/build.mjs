@@ -16,9 +16,6 @@
 //                                by a page that calls them, so no visitor downloads it
 //   web/dist/loopwise-queue.js   the queue snippet as a file, for a CSP without 'unsafe-inline'
 //   web/dist/loopwise.wasm       build/wasm/src/wasm/loopwise.wasm, or the file named by $LW_WASM
-//   web/dist/loopwise-later.wasm its second module (src/wasm/split.mjs), from beside it: the code
-//                                only a prompt, an approval or a referee's landing runs, fetched
-//                                with the prompt chunk (or for those)
 //   web/dist/referral.lwc        models/referral.json checked and compiled by loopwise-config (the
 //                                runtime reads only the compiled form; see models/FORMAT.md)
 //   web/dist/loopwise.lwm        models/default.lwm without its metadata (loopwise-model strip): the
@@ -65,7 +62,6 @@ writeFileSync(join(dist, 'loopwise-net.js'), await bundleModule(join(root, 'web/
 writeFileSync(join(dist, 'loopwise-preview.js'), await bundleModule(join(root, 'web/src/preview.js'))); // issue 14
 writeFileSync(join(dist, 'loopwise-queue.js'), SNIPPET);
 copyFileSync(wasm, join(dist, 'loopwise.wasm'));
-copyFileSync(join(dirname(wasm), 'loopwise-later.wasm'), join(dist, 'loopwise-later.wasm'));
 try {
   writeFileSync(join(dist, 'referral.lwc'), compileConfig(readFileSync(config, 'utf8')));
   writeFileSync(join(dist, 'loopwise.lwm'), stripModel(model));
@@ -77,7 +73,7 @@ try {
 // What a script-tag page downloads: the first load (before any prompt, nothing to send) and
 // everything. tests/web/bundle.test.mjs guards both and `npm run bench` measures them in a browser.
 const INITIAL = ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm'];
-const LATER = ['loopwise-prompt.js', 'loopwise-later.wasm', 'loopwise-net.js'];
+const LATER = ['loopwise-prompt.js', 'loopwise-net.js'];
 let raw = 0, gz = 0, first = 0;
 for (const f of [...INITIAL, ...LATER, 'loopwise.mjs', 'loopwise-queue.js', 'loopwise-preview.js', ...LABELS]) {
   const p = join(dist, f), n = statSync(p).size, z = gzipSync(readFileSync(p), { level: 9 }).length;

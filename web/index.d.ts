@@ -14,9 +14,7 @@ export interface InitOptions {
   endpoint?: string;
   /** The site's public write key, put in every batch; also namespaces the stored state. Default ''. */
   writeKey?: string;
-  /** The runtime; default: the package's loopwise.wasm. A compiled WebAssembly.Module is taken too. Its
-   * second module, loopwise-later.wasm (fetched for a prompt, an approval or a referee), is the one
-   * beside a URL given here, else the package's. */
+  /** The runtime; default: the package's loopwise.wasm. A compiled WebAssembly.Module is taken too. */
   wasm?: Source | WebAssembly.Module;
   /** The default model (a URL), used until the endpoint serves one; default: the package's loopwise.lwm. */
   model?: string | URL;

@@ -19,11 +19,6 @@
  * 180 B of its gzip size. Each function's name is in its LW_EXPORT; web/src/engine.js lists
  * them beside the calls. */
 #define LW_EXPORT(name) __attribute__((used, export_name(name)))
-/* An export only a prompt, an approval, a referee's landing or the transport (take_batch) calls:
- * with all that only such exports reach it goes into the second module, loopwise-later.wasm
- * (src/wasm/split.mjs), which a first load with nothing to send does not download. The widget
- * loads it (web/src/engine.js more()) before any such call. */
-#define LW_LATER(name) LW_EXPORT(name)
 
 typedef struct {
   lw_engine *engine; /* first: test_exports.c reads it */
@@ -95,7 +90,7 @@ LW_EXPORT("t") int lw_w_track(handle *h, const char *event, double value, const 
   return st;
 }
 
-LW_LATER("a") int lw_w_approve(handle *h, const char *decision_id, double now_ms, int tz_offset_min) {
+LW_EXPORT("a") int lw_w_approve(handle *h, const char *decision_id, double now_ms, int tz_offset_min) {
   lw_decision d;
   lw_status st = lw_engine_approve(h->engine, decision_id, (int64_t)now_ms, tz_offset_min, &d, h->err,
                                    sizeof h->err);
@@ -103,31 +98,33 @@ LW_LATER("a") int lw_w_approve(handle *h, const char *decision_id, double now_ms
   return st;
 }
 
-/* The approval exchange (README "Approval requests"): op 0 logs the request of decision id with
- * approval key arg (the out buffer says "1" when queued, "0" without consent); op 1 applies
- * answer arg (out: the decision's JSON). */
-LW_LATER("P") int lw_w_approval(handle *h, int op, const char *id, const char *arg, double now_ms,
-                                int tz_offset_min) {
+/* The approval exchange (README "Approval requests"), one export: op 0 logs the request of
+ * decision id with approval key arg (the out buffer says "1" when queued, "0" without consent);
+ * op 1 applies answer arg (out: the decision's JSON); op 2 puts the id of the decision still
+ * held for the server's answer in out, op 3 that of one held whose request was not sent ("":
+ * none). */
+LW_EXPORT("P") int lw_w_approval(handle *h, int op, const char *id, const char *arg, double now_ms,
+                                 int tz_offset_min) {
   lw_decision d;
   int sent = 0;
-  lw_status st;
-  if (op == 1) {
+  lw_status st = LW_OK;
+  const char *text = "";
+  if (op == 0) {
+    st = lw_engine_approval_request(h->engine, id, arg, (int64_t)now_ms, &sent, h->err, sizeof h->err);
+    text = sent ? "1" : "0";
+  } else if (op == 1) {
     st = lw_engine_approval_answer(h->engine, id, arg, (int64_t)now_ms, tz_offset_min, &d, h->err, sizeof h->err);
     if (st == LW_OK) h->out_len = lw_decision_to_json(&d, h->out, h->out_cap);
     return st;
+  } else {
+    text = lw_engine_approval_held(h->engine, op == 2, (int64_t)now_ms);
   }
-  st = lw_engine_approval_request(h->engine, id, arg, (int64_t)now_ms, &sent, h->err, sizeof h->err);
-  if (st == LW_OK) {
-    memcpy(h->out, sent ? "1" : "0", 2);
-    h->out_len = 1;
+  size_t n = strlen(text);
+  if (st == LW_OK && n < h->out_cap) {
+    memcpy(h->out, text, n + 1);
+    h->out_len = n;
   }
   return st;
-}
-
-/* The id of the decision held for the server's answer (requested 1), or of one held whose
- * request was not sent (requested 0); "" for none. In the first module: a page asks at start. */
-LW_EXPORT("H") const char *lw_w_held(handle *h, int requested, double now_ms) {
-  return lw_engine_approval_held(h->engine, requested, (int64_t)now_ms);
 }
 
 LW_EXPORT("A") int lw_w_attribute(handle *h, const char *name, const char *value) {
@@ -149,7 +146,7 @@ LW_EXPORT("M") const char *lw_w_model_status(handle *h) { return lw_engine_model
 
 /* Referee side: code != NULL records a landing (token: the link's share token, NULL or ""
  * for none), code == NULL a conversion. */
-LW_LATER("r") int lw_w_referee(handle *h, const char *code, const char *token, double now_ms) {
+LW_EXPORT("r") int lw_w_referee(handle *h, const char *code, const char *token, double now_ms) {
   return code ? lw_engine_referee_landing_token(h->engine, code, token, (int64_t)now_ms, h->err, sizeof h->err)
               : lw_engine_referee_conversion(h->engine, (int64_t)now_ms, h->err, sizeof h->err);
 }
@@ -160,13 +157,13 @@ LW_EXPORT("L") int lw_w_last(handle *h) {
 }
 
 /* kind: an outcome's wire name ("share", ...) or "close". */
-LW_LATER("O") int lw_w_outcome(handle *h, const char *decision_id, const char *kind, double now_ms) {
+LW_EXPORT("O") int lw_w_outcome(handle *h, const char *decision_id, const char *kind, double now_ms) {
   return lw_engine_outcome_named(h->engine, decision_id, kind, (int64_t)now_ms, h->err, sizeof h->err);
 }
 
 /* A share through a channel ("native", "copy", ...) with its token made of 16 random bytes
  * at `random` (crypto.getRandomValues); the token is then lw_w_token's. */
-LW_LATER("s") int lw_w_share(handle *h, const char *decision_id, const char *channel,
+LW_EXPORT("s") int lw_w_share(handle *h, const char *decision_id, const char *channel,
                                   const uint8_t *random, double now_ms) {
   return lw_engine_share(h->engine, decision_id, channel, random, (int64_t)now_ms, NULL, h->err,
                          sizeof h->err);
@@ -175,7 +172,7 @@ LW_EXPORT("T") const char *lw_w_token(handle *h) { return lw_engine_last_token(h
 
 /* The channels the model ranks best first for the current persona, space-separated, into the
  * output buffer ("" when it has no ranking). */
-LW_LATER("c") size_t lw_w_channels(handle *h, double now_ms, int tz_offset_min) {
+LW_EXPORT("c") size_t lw_w_channels(handle *h, double now_ms, int tz_offset_min) {
   const char *names[LW_CHANNEL_COUNT];
   int n = lw_engine_channels(h->engine, (int64_t)now_ms, tz_offset_min, names, LW_CHANNEL_COUNT);
   size_t len = 0;
@@ -238,7 +235,7 @@ LW_EXPORT("e") int lw_w_restore(handle *h, const uint8_t *buf, size_t len, doubl
 /* A batch of at most max_bytes into the output buffer; returns its length (0 = empty). The
  * batch id the engine drew follows the body's NUL as a string of its own, so the caller gets
  * it without parsing the body: out = body "\0" batch_id "\0". */
-LW_LATER("b") size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
+LW_EXPORT("b") size_t lw_w_take_batch(handle *h, const char *write_key, double now_ms,
                                             size_t max_bytes) {
   size_t len = 0, n = 0;
   if (!out_reserve(h, max_bytes + 1 + LW_BATCH_ID_HEX_LEN)) {

@@ -93,12 +93,10 @@ try {
   const mean = await page.evaluate(async ({ stream, configBytes, modelBytes }) => {
     const config = Uint8Array.from(configBytes);
     const wasm = await WebAssembly.compile(await (await fetch('/dist/loopwise.wasm')).arrayBuffer());
-    const later = await WebAssembly.compile(await (await fetch('/dist/loopwise-later.wasm')).arrayBuffer());
     const engines = new Map();
     for (const ev of stream) {
       if (engines.has(ev.u)) continue;
-      const e = await window.LoopwiseTest.loadEngine({ wasm, later: () => later, config, seed: new Uint8Array(16) });
-      await e.more();
+      const e = await window.LoopwiseTest.loadEngine({ wasm, config, seed: new Uint8Array(16) });
       e.setModel(Uint8Array.from(modelBytes));
       engines.set(ev.u, e);
     }

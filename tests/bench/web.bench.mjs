@@ -34,7 +34,7 @@ import { gzipSync } from 'node:zlib';
 import { dist, launchBrowser, requireBuilt, root, startDemo } from '../web/helpers.mjs';
 
 const distDir = process.env.LW_WEB_DIST || dist;
-const files = ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm', 'loopwise-prompt.js', 'loopwise-later.wasm', 'loopwise-net.js'];
+const files = ['loopwise.js', 'loopwise.wasm', 'referral.lwc', 'loopwise.lwm', 'loopwise-prompt.js', 'loopwise-net.js'];
 const growthbook = join(root, 'node_modules/@growthbook/growthbook/dist/bundles/auto.min.js');
 requireBuilt(...files.map((f) => join(distDir, f)), growthbook);
 

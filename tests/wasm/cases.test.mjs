@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { loadEngine, readDisplay } from '../../web/src/engine.js';
 import { loadCases, runCase, root, casesDir } from '../cases/run-cases.mjs';
 import { loadFunctions, runFunctions, SPEC_MAJOR } from '../cases/run-functions.mjs';
@@ -16,7 +16,6 @@ const wasmPath = join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm');
 const nativeDir = join(root, process.env.LW_NATIVE_DIR || 'build/native');
 const runner = join(nativeDir, 'tests/unit/test_cases');
 const wasm = readFileSync(wasmPath);
-const later = readFileSync(join(dirname(wasmPath), 'loopwise-later.wasm')); // its second module
 const testWasm = readFileSync(join(root, process.env.LW_TEST_WASM || 'build/wasm/src/wasm/loopwise-test.wasm'));
 
 test('wasm: functions.json: every function group agrees with the shared cases', async () => {
@@ -35,9 +34,7 @@ test('there are shared cases to run', () => assert.ok(cases.length >= 4));
 
 for (const c of cases) {
   test(`wasm: ${c.file}: ${c.name}`, async () => {
-    // Both modules (src/wasm/split.mjs), so the parity covers the calls the second one holds.
-    const engine = await loadEngine({ wasm, later: () => later, config: c.config, seed: c.seed });
-    await engine.more();
+    const engine = await loadEngine({ wasm, config: c.config, seed: c.seed });
     const { trace, failures } = runCase(engine, c.data, c.model);
     assert.deepEqual(failures, []);
     assert.ok(trace.length > 1);

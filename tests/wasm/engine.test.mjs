@@ -3,21 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { loadEngine as load } from '../../web/src/engine.js';
+import { join } from 'node:path';
+import { loadEngine } from '../../web/src/engine.js';
 import { loadTestEngine } from './test-engine.mjs';
 import { root } from '../cases/run-cases.mjs';
 import { compileConfig } from '../../src/tools/native-tools.mjs';
 
-const wasmPath = join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm');
-const wasm = readFileSync(wasmPath);
-// Its second module (src/wasm/split.mjs), loaded at once: the engine as a page has it after a prompt.
-const later = readFileSync(join(dirname(wasmPath), 'loopwise-later.wasm'));
-const loadEngine = async (o) => {
-  const e = await load({ later: () => later, ...o });
-  await e.more();
-  return e;
-};
+const wasm = readFileSync(join(root, process.env.LW_WASM || 'web/dist/loopwise.wasm'));
 // The shipped module plus the exports only tests call (outbox count, memory readings).
 const testWasm = readFileSync(join(root, process.env.LW_TEST_WASM || 'build/wasm/src/wasm/loopwise-test.wasm'));
 const model = new Uint8Array(readFileSync(join(root, 'models/default.lwm')));

@@ -72,9 +72,7 @@ for (const c of cases) {
       const runCase = new Function('return ' + src)();
       const engine = await window.LoopwiseTest.loadEngine({
         wasm: fetch('/dist/loopwise.wasm').then((r) => r.arrayBuffer()), config: Uint8Array.from(config), seed: Uint8Array.from(seed),
-        later: () => fetch('/dist/loopwise-later.wasm').then((r) => r.arrayBuffer()), // its second module
       });
-      await engine.more();
       try {
         const { trace, failures } = runCase(engine, data, model && Uint8Array.from(model));
         return { trace, failures };

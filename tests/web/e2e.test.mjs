@@ -661,52 +661,6 @@ describe('failures stay inside the widget', () => {
     assert.match(ours[0], /version/);
   });
 
-  // The runtime's second module (loopwise-later.wasm: outcomes, shares, approvals, a referee's
-  // calls, taking batches) out of reach: the page starts and decides; the prompt it cannot show
-  // and the sending cost one warning and no error of the widget's. The decision waits in the
-  // device's state and goes at the next load that has the module.
-  test('without_the_second_module_the_page_decides_with_one_warning_and_sends_once_it_is_back', async () => {
-    const { ctx, tab } = await device();
-    const LATER = demo.url + 'dist/loopwise-later.wasm';
-    let asked = 0;
-    await ctx.route(LATER, (r) => { asked++; return r.fulfill({ status: 404, body: '' }); });
-    const page = await tab();
-    await ready(page);
-    await click(page, 'Complete a project', PROJECTS);
-    const d = await waitFor('the prompt decision', () => explain(page).then((x) => x && x.prompt && x));
-    await waitFor('the second module asked for', () => asked);
-    await waitFor('the warning', () => page.warnings.some((w) => w.includes('loopwise-later.wasm')));
-    assert.equal(await page.locator('loopwise-prompt').count(), 0, 'no prompt without the second module');
-    assert.equal(await page.evaluate(() => window.Loopwise.track('invite_sent')), null, 'later calls still work');
-    const ours = page.warnings.filter((w) => w.includes('loopwise-later.wasm'));
-    assert.equal(ours.length, 1, JSON.stringify(page.warnings));
-    assert.match(ours[0], /^Loopwise: .*loopwise-later\.wasm: HTTP 404/);
-    assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), []);
-    const sent = () => sql(ingest.db, `SELECT id FROM events WHERE decision = '${d.id}' AND kind = 'decision'`).length;
-    assert.equal(sent(), 0, 'nothing sent without the second module');
-    await ctx.unroute(LATER);
-    await page.close();
-    const next = await tab();
-    await ready(next);
-    await waitFor('the decision at the server after the next load', sent);
-  });
-
-  // A prompt a closed page left open is closed with the second module; without it the call goes
-  // on after one try (it is not fetched again and again), and the close is left to lapse.
-  test('a_prompt_left_open_without_the_second_module_costs_one_try_not_a_loop', async () => {
-    const { ctx, tab } = await device({ init: () => localStorage.setItem('loopwise:demo-site-key:x', '0123456789abcdef') });
-    let asked = 0;
-    await ctx.route(demo.url + 'dist/loopwise-later.wasm', (r) => { asked++; return r.fulfill({ status: 404, body: '' }); });
-    const page = await tab();
-    await ready(page);
-    const call = page.evaluate(() => window.Loopwise.track('invite_sent').then(() => 'done'));
-    const end = await waitFor('the call to end (or the module asked for again and again)',
-      async () => (asked > 20 ? 'looping' : Promise.race([call, sleep(100).then(() => 0)])));
-    assert.equal(end, 'done', `asked for the second module ${asked} times`);
-    assert.ok(asked <= 2, `asked for the second module ${asked} times`);
-    assert.equal(await page.evaluate(() => localStorage.getItem('loopwise:demo-site-key:x')), null, 'the left-open mark is gone');
-  });
-
   test('corrupt_wasm_leaves_the_page_working_with_exactly_one_console_error', async () => {
     // The URL answers 200 but is not WebAssembly: no network error, so no browser log either.
     const { tab } = await device({ query: '&wasm=/dist/referral.lwc' });

@@ -55,7 +55,7 @@ test('the_packed_tarball_holds_the_module_its_chunks_assets_and_types', () => {
   const meta = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
   assert.equal(meta.exports['.'].import, './dist/loopwise.mjs');
   assert.equal(meta.exports['.'].types, './index.d.ts');
-  for (const f of ['loopwise.mjs', 'loopwise.js', 'loopwise-prompt.js', 'loopwise-net.js', 'loopwise-preview.js', 'loopwise.wasm', 'loopwise-later.wasm', 'referral.lwc',
+  for (const f of ['loopwise.mjs', 'loopwise.js', 'loopwise-prompt.js', 'loopwise-net.js', 'loopwise-preview.js', 'loopwise.wasm', 'referral.lwc',
     'loopwise.lwm', 'loopwise-labels-fr.js', 'loopwise-labels-ar.js']) {
     assert.ok(readdirSync(join(pkg, 'dist')).includes(f), f);
   }
@@ -113,7 +113,7 @@ describe('a new app built against the tarball', () => {
     const out = join(app, 'out-esbuild');
     await esbuild({ absWorkingDir: app, entryPoints: ['main.js'], bundle: true, format: 'esm', splitting: true, outdir: out, logLevel: 'warning' });
     // esbuild leaves new URL(..., import.meta.url) alone: the README's esbuild step copies the assets.
-    for (const f of ['loopwise.wasm', 'loopwise-later.wasm', 'referral.lwc', 'loopwise.lwm']) copyFileSync(join(app, 'node_modules/loopwise/dist', f), join(out, f));
+    for (const f of ['loopwise.wasm', 'referral.lwc', 'loopwise.lwm']) copyFileSync(join(app, 'node_modules/loopwise/dist', f), join(out, f));
     writeFileSync(join(out, 'index.html'), readFileSync(join(app, 'index.html'), 'utf8'));
     await runApp(out);
   });

@@ -36,7 +36,7 @@ after(async () => { await browser?.close(); await demo?.stop(); });
 // The page's script (a file: the CSP allows no inline script): show(cfg, x) opens the prompt
 // for variant x.variant (0) as loopwise.js does, with the config's channels (Chromium on Linux
 // has no share sheet: a stub, so the prompt offers Share); x.targetId names the inline element
-// passed as an Element, x.target a selector; x.ladder the referrer's ladder step (loopwise.js lines()).
+// passed as an Element, x.target a selector.
 const PAGE_JS = `window.log = []; window.violations = [];
 document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective));
 navigator.share = navigator.share || (async () => {});
@@ -46,7 +46,7 @@ window.show = async (cfg, x = {}) => {
   const { open } = await (await import('/dist/loopwise-prompt.js')).load([navigator.language, document.documentElement.lang, x.locale]);
   const i = x.variant || 0, v = cfg.variants[i], s = cfg.share;
   window.close = open(v, { url: s.url.split('{code}').join('CODE'), title: s.title || v.title, text: s.text || v.message, channels: cfg.channels, rank: [] },
-    x.ladder || [], (k) => log.push(k), { cfg, variant: i, target: x.targetId ? document.getElementById(x.targetId) : x.target, locale: x.locale });
+    [], (k) => log.push(k), { cfg, variant: i, target: x.targetId ? document.getElementById(x.targetId) : x.target, locale: x.locale });
 };`;
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:";
 
@@ -266,32 +266,6 @@ test('the_built_in_labels_come_in_six_languages', async () => {
     assert.deepEqual(l.buttons.map((b) => b.label || b.text), labels, lang);
   }
   await done(page, 'labels-ar');
-});
-
-// The referrer's ladder step is worded in the prompt's language too (the built-in labels), its
-// reward texts put in as they are (a '$' in one is no replacement pattern).
-test('the_ladder_step_is_worded_in_the_labels_language', async () => {
-  const want = {
-    en: ['Your reward: $& 10 credit', 'Refer 2 more: a free month'],
-    fr: ['Votre récompense : $& 10 credit', 'Encore 2 à parrainer : a free month'],
-    de: ['Ihre Prämie: $& 10 credit', 'Noch 2 werben: a free month'],
-    es: ['Tu recompensa: $& 10 credit', 'Recomienda a 2 más: a free month'],
-    pt: ['Sua recompensa: $& 10 credit', 'Indique mais 2: a free month'],
-    ar: ['مكافأتك: $& 10 credit', 'متبقٍ 2 للمكافأة التالية: a free month'],
-  };
-  const json = { ...base, locales: { default: 'en', fr: {}, de: {}, es: {}, pt: {}, ar: {} } };
-  const page = await prompt({ json });
-  const v = base.variants[0];
-  for (const [lang, lines] of Object.entries(want)) {
-    await page.evaluate(({ cfg, lang }) => { window.close(); return window.show(cfg, { locale: lang, ladder: ['$& 10 credit', [2, 'a free month']] }); }, { cfg: display(json), lang });
-    assert.deepEqual((await look(page)).rewards, [v.referrer_reward, v.referee_reward, ...lines], lang);
-  }
-  // The first step not reached yet: only what the next one needs; the top reached: only the reward.
-  await page.evaluate(({ cfg }) => { window.close(); return window.show(cfg, { locale: 'de', ladder: [null, [1, 'X']] }); }, { cfg: display(json) });
-  assert.deepEqual((await look(page)).rewards.slice(2), ['Noch 1 werben: X']);
-  await page.evaluate(({ cfg }) => { window.close(); return window.show(cfg, { locale: 'fr', ladder: ['Y', null] }); }, { cfg: display(json) });
-  assert.deepEqual((await look(page)).rewards.slice(2), ['Votre récompense : Y']);
-  await done(page, 'ladder-ar');
 });
 
 // A page downloads only its own language's labels: none for English, one chunk for French.

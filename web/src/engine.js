@@ -21,12 +21,6 @@ export const readDisplay = (lwc) =>
 
 // wasm: bytes (or a promise of them) or a compiled WebAssembly.Module (several engines, one
 // compilation).
-// later: for the second module, loopwise-later.wasm (src/wasm/split.mjs: the code only a prompt
-// (outcome, share, channels), an approval (approve, approval ops 0 and 1), a referee (landing,
-// conversion) or the transport (takeBatch) runs), a function returning its bytes, a promise of
-// them or a Module. It is called at the first more(), which the widget awaits before any of those
-// calls (the transport chunk loads with it); until then they throw.
-// Without it, wasm is taken as whole (loopwise-test.wasm is).
 // config: the compiled config's bytes (Uint8Array or ArrayBuffer).
 // extend (tests only: tests/wasm/test-engine.mjs) gets the engine and the module's internals
 // (exports, handle, bytes(), put(), cstr()) and returns the engine to use, with methods over
@@ -36,22 +30,16 @@ export const readDisplay = (lwc) =>
 //
 // The module's exports have one-letter names (src/wasm/binding.c: each LW_EXPORT there): N new
 // handle, R release it, E its error text, o/l its output buffer and length, i init, t track,
-// a approve, P approval, H held approval, A attribute, f flags, m model, M model_status,
-// r referee, L last decision, O outcome, s share, T token, c channels, C consent, k collecting,
-// z reset, I identity, n info, K install_key, D referral_code, S snapshot, e restore,
-// b take_batch; and memory, malloc, free, _initialize. The exports marked LW_LATER there
-// (a P r O s c b) are the second module's.
-export async function loadEngine({ wasm, later, config, seed, identity }, extend) {
-  let mem, more;
+// a approve, P approval, A attribute, f flags, m model, M model_status, r referee, L last
+// decision, O outcome, s share, T token, c channels, C consent, k collecting, z reset, I identity, n info,
+// K install_key, D referral_code, S snapshot, e restore, b take_batch; and memory, malloc, free,
+// _initialize.
+export async function loadEngine({ wasm, config, seed, identity }, extend) {
+  let mem;
   const bytes = () => new Uint8Array(mem.buffer);
-  const inst = async (m, imports) => {
-    const r = await WebAssembly.instantiate(await m, imports);
-    return (r.instance || r).exports;
-  };
   // No streaming compile: for a module this small it saves no measurable time, and costs bytes.
-  // The calls into the second module go through placeholders (import module "p") until it is
-  // loaded: each throws.
-  const x = await inst(wasm, { p: new Proxy({}, { get: () => () => { throw Error('Loopwise: not loaded'); } }) });
+  const r = await WebAssembly.instantiate(await wasm, {});
+  const x = (r.instance || r).exports;
   mem = x.memory;
   x._initialize();
 
@@ -105,10 +93,6 @@ export async function loadEngine({ wasm, later, config, seed, identity }, extend
   }
 
   const engine = {
-    // Load the second module (see `later`) once; resolves when the calls it holds work, and sets
-    // full. A failed load is tried again at the next call.
-    full: !later,
-    more: () => more = more || (later ? inst(later(), { x }).then(() => { engine.full = 1; }, (e) => { more = null; throw e; }) : Promise.resolve()),
     // The config's display part (readDisplay), checked with the rest by the module's checksum.
     config: readDisplay(cfgBytes),
     // opts: { value: number (an NPS score, a rating), label: string (a feature name) }
@@ -127,7 +111,6 @@ export async function loadEngine({ wasm, later, config, seed, identity }, extend
     // device picked up (the decision's JSON), op 2 the id still held for the server's answer, op
     // 3 that of one held whose request has not gone ('': none).
     approval(op, id, arg, now, tz) {
-      if (op > 1) return cstr(x.H(h, op < 3, now));
       fail(x.P(h, op, putShort(id, scratch), putShort(arg, scratch + SCRATCH), now, tz)); // tz: undefined is 0
       return outText();
     },

@@ -19,12 +19,9 @@ export function init(options = {}) {
   const o = options;
   // A URL option is resolved against the page, as the tag's attributes are.
   const at = (v, fallback) => (v == null ? fallback : typeof v === 'string' ? new URL(v, document.baseURI) : v);
-  const wasm = at(o.wasm, new URL('./loopwise.wasm', import.meta.url));
   return (api = create({
     config: at(o.config, new URL('./referral.lwc', import.meta.url)),
-    wasm,
-    // The second module (loopwise-later.wasm): beside a wasm URL given; else the package's own.
-    later: o.wasm != null && wasm instanceof URL ? new URL('loopwise-later.wasm', wasm) : new URL('./loopwise-later.wasm', import.meta.url),
+    wasm: at(o.wasm, new URL('./loopwise.wasm', import.meta.url)),
     model: at(o.model, new URL('./loopwise.lwm', import.meta.url)),
     endpoint: o.endpoint,
     writeKey: o.writeKey,

@@ -26,7 +26,7 @@ const ERR_VERSION = 4;
 // has {code} but no {token} placeholder (README "Config reference").
 const TOKEN = 'lwt';
 
-// o: {config, wasm, later (loopwise-later.wasm: engine.js), model: a URL (string or URL, relative to the page) or the bytes;
+// o: {config, wasm, model: a URL (string or URL, relative to the page) or the bytes;
 // endpoint, writeKey: strings; target: the element (or a selector) an inline placement goes
 // into; ui, net, preview: () => import() of ui.js (resolving to its load()'s {open, load}) /
 // transport.js / preview.js}.
@@ -72,27 +72,23 @@ export function create(o) {
     // Run fn(now, os, pending) in one storage transaction with the shared state loaded, saving
     // it afterwards (store.js; `early`: fn only calls the engine, so it may join a transaction
     // already open and resolves as soon as it ran). The privacy signals and the busy flag are per
-    // page, not shared state: set them every time. A prompt a page left open is closed first,
-    // with the second module (engine.js more()).
-    const tx = (fn, withPending, early) => store.tx((now, os, pending) => {
+    // page, not shared state: set them every time.
+    const run = (fn, withPending, early) => store.tx((now, os, pending) => {
       const n = navigator, left = local((s) => s.getItem(LEFT_OPEN));
       engine.flags(n.globalPrivacyControl === true, n.doNotTrack === '1', busy);
       if (left) {
         local((s) => s.removeItem(LEFT_OPEN));
-        try { engine.outcome(left, 'close', now); } catch { /* already ended (or no second module) */ }
+        try { engine.outcome(left, 'close', now); } catch { /* already ended */ }
       }
       return fn(now, os, pending);
     }, withPending, early);
-    // (Once: a module that failed to load leaves that close to lapse.)
-    const run = (fn, withPending, early) => (!engine.full && local((s) => s.getItem(LEFT_OPEN))
-      ? engine.more().catch(fail).then(() => tx(fn, withPending, early)) : tx(fn, withPending, early));
     // The usual call: fn(now), an engine call, in a transaction (back-to-back calls share one),
     // then `then` with its result.
     const act = (fn, then) => run(fn, 0, 1).then(then);
-    // The transport, loaded once, with the second module (it takes the batches): resolves to it,
-    // or to null without an endpoint (or when either failed to load: retried at the next call).
-    const loadNet = () => (endpoint ? netting = netting || Promise.all([o.net(), engine.more()]).then(
-      ([m]) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
+    // The transport, loaded once: resolves to it, or to null without an endpoint (or when its
+    // chunk failed to load: retried at the next call).
+    const loadNet = () => (endpoint ? netting = netting || o.net().then(
+      (m) => (net = m.createTransport({ engine, store, endpoint, writeKey, warn })),
       (e) => { netting = null; fail(e); return null; }) : Promise.resolve(null));
     // Records to send: flush soon, loading the transport first if need be.
     const kick = () => (net ? net.soon() : loadNet().then((n) => n && n.soon(0)));
@@ -109,13 +105,11 @@ export function create(o) {
     // Outcomes leave the engine in the same transaction, so a page hide right after can beacon them.
     // A share or copy goes with its link's token (rnd: the 16 random bytes it is the hex of) and
     // its channel (channels.js passes it: 'native' the share sheet, 'copy' the clipboard, 'email', ...).
-    // (Outcomes, shares, approvals and a referee's calls are the second module's: engine.js more().)
-    const later = (fn) => engine.more().then(fn);
-    const outcome = (id, kind, rnd, channel) => later(() => run((now, os, pending) => {
+    const outcome = (id, kind, rnd, channel) => run((now, os, pending) => {
       if (kind === 'share' || kind === 'copy') engine.share(id, channel, rnd, now);
       else engine.outcome(id, kind, now);
       if (pending) net.drain(now, os, pending);
-    }, !!net)).then(() => {
+    }, !!net).then(() => {
       const ev = { decision: id, kind };
       if (kind === 'share' || kind === 'copy') emit('shared', { ...ev, token: engine.lastToken(), channel });
       if (kind === 'dismiss' || kind === 'close') emit('dismissed', ev);
@@ -138,12 +132,12 @@ export function create(o) {
       url: link.split('{code}').join(engine.referralCode()), title: cfg.share.title || v.title,
       text: cfg.share.text || v.message, channels: cfg.channels, rank: engine.channels(Date.now(), tz()),
     });
-    // With a ladder, the referrer's reward now and what the next step needs (referrals still
-    // to make, its reward), from the last answer the server gave (the prompt never waits for
-    // the network; it asks again for the next prompt). ui.js words them in the prompt's language.
+    // With a ladder, the referrer's reward now and what the next step needs, from the last
+    // answer the server gave (the prompt never waits for the network; it asks again for the
+    // next prompt).
     const lines = () => {
       const n = +cached() || 0, t = tier(n);
-      return cfg.ladder ? [t.reward, t.next && [t.next.referrals - n, t.next.reward]] : [];
+      return cfg.ladder ? [t.reward && 'Your reward: ' + t.reward, t.next && `Refer ${t.next.referrals - n} more: ${t.next.reward}`] : [];
     };
 
     const show = async (d) => {
@@ -152,13 +146,12 @@ export function create(o) {
       try {
         // The transport too: a shown prompt always has records to send, and its outcomes are
         // drained into pending batches in their own transactions (a page hide can beacon them).
-        [{ open }] = await Promise.all([ui = ui || o.ui(), loadNet(), engine.more()]);
+        [{ open }] = await Promise.all([ui = ui || o.ui(), loadNet()]);
       } catch (e) {
         ui = null; // retried at the next prompt
         fail(e);
       }
-      // (Without the second module the close is not recorded: the engine lets the prompt lapse.)
-      if (!v || prompt || !open) return outcome(d.id, 'close').catch(fail);
+      if (!v || prompt || !open) return outcome(d.id, 'close');
       const close = open(v, shareOf(v), lines(),
         (kind, rnd, channel) => {
           if (prompt === close) prompt = null;
@@ -175,9 +168,7 @@ export function create(o) {
     const decided = async (d) => {
       if (d) {
         emit('decision', d);
-        // (approve() and the approval request are the second module's: fetched as soon as one is
-        // held, so that an approve() the listener makes finds it, most often, already there.)
-        if (d.code === 'approval') { engine.more().catch(fail); emit('approval', d); }
+        if (d.code === 'approval') emit('approval', d);
         if (d.prompt) await show(d);
       }
       if (d) kick(); // a decision is a record to send
@@ -190,9 +181,9 @@ export function create(o) {
       // Approval requests (README "Approval requests", transport.js): the transport sends a held
       // decision's request with its records, and each later call asks for the answer.
       track: (name, opts) => (net && net.check(tz(), decided), act((now) => engine.track(name, now, tz(), opts), decided)),
-      approve: (id) => later(() => act((now) => engine.approve(id, now, tz()), decided)),
+      approve: (id) => act((now) => engine.approve(id, now, tz()), decided),
       attribute: (name, value) => act(() => engine.attribute(name, value)),
-      conversion: () => later(() => act((now) => engine.conversion(now), kick)),
+      conversion: () => act((now) => engine.conversion(now), kick),
       async consent(yes) {
         yes = !!yes;
         if (!yes && prompt) await closeNow();
@@ -207,7 +198,7 @@ export function create(o) {
       // Issue 14 (preview.js): variant id's prompt, logging nothing and changing nothing (not
       // while a prompt is open); the explain() overlay.
       // The prompt chunk loads the labels of opts.locale's language first.
-      preview: (id, opts) => Promise.all([(ui = ui || o.ui()).then((u) => u.load([opts && opts.locale])), o.preview(), engine.more()])
+      preview: (id, opts) => Promise.all([(ui = ui || o.ui()).then((u) => u.load([opts && opts.locale])), o.preview()])
         .then(([u, p]) => p.preview(u.open, cfg.variants, id, { cfg, target: o.target, ...opts }, shareOf, lines, prompt)),
       debug: (on) => o.preview().then((p) => p.debug(on, api)),
       referralCode: () => engine.referralCode(),
@@ -248,21 +239,19 @@ export function create(o) {
 
     // Start: load the shared state, then what happens once: a referee's landing, the first
     // flush, the page's listeners, the model.
+    // Records an earlier page left in the engine or in storage: take them into pending batches
+    // (transport.js's drain, without loading the transport) and send them.
+    if (await run((now, os, pending) => {
+      for (let batch, i = 0; endpoint && (batch = engine.takeBatch(writeKey, now, 60000)); i++) pending.push(store.put(os, batch, now, i));
+      return pending && pending.length || engine.approval(2, '', '', now); // or one held for approval
+    }, !!endpoint)) kick();
     // A referee arriving through a share link: the link's {code} parameter (e.g. ?ref=...) and
     // its {token} parameter (e.g. lwt=...). A token the engine refuses (not 32 lowercase hex: a
-    // damaged or edited link) is dropped; the landing still counts for the code. The landing is
-    // the second module's: fetched now, beside the first transaction, and the landing made before
-    // the widget is ready, so it comes before any call of the host's (a consent given later
-    // does not cover it).
+    // damaged or edited link) is dropped; the landing still counts for the code.
     const param = (p) => new URLSearchParams(location.search).get((RegExp('[?&]([^=&]+)=\\{' + p + '\\}').exec(link) || [])[1]);
     const code = param('code'), token = param('token');
     const landed = code ? { code, token } : null;
-    const more = code && engine.more().catch(fail);
-    // Records an earlier page left in storage or in the engine (or a decision held for approval):
-    // the transport sends them (its drain takes the engine's into pending batches).
-    if (await run((now, os, pending) => endpoint && (pending.length || engine.info(1) || engine.approval(2, '', '', now)), !!endpoint)) kick();
     if (code) {
-      await more;
       run((now) => {
         try { engine.landing(code, now, token); } catch { landed.token = null; engine.landing(code, now); }
       }).then(kick, fail);
@@ -299,7 +288,7 @@ export function create(o) {
       openDb(),
     ]);
     const rnd = (n) => crypto.getRandomValues(new Uint8Array(n));
-    await createWidget(await loadEngine({ wasm, later: () => fetchBytes(o.later), config, seed: rnd(16), identity: rnd(26) }), db);
+    await createWidget(await loadEngine({ wasm, config, seed: rnd(16), identity: rnd(26) }), db);
     return true;
   })().catch((e) => {
     console.error('Loopwise: not started: ' + ((e && e.message) || e));

@@ -11,7 +11,7 @@ let shown; // the open preview's close()
 
 // open: ui.js's; variants: the display part's; id: the one to show; opts: open's options
 // ({cfg, target} from the runtime, {locale, theme} from the caller), passed on to open with the
-// variant's index; share(v): the share for v's prompt; lines(): its ladder step (ui.js open()); busy: a
+// variant's index; share(v): the share for v's prompt; lines(): its ladder lines; busy: a
 // prompt is open. Returns true once shown; an unknown variant or an open prompt throws.
 export function preview(open, variants, id, opts, share, lines, busy) {
   const v = variants.find((x) => x.id === id);

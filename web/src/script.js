@@ -17,11 +17,9 @@ import { create } from './loopwise.js';
   const script = document.currentScript, ds = (script && script.dataset) || {};
   const page = document.baseURI, self = (script && script.src) || page;
   const file = (attr, name) => new URL(ds[attr] || name, ds[attr] ? page : self);
-  const wasm = file('wasm', 'loopwise.wasm');
   const api = create({
     config: file('config', 'referral.lwc'),
-    wasm,
-    later: new URL('loopwise-later.wasm', wasm), // the second module, beside the first
+    wasm: file('wasm', 'loopwise.wasm'),
     model: file('model', 'loopwise.lwm'),
     endpoint: ds.endpoint,
     writeKey: ds.writeKey,

@@ -53,8 +53,7 @@ export function createTransport({ engine, store, endpoint, writeKey, warn }) {
   // engine then has nothing to take), delete them all.
   function drain(now, os, pending) {
     // A decision the approval rule holds: its request first (logged only with consent given).
-    // Whatever fails there (no storage for the key) never holds up the records. (The widget loads
-    // this chunk with the engine's second module, whose calls these are: engine.js more().)
+    // Whatever fails there (no storage for the key) never holds up the records.
     try {
       const held = engine.approval(3, '', '', now);
       if (held) engine.approval(0, held, approvalKey(), now);

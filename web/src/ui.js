@@ -41,14 +41,13 @@ const CSS =
 
 // The built-in labels: share, copy, not_now, close, copied, copy_this, and the share channels'
 // email, linkedin, x, whatsapp (channels.js; the keys of a config locale's `labels`, README
-// "Program config reference"); then the referrer's ladder step (built in only: {reward}, {n}
-// filled here). English is here; each other language
+// "Program config reference"). English is here; each other language
 // is a chunk of its own (web/src/labels/<lang>.js, web/dist/loopwise-labels-<lang>.js), so a
 // page downloads only its own: load() fetches those of the browser's and the page's language
 // (or of the languages it is given) before the first prompt. A language without labels, or
 // whose chunk failed to load, gets English.
-const KEYS = ['share', 'copy', 'not_now', 'close', 'copied', 'copy_this', 'email', 'linkedin', 'x', 'whatsapp', 'reward', 'next'];
-const LABELS = { en: 'Share|Copy link|Not now|Close|Link copied.|Copy this link:|Email|LinkedIn|X|WhatsApp|Your reward: {reward}|Refer {n} more: {reward}' };
+const KEYS = ['share', 'copy', 'not_now', 'close', 'copied', 'copy_this', 'email', 'linkedin', 'x', 'whatsapp'];
+const LABELS = { en: 'Share|Copy link|Not now|Close|Link copied.|Copy this link:|Email|LinkedIn|X|WhatsApp' };
 const MORE = {
   fr: () => import('./loopwise-labels-fr.js'),
   de: () => import('./loopwise-labels-de.js'),
@@ -86,16 +85,15 @@ function locale(all, want) {
   return [tag, tag ? all[tag] : {}];
 }
 
-// open(v, share: {url,title,text,channels,rank}, ladder, outcome(kind, rnd, channel), x) shows
+// open(v, share: {url,title,text,channels,rank}, lines, outcome(kind, rnd, channel), x) shows
 // the prompt (share.channels: the config's, share.rank: the model's ranking: channels.js;
-// ladder: the referrer's step, [its reward or null, [referrals still needed, the next step's
-// reward] or null], [] without a ladder: shown in the labels' language); returns close(), which removes it
+// lines: more reward text, e.g. the referrer's ladder step); returns close(), which removes it
 // without logging (the caller logs 'close' when that is what happened). x (optional): {cfg: the
 // config's display part, variant: v's index there, target: the element (or a selector) an
 // inline placement goes into, overriding placement.target; locale, theme: Loopwise.preview's}.
 // The url's {token} becomes this prompt's per-share token: the hex of rnd, 16 bytes from the
 // CSPRNG, which outcome passes on, with the channel, for the share or copy record (engine.share).
-export function open(v, share, ladder, outcome, x = {}) {
+export function open(v, share, lines, outcome, x = {}) {
   const rnd = crypto.getRandomValues(new Uint8Array(16));
   const doc = document, nav = navigator, top = doc.documentElement, cfg = x.cfg || { share };
   const locs = cfg.locales || {}, [tag, loc] = locale(locs, x.locale || nav.language || '');
@@ -142,8 +140,7 @@ export function open(v, share, ladder, outcome, x = {}) {
   el(dlg, 'p', { id: 'm' }, fill(V.message));
   const ul = el(dlg, 'ul');
   // The config words both rewards as whole phrases ("You get $10 credit"), shown as they are.
-  const [now, next] = ladder, put = (s, r) => s.replace('{reward}', () => r);
-  for (const t of [V.referrer_reward, V.referee_reward, now && put(T.reward, now), next && put(T.next.replace('{n}', next[0]), next[1])]) if (t) el(ul, 'li', 0, t);
+  for (const t of [V.referrer_reward, V.referee_reward, ...lines]) if (t) el(ul, 'li', 0, t);
   // The share channels (channels.js), then "Not now"; the status line after them.
   const status = el(doc.createDocumentFragment(), 'p', { role: 'status' });
   const first = channels(dlg, share, el, (k) => T[k], status, end)[0];
