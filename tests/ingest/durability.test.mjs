@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
 import { join } from 'node:path';
-import { root, binary, startServer, postBatch, stats, freshBatch, sql, tempDir, checkClean, sqliteOnly } from './helpers.mjs';
+import { root, binary, startServer, postBatch, stats, freshBatch, settled, sql, tempDir, checkClean, sqliteOnly } from './helpers.mjs';
 
 // Post every batch in `batches` with `concurrency` keep-alive connections; resolves with the
 // list of batch ids whose POST answered 200 (stored or duplicate).
@@ -101,7 +101,9 @@ test('sigkill_during_load_loses_no_acknowledged_batch_and_stores_none_twice', as
   const { acked } = await running;
   assert.ok(acked.length > 50, `only ${acked.length} batches acknowledged before the kill`);
 
-  // What is on disk after the crash (sqlite3 replays the WAL on open).
+  // What is on disk after the crash (sqlite3 replays the WAL on open; on PostgreSQL once the
+  // killed server's backends have finished what it had sent: settled()).
+  await settled(server.db);
   const rows = sql(server.db, 'SELECT batch_id, n_events, (SELECT count(*) FROM events e WHERE e.batch = b.id) AS n FROM batches b');
   const onDisk = new Map(rows.map((r) => [r.batch_id, r]));
   assert.equal(onDisk.size, rows.length, 'a batch_id is stored twice');

@@ -166,6 +166,19 @@ export function exec(dbPath, statement) {
   if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
 }
 
+// After a server was killed: resolves once nothing it started can still change the store. On
+// SQLite that is at once (its writes die with it). On PostgreSQL a backend may still be finishing
+// a COMMIT the server sent before it died, so this waits (up to 30 s) until none of the server's
+// connections (application_name "loopwise", store_pg.c) is left.
+export async function settled(dbPath) {
+  if (!isPgUrl(dbPath)) return;
+  const left = () => sql(dbPath, "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loopwise' AND datname = current_database()")[0].n;
+  for (const end = Date.now() + 30000; left() > 0;) {
+    if (Date.now() > end) throw new Error('the killed server\'s PostgreSQL connections are still open after 30 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function sql(dbPath, query) {
   if (isPgUrl(dbPath)) {
     const out = psql(dbPath, ['-At', '-c', `SELECT coalesce(json_agg(q), '[]') FROM (${query}) q`]);
