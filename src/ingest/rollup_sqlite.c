@@ -305,16 +305,6 @@ static int day_order(const void *x, const void *y) {
   return c ? c : (a->fair > b->fair) - (a->fair < b->fair);
 }
 
-int lw_sq_grow(void **buf, size_t *cap, size_t need, size_t size) {
-  if (*cap >= need) return 1;
-  size_t ncap = *cap ? *cap * 2 : 16;
-  while (ncap < need) ncap *= 2;
-  void *grown = realloc(*buf, ncap * size);
-  if (!grown) return 0;
-  *buf = grown, *cap = ncap;
-  return 1;
-}
-
 lw_status lw_sq_rollup_flush(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t errlen) {
   lw_status s = LW_OK;
   for (size_t i = 0; s == LW_OK && i < ru->n_sites; i++)
@@ -359,9 +349,9 @@ lw_status lw_sq_rollup_add(lw_sq_rollup *ru, sqlite3 *db, const char *site, cons
   }
   size_t k = 0;
   while (k < ru->n_sites && strcmp(ru->sites[k].site, site) != 0) k++;
-  if (!lw_sq_grow((void **)&ru->sites, &ru->sites_cap, k + 1, sizeof *ru->sites) ||
-      !lw_sq_grow((void **)&ru->buf, &ru->buf_cap, ru->n_buf + n * N_DIMS, sizeof *ru->buf) ||
-      !lw_sq_grow((void **)&ru->days, &ru->days_cap, ru->n_days + n, sizeof *ru->days)) {
+  if (!lw_grow((void **)&ru->sites, &ru->sites_cap, k + 1, sizeof *ru->sites) ||
+      !lw_grow((void **)&ru->buf, &ru->buf_cap, ru->n_buf + n * N_DIMS, sizeof *ru->buf) ||
+      !lw_grow((void **)&ru->days, &ru->days_cap, ru->n_days + n, sizeof *ru->days)) {
     snprintf(err, errlen, "out of memory");
     return LW_ERR_NOMEM;
   }
@@ -736,7 +726,7 @@ static lw_status funnel_add(lw_sq_rollup *ru, sqlite3 *db, const fkey *key, int 
       if (s != LW_OK) return s;
       k = 0;
     }
-    if (!lw_sq_grow((void **)&ru->fd, &ru->fd_cap, ru->n_fd + 1, sizeof *ru->fd)) {
+    if (!lw_grow((void **)&ru->fd, &ru->fd_cap, ru->n_fd + 1, sizeof *ru->fd)) {
       snprintf(err, errlen, "out of memory");
       return LW_ERR_NOMEM;
     }
@@ -961,7 +951,7 @@ lw_status lw_sq_rollup_settle(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t e
   sqlite3_reset(st);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!lw_sq_grow((void **)&marks, &cap, n + 1, sizeof *marks)) {
+    if (!lw_grow((void **)&marks, &cap, n + 1, sizeof *marks)) {
       s = LW_ERR_NOMEM;
       snprintf(err, errlen, "out of memory");
       break;
@@ -1197,7 +1187,7 @@ static lw_status read_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, void (*re
   unsigned char *out = NULL;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!lw_sq_grow((void **)&out, &cap, n + 1, size)) {
+    if (!lw_grow((void **)&out, &cap, n + 1, size)) {
       free(out);
       sqlite3_finalize(st);
       snprintf(err, errlen, "out of memory reading %s", what);
@@ -1381,7 +1371,7 @@ lw_status lw_sq_rollup_days(sqlite3 *db, const char *site, lw_funnel_day **rows,
     const char *action = (const char *)sqlite3_column_text(st, 1), *segment = (const char *)sqlite3_column_text(st, 2),
                *mode = (const char *)sqlite3_column_text(st, 3);
     if (!n || day_key_cmp(&out[n - 1], day, action, segment, mode) != 0) {
-      if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
+      if (!lw_grow((void **)&out, &cap, n + 1, sizeof *out)) {
         rc = SQLITE_NOMEM;
         break;
       }

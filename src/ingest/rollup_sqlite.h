@@ -23,10 +23,8 @@
 #include "loopwise/audit.h"
 #include "loopwise/batch.h"
 #include "loopwise/store.h"
+#include "grow.h"
 
-/* *buf (of *cap elements of size bytes) grown, doubling, to hold at least need: 0 when out of
- * memory (then *buf is as it was). Shared by the SQLite backend's files. */
-int lw_sq_grow(void **buf, size_t *cap, size_t need, size_t size);
 
 /* The schema 9 tables (created with the store, or by the migration). */
 extern const char lw_sq_rollup_tables[];

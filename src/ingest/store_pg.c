@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "funnel_sql.h"
+#include "grow.h"
 
 #define READERS 3
 #define EVENT_ID_STRIDE 1024 /* as store_sqlite.c: events.id = batches.id * stride + position */
@@ -1364,13 +1365,7 @@ static void fill_row(lw_stats_row *row, const PGresult *r) {
 
 static int collect_row(void *vctx, const PGresult *r) {
   rows_ctx *c = vctx;
-  if (c->n == c->cap) {
-    size_t ncap = c->cap ? c->cap * 2 : 16;
-    lw_stats_row *grown = realloc(c->rows, ncap * sizeof *grown);
-    if (!grown) return -1;
-    c->rows = grown;
-    c->cap = ncap;
-  }
+  if (!lw_grow((void **)&c->rows, &c->cap, c->n + 1, sizeof *c->rows)) return -1;
   fill_row(&c->rows[c->n++], r);
   return 0;
 }
@@ -1884,12 +1879,7 @@ typedef struct {
 
 static int collect_day(void *vctx, const PGresult *r) {
   days_ctx *c = vctx;
-  if (c->n == c->cap) {
-    size_t ncap = c->cap ? c->cap * 2 : 64;
-    lw_funnel_day *grown = realloc(c->rows, ncap * sizeof *grown);
-    if (!grown) return -1;
-    c->rows = grown, c->cap = ncap;
-  }
+  if (!lw_grow((void **)&c->rows, &c->cap, c->n + 1, sizeof *c->rows)) return -1;
   lw_funnel_day *d = &c->rows[c->n++];
   memset(d, 0, sizeof *d);
   d->day = get_int(r, 0, 0);
@@ -1912,12 +1902,7 @@ typedef struct {
 
 static int collect_value(void *vctx, const PGresult *r) {
   values_ctx *c = vctx;
-  if (c->n == c->cap) {
-    size_t ncap = c->cap ? c->cap * 2 : 64;
-    lw_funnel_value *grown = realloc(c->rows, ncap * sizeof *grown);
-    if (!grown) return -1;
-    c->rows = grown, c->cap = ncap;
-  }
+  if (!lw_grow((void **)&c->rows, &c->cap, c->n + 1, sizeof *c->rows)) return -1;
   lw_funnel_value *v = &c->rows[c->n++];
   memset(v, 0, sizeof *v);
   v->day = get_int(r, 0, 0);

@@ -979,7 +979,7 @@ static lw_status breakdown(sqlite3 *db, const char *col, const char *site, lw_st
   lw_stats_row *out = NULL;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!lw_sq_grow((void **)&out, &cap, n + 1, sizeof *out)) {
+    if (!lw_grow((void **)&out, &cap, n + 1, sizeof *out)) {
       free(out);
       sqlite3_finalize(st);
       snprintf(err, errlen, "out of memory reading stats");
