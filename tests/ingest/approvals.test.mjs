@@ -202,12 +202,15 @@ test('a_postgresql_schema_2_store_is_migrated_with_deliveries_and_approvals', { 
   const first = await startServer({ dir });
   assert.ok(isPgUrl(first.db));
   await first.stop();
-  // schema 2: without step 3's tables, step 4's funnel (the console's, test_rollups.c) and step 5's actions
+  // schema 2: without step 3's tables, step 4's funnel (the console's, test_rollups.c), step 5's
+  // actions and step 6's channels and fairness segments (rollup_days back to 2's key)
   exec(first.db, 'DROP TABLE approvals; DROP TABLE deliveries; DROP TABLE rollup_dec; DROP TABLE rollup_funnel;'
-    + ' DROP AGGREGATE total(double precision); DROP TABLE console_actions; UPDATE lw_schema SET version = 2;');
+    + ' DROP AGGREGATE total(double precision); DROP TABLE console_actions; DROP FUNCTION lw_fair(text, bytea);'
+    + ' DROP TABLE rollup_fairness, rollup_fair_segments; DELETE FROM rollup_days; ALTER TABLE rollup_days DROP COLUMN fair;'
+    + ' ALTER TABLE rollup_days ADD PRIMARY KEY(site, day, action, segment, mode); UPDATE lw_schema SET version = 2;');
   const again = await startServer({ dir, db: first.db, args: ['--config', consoleConfig(dir)] });
   try {
-    assert.deepEqual(sql(again.db, 'SELECT version FROM lw_schema'), [{ version: 5 }]);
+    assert.deepEqual(sql(again.db, 'SELECT version FROM lw_schema'), [{ version: 6 }]);
     const rec = requestRecord();
     assert.equal((await postBatch(again, batch([rec]))).status, 200);
     assert.equal(sql(again.db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');

@@ -71,10 +71,11 @@ test('the_fairness_page_flags_what_the_trainers_audit_flags', { skip: onPg && 'l
   }
 });
 
-// SQLite (store schema 12): the writer keeps the audit's segments for the config's attribute and
-// values (rollup_fairness, the server's spec at start), and the page reads those rollup rows, not
-// a walk: a row changed in the file moves the page's figure, and changed back, moves it back.
-test('the_fairness_page_reads_the_writers_rollups_kept_for_the_configs_segments', { skip: onPg && 'SQLite keeps them; PostgreSQL walks' }, async () => {
+// SQLite (store schema 12) and PostgreSQL (its schema 6): the writer keeps the audit's segments
+// for the config's attribute and values (rollup_fairness, the server's spec at start), and the
+// page reads those rollup rows, not a walk: a row changed in the store moves the page's figure,
+// and changed back, moves it back.
+test('the_fairness_page_reads_the_writers_rollups_kept_for_the_configs_segments', async () => {
   assert.deepEqual(sql(server.db, 'SELECT attribute, vals FROM rollup_fairness'),
     [{ attribute: 'plan', vals: Object.keys(PLAN).map((v) => `${v.length}:${v}`).join('') }]);
   const total = Object.values(PLAN).reduce((a, [n]) => a + n, 0);

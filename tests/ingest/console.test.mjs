@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, request } from './helpers.mjs';
+import { exec, startServer, tempDir, request } from './helpers.mjs';
 import { CONSOLE_SECRET, PASSWORD, consoleConfig, expected, expectedChannels, hashPassword, load, plan, rateBase, referee_, wilson } from './console-fixture.mjs';
 
 let server, rows;
@@ -136,6 +136,30 @@ test('funnel_per_variant_and_segment_matches_the_dataset_with_wilson_intervals',
 // recorded (no consent on the referee's device) makes a row's conversions exceed its landings:
 // each rate is over a stage it is a subset of (conversions over shares), so every interval is
 // finite and within [0, 1], in the JSON and in the CSV.
+// The channels table comes from the writer's rollups on both backends (SQLite schema 12,
+// PostgreSQL 6: rollup_funnel keyed by the decision's channel), not from a walk: a rollup row
+// changed in the store moves the table's figure, and changed back, moves it back.
+test('the_channels_table_reads_the_writers_rollups', async () => {
+  const { cookie } = await session();
+  const shares = async (key) => {
+    const res = await request(server, 'GET', '/console/api/report?site=shop', { headers: { Cookie: cookie } });
+    assert.equal(res.status, 200, res.text);
+    return res.json.tables.channels.find((r) => r.key === key).shares;
+  };
+  const key = [...expectedChannels(rows).keys()].filter((k) => k !== '(none)').sort()[0];
+  const before = await shares(key);
+  assert.ok(before > 0, `channel ${key} has shares`);
+  const one = `(site, day, action, segment, mode, channel, fair) = (SELECT site, day, action, segment, mode, channel, fair`
+    + ` FROM rollup_funnel WHERE site = 'shop' AND channel = '${key}' AND day >= 0 AND shares > 0 LIMIT 1)`;
+  exec(server.db, `UPDATE rollup_funnel SET shares = shares + 1000 WHERE ${one}`);
+  try {
+    assert.equal(await shares(key), before + 1000);
+  } finally {
+    exec(server.db, `UPDATE rollup_funnel SET shares = shares - 1000 WHERE ${one}`);
+  }
+  assert.equal(await shares(key), before);
+});
+
 test('a_conversion_without_a_recorded_landing_keeps_every_rate_and_interval_finite', async () => {
   const { cookie } = await session();
   const rep = (await request(server, 'GET', '/console/api/report?site=shop', { headers: { Cookie: cookie } })).json;

@@ -173,7 +173,7 @@ test('replicas_starting_together_migrate_the_schema_once', { skip }, async () =>
   const db = freshStore();
   const servers = await Promise.all([0, 1, 2, 3].map(() => startServer({ db, args: quick })));
   try {
-    assert.deepEqual(sql(db, 'SELECT version FROM lw_schema'), [{ version: 5 }]);
+    assert.deepEqual(sql(db, 'SELECT version FROM lw_schema'), [{ version: 6 }]);
     for (const s of servers) assert.equal((await postBatch(s, freshBatch())).status, 200);
     assert.equal(count(db, 'SELECT count(*) AS n FROM batches'), 4);
   } finally {
