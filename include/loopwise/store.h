@@ -629,7 +629,7 @@ lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err,
 
 /* The PostgreSQL schema's own version (its lw_schema table); older databases are migrated on
  * open, once however many replicas start together (an advisory lock). */
-#define LW_STORE_PG_SCHEMA_VERSION 5
+#define LW_STORE_PG_SCHEMA_VERSION 6
 
 /* Open (creating or migrating) the store in the PostgreSQL database url names (a libpq URI,
  * postgres:// or postgresql://). Every connection runs with synchronous_commit = on. On LW_OK

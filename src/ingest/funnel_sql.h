@@ -1,8 +1,10 @@
 /* funnel_sql.h: the console funnel's rules as SQL text, defined once for the two backends that
  * keep the funnel rollups (SQLite schema 11, src/ingest/rollup_sqlite.c; PostgreSQL schema 4,
- * src/ingest/store_pg.c). Internal to those two files. SQLite's schema 12 adds the decision's
- * channel and fairness segments to its rows (rollup_sqlite.c: lw_fair beside LW_FN_DEC_ROW_COLS);
- * PostgreSQL keeps schema 4's columns and walks for those, so the reads below are PostgreSQL's.
+ * src/ingest/store_pg.c). Internal to those two files. SQLite's schema 12 and PostgreSQL's 6 add
+ * the decision's channel (LW_FN_CHANNEL) and fairness segments (lw_fair(segment, x), a function
+ * each backend defines: SQLite's in C, rollup_sqlite.c; PostgreSQL's in SQL over the spec's
+ * segment names and hashes, store_pg.c) to the funnel's keys; "the fairness spec" below is how
+ * both keep the spec those segments are for.
  *
  * What a shared decision brings to the console is its referee join (store.h "How a decision's
  * referee outcomes were joined"): by the tokens it owns (the first share or copy with a token on
@@ -22,9 +24,12 @@
 #ifndef LW_INGEST_FUNNEL_SQL_H
 #define LW_INGEST_FUNNEL_SQL_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "loopwise/store.h"
 #include "loopwise/wire.h"
 
 /* SQLite's planner hints: an SQL comment whose text starts "sq:" stands for the rest of its text in
@@ -77,10 +82,16 @@
   "WITH rx AS (SELECT r.* FROM referees c JOIN referees r ON r.site = ?1 AND r.code = c.code"          \
   " AND r.referee = c.referee WHERE c.site = ?1 AND c.code = ?2 AND c.event = 'conversion'"            \
   " AND c.state <> 'rejected' AND c.token IS NULL)" LW_FN_RX_COUNTS
-/* Its decision rows the console counts (t >= 0): id, day, action, segment, mode. */
-#define LW_FN_DEC_ROW_COLS "id, " LW_FN_DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, '')"
+/* Its decision rows the console counts (t >= 0): id, day, action, segment, mode, fairness
+ * segments. */
+#define LW_FN_DEC_ROW_COLS                                                                             \
+  "id, " LW_FN_DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''), lw_fair(segment, x)"
 #define LW_FN_DEC_ROWS_FROM " FROM events WHERE site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0"
 #define LW_FN_DEC_ROWS "SELECT " LW_FN_DEC_ROW_COLS LW_FN_DEC_ROWS_FROM
+/* A shared decision's channel: its first share's or copy's (the decision reader's lw_shared), ""
+ * when that record carried none. */
+#define LW_FN_CHANNEL \
+  "SELECT coalesce(channel, '') FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s) ORDER BY id LIMIT 1"
 
 /* ---- the marks: which decisions a change may touch */
 
@@ -127,18 +138,112 @@
 /* ---- the console's reads (?1 the site) */
 
 /* Every (day, action, segment, mode) with a decision: its decisions, prompts and the funnel's
- * later stages and totals (store.h lw_funnel_day's order). */
+ * later stages and totals (store.h lw_funnel_day's order), summed over the channels and fairness
+ * segments the rows are split by (PostgreSQL's; SQLite merges the two tables in C,
+ * rollup_sqlite.c lw_sq_rollup_outcomes). */
 #define LW_FN_READ_DAYS                                                                                \
   "SELECT d.day, d.action, d.segment, d.mode, d.decisions, d.prompts, coalesce(f.shares, 0),"           \
   " coalesce(f.landed, 0), coalesce(f.converted, 0), coalesce(f.kept, 0),"                              \
   " coalesce(f.landings, 0), coalesce(f.conversions, 0), coalesce(f.retained, 0)"                       \
-  " FROM rollup_days d LEFT JOIN rollup_funnel f ON f.site = d.site AND f.day = d.day"                  \
-  " AND f.action = d.action AND f.segment = d.segment AND f.mode = d.mode WHERE d.site = ?1"            \
+  " FROM (SELECT day, action, segment, mode, CAST(sum(decisions) AS bigint) AS decisions,"              \
+  " CAST(sum(prompts) AS bigint) AS prompts FROM rollup_days WHERE site = ?1 GROUP BY 1, 2, 3, 4) d"    \
+  " LEFT JOIN (SELECT day, action, segment, mode, CAST(sum(shares) AS bigint) AS shares,"               \
+  " CAST(sum(landed) AS bigint) AS landed, CAST(sum(converted) AS bigint) AS converted,"                \
+  " CAST(sum(kept) AS bigint) AS kept, CAST(sum(landings) AS bigint) AS landings,"                      \
+  " CAST(sum(conversions) AS bigint) AS conversions, CAST(sum(retained) AS bigint) AS retained"          \
+  " FROM rollup_funnel WHERE site = ?1 GROUP BY 1, 2, 3, 4) f ON f.day = d.day"                          \
+  " AND f.action = d.action AND f.segment = d.segment AND f.mode = d.mode"                              \
   " ORDER BY d.day, d.action, d.segment, d.mode"
-/* The converted decision rows in decision order (lw_funnel_value's order). */
+/* The converted decision rows in decision order (lw_funnel_value's order), with their channel. */
 #define LW_FN_READ_VALUES                                                                              \
-  "SELECT day, action, segment, mode, conversions, value, revenue FROM rollup_dec"                     \
+  "SELECT day, action, segment, mode, conversions, value, revenue, channel FROM rollup_dec"            \
   " WHERE site = ?1 AND conversions > 0 ORDER BY id"
+/* The report's channels table (lw_funnel_channel's order; the walk's range, t >= 0). */
+#define LW_FN_READ_CHANNELS                                                                            \
+  "SELECT channel, sum(shares), sum(landed), sum(converted), sum(kept), sum(landings),"                 \
+  " sum(conversions), sum(retained) FROM rollup_funnel WHERE site = ?1 AND day >= 0"                   \
+  " GROUP BY channel ORDER BY channel"
+/* The fairness page: the decision points of every decision (t >= 0: the walk's range), then the
+ * shared decision rows and the converted ones, per set of segments and action (the audit's
+ * prompt is lw_action_is_prompt's, which the action tells; lw_fn_fair_add). */
+#define LW_FN_READ_FAIR_DAYS                                                                           \
+  "SELECT fair, action, sum(decisions), 0 FROM rollup_days WHERE site = ?1 AND day >= 0 AND fair <> 0" \
+  " GROUP BY fair, action"
+#define LW_FN_READ_FAIR_FUNNEL                                                                         \
+  "SELECT fair, action, sum(n), sum(converted) FROM rollup_funnel WHERE site = ?1 AND day >= 0"        \
+  " AND fair <> 0 GROUP BY fair, action"
+
+/* One row (fair, action, a, b) of LW_FN_READ_FAIR_DAYS (funnel 0) or LW_FN_READ_FAIR_FUNNEL
+ * (funnel 1) into out[0..n). */
+static inline void lw_fn_fair_add(lw_fairness_counts *out, int n, int funnel, uint64_t fair, const char *action,
+                                  int64_t a, int64_t b) {
+  int prompt = lw_action_is_prompt(action);
+  for (int i = 0; i < n && i < LW_FAIRNESS_VALUES; i++) {
+    if (!(fair >> i & 1)) continue;
+    if (!funnel) out[i].decisions += a, out[i].prompts += prompt ? a : 0;
+    else if (prompt) out[i].shares += a, out[i].conversions += b;
+  }
+}
+
+/* ---- the fairness segments kept (lw_store_set_fairness) */
+
+/* rollup_days from every stored decision (the table empty before), its segments by lw_fair. */
+#define LW_FN_FILL_DAYS                                                                                \
+  "INSERT INTO rollup_days(site, day, action, segment, mode, fair, decisions, prompts) SELECT site, "  \
+  LW_FN_DAY_SQL ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''), lw_fair(segment, x)," \
+  " count(*), sum(CASE WHEN " LW_FN_PROMPTED_SQL " THEN 1 ELSE 0 END) FROM events WHERE kind = 'decision'" \
+  " GROUP BY 1, 2, 3, 4, 5, 6"
+/* Another spec in force: every decision's segments again (lw_fair computing with the new one). */
+#define LW_FN_REFAIR_N 5
+#define LW_FN_REFAIR                                                                                   \
+  {"DELETE FROM rollup_days", LW_FN_FILL_DAYS,                                                         \
+   "UPDATE rollup_dec SET fair = coalesce((SELECT lw_fair(e.segment, e.x) FROM events e"              \
+   " WHERE e.id = rollup_dec.id), 0)",                                                                 \
+   "DELETE FROM rollup_funnel",                                                                        \
+   "INSERT INTO rollup_funnel(site, day, action, segment, mode, channel, fair, n, shares, landed,"     \
+   " converted, kept, landings, conversions, retained) SELECT site, day, action, segment, mode, channel," \
+   " fair, count(*), sum(shares), sum(landed), sum(converted), sum(kept), sum(landings),"              \
+   " sum(conversions), sum(retained) FROM rollup_dec GROUP BY 1, 2, 3, 4, 5, 6, 7"}
+
+/* The spec as rollup_fairness(attribute, vals) keeps it: normalized (no values without an
+ * attribute, at most LW_FAIRNESS_VALUES), each value as <length>:<value>, so no value can make
+ * two specs read alike. */
+#define LW_FN_SPEC_TEXT_CAP (LW_FAIRNESS_VALUES * (LW_NAME_LEN + 8) + 1)
+static inline void lw_fn_spec_norm(const lw_fairness_spec *in, lw_fairness_spec *out) {
+  memset(out, 0, sizeof *out);
+  snprintf(out->attribute, sizeof out->attribute, "%s", in->attribute);
+  out->n = in->attribute[0] ? (in->n < LW_FAIRNESS_VALUES ? in->n : LW_FAIRNESS_VALUES) : 0;
+  for (int i = 0; i < out->n; i++) snprintf(out->values[i], sizeof out->values[i], "%s", in->values[i]);
+}
+static inline void lw_fn_spec_text(const lw_fairness_spec *spec, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (int i = 0; i < spec->n && n < cap; i++)
+    n += (size_t)snprintf(out + n, cap - n, "%zu:%s", strlen(spec->values[i]), spec->values[i]);
+}
+static inline void lw_fn_spec_parse(const char *attribute, const char *vals, lw_fairness_spec *out) {
+  memset(out, 0, sizeof *out);
+  snprintf(out->attribute, sizeof out->attribute, "%s", attribute ? attribute : "");
+  const char *p = vals;
+  while (p && *p && out->n < LW_FAIRNESS_VALUES) {
+    char *colon;
+    unsigned long len = strtoul(p, &colon, 10);
+    if (*colon != ':' || strlen(colon + 1) < len || len > LW_NAME_LEN) break;
+    memcpy(out->values[out->n], colon + 1, len);
+    out->values[out->n++][len] = '\0';
+    p = colon + 1 + len;
+  }
+}
+/* 1 when a and b name the same segments in the same order. */
+static inline int lw_fn_same_spec(const lw_fairness_spec *a, const lw_fairness_spec *b) {
+  lw_fairness_spec x, y;
+  lw_fn_spec_norm(a, &x);
+  lw_fn_spec_norm(b, &y);
+  char ta[LW_FN_SPEC_TEXT_CAP], tb[LW_FN_SPEC_TEXT_CAP];
+  lw_fn_spec_text(&x, ta, sizeof ta);
+  lw_fn_spec_text(&y, tb, sizeof tb);
+  return !strcmp(x.attribute, y.attribute) && !strcmp(ta, tb);
+}
 
 /* tmpl with %1$s the shared kinds, %2$s cond (NULL: ""), then each ?N (N = 1..n_sub) replaced by
  * sub[N - 1] (NULL: left as it is; "$": PostgreSQL's $N), and the "sq:" hints kept (sqlite) or

@@ -537,9 +537,9 @@ static const char k_dirty_table[] =
     "CREATE TEMP TABLE IF NOT EXISTS rollup_rows(site TEXT NOT NULL, decision TEXT NOT NULL, id INTEGER NOT NULL,"
     " PRIMARY KEY(site, decision, id)) WITHOUT ROWID;";
 
-/* The join's statements are funnel_sql.h's, shared with the PostgreSQL backend; SQLite's decision
- * rows add their fairness segments (lw_fair, schema 12: PostgreSQL walks for those). */
-#define DEC_ROW_COLS LW_FN_DEC_ROW_COLS ", lw_fair(segment, x)"
+/* The join's statements are funnel_sql.h's, shared with the PostgreSQL backend (the decision
+ * rows with their fairness segments, lw_fair, and the channel too). */
+#define DEC_ROW_COLS LW_FN_DEC_ROW_COLS
 
 static const char *const k_funnel_sql[] = {
     /* 0 mark a decision */
@@ -597,7 +597,7 @@ static const char *const k_funnel_sql[] = {
     "SELECT " DEC_ROW_COLS " FROM events WHERE id IN (SELECT id FROM temp.rollup_rows WHERE site = ?1 AND decision = ?2)"
     " AND site = ?1 AND decision = ?2 AND kind = 'decision' AND t >= 0",
     /* 21 a shared decision's channel: its first share's or copy's (the cursor's lw_shared2) */
-    "SELECT coalesce(channel, '') FROM events WHERE site = ?1 AND decision = ?2 AND kind IN (%1$s) ORDER BY id LIMIT 1",
+    LW_FN_CHANNEL,
 };
 _Static_assert(sizeof k_funnel_sql / sizeof k_funnel_sql[0] == LW_SQ_FUNNEL_STMTS, "one statement per slot");
 
@@ -1014,13 +1014,7 @@ static const char k_v12_tables[] =
 
 /* rollup_days from the stored decisions (empty before). */
 static lw_status fill_days(sqlite3 *db, const char *what, char *err, size_t errlen) {
-  char sql[1024];
-  snprintf(sql, sizeof sql,
-           "INSERT INTO rollup_days(site, day, action, segment, mode, fair, decisions, prompts)"
-           " SELECT " DAYS_KEY_SQL ", count(*), sum(" PROMPTED_SQL ") FROM events WHERE kind = '%s'"
-           " GROUP BY 1, 2, 3, 4, 5, 6",
-           lw_kind_name(LW_KIND_DECISION));
-  return exec_sql(db, sql, what, err, errlen);
+  return exec_sql(db, LW_FN_FILL_DAYS, what, err, errlen);
 }
 
 lw_status lw_sq_rollup_migrate_12(sqlite3 *db, char *err, size_t errlen) {
@@ -1044,37 +1038,14 @@ lw_status lw_sq_rollup_migrate_12(sqlite3 *db, char *err, size_t errlen) {
   return s;
 }
 
-/* A spec as rollup_fairness keeps it: each value as <length>:<value>, so no value can make two
- * specs read alike. */
-static void spec_text(const lw_fairness_spec *spec, char *out, size_t cap) {
-  size_t n = 0;
-  out[0] = '\0';
-  for (int i = 0; i < spec->n && n < cap; i++)
-    n += (size_t)snprintf(out + n, cap - n, "%zu:%s", strlen(spec->values[i]), spec->values[i]);
-}
-
-#define SPEC_TEXT_CAP (LW_FAIRNESS_VALUES * (LW_NAME_LEN + 8) + 1)
-
+/* The spec compiled: its segments' names and hashes (funnel_sql.h normalizes it). */
 static void fair_compile(lw_sq_fair *f, const lw_fairness_spec *spec) {
   memset(f, 0, sizeof *f);
-  snprintf(f->spec.attribute, sizeof f->spec.attribute, "%s", spec->attribute);
-  f->spec.n = spec->attribute[0] ? (spec->n < LW_FAIRNESS_VALUES ? spec->n : LW_FAIRNESS_VALUES) : 0;
+  lw_fn_spec_norm(spec, &f->spec);
   for (int i = 0; i < f->spec.n; i++) {
-    snprintf(f->spec.values[i], sizeof f->spec.values[i], "%s", spec->values[i]);
-    lw_audit_segment_name(spec->attribute, spec->values[i], f->names[i]);
+    lw_audit_segment_name(f->spec.attribute, f->spec.values[i], f->names[i]);
     f->hashes[i] = lw_fnv1a(f->names[i]);
   }
-}
-
-/* 1 when a and b name the same segments in the same order. */
-static int same_spec(const lw_fairness_spec *a, const lw_fairness_spec *b) {
-  lw_sq_fair x, y;
-  fair_compile(&x, a);
-  fair_compile(&y, b);
-  char ta[SPEC_TEXT_CAP], tb[SPEC_TEXT_CAP];
-  spec_text(&x.spec, ta, sizeof ta);
-  spec_text(&y.spec, tb, sizeof tb);
-  return !strcmp(x.spec.attribute, y.spec.attribute) && !strcmp(ta, tb);
 }
 
 /* rollup_fairness's spec (db: any connection). */
@@ -1084,18 +1055,8 @@ static lw_status stored_spec(sqlite3 *db, lw_fairness_spec *out, char *err, size
   if (sqlite3_prepare_v2(db, "SELECT attribute, vals FROM rollup_fairness", -1, &st, NULL) != SQLITE_OK)
     return fail(db, "reading the fairness spec", err, errlen);
   int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    snprintf(out->attribute, sizeof out->attribute, "%s", (const char *)sqlite3_column_text(st, 0));
-    const char *p = (const char *)sqlite3_column_text(st, 1);
-    while (p && *p && out->n < LW_FAIRNESS_VALUES) {
-      char *colon;
-      unsigned long len = strtoul(p, &colon, 10);
-      if (*colon != ':' || strlen(colon + 1) < len || len > LW_NAME_LEN) break;
-      memcpy(out->values[out->n], colon + 1, len);
-      out->values[out->n++][len] = '\0';
-      p = colon + 1 + len;
-    }
-  }
+  if (rc == SQLITE_ROW)
+    lw_fn_spec_parse((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1), out);
   sqlite3_finalize(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? LW_OK : fail(db, "reading the fairness spec", err, errlen);
 }
@@ -1111,24 +1072,15 @@ lw_status lw_sq_rollup_set_fairness(lw_sq_rollup *ru, sqlite3 *db, const lw_fair
                                     char *err, size_t errlen) {
   static const char what[] = "recomputing the fairness segments";
   *changed = 0;
-  if (same_spec(&ru->fair.spec, spec)) return LW_OK;
+  if (lw_fn_same_spec(&ru->fair.spec, spec)) return LW_OK;
   *changed = 1;
   fair_compile(&ru->fair, spec); /* lw_fair computes with it from here (the caller restores it on failure) */
-  lw_status s = exec_sql(db, "DELETE FROM rollup_days", what, err, errlen);
-  if (s == LW_OK) s = fill_days(db, what, err, errlen);
-  if (s == LW_OK)
-    s = exec_sql(db,
-                 "UPDATE rollup_dec SET fair = coalesce((SELECT lw_fair(e.segment, e.x) FROM events e"
-                 " WHERE e.id = rollup_dec.id), 0);"
-                 "DELETE FROM rollup_funnel;"
-                 "INSERT INTO rollup_funnel(site, day, action, segment, mode, channel, fair, n, shares, landed,"
-                 " converted, kept, landings, conversions, retained) SELECT site, day, action, segment, mode, channel,"
-                 " fair, count(*), sum(shares), sum(landed), sum(converted), sum(kept), sum(landings),"
-                 " sum(conversions), sum(retained) FROM rollup_dec GROUP BY 1, 2, 3, 4, 5, 6, 7",
-                 what, err, errlen);
+  static const char *const refair[LW_FN_REFAIR_N] = LW_FN_REFAIR;
+  lw_status s = LW_OK;
+  for (int i = 0; s == LW_OK && i < LW_FN_REFAIR_N; i++) s = exec_sql(db, refair[i], what, err, errlen);
   if (s != LW_OK) return s;
-  char text[SPEC_TEXT_CAP];
-  spec_text(&ru->fair.spec, text, sizeof text);
+  char text[LW_FN_SPEC_TEXT_CAP];
+  lw_fn_spec_text(&ru->fair.spec, text, sizeof text);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db, "UPDATE rollup_fairness SET attribute = ?1, vals = ?2", -1, &st, NULL) != SQLITE_OK)
     return fail(db, what, err, errlen);
@@ -1144,33 +1096,20 @@ lw_status lw_sq_rollup_fairness(sqlite3 *db, const char *site, const lw_fairness
   lw_fairness_spec kept;
   lw_status s = stored_spec(db, &kept, err, errlen);
   if (s != LW_OK) return s;
-  if (!same_spec(&kept, spec)) {
+  if (!lw_fn_same_spec(&kept, spec)) {
     snprintf(err, errlen, "the fairness rollups are kept for another attribute or values");
     return LW_ERR_INVALID;
   }
   for (int i = 0; i < spec->n && i < LW_FAIRNESS_VALUES; i++) memset(&out[i], 0, sizeof out[i]);
-  /* Decision points of every decision (t >= 0: the walk's range), then the shared decision rows
-   * and the converted ones, per set of segments and action: the audit's prompt is
-   * lw_action_is_prompt's (neither "none" nor "not now"), which the rows' action tells. */
-  static const char *const sql[2] = {
-      "SELECT fair, action, sum(decisions), 0 FROM rollup_days WHERE site = ?1 AND day >= 0 AND fair <> 0"
-      " GROUP BY fair, action",
-      "SELECT fair, action, sum(n), sum(converted) FROM rollup_funnel WHERE site = ?1 AND day >= 0 AND fair <> 0"
-      " GROUP BY fair, action"};
+  static const char *const sql[2] = {LW_FN_READ_FAIR_DAYS, LW_FN_READ_FAIR_FUNNEL}; /* funnel_sql.h */
   for (int q = 0; s == LW_OK && q < 2; q++) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql[q], -1, &st, NULL) != SQLITE_OK) return fail(db, "reading the fairness rollups", err, errlen);
     sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      uint64_t fair = (uint64_t)sqlite3_column_int64(st, 0);
-      int prompt = lw_action_is_prompt((const char *)sqlite3_column_text(st, 1));
-      int64_t a = sqlite3_column_int64(st, 2), b = sqlite3_column_int64(st, 3);
-      for (int i = 0; i < spec->n && i < LW_FAIRNESS_VALUES; i++) {
-        if (!(fair >> i & 1)) continue;
-        if (q == 0) out[i].decisions += a, out[i].prompts += prompt ? a : 0;
-        else if (prompt) out[i].shares += a, out[i].conversions += b;
-      }
+      lw_fn_fair_add(out, spec->n, q, (uint64_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) s = fail(db, "reading the fairness rollups", err, errlen);
@@ -1435,11 +1374,7 @@ lw_status lw_sq_rollup_channels(sqlite3 *db, const char *site, lw_funnel_channel
   *rows = NULL;
   *n_rows = 0;
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT channel, sum(shares), sum(landed), sum(converted), sum(kept), sum(landings),"
-                         " sum(conversions), sum(retained) FROM rollup_funnel WHERE site = ?1 AND day >= 0"
-                         " GROUP BY channel ORDER BY channel",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db, LW_FN_READ_CHANNELS, -1, &st, NULL) != SQLITE_OK)
     return fail(db, "preparing the channels", err, errlen);
   sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
   return read_rows(db, st, sizeof **rows, read_channel, (void **)rows, n_rows, "the channels", err, errlen);

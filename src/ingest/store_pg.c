@@ -27,6 +27,7 @@
 
 #include "funnel_sql.h"
 #include "grow.h"
+#include "loopwise/audit.h"
 
 #define READERS 3
 #define EVENT_ID_STRIDE 1024 /* as store_sqlite.c: events.id = batches.id * stride + position */
@@ -150,7 +151,7 @@ static const char *const pg_schema_v3[] = {
  * per (site, day, action, segment, mode) (rollup_funnel), kept by the writer with the rules of
  * funnel_sql.h (see "the console's funnel" below); total() as SQLite's, for that shared text
  * (float8pl is sum(float8)'s own step: the same additions in the same order). The backfill
- * (funnel_backfill) runs after these. */
+ * (funnel_rebuild, schema 6's) fills them. */
 static const char *const pg_schema_v4[] = {
     "CREATE AGGREGATE total(double precision) (sfunc = float8pl, stype = float8, initcond = '0')",
     "CREATE TABLE rollup_dec(site " TXT " NOT NULL, decision " TXT " NOT NULL, id bigint NOT NULL,"
@@ -173,15 +174,53 @@ static const char *const pg_schema_v5[] = {
     "CREATE INDEX console_actions_ref ON console_actions(site, target, ref)",
     NULL};
 
+/* Version 6: SQLite schema 12's channels and fairness segments. rollup_days, rollup_dec and
+ * rollup_funnel are rebuilt with the shared decision's channel (LW_FN_CHANNEL) and the fairness
+ * audit's segments (fair: bit i for the spec's value i) in their keys, and filled from the stored
+ * events and referee reports (funnel_rebuild). The spec is rollup_fairness's (SQLite's text) and,
+ * compiled, rollup_fair_segments (each value's segment name "attribute^value" and the
+ * little-endian bytes of its hash, lw_fnv1a: C computes both, lw_audit_segment_name). lw_fair
+ * is loopwise/audit.h's lw_audit_segments_of over those rows: a decision is in a segment when
+ * its segment field is the name or one of its x pairs (8 bytes: the hash, then the value) has
+ * the hash; test_rollups holds it to the C rule through the walk. */
+static const char *const pg_schema_v6[] = {
+    "DROP TABLE rollup_days, rollup_dec, rollup_funnel",
+    "CREATE TABLE rollup_fairness(attribute " TXT " NOT NULL, vals " TXT " NOT NULL)",
+    "INSERT INTO rollup_fairness(attribute, vals) VALUES('', '')",
+    "CREATE TABLE rollup_fair_segments(bit integer PRIMARY KEY, name " TXT " NOT NULL, hash bytea NOT NULL)",
+    "CREATE FUNCTION lw_fair(text, bytea) RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE AS $$"
+    " SELECT coalesce(sum(1::bigint << f.bit), 0)::bigint FROM rollup_fair_segments f WHERE f.name = $1"
+    " OR EXISTS(SELECT 1 FROM generate_series(0, length($2) / 8 - 1) k WHERE substring($2 FROM 8 * k + 1 FOR 4) = f.hash)"
+    " $$",
+    "CREATE TABLE rollup_days(site " TXT " NOT NULL, day bigint NOT NULL, action " TXT " NOT NULL,"
+    " segment " TXT " NOT NULL, mode " TXT " NOT NULL, fair bigint NOT NULL, decisions bigint NOT NULL,"
+    " prompts bigint NOT NULL, PRIMARY KEY(site, day, action, segment, mode, fair))",
+    "CREATE TABLE rollup_dec(site " TXT " NOT NULL, decision " TXT " NOT NULL, id bigint NOT NULL,"
+    " day bigint NOT NULL, action " TXT " NOT NULL, segment " TXT " NOT NULL, mode " TXT " NOT NULL,"
+    " shares bigint NOT NULL, landed bigint NOT NULL, converted bigint NOT NULL, kept bigint NOT NULL,"
+    " landings bigint NOT NULL, conversions bigint NOT NULL, retained bigint NOT NULL,"
+    " value double precision NOT NULL, revenue double precision NOT NULL, channel " TXT " NOT NULL,"
+    " fair bigint NOT NULL, PRIMARY KEY(site, decision, id))",
+    "CREATE INDEX rollup_dec_converted ON rollup_dec(site, id) WHERE conversions > 0",
+    "CREATE TABLE rollup_funnel(site " TXT " NOT NULL, day bigint NOT NULL, action " TXT " NOT NULL,"
+    " segment " TXT " NOT NULL, mode " TXT " NOT NULL, channel " TXT " NOT NULL, fair bigint NOT NULL,"
+    " n bigint NOT NULL, shares bigint NOT NULL, landed bigint NOT NULL, converted bigint NOT NULL,"
+    " kept bigint NOT NULL, landings bigint NOT NULL, conversions bigint NOT NULL, retained bigint NOT NULL,"
+    " PRIMARY KEY(site, day, action, segment, mode, channel, fair))",
+    "CREATE INDEX rollup_funnel_empty ON rollup_funnel(site) WHERE n <= 0",
+    NULL};
+
 /* migrations[v - 1] brings version v - 1 to v (0: an empty database). */
 static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2, pg_schema_v3, pg_schema_v4,
-                                                              pg_schema_v5};
+                                                              pg_schema_v5, pg_schema_v6};
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one migration per PostgreSQL schema version");
-/* What a migration fills from the stored data after its statements (NULL: nothing more). */
-static lw_status funnel_backfill(PGconn *c, char *err, size_t errlen);
+/* What a migration fills from the stored data after its statements (NULL: nothing more). Schema
+ * 4's funnel is filled by 6's rebuild (the fill runs this build's statements, which need 6's
+ * columns; a migration always ends at this build's version, in the same transaction). */
+static lw_status funnel_rebuild(PGconn *c, char *err, size_t errlen);
 static lw_status (*const pg_migration_fills[])(PGconn *c, char *err, size_t errlen) = {NULL, NULL, NULL,
-                                                                                          funnel_backfill, NULL};
+                                                                                          NULL, NULL, funnel_rebuild};
 _Static_assert(sizeof pg_migration_fills / sizeof pg_migration_fills[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one fill (or NULL) per PostgreSQL schema version");
 
@@ -709,15 +748,17 @@ static lw_status prepare_writer(pg_store *s, char *err, size_t errlen) {
   " g AS (SELECT e.site, v.dim, v.key, e.install, e.kind, count(*) AS n FROM ev e " PG_RU_DIMS   \
   "  WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5),"                                            \
   " k AS (SELECT site, dim, key, sum(n)::bigint AS n" LW_KINDS(PG_RU_SUM) " FROM g GROUP BY 1, 2, 3),"
-/* The decisions among ev into rollup_days (sign "" adds, "-" subtracts). */
+/* The decisions among ev into rollup_days (sign "" adds, "-" subtracts), with their fairness
+ * segments (PG schema 6). */
 #define PG_RU_DAYS_ADD(sign)                                                                         \
-  " dy AS (INSERT INTO rollup_days AS r(site, day, action, segment, mode, decisions, prompts)"         \
+  " dy AS (INSERT INTO rollup_days AS r(site, day, action, segment, mode, fair, decisions, prompts)"   \
   "  SELECT site, " PG_RU_DAY ", coalesce(action, ''), coalesce(segment, ''), coalesce(mode, ''),"   \
-  "  " sign "count(*), " sign "count(*) FILTER (WHERE " PG_RU_PROMPTED ") FROM ev WHERE kind = 'decision'" \
-  "  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 ON CONFLICT (site, day, action, segment, mode) DO UPDATE"  \
+  "  lw_fair(segment, x), " sign "count(*), " sign "count(*) FILTER (WHERE " PG_RU_PROMPTED ") FROM ev" \
+  "  WHERE kind = 'decision' GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"                    \
+  "  ON CONFLICT (site, day, action, segment, mode, fair) DO UPDATE"                                  \
   "  SET decisions = r.decisions + excluded.decisions, prompts = r.prompts + excluded.prompts)"
 static const char k_rollup_add_pg[] =
-    "WITH ev AS (SELECT site, install, kind, action, segment, code, mode, t FROM events"
+    "WITH ev AS (SELECT site, install, kind, action, segment, code, mode, t, x FROM events"
     "  WHERE id >= $1 * $2 AND id < ($1 + 1) * $2),"
     PG_RU_GROUPS
     " ins AS (INSERT INTO rollup_installs AS r(site, dim, key, install, n)"
@@ -746,7 +787,7 @@ static lw_status rollup_send_add(pg_store *s, PGconn *c, const lw_store_item *it
   return st;
 }
 
-/* Subtract the events ev_sql selects (its columns site, install, kind, action, segment, code;
+/* Subtract the events ev_sql selects (its columns site, install, kind, action, segment, code, mode, t, x;
  * parameters p), before they are deleted: a key's installs lose those whose count reaches 0, and
  * the emptied rows go (found through the partial indexes on n <= 0). */
 static const char k_rollup_sub_pg[] =
@@ -814,18 +855,20 @@ static const char k_funnel_lock_all[] =
 #define PG_FN_SUB_SUM(c) ", -sum(" #c ")::bigint"
 #define PG_FN_ADD_SUM(c) ", sum(" #c ")::bigint"
 #define PG_FN_UPSERT(sums)                                                                            \
-  " INSERT INTO rollup_funnel AS f(site, day, action, segment, mode, n" PG_FN_CONTRIB(PG_FN_COL) ")"   \
-  " SELECT site, day, action, segment, mode, " sums " FROM moved GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5" \
-  " ON CONFLICT (site, day, action, segment, mode) DO UPDATE SET n = f.n + excluded.n" PG_FN_CONTRIB(PG_FN_ADD)
+  " INSERT INTO rollup_funnel AS f(site, day, action, segment, mode, channel, fair, n" PG_FN_CONTRIB(PG_FN_COL) ")" \
+  " SELECT site, day, action, segment, mode, channel, fair, " sums " FROM moved GROUP BY 1, 2, 3, 4, 5, 6, 7"   \
+  " ORDER BY 1, 2, 3, 4, 5, 6, 7 ON CONFLICT (site, day, action, segment, mode, channel, fair) DO UPDATE"      \
+  " SET n = f.n + excluded.n" PG_FN_CONTRIB(PG_FN_ADD)
 
 /* 0: the marked decisions' rows leave rollup_dec and rollup_funnel. */
 static const char k_funnel_sub_pg[] =
     "WITH moved AS (DELETE FROM rollup_dec r USING rollup_dirty d WHERE r.site = d.site AND r.decision = d.decision"
-    " RETURNING r.site, r.day, r.action, r.segment, r.mode" PG_FN_CONTRIB(PG_FN_R_COL) ")"
+    " RETURNING r.site, r.day, r.action, r.segment, r.mode, r.channel, r.fair" PG_FN_CONTRIB(PG_FN_R_COL) ")"
     PG_FN_UPSERT("-count(*)" PG_FN_CONTRIB(PG_FN_SUB_SUM));
 /* 1: the rows they bring now go in (%s: the join's statements, funnel_sql.h, for fm's decision:
  * shared; owned tokens and their landings; the token join's reports; the code of the first
- * share without a token; that code's landings; its reports; the decision rows). Which join
+ * share without a token; that code's landings; its reports; its channel; the decision rows with
+ * their fairness segments). Which join
  * holds is store.h's order: by token when it owns one, else by code, else none; a row counts
  * as console.c add_decision counts it (prompted: an action other than "" and none). */
 static const char k_funnel_add_pg[] =
@@ -839,13 +882,15 @@ static const char k_funnel_add_pg[] =
     "  FROM fm CROSS JOIN LATERAL (%s) t7(tokens, landings) CROSS JOIN LATERAL (%s) t8(c, k, v, r)"
     "  LEFT JOIN LATERAL (%s) t9(code) ON true CROSS JOIN LATERAL (%s) t10(landings)"
     "  CROSS JOIN LATERAL (%s) t11(c, k, v, r)),"
-    " fr AS (SELECT fo.*, e.id, e.day, e.action, e.segment, e.mode,"
+    " fc AS (SELECT fo.*, coalesce(ch.channel, '') AS channel FROM fo LEFT JOIN LATERAL (%s) ch(channel) ON true),"
+    " fr AS (SELECT fc.*, e.id, e.day, e.action, e.segment, e.mode, e.fair,"
     "  (e.action <> '' AND e.action <> '" LW_ACTION_NONE "') AS p"
-    "  FROM fo CROSS JOIN LATERAL (%s) e(id, day, action, segment, mode)),"
+    "  FROM fc CROSS JOIN LATERAL (%s) e(id, day, action, segment, mode, fair)),"
     " moved AS (INSERT INTO rollup_dec(site, decision, id, day, action, segment, mode" PG_FN_CONTRIB(PG_FN_COL)
-    ", value, revenue) SELECT site, decision, id, day, action, segment, mode, p::int, (p AND landings > 0)::int,"
-    "  (p AND conversions > 0)::int, (p AND conversions > 0 AND retained > 0)::int, landings, conversions, retained,"
-    "  value, revenue FROM fr RETURNING site, day, action, segment, mode" PG_FN_CONTRIB(PG_FN_COL) ")"
+    ", value, revenue, channel, fair) SELECT site, decision, id, day, action, segment, mode, p::int,"
+    "  (p AND landings > 0)::int, (p AND conversions > 0)::int, (p AND conversions > 0 AND retained > 0)::int,"
+    "  landings, conversions, retained, value, revenue, channel, fair FROM fr"
+    "  RETURNING site, day, action, segment, mode, channel, fair" PG_FN_CONTRIB(PG_FN_COL) ")"
     PG_FN_UPSERT("count(*)" PG_FN_CONTRIB(PG_FN_ADD_SUM));
 
 /* The settle's FUNNEL_SETTLE_N statements into sql[i]: k_funnel_sub_pg, k_funnel_add_pg with the
@@ -857,15 +902,16 @@ static lw_status funnel_settle_sql(char sql[FUNNEL_SETTLE_N][FUNNEL_SQL_CAP], ch
   char landing[40];
   snprintf(landing, sizeof landing, "'%s'", lw_kind_name(LW_KIND_LANDING));
   const char *const d[] = {"d.site", "d.decision"}, *const m[] = {"fm.site", "fm.decision", landing},
-                    *const c[] = {"fm.site", "t9.code", landing}, *const o[] = {"fo.site", "fo.decision"};
+                    *const c[] = {"fm.site", "t9.code", landing}, *const o[] = {"fc.site", "fc.decision"},
+                    *const h[] = {"fo.site", "fo.decision"};
   static const struct {
     const char *tmpl;
-    int sub; /* 0 d, 1 m, 2 c, 3 o */
+    int sub; /* 0 d, 1 m, 2 c, 3 o, 4 h */
   } parts[] = {{LW_FN_SHARED, 0},   {LW_FN_TOKEN_LANDINGS, 1}, {LW_FN_TOKEN_RX, 1}, {LW_FN_CODE_OF, 1},
-               {LW_FN_CODE_LANDINGS, 2}, {LW_FN_CODE_RX, 2},  {LW_FN_DEC_ROWS, 3}};
+               {LW_FN_CODE_LANDINGS, 2}, {LW_FN_CODE_RX, 2},  {LW_FN_CHANNEL, 4},  {LW_FN_DEC_ROWS, 3}};
   enum { N_PARTS = sizeof parts / sizeof parts[0] };
-  const char *const *subs[] = {d, m, c, o};
-  const int n_subs[] = {2, 3, 3, 2};
+  const char *const *subs[] = {d, m, c, o, h};
+  const int n_subs[] = {2, 3, 3, 2, 2};
   char(*x)[4096] = malloc(N_PARTS * sizeof *x);
   if (!x) {
     snprintf(err, errlen, "out of memory");
@@ -875,7 +921,8 @@ static lw_status funnel_settle_sql(char sql[FUNNEL_SETTLE_N][FUNNEL_SQL_CAP], ch
   for (int i = 0; ok && i < N_PARTS; i++)
     ok = lw_fn_expand(parts[i].tmpl, NULL, subs[parts[i].sub], n_subs[parts[i].sub], x[i], sizeof x[i]);
   ok = ok && snprintf(sql[0], FUNNEL_SQL_CAP, "%s", k_funnel_sub_pg) < FUNNEL_SQL_CAP &&
-       snprintf(sql[1], FUNNEL_SQL_CAP, k_funnel_add_pg, x[0], x[1], x[2], x[3], x[4], x[5], x[6]) < FUNNEL_SQL_CAP;
+       snprintf(sql[1], FUNNEL_SQL_CAP, k_funnel_add_pg, x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]) <
+           FUNNEL_SQL_CAP;
   free(x);
   snprintf(sql[2], FUNNEL_SQL_CAP, "DELETE FROM rollup_funnel WHERE n <= 0");
   snprintf(sql[3], FUNNEL_SQL_CAP, "DELETE FROM rollup_dirty");
@@ -937,12 +984,16 @@ static lw_status funnel_lock(PGconn *c, const char *site, char *err, size_t errl
   return st;
 }
 
-/* Schema 3 to 4: every shared decision marked and settled (under the migration's lock). */
-static lw_status funnel_backfill(PGconn *c, char *err, size_t errlen) {
+/* Schema 5 to 6 (and 3 to 4 with it): rollup_days from every stored decision, then every shared
+ * decision marked and settled, as the writer does (under the migration's lock). No spec is kept
+ * yet (the server gives it, lw_store_set_fairness), so every decision's segments are 0. */
+static lw_status funnel_rebuild(PGconn *c, char *err, size_t errlen) {
+  static const char what[] = "migrating the schema to 6";
   char sql[1024];
-  lw_status st = run(c, k_funnel_dirty_pg, NULL, NULL, "migrating the schema to 4", err, errlen);
+  lw_status st = run(c, LW_FN_FILL_DAYS, NULL, NULL, what, err, errlen);
+  if (st == LW_OK) st = run(c, k_funnel_dirty_pg, NULL, NULL, what, err, errlen);
   if (st == LW_OK) st = funnel_mark_sql(LW_FN_MARK_ALL, NULL, sql, sizeof sql, err, errlen);
-  if (st == LW_OK) st = run(c, sql, NULL, NULL, "migrating the schema to 4", err, errlen);
+  if (st == LW_OK) st = run(c, sql, NULL, NULL, what, err, errlen);
   if (st == LW_OK) st = funnel_settle(c, err, errlen);
   return st;
 }
@@ -1180,7 +1231,7 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
       params rp;
       p_init(&rp);
       p_text(&rp, it->site), p_text(&rp, it->install);
-      st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
+      st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t, x FROM events"
                                  " WHERE site = $1 AND install = $2", &rp, err, errlen);
       if (st == LW_OK) st = funnel_mark_deleted(s->w, "site = ?1 AND install = ?2", &rp, err, errlen);
       p_free(&rp);
@@ -1211,7 +1262,7 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
     }
     p_init(&p);
     p_text(&p, it->site), p_text(&p, it->code);
-    st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t FROM events"
+    st = rollup_subtract(s->w, "SELECT site, install, kind, action, segment, code, mode, t, x FROM events"
                                " WHERE site = $1 AND code = $2", &p, err, errlen);
     if (st == LW_OK) st = funnel_mark_deleted(s->w, "site = ?1 AND code = ?2", &p, err, errlen);
     p_free(&p);
@@ -1256,7 +1307,7 @@ static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, c
                              &p, err, errlen);
   if (st == LW_OK)
     st = rollup_subtract(s->w,
-                       "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code, e.mode, e.t FROM events e"
+                       "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code, e.mode, e.t, e.x FROM events e"
                        " JOIN batches b ON e.id >= b.id * $2 AND e.id < (b.id + 1) * $2 WHERE b.received_at < $1",
                        &p, err, errlen);
   if (st == LW_OK)
@@ -1912,6 +1963,7 @@ static int collect_value(void *vctx, const PGresult *r) {
   v->conversions = get_int(r, 0, 4);
   v->value = get_double(r, 0, 5);
   v->revenue = get_double(r, 0, 6);
+  get_text(r, 0, 7, v->channel, sizeof v->channel); /* PG schema 6 */
   return 0;
 }
 
@@ -1926,8 +1978,8 @@ static lw_status pg_funnel_days(lw_store *base, const char *site, lw_funnel_day 
   days_ctx ctx = {0};
   if (st == LW_OK)
     st = stream(rd->c,
-                "SELECT day, action, segment, mode, decisions, prompts FROM rollup_days WHERE site = $1"
-                " ORDER BY day, action, segment, mode",
+                "SELECT day, action, segment, mode, sum(decisions)::bigint, sum(prompts)::bigint FROM rollup_days"
+                " WHERE site = $1 GROUP BY 1, 2, 3, 4 ORDER BY day, action, segment, mode",
                 &p, collect_day, &ctx, "reading the funnel", err, errlen);
   p_free(&p);
   reader_give(rd);
@@ -1972,6 +2024,151 @@ static lw_status pg_funnel_outcomes(lw_store *base, const char *site, lw_funnel_
   *days = dc.rows, *n_days = dc.n;
   *values = vc.rows, *n_values = vc.n;
   return LW_OK;
+}
+
+/* ---- the channels and the fairness segments (PG schema 6), as SQLite's schema 12 ---------- */
+
+typedef struct {
+  lw_funnel_channel *rows;
+  size_t n, cap;
+} channels_ctx;
+
+static int collect_channel(void *vctx, const PGresult *r) {
+  channels_ctx *c = vctx;
+  if (!lw_grow((void **)&c->rows, &c->cap, c->n + 1, sizeof *c->rows)) return -1;
+  lw_funnel_channel *ch = &c->rows[c->n++];
+  memset(ch, 0, sizeof *ch);
+  get_text(r, 0, 0, ch->channel, sizeof ch->channel);
+  int64_t *v[7] = {&ch->shares, &ch->landed, &ch->converted, &ch->kept, &ch->landings, &ch->conversions, &ch->retained};
+  for (int i = 0; i < 7; i++) *v[i] = get_int(r, 0, 1 + i);
+  return 0;
+}
+
+static lw_status pg_funnel_channels(lw_store *base, const char *site, lw_funnel_channel **rows, size_t *n, char *err,
+                                    size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  static const char *const dollars[] = {"$"};
+  char sql[1024];
+  lw_fn_expand(LW_FN_READ_CHANNELS, NULL, dollars, 1, sql, sizeof sql);
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading the channels", err, errlen);
+  params p;
+  p_init(&p);
+  p_text(&p, site);
+  channels_ctx ctx = {0};
+  if (st == LW_OK) st = stream(rd->c, sql, &p, collect_channel, &ctx, "reading the channels", err, errlen);
+  p_free(&p);
+  reader_give(rd);
+  if (st != LW_OK) {
+    free(ctx.rows);
+    return st;
+  }
+  *rows = ctx.rows, *n = ctx.n;
+  return LW_OK;
+}
+
+/* rollup_fairness's spec (c: any connection, inside the caller's transaction). */
+static lw_status stored_spec(PGconn *c, lw_fairness_spec *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  PGresult *r;
+  lw_status st = run(c, "SELECT attribute, vals FROM rollup_fairness", NULL, &r, "reading the fairness spec", err, errlen);
+  if (st != LW_OK) return st;
+  if (PQntuples(r) > 0) lw_fn_spec_parse(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), out);
+  PQclear(r);
+  return LW_OK;
+}
+
+typedef struct {
+  lw_fairness_counts *out;
+  int n, funnel;
+} fair_ctx;
+
+static int collect_fair(void *vctx, const PGresult *r) {
+  fair_ctx *c = vctx;
+  char action[LW_NAME_LEN + 1];
+  get_text(r, 0, 1, action, sizeof action);
+  lw_fn_fair_add(c->out, c->n, c->funnel, (uint64_t)get_int(r, 0, 0), action, get_int(r, 0, 2), get_int(r, 0, 3));
+  return 0;
+}
+
+/* The fairness page from the rollups, one snapshot (the spec kept checked in it). */
+static lw_status pg_fairness(lw_store *base, const char *site, const lw_fairness_spec *spec, lw_fairness_counts *out,
+                             char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  static const char *const dollars[] = {"$"};
+  char sql[2][1024];
+  lw_fn_expand(LW_FN_READ_FAIR_DAYS, NULL, dollars, 1, sql[0], sizeof sql[0]);
+  lw_fn_expand(LW_FN_READ_FAIR_FUNNEL, NULL, dollars, 1, sql[1], sizeof sql[1]);
+  for (int i = 0; i < spec->n && i < LW_FAIRNESS_VALUES; i++) memset(&out[i], 0, sizeof out[i]);
+  pg_conn *rd = reader_take(s);
+  lw_status st = conn_ready(rd->c, "reading the fairness rollups", err, errlen);
+  if (st == LW_OK)
+    st = run(rd->c, "BEGIN ISOLATION LEVEL REPEATABLE READ", NULL, NULL, "starting a read", err, errlen);
+  lw_fairness_spec kept;
+  if (st == LW_OK) st = stored_spec(rd->c, &kept, err, errlen);
+  if (st == LW_OK && !lw_fn_same_spec(&kept, spec)) {
+    snprintf(err, errlen, "the fairness rollups are kept for another attribute or values");
+    st = LW_ERR_INVALID;
+  }
+  params p;
+  p_init(&p);
+  p_text(&p, site);
+  for (int q = 0; st == LW_OK && q < 2; q++) {
+    fair_ctx ctx = {out, spec->n, q};
+    st = stream(rd->c, sql[q], &p, collect_fair, &ctx, "reading the fairness rollups", err, errlen);
+  }
+  p_free(&p);
+  rollback(rd->c);
+  reader_give(rd);
+  return st;
+}
+
+/* The writer's: the spec in force. Another one is compiled into rollup_fair_segments (lw_fair
+ * reads it) and every decision's segments recomputed (funnel_sql.h LW_FN_REFAIR), in one
+ * transaction under the funnel's lock on every site and rollup_fairness's row lock, so replicas
+ * starting together with one config recompute once. */
+static lw_status pg_set_fairness(lw_store *base, const lw_fairness_spec *spec, char *err, size_t errlen) {
+  pg_store *s = (pg_store *)base;
+  static const char what[] = "recomputing the fairness segments";
+  lw_fairness_spec want, kept;
+  lw_fn_spec_norm(spec, &want);
+  lw_status st = conn_ready(s->w, "starting a write", err, errlen);
+  if (st == LW_OK) st = prepare_writer(s, err, errlen);
+  if (st == LW_OK) st = run(s->w, "BEGIN", NULL, NULL, "starting a write", err, errlen);
+  if (st != LW_OK) return st;
+  st = run(s->w, "SELECT 1 FROM rollup_fairness FOR UPDATE", NULL, NULL, what, err, errlen);
+  if (st == LW_OK) st = funnel_lock(s->w, NULL, err, errlen);
+  if (st == LW_OK) st = stored_spec(s->w, &kept, err, errlen);
+  if (st == LW_OK && lw_fn_same_spec(&kept, &want)) {
+    rollback(s->w);
+    return LW_OK;
+  }
+  if (st == LW_OK) st = run(s->w, "DELETE FROM rollup_fair_segments", NULL, NULL, what, err, errlen);
+  for (int i = 0; st == LW_OK && i < want.n; i++) {
+    char name[LW_SEGMENT_NAME_LEN + 1];
+    lw_audit_segment_name(want.attribute, want.values[i], name);
+    uint32_t h = lw_fnv1a(name);
+    uint8_t le[4] = {(uint8_t)h, (uint8_t)(h >> 8), (uint8_t)(h >> 16), (uint8_t)(h >> 24)}; /* as x_encode */
+    params p;
+    p_init(&p);
+    p_int(&p, i), p_text(&p, name), p_blob(&p, le, sizeof le);
+    st = run(s->w, "INSERT INTO rollup_fair_segments(bit, name, hash) VALUES($1, $2, $3)", &p, NULL, what, err, errlen);
+    p_free(&p);
+  }
+  if (st == LW_OK) {
+    char text[LW_FN_SPEC_TEXT_CAP];
+    lw_fn_spec_text(&want, text, sizeof text);
+    params p;
+    p_init(&p);
+    p_text(&p, want.attribute), p_text(&p, text);
+    st = run(s->w, "UPDATE rollup_fairness SET attribute = $1, vals = $2", &p, NULL, what, err, errlen);
+    p_free(&p);
+  }
+  static const char *const refair[LW_FN_REFAIR_N] = LW_FN_REFAIR;
+  for (int i = 0; st == LW_OK && i < LW_FN_REFAIR_N; i++) st = run(s->w, refair[i], NULL, NULL, what, err, errlen);
+  if (st == LW_OK) st = run(s->w, "COMMIT", NULL, NULL, "committing the fairness segments", err, errlen);
+  if (st != LW_OK) rollback(s->w);
+  return st;
 }
 
 static lw_status pg_count_decisions(lw_store *base, const lw_store_range *r, uint64_t *n, char *err, size_t errlen) {
@@ -2772,7 +2969,7 @@ static const lw_store_backend pg_backend = {
     pg_decisions, pg_count_decisions, pg_site_salt, pg_referee, pg_register_referrer, pg_review, pg_reviews,
     pg_deliveries_enqueue, pg_delivery_claim, pg_delivery_finish, pg_delivery_resend, pg_deliveries,
     pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check,
-    pg_funnel_outcomes, NULL, NULL, NULL /* channels and fairness segments: SQLite only so far (the console walks) */,
+    pg_funnel_outcomes, pg_funnel_channels, pg_set_fairness, pg_fairness /* PG schema 6 */,
     pg_console_actions, NULL /* purge_step: one transaction per pass so far */};
 
 /* ---- read-only (the learning tools) */
@@ -2819,8 +3016,7 @@ static const lw_store_backend pg_read_backend = {
     pg_close, pg_decisions, pg_count_decisions, ro_site_salt, ro_referee, ro_register_referrer, ro_review,
     pg_reviews, NULL, NULL, NULL, NULL, pg_deliveries, pg_stats_walk, pg_funnel_days, pg_shared_decisions,
     pg_approvals, NULL, pg_approval_check, pg_funnel_outcomes,
-    NULL, NULL, NULL /* channels and fairness segments: SQLite only so far (the console walks) */, pg_console_actions,
-    NULL};
+    pg_funnel_channels, NULL, pg_fairness, pg_console_actions, NULL};
 
 static lw_status open_pg(const char *url, int read_only, lw_store **out, char *err, size_t errlen) {
   *out = NULL;

@@ -419,7 +419,7 @@ static void psql(const char *sql) {
   CHECK_INT(system(cmd), 0);
 }
 static void pg_schema_sql(const char *fmt) {
-  char sql[512];
+  char sql[1024];
   snprintf(sql, sizeof sql, fmt, pg_schema, pg_schema);
   psql(sql);
 }
@@ -793,6 +793,7 @@ static void a_schema_8_store_is_migrated_and_answers_as_before(void) {
     pg_schema_sql("SET search_path = %s; DROP TABLE rollup_site, rollup_keys, rollup_installs, rollup_days;"
                   " DROP INDEX events_shares, events_decisions; DROP TABLE deliveries, approvals, console_actions;"
                   " DROP TABLE rollup_dec, rollup_funnel; DROP AGGREGATE total(double precision);"
+                  " DROP FUNCTION lw_fair(text, bytea); DROP TABLE rollup_fairness, rollup_fair_segments;"
                   " UPDATE lw_schema SET version = 1; -- %s");
     CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
   } else {
@@ -1007,6 +1008,7 @@ static void a_store_from_before_the_console_actions_is_migrated_and_keeps_its_fu
     CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
   }
   if (!s) return;
+  set_spec(s, &spec_a); /* as the server does at start (PostgreSQL 4 to 6 keeps no spec before it) */
   lw_console_action *acts = NULL;
   size_t n_acts = 9;
   CHECK_INT(lw_store_console_actions(s, "default", 10, &acts, &n_acts, err, sizeof err), LW_OK);
