@@ -734,7 +734,7 @@ static void a_retention_pass_in_steps_keeps_the_rollups_equal_to_a_walk_after_ea
     if (steps > 1000) break;
   }
   CHECK(total > 0);
-  CHECK(pg_url() || steps > 3);
+  CHECK(steps > 3); /* in steps on both backends (PostgreSQL's since schema 6) */
   int64_t again = 0;
   CHECK_INT(lw_store_purge_step(s, cut, 1, &again, &more, err, sizeof err), LW_OK);
   CHECK_INT(again, 0);
@@ -742,7 +742,36 @@ static void a_retention_pass_in_steps_keeps_the_rollups_equal_to_a_walk_after_ea
   check_against_walk(s, "default", "after a stepped pass");
   check_against_walk(s, "other", "after a stepped pass");
   drop_store(s);
-  if (pg_url()) return;
+  if (pg_url()) {
+    /* One batch a step, and the pass ends where the last expired batch went (SQLite's below is
+     * also held to the whole pass's rollups, table for table). */
+    s = fresh_store();
+    if (!s) return;
+    rng_state = 5;
+    for (int i = 0; i < 60; i++) {
+      char *j = random_batch();
+      write_json(s, sites[i % 2], j, NOW + 1000 * i);
+      free(j);
+    }
+    int64_t n_all = 0;
+    for (more = 1, steps = 0; more && steps < 100; steps++) {
+      int64_t n = 0;
+      CHECK_INT(lw_store_purge_step(s, NOW + 1000 * 40, 1, &n, &more, err, sizeof err), LW_OK);
+      n_all += n;
+    }
+    CHECK_INT(steps, 40);
+    CHECK(n_all > 0);
+    lw_stats st;
+    CHECK_INT(lw_store_stats(s, "default", &st, err, sizeof err), LW_OK);
+    lw_stats st2;
+    CHECK_INT(lw_store_stats(s, "other", &st2, err, sizeof err), LW_OK);
+    CHECK_INT(st.batches + st2.batches, 20);
+    lw_stats_clear(&st), lw_stats_clear(&st2);
+    check_against_walk(s, "default", "after one batch a step");
+    check_against_walk(s, "other", "after one batch a step");
+    drop_store(s);
+    return;
+  }
 
   char pa[] = "/tmp/lw-ru-step-XXXXXX", pb[] = "/tmp/lw-ru-once-XXXXXX";
   lw_store *a = sqlite_at(pa), *b = sqlite_at(pb);
