@@ -241,6 +241,7 @@ typedef struct {
    * id: 0 none, 1 sent in the current group, 2 ready. */
   int prepared_pid;
   uint8_t prepared[STMT_EVENTS + LW_MAX_EVENTS_PREPARED + 1];
+  int purge_deleted; /* a step of the retention pass under way deleted batches (writer only) */
 } pg_store;
 
 /* ---------------------------------------------------------------- parameters */
@@ -1285,73 +1286,142 @@ static lw_status pg_forget(lw_store *base, lw_forget_item *const *items, size_t 
   return st;
 }
 
-/* Retention by receive time (the index on batches.received_at), each batch's events by their
- * id range. */
-static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
+/* Retention by receive time (the index on batches.received_at), in bounded steps as SQLite's
+ * (store.h lw_store_purge_step): a step takes the oldest expired batches (receive time, then id:
+ * batch ids come from a sequence several replicas draw from, so they are not commit order)
+ * holding about max_events events, whole batches and at least one, with their events and
+ * rollups, in one transaction; the pass's last step also takes what leaves with the events. $1
+ * the cut, $2 the id stride, $3 the step's batch ids (an array). */
+#define PG_STEP_BATCHES "SELECT b.id FROM unnest($3::bigint[]) AS b(id)"
+static lw_status pg_purge_step(lw_store *base, int64_t before_ms, int64_t max_events, int64_t *deleted, int *more,
+                               char *err, size_t errlen) {
   pg_store *s = (pg_store *)base;
   *deleted = 0;
+  *more = 0;
   lw_status st = conn_ready(s->w, "starting a purge", err, errlen);
   if (st == LW_OK) st = prepare_writer(s, err, errlen);
   if (st == LW_OK) st = run(s->w, "BEGIN", NULL, NULL, "starting a purge", err, errlen);
   if (st != LW_OK) return st;
-  params p;
-  p_init(&p);
-  p_int(&p, before_ms);
-  p_int(&p, EVENT_ID_STRIDE);
-  PGresult *r = NULL;
   st = funnel_lock(s->w, NULL, err, errlen);
-  if (st == LW_OK)
+  /* The step's batches: read in order until they hold max_events (one more row says whether
+   * any expired batch is left for the next step). */
+  char *ids = NULL;
+  size_t ids_len = 0, ids_cap = 0;
+  int64_t n_batches = 0;
+  if (st == LW_OK) {
+    params p;
+    p_init(&p);
+    p_int(&p, before_ms), p_int(&p, max_events > 0 ? max_events + 1 : 0);
+    PGresult *r = NULL;
+    st = run(s->w,
+             "SELECT id, n_events FROM batches WHERE received_at < $1 ORDER BY received_at, id"
+             " LIMIT CASE WHEN $2 > 0 THEN $2 END",
+             &p, &r, "purging", err, errlen);
+    p_free(&p);
+    int64_t events = 0;
+    for (int k = 0; st == LW_OK && k < PQntuples(r); k++) {
+      if (n_batches && max_events > 0 && events >= max_events) {
+        *more = 1; /* this batch is expired too: the next step's */
+        break;
+      }
+      const char *id = PQgetvalue(r, k, 0);
+      if (!lw_grow((void **)&ids, &ids_cap, ids_len + strlen(id) + 3, 1)) {
+        snprintf(err, errlen, "out of memory");
+        st = LW_ERR_NOMEM;
+        break;
+      }
+      ids_len += (size_t)snprintf(ids + ids_len, ids_cap - ids_len, "%s%s", ids_len ? "," : "{", id);
+      events += get_int(r, k, 1);
+      n_batches++;
+    }
+    /* as many rows as asked, all taken: more may be left */
+    if (st == LW_OK && max_events > 0 && n_batches && n_batches == PQntuples(r) && n_batches == max_events + 1)
+      *more = 1;
+    PQclear(r);
+  }
+  if (st == LW_OK && n_batches) {
+    ids[ids_len++] = '}', ids[ids_len] = '\0';
+    params p;
+    p_init(&p);
+    p_int(&p, before_ms), p_int(&p, EVENT_ID_STRIDE), p_text(&p, ids);
+    PGresult *r = NULL;
     st = funnel_mark_deleted(s->w,
-                             "id IN (SELECT e.id FROM batches b JOIN events e ON e.id >= b.id * ?2"
-                             " AND e.id < (b.id + 1) * ?2 WHERE b.received_at < ?1)",
+                             "id IN (SELECT e.id FROM (" PG_STEP_BATCHES ") b JOIN events e ON e.id >= b.id * ?2"
+                             " AND e.id < (b.id + 1) * ?2 WHERE ?1 IS NOT NULL AND ?3 IS NOT NULL)",
                              &p, err, errlen);
-  if (st == LW_OK)
-    st = rollup_subtract(s->w,
-                       "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code, e.mode, e.t, e.x FROM events e"
-                       " JOIN batches b ON e.id >= b.id * $2 AND e.id < (b.id + 1) * $2 WHERE b.received_at < $1",
-                       &p, err, errlen);
-  if (st == LW_OK)
-    st = run(s->w,
-             "UPDATE rollup_site r SET batches = r.batches - x.n FROM (SELECT site, count(*) AS n FROM batches"
-             " WHERE received_at < $1 AND $2 > 0 GROUP BY 1) x WHERE r.site = x.site",
-             &p, NULL, "keeping the rollups", err, errlen);
-  if (st == LW_OK)
-    st = run(s->w,
-           "DELETE FROM events e USING batches b WHERE b.received_at < $1"
-           " AND e.id >= b.id * $2 AND e.id < (b.id + 1) * $2",
-           &p, &r, "purging", err, errlen);
-  if (st == LW_OK) *deleted = strtoll(PQcmdTuples(r), NULL, 10);
-  PQclear(r);
-  int64_t batches = 0;
-  r = NULL;
-  if (st == LW_OK) st = run(s->w, "DELETE FROM batches WHERE received_at < $1", &p, &r, "purging", err, errlen);
-  if (st == LW_OK) batches = strtoll(PQcmdTuples(r), NULL, 10);
-  PQclear(r);
-  r = NULL;
-  if (st == LW_OK) /* approval requests leave with the records they came in */
-    st = run(s->w, "DELETE FROM approvals WHERE received_at < $1 AND $2 > 0", &p, NULL, "purging", err, errlen);
-  if (st == LW_OK) /* schema 5: console actions before the cut */
-    st = run(s->w, "DELETE FROM console_actions WHERE at < $1 AND $2 > 0", &p, NULL, "purging", err, errlen);
-  p_free(&p);
-  /* As SQLite's: whenever a batch expired, install keys leave code_owners and flags with their
-   * last stored share (referee reports are the host's ledger and stay). */
-  char owners[512];
-  with_shared_kinds("DELETE FROM code_owners o WHERE NOT EXISTS(SELECT 1 FROM events e"
-                    " WHERE e.site = o.site AND e.code = o.code AND e.kind IN (%s) AND e.install = o.install)",
-                    owners, sizeof owners);
-  if (st == LW_OK && batches) st = run(s->w, owners, NULL, NULL, "purging", err, errlen);
-  if (st == LW_OK && batches)
-    st = run(s->w,
-             "DELETE FROM flags f WHERE kind = 'install' AND NOT EXISTS(SELECT 1 FROM events e"
-             " WHERE e.site = f.site AND e.install = f.value)",
-             NULL, NULL, "purging", err, errlen);
-  if (st == LW_OK) st = funnel_settle(s->w, err, errlen);
+    if (st == LW_OK)
+      st = rollup_subtract(s->w,
+                           "SELECT e.site, e.install, e.kind, e.action, e.segment, e.code, e.mode, e.t, e.x"
+                           " FROM (" PG_STEP_BATCHES ") b JOIN events e ON e.id >= b.id * $2 AND e.id < (b.id + 1) * $2"
+                           " WHERE $1::bigint IS NOT NULL",
+                           &p, err, errlen);
+    if (st == LW_OK)
+      st = run(s->w,
+               "UPDATE rollup_site r SET batches = r.batches - x.n FROM (SELECT site, count(*) AS n FROM batches"
+               " WHERE id IN (" PG_STEP_BATCHES ") AND $1::bigint IS NOT NULL AND $2 > 0 GROUP BY 1) x"
+               " WHERE r.site = x.site",
+               &p, NULL, "keeping the rollups", err, errlen);
+    if (st == LW_OK)
+      st = run(s->w,
+               "DELETE FROM events e USING (" PG_STEP_BATCHES ") b WHERE e.id >= b.id * $2 AND e.id < (b.id + 1) * $2"
+               " AND $1::bigint IS NOT NULL",
+               &p, &r, "purging", err, errlen);
+    if (st == LW_OK) *deleted = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if (st == LW_OK)
+      st = run(s->w, "DELETE FROM batches WHERE id IN (" PG_STEP_BATCHES ") AND $1::bigint IS NOT NULL AND $2 > 0",
+               &p, NULL, "purging", err, errlen);
+    p_free(&p);
+    if (st == LW_OK) st = funnel_settle(s->w, err, errlen);
+    if (st == LW_OK) s->purge_deleted = 1;
+  }
+  free(ids);
+  /* The pass's end, as SQLite's: approval requests and console actions before the cut; and,
+   * when some step of the pass deleted batches, install keys leave code_owners and flags with
+   * their last stored share (referee reports are the host's ledger and stay). */
+  if (st == LW_OK && !*more) {
+    params p;
+    p_init(&p);
+    p_int(&p, before_ms);
+    st = run(s->w, "DELETE FROM approvals WHERE received_at < $1", &p, NULL, "purging", err, errlen);
+    if (st == LW_OK) /* schema 5 */
+      st = run(s->w, "DELETE FROM console_actions WHERE at < $1", &p, NULL, "purging", err, errlen);
+    p_free(&p);
+  }
+  if (st == LW_OK && !*more && s->purge_deleted) {
+    char owners[512];
+    with_shared_kinds("DELETE FROM code_owners o WHERE NOT EXISTS(SELECT 1 FROM events e"
+                      " WHERE e.site = o.site AND e.code = o.code AND e.kind IN (%s) AND e.install = o.install)",
+                      owners, sizeof owners);
+    st = run(s->w, owners, NULL, NULL, "purging", err, errlen);
+    if (st == LW_OK)
+      st = run(s->w,
+               "DELETE FROM flags f WHERE kind = 'install' AND NOT EXISTS(SELECT 1 FROM events e"
+               " WHERE e.site = f.site AND e.install = f.value)",
+               NULL, NULL, "purging", err, errlen);
+  }
   if (st == LW_OK) st = run(s->w, "COMMIT", NULL, NULL, "committing a purge", err, errlen);
   if (st != LW_OK) {
     rollback(s->w);
     *deleted = 0;
+    *more = 0;
+    return st;
   }
-  return st;
+  if (!*more) s->purge_deleted = 0;
+  return LW_OK;
+}
+
+/* The whole pass, step after step (the tools' and tests' call; the writer steps itself). */
+static lw_status pg_purge(lw_store *base, int64_t before_ms, int64_t *deleted, char *err, size_t errlen) {
+  *deleted = 0;
+  int more = 1;
+  while (more) {
+    int64_t n = 0;
+    lw_status st = pg_purge_step(base, before_ms, LW_PURGE_STEP_EVENTS, &n, &more, err, errlen);
+    if (st != LW_OK) return st;
+    *deleted += n;
+  }
+  return LW_OK;
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -2970,7 +3040,7 @@ static const lw_store_backend pg_backend = {
     pg_deliveries_enqueue, pg_delivery_claim, pg_delivery_finish, pg_delivery_resend, pg_deliveries,
     pg_stats_walk, pg_funnel_days, pg_shared_decisions, pg_approvals, pg_approval_answer, pg_approval_check,
     pg_funnel_outcomes, pg_funnel_channels, pg_set_fairness, pg_fairness /* PG schema 6 */,
-    pg_console_actions, NULL /* purge_step: one transaction per pass so far */};
+    pg_console_actions, pg_purge_step};
 
 /* ---- read-only (the learning tools) */
 
