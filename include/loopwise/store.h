@@ -384,7 +384,7 @@ lw_status lw_store_funnel_days(lw_store *s, const char *site, lw_funnel_day **ro
  * from a backend without it (the caller then walks lw_store_shared_decisions). */
 lw_status lw_store_funnel_outcomes(lw_store *s, const char *site, lw_funnel_day **days, size_t *n_days,
                                    lw_funnel_value **values, size_t *n_values, char *err, size_t errlen);
-/* ---- the share channels and the fairness audit's segments (schema 12, SQLite)
+/* ---- the share channels and the fairness audit's segments (schema 12; PostgreSQL 6)
  * A shared decision's channel is the channel of its first share or copy (lw_store_decision
  * .channel: the decision reader's rule, which the trainer's channel ranking uses too), "" when
  * that record carried none (wire v1). Its fairness segments are the values of the product

@@ -1,8 +1,8 @@
 /* console_fairness.c: the console's fairness page (README "The console"). The segments are the
  * values of the product config's fairness attribute ("plan^free", ...: the hashed features the
  * runtime puts in every decision's x); the counts come from the writer's rollups (SQLite schema
- * 12, lw_store_fairness, kept for the spec the server gave the store at start), else from a walk
- * of the store's decision reader (PostgreSQL; rollups kept for another spec), both by
+ * 12, PostgreSQL 6: lw_store_fairness, kept for the spec the server gave the store at start), else
+ * from a walk of the store's decision reader (rollups kept for another spec), both by
  * lw_audit_segments_of; the rates, ratios and flags from loopwise/audit.h, the trainer's own audit arithmetic
  * (loopwise-eval --audit), so the page flags what the trainer flags. Each rate carries its 95%
  * Wilson interval. A conversion here is a prompt that brought at least one referred customer,
@@ -173,7 +173,7 @@ unsigned lw_console_fairness(const lw_ingest_config *cfg, lw_store *store, const
     memset(&rows[s], 0, sizeof rows[s]);
     lw_audit_segment_name(spec.attribute, spec.values[s], rows[s].name);
   }
-  /* The writer's rollups (SQLite, schema 12, kept for this spec); else the walk. */
+  /* The writer's rollups (SQLite schema 12, PostgreSQL 6, kept for this spec); else the walk. */
   lw_status st = n ? lw_store_fairness(store, site, &spec, counts, err, errlen) : LW_OK;
   if (st == LW_ERR_INVALID) st = walk_counts(store, site, rows, n, counts, err, errlen);
   if (st != LW_OK) return 503;
