@@ -934,6 +934,22 @@ static void two_replicas_at_once_keep_the_funnel_a_walk_gives(void) {
   check_against_walk(b, "other", "two replicas");
   for (int r = 0; r < 2; r++)
     for (int i = 0; i < PER_REPLICA; i++) free(jsons[r][i]);
+  /* A replica starting with another console config (another fairness spec) while the other
+   * writes: the spec change waits for the writes' funnel locks and they for it, so every
+   * decision's segments are the new spec's either way. */
+  for (int i = 0; i < PER_REPLICA; i++) jsons[0][i] = random_batch();
+  replica_job more = {a, jsons[0], NULL, PER_REPLICA, NOW + 10000};
+  pthread_t writer;
+  CHECK_INT(pthread_create(&writer, NULL, replica_writes, &more), 0);
+  usleep(20000);
+  lw_status st = lw_store_set_fairness(b, &spec_b, err, sizeof err);
+  if (st != LW_OK) fprintf(stderr, "set_fairness: %s\n", err);
+  CHECK_INT(st, LW_OK);
+  pthread_join(writer, NULL);
+  current_spec = &spec_b;
+  check_against_walk(a, "default", "a spec change beside a writing replica");
+  check_against_walk(b, "other", "a spec change beside a writing replica");
+  for (int i = 0; i < PER_REPLICA; i++) free(jsons[0][i]);
   lw_store_free(b);
   drop_store(a);
 }
