@@ -13,12 +13,14 @@
 //   retention_fill_events, retention_fill_s, retention_db_mb
 // LW_BENCH_RETENTION_EVENTS sets the size (default 1,000,000; 10,000,000 for the 10m figures).
 // LW_BENCH_RETENTION_DB names a store bench_fill built already: it is copied, the copy purged.
+// LW_BENCH_RETENTION_PG=URL: the PostgreSQL backend instead, filled into that (empty) database;
+// every figure's name then ends in _pg_<n> (retention_db_mb: the database's size).
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, statSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binary, freshBatch, postBatch, request } from '../ingest/helpers.mjs';
+import { binary, freshBatch, postBatch, request, sql } from '../ingest/helpers.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fill = resolve(root, process.env.LW_NATIVE_DIR || 'build/native', 'tests/ingest/bench_fill');
@@ -29,14 +31,15 @@ for (const f of [binary, fill]) {
   }
 }
 const events = Number(process.env.LW_BENCH_RETENTION_EVENTS || 1_000_000);
-const size = events % 1_000_000 === 0 ? `${events / 1_000_000}m` : String(events);
+const pg = process.env.LW_BENCH_RETENTION_PG || '';
+const size = (pg ? 'pg_' : '') + (events % 1_000_000 === 0 ? `${events / 1_000_000}m` : String(events));
 const out = (name, value) => console.log(`${name}=${typeof value === 'number' ? Math.round(value * 1000) / 1000 : value}`);
 const dir = mkdtempSync(join(tmpdir(), 'lw-retention-bench-'));
-const db = join(dir, 'outcomes.db');
+const db = pg || join(dir, 'outcomes.db');
 const DAY = 86400000;
 const START_MS = 1756684800000; /* bench_fill.c START_MS: 2025-09-01 */
 
-if (process.env.LW_BENCH_RETENTION_DB) {
+if (process.env.LW_BENCH_RETENTION_DB && !pg) {
   copyFileSync(process.env.LW_BENCH_RETENTION_DB, db);
 } else {
   const filled = execFileSync(fill, [db, String(events)], { encoding: 'utf8', maxBuffer: 1 << 20 });
@@ -45,7 +48,8 @@ if (process.env.LW_BENCH_RETENTION_DB) {
     out(`retention_${k}`, Number(v));
   }
 }
-out('retention_db_mb', statSync(db).size / 1048576);
+out('retention_db_mb', pg ? Number(sql(db, 'SELECT pg_database_size(current_database()) AS n')[0].n) / 1048576
+  : statSync(db).size / 1048576);
 
 const q = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] : NaN; };
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
