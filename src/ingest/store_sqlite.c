@@ -835,7 +835,8 @@ static lw_status sq_forget(lw_store *base, lw_forget_item *const *items, size_t 
  * A pass over a big store deletes millions of events, and everything a step deletes is one
  * transaction of the one writer: so a step takes whole batches up to max_events and commits,
  * and the writer serves its queue between steps (writer.c). Since each step deletes the oldest
- * batches left, "id < (last + 1) * stride" names exactly the step's events. The rows that
+ * batches left, "id < (last + 1) * stride" names exactly the step's events (bounded below too by
+ * the first batch's, see sq_purge_step: the planner then reads that range only). The rows that
  * leave with the events (code owners and flags whose install has no stored share or event left,
  * approval requests and console actions received before the cut) are taken once, by the step
  * that ends the pass: between steps a code's owner may be an install whose shares went in an
@@ -915,15 +916,16 @@ static lw_status purge_step(sqlite_store *s, int64_t before_ms, int64_t max_even
     /* Both ends of the step's id range, first's as a literal: with "id < ?1" alone SQLite's
      * planner (no statistics) took a covering index for the GROUP BYs and read every event of
      * the store in every step (README "Measured figures": retention_s_*); bounded on both
-     * sides the rowid range costs it less, and a step reads its own events only. */
+     * sides, the rowid range is the cheaper plan and a step reads its own events only. */
     char events_in[96], batches_in[96];
     snprintf(events_in, sizeof events_in, "id >= %lld AND id < ?1", (long long)first * EVENT_ID_STRIDE);
     snprintf(batches_in, sizeof batches_in, "id >= %lld AND id < ?1 / " SQL_NUM(EVENT_ID_STRIDE), (long long)first);
+    char events_delete[128]; /* the very rows subtracted */
+    snprintf(events_delete, sizeof events_delete, "DELETE FROM events WHERE %s", events_in);
     st = lw_sq_rollup_subtract(&s->ru, s->w, events_in, batches_in, NULL, NULL, (last + 1) * EVENT_ID_STRIDE, err,
                                errlen);
     if (st == LW_OK)
-      st = delete_where(s, "DELETE FROM events WHERE id < ?1", NULL,
-                        (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
+      st = delete_where(s, events_delete, NULL, (last + 1) * EVENT_ID_STRIDE, deleted, err, errlen);
     if (st == LW_OK)
       st = delete_where(s, "DELETE FROM batches WHERE id <= ?1", NULL, last, NULL, err, errlen);
     if (st == LW_OK) st = lw_sq_rollup_settle(&s->ru, s->w, err, errlen);
