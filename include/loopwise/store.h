@@ -578,6 +578,13 @@ void lw_store_free(lw_store *s);
  * frees with lw_store_free. */
 lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size_t errlen);
 
+/* What the SQLite backend's last lw_store_purge_step read in order rather than by key: the
+ * rows of tables and indexes its statements stepped over in full scans, summed
+ * (SQLITE_STMTSTATUS_FULLSCAN_STEP); -1 for another backend. For the tests: a step that deletes
+ * the same batches reads as much of a big store as of a small one (a step that reads the
+ * whole store takes seconds at 10M events, README "Measured figures" retention_s_*). */
+int64_t lw_store_sqlite_purge_scanned(const lw_store *s);
+
 /* Test seam of the SQLite backend: the nth statement of its next write transaction (1: BEGIN,
  * then each INSERT in order, the last one COMMIT) fails as if SQLite had refused it, so the
  * failure path (ROLLBACK, nothing kept) can be tested. 0 disarms. Safe to call from another

@@ -470,26 +470,58 @@ lw_status lw_sq_rollup_subtract(lw_sq_rollup *ru, sqlite3 *db, const char *where
   sqlite3_finalize(q);
   if (s == LW_OK) s = flush_key(&ac, err, errlen);
   if (s == LW_OK) {
-    /* The decisions' days: one statement, then the emptied rows (the table is small: a row per
-     * day and key, not per event). */
+    /* The decisions' days: one statement, which returns the rows it changed; those it emptied
+     * are deleted by key (not by a scan of the table for decisions <= 0: it holds a row per day
+     * and key of the whole store, and a retention step must cost what it deletes). */
     snprintf(sql, sizeof sql,
              "INSERT INTO rollup_days(site, day, action, segment, mode, fair, decisions, prompts)"
              " SELECT " DAYS_KEY_SQL ", -count(*), -sum(" PROMPTED_SQL ") FROM events WHERE (%s) AND kind = '%s'"
              " GROUP BY 1, 2, 3, 4, 5, 6"
              " ON CONFLICT(site, day, action, segment, mode, fair) DO UPDATE SET"
-             " decisions = decisions + excluded.decisions, prompts = prompts + excluded.prompts",
+             " decisions = decisions + excluded.decisions, prompts = prompts + excluded.prompts"
+             " RETURNING site, day, action, segment, mode, fair, decisions",
              where, lw_kind_name(LW_KIND_DECISION));
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return fail(db, "preparing the rollups", err, errlen);
     bind_where(q, a, b, i);
-    rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return fail(db, "keeping the rollups", err, errlen);
-    char *msg = NULL;
-    if (sqlite3_exec(db, "DELETE FROM rollup_days WHERE decisions <= 0", NULL, NULL, &msg) != SQLITE_OK) {
-      snprintf(err, errlen, "keeping the rollups: %s", msg ? msg : "");
-      sqlite3_free(msg);
-      return LW_ERR_IO;
+    struct lw_sq_rollup_day *gone = NULL; /* the emptied rows (prompted unused) */
+    size_t n_gone = 0, cap = 0;
+    while (s == LW_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+      if (sqlite3_column_int64(q, 6) > 0) continue;
+      if (!lw_grow((void **)&gone, &cap, n_gone + 1, sizeof *gone)) {
+        snprintf(err, errlen, "out of memory");
+        s = LW_ERR_NOMEM;
+        break;
+      }
+      struct lw_sq_rollup_day *g = &gone[n_gone++];
+      snprintf(g->site, sizeof g->site, "%s", (const char *)sqlite3_column_text(q, 0));
+      g->day = sqlite3_column_int64(q, 1);
+      snprintf(g->action, sizeof g->action, "%s", (const char *)sqlite3_column_text(q, 2));
+      snprintf(g->segment, sizeof g->segment, "%s", (const char *)sqlite3_column_text(q, 3));
+      snprintf(g->mode, sizeof g->mode, "%s", (const char *)sqlite3_column_text(q, 4));
+      g->fair = (uint32_t)sqlite3_column_int64(q, 5);
     }
+    if (s == LW_OK && rc != SQLITE_DONE) s = fail(db, "keeping the rollups", err, errlen);
+    sqlite3_finalize(q);
+    if (s == LW_OK && n_gone &&
+        sqlite3_prepare_v2(db,
+                           "DELETE FROM rollup_days WHERE site = ?1 AND day = ?2 AND action = ?3 AND segment = ?4"
+                           " AND mode = ?5 AND fair = ?6",
+                           -1, &q, NULL) != SQLITE_OK)
+      s = fail(db, "preparing the rollups", err, errlen);
+    else if (s == LW_OK && n_gone) {
+      for (size_t k = 0; s == LW_OK && k < n_gone; k++) {
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, gone[k].site, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, gone[k].day);
+        sqlite3_bind_text(q, 3, gone[k].action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, gone[k].segment, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, gone[k].mode, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 6, (int64_t)gone[k].fair);
+        if (!step_done(q)) s = fail(db, "keeping the rollups", err, errlen);
+      }
+      sqlite3_finalize(q);
+    }
+    free(gone);
   }
   if (s != LW_OK || !batches_where) return s;
   snprintf(sql, sizeof sql, "SELECT site, count(*) FROM batches WHERE (%s) GROUP BY site", batches_where);

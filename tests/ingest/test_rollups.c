@@ -800,6 +800,51 @@ static void a_retention_pass_in_steps_keeps_the_rollups_equal_to_a_walk_after_ea
   tu_remove_db(pa), tu_remove_db(pb);
 }
 
+/* A retention step costs what it deletes, not what the store holds: the same oldest batches
+ * deleted from a store and from the same store with many more recent batches (of another site,
+ * so they share no decision, code or token with what goes) read the same rows in full scans
+ * (lw_store_sqlite_purge_scanned). Before, a step's subtraction read a covering index of every
+ * event for its GROUP BYs, and its emptied funnel days were found by a scan of every day, so a
+ * step at 10M events took seconds (README "Measured figures": retention_s_*). Not a timing test:
+ * it counts rows. */
+static void a_retention_step_reads_as_much_of_a_big_store_as_of_a_small_one(void) {
+  if (pg_url()) return; /* SQLite's steps (PostgreSQL purges in one transaction) */
+  char pa[] = "/tmp/lw-ru-small-XXXXXX", pb[] = "/tmp/lw-ru-big-XXXXXX", err[LW_ERRMSG_MAX];
+  lw_store *a = sqlite_at(pa), *b = sqlite_at(pb);
+  if (!a || !b) return;
+  rng_state = 11;
+  for (int i = 0; i < 60; i++) {
+    char *j = random_batch();
+    write_json(a, "default", j, NOW + 1000 * i);
+    write_json(b, "default", j, NOW + 1000 * i);
+    free(j);
+  }
+  for (int i = 0; i < 400; i++) {
+    char *j = random_batch();
+    write_json(b, "other", j, NOW + 1000 * (60 + i));
+    free(j);
+  }
+  for (int step = 0; step < 3; step++) {
+    int64_t na = 0, nb = 0;
+    int more_a = 0, more_b = 0;
+    CHECK_INT(lw_store_purge_step(a, NOW + 1000 * 40, 30, &na, &more_a, err, sizeof err), LW_OK);
+    CHECK_INT(lw_store_purge_step(b, NOW + 1000 * 40, 30, &nb, &more_b, err, sizeof err), LW_OK);
+    CHECK(na > 0);
+    CHECK_INT(nb, na);
+    CHECK_INT(more_a, 1); /* steps within the pass: its last one also takes the leftovers */
+    CHECK_INT(more_b, 1);
+    int64_t sa = lw_store_sqlite_purge_scanned(a), sb = lw_store_sqlite_purge_scanned(b);
+    CHECK(sa >= 0);
+    if (sb != sa) fprintf(stderr, "step %d read %lld rows in scans of the big store, %lld of the small one\n", step,
+                          (long long)sb, (long long)sa);
+    CHECK_INT(sb, sa);
+  }
+  check_against_walk(b, "default", "a step of a big store");
+  check_against_walk(b, "other", "a step of a big store");
+  lw_store_free(a), lw_store_free(b);
+  tu_remove_db(pa), tu_remove_db(pb);
+}
+
 /* Schema 8 is schema 11 without the rollup tables and the two indexes of the shared decisions
  * (step 9), the approvals table (step 10) and the funnel's tables (step 11): a store written now, those dropped and its version
  * set back, is what main's build wrote (PostgreSQL: schema 1 of 3, without the rollups, the
@@ -1253,6 +1298,7 @@ int main(void) {
   the_console_funnel_from_rollups_equals_the_walk_after_writes_reports_and_reviews();
   a_forgotten_or_expired_event_leaves_the_rollups_as_if_never_stored();
   a_retention_pass_in_steps_keeps_the_rollups_equal_to_a_walk_after_each_step();
+  a_retention_step_reads_as_much_of_a_big_store_as_of_a_small_one();
   a_schema_8_store_is_migrated_and_answers_as_before();
   a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the_walk();
   a_store_from_before_the_console_actions_is_migrated_and_keeps_its_funnel();
