@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lift-seeds.sh: the lift table over several seeds (README "Proving the lift").
 #   bash src/tools/lift-seeds.sh [build-dir] [seeds (5)] [users (5000)] [days (180)]
-# Runs loopwise-sim --lift once per seed (1..N) and prints each seed's headline ratios, then
+# The config is src/tools/sim-program.json (models/referral.json priced as the simulator earns,
+# README "Pricing the reward as the simulator earns"); LW_LIFT_CONFIG=models/referral.json runs
+# the earlier table's config. Runs loopwise-sim --lift once per seed (1..N) and prints each seed's headline ratios, then
 # their mean across seeds with a 95% interval (Student t, N-1 degrees of freedom) as name=value
 # lines: sim_<ratio>=mean, sim_<ratio>_lo=, sim_<ratio>_hi= (every figure of every arm too,
 # sim_<arm>_<figure>), then the proof table (README "Proving the lift") as Markdown: each
@@ -16,7 +18,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for s in $(seq 1 "$N"); do
   mkdir -p "$work/$s"
-  "$B/src/tools/loopwise-sim" --lift --config models/referral.json --monthly src/tools/monthly-program.json \
+  "$B/src/tools/loopwise-sim" --lift --config "${LW_LIFT_CONFIG:-src/tools/sim-program.json}" --monthly src/tools/monthly-program.json \
     --users "$U" --days "$D" --seed "$s" --workdir "$work/$s" --quiet > "$work/$s.out"
   echo "== seed $s"
   grep -E '^\| [123]|^models promoted' "$work/$s.out"
