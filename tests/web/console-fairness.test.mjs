@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onPg, sql, startServer, tempDir } from '../ingest/helpers.mjs';
 import { FAIRNESS_FLAGS, FAIRNESS_PLAN, PASSWORD, consoleConfig, loadFairness, wilson } from '../ingest/console-fixture.mjs';
-import { launchBrowser, root, requireBuilt } from './helpers.mjs';
+import { consoleLogin, launchBrowser, root, requireBuilt } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
 let server, browser;
@@ -35,14 +35,7 @@ for (const width of [1280, 390]) {
     page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(m.text()); });
     page.on('pageerror', (e) => problems.push(e.message));
     try {
-      await page.goto(`${server.url}/console`);
-      await page.waitForSelector('body[data-ready="login"]');
-      await page.focus('#login input[name="name"]');
-      await page.keyboard.type('pm');
-      await page.keyboard.press('Tab');
-      await page.keyboard.type(PASSWORD);
-      await page.keyboard.press('Enter');
-      await page.waitForSelector('body[data-ready="funnel"]');
+      await consoleLogin(page, server.url, PASSWORD);
       // Tab along the page's navigation to the fairness button, then Enter.
       await page.focus('#nav button[data-page="funnel"]');
       for (let i = 0; i < 10 && !(await page.evaluate(() => document.activeElement?.dataset.page === 'fairness')); i++)

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sql, startServer, tempDir } from '../ingest/helpers.mjs';
 import { CONSOLE_SECRET, PASSWORD, hashPassword } from '../ingest/console-fixture.mjs';
-import { launchBrowser, root, requireBuilt } from './helpers.mjs';
+import { consoleLogin, launchBrowser, root, requireBuilt } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
 const sim = resolve(root, process.env.LW_NATIVE_DIR || 'build/native', 'src/tools/loopwise-sim');
@@ -78,14 +78,7 @@ test('the_console_over_a_store_the_simulator_filled_shows_the_funnel_a_walk_of_t
   page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(e.message));
   try {
-    await page.goto(`${server.url}/console`);
-    await page.waitForSelector('body[data-ready="login"]');
-    await page.focus('#login input[name="name"]');
-    await page.keyboard.type('pm');
-    await page.keyboard.press('Tab');
-    await page.keyboard.type(PASSWORD);
-    await page.keyboard.press('Enter');
-    await page.waitForSelector('body[data-ready="funnel"]');
+    await consoleLogin(page, server.url, PASSWORD);
 
     for (const [table, by] of [['variants', 'action'], ['segments', 'segment']]) {
       const want = walk(by);

@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onPg, sql, startServer, tempDir } from '../ingest/helpers.mjs';
 import { PASSWORD, consoleConfig, expected, expectedChannels, load, plan, rateBase, referee_, wilson } from '../ingest/console-fixture.mjs';
-import { launchBrowser, root, requireBuilt, waitFor } from './helpers.mjs';
+import { consoleLogin, launchBrowser, root, requireBuilt, waitFor } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
 let server, rows, browser;
@@ -39,15 +39,7 @@ async function open(width) {
   // anything else logged as an error (a script error, a CSP violation) is a problem.
   page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(`${server.url}/console`);
-  await page.waitForSelector('body[data-ready="login"]');
-  // Log in with the keyboard only.
-  await page.focus('#login input[name="name"]');
-  await page.keyboard.type('pm');
-  await page.keyboard.press('Tab');
-  await page.keyboard.type(PASSWORD);
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('body[data-ready="funnel"]');
+  await consoleLogin(page, server.url, PASSWORD);
   return { context, page, problems };
 }
 

@@ -140,3 +140,16 @@ export async function startBackend(ingestBase, secret) {
   });
   return { url, stop };
 }
+
+// The console's login with the keyboard only (tests/web/console*.test.mjs): the form, the name,
+// Tab, the password, Enter; resolves once the funnel page is drawn.
+export async function consoleLogin(page, url, password, name = 'pm') {
+  await page.goto(`${url}/console`);
+  await page.waitForSelector('body[data-ready="login"]');
+  await page.focus('#login input[name="name"]');
+  await page.keyboard.type(name);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(password);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('body[data-ready="funnel"]');
+}
