@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Make *buf (of *cap elements of `size` bytes, realloc'd memory or NULL) hold at least `need`
  * elements, doubling from 16. 1 on success; 0 when out of memory (*buf and *cap unchanged, still
@@ -18,6 +19,15 @@ static inline int lw_grow(void **buf, size_t *cap, size_t need, size_t size) {
   if (!grown) return 0;
   *buf = grown, *cap = ncap;
   return 1;
+}
+
+/* Append one element to *buf (*n of *cap in use): its address, zeroed; NULL when out of memory
+ * (nothing changed). */
+static inline void *lw_push(void **buf, size_t *n, size_t *cap, size_t size) {
+  if (!lw_grow(buf, cap, *n + 1, size)) return NULL;
+  void *slot = (char *)*buf + (*n)++ * size;
+  memset(slot, 0, size);
+  return slot;
 }
 
 #endif

@@ -2000,9 +2000,8 @@ typedef struct {
 
 static int collect_day(void *vctx, const PGresult *r) {
   days_ctx *c = vctx;
-  if (!lw_grow((void **)&c->rows, &c->cap, c->n + 1, sizeof *c->rows)) return -1;
-  lw_funnel_day *d = &c->rows[c->n++];
-  memset(d, 0, sizeof *d);
+  lw_funnel_day *d = lw_push((void **)&c->rows, &c->n, &c->cap, sizeof *c->rows);
+  if (!d) return -1;
   d->day = get_int(r, 0, 0);
   get_text(r, 0, 1, d->action, sizeof d->action);
   get_text(r, 0, 2, d->segment, sizeof d->segment);
@@ -2023,9 +2022,8 @@ typedef struct {
 
 static int collect_value(void *vctx, const PGresult *r) {
   values_ctx *c = vctx;
-  if (!lw_grow((void **)&c->rows, &c->cap, c->n + 1, sizeof *c->rows)) return -1;
-  lw_funnel_value *v = &c->rows[c->n++];
-  memset(v, 0, sizeof *v);
+  lw_funnel_value *v = lw_push((void **)&c->rows, &c->n, &c->cap, sizeof *c->rows);
+  if (!v) return -1;
   v->day = get_int(r, 0, 0);
   get_text(r, 0, 1, v->action, sizeof v->action);
   get_text(r, 0, 2, v->segment, sizeof v->segment);
@@ -2037,22 +2035,27 @@ static int collect_value(void *vctx, const PGresult *r) {
   return 0;
 }
 
-static lw_status pg_funnel_days(lw_store *base, const char *site, lw_funnel_day **rows, size_t *n, char *err,
-                                size_t errlen) {
-  pg_store *s = (pg_store *)base;
+/* One query of a site's rows on a reader connection ($1: the site), each row to collect. */
+static lw_status stream_site(pg_store *s, const char *sql, const char *site, row_fn collect,
+                             void *ctx, const char *what, char *err, size_t errlen) {
   pg_conn *rd = reader_take(s);
-  lw_status st = conn_ready(rd->c, "reading the funnel", err, errlen);
+  lw_status st = conn_ready(rd->c, what, err, errlen);
   params p;
   p_init(&p);
   p_text(&p, site);
-  days_ctx ctx = {0};
-  if (st == LW_OK)
-    st = stream(rd->c,
-                "SELECT day, action, segment, mode, sum(decisions)::bigint, sum(prompts)::bigint FROM rollup_days"
-                " WHERE site = $1 GROUP BY 1, 2, 3, 4 ORDER BY day, action, segment, mode",
-                &p, collect_day, &ctx, "reading the funnel", err, errlen);
+  if (st == LW_OK) st = stream(rd->c, sql, &p, collect, ctx, what, err, errlen);
   p_free(&p);
   reader_give(rd);
+  return st;
+}
+
+static lw_status pg_funnel_days(lw_store *base, const char *site, lw_funnel_day **rows, size_t *n, char *err,
+                                size_t errlen) {
+  days_ctx ctx = {0};
+  lw_status st = stream_site((pg_store *)base,
+                             "SELECT day, action, segment, mode, sum(decisions)::bigint, sum(prompts)::bigint"
+                             " FROM rollup_days WHERE site = $1 GROUP BY 1, 2, 3, 4 ORDER BY day, action, segment, mode",
+                             site, collect_day, &ctx, "reading the funnel", err, errlen);
   if (st != LW_OK) {
     free(ctx.rows);
     return st;
@@ -2105,9 +2108,8 @@ typedef struct {
 
 static int collect_channel(void *vctx, const PGresult *r) {
   channels_ctx *c = vctx;
-  if (!lw_grow((void **)&c->rows, &c->cap, c->n + 1, sizeof *c->rows)) return -1;
-  lw_funnel_channel *ch = &c->rows[c->n++];
-  memset(ch, 0, sizeof *ch);
+  lw_funnel_channel *ch = lw_push((void **)&c->rows, &c->n, &c->cap, sizeof *c->rows);
+  if (!ch) return -1;
   get_text(r, 0, 0, ch->channel, sizeof ch->channel);
   int64_t *v[7] = {&ch->shares, &ch->landed, &ch->converted, &ch->kept, &ch->landings, &ch->conversions, &ch->retained};
   for (int i = 0; i < 7; i++) *v[i] = get_int(r, 0, 1 + i);
@@ -2116,19 +2118,11 @@ static int collect_channel(void *vctx, const PGresult *r) {
 
 static lw_status pg_funnel_channels(lw_store *base, const char *site, lw_funnel_channel **rows, size_t *n, char *err,
                                     size_t errlen) {
-  pg_store *s = (pg_store *)base;
   static const char *const dollars[] = {"$"};
   char sql[1024];
   lw_fn_expand(LW_FN_READ_CHANNELS, NULL, dollars, 1, sql, sizeof sql);
-  pg_conn *rd = reader_take(s);
-  lw_status st = conn_ready(rd->c, "reading the channels", err, errlen);
-  params p;
-  p_init(&p);
-  p_text(&p, site);
   channels_ctx ctx = {0};
-  if (st == LW_OK) st = stream(rd->c, sql, &p, collect_channel, &ctx, "reading the channels", err, errlen);
-  p_free(&p);
-  reader_give(rd);
+  lw_status st = stream_site((pg_store *)base, sql, site, collect_channel, &ctx, "reading the channels", err, errlen);
   if (st != LW_OK) {
     free(ctx.rows);
     return st;

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onPg, sql, startServer, tempDir } from '../ingest/helpers.mjs';
 import { FAIRNESS_FLAGS, FAIRNESS_PLAN, PASSWORD, consoleConfig, loadFairness, wilson } from '../ingest/console-fixture.mjs';
-import { consoleLogin, launchBrowser, root, requireBuilt } from './helpers.mjs';
+import { consoleLogin, consolePage, launchBrowser, root, requireBuilt } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
 let server, browser;
@@ -29,11 +29,7 @@ after(async () => {
 
 for (const width of [1280, 390]) {
   test(`the_fairness_audit_page_at_${width}px_shows_the_audit_and_its_csv_reached_by_keyboard`, async () => {
-    const context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
-    const page = await context.newPage();
-    const problems = [];
-    page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(m.text()); });
-    page.on('pageerror', (e) => problems.push(e.message));
+    const { context, page, problems } = await consolePage(browser, width);
     try {
       await consoleLogin(page, server.url, PASSWORD);
       // Tab along the page's navigation to the fairness button, then Enter.

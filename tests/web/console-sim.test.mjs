@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sql, startServer, tempDir } from '../ingest/helpers.mjs';
 import { CONSOLE_SECRET, PASSWORD, hashPassword } from '../ingest/console-fixture.mjs';
-import { consoleLogin, launchBrowser, root, requireBuilt } from './helpers.mjs';
+import { consoleLogin, consolePage, launchBrowser, root, requireBuilt } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
 const sim = resolve(root, process.env.LW_NATIVE_DIR || 'build/native', 'src/tools/loopwise-sim');
@@ -72,11 +72,7 @@ const cells = (page, table) => page.$$eval(`#table-${table} tbody tr`, (trs) => 
 }));
 
 test('the_console_over_a_store_the_simulator_filled_shows_the_funnel_a_walk_of_the_store_gives', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
+  const { context, page, problems } = await consolePage(browser, 1280);
   try {
     await consoleLogin(page, server.url, PASSWORD);
 

@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onPg, sql, startServer, tempDir } from '../ingest/helpers.mjs';
 import { PASSWORD, consoleConfig, expected, expectedChannels, load, plan, rateBase, referee_, wilson } from '../ingest/console-fixture.mjs';
-import { consoleLogin, launchBrowser, root, requireBuilt, waitFor } from './helpers.mjs';
+import { consoleLogin, consolePage, launchBrowser, root, requireBuilt, waitFor } from './helpers.mjs';
 
 const artifacts = process.env.LW_ARTIFACTS || join(root, 'build/artifacts/console');
 let server, rows, browser;
@@ -32,13 +32,9 @@ after(async () => {
 });
 
 async function open(width) {
-  const context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const problems = [];
   // Refused requests (the first session check before login, the CSRF probe) are expected;
   // anything else logged as an error (a script error, a CSP violation) is a problem.
-  page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
+  const { context, page, problems } = await consolePage(browser, width, /status of 40[13]/);
   await consoleLogin(page, server.url, PASSWORD);
   return { context, page, problems };
 }

@@ -141,6 +141,17 @@ export async function startBackend(ingestBase, secret) {
   return { url, stop };
 }
 
+// A page for the console at a width, with the problems it logs: script errors and console errors
+// other than the refused requests a test expects (`allowed`).
+export async function consolePage(browser, width, allowed = /status of 401/) {
+  const context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' && !allowed.test(m.text())) problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(e.message));
+  return { context, page, problems };
+}
+
 // The console's login with the keyboard only (tests/web/console*.test.mjs): the form, the name,
 // Tab, the password, Enter; resolves once the funnel page is drawn.
 export async function consoleLogin(page, url, password, name = 'pm') {
