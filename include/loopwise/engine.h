@@ -182,8 +182,9 @@ lw_status lw_engine_share(lw_engine *e, const char *decision_id, const char *cha
                           char token_out[LW_TOKEN_LEN + 1], char *err, size_t errlen);
 /* Channels that fit the person: the share channels the loaded model ranks best first for the
  * current user's persona (as a decision at now_ms would assign it), as LW_CHANNELS names into
- * out (at most cap); returns how many. 0 without a model, or when the model carries no ranking
- * (format 1-2, or too few shares per channel): the prompt keeps its own order then. */
+ * out (at most cap); returns how many. 0 without a model, when the model carries no ranking
+ * (format 1-2, or too few shares per channel), or for an install in the config's holdout (which
+ * measures what learning adds, so it sees nothing learned): the prompt keeps its own order then. */
 int lw_engine_channels(lw_engine *e, int64_t now_ms, int tz_offset_min, const char **out, int cap);
 /* The token of the last share or copy (32 lowercase hex), "" before the first. */
 const char *lw_engine_last_token(const lw_engine *e);

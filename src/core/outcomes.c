@@ -96,7 +96,8 @@ const char *lw_engine_last_token(const lw_engine *e) { return e->last_token; }
 
 int lw_engine_channels(lw_engine *e, int64_t now_ms, int tz_offset_min, const char **out, int cap) {
   const lw_model *m = e->model;
-  if (!m || m->n_channel_rows == 0) return 0;
+  /* a holdout install sees nothing learned: the prompt keeps the config's channel order */
+  if (!m || m->n_channel_rows == 0 || lw_engine_in_holdout(e)) return 0;
   int n_x = 0;
   lw_feature x[LW_MAX_FEATURES];
   int k = lw_engine_build_features(e, now_ms, tz_offset_min, -1, x, NULL, LW_MAX_FEATURES, &n_x);

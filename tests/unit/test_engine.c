@@ -675,6 +675,30 @@ static void engine_returns_the_models_channel_ranking_for_the_persona(void) {
   lw_model_free(m);
 }
 
+/* The holdout measures what learning adds, so a holdout install gets none of it: not the model's
+ * decisions and not its channel order either (the prompt falls back to the config's order). */
+static void a_holdout_install_gets_no_learned_channel_order(void) {
+  lw_model *m = pm_model("cheap", "rich");
+  m->n_channel_rows = 1;
+  m->n_channels[0] = 2;
+  m->channels[0][0] = LW_CHANNEL_EMAIL;
+  m->channels[0][1] = LW_CHANNEL_COPY;
+  const char *json = PM_HEAD ",\"holdout\":0.5,\"variants\":[" PM_VARIANT("cheap", 1, "") "," PM_VARIANT("rich", 30, "") "]}";
+  int seen[2] = {0, 0};
+  for (uint64_t seed = 1; seed < 200 && !(seen[0] && seen[1]); seed++) {
+    lw_engine *e = pm_engine(json, m, seed);
+    lw_decision d = next_decision(e, "a", T0, 0);
+    const char *names[LW_CHANNEL_COUNT];
+    int n = lw_engine_channels(e, T0, 0, names, LW_CHANNEL_COUNT);
+    int holdout = d.mode == LW_MODE_HOLDOUT;
+    CHECK_INT(n, holdout ? 0 : 2);
+    seen[holdout] = 1;
+    lw_engine_free(e);
+  }
+  CHECK(seen[0] && seen[1]);
+  lw_model_free(m);
+}
+
 /* ---- approval requests through the server (wire v3) */
 
 #define APPROVAL_RULE                                                                              \
@@ -809,5 +833,6 @@ int main(void) {
   RUN(relative_temperature_explores_alike_at_any_value_scale);
   RUN(model_without_data_for_the_variants_says_so);
   RUN(engine_returns_the_models_channel_ranking_for_the_persona);
+  RUN(a_holdout_install_gets_no_learned_channel_order);
   return check_failures ? 1 : 0;
 }
