@@ -15,6 +15,11 @@ simulator's value in expectation when
   value_per_retained   = E[ARPU x min(L, 24) | converted, L > 1] - value_per_conversion
   value_per_share      = E[sum over the share's converted referees of (ARPU x min(L, 24) - cost)]
   fatigue_cost         = 0 (the simulator's value has no per-prompt term)
+Since 2026-12-03 the simulated host also reports each retained referee's monthly revenue (its
+plan's ARPU) once, beside its retained_30, so the label can price a referee by what it pays:
+  value_per_conversion + value_per_retained + revenue_weight x ARPU ~ ARPU x min(L, 24), L > 1,
+fitted by weighted least squares over the retained referees (both prices are at least 0, so an
+intercept below value_per_conversion is replaced by a fit through it). The second block printed.
 The expectations are over a prompted referrer drawn as the simulator draws users (plan 60/30/10,
 willingness plan_will + N(0, 1)), weighted by the chance they share at a project_completed
 milestone (z = -3.1 + will + 0.6; variant_effect, recency, dismissals and busy days are left out),
@@ -58,6 +63,7 @@ def pick(ws):
 w_sum = 0.0
 share_val = 0.0
 lo_w = lo_v = hi_w = hi_v = 0.0
+ra = raa = rv = rav = 0.0  # sums for the revenue fit (retained referees)
 for _ in range(N):
     x = rng.random()
     plan = 0 if x < 0.6 else 1 if x < 0.9 else 2
@@ -83,6 +89,8 @@ for _ in range(N):
         val += v - cost
         if months > 1:
             hi_w += wt; hi_v += wt * v
+            a = ARPU[rplan]
+            ra += wt * a; raa += wt * a * a; rv += wt * v; rav += wt * a * v
         else:
             lo_w += wt; lo_v += wt * v
     w_sum += wt
@@ -91,9 +99,21 @@ for _ in range(N):
 vc = lo_v / lo_w
 vr = hi_v / hi_w - vc
 vs = share_val / w_sum
+# With revenue reports (the host reports a retained referee's monthly price, once, with its
+# retained_30): v ~ value_per_conversion + value_per_retained + revenue_weight x ARPU over the
+# retained referees, by weighted least squares; both prices are at least 0 in the config, so an
+# intercept below value_per_conversion fits the slope through it instead.
+rw = (rav / hi_w - (ra / hi_w) * (rv / hi_w)) / (raa / hi_w - (ra / hi_w) ** 2)
+c0 = rv / hi_w - rw * ra / hi_w
+if c0 < vc:
+    rw = (rav - vc * ra) / raa
+    c0 = vc
 print(f"E[value | converted, L <= 1] = {vc:.2f}")
 print(f"E[value | converted, L > 1] = {hi_v / hi_w:.2f}")
 print(f"P(L > 1 | converted) = {hi_w / (hi_w + lo_w):.3f}")
 print(f"E[value of a share, less incentives] = {vs:.2f}")
-print('"reward": {"value_per_conversion": %d, "value_per_retained": %d, "value_per_retained_90": 0, "churn_cost": 0, "value_per_share": %d}, "fatigue_cost": 0'
+print('without revenue reports: "reward": {"value_per_conversion": %d, "value_per_retained": %d, "value_per_retained_90": 0, "churn_cost": 0, "value_per_share": %d}, "fatigue_cost": 0'
       % (round(vc), round(vr), round(vs)))
+print(f"retained referees: value = {c0:.2f} + {rw:.3f} x monthly revenue (weighted least squares)")
+print('with revenue reports:    "reward": {"value_per_conversion": %d, "value_per_retained": %d, "value_per_retained_90": 0, "churn_cost": 0, "revenue_weight": %.1f, "value_per_share": %d}, "fatigue_cost": 0'
+      % (round(vc), round(c0 - vc), rw, round(vs)))

@@ -140,7 +140,10 @@ static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
  * (1 + REF_DEAL_SEEKERS ln(1 + cost/10)) (bigger rewards bring more deal seekers), within
  * [0.02, 0.5]; its lifetime L months ~ exponential with rate −ln(1 − h). Reported: retained_30
  * at conversion + 30 days when L > 1, retained_90 at + 90 days when L > 3, churned at
- * conversion + 30 L days when L <= 3 (the host follows a referee for 90 days). Each report is
+ * conversion + 30 L days when L <= 3 (the host follows a referee for 90 days), and (since
+ * 2026-12-03) `revenue` with the referee's monthly price (k_arpu of its plan) once, beside its
+ * retained_30: a host bills its customers, so it knows what a referee pays; without it a label
+ * could price a retained referee only at one figure whatever its plan. Each report is
  * posted only once the simulated clock reaches it, so a retrain sees recent decisions with
  * labels still open. FAVOURS LOOPWISE: the host reports every conversion and retention,
  * promptly and truthfully; real hosts miss some. The simulator's value is the referee's ARPU
@@ -180,6 +183,8 @@ static const int k_fit[N_PLANS][LW_CHANNEL_COUNT] = {
     {0, 0, 1, 1, 0, 0}, /* pro: email, linkedin */
     {0, 0, 1, 1, 0, 0}, /* team: email, linkedin */
 };
+/* what a referred customer pays a month, by its plan: the simulator's value is this x its months */
+static const double k_arpu[N_PLANS] = {4.0, 20.0, 60.0};
 _Static_assert(LW_CHANNEL_COUNT == 6, "k_habit, k_chan and k_fit have one column per LW_CHANNELS row");
 
 /* ---- the latent population ----------------------------------------------------------- */
@@ -259,13 +264,14 @@ typedef struct {
 
 /* ---- referees through the pipeline (via_ingest) -------------------------------------------- */
 
-enum { RV_LAND, RV_CONVERSION, RV_RETAINED_30, RV_RETAINED_90, RV_CHURNED };
-static const char *const k_rv_event[] = {"landing", "conversion", "retained_30", "retained_90", "churned"};
+enum { RV_LAND, RV_CONVERSION, RV_RETAINED_30, RV_RETAINED_90, RV_CHURNED, RV_REVENUE };
+static const char *const k_rv_event[] = {"landing", "conversion", "retained_30", "retained_90", "churned", "revenue"};
 
 typedef struct ref_event {
   int64_t t;
   uint32_t ref;
   int kind;
+  double value; /* RV_REVENUE: the revenue reported */
 } ref_event;
 
 typedef struct sim_referee {
@@ -289,7 +295,7 @@ static long add_referee(sim_log *lg, const char *code, const char *token) {
   return (long)lg->nrefs++;
 }
 
-static void schedule(sim_log *lg, long ref, int kind, int64_t t) {
+static void schedule_value(sim_log *lg, long ref, int kind, int64_t t, double value) {
   if (ref < 0) return;
   if (lg->nq == lg->capq) {
     size_t cap = lg->capq ? 2 * lg->capq : 4096;
@@ -298,8 +304,10 @@ static void schedule(sim_log *lg, long ref, int kind, int64_t t) {
     lg->q = q;
     lg->capq = cap;
   }
-  lg->q[lg->nq++] = (ref_event){t, (uint32_t)ref, kind};
+  lg->q[lg->nq++] = (ref_event){t, (uint32_t)ref, kind, value};
 }
+
+static void schedule(sim_log *lg, long ref, int kind, int64_t t) { schedule_value(lg, ref, kind, t, 0.0); }
 
 static int by_time(const void *a, const void *b) {
   const ref_event *x = a, *y = b;
@@ -403,6 +411,7 @@ static void post_report(sim_log *lg, const ref_event *ev) {
   cJSON_AddNumberToObject(o, "at", (double)ev->t);
   cJSON_AddStringToObject(o, "token", r->token);
   if (ev->kind == RV_CONVERSION && r->install[0]) cJSON_AddStringToObject(o, "install", r->install);
+  if (ev->kind == RV_REVENUE) cJSON_AddNumberToObject(o, "value", ev->value);
   char *text = cJSON_PrintUnformatted(o);
   lg->ing_status = text ? lw_sim_ingest_referee(lg->ing, text, strlen(text), lg->ing_err, sizeof lg->ing_err)
                         : LW_ERR_NOMEM;
@@ -574,12 +583,67 @@ static void emit_event(const sim_ctx *c, int64_t t, const char *ev, double v, co
   fputs("}\n", c->o->events_out);
 }
 
+/* The referral value a share by u through channel ch is expected to bring under variant v, by
+ * the formulas respond() draws from (reach, landing, conversion, the referee's plan and
+ * lifetime), less the incentive: what LW_SIM_ORACLE maximises. */
+static double share_value(const sim_user *u, const lw_variant *v, int ch, int win, int busy) {
+  const ref_channel *rc = &k_chan[ch];
+  double lg_cost = log(1.0 + v->cost / 10.0);
+  double reach = 1.0 + 0.4 + 0.4 * (u->will > 0 ? u->will : 0);
+  double land = sigmoid(REF_LAND_BASE + rc->land - (busy ? REF_LAND_BUSY : 0.0));
+  double conv = sigmoid(REF_CONV_BASE + 0.25 * lg_cost + 0.35 * u->will + 0.3 * (u->plan == PLAN_TEAM) + rc->conv +
+                        (k_fit[u->plan][ch] ? REF_FIT : 0.0) + (win ? REF_CONV_AFTER_WIN : 0.0));
+  double w = u->will < -1 ? -1 : u->will > 1.5 ? 1.5 : u->will, life = 0;
+  for (int k = 0; k < 2; k++) { /* the referee's plan: the referrer's 60% of the time, else free */
+    int rplan = k == 0 ? u->plan : PLAN_FREE;
+    double h = (0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM)) * rc->churn_mult * (1.0 + REF_DEAL_SEEKERS * lg_cost);
+    h = h < 0.02 ? 0.02 : h > 0.5 ? 0.5 : h;
+    double rate = -log(1.0 - h); /* E[min(L, 24)] for L exponential at this rate, in months */
+    life += (k == 0 ? 0.6 : 0.4) * k_arpu[rplan] * (1.0 - exp(-24.0 * rate)) / rate;
+  }
+  return reach * land * conv * (life - v->cost);
+}
+
+/* LW_SIM_ORACLE: the variant and first channel worth most for this user now, by the simulator's
+ * truth (share probability x share_value, the first channel followed REF_FOLLOW_TOP of the time). */
+static int oracle_choice(const lw_config *cfg, const sim_user *u, double z0, int win, int busy, int habit_only,
+                         int *channel) {
+  int best = 0;
+  double best_ev = -1e300;
+  for (int a = 0; a < cfg->n_variants; a++) {
+    const lw_variant *v = &cfg->variants[a];
+    if (v->weight <= 0) continue;
+    int top = u->habit;
+    double top_val = -1e300;
+    for (int ch = 0; ch < LW_CHANNEL_COUNT; ch++) {
+      double sv = share_value(u, v, ch, win, busy);
+      if (sv > top_val) top_val = sv, top = ch;
+    }
+    double follow = habit_only ? 0.0 : REF_FOLLOW_TOP;
+    double ev = sigmoid(z0 + variant_effect(v->id, v->cost, u->plan)) *
+                (follow * top_val + (1 - follow) * share_value(u, v, u->habit, win, busy));
+    if (ev > best_ev) best_ev = ev, best = a, *channel = top;
+  }
+  return best;
+}
+
 static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const char *milestone, int day, int64_t t) {
   lw_sim_group *g = u->holdout ? &c->res->holdout : &c->res->treat;
   char err[LW_ERRMSG_MAX];
   g->prompts++;
   lw_engine_outcome(u->e, d->id, LW_KIND_IMPRESSION, t, err, sizeof err);
-  const lw_variant *v = &c->cfg->variants[d->variant];
+  int busy0 = day <= u->busy_until, oracle_ch = -1;
+  double z0 = -3.1 + u->will - 0.35 * recent_prompts(u, day) - 0.4 * u->dismissals +
+              (strcmp(milestone, "project_completed") == 0    ? 0.6
+               : strcmp(milestone, "feature_discovered") == 0 ? 0.3
+               : strcmp(milestone, "session_started") == 0    ? -0.2
+                                                              : 0.0) -
+              (busy0 ? 1.5 : 0.0);
+  int chosen = c->policy == LW_SIM_ORACLE
+                   ? oracle_choice(c->cfg, u, z0, strcmp(milestone, "project_completed") == 0, busy0,
+                                   c->o->habit_channel_only, &oracle_ch)
+                   : d->variant;
+  const lw_variant *v = &c->cfg->variants[chosen];
   int busy = day <= u->busy_until, recent = recent_prompts(u, day);
   double z = -3.1 + u->will + variant_effect(v->id, v->cost, u->plan) - 0.35 * recent - 0.4 * u->dismissals;
   if (strcmp(milestone, "project_completed") == 0) z += 0.6; /* asked right after a win */
@@ -598,7 +662,10 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
     int ch = u->habit;
     double follow = lw_rng_unit(&u->ref);
     const char *top[LW_CHANNEL_COUNT];
-    if (lw_engine_channels(u->e, t2, u->tz, top, LW_CHANNEL_COUNT) > 0 && follow < REF_FOLLOW_TOP) {
+    if (c->o->habit_channel_only) { /* --habit-channels: the prompt's order moves nobody */
+    } else if (oracle_ch >= 0) {
+      if (follow < REF_FOLLOW_TOP) ch = oracle_ch;
+    } else if (lw_engine_channels(u->e, t2, u->tz, top, LW_CHANNEL_COUNT) > 0 && follow < REF_FOLLOW_TOP) {
       int pc = lw_channel_parse(top[0]);
       if (pc >= 0) ch = pc;
     }
@@ -629,12 +696,11 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
       g->referred++;
       g->incentive_cost += v->cost;
       int rplan = u_plan < 0.6 ? u->plan : PLAN_FREE;
-      static const double arpu[N_PLANS] = {4.0, 20.0, 60.0};
       double w = u->will < -1 ? -1 : u->will > 1.5 ? 1.5 : u->will;
       double h = (0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM)) * rc->churn_mult * (1.0 + REF_DEAL_SEEKERS * lg_cost);
       h = h < 0.02 ? 0.02 : h > 0.5 ? 0.5 : h;
       double months = -log(1.0 - u_life) / -log(1.0 - h); /* exponential, rate -ln(1 - h) a month */
-      g->referral_value += arpu[rplan] * (months < 24 ? months : 24);
+      g->referral_value += k_arpu[rplan] * (months < 24 ? months : 24);
       g->retained += months > 1;
       g->retained_90 += months > 3;
       double conv_d = -REF_CONV_MEAN_D * log(1.0 - u_conv_t);
@@ -642,6 +708,8 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
       int64_t t_conv = t_land + (int64_t)(conv_d * DAY_MS);
       schedule(c->lg, ref, RV_CONVERSION, t_conv);
       if (months > 1) schedule(c->lg, ref, RV_RETAINED_30, t_conv + 30 * DAY_MS);
+      /* what a month of this referee pays, reported with its first month (the host bills it) */
+      if (months > 1) schedule_value(c->lg, ref, RV_REVENUE, t_conv + 30 * DAY_MS, k_arpu[rplan]);
       if (months > 3) schedule(c->lg, ref, RV_RETAINED_90, t_conv + 90 * DAY_MS);
       else schedule(c->lg, ref, RV_CHURNED, t_conv + (int64_t)(months * 30 * DAY_MS));
     }
@@ -768,6 +836,7 @@ lw_status lw_sim_run(const lw_sim_opts *o, const lw_config *cfg_in, lw_sim_polic
     if ((st = lw_engine_create(&cfg, o->seed * 1000003u + (uint64_t)i, 0x656e67ull, 16384, &u->e, err, errlen)) != LW_OK)
       goto done;
     lw_engine_set_attribute(u->e, "plan", k_plan_names[u->plan], err, errlen);
+    if (o->model && (st = lw_engine_set_model(u->e, o->model, o->model_len, err, errlen)) != LW_OK) goto done;
     /* holdout membership as the engine assigns it: the install key's first 32 bits */
     const char *key = lw_engine_install_key(u->e);
     uint32_t k32 = (uint32_t)strtoul((char[9]){key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7], 0}, NULL, 16);

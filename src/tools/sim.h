@@ -18,7 +18,10 @@
 typedef enum {
   LW_SIM_MONTHLY = 0, /* the traditional program: the config given (one fixed reward, monthly ask) */
   LW_SIM_RULES,       /* the program config's milestone rules alone */
-  LW_SIM_LEARNING     /* rules until a model is promoted, then model mode, retrained every month */
+  LW_SIM_LEARNING,    /* rules until a model is promoted, then model mode, retrained every month */
+  LW_SIM_ORACLE       /* a ceiling, not a policy anyone can run: the rules' timing, but at each prompt
+                         the variant, and the channel offered first, that the simulator's own
+                         formulas value most for this user (its latent willingness and habit) */
 } lw_sim_policy;
 
 typedef struct {
@@ -28,12 +31,16 @@ typedef struct {
   int retrain_days;        /* LW_SIM_LEARNING: retrain this often (30), on every decision logged so far */
   int model_bits;          /* weight table of the models it trains (12) */
   int use_busy;            /* tell the engine when the user is busy (Loopwise hosts do) */
+  int habit_channel_only;  /* every share goes through the user's habit channel, whatever order the
+                              prompt offers (a diagnostic: what the channel ranking is worth) */
   const char *workdir;     /* where LW_SIM_LEARNING keeps its logs and models */
   int via_ingest;          /* LW_SIM_LEARNING: send the batches to an in-process loopwise-ingest
                               (workdir/sim-outcomes.db) and train from its SQLite store */
   int retained_labels;     /* LW_SIM_LEARNING via_ingest: train on the retained referee value the
                               config's reward block prices (closed attribution windows only), as
                               loopwise-train --labels retained; 0: the share labels */
+  const uint8_t *model;    /* when set (--model), every engine starts with this model (.lwm bytes) */
+  size_t model_len;
   FILE *vw_out;            /* when set, every logged choice as a VW line (action list of the config) */
   FILE *events_out;        /* when set, every usage event as a JSON line (the engine benchmark's input) */
   FILE *log;               /* progress and retraining lines (NULL = quiet) */

@@ -17,7 +17,9 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: loopwise-sim (--lift | --policy monthly|rules|learning) --config program.json\n"
+          "usage: loopwise-sim (--lift | --policy monthly|rules|learning|oracle) --config program.json\n"
+          "       (oracle: a ceiling, not a policy: the rules' moments, the variant and first channel\n"
+          "        the simulator's own formulas value most for each user)\n"
           "       [--monthly traditional.json] [--users N (5000)] [--days N (180)] [--seed N (1)]\n"
           "       [--retrain-days N (30)] [--workdir DIR (/tmp)] [--no-busy]\n"
           "       [--via-ingest | --no-ingest]  learning: wire batches go through an in-process\n"
@@ -25,6 +27,9 @@ static void usage(FILE *out) {
           "                        default for --lift when the build has the ingest server)\n"
           "       [--labels retained|shares]  learning through loopwise-ingest: train on the retained\n"
           "                        referee value (closed attribution windows; the default) or shares\n"
+          "       [--model FILE]  every engine starts with this model (.lwm), from day 0\n"
+          "       [--habit-channels]  users share through their habit channel whatever the prompt's\n"
+          "                        order (what the model's channel ranking is worth, by difference)\n"
           "       [--vw-out FILE] [--events-out FILE] [--quiet]\n");
 }
 
@@ -97,7 +102,7 @@ int main(int argc, char **argv) {
   lw_sim_opts o;
   lw_sim_defaults(&o);
   const char *cfg_path = NULL, *monthly_path = NULL, *policy = NULL, *vw = NULL, *evs = NULL;
-  const char *workdir = "/tmp";
+  const char *workdir = "/tmp", *model_path = NULL;
   int lift = 0, quiet = 0, via = -1, labels_retained = 1; /* -1: through the ingest server for --lift when built */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -105,6 +110,7 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--lift") == 0) lift = 1;
     else if (strcmp(a, "--quiet") == 0) quiet = 1;
     else if (strcmp(a, "--no-busy") == 0) o.use_busy = 0;
+    else if (strcmp(a, "--habit-channels") == 0) o.habit_channel_only = 1;
     else if (strcmp(a, "--via-ingest") == 0) via = 1;
     else if (strcmp(a, "--no-ingest") == 0) via = 0;
     else if (!v) {
@@ -119,6 +125,7 @@ int main(int argc, char **argv) {
       else if (strcmp(a, "--vw-out") == 0) vw = v;
       else if (strcmp(a, "--events-out") == 0) evs = v;
       else if (strcmp(a, "--workdir") == 0) workdir = v;
+      else if (strcmp(a, "--model") == 0) model_path = v;
       else if (strcmp(a, "--users") == 0) o.users = atoi(v);
       else if (strcmp(a, "--days") == 0) o.days = atoi(v);
       else if (strcmp(a, "--seed") == 0) o.seed = strtoull(v, NULL, 10);
@@ -141,6 +148,22 @@ int main(int argc, char **argv) {
   if (lift && !monthly_path) monthly_path = "src/tools/monthly-program.json";
   if (monthly_path && load_config(monthly_path, &monthly) < 0) return 2;
   o.workdir = workdir;
+  uint8_t *model = NULL;
+  if (model_path) {
+    FILE *f = fopen(model_path, "rb");
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (model = malloc((size_t)n)) && fread(model, 1, (size_t)n, f) == (size_t)n) {
+      o.model = model;
+      o.model_len = (size_t)n;
+    }
+    if (f) fclose(f);
+    if (!o.model) {
+      fprintf(stderr, "loopwise-sim: cannot read the model %s\n", model_path);
+      free(model);
+      return 2;
+    }
+  }
   o.via_ingest = via == 1 || (via < 0 && lift && lw_sim_has_ingest());
   o.retained_labels = labels_retained;
   mkdir(workdir, 0755);
@@ -158,9 +181,11 @@ int main(int argc, char **argv) {
   if (!lift) {
     lw_sim_policy p = strcmp(policy, "monthly") == 0 ? LW_SIM_MONTHLY
                       : strcmp(policy, "rules") == 0 ? LW_SIM_RULES
-                      : strcmp(policy, "learning") == 0 ? LW_SIM_LEARNING : (lw_sim_policy)-1;
+                      : strcmp(policy, "learning") == 0 ? LW_SIM_LEARNING
+                      : strcmp(policy, "oracle") == 0   ? LW_SIM_ORACLE
+                                                        : (lw_sim_policy)-1;
     if ((int)p < 0) {
-      fprintf(stderr, "loopwise-sim: --policy monthly, rules or learning\n");
+      fprintf(stderr, "loopwise-sim: --policy monthly, rules, learning or oracle\n");
       return 2;
     }
     lw_sim_result r;
@@ -214,5 +239,6 @@ int main(int argc, char **argv) {
   }
   if (o.vw_out) fclose(o.vw_out);
   if (o.events_out) fclose(o.events_out);
+  free(model);
   return rc;
 }
