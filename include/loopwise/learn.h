@@ -345,11 +345,21 @@ typedef struct {
  * with fewer than LW_CHANNEL_MIN_SHARES shares of the persona are not ranked. */
 #define LW_CHANNEL_PRIOR 5.0
 #define LW_CHANNEL_MIN_SHARES 5
+/* A ranking reorders a prompt's share options, which the promotion rule's off-policy estimate
+ * cannot see (no logged decision chose an order), so it carries its own evidence: the model
+ * carries a persona's ranking only when its first channel's mean label per share is above the
+ * mean of the persona's other shares with the lower end of a 95% interval (Welch, Bonferroni
+ * over the channels ranked) above 0: `confident`. Otherwise that persona keeps the prompt's
+ * own order. The comparison is observational (who picks a channel is not random), as every
+ * channel ranking is; README "Channels that fit the person". */
 typedef struct {
   int n_ranked;                     /* channels ranked, best first */
   int channel[LW_CHANNEL_COUNT];    /* lw_channel */
   double value[LW_CHANNEL_COUNT];   /* its shrunk mean label per share */
   int64_t shares[LW_CHANNEL_COUNT];
+  double advantage, lo;             /* first channel's mean label per share − the others' mean, and
+                                       the lower end of its corrected interval */
+  int confident;                    /* lo > 0: the model carries this ranking */
 } lw_channel_ranking;
 
 typedef struct {
@@ -416,6 +426,16 @@ typedef struct {
 lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
                             const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
                             const lw_promote_opts *po, lw_compare_result *out, char *err, size_t errlen);
+
+/* What goes live when a candidate's decisions are refused while no model decides (none is live,
+ * or the live one is itself of this kind): the candidate with no action flagged enough-data, so
+ * the runtime decides by the rules (status "no_data"), ordering the share options by the
+ * candidate's confident channel rankings, which carry their own evidence (lw_channel_ranking).
+ * lw_model_decides says whether a model decides (any action with enough data).
+ * lw_channels_only_model writes that model (*out malloc'd); LW_ERR_INVALID when the candidate
+ * carries no ranking. */
+int lw_model_decides(const lw_model *m);
+lw_status lw_channels_only_model(const lw_model *candidate, uint8_t **out, size_t *len, char *err, size_t errlen);
 
 /* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
 lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);

@@ -970,12 +970,24 @@ static int cmp_rank(const void *a, const void *b) {
   return x[0] > y[0] ? -1 : x[0] < y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
+/* The standard normal quantile of p in (0, 1), by bisection on erfc (exact to 1e-12). */
+static double normal_quantile(double p) {
+  double lo = -40, hi = 40;
+  for (int i = 0; i < 100; i++) {
+    double mid = 0.5 * (lo + hi);
+    if (0.5 * erfc(-mid / sqrt(2.0)) < p) lo = mid;
+    else hi = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
 static lw_status rank_channels(lw_reader *rd, lw_logged *rec, const lw_model *m, lw_train_result *res,
                                progress_t *pg, char *err, size_t errlen) {
   int np = m->n_personas > 0 ? m->n_personas : 1;
-  static double sum[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
+  static double sum[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT], sum2[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
   static int64_t cnt[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
   memset(sum, 0, sizeof sum);
+  memset(sum2, 0, sizeof sum2);
   memset(cnt, 0, sizeof cnt);
   lw_status st = lw_reader_rewind(rd, err, errlen);
   if (st != LW_OK) return st;
@@ -993,6 +1005,7 @@ static lw_status rank_channels(lw_reader *rd, lw_logged *rec, const lw_model *m,
       if (k < 0 || k >= np) k = 0;
     }
     sum[k][rec->channel] += rec->reward;
+    sum2[k][rec->channel] += rec->reward * rec->reward;
     cnt[k][rec->channel]++;
   }
   tick_done(pg);
@@ -1017,6 +1030,21 @@ static lw_status rank_channels(lw_reader *rd, lw_logged *rec, const lw_model *m,
       r->value[i] = rows[i][0];
       r->shares[i] = cnt[k][r->channel[i]];
     }
+    r->advantage = r->lo = 0.0;
+    r->confident = 0;
+    if (n < 2) continue; /* nothing to order */
+    /* the first channel against the persona's other shares (learn.h lw_channel_ranking) */
+    int c0 = r->channel[0];
+    double n1 = (double)cnt[k][c0], n2 = n_all - n1, s1 = sum[k][c0], s2 = all - s1;
+    double q1 = sum2[k][c0], q2 = -q1;
+    for (int c = 0; c < LW_CHANNEL_COUNT; c++) q2 += sum2[k][c];
+    if (n1 < 2 || n2 < 2) continue;
+    double m1 = s1 / n1, m2 = s2 / n2;
+    double v1 = (q1 - n1 * m1 * m1) / (n1 - 1), v2 = (q2 - n2 * m2 * m2) / (n2 - 1);
+    double se = sqrt((v1 > 0 ? v1 : 0) / n1 + (v2 > 0 ? v2 : 0) / n2);
+    r->advantage = m1 - m2;
+    r->lo = r->advantage - normal_quantile(1.0 - 0.025 / n) * se;
+    r->confident = r->lo > 0;
   }
   return LW_OK;
 }
@@ -1097,6 +1125,19 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
       cJSON_AddNumberToObject(o, "shares", (double)r->shares[i]);
       cJSON_AddItemToArray(arr, o);
     }
+  }
+  /* the evidence each ranking carries (learn.h lw_channel_ranking): carried only when confident */
+  cJSON *evd = cJSON_CreateObject();
+  cJSON_AddItemToObject(j, "channel_evidence", evd);
+  for (int k = 0; k < res->n_channel_personas; k++) {
+    char name[24];
+    snprintf(name, sizeof name, "persona-%d", k);
+    const lw_channel_ranking *r = &res->channels[k];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(evd, name, o);
+    cJSON_AddNumberToObject(o, "advantage", r->advantage);
+    cJSON_AddNumberToObject(o, "lo", r->lo);
+    cJSON_AddBoolToObject(o, "carried", r->confident);
   }
   cJSON_AddStringToObject(j, "command", rq->command ? rq->command : "");
   free(m->meta_json);
@@ -1198,12 +1239,12 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
   res->in_sample = sc.split.mod <= 0;
   if ((st = holdout_estimate(rd, rec, rq, &sc.split, m, l, &res->report.target, &pg, err, errlen)) != LW_OK) goto done;
   if ((st = rank_channels(rd, rec, m, res, &pg, err, errlen)) != LW_OK) goto done;
-  m->n_channel_rows = 0; /* the model carries the ranking when there is one (format 3) */
+  m->n_channel_rows = 0; /* the model carries the confident rankings when there is one (format 3) */
   for (int k = 0; k < res->n_channel_personas; k++)
-    if (res->channels[k].n_ranked) m->n_channel_rows = res->n_channel_personas;
+    if (res->channels[k].confident) m->n_channel_rows = res->n_channel_personas;
   for (int k = 0; k < m->n_channel_rows; k++) {
-    m->n_channels[k] = (uint8_t)res->channels[k].n_ranked;
-    for (int i = 0; i < res->channels[k].n_ranked; i++) m->channels[k][i] = (uint8_t)res->channels[k].channel[i];
+    m->n_channels[k] = res->channels[k].confident ? (uint8_t)res->channels[k].n_ranked : 0;
+    for (int i = 0; i < m->n_channels[k]; i++) m->channels[k][i] = (uint8_t)res->channels[k].channel[i];
   }
   if ((st = write_meta(m, rq, res, &sc, fingerprint, err, errlen)) != LW_OK) goto done;
   res->model = m;
@@ -1413,6 +1454,49 @@ void lw_promote_defaults(lw_promote_opts *o) {
 
 /* Targets: 0 the candidate, 1 the rules (logging policy), 2 the current model (when there is
  * one), then always:<action> for each data action. */
+int lw_model_decides(const lw_model *m) {
+  for (int a = 0; m && a < m->n_actions; a++)
+    if (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) return 1;
+  return 0;
+}
+
+lw_status lw_channels_only_model(const lw_model *candidate, uint8_t **out, size_t *len, char *err, size_t errlen) {
+  int ranked = 0;
+  for (int k = 0; k < candidate->n_channel_rows; k++) ranked |= candidate->n_channels[k] > 0;
+  if (!ranked) {
+    snprintf(err, errlen, "the candidate carries no channel ranking");
+    return LW_ERR_INVALID;
+  }
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  lw_model *m = NULL;
+  lw_status st = lw_model_write(candidate, &buf, &n, err, errlen); /* a copy, to change */
+  if (st == LW_OK) st = lw_model_load(buf, n, &m, err, errlen);
+  free(buf);
+  if (st != LW_OK) return st;
+  for (int a = 0; a < m->n_actions; a++) m->action_flags[a] &= (uint8_t)~LW_MODEL_ENOUGH_DATA;
+  /* the metadata says so too: no action has enough data, and why */
+  cJSON *meta = m->meta_json ? cJSON_Parse(m->meta_json) : NULL;
+  if (meta) {
+    cJSON *ed = cJSON_GetObjectItemCaseSensitive(meta, "enough_data");
+    for (cJSON *e = ed ? ed->child : NULL; e; e = e->next) e->type = cJSON_False;
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "channels_only");
+    cJSON_AddBoolToObject(meta, "channels_only", 1);
+    char *text = cJSON_PrintUnformatted(meta);
+    cJSON_Delete(meta);
+    if (!text) {
+      lw_model_free(m);
+      snprintf(err, errlen, "out of memory");
+      return LW_ERR_NOMEM;
+    }
+    free(m->meta_json);
+    m->meta_json = text;
+  }
+  st = lw_model_write(m, out, len, err, errlen);
+  lw_model_free(m);
+  return st;
+}
+
 lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
                             const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
                             const lw_promote_opts *po, lw_compare_result *out, char *err, size_t errlen) {

@@ -544,6 +544,17 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
   }
   if (!cr.promote) {
     res->models_rejected++;
+    /* no model decides yet: the candidate's confident channel rankings go live on their own
+     * evidence, the rules still deciding (learn.h lw_channels_only_model) */
+    uint8_t *co;
+    size_t co_len;
+    if (!sm->cur_model && lw_channels_only_model(m, &co, &co_len, err, sizeof err) == LW_OK) {
+      res->channels_only++;
+      if (o->log) fprintf(o->log, "day %d: m%u's channel rankings went live, the rules still deciding\n", day, id);
+      for (int i = 0; i < o->users; i++)
+        if (us[i].e) lw_engine_set_model(us[i].e, co, co_len, err, sizeof err);
+      free(co);
+    }
     lw_model_free(m);
     return;
   }

@@ -72,6 +72,7 @@ typedef struct {
   uint64_t referee_landings; /* via_ingest: landings posted from referees' devices */
   uint64_t referee_retained_30; /* via_ingest: of the reports, retained_30 ones */
   int models_promoted, models_rejected;
+  int channels_only;       /* rejected rounds whose channel rankings went live (no model decided) */
   uint32_t last_model_id;
   int n_rounds;
   lw_sim_round rounds[LW_SIM_MAX_ROUNDS];

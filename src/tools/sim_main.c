@@ -196,6 +196,7 @@ int main(int argc, char **argv) {
       header();
       row(policy, &r.treat);
       if (p == LW_SIM_LEARNING) row("holdout (rules)", &r.holdout);
+      figures(policy, &r.treat); /* sim_<policy>_<figure>= lines */
     }
   } else {
     lw_sim_result r[3];
@@ -215,7 +216,8 @@ int main(int argc, char **argv) {
       row("3. Loopwise learning (treatment)", &r[2].treat);
       row("3h. its holdout (rules)", &r[2].holdout);
       const lw_sim_group *m = &r[0].treat, *ru = &r[1].treat, *l = &r[2].treat;
-      printf("\nmodels promoted %d, kept current %d", r[2].models_promoted, r[2].models_rejected);
+      printf("\nmodels promoted %d, kept current %d (channel rankings alone went live in %d of those)",
+             r[2].models_promoted, r[2].models_rejected, r[2].channels_only);
       if (o.via_ingest)
         printf("; %llu wire batches, %llu referee landings and %llu host reports through loopwise-ingest",
                (unsigned long long)r[2].batches_posted, (unsigned long long)r[2].referee_landings,

@@ -171,6 +171,9 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
     if (!r->n_ranked) printf(" (fewer than %d shares through any channel)", LW_CHANNEL_MIN_SHARES);
     for (int i = 0; i < r->n_ranked; i++)
       printf(" %s=%.3f(n=%lld)", lw_channel_name((lw_channel)r->channel[i]), r->value[i], (long long)r->shares[i]);
+    if (r->n_ranked > 1)
+      printf("; first vs the others %+.3f (lower end %+.3f): %s", r->advantage, r->lo,
+             r->confident ? "carried" : "not carried, the prompt keeps its order");
     printf("\n");
   }
   lw_cli_warn_data(rep);
@@ -203,6 +206,10 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
   lw_model *cur = lw_cli_load_model(cur_path, NULL, NULL, err, sizeof err);
   const char *why;
   if (!cur && access(cur_path, F_OK) == 0) fprintf(stderr, "loopwise-train: %s (comparing with the rules)\n", err);
+  /* a live model that does not decide (channel rankings only) leaves the decisions to the rules:
+   * the candidate is compared with those */
+  lw_model *live = cur;
+  if (cur && !lw_model_decides(cur)) cur = NULL;
   if (cur && lw_model_same_decisions(cur, cand)) {
     /* nothing new to serve: keep the current file, so its ETag (and every cache) stays */
     why = "same model as the current one";
@@ -225,7 +232,7 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
     } else if (lw_compare_models(&a->c.src, cur, cand, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, &mt, &po, &cr, err,
                                  sizeof err) != LW_OK) {
       fprintf(stderr, "loopwise-train: comparing with %s: %s\n", cur ? cur_path : "the rules", err);
-      lw_model_free(cur);
+      lw_model_free(live);
       return -1;
     } else {
       why = cr.reason;
@@ -239,32 +246,45 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
     }
   }
   if (cr.promote) {
-    if (cur) rename(cur_path, prev_path);
+    if (live) rename(cur_path, prev_path);
     if (rename(cand_path, cur_path) != 0) {
       fprintf(stderr, "loopwise-train: promoting %s: %s\n", cand_path, strerror(errno));
-      lw_model_free(cur);
+      lw_model_free(live);
       return -1;
     }
   } else {
     unlink(cand_path);
   }
+  /* refused while no model decides: the candidate's confident channel rankings go live alone */
+  uint8_t *co = NULL;
+  size_t co_len = 0;
+  int channels_only = 0;
+  if (!cr.promote && !cur && a->o.holdout_mod > 0 && lw_channels_only_model(cand, &co, &co_len, err, sizeof err) == LW_OK) {
+    if (live) rename(cur_path, prev_path);
+    channels_only = lw_write_file_atomic(cur_path, co, co_len, err, sizeof err) == LW_OK;
+    if (!channels_only) fprintf(stderr, "loopwise-train: %s\n", err);
+  }
   char etag[64];
-  lw_model_etag(bytes, len, etag, sizeof etag);
-  printf("promoted=%s reason=\"%s\" etag=%s\n", cr.promote ? "yes" : "no", why, cr.promote ? etag : "(unchanged)");
+  lw_model_etag(cr.promote ? bytes : co, cr.promote ? len : co_len, etag, sizeof etag);
+  free(co);
+  printf("promoted=%s reason=\"%s\" etag=%s\n",
+         cr.promote ? "yes" : channels_only ? "channels" : "no", why,
+         cr.promote || channels_only ? etag : "(unchanged)");
+  if (channels_only) printf("channels: m%u's channel rankings went live alone; the rules still decide\n", cand->model_id);
   FILE *lf = fopen(log_path, "a");
   if (lf) {
     fprintf(lf,
             "{\"t\":%lld,\"candidate\":\"m%u\",\"current\":%s%u%s,\"promoted\":%s,\"reason\":\"%s\","
             "\"baseline\":\"%s\",\"n\":%.0f,\"candidate_value\":%.6f,\"baseline_value\":%.6f,"
             "\"rules\":%.6f,\"best_single\":[\"%s\",%.6f],\"diff\":[%.6f,%.6f,%.6f],\"threshold\":%.6f,"
-            "\"exposure_ratio\":%.4f}\n",
+            "\"exposure_ratio\":%.4f,\"channels_only\":%s}\n",
             (long long)lw_cli_now_ms(), cand->model_id, cur ? "\"m" : "", cur ? cur->model_id : 0, cur ? "\"" : "",
             cr.promote ? "true" : "false", why, cr.baseline, cr.n, cr.candidate.est, cr.current.est, cr.rules.est,
             cr.best_single_action, cr.best_single.est, cr.diff.est, cr.diff.lo, cr.diff.hi, cr.threshold,
-            cr.exposure_ratio);
+            cr.exposure_ratio, channels_only ? "true" : "false");
     fclose(lf);
   }
-  lw_model_free(cur);
+  lw_model_free(live);
   return 0;
 }
 

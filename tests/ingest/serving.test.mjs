@@ -595,3 +595,48 @@ test('a_model_promoted_by_the_trainer_is_served_with_the_trainers_etag', async (
     await server.cleanup();
   }
 });
+
+test('channel_rankings_go_live_alone_when_the_decisions_are_refused_and_are_served', async (t) => {
+  // Issue 11: a ranking reorders the share options, which the off-policy gate cannot see, so it
+  // carries its own evidence (learn.h lw_channel_ranking). The simulator's referees come back
+  // through its in-process ingest; the trainer's candidate is refused (no held-out set could be
+  // big enough here) while no model decides, so the candidate goes live as a channels-only model
+  // that decides by the rules, and the server serves exactly that file.
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync } = await import('node:fs');
+  const tools = join(binary, '../../tools');
+  if (!existsSync(join(tools, 'loopwise-train'))) return t.skip('tools not built (LW_BUILD_TOOLS=OFF)');
+  const dir = tempDir();
+  const site = join(dir, 'models', 'default');
+  mkdirSync(site, { recursive: true });
+  const run = (cmd, args) => {
+    const r = spawnSync(join(tools, cmd), args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const program = join(root, 'src/tools/sim-program.json');
+  run('loopwise-sim', ['--policy', 'learning', '--via-ingest', '--config', program, '--users', '2000', '--days', '120',
+    '--seed', '3', '--retrain-days', '0', '--workdir', dir, '--quiet']);
+  const now = String(1767225600000 + 120 * 86400000);
+  const out = run('loopwise-train', ['--data', join(dir, 'sim-outcomes.db'), '--config', program, '--now', now,
+    '--model-id', '8', '--seed', '1', '--personas', '0', '--min-holdout', '1000000000', '--quiet', '--promote-into', site]);
+  assert.match(out, /promoted=channels reason="only \d+ held-out decisions/, out);
+  assert.match(out, /channels persona-0: email=[^;]*; first vs the others \+[\d.]+ \(lower end \+[\d.]+\): carried/, out);
+  const log = readFileSync(join(site, 'promotions.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual([log.length, log[0].promoted, log[0].channels_only], [1, false, true]);
+  const served = readFileSync(join(site, 'current.lwm'));
+  const meta = JSON.parse(run('loopwise-model', ['show', join(site, 'current.lwm')]).match(/^metadata: (.*)$/m)[1]);
+  assert.equal(meta.channels_only, true);
+  assert.deepEqual(Object.values(meta.enough_data), [false, false, false], 'the rules decide');
+  assert.equal(meta.channel_evidence['persona-0'].carried, true);
+  const trainerTag = out.match(/etag=("[^"]*")/)[1];
+  const server = await startServer({ dir, args: ['--models-dir', join(dir, 'models')] });
+  try {
+    const r = await getModel(server, { Origin: ORIGIN });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.etag, trainerTag);
+    assert.ok(r.body.equals(served));
+  } finally {
+    await server.cleanup();
+  }
+});

@@ -609,16 +609,16 @@ static void site_without_referee_reports_falls_back_to_shares_and_says_so(void) 
   unlink(path);
 }
 
-/* Channels that fit the person: 60 decisions of one install; those shared by email bring a
- * retained referee, those shared natively one who never converts. The trainer ranks email
- * first, with its retained value per share, in its result and the model's metadata. */
-static void trainer_ranks_the_channels_whose_referees_stay_first(void) {
-  const char *path = tmp("channels.db");
+/* Channels that fit the person: 60 decisions of one install, every third shared by email and
+ * every third natively. mixed 0: the email shares' referees convert and stay, the native ones'
+ * never convert. mixed 1: on both channels every other share's referee converts and stays, so
+ * the channels are worth the same. Trains on the store and returns the result. */
+static lw_status train_channels(const char *path, int mixed, lw_train_result *res) {
   unlink(path);
   lw_store *s = NULL;
   char err[LW_ERRMSG_MAX];
   CHECK(lw_store_open_sqlite(path, &s, err, sizeof err) == LW_OK);
-  if (!s) return;
+  if (!s) return LW_ERR_IO;
   int64_t t0 = 1767614400000LL, now = t0 + 100 * DAY_MS;
   static char ev[131072];
   size_t off = 0;
@@ -635,14 +635,16 @@ static void trainer_ranks_the_channels_whose_referees_stay_first(void) {
                               (long long)(t0 + i * 1000 + 10), 0xd000 + i, 0x7000 + i, ch);
   }
   store_batch_v2(s, "b1", ev, t0 + 100000);
-  for (int i = 0; i < 60; i += 3) { /* the email shares' referees convert and stay */
+  for (int i = 0; i < 60; i++) { /* whose referees convert and stay */
+    if (mixed ? i % 3 == 2 || (i / 3) % 2 : i % 3 != 0) continue;
     char tok[40];
     snprintf(tok, sizeof tok, "%032x", 0x7000 + i);
     referee_report(s, "conversion", tok, (uint8_t)(i + 1), t0 + DAY_MS + i);
     referee_report(s, "retained_30", NULL, (uint8_t)(i + 1), t0 + 31 * DAY_MS + i);
   }
   lw_store_free(s);
-  lw_config cfg = reward_config();
+  static lw_config cfg;
+  cfg = reward_config();
   lw_source_opts o;
   memset(&o, 0, sizeof o);
   o.kind = LW_SRC_SQLITE;
@@ -661,11 +663,20 @@ static void trainer_ranks_the_channels_whose_referees_stay_first(void) {
   lw_policy_params pp;
   lw_policy_params_init(&pp, NULL);
   lw_train_request rq = {&o, &to, &cfg, &pp, 5, 9, now, "test", NULL, NULL};
-  lw_train_result res;
-  lw_status st = lw_train(&rq, &res, err, sizeof err);
+  lw_status st = lw_train(&rq, res, err, sizeof err);
   if (st != LW_OK) fprintf(stderr, "  train: %s\n", err);
-  CHECK(st == LW_OK);
-  if (st != LW_OK) return;
+  unlink(path);
+  return st;
+}
+
+/* The trainer ranks email, whose referees stay, first, with its retained value per share, in its
+ * result and the model's metadata; the evidence is clear, so the model carries the ranking, and
+ * the channels-only model (what goes live when the decisions are refused) carries it too while
+ * deciding by the rules: no action has enough data. */
+static void trainer_ranks_the_channels_whose_referees_stay_first(void) {
+  lw_train_result res;
+  CHECK(train_channels(tmp("channels.db"), 0, &res) == LW_OK);
+  if (!res.model) return;
   CHECK_INT(res.report.labels, LW_LABELS_RETAINED);
   CHECK_INT(res.n_channel_personas, 1);
   const lw_channel_ranking *r = &res.channels[0];
@@ -674,11 +685,53 @@ static void trainer_ranks_the_channels_whose_referees_stay_first(void) {
   CHECK_INT(r->channel[1], LW_CHANNEL_NATIVE);
   CHECK_INT((int)r->shares[0], 20);
   CHECK(r->value[0] > r->value[1]);
-  printf("  email %.3f per share, native %.3f\n", r->value[0], r->value[1]);
+  printf("  email %.3f per share, native %.3f; advantage %.3f, lower end %.3f\n", r->value[0], r->value[1],
+         r->advantage, r->lo);
+  CHECK(r->confident && r->lo > 0);
+  CHECK_INT(res.model->n_channel_rows, 1);
+  CHECK_INT(res.model->n_channels[0], 2);
   CHECK(strstr(res.model->meta_json, "\"channels\":{\"persona-0\":[{\"channel\":\"email\"") != NULL);
+  CHECK(strstr(res.model->meta_json, "\"carried\":true") != NULL);
   CHECK(strstr(res.model->meta_json, "\"kind\":\"retained_value\"") != NULL);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_channels_only_model(res.model, &buf, &len, err, sizeof err) == LW_OK);
+  lw_model *co = NULL;
+  CHECK(buf && lw_model_load(buf, len, &co, err, sizeof err) == LW_OK);
+  if (co) {
+    CHECK(!lw_model_decides(co));
+    CHECK_INT(co->n_channels[0], 2);
+    CHECK_INT(co->channels[0][0], LW_CHANNEL_EMAIL);
+    CHECK_INT(co->model_id, res.model->model_id);
+    CHECK(co->meta_json && strstr(co->meta_json, "\"channels_only\":true") != NULL);
+    CHECK(co->meta_json &&
+          strstr(co->meta_json, "\"enough_data\":{\"a0\":false,\"a1\":false,\"not_now\":false}") != NULL);
+  }
+  lw_model_free(co);
+  free(buf);
   lw_model_free(res.model);
-  unlink(path);
+}
+
+/* Two channels worth the same: the trainer still orders them (a tie broken by the data), but the
+ * first one's advantage is not shown, so the model carries no ranking and no channels-only model
+ * can be made from it: the prompt keeps its own order. */
+static void a_ranking_without_evidence_stays_out_of_the_model(void) {
+  lw_train_result res;
+  CHECK(train_channels(tmp("channels-mixed.db"), 1, &res) == LW_OK);
+  if (!res.model) return;
+  const lw_channel_ranking *r = &res.channels[0];
+  CHECK_INT(r->n_ranked, 2);
+  printf("  advantage %.3f, lower end %.3f\n", r->advantage, r->lo);
+  CHECK(!r->confident && r->lo <= 0);
+  CHECK(res.model->n_channel_rows == 0 || res.model->n_channels[0] == 0);
+  CHECK(strstr(res.model->meta_json, "\"carried\":false") != NULL);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_channels_only_model(res.model, &buf, &len, err, sizeof err) == LW_ERR_INVALID);
+  CHECK(buf == NULL);
+  lw_model_free(res.model);
 }
 
 /* A retrain before any attribution window has closed (the simulator's day 30 with a 45-day
@@ -1797,6 +1850,7 @@ int main(void) {
   RUN(retained_referee_joins_to_the_decision_whose_share_brought_it);
   RUN(site_without_referee_reports_falls_back_to_shares_and_says_so);
   RUN(trainer_ranks_the_channels_whose_referees_stay_first);
+  RUN(a_ranking_without_evidence_stays_out_of_the_model);
   RUN(runtime_prices_a_retained_value_model_in_the_labels_units);
   RUN(retrain_before_any_window_closes_trains_on_the_shares_fallback_and_says_so);
   RUN(delayed_graded_rewards_covered_once_windows_close);
