@@ -10,6 +10,7 @@
 # --habit-channels. Prints each arm's value, converted referees per prompt and cost per retained
 # referee per seed, then each arm's ratio to the rules as mean [95% interval across seeds]
 # (Student t) as name=value lines: ceiling_<arm>_value_ratio_vs_rules= and so on.
+# LW_FIRST_SEED (1) moves the seeds (a model trained on seed 1's store is out of sample on 11..15).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:-build/native}
@@ -26,7 +27,8 @@ for m in "$@"; do
 done
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-for s in $(seq 1 "$N"); do
+S0=${LW_FIRST_SEED:-1}
+for s in $(seq "$S0" $((S0 + N - 1))); do
   for a in "${arms[@]}"; do
     name=${a%%|*}
     # shellcheck disable=SC2086
@@ -36,13 +38,13 @@ for s in $(seq 1 "$N"); do
   done
 done
 [ "$k" -gt 0 ] && for i in $(seq 1 "$k"); do echo "model$i: ${!i}"; done
-awk -v n="$N" '
+awk -v n="$N" -v s0="$S0" '
   { v[$1, $2, $3] = $4; if (!(($2) in seen)) { seen[$2] = 1; arm[++na] = $2 } }
   END {
     split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262", t, " ")
     q = n >= 2 && n <= 10 ? t[n - 1] : 1.96
     split("value_per_1k converted_per_prompt retained_per_1k cost_per_retained", f, " ")
-    for (s = 1; s <= n; s++) {
+    for (s = s0; s < s0 + n; s++) {
       printf "seed %d:", s
       for (i = 1; i <= na; i++) printf " %s value %.0f conv/prompt %.4f cost/ret %.2f;", arm[i], v[s, arm[i], "value_per_1k"], v[s, arm[i], "converted_per_prompt"], v[s, arm[i], "cost_per_retained"]
       printf "\n"
@@ -50,7 +52,7 @@ awk -v n="$N" '
     for (i = 2; i <= na; i++)
       for (j = 1; j <= 4; j++) {
         sum = 0; sum2 = 0
-        for (s = 1; s <= n; s++) { r = v[s, arm[i], f[j]] / v[s, "rules", f[j]]; sum += r; sum2 += r * r }
+        for (s = s0; s < s0 + n; s++) { r = v[s, arm[i], f[j]] / v[s, "rules", f[j]]; sum += r; sum2 += r * r }
         m = sum / n; var = n > 1 ? (sum2 - n * m * m) / (n - 1) : 0; if (var < 0) var = 0; h = q * sqrt(var / n)
         printf "ceiling_%s_%s_ratio_vs_rules=%.3f [%.3f, %.3f]\n", arm[i], f[j], m, m - h, m + h
       }

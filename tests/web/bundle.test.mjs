@@ -55,7 +55,8 @@ test('dist_holds_exactly_what_a_page_downloads', () => {
 // at most 171 B more for a page in one of those languages).
 // Issue 15's approval requests (branch approval) then added 1,008 B to the first load and 1,357 B
 // to the whole download (the approval record builder in the WASM, its sending in loopwise-net.js).
-const INITIAL_BUDGET = 18000, INITIAL_CEILING = 23457, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 28033;
+// Issue 11's holdout fix (a holdout install gets no learned channel order) then added 7 B of WASM.
+const INITIAL_BUDGET = 18000, INITIAL_CEILING = 23464, DOWNLOAD_BUDGET = 23000, DOWNLOAD_CEILING = 28040;
 test('first_load_fits_18000_B', { todo: 'not met, see the comment above' }, () => {
   const n = sum(INITIAL);
   assert.ok(n <= INITIAL_BUDGET, `first load is ${n} B gzip -9 > ${INITIAL_BUDGET}`);
