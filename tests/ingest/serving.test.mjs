@@ -4,7 +4,8 @@
 // host's backend through the secret-key referee endpoint (POST /v1/referees).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { binary, startServer, postBatch, request, randomInstall, root, tempDir, sql, dumpStore, onPg, sqliteOnly } from './helpers.mjs';
@@ -304,7 +305,6 @@ test('a_cached_referral_count_follows_each_referee_report_and_review', async () 
 test('referee_ids_are_stored_only_as_a_salted_hash', async () => {
   const c = code(), id = 'alice@example.com-' + randomBytes(4).toString('hex');
   assert.equal((await referee(shop, conversion(c, id))).status, 200);
-  const { spawnSync } = await import('node:child_process');
   const dump = dumpStore(shop.db);
   assert.ok(dump.includes(c), 'the dump holds the stored rows');
   assert.ok(!dump.includes(id), 'the host id is in the store');
@@ -396,7 +396,6 @@ test('referee_v2_bad_input_names_the_field', async () => {
 });
 
 test('a_schema_v6_file_is_migrated_to_7_and_keeps_its_data', { skip: sqliteOnly }, async () => {
-  const { spawnSync } = await import('node:child_process');
   const dir = tempDir();
   const db = join(dir, 'v6.db');
   const made = spawnSync('sqlite3', [db], { input: readFileSync(join(root, 'tests/ingest/fixtures/schema-v6.sql')) });
@@ -529,7 +528,6 @@ test('conversions_past_the_velocity_limit_wait_for_review_then_count_once_approv
 });
 
 test('referral_reads_use_the_coded_events_index', { skip: sqliteOnly }, async () => {
-  const { spawnSync } = await import('node:child_process');
   const plan = (q) => spawnSync('sqlite3', [demo.db, `EXPLAIN QUERY PLAN ${q}`], { encoding: 'utf8' }).stdout;
   const one = plan("SELECT COUNT(DISTINCT install) FROM events WHERE site = 'default' AND code = 'ABCDEF' AND kind = 'conversion'");
   assert.match(one, /USING (COVERING )?INDEX events_code/, one);
@@ -538,7 +536,6 @@ test('referral_reads_use_the_coded_events_index', { skip: sqliteOnly }, async ()
 });
 
 test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals', { skip: sqliteOnly }, async () => {
-  const { spawnSync } = await import('node:child_process');
   const dir = tempDir();
   const db = join(dir, 'old.db');
   const made = spawnSync('sqlite3', [db], { input: readFileSync(join(root, 'tests/ingest/fixtures/schema-v2.sql')) });
@@ -560,14 +557,11 @@ test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals
   }
 });
 
-test('a_model_promoted_by_the_trainer_is_served_with_the_trainers_etag', async (t) => {
-  // The whole loop on disk: simulator logs -> loopwise-train --promote-into <models>/<site> ->
-  // GET /v1/model. The trainer prints the ETag it computed (lw_model_etag); the server must send
-  // the same one for the file it renamed into place.
-  const { spawnSync } = await import('node:child_process');
-  const { existsSync } = await import('node:fs');
+// The trainer's loop on disk: a temporary folder with <models>/default, and run(cmd, args) for the
+// built tools (its exit status checked, its output returned); null when the tools are not built.
+function trainerBench() {
   const tools = join(binary, '../../tools');
-  if (!existsSync(join(tools, 'loopwise-train'))) return t.skip('tools not built (LW_BUILD_TOOLS=OFF)');
+  if (!existsSync(join(tools, 'loopwise-train'))) return null;
   const dir = tempDir();
   const site = join(dir, 'models', 'default');
   mkdirSync(site, { recursive: true });
@@ -576,6 +570,16 @@ test('a_model_promoted_by_the_trainer_is_served_with_the_trainers_etag', async (
     assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
     return r.stdout;
   };
+  return { dir, site, run };
+}
+
+test('a_model_promoted_by_the_trainer_is_served_with_the_trainers_etag', async (t) => {
+  // The whole loop on disk: simulator logs -> loopwise-train --promote-into <models>/<site> ->
+  // GET /v1/model. The trainer prints the ETag it computed (lw_model_etag); the server must send
+  // the same one for the file it renamed into place.
+  const tb = trainerBench();
+  if (!tb) return t.skip('tools not built (LW_BUILD_TOOLS=OFF)');
+  const { dir, site, run } = tb;
   run('loopwise-sim', ['--policy', 'learning', '--config', join(root, 'models/referral.json'), '--users', '2000', '--days', '120',
     '--seed', '3', '--workdir', dir, '--vw-out', join(dir, 'logs.vw'), '--quiet']);
   const out = run('loopwise-train', ['--data', join(dir, 'logs.vw'), '--config', join(root, 'models/referral.json'), '--model-id', '7',
@@ -602,18 +606,9 @@ test('channel_rankings_go_live_alone_when_the_decisions_are_refused_and_are_serv
   // through its in-process ingest; the trainer's candidate is refused (no held-out set could be
   // big enough here) while no model decides, so the candidate goes live as a channels-only model
   // that decides by the rules, and the server serves exactly that file.
-  const { spawnSync } = await import('node:child_process');
-  const { existsSync } = await import('node:fs');
-  const tools = join(binary, '../../tools');
-  if (!existsSync(join(tools, 'loopwise-train'))) return t.skip('tools not built (LW_BUILD_TOOLS=OFF)');
-  const dir = tempDir();
-  const site = join(dir, 'models', 'default');
-  mkdirSync(site, { recursive: true });
-  const run = (cmd, args) => {
-    const r = spawnSync(join(tools, cmd), args, { encoding: 'utf8' });
-    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const tb = trainerBench();
+  if (!tb) return t.skip('tools not built (LW_BUILD_TOOLS=OFF)');
+  const { dir, site, run } = tb;
   const program = join(root, 'src/tools/sim-program.json');
   run('loopwise-sim', ['--policy', 'learning', '--via-ingest', '--config', program, '--users', '2000', '--days', '120',
     '--seed', '3', '--retrain-days', '0', '--workdir', dir, '--quiet']);
