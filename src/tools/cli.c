@@ -4,10 +4,34 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+lw_status lw_cli_mkdirs(const char *path, char *err, size_t errlen) {
+  char p[4096];
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof p) {
+    snprintf(err, errlen, "cannot make the folder %s: %s", path, n ? "path too long" : "empty path");
+    return LW_ERR_IO;
+  }
+  memcpy(p, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (p[i] != '/' && p[i] != '\0') continue;
+    char c = p[i];
+    p[i] = '\0';
+    struct stat st;
+    if (mkdir(p, 0755) != 0 && (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
+      int e = errno == EEXIST ? ENOTDIR : errno;
+      snprintf(err, errlen, "cannot make the folder %s: %s", path, strerror(e));
+      return LW_ERR_IO;
+    }
+    p[i] = c;
+  }
+  return LW_OK;
+}
 
 void lw_cli_init(lw_cli *c) {
   memset(c, 0, sizeof *c);

@@ -33,6 +33,9 @@ char *lw_cli_read_file(const char *path, size_t *len, char *err, size_t errlen);
 lw_status lw_cli_load_config(const char *path, lw_config *cfg, char *err, size_t errlen);
 /* Write n bytes to path ("-": standard output); 0, or -1 after printing why. */
 int lw_cli_write_file(const char *path, const void *bytes, size_t n);
+/* mkdir -p: make the folder and every missing parent (0755). LW_OK when it is there, else
+ * LW_ERR_IO with "cannot make the folder PATH: <reason>". */
+lw_status lw_cli_mkdirs(const char *path, char *err, size_t errlen);
 /* Load a model file; NULL with err set. */
 lw_model *lw_cli_load_model(const char *path, uint8_t **bytes, size_t *len, char *err, size_t errlen);
 int64_t lw_cli_now_ms(void);

@@ -166,7 +166,11 @@ int main(int argc, char **argv) {
   }
   o.via_ingest = via == 1 || (via < 0 && lift && lw_sim_has_ingest());
   o.retained_labels = labels_retained;
-  mkdir(workdir, 0755);
+  char err0[LW_ERRMSG_MAX + 64];
+  if (lw_cli_mkdirs(workdir, err0, sizeof err0) != LW_OK) {
+    fprintf(stderr, "loopwise-sim: %s\n", err0);
+    return 3;
+  }
   o.log = quiet ? NULL : stderr;
   if (vw && !(o.vw_out = fopen(vw, "w"))) {
     perror(vw);

@@ -192,7 +192,10 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
  * interval. Appends one JSON line per decision to DIR/promotions.log. */
 static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, size_t len) {
   char err[LW_ERRMSG_MAX], cur_path[4096], cand_path[4096], prev_path[4096], log_path[4096];
-  mkdir(a->promote_dir, 0755);
+  if (lw_cli_mkdirs(a->promote_dir, err, sizeof err) != LW_OK) {
+    fprintf(stderr, "loopwise-train: %s\n", err);
+    return -1;
+  }
   snprintf(cur_path, sizeof cur_path, "%s/current.lwm", a->promote_dir);
   snprintf(cand_path, sizeof cand_path, "%s/candidate.lwm", a->promote_dir);
   snprintf(prev_path, sizeof prev_path, "%s/previous.lwm", a->promote_dir);

@@ -51,4 +51,14 @@ grep -q '^promoted=no' <<<"$out" || { echo "a uniform candidate was promoted ove
 check_decision "$out" "$before"
 [ "$(cksum < "$d/site/previous.lwm" 2>/dev/null || echo none)" = "$prev" ] || { echo "rejected but previous.lwm changed"; exit 1; }
 [ "$(wc -l < "$d/site/promotions.log")" -eq 4 ] || { echo "promotions.log should have 4 lines"; exit 1; }
+# A models folder whose parents do not exist yet is made whole (it used to fail with
+# "candidate.lwm.tmpN: No such file or directory"); one that cannot be made says which and why.
+out=$("$T/loopwise-train" --data "$d/a.vw" --actions a0,a1,not_now --personas 0 --quiet --promote-into "$d/models/sites/default")
+grep -q '^promoted=yes' <<<"$out" || { echo "a fresh nested models folder: $out"; exit 1; }
+[ -s "$d/models/sites/default/current.lwm" ] || { echo "no current.lwm in the nested folder"; exit 1; }
+: > "$d/file"
+if err=$("$T/loopwise-train" --data "$d/a.vw" --actions a0,a1,not_now --personas 0 --quiet --promote-into "$d/file/site" 2>&1); then
+  echo "promoting under a file succeeded"; exit 1
+fi
+grep -q "loopwise-train: cannot make the folder $d/file/site: Not a directory" <<<"$err" || { echo "unclear error: $err"; exit 1; }
 echo ok
