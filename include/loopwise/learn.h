@@ -350,8 +350,9 @@ typedef struct {
  * carries a persona's ranking only when its first channel's mean label per share is above the
  * mean of the persona's other shares with the lower end of a 95% interval (Welch, Bonferroni
  * over the channels ranked) above 0: `confident`. Otherwise that persona keeps the prompt's
- * own order. The comparison is observational (who picks a channel is not random), as every
- * channel ranking is; README "Channels that fit the person". */
+ * own order, unless the site's ranking (every persona's shares together) passes the same test:
+ * then that persona gets the site's order (lw_carried_ranking). The comparison is observational
+ * (who picks a channel is not random), as every channel ranking is; README "Learning loop". */
 typedef struct {
   int n_ranked;                     /* channels ranked, best first */
   int channel[LW_CHANNEL_COUNT];    /* lw_channel */
@@ -366,6 +367,8 @@ typedef struct {
   lw_model *model;       /* the caller frees it with lw_model_free */
   int n_channel_personas; /* rankings in channels[] (the model's personas, or 1 without) */
   lw_channel_ranking channels[LW_MODEL_MAX_PERSONAS];
+  lw_channel_ranking site_channels; /* every persona's shares together (the same as channels[0]
+                                       without personas) */
   lw_eval_report report; /* data range and counts; target = the held-out DR estimate */
   int net_metric;        /* 1: the estimate is net value per decision; 0: shares per decision */
   uint64_t held_out;     /* records the estimate is on (held out of training) */
@@ -378,6 +381,10 @@ typedef struct {
  * on the held-out records, and its JSON metadata (the data range, the estimate, the
  * enough-data flags, the command). On LW_OK res->model is set. */
 lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, size_t errlen);
+/* The ranking the model carries for persona k: its own when confident, else the site's when that
+ * one is (a persona with too few shares of its own still gets the order the site's shares show),
+ * else NULL (the prompt keeps its own order for that persona). */
+const lw_channel_ranking *lw_carried_ranking(const lw_train_result *res, int k);
 
 /* How to evaluate: only the held-out records (only_holdout = the trainer's holdout mod, under
  * the same lw_split rule) or all (0); the seed orders the passes; segments ("attr^value") for

@@ -981,11 +981,55 @@ static double normal_quantile(double p) {
   return 0.5 * (lo + hi);
 }
 
+/* One ranking from per-channel sums of labels, squared labels and counts, with its evidence
+ * (learn.h lw_channel_ranking). */
+static void rank_row(const double sum[LW_CHANNEL_COUNT], const double sum2[LW_CHANNEL_COUNT],
+                     const int64_t cnt[LW_CHANNEL_COUNT], lw_channel_ranking *r) {
+  double all = 0, n_all = 0;
+  for (int c = 0; c < LW_CHANNEL_COUNT; c++) all += sum[c], n_all += (double)cnt[c];
+  double prior = n_all > 0 ? all / n_all : 0.0;
+  double rows[LW_CHANNEL_COUNT][2];
+  int n = 0;
+  for (int c = 0; c < LW_CHANNEL_COUNT; c++) {
+    if (cnt[c] < LW_CHANNEL_MIN_SHARES) continue;
+    rows[n][0] = (sum[c] + LW_CHANNEL_PRIOR * prior) / ((double)cnt[c] + LW_CHANNEL_PRIOR);
+    rows[n++][1] = c;
+  }
+  qsort(rows, (size_t)n, sizeof rows[0], cmp_rank);
+  memset(r, 0, sizeof *r);
+  r->n_ranked = n;
+  for (int i = 0; i < n; i++) {
+    r->channel[i] = (int)rows[i][1];
+    r->value[i] = rows[i][0];
+    r->shares[i] = cnt[r->channel[i]];
+  }
+  if (n < 2) return; /* nothing to order */
+  /* the first channel against the other shares */
+  int c0 = r->channel[0];
+  double n1 = (double)cnt[c0], n2 = n_all - n1, s1 = sum[c0], s2 = all - s1;
+  double q1 = sum2[c0], q2 = -q1;
+  for (int c = 0; c < LW_CHANNEL_COUNT; c++) q2 += sum2[c];
+  if (n1 < 2 || n2 < 2) return;
+  double m1 = s1 / n1, m2 = s2 / n2;
+  double v1 = (q1 - n1 * m1 * m1) / (n1 - 1), v2 = (q2 - n2 * m2 * m2) / (n2 - 1);
+  double se = sqrt((v1 > 0 ? v1 : 0) / n1 + (v2 > 0 ? v2 : 0) / n2);
+  r->advantage = m1 - m2;
+  r->lo = r->advantage - normal_quantile(1.0 - 0.025 / n) * se;
+  r->confident = r->lo > 0;
+}
+
+const lw_channel_ranking *lw_carried_ranking(const lw_train_result *res, int k) {
+  if (k < 0 || k >= res->n_channel_personas) return NULL;
+  if (res->channels[k].confident) return &res->channels[k];
+  return res->site_channels.confident ? &res->site_channels : NULL;
+}
+
 static lw_status rank_channels(lw_reader *rd, lw_logged *rec, const lw_model *m, lw_train_result *res,
                                progress_t *pg, char *err, size_t errlen) {
   int np = m->n_personas > 0 ? m->n_personas : 1;
-  static double sum[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT], sum2[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
-  static int64_t cnt[LW_MODEL_MAX_PERSONAS][LW_CHANNEL_COUNT];
+  /* row np: every persona's shares together (the site's ranking) */
+  static double sum[LW_MODEL_MAX_PERSONAS + 1][LW_CHANNEL_COUNT], sum2[LW_MODEL_MAX_PERSONAS + 1][LW_CHANNEL_COUNT];
+  static int64_t cnt[LW_MODEL_MAX_PERSONAS + 1][LW_CHANNEL_COUNT];
   memset(sum, 0, sizeof sum);
   memset(sum2, 0, sizeof sum2);
   memset(cnt, 0, sizeof cnt);
@@ -1004,48 +1048,18 @@ static lw_status rank_channels(lw_reader *rd, lw_logged *rec, const lw_model *m,
       k = lw_model_persona(m, dims);
       if (k < 0 || k >= np) k = 0;
     }
-    sum[k][rec->channel] += rec->reward;
-    sum2[k][rec->channel] += rec->reward * rec->reward;
-    cnt[k][rec->channel]++;
+    for (int row = 0; row < 2; row++) {
+      int kk = row ? np : k;
+      sum[kk][rec->channel] += rec->reward;
+      sum2[kk][rec->channel] += rec->reward * rec->reward;
+      cnt[kk][rec->channel]++;
+    }
   }
   tick_done(pg);
   if (got < 0) return LW_ERR_INVALID;
   res->n_channel_personas = np;
-  for (int k = 0; k < np; k++) {
-    double all = 0, n_all = 0;
-    for (int c = 0; c < LW_CHANNEL_COUNT; c++) all += sum[k][c], n_all += (double)cnt[k][c];
-    double prior = n_all > 0 ? all / n_all : 0.0;
-    double rows[LW_CHANNEL_COUNT][2];
-    int n = 0;
-    for (int c = 0; c < LW_CHANNEL_COUNT; c++) {
-      if (cnt[k][c] < LW_CHANNEL_MIN_SHARES) continue;
-      rows[n][0] = (sum[k][c] + LW_CHANNEL_PRIOR * prior) / ((double)cnt[k][c] + LW_CHANNEL_PRIOR);
-      rows[n++][1] = c;
-    }
-    qsort(rows, (size_t)n, sizeof rows[0], cmp_rank);
-    lw_channel_ranking *r = &res->channels[k];
-    r->n_ranked = n;
-    for (int i = 0; i < n; i++) {
-      r->channel[i] = (int)rows[i][1];
-      r->value[i] = rows[i][0];
-      r->shares[i] = cnt[k][r->channel[i]];
-    }
-    r->advantage = r->lo = 0.0;
-    r->confident = 0;
-    if (n < 2) continue; /* nothing to order */
-    /* the first channel against the persona's other shares (learn.h lw_channel_ranking) */
-    int c0 = r->channel[0];
-    double n1 = (double)cnt[k][c0], n2 = n_all - n1, s1 = sum[k][c0], s2 = all - s1;
-    double q1 = sum2[k][c0], q2 = -q1;
-    for (int c = 0; c < LW_CHANNEL_COUNT; c++) q2 += sum2[k][c];
-    if (n1 < 2 || n2 < 2) continue;
-    double m1 = s1 / n1, m2 = s2 / n2;
-    double v1 = (q1 - n1 * m1 * m1) / (n1 - 1), v2 = (q2 - n2 * m2 * m2) / (n2 - 1);
-    double se = sqrt((v1 > 0 ? v1 : 0) / n1 + (v2 > 0 ? v2 : 0) / n2);
-    r->advantage = m1 - m2;
-    r->lo = r->advantage - normal_quantile(1.0 - 0.025 / n) * se;
-    r->confident = r->lo > 0;
-  }
+  for (int k = 0; k < np; k++) rank_row(sum[k], sum2[k], cnt[k], &res->channels[k]);
+  rank_row(sum[np], sum2[np], cnt[np], &res->site_channels);
   return LW_OK;
 }
 
@@ -1137,7 +1151,18 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
     cJSON_AddItemToObject(evd, name, o);
     cJSON_AddNumberToObject(o, "advantage", r->advantage);
     cJSON_AddNumberToObject(o, "lo", r->lo);
-    cJSON_AddBoolToObject(o, "carried", r->confident);
+    const lw_channel_ranking *c = lw_carried_ranking(res, k);
+    cJSON_AddStringToObject(o, "carried", !c ? "none" : c == r ? "own" : "site");
+  }
+  if (res->n_channel_personas > 1) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(evd, "site", o);
+    cJSON_AddNumberToObject(o, "advantage", res->site_channels.advantage);
+    cJSON_AddNumberToObject(o, "lo", res->site_channels.lo);
+    cJSON *arr = cJSON_CreateArray();
+    cJSON_AddItemToObject(o, "order", arr);
+    for (int i = 0; i < res->site_channels.n_ranked; i++)
+      cJSON_AddItemToArray(arr, cJSON_CreateString(lw_channel_name((lw_channel)res->site_channels.channel[i])));
   }
   cJSON_AddStringToObject(j, "command", rq->command ? rq->command : "");
   free(m->meta_json);
@@ -1239,12 +1264,17 @@ lw_status lw_train(const lw_train_request *rq, lw_train_result *res, char *err, 
   res->in_sample = sc.split.mod <= 0;
   if ((st = holdout_estimate(rd, rec, rq, &sc.split, m, l, &res->report.target, &pg, err, errlen)) != LW_OK) goto done;
   if ((st = rank_channels(rd, rec, m, res, &pg, err, errlen)) != LW_OK) goto done;
-  m->n_channel_rows = 0; /* the model carries the confident rankings when there is one (format 3) */
-  for (int k = 0; k < res->n_channel_personas; k++)
-    if (res->channels[k].confident) m->n_channel_rows = res->n_channel_personas;
+  /* the model carries each persona's ranking with its evidence, else the site's with its own, else
+   * none for that persona (format 3; learn.h lw_channel_ranking) */
+  m->n_channel_rows = 0;
+  for (int k = 0; k < res->n_channel_personas; k++) {
+    const lw_channel_ranking *r = lw_carried_ranking(res, k);
+    if (r) m->n_channel_rows = res->n_channel_personas;
+  }
   for (int k = 0; k < m->n_channel_rows; k++) {
-    m->n_channels[k] = res->channels[k].confident ? (uint8_t)res->channels[k].n_ranked : 0;
-    for (int i = 0; i < m->n_channels[k]; i++) m->channels[k][i] = (uint8_t)res->channels[k].channel[i];
+    const lw_channel_ranking *r = lw_carried_ranking(res, k);
+    m->n_channels[k] = r ? (uint8_t)r->n_ranked : 0;
+    for (int i = 0; i < m->n_channels[k]; i++) m->channels[k][i] = (uint8_t)r->channel[i];
   }
   if ((st = write_meta(m, rq, res, &sc, fingerprint, err, errlen)) != LW_OK) goto done;
   res->model = m;

@@ -171,10 +171,19 @@ static void print_report(const lw_model *m, const lw_train_result *res) {
     if (!r->n_ranked) printf(" (fewer than %d shares through any channel)", LW_CHANNEL_MIN_SHARES);
     for (int i = 0; i < r->n_ranked; i++)
       printf(" %s=%.3f(n=%lld)", lw_channel_name((lw_channel)r->channel[i]), r->value[i], (long long)r->shares[i]);
-    if (r->n_ranked > 1)
+    const lw_channel_ranking *c = lw_carried_ranking(res, k);
+    if (r->n_ranked > 1 || c)
       printf("; first vs the others %+.3f (lower end %+.3f): %s", r->advantage, r->lo,
-             r->confident ? "carried" : "not carried, the prompt keeps its order");
+             c == r ? "carried" : c ? "the site's order carried" : "not carried, the prompt keeps its order");
     printf("\n");
+  }
+  if (rep->labels != LW_LABELS_SHARES && res->n_channel_personas > 1) {
+    const lw_channel_ranking *r = &res->site_channels;
+    printf("channels site:");
+    for (int i = 0; i < r->n_ranked; i++)
+      printf(" %s=%.3f(n=%lld)", lw_channel_name((lw_channel)r->channel[i]), r->value[i], (long long)r->shares[i]);
+    printf("; first vs the others %+.3f (lower end %+.3f): %s\n", r->advantage, r->lo,
+           r->confident ? "shown" : "not shown");
   }
   lw_cli_warn_data(rep);
   printf("%s (%s, n=%.0f):\n",

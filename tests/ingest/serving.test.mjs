@@ -614,16 +614,21 @@ test('channel_rankings_go_live_alone_when_the_decisions_are_refused_and_are_serv
     '--seed', '3', '--retrain-days', '0', '--workdir', dir, '--quiet']);
   const now = String(1767225600000 + 120 * 86400000);
   const out = run('loopwise-train', ['--data', join(dir, 'sim-outcomes.db'), '--config', program, '--now', now,
-    '--model-id', '8', '--seed', '1', '--personas', '0', '--min-holdout', '1000000000', '--quiet', '--promote-into', site]);
+    '--model-id', '8', '--seed', '1', '--min-holdout', '1000000000', '--quiet', '--promote-into', site]);
   assert.match(out, /promoted=channels reason="only \d+ held-out decisions/, out);
-  assert.match(out, /channels persona-0: email=[^;]*; first vs the others \+[\d.]+ \(lower end \+[\d.]+\): carried/, out);
+  // four personas: none has shares enough to show its own order, the site's shares together do,
+  // so every persona gets the site's order
+  assert.match(out, /channels site: email=[^;]*; first vs the others \+[\d.]+ \(lower end \+[\d.]+\): shown/, out);
+  assert.equal(out.match(/^channels persona-\d.*: the site's order carried$/gm)?.length, 4, out);
   const log = readFileSync(join(site, 'promotions.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual([log.length, log[0].promoted, log[0].channels_only], [1, false, true]);
   const served = readFileSync(join(site, 'current.lwm'));
   const meta = JSON.parse(run('loopwise-model', ['show', join(site, 'current.lwm')]).match(/^metadata: (.*)$/m)[1]);
   assert.equal(meta.channels_only, true);
   assert.deepEqual(Object.values(meta.enough_data), [false, false, false], 'the rules decide');
-  assert.equal(meta.channel_evidence['persona-0'].carried, true);
+  assert.deepEqual(Object.keys(meta.channel_evidence).map((k) => meta.channel_evidence[k].carried ?? 'site row'),
+    ['site', 'site', 'site', 'site', 'site row']);
+  assert.equal(meta.channel_evidence.site.order[0], 'email');
   const trainerTag = out.match(/etag=("[^"]*")/)[1];
   const server = await startServer({ dir, args: ['--models-dir', join(dir, 'models')] });
   try {

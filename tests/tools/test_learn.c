@@ -691,7 +691,7 @@ static void trainer_ranks_the_channels_whose_referees_stay_first(void) {
   CHECK_INT(res.model->n_channel_rows, 1);
   CHECK_INT(res.model->n_channels[0], 2);
   CHECK(strstr(res.model->meta_json, "\"channels\":{\"persona-0\":[{\"channel\":\"email\"") != NULL);
-  CHECK(strstr(res.model->meta_json, "\"carried\":true") != NULL);
+  CHECK(strstr(res.model->meta_json, "\"carried\":\"own\"") != NULL);
   CHECK(strstr(res.model->meta_json, "\"kind\":\"retained_value\"") != NULL);
   uint8_t *buf = NULL;
   size_t len = 0;
@@ -725,7 +725,7 @@ static void a_ranking_without_evidence_stays_out_of_the_model(void) {
   printf("  advantage %.3f, lower end %.3f\n", r->advantage, r->lo);
   CHECK(!r->confident && r->lo <= 0);
   CHECK(res.model->n_channel_rows == 0 || res.model->n_channels[0] == 0);
-  CHECK(strstr(res.model->meta_json, "\"carried\":false") != NULL);
+  CHECK(strstr(res.model->meta_json, "\"carried\":\"none\"") != NULL);
   uint8_t *buf = NULL;
   size_t len = 0;
   char err[LW_ERRMSG_MAX];
