@@ -573,6 +573,22 @@ function trainerBench() {
   return { dir, site, run };
 }
 
+// A server on <dir>/models answers GET /v1/model with the site's current.lwm and the ETag the
+// trainer printed (lw_model_etag); returns that ETag.
+async function servesWhatTheTrainerPromoted(dir, site, trainerOut) {
+  const trainerTag = trainerOut.match(/etag=("[^"]*")/)[1];
+  const server = await startServer({ dir, args: ['--models-dir', join(dir, 'models')] });
+  try {
+    const r = await getModel(server, { Origin: ORIGIN });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.etag, trainerTag);
+    assert.ok(r.body.equals(readFileSync(join(site, 'current.lwm'))));
+  } finally {
+    await server.cleanup();
+  }
+  return trainerTag;
+}
+
 test('a_model_promoted_by_the_trainer_is_served_with_the_trainers_etag', async (t) => {
   // The whole loop on disk: simulator logs -> loopwise-train --promote-into <models>/<site> ->
   // GET /v1/model. The trainer prints the ETag it computed (lw_model_etag); the server must send
@@ -587,17 +603,7 @@ test('a_model_promoted_by_the_trainer_is_served_with_the_trainers_etag', async (
     // gate (on these simulator logs the exploring model is below always showing one variant)
     '--seed', '1', '--quiet', '--margin', '1', '--promote-into', site]);
   assert.match(out, /promoted=yes/, out);
-  const trainerTag = out.match(/etag=("[^"]*")/)[1];
-  const server = await startServer({ dir, args: ['--models-dir', join(dir, 'models')] });
-  try {
-    const r = await getModel(server, { Origin: ORIGIN });
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.etag, trainerTag);
-    assert.ok(r.body.equals(readFileSync(join(site, 'current.lwm'))));
-    assert.match(trainerTag, /^"m7-/);
-  } finally {
-    await server.cleanup();
-  }
+  assert.match(await servesWhatTheTrainerPromoted(dir, site, out), /^"m7-/);
 });
 
 test('channel_rankings_go_live_alone_when_the_decisions_are_refused_and_are_served', async (t) => {
@@ -622,21 +628,11 @@ test('channel_rankings_go_live_alone_when_the_decisions_are_refused_and_are_serv
   assert.equal(out.match(/^channels persona-\d.*: the site's order carried$/gm)?.length, 4, out);
   const log = readFileSync(join(site, 'promotions.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual([log.length, log[0].promoted, log[0].channels_only], [1, false, true]);
-  const served = readFileSync(join(site, 'current.lwm'));
   const meta = JSON.parse(run('loopwise-model', ['show', join(site, 'current.lwm')]).match(/^metadata: (.*)$/m)[1]);
   assert.equal(meta.channels_only, true);
   assert.deepEqual(Object.values(meta.enough_data), [false, false, false], 'the rules decide');
   assert.deepEqual(Object.keys(meta.channel_evidence).map((k) => meta.channel_evidence[k].carried ?? 'site row'),
     ['site', 'site', 'site', 'site', 'site row']);
   assert.equal(meta.channel_evidence.site.order[0], 'email');
-  const trainerTag = out.match(/etag=("[^"]*")/)[1];
-  const server = await startServer({ dir, args: ['--models-dir', join(dir, 'models')] });
-  try {
-    const r = await getModel(server, { Origin: ORIGIN });
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.etag, trainerTag);
-    assert.ok(r.body.equals(served));
-  } finally {
-    await server.cleanup();
-  }
+  await servesWhatTheTrainerPromoted(dir, site, out);
 });
