@@ -97,7 +97,8 @@ export type Status =
       /** The last transport failure, e.g. "HTTP 503 ...", or null. */
       error: string | null;
       /** The model: none (the rules decide), ready (model mode), or no_data (a model loaded that
-       * has no data for the configured variants: the rules decide, and explain() says so). */
+       * has no data for the configured variants: the rules decide, and explain() says so; also
+       * a model live for its channel rankings alone, which orders the share options). */
       model: 'none' | 'ready' | 'no_data';
     };
 
