@@ -1140,7 +1140,7 @@ static lw_status write_meta(lw_model *m, const lw_train_request *rq, const lw_tr
       cJSON_AddItemToArray(arr, o);
     }
   }
-  /* the evidence each ranking carries (learn.h lw_channel_ranking): carried only when confident */
+  /* the evidence each ranking carries and which order the model carries (lw_carried_ranking) */
   cJSON *evd = cJSON_CreateObject();
   cJSON_AddItemToObject(j, "channel_evidence", evd);
   for (int k = 0; k < res->n_channel_personas; k++) {
