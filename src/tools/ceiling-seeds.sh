@@ -11,12 +11,7 @@
 # referee per seed, then each arm's ratio to the rules as mean [95% interval across seeds]
 # (Student t) as name=value lines: ceiling_<arm>_value_ratio_vs_rules= and so on.
 # LW_FIRST_SEED (1) moves the seeds (a model trained on seed 1's store is out of sample on 11..15).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${1:-build/native}
-N=${2:-5}
-U=${3:-5000}
-D=${4:-180}
+source "$(dirname "$0")/seeds-common.sh" "$@"
 shift $(($# < 4 ? $# : 4))
 CFG=${LW_LIFT_CONFIG:-src/tools/sim-program.json}
 arms=("rules|--policy rules" "oracle|--policy oracle" "oracle_variant|--policy oracle --habit-channels")
@@ -38,11 +33,10 @@ for s in $(seq "$S0" $((S0 + N - 1))); do
   done
 done
 [ "$k" -gt 0 ] && for i in $(seq 1 "$k"); do echo "model$i: ${!i}"; done
-awk -v n="$N" -v s0="$S0" '
+awk -v n="$N" -v s0="$S0" "$T_QUANTILE_AWK"'
   { v[$1, $2, $3] = $4; if (!(($2) in seen)) { seen[$2] = 1; arm[++na] = $2 } }
   END {
-    split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262", t, " ")
-    q = n >= 2 && n <= 10 ? t[n - 1] : 1.96
+    q = tq(n)
     split("value_per_1k converted_per_prompt retained_per_1k cost_per_retained", f, " ")
     for (s = s0; s < s0 + n; s++) {
       printf "seed %d:", s

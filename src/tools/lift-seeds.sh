@@ -8,12 +8,7 @@
 # lines: sim_<ratio>=mean, sim_<ratio>_lo=, sim_<ratio>_hi= (every figure of every arm too,
 # sim_<arm>_<figure>), then the proof table (README "Proving the lift") as Markdown: each
 # arm's figures as mean [95% interval across seeds], and the issue 11 targets met or not.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${1:-build/native}
-N=${2:-5}
-U=${3:-5000}
-D=${4:-180}
+source "$(dirname "$0")/seeds-common.sh" "$@"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for s in $(seq 1 "$N"); do
@@ -25,11 +20,10 @@ for s in $(seq 1 "$N"); do
   grep -E '^sim_[a-z0-9_]+=' "$work/$s.out" | sed "s/^/seed$s /"
 done
 cat "$work"/*.out | grep -E '^sim_[a-z0-9_]+=' > "$work/all.lines"
-awk -F= -v n="$N" '
+awk -F= -v n="$N" "$T_QUANTILE_AWK"'
   { s[$1] += $2; s2[$1] += $2 * $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
   END {
-    split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262", t, " ")
-    q = n >= 2 && n <= 10 ? t[n - 1] : 1.96
+    q = tq(n)
     for (i = 1; i <= k; i++) {
       name = order[i]; m = s[name] / n; v = n > 1 ? (s2[name] - n * m * m) / (n - 1) : 0; if (v < 0) v = 0
       h = q * sqrt(v / n)

@@ -594,32 +594,49 @@ static void emit_event(const sim_ctx *c, int64_t t, const char *ev, double v, co
   fputs("}\n", c->o->events_out);
 }
 
-/* The referral value a share by u through channel ch is expected to bring under variant v, by
- * the formulas respond() draws from (reach, landing, conversion, the referee's plan and
- * lifetime), less the incentive: what LW_SIM_ORACLE maximises. */
+/* The simulator's response formulas (README "Simulator"; the referee parameters above), shared
+ * by respond(), which draws from them, and LW_SIM_ORACLE, which maximises their expectation. */
+static double share_logit(const sim_user *u, const lw_variant *v, const char *milestone, int recent, int busy) {
+  double z = -3.1 + u->will + variant_effect(v->id, v->cost, u->plan) - 0.35 * recent - 0.4 * u->dismissals;
+  if (strcmp(milestone, "project_completed") == 0) z += 0.6; /* asked right after a win */
+  else if (strcmp(milestone, "feature_discovered") == 0) z += 0.3;
+  else if (strcmp(milestone, "session_started") == 0) z -= 0.2; /* asked before any work */
+  if (busy) z -= 1.5;
+  return z;
+}
+/* the mean of the Poisson number of people a share reaches beyond the first */
+static double extra_reach(const sim_user *u) { return 0.4 + 0.4 * (u->will > 0 ? u->will : 0); }
+static double p_land(const ref_channel *rc, int busy) {
+  return sigmoid(REF_LAND_BASE + rc->land - (busy ? REF_LAND_BUSY : 0.0));
+}
+static double p_convert(const sim_user *u, double lg_cost, int ch, int win) {
+  return sigmoid(REF_CONV_BASE + 0.25 * lg_cost + 0.35 * u->will + 0.3 * (u->plan == PLAN_TEAM) + k_chan[ch].conv +
+                 (k_fit[u->plan][ch] ? REF_FIT : 0.0) + (win ? REF_CONV_AFTER_WIN : 0.0));
+}
+/* a referee's monthly churn, by its plan, the channel it came through and the incentive */
+static double referee_churn(const sim_user *u, int rplan, int ch, double lg_cost) {
+  double w = u->will < -1 ? -1 : u->will > 1.5 ? 1.5 : u->will;
+  double h = (0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM)) * k_chan[ch].churn_mult * (1.0 + REF_DEAL_SEEKERS * lg_cost);
+  return h < 0.02 ? 0.02 : h > 0.5 ? 0.5 : h;
+}
+
+/* The referral value a share by u through channel ch is expected to bring under variant v (reach,
+ * landing, conversion, the referee's plan and lifetime), less the incentive. */
 static double share_value(const sim_user *u, const lw_variant *v, int ch, int win, int busy) {
-  const ref_channel *rc = &k_chan[ch];
-  double lg_cost = log(1.0 + v->cost / 10.0);
-  double reach = 1.0 + 0.4 + 0.4 * (u->will > 0 ? u->will : 0);
-  double land = sigmoid(REF_LAND_BASE + rc->land - (busy ? REF_LAND_BUSY : 0.0));
-  double conv = sigmoid(REF_CONV_BASE + 0.25 * lg_cost + 0.35 * u->will + 0.3 * (u->plan == PLAN_TEAM) + rc->conv +
-                        (k_fit[u->plan][ch] ? REF_FIT : 0.0) + (win ? REF_CONV_AFTER_WIN : 0.0));
-  double w = u->will < -1 ? -1 : u->will > 1.5 ? 1.5 : u->will, life = 0;
+  double lg_cost = log(1.0 + v->cost / 10.0), life = 0;
   for (int k = 0; k < 2; k++) { /* the referee's plan: the referrer's 60% of the time, else free */
     int rplan = k == 0 ? u->plan : PLAN_FREE;
-    double h = (0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM)) * rc->churn_mult * (1.0 + REF_DEAL_SEEKERS * lg_cost);
-    h = h < 0.02 ? 0.02 : h > 0.5 ? 0.5 : h;
-    double rate = -log(1.0 - h); /* E[min(L, 24)] for L exponential at this rate, in months */
+    double rate = -log(1.0 - referee_churn(u, rplan, ch, lg_cost)); /* E[min(L, 24)] for L exponential */
     life += (k == 0 ? 0.6 : 0.4) * k_arpu[rplan] * (1.0 - exp(-24.0 * rate)) / rate;
   }
-  return reach * land * conv * (life - v->cost);
+  return (1.0 + extra_reach(u)) * p_land(&k_chan[ch], busy) * p_convert(u, lg_cost, ch, win) * (life - v->cost);
 }
 
 /* LW_SIM_ORACLE: the variant and first channel worth most for this user now, by the simulator's
  * truth (share probability x share_value, the first channel followed REF_FOLLOW_TOP of the time). */
-static int oracle_choice(const lw_config *cfg, const sim_user *u, double z0, int win, int busy, int habit_only,
-                         int *channel) {
-  int best = 0;
+static int oracle_choice(const lw_config *cfg, const sim_user *u, const char *milestone, int recent, int busy,
+                         int habit_only, int *channel) {
+  int best = 0, win = strcmp(milestone, "project_completed") == 0;
   double best_ev = -1e300;
   for (int a = 0; a < cfg->n_variants; a++) {
     const lw_variant *v = &cfg->variants[a];
@@ -631,7 +648,7 @@ static int oracle_choice(const lw_config *cfg, const sim_user *u, double z0, int
       if (sv > top_val) top_val = sv, top = ch;
     }
     double follow = habit_only ? 0.0 : REF_FOLLOW_TOP;
-    double ev = sigmoid(z0 + variant_effect(v->id, v->cost, u->plan)) *
+    double ev = sigmoid(share_logit(u, v, milestone, recent, busy)) *
                 (follow * top_val + (1 - follow) * share_value(u, v, u->habit, win, busy));
     if (ev > best_ev) best_ev = ev, best = a, *channel = top;
   }
@@ -643,24 +660,12 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
   char err[LW_ERRMSG_MAX];
   g->prompts++;
   lw_engine_outcome(u->e, d->id, LW_KIND_IMPRESSION, t, err, sizeof err);
-  int busy0 = day <= u->busy_until, oracle_ch = -1;
-  double z0 = -3.1 + u->will - 0.35 * recent_prompts(u, day) - 0.4 * u->dismissals +
-              (strcmp(milestone, "project_completed") == 0    ? 0.6
-               : strcmp(milestone, "feature_discovered") == 0 ? 0.3
-               : strcmp(milestone, "session_started") == 0    ? -0.2
-                                                              : 0.0) -
-              (busy0 ? 1.5 : 0.0);
+  int busy = day <= u->busy_until, recent = recent_prompts(u, day), oracle_ch = -1;
   int chosen = c->policy == LW_SIM_ORACLE
-                   ? oracle_choice(c->cfg, u, z0, strcmp(milestone, "project_completed") == 0, busy0,
-                                   c->o->habit_channel_only, &oracle_ch)
+                   ? oracle_choice(c->cfg, u, milestone, recent, busy, c->o->habit_channel_only, &oracle_ch)
                    : d->variant;
   const lw_variant *v = &c->cfg->variants[chosen];
-  int busy = day <= u->busy_until, recent = recent_prompts(u, day);
-  double z = -3.1 + u->will + variant_effect(v->id, v->cost, u->plan) - 0.35 * recent - 0.4 * u->dismissals;
-  if (strcmp(milestone, "project_completed") == 0) z += 0.6; /* asked right after a win */
-  else if (strcmp(milestone, "feature_discovered") == 0) z += 0.3;
-  else if (strcmp(milestone, "session_started") == 0) z -= 0.2; /* asked before any work */
-  if (busy) z -= 1.5;
+  double z = share_logit(u, v, milestone, recent, busy);
   double p_share = sigmoid(z), p_dismiss = busy ? 0.8 : 0.5;
   double x = lw_rng_unit(&u->resp);
   for (int k = 7; k > 0; k--) u->recent[k] = u->recent[k - 1];
@@ -685,31 +690,26 @@ static void respond(const sim_ctx *c, sim_user *u, const lw_decision *d, const c
     char token[LW_TOKEN_LEN + 1] = "";
     lw_engine_share(u->e, d->id, lw_channel_name((lw_channel)ch), random, t2, token, err, sizeof err);
     const char *code = lw_engine_referral_code(u->e);
-    const ref_channel *rc = &k_chan[ch];
     double lg_cost = log(1.0 + v->cost / 10.0);
     int win = strcmp(milestone, "project_completed") == 0;
     /* the people it reaches: who lands, converts and stays (parameters above) */
-    int n = 1 + poisson(&u->ref, 0.4 + 0.4 * (u->will > 0 ? u->will : 0));
+    int n = 1 + poisson(&u->ref, extra_reach(u));
     for (int k = 0; k < n; k++) {
       g->invites++;
       double u_land = lw_rng_unit(&u->ref), u_land_t = lw_rng_unit(&u->ref), u_conv = lw_rng_unit(&u->ref);
       double u_conv_t = lw_rng_unit(&u->ref), u_plan = lw_rng_unit(&u->ref), u_life = lw_rng_unit(&u->ref);
-      if (u_land >= sigmoid(REF_LAND_BASE + rc->land - (busy ? REF_LAND_BUSY : 0.0))) continue;
+      if (u_land >= p_land(&k_chan[ch], busy)) continue;
       g->landings++;
       double land_h = REF_LAND_MIN_H - REF_LAND_MEAN_H * log(1.0 - u_land_t);
       if (land_h > REF_LAND_MAX_D * 24) land_h = REF_LAND_MAX_D * 24;
       int64_t t_land = t2 + (int64_t)(land_h * HOUR_MS);
       long ref = add_referee(c->lg, code, token);
       schedule(c->lg, ref, RV_LAND, t_land);
-      double pc = sigmoid(REF_CONV_BASE + 0.25 * lg_cost + 0.35 * u->will + 0.3 * (u->plan == PLAN_TEAM) + rc->conv +
-                          (k_fit[u->plan][ch] ? REF_FIT : 0.0) + (win ? REF_CONV_AFTER_WIN : 0.0));
-      if (u_conv >= pc) continue;
+      if (u_conv >= p_convert(u, lg_cost, ch, win)) continue;
       g->referred++;
       g->incentive_cost += v->cost;
       int rplan = u_plan < 0.6 ? u->plan : PLAN_FREE;
-      double w = u->will < -1 ? -1 : u->will > 1.5 ? 1.5 : u->will;
-      double h = (0.09 - 0.025 * w - 0.02 * (rplan == PLAN_TEAM)) * rc->churn_mult * (1.0 + REF_DEAL_SEEKERS * lg_cost);
-      h = h < 0.02 ? 0.02 : h > 0.5 ? 0.5 : h;
+      double h = referee_churn(u, rplan, ch, lg_cost);
       double months = -log(1.0 - u_life) / -log(1.0 - h); /* exponential, rate -ln(1 - h) a month */
       g->referral_value += k_arpu[rplan] * (months < 24 ? months : 24);
       g->retained += months > 1;
