@@ -29,7 +29,7 @@ extern "C" {
 typedef struct lw_store lw_store;
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define LW_STORE_SCHEMA_VERSION 13
+#define LW_STORE_SCHEMA_VERSION 14
 
 /* Who asked for a write (console actions, below): a console user ([A-Za-z0-9_-]{1,32}),
  * "loopback" (a console without users) or LW_ACTOR_REVIEW_API (POST /v1/reviews/<id> with the
@@ -585,6 +585,14 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
  * whole store takes seconds at 10M events, README "Measured figures" retention_s_*). */
 int64_t lw_store_sqlite_purge_scanned(const lw_store *s);
 
+/* What the SQLite backend's last lw_store_write cost: the virtual-machine steps its prepared
+ * statements ran (SQLITE_STMTSTATUS_VM_STEP: a row looked at, sorted or written is a few steps;
+ * a lookup by key is one, whatever the size of the table); -1 for another backend. For the
+ * tests: a write costs what it writes, not what the store already holds of the same decision
+ * (a writer whose work grew with a decision's history kept the ingest at a fraction of its
+ * rate on a long run, README "Measured figures" ingest_store_us_per_batch). */
+int64_t lw_store_sqlite_write_steps(const lw_store *s);
+
 /* Test seam of the SQLite backend: the nth statement of its next write transaction (1: BEGIN,
  * then each INSERT in order, the last one COMMIT) fails as if SQLite had refused it, so the
  * failure path (ROLLBACK, nothing kept) can be tested. 0 disarms. Safe to call from another
@@ -636,7 +644,7 @@ lw_status lw_store_open_sqlite_read(const char *path, lw_store **out, char *err,
 
 /* The PostgreSQL schema's own version (its lw_schema table); older databases are migrated on
  * open, once however many replicas start together (an advisory lock). */
-#define LW_STORE_PG_SCHEMA_VERSION 6
+#define LW_STORE_PG_SCHEMA_VERSION 7
 
 /* Open (creating or migrating) the store in the PostgreSQL database url names (a libpq URI,
  * postgres:// or postgresql://). Every connection runs with synchronous_commit = on. On LW_OK

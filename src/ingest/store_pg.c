@@ -210,9 +210,17 @@ static const char *const pg_schema_v6[] = {
     "CREATE INDEX rollup_funnel_empty ON rollup_funnel(site) WHERE n <= 0",
     NULL};
 
+/* Version 7: SQLite schema 14's shares index, in id order within a token, so a decision's first
+ * share without a token (LW_FN_CODE_OF) is read off the index instead of sorting every share of
+ * the decision on each write of it. */
+static const char *const pg_schema_v7[] = {
+    "DROP INDEX events_shares",
+    "CREATE INDEX events_shares ON events(site, decision, token, id) WHERE kind IN ('share', 'copy')",
+    NULL};
+
 /* migrations[v - 1] brings version v - 1 to v (0: an empty database). */
 static const char *const *const pg_migrations[] = {pg_schema_v1, pg_schema_v2, pg_schema_v3, pg_schema_v4,
-                                                              pg_schema_v5, pg_schema_v6};
+                                                              pg_schema_v5, pg_schema_v6, pg_schema_v7};
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one migration per PostgreSQL schema version");
 /* What a migration fills from the stored data after its statements (NULL: nothing more). Schema
@@ -220,7 +228,8 @@ _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == LW_STORE_PG_SCH
  * columns; a migration always ends at this build's version, in the same transaction). */
 static lw_status funnel_rebuild(PGconn *c, char *err, size_t errlen);
 static lw_status (*const pg_migration_fills[])(PGconn *c, char *err, size_t errlen) = {NULL, NULL, NULL,
-                                                                                          NULL, NULL, funnel_rebuild};
+                                                                                          NULL, NULL, funnel_rebuild,
+                                                                                          NULL};
 _Static_assert(sizeof pg_migration_fills / sizeof pg_migration_fills[0] == LW_STORE_PG_SCHEMA_VERSION,
                "one fill (or NULL) per PostgreSQL schema version");
 

@@ -87,6 +87,7 @@ typedef struct {
   lw_sq_rollup ru;       /* the rollups' statements (schema 9, rollup_sqlite.h; writer only) */
   int purge_deleted;     /* a step of the current retention pass deleted batches (writer only) */
   int64_t purge_scanned; /* the last purge step's full-scan steps (lw_store_sqlite_purge_scanned) */
+  int64_t write_steps;   /* the last write's VM steps (lw_store_sqlite_write_steps) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -127,7 +128,10 @@ typedef struct {
  * Version 10 adds the approval requests, 11 the console's funnel (rollup_dec, rollup_funnel), 12
  * the shared decisions' channels and the fairness audit's segments in the funnel's keys
  * (rollup_sqlite.h lw_sq_fair; rollup_fairness), 13 the console's actions (console_actions: who
- * did what, when, on which row). */
+ * did what, when, on which row). Version 14 orders the shares index by id within a token
+ * (events_shares: site, decision, token, id, ...), so a decision's first share without a token
+ * is one lookup however many times the decision was shared; before, the writer's funnel
+ * recompute sorted them all on every write of the decision. */
 #define EVENT_ID_STRIDE 1024 /* more than the 500 events a batch may hold */
 #define SQL_NUM_(x) #x
 #define SQL_NUM(x) SQL_NUM_(x)
@@ -344,9 +348,9 @@ static void with_shared_kinds(const char *sql, char *out, size_t cap);
  * the decisions by id, so a shared decision is one lookup instead of a walk of every event.
  * The kinds are the wire's (the shared ones quoted by with_shared_kinds; the decision kind is
  * the 'decision' of LW_KINDS), written as the queries write them so the planner may use them. */
+#define SHARES_INDEX "CREATE INDEX events_shares ON events(site, decision, token, id, code, channel) WHERE kind IN (%s);"
 static const char k_shared_indexes_sql[] =
-    "CREATE INDEX events_shares ON events(site, decision, token, code, channel) WHERE kind IN (%s);"
-    "CREATE INDEX events_decisions ON events(site, decision) WHERE kind = 'decision';";
+    SHARES_INDEX "CREATE INDEX events_decisions ON events(site, decision) WHERE kind = 'decision';";
 
 static lw_status shared_indexes(sqlite3 *db, char *err, size_t errlen) {
   char sql[512];
@@ -421,6 +425,12 @@ static lw_status migrate(sqlite3 *db, char *err, size_t errlen) {
   /* Schema 13: the console's actions (a new file has them from schema_v7). */
   if (version != 0 && version <= 12 && (st = exec(db, V13_TABLES, "migrating schema 12 to 13", err, errlen)) != LW_OK)
     goto fail;
+  /* Schema 14: the shares index in id order within a token (stores from before 9 got it above). */
+  if (version >= 9 && version <= 13) {
+    char sql[512];
+    with_shared_kinds("DROP INDEX events_shares;" SHARES_INDEX, sql, sizeof sql);
+    if ((st = exec(db, sql, "migrating schema 13 to 14", err, errlen)) != LW_OK) goto fail;
+  }
   if (version != LW_STORE_SCHEMA_VERSION) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", LW_STORE_SCHEMA_VERSION);
@@ -681,9 +691,19 @@ static void referral_touch_all(sqlite_store *s) {
   pthread_mutex_unlock(&s->refc_lock);
 }
 
+/* The VM steps the writer's prepared statements ran since the last call, zeroing them (a
+ * walk of the connection's few dozen statements, once per write transaction). */
+static int64_t take_vm_steps(sqlite3 *db) {
+  int64_t n = 0;
+  for (sqlite3_stmt *p = sqlite3_next_stmt(db, NULL); p; p = sqlite3_next_stmt(db, p))
+    n += sqlite3_stmt_status(p, SQLITE_STMTSTATUS_VM_STEP, 1);
+  return n;
+}
+
 static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   s->steps = 0;
+  take_vm_steps(s->w);
   lw_status st = step_fault(s, "starting a write", err, errlen);
   if (st == LW_OK) st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
@@ -698,6 +718,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   sqlite3_reset(s->ins_flag);
   sqlite3_reset(s->fix_count);
   lw_sq_rollup_reset(&s->ru);
+  s->write_steps = take_vm_steps(s->w);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
@@ -2444,6 +2465,11 @@ static const lw_store_backend sqlite_read_backend = {
 int64_t lw_store_sqlite_purge_scanned(const lw_store *base) {
   if (base->backend != &sqlite_backend) return -1;
   return ((const sqlite_store *)base)->purge_scanned;
+}
+
+int64_t lw_store_sqlite_write_steps(const lw_store *base) {
+  if (base->backend != &sqlite_backend) return -1;
+  return ((const sqlite_store *)base)->write_steps;
 }
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {

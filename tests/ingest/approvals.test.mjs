@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { exec, isPgUrl, onPg, postBatch, randomInstall, request, sql, sqliteOnly, startServer, tempDir } from './helpers.mjs';
+import { exec, isPgUrl, onPg, postBatch, randomInstall, request, sql, sqliteOnly, startServer, tempDir, storeSchemaVersion, pgSchemaVersion } from './helpers.mjs';
 import { PASSWORD, consoleConfig } from './console-fixture.mjs';
 
 // Both backends keep approval requests (SQLite schema 10, PostgreSQL schema 3): the suite's
@@ -188,7 +188,7 @@ test('a_schema_9_store_is_migrated_with_its_approvals_table', { skip: sqliteOnly
   exec(db, 'DROP TABLE approvals; DROP TABLE rollup_dec; DROP TABLE rollup_funnel; DROP TABLE console_actions; PRAGMA user_version = 9;');
   const again = await startServer({ dir, db, args: ['--config', consoleConfig(dir)] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, storeSchemaVersion);
     const rec = requestRecord();
     assert.equal((await postBatch(again, batch([rec]))).status, 200);
     assert.equal(sql(db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');
@@ -210,7 +210,7 @@ test('a_postgresql_schema_2_store_is_migrated_with_deliveries_and_approvals', { 
     + ' ALTER TABLE rollup_days ADD PRIMARY KEY(site, day, action, segment, mode); UPDATE lw_schema SET version = 2;');
   const again = await startServer({ dir, db: first.db, args: ['--config', consoleConfig(dir)] });
   try {
-    assert.deepEqual(sql(again.db, 'SELECT version FROM lw_schema'), [{ version: 6 }]);
+    assert.deepEqual(sql(again.db, 'SELECT version FROM lw_schema'), [{ version: pgSchemaVersion }]);
     const rec = requestRecord();
     assert.equal((await postBatch(again, batch([rec]))).status, 200);
     assert.equal(sql(again.db, `SELECT state FROM approvals WHERE decision = '${rec.decision}'`)[0].state, 'pending');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { join } from 'node:path';
-import { startServer, tempDir, request, sqliteOnly } from './helpers.mjs';
+import { startServer, tempDir, request, sqliteOnly, storeSchemaVersion } from './helpers.mjs';
 import { PASSWORD, consoleConfig, referee_ } from './console-fixture.mjs';
 
 // Both backends deliver (store schema 8; PostgreSQL schema 2): the suite's PostgreSQL run
@@ -206,7 +206,7 @@ test('a_schema_7_store_is_migrated_to_8_with_its_deliveries_table', { skip: sqli
   const hook = await receiver();
   const server = await serve(hook, {}, { dir, db });
   cleanups.push(() => server.cleanup(), hook.close);
-  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
+  assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, storeSchemaVersion);
   await convert(server, newCode(), 'migrated');
   await waitFor('a delivery from the migrated store', () => hook.seen.length === 1);
 });

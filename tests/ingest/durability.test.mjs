@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
 import { join } from 'node:path';
-import { root, binary, startServer, postBatch, stats, freshBatch, settled, sql, tempDir, checkClean, sqliteOnly } from './helpers.mjs';
+import { root, binary, startServer, postBatch, stats, freshBatch, settled, sql, tempDir, checkClean, sqliteOnly, storeSchemaVersion } from './helpers.mjs';
 
 // Post every batch in `batches` with `concurrency` keep-alive connections; resolves with the
 // list of batch ids whose POST answered 200 (stored or duplicate).
@@ -165,7 +165,7 @@ test('database_from_schema_v1_is_migrated_and_kept', { skip: sqliteOnly }, async
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--k-anonymity', '1', '--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, storeSchemaVersion);
     const s = await stats(server);
     assert.equal(s.outcomes, 5);
     assert.equal(s.batches, 2);
@@ -188,7 +188,7 @@ test('database_from_schema_v2_is_migrated_and_kept', { skip: sqliteOnly }, async
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--k-anonymity', '1', '--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, storeSchemaVersion);
     // Every row kept, events renumbered from their batch, in their old order.
     assert.deepEqual(sql(db, 'SELECT id, batch, kind FROM events ORDER BY id').map((r) => [r.id, r.batch, r.kind]), [
       [1024, 1, 'decision'], [1025, 1, 'impression'], [1026, 1, 'copy'],

@@ -10,6 +10,12 @@ import http from 'node:http';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const binary = resolve(root, process.env.LW_NATIVE_DIR || 'build/native', 'src/ingest/loopwise-ingest');
+/* The SQLite store's schema version, as include/loopwise/store.h defines it. */
+export const storeSchemaVersion = Number(
+  /#define LW_STORE_SCHEMA_VERSION (\d+)/.exec(readFileSync(join(root, 'include/loopwise/store.h'), 'utf8'))[1]);
+/* The PostgreSQL store's, as the same header defines it. */
+export const pgSchemaVersion = Number(
+  /#define LW_STORE_PG_SCHEMA_VERSION (\d+)/.exec(readFileSync(join(root, 'include/loopwise/store.h'), 'utf8'))[1]);
 export const validBatch = JSON.parse(readFileSync(join(root, 'tests/cases/ingest/valid-batch.json'), 'utf8'));
 
 export function tempDir() {

@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { root, binary, startServer, postBatch, freshBatch, sql, storeFor, tempDir, onPg, stats } from './helpers.mjs';
+import { root, binary, startServer, postBatch, freshBatch, sql, storeFor, tempDir, onPg, stats, pgSchemaVersion } from './helpers.mjs';
 
 const skip = !onPg && 'needs LW_TEST_PG (src/scripts/test.sh starts a throwaway cluster and sets it)';
 const quick = ['--rate-limit', 'off', '--k-anonymity', '1'];
@@ -173,7 +173,7 @@ test('replicas_starting_together_migrate_the_schema_once', { skip }, async () =>
   const db = freshStore();
   const servers = await Promise.all([0, 1, 2, 3].map(() => startServer({ db, args: quick })));
   try {
-    assert.deepEqual(sql(db, 'SELECT version FROM lw_schema'), [{ version: 6 }]);
+    assert.deepEqual(sql(db, 'SELECT version FROM lw_schema'), [{ version: pgSchemaVersion }]);
     for (const s of servers) assert.equal((await postBatch(s, freshBatch())).status, 200);
     assert.equal(count(db, 'SELECT count(*) AS n FROM batches'), 4);
   } finally {

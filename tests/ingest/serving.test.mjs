@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { binary, startServer, postBatch, request, randomInstall, root, tempDir, sql, dumpStore, onPg, sqliteOnly } from './helpers.mjs';
+import { binary, startServer, postBatch, request, randomInstall, root, tempDir, sql, dumpStore, onPg, sqliteOnly, storeSchemaVersion } from './helpers.mjs';
 
 const model = readFileSync(join(root, 'models/default.lwm'));
 const other = readFileSync(join(root, 'tests/cases/models/cases.lwm'));
@@ -402,7 +402,7 @@ test('a_schema_v6_file_is_migrated_to_7_and_keeps_its_data', { skip: sqliteOnly 
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, storeSchemaVersion);
     assert.deepEqual(sql(db, 'SELECT kind, code, token, channel FROM events ORDER BY id'), [
       { kind: 'decision', code: null, token: null, channel: null },
       { kind: 'share', code: 'V6CODE0001', token: null, channel: null },
@@ -542,7 +542,7 @@ test('a_schema_v2_file_gets_the_coded_events_index_and_answers_its_old_referrals
   assert.equal(made.status, 0, String(made.stderr));
   const server = await startServer({ dir, db, args: ['--retention-days', '0'] });
   try {
-    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, 13);
+    assert.equal(sql(db, 'PRAGMA user_version')[0].user_version, storeSchemaVersion);
     assert.equal(sql(db, "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'events_code'")[0].n, 1);
     // The fixture's copy event: code K7QX2M9PLA from install 0f1e…f0.
     const r = await referral(server, 'K7QX2M9PLA', '0f1e2d3c4b5a69788796a5b4c3d2e1f0');
