@@ -3,6 +3,7 @@
  *
  * Signals are blocked before any thread starts and taken with sigwait on the main thread, so
  * no handler runs in an arbitrary thread and shutdown is ordinary code. */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +44,15 @@ int main(int argc, char **argv) {
   const char *config_path = NULL;
   lw_logger log = {LW_LOG_INFO, 2};
   lw_json_install_hooks(); /* before any thread parses: a failed allocation answers 503, not 400 */
+#ifdef M_TRIM_THRESHOLD
+  /* glibc gives a thread arena's free top back to the kernel (madvise) once it passes the trim
+   * threshold, 128 KiB by default: the writer's SQLite statement journals and temporary
+   * b-trees crossed it on most group commits, so the kernel zeroed and faulted the same pages
+   * in again and again (madvise about once per batch under load, 4% of the server's time).
+   * Kept up to 32 MiB per arena instead; the memory a client may hold is bounded elsewhere
+   * (ingest.h limits), and ingest_peak_rss_mb measures the whole. */
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+#endif
 
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
