@@ -585,13 +585,15 @@ lw_status lw_store_open_sqlite(const char *path, lw_store **out, char *err, size
  * whole store takes seconds at 10M events, README "Measured figures" retention_s_*). */
 int64_t lw_store_sqlite_purge_scanned(const lw_store *s);
 
-/* What the SQLite backend's last lw_store_write cost: the virtual-machine steps its prepared
- * statements ran (SQLITE_STMTSTATUS_VM_STEP: a row looked at, sorted or written is a few steps;
- * a lookup by key is one, whatever the size of the table); -1 for another backend. For the
- * tests: a write costs what it writes, not what the store already holds of the same decision
- * (a writer whose work grew with a decision's history kept the ingest at a fraction of its
- * rate on a long run, README "Measured figures" ingest_store_us_per_batch). */
-int64_t lw_store_sqlite_write_steps(const lw_store *s);
+/* What the SQLite backend's last lw_store_write cost, for the tests: *steps the virtual-machine
+ * steps its prepared statements ran (SQLITE_STMTSTATUS_VM_STEP: a row looked at, sorted or
+ * written is a few steps; a lookup by key is one, whatever the size of the table), *reprepares
+ * how many times SQLite had to prepare one of them again (SQLITE_STMTSTATUS_REPREPARE). -1 (both
+ * left alone) for another backend. A write costs what it writes, not what the store already holds
+ * of the same decision (a writer whose work grew with a decision's history kept the ingest at a
+ * fraction of its rate on a long run), and its statements stay prepared (a bound value the
+ * planner had looked at made SQLite re-plan on every run). */
+int lw_store_sqlite_write_work(const lw_store *s, int64_t *steps, int64_t *reprepares);
 
 /* Test seam of the SQLite backend: the nth statement of its next write transaction (1: BEGIN,
  * then each INSERT in order, the last one COMMIT) fails as if SQLite had refused it, so the

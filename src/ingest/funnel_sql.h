@@ -16,7 +16,8 @@
  *
  * Templates are in SQLite's dialect: %1$s is the shared kinds' quoted names ('share','copy'),
  * %2$s (the marks of a deletion) an SQL condition on the events table; ?1 the site, ?2 the
- * decision (or the code, in the code join's statements), ?3 the landing kind. PostgreSQL's
+ * decision (or the code, in the code join's statements), ?3 the landing kind (both backends write it in
+ * as a literal: bound, it made SQLite re-plan the statement on every run). PostgreSQL's
  * schema 4 defines total() as SQLite has it (a float8 sum that is 0.0 over no rows), so the
  * text runs there unchanged. rollup_dirty(site, decision, full) is each writer connection's
  * temporary table of the decisions to recompute before COMMIT (full quoted: a keyword in

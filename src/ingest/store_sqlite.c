@@ -87,7 +87,7 @@ typedef struct {
   lw_sq_rollup ru;       /* the rollups' statements (schema 9, rollup_sqlite.h; writer only) */
   int purge_deleted;     /* a step of the current retention pass deleted batches (writer only) */
   int64_t purge_scanned; /* the last purge step's full-scan steps (lw_store_sqlite_purge_scanned) */
-  int64_t write_steps;   /* the last write's VM steps (lw_store_sqlite_write_steps) */
+  int64_t write_steps, write_reprepares; /* the last write's (lw_store_sqlite_write_work) */
 } sqlite_store;
 
 /* ---------------------------------------------------------------- schema */
@@ -691,19 +691,22 @@ static void referral_touch_all(sqlite_store *s) {
   pthread_mutex_unlock(&s->refc_lock);
 }
 
-/* The VM steps the writer's prepared statements ran since the last call, zeroing them (a
- * walk of the connection's few dozen statements, once per write transaction). */
-static int64_t take_vm_steps(sqlite3 *db) {
-  int64_t n = 0;
-  for (sqlite3_stmt *p = sqlite3_next_stmt(db, NULL); p; p = sqlite3_next_stmt(db, p))
+/* The VM steps and re-prepares of the writer's prepared statements since the last call, zeroing
+ * them (a walk of the connection's few dozen statements, once per write transaction). */
+static void take_work(sqlite3 *db, int64_t *steps, int64_t *reprepares) {
+  int64_t n = 0, r = 0;
+  for (sqlite3_stmt *p = sqlite3_next_stmt(db, NULL); p; p = sqlite3_next_stmt(db, p)) {
     n += sqlite3_stmt_status(p, SQLITE_STMTSTATUS_VM_STEP, 1);
-  return n;
+    r += sqlite3_stmt_status(p, SQLITE_STMTSTATUS_REPREPARE, 1);
+  }
+  if (steps) *steps = n;
+  if (reprepares) *reprepares = r;
 }
 
 static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n, char *err, size_t errlen) {
   sqlite_store *s = (sqlite_store *)base;
   s->steps = 0;
-  take_vm_steps(s->w);
+  take_work(s->w, NULL, NULL);
   lw_status st = step_fault(s, "starting a write", err, errlen);
   if (st == LW_OK) st = exec(s->w, "BEGIN IMMEDIATE", "starting a write", err, errlen);
   for (size_t i = 0; st == LW_OK && i < n; i++) st = write_one(s, items[i], err, errlen);
@@ -718,7 +721,7 @@ static lw_status sq_write(lw_store *base, lw_store_item *const *items, size_t n,
   sqlite3_reset(s->ins_flag);
   sqlite3_reset(s->fix_count);
   lw_sq_rollup_reset(&s->ru);
-  s->write_steps = take_vm_steps(s->w);
+  take_work(s->w, &s->write_steps, &s->write_reprepares);
   if (st != LW_OK) {
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) items[i]->stored = 0, items[i]->duplicate = 0;
@@ -2467,9 +2470,11 @@ int64_t lw_store_sqlite_purge_scanned(const lw_store *base) {
   return ((const sqlite_store *)base)->purge_scanned;
 }
 
-int64_t lw_store_sqlite_write_steps(const lw_store *base) {
+int lw_store_sqlite_write_work(const lw_store *base, int64_t *steps, int64_t *reprepares) {
   if (base->backend != &sqlite_backend) return -1;
-  return ((const sqlite_store *)base)->write_steps;
+  *steps = ((const sqlite_store *)base)->write_steps;
+  *reprepares = ((const sqlite_store *)base)->write_reprepares;
+  return 0;
 }
 
 static sqlite_store *store_alloc(const lw_store_backend *backend) {
