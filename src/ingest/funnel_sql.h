@@ -248,6 +248,9 @@ static inline int lw_fn_same_spec(const lw_fairness_spec *a, const lw_fairness_s
   return !strcmp(x.attribute, y.attribute) && !strcmp(ta, tb);
 }
 
+/* The landing kind as an SQL literal ('landing'), what both backends write for ?3. */
+static inline void lw_fn_landing_literal(char out[40]) { snprintf(out, 40, "'%s'", lw_kind_name(LW_KIND_LANDING)); }
+
 /* tmpl with %1$s the shared kinds, %2$s cond (NULL: ""), then each ?N (N = 1..n_sub) replaced by
  * sub[N - 1] (NULL: left as it is; "$": PostgreSQL's $N), and the "sq:" hints kept (sqlite) or
  * dropped. 0 when out did not hold it. */

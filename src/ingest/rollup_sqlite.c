@@ -645,7 +645,7 @@ static lw_status prepare_funnel(lw_sq_rollup *ru, sqlite3 *db, char *err, size_t
    * its value to decide that no partial index on kind applies, so each new binding re-planned),
    * 40 to 80 us per recomputed decision. */
   char landing[40];
-  snprintf(landing, sizeof landing, "'%s'", lw_kind_name(LW_KIND_LANDING));
+  lw_fn_landing_literal(landing);
   const char *const sub[] = {NULL, NULL, landing};
   for (int i = 0; i < LW_SQ_FUNNEL_STMTS; i++) {
     char sql[2048];

@@ -910,7 +910,7 @@ static const char k_funnel_add_pg[] =
 enum { FUNNEL_SETTLE_N = 4 };
 static lw_status funnel_settle_sql(char sql[FUNNEL_SETTLE_N][FUNNEL_SQL_CAP], char *err, size_t errlen) {
   char landing[40];
-  snprintf(landing, sizeof landing, "'%s'", lw_kind_name(LW_KIND_LANDING));
+  lw_fn_landing_literal(landing);
   const char *const d[] = {"d.site", "d.decision"}, *const m[] = {"fm.site", "fm.decision", landing},
                     *const c[] = {"fm.site", "t9.code", landing}, *const o[] = {"fc.site", "fc.decision"},
                     *const h[] = {"fo.site", "fo.decision"};
