@@ -414,6 +414,10 @@ typedef struct {
   int min_holdout;    /* default 200 */
   double margin;      /* default 0.02 */
   double fair_ratio;  /* default 0: not checked */
+  /* 1: compare with the rules alone (no current model, no single action) and require the
+   * difference's lower end above 0: better than the rules, not merely not worse (what a
+   * single-action model must show before it replaces them, lw_fallback_model) */
+  int against_rules;
 } lw_promote_opts;
 void lw_promote_defaults(lw_promote_opts *o);
 
@@ -443,6 +447,47 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, 
  * carries no ranking. */
 int lw_model_decides(const lw_model *m);
 lw_status lw_channels_only_model(const lw_model *candidate, uint8_t **out, size_t *len, char *err, size_t errlen);
+
+/* The best single action as a model: the candidate's actions, personas and channel rankings,
+ * every weight 0 but each action's bias (+/-LW_SINGLE_LOGIT: P about 1 for `action`, about 0
+ * for the others), no fairness offsets, `action` flagged enough-data. The runtime's policy then
+ * shows `action` at every decision point but for the config's exploration minimums (floor, not
+ * now, new variants), so the logs keep every action's support. The metadata says
+ * "single_action":"<action>". LW_ERR_INVALID when the candidate has no such action. */
+#define LW_SINGLE_LOGIT 12.0f
+lw_status lw_single_action_model(const lw_model *candidate, const char *action, uint8_t **out, size_t *len, char *err,
+                                 size_t errlen);
+
+/* What goes live when a candidate's decisions are refused (`refused`, from lw_compare_models),
+ * one place for loopwise-train and the simulator. current is the live model (NULL for none or
+ * one that does not decide). A live single-action model stays, refreshed with the candidate's
+ * channel rankings (SINGLE, the same action, nothing compared: its decisions do not change);
+ * a live model of the trainer's own stays as it is (NONE). With no model deciding:
+ *   LW_FALLBACK_SINGLE    the refusal's best single action is a prompt, estimated above the
+ *                         rules, and its single-action model (with the candidate's rankings)
+ *                         beats the rules on the held-out decisions: lower end of the
+ *                         difference above 0 (po's min_holdout and fairness ratio hold too);
+ *   LW_FALLBACK_CHANNELS  otherwise, the candidate's confident rankings alone
+ *                         (lw_channels_only_model), the rules still deciding;
+ *   LW_FALLBACK_NONE      neither: nothing changes.
+ * out->bytes is the model file to put live (malloc'd; NULL for NONE); out->single the
+ * single-action model's comparison with the rules (n 0 when it was not tried); out->reason
+ * says what was chosen and why. */
+typedef enum { LW_FALLBACK_NONE = 0, LW_FALLBACK_SINGLE, LW_FALLBACK_CHANNELS } lw_fallback_kind;
+typedef struct {
+  lw_fallback_kind kind;
+  uint8_t *bytes;
+  size_t len;
+  lw_compare_result single;
+  char action[LW_NAME_LEN + 1]; /* SINGLE: the action */
+  char reason[512];
+} lw_fallback;
+lw_status lw_fallback_model(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
+                            const lw_compare_result *refused, const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
+                            const lw_promote_opts *po, lw_fallback *out, char *err, size_t errlen);
+const char *lw_fallback_name(lw_fallback_kind k); /* "none", "single", "channels" */
+/* 1 when m is a single-action model (its metadata's "single_action"), with the action in out. */
+int lw_model_single_action(const lw_model *m, char out[LW_NAME_LEN + 1]);
 
 /* Write bytes to path atomically (temp file in the same directory, fsync, rename). */
 lw_status lw_write_file_atomic(const char *path, const uint8_t *buf, size_t len, char *err, size_t errlen);

@@ -1490,29 +1490,34 @@ int lw_model_decides(const lw_model *m) {
   return 0;
 }
 
-lw_status lw_channels_only_model(const lw_model *candidate, uint8_t **out, size_t *len, char *err, size_t errlen) {
-  int ranked = 0;
-  for (int k = 0; k < candidate->n_channel_rows; k++) ranked |= candidate->n_channels[k] > 0;
-  if (!ranked) {
-    snprintf(err, errlen, "the candidate carries no channel ranking");
-    return LW_ERR_INVALID;
-  }
+/* A copy of candidate to change (through its own file format, so nothing is shared). */
+static lw_status copy_model(const lw_model *candidate, lw_model **m, char *err, size_t errlen) {
   uint8_t *buf = NULL;
   size_t n = 0;
-  lw_model *m = NULL;
-  lw_status st = lw_model_write(candidate, &buf, &n, err, errlen); /* a copy, to change */
-  if (st == LW_OK) st = lw_model_load(buf, n, &m, err, errlen);
+  lw_status st = lw_model_write(candidate, &buf, &n, err, errlen);
+  if (st == LW_OK) st = lw_model_load(buf, n, m, err, errlen);
   free(buf);
-  if (st != LW_OK) return st;
-  for (int a = 0; a < m->n_actions; a++) m->action_flags[a] &= (uint8_t)~LW_MODEL_ENOUGH_DATA;
-  /* the metadata says so too: no action has enough data, and why */
-  cJSON *meta = m->meta_json ? cJSON_Parse(m->meta_json) : NULL;
+  return st;
+}
+
+/* m's metadata made to say what it now is: each action's enough-data flag as m has it, and
+ * which fallback it is (key `what`: "channels_only" true, or "single_action" the action); then
+ * m written into *out. Frees m. */
+static lw_status write_relabelled(lw_model *m, const char *what, const char *action, uint8_t **out, size_t *len,
+                                  char *err, size_t errlen) {
+  cJSON *meta = m->meta_json && m->meta_json[0] ? cJSON_Parse(m->meta_json) : cJSON_CreateObject();
   if (meta) {
     cJSON *ed = cJSON_GetObjectItemCaseSensitive(meta, "enough_data");
-    for (cJSON *e = ed ? ed->child : NULL; e; e = e->next) e->type = cJSON_False;
-    cJSON_DeleteItemFromObjectCaseSensitive(meta, "channels_only");
-    cJSON_AddBoolToObject(meta, "channels_only", 1);
-    char *text = cJSON_PrintUnformatted(meta);
+    for (cJSON *e = ed ? ed->child : NULL; e; e = e->next) {
+      int a = e->string ? lw_model_action_index(m, e->string) : -1;
+      e->type = a >= 0 && (m->action_flags[a] & LW_MODEL_ENOUGH_DATA) ? cJSON_True : cJSON_False;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, what);
+    if (action ? !cJSON_AddStringToObject(meta, what, action) : !cJSON_AddBoolToObject(meta, what, 1)) {
+      cJSON_Delete(meta);
+      meta = NULL;
+    }
+    char *text = meta ? cJSON_PrintUnformatted(meta) : NULL;
     cJSON_Delete(meta);
     if (!text) {
       lw_model_free(m);
@@ -1522,16 +1527,133 @@ lw_status lw_channels_only_model(const lw_model *candidate, uint8_t **out, size_
     free(m->meta_json);
     m->meta_json = text;
   }
-  st = lw_model_write(m, out, len, err, errlen);
+  lw_status st = lw_model_write(m, out, len, err, errlen);
   lw_model_free(m);
   return st;
+}
+
+lw_status lw_channels_only_model(const lw_model *candidate, uint8_t **out, size_t *len, char *err, size_t errlen) {
+  int ranked = 0;
+  for (int k = 0; k < candidate->n_channel_rows; k++) ranked |= candidate->n_channels[k] > 0;
+  if (!ranked) {
+    snprintf(err, errlen, "the candidate carries no channel ranking");
+    return LW_ERR_INVALID;
+  }
+  lw_model *m = NULL;
+  lw_status st = copy_model(candidate, &m, err, errlen);
+  if (st != LW_OK) return st;
+  for (int a = 0; a < m->n_actions; a++) m->action_flags[a] &= (uint8_t)~LW_MODEL_ENOUGH_DATA;
+  return write_relabelled(m, "channels_only", NULL, out, len, err, errlen);
+}
+
+lw_status lw_single_action_model(const lw_model *candidate, const char *action, uint8_t **out, size_t *len, char *err,
+                                 size_t errlen) {
+  int pick = lw_model_action_index(candidate, action);
+  if (pick < 0) {
+    snprintf(err, errlen, "the candidate has no action '%s'", action);
+    return LW_ERR_INVALID;
+  }
+  lw_model *m = NULL;
+  lw_status st = copy_model(candidate, &m, err, errlen);
+  if (st != LW_OK) return st;
+  memset(m->weights, 0, ((size_t)1 << m->bits) * sizeof *m->weights);
+  m->scale = 1.0f;
+  uint32_t bias = lw_fnv1a("bias");
+  for (int a = 0; a < m->n_actions; a++) {
+    uint32_t i = lw_model_index(m, a, bias);
+    if (m->weights[i] != 0.0f) { /* two actions' bias weights in one slot of the table */
+      snprintf(err, errlen, "the actions' bias weights collide at %u bits", (unsigned)m->bits);
+      lw_model_free(m);
+      return LW_ERR_INVALID;
+    }
+    m->weights[i] = a == pick ? LW_SINGLE_LOGIT : -LW_SINGLE_LOGIT;
+  }
+  m->n_segments = 0;
+  m->action_flags[pick] |= LW_MODEL_ENOUGH_DATA;
+  return write_relabelled(m, "single_action", action, out, len, err, errlen);
+}
+
+const char *lw_fallback_name(lw_fallback_kind k) {
+  return k == LW_FALLBACK_SINGLE ? "single" : k == LW_FALLBACK_CHANNELS ? "channels" : "none";
+}
+
+int lw_model_single_action(const lw_model *m, char out[LW_NAME_LEN + 1]) {
+  out[0] = '\0';
+  if (!m || !m->meta_json || !strstr(m->meta_json, "\"single_action\"")) return 0;
+  cJSON *meta = cJSON_Parse(m->meta_json);
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(meta, "single_action");
+  if (cJSON_IsString(a) && strlen(a->valuestring) <= LW_NAME_LEN) snprintf(out, LW_NAME_LEN + 1, "%s", a->valuestring);
+  cJSON_Delete(meta);
+  return out[0] != '\0';
+}
+
+lw_status lw_fallback_model(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
+                            const lw_compare_result *refused, const lw_config *cfg, const lw_policy_params *pp,
+                            const lw_metric *metric, const lw_promote_opts *po, lw_fallback *out, char *err,
+                            size_t errlen) {
+  memset(out, 0, sizeof *out);
+  const char *best = refused->best_single_action;
+  lw_status st = LW_OK;
+  char live[LW_NAME_LEN + 1];
+  if (current && lw_model_single_action(current, live)) { /* stays; the candidate's rankings join it */
+    if (lw_single_action_model(candidate, live, &out->bytes, &out->len, err, errlen) != LW_OK) {
+      snprintf(out->reason, sizeof out->reason, "nothing: %s", err);
+      return LW_OK;
+    }
+    out->kind = LW_FALLBACK_SINGLE;
+    snprintf(out->action, sizeof out->action, "%s", live);
+    snprintf(out->reason, sizeof out->reason, "always %s kept, with the candidate's channel rankings", live);
+    return LW_OK;
+  }
+  if (current) {
+    snprintf(out->reason, sizeof out->reason, "nothing: the live model stays");
+    return LW_OK;
+  }
+  if (best[0] && strcmp(best, LW_ACTION_NOT_NOW) != 0 && refused->best_single.est > refused->rules.est &&
+      lw_model_action_index(candidate, best) >= 0) {
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    lw_model *single = NULL;
+    if ((st = lw_single_action_model(candidate, best, &buf, &n, err, errlen)) == LW_OK)
+      st = lw_model_load(buf, n, &single, err, errlen);
+    lw_promote_opts vs = *po;
+    vs.against_rules = 1;
+    if (st == LW_OK)
+      st = lw_compare_models(src, NULL, single, cfg, pp, metric, &vs, &out->single, err, errlen);
+    lw_model_free(single);
+    if (st == LW_OK && out->single.promote) {
+      out->kind = LW_FALLBACK_SINGLE;
+      out->bytes = buf;
+      out->len = n;
+      snprintf(out->action, sizeof out->action, "%s", best);
+      snprintf(out->reason, sizeof out->reason, "always %s, exploring as configured: %s (difference %.6f [%.6f, %.6f])",
+               best, out->single.reason, out->single.diff.est, out->single.diff.lo, out->single.diff.hi);
+      return LW_OK;
+    }
+    free(buf);
+    if (st != LW_OK) return st;
+  }
+  char why[LW_ERRMSG_MAX];
+  if (lw_channels_only_model(candidate, &out->bytes, &out->len, why, sizeof why) == LW_OK) {
+    out->kind = LW_FALLBACK_CHANNELS;
+    snprintf(out->reason, sizeof out->reason, "the candidate's channel rankings, the rules still deciding");
+  } else {
+    snprintf(out->reason, sizeof out->reason, "nothing: %s", why);
+  }
+  if (out->single.n > 0) { /* why the single action was not taken */
+    size_t k = strlen(out->reason);
+    snprintf(out->reason + k, sizeof out->reason - k, "; always %s was not: %s", best, out->single.reason);
+  }
+  return LW_OK;
 }
 
 lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
                             const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
                             const lw_promote_opts *po, lw_compare_result *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  int nt = 2 + (current != NULL) + src->n_actions, first_single = 2 + (current != NULL);
+  if (po->against_rules) current = NULL;
+  int singles = po->against_rules ? 0 : src->n_actions;
+  int nt = 2 + (current != NULL) + singles, first_single = 2 + (current != NULL);
   lw_target *t = calloc((size_t)nt, sizeof *t);
   lw_eval_report *reps = calloc((size_t)nt, sizeof *reps);
   lw_estimator *diffs = calloc((size_t)nt, sizeof *diffs);
@@ -1546,7 +1668,7 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, 
   t[1].n_actions = src->n_actions;
   if (current && (st = lw_target_model(&t[2], current, cfg, pp, src->n_actions, src->actions, err, errlen)) != LW_OK)
     goto done;
-  for (int a = 0; a < src->n_actions; a++) {
+  for (int a = 0; a < singles; a++) {
     t[first_single + a].kind = LW_TARGET_ALWAYS;
     t[first_single + a].always = a;
     t[first_single + a].n_actions = src->n_actions;
@@ -1562,8 +1684,10 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, 
   out->rules = reps[1].target.dr;
   out->has_model = current != NULL;
   if (current) out->model = reps[2].target.dr;
-  out->best_single = reps[best_single].target.dr;
-  snprintf(out->best_single_action, sizeof out->best_single_action, "%s", src->actions[best_single - first_single]);
+  if (singles) {
+    out->best_single = reps[best_single].target.dr;
+    snprintf(out->best_single_action, sizeof out->best_single_action, "%s", src->actions[best_single - first_single]);
+  }
   out->current = reps[best].target.dr;
   if (best == 1) snprintf(out->baseline, sizeof out->baseline, "rules");
   else if (current && best == 2) snprintf(out->baseline, sizeof out->baseline, "model m%u", current->model_id);
@@ -1575,7 +1699,7 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, 
   out->diff.lo -= reps[best].target.unsupported_value;
   out->n = d.n;
   out->unsupported = reps[0].target.unsupported;
-  out->threshold = -po->margin * fabs(out->current.est);
+  out->threshold = po->against_rules ? 0.0 : -po->margin * fabs(out->current.est);
   out->exposure_ratio = 1.0;
   double hi = 0, lo = INFINITY;
   for (int s = 0; s < reps[0].n_segments; s++)
@@ -1587,14 +1711,15 @@ lw_status lw_compare_models(const lw_source_opts *src, const lw_model *current, 
   if (out->n < po->min_holdout)
     snprintf(out->reason, sizeof out->reason, "only %.0f held-out decisions (at least %d needed)", out->n, po->min_holdout);
   else if (!(out->diff.lo > out->threshold))
-    snprintf(out->reason, sizeof out->reason, "the difference from %s is not above -%.3g (lower end %.6f)", out->baseline,
-             -out->threshold, out->diff.lo);
+    snprintf(out->reason, sizeof out->reason, "the difference from %s is not above %.3g (lower end %.6f)", out->baseline,
+             out->threshold, out->diff.lo);
   else if (po->fair_ratio > 0 && out->exposure_ratio < po->fair_ratio)
     snprintf(out->reason, sizeof out->reason, "segment exposure ratio %.3f is below the fairness ratio %.3g",
              out->exposure_ratio, po->fair_ratio);
   else {
     out->promote = 1;
-    snprintf(out->reason, sizeof out->reason, "not worse than %s beyond the margin", out->baseline);
+    snprintf(out->reason, sizeof out->reason, po->against_rules ? "better than %s" : "not worse than %s beyond the margin",
+             out->baseline);
   }
 done:
   free(t);

@@ -542,29 +542,44 @@ static void retrain(const lw_sim_opts *o, const lw_config *cfg, sim_log *lg, sim
     rd->threshold = cr.threshold;
     snprintf(rd->baseline_name, sizeof rd->baseline_name, "%s", cr.baseline);
   }
+  uint8_t *buf = NULL;
+  size_t len = 0;
   if (!cr.promote) {
     res->models_rejected++;
-    /* no model decides yet: the candidate's confident channel rankings go live on their own
-     * evidence, the rules still deciding (learn.h lw_channels_only_model) */
-    uint8_t *co;
-    size_t co_len;
-    if (!sm->cur_model && lw_channels_only_model(m, &co, &co_len, err, sizeof err) == LW_OK) {
-      res->channels_only++;
-      if (o->log) fprintf(o->log, "day %d: m%u's channel rankings went live, the rules still deciding\n", day, id);
-      for (int i = 0; i < o->users; i++)
-        if (us[i].e) lw_engine_set_model(us[i].e, co, co_len, err, sizeof err);
-      free(co);
+    /* no model decides yet: the best single action when it beats the rules, else the
+     * candidate's confident channel rankings alone, the rules still deciding (learn.h
+     * lw_fallback_model, as loopwise-train --promote-into) */
+    lw_fallback fb;
+    if (lw_fallback_model(&src, sm->cur_model, m, &cr, cfg, &pp, &mt, &po, &fb, err, sizeof err) != LW_OK ||
+        fb.kind == LW_FALLBACK_NONE) {
+      lw_model_free(m);
+      return;
     }
+    if (o->log) fprintf(o->log, "day %d: m%u refused; went live instead: %s\n", day, id, fb.reason);
+    if (fb.kind == LW_FALLBACK_CHANNELS) {
+      res->channels_only++;
+      for (int i = 0; i < o->users; i++)
+        if (us[i].e) lw_engine_set_model(us[i].e, fb.bytes, fb.len, err, sizeof err);
+      free(fb.bytes);
+      lw_model_free(m);
+      return;
+    }
+    /* the single-action model decides: it is the live model the next candidate must beat */
+    if (!sm->cur_model) res->single_action++;
+    lw_model_free(m);
+    m = NULL;
+    buf = fb.bytes;
+    len = fb.len;
+    if (lw_model_load(buf, len, &m, err, sizeof err) != LW_OK) {
+      free(buf);
+      return;
+    }
+  }
+  if (!buf && lw_model_write(m, &buf, &len, err, sizeof err) != LW_OK) {
     lw_model_free(m);
     return;
   }
-  uint8_t *buf;
-  size_t len;
-  if (lw_model_write(m, &buf, &len, err, sizeof err) != LW_OK) {
-    lw_model_free(m);
-    return;
-  }
-  res->models_promoted++;
+  if (cr.promote) res->models_promoted++;
   res->last_model_id = id;
   free(sm->cur);
   lw_model_free(sm->cur_model);

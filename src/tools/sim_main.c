@@ -220,8 +220,9 @@ int main(int argc, char **argv) {
       row("3. Loopwise learning (treatment)", &r[2].treat);
       row("3h. its holdout (rules)", &r[2].holdout);
       const lw_sim_group *m = &r[0].treat, *ru = &r[1].treat, *l = &r[2].treat;
-      printf("\nmodels promoted %d, kept current %d (channel rankings alone went live in %d of those)",
-             r[2].models_promoted, r[2].models_rejected, r[2].channels_only);
+      printf("\nmodels promoted %d, kept current %d (channel rankings alone went live in %d of those, the best single "
+             "action in %d)",
+             r[2].models_promoted, r[2].models_rejected, r[2].channels_only, r[2].single_action);
       if (o.via_ingest)
         printf("; %llu wire batches, %llu referee landings and %llu host reports through loopwise-ingest",
                (unsigned long long)r[2].batches_posted, (unsigned long long)r[2].referee_landings,

@@ -222,17 +222,17 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
    * the candidate is compared with those */
   lw_model *live = cur;
   if (cur && !lw_model_decides(cur)) cur = NULL;
+  lw_metric mt;
+  lw_promote_opts po = a->po;
   if (cur && lw_model_same_decisions(cur, cand)) {
     /* nothing new to serve: keep the current file, so its ETag (and every cache) stays */
     why = "same model as the current one";
   } else {
     /* the best of the live model, the rules (which logged what the model did not) and the
      * best single action, on the held-out records */
-    lw_metric mt;
     lw_metric_init(&mt, 1, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, a->c.src.n_actions,
                    (const char(*)[LW_NAME_LEN + 1])a->c.src.actions);
     if (lw_source_graded(&a->c.src)) lw_metric_graded(&mt);
-    lw_promote_opts po = a->po;
     po.eval.only_holdout = a->o.holdout_mod;
     po.eval.seed = a->seed;
     po.eval.n_segments = a->o.n_segments;
@@ -267,33 +267,49 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
   } else {
     unlink(cand_path);
   }
-  /* refused while no model decides: the candidate's confident channel rankings go live alone */
-  uint8_t *co = NULL;
-  size_t co_len = 0;
-  int channels_only = 0;
-  if (!cr.promote && !cur && a->o.holdout_mod > 0 && lw_channels_only_model(cand, &co, &co_len, err, sizeof err) == LW_OK) {
-    if (live) rename(cur_path, prev_path);
-    channels_only = lw_write_file_atomic(cur_path, co, co_len, err, sizeof err) == LW_OK;
-    if (!channels_only) fprintf(stderr, "loopwise-train: %s\n", err);
+  /* refused while no model decides: the best single action, when it beats the rules, or the
+   * candidate's confident channel rankings alone (learn.h lw_fallback_model) */
+  lw_fallback fb;
+  memset(&fb, 0, sizeof fb);
+  if (!cr.promote && a->o.holdout_mod > 0 && !(cur && lw_model_same_decisions(cur, cand))) {
+    if (lw_fallback_model(&a->c.src, cur, cand, &cr, a->c.have_cfg ? &a->c.cfg : NULL, &a->c.pp, &mt, &po, &fb, err,
+                          sizeof err) != LW_OK) {
+      fprintf(stderr, "loopwise-train: %s\n", err);
+      fb.kind = LW_FALLBACK_NONE;
+    }
+    if (fb.kind == LW_FALLBACK_SINGLE && fb.single.n > 0)
+      printf("single n=%.0f rules=%.6f single=%s:%.6f diff=%.6f [%.6f, %.6f]\n", fb.single.n, fb.single.rules.est,
+             fb.action, fb.single.candidate.est, fb.single.diff.est, fb.single.diff.lo, fb.single.diff.hi);
+    if (fb.kind != LW_FALLBACK_NONE) {
+      if (live) rename(cur_path, prev_path);
+      if (lw_write_file_atomic(cur_path, fb.bytes, fb.len, err, sizeof err) != LW_OK) {
+        fprintf(stderr, "loopwise-train: %s\n", err);
+        fb.kind = LW_FALLBACK_NONE;
+      }
+    }
   }
+  const char *promoted = cr.promote ? "yes" : fb.kind == LW_FALLBACK_NONE ? "no" : lw_fallback_name(fb.kind);
   char etag[64];
-  lw_model_etag(cr.promote ? bytes : co, cr.promote ? len : co_len, etag, sizeof etag);
-  free(co);
-  printf("promoted=%s reason=\"%s\" etag=%s\n",
-         cr.promote ? "yes" : channels_only ? "channels" : "no", why,
-         cr.promote || channels_only ? etag : "(unchanged)");
-  if (channels_only) printf("channels: m%u's channel rankings went live alone; the rules still decide\n", cand->model_id);
+  lw_model_etag(cr.promote ? bytes : fb.bytes, cr.promote ? len : fb.len, etag, sizeof etag);
+  free(fb.bytes);
+  printf("promoted=%s reason=\"%s\" etag=%s\n", promoted, why, cr.promote || fb.kind ? etag : "(unchanged)");
+  if (fb.kind == LW_FALLBACK_CHANNELS)
+    printf("channels: m%u's channel rankings went live alone; the rules still decide\n", cand->model_id);
+  if (fb.kind == LW_FALLBACK_SINGLE)
+    printf("single: %s went live, with m%u's channel rankings: %s\n", fb.action, cand->model_id, fb.reason);
   FILE *lf = fopen(log_path, "a");
   if (lf) {
     fprintf(lf,
             "{\"t\":%lld,\"candidate\":\"m%u\",\"current\":%s%u%s,\"promoted\":%s,\"reason\":\"%s\","
             "\"baseline\":\"%s\",\"n\":%.0f,\"candidate_value\":%.6f,\"baseline_value\":%.6f,"
             "\"rules\":%.6f,\"best_single\":[\"%s\",%.6f],\"diff\":[%.6f,%.6f,%.6f],\"threshold\":%.6f,"
-            "\"exposure_ratio\":%.4f,\"channels_only\":%s}\n",
+            "\"exposure_ratio\":%.4f,\"channels_only\":%s,\"single_action\":%s%s%s}\n",
             (long long)lw_cli_now_ms(), cand->model_id, cur ? "\"m" : "", cur ? cur->model_id : 0, cur ? "\"" : "",
             cr.promote ? "true" : "false", why, cr.baseline, cr.n, cr.candidate.est, cr.current.est, cr.rules.est,
             cr.best_single_action, cr.best_single.est, cr.diff.est, cr.diff.lo, cr.diff.hi, cr.threshold,
-            cr.exposure_ratio, channels_only ? "true" : "false");
+            cr.exposure_ratio, fb.kind == LW_FALLBACK_CHANNELS ? "true" : "false",
+            fb.kind == LW_FALLBACK_SINGLE ? "\"" : "", fb.kind == LW_FALLBACK_SINGLE ? fb.action : "null",
+            fb.kind == LW_FALLBACK_SINGLE ? "\"" : "");
     fclose(lf);
   }
   lw_model_free(live);

@@ -25,6 +25,9 @@ void bandit_default(bandit *b);
 /* Logging policies: uniform, or skewed toward each context's worst action (90%). */
 void bandit_log_uniform(bandit *b);
 void bandit_log_skewed(bandit *b);
+/* One action (a0) best in every context, logged by rules that mostly show each context's
+ * worst (bandit_log_skewed): a trained candidate loses to always:a0. */
+void bandit_one_best(bandit *b);
 /* Draw one logged record (context index in *ctx). */
 void bandit_draw(const bandit *b, lw_rng *rng, lw_logged *rec, int *ctx);
 /* Exact value of a target policy given by pi[c][a]. */

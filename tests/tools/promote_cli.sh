@@ -61,4 +61,22 @@ if err=$("$T/loopwise-train" --data "$d/a.vw" --actions a0,a1,not_now --personas
   echo "promoting under a file succeeded"; exit 1
 fi
 grep -q "loopwise-train: cannot make the folder $d/file/site: Not a directory" <<<"$err" || { echo "unclear error: $err"; exit 1; }
+# Rules that mostly show each context's worst action, where a0 is best everywhere: a candidate
+# that knows nothing (--min-ess: no action has enough data, so it explores uniformly) is refused
+# against always:a0, and with no model deciding, always:a0, exploring as configured, goes live
+# once it beats the rules on the held-out decisions (promoted=single); the next refused candidate
+# leaves that action live, with its own channel rankings.
+"$G/lw-bandit-vw" 20000 4 0 one-best > "$d/one.vw"
+"$G/lw-bandit-vw" 20000 5 0 one-best > "$d/one2.vw"
+one() { local f=$1; shift; "$T/loopwise-train" --data "$f" --actions a0,a1,not_now --personas 0 --quiet --min-ess 1000000000 --promote-into "$d/one" "$@"; }
+out=$(one "$d/one.vw")
+grep -Eq '^promoted=single reason="the difference from always:a0 is not above [^"]*" etag="m' <<<"$out" || { echo "no single action went live: $out"; exit 1; }
+grep -Eq '^single n=[0-9]+ rules=[0-9.]+ single=a0:[0-9.]+ diff=[0-9.]+ \[[0-9.]+, ' <<<"$out" || { echo "the single action's comparison with the rules is missing or not above 0: $out"; exit 1; }
+grep -q '^single: a0 went live, with m[0-9]*.s channel rankings: always a0, exploring as configured: better than rules' <<<"$out" || { echo "$out"; exit 1; }
+"$T/loopwise-model" show "$d/one/current.lwm" | grep -q '"single_action":"a0"' || { echo "current.lwm does not say single_action"; exit 1; }
+grep -q '"promoted":false,.*"channels_only":false,"single_action":"a0"}' "$d/one/promotions.log" || { echo "promotions.log: $(cat "$d/one/promotions.log")"; exit 1; }
+out=$(one "$d/one2.vw")
+grep -Eq '^promoted=single reason="the difference from [^"]+ is not above' <<<"$out" || { echo "the single action did not stay: $out"; exit 1; }
+grep -q '^single: a0 went live, with m[0-9]*.s channel rankings: always a0 kept' <<<"$out" || { echo "$out"; exit 1; }
+[ -s "$d/one/previous.lwm" ] || { echo "no previous.lwm after the refresh"; exit 1; }
 echo ok
