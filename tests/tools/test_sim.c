@@ -38,6 +38,40 @@ static lw_config load(const char *rel) {
   return cfg;
 }
 
+static cJSON *load_json(const char *rel) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", LW_SOURCE_DIR, rel);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  static char text[65536];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  return cJSON_Parse(text);
+}
+
+/* The proof's config (src/tools/sim-program.json) is the shipped program (models/referral.json)
+ * priced as the simulated business earns (src/tools/sim-reward.py): the two differ in the reward
+ * block and fatigue_cost and nowhere else, so a change to the shipped program that the proof
+ * config does not follow fails here instead of drifting silently. */
+static void the_proof_config_is_the_shipped_program_with_the_simulators_prices(void) {
+  cJSON *shipped = load_json("models/referral.json"), *proof = load_json("src/tools/sim-program.json");
+  CHECK(shipped && proof);
+  if (shipped && proof) {
+    const cJSON *reward = cJSON_GetObjectItemCaseSensitive(proof, "reward");
+    CHECK(cJSON_IsObject(reward) && cJSON_GetObjectItemCaseSensitive(reward, "revenue_weight"));
+    CHECK(!cJSON_GetObjectItemCaseSensitive(shipped, "reward"));
+    const cJSON *fatigue = cJSON_GetObjectItemCaseSensitive(proof, "fatigue_cost");
+    CHECK(cJSON_IsNumber(fatigue) && fatigue->valuedouble == 0);
+    cJSON_DeleteItemFromObjectCaseSensitive(proof, "reward");
+    cJSON_DeleteItemFromObjectCaseSensitive(proof, "fatigue_cost");
+    cJSON_DeleteItemFromObjectCaseSensitive(shipped, "fatigue_cost");
+    CHECK(cJSON_Compare(shipped, proof, 1));
+  }
+  cJSON_Delete(shipped);
+  cJSON_Delete(proof);
+}
+
 static lw_sim_opts small(uint64_t seed) {
   lw_sim_opts o;
   lw_sim_defaults(&o);
@@ -537,5 +571,6 @@ int main(void) {
   RUN(the_oracle_ceiling_beats_the_rules_and_a_given_model_decides_from_day_0);
   RUN(the_evaluator_reproduces_the_runtimes_logged_probabilities);
   RUN(the_cores_policy_and_personas_are_the_engines);
+  RUN(the_proof_config_is_the_shipped_program_with_the_simulators_prices);
   return check_failures ? 1 : 0;
 }
