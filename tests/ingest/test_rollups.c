@@ -1183,6 +1183,72 @@ static void a_store_from_before_the_console_actions_is_migrated_and_keeps_its_fu
   drop_store(s);
 }
 
+/* Store schema 13 (PostgreSQL 6): events_shares without the event id, so the writer's lookup of
+ * a decision's first untokened share sorted every share of it. Opened by this build, it is
+ * migrated to the index with the id (14; PostgreSQL 7), which this checks in the catalogue, and
+ * the rollups answer as the walk does, before and after more writes. */
+static void a_schema_13_store_gets_the_shares_index_with_ids_and_answers_as_before(void) {
+  lw_store *s = fresh_store();
+  if (!s) return;
+  int64_t clock_ms = NOW;
+  rng_state = 31;
+  reports = 0;
+  random_ops(s, 120, &clock_ms);
+  lw_store_free(s);
+  s = NULL;
+  char err[LW_ERRMSG_MAX], def[512] = "";
+  if (pg_url()) {
+    pg_schema_sql("SET search_path = %s; DROP INDEX events_shares; CREATE INDEX events_shares ON events(site, decision)"
+                  " WHERE kind IN ($$share$$, $$copy$$); UPDATE lw_schema SET version = 6; -- %s");
+    CHECK_INT(lw_store_open_pg_read(pg_case_url, &s, err, sizeof err), LW_ERR_VERSION); /* schema 6 indeed */
+    CHECK_INT(lw_store_open_pg(pg_case_url, &s, err, sizeof err), LW_OK);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "psql '%s' -X -q -tA -c \"SELECT indexdef FROM pg_indexes WHERE schemaname = '%s' AND indexname = "
+             "'events_shares'\"",
+             pg_url(), pg_schema);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+      if (!fgets(def, sizeof def, p)) def[0] = '\0';
+      pclose(p);
+    }
+    CHECK(strstr(def, "(site, decision, token, id)") != NULL);
+  } else {
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "DROP INDEX events_shares; CREATE INDEX events_shares ON events(site, decision, token, "
+                           "code, channel) WHERE kind IN ('share','copy'); PRAGMA user_version = 13;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_INT(lw_store_open_sqlite(tmp_path, &s, err, sizeof err), LW_OK);
+    sqlite3_stmt *st;
+    CHECK_INT(sqlite3_open(tmp_path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'events_shares'", -1, &st, NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW) snprintf(def, sizeof def, "%s", (const char *)sqlite3_column_text(st, 0));
+      sqlite3_finalize(st);
+    }
+    int version = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    CHECK(strstr(def, "(site, decision, token, id, code, channel)") != NULL);
+    CHECK_INT(version, LW_STORE_SCHEMA_VERSION);
+  }
+  if (!s) return;
+  printf("  events_shares after the migration: %s", def);
+  if (!strchr(def, '\n')) printf("\n");
+  set_spec(s, &spec_a);
+  check_against_walk(s, "default", "migrated from 13 to the shares index with ids");
+  check_against_walk(s, "other", "migrated from 13 to the shares index with ids");
+  random_ops(s, 60, &clock_ms);
+  check_against_walk(s, "default", "written after the migration from 13");
+  drop_store(s);
+}
+
 /* A store main (09e9606, schema 8) wrote (tests/ingest/fixtures/schema-v8.sql): migrated on open,
  * its rollups answer what the walk (main's own stats code) answers, and the writer keeps them. */
 static void a_store_written_by_main_is_migrated_and_answers_as_main_did(void) {
@@ -1377,6 +1443,7 @@ int main(void) {
   a_schema_8_store_is_migrated_and_answers_as_before();
   a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the_walk();
   a_store_from_before_the_console_actions_is_migrated_and_keeps_its_funnel();
+  a_schema_13_store_gets_the_shares_index_with_ids_and_answers_as_before();
   two_replicas_at_once_keep_the_funnel_a_walk_gives();
   a_store_written_by_main_is_migrated_and_answers_as_main_did();
   a_schema_11_store_is_migrated_with_channels_and_fairness_segments();
