@@ -1144,19 +1144,26 @@ static void a_store_from_before_the_funnel_is_migrated_and_its_funnel_equals_the
   for (int i = 0; i < 2; i++) free(days[i]), free(values[i]);
 }
 
+/* A fresh store (fresh_store: this case's file or schema) filled by 120 random operations from
+ * seed and closed, for a migration case to take back and open again; 0 when it could not open. */
+static int filled_and_closed(uint64_t seed, int64_t *clock_ms) {
+  lw_store *s = fresh_store();
+  if (!s) return 0;
+  rng_state = seed;
+  reports = 0;
+  random_ops(s, 120, clock_ms);
+  lw_store_free(s);
+  return 1;
+}
+
 /* A store of the schema before the console actions (SQLite 12, the channels'; PostgreSQL 4, the funnel's): one
  * written now with console_actions dropped and its version set back. Opened again it is migrated
  * (the table added, empty), and the funnel the writer kept is untouched: it still equals the walk,
  * and the writer (reviews included, which now record their actions) keeps it from there. */
 static void a_store_from_before_the_console_actions_is_migrated_and_keeps_its_funnel(void) {
-  lw_store *s = fresh_store();
-  if (!s) return;
   int64_t clock_ms = NOW;
-  rng_state = 29;
-  reports = 0;
-  random_ops(s, 120, &clock_ms);
-  lw_store_free(s);
-  s = NULL;
+  if (!filled_and_closed(29, &clock_ms)) return;
+  lw_store *s = NULL;
   char err[LW_ERRMSG_MAX];
   if (pg_url()) {
     pg_back_to_5();
@@ -1188,14 +1195,9 @@ static void a_store_from_before_the_console_actions_is_migrated_and_keeps_its_fu
  * migrated to the index with the id (14; PostgreSQL 7), which this checks in the catalogue, and
  * the rollups answer as the walk does, before and after more writes. */
 static void a_schema_13_store_gets_the_shares_index_with_ids_and_answers_as_before(void) {
-  lw_store *s = fresh_store();
-  if (!s) return;
   int64_t clock_ms = NOW;
-  rng_state = 31;
-  reports = 0;
-  random_ops(s, 120, &clock_ms);
-  lw_store_free(s);
-  s = NULL;
+  if (!filled_and_closed(31, &clock_ms)) return;
+  lw_store *s = NULL;
   char err[LW_ERRMSG_MAX], def[512] = "";
   if (pg_url()) {
     pg_schema_sql("SET search_path = %s; DROP INDEX events_shares; CREATE INDEX events_shares ON events(site, decision)"

@@ -1689,33 +1689,52 @@ static void a_worse_candidate_is_not_promoted(void) {
   lw_model_free(good);
 }
 
+/* A candidate that knows nothing (every action equally likely to convert: about uniform), each
+ * action flagged enough-data so that it decides. */
+static lw_model *knows_nothing(const bandit *b) {
+  lw_train_opts to;
+  lw_train_defaults(&to);
+  lw_learner *l = NULL;
+  lw_model *cand = NULL;
+  char err[LW_ERRMSG_MAX];
+  CHECK(lw_learner_create(&to, b->n_actions, b->actions, &l) == LW_OK);
+  CHECK(l && lw_learner_to_model(l, &cand, err, sizeof err) == LW_OK);
+  for (int a = 0; cand && a < cand->n_actions; a++) cand->action_flags[a] = LW_MODEL_ENOUGH_DATA;
+  lw_learner_free(l);
+  return cand;
+}
+
+/* 20,000 decisions of bandit_one_best (a0 best everywhere, the rules mostly showing the worst)
+ * in tmp(file), a candidate that knows nothing, default policy and promotion settings. */
+typedef struct {
+  bandit b;
+  lw_source_opts o;
+  lw_model *cand;
+  lw_policy_params pp;
+  lw_promote_opts po;
+} one_best;
+static void one_best_case(one_best *t, const char *file) {
+  bandit_default(&t->b);
+  bandit_one_best(&t->b);
+  const char *path = tmp(file);
+  FILE *f = fopen(path, "w");
+  bandit_write_vw(&t->b, 41, 20000, f);
+  fclose(f);
+  t->cand = knows_nothing(&t->b);
+  lw_policy_params_init(&t->pp, NULL);
+  t->o = vw_source(&t->b, path);
+  lw_promote_defaults(&t->po);
+}
+
 /* A candidate better than the rules that logged the data but worse than always showing the
  * best action is refused, and the reason names that baseline; with fewer than 200 held-out
  * decisions nothing is promoted, whatever the estimates say. */
 static void promotion_refuses_a_candidate_worse_than_the_best_single_action(void) {
-  bandit b;
-  bandit_default(&b);
-  bandit_one_best(&b); /* the rules mostly show the worst action */
-  const char *path = tmp("single.vw");
-  FILE *f = fopen(path, "w");
-  bandit_write_vw(&b, 41, 20000, f);
-  fclose(f);
-  /* a candidate that knows nothing (every action equally likely to convert): about uniform */
-  lw_train_opts to;
-  lw_train_defaults(&to);
-  lw_learner *l;
-  CHECK(lw_learner_create(&to, 3, b.actions, &l) == LW_OK);
-  lw_model *cand;
+  one_best t;
+  one_best_case(&t, "single.vw");
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_learner_to_model(l, &cand, err, sizeof err) == LW_OK);
-  for (int a = 0; a < 3; a++) cand->action_flags[a] = LW_MODEL_ENOUGH_DATA;
-  lw_policy_params pp;
-  lw_policy_params_init(&pp, NULL);
-  lw_source_opts o = vw_source(&b, path);
-  lw_promote_opts po;
-  lw_promote_defaults(&po);
   lw_compare_result cr;
-  CHECK(lw_compare_models(&o, NULL, cand, NULL, &pp, NULL, &po, &cr, err, sizeof err) == LW_OK);
+  CHECK(lw_compare_models(&t.o, NULL, t.cand, NULL, &t.pp, NULL, &t.po, &cr, err, sizeof err) == LW_OK);
   printf("  candidate %.4f, rules %.4f, best single %s %.4f: %s\n", cr.candidate.est, cr.rules.est,
          cr.best_single_action, cr.best_single.est, cr.reason);
   CHECK(cr.candidate.est > cr.rules.est + 0.05); /* better than the rules ... */
@@ -1728,7 +1747,7 @@ static void promotion_refuses_a_candidate_worse_than_the_best_single_action(void
   bandit d;
   bandit_default(&d);
   const char *big = tmp("varied.vw"), *small = tmp("small.vw");
-  f = fopen(big, "w");
+  FILE *f = fopen(big, "w");
   bandit_write_vw(&d, 43, 20000, f);
   fclose(f);
   f = fopen(small, "w");
@@ -1737,16 +1756,15 @@ static void promotion_refuses_a_candidate_worse_than_the_best_single_action(void
   lw_source_opts ob = vw_source(&d, big), os = vw_source(&d, small);
   lw_model *good = train_file(&d, big, NULL);
   if (good) {
-    CHECK(lw_compare_models(&ob, NULL, good, NULL, &pp, NULL, &po, &cr, err, sizeof err) == LW_OK);
+    CHECK(lw_compare_models(&ob, NULL, good, NULL, &t.pp, NULL, &t.po, &cr, err, sizeof err) == LW_OK);
     printf("  trained model %.4f vs %s %.4f: %s\n", cr.candidate.est, cr.baseline, cr.current.est, cr.reason);
     CHECK(cr.promote);
-    CHECK(lw_compare_models(&os, NULL, good, NULL, &pp, NULL, &po, &cr, err, sizeof err) == LW_OK);
+    CHECK(lw_compare_models(&os, NULL, good, NULL, &t.pp, NULL, &t.po, &cr, err, sizeof err) == LW_OK);
     printf("  on %.0f held-out decisions: %s\n", cr.n, cr.reason);
     CHECK(!cr.promote && cr.n < 200 && strstr(cr.reason, "held-out decisions") != NULL);
   }
   lw_model_free(good);
-  lw_model_free(cand);
-  lw_learner_free(l);
+  lw_model_free(t.cand);
 }
 
 /* The true value (bandit_value) of a model's policy on bandit b, its probabilities per context
@@ -1771,32 +1789,15 @@ static double model_truth(const bandit *b, const lw_model *m, const lw_policy_pa
  * showing it while exploring is no better, so only the channel rankings could go live (this
  * candidate has none: nothing does). */
 static void a_refused_candidate_leaves_the_best_single_action_live_when_it_beats_the_rules(void) {
-  bandit b;
-  bandit_default(&b);
-  bandit_one_best(&b); /* the rules mostly show the worst action */
-  const char *path = tmp("fallback.vw");
-  FILE *f = fopen(path, "w");
-  bandit_write_vw(&b, 41, 20000, f);
-  fclose(f);
-  lw_train_opts to;
-  lw_train_defaults(&to);
-  lw_learner *l;
-  CHECK(lw_learner_create(&to, 3, b.actions, &l) == LW_OK);
-  lw_model *cand;
+  one_best t;
+  one_best_case(&t, "fallback.vw");
   char err[LW_ERRMSG_MAX];
-  CHECK(lw_learner_to_model(l, &cand, err, sizeof err) == LW_OK);
-  for (int a = 0; a < 3; a++) cand->action_flags[a] = LW_MODEL_ENOUGH_DATA;
-  lw_policy_params pp;
-  lw_policy_params_init(&pp, NULL);
-  lw_source_opts o = vw_source(&b, path);
-  lw_promote_opts po;
-  lw_promote_defaults(&po);
   lw_compare_result cr;
-  CHECK(lw_compare_models(&o, NULL, cand, NULL, &pp, NULL, &po, &cr, err, sizeof err) == LW_OK);
+  CHECK(lw_compare_models(&t.o, NULL, t.cand, NULL, &t.pp, NULL, &t.po, &cr, err, sizeof err) == LW_OK);
   CHECK(!cr.promote);
   CHECK_STR(cr.best_single_action, "a0");
   lw_fallback fb;
-  CHECK(lw_fallback_model(&o, NULL, cand, &cr, NULL, &pp, NULL, &po, &fb, err, sizeof err) == LW_OK);
+  CHECK(lw_fallback_model(&t.o, NULL, t.cand, &cr, NULL, &t.pp, NULL, &t.po, &fb, err, sizeof err) == LW_OK);
   printf("  %s: %s\n", lw_fallback_name(fb.kind), fb.reason);
   CHECK_INT(fb.kind, LW_FALLBACK_SINGLE);
   CHECK_STR(fb.action, "a0");
@@ -1810,9 +1811,9 @@ static void a_refused_candidate_leaves_the_best_single_action_live_when_it_beats
     double pi[BANDIT_MAX_CTX][LW_MODEL_MAX_ACTIONS] = {{0}}, logged[BANDIT_MAX_CTX][LW_MODEL_MAX_ACTIONS] = {{0}};
     for (int c = 0; c < 4; c++) {
       pi[c][0] = 1;
-      for (int a = 0; a < 3; a++) logged[c][a] = b.log_ppm[c][a] / 1e6;
+      for (int a = 0; a < 3; a++) logged[c][a] = t.b.log_ppm[c][a] / 1e6;
     }
-    double v_single = model_truth(&b, single, &pp), v_best = bandit_value(&b, pi), v_rules = bandit_value(&b, logged);
+    double v_single = model_truth(&t.b, single, &t.pp), v_best = bandit_value(&t.b, pi), v_rules = bandit_value(&t.b, logged);
     printf("  true values: single-action model %.4f, always a0 %.4f, rules %.4f\n", v_single, v_best, v_rules);
     CHECK(v_single > v_rules + 0.15);
     CHECK(v_single > v_best - 0.03); /* what the exploration minimums cost */
@@ -1823,20 +1824,19 @@ static void a_refused_candidate_leaves_the_best_single_action_live_when_it_beats
   /* the rules already show the best action (a0 in every context) 98% of the time: more than
    * the single-action model, which explores at the default floor (2% each), does */
   for (int c = 0; c < 4; c++)
-    for (int a = 0; a < 3; a++) b.log_ppm[c][a] = a == 0 ? 980000 : 10000;
-  path = tmp("fallback-best.vw");
-  f = fopen(path, "w");
-  bandit_write_vw(&b, 42, 20000, f);
+    for (int a = 0; a < 3; a++) t.b.log_ppm[c][a] = a == 0 ? 980000 : 10000;
+  const char *path = tmp("fallback-best.vw");
+  FILE *f = fopen(path, "w");
+  bandit_write_vw(&t.b, 42, 20000, f);
   fclose(f);
-  o = vw_source(&b, path);
-  CHECK(lw_compare_models(&o, NULL, cand, NULL, &pp, NULL, &po, &cr, err, sizeof err) == LW_OK);
+  t.o = vw_source(&t.b, path);
+  CHECK(lw_compare_models(&t.o, NULL, t.cand, NULL, &t.pp, NULL, &t.po, &cr, err, sizeof err) == LW_OK);
   CHECK(!cr.promote);
-  CHECK(lw_fallback_model(&o, NULL, cand, &cr, NULL, &pp, NULL, &po, &fb, err, sizeof err) == LW_OK);
+  CHECK(lw_fallback_model(&t.o, NULL, t.cand, &cr, NULL, &t.pp, NULL, &t.po, &fb, err, sizeof err) == LW_OK);
   printf("  %s: %s\n", lw_fallback_name(fb.kind), fb.reason);
   CHECK_INT(fb.kind, LW_FALLBACK_NONE);
   CHECK(fb.bytes == NULL);
-  lw_model_free(cand);
-  lw_learner_free(l);
+  lw_model_free(t.cand);
 }
 
 /* The fairness ratio is part of promotion: a candidate that asks one segment much less than
