@@ -43,7 +43,10 @@ static void usage(FILE *out) {
           "  policy:    --value V --fatigue F --temperature T --floor P (default: the config's)\n"
           "  serving:   --promote-into DIR   promote only if, on the held-out records, the 95%% interval's\n"
           "                                   lower end of the difference from the best of DIR/current.lwm,\n"
-          "                                   the rules and the best single action is above -margin x its value\n"
+          "                                   the rules and the best single action is above -margin x its value;\n"
+          "                                   refused while no model decides: the best single action when it\n"
+          "                                   beats the rules (lower end above 0, promoted=single), else the\n"
+          "                                   candidate's channel rankings alone (promoted=channels)\n"
           "             --margin M (0.02)  --min-holdout N (200 held-out decisions, else promoted=no)\n"
           "             --retrain-every 24h   repeat forever (with --promote-into)\n"
           "  output:    --quiet (no progress)\n");
