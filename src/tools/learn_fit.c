@@ -1595,22 +1595,16 @@ lw_status lw_fallback_model(const lw_source_opts *src, const lw_model *current, 
   const char *best = refused->best_single_action;
   lw_status st = LW_OK;
   char live[LW_NAME_LEN + 1];
-  if (current && lw_model_single_action(current, live)) { /* stays; the candidate's rankings join it */
-    if (lw_single_action_model(candidate, live, &out->bytes, &out->len, err, errlen) != LW_OK) {
-      snprintf(out->reason, sizeof out->reason, "nothing: %s", err);
-      return LW_OK;
-    }
-    out->kind = LW_FALLBACK_SINGLE;
-    snprintf(out->action, sizeof out->action, "%s", live);
-    snprintf(out->reason, sizeof out->reason, "always %s kept, with the candidate's channel rankings", live);
-    return LW_OK;
-  }
-  if (current) {
+  int single_live = current && lw_model_single_action(current, live);
+  if (current && !single_live) {
     snprintf(out->reason, sizeof out->reason, "nothing: the live model stays");
     return LW_OK;
   }
-  if (best[0] && strcmp(best, LW_ACTION_NOT_NOW) != 0 && refused->best_single.est > refused->rules.est &&
-      lw_model_action_index(candidate, best) >= 0) {
+  /* the best single action, a prompt estimated above what decides now (the rules, or the live
+   * single action, whose decisions then logged the records the "rules" target replays) */
+  double now_est = single_live ? refused->model.est : refused->rules.est;
+  if (best[0] && strcmp(best, LW_ACTION_NOT_NOW) != 0 && (!single_live || strcmp(best, live) != 0) &&
+      refused->best_single.est > now_est && lw_model_action_index(candidate, best) >= 0) {
     uint8_t *buf = NULL;
     size_t n = 0;
     lw_model *single = NULL;
@@ -1626,12 +1620,29 @@ lw_status lw_fallback_model(const lw_source_opts *src, const lw_model *current, 
       out->bytes = buf;
       out->len = n;
       snprintf(out->action, sizeof out->action, "%s", best);
-      snprintf(out->reason, sizeof out->reason, "always %s, exploring as configured: %s (difference %.6f [%.6f, %.6f])",
-               best, out->single.reason, out->single.diff.est, out->single.diff.lo, out->single.diff.hi);
+      snprintf(out->reason, sizeof out->reason, "always %s%s%s, exploring as configured: %s%s (difference %.6f [%.6f, %.6f])",
+               best, single_live ? " in place of always " : "", single_live ? live : "", out->single.reason,
+               single_live ? " (the logged decisions, always that action's)" : "", out->single.diff.est,
+               out->single.diff.lo, out->single.diff.hi);
       return LW_OK;
     }
     free(buf);
     if (st != LW_OK) return st;
+  }
+  if (single_live) { /* stays; the candidate's rankings join it */
+    if (lw_single_action_model(candidate, live, &out->bytes, &out->len, err, errlen) != LW_OK) {
+      snprintf(out->reason, sizeof out->reason, "nothing: %s", err);
+      return LW_OK;
+    }
+    out->kind = LW_FALLBACK_SINGLE;
+    snprintf(out->action, sizeof out->action, "%s", live);
+    snprintf(out->reason, sizeof out->reason, "always %s kept, with the candidate's channel rankings", live);
+    if (out->single.n > 0) {
+      size_t k = strlen(out->reason);
+      snprintf(out->reason + k, sizeof out->reason - k, "; always %s was not taken in its place: %s", best,
+               out->single.reason);
+    }
+    return LW_OK;
   }
   char why[LW_ERRMSG_MAX];
   if (lw_channels_only_model(candidate, &out->bytes, &out->len, why, sizeof why) == LW_OK) {

@@ -1839,6 +1839,51 @@ static void a_refused_candidate_leaves_the_best_single_action_live_when_it_beats
   lw_model_free(t.cand);
 }
 
+/* A live single-action model logs its own decisions. When the refused candidate's best single
+ * action is another one, that action's model replaces the live one only if it beats the logged
+ * decisions (always a1 here, at 96%, where a0 is best everywhere); when it is the live action
+ * itself, the live one stays with the candidate's rankings. */
+static void a_better_single_action_replaces_the_live_one_and_the_same_one_stays(void) {
+  one_best t;
+  one_best_case(&t, "single-live.vw");
+  char err[LW_ERRMSG_MAX];
+  for (int live = 1; live >= 0; live--) {
+    for (int c = 0; c < 4; c++)
+      for (int a = 0; a < 3; a++) t.b.log_ppm[c][a] = a == live ? 960000 : 20000;
+    const char *path = tmp(live ? "single-a1.vw" : "single-a0.vw");
+    FILE *f = fopen(path, "w");
+    bandit_write_vw(&t.b, 45 + (uint64_t)live, 20000, f);
+    fclose(f);
+    t.o.path = path;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    lw_model *cur = NULL;
+    CHECK(lw_single_action_model(t.cand, t.b.actions[live], &buf, &len, err, sizeof err) == LW_OK);
+    CHECK(buf && lw_model_load(buf, len, &cur, err, sizeof err) == LW_OK);
+    free(buf);
+    if (!cur) continue;
+    lw_compare_result cr;
+    lw_fallback fb;
+    CHECK(lw_compare_models(&t.o, cur, t.cand, NULL, &t.pp, NULL, &t.po, &cr, err, sizeof err) == LW_OK);
+    CHECK(!cr.promote && cr.has_model);
+    CHECK_STR(cr.best_single_action, "a0");
+    CHECK(lw_fallback_model(&t.o, cur, t.cand, &cr, NULL, &t.pp, NULL, &t.po, &fb, err, sizeof err) == LW_OK);
+    printf("  live always %s: %s: %s\n", t.b.actions[live], lw_fallback_name(fb.kind), fb.reason);
+    CHECK_INT(fb.kind, LW_FALLBACK_SINGLE);
+    CHECK_STR(fb.action, "a0");
+    if (live) {
+      CHECK(fb.single.promote && fb.single.diff.lo > 0);
+      CHECK(strstr(fb.reason, "always a0 in place of always a1") != NULL);
+    } else {
+      CHECK(fb.single.n == 0); /* nothing compared: the decisions do not change */
+      CHECK(strstr(fb.reason, "always a0 kept") != NULL);
+    }
+    free(fb.bytes);
+    lw_model_free(cur);
+  }
+  lw_model_free(t.cand);
+}
+
 /* The fairness ratio is part of promotion: a candidate that asks one segment much less than
  * another (its own exposure, off-policy on the logged contexts) is refused, with the reason. */
 static void promotion_keeps_the_fairness_ratio(void) {
@@ -1953,6 +1998,7 @@ int main(void) {
   RUN(a_worse_candidate_is_not_promoted);
   RUN(promotion_refuses_a_candidate_worse_than_the_best_single_action);
   RUN(a_refused_candidate_leaves_the_best_single_action_live_when_it_beats_the_rules);
+  RUN(a_better_single_action_replaces_the_live_one_and_the_same_one_stays);
   RUN(promotion_keeps_the_fairness_ratio);
   RUN(etag_changes_only_when_the_served_model_does);
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
