@@ -156,8 +156,9 @@ uint32_t lw_persona_hash(int k);
  * alone (the id and the file's own checksum), so it changes exactly when the served bytes
  * do. cap >= 32. */
 void lw_model_etag(const uint8_t *buf, size_t len, char *out, size_t cap);
-/* 1 when a and b decide identically: same weights, scale, actions and their flags, personas
- * and segment offsets (id, training time and metadata aside). */
+/* 1 when a and b decide identically: same weights, scale, actions and their flags, personas,
+ * segment offsets and channel rankings (the order the prompt offers its share options in); id,
+ * training time and metadata aside. */
 int lw_model_same_decisions(const lw_model *a, const lw_model *b);
 
 /* Split one million among n weights in proportion (largest remainders, ties to the lower

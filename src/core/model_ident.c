@@ -33,5 +33,8 @@ int lw_model_same_decisions(const lw_model *a, const lw_model *b) {
     return 0;
   for (int k = 0; k < a->n_segments; k++)
     if (strcmp(a->segment_names[k], b->segment_names[k]) != 0 || a->segment_offsets[k] != b->segment_offsets[k]) return 0;
+  if (a->n_channel_rows != b->n_channel_rows) return 0;
+  for (int k = 0; k < a->n_channel_rows; k++)
+    if (a->n_channels[k] != b->n_channels[k] || memcmp(a->channels[k], b->channels[k], a->n_channels[k]) != 0) return 0;
   return 1;
 }

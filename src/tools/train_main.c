@@ -283,6 +283,17 @@ static int promote(train_args *a, const lw_model *cand, const uint8_t *bytes, si
     if (fb.kind == LW_FALLBACK_SINGLE && fb.single.n > 0)
       printf("single n=%.0f rules=%.6f single=%s:%.6f diff=%.6f [%.6f, %.6f]\n", fb.single.n, fb.single.rules.est,
              fb.action, fb.single.candidate.est, fb.single.diff.est, fb.single.diff.lo, fb.single.diff.hi);
+    lw_model *fm = NULL;
+    if (fb.kind != LW_FALLBACK_NONE && live && lw_model_load(fb.bytes, fb.len, &fm, err, sizeof err) == LW_OK &&
+        lw_model_same_decisions(live, fm)) {
+      /* nothing new to serve: the live file stays, and its ETag (and every cache) with it */
+      printf("%s: the live model already decides and ranks the channels so; kept\n", lw_fallback_name(fb.kind));
+      fb.kind = LW_FALLBACK_NONE;
+      free(fb.bytes);
+      fb.bytes = NULL;
+      fb.len = 0;
+    }
+    lw_model_free(fm);
     if (fb.kind != LW_FALLBACK_NONE) {
       if (live) rename(cur_path, prev_path);
       if (lw_write_file_atomic(cur_path, fb.bytes, fb.len, err, sizeof err) != LW_OK) {
