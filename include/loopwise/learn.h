@@ -460,9 +460,12 @@ lw_status lw_single_action_model(const lw_model *candidate, const char *action, 
 
 /* What goes live when a candidate's decisions are refused (`refused`, from lw_compare_models),
  * one place for loopwise-train and the simulator. current is the live model (NULL for none or
- * one that does not decide). A live single-action model stays, refreshed with the candidate's
- * channel rankings (SINGLE, the same action, nothing compared: its decisions do not change);
- * a live model of the trainer's own stays as it is (NONE). With no model deciding:
+ * one that does not decide). A live model of the trainer's own stays as it is (NONE). A live
+ * single-action model is replaced by the refusal's best single action when that is another
+ * prompt whose single-action model beats the logged decisions (which the live one made) by the
+ * rule below (SINGLE, the new action); else it stays, with the candidate's channel rankings
+ * (SINGLE, the same action, nothing compared: its decisions do not change). With no model
+ * deciding:
  *   LW_FALLBACK_SINGLE    the refusal's best single action is a prompt, estimated above the
  *                         rules, and its single-action model (with the candidate's rankings)
  *                         beats the rules on the held-out decisions: lower end of the
@@ -483,8 +486,9 @@ typedef struct {
   char reason[512];
 } lw_fallback;
 lw_status lw_fallback_model(const lw_source_opts *src, const lw_model *current, const lw_model *candidate,
-                            const lw_compare_result *refused, const lw_config *cfg, const lw_policy_params *pp, const lw_metric *metric,
-                            const lw_promote_opts *po, lw_fallback *out, char *err, size_t errlen);
+                            const lw_compare_result *refused, const lw_config *cfg, const lw_policy_params *pp,
+                            const lw_metric *metric, const lw_promote_opts *po, lw_fallback *out, char *err,
+                            size_t errlen);
 const char *lw_fallback_name(lw_fallback_kind k); /* "none", "single", "channels" */
 /* 1 when m is a single-action model (its metadata's "single_action"), with the action in out. */
 int lw_model_single_action(const lw_model *m, char out[LW_NAME_LEN + 1]);

@@ -1579,7 +1579,7 @@ const char *lw_fallback_name(lw_fallback_kind k) {
 
 int lw_model_single_action(const lw_model *m, char out[LW_NAME_LEN + 1]) {
   out[0] = '\0';
-  if (!m || !m->meta_json || !strstr(m->meta_json, "\"single_action\"")) return 0;
+  if (!m || !m->meta_json) return 0;
   cJSON *meta = cJSON_Parse(m->meta_json);
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(meta, "single_action");
   if (cJSON_IsString(a) && strlen(a->valuestring) <= LW_NAME_LEN) snprintf(out, LW_NAME_LEN + 1, "%s", a->valuestring);

@@ -73,7 +73,8 @@ typedef struct {
   uint64_t referee_retained_30; /* via_ingest: of the reports, retained_30 ones */
   int models_promoted, models_rejected;
   int channels_only;       /* rejected rounds whose channel rankings went live (no model decided) */
-  int single_action;       /* rejected rounds whose best single action went live (lw_fallback_model) */
+  int single_action;       /* rejected rounds in which a single action went live where no model decided
+                              (lw_fallback_model; a later round replacing it is not counted again) */
   uint32_t last_model_id;
   int n_rounds;
   lw_sim_round rounds[LW_SIM_MAX_ROUNDS];
